@@ -1,0 +1,37 @@
+# Every target sets up what it needs: a private uv, the virtual environment, the database.
+SHELL := bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint fmt migrate bench clean
+
+run: $(VENV)/.synced ## Start PostgreSQL (embedded unless DATABASE_URL), migrate, serve everything
+	$(VENV)/bin/python -m scripts.stack
+
+test: $(VENV)/.synced ## The whole test suite (its own throw-away PostgreSQL)
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.synced ## ruff check + ruff format --check + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared auth_service todo_service chat_service gateway scripts
+
+fmt: $(VENV)/.synced
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: $(VENV)/.synced ## Migrate every service (embedded PostgreSQL unless DATABASE_URL)
+	$(VENV)/bin/python -m scripts.stack --migrate-only
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-extras
+	touch $@
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""``python -m auth_service``: serve on :8001."""
+
+from shared.serve import serve
+
+serve("auth_service.app:create_app", default_port=8001)

@@ -1,0 +1,144 @@
+"""HTTP routes of the auth service (``/api/auth``). Thin: parse, call the service, shape."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from auth_service import service
+from auth_service.models import User
+from auth_service.schemas import (
+    JWKS,
+    LoginIn,
+    MeUpdate,
+    PasswordChangeIn,
+    RefreshIn,
+    RegisterIn,
+    TokenResponse,
+    UserPublic,
+)
+from auth_service.service import AuthContext, TokenPair
+from shared.deps import CurrentPrincipal, SessionDep
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def get_context(request: Request) -> AuthContext:
+    ctx: AuthContext = request.app.state.auth
+    return ctx
+
+
+Context = Annotated[AuthContext, Depends(get_context)]
+
+
+async def get_current_user(session: SessionDep, principal: CurrentPrincipal) -> User:
+    return await service.get_user(session, principal.sub)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def _token_response(pair: TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+        refresh_expires_in=pair.refresh_expires_in,
+        user=UserPublic.model_validate(pair.user, from_attributes=True),
+    )
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(
+    body: RegisterIn, session: SessionDep, ctx: Context, response: Response
+) -> UserPublic:
+    user = await service.register(
+        session, ctx, email=body.email, password=body.password, name=body.name
+    )
+    response.headers["Location"] = "/api/auth/me"
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+_LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/LoginIn"}},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string", "description": "The account's email"},
+                        "password": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _login_credentials(request: Request) -> LoginIn:
+    """JSON ``{email, password}``, or the OAuth2 password form that Swagger's Authorize sends."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            form = await request.form()
+            return LoginIn(email=form.get("username"), password=form.get("password"))
+        return LoginIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
+
+
+@router.post("/login", openapi_extra=_LOGIN_BODY)
+async def login(request: Request, session: SessionDep, ctx: Context) -> TokenResponse:
+    credentials = await _login_credentials(request)
+    user = await service.authenticate(
+        session, ctx, email=credentials.email, password=credentials.password
+    )
+    return _token_response(await service.issue_tokens(session, ctx, user))
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, session: SessionDep, ctx: Context) -> TokenResponse:
+    pair = await service.rotate_refresh_token(session, ctx, refresh_token=body.refresh_token)
+    return _token_response(pair)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshIn, session: SessionDep, ctx: Context) -> None:
+    await service.logout(session, ctx, refresh_token=body.refresh_token)
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.patch("/me")
+async def update_me(
+    body: MeUpdate, user: CurrentUser, session: SessionDep, ctx: Context
+) -> UserPublic:
+    if "name" in body.model_fields_set:
+        user = await service.update_profile(session, ctx, user, name=body.name)
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    body: PasswordChangeIn, user: CurrentUser, session: SessionDep, ctx: Context
+) -> None:
+    await service.change_password(
+        session, ctx, user, current=body.current_password, new=body.new_password
+    )
+
+
+@router.get("/jwks")
+async def jwks(ctx: Context, response: Response) -> JWKS:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return JWKS.model_validate(ctx.keys.jwks())

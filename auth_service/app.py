@@ -1,0 +1,58 @@
+"""The auth service's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth_service.api import router
+from auth_service.keys import load_key_set
+from auth_service.passwords import PasswordHasher
+from auth_service.service import AuthContext
+from auth_service.settings import AuthSettings, get_settings
+from shared.app import create_service_app, database, database_ready
+from shared.clock import Clock, utcnow
+from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
+
+
+def create_app(
+    settings: AuthSettings | None = None,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    clock: Clock = utcnow,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = load_key_set(settings)
+        app.state.auth = AuthContext(
+            settings=settings, keys=keys, hasher=PasswordHasher(settings), clock=clock
+        )
+        # Our own tokens only, checked with our own key set: no HTTP round trip to ourselves.
+        own = IssuerKeys(
+            settings.jwt_issuer, settings.jwt_audience, "EdDSA", StaticKeySource(keys.public_keys())
+        )
+        app.state.verifier = TokenVerifier(
+            [own],
+            leeway=settings.jwt_leeway_seconds,
+            clock=lambda: clock().timestamp(),
+        )
+        async with database(app, settings, name="auth", sessionmaker=sessionmaker):
+            yield
+
+    app = create_service_app(
+        name="auth",
+        title="Auth service",
+        settings=settings,
+        lifespan=lifespan,
+        readiness={"database": database_ready},
+        docs_url="/api/auth/docs",
+        openapi_url="/api/auth/openapi.json",
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,73 @@
+"""Tables of the auth service, all in schema ``auth``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, ForeignKey, Index, func, text
+from sqlmodel import Field, SQLModel
+
+from shared.db import schema_metadata
+
+SCHEMA = "auth"
+
+
+class AuthBase(SQLModel):
+    metadata = schema_metadata(SCHEMA)
+
+
+def _timestamp(*, nullable: bool = False, default_now: bool = False) -> Column[datetime]:
+    return Column(
+        DateTime(timezone=True),
+        nullable=nullable,
+        server_default=func.now() if default_now else None,
+    )
+
+
+class User(AuthBase, table=True):
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # Stored normalised (trimmed, lower case), so a plain unique index is case-insensitive.
+    email: str = Field(max_length=320, unique=True)
+    name: str | None = Field(default=None, max_length=100)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=_timestamp(default_now=True))
+    updated_at: datetime = Field(sa_column=_timestamp(default_now=True))
+
+
+class RefreshToken(AuthBase, table=True):
+    """One issued refresh token. Only its SHA-256 is stored; a family is one login session."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        Index(
+            "ix_refresh_tokens_user_id_active",
+            "user_id",
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False)
+    )
+    family_id: uuid.UUID = Field(index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    issued_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+    used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class LoginThrottle(AuthBase, table=True):
+    """Consecutive failed logins per email, existing account or not (so a lockout reveals
+    nothing). Keyed by the email's SHA-256: no address of a stranger is stored."""
+
+    __tablename__ = "login_throttles"
+
+    email_hash: str = Field(max_length=64, primary_key=True)
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(sa_column=_timestamp())
+    locked_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))

@@ -1,0 +1,67 @@
+"""Request and response bodies of the auth service. Requests reject unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+
+Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+# Login accepts any stored password's length; the bound only stops absurd bodies.
+LoginPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Email = Annotated[EmailStr, Field(max_length=320)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(Strict):
+    email: Email
+    password: Password
+    name: Name | None = None
+
+
+class LoginIn(Strict):
+    email: Email
+    password: LoginPassword
+
+
+class RefreshIn(Strict):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class MeUpdate(Strict):
+    name: Name | None = None
+
+
+class PasswordChangeIn(Strict):
+    current_password: LoginPassword
+    new_password: Password
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    user: UserPublic
+
+
+class JWKS(BaseModel):
+    keys: list[dict[str, str]]

@@ -1,0 +1,284 @@
+"""Domain logic of the auth service. Functions flush; the request's unit of work commits."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth_service.keys import KeySet
+from auth_service.models import LoginThrottle, RefreshToken, User
+from auth_service.passwords import PasswordHasher
+from auth_service.settings import AuthSettings
+from shared.clock import Clock
+from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    message = "Incorrect email or password"
+    keep_changes = True  # the failure is counted towards the lockout
+
+
+class InvalidRefreshToken(Unauthorized):
+    code = "invalid_refresh_token"
+    message = "The refresh token is invalid, expired or revoked"
+    keep_changes = True  # a reused token's family stays revoked
+
+
+class WrongPassword(BadRequest):
+    code = "wrong_password"
+    message = "The current password is not correct"
+    keep_changes = True
+
+
+class LockedOut(TooManyRequests):
+    code = "login_locked"
+    message = "Too many failed attempts; try again later"
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """What the auth domain needs besides a session; built once per app."""
+
+    settings: AuthSettings
+    keys: KeySet
+    hasher: PasswordHasher
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    user: User
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+async def register(
+    session: AsyncSession, ctx: AuthContext, *, email: str, password: str, name: str | None
+) -> User:
+    email = normalise_email(email)
+    if password.strip().lower() == email:
+        raise BadRequest("The password must not be the email address", code="weak_password")
+    if await _user_by_email(session, email) is not None:
+        raise Conflict("An account with this email already exists", code="email_taken")
+    now = ctx.clock()
+    user = User(
+        email=email,
+        name=name,
+        password_hash=await ctx.hasher.hash(password),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration of the same email won
+        raise Conflict("An account with this email already exists", code="email_taken") from exc
+    return user
+
+
+async def authenticate(
+    session: AsyncSession, ctx: AuthContext, *, email: str, password: str
+) -> User:
+    """The user for these credentials, with the same answer and timing for unknown emails."""
+    email = normalise_email(email)
+    email_hash = _sha256(email)
+    now = ctx.clock()
+    await _check_lockout(session, email_hash, now)
+
+    user = await _user_by_email(session, email)
+    if user is None:
+        await ctx.hasher.verify_dummy(password)
+        await _record_failure(session, ctx, email_hash, now)
+        raise InvalidCredentials()
+    valid, new_hash = await ctx.hasher.verify(password, user.password_hash)
+    if not valid:
+        await _record_failure(session, ctx, email_hash, now)
+        raise InvalidCredentials()
+    if new_hash is not None:
+        user.password_hash = new_hash
+    await session.exec(delete(LoginThrottle).where(col(LoginThrottle.email_hash) == email_hash))
+    return user
+
+
+async def _check_lockout(session: AsyncSession, email_hash: str, now: datetime) -> None:
+    result = await session.exec(
+        select(LoginThrottle.locked_until).where(LoginThrottle.email_hash == email_hash)
+    )
+    locked_until = result.first()
+    if locked_until is not None and locked_until > now:
+        raise LockedOut(retry_after=_seconds_until(locked_until, now))
+
+
+async def _record_failure(
+    session: AsyncSession, ctx: AuthContext, email_hash: str, now: datetime
+) -> None:
+    """Count one failure atomically (concurrent guesses all count) and lock when due."""
+    settings = ctx.settings
+    failures_column = col(LoginThrottle.failures)
+    statement = (
+        insert(LoginThrottle)
+        .values(email_hash=email_hash, failures=1, last_failure_at=now)
+        .on_conflict_do_update(
+            index_elements=[col(LoginThrottle.email_hash)],
+            set_={"failures": failures_column + 1, "last_failure_at": now},
+        )
+        .returning(failures_column)
+    )
+    failures = (await session.execute(statement)).scalar_one()
+    if failures >= settings.lockout_threshold:
+        exponent = min(failures - settings.lockout_threshold, 20)
+        wait = min(settings.lockout_base_seconds * 2**exponent, settings.lockout_max_seconds)
+        await session.exec(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.email_hash) == email_hash)
+            .values(locked_until=now + timedelta(seconds=wait))
+        )
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, int((moment - now).total_seconds() + 0.999))
+
+
+async def issue_tokens(
+    session: AsyncSession, ctx: AuthContext, user: User, *, family_id: uuid.UUID | None = None
+) -> TokenPair:
+    settings = ctx.settings
+    now = ctx.clock()
+    access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+    refresh_ttl = timedelta(days=settings.refresh_token_ttl_days)
+    access = ctx.keys.mint_access_token(
+        subject=str(user.id),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        now=now,
+        ttl=access_ttl,
+    )
+    refresh = secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            user_id=user.id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=_sha256(refresh),
+            issued_at=now,
+            expires_at=now + refresh_ttl,
+        )
+    )
+    await session.flush()
+    return TokenPair(
+        access_token=access,
+        expires_in=int(access_ttl.total_seconds()),
+        refresh_token=refresh,
+        refresh_expires_in=int(refresh_ttl.total_seconds()),
+        user=user,
+    )
+
+
+async def rotate_refresh_token(
+    session: AsyncSession, ctx: AuthContext, *, refresh_token: str
+) -> TokenPair:
+    """Spend a refresh token for a new pair. A spent token presented again revokes its family.
+
+    The row lock makes concurrent refreshes with one token take turns: exactly one wins.
+    """
+    now = ctx.clock()
+    result = await session.exec(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == _sha256(refresh_token))
+        .with_for_update()
+    )
+    token = result.first()
+    if token is None or token.revoked_at is not None or token.expires_at <= now:
+        raise InvalidRefreshToken()
+    if token.used_at is not None:
+        await _revoke(session, now, col(RefreshToken.family_id) == token.family_id)
+        raise InvalidRefreshToken(
+            "The refresh token was already used; the session is revoked",
+            code="refresh_token_reused",
+        )
+    token.used_at = now
+    user = await session.get(User, token.user_id)
+    if user is None:
+        raise InvalidRefreshToken()
+    return await issue_tokens(session, ctx, user, family_id=token.family_id)
+
+
+async def logout(session: AsyncSession, ctx: AuthContext, *, refresh_token: str) -> None:
+    """Revoke the session the token belongs to. Unknown tokens are ignored (nothing to end)."""
+    result = await session.exec(
+        select(RefreshToken.family_id).where(RefreshToken.token_hash == _sha256(refresh_token))
+    )
+    family_id = result.first()
+    if family_id is not None:
+        await _revoke(session, ctx.clock(), col(RefreshToken.family_id) == family_id)
+
+
+async def _revoke(session: AsyncSession, now: datetime, condition: ColumnElement[bool]) -> None:
+    await session.exec(
+        update(RefreshToken)
+        .where(condition, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User:
+    try:
+        key = uuid.UUID(user_id)
+    except ValueError:
+        raise NotFound("User not found") from None
+    user = await session.get(User, key)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def update_profile(
+    session: AsyncSession, ctx: AuthContext, user: User, *, name: str | None
+) -> User:
+    user.name = name
+    user.updated_at = ctx.clock()
+    await session.flush()
+    return user
+
+
+async def change_password(
+    session: AsyncSession, ctx: AuthContext, user: User, *, current: str, new: str
+) -> None:
+    """Replace the password and end every session (all refresh tokens revoked)."""
+    email_hash = _sha256(user.email)
+    now = ctx.clock()
+    await _check_lockout(session, email_hash, now)
+    valid, _ = await ctx.hasher.verify(current, user.password_hash)
+    if not valid:
+        await _record_failure(session, ctx, email_hash, now)
+        raise WrongPassword()
+    if new.strip().lower() == user.email:
+        raise BadRequest("The password must not be the email address", code="weak_password")
+    user.password_hash = await ctx.hasher.hash(new)
+    user.updated_at = now
+    await _revoke(session, now, col(RefreshToken.user_id) == user.id)
+    await session.flush()
+
+
+async def _user_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.exec(select(User).where(User.email == email))
+    return result.first()

@@ -1,0 +1,54 @@
+"""Settings of the auth service (environment prefix ``AUTH_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import DATA_DIR, ServiceSettings
+
+# OWASP's minimum for argon2id: 19 MiB of memory, 2 iterations, 1 lane.
+OWASP_MIN_MEMORY_KIB = 19 * 1024
+OWASP_MIN_TIME_COST = 2
+
+
+class AuthSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=".env", extra="ignore")
+
+    # Ed25519 private keys in PKCS#8 PEM, oldest first; the last one signs, every one is
+    # published in the JWKS until it is removed (retired). A value, or a file holding the blocks.
+    signing_keys: SecretStr | None = None
+    signing_key_file: Path | None = None
+    dev_key_file: Path = DATA_DIR / "keys" / "auth-signing-key.pem"
+
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_days: int = 30
+
+    argon2_time_cost: int = OWASP_MIN_TIME_COST
+    argon2_memory_kib: int = OWASP_MIN_MEMORY_KIB
+    argon2_parallelism: int = 1
+    # Hashing runs in worker threads; this caps how many run at once so logins cannot
+    # take every core from the requests that are already in flight.
+    password_hash_workers: int = 2
+
+    # Lockout: after `threshold` failures in a row, each further failure doubles the wait.
+    lockout_threshold: int = 5
+    lockout_base_seconds: int = 30
+    lockout_max_seconds: int = 15 * 60
+
+    @model_validator(mode="after")
+    def _check_security_floor(self) -> AuthSettings:
+        if (
+            self.argon2_memory_kib < OWASP_MIN_MEMORY_KIB
+            or self.argon2_time_cost < OWASP_MIN_TIME_COST
+        ):
+            raise ValueError("argon2 parameters below OWASP's minimum (19 MiB, t=2)")
+        return self
+
+
+@lru_cache
+def get_settings() -> AuthSettings:
+    return AuthSettings()

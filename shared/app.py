@@ -1,0 +1,114 @@
+"""What every service's ``create_app`` shares: error envelope, middleware, probes, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import create_engine, create_sessionmaker, wait_for_database
+from shared.errors import error_response, install_error_handlers
+from shared.log import configure_logging
+from shared.metrics import start_metrics_server
+from shared.middleware import RequestContextMiddleware
+from shared.settings import ServiceSettings
+
+ReadinessCheck = Callable[[FastAPI], Awaitable[bool]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    settings: ServiceSettings,
+    lifespan: Lifespan,
+    readiness: dict[str, ReadinessCheck],
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """A FastAPI app with the platform's common shape. Nothing connects until startup."""
+    configure_logging(
+        name,
+        level=settings.log_level,
+        json_lines=settings.log_json
+        if settings.log_json is not None
+        else not settings.is_development,
+    )
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_metrics = start_metrics_server(settings.metrics_host, settings.metrics_port)
+        try:
+            async with lifespan(app):
+                yield
+        finally:
+            stop_metrics()
+
+    app = FastAPI(title=title, lifespan=_lifespan, **fastapi_kwargs)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, service=name, max_body_bytes=settings.max_body_bytes
+    )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: what this process needs itself is reachable."""
+        checks = {check: await probe(request.app) for check, probe in readiness.items()}
+        if all(checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        return error_response(503, {"checks": checks}, "not_ready")
+
+    return app
+
+
+@asynccontextmanager
+async def database(
+    app: FastAPI,
+    settings: ServiceSettings,
+    *,
+    name: str,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> AsyncIterator[None]:
+    """Own the service's engine for the app's lifetime (or use an injected sessionmaker)."""
+    engine: AsyncEngine | None = None
+    if sessionmaker is None:
+        engine = create_engine(
+            settings.require_database_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            connect_timeout=settings.db_connect_timeout,
+            application_name=name,
+        )
+        await wait_for_database(engine, attempts=settings.db_startup_attempts)
+        sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = sessionmaker
+    try:
+        yield
+    finally:
+        if engine is not None:
+            await engine.dispose()
+
+
+async def database_ready(app: FastAPI) -> bool:
+    """Readiness probe: one trivial query within two seconds."""
+    import asyncio
+
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    try:
+        async with asyncio.timeout(2.0), maker() as session:
+            await session.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False

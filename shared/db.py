@@ -1,0 +1,164 @@
+"""Async engine and session factory for SQLModel on asyncpg.
+
+Takes a PostgreSQL URL exactly as Neon's console prints it (``sslmode``, ``channel_binding``,
+``-pooler`` hosts) or as the embedded server gives it (a Unix socket in ``?host=``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.errors import AppError
+
+logger = logging.getLogger(__name__)
+
+# Constraint names that Alembic can diff and a reader can recognise.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def schema_metadata(schema: str) -> MetaData:
+    """The MetaData for one service: its own schema and our naming convention."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_warned_channel_binding = False
+
+
+@dataclass(frozen=True)
+class ConnectTarget:
+    """What ``create_async_engine`` needs: the cleaned URL and asyncpg's connect arguments."""
+
+    url: URL
+    connect_args: dict[str, Any] = field(default_factory=dict)
+    pooled: bool = False
+
+
+def connect_target(raw_url: str, *, connect_timeout: float = 10.0) -> ConnectTarget:
+    """Turn any PostgreSQL URL into an asyncpg URL plus connect arguments asyncpg accepts."""
+    global _warned_channel_binding
+    url = make_url(raw_url)
+    if url.drivername in {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}:
+        url = url.set(drivername="postgresql+asyncpg")
+    if url.drivername != "postgresql+asyncpg":
+        raise ValueError(f"unsupported database URL scheme: {url.drivername}")
+
+    query = dict(url.query)
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+
+    sslmode = query.pop("sslmode", None)
+    if isinstance(sslmode, str):
+        if sslmode not in _SSLMODES:
+            raise ValueError(f"unknown sslmode: {sslmode}")
+        connect_args["ssl"] = sslmode
+
+    if query.pop("channel_binding", None) is not None and not _warned_channel_binding:
+        _warned_channel_binding = True
+        logger.warning(
+            "channel_binding is not supported by asyncpg and is ignored; "
+            "TLS (sslmode) still protects the connection"
+        )
+
+    host = url.host or ""
+    pooled = host.split(".", 1)[0].endswith("-pooler")
+    if pooled:
+        # PgBouncer in transaction mode: a prepared statement may land on another server
+        # connection, so asyncpg's statement cache is off and every name is unique.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        query["prepared_statement_cache_size"] = "0"
+
+    return ConnectTarget(url=url.set(query=query), connect_args=connect_args, pooled=pooled)
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def create_engine(
+    raw_url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    connect_timeout: float = 10.0,
+    application_name: str | None = None,
+) -> AsyncEngine:
+    target = connect_target(raw_url, connect_timeout=connect_timeout)
+    connect_args = dict(target.connect_args)
+    if application_name:
+        connect_args["server_settings"] = {"application_name": application_name}
+    return create_async_engine(
+        target.url,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, autoflush=False)
+
+
+async def wait_for_database(engine: AsyncEngine, *, attempts: int = 10, delay: float = 0.5) -> None:
+    """Bounded retry at startup: a database that is still booting is not a crash."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            await _backoff(attempt, attempts, delay, exc)
+        except Exception as exc:  # asyncpg raises its own types for a server still starting
+            if "CannotConnectNow" not in type(exc).__name__ and "starting up" not in str(exc):
+                raise
+            await _backoff(attempt, attempts, delay, exc)
+
+
+async def _backoff(attempt: int, attempts: int, delay: float, exc: BaseException) -> None:
+    if attempt == attempts:
+        raise RuntimeError(f"database unreachable after {attempts} attempts: {exc}") from exc
+    wait = min(delay * 2 ** (attempt - 1), 5.0)
+    logger.warning(
+        "database not reachable (%s); retry %d/%d in %.1fs", exc, attempt, attempts, wait
+    )
+    await asyncio.sleep(wait)
+
+
+async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One session per unit of work: commit on success, roll back on error.
+
+    An ``AppError`` with ``keep_changes`` still commits: the error is the answer, but the
+    bookkeeping it records (a failed login, a revoked token family) must stay.
+    """
+    async with maker() as session:
+        try:
+            yield session
+        except AppError as exc:
+            if exc.keep_changes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()

@@ -1,0 +1,42 @@
+"""Thin FastAPI dependencies over the shared core: the request's session and principal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import session_scope
+from shared.request_context import user_id_var
+from shared.tokens import InvalidToken, Principal, TokenVerifier
+
+# The password flow makes Swagger's Authorize button log in against the auth service.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the route returns, rolled back on error."""
+    async for session in session_scope(request.app.state.sessionmaker):
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a client never sees
+# success for a write that then fails to commit.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_principal(
+    request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
+) -> Principal:
+    if not token:
+        raise InvalidToken("Not authenticated", code="not_authenticated")
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = await verifier.verify(token)
+    user_id_var.set(principal.sub)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

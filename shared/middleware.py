@@ -1,0 +1,116 @@
+"""One pure-ASGI middleware for what every request needs: request id, body limit, metrics, logs.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so it adds microseconds, not a task per request, and
+streamed responses pass through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import error_body
+from shared.metrics import LATENCY, REQUESTS
+from shared.request_context import accept_request_id, request_id_var, user_id_var
+
+logger = logging.getLogger("access")
+
+_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = accept_request_id(_header(scope, b"x-request-id"))
+        rid_token = request_id_var.set(request_id)
+        uid_token = user_id_var.set(None)
+        started = time.perf_counter()
+        status = 500
+        limit = self.max_body_bytes
+
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(
+                send,
+                413,
+                error_body("The request body is too large", "payload_too_large"),
+                request_id,
+            )
+            self._observe(scope, 413, started)
+            request_id_var.reset(rid_token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, "The request body is too large")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._observe(scope, status, started)
+            request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)
+
+    def _observe(self, scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        REQUESTS.labels(self.service, method, template, str(status)).inc()
+        LATENCY.labels(self.service, method, template).observe(elapsed)
+        path = scope["path"]
+        if path not in _QUIET_PATHS:
+            logger.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, object], request_id: str) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-request-id", request_id.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,126 @@
+"""Settings base shared by every service (pydantic-settings)."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".data")
+
+
+# Read without a service prefix when the service's own variable is absent.
+PLATFORM_VARIABLES = {
+    "environment": "ENVIRONMENT",
+    "database_url": "DATABASE_URL",
+    "migration_database_url": "MIGRATION_DATABASE_URL",
+    "jwt_issuer": "JWT_ISSUER",
+    "jwt_audience": "JWT_AUDIENCE",
+    "auth_jwks_url": "AUTH_JWKS_URL",
+    "extra_trusted_issuers": "EXTRA_TRUSTED_ISSUERS",
+    "log_json": "LOG_JSON",
+}
+
+
+JSON_FIELDS = {"extra_trusted_issuers"}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class TrustedIssuer(BaseModel):
+    """One issuer whose access tokens a service accepts.
+
+    Exactly one key source: ``jwks_url`` (asymmetric, EdDSA by default) or ``hs256_secret``.
+    """
+
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    hs256_secret: SecretStr | None = None
+    algorithm: str = "EdDSA"
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> TrustedIssuer:
+        if (self.jwks_url is None) == (self.hs256_secret is None):
+            raise ValueError("a trusted issuer needs exactly one of jwks_url or hs256_secret")
+        if self.hs256_secret is not None:
+            if len(self.hs256_secret.get_secret_value()) < 32:
+                raise ValueError("an HS256 secret must be at least 32 characters long")
+            self.algorithm = "HS256"
+        elif self.algorithm not in {"EdDSA", "ES256", "RS256"}:
+            raise ValueError(f"unsupported algorithm for a JWKS issuer: {self.algorithm}")
+        return self
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has. Subclasses set ``env_prefix`` (AUTH_, TODO_, ...)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+    log_json: bool | None = None  # default: JSON everywhere except development
+
+    # Each service's URL falls back to the plain DATABASE_URL (read without prefix).
+    database_url: str | None = None
+    # Migrations may use another URL (Neon's direct host and the schema-owning role).
+    migration_database_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_connect_timeout: float = 10.0
+    db_startup_attempts: int = 10
+
+    # Platform-wide token settings: one issuer name and one audience for every service.
+    jwt_issuer: str = "todo-platform-auth"
+    jwt_audience: str = "todo-platform"
+    jwt_leeway_seconds: int = 30
+    auth_jwks_url: str = "http://127.0.0.1:8001/api/auth/jwks"
+    # Extra issuers (interop, e.g. Better Auth): a JSON list of TrustedIssuer objects.
+    extra_trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+
+    max_body_bytes: int = 1024 * 1024
+    # Prometheus metrics on an internal port of their own; None turns the listener off.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_fallbacks(cls, data: Any) -> Any:
+        """Platform-wide variables apply to every service unless its prefixed one is set."""
+        if isinstance(data, dict):
+            for field, env_name in PLATFORM_VARIABLES.items():
+                if field not in data and env_name in os.environ:
+                    value = os.environ[env_name]
+                    data[field] = json.loads(value) if field in JSON_FIELDS else value
+        return data
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is not Environment.PRODUCTION
+
+    def trusted_issuers(self) -> list[TrustedIssuer]:
+        """Our own auth service first, then any configured interop issuers."""
+        own = TrustedIssuer(
+            issuer=self.jwt_issuer, audience=self.jwt_audience, jwks_url=self.auth_jwks_url
+        )
+        return [own, *self.extra_trusted_issuers]
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "no database configured: set DATABASE_URL (or the service's own variable); "
+                "`make run` starts an embedded PostgreSQL and sets it for you"
+            )
+        return self.database_url
+
+    def migration_url(self) -> str:
+        return self.migration_database_url or self.require_database_url()

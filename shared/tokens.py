@@ -1,0 +1,272 @@
+"""Access-token verification: one framework-agnostic core for every service and the gateway.
+
+``await verifier.verify(token) -> Principal``. Algorithms are pinned per issuer, ``iss`` and
+``aud`` must match exactly, and only the time claims get a small leeway. Keys come from a
+JWKS document (fetched asynchronously, cached, refetched on an unknown ``kid`` no more often
+than a cooldown allows), from keys handed over directly (the auth service's own key set), or
+from an HS256 shared secret (interop with Better Auth clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import jwt
+from jwt.exceptions import InvalidTokenError, PyJWKError
+
+from shared.errors import Unauthorized
+from shared.settings import TrustedIssuer
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for. ``sub`` is opaque: our UUIDs or another issuer's ids."""
+
+    sub: str
+    issuer: str
+    claims: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def expires_at(self) -> float:
+        return float(self.claims["exp"])
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    message = "The access token is missing, invalid or expired"
+
+
+class KeySource(Protocol):
+    async def key_for(self, kid: str | None) -> Any: ...
+
+    async def ready(self) -> bool: ...
+
+
+class StaticKeySource:
+    """Keys known in-process: the auth service verifies its own tokens without HTTP."""
+
+    def __init__(self, keys: Mapping[str, Any]) -> None:
+        self._keys = dict(keys)
+
+    async def key_for(self, kid: str | None) -> Any:
+        if kid is None or kid not in self._keys:
+            raise InvalidToken()
+        return self._keys[kid]
+
+    async def ready(self) -> bool:
+        return bool(self._keys)
+
+
+class SecretKeySource:
+    """An HS256 shared secret: no ``kid`` needed."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    async def key_for(self, kid: str | None) -> Any:
+        return self._secret
+
+    async def ready(self) -> bool:
+        return True
+
+
+class JWKSKeySource:
+    """Public keys from a JWKS URL, cached.
+
+    An unknown ``kid`` triggers one refetch, at most once per ``cooldown`` seconds, shared by
+    all waiting requests, so a flood of forged tokens cannot hammer the issuer. Keys are kept
+    when a refetch fails, so already-issued tokens keep working while the issuer is down.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        cooldown: float = 30.0,
+        max_age: float = 600.0,
+        timeout: float = 3.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.url = url
+        self._http = http
+        self._cooldown = cooldown
+        self._max_age = max_age
+        self._timeout = timeout
+        self._clock = clock
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None) -> Any:
+        if kid is None:
+            raise InvalidToken()
+        key = self._keys.get(kid)
+        if key is not None and not self._stale():
+            return key
+        await self.refresh()
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken()
+        return key
+
+    async def ready(self) -> bool:
+        if not self._keys:
+            await self.refresh()
+        return bool(self._keys)
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at > self._max_age
+
+    async def refresh(self, *, force: bool = False) -> None:
+        async with self._lock:
+            now = self._clock()
+            if (
+                not force
+                and self._attempted_at is not None
+                and now - self._attempted_at < self._cooldown
+            ):
+                return
+            self._attempted_at = now
+            try:
+                document = await self._fetch()
+                self._keys = _parse_jwks(document)
+                self._fetched_at = now
+            except (httpx.HTTPError, ValueError, PyJWKError) as exc:
+                logger.warning("could not fetch JWKS from %s: %s", self.url, exc)
+
+    async def _fetch(self) -> Any:
+        if self._http is not None:
+            response = await self._http.get(self.url, timeout=self._timeout)
+        else:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(self.url, timeout=self._timeout)
+        response.raise_for_status()
+        return response.json()
+
+
+def _parse_jwks(document: Any) -> dict[str, Any]:
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys: dict[str, Any] = {}
+    for entry in document["keys"]:
+        kid = entry.get("kid") if isinstance(entry, dict) else None
+        if not kid:
+            continue
+        try:
+            keys[kid] = jwt.PyJWK(entry).key
+        except PyJWKError as exc:
+            logger.warning("skipping unusable JWK %s: %s", kid, exc)
+    return keys
+
+
+@dataclass(slots=True)
+class IssuerKeys:
+    name: str
+    audience: str
+    algorithm: str
+    keys: KeySource
+
+
+class TokenVerifier:
+    """Verifies bearer tokens from a list of trusted issuers, with a bounded cache."""
+
+    def __init__(
+        self,
+        issuers: Iterable[IssuerKeys],
+        *,
+        leeway: float = 30.0,
+        cache_size: int = 10_000,
+        clock: Clock = time.time,
+    ) -> None:
+        self._issuers = {issuer.name: issuer for issuer in issuers}
+        self._leeway = leeway
+        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._cache_size = cache_size
+        self._clock = clock
+
+    @classmethod
+    def from_settings(
+        cls,
+        issuers: Iterable[TrustedIssuer],
+        *,
+        http: httpx.AsyncClient | None = None,
+        leeway: float = 30.0,
+        clock: Clock = time.time,
+    ) -> TokenVerifier:
+        """Build from settings: JWKS issuers share ``http`` for their fetches."""
+        built = []
+        for issuer in issuers:
+            source: KeySource
+            if issuer.hs256_secret is not None:
+                source = SecretKeySource(issuer.hs256_secret.get_secret_value())
+            else:
+                assert issuer.jwks_url is not None
+                source = JWKSKeySource(issuer.jwks_url, http=http)
+            built.append(IssuerKeys(issuer.issuer, issuer.audience, issuer.algorithm, source))
+        return cls(built, leeway=leeway, clock=clock)
+
+    async def ready(self) -> bool:
+        """True when every issuer's keys are loaded (a gateway's readiness)."""
+        results = await asyncio.gather(*(i.keys.ready() for i in self._issuers.values()))
+        return all(results)
+
+    async def verify(self, token: str) -> Principal:
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached.expires_at + self._leeway > self._clock():
+                return cached
+            self._cache.pop(token, None)
+
+        principal = await self._verify_uncached(token)
+        self._cache[token] = principal
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except (InvalidTokenError, json.JSONDecodeError, ValueError) as exc:
+            raise InvalidToken() from exc
+
+        claimed_issuer = unverified.get("iss") if isinstance(unverified, dict) else None
+        issuer = self._issuers.get(claimed_issuer) if isinstance(claimed_issuer, str) else None
+        if issuer is None or header.get("alg") != issuer.algorithm:
+            raise InvalidToken()
+        kid = header.get("kid")
+        key = await issuer.keys.key_for(kid if isinstance(kid, str) else None)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[issuer.algorithm],
+                audience=issuer.audience,
+                issuer=issuer.name,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS, "strict_aud": False},
+            )
+        except InvalidTokenError as exc:
+            raise InvalidToken() from exc
+        # PyJWT checks exp against the wall clock; the injectable clock is checked too.
+        if float(claims["exp"]) + self._leeway <= self._clock():
+            raise InvalidToken()
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidToken()
+        return Principal(sub=sub, issuer=issuer.name, claims=claims)

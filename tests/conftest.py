@@ -1,0 +1,99 @@
+"""Test fixtures: one real PostgreSQL per test session, migrations once, isolation per test.
+
+The server is the embedded one in a throw-away directory (never ``.data/``) unless
+``TEST_DATABASE_URL`` names another. Each test runs inside a transaction that is rolled back;
+tests of concurrent behaviour use ``committed_sessionmaker`` and the tables are emptied after.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import create_engine, create_sessionmaker
+from shared.embedded_pg import EmbeddedPostgres
+from shared.migrate import available_services
+from shared.migrations import upgrade
+
+SERVICE_SCHEMAS = {"auth_service": "auth", "todo_service": "todo", "chat_service": "chat"}
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="todo-platform-test-pg-") as directory:
+        server = EmbeddedPostgres(Path(directory) / "pgdata")
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_url(database_url: str) -> str:
+    for service in available_services():
+        upgrade(service, database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(migrated_url, pool_size=5, max_overflow=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside an outer transaction that the test never gets to commit."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def sessionmaker(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    # Service code commits; here each commit only releases a savepoint of the outer transaction.
+    return async_sessionmaker(
+        bind=db_connection,
+        class_=AsyncSession,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+
+
+@pytest.fixture
+async def committed_sessionmaker(
+    engine: AsyncEngine,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Real commits on pooled connections, for tests of concurrent requests; emptied after."""
+    yield create_sessionmaker(engine)
+    async with engine.begin() as connection:
+        for service in available_services():
+            schema = SERVICE_SCHEMAS[service]
+            rows = await connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
+                    "AND tablename <> 'alembic_version'"
+                ),
+                {"schema": schema},
+            )
+            tables = [f'"{schema}"."{name}"' for (name,) in rows]
+            if tables:
+                await connection.execute(
+                    text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                )
