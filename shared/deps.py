@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,9 +18,14 @@ from shared.tokens import InvalidToken, Principal, TokenVerifier
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 
+# As a context manager, so the route's exception is thrown into ``session_scope`` and handled
+# there (rollback, or commit for ``keep_changes``) before the response, not at garbage collection.
+_unit_of_work = asynccontextmanager(session_scope)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the route returns, rolled back on error."""
-    async for session in session_scope(request.app.state.sessionmaker):
+    async with _unit_of_work(request.app.state.sessionmaker) as session:
         yield session
 
 
