@@ -41,7 +41,14 @@ def run_env(context: Any, metadata: MetaData, schema: str) -> None:
         return type_ != "schema" or name == schema
 
     def configure(connection: Connection) -> None:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        # CREATE SCHEMA checks the database's CREATE privilege even with IF NOT EXISTS, and
+        # the schema-owning migration role (shared/bootstrap.sql) has none: create it only
+        # when missing, which is the case only when migrating as the database owner.
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+        ).first()
+        if exists is None:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         context.configure(
             connection=connection,
             target_metadata=metadata,
