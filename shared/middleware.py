@@ -18,6 +18,7 @@ from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 
 logger = logging.getLogger("access")
+error_logger = logging.getLogger(__name__)
 
 _QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -58,6 +59,7 @@ class RequestContextMiddleware:
             )
             self._observe(scope, 413, started)
             request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)
             return
 
         received = 0
@@ -71,9 +73,12 @@ class RequestContextMiddleware:
                     raise HTTPException(413, "The request body is too large")
             return message
 
+        response_started = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -82,6 +87,16 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
+        except Exception:
+            if response_started:
+                raise  # too late for an envelope: the server drops the connection
+            # Starlette's last-resort handler runs outside this middleware, after the request
+            # id is gone; answering here keeps the id in the envelope, the header and the log.
+            error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            status = 500
+            await _send_json(
+                send, 500, error_body("Internal server error", "internal_error"), request_id
+            )
         finally:
             self._observe(scope, status, started)
             request_id_var.reset(rid_token)
