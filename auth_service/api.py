@@ -22,6 +22,8 @@ from auth_service.schemas import (
 )
 from auth_service.service import AuthContext, TokenPair
 from shared.deps import CurrentPrincipal, SessionDep
+from shared.errors import NotFound
+from shared.tokens import InvalidToken
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -35,7 +37,12 @@ Context = Annotated[AuthContext, Depends(get_context)]
 
 
 async def get_current_user(session: SessionDep, principal: CurrentPrincipal) -> User:
-    return await service.get_user(session, principal.sub)
+    """The token's account. A token that outlived its account is a 401, so the client logs in
+    again, rather than a 404 about a resource it never named."""
+    try:
+        return await service.get_user(session, principal.sub)
+    except NotFound:
+        raise InvalidToken() from None
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
