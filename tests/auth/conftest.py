@@ -1,3 +1,8 @@
+"""Fixtures of the auth tests: the app on the per-test database, its key and its frozen clock.
+
+The lockout settings are small (3 failures, 30 s doubling up to 600 s) so tests stay short.
+"""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -6,12 +11,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.app import create_app
 from auth_service.keys import generate_pem
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from tests.auth.factories import serve
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +44,6 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
 @pytest.fixture
 async def auth_app(
     auth_settings: AuthSettings,
@@ -55,7 +55,7 @@ async def auth_app(
 
 @pytest.fixture
 async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _serve(auth_app):
+    async for client in serve(auth_app):
         yield client
 
 
@@ -66,5 +66,5 @@ async def committed_client(
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(auth_settings, sessionmaker=committed_sessionmaker, clock=clock)
-    async for client in _serve(app):
+    async for client in serve(app):
         yield client

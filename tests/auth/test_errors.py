@@ -1,0 +1,177 @@
+"""The error envelope, request ids, body limits and probes, as the auth service answers them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth_service.app import create_app
+from auth_service.models import User
+from auth_service.settings import AuthSettings
+from shared.clock import FrozenClock
+from shared.db import create_engine, create_sessionmaker
+from tests.auth.factories import PASSWORD, assert_error, count, serve
+
+LIMIT = 1024
+
+
+@pytest.fixture
+async def small_client(
+    auth_settings: AuthSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = auth_settings.model_copy(update={"max_body_bytes": LIMIT})
+    async for client in serve(create_app(settings, sessionmaker=sessionmaker, clock=clock)):
+        yield client
+
+
+def oversized_registration() -> bytes:
+    padding = "x" * LIMIT
+    return f'{{"email": "ann@example.com", "password": "{PASSWORD}", "name": "{padding}"}}'.encode()
+
+
+async def test_unknown_route_is_a_404_envelope(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/auth/nothing-here")
+
+    assert_error(response, 404, "not_found")
+
+
+async def test_wrong_method_is_a_405_envelope_with_allow(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/auth/login")
+
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_declared_body_over_the_limit_is_413_and_stores_nothing(
+    small_client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    body = oversized_registration()
+
+    response = await small_client.post(
+        "/api/auth/register", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert "content-length" in response.request.headers
+    assert_error(response, 413, "payload_too_large")
+    assert await count(sessionmaker, User) == 0
+
+
+async def test_a_streamed_body_over_the_limit_is_413_and_stores_nothing(
+    small_client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    body = oversized_registration()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 256):
+            yield body[start : start + 256]
+
+    response = await small_client.post(
+        "/api/auth/register", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+
+    assert "content-length" not in response.request.headers
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert_error(response, 413, "payload_too_large")
+    assert await count(sessionmaker, User) == 0
+
+
+async def test_a_streamed_login_form_over_the_limit_is_413(
+    small_client: httpx.AsyncClient,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"username=ann%40example.com&password="
+        for _ in range(8):
+            yield b"x" * 256
+
+    response = await small_client.post(
+        "/api/auth/login",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert_error(response, 413, "payload_too_large")
+
+
+async def test_a_body_at_the_limit_is_accepted(small_client: httpx.AsyncClient) -> None:
+    body = f'{{"email": "ann@example.com", "password": "{PASSWORD}"}}'.encode()
+    body = body[:-1] + b" " * (LIMIT - len(body)) + b"}"
+    assert len(body) == LIMIT
+
+    response = await small_client.post(
+        "/api/auth/register", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 201, response.text
+
+
+async def test_a_safe_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/auth/nothing-here", headers={"X-Request-ID": "req-42.a:b"})
+
+    assert response.headers["x-request-id"] == "req-42.a:b"
+    assert response.json()["request_id"] == "req-42.a:b"
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [None, "", "has spaces", "x" * 129, "<script>", "a;b"],
+    ids=["absent", "empty", "spaces", "too long", "markup", "semicolon"],
+)
+async def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one(
+    client: httpx.AsyncClient, request_id: str | None
+) -> None:
+    headers = {"X-Request-ID": request_id} if request_id is not None else {}
+
+    response = await client.get("/api/auth/nothing-here", headers=headers)
+
+    generated = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    assert response.json()["request_id"] == generated
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    ok = await client.get("/api/auth/jwks")
+    first = await client.get("/api/auth/jwks")
+
+    assert ok.headers["x-request-id"] != first.headers["x-request-id"]
+
+
+async def test_an_unexpected_error_is_a_500_envelope_without_details(
+    auth_app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async def explode() -> None:
+        raise RuntimeError("SELECT password_hash FROM auth.users -- internal detail")
+
+    auth_app.add_api_route("/api/auth/explode", explode)
+
+    response = await client.get("/api/auth/explode", headers={"X-Request-ID": "boom-1"})
+
+    body = assert_error(response, 500, "internal_error")
+    assert body["request_id"] == "boom-1"
+    assert "password_hash" not in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_readiness_is_503_when_the_database_is_unreachable(
+    auth_settings: AuthSettings, clock: FrozenClock
+) -> None:
+    # Nothing listens on port 1 of the loopback interface: the connection is refused at once.
+    engine = create_engine("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
+    app = create_app(auth_settings, sessionmaker=create_sessionmaker(engine), clock=clock)
+    try:
+        async for client in serve(app):
+            live = await client.get("/healthz")
+            ready = await client.get("/readyz")
+    finally:
+        await engine.dispose()
+
+    assert live.status_code == 200
+    body = assert_error(ready, 503, "not_ready")
+    assert body["detail"] == {"checks": {"database": False}}

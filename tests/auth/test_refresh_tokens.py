@@ -1,0 +1,176 @@
+"""Refresh-token rotation, reuse detection per family, and revocation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth_service.models import RefreshToken
+from shared.clock import FrozenClock
+from tests.auth.factories import (
+    assert_error,
+    assert_unauthorized,
+    bearer,
+    count,
+    login,
+    refresh,
+    signed_up,
+)
+
+
+async def test_reusing_a_spent_token_revokes_the_whole_family(client: httpx.AsyncClient) -> None:
+    first = await signed_up(client)
+    second = (await refresh(client, first["refresh_token"])).json()
+    third = (await refresh(client, second["refresh_token"])).json()
+
+    replay = await refresh(client, first["refresh_token"])
+
+    assert_unauthorized(replay, "refresh_token_reused")
+    assert_unauthorized(await refresh(client, third["refresh_token"]), "invalid_refresh_token")
+
+
+async def test_reuse_revokes_the_token_issued_from_the_first_use(
+    client: httpx.AsyncClient,
+) -> None:
+    pair = await signed_up(client)
+    legitimate = (await refresh(client, pair["refresh_token"])).json()
+
+    stolen = await refresh(client, pair["refresh_token"])
+
+    assert_unauthorized(stolen, "refresh_token_reused")
+    assert_unauthorized(await refresh(client, legitimate["refresh_token"]), "invalid_refresh_token")
+
+
+async def test_reuse_leaves_the_users_other_sessions_alone(client: httpx.AsyncClient) -> None:
+    laptop = await signed_up(client)
+    phone = await login(client)
+    await refresh(client, laptop["refresh_token"])
+
+    await refresh(client, laptop["refresh_token"])
+
+    assert (await refresh(client, phone["refresh_token"])).status_code == 200
+
+
+async def test_a_revoked_family_stays_revoked_after_the_failed_request(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    pair = await signed_up(client)
+    await refresh(client, pair["refresh_token"])
+
+    await refresh(client, pair["refresh_token"])
+
+    async with sessionmaker() as session:
+        tokens = (await session.exec(select(RefreshToken))).all()
+    assert len(tokens) == 2
+    assert all(token.revoked_at is not None for token in tokens)
+
+
+async def test_two_concurrent_refreshes_with_one_token_have_exactly_one_winner(
+    committed_client: httpx.AsyncClient,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    pair = await signed_up(committed_client)
+
+    responses = await asyncio.gather(
+        refresh(committed_client, pair["refresh_token"]),
+        refresh(committed_client, pair["refresh_token"]),
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 401]
+    loser = next(response for response in responses if response.status_code == 401)
+    assert_unauthorized(loser, "refresh_token_reused")
+    # One login token plus exactly one rotated token: the loser minted nothing.
+    assert await count(committed_sessionmaker, RefreshToken) == 2
+    # The loser presented a spent token, which is reuse: the winner's new token is revoked
+    # too. Clients keep one refresh in flight per session.
+    winner = next(response for response in responses if response.status_code == 200)
+    assert (await refresh(committed_client, winner.json()["refresh_token"])).status_code == 401
+
+
+async def test_an_expired_refresh_token_is_refused(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    pair = await signed_up(client)
+
+    clock.advance(days=30)
+    expired = await refresh(client, pair["refresh_token"])
+
+    assert_unauthorized(expired, "invalid_refresh_token")
+
+
+async def test_a_refresh_token_works_until_just_before_it_expires(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    pair = await signed_up(client)
+
+    clock.advance(days=30, seconds=-1)
+
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
+async def test_unknown_and_access_tokens_are_not_refresh_tokens(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    pair = await signed_up(client)
+
+    unknown = await refresh(client, "x" * 43)
+    access = await refresh(client, pair["access_token"])
+
+    assert_unauthorized(unknown, "invalid_refresh_token")
+    # An access token is longer than any refresh token, so the body bound refuses it first.
+    assert_error(access, 422, "validation_error")
+    assert await count(sessionmaker, RefreshToken) == 1
+
+
+async def test_refresh_rejects_bad_bodies(client: httpx.AsyncClient) -> None:
+    pair = await signed_up(client)
+
+    empty = await refresh(client, "")
+    too_long = await refresh(client, "x" * 257)
+    extra = await client.post(
+        "/api/auth/refresh", json={"refresh_token": pair["refresh_token"], "user_id": "x"}
+    )
+    missing = await client.post("/api/auth/refresh", json={})
+
+    for response in (empty, too_long, extra, missing):
+        assert_error(response, 422, "validation_error")
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
+async def test_logout_revokes_tokens_already_rotated_in_the_family(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    pair = await signed_up(client)
+    rotated = (await refresh(client, pair["refresh_token"])).json()
+
+    response = await client.post(
+        "/api/auth/logout", json={"refresh_token": rotated["refresh_token"]}
+    )
+
+    assert response.status_code == 204
+    assert_unauthorized(await refresh(client, rotated["refresh_token"]), "invalid_refresh_token")
+    async with sessionmaker() as session:
+        active = await session.exec(
+            select(RefreshToken).where(col(RefreshToken.revoked_at).is_(None))
+        )
+        assert active.all() == []
+
+
+async def test_access_tokens_outlive_a_logout_until_they_expire(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    """Access tokens are stateless by design (15 minutes); logout ends the refresh session."""
+    pair = await signed_up(client)
+    await client.post("/api/auth/logout", json={"refresh_token": pair["refresh_token"]})
+
+    still = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
+    clock.advance(minutes=16)
+    later = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
+
+    assert still.status_code == 200
+    assert_unauthorized(later, "invalid_token")
