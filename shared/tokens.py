@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 import jwt
-from jwt.exceptions import InvalidTokenError, PyJWKError
+from jwt.exceptions import InvalidKeyError, InvalidTokenError, PyJWKError, PyJWTError
 
 from shared.errors import Unauthorized
 from shared.settings import TrustedIssuer
@@ -169,7 +169,7 @@ def _parse_jwks(document: Any) -> dict[str, Any]:
             continue
         try:
             keys[kid] = jwt.PyJWK(entry).key
-        except PyJWKError as exc:
+        except (PyJWTError, ValueError) as exc:  # a malformed key must not hide the others
             logger.warning("skipping unusable JWK %s: %s", kid, exc)
     return keys
 
@@ -261,7 +261,9 @@ class TokenVerifier:
                 leeway=self._leeway,
                 options={"require": REQUIRED_CLAIMS, "strict_aud": False},
             )
-        except InvalidTokenError as exc:
+        # InvalidKeyError: the token names a published key of another type than the issuer's
+        # pinned algorithm uses; that is a bad token, not a server error.
+        except (InvalidTokenError, InvalidKeyError) as exc:
             raise InvalidToken() from exc
         # PyJWT checks exp against the wall clock; the injectable clock is checked too.
         if float(claims["exp"]) + self._leeway <= self._clock():
