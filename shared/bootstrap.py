@@ -1,0 +1,86 @@
+"""``python -m shared.bootstrap``: schemas, extensions and least-privilege roles, idempotently.
+
+Runs ``shared/bootstrap.sql`` in one transaction as the database owner named by
+``BOOTSTRAP_DATABASE_URL`` (Neon: the owner role on the direct host, never the ``-pooler`` one;
+compose: the postgres superuser). Each role's password comes from ``<ROLE>_DB_PASSWORD``, for
+example ``AUTH_APP_DB_PASSWORD``; an unset one leaves that role's password as it is, so a single
+password can be rotated without knowing the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from importlib import resources
+
+import asyncpg
+
+from shared.db import connect_target
+
+logger = logging.getLogger(__name__)
+
+SERVICES = ("auth", "todo", "chat")
+ROLES = tuple(f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "app"))
+URL_VARIABLE = "BOOTSTRAP_DATABASE_URL"
+
+
+def password_variable(role: str) -> str:
+    return f"{role.upper()}_DB_PASSWORD"
+
+
+def bootstrap_sql() -> str:
+    return resources.files("shared").joinpath("bootstrap.sql").read_text()
+
+
+def passwords_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        role: environ[password_variable(role)]
+        for role in ROLES
+        if environ.get(password_variable(role))
+    }
+
+
+async def bootstrap(
+    admin_url: str, passwords: Mapping[str, str], *, connect_timeout: float = 10.0
+) -> None:
+    """Apply the bootstrap; ``passwords`` maps role names to the passwords to set."""
+    unknown = set(passwords) - set(ROLES)
+    if unknown:
+        raise ValueError(f"no such role in the bootstrap: {', '.join(sorted(unknown))}")
+    target = connect_target(admin_url, connect_timeout=connect_timeout)
+    if target.pooled:
+        # Session settings and DDL do not belong behind a transaction-mode pooler.
+        raise ValueError("bootstrap needs the direct host, not a -pooler one")
+    dsn = target.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn, **target.connect_args)
+    try:
+        async with connection.transaction():
+            for role, password in passwords.items():
+                # Transaction-local: the value is gone when the bootstrap commits.
+                await connection.execute(
+                    "SELECT set_config($1, $2, true)", f"todo_platform.{role}_password", password
+                )
+            await connection.execute(bootstrap_sql())
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    url = os.environ.get(URL_VARIABLE)
+    if not url:
+        raise SystemExit(f"{URL_VARIABLE} is required: the database owner's URL (direct host)")
+    passwords = passwords_from_environment(os.environ)
+    asyncio.run(bootstrap(url, passwords))
+    kept = [role for role in ROLES if role not in passwords]
+    logger.info(
+        "bootstrap applied; passwords set for: %s; left as they were for: %s",
+        ", ".join(passwords) or "none",
+        ", ".join(kept) or "none",
+    )
+
+
+if __name__ == "__main__":
+    main()

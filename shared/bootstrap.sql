@@ -1,0 +1,127 @@
+-- Schemas, extensions and least-privilege roles of the todo platform. Idempotent: run it on
+-- every deploy, before the migrations.
+--
+-- Run it as the database owner (Neon: the project's owner role on the direct host; compose: the
+-- postgres superuser), inside one transaction:
+--   python -m shared.bootstrap            (reads the URL and the passwords from the environment)
+--   PGOPTIONS="-c todo_platform.auth_app_password=..." psql "$URL" --single-transaction -f shared/bootstrap.sql
+--
+-- For each service (auth, todo, chat):
+--   <service>_migrator  owns schema <service> and runs that service's migrations; nothing else.
+--   <service>_app       what the running service logs in as: USAGE on schema <service>,
+--                       SELECT/INSERT/UPDATE/DELETE on its tables, USAGE on its sequences.
+--                       No DDL, no other schema, no CREATE anywhere, no temporary tables.
+-- A password in the setting todo_platform.<role>_password is (re)set; an absent or empty one
+-- leaves that role's password as it is, so one role's password can be rotated on its own.
+
+-- Two deploys starting at once take turns instead of racing on CREATE ROLE.
+SELECT pg_advisory_xact_lock(hashtext('todo-platform bootstrap'));
+
+-- Extensions the migrations use. Creating one needs more than a migration role has; the
+-- migration's own CREATE EXTENSION IF NOT EXISTS is then a no-op that needs no privilege.
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+
+-- public keeps the shared extensions and nothing else: nobody but its owner creates there.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+
+DO $bootstrap$
+DECLARE
+    service text;
+    migrator text;
+    app text;
+    role_name text;
+    secret text;
+    drifted text;
+    item record;
+BEGIN
+    -- Connecting is granted per role below; no temporary tables or schemas for anyone else.
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+
+    FOREACH service IN ARRAY ARRAY['auth', 'todo', 'chat'] LOOP
+        migrator := service || '_migrator';
+        app := service || '_app';
+
+        FOREACH role_name IN ARRAY ARRAY[migrator, app] LOOP
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role_name) THEN
+                EXECUTE format('CREATE ROLE %I LOGIN', role_name);
+            END IF;
+            -- A same-named role with more power than these need is refused, never used.
+            SELECT rolname INTO drifted FROM pg_roles
+             WHERE rolname = role_name
+               AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls);
+            IF drifted IS NOT NULL THEN
+                RAISE EXCEPTION 'role % has privileged attributes; refusing to use it', drifted;
+            END IF;
+            secret := current_setting('todo_platform.' || role_name || '_password', true);
+            IF coalesce(secret, '') <> '' THEN
+                EXECUTE format('ALTER ROLE %I PASSWORD %L', role_name, secret);
+            END IF;
+            EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), role_name);
+        END LOOP;
+
+        -- The owner acts for the migration role below (owning its schema, its default
+        -- privileges). A superuser can already; a non-superuser owner (Neon's) becomes a member.
+        IF NOT pg_has_role(current_user, migrator, 'USAGE') THEN
+            EXECUTE format('GRANT %I TO %I', migrator, current_user);
+        END IF;
+
+        IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = service) THEN
+            EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', service, migrator);
+        ELSE
+            EXECUTE format('ALTER SCHEMA %I OWNER TO %I', service, migrator);
+        END IF;
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', service);
+
+        -- Objects created before this role model (say, migrated as the owner) change hands, so
+        -- the next migration can alter them. Owned sequences and indexes follow their table.
+        FOR item IN
+            SELECT c.oid::regclass AS name FROM pg_class c
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = service AND c.relkind IN ('r', 'p', 'v')
+               AND c.relowner <> migrator::regrole
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+        LOOP
+            EXECUTE format('ALTER TABLE %s OWNER TO %I', item.name, migrator);
+        END LOOP;
+        FOR item IN
+            SELECT c.oid::regclass AS name FROM pg_class c
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = service AND c.relkind = 'S'
+               AND c.relowner <> migrator::regrole
+               AND NOT EXISTS (SELECT FROM pg_depend d
+                                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                  AND d.deptype IN ('a', 'i', 'e'))
+        LOOP
+            EXECUTE format('ALTER SEQUENCE %s OWNER TO %I', item.name, migrator);
+        END LOOP;
+        FOR item IN
+            SELECT t.oid::regtype AS name FROM pg_type t
+              JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE n.nspname = service AND t.typtype IN ('e', 'd', 'r')
+               AND t.typowner <> migrator::regrole
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')
+        LOOP
+            EXECUTE format('ALTER TYPE %s OWNER TO %I', item.name, migrator);
+        END LOOP;
+        FOR item IN
+            SELECT p.oid::regprocedure AS name FROM pg_proc p
+              JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = service AND p.proowner <> migrator::regrole
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+        LOOP
+            EXECUTE format('ALTER ROUTINE %s OWNER TO %I', item.name, migrator);
+        END LOOP;
+
+        -- The service's data, present and future, and nothing more.
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', service, app);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I',
+                       service, app);
+        EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO %I', service, app);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I '
+                       'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I',
+                       migrator, service, app);
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I '
+                       'GRANT USAGE ON SEQUENCES TO %I', migrator, service, app);
+    END LOOP;
+END
+$bootstrap$;
