@@ -1,0 +1,296 @@
+"""Due dates in everyday English, read in the user's time zone.
+
+``find_due(text, now=..., tz=...)`` finds the first date phrase in ``text`` ("tomorrow",
+"next Monday at 5pm", "on Dec 3", "in 2 days", "tonight") and returns the moment it means plus
+the span of text it used, so the caller can cut the phrase out of a task title. Rules:
+
+- a weekday ("monday", "next monday", "on monday") is its next occurrence after today;
+- a month and day that already passed this year is next year's;
+- a date without a time means ``DEFAULT_TIME`` (9:00) local time; "tonight" is 20:00;
+- a time without a date is today, or tomorrow when that time has already passed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+DEFAULT_TIME = time(9, 0)
+TONIGHT = time(20, 0)
+
+WEEKDAYS = {
+    "monday": 0,
+    "mon": 0,
+    "tuesday": 1,
+    "tue": 1,
+    "tues": 1,
+    "wednesday": 2,
+    "wed": 2,
+    "thursday": 3,
+    "thu": 3,
+    "thur": 3,
+    "thurs": 3,
+    "friday": 4,
+    "fri": 4,
+    "saturday": 5,
+    "sat": 5,
+    "sunday": 6,
+    "sun": 6,
+}
+MONTHS = {
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "mar": 3,
+    "april": 4,
+    "apr": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sep": 9,
+    "sept": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
+    "dec": 12,
+}
+UNITS = {"minute": "minutes", "min": "minutes", "hour": "hours", "day": "days", "week": "weeks"}
+NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+
+_WEEKDAY = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
+_MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
+_NUMBER = r"\d{1,3}|" + "|".join(NUMBER_WORDS)
+_AMPM = r"(?:am|pm|a\.m\.|p\.m\.)"
+# A time needs a marker ("at", "@", "by"), minutes or am/pm: "Dec 3 2026" has no time in it.
+_TIME = (
+    r"(?P<time>(?:(?:at|@|by)\s*)?(?:noon|midnight)"
+    rf"|(?:at|@|by)\s*\d{{1,2}}(?::\d{{2}})?\s*{_AMPM}?"
+    rf"|\d{{1,2}}:\d{{2}}\s*{_AMPM}?"
+    rf"|\d{{1,2}}\s*{_AMPM})(?![\w:])"
+)
+_DAY_PREFIX = r"(?:(?:due|by|on|for|before|until)\s+)?"
+
+# Each entry: a name for the kind of phrase and its pattern. The first pattern (in this order)
+# that matches earliest in the text wins, so longer phrases come before their prefixes.
+_PHRASES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern, re.IGNORECASE))
+    for name, pattern in (
+        (
+            "relative",
+            rf"\b(?:due\s+)?in\s+(?P<count>{_NUMBER})\s+(?P<unit>minute|min|hour|day|week)s?\b",
+        ),
+        ("iso", rf"\b{_DAY_PREFIX}(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})(?:\s+{_TIME})?"),
+        (
+            "month_day",
+            rf"\b{_DAY_PREFIX}(?:the\s+)?(?P<month>{_MONTH})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?"
+            rf"(?:,?\s+(?P<year>\d{{4}}))?\b(?:\s+{_TIME})?",
+        ),
+        (
+            "day_month",
+            rf"\b{_DAY_PREFIX}(?:the\s+)?(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?"
+            rf"(?P<month>{_MONTH})\b\.?(?:,?\s+(?P<year>\d{{4}}))?(?:\s+{_TIME})?",
+        ),
+        (
+            "named_day",
+            rf"\b{_DAY_PREFIX}(?P<named>day after tomorrow|today|tonight|tomorrow|tmrw|tmr)\b"
+            rf"(?:\s+(?:morning|afternoon|evening|night))?(?:\s+{_TIME})?",
+        ),
+        (
+            "weekday",
+            rf"\b{_DAY_PREFIX}(?:(?P<next>next|this|coming)\s+)?(?P<weekday>{_WEEKDAY})\b\.?"
+            rf"(?:\s+{_TIME})?",
+        ),
+        ("next_week", r"\b(?:due\s+)?(?P<span>next week|this weekend|next weekend|next month)\b"),
+        ("time_only", rf"(?<!\w){_TIME}(?:\s+(?P<when>today|tonight|tomorrow)\b)?"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class DuePhrase:
+    """A moment found in a text and where its phrase sits (``text[start:end]``)."""
+
+    moment: datetime
+    start: int
+    end: int
+
+
+def find_due(text: str, *, now: datetime, tz: ZoneInfo) -> DuePhrase | None:
+    """The first date phrase in ``text``, or None. ``now`` is aware (any zone)."""
+    local_now = now.astimezone(tz)
+    best: DuePhrase | None = None
+    for kind, pattern in _PHRASES:
+        for match in pattern.finditer(text):
+            moment = _resolve(kind, match, local_now, tz)
+            if moment is None:
+                continue
+            if best is None or match.start() < best.start:
+                best = DuePhrase(moment, match.start(), match.end())
+            break
+    return best
+
+
+def parse_due(text: str, *, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """The moment ``text`` names when the whole text is one date phrase, else None."""
+    stripped = text.strip().strip(".!?").strip()
+    found = find_due(stripped, now=now, tz=tz)
+    if found is None or found.start != 0 or stripped[found.end :].strip():
+        return None
+    return found.moment
+
+
+def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> datetime | None:
+    groups = match.groupdict()
+    today = now.date()
+    try:
+        at = _time_of(match)
+    except _NotATime:
+        return None
+
+    if kind == "relative":
+        count = _number(groups["count"])
+        unit = UNITS[groups["unit"].lower()]
+        return now + timedelta(**{unit: count})
+
+    if kind == "iso":
+        try:
+            day = date.fromisoformat(groups["iso"])
+        except ValueError:
+            return None
+        return _at(day, at or DEFAULT_TIME, tz)
+
+    if kind in {"month_day", "day_month"}:
+        month = MONTHS[groups["month"].lower().rstrip(".")]
+        year = int(groups["year"]) if groups.get("year") else today.year
+        try:
+            day = date(year, month, int(groups["day"]))
+        except ValueError:
+            return None
+        if not groups.get("year") and day < today:
+            try:
+                day = day.replace(year=year + 1)
+            except ValueError:  # 29 February
+                return None
+        return _at(day, at or DEFAULT_TIME, tz)
+
+    if kind == "named_day":
+        named = groups["named"].lower()
+        if named in {"today", "tonight"}:
+            day = today
+        elif named == "day after tomorrow":
+            day = today + timedelta(days=2)
+        else:
+            day = today + timedelta(days=1)
+        default = TONIGHT if named == "tonight" else _part_of_day(match.group(0)) or DEFAULT_TIME
+        return _at(day, at or default, tz)
+
+    if kind == "weekday":
+        word = groups["weekday"].lower()
+        # "sun" or "wed" alone is too often an ordinary word; abbreviations need "on", "next"...
+        if len(word) <= 4 and match.group(0).lower().split()[0] == word:
+            return None
+        target = WEEKDAYS[word]
+        ahead = (target - today.weekday()) % 7 or 7
+        return _at(today + timedelta(days=ahead), at or DEFAULT_TIME, tz)
+
+    if kind == "next_week":
+        span = groups["span"].lower()
+        if span == "next week":
+            day = today + timedelta(days=7 - today.weekday())
+        elif span == "next month":
+            day = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        else:
+            ahead = (5 - today.weekday()) % 7
+            if span == "next weekend" or (ahead == 0 and now.time() >= DEFAULT_TIME):
+                ahead = ahead or 7
+            day = today + timedelta(days=ahead)
+        return _at(day, DEFAULT_TIME, tz)
+
+    if kind == "time_only":
+        assert at is not None
+        when = (groups.get("when") or "").lower()
+        day = today + timedelta(days=1) if when == "tomorrow" else today
+        moment = _at(day, at, tz)
+        if not when and moment <= now:
+            moment = _at(today + timedelta(days=1), at, tz)
+        return moment
+    return None
+
+
+_CLOCK = re.compile(
+    rf"^(?:(?:at|@|by)\s*)?(?P<hour>\d{{1,2}})(?::(?P<minute>\d{{2}}))?\s*(?P<ampm>{_AMPM})?$"
+)
+
+
+class _NotATime(ValueError):
+    """The phrase has a time that is no time of day ("at 25:00", "13pm")."""
+
+
+def _time_of(match: re.Match[str]) -> time | None:
+    """The time in the phrase, or None when it has none."""
+    spoken = (match.groupdict().get("time") or "").lower().strip()
+    if not spoken:
+        return None
+    if spoken.endswith("noon"):
+        return time(12, 0)
+    if spoken.endswith("midnight"):
+        return time(23, 59)
+    clock = _CLOCK.match(spoken)
+    if clock is None:
+        raise _NotATime(spoken)
+    hour = int(clock["hour"])
+    minute = int(clock["minute"] or 0)
+    ampm = (clock["ampm"] or "").replace(".", "")
+    if ampm:
+        if not 1 <= hour <= 12:
+            raise _NotATime(spoken)
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+    elif 1 <= hour <= 7 and clock["minute"] is None:
+        hour += 12  # "at 5" means 5 pm: hardly anyone plans a task for 5 in the morning
+    if hour > 23 or minute > 59:
+        raise _NotATime(spoken)
+    return time(hour, minute)
+
+
+def _part_of_day(phrase: str) -> time | None:
+    lowered = phrase.lower()
+    for word, at in (("morning", time(9)), ("afternoon", time(15)), ("evening", time(19))):
+        if word in lowered:
+            return at
+    if "night" in lowered:
+        return TONIGHT
+    return None
+
+
+def _number(word: str) -> int:
+    return int(word) if word.isdigit() else NUMBER_WORDS[word.lower()]
+
+
+def _at(day: date, at: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tzinfo=tz)
+
+
+def describe(moment: datetime, *, now: datetime, tz: ZoneInfo) -> str:
+    """A short human form of a due moment: 'today at 17:00', 'Wed 3 Dec at 09:00'."""
+    local = moment.astimezone(tz)
+    today = now.astimezone(tz).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        return f"today at {clock}"
+    if local.date() == today + timedelta(days=1):
+        return f"tomorrow at {clock}"
+    label = f"{local:%a} {local.day} {local:%b}"
+    if local.year != today.year:
+        label += f" {local.year}"
+    return f"{label} at {clock}"

@@ -1,0 +1,217 @@
+"""An LLM agent: a plain chat-completions tool-calling loop for any OpenAI-compatible endpoint.
+
+The model sees a system prompt, the bounded history window (earlier tool calls included, so
+"delete it" can be resolved) and the new message, and may call the todo MCP tools for a
+bounded number of rounds. A model that fails, times out or answers nothing is an error of
+the turn (502/504), never a reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import openai
+from openai import AsyncOpenAI
+
+from chat_service.agents.base import (
+    AgentEvent,
+    HistoryMessage,
+    ReplyEvent,
+    ToolCall,
+    ToolCallEvent,
+    Tools,
+    ToolSpec,
+)
+from shared.errors import BadGateway, GatewayTimeout
+
+logger = logging.getLogger(__name__)
+
+# What a tool's answer may add to the prompt; longer listings are cut (the model is told).
+TOOL_RESULT_MAX_CHARS = 8000
+
+SYSTEM_PROMPT = """\
+You are the assistant of a todo app. You manage the user's tasks only through the tools.
+- Adding, creating or remembering something: add_task. Seeing or listing: list_tasks with the \
+right filter. Done, complete or finished: complete_task. Delete, remove or cancel: delete_task. \
+Change, update or rename: update_task.
+- When the user names a task instead of giving its number, call list_tasks first to find its \
+id; if several tasks match, ask which one. Never invent task ids.
+- Dates: the user's time zone is {tz}; it is now {now}. Send due dates as ISO 8601 with the \
+offset.
+- After acting, confirm what you did in one friendly sentence. If a tool reports an error \
+(such as a task that was not found), explain it kindly.
+"""
+
+
+class ModelFailed(BadGateway):
+    code = "model_error"
+    message = "The language model failed to answer"
+
+
+class ModelTimeout(GatewayTimeout):
+    code = "model_timeout"
+    message = "The language model did not answer in time"
+
+
+class OpenAIAgent:
+    """Implements ``Agent`` with an OpenAI-compatible chat-completions endpoint."""
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        model: str,
+        max_tool_rounds: int,
+        temperature: float | None = None,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._max_tool_rounds = max_tool_rounds
+        self._temperature = temperature
+
+    async def run(
+        self,
+        history: Sequence[HistoryMessage],
+        message: str,
+        tools: Tools,
+        *,
+        now: datetime,
+        tz: ZoneInfo,
+    ) -> AsyncGenerator[AgentEvent, None]:
+        functions = [_function(spec) for spec in await tools.specs()]
+        local_now = now.astimezone(tz).isoformat(timespec="minutes")
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": SYSTEM_PROMPT.format(tz=tz.key, now=local_now)},
+            *history_messages(history),
+            {"role": "user", "content": message},
+        ]
+        # One more round than tool rounds: the last one must be the answer.
+        for _ in range(self._max_tool_rounds + 1):
+            reply = await self._complete(messages, functions)
+            tool_calls = reply.tool_calls or []
+            if not tool_calls:
+                text = (reply.content or "").strip()
+                if not text:
+                    raise ModelFailed("The language model returned an empty answer")
+                yield ReplyEvent(text)
+                return
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": reply.content,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {
+                                "name": call.function.name,
+                                "arguments": call.function.arguments,
+                            },
+                        }
+                        for call in tool_calls
+                        if call.type == "function"
+                    ],
+                }
+            )
+            for requested in tool_calls:
+                if requested.type != "function":
+                    continue
+                done = await _run_tool(tools, requested.function.name, requested.function.arguments)
+                yield ToolCallEvent(done)
+                messages.append(
+                    {"role": "tool", "tool_call_id": requested.id, "content": _tool_content(done)}
+                )
+        raise ModelFailed("The language model kept calling tools without answering")
+
+    async def _complete(
+        self, messages: list[dict[str, Any]], functions: list[dict[str, Any]]
+    ) -> Any:
+        extra: dict[str, Any] = {}
+        if self._temperature is not None:
+            extra["temperature"] = self._temperature
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self._model,
+                messages=messages,  # type: ignore[arg-type]
+                tools=functions,  # type: ignore[arg-type]
+                **extra,
+            )
+        except openai.APITimeoutError:
+            raise ModelTimeout() from None
+        except openai.APIError as exc:
+            logger.warning("language model call failed: %s", exc)
+            raise ModelFailed() from None
+        if not completion.choices:
+            raise ModelFailed("The language model returned no answer")
+        return completion.choices[0].message
+
+
+async def _run_tool(tools: Tools, name: str, raw_arguments: str) -> ToolCall:
+    try:
+        arguments = json.loads(raw_arguments or "{}")
+    except ValueError:
+        return ToolCall(name, {}, error="The arguments were not valid JSON")
+    if not isinstance(arguments, dict):
+        return ToolCall(name, {}, error="The arguments must be a JSON object")
+    # The user is the token's subject; the model has no say in it.
+    arguments.pop("user_id", None)
+    return await tools.call(name, arguments)
+
+
+def _function(spec: ToolSpec) -> dict[str, Any]:
+    parameters = dict(spec.parameters)
+    properties = dict(parameters.get("properties") or {})
+    properties.pop("user_id", None)
+    parameters["properties"] = properties
+    if isinstance(parameters.get("required"), list):
+        parameters["required"] = [p for p in parameters["required"] if p != "user_id"]
+    return {
+        "type": "function",
+        "function": {"name": spec.name, "description": spec.description, "parameters": parameters},
+    }
+
+
+def _tool_content(call: ToolCall) -> str:
+    content = json.dumps(call.record()["result"], default=str)
+    if len(content) > TOOL_RESULT_MAX_CHARS:
+        content = content[:TOOL_RESULT_MAX_CHARS] + " …(truncated)"
+    return content
+
+
+def history_messages(history: Sequence[HistoryMessage]) -> list[dict[str, Any]]:
+    """The stored window as chat messages, earlier tool calls replayed with their results."""
+    messages: list[dict[str, Any]] = []
+    for index, message in enumerate(history):
+        if message.role != "assistant":
+            messages.append({"role": "user", "content": message.content})
+            continue
+        if message.tool_calls:
+            ids = [f"call_{index}_{n}" for n in range(len(message.tool_calls))]
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {
+                                "name": call.name,
+                                "arguments": json.dumps(call.arguments, default=str),
+                            },
+                        }
+                        for call_id, call in zip(ids, message.tool_calls, strict=True)
+                    ],
+                }
+            )
+            messages.extend(
+                {"role": "tool", "tool_call_id": call_id, "content": _tool_content(call)}
+                for call_id, call in zip(ids, message.tool_calls, strict=True)
+            )
+        messages.append({"role": "assistant", "content": message.content})
+    return messages

@@ -1,0 +1,182 @@
+"""HTTP routes of the chat service. Thin: parse, call the turn or the service, shape."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from chat_service import service, sse
+from chat_service.models import Conversation, Message
+from chat_service.pagination import set_page_headers
+from chat_service.schemas import (
+    ChatIn,
+    ChatOut,
+    ConversationDetail,
+    ConversationPublic,
+    MessagePublic,
+    ToolCallPublic,
+)
+from chat_service.turn import ChatContext, Emit, TurnRequest, begin_turn, run_turn
+from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
+
+router = APIRouter(prefix="/api", tags=["chat"])
+
+MAX_PAGE = 100
+UTC = ZoneInfo("UTC")
+
+
+def get_context(request: Request) -> ChatContext:
+    ctx: ChatContext = request.app.state.chat
+    return ctx
+
+
+Context = Annotated[ChatContext, Depends(get_context)]
+# Already checked by CurrentPrincipal; forwarded as is so the todo service sees the user.
+BearerToken = Annotated[str | None, Depends(bearer_scheme)]
+Cursor = Annotated[str | None, Query(max_length=512, description="From the previous page's Link")]
+# Unknown, foreign and impossible ids are all simply "not found".
+ConversationId = Annotated[int, Path(description="A conversation of the current user")]
+
+
+def _limit(request: Request, limit: int | None) -> int:
+    ctx: ChatContext = request.app.state.chat
+    return limit if limit is not None else ctx.settings.page_size
+
+
+Limit = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page size")]
+
+_SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": (
+                    'event: tool_call\ndata: {"name":"add_task","arguments":{"title":"Buy milk"},'
+                    '"result":{"task_id":5,"status":"created","title":"Buy milk"}}\n\n'
+                    'event: message\ndata: {"response":"Done! I added “Buy milk”..."}\n\n'
+                    'event: done\ndata: {"conversation_id":1}\n\n'
+                ),
+            }
+        },
+        "description": "The reply; or, with `Accept: text/event-stream`, the turn as events",
+    }
+}
+
+
+@router.post("/chat", response_model=ChatOut, responses=_SSE_RESPONSE)
+async def chat(
+    body: ChatIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    token: BearerToken,
+    ctx: Context,
+) -> Any:
+    """One stateless chat turn. With ``Accept: text/event-stream`` it streams as it happens."""
+    assert token is not None  # CurrentPrincipal refused the request otherwise
+    turn_request = TurnRequest(
+        user_id=principal.sub,
+        token=token,
+        message=body.message,
+        conversation_id=body.conversation_id,
+        tz=ZoneInfo(body.timezone) if body.timezone else UTC,
+    )
+    turn = await begin_turn(ctx, turn_request)
+
+    if "text/event-stream" in request.headers.get("accept", ""):
+
+        async def run(emit: Emit) -> int:
+            result = await run_turn(ctx, turn_request, turn, emit)
+            return result.conversation_id
+
+        tasks: set[Any] = request.app.state.chat_tasks
+        return StreamingResponse(
+            sse.stream_turn(run, tasks=tasks),
+            media_type="text/event-stream",
+            headers=sse.HEADERS,
+        )
+
+    result = await run_turn(ctx, turn_request, turn)
+    return ChatOut(
+        conversation_id=result.conversation_id,
+        response=result.reply,
+        tool_calls=[ToolCallPublic(**call.record()) for call in result.tool_calls],
+    )
+
+
+@router.get("/conversations")
+async def list_conversations(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> list[ConversationPublic]:
+    """The user's conversations, most recently active first; more pages via ``Link``."""
+    page = await service.list_conversations(
+        session, principal.sub, limit=_limit(request, limit), cursor=cursor
+    )
+    set_page_headers(request, response, page)
+    return [_conversation(c) for c in page.items]
+
+
+@router.get("/conversations/{conversation_id}")
+async def read_conversation(
+    conversation_id: ConversationId,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> ConversationDetail:
+    """A conversation with one page of its messages, oldest first; more pages via ``Link``,
+    the number of messages in ``X-Total-Count``."""
+    conversation = await service.get_conversation(
+        session, principal.sub, conversation_id=conversation_id
+    )
+    page = await service.list_messages(
+        session,
+        principal.sub,
+        conversation_id=conversation_id,
+        limit=_limit(request, limit),
+        cursor=cursor,
+    )
+    set_page_headers(request, response, page)
+    return ConversationDetail(
+        **_conversation(conversation).model_dump(), messages=[_message(m) for m in page.items]
+    )
+
+
+@router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(
+    conversation_id: ConversationId, session: SessionDep, principal: CurrentPrincipal
+) -> None:
+    await service.delete_conversation(session, principal.sub, conversation_id=conversation_id)
+
+
+def _conversation(conversation: Conversation) -> ConversationPublic:
+    assert conversation.id is not None
+    return ConversationPublic(
+        id=conversation.id,
+        title=conversation.title,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+    )
+
+
+def _message(message: Message) -> MessagePublic:
+    assert message.id is not None
+    calls = None
+    if message.tool_calls is not None:
+        calls = [ToolCallPublic(**record) for record in message.tool_calls]
+    return MessagePublic(
+        id=message.id,
+        role="assistant" if message.role == "assistant" else "user",
+        content=message.content,
+        tool_calls=calls,
+        created_at=message.created_at,
+    )

@@ -1,0 +1,111 @@
+"""The chat service's application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import httpx2
+from fastapi import FastAPI
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chat_service.agents.base import Agent
+from chat_service.agents.openai_agent import OpenAIAgent
+from chat_service.agents.rules import RulesAgent
+from chat_service.api import router
+from chat_service.settings import AgentKind, ChatSettings, get_settings
+from chat_service.todo_client import TodoMcp
+from chat_service.turn import ChatContext
+from shared.app import create_service_app, database, database_ready
+from shared.clock import Clock, utcnow
+from shared.tokens import TokenVerifier
+
+# Streamed turns still running at shutdown get this long to store their reply.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def create_app(
+    settings: ChatSettings | None = None,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    verifier: TokenVerifier | None = None,
+    clock: Clock = utcnow,
+    openai_http: httpx2.AsyncClient | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            jwks_http = await stack.enter_async_context(httpx.AsyncClient())
+            app.state.verifier = verifier or TokenVerifier.from_settings(
+                settings.trusted_issuers(), http=jwks_http, leeway=settings.jwt_leeway_seconds
+            )
+            todo = TodoMcp(settings.todo_mcp_url, timeout=settings.todo_timeout_seconds)
+            stack.push_async_callback(todo.aclose)
+            agent = await _agent(settings, stack, openai_http)
+            await stack.enter_async_context(
+                database(app, settings, name="chat", sessionmaker=sessionmaker)
+            )
+            app.state.chat = ChatContext(
+                settings=settings,
+                sessionmaker=app.state.sessionmaker,
+                agent=agent,
+                todo=todo,
+                clock=clock,
+            )
+            app.state.chat_tasks = set()
+            stack.push_async_callback(_finish_streams, app.state.chat_tasks)
+            yield
+
+    app = create_service_app(
+        name="chat",
+        title="Chat service",
+        settings=settings,
+        lifespan=lifespan,
+        readiness={"database": database_ready},
+        docs_url="/api/chat/docs",
+        openapi_url="/api/chat/openapi.json",
+    )
+    app.include_router(router)
+    return app
+
+
+async def _agent(
+    settings: ChatSettings,
+    stack: contextlib.AsyncExitStack,
+    http: httpx2.AsyncClient | None,
+) -> Agent:
+    if settings.agent is AgentKind.RULES:
+        return RulesAgent()
+    assert settings.openai_api_key is not None
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+        http_client=http,
+    )
+    stack.push_async_callback(client.close)
+    return OpenAIAgent(
+        client,
+        model=settings.openai_model,
+        max_tool_rounds=settings.openai_max_tool_rounds,
+        temperature=settings.openai_temperature,
+    )
+
+
+async def _finish_streams(tasks: set[asyncio.Task[None]]) -> None:
+    """Let streamed turns store their replies; cancel any that outstay the grace period."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(set(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=1.0)

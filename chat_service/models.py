@@ -1,0 +1,87 @@
+"""Tables of the chat service, all in schema ``chat``.
+
+``user_id`` is the token's subject as an opaque string: users live in another service (or
+another issuer), so there is no foreign key to them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from shared.db import schema_metadata
+
+SCHEMA = "chat"
+
+
+class ChatBase(SQLModel):
+    metadata = schema_metadata(SCHEMA)
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+def _timestamp() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _identity() -> Column[int]:
+    return Column(BigInteger, Identity(always=False), primary_key=True)
+
+
+class Conversation(ChatBase, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # A user's conversations, most recently active first (the list's keyset order;
+        # PostgreSQL walks the index backwards for the descending order).
+        Index("ix_conversations_user_id_updated_at_id", "user_id", "updated_at", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_identity())
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_timestamp())
+    updated_at: datetime = Field(sa_column=_timestamp())
+
+
+class Message(ChatBase, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'assistant')", name="role"),
+        # A conversation's messages in order: both the history window and the message pages.
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_identity())
+    conversation_id: int = Field(
+        sa_column=Column(
+            BigInteger,
+            ForeignKey(f"{SCHEMA}.conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    role: str = Field(sa_column=Column(Text, nullable=False))
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    # The tools an assistant turn called: [{name, arguments, result}], in order.
+    tool_calls: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    created_at: datetime = Field(sa_column=_timestamp())

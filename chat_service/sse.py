@@ -1,0 +1,86 @@
+"""Server-sent events for a streamed chat turn.
+
+The turn runs in its own task and feeds a queue; the response only drains the queue. So a
+client that disconnects does not cut the turn short: its reply and tool calls are still
+stored, and the conversation stays consistent for the next message.
+
+Events: ``tool_call`` ({name, arguments, result}) as each call completes, ``message``
+({response}) with the reply, ``done`` ({conversation_id}); or, when something fails after
+the stream began, one ``error`` ({detail, code, request_id, status}) and the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from chat_service.agents.base import AgentEvent, ToolCallEvent
+from shared.errors import AppError, error_body
+
+logger = logging.getLogger(__name__)
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def encode(event: str, data: Any) -> bytes:
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+def agent_event(event: AgentEvent) -> bytes:
+    if isinstance(event, ToolCallEvent):
+        return encode("tool_call", event.call.record())
+    return encode("message", {"response": event.text})
+
+
+def error_event(exc: BaseException) -> bytes:
+    if isinstance(exc, AppError):
+        body = error_body(exc.message, exc.code)
+        return encode("error", {**body, "status": exc.status_code})
+    return encode("error", {**error_body("Internal server error", "internal_error"), "status": 500})
+
+
+_END = object()
+
+
+def stream_turn(
+    run: Callable[[Callable[[AgentEvent], Awaitable[None]]], Awaitable[int]],
+    *,
+    tasks: set[asyncio.Task[None]],
+) -> AsyncIterator[bytes]:
+    """Start ``run(emit)`` (which returns the conversation id) and stream what it emits.
+
+    The task is kept in ``tasks`` until it ends, so the app can wait for it at shutdown.
+    """
+    queue: asyncio.Queue[object] = asyncio.Queue()
+
+    async def emit(event: AgentEvent) -> None:
+        await queue.put(agent_event(event))
+
+    async def produce() -> None:
+        try:
+            conversation_id = await run(emit)
+            await queue.put(encode("done", {"conversation_id": conversation_id}))
+        except Exception as exc:
+            if not isinstance(exc, AppError):
+                logger.exception("chat turn failed while streaming")
+            await queue.put(error_event(exc))
+        finally:
+            await queue.put(_END)
+
+    task = asyncio.create_task(produce())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+    async def drain() -> AsyncIterator[bytes]:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            assert isinstance(item, bytes)
+            yield item
+
+    return drain()

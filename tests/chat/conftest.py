@@ -1,0 +1,167 @@
+"""Fixtures of the chat service's tests: the app in-process with a test token issuer.
+
+Chat turns commit twice (the user's message, then the reply), so the apps here use
+``committed_sessionmaker``: real commits, tables emptied after each test.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chat_service.app import create_app
+from chat_service.settings import ChatSettings
+from shared.clock import FrozenClock
+from tests.support.tokens import TestIssuer
+
+# A Friday afternoon in UTC: relative dates in the tests are read against it.
+NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class User:
+    sub: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestIssuer:
+    return TestIssuer()
+
+
+@pytest.fixture
+def alice(issuer: TestIssuer) -> User:
+    return User("alice-subject", issuer.mint("alice-subject"))
+
+
+@pytest.fixture
+def bob(issuer: TestIssuer) -> User:
+    return User("bob-subject", issuer.mint("bob-subject"))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """An MCP URL where nothing listens: the todo service is down."""
+    return f"http://127.0.0.1:{free_port()}/api/mcp"
+
+
+@pytest.fixture
+def chat_settings(migrated_url: str, closed_url: str) -> Callable[..., ChatSettings]:
+    def build(**overrides: Any) -> ChatSettings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": migrated_url,
+            "todo_mcp_url": closed_url,
+            "todo_timeout_seconds": 5.0,
+        }
+        values.update(overrides)
+        return ChatSettings(_env_file=None, **values)
+
+    return build
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+ChatAppFactory = Callable[..., FastAPI]
+
+
+@pytest.fixture
+def make_chat_app(
+    chat_settings: Callable[..., ChatSettings],
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    issuer: TestIssuer,
+    clock: FrozenClock,
+) -> ChatAppFactory:
+    """A fresh chat app on the shared database (call twice to "restart" the service)."""
+
+    def build(**overrides: Any) -> FastAPI:
+        openai_http = overrides.pop("openai_http", None)
+        return create_app(
+            chat_settings(**overrides),
+            sessionmaker=committed_sessionmaker,
+            verifier=issuer.verifier(),
+            clock=clock,
+            openai_http=openai_http,
+        )
+
+    return build
+
+
+@pytest.fixture
+async def client(make_chat_app: ChatAppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(make_chat_app()) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    conversation_id: int
+    user_id: str
+    role: str
+    content: str
+    tool_calls: Any
+
+
+async def stored_messages(
+    maker: async_sessionmaker[AsyncSession], conversation_id: int | None = None
+) -> list[StoredMessage]:
+    """What the database holds, read directly (not through the API under test)."""
+    query = "SELECT conversation_id, user_id, role, content, tool_calls FROM chat.messages"
+    params: dict[str, Any] = {}
+    if conversation_id is not None:
+        query += " WHERE conversation_id = :cid"
+        params["cid"] = conversation_id
+    async with maker() as session:
+        connection = await session.connection()
+        rows = (await connection.execute(text(query + " ORDER BY id"), params)).all()
+    return [StoredMessage(*row) for row in rows]
+
+
+async def conversation_count(maker: async_sessionmaker[AsyncSession]) -> int:
+    async with maker() as session:
+        connection = await session.connection()
+        count = await connection.execute(text("SELECT count(*) FROM chat.conversations"))
+        return int(count.scalar_one())
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"detail", "code", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["code"] == code
+    return body

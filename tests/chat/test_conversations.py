@@ -1,0 +1,414 @@
+"""The chat API without the todo service: conversations, isolation, tokens, bad input, outages.
+
+Greetings and help are answered without touching any tool, so these turns need no todo
+service; the todo URL points at a closed port, which also proves they make no call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chat_service.agents import rules
+from tests.chat.conftest import (
+    ChatAppFactory,
+    User,
+    assert_error,
+    conversation_count,
+    serve,
+    stored_messages,
+)
+from tests.support.tokens import TestIssuer
+
+
+async def say(client: httpx.AsyncClient, user: User, message: str, **fields: Any) -> httpx.Response:
+    return await client.post("/api/chat", json={"message": message, **fields}, headers=user.headers)
+
+
+def parse_sse(body: str) -> list[tuple[str, Any]]:
+    events = []
+    for block in body.split("\n\n"):
+        if not block.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+async def test_greeting_starts_a_conversation_without_tools(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    response = await say(client, alice, "Hello there!")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {
+        "conversation_id": body["conversation_id"],
+        "response": rules.GREETING,
+        "tool_calls": [],
+    }
+    stored = await stored_messages(committed_sessionmaker, body["conversation_id"])
+    assert [(m.role, m.content, m.user_id) for m in stored] == [
+        ("user", "Hello there!", alice.sub),
+        ("assistant", rules.GREETING, alice.sub),
+    ]
+    assert stored[1].tool_calls == []
+
+
+@pytest.mark.parametrize(
+    ("message", "reply"),
+    [
+        ("what can you do?", rules.HELP),
+        ("thanks!", rules.THANKS),
+        ("what is the weather like on Mars", rules.UNKNOWN),
+        ("mark it as not done", rules.REOPEN),
+        ("delete all my completed tasks", rules.BULK),
+        ("Add a task", rules.ASK_TITLE),
+    ],
+)
+async def test_small_talk_is_answered_without_touching_tasks(
+    client: httpx.AsyncClient, alice: User, message: str, reply: str
+) -> None:
+    response = await say(client, alice, message)
+    assert response.status_code == 200, response.text
+    assert response.json()["response"] == reply
+    assert response.json()["tool_calls"] == []
+
+
+async def test_a_conversation_continues_and_is_listed_newest_first(
+    client: httpx.AsyncClient, alice: User, clock: Any
+) -> None:
+    first = (await say(client, alice, "hi")).json()["conversation_id"]
+    clock.advance(minutes=1)
+    second = (await say(client, alice, "hello")).json()["conversation_id"]
+    clock.advance(minutes=1)
+    again = await say(client, alice, "thanks", conversation_id=first)
+    assert again.json()["conversation_id"] == first
+
+    listed = await client.get("/api/conversations", headers=alice.headers)
+    assert listed.status_code == 200
+    assert [c["id"] for c in listed.json()] == [first, second]
+    assert listed.headers["x-total-count"] == "2"
+    assert "link" not in listed.headers
+    assert listed.json()[1]["title"] == "hello"
+
+    detail = await client.get(f"/api/conversations/{first}", headers=alice.headers)
+    assert detail.status_code == 200
+    assert [m["role"] for m in detail.json()["messages"]] == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    assert detail.headers["x-total-count"] == "4"
+
+
+async def test_conversations_and_messages_are_keyset_paginated(
+    client: httpx.AsyncClient, alice: User, clock: Any
+) -> None:
+    ids = []
+    for n in range(5):
+        clock.advance(seconds=1)
+        ids.append((await say(client, alice, f"hello {n}")).json()["conversation_id"])
+
+    seen: list[int] = []
+    url: str | None = "/api/conversations?limit=2"
+    for _ in range(5):
+        if url is None:
+            break
+        page = await client.get(url, headers=alice.headers)
+        assert page.status_code == 200
+        assert page.headers["x-total-count"] == "5"
+        seen += [c["id"] for c in page.json()]
+        link = page.headers.get("link")
+        url = link[1 : link.index(">")] if link else None
+        if url:
+            assert url.startswith("/api/conversations?")
+            assert 'rel="next"' in link
+    assert seen == list(reversed(ids))
+
+    conversation = ids[0]
+    for _ in range(2):
+        await say(client, alice, "thanks", conversation_id=conversation)
+    first = await client.get(f"/api/conversations/{conversation}?limit=4", headers=alice.headers)
+    assert first.headers["x-total-count"] == "6"
+    link = first.headers["link"]
+    second = await client.get(link[1 : link.index(">")], headers=alice.headers)
+    contents = [m["content"] for m in first.json()["messages"] + second.json()["messages"]]
+    assert contents[0] == "hello 0"
+    assert len(contents) == 6
+    assert "link" not in second.headers
+
+
+async def test_a_broken_cursor_is_a_400(client: httpx.AsyncClient, alice: User) -> None:
+    for cursor in ("not-base64!", "WzFd", "eyJhIjoxfQ"):
+        response = await client.get(f"/api/conversations?cursor={cursor}", headers=alice.headers)
+        assert_error(response, 400, "invalid_cursor")
+
+
+async def test_deleting_a_conversation_removes_its_messages(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation = (await say(client, alice, "hi")).json()["conversation_id"]
+    response = await client.delete(f"/api/conversations/{conversation}", headers=alice.headers)
+    assert response.status_code == 204
+    assert await stored_messages(committed_sessionmaker) == []
+    gone = await client.get(f"/api/conversations/{conversation}", headers=alice.headers)
+    assert_error(gone, 404, "conversation_not_found")
+    again = await client.delete(f"/api/conversations/{conversation}", headers=alice.headers)
+    assert_error(again, 404, "conversation_not_found")
+
+
+async def test_other_users_conversation_is_404_on_every_route(
+    client: httpx.AsyncClient,
+    alice: User,
+    bob: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation = (await say(client, alice, "hi")).json()["conversation_id"]
+    before = await stored_messages(committed_sessionmaker)
+
+    assert_error(await client.get(f"/api/conversations/{conversation}", headers=bob.headers), 404)
+    assert_error(
+        await client.delete(f"/api/conversations/{conversation}", headers=bob.headers), 404
+    )
+    assert_error(await say(client, bob, "hello", conversation_id=conversation), 404)
+    listed = await client.get("/api/conversations", headers=bob.headers)
+    assert listed.json() == []
+    assert listed.headers["x-total-count"] == "0"
+
+    assert await stored_messages(committed_sessionmaker) == before
+    assert await conversation_count(committed_sessionmaker) == 1
+
+
+@pytest.mark.parametrize("conversation_id", ["999999", "0", "-1", str(2**63), str(2**70)])
+async def test_unknown_conversation_ids_are_404(
+    client: httpx.AsyncClient, alice: User, conversation_id: str
+) -> None:
+    for method in ("GET", "DELETE"):
+        response = await client.request(
+            method, f"/api/conversations/{conversation_id}", headers=alice.headers
+        )
+        assert_error(response, 404, "conversation_not_found")
+
+
+async def test_posting_into_an_unknown_conversation_is_404_and_stores_nothing(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    assert_error(await say(client, alice, "hi", conversation_id=424242), 404)
+    assert await conversation_count(committed_sessionmaker) == 0
+
+
+async def test_a_restarted_service_continues_the_conversation(
+    make_chat_app: ChatAppFactory, alice: User
+) -> None:
+    async with serve(make_chat_app()) as client:
+        conversation = (await say(client, alice, "Add a task")).json()["conversation_id"]
+    # A new process: nothing in memory. The pending question is read back from the database,
+    # so the answer is understood as the new task's title (and needs the todo service, down).
+    async with serve(make_chat_app()) as client:
+        answer = await say(client, alice, "buy milk", conversation_id=conversation)
+        assert_error(answer, 503, "todo_unavailable")
+        detail = await client.get(f"/api/conversations/{conversation}", headers=alice.headers)
+        contents = [m["content"] for m in detail.json()["messages"]]
+        assert contents == ["Add a task", rules.ASK_TITLE, "buy milk"]
+
+
+async def test_todo_service_down_is_503_and_keeps_only_the_user_message(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    response = await say(client, alice, "Show me all my tasks")
+    assert_error(response, 503, "todo_unavailable")
+    stored = await stored_messages(committed_sessionmaker)
+    assert [(m.role, m.content) for m in stored] == [("user", "Show me all my tasks")]
+    listed = await client.get("/api/conversations", headers=alice.headers)
+    assert [c["title"] for c in listed.json()] == ["Show me all my tasks"]
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+SSE = {"Accept": "text/event-stream"}
+
+
+async def test_a_streamed_turn_sends_message_then_done(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    response = await client.post(
+        "/api/chat", json={"message": "hi"}, headers={**alice.headers, **SSE}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    events = parse_sse(response.text)
+    conversation = events[-1][1]["conversation_id"]
+    assert events == [
+        ("message", {"response": rules.GREETING}),
+        ("done", {"conversation_id": conversation}),
+    ]
+    stored = await stored_messages(committed_sessionmaker, conversation)
+    assert [m.role for m in stored] == ["user", "assistant"]
+
+
+async def test_a_failure_after_the_stream_began_is_an_error_event(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    response = await client.post(
+        "/api/chat", json={"message": "What's pending?"}, headers={**alice.headers, **SSE}
+    )
+    assert response.status_code == 200
+    events = parse_sse(response.text)
+    assert [name for name, _ in events] == ["error"]
+    error = events[0][1]
+    assert error["code"] == "todo_unavailable"
+    assert error["status"] == 503
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert [m.role for m in await stored_messages(committed_sessionmaker)] == ["user"]
+
+
+async def test_errors_before_the_stream_are_plain_http_errors(
+    client: httpx.AsyncClient, alice: User, bob: User
+) -> None:
+    conversation = (await say(client, alice, "hi")).json()["conversation_id"]
+    response = await client.post(
+        "/api/chat",
+        json={"message": "hi", "conversation_id": conversation},
+        headers={**bob.headers, **SSE},
+    )
+    assert_error(response, 404, "conversation_not_found")
+    bad = await client.post("/api/chat", json={"message": ""}, headers={**alice.headers, **SSE})
+    assert_error(bad, 422, "validation_error")
+
+
+# --- tokens and bodies -----------------------------------------------------------------------
+
+
+def _without_subject(issuer: TestIssuer) -> str:
+    claims = issuer.claims("alice-subject")
+    del claims["sub"]
+    return jwt.encode(
+        claims, issuer.key.private_key, algorithm="EdDSA", headers={"kid": issuer.key.kid}
+    )
+
+
+def _bad_tokens(issuer: TestIssuer) -> dict[str, dict[str, str]]:
+    other = TestIssuer()
+    return {
+        "missing": {},
+        "not a jwt": {"Authorization": "Bearer not-a-token"},
+        "expired": {"Authorization": f"Bearer {issuer.mint('alice-subject', exp=1000)}"},
+        "other key": {"Authorization": f"Bearer {other.mint('alice-subject')}"},
+        "wrong audience": {"Authorization": f"Bearer {issuer.mint('alice-subject', aud='x')}"},
+        "no subject": {"Authorization": f"Bearer {_without_subject(issuer)}"},
+        "basic scheme": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "missing",
+        "not a jwt",
+        "expired",
+        "other key",
+        "wrong audience",
+        "no subject",
+        "basic scheme",
+    ],
+)
+async def test_bad_tokens_are_401_everywhere_and_store_nothing(
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    name: str,
+) -> None:
+    headers = _bad_tokens(issuer)[name]
+    for method, url, body in (
+        ("POST", "/api/chat", {"message": "hi"}),
+        ("GET", "/api/conversations", None),
+        ("GET", "/api/conversations/1", None),
+        ("DELETE", "/api/conversations/1", None),
+    ):
+        response = await client.request(method, url, json=body, headers=headers)
+        assert_error(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert await conversation_count(committed_sessionmaker) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"message": ""},
+        {"message": "   "},
+        {"message": "x" * 4001},
+        {"message": 42},
+        {"message": "hi", "user_id": "bob-subject"},
+        {"message": "hi", "conversation_id": 0},
+        {"message": "hi", "conversation_id": "abc"},
+        {"message": "hi", "timezone": "Mars/Olympus_Mons"},
+        {"message": "hi", "timezone": "../../etc/passwd"},
+        {"message": "hi", "timezone": ""},
+        ["hi"],
+    ],
+)
+async def test_bad_bodies_are_422_and_store_nothing(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    body: Any,
+) -> None:
+    response = await client.post("/api/chat", json=body, headers=alice.headers)
+    assert_error(response, 422, "validation_error")
+    assert await conversation_count(committed_sessionmaker) == 0
+
+
+async def test_malformed_and_oversized_bodies_are_rejected(
+    client: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    not_json = await client.post(
+        "/api/chat",
+        content=b"{not json",
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert_error(not_json, 422, "validation_error")
+    huge = await client.post(
+        "/api/chat",
+        content=json.dumps({"message": "x" * (2 * 1024 * 1024)}).encode(),
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert_error(huge, 413, "payload_too_large")
+    assert await conversation_count(committed_sessionmaker) == 0
+
+
+async def test_the_longest_message_and_a_time_zone_are_accepted(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    response = await say(client, alice, "hi " + "x" * 3997, timezone="America/New_York")
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", f"cursor={'a' * 513}"])
+async def test_bad_page_parameters_are_422(
+    client: httpx.AsyncClient, alice: User, query: str
+) -> None:
+    response = await client.get(f"/api/conversations?{query}", headers=alice.headers)
+    assert_error(response, 422, "validation_error")

@@ -1,0 +1,272 @@
+"""The rule-based agent's language understanding and date reading, table by table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chat_service.agents.dates import describe, find_due, parse_due
+from chat_service.agents.language import Intent, ListFilters, TaskRef, clean, read_ref, understand
+
+# Friday 27 November 2026, 15:30 in Paris.
+NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def at(day: int, hour: int, minute: int = 0, *, month: int = 11, year: int = 2026) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
+
+
+def check(text: str, intent: Intent, **expected: Any) -> None:
+    command = understand(text, now=NOW, tz=PARIS)
+    assert command.intent is intent, (text, command)
+    for name, value in expected.items():
+        assert getattr(command, name) == value, (text, name, command)
+
+
+# The Phase III examples and what each must mean.
+PHASE_III = [
+    ("Add a task to buy groceries", Intent.ADD, {"title": "Buy groceries"}),
+    ("Show me all my tasks", Intent.LIST, {"filters": ListFilters(status="all")}),
+    ("What's pending?", Intent.LIST, {"filters": ListFilters(status="pending")}),
+    ("Mark task 3 as complete", Intent.COMPLETE, {"ref": TaskRef(ids=(3,))}),
+    ("Delete the meeting task", Intent.DELETE, {"ref": TaskRef(title="meeting")}),
+    (
+        "Change task 1 to 'Call mom tonight'",
+        Intent.UPDATE,
+        {"ref": TaskRef(ids=(1,)), "title": "Call mom tonight", "due_at": None},
+    ),
+    ("I need to remember to pay bills", Intent.ADD, {"title": "Pay bills"}),
+    ("What have I completed?", Intent.LIST, {"filters": ListFilters(status="completed")}),
+]
+
+ADDING = [
+    ("add buy milk", {"title": "Buy milk"}),
+    ("Please add 'Call mom' to my list", {"title": "Call mom"}),
+    ("Please add “Call mom” to my list", {"title": "Call mom"}),
+    ("create a new task called water the plants", {"title": "Water the plants"}),
+    ("new task: renew passport", {"title": "Renew passport"}),
+    (
+        "remind me to call the dentist on Friday",
+        {"title": "Call the dentist", "due_at": at(4, 9, month=12)},
+    ),
+    ("don't let me forget to feed the cat", {"title": "Feed the cat"}),
+    ("I need to buy a birthday present", {"title": "Buy a birthday present"}),
+    (
+        "Add buy milk tomorrow at 5pm #errands urgent",
+        {"title": "Buy milk", "due_at": at(28, 17), "tags": ("errands",), "priority": "high"},
+    ),
+    (
+        "add a high priority task to finish the report by next Monday at 5pm",
+        {"title": "Finish the report", "priority": "high", "due_at": at(30, 17)},
+    ),
+    ("add low priority: clean the garage", {"title": "Clean the garage", "priority": "low"}),
+    (
+        "add pay rent on Dec 3 #home #bills",
+        {"due_at": at(3, 9, month=12), "tags": ("home", "bills")},
+    ),
+    ("add water plants every week", {"title": "Water plants", "recurrence": "weekly"}),
+    (
+        "add stand-up daily at 9:30",
+        {"title": "Stand-up", "recurrence": "daily", "due_at": at(28, 9, 30)},
+    ),
+    (
+        "add dentist appointment with description bring the insurance card",
+        {"title": "Dentist appointment", "description": "bring the insurance card"},
+    ),
+    ("add call mom tonight", {"title": "Call mom", "due_at": at(27, 20)}),
+    ("add submit taxes tagged finance", {"title": "Submit taxes", "tags": ("finance",)}),
+    ("can you add milk please", {"title": "Milk"}),
+    ("Add a task", {"title": None}),
+]
+
+LISTING = [
+    ("list my tasks", ListFilters()),
+    ("what's on my list?", ListFilters()),
+    ("can you please show my pending tasks", ListFilters(status="pending")),
+    ("What's left to do?", ListFilters(status="pending")),
+    ("show completed tasks", ListFilters(status="completed")),
+    ("show me all my pending tasks", ListFilters(status="pending")),
+    ("list high priority tasks", ListFilters(priority="high")),
+    ("any urgent tasks?", ListFilters(priority="high")),
+    ("show me my #work tasks", ListFilters(tag="work")),
+    ("search for dentist", ListFilters(q="dentist")),
+    ("find tasks about taxes", ListFilters(q="taxes")),
+    ("show tasks mentioning passport", ListFilters(q="passport")),
+    ("I want to see my tasks", ListFilters()),
+    (
+        "what's due tomorrow?",
+        ListFilters(due_after=at(28, 0), due_before=at(29, 0)),
+    ),
+    (
+        "what do I have to do today?",
+        ListFilters(status="pending", due_after=at(27, 0), due_before=at(28, 0)),
+    ),
+    ("any overdue tasks?", ListFilters(status="pending", due_before=at(27, 15, 30))),
+    ("tasks due this week", ListFilters(due_after=at(27, 0), due_before=at(30, 0))),
+]
+
+CHANGING = [
+    ("complete task 7", Intent.COMPLETE, {"ref": TaskRef(ids=(7,))}),
+    ("mark #4 done", Intent.COMPLETE, {"ref": TaskRef(ids=(4,))}),
+    ("task 3 is done", Intent.COMPLETE, {"ref": TaskRef(ids=(3,))}),
+    ("I finished the groceries task", Intent.COMPLETE, {"ref": TaskRef(title="groceries")}),
+    ("done with the report", Intent.COMPLETE, {"ref": TaskRef(title="report")}),
+    ("complete tasks 3 and 4", Intent.COMPLETE, {"ref": TaskRef(ids=(3, 4))}),
+    ("mark that done", Intent.COMPLETE, {"ref": TaskRef(pronoun=True)}),
+    ("set task 2 to done", Intent.COMPLETE, {"ref": TaskRef(ids=(2,))}),
+    ("delete it", Intent.DELETE, {"ref": TaskRef(pronoun=True)}),
+    ("remove task number 12", Intent.DELETE, {"ref": TaskRef(ids=(12,))}),
+    (
+        "cancel the dentist appointment",
+        Intent.DELETE,
+        {"ref": TaskRef(title="dentist appointment")},
+    ),
+    ("delete everything", Intent.DELETE, {"ref": TaskRef(bulk=True)}),
+    ("mark task 5 as not done", Intent.REOPEN, {"ref": TaskRef(ids=(5,))}),
+    ("rename task 2 to Buy oat milk", Intent.UPDATE, {"title": "Buy oat milk"}),
+    ("update task 3: call the bank", Intent.UPDATE, {"title": "Call the bank"}),
+    (
+        "change the description of task 2 to bring receipts",
+        Intent.UPDATE,
+        {"description": "bring receipts", "title": None},
+    ),
+    ("make task 2 high priority", Intent.UPDATE, {"priority": "high", "title": None}),
+    ("make it urgent", Intent.UPDATE, {"ref": TaskRef(pronoun=True), "priority": "high"}),
+    ("set task 4 priority to low", Intent.UPDATE, {"priority": "low"}),
+    ("move task 3 to tomorrow", Intent.UPDATE, {"due_at": at(28, 9), "title": None}),
+    ("task 3 is due friday at 4pm", Intent.UPDATE, {"due_at": at(4, 16, month=12)}),
+    ("change the due date of task 6 to Dec 24", Intent.UPDATE, {"due_at": at(24, 9, month=12)}),
+    ("set the tags of task 1 to #home, #chores", Intent.UPDATE, {"tags": ("home", "chores")}),
+]
+
+SMALL_TALK = [
+    ("hi", Intent.GREETING),
+    ("Hello there!", Intent.GREETING),
+    ("good morning", Intent.GREETING),
+    ("what can you do?", Intent.HELP),
+    ("help", Intent.HELP),
+    ("thanks!", Intent.THANKS),
+    ("thank you so much", Intent.THANKS),
+    ("what is the weather like", Intent.UNKNOWN),
+    ("asdf qwerty", Intent.UNKNOWN),
+    ("", Intent.UNKNOWN),
+    ("the second one", Intent.ANSWER),
+    ("4", Intent.ANSWER),
+]
+
+
+@pytest.mark.parametrize(("text", "intent", "expected"), PHASE_III)
+def test_phase_three_examples(text: str, intent: Intent, expected: dict[str, Any]) -> None:
+    check(text, intent, **expected)
+
+
+@pytest.mark.parametrize(("text", "expected"), ADDING)
+def test_adding(text: str, expected: dict[str, Any]) -> None:
+    check(text, Intent.ADD, **expected)
+
+
+@pytest.mark.parametrize(("text", "filters"), LISTING)
+def test_listing(text: str, filters: ListFilters) -> None:
+    check(text, Intent.LIST, filters=filters)
+
+
+@pytest.mark.parametrize(("text", "intent", "expected"), CHANGING)
+def test_changing(text: str, intent: Intent, expected: dict[str, Any]) -> None:
+    check(text, intent, **expected)
+
+
+@pytest.mark.parametrize(("text", "intent"), SMALL_TALK)
+def test_small_talk_and_nonsense(text: str, intent: Intent) -> None:
+    check(text, intent)
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("task 3", TaskRef(ids=(3,))),
+        ("#3", TaskRef(ids=(3,))),
+        ("tasks 3, 4 and 5", TaskRef(ids=(3, 4, 5))),
+        ("it", TaskRef(pronoun=True)),
+        ("that one", TaskRef(pronoun=True)),
+        ("the last one", TaskRef(ordinal=-1)),
+        ("the 2nd", TaskRef(ordinal=2)),
+        ("the meeting task", TaskRef(title="meeting")),
+        ("the task called 'Buy milk'", TaskRef(title="Buy milk")),
+        ("all of them", TaskRef(title="all of them")),
+        ("all tasks", TaskRef(bulk=True)),
+    ],
+)
+def test_task_references(text: str, ref: TaskRef) -> None:
+    assert read_ref(text) == ref
+
+
+def test_filters_become_list_tasks_arguments() -> None:
+    filters = ListFilters(status="pending", priority="high", tag="work", due_before=at(28, 0))
+    assert filters.arguments() == {
+        "status": "pending",
+        "priority": "high",
+        "tag": "work",
+        "due_before": "2026-11-28T00:00:00+01:00",
+    }
+
+
+def test_politeness_is_trimmed() -> None:
+    assert clean("  Could you please   show my tasks, thanks!! ") == "show my tasks"
+    assert clean("thanks") == "thanks"
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "phrase"),
+    [
+        ("buy milk tomorrow", at(28, 9), "tomorrow"),
+        ("call mom tonight", at(27, 20), "tonight"),
+        ("meeting next Monday at 5pm", at(30, 17), "next Monday at 5pm"),
+        ("pay rent on Dec 3", at(3, 9, month=12), "on Dec 3"),
+        ("dentist on 3rd december at 10:30", at(3, 10, 30, month=12), "on 3rd december at 10:30"),
+        ("in 2 days", at(29, 15, 30), "in 2 days"),
+        ("in an hour", at(27, 16, 30), "in an hour"),
+        ("at 5pm", at(27, 17), "at 5pm"),
+        ("at 9", at(28, 9), "at 9"),  # 9:00 has passed today
+        ("at 5", at(27, 17), "at 5"),  # a bare 1-7 is afternoon
+        ("by noon tomorrow", at(28, 12), "by noon tomorrow"),
+        ("friday", at(4, 9, month=12), "friday"),  # today is Friday: the next one
+        ("on sun", at(29, 9), "on sun"),
+        ("report due 2026-12-24 at 17:00", at(24, 17, month=12), "due 2026-12-24 at 17:00"),
+        ("next week", at(30, 9), "next week"),
+        ("on Nov 2", at(2, 9, year=2027), "on Nov 2"),  # already past this year
+        ("Dec 3 2027", at(3, 9, month=12, year=2027), "Dec 3 2027"),
+        ("tomorrow morning", at(28, 9), "tomorrow morning"),
+        ("at 3 pm tomorrow", at(28, 15), "at 3 pm tomorrow"),
+    ],
+)
+def test_due_dates(text: str, moment: datetime, phrase: str) -> None:
+    found = find_due(text, now=NOW, tz=PARIS)
+    assert found is not None, text
+    assert found.moment == moment
+    assert text[found.start : found.end] == phrase
+
+
+@pytest.mark.parametrize(
+    "text", ["watch the sun rise", "buy 2 apples", "at 25:00", "on Feb 30", "13pm", "wed the date"]
+)
+def test_things_that_are_not_dates(text: str) -> None:
+    assert find_due(text, now=NOW, tz=PARIS) is None
+
+
+def test_a_due_date_is_read_in_the_users_time_zone() -> None:
+    tokyo = find_due("tomorrow at 9am", now=NOW, tz=ZoneInfo("Asia/Tokyo"))
+    assert tokyo is not None
+    assert tokyo.moment.isoformat() == "2026-11-28T09:00:00+09:00"
+    assert parse_due("next friday", now=NOW, tz=PARIS) == at(4, 9, month=12)
+    assert parse_due("friday lunch", now=NOW, tz=PARIS) is None
+
+
+def test_due_moments_are_described_relative_to_today() -> None:
+    assert describe(at(27, 17), now=NOW, tz=PARIS) == "today at 17:00"
+    assert describe(at(28, 9), now=NOW, tz=PARIS) == "tomorrow at 09:00"
+    assert describe(at(3, 9, month=12), now=NOW, tz=PARIS) == "Thu 3 Dec at 09:00"
+    assert describe(at(2, 9, year=2027), now=NOW, tz=PARIS) == "Tue 2 Nov 2027 at 09:00"
