@@ -1,0 +1,238 @@
+"""docker-compose.yml (+ the local-database override) as compose resolves it.
+
+``docker-compose config`` (Debian's package; it needs no engine) validates the files and prints
+the merged result; these tests read that result. The environment file is the one
+``make compose-env`` writes, so that step is tested too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from shared.settings import PLATFORM_VARIABLES
+from tests.deploy.support import REPO
+
+SERVICES = {
+    "auth": ("auth_service", "AUTH_"),
+    "todo": ("todo_service", "TODO_"),
+    "chat": ("chat_service", "CHAT_"),
+    "gateway": ("gateway", "GATEWAY_"),
+}
+JOBS = {"bootstrap", "migrate-auth", "migrate-todo", "migrate-chat"}
+# Read by shared/serve.py (and gateway/__main__.py) rather than by the settings classes.
+PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
+
+
+def compose_env(root: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "compose_env.py"), "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def read_env(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name: value for name, value in pairs if not name.startswith("#")}
+
+
+def compose_config(env_file: Path, *files: str, extra_env: dict[str, str] | None = None) -> Any:
+    executable = shutil.which("docker-compose")
+    if executable is None:
+        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
+    arguments = [executable, "--project-directory", str(REPO), "--env-file", str(env_file)]
+    for name in files:
+        arguments += ["-f", str(REPO / name)]
+    result = subprocess.run(
+        [*arguments, "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), **(extra_env or {})},
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("compose")
+    compose_env(root)
+    return root / ".env"
+
+
+@pytest.fixture(scope="module")
+def local(env_file: Path) -> Any:
+    return compose_config(env_file, "docker-compose.yml", "docker-compose.override.yml")
+
+
+def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ENVIRONMENT=development\nAUTH_APP_DB_PASSWORD=mine\n")
+    first = compose_env(tmp_path)
+    env = read_env(tmp_path / ".env")
+    key = tmp_path / ".data" / "compose" / "auth-signing-key.pem"
+    assert env["AUTH_APP_DB_PASSWORD"] == "mine"
+    assert env["ENVIRONMENT"] == "development"
+    assert len(env["POSTGRES_PASSWORD"]) >= 32
+    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 7
+    assert "created" in first
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) in {0o600, 0o644}
+
+    pem = key.read_text()
+    second = compose_env(tmp_path)
+    assert read_env(tmp_path / ".env") == env
+    assert key.read_text() == pem
+    assert "every password already set" in second
+    assert "kept" in second
+
+
+def test_compose_refuses_to_start_without_the_passwords(tmp_path: Path) -> None:
+    empty = tmp_path / ".env"
+    empty.write_text("")
+    executable = shutil.which("docker-compose")
+    if executable is None:
+        pytest.skip("docker-compose is not installed")
+    result = subprocess.run(
+        [executable, "--project-directory", str(REPO), "--env-file", str(empty), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+    assert result.returncode != 0
+    assert "make compose-env" in result.stderr
+
+
+def test_only_the_gateway_publishes_a_port_and_on_loopback_by_default(local: Any) -> None:
+    published = {name for name, service in local["services"].items() if service.get("ports")}
+    assert published == {"gateway"}
+    (port,) = local["services"]["gateway"]["ports"]
+    # Compose 1.x prints the short form, 2.x the long one.
+    if isinstance(port, str):
+        assert port.removesuffix("/tcp") == "127.0.0.1:8000:8000"
+    else:
+        assert (port["host_ip"], str(port["published"]), port["target"]) == (
+            "127.0.0.1",
+            "8000",
+            8000,
+        )
+
+
+def test_every_long_running_service_has_a_healthcheck_and_jobs_run_once(local: Any) -> None:
+    for name, service in local["services"].items():
+        if name in JOBS:
+            assert service["restart"] == "no", name
+            continue
+        assert service["healthcheck"]["test"], name
+        assert service["restart"] == "unless-stopped", name
+
+
+def test_services_and_jobs_start_in_order(local: Any) -> None:
+    services = local["services"]
+
+    def waits_for(name: str) -> dict[str, str]:
+        return {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
+
+    assert waits_for("bootstrap") == {"postgres": "service_healthy"}
+    for service in ("auth", "todo", "chat"):
+        assert waits_for(f"migrate-{service}") == {"bootstrap": "service_completed_successfully"}
+        assert waits_for(service)[f"migrate-{service}"] == "service_completed_successfully"
+    assert waits_for("gateway")["redis"] == "service_healthy"
+    assert waits_for("gateway")["auth"] == "service_healthy"
+
+
+def test_each_process_uses_its_least_privilege_role(local: Any, env_file: Path) -> None:
+    services = local["services"]
+    passwords = read_env(env_file)
+    for service in ("auth", "todo", "chat"):
+        prefix = SERVICES[service][1]
+        runtime = make_url(services[service]["environment"][f"{prefix}DATABASE_URL"])
+        assert runtime.username == f"{service}_app"
+        assert runtime.password == passwords[f"{prefix}APP_DB_PASSWORD"]
+        migration_env = services[f"migrate-{service}"]["environment"]
+        migration = make_url(migration_env[f"{prefix}MIGRATION_DATABASE_URL"])
+        assert migration.username == f"{service}_migrator"
+        assert migration.password == passwords[f"{prefix}MIGRATOR_DB_PASSWORD"]
+        assert not any("DATABASE_URL" in name for name in migration_env if "MIGRATION" not in name)
+        assert services[f"migrate-{service}"]["command"] == [
+            "python",
+            "-m",
+            "shared.migrate",
+            SERVICES[service][0],
+        ]
+    bootstrap = services["bootstrap"]["environment"]
+    assert make_url(bootstrap["BOOTSTRAP_DATABASE_URL"]).username == "postgres"
+    for name, value in bootstrap.items():
+        if name.endswith("_DB_PASSWORD"):
+            assert value == passwords[name]
+    assert not any("DATABASE_URL" in name for name in services["gateway"]["environment"])
+
+
+def test_the_signing_key_is_a_mounted_secret_and_in_no_environment(local: Any) -> None:
+    auth = local["services"]["auth"]
+    assert [secret["source"] for secret in auth["secrets"]] == ["auth_signing_key"]
+    assert auth["environment"]["AUTH_SIGNING_KEY_FILE"] == "/run/secrets/auth_signing_key"
+    assert local["secrets"]["auth_signing_key"]["file"].endswith(
+        ".data/compose/auth-signing-key.pem"
+    )
+    for name, service in local["services"].items():
+        environment = service.get("environment") or {}
+        assert "AUTH_SIGNING_KEYS" not in environment, name
+        assert not any("PRIVATE KEY" in str(value) for value in environment.values()), name
+        if name != "auth":
+            assert not service.get("secrets"), name
+
+
+def test_our_containers_are_read_only_without_capabilities(local: Any) -> None:
+    for name in [*SERVICES, *JOBS]:
+        service = local["services"][name]
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["build"]["target"] in SERVICES, name
+
+
+def test_the_gateway_shares_rate_limits_through_redis(local: Any) -> None:
+    gateway = local["services"]["gateway"]["environment"]
+    assert gateway["GATEWAY_RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+    assert "redis" in local["services"]
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_every_variable_given_to_a_service_is_one_it_reads(local: Any, service: str) -> None:
+    package, prefix = SERVICES[service]
+    settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
+    fields = set(settings_class.model_fields)
+    known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
+    for name in local["services"][service]["environment"]:
+        if name in known:
+            continue
+        assert name.startswith(prefix), name
+        assert name.removeprefix(prefix).lower() in fields, name
+
+
+def test_without_the_override_there_is_no_local_database(tmp_path: Path) -> None:
+    neon = "postgresql://todo_app:pw@ep-x-pooler.eu-central-1.aws.neon.tech/todo?sslmode=require"
+    (tmp_path / ".env").write_text(f"TODO_DATABASE_URL={neon}\n")
+    config = compose_config(tmp_path / ".env", "docker-compose.yml")
+    assert "postgres" not in config["services"]
+    assert config["services"]["todo"]["environment"]["TODO_DATABASE_URL"] == neon
+    assert "depends_on" not in config["services"]["bootstrap"]
