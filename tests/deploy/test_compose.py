@@ -36,7 +36,7 @@ PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
 
 def compose_env(root: Path) -> str:
     result = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "compose_env.py"), "--root", str(root)],
+        [sys.executable, str(REPO / "deploy" / "local_secrets.py"), "compose", "--root", str(root)],
         capture_output=True,
         text=True,
         timeout=60,

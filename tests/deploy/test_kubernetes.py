@@ -1,0 +1,278 @@
+"""The Kubernetes manifests as ``kubectl kustomize`` renders the local overlay.
+
+Schema validity is ``make deploy-check``'s job (kubernetes-validate); these tests check what a
+schema cannot: that probes, ports and variables agree with the images and the settings, that
+every pod is locked down, and that each Secret reference is one the local secrets provide.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import PLATFORM_VARIABLES
+from tests.deploy.dockerfile import chain, env_of, stages
+from tests.deploy.support import REPO
+
+OVERLAY = REPO / "deploy" / "k8s" / "overlays" / "local"
+SERVICES = {
+    "auth": ("auth_service", "AUTH_"),
+    "todo": ("todo_service", "TODO_"),
+    "chat": ("chat_service", "CHAT_"),
+    "gateway": ("gateway", "GATEWAY_"),
+}
+AUTOSCALED = {"gateway", "todo", "chat"}
+PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
+
+
+def render(path: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    return render(OVERLAY)
+
+
+def of_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+def pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for manifest in manifests:
+        if manifest["kind"] in {"Deployment", "StatefulSet", "Job"}:
+            yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
+
+
+def image_env(target: str) -> dict[str, str]:
+    all_stages = stages(REPO / "Dockerfile")
+    return env_of(chain(all_stages, target))
+
+
+def test_every_pod_runs_locked_down(manifests: list[dict[str, Any]]) -> None:
+    for name, spec in pod_specs(manifests):
+        context = spec["securityContext"]
+        assert context["runAsNonRoot"] is True, name
+        assert context["runAsUser"] > 0, name
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in spec["containers"]:
+            assert container["securityContext"] == {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            }, name
+            resources = container["resources"]
+            assert set(resources["requests"]) == {"cpu", "memory"}, name
+            assert set(resources["limits"]) == {"cpu", "memory"}, name
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_service_probes_and_ports_match_the_image(
+    manifests: list[dict[str, Any]], service: str
+) -> None:
+    deployment = of_kind(manifests, "Deployment")[service]
+    template = deployment["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    env = image_env(service)
+    prefix = SERVICES[service][1]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": int(env["PORT"]), "metrics": int(env[f"{prefix}METRICS_PORT"])}
+    assert env[f"{prefix}METRICS_HOST"] == "0.0.0.0"  # noqa: S104 - scraped from outside the pod
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == env[f"{prefix}METRICS_PORT"]
+    assert container["image"] == f"todo-platform/{service}:local"
+    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe")}
+    probes["readinessProbe"] = container["readinessProbe"]["httpGet"]
+    assert probes == {
+        "startupProbe": {"path": "/healthz", "port": "http"},
+        "livenessProbe": {"path": "/healthz", "port": "http"},
+        "readinessProbe": {"path": "/readyz", "port": "http"},
+    }
+    service_ports = {
+        port["name"]: (port["port"], port["targetPort"])
+        for port in of_kind(manifests, "Service")[service]["spec"]["ports"]
+    }
+    assert service_ports == {
+        "http": (ports["http"], "http"),
+        "metrics": (ports["metrics"], "metrics"),
+    }
+
+
+def test_services_select_their_own_pods(manifests: list[dict[str, Any]]) -> None:
+    workloads = {**of_kind(manifests, "Deployment"), **of_kind(manifests, "StatefulSet")}
+    for name, service in of_kind(manifests, "Service").items():
+        labels = workloads[name]["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items(), name
+
+
+def test_autoscaled_deployments_leave_the_replica_count_to_their_hpa(
+    manifests: list[dict[str, Any]],
+) -> None:
+    autoscalers = of_kind(manifests, "HorizontalPodAutoscaler")
+    assert set(autoscalers) == AUTOSCALED
+    deployments = of_kind(manifests, "Deployment")
+    for name, autoscaler in autoscalers.items():
+        assert autoscaler["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        assert autoscaler["spec"]["minReplicas"] >= 2
+        assert "replicas" not in deployments[name]["spec"], name
+    assert deployments["auth"]["spec"]["replicas"] >= 2
+
+
+def test_every_service_has_a_disruption_budget_for_its_pods(
+    manifests: list[dict[str, Any]],
+) -> None:
+    budgets = of_kind(manifests, "PodDisruptionBudget")
+    deployments = of_kind(manifests, "Deployment")
+    assert set(budgets) == set(SERVICES)
+    for name, budget in budgets.items():
+        labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert budget["spec"]["minAvailable"] == 1
+
+
+def test_the_ingress_reaches_the_gateway_only(manifests: list[dict[str, Any]]) -> None:
+    (ingress,) = of_kind(manifests, "Ingress").values()
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {"gateway"}
+    for name, service in of_kind(manifests, "Service").items():
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", name
+
+
+@pytest.mark.parametrize("service", ["auth", "todo", "chat"])
+def test_migration_job_runs_as_the_migration_role_only(
+    manifests: list[dict[str, Any]], service: str
+) -> None:
+    job = of_kind(manifests, "Job")[f"migrate-{service}"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    package, prefix = SERVICES[service]
+    assert container["image"] == f"todo-platform/{service}:local"
+    assert container["command"] == ["python", "-m", "shared.migrate", package]
+    references = {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for item in container["env"]
+        if "valueFrom" in item
+    }
+    assert references == {
+        f"{prefix}MIGRATION_DATABASE_URL": {"name": f"{service}-database", "key": "migration-url"}
+    }
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_secrets_are_referenced_and_the_local_ones_provide_every_reference(
+    manifests: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    assert not of_kind(manifests, "Secret"), "a Secret is embedded in the manifests"
+    script = str(REPO / "deploy" / "local_secrets.py")
+    subprocess.run([sys.executable, script, "compose", "--root", str(tmp_path)], check=True)
+    printed = subprocess.run(
+        [sys.executable, script, "k8s", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    provided = {
+        document["metadata"]["name"]: set(document["stringData"])
+        for document in yaml.safe_load_all(printed)
+        if document
+    }
+    referenced: set[tuple[str, str]] = set()
+    for name, spec in pod_specs(manifests):
+        for container in spec["containers"]:
+            for item in container.get("env", []):
+                value = item.get("value", "")
+                assert "://" not in value or "@" not in value, (name, item["name"])
+                reference = item.get("valueFrom", {}).get("secretKeyRef")
+                if reference and not reference.get("optional"):
+                    referenced.add((reference["name"], reference["key"]))
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                referenced.add((volume["secret"]["secretName"], "*"))
+    for secret, key in referenced:
+        assert secret in provided, secret
+        assert key == "*" or key in provided[secret], (secret, key)
+    assert ("auth-signing-key", "*") in referenced
+    assert provided["auth-signing-key"] == {"signing-keys.pem"}
+
+
+def test_the_signing_key_file_is_where_the_secret_is_mounted(
+    manifests: list[dict[str, Any]],
+) -> None:
+    spec = of_kind(manifests, "Deployment")["auth"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "signing-key"]
+    assert mount["readOnly"] is True
+    assert env["AUTH_SIGNING_KEY_FILE"] == f"{mount['mountPath']}/signing-keys.pem"
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "signing-key"]
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_every_variable_given_to_a_service_is_one_it_reads(
+    manifests: list[dict[str, Any]], service: str
+) -> None:
+    package, prefix = SERVICES[service]
+    fields = set(type(importlib.import_module(f"{package}.settings").get_settings()).model_fields)
+    spec = of_kind(manifests, "Deployment")[service]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
+    for name in (item["name"] for item in container["env"]):
+        assert name in known or name.removeprefix(prefix).lower() in fields, name
+        assert name in known or name.startswith(prefix), name
+
+
+def test_every_configured_variable_is_read_by_some_service(manifests: list[dict[str, Any]]) -> None:
+    (config,) = of_kind(manifests, "ConfigMap").values()
+    known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
+    for package, prefix in SERVICES.values():
+        fields = type(importlib.import_module(f"{package}.settings").get_settings()).model_fields
+        known |= {f"{prefix}{field.upper()}" for field in fields}
+    assert set(config["data"]) <= known, set(config["data"]) - known
+
+
+def test_the_local_namespace_enforces_the_restricted_pod_security_standard(
+    manifests: list[dict[str, Any]],
+) -> None:
+    (namespace,) = of_kind(manifests, "Namespace").values()
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    namespaced = [m for m in manifests if m["kind"] != "Namespace"]
+    assert {m["metadata"].get("namespace") for m in namespaced} == {namespace["metadata"]["name"]}
+
+
+def test_the_printed_local_secrets_are_valid_json_documents(tmp_path: Path) -> None:
+    script = str(REPO / "deploy" / "local_secrets.py")
+    subprocess.run([sys.executable, script, "compose", "--root", str(tmp_path)], check=True)
+    printed = subprocess.run(
+        [sys.executable, script, "k8s", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    documents = [json.loads(part) for part in printed.split("---\n") if part.strip()]
+    assert all(document["kind"] == "Secret" for document in documents)
+    assert {d["metadata"]["name"] for d in documents} >= {"auth-database", "db-bootstrap"}
