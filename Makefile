@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint fmt migrate bench clean
+.PHONY: run test lint fmt migrate bench clean deploy-check compose-env
 
 run: $(VENV)/.synced ## Start PostgreSQL (embedded unless DATABASE_URL), migrate, serve everything
 	$(VENV)/bin/python -m scripts.stack
@@ -24,6 +24,12 @@ fmt: $(VENV)/.synced
 
 migrate: $(VENV)/.synced ## Migrate every service (embedded PostgreSQL unless DATABASE_URL)
 	$(VENV)/bin/python -m scripts.stack --migrate-only
+
+deploy-check: $(VENV)/.synced ## Lint the Dockerfile, validate compose and Kubernetes manifests (offline)
+	$(VENV)/bin/python deploy/check.py
+
+compose-env: $(VENV)/.synced ## Local passwords in .env and a signing key for docker compose
+	$(VENV)/bin/python deploy/local_secrets.py compose
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-extras
