@@ -122,6 +122,12 @@ RULES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
         r"how (?:do|does) (?:this|it|you) work|how can you help(?: me)?|"
         r"what are (?:your|the) commands|commands|who are you|what are you)$",
     ),
+    _rule(
+        Intent.ANSWER,
+        rf"^(?P<ref>(?:the\s+)?(?:{_TASK_WORD}\s*)?(?:number\s+|no\.?\s*)?#?\d+|"
+        r"(?:the\s+)?(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
+        r"(?:\s+one)?)$",
+    ),
     # Undoing a completion is not something the tools offer: say so instead of guessing.
     _rule(Intent.REOPEN, rf"^(?:mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?{_NOT_DONE}$"),
     _rule(Intent.REOPEN, r"^(?:reopen|uncomplete|unmark|undo|re-open|uncheck)\s+(?P<ref>.+)$"),
@@ -212,12 +218,6 @@ RULES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
         r"^i\s+(?:need|have|must|should|gotta|got|want)\s+to\s+(?P<rest>.+)$",
     ),
     _rule(Intent.ADD, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<rest>.+)$"),
-    _rule(
-        Intent.ANSWER,
-        rf"^(?P<ref>(?:the\s+)?(?:{_TASK_WORD}\s*)?(?:number\s+|no\.?\s*)?#?\d+|"
-        r"(?:the\s+)?(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
-        r"(?:\s+one)?)$",
-    ),
 )
 
 _POLITE_PREFIX = re.compile(
@@ -440,7 +440,7 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         text = text[: due.start] + " " + text[due.end :]
     text = _LIST_TAIL.sub("", text)
     title = quoted_title or _tidy_title(text)
-    if re.fullmatch(rf"{_TASK_WORD}|note|one|something", title, re.IGNORECASE):
+    if not quoted_title and re.fullmatch(rf"{_TASK_WORD}|note|one|something", title, re.I):
         title = ""  # "add a task": the title is still to come
     return Command(
         Intent.ADD,

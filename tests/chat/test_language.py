@@ -156,6 +156,7 @@ SMALL_TALK = [
     ("", Intent.UNKNOWN),
     ("the second one", Intent.ANSWER),
     ("4", Intent.ANSWER),
+    ("task 12", Intent.ANSWER),
 ]
 
 
