@@ -1,0 +1,191 @@
+"""The gateway's own routes: probes, aggregated health, the merged OpenAPI and Swagger UI.
+
+None of these is on the hot path, so they use FastAPI and httpx like every other service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from gateway import openapi
+from gateway.routes import Upstream
+from gateway.settings import GatewaySettings
+from shared.errors import error_response
+from shared.tokens import TokenVerifier
+
+# A merged document is kept this long once every service contributed to it.
+OPENAPI_CACHE_SECONDS = 30.0
+SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
+SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
+FAVICON = "https://fastapi.tiangolo.com/img/favicon.png"
+
+
+@dataclass
+class GatewayState:
+    """What the gateway's own routes need, built by the lifespan."""
+
+    settings: GatewaySettings
+    upstreams: dict[str, Upstream]
+    http: httpx.AsyncClient
+    verifier: TokenVerifier
+    openapi_cache: tuple[float, dict[str, Any]] | None = field(default=None)
+
+
+def state_of(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+class ServiceHealth(BaseModel):
+    status: Literal["ready", "not_ready", "unavailable"]
+    http_status: int | None = None
+    error: str | None = None
+
+
+class PlatformHealth(BaseModel):
+    status: Literal["ok"]
+    services: dict[str, ServiceHealth]
+
+
+router = APIRouter()
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the trusted issuers' keys are loaded (the upstreams are not checked)."""
+    keys = await state_of(request).verifier.ready()
+    if keys:
+        return JSONResponse({"status": "ready", "checks": {"keys": True}})
+    return error_response(503, {"checks": {"keys": False}}, "not_ready")
+
+
+@router.get(
+    "/api/health",
+    tags=["platform"],
+    response_model=PlatformHealth,
+    responses={503: {"description": "At least one service is not ready (error envelope)"}},
+)
+async def platform_health(request: Request) -> Any:
+    """Every service's readiness: 200 when all are ready, otherwise 503 with the same detail."""
+    state = state_of(request)
+    names = list(state.upstreams)
+    results = await asyncio.gather(*(_readiness(state, state.upstreams[name]) for name in names))
+    services = dict(zip(names, results, strict=True))
+    if all(service.status == "ready" for service in services.values()):
+        return PlatformHealth(status="ok", services=services)
+    detail = {
+        "status": "degraded",
+        "services": {name: s.model_dump(exclude_none=True) for name, s in services.items()},
+    }
+    return error_response(503, detail, "service_unavailable")
+
+
+async def _readiness(state: GatewayState, upstream: Upstream) -> ServiceHealth:
+    try:
+        response = await state.http.get(
+            f"{upstream.url}/readyz", timeout=state.settings.health_timeout
+        )
+    except httpx.TimeoutException:
+        return ServiceHealth(status="unavailable", error="timeout")
+    except httpx.HTTPError:
+        return ServiceHealth(status="unavailable", error="unreachable")
+    if response.status_code == 200:
+        return ServiceHealth(status="ready", http_status=200)
+    return ServiceHealth(status="not_ready", http_status=response.status_code)
+
+
+@router.get("/api/openapi.json", include_in_schema=False)
+async def merged_openapi(request: Request) -> JSONResponse:
+    """The services' documents merged; a service that is down is left out, with a note."""
+    state = state_of(request)
+    cached = state.openapi_cache
+    if cached is not None and time.monotonic() - cached[0] < OPENAPI_CACHE_SECONDS:
+        return JSONResponse(cached[1])
+    names = list(state.upstreams)
+    fetched = await asyncio.gather(*(_fetch_openapi(state, state.upstreams[n]) for n in names))
+    documents = {name: doc for name, doc in zip(names, fetched, strict=True) if doc is not None}
+    unavailable = [name for name, doc in zip(names, fetched, strict=True) if doc is None]
+    own = _own_document(request.app)
+    merged = openapi.merge(
+        {**documents, "gateway": own},
+        prefixes={
+            **{name: upstream.prefixes for name, upstream in state.upstreams.items()},
+            "gateway": ("/api/health",),
+        },
+        unavailable=unavailable,
+    )
+    if not unavailable:
+        state.openapi_cache = (time.monotonic(), merged)
+    return JSONResponse(merged)
+
+
+async def _fetch_openapi(state: GatewayState, upstream: Upstream) -> dict[str, Any] | None:
+    try:
+        response = await state.http.get(
+            f"{upstream.url}{upstream.openapi_path}", timeout=state.settings.health_timeout
+        )
+        response.raise_for_status()
+        document = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return document if isinstance(document, dict) and "paths" in document else None
+
+
+def _own_document(app: FastAPI) -> dict[str, Any]:
+    return get_openapi(title=app.title, version=app.version, routes=app.routes)
+
+
+_DOCS_HTML = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Todo platform API</title>
+<link rel="stylesheet" href="{SWAGGER_CSS}">
+<link rel="icon" href="{FAVICON}">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{SWAGGER_JS}"></script>
+<script src="/api/docs/swagger-init.js"></script>
+</body>
+</html>
+"""
+
+# Served as a file, not inline, so the page's Content-Security-Policy needs no
+# 'unsafe-inline' for scripts.
+_DOCS_INIT = """window.ui = SwaggerUIBundle({
+  url: "/api/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: true,
+  validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+  layout: "BaseLayout"
+});
+"""
+
+
+@router.get("/api/docs", include_in_schema=False)
+async def docs() -> HTMLResponse:
+    """Swagger UI on the merged document; Authorize logs in at /api/auth/login."""
+    return HTMLResponse(_DOCS_HTML)
+
+
+@router.get("/api/docs/swagger-init.js", include_in_schema=False)
+async def docs_init() -> Response:
+    return Response(_DOCS_INIT, media_type="text/javascript")

@@ -1,0 +1,649 @@
+"""The hot path: one raw ASGI callable that checks, forwards and streams every request.
+
+No framework sits between uvicorn and this code for a proxied request: no routing table
+walk, no dependency resolution, no middleware stack. Per request it does one pass over the
+headers, a route look-up, the token check (cached after the first verification), the rate
+limit, the forward over a kept-alive aiohttp connection, and streams the answer back chunk
+by chunk as it arrives. The gateway's own routes (health, docs, OpenAPI) are handed to its
+FastAPI app with the same request id, security headers and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from random import getrandbits
+from typing import Any
+
+import aiohttp
+from limits import RateLimitItem
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from yarl import URL
+
+from gateway import routes
+from gateway.headers import (
+    API_CSP,
+    CORS_ALLOW_HEADERS,
+    CORS_ALLOW_METHODS,
+    CORS_EXPOSE_HEADERS,
+    DOCS_CSP,
+    REQUEST_DROP,
+    REQUEST_DROP_PREFIXES,
+    RESPONSE_DROP,
+    TrustedProxies,
+    connection_tokens,
+    security_headers,
+)
+from gateway.metrics import RATE_LIMITED, RequestMetrics
+from gateway.ratelimit import RateLimiter
+from gateway.routes import Kind, Match, Upstream
+from shared.request_context import accept_request_id, request_id_var, user_id_var
+from shared.tokens import InvalidToken, Principal, TokenVerifier
+
+logger = logging.getLogger("access")
+errors_logger = logging.getLogger(__name__)
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Refusal(Exception):
+    """An answer the gateway gives itself, in the error envelope."""
+
+    def __init__(
+        self, status: int, detail: str, code: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.headers = list(headers)
+
+
+def _unauthenticated() -> Refusal:
+    return Refusal(
+        401,
+        "The access token is missing, invalid or expired",
+        "invalid_token",
+        [(b"www-authenticate", b"Bearer")],
+    )
+
+
+def _too_large() -> Refusal:
+    # The connection is not reused: the rest of an oversized body is not worth waiting for.
+    return Refusal(
+        413, "The request body is too large", "payload_too_large", [(b"connection", b"close")]
+    )
+
+
+# An oversized body is read and discarded up to this many times the limit before the 413,
+# so the client is not reset while still sending and can read the answer. Beyond that the
+# gateway answers at once and closes.
+DRAIN_FACTOR = 8
+
+
+class _ClientGone(Refusal):
+    """The client disconnected while sending its body: nothing to answer."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "Client closed the request", "client_closed")
+
+
+# Connection options that name no header.
+_CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
+# Probes are polled constantly; their lines would drown the log.
+_QUIET = frozenset({"/healthz", "/readyz"})
+
+
+def new_request_id() -> str:
+    """32 random hex digits, like a UUID4's. An id is a label, not a secret: the process's
+    PRNG is enough and costs no system call (``uuid4`` reads the kernel's random source)."""
+    return f"{getrandbits(128):032x}"
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def client_session(upstream: Upstream, *, max_connections: int, keepalive: float) -> Any:
+    """One kept-alive connection pool per upstream, shared by every request to it.
+
+    No cookie jar (cookies pass through untouched, never stored), no decompression (bodies
+    pass through as the service encoded them), no headers the client did not send.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, keepalive_timeout=keepalive
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            # Waiting for a pooled connection and opening one; then each read of the answer.
+            connect=upstream.connect_timeout + upstream.read_timeout,
+            sock_connect=upstream.connect_timeout,
+            sock_read=upstream.read_timeout,
+        ),
+        raise_for_status=False,
+    )
+
+
+class Edge:
+    """The gateway's ASGI entry for every HTTP request."""
+
+    def __init__(
+        self,
+        *,
+        upstreams: Mapping[str, Upstream],
+        sessions: Mapping[str, aiohttp.ClientSession],
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        user_limits: list[RateLimitItem],
+        ip_limits: list[RateLimitItem],
+        trusted_proxies: TrustedProxies,
+        cors_origins: Iterable[str],
+        cors_max_age: int,
+        hsts: str,
+        max_body_bytes: int,
+        own_app: ASGIApp,
+        access_log: bool = True,
+    ) -> None:
+        self.upstreams = dict(upstreams)
+        self.sessions = dict(sessions)
+        self.verifier = verifier
+        self.limiter = limiter
+        self.user_limits = user_limits
+        self.ip_limits = ip_limits
+        self.proxies = trusted_proxies
+        self.cors_origins = frozenset(origin.encode("latin-1") for origin in cors_origins)
+        self.cors_max_age = str(cors_max_age).encode()
+        self.max_body_bytes = max_body_bytes
+        self.own_app = own_app
+        self.access_log = access_log
+        self.metrics = RequestMetrics()
+        self.api_headers = security_headers(csp=API_CSP, hsts=hsts)
+        self.docs_headers = security_headers(csp=DOCS_CSP, hsts=hsts)
+        if self.cors_origins:
+            self.api_headers.append((b"vary", b"Origin"))
+            self.docs_headers.append((b"vary", b"Origin"))
+        self._origins = {
+            name: (URL(u.url).scheme, URL(u.url).raw_host or "", URL(u.url).port)
+            for name, u in self.upstreams.items()
+        }
+
+    # --- entry ------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        request = _Request(scope)
+        request_id = (
+            accept_request_id(request.request_id) if request.request_id else new_request_id()
+        )
+        rid_token = request_id_var.set(request_id)
+        uid_token = user_id_var.set(None)
+        exchange = _Exchange(request_id.encode(), self._cors(request.origin))
+        match = routes.NOT_FOUND
+        try:
+            match = routes.match(method, raw_path)
+            if (
+                method == "OPTIONS"
+                and request.origin is not None
+                and request.preflight_method is not None
+            ):
+                await self._preflight(request, exchange, send)
+            elif match.kind is Kind.OWN:
+                await self._own(scope, receive, send, exchange, docs=match.label == "/api/docs")
+            elif match.kind is Kind.NOT_FOUND:
+                raise Refusal(404, "Not found", "not_found")
+            else:
+                await self._proxy(scope, receive, send, request, match, exchange)
+        except Refusal as refusal:
+            await self._refuse(send, exchange, refusal)
+        except Exception:
+            errors_logger.exception("gateway error on %s %s", method, scope["path"])
+            if not exchange.started:
+                await self._refuse(
+                    send, exchange, Refusal(500, "Internal server error", "internal_error")
+                )
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(match.label, exchange.status, elapsed)
+            if exchange.refused or (self.access_log and match.label not in _QUIET):
+                logger.info(
+                    "%s %s %d %.1fms", method, scope["path"], exchange.status, elapsed * 1000
+                )
+            request_id_var.reset(rid_token)
+            user_id_var.reset(uid_token)
+
+    # --- the proxied request ----------------------------------------------------------
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: _Request,
+        match: Match,
+        exchange: _Exchange,
+    ) -> None:
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            if request.content_length <= self.max_body_bytes * DRAIN_FACTOR:
+                await _drain(receive, self.max_body_bytes * DRAIN_FACTOR)
+            raise _too_large()
+
+        forward = request.forward
+        if not match.public:
+            principal = await self._authenticate(request.authorization)
+            user_id_var.set(principal.sub)
+            if match.path_user is not None and match.path_user != principal.sub:
+                raise Refusal(403, "The user id in the path is not the token's user", "forbidden")
+            if self.user_limits:
+                await self._limit(self.user_limits, "user", "user", principal.issuer, principal.sub)
+            forward.append(("X-User-Id", principal.sub))
+
+        peer = scope["client"][0] if scope.get("client") else "unknown"
+        if match.ip_limited and self.ip_limits:
+            client_ip = self.proxies.client_ip(peer, request.forwarded_for)
+            await self._limit(self.ip_limits, "ip", "ip", scope["path"], client_ip)
+
+        body = await self._read_body(receive)
+        self._forwarding_headers(scope, request, forward, peer, exchange)
+
+        assert match.upstream is not None
+        scheme, host, port = self._origins[match.upstream]
+        url = URL.build(
+            scheme=scheme,
+            host=host,
+            port=port,
+            path=match.upstream_path.decode("latin-1"),
+            query_string=scope["query_string"].decode("latin-1"),
+            encoded=True,
+        )
+        await self._forward(scope, receive, send, match.upstream, url, body, forward, exchange)
+
+    async def _authenticate(self, authorization: bytes | None) -> Principal:
+        if authorization is None or authorization[:7].lower() != b"bearer ":
+            raise _unauthenticated()
+        try:
+            return await self.verifier.verify(authorization[7:].strip().decode("ascii"))
+        except (InvalidToken, UnicodeDecodeError):
+            raise _unauthenticated() from None
+
+    async def _limit(self, items: list[RateLimitItem], scope_label: str, *key: str) -> None:
+        retry_after = await self.limiter.hit(items, *key)
+        if retry_after is not None:
+            RATE_LIMITED.labels(scope_label).inc()
+            raise Refusal(
+                429,
+                "Too many requests",
+                "rate_limited",
+                [(b"retry-after", str(retry_after).encode())],
+            )
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        """The whole request body, at most ``max_body_bytes`` (413 before any service sees it)."""
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > self.max_body_bytes:
+                raise _too_large()
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _drain(receive, self.max_body_bytes * DRAIN_FACTOR - size)
+                raise _too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _forwarding_headers(
+        self,
+        scope: Scope,
+        request: _Request,
+        forward: list[tuple[str, str]],
+        peer: str,
+        exchange: _Exchange,
+    ) -> None:
+        trusted = bool(self.proxies) and self.proxies.trusts(peer)
+        if trusted and request.forwarded_for is not None:
+            forward.append(("X-Forwarded-For", f"{_text(request.forwarded_for)}, {peer}"))
+        else:
+            forward.append(("X-Forwarded-For", peer))
+        proto = request.forwarded_proto if trusted else None
+        forward.append(("X-Forwarded-Proto", _text(proto) if proto else scope["scheme"]))
+        host = request.forwarded_host if trusted and request.forwarded_host else request.host
+        if host is not None:
+            forward.append(("X-Forwarded-Host", _text(host)))
+        forward.append(("X-Request-ID", exchange.request_id.decode()))
+        if request.connection is not None:
+            named = connection_tokens(request.connection) - _CONNECTION_OPTIONS
+            if named:
+                forward[:] = [(k, v) for k, v in forward if k.lower().encode() not in named]
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        upstream: str,
+        url: URL,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        exchange: _Exchange,
+    ) -> None:
+        session = self.sessions[upstream]
+        try:
+            response = await session.request(
+                scope["method"],
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+            )
+        except Exception as exc:
+            raise self._upstream_failure(upstream, exc) from None
+
+        try:
+            await self._relay(response, receive, send, upstream, exchange)
+        finally:
+            response.release()
+
+    async def _relay(
+        self,
+        response: aiohttp.ClientResponse,
+        receive: Receive,
+        send: Send,
+        upstream: str,
+        exchange: _Exchange,
+    ) -> None:
+        headers: Headers = []
+        named: set[bytes] | None = None
+        has_length = False
+        event_stream = False
+        for name, value in response.raw_headers:
+            lower = name.lower()
+            if lower in RESPONSE_DROP:
+                if lower == b"connection":
+                    named = connection_tokens(value)
+                continue
+            if lower == b"content-length":
+                has_length = True
+            elif lower == b"content-type":
+                event_stream = value.startswith(b"text/event-stream")
+            headers.append((lower, value))
+        if named:
+            headers = [(k, v) for k, v in headers if k not in named]
+        headers += self.api_headers
+        headers.append((b"x-request-id", exchange.request_id))
+        headers += exchange.cors
+        content = response.content
+
+        if has_length or content.at_eof():
+            # A sized answer (every JSON one): read its first chunk before answering, so a
+            # failure here is still a clean 502, and send it whole when it is all there.
+            try:
+                chunk = await content.readany()
+            except Exception as exc:
+                raise self._upstream_failure(upstream, exc) from None
+            exchange.status = response.status
+            exchange.started = True
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
+            if content.at_eof():
+                await send({"type": "http.response.body", "body": chunk})
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await self._pump(content, send, upstream, event_stream=False)
+            return
+
+        # A stream (server-sent events, chunked): headers now, each chunk as it arrives, and
+        # stop reading when the client goes away.
+        exchange.status = response.status
+        exchange.started = True
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        watcher = asyncio.ensure_future(_close_on_disconnect(receive, response))
+        try:
+            await self._pump(content, send, upstream, event_stream=event_stream)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _pump(
+        self, content: aiohttp.StreamReader, send: Send, upstream: str, *, event_stream: bool
+    ) -> None:
+        while True:
+            try:
+                chunk = await content.readany()
+            except Exception as exc:
+                refusal = self._upstream_failure(upstream, exc)
+                if event_stream:
+                    # The stream has started: the error becomes an event, then the end.
+                    event = json.dumps(
+                        {
+                            "detail": refusal.detail,
+                            "code": refusal.code,
+                            "request_id": request_id_var.get(),
+                        }
+                    )
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": f"event: error\ndata: {event}\n\n".encode(),
+                        }
+                    )
+                # Otherwise the response stays incomplete: uvicorn closes the connection,
+                # so the client cannot mistake a cut body for a whole one.
+                return
+            if not chunk:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    def _upstream_failure(self, upstream: str, exc: BaseException) -> Refusal:
+        """Map a forwarding failure: refused 503, reset or garbage 502, timeout 504."""
+        if isinstance(exc, TimeoutError):
+            kind, refusal = (
+                "timeout",
+                Refusal(504, f"The {upstream} service did not answer in time", "gateway_timeout"),
+            )
+        elif isinstance(exc, aiohttp.ClientConnectorError):
+            kind, refusal = (
+                "refused",
+                Refusal(503, f"The {upstream} service is unavailable", "service_unavailable"),
+            )
+        elif isinstance(exc, aiohttp.ClientConnectionError):
+            kind, refusal = (
+                "reset",
+                Refusal(502, f"The {upstream} service closed the connection", "bad_gateway"),
+            )
+        elif isinstance(exc, aiohttp.ClientError):
+            kind, refusal = (
+                "invalid",
+                Refusal(502, f"The {upstream} service answered badly", "bad_gateway"),
+            )
+        else:
+            raise exc
+        self.metrics.upstream_error(upstream, kind)
+        errors_logger.warning("upstream %s: %s (%s)", upstream, kind, exc.__class__.__name__)
+        return refusal
+
+    # --- answers of the gateway's own ---------------------------------------------------
+
+    def _cors(self, origin: bytes | None) -> Headers:
+        if origin is None or origin not in self.cors_origins:
+            return []
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-expose-headers", CORS_EXPOSE_HEADERS),
+        ]
+
+    async def _preflight(self, request: _Request, exchange: _Exchange, send: Send) -> None:
+        if not exchange.cors:
+            raise Refusal(403, "This origin is not allowed", "origin_not_allowed")
+        headers = [
+            *exchange.cors,
+            (b"access-control-allow-methods", CORS_ALLOW_METHODS),
+            (b"access-control-allow-headers", CORS_ALLOW_HEADERS),
+            (b"access-control-max-age", self.cors_max_age),
+            (b"content-length", b"0"),
+            *self.api_headers,
+            (b"x-request-id", exchange.request_id),
+        ]
+        exchange.status = 204
+        exchange.started = True
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _refuse(self, send: Send, exchange: _Exchange, refusal: Refusal) -> None:
+        if isinstance(refusal, _ClientGone):
+            exchange.status = 499
+            return
+        payload = json.dumps(
+            {
+                "detail": refusal.detail,
+                "code": refusal.code,
+                "request_id": exchange.request_id.decode(),
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *refusal.headers,
+            *self.api_headers,
+            (b"x-request-id", exchange.request_id),
+            *exchange.cors,
+        ]
+        exchange.status = refusal.status
+        exchange.started = True
+        exchange.refused = True
+        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _own(
+        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, *, docs: bool
+    ) -> None:
+        extra = [
+            *(self.docs_headers if docs else self.api_headers),
+            (b"x-request-id", exchange.request_id),
+            *exchange.cors,
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in RESPONSE_DROP
+                ]
+                message = {**message, "headers": kept + extra}
+                exchange.status = message["status"]
+                exchange.started = True
+            await send(message)
+
+        await self.own_app(scope, receive, send_with_headers)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(session.close() for session in self.sessions.values()))
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a request body, at most ``budget`` bytes."""
+    more = True
+    while more and budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        budget -= len(message.get("body", b""))
+        more = message.get("more_body", False)
+
+
+async def _close_on_disconnect(receive: Receive, response: aiohttp.ClientResponse) -> None:
+    """Stop reading from the service as soon as the client has gone."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        response.close()
+
+
+class _Exchange:
+    """What one request's answer needs: its id, CORS headers, and the status sent."""
+
+    __slots__ = ("cors", "refused", "request_id", "started", "status")
+
+    def __init__(self, request_id: bytes, cors: Headers) -> None:
+        self.request_id = request_id
+        self.cors = cors
+        self.status = 500
+        self.started = False
+        # Answered by the gateway itself (an error envelope): always logged.
+        self.refused = False
+
+
+class _Request:
+    """One pass over the client's headers: what the gateway reads, and what it forwards."""
+
+    __slots__ = (
+        "authorization",
+        "connection",
+        "content_length",
+        "forward",
+        "forwarded_for",
+        "forwarded_host",
+        "forwarded_proto",
+        "host",
+        "origin",
+        "preflight_method",
+        "request_id",
+    )
+
+    def __init__(self, scope: Scope) -> None:
+        self.authorization: bytes | None = None
+        self.origin: bytes | None = None
+        self.preflight_method: bytes | None = None
+        self.request_id: str | None = None
+        self.content_length: int | None = None
+        self.forwarded_for: bytes | None = None
+        self.forwarded_proto: bytes | None = None
+        self.forwarded_host: bytes | None = None
+        self.host: bytes | None = None
+        self.connection: bytes | None = None
+        forward: list[tuple[str, str]] = []
+        for name, value in scope["headers"]:
+            if name in REQUEST_DROP:
+                if name == b"x-request-id":
+                    self.request_id = value.decode("latin-1")
+                elif name == b"host":
+                    self.host = value
+                elif name == b"content-length":
+                    self.content_length = int(value) if value.isdigit() else None
+                elif name == b"connection":
+                    self.connection = value
+                continue
+            if name.startswith(REQUEST_DROP_PREFIXES):
+                if name == b"x-forwarded-for":
+                    self.forwarded_for = value
+                elif name == b"x-forwarded-proto":
+                    self.forwarded_proto = value
+                elif name == b"x-forwarded-host":
+                    self.forwarded_host = value
+                continue
+            if name == b"authorization":
+                self.authorization = value
+            elif name == b"origin":
+                self.origin = value
+            elif name == b"access-control-request-method":
+                self.preflight_method = value
+            forward.append((name.decode("latin-1"), _text(value)))
+        self.forward = forward

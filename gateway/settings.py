@@ -1,0 +1,115 @@
+"""Settings of the gateway (environment prefix ``GATEWAY_``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from limits import RateLimitItem, parse_many
+from pydantic import field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+RateLimitStrategy = Literal["fixed-window", "sliding-window-counter", "moving-window"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A list from the environment: a JSON array or plain comma-separated values.
+StrList = Annotated[list[str], NoDecode]
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    # Where each service listens. A service that is not running answers 503, so the gateway
+    # starts fine without any of them.
+    auth_url: str = "http://127.0.0.1:8001"
+    todo_url: str = "http://127.0.0.1:8002"
+    chat_url: str = "http://127.0.0.1:8003"
+
+    # Each service's own OpenAPI document, fetched for the merged one at /api/openapi.json.
+    auth_openapi_path: str = "/api/auth/openapi.json"
+    todo_openapi_path: str = "/api/tasks/openapi.json"
+    chat_openapi_path: str = "/api/chat/openapi.json"
+
+    # Per upstream: seconds to connect, and to wait for each read of the answer. A chat turn
+    # runs a language model and its tools, so it may take far longer than a task read.
+    auth_connect_timeout: float = 2.0
+    auth_read_timeout: float = 15.0
+    todo_connect_timeout: float = 2.0
+    todo_read_timeout: float = 15.0
+    chat_connect_timeout: float = 2.0
+    chat_read_timeout: float = 120.0
+
+    # Kept-alive connections per upstream, and how long an idle one is kept. Shorter than
+    # uvicorn's own keep-alive (5 s), so the gateway never reuses a connection the service
+    # is closing.
+    upstream_max_connections: int = 512
+    upstream_keepalive_seconds: float = 4.0
+
+    # Rate limits in the `limits` notation ("10/minute", several joined with ";"); empty
+    # turns one off. Per client IP on login, register and refresh (each endpoint its own
+    # bucket); per user on every authenticated request.
+    rate_limit_auth_ip: str = "20/minute;200/hour"
+    rate_limit_user: str = "600/minute"
+    rate_limit_strategy: RateLimitStrategy = "sliding-window-counter"
+    # memory:// keeps counters in this process; redis://host:6379/0 shares them between
+    # gateway replicas.
+    rate_limit_storage_uri: str = "memory://"
+
+    # Peers whose X-Forwarded-For / -Proto / -Host are believed (a load balancer in front of
+    # the gateway): addresses or networks. Empty: the direct peer is the client.
+    trusted_proxies: StrList = []
+
+    # Browser origins allowed to call the API (exact, e.g. "https://app.example.com").
+    cors_origins: StrList = []
+    cors_max_age: int = 600
+
+    # Sent on every response; browsers ignore it over plain HTTP. Empty turns it off.
+    strict_transport_security: str = "max-age=63072000; includeSubDomains"
+
+    # One line per request at INFO (method, path, status, time, request id, user id). Off by
+    # default: every service logs each request it answers with the same X-Request-ID, and the
+    # gateway always logs what it answers itself (refusals, upstream failures).
+    access_log: bool = False
+    # Seconds each upstream gets to answer its /readyz for GET /api/health.
+    health_timeout: float = 2.0
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("rate_limit_auth_ip", "rate_limit_user")
+    @classmethod
+    def _parse_limits(cls, value: str) -> str:
+        if value.strip():
+            parse_many(value)  # raises ValueError on a malformed limit
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _parse_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
+
+    def auth_ip_limits(self) -> list[RateLimitItem]:
+        return parse_many(self.rate_limit_auth_ip) if self.rate_limit_auth_ip.strip() else []
+
+    def user_limits(self) -> list[RateLimitItem]:
+        return parse_many(self.rate_limit_user) if self.rate_limit_user.strip() else []
+
+    def trusted_networks(self) -> list[IPNetwork]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies]
+
+
+@lru_cache
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()

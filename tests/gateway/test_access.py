@@ -1,0 +1,368 @@
+"""Who gets through: tokens, public routes, compatibility routes, body limit, rate limits, CORS."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.tokens import TestIssuer
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer",
+        "Bearer not-a-jwt",
+        "Basic YW5uOnNlY3JldA==",
+        b"Bearer \xe9\xe9",
+    ],
+)
+async def test_missing_or_malformed_token_is_401_and_nothing_is_forwarded(
+    echo, start_gateway, authorization
+):
+    upstream, url = echo
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/tasks", headers=headers)
+    assert_envelope(response, 401, "invalid_token")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 3600},
+        {"aud": "someone-else"},
+        {"iss": "https://evil.example"},
+        {"iat": None},
+    ],
+    ids=["expired", "wrong-audience", "unknown-issuer", "no-issued-at"],
+)
+async def test_invalid_token_claims_are_401(echo, start_gateway, issuer, claims):
+    upstream, url = echo
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get(
+            "/api/tasks", headers={"Authorization": f"Bearer {issuer.mint('ann', **claims)}"}
+        )
+    assert_envelope(response, 401, "invalid_token")
+    assert upstream.requests == []
+
+
+async def test_token_without_subject_is_401(echo, start_gateway, issuer):
+    upstream, url = echo
+    claims = {k: v for k, v in issuer.claims("ann").items() if k != "sub"}
+    token = jwt.encode(
+        claims, issuer.key.private_key, algorithm="EdDSA", headers={"kid": issuer.key.kid}
+    )
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert_envelope(response, 401, "invalid_token")
+    assert upstream.requests == []
+
+
+async def test_unsigned_token_is_401(echo, start_gateway, issuer):
+    upstream, url = echo
+    token = jwt.encode(issuer.claims("ann"), key=None, algorithm="none")
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert_envelope(response, 401, "invalid_token")
+    assert upstream.requests == []
+
+
+async def test_token_signed_by_another_key_is_401(echo, start_gateway):
+    upstream, url = echo
+    forger = TestIssuer()  # same issuer name and kid shape, different private key
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/tasks", headers=forger.auth("ann"))
+    assert_envelope(response, 401, "invalid_token")
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/auth/register"),
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/refresh"),
+        ("POST", "/api/auth/logout"),
+        ("GET", "/api/auth/jwks"),
+    ],
+)
+async def test_public_routes_need_no_token(echo, start_gateway, method, path):
+    upstream, url = echo
+    async with start_gateway(auth_url=url) as (_, client):
+        response = await client.request(method, path, json={} if method == "POST" else None)
+    assert response.status_code == 200
+    assert upstream.requests[-1]["path"] == path
+    assert "x-user-id" not in upstream.headers_of()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/auth/me"),
+        ("GET", "/api/auth/login"),  # only POST is public
+        ("POST", "/api/auth/password"),
+        ("GET", "/api/auth/openapi.json"),
+        ("POST", "/api/chat"),
+        ("GET", "/api/conversations"),
+        ("POST", "/api/mcp"),
+    ],
+)
+async def test_every_other_route_needs_a_token(echo, start_gateway, method, path):
+    upstream, url = echo
+    async with start_gateway(auth_url=url, todo_url=url, chat_url=url) as (_, client):
+        response = await client.request(method, path)
+    assert_envelope(response, 401, "invalid_token")
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("path", "service"),
+    [
+        ("/api/auth/me", "auth"),
+        ("/api/tasks/3", "todo"),
+        ("/api/mcp", "todo"),
+        ("/api/chat", "chat"),
+        ("/api/conversations/9", "chat"),
+    ],
+)
+async def test_each_prefix_goes_to_its_service(start_gateway, issuer, path, service):
+    from tests.gateway.conftest import Echo, serve
+
+    echoes = {name: Echo() for name in ("auth", "todo", "chat")}
+    async with (
+        serve(echoes["auth"], lifespan="off") as auth,
+        serve(echoes["todo"], lifespan="off") as todo,
+        serve(echoes["chat"], lifespan="off") as chat,
+        start_gateway(auth_url=auth, todo_url=todo, chat_url=chat) as (_, client),
+    ):
+        response = await client.get(path, headers=issuer.auth("ann"))
+    assert response.status_code == 200
+    assert {name for name, echo in echoes.items() if echo.requests} == {service}
+    assert echoes[service].requests[0]["path"] == path
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/nothing", "/api/", "/api", "/", "/metrics", "/api/tasksx", "/docs"]
+)
+async def test_unknown_paths_are_404_envelopes(start_gateway, issuer, path):
+    async with start_gateway() as (_, client):
+        response = await client.get(path, headers=issuer.auth("ann"))
+    assert_envelope(response, 404, "not_found")
+
+
+async def test_compatibility_task_route_goes_to_the_canonical_one(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.put(
+            "/api/ann/tasks/5?x=1", json={"title": "t"}, headers=issuer.auth("ann")
+        )
+        listing = await client.get("/api/ann/tasks", headers=issuer.auth("ann"))
+    assert response.status_code == 200
+    assert upstream.requests[0]["method"] == "PUT"
+    assert upstream.requests[0]["raw_path"] == "/api/tasks/5"
+    assert upstream.requests[0]["query"] == "x=1"
+    assert listing.status_code == 200
+    assert upstream.requests[1]["raw_path"] == "/api/tasks"
+
+
+async def test_compatibility_chat_route_goes_to_the_canonical_one(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(chat_url=url) as (_, client):
+        response = await client.post(
+            "/api/ann/chat", json={"message": "hi"}, headers=issuer.auth("ann")
+        )
+        deeper = await client.post("/api/ann/chat/more", headers=issuer.auth("ann"))
+    assert response.status_code == 200
+    assert upstream.requests[0]["raw_path"] == "/api/chat"
+    assert_envelope(deeper, 404, "not_found")
+    assert len(upstream.requests) == 1
+
+
+async def test_compatibility_route_with_an_encoded_user_id(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/a%40b/tasks", headers=issuer.auth("a@b"))
+    assert response.status_code == 200
+    assert upstream.requests[0]["raw_path"] == "/api/tasks"
+
+
+@pytest.mark.parametrize("path", ["/api/bob/tasks", "/api/bob/tasks/1", "/api/bob/chat"])
+async def test_compatibility_route_for_another_user_is_403(echo, start_gateway, issuer, path):
+    upstream, url = echo
+    async with start_gateway(todo_url=url, chat_url=url) as (_, client):
+        response = await client.get(path, headers=issuer.auth("ann"))
+    assert_envelope(response, 403, "forbidden")
+    assert upstream.requests == []
+
+
+async def test_compatibility_route_without_token_is_401(echo, start_gateway):
+    upstream, url = echo
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/ann/tasks")
+    assert_envelope(response, 401, "invalid_token")
+    assert upstream.requests == []
+
+
+async def test_body_over_the_limit_by_content_length_is_413(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(todo_url=url, max_body_bytes=1024) as (_, client):
+        at_limit = await client.post("/api/tasks", content=b"x" * 1024, headers=issuer.auth("a"))
+        over = await client.post("/api/tasks", content=b"x" * 1025, headers=issuer.auth("a"))
+    assert at_limit.status_code == 200
+    assert_envelope(over, 413, "payload_too_large")
+    assert len(upstream.requests) == 1
+
+
+async def test_streamed_body_over_the_limit_is_413_before_the_service(echo, start_gateway, issuer):
+    upstream, url = echo
+
+    async def chunks():
+        for _ in range(8):
+            yield b"y" * 512
+
+    async with start_gateway(todo_url=url, max_body_bytes=2048) as (_, client):
+        response = await client.post("/api/tasks", content=chunks(), headers=issuer.auth("a"))
+    assert "content-length" not in response.request.headers  # sent chunked
+    assert_envelope(response, 413, "payload_too_large")
+    assert upstream.requests == []
+
+
+async def test_default_body_limit_is_one_mebibyte(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(todo_url=url) as (_, client):
+        response = await client.post(
+            "/api/tasks", content=b"z" * (2 * 1024 * 1024), headers=issuer.auth("a")
+        )
+    assert_envelope(response, 413, "payload_too_large")
+    assert upstream.requests == []
+
+
+async def test_user_rate_limit_is_429_with_retry_after(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(todo_url=url, rate_limit_user="3/minute") as (_, client):
+        allowed = [await client.get("/api/tasks", headers=issuer.auth("ann")) for _ in range(3)]
+        refused = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        other_user = await client.get("/api/tasks", headers=issuer.auth("bob"))
+    assert [r.status_code for r in allowed] == [200, 200, 200]
+    assert_envelope(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert other_user.status_code == 200
+    assert len(upstream.requests) == 4
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/auth/register", "/api/auth/refresh"])
+async def test_login_register_refresh_are_limited_per_client_ip(echo, start_gateway, path):
+    upstream, url = echo
+    async with start_gateway(auth_url=url, rate_limit_auth_ip="2/minute") as (_, client):
+        statuses = [(await client.post(path, json={})).status_code for _ in range(2)]
+        refused = await client.post(path, json={})
+        # Other endpoints keep their own budget.
+        logout = await client.post("/api/auth/logout", json={})
+    assert statuses == [200, 200]
+    assert_envelope(refused, 429, "rate_limited")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert logout.status_code == 200
+    assert len(upstream.requests) == 3
+
+
+async def test_spoofed_forwarded_for_does_not_dodge_the_ip_limit(echo, start_gateway):
+    _, url = echo
+    async with start_gateway(auth_url=url, rate_limit_auth_ip="2/minute") as (_, client):
+        statuses = [
+            (
+                await client.post(
+                    "/api/auth/login", json={}, headers={"X-Forwarded-For": f"10.0.0.{n}"}
+                )
+            ).status_code
+            for n in range(4)
+        ]
+    assert statuses == [200, 200, 429, 429]
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_ip_limit(echo, start_gateway):
+    _, url = echo
+    settings = {"auth_url": url, "rate_limit_auth_ip": "1/minute", "trusted_proxies": "127.0.0.1"}
+    async with start_gateway(**settings) as (_, client):
+
+        async def login(forwarded_for: str) -> int:
+            response = await client.post(
+                "/api/auth/login", json={}, headers={"X-Forwarded-For": forwarded_for}
+            )
+            return response.status_code
+
+        first = await login("203.0.113.1")
+        again = await login("203.0.113.1")
+        # A client cannot pick its address by prepending one: the proxy appended the real one.
+        prepended = await login("198.51.100.7, 203.0.113.1")
+        other = await login("203.0.113.2")
+    assert (first, again, prepended, other) == (200, 429, 429, 200)
+
+
+async def test_cors_preflight_from_an_allowed_origin_is_answered_by_the_gateway(
+    echo, start_gateway
+):
+    upstream, url = echo
+    origin = "https://app.example.com"
+    async with start_gateway(todo_url=url, cors_origins=origin) as (_, client):
+        response = await client.options(
+            "/api/tasks/1",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == origin
+    assert "PATCH" in response.headers["access-control-allow-methods"]
+    assert "authorization" in response.headers["access-control-allow-headers"]
+    assert response.headers["access-control-max-age"] == "600"
+    assert "Origin" in response.headers["vary"]
+    assert upstream.requests == []
+
+
+async def test_cors_preflight_from_another_origin_is_refused(echo, start_gateway):
+    upstream, url = echo
+    async with start_gateway(todo_url=url, cors_origins='["https://app.example.com"]') as (
+        _,
+        client,
+    ):
+        response = await client.options(
+            "/api/tasks",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+    assert_envelope(response, 403, "origin_not_allowed")
+    assert "access-control-allow-origin" not in response.headers
+    assert upstream.requests == []
+
+
+async def test_cors_headers_only_for_allowed_origins(echo, start_gateway, issuer):
+    _, url = echo
+    origin = "https://app.example.com"
+    async with start_gateway(todo_url=url, cors_origins=origin) as (_, client):
+        allowed = await client.get("/api/tasks", headers={**issuer.auth("a"), "Origin": origin})
+        refused = await client.get("/api/tasks", headers={"Origin": origin})
+        other = await client.get(
+            "/api/tasks", headers={**issuer.auth("a"), "Origin": "https://evil.example"}
+        )
+    assert allowed.headers["access-control-allow-origin"] == origin
+    assert "x-request-id" in allowed.headers["access-control-expose-headers"]
+    # Errors carry CORS headers too, so a browser client can read them.
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == origin
+    assert "access-control-allow-origin" not in other.headers

@@ -1,0 +1,203 @@
+"""The gateway's own routes: probes, aggregated health, merged OpenAPI, docs and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import create_model
+
+from gateway.app import create_app
+from tests.gateway.conftest import Echo, free_port, serve
+from tests.support.tokens import TestIssuer
+
+
+def jwks_app(issuer: TestIssuer) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/api/auth/jwks")
+    async def jwks() -> dict[str, object]:
+        return issuer.jwks()
+
+    return app
+
+
+async def poll_until_ready(client: httpx.AsyncClient) -> httpx.Response:
+    async with asyncio.timeout(15):
+        # Polling over HTTP is the point here: readiness is what a probe sees.
+        while (response := await client.get("/readyz")).status_code != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return response
+
+
+async def test_healthz_answers(start_gateway):
+    async with start_gateway() as (_, client):
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_waits_for_the_key_set_and_then_verifies_tokens(gateway_settings):
+    """With the JWKS unreachable the gateway is not ready; once it answers, it is."""
+    issuer = TestIssuer()
+    port = free_port()
+    settings = gateway_settings(auth_jwks_url=f"http://127.0.0.1:{port}/api/auth/jwks")
+    echo = Echo()
+    async with serve(echo, lifespan="off") as todo:
+        settings = settings.model_copy(update={"todo_url": todo})
+        app = create_app(settings)
+        async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+            not_ready = await client.get("/readyz")
+            refused = await client.get("/api/tasks", headers=issuer.auth("ann"))
+            async with serve(jwks_app(issuer), port=port):
+                # The gateway retries the key fetch with backoff: ready within seconds.
+                ready = await poll_until_ready(client)
+                accepted = await client.get("/api/tasks", headers=issuer.auth("ann"))
+            # The issuer is down again: keys already loaded keep working.
+            still = await client.get("/api/tasks", headers=issuer.auth("bob"))
+    assert not_ready.status_code == 503
+    assert not_ready.json()["code"] == "not_ready"
+    assert refused.status_code == 401
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"keys": True}}
+    assert accepted.status_code == 200
+    assert still.status_code == 200
+
+
+async def test_a_second_trusted_issuer_is_accepted_when_configured(gateway_settings, echo):
+    ours, theirs = TestIssuer(), TestIssuer(issuer="https://app.example.com", audience="app")
+    upstream, todo = echo
+    async with (
+        serve(jwks_app(ours)) as ours_url,
+        serve(jwks_app(theirs)) as theirs_url,
+    ):
+        extra = [
+            {"issuer": theirs.issuer, "audience": "app", "jwks_url": f"{theirs_url}/api/auth/jwks"}
+        ]
+        jwks_url = f"{ours_url}/api/auth/jwks"
+        plain = gateway_settings(auth_jwks_url=jwks_url, todo_url=todo)
+        trusting = gateway_settings(
+            auth_jwks_url=jwks_url, todo_url=todo, extra_trusted_issuers=extra
+        )
+        for settings, expected in ((plain, 401), (trusting, 200)):
+            app = create_app(settings)
+            async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+                ready = await poll_until_ready(client)
+                theirs_response = await client.get("/api/tasks", headers=theirs.auth("t-1"))
+                ours_response = await client.get("/api/tasks", headers=ours.auth("o-1"))
+            assert ready.status_code == 200
+            assert theirs_response.status_code == expected
+            assert ours_response.status_code == 200
+    assert upstream.headers_of()["x-user-id"] == ["o-1"]
+
+
+async def test_platform_health_is_200_when_every_service_is_ready(start_gateway):
+    async with (
+        serve(Echo(), lifespan="off") as url,
+        start_gateway(auth_url=url, todo_url=url, chat_url=url) as (_, client),
+    ):
+        response = await client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["services"]) == {"auth", "todo", "chat"}
+    assert all(s["status"] == "ready" for s in body["services"].values())
+
+
+async def test_platform_health_is_503_with_detail_when_a_service_is_down(start_gateway):
+    async def not_ready(scope, receive, send):
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async with (
+        serve(Echo(), lifespan="off") as auth,
+        serve(not_ready, lifespan="off") as chat,
+        start_gateway(auth_url=auth, chat_url=chat) as (_, client),
+    ):
+        response = await client.get("/api/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert body["request_id"] == response.headers["x-request-id"]
+    services = body["detail"]["services"]
+    assert services["auth"]["status"] == "ready"
+    assert services["todo"] == {"status": "unavailable", "error": "unreachable"}
+    assert services["chat"] == {"status": "not_ready", "http_status": 503}
+
+
+def service_app(prefix: str, openapi_path: str, **fields: type) -> FastAPI:
+    """A service with a route under its prefix answering an ``Item``, one route outside its
+    prefix, and its OpenAPI document at ``openapi_path``."""
+    item = create_model("Item", **{name: (kind, ...) for name, kind in fields.items()})
+    app = FastAPI(title=prefix, openapi_url=openapi_path)
+
+    @app.get(f"{prefix}/{{item_id}}", response_model=item)
+    async def read(item_id: int) -> Any:
+        raise NotImplementedError
+
+    @app.get("/internal/stats")
+    async def stats() -> dict[str, int]:
+        return {}
+
+    return app
+
+
+async def test_openapi_merges_the_services_as_the_client_sees_them(start_gateway):
+    # Both services call a schema "Item", each meaning something else.
+    todo_app = service_app("/api/tasks", "/api/tasks/openapi.json", id=int, title=str)
+    chat_app = service_app("/api/conversations", "/api/chat/openapi.json", text=str)
+    async with (
+        serve(todo_app) as todo,
+        serve(chat_app) as chat,
+        start_gateway(todo_url=todo, chat_url=chat) as (_, client),
+    ):
+        response = await client.get("/api/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    paths = document["paths"]
+    assert set(paths) == {"/api/tasks/{item_id}", "/api/conversations/{item_id}", "/api/health"}
+    schemas = document["components"]["schemas"]
+    assert set(schemas["Item"]["properties"]) == {"id", "title"}
+    assert set(schemas["chat_Item"]["properties"]) == {"text"}
+    content = paths["/api/conversations/{item_id}"]["get"]["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/chat_Item"}
+    content = paths["/api/tasks/{item_id}"]["get"]["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
+    # Shared, identical components appear once.
+    assert "HTTPValidationError" in schemas
+    assert "chat_HTTPValidationError" not in schemas
+    assert "auth" in document["info"]["description"]  # not running: noted
+
+
+async def test_docs_serve_swagger_ui_on_the_merged_document(start_gateway):
+    async with start_gateway() as (_, client):
+        page = await client.get("/api/docs")
+        script = await client.get("/api/docs/swagger-init.js")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<script src="/api/docs/swagger-init.js">' in page.text
+    assert "<script>" not in page.text  # no inline script: the CSP allows none
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self' https://cdn.jsdelivr.net;" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert script.status_code == 200
+    assert 'url: "/api/openapi.json"' in script.text
+
+
+async def test_metrics_are_on_the_internal_port_only(gateway_settings, issuer, echo):
+    _, todo = echo
+    metrics_port = free_port()
+    settings = gateway_settings(metrics_port=metrics_port, todo_url=todo)
+    app = create_app(settings, verifier=issuer.verifier())
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        await client.get("/api/tasks", headers=issuer.auth("ann"))
+        await client.get("/api/tasks")
+        public = await client.get("/metrics")
+        metrics = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert public.status_code == 404
+    text = metrics.text
+    assert 'gateway_requests_total{prefix="/api/tasks",status="200"}' in text
+    assert 'gateway_requests_total{prefix="/api/tasks",status="401"}' in text
+    assert 'gateway_request_duration_seconds_bucket{le="0.005",prefix="/api/tasks"' in text

@@ -1,0 +1,245 @@
+"""Upstream trouble becomes 503, 502 or 504 in the envelope; streams pass through as produced.
+
+The misbehaving upstreams are tiny raw asyncio servers on 127.0.0.1: one that is not there,
+one that hangs up, one that answers garbage, one that never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from gateway.metrics import UPSTREAM_ERRORS
+from tests.gateway.conftest import Echo, free_port, serve
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[str]:
+    running: set[asyncio.Task[None]] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.transport.abort()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    bound = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        server.close()
+        # Handlers still waiting (the stalling one) end with the server.
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+
+
+def errors(upstream: str, kind: str) -> float:
+    value: float = UPSTREAM_ERRORS.labels(upstream, kind)._value.get()
+    return value
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+
+
+async def test_refused_connection_is_503_at_once(start_gateway, issuer):
+    before = errors("todo", "refused")
+    async with start_gateway(todo_url=f"http://127.0.0.1:{free_port()}") as (_, client):
+        started = time.monotonic()
+        response = await client.get("/api/tasks", headers=issuer.auth("ann"))
+    assert time.monotonic() - started < 5
+    assert_envelope(response, 503, "service_unavailable")
+    assert "todo" in response.json()["detail"]
+    assert errors("todo", "refused") == before + 1
+
+
+async def test_connection_closed_without_an_answer_is_502(start_gateway, issuer):
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.transport.abort()
+
+    before = errors("todo", "reset")
+    async with raw_server(hang_up) as url, start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/tasks", headers=issuer.auth("ann"))
+    assert_envelope(response, 502, "bad_gateway")
+    assert errors("todo", "reset") > before
+
+
+async def test_garbage_answer_is_502(start_gateway, issuer):
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"SPEAK FRIEND AND ENTER\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    before = errors("chat", "invalid") + errors("chat", "reset")
+    async with raw_server(garbage) as url, start_gateway(chat_url=url) as (_, client):
+        response = await client.post("/api/chat", json={}, headers=issuer.auth("ann"))
+    assert_envelope(response, 502, "bad_gateway")
+    assert errors("chat", "invalid") + errors("chat", "reset") == before + 1
+
+
+async def test_answer_without_its_body_is_502(start_gateway, issuer):
+    async def no_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+        await writer.drain()
+        writer.transport.abort()
+
+    async with raw_server(no_body) as url, start_gateway(todo_url=url) as (_, client):
+        response = await client.get("/api/tasks", headers=issuer.auth("ann"))
+    assert_envelope(response, 502, "bad_gateway")
+
+
+async def test_body_cut_short_after_it_started_never_looks_complete(start_gateway, issuer):
+    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial":')
+        await writer.drain()
+        writer.transport.abort()
+
+    async with raw_server(short) as url, start_gateway(todo_url=url) as (_, client):
+        # The status line is already out: the connection is closed mid-body instead.
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/api/tasks", headers=issuer.auth("ann"))
+        after = await client.get("/healthz")
+    assert after.status_code == 200
+
+
+async def test_service_that_never_answers_is_504_after_its_read_timeout(start_gateway, issuer):
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        await asyncio.Event().wait()
+
+    before = errors("todo", "timeout")
+    async with (
+        raw_server(stall) as url,
+        start_gateway(todo_url=url, todo_read_timeout=0.3) as (_, client),
+    ):
+        started = time.monotonic()
+        response = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        elapsed = time.monotonic() - started
+    assert_envelope(response, 504, "gateway_timeout")
+    assert 0.3 <= elapsed < 5
+    assert errors("todo", "timeout") == before + 1
+
+
+async def test_each_upstream_has_its_own_timeout(start_gateway, issuer):
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        await asyncio.sleep(0.5)  # the upstream's own pace, not the test's clock
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    settings = {"todo_read_timeout": 0.1, "chat_read_timeout": 5.0}
+    async with (
+        raw_server(slow) as url,
+        start_gateway(todo_url=url, chat_url=url, **settings) as (
+            _,
+            client,
+        ),
+    ):
+        todo = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        chat = await client.post("/api/chat", json={}, headers=issuer.auth("ann"))
+    assert todo.status_code == 504
+    assert chat.status_code == 200
+
+
+async def test_a_service_that_comes_back_is_used_again(start_gateway, issuer):
+    port = free_port()
+    upstream = Echo()
+    async with start_gateway(todo_url=f"http://127.0.0.1:{port}") as (_, client):
+        down = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        async with serve(upstream, lifespan="off", port=port):
+            up = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        down_again = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        async with serve(upstream, lifespan="off", port=port):
+            back = await client.get("/api/tasks", headers=issuer.auth("ann"))
+    assert [r.status_code for r in (down, up, down_again, back)] == [503, 200, 503, 200]
+    assert len(upstream.requests) == 2
+
+
+async def test_server_sent_events_arrive_as_they_are_produced(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with (
+        start_gateway(todo_url=url) as (_, client),
+        client.stream("GET", "/api/tasks/stream", headers=issuer.auth("ann")) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        lines = response.aiter_lines()
+        # The upstream is still holding the second event back: the first came through alone.
+        assert await anext(lines) == "data: first"
+        assert not upstream.release.is_set()
+        upstream.release.set()
+        rest = [line async for line in lines]
+    assert "data: second" in rest
+
+
+async def test_stream_cut_by_the_service_ends_with_an_error_event(start_gateway, issuer):
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+            b"e\r\ndata: first\n\n\r\n"
+        )
+        await writer.drain()
+        writer.transport.abort()
+
+    async with (
+        raw_server(cut) as url,
+        start_gateway(chat_url=url) as (_, client),
+        client.stream("POST", "/api/chat", json={}, headers=issuer.auth("ann")) as response,
+    ):
+        text = (await response.aread()).decode()
+    assert response.status_code == 200
+    assert text.startswith("data: first\n\n")
+    assert "event: error\ndata: " in text
+    assert '"code": "bad_gateway"' in text
+
+
+async def test_client_that_leaves_a_stream_closes_the_upstream_connection(start_gateway, issuer):
+    upstream_closed = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\ne\r\ndata: first\n\n\r\n"
+        )
+        await writer.drain()
+        # Never ends by itself: only the gateway closing the connection ends it.
+        await reader.read()
+        upstream_closed.set()
+
+    async with (
+        raw_server(endless) as url,
+        start_gateway(chat_url=url) as (_, client),
+    ):
+        async with client.stream("POST", "/api/chat", json={}, headers=issuer.auth("a")) as r:
+            assert await anext(r.aiter_lines()) == "data: first"
+        async with asyncio.timeout(10):
+            await upstream_closed.wait()
