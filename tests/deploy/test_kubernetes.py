@@ -276,3 +276,19 @@ def test_the_printed_local_secrets_are_valid_json_documents(tmp_path: Path) -> N
     documents = [json.loads(part) for part in printed.split("---\n") if part.strip()]
     assert all(document["kind"] == "Secret" for document in documents)
     assert {d["metadata"]["name"] for d in documents} >= {"auth-database", "db-bootstrap"}
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_one_service_is_selected_by_its_name_label_alone(
+    manifests: list[dict[str, Any]], service: str
+) -> None:
+    """`kubectl apply -k ... -l app.kubernetes.io/name=<service>` rolls that service only."""
+    selected = {
+        m["kind"]
+        for m in manifests
+        if m["metadata"].get("labels", {}).get("app.kubernetes.io/name") == service
+    }
+    expected = {"Deployment", "Service", "PodDisruptionBudget"}
+    if service in AUTOSCALED:
+        expected.add("HorizontalPodAutoscaler")
+    assert selected == expected
