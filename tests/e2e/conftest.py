@@ -1,0 +1,109 @@
+"""End-to-end fixtures: one running stack per test package (see ``tests/e2e/stack.py``).
+
+Tests talk to the gateway only, except where a test is about a service's own port. Data is
+committed for real; every service schema is emptied when the package's tests are done.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.migrate import available_services
+from tests.conftest import SERVICE_SCHEMAS
+from tests.e2e.stack import Stack
+
+UPSTREAMS = ("auth", "todo", "chat")
+
+
+@pytest.fixture(scope="package")
+def stack_workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="todo-platform-e2e-") as directory:
+        yield Path(directory)
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def stack(
+    migrated_url: str, stack_workdir: Path, engine: AsyncEngine
+) -> AsyncIterator[Stack]:
+    """Every service of this checkout running, the gateway in front."""
+    running = Stack(migrated_url, stack_workdir)
+    try:
+        running.start(*(name for name in UPSTREAMS if running.available(name)))
+        running.start("gateway")
+        yield running
+    finally:
+        running.close()
+        await _empty_service_schemas(engine)
+
+
+async def _empty_service_schemas(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        for service in available_services():
+            schema = SERVICE_SCHEMAS[service]
+            rows = await connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
+                    "AND tablename <> 'alembic_version'"
+                ),
+                {"schema": schema},
+            )
+            tables = [f'"{schema}"."{name}"' for (name,) in rows]
+            if tables:
+                await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the gateway (the only port a real client uses)."""
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as client:
+        yield client
+
+
+@dataclass
+class User:
+    """A registered, logged-in user: ``headers`` carries its bearer token."""
+
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register_and_login(client: httpx.AsyncClient, **profile: Any) -> User:
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    password = "correct horse battery staple"
+    registered = await client.post(
+        "/api/auth/register", json={"email": email, "password": password, **profile}
+    )
+    assert registered.status_code == 201, registered.text
+    login = await client.post("/api/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    return User(
+        id=tokens["user"]["id"],
+        email=email,
+        password=password,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def user(gateway: httpx.AsyncClient) -> User:
+    return await register_and_login(gateway)

@@ -1,0 +1,230 @@
+"""The end-to-end harness: the platform's real services as separate uvicorn processes.
+
+Each service runs exactly as in production (``python -m <package>``) on its own free
+127.0.0.1 port, against the test session's PostgreSQL, with a signing key made for the run.
+A service can be stopped and started again at any time; it comes back on the same port, so
+the gateway (and chat's MCP client) reach it again without being reconfigured.
+
+Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test package)::
+
+    stack = Stack(database_url, workdir)
+    stack.start("auth", "todo", "chat")      # started together, each waited for (/readyz)
+    stack.start("gateway")
+    stack.url("gateway")                     # "http://127.0.0.1:<port>"
+    stack.stop("todo")                       # SIGTERM, then SIGKILL after 10 s
+    with stack.stopped("todo"): ...          # down inside the block, up again after it
+    with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="3/minute"): ...
+                                             # restarted with extra environment, then restored
+    stack.log("auth")                        # everything the process printed
+    stack.close()                            # stop everything
+
+Names: ``auth``, ``todo``, ``chat``, ``gateway``. ``stack.available(name)`` says whether that
+service exists in this checkout. Methods block (they wait for processes), so they are plain
+functions usable from sync and async tests alike; each wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from auth_service.keys import generate_pem
+from shared.settings import PLATFORM_VARIABLES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    package: str
+    env_prefix: str
+
+
+SERVICES = {
+    "auth": Service("auth", "auth_service", "AUTH_"),
+    "todo": Service("todo", "todo_service", "TODO_"),
+    "chat": Service("chat", "chat_service", "CHAT_"),
+    "gateway": Service("gateway", "gateway", "GATEWAY_"),
+}
+
+
+class ServiceFailed(RuntimeError):
+    """A service did not become ready; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class Stack:
+    def __init__(
+        self,
+        database_url: str,
+        workdir: Path,
+        *,
+        env: Mapping[str, Mapping[str, str]] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        """``env`` adds or overrides variables per service name, for every start."""
+        self.database_url = database_url
+        self.workdir = workdir
+        self.startup_timeout = startup_timeout
+        self.ports = {name: free_port() for name in SERVICES}
+        self.signing_pem = generate_pem()
+        self.extra_env = {name: dict(values) for name, values in (env or {}).items()}
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- where things are ------------------------------------------------------------------
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @staticmethod
+    def available(name: str) -> bool:
+        """The service exists in this checkout (its package has an ``app`` module)."""
+        return importlib.util.find_spec(f"{SERVICES[name].package}.app") is not None
+
+    def running(self, name: str) -> bool:
+        process = self._processes.get(name)
+        return process is not None and process.poll() is None
+
+    def log(self, name: str) -> str:
+        path = self._log_path(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def env_for(self, name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment a service starts with: the platform wired to this stack's ports."""
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in PLATFORM_VARIABLES.values()
+            and not key.startswith(tuple(s.env_prefix for s in SERVICES.values()))
+        }
+        env = {
+            **inherited,
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.ports[name]),
+            "ENVIRONMENT": "test",
+            "LOG_JSON": "false",
+            "DATABASE_URL": self.database_url,
+            "AUTH_JWKS_URL": f"{self.url('auth')}/api/auth/jwks",
+            "AUTH_SIGNING_KEYS": self.signing_pem,
+            "CHAT_TODO_MCP_URL": f"{self.url('todo')}/api/mcp",
+            "CHAT_AGENT": "rules",
+            "GATEWAY_AUTH_URL": self.url("auth"),
+            "GATEWAY_TODO_URL": self.url("todo"),
+            "GATEWAY_CHAT_URL": self.url("chat"),
+            # Generous: the suite registers many users from one address. Tests of the
+            # limits themselves use `configured`.
+            "GATEWAY_RATE_LIMIT_AUTH_IP": "10000/minute",
+            "GATEWAY_RATE_LIMIT_USER": "10000/minute",
+        }
+        env.update(self.extra_env.get(name, {}))
+        env.update(overrides or {})
+        return env
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *names: str, env: Mapping[str, str] | None = None) -> None:
+        """Start the services (together) and wait until each answers /readyz with 200."""
+        for name in names:
+            if self.running(name):
+                raise RuntimeError(f"{name} is already running")
+        for name in names:
+            self._spawn(name, env)
+        for name in names:
+            self._wait_ready(name)
+
+    def stop(self, *names: str) -> None:
+        for name in names:
+            process = self._processes.pop(name, None)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def restart(self, name: str, *, env: Mapping[str, str] | None = None) -> None:
+        self.stop(name)
+        self.start(name, env=env)
+
+    @contextlib.contextmanager
+    def stopped(self, name: str) -> Iterator[None]:
+        """``name`` is down inside the block and running again after it."""
+        self.stop(name)
+        try:
+            yield
+        finally:
+            self.start(name)
+
+    @contextlib.contextmanager
+    def configured(self, name: str, **env: str) -> Iterator[None]:
+        """``name`` restarted with extra environment inside the block, restored after it."""
+        self.restart(name, env=env)
+        try:
+            yield
+        finally:
+            self.restart(name)
+
+    def close(self) -> None:
+        self.stop(*reversed(list(self._processes)))
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _log_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def _spawn(self, name: str, env: Mapping[str, str] | None) -> None:
+        if not self.available(name):
+            raise RuntimeError(f"service {name} does not exist in this checkout")
+        with self._log_path(name).open("ab") as log:
+            log.write(f"\n----- starting {name} on port {self.ports[name]} -----\n".encode())
+            log.flush()
+            self._processes[name] = subprocess.Popen(
+                [sys.executable, "-m", SERVICES[name].package],
+                env=self.env_for(name, env),
+                cwd=self.workdir,  # no stray .env or .data/ of a developer's checkout
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _wait_ready(self, name: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        url = f"{self.url(name)}/readyz"
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                process = self._processes[name]
+                if process.poll() is not None:
+                    raise ServiceFailed(
+                        f"{name} exited with {process.returncode}:\n{self.log(name)[-3000:]}"
+                    )
+                try:
+                    if client.get(url).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        self.stop(name)
+        raise ServiceFailed(
+            f"{name} not ready after {self.startup_timeout:.0f}s:\n{self.log(name)[-3000:]}"
+        )
