@@ -89,6 +89,7 @@ async def database(
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             connect_timeout=settings.db_connect_timeout,
+            ping_after_idle=settings.db_ping_after_idle_seconds,
             application_name=name,
         )
         await wait_for_database(engine, attempts=settings.db_startup_attempts)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.errors import AppError
@@ -98,19 +101,54 @@ def create_engine(
     max_overflow: int = 10,
     connect_timeout: float = 10.0,
     application_name: str | None = None,
+    ping_after_idle: float | None = None,
 ) -> AsyncEngine:
+    """An engine whose pool checks connections before use.
+
+    ``ping_after_idle=None`` checks every checkout (SQLAlchemy's pre-ping: three round trips
+    with asyncpg). A number of seconds checks only connections that sat idle in the pool
+    longer than that, as HikariCP does: a busy pool pays nothing per request, while a pool left
+    idle (a Neon compute that scaled to zero, a restarted server) is still checked before use.
+    """
     target = connect_target(raw_url, connect_timeout=connect_timeout)
     connect_args = dict(target.connect_args)
     if application_name:
         connect_args["server_settings"] = {"application_name": application_name}
-    return create_async_engine(
+    engine = create_async_engine(
         target.url,
         connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=ping_after_idle is None,
         pool_recycle=1800,
     )
+    if ping_after_idle is not None:
+        _ping_after_idle(engine, ping_after_idle)
+    return engine
+
+
+_IDLE_SINCE = "shared.db.idle_since"
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _borrowed(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
+            return  # just connected, or just used
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and retries the checkout with a fresh one.
+            raise DisconnectionError("connection failed its idle check") from exc
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -78,6 +78,8 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = 10
     db_connect_timeout: float = 10.0
     db_startup_attempts: int = 10
+    # None: check every pooled connection before use; seconds: only those idle that long.
+    db_ping_after_idle_seconds: float | None = None
 
     # Platform-wide token settings: one issuer name and one audience for every service.
     jwt_issuer: str = "todo-platform-auth"
