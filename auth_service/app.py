@@ -30,9 +30,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = load_key_set(settings)
-        app.state.auth = AuthContext(
-            settings=settings, keys=keys, hasher=PasswordHasher(settings), clock=clock
-        )
+        hasher = PasswordHasher(settings)
+        app.state.auth = AuthContext(settings=settings, keys=keys, hasher=hasher, clock=clock)
         # Our own tokens only, checked with our own key set: no HTTP round trip to ourselves.
         own = IssuerKeys(
             settings.jwt_issuer, settings.jwt_audience, "EdDSA", StaticKeySource(keys.public_keys())
@@ -42,8 +41,11 @@ def create_app(
             leeway=settings.jwt_leeway_seconds,
             clock=lambda: clock().timestamp(),
         )
-        async with database(app, settings, name="auth", sessionmaker=sessionmaker):
-            yield
+        try:
+            async with database(app, settings, name="auth", sessionmaker=sessionmaker):
+                yield
+        finally:
+            hasher.close()
 
     app = create_service_app(
         name="auth",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DATA_DIR, ServiceSettings
@@ -32,7 +32,11 @@ class AuthSettings(ServiceSettings):
     argon2_parallelism: int = 1
     # Hashing runs in worker threads; this caps how many run at once so logins cannot
     # take every core from the requests that are already in flight.
-    password_hash_workers: int = 2
+    password_hash_workers: int = Field(default=2, ge=1)
+    # Hashing threads run this many niceness steps below the event loop's thread (Linux;
+    # 0 = same priority), so the kernel prefers the loop when both want a core: requests in
+    # flight stay fast while logins queue.
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
 
     # Lockout: after `threshold` failures in a row, each further failure doubles the wait.
     lockout_threshold: int = 5
