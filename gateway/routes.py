@@ -116,8 +116,25 @@ NOT_FOUND = Match(Kind.NOT_FOUND, "unmatched")
 _OWN_MATCHES = {path: Match(Kind.OWN, label) for path, label in OWN.items()}
 
 
+# Resolved routes by (method, raw path): most traffic repeats a few paths. Bounded: emptied
+# when full, so a scan of random paths costs memory for a moment, never for good.
+_CACHE: dict[tuple[str, bytes], Match] = {}
+CACHE_SIZE = 4096
+
+
 def match(method: str, raw_path: bytes) -> Match:
-    """Resolve one request. Cheap: a split and a few dictionary look-ups."""
+    """Resolve one request: a cache hit, or a split and a few dictionary look-ups."""
+    key = (method, raw_path)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _resolve(method, raw_path)
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[key] = found
+    return found
+
+
+def _resolve(method: str, raw_path: bytes) -> Match:
     own = _OWN_MATCHES.get(raw_path)
     if own is not None:
         return own

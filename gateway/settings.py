@@ -53,7 +53,10 @@ class GatewaySettings(ServiceSettings):
     # bucket); per user on every authenticated request.
     rate_limit_auth_ip: str = "20/minute;200/hour"
     rate_limit_user: str = "600/minute"
-    rate_limit_strategy: RateLimitStrategy = "sliding-window-counter"
+    # fixed-window is the cheapest per request (one counter per key and window; a burst of
+    # up to twice the limit can straddle a window boundary); the others trade CPU for
+    # smoothness.
+    rate_limit_strategy: RateLimitStrategy = "fixed-window"
     # memory:// keeps counters in this process; redis://host:6379/0 shares them between
     # gateway replicas.
     rate_limit_storage_uri: str = "memory://"
