@@ -1,0 +1,422 @@
+"""Load benchmark of the todo service: list pages (first and deep), search, create, update.
+
+Starts its own embedded PostgreSQL in a temporary directory, seeds tasks for one measured user
+and many others, runs ``python -m todo_service`` as a real uvicorn process (one worker) on a
+free 127.0.0.1 port, and drives it with aiohttp at a fixed number of concurrent clients for a
+bounded time per scenario. Prints req/s and p50/p99 latency per scenario, and the query plans
+(EXPLAIN ANALYZE, BUFFERS) of the list and search queries exactly as the service builds them.
+
+    .venv/bin/python bench/todo.py                      # full run (about 1-2 minutes)
+    .venv/bin/python bench/todo.py --duration 3 --user-tasks 2000 --other-tasks 20000
+
+Not part of the test suite; figures go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import jwt
+import psutil
+
+from shared.clock import utcnow
+from shared.embedded_pg import EmbeddedPostgres
+from shared.migrations import upgrade
+from todo_service.listing import page_statement
+from todo_service.schemas import TaskQuery
+
+USER = "bench-user"
+ISSUER = "bench-issuer"
+AUDIENCE = "bench-audience"
+SEARCH_TERM = "invoice"
+
+# Titles are "<verb> <noun>", so a noun matches about 1 in 20 tasks.
+VERBS = ["buy", "call", "email", "fix", "plan", "review", "write", "book", "pay", "clean"]
+NOUNS = [
+    "groceries", "invoice", "dentist", "report", "car", "garden", "tickets", "taxes",
+    "presentation", "kitchen", "birthday gift", "insurance", "laptop", "flight", "rent",
+    "newsletter", "budget", "meeting notes", "bike", "library books",
+]  # fmt: skip
+TAGS = ["work", "home", "errands", "health", "finance", "family", "urgent", "someday"]
+
+
+def seed_sql(user_tasks: int, other_tasks: int, other_users: int) -> str:
+    """One INSERT ... SELECT: the measured user's rows interleaved with everyone else's, in
+    creation order, as a real table would hold them."""
+    total = user_tasks + other_tasks
+    stride = total / user_tasks
+    verbs = ",".join(f"'{v}'" for v in VERBS)
+    nouns = ",".join(f"'{n}'" for n in NOUNS)
+    tags = ",".join(f"'{t}'" for t in TAGS)
+    # Every interpolated value is a constant of this script or an int.
+    return f"""
+    INSERT INTO todo.tasks (user_id, title, description, completed, completed_at, priority,
+                            tags, due_at, recurrence, created_at, updated_at, version)
+    SELECT
+        CASE WHEN floor(g / {stride}) <> floor((g - 1) / {stride}) THEN '{USER}'
+             ELSE 'other-' || (g % {other_users}) END,
+        (ARRAY[{verbs}])[1 + (g * 7) % {len(VERBS)}] || ' '
+            || (ARRAY[{nouns}])[1 + (g * 13 + g / 97) % {len(NOUNS)}],
+        CASE WHEN g % 3 = 0 THEN 'Remember the details for item ' || g END,
+        g % 4 = 0,
+        CASE WHEN g % 4 = 0 THEN created END,
+        (ARRAY['low','medium','high'])[1 + g % 3]::todo.task_priority,
+        CASE WHEN g % {len(TAGS)} = (g / 3) % {len(TAGS)}
+             THEN ARRAY[(ARRAY[{tags}])[1 + g % {len(TAGS)}]]
+             ELSE ARRAY[(ARRAY[{tags}])[1 + g % {len(TAGS)}],
+                        (ARRAY[{tags}])[1 + (g / 3) % {len(TAGS)}]] END,
+        CASE WHEN g % 5 <> 0 THEN created + (g % 60) * interval '1 day' END,
+        'none',
+        created, created, 1
+    FROM generate_series(1, {total}) AS g,
+         LATERAL (SELECT now() - ({total} - g) * interval '3 minutes' AS created) AS c;
+    """  # noqa: S608
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used so far by the service process, PostgreSQL (postmaster and every
+    backend) and this load client: where a request's cost goes on a shared machine."""
+
+    def __init__(self, service_pid: int, pg_data: Path) -> None:
+        self.service = psutil.Process(service_pid)
+        postmaster_pid = int((pg_data / "postmaster.pid").read_text().split()[0])
+        self.postmaster = psutil.Process(postmaster_pid)
+        self.client = psutil.Process()
+        self._pg_seen: dict[int, float] = {}
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    def sample(self) -> dict[str, float]:
+        # Backends that exited keep their last reading, so the sum never goes backwards.
+        for process in [self.postmaster, *self.postmaster.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self._pg_seen[process.pid] = self._cpu(process)
+        return {
+            "service": self._cpu(self.service),
+            "postgres": sum(self._pg_seen.values()),
+            "client": self._cpu(self.client),
+        }
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    HEADER = (
+        "| scenario               | requests | errors |    req/s |  p50 ms |  p99 ms "
+        "| CPU ms/req: service | postgres | client |\n"
+        "|------------------------|----------|--------|----------|---------|---------"
+        "|---------------------|----------|--------|"
+    )
+
+    def row(self) -> str:
+        count = len(self.latencies)
+        rate = count / self.elapsed if self.elapsed else 0.0
+        ordered = sorted(self.latencies)
+        p50 = statistics.median(ordered) * 1000 if ordered else 0.0
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
+        handled = max(1, count + self.errors)
+        per = {name: used / handled * 1000 for name, used in self.cpu.items()}
+        return (
+            f"| {self.name:<22} | {count:>8} | {self.errors:>6} | {rate:>8.0f} "
+            f"| {p50:>7.2f} | {p99:>7.2f} | {per.get('service', 0):>19.2f} "
+            f"| {per.get('postgres', 0):>8.2f} | {per.get('client', 0):>6.2f} |"
+        )
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else 0.0
+
+
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
+
+
+async def load(
+    name: str,
+    make_request: Request,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    meter: CpuMeter,
+) -> Result:
+    """``concurrency`` clients in closed loops; the first ``warmup`` seconds are not counted."""
+    result = Result(name)
+    before: dict[str, float] = {}
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.perf_counter()
+        measure_from = started + warmup
+        deadline = measure_from + duration
+
+        async def client(worker: int) -> None:
+            sequence = worker
+            while (now := time.perf_counter()) < deadline:
+                ok = await make_request(http, sequence)
+                done = time.perf_counter()
+                sequence += concurrency
+                if now >= measure_from:
+                    if ok:
+                        result.latencies.append(done - now)
+                    else:
+                        result.errors += 1
+
+        async def start_meter() -> None:
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            before.update(meter.sample())
+
+        await asyncio.gather(start_meter(), *(client(i) for i in range(concurrency)))
+        after = meter.sample()
+        result.elapsed = time.perf_counter() - measure_from
+        result.cpu = {name: after[name] - before[name] for name in after}
+    return result
+
+
+def next_link(link_header: str | None) -> str | None:
+    if not link_header:
+        return None
+    match = re.match(r'<([^>]+)>;\s*rel="next"', link_header)
+    return match.group(1) if match else None
+
+
+async def explain(url: str, title: str, query: TaskQuery) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statement ``list_tasks`` runs for ``query``."""
+    statement = page_statement(USER, query, utcnow())
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = await asyncpg.connect(dsn)
+    try:
+        plan = await connection.fetch(
+            f"EXPLAIN (ANALYZE, BUFFERS) {statement.sql}", *statement.args
+        )
+    finally:
+        await connection.close()
+    return "\n".join([f"### {title}", "", "```", *(row[0] for row in plan), "```", ""])
+
+
+async def seed(url: str, args: argparse.Namespace) -> None:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    started = time.perf_counter()
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(seed_sql(args.user_tasks, args.other_tasks, args.other_users))
+        await connection.execute("VACUUM (ANALYZE) todo.tasks")
+        counts = await connection.fetchrow(
+            "SELECT count(*) FILTER (WHERE user_id = $1) AS mine, count(*) AS total "
+            "FROM todo.tasks",
+            USER,
+        )
+    finally:
+        await connection.close()
+    assert counts is not None
+    print(
+        f"seeded {counts['mine']} tasks for {USER} and {counts['total'] - counts['mine']}"
+        f" for {args.other_users} other users in {time.perf_counter() - started:.1f}s"
+    )
+
+
+async def run(args: argparse.Namespace, url: str, pg_data: Path) -> None:
+    await seed(url, args)
+    secret = secrets.token_urlsafe(48)
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "ENVIRONMENT": "production",
+        "TODO_DATABASE_URL": url,
+        "TODO_LOG_LEVEL": "WARNING",
+        "TODO_EXTRA_TRUSTED_ISSUERS": (
+            f'[{{"issuer":"{ISSUER}","audience":"{AUDIENCE}","hs256_secret":"{secret}"}}]'
+        ),
+    }
+    env.pop("TODO_METRICS_PORT", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "todo_service", env=env, start_new_session=True
+    )
+    try:
+        now = int(time.time())
+        token = jwt.encode(
+            {"sub": USER, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 3600},
+            secret,
+            algorithm="HS256",
+        )
+        base = f"http://127.0.0.1:{port}"
+        await wait_ready(base)
+        meter = CpuMeter(process.pid, pg_data)
+        await report(args, base, {"Authorization": f"Bearer {token}"}, url, meter)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def wait_ready(base: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the todo service did not become ready in 10 s")
+
+
+async def report(
+    args: argparse.Namespace, base: str, headers: dict[str, str], url: str, meter: CpuMeter
+) -> None:
+    first_page = "/api/tasks?limit=50"
+    search = f"/api/tasks?limit=50&q={SEARCH_TERM}"
+
+    async with aiohttp.ClientSession(headers=headers) as http:
+        deep = first_page
+        for _ in range(args.depth):
+            async with http.get(base + deep) as response:
+                response.raise_for_status()
+                following = next_link(response.headers.get("Link"))
+            if following is None:
+                raise RuntimeError(f"fewer than {args.depth + 1} pages of 50 tasks")
+            deep = following
+        async with http.get(base + first_page) as response:
+            ids = [task["id"] for task in await response.json()]
+
+    def get(path: str) -> Request:
+        async def request(http: aiohttp.ClientSession, _: int) -> bool:
+            async with http.get(base + path, headers=headers) as response:
+                await response.read()
+                return response.status == 200
+
+        return request
+
+    async def create(http: aiohttp.ClientSession, sequence: int) -> bool:
+        body = {"title": f"bench task {sequence}", "priority": "high", "tags": ["bench"]}
+        async with http.post(f"{base}/api/tasks", json=body, headers=headers) as response:
+            await response.read()
+            return response.status == 201
+
+    async def update(http: aiohttp.ClientSession, sequence: int) -> bool:
+        task_id = ids[sequence % len(ids)]
+        body = {"title": f"renamed {sequence}"}
+        async with http.patch(f"{base}/api/tasks/{task_id}", json=body, headers=headers) as r:
+            await r.read()
+            return r.status == 200
+
+    scenarios: list[tuple[str, Request]] = [
+        ("first page (limit=50)", get(first_page)),
+        (f"page {args.depth} deep", get(deep)),
+        (f"search q={SEARCH_TERM}", get(search)),
+        ("create", create),
+        ("update (PATCH)", update),
+    ]
+    results = []
+    for name, request in scenarios:
+        result = await load(
+            name,
+            request,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            warmup=args.warmup,
+            meter=meter,
+        )
+        print(result.row(), flush=True)
+        results.append(result)
+
+    print()
+    print(
+        f"{args.concurrency} concurrent clients, {args.duration:.0f} s per scenario after "
+        f"{args.warmup:.0f} s warm-up, one uvicorn worker, {os.cpu_count()} CPUs"
+    )
+    print(Result.HEADER)
+    for result in results:
+        print(result.row())
+    first, deep_result = results[0], results[1]
+    ratio = deep_result.p50 / first.p50 if first.p50 else float("nan")
+    print(f"\ndeep/first p50 ratio: {ratio:.2f} (target <= 1.3)")
+    first_rate = len(first.latencies) / first.elapsed if first.elapsed else 0
+    print(f"first page: {first_rate:.0f} req/s (target >= 1000)")
+
+    deep_cursor = dict(p.split("=", 1) for p in deep.split("?", 1)[1].split("&"))["cursor"]
+    print()
+    print(await explain(url, "First page: GET /api/tasks?limit=50", TaskQuery(limit=50)))
+    print(
+        await explain(
+            url,
+            f"Page {args.depth} deep (keyset cursor)",
+            TaskQuery(limit=50, cursor=deep_cursor),
+        )
+    )
+    print(
+        await explain(
+            url,
+            f"Search: GET /api/tasks?limit=50&q={SEARCH_TERM}",
+            TaskQuery(limit=50, q=SEARCH_TERM),
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds measured per scenario"
+    )
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not measured first")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--user-tasks", type=int, default=10_000)
+    parser.add_argument("--other-tasks", type=int, default=100_000)
+    parser.add_argument("--other-users", type=int, default=1_000)
+    parser.add_argument(
+        "--depth", type=int, default=150, help="pages of 50 to follow for the deep page"
+    )
+    args = parser.parse_args()
+    if args.user_tasks < 50 * (args.depth + 1):
+        parser.error("--user-tasks must hold --depth + 1 pages of 50")
+    with tempfile.TemporaryDirectory(prefix="todo-bench-") as directory:
+        pg_data = Path(directory) / "pgdata"
+        server = EmbeddedPostgres(pg_data)
+        url = server.start()
+        try:
+            upgrade("todo_service", url)
+            asyncio.run(run(args, url, pg_data))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

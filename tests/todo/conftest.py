@@ -1,0 +1,131 @@
+"""Fixtures of the todo service's tests: the app in-process with a test token issuer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.clock import FrozenClock
+from tests.support.tokens import TestIssuer
+from todo_service.app import create_app
+from todo_service.settings import TodoSettings
+
+# A fixed "now" for the service (due dates, overdue, completion times); tokens use real time.
+NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class User:
+    sub: str
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestIssuer:
+    return TestIssuer()
+
+
+@pytest.fixture
+def alice(issuer: TestIssuer) -> User:
+    return User("alice-subject", issuer.auth("alice-subject"))
+
+
+@pytest.fixture
+def bob(issuer: TestIssuer) -> User:
+    return User("bob-subject", issuer.auth("bob-subject"))
+
+
+@pytest.fixture
+def todo_settings(migrated_url: str) -> TodoSettings:
+    return TodoSettings(_env_file=None, environment="test", database_url=migrated_url)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(
+    todo_settings: TodoSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    issuer: TestIssuer,
+    clock: FrozenClock,
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        todo_settings, sessionmaker=sessionmaker, verifier=issuer.verifier(), clock=clock
+    )
+    async for client in _serve(app):
+        yield client
+
+
+@pytest.fixture
+async def committed_client(
+    todo_settings: TodoSettings,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    issuer: TestIssuer,
+    clock: FrozenClock,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Real commits on separate connections: requests really run concurrently."""
+    app = create_app(
+        todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
+    )
+    async for client in _serve(app):
+        yield client
+
+
+Snapshot = Callable[[], Awaitable[list[dict[str, Any]]]]
+TABLES = (("tasks", "id"), ("idempotency_keys", "id"), ("task_counts", "user_id"))
+
+
+@pytest.fixture
+def snapshot(sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
+    """Every row of the todo schema, to prove a refused request changed nothing."""
+
+    async def take() -> list[dict[str, Any]]:
+        async with sessionmaker() as session:
+            connection = await session.connection()
+            rows = []
+            for table, key in TABLES:
+                statement = f"SELECT * FROM todo.{table} ORDER BY {key}"  # noqa: S608
+                result = await connection.execute(text(statement))
+                rows += [{"table": table, **row._asdict()} for row in result]
+            return rows
+
+    return take
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> Any:
+    """The platform's error envelope with this status (and code); returns the detail."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"detail", "code", "request_id"}, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body["detail"]
+
+
+async def create(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[str, Any]:
+    """A task for ``user`` through the API; the title defaults to something unique enough."""
+    fields.setdefault("title", "a task")
+    response = await client.post("/api/tasks", json=fields, headers=user.headers)
+    assert response.status_code == 201, response.text
+    task: dict[str, Any] = response.json()
+    return task

@@ -1,0 +1,326 @@
+"""HTTP routes of the todo service (``/api/tasks``). Thin: parse, call the service, shape.
+
+Every task response carries ``ETag: "<version>"`` (a strong tag: ``If-Match`` compares
+strongly, RFC 9110). ``Location`` and ``Link`` are relative references.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from shared.clock import Clock
+from shared.deps import CurrentPrincipal, SessionDep
+from shared.errors import BadRequest
+from todo_service import service
+from todo_service.models import MAX_ID
+from todo_service.schemas import (
+    CompleteIn,
+    TaskCreate,
+    TaskPatch,
+    TaskPublic,
+    TaskQuery,
+    TaskReplace,
+)
+from todo_service.settings import TodoSettings
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+_JSON = "application/json"
+
+
+# Dependencies are coroutines: FastAPI would run plain functions in a worker thread.
+async def _user_id(principal: CurrentPrincipal) -> str:
+    return principal.sub
+
+
+async def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def _idempotency_ttl(request: Request) -> timedelta:
+    settings: TodoSettings = request.app.state.settings
+    return timedelta(hours=settings.idempotency_ttl_hours)
+
+
+UserId = Annotated[str, Depends(_user_id)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+TaskId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The task's id; a malformed one is a 422")
+]
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='ETags (`"<version>"`) the write is conditional on; stale: 412',
+    ),
+]
+
+# One entity tag of an If-Match / If-None-Match list: "opaque" or W/"opaque".
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e]*)"\s*')
+_VERSION = re.compile(r"[0-9]{1,18}")
+
+
+def etag(task: TaskPublic) -> str:
+    return f'"{task.version}"'
+
+
+def _entity_tags(value: str, header: str) -> list[tuple[bool, str]]:
+    tags = []
+    for part in value.split(","):
+        match = _ENTITY_TAG.fullmatch(part)
+        if match is None:
+            raise BadRequest(
+                f"{header} must be * or a list of entity tags",
+                code="invalid_" + header.lower().replace("-", "_"),
+            )
+        tags.append((match.group(1) is not None, match.group(2)))
+    return tags
+
+
+def parse_if_match(value: str | None) -> Collection[int] | None:
+    """The versions an ``If-Match`` accepts; None when there is no precondition (or ``*``:
+    the task exists, which the lookup checks anyway). Weak tags never match (RFC 9110)."""
+    if value is None or value.strip() == "*":
+        return None
+    return {
+        int(opaque)
+        for weak, opaque in _entity_tags(value, "If-Match")
+        if not weak and _VERSION.fullmatch(opaque)
+    }
+
+
+def _not_modified(value: str | None, task: TaskPublic) -> bool:
+    """``If-None-Match`` uses the weak comparison: any tag naming the version matches."""
+    if value is None:
+        return False
+    if value.strip() == "*":
+        return True
+    return any(opaque == str(task.version) for _, opaque in _entity_tags(value, "If-None-Match"))
+
+
+def _task_response(task: TaskPublic, *, status_code: int = 200, location: bool = False) -> Response:
+    headers = {"ETag": etag(task)}
+    if location:
+        headers["Location"] = f"/api/tasks/{task.id}"
+    return Response(
+        task.model_dump_json(), status_code=status_code, media_type=_JSON, headers=headers
+    )
+
+
+def _next_link(request: Request, cursor: str) -> str:
+    """This same request's path and query with the next page's cursor (a relative reference)."""
+    query: str = request.scope["query_string"].decode("latin-1")
+    kept = [
+        quote(part, safe=_QUERY_SAFE)
+        for part in query.split("&")
+        if part and part.partition("=")[0] != "cursor"
+    ]
+    kept.append(f"cursor={cursor}")
+    return f'<{request.scope["path"]}?{"&".join(kept)}>; rel="next"'
+
+
+_QUERY_SAFE = "=%+-._~:,/"
+_QUERY_FIELDS = frozenset(TaskQuery.model_fields)
+
+
+async def _task_query(request: Request) -> TaskQuery:
+    """The list's query parameters, validated in one pass (FastAPI's per-parameter model
+    handling costs more than the page's SQL). Unknown parameters are ignored."""
+    params = request.query_params
+    data: dict[str, Any] = {
+        name: params.getlist(name) if name == "tag" else params[name]
+        for name in params
+        if name in _QUERY_FIELDS
+    }
+    try:
+        return TaskQuery.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
+        ) from exc
+
+
+def _query_parameters() -> list[dict[str, Any]]:
+    """TaskQuery as OpenAPI query parameters, its enums inlined."""
+    schema = TaskQuery.model_json_schema()
+    definitions = schema.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": field.get("description", ""),
+            "schema": inline(field),
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+@router.get(
+    "",
+    response_model=list[TaskPublic],
+    responses={400: {"description": "An invalid cursor"}},
+    openapi_extra={"parameters": _query_parameters()},
+    summary="List the user's tasks",
+    description=(
+        "A JSON array; `X-Total-Count` is the total for the filters, and "
+        '`Link: <...>; rel="next"` the next page (absent on the last).'
+    ),
+)
+async def list_tasks(
+    request: Request,
+    query: Annotated[TaskQuery, Depends(_task_query)],
+    session: SessionDep,
+    user_id: UserId,
+    clock: ClockDep,
+) -> Response:
+    page = await service.list_tasks_json(session, user_id, query=query, clock=clock)
+    headers = {"X-Total-Count": str(page.total)}
+    if page.next_cursor is not None:
+        headers["Link"] = _next_link(request, page.next_cursor)
+    return Response(page.items_json, media_type=_JSON, headers=headers)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses={422: {"description": "Invalid body, or an Idempotency-Key reused"}},
+    summary="Create a task",
+)
+async def create_task(
+    body: TaskCreate,
+    request: Request,
+    session: SessionDep,
+    user_id: UserId,
+    clock: ClockDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=r"^[\x21-\x7e]{1,255}$",
+            description="Repeat a create safely: the same key and body within 24 h replays "
+            "the first answer",
+        ),
+    ] = None,
+) -> Response:
+    task = await service.add_task(
+        session,
+        user_id,
+        data=body,
+        idempotency_key=idempotency_key,
+        idempotency_ttl=_idempotency_ttl(request),
+        clock=clock,
+    )
+    return _task_response(task, status_code=status.HTTP_201_CREATED, location=True)
+
+
+@router.get("/{task_id}", response_model=TaskPublic, summary="One task")
+async def read_task(
+    task_id: TaskId,
+    session: SessionDep,
+    user_id: UserId,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> Response:
+    task = await service.get_task(session, user_id, task_id=task_id)
+    if _not_modified(if_none_match, task):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
+    return _task_response(task)
+
+
+@router.put("/{task_id}", response_model=TaskPublic, summary="Replace a task")
+async def replace_task(
+    task_id: TaskId,
+    body: TaskReplace,
+    session: SessionDep,
+    user_id: UserId,
+    clock: ClockDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    task = await service.replace_task(
+        session, user_id, task_id=task_id, data=body, if_match=parse_if_match(if_match), clock=clock
+    )
+    return _task_response(task)
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=TaskPublic,
+    summary="Change some fields (JSON merge patch)",
+    description="`application/merge-patch+json` or `application/json`: an absent field is "
+    "unchanged, `null` clears description, due_at or tags.",
+)
+async def patch_task(
+    task_id: TaskId,
+    body: TaskPatch,
+    session: SessionDep,
+    user_id: UserId,
+    clock: ClockDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    task = await service.patch_task(
+        session,
+        user_id,
+        task_id=task_id,
+        changes=body,
+        if_match=parse_if_match(if_match),
+        clock=clock,
+    )
+    return _task_response(task)
+
+
+@router.patch(
+    "/{task_id}/complete",
+    response_model=TaskPublic,
+    summary='Toggle completion, or set it with {"completed": true|false}',
+)
+async def complete_task(
+    task_id: TaskId,
+    session: SessionDep,
+    user_id: UserId,
+    clock: ClockDep,
+    body: CompleteIn | None = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    task = await service.set_completed(
+        session,
+        user_id,
+        task_id=task_id,
+        completed=body.completed if body is not None else None,
+        if_match=parse_if_match(if_match),
+        clock=clock,
+    )
+    return _task_response(task)
+
+
+@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a task")
+async def delete_task(
+    task_id: TaskId,
+    session: SessionDep,
+    user_id: UserId,
+    clock: ClockDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    await service.delete_task(
+        session, user_id, task_id=task_id, if_match=parse_if_match(if_match), clock=clock
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

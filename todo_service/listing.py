@@ -1,0 +1,210 @@
+"""The one SQL statement behind a page of ``GET /api/tasks``, and its keyset cursor.
+
+A page is the hottest path of the service, so it is a single round trip that returns a single
+row: the total for the filters, the page already rendered as a JSON array by PostgreSQL (no
+per-row work in Python), and the sort key and id of the page's last row for the next cursor.
+
+Keyset pagination: a page continues strictly after the (sort key, id) of the previous page's
+last row, so it is one range scan of a ``(user_id, <sort key>, id)`` index at any depth, and
+rows inserted during a walk never shift the rows not yet seen. The total comes from the
+per-user counters (``todo.task_counts``) when only ``status`` filters; other filters count.
+
+All values reach PostgreSQL as bound parameters; the SQL text is built from constants only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.errors import BadRequest
+from todo_service.models import MAX_ID, TITLE_MAX, Priority
+from todo_service.schemas import SortField, StatusFilter, TaskQuery
+
+
+class InvalidCursor(BadRequest):
+    code = "invalid_cursor"
+    message = "The cursor is not valid for this sort and order"
+
+
+@dataclass(frozen=True)
+class _Sort:
+    expression: str  # what ORDER BY uses: exactly the expression of the sort's index
+    key: str  # what the cursor remembers of the last row
+    bound: str  # the cursor's key as a typed parameter, comparable to `expression`
+
+
+_SORTS = {
+    SortField.CREATED: _Sort("created_at", "created_at", "{}::timestamptz"),
+    SortField.UPDATED: _Sort("updated_at", "updated_at", "{}::timestamptz"),
+    # Undated tasks come after dated ones ascending, before them descending (ix_tasks_user_due).
+    SortField.DUE: _Sort(
+        "coalesce(due_at, 'infinity'::timestamptz)",
+        "due_at",
+        "coalesce({}::timestamptz, 'infinity'::timestamptz)",
+    ),
+    SortField.PRIORITY: _Sort("priority", "priority", "{}::todo.task_priority"),
+    SortField.TITLE: _Sort("lower(title)", "lower(title)", "{}::text"),
+}
+
+
+def _timestamp_json(column: str) -> str:
+    # The same text as TaskPublic's serializer: UTC, microseconds, "Z".
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
+# TaskPublic, field for field.
+_TASK_JSON = f"""json_build_object(
+    'id', id, 'user_id', user_id, 'title', title, 'description', description,
+    'completed', completed, 'completed_at', {_timestamp_json("completed_at")},
+    'priority', priority, 'tags', tags, 'due_at', {_timestamp_json("due_at")},
+    'recurrence', recurrence, 'next_occurrence_id', next_occurrence_id,
+    'created_at', {_timestamp_json("created_at")}, 'updated_at', {_timestamp_json("updated_at")},
+    'version', version)"""
+
+
+@dataclass(frozen=True)
+class PageStatement:
+    """SQL with ``$n`` placeholders and its arguments, for asyncpg or ``exec_driver_sql``.
+
+    The single result row has ``total``, ``items`` (a JSON array as text), ``fetched`` (rows
+    read: one more than the page when another page follows), ``last_key`` and ``last_id``.
+    """
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+class _Parameters:
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStatement:
+    """The statement for one page of ``user_id``'s tasks; ``InvalidCursor`` for a bad cursor."""
+    sort = _SORTS[query.sort]
+    direction = "ASC" if query.direction == "asc" else "DESC"
+    p = _Parameters()
+    user = p.add(user_id)
+
+    filters: list[str] = []
+    if query.priority is not None:
+        filters.append(f"priority = {p.add(query.priority.value)}::todo.task_priority")
+    if query.tag:
+        filters.append(f"tags @> {p.add(list(query.tag))}::text[]")
+    if query.q:
+        pattern = p.add(f"%{_escape_like(query.q)}%")
+        filters.append(f"(title ILIKE {pattern} OR description ILIKE {pattern})")
+    if query.due_before is not None:
+        filters.append(f"due_at < {p.add(query.due_before)}::timestamptz")
+    if query.due_after is not None:
+        filters.append(f"due_at >= {p.add(query.due_after)}::timestamptz")
+    if query.overdue:
+        filters.append(f"NOT completed AND due_at < {p.add(now)}::timestamptz")
+
+    status = {
+        StatusFilter.ALL: [],
+        StatusFilter.PENDING: ["NOT completed"],
+        StatusFilter.COMPLETED: ["completed"],
+    }[query.status]
+    where = " AND ".join([f"user_id = {user}", *status, *filters])
+
+    if filters:
+        total = f"(SELECT count(*) FROM todo.tasks WHERE {where})"  # noqa: S608
+    else:
+        counted = {
+            StatusFilter.ALL: "total",
+            StatusFilter.PENDING: "total - completed",
+            StatusFilter.COMPLETED: "completed",
+        }[query.status]
+        total = f"coalesce((SELECT {counted} FROM todo.task_counts WHERE user_id = {user}), 0)"  # noqa: S608
+
+    page_where = where
+    if query.cursor is not None:
+        key, after_id = decode_cursor(query.cursor, query.sort, query.direction)
+        comparison = ">" if direction == "ASC" else "<"
+        bound = sort.bound.format(p.add(key))
+        page_where += (
+            f" AND ({sort.expression}, id) {comparison} ({bound}, {p.add(after_id)}::bigint)"
+        )
+
+    order = f"{sort.expression} {direction}, id {direction}"
+    page_size = p.add(query.limit)
+    sql = f"""
+WITH page AS (
+    SELECT *, {sort.key} AS sort_key, row_number() OVER (ORDER BY {order}) AS rn
+    FROM todo.tasks
+    WHERE {page_where}
+    ORDER BY {order}
+    LIMIT {page_size}::int + 1
+)
+SELECT {total} AS total,
+       coalesce(json_agg({_TASK_JSON} ORDER BY rn) FILTER (WHERE rn <= {page_size}::int),
+                '[]'::json)::text AS items,
+       count(*) AS fetched,
+       max(sort_key) FILTER (WHERE rn = {page_size}::int) AS last_key,
+       max(id) FILTER (WHERE rn = {page_size}::int) AS last_id
+FROM page"""  # noqa: S608 - constants only; every value is a bound parameter
+    return PageStatement(sql=sql, args=tuple(p.values))
+
+
+# --- cursors --------------------------------------------------------------------------------
+
+
+def encode_cursor(sort: SortField, direction: str, key: Any, task_id: int) -> str:
+    """Opaque to clients: base64url of the sort, the order, the last row's key and id."""
+    if isinstance(key, datetime):
+        key = key.isoformat()
+    payload = json.dumps({"s": sort.value, "o": direction, "k": key, "i": task_id})
+    return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
+
+
+def _timestamp_key(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("not a timestamp")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("a cursor timestamp has an offset")
+    return moment
+
+
+def _key(sort: SortField, value: Any) -> Any:
+    if sort is SortField.DUE and value is None:
+        return None
+    if sort in (SortField.CREATED, SortField.UPDATED, SortField.DUE):
+        return _timestamp_key(value)
+    if sort is SortField.PRIORITY:
+        return Priority(value).value
+    if not isinstance(value, str) or len(value) > 4 * TITLE_MAX:
+        raise ValueError("not a title key")
+    return value
+
+
+def decode_cursor(cursor: str, sort: SortField, direction: str) -> tuple[Any, int]:
+    """The (key, id) a page continues after; ``InvalidCursor`` for anything that
+    ``encode_cursor`` did not produce for this same sort and order."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+        if not isinstance(payload, dict) or set(payload) != {"s", "o", "k", "i"}:
+            raise ValueError("not a cursor")
+        if payload["s"] != sort.value or payload["o"] != direction:
+            raise ValueError("a cursor of another sort or order")
+        task_id = payload["i"]
+        if type(task_id) is not int or not 1 <= task_id <= MAX_ID:
+            raise ValueError("not a task id")
+        return _key(sort, payload["k"]), task_id
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor() from exc

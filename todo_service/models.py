@@ -1,0 +1,198 @@
+"""Tables of the todo service, all in schema ``todo``.
+
+Every list query is "one user's tasks, filtered, in one order, after a keyset position", so each
+sort has a composite ``(user_id, <sort key>, id)`` b-tree index: a page is one index range scan,
+as cheap 150 pages deep as on the first page.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
+
+from shared.db import schema_metadata
+
+SCHEMA = "todo"
+
+# PostgreSQL's largest bigint: an id outside 1..MAX_ID can name no task.
+MAX_ID = 2**63 - 1
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
+TAG_MAX = 30
+TAGS_MAX = 10
+
+
+class Priority(enum.StrEnum):
+    # Declaration order is the sort order of the PostgreSQL enum: low < medium < high.
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Recurrence(enum.StrEnum):
+    NONE = "none"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class TodoBase(SQLModel):
+    metadata = schema_metadata(SCHEMA)
+
+
+def _timestamp(*, nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+def _enum(enum_class: type[enum.StrEnum], name: str, default: enum.StrEnum) -> Column[str]:
+    return Column(
+        Enum(
+            enum_class,
+            name=name,
+            schema=SCHEMA,
+            values_callable=lambda members: [member.value for member in members],
+        ),
+        nullable=False,
+        server_default=default.value,
+    )
+
+
+class Task(TodoBase, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(f"char_length(title) BETWEEN 1 AND {TITLE_MAX}", name="title_length"),
+        CheckConstraint(
+            f"description IS NULL OR char_length(description) <= {DESCRIPTION_MAX}",
+            name="description_length",
+        ),
+        CheckConstraint(f"cardinality(tags) <= {TAGS_MAX}", name="tags_count"),
+        CheckConstraint("completed = (completed_at IS NOT NULL)", name="completed_at_set"),
+        # A task spawns at most one next occurrence, and an occurrence has one predecessor.
+        UniqueConstraint("next_occurrence_id"),
+        # Keyset pagination: one index per sort, the id breaking ties.
+        Index("ix_tasks_user_created", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
+        # Undated tasks sort after dated ones ascending (before them descending), as
+        # PostgreSQL places NULLs; the sentinel keeps the row comparison total.
+        Index(
+            "ix_tasks_user_due",
+            "user_id",
+            text("coalesce(due_at, 'infinity'::timestamptz)"),
+            "id",
+        ),
+        Index("ix_tasks_user_priority", "user_id", "priority", "id"),
+        # Alphabetical means case-insensitive to people.
+        Index("ix_tasks_user_title", "user_id", text("lower(title)"), "id"),
+        # `q`: case-insensitive substring search (ILIKE) in title and description.
+        Index(
+            "ix_tasks_search_trgm",
+            "title",
+            "description",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops", "description": "gin_trgm_ops"},
+        ),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=False), primary_key=True),
+    )
+    # The token's subject, opaque: our own user ids or another trusted issuer's.
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
+    description: str | None = Field(
+        default=None, sa_column=Column(String(DESCRIPTION_MAX), nullable=True)
+    )
+    completed: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    completed_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    priority: Priority = Field(
+        default=Priority.MEDIUM, sa_column=_enum(Priority, "task_priority", Priority.MEDIUM)
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    due_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    recurrence: Recurrence = Field(
+        default=Recurrence.NONE,
+        sa_column=_enum(Recurrence, "task_recurrence", Recurrence.NONE),
+    )
+    # The occurrence this task spawned when it was completed; cleared if that one is deleted,
+    # so completing again can never create a second one while the first exists.
+    next_occurrence_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger, ForeignKey(f"{SCHEMA}.tasks.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    created_at: datetime = Field(sa_column=_timestamp())
+    updated_at: datetime = Field(sa_column=_timestamp())
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
+class TaskCount(TodoBase, table=True):
+    """Per-user task totals, kept exact by triggers on ``tasks`` (migration 0001), so the
+    unfiltered and status-only ``X-Total-Count`` is one primary-key read instead of a
+    count over every one of the user's rows."""
+
+    __tablename__ = "task_counts"
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    total: int = Field(sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+    completed: int = Field(sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+
+
+class IdempotencyKey(TodoBase, table=True):
+    """The first answer to a ``POST /api/tasks`` carrying an ``Idempotency-Key``, per user.
+
+    The row is inserted before the task is created, in the same transaction: a concurrent
+    retry with the same key waits on it and then replays the stored answer.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("user_id", "key"),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=False), primary_key=True),
+    )
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    # SHA-256 of the validated request body: the same key with another body is refused.
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    task_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    response_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    # The task as first answered, replayed byte for byte.
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+
+
+# The tables as Core objects, for the list queries that need no ORM instances.
+TASKS = TodoBase.metadata.tables[f"{SCHEMA}.tasks"]
+TASK_COUNTS = TodoBase.metadata.tables[f"{SCHEMA}.task_counts"]
+IDEMPOTENCY_KEYS = TodoBase.metadata.tables[f"{SCHEMA}.idempotency_keys"]

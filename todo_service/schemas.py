@@ -1,0 +1,227 @@
+"""Request and response bodies of the todo service. Requests reject unknown fields.
+
+Types are strict where JSON has a type of its own (a boolean is ``true``, never ``"yes"``);
+timestamps are ISO 8601 strings with an offset.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
+
+from todo_service.models import (
+    DESCRIPTION_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+    Priority,
+    Recurrence,
+)
+
+Title = Annotated[
+    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
+]
+Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX)]
+Tag = Annotated[
+    str,
+    StringConstraints(
+        strict=True, strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX
+    ),
+]
+
+
+def _iso_string(value: Any) -> Any:
+    """JSON has no timestamp type: accept only strings, not numbers read as epoch seconds."""
+    if isinstance(value, datetime | str):
+        return value
+    raise ValueError("a timestamp must be an ISO 8601 string with a UTC offset")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(_to_utc)]
+
+
+def _normalise_tags(tags: list[str]) -> list[str]:
+    """Lower case (done per tag), duplicates dropped keeping first-seen order, at most 10."""
+    unique = list(dict.fromkeys(tags))
+    if len(unique) > TAGS_MAX:
+        raise ValueError(f"at most {TAGS_MAX} distinct tags")
+    return unique
+
+
+# The bound before de-duplication only stops absurd bodies.
+Tags = Annotated[list[Tag], Field(max_length=100), AfterValidator(_normalise_tags)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskCreate(Strict):
+    title: Title
+    description: Description | None = None
+    priority: Priority = Priority.MEDIUM
+    tags: Tags = Field(default_factory=list)
+    due_at: Timestamp | None = None
+    recurrence: Recurrence = Recurrence.NONE
+
+
+class TaskReplace(TaskCreate):
+    """``PUT``: the whole writable state; an absent field takes its default, as on create."""
+
+    completed: StrictBool = False
+
+
+_REQUIRED_IN_PATCH = ("title", "priority", "completed", "recurrence")
+
+
+class TaskPatch(Strict):
+    """``PATCH`` (JSON merge patch): absent is unchanged, ``null`` clears a nullable field.
+
+    ``null`` for ``tags`` clears them (an empty list); ``null`` for a field every task has
+    is refused.
+    """
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: Priority | None = None
+    tags: Tags | None = None
+    due_at: Timestamp | None = None
+    recurrence: Recurrence | None = None
+    completed: StrictBool | None = None
+
+    @field_validator(*_REQUIRED_IN_PATCH, mode="after")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields present in the body: an absent field keeps its default.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the patch sets, with ``null`` tags read as no tags."""
+        changed = {name: getattr(self, name) for name in self.model_fields_set}
+        if "tags" in changed and changed["tags"] is None:
+            changed["tags"] = []
+        return changed
+
+
+class CompleteIn(Strict):
+    """Body of ``PATCH /api/tasks/{id}/complete``: a value sets, no value (or no body) toggles."""
+
+    completed: StrictBool | None = None
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# One spelling for every timestamp a client reads, whether Python or PostgreSQL renders it
+# (todo_service.listing): UTC, microseconds, "Z".
+UtcTimestamp = Annotated[datetime, PlainSerializer(_utc_text, return_type=str, when_used="json")]
+
+
+class TaskPublic(BaseModel):
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: UtcTimestamp | None
+    priority: Priority
+    tags: list[str]
+    due_at: UtcTimestamp | None
+    recurrence: Recurrence
+    # The occurrence that completing this recurring task created, while it exists.
+    next_occurrence_id: int | None
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
+    version: int
+
+
+class StatusFilter(enum.StrEnum):
+    ALL = "all"
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
+class SortField(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DUE = "due"
+    PRIORITY = "priority"
+    TITLE = "title"
+
+
+# Phase II clients send `sort=due_date`.
+SORT_ALIASES = {"due_date": SortField.DUE}
+# What people expect without `order`: newest first, soonest due first, most urgent first, A-Z.
+DEFAULT_ORDER: dict[SortField, Literal["asc", "desc"]] = {
+    SortField.CREATED: "desc",
+    SortField.UPDATED: "desc",
+    SortField.DUE: "asc",
+    SortField.PRIORITY: "desc",
+    SortField.TITLE: "asc",
+}
+PAGE_MAX = 100
+
+
+def _sort_field(value: Any) -> Any:
+    return SORT_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+class TaskQuery(BaseModel):
+    """Filters, order and page of ``GET /api/tasks``; every filter narrows (AND)."""
+
+    status: StatusFilter = Field(default=StatusFilter.ALL, description="all, pending, completed")
+    priority: Priority | None = None
+    tag: list[Tag] = Field(
+        default_factory=list,
+        max_length=TAGS_MAX,
+        description="Repeatable: the task carries every tag given",
+    )
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=TITLE_MAX)] | None = (
+        Field(default=None, description="Case-insensitive substring of title or description")
+    )
+    due_before: Timestamp | None = Field(default=None, description="due_at < this (exclusive)")
+    due_after: Timestamp | None = Field(default=None, description="due_at >= this (inclusive)")
+    overdue: bool = Field(default=False, description="true: not completed and due before now")
+    sort: Annotated[SortField, BeforeValidator(_sort_field)] = Field(
+        default=SortField.CREATED, description="due_date is accepted as an alias of due"
+    )
+    order: Literal["asc", "desc"] | None = Field(
+        default=None,
+        description="Default: desc for created, updated and priority; asc for due and title",
+    )
+    limit: int = Field(default=50, ge=1, le=PAGE_MAX)
+    cursor: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None, description='From the previous page\'s Link: <...>; rel="next"'
+    )
+
+    @property
+    def direction(self) -> Literal["asc", "desc"]:
+        return self.order or DEFAULT_ORDER[self.sort]
+
+
+class TaskPage(BaseModel):
+    items: list[TaskPublic]
+    total: int
+    # Opaque; hand it back as `cursor` for the next page. None on the last page.
+    next_cursor: str | None
