@@ -8,6 +8,7 @@ exist (a ``TEST_DATABASE_URL`` pointing at a real deployment).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import secrets
 import sys
@@ -27,6 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {role: f"{role}-{secrets.token_hex(8)}" for role in ROLES}
 # Package, schema and prefix of each service with a database.
 SERVICES = {"auth": "auth_service", "todo": "todo_service", "chat": "chat_service"}
+
+
+def require_service(package: str) -> None:
+    """Skip while a service package is still incomplete in this checkout (being written)."""
+    for module in ("settings", "app", "__main__"):
+        if importlib.util.find_spec(f"{package}.{module}") is None:
+            pytest.skip(f"{package}.{module} does not exist yet")
 
 
 def role_url(base_url: str, *, database: str, user: str, password: str | None = None) -> str:

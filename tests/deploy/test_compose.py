@@ -21,7 +21,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from shared.settings import PLATFORM_VARIABLES
-from tests.deploy.support import REPO
+from tests.deploy.support import REPO, require_service
 
 SERVICES = {
     "auth": ("auth_service", "AUTH_"),
@@ -219,6 +219,7 @@ def test_the_gateway_shares_rate_limits_through_redis(local: Any) -> None:
 @pytest.mark.parametrize("service", list(SERVICES))
 def test_every_variable_given_to_a_service_is_one_it_reads(local: Any, service: str) -> None:
     package, prefix = SERVICES[service]
+    require_service(package)
     settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
     fields = set(settings_class.model_fields)
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES

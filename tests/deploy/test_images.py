@@ -24,7 +24,7 @@ import pytest
 
 from auth_service.keys import generate_pem
 from tests.deploy.dockerfile import chain, env_of, exec_form, stages
-from tests.deploy.support import REPO
+from tests.deploy.support import REPO, require_service
 
 DOCKERFILE = REPO / "Dockerfile"
 TARGETS = {
@@ -120,6 +120,7 @@ def build(target: str, root: Path) -> Image:
 
 @pytest.fixture(scope="module", params=list(TARGETS))
 def image(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Image:
+    require_service(TARGETS[request.param])
     return build(request.param, tmp_path_factory.mktemp(request.param) / "app")
 
 

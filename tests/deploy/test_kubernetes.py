@@ -8,6 +8,7 @@ every pod is locked down, and that each Secret reference is one the local secret
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import yaml
 
 from shared.settings import PLATFORM_VARIABLES
 from tests.deploy.dockerfile import chain, env_of, stages
-from tests.deploy.support import REPO
+from tests.deploy.support import REPO, require_service
 
 OVERLAY = REPO / "deploy" / "k8s" / "overlays" / "local"
 SERVICES = {
@@ -237,6 +238,7 @@ def test_every_variable_given_to_a_service_is_one_it_reads(
     manifests: list[dict[str, Any]], service: str
 ) -> None:
     package, prefix = SERVICES[service]
+    require_service(package)
     fields = set(type(importlib.import_module(f"{package}.settings").get_settings()).model_fields)
     spec = of_kind(manifests, "Deployment")[service]["spec"]["template"]["spec"]
     (container,) = spec["containers"]
@@ -250,6 +252,8 @@ def test_every_configured_variable_is_read_by_some_service(manifests: list[dict[
     (config,) = of_kind(manifests, "ConfigMap").values()
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
     for package, prefix in SERVICES.values():
+        if importlib.util.find_spec(f"{package}.settings") is None:
+            continue  # a service still being written: its variables are not checked yet
         fields = type(importlib.import_module(f"{package}.settings").get_settings()).model_fields
         known |= {f"{prefix}{field.upper()}" for field in fields}
     assert set(config["data"]) <= known, set(config["data"]) - known
