@@ -20,12 +20,15 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.app import Gateway, create_app
+from gateway.server import CoalescingHttpToolsProtocol
 from gateway.settings import GatewaySettings
 from tests.support.tokens import TestIssuer
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, *, lifespan: str = "on", port: int = 0) -> AsyncIterator[str]:
+async def serve(
+    app: ASGIApp, *, lifespan: str = "on", port: int = 0, http: Any = "httptools"
+) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port by default) in this event loop; yields its URL."""
     config = uvicorn.Config(
         app,
@@ -34,7 +37,7 @@ async def serve(app: ASGIApp, *, lifespan: str = "on", port: int = 0) -> AsyncIt
         lifespan=lifespan,
         log_config=None,
         access_log=False,
-        http="httptools",
+        http=http,
         timeout_graceful_shutdown=2,
         # As `python -m gateway` runs: the gateway reads X-Forwarded-* itself.
         proxy_headers=False,
@@ -180,7 +183,8 @@ def start_gateway(
     async def start(**overrides: Any) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
         app = create_app(gateway_settings(**overrides), verifier=issuer.verifier())
         async with (
-            serve(app) as url,
+            # Served as `python -m gateway` serves it: one write per response.
+            serve(app, http=CoalescingHttpToolsProtocol) as url,
             httpx.AsyncClient(base_url=url, timeout=10) as client,
         ):
             yield app, client

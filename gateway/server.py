@@ -1,0 +1,58 @@
+"""How the gateway is served: uvicorn with uvloop and httptools, one send() per response.
+
+uvicorn writes a response's status line and headers as soon as the application starts the
+response, and the body in a second write: two system calls and two TCP segments for every
+small JSON answer. Measured with py-spy under load, that first write alone was 12% of the
+gateway's CPU (on loopback, the kernel delivers to the client inside the sender's call).
+The gateway starts and finishes a sized response in one step, so here writes made in the
+same event-loop step are joined and leave as one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class CoalescingTransport:
+    """A transport whose writes in one event-loop step go out as one ``write``."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self._flush)
+        else:
+            self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
+
+    def connection_made(self, transport: Any) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, hence Any.
+        coalescing: Any = CoalescingTransport(transport, self.loop)
+        super().connection_made(coalescing)
