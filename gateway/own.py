@@ -78,6 +78,7 @@ async def readyz(request: Request) -> JSONResponse:
     "/api/health",
     tags=["platform"],
     response_model=PlatformHealth,
+    response_model_exclude_none=True,
     responses={503: {"description": "At least one service is not ready (error envelope)"}},
 )
 async def platform_health(request: Request) -> Any:
