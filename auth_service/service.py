@@ -144,7 +144,7 @@ async def _record_failure(
         )
         .returning(failures_column)
     )
-    failures = (await session.execute(statement)).scalar_one()
+    failures = (await session.exec(statement)).scalar_one()
     if failures >= settings.lockout_threshold:
         exponent = min(failures - settings.lockout_threshold, 20)
         wait = min(settings.lockout_base_seconds * 2**exponent, settings.lockout_max_seconds)
