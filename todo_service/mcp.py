@@ -1,0 +1,404 @@
+"""The todo service's MCP server: task operations as tools for agents, at ``/api/mcp``.
+
+Built with the official MCP SDK (2.x ``MCPServer``), streamable HTTP, stateless with JSON
+responses: no session lives in this process, so any replica answers any request. Every request
+carries the user's bearer JWT, checked by the SDK's ``token_verifier`` hook with the app's own
+``shared.tokens.TokenVerifier``; each tool reads the user from the SDK's auth context (the
+token's subject), never from its arguments. A ``user_id`` argument is accepted only for
+compatibility with the Phase III tool spec, and must then be the token's subject.
+
+The tools run the same service functions as the REST routes, each call in one unit of work:
+same validation, same ownership checks (another user's task is "not found"), same recurrence.
+
+Tool errors are the tool's answer (``isError`` with a plain message such as "Task 7 not
+found"), so an agent can read and explain them; the HTTP status stays 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.caching import CacheHint
+from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.routing import Route
+
+from shared.clock import Clock
+from shared.errors import AppError
+from shared.tokens import InvalidToken, TokenVerifier
+from todo_service import service
+from todo_service.schemas import TaskCreate, TaskPatch, TaskPublic, TaskQuery
+from todo_service.settings import TodoSettings
+
+logger = logging.getLogger(__name__)
+
+PATH = "/api/mcp"
+LIST_LIMIT = 100
+
+Status = Literal["all", "pending", "completed"]
+PriorityName = Literal["low", "medium", "high"]
+RecurrenceName = Literal["none", "daily", "weekly", "monthly"]
+
+TaskId = Annotated[int, Field(description="The task's id, as list_tasks shows it")]
+UserId = Annotated[
+    str | None,
+    Field(description="Optional, for older clients: must be the authenticated user if given"),
+]
+Timestamp = Annotated[
+    str | None,
+    Field(description="ISO 8601 date and time with a UTC offset, e.g. 2026-12-03T09:00:00+01:00"),
+]
+
+
+class TaskResult(BaseModel):
+    """What add, complete, update and delete answer (the Phase III shape)."""
+
+    task_id: int
+    status: str
+    title: str
+
+
+class TaskSummary(BaseModel):
+    """One task in a list_tasks answer."""
+
+    id: int
+    title: str
+    completed: bool
+    description: str | None
+    priority: str
+    tags: list[str]
+    due_at: str | None
+    recurrence: str
+    completed_at: str | None
+
+
+Answer = TaskResult | list[TaskSummary]
+
+
+class ToolRefused(Exception):
+    """A tool's own refusal: becomes an ``isError`` result with this message."""
+
+
+class BearerVerifier:
+    """The SDK's ``TokenVerifier`` protocol over the app's own verifier (built at startup)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        verifier: TokenVerifier = self._app.state.verifier
+        try:
+            principal = await verifier.verify(token)
+        except InvalidToken:
+            return None
+        return AccessToken(
+            token=token,
+            client_id=str(principal.claims.get("azp") or principal.sub),
+            scopes=[],
+            expires_at=int(principal.expires_at),
+            subject=principal.sub,
+            claims={"iss": principal.issuer},
+        )
+
+
+def mount_mcp(app: FastAPI, settings: TodoSettings) -> MCPServer:
+    """Serve the MCP endpoint at ``/api/mcp`` of ``app`` and run its manager with the app."""
+    server = build_server(app, settings)
+    endpoint = server.streamable_http_app(
+        streamable_http_path=PATH,
+        stateless_http=True,
+        json_response=True,
+        max_request_body_size=settings.max_body_bytes,
+        # DNS-rebinding protection checks Host/Origin, which behind the gateway are the
+        # gateway's and the web app's. It guards servers that trust ambient credentials; this
+        # one demands a bearer token on every request, which a rebinding page cannot supply.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    # One exact route (not a mount): the app's middleware, request id and error envelope stay
+    # in front of it, and no other path falls into the MCP app.
+    app.router.routes.append(Route(PATH, endpoint=endpoint))
+
+    app_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[Any]:
+        async with app_lifespan(running) as state, _in_own_task(server.session_manager):
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return server
+
+
+@asynccontextmanager
+async def _in_own_task(manager: StreamableHTTPSessionManager) -> AsyncIterator[None]:
+    """Run the session manager (an anyio task group) in a task of its own.
+
+    A cancel scope must be left by the task that entered it, but an app's startup and
+    shutdown may run in different tasks (test runners do exactly that), so the manager gets
+    one task for its whole life and the lifespan only starts and stops it.
+    """
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        async with manager.run():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run(), name="mcp-session-manager")
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()  # it failed to start: raise why
+        raise RuntimeError("the MCP session manager stopped while starting")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer:
+    jwks = urlsplit(settings.auth_jwks_url)
+    server: MCPServer = MCPServer(
+        "todo",
+        title="Todo tasks",
+        instructions=(
+            "Manage the authenticated user's tasks. Find a task's id with list_tasks; "
+            "dates are ISO 8601 with an offset."
+        ),
+        token_verifier=BearerVerifier(app),
+        # Metadata the SDK requires; the token's issuer and audience are checked by our
+        # verifier, not by a resource indicator.
+        auth=AuthSettings(
+            issuer_url=f"{jwks.scheme}://{jwks.netloc}",
+            resource_server_url=None,
+        ),
+        # The tool listing is the same for every user: clients may cache and share it.
+        cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="public")},
+    )
+    tools = _Tools(app)
+    write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
+    server.add_tool(tools.add_task, name="add_task", annotations=write)
+    server.add_tool(
+        tools.list_tasks,
+        name="list_tasks",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+    )
+    server.add_tool(
+        tools.complete_task,
+        name="complete_task",
+        annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True),
+    )
+    server.add_tool(
+        tools.delete_task,
+        name="delete_task",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True),
+    )
+    server.add_tool(tools.update_task, name="update_task", annotations=write)
+    return server
+
+
+class _Tools:
+    """The five tools. Each reads the user from the token and runs one unit of work."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    async def add_task(
+        self,
+        title: Annotated[str, Field(description="What to do, 1-200 characters")],
+        description: Annotated[str | None, Field(description="Details, up to 1000")] = None,
+        priority: PriorityName | None = None,
+        tags: Annotated[list[str] | None, Field(description="Labels such as work")] = None,
+        due_at: Timestamp = None,
+        recurrence: RecurrenceName | None = None,
+        user_id: UserId = None,
+    ) -> Annotated[CallToolResult, TaskResult]:
+        """Add a task for the user. Returns its id."""
+        fields = {
+            "title": title,
+            "description": description,
+            **_given(priority=priority, tags=tags, due_at=due_at, recurrence=recurrence),
+        }
+
+        async def run(session: AsyncSession, user: str) -> TaskResult:
+            data = _validated(TaskCreate, fields)
+            task = await service.add_task(session, user, data=data, clock=self._clock)
+            return _result(task, "created")
+
+        return await self._run(user_id, run)
+
+    async def list_tasks(
+        self,
+        status: Status = "all",
+        priority: PriorityName | None = None,
+        tag: Annotated[str | None, Field(description="Only tasks with this tag")] = None,
+        q: Annotated[str | None, Field(description="Words in the title or description")] = None,
+        due_before: Timestamp = None,
+        due_after: Timestamp = None,
+        user_id: UserId = None,
+    ) -> Annotated[CallToolResult, list[TaskSummary]]:
+        """List the user's tasks (newest first, at most 100), optionally filtered."""
+        fields: dict[str, Any] = {
+            "status": status,
+            "limit": LIST_LIMIT,
+            **_given(priority=priority, q=q, due_before=due_before, due_after=due_after),
+        }
+        if tag is not None:
+            fields["tag"] = [tag]
+
+        async def run(session: AsyncSession, user: str) -> list[TaskSummary]:
+            query = _validated(TaskQuery, fields)
+            page = await service.list_tasks(session, user, query=query, clock=self._clock)
+            return [_summary(task) for task in page.items]
+
+        return await self._run(user_id, run)
+
+    async def complete_task(
+        self, task_id: TaskId, user_id: UserId = None
+    ) -> Annotated[CallToolResult, TaskResult]:
+        """Mark a task as completed (it stays completed if it already was)."""
+
+        async def run(session: AsyncSession, user: str) -> TaskResult:
+            task = await service.set_completed(
+                session, user, task_id=task_id, completed=True, clock=self._clock
+            )
+            return _result(task, "completed")
+
+        return await self._run(user_id, run, task_id=task_id)
+
+    async def delete_task(
+        self, task_id: TaskId, user_id: UserId = None
+    ) -> Annotated[CallToolResult, TaskResult]:
+        """Delete a task for good."""
+
+        async def run(session: AsyncSession, user: str) -> TaskResult:
+            task = await service.delete_task(session, user, task_id=task_id, clock=self._clock)
+            return _result(task, "deleted")
+
+        return await self._run(user_id, run, task_id=task_id)
+
+    async def update_task(
+        self,
+        task_id: TaskId,
+        title: Annotated[str | None, Field(description="New title, 1-200 characters")] = None,
+        description: Annotated[str | None, Field(description="New details")] = None,
+        priority: PriorityName | None = None,
+        tags: Annotated[list[str] | None, Field(description="The new full set of tags")] = None,
+        due_at: Timestamp = None,
+        user_id: UserId = None,
+    ) -> Annotated[CallToolResult, TaskResult]:
+        """Change a task's title, description, priority, tags or due date (only those given)."""
+        fields = _given(
+            title=title, description=description, priority=priority, tags=tags, due_at=due_at
+        )
+
+        async def run(session: AsyncSession, user: str) -> TaskResult:
+            if not fields:
+                raise ToolRefused(
+                    "Nothing to update: give a title, description, priority, tags or due_at"
+                )
+            changes = _validated(TaskPatch, fields)
+            task = await service.patch_task(
+                session, user, task_id=task_id, changes=changes, clock=self._clock
+            )
+            return _result(task, "updated")
+
+        return await self._run(user_id, run, task_id=task_id)
+
+    @property
+    def _clock(self) -> Clock:
+        clock: Clock = self._app.state.clock
+        return clock
+
+    async def _run(
+        self,
+        user_id: str | None,
+        work: Callable[[AsyncSession, str], Awaitable[Answer]],
+        *,
+        task_id: int | None = None,
+    ) -> CallToolResult:
+        """Authorise from the token, run ``work`` in one unit of work, shape the answer."""
+        token = get_access_token()
+        if token is None or not token.subject:
+            return _error("Not authenticated")
+        if user_id is not None and user_id != token.subject:
+            return _error("user_id does not match the authenticated user")
+        maker: async_sessionmaker[AsyncSession] = self._app.state.sessionmaker
+        try:
+            async with service.unit_of_work(maker) as session:
+                value = await work(session, token.subject)
+        except service.TaskNotFound:
+            return _error(f"Task {task_id} not found")
+        except ToolRefused as exc:
+            return _error(str(exc))
+        except AppError as exc:
+            return _error(exc.message)
+        except Exception:
+            # Not the tool's answer but the service failing (its database down, a bug): a
+            # protocol error, so clients report an outage instead of reading it as a refusal.
+            logger.exception("MCP tool failed")
+            raise MCPError(code=INTERNAL_ERROR, message="Internal error") from None
+        return _ok(value)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The arguments a caller gave (an absent optional argument is None)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _validated(model: type[Any], fields: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ToolRefused(f"Invalid arguments: {problems}") from None
+
+
+def _result(task: TaskPublic, status: str) -> TaskResult:
+    return TaskResult(task_id=task.id, status=status, title=task.title)
+
+
+def _summary(task: TaskPublic) -> TaskSummary:
+    # Through JSON, so timestamps and enums read exactly as the REST API writes them.
+    return TaskSummary.model_validate(json.loads(task.model_dump_json()))
+
+
+def _ok(value: Answer) -> CallToolResult:
+    # A list travels wrapped ({"result": [...]}), as the SDK's output schema for a list says;
+    # the text is the plain JSON value, for clients that read text only.
+    if isinstance(value, BaseModel):
+        plain: Any = value.model_dump(mode="json")
+        structured = plain
+    else:
+        plain = [item.model_dump(mode="json") for item in value]
+        structured = {"result": plain}
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(plain, ensure_ascii=False))],
+        structured_content=structured,
+    )
+
+
+def _error(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
