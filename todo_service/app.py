@@ -14,6 +14,7 @@ from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.tokens import TokenVerifier
 from todo_service.api import router
+from todo_service.mcp import mount_mcp
 from todo_service.settings import TodoSettings, get_settings
 
 
@@ -48,4 +49,5 @@ def create_app(
         openapi_url="/api/tasks/openapi.json",
     )
     app.include_router(router)
+    mount_mcp(app, settings)
     return app
