@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,8 @@ def create_app(
     openai_http: httpx2.AsyncClient | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
+    # The MCP client's HTTP library logs every request at INFO; our access log already does.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -6,7 +6,6 @@ Chat turns commit twice (the user's message, then the reply), so the apps here u
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
 from shared.clock import FrozenClock
+from tests.support.live import free_port, live_server
 from tests.support.tokens import TestIssuer
+from todo_service.app import create_app as create_todo_app
+from todo_service.settings import TodoSettings
 
 # A Friday afternoon in UTC: relative dates in the tests are read against it.
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
@@ -59,17 +61,35 @@ def clock() -> FrozenClock:
     return FrozenClock(NOW)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def closed_url() -> str:
     """An MCP URL where nothing listens: the todo service is down."""
     return f"http://127.0.0.1:{free_port()}/api/mcp"
+
+
+@pytest.fixture
+async def todo_mcp_url(
+    migrated_url: str,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    issuer: TestIssuer,
+    clock: FrozenClock,
+) -> AsyncIterator[str]:
+    """The real todo service (with its MCP server) over HTTP on a free port."""
+    settings = TodoSettings(_env_file=None, environment="test", database_url=migrated_url)
+    app = create_todo_app(
+        settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
+    )
+    async with live_server(app) as base:
+        yield f"{base}/api/mcp"
+
+
+@pytest.fixture
+async def agent(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The chat service with the rule-based agent, talking to the real todo service."""
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url)) as client:
+        yield client
 
 
 @pytest.fixture

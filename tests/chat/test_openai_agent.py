@@ -1,0 +1,252 @@
+"""The LLM agent against a local fake OpenAI-compatible server and the real todo service.
+
+The fake returns scripted tool calls and records what it was sent, so the tool loop, the
+history the model sees and the failure paths are exercised without the internet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
+from tests.chat.fake_openai import FakeOpenAI, Step, call, reply
+
+TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI().running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def openai_app(make_chat_app: ChatAppFactory, todo_mcp_url: str, model: FakeOpenAI) -> Any:
+    def build(**overrides: Any) -> Any:
+        settings: dict[str, Any] = {
+            "agent": "openai",
+            "openai_base_url": model.base_url,
+            "openai_api_key": "test-key",
+            "openai_model": "fake-model",
+            "openai_timeout_seconds": 2.0,
+            "openai_max_retries": 0,
+            "todo_mcp_url": todo_mcp_url,
+        }
+        settings.update(overrides)
+        return make_chat_app(**settings)
+
+    return build
+
+
+@pytest.fixture
+async def llm(openai_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(openai_app()) as client:
+        yield client
+
+
+async def say(
+    client: httpx.AsyncClient, user: User, message: str, conversation: int | None = None
+) -> httpx.Response:
+    body: dict[str, Any] = {"message": message}
+    if conversation is not None:
+        body["conversation_id"] = conversation
+    return await client.post("/api/chat", json=body, headers=user.headers)
+
+
+async def test_a_tool_call_then_the_reply(
+    llm: httpx.AsyncClient,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    model.script(call("add_task", title="Buy groceries"), reply("Added “Buy groceries”."))
+    response = await say(llm, alice, "Add a task to buy groceries")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    task_id = body["tool_calls"][0]["result"]["task_id"]
+    assert body["response"] == "Added “Buy groceries”."
+    assert body["tool_calls"] == [
+        {
+            "name": "add_task",
+            "arguments": {"title": "Buy groceries"},
+            "result": {"task_id": task_id, "status": "created", "title": "Buy groceries"},
+        }
+    ]
+
+    first, second = model.requests
+    assert model.authorizations == ["Bearer test-key", "Bearer test-key"]
+    assert first["model"] == "fake-model"
+    assert [m["role"] for m in first["messages"]] == ["system", "user"]
+    assert first["messages"][1]["content"] == "Add a task to buy groceries"
+    offered = {tool["function"]["name"]: tool["function"] for tool in first["tools"]}
+    assert set(offered) == TOOLS
+    # The model never sees (or sets) whose tasks these are.
+    assert all("user_id" not in f["parameters"]["properties"] for f in offered.values())
+    assert offered["add_task"]["parameters"]["required"] == ["title"]
+
+    # Round two: the model's tool call and the tool's answer, in order.
+    assistant, tool = second["messages"][2], second["messages"][3]
+    assert assistant["tool_calls"][0]["function"]["name"] == "add_task"
+    assert tool["role"] == "tool"
+    assert tool["tool_call_id"] == assistant["tool_calls"][0]["id"]
+    assert json.loads(tool["content"]) == body["tool_calls"][0]["result"]
+
+    stored = await stored_messages(committed_sessionmaker, body["conversation_id"])
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", "Add a task to buy groceries"),
+        ("assistant", "Added “Buy groceries”."),
+    ]
+    assert stored[1].tool_calls == body["tool_calls"]
+
+
+async def test_a_multi_step_tool_loop(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    model.script(call("add_task", title="Team meeting"), reply("Added."))
+    added = (await say(llm, alice, "add team meeting")).json()
+    meeting = added["tool_calls"][0]["result"]["task_id"]
+
+    model.script(
+        call("list_tasks", status="all", q="meeting"),
+        call("delete_task", task_id=meeting),
+        reply("I deleted “Team meeting”."),
+    )
+    response = await say(llm, alice, "Delete the meeting task", added["conversation_id"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(c["name"], c["arguments"]) for c in body["tool_calls"]] == [
+        ("list_tasks", {"status": "all", "q": "meeting"}),
+        ("delete_task", {"task_id": meeting}),
+    ]
+    assert body["tool_calls"][0]["result"][0]["title"] == "Team meeting"
+    assert len(model.requests) == 3
+
+    # The history the model saw: the earlier turn, its tool call replayed with its result.
+    messages = model.requests[0]["messages"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert messages[1]["content"] == "add team meeting"
+    assert messages[2]["tool_calls"][0]["function"] == {
+        "name": "add_task",
+        "arguments": json.dumps({"title": "Team meeting"}),
+    }
+    assert json.loads(messages[3]["content"])["task_id"] == meeting
+    assert messages[4]["content"] == "Added."
+    assert messages[5]["content"] == "Delete the meeting task"
+
+
+async def test_the_model_sees_a_bounded_window_of_history(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    async with serve(openai_app(history_window=2)) as client:
+        conversation = None
+        for n in range(3):
+            model.script(reply(f"answer {n}"))
+            body = (await say(client, alice, f"question {n}", conversation)).json()
+            conversation = body["conversation_id"]
+        model.script(reply("last"))
+        await say(client, alice, "question 3", conversation)
+    messages = model.requests[0]["messages"]
+    assert [(m["role"], m["content"]) for m in messages[1:]] == [
+        ("user", "question 2"),
+        ("assistant", "answer 2"),
+        ("user", "question 3"),
+    ]
+
+
+async def test_a_user_id_chosen_by_the_model_is_ignored(
+    llm: httpx.AsyncClient,
+    model: FakeOpenAI,
+    alice: User,
+    bob: User,
+) -> None:
+    model.script(call("add_task", title="Planted", user_id=bob.sub), reply("Done."))
+    body = (await say(llm, alice, "add planted")).json()
+    assert body["tool_calls"][0]["arguments"] == {"title": "Planted"}
+    model.script(call("list_tasks", status="all"), reply("Nothing."))
+    bobs = (await say(llm, bob, "my tasks?")).json()
+    assert bobs["tool_calls"][0]["result"] == []
+
+
+async def test_tool_errors_go_back_to_the_model(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    model.script(
+        call("complete_task", task_id=424242),
+        Step(tool_calls=(("add_task", {}),), raw_arguments="{not json"),
+        call("no_such_tool"),
+        reply("Sorry, I could not find that task."),
+    )
+    response = await say(llm, alice, "complete task 424242")
+    assert response.status_code == 200, response.text
+    results = [c["result"] for c in response.json()["tool_calls"]]
+    assert results[0] == {"error": "Task 424242 not found"}
+    assert results[1] == {"error": "The arguments were not valid JSON"}
+    assert "no_such_tool" in results[2]["error"]
+    last = model.requests[-1]["messages"]
+    assert json.loads(last[-1]["content"])["error"]  # the model read the refusal
+
+
+@pytest.mark.parametrize(
+    ("steps", "status", "code"),
+    [
+        ((Step(status=500),), 502, "model_error"),
+        ((Step(status=429),), 502, "model_error"),
+        ((Step(hang=True),), 504, "model_timeout"),
+        ((Step(content=""),), 502, "model_error"),
+        (tuple(call("list_tasks") for _ in range(3)), 502, "model_error"),
+    ],
+    ids=["server error", "rate limited", "timeout", "empty answer", "endless tools"],
+)
+async def test_model_failures_are_errors_and_keep_the_users_message(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    steps: tuple[Step, ...],
+    status: int,
+    code: str,
+) -> None:
+    model.script(*steps)
+    async with serve(openai_app(openai_timeout_seconds=0.5, openai_max_tool_rounds=2)) as client:
+        response = await say(client, alice, "What's pending?")
+    assert_error(response, status, code)
+    stored = await stored_messages(committed_sessionmaker)
+    assert [(m.role, m.content) for m in stored] == [("user", "What's pending?")]
+
+
+async def test_a_model_failure_mid_stream_is_an_error_event(
+    llm: httpx.AsyncClient,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    model.script(call("list_tasks", status="all"), Step(status=500))
+    response = await llm.post(
+        "/api/chat",
+        json={"message": "show my tasks"},
+        headers={**alice.headers, "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200
+    names = [b.split("\n")[0] for b in response.text.split("\n\n") if b.strip()]
+    assert names == ["event: tool_call", "event: error"]
+    assert '"code":"model_error"' in response.text
+    assert [m.role for m in await stored_messages(committed_sessionmaker)] == ["user"]
+
+
+def test_the_openai_agent_needs_a_key(chat_settings: Any) -> None:
+    with pytest.raises(ValueError, match="CHAT_OPENAI_API_KEY"):
+        chat_settings(agent="openai")

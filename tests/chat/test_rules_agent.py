@@ -1,0 +1,359 @@
+"""Chat turns with the rule-based agent against the real todo service (MCP over HTTP).
+
+Every test asserts the exact tools called, with their arguments and results, as the API
+returns them and as the conversation stores them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chat_service.agents import rules
+from shared.clock import FrozenClock
+from shared.db import create_engine, create_sessionmaker
+from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
+from tests.support.live import free_port, live_server
+from tests.support.tokens import TestIssuer
+from todo_service.app import create_app as create_todo_app
+from todo_service.settings import TodoSettings
+
+
+async def turn(
+    client: httpx.AsyncClient,
+    user: User,
+    message: str,
+    conversation: int | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"message": message, **fields}
+    if conversation is not None:
+        body["conversation_id"] = conversation
+    response = await client.post("/api/chat", json=body, headers=user.headers)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def calls(answer: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(call["name"], call["arguments"]) for call in answer["tool_calls"]]
+
+
+async def add(client: httpx.AsyncClient, user: User, title: str) -> int:
+    answer = await turn(client, user, f"add '{title}'")
+    task_id: int = answer["tool_calls"][0]["result"]["task_id"]
+    return task_id
+
+
+# --- the Phase III examples ------------------------------------------------------------------
+
+
+async def test_add_a_task_to_buy_groceries(
+    agent: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    answer = await turn(agent, alice, "Add a task to buy groceries")
+    task_id = answer["tool_calls"][0]["result"]["task_id"]
+    assert answer["tool_calls"] == [
+        {
+            "name": "add_task",
+            "arguments": {"title": "Buy groceries"},
+            "result": {"task_id": task_id, "status": "created", "title": "Buy groceries"},
+        }
+    ]
+    assert answer["response"] == f"Done! I added “Buy groceries” to your list as task {task_id}."
+    stored = await stored_messages(committed_sessionmaker, answer["conversation_id"])
+    assert stored[-1].tool_calls == answer["tool_calls"]
+
+
+async def test_show_me_all_my_tasks(agent: httpx.AsyncClient, alice: User) -> None:
+    first = await add(agent, alice, "Buy groceries")
+    second = await add(agent, alice, "Call mom")
+    answer = await turn(agent, alice, "Show me all my tasks")
+    assert calls(answer) == [("list_tasks", {"status": "all"})]
+    listed = answer["tool_calls"][0]["result"]
+    assert [(t["id"], t["title"], t["completed"]) for t in listed] == [
+        (second, "Call mom", False),
+        (first, "Buy groceries", False),
+    ]
+    assert answer["response"] == (
+        f"Here are 2 tasks:\n• {second}: Call mom\n• {first}: Buy groceries"
+    )
+
+
+async def test_whats_pending_and_what_have_i_completed(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    done = await add(agent, alice, "Old chore")
+    open_one = await add(agent, alice, "New chore")
+    await turn(agent, alice, f"Mark task {done} as complete")
+
+    pending = await turn(agent, alice, "What's pending?")
+    assert calls(pending) == [("list_tasks", {"status": "pending"})]
+    assert [t["id"] for t in pending["tool_calls"][0]["result"]] == [open_one]
+    assert pending["response"] == f"Here is 1 pending task:\n• {open_one}: New chore"
+
+    completed = await turn(agent, alice, "What have I completed?")
+    assert calls(completed) == [("list_tasks", {"status": "completed"})]
+    assert [t["id"] for t in completed["tool_calls"][0]["result"]] == [done]
+    assert completed["response"] == f"Here is 1 completed task:\n✓ {done}: Old chore"
+
+
+async def test_mark_task_as_complete(agent: httpx.AsyncClient, alice: User) -> None:
+    task_id = await add(agent, alice, "Call mom")
+    answer = await turn(agent, alice, f"Mark task {task_id} as complete")
+    assert answer["tool_calls"] == [
+        {
+            "name": "complete_task",
+            "arguments": {"task_id": task_id},
+            "result": {"task_id": task_id, "status": "completed", "title": "Call mom"},
+        }
+    ]
+    assert answer["response"] == f"Nice work! I marked “Call mom” (task {task_id}) as complete."
+
+
+async def test_delete_the_meeting_task(agent: httpx.AsyncClient, alice: User) -> None:
+    await add(agent, alice, "Buy groceries")
+    meeting = await add(agent, alice, "Team meeting")
+    answer = await turn(agent, alice, "Delete the meeting task")
+    assert calls(answer) == [
+        ("list_tasks", {"status": "all", "q": "meeting"}),
+        ("delete_task", {"task_id": meeting}),
+    ]
+    assert answer["tool_calls"][1]["result"] == {
+        "task_id": meeting,
+        "status": "deleted",
+        "title": "Team meeting",
+    }
+    assert answer["response"] == f"I deleted “Team meeting” (task {meeting})."
+
+
+async def test_change_a_tasks_title(agent: httpx.AsyncClient, alice: User) -> None:
+    task_id = await add(agent, alice, "Call mom")
+    answer = await turn(agent, alice, f"Change task {task_id} to 'Call mom tonight'")
+    assert calls(answer) == [("update_task", {"task_id": task_id, "title": "Call mom tonight"})]
+    assert answer["tool_calls"][0]["result"]["title"] == "Call mom tonight"
+    assert answer["response"] == f"Updated task {task_id}: I renamed it to “Call mom tonight”."
+
+
+async def test_i_need_to_remember_to_pay_bills(agent: httpx.AsyncClient, alice: User) -> None:
+    answer = await turn(agent, alice, "I need to remember to pay bills")
+    assert calls(answer) == [("add_task", {"title": "Pay bills"})]
+
+
+# --- beyond the examples ---------------------------------------------------------------------
+
+
+async def test_priority_tags_and_due_date_in_the_users_time_zone(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    answer = await turn(
+        agent, alice, "Add buy milk tomorrow at 5pm #errands urgent", timezone="Europe/Paris"
+    )
+    assert calls(answer) == [
+        (
+            "add_task",
+            {
+                "title": "Buy milk",
+                "priority": "high",
+                "tags": ["errands"],
+                "due_at": "2026-11-28T17:00:00+01:00",
+            },
+        )
+    ]
+    assert answer["response"].endswith(
+        "— due tomorrow at 17:00, high priority and tagged #errands."
+    )
+    listed = await turn(agent, alice, "show my #errands tasks", timezone="Europe/Paris")
+    assert calls(listed) == [("list_tasks", {"status": "all", "tag": "errands"})]
+    task = listed["tool_calls"][0]["result"][0]
+    assert task["due_at"] == "2026-11-28T16:00:00.000000Z"
+    assert "(high priority, due tomorrow at 17:00, #errands)" in listed["response"]
+
+
+async def test_next_monday_at_5pm_in_new_york(agent: httpx.AsyncClient, alice: User) -> None:
+    answer = await turn(
+        agent,
+        alice,
+        "remind me to send the report next Monday at 5pm",
+        timezone="America/New_York",
+    )
+    assert calls(answer) == [
+        ("add_task", {"title": "Send the report", "due_at": "2026-11-30T17:00:00-05:00"})
+    ]
+
+
+async def test_references_to_the_last_task_across_turns(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    added = await turn(agent, alice, "Add a task to call the plumber")
+    conversation = added["conversation_id"]
+    task_id = added["tool_calls"][0]["result"]["task_id"]
+
+    done = await turn(agent, alice, "mark that done", conversation)
+    assert calls(done) == [("complete_task", {"task_id": task_id})]
+
+    urgent = await turn(agent, alice, "make it urgent", conversation)
+    assert calls(urgent) == [("update_task", {"task_id": task_id, "priority": "high"})]
+
+    deleted = await turn(agent, alice, "delete it", conversation)
+    assert calls(deleted) == [("delete_task", {"task_id": task_id})]
+
+    # A new conversation knows nothing of that one.
+    fresh = await turn(agent, alice, "delete it")
+    assert fresh["tool_calls"] == []
+    assert fresh["response"] == rules.NO_REFERENCE
+
+
+async def test_a_restarted_service_resolves_it_from_the_stored_history(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url)) as client:
+        added = await turn(client, alice, "add water the plants")
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url)) as client:
+        answer = await turn(client, alice, "mark it as done", added["conversation_id"])
+    task_id = added["tool_calls"][0]["result"]["task_id"]
+    assert calls(answer) == [("complete_task", {"task_id": task_id})]
+
+
+async def test_several_matches_ask_which_one_then_the_answer_picks(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    team = await add(agent, alice, "Team meeting")
+    notes = await add(agent, alice, "Meeting notes")
+    asked = await turn(agent, alice, "Delete the meeting task")
+    assert calls(asked) == [("list_tasks", {"status": "all", "q": "meeting"})]
+    assert asked["response"] == (
+        f"I found 2 tasks matching “meeting”:\n• {notes}: Meeting notes\n• {team}: Team meeting"
+        f"\n{rules.ASK_WHICH}"
+    )
+    answered = await turn(agent, alice, "the second one", asked["conversation_id"])
+    assert calls(answered) == [("delete_task", {"task_id": team})]
+
+    # One left now, so it is completed directly.
+    direct = await turn(agent, alice, "complete the meeting task")
+    assert calls(direct) == [
+        ("list_tasks", {"status": "pending", "q": "meeting"}),
+        ("complete_task", {"task_id": notes}),
+    ]
+
+
+async def test_answering_which_one_with_an_id_or_title_words(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    dentist = await add(agent, alice, "Book dentist")
+    await add(agent, alice, "Book flights")
+    asked = await turn(agent, alice, "rename the book task to Book the dentist")
+    conversation = asked["conversation_id"]
+    answered = await turn(agent, alice, "dentist", conversation)
+    assert calls(answered) == [("update_task", {"task_id": dentist, "title": "Book the dentist"})]
+    asked = await turn(agent, alice, "delete the book task", conversation)
+    answered = await turn(agent, alice, f"task {dentist}", conversation)
+    assert calls(answered) == [("delete_task", {"task_id": dentist})]
+
+
+async def test_no_match_and_unknown_ids_are_explained_kindly(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    none = await turn(agent, alice, "Delete the dentist task")
+    assert calls(none) == [("list_tasks", {"status": "all", "q": "dentist"})]
+    assert none["response"].startswith("I couldn't find a task matching “dentist”.")
+
+    unknown = await turn(agent, alice, "Mark task 99999 as complete")
+    assert unknown["tool_calls"] == [
+        {
+            "name": "complete_task",
+            "arguments": {"task_id": 99999},
+            "result": {"error": "Task 99999 not found"},
+        }
+    ]
+    assert unknown["response"].startswith("I couldn't find task 99999 on your list.")
+
+
+async def test_another_users_task_is_not_found_through_chat(
+    agent: httpx.AsyncClient, alice: User, bob: User
+) -> None:
+    alices = await add(agent, alice, "Alice's secret")
+    for message in (f"Mark task {alices} as complete", f"delete task {alices}"):
+        answer = await turn(agent, bob, message)
+        assert answer["tool_calls"][0]["result"] == {"error": f"Task {alices} not found"}
+    listed = await turn(agent, bob, "Show me all my tasks")
+    assert listed["tool_calls"][0]["result"] == []
+    still = await turn(agent, alice, "What's pending?")
+    assert [t["id"] for t in still["tool_calls"][0]["result"]] == [alices]
+
+
+async def test_several_ids_in_one_message(agent: httpx.AsyncClient, alice: User) -> None:
+    first = await add(agent, alice, "One")
+    second = await add(agent, alice, "Two")
+    answer = await turn(agent, alice, f"complete tasks {first} and {second}")
+    assert calls(answer) == [
+        ("complete_task", {"task_id": first}),
+        ("complete_task", {"task_id": second}),
+    ]
+
+
+async def test_greetings_and_help_touch_no_task(agent: httpx.AsyncClient, alice: User) -> None:
+    for message, reply in (("hi", rules.GREETING), ("what can you do?", rules.HELP)):
+        answer = await turn(agent, alice, message)
+        assert answer["tool_calls"] == []
+        assert answer["response"] == reply
+
+
+async def test_a_streamed_turn_sends_tool_calls_then_the_reply(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    await add(agent, alice, "Team meeting")
+    response = await agent.post(
+        "/api/chat",
+        json={"message": "Delete the meeting task"},
+        headers={**alice.headers, "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200
+    blocks = [b for b in response.text.split("\n\n") if b.strip()]
+    events = [
+        (b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1][6:])) for b in blocks
+    ]
+    assert [name for name, _ in events] == ["tool_call", "tool_call", "message", "done"]
+    assert events[0][1]["name"] == "list_tasks"
+    assert events[1][1]["name"] == "delete_task"
+    assert events[2][1]["response"].startswith("I deleted “Team meeting”")
+    conversation = events[3][1]["conversation_id"]
+    detail = await agent.get(f"/api/conversations/{conversation}", headers=alice.headers)
+    stored_calls = detail.json()["messages"][-1]["tool_calls"]
+    assert [c["name"] for c in stored_calls] == ["list_tasks", "delete_task"]
+
+
+async def test_a_todo_service_failing_inside_is_a_502(
+    make_chat_app: ChatAppFactory,
+    migrated_url: str,
+    issuer: TestIssuer,
+    clock: FrozenClock,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # The todo service answers, but its database is gone: every tool call fails inside it.
+    engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/todo")
+    todo = create_todo_app(
+        TodoSettings(_env_file=None, environment="test", database_url=migrated_url),
+        sessionmaker=create_sessionmaker(engine),
+        verifier=issuer.verifier(),
+        clock=clock,
+    )
+    try:
+        async with live_server(todo) as base:
+            chat = make_chat_app(todo_mcp_url=f"{base}/api/mcp")
+            async with serve(chat) as client:
+                response = await client.post(
+                    "/api/chat", json={"message": "What's pending?"}, headers=alice.headers
+                )
+    finally:
+        await engine.dispose()
+    assert_error(response, 502, "todo_bad_answer")
+    stored = await stored_messages(committed_sessionmaker)
+    assert [m.role for m in stored] == ["user"]
