@@ -343,3 +343,47 @@ async def test_todo_down_is_503_and_back(stack, gateway, user):
             await gateway.get("/api/tasks", headers=user.headers), 503, "service_unavailable"
         )
     assert (await gateway.get("/api/tasks", headers=user.headers)).status_code == 200
+
+
+# --- MCP through the gateway ------------------------------------------------------------------
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def mcp_call(gateway: httpx.AsyncClient, user: User, method: str, params: dict) -> dict:
+    response = await gateway.post(
+        "/api/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+        headers={**MCP_HEADERS, **user.headers},
+    )
+    assert response.status_code == 200, response.text
+    body: dict = response.json()
+    assert "error" not in body, body
+    return body["result"]
+
+
+async def test_mcp_tools_through_the_gateway_act_for_the_token_user(gateway, user):
+    needs("todo")
+    initialized = await mcp_call(
+        gateway,
+        user,
+        "initialize",
+        {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "e2e", "version": "1"},
+        },
+    )
+    assert "tools" in initialized["capabilities"]
+    tools = await mcp_call(gateway, user, "tools/list", {})
+    assert {"add_task", "list_tasks"} <= {tool["name"] for tool in tools["tools"]}
+    await mcp_call(
+        gateway, user, "tools/call", {"name": "add_task", "arguments": {"title": "Via MCP"}}
+    )
+    listed = await gateway.get("/api/tasks", headers=user.headers)
+    assert "Via MCP" in [task["title"] for task in listed.json()]
+
+    anonymous = await gateway.post(
+        "/api/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=MCP_HEADERS
+    )
+    assert_envelope(anonymous, 401, "invalid_token")
