@@ -194,6 +194,11 @@ async def start_service(args: argparse.Namespace, url: str, workdir: Path) -> Se
         # Every bench login is either right or deliberately spread over many emails.
         "AUTH_LOCKOUT_THRESHOLD": "1000000",
         "AUTH_PASSWORD_HASH_NICENESS": str(args.hash_niceness),
+        **(
+            {"AUTH_DB_PING_AFTER_IDLE_SECONDS": str(args.db_ping_after_idle)}
+            if args.db_ping_after_idle is not None
+            else {}
+        ),
     }
     log = workdir / "auth-service.log"
     profiler = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
@@ -502,6 +507,11 @@ def main() -> None:
         type=int,
         default=AuthSettings.model_fields["password_hash_niceness"].default,
         help="AUTH_PASSWORD_HASH_NICENESS of the service (default: the service's default)",
+    )
+    parser.add_argument(
+        "--db-ping-after-idle",
+        type=float,
+        help="AUTH_DB_PING_AFTER_IDLE_SECONDS of the service (default: ping every checkout)",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="idle/loaded phase pairs (median ratio)"
