@@ -5,11 +5,19 @@ address from X-Forwarded-For (the gateway decides that itself, from its trusted-
 WebSocket upgrades are not proxied, and responses leave in one write (``gateway.server``).
 """
 
+import gc
 import os
 
 import uvicorn
 
 from gateway.server import CoalescingHttpToolsProtocol
+
+# Every proxied request allocates a few hundred short-lived objects. Collecting the youngest
+# generation every 10,000 allocations instead of 700 lets most of them die by reference
+# counting first, and freezing what the imports created keeps it out of every full
+# collection. (py-spy: the collector was about 4% of the gateway's CPU with the defaults.)
+gc.freeze()
+gc.set_threshold(10_000, 20, 50)
 
 uvicorn.run(
     "gateway.app:create_app",
