@@ -343,20 +343,27 @@ async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now
         and task.recurrence is not Recurrence.NONE
         and task.next_occurrence_id is None
     ):
-        task.next_occurrence_id = (await _schedule_next(session, task, now)).id
+        following = await _schedule_next(session, task, now)
+        if following is not None:
+            task.next_occurrence_id = following.id
     await session.flush()
 
 
-async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> Task:
+async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> Task | None:
     """The next occurrence: the same task, not completed, due one period later. A task
-    without a due date gets one: a period after its completion."""
+    without a due date gets one: a period after its completion. None when that date would
+    fall after the year 9999 (the series ends there)."""
+    try:
+        due = next_due(task.due_at or now, task.recurrence)
+    except (OverflowError, ValueError):
+        return None
     following = Task(
         user_id=task.user_id,
         title=task.title,
         description=task.description,
         priority=task.priority,
         tags=list(task.tags),
-        due_at=next_due(task.due_at or now, task.recurrence),
+        due_at=due,
         recurrence=task.recurrence,
         created_at=now,
         updated_at=now,

@@ -1,0 +1,136 @@
+"""Every task route verifies the bearer token itself: anything but a valid token is a 401."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.clock import FrozenClock
+from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
+from tests.support.tokens import TestIssuer
+from tests.todo.conftest import Snapshot, User, _serve, assert_error, create
+from todo_service.app import create_app
+from todo_service.settings import TodoSettings
+
+ROUTES = [
+    ("GET", "/api/tasks", None),
+    ("POST", "/api/tasks", {"title": "x"}),
+    ("GET", "/api/tasks/{id}", None),
+    ("PUT", "/api/tasks/{id}", {"title": "x"}),
+    ("PATCH", "/api/tasks/{id}", {"title": "x"}),
+    ("PATCH", "/api/tasks/{id}/complete", None),
+    ("DELETE", "/api/tasks/{id}", None),
+]
+
+
+def bad_tokens(issuer: TestIssuer) -> dict[str, dict[str, str]]:
+    now = int(time.time())
+    stranger = TestIssuer()  # same issuer name and kid shape, another key
+    forged = jwt.encode(
+        stranger.claims("alice-subject"),
+        stranger.key.private_key,
+        algorithm="EdDSA",
+        headers={"kid": issuer.key.kid},
+    )
+    unsigned = jwt.encode(issuer.claims("alice-subject"), None, algorithm="none")
+    hs256 = jwt.encode(issuer.claims("alice-subject"), "x" * 32, algorithm="HS256")
+    anonymous = {k: v for k, v in issuer.claims("alice-subject").items() if k != "sub"}
+    no_subject = jwt.encode(
+        anonymous, issuer.key.private_key, algorithm="EdDSA", headers={"kid": issuer.key.kid}
+    )
+    return {
+        "missing": {},
+        "empty-bearer": {"Authorization": "Bearer "},
+        "not-bearer": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+        "garbage": {"Authorization": "Bearer not.a.jwt"},
+        "expired": {"Authorization": f"Bearer {issuer.mint('alice-subject', exp=now - 3600)}"},
+        "forged": {"Authorization": f"Bearer {forged}"},
+        "wrong-audience": {"Authorization": f"Bearer {issuer.mint('alice-subject', aud='x')}"},
+        "wrong-issuer": {"Authorization": f"Bearer {issuer.mint('alice-subject', iss='evil')}"},
+        "no-subject": {"Authorization": f"Bearer {no_subject}"},
+        "alg-none": {"Authorization": f"Bearer {unsigned}"},
+        "hs256-confusion": {"Authorization": f"Bearer {hs256}"},
+    }
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "missing",
+        "empty-bearer",
+        "not-bearer",
+        "garbage",
+        "expired",
+        "forged",
+        "wrong-audience",
+        "wrong-issuer",
+        "no-subject",
+        "alg-none",
+        "hs256-confusion",
+    ],
+)
+async def test_a_missing_or_bad_token_is_401_with_www_authenticate(
+    client: httpx.AsyncClient,
+    issuer: TestIssuer,
+    alice: User,
+    snapshot: Snapshot,
+    method: str,
+    path: str,
+    body: Any,
+    kind: str,
+) -> None:
+    task = await create(client, alice)
+    before = await snapshot()
+    response = await client.request(
+        method,
+        path.format(id=task["id"]),
+        json=body,
+        headers=bad_tokens(issuer)[kind],
+    )
+    assert_error(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert await snapshot() == before
+
+
+@pytest.fixture
+async def interop_client(
+    todo_settings: TodoSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    issuer: TestIssuer,
+    clock: FrozenClock,
+) -> AsyncIterator[tuple[httpx.AsyncClient, TestIssuer]]:
+    """The service trusting our issuer and a second one (say, a Better Auth deployment)."""
+    other = TestIssuer(issuer="https://app.example.com", audience="https://app.example.com")
+    verifier = TokenVerifier(
+        [
+            IssuerKeys(
+                issuer.issuer, issuer.audience, "EdDSA", StaticKeySource(issuer.keys.public_keys())
+            ),
+            IssuerKeys(
+                other.issuer, other.audience, "EdDSA", StaticKeySource(other.keys.public_keys())
+            ),
+        ]
+    )
+    app = create_app(todo_settings, sessionmaker=sessionmaker, verifier=verifier, clock=clock)
+    async for client in _serve(app):
+        yield client, other
+
+
+async def test_a_token_of_another_trusted_issuer_works_with_its_opaque_subject(
+    interop_client: tuple[httpx.AsyncClient, TestIssuer],
+) -> None:
+    client, other = interop_client
+    headers = other.auth("ba_user_01HXYZ")
+    created = await client.post("/api/tasks", json={"title": "from the web app"}, headers=headers)
+    assert created.status_code == 201
+    assert created.json()["user_id"] == "ba_user_01HXYZ"
+    listed = await client.get("/api/tasks", headers=headers)
+    assert [task["id"] for task in listed.json()] == [created.json()["id"]]

@@ -1,0 +1,186 @@
+"""The service layer without HTTP, as the MCP tools use it: same rules, own unit of work."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.clock import FrozenClock
+from todo_service import service
+from todo_service.schemas import TaskCreate, TaskPatch, TaskQuery, TaskReplace
+
+ALICE = "alice-subject"
+BOB = "bob-subject"
+
+
+async def test_unit_of_work_commits_on_success(
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with service.unit_of_work(committed_sessionmaker) as session:
+        task = await service.add_task(session, ALICE, data=TaskCreate(title="kept"))
+
+    async with service.unit_of_work(committed_sessionmaker) as session:
+        assert (await service.get_task(session, ALICE, task_id=task.id)).title == "kept"
+
+
+async def test_unit_of_work_rolls_back_on_error(
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    created: list[int] = []
+
+    async def write_then_fail() -> None:
+        async with service.unit_of_work(committed_sessionmaker) as session:
+            created.append((await service.add_task(session, ALICE, data=TaskCreate(title="x"))).id)
+            raise RuntimeError("the caller failed after the write")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+
+    async with service.unit_of_work(committed_sessionmaker) as session:
+        with pytest.raises(service.TaskNotFound):
+            await service.get_task(session, ALICE, task_id=created[0])
+        page = await service.list_tasks(session, ALICE, query=TaskQuery())
+        assert page.total == 0
+
+
+async def test_a_domain_error_rolls_back_the_whole_unit(
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+
+    async def write_then_miss() -> None:
+        async with service.unit_of_work(committed_sessionmaker) as session:
+            await service.add_task(session, ALICE, data=TaskCreate(title="x"))
+            await service.delete_task(session, ALICE, task_id=123456)
+
+    with pytest.raises(service.TaskNotFound):
+        await write_then_miss()
+
+    async with service.unit_of_work(committed_sessionmaker) as session:
+        assert (await service.list_tasks(session, ALICE, query=TaskQuery())).total == 0
+
+
+async def test_every_function_treats_another_users_task_as_missing(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with service.unit_of_work(sessionmaker) as session:
+        task = await service.add_task(session, ALICE, data=TaskCreate(title="mine"))
+        calls = [
+            service.get_task(session, BOB, task_id=task.id),
+            service.replace_task(session, BOB, task_id=task.id, data=TaskReplace(title="x")),
+            service.patch_task(session, BOB, task_id=task.id, changes=TaskPatch(title="x")),
+            service.set_completed(session, BOB, task_id=task.id),
+            service.delete_task(session, BOB, task_id=task.id),
+        ]
+        for call in calls:
+            with pytest.raises(service.TaskNotFound):
+                await call
+        assert await service.get_task(session, ALICE, task_id=task.id) == task
+        assert (await service.list_tasks(session, BOB, query=TaskQuery())).total == 0
+
+
+@pytest.mark.parametrize("task_id", [0, -1, 2**63, 10**30])
+async def test_ids_no_task_can_have_are_not_found_without_a_query(
+    sessionmaker: async_sessionmaker[AsyncSession], task_id: int
+) -> None:
+    async with service.unit_of_work(sessionmaker) as session:
+        with pytest.raises(service.TaskNotFound):
+            await service.get_task(session, ALICE, task_id=task_id)
+        with pytest.raises(service.TaskNotFound):
+            await service.set_completed(session, ALICE, task_id=task_id)
+
+
+def test_the_inputs_validate_like_the_http_bodies() -> None:
+    with pytest.raises(ValidationError):
+        TaskCreate(title="   ")
+    with pytest.raises(ValidationError):
+        TaskCreate.model_validate({"title": "x", "owner": "bob"})
+    with pytest.raises(ValidationError):
+        TaskPatch.model_validate({"title": None})
+    assert TaskCreate(title=" x ", tags=["A", "a"]).model_dump()["tags"] == ["a"]
+
+
+async def test_set_completed_toggles_or_sets(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FrozenClock(datetime(2026, 3, 15, 12, 0, tzinfo=UTC))
+    async with service.unit_of_work(sessionmaker) as session:
+        task = await service.add_task(session, ALICE, data=TaskCreate(title="t"), clock=clock)
+        toggled = await service.set_completed(session, ALICE, task_id=task.id, clock=clock)
+        assert toggled.completed is True
+        assert toggled.completed_at == clock.now
+        kept = await service.set_completed(session, ALICE, task_id=task.id, completed=True)
+        assert kept.version == toggled.version
+        back = await service.set_completed(session, ALICE, task_id=task.id)
+        assert back.completed is False
+        assert back.completed_at is None
+
+
+async def test_an_if_match_that_accepts_no_version_is_stale(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with service.unit_of_work(sessionmaker) as session:
+        task = await service.add_task(session, ALICE, data=TaskCreate(title="t"))
+        with pytest.raises(service.StaleTask):
+            await service.patch_task(
+                session, ALICE, task_id=task.id, changes=TaskPatch(title="u"), if_match=()
+            )
+        updated = await service.patch_task(
+            session, ALICE, task_id=task.id, changes=TaskPatch(title="u"), if_match=(1,)
+        )
+        assert updated.version == 2
+
+
+async def test_list_tasks_returns_models_and_a_cursor(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FrozenClock(datetime(2026, 3, 15, 12, 0, tzinfo=UTC))
+    async with service.unit_of_work(sessionmaker) as session:
+        created = []
+        for i in range(5):
+            created.append(
+                await service.add_task(session, ALICE, data=TaskCreate(title=f"t{i}"), clock=clock)
+            )
+            clock.advance(seconds=1)
+
+        first = await service.list_tasks(session, ALICE, query=TaskQuery(limit=3))
+        assert first.total == 5
+        assert first.items == list(reversed(created))[:3]
+        assert first.next_cursor is not None
+        rest = await service.list_tasks(
+            session, ALICE, query=TaskQuery(limit=3, cursor=first.next_cursor)
+        )
+        assert rest.items == list(reversed(created))[3:]
+        assert rest.next_cursor is None
+
+        with pytest.raises(service.InvalidCursor):
+            await service.list_tasks(session, ALICE, query=TaskQuery(cursor="nope"))
+
+
+async def test_counters_follow_writes_made_outside_the_service(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The totals are kept by triggers, so even a manual fix in SQL keeps them exact."""
+    async with service.unit_of_work(sessionmaker) as session:
+        for i in range(4):
+            task = await service.add_task(session, ALICE, data=TaskCreate(title=f"t{i}"))
+        await service.set_completed(session, ALICE, task_id=task.id)
+        connection = await session.connection()
+        await connection.execute(
+            text("UPDATE todo.tasks SET user_id = :bob WHERE id = :id"),
+            {"bob": BOB, "id": task.id},
+        )
+        await connection.execute(
+            text("DELETE FROM todo.tasks WHERE user_id = :alice AND title = 't0'"),
+            {"alice": ALICE},
+        )
+
+        for user, total, completed in ((ALICE, 2, 0), (BOB, 1, 1)):
+            everything = await service.list_tasks(session, user, query=TaskQuery())
+            done = await service.list_tasks(session, user, query=TaskQuery(status="completed"))
+            assert (everything.total, done.total) == (total, completed)
+            assert everything.total == len(everything.items)
