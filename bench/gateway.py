@@ -139,11 +139,17 @@ class Result:
     def rps(self) -> float:
         return self.requests / self.seconds
 
-    def ceiling(self, cores: int) -> float:
-        """Requests a second this machine could serve at most at these CPU costs."""
-        spent = self.upstream_cpu.total + (self.gateway_cpu.total if self.gateway_cpu else 0)
-        spent += self.loadgen_cpu.total if self.loadgen_cpu else 0
-        return cores / spent * 1e6
+    def capacity(self, cores: int) -> float:
+        """Requests a second an otherwise idle machine could serve at these CPU costs.
+
+        Each server process is one worker, so it is bounded by one core; all the processes
+        together (the load generator too) by the machine's cores.
+        """
+        servers = [self.upstream_cpu.total]
+        if self.gateway_cpu is not None:
+            servers.append(self.gateway_cpu.total)
+        spent = sum(servers) + (self.loadgen_cpu.total if self.loadgen_cpu else 0)
+        return min(min(1e6 / cost for cost in servers), cores * 1e6 / spent)
 
 
 def free_port() -> int:
@@ -387,7 +393,7 @@ def _summary(results: list[Result]) -> str:
     lines = [
         "| connections | direct req/s | gateway req/s | ratio | direct p50 / p99 ms "
         "| gateway p50 / p99 ms | p99 ratio | gateway CPU/req (user+sys) "
-        f"| upstream CPU/req | ceiling on {cores} cores |",
+        f"| upstream CPU/req | CPU-bound ratio, idle {cores} cores |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r.target, r.connections): r for r in results}
@@ -397,11 +403,13 @@ def _summary(results: list[Result]) -> str:
             f"| {connections} | {d.rps:.0f} | {g.rps:.0f} | {g.rps / d.rps:.2f}x "
             f"| {d.p50_ms:.2f} / {d.p99_ms:.2f} | {g.p50_ms:.2f} / {g.p99_ms:.2f} "
             f"| {g.p99_ms / d.p99_ms:.2f}x | {g.gateway_cpu} us | {g.upstream_cpu} us "
-            f"| {g.ceiling(cores) / d.rps:.2f}x |"
+            f"| {g.capacity(cores) / d.capacity(cores):.2f}x |"
         )
     lines.append(
-        "\nceiling: the most requests a second the machine's cores allow at the measured CPU "
-        "cost per request (upstream + gateway + wrk), as a share of the direct rate."
+        "\nCPU-bound ratio: the gateway's rate over the direct rate that the measured CPU "
+        "costs per request allow when nothing else runs: each one-worker server bounded by "
+        "one core, all processes (wrk included) by the machine's cores. A model, not a "
+        "measurement: it shows what a quiet machine should give when this one is shared."
     )
     return "\n".join(lines)
 
