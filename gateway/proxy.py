@@ -290,6 +290,8 @@ class Edge:
     async def _read_body(self, receive: Receive) -> bytes:
         """The whole request body, at most ``max_body_bytes`` (413 before any service sees it)."""
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone()
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False):
             if len(body) > self.max_body_bytes:

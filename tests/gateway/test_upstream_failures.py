@@ -243,3 +243,23 @@ async def test_client_that_leaves_a_stream_closes_the_upstream_connection(start_
             assert await anext(r.aiter_lines()) == "data: first"
         async with asyncio.timeout(10):
             await upstream_closed.wait()
+
+
+async def test_client_that_leaves_mid_upload_sends_nothing_upstream(echo, start_gateway, issuer):
+    upstream, url = echo
+    async with start_gateway(todo_url=url) as (_, client):
+        host, port = client.base_url.host, client.base_url.port
+        _, writer = await asyncio.open_connection(host, port)
+        token = issuer.mint("ann")
+        writer.write(
+            b"POST /api/tasks HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000\r\n"
+            + f"Authorization: Bearer {token}\r\n\r\n".encode()
+            + b"only the beginning"
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        # The gateway is still answering, and nothing half-sent reached the service.
+        response = await client.get("/api/tasks", headers=issuer.auth("ann"))
+    assert response.status_code == 200
+    assert [r["method"] for r in upstream.requests] == ["GET"]
