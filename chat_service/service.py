@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, tuple_, update
+from sqlalchemy import DateTime, Text, delete, func, insert, literal, tuple_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,30 +73,40 @@ async def add_message(
     content: str,
     now: datetime,
     tool_calls: list[dict[str, Any]] | None = None,
-) -> Message:
-    """Append a message and mark the conversation as active now.
+) -> int:
+    """Append a message, mark the conversation active now, and return the message's id.
 
-    The conversation must still be the user's: it may have been deleted while a turn ran.
+    One statement: the message is inserted only if the conversation is (still) the user's,
+    so a foreign id and a conversation deleted while a turn ran are both "not found".
     """
-    touched = await session.exec(
+    if not 1 <= conversation_id <= MAX_ID:
+        raise ConversationNotFound()
+    touched = (
         update(Conversation)
         .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
         .values(updated_at=func.greatest(col(Conversation.updated_at), now))
         .returning(col(Conversation.id))
+        .cte("touched")
     )
-    if touched.first() is None:
+    row = sa_select(
+        touched.c.id,
+        literal(user_id, Text()),
+        literal(role.value, Text()),
+        literal(content, Text()),
+        literal(tool_calls, JSONB()),
+        literal(now, DateTime(timezone=True)),
+    )
+    statement = (
+        insert(Message)
+        .from_select(
+            ["conversation_id", "user_id", "role", "content", "tool_calls", "created_at"], row
+        )
+        .returning(col(Message.id))
+    )
+    inserted = (await session.exec(statement)).scalar_one_or_none()
+    if inserted is None:
         raise ConversationNotFound()
-    message = Message(
-        conversation_id=conversation_id,
-        user_id=user_id,
-        role=role.value,
-        content=content,
-        tool_calls=tool_calls,
-        created_at=now,
-    )
-    session.add(message)
-    await session.flush()
-    return message
+    return int(inserted)
 
 
 async def recent_messages(

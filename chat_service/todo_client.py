@@ -23,7 +23,16 @@ from mcp import Client
 from mcp.client.caching import CacheConfig, InMemoryResponseCacheStore
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT, Implementation, TextContent
+from mcp_types import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    REQUEST_TIMEOUT,
+    CallToolRequest,
+    CallToolRequestParams,
+    CallToolResult,
+    Implementation,
+    TextContent,
+)
 from mcp_types.version import LATEST_MODERN_VERSION
 from pydantic import ValidationError
 
@@ -143,10 +152,13 @@ class McpTools:
         ]
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+        request = CallToolRequest(params=CallToolRequestParams(name=name, arguments=arguments))
         try:
-            # Listing first (a cache hit after the first turn) lets the SDK validate results.
-            await self._client.list_tools()
-            result = await self._client.call_tool(name, arguments)
+            # The session's plain request, not Client.call_tool: that one re-validates the
+            # result against the tool's output schema with jsonschema (and lists the tools
+            # first to learn it), which cost more than the rest of a turn; the answer is read
+            # defensively below anyway.
+            result = await self._client.session.send_request(request, CallToolResult)
         except MCPError as exc:
             if exc.code in {INVALID_PARAMS, METHOD_NOT_FOUND}:
                 return ToolCall(name, arguments, error=exc.message)

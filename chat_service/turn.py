@@ -97,32 +97,32 @@ async def begin_turn(ctx: ChatContext, request: TurnRequest) -> Turn:
     """Store the user's message (committed) and return the history the agent will see."""
     async with unit_of_work(ctx.sessionmaker) as session:
         now = ctx.clock()
+        stored: list[Message] = []
         if request.conversation_id is None:
             conversation = await service.start_conversation(
                 session, request.user_id, first_message=request.message, now=now
             )
-            stored: list[Message] = []
+            assert conversation.id is not None
+            conversation_id = conversation.id
         else:
-            conversation = await service.get_conversation(
-                session, request.user_id, conversation_id=request.conversation_id
-            )
+            conversation_id = request.conversation_id
             stored = await service.recent_messages(
                 session,
                 request.user_id,
-                conversation_id=request.conversation_id,
+                conversation_id=conversation_id,
                 limit=ctx.settings.history_window,
             )
-        assert conversation.id is not None
+        # Also the ownership check: a conversation that is not the user's is "not found".
         await service.add_message(
             session,
             request.user_id,
-            conversation_id=conversation.id,
+            conversation_id=conversation_id,
             role=Role.USER,
             content=request.message,
             now=now,
         )
     history = tuple(_history(message) for message in stored)
-    return Turn(conversation_id=conversation.id, history=history)
+    return Turn(conversation_id=conversation_id, history=history)
 
 
 async def run_turn(
