@@ -1,0 +1,362 @@
+"""Benchmark of a chat turn through the gateway with the rule-based agent.
+
+Starts its own embedded PostgreSQL in a temporary directory, migrates every service, then runs
+the real processes on free 127.0.0.1 ports (one uvicorn worker each): ``auth_service``,
+``todo_service`` (with its MCP server), ``chat_service`` (``CHAT_AGENT=rules``, an MCP client
+of todo) and ``gateway`` in front. Registers ``--users`` accounts through the gateway, logs
+them in, and has each user run the cycle add -> list -> complete in one conversation, all
+users at once (closed loop), for ``--duration`` seconds after a short warm-up:
+
+    "Add a task to buy milk 17"   -> add_task
+    "What's pending?"             -> list_tasks
+    "Mark task 42 as complete"    -> complete_task (the id the add returned)
+
+Prints p50/p99 latency per kind of turn and overall, turns per second, and the CPU seconds
+each process used per turn. Target: p50 under 40 ms at 8 concurrent users.
+
+By default the users do not pause (a closed loop: the figures are the stack's capacity);
+``--think-ms`` adds a pause between a user's turns, as people reading a reply do, which shows
+a turn's latency when requests do not queue. ``--chat-workers`` runs more chat processes.
+
+    .venv/bin/python bench/chat.py                         # 8 users, 15 s, closed loop
+    .venv/bin/python bench/chat.py --duration 5 --users 8
+    .venv/bin/python bench/chat.py --think-ms 250 --chat-workers 2
+
+Not part of the test suite; figures go to bench/RESULTS.md ("## Chat").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from auth_service.keys import generate_pem
+from shared.embedded_pg import EmbeddedPostgres
+from shared.migrate import available_services
+from shared.migrations import upgrade
+
+REPO = Path(__file__).resolve().parent.parent
+
+PASSWORD = "bench password 1234"
+KINDS = ("add", "list", "complete")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (uvicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Process:
+    name: str
+    process: asyncio.subprocess.Process
+    base: str
+    log: Path
+
+
+@dataclass
+class Stack:
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @property
+    def gateway(self) -> str:
+        return self.processes["gateway"].base
+
+
+async def start(name: str, package: str, env: dict[str, str], port: int, workdir: Path) -> Process:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            package,
+            env={**env, "PORT": str(port)},
+            cwd=workdir,  # no .env of the repository is read
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
+    started = Process(name, process, f"http://127.0.0.1:{port}", log)
+    await wait_ready(started)
+    return started
+
+
+async def wait_ready(service: Process) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            if service.process.returncode is not None:
+                break
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{service.base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    tail = service.log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{service.name} did not become ready in 30 s:\n{tail}")
+
+
+async def stop(stack: Stack) -> None:
+    for service in reversed(list(stack.processes.values())):
+        if service.process.returncode is None:
+            service.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(service.process.wait(), timeout=10)
+            except TimeoutError:
+                service.process.kill()
+                await service.process.wait()
+
+
+async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stack:
+    ports = {name: free_port() for name in ("auth", "todo", "chat", "gateway")}
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(workdir)),
+        "PYTHONPATH": str(REPO),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "1",
+        "ENVIRONMENT": "production",
+        "LOG_JSON": "true",
+        "DATABASE_URL": url,
+        "AUTH_JWKS_URL": f"http://127.0.0.1:{ports['auth']}/api/auth/jwks",
+    }
+    stack = Stack()
+    try:
+        stack.processes["auth"] = await start(
+            "auth",
+            "auth_service",
+            {
+                **base,
+                "AUTH_SIGNING_KEYS": generate_pem(),
+                "AUTH_LOG_LEVEL": "WARNING",
+                "AUTH_LOCKOUT_THRESHOLD": "1000000",
+            },
+            ports["auth"],
+            workdir,
+        )
+        stack.processes["todo"] = await start(
+            "todo", "todo_service", {**base, "TODO_LOG_LEVEL": "WARNING"}, ports["todo"], workdir
+        )
+        stack.processes["chat"] = await start(
+            "chat",
+            "chat_service",
+            {
+                **base,
+                "CHAT_LOG_LEVEL": "WARNING",
+                "CHAT_AGENT": "rules",
+                "CHAT_TODO_MCP_URL": f"http://127.0.0.1:{ports['todo']}/api/mcp",
+                "WEB_CONCURRENCY": str(args.chat_workers),
+            },
+            ports["chat"],
+            workdir,
+        )
+        stack.processes["gateway"] = await start(
+            "gateway",
+            "gateway",
+            {
+                **base,
+                "GATEWAY_LOG_LEVEL": "WARNING",
+                "GATEWAY_AUTH_URL": stack.processes["auth"].base,
+                "GATEWAY_TODO_URL": stack.processes["todo"].base,
+                "GATEWAY_CHAT_URL": stack.processes["chat"].base,
+                "GATEWAY_RATE_LIMIT_USER": "",
+                "GATEWAY_RATE_LIMIT_AUTH_IP": "",
+            },
+            ports["gateway"],
+            workdir,
+        )
+    except BaseException:
+        await stop(stack)
+        raise
+    return stack
+
+
+async def login(http: aiohttp.ClientSession, gateway: str) -> str:
+    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+    async with http.post(
+        f"{gateway}/api/auth/register", json={"email": email, "password": PASSWORD}
+    ) as response:
+        assert response.status == 201, await response.text()
+    async with http.post(
+        f"{gateway}/api/auth/login", json={"email": email, "password": PASSWORD}
+    ) as response:
+        assert response.status == 200, await response.text()
+        token: str = (await response.json())["access_token"]
+        return token
+
+
+@dataclass
+class Timings:
+    by_kind: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    errors: int = 0
+
+
+async def user_loop(
+    http: aiohttp.ClientSession,
+    gateway: str,
+    token: str,
+    deadline: float,
+    timings: Timings | None,
+    max_turns: int,
+    think: float,
+) -> None:
+    """add -> list -> complete in one conversation until the deadline (bounded in turns)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    conversation: int | None = None
+    turns = 0
+    number = 0
+    while time.perf_counter() < deadline and turns < max_turns:
+        number += 1
+        task_id = None
+        for kind in KINDS:
+            if kind == "add":
+                message = f"Add a task to buy milk {number}"
+            elif kind == "list":
+                message = "What's pending?"
+            else:
+                message = f"Mark task {task_id} as complete"
+            body: dict[str, object] = {"message": message}
+            if conversation is not None:
+                body["conversation_id"] = conversation
+            started = time.perf_counter()
+            async with http.post(f"{gateway}/api/chat", json=body, headers=headers) as response:
+                answer = await response.json()
+                ok = response.status == 200
+            elapsed = time.perf_counter() - started
+            turns += 1
+            if not ok:
+                if timings is not None:
+                    timings.errors += 1
+                break
+            conversation = answer["conversation_id"]
+            if timings is not None:
+                timings.by_kind[kind].append(elapsed)
+            if kind == "add":
+                task_id = answer["tool_calls"][0]["result"]["task_id"]
+            if think:
+                await asyncio.sleep(think)
+
+
+async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
+    stack = await start_stack(url, workdir, args)
+    try:
+        connector = aiohttp.TCPConnector(limit=args.users * 2)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            tokens = [await login(http, stack.gateway) for _ in range(args.users)]
+            warm = time.perf_counter() + args.warmup
+            await asyncio.gather(
+                *(
+                    user_loop(http, stack.gateway, t, warm, None, 10_000, args.think_ms / 1000)
+                    for t in tokens
+                )
+            )
+            cpu_before = {n: cpu_seconds(p.process.pid) for n, p in stack.processes.items()}
+            timings = Timings()
+            think = args.think_ms / 1000
+            started = time.perf_counter()
+            deadline = started + args.duration
+            await asyncio.gather(
+                *(
+                    user_loop(http, stack.gateway, t, deadline, timings, 1_000_000, think)
+                    for t in tokens
+                )
+            )
+            wall = time.perf_counter() - started
+            cpu = {
+                n: cpu_seconds(p.process.pid) - cpu_before[n] for n, p in stack.processes.items()
+            }
+    finally:
+        await stop(stack)
+    report(args, timings, wall, cpu)
+
+
+def report(args: argparse.Namespace, timings: Timings, wall: float, cpu: dict[str, float]) -> None:
+    every = [t for values in timings.by_kind.values() for t in values]
+    count = len(every)
+    pacing = f"{args.think_ms:.0f} ms between a user's turns" if args.think_ms else "closed loop"
+    print(
+        f"\nchat turns through the gateway, rules agent, {args.users} concurrent users "
+        f"({pacing}), chat workers: {args.chat_workers}"
+    )
+    print(f"{count} turns in {wall:.1f} s = {count / wall:.0f} turns/s, errors: {timings.errors}")
+    print(f"{'turn':<10}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for kind, values in [*timings.by_kind.items(), ("all", every)]:
+        if not values:
+            continue
+        print(
+            f"{kind:<10}{len(values):>7}{percentile(values, 0.5) * 1000:>10.1f}"
+            f"{percentile(values, 0.99) * 1000:>10.1f}{statistics.mean(values) * 1000:>10.1f}"
+        )
+    if count:
+        per_turn = ", ".join(f"{n} {cpu[n] / count * 1000:.2f}" for n in cpu)
+        print(f"CPU ms per turn: {per_turn}")
+        target = percentile(every, 0.5) * 1000
+        verdict = "met" if target < 40 else "missed"
+        print(f"target p50 < 40 ms: {verdict} ({target:.1f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=8, help="concurrent users (default 8)")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="pause between a user's turns (0: closed loop, every user sends at once again)",
+    )
+    parser.add_argument(
+        "--chat-workers", type=int, default=1, help="uvicorn workers of the chat service"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-chat-") as directory:
+        workdir = Path(directory)
+        server = EmbeddedPostgres(workdir / "pgdata")
+        url = server.start()
+        try:
+            for service in available_services():
+                upgrade(service, url)
+            asyncio.run(run(args, url, workdir))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
