@@ -16,7 +16,9 @@ each process used per turn. Target: p50 under 40 ms at 8 concurrent users.
 
 By default the users do not pause (a closed loop: the figures are the stack's capacity);
 ``--think-ms`` adds a pause between a user's turns, as people reading a reply do, which shows
-a turn's latency when requests do not queue. ``--chat-workers`` runs more chat processes.
+a turn's latency when requests do not queue. ``--chat-workers`` runs more chat processes;
+``--db-ping-after-idle`` checks pooled connections only after they sat idle (each turn takes
+three database units of work across chat and todo).
 
     .venv/bin/python bench/chat.py                         # 8 users, 15 s, closed loop
     .venv/bin/python bench/chat.py --duration 5 --users 8
@@ -156,6 +158,9 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
         "DATABASE_URL": url,
         "AUTH_JWKS_URL": f"http://127.0.0.1:{ports['auth']}/api/auth/jwks",
     }
+    if args.db_ping_after_idle is not None:
+        for prefix in ("TODO", "CHAT"):
+            base[f"{prefix}_DB_PING_AFTER_IDLE_SECONDS"] = str(args.db_ping_after_idle)
     stack = Stack()
     try:
         stack.processes["auth"] = await start(
@@ -344,6 +349,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--chat-workers", type=int, default=1, help="uvicorn workers of the chat service"
+    )
+    parser.add_argument(
+        "--db-ping-after-idle",
+        type=float,
+        default=None,
+        help="<SERVICE>_DB_PING_AFTER_IDLE_SECONDS of todo and chat (default: ping every checkout)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as directory:

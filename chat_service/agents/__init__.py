@@ -1,0 +1,1 @@
+"""Agent backends behind one interface (``base.Agent``): ``rules`` offline, ``openai`` an LLM."""
