@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from random import getrandbits
-from typing import Any
 
 import aiohttp
 from limits import RateLimitItem
@@ -108,7 +107,9 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
 
-def client_session(upstream: Upstream, *, max_connections: int, keepalive: float) -> Any:
+def client_session(
+    upstream: Upstream, *, max_connections: int, keepalive: float
+) -> aiohttp.ClientSession:
     """One kept-alive connection pool per upstream, shared by every request to it.
 
     No cookie jar (cookies pass through untouched, never stored), no decompression (bodies
@@ -151,7 +152,7 @@ class Edge:
         hsts: str,
         max_body_bytes: int,
         own_app: ASGIApp,
-        access_log: bool = True,
+        access_log: bool = False,
     ) -> None:
         self.upstreams = dict(upstreams)
         self.sessions = dict(sessions)
