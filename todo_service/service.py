@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,14 +21,14 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
 from shared.db import session_scope
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from todo_service.listing import InvalidCursor, encode_cursor, page_statement
+from todo_service.listing import InvalidCursor, PageStatement, encode_cursor, page_statement
 from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
 from todo_service.schemas import (
     TaskCreate,
@@ -407,13 +407,42 @@ async def list_tasks_json(
     """One page of the user's tasks (rendered by PostgreSQL), the total for the filters, and
     the cursor of the next page (None on the last). ``InvalidCursor`` for a bad cursor."""
     statement = page_statement(user_id, query, clock())
-    connection = await session.connection()
-    result = await connection.exec_driver_sql(statement.sql, statement.args)
-    row = result.one()
+    total, items, fetched, last_key, last_id = await _read_page(session, statement)
     next_cursor = None
-    if row.fetched > query.limit:
-        next_cursor = encode_cursor(query.sort, query.direction, row.last_key, row.last_id)
-    return TaskPageJSON(items_json=row.items, total=row.total, next_cursor=next_cursor)
+    if fetched > query.limit:
+        next_cursor = encode_cursor(query.sort, query.direction, last_key, last_id)
+    return TaskPageJSON(items_json=items, total=total, next_cursor=next_cursor)
+
+
+async def _read_page(session: AsyncSession, statement: PageStatement) -> Sequence[Any]:
+    """The page statement's one row.
+
+    Inside a unit of work that has begun, the read joins its transaction (and sees its
+    writes). A page read on its own is a single statement, hence a single consistent
+    snapshot: it runs on a pooled connection of its own straight through the driver, with no
+    BEGIN/COMMIT and none of the ORM's per-statement work (the list is the hottest path).
+    Behind a transaction-mode pooler (PgBouncer, Neon's ``-pooler`` hosts, where the engine
+    runs without a statement cache) a statement must stay inside a transaction, so it does.
+    """
+    bind = session.bind
+    if (
+        isinstance(bind, AsyncEngine)
+        and not session.in_transaction()
+        and bind.url.query.get("prepared_statement_cache_size") != "0"
+    ):
+        async with bind.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection always has one
+            try:
+                row: Sequence[Any] = await driver.fetchrow(statement.sql, *statement.args)
+            except Exception:
+                # A connection that died under the driver must not go back to the pool.
+                if driver.is_closed():
+                    await connection.invalidate()
+                raise
+            return row
+    connection = await session.connection()
+    return (await connection.exec_driver_sql(statement.sql, statement.args)).one()
 
 
 async def list_tasks(

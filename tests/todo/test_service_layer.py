@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from shared.db import create_engine, create_sessionmaker
 from todo_service import service
 from todo_service.schemas import TaskCreate, TaskPatch, TaskQuery, TaskReplace
 
@@ -184,3 +185,62 @@ async def test_counters_follow_writes_made_outside_the_service(
             done = await service.list_tasks(session, user, query=TaskQuery(status="completed"))
             assert (everything.total, done.total) == (total, completed)
             assert everything.total == len(everything.items)
+
+
+async def test_a_list_inside_a_unit_of_work_sees_its_own_writes(
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with service.unit_of_work(committed_sessionmaker) as session:
+        task = await service.add_task(session, ALICE, data=TaskCreate(title="not committed yet"))
+        page = await service.list_tasks(session, ALICE, query=TaskQuery())
+        assert page.items == [task]
+        assert page.total == 1
+
+
+async def test_a_list_alone_reads_without_opening_a_transaction(
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with service.unit_of_work(committed_sessionmaker) as session:
+        await service.add_task(session, ALICE, data=TaskCreate(title="t"))
+    async with committed_sessionmaker() as session:
+        page = await service.list_tasks(session, ALICE, query=TaskQuery())
+        assert page.total == 1
+        assert not session.in_transaction()
+
+
+async def test_behind_a_transaction_pooler_a_list_reads_inside_a_transaction(
+    migrated_url: str,
+) -> None:
+    # What the engine looks like for a `-pooler` host: no prepared statement cache.
+    url = make_url(migrated_url).update_query_dict({"prepared_statement_cache_size": "0"})
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        async with create_sessionmaker(engine)() as session:
+            page = await service.list_tasks(session, "nobody", query=TaskQuery())
+            assert page.total == 0
+            assert session.in_transaction()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_that_dies_under_a_list_is_not_reused(
+    migrated_url: str, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # One pooled connection, never checked before use: only the invalidation can save it.
+    engine = create_engine(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
+    maker = create_sessionmaker(engine)
+    try:
+        async with engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with committed_sessionmaker() as other:
+            terminate = text("SELECT pg_terminate_backend(:pid, 5000)")
+            await (await other.connection()).execute(terminate, {"pid": pid})
+
+        with pytest.raises(Exception, match="connection"):
+            async with maker() as session:
+                await service.list_tasks(session, ALICE, query=TaskQuery())
+
+        async with maker() as session:
+            assert (await service.list_tasks(session, ALICE, query=TaskQuery())).total == 0
+    finally:
+        await engine.dispose()
