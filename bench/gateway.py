@@ -306,6 +306,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--connections", default="32,128", help="comma-separated")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate direct and gateway this many times; the table shows medians",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--serve-upstream", nargs=2, metavar=("PORT", "PEM"), help=argparse.SUPPRESS
@@ -359,19 +365,20 @@ def main() -> None:
             wait_ready(f"{upstream_url}/healthz")
             wait_ready(f"http://127.0.0.1:{gateway_port}/readyz")
             results = []
-            for connections in (int(c) for c in args.connections.split(",")):
-                for target, url, gateway_pid in (
-                    ("direct", f"{upstream_url}{PATH}", None),
-                    ("gateway", f"http://127.0.0.1:{gateway_port}{PATH}", gateway.pid),
-                ):
-                    result = measure(
-                        target, url, token, connections, args.duration, workdir,
-                        gateway_pid, up.pid,
-                    )  # fmt: skip
-                    results.append(result)
-                    print(_line(result), flush=True)
+            for _ in range(args.rounds):
+                for connections in (int(c) for c in args.connections.split(",")):
+                    for target, url, gateway_pid in (
+                        ("direct", f"{upstream_url}{PATH}", None),
+                        ("gateway", f"http://127.0.0.1:{gateway_port}{PATH}", gateway.pid),
+                    ):
+                        result = measure(
+                            target, url, token, connections, args.duration, workdir,
+                            gateway_pid, up.pid,
+                        )  # fmt: skip
+                        results.append(result)
+                        print(_line(result), flush=True)
         print()
-        print(_summary(results))
+        print(_summary(_medians(results)))
         if args.json:
             args.json.write_text(
                 json.dumps([asdict(r) | {"rps": r.rps} for r in results], indent=2)
@@ -386,6 +393,42 @@ def _line(r: Result) -> str:
         f"p99 {r.p99_ms:7.2f} ms  CPU us/req (user+sys): gateway {gateway}, "
         f"upstream {r.upstream_cpu}, wrk {loadgen}"
     )
+
+
+def _medians(results: list[Result]) -> list[Result]:
+    """One result per (target, connections): the median of each figure over the rounds."""
+    grouped: dict[tuple[str, int], list[Result]] = {}
+    for result in results:
+        grouped.setdefault((result.target, result.connections), []).append(result)
+
+    def cpu(values: list[Cpu | None]) -> Cpu | None:
+        present = [v for v in values if v is not None]
+        if not present:
+            return None
+        return Cpu(
+            statistics.median(v.user for v in present),
+            statistics.median(v.system for v in present),
+        )
+
+    medians = []
+    for (target, connections), runs in grouped.items():
+        rps = statistics.median(r.rps for r in runs)
+        upstream = cpu([r.upstream_cpu for r in runs])
+        assert upstream is not None
+        medians.append(
+            Result(
+                target,
+                connections,
+                requests=round(rps * 1000),
+                seconds=1000.0,
+                p50_ms=statistics.median(r.p50_ms for r in runs),
+                p99_ms=statistics.median(r.p99_ms for r in runs),
+                gateway_cpu=cpu([r.gateway_cpu for r in runs]),
+                upstream_cpu=upstream,
+                loadgen_cpu=cpu([r.loadgen_cpu for r in runs]),
+            )
+        )
+    return medians
 
 
 def _summary(results: list[Result]) -> str:
