@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -149,6 +149,24 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
         except Exception as exc:
             # The pool discards this connection and retries the checkout with a fresh one.
             raise DisconnectionError("connection failed its idle check") from exc
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (down, restarting, a
+    network cut), as opposed to a bug or a bad query: worth a 503 and a retry, not a 500."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        # Connecting raises the driver's own errors unwrapped: refused, no socket, timeout.
+        if isinstance(current, DisconnectionError | OSError):
+            return True
+        if type(current).__name__ == "CannotConnectNowError":  # asyncpg: starting up
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -13,6 +13,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import is_database_outage
 from shared.errors import error_body
 from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
@@ -87,9 +88,27 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             if response_started:
                 raise  # too late for an envelope: the server drops the connection
+            if is_database_outage(exc):
+                # Not a bug: the database is down or restarting. One line, and an answer
+                # that tells the client to retry.
+                error_logger.warning(
+                    "database unavailable on %s %s: %r", scope["method"], scope["path"], exc
+                )
+                status = 503
+                await _send_json(
+                    send,
+                    503,
+                    error_body(
+                        "The database is unavailable; please retry shortly",
+                        "database_unavailable",
+                    ),
+                    request_id,
+                    retry_after=True,
+                )
+                return
             # Starlette's last-resort handler runs outside this middleware, after the request
             # id is gone; answering here keeps the id in the envelope, the header and the log.
             error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
@@ -114,18 +133,22 @@ class RequestContextMiddleware:
             logger.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, object], request_id: str) -> None:
+async def _send_json(
+    send: Send,
+    status: int,
+    body: dict[str, object],
+    request_id: str,
+    *,
+    retry_after: bool = False,
+) -> None:
     payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-request-id", request_id.encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-request-id", request_id.encode()),
+        (b"connection", b"close"),
+    ]
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

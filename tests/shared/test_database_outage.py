@@ -1,0 +1,99 @@
+"""A database outage is a 503 ``database_unavailable`` with ``Retry-After``, not a 500.
+
+The failures are real ones: a server that is not there (no socket), and a session that the
+server terminates while it is checked out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import create_engine, is_database_outage
+from shared.middleware import RequestContextMiddleware
+
+
+@pytest.fixture
+async def nowhere(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine for a server that does not run: its socket directory is empty."""
+    engine = create_engine(f"postgresql+asyncpg://postgres:@/postgres?host={tmp_path}")
+    yield engine
+    await engine.dispose()
+
+
+async def raised_by(engine: AsyncEngine, sql: str) -> BaseException:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is what is examined
+        async with engine.connect() as connection:
+            await connection.execute(text(sql))
+    return caught.value
+
+
+async def test_no_server_is_an_outage(nowhere: AsyncEngine) -> None:
+    assert is_database_outage(await raised_by(nowhere, "SELECT 1"))
+
+
+async def test_session_terminated_by_the_server_is_an_outage(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    killer = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with killer.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+            with pytest.raises(Exception) as caught:  # noqa: PT011
+                await connection.execute(text("SELECT 1"))
+        assert is_database_outage(caught.value)
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+
+async def test_a_bad_query_or_a_bug_is_not_an_outage(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        error = await raised_by(engine, "SELEC 1")
+    finally:
+        await engine.dispose()
+    assert isinstance(error, ProgrammingError)
+    assert not is_database_outage(error)
+    assert not is_database_outage(ValueError("a bug"))
+
+
+def app_using(engine: AsyncEngine) -> FastAPI:
+    """The middleware where every service has it: inside Starlette's last-resort handler."""
+    app = FastAPI()
+    app.add_middleware(RequestContextMiddleware, service="test", max_body_bytes=1024)
+
+    @app.get("/query")
+    async def query() -> dict[str, int]:
+        async with engine.connect() as connection:
+            return {"one": (await connection.execute(text("SELECT 1"))).scalar_one()}
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
+    return app
+
+
+async def test_outage_is_503_with_retry_after_and_a_bug_stays_500(nowhere: AsyncEngine) -> None:
+    transport = httpx.ASGITransport(app=app_using(nowhere), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        down = await client.get("/query", headers={"X-Request-ID": "outage-1"})
+        bug = await client.get("/bug")
+    assert down.status_code == 503
+    assert down.json() == {
+        "detail": "The database is unavailable; please retry shortly",
+        "code": "database_unavailable",
+        "request_id": "outage-1",
+    }
+    assert down.headers["retry-after"] == "1"
+    assert bug.status_code == 500
+    assert bug.json()["code"] == "internal_error"
