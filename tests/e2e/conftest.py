@@ -107,3 +107,18 @@ async def register_and_login(client: httpx.AsyncClient, **profile: Any) -> User:
 @pytest_asyncio.fixture(loop_scope="session")
 async def user(gateway: httpx.AsyncClient) -> User:
     return await register_and_login(gateway)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests recorded with ``record_property`` (the fault tests' timings),
+    so every run reports them."""
+    lines = [
+        f"{report.nodeid.rsplit('::', 1)[-1]}: {name} = {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+    ]
+    if lines:
+        terminalreporter.section("end-to-end figures")
+        for line in lines:
+            terminalreporter.write_line(line)
