@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from shared.clock import Clock
 from shared.deps import CurrentPrincipal, SessionDep
-from shared.errors import BadRequest
+from shared.errors import BadRequest, error_responses
 from todo_service import service
 from todo_service.models import MAX_ID
 from todo_service.schemas import (
@@ -31,7 +31,14 @@ from todo_service.schemas import (
 )
 from todo_service.settings import TodoSettings
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(
+    prefix="/api/tasks",
+    tags=["tasks"],
+    responses=error_responses(400, 401, 413, 422),
+)
+# The statuses of the routes that name one task, and of those that also write it.
+_ONE_TASK = error_responses(404)
+_WRITE_ONE_TASK = error_responses(404, 412)
 
 _JSON = "application/json"
 
@@ -56,11 +63,16 @@ ClockDep = Annotated[Clock, Depends(_clock)]
 TaskId = Annotated[
     int, Path(ge=1, le=MAX_ID, description="The task's id; a malformed one is a 422")
 ]
+# What the entity-tag parser below accepts, published (not enforced: a malformed header is
+# the parser's 400 ``invalid_if_match``, not a generic 422).
+_ETAG = r'(W/)?"[\x21\x23-\x2b\x2d-\x7e]*"'
+ENTITY_TAGS_PATTERN = rf"^[ \t]*(\*|{_ETAG}([ \t]*,[ \t]*{_ETAG})*)[ \t]*$"
 IfMatchHeader = Annotated[
     str | None,
     Header(
         alias="If-Match",
         description='ETags (`"<version>"`) the write is conditional on; stale: 412',
+        json_schema_extra={"pattern": ENTITY_TAGS_PATTERN},
     ),
 ]
 
@@ -178,7 +190,9 @@ def _query_parameters() -> list[dict[str, Any]]:
 @router.get(
     "",
     response_model=list[TaskPublic],
-    responses={400: {"description": "An invalid cursor"}},
+    responses=error_responses(
+        400, descriptions={400: "A cursor this listing did not issue, or a malformed header"}
+    ),
     openapi_extra={"parameters": _query_parameters()},
     summary="List the user's tasks",
     description=(
@@ -189,11 +203,12 @@ def _query_parameters() -> list[dict[str, Any]]:
 async def list_tasks(
     request: Request,
     query: Annotated[TaskQuery, Depends(_task_query)],
-    session: SessionDep,
     user_id: UserId,
     clock: ClockDep,
 ) -> Response:
-    page = await service.list_tasks_json(session, user_id, query=query, clock=clock)
+    # A page is one read-only statement: it needs the database, not a unit of work.
+    db: service.ReadTarget = request.app.state.sessionmaker.kw["bind"]
+    page = await service.list_tasks_json(db, user_id, query=query, clock=clock)
     headers = {"X-Total-Count": str(page.total)}
     if page.next_cursor is not None:
         headers["Link"] = _next_link(request, page.next_cursor)
@@ -204,7 +219,14 @@ async def list_tasks(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses={422: {"description": "Invalid body, or an Idempotency-Key reused"}},
+    responses=error_responses(
+        409,
+        422,
+        descriptions={
+            409: "A create with this Idempotency-Key is still in progress",
+            422: "Invalid body, or an Idempotency-Key reused with another body",
+        },
+    ),
     summary="Create a task",
 )
 async def create_task(
@@ -234,12 +256,23 @@ async def create_task(
     return _task_response(task, status_code=status.HTTP_201_CREATED, location=True)
 
 
-@router.get("/{task_id}", response_model=TaskPublic, summary="One task")
+@router.get(
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses={
+        **_ONE_TASK,
+        304: {"description": "`If-None-Match` names the current version: nothing sent"},
+    },
+    summary="One task",
+)
 async def read_task(
     task_id: TaskId,
     session: SessionDep,
     user_id: UserId,
-    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    if_none_match: Annotated[
+        str | None,
+        Header(alias="If-None-Match", json_schema_extra={"pattern": ENTITY_TAGS_PATTERN}),
+    ] = None,
 ) -> Response:
     task = await service.get_task(session, user_id, task_id=task_id)
     if _not_modified(if_none_match, task):
@@ -247,7 +280,9 @@ async def read_task(
     return _task_response(task)
 
 
-@router.put("/{task_id}", response_model=TaskPublic, summary="Replace a task")
+@router.put(
+    "/{task_id}", response_model=TaskPublic, responses=_WRITE_ONE_TASK, summary="Replace a task"
+)
 async def replace_task(
     task_id: TaskId,
     body: TaskReplace,
@@ -265,6 +300,7 @@ async def replace_task(
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
+    responses=_WRITE_ONE_TASK,
     summary="Change some fields (JSON merge patch)",
     description="`application/merge-patch+json` or `application/json`: an absent field is "
     "unchanged, `null` clears description, due_at or tags.",
@@ -291,6 +327,7 @@ async def patch_task(
 @router.patch(
     "/{task_id}/complete",
     response_model=TaskPublic,
+    responses=_WRITE_ONE_TASK,
     summary='Toggle completion, or set it with {"completed": true|false}',
 )
 async def complete_task(
@@ -312,7 +349,12 @@ async def complete_task(
     return _task_response(task)
 
 
-@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a task")
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_WRITE_ONE_TASK,
+    summary="Delete a task",
+)
 async def delete_task(
     task_id: TaskId,
     session: SessionDep,

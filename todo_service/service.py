@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +42,7 @@ from todo_service.schemas import (
 __all__ = [
     "IdempotencyKeyReused",
     "InvalidCursor",
+    "ReadTarget",
     "StaleTask",
     "TaskNotFound",
     "TaskPageJSON",
@@ -401,48 +402,57 @@ class TaskPageJSON:
     next_cursor: str | None
 
 
+# Where a page can be read from: a session, or the engine (or connection) it is bound to.
+ReadTarget = AsyncSession | AsyncEngine | AsyncConnection
+
+
 async def list_tasks_json(
-    session: AsyncSession, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
+    db: ReadTarget, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
 ) -> TaskPageJSON:
     """One page of the user's tasks (rendered by PostgreSQL), the total for the filters, and
-    the cursor of the next page (None on the last). ``InvalidCursor`` for a bad cursor."""
+    the cursor of the next page (None on the last). ``InvalidCursor`` for a bad cursor.
+
+    ``db`` is a session (the read joins its unit of work once that has begun, and sees its
+    writes), or the engine itself for a read on its own: the HTTP list route sets up no
+    session at all for it.
+    """
     statement = page_statement(user_id, query, clock())
-    total, items, fetched, last_key, last_id = await _read_page(session, statement)
+    total, items, fetched, last_key, last_id = await _read_page(db, statement)
     next_cursor = None
     if fetched > query.limit:
         next_cursor = encode_cursor(query.sort, query.direction, last_key, last_id)
     return TaskPageJSON(items_json=items, total=total, next_cursor=next_cursor)
 
 
-async def _read_page(session: AsyncSession, statement: PageStatement) -> Sequence[Any]:
+async def _read_page(db: ReadTarget, statement: PageStatement) -> Sequence[Any]:
     """The page statement's one row.
 
-    Inside a unit of work that has begun, the read joins its transaction (and sees its
-    writes). A page read on its own is a single statement, hence a single consistent
-    snapshot: it runs on a pooled connection of its own straight through the driver, with no
-    BEGIN/COMMIT and none of the ORM's per-statement work (the list is the hottest path).
-    Behind a transaction-mode pooler (PgBouncer, Neon's ``-pooler`` hosts, where the engine
-    runs without a statement cache) a statement must stay inside a transaction, so it does.
+    A page read on its own is a single statement, hence a single consistent snapshot: it runs
+    on a pooled connection of its own straight through the driver, with no BEGIN/COMMIT and
+    none of the ORM's per-statement work (the list is the hottest path). Behind a
+    transaction-mode pooler (PgBouncer, Neon's ``-pooler`` hosts, where the engine runs
+    without a statement cache) a statement must stay inside a transaction, so it does.
     """
-    bind = session.bind
-    if (
-        isinstance(bind, AsyncEngine)
-        and not session.in_transaction()
-        and bind.url.query.get("prepared_statement_cache_size") != "0"
-    ):
-        async with bind.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None  # a checked-out connection always has one
-            try:
-                row: Sequence[Any] = await driver.fetchrow(statement.sql, *statement.args)
-            except Exception:
-                # A connection that died under the driver must not go back to the pool.
-                if driver.is_closed():
-                    await connection.invalidate()
-                raise
-            return row
-    connection = await session.connection()
-    return (await connection.exec_driver_sql(statement.sql, statement.args)).one()
+    if isinstance(db, AsyncSession):
+        if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
+            return await _read_page(db.bind, statement)
+        db = await db.connection()
+    if isinstance(db, AsyncConnection):
+        return (await db.exec_driver_sql(statement.sql, statement.args)).one()
+    if db.url.query.get("prepared_statement_cache_size") == "0":
+        async with db.begin() as connection:
+            return (await connection.exec_driver_sql(statement.sql, statement.args)).one()
+    async with db.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        try:
+            row: Sequence[Any] = await driver.fetchrow(statement.sql, *statement.args)
+        except Exception:
+            # A connection that died under the driver must not go back to the pool.
+            if driver.is_closed():
+                await connection.invalidate()
+            raise
+        return row
 
 
 async def list_tasks(

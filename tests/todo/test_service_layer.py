@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
@@ -197,15 +197,24 @@ async def test_a_list_inside_a_unit_of_work_sees_its_own_writes(
         assert page.total == 1
 
 
-async def test_a_list_alone_reads_without_opening_a_transaction(
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    async with service.unit_of_work(committed_sessionmaker) as session:
-        await service.add_task(session, ALICE, data=TaskCreate(title="t"))
-    async with committed_sessionmaker() as session:
-        page = await service.list_tasks(session, ALICE, query=TaskQuery())
-        assert page.total == 1
-        assert not session.in_transaction()
+def count_transactions(engine: AsyncEngine) -> list[int]:
+    begun: list[int] = []
+    event.listen(engine.sync_engine, "begin", lambda connection: begun.append(1))
+    return begun
+
+
+async def test_a_list_alone_reads_without_opening_a_transaction(migrated_url: str) -> None:
+    engine = create_engine(migrated_url)
+    begun = count_transactions(engine)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            page = await service.list_tasks(session, "nobody", query=TaskQuery())
+            assert page.total == 0
+            assert not session.in_transaction()
+        await service.list_tasks_json(engine, "nobody", query=TaskQuery())
+        assert begun == []
+    finally:
+        await engine.dispose()
 
 
 async def test_behind_a_transaction_pooler_a_list_reads_inside_a_transaction(
@@ -214,11 +223,12 @@ async def test_behind_a_transaction_pooler_a_list_reads_inside_a_transaction(
     # What the engine looks like for a `-pooler` host: no prepared statement cache.
     url = make_url(migrated_url).update_query_dict({"prepared_statement_cache_size": "0"})
     engine = create_engine(url.render_as_string(hide_password=False))
+    begun = count_transactions(engine)
     try:
         async with create_sessionmaker(engine)() as session:
             page = await service.list_tasks(session, "nobody", query=TaskQuery())
             assert page.total == 0
-            assert session.in_transaction()
+        assert begun == [1]
     finally:
         await engine.dispose()
 
