@@ -14,7 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from shared.request_context import current_request_id
 
@@ -139,6 +142,63 @@ HTTP_CODES: dict[int, str] = {
 }
 
 
+class ValidationIssue(BaseModel):
+    """One problem with the request, as FastAPI reports it (the offending input left out)."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    ctx: dict[str, str] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer, whichever service or the gateway gives it."""
+
+    detail: str | list[ValidationIssue] | dict[str, Any] = Field(
+        description="A message, the list of validation problems (422), or structured detail"
+    )
+    code: str = Field(description="Stable machine-readable code, e.g. `not_found`")
+    request_id: str = Field(description="Also in the `X-Request-ID` header and the logs")
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed request: a body that cannot be parsed, or a bad header or cursor",
+    401: "No access token, or an invalid or expired one",
+    403: "Authenticated but not allowed",
+    404: "Not found, or not the current user's",
+    409: "Conflicts with the current state",
+    412: "`If-Match` names a version that is no longer current",
+    413: "The request body is larger than the limit",
+    422: "Invalid parameters or body",
+    429: "Too many requests; retry after `Retry-After` seconds",
+    502: "A service this request needs answered badly",
+    503: "A service this request needs is unavailable",
+    504: "A service this request needs did not answer in time",
+}
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+    429: {"Retry-After": {"schema": {"type": "integer"}, "required": True}},
+}
+
+
+def error_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting error answers in the envelope, for a route or router.
+
+    A route's own entry for a status replaces its router's, so a route that overrides one
+    builds it with this helper too.
+    """
+    chosen = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorEnvelope, "description": chosen[status]}
+        if status in _ERROR_HEADERS:
+            entry["headers"] = _ERROR_HEADERS[status]
+        responses[status] = entry
+    return responses
+
+
 def error_body(detail: Any, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code, "request_id": current_request_id()}
 
@@ -172,10 +232,25 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, _clean_validation_errors(exc.errors()), "validation_error")
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal_error")
-    return error_response(exc.status_code, exc.detail, code, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, exc.detail, code, headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette names only the first route's,
+    and a path often has one route per method (RFC 9110 requires the whole set)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            matched, _ = route.matches(request.scope)
+            if matched is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -183,8 +258,25 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "Internal server error", "internal_error")
 
 
+# SQLSTATEs of text PostgreSQL cannot store: U+0000 in text (22021) or in JSON (22P05). JSON
+# and Python strings may carry it, so every text a client sends could; one answer here
+# covers every field, parameter and service.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+        return error_response(
+            422, "Text may not contain the NUL character (U+0000)", "invalid_character"
+        )
+    # Anything else goes on to the request middleware: a 503 for an outage, else a 500.
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
