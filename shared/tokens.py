@@ -111,18 +111,27 @@ class JWKSKeySource:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     async def key_for(self, kid: str | None) -> Any:
         if kid is None:
             raise InvalidToken()
         key = self._keys.get(kid)
-        if key is not None and not self._stale():
+        if key is not None:
+            # A known key is used at once; an old key set is renewed in the background, so a
+            # slow or hanging issuer never holds up requests whose key is already known.
+            if self._stale():
+                self._refresh_in_background()
             return key
         await self.refresh()
         key = self._keys.get(kid)
         if key is None:
             raise InvalidToken()
         return key
+
+    def _refresh_in_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self.refresh())
 
     async def ready(self) -> bool:
         if not self._keys:

@@ -319,6 +319,25 @@ async def test_cached_keys_keep_working_while_the_jwks_server_is_down(
     assert await source.ready()
 
 
+async def test_stale_keys_are_used_at_once_and_renewed_in_the_background(
+    jwks_server: JWKSServer, external: TestIssuer, http: httpx.AsyncClient
+) -> None:
+    clock = ManualClock(1000.0)
+    source = JWKSKeySource(jwks_server.url, http=http, cooldown=30.0, max_age=600.0, clock=clock)
+    verifier = TokenVerifier([IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", source)])
+    await verifier.verify(external.mint("u1"))
+
+    clock.now += 601
+    principal = await verifier.verify(external.mint("u2"))
+
+    assert principal.sub == "u2"
+    for _ in range(200):  # the renewal runs as its own task; bounded wait for it
+        if jwks_server.requests == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert jwks_server.requests == 2
+
+
 @pytest.mark.parametrize(
     "answer",
     [
