@@ -21,10 +21,19 @@ LATENCY = Histogram(
 
 
 def start_metrics_server(host: str, port: int | None) -> Callable[[], None]:
-    """Start the metrics listener in a daemon thread; returns the function that stops it."""
+    """Start the metrics listener in a daemon thread; returns the function that stops it.
+
+    Metrics are per process: run one uvicorn worker per container and scale with replicas.
+    When several workers share a port, the first serves its own figures and the others run
+    without a listener rather than fail to start.
+    """
     if port is None:
         return lambda: None
-    server, thread = start_http_server(port, addr=host)
+    try:
+        server, thread = start_http_server(port, addr=host)
+    except OSError as exc:
+        logger.warning("metrics listener not started on %s:%d: %s", host, port, exc)
+        return lambda: None
     logger.info("metrics on http://%s:%d/metrics", host, server.server_port)
 
     def stop() -> None:
