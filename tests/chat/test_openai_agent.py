@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
-from tests.chat.fake_openai import FakeOpenAI, Step, call, reply
+from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 
 TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
 

@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from tests.chat.conftest import ChatAppFactory, User
-from tests.chat.fake_openai import FakeOpenAI, Step, call
+from tests.support.fake_openai import FakeOpenAI, Step, call
 from tests.support.live import free_port, live_server
 from tests.support.tokens import TestIssuer
 
