@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from shared.request_context import current_request_id
 
@@ -241,16 +241,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.detail, code, headers)
 
 
+# Methods a 405's Allow can name. Each is tried against the app's routes: FastAPI keeps an
+# included router's routes inside it, so they cannot simply be listed.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path: Starlette names only the first route's,
     and a path often has one route per method (RFC 9110 requires the whole set)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            matched, _ = route.matches(request.scope)
-            if matched is not Match.NONE:
-                methods |= route.methods
-    return ", ".join(sorted(methods))
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
