@@ -17,6 +17,7 @@ from shared.errors import error_response, install_error_handlers
 from shared.log import configure_logging
 from shared.metrics import start_metrics_server
 from shared.middleware import RequestContextMiddleware
+from shared.openapi import install_openapi_corrections
 from shared.settings import ServiceSettings
 
 ReadinessCheck = Callable[[FastAPI], Awaitable[bool]]
@@ -53,6 +54,7 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=_lifespan, **fastapi_kwargs)
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi_corrections(app)
     app.add_middleware(
         RequestContextMiddleware, service=name, max_body_bytes=settings.max_body_bytes
     )

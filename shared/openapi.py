@@ -1,0 +1,57 @@
+"""Corrections to the OpenAPI documents FastAPI generates, applied by every service's app.
+
+An optional query parameter or header (``str | None = None``) comes out as ``anyOf: [string,
+null]``. A parameter cannot be null on the wire: when a client has no value it leaves the
+parameter out, and a literal ``null`` would arrive as the text "null". The published
+parameter schemas keep only the real type, so that clients, and the fuzzer, read the same
+rules the server applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def parameters_without_null(document: dict[str, Any]) -> dict[str, Any]:
+    """Drop the ``null`` alternative from every parameter's schema (in place; returned)."""
+    for item in document.get("paths", {}).values():
+        operations = [item] + [op for method, op in item.items() if method in _METHODS]
+        for operation in operations:
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema")
+                if isinstance(schema, dict):
+                    _drop_null(schema)
+    return document
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    options = schema.get("anyOf")
+    if not isinstance(options, list):
+        return
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) == len(options):
+        return
+    del schema["anyOf"]
+    if len(kept) == 1:
+        schema.update({key: value for key, value in kept[0].items() if key not in schema})
+    else:
+        schema["anyOf"] = kept
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+def install_openapi_corrections(app: FastAPI) -> None:
+    """Apply :func:`parameters_without_null` to the app's document, once, when first built."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = parameters_without_null(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
