@@ -7,6 +7,7 @@ timestamps are ISO 8601 strings with an offset.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -44,9 +45,15 @@ Tag = Annotated[
 ]
 
 
+# A date first: pydantic would also read a string of digits ("1700000000", "0.5") as epoch
+# seconds, which no client means by a due date.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _iso_string(value: Any) -> Any:
-    """JSON has no timestamp type: accept only strings, not numbers read as epoch seconds."""
-    if isinstance(value, datetime | str):
+    """JSON has no timestamp type: accept only ISO 8601 strings, not numbers read as epoch
+    seconds (whether sent as numbers or as strings of digits)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
         return value
     raise ValueError("a timestamp must be an ISO 8601 string with a UTC offset")
 
@@ -92,12 +99,25 @@ class TaskReplace(TaskCreate):
 _REQUIRED_IN_PATCH = ("title", "priority", "completed", "recurrence")
 
 
+def _document_required_in_patch(schema: dict[str, Any]) -> None:
+    """The published schema refuses ``null`` where the validator does, so that clients (and
+    generated ones) do not learn from the document that they may send it."""
+    for name in _REQUIRED_IN_PATCH:
+        field = schema["properties"][name]
+        options = [option for option in field.pop("anyOf", []) if option.get("type") != "null"]
+        if len(options) == 1:
+            field.update(options[0])
+        field.pop("default", None)
+
+
 class TaskPatch(Strict):
     """``PATCH`` (JSON merge patch): absent is unchanged, ``null`` clears a nullable field.
 
     ``null`` for ``tags`` clears them (an empty list); ``null`` for a field every task has
     is refused.
     """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_required_in_patch)
 
     title: Title | None = None
     description: Description | None = None
