@@ -22,10 +22,10 @@ from auth_service.schemas import (
 )
 from auth_service.service import AuthContext, TokenPair
 from shared.deps import CurrentPrincipal, SessionDep
-from shared.errors import NotFound
+from shared.errors import NotFound, error_responses
 from shared.tokens import InvalidToken
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
 
 
 def get_context(request: Request) -> AuthContext:
@@ -58,7 +58,11 @@ def _token_response(pair: TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409, descriptions={409: "An account with this email exists"}),
+)
 async def register(
     body: RegisterIn, session: SessionDep, ctx: Context, response: Response
 ) -> UserPublic:
@@ -102,7 +106,18 @@ async def _login_credentials(request: Request) -> LoginIn:
         raise RequestValidationError(errors) from exc
 
 
-@router.post("/login", openapi_extra=_LOGIN_BODY)
+@router.post(
+    "/login",
+    openapi_extra=_LOGIN_BODY,
+    responses=error_responses(
+        401,
+        429,
+        descriptions={
+            401: "Wrong email or password",
+            429: "Too many failed logins for this account; retry after `Retry-After` seconds",
+        },
+    ),
+)
 async def login(request: Request, session: SessionDep, ctx: Context) -> TokenResponse:
     credentials = await _login_credentials(request)
     user = await service.authenticate(
@@ -111,7 +126,12 @@ async def login(request: Request, session: SessionDep, ctx: Context) -> TokenRes
     return _token_response(await service.issue_tokens(session, ctx, user))
 
 
-@router.post("/refresh")
+@router.post(
+    "/refresh",
+    responses=error_responses(
+        401, descriptions={401: "The refresh token is invalid, expired, spent or revoked"}
+    ),
+)
 async def refresh(body: RefreshIn, session: SessionDep, ctx: Context) -> TokenResponse:
     pair = await service.rotate_refresh_token(session, ctx, refresh_token=body.refresh_token)
     return _token_response(pair)
@@ -122,12 +142,12 @@ async def logout(body: RefreshIn, session: SessionDep, ctx: Context) -> None:
     await service.logout(session, ctx, refresh_token=body.refresh_token)
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses(401))
 async def read_me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.patch("/me")
+@router.patch("/me", responses=error_responses(401))
 async def update_me(
     body: MeUpdate, user: CurrentUser, session: SessionDep, ctx: Context
 ) -> UserPublic:
@@ -136,7 +156,19 @@ async def update_me(
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(
+        400,
+        401,
+        429,
+        descriptions={
+            400: "The current password is not correct, or a malformed body",
+            429: "Too many wrong current passwords; retry after `Retry-After` seconds",
+        },
+    ),
+)
 async def change_password(
     body: PasswordChangeIn, user: CurrentUser, session: SessionDep, ctx: Context
 ) -> None:

@@ -21,8 +21,10 @@ from chat_service.schemas import (
 )
 from chat_service.turn import ChatContext, Emit, TurnRequest, begin_turn, run_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
+from shared.errors import error_responses
 
-router = APIRouter(prefix="/api", tags=["chat"])
+router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422))
+_ONE_CONVERSATION = error_responses(404)
 
 MAX_PAGE = 100
 UTC = ZoneInfo("UTC")
@@ -66,7 +68,25 @@ _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/chat", response_model=ChatOut, responses=_SSE_RESPONSE)
+@router.post(
+    "/chat",
+    response_model=ChatOut,
+    responses={
+        **_SSE_RESPONSE,
+        **error_responses(
+            404,
+            502,
+            503,
+            504,
+            descriptions={
+                404: "`conversation_id` is not one of the user's conversations",
+                502: "The model or the todo service answered badly",
+                503: "The todo service is unavailable",
+                504: "The turn took longer than allowed",
+            },
+        ),
+    },
+)
 async def chat(
     body: ChatIn,
     request: Request,
@@ -123,7 +143,7 @@ async def list_conversations(
     return [_conversation(c) for c in page.items]
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get("/conversations/{conversation_id}", responses=_ONE_CONVERSATION)
 async def read_conversation(
     conversation_id: ConversationId,
     request: Request,
@@ -151,7 +171,11 @@ async def read_conversation(
     )
 
 
-@router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/conversations/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ONE_CONVERSATION,
+)
 async def delete_conversation(
     conversation_id: ConversationId, session: SessionDep, principal: CurrentPrincipal
 ) -> None:
