@@ -5,13 +5,16 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint fmt migrate bench clean deploy-check compose-env
+.PHONY: run test test-fuzz lint fmt migrate bench clean deploy-check compose-env
 
 run: $(VENV)/.synced ## Start PostgreSQL (embedded unless DATABASE_URL), migrate, serve everything
 	$(VENV)/bin/python -m scripts.stack
 
-test: $(VENV)/.synced ## The whole test suite (its own throw-away PostgreSQL)
-	$(VENV)/bin/pytest
+test: $(VENV)/.synced ## The whole test suite but the fuzzers (its own throw-away PostgreSQL)
+	$(VENV)/bin/pytest --ignore=tests/fuzz
+
+test-fuzz: $(VENV)/.synced ## Fuzz every OpenAPI document (FUZZ_MAX_EXAMPLES, FUZZ_SEED; docs/security.md)
+	$(VENV)/bin/pytest tests/fuzz
 
 lint: $(VENV)/.synced ## ruff check + ruff format --check + mypy
 	$(VENV)/bin/ruff check .
