@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -38,9 +38,11 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import Clock
-from shared.errors import AppError
+from shared.deps import bearer_scheme, get_principal
+from shared.errors import AppError, error_response
 from shared.tokens import InvalidToken, TokenVerifier
 from todo_service import service
 from todo_service.schemas import TaskCreate, TaskPatch, TaskPublic, TaskQuery
@@ -132,7 +134,7 @@ def mount_mcp(app: FastAPI, settings: TodoSettings) -> MCPServer:
     )
     # One exact route (not a mount): the app's middleware, request id and error envelope stay
     # in front of it, and no other path falls into the MCP app.
-    app.router.routes.append(Route(PATH, endpoint=endpoint))
+    app.router.routes.append(Route(PATH, endpoint=_PlatformRefusals(endpoint)))
 
     app_lifespan = app.router.lifespan_context
 
@@ -143,6 +145,30 @@ def mount_mcp(app: FastAPI, settings: TodoSettings) -> MCPServer:
 
     app.router.lifespan_context = lifespan
     return server
+
+
+class _PlatformRefusals:
+    """A missing or bad token gets the platform's 401 (the error envelope, as from every other
+    route and from the gateway) before the SDK's own check would answer in OAuth's format.
+
+    A class, not a function: Starlette serves a plain function as a request handler, an
+    object as the ASGI app it is.
+    """
+
+    def __init__(self, endpoint: ASGIApp) -> None:
+        self._endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            await get_principal(request, await bearer_scheme(request))
+        except InvalidToken as refused:
+            response = error_response(
+                refused.status_code, refused.message, refused.code, refused.headers
+            )
+            await response(scope, receive, send)
+            return
+        await self._endpoint(scope, receive, send)
 
 
 @asynccontextmanager
