@@ -1,0 +1,96 @@
+"""Fixtures of the security tests: the real processes (``tests/e2e/stack.py``), users
+registered through the gateway, resources of their own, and the database as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.e2e.conftest import User, register_and_login, stack, stack_workdir
+from tests.e2e.stack import Stack
+
+__all__ = ["stack", "stack_workdir"]  # the end-to-end harness's fixtures, shared here
+
+SCHEMAS = ("auth", "todo", "chat")
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def owner(gateway: httpx.AsyncClient) -> User:
+    """Owns the resources the intruder goes after."""
+    return await register_and_login(gateway, name="Owner")
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def intruder(gateway: httpx.AsyncClient) -> User:
+    """A real user with a valid token of their own."""
+    return await register_and_login(gateway, name="Intruder")
+
+
+async def create_resources(
+    gateway: httpx.AsyncClient, user: User, kinds: set[str]
+) -> dict[str, int]:
+    """A fresh resource of each kind for ``user``, by placeholder name."""
+    ids: dict[str, int] = {}
+    if "task_id" in kinds:
+        task = await gateway.post("/api/tasks", json={"title": "mine"}, headers=user.headers)
+        assert task.status_code == 201, task.text
+        ids["task_id"] = task.json()["id"]
+    if "conversation_id" in kinds:
+        turn = await gateway.post("/api/chat", json={"message": "hello"}, headers=user.headers)
+        assert turn.status_code == 200, turn.text
+        ids["conversation_id"] = turn.json()["conversation_id"]
+    return ids
+
+
+async def snapshot(engine: AsyncEngine, *, where_user: str | None = None) -> dict[str, Any]:
+    """Every row of every service table (or only those of one user), to prove a refused
+    request changed nothing."""
+    rows: dict[str, Any] = {}
+    async with engine.connect() as connection:
+        tables = await connection.execute(
+            text(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(:schemas) "
+                "AND tablename <> 'alembic_version' ORDER BY 1, 2"
+            ),
+            {"schemas": list(SCHEMAS)},
+        )
+        for schema, table in tables.all():
+            columns = await connection.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = :schema AND table_name = :table"
+                ),
+                {"schema": schema, "table": table},
+            )
+            names = {name for (name,) in columns}
+            if where_user is not None and "user_id" not in names:
+                continue
+            query = f'SELECT * FROM "{schema}"."{table}"'  # noqa: S608 - names from pg_tables
+            params = {}
+            if where_user is not None:
+                query += " WHERE user_id = :user"
+                params["user"] = where_user
+            result = await connection.execute(text(query), params)
+            rows[f"{schema}.{table}"] = sorted(map(repr, result.all()))
+    return rows
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    body = response.json()
+    assert set(body) == {"detail", "code", "request_id"}, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["code"] == code, body

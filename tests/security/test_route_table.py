@@ -1,0 +1,80 @@
+"""Every route is classified: a route nobody decided about fails here before it ships.
+
+The attacks in this package are generated from the same enumeration, so a new route is
+attacked as soon as it exists; these tests make sure someone also said whether it is
+public and which resources it names.
+"""
+
+from __future__ import annotations
+
+from tests.security.routes import (
+    GATEWAY_PUBLIC,
+    RESOURCE_PARAMS,
+    SERVICES,
+    TABLE,
+    Route,
+    all_service_routes,
+    app_routes,
+    compatibility_routes,
+    gateway_app,
+    gateway_own,
+    gateway_prefixes,
+    gateway_public,
+    placeholders,
+    through_gateway,
+)
+
+
+def _difference(found: set[Route], classified: set[Route]) -> str:
+    unclassified = "\n  ".join(map(str, sorted(found - classified)))
+    stale = "\n  ".join(map(str, sorted(classified - found)))
+    return f"not in TABLE:\n  {unclassified}\nin TABLE but gone:\n  {stale}"
+
+
+def test_every_service_route_is_classified() -> None:
+    found = all_service_routes()
+    classified = {route for route in TABLE if route.service in SERVICES}
+    assert found == classified, _difference(found, classified)
+
+
+def test_every_gateway_route_is_classified() -> None:
+    found = app_routes("gateway", gateway_app())
+    classified = {route for route in TABLE if route.service == "gateway"}
+    assert found == classified, _difference(found, classified)
+    # The hot path's own table sends exactly these paths to the gateway's app.
+    assert gateway_own() == {route.path for route in classified}
+
+
+def test_the_gateway_lets_only_the_public_auth_routes_through_without_a_token() -> None:
+    assert gateway_public() == GATEWAY_PUBLIC
+    for method, path in GATEWAY_PUBLIC:
+        # HEAD is GET without the body: the service's GET route answers it.
+        route = Route("auth", "GET" if method == "HEAD" else method, path)
+        assert TABLE[route].public, route
+
+
+def test_every_service_route_under_a_gateway_prefix_is_that_services() -> None:
+    prefixes = gateway_prefixes()
+    for route in all_service_routes():
+        owners = {
+            service
+            for service, owned in prefixes.items()
+            if any(route.path == p or route.path.startswith(p + "/") for p in owned)
+        }
+        assert owners <= {route.service}, f"{route} is under another service's prefix"
+
+
+def test_the_gateway_reaches_every_user_route() -> None:
+    unreachable = [
+        route
+        for route in all_service_routes()
+        if not TABLE[route].public and not through_gateway(route)
+    ]
+    assert unreachable == []
+
+
+def test_every_resource_a_route_names_is_a_known_kind() -> None:
+    routes = all_service_routes() | compatibility_routes(all_service_routes())
+    for route in routes:
+        unknown = placeholders(route) - set(RESOURCE_PARAMS)
+        assert not unknown, f"{route} names {unknown}: add it to RESOURCE_PARAMS and its fixture"
