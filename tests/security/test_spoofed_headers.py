@@ -1,0 +1,83 @@
+"""Headers a client may write but only the platform may set change nothing.
+
+``X-Forwarded-For`` and its cousins do not dodge the per-IP limit on login (behind a trusted
+proxy: ``test_trusted_proxy.py``); ``X-User-Id`` does not dodge the per-user limit. As an
+identity, ``X-User-Id`` is covered by ``test_isolation.py``: services trust the token alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import User
+from tests.e2e.stack import Stack
+from tests.security.conftest import assert_envelope
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+LIMIT = 3
+# What a client can write to look like someone else.
+SPOOFS: list[dict[str, str]] = [
+    {},
+    {"X-Forwarded-For": "203.0.113.7"},
+    {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"},
+    {"X-Real-IP": "203.0.113.8"},
+    {"Forwarded": "for=203.0.113.10;proto=https"},
+    {"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.3"},
+    {"X-Client-IP": "203.0.113.11", "True-Client-IP": "203.0.113.12"},
+]
+
+
+def login_body() -> dict[str, str]:
+    return {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "wrong guess"}
+
+
+@pytest.fixture(scope="module")
+def limited(stack: Stack, owner: User, intruder: User) -> Iterator[str]:
+    """The gateway restarted with small limits (per IP on login, per user), for this module;
+    its URL. The users log in before: their logins would count."""
+    limits = f"{LIMIT}/minute"
+    with stack.configured(
+        "gateway", GATEWAY_RATE_LIMIT_AUTH_IP=limits, GATEWAY_RATE_LIMIT_USER=limits
+    ):
+        yield stack.url("gateway")
+
+
+async def test_forwarding_headers_do_not_dodge_the_login_limit(limited: str) -> None:
+    async with httpx.AsyncClient(base_url=limited, timeout=30) as client:
+        answers = [
+            await client.post("/api/auth/login", json=login_body(), headers=spoof)
+            for spoof in SPOOFS
+        ]
+
+    assert [a.status_code for a in answers[:LIMIT]] == [401] * LIMIT
+    for answer in answers[LIMIT:]:
+        assert_envelope(answer, 429, "rate_limited")
+        assert int(answer.headers["retry-after"]) >= 1
+
+
+async def test_x_user_id_does_not_dodge_the_per_user_limit(
+    limited: str, owner: User, intruder: User
+) -> None:
+    async with httpx.AsyncClient(base_url=limited, timeout=30) as client:
+        answers = [
+            await client.get(
+                "/api/tasks",
+                headers={
+                    **intruder.headers,
+                    "X-User-Id": str(uuid.uuid4()),
+                    "X-Forwarded-For": f"203.0.113.{n}",
+                },
+            )
+            for n in range(LIMIT + 2)
+        ]
+        others = await client.get("/api/tasks", headers=owner.headers)
+
+    assert [a.status_code for a in answers[:LIMIT]] == [200] * LIMIT
+    for answer in answers[LIMIT:]:
+        assert_envelope(answer, 429, "rate_limited")
+    assert others.status_code == 200
