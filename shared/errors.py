@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -272,8 +273,10 @@ _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 
 
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+    """A query's error, through SQLAlchemy (``DBAPIError``) or straight from the driver (a
+    hot path that reads with asyncpg itself)."""
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(driver_error, "sqlstate", None) in _UNSTORABLE_TEXT:
         return error_response(
             422, "Text may not contain the NUL character (U+0000)", "invalid_character"
         )
@@ -286,4 +289,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PostgresError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
