@@ -1,0 +1,64 @@
+"""What each service's OpenAPI document promises about errors, checked on every operation.
+
+Generated from the documents, so a new route that forgets to document its refusals fails
+here at once (the fuzzers would find it too, more slowly): every error status an operation
+lists is the envelope, every user route lists its 401 with the Bearer challenge, and no
+parameter is documented as nullable (a parameter is absent or has a value).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.security.routes import ANY, TABLE, Route, service_apps
+
+DOCUMENTS = {name: app.openapi() for name, app in service_apps().items()}
+OPERATIONS = [
+    (service, method.upper(), path, operation)
+    for service, document in DOCUMENTS.items()
+    for path, item in document["paths"].items()
+    for method, operation in item.items()
+]
+IDS = [f"{service} {method} {path}" for service, method, path, _ in OPERATIONS]
+ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_error_status_is_documented_as_the_envelope(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    for status, response in operation["responses"].items():
+        if int(status) >= 400:
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            assert schema == ENVELOPE, f"{status}: {response}"
+    assert "422" in operation["responses"]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_user_route_documents_its_401(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    route = Route(service, method, path)
+    guard = TABLE.get(route) or TABLE[Route(service, ANY, path)]
+    if guard.public:
+        return
+    refusal = operation["responses"].get("401")
+    assert refusal is not None
+    assert "WWW-Authenticate" in refusal["headers"]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_no_parameter_is_documented_as_nullable(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    for parameter in operation.get("parameters", []):
+        options = parameter["schema"].get("anyOf", [])
+        assert {"type": "null"} not in options, parameter
+
+
+def test_a_patch_documents_null_only_where_it_clears_a_field() -> None:
+    patch = DOCUMENTS["todo"]["components"]["schemas"]["TaskPatch"]["properties"]
+    nullable = {name for name, field in patch.items() if {"type": "null"} in field.get("anyOf", [])}
+    assert nullable == {"description", "tags", "due_at"}
