@@ -448,3 +448,21 @@ async def test_timestamps_keep_their_microseconds_across_pages(
         "2026-03-15T12:00:00.000002Z",
         "2026-03-15T12:00:00.000003Z",
     ]
+
+
+@pytest.mark.parametrize("params", [{"q": "a\x00b"}, {"tag": "a\x00b"}])
+async def test_nul_in_a_text_filter_is_422_not_500(
+    client: httpx.AsyncClient, alice: User, tasks: list[dict[str, Any]], params: dict[str, str]
+) -> None:
+    response = await client.get("/api/tasks", params=params, headers=alice.headers)
+    assert_error(response, 422, "invalid_character")
+
+
+async def test_nul_in_a_text_filter_is_422_on_the_engine_path(
+    committed_client: httpx.AsyncClient, alice: User
+) -> None:
+    # The committed app reads pages straight through the driver: its errors are mapped too.
+    response = await committed_client.get(
+        "/api/tasks", params={"q": "a\x00b"}, headers=alice.headers
+    )
+    assert_error(response, 422, "invalid_character")
