@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from chat_service.agents.base import AgentEvent, ToolCallEvent
+from shared.db import is_database_outage
 from shared.errors import AppError, error_body
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ def error_event(exc: BaseException) -> bytes:
     if isinstance(exc, AppError):
         body = error_body(exc.message, exc.code)
         return encode("error", {**body, "status": exc.status_code})
+    if is_database_outage(exc):
+        body = error_body(
+            "The database is unavailable; please retry shortly", "database_unavailable"
+        )
+        return encode("error", {**body, "status": 503})
     return encode("error", {**error_body("Internal server error", "internal_error"), "status": 500})
 
 
@@ -65,7 +71,9 @@ def stream_turn(
             conversation_id = await run(emit)
             await queue.put(encode("done", {"conversation_id": conversation_id}))
         except Exception as exc:
-            if not isinstance(exc, AppError):
+            if is_database_outage(exc):
+                logger.warning("database unavailable during a streamed turn: %r", exc)
+            elif not isinstance(exc, AppError):
                 logger.exception("chat turn failed while streaming")
             await queue.put(error_event(exc))
         finally:

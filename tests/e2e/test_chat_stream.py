@@ -7,6 +7,7 @@ tool_call event arrive through the gateway while the turn is still running.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -83,7 +84,12 @@ async def test_events_arrive_through_the_gateway_while_the_turn_runs(
                 name, tool = await next_event(lines)
                 assert name == "tool_call"
                 assert tool["result"]["status"] == "created"
-                # The model has not answered its second round yet: the event came first.
+                # The turn is still running: the model's second round is asked for (bounded
+                # wait, it may trail the event) and hangs until released.
+                for _ in range(500):
+                    if len(model.requests) == 2:
+                        break
+                    await asyncio.sleep(0.01)
                 assert len(model.requests) == 2
 
                 model.release()
