@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -106,12 +107,11 @@ async def database(
 
 async def database_ready(app: FastAPI) -> bool:
     """Readiness probe: one trivial query within two seconds."""
-    import asyncio
-
     maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     try:
         async with asyncio.timeout(2.0), maker() as session:
-            await session.execute(text("SELECT 1"))
+            connection = await session.connection()
+            await connection.execute(text("SELECT 1"))
         return True
     except Exception:
         return False
