@@ -46,6 +46,9 @@ def merge(
         for tag in document.get("tags", []):
             if isinstance(tag, dict) and "name" in tag:
                 tags.setdefault(tag["name"], tag)
+    if "ErrorEnvelope" in merged["components"].get("schemas", {}):
+        for item in merged["paths"].values():
+            _add_gateway_answers(item)
     for path, item in (extra_paths or {}).items():
         merged["paths"].setdefault(path, item)
     if tags:
@@ -53,6 +56,27 @@ def merge(
     if not merged["components"]:
         del merged["components"]
     return merged
+
+
+# What the gateway itself may answer on any proxied operation, besides the service's own.
+GATEWAY_ANSWERS = {
+    "429": "Rate limited by the gateway; `Retry-After` says when to try again",
+    "502": "The service reset the connection or answered something that is not HTTP",
+    "503": "The service is not running or refused the connection",
+    "504": "The service did not answer in time",
+}
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+
+def _add_gateway_answers(path_item: dict[str, Any]) -> None:
+    """Document the gateway's own error answers on each proxied operation."""
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    for method, operation in path_item.items():
+        if method not in _HTTP_METHODS or not isinstance(operation, dict):
+            continue
+        responses = operation.setdefault("responses", {})
+        for status, description in GATEWAY_ANSWERS.items():
+            responses.setdefault(status, {"description": description, "content": envelope})
 
 
 def _description(unavailable: Iterable[str]) -> str:
