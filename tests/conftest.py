@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,8 +20,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
-
-SERVICE_SCHEMAS = {"auth_service": "auth", "todo_service": "todo", "chat_service": "chat"}
+from tests.support.database import empty_service_schemas
 
 
 @pytest.fixture(scope="session")
@@ -82,18 +80,4 @@ async def committed_sessionmaker(
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Real commits on pooled connections, for tests of concurrent requests; emptied after."""
     yield create_sessionmaker(engine)
-    async with engine.begin() as connection:
-        for service in available_services():
-            schema = SERVICE_SCHEMAS[service]
-            rows = await connection.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
-                    "AND tablename <> 'alembic_version'"
-                ),
-                {"schema": schema},
-            )
-            tables = [f'"{schema}"."{name}"' for (name,) in rows]
-            if tables:
-                await connection.execute(
-                    text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-                )
+    await empty_service_schemas(engine, restart_identity=True)

@@ -16,12 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.migrate import available_services
-from tests.conftest import SERVICE_SCHEMAS
 from tests.e2e.stack import Stack
+from tests.support.database import empty_service_schemas
 
 UPSTREAMS = ("auth", "todo", "chat")
 
@@ -44,23 +42,7 @@ async def stack(
         yield running
     finally:
         running.close()
-        await _empty_service_schemas(engine)
-
-
-async def _empty_service_schemas(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        for service in available_services():
-            schema = SERVICE_SCHEMAS[service]
-            rows = await connection.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
-                    "AND tablename <> 'alembic_version'"
-                ),
-                {"schema": schema},
-            )
-            tables = [f'"{schema}"."{name}"' for (name,) in rows]
-            if tables:
-                await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        await empty_service_schemas(engine)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

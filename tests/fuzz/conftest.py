@@ -35,7 +35,6 @@ from pydantic import SecretStr
 from schemathesis import BaseSchema, Case, Config, HookContext, Response
 from schemathesis.core.failures import Failure
 from schemathesis.openapi.checks import RejectedPositiveData
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
@@ -48,10 +47,9 @@ from gateway import openapi
 from gateway.app import create_app as create_gateway_app
 from gateway.routes import upstreams_from
 from gateway.settings import GatewaySettings
-from shared.migrate import available_services
-from tests.conftest import SERVICE_SCHEMAS
 from tests.e2e.conftest import stack, stack_workdir
 from tests.e2e.stack import Stack
+from tests.support.database import empty_service_schemas
 from tests.support.live import free_port
 from tests.support.tokens import TestIssuer
 from todo_service.api import ENTITY_TAGS_PATTERN
@@ -318,19 +316,7 @@ def auth_user(migrated_url: str) -> FuzzUser:
 async def _empty_schemas_after(engine: AsyncEngine) -> AsyncIterator[None]:
     """What the fuzzers wrote is real data: gone when the package is done."""
     yield
-    async with engine.begin() as connection:
-        for service in available_services():
-            schema = SERVICE_SCHEMAS[service]
-            rows = await connection.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
-                    "AND tablename <> 'alembic_version'"
-                ),
-                {"schema": schema},
-            )
-            tables = [f'"{schema}"."{name}"' for (name,) in rows]
-            if tables:
-                await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+    await empty_service_schemas(engine)
 
 
 # --- through the gateway --------------------------------------------------------------------
