@@ -91,6 +91,7 @@ async def database(
             settings.require_database_url(),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
             connect_timeout=settings.db_connect_timeout,
             ping_after_idle=settings.db_ping_after_idle_seconds,
             application_name=name,

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -98,12 +99,17 @@ def create_engine(
     raw_url: str,
     *,
     pool_size: int = 10,
-    max_overflow: int = 10,
+    max_overflow: int = 0,
+    pool_timeout: float = 10.0,
     connect_timeout: float = 10.0,
     application_name: str | None = None,
     ping_after_idle: float | None = None,
 ) -> AsyncEngine:
     """An engine whose pool checks connections before use.
+
+    The pool is fixed by default (``max_overflow=0``): an overflow connection is closed on
+    check-in, so a pool that overflows under steady load opens a new server backend per burst.
+    A request that finds every connection busy waits up to ``pool_timeout`` seconds.
 
     ``ping_after_idle=None`` checks every checkout (SQLAlchemy's pre-ping: three round trips
     with asyncpg). A number of seconds checks only connections that sat idle in the pool
@@ -119,6 +125,7 @@ def create_engine(
         connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=ping_after_idle is None,
         pool_recycle=1800,
     )
@@ -159,6 +166,9 @@ def is_database_outage(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        # Every pooled connection stayed busy for the whole pool timeout: no capacity now.
+        if isinstance(current, PoolTimeout):
             return True
         # Connecting raises the driver's own errors unwrapped: refused, no socket, timeout.
         if isinstance(current, DisconnectionError | OSError):

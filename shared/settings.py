@@ -74,8 +74,13 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     # Migrations may use another URL (Neon's direct host and the schema-owning role).
     migration_database_url: str | None = None
+    # A fixed pool: SQLAlchemy closes an overflow connection as soon as it is checked in, so
+    # under sustained concurrency above the pool size every burst would open (and PostgreSQL
+    # fork) a fresh backend. Requests beyond the pool wait for a connection instead, at most
+    # ``db_pool_timeout`` seconds, then get a 503 with Retry-After.
     db_pool_size: int = 10
-    db_max_overflow: int = 10
+    db_max_overflow: int = 0
+    db_pool_timeout: float = 10.0
     db_connect_timeout: float = 10.0
     db_startup_attempts: int = 10
     # None: check every pooled connection before use; seconds: only those idle that long.

@@ -97,3 +97,24 @@ async def test_outage_is_503_with_retry_after_and_a_bug_stays_500(nowhere: Async
     assert down.headers["retry-after"] == "1"
     assert bug.status_code == 500
     assert bug.json()["code"] == "internal_error"
+
+
+async def test_exhausted_pool_is_503_and_no_connection_is_opened_beyond_it(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=1, pool_timeout=0.2)
+    transport = httpx.ASGITransport(app=app_using(engine), raise_app_exceptions=False)
+    try:
+        async with (
+            engine.connect() as held,
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            await held.execute(text("SELECT 1"))
+            busy = await client.get("/query")
+        assert busy.status_code == 503
+        assert busy.json()["code"] == "database_unavailable"
+        assert busy.headers["retry-after"] == "1"
+        assert engine.sync_engine.pool.checkedout() == 0
+        assert engine.sync_engine.pool.overflow() <= 0  # the pool never grew past its size
+    finally:
+        await engine.dispose()
