@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.errors import AppError
@@ -228,3 +230,35 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
         else:
             await session.commit()
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The asyncpg connection of a pooled connection, for hot paths made of single statements.
+
+    Straight from the engine's pool with one greenlet hop each way: SQLAlchemy's Connection
+    and Session wrappers around a checkout cost more CPU than a short statement. The pool's own
+    events still run (the idle ping on checkout, the reset on check-in), and a connection that
+    died under the driver is invalidated instead of going back to the pool.
+
+    Each statement is its own implicit transaction, so a unit of work must be one statement
+    (CTEs make that easy). Behind a transaction-mode pooler (PgBouncer, Neon's ``-pooler``
+    hosts) asyncpg's prepare and execute are separate exchanges that must reach the same server
+    connection, so there the block runs inside an explicit transaction.
+    """
+    pooled = await greenlet_spawn(engine.sync_engine.pool.connect)
+    try:
+        driver = pooled.driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        try:
+            if engine.url.query.get("prepared_statement_cache_size") == "0":
+                async with driver.transaction():
+                    yield driver
+            else:
+                yield driver
+        except BaseException:
+            if driver.is_closed():
+                await greenlet_spawn(pooled.invalidate)
+            raise
+    finally:
+        await greenlet_spawn(pooled.close)

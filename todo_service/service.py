@@ -22,12 +22,11 @@ from sqlalchemy import delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
-from sqlalchemy.util import greenlet_spawn
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
-from shared.db import session_scope
+from shared.db import driver_connection, session_scope
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.listing import InvalidCursor, PageStatement, encode_cursor, page_statement
 from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
@@ -440,26 +439,9 @@ async def _read_page(db: ReadTarget, statement: PageStatement) -> Sequence[Any]:
         db = await db.connection()
     if isinstance(db, AsyncConnection):
         return (await db.exec_driver_sql(statement.sql, statement.args)).one()
-    if db.url.query.get("prepared_statement_cache_size") == "0":
-        async with db.begin() as connection:
-            return (await connection.exec_driver_sql(statement.sql, statement.args)).one()
-    # Straight from the pool, one greenlet hop each way: the engine's Connection wrappers
-    # around a checkout cost more CPU than the statement. The pool's own events still run
-    # (the idle ping on checkout, the reset on checkin).
-    pooled = await greenlet_spawn(db.sync_engine.pool.connect)
-    try:
-        driver = pooled.driver_connection
-        assert driver is not None  # a checked-out connection always has one
-        try:
-            row: Sequence[Any] = await driver.fetchrow(statement.sql, *statement.args)
-        except Exception:
-            # A connection that died under the driver must not go back to the pool.
-            if driver.is_closed():
-                await greenlet_spawn(pooled.invalidate)
-            raise
+    async with driver_connection(db) as driver:
+        row: Sequence[Any] = await driver.fetchrow(statement.sql, *statement.args)
         return row
-    finally:
-        await greenlet_spawn(pooled.close)
 
 
 async def list_tasks(
