@@ -57,7 +57,8 @@ def create_app(
             )
             app.state.chat = ChatContext(
                 settings=settings,
-                sessionmaker=app.state.sessionmaker,
+                # A turn's statements run on the pool's connections (see chat_service.turn).
+                db=app.state.sessionmaker.kw["bind"],
                 agent=agent,
                 todo=todo,
                 clock=clock,

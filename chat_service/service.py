@@ -1,21 +1,24 @@
 """Conversations and their messages: every query is scoped to the token's user.
 
-Functions flush and never commit; the caller's unit of work decides.
+The reads and the delete take a session and never commit: the request's unit of work does.
+A turn's writes are single statements on a ``Bind`` (an engine: each commits on its own; a
+connection: inside that connection's transaction).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Text, delete, func, insert, literal, tuple_, update
-from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import delete, func, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
 from chat_service.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from shared.db import Bind, fetch_row
 from shared.errors import NotFound
 
 TITLE_MAX = 80
@@ -53,19 +56,88 @@ async def get_conversation(
     return conversation
 
 
-async def start_conversation(
-    session: AsyncSession, user_id: str, *, first_message: str, now: datetime
-) -> Conversation:
-    conversation = Conversation(
-        user_id=user_id, title=title_for(first_message), created_at=now, updated_at=now
+# --- a turn's writes -------------------------------------------------------------------------
+# A chat turn is the service's hot path: each of its two units of work is one statement on a
+# pooled driver connection (``shared.db.fetch_row``), with the ownership check inside it.
+
+_BEGIN_IN_NEW_CONVERSATION = """
+WITH conversation AS (
+    INSERT INTO chat.conversations (user_id, title, created_at, updated_at)
+    VALUES ($1::text, $2::text, $3::timestamptz, $3::timestamptz)
+    RETURNING id
+)
+INSERT INTO chat.messages (conversation_id, user_id, role, content, created_at)
+SELECT id, $1::text, 'user', $4::text, $3::timestamptz FROM conversation
+RETURNING conversation_id"""
+
+# One snapshot for every part: the history is the window before this message, and the message
+# is inserted only if the conversation is (still) the user's.
+_BEGIN_IN_CONVERSATION = """
+WITH conversation AS (
+    UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    WHERE id = $1::bigint AND user_id = $2::text
+    RETURNING id
+), history AS (
+    SELECT id, role, content, tool_calls FROM chat.messages
+    WHERE conversation_id = $1::bigint AND user_id = $2::text
+    ORDER BY id DESC
+    LIMIT $5::int
+), message AS (
+    INSERT INTO chat.messages (conversation_id, user_id, role, content, created_at)
+    SELECT id, $2::text, 'user', $4::text, $3::timestamptz FROM conversation
+    RETURNING id
+)
+SELECT (SELECT id FROM message),
+       (SELECT json_agg(json_build_object('role', role, 'content', content,
+                                          'tool_calls', tool_calls) ORDER BY id)::text
+        FROM history)"""
+
+_ADD_MESSAGE = """
+WITH conversation AS (
+    UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    WHERE id = $1::bigint AND user_id = $2::text
+    RETURNING id
+)
+INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, created_at)
+SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $3::timestamptz FROM conversation
+RETURNING id"""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message of the history window, as the agent reads it."""
+
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]] | None
+
+
+async def start_conversation(db: Bind, user_id: str, *, first_message: str, now: datetime) -> int:
+    """A new conversation of the user's holding its first message; its id."""
+    row = await fetch_row(
+        db, _BEGIN_IN_NEW_CONVERSATION, user_id, title_for(first_message), now, first_message
     )
-    session.add(conversation)
-    await session.flush()
-    return conversation
+    assert row is not None  # an INSERT ... VALUES always returns its row
+    return int(row[0])
+
+
+async def continue_conversation(
+    db: Bind, user_id: str, *, conversation_id: int, message: str, now: datetime, window: int
+) -> list[StoredMessage]:
+    """Append the user's message to their conversation and return the ``window`` messages
+    before it, oldest first. Someone else's conversation is as unknown as a missing one."""
+    if not 1 <= conversation_id <= MAX_ID:
+        raise ConversationNotFound()
+    row = await fetch_row(
+        db, _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window
+    )
+    if row is None or row[0] is None:
+        raise ConversationNotFound()
+    return [StoredMessage(**stored) for stored in json.loads(row[1] or "[]")]
 
 
 async def add_message(
-    session: AsyncSession,
+    db: Bind,
     user_id: str,
     *,
     conversation_id: int,
@@ -81,45 +153,13 @@ async def add_message(
     """
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
-    touched = (
-        update(Conversation)
-        .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)
-        .values(updated_at=func.greatest(col(Conversation.updated_at), now))
-        .returning(col(Conversation.id))
-        .cte("touched")
+    calls = None if tool_calls is None else json.dumps(tool_calls)
+    row = await fetch_row(
+        db, _ADD_MESSAGE, conversation_id, user_id, now, role.value, content, calls
     )
-    row = sa_select(
-        touched.c.id,
-        literal(user_id, Text()),
-        literal(role.value, Text()),
-        literal(content, Text()),
-        literal(tool_calls, JSONB()),
-        literal(now, DateTime(timezone=True)),
-    )
-    statement = (
-        insert(Message)
-        .from_select(
-            ["conversation_id", "user_id", "role", "content", "tool_calls", "created_at"], row
-        )
-        .returning(col(Message.id))
-    )
-    inserted = (await session.exec(statement)).scalar_one_or_none()
-    if inserted is None:
+    if row is None:
         raise ConversationNotFound()
-    return int(inserted)
-
-
-async def recent_messages(
-    session: AsyncSession, user_id: str, *, conversation_id: int, limit: int
-) -> list[Message]:
-    """The last ``limit`` messages, oldest first: the bounded window an agent sees."""
-    result = await session.exec(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.user_id == user_id)
-        .order_by(col(Message.id).desc())
-        .limit(limit)
-    )
-    return list(reversed(result.all()))
+    return int(row[0])
 
 
 async def list_conversations(

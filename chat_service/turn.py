@@ -9,7 +9,8 @@
    half-written assistant message remains.
 
 Two units of work instead of the request's one: no database transaction stays open while
-the agent waits on the network, and the user's message is kept even when the turn fails.
+the agent waits on the network, and the user's message is kept even when the turn fails. Each
+is a single statement straight through the driver (the turn is the service's hot path).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from chat_service import service
 from chat_service.agents.base import (
     Agent,
@@ -32,17 +30,14 @@ from chat_service.agents.base import (
     ToolCall,
     ToolCallEvent,
 )
-from chat_service.models import Message, Role
+from chat_service.models import Role
 from chat_service.settings import ChatSettings
 from chat_service.todo_client import TodoMcp
 from shared.clock import Clock
-from shared.db import session_scope
+from shared.db import Bind
 from shared.errors import AppError, GatewayTimeout
 
 Emit = Callable[[AgentEvent], Awaitable[None]]
-
-# One unit of work outside a request: commit on success, roll back on error.
-unit_of_work = contextlib.asynccontextmanager(session_scope)
 
 
 class TurnTimeout(GatewayTimeout):
@@ -61,7 +56,7 @@ class ChatContext:
     """What a turn needs besides the request; built once per app."""
 
     settings: ChatSettings
-    sessionmaker: async_sessionmaker[AsyncSession]
+    db: Bind
     agent: Agent
     todo: TodoMcp
     clock: Clock
@@ -95,34 +90,22 @@ async def _no_emit(_: AgentEvent) -> None:
 
 async def begin_turn(ctx: ChatContext, request: TurnRequest) -> Turn:
     """Store the user's message (committed) and return the history the agent will see."""
-    async with unit_of_work(ctx.sessionmaker) as session:
-        now = ctx.clock()
-        stored: list[Message] = []
-        if request.conversation_id is None:
-            conversation = await service.start_conversation(
-                session, request.user_id, first_message=request.message, now=now
-            )
-            assert conversation.id is not None
-            conversation_id = conversation.id
-        else:
-            conversation_id = request.conversation_id
-            stored = await service.recent_messages(
-                session,
-                request.user_id,
-                conversation_id=conversation_id,
-                limit=ctx.settings.history_window,
-            )
-        # Also the ownership check: a conversation that is not the user's is "not found".
-        await service.add_message(
-            session,
-            request.user_id,
-            conversation_id=conversation_id,
-            role=Role.USER,
-            content=request.message,
-            now=now,
+    now = ctx.clock()
+    if request.conversation_id is None:
+        conversation_id = await service.start_conversation(
+            ctx.db, request.user_id, first_message=request.message, now=now
         )
+        return Turn(conversation_id=conversation_id, history=())
+    stored = await service.continue_conversation(
+        ctx.db,
+        request.user_id,
+        conversation_id=request.conversation_id,
+        message=request.message,
+        now=now,
+        window=ctx.settings.history_window,
+    )
     history = tuple(_history(message) for message in stored)
-    return Turn(conversation_id=conversation_id, history=history)
+    return Turn(conversation_id=request.conversation_id, history=history)
 
 
 async def run_turn(
@@ -150,20 +133,19 @@ async def run_turn(
     if reply is None:
         raise NoReply()
 
-    async with unit_of_work(ctx.sessionmaker) as session:
-        await service.add_message(
-            session,
-            request.user_id,
-            conversation_id=turn.conversation_id,
-            role=Role.ASSISTANT,
-            content=reply,
-            tool_calls=[call.record() for call in calls],
-            now=ctx.clock(),
-        )
+    await service.add_message(
+        ctx.db,
+        request.user_id,
+        conversation_id=turn.conversation_id,
+        role=Role.ASSISTANT,
+        content=reply,
+        tool_calls=[call.record() for call in calls],
+        now=ctx.clock(),
+    )
     await emit(ReplyEvent(reply))
     return TurnResult(turn.conversation_id, reply, tuple(calls))
 
 
-def _history(message: Message) -> HistoryMessage:
+def _history(message: service.StoredMessage) -> HistoryMessage:
     calls = tuple(ToolCall.from_record(record) for record in message.tool_calls or [])
     return HistoryMessage(role=message.role, content=message.content, tool_calls=calls)

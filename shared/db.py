@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,12 @@ from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -262,3 +267,20 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
             raise
     finally:
         await greenlet_spawn(pooled.close)
+
+
+Bind = AsyncEngine | AsyncConnection
+
+
+async def fetch_row(bind: Bind, sql: str, *args: Any) -> Sequence[Any] | None:
+    """The first row of one statement (``$n`` placeholders), read by position; None if none.
+
+    An engine runs it on a pooled connection straight through the driver (its own implicit
+    transaction); a connection runs it inside whatever transaction that connection is in, as
+    the tests' rolled-back connection is.
+    """
+    if isinstance(bind, AsyncConnection):
+        return (await bind.exec_driver_sql(sql, args)).first()
+    async with driver_connection(bind) as driver:
+        row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
+        return row
