@@ -1,6 +1,7 @@
 """The chat service as an MCP client of the todo service (streamable HTTP, the official SDK).
 
-One ``TodoMcp`` per app owns a pooled HTTP transport and the tool-listing cache; each turn
+One ``TodoMcp`` per app owns a pooled HTTP transport (aiohttp's, under the SDK's httpx2
+client: see ``chat_service.wire``) and the tool-listing cache; each turn
 opens a light ``Client`` carrying the user's own bearer token, so the todo service authorises
 every call from the token exactly as it would for the user. The connection speaks the
 stateless 2026-07-28 protocol directly (no handshake round trip): any todo replica can answer.
@@ -37,6 +38,7 @@ from mcp_types.version import LATEST_MODERN_VERSION
 from pydantic import ValidationError
 
 from chat_service.agents.base import ToolCall, ToolSpec
+from chat_service.wire import AiohttpTransport
 from shared.errors import AppError, BadGateway, GatewayTimeout, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -89,9 +91,7 @@ class TodoMcp:
     ) -> None:
         self.url = url
         self.timeout = timeout
-        self._transport = transport or httpx2.AsyncHTTPTransport(
-            limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20)
-        )
+        self._transport = transport or AiohttpTransport(max_connections=100)
         self._lent = _SharedTransport(self._transport)
         # The tool listing is the same for everyone ("public"); one store serves every turn.
         self._cache = InMemoryResponseCacheStore(max_entries=256)

@@ -1,0 +1,171 @@
+"""The MCP client's wire (``chat_service.wire``): httpx2 requests carried by aiohttp.
+
+The servers here are raw asyncio sockets on 127.0.0.1, so every byte on the wire is the
+test's own: what arrives, how an answer is framed, when it stops answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx2
+import pytest
+
+from chat_service.wire import AiohttpTransport
+from tests.chat.conftest import ChatAppFactory, User, serve
+from tests.support.live import free_port
+
+Handler = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[str]:
+    """An HTTP/1.1 server that hands each request's head and body to ``handler``; handlers
+    still running when the block ends are cancelled."""
+    running: set[asyncio.Task[None] | None] = set()
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        running.add(asyncio.current_task())
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            await handler(head, body, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        for task in running:
+            if task is not None:
+                task.cancel()
+        await server.wait_closed()
+
+
+def answer(status: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx2.AsyncClient]:
+    transport = AiohttpTransport()
+    async with httpx2.AsyncClient(transport=transport, timeout=2.0) as http:
+        yield http
+
+
+async def test_a_request_and_its_answer_cross_unchanged(client: httpx2.AsyncClient) -> None:
+    seen: dict[str, bytes] = {}
+
+    async def echo(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        seen["head"], seen["body"] = head, body
+        writer.write(answer("201 Created", {"Content-Type": "application/json"}, b'{"ok":1}'))
+        await writer.drain()
+
+    async with raw_server(echo) as base:
+        response = await client.post(
+            f"{base}/api/mcp?x=1",
+            json={"message": "héllo"},
+            headers={"Authorization": "Bearer abc", "Mcp-Method": "tools/call"},
+        )
+    assert response.status_code == 201
+    assert response.json() == {"ok": 1}
+    assert response.headers["content-type"] == "application/json"
+    request_line, *header_lines = seen["head"].decode().split("\r\n")
+    assert request_line == "POST /api/mcp?x=1 HTTP/1.1"
+    headers = {
+        name.lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in header_lines if line)
+    }
+    assert headers["authorization"] == "Bearer abc"
+    assert headers["mcp-method"] == "tools/call"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(seen["body"]) == {"message": "héllo"}
+    assert int(headers["content-length"]) == len(seen["body"])
+
+
+async def test_a_compressed_answer_is_decoded_once(client: httpx2.AsyncClient) -> None:
+    async def compressed(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        payload = gzip.compress(b'{"tasks":[]}')
+        writer.write(answer("200 OK", {"Content-Encoding": "gzip"}, payload))
+        await writer.drain()
+
+    async with raw_server(compressed) as base:
+        response = await client.get(base)
+    assert response.json() == {"tasks": []}
+
+
+async def test_a_streamed_answer_arrives_while_it_is_still_being_written(
+    client: httpx2.AsyncClient,
+) -> None:
+    first_read = asyncio.Event()
+
+    async def events(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        chunk = b"event: one\ndata: 1\n\n"
+        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await writer.drain()
+        # The second event is written only once the client has read the first.
+        await asyncio.wait_for(first_read.wait(), timeout=2.0)
+        chunk = b"event: two\ndata: 2\n\n"
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk))
+        await writer.drain()
+
+    received = []
+    async with raw_server(events) as base, client.stream("GET", base) as response:
+        async for chunk in response.aiter_bytes():
+            received.append(chunk)
+            first_read.set()
+    assert b"".join(received) == b"event: one\ndata: 1\n\nevent: two\ndata: 2\n\n"
+
+
+async def test_an_unanswered_request_is_a_read_timeout() -> None:
+    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    transport = AiohttpTransport()
+    async with (
+        raw_server(silent) as base,
+        httpx2.AsyncClient(transport=transport, timeout=0.3) as http,
+    ):
+        with pytest.raises(httpx2.ReadTimeout):
+            await http.get(base)
+
+
+async def test_a_refused_connection_is_a_connect_error(client: httpx2.AsyncClient) -> None:
+    with pytest.raises(httpx2.ConnectError):
+        await client.get(f"http://127.0.0.1:{free_port()}/api/mcp")
+
+
+async def test_a_todo_service_that_never_answers_is_a_504_and_the_message_is_kept(
+    make_chat_app: ChatAppFactory, alice: User
+) -> None:
+    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async with raw_server(silent) as base:
+        chat = make_chat_app(todo_mcp_url=f"{base}/api/mcp", todo_timeout_seconds=0.3)
+        async with serve(chat) as http:
+            response = await http.post(
+                "/api/chat", json={"message": "What's pending?"}, headers=alice.headers
+            )
+            assert response.status_code == 504
+            assert response.json()["code"] == "todo_timeout"
+            conversations = await http.get("/api/conversations", headers=alice.headers)
+    assert [c["title"] for c in conversations.json()] == ["What's pending?"]
