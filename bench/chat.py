@@ -14,11 +14,12 @@ users at once (closed loop), for ``--duration`` seconds after a short warm-up:
 Prints p50/p99 latency per kind of turn and overall, turns per second, and the CPU seconds
 each process used per turn. Target: p50 under 40 ms at 8 concurrent users.
 
-By default the users do not pause (a closed loop: the figures are the stack's capacity);
-``--think-ms`` adds a pause between a user's turns, as people reading a reply do, which shows
-a turn's latency when requests do not queue. ``--chat-workers`` runs more chat processes;
-``--db-ping-after-idle`` checks pooled connections only after they sat idle (each turn takes
-three database units of work across chat and todo).
+By default the users do not pause (a closed loop: every user sends again the moment an answer
+arrives, so the figures are the stack's capacity); ``--think-ms`` makes them behave like people
+reading a reply: each pause is drawn uniformly from 0.5x to 1.5x that mean (a fixed seed per
+user), so the users drift apart instead of arriving in lock-step as identical pauses make
+them. ``--chat-workers`` runs more chat processes; ``--db-ping-after-idle`` sets how long a
+pooled connection of todo and chat may sit idle before it is checked again.
 
     .venv/bin/python bench/chat.py                         # 8 users, 15 s, closed loop
     .venv/bin/python bench/chat.py --duration 5 --users 8
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import statistics
@@ -54,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 PASSWORD = "bench password 1234"
 KINDS = ("add", "list", "complete")
+MAX_CYCLES = 1_000_000  # a bound on any user's loop besides the deadline
 
 
 def free_port() -> int:
@@ -236,17 +239,21 @@ async def user_loop(
     http: aiohttp.ClientSession,
     gateway: str,
     token: str,
+    *,
+    measure_from: float,
     deadline: float,
-    timings: Timings | None,
-    max_turns: int,
+    timings: Timings,
     think: float,
+    rng: random.Random,
 ) -> None:
-    """add -> list -> complete in one conversation until the deadline (bounded in turns)."""
+    """add -> list -> complete in one conversation until the deadline; turns that start
+    before ``measure_from`` are the warm-up and are not recorded."""
     headers = {"Authorization": f"Bearer {token}"}
     conversation: int | None = None
-    turns = 0
     number = 0
-    while time.perf_counter() < deadline and turns < max_turns:
+    if think:
+        await asyncio.sleep(think * rng.uniform(0.0, 1.0))  # users do not all start at once
+    while time.perf_counter() < deadline and number < MAX_CYCLES:
         number += 1
         task_id = None
         for kind in KINDS:
@@ -264,18 +271,18 @@ async def user_loop(
                 answer = await response.json()
                 ok = response.status == 200
             elapsed = time.perf_counter() - started
-            turns += 1
+            measured = started >= measure_from
             if not ok:
-                if timings is not None:
+                if measured:
                     timings.errors += 1
                 break
             conversation = answer["conversation_id"]
-            if timings is not None:
+            if measured:
                 timings.by_kind[kind].append(elapsed)
             if kind == "add":
                 task_id = answer["tool_calls"][0]["result"]["task_id"]
             if think:
-                await asyncio.sleep(think)
+                await asyncio.sleep(think * rng.uniform(0.5, 1.5))
 
 
 async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
@@ -284,25 +291,36 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
         connector = aiohttp.TCPConnector(limit=args.users * 2)
         async with aiohttp.ClientSession(connector=connector) as http:
             tokens = [await login(http, stack.gateway) for _ in range(args.users)]
-            warm = time.perf_counter() + args.warmup
-            await asyncio.gather(
-                *(
-                    user_loop(http, stack.gateway, t, warm, None, 10_000, args.think_ms / 1000)
-                    for t in tokens
-                )
-            )
-            cpu_before = {n: cpu_seconds(p.process.pid) for n, p in stack.processes.items()}
             timings = Timings()
-            think = args.think_ms / 1000
-            started = time.perf_counter()
-            deadline = started + args.duration
-            await asyncio.gather(
-                *(
-                    user_loop(http, stack.gateway, t, deadline, timings, 1_000_000, think)
-                    for t in tokens
+            measure_from = time.perf_counter() + args.warmup
+            deadline = measure_from + args.duration
+            cpu_before: dict[str, float] = {}
+
+            async def start_meter() -> None:
+                await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+                cpu_before.update(
+                    {n: cpu_seconds(p.process.pid) for n, p in stack.processes.items()}
                 )
+
+            # One continuous loop per user: the measured window starts mid-stream, so the users
+            # are as spread out at its start as anywhere else.
+            await asyncio.gather(
+                start_meter(),
+                *(
+                    user_loop(
+                        http,
+                        stack.gateway,
+                        token,
+                        measure_from=measure_from,
+                        deadline=deadline,
+                        timings=timings,
+                        think=args.think_ms / 1000,
+                        rng=random.Random(index),
+                    )
+                    for index, token in enumerate(tokens)
+                ),
             )
-            wall = time.perf_counter() - started
+            wall = time.perf_counter() - measure_from
             cpu = {
                 n: cpu_seconds(p.process.pid) - cpu_before[n] for n, p in stack.processes.items()
             }
@@ -314,7 +332,11 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
 def report(args: argparse.Namespace, timings: Timings, wall: float, cpu: dict[str, float]) -> None:
     every = [t for values in timings.by_kind.values() for t in values]
     count = len(every)
-    pacing = f"{args.think_ms:.0f} ms between a user's turns" if args.think_ms else "closed loop"
+    pacing = (
+        f"a pause of {args.think_ms / 2:.0f}-{args.think_ms * 1.5:.0f} ms after each answer"
+        if args.think_ms
+        else "closed loop"
+    )
     print(
         f"\nchat turns through the gateway, rules agent, {args.users} concurrent users "
         f"({pacing}), chat workers: {args.chat_workers}"
@@ -345,7 +367,7 @@ def main() -> None:
         "--think-ms",
         type=float,
         default=0.0,
-        help="pause between a user's turns (0: closed loop, every user sends at once again)",
+        help="mean pause after each answer, drawn from 0.5x-1.5x (0: closed loop)",
     )
     parser.add_argument(
         "--chat-workers", type=int, default=1, help="uvicorn workers of the chat service"
@@ -354,7 +376,7 @@ def main() -> None:
         "--db-ping-after-idle",
         type=float,
         default=None,
-        help="<SERVICE>_DB_PING_AFTER_IDLE_SECONDS of todo and chat (default: ping every checkout)",
+        help="<SERVICE>_DB_PING_AFTER_IDLE_SECONDS of todo and chat (default: theirs, 1 s)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as directory:

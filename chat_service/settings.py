@@ -30,6 +30,9 @@ class ChatSettings(ServiceSettings):
     history_window: int = Field(default=20, ge=1, le=200)
     # A whole turn (agent plus tools) is cut off after this long: a 504, never a hang.
     turn_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Check pooled connections only after a second idle: under load a checkout costs no round
+    # trips; a connection left idle (a suspended Neon compute) is still checked before use.
+    db_ping_after_idle_seconds: float | None = 1.0
 
     openai_base_url: str | None = None  # None: the official endpoint
     openai_api_key: SecretStr | None = None
