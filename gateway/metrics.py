@@ -19,7 +19,7 @@ LATENCY = Histogram(
 )
 UPSTREAM_ERRORS = Counter(
     "gateway_upstream_errors_total",
-    "Upstream failures by kind (refused, reset, invalid, timeout)",
+    "Upstream failures by kind (refused, connect_timeout, reset, invalid, timeout)",
     ["upstream", "kind"],
 )
 RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused with 429", ["scope"])

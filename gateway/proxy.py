@@ -458,8 +458,16 @@ class Edge:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     def _upstream_failure(self, upstream: str, exc: BaseException) -> Refusal:
-        """Map a forwarding failure: refused 503, reset or garbage 502, timeout 504."""
-        if isinstance(exc, TimeoutError):
+        """Map a forwarding failure: refused or not accepting connections 503, reset or
+        garbage 502, no answer in time 504."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            # No connection within the connect timeout: the service is not taking requests
+            # (overloaded, or its address drops packets), which is unavailability, not slowness.
+            kind, refusal = (
+                "connect_timeout",
+                Refusal(503, f"The {upstream} service is unavailable", "service_unavailable"),
+            )
+        elif isinstance(exc, TimeoutError):
             kind, refusal = (
                 "timeout",
                 Refusal(504, f"The {upstream} service did not answer in time", "gateway_timeout"),

@@ -7,6 +7,8 @@ one that hangs up, one that answers garbage, one that never answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -143,6 +145,39 @@ async def test_service_that_never_answers_is_504_after_its_read_timeout(start_ga
     assert_envelope(response, 504, "gateway_timeout")
     assert 0.3 <= elapsed < 5
     assert errors("todo", "timeout") == before + 1
+
+
+async def test_service_not_accepting_connections_is_503_after_its_connect_timeout(
+    start_gateway, issuer
+):
+    # A listener that never accepts, its backlog already full: a new connection gets no answer.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        before = errors("todo", "connect_timeout")
+        async with start_gateway(todo_url=f"http://127.0.0.1:{port}", todo_connect_timeout=0.3) as (
+            _,
+            client,
+        ):
+            started = time.monotonic()
+            response = await client.get("/api/tasks", headers=issuer.auth("ann"))
+            elapsed = time.monotonic() - started
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    assert_envelope(response, 503, "service_unavailable")
+    assert 0.3 <= elapsed < 5
+    assert errors("todo", "connect_timeout") == before + 1
 
 
 async def test_each_upstream_has_its_own_timeout(start_gateway, issuer):
