@@ -56,6 +56,7 @@ LIST_LIMIT = 100
 Status = Literal["all", "pending", "completed"]
 PriorityName = Literal["low", "medium", "high"]
 RecurrenceName = Literal["none", "daily", "weekly", "monthly"]
+Clearable = Literal["description", "due_at"]
 
 TaskId = Annotated[int, Field(description="The task's id, as list_tasks shows it")]
 UserId = Annotated[
@@ -330,18 +331,31 @@ class _Tools:
         priority: PriorityName | None = None,
         tags: Annotated[list[str] | None, Field(description="The new full set of tags")] = None,
         due_at: Timestamp = None,
+        clear: Annotated[
+            list[Clearable] | None,
+            Field(description='Fields to remove from the task, e.g. ["due_at"]'),
+        ] = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Change a task's title, description, priority, tags or due date (only those given)."""
+        """Change a task's title, description, priority, tags or due date (only those given),
+        or remove its description or due date (``clear``)."""
         fields = _given(
             title=title, description=description, priority=priority, tags=tags, due_at=due_at
         )
+        cleared = set(clear or ())
 
         async def run(session: AsyncSession, user: str) -> TaskResult:
-            if not fields:
+            if cleared & fields.keys():
                 raise ToolRefused(
-                    "Nothing to update: give a title, description, priority, tags or due_at"
+                    f"Both set and cleared: {', '.join(sorted(cleared & fields.keys()))}"
                 )
+            if not fields and not cleared:
+                raise ToolRefused(
+                    "Nothing to update: give a title, description, priority, tags or due_at,"
+                    " or fields to clear"
+                )
+            # A null in a merge patch removes the field, exactly as PATCH /api/tasks/{id} does.
+            fields.update(dict.fromkeys(cleared))
             changes = _validated(TaskPatch, fields)
             task = await service.patch_task(
                 session, user, task_id=task_id, changes=changes, clock=self._clock

@@ -187,6 +187,50 @@ async def test_add_list_complete_update_delete(
     ]
 
 
+async def test_update_task_clears_the_description_and_due_date(
+    connect: Connect, alice: User
+) -> None:
+    async with connect(bearer(alice)) as client:
+        created = payload(
+            await client.call_tool(
+                "add_task",
+                {
+                    "title": "Dentist",
+                    "description": "Bring the card",
+                    "due_at": "2026-12-03T09:00:00Z",
+                },
+            )
+        )
+        task_id = created["task_id"]
+        updated = payload(
+            await client.call_tool(
+                "update_task", {"task_id": task_id, "clear": ["description", "due_at"]}
+            )
+        )
+        assert updated == {"task_id": task_id, "status": "updated", "title": "Dentist"}
+        (listed,) = payload(await client.call_tool("list_tasks", {}))
+    assert listed["description"] is None
+    assert listed["due_at"] is None
+
+
+async def test_update_task_refuses_to_set_and_clear_one_field(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        created = payload(await client.call_tool("add_task", {"title": "Dentist"}))
+        before = await rows(committed_sessionmaker)
+        result = await client.call_tool(
+            "update_task",
+            {"task_id": created["task_id"], "due_at": "2026-12-03T09:00:00Z", "clear": ["due_at"]},
+        )
+        unknown = await client.call_tool(
+            "update_task", {"task_id": created["task_id"], "clear": ["title"]}
+        )
+    assert "Both set and cleared: due_at" in error_text(result)
+    assert unknown.is_error
+    assert await rows(committed_sessionmaker) == before
+
+
 async def test_list_filters(connect: Connect, alice: User) -> None:
     async with connect(bearer(alice)) as client:
         for title, priority, tags, due in (
