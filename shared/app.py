@@ -52,6 +52,9 @@ def create_service_app(
         finally:
             stop_metrics()
 
+    # One documentation page per service, under the service's own prefix (the gateway reaches
+    # it there); FastAPI's second UI at the root /redoc would be reachable on the port only.
+    fastapi_kwargs.setdefault("redoc_url", None)
     app = FastAPI(title=title, lifespan=_lifespan, **fastapi_kwargs)
     app.state.settings = settings
     install_error_handlers(app)

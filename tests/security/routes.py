@@ -82,7 +82,6 @@ def _probes_and_docs(service: str, prefix: str) -> dict[Route, Guard]:
         f"{prefix}/openapi.json": get_head,
         f"{prefix}/docs": get_head,
         "/docs/oauth2-redirect": get_head,
-        "/redoc": get_head,
     }
     return {
         Route(service, method, path): PUBLIC
