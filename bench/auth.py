@@ -33,7 +33,6 @@ import itertools
 import os
 import pstats
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -50,6 +49,7 @@ import jwt
 
 from auth_service.keys import KeySet, generate_pem, parse_pem_keys
 from auth_service.settings import AuthSettings
+from bench.support import cpu_seconds, free_port, percentile
 from shared.clock import utcnow
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrations import upgrade
@@ -62,11 +62,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # --- figures ----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
 
 
 @dataclass
@@ -102,16 +97,6 @@ HEADER = (
     f"| {'p99 ms':>7} | {'srv CPU %':>9} |\n"
     f"|{'-' * 32}|{'-' * 9}|{'-' * 7}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 11}|"
 )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux ``/proc``); 0 where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 # --- 1. verification cost, in process ---------------------------------------------------------
@@ -156,13 +141,6 @@ async def verification_cost(uncached: int, cached: int) -> tuple[float, float, f
 
 
 # --- the service under test -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

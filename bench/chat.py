@@ -36,7 +36,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 import aiohttp
 
 from auth_service.keys import generate_pem
+from bench.support import cpu_seconds, free_port, percentile
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
@@ -57,35 +57,6 @@ REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 1234"
 KINDS = ("add", "list", "complete")
 MAX_CYCLES = 1_000_000  # a bound on any user's loop besides the deadline
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live children (uvicorn's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended meanwhile
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 @dataclass

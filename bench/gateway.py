@@ -29,7 +29,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.support import free_port
 
 ISSUER = "bench-issuer"
 AUDIENCE = "bench-audience"
@@ -150,13 +151,6 @@ class Result:
             servers.append(self.gateway_cpu.total)
         spent = sum(servers) + (self.loadgen_cpu.total if self.loadgen_cpu else 0)
         return min(min(1e6 / cost for cost in servers), cores * 1e6 / spent)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def cpu_times(pid: int) -> tuple[float, float]:

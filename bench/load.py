@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import sys
 import tempfile
@@ -50,9 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psutil
 from sqlalchemy import text
 
+from bench.support import cpu_seconds, percentile, postgres_cpu_seconds
 from shared.db import create_engine
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
@@ -67,13 +66,6 @@ PRIORITIES = ("low", "medium", "high")
 
 
 # --- figures ----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest rank on sorted values (no interpolation: a reported p99 was observed)."""
-    if not values:
-        return math.nan
-    return values[min(len(values) - 1, max(0, math.ceil(fraction * len(values)) - 1))]
 
 
 @dataclass
@@ -112,26 +104,6 @@ def peak_memory_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmHWM for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
-def postgres_cpu_seconds(data_dir: Path) -> float:
-    """The server's CPU: the postmaster, its live backends, and the ones it has reaped."""
-    pid = int((data_dir / "postmaster.pid").read_text().split()[0])
-    postmaster = psutil.Process(pid)
-    times = postmaster.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for child in postmaster.children():
-        try:
-            child_times = child.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += child_times.user + child_times.system
-    return float(total)
 
 
 # --- the virtual users ------------------------------------------------------------------------
