@@ -9,11 +9,12 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.middleware import Middleware
 
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.tokens import TokenVerifier
-from todo_service.api import router
+from todo_service.api import ListFastPath, router
 from todo_service.mcp import mount_mcp
 from todo_service.settings import TodoSettings, get_settings
 
@@ -49,5 +50,7 @@ def create_app(
         openapi_url="/api/tasks/openapi.json",
     )
     app.include_router(router)
+    # Appended, so innermost: inside the request middleware, which create_service_app added.
+    app.user_middleware.append(Middleware(ListFastPath))
     mount_mcp(app, settings)
     return app
