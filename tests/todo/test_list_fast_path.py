@@ -11,11 +11,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import FrozenClock
+from shared.db import create_engine, create_sessionmaker
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User, _serve, assert_error, create
 from tests.todo.test_auth import bad_tokens
@@ -284,3 +286,73 @@ async def test_the_request_id_is_in_the_header_and_the_envelope(
     assert response.headers["x-request-id"] == "trace-me-1"
     assert assert_error(response, 401, "not_authenticated") == "Not authenticated"
     assert response.json()["request_id"] == "trace-me-1"
+
+
+async def test_a_connection_the_server_closed_is_dropped_not_reused(
+    todo_settings: TodoSettings,
+    migrated_url: str,
+    issuer: TestIssuer,
+    clock: FrozenClock,
+    alice: User,
+) -> None:
+    name = "todo-list-dropped-connection"
+    # One connection, never checked on checkout: the page read meets the dead one itself.
+    engine = create_engine(migrated_url, pool_size=1, ping_after_idle=3600, application_name=name)
+    killer = create_engine(migrated_url, pool_size=1)
+    app = create_app(
+        todo_settings,
+        sessionmaker=create_sessionmaker(engine),
+        verifier=issuer.verifier(),
+        clock=clock,
+    )
+    try:
+        async for client in _serve(app):
+            assert (await client.get("/api/tasks", headers=alice.headers)).status_code == 200
+            async with killer.connect() as connection:
+                await connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                        " WHERE application_name = :name"
+                    ),
+                    {"name": name},
+                )
+            failed = await client.get("/api/tasks", headers=alice.headers)
+            # Refused in the envelope; which 5xx is shared.db.is_database_outage's call.
+            assert failed.status_code in {500, 503}
+            assert_error(failed, failed.status_code)
+            # Had the dead connection gone back to the pool of one, this would fail too.
+            again = await client.get("/api/tasks", headers=alice.headers)
+            assert again.status_code == 200, again.text
+        assert engine.sync_engine.pool.checkedout() == 0
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+
+async def test_a_page_through_a_transaction_pooler_reads_the_same(
+    todo_settings: TodoSettings,
+    migrated_url: str,
+    issuer: TestIssuer,
+    clock: FrozenClock,
+    alice: User,
+    fast: httpx.AsyncClient,
+    pages: list[dict[str, Any]],
+) -> None:
+    # What shared.db sets for a -pooler host: no statement cache, so each read in a transaction.
+    separator = "&" if "?" in migrated_url else "?"
+    engine = create_engine(f"{migrated_url}{separator}prepared_statement_cache_size=0")
+    app = create_app(
+        todo_settings,
+        sessionmaker=create_sessionmaker(engine),
+        verifier=issuer.verifier(),
+        clock=clock,
+    )
+    headers = {**alice.headers, "X-Request-ID": "same-request"}
+    try:
+        async for pooled in _serve(app):
+            through_pooler = await pooled.get("/api/tasks?limit=2", headers=headers)
+            direct = await fast.get("/api/tasks?limit=2", headers=headers)
+            assert through_pooler.status_code == 200
+            assert answer(through_pooler) == answer(direct)
+    finally:
+        await engine.dispose()
