@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -165,6 +166,14 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise DisconnectionError("connection failed its idle check") from exc
 
 
+_DRIVER_OUTAGES = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
 def is_database_outage(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection (down, restarting, a
     network cut), as opposed to a bug or a bad query: worth a 503 and a retry, not a 500."""
@@ -180,7 +189,12 @@ def is_database_outage(exc: BaseException) -> bool:
         # Connecting raises the driver's own errors unwrapped: refused, no socket, timeout.
         if isinstance(current, DisconnectionError | OSError):
             return True
-        if type(current).__name__ == "CannotConnectNowError":  # asyncpg: starting up
+        # The driver's own, met where a hot path reads through asyncpg directly: the server
+        # went away (08xxx) or is shutting down, crashed or still starting (57P01-57P03).
+        if isinstance(current, _DRIVER_OUTAGES):
+            return True
+        # asyncpg's answer when the connection closed under a call already made on it.
+        if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -237,6 +251,23 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
             await session.commit()
 
 
+def checkout_open(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A pooled connection whose driver connection is still open (call in a greenlet).
+
+    One that the server closed while it sat in the pool (a restart, a terminated backend, an
+    idle timeout) is known closed to asyncpg without a round trip: it is invalidated and the
+    next one taken, instead of failing the request that would have drawn it.
+    """
+    pool = engine.sync_engine.pool
+    for _ in range(pool.size() if isinstance(pool, QueuePool) else 1):
+        pooled = pool.connect()
+        driver = pooled.driver_connection
+        if driver is not None and not driver.is_closed():
+            return pooled
+        pooled.invalidate()
+    return pool.connect()  # a fresh connection: the pool reconnects an invalidated record
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     """The asyncpg connection of a pooled connection, for hot paths made of single statements.
@@ -251,10 +282,10 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     hosts) asyncpg's prepare and execute are separate exchanges that must reach the same server
     connection, so there the block runs inside an explicit transaction.
     """
-    pooled = await greenlet_spawn(engine.sync_engine.pool.connect)
+    pooled = await greenlet_spawn(checkout_open, engine)
     try:
         driver = pooled.driver_connection
-        assert driver is not None  # a checked-out connection always has one
+        assert driver is not None  # checkout_open returns live connections only
         try:
             if engine.url.query.get("prepared_statement_cache_size") == "0":
                 async with driver.transaction():
