@@ -431,6 +431,9 @@ class ListFastPath:
             for route in router.routes
             if isinstance(route, APIRoute) and route.endpoint is list_tasks
         )
+        # FastAPI would run a dependency given to the route or its router; this path would not.
+        if self.route.dependant.dependencies:
+            raise RuntimeError("the list route has dependencies its fast path would skip")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

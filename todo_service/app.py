@@ -51,6 +51,7 @@ def create_app(
     )
     app.include_router(router)
     # Appended, so innermost: inside the request middleware, which create_service_app added.
+    # It answers GET /api/tasks without the router: no dependency may be given to it here.
     app.user_middleware.append(Middleware(ListFastPath))
     mount_mcp(app, settings)
     return app

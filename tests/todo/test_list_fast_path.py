@@ -356,3 +356,14 @@ async def test_a_page_through_a_transaction_pooler_reads_the_same(
             assert answer(through_pooler) == answer(direct)
     finally:
         await engine.dispose()
+
+
+def test_the_fast_path_refuses_a_list_route_with_dependencies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # FastAPI would run a dependency added to the route (say, a rate limit); the fast path
+    # would not, so it refuses to start rather than skip it.
+    route = ListFastPath(FastAPI()).route
+    monkeypatch.setattr(route.dependant, "dependencies", [route.dependant])
+    with pytest.raises(RuntimeError, match="dependencies"):
+        ListFastPath(FastAPI())
