@@ -10,10 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import FrozenClock
@@ -21,8 +24,9 @@ from shared.db import create_engine, create_sessionmaker
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User, _serve, assert_error, create
 from tests.todo.test_auth import bad_tokens
-from todo_service.api import ListFastPath
+from todo_service.api import ListFastPath, _parse_task_query
 from todo_service.app import create_app
+from todo_service.schemas import TaskQuery
 from todo_service.settings import TodoSettings
 
 
@@ -367,3 +371,34 @@ def test_the_fast_path_refuses_a_list_route_with_dependencies(
     monkeypatch.setattr(route.dependant, "dependencies", [route.dependant])
     with pytest.raises(RuntimeError, match="dependencies"):
         ListFastPath(FastAPI())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"limit=3&limit=1",
+        b"tag=a&tag=B&status=pending&tag=a",
+        b"q=caf%C3%A9+au+lait&x=%FF&q",
+        b"sort=due_date&order=&cursor=abc%3D%3D",
+        b"limit=2&unknown=1&Limit=9&&=&tag",
+        "q=caf\u00e9".encode("latin-1"),
+    ],
+)
+def test_the_query_reads_as_starlettes_query_params_do(raw: bytes) -> None:
+    params = QueryParams(raw)
+    fields = set(TaskQuery.model_fields)
+    data = {
+        name: params.getlist(name) if name == "tag" else params[name]
+        for name in params
+        if name in fields
+    }
+    try:
+        expected: TaskQuery | str = TaskQuery.model_validate(data)
+    except ValidationError as exc:
+        expected = str(exc)
+    try:
+        parsed: TaskQuery | str = _parse_task_query(raw)
+    except RequestValidationError as exc:
+        parsed = str(exc.__cause__)
+    assert parsed == expected
