@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
 from todo_service import service
+from todo_service.listing import PageStatement
 from todo_service.schemas import TaskCreate, TaskPatch, TaskQuery, TaskReplace
 
 ALICE = "alice-subject"
@@ -233,10 +234,11 @@ async def test_behind_a_transaction_pooler_a_list_reads_through_the_driver_trans
         await engine.dispose()
 
 
-async def test_a_connection_that_dies_under_a_list_is_not_reused(
+async def test_a_connection_the_server_closed_in_the_pool_costs_no_list(
     migrated_url: str, committed_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    # One pooled connection, never checked before use: only the invalidation can save it.
+    # One pooled connection, never pinged before use: the driver knows it closed, so the
+    # checkout takes a new one instead.
     engine = create_engine(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
     maker = create_sessionmaker(engine)
     try:
@@ -246,11 +248,23 @@ async def test_a_connection_that_dies_under_a_list_is_not_reused(
             terminate = text("SELECT pg_terminate_backend(:pid, 5000)")
             await (await other.connection()).execute(terminate, {"pid": pid})
 
-        with pytest.raises(Exception, match="connection"):
-            async with maker() as session:
-                await service.list_tasks(session, ALICE, query=TaskQuery())
-
         async with maker() as session:
             assert (await service.list_tasks(session, ALICE, query=TaskQuery())).total == 0
+        assert engine.sync_engine.pool.checkedout() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_that_dies_under_a_page_read_is_not_reused(migrated_url: str) -> None:
+    # The page read's own statement ends its backend: the connection must not go back.
+    engine = create_engine(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
+    pid = PageStatement(sql="SELECT pg_backend_pid()", args=())
+    suicide = PageStatement(sql="SELECT pg_terminate_backend(pg_backend_pid(), 5000)", args=())
+    try:
+        killed = (await service._read_page(engine, pid))[0]
+        with pytest.raises(Exception, match=r"terminat|closed"):
+            await service._read_page(engine, suicide)
+        assert (await service._read_page(engine, pid))[0] != killed
+        assert engine.sync_engine.pool.checkedout() == 0
     finally:
         await engine.dispose()
