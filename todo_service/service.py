@@ -22,12 +22,11 @@ from sqlalchemy import delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
-from sqlalchemy.util import await_, greenlet_spawn
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
-from shared.db import checkout_open, driver_connection, session_scope
+from shared.db import fetch_row, session_scope
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.listing import InvalidCursor, PageStatement, encode_cursor, page_statement
 from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
@@ -440,36 +439,9 @@ async def _read_page(db: ReadTarget, statement: PageStatement) -> Sequence[Any]:
         db = await db.connection()
     if isinstance(db, AsyncConnection):
         return (await db.exec_driver_sql(statement.sql, statement.args)).one()
-    # shared.db's pooler rule: without a statement cache, every statement in a transaction.
-    if db.url.query.get("prepared_statement_cache_size") == "0":
-        async with driver_connection(db) as driver:
-            row: Sequence[Any] = await driver.fetchrow(statement.sql, *statement.args)
-            return row
-    return await greenlet_spawn(_read_page_on_pooled_connection, db, statement)
-
-
-def _read_page_on_pooled_connection(engine: AsyncEngine, statement: PageStatement) -> Any:
-    """Check out, run the statement and check in, all in one greenlet hop (run by
-    ``greenlet_spawn``, so the pool and the driver can be awaited as SQLAlchemy does).
-
-    ``shared.db.driver_connection`` hops into a greenlet for the checkout and again for the
-    check-in: measured with 32 concurrent lists, the second hop cost the service 20-30 us of
-    CPU a page (some 7% of it). The checkout is the same (``checkout_open``: the pool's
-    events, a connection the server closed skipped), so is the check-in, and a connection
-    that died under the driver is invalidated instead of going back to the pool.
-    """
-    pooled = checkout_open(engine)
-    try:
-        driver = pooled.driver_connection
-        assert driver is not None  # checkout_open returns live connections only
-        try:
-            return await_(driver.fetchrow(statement.sql, *statement.args))
-        except BaseException:
-            if driver.is_closed():
-                pooled.invalidate()
-            raise
-    finally:
-        pooled.close()
+    row = await fetch_row(db, statement.sql, *statement.args)
+    assert row is not None  # an aggregate always returns its row
+    return row
 
 
 async def list_tasks(
