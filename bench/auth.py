@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import pstats
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -49,10 +47,8 @@ import jwt
 
 from auth_service.keys import KeySet, generate_pem, parse_pem_keys
 from auth_service.settings import AuthSettings
-from bench.support import cpu_seconds, free_port, percentile
+from bench.support import cpu_seconds, free_port, migrated_postgres, percentile, stop, wait_ready
 from shared.clock import utcnow
-from shared.embedded_pg import EmbeddedPostgres
-from shared.migrations import upgrade
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
 
 ISSUER = "todo-platform-auth"
@@ -194,35 +190,15 @@ async def start_service(args: argparse.Namespace, url: str, workdir: Path) -> Se
         )
     service = Service(process, f"http://127.0.0.1:{port}", log)
     try:
-        await wait_ready(service)
+        await wait_ready("the auth service", service.base, process, log)
     except BaseException:
         await stop_service(service)
         raise
     return service
 
 
-async def wait_ready(service: Service) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            if service.process.returncode is not None:
-                break
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{service.base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    tail = service.log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"the auth service did not become ready in 30 s:\n{tail}")
-
-
 async def stop_service(service: Service) -> None:
-    if service.process.returncode is None:
-        service.process.send_signal(signal.SIGINT)  # cProfile writes its stats on SIGINT
-        try:
-            await asyncio.wait_for(service.process.wait(), timeout=10)
-        except TimeoutError:
-            service.process.kill()
-            await service.process.wait()
+    await stop(service.process, signal.SIGINT)  # cProfile writes its stats on SIGINT
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -505,15 +481,8 @@ def main() -> None:
     if args.accounts < args.concurrency:
         parser.error("--accounts must be at least --concurrency")
 
-    with tempfile.TemporaryDirectory(prefix="bench-auth-") as directory:
-        workdir = Path(directory)
-        server = EmbeddedPostgres(workdir / "pgdata")
-        url = server.start()
-        try:
-            upgrade("auth_service", url)
-            met = asyncio.run(run(args, url, workdir))
-        finally:
-            server.stop()
+    with migrated_postgres("bench-auth-", ["auth_service"]) as (workdir, url):
+        met = asyncio.run(run(args, url, workdir))
     if args.profile:
         print(f"\n## Service profile ({args.profile}), top functions by own time")
         pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(25)

@@ -34,13 +34,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
-import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -49,10 +46,7 @@ from pathlib import Path
 import aiohttp
 
 from auth_service.keys import generate_pem
-from bench.support import cpu_seconds, free_port, percentile
-from shared.embedded_pg import EmbeddedPostgres
-from shared.migrate import available_services
-from shared.migrations import upgrade
+from bench.support import cpu_seconds, free_port, migrated_postgres, percentile, stop, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,33 +86,13 @@ async def start(name: str, package: str, env: dict[str, str], port: int, workdir
             start_new_session=True,
         )
     started = Process(name, process, f"http://127.0.0.1:{port}", log)
-    await wait_ready(started)
+    await wait_ready(name, started.base, process, log)
     return started
 
 
-async def wait_ready(service: Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            if service.process.returncode is not None:
-                break
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{service.base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    tail = service.log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"{service.name} did not become ready in 30 s:\n{tail}")
-
-
-async def stop(stack: Stack) -> None:
+async def stop_stack(stack: Stack) -> None:
     for service in reversed(list(stack.processes.values())):
-        if service.process.returncode is None:
-            service.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(service.process.wait(), timeout=10)
-            except TimeoutError:
-                service.process.kill()
-                await service.process.wait()
+        await stop(service.process)
 
 
 async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stack:
@@ -183,7 +157,7 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
             workdir,
         )
     except BaseException:
-        await stop(stack)
+        await stop_stack(stack)
         raise
     return stack
 
@@ -302,7 +276,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
             wall = time.perf_counter() - measure_from
             cpu = {n: used - cpu_before[n] for n, used in cpu_now().items()}
     finally:
-        await stop(stack)
+        await stop_stack(stack)
     report(args, timings, wall, cpu)
 
 
@@ -359,16 +333,8 @@ def main() -> None:
         help="<SERVICE>_DB_PING_AFTER_IDLE_SECONDS of todo and chat (default: theirs, 1 s)",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-chat-") as directory:
-        workdir = Path(directory)
-        server = EmbeddedPostgres(workdir / "pgdata")
-        url = server.start()
-        try:
-            for service in available_services():
-                upgrade(service, url)
-            asyncio.run(run(args, url, workdir))
-        finally:
-            server.stop()
+    with migrated_postgres("bench-chat-") as (workdir, url):
+        asyncio.run(run(args, url, workdir))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -51,11 +50,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import text
 
-from bench.support import cpu_seconds, percentile, postgres_cpu_seconds
+from bench.support import cpu_seconds, migrated_postgres, percentile, postgres_cpu_seconds
 from shared.db import create_engine
-from shared.embedded_pg import EmbeddedPostgres
-from shared.migrate import available_services
-from shared.migrations import upgrade
 from tests.e2e.stack import Stack
 
 OPERATIONS = ("login", "list", "create", "update", "complete", "chat")
@@ -386,36 +382,28 @@ def report(
 
 
 def run(args: argparse.Namespace) -> bool:
-    with tempfile.TemporaryDirectory(prefix="todo-platform-load-") as directory:
-        workdir = Path(directory)
-        server = EmbeddedPostgres(workdir / "pgdata")
-        url = server.start()
+    with migrated_postgres("todo-platform-load-") as (workdir, url):
+        stack = Stack(
+            url,
+            workdir,
+            env={
+                "gateway": {
+                    "GATEWAY_RATE_LIMIT_USER": args.rate_limit_user,
+                    "GATEWAY_RATE_LIMIT_AUTH_IP": args.rate_limit_auth_ip,
+                }
+            },
+        )
         try:
-            for service in available_services():
-                upgrade(service, url)
-            stack = Stack(
-                url,
-                workdir,
-                env={
-                    "gateway": {
-                        "GATEWAY_RATE_LIMIT_USER": args.rate_limit_user,
-                        "GATEWAY_RATE_LIMIT_AUTH_IP": args.rate_limit_auth_ip,
-                    }
-                },
-            )
-            try:
-                stack.start("auth", "todo", "chat")
-                stack.start("gateway")
-                load_before = os.getloadavg()
-                results, users, elapsed = asyncio.run(drive(stack, workdir / "pgdata", args))
-                load_after = os.getloadavg()
-                memory = {name: peak_memory_kib(stack.pid(name)) for name in SERVICES}
-                stored = asyncio.run(stored_task_ids(url, users))
-            finally:
-                stack.close()
-            return report(results, elapsed, stored, memory, args, (load_before, load_after))
+            stack.start("auth", "todo", "chat")
+            stack.start("gateway")
+            load_before = os.getloadavg()
+            results, users, elapsed = asyncio.run(drive(stack, workdir / "pgdata", args))
+            load_after = os.getloadavg()
+            memory = {name: peak_memory_kib(stack.pid(name)) for name in SERVICES}
+            stored = asyncio.run(stored_task_ids(url, users))
         finally:
-            server.stop()
+            stack.close()
+        return report(results, elapsed, stored, memory, args, (load_before, load_after))
 
 
 def main() -> None:

@@ -1,13 +1,41 @@
-"""What every benchmark script needs: a free port, nearest-rank percentiles, CPU per process."""
+"""What every benchmark script needs: a migrated throw-away PostgreSQL, a free port, service
+processes started and stopped, nearest-rank percentiles, CPU per process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import signal
 import socket
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import aiohttp
 import psutil
+
+from shared.embedded_pg import EmbeddedPostgres
+from shared.migrate import available_services
+from shared.migrations import upgrade
+
+
+@contextlib.contextmanager
+def migrated_postgres(
+    prefix: str, services: Iterable[str] | None = None
+) -> Iterator[tuple[Path, str]]:
+    """An embedded PostgreSQL in a temporary directory, ``services`` (default: all) migrated:
+    the directory (its data under ``pgdata``) and the server's URL."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        workdir = Path(directory)
+        server = EmbeddedPostgres(workdir / "pgdata")
+        url = server.start()
+        try:
+            for service in available_services() if services is None else services:
+                upgrade(service, url)
+            yield workdir, url
+        finally:
+            server.stop()
 
 
 def free_port() -> int:
@@ -16,6 +44,38 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+async def wait_ready(
+    name: str, base: str, process: asyncio.subprocess.Process, log: Path | None = None
+) -> None:
+    """Until ``base``/readyz answers 200, at most 30 s; a process that exits or never gets
+    ready raises with the tail of its log."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            if process.returncode is not None:
+                break
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    tail = ""
+    if log is not None:
+        tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-2000:]
+    raise RuntimeError(f"{name} did not become ready in 30 s:\n{tail}")
+
+
+async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> None:
+    """Ask the process to stop with ``sig``; kill it after 10 s."""
+    if process.returncode is not None:
+        return
+    process.send_signal(sig)
+    try:
+        await asyncio.wait_for(process.wait(), timeout=10)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import secrets
-import signal
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,11 +29,16 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import jwt
-import psutil
 
+from bench.support import (
+    cpu_seconds,
+    free_port,
+    migrated_postgres,
+    postgres_cpu_seconds,
+    stop,
+    wait_ready,
+)
 from shared.clock import utcnow
-from shared.embedded_pg import EmbeddedPostgres
-from shared.migrations import upgrade
 from todo_service.listing import page_statement
 from todo_service.schemas import TaskQuery
 
@@ -89,39 +90,19 @@ def seed_sql(user_tasks: int, other_tasks: int, other_users: int) -> str:
     """  # noqa: S608
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
 class CpuMeter:
     """CPU seconds used so far by the service process, PostgreSQL (postmaster and every
-    backend) and this load client: where a request's cost goes on a shared machine."""
+    backend, also those that exited) and this load client: where a request's cost goes."""
 
     def __init__(self, service_pid: int, pg_data: Path) -> None:
-        self.service = psutil.Process(service_pid)
-        postmaster_pid = int((pg_data / "postmaster.pid").read_text().split()[0])
-        self.postmaster = psutil.Process(postmaster_pid)
-        self.client = psutil.Process()
-        self._pg_seen: dict[int, float] = {}
-
-    @staticmethod
-    def _cpu(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
+        self.service_pid = service_pid
+        self.pg_data = pg_data
 
     def sample(self) -> dict[str, float]:
-        # Backends that exited keep their last reading, so the sum never goes backwards.
-        for process in [self.postmaster, *self.postmaster.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                self._pg_seen[process.pid] = self._cpu(process)
         return {
-            "service": self._cpu(self.service),
-            "postgres": sum(self._pg_seen.values()),
-            "client": self._cpu(self.client),
+            "service": cpu_seconds(self.service_pid),
+            "postgres": postgres_cpu_seconds(self.pg_data),
+            "client": time.process_time(),
         }
 
 
@@ -288,28 +269,11 @@ async def run(args: argparse.Namespace, url: str, pg_data: Path) -> None:
             algorithm="HS256",
         )
         base = f"http://127.0.0.1:{port}"
-        await wait_ready(base)
+        await wait_ready("the todo service", base, process)
         meter = CpuMeter(process.pid, pg_data)
         await report(args, base, {"Authorization": f"Bearer {token}"}, url, meter)
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def wait_ready(base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{base}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the todo service did not become ready in 10 s")
+        await stop(process)
 
 
 async def report(
@@ -431,15 +395,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.user_tasks < 50 * (args.depth + 1):
         parser.error("--user-tasks must hold --depth + 1 pages of 50")
-    with tempfile.TemporaryDirectory(prefix="todo-bench-") as directory:
-        pg_data = Path(directory) / "pgdata"
-        server = EmbeddedPostgres(pg_data)
-        url = server.start()
-        try:
-            upgrade("todo_service", url)
-            asyncio.run(run(args, url, pg_data))
-        finally:
-            server.stop()
+    with migrated_postgres("todo-bench-", ["todo_service"]) as (workdir, url):
+        asyncio.run(run(args, url, workdir / "pgdata"))
 
 
 if __name__ == "__main__":
