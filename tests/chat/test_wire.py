@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
@@ -18,40 +17,7 @@ import pytest
 from chat_service.wire import AiohttpTransport
 from tests.chat.conftest import ChatAppFactory, User, serve
 from tests.support.live import free_port
-
-Handler = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[str]:
-    """An HTTP/1.1 server that hands each request's head and body to ``handler``; handlers
-    still running when the block ends are cancelled."""
-    running: set[asyncio.Task[None] | None] = set()
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        running.add(asyncio.current_task())
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            body = await reader.readexactly(length)
-            await handler(head, body, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(connection, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        for task in running:
-            if task is not None:
-                task.cancel()
-        await server.wait_closed()
+from tests.support.raw_server import raw_server, read_request
 
 
 def answer(status: str, headers: dict[str, str], body: bytes) -> bytes:
@@ -70,8 +36,8 @@ async def client() -> AsyncIterator[httpx2.AsyncClient]:
 async def test_a_request_and_its_answer_cross_unchanged(client: httpx2.AsyncClient) -> None:
     seen: dict[str, bytes] = {}
 
-    async def echo(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
-        seen["head"], seen["body"] = head, body
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["head"], seen["body"] = await read_request(reader)
         writer.write(answer("201 Created", {"Content-Type": "application/json"}, b'{"ok":1}'))
         await writer.drain()
 
@@ -98,7 +64,8 @@ async def test_a_request_and_its_answer_cross_unchanged(client: httpx2.AsyncClie
 
 
 async def test_a_compressed_answer_is_decoded_once(client: httpx2.AsyncClient) -> None:
-    async def compressed(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def compressed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
         payload = gzip.compress(b'{"tasks":[]}')
         writer.write(answer("200 OK", {"Content-Encoding": "gzip"}, payload))
         await writer.drain()
@@ -113,7 +80,8 @@ async def test_a_streamed_answer_arrives_while_it_is_still_being_written(
 ) -> None:
     first_read = asyncio.Event()
 
-    async def events(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -136,7 +104,8 @@ async def test_a_streamed_answer_arrives_while_it_is_still_being_written(
 
 
 async def test_an_unanswered_request_is_a_read_timeout() -> None:
-    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
         await asyncio.sleep(5)
 
     transport = AiohttpTransport()
@@ -156,7 +125,8 @@ async def test_a_refused_connection_is_a_connect_error(client: httpx2.AsyncClien
 async def test_a_todo_service_that_never_answers_is_a_504_and_the_message_is_kept(
     make_chat_app: ChatAppFactory, alice: User
 ) -> None:
-    async def silent(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
         await asyncio.sleep(5)
 
     async with raw_server(silent) as base:

@@ -10,42 +10,13 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
 from gateway.metrics import UPSTREAM_ERRORS
 from tests.gateway.conftest import Echo, free_port, serve
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[str]:
-    running: set[asyncio.Task[None]] = set()
-
-    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        running.add(task)
-        try:
-            await handler(reader, writer)
-        finally:
-            writer.transport.abort()
-
-    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-    bound = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{bound}"
-    finally:
-        server.close()
-        # Handlers still waiting (the stalling one) end with the server.
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        await server.wait_closed()
+from tests.support.raw_server import raw_server
 
 
 async def _read_head(reader: asyncio.StreamReader) -> None:

@@ -39,17 +39,9 @@ def without_fast_path(app: FastAPI) -> FastAPI:
 # Both read pages as in production, straight from the engine's pool (the rolled-back test
 # transaction would take another path, and one refused statement would abort it for both).
 @pytest.fixture
-async def fast(
-    todo_settings: TodoSettings,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
-    issuer: TestIssuer,
-    clock: FrozenClock,
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
-    async for client in _serve(app):
-        yield client
+def fast(committed_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The app as create_app builds it, fast path included."""
+    return committed_client
 
 
 @pytest.fixture
