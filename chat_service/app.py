@@ -57,8 +57,7 @@ def create_app(
             )
             app.state.chat = ChatContext(
                 settings=settings,
-                # A turn's statements run on the pool's connections (see chat_service.turn).
-                db=app.state.sessionmaker.kw["bind"],
+                db=app.state.db,
                 agent=agent,
                 todo=todo,
                 clock=clock,

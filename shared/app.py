@@ -102,6 +102,9 @@ async def database(
         await wait_for_database(engine, attempts=settings.db_startup_attempts)
         sessionmaker = create_sessionmaker(engine)
     app.state.sessionmaker = sessionmaker
+    # What the sessions are bound to, for hot paths that run single statements without a
+    # session (shared.db.fetch_row): the engine, or the tests' rolled-back connection.
+    app.state.db = sessionmaker.kw["bind"]
     try:
         yield
     finally:

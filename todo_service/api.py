@@ -233,7 +233,7 @@ async def list_tasks(request: Request) -> Response:
     query = _task_query(request)
     clock: Clock = request.app.state.clock
     # A page is one read-only statement: it needs the database, not a unit of work.
-    db: service.ReadTarget = request.app.state.sessionmaker.kw["bind"]
+    db: service.ReadTarget = request.app.state.db
     page = await service.list_tasks_json(db, principal.sub, query=query, clock=clock)
     headers = {"X-Total-Count": str(page.total)}
     if page.next_cursor is not None:

@@ -437,8 +437,6 @@ async def _read_page(db: ReadTarget, statement: PageStatement) -> Sequence[Any]:
         if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
             return await _read_page(db.bind, statement)
         db = await db.connection()
-    if isinstance(db, AsyncConnection):
-        return (await db.exec_driver_sql(statement.sql, statement.args)).one()
     row = await fetch_row(db, statement.sql, *statement.args)
     assert row is not None  # an aggregate always returns its row
     return row
