@@ -6,9 +6,7 @@ ports in the test's event loop; the gateway verifies the same test issuer's toke
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import httpx2
@@ -21,6 +19,7 @@ from gateway.settings import GatewaySettings
 from tests.chat.conftest import ChatAppFactory, User
 from tests.support.fake_openai import FakeOpenAI, Step, call
 from tests.support.live import free_port, live_server
+from tests.support.sse import next_event
 from tests.support.tokens import TestIssuer
 
 
@@ -54,19 +53,6 @@ async def gateway(
         )
         async with live_server(create_gateway(settings, verifier=issuer.verifier())) as url:
             yield url
-
-
-async def next_event(lines: AsyncIterator[str]) -> tuple[str, Any]:
-    """Read one server-sent event off the stream (bounded by the stream's own end)."""
-    fields: dict[str, str] = {}
-    async for line in lines:
-        if not line:
-            if fields:
-                return fields["event"], json.loads(fields["data"])
-            continue
-        name, _, value = line.partition(": ")
-        fields[name] = value
-    raise AssertionError(f"the stream ended before a complete event: {fields}")
 
 
 async def test_a_turn_streams_through_the_gateway_as_it_happens(

@@ -8,29 +8,13 @@ tool_call event arrive through the gateway while the turn is still running.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
 from tests.support.fake_openai import FakeOpenAI, Step, call
-
-
-async def next_event(lines: AsyncIterator[str]) -> tuple[str, Any]:
-    """One server-sent event off the stream (bounded by the stream's own end)."""
-    fields: dict[str, str] = {}
-    async for line in lines:
-        if not line:
-            if fields:
-                return fields["event"], json.loads(fields["data"])
-            continue
-        name, _, value = line.partition(": ")
-        fields[name] = value
-    raise AssertionError(f"the stream ended before a complete event: {fields}")
-
+from tests.support.sse import next_event
 
 SSE = {"Accept": "text/event-stream"}
 
