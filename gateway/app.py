@@ -21,8 +21,9 @@ from gateway.headers import TrustedProxies
 from gateway.own import GatewayState, router
 from gateway.proxy import Edge, client_session
 from gateway.ratelimit import RateLimiter
-from gateway.routes import upstreams_from
+from gateway.routes import DOCS_URL, upstreams_from
 from gateway.settings import GatewaySettings, get_settings
+from shared.docs import add_swagger_ui
 from shared.errors import install_error_handlers
 from shared.log import configure_logging
 from shared.metrics import start_metrics_server
@@ -162,4 +163,8 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(router)
+    # Swagger UI on the merged document; Authorize logs in at /api/auth/login.
+    add_swagger_ui(
+        app, docs_url=DOCS_URL, openapi_url="/api/openapi.json", title="Todo platform API"
+    )
     return app

@@ -1,4 +1,4 @@
-"""The gateway's own routes: probes, aggregated health, the merged OpenAPI and Swagger UI.
+"""The gateway's own routes: probes, aggregated health and the merged OpenAPI document.
 
 None of these is on the hot path, so they use FastAPI and httpx like every other service.
 """
@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gateway import openapi
@@ -24,9 +24,6 @@ from shared.tokens import TokenVerifier
 
 # A merged document is kept this long once every service contributed to it.
 OPENAPI_CACHE_SECONDS = 30.0
-SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
-SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
-FAVICON = "https://fastapi.tiangolo.com/img/favicon.png"
 
 
 @dataclass
@@ -149,44 +146,3 @@ async def _fetch_openapi(state: GatewayState, upstream: Upstream) -> dict[str, A
 
 def _own_document(app: FastAPI) -> dict[str, Any]:
     return get_openapi(title=app.title, version=app.version, routes=app.routes)
-
-
-_DOCS_HTML = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Todo platform API</title>
-<link rel="stylesheet" href="{SWAGGER_CSS}">
-<link rel="icon" href="{FAVICON}">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{SWAGGER_JS}"></script>
-<script src="/api/docs/swagger-init.js"></script>
-</body>
-</html>
-"""
-
-# Served as a file, not inline, so the page's Content-Security-Policy needs no
-# 'unsafe-inline' for scripts.
-_DOCS_INIT = """window.ui = SwaggerUIBundle({
-  url: "/api/openapi.json",
-  dom_id: "#swagger-ui",
-  deepLinking: true,
-  persistAuthorization: true,
-  validatorUrl: null,
-  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
-  layout: "BaseLayout"
-});
-"""
-
-
-@router.get("/api/docs", include_in_schema=False)
-async def docs() -> HTMLResponse:
-    """Swagger UI on the merged document; Authorize logs in at /api/auth/login."""
-    return HTMLResponse(_DOCS_HTML)
-
-
-@router.get("/api/docs/swagger-init.js", include_in_schema=False)
-async def docs_init() -> Response:
-    return Response(_DOCS_INIT, media_type="text/javascript")

@@ -11,6 +11,7 @@ from enum import Enum
 from urllib.parse import unquote
 
 from gateway.settings import GatewaySettings
+from shared.docs import asset_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +103,15 @@ IP_LIMITED: frozenset[tuple[str, bytes]] = frozenset(
     }
 )
 
+# Swagger UI's page on the merged document (its assets are under it, see shared.docs).
+DOCS_URL = "/api/docs"
 # The gateway's own routes (served by its FastAPI app), by path.
 OWN: dict[bytes, str] = {
     b"/healthz": "/healthz",
     b"/readyz": "/readyz",
     b"/api/health": "/api/health",
-    b"/api/docs": "/api/docs",
-    b"/api/docs/swagger-init.js": "/api/docs",
+    DOCS_URL.encode(): DOCS_URL,
+    **{path.encode(): DOCS_URL for path in asset_paths(DOCS_URL)},
     b"/api/openapi.json": "/api/openapi.json",
 }
 

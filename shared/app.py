@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import create_engine, create_sessionmaker, wait_for_database
+from shared.docs import add_swagger_ui
 from shared.errors import error_response, install_error_handlers
 from shared.log import configure_logging
 from shared.metrics import start_metrics_server
@@ -54,9 +55,13 @@ def create_service_app(
 
     # One documentation page per service, under the service's own prefix (the gateway reaches
     # it there); FastAPI's second UI at the root /redoc would be reachable on the port only.
+    # The page is ours (shared.docs), not FastAPI's, whose loads Swagger UI from a CDN.
     fastapi_kwargs.setdefault("redoc_url", None)
-    app = FastAPI(title=title, lifespan=_lifespan, **fastapi_kwargs)
+    docs_url: str | None = fastapi_kwargs.pop("docs_url", None)
+    app = FastAPI(title=title, lifespan=_lifespan, docs_url=None, **fastapi_kwargs)
     app.state.settings = settings
+    if docs_url is not None and app.openapi_url is not None:
+        add_swagger_ui(app, docs_url=docs_url, openapi_url=app.openapi_url, title=title)
     install_error_handlers(app)
     install_openapi_corrections(app)
     app.add_middleware(

@@ -27,6 +27,7 @@ from gateway import routes as gateway_routes
 from gateway.app import create_app as create_gateway_app
 from gateway.routes import upstreams_from
 from gateway.settings import GatewaySettings
+from shared.docs import asset_paths
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings
 
@@ -81,7 +82,7 @@ def _probes_and_docs(service: str, prefix: str) -> dict[Route, Guard]:
         "/readyz": ("GET",),
         f"{prefix}/openapi.json": get_head,
         f"{prefix}/docs": get_head,
-        "/docs/oauth2-redirect": get_head,
+        **dict.fromkeys(asset_paths(f"{prefix}/docs"), get_head),
     }
     return {
         Route(service, method, path): PUBLIC
@@ -127,8 +128,11 @@ TABLE: dict[Route, Guard] = {
     Route("gateway", "GET", "/readyz"): PUBLIC,
     Route("gateway", "GET", "/api/health"): PUBLIC,
     Route("gateway", "GET", "/api/openapi.json"): PUBLIC,
-    Route("gateway", "GET", "/api/docs"): PUBLIC,
-    Route("gateway", "GET", "/api/docs/swagger-init.js"): PUBLIC,
+    **{
+        Route("gateway", method, path): PUBLIC
+        for path in ("/api/docs", *asset_paths("/api/docs"))
+        for method in ("GET", "HEAD")
+    },
 }
 
 # What the gateway lets through without a token: the auth service's public routes only.
