@@ -21,6 +21,7 @@ from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
 from tests.support.database import empty_service_schemas
+from tests.support.redis import redis_server
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +82,11 @@ async def committed_sessionmaker(
     """Real commits on pooled connections, for tests of concurrent requests; emptied after."""
     yield create_sessionmaker(engine)
     await empty_service_schemas(engine, restart_identity=True)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real Redis for this test only (tests/support/redis.py: skipped without
+    ``redis-server``, except under CI, where that fails)."""
+    with redis_server(tmp_path) as url:
+        yield url

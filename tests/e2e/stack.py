@@ -18,6 +18,8 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="3/minute"): ...
                                              # restarted with extra environment, then restored
     stack.log("auth")                        # everything the process printed
+    name = stack.add_replica("gateway")      # one more gateway process ("gateway-2"), its
+    stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
 
 Names: ``auth``, ``todo``, ``chat``, ``gateway``. ``stack.available(name)`` says whether that
@@ -87,6 +89,7 @@ class Stack:
         self.workdir = workdir
         self.startup_timeout = startup_timeout
         self.ports = {name: free_port() for name in SERVICES}
+        self._kinds = dict(SERVICES)  # by name: what each (replicas included) runs
         self.signing_pem = generate_pem()
         self.extra_env = {name: dict(values) for name, values in (env or {}).items()}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -100,6 +103,14 @@ class Stack:
     def available(name: str) -> bool:
         """The service exists in this checkout (its package has an ``app`` module)."""
         return importlib.util.find_spec(f"{SERVICES[name].package}.app") is not None
+
+    def add_replica(self, of: str) -> str:
+        """Another process of service ``of``, on its own port and log; returns its name
+        (``gateway-2``...), which the other methods take like a service's. Not started."""
+        name = f"{of}-{sum(kind.name == of for kind in self._kinds.values()) + 1}"
+        self._kinds[name] = SERVICES[of]
+        self.ports[name] = free_port()
+        return name
 
     def running(self, name: str) -> bool:
         process = self._processes.get(name)
@@ -138,7 +149,7 @@ class Stack:
             "GATEWAY_RATE_LIMIT_AUTH_IP": "10000/minute",
             "GATEWAY_RATE_LIMIT_USER": "10000/minute",
         }
-        env.update(self.extra_env.get(name, {}))
+        env.update(self.extra_env.get(self._kinds[name].name, {}))
         env.update(overrides or {})
         return env
 
@@ -212,13 +223,14 @@ class Stack:
         return self.workdir / f"{name}.log"
 
     def _spawn(self, name: str, env: Mapping[str, str] | None) -> None:
-        if not self.available(name):
-            raise RuntimeError(f"service {name} does not exist in this checkout")
+        service = self._kinds[name]
+        if not self.available(service.name):
+            raise RuntimeError(f"service {service.name} does not exist in this checkout")
         with self._log_path(name).open("ab") as log:
             log.write(f"\n----- starting {name} on port {self.ports[name]} -----\n".encode())
             log.flush()
             self._processes[name] = subprocess.Popen(
-                [sys.executable, "-m", SERVICES[name].package],
+                [sys.executable, "-m", service.package],
                 env=self.env_for(name, env),
                 cwd=self.workdir,  # no stray .env or .data/ of a developer's checkout
                 stdout=log,

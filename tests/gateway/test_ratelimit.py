@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-
 import pytest
 from limits import parse_many
 
 from gateway.metrics import RATE_LIMIT_STORAGE_ERRORS
 from gateway.ratelimit import SWEEP_INTERVAL, RateLimiter, WindowCounters
 from tests.gateway.conftest import free_port
+from tests.support.redis import redis_binary
 
 
 class Clock:
@@ -88,35 +83,6 @@ async def test_unreachable_shared_store_lets_requests_through_and_is_counted():
     assert RATE_LIMIT_STORAGE_ERRORS._value.get() == before + 1
 
 
-@pytest.fixture
-def redis_url(tmp_path) -> Iterator[str]:
-    """A real Redis on a free loopback port, when the machine has ``redis-server``."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window-counter", "moving-window"])
 async def test_replicas_sharing_redis_share_the_count(redis_url, strategy):
     first, second = RateLimiter(redis_url, strategy), RateLimiter(redis_url, strategy)
@@ -132,3 +98,13 @@ async def test_replicas_sharing_redis_share_the_count(redis_url, strategy):
     assert results[3] is not None
     assert 1 <= results[3] <= 60
     await first.reset()
+
+
+def test_without_redis_server_a_developer_skips_and_ci_fails(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run there
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+        redis_binary()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run"):
+        redis_binary()
