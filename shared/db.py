@@ -31,7 +31,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePoo
 from sqlalchemy.util import await_, greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.errors import AppError
+from shared.errors import AppError, OutcomeUnknown
 
 logger = logging.getLogger(__name__)
 
@@ -366,7 +366,37 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
             await session.rollback()
             raise
         else:
-            await session.commit()
+            # Flushed first: a connection lost while flushing is lost before COMMIT, so nothing
+            # was saved and the ordinary outage answer (a 503 worth retrying) is right.
+            await session.flush()
+            await commit(session)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit; a connection lost once COMMIT may have reached the server is ``OutcomeUnknown``.
+
+    PostgreSQL may have committed before the connection went (or the answer may be what was
+    lost), so neither "saved" nor "not saved" is true. A connection the driver already knew
+    closed never carried the COMMIT: the transaction died with it, an ordinary outage.
+    """
+    try:
+        await session.commit()
+    except Exception as exc:
+        if is_database_outage(exc) and not _closed_before_sending(exc):
+            logger.warning("connection lost during COMMIT; the outcome is unknown: %r", exc)
+            raise OutcomeUnknown() from exc
+        raise
+
+
+def _closed_before_sending(exc: BaseException) -> bool:
+    """asyncpg refused the call on a connection it knew closed (``InterfaceError``), without
+    writing to it; a connection lost during the call raises its protocol or server errors."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, asyncpg.InterfaceError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def checkout_open(engine: AsyncEngine) -> PoolProxiedConnection:
