@@ -1,16 +1,22 @@
-"""Test certificate authorities and server certificates, made with ``cryptography``."""
+"""Test certificate authorities and server certificates, made with ``cryptography``, and a
+TLS-terminating front for the test PostgreSQL (whose build has no TLS of its own)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
-from dataclasses import dataclass
+import ssl
+import struct
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy.engine import make_url
 
 
 @dataclass(frozen=True)
@@ -104,3 +110,66 @@ class TestCA:
             serialization.NoEncryption(),
         )
         return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+
+
+# PostgreSQL's SSLRequest: length 8, then the code 1234 5679.
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+
+@dataclass
+class PostgresTlsFront:
+    """Speaks PostgreSQL's TLS negotiation with the certificate it is given, then relays the
+    decrypted stream to the real server, as a TLS-terminating proxy (Neon's own, PgBouncer)
+    does. A handler for ``tests.support.raw_server.raw_server``; ``handshakes`` counts the
+    TLS sessions completed, ``refused`` the handshakes the client broke off."""
+
+    issued: Issued
+    database_url: str
+    handshakes: int = 0
+    refused: int = 0
+    _context: ssl.SSLContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory(prefix="todo-platform-tls-front-") as directory:
+            cert, key = Path(directory) / "server.crt", Path(directory) / "server.key"
+            cert.write_bytes(self.issued.cert_pem)
+            key.write_bytes(self.issued.key_pem)
+            self._context.load_cert_chain(cert, key)
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await reader.readexactly(8) != SSL_REQUEST:
+            return  # a client that does not ask for TLS gets no server here
+        writer.write(b"S")
+        await writer.drain()
+        try:
+            await writer.start_tls(self._context)
+        except (ssl.SSLError, ConnectionError):
+            self.refused += 1
+            return
+        self.handshakes += 1
+        upstream_reader, upstream_writer = await self._open_upstream()
+        try:
+            await asyncio.gather(
+                _pump(reader, upstream_writer),
+                _pump(upstream_reader, writer),
+                return_exceptions=True,  # either side hanging up ends the relay
+            )
+        finally:
+            upstream_writer.close()
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        url = make_url(self.database_url)
+        port = url.port or 5432
+        if url.host:
+            return await asyncio.open_connection(url.host, port)
+        socket_dir = url.query["host"]
+        assert isinstance(socket_dir, str)
+        return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
+
+
+async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    while chunk := await source.read(65536):
+        sink.write(chunk)
+        await sink.drain()
+    sink.close()
