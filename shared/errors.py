@@ -186,10 +186,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "Invalid parameters or body",
     429: "Too many requests; retry after `Retry-After` seconds",
     502: "A service this request needs answered badly",
-    503: (
-        "A service this request needs is unavailable; `outcome_unknown`: the change may or "
-        "may not have been saved (retry only with the same `Idempotency-Key`)"
-    ),
+    503: "A service this request needs is unavailable",
     504: "A service this request needs did not answer in time",
 }
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
