@@ -52,9 +52,6 @@ def schema_metadata(schema: str) -> MetaData:
 
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _CHANNEL_BINDINGS = ("disable", "prefer", "require")
-# libpq's TLS parameters that the platform reads itself; any other ``ssl*`` parameter (client
-# certificates, CRLs, protocol bounds, direct TLS) is refused rather than silently dropped.
-_TLS_PARAMETERS = frozenset({"sslmode", "sslrootcert", "channel_binding"})
 SYSTEM_TRUST_STORE = "system"
 
 
@@ -86,6 +83,8 @@ def connect_target(raw_url: str, *, connect_timeout: float = 10.0) -> ConnectTar
         channel_binding=_single(query, "channel_binding"),
         sslrootcert=_single(query, "sslrootcert"),
     )
+    # Any other libpq TLS parameter (client certificates, CRLs, protocol bounds, direct TLS)
+    # is refused rather than silently dropped or handed to asyncpg, which would refuse it.
     unsupported = sorted(
         name for name in query if name.startswith("ssl") or name in {"requiressl", "gssencmode"}
     )
