@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_module
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -30,7 +31,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePoo
 from sqlalchemy.util import await_, greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.errors import AppError
+from shared.errors import AppError, OutcomeUnknown
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
-_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
-_warned_channel_binding = False
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_CHANNEL_BINDINGS = ("disable", "prefer", "require")
+SYSTEM_TRUST_STORE = "system"
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,12 @@ class ConnectTarget:
 
 
 def connect_target(raw_url: str, *, connect_timeout: float = 10.0) -> ConnectTarget:
-    """Turn any PostgreSQL URL into an asyncpg URL plus connect arguments asyncpg accepts."""
-    global _warned_channel_binding
+    """Turn any PostgreSQL URL into an asyncpg URL plus connect arguments asyncpg accepts.
+
+    The TLS parameters (``sslmode``, ``channel_binding``, ``sslrootcert``) become one ``ssl``
+    argument (see ``tls_argument``); a protection the driver cannot give is logged here, once
+    per engine.
+    """
     url = make_url(raw_url)
     if url.drivername in {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}:
         url = url.set(drivername="postgresql+asyncpg")
@@ -72,20 +78,27 @@ def connect_target(raw_url: str, *, connect_timeout: float = 10.0) -> ConnectTar
         raise ValueError(f"unsupported database URL scheme: {url.drivername}")
 
     query = dict(url.query)
-    connect_args: dict[str, Any] = {"timeout": connect_timeout}
-
-    sslmode = query.pop("sslmode", None)
-    if isinstance(sslmode, str):
-        if sslmode not in _SSLMODES:
-            raise ValueError(f"unknown sslmode: {sslmode}")
-        connect_args["ssl"] = sslmode
-
-    if query.pop("channel_binding", None) is not None and not _warned_channel_binding:
-        _warned_channel_binding = True
-        logger.warning(
-            "channel_binding is not supported by asyncpg and is ignored; "
-            "TLS (sslmode) still protects the connection"
+    tls = tls_argument(
+        sslmode=_single(query, "sslmode"),
+        channel_binding=_single(query, "channel_binding"),
+        sslrootcert=_single(query, "sslrootcert"),
+    )
+    # Any other libpq TLS parameter (client certificates, CRLs, protocol bounds, direct TLS)
+    # is refused rather than silently dropped or handed to asyncpg, which would refuse it.
+    unsupported = sorted(
+        name for name in query if name.startswith("ssl") or name in {"requiressl", "gssencmode"}
+    )
+    if unsupported:
+        raise ValueError(
+            f"database URL parameter not supported: {', '.join(unsupported)} "
+            "(the platform supports sslmode, sslrootcert and channel_binding; "
+            "no client certificates)"
         )
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+    if tls.ssl is not None:
+        connect_args["ssl"] = tls.ssl
+    if tls.warning:
+        logger.warning("database %s: %s", url.host or url.query.get("host"), tls.warning)
 
     host = url.host or ""
     pooled = host.split(".", 1)[0].endswith("-pooler")
@@ -97,6 +110,110 @@ def connect_target(raw_url: str, *, connect_timeout: float = 10.0) -> ConnectTar
         query["prepared_statement_cache_size"] = "0"
 
     return ConnectTarget(url=url.set(query=query), connect_args=connect_args, pooled=pooled)
+
+
+def _single(query: dict[str, Any], name: str) -> str | None:
+    """Remove one parameter from the URL's query; given twice it is ambiguous, so refused."""
+    value = query.pop(name, None)
+    if isinstance(value, tuple):
+        raise ValueError(f"database URL parameter given more than once: {name}")
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class TlsArgument:
+    """asyncpg's ``ssl`` argument for one URL, and what the log should say about it.
+
+    ``ssl`` is None (asyncpg's default: ``prefer`` over TCP, none on a Unix socket), False
+    (no TLS), ``"allow"``/``"prefer"`` (asyncpg's own opportunistic modes, as libpq's), or a
+    context built here, which asyncpg treats as TLS required.
+    """
+
+    ssl: ssl_module.SSLContext | str | bool | None
+    warning: str | None = None
+
+
+def tls_argument(
+    *, sslmode: str | None, channel_binding: str | None, sslrootcert: str | None
+) -> TlsArgument:
+    """libpq's TLS parameters as asyncpg's ``ssl`` argument, never weaker than asked.
+
+    - ``verify-full``: certificate chain and host name checked; ``verify-ca``: the chain only.
+      Both against the ``sslrootcert`` file, or the system trust store when it is absent or
+      ``system`` (libpq would read ``~/.postgresql/root.crt``; a container has none).
+    - ``channel_binding=require``: asyncpg never binds the channel (its SCRAM sends ``n,,``),
+      so the server is authenticated by its certificate and host name instead (verify-full),
+      which Neon's publicly trusted certificates pass. Logged.
+    - ``require``: libpq's meaning, encrypted without verification (logged), or the chain
+      checked when an ``sslrootcert`` file is given (libpq's rule too).
+    - ``sslrootcert=system`` means verify-full, and a weaker ``sslmode`` with it is refused,
+      as libpq (16+) does: any public certificate passes a chain-only check.
+    - ``disable``, ``allow``, ``prefer`` and no ``sslmode`` keep their libpq meaning; a CA file
+      with them would be ignored, so it is refused instead.
+    """
+    if sslmode is not None and sslmode not in _SSLMODES:
+        raise ValueError(f"unknown sslmode: {sslmode}")
+    if channel_binding is not None and channel_binding not in _CHANNEL_BINDINGS:
+        raise ValueError(f"unknown channel_binding: {channel_binding}")
+    if sslrootcert == "":
+        raise ValueError("sslrootcert is empty: give a CA file or 'system'")
+
+    store = "the system trust store" if sslrootcert in (None, SYSTEM_TRUST_STORE) else sslrootcert
+    mode = sslmode
+    warning = None
+    if channel_binding == "require":
+        if sslmode == "disable":
+            raise ValueError("channel_binding=require needs TLS, but sslmode=disable")
+        mode = "verify-full"
+        warning = (
+            "channel_binding=require cannot be honoured (asyncpg has no channel binding): "
+            f"the server's certificate and host name are verified against {store} instead"
+        )
+    elif sslrootcert == SYSTEM_TRUST_STORE and sslmode is None:
+        mode = "verify-full"
+    if sslrootcert == SYSTEM_TRUST_STORE and mode != "verify-full":
+        raise ValueError(f"sslrootcert=system requires sslmode=verify-full, not {mode}")
+    if sslrootcert is not None and mode in (None, "disable", "allow", "prefer"):
+        raise ValueError(
+            f"sslrootcert is given but sslmode={mode or 'prefer'} would not use it: "
+            "use sslmode=verify-full"
+        )
+
+    if mode is None:
+        return TlsArgument(ssl=None)
+    if mode == "disable":
+        return TlsArgument(ssl=False)
+    if mode in ("allow", "prefer"):
+        return TlsArgument(ssl=mode)
+    if mode == "require" and sslrootcert is None:
+        context = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl_module.CERT_NONE
+        context.minimum_version = ssl_module.TLSVersion.TLSv1_2
+        return TlsArgument(
+            ssl=context,
+            warning=(
+                "sslmode=require encrypts the connection but does not verify the server's "
+                "certificate (libpq's meaning); use sslmode=verify-full to verify it"
+            ),
+        )
+
+    cafile = None if sslrootcert in (None, SYSTEM_TRUST_STORE) else sslrootcert
+    try:
+        context = ssl_module.create_default_context(cafile=cafile)
+    except (OSError, ssl_module.SSLError) as exc:
+        raise ValueError(f"sslrootcert {cafile}: cannot load CA certificates ({exc})") from exc
+    context.minimum_version = ssl_module.TLSVersion.TLSv1_2
+    if mode == "verify-full":
+        return TlsArgument(ssl=context, warning=warning)
+    # verify-ca, or require with a CA file: the chain is checked, the host name is not.
+    context.check_hostname = False
+    if cafile is None:
+        warning = (
+            "sslmode=verify-ca against the system trust store accepts any publicly trusted "
+            "certificate, whatever its host name; use sslmode=verify-full"
+        )
+    return TlsArgument(ssl=context, warning=warning)
 
 
 def _unique_statement_name() -> str:
@@ -248,7 +365,37 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
             await session.rollback()
             raise
         else:
-            await session.commit()
+            # Flushed first: a connection lost while flushing is lost before COMMIT, so nothing
+            # was saved and the ordinary outage answer (a 503 worth retrying) is right.
+            await session.flush()
+            await commit(session)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit; a connection lost once COMMIT may have reached the server is ``OutcomeUnknown``.
+
+    PostgreSQL may have committed before the connection went (or the answer may be what was
+    lost), so neither "saved" nor "not saved" is true. A connection the driver already knew
+    closed never carried the COMMIT: the transaction died with it, an ordinary outage.
+    """
+    try:
+        await session.commit()
+    except Exception as exc:
+        if is_database_outage(exc) and not _closed_before_sending(exc):
+            logger.warning("connection lost during COMMIT; the outcome is unknown: %r", exc)
+            raise OutcomeUnknown() from exc
+        raise
+
+
+def _closed_before_sending(exc: BaseException) -> bool:
+    """asyncpg refused the call on a connection it knew closed (``InterfaceError``), without
+    writing to it; a connection lost during the call raises its protocol or server errors."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, asyncpg.InterfaceError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def checkout_open(engine: AsyncEngine) -> PoolProxiedConnection:

@@ -116,6 +116,19 @@ class ServiceUnavailable(AppError):
     message = "A service this request needs is unavailable"
 
 
+class OutcomeUnknown(ServiceUnavailable):
+    """The database connection was lost while a unit of work was being committed: the
+    server may have committed it or not, and nobody can tell from here. No ``Retry-After``:
+    a blind retry of a create could make a duplicate; the client reads the resource back, or
+    retries with the same ``Idempotency-Key``."""
+
+    code = "outcome_unknown"
+    message = (
+        "The database connection was lost while this change was being saved: it may or may "
+        "not have been saved. Check before retrying, or retry with the same Idempotency-Key"
+    )
+
+
 class BadGateway(AppError):
     status_code = 502
     code = "bad_gateway"

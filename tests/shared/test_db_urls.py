@@ -7,8 +7,8 @@ pooled-looking URL, and to a closed port (asyncpg must fail to connect, not on a
 
 from __future__ import annotations
 
-import logging
 import re
+import ssl
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared import db
 from shared.db import connect_target, create_engine, wait_for_database
 
 NEON_DIRECT = (
@@ -41,7 +40,9 @@ def test_a_direct_neon_url_becomes_an_asyncpg_url_with_ssl() -> None:
         "dbname",
     )
     assert dict(target.url.query) == {}
-    assert target.connect_args == {"timeout": 7, "ssl": "require"}
+    assert set(target.connect_args) == {"timeout", "ssl"}
+    assert target.connect_args["timeout"] == 7
+    assert isinstance(target.connect_args["ssl"], ssl.SSLContext)  # see test_db_tls.py
     assert not target.pooled
 
 
@@ -49,7 +50,7 @@ def test_a_pooled_neon_url_turns_prepared_statement_caching_off() -> None:
     target = connect_target(NEON_POOLED)
 
     assert target.pooled
-    assert target.connect_args["ssl"] == "require"
+    assert isinstance(target.connect_args["ssl"], ssl.SSLContext)
     assert target.connect_args["statement_cache_size"] == 0
     assert "channel_binding" not in target.connect_args
     assert dict(target.url.query) == {"prepared_statement_cache_size": "0"}
@@ -118,27 +119,14 @@ def test_other_databases_and_unknown_sslmodes_are_refused(raw: str) -> None:
         connect_target(raw)
 
 
-def test_dropping_channel_binding_is_logged_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(db, "_warned_channel_binding", False)
-
-    with caplog.at_level(logging.WARNING, logger="shared.db"):
-        connect_target(NEON_DIRECT)
-        connect_target(NEON_POOLED)
-
-    warnings = [r for r in caplog.records if "channel_binding" in r.getMessage()]
-    assert len(warnings) == 1
-
-
 def neon_shaped(database_url: str, *, pooled: bool) -> str:
     """The test server's URL dressed as Neon's: a Neon host name (the real host moves to the
-    ``host`` query item, which asyncpg prefers), sslmode and channel_binding."""
+    ``host`` query item, which asyncpg prefers). No TLS: the embedded server listens on a Unix
+    socket (test_db_tls_server.py connects over verified TLS)."""
     url = make_url(database_url)
     query: dict[str, Any] = dict(url.query)
     query.setdefault("host", url.host or "localhost")
-    query.setdefault("sslmode", "disable")  # the embedded server listens on a Unix socket
-    query["channel_binding"] = "require"
+    query.setdefault("sslmode", "disable")
     host = "ep-cool-darkness-123456" + ("-pooler" if pooled else "") + ".eu-central-1.aws.neon.tech"
     neon = url.set(drivername="postgresql", host=host).update_query_dict(query)
     return neon.render_as_string(hide_password=False)
