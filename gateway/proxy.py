@@ -200,15 +200,17 @@ class Edge:
             ):
                 await self._preflight(request, exchange, send)
             elif match.kind is Kind.OWN:
-                await self._own(scope, receive, send, exchange, docs=match.label == "/api/docs")
+                await self._own(scope, receive, send, exchange, match)
             elif match.kind is Kind.NOT_FOUND:
                 raise Refusal(404, "Not found", "not_found")
+            elif match.kind is Kind.INVALID:
+                raise Refusal(400, "The path is ambiguous", "invalid_path")
             else:
                 await self._proxy(scope, receive, send, request, match, exchange)
         except Refusal as refusal:
             await self._refuse(send, exchange, refusal)
         except Exception:
-            errors_logger.exception("gateway error on %s %s", method, scope["path"])
+            errors_logger.exception("gateway error on %s %s", method, _text(raw_path))
             if not exchange.started:
                 await self._refuse(
                     send, exchange, Refusal(500, "Internal server error", "internal_error")
@@ -217,8 +219,9 @@ class Edge:
             elapsed = time.perf_counter() - started
             self.metrics.observe(match.label, exchange.status, elapsed)
             if exchange.refused or (self.access_log and match.label not in _QUIET):
+                # The path as the client sent it: a refused one is logged as it arrived.
                 logger.info(
-                    "%s %s %d %.1fms", method, scope["path"], exchange.status, elapsed * 1000
+                    "%s %s %d %.1fms", method, _text(raw_path), exchange.status, elapsed * 1000
                 )
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
@@ -252,7 +255,8 @@ class Edge:
         peer = scope["client"][0] if scope.get("client") else "unknown"
         if match.ip_limited and self.ip_limits:
             client_ip = self.proxies.client_ip(peer, request.forwarded_for)
-            await self._limit(self.ip_limits, "ip", "ip", scope["path"], client_ip)
+            path = match.upstream_path.decode("latin-1")
+            await self._limit(self.ip_limits, "ip", "ip", path, client_ip)
 
         body = await self._read_body(receive)
         self._forwarding_headers(scope, request, forward, peer, exchange)
@@ -546,8 +550,13 @@ class Edge:
         await send({"type": "http.response.body", "body": payload})
 
     async def _own(
-        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, *, docs: bool
+        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, match: Match
     ) -> None:
+        docs = match.label == "/api/docs"
+        if scope.get("raw_path") != match.upstream_path:
+            # The app routes on the normalised path too (own paths have no escapes left).
+            path = match.upstream_path
+            scope = {**scope, "path": path.decode("latin-1"), "raw_path": path}
         extra = [
             *(self.docs_headers if docs else self.api_headers),
             (b"x-request-id", exchange.request_id),
