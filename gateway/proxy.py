@@ -237,6 +237,10 @@ class Edge:
         match: Match,
         exchange: _Exchange,
     ) -> None:
+        if request.duplicate_authorization:
+            # Which one counts would be up to each reader: the gateway and a service could
+            # each check a different token.
+            raise Refusal(400, "More than one Authorization header", "duplicate_header")
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             if request.content_length <= self.max_body_bytes * DRAIN_FACTOR:
                 await _drain(receive, self.max_body_bytes * DRAIN_FACTOR)
@@ -618,6 +622,7 @@ class _Request:
         "authorization",
         "connection",
         "content_length",
+        "duplicate_authorization",
         "forward",
         "forwarded_for",
         "forwarded_host",
@@ -630,6 +635,7 @@ class _Request:
 
     def __init__(self, scope: Scope) -> None:
         self.authorization: bytes | None = None
+        self.duplicate_authorization = False
         self.origin: bytes | None = None
         self.preflight_method: bytes | None = None
         self.request_id: str | None = None
@@ -660,6 +666,7 @@ class _Request:
                     self.forwarded_host = value
                 continue
             if name == b"authorization":
+                self.duplicate_authorization = self.authorization is not None
                 self.authorization = value
             elif name == b"origin":
                 self.origin = value

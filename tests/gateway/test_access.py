@@ -366,3 +366,19 @@ async def test_cors_headers_only_for_allowed_origins(echo, start_gateway, issuer
     assert refused.status_code == 401
     assert refused.headers["access-control-allow-origin"] == origin
     assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize("valid_first", [True, False])
+async def test_two_authorization_headers_are_400_and_nothing_is_forwarded(
+    echo, start_gateway, issuer, valid_first
+):
+    """The gateway and a service could each read a different one: neither is read."""
+    upstream, url = echo
+    pair = [("Authorization", issuer.auth("ann")["Authorization"]), ("Authorization", "Bearer x")]
+    headers = pair if valid_first else pair[::-1]
+    async with start_gateway(auth_url=url, todo_url=url) as (_, client):
+        protected = await client.get("/api/tasks", headers=headers)
+        public = await client.post("/api/auth/login", json={}, headers=headers)
+    assert_envelope(protected, 400, "duplicate_header")
+    assert_envelope(public, 400, "duplicate_header")
+    assert upstream.requests == []
