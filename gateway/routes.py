@@ -75,7 +75,7 @@ class Match:
     # compatibility route), or the own route the gateway's app answers.
     upstream_path: bytes = b""
     public: bool = False
-    # Login, register and refresh: rate-limited per client IP.
+    # Login, register, refresh and logout: rate-limited per client IP.
     ip_limited: bool = False
     # Compatibility routes: the user id in the path, which must be the token's subject.
     path_user: str | None = None
@@ -105,6 +105,7 @@ IP_LIMITED: frozenset[tuple[str, bytes]] = frozenset(
         ("POST", b"/api/auth/register"),
         ("POST", b"/api/auth/login"),
         ("POST", b"/api/auth/refresh"),
+        ("POST", b"/api/auth/logout"),
     }
 )
 
