@@ -6,7 +6,8 @@ None of these is on the hot path, so they use FastAPI and httpx like every other
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,13 +18,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gateway import openapi
+from gateway.cache import Cached
 from gateway.routes import Upstream
 from gateway.settings import GatewaySettings
 from shared.errors import error_response
 from shared.tokens import TokenVerifier
 
-# A merged document is kept this long once every service contributed to it.
+# A service's OpenAPI document is kept this long (one that could not be fetched is retried
+# after GATEWAY_OPENAPI_RETRY_SECONDS instead).
 OPENAPI_CACHE_SECONDS = 30.0
+# GET /api/health answers from one round of readiness checks for this long: a flood of
+# requests costs each service one probe a second.
+HEALTH_CACHE_SECONDS = 1.0
 
 
 @dataclass
@@ -34,7 +40,21 @@ class GatewayState:
     upstreams: dict[str, Upstream]
     http: httpx.AsyncClient
     verifier: TokenVerifier
-    openapi_cache: tuple[float, dict[str, Any]] | None = field(default=None)
+    health: Cached[dict[str, ServiceHealth]] = field(init=False)
+    # Each service's document (None: it could not be fetched), and the last merge of them.
+    openapi_parts: dict[str, Cached[dict[str, Any] | None]] = field(init=False)
+    openapi_merged: tuple[list[dict[str, Any] | None], bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.health = Cached(lambda: _platform_readiness(self), lambda _: HEALTH_CACHE_SECONDS)
+        retry = self.settings.openapi_retry_seconds
+        self.openapi_parts = {
+            name: Cached(
+                functools.partial(_fetch_openapi, self, upstream),
+                lambda document: OPENAPI_CACHE_SECONDS if document is not None else retry,
+            )
+            for name, upstream in self.upstreams.items()
+        }
 
 
 def state_of(request: Request) -> GatewayState:
@@ -79,11 +99,9 @@ async def readyz(request: Request) -> JSONResponse:
     responses={503: {"description": "At least one service is not ready (error envelope)"}},
 )
 async def platform_health(request: Request) -> Any:
-    """Every service's readiness: 200 when all are ready, otherwise 503 with the same detail."""
-    state = state_of(request)
-    names = list(state.upstreams)
-    results = await asyncio.gather(*(_readiness(state, state.upstreams[name]) for name in names))
-    services = dict(zip(names, results, strict=True))
+    """Every service's readiness: 200 when all are ready, otherwise 503 with the same detail.
+    Answered from one round of checks for up to a second."""
+    services = await state_of(request).health.get()
     if all(service.status == "ready" for service in services.values()):
         return PlatformHealth(status="ok", services=services)
     detail = {
@@ -91,6 +109,12 @@ async def platform_health(request: Request) -> Any:
         "services": {name: s.model_dump(exclude_none=True) for name, s in services.items()},
     }
     return error_response(503, detail, "service_unavailable")
+
+
+async def _platform_readiness(state: GatewayState) -> dict[str, ServiceHealth]:
+    names = list(state.upstreams)
+    results = await asyncio.gather(*(_readiness(state, state.upstreams[name]) for name in names))
+    return dict(zip(names, results, strict=True))
 
 
 async def _readiness(state: GatewayState, upstream: Upstream) -> ServiceHealth:
@@ -108,14 +132,17 @@ async def _readiness(state: GatewayState, upstream: Upstream) -> ServiceHealth:
 
 
 @router.get("/api/openapi.json", include_in_schema=False)
-async def merged_openapi(request: Request) -> JSONResponse:
-    """The services' documents merged; a service that is down is left out, with a note."""
+async def merged_openapi(request: Request) -> Response:
+    """The services' documents merged; a service that is down is left out, with a note.
+    Merged again only when a service's document was fetched anew."""
     state = state_of(request)
-    cached = state.openapi_cache
-    if cached is not None and time.monotonic() - cached[0] < OPENAPI_CACHE_SECONDS:
-        return JSONResponse(cached[1])
     names = list(state.upstreams)
-    fetched = await asyncio.gather(*(_fetch_openapi(state, state.upstreams[n]) for n in names))
+    fetched = await asyncio.gather(*(state.openapi_parts[name].get() for name in names))
+    merged_before = state.openapi_merged
+    if merged_before is not None and all(
+        now is before for now, before in zip(fetched, merged_before[0], strict=True)
+    ):
+        return Response(merged_before[1], media_type="application/json")
     documents = {name: doc for name, doc in zip(names, fetched, strict=True) if doc is not None}
     unavailable = [name for name, doc in zip(names, fetched, strict=True) if doc is None]
     own = _own_document(request.app)
@@ -127,9 +154,9 @@ async def merged_openapi(request: Request) -> JSONResponse:
         },
         unavailable=unavailable,
     )
-    if not unavailable:
-        state.openapi_cache = (time.monotonic(), merged)
-    return JSONResponse(merged)
+    body = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode()
+    state.openapi_merged = (fetched, body)
+    return Response(body, media_type="application/json")
 
 
 async def _fetch_openapi(state: GatewayState, upstream: Upstream) -> dict[str, Any] | None:

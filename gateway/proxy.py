@@ -200,15 +200,17 @@ class Edge:
             ):
                 await self._preflight(request, exchange, send)
             elif match.kind is Kind.OWN:
-                await self._own(scope, receive, send, exchange, docs=match.label == "/api/docs")
+                await self._own(scope, receive, send, exchange, match)
             elif match.kind is Kind.NOT_FOUND:
                 raise Refusal(404, "Not found", "not_found")
+            elif match.kind is Kind.INVALID:
+                raise Refusal(400, "The path is ambiguous", "invalid_path")
             else:
                 await self._proxy(scope, receive, send, request, match, exchange)
         except Refusal as refusal:
             await self._refuse(send, exchange, refusal)
         except Exception:
-            errors_logger.exception("gateway error on %s %s", method, scope["path"])
+            errors_logger.exception("gateway error on %s %s", method, _text(raw_path))
             if not exchange.started:
                 await self._refuse(
                     send, exchange, Refusal(500, "Internal server error", "internal_error")
@@ -217,8 +219,9 @@ class Edge:
             elapsed = time.perf_counter() - started
             self.metrics.observe(match.label, exchange.status, elapsed)
             if exchange.refused or (self.access_log and match.label not in _QUIET):
+                # The path as the client sent it: a refused one is logged as it arrived.
                 logger.info(
-                    "%s %s %d %.1fms", method, scope["path"], exchange.status, elapsed * 1000
+                    "%s %s %d %.1fms", method, _text(raw_path), exchange.status, elapsed * 1000
                 )
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
@@ -234,6 +237,10 @@ class Edge:
         match: Match,
         exchange: _Exchange,
     ) -> None:
+        if request.duplicate_authorization:
+            # Which one counts would be up to each reader: the gateway and a service could
+            # each check a different token.
+            raise Refusal(400, "More than one Authorization header", "duplicate_header")
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             if request.content_length <= self.max_body_bytes * DRAIN_FACTOR:
                 await _drain(receive, self.max_body_bytes * DRAIN_FACTOR)
@@ -252,7 +259,8 @@ class Edge:
         peer = scope["client"][0] if scope.get("client") else "unknown"
         if match.ip_limited and self.ip_limits:
             client_ip = self.proxies.client_ip(peer, request.forwarded_for)
-            await self._limit(self.ip_limits, "ip", "ip", scope["path"], client_ip)
+            path = match.upstream_path.decode("latin-1")
+            await self._limit(self.ip_limits, "ip", "ip", path, client_ip)
 
         body = await self._read_body(receive)
         self._forwarding_headers(scope, request, forward, peer, exchange)
@@ -546,8 +554,13 @@ class Edge:
         await send({"type": "http.response.body", "body": payload})
 
     async def _own(
-        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, *, docs: bool
+        self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange, match: Match
     ) -> None:
+        docs = match.label == "/api/docs"
+        if scope.get("raw_path") != match.upstream_path:
+            # The app routes on the normalised path too (own paths have no escapes left).
+            path = match.upstream_path
+            scope = {**scope, "path": path.decode("latin-1"), "raw_path": path}
         extra = [
             *(self.docs_headers if docs else self.api_headers),
             (b"x-request-id", exchange.request_id),
@@ -609,6 +622,7 @@ class _Request:
         "authorization",
         "connection",
         "content_length",
+        "duplicate_authorization",
         "forward",
         "forwarded_for",
         "forwarded_host",
@@ -621,6 +635,7 @@ class _Request:
 
     def __init__(self, scope: Scope) -> None:
         self.authorization: bytes | None = None
+        self.duplicate_authorization = False
         self.origin: bytes | None = None
         self.preflight_method: bytes | None = None
         self.request_id: str | None = None
@@ -651,6 +666,7 @@ class _Request:
                     self.forwarded_host = value
                 continue
             if name == b"authorization":
+                self.duplicate_authorization = self.authorization is not None
                 self.authorization = value
             elif name == b"origin":
                 self.origin = value

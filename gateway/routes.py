@@ -1,7 +1,11 @@
 """The gateway's route table: which service answers a path, and what a request needs first.
 
-Matching works on the raw path exactly as the client sent it (percent-encoding included),
-which is also what is forwarded, so the decision and the upstream's view never differ.
+Every path is normalised once (``normalise``): escapes of unreserved characters decoded, the
+remaining escapes in upper case. Routing, the public and per-IP limited routes, and the path
+sent upstream all use that one path, so ``/api/auth/%6Cogin`` is the login route (and counts
+against its limit), and the service sees what the gateway decided on. A path a server could
+read two ways (dot segments, empty segments, an encoded ``/`` or ``\\``, a backslash, a broken
+escape) is refused instead.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Kind(Enum):
     PROXY = "proxy"  # forwarded to a service
     OWN = "own"  # answered by the gateway itself
     NOT_FOUND = "not_found"
+    INVALID = "invalid"  # an ambiguous path (see ``normalise``): 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +72,11 @@ class Match:
     # Metrics label: the route prefix ("/api/tasks"), never the full path.
     label: str
     upstream: str | None = None
-    # Path sent upstream (raw bytes); differs from the client's only on compatibility routes.
+    # The normalised path (raw bytes, escapes kept): sent upstream (the canonical route on a
+    # compatibility route), or the own route the gateway's app answers.
     upstream_path: bytes = b""
     public: bool = False
-    # Login, register and refresh: rate-limited per client IP.
+    # Login, register, refresh and logout: rate-limited per client IP.
     ip_limited: bool = False
     # Compatibility routes: the user id in the path, which must be the token's subject.
     path_user: str | None = None
@@ -100,6 +106,7 @@ IP_LIMITED: frozenset[tuple[str, bytes]] = frozenset(
         ("POST", b"/api/auth/register"),
         ("POST", b"/api/auth/login"),
         ("POST", b"/api/auth/refresh"),
+        ("POST", b"/api/auth/logout"),
     }
 )
 
@@ -116,7 +123,14 @@ OWN: dict[bytes, str] = {
 }
 
 NOT_FOUND = Match(Kind.NOT_FOUND, "unmatched")
-_OWN_MATCHES = {path: Match(Kind.OWN, label) for path, label in OWN.items()}
+INVALID = Match(Kind.INVALID, "invalid")
+_OWN_MATCHES = {path: Match(Kind.OWN, label, upstream_path=path) for path, label in OWN.items()}
+
+# RFC 3986 unreserved characters: an escape of one of them means the character itself.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+# Escapes that would change the path's segments once a server decodes them.
+_SEPARATORS = frozenset(b"/\\")
 
 
 # Resolved routes by (method, raw path): most traffic repeats a few paths. Bounded: emptied
@@ -137,22 +151,60 @@ def match(method: str, raw_path: bytes) -> Match:
     return found
 
 
+def normalise(raw_path: bytes) -> bytes | None:
+    """The one path the gateway routes and forwards, or None when the path is ambiguous.
+
+    Escapes of unreserved characters (RFC 3986: letters, digits, ``-._~``) are decoded, so
+    ``%6Cogin``, ``%6cogin`` and ``login`` are one path; other escapes are kept, in upper case.
+    Refused: ``.`` and ``..`` segments (also as ``%2e``), empty segments (``//``), an escaped
+    ``/`` or ``\\``, a raw ``\\``, a ``%`` not followed by two hex digits. A single trailing
+    ``/`` is not an empty segment: ``/api/tasks/`` stays a path of its own.
+    """
+    path = raw_path
+    if b"%" in path:
+        pieces = path.split(b"%")
+        decoded = [pieces[0]]
+        for piece in pieces[1:]:
+            if len(piece) < 2 or piece[0] not in _HEX or piece[1] not in _HEX:
+                return None
+            byte = int(piece[:2], 16)
+            if byte in _SEPARATORS:
+                return None
+            decoded.append(bytes((byte,)) if byte in _UNRESERVED else b"%" + piece[:2].upper())
+            decoded.append(piece[2:])
+        path = b"".join(decoded)
+    elif b"/." not in path and b"//" not in path and b"\\" not in path:
+        return path  # nothing to decode, no dot or empty segment: the common case
+    if b"\\" in path:
+        return None
+    segments = path.split(b"/")
+    for segment in segments[1:-1]:
+        if segment in (b"", b".", b".."):
+            return None
+    if segments[-1] in (b".", b".."):
+        return None
+    return path
+
+
 def _resolve(method: str, raw_path: bytes) -> Match:
-    own = _OWN_MATCHES.get(raw_path)
+    path = normalise(raw_path)
+    if path is None:
+        return INVALID
+    own = _OWN_MATCHES.get(path)
     if own is not None:
         return own
-    if not raw_path.startswith(b"/api/"):
+    if not path.startswith(b"/api/"):
         return NOT_FOUND
-    parts = raw_path.split(b"/", 4)  # ["", "api", first, second?, rest?]
+    parts = path.split(b"/", 4)  # ["", "api", first, second?, rest?]
     target = PREFIXES.get(parts[2])
     if target is not None:
         upstream, label = target
-        key = (method, raw_path)
+        key = (method, path)
         return Match(
             Kind.PROXY,
             label,
             upstream,
-            raw_path,
+            path,
             public=key in PUBLIC,
             ip_limited=key in IP_LIMITED,
         )

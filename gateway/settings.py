@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from limits import RateLimitItem, parse_many
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -78,6 +78,9 @@ class GatewaySettings(ServiceSettings):
     access_log: bool = False
     # Seconds each upstream gets to answer its /readyz for GET /api/health.
     health_timeout: float = 2.0
+    # A service's OpenAPI document that could not be fetched is fetched again at most this
+    # often (the merged document leaves it out meanwhile); a fetched one is kept 30 s.
+    openapi_retry_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""One pure-ASGI middleware for what every request needs: request id, body limit, metrics, logs.
+"""One pure-ASGI middleware for what every request needs: request id, body limit, metrics, logs,
+and the refusal of a request whose token would be ambiguous (two ``Authorization`` headers).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so it adds microseconds, not a task per request, and
 streamed responses pass through untouched.
@@ -50,15 +51,10 @@ class RequestContextMiddleware:
         status = 500
         limit = self.max_body_bytes
 
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_json(
-                send,
-                413,
-                error_body("The request body is too large", "payload_too_large"),
-                request_id,
-            )
-            self._observe(scope, 413, started)
+        refusal = _refusal(scope, limit)
+        if refusal is not None:
+            await _send_json(send, refusal[0], refusal[1], request_id)
+            self._observe(scope, refusal[0], started)
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
             return
@@ -131,6 +127,18 @@ class RequestContextMiddleware:
         path = scope["path"]
         if path not in _QUIET_PATHS:
             logger.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
+
+
+def _refusal(scope: Scope, max_body_bytes: int) -> tuple[int, dict[str, object]] | None:
+    """What is answered before the app sees the request: a declared body over the limit, or
+    more than one ``Authorization`` header (readers disagree on which one counts: Starlette
+    takes the first, a proxy may take the last)."""
+    declared = _header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        return 413, error_body("The request body is too large", "payload_too_large")
+    if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
+        return 400, error_body("More than one Authorization header", "duplicate_header")
+    return None
 
 
 async def _send_json(

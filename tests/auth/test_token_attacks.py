@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from auth_service.keys import SigningKey, generate_pem, parse_pem_keys
 from shared.clock import FrozenClock
-from tests.auth.factories import assert_unauthorized, bearer, signed_up
+from tests.auth.factories import assert_error, assert_unauthorized, bearer, signed_up
 
 ISSUER = "todo-platform-auth"
 AUDIENCE = "todo-platform"
@@ -198,3 +198,16 @@ async def test_a_valid_token_for_an_account_that_no_longer_exists_is_401(
     )
 
     assert_unauthorized(response, "invalid_token")
+
+
+@pytest.mark.parametrize("valid_first", [True, False])
+async def test_two_authorization_headers_are_400(
+    client: httpx.AsyncClient, our_key: SigningKey, victim: str, valid_first: bool
+) -> None:
+    valid = bearer(sign(our_key, claims(victim)))["Authorization"]
+    pair = [("Authorization", valid), ("Authorization", "Bearer not.a.jwt")]
+
+    response = await client.get("/api/auth/me", headers=pair if valid_first else pair[::-1])
+
+    assert_error(response, 400, "duplicate_header")
+    assert victim not in response.text

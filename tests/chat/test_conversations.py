@@ -412,3 +412,18 @@ async def test_bad_page_parameters_are_422(
 ) -> None:
     response = await client.get(f"/api/conversations?{query}", headers=alice.headers)
     assert_error(response, 422, "validation_error")
+
+
+async def test_two_authorization_headers_are_400_and_store_nothing(
+    client: httpx.AsyncClient,
+    alice: User,
+    bob: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    headers = [("Authorization", alice.headers["Authorization"])]
+    headers.append(("Authorization", bob.headers["Authorization"]))
+    turn = await client.post("/api/chat", json={"message": "hi"}, headers=headers)
+    listing = await client.get("/api/conversations", headers=headers)
+    assert_error(turn, 400, "duplicate_header")
+    assert_error(listing, 400, "duplicate_header")
+    assert await conversation_count(committed_sessionmaker) == 0

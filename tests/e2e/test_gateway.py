@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from gateway.own import HEALTH_CACHE_SECONDS
 from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
 from tests.support.tokens import TestIssuer
@@ -130,9 +132,12 @@ async def test_health_turns_503_and_back(stack, gateway):
     assert healthy.status_code == 200
     assert healthy.json()["services"]["auth"]["status"] == "ready"
     with stack.stopped("auth"):
+        # The gateway answers from a round of checks up to a second old.
+        await asyncio.sleep(HEALTH_CACHE_SECONDS)
         degraded = await gateway.get("/api/health")
     assert_envelope(degraded, 503, "service_unavailable")
     assert degraded.json()["detail"]["services"]["auth"]["status"] == "unavailable"
+    await asyncio.sleep(HEALTH_CACHE_SECONDS)
     assert (await gateway.get("/api/health")).status_code == 200
 
 

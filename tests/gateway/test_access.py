@@ -265,18 +265,21 @@ async def test_user_rate_limit_is_429_with_retry_after(echo, start_gateway, issu
     assert len(upstream.requests) == 4
 
 
-@pytest.mark.parametrize("path", ["/api/auth/login", "/api/auth/register", "/api/auth/refresh"])
-async def test_login_register_refresh_are_limited_per_client_ip(echo, start_gateway, path):
+@pytest.mark.parametrize(
+    "path", ["/api/auth/login", "/api/auth/register", "/api/auth/refresh", "/api/auth/logout"]
+)
+async def test_public_auth_writes_are_limited_per_client_ip(echo, start_gateway, path):
     upstream, url = echo
+    other = "/api/auth/login" if path != "/api/auth/login" else "/api/auth/logout"
     async with start_gateway(auth_url=url, rate_limit_auth_ip="2/minute") as (_, client):
         statuses = [(await client.post(path, json={})).status_code for _ in range(2)]
         refused = await client.post(path, json={})
-        # Other endpoints keep their own budget.
-        logout = await client.post("/api/auth/logout", json={})
+        # Each endpoint keeps its own budget.
+        elsewhere = await client.post(other, json={})
     assert statuses == [200, 200]
     assert_envelope(refused, 429, "rate_limited")
     assert int(refused.headers["retry-after"]) >= 1
-    assert logout.status_code == 200
+    assert elsewhere.status_code == 200
     assert len(upstream.requests) == 3
 
 
@@ -366,3 +369,19 @@ async def test_cors_headers_only_for_allowed_origins(echo, start_gateway, issuer
     assert refused.status_code == 401
     assert refused.headers["access-control-allow-origin"] == origin
     assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize("valid_first", [True, False])
+async def test_two_authorization_headers_are_400_and_nothing_is_forwarded(
+    echo, start_gateway, issuer, valid_first
+):
+    """The gateway and a service could each read a different one: neither is read."""
+    upstream, url = echo
+    pair = [("Authorization", issuer.auth("ann")["Authorization"]), ("Authorization", "Bearer x")]
+    headers = pair if valid_first else pair[::-1]
+    async with start_gateway(auth_url=url, todo_url=url) as (_, client):
+        protected = await client.get("/api/tasks", headers=headers)
+        public = await client.post("/api/auth/login", json={}, headers=headers)
+    assert_envelope(protected, 400, "duplicate_header")
+    assert_envelope(public, 400, "duplicate_header")
+    assert upstream.requests == []

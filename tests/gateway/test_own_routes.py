@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from pydantic import create_model
 
 from gateway.app import create_app
+from gateway.own import HEALTH_CACHE_SECONDS
 from tests.gateway.conftest import Echo, free_port, serve
 from tests.support.docs_page import assert_self_contained_docs
 from tests.support.tokens import TestIssuer
@@ -205,3 +207,99 @@ async def test_metrics_are_on_the_internal_port_only(gateway_settings, issuer, e
     assert 'gateway_requests_total{prefix="/api/tasks",status="200"}' in text
     assert 'gateway_requests_total{prefix="/api/tasks",status="401"}' in text
     assert 'gateway_request_duration_seconds_bucket{le="0.005",prefix="/api/tasks"' in text
+
+
+class Counted:
+    """An upstream that counts each request by path and answers after a pause (so that
+    concurrent requests to the gateway overlap): ``/readyz`` with ``ready_status``, its
+    OpenAPI document at ``openapi_path`` while ``documented``, 503 otherwise."""
+
+    def __init__(self, openapi_path: str = "", document: dict[str, Any] | None = None) -> None:
+        self.hits: dict[str, int] = {}
+        self.ready_status = 200
+        self.openapi_path = openapi_path
+        self.document = document
+        self.documented = document is not None
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope["path"]
+        self.hits[path] = self.hits.get(path, 0) + 1
+        await asyncio.sleep(0.1)
+        status, body = 503, b"{}"
+        if path == "/readyz":
+            status = self.ready_status
+        elif path == self.openapi_path and self.documented:
+            status, body = 200, json.dumps(self.document).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def test_platform_health_answers_from_one_round_of_checks_a_second(start_gateway):
+    services = {name: Counted() for name in ("auth", "todo", "chat")}
+    async with (
+        serve(services["auth"], lifespan="off") as auth,
+        serve(services["todo"], lifespan="off") as todo,
+        serve(services["chat"], lifespan="off") as chat,
+        start_gateway(auth_url=auth, todo_url=todo, chat_url=chat) as (_, client),
+    ):
+        parallel = await asyncio.gather(*(client.get("/api/health") for _ in range(20)))
+        serial = [await client.get("/api/health") for _ in range(5)]
+        probes_in_window = {name: s.hits["/readyz"] for name, s in services.items()}
+        services["todo"].ready_status = 503
+        await asyncio.sleep(HEALTH_CACHE_SECONDS)
+        after_window = await client.get("/api/health")
+    assert [r.status_code for r in parallel + serial] == [200] * 25
+    # 25 requests inside the window: one probe per service.
+    assert probes_in_window == {"auth": 1, "todo": 1, "chat": 1}
+    # No answer is older than the window: the next round sees todo's change.
+    assert after_window.status_code == 503
+    assert after_window.json()["detail"]["services"]["todo"]["status"] == "not_ready"
+    assert {name: s.hits["/readyz"] for name, s in services.items()} == {
+        "auth": 2,
+        "todo": 2,
+        "chat": 2,
+    }
+
+
+async def test_openapi_keeps_documents_and_retries_a_missing_one_at_most_every_few_seconds(
+    start_gateway,
+):
+    todo_path, chat_path = "/api/tasks/openapi.json", "/api/chat/openapi.json"
+    todo = Counted(todo_path, service_app("/api/tasks", todo_path, title=str).openapi())
+    chat = Counted(chat_path, service_app("/api/conversations", chat_path, text=str).openapi())
+    chat.documented = False
+    retry = 0.5
+    async with (
+        serve(todo, lifespan="off") as todo_url,
+        serve(chat, lifespan="off") as chat_url,
+        start_gateway(todo_url=todo_url, chat_url=chat_url, openapi_retry_seconds=retry) as (
+            _,
+            client,
+        ),
+    ):
+        parallel = await asyncio.gather(*(client.get("/api/openapi.json") for _ in range(10)))
+        serial = [await client.get("/api/openapi.json") for _ in range(5)]
+        fetches_while_down = (todo.hits[todo_path], chat.hits[chat_path])
+        chat.documented = True
+        await asyncio.sleep(retry)
+        back = await client.get("/api/openapi.json")
+        more = [await client.get("/api/openapi.json") for _ in range(5)]
+    answers = parallel + serial
+    assert [r.status_code for r in answers] == [200] * 15
+    assert all(r.json() == answers[0].json() for r in answers)
+    assert "/api/tasks/{item_id}" in answers[0].json()["paths"]
+    assert "/api/conversations/{item_id}" not in answers[0].json()["paths"]
+    assert "chat" in answers[0].json()["info"]["description"]
+    # 15 requests: each document fetched once, the missing one not again within the retry.
+    assert fetches_while_down == (1, 1)
+    assert back.status_code == 200
+    assert "/api/conversations/{item_id}" in back.json()["paths"]
+    assert all(r.json() == back.json() for r in more)
+    # The fetched documents are kept: todo's was never fetched again, chat's once more.
+    assert (todo.hits[todo_path], chat.hits[chat_path]) == (1, 2)

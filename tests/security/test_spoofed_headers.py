@@ -81,3 +81,29 @@ async def test_x_user_id_does_not_dodge_the_per_user_limit(
     for answer in answers[LIMIT:]:
         assert_envelope(answer, 429, "rate_limited")
     assert others.status_code == 200
+
+
+async def test_other_spellings_of_a_limited_path_do_not_dodge_its_limit(limited: str) -> None:
+    """The same route spelled with escapes (either case) is public and counted under one
+    limit, as the auth service it reaches reads them all as one path. Logout: no other test
+    here uses its budget."""
+    spellings = [
+        "/api/auth/%6Cogout",
+        "/api/auth/%6cog%6Fut",
+        "/%61pi/auth/logout",
+        "/api/auth/lo%67ou%74",
+        "/api/auth/logout",
+    ]
+    async with httpx.AsyncClient(base_url=limited, timeout=30) as client:
+        answers = [
+            await client.post(
+                "/",
+                json={"refresh_token": "not-a-token"},
+                extensions={"target": target.encode()},  # sent as written, byte for byte
+            )
+            for target in spellings
+        ]
+
+    assert [a.status_code for a in answers[:LIMIT]] == [204] * LIMIT
+    for answer in answers[LIMIT:]:
+        assert_envelope(answer, 429, "rate_limited")

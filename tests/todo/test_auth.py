@@ -134,3 +134,22 @@ async def test_a_token_of_another_trusted_issuer_works_with_its_opaque_subject(
     assert created.json()["user_id"] == "ba_user_01HXYZ"
     listed = await client.get("/api/tasks", headers=headers)
     assert [task["id"] for task in listed.json()] == [created.json()["id"]]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/tasks"), ("POST", "/api/mcp")])
+async def test_two_authorization_headers_are_400_and_change_nothing(
+    client: httpx.AsyncClient,
+    alice: User,
+    bob: User,
+    snapshot: Snapshot,
+    method: str,
+    path: str,
+) -> None:
+    """Two users' tokens in one request: which one counts is not for the reader to guess."""
+    await create(client, alice)
+    before = await snapshot()
+    headers = [("Authorization", alice.headers["Authorization"])]
+    headers.append(("Authorization", bob.headers["Authorization"]))
+    response = await client.request(method, path, json={}, headers=headers)
+    assert_error(response, 400, "duplicate_header")
+    assert await snapshot() == before
