@@ -1,5 +1,6 @@
-"""A raw asyncio TCP server on 127.0.0.1 for tests that control every byte an HTTP peer sends:
-one that hangs up, answers garbage, streams slowly or never answers."""
+"""Raw asyncio TCP peers for tests that control every byte an HTTP peer sends: a server on
+127.0.0.1 that hangs up, answers garbage, streams slowly or never answers, and the client side
+(a connection and a response reader) for clients that send too much or too slowly."""
 
 from __future__ import annotations
 
@@ -46,3 +47,21 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
         if name.strip().lower() == b"content-length":
             length = int(value)
     return head, await reader.readexactly(length)
+
+
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to ``http://host:port``."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One response: its status, headers (lower-case names) and Content-Length body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(status_line.split()[1]), headers, body
