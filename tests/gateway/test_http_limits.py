@@ -7,39 +7,15 @@ import asyncio
 import json
 import time
 
-from tests.support.raw_server import connect, read_response
+from tests.support.raw_server import (
+    assert_refusal,
+    connect,
+    many_headers,
+    read_response,
+    send_and_read,
+)
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n"
-
-
-async def send_and_read(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send ``data``, read one response, and check that the gateway then closes."""
-    reader, writer = await connect(url)
-    try:
-        async with asyncio.timeout(10):
-            writer.write(data)
-            response = await read_response(reader)
-            assert await reader.read() == b"", "the connection should close after a refusal"
-        return response
-    finally:
-        writer.close()
-
-
-def assert_refusal(response: tuple[int, dict[str, str], bytes], status: int, code: str) -> None:
-    got, headers, body = response
-    assert got == status, body
-    assert headers["content-type"] == "application/json"
-    assert headers["connection"] == "close"
-    envelope = json.loads(body)
-    assert envelope == {
-        "detail": envelope["detail"],
-        "code": code,
-        "request_id": headers["x-request-id"],
-    }
-
-
-def many_headers(count: int, size: int = 8) -> bytes:
-    return b"".join(b"x-filler-%d: %s\r\n" % (i, b"v" * size) for i in range(count))
 
 
 async def test_a_9_kib_url_is_414_in_the_envelope(start_gateway):

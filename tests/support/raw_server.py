@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -65,3 +66,39 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
         headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length", "0")))
     return int(status_line.split()[1]), headers, body
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+async def send_and_read(url: str, data: bytes) -> Response:
+    """Send ``data`` on a fresh connection, read one response, and check the server then
+    closes the connection."""
+    reader, writer = await connect(url)
+    try:
+        async with asyncio.timeout(10):
+            writer.write(data)
+            response = await read_response(reader)
+            assert await reader.read() == b"", "the connection should close after a refusal"
+        return response
+    finally:
+        writer.close()
+
+
+def assert_refusal(response: Response, status: int, code: str) -> None:
+    """A refusal the HTTP server wrote itself: the envelope, then the connection closes."""
+    got, headers, body = response
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    envelope = json.loads(body)
+    assert envelope == {
+        "detail": envelope["detail"],
+        "code": code,
+        "request_id": headers["x-request-id"],
+    }
+
+
+def many_headers(count: int, size: int = 8) -> bytes:
+    """``count`` header lines, each with a value of ``size`` bytes."""
+    return b"".join(b"x-filler-%d: %s\r\n" % (i, b"v" * size) for i in range(count))
