@@ -21,9 +21,9 @@ anything reaches the application, and answers in the platform's error envelope:
 - anything httptools cannot parse: 400 ``invalid_http`` (uvicorn answers it in plain text).
 
 Each refusal closes the connection. The answer is sent, the sending side shut, and whatever
-the client still sends is read and dropped for up to ``LINGER_SECONDS``, so a client in the
-middle of a write receives the answer instead of a reset. A refusal that follows requests
-still being answered (pipelining) is sent after their responses.
+the client still sends is read and dropped for up to ``LINGER_SECONDS`` and ``LINGER_BYTES``,
+so a client in the middle of a write receives the answer instead of a reset. A refusal that
+follows requests still being answered (pipelining) is sent after their responses.
 
 Costs on the normal path: a length check per URL piece and per header, a counter per read
 while the head is incomplete, and no timer unless a request's head or body spans reads.
@@ -48,8 +48,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# How long a refused connection still reads (and drops) what the client sends before it closes.
+# How long, and how much, a refused connection still reads (and drops) of what the client
+# sends before it closes.
 LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         self._body_heard_at = 0.0
         self._refusal: Refusal | None = None
+        self._dropped_bytes = 0
 
     # --- connection ---------------------------------------------------------------------
 
@@ -137,7 +140,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
-            return  # answered (or about to be) and closing: the rest is dropped
+            # Answered (or about to be) and closing: the rest is dropped, up to a bound.
+            self._dropped_bytes += len(data)
+            if self._dropped_bytes > LINGER_BYTES:
+                self.transport.close()
+            return
         if self._in_head:
             self._head_bytes += len(data)
         elif self._body_timer is not None:

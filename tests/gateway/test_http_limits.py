@@ -212,3 +212,50 @@ async def test_a_refused_request_is_answered_after_the_pipelined_ones_before_it(
             writer.close()
     assert first[0] == 200
     assert_refusal(second, 431, "too_many_headers")
+
+
+async def keep_sending(
+    writer: asyncio.StreamWriter, piece: bytes, pause: float
+) -> tuple[float, int]:
+    """Write ``piece`` every ``pause`` seconds until the peer resets the connection; returns
+    the seconds it took and the bytes written."""
+    started = time.monotonic()
+    sent = 0
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                writer.write(piece)
+                await writer.drain()
+            except ConnectionError:
+                return time.monotonic() - started, sent
+            sent += len(piece)
+            await asyncio.sleep(pause)
+
+
+async def test_a_refused_client_that_keeps_sending_fast_is_cut_off_after_a_mebibyte(
+    start_gateway,
+):
+    async with start_gateway() as (_, client):
+        reader, writer = await connect(str(client.base_url))
+        try:
+            writer.write(HEALTHZ + many_headers(1000) + b"\r\n")
+            assert_refusal(await read_response(reader), 431, "too_many_headers")
+            _, sent = await keep_sending(writer, b"x" * 64 * 1024, 0)
+            # 1 MiB read and dropped, plus what the sockets' buffers held.
+            assert sent < 8 * 1024 * 1024
+        finally:
+            writer.close()
+
+
+async def test_a_refused_client_that_keeps_trickling_is_cut_off_after_two_seconds(
+    start_gateway,
+):
+    async with start_gateway() as (_, client):
+        reader, writer = await connect(str(client.base_url))
+        try:
+            writer.write(HEALTHZ + many_headers(1000) + b"\r\n")
+            assert_refusal(await read_response(reader), 431, "too_many_headers")
+            took, _ = await keep_sending(writer, b"x", 0.1)
+            assert 1.5 < took < 4
+        finally:
+            writer.close()
