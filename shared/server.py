@@ -190,11 +190,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+        # Only now: a request uvicorn could not take (a URL it cannot parse) is refused as a
+        # head, not as the body of a request that never started.
+        self._in_head = False
 
     def on_message_complete(self) -> None:
         self._in_head = True
@@ -238,22 +240,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._body_heard_at + self.limits.body_timeout, self._body_timed_out
             )
             return
-        logger.warning("request body not received in time from %s", self._peer())
-        if cycle.response_started or self.pipeline:
-            self.transport.close()
-            return
-        # The application gets a disconnect and anything it still sends goes nowhere.
-        cycle.disconnected = True
-        cycle.message_event.set()
-        self._refusal = REQUEST_TIMEOUT
-        self._answer_and_close()
+        self._refuse(REQUEST_TIMEOUT)
 
     def _refuse(self, refusal: Refusal) -> None:
-        """Answer ``refusal`` now, or after the responses still being sent, then close."""
+        """Answer ``refusal`` and close: at once, or after the responses still being sent."""
         self._refusal = refusal
         self._cancel_timers()
         logger.warning("request refused: %d %s from %s", refusal.status, refusal.code, self._peer())
-        if self.cycle is None or self.cycle.response_complete:
+        cycle = self.cycle
+        if not self._in_head:
+            # The request whose body is being read is the one refused.
+            if cycle.response_started or self.pipeline:
+                self.transport.close()  # too late for an answer of ours
+                return
+            # Its application gets a disconnect, and anything it still sends goes nowhere.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self._answer_and_close()
+        elif cycle is None or cycle.response_complete:
             self._answer_and_close()
         else:
             self.flow.pause_reading()

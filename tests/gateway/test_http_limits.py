@@ -91,6 +91,16 @@ async def test_a_request_that_is_not_http_is_400_in_the_envelope(start_gateway):
     assert_refusal(response, 400, "invalid_http")
 
 
+async def test_a_malformed_chunked_body_is_400_in_the_envelope(start_gateway):
+    async with start_gateway() as (_, client):
+        response = await send_and_read(
+            str(client.base_url),
+            b"POST /api/auth/login HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\nzz\r\n",
+        )
+    assert_refusal(response, 400, "invalid_http")
+
+
 async def test_headers_trickled_past_the_header_timeout_are_408_and_closed(start_gateway):
     async with start_gateway(header_timeout_seconds=0.5) as (_, client):
         reader, writer = await connect(str(client.base_url))
