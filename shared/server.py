@@ -41,6 +41,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from shared.errors import error_bytes
+from shared.metrics import REFUSED
 from shared.request_context import accept_request_id
 
 if TYPE_CHECKING:
@@ -247,6 +248,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal = refusal
         self._cancel_timers()
         logger.warning("request refused: %d %s from %s", refusal.status, refusal.code, self._peer())
+        REFUSED.labels(refusal.code).inc()
         cycle = self.cycle
         if not self._in_head:
             # The request whose body is being read is the one refused.

@@ -7,6 +7,8 @@ import asyncio
 import json
 import time
 
+from prometheus_client import REGISTRY
+
 from tests.support.raw_server import (
     assert_refusal,
     connect,
@@ -51,10 +53,18 @@ async def test_one_header_over_8_kib_is_431(start_gateway):
     assert_refusal(response, 431, "header_field_too_large")
 
 
-async def test_1000_small_headers_are_431(start_gateway):
+async def test_1000_small_headers_are_431_and_counted(start_gateway):
+    def refused() -> float:
+        return (
+            REGISTRY.get_sample_value("http_requests_refused_total", {"code": "too_many_headers"})
+            or 0.0
+        )
+
+    before = refused()
     async with start_gateway() as (_, client):
         response = await send_and_read(str(client.base_url), HEALTHZ + many_headers(1000) + b"\r\n")
     assert_refusal(response, 431, "too_many_headers")
+    assert refused() == before + 1
 
 
 async def test_an_8_mib_header_streamed_in_4_kib_pieces_is_refused_after_the_section_limit(
