@@ -2,7 +2,8 @@
 
 Not ``shared.serve``: the gateway is the edge, so uvicorn must not rewrite the client
 address from X-Forwarded-For (the gateway decides that itself, from its trusted-proxy list),
-WebSocket upgrades are not proxied, and responses leave in one write (``gateway.server``).
+WebSocket upgrades are not proxied, and responses leave in one write (``gateway.server``),
+within the HTTP limits of the gateway's settings (``shared.server``).
 """
 
 import gc
@@ -11,6 +12,8 @@ import os
 import uvicorn
 
 from gateway.server import CoalescingHttpToolsProtocol
+from gateway.settings import get_settings
+from shared.server import HttpLimits, http_protocol
 
 # Every proxied request allocates a few hundred short-lived objects. Collecting the youngest
 # generation every 10,000 allocations instead of 700 lets most of them die by reference
@@ -26,7 +29,7 @@ uvicorn.run(
     port=int(os.environ.get("PORT", "8000")),
     workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
     loop="uvloop",
-    http=CoalescingHttpToolsProtocol,
+    http=http_protocol(HttpLimits.of(get_settings()), CoalescingHttpToolsProtocol),
     ws="none",
     proxy_headers=False,
     log_config=None,

@@ -1,4 +1,5 @@
-"""How the gateway is served: uvicorn with uvloop and httptools, one send() per response.
+"""How the gateway is served: uvicorn with uvloop and httptools, one send() per response,
+with the HTTP limits every process has (``shared.server``).
 
 uvicorn writes a response's status line and headers as soon as the application starts the
 response, and the body in a second write: two system calls and two TCP segments for every
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from shared.server import BoundedHttpToolsProtocol
 
 
 class CoalescingTransport:
@@ -42,6 +43,10 @@ class CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
@@ -49,8 +54,8 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
+class CoalescingHttpToolsProtocol(BoundedHttpToolsProtocol):
+    """The platform's bounded httptools protocol over a :class:`CoalescingTransport`."""
 
     def connection_made(self, transport: Any) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, hence Any.

@@ -61,6 +61,13 @@ class GatewaySettings(ServiceSettings):
     # gateway replicas.
     rate_limit_storage_uri: str = "memory://"
 
+    # The public edge takes nginx's defaults (large_client_header_buffers 4 8k): one header
+    # field up to 8 KiB, the request line and headers up to 32 KiB, at most 100 fields. The
+    # services accept more, so what the gateway accepted and completed is never refused there.
+    max_header_bytes: int = 8 * 1024
+    max_header_section_bytes: int = 32 * 1024
+    max_header_count: int = 100
+
     # Peers whose X-Forwarded-For / -Proto / -Host are believed (a load balancer in front of
     # the gateway): addresses or networks. Empty: the direct peer is the client.
     trusted_proxies: StrList = []

@@ -6,6 +6,7 @@ Service code raises these errors and never ``HTTPException``; one set of handler
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -215,6 +216,11 @@ def error_responses(
 
 def error_body(detail: Any, code: str) -> dict[str, Any]:
     return {"detail": detail, "code": code, "request_id": current_request_id()}
+
+
+def error_bytes(detail: str, code: str, request_id: str) -> bytes:
+    """The envelope as JSON bytes, for answers written below the ASGI app (the HTTP server's)."""
+    return json.dumps({"detail": detail, "code": code, "request_id": request_id}).encode()
 
 
 def error_response(

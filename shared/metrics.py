@@ -19,6 +19,12 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+REFUSED = Counter(
+    "http_requests_refused_total",
+    "Requests the HTTP server refused before the application saw them (shared/server.py)",
+    ["code"],
+)
+
 
 def start_metrics_server(host: str, port: int | None) -> Callable[[], None]:
     """Start the metrics listener in a daemon thread; returns the function that stops it.

@@ -95,6 +95,18 @@ class ServiceSettings(BaseSettings):
     extra_trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
 
     max_body_bytes: int = 1024 * 1024
+    # What the HTTP server (shared/server.py) accepts before the app sees a request: the
+    # request target (414 beyond), one header field, the request line and headers together,
+    # the number of header fields (431 beyond), and seconds for the request line and headers
+    # from their first byte, and of silence within a body (408, then the connection closes).
+    # A service's section and field limits leave room for the headers the gateway adds
+    # (X-Forwarded-*, X-Request-ID, X-User-Id) to a request it accepted within its own.
+    max_url_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_header_section_bytes: int = 64 * 1024
+    max_header_count: int = 128
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
     # Prometheus metrics on an internal port of their own; None turns the listener off.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"

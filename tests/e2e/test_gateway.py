@@ -87,6 +87,19 @@ async def test_forged_token_is_refused_at_the_gateway_and_at_each_port(stack, se
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize("service", ["gateway", "auth", "todo", "chat"])
+async def test_every_port_refuses_a_huge_url_and_too_many_headers_in_the_envelope(stack, service):
+    needs(service)
+    async with httpx.AsyncClient(base_url=stack.url(service), timeout=30) as client:
+        # A longer query was a plain-text 400 from the HTTP parser (httpx sends at most 64 KiB;
+        # tests/gateway/test_http_limits.py sends 100,000 characters over a raw socket).
+        assert_envelope(
+            await client.get("/healthz", params={"q": "x" * 60_000}), 414, "url_too_long"
+        )
+        filler = {f"x-filler-{i}": "v" for i in range(200)}
+        assert_envelope(await client.get("/healthz", headers=filler), 431, "too_many_headers")
+
+
 async def test_spoofed_x_user_id_is_ignored(gateway, user):
     other = await register_and_login(gateway)
     response = await gateway.get("/api/auth/me", headers={**user.headers, "X-User-Id": other.id})

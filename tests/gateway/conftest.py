@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.app import Gateway, create_app
 from gateway.server import CoalescingHttpToolsProtocol
 from gateway.settings import GatewaySettings
+from shared.server import HttpLimits, http_protocol
 from tests.support.tokens import TestIssuer
 
 
@@ -181,10 +182,12 @@ def start_gateway(
 
     @asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-        app = create_app(gateway_settings(**overrides), verifier=issuer.verifier())
+        settings = gateway_settings(**overrides)
+        app = create_app(settings, verifier=issuer.verifier())
+        protocol = http_protocol(HttpLimits.of(settings), CoalescingHttpToolsProtocol)
         async with (
-            # Served as `python -m gateway` serves it: one write per response.
-            serve(app, http=CoalescingHttpToolsProtocol) as url,
+            # Served as `python -m gateway` serves it: one write per response, its HTTP limits.
+            serve(app, http=protocol) as url,
             httpx.AsyncClient(base_url=url, timeout=10) as client,
         ):
             yield app, client

@@ -26,6 +26,9 @@ class RecordingTransport:
     def close(self) -> None:
         self.closed = True
 
+    def write_eof(self) -> None:
+        self.writes.append(b"<eof>")
+
     def get_extra_info(self, name: str) -> str:
         return f"info:{name}"
 
@@ -54,6 +57,14 @@ async def test_close_sends_what_is_pending_first_and_nothing_after():
     await asyncio.sleep(0)
     assert inner.writes == [b"last words"]
     assert transport.get_extra_info("peername") == "info:peername"
+
+
+async def test_shutting_the_sending_side_sends_what_is_pending_first():
+    inner = RecordingTransport()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
+    transport.write_eof()
+    assert inner.writes == [b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n", b"<eof>"]
 
 
 async def test_streamed_chunks_still_leave_as_they_come():

@@ -23,11 +23,20 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def live_server(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on a free port; yields its base URL (``http://127.0.0.1:N``)."""
+async def live_server(app: Any, *, lifespan: str = "on", http: Any = "auto") -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on a free port; yields its base URL (``http://127.0.0.1:N``).
+
+    ``http`` is uvicorn's protocol option (``shared.server.http_protocol(...)`` as ``python -m``
+    serves a service)."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan=lifespan, log_config=None, access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        http=http,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
