@@ -37,8 +37,27 @@ class User(AuthBase, table=True):
     updated_at: datetime = Field(sa_column=_timestamp(default_now=True))
 
 
+class RefreshFamily(AuthBase, table=True):
+    """One login session. Rotation, logout, reuse detection and a password change all lock this
+    row first (``FOR UPDATE``), so a revocation and a rotation of the family take turns: a token
+    minted by a rotation is either revoked with the family or never minted."""
+
+    __tablename__ = "refresh_families"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    created_at: datetime = Field(sa_column=_timestamp())
+    # The session's absolute end: no rotation issues a refresh token that outlives it.
+    expires_at: datetime = Field(sa_column=_timestamp())
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
 class RefreshToken(AuthBase, table=True):
-    """One issued refresh token. Only its SHA-256 is stored; a family is one login session."""
+    """One issued refresh token. Only its SHA-256 is stored; its family is its login session."""
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (
@@ -53,7 +72,13 @@ class RefreshToken(AuthBase, table=True):
     user_id: uuid.UUID = Field(
         sa_column=Column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False)
     )
-    family_id: uuid.UUID = Field(index=True)
+    family_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey(f"{SCHEMA}.refresh_families.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
     token_hash: str = Field(max_length=64, unique=True)
     issued_at: datetime = Field(sa_column=_timestamp())
     expires_at: datetime = Field(sa_column=_timestamp())

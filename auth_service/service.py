@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.keys import KeySet
-from auth_service.models import LoginThrottle, RefreshToken, User
+from auth_service.models import LoginThrottle, RefreshFamily, RefreshToken, User
 from auth_service.passwords import PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
@@ -114,6 +115,16 @@ async def authenticate(
     if not valid:
         await _record_failure(session, ctx, email_hash, now)
         raise InvalidCredentials()
+    # Lock the account's row and read its hash again: a password change that committed while
+    # this one was checked makes the old password worthless, and a change that starts now waits
+    # for this login's session, which it then revokes.
+    current_hash = (
+        await session.exec(
+            select(User.password_hash).where(User.id == user.id).with_for_update(key_share=True)
+        )
+    ).one()
+    if current_hash != user.password_hash:
+        raise InvalidCredentials()
     if new_hash is not None:
         user.password_hash = new_hash
     await session.exec(delete(LoginThrottle).where(col(LoginThrottle.email_hash) == email_hash))
@@ -160,12 +171,26 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 
 
 async def issue_tokens(
-    session: AsyncSession, ctx: AuthContext, user: User, *, family_id: uuid.UUID | None = None
+    session: AsyncSession, ctx: AuthContext, user: User, *, family: RefreshFamily | None = None
 ) -> TokenPair:
+    """A new access token and a refresh token of ``family`` (a new session when omitted).
+
+    The refresh token never outlives its family: its expiry is the earlier of the refresh
+    lifetime and the session's absolute end.
+    """
     settings = ctx.settings
     now = ctx.clock()
+    if family is None:
+        family = RefreshFamily(
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(days=settings.session_max_days),
+        )
+        session.add(family)
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
-    refresh_ttl = timedelta(days=settings.refresh_token_ttl_days)
+    refresh_expires_at = min(
+        now + timedelta(days=settings.refresh_token_ttl_days), family.expires_at
+    )
     access = ctx.keys.mint_access_token(
         subject=str(user.id),
         issuer=settings.jwt_issuer,
@@ -177,10 +202,10 @@ async def issue_tokens(
     session.add(
         RefreshToken(
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family.id,
             token_hash=_sha256(refresh),
             issued_at=now,
-            expires_at=now + refresh_ttl,
+            expires_at=refresh_expires_at,
         )
     )
     await session.flush()
@@ -188,7 +213,7 @@ async def issue_tokens(
         access_token=access,
         expires_in=int(access_ttl.total_seconds()),
         refresh_token=refresh,
-        refresh_expires_in=int(refresh_ttl.total_seconds()),
+        refresh_expires_in=int((refresh_expires_at - now).total_seconds()),
         user=user,
     )
 
@@ -198,46 +223,73 @@ async def rotate_refresh_token(
 ) -> TokenPair:
     """Spend a refresh token for a new pair. A spent token presented again revokes its family.
 
-    The row lock makes concurrent refreshes with one token take turns: exactly one wins.
+    The family's row lock makes rotations, logout and revocations of one session take turns:
+    of two concurrent refreshes with one token exactly one wins, and a revocation never misses
+    a token minted by a rotation running beside it.
     """
     now = ctx.clock()
-    result = await session.exec(
-        select(RefreshToken)
-        .where(RefreshToken.token_hash == _sha256(refresh_token))
-        .with_for_update()
-    )
-    token = result.first()
-    if token is None or token.revoked_at is not None or token.expires_at <= now:
+    token_hash = _sha256(refresh_token)
+    family = await _lock_family_of(session, token_hash)
+    if family is None or family.revoked_at is not None or family.expires_at <= now:
+        raise InvalidRefreshToken()
+    # Read after the family lock, so a rotation that just committed is seen.
+    token = (
+        await session.exec(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+    ).one()
+    if token.revoked_at is not None or token.expires_at <= now:
         raise InvalidRefreshToken()
     if token.used_at is not None:
-        await _revoke(session, now, col(RefreshToken.family_id) == token.family_id)
+        await _revoke(session, now, [family])
         raise InvalidRefreshToken(
             "The refresh token was already used; the session is revoked",
             code="refresh_token_reused",
         )
     token.used_at = now
-    user = await session.get(User, token.user_id)
+    user = await session.get(User, family.user_id)
     if user is None:
         raise InvalidRefreshToken()
-    return await issue_tokens(session, ctx, user, family_id=token.family_id)
+    return await issue_tokens(session, ctx, user, family=family)
 
 
 async def logout(session: AsyncSession, ctx: AuthContext, *, refresh_token: str) -> None:
     """Revoke the session the token belongs to. Unknown tokens are ignored (nothing to end)."""
+    family = await _lock_family_of(session, _sha256(refresh_token))
+    if family is not None and family.revoked_at is None:
+        await _revoke(session, ctx.clock(), [family])
+
+
+async def _lock_family_of(session: AsyncSession, token_hash: str) -> RefreshFamily | None:
+    """The family of a refresh token, locked ``FOR UPDATE`` until the transaction ends."""
     result = await session.exec(
-        select(RefreshToken.family_id).where(RefreshToken.token_hash == _sha256(refresh_token))
+        select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash)
     )
     family_id = result.first()
-    if family_id is not None:
-        await _revoke(session, ctx.clock(), col(RefreshToken.family_id) == family_id)
+    if family_id is None:
+        return None
+    locked = await session.exec(
+        select(RefreshFamily)
+        .where(RefreshFamily.id == family_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return locked.first()
 
 
-async def _revoke(session: AsyncSession, now: datetime, condition: ColumnElement[bool]) -> None:
+async def _revoke(session: AsyncSession, now: datetime, families: Sequence[RefreshFamily]) -> None:
+    """End these sessions (their rows locked by the caller) and mark their tokens revoked."""
+    if not families:
+        return
+    for family in families:
+        family.revoked_at = now
     await session.exec(
         update(RefreshToken)
-        .where(condition, col(RefreshToken.revoked_at).is_(None))
+        .where(
+            col(RefreshToken.family_id).in_([family.id for family in families]),
+            col(RefreshToken.revoked_at).is_(None),
+        )
         .values(revoked_at=now)
     )
+    await session.flush()
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User:
@@ -275,8 +327,17 @@ async def change_password(
         raise BadRequest("The password must not be the email address", code="weak_password")
     user.password_hash = await ctx.hasher.hash(new)
     user.updated_at = now
-    await _revoke(session, now, col(RefreshToken.user_id) == user.id)
+    # The user's row first (a login racing this change waits for it), then every live family
+    # in id order, so two transactions locking several families never deadlock.
     await session.flush()
+    families = await session.exec(
+        select(RefreshFamily)
+        .where(RefreshFamily.user_id == user.id, col(RefreshFamily.revoked_at).is_(None))
+        .order_by(col(RefreshFamily.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    await _revoke(session, now, families.all())
 
 
 async def _user_by_email(session: AsyncSession, email: str) -> User | None:

@@ -26,6 +26,8 @@ class AuthSettings(ServiceSettings):
 
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_days: int = 30
+    # A login session's absolute lifetime: rotation never extends a session past it.
+    session_max_days: int = Field(default=90, ge=1)
 
     argon2_time_cost: int = OWASP_MIN_TIME_COST
     argon2_memory_kib: int = OWASP_MIN_MEMORY_KIB

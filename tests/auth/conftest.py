@@ -60,11 +60,15 @@ async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def committed_client(
+def committed_app(
     auth_settings: AuthSettings,
     committed_sessionmaker: async_sessionmaker[AsyncSession],
     clock: FrozenClock,
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(auth_settings, sessionmaker=committed_sessionmaker, clock=clock)
-    async for client in serve(app):
+) -> FastAPI:
+    return create_app(auth_settings, sessionmaker=committed_sessionmaker, clock=clock)
+
+
+@pytest.fixture
+async def committed_client(committed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in serve(committed_app):
         yield client
