@@ -76,16 +76,19 @@ def _sha256(value: str) -> str:
 async def register(
     session: AsyncSession, ctx: AuthContext, *, email: str, password: str, name: str | None
 ) -> User:
+    """A new account. A taken email is a 409 after the same hashing work as a new account, so
+    the time to answer does not tell which it was (the 409 itself does; see docs/auth.md)."""
     email = normalise_email(email)
     if password.strip().lower() == email:
         raise BadRequest("The password must not be the email address", code="weak_password")
+    password_hash = await ctx.hasher.hash(password)
     if await _user_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
     now = ctx.clock()
     user = User(
         email=email,
         name=name,
-        password_hash=await ctx.hasher.hash(password),
+        password_hash=password_hash,
         created_at=now,
         updated_at=now,
     )
