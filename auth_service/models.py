@@ -86,13 +86,28 @@ class RefreshToken(AuthBase, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
-class LoginThrottle(AuthBase, table=True):
-    """Consecutive failed logins per email, existing account or not (so a lockout reveals
-    nothing). Keyed by the email's SHA-256: no address of a stranger is stored."""
+class AttemptCounter(AuthBase, table=True):
+    """Failed attempts under one throttling key in its current window (see ``service``).
 
-    __tablename__ = "login_throttles"
+    The key is a SHA-256 of what it counts (an email and a client address, an email alone, an
+    account's password changes): no stranger's address or email is stored.
+    """
 
-    email_hash: str = Field(max_length=64, primary_key=True)
-    failures: int = Field(default=0)
-    last_failure_at: datetime = Field(sa_column=_timestamp())
-    locked_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    __tablename__ = "attempt_counters"
+
+    key_hash: str = Field(max_length=64, primary_key=True)
+    window_started_at: datetime = Field(sa_column=_timestamp())
+    failures: int
+
+
+class KnownAddress(AuthBase, table=True):
+    """A client address (IPv6: its /64) the account signed in from; it passes the per-account
+    ceiling of failed logins. Stored as a SHA-256."""
+
+    __tablename__ = "known_addresses"
+
+    user_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    address_hash: str = Field(max_length=64, primary_key=True)
+    last_success_at: datetime = Field(sa_column=_timestamp())

@@ -9,24 +9,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service import throttle
 from auth_service.keys import KeySet
-from auth_service.models import LoginThrottle, RefreshFamily, RefreshToken, User
+from auth_service.models import RefreshFamily, RefreshToken, User
 from auth_service.passwords import PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
-from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.tokens import InvalidToken
 
 
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     message = "Incorrect email or password"
-    keep_changes = True  # the failure is counted towards the lockout
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -38,12 +39,12 @@ class InvalidRefreshToken(Unauthorized):
 class WrongPassword(BadRequest):
     code = "wrong_password"
     message = "The current password is not correct"
-    keep_changes = True
 
 
-class LockedOut(TooManyRequests):
-    code = "login_locked"
-    message = "Too many failed attempts; try again later"
+class WeakPassword(BadRequest):
+    code = "weak_password"
+    message = "The password must not be the email address"
+    keep_changes = True  # at POST /password: the right current password's count is given back
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class AuthContext:
     keys: KeySet
     hasher: PasswordHasher
     clock: Clock
+    # For the throttling counters, committed in their own short transaction before hashing.
+    sessionmaker: async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ async def register(
     the time to answer does not tell which it was (the 409 itself does; see docs/auth.md)."""
     email = normalise_email(email)
     if password.strip().lower() == email:
-        raise BadRequest("The password must not be the email address", code="weak_password")
+        raise WeakPassword()
     password_hash = await ctx.hasher.hash(password)
     if await _user_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
@@ -101,76 +104,69 @@ async def register(
 
 
 async def authenticate(
-    session: AsyncSession, ctx: AuthContext, *, email: str, password: str
+    session: AsyncSession, ctx: AuthContext, *, email: str, password: str, client: str
 ) -> User:
-    """The user for these credentials, with the same answer and timing for unknown emails."""
+    """The user for these credentials, with the same answer and timing for unknown emails.
+
+    Before the password is checked, the guess is counted (and refused at the limit) per
+    (account, client network) and, from a network the account never signed in from, per
+    account: the counts are committed at once, so parallel guesses cannot all be checked.
+    """
+    settings = ctx.settings
     email = normalise_email(email)
     email_hash = _sha256(email)
+    address_hash = _sha256(throttle.client_network(client))
     now = ctx.clock()
-    await _check_lockout(session, email_hash, now)
+    async with ctx.sessionmaker.begin() as gate:
+        found = (
+            await gate.exec(select(User.id, User.password_hash).where(User.email == email))
+        ).first()
+        user_id, stored_hash = found if found is not None else (None, "")
+        since = now - timedelta(days=settings.known_address_days)
+        known = user_id is not None and await throttle.is_known(gate, user_id, address_hash, since)
+        limits = [
+            throttle.Limit(
+                _sha256(f"login:{email_hash}:{address_hash}"),
+                settings.lockout_threshold,
+                timedelta(seconds=settings.lockout_window_seconds),
+            )
+        ]
+        if not known:
+            limits.append(
+                throttle.Limit(
+                    _sha256(f"account:{email_hash}"),
+                    settings.lockout_account_ceiling,
+                    timedelta(seconds=settings.lockout_account_window_seconds),
+                )
+            )
+        pair, *account = await throttle.reserve(gate, limits, now)
 
-    user = await _user_by_email(session, email)
-    if user is None:
+    if user_id is None:
         await ctx.hasher.verify_dummy(password)
-        await _record_failure(session, ctx, email_hash, now)
         raise InvalidCredentials()
-    valid, new_hash = await ctx.hasher.verify(password, user.password_hash)
+    valid, new_hash = await ctx.hasher.verify(password, stored_hash)
     if not valid:
-        await _record_failure(session, ctx, email_hash, now)
         raise InvalidCredentials()
     # Lock the account's row and read its hash again: a password change that committed while
     # this one was checked makes the old password worthless, and a change that starts now waits
     # for this login's session, which it then revokes.
-    current_hash = (
+    user = (
         await session.exec(
-            select(User.password_hash).where(User.id == user.id).with_for_update(key_share=True)
+            select(User)
+            .where(User.id == user_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
         )
-    ).one()
-    if current_hash != user.password_hash:
+    ).first()
+    if user is None or user.password_hash != stored_hash:
         raise InvalidCredentials()
     if new_hash is not None:
         user.password_hash = new_hash
-    await session.exec(delete(LoginThrottle).where(col(LoginThrottle.email_hash) == email_hash))
+    await throttle.clear(session, pair.key_hash)
+    for reservation in account:
+        await throttle.give_back(session, reservation)
+    await throttle.remember(session, user.id, address_hash, now)
     return user
-
-
-async def _check_lockout(session: AsyncSession, email_hash: str, now: datetime) -> None:
-    result = await session.exec(
-        select(LoginThrottle.locked_until).where(LoginThrottle.email_hash == email_hash)
-    )
-    locked_until = result.first()
-    if locked_until is not None and locked_until > now:
-        raise LockedOut(retry_after=_seconds_until(locked_until, now))
-
-
-async def _record_failure(
-    session: AsyncSession, ctx: AuthContext, email_hash: str, now: datetime
-) -> None:
-    """Count one failure atomically (concurrent guesses all count) and lock when due."""
-    settings = ctx.settings
-    failures_column = col(LoginThrottle.failures)
-    statement = (
-        insert(LoginThrottle)
-        .values(email_hash=email_hash, failures=1, last_failure_at=now)
-        .on_conflict_do_update(
-            index_elements=[col(LoginThrottle.email_hash)],
-            set_={"failures": failures_column + 1, "last_failure_at": now},
-        )
-        .returning(failures_column)
-    )
-    failures = (await session.exec(statement)).scalar_one()
-    if failures >= settings.lockout_threshold:
-        exponent = min(failures - settings.lockout_threshold, 20)
-        wait = min(settings.lockout_base_seconds * 2**exponent, settings.lockout_max_seconds)
-        await session.exec(
-            update(LoginThrottle)
-            .where(col(LoginThrottle.email_hash) == email_hash)
-            .values(locked_until=now + timedelta(seconds=wait))
-        )
-
-
-def _seconds_until(moment: datetime, now: datetime) -> int:
-    return max(1, int((moment - now).total_seconds() + 0.999))
 
 
 async def issue_tokens(
@@ -315,19 +311,45 @@ async def update_profile(
     return user
 
 
+async def current_account(session: AsyncSession, subject: str) -> User:
+    """The account of an access token's subject. A token that outlived its account is a 401,
+    so the client logs in again, rather than a 404 about a resource it never named."""
+    try:
+        return await get_user(session, subject)
+    except NotFound:
+        raise InvalidToken() from None
+
+
 async def change_password(
-    session: AsyncSession, ctx: AuthContext, user: User, *, current: str, new: str
+    session: AsyncSession, ctx: AuthContext, subject: str, *, current: str, new: str
 ) -> None:
-    """Replace the password and end every session (all refresh tokens revoked)."""
-    email_hash = _sha256(user.email)
+    """Replace the password and end every session (all refresh tokens revoked).
+
+    Wrong current passwords are throttled per account, apart from logins: only a holder of
+    the account's access token adds to that count, so strangers' failed logins never block it.
+    """
+    settings = ctx.settings
     now = ctx.clock()
-    await _check_lockout(session, email_hash, now)
+    # Counted before the account is even read, so no connection is held while waiting for one.
+    async with ctx.sessionmaker.begin() as gate:
+        (attempt,) = await throttle.reserve(
+            gate,
+            [
+                throttle.Limit(
+                    _sha256(f"password:{subject}"),
+                    settings.lockout_threshold,
+                    timedelta(seconds=settings.lockout_window_seconds),
+                )
+            ],
+            now,
+        )
+    user = await current_account(session, subject)
     valid, _ = await ctx.hasher.verify(current, user.password_hash)
     if not valid:
-        await _record_failure(session, ctx, email_hash, now)
         raise WrongPassword()
+    await throttle.clear(session, attempt.key_hash)
     if new.strip().lower() == user.email:
-        raise BadRequest("The password must not be the email address", code="weak_password")
+        raise WeakPassword()
     user.password_hash = await ctx.hasher.hash(new)
     user.updated_at = now
     # The user's row first (a login racing this change waits for it), then every live family
