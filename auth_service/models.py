@@ -94,6 +94,8 @@ class AttemptCounter(AuthBase, table=True):
     """
 
     __tablename__ = "attempt_counters"
+    # Dead windows are found by their start and purged.
+    __table_args__ = (Index("ix_attempt_counters_window_started_at", "window_started_at"),)
 
     key_hash: str = Field(max_length=64, primary_key=True)
     window_started_at: datetime = Field(sa_column=_timestamp())

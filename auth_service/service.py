@@ -139,7 +139,7 @@ async def authenticate(
                     timedelta(seconds=settings.lockout_account_window_seconds),
                 )
             )
-        pair, *account = await throttle.reserve(gate, limits, now)
+        pair, *account = await throttle.reserve(gate, limits, now, retain=_retain(settings))
 
     if user_id is None:
         await ctx.hasher.verify_dummy(password)
@@ -165,8 +165,15 @@ async def authenticate(
     await throttle.clear(session, pair.key_hash)
     for reservation in account:
         await throttle.give_back(session, reservation)
-    await throttle.remember(session, user.id, address_hash, now)
+    await throttle.remember(session, user.id, address_hash, now, forget_before=since)
     return user
+
+
+def _retain(settings: AuthSettings) -> timedelta:
+    """How long any failure counter can matter: the longest throttling window."""
+    return timedelta(
+        seconds=max(settings.lockout_window_seconds, settings.lockout_account_window_seconds)
+    )
 
 
 async def issue_tokens(
@@ -342,6 +349,7 @@ async def change_password(
                 )
             ],
             now,
+            retain=_retain(settings),
         )
     user = await current_account(session, subject)
     valid, _ = await ctx.hasher.verify(current, user.password_hash)

@@ -23,6 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth_service.models import AttemptCounter, KnownAddress
 from shared.errors import TooManyRequests
 
+# Dead counters removed per new window (see ``_purge``).
+PURGE_BATCH = 100
+
 
 class LockedOut(TooManyRequests):
     code = "login_locked"
@@ -61,12 +64,13 @@ def client_network(host: str) -> str:
 
 
 async def reserve(
-    session: AsyncSession, limits: Sequence[Limit], now: datetime
+    session: AsyncSession, limits: Sequence[Limit], now: datetime, *, retain: timedelta
 ) -> list[Reservation]:
     """Count one failure under every limit, or raise ``LockedOut`` when one is at its limit.
 
     The caller commits at once (before hashing), so concurrent guesses see each other; on
-    ``LockedOut`` it rolls back, so a refused guess counts nowhere.
+    ``LockedOut`` it rolls back, so a refused guess counts nowhere. ``retain`` is the longest
+    window of any key: a counter older than that is dead, whatever its key.
     """
     reservations = []
     for limit in limits:
@@ -89,7 +93,24 @@ async def reserve(
         if window_started_at is None:
             raise LockedOut(retry_after=await _seconds_left(session, limit, now))
         reservations.append(Reservation(limit.key_hash, window_started_at))
+    if any(reservation.window_started_at == now for reservation in reservations):
+        await _purge(session, now - retain)
     return reservations
+
+
+async def _purge(session: AsyncSession, before: datetime) -> None:
+    """Delete a batch of counters whose window ended before ``before``.
+
+    Every new window pays for removing up to ``PURGE_BATCH`` dead ones, so the table holds
+    little more than the windows still running, however many keys an attacker makes up.
+    """
+    dead = (
+        select(AttemptCounter.key_hash)
+        .where(col(AttemptCounter.window_started_at) < before)
+        .limit(PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    await session.exec(delete(AttemptCounter).where(col(AttemptCounter.key_hash).in_(dead)))
 
 
 async def _seconds_left(session: AsyncSession, limit: Limit, now: datetime) -> int:
@@ -132,8 +153,21 @@ async def is_known(
 
 
 async def remember(
-    session: AsyncSession, user_id: uuid.UUID, address_hash: str, now: datetime
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    address_hash: str,
+    now: datetime,
+    *,
+    forget_before: datetime,
 ) -> None:
+    """Record a successful sign-in from this address; the account's addresses unused since
+    ``forget_before`` are forgotten."""
+    await session.exec(
+        delete(KnownAddress).where(
+            col(KnownAddress.user_id) == user_id,
+            col(KnownAddress.last_success_at) <= forget_before,
+        )
+    )
     statement = (
         insert(KnownAddress)
         .values(user_id=user_id, address_hash=address_hash, last_success_at=now)

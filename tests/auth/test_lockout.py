@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service.models import AttemptCounter, KnownAddress
 from shared.clock import FrozenClock
 from tests.auth.factories import (
     PASSWORD,
     assert_error,
     assert_unauthorized,
     bearer,
+    count,
     from_address,
     login,
     register,
@@ -269,3 +273,37 @@ async def test_wrong_current_passwords_are_throttled_apart_from_logins(
         headers=headers,
     )
     assert changed.status_code == 204, changed.text
+
+
+async def test_counters_of_ended_windows_are_purged_as_new_windows_start(
+    client: httpx.AsyncClient, clock: FrozenClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Made-up emails and addresses cannot grow the table without bound."""
+    for n in range(3):
+        await fail(client, f"made-up-{n}@example.com", 1)
+    assert await count(sessionmaker, AttemptCounter) == 6  # per address and per account, each
+
+    clock.advance(seconds=ACCOUNT_WINDOW + 1)
+    await fail(client, "late@example.com", 1)
+
+    assert await count(sessionmaker, AttemptCounter) == 2
+
+
+async def test_a_known_address_is_forgotten_after_the_known_address_days(
+    client: httpx.AsyncClient,
+    auth_app: FastAPI,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await register(client, "ann@example.com")
+    await login(client, "ann@example.com")
+    clock.advance(days=90)
+    async with from_address(auth_app, "203.0.113.50") as elsewhere:
+        await login(elsewhere, "ann@example.com")
+    for host in range(CEILING):
+        await guess_from(auth_app, f"198.51.100.{host}", "ann@example.com")
+
+    stale = await attempt(client, "ann@example.com", PASSWORD)
+
+    assert_error(stale, 429, "login_locked")
+    assert await count(sessionmaker, KnownAddress) == 1

@@ -29,6 +29,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_hash", name=op.f("pk_attempt_counters")),
         schema="auth",
     )
+    op.create_index(
+        "ix_attempt_counters_window_started_at",
+        "attempt_counters",
+        ["window_started_at"],
+        unique=False,
+        schema="auth",
+    )
     op.create_table(
         "known_addresses",
         sa.Column("user_id", sa.Uuid(), nullable=False),
