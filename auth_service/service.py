@@ -123,7 +123,8 @@ async def authenticate(
         ).first()
         user_id, stored_hash = found if found is not None else (None, "")
         since = now - timedelta(days=settings.known_address_days)
-        known = user_id is not None and await throttle.is_known(gate, user_id, address_hash, since)
+        # Asked for unknown emails too (of the nil id), so both take the same statements.
+        known = await throttle.is_known(gate, user_id or uuid.UUID(int=0), address_hash, since)
         limits = [
             throttle.Limit(
                 _sha256(f"login:{email_hash}:{address_hash}"),
