@@ -35,7 +35,11 @@ def auth_settings(auth_settings: AuthSettings) -> AuthSettings:
     """The lockout is not under test here (a round's refused old password must not add up),
     and the hashing threads keep the loop's priority so rounds do not wait behind other work."""
     return auth_settings.model_copy(
-        update={"lockout_threshold": 10 * ROUNDS, "password_hash_niceness": 0}
+        update={
+            "lockout_threshold": 10 * ROUNDS,
+            "lockout_account_ceiling": 10 * ROUNDS,
+            "password_hash_niceness": 0,
+        }
     )
 
 
