@@ -22,8 +22,7 @@ from auth_service.schemas import (
 )
 from auth_service.service import AuthContext, TokenPair
 from shared.deps import CurrentPrincipal, SessionDep
-from shared.errors import NotFound, error_responses
-from shared.tokens import InvalidToken
+from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
 
@@ -37,12 +36,7 @@ Context = Annotated[AuthContext, Depends(get_context)]
 
 
 async def get_current_user(session: SessionDep, principal: CurrentPrincipal) -> User:
-    """The token's account. A token that outlived its account is a 401, so the client logs in
-    again, rather than a 404 about a resource it never named."""
-    try:
-        return await service.get_user(session, principal.sub)
-    except NotFound:
-        raise InvalidToken() from None
+    return await service.current_account(session, principal.sub)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -106,6 +100,12 @@ async def _login_credentials(request: Request) -> LoginIn:
         raise RequestValidationError(errors) from exc
 
 
+def _client_address(request: Request) -> str:
+    """The client's address as the service's server determined it: the gateway's
+    ``X-Forwarded-For`` is believed only from the gateway (``FORWARDED_ALLOW_IPS``)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 @router.post(
     "/login",
     openapi_extra=_LOGIN_BODY,
@@ -121,7 +121,11 @@ async def _login_credentials(request: Request) -> LoginIn:
 async def login(request: Request, session: SessionDep, ctx: Context) -> TokenResponse:
     credentials = await _login_credentials(request)
     user = await service.authenticate(
-        session, ctx, email=credentials.email, password=credentials.password
+        session,
+        ctx,
+        email=credentials.email,
+        password=credentials.password,
+        client=_client_address(request),
     )
     return _token_response(await service.issue_tokens(session, ctx, user))
 
@@ -170,10 +174,10 @@ async def update_me(
     ),
 )
 async def change_password(
-    body: PasswordChangeIn, user: CurrentUser, session: SessionDep, ctx: Context
+    body: PasswordChangeIn, principal: CurrentPrincipal, session: SessionDep, ctx: Context
 ) -> None:
     await service.change_password(
-        session, ctx, user, current=body.current_password, new=body.new_password
+        session, ctx, principal.sub, current=body.current_password, new=body.new_password
     )
 
 

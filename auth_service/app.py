@@ -31,7 +31,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = load_key_set(settings)
         hasher = PasswordHasher(settings)
-        app.state.auth = AuthContext(settings=settings, keys=keys, hasher=hasher, clock=clock)
         # Our own tokens only, checked with our own key set: no HTTP round trip to ourselves.
         own = IssuerKeys(
             settings.jwt_issuer, settings.jwt_audience, "EdDSA", StaticKeySource(keys.public_keys())
@@ -43,6 +42,13 @@ def create_app(
         )
         try:
             async with database(app, settings, name="auth", sessionmaker=sessionmaker):
+                app.state.auth = AuthContext(
+                    settings=settings,
+                    keys=keys,
+                    hasher=hasher,
+                    clock=clock,
+                    sessionmaker=app.state.sessionmaker,
+                )
                 yield
         finally:
             hasher.close()

@@ -37,8 +37,27 @@ class User(AuthBase, table=True):
     updated_at: datetime = Field(sa_column=_timestamp(default_now=True))
 
 
+class RefreshFamily(AuthBase, table=True):
+    """One login session. Rotation, logout, reuse detection and a password change all lock this
+    row first (``FOR UPDATE``), so a revocation and a rotation of the family take turns: a token
+    minted by a rotation is either revoked with the family or never minted."""
+
+    __tablename__ = "refresh_families"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    created_at: datetime = Field(sa_column=_timestamp())
+    # The session's absolute end: no rotation issues a refresh token that outlives it.
+    expires_at: datetime = Field(sa_column=_timestamp())
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
 class RefreshToken(AuthBase, table=True):
-    """One issued refresh token. Only its SHA-256 is stored; a family is one login session."""
+    """One issued refresh token. Only its SHA-256 is stored; its family is its login session."""
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (
@@ -53,7 +72,13 @@ class RefreshToken(AuthBase, table=True):
     user_id: uuid.UUID = Field(
         sa_column=Column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False)
     )
-    family_id: uuid.UUID = Field(index=True)
+    family_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey(f"{SCHEMA}.refresh_families.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
     token_hash: str = Field(max_length=64, unique=True)
     issued_at: datetime = Field(sa_column=_timestamp())
     expires_at: datetime = Field(sa_column=_timestamp())
@@ -61,13 +86,30 @@ class RefreshToken(AuthBase, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
-class LoginThrottle(AuthBase, table=True):
-    """Consecutive failed logins per email, existing account or not (so a lockout reveals
-    nothing). Keyed by the email's SHA-256: no address of a stranger is stored."""
+class AttemptCounter(AuthBase, table=True):
+    """Failed attempts under one throttling key in its current window (see ``service``).
 
-    __tablename__ = "login_throttles"
+    The key is a SHA-256 of what it counts (an email and a client address, an email alone, an
+    account's password changes): no stranger's address or email is stored.
+    """
 
-    email_hash: str = Field(max_length=64, primary_key=True)
-    failures: int = Field(default=0)
-    last_failure_at: datetime = Field(sa_column=_timestamp())
-    locked_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    __tablename__ = "attempt_counters"
+    # Dead windows are found by their start and purged.
+    __table_args__ = (Index("ix_attempt_counters_window_started_at", "window_started_at"),)
+
+    key_hash: str = Field(max_length=64, primary_key=True)
+    window_started_at: datetime = Field(sa_column=_timestamp())
+    failures: int
+
+
+class KnownAddress(AuthBase, table=True):
+    """A client address (IPv6: its /64) the account signed in from; it passes the per-account
+    ceiling of failed logins. Stored as a SHA-256."""
+
+    __tablename__ = "known_addresses"
+
+    user_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    address_hash: str = Field(max_length=64, primary_key=True)
+    last_success_at: datetime = Field(sa_column=_timestamp())

@@ -5,27 +5,29 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service import throttle
 from auth_service.keys import KeySet
-from auth_service.models import LoginThrottle, RefreshToken, User
+from auth_service.models import RefreshFamily, RefreshToken, User
 from auth_service.passwords import PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
-from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.tokens import InvalidToken
 
 
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     message = "Incorrect email or password"
-    keep_changes = True  # the failure is counted towards the lockout
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -37,12 +39,12 @@ class InvalidRefreshToken(Unauthorized):
 class WrongPassword(BadRequest):
     code = "wrong_password"
     message = "The current password is not correct"
-    keep_changes = True
 
 
-class LockedOut(TooManyRequests):
-    code = "login_locked"
-    message = "Too many failed attempts; try again later"
+class WeakPassword(BadRequest):
+    code = "weak_password"
+    message = "The password must not be the email address"
+    keep_changes = True  # at POST /password: the right current password's count is given back
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class AuthContext:
     keys: KeySet
     hasher: PasswordHasher
     clock: Clock
+    # For the throttling counters, committed in their own short transaction before hashing.
+    sessionmaker: async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True)
@@ -75,16 +79,19 @@ def _sha256(value: str) -> str:
 async def register(
     session: AsyncSession, ctx: AuthContext, *, email: str, password: str, name: str | None
 ) -> User:
+    """A new account. A taken email is a 409 after the same hashing work as a new account, so
+    the time to answer does not tell which it was (the 409 itself does; see docs/auth.md)."""
     email = normalise_email(email)
     if password.strip().lower() == email:
-        raise BadRequest("The password must not be the email address", code="weak_password")
+        raise WeakPassword()
+    password_hash = await ctx.hasher.hash(password)
     if await _user_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
     now = ctx.clock()
     user = User(
         email=email,
         name=name,
-        password_hash=await ctx.hasher.hash(password),
+        password_hash=password_hash,
         created_at=now,
         updated_at=now,
     )
@@ -97,75 +104,100 @@ async def register(
 
 
 async def authenticate(
-    session: AsyncSession, ctx: AuthContext, *, email: str, password: str
+    session: AsyncSession, ctx: AuthContext, *, email: str, password: str, client: str
 ) -> User:
-    """The user for these credentials, with the same answer and timing for unknown emails."""
+    """The user for these credentials, with the same answer and timing for unknown emails.
+
+    Before the password is checked, the guess is counted (and refused at the limit) per
+    (account, client network) and, from a network the account never signed in from, per
+    account: the counts are committed at once, so parallel guesses cannot all be checked.
+    """
+    settings = ctx.settings
     email = normalise_email(email)
     email_hash = _sha256(email)
+    address_hash = _sha256(throttle.client_network(client))
     now = ctx.clock()
-    await _check_lockout(session, email_hash, now)
+    async with ctx.sessionmaker.begin() as gate:
+        found = (
+            await gate.exec(select(User.id, User.password_hash).where(User.email == email))
+        ).first()
+        user_id, stored_hash = found if found is not None else (None, "")
+        since = now - timedelta(days=settings.known_address_days)
+        # Asked for unknown emails too (of the nil id), so both take the same statements.
+        known = await throttle.is_known(gate, user_id or uuid.UUID(int=0), address_hash, since)
+        limits = [
+            throttle.Limit(
+                _sha256(f"login:{email_hash}:{address_hash}"),
+                settings.lockout_threshold,
+                timedelta(seconds=settings.lockout_window_seconds),
+            )
+        ]
+        if not known:
+            limits.append(
+                throttle.Limit(
+                    _sha256(f"account:{email_hash}"),
+                    settings.lockout_account_ceiling,
+                    timedelta(seconds=settings.lockout_account_window_seconds),
+                )
+            )
+        pair, *account = await throttle.reserve(gate, limits, now, retain=_retain(settings))
 
-    user = await _user_by_email(session, email)
-    if user is None:
+    if user_id is None:
         await ctx.hasher.verify_dummy(password)
-        await _record_failure(session, ctx, email_hash, now)
         raise InvalidCredentials()
-    valid, new_hash = await ctx.hasher.verify(password, user.password_hash)
+    valid, new_hash = await ctx.hasher.verify(password, stored_hash)
     if not valid:
-        await _record_failure(session, ctx, email_hash, now)
+        raise InvalidCredentials()
+    # Lock the account's row and read its hash again: a password change that committed while
+    # this one was checked makes the old password worthless, and a change that starts now waits
+    # for this login's session, which it then revokes.
+    user = (
+        await session.exec(
+            select(User)
+            .where(User.id == user_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if user is None or user.password_hash != stored_hash:
         raise InvalidCredentials()
     if new_hash is not None:
         user.password_hash = new_hash
-    await session.exec(delete(LoginThrottle).where(col(LoginThrottle.email_hash) == email_hash))
+    await throttle.clear(session, pair.key_hash)
+    for reservation in account:
+        await throttle.give_back(session, reservation)
+    await throttle.remember(session, user.id, address_hash, now, forget_before=since)
     return user
 
 
-async def _check_lockout(session: AsyncSession, email_hash: str, now: datetime) -> None:
-    result = await session.exec(
-        select(LoginThrottle.locked_until).where(LoginThrottle.email_hash == email_hash)
+def _retain(settings: AuthSettings) -> timedelta:
+    """How long any failure counter can matter: the longest throttling window."""
+    return timedelta(
+        seconds=max(settings.lockout_window_seconds, settings.lockout_account_window_seconds)
     )
-    locked_until = result.first()
-    if locked_until is not None and locked_until > now:
-        raise LockedOut(retry_after=_seconds_until(locked_until, now))
-
-
-async def _record_failure(
-    session: AsyncSession, ctx: AuthContext, email_hash: str, now: datetime
-) -> None:
-    """Count one failure atomically (concurrent guesses all count) and lock when due."""
-    settings = ctx.settings
-    failures_column = col(LoginThrottle.failures)
-    statement = (
-        insert(LoginThrottle)
-        .values(email_hash=email_hash, failures=1, last_failure_at=now)
-        .on_conflict_do_update(
-            index_elements=[col(LoginThrottle.email_hash)],
-            set_={"failures": failures_column + 1, "last_failure_at": now},
-        )
-        .returning(failures_column)
-    )
-    failures = (await session.exec(statement)).scalar_one()
-    if failures >= settings.lockout_threshold:
-        exponent = min(failures - settings.lockout_threshold, 20)
-        wait = min(settings.lockout_base_seconds * 2**exponent, settings.lockout_max_seconds)
-        await session.exec(
-            update(LoginThrottle)
-            .where(col(LoginThrottle.email_hash) == email_hash)
-            .values(locked_until=now + timedelta(seconds=wait))
-        )
-
-
-def _seconds_until(moment: datetime, now: datetime) -> int:
-    return max(1, int((moment - now).total_seconds() + 0.999))
 
 
 async def issue_tokens(
-    session: AsyncSession, ctx: AuthContext, user: User, *, family_id: uuid.UUID | None = None
+    session: AsyncSession, ctx: AuthContext, user: User, *, family: RefreshFamily | None = None
 ) -> TokenPair:
+    """A new access token and a refresh token of ``family`` (a new session when omitted).
+
+    The refresh token never outlives its family: its expiry is the earlier of the refresh
+    lifetime and the session's absolute end.
+    """
     settings = ctx.settings
     now = ctx.clock()
+    if family is None:
+        family = RefreshFamily(
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(days=settings.session_max_days),
+        )
+        session.add(family)
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
-    refresh_ttl = timedelta(days=settings.refresh_token_ttl_days)
+    refresh_expires_at = min(
+        now + timedelta(days=settings.refresh_token_ttl_days), family.expires_at
+    )
     access = ctx.keys.mint_access_token(
         subject=str(user.id),
         issuer=settings.jwt_issuer,
@@ -177,10 +209,10 @@ async def issue_tokens(
     session.add(
         RefreshToken(
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family.id,
             token_hash=_sha256(refresh),
             issued_at=now,
-            expires_at=now + refresh_ttl,
+            expires_at=refresh_expires_at,
         )
     )
     await session.flush()
@@ -188,7 +220,7 @@ async def issue_tokens(
         access_token=access,
         expires_in=int(access_ttl.total_seconds()),
         refresh_token=refresh,
-        refresh_expires_in=int(refresh_ttl.total_seconds()),
+        refresh_expires_in=int((refresh_expires_at - now).total_seconds()),
         user=user,
     )
 
@@ -198,46 +230,73 @@ async def rotate_refresh_token(
 ) -> TokenPair:
     """Spend a refresh token for a new pair. A spent token presented again revokes its family.
 
-    The row lock makes concurrent refreshes with one token take turns: exactly one wins.
+    The family's row lock makes rotations, logout and revocations of one session take turns:
+    of two concurrent refreshes with one token exactly one wins, and a revocation never misses
+    a token minted by a rotation running beside it.
     """
     now = ctx.clock()
-    result = await session.exec(
-        select(RefreshToken)
-        .where(RefreshToken.token_hash == _sha256(refresh_token))
-        .with_for_update()
-    )
-    token = result.first()
-    if token is None or token.revoked_at is not None or token.expires_at <= now:
+    token_hash = _sha256(refresh_token)
+    family = await _lock_family_of(session, token_hash)
+    if family is None or family.revoked_at is not None or family.expires_at <= now:
+        raise InvalidRefreshToken()
+    # Read after the family lock, so a rotation that just committed is seen.
+    token = (
+        await session.exec(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+    ).one()
+    if token.revoked_at is not None or token.expires_at <= now:
         raise InvalidRefreshToken()
     if token.used_at is not None:
-        await _revoke(session, now, col(RefreshToken.family_id) == token.family_id)
+        await _revoke(session, now, [family])
         raise InvalidRefreshToken(
             "The refresh token was already used; the session is revoked",
             code="refresh_token_reused",
         )
     token.used_at = now
-    user = await session.get(User, token.user_id)
+    user = await session.get(User, family.user_id)
     if user is None:
         raise InvalidRefreshToken()
-    return await issue_tokens(session, ctx, user, family_id=token.family_id)
+    return await issue_tokens(session, ctx, user, family=family)
 
 
 async def logout(session: AsyncSession, ctx: AuthContext, *, refresh_token: str) -> None:
     """Revoke the session the token belongs to. Unknown tokens are ignored (nothing to end)."""
+    family = await _lock_family_of(session, _sha256(refresh_token))
+    if family is not None and family.revoked_at is None:
+        await _revoke(session, ctx.clock(), [family])
+
+
+async def _lock_family_of(session: AsyncSession, token_hash: str) -> RefreshFamily | None:
+    """The family of a refresh token, locked ``FOR UPDATE`` until the transaction ends."""
     result = await session.exec(
-        select(RefreshToken.family_id).where(RefreshToken.token_hash == _sha256(refresh_token))
+        select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash)
     )
     family_id = result.first()
-    if family_id is not None:
-        await _revoke(session, ctx.clock(), col(RefreshToken.family_id) == family_id)
+    if family_id is None:
+        return None
+    locked = await session.exec(
+        select(RefreshFamily)
+        .where(RefreshFamily.id == family_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return locked.first()
 
 
-async def _revoke(session: AsyncSession, now: datetime, condition: ColumnElement[bool]) -> None:
+async def _revoke(session: AsyncSession, now: datetime, families: Sequence[RefreshFamily]) -> None:
+    """End these sessions (their rows locked by the caller) and mark their tokens revoked."""
+    if not families:
+        return
+    for family in families:
+        family.revoked_at = now
     await session.exec(
         update(RefreshToken)
-        .where(condition, col(RefreshToken.revoked_at).is_(None))
+        .where(
+            col(RefreshToken.family_id).in_([family.id for family in families]),
+            col(RefreshToken.revoked_at).is_(None),
+        )
         .values(revoked_at=now)
     )
+    await session.flush()
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User:
@@ -260,23 +319,59 @@ async def update_profile(
     return user
 
 
+async def current_account(session: AsyncSession, subject: str) -> User:
+    """The account of an access token's subject. A token that outlived its account is a 401,
+    so the client logs in again, rather than a 404 about a resource it never named."""
+    try:
+        return await get_user(session, subject)
+    except NotFound:
+        raise InvalidToken() from None
+
+
 async def change_password(
-    session: AsyncSession, ctx: AuthContext, user: User, *, current: str, new: str
+    session: AsyncSession, ctx: AuthContext, subject: str, *, current: str, new: str
 ) -> None:
-    """Replace the password and end every session (all refresh tokens revoked)."""
-    email_hash = _sha256(user.email)
+    """Replace the password and end every session (all refresh tokens revoked).
+
+    Wrong current passwords are throttled per account, apart from logins: only a holder of
+    the account's access token adds to that count, so strangers' failed logins never block it.
+    """
+    settings = ctx.settings
     now = ctx.clock()
-    await _check_lockout(session, email_hash, now)
+    # Counted before the account is even read, so no connection is held while waiting for one.
+    async with ctx.sessionmaker.begin() as gate:
+        (attempt,) = await throttle.reserve(
+            gate,
+            [
+                throttle.Limit(
+                    _sha256(f"password:{subject}"),
+                    settings.lockout_threshold,
+                    timedelta(seconds=settings.lockout_window_seconds),
+                )
+            ],
+            now,
+            retain=_retain(settings),
+        )
+    user = await current_account(session, subject)
     valid, _ = await ctx.hasher.verify(current, user.password_hash)
     if not valid:
-        await _record_failure(session, ctx, email_hash, now)
         raise WrongPassword()
+    await throttle.clear(session, attempt.key_hash)
     if new.strip().lower() == user.email:
-        raise BadRequest("The password must not be the email address", code="weak_password")
+        raise WeakPassword()
     user.password_hash = await ctx.hasher.hash(new)
     user.updated_at = now
-    await _revoke(session, now, col(RefreshToken.user_id) == user.id)
+    # The user's row first (a login racing this change waits for it), then every live family
+    # in id order, so two transactions locking several families never deadlock.
     await session.flush()
+    families = await session.exec(
+        select(RefreshFamily)
+        .where(RefreshFamily.user_id == user.id, col(RefreshFamily.revoked_at).is_(None))
+        .order_by(col(RefreshFamily.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    await _revoke(session, now, families.all())
 
 
 async def _user_by_email(session: AsyncSession, email: str) -> User | None:

@@ -26,6 +26,8 @@ class AuthSettings(ServiceSettings):
 
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_days: int = 30
+    # A login session's absolute lifetime: rotation never extends a session past it.
+    session_max_days: int = Field(default=90, ge=1)
 
     argon2_time_cost: int = OWASP_MIN_TIME_COST
     argon2_memory_kib: int = OWASP_MIN_MEMORY_KIB
@@ -38,10 +40,17 @@ class AuthSettings(ServiceSettings):
     # flight stay fast while logins queue.
     password_hash_niceness: int = Field(default=10, ge=0, le=19)
 
-    # Lockout: after `threshold` failures in a row, each further failure doubles the wait.
-    lockout_threshold: int = 5
-    lockout_base_seconds: int = 30
-    lockout_max_seconds: int = 15 * 60
+    # Throttling of password guesses (docs/auth.md). Failed logins per (account, client
+    # address; IPv6 by its /64) within a window: at the threshold that pair waits for the
+    # window to end. The same threshold and window bound wrong current passwords at
+    # POST /password, counted per account.
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_window_seconds: int = Field(default=15 * 60, ge=1)
+    # Failed logins per account from all addresses it has not signed in from, per window.
+    lockout_account_ceiling: int = Field(default=100, ge=1)
+    lockout_account_window_seconds: int = Field(default=24 * 60 * 60, ge=1)
+    # An address the account signed in from passes the ceiling for this long after.
+    known_address_days: int = Field(default=90, ge=1)
 
     @model_validator(mode="after")
     def _check_security_floor(self) -> AuthSettings:

@@ -14,7 +14,7 @@ drives it with aiohttp for a bounded time per phase:
 
 Phases 3 and 4 alternate for ``--rounds`` rounds, so a noisy neighbour weighs on both alike.
 Target: the median over rounds of p99 of /me under login load within 3x of idle. The server's
-CPU use per phase comes from ``/proc`` (Linux).
+CPU use per phase, and per login for the one-at-a-time logins, comes from ``/proc`` (Linux).
 
     .venv/bin/python -m bench.auth                     # 3 rounds of 2 x 10 s, about 90 s
     .venv/bin/python bench/auth.py --duration 3 --warmup 1 --accounts 64
@@ -167,6 +167,7 @@ async def start_service(args: argparse.Namespace, url: str, workdir: Path) -> Se
         "AUTH_PASSWORD_HASH_WORKERS": str(args.hash_workers),
         # Every bench login is either right or deliberately spread over many emails.
         "AUTH_LOCKOUT_THRESHOLD": "1000000",
+        "AUTH_LOCKOUT_ACCOUNT_CEILING": "1000000",
         "AUTH_PASSWORD_HASH_NICENESS": str(args.hash_niceness),
         **(
             {"AUTH_DB_PING_AFTER_IDLE_SECONDS": str(args.db_ping_after_idle)}
@@ -341,6 +342,7 @@ async def sequential_logins(
     phase = Phase(name)
     tokens = []
     started = time.perf_counter()
+    cpu_before = cpu_seconds(service.pid)
     async with aiohttp.ClientSession() as http:
         for body in bodies:
             began = time.perf_counter()
@@ -352,6 +354,7 @@ async def sequential_logins(
             if expect == 200:
                 tokens.append(payload["access_token"])
     phase.elapsed = time.perf_counter() - started
+    phase.server_cpu = cpu_seconds(service.pid) - cpu_before
     return phase, tokens
 
 
@@ -424,6 +427,13 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> bool:
     print(HEADER)
     for phase in (registered, valid, wrong, unknown):
         print(phase.row())
+    print()
+    per_login = ", ".join(
+        f"{phase.name.strip()} {phase.server_cpu / len(phase.latencies) * 1000:.1f} ms"
+        for phase in (valid, wrong, unknown)
+    )
+    print(f"Server CPU per login, one at a time: {per_login}")
+    print()
     ratios = []
     for idle, loaded, logins in rounds:
         for phase in (idle, loaded, logins):

@@ -257,13 +257,13 @@ class Edge:
             forward.append(("X-User-Id", principal.sub))
 
         peer = scope["client"][0] if scope.get("client") else "unknown"
+        client_ip = self.proxies.client_ip(peer, request.forwarded_for)
         if match.ip_limited and self.ip_limits:
-            client_ip = self.proxies.client_ip(peer, request.forwarded_for)
             path = match.upstream_path.decode("latin-1")
             await self._limit(self.ip_limits, "ip", "ip", path, client_ip)
 
         body = await self._read_body(receive)
-        self._forwarding_headers(scope, request, forward, peer, exchange)
+        self._forwarding_headers(scope, request, forward, peer, client_ip, exchange)
 
         assert match.upstream is not None
         scheme, host, port = self._origins[match.upstream]
@@ -326,13 +326,14 @@ class Edge:
         request: _Request,
         forward: list[tuple[str, str]],
         peer: str,
+        client_ip: str,
         exchange: _Exchange,
     ) -> None:
         trusted = bool(self.proxies) and self.proxies.trusts(peer)
-        if trusted and request.forwarded_for is not None:
-            forward.append(("X-Forwarded-For", f"{_text(request.forwarded_for)}, {peer}"))
-        else:
-            forward.append(("X-Forwarded-For", peer))
+        # Exactly the one address the gateway determined (the same its limits used), never the
+        # chain: a service behind it believes this header (FORWARDED_ALLOW_IPS) and takes an
+        # entry of it as the client, which must not be one the client wrote.
+        forward.append(("X-Forwarded-For", client_ip))
         proto = request.forwarded_proto if trusted else None
         forward.append(("X-Forwarded-Proto", _text(proto) if proto else scope["scheme"]))
         host = request.forwarded_host if trusted and request.forwarded_host else request.host

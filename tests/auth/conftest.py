@@ -1,6 +1,7 @@
 """Fixtures of the auth tests: the app on the per-test database, its key and its frozen clock.
 
-The lockout settings are small (3 failures, 30 s doubling up to 600 s) so tests stay short.
+The throttling settings are small (3 failures per account and address in 10 minutes, 5 per
+account from unknown addresses in an hour) so tests stay short.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def auth_settings(migrated_url: str, signing_pem: str) -> AuthSettings:
         database_url=migrated_url,
         signing_keys=SecretStr(signing_pem),
         lockout_threshold=3,
-        lockout_base_seconds=30,
-        lockout_max_seconds=600,
+        lockout_window_seconds=600,
+        lockout_account_ceiling=5,
+        lockout_account_window_seconds=3600,
     )
 
 
@@ -60,11 +62,15 @@ async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def committed_client(
+def committed_app(
     auth_settings: AuthSettings,
     committed_sessionmaker: async_sessionmaker[AsyncSession],
     clock: FrozenClock,
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(auth_settings, sessionmaker=committed_sessionmaker, clock=clock)
-    async for client in serve(app):
+) -> FastAPI:
+    return create_app(auth_settings, sessionmaker=committed_sessionmaker, clock=clock)
+
+
+@pytest.fixture
+async def committed_client(committed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in serve(committed_app):
         yield client

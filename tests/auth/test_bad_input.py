@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from auth_service.models import LoginThrottle, RefreshToken, User
+from auth_service.models import AttemptCounter, RefreshToken, User
 from tests.auth.factories import PASSWORD, assert_error, count, register
 
 SECRET = "Sup3r-secret-value"
@@ -145,7 +145,7 @@ async def test_bad_login_is_refused_without_counting_a_failure(
     assert_error(response, 422, "validation_error")
     assert SECRET not in response.text
     assert await count(sessionmaker, RefreshToken) == 0
-    assert await count(sessionmaker, LoginThrottle) == 0
+    assert await count(sessionmaker, AttemptCounter) == 0
 
 
 @pytest.mark.parametrize(

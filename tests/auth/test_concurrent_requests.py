@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,3 +50,37 @@ async def test_concurrent_failed_logins_all_count_towards_the_lockout(
 
     assert [response.status_code for response in guesses] == [401, 401, 401]
     assert_error(after, 429, "login_locked")
+
+
+async def test_of_twenty_parallel_guesses_only_the_threshold_reach_the_password_check(
+    committed_app: FastAPI, committed_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each guess is counted before its hash is checked, so the threshold (3) bounds how many
+    are checked however many arrive at once; the rest are refused, the right password too."""
+    await register(committed_client, "ann@example.com")
+    hasher = committed_app.state.auth.hasher
+    real_verify = hasher.verify
+    checked: list[str] = []
+
+    async def counting_verify(password: str, hashed: str) -> tuple[bool, str | None]:
+        checked.append(password)
+        result: tuple[bool, str | None] = await real_verify(password, hashed)
+        return result
+
+    monkeypatch.setattr(hasher, "verify", counting_verify)
+    passwords = ["not the password"] * 19 + [PASSWORD]
+
+    responses = await asyncio.gather(
+        *(
+            committed_client.post(
+                "/api/auth/login", json={"email": "ann@example.com", "password": password}
+            )
+            for password in passwords
+        )
+    )
+
+    assert len(checked) == 3
+    refused = [response for response in responses if response.status_code == 429]
+    assert len(refused) == 17
+    for response in refused:
+        assert_error(response, 429, "login_locked")

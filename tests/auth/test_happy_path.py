@@ -6,6 +6,8 @@ import uuid
 
 import httpx
 import jwt
+import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -61,6 +63,29 @@ async def test_email_is_unique_case_insensitively(
 
     assert_error(response, 409, "email_taken")
     assert await count(sessionmaker, User) == 1
+
+
+async def test_a_taken_email_costs_the_same_hashing_as_a_new_account(
+    client: httpx.AsyncClient, auth_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 409 stays (usability), but its timing must not add a second, cheaper signal."""
+    hasher = auth_app.state.auth.hasher
+    real_hash = hasher.hash
+    hashed: list[str] = []
+
+    async def counting_hash(password: str) -> str:
+        hashed.append(password)
+        return str(await real_hash(password))
+
+    monkeypatch.setattr(hasher, "hash", counting_hash)
+    await register(client, "ann@example.com")
+
+    taken = await client.post(
+        "/api/auth/register", json={"email": "ANN@example.com", "password": "another password"}
+    )
+
+    assert_error(taken, 409, "email_taken")
+    assert hashed == [PASSWORD, "another password"]
 
 
 async def test_login_with_json_answers_a_token_pair_and_the_user(

@@ -1,16 +1,34 @@
-"""Exponential login lockout per email, identical for accounts that exist and ones that do not.
+"""Throttling of password guesses per (account, client address) and per account.
 
-The test settings lock after 3 failures for 30 s, doubling per further failure, at most 600 s.
+The test settings allow 3 failures per account and address (IPv6: per /64) in 10 minutes,
+and 5 per account from addresses it never signed in from in an hour. The default client's
+address is 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service.models import AttemptCounter, KnownAddress
 from shared.clock import FrozenClock
-from tests.auth.factories import PASSWORD, assert_error, assert_unauthorized, login, register
+from tests.auth.factories import (
+    PASSWORD,
+    assert_error,
+    assert_unauthorized,
+    bearer,
+    count,
+    from_address,
+    login,
+    register,
+)
 
 WRONG = "not the password"
+WINDOW = 600
+CEILING = 5
+ACCOUNT_WINDOW = 3600
 
 
 async def attempt(
@@ -26,6 +44,11 @@ async def attempt(
 async def fail(client: httpx.AsyncClient, email: str, times: int) -> None:
     for _ in range(times):
         assert_unauthorized(await attempt(client, email, WRONG), "invalid_credentials")
+
+
+async def guess_from(app: FastAPI, host: str, email: str, password: str = WRONG) -> int:
+    async with from_address(app, host) as client:
+        return (await attempt(client, email, password)).status_code
 
 
 async def test_unknown_email_and_wrong_password_get_the_same_answer(
@@ -52,7 +75,7 @@ async def test_lockout_engages_after_the_threshold_even_for_the_right_password(
     response = await attempt(client, "ann@example.com", PASSWORD)
 
     assert_error(response, 429, "login_locked")
-    assert response.headers["retry-after"] == "30"
+    assert response.headers["retry-after"] == str(WINDOW)
 
 
 async def test_failures_below_the_threshold_do_not_lock(client: httpx.AsyncClient) -> None:
@@ -62,13 +85,13 @@ async def test_failures_below_the_threshold_do_not_lock(client: httpx.AsyncClien
     await login(client, "ann@example.com")
 
 
-async def test_lockout_releases_once_the_wait_is_over(
+async def test_failures_decay_when_their_window_ends(
     client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
     await register(client, "ann@example.com")
     await fail(client, "ann@example.com", 3)
 
-    clock.advance(seconds=29)
+    clock.advance(seconds=WINDOW - 1)
     still_locked = await attempt(client, "ann@example.com", PASSWORD)
     clock.advance(seconds=1)
     released = await attempt(client, "ann@example.com", PASSWORD)
@@ -78,32 +101,26 @@ async def test_lockout_releases_once_the_wait_is_over(
     assert released.status_code == 200, released.text
 
 
-async def test_a_successful_login_resets_the_failure_count(
+async def test_a_guess_per_window_never_locks_the_account(
     client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
+    """Slow guessing (the old lock never forgot a failure) ends up locking nobody."""
     await register(client, "ann@example.com")
-    await fail(client, "ann@example.com", 2)
-    await login(client, "ann@example.com")
-
-    await fail(client, "ann@example.com", 2)
-
-    await login(client, "ann@example.com")
-
-
-async def test_each_failure_after_the_threshold_doubles_the_wait_up_to_the_cap(
-    client: httpx.AsyncClient, clock: FrozenClock
-) -> None:
-    await register(client, "ann@example.com")
-    await fail(client, "ann@example.com", 3)
-    waits = []
     for _ in range(6):
-        locked = await attempt(client, "ann@example.com", PASSWORD)
-        assert_error(locked, 429, "login_locked")
-        waits.append(int(locked.headers["retry-after"]))
-        clock.advance(seconds=waits[-1])
-        await fail(client, "ann@example.com", 1)
+        await fail(client, "ann@example.com", 2)
+        clock.advance(seconds=ACCOUNT_WINDOW)
 
-    assert waits == [30, 60, 120, 240, 480, 600]
+    await login(client, "ann@example.com")
+
+
+async def test_a_successful_login_resets_the_failure_count(client: httpx.AsyncClient) -> None:
+    await register(client, "ann@example.com")
+    await fail(client, "ann@example.com", 2)
+    await login(client, "ann@example.com")
+
+    await fail(client, "ann@example.com", 2)
+
+    await login(client, "ann@example.com")
 
 
 async def test_attempts_during_a_lockout_do_not_extend_it(
@@ -114,13 +131,13 @@ async def test_attempts_during_a_lockout_do_not_extend_it(
 
     for _ in range(5):
         assert (await attempt(client, "ann@example.com", WRONG)).status_code == 429
-    clock.advance(seconds=30)
+    clock.advance(seconds=WINDOW)
 
     await login(client, "ann@example.com")
 
 
 async def test_lockout_never_reveals_whether_the_account_exists(
-    client: httpx.AsyncClient, clock: FrozenClock
+    client: httpx.AsyncClient,
 ) -> None:
     await register(client, "ann@example.com")
     answers: dict[str, list[tuple[int, dict[str, object], str | None]]] = {}
@@ -137,9 +154,7 @@ async def test_lockout_never_reveals_whether_the_account_exists(
     assert [status for status, _, _ in answers["nobody@example.com"]] == [401, 401, 401, 429, 429]
 
 
-async def test_lockout_is_per_email_and_ignores_its_case(
-    client: httpx.AsyncClient, clock: FrozenClock
-) -> None:
+async def test_lockout_is_per_email_and_ignores_its_case(client: httpx.AsyncClient) -> None:
     await register(client, "ann@example.com")
     await register(client, "bob@example.com")
 
@@ -149,12 +164,91 @@ async def test_lockout_is_per_email_and_ignores_its_case(
     await login(client, "bob@example.com")
 
 
-async def test_a_wrong_current_password_counts_towards_the_lockout(
-    client: httpx.AsyncClient,
+async def test_one_address_locked_out_leaves_other_addresses_alone(
+    client: httpx.AsyncClient, auth_app: FastAPI
+) -> None:
+    await register(client, "ann@example.com")
+    for _ in range(3):
+        assert await guess_from(auth_app, "198.51.100.7", "ann@example.com") == 401
+
+    assert await guess_from(auth_app, "198.51.100.7", "ann@example.com", PASSWORD) == 429
+    assert await guess_from(auth_app, "203.0.113.50", "ann@example.com", PASSWORD) == 200
+
+
+async def test_ipv6_clients_are_throttled_by_their_64(
+    client: httpx.AsyncClient, auth_app: FastAPI
+) -> None:
+    await register(client, "ann@example.com")
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"):
+        assert await guess_from(auth_app, host, "ann@example.com") == 401
+
+    same_64 = await guess_from(auth_app, "2001:db8:1:2:abcd::9", "ann@example.com", PASSWORD)
+    other_64 = await guess_from(auth_app, "2001:db8:1:3::1", "ann@example.com", PASSWORD)
+
+    assert same_64 == 429
+    assert other_64 == 200
+
+
+async def test_the_account_ceiling_bounds_guesses_from_every_new_address(
+    client: httpx.AsyncClient, auth_app: FastAPI, clock: FrozenClock
+) -> None:
+    """One guess from each of many addresses: only the ceiling's worth reach the check."""
+    await register(client, "ann@example.com")
+
+    statuses = [
+        await guess_from(auth_app, f"198.51.100.{host}", "ann@example.com") for host in range(12)
+    ]
+    async with from_address(auth_app, "203.0.113.50") as newcomer:
+        refused = await attempt(newcomer, "ann@example.com", PASSWORD)
+        clock.advance(seconds=ACCOUNT_WINDOW)
+        later = await attempt(newcomer, "ann@example.com", PASSWORD)
+
+    assert statuses == [401] * CEILING + [429] * (12 - CEILING)
+    assert_error(refused, 429, "login_locked")
+    assert refused.headers["retry-after"] == str(ACCOUNT_WINDOW)
+    assert later.status_code == 200, later.text
+
+
+async def test_the_owner_signs_in_from_a_known_address_while_others_hammer_the_account(
+    client: httpx.AsyncClient, auth_app: FastAPI
+) -> None:
+    await register(client, "ann@example.com")
+    await login(client, "ann@example.com")  # 127.0.0.1 is now a known address of the account
+    for host in range(10):
+        for _ in range(3):
+            await guess_from(auth_app, f"198.51.100.{host}", "ann@example.com")
+    assert await guess_from(auth_app, "203.0.113.50", "ann@example.com", PASSWORD) == 429
+
+    owner = await attempt(client, "ann@example.com", PASSWORD)
+
+    assert owner.status_code == 200, owner.text
+
+
+async def test_strangers_failed_logins_never_block_a_password_change(
+    client: httpx.AsyncClient, auth_app: FastAPI
 ) -> None:
     await register(client, "ann@example.com")
     pair = await login(client, "ann@example.com")
-    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    for host in range(10):
+        for _ in range(3):
+            await guess_from(auth_app, f"198.51.100.{host}", "ann@example.com")
+    await fail(client, "ann@example.com", 3)  # even the owner's own address is locked now
+
+    response = await client.post(
+        "/api/auth/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+        headers=bearer(pair["access_token"]),
+    )
+
+    assert response.status_code == 204, response.text
+
+
+async def test_wrong_current_passwords_are_throttled_apart_from_logins(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    await register(client, "ann@example.com")
+    pair = await login(client, "ann@example.com")
+    headers = bearer(pair["access_token"])
 
     for _ in range(3):
         response = await client.post(
@@ -170,4 +264,46 @@ async def test_a_wrong_current_password_counts_towards_the_lockout(
     )
 
     assert_error(guessed_right, 429, "login_locked")
-    assert (await attempt(client, "ann@example.com", PASSWORD)).status_code == 429
+    assert guessed_right.headers["retry-after"] == str(WINDOW)
+    await login(client, "ann@example.com")
+    clock.advance(seconds=WINDOW)
+    changed = await client.post(
+        "/api/auth/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+        headers=headers,
+    )
+    assert changed.status_code == 204, changed.text
+
+
+async def test_counters_of_ended_windows_are_purged_as_new_windows_start(
+    client: httpx.AsyncClient, clock: FrozenClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Made-up emails and addresses cannot grow the table without bound."""
+    for n in range(3):
+        await fail(client, f"made-up-{n}@example.com", 1)
+    assert await count(sessionmaker, AttemptCounter) == 6  # per address and per account, each
+
+    clock.advance(seconds=ACCOUNT_WINDOW + 1)
+    await fail(client, "late@example.com", 1)
+
+    assert await count(sessionmaker, AttemptCounter) == 2
+
+
+async def test_a_known_address_is_forgotten_after_the_known_address_days(
+    client: httpx.AsyncClient,
+    auth_app: FastAPI,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await register(client, "ann@example.com")
+    await login(client, "ann@example.com")
+    clock.advance(days=90)
+    async with from_address(auth_app, "203.0.113.50") as elsewhere:
+        await login(elsewhere, "ann@example.com")
+    for host in range(CEILING):
+        await guess_from(auth_app, f"198.51.100.{host}", "ann@example.com")
+
+    stale = await attempt(client, "ann@example.com", PASSWORD)
+
+    assert_error(stale, 429, "login_locked")
+    assert await count(sessionmaker, KnownAddress) == 1

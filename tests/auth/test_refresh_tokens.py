@@ -174,3 +174,40 @@ async def test_access_tokens_outlive_a_logout_until_they_expire(
 
     assert still.status_code == 200
     assert_unauthorized(later, "invalid_token")
+
+
+async def test_rotation_never_extends_a_session_past_its_absolute_lifetime(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    """Sessions end 90 days (AUTH_SESSION_MAX_DAYS) after the login, however often refreshed."""
+    pair = await signed_up(client)
+    for _ in range(4):  # day 20, 40, 60, 80
+        clock.advance(days=20)
+        response = await refresh(client, pair["refresh_token"])
+        assert response.status_code == 200, response.text
+        pair = response.json()
+
+    # Rotated on day 80: the new token lives 10 days, not 30.
+    assert pair["refresh_expires_in"] == 10 * 86400
+    clock.advance(days=10, seconds=-1)
+    last = await refresh(client, pair["refresh_token"])
+    assert last.status_code == 200, last.text
+    assert last.json()["refresh_expires_in"] == 1
+    clock.advance(seconds=1)
+    assert_unauthorized(
+        await refresh(client, last.json()["refresh_token"]), "invalid_refresh_token"
+    )
+
+
+async def test_a_new_login_starts_a_new_session_lifetime(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    first = await signed_up(client)
+    clock.advance(days=89)
+
+    second = await login(client)
+
+    assert second["refresh_expires_in"] == 30 * 86400
+    clock.advance(days=1)
+    assert_unauthorized(await refresh(client, first["refresh_token"]), "invalid_refresh_token")
+    assert (await refresh(client, second["refresh_token"])).status_code == 200

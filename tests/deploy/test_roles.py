@@ -42,9 +42,9 @@ WORK: dict[str, list[str]] = {
         "VALUES ('00000000-0000-4000-8000-000000000001', 'ann@example.com', 'x')",
         "UPDATE auth.users SET name = 'Ann' WHERE email = 'ann@example.com'",
         "SELECT name FROM auth.users WHERE email = 'ann@example.com'",
-        "INSERT INTO auth.login_throttles (email_hash, failures, last_failure_at) "
-        "VALUES ('h', 1, now())",
-        "DELETE FROM auth.login_throttles",
+        "INSERT INTO auth.attempt_counters (key_hash, window_started_at, failures) "
+        "VALUES ('h', now(), 1)",
+        "DELETE FROM auth.attempt_counters",
         "DELETE FROM auth.users",
     ],
     "todo": [

@@ -199,6 +199,35 @@ async def test_login_rate_limit_is_429_and_spoofing_does_not_dodge_it(stack, gat
     assert_envelope(response, 429, "rate_limited")
 
 
+async def test_a_spoofed_forwarded_for_sent_straight_to_the_auth_port_is_not_believed(stack):
+    """The auth service throttles guesses per client address, taken from X-Forwarded-For only
+    when the gateway's address sends it. Here the "gateway" is 127.0.0.2 and the attacker
+    127.0.0.1: its guesses under made-up addresses all count as its own."""
+
+    async def guesses(client: httpx.AsyncClient, email: str) -> list[int]:
+        body = {"email": email, "password": "not the password"}
+        return [
+            (
+                await client.post(
+                    "/api/auth/login", json=body, headers={"X-Forwarded-For": f"198.51.100.{n}"}
+                )
+            ).status_code
+            for n in range(7)
+        ]
+
+    with stack.configured("auth", FORWARDED_ALLOW_IPS="127.0.0.2"):
+        async with httpx.AsyncClient(base_url=stack.url("auth"), timeout=30) as attacker:
+            spoofed = await guesses(attacker, "victim-of-spoofing@example.com")
+        from_gateway = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(
+            base_url=stack.url("auth"), transport=from_gateway, timeout=30
+        ) as gateway:
+            believed = await guesses(gateway, "seven-clients@example.com")
+
+    assert spoofed == [401] * 5 + [429] * 2  # AUTH_LOCKOUT_THRESHOLD: 5 per address
+    assert believed == [401] * 7  # seven clients, one guess each
+
+
 async def test_user_rate_limit_is_429(stack, gateway, user):
     with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="2/minute"):
         statuses = [

@@ -74,7 +74,7 @@ async def test_spoofed_internal_and_forwarding_headers_are_replaced(echo, start_
         assert name not in headers
 
 
-async def test_forwarding_headers_from_a_trusted_proxy_are_kept_and_extended(
+async def test_forwarding_headers_from_a_trusted_proxy_are_believed_and_reduced_to_the_client(
     echo, start_gateway, issuer
 ):
     upstream, url = echo
@@ -90,9 +90,25 @@ async def test_forwarding_headers_from_a_trusted_proxy_are_kept_and_extended(
         )
     assert response.status_code == 200
     headers = upstream.headers_of()
-    assert headers["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"]
+    # One address: the client as the gateway determined it, not the chain it was sent.
+    assert headers["x-forwarded-for"] == ["203.0.113.9"]
     assert headers["x-forwarded-proto"] == ["https"]
     assert headers["x-forwarded-host"] == ["api.example.com"]
+
+
+async def test_a_chain_behind_a_trusted_proxy_is_forwarded_as_its_one_client_address(
+    echo, start_gateway, issuer
+):
+    """A client behind the trusted proxy writes an address of its choice on the left; the
+    services would take the leftmost entry as the client, so only the real one is sent."""
+    upstream, url = echo
+    async with start_gateway(todo_url=url, trusted_proxies="127.0.0.1/32") as (_, client):
+        response = await client.get(
+            "/api/tasks",
+            headers={**issuer.auth("ann"), "X-Forwarded-For": "198.51.100.66, 203.0.113.9"},
+        )
+    assert response.status_code == 200
+    assert upstream.headers_of()["x-forwarded-for"] == ["203.0.113.9"]
 
 
 async def test_hop_by_hop_request_headers_are_removed(echo, start_gateway, issuer):
