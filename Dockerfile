@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image per service, each a target of this file:
 #   docker build --target auth    -t todo-platform/auth .
 #   docker build --target todo    -t todo-platform/todo .
@@ -8,11 +7,16 @@
 # service's extra, and only shared/ and the service's own package: no uv, no compiler, no
 # secret. Settings come from the environment; the signing key from a mounted secret file.
 
+# Base images are build arguments (a machine without a registry passes local stand-ins); the
+# defaults are the public images. `COPY --from=` takes no ARG, hence the named uv stage.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
 
 # ---- build: one virtual environment per service, from uv.lock ---------------------------
 FROM ${PYTHON_IMAGE} AS build
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
