@@ -105,8 +105,11 @@ def run(
 
 def install_missing_tools() -> None:
     """Debian's docker.io, docker-compose (1.29) and debootstrap, when one is missing."""
-    wanted = {"docker.io": DOCKER, "docker-compose": "/usr/bin/docker-compose"}
-    wanted["debootstrap"] = "/usr/sbin/debootstrap"
+    wanted = {
+        "docker.io": DOCKER,
+        "docker-compose": "/usr/bin/docker-compose",
+        "debootstrap": "/usr/sbin/debootstrap",
+    }
     missing = [package for package, path in wanted.items() if not Path(path).exists()]
     if not missing:
         return
@@ -312,7 +315,9 @@ class Stack:
             if not pending:
                 return
             if time.monotonic() > deadline:
-                failing = next((p.split(":")[0] for p in pending if "unhealthy" in p), None)
+                # The unhealthy one if any, else the first still waiting.
+                unhealthy = [p for p in pending if p.endswith(":unhealthy")]
+                failing = (unhealthy or pending)[0].split(":")[0]
                 raise SmokeFailure(f"not healthy after {timeout:.0f} s: {pending}", failing)
             time.sleep(2)
 
