@@ -500,20 +500,22 @@ async def writes_survive_a_postgres_restart(stack: Stack) -> None:
         before = {name: c["State"]["StartedAt"] for name, c in stack.containers().items()}
         # About 7 writes a second: under the gateway's per-user limit (600 a minute).
         writers = [asyncio.create_task(writer(number)) for number in range(3)]
-        await asyncio.sleep(3)
-        say("docker-compose restart postgres, under 3 writers")
-        await asyncio.to_thread(stack.compose, "restart", "postgres")
-        count_at_restart = len(acknowledged)
-        deadline = time.monotonic() + RECOVERY_TIMEOUT
-        while len(acknowledged) < count_at_restart + 15:
-            check(
-                time.monotonic() < deadline,
-                f"writes did not recover within {RECOVERY_TIMEOUT:.0f} s of the restart",
-                "todo",
-            )
-            await asyncio.sleep(0.5)
-        stop.set()
-        await asyncio.gather(*writers)
+        try:
+            await asyncio.sleep(3)
+            say("docker-compose restart postgres, under 3 writers")
+            await asyncio.to_thread(stack.compose, "restart", "postgres")
+            count_at_restart = len(acknowledged)
+            deadline = time.monotonic() + RECOVERY_TIMEOUT
+            while len(acknowledged) < count_at_restart + 15:
+                check(
+                    time.monotonic() < deadline,
+                    f"writes did not recover within {RECOVERY_TIMEOUT:.0f} s of the restart",
+                    "todo",
+                )
+                await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await asyncio.gather(*writers)
         stored: set[int] = set()
         url: str | None = "/api/tasks?limit=100"
         while url:
