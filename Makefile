@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-fuzz lint fmt migrate bench clean deploy-check compose-env
+.PHONY: run test test-fuzz lint fmt migrate bench clean deploy-check compose-env compose-smoke
 
 run: $(VENV)/.synced ## Start PostgreSQL (embedded unless DATABASE_URL), migrate, serve everything
 	$(VENV)/bin/python -m scripts.stack
@@ -33,6 +33,9 @@ deploy-check: $(VENV)/.synced ## Lint the Dockerfile, validate compose and Kuber
 
 compose-env: $(VENV)/.synced ## Local passwords in .env and a signing key for docker compose
 	$(VENV)/bin/python deploy/local_secrets.py compose
+
+compose-smoke: $(VENV)/.synced ## Build and run the compose stack under Docker, prove it, tear it down
+	$(VENV)/bin/python deploy/smoke.py
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-extras

@@ -18,6 +18,7 @@ class AgentKind(StrEnum):
 
 class ChatSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHAT_", env_file=".env", extra="ignore")
+    secret_fields = ServiceSettings.secret_fields | {"openai_api_key"}
 
     # Which agent answers: the offline rule-based one, or any OpenAI-compatible model.
     agent: AgentKind = AgentKind.RULES

@@ -2,11 +2,17 @@
 
 ``python deploy/local_secrets.py compose`` (``make compose-env``) writes what is missing and
 never replaces what exists:
-- ``.env`` (mode 0600): ``POSTGRES_PASSWORD`` and one ``<ROLE>_DB_PASSWORD`` per database role,
-  random and URL-safe (they go into database URLs);
-- ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key, mounted into the auth service
-  as a compose secret. Compose bind-mounts the file as it is, so it is readable by the
-  container's user (0644) inside a directory only its owner can enter (0700).
+- ``.env`` (mode 0600): ``POSTGRES_PASSWORD``, ``REDIS_PASSWORD`` and one ``<ROLE>_DB_PASSWORD``
+  per database role, random and URL-safe (they go into URLs), and ``SECRETS_DIR``, the
+  directory compose takes its secret files from;
+- ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key.
+Then it (re)writes, from ``.env``, one file per secret in ``.data/compose/``: the database URLs
+(each ``<NAME>`` set in ``.env``, such as a Neon ``AUTH_DATABASE_URL``, wins over the local
+database's URL), the role passwords, Redis's configuration and URL, the OpenAI key (empty
+unless ``CHAT_OPENAI_API_KEY`` is in ``.env``). Compose mounts each at ``/run/secrets/<name>``
+and the containers read them through ``<VARIABLE>_FILE``: no secret is an environment variable
+of a container. Compose bind-mounts the files as they are, so they are readable by the
+containers' users (0644) inside a directory only its owner can enter (0700).
 Both paths are ignored by git and by the Docker build context.
 
 ``python deploy/local_secrets.py k8s`` prints, from those same values, the Secrets the
@@ -28,11 +34,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SERVICES = ("auth", "todo", "chat")
 ROLES = [f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "app")]
-VARIABLES = ["POSTGRES_PASSWORD", *(f"{role.upper()}_DB_PASSWORD" for role in ROLES)]
-KEY_PATH = Path(".data") / "compose" / "auth-signing-key.pem"
-# Where the local overlay's PostgreSQL and Redis answer inside the namespace.
+VARIABLES = [
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    *(f"{role.upper()}_DB_PASSWORD" for role in ROLES),
+]
+SECRETS_DIR = Path(".data") / "compose"
+KEY_PATH = SECRETS_DIR / "auth-signing-key.pem"
+# Where the local PostgreSQL and Redis answer (compose network, local Kubernetes namespace).
 LOCAL_DATABASE = "postgres:5432/todo"
-LOCAL_REDIS = "redis://redis:6379/0"
+LOCAL_REDIS = "redis:6379/0"
 
 
 def read_env(env_file: Path) -> dict[str, str]:
@@ -47,17 +58,67 @@ def read_env(env_file: Path) -> dict[str, str]:
 
 
 def write_passwords(env_file: Path) -> list[str]:
-    missing = [name for name in VARIABLES if name not in read_env(env_file)]
+    existing = read_env(env_file)
+    missing = [name for name in VARIABLES if name not in existing]
+    lines = [f"{name}={secrets.token_urlsafe(24)}\n" for name in missing]
+    if "SECRETS_DIR" not in existing:
+        missing.append("SECRETS_DIR")
+        lines.append(f"SECRETS_DIR=./{SECRETS_DIR.as_posix()}\n")
     if not missing:
         return []
     fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as handle:
         if env_file.stat().st_size:
             handle.write("\n")
-        handle.write("# docker compose / local Kubernetes: database passwords (make compose-env)\n")
-        for name in missing:
-            handle.write(f"{name}={secrets.token_urlsafe(24)}\n")
+        handle.write("# docker compose / local Kubernetes: local secrets (make compose-env)\n")
+        handle.writelines(lines)
     return missing
+
+
+def database_url(env: dict[str, str], role: str) -> str:
+    return f"postgresql://{role}:{env[role.upper() + '_DB_PASSWORD']}@{LOCAL_DATABASE}"
+
+
+def redis_url(env: dict[str, str]) -> str:
+    return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_REDIS}"
+
+
+def redis_config(env: dict[str, str]) -> str:
+    """Redis for rate-limit counters: a password, nothing persisted."""
+    return f'requirepass {env["REDIS_PASSWORD"]}\nsave ""\nappendonly no\n'
+
+
+def compose_secrets(env: dict[str, str]) -> dict[str, str]:
+    """The contents of each compose secret file, by file name."""
+    files = {
+        "postgres-password": env["POSTGRES_PASSWORD"],
+        "bootstrap-database-url": env.get("BOOTSTRAP_DATABASE_URL")
+        or f"postgresql://postgres:{env['POSTGRES_PASSWORD']}@{LOCAL_DATABASE}",
+        "redis-password": env["REDIS_PASSWORD"],
+        "redis.conf": redis_config(env),
+        "gateway-redis-url": env.get("GATEWAY_RATE_LIMIT_STORAGE_URI") or redis_url(env),
+        "chat-openai-api-key": env.get("CHAT_OPENAI_API_KEY", ""),
+    }
+    for role in ROLES:
+        files[f"{role.replace('_', '-')}-db-password"] = env[f"{role.upper()}_DB_PASSWORD"]
+    for service in SERVICES:
+        for kind, role in (("database-url", "app"), ("migration-database-url", "migrator")):
+            variable = f"{service}_{kind.replace('-', '_')}".upper()
+            files[f"{service}-{kind}"] = env.get(variable) or database_url(env, f"{service}_{role}")
+    return files
+
+
+def write_secret_files(root: Path) -> None:
+    """(Re)write every compose secret file from ``.env``: they follow it."""
+    directory = root / SECRETS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    for name, content in compose_secrets(read_env(root / ".env")).items():
+        path = directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        path.chmod(0o644)
 
 
 def write_signing_key(root: Path) -> bool:
@@ -92,19 +153,20 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
     if missing or not (root / KEY_PATH).exists():
         raise SystemExit("missing local secrets: run `make compose-env` first")
 
-    def url(role: str) -> str:
-        return f"postgresql://{role}:{env[role.upper() + '_DB_PASSWORD']}@{LOCAL_DATABASE}"
-
     manifests = [
         secret(
             f"{service}-database",
-            {"url": url(f"{service}_app"), "migration-url": url(f"{service}_migrator")},
+            {
+                "url": database_url(env, f"{service}_app"),
+                "migration-url": database_url(env, f"{service}_migrator"),
+            },
         )
         for service in SERVICES
     ]
     manifests += [
         secret("auth-signing-key", {"signing-keys.pem": (root / KEY_PATH).read_text()}),
-        secret("gateway-redis", {"storage-uri": LOCAL_REDIS}),
+        secret("gateway-redis", {"storage-uri": redis_url(env)}),
+        secret("redis", {"redis.conf": redis_config(env)}),
         secret(
             "db-bootstrap",
             {
@@ -133,9 +195,11 @@ def main() -> None:
         return
     added = write_passwords(root / ".env")
     created = write_signing_key(root)
+    write_secret_files(root)
     sys.stdout.write(
         f".env: {'added ' + ', '.join(added) if added else 'every password already set'}\n"
         f"{KEY_PATH}: {'created' if created else 'kept'}\n"
+        f"{SECRETS_DIR}: secret files written from .env\n"
     )
 
 

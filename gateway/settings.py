@@ -21,6 +21,8 @@ StrList = Annotated[list[str], NoDecode]
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+    # A Redis URL carries its password.
+    secret_fields = ServiceSettings.secret_fields | {"rate_limit_storage_uri"}
 
     # Where each service listens. A service that is not running answers 503, so the gateway
     # starts fine without any of them.

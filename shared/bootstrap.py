@@ -4,7 +4,8 @@ Runs ``shared/bootstrap.sql`` in one transaction as the database owner named by
 ``BOOTSTRAP_DATABASE_URL`` (Neon: the owner role on the direct host, never the ``-pooler`` one;
 compose: the postgres superuser). Each role's password comes from ``<ROLE>_DB_PASSWORD``, for
 example ``AUTH_APP_DB_PASSWORD``; an unset one leaves that role's password as it is, so a single
-password can be rotated without knowing the others.
+password can be rotated without knowing the others. Each variable may instead name a file that
+holds the value (``BOOTSTRAP_DATABASE_URL_FILE``, ``AUTH_APP_DB_PASSWORD_FILE``, ...).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from importlib import resources
 import asyncpg
 
 from shared.db import connect_target
+from shared.settings import secret_from_environment
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +37,8 @@ def bootstrap_sql() -> str:
 
 
 def passwords_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    return {
-        role: environ[password_variable(role)]
-        for role in ROLES
-        if environ.get(password_variable(role))
-    }
+    found = {role: secret_from_environment(password_variable(role), environ) for role in ROLES}
+    return {role: password for role, password in found.items() if password}
 
 
 async def bootstrap(
@@ -69,10 +68,13 @@ async def bootstrap(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    url = os.environ.get(URL_VARIABLE)
+    try:
+        url = secret_from_environment(URL_VARIABLE)
+        passwords = passwords_from_environment(os.environ)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     if not url:
         raise SystemExit(f"{URL_VARIABLE} is required: the database owner's URL (direct host)")
-    passwords = passwords_from_environment(os.environ)
     asyncio.run(bootstrap(url, passwords))
     kept = [role for role in ROLES if role not in passwords]
     logger.info(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,35 @@ PLATFORM_VARIABLES = {
 
 
 JSON_FIELDS = {"extra_trusted_issuers"}
+
+# A secret setting ``X`` may instead name a file that holds its value: ``X_FILE`` (a compose
+# secret, a Kubernetes Secret volume), so the value never sits in the process environment.
+FILE_SUFFIX = "_FILE"
+
+
+def read_secret_file(variable: str, path: str) -> str | None:
+    """The value in the file ``variable`` names, without its final newline; empty is unset."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"{variable}: cannot read {path}: {error.strerror}") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    return value or None
+
+
+def secret_from_environment(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """``name``'s value, or the contents of the file ``name_FILE`` names; refuses both.
+
+    An empty variable counts as unset (compose writes ``${X:-}`` as an empty string).
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get(name) or None
+    path = environ.get(name + FILE_SUFFIX)
+    if not path:
+        return value
+    if value is not None:
+        raise ValueError(f"both {name} and {name}{FILE_SUFFIX} are set: set one of them")
+    return read_secret_file(name + FILE_SUFFIX, path)
 
 
 class Environment(StrEnum):
@@ -65,6 +95,12 @@ class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses set ``env_prefix`` (AUTH_, TODO_, ...)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    # Settings that hold a secret: each also reads ``<VARIABLE>_FILE`` (see FILE_SUFFIX).
+    # Subclasses add their own.
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"database_url", "migration_database_url", "extra_trusted_issuers"}
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
@@ -114,12 +150,33 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _platform_fallbacks(cls, data: Any) -> Any:
-        """Platform-wide variables apply to every service unless its prefixed one is set."""
-        if isinstance(data, dict):
-            for field, env_name in PLATFORM_VARIABLES.items():
-                if field not in data and env_name in os.environ:
-                    value = os.environ[env_name]
-                    data[field] = json.loads(value) if field in JSON_FIELDS else value
+        """Secret files, then platform-wide variables unless the service's own one is set.
+
+        For a secret setting, ``<PREFIX><NAME>_FILE`` stands for ``<PREFIX><NAME>`` and the
+        platform-wide ``<NAME>_FILE`` for ``<NAME>``; giving a variable and its file is refused.
+        """
+        if not isinstance(data, dict):
+            return data
+        prefix = cls.model_config.get("env_prefix", "")
+        for field in sorted(cls.secret_fields):
+            variable = f"{prefix}{field.upper()}"
+            path = os.environ.get(variable + FILE_SUFFIX)
+            if not path:
+                continue
+            if data.get(field) not in (None, ""):
+                raise ValueError(f"both {variable} and {variable}{FILE_SUFFIX} are set: set one")
+            value = read_secret_file(variable + FILE_SUFFIX, path)
+            if value is not None:
+                data[field] = json.loads(value) if field in JSON_FIELDS else value
+        for field, env_name in PLATFORM_VARIABLES.items():
+            if field in data:
+                continue
+            if field in cls.secret_fields:
+                platform_value = secret_from_environment(env_name)
+            else:
+                platform_value = os.environ.get(env_name)
+            if platform_value is not None:
+                data[field] = json.loads(platform_value) if field in JSON_FIELDS else platform_value
         return data
 
     @property

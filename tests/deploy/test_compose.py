@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from shared.settings import PLATFORM_VARIABLES
+from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
 from tests.deploy.support import REPO, require_service
 
 SERVICES = {
@@ -81,6 +81,27 @@ def local(env_file: Path) -> Any:
     return compose_config(env_file, "docker-compose.yml", "docker-compose.override.yml")
 
 
+def secret_files(config: Any, env_file: Path) -> dict[str, str]:
+    """Each compose secret's contents, read from the files ``make compose-env`` wrote."""
+    secrets_dir = env_file.parent / read_env(env_file)["SECRETS_DIR"]
+    return {
+        name: (secrets_dir / Path(spec["file"]).name).read_text()
+        for name, spec in config["secrets"].items()
+    }
+
+
+def mounted_secrets(service: Any) -> dict[str, str]:
+    """``<VARIABLE>_FILE`` -> the secret mounted where it points (checked to be mounted)."""
+    sources = {secret["source"] for secret in service.get("secrets", [])}
+    found = {}
+    for name, value in (service.get("environment") or {}).items():
+        if name.endswith(FILE_SUFFIX) and str(value).startswith("/run/secrets/"):
+            secret = str(value).removeprefix("/run/secrets/")
+            assert secret in sources, (name, secret)
+            found[name.removesuffix(FILE_SUFFIX)] = secret
+    return found
+
+
 def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("ENVIRONMENT=development\nAUTH_APP_DB_PASSWORD=mine\n")
     first = compose_env(tmp_path)
@@ -89,7 +110,11 @@ def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> No
     assert env["AUTH_APP_DB_PASSWORD"] == "mine"
     assert env["ENVIRONMENT"] == "development"
     assert len(env["POSTGRES_PASSWORD"]) >= 32
-    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 7
+    assert len(env["REDIS_PASSWORD"]) >= 32
+    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 8
+    secrets_dir = tmp_path / env["SECRETS_DIR"]
+    assert (secrets_dir / "todo-app-db-password").read_text() == env["TODO_APP_DB_PASSWORD"]
+    assert stat.S_IMODE((secrets_dir / "redis.conf").stat().st_mode) == 0o644
     assert "created" in first
     assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
@@ -162,34 +187,50 @@ def test_services_and_jobs_start_in_order(local: Any) -> None:
 def test_each_process_uses_its_least_privilege_role(local: Any, env_file: Path) -> None:
     services = local["services"]
     passwords = read_env(env_file)
+    files = secret_files(local, env_file)
     for service in ("auth", "todo", "chat"):
         prefix = SERVICES[service][1]
-        runtime = make_url(services[service]["environment"][f"{prefix}DATABASE_URL"])
+        runtime_secret = mounted_secrets(services[service])[f"{prefix}DATABASE_URL"]
+        runtime = make_url(files[runtime_secret])
         assert runtime.username == f"{service}_app"
         assert runtime.password == passwords[f"{prefix}APP_DB_PASSWORD"]
-        migration_env = services[f"migrate-{service}"]["environment"]
-        migration = make_url(migration_env[f"{prefix}MIGRATION_DATABASE_URL"])
+        migration_secrets = mounted_secrets(services[f"migrate-{service}"])
+        assert set(migration_secrets) == {f"{prefix}MIGRATION_DATABASE_URL"}
+        migration = make_url(files[migration_secrets[f"{prefix}MIGRATION_DATABASE_URL"]])
         assert migration.username == f"{service}_migrator"
         assert migration.password == passwords[f"{prefix}MIGRATOR_DB_PASSWORD"]
-        assert not any("DATABASE_URL" in name for name in migration_env if "MIGRATION" not in name)
         assert services[f"migrate-{service}"]["command"] == [
             "python",
             "-m",
             "shared.migrate",
             SERVICES[service][0],
         ]
-    bootstrap = services["bootstrap"]["environment"]
-    assert make_url(bootstrap["BOOTSTRAP_DATABASE_URL"]).username == "postgres"
-    for name, value in bootstrap.items():
-        if name.endswith("_DB_PASSWORD"):
-            assert value == passwords[name]
+    bootstrap = mounted_secrets(services["bootstrap"])
+    assert make_url(files[bootstrap.pop("BOOTSTRAP_DATABASE_URL")]).username == "postgres"
+    assert len(bootstrap) == 6
+    for name, secret in bootstrap.items():
+        assert files[secret] == passwords[name]
     assert not any("DATABASE_URL" in name for name in services["gateway"]["environment"])
+
+
+def test_no_secret_is_an_environment_variable_of_any_container(local: Any, env_file: Path) -> None:
+    """Secrets reach containers as files only: `docker inspect` shows no secret value."""
+    values = {value for value in secret_files(local, env_file).values() if value}
+    values |= {value for name, value in read_env(env_file).items() if name.endswith("PASSWORD")}
+    for name, service in local["services"].items():
+        environment = {key: str(value) for key, value in (service.get("environment") or {}).items()}
+        for key, value in environment.items():
+            assert not any(secret in value for secret in values), (name, key)
+            assert "@" not in value, (name, key)
+            secret_like = ("PASSWORD", "DATABASE_URL", "API_KEY", "STORAGE_URI", "SIGNING_KEYS")
+            if any(word in key for word in secret_like):
+                assert key.endswith(FILE_SUFFIX), (name, key)
+        assert not any(secret in " ".join(service.get("command") or []) for secret in values)
 
 
 def test_the_signing_key_is_a_mounted_secret_and_in_no_environment(local: Any) -> None:
     auth = local["services"]["auth"]
-    assert [secret["source"] for secret in auth["secrets"]] == ["auth_signing_key"]
-    assert auth["environment"]["AUTH_SIGNING_KEY_FILE"] == "/run/secrets/auth_signing_key"
+    assert mounted_secrets(auth)["AUTH_SIGNING_KEY"] == "auth_signing_key"
     assert local["secrets"]["auth_signing_key"]["file"].endswith(
         ".data/compose/auth-signing-key.pem"
     )
@@ -198,7 +239,8 @@ def test_the_signing_key_is_a_mounted_secret_and_in_no_environment(local: Any) -
         assert "AUTH_SIGNING_KEYS" not in environment, name
         assert not any("PRIVATE KEY" in str(value) for value in environment.values()), name
         if name != "auth":
-            assert not service.get("secrets"), name
+            sources = {secret["source"] for secret in service.get("secrets", [])}
+            assert "auth_signing_key" not in sources, name
 
 
 def test_our_containers_are_read_only_without_capabilities(local: Any) -> None:
@@ -210,10 +252,18 @@ def test_our_containers_are_read_only_without_capabilities(local: Any) -> None:
         assert service["build"]["target"] in SERVICES, name
 
 
-def test_the_gateway_shares_rate_limits_through_redis(local: Any) -> None:
-    gateway = local["services"]["gateway"]["environment"]
-    assert gateway["GATEWAY_RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379/0"
-    assert "redis" in local["services"]
+def test_the_gateway_shares_rate_limits_through_a_redis_that_wants_a_password(
+    local: Any, env_file: Path
+) -> None:
+    files = secret_files(local, env_file)
+    password = read_env(env_file)["REDIS_PASSWORD"]
+    storage = mounted_secrets(local["services"]["gateway"])["GATEWAY_RATE_LIMIT_STORAGE_URI"]
+    assert files[storage] == f"redis://:{password}@redis:6379/0"
+    redis = local["services"]["redis"]
+    assert redis["command"] == ["redis-server", "/run/secrets/redis_conf"]
+    assert {secret["source"] for secret in redis["secrets"]} == {"redis_conf", "redis_password"}
+    assert f"requirepass {password}\n" in files["redis_conf"]
+    assert "/run/secrets/redis_password" in " ".join(redis["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
@@ -222,6 +272,7 @@ def test_every_variable_given_to_a_service_is_one_it_reads(local: Any, service: 
     require_service(package)
     settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
     fields = set(settings_class.model_fields)
+    fields |= {f"{field}{FILE_SUFFIX.lower()}" for field in settings_class.secret_fields}
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
     for name in local["services"][service]["environment"]:
         if name in known:
@@ -233,7 +284,32 @@ def test_every_variable_given_to_a_service_is_one_it_reads(local: Any, service: 
 def test_without_the_override_there_is_no_local_database(tmp_path: Path) -> None:
     neon = "postgresql://todo_app:pw@ep-x-pooler.eu-central-1.aws.neon.tech/todo?sslmode=require"
     (tmp_path / ".env").write_text(f"TODO_DATABASE_URL={neon}\n")
+    compose_env(tmp_path)
     config = compose_config(tmp_path / ".env", "docker-compose.yml")
     assert "postgres" not in config["services"]
-    assert config["services"]["todo"]["environment"]["TODO_DATABASE_URL"] == neon
+    todo = mounted_secrets(config["services"]["todo"])
+    assert secret_files(config, tmp_path / ".env")[todo["TODO_DATABASE_URL"]] == neon
     assert "depends_on" not in config["services"]["bootstrap"]
+
+
+def test_image_names_are_variables_whose_defaults_are_the_public_images(
+    local: Any, env_file: Path
+) -> None:
+    services = local["services"]
+    assert services["postgres"]["image"] == "postgres:17-bookworm"
+    assert services["redis"]["image"] == "redis:7.4-bookworm"
+    for name in SERVICES:
+        assert services[name]["build"]["args"] == {
+            "PYTHON_IMAGE": "python:3.11-slim-bookworm",
+            "UV_IMAGE": "ghcr.io/astral-sh/uv:0.13.9",
+        }
+    standins = {
+        name: f"todo-platform/standin-{name.split('_')[0].lower()}:test"
+        for name in ("POSTGRES_IMAGE", "REDIS_IMAGE", "PYTHON_IMAGE", "UV_IMAGE")
+    }
+    config = compose_config(
+        env_file, "docker-compose.yml", "docker-compose.override.yml", extra_env=standins
+    )
+    assert config["services"]["postgres"]["image"] == standins["POSTGRES_IMAGE"]
+    assert config["services"]["redis"]["image"] == standins["REDIS_IMAGE"]
+    assert config["services"]["gateway"]["build"]["args"]["UV_IMAGE"] == standins["UV_IMAGE"]

@@ -88,7 +88,8 @@ def build(target: str, root: Path) -> Image:
                 else:
                     shutil.copy2(origin, root / source)
     (sync,) = [a for a in build_stage.all("RUN") if "uv sync" in a]
-    command = shlex.split(sync.split("uv sync", 1)[1])
+    # The `uv sync` command itself, without what the same RUN does after it (strip).
+    command = shlex.split(sync.split("uv sync", 1)[1].split("&&", 1)[0])
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/root"),

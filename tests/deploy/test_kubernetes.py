@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.settings import PLATFORM_VARIABLES
+from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
 from tests.deploy.dockerfile import chain, env_of, stages
 from tests.deploy.support import REPO, require_service
 
@@ -59,6 +60,27 @@ def pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, 
     for manifest in manifests:
         if manifest["kind"] in {"Deployment", "StatefulSet", "Job"}:
             yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
+
+
+def secret_files(spec: dict[str, Any], container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """``<VARIABLE>_FILE`` -> (Secret, key) of the Secret volume file it points at."""
+    volumes = {v["name"]: v["secret"] for v in spec.get("volumes", []) if "secret" in v}
+    mounts = {
+        m["mountPath"]: volumes[m["name"]]
+        for m in container.get("volumeMounts", [])
+        if m["name"] in volumes
+    }
+    found = {}
+    for item in container.get("env", []):
+        if not item["name"].endswith(FILE_SUFFIX):
+            continue
+        directory, _, key = item["value"].rpartition("/")
+        assert directory in mounts, (item["name"], "not in a mounted Secret")
+        secret = mounts[directory]
+        keys = [entry["key"] for entry in secret.get("items", [])]
+        assert not keys or key in keys, (item["name"], key)
+        found[item["name"].removesuffix(FILE_SUFFIX)] = (secret["secretName"], key)
+    return found
 
 
 def image_env(target: str) -> dict[str, str]:
@@ -168,18 +190,16 @@ def test_migration_job_runs_as_the_migration_role_only(
     manifests: list[dict[str, Any]], service: str
 ) -> None:
     job = of_kind(manifests, "Job")[f"migrate-{service}"]
-    (container,) = job["spec"]["template"]["spec"]["containers"]
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
     package, prefix = SERVICES[service]
     assert container["image"] == f"todo-platform/{service}:local"
     assert container["command"] == ["python", "-m", "shared.migrate", package]
-    references = {
-        item["name"]: item["valueFrom"]["secretKeyRef"]
-        for item in container["env"]
-        if "valueFrom" in item
+    assert secret_files(spec, container) == {
+        f"{prefix}MIGRATION_DATABASE_URL": (f"{service}-database", "migration-url")
     }
-    assert references == {
-        f"{prefix}MIGRATION_DATABASE_URL": {"name": f"{service}-database", "key": "migration-url"}
-    }
+    mounted = [v["secret"] for v in spec["volumes"] if "secret" in v]
+    assert [item["key"] for secret in mounted for item in secret["items"]] == ["migration-url"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
@@ -206,17 +226,63 @@ def test_secrets_are_referenced_and_the_local_ones_provide_every_reference(
             for item in container.get("env", []):
                 value = item.get("value", "")
                 assert "://" not in value or "@" not in value, (name, item["name"])
-                reference = item.get("valueFrom", {}).get("secretKeyRef")
-                if reference and not reference.get("optional"):
-                    referenced.add((reference["name"], reference["key"]))
+            referenced |= set(secret_files(spec, container).values())
         for volume in spec.get("volumes", []):
-            if "secret" in volume:
-                referenced.add((volume["secret"]["secretName"], "*"))
+            secret = volume.get("secret")
+            if secret and not secret.get("optional"):
+                referenced.add((secret["secretName"], "*"))
+                referenced |= {(secret["secretName"], i["key"]) for i in secret.get("items", [])}
     for secret, key in referenced:
         assert secret in provided, secret
         assert key == "*" or key in provided[secret], (secret, key)
     assert ("auth-signing-key", "*") in referenced
     assert provided["auth-signing-key"] == {"signing-keys.pem"}
+
+
+def test_no_secret_is_an_environment_variable_of_any_pod(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """Secrets reach pods as files of Secret volumes (``<VARIABLE>_FILE``), never as env."""
+    for name, spec in pod_specs(manifests):
+        for container in spec["containers"]:
+            assert "envFrom" not in container or all(
+                "secretRef" not in source for source in container["envFrom"]
+            ), name
+            for item in container.get("env", []):
+                assert "secretKeyRef" not in item.get("valueFrom", {}), (name, item["name"])
+                secret_like = ("PASSWORD", "DATABASE_URL", "API_KEY", "STORAGE_URI", "SIGNING_KEYS")
+                if any(word in item["name"] for word in secret_like):
+                    assert item["name"].endswith(FILE_SUFFIX), (name, item["name"])
+            secret_files(spec, container)  # every *_FILE points into a mounted Secret
+
+
+def test_the_bootstrap_reads_the_owner_url_and_every_password_from_its_secret(
+    manifests: list[dict[str, Any]],
+) -> None:
+    spec = of_kind(manifests, "Job")["db-bootstrap"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    files = secret_files(spec, container)
+    assert files.pop("BOOTSTRAP_DATABASE_URL") == ("db-bootstrap", "admin-url")
+    assert files == {
+        f"{role.upper()}_DB_PASSWORD": ("db-bootstrap", f"{role.replace('_', '-')}-password")
+        for role in (f"{s}_{k}" for s in ("auth", "todo", "chat") for k in ("migrator", "app"))
+    }
+
+
+def test_the_base_trusts_no_proxy_and_the_overlay_names_its_ingress_controllers_addresses(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """No default that trusts every private range: forwarded addresses come from the overlay."""
+    (base_config,) = of_kind(render(REPO / "deploy" / "k8s" / "base"), "ConfigMap").values()
+    assert "GATEWAY_TRUSTED_PROXIES" not in base_config["data"]
+    (config,) = of_kind(manifests, "ConfigMap").values()
+    networks = [
+        ipaddress.ip_network(entry.strip())
+        for entry in config["data"]["GATEWAY_TRUSTED_PROXIES"].split(",")
+    ]
+    assert networks == [ipaddress.ip_network("10.244.0.0/16")]
+    private = ipaddress.ip_network("10.0.0.0/8")
+    assert all(network.num_addresses < private.num_addresses for network in networks)
 
 
 def test_the_signing_key_file_is_where_the_secret_is_mounted(
@@ -239,7 +305,9 @@ def test_every_variable_given_to_a_service_is_one_it_reads(
 ) -> None:
     package, prefix = SERVICES[service]
     require_service(package)
-    fields = set(type(importlib.import_module(f"{package}.settings").get_settings()).model_fields)
+    settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
+    fields = set(settings_class.model_fields)
+    fields |= {f"{field}{FILE_SUFFIX.lower()}" for field in settings_class.secret_fields}
     spec = of_kind(manifests, "Deployment")[service]["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
