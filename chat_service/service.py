@@ -17,12 +17,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
-from chat_service.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from chat_service.pagination import (
+    MAX_ID,
+    InvalidCursor,
+    Page,
+    cursor_id,
+    decode_cursor,
+    encode_cursor,
+)
 from shared.db import Bind, fetch_row
 from shared.errors import NotFound
 
 TITLE_MAX = 80
-MAX_ID = 2**63 - 1
 
 
 class ConversationNotFound(NotFound):
@@ -169,11 +175,12 @@ async def list_conversations(
     statement = select(Conversation).where(Conversation.user_id == user_id)
     if cursor is not None:
         updated_at, last_id = decode_cursor(cursor, length=2)
+        last_id = cursor_id(last_id)
         try:
             after = datetime.fromisoformat(updated_at)
         except (TypeError, ValueError):
             raise InvalidCursor() from None
-        if not isinstance(last_id, int) or after.tzinfo is None:
+        if after.tzinfo is None:
             raise InvalidCursor()
         statement = statement.where(
             tuple_(col(Conversation.updated_at), col(Conversation.id)) < tuple_(after, last_id)
@@ -201,9 +208,8 @@ async def list_messages(
     condition = (Message.conversation_id == conversation_id) & (Message.user_id == user_id)
     statement = select(Message).where(condition)
     if cursor is not None:
-        (last_id,) = decode_cursor(cursor, length=1)
-        if not isinstance(last_id, int):
-            raise InvalidCursor()
+        (key,) = decode_cursor(cursor, length=1)
+        last_id = cursor_id(key)
         statement = statement.where(col(Message.id) > last_id)
     rows = (await session.exec(statement.order_by(col(Message.id)).limit(limit + 1))).all()
     total = await _count(session, condition, Message)
