@@ -19,6 +19,7 @@ import openai
 from openai import AsyncOpenAI
 
 from chat_service.agents.base import (
+    DEFAULT_MAX_TOOL_CALLS,
     AgentEvent,
     HistoryMessage,
     ReplyEvent,
@@ -26,6 +27,7 @@ from chat_service.agents.base import (
     ToolCallEvent,
     Tools,
     ToolSpec,
+    too_many_tool_calls,
 )
 from shared.errors import BadGateway, GatewayTimeout
 
@@ -67,11 +69,13 @@ class OpenAIAgent:
         *,
         model: str,
         max_tool_rounds: int,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         temperature: float | None = None,
     ) -> None:
         self._client = client
         self._model = model
         self._max_tool_rounds = max_tool_rounds
+        self._max_tool_calls = max_tool_calls
         self._temperature = temperature
 
     async def run(
@@ -90,6 +94,7 @@ class OpenAIAgent:
             *history_messages(history),
             {"role": "user", "content": message},
         ]
+        made = 0
         # One more round than tool rounds: the last one must be the answer.
         for _ in range(self._max_tool_rounds + 1):
             reply = await self._complete(messages, functions)
@@ -99,6 +104,12 @@ class OpenAIAgent:
                 if not text:
                     raise ModelFailed("The language model returned an empty answer")
                 yield ReplyEvent(text)
+                return
+            # A round that would pass the turn's cap runs none of its calls: the user is
+            # asked to narrow the request rather than left with a part of it done.
+            made += sum(1 for call in tool_calls if call.type == "function")
+            if made > self._max_tool_calls:
+                yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
                 return
             messages.append(
                 {

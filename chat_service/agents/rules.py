@@ -18,12 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chat_service.agents.base import (
+    DEFAULT_MAX_TOOL_CALLS,
     AgentEvent,
     HistoryMessage,
     ReplyEvent,
     ToolCall,
     ToolCallEvent,
     Tools,
+    too_many_tool_calls,
 )
 from chat_service.agents.dates import describe
 from chat_service.agents.language import (
@@ -94,7 +96,14 @@ class _Resolution:
 
 
 class RulesAgent:
-    """Implements ``Agent`` without any model: rules, the stored history and the tools."""
+    """Implements ``Agent`` without any model: rules, the stored history and the tools.
+
+    A turn makes at most ``max_tool_calls`` tool calls: a command that would need more (one
+    call per task of "delete 1, 2, ..., 999") makes none and asks the user to narrow it.
+    """
+
+    def __init__(self, *, max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS) -> None:
+        self._max_tool_calls = max_tool_calls
 
     async def run(
         self,
@@ -214,10 +223,15 @@ class RulesAgent:
             yield ReplyEvent(BULK)
             return
         resolution = _Resolution()
+        looked_up = 0
         async for event in self._resolve(command, ref, history, tools, resolution):
+            looked_up += 1
             yield event
         if resolution.reply is not None:
             yield ReplyEvent(resolution.reply)
+            return
+        if looked_up + len(resolution.tasks) > self._max_tool_calls:
+            yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
             return
 
         replies = []

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents import rules
+from chat_service.agents.base import too_many_tool_calls
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
 from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
@@ -396,3 +397,29 @@ async def test_a_title_of_exactly_200_characters_is_not_called_shortened(
 ) -> None:
     answer = await turn(agent, alice, f"add '{'w' * 200}'")
     assert "shortened" not in answer["response"]
+
+
+# --- the cap on tool calls per turn ---------------------------------------------------------
+
+
+async def test_a_request_for_more_tool_calls_than_the_cap_calls_none_and_asks_to_narrow_it(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    kept = await add(agent, alice, "Keep me")
+    ids = ",".join(str(n) for n in range(1, 1000))
+    answer = await turn(agent, alice, f"delete {ids}")
+    assert answer["tool_calls"] == []
+    assert answer["response"] == too_many_tool_calls(10)
+    listed = await turn(agent, alice, "show my tasks")
+    assert [t["id"] for t in listed["tool_calls"][0]["result"]] == [kept]
+
+
+async def test_the_cap_is_a_setting_and_a_request_within_it_runs(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=3)) as chat:
+        ids = [await add(chat, alice, f"Task {n}") for n in range(4)]
+        over = await turn(chat, alice, "complete tasks " + ", ".join(map(str, ids)))
+        assert (over["tool_calls"], over["response"]) == ([], too_many_tool_calls(3))
+        within = await turn(chat, alice, "complete tasks " + ", ".join(map(str, ids[:3])))
+        assert calls(within) == [("complete_task", {"task_id": i}) for i in ids[:3]]
