@@ -45,6 +45,9 @@ class ChatSettings(ServiceSettings):
     openai_max_tool_rounds: int = Field(default=5, ge=1, le=20)
     openai_temperature: float | None = None
 
+    # How long a POST /api/chat with an Idempotency-Key is remembered and replayed.
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+
     # Default page size of the conversation and message lists (a client may ask up to 100).
     page_size: int = Field(default=20, ge=1, le=100)
 

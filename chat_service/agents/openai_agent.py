@@ -33,6 +33,9 @@ from shared.errors import BadGateway, GatewayTimeout
 
 logger = logging.getLogger(__name__)
 
+# Tool arguments the platform sets, never shown to the model nor taken from it.
+PLATFORM_ARGUMENTS = ("user_id", "idempotency_key")
+
 # What a tool's answer may add to the prompt; longer listings are cut (the model is told).
 TOOL_RESULT_MAX_CHARS = 8000
 
@@ -169,18 +172,21 @@ async def _run_tool(tools: Tools, name: str, raw_arguments: str) -> ToolCall:
         return ToolCall(name, {}, error="The arguments were not valid JSON")
     if not isinstance(arguments, dict):
         return ToolCall(name, {}, error="The arguments must be a JSON object")
-    # The user is the token's subject; the model has no say in it.
-    arguments.pop("user_id", None)
+    # The user is the token's subject, and idempotency keys are the platform's: the model has
+    # no say in either.
+    for platform_argument in PLATFORM_ARGUMENTS:
+        arguments.pop(platform_argument, None)
     return await tools.call(name, arguments)
 
 
 def _function(spec: ToolSpec) -> dict[str, Any]:
     parameters = dict(spec.parameters)
     properties = dict(parameters.get("properties") or {})
-    properties.pop("user_id", None)
+    for platform_argument in PLATFORM_ARGUMENTS:
+        properties.pop(platform_argument, None)
     parameters["properties"] = properties
     if isinstance(parameters.get("required"), list):
-        parameters["required"] = [p for p in parameters["required"] if p != "user_id"]
+        parameters["required"] = [p for p in parameters["required"] if p not in PLATFORM_ARGUMENTS]
     return {
         "type": "function",
         "function": {"name": spec.name, "description": spec.description, "parameters": parameters},

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,12 +22,6 @@ from tests.support.raw_server import raw_server, read_request
 TURN_TIMEOUT = 1.0
 # Time for the turn to notice its timeout and record the failure, on a busy machine.
 MARGIN = 2.0
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI().running() as fake:
-        yield fake
 
 
 async def hang_up_during_the_turn(app: Any, user: User, message: str) -> float:
@@ -53,22 +45,13 @@ async def hang_up_during_the_turn(app: Any, user: User, message: str) -> float:
 
 
 async def test_a_hung_up_turn_waiting_on_the_model_ends_at_the_turn_timeout(
-    make_chat_app: ChatAppFactory,
-    todo_mcp_url: str,
+    openai_app: Any,
     model: FakeOpenAI,
     alice: User,
     committed_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     model.script(Step(hang=True), Step(content="too late"))
-    app = make_chat_app(
-        agent="openai",
-        openai_base_url=model.base_url,
-        openai_api_key="test-key",
-        openai_timeout_seconds=30.0,
-        openai_max_retries=0,
-        todo_mcp_url=todo_mcp_url,
-        turn_timeout_seconds=TURN_TIMEOUT,
-    )
+    app = openai_app(openai_timeout_seconds=30.0, turn_timeout_seconds=TURN_TIMEOUT)
     ran = await hang_up_during_the_turn(app, alice, "What's pending?")
     assert TURN_TIMEOUT <= ran < TURN_TIMEOUT + MARGIN
 

@@ -16,34 +16,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents.base import too_many_tool_calls
-from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
+from tests.chat.conftest import User, assert_error, serve, stored_messages
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 
 TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai_app(make_chat_app: ChatAppFactory, todo_mcp_url: str, model: FakeOpenAI) -> Any:
-    def build(**overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            "agent": "openai",
-            "openai_base_url": model.base_url,
-            "openai_api_key": "test-key",
-            "openai_model": "fake-model",
-            "openai_timeout_seconds": 2.0,
-            "openai_max_retries": 0,
-            "todo_mcp_url": todo_mcp_url,
-        }
-        settings.update(overrides)
-        return make_chat_app(**settings)
-
-    return build
 
 
 @pytest.fixture
