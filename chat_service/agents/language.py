@@ -371,7 +371,8 @@ _REF_NOISE = re.compile(
 def read_ref(text: str) -> TaskRef | None:
     """A task reference: ``task 3``/``#3``/``3 and 4``, ``it``, ``the second one``, or title
     words (``the meeting task`` -> ``meeting``)."""
-    phrase = text.strip().strip(".!?,").strip()
+    # Squeezed: a reference may be a raw message (the answer to "which one?").
+    phrase = _squeeze(text).strip(".!?,").strip()
     if not phrase:
         return None
     ids = _IDS.match(phrase)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chat_service.agents.language import Intent, understand
+from chat_service.agents.language import Intent, TaskRef, read_ref, understand
 from chat_service.schemas import MESSAGE_MAX
 
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
@@ -131,6 +131,22 @@ def test_every_pathological_message_parses_within_the_bound() -> None:
         if seconds >= BOUND_SECONDS:
             slow[text[:20] + "..." + text[-12:]] = round(seconds, 3)
     assert slow == {}
+
+
+@pytest.mark.parametrize(
+    "text", ["x" + " " * 3998 + "y", "task" + " \t" * 1998, "1 " + " " * 3990 + "and 2"]
+)
+def test_a_raw_reference_with_long_runs_of_spaces_reads_quickly(text: str) -> None:
+    # The answer to "which one?" is read as a reference straight from the message.
+    start = time.thread_time()
+    ref = read_ref(text)
+    assert time.thread_time() - start < BOUND_SECONDS
+    assert ref is not None
+
+
+def test_a_raw_reference_still_reads_its_words() -> None:
+    assert read_ref("  the   meeting   task ") == TaskRef(title="meeting")
+    assert read_ref("task  3   and   4") == TaskRef(ids=(3, 4))
 
 
 @pytest.mark.parametrize(
