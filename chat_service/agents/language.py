@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chat_service.agents.dates import find_due, parse_due
+from chat_service.agents.dates import find_due, fold_case, parse_due
 
 
 class Intent(StrEnum):
@@ -406,8 +406,9 @@ def _quoted(text: str) -> str | None:
 
 # --- new tasks -------------------------------------------------------------------------------
 
+# The priority, tag, recurrence and status words are searched for in ``fold_case`` text.
 _PRIORITY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), value)
+    (re.compile(pattern), value)
     for pattern, value in (
         (r"\b(?:with\s+)?(?:a\s+)?(?:high|top|highest)[\s-]priority\b", "high"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:low|lowest)[\s-]priority\b", "low"),
@@ -421,10 +422,9 @@ _TAG = re.compile(r"(?<![\w&])#(?P<tag>[A-Za-z][\w-]{0,49})")
 _TAGGED = re.compile(
     r"\s*\b(?:tagged|tag(?:ged)?\s+(?:it\s+)?(?:as|with)|with\s+(?:the\s+)?tags?|label(?:led)?\s+"
     r"(?:as|with)?)\s+(?P<tags>[\w-]+(?:\s*(?:,|and)\s*[\w-]+)*)",
-    re.IGNORECASE,
 )
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), value)
+    (re.compile(pattern), value)
     for pattern, value in (
         (r"\b(?:every\s*day|daily|each day)\b", "daily"),
         (r"\b(?:every\s*week|weekly|each week)\b", "weekly"),
@@ -499,16 +499,17 @@ def _without(text: str, start: int, end: int) -> str:
 def _take_tags(text: str) -> tuple[str, tuple[str, ...]]:
     tags = [m["tag"].lower() for m in _TAG.finditer(text)]
     text = _squeeze(_TAG.sub(" ", text))
-    tagged = _TAGGED.search(text)
+    tagged = _TAGGED.search(fold_case(text))
     if tagged:
-        tags += [t.lower() for t in re.split(r"\s*(?:,|and)\s*", tagged["tags"]) if t]
+        tags += [t.lower() for t in re.split(r"\s*,\s*|\s*\band\b\s*", tagged["tags"]) if t]
         text = _without(text, tagged.start(), tagged.end())
     return text, tuple(dict.fromkeys(tags))
 
 
 def _take_priority(text: str) -> tuple[str, str | None]:
+    folded = fold_case(text)
     for pattern, value in _PRIORITY_WORDS:
-        match = pattern.search(text)
+        match = pattern.search(folded)
         if match:
             level = value or match["value"].lower()
             return _without(text, match.start(), match.end()), level
@@ -516,8 +517,9 @@ def _take_priority(text: str) -> tuple[str, str | None]:
 
 
 def _take_recurrence(text: str) -> tuple[str, str | None]:
+    folded = fold_case(text)
     for pattern, value in _RECURRENCE:
-        match = pattern.search(text)
+        match = pattern.search(folded)
         if match:
             return _without(text, match.start(), match.end()), value
     return text, None
@@ -596,7 +598,7 @@ def _only_priority(value: str) -> bool:
 # --- lists -----------------------------------------------------------------------------------
 
 _STATUS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), value)
+    (re.compile(pattern), value)
     for pattern, value in (
         (r"\ball\b|\beverything\b|\bevery task\b", "all"),
         (
@@ -624,7 +626,6 @@ _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule)\b|#\w",
-    re.IGNORECASE,
 )
 
 
@@ -634,11 +635,12 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
     if q is not None:
         words = _search_words(q)
         return Command(Intent.LIST, filters=ListFilters(q=words)) if words else None
-    if not _ABOUT_TASKS.search(sentence):
+    folded = fold_case(sentence)
+    if not _ABOUT_TASKS.search(folded):
         return None  # "what is the weather?" is not a question about tasks
 
     status = "all"
-    found_statuses = [value for pattern, value in _STATUS_WORDS if pattern.search(sentence)]
+    found_statuses = [value for pattern, value in _STATUS_WORDS if pattern.search(folded)]
     # "all my pending tasks" is pending: a specific status wins over "all".
     specific = [value for value in found_statuses if value != "all"]
     if specific:
