@@ -26,6 +26,13 @@ idle before it is checked again.
     .venv/bin/python bench/chat.py                         # 8 users, 15 s
     .venv/bin/python bench/chat.py --think-ms 0            # closed loop: capacity
     .venv/bin/python bench/chat.py --users 1 --think-ms 0  # one user's turn, nothing queued
+    .venv/bin/python bench/chat.py --parser-only           # the parser's worst case, no stack
+
+Before the stack starts, it parses the pathological corpus of ``tests/chat/test_parser_time.py``
+(messages of the largest size made of long runs of punctuation, spaces, digits, quotes, polite
+words and emoji) and prints the worst parse time: CPU time of the parsing thread, the mean of
+ten parses per message.
+Target: under 5 ms.
 
 Not part of the test suite; figures go to bench/RESULTS.md ("## Chat").
 """
@@ -47,6 +54,8 @@ import aiohttp
 
 from auth_service.keys import generate_pem
 from bench.support import cpu_seconds, free_port, migrated_postgres, percentile, stop, wait_ready
+from chat_service.schemas import MESSAGE_MAX
+from tests.chat.test_parser_time import parse_seconds, pathological_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -280,6 +289,21 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
     report(args, timings, wall, cpu)
 
 
+def report_parser() -> None:
+    """The rule-based parser's worst time over the pathological corpus (one process, no I/O)."""
+    corpus = pathological_corpus()
+    times = sorted((parse_seconds(text, runs=10), text) for text in corpus)
+    worst, text = times[-1]
+    median = statistics.median(seconds for seconds, _ in times)
+    print(
+        f"parser over {len(corpus)} pathological messages of up to {MESSAGE_MAX} characters: "
+        f"worst {worst * 1000:.2f} ms ({text[:24]!r}...{text[-12:]!r}), "
+        f"median {median * 1000:.2f} ms"
+    )
+    verdict = "met" if worst < 0.005 else "missed"
+    print(f"target worst parse < 5 ms: {verdict}")
+
+
 def report(args: argparse.Namespace, timings: Timings, wall: float, cpu: dict[str, float]) -> None:
     every = [t for values in timings.by_kind.values() for t in values]
     count = len(every)
@@ -332,7 +356,13 @@ def main() -> None:
         default=None,
         help="<SERVICE>_DB_PING_AFTER_IDLE_SECONDS of todo and chat (default: theirs, 1 s)",
     )
+    parser.add_argument(
+        "--parser-only", action="store_true", help="only the parser's worst case, no stack"
+    )
     args = parser.parse_args()
+    report_parser()
+    if args.parser_only:
+        return
     with migrated_postgres("bench-chat-") as (workdir, url):
         asyncio.run(run(args, url, workdir))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from chat_service import service, sse
 from chat_service.models import Conversation, Message
@@ -19,7 +20,7 @@ from chat_service.schemas import (
     MessagePublic,
     ToolCallPublic,
 )
-from chat_service.turn import ChatContext, Emit, TurnRequest, begin_turn, run_turn
+from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn, run_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
 from shared.errors import error_responses
 
@@ -49,6 +50,16 @@ def _limit(request: Request, limit: int | None) -> int:
 
 
 Limit = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page size")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,255}$",
+        description="Retry a turn safely: the same key and body within 24 h replays the first "
+        "answer instead of running the turn again (a failed first attempt is run again on "
+        "the same stored message)",
+    ),
+]
 
 _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
@@ -75,11 +86,13 @@ _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
         **_SSE_RESPONSE,
         **error_responses(
             404,
+            409,
             502,
             503,
             504,
             descriptions={
                 404: "`conversation_id` is not one of the user's conversations",
+                409: "A turn with this Idempotency-Key is still running (see Retry-After)",
                 502: "The model or the todo service answered badly",
                 503: "The todo service is unavailable",
                 504: "The turn took longer than allowed",
@@ -93,6 +106,7 @@ async def chat(
     principal: CurrentPrincipal,
     token: BearerToken,
     ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """One stateless chat turn. With ``Accept: text/event-stream`` it streams as it happens."""
     assert token is not None  # CurrentPrincipal refused the request otherwise
@@ -102,10 +116,20 @@ async def chat(
         message=body.message,
         conversation_id=body.conversation_id,
         tz=ZoneInfo(body.timezone) if body.timezone else UTC,
+        idempotency_key=idempotency_key,
+        request_hash=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
     )
     turn = await begin_turn(ctx, turn_request)
+    streaming = "text/event-stream" in request.headers.get("accept", "")
 
-    if "text/event-stream" in request.headers.get("accept", ""):
+    if isinstance(turn, Replay):
+        if streaming:
+            return StreamingResponse(
+                sse.replay(turn.answer), media_type="text/event-stream", headers=sse.HEADERS
+            )
+        return JSONResponse(turn.answer)
+
+    if streaming:
 
         async def run(emit: Emit) -> int:
             result = await run_turn(ctx, turn_request, turn, emit)

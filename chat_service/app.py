@@ -85,7 +85,7 @@ async def _agent(
     http: httpx2.AsyncClient | None,
 ) -> Agent:
     if settings.agent is AgentKind.RULES:
-        return RulesAgent()
+        return RulesAgent(max_tool_calls=settings.max_tool_calls_per_turn)
     assert settings.openai_api_key is not None
     client = AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value(),
@@ -99,6 +99,7 @@ async def _agent(
         client,
         model=settings.openai_model,
         max_tool_rounds=settings.openai_max_tool_rounds,
+        max_tool_calls=settings.max_tool_calls_per_turn,
         temperature=settings.openai_temperature,
     )
 

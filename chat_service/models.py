@@ -18,7 +18,9 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -85,3 +87,31 @@ class Message(ChatBase, table=True):
         default=None, sa_column=Column(JSONB, nullable=True)
     )
     created_at: datetime = Field(sa_column=_timestamp())
+
+
+class TurnKey(ChatBase, table=True):
+    """A ``POST /api/chat`` sent with an ``Idempotency-Key``, per user: the turn it started
+    (its stored user message) and, once done, the answer replayed to a retry.
+
+    ``locked_until`` is the lease of the attempt running the turn: a retry waits (409) while it
+    holds, and takes the turn over, on the same stored message, once it has lapsed.
+    """
+
+    __tablename__ = "turn_keys"
+    __table_args__ = (
+        UniqueConstraint("user_id", "key"),
+        Index("ix_turn_keys_expires_at", "expires_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_identity())
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    # SHA-256 of the validated request body: the same key with another body is refused.
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    conversation_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The answer as first given ({conversation_id, response, tool_calls}), replayed as is.
+    response: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    locked_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -19,6 +19,8 @@ from shared.errors import BadRequest
 
 T = TypeVar("T")
 
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint: every id a cursor can name
+
 
 class InvalidCursor(BadRequest):
     code = "invalid_cursor"
@@ -46,6 +48,14 @@ def decode_cursor(cursor: str, *, length: int) -> list[Any]:
     if not isinstance(key, list) or len(key) != length:
         raise InvalidCursor()
     return key
+
+
+def cursor_id(value: Any) -> int:
+    """A row id read from a cursor: a JSON integer (not a bool, not a float) within bigint's
+    positive range, as ``encode_cursor`` writes it; anything else is ``InvalidCursor``."""
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        raise InvalidCursor()
+    return value
 
 
 def set_page_headers(request: Request, response: Response, page: Page[Any]) -> None:

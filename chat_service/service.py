@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, tuple_
@@ -17,12 +17,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
-from chat_service.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from chat_service.pagination import (
+    MAX_ID,
+    InvalidCursor,
+    Page,
+    cursor_id,
+    decode_cursor,
+    encode_cursor,
+)
 from shared.db import Bind, fetch_row
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound, ValidationFailed
 
 TITLE_MAX = 80
-MAX_ID = 2**63 - 1
 
 
 class ConversationNotFound(NotFound):
@@ -68,7 +74,7 @@ WITH conversation AS (
 )
 INSERT INTO chat.messages (conversation_id, user_id, role, content, created_at)
 SELECT id, $1::text, 'user', $4::text, $3::timestamptz FROM conversation
-RETURNING conversation_id"""
+RETURNING conversation_id, id"""
 
 # One snapshot for every part: the history is the window before this message, and the message
 # is inserted only if the conversation is (still) the user's.
@@ -103,6 +109,33 @@ SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $3::timestamptz FROM c
 RETURNING id"""
 
 
+_HISTORY_BEFORE = """
+SELECT (SELECT id FROM chat.messages
+        WHERE id = $3::bigint AND conversation_id = $1::bigint AND user_id = $2::text),
+       (SELECT json_agg(json_build_object('role', role, 'content', content,
+                                          'tool_calls', tool_calls) ORDER BY id)::text
+        FROM (SELECT id, role, content, tool_calls FROM chat.messages
+              WHERE conversation_id = $1::bigint AND user_id = $2::text AND id < $3::bigint
+              ORDER BY id DESC
+              LIMIT $4::int) AS history)"""
+
+# The reply and, in the same statement, the answer a keyed turn replays from now on.
+_ADD_REPLY_OF_KEYED_TURN = """
+WITH conversation AS (
+    UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    WHERE id = $1::bigint AND user_id = $2::text
+    RETURNING id
+), reply AS (
+    INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, created_at)
+    SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $3::timestamptz FROM conversation
+    RETURNING id
+), answered AS (
+    UPDATE chat.turn_keys SET response = $7::text, locked_until = $3::timestamptz
+    WHERE id = $8::bigint AND user_id = $2::text AND EXISTS (SELECT 1 FROM reply)
+)
+SELECT id FROM reply"""
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     """A message of the history window, as the agent reads it."""
@@ -112,25 +145,39 @@ class StoredMessage:
     tool_calls: list[dict[str, Any]] | None
 
 
-async def start_conversation(db: Bind, user_id: str, *, first_message: str, now: datetime) -> int:
-    """A new conversation of the user's holding its first message; its id."""
+async def start_conversation(
+    db: Bind, user_id: str, *, first_message: str, now: datetime
+) -> tuple[int, int]:
+    """A new conversation of the user's holding its first message; the ids of both."""
     row = await fetch_row(
         db, _BEGIN_IN_NEW_CONVERSATION, user_id, title_for(first_message), now, first_message
     )
     assert row is not None  # an INSERT ... VALUES always returns its row
-    return int(row[0])
+    return int(row[0]), int(row[1])
 
 
 async def continue_conversation(
     db: Bind, user_id: str, *, conversation_id: int, message: str, now: datetime, window: int
-) -> list[StoredMessage]:
-    """Append the user's message to their conversation and return the ``window`` messages
+) -> tuple[int, list[StoredMessage]]:
+    """Append the user's message to their conversation; its id and the ``window`` messages
     before it, oldest first. Someone else's conversation is as unknown as a missing one."""
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
     row = await fetch_row(
         db, _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window
     )
+    if row is None or row[0] is None:
+        raise ConversationNotFound()
+    return int(row[0]), [StoredMessage(**stored) for stored in json.loads(row[1] or "[]")]
+
+
+async def history_before(
+    db: Bind, user_id: str, *, conversation_id: int, message_id: int, window: int
+) -> list[StoredMessage]:
+    """The ``window`` messages before the user's stored message ``message_id``, oldest first:
+    the history of a turn that is run again. A message (or conversation) deleted since is
+    "not found"."""
+    row = await fetch_row(db, _HISTORY_BEFORE, conversation_id, user_id, message_id, window)
     if row is None or row[0] is None:
         raise ConversationNotFound()
     return [StoredMessage(**stored) for stored in json.loads(row[1] or "[]")]
@@ -145,18 +192,23 @@ async def add_message(
     content: str,
     now: datetime,
     tool_calls: list[dict[str, Any]] | None = None,
+    answer_of_key: tuple[int, str] | None = None,
 ) -> int:
     """Append a message, mark the conversation active now, and return the message's id.
 
     One statement: the message is inserted only if the conversation is (still) the user's,
     so a foreign id and a conversation deleted while a turn ran are both "not found".
+    ``answer_of_key`` (a turn key's id, the answer to replay) is stored in the same statement.
     """
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
     calls = None if tool_calls is None else json.dumps(tool_calls)
-    row = await fetch_row(
-        db, _ADD_MESSAGE, conversation_id, user_id, now, role.value, content, calls
-    )
+    args: tuple[Any, ...] = (conversation_id, user_id, now, role.value, content, calls)
+    if answer_of_key is None:
+        row = await fetch_row(db, _ADD_MESSAGE, *args)
+    else:
+        key_id, answer = answer_of_key
+        row = await fetch_row(db, _ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id)
     if row is None:
         raise ConversationNotFound()
     return int(row[0])
@@ -169,11 +221,12 @@ async def list_conversations(
     statement = select(Conversation).where(Conversation.user_id == user_id)
     if cursor is not None:
         updated_at, last_id = decode_cursor(cursor, length=2)
+        last_id = cursor_id(last_id)
         try:
             after = datetime.fromisoformat(updated_at)
         except (TypeError, ValueError):
             raise InvalidCursor() from None
-        if not isinstance(last_id, int) or after.tzinfo is None:
+        if after.tzinfo is None:
             raise InvalidCursor()
         statement = statement.where(
             tuple_(col(Conversation.updated_at), col(Conversation.id)) < tuple_(after, last_id)
@@ -201,9 +254,8 @@ async def list_messages(
     condition = (Message.conversation_id == conversation_id) & (Message.user_id == user_id)
     statement = select(Message).where(condition)
     if cursor is not None:
-        (last_id,) = decode_cursor(cursor, length=1)
-        if not isinstance(last_id, int):
-            raise InvalidCursor()
+        (key,) = decode_cursor(cursor, length=1)
+        last_id = cursor_id(key)
         statement = statement.where(col(Message.id) > last_id)
     rows = (await session.exec(statement.order_by(col(Message.id)).limit(limit + 1))).all()
     total = await _count(session, condition, Message)
@@ -228,3 +280,114 @@ async def delete_conversation(session: AsyncSession, user_id: str, *, conversati
 async def _count(session: AsyncSession, condition: Any, model: type[Any]) -> int:
     result = await session.exec(select(func.count()).select_from(model).where(condition))
     return int(result.one())
+
+
+# --- Idempotency-Key of a turn ---------------------------------------------------------------
+# A keyed turn claims its key (one row per user and key) before it stores the user's message,
+# records which message that is, and stores its answer with the reply. A retry of the same
+# request replays a stored answer, waits (409) while another attempt holds the lease, or takes
+# over a turn whose attempt failed or died, on the same stored message, so the todo tools see
+# the same add_task keys and add nothing twice.
+
+
+class TurnKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used with a different request body"
+
+
+class TurnInProgress(Conflict):
+    code = "idempotent_request_in_progress"
+    message = "A request with this Idempotency-Key is still being processed"
+
+
+@dataclass(frozen=True)
+class KeyedTurn:
+    """The claim of a turn key: run the turn (``answer`` None) as row ``id``, on its stored
+    message when an earlier attempt stored one; or replay ``answer``."""
+
+    id: int
+    conversation_id: int | None = None
+    message_id: int | None = None
+    answer: str | None = None
+
+
+# Expired keys removed per claim: bounded work, and the table cannot grow faster than it is
+# cleaned (as todo's idempotency keys).
+_PURGE_BATCH = 100
+
+_CLAIM_TURN_KEY = """
+WITH purged AS (
+    DELETE FROM chat.turn_keys WHERE id IN (
+        SELECT id FROM chat.turn_keys
+        WHERE expires_at <= $5::timestamptz AND NOT (user_id = $1::text AND key = $2::text)
+        ORDER BY expires_at LIMIT $7::int FOR UPDATE SKIP LOCKED)
+)
+INSERT INTO chat.turn_keys AS k
+    (user_id, key, request_hash, locked_until, created_at, expires_at)
+VALUES ($1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::timestamptz)
+ON CONFLICT (user_id, key) DO UPDATE SET
+    request_hash = EXCLUDED.request_hash, conversation_id = NULL, message_id = NULL,
+    response = NULL, locked_until = EXCLUDED.locked_until, created_at = EXCLUDED.created_at,
+    expires_at = EXCLUDED.expires_at
+    WHERE k.expires_at <= EXCLUDED.created_at
+RETURNING id"""
+
+_TAKE_OVER_TURN_KEY = """
+UPDATE chat.turn_keys SET locked_until = $4::timestamptz
+WHERE user_id = $1::text AND key = $2::text AND request_hash = $3::text
+  AND response IS NULL AND locked_until <= $5::timestamptz AND expires_at > $5::timestamptz
+RETURNING id, conversation_id, message_id"""
+
+_READ_TURN_KEY = """
+SELECT request_hash, response FROM chat.turn_keys WHERE user_id = $1::text AND key = $2::text"""
+
+_RECORD_TURN_MESSAGE = """
+UPDATE chat.turn_keys SET conversation_id = $3::bigint, message_id = $4::bigint
+WHERE id = $1::bigint AND user_id = $2::text
+RETURNING id"""
+
+_RELEASE_TURN_KEY = """
+UPDATE chat.turn_keys SET locked_until = $3::timestamptz
+WHERE id = $1::bigint AND user_id = $2::text AND response IS NULL
+RETURNING id"""
+
+
+async def claim_turn_key(
+    db: Bind,
+    user_id: str,
+    *,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    lease: timedelta,
+    ttl: timedelta,
+) -> KeyedTurn:
+    """Claim ``key`` for a turn: new (or expired), or an earlier attempt's whose lease lapsed
+    without an answer; or the stored answer to replay. ``TurnKeyReused`` for the same key with
+    another body, ``TurnInProgress`` while another attempt holds the lease."""
+    row = await fetch_row(
+        db, _CLAIM_TURN_KEY, user_id, key, request_hash, now + lease, now, now + ttl, _PURGE_BATCH
+    )
+    if row is not None:
+        return KeyedTurn(id=int(row[0]))
+    row = await fetch_row(db, _TAKE_OVER_TURN_KEY, user_id, key, request_hash, now + lease, now)
+    if row is not None:
+        return KeyedTurn(id=int(row[0]), conversation_id=row[1], message_id=row[2])
+    row = await fetch_row(db, _READ_TURN_KEY, user_id, key)
+    if row is not None and row[0] != request_hash:
+        raise TurnKeyReused()
+    if row is not None and row[1] is not None:
+        return KeyedTurn(id=0, answer=str(row[1]))
+    raise TurnInProgress(headers={"Retry-After": "1"})
+
+
+async def record_turn_message(
+    db: Bind, user_id: str, *, key_id: int, conversation_id: int, message_id: int
+) -> None:
+    """Which stored user message the keyed turn is about (a take-over runs on it again)."""
+    await fetch_row(db, _RECORD_TURN_MESSAGE, key_id, user_id, conversation_id, message_id)
+
+
+async def release_turn_key(db: Bind, user_id: str, *, key_id: int, now: datetime) -> None:
+    """End a failed attempt's lease, so a retry takes the turn over at once."""
+    await fetch_row(db, _RELEASE_TURN_KEY, key_id, user_id, now)

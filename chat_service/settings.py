@@ -31,6 +31,9 @@ class ChatSettings(ServiceSettings):
     history_window: int = Field(default=20, ge=1, le=200)
     # A whole turn (agent plus tools) is cut off after this long: a 504, never a hang.
     turn_timeout_seconds: float = Field(default=60.0, gt=0)
+    # At most this many tool calls per turn, for either agent: a request that needs more
+    # ("delete 1, 2, ..., 999") gets a reply asking to narrow it, and no call beyond the cap.
+    max_tool_calls_per_turn: int = Field(default=10, ge=1, le=100)
     # Check pooled connections only after a second idle: under load a checkout costs no round
     # trips; a connection left idle (a suspended Neon compute) is still checked before use.
     db_ping_after_idle_seconds: float | None = 1.0
@@ -42,6 +45,9 @@ class ChatSettings(ServiceSettings):
     openai_max_retries: int = Field(default=1, ge=0, le=5)
     openai_max_tool_rounds: int = Field(default=5, ge=1, le=20)
     openai_temperature: float | None = None
+
+    # How long a POST /api/chat with an Idempotency-Key is remembered and replayed.
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     # Default page size of the conversation and message lists (a client may ask up to 100).
     page_size: int = Field(default=20, ge=1, le=100)

@@ -49,6 +49,14 @@ def error_event(exc: BaseException) -> bytes:
     return encode("error", {**error_body("Internal server error", "internal_error"), "status": 500})
 
 
+async def replay(answer: dict[str, Any]) -> AsyncIterator[bytes]:
+    """A stored answer ({conversation_id, response, tool_calls}) as the events of its turn."""
+    for record in answer.get("tool_calls") or []:
+        yield encode("tool_call", record)
+    yield encode("message", {"response": answer.get("response")})
+    yield encode("done", {"conversation_id": answer.get("conversation_id")})
+
+
 _END = object()
 
 

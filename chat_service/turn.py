@@ -11,14 +11,24 @@
 Two units of work instead of the request's one: no database transaction stays open while
 the agent waits on the network, and the user's message is kept even when the turn fails. Each
 is a single statement straight through the driver (the turn is the service's hot path).
+
+With an ``Idempotency-Key`` the turn first claims the key (``service.claim_turn_key``): a
+retry of an answered turn replays the stored answer (``Replay``), and a retry of a failed one
+runs again on the same stored user message. Every ``add_task`` call of a turn carries the key
+``chat-<user message id>-<index of the call>`` to the todo service, so a turn run again, or a
+tool call retried, adds its task once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from chat_service import service
@@ -29,6 +39,8 @@ from chat_service.agents.base import (
     ReplyEvent,
     ToolCall,
     ToolCallEvent,
+    Tools,
+    ToolSpec,
 )
 from chat_service.models import Role
 from chat_service.settings import ChatSettings
@@ -37,7 +49,13 @@ from shared.clock import Clock
 from shared.db import Bind
 from shared.errors import AppError, GatewayTimeout
 
+logger = logging.getLogger(__name__)
+
 Emit = Callable[[AgentEvent], Awaitable[None]]
+
+# A keyed turn's attempt holds its key this much longer than the turn may take (the reply's
+# write); a retry after that takes the turn over.
+LEASE_MARGIN_SECONDS = 10.0
 
 
 class TurnTimeout(GatewayTimeout):
@@ -69,12 +87,24 @@ class TurnRequest:
     message: str
     conversation_id: int | None
     tz: ZoneInfo
+    idempotency_key: str | None = None
+    request_hash: str = ""  # of the validated body; compared when a key is reused
 
 
 @dataclass(frozen=True)
 class Turn:
     conversation_id: int
+    message_id: int  # the stored user message
     history: tuple[HistoryMessage, ...]
+    key_id: int | None = None  # the claimed turn key, with an Idempotency-Key
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A keyed turn answered before: its answer as stored ({conversation_id, response,
+    tool_calls}), given again instead of running the turn twice."""
+
+    answer: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -88,15 +118,55 @@ async def _no_emit(_: AgentEvent) -> None:
     return None
 
 
-async def begin_turn(ctx: ChatContext, request: TurnRequest) -> Turn:
-    """Store the user's message (committed) and return the history the agent will see."""
+async def begin_turn(ctx: ChatContext, request: TurnRequest) -> Turn | Replay:
+    """Store the user's message (committed) and return the history the agent will see; with
+    an Idempotency-Key, the answer to replay or the earlier attempt's turn to run again."""
     now = ctx.clock()
+    if request.idempotency_key is None:
+        return await _store_message(ctx, request, now)
+    claim = await service.claim_turn_key(
+        ctx.db,
+        request.user_id,
+        key=request.idempotency_key,
+        request_hash=request.request_hash,
+        now=now,
+        lease=timedelta(seconds=ctx.settings.turn_timeout_seconds + LEASE_MARGIN_SECONDS),
+        ttl=timedelta(hours=ctx.settings.idempotency_ttl_hours),
+    )
+    if claim.answer is not None:
+        return Replay(json.loads(claim.answer))
+    try:
+        if claim.conversation_id is not None and claim.message_id is not None:
+            stored = await service.history_before(
+                ctx.db,
+                request.user_id,
+                conversation_id=claim.conversation_id,
+                message_id=claim.message_id,
+                window=ctx.settings.history_window,
+            )
+            history = tuple(_history(message) for message in stored)
+            return Turn(claim.conversation_id, claim.message_id, history, key_id=claim.id)
+        turn = await _store_message(ctx, request, now)
+        await service.record_turn_message(
+            ctx.db,
+            request.user_id,
+            key_id=claim.id,
+            conversation_id=turn.conversation_id,
+            message_id=turn.message_id,
+        )
+    except Exception:
+        await _release(ctx, request.user_id, claim.id)
+        raise
+    return replace(turn, key_id=claim.id)
+
+
+async def _store_message(ctx: ChatContext, request: TurnRequest, now: datetime) -> Turn:
     if request.conversation_id is None:
-        conversation_id = await service.start_conversation(
+        conversation_id, message_id = await service.start_conversation(
             ctx.db, request.user_id, first_message=request.message, now=now
         )
-        return Turn(conversation_id=conversation_id, history=())
-    stored = await service.continue_conversation(
+        return Turn(conversation_id=conversation_id, message_id=message_id, history=())
+    message_id, stored = await service.continue_conversation(
         ctx.db,
         request.user_id,
         conversation_id=request.conversation_id,
@@ -105,7 +175,37 @@ async def begin_turn(ctx: ChatContext, request: TurnRequest) -> Turn:
         window=ctx.settings.history_window,
     )
     history = tuple(_history(message) for message in stored)
-    return Turn(conversation_id=request.conversation_id, history=history)
+    return Turn(conversation_id=request.conversation_id, message_id=message_id, history=history)
+
+
+async def _release(ctx: ChatContext, user_id: str, key_id: int) -> None:
+    """Let a retry take a failed keyed turn over now rather than when its lease lapses (best
+    effort: when the database is what failed, the lease still ends on its own)."""
+    try:
+        await service.release_turn_key(ctx.db, user_id, key_id=key_id, now=ctx.clock())
+    except Exception as exc:
+        logger.warning("could not release a turn key: %r", exc)
+
+
+class KeyedAdds:
+    """``Tools`` that send each ``add_task`` call with the idempotency key
+    ``chat-<message id>-<index of the call in the turn>``; calls are recorded as asked."""
+
+    def __init__(self, tools: Tools, *, message_id: int) -> None:
+        self._tools = tools
+        self._prefix = f"chat-{message_id}-"
+        self._index = 0
+
+    async def specs(self) -> list[ToolSpec]:
+        return await self._tools.specs()
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+        index = self._index
+        self._index += 1
+        if name != "add_task":
+            return await self._tools.call(name, arguments)
+        keyed = {**arguments, "idempotency_key": f"{self._prefix}{index}"}
+        return replace(await self._tools.call(name, keyed), arguments=arguments)
 
 
 async def run_turn(
@@ -113,11 +213,25 @@ async def run_turn(
 ) -> TurnResult:
     """Run the agent and store its reply. Tool calls are emitted as they complete; the reply
     is emitted once it is stored."""
+    try:
+        result = await _run_and_store(ctx, request, turn, emit)
+    except Exception:
+        if turn.key_id is not None:
+            await _release(ctx, request.user_id, turn.key_id)
+        raise
+    await emit(ReplyEvent(result.reply))
+    return result
+
+
+async def _run_and_store(
+    ctx: ChatContext, request: TurnRequest, turn: Turn, emit: Emit
+) -> TurnResult:
     calls: list[ToolCall] = []
     reply: str | None = None
     try:
         async with asyncio.timeout(ctx.settings.turn_timeout_seconds):
-            async with ctx.todo.session(token=request.token, user_id=request.user_id) as tools:
+            async with ctx.todo.session(token=request.token, user_id=request.user_id) as mcp:
+                tools = KeyedAdds(mcp, message_id=turn.message_id)
                 events = ctx.agent.run(
                     turn.history, request.message, tools, now=ctx.clock(), tz=request.tz
                 )
@@ -133,16 +247,21 @@ async def run_turn(
     if reply is None:
         raise NoReply()
 
+    records = [call.record() for call in calls]
+    answer = None
+    if turn.key_id is not None:
+        stored = {"conversation_id": turn.conversation_id, "response": reply, "tool_calls": records}
+        answer = (turn.key_id, json.dumps(stored, ensure_ascii=False, default=str))
     await service.add_message(
         ctx.db,
         request.user_id,
         conversation_id=turn.conversation_id,
         role=Role.ASSISTANT,
         content=reply,
-        tool_calls=[call.record() for call in calls],
+        tool_calls=records,
         now=ctx.clock(),
+        answer_of_key=answer,
     )
-    await emit(ReplyEvent(reply))
     return TurnResult(turn.conversation_id, reply, tuple(calls))
 
 

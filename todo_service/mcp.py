@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -66,6 +67,15 @@ UserId = Annotated[
 Timestamp = Annotated[
     str | None,
     Field(description="ISO 8601 date and time with a UTC offset, e.g. 2026-12-03T09:00:00+01:00"),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
+        description="Optional: repeat this add safely. The same key with the same arguments "
+        "within the key's lifetime answers the first call's task instead of adding another "
+        "(as the Idempotency-Key header of POST /api/tasks)",
+        pattern=r"^[\x21-\x7e]{1,255}$",
+    ),
 ]
 
 
@@ -258,6 +268,7 @@ class _Tools:
         due_at: Timestamp = None,
         recurrence: RecurrenceName | None = None,
         user_id: UserId = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Annotated[CallToolResult, TaskResult]:
         """Add a task for the user. Returns its id."""
         fields = {
@@ -268,7 +279,14 @@ class _Tools:
 
         async def run(session: AsyncSession, user: str) -> TaskResult:
             data = _validated(TaskCreate, fields)
-            task = await service.add_task(session, user, data=data, clock=self._clock)
+            task = await service.add_task(
+                session,
+                user,
+                data=data,
+                idempotency_key=idempotency_key,
+                idempotency_ttl=self._idempotency_ttl,
+                clock=self._clock,
+            )
             return _result(task, "created")
 
         return await self._run(user_id, run)
@@ -363,6 +381,11 @@ class _Tools:
             return _result(task, "updated")
 
         return await self._run(user_id, run, task_id=task_id)
+
+    @property
+    def _idempotency_ttl(self) -> timedelta:
+        settings: TodoSettings = self._app.state.settings
+        return timedelta(hours=settings.idempotency_ttl_hours)
 
     @property
     def _clock(self) -> Clock:

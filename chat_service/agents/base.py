@@ -50,6 +50,18 @@ class ToolCall:
         return cls(record.get("name", ""), record.get("arguments") or {}, result=result)
 
 
+DEFAULT_MAX_TOOL_CALLS = 10
+
+
+def too_many_tool_calls(limit: int) -> str:
+    """The reply to a request that would take more than ``limit`` tool calls in one turn."""
+    return (
+        f"That would take more than {limit} task operations in one message, which is more "
+        f"than I do at once. Please narrow it down, for example to {limit} tasks or fewer, "
+        "and send the rest in another message."
+    )
+
+
 class Tools(Protocol):
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
         """Run a tool; a refusal comes back as ``ToolCall.error``, an outage raises."""

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chat_service.agents.dates import find_due, parse_due
+from chat_service.agents.dates import find_due, fold_case, parse_due
 
 
 class Intent(StrEnum):
@@ -228,18 +228,49 @@ _POLITE_PREFIX = re.compile(
     r"remove|mark|complete|change|update|list|know)\b))",
     re.IGNORECASE,
 )
-_POLITE_SUFFIX = re.compile(
-    r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|for me|now|asap(?=$)))+[\s.!?]*$|[\s.!?]+$",
-    re.IGNORECASE,
-)
+# Polite words a request may end with ("..., please", "thanks", "for me now"); "asap" only as
+# the very last word. Read from the right by ``_strip_polite_tail``, never by a regular
+# expression: a pattern anchored at the end with a repeated separator class backtracks
+# quadratically over a long run of commas or spaces.
+_POLITE_TAIL_WORDS = ("please", "pls", "plz", "thanks", "thank you", "for me", "now")
+_LAST_POLITE_WORD = "asap"
+_SEPARATORS = " ,"
+# What ends a sentence without changing it; the text is whitespace-collapsed before this.
+_END_PUNCTUATION = " .!?"
+
+
+def _polite_word_before(lowered: str, end: int, *, last: bool) -> int | None:
+    """Where the polite word ending at ``end`` starts, when one does and a separator (space
+    or comma) comes before it; otherwise None."""
+    words = (*_POLITE_TAIL_WORDS, _LAST_POLITE_WORD) if last else _POLITE_TAIL_WORDS
+    for word in words:
+        start = end - len(word)
+        if start > 0 and lowered.startswith(word, start) and lowered[start - 1] in _SEPARATORS:
+            return start
+    return None
+
+
+def _strip_polite_tail(sentence: str) -> str:
+    """``sentence`` without the polite words and end punctuation it finishes with, in one pass
+    from the right (linear in the length)."""
+    lowered = sentence.lower()
+    bare = len(sentence.rstrip(_END_PUNCTUATION))
+    end = bare
+    while (start := _polite_word_before(lowered, end, last=end == len(sentence))) is not None:
+        end = start
+        while end > 0 and sentence[end - 1] in _SEPARATORS:
+            end -= 1
+    if end < bare:
+        return sentence[:end]
+    return sentence[:bare]
 
 
 def clean(text: str) -> str:
     """Trim politeness and punctuation that do not change what is asked."""
     sentence = " ".join(text.split())
     for _ in range(5):
-        trimmed = _POLITE_SUFFIX.sub("", sentence).strip(" ,")
-        without_prefix = _POLITE_PREFIX.sub("", trimmed, count=1).strip(" ,")
+        trimmed = _strip_polite_tail(sentence).strip(_SEPARATORS)
+        without_prefix = _POLITE_PREFIX.sub("", trimmed, count=1).strip(_SEPARATORS)
         if without_prefix:  # "thanks" alone is the whole message, not a prefix
             trimmed = without_prefix
         if trimmed == sentence:
@@ -250,7 +281,7 @@ def clean(text: str) -> str:
 
 def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     """What ``text`` asks for. Never raises: anything unclear is ``Intent.UNKNOWN``."""
-    light = re.sub(r"[\s.!?]+$", "", " ".join(text.split()))
+    light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
     for intent, pattern in RULES:
         if intent in _SMALL_TALK and pattern.match(light):
             return Command(intent)
@@ -340,7 +371,8 @@ _REF_NOISE = re.compile(
 def read_ref(text: str) -> TaskRef | None:
     """A task reference: ``task 3``/``#3``/``3 and 4``, ``it``, ``the second one``, or title
     words (``the meeting task`` -> ``meeting``)."""
-    phrase = text.strip().strip(".!?,").strip()
+    # Squeezed: a reference may be a raw message (the answer to "which one?").
+    phrase = _squeeze(text).strip(".!?,").strip()
     if not phrase:
         return None
     ids = _IDS.match(phrase)
@@ -374,8 +406,9 @@ def _quoted(text: str) -> str | None:
 
 # --- new tasks -------------------------------------------------------------------------------
 
+# The priority, tag, recurrence and status words are searched for in ``fold_case`` text.
 _PRIORITY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), value)
+    (re.compile(pattern), value)
     for pattern, value in (
         (r"\b(?:with\s+)?(?:a\s+)?(?:high|top|highest)[\s-]priority\b", "high"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:low|lowest)[\s-]priority\b", "low"),
@@ -389,10 +422,9 @@ _TAG = re.compile(r"(?<![\w&])#(?P<tag>[A-Za-z][\w-]{0,49})")
 _TAGGED = re.compile(
     r"\s*\b(?:tagged|tag(?:ged)?\s+(?:it\s+)?(?:as|with)|with\s+(?:the\s+)?tags?|label(?:led)?\s+"
     r"(?:as|with)?)\s+(?P<tags>[\w-]+(?:\s*(?:,|and)\s*[\w-]+)*)",
-    re.IGNORECASE,
 )
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), value)
+    (re.compile(pattern), value)
     for pattern, value in (
         (r"\b(?:every\s*day|daily|each day)\b", "daily"),
         (r"\b(?:every\s*week|weekly|each week)\b", "weekly"),
@@ -437,7 +469,7 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     due = find_due(text, now=now, tz=tz)
     if due is not None:
         due_at = due.moment
-        text = text[: due.start] + " " + text[due.end :]
+        text = _without(text, due.start, due.end)
     text = _LIST_TAIL.sub("", text)
     title = quoted_title or _tidy_title(text)
     if not quoted_title and re.fullmatch(rf"{_TASK_WORD}|note|one|something", title, re.I):
@@ -453,30 +485,43 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     )
 
 
+def _squeeze(text: str) -> str:
+    """Runs of whitespace as one space. Every pattern here reads squeezed text: a pattern that
+    starts with ``\\s*`` or ``\\s+`` is quadratic over a long run of spaces."""
+    return " ".join(text.split())
+
+
+def _without(text: str, start: int, end: int) -> str:
+    """``text`` with ``text[start:end]`` taken out (squeezed, as every pattern reads it)."""
+    return _squeeze(text[:start] + " " + text[end:])
+
+
 def _take_tags(text: str) -> tuple[str, tuple[str, ...]]:
     tags = [m["tag"].lower() for m in _TAG.finditer(text)]
-    text = _TAG.sub(" ", text)
-    tagged = _TAGGED.search(text)
+    text = _squeeze(_TAG.sub(" ", text))
+    tagged = _TAGGED.search(fold_case(text))
     if tagged:
-        tags += [t.lower() for t in re.split(r"\s*(?:,|and)\s*", tagged["tags"]) if t]
-        text = text[: tagged.start()] + text[tagged.end() :]
+        tags += [t.lower() for t in re.split(r"\s*,\s*|\s*\band\b\s*", tagged["tags"]) if t]
+        text = _without(text, tagged.start(), tagged.end())
     return text, tuple(dict.fromkeys(tags))
 
 
 def _take_priority(text: str) -> tuple[str, str | None]:
+    folded = fold_case(text)
     for pattern, value in _PRIORITY_WORDS:
-        match = pattern.search(text)
+        match = pattern.search(folded)
         if match:
             level = value or match["value"].lower()
-            return text[: match.start()] + " " + text[match.end() :], level
+            return _without(text, match.start(), match.end()), level
     return text, None
 
 
 def _take_recurrence(text: str) -> tuple[str, str | None]:
+    folded = fold_case(text)
     for pattern, value in _RECURRENCE:
-        match = pattern.search(text)
+        match = pattern.search(folded)
         if match:
-            return text[: match.start()] + " " + text[match.end() :], value
+            return _without(text, match.start(), match.end()), value
     return text, None
 
 
@@ -553,7 +598,7 @@ def _only_priority(value: str) -> bool:
 # --- lists -----------------------------------------------------------------------------------
 
 _STATUS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), value)
+    (re.compile(pattern), value)
     for pattern, value in (
         (r"\ball\b|\beverything\b|\bevery task\b", "all"),
         (
@@ -581,7 +626,6 @@ _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule)\b|#\w",
-    re.IGNORECASE,
 )
 
 
@@ -591,11 +635,12 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
     if q is not None:
         words = _search_words(q)
         return Command(Intent.LIST, filters=ListFilters(q=words)) if words else None
-    if not _ABOUT_TASKS.search(sentence):
+    folded = fold_case(sentence)
+    if not _ABOUT_TASKS.search(folded):
         return None  # "what is the weather?" is not a question about tasks
 
     status = "all"
-    found_statuses = [value for pattern, value in _STATUS_WORDS if pattern.search(sentence)]
+    found_statuses = [value for pattern, value in _STATUS_WORDS if pattern.search(folded)]
     # "all my pending tasks" is pending: a specific status wins over "all".
     specific = [value for value in found_statuses if value != "all"]
     if specific:

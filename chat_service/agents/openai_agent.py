@@ -19,6 +19,7 @@ import openai
 from openai import AsyncOpenAI
 
 from chat_service.agents.base import (
+    DEFAULT_MAX_TOOL_CALLS,
     AgentEvent,
     HistoryMessage,
     ReplyEvent,
@@ -26,10 +27,14 @@ from chat_service.agents.base import (
     ToolCallEvent,
     Tools,
     ToolSpec,
+    too_many_tool_calls,
 )
 from shared.errors import BadGateway, GatewayTimeout
 
 logger = logging.getLogger(__name__)
+
+# Tool arguments the platform sets, never shown to the model nor taken from it.
+PLATFORM_ARGUMENTS = ("user_id", "idempotency_key")
 
 # What a tool's answer may add to the prompt; longer listings are cut (the model is told).
 TOOL_RESULT_MAX_CHARS = 8000
@@ -67,11 +72,13 @@ class OpenAIAgent:
         *,
         model: str,
         max_tool_rounds: int,
+        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
         temperature: float | None = None,
     ) -> None:
         self._client = client
         self._model = model
         self._max_tool_rounds = max_tool_rounds
+        self._max_tool_calls = max_tool_calls
         self._temperature = temperature
 
     async def run(
@@ -90,6 +97,7 @@ class OpenAIAgent:
             *history_messages(history),
             {"role": "user", "content": message},
         ]
+        made = 0
         # One more round than tool rounds: the last one must be the answer.
         for _ in range(self._max_tool_rounds + 1):
             reply = await self._complete(messages, functions)
@@ -99,6 +107,12 @@ class OpenAIAgent:
                 if not text:
                     raise ModelFailed("The language model returned an empty answer")
                 yield ReplyEvent(text)
+                return
+            # A round that would pass the turn's cap runs none of its calls: the user is
+            # asked to narrow the request rather than left with a part of it done.
+            made += sum(1 for call in tool_calls if call.type == "function")
+            if made > self._max_tool_calls:
+                yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
                 return
             messages.append(
                 {
@@ -158,18 +172,21 @@ async def _run_tool(tools: Tools, name: str, raw_arguments: str) -> ToolCall:
         return ToolCall(name, {}, error="The arguments were not valid JSON")
     if not isinstance(arguments, dict):
         return ToolCall(name, {}, error="The arguments must be a JSON object")
-    # The user is the token's subject; the model has no say in it.
-    arguments.pop("user_id", None)
+    # The user is the token's subject, and idempotency keys are the platform's: the model has
+    # no say in either.
+    for platform_argument in PLATFORM_ARGUMENTS:
+        arguments.pop(platform_argument, None)
     return await tools.call(name, arguments)
 
 
 def _function(spec: ToolSpec) -> dict[str, Any]:
     parameters = dict(spec.parameters)
     properties = dict(parameters.get("properties") or {})
-    properties.pop("user_id", None)
+    for platform_argument in PLATFORM_ARGUMENTS:
+        properties.pop(platform_argument, None)
     parameters["properties"] = properties
     if isinstance(parameters.get("required"), list):
-        parameters["required"] = [p for p in parameters["required"] if p != "user_id"]
+        parameters["required"] = [p for p in parameters["required"] if p not in PLATFORM_ARGUMENTS]
     return {
         "type": "function",
         "function": {"name": spec.name, "description": spec.description, "parameters": parameters},

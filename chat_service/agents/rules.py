@@ -18,12 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chat_service.agents.base import (
+    DEFAULT_MAX_TOOL_CALLS,
     AgentEvent,
     HistoryMessage,
     ReplyEvent,
     ToolCall,
     ToolCallEvent,
     Tools,
+    too_many_tool_calls,
 )
 from chat_service.agents.dates import describe
 from chat_service.agents.language import (
@@ -36,6 +38,9 @@ from chat_service.agents.language import (
 )
 
 LIST_LINES = 20
+# The todo service's limits: longer text is cut to fit, and the reply says so.
+TITLE_MAX = 200
+DESCRIPTION_MAX = 1000
 TASK_RESULT_TOOLS = ("add_task", "complete_task", "update_task", "delete_task")
 
 GREETING = (
@@ -91,7 +96,14 @@ class _Resolution:
 
 
 class RulesAgent:
-    """Implements ``Agent`` without any model: rules, the stored history and the tools."""
+    """Implements ``Agent`` without any model: rules, the stored history and the tools.
+
+    A turn makes at most ``max_tool_calls`` tool calls: a command that would need more (one
+    call per task of "delete 1, 2, ..., 999") makes none and asks the user to narrow it.
+    """
+
+    def __init__(self, *, max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS) -> None:
+        self._max_tool_calls = max_tool_calls
 
     async def run(
         self,
@@ -150,9 +162,9 @@ class RulesAgent:
         if not command.title:
             yield ReplyEvent(ASK_TITLE)
             return
-        arguments: dict[str, Any] = {"title": command.title[:200]}
+        arguments: dict[str, Any] = {"title": command.title[:TITLE_MAX]}
         if command.description:
-            arguments["description"] = command.description[:1000]
+            arguments["description"] = command.description[:DESCRIPTION_MAX]
         if command.priority:
             arguments["priority"] = command.priority
         if command.tags:
@@ -171,7 +183,8 @@ class RulesAgent:
         details = _details(command, now=now, tz=tz)
         task_id = result.get("task_id")
         number = f" as task {task_id}" if task_id is not None else ""
-        yield ReplyEvent(f"Done! I added “{title}” to your list{number}{details}.")
+        cut = _cut_note(command)
+        yield ReplyEvent(f"Done! I added “{title}” to your list{number}{details}.{cut}")
 
     async def _list(
         self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
@@ -210,10 +223,15 @@ class RulesAgent:
             yield ReplyEvent(BULK)
             return
         resolution = _Resolution()
+        looked_up = 0
         async for event in self._resolve(command, ref, history, tools, resolution):
+            looked_up += 1
             yield event
         if resolution.reply is not None:
             yield ReplyEvent(resolution.reply)
+            return
+        if looked_up + len(resolution.tasks) > self._max_tool_calls:
+            yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
             return
 
         replies = []
@@ -283,9 +301,9 @@ def _change_call(command: Command, task: TaskMention) -> tuple[str, dict[str, An
         return "delete_task", {"task_id": task.id}
     arguments: dict[str, Any] = {"task_id": task.id}
     if command.title is not None:
-        arguments["title"] = command.title[:200]
+        arguments["title"] = command.title[:TITLE_MAX]
     if command.description is not None:
-        arguments["description"] = command.description[:1000]
+        arguments["description"] = command.description[:DESCRIPTION_MAX]
     if command.priority is not None:
         arguments["priority"] = command.priority
     if command.tags:
@@ -309,7 +327,7 @@ def _change_reply(
         return f"I deleted {named}."
     changes = []
     if command.title is not None:
-        changes.append(f"renamed it to “{command.title}”")
+        changes.append(f"renamed it to “{command.title[:TITLE_MAX]}”")
     if command.description is not None:
         changes.append("updated its description")
     if command.priority is not None:
@@ -318,7 +336,9 @@ def _change_reply(
         changes.append("tagged it " + " ".join(f"#{t}" for t in command.tags))
     if command.due_at is not None:
         changes.append(f"set it due {describe(command.due_at, now=now, tz=tz)}")
-    return f"Updated task {task.id}: I {_join(changes)}." if changes else f"Updated {named}."
+    if not changes:
+        return f"Updated {named}."
+    return f"Updated task {task.id}: I {_join(changes)}.{_cut_note(command)}"
 
 
 # --- reading the conversation back ---------------------------------------------------------------
@@ -455,6 +475,17 @@ def _details(command: Command, *, now: datetime, tz: ZoneInfo) -> str:
     if command.recurrence:
         parts.append(f"repeating {command.recurrence}")
     return f" — {_join(parts)}" if parts else ""
+
+
+def _cut_note(command: Command) -> str:
+    """What was cut to fit the todo service's limits, said after the confirmation ("" when
+    nothing was): the user learns the task does not hold everything they wrote."""
+    cut = []
+    if command.title is not None and len(command.title) > TITLE_MAX:
+        cut.append(f"the title to its first {TITLE_MAX} characters")
+    if command.description is not None and len(command.description) > DESCRIPTION_MAX:
+        cut.append(f"the description to its first {DESCRIPTION_MAX:,} characters")
+    return f" It was too long, so I shortened {_join(cut)}." if cut else ""
 
 
 def _join(parts: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
 from shared.clock import FrozenClock
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.live import free_port, live_server
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app as create_todo_app
@@ -136,6 +137,32 @@ def make_chat_app(
             clock=clock,
             openai_http=openai_http,
         )
+
+    return build
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI().running() as fake:
+        yield fake
+
+
+@pytest.fixture
+def openai_app(make_chat_app: ChatAppFactory, todo_mcp_url: str, model: FakeOpenAI) -> Any:
+    """Build the chat service with the OpenAI agent on the fake model and the real todo."""
+
+    def build(**overrides: Any) -> Any:
+        settings: dict[str, Any] = {
+            "agent": "openai",
+            "openai_base_url": model.base_url,
+            "openai_api_key": "test-key",
+            "openai_model": "fake-model",
+            "openai_timeout_seconds": 2.0,
+            "openai_max_retries": 0,
+            "todo_mcp_url": todo_mcp_url,
+        }
+        settings.update(overrides)
+        return make_chat_app(**settings)
 
     return build
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents import rules
+from chat_service.pagination import encode_cursor
 from tests.chat.conftest import (
     ChatAppFactory,
     User,
@@ -151,6 +152,36 @@ async def test_a_broken_cursor_is_a_400(client: httpx.AsyncClient, alice: User) 
     for cursor in ("not-base64!", "WzFd", "eyJhIjoxfQ"):
         response = await client.get(f"/api/conversations?cursor={cursor}", headers=alice.headers)
         assert_error(response, 400, "invalid_cursor")
+
+
+OUT_OF_RANGE_IDS = [10**20, 2**63, 0, -1, 1.5, 1e3, True, "7", None]
+
+
+@pytest.mark.parametrize("last_id", OUT_OF_RANGE_IDS, ids=repr)
+async def test_a_cursor_id_outside_bigint_or_not_an_integer_is_invalid_cursor(
+    client: httpx.AsyncClient, alice: User, last_id: Any
+) -> None:
+    conversation = (await say(client, alice, "hello")).json()["conversation_id"]
+    lists = encode_cursor(["2026-11-27T14:30:00+00:00", last_id])
+    response = await client.get(f"/api/conversations?cursor={lists}", headers=alice.headers)
+    assert_error(response, 400, "invalid_cursor")
+    messages = encode_cursor([last_id])
+    response = await client.get(
+        f"/api/conversations/{conversation}?cursor={messages}", headers=alice.headers
+    )
+    assert_error(response, 400, "invalid_cursor")
+
+
+async def test_a_cursor_at_the_largest_bigint_is_an_empty_page(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    conversation = (await say(client, alice, "hello")).json()["conversation_id"]
+    last = encode_cursor([2**63 - 1])
+    response = await client.get(
+        f"/api/conversations/{conversation}?cursor={last}", headers=alice.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["messages"] == []
 
 
 async def test_deleting_a_conversation_removes_its_messages(

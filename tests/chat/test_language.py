@@ -271,3 +271,17 @@ def test_due_moments_are_described_relative_to_today() -> None:
     assert describe(at(28, 9), now=NOW, tz=PARIS) == "tomorrow at 09:00"
     assert describe(at(3, 9, month=12), now=NOW, tz=PARIS) == "Thu 3 Dec at 09:00"
     assert describe(at(2, 9, year=2027), now=NOW, tz=PARIS) == "Tue 2 Nov 2027 at 09:00"
+
+
+def test_words_are_read_in_any_case() -> None:
+    check(
+        "ADD Buy Milk TOMORROW AT 5PM Tagged Errands URGENT Every Week",
+        Intent.ADD,
+        title="Buy Milk",
+        due_at=at(28, 17),
+        tags=("errands",),
+        priority="high",
+        recurrence="weekly",
+    )
+    check("Show My PENDING Tasks", Intent.LIST, filters=ListFilters(status="pending"))
+    check("Move task 3 to FRIDAY", Intent.UPDATE, due_at=at(4, 9, month=12))

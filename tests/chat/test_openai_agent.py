@@ -15,34 +15,11 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
+from chat_service.agents.base import too_many_tool_calls
+from tests.chat.conftest import User, assert_error, serve, stored_messages
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 
 TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai_app(make_chat_app: ChatAppFactory, todo_mcp_url: str, model: FakeOpenAI) -> Any:
-    def build(**overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            "agent": "openai",
-            "openai_base_url": model.base_url,
-            "openai_api_key": "test-key",
-            "openai_model": "fake-model",
-            "openai_timeout_seconds": 2.0,
-            "openai_max_retries": 0,
-            "todo_mcp_url": todo_mcp_url,
-        }
-        settings.update(overrides)
-        return make_chat_app(**settings)
-
-    return build
 
 
 @pytest.fixture
@@ -250,3 +227,30 @@ async def test_a_model_failure_mid_stream_is_an_error_event(
 def test_the_openai_agent_needs_a_key(chat_settings: Any) -> None:
     with pytest.raises(ValueError, match="CHAT_OPENAI_API_KEY"):
         chat_settings(agent="openai")
+
+
+async def test_a_round_past_the_tool_call_cap_runs_none_of_its_calls(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    eleven = Step(tool_calls=tuple(("add_task", {"title": f"Task {n}"}) for n in range(11)))
+    model.script(eleven, reply("never asked"))
+    async with serve(openai_app()) as client:
+        body = (await say(client, alice, "add eleven tasks")).json()
+        assert body["tool_calls"] == []
+        assert body["response"] == too_many_tool_calls(10)
+        assert len(model.requests) == 1
+        model.script(call("list_tasks", status="all"), reply("Nothing."))
+        listed = (await say(client, alice, "my tasks?")).json()
+    assert listed["tool_calls"][0]["result"] == []
+
+
+async def test_the_cap_counts_calls_across_rounds(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    two = Step(tool_calls=(("add_task", {"title": "A"}), ("add_task", {"title": "B"})))
+    model.script(two, two, reply("never asked"))
+    async with serve(openai_app(max_tool_calls_per_turn=3)) as client:
+        body = (await say(client, alice, "add four tasks")).json()
+    assert [c["arguments"]["title"] for c in body["tool_calls"]] == ["A", "B"]
+    assert body["response"] == too_many_tool_calls(3)
+    assert len(model.requests) == 2

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents import rules
+from chat_service.agents.base import too_many_tool_calls
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
 from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
@@ -357,3 +358,68 @@ async def test_a_todo_service_failing_inside_is_a_502(
     assert_error(response, 502, "todo_bad_answer")
     stored = await stored_messages(committed_sessionmaker)
     assert [m.role for m in stored] == ["user"]
+
+
+# --- text longer than the todo service keeps --------------------------------------------------
+
+
+async def test_a_title_longer_than_200_characters_is_cut_and_the_reply_says_so(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    long_title = "Call " + "x" * 300
+    answer = await turn(agent, alice, f"add '{long_title}'")
+    ((name, arguments),) = calls(answer)
+    assert (name, arguments["title"]) == ("add_task", long_title[:200])
+    assert answer["tool_calls"][0]["result"]["title"] == long_title[:200]
+    assert answer["response"].endswith(
+        "It was too long, so I shortened the title to its first 200 characters."
+    )
+
+
+async def test_a_rename_and_a_description_cut_to_fit_are_both_said(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    task_id = await add(agent, alice, "Short")
+    renamed = await turn(agent, alice, f"rename task {task_id} to '{'y' * 250}'")
+    assert calls(renamed) == [("update_task", {"task_id": task_id, "title": "Y" + "y" * 199})]
+    assert renamed["response"].endswith("I shortened the title to its first 200 characters.")
+    assert "y" * 200 not in renamed["response"]  # the reply names the title as kept
+
+    described = await turn(agent, alice, f"add 'Notes' with description {'z' * 1500}")
+    assert len(calls(described)[0][1]["description"]) == 1000
+    assert described["response"].endswith(
+        "I shortened the description to its first 1,000 characters."
+    )
+
+
+async def test_a_title_of_exactly_200_characters_is_not_called_shortened(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    answer = await turn(agent, alice, f"add '{'w' * 200}'")
+    assert "shortened" not in answer["response"]
+
+
+# --- the cap on tool calls per turn ---------------------------------------------------------
+
+
+async def test_a_request_for_more_tool_calls_than_the_cap_calls_none_and_asks_to_narrow_it(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    kept = await add(agent, alice, "Keep me")
+    ids = ",".join(str(n) for n in range(1, 1000))
+    answer = await turn(agent, alice, f"delete {ids}")
+    assert answer["tool_calls"] == []
+    assert answer["response"] == too_many_tool_calls(10)
+    listed = await turn(agent, alice, "show my tasks")
+    assert [t["id"] for t in listed["tool_calls"][0]["result"]] == [kept]
+
+
+async def test_the_cap_is_a_setting_and_a_request_within_it_runs(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=3)) as chat:
+        ids = [await add(chat, alice, f"Task {n}") for n in range(4)]
+        over = await turn(chat, alice, "complete tasks " + ", ".join(map(str, ids)))
+        assert (over["tool_calls"], over["response"]) == ([], too_many_tool_calls(3))
+        within = await turn(chat, alice, "complete tasks " + ", ".join(map(str, ids[:3])))
+        assert calls(within) == [("complete_task", {"task_id": i}) for i in ids[:3]]

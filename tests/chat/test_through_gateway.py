@@ -24,12 +24,6 @@ from tests.support.tokens import TestIssuer
 
 
 @pytest.fixture
-async def model() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI().running() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def gateway(
     make_chat_app: ChatAppFactory, todo_mcp_url: str, issuer: TestIssuer, model: FakeOpenAI
 ) -> AsyncIterator[str]:
@@ -107,3 +101,16 @@ async def test_a_bad_token_for_chat_stops_at_the_gateway(gateway: str) -> None:
         )
     assert response.status_code == 401
     assert response.json()["code"] in {"invalid_token", "not_authenticated"}
+
+
+async def test_an_idempotency_key_reaches_the_chat_through_the_gateway(
+    gateway: str, model: FakeOpenAI, alice: User
+) -> None:
+    model.script(call("add_task", title="Buy milk"), Step(content="Added it."))
+    headers = {**alice.headers, "Idempotency-Key": "turn-1"}
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        first = await client.post("/api/chat", json={"message": "add buy milk"}, headers=headers)
+        again = await client.post("/api/chat", json={"message": "add buy milk"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert len(model.requests) == 2  # the retry was answered from the stored turn

@@ -479,3 +479,40 @@ async def test_clients_of_the_older_protocol_work_statelessly(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert "mcp-session-id" not in response.headers
+
+
+async def test_add_task_with_an_idempotency_key_adds_once_and_replays_the_first_answer(
+    connect: Connect,
+    alice: User,
+    bob: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    arguments = {"title": "Buy groceries", "idempotency_key": "chat-41-0"}
+    async with connect(bearer(alice)) as client:
+        first = payload(await client.call_tool("add_task", arguments))
+        again = payload(await client.call_tool("add_task", arguments))
+        assert again == first
+        other_body = await client.call_tool("add_task", {**arguments, "title": "Something else"})
+        assert "different request body" in error_text(other_body)
+        unkeyed = payload(await client.call_tool("add_task", {"title": "Buy groceries"}))
+        assert unkeyed["task_id"] != first["task_id"]
+    # Keys are per user: Bob's same key is his own first add.
+    async with connect(bearer(bob)) as client:
+        bobs = payload(await client.call_tool("add_task", arguments))
+    assert bobs["task_id"] not in {first["task_id"], unkeyed["task_id"]}
+    assert [(r["user_id"], r["title"]) for r in await rows(committed_sessionmaker)] == [
+        (alice.sub, "Buy groceries"),
+        (alice.sub, "Buy groceries"),
+        (bob.sub, "Buy groceries"),
+    ]
+
+
+async def test_the_idempotency_key_is_optional_and_checked(connect: Connect, alice: User) -> None:
+    async with connect(bearer(alice)) as client:
+        listing = await client.list_tools()
+        (add,) = [tool for tool in listing.tools if tool.name == "add_task"]
+        assert "idempotency_key" in add.input_schema["properties"]
+        assert add.input_schema["required"] == ["title"]
+        for bad in ("", "has space", "k" * 256):
+            result = await client.call_tool("add_task", {"title": "x", "idempotency_key": bad})
+            assert result.is_error

@@ -1,0 +1,48 @@
+"""create turn keys: the Idempotency-Key of POST /api/chat, per user
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-06 00:10:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "turn_keys",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("user_id", sa.Text(), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("conversation_id", sa.BigInteger(), nullable=True),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("response", sa.Text(), nullable=True),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_turn_keys")),
+        sa.UniqueConstraint("user_id", "key", name=op.f("uq_turn_keys_user_id_key")),
+        schema="chat",
+    )
+    op.create_index(
+        "ix_turn_keys_expires_at", "turn_keys", ["expires_at"], unique=False, schema="chat"
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_turn_keys_expires_at", table_name="turn_keys", schema="chat")
+    op.drop_table("turn_keys", schema="chat")

@@ -1,0 +1,166 @@
+"""The rule-based parser stays linear-time: a pathological corpus of the longest messages.
+
+One chat service process serves every user on one event loop, so a message that makes a regular
+expression backtrack quadratically stalls chat for everyone. The corpus is the kinds of text
+that do that to patterns anchored at the end or starting with a repeated class: long runs of
+punctuation, spaces, digits, quotes, polite words and emoji, each filling a message of the
+largest accepted size, alone and behind the command words that send it down each path of the
+parser. ``bench/chat.py --parser-only`` reports the worst time over the same corpus.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chat_service.agents.language import Intent, TaskRef, read_ref, understand
+from chat_service.schemas import MESSAGE_MAX
+
+NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
+
+# Generous for a noisy shared machine: the quadratic cases took 0.1-9 s of CPU, a linear parse
+# of the longest message takes a few milliseconds.
+BOUND_SECONDS = 0.05
+
+RUNS = [
+    # punctuation
+    ",",
+    ", ",
+    ".",
+    ". ",
+    "!",
+    "?",
+    "-",
+    ":",
+    "x.",
+    # spaces (collapsed on the way in, but also inside quotes and between words)
+    " ",
+    "\t ",
+    # digits and numbers
+    "1",
+    "1,",
+    "1 ",
+    "1 and ",
+    "#1",
+    "1/",
+    "12:",
+    # quotes, straight and typographic
+    '"',
+    "'",
+    "\u201c",
+    "\u201d",
+    "'s ",
+    # polite words
+    " please",
+    " please,",
+    ", please",
+    " thanks",
+    " thank you",
+    " for me",
+    " now",
+    # emoji
+    "\U0001f600",
+    "\U0001f600 ",
+    # words the parser looks for
+    "#a ",
+    "a ",
+    "by ",
+    "with ",
+    "at 5pm ",
+    "task ",
+]
+PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
+SUFFIXES = ["", " to x", " tomorrow"]
+
+
+def pathological_corpus() -> list[str]:
+    """Every run repeated to fill a message of ``MESSAGE_MAX`` characters, behind each prefix
+    and before each suffix."""
+    corpus = []
+    for run in RUNS:
+        for prefix in PREFIXES:
+            for suffix in SUFFIXES:
+                count = (MESSAGE_MAX - len(prefix) - len(suffix)) // len(run)
+                corpus.append(prefix + run * count + suffix)
+    return corpus
+
+
+def parse_seconds(text: str, *, runs: int = 3) -> float:
+    """The parser's CPU time for ``text``, per parse over ``runs`` parses: the thread's own
+    time, so other work on a busy machine does not count (its clock may tick coarsely, hence
+    the mean of several runs)."""
+    start = time.thread_time()
+    for _ in range(runs):
+        understand(text, now=NOW, tz=PARIS)
+    return (time.thread_time() - start) / runs
+
+
+def test_the_corpus_holds_messages_of_the_largest_size() -> None:
+    corpus = pathological_corpus()
+    assert len(corpus) == len(RUNS) * len(PREFIXES) * len(SUFFIXES)
+    longest_run = max(map(len, RUNS))
+    assert all(MESSAGE_MAX - longest_run < len(text) <= MESSAGE_MAX for text in corpus)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "," * 3999 + "x",
+        ", " * 2000,
+        "." * 3999 + "x",
+        "add x" + " please," * 499,
+        "add x" + ", please" * 499,
+        "add x " + "!" * 3994,
+    ],
+    ids=["commas", "comma-spaces", "dots", "please-commas", "comma-please", "bangs"],
+)
+def test_the_reported_quadratic_messages_parse_quickly(text: str) -> None:
+    assert parse_seconds(text) < BOUND_SECONDS
+
+
+def test_every_pathological_message_parses_within_the_bound() -> None:
+    slow = {}
+    for text in pathological_corpus():
+        seconds = parse_seconds(text, runs=1)
+        if seconds >= BOUND_SECONDS:
+            seconds = parse_seconds(text)  # measured again: one slow run may be the machine
+        if seconds >= BOUND_SECONDS:
+            slow[text[:20] + "..." + text[-12:]] = round(seconds, 3)
+    assert slow == {}
+
+
+@pytest.mark.parametrize(
+    "text", ["x" + " " * 3998 + "y", "task" + " \t" * 1998, "1 " + " " * 3990 + "and 2"]
+)
+def test_a_raw_reference_with_long_runs_of_spaces_reads_quickly(text: str) -> None:
+    # The answer to "which one?" is read as a reference straight from the message.
+    start = time.thread_time()
+    ref = read_ref(text)
+    assert time.thread_time() - start < BOUND_SECONDS
+    assert ref is not None
+
+
+def test_a_raw_reference_still_reads_its_words() -> None:
+    assert read_ref("  the   meeting   task ") == TaskRef(title="meeting")
+    assert read_ref("task  3   and   4") == TaskRef(ids=(3, 4))
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "title"),
+    [
+        ("add buy milk, please", Intent.ADD, "Buy milk"),
+        ("add buy milk please thanks!!", Intent.ADD, "Buy milk"),
+        ("add buy milk for me now.", Intent.ADD, "Buy milk"),
+        ("add call mom asap", Intent.ADD, "Call mom"),
+        ("add buy snow tyres", Intent.ADD, "Buy snow tyres"),
+        ("add buy milk" + "!" * 3000, Intent.ADD, "Buy milk"),
+        ("add buy milk" + ", please" * 400, Intent.ADD, "Buy milk"),
+    ],
+)
+def test_polite_endings_are_still_trimmed(text: str, intent: Intent, title: str) -> None:
+    command = understand(text, now=NOW, tz=PARIS)
+    assert (command.intent, command.title) == (intent, title)
