@@ -93,11 +93,25 @@ def fold_case(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
-# Each entry: a name for the kind of phrase and its pattern, read from ``fold_case`` text. The
-# first pattern (in this order) that matches earliest in the text wins, so longer phrases come
-# before their prefixes.
-_PHRASES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern))
+_MONTH_CLUES = tuple(sorted({name[:3] for name in MONTHS}))
+# A pattern runs only when one of its clues is in the text: a substring search is a fraction of
+# the cost of trying a pattern at every word of a long message that names no date at all.
+_CLUES: dict[str, tuple[str, ...]] = {
+    "relative": ("in",),
+    "iso": ("-",),
+    "month_day": _MONTH_CLUES,
+    "day_month": _MONTH_CLUES,
+    "named_day": ("tod", "ton", "tom", "tmr"),
+    "weekday": tuple(sorted({name[:3] for name in WEEKDAYS})),
+    "next_week": ("week", "month"),
+    "time_only": ("noon", "midnight", "at", "@", "by", ":", "am", "pm", "a.m", "p.m"),
+}
+
+# Each entry: a name for the kind of phrase, its pattern, read from ``fold_case`` text, and the
+# words of which every match holds at least one. The first pattern (in this order) that matches
+# earliest in the text wins, so longer phrases come before their prefixes.
+_PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (name, re.compile(pattern), _CLUES[name])
     for name, pattern in (
         (
             "relative",
@@ -144,7 +158,9 @@ def find_due(text: str, *, now: datetime, tz: ZoneInfo) -> DuePhrase | None:
     local_now = now.astimezone(tz)
     folded = fold_case(text)
     best: DuePhrase | None = None
-    for kind, pattern in _PHRASES:
+    for kind, pattern, clues in _PHRASES:
+        if not any(clue in folded for clue in clues):
+            continue
         for match in pattern.finditer(folded):
             moment = _resolve(kind, match, local_now, tz)
             if moment is None:
