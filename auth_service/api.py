@@ -27,7 +27,8 @@ from shared.errors import error_responses
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
 
 
-def get_context(request: Request) -> AuthContext:
+# A coroutine, as every dependency is: FastAPI would run a plain function in a worker thread.
+async def get_context(request: Request) -> AuthContext:
     ctx: AuthContext = request.app.state.auth
     return ctx
 

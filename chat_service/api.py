@@ -31,7 +31,8 @@ MAX_PAGE = 100
 UTC = ZoneInfo("UTC")
 
 
-def get_context(request: Request) -> ChatContext:
+# A coroutine, as every dependency is: FastAPI would run a plain function in a worker thread.
+async def get_context(request: Request) -> ChatContext:
     ctx: ChatContext = request.app.state.chat
     return ctx
 

@@ -65,6 +65,7 @@ async def get_conversation(
 # --- a turn's writes -------------------------------------------------------------------------
 # A chat turn is the service's hot path: each of its two units of work is one statement on a
 # pooled driver connection (``shared.db.fetch_row``), with the ownership check inside it.
+# Every write says so (``write=True``): a connection lost as it commits is ``outcome_unknown``.
 
 _BEGIN_IN_NEW_CONVERSATION = """
 WITH conversation AS (
@@ -150,7 +151,13 @@ async def start_conversation(
 ) -> tuple[int, int]:
     """A new conversation of the user's holding its first message; the ids of both."""
     row = await fetch_row(
-        db, _BEGIN_IN_NEW_CONVERSATION, user_id, title_for(first_message), now, first_message
+        db,
+        _BEGIN_IN_NEW_CONVERSATION,
+        user_id,
+        title_for(first_message),
+        now,
+        first_message,
+        write=True,
     )
     assert row is not None  # an INSERT ... VALUES always returns its row
     return int(row[0]), int(row[1])
@@ -164,7 +171,7 @@ async def continue_conversation(
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
     row = await fetch_row(
-        db, _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window
+        db, _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window, write=True
     )
     if row is None or row[0] is None:
         raise ConversationNotFound()
@@ -205,10 +212,10 @@ async def add_message(
     calls = None if tool_calls is None else json.dumps(tool_calls)
     args: tuple[Any, ...] = (conversation_id, user_id, now, role.value, content, calls)
     if answer_of_key is None:
-        row = await fetch_row(db, _ADD_MESSAGE, *args)
+        row = await fetch_row(db, _ADD_MESSAGE, *args, write=True)
     else:
         key_id, answer = answer_of_key
-        row = await fetch_row(db, _ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id)
+        row = await fetch_row(db, _ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id, write=True)
     if row is None:
         raise ConversationNotFound()
     return int(row[0])
@@ -366,11 +373,22 @@ async def claim_turn_key(
     without an answer; or the stored answer to replay. ``TurnKeyReused`` for the same key with
     another body, ``TurnInProgress`` while another attempt holds the lease."""
     row = await fetch_row(
-        db, _CLAIM_TURN_KEY, user_id, key, request_hash, now + lease, now, now + ttl, _PURGE_BATCH
+        db,
+        _CLAIM_TURN_KEY,
+        user_id,
+        key,
+        request_hash,
+        now + lease,
+        now,
+        now + ttl,
+        _PURGE_BATCH,
+        write=True,
     )
     if row is not None:
         return KeyedTurn(id=int(row[0]))
-    row = await fetch_row(db, _TAKE_OVER_TURN_KEY, user_id, key, request_hash, now + lease, now)
+    row = await fetch_row(
+        db, _TAKE_OVER_TURN_KEY, user_id, key, request_hash, now + lease, now, write=True
+    )
     if row is not None:
         return KeyedTurn(id=int(row[0]), conversation_id=row[1], message_id=row[2])
     row = await fetch_row(db, _READ_TURN_KEY, user_id, key)
@@ -385,9 +403,11 @@ async def record_turn_message(
     db: Bind, user_id: str, *, key_id: int, conversation_id: int, message_id: int
 ) -> None:
     """Which stored user message the keyed turn is about (a take-over runs on it again)."""
-    await fetch_row(db, _RECORD_TURN_MESSAGE, key_id, user_id, conversation_id, message_id)
+    await fetch_row(
+        db, _RECORD_TURN_MESSAGE, key_id, user_id, conversation_id, message_id, write=True
+    )
 
 
 async def release_turn_key(db: Bind, user_id: str, *, key_id: int, now: datetime) -> None:
     """End a failed attempt's lease, so a retry takes the turn over at once."""
-    await fetch_row(db, _RELEASE_TURN_KEY, key_id, user_id, now)
+    await fetch_row(db, _RELEASE_TURN_KEY, key_id, user_id, now, write=True)

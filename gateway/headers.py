@@ -90,9 +90,12 @@ def connection_tokens(value: bytes) -> set[bytes]:
 
 
 CORS_ALLOW_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
+# Every request header the services read that is not CORS-safelisted, or a browser on an
+# allowed origin could not send it: a retry's Idempotency-Key, the conditional requests'
+# If-Match / If-None-Match, an event stream's Last-Event-ID, MCP's session headers.
 CORS_ALLOW_HEADERS = (
-    b"authorization, content-type, accept, if-match, if-none-match, x-request-id, "
-    b"last-event-id, mcp-session-id, mcp-protocol-version"
+    b"authorization, content-type, accept, if-match, if-none-match, idempotency-key, "
+    b"x-request-id, last-event-id, mcp-session-id, mcp-protocol-version"
 )
 CORS_EXPOSE_HEADERS = (
     b"x-request-id, x-total-count, link, location, retry-after, etag, www-authenticate, "

@@ -381,10 +381,15 @@ async def commit(session: AsyncSession) -> None:
     try:
         await session.commit()
     except Exception as exc:
-        if is_database_outage(exc) and not _closed_before_sending(exc):
-            logger.warning("connection lost during COMMIT; the outcome is unknown: %r", exc)
-            raise OutcomeUnknown() from exc
+        _raise_if_outcome_unknown(exc)
         raise
+
+
+def _raise_if_outcome_unknown(exc: Exception) -> None:
+    """``OutcomeUnknown`` from ``exc`` if it is a connection lost once a commit was sent."""
+    if is_database_outage(exc) and not _closed_before_sending(exc):
+        logger.warning("connection lost while committing; the outcome is unknown: %r", exc)
+        raise OutcomeUnknown() from exc
 
 
 def _closed_before_sending(exc: BaseException) -> bool:
@@ -450,23 +455,37 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
 Bind = AsyncEngine | AsyncConnection
 
 
-async def fetch_row(bind: Bind, sql: str, *args: Any) -> Sequence[Any] | None:
+async def fetch_row(bind: Bind, sql: str, *args: Any, write: bool = False) -> Sequence[Any] | None:
     """The first row of one statement (``$n`` placeholders), read by position; None if none.
 
     An engine runs it on a pooled connection straight through the driver (its own implicit
     transaction); a connection runs it inside whatever transaction that connection is in, as
     the tests' rolled-back connection is.
+
+    ``write``: the statement changes data, so a connection lost once its commit was sent
+    (the statement itself on a direct server, the COMMIT behind a pooler) is
+    ``OutcomeUnknown``, as in ``commit``; one lost before (checking out, or a statement still
+    inside the pooler's transaction) is the ordinary outage.
     """
     if isinstance(bind, AsyncConnection):
         return (await bind.exec_driver_sql(sql, args)).first()
     if bind.url.query.get("prepared_statement_cache_size") == "0":
-        async with driver_connection(bind) as driver:  # a pooler: inside a transaction
-            row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
-            return row
-    return await greenlet_spawn(_fetch_row_in_one_hop, bind, sql, args)
+        committing = False
+        try:
+            async with driver_connection(bind) as driver:  # a pooler: inside a transaction
+                row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
+                committing = write  # leaving the block sends COMMIT
+        except Exception as exc:
+            if committing:
+                _raise_if_outcome_unknown(exc)
+            raise
+        return row
+    return await greenlet_spawn(_fetch_row_in_one_hop, bind, sql, args, write)
 
 
-def _fetch_row_in_one_hop(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) -> Any:
+def _fetch_row_in_one_hop(
+    engine: AsyncEngine, sql: str, args: tuple[Any, ...], write: bool = False
+) -> Any:
     """``driver_connection`` and one ``fetchrow`` within a single greenlet hop (run by
     ``greenlet_spawn``): check-out, statement and check-in in one, where the context manager
     hops twice (measured: 20-30 us of CPU a statement under concurrency)."""
@@ -476,9 +495,11 @@ def _fetch_row_in_one_hop(engine: AsyncEngine, sql: str, args: tuple[Any, ...]) 
         assert driver is not None  # checkout_open returns live connections only
         try:
             return await_(driver.fetchrow(sql, *args))
-        except BaseException:
+        except BaseException as exc:
             if driver.is_closed():
                 pooled.invalidate()
+            if write and isinstance(exc, Exception):
+                _raise_if_outcome_unknown(exc)  # the statement commits itself
             raise
     finally:
         pooled.close()

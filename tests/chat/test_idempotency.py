@@ -166,3 +166,50 @@ async def test_every_add_task_call_of_a_turn_has_its_own_key(
     ids = [c["result"]["task_id"] for c in body["tool_calls"]]
     assert len(set(ids)) == 2
     assert await task_titles(committed_sessionmaker) == [(alice.sub, "Same")] * 2
+
+
+# The first user message of a turn: its own backend terminated while its statement commits.
+DIE_AT_COMMIT = [
+    """CREATE FUNCTION chat.die_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        PERFORM pg_sleep(10);
+        RETURN NULL;
+    END $$""",
+    """CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON chat.messages
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.role = 'user')
+    EXECUTE FUNCTION chat.die_at_commit()""",
+]
+
+
+async def run_sql(maker: async_sessionmaker[AsyncSession], *statements: str) -> None:
+    async with maker() as session:
+        connection = await session.connection()
+        for statement in statements:
+            await connection.execute(text(statement))
+        await session.commit()
+
+
+async def test_a_turn_whose_message_may_not_be_saved_is_outcome_unknown_and_a_keyed_retry_runs_it(
+    agent: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await run_sql(committed_sessionmaker, *DIE_AT_COMMIT)
+    try:
+        lost = await send(agent, alice, "add buy milk", "turn-lost")
+    finally:
+        await run_sql(
+            committed_sessionmaker,
+            "DROP TRIGGER die_at_commit ON chat.messages",
+            "DROP FUNCTION chat.die_at_commit()",
+        )
+    # Not "unavailable, retry": the statement that stores the message commits itself, and
+    # the connection went while it did.
+    body = assert_error(lost, 503, "outcome_unknown")
+    assert "Idempotency-Key" in body["detail"]
+    assert "retry-after" not in lost.headers
+
+    retried = await send(agent, alice, "add buy milk", "turn-lost")
+    assert retried.status_code == 200, retried.text
+    assert await task_titles(committed_sessionmaker) == [(alice.sub, "Buy milk")]

@@ -339,6 +339,26 @@ async def test_cors_preflight_from_an_allowed_origin_is_answered_by_the_gateway(
     assert upstream.requests == []
 
 
+async def test_cors_preflight_allows_the_request_headers_the_api_reads(echo, start_gateway):
+    # Without them in the answer, the browser never sends the request: no safe retry of a
+    # write, no conditional update, no resumed event stream from a web client.
+    _, url = echo
+    origin = "https://app.example.com"
+    wanted = ["idempotency-key", "if-match", "if-none-match", "last-event-id", "x-request-id"]
+    async with start_gateway(todo_url=url, cors_origins=origin) as (_, client):
+        response = await client.options(
+            "/api/tasks",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": ", ".join(wanted),
+            },
+        )
+    assert response.status_code == 204
+    allowed = {name.strip() for name in response.headers["access-control-allow-headers"].split(",")}
+    assert set(wanted) <= allowed, set(wanted) - allowed
+
+
 async def test_cors_preflight_from_another_origin_is_refused(echo, start_gateway):
     upstream, url = echo
     async with start_gateway(todo_url=url, cors_origins='["https://app.example.com"]') as (

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, fetch_row, is_database_outage
 from shared.deps import SessionDep
-from shared.errors import install_error_handlers
+from shared.errors import OutcomeUnknown, install_error_handlers
 from shared.middleware import RequestContextMiddleware
 
 SCHEMA = "outcome_probe"
@@ -154,3 +156,100 @@ async def test_a_connection_terminated_before_commit_is_the_ordinary_503(
     assert response.json()["code"] == "database_unavailable"
     assert response.headers["retry-after"] == "1"
     assert not await saved(engine, note)
+
+
+# --- single statements through the driver (``fetch_row``), as the chat turn writes -----------
+# On a direct server the statement commits itself, so a connection lost under it may have
+# committed; behind a transaction pooler the statement runs in a transaction that COMMIT ends.
+
+FETCH_INSERT = (
+    "INSERT INTO outcome_probe.writes (note, die_at_commit) VALUES ($1, $2) RETURNING note"
+)
+# The write, then the backend terminated while the same statement still runs.
+FETCH_INSERT_THEN_DIE = """
+WITH written AS (
+    INSERT INTO outcome_probe.writes (note, die_at_commit) VALUES ($1, false) RETURNING note
+)
+SELECT pg_terminate_backend(pg_backend_pid()), pg_sleep(10) FROM written"""
+
+
+def behind_a_pooler(database_url: str) -> str:
+    """The same server reached the way a ``-pooler`` host is: statements in a transaction."""
+    url = make_url(database_url).update_query_dict({"prepared_statement_cache_size": "0"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["direct", "pooler"])
+async def statement_engine(
+    request: pytest.FixtureRequest, engine: AsyncEngine, database_url: str
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on the probe schema (set up by ``engine``), direct or as behind a pooler."""
+    if request.param == "direct":
+        yield engine
+        return
+    pooled = create_engine(behind_a_pooler(database_url), pool_size=1)
+    yield pooled
+    await pooled.dispose()
+
+
+async def test_a_write_statement_whose_connection_is_lost_at_commit_is_outcome_unknown(
+    statement_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(OutcomeUnknown):
+        await fetch_row(statement_engine, FETCH_INSERT, uuid.uuid4().hex, True, write=True)
+
+
+async def test_a_read_statement_whose_connection_is_lost_is_the_ordinary_outage(
+    statement_engine: AsyncEngine,
+) -> None:
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - any driver error; checked below
+        await fetch_row(statement_engine, FETCH_INSERT, uuid.uuid4().hex, True)
+    assert not isinstance(raised.value, OutcomeUnknown)
+    assert is_database_outage(raised.value)
+
+
+async def test_a_write_statement_lost_on_a_direct_server_is_outcome_unknown(
+    engine: AsyncEngine,
+) -> None:
+    # The statement is its own transaction: nobody can tell whether it committed.
+    with pytest.raises(OutcomeUnknown):
+        await fetch_row(engine, FETCH_INSERT_THEN_DIE, uuid.uuid4().hex, write=True)
+
+
+async def test_a_write_statement_lost_before_a_poolers_commit_is_the_ordinary_outage(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    pooled = create_engine(behind_a_pooler(database_url), pool_size=1)
+    note = uuid.uuid4().hex
+    try:
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - any driver error; checked below
+            await fetch_row(pooled, FETCH_INSERT_THEN_DIE, note, write=True)
+    finally:
+        await pooled.dispose()
+    assert not isinstance(raised.value, OutcomeUnknown)
+    assert is_database_outage(raised.value)
+    assert not await saved(engine, note)  # the transaction died before COMMIT
+
+
+async def test_a_write_statement_that_cannot_connect_is_the_ordinary_outage(
+    tmp_path: Path,
+) -> None:
+    unreachable = create_engine(
+        f"postgresql://postgres@/postgres?host={tmp_path}", pool_size=1, connect_timeout=2
+    )
+    try:
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - any driver error; checked below
+            await fetch_row(unreachable, FETCH_INSERT, "never", False, write=True)
+    finally:
+        await unreachable.dispose()
+    assert not isinstance(raised.value, OutcomeUnknown)
+    assert is_database_outage(raised.value)
+
+
+async def test_a_write_statement_that_commits_is_saved(statement_engine: AsyncEngine) -> None:
+    note = uuid.uuid4().hex
+    row = await fetch_row(statement_engine, FETCH_INSERT, note, False, write=True)
+
+    assert row is not None
+    assert row[0] == note
+    assert await saved(statement_engine, note)
