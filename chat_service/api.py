@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from chat_service import service, sse
 from chat_service.models import Conversation, Message
-from chat_service.pagination import set_page_headers
 from chat_service.schemas import (
     ChatIn,
     ChatOut,
@@ -23,6 +22,7 @@ from chat_service.schemas import (
 from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn, run_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
 from shared.errors import error_responses
+from shared.pagination import page_headers
 
 router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422))
 _ONE_CONVERSATION = error_responses(404)
@@ -164,7 +164,7 @@ async def list_conversations(
     page = await service.list_conversations(
         session, principal.sub, limit=_limit(request, limit), cursor=cursor
     )
-    set_page_headers(request, response, page)
+    response.headers.update(page_headers(request, total=page.total, next_cursor=page.next_cursor))
     return [_conversation(c) for c in page.items]
 
 
@@ -190,7 +190,7 @@ async def read_conversation(
         limit=_limit(request, limit),
         cursor=cursor,
     )
-    set_page_headers(request, response, page)
+    response.headers.update(page_headers(request, total=page.total, next_cursor=page.next_cursor))
     return ConversationDetail(
         **_conversation(conversation).model_dump(), messages=[_message(m) for m in page.items]
     )

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.pagination import MAX_ID
+
 MESSAGE_MAX = 4000
-MAX_ID = 2**63 - 1
 
 
 def _iana_zone(name: str) -> str:

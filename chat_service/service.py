@@ -17,16 +17,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
-from chat_service.pagination import (
-    MAX_ID,
-    InvalidCursor,
-    Page,
-    cursor_id,
-    decode_cursor,
-    encode_cursor,
-)
 from shared.db import Bind, fetch_row
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.pagination import (
+    MAX_ID,
+    Page,
+    cursor_id,
+    cursor_timestamp,
+    decode_cursor_list,
+    encode_cursor,
+)
 
 TITLE_MAX = 80
 
@@ -227,14 +227,8 @@ async def list_conversations(
     """The user's conversations, most recently active first."""
     statement = select(Conversation).where(Conversation.user_id == user_id)
     if cursor is not None:
-        updated_at, last_id = decode_cursor(cursor, length=2)
-        last_id = cursor_id(last_id)
-        try:
-            after = datetime.fromisoformat(updated_at)
-        except (TypeError, ValueError):
-            raise InvalidCursor() from None
-        if after.tzinfo is None:
-            raise InvalidCursor()
+        updated_at, last_id = decode_cursor_list(cursor, length=2)
+        after, last_id = cursor_timestamp(updated_at), cursor_id(last_id)
         statement = statement.where(
             tuple_(col(Conversation.updated_at), col(Conversation.id)) < tuple_(after, last_id)
         )
@@ -250,7 +244,7 @@ async def list_conversations(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor([last.updated_at.isoformat(), last.id])
+        next_cursor = encode_cursor([last.updated_at, last.id])
     return Page(items=items, total=total, next_cursor=next_cursor)
 
 
@@ -261,7 +255,7 @@ async def list_messages(
     condition = (Message.conversation_id == conversation_id) & (Message.user_id == user_id)
     statement = select(Message).where(condition)
     if cursor is not None:
-        (key,) = decode_cursor(cursor, length=1)
+        (key,) = decode_cursor_list(cursor, length=1)
         last_id = cursor_id(key)
         statement = statement.where(col(Message.id) > last_id)
     rows = (await session.exec(statement.order_by(col(Message.id)).limit(limit + 1))).all()

@@ -54,6 +54,14 @@ class BadRequest(AppError):
     code = "bad_request"
 
 
+class InvalidCursor(BadRequest):
+    """A ``cursor`` query parameter that no listing issued for this sort (see
+    ``shared.pagination``)."""
+
+    code = "invalid_cursor"
+    message = "The cursor is not valid for this listing; start again from the first page"
+
+
 class ValidationFailed(AppError):
     status_code = 422
     code = "validation_error"

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 from shared.clock import Clock
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme, get_principal
 from shared.errors import BadRequest, error_responses
+from shared.pagination import page_headers
 from todo_service import service
 from todo_service.models import MAX_ID
 from todo_service.schemas import (
@@ -133,19 +134,6 @@ def _task_response(task: TaskPublic, *, status_code: int = 200, location: bool =
     )
 
 
-def _next_link(request: Request, cursor: str) -> str:
-    """This same request's path and query with the next page's cursor (a relative reference)."""
-    query: str = request.scope["query_string"].decode("latin-1")
-    kept = [
-        quote(part, safe=_QUERY_SAFE)
-        for part in query.split("&")
-        if part and part.partition("=")[0] != "cursor"
-    ]
-    kept.append(f"cursor={cursor}")
-    return f'<{request.scope["path"]}?{"&".join(kept)}>; rel="next"'
-
-
-_QUERY_SAFE = "=%+-._~:,/"
 _QUERY_FIELDS = frozenset(TaskQuery.model_fields)
 
 
@@ -235,9 +223,7 @@ async def list_tasks(request: Request) -> Response:
     # A page is one read-only statement: it needs the database, not a unit of work.
     db: service.ReadTarget = request.app.state.db
     page = await service.list_tasks_json(db, principal.sub, query=query, clock=clock)
-    headers = {"X-Total-Count": str(page.total)}
-    if page.next_cursor is not None:
-        headers["Link"] = _next_link(request, page.next_cursor)
+    headers = page_headers(request, total=page.total, next_cursor=page.next_cursor)
     return Response(page.items_json, media_type=_JSON, headers=headers)
 
 

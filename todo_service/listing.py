@@ -14,21 +14,14 @@ All values reach PostgreSQL as bound parameters; the SQL text is built from cons
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.errors import BadRequest
-from todo_service.models import MAX_ID, TITLE_MAX, Priority
+from shared import pagination
+from shared.errors import InvalidCursor
+from todo_service.models import TITLE_MAX, Priority
 from todo_service.schemas import SortField, StatusFilter, TaskQuery
-
-
-class InvalidCursor(BadRequest):
-    code = "invalid_cursor"
-    message = "The cursor is not valid for this sort and order"
 
 
 @dataclass(frozen=True)
@@ -162,49 +155,31 @@ FROM page"""  # noqa: S608 - constants only; every value is a bound parameter
 
 # --- cursors --------------------------------------------------------------------------------
 
+_CURSOR_KEYS = frozenset({"s", "o", "k", "i"})
+_PRIORITIES = frozenset(priority.value for priority in Priority)
+
 
 def encode_cursor(sort: SortField, direction: str, key: Any, task_id: int) -> str:
-    """Opaque to clients: base64url of the sort, the order, the last row's key and id."""
-    if isinstance(key, datetime):
-        key = key.isoformat()
-    payload = json.dumps({"s": sort.value, "o": direction, "k": key, "i": task_id})
-    return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
-
-
-def _timestamp_key(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("not a timestamp")
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError("a cursor timestamp has an offset")
-    return moment
+    """The sort, the order, and the last row's key and id."""
+    return pagination.encode_cursor({"s": sort.value, "o": direction, "k": key, "i": task_id})
 
 
 def _key(sort: SortField, value: Any) -> Any:
     if sort is SortField.DUE and value is None:
         return None
     if sort in (SortField.CREATED, SortField.UPDATED, SortField.DUE):
-        return _timestamp_key(value)
+        return pagination.cursor_timestamp(value)
     if sort is SortField.PRIORITY:
-        return Priority(value).value
-    if not isinstance(value, str) or len(value) > 4 * TITLE_MAX:
-        raise ValueError("not a title key")
-    return value
+        if not isinstance(value, str) or value not in _PRIORITIES:
+            raise InvalidCursor()
+        return value
+    return pagination.cursor_text(value, max_length=4 * TITLE_MAX)
 
 
 def decode_cursor(cursor: str, sort: SortField, direction: str) -> tuple[Any, int]:
     """The (key, id) a page continues after; ``InvalidCursor`` for anything that
     ``encode_cursor`` did not produce for this same sort and order."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-        if not isinstance(payload, dict) or set(payload) != {"s", "o", "k", "i"}:
-            raise ValueError("not a cursor")
-        if payload["s"] != sort.value or payload["o"] != direction:
-            raise ValueError("a cursor of another sort or order")
-        task_id = payload["i"]
-        if type(task_id) is not int or not 1 <= task_id <= MAX_ID:
-            raise ValueError("not a task id")
-        return _key(sort, payload["k"]), task_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidCursor() from exc
+    payload = pagination.decode_cursor_object(cursor, keys=_CURSOR_KEYS)
+    if payload["s"] != sort.value or payload["o"] != direction:
+        raise InvalidCursor()
+    return _key(sort, payload["k"]), pagination.cursor_id(payload["i"])

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from shared.pagination import MAX_CURSOR_LENGTH
 from todo_service.models import (
     DESCRIPTION_MAX,
     TAG_MAX,
@@ -231,7 +232,7 @@ class TaskQuery(BaseModel):
         description="Default: desc for created, updated and priority; asc for due and title",
     )
     limit: int = Field(default=50, ge=1, le=PAGE_MAX)
-    cursor: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+    cursor: Annotated[str, StringConstraints(max_length=MAX_CURSOR_LENGTH)] | None = Field(
         default=None, description='From the previous page\'s Link: <...>; rel="next"'
     )
 

@@ -27,8 +27,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
 from shared.db import fetch_row, session_scope
-from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
-from todo_service.listing import InvalidCursor, PageStatement, encode_cursor, page_statement
+from shared.errors import Conflict, InvalidCursor, NotFound, PreconditionFailed, ValidationFailed
+from todo_service.listing import PageStatement, encode_cursor, page_statement
 from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
 from todo_service.schemas import (
     TaskCreate,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents import rules
-from chat_service.pagination import encode_cursor
+from shared.pagination import encode_cursor
 from tests.chat.conftest import (
     ChatAppFactory,
     User,
@@ -170,6 +170,21 @@ async def test_a_cursor_id_outside_bigint_or_not_an_integer_is_invalid_cursor(
         f"/api/conversations/{conversation}?cursor={messages}", headers=alice.headers
     )
     assert_error(response, 400, "invalid_cursor")
+
+
+async def test_cursors_issued_before_the_shared_codec_still_continue(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    first = (await say(client, alice, "hello")).json()["conversation_id"]
+    second = (await say(client, alice, "hi")).json()["conversation_id"]
+    # Minted by main at f23752f: after (2026-11-27T14:30:00.123456Z, id 12), then after id 9.
+    issued = "WyIyMDI2LTExLTI3VDE0OjMwOjAwLjEyMzQ1NiswMDowMCIsMTJd"
+    listed = await client.get(f"/api/conversations?cursor={issued}", headers=alice.headers)
+    assert listed.status_code == 200, listed.text
+    # Both were last active at the fixed clock's 14:30:00.000000, before the cursor.
+    assert [c["id"] for c in listed.json()] == [second, first]
+    messages = await client.get(f"/api/conversations/{first}?cursor=Wzld", headers=alice.headers)
+    assert messages.status_code == 200, messages.text
 
 
 async def test_a_cursor_at_the_largest_bigint_is_an_empty_page(

@@ -405,15 +405,52 @@ async def test_a_cursor_of_another_sort_or_order_is_400(
     assert_error(response, 400, "invalid_cursor")
 
 
-@pytest.mark.parametrize("key", ["urgent", 3, None], ids=["unknown-priority", "number", "null"])
-async def test_a_priority_cursor_with_a_bad_key_is_400(
-    client: httpx.AsyncClient, alice: User, tasks: list[dict[str, Any]], key: Any
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("priority", "urgent"),
+        ("priority", 3),
+        ("priority", None),
+        ("title", 3),
+        # Text PostgreSQL cannot store: once a 500 (the driver's encoding error) and a 422.
+        ("title", "\ud800"),
+        ("title", "nul\x00"),
+    ],
+    ids=["unknown-priority", "number", "null", "number-title", "lone-surrogate", "nul"],
+)
+async def test_a_cursor_with_a_bad_key_for_its_sort_is_400(
+    client: httpx.AsyncClient, alice: User, tasks: list[dict[str, Any]], sort: str, key: Any
 ) -> None:
-    cursor = forge({"s": "priority", "o": "desc", "k": key, "i": 5})
+    cursor = forge({"s": sort, "o": "desc", "k": key, "i": 5})
     response = await client.get(
-        "/api/tasks", params={"sort": "priority", "cursor": cursor}, headers=alice.headers
+        "/api/tasks",
+        params={"sort": sort, "order": "desc", "cursor": cursor},
+        headers=alice.headers,
     )
     assert_error(response, 400, "invalid_cursor")
+
+
+async def test_a_cursor_issued_before_the_shared_codec_still_continues(
+    client: httpx.AsyncClient, alice: User, tasks: list[dict[str, Any]]
+) -> None:
+    # Minted by main at f23752f: created, desc, after (2026-11-27T14:30:00.123456Z, id 42).
+    issued = (
+        "eyJzIjogImNyZWF0ZWQiLCAibyI6ICJkZXNjIiwgImsiOiAiMjAyNi0xMS0yN1QxNDozMDowMC4xMjM0NTYr"
+        "MDA6MDAiLCAiaSI6IDQyfQ"
+    )
+    response = await client.get("/api/tasks", params={"cursor": issued}, headers=alice.headers)
+    assert response.status_code == 200, response.text
+    # Every task was created in March 2026, before the cursor's position.
+    assert response.json() == by(tasks, "created_at", reverse=True)
+
+
+async def test_a_walk_by_title_continues_past_the_longest_non_ascii_titles(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    # Each cursor carries a 200-character title of 4-byte UTF-8 characters.
+    created = [await create(client, alice, title="\U0001f600" * 199 + c) for c in "cab"]
+    walked, _ = await walk(client, alice, {"sort": "title", "limit": 1})
+    assert ids(walked) == ids(by(created, "title"))
 
 
 async def test_a_cursor_without_a_due_date_continues_among_undated_tasks(
