@@ -27,7 +27,7 @@ from shared.errors import error_responses
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
 
 
-def get_context(request: Request) -> AuthContext:
+async def get_context(request: Request) -> AuthContext:
     ctx: AuthContext = request.app.state.auth
     return ctx
 

@@ -31,7 +31,7 @@ MAX_PAGE = 100
 UTC = ZoneInfo("UTC")
 
 
-def get_context(request: Request) -> ChatContext:
+async def get_context(request: Request) -> ChatContext:
     ctx: ChatContext = request.app.state.chat
     return ctx
 

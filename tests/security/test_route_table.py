@@ -7,6 +7,13 @@ public and which resources it names.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import iter_route_contexts
+
 from tests.security.routes import (
     GATEWAY_PUBLIC,
     RESOURCE_PARAMS,
@@ -21,6 +28,7 @@ from tests.security.routes import (
     gateway_prefixes,
     gateway_public,
     placeholders,
+    service_apps,
     through_gateway,
 )
 
@@ -43,6 +51,37 @@ def test_every_gateway_route_is_classified() -> None:
     assert found == classified, _difference(found, classified)
     # The hot path's own table sends exactly these paths to the gateway's app.
     assert gateway_own() == {route.path for route in classified}
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    if dependant.call is not None:
+        yield dependant.call
+    for dependency in dependant.dependencies:
+        yield from _calls(dependency)
+
+
+def _is_async(call: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call):
+        return True
+    if inspect.isclass(call) or inspect.isfunction(call):
+        return False
+    # A callable instance (a security scheme): its __call__ decides.
+    return inspect.iscoroutinefunction(type(call).__call__)
+
+
+def test_every_route_and_dependency_is_async() -> None:
+    """FastAPI runs a plain ``def`` endpoint or dependency in a worker thread, a hop through
+    the thread pool on every request; every app's are coroutines."""
+    apps = {**service_apps(), "gateway": gateway_app()}
+    sync = [
+        f"{name} {context.path}: {call.__module__}.{call.__qualname__}"
+        for name, app in apps.items()
+        for context in iter_route_contexts(app.routes)
+        if hasattr(context, "dependant")
+        for call in _calls(context.dependant)
+        if not _is_async(call)
+    ]
+    assert not sync, "\n".join(sorted(set(sync)))
 
 
 def test_the_gateway_lets_only_the_public_auth_routes_through_without_a_token() -> None:
