@@ -17,17 +17,14 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from gateway.headers import TrustedProxies
-from gateway.own import GatewayState, router
-from gateway.proxy import Edge, client_session
+from gateway.api import GatewayState, router
+from gateway.proxy import Collaborators, Edge, client_session
 from gateway.ratelimit import RateLimiter
 from gateway.routes import DOCS_URL, upstreams_from
 from gateway.settings import GatewaySettings, get_settings
+from shared.app import create_service_app
 from shared.docs import add_swagger_ui
-from shared.errors import install_error_handlers
-from shared.log import configure_logging
-from shared.metrics import start_metrics_server
-from shared.tokens import IssuerKeys, JWKSKeySource, KeySource, SecretKeySource, TokenVerifier
+from shared.tokens import JWKSKeySource, TokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +51,6 @@ class Gateway(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def build_verifier(
-    settings: GatewaySettings, http: httpx.AsyncClient
-) -> tuple[TokenVerifier, list[JWKSKeySource]]:
-    """The trusted issuers' verifier, and its JWKS sources (to warm them up at start)."""
-    issuers = []
-    jwks_sources = []
-    for issuer in settings.trusted_issuers():
-        source: KeySource
-        if issuer.hs256_secret is not None:
-            source = SecretKeySource(issuer.hs256_secret.get_secret_value())
-        else:
-            assert issuer.jwks_url is not None
-            source = JWKSKeySource(issuer.jwks_url, http=http)
-            jwks_sources.append(source)
-        issuers.append(IssuerKeys(issuer.issuer, issuer.audience, issuer.algorithm, source))
-    return TokenVerifier(issuers, leeway=settings.jwt_leeway_seconds), jwks_sources
-
-
 async def warm_keys(sources: list[JWKSKeySource]) -> None:
     """Load every issuer's keys as soon as it answers, so the first tokens verify at once."""
     delay = 0.1
@@ -87,60 +66,42 @@ async def warm_keys(sources: list[JWKSKeySource]) -> None:
     logger.warning("keys not loaded yet from %s", ", ".join(s.url for s in pending))
 
 
+async def keys_ready(app: FastAPI) -> bool:
+    """Readiness: the trusted issuers' keys are loaded (the upstreams are not checked)."""
+    verifier: TokenVerifier = app.state.verifier
+    return await verifier.ready()
+
+
 def create_app(
     settings: GatewaySettings | None = None, *, verifier: TokenVerifier | None = None
 ) -> Gateway:
     """The gateway. ``verifier`` replaces the one built from settings (tests)."""
     settings = settings or get_settings()
-    configure_logging(
-        "gateway",
-        level=settings.log_level,
-        json_lines=settings.log_json
-        if settings.log_json is not None
-        else not settings.is_development,
-    )
-    # Health and OpenAPI fetches are the gateway's own business, not worth a line each.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     upstreams = upstreams_from(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert isinstance(app, Gateway)
-        stop_metrics = start_metrics_server(settings.metrics_host, settings.metrics_port)
         http = httpx.AsyncClient(timeout=settings.health_timeout)
-        active_verifier, jwks_sources = (
-            (verifier, []) if verifier is not None else build_verifier(settings, http)
+        app.state.verifier = verifier or TokenVerifier.from_settings(
+            settings.trusted_issuers(), http=http, leeway=settings.jwt_leeway_seconds
         )
-        warmup = asyncio.create_task(warm_keys(jwks_sources))
-        sessions = {
-            name: client_session(
-                upstream,
-                max_connections=settings.upstream_max_connections,
-                keepalive=settings.upstream_keepalive_seconds,
-            )
-            for name, upstream in upstreams.items()
-        }
-        app.state.gateway = GatewayState(
-            settings=settings, upstreams=upstreams, http=http, verifier=active_verifier
-        )
-        app.state.limiter = RateLimiter(
-            settings.rate_limit_storage_uri, settings.rate_limit_strategy
-        )
-        edge = Edge(
-            upstreams=upstreams,
-            sessions=sessions,
-            verifier=active_verifier,
-            limiter=app.state.limiter,
-            user_limits=settings.user_limits(),
-            ip_limits=settings.auth_ip_limits(),
-            trusted_proxies=TrustedProxies(settings.trusted_networks()),
-            cors_origins=settings.cors_origins,
-            cors_max_age=settings.cors_max_age,
-            hsts=settings.strict_transport_security,
-            max_body_bytes=settings.max_body_bytes,
+        warmup = asyncio.create_task(warm_keys(app.state.verifier.jwks_sources()))
+        app.state.gateway = GatewayState(settings=settings, upstreams=upstreams, http=http)
+        collaborators = Collaborators(
+            sessions={
+                name: client_session(
+                    upstream,
+                    max_connections=settings.upstream_max_connections,
+                    keepalive=settings.upstream_keepalive_seconds,
+                )
+                for name, upstream in upstreams.items()
+            },
+            verifier=app.state.verifier,
+            limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit_strategy),
             own_app=functools.partial(FastAPI.__call__, app),
-            access_log=settings.access_log,
         )
+        edge = Edge(settings, collaborators)
         app.edge = edge
         try:
             yield
@@ -151,19 +112,24 @@ def create_app(
                 await warmup
             await edge.close()
             await http.aclose()
-            stop_metrics()
 
-    app = Gateway(
+    app = create_service_app(
+        name="gateway",
         title="Gateway",
+        settings=settings,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        readiness={"keys": keys_ready},
+        app_class=Gateway,
+        # The Edge gives every request, own routes included, its id, metrics and log line.
+        request_context=False,
         openapi_url=None,
     )
-    app.state.settings = settings
-    install_error_handlers(app)
+    assert isinstance(app, Gateway)
+    # Health and OpenAPI fetches are the gateway's own business, not worth a line each.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app.include_router(router)
-    # Swagger UI on the merged document; Authorize logs in at /api/auth/login.
+    # Swagger UI on the merged document (the gateway serves no document of its own, so the
+    # factory adds none); Authorize logs in at /api/auth/login.
     add_swagger_ui(
         app, docs_url=DOCS_URL, openapi_url="/api/openapi.json", title="Todo platform API"
     )

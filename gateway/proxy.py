@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from random import getrandbits
 
 import aiohttp
@@ -40,6 +41,7 @@ from gateway.headers import (
 from gateway.metrics import RATE_LIMITED, RequestMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.routes import Kind, Match, Upstream
+from gateway.settings import GatewaySettings
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
 
@@ -134,39 +136,36 @@ def client_session(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Collaborators:
+    """What the Edge works with, made by the gateway's lifespan: a kept-alive session per
+    upstream, the token verifier, the rate limiter, and the gateway's own FastAPI app (for
+    the routes it answers itself)."""
+
+    sessions: Mapping[str, aiohttp.ClientSession]
+    verifier: TokenVerifier
+    limiter: RateLimiter
+    own_app: ASGIApp
+
+
 class Edge:
     """The gateway's ASGI entry for every HTTP request."""
 
-    def __init__(
-        self,
-        *,
-        upstreams: Mapping[str, Upstream],
-        sessions: Mapping[str, aiohttp.ClientSession],
-        verifier: TokenVerifier,
-        limiter: RateLimiter,
-        user_limits: list[RateLimitItem],
-        ip_limits: list[RateLimitItem],
-        trusted_proxies: TrustedProxies,
-        cors_origins: Iterable[str],
-        cors_max_age: int,
-        hsts: str,
-        max_body_bytes: int,
-        own_app: ASGIApp,
-        access_log: bool = False,
-    ) -> None:
-        self.upstreams = dict(upstreams)
-        self.sessions = dict(sessions)
-        self.verifier = verifier
-        self.limiter = limiter
-        self.user_limits = user_limits
-        self.ip_limits = ip_limits
-        self.proxies = trusted_proxies
-        self.cors_origins = frozenset(origin.encode("latin-1") for origin in cors_origins)
-        self.cors_max_age = str(cors_max_age).encode()
-        self.max_body_bytes = max_body_bytes
-        self.own_app = own_app
-        self.access_log = access_log
+    def __init__(self, settings: GatewaySettings, collaborators: Collaborators) -> None:
+        self.upstreams = routes.upstreams_from(settings)
+        self.sessions = dict(collaborators.sessions)
+        self.verifier = collaborators.verifier
+        self.limiter = collaborators.limiter
+        self.own_app = collaborators.own_app
+        self.user_limits = settings.user_limits()
+        self.ip_limits = settings.auth_ip_limits()
+        self.proxies = TrustedProxies(settings.trusted_networks())
+        self.cors_origins = frozenset(origin.encode("latin-1") for origin in settings.cors_origins)
+        self.cors_max_age = str(settings.cors_max_age).encode()
+        self.max_body_bytes = settings.max_body_bytes
+        self.access_log = settings.access_log
         self.metrics = RequestMetrics()
+        hsts = settings.strict_transport_security
         self.api_headers = security_headers(csp=API_CSP, hsts=hsts)
         self.docs_headers = security_headers(csp=DOCS_CSP, hsts=hsts)
         if self.cors_origins:

@@ -33,9 +33,16 @@ def create_service_app(
     settings: ServiceSettings,
     lifespan: Lifespan,
     readiness: dict[str, ReadinessCheck],
+    app_class: type[FastAPI] = FastAPI,
+    request_context: bool = True,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with the platform's common shape. Nothing connects until startup."""
+    """A FastAPI app with the platform's common shape. Nothing connects until startup.
+
+    ``app_class`` is the FastAPI subclass to build (the gateway's); ``request_context=False``
+    leaves out the request-context middleware, for an app whose ASGI entry does that work for
+    every request itself (the gateway's ``Edge``).
+    """
     configure_logging(
         name,
         level=settings.log_level,
@@ -58,15 +65,16 @@ def create_service_app(
     # The page is ours (shared.docs), not FastAPI's, whose loads Swagger UI from a CDN.
     fastapi_kwargs.setdefault("redoc_url", None)
     docs_url: str | None = fastapi_kwargs.pop("docs_url", None)
-    app = FastAPI(title=title, lifespan=_lifespan, docs_url=None, **fastapi_kwargs)
+    app = app_class(title=title, lifespan=_lifespan, docs_url=None, **fastapi_kwargs)
     app.state.settings = settings
     if docs_url is not None and app.openapi_url is not None:
         add_swagger_ui(app, docs_url=docs_url, openapi_url=app.openapi_url, title=title)
     install_error_handlers(app)
     install_openapi_corrections(app)
-    app.add_middleware(
-        RequestContextMiddleware, service=name, max_body_bytes=settings.max_body_bytes
-    )
+    if request_context:
+        app.add_middleware(
+            RequestContextMiddleware, service=name, max_body_bytes=settings.max_body_bytes
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

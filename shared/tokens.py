@@ -229,6 +229,10 @@ class TokenVerifier:
             built.append(IssuerKeys(issuer.issuer, issuer.audience, issuer.algorithm, source))
         return cls(built, leeway=leeway, clock=clock)
 
+    def jwks_sources(self) -> list[JWKSKeySource]:
+        """The issuers' key sets that are fetched over HTTP (the gateway loads them at start)."""
+        return [i.keys for i in self._issuers.values() if isinstance(i.keys, JWKSKeySource)]
+
     async def ready(self) -> bool:
         """True when every issuer's keys are loaded (a gateway's readiness)."""
         results = await asyncio.gather(*(i.keys.ready() for i in self._issuers.values()))

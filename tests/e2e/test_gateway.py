@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from gateway.own import HEALTH_CACHE_SECONDS
+from gateway.api import HEALTH_CACHE_SECONDS
 from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
 from tests.support.tokens import TestIssuer

@@ -10,8 +10,8 @@ import httpx
 from fastapi import FastAPI
 from pydantic import create_model
 
+from gateway.api import HEALTH_CACHE_SECONDS
 from gateway.app import create_app
-from gateway.own import HEALTH_CACHE_SECONDS
 from tests.gateway.conftest import Echo, free_port, serve
 from tests.support.docs_page import assert_self_contained_docs
 from tests.support.tokens import TestIssuer

@@ -1,4 +1,4 @@
-"""Every route of every service runs on the event loop, its dependencies included.
+"""Every route of every app (services and gateway) runs on the event loop, dependencies too.
 
 FastAPI awaits a coroutine function and enters an async generator on the loop; anything else
 (a plain function, a class, an object whose ``__call__`` is plain) it runs in the worker
@@ -16,7 +16,7 @@ from typing import Any
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
-from tests.security.routes import service_apps
+from tests.security.routes import gateway_app, service_apps
 
 
 def runs_on_event_loop(call: Callable[..., Any]) -> bool:
@@ -37,10 +37,10 @@ def calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from calls(sub)
 
 
-def test_every_route_and_dependency_of_every_service_is_a_coroutine() -> None:
+def test_every_route_and_dependency_of_every_app_is_a_coroutine() -> None:
     dependencies = 0
     threaded: list[str] = []
-    for service, app in service_apps().items():
+    for service, app in {**service_apps(), "gateway": gateway_app()}.items():
         for context in iter_route_contexts(app.routes):
             dependant = getattr(context, "dependant", None)
             if dependant is not None:

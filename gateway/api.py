@@ -1,6 +1,8 @@
-"""The gateway's own routes: probes, aggregated health and the merged OpenAPI document.
+"""The gateway's own routes: aggregated health and the merged OpenAPI document.
 
 None of these is on the hot path, so they use FastAPI and httpx like every other service.
+The probes (``/healthz``, ``/readyz``) come with the shared app factory, the docs page with
+``shared.docs``.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ import asyncio
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from gateway import openapi
@@ -22,7 +24,6 @@ from gateway.cache import Cached
 from gateway.routes import Upstream
 from gateway.settings import GatewaySettings
 from shared.errors import error_response
-from shared.tokens import TokenVerifier
 
 # A service's OpenAPI document is kept this long (one that could not be fetched is retried
 # after GATEWAY_OPENAPI_RETRY_SECONDS instead).
@@ -39,7 +40,6 @@ class GatewayState:
     settings: GatewaySettings
     upstreams: dict[str, Upstream]
     http: httpx.AsyncClient
-    verifier: TokenVerifier
     health: Cached[dict[str, ServiceHealth]] = field(init=False)
     # Each service's document (None: it could not be fetched), and the last merge of them.
     openapi_parts: dict[str, Cached[dict[str, Any] | None]] = field(init=False)
@@ -57,9 +57,12 @@ class GatewayState:
         }
 
 
-def state_of(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.gateway
     return state
+
+
+State = Annotated[GatewayState, Depends(get_state)]
 
 
 class ServiceHealth(BaseModel):
@@ -76,21 +79,6 @@ class PlatformHealth(BaseModel):
 router = APIRouter()
 
 
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
-
-
-@router.get("/readyz", include_in_schema=False)
-async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the trusted issuers' keys are loaded (the upstreams are not checked)."""
-    keys = await state_of(request).verifier.ready()
-    if keys:
-        return JSONResponse({"status": "ready", "checks": {"keys": True}})
-    return error_response(503, {"checks": {"keys": False}}, "not_ready")
-
-
 @router.get(
     "/api/health",
     tags=["platform"],
@@ -98,10 +86,10 @@ async def readyz(request: Request) -> JSONResponse:
     response_model_exclude_none=True,
     responses={503: {"description": "At least one service is not ready (error envelope)"}},
 )
-async def platform_health(request: Request) -> Any:
+async def platform_health(state: State) -> Any:
     """Every service's readiness: 200 when all are ready, otherwise 503 with the same detail.
     Answered from one round of checks for up to a second."""
-    services = await state_of(request).health.get()
+    services = await state.health.get()
     if all(service.status == "ready" for service in services.values()):
         return PlatformHealth(status="ok", services=services)
     detail = {
@@ -132,10 +120,9 @@ async def _readiness(state: GatewayState, upstream: Upstream) -> ServiceHealth:
 
 
 @router.get("/api/openapi.json", include_in_schema=False)
-async def merged_openapi(request: Request) -> Response:
+async def merged_openapi(request: Request, state: State) -> Response:
     """The services' documents merged; a service that is down is left out, with a note.
     Merged again only when a service's document was fetched anew."""
-    state = state_of(request)
     names = list(state.upstreams)
     fetched = await asyncio.gather(*(state.openapi_parts[name].get() for name in names))
     merged_before = state.openapi_merged
