@@ -27,6 +27,10 @@ from shared.errors import error_responses
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
 
 
+# The answer when more passwords wait to be hashed than AUTH_PASSWORD_HASH_QUEUE allows.
+_BUSY = "Too many passwords are being checked right now; retry after `Retry-After` seconds"
+
+
 # A coroutine, as every dependency is: FastAPI would run a plain function in a worker thread.
 async def get_context(request: Request) -> AuthContext:
     ctx: AuthContext = request.app.state.auth
@@ -56,7 +60,9 @@ def _token_response(pair: TokenPair) -> TokenResponse:
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(409, descriptions={409: "An account with this email exists"}),
+    responses=error_responses(
+        409, 503, descriptions={409: "An account with this email exists", 503: _BUSY}
+    ),
 )
 async def register(
     body: RegisterIn, session: SessionDep, ctx: Context, response: Response
@@ -113,9 +119,11 @@ def _client_address(request: Request) -> str:
     responses=error_responses(
         401,
         429,
+        503,
         descriptions={
             401: "Wrong email or password",
             429: "Too many failed logins for this account; retry after `Retry-After` seconds",
+            503: _BUSY,
         },
     ),
 )
@@ -168,9 +176,11 @@ async def update_me(
         400,
         401,
         429,
+        503,
         descriptions={
             400: "The current password is not correct, or a malformed body",
             429: "Too many wrong current passwords; retry after `Retry-After` seconds",
+            503: _BUSY,
         },
     ),
 )

@@ -17,8 +17,20 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from auth_service.settings import AuthSettings
+from shared.errors import ServiceUnavailable
 
 T = TypeVar("T")
+
+
+class PasswordCheckBusy(ServiceUnavailable):
+    """More password hashes are waiting than the line holds: refused at once, not queued."""
+
+    code = "password_check_busy"
+    message = "Too many passwords are being checked right now; please retry shortly"
+    keep_changes = True  # the sign-in's reserved failure is given back (see ``service``)
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
 
 
 def _lower_thread_priority(steps: int) -> None:
@@ -58,10 +70,20 @@ class PasswordHasher:
             initargs=(settings.password_hash_niceness,),
         )
         self._dummy_hash: str | None = None
+        # Hashes running or waiting, and how many may: a flood of sign-ins beyond this is
+        # answered 503 at once instead of queueing work whose clients have given up waiting.
+        self._pending = 0
+        self._capacity = settings.password_hash_workers + settings.password_hash_queue
 
     async def _run(self, function: Callable[..., T], *args: str) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+        if self._pending >= self._capacity:
+            raise PasswordCheckBusy()
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+        finally:
+            self._pending -= 1
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hash.hash, password)

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth_service import throttle
 from auth_service.keys import KeySet
 from auth_service.models import RefreshFamily, RefreshToken, User
-from auth_service.passwords import PasswordHasher
+from auth_service.passwords import PasswordCheckBusy, PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -142,10 +142,14 @@ async def authenticate(
             )
         pair, *account = await throttle.reserve(gate, limits, now, retain=_retain(settings))
 
-    if user_id is None:
-        await ctx.hasher.verify_dummy(password)
-        raise InvalidCredentials()
-    valid, new_hash = await ctx.hasher.verify(password, stored_hash)
+    try:
+        if user_id is None:
+            await ctx.hasher.verify_dummy(password)
+            raise InvalidCredentials()
+        valid, new_hash = await ctx.hasher.verify(password, stored_hash)
+    except PasswordCheckBusy:
+        await _give_back(session, [pair, *account])
+        raise
     if not valid:
         raise InvalidCredentials()
     # Lock the account's row and read its hash again: a password change that committed while
@@ -168,6 +172,12 @@ async def authenticate(
         await throttle.give_back(session, reservation)
     await throttle.remember(session, user.id, address_hash, now, forget_before=since)
     return user
+
+
+async def _give_back(session: AsyncSession, reservations: Sequence[throttle.Reservation]) -> None:
+    """A guess refused before its password was checked (hashing busy) counts nowhere."""
+    for reservation in reservations:
+        await throttle.give_back(session, reservation)
 
 
 def _retain(settings: AuthSettings) -> timedelta:
@@ -353,7 +363,11 @@ async def change_password(
             retain=_retain(settings),
         )
     user = await current_account(session, subject)
-    valid, _ = await ctx.hasher.verify(current, user.password_hash)
+    try:
+        valid, _ = await ctx.hasher.verify(current, user.password_hash)
+    except PasswordCheckBusy:
+        await _give_back(session, [attempt])
+        raise
     if not valid:
         raise WrongPassword()
     await throttle.clear(session, attempt.key_hash)

@@ -35,6 +35,10 @@ class AuthSettings(ServiceSettings):
     # Hashing runs in worker threads; this caps how many run at once so logins cannot
     # take every core from the requests that are already in flight.
     password_hash_workers: int = Field(default=2, ge=1)
+    # Hashes that may wait for a thread beyond those running; one more sign-in, registration
+    # or password change is a 503 with Retry-After (no request waits behind a long line,
+    # and no hash is computed for a client that gave up waiting).
+    password_hash_queue: int = Field(default=32, ge=0)
     # Hashing threads run this many niceness steps below the event loop's thread (Linux;
     # 0 = same priority), so the kernel prefers the loop when both want a core: requests in
     # flight stay fast while logins queue.

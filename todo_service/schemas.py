@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -38,8 +39,17 @@ Title = Annotated[
     str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
 ]
 Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX)]
+
+
+def _composed(value: Any) -> Any:
+    """Unicode NFC: "é" typed as one character or as "e" and a combining accent is one tag,
+    before it is de-duplicated, compared or measured."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
 Tag = Annotated[
     str,
+    BeforeValidator(_composed),
     StringConstraints(
         strict=True, strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX
     ),

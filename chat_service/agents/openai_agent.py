@@ -38,6 +38,12 @@ PLATFORM_ARGUMENTS = ("user_id", "idempotency_key")
 
 # What a tool's answer may add to the prompt; longer listings are cut (the model is told).
 TOOL_RESULT_MAX_CHARS = 8000
+# The history replayed to the model, in characters of its JSON: the newest messages that fit
+# (about 12,000 tokens), each earlier tool answer cut shorter than the current turn's. Every
+# round of every turn sends it again, so without this bound a conversation of long listings
+# would cost ten tool answers per stored reply on each call (and outgrow the model's context).
+HISTORY_MAX_CHARS = 48_000
+HISTORY_TOOL_RESULT_MAX_CHARS = 2000
 
 SYSTEM_PROMPT = """\
 You are the assistant of a todo app. You manage the user's tasks only through the tools.
@@ -193,42 +199,65 @@ def _function(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
-def _tool_content(call: ToolCall) -> str:
+def _tool_content(call: ToolCall, limit: int = TOOL_RESULT_MAX_CHARS) -> str:
     content = json.dumps(call.record()["result"], default=str)
-    if len(content) > TOOL_RESULT_MAX_CHARS:
-        content = content[:TOOL_RESULT_MAX_CHARS] + " …(truncated)"
+    if len(content) > limit:
+        content = content[:limit] + " …(truncated)"
     return content
 
 
+def message_chars(message: dict[str, Any]) -> int:
+    """A chat message's size as the history budget counts it: the characters of its JSON."""
+    return len(json.dumps(message, ensure_ascii=False))
+
+
 def history_messages(history: Sequence[HistoryMessage]) -> list[dict[str, Any]]:
-    """The stored window as chat messages, earlier tool calls replayed with their results."""
+    """The stored window as chat messages, earlier tool calls replayed with their (shortened)
+    results: the newest stored messages whose chat messages fit in ``HISTORY_MAX_CHARS``."""
+    kept: list[list[dict[str, Any]]] = []
+    used = 0
+    for index in range(len(history) - 1, -1, -1):
+        group = _history_group(index, history[index])
+        size = sum(map(message_chars, group))
+        if used + size > HISTORY_MAX_CHARS:
+            break
+        kept.append(group)
+        used += size
+    return [message for group in reversed(kept) for message in group]
+
+
+def _history_group(index: int, message: HistoryMessage) -> list[dict[str, Any]]:
+    """One stored message as chat messages: a user's text, or an assistant's tool calls with
+    their results and then its reply."""
+    if message.role != "assistant":
+        return [{"role": "user", "content": message.content}]
     messages: list[dict[str, Any]] = []
-    for index, message in enumerate(history):
-        if message.role != "assistant":
-            messages.append({"role": "user", "content": message.content})
-            continue
-        if message.tool_calls:
-            ids = [f"call_{index}_{n}" for n in range(len(message.tool_calls))]
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": call_id,
-                            "type": "function",
-                            "function": {
-                                "name": call.name,
-                                "arguments": json.dumps(call.arguments, default=str),
-                            },
-                        }
-                        for call_id, call in zip(ids, message.tool_calls, strict=True)
-                    ],
-                }
-            )
-            messages.extend(
-                {"role": "tool", "tool_call_id": call_id, "content": _tool_content(call)}
-                for call_id, call in zip(ids, message.tool_calls, strict=True)
-            )
-        messages.append({"role": "assistant", "content": message.content})
+    if message.tool_calls:
+        ids = [f"call_{index}_{n}" for n in range(len(message.tool_calls))]
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {
+                            "name": call.name,
+                            "arguments": json.dumps(call.arguments, default=str),
+                        },
+                    }
+                    for call_id, call in zip(ids, message.tool_calls, strict=True)
+                ],
+            }
+        )
+        messages.extend(
+            {
+                "role": "tool",
+                "tool_call_id": call_id,
+                "content": _tool_content(call, HISTORY_TOOL_RESULT_MAX_CHARS),
+            }
+            for call_id, call in zip(ids, message.tool_calls, strict=True)
+        )
+    messages.append({"role": "assistant", "content": message.content})
     return messages

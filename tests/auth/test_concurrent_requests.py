@@ -10,8 +10,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service.app import create_app
 from auth_service.models import User
-from tests.auth.factories import PASSWORD, assert_error, count, register
+from auth_service.settings import AuthSettings
+from shared.clock import FrozenClock
+from tests.auth.factories import PASSWORD, assert_error, count, register, serve
 
 
 async def test_concurrent_registrations_of_one_email_create_one_account(
@@ -84,3 +87,33 @@ async def test_of_twenty_parallel_guesses_only_the_threshold_reach_the_password_
     assert len(refused) == 17
     for response in refused:
         assert_error(response, 429, "login_locked")
+
+
+async def test_a_sign_in_beyond_the_hashing_line_is_refused_at_once_and_counts_nowhere(
+    auth_settings: AuthSettings,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+) -> None:
+    """With one hashing thread and one place in line, a third password check waiting for them
+    is a 503 with Retry-After, not a wait behind the line; and a guess refused so was never
+    checked, so it does not count towards the lockout (threshold 3)."""
+    settings = auth_settings.model_copy(
+        update={"password_hash_workers": 1, "password_hash_queue": 1}
+    )
+    app = create_app(settings, sessionmaker=committed_sessionmaker, clock=clock)
+    wrong = {"email": "ann@example.com", "password": "not the password"}
+    async for client in serve(app):
+        await register(client, "ann@example.com")
+        hasher = app.state.auth.hasher
+        # The thread and the place in line, taken by two hashes started just before.
+        line = [asyncio.create_task(hasher.hash(f"occupant {n}")) for n in range(2)]
+        await asyncio.sleep(0)
+        refused = await client.post("/api/auth/login", json=wrong)
+        await asyncio.gather(*line)
+        afterwards = [
+            (await client.post("/api/auth/login", json=wrong)).status_code for _ in range(4)
+        ]
+
+    assert_error(refused, 503, "password_check_busy")
+    assert refused.headers["retry-after"] == "1"
+    assert afterwards == [401, 401, 401, 429]

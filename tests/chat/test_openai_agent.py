@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents.base import too_many_tool_calls
+from chat_service.agents.openai_agent import HISTORY_MAX_CHARS, message_chars
 from tests.chat.conftest import User, assert_error, serve, stored_messages
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 
@@ -254,3 +256,50 @@ async def test_the_cap_counts_calls_across_rounds(
     assert [c["arguments"]["title"] for c in body["tool_calls"]] == ["A", "B"]
     assert body["response"] == too_many_tool_calls(3)
     assert len(model.requests) == 2
+
+
+async def _add_long_tasks(
+    maker: async_sessionmaker[AsyncSession], user: User, *, count: int
+) -> None:
+    """``count`` tasks of the user with the longest title and description the API accepts."""
+    async with maker.begin() as session:
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "INSERT INTO todo.tasks (user_id, title, description, tags, created_at,"
+                " updated_at, version) SELECT :user, repeat('t', 200), repeat('d', 1000),"
+                " ARRAY['work', 'home'], now(), now(), 1 FROM generate_series(1, :count)"
+            ),
+            {"user": user.sub, "count": count},
+        )
+
+
+async def test_the_history_sent_to_the_model_stays_within_its_budget(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Every earlier listing is replayed on each call to the model: ten long listings per
+    # stored reply would make each later turn cost about 80,000 characters per reply.
+    await _add_long_tasks(committed_sessionmaker, alice, count=100)
+    ten_listings = Step(tool_calls=tuple(("list_tasks", {"status": "all"}) for _ in range(10)))
+    async with serve(openai_app()) as client:
+        conversation = None
+        for n in range(3):
+            model.script(ten_listings, reply(f"answer {n}"))
+            body = (await say(client, alice, f"list {n}", conversation)).json()
+            assert len(body["tool_calls"]) == 10
+            conversation = body["conversation_id"]
+        model.script(reply("last"))
+        assert (await say(client, alice, "and now?", conversation)).status_code == 200
+    history = model.requests[-1]["messages"][1:-1]
+    assert sum(map(message_chars, history)) <= HISTORY_MAX_CHARS
+    # The newest messages are the ones kept, each tool call still followed by its answer.
+    assert history[-1] == {"role": "assistant", "content": "answer 2"}
+    assert {"role": "user", "content": "list 2"} in history
+    assert {"role": "user", "content": "list 0"} not in history
+    listed = [m for m in history if m["role"] == "tool"]
+    assert listed
+    assert len(listed) % 10 == 0
+    assert all(m["content"].endswith("…(truncated)") for m in listed)

@@ -316,6 +316,31 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_ip_limit(echo, sta
     assert (first, again, prepended, other) == (200, 429, 429, 200)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="audit: the per-IP key is the full IPv6 address; gateway/proxy.py should key the "
+    "limit on auth_service.throttle.client_network(client_ip) (IPv6 by its /64)",
+)
+async def test_ipv6_clients_of_one_64_share_one_ip_limit(echo, start_gateway):
+    # One subscriber holds a whole /64: a new source address per request costs it nothing.
+    _, url = echo
+    settings = {"auth_url": url, "rate_limit_auth_ip": "2/minute", "trusted_proxies": "127.0.0.1"}
+    async with start_gateway(**settings) as (_, client):
+        statuses = [
+            (
+                await client.post(
+                    "/api/auth/login", json={}, headers={"X-Forwarded-For": f"2001:db8::{n:x}"}
+                )
+            ).status_code
+            for n in range(1, 5)
+        ]
+        elsewhere = await client.post(
+            "/api/auth/login", json={}, headers={"X-Forwarded-For": "2001:db8:0:1::1"}
+        )
+    assert statuses == [200, 200, 429, 429]
+    assert elsewhere.status_code == 200
+
+
 async def test_cors_preflight_from_an_allowed_origin_is_answered_by_the_gateway(
     echo, start_gateway
 ):

@@ -62,6 +62,23 @@ async def test_create_normalises_title_tags_and_due_date(
     assert task["description"] == "about Sunday"
 
 
+async def test_tags_are_one_unicode_form_so_variants_are_one_tag(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    # "café" written with a combining accent (NFD, as macOS and some keyboards send it) and
+    # precomposed (NFC) look the same: they are one tag, found by either spelling, and the
+    # 30-character bound counts characters as people see them.
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    task = await create(
+        client, alice, title="Beans", tags=[decomposed, composed.upper(), "e\u0301" * 30]
+    )
+    assert task["tags"] == [composed, "\u00e9" * 30]
+
+    for spelling in (decomposed, composed):
+        listed = await client.get("/api/tasks", params={"tag": spelling}, headers=alice.headers)
+        assert [found["id"] for found in listed.json()] == [task["id"]]
+
+
 @pytest.mark.parametrize(
     "fields",
     [
