@@ -22,6 +22,7 @@ from auth_service.passwords import PasswordCheckBusy, PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.network import client_network
 from shared.tokens import InvalidToken
 
 
@@ -115,7 +116,7 @@ async def authenticate(
     settings = ctx.settings
     email = normalise_email(email)
     email_hash = _sha256(email)
-    address_hash = _sha256(throttle.client_network(client))
+    address_hash = _sha256(client_network(client))
     now = ctx.clock()
     async with ctx.sessionmaker.begin() as gate:
         found = (

@@ -9,7 +9,6 @@ at its first failure and everything in it is forgotten when it ends.
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,20 +46,6 @@ class Reservation:
 
     key_hash: str
     window_started_at: datetime
-
-
-def client_network(host: str) -> str:
-    """The unit a client is throttled by: its IPv4 address, or its IPv6 /64 (one subscriber
-    usually holds a whole /64, so single IPv6 addresses cost an attacker nothing)."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 async def reserve(

@@ -42,6 +42,7 @@ from gateway.metrics import RATE_LIMITED, RequestMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.routes import Kind, Match, Upstream
 from gateway.settings import GatewaySettings
+from shared.network import client_network
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
 
@@ -259,7 +260,7 @@ class Edge:
         client_ip = self.proxies.client_ip(peer, request.forwarded_for)
         if match.ip_limited and self.ip_limits:
             path = match.upstream_path.decode("latin-1")
-            await self._limit(self.ip_limits, "ip", "ip", path, client_ip)
+            await self._limit(self.ip_limits, "ip", "ip", path, client_network(client_ip))
 
         body = await self._read_body(receive)
         self._forwarding_headers(scope, request, forward, peer, client_ip, exchange)

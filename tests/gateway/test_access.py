@@ -316,11 +316,6 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_ip_limit(echo, sta
     assert (first, again, prepended, other) == (200, 429, 429, 200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit: the per-IP key is the full IPv6 address; gateway/proxy.py should key the "
-    "limit on auth_service.throttle.client_network(client_ip) (IPv6 by its /64)",
-)
 async def test_ipv6_clients_of_one_64_share_one_ip_limit(echo, start_gateway):
     # One subscriber holds a whole /64: a new source address per request costs it nothing.
     _, url = echo
