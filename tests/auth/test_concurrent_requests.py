@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.models import User
-from tests.auth.factories import PASSWORD, assert_error, count, register
+from tests.auth.factories import PASSWORD, count, register
+from tests.support.errors import assert_error
 
 
 async def test_concurrent_registrations_of_one_email_create_one_account(

@@ -17,7 +17,8 @@ from auth_service.models import User
 from auth_service.passwords import PasswordHasher, _lower_thread_priority
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
-from tests.auth.factories import login, register, serve
+from tests.auth.factories import login, register
+from tests.support.serving import serve
 
 
 async def stored_hash(maker: async_sessionmaker[AsyncSession]) -> str:
@@ -41,11 +42,11 @@ async def test_a_hash_with_other_parameters_is_replaced_at_the_next_login(
     clock: FrozenClock,
 ) -> None:
     stronger = auth_settings.model_copy(update={"argon2_time_cost": 3})
-    async for client in serve(create_app(stronger, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(create_app(stronger, sessionmaker=sessionmaker, clock=clock)) as client:
         await register(client)
     before = await stored_hash(sessionmaker)
 
-    async for client in serve(create_app(auth_settings, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(create_app(auth_settings, sessionmaker=sessionmaker, clock=clock)) as client:
         await login(client)
         after = await stored_hash(sessionmaker)
         await login(client)

@@ -7,8 +7,8 @@ from limits import parse_many
 
 from gateway.metrics import RATE_LIMIT_STORAGE_ERRORS
 from gateway.ratelimit import SWEEP_INTERVAL, RateLimiter, WindowCounters
-from tests.gateway.conftest import free_port
 from tests.support.redis import redis_binary
+from tests.support.serving import free_port
 
 
 class Clock:

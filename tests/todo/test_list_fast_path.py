@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
-from tests.support.tokens import TestIssuer
-from tests.todo.conftest import User, _serve, assert_error, create
-from tests.todo.test_auth import bad_tokens
+from tests.support.errors import assert_error
+from tests.support.serving import serve
+from tests.support.tokens import TestIssuer, bad_tokens
+from tests.todo.conftest import User, create
 from todo_service.api import ListFastPath, _parse_task_query
 from todo_service.app import create_app
 from todo_service.schemas import TaskQuery
@@ -54,7 +55,7 @@ async def routed(
     app = create_app(
         todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
     )
-    async for client in _serve(without_fast_path(app)):
+    async with serve(without_fast_path(app)) as client:
         yield client
 
 
@@ -246,7 +247,7 @@ async def test_the_list_never_reaches_the_router_and_the_rest_does(
     )
     fast_path = fast_path_of(app)
     recorder = fast_path.app = Recorder(fast_path.app)
-    async for client in _serve(app):
+    async with serve(app) as client:
         assert (await client.get("/api/tasks?limit=5", headers=alice.headers)).status_code == 200
         assert (await client.get("/api/tasks", headers={})).status_code == 401
         assert (await client.put("/api/tasks", headers=alice.headers)).status_code == 405
@@ -280,7 +281,7 @@ async def test_the_request_id_is_in_the_header_and_the_envelope(
 ) -> None:
     response = await client.get("/api/tasks", headers={"X-Request-ID": "trace-me-1"})
     assert response.headers["x-request-id"] == "trace-me-1"
-    assert assert_error(response, 401, "not_authenticated") == "Not authenticated"
+    assert assert_error(response, 401, "not_authenticated")["detail"] == "Not authenticated"
     assert response.json()["request_id"] == "trace-me-1"
 
 
@@ -302,7 +303,7 @@ async def test_a_connection_the_server_closed_is_dropped_not_reused(
         clock=clock,
     )
     try:
-        async for client in _serve(app):
+        async with serve(app) as client:
             assert (await client.get("/api/tasks", headers=alice.headers)).status_code == 200
             async with killer.connect() as connection:
                 await connection.execute(
@@ -345,7 +346,7 @@ async def test_a_page_through_a_transaction_pooler_reads_the_same(
     )
     headers = {**alice.headers, "X-Request-ID": "same-request"}
     try:
-        async for pooled in _serve(app):
+        async with serve(app) as pooled:
             through_pooler = await pooled.get("/api/tasks?limit=2", headers=headers)
             direct = await fast.get("/api/tasks?limit=2", headers=headers)
             assert through_pooler.status_code == 200
