@@ -13,8 +13,8 @@ import time
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
-from gateway.metrics import UPSTREAM_ERRORS
 from tests.gateway.conftest import Echo
 from tests.support.errors import assert_error
 from tests.support.raw_server import raw_server
@@ -26,8 +26,8 @@ async def _read_head(reader: asyncio.StreamReader) -> None:
 
 
 def errors(upstream: str, kind: str) -> float:
-    value: float = UPSTREAM_ERRORS.labels(upstream, kind)._value.get()
-    return value
+    labels = {"upstream": upstream, "kind": kind}
+    return REGISTRY.get_sample_value("gateway_upstream_errors_total", labels) or 0.0
 
 
 async def test_refused_connection_is_503_at_once(start_gateway, issuer):
