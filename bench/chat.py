@@ -55,7 +55,7 @@ import aiohttp
 from auth_service.keys import generate_pem
 from bench.support import cpu_seconds, free_port, migrated_postgres, percentile, stop, wait_ready
 from chat_service.schemas import MESSAGE_MAX
-from tests.chat.test_parser_time import parse_seconds, pathological_corpus
+from tests.support.parser_corpus import parse_seconds, pathological_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 

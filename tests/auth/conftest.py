@@ -19,7 +19,7 @@ from auth_service.app import create_app
 from auth_service.keys import generate_pem
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
-from tests.auth.factories import serve
+from tests.support.serving import serve
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ async def auth_app(
 
 @pytest.fixture
 async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in serve(auth_app):
+    async with serve(auth_app) as client:
         yield client
 
 
@@ -72,5 +72,5 @@ def committed_app(
 
 @pytest.fixture
 async def committed_client(committed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in serve(committed_app):
+    async with serve(committed_app) as client:
         yield client

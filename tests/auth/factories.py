@@ -13,16 +13,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tests.support.errors import assert_error
+
 PASSWORD = "correct horse battery"
-ENVELOPE_KEYS = {"detail", "code", "request_id"}
-
-
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client for ``app``, with its lifespan entered for the client's lifetime."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 @asynccontextmanager
@@ -71,17 +64,6 @@ def bearer(token: str) -> dict[str, str]:
 
 async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
     return await client.post("/api/auth/refresh", json={"refresh_token": refresh_token})
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The platform's error envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert set(body) == ENVELOPE_KEYS, body
-    assert body["code"] == code, body
-    assert body["request_id"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 def assert_unauthorized(response: httpx.Response, code: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.models import AttemptCounter, RefreshToken, User
-from tests.auth.factories import PASSWORD, assert_error, count, register
+from tests.auth.factories import PASSWORD, count, register
+from tests.support.errors import assert_error
 
 SECRET = "Sup3r-secret-value"
 EMAIL = "ann@example.com"

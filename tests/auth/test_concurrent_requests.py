@@ -14,7 +14,9 @@ from auth_service.app import create_app
 from auth_service.models import User
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
-from tests.auth.factories import PASSWORD, assert_error, count, register, serve
+from tests.auth.factories import PASSWORD, count, register
+from tests.support.errors import assert_error
+from tests.support.serving import serve
 
 
 async def test_concurrent_registrations_of_one_email_create_one_account(
@@ -102,7 +104,7 @@ async def test_a_sign_in_beyond_the_hashing_line_is_refused_at_once_and_counts_n
     )
     app = create_app(settings, sessionmaker=committed_sessionmaker, clock=clock)
     wrong = {"email": "ann@example.com", "password": "not the password"}
-    async for client in serve(app):
+    async with serve(app) as client:
         await register(client, "ann@example.com")
         hasher = app.state.auth.hasher
         # The thread and the place in line, taken by two hashes started just before.

@@ -16,7 +16,9 @@ from auth_service.models import User
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
-from tests.auth.factories import PASSWORD, assert_error, count, serve
+from tests.auth.factories import PASSWORD, count
+from tests.support.errors import assert_error
+from tests.support.serving import serve
 
 LIMIT = 1024
 
@@ -28,7 +30,7 @@ async def small_client(
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = auth_settings.model_copy(update={"max_body_bytes": LIMIT})
-    async for client in serve(create_app(settings, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(create_app(settings, sessionmaker=sessionmaker, clock=clock)) as client:
         yield client
 
 
@@ -166,7 +168,7 @@ async def test_readiness_is_503_when_the_database_is_unreachable(
     engine = create_engine("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
     app = create_app(auth_settings, sessionmaker=create_sessionmaker(engine), clock=clock)
     try:
-        async for client in serve(app):
+        async with serve(app) as client:
             live = await client.get("/healthz")
             ready = await client.get("/readyz")
     finally:

@@ -17,7 +17,6 @@ from auth_service.models import RefreshToken, User
 from shared.clock import FrozenClock
 from tests.auth.factories import (
     PASSWORD,
-    assert_error,
     assert_unauthorized,
     bearer,
     count,
@@ -26,6 +25,7 @@ from tests.auth.factories import (
     register,
     signed_up,
 )
+from tests.support.errors import assert_error
 
 USER_KEYS = {"id", "email", "name", "created_at", "updated_at"}
 

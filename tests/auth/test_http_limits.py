@@ -12,7 +12,6 @@ from fastapi import FastAPI
 
 from auth_service.settings import AuthSettings
 from shared.server import HttpLimits, http_protocol
-from tests.support.live import live_server
 from tests.support.raw_server import (
     assert_refusal,
     connect,
@@ -20,6 +19,7 @@ from tests.support.raw_server import (
     read_response,
     send_and_read,
 )
+from tests.support.serving import live_server
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from auth_service.app import create_app
 from auth_service.keys import SigningKey, generate_pem, load_key_set, parse_pem_keys
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
-from tests.auth.factories import assert_unauthorized, bearer, serve, signed_up
+from tests.auth.factories import assert_unauthorized, bearer, signed_up
+from tests.support.serving import serve
 
 # RFC 8037, appendix A.1 (the key) and A.3 (its RFC 7638 thumbprint).
 RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
@@ -57,7 +58,9 @@ async def rotated_client(
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in serve(create_app(rotated_settings, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(
+        create_app(rotated_settings, sessionmaker=sessionmaker, clock=clock)
+    ) as client:
         yield client
 
 
@@ -81,18 +84,20 @@ async def test_tokens_signed_by_an_older_key_still_verify_until_it_is_retired(
     clock: FrozenClock,
 ) -> None:
     # Signed while OLD was the only key; NEW has since been added after it.
-    async for client in serve(
+    async with serve(
         create_app(
             rotated_settings.model_copy(update={"signing_keys": SecretStr(OLD_PEM)}),
             sessionmaker=sessionmaker,
             clock=clock,
         )
-    ):
+    ) as client:
         pair = await signed_up(client)
-    async for client in serve(create_app(rotated_settings, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(
+        create_app(rotated_settings, sessionmaker=sessionmaker, clock=clock)
+    ) as client:
         during_rotation = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
     retired = rotated_settings.model_copy(update={"signing_keys": SecretStr(NEW_PEM)})
-    async for client in serve(create_app(retired, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(create_app(retired, sessionmaker=sessionmaker, clock=clock)) as client:
         after_retirement = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
 
     assert during_rotation.status_code == 200

@@ -16,7 +16,6 @@ from auth_service.models import AttemptCounter, KnownAddress
 from shared.clock import FrozenClock
 from tests.auth.factories import (
     PASSWORD,
-    assert_error,
     assert_unauthorized,
     bearer,
     count,
@@ -24,6 +23,7 @@ from tests.auth.factories import (
     login,
     register,
 )
+from tests.support.errors import assert_error
 
 WRONG = "not the password"
 WINDOW = 600

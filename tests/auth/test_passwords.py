@@ -14,10 +14,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.app import create_app
 from auth_service.models import User
-from auth_service.passwords import PasswordHasher, _lower_thread_priority
+from auth_service.passwords import PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
-from tests.auth.factories import login, register, serve
+from tests.auth.factories import login, register
+from tests.support.serving import serve
 
 
 async def stored_hash(maker: async_sessionmaker[AsyncSession]) -> str:
@@ -41,11 +42,11 @@ async def test_a_hash_with_other_parameters_is_replaced_at_the_next_login(
     clock: FrozenClock,
 ) -> None:
     stronger = auth_settings.model_copy(update={"argon2_time_cost": 3})
-    async for client in serve(create_app(stronger, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(create_app(stronger, sessionmaker=sessionmaker, clock=clock)) as client:
         await register(client)
     before = await stored_hash(sessionmaker)
 
-    async for client in serve(create_app(auth_settings, sessionmaker=sessionmaker, clock=clock)):
+    async with serve(create_app(auth_settings, sessionmaker=sessionmaker, clock=clock)) as client:
         await login(client)
         after = await stored_hash(sessionmaker)
         await login(client)
@@ -55,31 +56,43 @@ async def test_a_hash_with_other_parameters_is_replaced_at_the_next_login(
 
 
 async def test_an_unknown_email_is_checked_against_a_hash_of_the_same_cost(
-    auth_settings: AuthSettings,
+    auth_settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hasher = PasswordHasher(auth_settings)
+    checked: list[str] = []
+    verify = hasher.verify
+
+    async def seeing_verify(password: str, hashed: str) -> tuple[bool, str | None]:
+        checked.append(hashed)
+        return await verify(password, hashed)
+
+    monkeypatch.setattr(hasher, "verify", seeing_verify)
     try:
         await hasher.verify_dummy("whatever")
-        dummy = hasher._dummy_hash
     finally:
         hasher.close()
 
-    assert dummy is not None
-    assert dummy.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert len(checked) == 1
+    assert checked[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux")
-def test_hashing_threads_yield_to_the_event_loop_thread() -> None:
-    seen: list[int] = []
+async def test_hashing_threads_yield_to_the_event_loop_thread(auth_settings: AuthSettings) -> None:
+    loop_thread = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, loop_thread)
+    running = set(threading.enumerate())
+    hasher = PasswordHasher(auth_settings)
+    try:
+        await hasher.hash("whatever")
+        hashing = [
+            thread
+            for thread in threading.enumerate()
+            if thread not in running and thread.name.startswith("password-hash")
+        ]
+        niceness = [os.getpriority(os.PRIO_PROCESS, thread.native_id) for thread in hashing]
+    finally:
+        hasher.close()
 
-    def worker() -> None:
-        _lower_thread_priority(10)
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    thread = threading.Thread(target=worker)
-    thread.start()
-    thread.join(timeout=5)
-
-    assert seen == [min(19, before + 10)]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    assert auth_settings.password_hash_niceness == 10
+    assert niceness == [min(19, before + 10)]
+    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == before

@@ -11,15 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.models import RefreshToken
 from shared.clock import FrozenClock
-from tests.auth.factories import (
-    assert_error,
-    assert_unauthorized,
-    bearer,
-    count,
-    login,
-    refresh,
-    signed_up,
-)
+from tests.auth.factories import assert_unauthorized, bearer, count, login, refresh, signed_up
+from tests.support.errors import assert_error
 
 
 async def test_reusing_a_spent_token_revokes_the_whole_family(client: httpx.AsyncClient) -> None:

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import serialization
 
 from auth_service.keys import SigningKey, generate_pem, parse_pem_keys
 from shared.clock import FrozenClock
-from tests.auth.factories import assert_error, assert_unauthorized, bearer, signed_up
+from tests.auth.factories import assert_unauthorized, bearer, signed_up
+from tests.support.errors import assert_error
 
 ISSUER = "todo-platform-auth"
 AUDIENCE = "todo-platform"

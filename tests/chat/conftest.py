@@ -7,7 +7,6 @@ Chat turns commit twice (the user's message, then the reply), so the apps here u
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from chat_service.app import create_app
 from chat_service.settings import ChatSettings
 from shared.clock import FrozenClock
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.live import free_port, live_server
+from tests.support.serving import free_port, live_server, serve
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings
@@ -106,14 +105,6 @@ def chat_settings(migrated_url: str, closed_url: str) -> Callable[..., ChatSetti
         return ChatSettings(_env_file=None, **values)
 
     return build
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 ChatAppFactory = Callable[..., FastAPI]
@@ -202,13 +193,3 @@ async def conversation_count(maker: async_sessionmaker[AsyncSession]) -> int:
         connection = await session.connection()
         count = await connection.execute(text("SELECT count(*) FROM chat.conversations"))
         return int(count.scalar_one())
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"detail", "code", "request_id"}
-    assert body["request_id"] == response.headers["x-request-id"]
-    if code is not None:
-        assert body["code"] == code
-    return body

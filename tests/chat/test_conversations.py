@@ -10,22 +10,16 @@ import json
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents import rules
 from shared.pagination import encode_cursor
-from tests.chat.conftest import (
-    ChatAppFactory,
-    User,
-    assert_error,
-    conversation_count,
-    serve,
-    stored_messages,
-)
-from tests.support.tokens import TestIssuer
+from tests.chat.conftest import ChatAppFactory, User, conversation_count, stored_messages
+from tests.support.errors import assert_error
+from tests.support.serving import serve
+from tests.support.tokens import TestIssuer, bad_tokens
 
 
 async def say(client: httpx.AsyncClient, user: User, message: str, **fields: Any) -> httpx.Response:
@@ -345,46 +339,14 @@ async def test_errors_before_the_stream_are_plain_http_errors(
 # --- tokens and bodies -----------------------------------------------------------------------
 
 
-def _without_subject(issuer: TestIssuer) -> str:
-    claims = issuer.claims("alice-subject")
-    del claims["sub"]
-    return jwt.encode(
-        claims, issuer.key.private_key, algorithm="EdDSA", headers={"kid": issuer.key.kid}
-    )
-
-
-def _bad_tokens(issuer: TestIssuer) -> dict[str, dict[str, str]]:
-    other = TestIssuer()
-    return {
-        "missing": {},
-        "not a jwt": {"Authorization": "Bearer not-a-token"},
-        "expired": {"Authorization": f"Bearer {issuer.mint('alice-subject', exp=1000)}"},
-        "other key": {"Authorization": f"Bearer {other.mint('alice-subject')}"},
-        "wrong audience": {"Authorization": f"Bearer {issuer.mint('alice-subject', aud='x')}"},
-        "no subject": {"Authorization": f"Bearer {_without_subject(issuer)}"},
-        "basic scheme": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
-    }
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "missing",
-        "not a jwt",
-        "expired",
-        "other key",
-        "wrong audience",
-        "no subject",
-        "basic scheme",
-    ],
-)
+@pytest.mark.parametrize("name", sorted(bad_tokens(TestIssuer())))
 async def test_bad_tokens_are_401_everywhere_and_store_nothing(
     client: httpx.AsyncClient,
     issuer: TestIssuer,
     committed_sessionmaker: async_sessionmaker[AsyncSession],
     name: str,
 ) -> None:
-    headers = _bad_tokens(issuer)[name]
+    headers = bad_tokens(issuer)[name]
     for method, url, body in (
         ("POST", "/api/chat", {"message": "hi"}),
         ("GET", "/api/conversations", None),

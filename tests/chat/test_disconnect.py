@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.chat.conftest import ChatAppFactory, User, stored_messages
 from tests.support.fake_openai import FakeOpenAI, Step
-from tests.support.live import live_server
 from tests.support.raw_server import raw_server, read_request
+from tests.support.serving import live_server
 
 TURN_TIMEOUT = 1.0
 # Time for the turn to notice its timeout and record the failure, on a busy machine.

@@ -15,8 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.chat.conftest import User, assert_error, serve, stored_messages
+from tests.chat.conftest import User, stored_messages
+from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
+from tests.support.serving import serve
 
 
 async def send(

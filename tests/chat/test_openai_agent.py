@@ -18,8 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents.base import too_many_tool_calls
 from chat_service.agents.openai_agent import HISTORY_MAX_CHARS, message_chars
-from tests.chat.conftest import User, assert_error, serve, stored_messages
+from tests.chat.conftest import User, stored_messages
+from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
+from tests.support.serving import serve
 
 TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
 

@@ -5,98 +5,30 @@ expression backtrack quadratically stalls chat for everyone. The corpus is the k
 that do that to patterns anchored at the end or starting with a repeated class: long runs of
 punctuation, spaces, digits, quotes, polite words and emoji, each filling a message of the
 largest accepted size, alone and behind the command words that send it down each path of the
-parser. ``bench/chat.py --parser-only`` reports the worst time over the same corpus.
+parser (``tests/support/parser_corpus.py``, which ``bench/chat.py --parser-only`` times too).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from chat_service.agents.language import Intent, TaskRef, read_ref, understand
 from chat_service.schemas import MESSAGE_MAX
-
-NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
-PARIS = ZoneInfo("Europe/Paris")
+from tests.support.parser_corpus import (
+    NOW,
+    PARIS,
+    PREFIXES,
+    RUNS,
+    SUFFIXES,
+    parse_seconds,
+    pathological_corpus,
+)
 
 # Generous for a noisy shared machine: the quadratic cases took 0.1-9 s of CPU, a linear parse
 # of the longest message takes a few milliseconds.
 BOUND_SECONDS = 0.05
-
-RUNS = [
-    # punctuation
-    ",",
-    ", ",
-    ".",
-    ". ",
-    "!",
-    "?",
-    "-",
-    ":",
-    "x.",
-    # spaces (collapsed on the way in, but also inside quotes and between words)
-    " ",
-    "\t ",
-    # digits and numbers
-    "1",
-    "1,",
-    "1 ",
-    "1 and ",
-    "#1",
-    "1/",
-    "12:",
-    # quotes, straight and typographic
-    '"',
-    "'",
-    "\u201c",
-    "\u201d",
-    "'s ",
-    # polite words
-    " please",
-    " please,",
-    ", please",
-    " thanks",
-    " thank you",
-    " for me",
-    " now",
-    # emoji
-    "\U0001f600",
-    "\U0001f600 ",
-    # words the parser looks for
-    "#a ",
-    "a ",
-    "by ",
-    "with ",
-    "at 5pm ",
-    "task ",
-]
-PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
-SUFFIXES = ["", " to x", " tomorrow"]
-
-
-def pathological_corpus() -> list[str]:
-    """Every run repeated to fill a message of ``MESSAGE_MAX`` characters, behind each prefix
-    and before each suffix."""
-    corpus = []
-    for run in RUNS:
-        for prefix in PREFIXES:
-            for suffix in SUFFIXES:
-                count = (MESSAGE_MAX - len(prefix) - len(suffix)) // len(run)
-                corpus.append(prefix + run * count + suffix)
-    return corpus
-
-
-def parse_seconds(text: str, *, runs: int = 3) -> float:
-    """The parser's CPU time for ``text``, per parse over ``runs`` parses: the thread's own
-    time, so other work on a busy machine does not count (its clock may tick coarsely, hence
-    the mean of several runs)."""
-    start = time.thread_time()
-    for _ in range(runs):
-        understand(text, now=NOW, tz=PARIS)
-    return (time.thread_time() - start) / runs
 
 
 def test_the_corpus_holds_messages_of_the_largest_size() -> None:

@@ -17,8 +17,9 @@ from chat_service.agents import rules
 from chat_service.agents.base import too_many_tool_calls
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
-from tests.chat.conftest import ChatAppFactory, User, assert_error, serve, stored_messages
-from tests.support.live import free_port, live_server
+from tests.chat.conftest import ChatAppFactory, User, stored_messages
+from tests.support.errors import assert_error
+from tests.support.serving import free_port, live_server, serve
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings

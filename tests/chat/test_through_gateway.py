@@ -18,7 +18,7 @@ from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from tests.chat.conftest import ChatAppFactory, User
 from tests.support.fake_openai import FakeOpenAI, Step, call
-from tests.support.live import free_port, live_server
+from tests.support.serving import free_port, live_server
 from tests.support.sse import next_event
 from tests.support.tokens import TestIssuer
 
@@ -45,7 +45,9 @@ async def gateway(
             rate_limit_user="",
             rate_limit_auth_ip="",
         )
-        async with live_server(create_gateway(settings, verifier=issuer.verifier())) as url:
+        async with live_server(
+            create_gateway(settings, verifier=issuer.verifier()), proxy_headers=False
+        ) as url:
             yield url
 
 

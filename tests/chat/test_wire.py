@@ -15,9 +15,9 @@ import httpx2
 import pytest
 
 from chat_service.wire import AiohttpTransport
-from tests.chat.conftest import ChatAppFactory, User, serve
-from tests.support.live import free_port
+from tests.chat.conftest import ChatAppFactory, User
 from tests.support.raw_server import raw_server, read_request
+from tests.support.serving import free_port, serve
 
 
 def answer(status: str, headers: dict[str, str], body: bytes) -> bytes:

@@ -13,7 +13,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import pytest
 from auth_service.keys import generate_pem
 from tests.deploy.dockerfile import chain, env_of, exec_form, stages
 from tests.deploy.support import REPO, require_service
+from tests.support.serving import free_port
 
 DOCKERFILE = REPO / "Dockerfile"
 TARGETS = {
@@ -49,13 +49,6 @@ def find_uv() -> str:
     if not Path(found).exists():
         pytest.skip("uv is not installed (make installs it under .tools/)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

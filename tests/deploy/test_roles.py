@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -30,6 +29,7 @@ from tests.deploy.support import (
     migrate,
     run_bootstrap,
 )
+from tests.support.serving import serve
 
 MIGRATED = [name for name, package in SERVICES.items() if package in available_services()]
 DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -325,18 +325,15 @@ async def test_auth_service_runs_on_its_app_role(deployment: Deployment) -> None
         database_url=deployment.url("auth_app"),
         signing_keys=SecretStr(generate_pem()),
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            assert (await client.get("/readyz")).status_code == 200
-            account = {"email": "ann@example.com", "password": "correct horse battery"}
-            assert (await client.post("/api/auth/register", json=account)).status_code == 201
-            wrong = {**account, "password": "not the password"}
-            assert (await client.post("/api/auth/login", json=wrong)).status_code == 401
-            login = await client.post("/api/auth/login", json=account)
-            assert login.status_code == 200, login.text
-            refreshed = await client.post(
-                "/api/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
-            )
-            assert refreshed.status_code == 200, refreshed.text
+    async with serve(create_app(settings)) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        account = {"email": "ann@example.com", "password": "correct horse battery"}
+        assert (await client.post("/api/auth/register", json=account)).status_code == 201
+        wrong = {**account, "password": "not the password"}
+        assert (await client.post("/api/auth/login", json=wrong)).status_code == 401
+        login = await client.post("/api/auth/login", json=account)
+        assert login.status_code == 200, login.text
+        refreshed = await client.post(
+            "/api/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+        )
+        assert refreshed.status_code == 200, refreshed.text

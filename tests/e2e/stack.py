@@ -33,7 +33,6 @@ import contextlib
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ import httpx
 
 from auth_service.keys import generate_pem
 from shared.settings import PLATFORM_VARIABLES
+from tests.support.serving import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,13 +66,6 @@ SERVICES = {
 
 class ServiceFailed(RuntimeError):
     """A service did not become ready; the message carries the end of its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 class Stack:

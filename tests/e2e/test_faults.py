@@ -26,6 +26,7 @@ from shared.migrations import upgrade
 from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
 from tests.e2e.traffic import Outcome, Traffic
+from tests.support.errors import assert_error
 from tests.support.tokens import TestIssuer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -42,13 +43,6 @@ def needs(*names: str) -> None:
     missing = [name for name in names if not Stack.available(name)]
     if missing:
         pytest.skip(f"not in this checkout: {', '.join(missing)}")
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
 
 
 def statuses(outcomes: list[Outcome]) -> dict[int, int]:
@@ -192,18 +186,18 @@ async def test_auth_down_issued_tokens_keep_working_and_login_is_a_clean_503(
         # the key set cannot be refetched.
         started = time.monotonic()
         refused = await gateway.get("/api/tasks", headers={"Authorization": f"Bearer {forged}"})
-        assert_envelope(refused, 401, "invalid_token")
+        assert_error(refused, 401, "invalid_token")
         assert time.monotonic() - started < 5
 
         login = await gateway.post(
             "/api/auth/login", json={"email": user.email, "password": user.password}
         )
-        assert_envelope(login, 503, "service_unavailable")
+        assert_error(login, 503, "service_unavailable")
         refresh = await gateway.post(
             "/api/auth/refresh", json={"refresh_token": user.refresh_token}
         )
-        assert_envelope(refresh, 503, "service_unavailable")
-        assert_envelope(
+        assert_error(refresh, 503, "service_unavailable")
+        assert_error(
             await gateway.get("/api/auth/me", headers=user.headers), 503, "service_unavailable"
         )
     finally:
@@ -259,7 +253,7 @@ async def test_todo_down_during_a_chat_turn_is_a_clean_503_and_keeps_the_user_me
             json={"message": "add call mom", "conversation_id": conversation_id},
             headers=user.headers,
         )
-        assert_envelope(failed, 503, "todo_unavailable")
+        assert_error(failed, 503, "todo_unavailable")
         # Streamed, the same failure is one `error` event carrying the status.
         async with gateway.stream(
             "POST",

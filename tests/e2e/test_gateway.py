@@ -16,16 +16,10 @@ import pytest
 from gateway.api import HEALTH_CACHE_SECONDS
 from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
+from tests.support.errors import assert_error
 from tests.support.tokens import TestIssuer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
 
 
 def needs(*names: str) -> None:
@@ -66,7 +60,7 @@ async def test_jwks_is_public_and_me_is_not(gateway):
     jwks = await gateway.get("/api/auth/jwks")
     assert jwks.status_code == 200
     assert jwks.json()["keys"][0]["alg"] == "EdDSA"
-    assert_envelope(await gateway.get("/api/auth/me"), 401, "invalid_token")
+    assert_error(await gateway.get("/api/auth/me"), 401, "invalid_token")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +77,7 @@ async def test_forged_token_is_refused_at_the_gateway_and_at_each_port(stack, se
     forged = TestIssuer().mint("someone")  # our issuer's name, somebody else's key
     async with httpx.AsyncClient(base_url=stack.url(service)) as client:
         response = await client.get(path, headers={"Authorization": f"Bearer {forged}"})
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -93,11 +87,9 @@ async def test_every_port_refuses_a_huge_url_and_too_many_headers_in_the_envelop
     async with httpx.AsyncClient(base_url=stack.url(service), timeout=30) as client:
         # A longer query was a plain-text 400 from the HTTP parser (httpx sends at most 64 KiB;
         # tests/gateway/test_http_limits.py sends 100,000 characters over a raw socket).
-        assert_envelope(
-            await client.get("/healthz", params={"q": "x" * 60_000}), 414, "url_too_long"
-        )
+        assert_error(await client.get("/healthz", params={"q": "x" * 60_000}), 414, "url_too_long")
         filler = {f"x-filler-{i}": "v" for i in range(200)}
-        assert_envelope(await client.get("/healthz", headers=filler), 431, "too_many_headers")
+        assert_error(await client.get("/healthz", headers=filler), 431, "too_many_headers")
 
 
 async def test_spoofed_x_user_id_is_ignored(gateway, user):
@@ -120,11 +112,11 @@ async def test_two_mebibyte_body_is_413(gateway, user):
         content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
         headers={"Content-Type": "application/json"},
     )
-    assert_envelope(response, 413, "payload_too_large")
+    assert_error(response, 413, "payload_too_large")
 
 
 async def test_unknown_api_path_is_404(gateway, user):
-    assert_envelope(await gateway.get("/api/nowhere", headers=user.headers), 404, "not_found")
+    assert_error(await gateway.get("/api/nowhere", headers=user.headers), 404, "not_found")
 
 
 # --- upstreams going away and coming back -------------------------------------------------
@@ -135,7 +127,7 @@ async def test_stopped_service_is_503_quickly_and_recovers(stack, gateway, user)
         started = time.monotonic()
         response = await gateway.get("/api/auth/me", headers=user.headers)
         assert time.monotonic() - started < 5
-        assert_envelope(response, 503, "service_unavailable")
+        assert_error(response, 503, "service_unavailable")
     recovered = await gateway.get("/api/auth/me", headers=user.headers)
     assert recovered.status_code == 200
 
@@ -148,7 +140,7 @@ async def test_health_turns_503_and_back(stack, gateway):
         # The gateway answers from a round of checks up to a second old.
         await asyncio.sleep(HEALTH_CACHE_SECONDS)
         degraded = await gateway.get("/api/health")
-    assert_envelope(degraded, 503, "service_unavailable")
+    assert_error(degraded, 503, "service_unavailable")
     assert degraded.json()["detail"]["services"]["auth"]["status"] == "unavailable"
     await asyncio.sleep(HEALTH_CACHE_SECONDS)
     assert (await gateway.get("/api/health")).status_code == 200
@@ -196,7 +188,7 @@ async def test_login_rate_limit_is_429_and_spoofing_does_not_dodge_it(stack, gat
             statuses.append(response.status_code)
     assert statuses == [200, 200, 200, 429, 429]
     assert int(response.headers["retry-after"]) >= 1
-    assert_envelope(response, 429, "rate_limited")
+    assert_error(response, 429, "rate_limited")
 
 
 async def test_a_spoofed_forwarded_for_sent_straight_to_the_auth_port_is_not_believed(stack):
@@ -235,7 +227,7 @@ async def test_user_rate_limit_is_429(stack, gateway, user):
         ]
         last = await gateway.get("/api/auth/me", headers=user.headers)
     assert statuses == [200, 200, 429]
-    assert_envelope(last, 429, "rate_limited")
+    assert_error(last, 429, "rate_limited")
     assert int(last.headers["retry-after"]) >= 1
 
 
@@ -282,7 +274,7 @@ async def test_token_of_a_second_trusted_issuer_passes_when_configured(stack, ga
     partner = TestIssuer(issuer="https://partner.example", audience="partner-app")
     token = {"Authorization": f"Bearer {partner.mint('partner-user-1')}"}
 
-    assert_envelope(await gateway.get(path, headers=token), 401, "invalid_token")
+    assert_error(await gateway.get(path, headers=token), 401, "invalid_token")
     with jwks_server(partner) as jwks_url:
         trusted = json.dumps(
             [{"issuer": partner.issuer, "audience": partner.audience, "jwks_url": jwks_url}]
@@ -297,7 +289,7 @@ async def test_token_of_a_second_trusted_issuer_passes_when_configured(stack, ga
     assert response.status_code == 200, response.text
     assert response.json() == []  # a new user of that issuer: nothing yet
     # Not configured any more: refused again.
-    assert_envelope(await gateway.get(path, headers=token), 401, "invalid_token")
+    assert_error(await gateway.get(path, headers=token), 401, "invalid_token")
 
 
 # --- tasks through the gateway ----------------------------------------------------------------
@@ -383,7 +375,7 @@ async def test_compatibility_routes(gateway, user: User):
         ("POST", f"/api/{user.id}/chat"),
     ):
         response = await gateway.request(method, path, headers=other.headers)
-        assert_envelope(response, 403, "forbidden")
+        assert_error(response, 403, "forbidden")
     deleted = await gateway.delete(f"/api/{user.id}/tasks/{task_id}", headers=user.headers)
     assert deleted.status_code == 204
 
@@ -391,7 +383,7 @@ async def test_compatibility_routes(gateway, user: User):
 async def test_todo_down_is_503_and_back(stack, gateway, user):
     needs("todo")
     with stack.stopped("todo"):
-        assert_envelope(
+        assert_error(
             await gateway.get("/api/tasks", headers=user.headers), 503, "service_unavailable"
         )
     assert (await gateway.get("/api/tasks", headers=user.headers)).status_code == 200
@@ -438,4 +430,4 @@ async def test_mcp_tools_through_the_gateway_act_for_the_token_user(gateway, use
     anonymous = await gateway.post(
         "/api/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=MCP_HEADERS
     )
-    assert_envelope(anonymous, 401, "invalid_token")
+    assert_error(anonymous, 401, "invalid_token")

@@ -50,7 +50,7 @@ from gateway.settings import GatewaySettings
 from tests.e2e.conftest import stack, stack_workdir
 from tests.e2e.stack import Stack
 from tests.support.database import empty_service_schemas
-from tests.support.live import free_port
+from tests.support.serving import free_port
 from tests.support.tokens import TestIssuer
 from todo_service.api import ENTITY_TAGS_PATTERN
 from todo_service.app import create_app as create_todo_app

@@ -9,70 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.app import Gateway, create_app
 from gateway.server import CoalescingHttpToolsProtocol
 from gateway.settings import GatewaySettings
 from shared.server import HttpLimits, http_protocol
+from tests.support.serving import free_port, live_server
 from tests.support.tokens import TestIssuer
-
-
-@asynccontextmanager
-async def serve(
-    app: ASGIApp, *, lifespan: str = "on", port: int = 0, http: Any = "httptools"
-) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 (a free port by default) in this event loop; yields its URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan=lifespan,
-        log_config=None,
-        access_log=False,
-        http=http,
-        timeout_graceful_shutdown=2,
-        # As `python -m gateway` runs: the gateway reads X-Forwarded-* itself.
-        proxy_headers=False,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
-    # Our loop belongs to pytest: no signal handlers of uvicorn's own.
-    server.capture_signals = _no_signals  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await task
-
-
-@contextmanager
-def _no_signals() -> Iterator[None]:
-    yield
-
-
-def free_port() -> int:
-    """A port nothing listens on (connections to it are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 class Echo:
@@ -152,7 +102,7 @@ def issuer() -> TestIssuer:
 @pytest.fixture
 async def echo() -> AsyncIterator[tuple[Echo, str]]:
     upstream = Echo()
-    async with serve(upstream, lifespan="off") as url:
+    async with live_server(upstream, lifespan="off") as url:
         yield upstream, url
 
 
@@ -186,8 +136,9 @@ def start_gateway(
         app = create_app(settings, verifier=issuer.verifier())
         protocol = http_protocol(HttpLimits.of(settings), CoalescingHttpToolsProtocol)
         async with (
-            # Served as `python -m gateway` serves it: one write per response, its HTTP limits.
-            serve(app, http=protocol) as url,
+            # Served as `python -m gateway` serves it: one write per response, its HTTP
+            # limits, and X-Forwarded-* left to the gateway itself.
+            live_server(app, http=protocol, proxy_headers=False) as url,
             httpx.AsyncClient(base_url=url, timeout=10) as client,
         ):
             yield app, client

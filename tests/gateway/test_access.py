@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import jwt
 import pytest
 
+from tests.gateway.conftest import Echo
+from tests.support.errors import assert_error
+from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code
-    assert body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
 
 
 @pytest.mark.parametrize(
@@ -36,7 +30,7 @@ async def test_missing_or_malformed_token_is_401_and_nothing_is_forwarded(
     headers = {"Authorization": authorization} if authorization is not None else {}
     async with start_gateway(todo_url=url) as (_, client):
         response = await client.get("/api/tasks", headers=headers)
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert response.headers["www-authenticate"] == "Bearer"
     assert upstream.requests == []
 
@@ -57,7 +51,7 @@ async def test_invalid_token_claims_are_401(echo, start_gateway, issuer, claims)
         response = await client.get(
             "/api/tasks", headers={"Authorization": f"Bearer {issuer.mint('ann', **claims)}"}
         )
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert upstream.requests == []
 
 
@@ -69,7 +63,7 @@ async def test_token_without_subject_is_401(echo, start_gateway, issuer):
     )
     async with start_gateway(todo_url=url) as (_, client):
         response = await client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert upstream.requests == []
 
 
@@ -78,7 +72,7 @@ async def test_unsigned_token_is_401(echo, start_gateway, issuer):
     token = jwt.encode(issuer.claims("ann"), key=None, algorithm="none")
     async with start_gateway(todo_url=url) as (_, client):
         response = await client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert upstream.requests == []
 
 
@@ -87,7 +81,7 @@ async def test_token_signed_by_another_key_is_401(echo, start_gateway):
     forger = TestIssuer()  # same issuer name and kid shape, different private key
     async with start_gateway(todo_url=url) as (_, client):
         response = await client.get("/api/tasks", headers=forger.auth("ann"))
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert upstream.requests == []
 
 
@@ -126,7 +120,7 @@ async def test_every_other_route_needs_a_token(echo, start_gateway, method, path
     upstream, url = echo
     async with start_gateway(auth_url=url, todo_url=url, chat_url=url) as (_, client):
         response = await client.request(method, path)
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert upstream.requests == []
 
 
@@ -141,13 +135,11 @@ async def test_every_other_route_needs_a_token(echo, start_gateway, method, path
     ],
 )
 async def test_each_prefix_goes_to_its_service(start_gateway, issuer, path, service):
-    from tests.gateway.conftest import Echo, serve
-
     echoes = {name: Echo() for name in ("auth", "todo", "chat")}
     async with (
-        serve(echoes["auth"], lifespan="off") as auth,
-        serve(echoes["todo"], lifespan="off") as todo,
-        serve(echoes["chat"], lifespan="off") as chat,
+        live_server(echoes["auth"], lifespan="off") as auth,
+        live_server(echoes["todo"], lifespan="off") as todo,
+        live_server(echoes["chat"], lifespan="off") as chat,
         start_gateway(auth_url=auth, todo_url=todo, chat_url=chat) as (_, client),
     ):
         response = await client.get(path, headers=issuer.auth("ann"))
@@ -162,7 +154,7 @@ async def test_each_prefix_goes_to_its_service(start_gateway, issuer, path, serv
 async def test_unknown_paths_are_404_envelopes(start_gateway, issuer, path):
     async with start_gateway() as (_, client):
         response = await client.get(path, headers=issuer.auth("ann"))
-    assert_envelope(response, 404, "not_found")
+    assert_error(response, 404, "not_found")
 
 
 async def test_compatibility_task_route_goes_to_the_canonical_one(echo, start_gateway, issuer):
@@ -189,7 +181,7 @@ async def test_compatibility_chat_route_goes_to_the_canonical_one(echo, start_ga
         deeper = await client.post("/api/ann/chat/more", headers=issuer.auth("ann"))
     assert response.status_code == 200
     assert upstream.requests[0]["raw_path"] == "/api/chat"
-    assert_envelope(deeper, 404, "not_found")
+    assert_error(deeper, 404, "not_found")
     assert len(upstream.requests) == 1
 
 
@@ -206,7 +198,7 @@ async def test_compatibility_route_for_another_user_is_403(echo, start_gateway, 
     upstream, url = echo
     async with start_gateway(todo_url=url, chat_url=url) as (_, client):
         response = await client.get(path, headers=issuer.auth("ann"))
-    assert_envelope(response, 403, "forbidden")
+    assert_error(response, 403, "forbidden")
     assert upstream.requests == []
 
 
@@ -214,7 +206,7 @@ async def test_compatibility_route_without_token_is_401(echo, start_gateway):
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
         response = await client.get("/api/ann/tasks")
-    assert_envelope(response, 401, "invalid_token")
+    assert_error(response, 401, "invalid_token")
     assert upstream.requests == []
 
 
@@ -224,7 +216,7 @@ async def test_body_over_the_limit_by_content_length_is_413(echo, start_gateway,
         at_limit = await client.post("/api/tasks", content=b"x" * 1024, headers=issuer.auth("a"))
         over = await client.post("/api/tasks", content=b"x" * 1025, headers=issuer.auth("a"))
     assert at_limit.status_code == 200
-    assert_envelope(over, 413, "payload_too_large")
+    assert_error(over, 413, "payload_too_large")
     assert len(upstream.requests) == 1
 
 
@@ -238,7 +230,7 @@ async def test_streamed_body_over_the_limit_is_413_before_the_service(echo, star
     async with start_gateway(todo_url=url, max_body_bytes=2048) as (_, client):
         response = await client.post("/api/tasks", content=chunks(), headers=issuer.auth("a"))
     assert "content-length" not in response.request.headers  # sent chunked
-    assert_envelope(response, 413, "payload_too_large")
+    assert_error(response, 413, "payload_too_large")
     assert upstream.requests == []
 
 
@@ -248,7 +240,7 @@ async def test_default_body_limit_is_one_mebibyte(echo, start_gateway, issuer):
         response = await client.post(
             "/api/tasks", content=b"z" * (2 * 1024 * 1024), headers=issuer.auth("a")
         )
-    assert_envelope(response, 413, "payload_too_large")
+    assert_error(response, 413, "payload_too_large")
     assert upstream.requests == []
 
 
@@ -259,7 +251,7 @@ async def test_user_rate_limit_is_429_with_retry_after(echo, start_gateway, issu
         refused = await client.get("/api/tasks", headers=issuer.auth("ann"))
         other_user = await client.get("/api/tasks", headers=issuer.auth("bob"))
     assert [r.status_code for r in allowed] == [200, 200, 200]
-    assert_envelope(refused, 429, "rate_limited")
+    assert_error(refused, 429, "rate_limited")
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert other_user.status_code == 200
     assert len(upstream.requests) == 4
@@ -277,7 +269,7 @@ async def test_public_auth_writes_are_limited_per_client_ip(echo, start_gateway,
         # Each endpoint keeps its own budget.
         elsewhere = await client.post(other, json={})
     assert statuses == [200, 200]
-    assert_envelope(refused, 429, "rate_limited")
+    assert_error(refused, 429, "rate_limited")
     assert int(refused.headers["retry-after"]) >= 1
     assert elsewhere.status_code == 200
     assert len(upstream.requests) == 3
@@ -389,7 +381,7 @@ async def test_cors_preflight_from_another_origin_is_refused(echo, start_gateway
             "/api/tasks",
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
         )
-    assert_envelope(response, 403, "origin_not_allowed")
+    assert_error(response, 403, "origin_not_allowed")
     assert "access-control-allow-origin" not in response.headers
     assert upstream.requests == []
 
@@ -422,6 +414,6 @@ async def test_two_authorization_headers_are_400_and_nothing_is_forwarded(
     async with start_gateway(auth_url=url, todo_url=url) as (_, client):
         protected = await client.get("/api/tasks", headers=headers)
         public = await client.post("/api/auth/login", json={}, headers=headers)
-    assert_envelope(protected, 400, "duplicate_header")
-    assert_envelope(public, 400, "duplicate_header")
+    assert_error(protected, 400, "duplicate_header")
+    assert_error(public, 400, "duplicate_header")
     assert upstream.requests == []

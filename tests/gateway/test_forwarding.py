@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.gateway.conftest import serve
+from tests.support.serving import live_server
 
 
 async def test_method_path_query_and_body_reach_the_service_unchanged(echo, start_gateway, issuer):
@@ -245,7 +245,7 @@ async def test_upstream_cannot_weaken_the_security_headers(start_gateway, issuer
         )
         await send({"type": "http.response.body", "body": b"{}"})
 
-    async with serve(app, lifespan="off") as url, start_gateway(todo_url=url) as (_, client):
+    async with live_server(app, lifespan="off") as url, start_gateway(todo_url=url) as (_, client):
         response = await client.get("/api/tasks", headers=issuer.auth("ann"))
     assert response.headers.get_list("x-frame-options") == ["DENY"]
     assert "access-control-allow-origin" not in response.headers

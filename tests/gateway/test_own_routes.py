@@ -12,8 +12,10 @@ from pydantic import create_model
 
 from gateway.api import HEALTH_CACHE_SECONDS
 from gateway.app import create_app
-from tests.gateway.conftest import Echo, free_port, serve
+from tests.gateway.conftest import Echo
 from tests.support.docs_page import assert_self_contained_docs
+from tests.support.errors import assert_error
+from tests.support.serving import free_port, live_server
 from tests.support.tokens import TestIssuer
 
 
@@ -48,13 +50,13 @@ async def test_readyz_waits_for_the_key_set_and_then_verifies_tokens(gateway_set
     port = free_port()
     settings = gateway_settings(auth_jwks_url=f"http://127.0.0.1:{port}/api/auth/jwks")
     echo = Echo()
-    async with serve(echo, lifespan="off") as todo:
+    async with live_server(echo, lifespan="off") as todo:
         settings = settings.model_copy(update={"todo_url": todo})
         app = create_app(settings)
-        async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        async with live_server(app) as url, httpx.AsyncClient(base_url=url) as client:
             not_ready = await client.get("/readyz")
             refused = await client.get("/api/tasks", headers=issuer.auth("ann"))
-            async with serve(jwks_app(issuer), port=port):
+            async with live_server(jwks_app(issuer), port=port):
                 # The gateway retries the key fetch with backoff: ready within seconds.
                 ready = await poll_until_ready(client)
                 accepted = await client.get("/api/tasks", headers=issuer.auth("ann"))
@@ -73,8 +75,8 @@ async def test_a_second_trusted_issuer_is_accepted_when_configured(gateway_setti
     ours, theirs = TestIssuer(), TestIssuer(issuer="https://app.example.com", audience="app")
     upstream, todo = echo
     async with (
-        serve(jwks_app(ours)) as ours_url,
-        serve(jwks_app(theirs)) as theirs_url,
+        live_server(jwks_app(ours)) as ours_url,
+        live_server(jwks_app(theirs)) as theirs_url,
     ):
         extra = [
             {"issuer": theirs.issuer, "audience": "app", "jwks_url": f"{theirs_url}/api/auth/jwks"}
@@ -86,7 +88,7 @@ async def test_a_second_trusted_issuer_is_accepted_when_configured(gateway_setti
         )
         for settings, expected in ((plain, 401), (trusting, 200)):
             app = create_app(settings)
-            async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+            async with live_server(app) as url, httpx.AsyncClient(base_url=url) as client:
                 ready = await poll_until_ready(client)
                 theirs_response = await client.get("/api/tasks", headers=theirs.auth("t-1"))
                 ours_response = await client.get("/api/tasks", headers=ours.auth("o-1"))
@@ -98,7 +100,7 @@ async def test_a_second_trusted_issuer_is_accepted_when_configured(gateway_setti
 
 async def test_platform_health_is_200_when_every_service_is_ready(start_gateway):
     async with (
-        serve(Echo(), lifespan="off") as url,
+        live_server(Echo(), lifespan="off") as url,
         start_gateway(auth_url=url, todo_url=url, chat_url=url) as (_, client),
     ):
         response = await client.get("/api/health")
@@ -115,16 +117,12 @@ async def test_platform_health_is_503_with_detail_when_a_service_is_down(start_g
         await send({"type": "http.response.body", "body": b"{}"})
 
     async with (
-        serve(Echo(), lifespan="off") as auth,
-        serve(not_ready, lifespan="off") as chat,
+        live_server(Echo(), lifespan="off") as auth,
+        live_server(not_ready, lifespan="off") as chat,
         start_gateway(auth_url=auth, chat_url=chat) as (_, client),
     ):
         response = await client.get("/api/health")
-    assert response.status_code == 503
-    body = response.json()
-    assert body["code"] == "service_unavailable"
-    assert body["request_id"] == response.headers["x-request-id"]
-    services = body["detail"]["services"]
+    services = assert_error(response, 503, "service_unavailable")["detail"]["services"]
     assert services["auth"]["status"] == "ready"
     assert services["todo"] == {"status": "unavailable", "error": "unreachable"}
     assert services["chat"] == {"status": "not_ready", "http_status": 503}
@@ -152,8 +150,8 @@ async def test_openapi_merges_the_services_as_the_client_sees_them(start_gateway
     todo_app = service_app("/api/tasks", "/api/tasks/openapi.json", id=int, title=str)
     chat_app = service_app("/api/conversations", "/api/chat/openapi.json", text=str)
     async with (
-        serve(todo_app) as todo,
-        serve(chat_app) as chat,
+        live_server(todo_app) as todo,
+        live_server(chat_app) as chat,
         start_gateway(todo_url=todo, chat_url=chat) as (_, client),
     ):
         response = await client.get("/api/openapi.json")
@@ -197,7 +195,7 @@ async def test_metrics_are_on_the_internal_port_only(gateway_settings, issuer, e
     metrics_port = free_port()
     settings = gateway_settings(metrics_port=metrics_port, todo_url=todo)
     app = create_app(settings, verifier=issuer.verifier())
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with live_server(app) as url, httpx.AsyncClient(base_url=url) as client:
         await client.get("/api/tasks", headers=issuer.auth("ann"))
         await client.get("/api/tasks")
         public = await client.get("/metrics")
@@ -243,9 +241,9 @@ class Counted:
 async def test_platform_health_answers_from_one_round_of_checks_a_second(start_gateway):
     services = {name: Counted() for name in ("auth", "todo", "chat")}
     async with (
-        serve(services["auth"], lifespan="off") as auth,
-        serve(services["todo"], lifespan="off") as todo,
-        serve(services["chat"], lifespan="off") as chat,
+        live_server(services["auth"], lifespan="off") as auth,
+        live_server(services["todo"], lifespan="off") as todo,
+        live_server(services["chat"], lifespan="off") as chat,
         start_gateway(auth_url=auth, todo_url=todo, chat_url=chat) as (_, client),
     ):
         parallel = await asyncio.gather(*(client.get("/api/health") for _ in range(20)))
@@ -276,8 +274,8 @@ async def test_openapi_keeps_documents_and_retries_a_missing_one_at_most_every_f
     chat.documented = False
     retry = 0.5
     async with (
-        serve(todo, lifespan="off") as todo_url,
-        serve(chat, lifespan="off") as chat_url,
+        live_server(todo, lifespan="off") as todo_url,
+        live_server(chat, lifespan="off") as chat_url,
         start_gateway(todo_url=todo_url, chat_url=chat_url, openapi_retry_seconds=retry) as (
             _,
             client,

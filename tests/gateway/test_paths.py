@@ -15,8 +15,9 @@ import pytest
 
 from gateway import routes
 from gateway.settings import GatewaySettings
-from tests.gateway.conftest import Echo, serve
-from tests.gateway.test_access import assert_envelope
+from tests.gateway.conftest import Echo
+from tests.support.errors import assert_error
+from tests.support.serving import live_server
 
 DEFAULT_AUTH_IP_LIMIT = GatewaySettings.model_fields["rate_limit_auth_ip"].default
 PUBLIC = sorted((method, path.decode()) for method, path in routes.PUBLIC)
@@ -114,7 +115,7 @@ async def test_every_spelling_of_a_limited_route_counts_under_its_one_limit(
         answers = [await send(c, method, variants[n % len(variants)]) for n in range(25)]
     assert [a.status_code for a in answers[:20]] == [200] * 20
     for refused in answers[20:]:
-        assert_envelope(refused, 429, "rate_limited")
+        assert_error(refused, 429, "rate_limited")
     assert len(upstream.requests) == 20
 
 
@@ -128,7 +129,7 @@ async def test_ambiguous_spellings_of_public_routes_are_400_and_never_forwarded(
     for target, answer in answers.items():
         assert answer.status_code == 400, target
         if method != "HEAD":
-            assert_envelope(answer, 400, "invalid_path")
+            assert_error(answer, 400, "invalid_path")
     assert upstream.requests == []
 
 
@@ -148,7 +149,7 @@ async def test_ambiguous_paths_with_a_token_are_400_too(echo, start_gateway, iss
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
         answer = await send(client, "GET", target, headers=issuer.auth("ann"))
-    assert_envelope(answer, 400, "invalid_path")
+    assert_error(answer, 400, "invalid_path")
     assert upstream.requests == []
 
 
@@ -167,7 +168,7 @@ async def test_a_spelled_out_protected_route_still_needs_a_token(echo, start_gat
         without = [await send(client, "GET", t) for t in ("/api/auth/%6De", "/api/%74asks")]
         with_token = await send(client, "GET", "/api/%74asks", issuer.auth("ann"))
     for answer in without:
-        assert_envelope(answer, 401, "invalid_token")
+        assert_error(answer, 401, "invalid_token")
     assert with_token.status_code == 200
     assert [seen["raw_path"] for seen in upstream.requests] == ["/api/tasks"]
 
@@ -175,8 +176,8 @@ async def test_a_spelled_out_protected_route_still_needs_a_token(echo, start_gat
 async def test_compatibility_routes_are_matched_on_the_normalised_path(start_gateway, issuer):
     todo, chat = Echo(), Echo()
     async with (
-        serve(todo, lifespan="off") as todo_url,
-        serve(chat, lifespan="off") as chat_url,
+        live_server(todo, lifespan="off") as todo_url,
+        live_server(chat, lifespan="off") as chat_url,
         start_gateway(todo_url=todo_url, chat_url=chat_url) as (_, client),
     ):
         tasks = await send(client, "GET", "/api/%61nn/%74asks/%37", issuer.auth("ann"))
@@ -184,7 +185,7 @@ async def test_compatibility_routes_are_matched_on_the_normalised_path(start_gat
         other = await send(client, "GET", "/api/%62ob/tasks", issuer.auth("ann"))
     assert tasks.status_code == 200
     assert turn.status_code == 200
-    assert_envelope(other, 403, "forbidden")
+    assert_error(other, 403, "forbidden")
     assert [seen["raw_path"] for seen in todo.requests] == ["/api/tasks/7"]
     assert [seen["raw_path"] for seen in chat.requests] == ["/api/chat"]
 
@@ -196,5 +197,5 @@ async def test_own_routes_are_matched_on_the_normalised_path(start_gateway):
     assert liveness.status_code == 200
     assert liveness.json() == {"status": "ok"}
     # The aggregated health (every service is down here), not a 404.
-    assert_envelope(health, 503, "service_unavailable")
+    assert_error(health, 503, "service_unavailable")
     assert set(health.json()["detail"]["services"]) == {"auth", "todo", "chat"}

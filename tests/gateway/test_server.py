@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from gateway.server import CoalescingHttpToolsProtocol, CoalescingTransport
-from tests.gateway.conftest import serve
+from tests.support.serving import live_server
 
 
 class RecordingTransport:
@@ -77,7 +77,7 @@ async def test_streamed_chunks_still_leave_as_they_come():
         await send({"type": "http.response.body", "body": b"second\n"})
 
     async with (
-        serve(app, lifespan="off", http=CoalescingHttpToolsProtocol) as url,
+        live_server(app, lifespan="off", http=CoalescingHttpToolsProtocol) as url,
         httpx.AsyncClient() as client,
         client.stream("GET", url) as response,
     ):

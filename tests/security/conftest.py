@@ -85,12 +85,3 @@ async def snapshot(engine: AsyncEngine, *, where_user: str | None = None) -> dic
             result = await connection.execute(text(query), params)
             rows[f"{schema}.{table}"] = sorted(map(repr, result.all()))
     return rows
-
-
-def assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, f"{response.status_code}: {response.text}"
-    body = response.json()
-    assert set(body) == {"detail", "code", "request_id"}, body
-    assert body["request_id"] == response.headers["x-request-id"]
-    if code is not None:
-        assert body["code"] == code, body

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
-from tests.security.conftest import assert_envelope, snapshot
+from tests.security.conftest import snapshot
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -49,7 +50,7 @@ async def test_nul_in_text_is_422_and_stores_nothing(
     base = stack.url("gateway" if place == "gateway" else service)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         response = await client.request(method, path, json=body, headers=intruder.headers)
-    assert_envelope(response, 422)
+    assert_error(response, 422)
     assert response.json()["code"] in ("invalid_character", "validation_error")
     assert await snapshot(engine) == before
 
@@ -61,7 +62,7 @@ async def test_nul_in_a_new_accounts_name_is_422(stack: Stack, engine: AsyncEngi
             "/api/auth/register",
             json={"email": "nul@example.com", "password": "long enough pass", "name": NUL},
         )
-    assert_envelope(response, 422)
+    assert_error(response, 422)
     assert await snapshot(engine) == before
 
 
@@ -74,8 +75,8 @@ async def test_a_timestamp_must_be_a_date_not_epoch_seconds(
         "/api/tasks", json={"title": "epoch", "due_at": due}, headers=intruder.headers
     )
     listed = await gateway.get("/api/tasks", params={"due_before": due}, headers=intruder.headers)
-    assert_envelope(created, 422, "validation_error")
-    assert_envelope(listed, 422, "validation_error")
+    assert_error(created, 422, "validation_error")
+    assert_error(listed, 422, "validation_error")
     assert await snapshot(engine) == before
 
 
@@ -96,5 +97,5 @@ async def test_405_allow_names_every_method_of_the_path(
     base = stack.url("gateway" if place == "gateway" else service)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         response = await client.request(method, path, headers=intruder.headers)
-    assert_envelope(response, 405, "method_not_allowed")
+    assert_error(response, 405, "method_not_allowed")
     assert response.headers["allow"] == allow

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
-from tests.security.conftest import assert_envelope, create_resources, snapshot
+from tests.security.conftest import create_resources, snapshot
 from tests.security.routes import (
     ANY,
     TABLE,
@@ -35,6 +35,7 @@ from tests.security.routes import (
     placeholders,
     through_gateway,
 )
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -88,7 +89,7 @@ async def test_another_users_ids_are_404_and_change_nothing(
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         response = await client.request(method, path, json=body, headers=headers)
 
-    assert_envelope(response, 404)
+    assert_error(response, 404)
     assert await snapshot(engine) == before
     for name, resource_id in owned.items():
         read = await gateway.get(fill(READ_BACK[name], {name: resource_id}), headers=owner.headers)
@@ -117,7 +118,7 @@ async def test_a_compatibility_path_naming_another_user_is_403_and_changes_nothi
     if method == "HEAD":  # no body to hold the envelope
         assert response.status_code == 403
     else:
-        assert_envelope(response, 403, "forbidden")
+        assert_error(response, 403, "forbidden")
     assert await snapshot(engine) == before
 
 

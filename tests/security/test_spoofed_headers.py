@@ -15,25 +15,10 @@ import pytest
 
 from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
-from tests.security.conftest import assert_envelope
+from tests.security.spoofing import LIMIT, SPOOFS, login_body
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-LIMIT = 3
-# What a client can write to look like someone else.
-SPOOFS: list[dict[str, str]] = [
-    {},
-    {"X-Forwarded-For": "203.0.113.7"},
-    {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"},
-    {"X-Real-IP": "203.0.113.8"},
-    {"Forwarded": "for=203.0.113.10;proto=https"},
-    {"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.3"},
-    {"X-Client-IP": "203.0.113.11", "True-Client-IP": "203.0.113.12"},
-]
-
-
-def login_body() -> dict[str, str]:
-    return {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "wrong guess"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +41,7 @@ async def test_forwarding_headers_do_not_dodge_the_login_limit(limited: str) -> 
 
     assert [a.status_code for a in answers[:LIMIT]] == [401] * LIMIT
     for answer in answers[LIMIT:]:
-        assert_envelope(answer, 429, "rate_limited")
+        assert_error(answer, 429, "rate_limited")
         assert int(answer.headers["retry-after"]) >= 1
 
 
@@ -79,7 +64,7 @@ async def test_x_user_id_does_not_dodge_the_per_user_limit(
 
     assert [a.status_code for a in answers[:LIMIT]] == [200] * LIMIT
     for answer in answers[LIMIT:]:
-        assert_envelope(answer, 429, "rate_limited")
+        assert_error(answer, 429, "rate_limited")
     assert others.status_code == 200
 
 
@@ -106,4 +91,4 @@ async def test_other_spellings_of_a_limited_path_do_not_dodge_its_limit(limited:
 
     assert [a.status_code for a in answers[:LIMIT]] == [204] * LIMIT
     for answer in answers[LIMIT:]:
-        assert_envelope(answer, 429, "rate_limited")
+        assert_error(answer, 429, "rate_limited")

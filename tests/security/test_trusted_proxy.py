@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack import Stack
-from tests.security.test_spoofed_headers import LIMIT, SPOOFS, login_body
+from tests.security.spoofing import LIMIT, SPOOFS, login_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

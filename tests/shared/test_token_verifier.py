@@ -7,16 +7,15 @@ requests it answers, so "at most one fetch" is measured, not assumed.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from starlette.applications import Starlette
@@ -32,6 +31,7 @@ from shared.tokens import (
     StaticKeySource,
     TokenVerifier,
 )
+from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
 
 EXTERNAL = "https://app.example.com"
@@ -45,34 +45,20 @@ class JWKSServer:
         self.document: dict[str, Any] = {"keys": []}
         self.broken: Response | None = None
         self.requests = 0
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
         self.url = ""
+        self._running = AsyncExitStack()
 
     async def _jwks(self, request: Request) -> Response:
         self.requests += 1
         return self.broken or JSONResponse(self.document)
 
     async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/api/auth/jwks", self._jwks)])
-        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        for _ in range(500):
-            if self._server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert self._server.started, "the JWKS server did not start within 5 s"
-        self.url = f"http://127.0.0.1:{port}/api/auth/jwks"
+        base = await self._running.enter_async_context(live_server(app, lifespan="off"))
+        self.url = f"{base}/api/auth/jwks"
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await asyncio.wait_for(self._task, timeout=5)
-            self._server = None
+        await self._running.aclose()
 
 
 class ManualClock:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.live import live_server
+from tests.support.serving import live_server
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,35 @@ class TestIssuer:
 
     def jwks(self) -> dict[str, Any]:
         return self.keys.jwks()
+
+
+def bad_tokens(issuer: TestIssuer) -> dict[str, dict[str, str]]:
+    """Request headers that carry no valid token of ``issuer``, by kind; each is a 401."""
+    now = int(time.time())
+    stranger = TestIssuer()  # same issuer name and kid shape, another key
+    forged = jwt.encode(
+        stranger.claims("alice-subject"),
+        stranger.key.private_key,
+        algorithm="EdDSA",
+        headers={"kid": issuer.key.kid},
+    )
+    unsigned = jwt.encode(issuer.claims("alice-subject"), None, algorithm="none")
+    hs256 = jwt.encode(issuer.claims("alice-subject"), "x" * 32, algorithm="HS256")
+    anonymous = {k: v for k, v in issuer.claims("alice-subject").items() if k != "sub"}
+    no_subject = jwt.encode(
+        anonymous, issuer.key.private_key, algorithm="EdDSA", headers={"kid": issuer.key.kid}
+    )
+    return {
+        "missing": {},
+        "empty-bearer": {"Authorization": "Bearer "},
+        "not-bearer": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+        "garbage": {"Authorization": "Bearer not.a.jwt"},
+        "expired": {"Authorization": f"Bearer {issuer.mint('alice-subject', exp=now - 3600)}"},
+        "forged": {"Authorization": f"Bearer {forged}"},
+        "unknown-key": {"Authorization": f"Bearer {stranger.mint('alice-subject')}"},
+        "wrong-audience": {"Authorization": f"Bearer {issuer.mint('alice-subject', aud='x')}"},
+        "wrong-issuer": {"Authorization": f"Bearer {issuer.mint('alice-subject', iss='evil')}"},
+        "no-subject": {"Authorization": f"Bearer {no_subject}"},
+        "alg-none": {"Authorization": f"Bearer {unsigned}"},
+        "hs256-confusion": {"Authorization": f"Bearer {hs256}"},
+    }

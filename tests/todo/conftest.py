@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from tests.support.serving import serve
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app
 from todo_service.settings import TodoSettings
@@ -54,13 +54,6 @@ def clock() -> FrozenClock:
     return FrozenClock(NOW)
 
 
-async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
 @pytest.fixture
 async def client(
     todo_settings: TodoSettings,
@@ -71,7 +64,7 @@ async def client(
     app = create_app(
         todo_settings, sessionmaker=sessionmaker, verifier=issuer.verifier(), clock=clock
     )
-    async for client in _serve(app):
+    async with serve(app) as client:
         yield client
 
 
@@ -86,7 +79,7 @@ async def committed_client(
     app = create_app(
         todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
     )
-    async for client in _serve(app):
+    async with serve(app) as client:
         yield client
 
 
@@ -109,17 +102,6 @@ def snapshot(sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
             return rows
 
     return take
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> Any:
-    """The platform's error envelope with this status (and code); returns the detail."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"detail", "code", "request_id"}, body
-    assert body["request_id"] == response.headers["x-request-id"]
-    if code is not None:
-        assert body["code"] == code, body
-    return body["detail"]
 
 
 async def create(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[str, Any]:

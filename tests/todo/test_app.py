@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.todo.conftest import User, assert_error
+from tests.support.errors import assert_error
+from tests.todo.conftest import User
 
 
 async def test_liveness_and_readiness(client: httpx.AsyncClient) -> None:

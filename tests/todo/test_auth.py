@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
-from tests.support.tokens import TestIssuer
-from tests.todo.conftest import Snapshot, User, _serve, assert_error, create
+from tests.support.errors import assert_error
+from tests.support.serving import serve
+from tests.support.tokens import TestIssuer, bad_tokens
+from tests.todo.conftest import Snapshot, User, create
 from todo_service.app import create_app
 from todo_service.settings import TodoSettings
 
@@ -30,53 +30,8 @@ ROUTES = [
 ]
 
 
-def bad_tokens(issuer: TestIssuer) -> dict[str, dict[str, str]]:
-    now = int(time.time())
-    stranger = TestIssuer()  # same issuer name and kid shape, another key
-    forged = jwt.encode(
-        stranger.claims("alice-subject"),
-        stranger.key.private_key,
-        algorithm="EdDSA",
-        headers={"kid": issuer.key.kid},
-    )
-    unsigned = jwt.encode(issuer.claims("alice-subject"), None, algorithm="none")
-    hs256 = jwt.encode(issuer.claims("alice-subject"), "x" * 32, algorithm="HS256")
-    anonymous = {k: v for k, v in issuer.claims("alice-subject").items() if k != "sub"}
-    no_subject = jwt.encode(
-        anonymous, issuer.key.private_key, algorithm="EdDSA", headers={"kid": issuer.key.kid}
-    )
-    return {
-        "missing": {},
-        "empty-bearer": {"Authorization": "Bearer "},
-        "not-bearer": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
-        "garbage": {"Authorization": "Bearer not.a.jwt"},
-        "expired": {"Authorization": f"Bearer {issuer.mint('alice-subject', exp=now - 3600)}"},
-        "forged": {"Authorization": f"Bearer {forged}"},
-        "wrong-audience": {"Authorization": f"Bearer {issuer.mint('alice-subject', aud='x')}"},
-        "wrong-issuer": {"Authorization": f"Bearer {issuer.mint('alice-subject', iss='evil')}"},
-        "no-subject": {"Authorization": f"Bearer {no_subject}"},
-        "alg-none": {"Authorization": f"Bearer {unsigned}"},
-        "hs256-confusion": {"Authorization": f"Bearer {hs256}"},
-    }
-
-
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES)
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "missing",
-        "empty-bearer",
-        "not-bearer",
-        "garbage",
-        "expired",
-        "forged",
-        "wrong-audience",
-        "wrong-issuer",
-        "no-subject",
-        "alg-none",
-        "hs256-confusion",
-    ],
-)
+@pytest.mark.parametrize("kind", sorted(bad_tokens(TestIssuer())))
 async def test_a_missing_or_bad_token_is_401_with_www_authenticate(
     client: httpx.AsyncClient,
     issuer: TestIssuer,
@@ -120,7 +75,7 @@ async def interop_client(
         ]
     )
     app = create_app(todo_settings, sessionmaker=sessionmaker, verifier=verifier, clock=clock)
-    async for client in _serve(app):
+    async with serve(app) as client:
         yield client, other
 
 

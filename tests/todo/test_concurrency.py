@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
-from tests.todo.conftest import User, assert_error, create
+from tests.support.errors import assert_error
+from tests.todo.conftest import User, create
 
 ROUNDS = 5
 

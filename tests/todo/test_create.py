@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from shared.clock import FrozenClock
-from tests.todo.conftest import Snapshot, User, assert_error, create
+from tests.support.errors import assert_error
+from tests.todo.conftest import Snapshot, User, create
 
 
 async def test_create_returns_201_with_location_etag_and_defaults(
@@ -145,7 +146,7 @@ async def test_create_refuses_invalid_bodies_and_changes_nothing(
 ) -> None:
     before = await snapshot()
     response = await client.post("/api/tasks", json=body, headers=alice.headers)
-    detail = assert_error(response, 422, "validation_error")
+    detail = assert_error(response, 422, "validation_error")["detail"]
     assert isinstance(detail, list)
     assert all(error["loc"][0] == "body" for error in detail)
     assert await snapshot() == before

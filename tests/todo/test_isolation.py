@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.todo.conftest import Snapshot, User, assert_error, create
+from tests.support.errors import assert_error
+from tests.todo.conftest import Snapshot, User, create
 
 ATTEMPTS = [
     ("GET", "", None, {}),

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from shared.clock import FrozenClock
-from tests.todo.conftest import User, assert_error, create
+from tests.support.errors import assert_error
+from tests.todo.conftest import User, create
 
 MAX_PAGES = 200
 
@@ -336,7 +337,7 @@ async def test_invalid_query_parameters_are_422(
     client: httpx.AsyncClient, alice: User, params: dict[str, Any]
 ) -> None:
     response = await client.get("/api/tasks", params=params, headers=alice.headers)
-    detail = assert_error(response, 422, "validation_error")
+    detail = assert_error(response, 422, "validation_error")["detail"]
     assert detail[0]["loc"][0] == "query"
 
 

@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
 from shared.db import create_engine, create_sessionmaker
-from tests.support.live import free_port, live_server
+from tests.support.serving import free_port, live_server
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User
 from todo_service.app import create_app

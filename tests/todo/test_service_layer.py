@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, fetch_row
 from todo_service import service
-from todo_service.listing import PageStatement
 from todo_service.schemas import TaskCreate, TaskPatch, TaskQuery, TaskReplace
 
 ALICE = "alice-subject"
@@ -256,15 +255,15 @@ async def test_a_connection_the_server_closed_in_the_pool_costs_no_list(
 
 
 async def test_a_connection_that_dies_under_a_page_read_is_not_reused(migrated_url: str) -> None:
-    # The page read's own statement ends its backend: the connection must not go back.
+    # A page read on an engine is one ``fetch_row``, straight from the pool. Its statement
+    # ends its own backend here: the connection must not go back.
     engine = create_engine(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
-    pid = PageStatement(sql="SELECT pg_backend_pid()", args=())
-    suicide = PageStatement(sql="SELECT pg_terminate_backend(pg_backend_pid(), 5000)", args=())
+    pid = "SELECT pg_backend_pid()"
     try:
-        killed = (await service._read_page(engine, pid))[0]
+        killed = await fetch_row(engine, pid)
         with pytest.raises(Exception, match=r"terminat|closed"):
-            await service._read_page(engine, suicide)
-        assert (await service._read_page(engine, pid))[0] != killed
+            await fetch_row(engine, "SELECT pg_terminate_backend(pg_backend_pid(), 5000)")
+        assert await fetch_row(engine, pid) != killed
         assert engine.sync_engine.pool.checkedout() == 0
     finally:
         await engine.dispose()

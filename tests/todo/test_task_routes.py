@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from shared.clock import FrozenClock
-from tests.todo.conftest import Snapshot, User, assert_error, create
+from tests.support.errors import assert_error
+from tests.todo.conftest import Snapshot, User, create
 
 ROUTES = [
     ("GET", "", None),
@@ -74,7 +75,7 @@ async def test_a_malformed_id_is_422_on_every_route(
     response = await client.request(
         method, f"/api/tasks/{task_id}{suffix}", json=body, headers=alice.headers
     )
-    detail = assert_error(response, 422, "validation_error")
+    detail = assert_error(response, 422, "validation_error")["detail"]
     assert detail[0]["loc"] == ["path", "task_id"]
     assert await snapshot() == before
 
