@@ -21,7 +21,7 @@ from gateway import openapi
 from gateway.cache import Cached
 from gateway.routes import Upstream
 from gateway.settings import GatewaySettings
-from shared.errors import error_response
+from shared.errors import NotReady, ServiceUnavailable
 from shared.tokens import TokenVerifier
 
 # A service's OpenAPI document is kept this long (one that could not be fetched is retried
@@ -88,7 +88,7 @@ async def readyz(request: Request) -> JSONResponse:
     keys = await state_of(request).verifier.ready()
     if keys:
         return JSONResponse({"status": "ready", "checks": {"keys": True}})
-    return error_response(503, {"checks": {"keys": False}}, "not_ready")
+    raise NotReady({"keys": False})
 
 
 @router.get(
@@ -108,7 +108,7 @@ async def platform_health(request: Request) -> Any:
         "status": "degraded",
         "services": {name: s.model_dump(exclude_none=True) for name, s in services.items()},
     }
-    return error_response(503, detail, "service_unavailable")
+    raise ServiceUnavailable(detail=detail)
 
 
 async def _platform_readiness(state: GatewayState) -> dict[str, ServiceHealth]:
