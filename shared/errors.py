@@ -278,9 +278,9 @@ def error_responses(
     return responses
 
 
-# Compact and ASCII-only: the same bytes whatever the detail holds (a lone surrogate from a
-# JSON key in a validation problem included). A string is encoded by the C escaper alone;
-# the whole envelope through an encoder costs four times as much, on the gateway's refusals.
+# Compact and ASCII-only: valid bytes whatever text the detail holds (a lone surrogate
+# cannot make encoding fail). A string goes through the C escaper alone: the whole envelope
+# through an encoder costs four times as much, on every refusal of the gateway.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
