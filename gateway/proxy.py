@@ -39,22 +39,7 @@ from gateway.headers import (
 from gateway.metrics import RATE_LIMITED, RequestMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.routes import Kind, Match, Upstream
-from shared.errors import (
-    AppError,
-    BadGateway,
-    BadRequest,
-    DuplicateAuthorization,
-    Forbidden,
-    GatewayTimeout,
-    InternalError,
-    NotFound,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    TooManyRequests,
-    error_event,
-    error_headers,
-    error_json,
-)
+from shared import errors
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
 
@@ -64,9 +49,9 @@ errors_logger = logging.getLogger(__name__)
 Headers = list[tuple[bytes, bytes]]
 
 
-def _too_large() -> PayloadTooLarge:
+def _too_large() -> errors.PayloadTooLarge:
     # The connection is not reused: the rest of an oversized body is not worth waiting for.
-    return PayloadTooLarge(headers={"Connection": "close"})
+    return errors.PayloadTooLarge(headers={"Connection": "close"})
 
 
 # An oversized body is read and discarded up to this many times the limit before the 413,
@@ -190,19 +175,19 @@ class Edge:
             elif match.kind is Kind.OWN:
                 await self._own(scope, receive, send, exchange, match)
             elif match.kind is Kind.NOT_FOUND:
-                raise NotFound()
+                raise errors.NotFound()
             elif match.kind is Kind.INVALID:
-                raise BadRequest("The path is ambiguous", code="invalid_path")
+                raise errors.BadRequest("The path is ambiguous", code="invalid_path")
             else:
                 await self._proxy(scope, receive, send, request, match, exchange)
-        except AppError as refusal:
+        except errors.AppError as refusal:
             await self._refuse(send, exchange, refusal)
         except _ClientGone:
             exchange.status = 499
         except Exception:
             errors_logger.exception("gateway error on %s %s", method, _text(raw_path))
             if not exchange.started:
-                await self._refuse(send, exchange, InternalError())
+                await self._refuse(send, exchange, errors.InternalError())
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.observe(match.label, exchange.status, elapsed)
@@ -226,7 +211,7 @@ class Edge:
         exchange: _Exchange,
     ) -> None:
         if request.duplicate_authorization:
-            raise DuplicateAuthorization()
+            raise errors.DuplicateAuthorization()
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             if request.content_length <= self.max_body_bytes * DRAIN_FACTOR:
                 await _drain(receive, self.max_body_bytes * DRAIN_FACTOR)
@@ -237,7 +222,7 @@ class Edge:
             principal = await self._authenticate(request.authorization)
             user_id_var.set(principal.sub)
             if match.path_user is not None and match.path_user != principal.sub:
-                raise Forbidden("The user id in the path is not the token's user")
+                raise errors.Forbidden("The user id in the path is not the token's user")
             if self.user_limits:
                 await self._limit(self.user_limits, "user", "user", principal.issuer, principal.sub)
             forward.append(("X-User-Id", principal.sub))
@@ -275,7 +260,7 @@ class Edge:
         retry_after = await self.limiter.hit(items, *key)
         if retry_after is not None:
             RATE_LIMITED.labels(scope_label).inc()
-            raise TooManyRequests(retry_after=retry_after)
+            raise errors.TooManyRequests(retry_after=retry_after)
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The whole request body, at most ``max_body_bytes`` (413 before any service sees it)."""
@@ -426,7 +411,7 @@ class Edge:
                 refusal = self._upstream_failure(upstream, exc)
                 if event_stream:
                     # The stream has started: the error becomes an event, then the end.
-                    event = error_event(refusal, request_id_var.get())
+                    event = errors.error_event(refusal, request_id_var.get())
                     await send({"type": "http.response.body", "body": event})
                 # Otherwise the response stays incomplete: uvicorn closes the connection,
                 # so the client cannot mistake a cut body for a whole one.
@@ -436,27 +421,27 @@ class Edge:
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    def _upstream_failure(self, upstream: str, exc: BaseException) -> AppError:
+    def _upstream_failure(self, upstream: str, exc: BaseException) -> errors.AppError:
         """Map a forwarding failure: refused or not accepting connections 503, reset or
         garbage 502, no answer in time 504."""
-        refusal: AppError
+        refusal: errors.AppError
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             # No connection within the connect timeout: the service is not taking requests
             # (overloaded, or its address drops packets), which is unavailability, not slowness.
             kind = "connect_timeout"
-            refusal = ServiceUnavailable(f"The {upstream} service is unavailable")
+            refusal = errors.ServiceUnavailable(f"The {upstream} service is unavailable")
         elif isinstance(exc, TimeoutError):
             kind = "timeout"
-            refusal = GatewayTimeout(f"The {upstream} service did not answer in time")
+            refusal = errors.GatewayTimeout(f"The {upstream} service did not answer in time")
         elif isinstance(exc, aiohttp.ClientConnectorError):
             kind = "refused"
-            refusal = ServiceUnavailable(f"The {upstream} service is unavailable")
+            refusal = errors.ServiceUnavailable(f"The {upstream} service is unavailable")
         elif isinstance(exc, aiohttp.ClientConnectionError):
             kind = "reset"
-            refusal = BadGateway(f"The {upstream} service closed the connection")
+            refusal = errors.BadGateway(f"The {upstream} service closed the connection")
         elif isinstance(exc, aiohttp.ClientError):
             kind = "invalid"
-            refusal = BadGateway(f"The {upstream} service answered badly")
+            refusal = errors.BadGateway(f"The {upstream} service answered badly")
         else:
             raise exc
         self.metrics.upstream_error(upstream, kind)
@@ -475,7 +460,7 @@ class Edge:
 
     async def _preflight(self, request: _Request, exchange: _Exchange, send: Send) -> None:
         if not exchange.cors:
-            raise Forbidden("This origin is not allowed", code="origin_not_allowed")
+            raise errors.Forbidden("This origin is not allowed", code="origin_not_allowed")
         headers = [
             *exchange.cors,
             (b"access-control-allow-methods", CORS_ALLOW_METHODS),
@@ -490,10 +475,10 @@ class Edge:
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _refuse(self, send: Send, exchange: _Exchange, refusal: AppError) -> None:
-        payload = error_json(refusal, exchange.request_id.decode())
+    async def _refuse(self, send: Send, exchange: _Exchange, refusal: errors.AppError) -> None:
+        payload = errors.error_json(refusal, exchange.request_id.decode())
         headers = [
-            *error_headers(refusal, payload),
+            *errors.error_headers(refusal, payload),
             *self.api_headers,
             (b"x-request-id", exchange.request_id),
             *exchange.cors,

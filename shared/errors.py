@@ -114,7 +114,8 @@ class PreconditionFailed(AppError):
     message = "The resource has changed since it was read"
 
 
-class PayloadTooLarge(AppError, StarletteHTTPException):  # type: ignore[misc]  # headers: never None
+# An AppError's headers are never None, an HTTPException's may be: mypy sees two types.
+class PayloadTooLarge(AppError, StarletteHTTPException):  # type: ignore[misc]
     """Also an ``HTTPException``, so that FastAPI lets it through when the request middleware
     raises it while a body is read: any other exception there becomes a 400."""
 

@@ -12,16 +12,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import errors
 from shared.db import is_database_outage
-from shared.errors import (
-    AppError,
-    DatabaseUnavailable,
-    DuplicateAuthorization,
-    InternalError,
-    PayloadTooLarge,
-    error_headers,
-    error_json,
-)
 from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 
@@ -73,7 +65,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge()
+                    raise errors.PayloadTooLarge()
             return message
 
         response_started = False
@@ -94,13 +86,13 @@ class RequestContextMiddleware:
             if response_started:
                 raise  # too late for an envelope: the server drops the connection
             error = error_for(exc)
-            if isinstance(error, DatabaseUnavailable):
+            if isinstance(error, errors.DatabaseUnavailable):
                 # Not a bug: the database is down or restarting. One line, and an answer
                 # that tells the client to retry.
                 error_logger.warning(
                     "database unavailable on %s %s: %r", scope["method"], scope["path"], exc
                 )
-            elif not isinstance(exc, AppError):
+            elif not isinstance(exc, errors.AppError):
                 # Starlette's last-resort handler runs outside this middleware, after the
                 # request id is gone; answering here keeps the id in the envelope, the header
                 # and the log.
@@ -124,31 +116,31 @@ class RequestContextMiddleware:
             logger.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
 
 
-def error_for(exc: BaseException) -> AppError:
+def error_for(exc: BaseException) -> errors.AppError:
     """The error a client is answered for ``exc``, an exception no handler of the app took:
     itself if it is one of ours, a 503 for a database outage, otherwise a 500."""
-    if isinstance(exc, AppError):
+    if isinstance(exc, errors.AppError):
         return exc
     if is_database_outage(exc):
-        return DatabaseUnavailable()
-    return InternalError()
+        return errors.DatabaseUnavailable()
+    return errors.InternalError()
 
 
-def _refusal(scope: Scope, max_body_bytes: int) -> AppError | None:
+def _refusal(scope: Scope, max_body_bytes: int) -> errors.AppError | None:
     """What is answered before the app sees the request: a declared body over the limit, or
     more than one ``Authorization`` header."""
     declared = _header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        return PayloadTooLarge()
+        return errors.PayloadTooLarge()
     if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
-        return DuplicateAuthorization()
+        return errors.DuplicateAuthorization()
     return None
 
 
-async def _send_error(send: Send, error: AppError, request_id: str) -> None:
+async def _send_error(send: Send, error: errors.AppError, request_id: str) -> None:
     """Answer ``error`` below the app, and close the connection after it."""
-    body = error_json(error, request_id)
-    headers = error_headers(error, body)
+    body = errors.error_json(error, request_id)
+    headers = errors.error_headers(error, body)
     headers += [(b"x-request-id", request_id.encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})

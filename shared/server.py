@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from shared.errors import AppError, BadRequest, error_headers, error_json
+from shared.errors import AppError, error_headers, error_json
 from shared.metrics import REFUSED
 from shared.request_context import accept_request_id
 
@@ -78,39 +78,21 @@ class HttpLimits:
         )
 
 
-class UrlTooLong(AppError):
-    status_code = 414
-    code = "url_too_long"
-    message = "The request URL is too long"
+class RefusedRequest(AppError):
+    """A request the HTTP server answers itself, before any app sees it, and then closes."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        self.status_code = status_code
+        super().__init__(message, code=code)
 
 
-class HeadersTooLarge(AppError):
-    """The request line and header section together are too long."""
-
-    status_code = 431
-    code = "header_section_too_large"
-    message = "The request's headers are too large"
-
-
-class HeaderFieldTooLarge(HeadersTooLarge):
-    code = "header_field_too_large"
-    message = "A request header is too large"
-
-
-class TooManyHeaders(HeadersTooLarge):
-    code = "too_many_headers"
-    message = "The request has too many headers"
-
-
-class RequestTimeout(AppError):
-    status_code = 408
-    code = "request_timeout"
-    message = "The request was not received in time"
-
-
-class InvalidHttp(BadRequest):
-    code = "invalid_http"
-    message = "The request is not valid HTTP/1.1"
+# The refusals, as (status, code, message).
+URL_TOO_LONG = (414, "url_too_long", "The request URL is too long")
+HEADER_FIELD_TOO_LARGE = (431, "header_field_too_large", "A request header is too large")
+TOO_MANY_HEADERS = (431, "too_many_headers", "The request has too many headers")
+HEADER_SECTION_TOO_LARGE = (431, "header_section_too_large", "The request's headers are too large")
+REQUEST_TIMEOUT = (408, "request_timeout", "The request was not received in time")
+INVALID_HTTP = (400, "invalid_http", "The request is not valid HTTP/1.1")
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -135,7 +117,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._body_heard_at = 0.0
-        self._refusal: AppError | None = None
+        self._refusal: RefusedRequest | None = None
         self._dropped_bytes = 0
 
     # --- connection ---------------------------------------------------------------------
@@ -172,13 +154,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             # A limit raised its error in a parser callback, which httptools wraps.
             cause = exc.__context__
-            self._refuse(cause if isinstance(cause, AppError) else InvalidHttp())
+            self._refuse(
+                cause if isinstance(cause, RefusedRequest) else RefusedRequest(*INVALID_HTTP)
+            )
             return
         if self._in_head:
             # Bytes of a head that is still incomplete (zero when this read ended a message).
             if self._head_bytes:
                 if self._head_bytes > self.limits.max_header_section_bytes:
-                    self._refuse(HeadersTooLarge())
+                    self._refuse(RefusedRequest(*HEADER_SECTION_TOO_LARGE))
                 elif self._head_timer is None:
                     self._head_timer = self.loop.call_later(
                         self.limits.header_timeout, self._head_timed_out
@@ -192,13 +176,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.limits.max_url_bytes:
-            raise UrlTooLong()
+            raise RefusedRequest(*URL_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) > self.limits.max_header_bytes:
-            raise HeaderFieldTooLarge()
+            raise RefusedRequest(*HEADER_FIELD_TOO_LARGE)
         if len(self.headers) >= self.limits.max_header_count:
-            raise TooManyHeaders()
+            raise RefusedRequest(*TOO_MANY_HEADERS)
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -236,7 +220,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.limits.header_timeout, self._head_timed_out
             )
         elif self._head_bytes:
-            self._refuse(RequestTimeout())
+            self._refuse(RefusedRequest(*REQUEST_TIMEOUT))
         else:
             self.transport.close()  # nothing sent at all: nothing to answer
 
@@ -252,9 +236,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._body_heard_at + self.limits.body_timeout, self._body_timed_out
             )
             return
-        self._refuse(RequestTimeout())
+        self._refuse(RefusedRequest(*REQUEST_TIMEOUT))
 
-    def _refuse(self, refusal: AppError) -> None:
+    def _refuse(self, refusal: RefusedRequest) -> None:
         """Answer ``refusal`` and close: at once, or after the responses still being sent."""
         self._refusal = refusal
         self._cancel_timers()
