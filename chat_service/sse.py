@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from chat_service.agents.base import AgentEvent, ToolCallEvent
-from shared.db import is_database_outage
-from shared.errors import AppError, error_body
+from shared.errors import AppError, DatabaseUnavailable, error_event
+from shared.middleware import error_for
+from shared.request_context import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,6 @@ def agent_event(event: AgentEvent) -> bytes:
     if isinstance(event, ToolCallEvent):
         return encode("tool_call", event.call.record())
     return encode("message", {"response": event.text})
-
-
-def error_event(exc: BaseException) -> bytes:
-    if isinstance(exc, AppError):
-        body = error_body(exc.message, exc.code)
-        return encode("error", {**body, "status": exc.status_code})
-    if is_database_outage(exc):
-        body = error_body(
-            "The database is unavailable; please retry shortly", "database_unavailable"
-        )
-        return encode("error", {**body, "status": 503})
-    return encode("error", {**error_body("Internal server error", "internal_error"), "status": 500})
 
 
 async def replay(answer: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -79,11 +68,12 @@ def stream_turn(
             conversation_id = await run(emit)
             await queue.put(encode("done", {"conversation_id": conversation_id}))
         except Exception as exc:
-            if is_database_outage(exc):
+            error = error_for(exc)
+            if isinstance(error, DatabaseUnavailable):
                 logger.warning("database unavailable during a streamed turn: %r", exc)
             elif not isinstance(exc, AppError):
                 logger.exception("chat turn failed while streaming")
-            await queue.put(error_event(exc))
+            await queue.put(error_event(error, current_request_id()))
         finally:
             await queue.put(_END)
 

@@ -23,7 +23,7 @@ from gateway import openapi
 from gateway.cache import Cached
 from gateway.routes import Upstream
 from gateway.settings import GatewaySettings
-from shared.errors import error_response
+from shared.errors import ServiceUnavailable
 
 # A service's OpenAPI document is kept this long (one that could not be fetched is retried
 # after GATEWAY_OPENAPI_RETRY_SECONDS instead).
@@ -96,7 +96,7 @@ async def platform_health(state: State) -> Any:
         "status": "degraded",
         "services": {name: s.model_dump(exclude_none=True) for name, s in services.items()},
     }
-    return error_response(503, detail, "service_unavailable")
+    raise ServiceUnavailable(detail=detail)
 
 
 async def _platform_readiness(state: GatewayState) -> dict[str, ServiceHealth]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from random import getrandbits
 
@@ -42,6 +41,7 @@ from gateway.metrics import RATE_LIMITED, RequestMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.routes import Kind, Match, Upstream
 from gateway.settings import GatewaySettings
+from shared import errors
 from shared.network import client_network
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
@@ -52,33 +52,9 @@ errors_logger = logging.getLogger(__name__)
 Headers = list[tuple[bytes, bytes]]
 
 
-class Refusal(Exception):
-    """An answer the gateway gives itself, in the error envelope."""
-
-    def __init__(
-        self, status: int, detail: str, code: str, headers: Iterable[tuple[bytes, bytes]] = ()
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.code = code
-        self.headers = list(headers)
-
-
-def _unauthenticated() -> Refusal:
-    return Refusal(
-        401,
-        "The access token is missing, invalid or expired",
-        "invalid_token",
-        [(b"www-authenticate", b"Bearer")],
-    )
-
-
-def _too_large() -> Refusal:
+def _too_large() -> errors.PayloadTooLarge:
     # The connection is not reused: the rest of an oversized body is not worth waiting for.
-    return Refusal(
-        413, "The request body is too large", "payload_too_large", [(b"connection", b"close")]
-    )
+    return errors.PayloadTooLarge(headers={"Connection": "close"})
 
 
 # An oversized body is read and discarded up to this many times the limit before the 413,
@@ -87,11 +63,8 @@ def _too_large() -> Refusal:
 DRAIN_FACTOR = 8
 
 
-class _ClientGone(Refusal):
+class _ClientGone(Exception):
     """The client disconnected while sending its body: nothing to answer."""
-
-    def __init__(self) -> None:
-        super().__init__(499, "Client closed the request", "client_closed")
 
 
 # Connection options that name no header.
@@ -202,19 +175,19 @@ class Edge:
             elif match.kind is Kind.OWN:
                 await self._own(scope, receive, send, exchange, match)
             elif match.kind is Kind.NOT_FOUND:
-                raise Refusal(404, "Not found", "not_found")
+                raise errors.NotFound()
             elif match.kind is Kind.INVALID:
-                raise Refusal(400, "The path is ambiguous", "invalid_path")
+                raise errors.BadRequest("The path is ambiguous", code="invalid_path")
             else:
                 await self._proxy(scope, receive, send, request, match, exchange)
-        except Refusal as refusal:
+        except errors.AppError as refusal:
             await self._refuse(send, exchange, refusal)
+        except _ClientGone:
+            exchange.status = 499
         except Exception:
             errors_logger.exception("gateway error on %s %s", method, _text(raw_path))
             if not exchange.started:
-                await self._refuse(
-                    send, exchange, Refusal(500, "Internal server error", "internal_error")
-                )
+                await self._refuse(send, exchange, errors.InternalError())
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.observe(match.label, exchange.status, elapsed)
@@ -238,9 +211,7 @@ class Edge:
         exchange: _Exchange,
     ) -> None:
         if request.duplicate_authorization:
-            # Which one counts would be up to each reader: the gateway and a service could
-            # each check a different token.
-            raise Refusal(400, "More than one Authorization header", "duplicate_header")
+            raise errors.DuplicateAuthorization()
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             if request.content_length <= self.max_body_bytes * DRAIN_FACTOR:
                 await _drain(receive, self.max_body_bytes * DRAIN_FACTOR)
@@ -251,7 +222,7 @@ class Edge:
             principal = await self._authenticate(request.authorization)
             user_id_var.set(principal.sub)
             if match.path_user is not None and match.path_user != principal.sub:
-                raise Refusal(403, "The user id in the path is not the token's user", "forbidden")
+                raise errors.Forbidden("The user id in the path is not the token's user")
             if self.user_limits:
                 await self._limit(self.user_limits, "user", "user", principal.issuer, principal.sub)
             forward.append(("X-User-Id", principal.sub))
@@ -279,22 +250,17 @@ class Edge:
 
     async def _authenticate(self, authorization: bytes | None) -> Principal:
         if authorization is None or authorization[:7].lower() != b"bearer ":
-            raise _unauthenticated()
+            raise InvalidToken()
         try:
             return await self.verifier.verify(authorization[7:].strip().decode("ascii"))
         except (InvalidToken, UnicodeDecodeError):
-            raise _unauthenticated() from None
+            raise InvalidToken() from None
 
     async def _limit(self, items: list[RateLimitItem], scope_label: str, *key: str) -> None:
         retry_after = await self.limiter.hit(items, *key)
         if retry_after is not None:
             RATE_LIMITED.labels(scope_label).inc()
-            raise Refusal(
-                429,
-                "Too many requests",
-                "rate_limited",
-                [(b"retry-after", str(retry_after).encode())],
-            )
+            raise errors.TooManyRequests(retry_after=retry_after)
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The whole request body, at most ``max_body_bytes`` (413 before any service sees it)."""
@@ -445,19 +411,8 @@ class Edge:
                 refusal = self._upstream_failure(upstream, exc)
                 if event_stream:
                     # The stream has started: the error becomes an event, then the end.
-                    event = json.dumps(
-                        {
-                            "detail": refusal.detail,
-                            "code": refusal.code,
-                            "request_id": request_id_var.get(),
-                        }
-                    )
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": f"event: error\ndata: {event}\n\n".encode(),
-                        }
-                    )
+                    event = errors.error_event(refusal, request_id_var.get())
+                    await send({"type": "http.response.body", "body": event})
                 # Otherwise the response stays incomplete: uvicorn closes the connection,
                 # so the client cannot mistake a cut body for a whole one.
                 return
@@ -466,36 +421,27 @@ class Edge:
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    def _upstream_failure(self, upstream: str, exc: BaseException) -> Refusal:
+    def _upstream_failure(self, upstream: str, exc: BaseException) -> errors.AppError:
         """Map a forwarding failure: refused or not accepting connections 503, reset or
         garbage 502, no answer in time 504."""
+        refusal: errors.AppError
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             # No connection within the connect timeout: the service is not taking requests
             # (overloaded, or its address drops packets), which is unavailability, not slowness.
-            kind, refusal = (
-                "connect_timeout",
-                Refusal(503, f"The {upstream} service is unavailable", "service_unavailable"),
-            )
+            kind = "connect_timeout"
+            refusal = errors.ServiceUnavailable(f"The {upstream} service is unavailable")
         elif isinstance(exc, TimeoutError):
-            kind, refusal = (
-                "timeout",
-                Refusal(504, f"The {upstream} service did not answer in time", "gateway_timeout"),
-            )
+            kind = "timeout"
+            refusal = errors.GatewayTimeout(f"The {upstream} service did not answer in time")
         elif isinstance(exc, aiohttp.ClientConnectorError):
-            kind, refusal = (
-                "refused",
-                Refusal(503, f"The {upstream} service is unavailable", "service_unavailable"),
-            )
+            kind = "refused"
+            refusal = errors.ServiceUnavailable(f"The {upstream} service is unavailable")
         elif isinstance(exc, aiohttp.ClientConnectionError):
-            kind, refusal = (
-                "reset",
-                Refusal(502, f"The {upstream} service closed the connection", "bad_gateway"),
-            )
+            kind = "reset"
+            refusal = errors.BadGateway(f"The {upstream} service closed the connection")
         elif isinstance(exc, aiohttp.ClientError):
-            kind, refusal = (
-                "invalid",
-                Refusal(502, f"The {upstream} service answered badly", "bad_gateway"),
-            )
+            kind = "invalid"
+            refusal = errors.BadGateway(f"The {upstream} service answered badly")
         else:
             raise exc
         self.metrics.upstream_error(upstream, kind)
@@ -514,7 +460,7 @@ class Edge:
 
     async def _preflight(self, request: _Request, exchange: _Exchange, send: Send) -> None:
         if not exchange.cors:
-            raise Refusal(403, "This origin is not allowed", "origin_not_allowed")
+            raise errors.Forbidden("This origin is not allowed", code="origin_not_allowed")
         headers = [
             *exchange.cors,
             (b"access-control-allow-methods", CORS_ALLOW_METHODS),
@@ -529,29 +475,19 @@ class Edge:
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _refuse(self, send: Send, exchange: _Exchange, refusal: Refusal) -> None:
-        if isinstance(refusal, _ClientGone):
-            exchange.status = 499
-            return
-        payload = json.dumps(
-            {
-                "detail": refusal.detail,
-                "code": refusal.code,
-                "request_id": exchange.request_id.decode(),
-            }
-        ).encode()
+    async def _refuse(self, send: Send, exchange: _Exchange, refusal: errors.AppError) -> None:
+        payload = errors.error_json(refusal, exchange.request_id.decode())
         headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *refusal.headers,
+            *errors.error_headers(refusal, payload),
             *self.api_headers,
             (b"x-request-id", exchange.request_id),
             *exchange.cors,
         ]
-        exchange.status = refusal.status
+        status = refusal.status_code
+        exchange.status = status
         exchange.started = True
         exchange.refused = True
-        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     async def _own(

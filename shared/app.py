@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import create_engine, create_sessionmaker, wait_for_database
 from shared.docs import add_swagger_ui
-from shared.errors import error_response, install_error_handlers
+from shared.errors import NotReady, install_error_handlers
 from shared.log import configure_logging
 from shared.metrics import start_metrics_server
 from shared.middleware import RequestContextMiddleware
@@ -87,7 +87,7 @@ def create_service_app(
         checks = {check: await probe(request.app) for check, probe in readiness.items()}
         if all(checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
-        return error_response(503, {"checks": checks}, "not_ready")
+        raise NotReady(checks)
 
     return app
 

@@ -1,7 +1,10 @@
-"""Domain error hierarchy and the one envelope every service answers errors in.
+"""The one error hierarchy and the one writer of the envelope every process answers errors in.
 
 Envelope: ``{"detail": <message or validation list>, "code": <stable code>, "request_id": <id>}``.
 Service code raises these errors and never ``HTTPException``; one set of handlers renders them.
+Below the apps, the HTTP server's protocol (``shared.server``), the request middleware and the
+gateway's ``Edge`` raise the same errors and write them with the same :func:`error_json`, and
+a stream that has started ends with :func:`error_event`.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,7 +31,11 @@ logger = logging.getLogger(__name__)
 
 
 class AppError(Exception):
-    """Base of every error a client may see. Subclasses fix status and code."""
+    """Base of every error a client may see. Subclasses fix status and code.
+
+    The service code, the request middleware, the HTTP server's protocol and the gateway all
+    raise these; :func:`error_json` is the one writer of their envelope.
+    """
 
     status_code: int = 400
     code: str = "bad_request"
@@ -42,11 +50,16 @@ class AppError(Exception):
         *,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        detail: Any = None,
     ) -> None:
         self.message = message or self.message
         self.code = code or self.code
         self.headers = dict(headers or {})
-        super().__init__(self.message)
+        # The envelope's `detail`: the message, or structured detail (the validation
+        # problems of a 422, a readiness report).
+        self.detail: Any = self.message if detail is None else detail
+        # Exception's own, not the next class's: PayloadTooLarge is an HTTPException too.
+        Exception.__init__(self, self.message)
 
 
 class BadRequest(AppError):
@@ -60,6 +73,14 @@ class InvalidCursor(BadRequest):
 
     code = "invalid_cursor"
     message = "The cursor is not valid for this listing; start again from the first page"
+
+
+class DuplicateAuthorization(BadRequest):
+    """Which of two tokens counts would be up to each reader (Starlette takes the first, a
+    proxy may take the last), so the gateway and a service could check different ones."""
+
+    code = "duplicate_header"
+    message = "More than one Authorization header"
 
 
 class ValidationFailed(AppError):
@@ -101,7 +122,11 @@ class PreconditionFailed(AppError):
     message = "The resource has changed since it was read"
 
 
-class PayloadTooLarge(AppError):
+# An AppError's headers are never None, an HTTPException's may be: mypy sees two types.
+class PayloadTooLarge(AppError, StarletteHTTPException):  # type: ignore[misc]
+    """Also an ``HTTPException``, so that FastAPI lets it through when the request middleware
+    raises it while a body is read: any other exception there becomes a 400."""
+
     status_code = 413
     code = "payload_too_large"
     message = "The request body is too large"
@@ -119,10 +144,38 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
+class InternalError(AppError):
+    """A bug: the client learns nothing more than this (the log has the traceback)."""
+
+    status_code = 500
+    code = "internal_error"
+    message = "Internal server error"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
     message = "A service this request needs is unavailable"
+
+
+class NotReady(ServiceUnavailable):
+    """A readiness probe's failure: what this process needs itself is not reachable."""
+
+    code = "not_ready"
+    message = "Not ready"
+
+    def __init__(self, checks: Mapping[str, bool]) -> None:
+        super().__init__(detail={"checks": dict(checks)})
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database is down, restarting or out of connections: not a bug, worth a retry."""
+
+    code = "database_unavailable"
+    message = "The database is unavailable; please retry shortly"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
 
 
 class OutcomeUnknown(ServiceUnavailable):
@@ -163,6 +216,18 @@ HTTP_CODES: dict[int, str] = {
     422: "validation_error",
     429: "rate_limited",
 }
+
+
+class HttpError(AppError):
+    """An ``HTTPException`` of the framework (no such route, method not allowed, a body
+    FastAPI cannot parse), as an error of this hierarchy."""
+
+    def __init__(
+        self, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status_code = status_code
+        code = HTTP_CODES.get(status_code, "error" if status_code < 500 else "internal_error")
+        super().__init__(str(detail), code=code, headers=headers, detail=detail)
 
 
 class ValidationIssue(BaseModel):
@@ -222,19 +287,53 @@ def error_responses(
     return responses
 
 
-def error_body(detail: Any, code: str) -> dict[str, Any]:
-    return {"detail": detail, "code": code, "request_id": current_request_id()}
+# Compact and ASCII-only: valid bytes whatever text the detail holds (a lone surrogate
+# cannot make encoding fail). A string goes through the C escaper alone: the whole envelope
+# through an encoder costs four times as much, on every refusal of the gateway.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def error_bytes(detail: str, code: str, request_id: str) -> bytes:
-    """The envelope as JSON bytes, for answers written below the ASGI app (the HTTP server's)."""
-    return json.dumps({"detail": detail, "code": code, "request_id": request_id}).encode()
+def _json(value: Any) -> str:
+    return _json_string(value) if type(value) is str else _ENCODER.encode(value)
 
 
-def error_response(
-    status_code: int, detail: Any, code: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(detail, code), status_code=status_code, headers=headers)
+def error_json(error: AppError, request_id: str | None, *, with_status: bool = False) -> bytes:
+    """The envelope of ``error`` as JSON: the one writer of every error body, in every process.
+
+    ``with_status`` adds the HTTP status the answer would have had, for a server-sent
+    ``error`` event (its stream's status, 200, was sent before the failure).
+    """
+    body = (
+        f'{{"detail":{_json(error.detail)},"code":{_json(error.code)},'
+        f'"request_id":{_json(request_id)}'
+    )
+    if with_status:
+        body += f',"status":{error.status_code:d}'
+    return (body + "}").encode("ascii")
+
+
+def error_response(error: AppError) -> Response:
+    """``error`` as the answer of an app's exception handler."""
+    return Response(
+        error_json(error, current_request_id()),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+def error_headers(error: AppError, body: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers of ``error``'s answer written below the app (raw ASGI or HTTP/1.1): the
+    body's type and length, then the error's own (``WWW-Authenticate``, ``Retry-After``)."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    for name, value in error.headers.items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return headers
+
+
+def error_event(error: AppError, request_id: str | None) -> bytes:
+    """``error`` as the server-sent event that ends a stream which has already started."""
+    return b"event: error\ndata: " + error_json(error, request_id, with_status=True) + b"\n\n"
 
 
 def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
@@ -250,23 +349,22 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return encoded
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return error_response(exc.status_code, exc.message, exc.code, exc.headers)
+    return error_response(exc)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, _clean_validation_errors(exc.errors()), "validation_error")
+    return error_response(ValidationFailed(detail=_clean_validation_errors(exc.errors())))
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal_error")
     headers = exc.headers
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": _allowed_methods(request)}
-    return error_response(exc.status_code, exc.detail, code, headers)
+    return error_response(HttpError(exc.status_code, exc.detail, headers))
 
 
 # Methods a 405's Allow can name. Each is tried against the app's routes: FastAPI keeps an
@@ -288,9 +386,9 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+async def _unhandled(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "Internal server error", "internal_error")
+    return error_response(InternalError())
 
 
 # SQLSTATEs of text PostgreSQL cannot store: U+0000 in text (22021) or in JSON (22P05). JSON
@@ -299,13 +397,15 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 
 
-async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+async def _database_error(_: Request, exc: Exception) -> Response:
     """A query's error, through SQLAlchemy (``DBAPIError``) or straight from the driver (a
     hot path that reads with asyncpg itself)."""
     driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
     if getattr(driver_error, "sqlstate", None) in _UNSTORABLE_TEXT:
         return error_response(
-            422, "Text may not contain the NUL character (U+0000)", "invalid_character"
+            ValidationFailed(
+                "Text may not contain the NUL character (U+0000)", code="invalid_character"
+            )
         )
     # Anything else goes on to the request middleware: a 503 for an outage, else a 500.
     raise exc

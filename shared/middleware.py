@@ -7,15 +7,13 @@ streamed responses pass through untouched.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import errors
 from shared.db import is_database_outage
-from shared.errors import error_body
 from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 
@@ -53,8 +51,8 @@ class RequestContextMiddleware:
 
         refusal = _refusal(scope, limit)
         if refusal is not None:
-            await _send_json(send, refusal[0], refusal[1], request_id)
-            self._observe(scope, refusal[0], started)
+            await _send_error(send, refusal, request_id)
+            self._observe(scope, refusal.status_code, started)
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
             return
@@ -67,7 +65,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise HTTPException(413, "The request body is too large")
+                    raise errors.PayloadTooLarge()
             return message
 
         response_started = False
@@ -87,31 +85,20 @@ class RequestContextMiddleware:
         except Exception as exc:
             if response_started:
                 raise  # too late for an envelope: the server drops the connection
-            if is_database_outage(exc):
+            error = error_for(exc)
+            if isinstance(error, errors.DatabaseUnavailable):
                 # Not a bug: the database is down or restarting. One line, and an answer
                 # that tells the client to retry.
                 error_logger.warning(
                     "database unavailable on %s %s: %r", scope["method"], scope["path"], exc
                 )
-                status = 503
-                await _send_json(
-                    send,
-                    503,
-                    error_body(
-                        "The database is unavailable; please retry shortly",
-                        "database_unavailable",
-                    ),
-                    request_id,
-                    retry_after=True,
-                )
-                return
-            # Starlette's last-resort handler runs outside this middleware, after the request
-            # id is gone; answering here keeps the id in the envelope, the header and the log.
-            error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            status = 500
-            await _send_json(
-                send, 500, error_body("Internal server error", "internal_error"), request_id
-            )
+            elif not isinstance(exc, errors.AppError):
+                # Starlette's last-resort handler runs outside this middleware, after the
+                # request id is gone; answering here keeps the id in the envelope, the header
+                # and the log.
+                error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            status = error.status_code
+            await _send_error(send, error, request_id)
         finally:
             self._observe(scope, status, started)
             request_id_var.reset(rid_token)
@@ -129,34 +116,31 @@ class RequestContextMiddleware:
             logger.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
 
 
-def _refusal(scope: Scope, max_body_bytes: int) -> tuple[int, dict[str, object]] | None:
+def error_for(exc: BaseException) -> errors.AppError:
+    """The error a client is answered for ``exc``, an exception no handler of the app took:
+    itself if it is one of ours, a 503 for a database outage, otherwise a 500."""
+    if isinstance(exc, errors.AppError):
+        return exc
+    if is_database_outage(exc):
+        return errors.DatabaseUnavailable()
+    return errors.InternalError()
+
+
+def _refusal(scope: Scope, max_body_bytes: int) -> errors.AppError | None:
     """What is answered before the app sees the request: a declared body over the limit, or
-    more than one ``Authorization`` header (readers disagree on which one counts: Starlette
-    takes the first, a proxy may take the last)."""
+    more than one ``Authorization`` header."""
     declared = _header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        return 413, error_body("The request body is too large", "payload_too_large")
+        return errors.PayloadTooLarge()
     if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
-        return 400, error_body("More than one Authorization header", "duplicate_header")
+        return errors.DuplicateAuthorization()
     return None
 
 
-async def _send_json(
-    send: Send,
-    status: int,
-    body: dict[str, object],
-    request_id: str,
-    *,
-    retry_after: bool = False,
-) -> None:
-    payload = json.dumps(body).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"x-request-id", request_id.encode()),
-        (b"connection", b"close"),
-    ]
-    if retry_after:
-        headers.append((b"retry-after", b"1"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+async def _send_error(send: Send, error: errors.AppError, request_id: str) -> None:
+    """Answer ``error`` below the app, and close the connection after it."""
+    body = errors.error_json(error, request_id)
+    headers = errors.error_headers(error, body)
+    headers += [(b"x-request-id", request_id.encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

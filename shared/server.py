@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from shared.errors import error_bytes
+from shared.errors import AppError, error_headers, error_json
 from shared.metrics import REFUSED
 from shared.request_context import accept_request_id
 
@@ -78,29 +78,21 @@ class HttpLimits:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    status: int
-    code: str
-    detail: str
+class RefusedRequest(AppError):
+    """A request the HTTP server answers itself, before any app sees it, and then closes."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        self.status_code = status_code
+        super().__init__(message, code=code)
 
 
-class RefusedRequest(Exception):
-    """Raised from a parser callback to stop parsing: the request is answered with ``refusal``."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.detail)
-        self.refusal = refusal
-
-
-URL_TOO_LONG = Refusal(414, "url_too_long", "The request URL is too long")
-HEADER_FIELD_TOO_LARGE = Refusal(431, "header_field_too_large", "A request header is too large")
-TOO_MANY_HEADERS = Refusal(431, "too_many_headers", "The request has too many headers")
-HEADER_SECTION_TOO_LARGE = Refusal(
-    431, "header_section_too_large", "The request's headers are too large"
-)
-REQUEST_TIMEOUT = Refusal(408, "request_timeout", "The request was not received in time")
-INVALID_HTTP = Refusal(400, "invalid_http", "The request is not valid HTTP/1.1")
+# The refusals, as (status, code, message).
+URL_TOO_LONG = (414, "url_too_long", "The request URL is too long")
+HEADER_FIELD_TOO_LARGE = (431, "header_field_too_large", "A request header is too large")
+TOO_MANY_HEADERS = (431, "too_many_headers", "The request has too many headers")
+HEADER_SECTION_TOO_LARGE = (431, "header_section_too_large", "The request's headers are too large")
+REQUEST_TIMEOUT = (408, "request_timeout", "The request was not received in time")
+INVALID_HTTP = (400, "invalid_http", "The request is not valid HTTP/1.1")
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -125,7 +117,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._body_heard_at = 0.0
-        self._refusal: Refusal | None = None
+        self._refusal: RefusedRequest | None = None
         self._dropped_bytes = 0
 
     # --- connection ---------------------------------------------------------------------
@@ -160,14 +152,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         except httptools.HttpParserError as exc:
+            # A limit raised its error in a parser callback, which httptools wraps.
             cause = exc.__context__
-            self._refuse(cause.refusal if isinstance(cause, RefusedRequest) else INVALID_HTTP)
+            self._refuse(
+                cause if isinstance(cause, RefusedRequest) else RefusedRequest(*INVALID_HTTP)
+            )
             return
         if self._in_head:
             # Bytes of a head that is still incomplete (zero when this read ended a message).
             if self._head_bytes:
                 if self._head_bytes > self.limits.max_header_section_bytes:
-                    self._refuse(HEADER_SECTION_TOO_LARGE)
+                    self._refuse(RefusedRequest(*HEADER_SECTION_TOO_LARGE))
                 elif self._head_timer is None:
                     self._head_timer = self.loop.call_later(
                         self.limits.header_timeout, self._head_timed_out
@@ -181,13 +176,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.limits.max_url_bytes:
-            raise RefusedRequest(URL_TOO_LONG)
+            raise RefusedRequest(*URL_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) > self.limits.max_header_bytes:
-            raise RefusedRequest(HEADER_FIELD_TOO_LARGE)
+            raise RefusedRequest(*HEADER_FIELD_TOO_LARGE)
         if len(self.headers) >= self.limits.max_header_count:
-            raise RefusedRequest(TOO_MANY_HEADERS)
+            raise RefusedRequest(*TOO_MANY_HEADERS)
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -225,7 +220,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.limits.header_timeout, self._head_timed_out
             )
         elif self._head_bytes:
-            self._refuse(REQUEST_TIMEOUT)
+            self._refuse(RefusedRequest(*REQUEST_TIMEOUT))
         else:
             self.transport.close()  # nothing sent at all: nothing to answer
 
@@ -241,13 +236,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._body_heard_at + self.limits.body_timeout, self._body_timed_out
             )
             return
-        self._refuse(REQUEST_TIMEOUT)
+        self._refuse(RefusedRequest(*REQUEST_TIMEOUT))
 
-    def _refuse(self, refusal: Refusal) -> None:
+    def _refuse(self, refusal: RefusedRequest) -> None:
         """Answer ``refusal`` and close: at once, or after the responses still being sent."""
         self._refusal = refusal
         self._cancel_timers()
-        logger.warning("request refused: %d %s from %s", refusal.status, refusal.code, self._peer())
+        logger.warning(
+            "request refused: %d %s from %s", refusal.status_code, refusal.code, self._peer()
+        )
         REFUSED.labels(refusal.code).inc()
         cycle = self.cycle
         if not self._in_head:
@@ -270,19 +267,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if refusal is None or transport.is_closing():
             return
         request_id = accept_request_id(None)
-        body = error_bytes(refusal.detail, refusal.code, request_id)
-        head = [STATUS_LINE[refusal.status]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head += [
-            b"content-type: application/json\r\n",
-            b"content-length: %d\r\n" % len(body),
-            b"x-request-id: ",
-            request_id.encode(),
-            b"\r\nx-content-type-options: nosniff\r\n",
-            b"connection: close\r\n\r\n",
-            body,
+        body = error_json(refusal, request_id)
+        head = [STATUS_LINE[refusal.status_code]]
+        headers = [
+            *self.server_state.default_headers,
+            *error_headers(refusal, body),
+            (b"x-request-id", request_id.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"connection", b"close"),
         ]
+        for name, value in headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"\r\n", body]
         transport.write(b"".join(head))
         if transport.can_write_eof():
             # Shut our side, keep dropping what arrives a little longer, then close.

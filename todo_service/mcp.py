@@ -43,7 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import Clock
 from shared.deps import bearer_scheme, get_principal
-from shared.errors import AppError, error_response
+from shared.errors import AppError
 from shared.tokens import InvalidToken, TokenVerifier
 from todo_service import service
 from todo_service.schemas import TaskCreate, TaskPatch, TaskPublic, TaskQuery
@@ -171,14 +171,8 @@ class _PlatformRefusals:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        try:
-            await get_principal(request, await bearer_scheme(request))
-        except InvalidToken as refused:
-            response = error_response(
-                refused.status_code, refused.message, refused.code, refused.headers
-            )
-            await response(scope, receive, send)
-            return
+        # A refusal (InvalidToken) goes to the app's error handler like any route's.
+        await get_principal(request, await bearer_scheme(request))
         await self._endpoint(scope, receive, send)
 
 

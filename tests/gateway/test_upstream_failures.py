@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 
@@ -218,7 +219,14 @@ async def test_stream_cut_by_the_service_ends_with_an_error_event(start_gateway,
     assert response.status_code == 200
     assert text.startswith("data: first\n\n")
     assert "event: error\ndata: " in text
-    assert '"code": "bad_gateway"' in text
+    error = json.loads(text.split("event: error\ndata: ", 1)[1].split("\n\n", 1)[0])
+    # The envelope, and the status the answer would have had: as a service's own error event.
+    assert error == {
+        "detail": error["detail"],
+        "code": "bad_gateway",
+        "request_id": response.headers["x-request-id"],
+        "status": 502,
+    }
 
 
 async def test_client_that_leaves_a_stream_closes_the_upstream_connection(start_gateway, issuer):
