@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, create_sessionmaker
+from shared.db import Database, create_engine
 from shared.deps import SessionDep
 from shared.errors import install_error_handlers
 from shared.middleware import RequestContextMiddleware
@@ -63,7 +63,7 @@ def app_writing_with(engine: AsyncEngine) -> FastAPI:
     app = FastAPI()
     app.add_middleware(RequestContextMiddleware, service="test", max_body_bytes=1024)
     install_error_handlers(app)
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.db = Database(engine)
 
     @app.post("/writes/{note}")
     async def write(note: str, session: SessionDep, die_at_commit: bool = False) -> dict[str, str]:

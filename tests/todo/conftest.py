@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app
 from todo_service.settings import TodoSettings
@@ -64,13 +65,11 @@ async def _serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def client(
     todo_settings: TodoSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        todo_settings, sessionmaker=sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
+    app = create_app(todo_settings, db=database, verifier=issuer.verifier(), clock=clock)
     async for client in _serve(app):
         yield client
 
@@ -78,14 +77,12 @@ async def client(
 @pytest.fixture
 async def committed_client(
     todo_settings: TodoSettings,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Real commits on separate connections: requests really run concurrently."""
-    app = create_app(
-        todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
+    app = create_app(todo_settings, db=committed_database, verifier=issuer.verifier(), clock=clock)
     async for client in _serve(app):
         yield client
 

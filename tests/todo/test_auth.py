@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from shared.db import Database
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import Snapshot, User, _serve, assert_error, create
@@ -103,7 +102,7 @@ async def test_a_missing_or_bad_token_is_401_with_www_authenticate(
 @pytest.fixture
 async def interop_client(
     todo_settings: TodoSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TestIssuer]]:
@@ -119,7 +118,7 @@ async def interop_client(
             ),
         ]
     )
-    app = create_app(todo_settings, sessionmaker=sessionmaker, verifier=verifier, clock=clock)
+    app = create_app(todo_settings, db=database, verifier=verifier, clock=clock)
     async for client in _serve(app):
         yield client, other
 
