@@ -502,9 +502,12 @@ class Database:
         explicit transaction.
         """
         async with self._connect() as connection:
-            pooled = await connection.get_raw_connection()
-            driver = pooled.driver_connection
-            assert driver is not None  # a checked-out connection has its driver connection
+            # Just checked out, hence valid: read without I/O here rather than through
+            # get_raw_connection(), which costs another hop into SQLAlchemy's greenlet.
+            checked_out = connection.sync_connection
+            assert checked_out is not None  # started by its context manager
+            driver = checked_out.connection.driver_connection
+            assert driver is not None  # a valid connection has its driver connection
             try:
                 if self.pooled:
                     async with driver.transaction():

@@ -213,11 +213,14 @@ def _query_parameters() -> list[dict[str, Any]]:
     ),
 )
 async def list_tasks(
-    request: Request, user_id: UserId, query: TaskQueryDep, clock: ClockDep
+    request: Request, principal: CurrentPrincipal, query: TaskQueryDep
 ) -> Response:
-    # A page is one read-only statement: it needs the database, not a unit of work.
+    # The hottest route keeps its dependencies to the two that can refuse the request (each
+    # costs about as much as a tenth of the page); the rest is read from the app's state. A
+    # page is one read-only statement: it needs the database, not a unit of work.
     db: Database = request.app.state.db
-    page = await service.list_tasks_json(db, user_id, query=query, clock=clock)
+    clock: Clock = request.app.state.clock
+    page = await service.list_tasks_json(db, principal.sub, query=query, clock=clock)
     headers = {"X-Total-Count": str(page.total)}
     if page.next_cursor is not None:
         headers["Link"] = _next_link(request, page.next_cursor)
