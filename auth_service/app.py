@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.api import router
 from auth_service.keys import load_key_set
@@ -16,13 +14,14 @@ from auth_service.service import AuthContext
 from auth_service.settings import AuthSettings, get_settings
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
+from shared.db import Database
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
 
 
 def create_app(
     settings: AuthSettings | None = None,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    db: Database | None = None,
     clock: Clock = utcnow,
 ) -> FastAPI:
     settings = settings or get_settings()
@@ -41,13 +40,13 @@ def create_app(
             clock=lambda: clock().timestamp(),
         )
         try:
-            async with database(app, settings, name="auth", sessionmaker=sessionmaker):
+            async with database(app, settings, name="auth", db=db):
                 app.state.auth = AuthContext(
                     settings=settings,
                     keys=keys,
                     hasher=hasher,
                     clock=clock,
-                    sessionmaker=app.state.sessionmaker,
+                    sessionmaker=app.state.db.sessionmaker,
                 )
                 yield
         finally:

@@ -12,8 +12,6 @@ import httpx
 import httpx2
 from fastapi import FastAPI
 from openai import AsyncOpenAI
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents.base import Agent
 from chat_service.agents.openai_agent import OpenAIAgent
@@ -24,6 +22,7 @@ from chat_service.todo_client import TodoMcp
 from chat_service.turn import ChatContext
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
+from shared.db import Database
 from shared.tokens import TokenVerifier
 
 # Streamed turns still running at shutdown get this long to store their reply.
@@ -33,7 +32,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 def create_app(
     settings: ChatSettings | None = None,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    db: Database | None = None,
     verifier: TokenVerifier | None = None,
     clock: Clock = utcnow,
     openai_http: httpx2.AsyncClient | None = None,
@@ -52,9 +51,7 @@ def create_app(
             todo = TodoMcp(settings.todo_mcp_url, timeout=settings.todo_timeout_seconds)
             stack.push_async_callback(todo.aclose)
             agent = await _agent(settings, stack, openai_http)
-            await stack.enter_async_context(
-                database(app, settings, name="chat", sessionmaker=sessionmaker)
-            )
+            await stack.enter_async_context(database(app, settings, name="chat", db=db))
             app.state.chat = ChatContext(
                 settings=settings,
                 db=app.state.db,

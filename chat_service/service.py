@@ -1,8 +1,8 @@
 """Conversations and their messages: every query is scoped to the token's user.
 
 The reads and the delete take a session and never commit: the request's unit of work does.
-A turn's writes are single statements on a ``Bind`` (an engine: each commits on its own; a
-connection: inside that connection's transaction).
+A turn's writes are single statements through ``Database.fetch_row``: each commits on its own
+(in the tests, inside their rolled-back transaction).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
-from shared.db import Bind, fetch_row
+from shared.db import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.pagination import (
     MAX_ID,
@@ -64,7 +64,7 @@ async def get_conversation(
 
 # --- a turn's writes -------------------------------------------------------------------------
 # A chat turn is the service's hot path: each of its two units of work is one statement on a
-# pooled driver connection (``shared.db.fetch_row``), with the ownership check inside it.
+# pooled driver connection (``Database.fetch_row``), with the ownership check inside it.
 # Every write says so (``write=True``): a connection lost as it commits is ``outcome_unknown``.
 
 _BEGIN_IN_NEW_CONVERSATION = """
@@ -147,11 +147,10 @@ class StoredMessage:
 
 
 async def start_conversation(
-    db: Bind, user_id: str, *, first_message: str, now: datetime
+    db: Database, user_id: str, *, first_message: str, now: datetime
 ) -> tuple[int, int]:
     """A new conversation of the user's holding its first message; the ids of both."""
-    row = await fetch_row(
-        db,
+    row = await db.fetch_row(
         _BEGIN_IN_NEW_CONVERSATION,
         user_id,
         title_for(first_message),
@@ -164,14 +163,14 @@ async def start_conversation(
 
 
 async def continue_conversation(
-    db: Bind, user_id: str, *, conversation_id: int, message: str, now: datetime, window: int
+    db: Database, user_id: str, *, conversation_id: int, message: str, now: datetime, window: int
 ) -> tuple[int, list[StoredMessage]]:
     """Append the user's message to their conversation; its id and the ``window`` messages
     before it, oldest first. Someone else's conversation is as unknown as a missing one."""
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
-    row = await fetch_row(
-        db, _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window, write=True
+    row = await db.fetch_row(
+        _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window, write=True
     )
     if row is None or row[0] is None:
         raise ConversationNotFound()
@@ -179,19 +178,19 @@ async def continue_conversation(
 
 
 async def history_before(
-    db: Bind, user_id: str, *, conversation_id: int, message_id: int, window: int
+    db: Database, user_id: str, *, conversation_id: int, message_id: int, window: int
 ) -> list[StoredMessage]:
     """The ``window`` messages before the user's stored message ``message_id``, oldest first:
     the history of a turn that is run again. A message (or conversation) deleted since is
     "not found"."""
-    row = await fetch_row(db, _HISTORY_BEFORE, conversation_id, user_id, message_id, window)
+    row = await db.fetch_row(_HISTORY_BEFORE, conversation_id, user_id, message_id, window)
     if row is None or row[0] is None:
         raise ConversationNotFound()
     return [StoredMessage(**stored) for stored in json.loads(row[1] or "[]")]
 
 
 async def add_message(
-    db: Bind,
+    db: Database,
     user_id: str,
     *,
     conversation_id: int,
@@ -212,10 +211,10 @@ async def add_message(
     calls = None if tool_calls is None else json.dumps(tool_calls)
     args: tuple[Any, ...] = (conversation_id, user_id, now, role.value, content, calls)
     if answer_of_key is None:
-        row = await fetch_row(db, _ADD_MESSAGE, *args, write=True)
+        row = await db.fetch_row(_ADD_MESSAGE, *args, write=True)
     else:
         key_id, answer = answer_of_key
-        row = await fetch_row(db, _ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id, write=True)
+        row = await db.fetch_row(_ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id, write=True)
     if row is None:
         raise ConversationNotFound()
     return int(row[0])
@@ -354,7 +353,7 @@ RETURNING id"""
 
 
 async def claim_turn_key(
-    db: Bind,
+    db: Database,
     user_id: str,
     *,
     key: str,
@@ -366,8 +365,7 @@ async def claim_turn_key(
     """Claim ``key`` for a turn: new (or expired), or an earlier attempt's whose lease lapsed
     without an answer; or the stored answer to replay. ``TurnKeyReused`` for the same key with
     another body, ``TurnInProgress`` while another attempt holds the lease."""
-    row = await fetch_row(
-        db,
+    row = await db.fetch_row(
         _CLAIM_TURN_KEY,
         user_id,
         key,
@@ -380,12 +378,12 @@ async def claim_turn_key(
     )
     if row is not None:
         return KeyedTurn(id=int(row[0]))
-    row = await fetch_row(
-        db, _TAKE_OVER_TURN_KEY, user_id, key, request_hash, now + lease, now, write=True
+    row = await db.fetch_row(
+        _TAKE_OVER_TURN_KEY, user_id, key, request_hash, now + lease, now, write=True
     )
     if row is not None:
         return KeyedTurn(id=int(row[0]), conversation_id=row[1], message_id=row[2])
-    row = await fetch_row(db, _READ_TURN_KEY, user_id, key)
+    row = await db.fetch_row(_READ_TURN_KEY, user_id, key)
     if row is not None and row[0] != request_hash:
         raise TurnKeyReused()
     if row is not None and row[1] is not None:
@@ -394,14 +392,14 @@ async def claim_turn_key(
 
 
 async def record_turn_message(
-    db: Bind, user_id: str, *, key_id: int, conversation_id: int, message_id: int
+    db: Database, user_id: str, *, key_id: int, conversation_id: int, message_id: int
 ) -> None:
     """Which stored user message the keyed turn is about (a take-over runs on it again)."""
-    await fetch_row(
-        db, _RECORD_TURN_MESSAGE, key_id, user_id, conversation_id, message_id, write=True
+    await db.fetch_row(
+        _RECORD_TURN_MESSAGE, key_id, user_id, conversation_id, message_id, write=True
     )
 
 
-async def release_turn_key(db: Bind, user_id: str, *, key_id: int, now: datetime) -> None:
+async def release_turn_key(db: Database, user_id: str, *, key_id: int, now: datetime) -> None:
     """End a failed attempt's lease, so a retry takes the turn over at once."""
-    await fetch_row(db, _RELEASE_TURN_KEY, key_id, user_id, now, write=True)
+    await db.fetch_row(_RELEASE_TURN_KEY, key_id, user_id, now, write=True)

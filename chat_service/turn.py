@@ -46,7 +46,7 @@ from chat_service.models import Role
 from chat_service.settings import ChatSettings
 from chat_service.todo_client import TodoMcp
 from shared.clock import Clock
-from shared.db import Bind
+from shared.db import Database
 from shared.errors import AppError, GatewayTimeout
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class ChatContext:
     """What a turn needs besides the request; built once per app."""
 
     settings: ChatSettings
-    db: Bind
+    db: Database
     agent: Agent
     todo: TodoMcp
     clock: Clock

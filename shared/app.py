@@ -9,11 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import create_engine, create_sessionmaker, wait_for_database
+from shared.db import Database, wait_for_database
 from shared.docs import add_swagger_ui
 from shared.errors import NotReady, install_error_handlers
 from shared.log import configure_logging
@@ -98,12 +95,13 @@ async def database(
     settings: ServiceSettings,
     *,
     name: str,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
-) -> AsyncIterator[None]:
-    """Own the service's engine for the app's lifetime (or use an injected sessionmaker)."""
-    engine: AsyncEngine | None = None
-    if sessionmaker is None:
-        engine = create_engine(
+    db: Database | None = None,
+) -> AsyncIterator[Database]:
+    """Own the service's ``Database`` (its one pool) for the app's lifetime, as
+    ``app.state.db``; a given one (the tests') is used as it is and left open."""
+    owned = db is None
+    if db is None:
+        db = Database.open(
             settings.require_database_url(),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
@@ -112,26 +110,22 @@ async def database(
             ping_after_idle=settings.db_ping_after_idle_seconds,
             application_name=name,
         )
-        await wait_for_database(engine, attempts=settings.db_startup_attempts)
-        sessionmaker = create_sessionmaker(engine)
-    app.state.sessionmaker = sessionmaker
-    # What the sessions are bound to, for hot paths that run single statements without a
-    # session (shared.db.fetch_row): the engine, or the tests' rolled-back connection.
-    app.state.db = sessionmaker.kw["bind"]
     try:
-        yield
+        if owned:
+            await wait_for_database(db.engine, attempts=settings.db_startup_attempts)
+        app.state.db = db
+        yield db
     finally:
-        if engine is not None:
-            await engine.dispose()
+        if owned:
+            await db.dispose()
 
 
 async def database_ready(app: FastAPI) -> bool:
     """Readiness probe: one trivial query within two seconds."""
-    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    db: Database = app.state.db
     try:
-        async with asyncio.timeout(2.0), maker() as session:
-            connection = await session.connection()
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(2.0):
+            await db.ping()
         return True
     except Exception:
         return False

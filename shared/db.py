@@ -1,4 +1,4 @@
-"""Async engine and session factory for SQLModel on asyncpg.
+"""The data layer: ``Database`` (one pool, ORM units of work, single driver statements).
 
 Takes a PostgreSQL URL exactly as Neon's console prints it (``sslmode``, ``channel_binding``,
 ``-pooler`` hosts) or as the embedded server gives it (a Unix socket in ``?host=``).
@@ -12,7 +12,7 @@ import ssl as ssl_module
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
-from sqlalchemy.util import await_, greenlet_spawn
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.errors import AppError, OutcomeUnknown
@@ -230,18 +229,40 @@ def create_engine(
     application_name: str | None = None,
     ping_after_idle: float | None = None,
 ) -> AsyncEngine:
+    """An engine whose pool checks connections before use (see ``engine_for``)."""
+    return engine_for(
+        connect_target(raw_url, connect_timeout=connect_timeout),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        application_name=application_name,
+        ping_after_idle=ping_after_idle,
+    )
+
+
+def engine_for(
+    target: ConnectTarget,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 0,
+    pool_timeout: float = 10.0,
+    application_name: str | None = None,
+    ping_after_idle: float | None = None,
+) -> AsyncEngine:
     """An engine whose pool checks connections before use.
 
     The pool is fixed by default (``max_overflow=0``): an overflow connection is closed on
     check-in, so a pool that overflows under steady load opens a new server backend per burst.
     A request that finds every connection busy waits up to ``pool_timeout`` seconds.
 
-    ``ping_after_idle=None`` checks every checkout (SQLAlchemy's pre-ping: three round trips
-    with asyncpg). A number of seconds checks only connections that sat idle in the pool
-    longer than that, as HikariCP does: a busy pool pays nothing per request, while a pool left
-    idle (a Neon compute that scaled to zero, a restarted server) is still checked before use.
+    A connection the server closed while it sat in the pool (a restart, a terminated backend,
+    an idle timeout) is known closed to asyncpg without a round trip: the checkout replaces it
+    instead of failing the request that drew it. ``ping_after_idle=None`` also checks every
+    checkout (SQLAlchemy's pre-ping: three round trips with asyncpg). A number of seconds
+    checks only connections that sat idle in the pool longer than that, as HikariCP does: a
+    busy pool pays nothing per request, while a pool left idle (a Neon compute that scaled to
+    zero, a restarted server) is still checked before use.
     """
-    target = connect_target(raw_url, connect_timeout=connect_timeout)
     connect_args = dict(target.connect_args)
     if application_name:
         connect_args["server_settings"] = {"application_name": application_name}
@@ -254,15 +275,14 @@ def create_engine(
         pool_pre_ping=ping_after_idle is None,
         pool_recycle=1800,
     )
-    if ping_after_idle is not None:
-        _ping_after_idle(engine, ping_after_idle)
+    _check_on_checkout(engine, ping_after_idle)
     return engine
 
 
 _IDLE_SINCE = "shared.db.idle_since"
 
 
-def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+def _check_on_checkout(engine: AsyncEngine, idle_seconds: float | None) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "checkin")
@@ -273,13 +293,18 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     def _borrowed(
         dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
     ) -> None:
+        # The pool discards a connection that fails here and checks out a fresh one.
+        driver = record.driver_connection
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
         idle_since = record.info.get(_IDLE_SINCE)
-        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
-            return  # just connected, or just used
+        if idle_seconds is None or idle_since is None:
+            return  # pre-pinged already, or just connected
+        if time.monotonic() - idle_since <= idle_seconds:
+            return  # just used
         try:
             sync_engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            # The pool discards this connection and retries the checkout with a fresh one.
             raise DisconnectionError("connection failed its idle check") from exc
 
 
@@ -317,10 +342,6 @@ def is_database_outage(exc: BaseException) -> bool:
     return False
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, autoflush=False)
-
-
 async def wait_for_database(engine: AsyncEngine, *, attempts: int = 10, delay: float = 0.5) -> None:
     """Bounded retry at startup: a database that is still booting is not a crash."""
     for attempt in range(1, attempts + 1):
@@ -344,31 +365,6 @@ async def _backoff(attempt: int, attempts: int, delay: float, exc: BaseException
         "database not reachable (%s); retry %d/%d in %.1fs", exc, attempt, attempts, wait
     )
     await asyncio.sleep(wait)
-
-
-async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One session per unit of work: commit on success, roll back on error.
-
-    An ``AppError`` with ``keep_changes`` still commits: the error is the answer, but the
-    bookkeeping it records (a failed login, a revoked token family) must stay.
-    """
-    async with maker() as session:
-        try:
-            yield session
-        except AppError as exc:
-            if exc.keep_changes:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            # Flushed first: a connection lost while flushing is lost before COMMIT, so nothing
-            # was saved and the ordinary outage answer (a 503 worth retrying) is right.
-            await session.flush()
-            await commit(session)
 
 
 async def commit(session: AsyncSession) -> None:
@@ -403,103 +399,150 @@ def _closed_before_sending(exc: BaseException) -> bool:
     return False
 
 
-def checkout_open(engine: AsyncEngine) -> PoolProxiedConnection:
-    """A pooled connection whose driver connection is still open (call in a greenlet).
+class Database:
+    """One service's PostgreSQL: its one connection pool, and the two ways code uses it.
 
-    One that the server closed while it sat in the pool (a restart, a terminated backend, an
-    idle timeout) is known closed to asyncpg without a round trip: it is invalidated and the
-    next one taken, instead of failing the request that would have drawn it.
+    - ``unit_of_work()``: an ORM session, committed when the block ends (rolled back on an
+      error). Service functions take the session, flush and never commit.
+    - ``fetch_row(sql, *args)``: one statement (``$n`` placeholders) straight on the asyncpg
+      connection of a pooled connection, one round trip, no ORM. Each is its own implicit
+      transaction, so a unit of work done this way is a single statement (CTEs make that
+      easy). For hot reads and single-statement writes where the ORM adds nothing.
+
+    Made once per process in the service's lifespan (``Database.open``); the tests bind one to
+    their rolled-back connection (``Database.bound_to``), so they run these same paths.
     """
-    pool = engine.sync_engine.pool
-    for _ in range(pool.size() if isinstance(pool, QueuePool) else 1):
-        pooled = pool.connect()
-        driver = pooled.driver_connection
-        if driver is not None and not driver.is_closed():
-            return pooled
-        pooled.invalidate()
-    return pool.connect()  # a fresh connection: the pool reconnects an invalidated record
 
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        pooled: bool = False,
+        connection: AsyncConnection | None = None,
+    ) -> None:
+        """``pooled``: a transaction-mode pooler (PgBouncer, Neon's ``-pooler`` hosts) sits in
+        front, as ``ConnectTarget.pooled`` says. ``connection``: run everything on this one
+        connection instead of the pool (the tests' rolled-back transaction)."""
+        self.engine = engine
+        self.pooled = pooled
+        self._connection = connection
+        self.sessionmaker: async_sessionmaker[AsyncSession]
+        if connection is None:
+            self.sessionmaker = async_sessionmaker(
+                engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+            )
+        else:
+            # On a shared connection a session's commit only releases a savepoint.
+            self.sessionmaker = async_sessionmaker(
+                connection,
+                class_=AsyncSession,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="create_savepoint",
+            )
 
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
-    """The asyncpg connection of a pooled connection, for hot paths made of single statements.
+    @classmethod
+    def open(
+        cls,
+        raw_url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 0,
+        pool_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        application_name: str | None = None,
+        ping_after_idle: float | None = None,
+    ) -> Database:
+        """A database with its own pool; nothing connects until first use."""
+        target = connect_target(raw_url, connect_timeout=connect_timeout)
+        engine = engine_for(
+            target,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            application_name=application_name,
+            ping_after_idle=ping_after_idle,
+        )
+        return cls(engine, pooled=target.pooled)
 
-    Straight from the engine's pool with one greenlet hop each way: SQLAlchemy's Connection
-    and Session wrappers around a checkout cost more CPU than a short statement. The pool's own
-    events still run (the idle ping on checkout, the reset on check-in), and a connection that
-    died under the driver is invalidated instead of going back to the pool.
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Everything on ``connection``, inside the transaction it is in (the tests')."""
+        return cls(connection.engine, connection=connection)
 
-    Each statement is its own implicit transaction, so a unit of work must be one statement
-    (CTEs make that easy). Behind a transaction-mode pooler (PgBouncer, Neon's ``-pooler``
-    hosts) asyncpg's prepare and execute are separate exchanges that must reach the same server
-    connection, so there the block runs inside an explicit transaction.
-    """
-    pooled = await greenlet_spawn(checkout_open, engine)
-    try:
-        driver = pooled.driver_connection
-        assert driver is not None  # checkout_open returns live connections only
-        try:
-            if engine.url.query.get("prepared_statement_cache_size") == "0":
-                async with driver.transaction():
-                    yield driver
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One session per unit of work: commit on success, roll back on error.
+
+        An ``AppError`` with ``keep_changes`` still commits: the error is the answer, but the
+        bookkeeping it records (a failed login, a revoked token family) must stay.
+        """
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+            except AppError as exc:
+                if exc.keep_changes:
+                    await session.commit()
+                else:
+                    await session.rollback()
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
             else:
-                yield driver
-        except BaseException:
-            if driver.is_closed():
-                await greenlet_spawn(pooled.invalidate)
-            raise
-    finally:
-        await greenlet_spawn(pooled.close)
+                # Flushed first: a connection lost while flushing is lost before COMMIT, so
+                # nothing was saved and the ordinary outage answer (a 503 to retry) is right.
+                await session.flush()
+                await commit(session)
 
+    async def fetch_row(self, sql: str, *args: Any, write: bool = False) -> Sequence[Any] | None:
+        """The first row of one statement (``$n`` placeholders), read by position; None if
+        none. A connection that died under the statement is invalidated, not pooled again.
 
-Bind = AsyncEngine | AsyncConnection
+        Behind a transaction-mode pooler asyncpg's prepare and execute are separate exchanges
+        that must reach the same server connection, so there the statement runs inside an
+        explicit transaction.
 
+        ``write``: the statement changes data, so a connection lost once its commit was sent
+        (the statement itself on a direct server, the COMMIT behind a pooler) is
+        ``OutcomeUnknown``, as in ``unit_of_work``; one lost before (getting a connection, or
+        a statement still inside the pooler's transaction) is the ordinary outage. On a
+        database bound to one connection (the tests') the statement runs inside that
+        connection's transaction and commits nothing itself.
+        """
+        async with self._connect() as connection:
+            # Just checked out, hence valid: read without I/O here rather than through
+            # get_raw_connection(), which costs another hop into SQLAlchemy's greenlet.
+            checked_out = connection.sync_connection
+            assert checked_out is not None  # started by its context manager
+            driver = checked_out.connection.driver_connection
+            assert driver is not None  # a valid connection has its driver connection
+            committing = False
+            try:
+                if self.pooled:
+                    async with driver.transaction():
+                        row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
+                        committing = write  # leaving the block sends COMMIT
+                else:
+                    # On its own connection the statement commits itself.
+                    committing = write and self._connection is None
+                    row = await driver.fetchrow(sql, *args)
+            except BaseException as exc:
+                if driver.is_closed():
+                    await connection.invalidate()
+                if committing and isinstance(exc, Exception):
+                    _raise_if_outcome_unknown(exc)
+                raise
+            return row
 
-async def fetch_row(bind: Bind, sql: str, *args: Any, write: bool = False) -> Sequence[Any] | None:
-    """The first row of one statement (``$n`` placeholders), read by position; None if none.
+    def _connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._connection is not None:
+            return nullcontext(self._connection)
+        return self.engine.connect()
 
-    An engine runs it on a pooled connection straight through the driver (its own implicit
-    transaction); a connection runs it inside whatever transaction that connection is in, as
-    the tests' rolled-back connection is.
-
-    ``write``: the statement changes data, so a connection lost once its commit was sent
-    (the statement itself on a direct server, the COMMIT behind a pooler) is
-    ``OutcomeUnknown``, as in ``commit``; one lost before (checking out, or a statement still
-    inside the pooler's transaction) is the ordinary outage.
-    """
-    if isinstance(bind, AsyncConnection):
-        return (await bind.exec_driver_sql(sql, args)).first()
-    if bind.url.query.get("prepared_statement_cache_size") == "0":
-        committing = False
-        try:
-            async with driver_connection(bind) as driver:  # a pooler: inside a transaction
-                row: Sequence[Any] | None = await driver.fetchrow(sql, *args)
-                committing = write  # leaving the block sends COMMIT
-        except Exception as exc:
-            if committing:
-                _raise_if_outcome_unknown(exc)
-            raise
-        return row
-    return await greenlet_spawn(_fetch_row_in_one_hop, bind, sql, args, write)
-
-
-def _fetch_row_in_one_hop(
-    engine: AsyncEngine, sql: str, args: tuple[Any, ...], write: bool = False
-) -> Any:
-    """``driver_connection`` and one ``fetchrow`` within a single greenlet hop (run by
-    ``greenlet_spawn``): check-out, statement and check-in in one, where the context manager
-    hops twice (measured: 20-30 us of CPU a statement under concurrency)."""
-    pooled = checkout_open(engine)
-    try:
-        driver = pooled.driver_connection
-        assert driver is not None  # checkout_open returns live connections only
-        try:
-            return await_(driver.fetchrow(sql, *args))
-        except BaseException as exc:
-            if driver.is_closed():
-                pooled.invalidate()
-            if write and isinstance(exc, Exception):
-                _raise_if_outcome_unknown(exc)  # the statement commits itself
-            raise
-    finally:
-        pooled.close()
+    async def ping(self) -> None:
+        """One trivial statement (readiness)."""
+        await self.fetch_row("SELECT 1")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import session_scope
+from shared.db import Database
 from shared.request_context import user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
 
@@ -18,14 +17,13 @@ from shared.tokens import InvalidToken, Principal, TokenVerifier
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 
-# As a context manager, so the route's exception is thrown into ``session_scope`` and handled
-# there (rollback, or commit for ``keep_changes``) before the response, not at garbage collection.
-_unit_of_work = asynccontextmanager(session_scope)
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the route returns, rolled back on error."""
-    async with _unit_of_work(request.app.state.sessionmaker) as session:
+    """The request's unit of work: committed when the route returns, rolled back on error.
+
+    The route's exception is thrown into ``Database.unit_of_work`` and handled there
+    (rollback, or commit for ``keep_changes``) before the response is sent."""
+    db: Database = request.app.state.db
+    async with db.unit_of_work() as session:
         yield session
 
 

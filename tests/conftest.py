@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import create_engine, create_sessionmaker
+from shared.db import Database, create_engine
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
@@ -57,6 +58,9 @@ async def db_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection inside an outer transaction that the test never gets to commit."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
+        # BEGIN is sent lazily: sent now, so statements run straight on the driver
+        # (Database.fetch_row) are inside the transaction too.
+        await connection.execute(text("SELECT 1"))
         try:
             yield connection
         finally:
@@ -64,24 +68,27 @@ async def db_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @pytest.fixture
-def sessionmaker(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
-    # Service code commits; here each commit only releases a savepoint of the outer transaction.
-    return async_sessionmaker(
-        bind=db_connection,
-        class_=AsyncSession,
-        expire_on_commit=False,
-        autoflush=False,
-        join_transaction_mode="create_savepoint",
-    )
+def database(db_connection: AsyncConnection) -> Database:
+    """The services' ``Database`` on the rolled-back connection: the production code paths,
+    where each commit only releases a savepoint of the outer transaction."""
+    return Database.bound_to(db_connection)
 
 
 @pytest.fixture
-async def committed_sessionmaker(
-    engine: AsyncEngine,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+def sessionmaker(database: Database) -> async_sessionmaker[AsyncSession]:
+    return database.sessionmaker
+
+
+@pytest.fixture
+async def committed_database(engine: AsyncEngine) -> AsyncIterator[Database]:
     """Real commits on pooled connections, for tests of concurrent requests; emptied after."""
-    yield create_sessionmaker(engine)
+    yield Database(engine)
     await empty_service_schemas(engine, restart_identity=True)
+
+
+@pytest.fixture
+def committed_sessionmaker(committed_database: Database) -> async_sessionmaker[AsyncSession]:
+    return committed_database.sessionmaker
 
 
 @pytest.fixture

@@ -6,23 +6,19 @@ strongly, RFC 9110). ``Location`` and ``Link`` are relative references.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Collection
 from datetime import timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 from shared.clock import Clock
-from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme, get_principal
+from shared.db import Database
+from shared.deps import CurrentPrincipal, SessionDep
 from shared.errors import BadRequest, error_responses
 from shared.pagination import page_headers
 from todo_service import service
@@ -137,7 +133,7 @@ def _task_response(task: TaskPublic, *, status_code: int = 200, location: bool =
 _QUERY_FIELDS = frozenset(TaskQuery.model_fields)
 
 
-def _parse_task_query(raw: bytes) -> TaskQuery:
+def parse_task_query(raw: bytes) -> TaskQuery:
     """The list's query parameters, validated in one pass (FastAPI's per-parameter model
     handling costs more than the page's SQL). Unknown parameters are ignored; a repeated
     one counts once, its last value (``tag`` is the list of all of them)."""
@@ -156,18 +152,11 @@ def _parse_task_query(raw: bytes) -> TaskQuery:
         ) from exc
 
 
-# Clients ask for the same few query strings over and over (the first page, a filter they
-# poll): each is parsed once. Only valid ones are kept (an error is raised, not returned),
-# never a long one, and the model is only read afterwards, so one instance serves everyone.
-_CACHED_QUERY_MAX = 512
-_cached_task_query = lru_cache(maxsize=256)(_parse_task_query)
+async def _task_query(request: Request) -> TaskQuery:
+    return parse_task_query(request.scope["query_string"])
 
 
-def _task_query(request: Request) -> TaskQuery:
-    raw: bytes = request.scope["query_string"]
-    if len(raw) <= _CACHED_QUERY_MAX:
-        return _cached_task_query(raw)
-    return _parse_task_query(raw)
+TaskQueryDep = Annotated[TaskQuery, Depends(_task_query)]
 
 
 def _query_parameters() -> list[dict[str, Any]]:
@@ -202,26 +191,23 @@ def _query_parameters() -> list[dict[str, Any]]:
     responses=error_responses(
         400, descriptions={400: "A cursor this listing did not issue, or a malformed header"}
     ),
-    # The principal is resolved in the handler; the document still names the scheme.
-    openapi_extra={
-        "parameters": _query_parameters(),
-        "security": [{bearer_scheme.scheme_name: []}],
-    },
+    # The query is parsed by one dependency (see parse_task_query): its parameters are
+    # documented from TaskQuery here.
+    openapi_extra={"parameters": _query_parameters()},
     summary="List the user's tasks",
     description=(
         "A JSON array; `X-Total-Count` is the total for the filters, and "
         '`Link: <...>; rel="next"` the next page (absent on the last).'
     ),
 )
-async def list_tasks(request: Request) -> Response:
-    # The hottest route takes no dependency: FastAPI resolves each one (and its sub-
-    # dependencies) on every request at a cost comparable to the page's SQL, so the
-    # principal, the query and the clock are read here, the principal first as before.
-    principal = await get_principal(request, await bearer_scheme(request))
-    query = _task_query(request)
+async def list_tasks(
+    request: Request, principal: CurrentPrincipal, query: TaskQueryDep
+) -> Response:
+    # The hottest route keeps its dependencies to the two that can refuse the request (each
+    # costs about as much as a tenth of the page); the rest is read from the app's state. A
+    # page is one read-only statement: it needs the database, not a unit of work.
+    db: Database = request.app.state.db
     clock: Clock = request.app.state.clock
-    # A page is one read-only statement: it needs the database, not a unit of work.
-    db: service.ReadTarget = request.app.state.db
     page = await service.list_tasks_json(db, principal.sub, query=query, clock=clock)
     headers = page_headers(request, total=page.total, next_cursor=page.next_cursor)
     return Response(page.items_json, media_type=_JSON, headers=headers)
@@ -378,66 +364,3 @@ async def delete_task(
         session, user_id, task_id=task_id, if_match=parse_if_match(if_match), clock=clock
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-# --- the list's fast path -------------------------------------------------------------------
-
-
-def _exception_handler(handlers: dict[Any, ExceptionHandler], exc: Exception) -> Any:
-    """The handler Starlette's ExceptionMiddleware picks for ``exc``: by status for an
-    HTTPException, else by the nearest class. ``Exception`` itself is the 500 handler, which
-    runs outside the request middleware, so it is not one of them."""
-    if isinstance(exc, HTTPException) and exc.status_code != 500:
-        handler = handlers.get(exc.status_code)
-        if handler is not None:
-            return handler
-    for cls in type(exc).__mro__:
-        if cls is not Exception and cls in handlers:
-            return handlers[cls]
-    return None
-
-
-class ListFastPath:
-    """Serves ``GET /api/tasks`` straight from the ASGI scope, with the route's own handler.
-
-    The first page is the service's hottest request, and FastAPI's routing around a handler
-    that takes no parameters (route matching, dependency solving, its exception and exit-stack
-    layers) cost more CPU than the handler itself. Installed inside the request middleware,
-    so request id, body limit, metrics and the access log apply as to any request; the scope
-    names the route, so metrics keep its template. An error is answered by the handler the
-    app registered for it, so the envelope, status and headers are the routed ones. Any other
-    method, path or root path goes on to the app, where the route stays registered: for the
-    OpenAPI document, for the 405 that names its methods, and for an app under a root path.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.route = next(
-            route
-            for route in router.routes
-            if isinstance(route, APIRoute) and route.endpoint is list_tasks
-        )
-        # FastAPI would run a dependency given to the route or its router; this path would not.
-        if self.route.dependant.dependencies:
-            raise RuntimeError("the list route has dependencies its fast path would skip")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or scope["path"] != "/api/tasks"
-            or scope.get("root_path")
-        ):
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = self.route
-        request = Request(scope, receive, send)
-        try:
-            response = await list_tasks(request)
-        except Exception as exc:
-            handler = _exception_handler(request.app.exception_handlers, exc)
-            if handler is None:
-                raise  # the request middleware answers it, as for any route
-            answer = handler(request, exc)
-            response = await answer if inspect.isawaitable(answer) else answer
-        await response(scope, receive, send)

@@ -7,14 +7,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.middleware import Middleware
 
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
+from shared.db import Database
 from shared.tokens import TokenVerifier
-from todo_service.api import ListFastPath, router
+from todo_service.api import router
 from todo_service.mcp import mount_mcp
 from todo_service.settings import TodoSettings, get_settings
 
@@ -22,11 +20,11 @@ from todo_service.settings import TodoSettings, get_settings
 def create_app(
     settings: TodoSettings | None = None,
     *,
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    db: Database | None = None,
     verifier: TokenVerifier | None = None,
     clock: Clock = utcnow,
 ) -> FastAPI:
-    """The app; ``sessionmaker``, ``verifier`` and ``clock`` replace the real ones in tests."""
+    """The app; ``db``, ``verifier`` and ``clock`` replace the real ones in tests."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -37,7 +35,7 @@ def create_app(
             app.state.verifier = verifier or TokenVerifier.from_settings(
                 settings.trusted_issuers(), http=http, leeway=settings.jwt_leeway_seconds
             )
-            async with database(app, settings, name="todo", sessionmaker=sessionmaker):
+            async with database(app, settings, name="todo", db=db):
                 yield
 
     app = create_service_app(
@@ -50,8 +48,5 @@ def create_app(
         openapi_url="/api/tasks/openapi.json",
     )
     app.include_router(router)
-    # Appended, so innermost: inside the request middleware, which create_service_app added.
-    # It answers GET /api/tasks without the router: no dependency may be given to it here.
-    app.user_middleware.append(Middleware(ListFastPath))
     mount_mcp(app, settings)
     return app

@@ -36,12 +36,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import Clock
+from shared.db import Database
 from shared.deps import bearer_scheme, get_principal
 from shared.errors import AppError
 from shared.tokens import InvalidToken, TokenVerifier
@@ -305,8 +305,9 @@ class _Tools:
             fields["tag"] = [tag]
 
         async def run(session: AsyncSession, user: str) -> list[TaskSummary]:
+            # A page is one statement of its own: the unit of work's session stays unused.
             query = _validated(TaskQuery, fields)
-            page = await service.list_tasks(session, user, query=query, clock=self._clock)
+            page = await service.list_tasks(self._db, user, query=query, clock=self._clock)
             return [_summary(task) for task in page.items]
 
         return await self._run(user_id, run)
@@ -382,6 +383,11 @@ class _Tools:
         return timedelta(hours=settings.idempotency_ttl_hours)
 
     @property
+    def _db(self) -> Database:
+        db: Database = self._app.state.db
+        return db
+
+    @property
     def _clock(self) -> Clock:
         clock: Clock = self._app.state.clock
         return clock
@@ -399,9 +405,8 @@ class _Tools:
             return _error("Not authenticated")
         if user_id is not None and user_id != token.subject:
             return _error("user_id does not match the authenticated user")
-        maker: async_sessionmaker[AsyncSession] = self._app.state.sessionmaker
         try:
-            async with service.unit_of_work(maker) as session:
+            async with self._db.unit_of_work() as session:
                 value = await work(session, token.subject)
         except service.TaskNotFound:
             return _error(f"Task {task_id} not found")

@@ -1,18 +1,17 @@
 """Domain logic of the todo service, usable with or without HTTP.
 
-Every function takes a session and the acting user's id (the token's subject) first, then
-keyword arguments; each flushes and never commits. A caller outside a request (the MCP tools)
-wraps its calls in ``unit_of_work(sessionmaker)``, which commits exactly like a request does.
-Every read or write of one task goes through ``_owned_task``: another user's task is
-indistinguishable from a task that does not exist.
+Every function takes a session (or, for a page read, the ``Database``) and the acting user's
+id (the token's subject) first, then keyword arguments; each flushes and never commits. A
+caller outside a request (the MCP tools) wraps its calls in ``Database.unit_of_work()``, which
+commits exactly like a request does. Every read or write of one task goes through
+``_owned_task``: another user's task is indistinguishable from a task that does not exist.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,14 +20,13 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
-from shared.db import fetch_row, session_scope
+from shared.db import Database
 from shared.errors import Conflict, InvalidCursor, NotFound, PreconditionFailed, ValidationFailed
-from todo_service.listing import PageStatement, encode_cursor, page_statement
+from todo_service.listing import encode_cursor, page_statement
 from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
 from todo_service.schemas import (
     TaskCreate,
@@ -42,7 +40,6 @@ from todo_service.schemas import (
 __all__ = [
     "IdempotencyKeyReused",
     "InvalidCursor",
-    "ReadTarget",
     "StaleTask",
     "TaskNotFound",
     "TaskPageJSON",
@@ -54,7 +51,6 @@ __all__ = [
     "patch_task",
     "replace_task",
     "set_completed",
-    "unit_of_work",
 ]
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -62,12 +58,6 @@ _TASK_LIST = TypeAdapter(list[TaskPublic])
 # Expired idempotency keys removed per keyed create: bounded work, yet the table cannot grow
 # faster than it is cleaned.
 _PURGE_BATCH = 100
-
-unit_of_work: Callable[
-    [async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[AsyncSession]
-] = asynccontextmanager(session_scope)
-"""``async with unit_of_work(sessionmaker) as session:`` commits on success and rolls back on
-error, exactly as an HTTP request's session does."""
 
 
 class TaskNotFound(NotFound):
@@ -117,9 +107,16 @@ async def _owned_task(
     return task
 
 
-def _check_version(task: Task, if_match: Collection[int] | None) -> None:
+async def _task_to_write(
+    session: AsyncSession, user_id: str, task_id: int, if_match: Collection[int] | None
+) -> Task:
+    """The user's task, locked until the unit of work ends, at a version ``if_match`` accepts
+    (None: any); ``StaleTask`` otherwise. The check and the write that follows are atomic
+    against concurrent writers."""
+    task = await _owned_task(session, user_id, task_id, for_update=True)
     if if_match is not None and task.version not in if_match:
         raise StaleTask()
+    return task
 
 
 async def get_task(session: AsyncSession, user_id: str, *, task_id: int) -> TaskPublic:
@@ -259,8 +256,7 @@ async def replace_task(
 
     ``if_match``: the versions the caller accepts; None means the last write wins.
     """
-    task = await _owned_task(session, user_id, task_id, for_update=True)
-    _check_version(task, if_match)
+    task = await _task_to_write(session, user_id, task_id, if_match)
     await _apply(session, task, data.model_dump(), clock())
     return to_public(task)
 
@@ -275,8 +271,7 @@ async def patch_task(
     clock: Clock = utcnow,
 ) -> TaskPublic:
     """Merge patch: only the fields present change; ``null`` clears a nullable field."""
-    task = await _owned_task(session, user_id, task_id, for_update=True)
-    _check_version(task, if_match)
+    task = await _task_to_write(session, user_id, task_id, if_match)
     await _apply(session, task, changes.changes(), clock())
     return to_public(task)
 
@@ -291,8 +286,7 @@ async def set_completed(
     clock: Clock = utcnow,
 ) -> TaskPublic:
     """Mark the task completed or not; ``completed=None`` toggles it."""
-    task = await _owned_task(session, user_id, task_id, for_update=True)
-    _check_version(task, if_match)
+    task = await _task_to_write(session, user_id, task_id, if_match)
     target = (not task.completed) if completed is None else completed
     await _apply(session, task, {"completed": target}, clock())
     return to_public(task)
@@ -308,8 +302,7 @@ async def delete_task(
 ) -> TaskPublic:
     """Delete the task; returns it as it was. A predecessor's link to it is cleared (and that
     predecessor's version bumped), so completing the predecessor again schedules anew."""
-    task = await _owned_task(session, user_id, task_id, for_update=True)
-    _check_version(task, if_match)
+    task = await _task_to_write(session, user_id, task_id, if_match)
     deleted = to_public(task)
     await session.exec(
         update(Task)
@@ -402,51 +395,30 @@ class TaskPageJSON:
     next_cursor: str | None
 
 
-# Where a page can be read from: a session, or the engine (or connection) it is bound to.
-ReadTarget = AsyncSession | AsyncEngine | AsyncConnection
-
-
 async def list_tasks_json(
-    db: ReadTarget, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
+    db: Database, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
 ) -> TaskPageJSON:
     """One page of the user's tasks (rendered by PostgreSQL), the total for the filters, and
     the cursor of the next page (None on the last). ``InvalidCursor`` for a bad cursor.
 
-    ``db`` is a session (the read joins its unit of work once that has begun, and sees its
-    writes), or the engine itself for a read on its own: the HTTP list route sets up no
-    session at all for it.
+    A page is a single statement, hence a single consistent snapshot and a single round trip:
+    it runs on its own pooled connection (``Database.fetch_row``), with no session around it.
     """
     statement = page_statement(user_id, query, clock())
-    total, items, fetched, last_key, last_id = await _read_page(db, statement)
+    row = await db.fetch_row(statement.sql, *statement.args)
+    assert row is not None  # an aggregate always returns its row
+    total, items, fetched, last_key, last_id = row
     next_cursor = None
     if fetched > query.limit:
         next_cursor = encode_cursor(query.sort, query.direction, last_key, last_id)
     return TaskPageJSON(items_json=items, total=total, next_cursor=next_cursor)
 
 
-async def _read_page(db: ReadTarget, statement: PageStatement) -> Sequence[Any]:
-    """The page statement's one row.
-
-    A page read on its own is a single statement, hence a single consistent snapshot: it runs
-    on a pooled connection of its own straight through the driver, with no BEGIN/COMMIT and
-    none of the ORM's per-statement work (the list is the hottest path). Behind a
-    transaction-mode pooler (PgBouncer, Neon's ``-pooler`` hosts, where the engine runs
-    without a statement cache) a statement must stay inside a transaction, so it does.
-    """
-    if isinstance(db, AsyncSession):
-        if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
-            return await _read_page(db.bind, statement)
-        db = await db.connection()
-    row = await fetch_row(db, statement.sql, *statement.args)
-    assert row is not None  # an aggregate always returns its row
-    return row
-
-
 async def list_tasks(
-    session: AsyncSession, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
+    db: Database, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
 ) -> TaskPage:
     """``list_tasks_json`` with the items as ``TaskPublic`` objects."""
-    page = await list_tasks_json(session, user_id, query=query, clock=clock)
+    page = await list_tasks_json(db, user_id, query=query, clock=clock)
     return TaskPage(
         items=_TASK_LIST.validate_json(page.items_json),
         total=page.total,

@@ -12,13 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.app import create_app
 from auth_service.keys import generate_pem
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.support.serving import serve
 
 
@@ -49,10 +48,10 @@ def clock() -> FrozenClock:
 @pytest.fixture
 async def auth_app(
     auth_settings: AuthSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     clock: FrozenClock,
 ) -> FastAPI:
-    return create_app(auth_settings, sessionmaker=sessionmaker, clock=clock)
+    return create_app(auth_settings, db=database, clock=clock)
 
 
 @pytest.fixture
@@ -64,10 +63,10 @@ async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def committed_app(
     auth_settings: AuthSettings,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     clock: FrozenClock,
 ) -> FastAPI:
-    return create_app(auth_settings, sessionmaker=committed_sessionmaker, clock=clock)
+    return create_app(auth_settings, db=committed_database, clock=clock)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from auth_service.app import create_app
 from auth_service.models import User
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.auth.factories import PASSWORD, count, register
 from tests.support.errors import assert_error
 from tests.support.serving import serve
@@ -93,7 +94,7 @@ async def test_of_twenty_parallel_guesses_only_the_threshold_reach_the_password_
 
 async def test_a_sign_in_beyond_the_hashing_line_is_refused_at_once_and_counts_nowhere(
     auth_settings: AuthSettings,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     clock: FrozenClock,
 ) -> None:
     """With one hashing thread and one place in line, a third password check waiting for them
@@ -102,7 +103,7 @@ async def test_a_sign_in_beyond_the_hashing_line_is_refused_at_once_and_counts_n
     settings = auth_settings.model_copy(
         update={"password_hash_workers": 1, "password_hash_queue": 1}
     )
-    app = create_app(settings, sessionmaker=committed_sessionmaker, clock=clock)
+    app = create_app(settings, db=committed_database, clock=clock)
     wrong = {"email": "ann@example.com", "password": "not the password"}
     async with serve(app) as client:
         await register(client, "ann@example.com")

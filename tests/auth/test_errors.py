@@ -15,7 +15,7 @@ from auth_service.app import create_app
 from auth_service.models import User
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
-from shared.db import create_engine, create_sessionmaker
+from shared.db import Database, create_engine
 from tests.auth.factories import PASSWORD, count
 from tests.support.errors import assert_error
 from tests.support.serving import serve
@@ -26,11 +26,11 @@ LIMIT = 1024
 @pytest.fixture
 async def small_client(
     auth_settings: AuthSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = auth_settings.model_copy(update={"max_body_bytes": LIMIT})
-    async with serve(create_app(settings, sessionmaker=sessionmaker, clock=clock)) as client:
+    async with serve(create_app(settings, db=database, clock=clock)) as client:
         yield client
 
 
@@ -166,7 +166,7 @@ async def test_readiness_is_503_when_the_database_is_unreachable(
 ) -> None:
     # Nothing listens on port 1 of the loopback interface: the connection is refused at once.
     engine = create_engine("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
-    app = create_app(auth_settings, sessionmaker=create_sessionmaker(engine), clock=clock)
+    app = create_app(auth_settings, db=Database(engine), clock=clock)
     try:
         async with serve(app) as client:
             live = await client.get("/healthz")

@@ -12,13 +12,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.app import create_app
 from auth_service.keys import SigningKey, generate_pem, load_key_set, parse_pem_keys
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.auth.factories import assert_unauthorized, bearer, signed_up
 from tests.support.serving import serve
 
@@ -55,12 +54,10 @@ def rotated_settings(auth_settings: AuthSettings) -> AuthSettings:
 @pytest.fixture
 async def rotated_client(
     rotated_settings: AuthSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(
-        create_app(rotated_settings, sessionmaker=sessionmaker, clock=clock)
-    ) as client:
+    async with serve(create_app(rotated_settings, db=database, clock=clock)) as client:
         yield client
 
 
@@ -80,24 +77,22 @@ async def test_every_configured_key_is_published_oldest_first(
 
 async def test_tokens_signed_by_an_older_key_still_verify_until_it_is_retired(
     rotated_settings: AuthSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     clock: FrozenClock,
 ) -> None:
     # Signed while OLD was the only key; NEW has since been added after it.
     async with serve(
         create_app(
             rotated_settings.model_copy(update={"signing_keys": SecretStr(OLD_PEM)}),
-            sessionmaker=sessionmaker,
+            db=database,
             clock=clock,
         )
     ) as client:
         pair = await signed_up(client)
-    async with serve(
-        create_app(rotated_settings, sessionmaker=sessionmaker, clock=clock)
-    ) as client:
+    async with serve(create_app(rotated_settings, db=database, clock=clock)) as client:
         during_rotation = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
     retired = rotated_settings.model_copy(update={"signing_keys": SecretStr(NEW_PEM)})
-    async with serve(create_app(retired, sessionmaker=sessionmaker, clock=clock)) as client:
+    async with serve(create_app(retired, db=database, clock=clock)) as client:
         after_retirement = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
 
     assert during_rotation.status_code == 200

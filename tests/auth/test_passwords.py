@@ -17,6 +17,7 @@ from auth_service.models import User
 from auth_service.passwords import PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.auth.factories import login, register
 from tests.support.serving import serve
 
@@ -38,15 +39,16 @@ def test_argon2_parameters_below_the_owasp_minimum_are_refused(weaker: dict[str,
 
 async def test_a_hash_with_other_parameters_is_replaced_at_the_next_login(
     auth_settings: AuthSettings,
+    database: Database,
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: FrozenClock,
 ) -> None:
     stronger = auth_settings.model_copy(update={"argon2_time_cost": 3})
-    async with serve(create_app(stronger, sessionmaker=sessionmaker, clock=clock)) as client:
+    async with serve(create_app(stronger, db=database, clock=clock)) as client:
         await register(client)
     before = await stored_hash(sessionmaker)
 
-    async with serve(create_app(auth_settings, sessionmaker=sessionmaker, clock=clock)) as client:
+    async with serve(create_app(auth_settings, db=database, clock=clock)) as client:
         await login(client)
         after = await stored_hash(sessionmaker)
         await login(client)

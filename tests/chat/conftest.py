@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.serving import free_port, live_server, serve
 from tests.support.tokens import TestIssuer
@@ -70,15 +71,13 @@ def closed_url() -> str:
 @pytest.fixture
 async def todo_mcp_url(
     migrated_url: str,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[str]:
     """The real todo service (with its MCP server) over HTTP on a free port."""
     settings = TodoSettings(_env_file=None, environment="test", database_url=migrated_url)
-    app = create_todo_app(
-        settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
+    app = create_todo_app(settings, db=committed_database, verifier=issuer.verifier(), clock=clock)
     async with live_server(app) as base:
         yield f"{base}/api/mcp"
 
@@ -113,7 +112,7 @@ ChatAppFactory = Callable[..., FastAPI]
 @pytest.fixture
 def make_chat_app(
     chat_settings: Callable[..., ChatSettings],
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> ChatAppFactory:
@@ -123,7 +122,7 @@ def make_chat_app(
         openai_http = overrides.pop("openai_http", None)
         return create_app(
             chat_settings(**overrides),
-            sessionmaker=committed_sessionmaker,
+            db=committed_database,
             verifier=issuer.verifier(),
             clock=clock,
             openai_http=openai_http,

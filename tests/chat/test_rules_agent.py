@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chat_service.agents import rules
 from chat_service.agents.base import too_many_tool_calls
 from shared.clock import FrozenClock
-from shared.db import create_engine, create_sessionmaker
+from shared.db import Database, create_engine
 from tests.chat.conftest import ChatAppFactory, User, stored_messages
 from tests.support.errors import assert_error
 from tests.support.serving import free_port, live_server, serve
@@ -343,7 +343,7 @@ async def test_a_todo_service_failing_inside_is_a_502(
     engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/todo")
     todo = create_todo_app(
         TodoSettings(_env_file=None, environment="test", database_url=migrated_url),
-        sessionmaker=create_sessionmaker(engine),
+        db=Database(engine),
         verifier=issuer.verifier(),
         clock=clock,
     )

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, driver_connection, fetch_row, is_database_outage
+from shared.db import Database, create_engine, is_database_outage
 from shared.middleware import RequestContextMiddleware
 
 
@@ -56,23 +56,16 @@ async def test_session_terminated_by_the_server_is_an_outage(database_url: str) 
 
 
 async def test_session_terminated_under_the_driver_is_an_outage(database_url: str) -> None:
-    # The hot paths read through asyncpg directly: its own errors must be recognised too.
-    engine = create_engine(database_url, pool_size=1, ping_after_idle=3600.0)
-    killer = create_engine(database_url, pool_size=1)
+    # Single statements run on asyncpg directly: its own errors must be recognised too.
+    db = Database.open(database_url, pool_size=1, ping_after_idle=3600.0)
     try:
-        async with driver_connection(engine) as connection:
-            pid = await connection.fetchval("SELECT pg_backend_pid()")
-        async with killer.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
-        async with driver_connection(engine) as connection:
-            # Closed under a call already made on it: the driver's errors are outages too.
-            with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
-                await connection.fetchval("SELECT pg_terminate_backend(pg_backend_pid(), 5000)")
+        # Closed under a call already made on it: the driver's errors are outages too.
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
+            await db.fetch_row("SELECT pg_terminate_backend(pg_backend_pid(), 5000)")
         assert is_database_outage(caught.value), repr(caught.value)
-        assert (await fetch_row(engine, "SELECT 2")) == (2,)  # the dead one was not reused
+        assert (await db.fetch_row("SELECT 2")) == (2,)  # the dead one was not reused
     finally:
-        await engine.dispose()
-        await killer.dispose()
+        await db.dispose()
 
 
 async def test_a_bad_query_or_a_bug_is_not_an_outage(database_url: str) -> None:
@@ -83,12 +76,12 @@ async def test_a_bad_query_or_a_bug_is_not_an_outage(database_url: str) -> None:
         await engine.dispose()
     assert isinstance(error, ProgrammingError)
     assert not is_database_outage(error)
-    engine = create_engine(database_url)
+    db = Database.open(database_url)
     try:
         with pytest.raises(Exception) as caught:  # noqa: PT011
-            await fetch_row(engine, "SELECT 1 / 0")
+            await db.fetch_row("SELECT 1 / 0")
     finally:
-        await engine.dispose()
+        await db.dispose()
     assert not is_database_outage(caught.value)
     assert not is_database_outage(ValueError("a bug"))
 

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, create_sessionmaker, fetch_row, is_database_outage
+from shared.db import Database, create_engine, is_database_outage
 from shared.deps import SessionDep
 from shared.errors import OutcomeUnknown, install_error_handlers
 from shared.middleware import RequestContextMiddleware
@@ -65,7 +65,7 @@ def app_writing_with(engine: AsyncEngine) -> FastAPI:
     app = FastAPI()
     app.add_middleware(RequestContextMiddleware, service="test", max_body_bytes=1024)
     install_error_handlers(app)
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.db = Database(engine)
 
     @app.post("/writes/{note}")
     async def write(note: str, session: SessionDep, die_at_commit: bool = False) -> dict[str, str]:
@@ -158,7 +158,7 @@ async def test_a_connection_terminated_before_commit_is_the_ordinary_503(
     assert not await saved(engine, note)
 
 
-# --- single statements through the driver (``fetch_row``), as the chat turn writes -----------
+# --- single statements through the driver (``Database.fetch_row``), as the chat turn writes --
 # On a direct server the statement commits itself, so a connection lost under it may have
 # committed; behind a transaction pooler the statement runs in a transaction that COMMIT ends.
 
@@ -173,37 +173,39 @@ WITH written AS (
 SELECT pg_terminate_backend(pg_backend_pid()), pg_sleep(10) FROM written"""
 
 
-def behind_a_pooler(database_url: str) -> str:
-    """The same server reached the way a ``-pooler`` host is: statements in a transaction."""
+def behind_a_pooler(database_url: str) -> Database:
+    """The same server used the way a ``-pooler`` host is: statements in a transaction, and
+    no statement cache (as ``Database.open`` sets up for such a host)."""
     url = make_url(database_url).update_query_dict({"prepared_statement_cache_size": "0"})
-    return url.render_as_string(hide_password=False)
+    engine = create_engine(url.render_as_string(hide_password=False), pool_size=1)
+    return Database(engine, pooled=True)
 
 
 @pytest.fixture(params=["direct", "pooler"])
-async def statement_engine(
+async def statement_db(
     request: pytest.FixtureRequest, engine: AsyncEngine, database_url: str
-) -> AsyncIterator[AsyncEngine]:
-    """An engine on the probe schema (set up by ``engine``), direct or as behind a pooler."""
+) -> AsyncIterator[Database]:
+    """A database on the probe schema (set up by ``engine``), direct or as behind a pooler."""
     if request.param == "direct":
-        yield engine
+        yield Database(engine)
         return
-    pooled = create_engine(behind_a_pooler(database_url), pool_size=1)
+    pooled = behind_a_pooler(database_url)
     yield pooled
     await pooled.dispose()
 
 
 async def test_a_write_statement_whose_connection_is_lost_at_commit_is_outcome_unknown(
-    statement_engine: AsyncEngine,
+    statement_db: Database,
 ) -> None:
     with pytest.raises(OutcomeUnknown):
-        await fetch_row(statement_engine, FETCH_INSERT, uuid.uuid4().hex, True, write=True)
+        await statement_db.fetch_row(FETCH_INSERT, uuid.uuid4().hex, True, write=True)
 
 
 async def test_a_read_statement_whose_connection_is_lost_is_the_ordinary_outage(
-    statement_engine: AsyncEngine,
+    statement_db: Database,
 ) -> None:
     with pytest.raises(Exception) as raised:  # noqa: PT011 - any driver error; checked below
-        await fetch_row(statement_engine, FETCH_INSERT, uuid.uuid4().hex, True)
+        await statement_db.fetch_row(FETCH_INSERT, uuid.uuid4().hex, True)
     assert not isinstance(raised.value, OutcomeUnknown)
     assert is_database_outage(raised.value)
 
@@ -213,17 +215,17 @@ async def test_a_write_statement_lost_on_a_direct_server_is_outcome_unknown(
 ) -> None:
     # The statement is its own transaction: nobody can tell whether it committed.
     with pytest.raises(OutcomeUnknown):
-        await fetch_row(engine, FETCH_INSERT_THEN_DIE, uuid.uuid4().hex, write=True)
+        await Database(engine).fetch_row(FETCH_INSERT_THEN_DIE, uuid.uuid4().hex, write=True)
 
 
 async def test_a_write_statement_lost_before_a_poolers_commit_is_the_ordinary_outage(
     engine: AsyncEngine, database_url: str
 ) -> None:
-    pooled = create_engine(behind_a_pooler(database_url), pool_size=1)
+    pooled = behind_a_pooler(database_url)
     note = uuid.uuid4().hex
     try:
         with pytest.raises(Exception) as raised:  # noqa: PT011 - any driver error; checked below
-            await fetch_row(pooled, FETCH_INSERT_THEN_DIE, note, write=True)
+            await pooled.fetch_row(FETCH_INSERT_THEN_DIE, note, write=True)
     finally:
         await pooled.dispose()
     assert not isinstance(raised.value, OutcomeUnknown)
@@ -234,22 +236,24 @@ async def test_a_write_statement_lost_before_a_poolers_commit_is_the_ordinary_ou
 async def test_a_write_statement_that_cannot_connect_is_the_ordinary_outage(
     tmp_path: Path,
 ) -> None:
-    unreachable = create_engine(
-        f"postgresql://postgres@/postgres?host={tmp_path}", pool_size=1, connect_timeout=2
+    unreachable = Database(
+        create_engine(
+            f"postgresql://postgres@/postgres?host={tmp_path}", pool_size=1, connect_timeout=2
+        )
     )
     try:
         with pytest.raises(Exception) as raised:  # noqa: PT011 - any driver error; checked below
-            await fetch_row(unreachable, FETCH_INSERT, "never", False, write=True)
+            await unreachable.fetch_row(FETCH_INSERT, "never", False, write=True)
     finally:
         await unreachable.dispose()
     assert not isinstance(raised.value, OutcomeUnknown)
     assert is_database_outage(raised.value)
 
 
-async def test_a_write_statement_that_commits_is_saved(statement_engine: AsyncEngine) -> None:
+async def test_a_write_statement_that_commits_is_saved(statement_db: Database) -> None:
     note = uuid.uuid4().hex
-    row = await fetch_row(statement_engine, FETCH_INSERT, note, False, write=True)
+    row = await statement_db.fetch_row(FETCH_INSERT, note, False, write=True)
 
     assert row is not None
     assert row[0] == note
-    assert await saved(statement_engine, note)
+    assert await saved(statement_db.engine, note)

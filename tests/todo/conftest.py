@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.support.serving import serve
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app
@@ -57,13 +58,11 @@ def clock() -> FrozenClock:
 @pytest.fixture
 async def client(
     todo_settings: TodoSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        todo_settings, sessionmaker=sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
+    app = create_app(todo_settings, db=database, verifier=issuer.verifier(), clock=clock)
     async with serve(app) as client:
         yield client
 
@@ -71,14 +70,12 @@ async def client(
 @pytest.fixture
 async def committed_client(
     todo_settings: TodoSettings,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Real commits on separate connections: requests really run concurrently."""
-    app = create_app(
-        todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
+    app = create_app(todo_settings, db=committed_database, verifier=issuer.verifier(), clock=clock)
     async with serve(app) as client:
         yield client
 

@@ -7,10 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from shared.db import Database
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
 from tests.support.errors import assert_error
 from tests.support.serving import serve
@@ -58,7 +57,7 @@ async def test_a_missing_or_bad_token_is_401_with_www_authenticate(
 @pytest.fixture
 async def interop_client(
     todo_settings: TodoSettings,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, TestIssuer]]:
@@ -74,7 +73,7 @@ async def interop_client(
             ),
         ]
     )
-    app = create_app(todo_settings, sessionmaker=sessionmaker, verifier=verifier, clock=clock)
+    app = create_app(todo_settings, db=database, verifier=verifier, clock=clock)
     async with serve(app) as client:
         yield client, other
 

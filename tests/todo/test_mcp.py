@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
-from shared.db import create_engine, create_sessionmaker
+from shared.db import Database, create_engine
 from tests.support.serving import free_port, live_server
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User
@@ -37,13 +37,11 @@ Connect = Callable[..., AbstractAsyncContextManager[Client]]
 @pytest.fixture
 async def todo_base(
     todo_settings: TodoSettings,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
     issuer: TestIssuer,
     clock: FrozenClock,
 ) -> AsyncIterator[str]:
-    app = create_app(
-        todo_settings, sessionmaker=committed_sessionmaker, verifier=issuer.verifier(), clock=clock
-    )
+    app = create_app(todo_settings, db=committed_database, verifier=issuer.verifier(), clock=clock)
     async with live_server(app) as base:
         yield base
 
@@ -423,7 +421,7 @@ async def test_a_failing_database_is_a_protocol_error_not_a_tool_answer(
     )
     app = create_app(
         todo_settings,
-        sessionmaker=create_sessionmaker(engine),
+        db=Database(engine),
         verifier=issuer.verifier(),
         clock=clock,
     )

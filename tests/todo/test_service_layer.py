@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import event, make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import FrozenClock
-from shared.db import create_engine, create_sessionmaker, fetch_row
+from shared.db import Database, create_engine
 from todo_service import service
 from todo_service.schemas import TaskCreate, TaskPatch, TaskQuery, TaskReplace
 
@@ -20,55 +19,54 @@ BOB = "bob-subject"
 
 
 async def test_unit_of_work_commits_on_success(
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
 ) -> None:
-    async with service.unit_of_work(committed_sessionmaker) as session:
+    async with committed_database.unit_of_work() as session:
         task = await service.add_task(session, ALICE, data=TaskCreate(title="kept"))
 
-    async with service.unit_of_work(committed_sessionmaker) as session:
+    async with committed_database.unit_of_work() as session:
         assert (await service.get_task(session, ALICE, task_id=task.id)).title == "kept"
 
 
 async def test_unit_of_work_rolls_back_on_error(
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
 ) -> None:
     created: list[int] = []
 
     async def write_then_fail() -> None:
-        async with service.unit_of_work(committed_sessionmaker) as session:
+        async with committed_database.unit_of_work() as session:
             created.append((await service.add_task(session, ALICE, data=TaskCreate(title="x"))).id)
             raise RuntimeError("the caller failed after the write")
 
     with pytest.raises(RuntimeError):
         await write_then_fail()
 
-    async with service.unit_of_work(committed_sessionmaker) as session:
+    async with committed_database.unit_of_work() as session:
         with pytest.raises(service.TaskNotFound):
             await service.get_task(session, ALICE, task_id=created[0])
-        page = await service.list_tasks(session, ALICE, query=TaskQuery())
-        assert page.total == 0
+    page = await service.list_tasks(committed_database, ALICE, query=TaskQuery())
+    assert page.total == 0
 
 
 async def test_a_domain_error_rolls_back_the_whole_unit(
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    committed_database: Database,
 ) -> None:
 
     async def write_then_miss() -> None:
-        async with service.unit_of_work(committed_sessionmaker) as session:
+        async with committed_database.unit_of_work() as session:
             await service.add_task(session, ALICE, data=TaskCreate(title="x"))
             await service.delete_task(session, ALICE, task_id=123456)
 
     with pytest.raises(service.TaskNotFound):
         await write_then_miss()
 
-    async with service.unit_of_work(committed_sessionmaker) as session:
-        assert (await service.list_tasks(session, ALICE, query=TaskQuery())).total == 0
+    assert (await service.list_tasks(committed_database, ALICE, query=TaskQuery())).total == 0
 
 
 async def test_every_function_treats_another_users_task_as_missing(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
 ) -> None:
-    async with service.unit_of_work(sessionmaker) as session:
+    async with database.unit_of_work() as session:
         task = await service.add_task(session, ALICE, data=TaskCreate(title="mine"))
         calls = [
             service.get_task(session, BOB, task_id=task.id),
@@ -81,14 +79,14 @@ async def test_every_function_treats_another_users_task_as_missing(
             with pytest.raises(service.TaskNotFound):
                 await call
         assert await service.get_task(session, ALICE, task_id=task.id) == task
-        assert (await service.list_tasks(session, BOB, query=TaskQuery())).total == 0
+        assert (await service.list_tasks(database, BOB, query=TaskQuery())).total == 0
 
 
 @pytest.mark.parametrize("task_id", [0, -1, 2**63, 10**30])
 async def test_ids_no_task_can_have_are_not_found_without_a_query(
-    sessionmaker: async_sessionmaker[AsyncSession], task_id: int
+    database: Database, task_id: int
 ) -> None:
-    async with service.unit_of_work(sessionmaker) as session:
+    async with database.unit_of_work() as session:
         with pytest.raises(service.TaskNotFound):
             await service.get_task(session, ALICE, task_id=task_id)
         with pytest.raises(service.TaskNotFound):
@@ -106,10 +104,10 @@ def test_the_inputs_validate_like_the_http_bodies() -> None:
 
 
 async def test_set_completed_toggles_or_sets(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
 ) -> None:
     clock = FrozenClock(datetime(2026, 3, 15, 12, 0, tzinfo=UTC))
-    async with service.unit_of_work(sessionmaker) as session:
+    async with database.unit_of_work() as session:
         task = await service.add_task(session, ALICE, data=TaskCreate(title="t"), clock=clock)
         toggled = await service.set_completed(session, ALICE, task_id=task.id, clock=clock)
         assert toggled.completed is True
@@ -122,9 +120,9 @@ async def test_set_completed_toggles_or_sets(
 
 
 async def test_an_if_match_that_accepts_no_version_is_stale(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
 ) -> None:
-    async with service.unit_of_work(sessionmaker) as session:
+    async with database.unit_of_work() as session:
         task = await service.add_task(session, ALICE, data=TaskCreate(title="t"))
         with pytest.raises(service.StaleTask):
             await service.patch_task(
@@ -137,10 +135,10 @@ async def test_an_if_match_that_accepts_no_version_is_stale(
 
 
 async def test_list_tasks_returns_models_and_a_cursor(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
 ) -> None:
     clock = FrozenClock(datetime(2026, 3, 15, 12, 0, tzinfo=UTC))
-    async with service.unit_of_work(sessionmaker) as session:
+    async with database.unit_of_work() as session:
         created = []
         for i in range(5):
             created.append(
@@ -148,25 +146,25 @@ async def test_list_tasks_returns_models_and_a_cursor(
             )
             clock.advance(seconds=1)
 
-        first = await service.list_tasks(session, ALICE, query=TaskQuery(limit=3))
+        first = await service.list_tasks(database, ALICE, query=TaskQuery(limit=3))
         assert first.total == 5
         assert first.items == list(reversed(created))[:3]
         assert first.next_cursor is not None
         rest = await service.list_tasks(
-            session, ALICE, query=TaskQuery(limit=3, cursor=first.next_cursor)
+            database, ALICE, query=TaskQuery(limit=3, cursor=first.next_cursor)
         )
         assert rest.items == list(reversed(created))[3:]
         assert rest.next_cursor is None
 
         with pytest.raises(service.InvalidCursor):
-            await service.list_tasks(session, ALICE, query=TaskQuery(cursor="nope"))
+            await service.list_tasks(database, ALICE, query=TaskQuery(cursor="nope"))
 
 
 async def test_counters_follow_writes_made_outside_the_service(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    database: Database,
 ) -> None:
     """The totals are kept by triggers, so even a manual fix in SQL keeps them exact."""
-    async with service.unit_of_work(sessionmaker) as session:
+    async with database.unit_of_work() as session:
         for i in range(4):
             task = await service.add_task(session, ALICE, data=TaskCreate(title=f"t{i}"))
         await service.set_completed(session, ALICE, task_id=task.id)
@@ -181,20 +179,10 @@ async def test_counters_follow_writes_made_outside_the_service(
         )
 
         for user, total, completed in ((ALICE, 2, 0), (BOB, 1, 1)):
-            everything = await service.list_tasks(session, user, query=TaskQuery())
-            done = await service.list_tasks(session, user, query=TaskQuery(status="completed"))
+            everything = await service.list_tasks(database, user, query=TaskQuery())
+            done = await service.list_tasks(database, user, query=TaskQuery(status="completed"))
             assert (everything.total, done.total) == (total, completed)
             assert everything.total == len(everything.items)
-
-
-async def test_a_list_inside_a_unit_of_work_sees_its_own_writes(
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    async with service.unit_of_work(committed_sessionmaker) as session:
-        task = await service.add_task(session, ALICE, data=TaskCreate(title="not committed yet"))
-        page = await service.list_tasks(session, ALICE, query=TaskQuery())
-        assert page.items == [task]
-        assert page.total == 1
 
 
 def count_transactions(engine: AsyncEngine) -> list[int]:
@@ -203,67 +191,55 @@ def count_transactions(engine: AsyncEngine) -> list[int]:
     return begun
 
 
-async def test_a_list_alone_reads_without_opening_a_transaction(migrated_url: str) -> None:
-    engine = create_engine(migrated_url)
-    begun = count_transactions(engine)
+async def test_a_list_reads_without_opening_a_transaction(migrated_url: str) -> None:
+    db = Database.open(migrated_url)
+    begun = count_transactions(db.engine)
     try:
-        async with create_sessionmaker(engine)() as session:
-            page = await service.list_tasks(session, "nobody", query=TaskQuery())
-            assert page.total == 0
-            assert not session.in_transaction()
-        await service.list_tasks_json(engine, "nobody", query=TaskQuery())
+        page = await service.list_tasks(db, "nobody", query=TaskQuery())
+        assert page.total == 0
+        await service.list_tasks_json(db, "nobody", query=TaskQuery())
         assert begun == []
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
-async def test_behind_a_transaction_pooler_a_list_reads_through_the_driver_transaction(
-    migrated_url: str,
-) -> None:
-    # What the engine looks like for a `-pooler` host: no prepared statement cache. The
-    # explicit transaction itself is shared.db.driver_connection's (tested there).
-    url = make_url(migrated_url).update_query_dict({"prepared_statement_cache_size": "0"})
-    engine = create_engine(url.render_as_string(hide_password=False))
+async def test_behind_a_transaction_pooler_a_list_reads_the_same(migrated_url: str) -> None:
+    # The explicit transaction itself is Database.fetch_row's (tests/shared/test_database.py).
+    db = Database(create_engine(migrated_url), pooled=True)
     try:
-        async with create_sessionmaker(engine)() as session:
-            page = await service.list_tasks(session, "nobody", query=TaskQuery())
-            assert page.total == 0
-            assert page.items == []
+        page = await service.list_tasks(db, "nobody", query=TaskQuery())
+        assert page.total == 0
+        assert page.items == []
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_a_connection_the_server_closed_in_the_pool_costs_no_list(
-    migrated_url: str, committed_sessionmaker: async_sessionmaker[AsyncSession]
+    migrated_url: str, committed_database: Database
 ) -> None:
     # One pooled connection, never pinged before use: the driver knows it closed, so the
     # checkout takes a new one instead.
-    engine = create_engine(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
-    maker = create_sessionmaker(engine)
+    db = Database.open(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
     try:
-        async with engine.connect() as connection:
-            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        async with committed_sessionmaker() as other:
-            terminate = text("SELECT pg_terminate_backend(:pid, 5000)")
-            await (await other.connection()).execute(terminate, {"pid": pid})
+        (pid,) = await db.fetch_row("SELECT pg_backend_pid()") or ()
+        await committed_database.fetch_row("SELECT pg_terminate_backend($1, 5000)", pid)
 
-        async with maker() as session:
-            assert (await service.list_tasks(session, ALICE, query=TaskQuery())).total == 0
-        assert engine.sync_engine.pool.checkedout() == 0
+        assert (await service.list_tasks(db, ALICE, query=TaskQuery())).total == 0
+        assert db.engine.sync_engine.pool.checkedout() == 0
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_a_connection_that_dies_under_a_page_read_is_not_reused(migrated_url: str) -> None:
-    # A page read on an engine is one ``fetch_row``, straight from the pool. Its statement
-    # ends its own backend here: the connection must not go back.
-    engine = create_engine(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
+    # A page read is one ``Database.fetch_row``, straight from the pool. Its statement ends
+    # its own backend here: the connection must not go back.
+    db = Database.open(migrated_url, pool_size=1, max_overflow=0, ping_after_idle=3600.0)
     pid = "SELECT pg_backend_pid()"
     try:
-        killed = await fetch_row(engine, pid)
+        killed = await db.fetch_row(pid)
         with pytest.raises(Exception, match=r"terminat|closed"):
-            await fetch_row(engine, "SELECT pg_terminate_backend(pg_backend_pid(), 5000)")
-        assert await fetch_row(engine, pid) != killed
-        assert engine.sync_engine.pool.checkedout() == 0
+            await db.fetch_row("SELECT pg_terminate_backend(pg_backend_pid(), 5000)")
+        assert await db.fetch_row(pid) != killed
+        assert db.engine.sync_engine.pool.checkedout() == 0
     finally:
-        await engine.dispose()
+        await db.dispose()
