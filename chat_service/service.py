@@ -18,7 +18,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
 from shared.db import Database
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import (
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    NotFound,
+)
 from shared.pagination import (
     MAX_ID,
     Page,
@@ -290,16 +294,6 @@ async def _count(session: AsyncSession, condition: Any, model: type[Any]) -> int
 # the same add_task keys and add nothing twice.
 
 
-class TurnKeyReused(ValidationFailed):
-    code = "idempotency_key_reused"
-    message = "This Idempotency-Key was already used with a different request body"
-
-
-class TurnInProgress(Conflict):
-    code = "idempotent_request_in_progress"
-    message = "A request with this Idempotency-Key is still being processed"
-
-
 @dataclass(frozen=True)
 class KeyedTurn:
     """The claim of a turn key: run the turn (``answer`` None) as row ``id``, on its stored
@@ -363,8 +357,9 @@ async def claim_turn_key(
     ttl: timedelta,
 ) -> KeyedTurn:
     """Claim ``key`` for a turn: new (or expired), or an earlier attempt's whose lease lapsed
-    without an answer; or the stored answer to replay. ``TurnKeyReused`` for the same key with
-    another body, ``TurnInProgress`` while another attempt holds the lease."""
+    without an answer; or the stored answer to replay. ``IdempotencyKeyReused`` for the same
+    key with another body, ``IdempotentRequestInProgress`` while another attempt holds the
+    lease."""
     row = await db.fetch_row(
         _CLAIM_TURN_KEY,
         user_id,
@@ -385,10 +380,10 @@ async def claim_turn_key(
         return KeyedTurn(id=int(row[0]), conversation_id=row[1], message_id=row[2])
     row = await db.fetch_row(_READ_TURN_KEY, user_id, key)
     if row is not None and row[0] != request_hash:
-        raise TurnKeyReused()
+        raise IdempotencyKeyReused()
     if row is not None and row[1] is not None:
         return KeyedTurn(id=0, answer=str(row[1]))
-    raise TurnInProgress(headers={"Retry-After": "1"})
+    raise IdempotentRequestInProgress(headers={"Retry-After": "1"})
 
 
 async def record_turn_message(

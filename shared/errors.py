@@ -116,6 +116,21 @@ class Conflict(AppError):
     message = "Conflict"
 
 
+class IdempotencyKeyReused(ValidationFailed):
+    """An ``Idempotency-Key`` sent again with another request body (todo's create, a chat
+    turn, MCP ``add_task``)."""
+
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was already used with a different request body"
+
+
+class IdempotentRequestInProgress(Conflict):
+    """An ``Idempotency-Key`` whose first request is still being processed."""
+
+    code = "idempotent_request_in_progress"
+    message = "A request with this Idempotency-Key is still being processed"
+
+
 class PreconditionFailed(AppError):
     status_code = 412
     code = "precondition_failed"

@@ -25,7 +25,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
 from shared.db import Database
-from shared.errors import Conflict, InvalidCursor, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import (
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    InvalidCursor,
+    NotFound,
+    PreconditionFailed,
+)
 from todo_service.listing import encode_cursor, page_statement
 from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
 from todo_service.schemas import (
@@ -67,16 +73,6 @@ class TaskNotFound(NotFound):
 
 class StaleTask(PreconditionFailed):
     message = "The task has changed since it was read (If-Match does not match its ETag)"
-
-
-class IdempotencyKeyReused(ValidationFailed):
-    code = "idempotency_key_reused"
-    message = "This Idempotency-Key was already used with a different request body"
-
-
-class IdempotentRequestInProgress(Conflict):
-    code = "idempotent_request_in_progress"
-    message = "A request with this Idempotency-Key is still being processed"
 
 
 def to_public(task: Task) -> TaskPublic:
