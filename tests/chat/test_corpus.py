@@ -117,7 +117,12 @@ async def services(
                     todo_timeout_seconds=10.0,
                 )
                 chat_app = create_app(chat_settings, db=db, verifier=issuer.verifier(), clock=clock)
-                async with serve(chat_app) as chat, httpx.AsyncClient(base_url=base) as todo:
+                # Seeding and reading back go to the same todo app in process: no socket needed.
+                todo_transport = httpx.ASGITransport(app=todo_app)
+                async with (
+                    serve(chat_app) as chat,
+                    httpx.AsyncClient(transport=todo_transport, base_url="http://todo") as todo,
+                ):
                     yield Services(chat=chat, todo=todo, issuer=issuer, engine=engine)
     finally:
         await empty_service_schemas(engine, restart_identity=True)
@@ -304,7 +309,14 @@ def report(outcomes: list[Outcome]) -> str:
 
 
 def _write(config: pytest.Config, name: str, content: str) -> Path:
-    path = config.cache.mkdir("chat-corpus") / name
+    """Into the pytest cache (``.pytest_cache/d/chat-corpus/``), or its temporary directory
+    when the cache is switched off."""
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        directory = cache.mkdir("chat-corpus")
+    else:
+        directory = config._tmp_path_factory.mktemp("chat-corpus")  # type: ignore[attr-defined]
+    path = directory / name
     path.write_text(content, encoding="utf-8")
     return path
 
