@@ -301,7 +301,7 @@ _DECLINES = re.compile(
     r"\b(?:sorry|can(?:no|')t|can not|could(?:n't| not)|unable|not able|no (?:task|tasks|"
     r"match|matches|such|pending|completed|open)|nothing|did(?:n't| not) find|not found|"
     r"won't|will not|cancel(?:l?ed)?|left (?:it|them|everything) (?:alone|as)|no longer|"
-    r"isn't|is not|don't have|do not have|only help|outside)\b",
+    r"isn't|is not|don't have|do not have|can only|only help|outside|already)\b",
     re.IGNORECASE,
 )
 _NOT_UNDERSTOOD = re.compile(
