@@ -237,7 +237,9 @@ async def run_entry(
         )
         assert listed.status_code == 200, listed.text
         expected_final = [
-            resolve(task.model_dump(mode="json", exclude_none=True), ids) for task in entry.final
+            # exclude_unset: an explicit null ("no due date") is checked, an absent key is not.
+            resolve(task.model_dump(mode="json", exclude_unset=True), ids)
+            for task in entry.final
         ]
         error = final_mismatch(expected_final, listed.json())
         if error is not None:
@@ -510,6 +512,10 @@ def test_the_final_list_is_complete_and_compared_by_title() -> None:
     assert final_mismatch(expected[:1], tasks) == "unexpected tasks: 'Buy milk'"
     assert final_mismatch([*expected, {"title": "Pay bills"}], tasks) == "no task 'Pay bills'"
     assert "priority" in (final_mismatch([{"title": "Buy milk", "priority": "low"}], tasks) or "")
+    tasks[0]["due_at"] = "2026-01-15T09:00:00.000000Z"
+    assert final_mismatch([{"title": "Buy milk", "due_at": None}], tasks[:1]) is not None
+    due = {"title": "Buy milk", "due_at": "2026-01-15T09:00:00+00:00"}
+    assert final_mismatch([due], tasks[:1]) is None
 
 
 def test_fillers_go_between_words_and_never_into_a_quoted_title() -> None:
