@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,16 +192,14 @@ def _find_awaiting(value: Any, depth: int = 0) -> tuple[bool, Any]:
     return False, None
 
 
-async def run_entry(
-    services: Services, corpus: str, entry: Entry, say: Callable[[str], str] = str
-) -> Outcome:
-    """One entry as a fresh user; ``say`` rewrites each message (fillers)."""
+async def run_entry(services: Services, corpus: str, entry: Entry) -> Outcome:
+    """One entry as a fresh user."""
     headers = {"Authorization": f"Bearer {services.issuer.mint(f'corpus-{uuid.uuid4().hex}')}"}
     ids = await _seed(services, headers, entry)
     conversation: int | None = None
     created = 0
     for number, turn in enumerate(entry.turns, start=1):
-        body: dict[str, Any] = {"message": fill(say(turn.say), ids), "timezone": TIMEZONE}
+        body: dict[str, Any] = {"message": fill(turn.say, ids), "timezone": TIMEZONE}
         if conversation is not None:
             body["conversation_id"] = conversation
         response = await services.chat.post("/api/chat", json=body, headers=headers)
@@ -247,14 +245,12 @@ async def run_entry(
     return Outcome(corpus, entry, None)
 
 
-async def run_all(
-    services: Services, work: list[tuple[str, Entry]], say: Callable[[str], str] | None = None
-) -> list[Outcome]:
+async def run_all(services: Services, work: list[tuple[str, Entry]]) -> list[Outcome]:
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(corpus: str, entry: Entry) -> Outcome:
         async with gate:
-            return await run_entry(services, corpus, entry, say or str)
+            return await run_entry(services, corpus, entry)
 
     return list(await asyncio.gather(*(one(corpus, entry) for corpus, entry in work)))
 
@@ -262,7 +258,7 @@ async def run_all(
 @pytest.fixture(scope="module")
 async def outcomes(services: Services) -> list[Outcome]:
     work = [(name, entry) for name, corpus in corpora().items() for entry in corpus.entries]
-    async with asyncio.timeout(300):
+    async with asyncio.timeout(540):
         return await run_all(services, work)
 
 
@@ -323,6 +319,8 @@ def _write(config: pytest.Config, name: str, content: str) -> Path:
     return path
 
 
+# The whole corpus runs in the first test's setup: about 15 s of CPU, more on a busy machine.
+@pytest.mark.timeout(600)
 async def test_corpus_report(outcomes: list[Outcome], pytestconfig: pytest.Config) -> None:
     """Runs every entry and reports accuracy per intent and per set."""
     content = report(outcomes)
@@ -332,6 +330,7 @@ async def test_corpus_report(outcomes: list[Outcome], pytestconfig: pytest.Confi
     assert counted == {entry.id for entry in load_corpus(MAIN).entries}
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.xfail(strict=True, reason="the rules agent does not meet the corpus targets yet")
 async def test_the_rules_agent_meets_the_corpus_targets(outcomes: list[Outcome]) -> None:
     main = accuracy(outcomes, "main")
@@ -348,6 +347,7 @@ async def test_the_rules_agent_meets_the_corpus_targets(outcomes: list[Outcome])
     assert not low, f"intents under {INTENT_TARGET:.0%}: {low}"
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.xfail(strict=True, reason="the rules agent does not meet the corpus targets yet")
 async def test_fillers_do_not_change_the_outcome(
     services: Services, outcomes: list[Outcome], pytestconfig: pytest.Config
@@ -355,19 +355,22 @@ async def test_fillers_do_not_change_the_outcome(
     """Every main-set utterance again with a filler ("um", "please", "for me", "right now")
     at a seeded random word boundary outside quoted titles: each line the agent gets right
     without the filler it must get right with it."""
-    utterances = load_corpus(MAIN).utterances
-    variants = {
-        u.say: with_filler(u.say, random.Random(f"{FILLER_SEED}:{u.id}")) for u in utterances
-    }
-    async with asyncio.timeout(300):
-        with_fillers = await run_all(
-            services, [("main", u) for u in utterances], lambda said: variants.get(said, said)
+    variants: list[tuple[str, Entry]] = [
+        (
+            "main",
+            u.model_copy(
+                update={"say": with_filler(u.say, random.Random(f"{FILLER_SEED}:{u.id}"))}
+            ),
         )
+        for u in load_corpus(MAIN).utterances
+    ]
+    async with asyncio.timeout(540):
+        with_fillers = await run_all(services, variants)
     plain = {o.entry.id: o for o in outcomes if o.corpus == "main"}
     changed = [o for o in with_fillers if plain[o.entry.id].ok and not o.ok]
     right = sum(plain[o.entry.id].ok for o in with_fillers)
     lines = [f"Fillers: {right - len(changed)} of {right} lines right without fillers stay right"]
-    lines += [f"- {o.entry.id} {variants[o.entry.turns[0].say]!r}: {o.error}" for o in changed]
+    lines += [f"- {o.entry.id} {o.entry.turns[0].say!r}: {o.error}" for o in changed]
     content = "\n".join(lines) + "\n"
     _write(pytestconfig, "fillers.txt", content)
     print(f"\n{content}")
