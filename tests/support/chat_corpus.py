@@ -369,7 +369,7 @@ def final_mismatch(expected: list[dict[str, Any]], tasks: list[dict[str, Any]]) 
 
 # --- fillers ----------------------------------------------------------------------------------
 
-FILLERS = ("um", "please", "for me", "right now", "uh", "just")
+FILLERS = ("um", "please", "for me", "right now", "uh")
 # No filler right after a word that binds to the next one ("the | report", "to | Friday",
 # "task | 3"): nobody says "the um report", and the test is about what people do say.
 _BINDING = frozenset(
