@@ -57,7 +57,7 @@ NOUNS = [
 TAGS = ["work", "home", "errands", "health", "finance", "family", "urgent", "someday"]
 
 
-def seed_sql(user_tasks: int, other_tasks: int, other_users: int) -> str:
+def seed_sql(user_tasks: int, other_tasks: int, other_users: int, user: str = USER) -> str:
     """One INSERT ... SELECT: the measured user's rows interleaved with everyone else's, in
     creation order, as a real table would hold them."""
     total = user_tasks + other_tasks
@@ -70,7 +70,7 @@ def seed_sql(user_tasks: int, other_tasks: int, other_users: int) -> str:
     INSERT INTO todo.tasks (user_id, title, description, completed, completed_at, priority,
                             tags, due_at, recurrence, created_at, updated_at, version)
     SELECT
-        CASE WHEN floor(g / {stride}) <> floor((g - 1) / {stride}) THEN '{USER}'
+        CASE WHEN floor(g / {stride}) <> floor((g - 1) / {stride}) THEN '{user}'
              ELSE 'other-' || (g % {other_users}) END,
         (ARRAY[{verbs}])[1 + (g * 7) % {len(VERBS)}] || ' '
             || (ARRAY[{nouns}])[1 + (g * 13 + g / 97) % {len(NOUNS)}],
