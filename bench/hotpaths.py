@@ -39,7 +39,7 @@ import aiohttp
 import asyncpg
 
 from bench.gateway import run_wrk
-from bench.support import migrated_postgres
+from bench.support import cpu_seconds, migrated_postgres, postgres_cpu_seconds
 from bench.todo import next_link, seed_sql
 from tests.e2e.stack import REPO, Stack
 
@@ -67,6 +67,10 @@ class Run:
     p50_ms: float
     p99_ms: float
     load: float  # the one-minute load average when the run started
+    # CPU milliseconds per request: the gateway, the service behind it, PostgreSQL.
+    gateway_cpu: float
+    service_cpu: float
+    postgres_cpu: float
 
 
 async def _account(gateway: str, email: str) -> tuple[str, str]:
@@ -126,7 +130,12 @@ def _stack(url: str, workdir: Path, tree: Path) -> Stack:
 
 
 def _round(
-    name: str, stack: Stack, args: argparse.Namespace, workdir: Path, round_number: int
+    name: str,
+    stack: Stack,
+    args: argparse.Namespace,
+    workdir: Path,
+    pg_data: Path,
+    round_number: int,
 ) -> list[Run]:
     stack.start("auth", "todo")
     stack.start("gateway")
@@ -137,24 +146,36 @@ def _round(
         deep = asyncio.run(_deep_page(gateway, token, args.depth))
         prefix = f"{name}-{round_number}-{uuid.uuid4().hex[:8]}"
         plans = {
-            "first page": (FIRST_PAGE, token, ""),
-            "deep page": (deep, token, ""),
-            "create": ("/api/tasks", creator, _CREATE.format(prefix=prefix)),
-            "me": ("/api/auth/me", token, ""),
+            "first page": (FIRST_PAGE, token, "", "todo"),
+            "deep page": (deep, token, "", "todo"),
+            "create": ("/api/tasks", creator, _CREATE.format(prefix=prefix), "todo"),
+            "me": ("/api/auth/me", token, "", "auth"),
         }
         runs = []
         for scenario in SCENARIOS:
-            path, bearer, lua = plans[scenario]
+            path, bearer, lua, service = plans[scenario]
             url = gateway + path
             run_wrk(url, bearer, args.connections, 1.0, workdir, lua)  # warm-up
             load = os.getloadavg()[0]
+            pids = (stack.pid("gateway"), stack.pid(service))
+            cpu_before = [*map(cpu_seconds, pids), postgres_cpu_seconds(pg_data)]
             requests, seconds, p50, p99 = run_wrk(
                 url, bearer, args.connections, args.duration, workdir, lua
             )
-            run = Run(name, scenario, requests / seconds, p50, p99, load)
+            cpu_after = [*map(cpu_seconds, pids), postgres_cpu_seconds(pg_data)]
+            gateway_cpu, service_cpu, postgres_cpu = (
+                1000 * (after - before) / requests
+                for before, after in zip(cpu_before, cpu_after, strict=True)
+            )
+            run = Run(
+                name, scenario, requests / seconds, p50, p99, load,
+                gateway_cpu, service_cpu, postgres_cpu,
+            )  # fmt: skip
             print(
                 f"round {round_number} {name:<7} {scenario:<11} {run.rps:7.0f} req/s  "
-                f"p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  load {load:.2f}",
+                f"p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  load {load:5.2f}  CPU ms/req: "
+                f"gateway {gateway_cpu:.2f}, {service} {service_cpu:.2f}, "
+                f"postgres {postgres_cpu:.2f}",
                 flush=True,
             )
             runs.append(run)
@@ -171,13 +192,19 @@ def _summary(runs: list[Run], checkouts: list[str]) -> str:
         return statistics.median(values)
 
     lines = [
-        "| scenario | " + " | ".join(f"{c} req/s | {c} p50 / p99 ms" for c in checkouts) + " |",
-        "|---" * (1 + 2 * len(checkouts)) + "|",
+        "| scenario | "
+        + " | ".join(
+            f"{c} req/s | {c} p50 / p99 ms | {c} CPU ms/req: gateway, service, postgres"
+            for c in checkouts
+        )
+        + " |",
+        "|---" * (1 + 3 * len(checkouts)) + "|",
     ]
     for scenario in SCENARIOS:
         cells = [
             f"{median(c, scenario, 'rps'):.0f} | {median(c, scenario, 'p50_ms'):.2f} / "
-            f"{median(c, scenario, 'p99_ms'):.2f}"
+            f"{median(c, scenario, 'p99_ms'):.2f} | {median(c, scenario, 'gateway_cpu'):.2f}, "
+            f"{median(c, scenario, 'service_cpu'):.2f}, {median(c, scenario, 'postgres_cpu'):.2f}"
             for c in checkouts
         ]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
@@ -231,7 +258,7 @@ def main() -> None:
         for round_number in range(1, args.rounds + 1):
             for name, tree in trees.items():
                 stack = _stack(url, workdir, tree)
-                runs += _round(name, stack, args, Path(scratch), round_number)
+                runs += _round(name, stack, args, Path(scratch), workdir / "pgdata", round_number)
         print()
         print(
             f"wrk -t1 -c{args.connections} -d{args.duration:.0f}s through the gateway, "
