@@ -57,14 +57,15 @@ LINGER_BYTES = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """Bounds on what a client may send before the application sees a request."""
+    """Bounds on what a client may send before the application sees a request; the values
+    (and their defaults) are the service's settings (``HttpLimits.of``)."""
 
-    max_url_bytes: int = 8 * 1024
-    max_header_bytes: int = 8 * 1024
-    max_header_section_bytes: int = 32 * 1024
-    max_header_count: int = 100
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
+    max_url_bytes: int
+    max_header_bytes: int
+    max_header_section_bytes: int
+    max_header_count: int
+    header_timeout: float
+    body_timeout: float
 
     @classmethod
     def of(cls, settings: ServiceSettings) -> HttpLimits:
@@ -105,7 +106,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
-        limits: HttpLimits = HttpLimits(),
+        limits: HttpLimits,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
