@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from chat_service import service, sse
-from chat_service.models import Conversation, Message
+from chat_service.models import IDEMPOTENCY_KEY_MAX, Conversation, Message
 from chat_service.schemas import (
     ChatIn,
     ChatOut,
@@ -55,7 +55,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        pattern=r"^[\x21-\x7e]{1,255}$",
+        pattern=rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}$",
         description="Retry a turn safely: the same key and body within 24 h replays the first "
         "answer instead of running the turn again (a failed first attempt is run again on "
         "the same stored message)",

@@ -22,7 +22,7 @@ from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import BadRequest, error_responses
 from shared.pagination import page_headers
 from todo_service import service
-from todo_service.models import MAX_ID
+from todo_service.models import IDEMPOTENCY_KEY_MAX, MAX_ID
 from todo_service.schemas import (
     CompleteIn,
     TaskCreate,
@@ -237,7 +237,7 @@ async def create_task(
         str | None,
         Header(
             alias="Idempotency-Key",
-            pattern=r"^[\x21-\x7e]{1,255}$",
+            pattern=rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}$",
             description="Repeat a create safely: the same key and body within 24 h replays "
             "the first answer",
         ),
