@@ -1,10 +1,13 @@
 """Domain logic of the todo service, usable with or without HTTP.
 
-Every function takes a session (or, for a page read, the ``Database``) and the acting user's
-id (the token's subject) first, then keyword arguments; each flushes and never commits. A
-caller outside a request (the MCP tools) wraps its calls in ``Database.unit_of_work()``, which
-commits exactly like a request does. Every read or write of one task goes through
-``_owned_task``: another user's task is indistinguishable from a task that does not exist.
+Every function takes where it runs and the acting user's id (the token's subject) first, then
+keyword arguments. Writes that the ORM carries (updates: the recurrence rule is Python) take a
+session, flush and never commit. Single statements (``get_task``, ``add_task``: see
+``todo_service.statements``) take ``Statements``: the ``Database`` runs one alone, a unit of
+work's session runs it inside its transaction. A caller outside a request (the MCP tools)
+wraps its calls in ``Database.unit_of_work()``, which commits exactly like a request does.
+Every statement about one task carries the user's id in its condition (``_owned_task`` for the
+ORM): another user's task is indistinguishable from a task that does not exist.
 """
 
 from __future__ import annotations
