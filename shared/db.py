@@ -435,7 +435,8 @@ class Database:
     - ``fetch_row(sql, *args)``: one statement (``$n`` placeholders) straight on the asyncpg
       connection of a pooled connection, one round trip, no ORM. Each is its own implicit
       transaction, so a unit of work done this way is a single statement (CTEs make that
-      easy). For hot reads and single-statement writes where the ORM adds nothing.
+      easy). For hot reads and single-statement writes where the ORM adds nothing. The unit
+      of work's ``Session`` runs the same statements inside its transaction (``Statements``).
 
     Made once per process in the service's lifespan (``Database.open``); the tests bind one to
     their rolled-back connection (``Database.bound_to``), so they run these same paths.
