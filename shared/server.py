@@ -35,7 +35,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -43,9 +43,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from shared.errors import AppError, error_headers, error_json
 from shared.metrics import REFUSED
 from shared.request_context import accept_request_id
-
-if TYPE_CHECKING:
-    from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +77,10 @@ class HttpLimits:
         )
 
 
+# What a protocol built without a service's settings (uvicorn given the class) enforces.
+DEFAULT_LIMITS = HttpLimits.of(ServiceSettings.model_construct())
+
+
 class RefusedRequest(AppError):
     """A request the HTTP server answers itself, before any app sees it, and then closes."""
 
@@ -106,10 +108,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
-        limits: HttpLimits,
+        limits: HttpLimits | None = None,
     ) -> None:
+        """``limits``: the service's (``http_protocol``); None, the settings' defaults."""
         super().__init__(config, server_state, app_state, _loop)
-        self.limits = limits
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
         # True from the end of one message (or the connection's start) to the end of the next
         # request's headers; the body is read while it is False.
         self._in_head = True
