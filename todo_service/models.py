@@ -172,8 +172,9 @@ class TaskCount(TodoBase, table=True):
 class IdempotencyKey(TodoBase, table=True):
     """The first answer to a ``POST /api/tasks`` carrying an ``Idempotency-Key``, per user.
 
-    The row is inserted before the task is created, in the same transaction: a concurrent
-    retry with the same key waits on it and then replays the stored answer.
+    The row is claimed with the answer in the statement that creates the task
+    (``todo_service.statements``): a concurrent retry with the same key waits on it and then
+    replays the stored answer.
     """
 
     __tablename__ = "idempotency_keys"
