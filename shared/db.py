@@ -405,7 +405,7 @@ class Session(AsyncSession):
         nothing here)."""
         connection = await self.connection()
         result = await connection.exec_driver_sql(sql, args)
-        return result.first()
+        return result.first() if result.returns_rows else None
 
 
 class Statements(Protocol):
