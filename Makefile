@@ -28,6 +28,9 @@ fmt: $(VENV)/.synced
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+bench: $(VENV)/.synced ## Hot paths through the gateway; BEFORE=<checkout> alternates with it (bench/RESULTS.md)
+	$(VENV)/bin/python -m bench.hotpaths $(if $(BEFORE),--before $(BEFORE))
+
 migrate: $(VENV)/.synced ## Migrate every service (embedded PostgreSQL unless DATABASE_URL)
 	$(VENV)/bin/python -m scripts.stack --migrate-only
 

@@ -21,7 +21,7 @@ from auth_service.schemas import (
     UserPublic,
 )
 from auth_service.service import AuthContext, TokenPair
-from shared.deps import CurrentPrincipal, SessionDep
+from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import error_responses
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
@@ -155,9 +155,10 @@ async def logout(body: RefreshIn, session: SessionDep, ctx: Context) -> None:
     await service.logout(session, ctx, refresh_token=body.refresh_token)
 
 
-@router.get("/me", responses=error_responses(401))
-async def read_me(user: CurrentUser) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
+@router.get("/me", response_model=UserPublic, responses=error_responses(401))
+async def read_me(principal: CurrentPrincipal, db: DatabaseDep) -> Response:
+    user = await service.account(db, principal.sub)
+    return Response(user.model_dump_json(), media_type="application/json")
 
 
 @router.patch("/me", responses=error_responses(401))

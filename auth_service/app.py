@@ -12,7 +12,7 @@ from auth_service.keys import load_key_set
 from auth_service.passwords import PasswordHasher
 from auth_service.service import AuthContext
 from auth_service.settings import AuthSettings, get_settings
-from shared.app import create_service_app, database, database_ready
+from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
@@ -52,14 +52,6 @@ def create_app(
         finally:
             hasher.close()
 
-    app = create_service_app(
-        name="auth",
-        title="Auth service",
-        settings=settings,
-        lifespan=lifespan,
-        readiness={"database": database_ready},
-        docs_url="/api/auth/docs",
-        openapi_url="/api/auth/openapi.json",
-    )
+    app = create_service_app("auth", "Auth service", settings, lifespan, docs_prefix="/api/auth")
     app.include_router(router)
     return app

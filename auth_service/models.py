@@ -12,6 +12,9 @@ from shared.db import schema_metadata
 
 SCHEMA = "auth"
 
+EMAIL_MAX = 320  # RFC 5321's longest path
+NAME_MAX = 100
+
 
 class AuthBase(SQLModel):
     metadata = schema_metadata(SCHEMA)
@@ -30,8 +33,8 @@ class User(AuthBase, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     # Stored normalised (trimmed, lower case), so a plain unique index is case-insensitive.
-    email: str = Field(max_length=320, unique=True)
-    name: str | None = Field(default=None, max_length=100)
+    email: str = Field(max_length=EMAIL_MAX, unique=True)
+    name: str | None = Field(default=None, max_length=NAME_MAX)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(sa_column=_timestamp(default_now=True))
     updated_at: datetime = Field(sa_column=_timestamp(default_now=True))

@@ -8,14 +8,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from auth_service.models import EMAIL_MAX, NAME_MAX
+
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 
 Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 # Login accepts any stored password's length; the bound only stops absurd bodies.
 LoginPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Email = Annotated[EmailStr, Field(max_length=320)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
 
 
 class Strict(BaseModel):

@@ -19,8 +19,10 @@ from auth_service import throttle
 from auth_service.keys import KeySet
 from auth_service.models import RefreshFamily, RefreshToken, User
 from auth_service.passwords import PasswordCheckBusy, PasswordHasher
+from auth_service.schemas import UserPublic
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
+from shared.db import Statements
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.network import client_network
 from shared.tokens import InvalidToken
@@ -328,6 +330,22 @@ async def update_profile(
     user.updated_at = ctx.clock()
     await session.flush()
     return user
+
+
+_ACCOUNT = f"SELECT {', '.join(UserPublic.model_fields)} FROM auth.users WHERE id = $1"  # noqa: S608
+
+
+async def account(db: Statements, subject: str) -> UserPublic:
+    """The public view of an access token's subject's account, one statement. A token that
+    outlived its account is a 401, as in ``current_account``."""
+    try:
+        key = uuid.UUID(subject)
+    except ValueError:
+        raise InvalidToken() from None
+    row = await db.fetch_row(_ACCOUNT, key)
+    if row is None:
+        raise InvalidToken()
+    return UserPublic.model_validate(dict(zip(UserPublic.model_fields, row, strict=True)))
 
 
 async def current_account(session: AsyncSession, subject: str) -> User:

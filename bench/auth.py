@@ -36,8 +36,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,7 +47,15 @@ import jwt
 
 from auth_service.keys import KeySet, generate_pem, parse_pem_keys
 from auth_service.settings import AuthSettings
-from bench.support import cpu_seconds, free_port, migrated_postgres, percentile, stop, wait_ready
+from bench.support import (
+    Tally,
+    closed_loop,
+    cpu_seconds,
+    free_port,
+    migrated_postgres,
+    stop,
+    wait_ready,
+)
 from shared.clock import utcnow
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
 
@@ -61,24 +69,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
-class Phase:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    elapsed: float = 0.0
+class Phase(Tally):
     server_cpu: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.latencies) * 1000 if self.latencies else 0.0
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.latencies, 0.99) * 1000
 
     def row(self) -> str:
         cpu = f"{self.server_cpu / self.elapsed * 100:.0f}" if self.server_cpu else "-"
@@ -203,35 +195,6 @@ async def stop_service(service: Service) -> None:
 
 
 # --- load -------------------------------------------------------------------------------------
-
-Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
-
-
-async def closed_loop(
-    http: aiohttp.ClientSession,
-    phase: Phase,
-    request: Request,
-    *,
-    clients: int,
-    measure_from: float,
-    deadline: float,
-) -> None:
-    """``clients`` closed loops until ``deadline``; only requests started after
-    ``measure_from`` count."""
-
-    async def client(worker: int) -> None:
-        sequence = worker
-        while (began := time.perf_counter()) < deadline:
-            ok = await request(http, sequence)
-            done = time.perf_counter()
-            sequence += clients
-            if began >= measure_from:
-                if ok:
-                    phase.latencies.append(done - began)
-                else:
-                    phase.errors += 1
-
-    await asyncio.gather(*(client(i) for i in range(clients)))
 
 
 async def me_load(

@@ -8,8 +8,11 @@ import contextlib
 import math
 import signal
 import socket
+import statistics
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -76,6 +79,58 @@ async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -
     except TimeoutError:
         process.kill()
         await process.wait()
+
+
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
+
+
+@dataclass
+class Tally:
+    """One load phase's answers: the latencies of those that succeeded, the failures."""
+
+    name: str
+    latencies: list[float] = field(default_factory=list)  # seconds
+    errors: int = 0
+    elapsed: float = 0.0  # seconds measured
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 0.99) * 1000
+
+
+async def closed_loop(
+    http: aiohttp.ClientSession,
+    tally: Tally,
+    request: Request,
+    *,
+    clients: int,
+    measure_from: float,
+    deadline: float,
+) -> None:
+    """``clients`` closed loops until ``deadline``, the requests numbered (client ``i`` sends
+    ``i``, ``i + clients``...); only requests started from ``measure_from`` count."""
+
+    async def client(worker: int) -> None:
+        sequence = worker
+        while (began := time.perf_counter()) < deadline:
+            ok = await request(http, sequence)
+            done = time.perf_counter()
+            sequence += clients
+            if began >= measure_from:
+                if ok:
+                    tally.latencies.append(done - began)
+                else:
+                    tally.errors += 1
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

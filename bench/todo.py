@@ -19,10 +19,8 @@ import asyncio
 import os
 import re
 import secrets
-import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,9 @@ import asyncpg
 import jwt
 
 from bench.support import (
+    Request,
+    Tally,
+    closed_loop,
     cpu_seconds,
     free_port,
     migrated_postgres,
@@ -57,7 +58,7 @@ NOUNS = [
 TAGS = ["work", "home", "errands", "health", "finance", "family", "urgent", "someday"]
 
 
-def seed_sql(user_tasks: int, other_tasks: int, other_users: int) -> str:
+def seed_sql(user_tasks: int, other_tasks: int, other_users: int, user: str = USER) -> str:
     """One INSERT ... SELECT: the measured user's rows interleaved with everyone else's, in
     creation order, as a real table would hold them."""
     total = user_tasks + other_tasks
@@ -70,7 +71,7 @@ def seed_sql(user_tasks: int, other_tasks: int, other_users: int) -> str:
     INSERT INTO todo.tasks (user_id, title, description, completed, completed_at, priority,
                             tags, due_at, recurrence, created_at, updated_at, version)
     SELECT
-        CASE WHEN floor(g / {stride}) <> floor((g - 1) / {stride}) THEN '{USER}'
+        CASE WHEN floor(g / {stride}) <> floor((g - 1) / {stride}) THEN '{user}'
              ELSE 'other-' || (g % {other_users}) END,
         (ARRAY[{verbs}])[1 + (g * 7) % {len(VERBS)}] || ' '
             || (ARRAY[{nouns}])[1 + (g * 13 + g / 97) % {len(NOUNS)}],
@@ -107,11 +108,7 @@ class CpuMeter:
 
 
 @dataclass
-class Result:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    elapsed: float = 0.0
+class Result(Tally):
     cpu: dict[str, float] = field(default_factory=dict)
 
     HEADER = (
@@ -123,24 +120,13 @@ class Result:
 
     def row(self) -> str:
         count = len(self.latencies)
-        rate = count / self.elapsed if self.elapsed else 0.0
-        ordered = sorted(self.latencies)
-        p50 = statistics.median(ordered) * 1000 if ordered else 0.0
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
         handled = max(1, count + self.errors)
         per = {name: used / handled * 1000 for name, used in self.cpu.items()}
         return (
-            f"| {self.name:<22} | {count:>8} | {self.errors:>6} | {rate:>8.0f} "
-            f"| {p50:>7.2f} | {p99:>7.2f} | {per.get('service', 0):>19.2f} "
+            f"| {self.name:<22} | {count:>8} | {self.errors:>6} | {self.rate:>8.0f} "
+            f"| {self.p50_ms:>7.2f} | {self.p99_ms:>7.2f} | {per.get('service', 0):>19.2f} "
             f"| {per.get('postgres', 0):>8.2f} | {per.get('client', 0):>6.2f} |"
         )
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies) if self.latencies else 0.0
-
-
-Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
 
 
 async def load(
@@ -161,23 +147,21 @@ async def load(
         measure_from = started + warmup
         deadline = measure_from + duration
 
-        async def client(worker: int) -> None:
-            sequence = worker
-            while (now := time.perf_counter()) < deadline:
-                ok = await make_request(http, sequence)
-                done = time.perf_counter()
-                sequence += concurrency
-                if now >= measure_from:
-                    if ok:
-                        result.latencies.append(done - now)
-                    else:
-                        result.errors += 1
-
         async def start_meter() -> None:
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
             before.update(meter.sample())
 
-        await asyncio.gather(start_meter(), *(client(i) for i in range(concurrency)))
+        await asyncio.gather(
+            start_meter(),
+            closed_loop(
+                http,
+                result,
+                make_request,
+                clients=concurrency,
+                measure_from=measure_from,
+                deadline=deadline,
+            ),
+        )
         after = meter.sample()
         result.elapsed = time.perf_counter() - measure_from
         result.cpu = {name: after[name] - before[name] for name in after}
@@ -362,7 +346,7 @@ async def report(
     if args.only:
         return
     first, deep_result = results[1], results[2]
-    ratio = deep_result.p50 / first.p50 if first.p50 else float("nan")
+    ratio = deep_result.p50_ms / first.p50_ms if first.p50_ms else float("nan")
     print(f"\ndeep/first p50 ratio: {ratio:.2f} (target <= 1.3)")
     first_rate = len(first.latencies) / first.elapsed if first.elapsed else 0
     print(f"first page: {first_rate:.0f} req/s (target >= 1000)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from chat_service import service, sse
-from chat_service.models import Conversation, Message
+from chat_service.models import IDEMPOTENCY_KEY_MAX, Conversation, Message
 from chat_service.schemas import (
     ChatIn,
     ChatOut,
@@ -45,17 +46,27 @@ Cursor = Annotated[str | None, Query(max_length=512, description="From the previ
 ConversationId = Annotated[int, Path(description="A conversation of the current user")]
 
 
-def _limit(request: Request, limit: int | None) -> int:
-    ctx: ChatContext = request.app.state.chat
-    return limit if limit is not None else ctx.settings.page_size
-
-
 Limit = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page size")]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    limit: int
+    cursor: str | None
+
+
+async def _page_query(request: Request, limit: Limit = None, cursor: Cursor = None) -> PageQuery:
+    """The page asked for; without ``limit``, the service's page size."""
+    ctx: ChatContext = request.app.state.chat
+    return PageQuery(limit if limit is not None else ctx.settings.page_size, cursor)
+
+
+PageQueryDep = Annotated[PageQuery, Depends(_page_query)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        pattern=r"^[\x21-\x7e]{1,255}$",
+        pattern=rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}$",
         description="Retry a turn safely: the same key and body within 24 h replays the first "
         "answer instead of running the turn again (a failed first attempt is run again on "
         "the same stored message)",
@@ -157,12 +168,11 @@ async def list_conversations(
     response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
-    limit: Limit = None,
-    cursor: Cursor = None,
+    query: PageQueryDep,
 ) -> list[ConversationPublic]:
     """The user's conversations, most recently active first; more pages via ``Link``."""
     page = await service.list_conversations(
-        session, principal.sub, limit=_limit(request, limit), cursor=cursor
+        session, principal.sub, limit=query.limit, cursor=query.cursor
     )
     response.headers.update(page_headers(request, total=page.total, next_cursor=page.next_cursor))
     return [_conversation(c) for c in page.items]
@@ -175,8 +185,7 @@ async def read_conversation(
     response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
-    limit: Limit = None,
-    cursor: Cursor = None,
+    query: PageQueryDep,
 ) -> ConversationDetail:
     """A conversation with one page of its messages, oldest first; more pages via ``Link``,
     the number of messages in ``X-Total-Count``."""
@@ -187,8 +196,8 @@ async def read_conversation(
         session,
         principal.sub,
         conversation_id=conversation_id,
-        limit=_limit(request, limit),
-        cursor=cursor,
+        limit=query.limit,
+        cursor=query.cursor,
     )
     response.headers.update(page_headers(request, total=page.total, next_cursor=page.next_cursor))
     return ConversationDetail(

@@ -20,7 +20,7 @@ from chat_service.api import router
 from chat_service.settings import AgentKind, ChatSettings, get_settings
 from chat_service.todo_client import TodoMcp
 from chat_service.turn import ChatContext
-from shared.app import create_service_app, database, database_ready
+from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.tokens import TokenVerifier
@@ -63,15 +63,7 @@ def create_app(
             stack.push_async_callback(_finish_streams, app.state.chat_tasks)
             yield
 
-    app = create_service_app(
-        name="chat",
-        title="Chat service",
-        settings=settings,
-        lifespan=lifespan,
-        readiness={"database": database_ready},
-        docs_url="/api/chat/docs",
-        openapi_url="/api/chat/openapi.json",
-    )
+    app = create_service_app("chat", "Chat service", settings, lifespan, docs_prefix="/api/chat")
     app.include_router(router)
     return app
 

@@ -29,6 +29,7 @@ from sqlmodel import Field, SQLModel
 from shared.db import schema_metadata
 
 SCHEMA = "chat"
+IDEMPOTENCY_KEY_MAX = 255
 
 
 class ChatBase(SQLModel):
@@ -105,7 +106,7 @@ class TurnKey(ChatBase, table=True):
 
     id: int | None = Field(default=None, sa_column=_identity())
     user_id: str = Field(sa_column=Column(Text, nullable=False))
-    key: str = Field(sa_column=Column(String(255), nullable=False))
+    key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), nullable=False))
     # SHA-256 of the validated request body: the same key with another body is refused.
     request_hash: str = Field(sa_column=Column(String(64), nullable=False))
     conversation_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

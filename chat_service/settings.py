@@ -34,9 +34,6 @@ class ChatSettings(ServiceSettings):
     # At most this many tool calls per turn, for either agent: a request that needs more
     # ("delete 1, 2, ..., 999") gets a reply asking to narrow it, and no call beyond the cap.
     max_tool_calls_per_turn: int = Field(default=10, ge=1, le=100)
-    # Check pooled connections only after a second idle: under load a checkout costs no round
-    # trips; a connection left idle (a suspended Neon compute) is still checked before use.
-    db_ping_after_idle_seconds: float | None = 1.0
 
     openai_base_url: str | None = None  # None: the official endpoint
     openai_api_key: SecretStr | None = None

@@ -24,22 +24,31 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_service_app(
-    *,
     name: str,
     title: str,
     settings: ServiceSettings,
     lifespan: Lifespan,
-    readiness: dict[str, ReadinessCheck],
+    *,
+    docs_prefix: str | None = None,
+    readiness: dict[str, ReadinessCheck] | None = None,
     app_class: type[FastAPI] = FastAPI,
     request_context: bool = True,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with the platform's common shape. Nothing connects until startup.
 
-    ``app_class`` is the FastAPI subclass to build (the gateway's); ``request_context=False``
-    leaves out the request-context middleware, for an app whose ASGI entry does that work for
-    every request itself (the gateway's ``Edge``).
+    ``docs_prefix``: the service's documentation page is ``<prefix>/docs`` and its OpenAPI
+    document ``<prefix>/openapi.json``. ``readiness``: the checks of ``/readyz`` (by default
+    the service's database). ``app_class`` is the FastAPI subclass to build (the gateway's);
+    ``request_context=False`` leaves out the request-context middleware, for an app whose ASGI
+    entry does that work for every request itself (the gateway's ``Edge``).
     """
+    if readiness is None:
+        readiness = {"database": database_ready}
+    if docs_prefix is not None:
+        fastapi_kwargs.update(
+            docs_url=f"{docs_prefix}/docs", openapi_url=f"{docs_prefix}/openapi.json"
+        )
     configure_logging(
         name,
         level=settings.log_level,
@@ -78,10 +87,12 @@ def create_service_app(
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    checked = readiness
+
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         """Readiness: what this process needs itself is reachable."""
-        checks = {check: await probe(request.app) for check, probe in readiness.items()}
+        checks = {check: await probe(request.app) for check, probe in checked.items()}
         if all(checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         raise NotReady(checks)

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypedDict, Unpack
 
 import asyncpg
 from sqlalchemy import MetaData, event, text
@@ -219,25 +219,21 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
+class PoolOptions(TypedDict, total=False):
+    """How an engine's pool behaves (see ``engine_for``, which holds the defaults)."""
+
+    pool_size: int
+    max_overflow: int
+    pool_timeout: float
+    application_name: str | None
+    ping_after_idle: float | None
+
+
 def create_engine(
-    raw_url: str,
-    *,
-    pool_size: int = 10,
-    max_overflow: int = 0,
-    pool_timeout: float = 10.0,
-    connect_timeout: float = 10.0,
-    application_name: str | None = None,
-    ping_after_idle: float | None = None,
+    raw_url: str, *, connect_timeout: float = 10.0, **pool: Unpack[PoolOptions]
 ) -> AsyncEngine:
     """An engine whose pool checks connections before use (see ``engine_for``)."""
-    return engine_for(
-        connect_target(raw_url, connect_timeout=connect_timeout),
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_timeout=pool_timeout,
-        application_name=application_name,
-        ping_after_idle=ping_after_idle,
-    )
+    return engine_for(connect_target(raw_url, connect_timeout=connect_timeout), **pool)
 
 
 def engine_for(
@@ -399,6 +395,38 @@ def _closed_before_sending(exc: BaseException) -> bool:
     return False
 
 
+class Session(AsyncSession):
+    """A unit of work's session: the ORM, and ``fetch_row`` for one statement inside the
+    unit's transaction."""
+
+    async def fetch_row(self, sql: str, *args: Any, write: bool = False) -> Sequence[Any] | None:
+        """As ``Database.fetch_row``, inside this session's transaction: it commits or rolls
+        back with the unit of work (which also judges a lost commit, so ``write`` changes
+        nothing here)."""
+        connection = await self.connection()
+        result = await connection.exec_driver_sql(sql, args)
+        return result.first() if result.returns_rows else None
+
+
+class Statements(Protocol):
+    """Where a single statement runs: a ``Database`` (alone, committed by itself) or a unit
+    of work's ``Session`` (inside its transaction). Service functions made of single
+    statements take either, so an HTTP route runs them in one round trip while a caller
+    that groups several writes (the MCP tools, the tests) keeps them in one transaction."""
+
+    async def fetch_row(
+        self, sql: str, *args: Any, write: bool = False
+    ) -> Sequence[Any] | None: ...
+
+
+def statements(target: Statements | AsyncSession) -> Statements:
+    """``target`` as ``Statements``: a session typed as sqlmodel's ``AsyncSession`` is one
+    that ``Database.unit_of_work()`` made, hence a ``Session``."""
+    if isinstance(target, AsyncSession) and not isinstance(target, Session):
+        raise TypeError("a session that Database.unit_of_work() did not make")
+    return target
+
+
 class Database:
     """One service's PostgreSQL: its one connection pool, and the two ways code uses it.
 
@@ -407,7 +435,8 @@ class Database:
     - ``fetch_row(sql, *args)``: one statement (``$n`` placeholders) straight on the asyncpg
       connection of a pooled connection, one round trip, no ORM. Each is its own implicit
       transaction, so a unit of work done this way is a single statement (CTEs make that
-      easy). For hot reads and single-statement writes where the ORM adds nothing.
+      easy). For hot reads and single-statement writes where the ORM adds nothing. The unit
+      of work's ``Session`` runs the same statements inside its transaction (``Statements``).
 
     Made once per process in the service's lifespan (``Database.open``); the tests bind one to
     their rolled-back connection (``Database.bound_to``), so they run these same paths.
@@ -426,16 +455,16 @@ class Database:
         self.engine = engine
         self.pooled = pooled
         self._connection = connection
-        self.sessionmaker: async_sessionmaker[AsyncSession]
+        self.sessionmaker: async_sessionmaker[Session]
         if connection is None:
             self.sessionmaker = async_sessionmaker(
-                engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+                engine, class_=Session, expire_on_commit=False, autoflush=False
             )
         else:
             # On a shared connection a session's commit only releases a savepoint.
             self.sessionmaker = async_sessionmaker(
                 connection,
-                class_=AsyncSession,
+                class_=Session,
                 expire_on_commit=False,
                 autoflush=False,
                 join_transaction_mode="create_savepoint",
@@ -443,27 +472,11 @@ class Database:
 
     @classmethod
     def open(
-        cls,
-        raw_url: str,
-        *,
-        pool_size: int = 10,
-        max_overflow: int = 0,
-        pool_timeout: float = 10.0,
-        connect_timeout: float = 10.0,
-        application_name: str | None = None,
-        ping_after_idle: float | None = None,
+        cls, raw_url: str, *, connect_timeout: float = 10.0, **pool: Unpack[PoolOptions]
     ) -> Database:
         """A database with its own pool; nothing connects until first use."""
         target = connect_target(raw_url, connect_timeout=connect_timeout)
-        engine = engine_for(
-            target,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_timeout=pool_timeout,
-            application_name=application_name,
-            ping_after_idle=ping_after_idle,
-        )
-        return cls(engine, pooled=target.pooled)
+        return cls(engine_for(target, **pool), pooled=target.pooled)
 
     @classmethod
     def bound_to(cls, connection: AsyncConnection) -> Database:
@@ -474,7 +487,7 @@ class Database:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+    async def unit_of_work(self) -> AsyncIterator[Session]:
         """One session per unit of work: commit on success, roll back on error.
 
         An ``AppError`` with ``keep_changes`` still commits: the error is the answer, but the

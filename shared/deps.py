@@ -1,4 +1,5 @@
-"""Thin FastAPI dependencies over the shared core: the request's session and principal."""
+"""Thin FastAPI dependencies over the shared core: the database, the request's unit of work
+and principal."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Database
+from shared.db import Database, Session
 from shared.request_context import user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
 
@@ -17,7 +17,16 @@ from shared.tokens import InvalidToken, Principal, TokenVerifier
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/login", auto_error=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_database(request: Request) -> Database:
+    """The service's ``Database``, for routes made of single statements (``fetch_row``)."""
+    db: Database = request.app.state.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work: committed when the route returns, rolled back on error.
 
     The route's exception is thrown into ``Database.unit_of_work`` and handled there
@@ -29,7 +38,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit happens before the response is sent, so a client never sees
 # success for a write that then fails to commit.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_principal(

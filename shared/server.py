@@ -35,7 +35,7 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -43,9 +43,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from shared.errors import AppError, error_headers, error_json
 from shared.metrics import REFUSED
 from shared.request_context import accept_request_id
-
-if TYPE_CHECKING:
-    from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +55,15 @@ LINGER_BYTES = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """Bounds on what a client may send before the application sees a request."""
+    """Bounds on what a client may send before the application sees a request; the values
+    (and their defaults) are the service's settings (``HttpLimits.of``)."""
 
-    max_url_bytes: int = 8 * 1024
-    max_header_bytes: int = 8 * 1024
-    max_header_section_bytes: int = 32 * 1024
-    max_header_count: int = 100
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
+    max_url_bytes: int
+    max_header_bytes: int
+    max_header_section_bytes: int
+    max_header_count: int
+    header_timeout: float
+    body_timeout: float
 
     @classmethod
     def of(cls, settings: ServiceSettings) -> HttpLimits:
@@ -76,6 +75,10 @@ class HttpLimits:
             header_timeout=settings.header_timeout_seconds,
             body_timeout=settings.body_timeout_seconds,
         )
+
+
+# What a protocol built without a service's settings (uvicorn given the class) enforces.
+DEFAULT_LIMITS = HttpLimits.of(ServiceSettings.model_construct())
 
 
 class RefusedRequest(AppError):
@@ -105,10 +108,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
         *,
-        limits: HttpLimits = HttpLimits(),
+        limits: HttpLimits | None = None,
     ) -> None:
+        """``limits``: the service's (``http_protocol``); None, the settings' defaults."""
         super().__init__(config, server_state, app_state, _loop)
-        self.limits = limits
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
         # True from the end of one message (or the connection's start) to the end of the next
         # request's headers; the body is read while it is False.
         self._in_head = True

@@ -18,11 +18,11 @@ from pydantic import ValidationError
 
 from shared.clock import Clock
 from shared.db import Database
-from shared.deps import CurrentPrincipal, SessionDep
+from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import BadRequest, error_responses
 from shared.pagination import page_headers
 from todo_service import service
-from todo_service.models import MAX_ID
+from todo_service.models import IDEMPOTENCY_KEY_MAX, MAX_ID
 from todo_service.schemas import (
     CompleteIn,
     TaskCreate,
@@ -230,21 +230,21 @@ async def list_tasks(
 async def create_task(
     body: TaskCreate,
     request: Request,
-    session: SessionDep,
+    db: DatabaseDep,
     user_id: UserId,
     clock: ClockDep,
     idempotency_key: Annotated[
         str | None,
         Header(
             alias="Idempotency-Key",
-            pattern=r"^[\x21-\x7e]{1,255}$",
+            pattern=rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}$",
             description="Repeat a create safely: the same key and body within 24 h replays "
             "the first answer",
         ),
     ] = None,
 ) -> Response:
     task = await service.add_task(
-        session,
+        db,
         user_id,
         data=body,
         idempotency_key=idempotency_key,
@@ -265,14 +265,14 @@ async def create_task(
 )
 async def read_task(
     task_id: TaskId,
-    session: SessionDep,
+    db: DatabaseDep,
     user_id: UserId,
     if_none_match: Annotated[
         str | None,
         Header(alias="If-None-Match", json_schema_extra={"pattern": ENTITY_TAGS_PATTERN}),
     ] = None,
 ) -> Response:
-    task = await service.get_task(session, user_id, task_id=task_id)
+    task = await service.get_task(db, user_id, task_id=task_id)
     if _not_modified(if_none_match, task):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task)})
     return _task_response(task)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from shared.app import create_service_app, database, database_ready
+from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.tokens import TokenVerifier
@@ -38,15 +38,7 @@ def create_app(
             async with database(app, settings, name="todo", db=db):
                 yield
 
-    app = create_service_app(
-        name="todo",
-        title="Todo service",
-        settings=settings,
-        lifespan=lifespan,
-        readiness={"database": database_ready},
-        docs_url="/api/tasks/docs",
-        openapi_url="/api/tasks/openapi.json",
-    )
+    app = create_service_app("todo", "Todo service", settings, lifespan, docs_prefix="/api/tasks")
     app.include_router(router)
     mount_mcp(app, settings)
     return app

@@ -20,49 +20,29 @@ from typing import Any
 
 from shared import pagination
 from shared.errors import InvalidCursor
-from todo_service.models import TITLE_MAX, Priority
+from todo_service.models import SORT_KEYS, TITLE_MAX, Priority
 from todo_service.schemas import SortField, StatusFilter, TaskQuery
+from todo_service.statements import TASK_JSON
 
 
 @dataclass(frozen=True)
 class _Sort:
-    expression: str  # what ORDER BY uses: exactly the expression of the sort's index
     key: str  # what the cursor remembers of the last row
-    bound: str  # the cursor's key as a typed parameter, comparable to `expression`
+    bound: str  # the cursor's key as a typed parameter, comparable to the sort's key
 
 
 _SORTS = {
-    SortField.CREATED: _Sort("created_at", "created_at", "{}::timestamptz"),
-    SortField.UPDATED: _Sort("updated_at", "updated_at", "{}::timestamptz"),
-    # Undated tasks come after dated ones ascending, before them descending (ix_tasks_user_due).
-    SortField.DUE: _Sort(
-        "coalesce(due_at, 'infinity'::timestamptz)",
-        "due_at",
-        "coalesce({}::timestamptz, 'infinity'::timestamptz)",
-    ),
-    SortField.PRIORITY: _Sort("priority", "priority", "{}::todo.task_priority"),
-    SortField.TITLE: _Sort("lower(title)", "lower(title)", "{}::text"),
+    SortField.CREATED: _Sort("created_at", "{}::timestamptz"),
+    SortField.UPDATED: _Sort("updated_at", "{}::timestamptz"),
+    SortField.DUE: _Sort("due_at", "coalesce({}::timestamptz, 'infinity'::timestamptz)"),
+    SortField.PRIORITY: _Sort("priority", "{}::todo.task_priority"),
+    SortField.TITLE: _Sort("lower(title)", "{}::text"),
 }
-
-
-def _timestamp_json(column: str) -> str:
-    # The same text as TaskPublic's serializer: UTC, microseconds, "Z".
-    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-
-
-# TaskPublic, field for field.
-_TASK_JSON = f"""json_build_object(
-    'id', id, 'user_id', user_id, 'title', title, 'description', description,
-    'completed', completed, 'completed_at', {_timestamp_json("completed_at")},
-    'priority', priority, 'tags', tags, 'due_at', {_timestamp_json("due_at")},
-    'recurrence', recurrence, 'next_occurrence_id', next_occurrence_id,
-    'created_at', {_timestamp_json("created_at")}, 'updated_at', {_timestamp_json("updated_at")},
-    'version', version)"""
 
 
 @dataclass(frozen=True)
 class PageStatement:
-    """SQL with ``$n`` placeholders and its arguments, for asyncpg or ``exec_driver_sql``.
+    """SQL with ``$n`` placeholders and its arguments, for ``fetch_row``.
 
     The single result row has ``total``, ``items`` (a JSON array as text), ``fetched`` (rows
     read: one more than the page when another page follows), ``last_key`` and ``last_id``.
@@ -88,6 +68,8 @@ def _escape_like(term: str) -> str:
 def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStatement:
     """The statement for one page of ``user_id``'s tasks; ``InvalidCursor`` for a bad cursor."""
     sort = _SORTS[query.sort]
+    # What ORDER BY uses: exactly the expression of the sort's index.
+    expression = SORT_KEYS[query.sort.value]
     direction = "ASC" if query.direction == "asc" else "DESC"
     p = _Parameters()
     user = p.add(user_id)
@@ -129,11 +111,9 @@ def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStateme
         key, after_id = decode_cursor(query.cursor, query.sort, query.direction)
         comparison = ">" if direction == "ASC" else "<"
         bound = sort.bound.format(p.add(key))
-        page_where += (
-            f" AND ({sort.expression}, id) {comparison} ({bound}, {p.add(after_id)}::bigint)"
-        )
+        page_where += f" AND ({expression}, id) {comparison} ({bound}, {p.add(after_id)}::bigint)"
 
-    order = f"{sort.expression} {direction}, id {direction}"
+    order = f"{expression} {direction}, id {direction}"
     page_size = p.add(query.limit)
     sql = f"""
 WITH page AS (
@@ -144,7 +124,7 @@ WITH page AS (
     LIMIT {page_size}::int + 1
 )
 SELECT {total} AS total,
-       coalesce(json_agg({_TASK_JSON} ORDER BY rn) FILTER (WHERE rn <= {page_size}::int),
+       coalesce(json_agg({TASK_JSON} ORDER BY rn) FILTER (WHERE rn <= {page_size}::int),
                 '[]'::json)::text AS items,
        count(*) AS fetched,
        max(sort_key) FILTER (WHERE rn = {page_size}::int) AS last_key,

@@ -41,6 +41,21 @@ TAG_MAX = 30
 TAGS_MAX = 10
 
 
+# The order of each sort of the list, by sort name, spelled exactly as its index
+# (ix_tasks_user_<sort>) and the list's ORDER BY both use it; the id breaks ties.
+SORT_KEYS = {
+    "created": "created_at",
+    "updated": "updated_at",
+    # Undated tasks sort after dated ones ascending (before them descending), as PostgreSQL
+    # places NULLs; the sentinel keeps the row comparison total.
+    "due": "coalesce(due_at, 'infinity'::timestamptz)",
+    "priority": "priority",
+    # Alphabetical means case-insensitive to people.
+    "title": "lower(title)",
+}
+IDEMPOTENCY_KEY_MAX = 255
+
+
 class Priority(enum.StrEnum):
     # Declaration order is the sort order of the PostgreSQL enum: low < medium < high.
     LOW = "low"
@@ -89,19 +104,10 @@ class Task(TodoBase, table=True):
         # A task spawns at most one next occurrence, and an occurrence has one predecessor.
         UniqueConstraint("next_occurrence_id"),
         # Keyset pagination: one index per sort, the id breaking ties.
-        Index("ix_tasks_user_created", "user_id", "created_at", "id"),
-        Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
-        # Undated tasks sort after dated ones ascending (before them descending), as
-        # PostgreSQL places NULLs; the sentinel keeps the row comparison total.
-        Index(
-            "ix_tasks_user_due",
-            "user_id",
-            text("coalesce(due_at, 'infinity'::timestamptz)"),
-            "id",
+        *(
+            Index(f"ix_tasks_user_{sort}", "user_id", text(key) if "(" in key else key, "id")
+            for sort, key in SORT_KEYS.items()
         ),
-        Index("ix_tasks_user_priority", "user_id", "priority", "id"),
-        # Alphabetical means case-insensitive to people.
-        Index("ix_tasks_user_title", "user_id", text("lower(title)"), "id"),
         # `q`: case-insensitive substring search (ILIKE) in title and description.
         Index(
             "ix_tasks_search_trgm",
@@ -166,8 +172,9 @@ class TaskCount(TodoBase, table=True):
 class IdempotencyKey(TodoBase, table=True):
     """The first answer to a ``POST /api/tasks`` carrying an ``Idempotency-Key``, per user.
 
-    The row is inserted before the task is created, in the same transaction: a concurrent
-    retry with the same key waits on it and then replays the stored answer.
+    The row is claimed with the answer in the statement that creates the task
+    (``todo_service.statements``): a concurrent retry with the same key waits on it and then
+    replays the stored answer.
     """
 
     __tablename__ = "idempotency_keys"
@@ -181,7 +188,7 @@ class IdempotencyKey(TodoBase, table=True):
         sa_column=Column(BigInteger, Identity(always=False), primary_key=True),
     )
     user_id: str = Field(sa_column=Column(Text, nullable=False))
-    key: str = Field(sa_column=Column(String(255), nullable=False))
+    key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), nullable=False))
     # SHA-256 of the validated request body: the same key with another body is refused.
     request_hash: str = Field(sa_column=Column(String(64), nullable=False))
     task_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -1,10 +1,13 @@
 """Domain logic of the todo service, usable with or without HTTP.
 
-Every function takes a session (or, for a page read, the ``Database``) and the acting user's
-id (the token's subject) first, then keyword arguments; each flushes and never commits. A
-caller outside a request (the MCP tools) wraps its calls in ``Database.unit_of_work()``, which
-commits exactly like a request does. Every read or write of one task goes through
-``_owned_task``: another user's task is indistinguishable from a task that does not exist.
+Every function takes where it runs and the acting user's id (the token's subject) first, then
+keyword arguments. Writes that the ORM carries (updates: the recurrence rule is Python) take a
+session, flush and never commit. Single statements (``get_task``, ``add_task``: see
+``todo_service.statements``) take ``Statements``: the ``Database`` runs one alone, a unit of
+work's session runs it inside its transaction. A caller outside a request (the MCP tools)
+wraps its calls in ``Database.unit_of_work()``, which commits exactly like a request does.
+Every statement about one task carries the user's id in its condition (``_owned_task`` for the
+ORM): another user's task is indistinguishable from a task that does not exist.
 """
 
 from __future__ import annotations
@@ -17,14 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, update
-from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
-from shared.db import Database
+from shared.db import Database, Statements, statements
 from shared.errors import (
     IdempotencyKeyReused,
     IdempotentRequestInProgress,
@@ -32,8 +33,9 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
 )
+from todo_service import statements as sql
 from todo_service.listing import encode_cursor, page_statement
-from todo_service.models import IDEMPOTENCY_KEYS, MAX_ID, IdempotencyKey, Recurrence, Task
+from todo_service.models import MAX_ID, Recurrence, Task
 from todo_service.schemas import (
     TaskCreate,
     TaskPage,
@@ -61,9 +63,6 @@ __all__ = [
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 _TASK_LIST = TypeAdapter(list[TaskPublic])
-# Expired idempotency keys removed per keyed create: bounded work, yet the table cannot grow
-# faster than it is cleaned.
-_PURGE_BATCH = 100
 
 
 class TaskNotFound(NotFound):
@@ -115,12 +114,18 @@ async def _task_to_write(
     return task
 
 
-async def get_task(session: AsyncSession, user_id: str, *, task_id: int) -> TaskPublic:
-    return to_public(await _owned_task(session, user_id, task_id))
+async def get_task(db: Statements, user_id: str, *, task_id: int) -> TaskPublic:
+    """The user's task (one statement), or ``TaskNotFound`` whether missing or another's."""
+    if not 1 <= task_id <= MAX_ID:
+        raise TaskNotFound()
+    row = await db.fetch_row(sql.GET_TASK, task_id, user_id)
+    if row is None:
+        raise TaskNotFound()
+    return sql.task_from_row(row)
 
 
 async def add_task(
-    session: AsyncSession,
+    db: Statements | AsyncSession,
     user_id: str,
     *,
     data: TaskCreate,
@@ -128,115 +133,46 @@ async def add_task(
     idempotency_ttl: timedelta = IDEMPOTENCY_TTL,
     clock: Clock = utcnow,
 ) -> TaskPublic:
-    """Create a task. With an idempotency key, a repeat of the same request within the TTL
-    returns the first answer instead of creating another task; concurrent repeats wait for
-    the first and then replay it."""
-    now = clock()
-    if idempotency_key is None:
-        return to_public(await _insert_task(session, user_id, data, now))
+    """Create a task, in one statement. With an idempotency key, a repeat of the same request
+    within the TTL returns the first answer instead of creating another task; concurrent
+    repeats wait for the first and then replay it.
 
-    request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
-    claimed = await _claim_idempotency_key(
-        session, user_id, idempotency_key, request_hash, now, now + idempotency_ttl
-    )
-    if not claimed:
-        return await _replay(session, user_id, idempotency_key, request_hash)
-
-    public = to_public(await _insert_task(session, user_id, data, now))
-    await session.exec(
-        update(IdempotencyKey)
-        .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == idempotency_key)
-        .values(task_id=public.id, response_status=201, response_body=public.model_dump_json())
-    )
-    await _purge_expired_keys(session, now)
-    return public
-
-
-async def _insert_task(
-    session: AsyncSession, user_id: str, data: TaskCreate, now: datetime
-) -> Task:
-    task = Task(
-        user_id=user_id,
-        title=data.title,
-        description=data.description,
-        priority=data.priority,
-        tags=list(data.tags),
-        due_at=data.due_at,
-        recurrence=data.recurrence,
-        created_at=now,
-        updated_at=now,
-        version=1,
-    )
-    session.add(task)
-    await session.flush()
-    return task
-
-
-async def _claim_idempotency_key(
-    session: AsyncSession,
-    user_id: str,
-    key: str,
-    request_hash: str,
-    now: datetime,
-    expires_at: datetime,
-) -> bool:
-    """Insert the key's row, or take over an expired one. False when a live row exists.
-
-    A concurrent claim of the same key blocks on the unique index until the first
-    transaction ends, then sees its row: exactly one request creates the task.
+    ``db``: the ``Database`` (the statement alone) or a unit of work's session (typed as
+    sqlmodel's ``AsyncSession`` by the MCP tools), whose transaction it joins.
     """
-    table = IDEMPOTENCY_KEYS
-    statement = (
-        insert(table)
-        .values(
-            user_id=user_id,
-            key=key,
-            request_hash=request_hash,
-            created_at=now,
-            expires_at=expires_at,
-        )
-        .on_conflict_do_update(
-            index_elements=[table.c.user_id, table.c.key],
-            set_={
-                "request_hash": request_hash,
-                "created_at": now,
-                "expires_at": expires_at,
-                "task_id": None,
-                "response_status": None,
-                "response_body": None,
-            },
-            where=table.c.expires_at <= now,
-        )
-        .returning(table.c.id)
+    run = statements(db)
+    now = clock()
+    arguments = (
+        user_id,
+        data.title,
+        data.description,
+        data.priority.value,
+        list(data.tags),
+        data.due_at,
+        data.recurrence.value,
+        now,
     )
-    result = await session.exec(statement)
-    return result.first() is not None
-
-
-async def _replay(session: AsyncSession, user_id: str, key: str, request_hash: str) -> TaskPublic:
-    result = await session.exec(
-        select(IdempotencyKey).where(
-            col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key
+    if idempotency_key is None:
+        row = await run.fetch_row(sql.CREATE_TASK, *arguments, write=True)
+    else:
+        request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+        row = await run.fetch_row(
+            sql.CREATE_TASK_ONCE,
+            *arguments,
+            idempotency_key,
+            request_hash,
+            now + idempotency_ttl,
+            write=True,
         )
-    )
-    stored = result.one()
-    if stored.request_hash != request_hash:
-        raise IdempotencyKeyReused()
-    if stored.response_body is None:
-        raise IdempotentRequestInProgress(headers={"Retry-After": "1"})
-    return TaskPublic.model_validate_json(stored.response_body)
-
-
-async def _purge_expired_keys(session: AsyncSession, now: datetime) -> None:
-    table = IDEMPOTENCY_KEYS
-    expired = (
-        sa_select(table.c.id)
-        .where(table.c.expires_at <= now)
-        .order_by(table.c.expires_at)
-        .limit(_PURGE_BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    await session.exec(delete(table).where(table.c.id.in_(expired.scalar_subquery())))
+        assert row is not None  # the key's row, claimed or found
+        created, stored_hash, body = row
+        if not created:
+            if stored_hash != request_hash:
+                raise IdempotencyKeyReused()
+            if body is None:
+                raise IdempotentRequestInProgress(headers={"Retry-After": "1"})
+    assert row is not None
+    return TaskPublic.model_validate_json(row[2])
 
 
 async def replace_task(

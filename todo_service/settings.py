@@ -15,9 +15,6 @@ class TodoSettings(ServiceSettings):
 
     # How long a POST with an Idempotency-Key is remembered and replayed.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
-    # Check pooled connections only after a second idle: under load a checkout costs no round
-    # trips; a connection left idle (a suspended Neon compute) is still checked before use.
-    db_ping_after_idle_seconds: float | None = 1.0
 
 
 @lru_cache

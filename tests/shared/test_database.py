@@ -6,8 +6,9 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Database, create_engine
+from shared.db import Database, create_engine, statements
 
 # PostgreSQL accepts this statement only inside a transaction block.
 NEEDS_A_TRANSACTION = "DECLARE probe CURSOR FOR SELECT 1"
@@ -95,3 +96,40 @@ async def test_bound_to_a_connection_statements_and_sessions_share_its_transacti
         await session.exec(text("INSERT INTO probe VALUES (1)"))  # type: ignore[call-overload]
     assert await db.fetch_row("SELECT count(*) FROM probe") == (1,)
     assert await db.fetch_row(NEEDS_A_TRANSACTION) is None
+
+
+async def test_a_statement_in_a_unit_of_work_runs_in_its_transaction(database_url: str) -> None:
+    db = Database.open(database_url, pool_size=1)
+    try:
+        async with db.unit_of_work() as session:
+            # Refused outside a transaction block (see the direct-server test above).
+            assert await session.fetch_row(NEEDS_A_TRANSACTION) is None
+            pid = await session.fetch_row("SELECT pg_backend_pid()")
+            assert pid == await session.fetch_row("SELECT pg_backend_pid()")
+    finally:
+        await db.dispose()
+
+
+async def test_a_statement_in_a_failed_unit_of_work_is_rolled_back(database_url: str) -> None:
+    db = Database.open(database_url, pool_size=1)
+
+    async def write_then_fail() -> None:
+        async with db.unit_of_work() as session:
+            await session.fetch_row("CREATE TABLE public.uow_probe (note text)", write=True)
+            await session.fetch_row("INSERT INTO public.uow_probe VALUES ($1)", "probe")
+            raise RuntimeError("the caller failed after the write")
+
+    try:
+        with pytest.raises(RuntimeError):
+            await write_then_fail()
+        assert await db.fetch_row("SELECT to_regclass('public.uow_probe')") == (None,)
+    finally:
+        await db.dispose()
+
+
+def test_only_a_unit_of_works_session_passes_as_statements(database_url: str) -> None:
+    db = Database.open(database_url)
+    assert statements(db) is db
+    assert statements(db.sessionmaker()) is not None
+    with pytest.raises(TypeError):
+        statements(AsyncSession())

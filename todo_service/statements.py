@@ -1,0 +1,106 @@
+"""The single statements behind the task routes, built from the schemas and the models.
+
+``TaskPublic`` is the one description of a task as clients see it: its fields are the columns
+a read selects and the keys of the JSON that PostgreSQL renders (the list, the stored first
+answer of an idempotent create), and the table's column types decide how each is rendered.
+All values reach PostgreSQL as bound parameters; the SQL text is built from constants only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import DateTime
+
+from todo_service.models import TASKS
+from todo_service.schemas import TaskPublic
+
+TASK_FIELDS = tuple(TaskPublic.model_fields)
+_COLUMNS = ", ".join(TASK_FIELDS)
+
+
+def _json_value(name: str) -> str:
+    if isinstance(TASKS.c[name].type, DateTime):
+        # TaskPublic's spelling of a timestamp: UTC, microseconds, "Z".
+        return f"""to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return name
+
+
+# A row of the task's columns as TaskPublic's JSON, field for field.
+TASK_JSON = (
+    "json_build_object(" + ", ".join(f"'{name}', {_json_value(name)}" for name in TASK_FIELDS) + ")"
+)
+
+# The user's task by id: another user's task is no row, as a missing one.
+GET_TASK = f"SELECT {_COLUMNS} FROM todo.tasks WHERE id = $1 AND user_id = $2"  # noqa: S608
+
+
+def task_from_row(row: Sequence[Any]) -> TaskPublic:
+    """A row of ``TASK_FIELDS`` (as ``GET_TASK`` selects them) as the public task."""
+    return TaskPublic.model_validate(dict(zip(TASK_FIELDS, row, strict=True)))
+
+
+# The new task's row, its id drawn from the table's identity first, so that its JSON can be
+# rendered (and stored with an idempotency key) in the same statement that inserts it.
+# Parameters: $1 user, $2 title, $3 description, $4 priority, $5 tags, $6 due_at,
+# $7 recurrence, $8 now.
+_NEW_TASK = f"""
+new AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('todo.tasks', 'id')) AS id,
+           $1::text AS user_id, $2::text AS title, $3::text AS description,
+           false AS completed, NULL::timestamptz AS completed_at,
+           $4::todo.task_priority AS priority, $5::text[] AS tags, $6::timestamptz AS due_at,
+           $7::todo.task_recurrence AS recurrence, NULL::bigint AS next_occurrence_id,
+           $8::timestamptz AS created_at, $8::timestamptz AS updated_at, 1 AS version
+),
+rendered AS MATERIALIZED (SELECT *, {TASK_JSON}::text AS body FROM new)"""  # noqa: S608
+
+_INSERT_TASK = f"INSERT INTO todo.tasks ({_COLUMNS}) SELECT {_COLUMNS} FROM rendered"  # noqa: S608
+
+# Without an idempotency key: insert, answer the task's JSON.
+CREATE_TASK = f"""
+WITH {_NEW_TASK},
+task AS ({_INSERT_TASK} RETURNING id)
+SELECT true AS created, NULL::text AS request_hash, body FROM rendered"""  # noqa: S608
+
+# Expired idempotency keys removed per keyed create.
+PURGE_BATCH = 100
+_KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "created_at")
+
+# With one ($9 key, $10 request hash, $11 expiry): the key's row is claimed (inserted, or an
+# expired one taken over) with the answer, and only then is the task inserted. A live row is
+# left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
+# same key waits on the unique index for the first transaction, then sees its row. A batch
+# of expired rows (not this key's) goes with every created task: bounded work, yet the table
+# cannot grow faster than it is cleaned.
+CREATE_TASK_ONCE = f"""
+WITH {_NEW_TASK},
+claim AS (
+    INSERT INTO todo.idempotency_keys AS k
+        (user_id, key, expires_at, {", ".join(_KEY_COLUMNS)})
+    SELECT user_id, $9::text, $11::timestamptz, $10::text, id, 201, body, created_at
+    FROM rendered
+    ON CONFLICT (user_id, key) DO UPDATE SET
+        expires_at = CASE WHEN k.expires_at <= $8 THEN excluded.expires_at ELSE k.expires_at END,
+        {
+    ", ".join(
+        f"{c} = CASE WHEN k.expires_at <= $8 THEN excluded.{c} ELSE k.{c} END" for c in _KEY_COLUMNS
+    )
+}
+    RETURNING k.task_id, k.request_hash, k.response_body
+),
+task AS ({_INSERT_TASK} WHERE id = (SELECT task_id FROM claim) RETURNING id),
+purge AS (
+    DELETE FROM todo.idempotency_keys
+    WHERE id IN (
+        SELECT id FROM todo.idempotency_keys
+        WHERE expires_at <= $8 AND NOT (user_id = $1 AND key = $9)
+        ORDER BY expires_at
+        LIMIT {PURGE_BATCH}
+        FOR UPDATE SKIP LOCKED
+    )
+    AND EXISTS (SELECT FROM task)
+)
+SELECT EXISTS (SELECT FROM task) AS created, request_hash, response_body AS body
+FROM claim"""  # noqa: S608
