@@ -69,18 +69,34 @@ def bearer(user: User) -> str:
 
 
 def payload(result: CallToolResult) -> Any:
-    """A successful tool's structured answer (lists arrive wrapped as {"result": [...]})."""
+    """A successful tool's structured answer; a list is its ``result`` (beside its total)."""
     assert not result.is_error, result.content
     value = result.structured_content
     assert value is not None
-    if set(value) == {"result"}:
+    if set(value) == {"result", "total"}:
+        assert json.loads(text_of(result)) == value["result"]
         return value["result"]
     return value
 
 
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error
+def text_of(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+def error_text(result: CallToolResult) -> str:
+    """A tool error's message, checked to be the same as its structured error's."""
+    assert result.is_error
+    text = text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["error"]["message"] == text
+    return text
+
+
+def error_code(result: CallToolResult) -> str:
+    assert result.is_error
+    assert result.structured_content is not None
+    code: str = result.structured_content["error"]["code"]
+    return code
 
 
 async def rows(maker: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
@@ -92,11 +108,19 @@ async def rows(maker: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in result]
 
 
-async def test_the_five_tools_are_listed_with_their_schemas(connect: Connect, alice: User) -> None:
+async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: User) -> None:
     async with connect(bearer(alice)) as client:
         listing = await client.list_tools()
     tools = {tool.name: tool for tool in listing.tools}
-    assert set(tools) == {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
+    assert set(tools) == {
+        "add_task",
+        "list_tasks",
+        "complete_task",
+        "delete_task",
+        "update_task",
+        "complete_tasks",
+        "delete_tasks",
+    }
     add = tools["add_task"].input_schema
     assert add["required"] == ["title"]
     assert set(add["properties"]) >= {
@@ -146,7 +170,13 @@ async def test_add_list_complete_update_delete(
         assert rent["completed"] is False
 
         done = payload(await client.call_tool("complete_task", {"task_id": task_id}))
-        assert done == {"task_id": task_id, "status": "completed", "title": "Buy groceries"}
+        assert done == {
+            "task_id": task_id,
+            "status": "completed",
+            "title": "Buy groceries",
+            "completed": True,
+            "next_occurrence_id": None,
+        }
         # Completing twice keeps it completed: the tool sets, it never toggles back.
         again = payload(await client.call_tool("complete_task", {"task_id": task_id}))
         assert again["status"] == "completed"
