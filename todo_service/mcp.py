@@ -46,7 +46,7 @@ from mcp_types import (
     TextContent,
     ToolAnnotations,
 )
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationError
 from pydantic_core import ErrorDetails
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.routing import Route
@@ -92,7 +92,7 @@ Timestamp = Annotated[
     Field(description="ISO 8601 date and time with a UTC offset, e.g. 2026-12-03T09:00:00+01:00"),
 ]
 CompletedFlag = Annotated[
-    bool,
+    StrictBool,
     Field(
         description="true (the default): mark as done. false: reopen, i.e. mark as not done "
         "(undo a completion)"
