@@ -20,6 +20,7 @@ codes are the ``ErrorCode`` values below, documented in docs/todo.md.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -355,7 +356,10 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
         title="Todo tasks",
         instructions=(
             "Manage the authenticated user's tasks. Find a task's id with list_tasks; "
-            "dates are ISO 8601 with an offset."
+            "dates are ISO 8601 with an offset. A failed call answers isError with a "
+            'message and structured content {"error": {"code", "message"}}; the code is '
+            "not_found, invalid, too_many, stale, conflict, forbidden, unauthenticated, "
+            "outcome_unknown or unavailable."
         ),
         token_verifier=BearerVerifier(app),
         # Metadata the SDK requires; the token's issuer and audience are checked by our
@@ -369,33 +373,25 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
     )
     tools = _Tools(app)
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
-    server.add_tool(tools.add_task, name="add_task", annotations=write)
-    server.add_tool(
-        tools.list_tasks,
-        name="list_tasks",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
-    )
-    server.add_tool(
-        tools.complete_task,
-        name="complete_task",
-        annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True),
-    )
-    server.add_tool(
-        tools.delete_task,
-        name="delete_task",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True),
-    )
-    server.add_tool(tools.update_task, name="update_task", annotations=write)
-    server.add_tool(
-        tools.complete_tasks,
-        name="complete_tasks",
-        annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True),
-    )
-    server.add_tool(
-        tools.delete_tasks,
-        name="delete_tasks",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True),
-    )
+    read = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
+    completion = ToolAnnotations(read_only_hint=False, idempotent_hint=True)
+    deletion = ToolAnnotations(read_only_hint=False, destructive_hint=True)
+    for tool, hints in (
+        (tools.add_task, write),
+        (tools.list_tasks, read),
+        (tools.complete_task, completion),
+        (tools.delete_task, deletion),
+        (tools.update_task, write),
+        (tools.complete_tasks, completion),
+        (tools.delete_tasks, deletion),
+    ):
+        # The docstring is what an agent's model reads: without the code's indentation.
+        server.add_tool(
+            tool,
+            name=tool.__name__,
+            description=inspect.getdoc(tool),
+            annotations=hints,
+        )
     return server
 
 
@@ -444,10 +440,14 @@ class _Tools:
         tag: Annotated[str | None, Field(description="Only tasks with this tag")] = None,
         q: Annotated[str | None, Field(description="Words in the title or description")] = None,
         due_before: Annotated[
-            str | None, Field(description="Only tasks due before this time (exclusive), ISO 8601")
+            str | None,
+            Field(
+                description="Only tasks due before this time (exclusive), ISO 8601 with an offset"
+            ),
         ] = None,
         due_after: Annotated[
-            str | None, Field(description="Only tasks due at or after this time, ISO 8601")
+            str | None,
+            Field(description="Only tasks due at or after this time, ISO 8601 with an offset"),
         ] = None,
         completed_after: Annotated[
             str | None,
@@ -458,7 +458,10 @@ class _Tools:
         ] = None,
         completed_before: Annotated[
             str | None,
-            Field(description="Only tasks completed before this time (exclusive), ISO 8601"),
+            Field(
+                description="Only tasks completed before this time (exclusive), ISO 8601 "
+                "with an offset"
+            ),
         ] = None,
         limit: Annotated[
             int,
@@ -472,8 +475,9 @@ class _Tools:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskList]:
         """List the user's tasks, newest first, optionally filtered (every filter narrows).
-        The text is the JSON list; the structured content also carries `total`, the number
-        of tasks matching the filters (the list shows at most `limit` of them)."""
+        Returns the matching tasks as a JSON list (at most `limit` of them) and, in the
+        structured result {result, total}, `total`: how many tasks match in all. For "what
+        did I finish today/this week" use completed_after; for "how many" read `total`."""
         fields: dict[str, Any] = {
             "status": status,
             "limit": limit,
