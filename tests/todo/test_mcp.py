@@ -6,6 +6,7 @@ that user's bearer token, exactly as the chat service (or any MCP client) does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -809,6 +810,7 @@ async def test_bulk_refusals_change_nothing(
         answers = {
             "another user's id": await client.call_tool(tool, {"task_ids": [*mine, bobs]}),
             "unknown ids": await client.call_tool(tool, {"task_ids": [mine[0], 0, 2**70, -1]}),
+            "impossible ids": await client.call_tool(tool, {"task_ids": [0, -1]}),
             "101 ids": await client.call_tool(tool, {"task_ids": list(range(1, 102))}),
             "no ids": await client.call_tool(tool, {"task_ids": []}),
             "repeated id": await client.call_tool(tool, {"task_ids": [mine[0], mine[1], mine[0]]}),
@@ -820,6 +822,7 @@ async def test_bulk_refusals_change_nothing(
     assert {name: error["code"] for name, error in errors.items()} == {
         "another user's id": "not_found",
         "unknown ids": "not_found",
+        "impossible ids": "not_found",
         "101 ids": "too_many",
         "no ids": "invalid",
         "repeated id": "invalid",
@@ -875,3 +878,28 @@ async def test_a_bulk_call_failing_part_way_changes_nothing(
             connection = await session.connection()
             await connection.execute(text("DROP TRIGGER refuse_write ON todo.tasks"))
             await connection.execute(text("DROP FUNCTION todo.refuse_write()"))
+
+
+async def test_concurrent_bulk_completions_schedule_each_occurrence_once(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two calls over the same recurring tasks, ids in opposite orders, at the same time: the
+    rows are locked before they are read, so each task gets one next occurrence, and the
+    calls wait for each other rather than deadlock."""
+    async with connect(bearer(alice)) as first, connect(bearer(alice)) as second:
+        for _ in range(3):
+            task_ids = await _add(
+                first, "Bins", "Plants", "Rent", recurrence="weekly", due_at="2026-03-16T07:00:00Z"
+            )
+            answers = await asyncio.gather(
+                first.call_tool("complete_tasks", {"task_ids": task_ids}),
+                second.call_tool("complete_tasks", {"task_ids": task_ids[::-1]}),
+            )
+            results = [payload(answer)["results"] for answer in answers]
+            following = {r["task_id"]: r["next_occurrence_id"] for r in results[0]}
+            assert following == {r["task_id"]: r["next_occurrence_id"] for r in results[1]}
+            assert None not in following.values()
+    stored = await rows(committed_sessionmaker)
+    # Three rounds of three tasks, each with exactly one occurrence.
+    assert len(stored) == 18
+    assert sum(r["completed"] for r in stored) == 9
