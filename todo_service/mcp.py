@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ CompletedFlag = Annotated[
 
 
 def _distinct(task_ids: list[int]) -> list[int]:
-    repeated = sorted({task_id for task_id in task_ids if task_ids.count(task_id) > 1})
+    repeated = sorted(task_id for task_id, n in Counter(task_ids).items() if n > 1)
     if repeated:
         raise ValueError(f"each id at most once; repeated: {', '.join(map(str, repeated))}")
     return task_ids
