@@ -86,6 +86,11 @@ def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStateme
         filters.append(f"due_at < {p.add(query.due_before)}::timestamptz")
     if query.due_after is not None:
         filters.append(f"due_at >= {p.add(query.due_after)}::timestamptz")
+    # A task that is not completed has no completed_at, so it never matches these.
+    if query.completed_before is not None:
+        filters.append(f"completed_at < {p.add(query.completed_before)}::timestamptz")
+    if query.completed_after is not None:
+        filters.append(f"completed_at >= {p.add(query.completed_after)}::timestamptz")
     if query.overdue:
         filters.append(f"NOT completed AND due_at < {p.add(now)}::timestamptz")
 

@@ -10,17 +10,23 @@ compatibility with the Phase III tool spec, and must then be the token's subject
 The tools run the same service functions as the REST routes, each call in one unit of work:
 same validation, same ownership checks (another user's task is "not found"), same recurrence.
 
-Tool errors are the tool's answer (``isError`` with a plain message such as "Task 7 not
-found"), so an agent can read and explain them; the HTTP status stays 200.
+Tool errors are the tool's answer, so an agent can read and explain them; the HTTP status
+stays 200. Each one is ``isError`` with a plain message as its text (such as "Task 7 not
+found") and, beside it, the same message with a machine-readable code as structured content:
+``{"error": {"code": "not_found", "message": "Task 7 not found", "task_ids": [7]}}``. The
+codes are the ``ErrorCode`` values below, documented in docs/todo.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,12 +36,20 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheHint
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from mcp_types import (
+    INTERNAL_ERROR,
+    CallToolResult,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationError
+from pydantic_core import ErrorDetails
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,16 +57,27 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.clock import Clock
 from shared.db import Database
 from shared.deps import bearer_scheme, get_principal
-from shared.errors import AppError
+from shared.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    IdempotencyKeyReused,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from shared.tokens import InvalidToken, TokenVerifier
 from todo_service import service
-from todo_service.schemas import TaskCreate, TaskPatch, TaskPublic, TaskQuery
+from todo_service.schemas import PAGE_MAX, TaskCreate, TaskPatch, TaskPublic, TaskQuery
 from todo_service.settings import TodoSettings
 
 logger = logging.getLogger(__name__)
 
 PATH = "/api/mcp"
-LIST_LIMIT = 100
+LIST_LIMIT = PAGE_MAX
+# The most ids one bulk call takes: a confirmed bulk action is one call, and one transaction
+# holds at most this many row locks.
+BULK_MAX = 100
 
 Status = Literal["all", "pending", "completed"]
 PriorityName = Literal["low", "medium", "high"]
@@ -67,6 +92,32 @@ UserId = Annotated[
 Timestamp = Annotated[
     str | None,
     Field(description="ISO 8601 date and time with a UTC offset, e.g. 2026-12-03T09:00:00+01:00"),
+]
+CompletedFlag = Annotated[
+    StrictBool,
+    Field(
+        description="true (the default): mark as done. false: reopen, i.e. mark as not done "
+        "(undo a completion)"
+    ),
+]
+
+
+def _distinct(task_ids: list[int]) -> list[int]:
+    repeated = sorted(task_id for task_id, n in Counter(task_ids).items() if n > 1)
+    if repeated:
+        raise ValueError(f"each id at most once; repeated: {', '.join(map(str, repeated))}")
+    return task_ids
+
+
+TaskIds = Annotated[
+    list[int],
+    Field(
+        min_length=1,
+        max_length=BULK_MAX,
+        description=f"The tasks' ids, as list_tasks shows them: 1 to {BULK_MAX} distinct ids",
+        json_schema_extra={"uniqueItems": True},
+    ),
+    AfterValidator(_distinct),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -87,6 +138,31 @@ class TaskResult(BaseModel):
     title: str
 
 
+class CompletionResult(TaskResult):
+    """What complete_task answers: the Phase III shape plus the task's new state."""
+
+    status: Literal["completed", "reopened"]
+    completed: bool
+    next_occurrence_id: int | None = Field(
+        description="A recurring task's next occurrence, created when it was first completed "
+        "(reopening keeps it; completing again creates no second one)"
+    )
+
+
+class CompletionResults(BaseModel):
+    """What complete_tasks answers: one result per id, in the order given."""
+
+    count: int
+    results: list[CompletionResult]
+
+
+class DeletionResults(BaseModel):
+    """What delete_tasks answers: one result per id, in the order given."""
+
+    count: int
+    results: list[TaskResult]
+
+
 class TaskSummary(BaseModel):
     """One task in a list_tasks answer."""
 
@@ -101,11 +177,48 @@ class TaskSummary(BaseModel):
     completed_at: str | None
 
 
-Answer = TaskResult | list[TaskSummary]
+class TaskList(BaseModel):
+    """What list_tasks answers as structured content. The list itself (``result``, also the
+    whole text content) is the Phase III shape; ``total`` is beside it."""
+
+    result: list[TaskSummary]
+    total: int = Field(
+        description="How many tasks match the filters; more than the list holds when the "
+        "limit cut it"
+    )
+
+
+# The keys of a task (as the service renders it) that a list item carries.
+_SUMMARY_FIELDS = tuple(TaskSummary.model_fields)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    items: list[dict[str, Any]]
+    total: int
+
+
+Answer = BaseModel | _Listing
+
+ErrorCode = Literal[
+    "not_found",  # an id that names no task of the user's (missing or someone else's)
+    "invalid",  # arguments that fail validation; the message names the field
+    "too_many",  # more ids than a bulk tool takes
+    "stale",  # the task changed since the version the caller named
+    "conflict",  # an idempotency key reused with other arguments, or still in use
+    "forbidden",  # a user_id argument that is not the authenticated user
+    "unauthenticated",  # no user in the token
+    "outcome_unknown",  # the connection was lost during COMMIT: it may have been saved
+    "unavailable",  # the database is unavailable: nothing was saved, retry later
+]
 
 
 class ToolRefused(Exception):
-    """A tool's own refusal: becomes an ``isError`` result with this message."""
+    """A tool's own refusal: becomes an ``isError`` result with this code and message."""
+
+    def __init__(self, message: str, *, code: ErrorCode = "invalid") -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
 
 
 class BearerVerifier:
@@ -206,14 +319,48 @@ async def _in_own_task(manager: StreamableHTTPSessionManager) -> AsyncIterator[N
         await task
 
 
-def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer:
+class _TodoServer(MCPServer[Any]):
+    """``MCPServer`` whose argument refusals carry an error code like every other tool error.
+
+    The SDK validates a call's arguments against the tool's signature before the tool runs
+    and answers a failure with text only; here it gets the code ``invalid`` (``too_many`` for
+    a bulk tool's overlong id list) and the same message format as the tools' own checks.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                return _error("invalid", str(exc))  # an unknown tool
+            problems = exc.__cause__.errors()
+            logger.info(
+                "Tool %r rejected arguments: %r",
+                name,
+                sorted({".".join(str(part) for part in e["loc"]) for e in problems}),
+            )
+            if any(e["type"] == "too_long" and e["loc"] == ("task_ids",) for e in problems):
+                return _error(
+                    "too_many", f"At most {BULK_MAX} task ids in one call; split the list"
+                )
+            return _error("invalid", _invalid_arguments(problems))
+
+
+def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
     jwks = urlsplit(settings.auth_jwks_url)
-    server: MCPServer = MCPServer(
+    server = _TodoServer(
         "todo",
         title="Todo tasks",
         instructions=(
             "Manage the authenticated user's tasks. Find a task's id with list_tasks; "
-            "dates are ISO 8601 with an offset."
+            "dates are ISO 8601 with an offset. A failed call answers isError with a "
+            'message and structured content {"error": {"code", "message"}}; the code is '
+            "not_found, invalid, too_many, stale, conflict, forbidden, unauthenticated, "
+            "outcome_unknown or unavailable."
         ),
         token_verifier=BearerVerifier(app),
         # Metadata the SDK requires; the token's issuer and audience are checked by our
@@ -227,28 +374,30 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer:
     )
     tools = _Tools(app)
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
-    server.add_tool(tools.add_task, name="add_task", annotations=write)
-    server.add_tool(
-        tools.list_tasks,
-        name="list_tasks",
-        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
-    )
-    server.add_tool(
-        tools.complete_task,
-        name="complete_task",
-        annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True),
-    )
-    server.add_tool(
-        tools.delete_task,
-        name="delete_task",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True),
-    )
-    server.add_tool(tools.update_task, name="update_task", annotations=write)
+    read = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
+    completion = ToolAnnotations(read_only_hint=False, idempotent_hint=True)
+    deletion = ToolAnnotations(read_only_hint=False, destructive_hint=True)
+    for tool, hints in (
+        (tools.add_task, write),
+        (tools.list_tasks, read),
+        (tools.complete_task, completion),
+        (tools.delete_task, deletion),
+        (tools.update_task, write),
+        (tools.complete_tasks, completion),
+        (tools.delete_tasks, deletion),
+    ):
+        # The docstring is what an agent's model reads: without the code's indentation.
+        server.add_tool(
+            tool,
+            name=tool.__name__,
+            description=inspect.getdoc(tool),
+            annotations=hints,
+        )
     return server
 
 
 class _Tools:
-    """The five tools. Each reads the user from the token and runs one unit of work."""
+    """The tools. Each reads the user from the token and runs one unit of work."""
 
     def __init__(self, app: FastAPI) -> None:
         self._app = app
@@ -264,7 +413,7 @@ class _Tools:
         user_id: UserId = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Add a task for the user. Returns its id."""
+        """Add one task for the user. Returns {task_id, status: "created", title}."""
         fields = {
             "title": title,
             "description": description,
@@ -291,44 +440,125 @@ class _Tools:
         priority: PriorityName | None = None,
         tag: Annotated[str | None, Field(description="Only tasks with this tag")] = None,
         q: Annotated[str | None, Field(description="Words in the title or description")] = None,
-        due_before: Timestamp = None,
-        due_after: Timestamp = None,
+        due_before: Annotated[
+            str | None,
+            Field(
+                description="Only tasks due before this time (exclusive), ISO 8601 with an offset"
+            ),
+        ] = None,
+        due_after: Annotated[
+            str | None,
+            Field(description="Only tasks due at or after this time, ISO 8601 with an offset"),
+        ] = None,
+        completed_after: Annotated[
+            str | None,
+            Field(
+                description="Only tasks completed at or after this time, ISO 8601 with an "
+                "offset (e.g. the start of today or of this week): what was done since then"
+            ),
+        ] = None,
+        completed_before: Annotated[
+            str | None,
+            Field(
+                description="Only tasks completed before this time (exclusive), ISO 8601 "
+                "with an offset"
+            ),
+        ] = None,
+        limit: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=LIST_LIMIT,
+                description=f"At most this many tasks in the list (1-{LIST_LIMIT}); the total "
+                "is counted anyway, so limit 1 answers 'how many' cheaply",
+            ),
+        ] = LIST_LIMIT,
         user_id: UserId = None,
-    ) -> Annotated[CallToolResult, list[TaskSummary]]:
-        """List the user's tasks (newest first, at most 100), optionally filtered."""
+    ) -> Annotated[CallToolResult, TaskList]:
+        """List the user's tasks, newest first, optionally filtered (every filter narrows).
+        Returns the matching tasks as a JSON list (at most `limit` of them) and, in the
+        structured result {result, total}, `total`: how many tasks match in all. For "what
+        did I finish today/this week" use completed_after; for "how many" read `total`."""
         fields: dict[str, Any] = {
             "status": status,
-            "limit": LIST_LIMIT,
-            **_given(priority=priority, q=q, due_before=due_before, due_after=due_after),
+            "limit": limit,
+            **_given(
+                priority=priority,
+                q=q,
+                due_before=due_before,
+                due_after=due_after,
+                completed_after=completed_after,
+                completed_before=completed_before,
+            ),
         }
         if tag is not None:
             fields["tag"] = [tag]
 
-        async def run(session: AsyncSession, user: str) -> list[TaskSummary]:
+        async def run(session: AsyncSession, user: str) -> _Listing:
             # A page is one statement of its own: the unit of work's session stays unused.
             query = _validated(TaskQuery, fields)
-            page = await service.list_tasks(self._db, user, query=query, clock=self._clock)
-            return [_summary(task) for task in page.items]
+            page = await service.list_tasks_json(self._db, user, query=query, clock=self._clock)
+            # The service's rendering (REST's bytes), cut to the summary's keys: no model.
+            items = [
+                {name: task[name] for name in _SUMMARY_FIELDS}
+                for task in json.loads(page.items_json)
+            ]
+            return _Listing(items, page.total)
 
         return await self._run(user_id, run)
 
     async def complete_task(
-        self, task_id: TaskId, user_id: UserId = None
-    ) -> Annotated[CallToolResult, TaskResult]:
-        """Mark a task as completed (it stays completed if it already was)."""
+        self, task_id: TaskId, completed: CompletedFlag = True, user_id: UserId = None
+    ) -> Annotated[CallToolResult, CompletionResult]:
+        """Mark a task as done, or with completed=false reopen it (mark it not done). Sets,
+        never toggles: completing a done task keeps it done. Completing a recurring task
+        creates its next occurrence (`next_occurrence_id`); reopening keeps that occurrence.
+        Returns {task_id, status: "completed" | "reopened", title, completed,
+        next_occurrence_id}."""
 
-        async def run(session: AsyncSession, user: str) -> TaskResult:
+        async def run(session: AsyncSession, user: str) -> CompletionResult:
             task = await service.set_completed(
-                session, user, task_id=task_id, completed=True, clock=self._clock
+                session, user, task_id=task_id, completed=completed, clock=self._clock
             )
-            return _result(task, "completed")
+            return _completion(task)
 
         return await self._run(user_id, run, task_id=task_id)
+
+    async def complete_tasks(
+        self, task_ids: TaskIds, completed: CompletedFlag = True, user_id: UserId = None
+    ) -> Annotated[CallToolResult, CompletionResults]:
+        """Mark several tasks as done (or, with completed=false, reopen them) in one step,
+        all or none: if any id is not one of the user's tasks, nothing changes and the error
+        (code not_found) lists those ids. Use it for a bulk action the user has confirmed.
+        Returns {count, results: [{task_id, status, title, completed, next_occurrence_id}]}
+        in the order of task_ids."""
+
+        async def run(session: AsyncSession, user: str) -> CompletionResults:
+            tasks = await service.set_completed_many(
+                session, user, task_ids=task_ids, completed=completed, clock=self._clock
+            )
+            return CompletionResults(count=len(tasks), results=[_completion(t) for t in tasks])
+
+        return await self._run(user_id, run)
+
+    async def delete_tasks(
+        self, task_ids: TaskIds, user_id: UserId = None
+    ) -> Annotated[CallToolResult, DeletionResults]:
+        """Delete several tasks for good in one step, all or none: if any id is not one of
+        the user's tasks, nothing is deleted and the error (code not_found) lists those ids.
+        Use it for a bulk action the user has confirmed. Returns {count, results: [{task_id,
+        status: "deleted", title}]} in the order of task_ids."""
+
+        async def run(session: AsyncSession, user: str) -> DeletionResults:
+            tasks = await service.delete_many(session, user, task_ids=task_ids, clock=self._clock)
+            return DeletionResults(count=len(tasks), results=[_result(t, "deleted") for t in tasks])
+
+        return await self._run(user_id, run)
 
     async def delete_task(
         self, task_id: TaskId, user_id: UserId = None
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Delete a task for good."""
+        """Delete one task for good. Returns {task_id, status: "deleted", title}."""
 
         async def run(session: AsyncSession, user: str) -> TaskResult:
             task = await service.delete_task(session, user, task_id=task_id, clock=self._clock)
@@ -351,7 +581,8 @@ class _Tools:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskResult]:
         """Change a task's title, description, priority, tags or due date (only those given),
-        or remove its description or due date (``clear``)."""
+        or remove its description or due date (`clear`). To mark it done or not done use
+        complete_task. Returns {task_id, status: "updated", title}."""
         fields = _given(
             title=title, description=description, priority=priority, tags=tags, due_at=due_at
         )
@@ -402,18 +633,20 @@ class _Tools:
         """Authorise from the token, run ``work`` in one unit of work, shape the answer."""
         token = get_access_token()
         if token is None or not token.subject:
-            return _error("Not authenticated")
+            return _error("unauthenticated", "Not authenticated")
         if user_id is not None and user_id != token.subject:
-            return _error("user_id does not match the authenticated user")
+            return _error("forbidden", "user_id does not match the authenticated user")
         try:
             async with self._db.unit_of_work() as session:
                 value = await work(session, token.subject)
+        except service.TasksNotFound as exc:
+            return _error("not_found", exc.message, task_ids=exc.task_ids)
         except service.TaskNotFound:
-            return _error(f"Task {task_id} not found")
+            return _error("not_found", f"Task {task_id} not found", task_ids=[task_id])
         except ToolRefused as exc:
-            return _error(str(exc))
+            return _error(exc.code, str(exc))
         except AppError as exc:
-            return _error(exc.message)
+            return _error(_code(exc), exc.message)
         except Exception:
             # Not the tool's answer but the service failing (its database down, a bug): a
             # protocol error, so clients report an outage instead of reading it as a refusal.
@@ -431,36 +664,65 @@ def _validated(model: type[Any], fields: dict[str, Any]) -> Any:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ToolRefused(f"Invalid arguments: {problems}") from None
+        raise ToolRefused(_invalid_arguments(exc.errors())) from None
+
+
+def _invalid_arguments(problems: Sequence[ErrorDetails]) -> str:
+    listed = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in problems
+    )
+    return f"Invalid arguments: {listed}"
+
+
+def _code(exc: AppError) -> ErrorCode | str:
+    """A service error's tool code; one the tools do not name keeps its REST code."""
+    if isinstance(exc, NotFound):
+        return "not_found"
+    if isinstance(exc, PreconditionFailed):
+        return "stale"
+    if isinstance(exc, IdempotencyKeyReused | Conflict):
+        return "conflict"
+    if isinstance(exc, ValidationFailed | BadRequest):
+        return "invalid"
+    if exc.code == "database_unavailable":
+        return "unavailable"
+    return exc.code
 
 
 def _result(task: TaskPublic, status: str) -> TaskResult:
     return TaskResult(task_id=task.id, status=status, title=task.title)
 
 
-def _summary(task: TaskPublic) -> TaskSummary:
-    # Through JSON, so timestamps and enums read exactly as the REST API writes them.
-    return TaskSummary.model_validate(json.loads(task.model_dump_json()))
+def _completion(task: TaskPublic) -> CompletionResult:
+    return CompletionResult(
+        task_id=task.id,
+        status="completed" if task.completed else "reopened",
+        title=task.title,
+        completed=task.completed,
+        next_occurrence_id=task.next_occurrence_id,
+    )
 
 
 def _ok(value: Answer) -> CallToolResult:
-    # A list travels wrapped ({"result": [...]}), as the SDK's output schema for a list says;
-    # the text is the plain JSON value, for clients that read text only.
+    # The text is the plain JSON value, for clients that read text only: for a list, the
+    # list itself (the Phase III shape); the structured content wraps it ({"result": [...]},
+    # as the SDK's output schema for a list says) with the total beside it.
     if isinstance(value, BaseModel):
         plain: Any = value.model_dump(mode="json")
         structured = plain
     else:
-        plain = [item.model_dump(mode="json") for item in value]
-        structured = {"result": plain}
+        plain = value.items
+        structured = {"result": value.items, "total": value.total}
     return CallToolResult(
         content=[TextContent(type="text", text=json.dumps(plain, ensure_ascii=False))],
         structured_content=structured,
     )
 
 
-def _error(message: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+def _error(code: ErrorCode | str, message: str, **details: Any) -> CallToolResult:
+    """A tool error: the message as text, and ``{"error": {code, message, ...details}}``."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=message)],
+        structured_content={"error": {"code": code, "message": message, **details}},
+        is_error=True,
+    )

@@ -233,6 +233,12 @@ class TaskQuery(BaseModel):
     )
     due_before: Timestamp | None = Field(default=None, description="due_at < this (exclusive)")
     due_after: Timestamp | None = Field(default=None, description="due_at >= this (inclusive)")
+    completed_before: Timestamp | None = Field(
+        default=None, description="completed_at < this (exclusive); only completed tasks"
+    )
+    completed_after: Timestamp | None = Field(
+        default=None, description="completed_at >= this (inclusive); only completed tasks"
+    )
     overdue: bool = Field(default=False, description="true: not completed and due before now")
     sort: Annotated[SortField, BeforeValidator(_sort_field)] = Field(
         default=SortField.CREATED, description="due_date is accepted as an alias of due"

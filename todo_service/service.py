@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,7 +51,9 @@ __all__ = [
     "StaleTask",
     "TaskNotFound",
     "TaskPageJSON",
+    "TasksNotFound",
     "add_task",
+    "delete_many",
     "delete_task",
     "get_task",
     "list_tasks",
@@ -59,6 +61,7 @@ __all__ = [
     "patch_task",
     "replace_task",
     "set_completed",
+    "set_completed_many",
 ]
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -313,6 +316,81 @@ def next_due(moment: datetime, recurrence: Recurrence) -> datetime:
         day = min(moment.day, calendar.monthrange(year, month)[1])
         return moment.replace(year=year, month=month, day=day)
     raise ValueError("a task without recurrence has no next occurrence")
+
+
+# --- several tasks at once -------------------------------------------------------------------
+
+
+class TasksNotFound(TaskNotFound):
+    """Some of the ids name no task of the user's (missing or someone else's); the whole
+    operation is refused, so nothing changed."""
+
+    def __init__(self, task_ids: Sequence[int]) -> None:
+        self.task_ids = list(task_ids)
+        super().__init__(f"Tasks not found: {', '.join(str(i) for i in self.task_ids)}")
+
+
+async def _owned_tasks(session: AsyncSession, user_id: str, task_ids: Sequence[int]) -> list[Task]:
+    """The user's tasks with these ids, in the order given, each locked until the unit of
+    work ends; ``TasksNotFound`` naming every id that is missing or someone else's.
+
+    The rows are locked in id order, the one order every multi-row writer uses, so two such
+    writes over overlapping ids wait for each other instead of deadlocking.
+    """
+    wanted = [task_id for task_id in task_ids if 1 <= task_id <= MAX_ID]
+    statement = (
+        select(Task)
+        .where(col(Task.id).in_(wanted), col(Task.user_id) == user_id)
+        .order_by(col(Task.id))
+        .with_for_update()
+    )
+    result = await session.exec(statement.execution_options(populate_existing=True))
+    found = {task.id: task for task in result.all()}
+    missing = [task_id for task_id in task_ids if task_id not in found]
+    if missing:
+        raise TasksNotFound(missing)
+    return [found[task_id] for task_id in task_ids]
+
+
+async def set_completed_many(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    task_ids: Sequence[int],
+    completed: bool,
+    clock: Clock = utcnow,
+) -> list[TaskPublic]:
+    """Mark every task completed or not, all or none: ``TasksNotFound`` (nothing changed)
+    when any id is not the user's. Each task changes exactly as ``set_completed`` changes it
+    (a recurring task that becomes completed schedules its next occurrence). The tasks come
+    back in the order of ``task_ids``."""
+    tasks = await _owned_tasks(session, user_id, task_ids)
+    now = clock()
+    for task in tasks:
+        await _apply(session, task, {"completed": completed}, now)
+    return [to_public(task) for task in tasks]
+
+
+async def delete_many(
+    session: AsyncSession, user_id: str, *, task_ids: Sequence[int], clock: Clock = utcnow
+) -> list[TaskPublic]:
+    """Delete every task, all or none (``TasksNotFound``, nothing changed, when any id is not
+    the user's); returns them as they were, in the order of ``task_ids``. Predecessors'
+    links are cleared as ``delete_task`` clears them."""
+    tasks = await _owned_tasks(session, user_id, task_ids)
+    deleted = [to_public(task) for task in tasks]
+    ids = [task.id for task in tasks]
+    await session.exec(
+        update(Task)
+        .where(
+            col(Task.next_occurrence_id).in_(ids),
+            col(Task.user_id) == user_id,
+            col(Task.id).not_in(ids),
+        )
+        .values(next_occurrence_id=None, updated_at=clock(), version=col(Task.version) + 1)
+    )
+    await session.exec(delete(Task).where(col(Task.id).in_(ids), col(Task.user_id) == user_id))
+    return deleted
 
 
 # --- lists ----------------------------------------------------------------------------------

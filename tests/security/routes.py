@@ -238,4 +238,6 @@ def fill(template: Any, values: dict[str, Any]) -> Any:
         return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), template)
     if isinstance(template, dict):
         return {key: fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(value, values) for value in template]
     return template

@@ -167,6 +167,8 @@ TOOL_CALLS: dict[str, dict[str, Any]] = {
     "complete_task": {"task_id": "{task_id}"},
     "delete_task": {"task_id": "{task_id}"},
     "update_task": {"task_id": "{task_id}", "title": "renamed"},
+    "complete_tasks": {"task_ids": ["{task_id}"]},
+    "delete_tasks": {"task_ids": ["{task_id}"]},
 }
 
 
@@ -196,7 +198,7 @@ async def test_mcp_tools_cannot_reach_another_users_tasks(
         assert tools == set(TOOL_CALLS), "classify the new tool in TOOL_CALLS"
         for name, arguments in TOOL_CALLS.items():
             filled = fill(arguments, owned)
-            if "task_id" in arguments:
+            if {"task_id", "task_ids"} & arguments.keys():
                 refused[f"{name} on the owner's task"] = (
                     await client.call_tool(name, filled)
                 ).is_error

@@ -228,6 +228,17 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
         {"due_after": "2026-03-10T09:00:00+00:00", "due_before": "2026-03-15T11:00:00Z"},
         lambda t: "2026-03-10T09" <= (t["due_at"] or "") < "2026-03-15T11",
     ),
+    # Completed at 12:08 ("Draft report") and 12:09 ("email Bob"); after is inclusive.
+    ({"completed_after": "2026-03-15T12:09:00Z"}, lambda t: t["title"] == "email Bob"),
+    ({"completed_before": "2026-03-15T12:09:00Z"}, lambda t: t["title"] == "Draft report"),
+    (
+        {"completed_after": "2026-03-15T13:00:00+01:00", "status": "pending"},
+        lambda t: False,
+    ),
+    (
+        {"completed_before": "2026-03-16T00:00:00Z", "tag": "shop"},
+        lambda t: t["title"] == "email Bob",
+    ),
     # The clock reads 12:10 on 2026-03-15 by now: "fix bike" (11:00) is overdue too.
     ({"overdue": "true"}, lambda t: not t["completed"] and (t["due_at"] or "9") < "2026-03-15T12"),
     ({"overdue": "false"}, lambda t: True),
@@ -325,6 +336,8 @@ async def test_limit_bounds_are_accepted(
         {"order": "up"},
         {"due_before": "2026-03-15T00:00:00"},
         {"due_after": "yesterday"},
+        {"completed_after": "1700000000"},
+        {"completed_before": "2026-03-15"},
         {"overdue": "maybe"},
         {"tag": ""},
         {"tag": "t" * 31},

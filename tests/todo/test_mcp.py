@@ -6,6 +6,7 @@ that user's bearer token, exactly as the chat service (or any MCP client) does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -69,18 +70,40 @@ def bearer(user: User) -> str:
 
 
 def payload(result: CallToolResult) -> Any:
-    """A successful tool's structured answer (lists arrive wrapped as {"result": [...]})."""
+    """A successful tool's structured answer; a list is its ``result`` (beside its total)."""
     assert not result.is_error, result.content
     value = result.structured_content
     assert value is not None
-    if set(value) == {"result"}:
+    if set(value) == {"result", "total"}:
+        assert json.loads(text_of(result)) == value["result"]
         return value["result"]
     return value
 
 
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error
+def text_of(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+def error_text(result: CallToolResult) -> str:
+    """A tool error's message, checked to be the same as its structured error's."""
+    assert result.is_error
+    text = text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["error"]["message"] == text
+    return text
+
+
+def error_of(result: CallToolResult) -> dict[str, Any]:
+    """A tool error's structured part: ``{"code", "message", ...}``."""
+    assert result.is_error
+    assert result.structured_content is not None
+    error: dict[str, Any] = result.structured_content["error"]
+    return error
+
+
+def error_code(result: CallToolResult) -> str:
+    code: str = error_of(result)["code"]
+    return code
 
 
 async def rows(maker: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
@@ -92,11 +115,19 @@ async def rows(maker: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in result]
 
 
-async def test_the_five_tools_are_listed_with_their_schemas(connect: Connect, alice: User) -> None:
+async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: User) -> None:
     async with connect(bearer(alice)) as client:
         listing = await client.list_tools()
     tools = {tool.name: tool for tool in listing.tools}
-    assert set(tools) == {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
+    assert set(tools) == {
+        "add_task",
+        "list_tasks",
+        "complete_task",
+        "delete_task",
+        "update_task",
+        "complete_tasks",
+        "delete_tasks",
+    }
     add = tools["add_task"].input_schema
     assert add["required"] == ["title"]
     assert set(add["properties"]) >= {
@@ -146,7 +177,13 @@ async def test_add_list_complete_update_delete(
         assert rent["completed"] is False
 
         done = payload(await client.call_tool("complete_task", {"task_id": task_id}))
-        assert done == {"task_id": task_id, "status": "completed", "title": "Buy groceries"}
+        assert done == {
+            "task_id": task_id,
+            "status": "completed",
+            "title": "Buy groceries",
+            "completed": True,
+            "next_occurrence_id": None,
+        }
         # Completing twice keeps it completed: the tool sets, it never toggles back.
         again = payload(await client.call_tool("complete_task", {"task_id": task_id}))
         assert again["status"] == "completed"
@@ -514,3 +551,355 @@ async def test_the_idempotency_key_is_optional_and_checked(connect: Connect, ali
         for bad in ("", "has space", "k" * 256):
             result = await client.call_tool("add_task", {"title": "x", "idempotency_key": bad})
             assert result.is_error
+
+
+# --- error codes ----------------------------------------------------------------------------
+
+
+async def test_tool_errors_carry_a_code_beside_the_message(
+    connect: Connect, alice: User, bob: User
+) -> None:
+    async with connect(bearer(alice)) as client:
+        mine = payload(await client.call_tool("add_task", {"title": "Mine"}))
+        keyed = {"title": "Keyed", "idempotency_key": "k-1"}
+        payload(await client.call_tool("add_task", keyed))
+        answers = {
+            "not_found": await client.call_tool("complete_task", {"task_id": 999_999}),
+            "invalid (SDK)": await client.call_tool("list_tasks", {"status": "done"}),
+            "invalid (tool)": await client.call_tool("update_task", {"task_id": mine["task_id"]}),
+            "invalid (service)": await client.call_tool("add_task", {"title": "   "}),
+            "forbidden": await client.call_tool("list_tasks", {"user_id": bob.sub}),
+            "conflict": await client.call_tool("add_task", {**keyed, "title": "Other"}),
+            "unknown tool": await client.call_tool("complete_everything", {}),
+        }
+    codes = {name: error_code(result) for name, result in answers.items()}
+    assert codes == {
+        "not_found": "not_found",
+        "invalid (SDK)": "invalid",
+        "invalid (tool)": "invalid",
+        "invalid (service)": "invalid",
+        "forbidden": "forbidden",
+        "conflict": "conflict",
+        "unknown tool": "invalid",
+    }
+    assert answers["not_found"].structured_content == {
+        "error": {"code": "not_found", "message": "Task 999999 not found", "task_ids": [999_999]}
+    }
+    assert error_text(answers["invalid (SDK)"]).startswith("Invalid arguments: status: ")
+    assert error_text(answers["invalid (tool)"]).startswith("Nothing to update")
+    assert error_text(answers["invalid (service)"]).startswith("Invalid arguments: title: ")
+
+
+# --- reopen ---------------------------------------------------------------------------------
+
+
+async def test_complete_task_with_completed_false_reopens(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        task_id = payload(await client.call_tool("add_task", {"title": "Call mom"}))["task_id"]
+        payload(await client.call_tool("complete_task", {"task_id": task_id}))
+        reopened = payload(
+            await client.call_tool("complete_task", {"task_id": task_id, "completed": False})
+        )
+        assert reopened == {
+            "task_id": task_id,
+            "status": "reopened",
+            "title": "Call mom",
+            "completed": False,
+            "next_occurrence_id": None,
+        }
+        # Sets, never toggles: reopening an open task keeps it open.
+        again = await client.call_tool("complete_task", {"task_id": task_id, "completed": False})
+        assert payload(again)["status"] == "reopened"
+        (listed,) = payload(await client.call_tool("list_tasks", {"status": "pending"}))
+        assert (listed["id"], listed["completed_at"]) == (task_id, None)
+        refused = await client.call_tool("complete_task", {"task_id": task_id, "completed": "no"})
+        assert error_code(refused) == "invalid"
+    assert [r["completed"] for r in await rows(committed_sessionmaker)] == [False]
+
+
+async def test_reopening_a_recurring_task_keeps_its_next_occurrence_and_makes_no_second(
+    connect: Connect, alice: User
+) -> None:
+    async with connect(bearer(alice)) as client:
+        added = payload(
+            await client.call_tool(
+                "add_task",
+                {"title": "Water plants", "recurrence": "weekly", "due_at": "2026-03-16T09:00:00Z"},
+            )
+        )
+        task_id = added["task_id"]
+        done = payload(await client.call_tool("complete_task", {"task_id": task_id}))
+        following = done["next_occurrence_id"]
+        assert following is not None
+        reopened = payload(
+            await client.call_tool("complete_task", {"task_id": task_id, "completed": False})
+        )
+        assert reopened["next_occurrence_id"] == following
+        again = payload(await client.call_tool("complete_task", {"task_id": task_id}))
+        assert again["next_occurrence_id"] == following
+        listed = payload(await client.call_tool("list_tasks", {}))
+    assert sorted(t["id"] for t in listed) == sorted([task_id, following])
+
+
+# --- list: completion time and totals -------------------------------------------------------
+
+
+async def test_list_filters_on_completion_time(
+    connect: Connect, alice: User, clock: FrozenClock
+) -> None:
+    async with connect(bearer(alice)) as client:
+        ids = {}
+        for title in ("Monday's", "Tuesday's", "Wednesday's", "Never done"):
+            ids[title] = payload(await client.call_tool("add_task", {"title": title}))["task_id"]
+        for title in ("Monday's", "Tuesday's", "Wednesday's"):
+            payload(await client.call_tool("complete_task", {"task_id": ids[title]}))
+            clock.advance(days=1)  # completions at 12:00 on the 15th, 16th and 17th
+
+        async def titles(**arguments: Any) -> list[str]:
+            found = payload(await client.call_tool("list_tasks", arguments))
+            return sorted(t["title"] for t in found)
+
+        assert await titles(completed_after="2026-03-16T00:00:00+00:00") == [
+            "Tuesday's",
+            "Wednesday's",
+        ]
+        # Inclusive after, exclusive before: adjacent windows never overlap.
+        assert await titles(completed_after="2026-03-16T12:00:00Z") == ["Tuesday's", "Wednesday's"]
+        assert await titles(completed_before="2026-03-16T12:00:00Z") == ["Monday's"]
+        assert await titles(
+            completed_after="2026-03-15T13:00:00+01:00", completed_before="2026-03-17T00:00:00Z"
+        ) == ["Monday's", "Tuesday's"]
+        assert await titles(status="pending", completed_after="2026-03-01T00:00:00Z") == []
+        bad = await client.call_tool("list_tasks", {"completed_after": "yesterday"})
+        assert error_code(bad) == "invalid"
+        assert "completed_after" in error_text(bad)
+
+
+async def test_list_tasks_carries_the_total_for_its_filters(connect: Connect, alice: User) -> None:
+    async with connect(bearer(alice)) as client:
+        for n in range(5):
+            payload(await client.call_tool("add_task", {"title": f"Task {n}", "tags": ["t"]}))
+        payload(await client.call_tool("add_task", {"title": "Other"}))
+        every = await client.call_tool("list_tasks", {"limit": 2})
+        tagged = await client.call_tool("list_tasks", {"tag": "t", "limit": 1})
+        none = await client.call_tool("list_tasks", {"q": "nothing like this"})
+        too_big = await client.call_tool("list_tasks", {"limit": 101})
+    assert every.structured_content is not None
+    assert [t["title"] for t in payload(every)] == ["Other", "Task 4"]
+    assert every.structured_content["total"] == 6
+    assert tagged.structured_content == {"result": payload(tagged), "total": 5}
+    assert none.structured_content == {"result": [], "total": 0}
+    assert json.loads(text_of(none)) == []  # the text stays the Phase III list
+    assert error_code(too_big) == "invalid"
+
+
+# --- bulk -----------------------------------------------------------------------------------
+
+
+async def _add(client: Client, *titles: str, **fields: Any) -> list[int]:
+    added = []
+    for title in titles:
+        answer = payload(await client.call_tool("add_task", {"title": title, **fields}))
+        added.append(answer["task_id"])
+    return added
+
+
+async def test_bulk_tools_take_a_bounded_list_of_distinct_ids(
+    connect: Connect, alice: User
+) -> None:
+    async with connect(bearer(alice)) as client:
+        listing = await client.list_tools()
+    tools = {tool.name: tool for tool in listing.tools}
+    for name in ("complete_tasks", "delete_tasks"):
+        schema = tools[name].input_schema
+        assert schema["required"] == ["task_ids"]
+        ids = schema["properties"]["task_ids"]
+        assert (ids["minItems"], ids["maxItems"], ids["uniqueItems"]) == (1, 100, True)
+        assert ids["items"] == {"type": "integer"}
+    assert tools["complete_tasks"].input_schema["properties"]["completed"]["default"] is True
+
+
+async def test_complete_tasks_completes_and_reopens_all_in_one_call(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        first, second, third = await _add(client, "Milk", "Eggs", "Bread")
+        (weekly,) = await _add(
+            client, "Bins", recurrence="weekly", due_at="2026-03-16T07:00:00Z", tags=["home"]
+        )
+        done = payload(
+            await client.call_tool("complete_tasks", {"task_ids": [third, weekly, first]})
+        )
+        assert done["count"] == 3
+        assert [(r["task_id"], r["status"], r["title"]) for r in done["results"]] == [
+            (third, "completed", "Bread"),
+            (weekly, "completed", "Bins"),
+            (first, "completed", "Milk"),
+        ]
+        following = done["results"][1]["next_occurrence_id"]
+        assert following is not None
+        pending = payload(await client.call_tool("list_tasks", {"status": "pending"}))
+        assert sorted(t["id"] for t in pending) == sorted([second, following])
+        bins = next(t for t in pending if t["id"] == following)
+        assert (bins["due_at"], bins["tags"]) == ("2026-03-23T07:00:00.000000Z", ["home"])
+
+        reopened = payload(
+            await client.call_tool(
+                "complete_tasks", {"task_ids": [first, second], "completed": False}
+            )
+        )
+        assert [(r["task_id"], r["status"]) for r in reopened["results"]] == [
+            (first, "reopened"),
+            (second, "reopened"),
+        ]
+    states = {r["id"]: r["completed"] for r in await rows(committed_sessionmaker)}
+    assert states == {first: False, second: False, third: True, weekly: True, following: False}
+
+
+async def test_delete_tasks_deletes_all_in_one_call(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        keep, old, older = await _add(client, "Keep", "Old", "Older")
+        (weekly,) = await _add(client, "Bins", recurrence="weekly", due_at="2026-03-16T07:00:00Z")
+        following = payload(await client.call_tool("complete_task", {"task_id": weekly}))[
+            "next_occurrence_id"
+        ]
+        deleted = payload(
+            await client.call_tool("delete_tasks", {"task_ids": [older, following, old]})
+        )
+        assert deleted == {
+            "count": 3,
+            "results": [
+                {"task_id": older, "status": "deleted", "title": "Older"},
+                {"task_id": following, "status": "deleted", "title": "Bins"},
+                {"task_id": old, "status": "deleted", "title": "Old"},
+            ],
+        }
+        (bins,) = [
+            t for t in payload(await client.call_tool("list_tasks", {})) if t["id"] == weekly
+        ]
+        # The occurrence is gone, so the link is cleared: reopening and completing again
+        # schedules anew, exactly as after a single delete.
+        payload(await client.call_tool("complete_task", {"task_id": weekly, "completed": False}))
+        again = payload(await client.call_tool("complete_task", {"task_id": weekly}))
+        assert again["next_occurrence_id"] not in {None, following}
+    assert bins["completed"] is True
+    assert {r["id"] for r in await rows(committed_sessionmaker)} == {
+        keep,
+        weekly,
+        again["next_occurrence_id"],
+    }
+
+
+@pytest.mark.parametrize("tool", ["complete_tasks", "delete_tasks"])
+async def test_bulk_refusals_change_nothing(
+    connect: Connect,
+    alice: User,
+    bob: User,
+    tool: str,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with connect(bearer(bob)) as client:
+        (bobs,) = await _add(client, "Bob's")
+    async with connect(bearer(alice)) as client:
+        mine = await _add(client, *(f"Task {n}" for n in range(3)))
+        before = await rows(committed_sessionmaker)
+        answers = {
+            "another user's id": await client.call_tool(tool, {"task_ids": [*mine, bobs]}),
+            "unknown ids": await client.call_tool(tool, {"task_ids": [mine[0], 0, 2**70, -1]}),
+            "impossible ids": await client.call_tool(tool, {"task_ids": [0, -1]}),
+            "101 ids": await client.call_tool(tool, {"task_ids": list(range(1, 102))}),
+            "no ids": await client.call_tool(tool, {"task_ids": []}),
+            "repeated id": await client.call_tool(tool, {"task_ids": [mine[0], mine[1], mine[0]]}),
+            "not ids": await client.call_tool(tool, {"task_ids": ["one"]}),
+            "not a list": await client.call_tool(tool, {"task_ids": mine[0]}),
+        }
+        assert await rows(committed_sessionmaker) == before
+    errors = {name: error_of(result) for name, result in answers.items()}
+    assert {name: error["code"] for name, error in errors.items()} == {
+        "another user's id": "not_found",
+        "unknown ids": "not_found",
+        "impossible ids": "not_found",
+        "101 ids": "too_many",
+        "no ids": "invalid",
+        "repeated id": "invalid",
+        "not ids": "invalid",
+        "not a list": "invalid",
+    }
+    # Only the ids that are not the user's are named; another user's reads as unknown.
+    assert errors["another user's id"] == {
+        "code": "not_found",
+        "message": f"Tasks not found: {bobs}",
+        "task_ids": [bobs],
+    }
+    assert errors["unknown ids"]["task_ids"] == [0, 2**70, -1]
+    assert errors["101 ids"]["message"] == "At most 100 task ids in one call; split the list"
+    assert str(mine[0]) in errors["repeated id"]["message"]
+    async with connect(bearer(bob)) as client:
+        assert [t["id"] for t in payload(await client.call_tool("list_tasks", {}))] == [bobs]
+
+
+@pytest.mark.parametrize("tool", ["complete_tasks", "delete_tasks"])
+async def test_a_bulk_call_failing_part_way_changes_nothing(
+    connect: Connect,
+    alice: User,
+    tool: str,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The database refuses the last task's write after the others were written: the one
+    transaction rolls back, so the earlier tasks are unchanged too."""
+    async with committed_sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "CREATE FUNCTION todo.refuse_write() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'refused for the test'; END$$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE TRIGGER refuse_write BEFORE UPDATE OR DELETE ON todo.tasks "
+                "FOR EACH ROW WHEN (OLD.title = 'Refuses') "
+                "EXECUTE FUNCTION todo.refuse_write()"
+            )
+        )
+    try:
+        async with connect(bearer(alice)) as client:
+            task_ids = await _add(client, "First", "Second", "Refuses")
+            before = await rows(committed_sessionmaker)
+            with pytest.raises(MCPError, match="Internal error"):
+                await client.call_tool(tool, {"task_ids": task_ids})
+        assert await rows(committed_sessionmaker) == before
+    finally:
+        async with committed_sessionmaker() as session, session.begin():
+            connection = await session.connection()
+            await connection.execute(text("DROP TRIGGER refuse_write ON todo.tasks"))
+            await connection.execute(text("DROP FUNCTION todo.refuse_write()"))
+
+
+async def test_concurrent_bulk_completions_schedule_each_occurrence_once(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two calls over the same recurring tasks, ids in opposite orders, at the same time: the
+    rows are locked before they are read, so each task gets one next occurrence, and the
+    calls wait for each other rather than deadlock."""
+    async with connect(bearer(alice)) as first, connect(bearer(alice)) as second:
+        for _ in range(3):
+            task_ids = await _add(
+                first, "Bins", "Plants", "Rent", recurrence="weekly", due_at="2026-03-16T07:00:00Z"
+            )
+            answers = await asyncio.gather(
+                first.call_tool("complete_tasks", {"task_ids": task_ids}),
+                second.call_tool("complete_tasks", {"task_ids": task_ids[::-1]}),
+            )
+            results = [payload(answer)["results"] for answer in answers]
+            following = {r["task_id"]: r["next_occurrence_id"] for r in results[0]}
+            assert following == {r["task_id"]: r["next_occurrence_id"] for r in results[1]}
+            assert None not in following.values()
+    stored = await rows(committed_sessionmaker)
+    # Three rounds of three tasks, each with exactly one occurrence.
+    assert len(stored) == 18
+    assert sum(r["completed"] for r in stored) == 9
