@@ -46,6 +46,10 @@ class PasswordChangeIn(Strict):
     new_password: Password
 
 
+class DeleteAccountIn(Strict):
+    password: LoginPassword
+
+
 class UserPublic(BaseModel):
     id: uuid.UUID
     email: str
