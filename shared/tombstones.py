@@ -15,7 +15,6 @@ consumer of ``user.deleted`` together with the purge (``bury``). Two defences us
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -89,41 +88,24 @@ async def bury(session: AsyncSession, table: Table, subject: str) -> None:
 class Tombstones:
     """Whether a subject is buried, asked of the service's database.
 
-    A buried subject is remembered for good (it never comes back); a living one for
-    ``fresh_seconds`` only, so a replica learns of a deletion within that time. The rows are
-    purged and the trigger refuses new ones at once, so that short window shows an empty
-    account at most. Both caches are bounded.
+    A buried subject is remembered in process for good (it never comes back; the cache is
+    bounded); any other is asked every time, one primary-key read, so every replica refuses
+    a deleted account's token from the moment the purge committed.
     """
 
-    def __init__(
-        self,
-        db: Database,
-        table: Table,
-        *,
-        fresh_seconds: float = 1.0,
-        cache_size: int = 10_000,
-    ) -> None:
+    def __init__(self, db: Database, table: Table, *, cache_size: int = 10_000) -> None:
         self._db = db
         self._sql = f"SELECT 1 FROM {_qualified(table)} WHERE subject = $1"  # noqa: S608
-        self._fresh = fresh_seconds
         self._size = cache_size
         self._buried: OrderedDict[str, None] = OrderedDict()
-        self._living: OrderedDict[str, float] = OrderedDict()
 
     async def is_buried(self, subject: str) -> bool:
         if subject in self._buried:
             return True
-        checked = self._living.get(subject)
-        now = time.monotonic()
-        if checked is not None and now - checked < self._fresh:
+        if await self._db.fetch_row(self._sql, subject) is None:
             return False
-        found = await self._db.fetch_row(self._sql, subject) is not None
-        if found:
-            self._living.pop(subject, None)
-            _remember(self._buried, subject, None, self._size)
-        else:
-            _remember(self._living, subject, now, self._size)
-        return found
+        _remember(self._buried, subject, None, self._size)
+        return True
 
 
 def _remember(cache: OrderedDict[str, Any], key: str, value: Any, size: int) -> None:
