@@ -15,15 +15,18 @@ consumer of ``user.deleted`` together with the purge (``bury``). Two defences us
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Database
+from shared.db import Database, is_database_outage
 from shared.errors import DELETED_SUBJECT_SQLSTATE
 from shared.tokens import InvalidToken, Principal, TokenVerifier
+
+logger = logging.getLogger(__name__)
 
 # The advisory lock namespace of subjects (the first int4 key; the second is hashtext).
 SUBJECT_LOCK_CLASS = 0x0B0E
@@ -91,6 +94,11 @@ class Tombstones:
     A buried subject is remembered in process for good (it never comes back; the cache is
     bounded); any other is asked every time, one primary-key read, so every replica refuses
     a deleted account's token from the moment the purge committed.
+
+    When the database cannot be reached the check is passed over, with a warning: the
+    request's own statements need that database too, so it answers its ordinary outage
+    error (a 503, an MCP internal error) rather than a refusal of the token, and a row it
+    could still write is refused by the trigger.
     """
 
     def __init__(self, db: Database, table: Table, *, cache_size: int = 10_000) -> None:
@@ -102,7 +110,14 @@ class Tombstones:
     async def is_buried(self, subject: str) -> bool:
         if subject in self._buried:
             return True
-        if await self._db.fetch_row(self._sql, subject) is None:
+        try:
+            row = await self._db.fetch_row(self._sql, subject)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            logger.warning("deleted subjects not checked: the database is unreachable")
+            return False
+        if row is None:
             return False
         _remember(self._buried, subject, None, self._size)
         return True
