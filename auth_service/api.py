@@ -12,6 +12,7 @@ from auth_service import service
 from auth_service.models import User
 from auth_service.schemas import (
     JWKS,
+    DeleteAccountIn,
     LoginIn,
     MeUpdate,
     PasswordChangeIn,
@@ -168,6 +169,29 @@ async def update_me(
     if "name" in body.model_fields_set:
         user = await service.update_profile(session, ctx, user, name=body.name)
     return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(
+        401,
+        403,
+        429,
+        503,
+        descriptions={
+            403: "The password is not correct",
+            429: "Too many wrong passwords; retry after `Retry-After` seconds",
+            503: _BUSY,
+        },
+    ),
+)
+async def delete_me(
+    body: DeleteAccountIn, principal: CurrentPrincipal, session: SessionDep, ctx: Context
+) -> None:
+    """Delete the account (the password re-entered). Every session ends at once; the other
+    services purge the user's data when they consume ``user.deleted`` (docs/events.md)."""
+    await service.delete_account(session, ctx, principal.sub, password=body.password)
 
 
 @router.post(

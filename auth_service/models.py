@@ -9,6 +9,7 @@ from sqlalchemy import Column, DateTime, ForeignKey, Index, func, text
 from sqlmodel import Field, SQLModel
 
 from shared.db import schema_metadata
+from shared.outbox import outbox_table
 
 SCHEMA = "auth"
 
@@ -116,3 +117,8 @@ class KnownAddress(AuthBase, table=True):
     )
     address_hash: str = Field(max_length=64, primary_key=True)
     last_success_at: datetime = Field(sa_column=_timestamp())
+
+
+# Events of the auth service, written in the transaction of their change and published by
+# its worker (shared/outbox.py, docs/events.md).
+OUTBOX = outbox_table(AuthBase.metadata)

@@ -48,6 +48,10 @@ class PasswordChangeIn(Strict):
     new_password: Password
 
 
+class DeleteAccountIn(Strict):
+    password: LoginPassword
+
+
 class UserPublic(BaseModel):
     id: uuid.UUID
     email: str

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from auth_service import throttle
+from auth_service import events, throttle
 from auth_service.keys import KeySet
 from auth_service.models import RefreshFamily, RefreshToken, User
 from auth_service.passwords import PasswordCheckBusy, PasswordHasher
@@ -23,7 +23,7 @@ from auth_service.schemas import UserPublic
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
 from shared.db import Statements
-from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from shared.network import client_network
 from shared.tokens import InvalidToken
 
@@ -42,6 +42,11 @@ class InvalidRefreshToken(Unauthorized):
 class WrongPassword(BadRequest):
     code = "wrong_password"
     message = "The current password is not correct"
+
+
+class PasswordNotConfirmed(Forbidden):
+    code = "wrong_password"
+    message = "The password is not correct"
 
 
 class WeakPassword(BadRequest):
@@ -103,6 +108,7 @@ async def register(
         await session.flush()
     except IntegrityError as exc:  # a concurrent registration of the same email won
         raise Conflict("An account with this email already exists", code="email_taken") from exc
+    await events.user_registered(session, user.id, now)
     return user
 
 
@@ -405,6 +411,59 @@ async def change_password(
         .execution_options(populate_existing=True)
     )
     await _revoke(session, now, families.all())
+
+
+async def delete_account(
+    session: AsyncSession, ctx: AuthContext, subject: str, *, password: str
+) -> None:
+    """Delete the account after its password is re-entered, ending every session at once,
+    and write ``user.deleted`` in the same transaction: the other services purge the user's
+    rows when they consume it (docs/events.md).
+
+    Wrong passwords are throttled per account as at ``POST /password`` (only a holder of the
+    account's access token adds to the count).
+    """
+    settings = ctx.settings
+    now = ctx.clock()
+    async with ctx.sessionmaker.begin() as gate:
+        (attempt,) = await throttle.reserve(
+            gate,
+            [
+                throttle.Limit(
+                    _sha256(f"delete:{subject}"),
+                    settings.lockout_threshold,
+                    timedelta(seconds=settings.lockout_window_seconds),
+                )
+            ],
+            now,
+            retain=_retain(settings),
+        )
+    user = await current_account(session, subject)
+    try:
+        valid, _ = await ctx.hasher.verify(password, user.password_hash)
+    except PasswordCheckBusy:
+        await _give_back(session, [attempt])
+        raise
+    if not valid:
+        raise PasswordNotConfirmed()
+    await throttle.clear(session, attempt.key_hash)
+    # Every session's row first, in id order, as a password change takes them: a rotation
+    # holding one finishes first (and its token is deleted with the account), a later one
+    # finds no family. Then the account: its sessions, tokens and known addresses go with it
+    # (ON DELETE CASCADE), and a login racing this waits for the row and then finds nothing.
+    await session.exec(
+        select(RefreshFamily.id)
+        .where(RefreshFamily.user_id == user.id)
+        .order_by(col(RefreshFamily.id))
+        .with_for_update()
+    )
+    deleted = await session.exec(
+        delete(User).where(col(User.id) == user.id).returning(col(User.id))
+    )
+    if deleted.first() is None:  # deleted by a concurrent request meanwhile
+        raise InvalidToken()
+    await events.user_deleted(session, user.id, now)
+    session.expunge(user)
 
 
 async def _user_by_email(session: AsyncSession, email: str) -> User | None:

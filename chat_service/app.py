@@ -17,6 +17,7 @@ from chat_service.agents.base import Agent
 from chat_service.agents.openai_agent import OpenAIAgent
 from chat_service.agents.rules import RulesAgent
 from chat_service.api import router
+from chat_service.models import DELETED_SUBJECTS
 from chat_service.settings import AgentKind, ChatSettings, get_settings
 from chat_service.todo_client import TodoMcp
 from chat_service.turn import ChatContext
@@ -24,6 +25,7 @@ from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.tokens import TokenVerifier
+from shared.tombstones import Tombstones, TombstoneVerifier
 
 # Streamed turns still running at shutdown get this long to store their reply.
 SHUTDOWN_GRACE_SECONDS = 10.0
@@ -52,6 +54,10 @@ def create_app(
             stack.push_async_callback(todo.aclose)
             agent = await _agent(settings, stack, openai_http)
             await stack.enter_async_context(database(app, settings, name="chat", db=db))
+            # A deleted account's remaining tokens are refused once its rows are purged.
+            app.state.verifier = TombstoneVerifier(
+                app.state.verifier, Tombstones(app.state.db, DELETED_SUBJECTS)
+            )
             app.state.chat = ChatContext(
                 settings=settings,
                 db=app.state.db,

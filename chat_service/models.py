@@ -27,6 +27,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from shared.db import schema_metadata
+from shared.events import processed_events_table
+from shared.tombstones import tombstone_table
 
 SCHEMA = "chat"
 IDEMPOTENCY_KEY_MAX = 255
@@ -116,3 +118,16 @@ class TurnKey(ChatBase, table=True):
     locked_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     created_at: datetime = Field(sa_column=_timestamp())
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+# The tables as Core objects (the purge of a deleted user's rows).
+CONVERSATIONS = ChatBase.metadata.tables[f"{SCHEMA}.conversations"]
+MESSAGES = ChatBase.metadata.tables[f"{SCHEMA}.messages"]
+TURN_KEYS = ChatBase.metadata.tables[f"{SCHEMA}.turn_keys"]
+
+# Account deletion (docs/events.md): the subjects whose rows were purged on ``user.deleted``,
+# and the events already applied (a redelivered one changes nothing).
+DELETED_SUBJECTS = tombstone_table(ChatBase.metadata)
+PROCESSED_EVENTS = processed_events_table(ChatBase.metadata)
+# Tables refusing rows of a deleted subject (a trigger each, shared/tombstones.py).
+USER_TABLES = ("conversations", "messages", "turn_keys")

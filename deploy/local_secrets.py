@@ -44,6 +44,8 @@ KEY_PATH = SECRETS_DIR / "auth-signing-key.pem"
 # Where the local PostgreSQL and Redis answer (compose network, local Kubernetes namespace).
 LOCAL_DATABASE = "postgres:5432/todo"
 LOCAL_REDIS = "redis:6379/0"
+# The event streams in a database of their own on the same Redis.
+LOCAL_EVENTS_REDIS = "redis:6379/1"
 
 
 def read_env(env_file: Path) -> dict[str, str]:
@@ -83,9 +85,17 @@ def redis_url(env: dict[str, str]) -> str:
     return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_REDIS}"
 
 
+def events_redis_url(env: dict[str, str]) -> str:
+    return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_EVENTS_REDIS}"
+
+
 def redis_config(env: dict[str, str]) -> str:
-    """Redis for rate-limit counters: a password, nothing persisted."""
-    return f'requirepass {env["REDIS_PASSWORD"]}\nsave ""\nappendonly no\n'
+    """Redis for rate-limit counters and event streams: a password, and an append-only file
+    (fsynced every second) so the streams survive a restart; no snapshots."""
+    return (
+        f"requirepass {env['REDIS_PASSWORD']}\n"
+        'save ""\nappendonly yes\nappendfsync everysec\ndir /data\n'
+    )
 
 
 def compose_secrets(env: dict[str, str]) -> dict[str, str]:
@@ -97,6 +107,7 @@ def compose_secrets(env: dict[str, str]) -> dict[str, str]:
         "redis-password": env["REDIS_PASSWORD"],
         "redis.conf": redis_config(env),
         "gateway-redis-url": env.get("GATEWAY_RATE_LIMIT_STORAGE_URI") or redis_url(env),
+        "events-redis-url": env.get("EVENTS_REDIS_URL") or events_redis_url(env),
         "chat-openai-api-key": env.get("CHAT_OPENAI_API_KEY", ""),
     }
     for role in ROLES:
@@ -166,6 +177,7 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
     manifests += [
         secret("auth-signing-key", {"signing-keys.pem": (root / KEY_PATH).read_text()}),
         secret("gateway-redis", {"storage-uri": redis_url(env)}),
+        secret("events-redis", {"url": events_redis_url(env)}),
         secret("redis", {"redis.conf": redis_config(env)}),
         secret(
             "db-bootstrap",

@@ -3,6 +3,11 @@
 Starts an embedded PostgreSQL under ``.data/`` (unless ``DATABASE_URL`` is set), migrates every
 service, starts each service as its own process with its log lines prefixed, prints the URLs,
 reports a service that dies, and stops everything cleanly on Ctrl-C.
+
+The workers (``python -m <service>.worker``, docs/events.md) need a Redis: the one
+``EVENTS_REDIS_URL`` names, or else the machine's ``redis-server`` started under
+``.data/redis`` on loopback with a generated password. Without either, the workers are left
+out (events wait in the outboxes) and the stack says so.
 """
 
 from __future__ import annotations
@@ -13,8 +18,13 @@ import contextlib
 import importlib.util
 import logging
 import os
+import secrets
+import shutil
 import signal
+import socket
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +44,8 @@ class Service:
     metrics_port: int
     env_prefix: str
     colour: str
+    # The module ``python -m`` runs, when it is not the package itself (a worker).
+    module: str = ""
 
 
 SERVICES = (
@@ -42,7 +54,14 @@ SERVICES = (
     Service("chat", "chat_service", 8003, 9003, "CHAT_", "\033[33m"),
     Service("gateway", "gateway", 8000, 9000, "GATEWAY_", "\033[32m"),
 )
+# The workers that move each service's events (docs/events.md).
+WORKERS = (
+    Service("auth-w", "auth_service", 8011, 9011, "AUTH_", "\033[35m", "auth_service.worker"),
+    Service("todo-w", "todo_service", 8012, 9012, "TODO_", "\033[36m", "todo_service.worker"),
+    Service("chat-w", "chat_service", 8013, 9013, "CHAT_", "\033[33m", "chat_service.worker"),
+)
 RESET = "\033[0m"
+REDIS_START_SECONDS = 10.0
 
 
 def installed(service: Service) -> bool:
@@ -56,6 +75,78 @@ def prepare_database() -> EmbeddedPostgres | None:
     server = EmbeddedPostgres(Path(DATA_DIR) / "postgres")
     os.environ["DATABASE_URL"] = server.start()
     return server
+
+
+class LocalRedis:
+    """The machine's ``redis-server`` for the event streams, under ``.data/redis``: loopback
+    only, a password kept in a 0600 file there, the streams in an append-only file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, binary: str) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password_file = self.directory / "password"
+        if not password_file.exists():
+            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        password = password_file.read_text().strip()
+        # The password in a configuration file, not on the command line (`ps` shows that).
+        config = self.directory / "redis.conf"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(
+                f"requirepass {password}\nbind 127.0.0.1\nport 0\nunixsocket "
+                f"{self.directory.resolve() / 'redis.sock'}\nunixsocketperm 700\n"
+                f'save ""\nappendonly yes\nappendfsync everysec\n'
+                f"dir {self.directory.resolve()}\n"
+            )
+        self.process = subprocess.Popen(  # noqa: S603 - the redis-server on PATH
+            [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        socket_path = self.directory / "redis.sock"
+        deadline = time.monotonic() + REDIS_START_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            try:
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.connect(str(socket_path))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return f"unix://:{password}@{socket_path.resolve()}?db=1"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def prepare_events() -> LocalRedis | bool | None:
+    """Point EVENTS_REDIS_URL at a Redis: True if given, a started LocalRedis, or None if none
+    can be had (the workers are then left out)."""
+    if os.environ.get("EVENTS_REDIS_URL"):
+        return True
+    binary = shutil.which("redis-server")
+    if binary is None:
+        logger.warning(
+            "no EVENTS_REDIS_URL and no redis-server: the workers are not started, so events "
+            "wait in the outboxes (an account deletion is not applied by todo and chat)"
+        )
+        return None
+    redis = LocalRedis(Path(DATA_DIR) / "redis")
+    os.environ["EVENTS_REDIS_URL"] = redis.start(binary)
+    logger.info("started redis-server for the event streams under %s", redis.directory)
+    return redis
 
 
 def migrate() -> None:
@@ -91,7 +182,7 @@ async def run_services(services: list[Service]) -> int:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            service.package,
+            service.module or service.package,
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -147,13 +238,19 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="  stack | %(message)s")
 
     server = prepare_database()
+    redis: LocalRedis | bool | None = None
     try:
         migrate()
         if args.migrate_only:
             return
         services = [s for s in SERVICES if installed(s)]
+        redis = prepare_events()
+        if redis is not None:
+            services += [w for w in WORKERS if installed(w)]
         sys.exit(asyncio.run(run_services(services)))
     finally:
+        if isinstance(redis, LocalRedis):
+            redis.stop()
         if server is not None:
             server.stop()
 

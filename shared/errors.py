@@ -410,6 +410,9 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 # and Python strings may carry it, so every text a client sends could; one answer here
 # covers every field, parameter and service.
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+# Raised by the trigger that refuses rows of a deleted account (shared/tombstones.py): a write
+# that passed the token check just before the account's purge.
+DELETED_SUBJECT_SQLSTATE = "P0401"
 
 
 async def _database_error(_: Request, exc: Exception) -> Response:
@@ -421,6 +424,10 @@ async def _database_error(_: Request, exc: Exception) -> Response:
             ValidationFailed(
                 "Text may not contain the NUL character (U+0000)", code="invalid_character"
             )
+        )
+    if getattr(driver_error, "sqlstate", None) == DELETED_SUBJECT_SQLSTATE:
+        return error_response(
+            Unauthorized("The account of this access token was deleted", code="account_deleted")
         )
     # Anything else goes on to the request middleware: a 503 for an outage, else a 500.
     raise exc

@@ -25,6 +25,7 @@ PLATFORM_VARIABLES = {
     "auth_jwks_url": "AUTH_JWKS_URL",
     "extra_trusted_issuers": "EXTRA_TRUSTED_ISSUERS",
     "log_json": "LOG_JSON",
+    "events_redis_url": "EVENTS_REDIS_URL",
 }
 
 
@@ -99,7 +100,7 @@ class ServiceSettings(BaseSettings):
     # Settings that hold a secret: each also reads ``<VARIABLE>_FILE`` (see FILE_SUFFIX).
     # Subclasses add their own.
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"database_url", "migration_database_url", "extra_trusted_issuers"}
+        {"database_url", "migration_database_url", "extra_trusted_issuers", "events_redis_url"}
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -145,6 +146,21 @@ class ServiceSettings(BaseSettings):
     max_header_count: int = 128
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
+    # Domain events (docs/events.md): the Redis that carries the streams (its URL holds the
+    # password, so it is a secret setting), and the bounds of the workers that use it.
+    events_redis_url: str | None = None
+    # Entries kept per stream (approximately); far above what a stopped consumer falls behind.
+    events_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    # Outbox rows published per round; entries read from a stream per round.
+    events_batch: int = Field(default=100, ge=1, le=10_000)
+    # Pause of a worker loop that found nothing to do.
+    events_idle_seconds: float = Field(default=0.5, gt=0, le=60)
+    # A consumer's entry left unacknowledged this long is taken over by another consumer.
+    events_claim_idle_seconds: float = Field(default=60.0, gt=0)
+    # Sent outbox rows are deleted after this long.
+    events_outbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    # A worker is unready when a loop has not finished a round for this long.
+    events_stale_seconds: float = Field(default=60.0, gt=0)
     # Prometheus metrics on an internal port of their own; None turns the listener off.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"

@@ -12,8 +12,10 @@ from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.tokens import TokenVerifier
+from shared.tombstones import Tombstones, TombstoneVerifier
 from todo_service.api import router
 from todo_service.mcp import mount_mcp
+from todo_service.models import DELETED_SUBJECTS
 from todo_service.settings import TodoSettings, get_settings
 
 
@@ -35,7 +37,11 @@ def create_app(
             app.state.verifier = verifier or TokenVerifier.from_settings(
                 settings.trusted_issuers(), http=http, leeway=settings.jwt_leeway_seconds
             )
-            async with database(app, settings, name="todo", db=db):
+            async with database(app, settings, name="todo", db=db) as opened:
+                # A deleted account's remaining tokens are refused once its rows are purged.
+                app.state.verifier = TombstoneVerifier(
+                    app.state.verifier, Tombstones(opened, DELETED_SUBJECTS)
+                )
                 yield
 
     app = create_service_app("todo", "Todo service", settings, lifespan, docs_prefix="/api/tasks")

@@ -30,6 +30,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from shared.db import schema_metadata
+from shared.events import processed_events_table
+from shared.tombstones import tombstone_table
 
 SCHEMA = "todo"
 
@@ -203,3 +205,11 @@ class IdempotencyKey(TodoBase, table=True):
 TASKS = TodoBase.metadata.tables[f"{SCHEMA}.tasks"]
 TASK_COUNTS = TodoBase.metadata.tables[f"{SCHEMA}.task_counts"]
 IDEMPOTENCY_KEYS = TodoBase.metadata.tables[f"{SCHEMA}.idempotency_keys"]
+
+
+# Account deletion (docs/events.md): the subjects whose rows were purged on ``user.deleted``,
+# and the events already applied (a redelivered one changes nothing).
+DELETED_SUBJECTS = tombstone_table(TodoBase.metadata)
+PROCESSED_EVENTS = processed_events_table(TodoBase.metadata)
+# Tables refusing rows of a deleted subject (a trigger each, shared/tombstones.py).
+USER_TABLES = ("tasks", "idempotency_keys")

@@ -22,7 +22,9 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
 
-Names: ``auth``, ``todo``, ``chat``, ``gateway``. ``stack.available(name)`` says whether that
+Names: ``auth``, ``todo``, ``chat``, ``gateway``, and the workers ``auth-worker``,
+``todo-worker``, ``chat-worker`` (``python -m <package>.worker``; started only by the tests
+that give them ``EVENTS_REDIS_URL``). ``stack.available(name)`` says whether that
 service exists in this checkout. Methods block (they wait for processes), so they are plain
 functions usable from sync and async tests alike; each wait is bounded.
 """
@@ -54,6 +56,8 @@ class Service:
     name: str
     package: str
     env_prefix: str
+    # The module ``python -m`` runs, when it is not the package itself (a worker).
+    module: str = ""
 
 
 SERVICES = {
@@ -61,6 +65,9 @@ SERVICES = {
     "todo": Service("todo", "todo_service", "TODO_"),
     "chat": Service("chat", "chat_service", "CHAT_"),
     "gateway": Service("gateway", "gateway", "GATEWAY_"),
+    "auth-worker": Service("auth-worker", "auth_service", "AUTH_", "auth_service.worker"),
+    "todo-worker": Service("todo-worker", "todo_service", "TODO_", "todo_service.worker"),
+    "chat-worker": Service("chat-worker", "chat_service", "CHAT_", "chat_service.worker"),
 }
 
 
@@ -223,7 +230,7 @@ class Stack:
             log.write(f"\n----- starting {name} on port {self.ports[name]} -----\n".encode())
             log.flush()
             self._processes[name] = subprocess.Popen(
-                [sys.executable, "-m", service.package],
+                [sys.executable, "-m", service.module or service.package],
                 env=self.env_for(name, env),
                 cwd=self.workdir,  # no stray .env or .data/ of a developer's checkout
                 stdout=log,

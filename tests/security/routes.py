@@ -55,14 +55,17 @@ class Guard:
     public: bool
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The answer to the user's own valid token with this body, when it is a refusal that is
+    # not the token guard's (a wrong password re-entered): anything but a 401.
+    answer: int | None = None
 
 
 PUBLIC = Guard(public=True)
 USER = Guard(public=False)
 
 
-def user(body: Any, **headers: str) -> Guard:
-    return Guard(public=False, body=body, headers=headers)
+def user(body: Any, *, answer: int | None = None, **headers: str) -> Guard:
+    return Guard(public=False, body=body, headers=headers, answer=answer)
 
 
 # Resource kinds a route can name, by placeholder.
@@ -107,6 +110,8 @@ TABLE: dict[Route, Guard] = {
     Route("auth", "POST", "/api/auth/password"): user(
         {"current_password": "not the password", "new_password": NEW_PASSWORD}
     ),
+    # A wrong password re-entered: with a valid token the answer is a 403, never a deletion.
+    Route("auth", "DELETE", "/api/auth/me"): user({"password": "not the password"}, answer=403),
     # todo
     Route("todo", "GET", "/api/tasks"): USER,
     Route("todo", "POST", "/api/tasks"): user({"title": "planted"}),

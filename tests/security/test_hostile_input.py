@@ -86,7 +86,7 @@ async def test_a_timestamp_must_be_a_date_not_epoch_seconds(
         ("todo", "POST", "/api/tasks/1", "GET, PUT, PATCH, DELETE"),
         ("todo", "PUT", "/api/tasks", "GET, POST"),
         ("auth", "GET", "/api/auth/login", "POST"),
-        ("auth", "DELETE", "/api/auth/me", "GET, PATCH"),
+        ("auth", "PUT", "/api/auth/me", "GET, PATCH, DELETE"),
         ("chat", "PATCH", "/api/conversations/1", "GET, DELETE"),
     ],
 )

@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import User
+from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
 from tests.security.conftest import create_resources, snapshot
 from tests.security.routes import (
@@ -211,3 +211,34 @@ async def test_mcp_tools_cannot_reach_another_users_tasks(
     assert refused == dict.fromkeys(refused, True)
     assert owned["task_id"] not in {task["id"] for task in listed.structured_content["result"]}
     assert await snapshot(engine) == before
+
+
+@pytest.mark.parametrize("place", ["auth", "gateway"])
+async def test_deleting_an_account_deletes_the_tokens_user_only_even_with_a_spoofed_user_id(
+    stack: Stack, engine: AsyncEngine, gateway: httpx.AsyncClient, owner: User, place: str
+) -> None:
+    """``DELETE /api/auth/me`` with the owner's id in ``X-User-Id`` (and the owner's password
+    in the body) deletes the token's account, never the owner's."""
+    doomed = await register_and_login(gateway, name="Doomed")
+    owner_rows = await snapshot(engine, where_user=owner.id)
+    async with httpx.AsyncClient(base_url=stack.url(place), timeout=30) as client:
+        # The owner's password is refused for the token's account: nothing happens.
+        wrong = await client.request(
+            "DELETE",
+            "/api/auth/me",
+            json={"password": owner.password + "!"},
+            headers={**doomed.headers, "X-User-Id": owner.id},
+        )
+        assert_error(wrong, 403, "wrong_password")
+        response = await client.request(
+            "DELETE",
+            "/api/auth/me",
+            json={"password": doomed.password},
+            headers={**doomed.headers, "X-User-Id": owner.id},
+        )
+    assert response.status_code == 204, response.text
+    me = await gateway.get("/api/auth/me", headers=owner.headers)
+    assert me.status_code == 200
+    assert me.json()["id"] == owner.id
+    assert await snapshot(engine, where_user=owner.id) == owner_rows
+    assert_error(await gateway.get("/api/auth/me", headers=doomed.headers), 401, "invalid_token")

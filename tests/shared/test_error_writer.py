@@ -28,6 +28,8 @@ NOT_ANSWERS = {
     "todo_service.mcp.ToolRefused",
     # The chat parser's own control flow: caught where it is raised.
     "chat_service.agents.dates._NotATime",
+    # A stream entry outside the event envelope: logged and acknowledged by the worker.
+    "shared.events.MalformedEvent",
 }
 
 

@@ -1,0 +1,324 @@
+"""Domain events between services: the envelope, a publisher, a consumer group, and
+handling each event once.
+
+The wire is a small interface (``Publisher``, ``Subscription``) with a Redis Streams
+implementation; another broker (Kafka) implements the same two classes and nothing else
+changes: the outbox (``shared.outbox``) publishes through ``Publisher`` only, and consumers
+see ``Event`` values only. Delivery is at least once; a consumer drops a duplicate by the
+event's id (``handle_once``). docs/events.md describes the envelope and every event type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import Database
+
+logger = logging.getLogger(__name__)
+
+# Bounds of what one event may carry and of one read from the stream.
+MAX_PAYLOAD_BYTES = 64 * 1024
+EVENT_ID_MAX = 64
+
+
+class MalformedEvent(ValueError):
+    """An entry on a stream that is not an event of the platform's envelope."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as it travels: ``id`` is the idempotency key (the producer's outbox row),
+    ``key`` the subject its order is kept for (a user id), ``data`` the type's body."""
+
+    id: str
+    type: str
+    version: int
+    key: str
+    occurred_at: str
+    data: dict[str, Any]
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "id": self.id,
+                "type": self.type,
+                "version": self.version,
+                "key": self.key,
+                "occurred_at": self.occurred_at,
+                "data": self.data,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Event:
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise MalformedEvent("event larger than the payload limit")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedEvent("not JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedEvent("not a JSON object")
+        fields = {
+            "id": str,
+            "type": str,
+            "version": int,
+            "key": str,
+            "occurred_at": str,
+            "data": dict,
+        }
+        for name, kind in fields.items():
+            value = body.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise MalformedEvent(f"field {name!r} missing or not a {kind.__name__}")
+        if not 0 < len(body["id"]) <= EVENT_ID_MAX:
+            raise MalformedEvent("event id empty or too long")
+        return cls(**{name: body[name] for name in fields})
+
+
+# --- publishing -------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    """Puts one event on a stream. Returns once the broker has it (or raises); publishing the
+    same ``event_id`` twice is allowed and consumers drop the second."""
+
+    async def publish(self, stream: str, event_id: str, payload: bytes) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+class RedisStreamPublisher:
+    """``XADD`` to a Redis stream, trimmed approximately to ``maxlen`` entries.
+
+    The trim bounds Redis's memory; it must stay far above what a stopped consumer group can
+    fall behind by (docs/events.md), since a trimmed entry is gone for every group.
+    """
+
+    def __init__(self, redis: Redis, *, maxlen: int) -> None:
+        self._redis = redis
+        self._maxlen = maxlen
+
+    async def publish(self, stream: str, event_id: str, payload: bytes) -> None:
+        await self._redis.xadd(
+            stream, {"id": event_id, "event": payload}, maxlen=self._maxlen, approximate=True
+        )
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+
+def redis_client(url: str) -> Redis:
+    """A client for the events' Redis; every call bounded in time."""
+    return Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+
+
+# --- consuming --------------------------------------------------------------------------
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class Subscription(Protocol):
+    """One consumer of a consumer group: every event of the stream reaches one consumer of
+    the group, and stays pending until the handler returned for it."""
+
+    async def poll(self, handler: Handler) -> int: ...
+
+    async def ping(self) -> None: ...
+
+
+class RedisStreamSubscription:
+    """A consumer in a Redis Streams consumer group.
+
+    Each ``poll`` first takes over entries another consumer of the group left pending for
+    longer than ``claim_idle_ms`` (a crashed replica), then this consumer's own pending
+    entries (its previous life crashed before acknowledging), then new ones, blocking up to
+    ``block_ms``. An entry is acknowledged only after the handler returned: a crash replays
+    it, so handlers drop duplicates by id (``handle_once``). A malformed entry is logged and
+    acknowledged, so it cannot stop the group.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        batch: int = 50,
+        block_ms: int = 2000,
+        claim_idle_ms: int = 60_000,
+    ) -> None:
+        self._redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self._batch = batch
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+        self._group_ready = False
+
+    async def ensure_group(self) -> None:
+        """Create the group at the stream's start (so no event published before the first
+        consumer started is missed); an existing group is kept as it is."""
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def poll(self, handler: Handler) -> int:
+        """Handle one batch; the number of entries handled."""
+        await self.ensure_group()
+        claimed = await self._redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self._claim_idle_ms,
+            start_id="0-0",
+            count=self._batch,
+        )
+        entries: list[tuple[Any, dict[Any, Any]]] = list(claimed[1]) if claimed else []
+        if not entries:
+            entries = await self._read("0", block=None)
+        if not entries:
+            entries = await self._read(">", block=self._block_ms)
+        for entry_id, fields in entries:
+            await self._deliver(handler, entry_id, fields)
+        return len(entries)
+
+    async def _read(self, start: str, *, block: int | None) -> list[tuple[Any, dict[Any, Any]]]:
+        response = await self._redis.xreadgroup(
+            self.group, self.consumer, {self.stream: start}, count=self._batch, block=block
+        )
+        if not response:
+            return []
+        items: Any
+        # RESP2: [[stream, [(id, fields), ...]]]; RESP3: {stream: [[(id, fields), ...]]}
+        if isinstance(response, dict):
+            items = next(iter(response.values()))
+            items = items[0] if items and isinstance(items[0], list) else items
+        else:
+            items = response[0][1]
+        # A pending entry trimmed from the stream comes back without fields: nothing to do.
+        return [(entry[0], entry[1]) for entry in items if entry[1]]
+
+    async def _deliver(self, handler: Handler, entry_id: Any, fields: dict[Any, Any]) -> None:
+        raw = fields.get(b"event", fields.get("event"))
+        try:
+            if raw is None:
+                raise MalformedEvent("entry without an event field")
+            event = Event.from_json(raw if isinstance(raw, bytes) else str(raw).encode())
+        except MalformedEvent as exc:
+            logger.error("dropping malformed entry %s on %s: %s", entry_id, self.stream, exc)
+        else:
+            await handler(event)
+        await self._redis.xack(self.stream, self.group, entry_id)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+
+# --- handling each event once -----------------------------------------------------------
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    """The ids of the events a service has applied (dropped when delivered again)."""
+    return Table(
+        "processed_events",
+        metadata,
+        Column("event_id", Text, primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+Apply = Callable[[AsyncSession, Event], Awaitable[None]]
+
+
+async def handle_once(db: Database, table: Table, event: Event, apply: Apply) -> bool:
+    """Apply ``event`` in one transaction with the record of its id: a second delivery
+    (a redelivery, a republished outbox row) changes nothing. True if it was applied now."""
+    name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    async with db.unit_of_work() as session:
+        inserted = (
+            await (await session.connection()).execute(
+                text(
+                    f"INSERT INTO {name} (event_id) VALUES (:id) "  # noqa: S608 - our own table
+                    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+                ),
+                {"id": event.id},
+            )
+        ).first()
+        if inserted is None:
+            return False
+        await apply(session, event)
+    return True
+
+
+# --- loops ------------------------------------------------------------------------------
+
+
+class Heartbeat:
+    """When a loop last finished a round; a worker is healthy while every loop beats."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self.last
+
+
+async def run_forever(
+    name: str,
+    step: Callable[[], Awaitable[int]],
+    heartbeat: Heartbeat,
+    *,
+    idle_seconds: float,
+    max_backoff_seconds: float = 30.0,
+) -> None:
+    """Run ``step`` until cancelled: again at once while it finds work, after
+    ``idle_seconds`` when it found none, with a growing pause (bounded) after a failure of
+    the database or the broker."""
+    failures = 0
+    while True:
+        try:
+            done = await step()
+        except (RedisError, OSError, TimeoutError) as exc:
+            failures += 1
+            logger.warning("%s: broker unavailable (%s); retrying", name, exc)
+            await asyncio.sleep(min(max_backoff_seconds, 0.5 * 2**failures))
+            continue
+        except Exception:
+            failures += 1
+            logger.exception("%s: round failed; retrying", name)
+            await asyncio.sleep(min(max_backoff_seconds, 0.5 * 2**failures))
+            continue
+        failures = 0
+        heartbeat.beat()
+        if not done:
+            await asyncio.sleep(idle_seconds)
+
+
+def utc_text(moment: datetime) -> str:
+    """A timestamp as events carry it: RFC 3339 in UTC."""
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,116 @@
+"""A service's worker process: the loops that move its events (an outbox dispatcher, stream
+consumers), with the probes of every service (``/healthz``, ``/readyz``) on its port.
+
+``python -m <service>.worker`` runs one; any number of replicas may run (see
+docs/events.md for why that is safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from shared.app import create_service_app, database, database_ready
+from shared.db import Database
+from shared.events import Heartbeat, redis_client, run_forever
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """One round of work (its count of items handled); run again at once while it finds
+    work, after ``events_idle_seconds`` otherwise."""
+
+    name: str
+    step: Callable[[], Awaitable[int]]
+
+
+LoopFactory = Callable[[Database, Redis], list[Loop]]
+
+
+@dataclass
+class WorkerState:
+    redis: Redis
+    heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
+
+
+def consumer_name() -> str:
+    """This replica's name in a consumer group: its host name (a pod's or container's), so a
+    restarted replica resumes its own unacknowledged entries at once."""
+    return socket.gethostname()
+
+
+def create_worker_app(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    loops: LoopFactory,
+    db: Database | None = None,
+) -> FastAPI:
+    """The worker of service ``name``: its loops run for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.events_redis_url:
+            raise RuntimeError(
+                "no events broker configured: set EVENTS_REDIS_URL (or the service's own "
+                "variable); `make run` starts a local Redis for it"
+            )
+        redis = redis_client(settings.events_redis_url)
+        try:
+            async with database(app, settings, name=f"{name}-worker", db=db) as opened:
+                state = WorkerState(redis)
+                app.state.worker = state
+                tasks = []
+                for loop in loops(opened, redis):
+                    heartbeat = state.heartbeats[loop.name] = Heartbeat()
+                    runner = run_forever(
+                        f"{name}.{loop.name}",
+                        loop.step,
+                        heartbeat,
+                        idle_seconds=settings.events_idle_seconds,
+                    )
+                    tasks.append(asyncio.create_task(runner, name=loop.name))
+                try:
+                    yield
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    for task in tasks:
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+        finally:
+            await redis.aclose()
+
+    async def broker_ready(app: FastAPI) -> bool:
+        state: WorkerState = app.state.worker
+        try:
+            async with asyncio.timeout(2.0):
+                await state.redis.ping()
+            return True
+        except Exception:
+            return False
+
+    async def loops_ready(app: FastAPI) -> bool:
+        state: WorkerState = app.state.worker
+        stale = settings.events_stale_seconds
+        return all(beat.age() < stale for beat in state.heartbeats.values())
+
+    return create_service_app(
+        name=f"{name}-worker",
+        title=f"{name} worker",
+        settings=settings,
+        lifespan=lifespan,
+        readiness={"database": database_ready, "broker": broker_ready, "loops": loops_ready},
+        openapi_url=None,
+    )

@@ -1,0 +1,279 @@
+"""The event wire and the outbox, on a real Redis and the real ``auth.outbox`` table.
+
+Publisher and consumer group (``shared.events``): every entry reaches the group once, stays
+pending until handled, is replayed to a restarted consumer, and a malformed entry cannot
+stop the group. The dispatcher (``shared.outbox``): id order, rows marked sent, a failed
+publish resumes at the failed row, two dispatchers never publish a row concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text
+
+from auth_service.models import OUTBOX
+from shared.db import Database
+from shared.events import (
+    Event,
+    MalformedEvent,
+    RedisStreamPublisher,
+    RedisStreamSubscription,
+    redis_client,
+)
+from shared.outbox import OutboxDispatcher, add_event
+
+STREAM = "test.events"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url)
+    yield client
+    await client.aclose()
+
+
+def subscription(redis: Redis, consumer: str = "a", **kwargs: int) -> RedisStreamSubscription:
+    return RedisStreamSubscription(
+        redis, stream=STREAM, group="g", consumer=consumer, block_ms=50, **kwargs
+    )
+
+
+def event(event_id: str, key: str = "u1", kind: str = "thing.happened") -> Event:
+    return Event(event_id, kind, 1, key, "2026-12-06T00:00:00Z", {"n": event_id})
+
+
+async def test_an_event_published_before_the_group_exists_reaches_it(redis: Redis) -> None:
+    publisher = RedisStreamPublisher(redis, maxlen=1000)
+    await publisher.publish(STREAM, "1", event("1").to_json())
+    seen: list[Event] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e)
+
+    assert await subscription(redis).poll(handle) == 1
+    assert seen == [event("1")]
+    assert await subscription(redis).poll(handle) == 0
+
+
+async def test_an_entry_whose_handler_failed_is_replayed_to_the_restarted_consumer(
+    redis: Redis,
+) -> None:
+    publisher = RedisStreamPublisher(redis, maxlen=1000)
+    for n in ("1", "2"):
+        await publisher.publish(STREAM, n, event(n).to_json())
+
+    async def crash(_: Event) -> None:
+        raise RuntimeError("the consumer died here")
+
+    with pytest.raises(RuntimeError):
+        await subscription(redis).poll(crash)
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    # The same consumer name (a restarted replica): its pending entries first, in order.
+    while await subscription(redis).poll(handle):
+        pass
+    assert seen == ["1", "2"]
+    pending = await redis.xpending(STREAM, "g")
+    assert pending["pending"] == 0
+
+
+async def test_another_consumer_takes_over_entries_left_pending_too_long(redis: Redis) -> None:
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "1", event("1").to_json())
+
+    async def crash(_: Event) -> None:
+        raise RuntimeError("died")
+
+    with pytest.raises(RuntimeError):
+        await subscription(redis, "a").poll(crash)
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    await asyncio.sleep(0.2)
+    assert await subscription(redis, "b", claim_idle_ms=100).poll(handle) == 1
+    assert seen == ["1"]
+
+
+async def test_a_malformed_entry_is_acknowledged_and_the_next_one_handled(redis: Redis) -> None:
+    await redis.xadd(STREAM, {"id": "x", "event": b"{not json"})
+    await redis.xadd(STREAM, {"id": "y", "event": b'{"id": "y"}'})
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "2", event("2").to_json())
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    while await subscription(redis).poll(handle):
+        pass
+    assert seen == ["2"]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[]",
+        b'{"id": "", "type": "t", "version": 1, "key": "k", "occurred_at": "x", "data": {}}',
+        b'{"id": "1", "type": "t", "version": true, "key": "k", "occurred_at": "x", "data": {}}',
+        b'{"id": "1", "type": "t", "version": 1, "key": "k", "occurred_at": "x", "data": []}',
+        b'{"id": "' + b"9" * 65 + b'", "type": "t", "version": 1, "key": "k",'
+        b' "occurred_at": "x", "data": {}}',
+        b"{" + b" " * 70_000 + b"}",
+    ],
+)
+def test_an_event_outside_the_envelope_is_malformed(raw: bytes) -> None:
+    with pytest.raises(MalformedEvent):
+        Event.from_json(raw)
+
+
+# --- the outbox ---------------------------------------------------------------------------
+
+
+class Recorder:
+    """A publisher that records, and fails on a chosen event id once."""
+
+    def __init__(self, fail_on: str | None = None, delay: float = 0.0) -> None:
+        self.published: list[tuple[str, str]] = []
+        self.fail_on = fail_on
+        self.delay = delay
+
+    async def publish(self, stream: str, event_id: str, payload: bytes) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if event_id == self.fail_on:
+            self.fail_on = None
+            raise ConnectionError("broker went away")
+        self.published.append((event_id, Event.from_json(payload).key))
+
+    async def ping(self) -> None:
+        return None
+
+
+async def write_events(db: Database, keys: list[str]) -> list[int]:
+    ids = []
+    for key in keys:
+        async with db.unit_of_work() as session:
+            ids.append(
+                await add_event(
+                    session, OUTBOX, stream=STREAM, key=key, type="t", version=1, data={}
+                )
+            )
+    return ids
+
+
+async def unsent(db: Database) -> int:
+    async with db.unit_of_work() as session:
+        connection = await session.connection()
+        query = select(func.count()).select_from(OUTBOX).where(OUTBOX.c.sent_at.is_(None))
+        return int((await connection.execute(query)).scalar_one())
+
+
+def dispatcher(db: Database, publisher: Recorder, batch: int = 100) -> OutboxDispatcher:
+    return OutboxDispatcher(db, OUTBOX, publisher, batch=batch, retention_seconds=3600)
+
+
+async def test_the_dispatcher_publishes_in_id_order_and_marks_rows_sent(
+    committed_database: Database,
+) -> None:
+    ids = await write_events(committed_database, ["a", "b", "a", "c"])
+    recorder = Recorder()
+    assert await dispatcher(committed_database, recorder).dispatch_once() == 4
+    assert [int(i) for i, _ in recorder.published] == ids
+    assert await unsent(committed_database) == 0
+    assert await dispatcher(committed_database, recorder).dispatch_once() == 0
+
+
+async def test_a_failed_publish_keeps_the_rows_before_it_sent_and_resumes_at_it(
+    committed_database: Database,
+) -> None:
+    ids = await write_events(committed_database, ["a", "b", "c"])
+    recorder = Recorder(fail_on=str(ids[1]))
+    with pytest.raises(ConnectionError):
+        await dispatcher(committed_database, recorder).dispatch_once()
+    assert await unsent(committed_database) == 2
+    assert await dispatcher(committed_database, recorder).dispatch_once() == 2
+    assert [int(i) for i, _ in recorder.published] == ids
+
+
+async def test_a_rolled_back_event_is_never_published(committed_database: Database) -> None:
+    async def failing_change() -> None:
+        async with committed_database.unit_of_work() as session:
+            await add_event(session, OUTBOX, stream=STREAM, key="a", type="t", version=1, data={})
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
+    recorder = Recorder()
+    assert await dispatcher(committed_database, recorder).dispatch_once() == 0
+    assert recorder.published == []
+
+
+async def test_two_dispatchers_never_publish_a_row_twice_at_once(
+    committed_database: Database,
+) -> None:
+    await write_events(committed_database, [f"k{n % 3}" for n in range(30)])
+    slow = Recorder(delay=0.01)
+    first, second = (
+        dispatcher(committed_database, slow, 10),
+        dispatcher(committed_database, slow, 10),
+    )
+    rounds = await asyncio.gather(*(d.dispatch_once() for d in (first, second, first, second)))
+    while await first.dispatch_once() or await second.dispatch_once():
+        pass
+    assert 0 in rounds  # a dispatcher found the lock taken and stood by
+    published = [int(i) for i, _ in slow.published]
+    assert published == sorted(published)
+    assert len(published) == len(set(published)) == 30
+
+
+async def test_events_of_one_key_commit_in_id_order(committed_database: Database) -> None:
+    """The key lock: a second transaction of the key waits for the first to commit, so the
+    later commit always has the larger id."""
+    key = str(uuid.uuid4())
+    first_inserted = asyncio.Event()
+    order: list[tuple[str, int]] = []
+
+    async def first() -> None:
+        async with committed_database.unit_of_work() as session:
+            row = await add_event(
+                session, OUTBOX, stream=STREAM, key=key, type="t", version=1, data={}
+            )
+            first_inserted.set()
+            await asyncio.sleep(0.3)
+            order.append(("first", row))
+
+    async def second() -> None:
+        await first_inserted.wait()
+        async with committed_database.unit_of_work() as session:
+            row = await add_event(
+                session, OUTBOX, stream=STREAM, key=key, type="t", version=1, data={}
+            )
+            order.append(("second", row))
+
+    await asyncio.gather(first(), second())
+    assert [name for name, _ in order] == ["first", "second"]
+    assert order[0][1] < order[1][1]
+
+
+async def test_sent_rows_are_forgotten_after_the_retention(committed_database: Database) -> None:
+    await write_events(committed_database, ["a", "b"])
+    await OutboxDispatcher(
+        committed_database, OUTBOX, Recorder(), batch=10, retention_seconds=0
+    ).dispatch_once()
+    await asyncio.sleep(0.01)
+    await OutboxDispatcher(
+        committed_database, OUTBOX, Recorder(), batch=10, retention_seconds=0
+    ).dispatch_once()
+    async with committed_database.unit_of_work() as session:
+        connection = await session.connection()
+        left = (await connection.execute(text("SELECT count(*) FROM auth.outbox"))).scalar_one()
+    assert left == 0

@@ -1,0 +1,174 @@
+"""``user.deleted`` reaches the todo service: the worker purges the user's rows once, a
+replayed or republished event changes nothing, and from then on the user's still-valid
+access token is refused and no row of theirs can be stored (the token check, and the trigger
+behind it for a write already past that check)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from shared.db import Database
+from shared.events import Event, RedisStreamSubscription, handle_once, redis_client
+from tests.support.errors import assert_error
+from tests.support.events import eventually, publish, user_deleted
+from tests.support.serving import serve
+from tests.todo.conftest import User
+from todo_service import events
+from todo_service.models import (
+    DELETED_SUBJECTS,
+    IDEMPOTENCY_KEYS,
+    PROCESSED_EVENTS,
+    TASK_COUNTS,
+    TASKS,
+)
+from todo_service.settings import TodoSettings
+from todo_service.worker import create_app as create_worker
+
+
+async def rows(db: Database, table: object, subject: str | None = None) -> int:
+    query = select(func.count()).select_from(table)  # type: ignore[arg-type]
+    if subject is not None:
+        query = query.where(table.c.user_id == subject)  # type: ignore[attr-defined]
+    async with db.engine.connect() as connection:
+        return int((await connection.execute(query)).scalar_one())
+
+
+async def user_rows(db: Database, subject: str) -> int:
+    return sum([await rows(db, t, subject) for t in (TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS)])
+
+
+async def add_tasks(client: httpx.AsyncClient, user: User, n: int = 2) -> None:
+    for i in range(n):
+        headers = {**user.headers, "Idempotency-Key": f"k{i}"}
+        response = await client.post("/api/tasks", json={"title": f"t{i}"}, headers=headers)
+        assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def worker_settings(todo_settings: TodoSettings, redis_url: str) -> TodoSettings:
+    return todo_settings.model_copy(
+        update={"events_redis_url": redis_url, "events_idle_seconds": 0.05}
+    )
+
+
+@pytest.fixture
+async def worker_started(
+    worker_settings: TodoSettings, committed_database: Database
+) -> AsyncIterator[None]:
+    async with serve(create_worker(worker_settings, db=committed_database, consumer="w1")):
+        yield
+
+
+async def test_a_deleted_user_is_purged_and_their_token_refused_once_consumed(
+    committed_client: httpx.AsyncClient,
+    committed_database: Database,
+    worker_settings: TodoSettings,
+    redis_url: str,
+    alice: User,
+    bob: User,
+) -> None:
+    await add_tasks(committed_client, alice)
+    await add_tasks(committed_client, bob)
+    # Published while no worker runs: the group starts at the stream's beginning.
+    await publish(redis_url, user_deleted(alice.sub, "41"))
+    async with serve(create_worker(worker_settings, db=committed_database, consumer="w1")) as w:
+        assert (await w.get("/healthz")).status_code == 200
+
+        async def purged() -> bool:
+            return await user_rows(committed_database, alice.sub) == 0
+
+        await eventually(purged)
+        ready = await w.get("/readyz")
+        assert ready.status_code == 200, ready.text
+
+    listed = await committed_client.get("/api/tasks", headers=alice.headers)
+    assert_error(listed, 401, "account_deleted")
+    assert listed.headers["www-authenticate"] == "Bearer"
+    created = await committed_client.post(
+        "/api/tasks", json={"title": "back"}, headers=alice.headers
+    )
+    assert_error(created, 401, "account_deleted")
+    assert await user_rows(committed_database, alice.sub) == 0
+    # Bob is untouched.
+    assert await rows(committed_database, TASKS, bob.sub) == 2
+    assert (await committed_client.get("/api/tasks", headers=bob.headers)).status_code == 200
+
+
+async def test_a_deletion_replayed_after_a_crash_or_published_twice_is_applied_once(
+    committed_database: Database, redis_url: str, alice: User
+) -> None:
+    event = user_deleted(alice.sub, "42")
+    await publish(redis_url, event)
+    redis = redis_client(redis_url)
+    applied: list[bool] = []
+
+    def consumer() -> RedisStreamSubscription:
+        return RedisStreamSubscription(
+            redis, stream=events.USERS_STREAM, group=events.GROUP, consumer="w1", block_ms=50
+        )
+
+    async def apply_then_crash(e: Event) -> None:
+        applied.append(await handle_once(committed_database, PROCESSED_EVENTS, e, events.apply))
+        raise RuntimeError("the worker died before acknowledging")
+
+    async def apply(e: Event) -> None:
+        applied.append(await handle_once(committed_database, PROCESSED_EVENTS, e, events.apply))
+
+    try:
+        with pytest.raises(RuntimeError):
+            await consumer().poll(apply_then_crash)
+        # Restarted: the pending entry is replayed; then the dispatcher's duplicate arrives.
+        await publish(redis_url, event)
+        while await consumer().poll(apply):
+            pass
+    finally:
+        await redis.aclose()
+    assert applied == [True, False, False]
+    assert await rows(committed_database, PROCESSED_EVENTS) == 1
+    assert await rows(committed_database, DELETED_SUBJECTS) == 1
+
+
+async def test_a_write_already_past_the_token_check_is_refused_after_the_purge(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User
+) -> None:
+    # Alice was seen alive a moment ago: the token check may still say so for that moment.
+    assert (await committed_client.get("/api/tasks", headers=alice.headers)).status_code == 200
+    await events.handle(committed_database, user_deleted(alice.sub, "43"))
+    created = await committed_client.post(
+        "/api/tasks", json={"title": "late"}, headers=alice.headers
+    )
+    assert_error(created, 401, "account_deleted")
+    assert await user_rows(committed_database, alice.sub) == 0
+
+
+async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
+    committed_database: Database, alice: User
+) -> None:
+    insert = text(
+        "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
+        " VALUES (:user, 'in flight', now(), now(), 1)"
+    )
+    async with committed_database.engine.connect() as writer:
+        transaction = await writer.begin()
+        await writer.execute(insert, {"user": alice.sub})
+        purge = asyncio.create_task(
+            events.handle(committed_database, user_deleted(alice.sub, "44"))
+        )
+        await asyncio.sleep(0.3)
+        assert not purge.done()  # it waits for the write holding the subject's lock
+        await transaction.commit()
+    await asyncio.wait_for(purge, 10)
+    assert await user_rows(committed_database, alice.sub) == 0
+    # And a write after it is refused by the database itself.
+    async with committed_database.engine.connect() as writer:
+        with pytest.raises(DBAPIError) as refused:
+            await writer.execute(insert, {"user": alice.sub})
+    assert isinstance(refused.value.orig.__cause__, asyncpg.PostgresError)
+    assert refused.value.orig.__cause__.sqlstate == "P0401"
