@@ -122,7 +122,7 @@ async def test_a_model_change_without_a_migration_is_seen(
 ) -> None:
     """The comparison is not blind: one column's length changed on the models' side."""
     schema, metadata = service_metadata("todo_service")
-    table = next(iter(metadata.sorted_tables))
+    table = next(t for t in metadata.sorted_tables if t.name == "tasks")
     column = next(c for c in table.columns if c.type.python_type is str and not c.primary_key)
     connection: asyncpg.Connection[Any] = await connect(models_database)
     try:
