@@ -200,8 +200,10 @@ class SessionStore:
 
     async def _refresh(self, session: WebSession, *, client_ip: str | None) -> str:
         async with self.db.unit_of_work() as unit:
+            # The row's lock is held until this unit commits: the refresh happens inside it.
+            connection = await unit.connection()
             row = (
-                await unit.execute(
+                await connection.execute(
                     text(
                         "SELECT access_token, refresh_token, access_expires_at, expires_at "
                         "FROM web.sessions WHERE id_hash = :id FOR UPDATE"
@@ -232,7 +234,7 @@ class SessionStore:
                     # Not a refusal of the session: keep it, the page says to try again.
                     raise ApiError.from_response(answer)
             if answer is None or answer.status != 200:
-                await unit.execute(
+                await connection.execute(
                     text("DELETE FROM web.sessions WHERE id_hash = :id"), {"id": session.id_hash}
                 )
                 logger.info("session ended: refresh refused (%s)", answer and answer.status)
@@ -241,7 +243,7 @@ class SessionStore:
                 raise SessionEnded
             tokens = Tokens.from_answer(answer.json(), self.clock())
             sealed = self.box.seal(tokens.access_token)
-            await unit.execute(
+            await connection.execute(
                 text(
                     "UPDATE web.sessions SET access_token = :access, refresh_token = :refresh, "
                     "access_expires_at = :access_expires, expires_at = :expires "

@@ -142,6 +142,13 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+def credentials(
+    page: httpx.Response, password: str, email: str = "ann@example.com"
+) -> dict[str, str]:
+    """The sign-in form of ``page``, filled in."""
+    return {"csrf_token": csrf_of(page.text), "email": email, "password": password}
+
+
 async def register(platform: Platform, email: str, name: str = "Ann") -> None:
     """An account made through the public API, as any client makes one."""
     async with httpx.AsyncClient(base_url=platform.gateway_url) as api:
@@ -175,3 +182,47 @@ async def page_csrf(client: httpx.AsyncClient, path: str = "/tasks") -> str:
     page = await client.get(path)
     assert page.status_code == 200, page.text
     return csrf_of(page.text)
+
+
+async def api_token(platform: Platform, email: str = "ann@example.com") -> dict[str, Any]:
+    """A login through the public API (another device of the same user)."""
+    async with httpx.AsyncClient(base_url=platform.gateway_url) as api:
+        answer = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+async def api_create(platform: Platform, token: str, **task: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=platform.gateway_url) as api:
+        answer = await api.post(
+            "/api/tasks", json=task, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 201, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+def idempotency_key_of(html: str) -> str:
+    match = re.search(r'name="idempotency_key" value="([^"]+)"', html)
+    assert match is not None, "no Idempotency-Key in the form"
+    return match.group(1)
+
+
+async def create_form(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
+    """The create form as rendered, filled in and sent."""
+    page = await client.get("/tasks")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "priority": "medium",
+        "recurrence": "none",
+        **fields,
+    }
+    return await client.post("/tasks", data=data)
+
+
+async def count(platform: Platform, sql: str, *args: Any) -> int:
+    row = await platform.db.fetch_row(sql, *args)
+    assert row is not None
+    return int(row[0])
