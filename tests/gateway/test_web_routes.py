@@ -79,7 +79,7 @@ async def platform(start_gateway: Any, **overrides: Any) -> AsyncIterator[Any]:
         live_server(echo, lifespan="off") as api_url,
         start_gateway(
             web_url=web_url, auth_url=api_url, todo_url=api_url, chat_url=api_url, **overrides
-        ) as (app, client),
+        ) as (_, client),
     ):
         yield pages, echo, client
 
@@ -116,7 +116,8 @@ async def test_api_paths_still_need_a_token_and_are_never_sent_to_the_web_servic
         unknown = await client.get("/api")
     assert_error(bare, 401, "invalid_token")
     assert_error(unknown, 404, "not_found")
-    assert pages.requests == [] and echo.requests == []
+    assert pages.requests == []
+    assert echo.requests == []
 
 
 async def test_web_pages_keep_the_web_services_security_headers(start_gateway):
@@ -403,5 +404,7 @@ async def test_a_kept_alive_connection_mixes_pages_and_api_answers(start_gateway
             api = await read_response(reader)
         finally:
             writer.close()
-    assert page[0] == 200 and page[1]["x-frame-options"] == "SAMEORIGIN"
-    assert api[0] == 200 and api[1]["x-frame-options"] == "DENY"
+    assert page[0] == 200
+    assert page[1]["x-frame-options"] == "SAMEORIGIN"
+    assert api[0] == 200
+    assert api[1]["x-frame-options"] == "DENY"
