@@ -22,8 +22,8 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
 
-Names: ``auth``, ``todo``, ``chat``, ``web``, ``gateway``. ``stack.available(name)`` says whether that
-service exists in this checkout. Methods block (they wait for processes), so they are plain
+Names: ``auth``, ``todo``, ``chat``, ``web``, ``gateway``. ``stack.available(name)`` says
+whether that service exists in this checkout. Methods block (they wait for processes), so they are plain
 functions usable from sync and async tests alike; each wait is bounded.
 """
 
