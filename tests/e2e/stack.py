@@ -23,8 +23,8 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.close()                            # stop everything
 
 Names: ``auth``, ``todo``, ``chat``, ``web``, ``gateway``. ``stack.available(name)`` says
-whether that service exists in this checkout. Methods block (they wait for processes), so they are plain
-functions usable from sync and async tests alike; each wait is bounded.
+whether that service exists in this checkout. Methods block (they wait for processes), so they
+are plain functions usable from sync and async tests alike; each wait is bounded.
 """
 
 from __future__ import annotations
