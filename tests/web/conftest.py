@@ -92,7 +92,7 @@ async def platform(engine: AsyncEngine, migrated_url: str) -> AsyncIterator[Plat
             auth_jwks_url=jwks,
             rate_limit_user="",
             rate_limit_auth_ip="",
-            trusted_proxies=["127.0.0.1"],
+            trusted_forwarders=["127.0.0.1"],
         )
         protocol = http_protocol(HttpLimits.of(gateway_settings), CoalescingHttpToolsProtocol)
         gateway_url = await stack.enter_async_context(
