@@ -345,7 +345,7 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
     if ctx.wants_json:
         task = _task_view(answer.json(), ctx.web.clock())
         return JSONResponse(
-            {"completed": task["completed"], "html": render_text(ctx, "_task_row.html", task=task)}
+            {"completed": task["completed"], "html": render_text(ctx, "_task_one.html", task=task)}
         )
     return redirect(f"/tasks?notice={'completed' if completed else 'reopened'}")
 
