@@ -278,9 +278,8 @@ def test_the_gateway_believes_forwarded_addresses_from_the_web_services_fixed_ad
     (config,) = local["networks"]["default"]["ipam"]["config"]
     assert ipaddress.ip_address(web_address) not in ipaddress.ip_network(config["ip_range"])
     # The web service believes the gateway's X-Forwarded-For (the browser's address) only.
-    assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == (
-        gateway["networks"]["default"]["ipv4_address"]
-    )
+    gateway_address = gateway["networks"]["default"]["ipv4_address"]
+    assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == gateway_address
     assert services["web"]["environment"]["WEB_GATEWAY_URL"] == "http://gateway:8000"
 
 
