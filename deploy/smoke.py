@@ -5,10 +5,11 @@ when missing (Debian's packages), start ``dockerd`` when none answers (and stop 
 make the local stand-in base images (``todo-platform/standin-*``, deploy/standins/), write the
 local secrets, build the five service images, start the stack, wait (bounded) for every service
 to be healthy, then run the end-to-end contract through the published gateway port (and a page
-of the web client from it) and check what compose promises: non-root, read-only containers, one published port, no secret in any
-container's environment, a Redis that wants its password, each database role kept out of the
-others' schemas, no acknowledged write lost across a PostgreSQL restart, an idempotent second
-``up``, and each image's size over its Python base. ``docker-compose down -v`` at the end,
+of the web client from it) and check what compose promises: non-root, read-only containers,
+one published port, no secret in any container's environment, a Redis that wants its
+password, each database role kept out of the others' schemas, no acknowledged write lost
+across a PostgreSQL restart, an idempotent second ``up``, and each image's size over its
+Python base. ``docker-compose down -v`` at the end,
 whatever happened; on a failure, the failing container's last log lines and exit status 1.
 
 ``--public-images`` uses the public base images instead of the stand-ins (a machine that can
