@@ -28,7 +28,7 @@ RECURRENCES = ("none", "daily", "weekly", "monthly")
 DUE_FILTERS = ("overdue", "today", "week", "none")
 SORTS = ("created", "updated", "due", "priority", "title")
 # The todo API's "has no due date" filter.
-NO_DUE_PARAM = ("no_due", "true")
+NO_DUE_PARAM = ("has_due", "false")
 TASK_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
