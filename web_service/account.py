@@ -58,6 +58,9 @@ async def _limited(ctx: Ctx, action: str) -> int | None:
 
 
 async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Response:
+    if ctx.session is not None:
+        # Signing in again (another tab's form) replaces the session this browser had.
+        await ctx.web.store.end(ctx.session)
     tokens = Tokens.from_answer(answer, ctx.web.clock())
     user = dict(tokens.user or {})
     cookie, session = await ctx.web.store.create(tokens, user)

@@ -27,8 +27,10 @@ from web_service.security import (
 from web_service.sessions import SessionEnded, SessionStore, WebSession
 from web_service.settings import WebSettings
 
-# Form fields per request and bytes per field: a page form has a dozen.
+# Form fields per request: a page form has a dozen.
 MAX_FORM_FIELDS = 64
+# The state-changing forms of a visitor without a session; every other one needs a session.
+ANONYMOUS_FORMS = frozenset({"/signin", "/signup"})
 
 
 @dataclass
@@ -97,6 +99,10 @@ class Ctx:
             return
         if not same_origin(self.request, self.settings):
             raise CsrfRefused
+        if self.session is None and self.request.url.path not in ANONYMOUS_FORMS:
+            # A form of a session that has ended (or never was): no route runs, the person
+            # signs in again.
+            raise SignInRequired
         token = self.request.headers.get("x-csrf-token")
         if token is None:
             form = await self.form()
