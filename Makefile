@@ -22,7 +22,7 @@ corpus: $(VENV)/.synced ## The chat corpus against the rules agent: accuracy per
 lint: $(VENV)/.synced ## ruff check + ruff format --check + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared auth_service todo_service chat_service gateway scripts
+	$(VENV)/bin/mypy shared auth_service todo_service chat_service gateway web_service scripts
 
 fmt: $(VENV)/.synced
 	$(VENV)/bin/ruff check --fix .

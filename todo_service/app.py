@@ -17,6 +17,7 @@ from todo_service.api import router
 from todo_service.mcp import mount_mcp
 from todo_service.models import DELETED_SUBJECTS
 from todo_service.settings import TodoSettings, get_settings
+from todo_service.stats import router as stats_router
 
 
 def create_app(
@@ -45,6 +46,8 @@ def create_app(
                 yield
 
     app = create_service_app("todo", "Todo service", settings, lifespan, docs_prefix="/api/tasks")
+    # Before the task routes: /api/tasks/stats is not a task id.
+    app.include_router(stats_router)
     app.include_router(router)
     mount_mcp(app, settings)
     return app

@@ -22,7 +22,7 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
 
-Names: ``auth``, ``todo``, ``chat``, ``gateway``, and the workers ``auth-worker``,
+Names: ``auth``, ``todo``, ``chat``, ``web``, ``gateway``, and the workers ``auth-worker``,
 ``todo-worker``, ``chat-worker`` (``python -m <package>.worker``; started only by the tests
 that give them ``EVENTS_REDIS_URL``). ``stack.available(name)`` says whether that
 service exists in this checkout. Methods block (they wait for processes), so they are plain
@@ -64,6 +64,7 @@ SERVICES = {
     "auth": Service("auth", "auth_service", "AUTH_"),
     "todo": Service("todo", "todo_service", "TODO_"),
     "chat": Service("chat", "chat_service", "CHAT_"),
+    "web": Service("web", "web_service", "WEB_"),
     "gateway": Service("gateway", "gateway", "GATEWAY_"),
     "auth-worker": Service("auth-worker", "auth_service", "AUTH_", "auth_service.worker"),
     "todo-worker": Service("todo-worker", "todo_service", "TODO_", "todo_service.worker"),
@@ -144,6 +145,8 @@ class Stack:
             "GATEWAY_AUTH_URL": self.url("auth"),
             "GATEWAY_TODO_URL": self.url("todo"),
             "GATEWAY_CHAT_URL": self.url("chat"),
+            "GATEWAY_WEB_URL": self.url("web"),
+            "WEB_GATEWAY_URL": self.url("gateway"),
             # Generous: the suite registers many users from one address. Tests of the
             # limits themselves use `configured`.
             "GATEWAY_RATE_LIMIT_AUTH_IP": "10000/minute",

@@ -13,8 +13,8 @@ from schemathesis import Case
 from tests.fuzz.conftest import FuzzUser, aim_at, fuzz_schema, service_documents, with_known_zones
 
 DOCUMENTS = service_documents()
-auth = fuzz_schema(DOCUMENTS["auth"])
-todo = fuzz_schema(DOCUMENTS["todo"])
+auth = fuzz_schema(with_known_zones(DOCUMENTS["auth"]))
+todo = fuzz_schema(with_known_zones(DOCUMENTS["todo"]))
 chat = fuzz_schema(with_known_zones(DOCUMENTS["chat"]))
 
 

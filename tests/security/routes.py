@@ -30,6 +30,8 @@ from gateway.settings import GatewaySettings
 from shared.docs import asset_paths
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings
+from web_service.app import create_app as create_web_app
+from web_service.settings import WebSettings
 
 SERVICES = ("auth", "todo", "chat")
 # An endpoint that serves every method (the MCP endpoint) is listed under this method.
@@ -105,7 +107,8 @@ TABLE: dict[Route, Guard] = {
     Route("auth", "POST", "/api/auth/logout"): PUBLIC,
     Route("auth", "GET", "/api/auth/jwks"): PUBLIC,
     Route("auth", "GET", "/api/auth/me"): USER,
-    Route("auth", "PATCH", "/api/auth/me"): user({"name": "Mallory"}),
+    Route("auth", "PATCH", "/api/auth/me"): user({"name": "Mallory", "timezone": "Asia/Tokyo"}),
+    Route("auth", "POST", "/api/auth/logout-all"): USER,
     # A wrong current password: with a valid token the answer is a 400, never a change.
     Route("auth", "POST", "/api/auth/password"): user(
         {"current_password": "not the password", "new_password": NEW_PASSWORD}
@@ -114,6 +117,7 @@ TABLE: dict[Route, Guard] = {
     Route("auth", "DELETE", "/api/auth/me"): user({"password": "not the password"}, answer=403),
     # todo
     Route("todo", "GET", "/api/tasks"): USER,
+    Route("todo", "GET", "/api/tasks/stats"): USER,
     Route("todo", "POST", "/api/tasks"): user({"title": "planted"}),
     Route("todo", "GET", "/api/tasks/{task_id}"): USER,
     Route("todo", "PUT", "/api/tasks/{task_id}"): user({"title": "replaced"}),
@@ -169,6 +173,11 @@ def service_apps() -> dict[str, FastAPI]:
 
 def gateway_app() -> FastAPI:
     return create_gateway_app(GatewaySettings(**_settings()))
+
+
+def web_app() -> FastAPI:
+    """The web client (pages, not API routes: it has no place in the route table)."""
+    return create_web_app(WebSettings(**_settings()))
 
 
 def app_routes(service: str, app: FastAPI) -> set[Route]:
