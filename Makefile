@@ -25,7 +25,7 @@ test-fuzz: $(VENV)/.synced ## Fuzz every OpenAPI document (FUZZ_MAX_EXAMPLES, FU
 lint: $(VENV)/.synced ## ruff check + ruff format --check + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared auth_service todo_service chat_service gateway scripts
+	$(VENV)/bin/mypy shared auth_service todo_service chat_service gateway web_service scripts
 
 fmt: $(VENV)/.synced
 	$(VENV)/bin/ruff check --fix .

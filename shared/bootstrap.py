@@ -23,7 +23,7 @@ from shared.settings import secret_from_environment
 
 logger = logging.getLogger(__name__)
 
-SERVICES = ("auth", "todo", "chat")
+SERVICES = ("auth", "todo", "chat", "web")
 ROLES = tuple(f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "app"))
 URL_VARIABLE = "BOOTSTRAP_DATABASE_URL"
 

@@ -6,7 +6,7 @@
 --   python -m shared.bootstrap            (reads the URL and the passwords from the environment)
 --   PGOPTIONS="-c todo_platform.auth_app_password=..." psql "$URL" --single-transaction -f shared/bootstrap.sql
 --
--- For each service (auth, todo, chat):
+-- For each service (auth, todo, chat, web):
 --   <service>_migrator  owns schema <service> and runs that service's migrations; nothing else.
 --   <service>_app       what the running service logs in as: USAGE on schema <service>,
 --                       SELECT/INSERT/UPDATE/DELETE on its tables, USAGE on its sequences.
@@ -37,7 +37,7 @@ BEGIN
     -- Connecting is granted per role below; no temporary tables or schemas for anyone else.
     EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
 
-    FOREACH service IN ARRAY ARRAY['auth', 'todo', 'chat'] LOOP
+    FOREACH service IN ARRAY ARRAY['auth', 'todo', 'chat', 'web'] LOOP
         migrator := service || '_migrator';
         app := service || '_app';
 

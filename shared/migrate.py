@@ -8,7 +8,7 @@ import logging
 
 from shared.migrations import upgrade
 
-SERVICES = ("auth_service", "todo_service", "chat_service")
+SERVICES = ("auth_service", "todo_service", "chat_service", "web_service")
 
 
 def main() -> None:

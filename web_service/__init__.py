@@ -1,0 +1,1 @@
+"""The platform's web client: server-rendered pages over the public API (a backend-for-frontend)."""

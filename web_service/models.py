@@ -1,0 +1,66 @@
+"""Tables of the web service, all in schema ``web``.
+
+A session row is the server side of the browser's cookie: the cookie holds an opaque random
+id, the row is keyed by that id's SHA-256 (a copy of the table names no live cookie), and the
+user's tokens are stored encrypted (``web_service.crypto``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from shared.db import schema_metadata
+
+SCHEMA = "web"
+
+
+class WebBase(SQLModel):
+    metadata = schema_metadata(SCHEMA)
+
+
+def _timestamp(*, default_now: bool = False) -> Column[datetime]:
+    return Column(
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now() if default_now else None,
+    )
+
+
+class Session(WebBase, table=True):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_user_id", "user_id"),
+        Index("ix_sessions_expires_at", "expires_at"),
+    )
+
+    # SHA-256 (hex) of the cookie's value.
+    id_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    # Fernet tokens of the access and refresh tokens.
+    access_token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    refresh_token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    access_expires_at: datetime = Field(sa_column=_timestamp())
+    # The refresh token's expiry: the family's absolute lifetime ends the session with it.
+    expires_at: datetime = Field(sa_column=_timestamp())
+    # Pushed on by use (at most once a minute); an idle session ends after the idle timeout.
+    last_seen_at: datetime = Field(sa_column=_timestamp(default_now=True))
+    # The synchronizer token every state-changing form and fetch of this session carries.
+    csrf_token: str = Field(sa_column=Column(String(64), nullable=False))
+    # The user as the auth service last described them: {email, name, timezone}.
+    profile: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=_timestamp(default_now=True))
+
+
+class AuthAttempt(WebBase, table=True):
+    """Sign-in and sign-up POSTs per client network in the current fixed window."""
+
+    __tablename__ = "auth_attempts"
+
+    bucket: str = Field(sa_column=Column(Text, primary_key=True))
+    window_start: datetime = Field(sa_column=_timestamp())
+    count: int = Field(sa_column=Column(Integer, nullable=False))

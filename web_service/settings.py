@@ -1,0 +1,60 @@
+"""Settings of the web service (environment prefix ``WEB_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import DATA_DIR, ServiceSettings
+
+
+class WebSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="WEB_", env_file=".env", extra="ignore")
+    secret_fields = ServiceSettings.secret_fields | {"session_keys"}
+
+    # The public API: the gateway, called like any other client with the user's token.
+    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_connect_timeout: float = Field(default=2.0, gt=0)
+    gateway_read_timeout: float = Field(default=15.0, gt=0)
+    # A chat turn runs a model and its tools: its stream may stay open far longer.
+    chat_read_timeout: float = Field(default=120.0, gt=0)
+    gateway_max_connections: int = Field(default=256, ge=1)
+
+    # Fernet keys (urlsafe base64, 32 bytes each) that encrypt the stored tokens, one per line,
+    # newest first: the first encrypts, every one decrypts (rotation: prepend a new key, and
+    # drop the old one once every session has been rewritten or has ended). A value, or
+    # WEB_SESSION_KEYS_FILE naming a file that holds it. In development a key is generated on
+    # first run under .data/keys/.
+    session_keys: SecretStr | None = None
+    dev_session_key_file: Path = DATA_DIR / "keys" / "web-session-keys"
+
+    # The cookie: ``Secure`` with the ``__Host-`` prefix where the site is HTTPS. None: on
+    # everywhere except in development (docs/deploy.md: production needs TLS in front).
+    secure_cookies: bool | None = None
+    # A session is refreshed this many seconds before its access token expires.
+    refresh_margin_seconds: int = Field(default=30, ge=0)
+    # Seconds an idle session lives (each request pushes it on); the family's absolute
+    # lifetime (the refresh token's expiry) ends it in any case.
+    idle_timeout_seconds: int = Field(default=7 * 24 * 60 * 60, ge=60)
+
+    # Sign-in and sign-up POSTs per client address (IPv6 by its /64) within a window.
+    auth_post_limit: int = Field(default=10, ge=1)
+    auth_post_window_seconds: int = Field(default=60, ge=1)
+
+    # Tasks per page of the list, and conversations / messages per page of the chat.
+    page_size: int = Field(default=50, ge=1, le=100)
+    chat_page_size: int = Field(default=20, ge=1, le=100)
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return not self.is_development
+
+
+@lru_cache
+def get_settings() -> WebSettings:
+    return WebSettings()
