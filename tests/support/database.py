@@ -7,7 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.migrate import available_services
 
-SERVICE_SCHEMAS = {"auth_service": "auth", "todo_service": "todo", "chat_service": "chat"}
+SERVICE_SCHEMAS = {
+    "auth_service": "auth",
+    "todo_service": "todo",
+    "chat_service": "chat",
+    "web_service": "web",
+}
 
 
 async def empty_service_schemas(engine: AsyncEngine, *, restart_identity: bool = False) -> None:
