@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from web_service import account, chat, overview, tasks
+from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
+from web_service.crypto import TokenBox, load_token_box
+from web_service.gateway_client import ApiError, GatewayClient
+from web_service.security import AuthPostLimiter, CookieNames, SecurityHeadersMiddleware, safe_next
+from web_service.sessions import SessionStore
 from web_service.settings import WebSettings, get_settings
+from web_service.views import ENV, STATIC, friendly
+
+logger = logging.getLogger(__name__)
+
+# Ended sessions and old sign-in counters are deleted this often, in batches.
+PURGE_INTERVAL_SECONDS = 600.0
 
 
 def create_app(
@@ -18,13 +37,38 @@ def create_app(
     *,
     db: Database | None = None,
     clock: Clock = utcnow,
+    box: TokenBox | None = None,
 ) -> FastAPI:
+    """The app; ``db``, ``clock`` and ``box`` replace the real ones in tests."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with database(app, settings, name="web", db=db):
-            yield
+        token_box = box or load_token_box(settings)
+        gateway = GatewayClient(settings)
+        await gateway.start()
+        try:
+            async with database(app, settings, name="web", db=db) as database_:
+                store = SessionStore(database_, token_box, gateway, settings, clock)
+                limiter = AuthPostLimiter(database_, settings)
+                app.state.web = WebState(
+                    settings=settings,
+                    gateway=gateway,
+                    store=store,
+                    box=token_box,
+                    limiter=limiter,
+                    clock=clock,
+                    cookies=CookieNames.of(settings),
+                )
+                janitor = asyncio.create_task(_purge_forever(store, limiter, clock))
+                try:
+                    yield
+                finally:
+                    janitor.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await janitor
+        finally:
+            await gateway.close()
 
     app = create_service_app(
         name="web",
@@ -34,4 +78,103 @@ def create_app(
         readiness={"database": database_ready},
         openapi_url=None,
     )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(account.router)
+    app.include_router(tasks.router)
+    app.include_router(chat.router)
+    app.include_router(overview.router)
+    app.add_exception_handler(SignInRequired, _sign_in)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     return app
+
+
+async def _purge_forever(store: SessionStore, limiter: AuthPostLimiter, clock: Clock) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        try:
+            await store.purge()
+            await limiter.purge(clock())
+        except Exception:
+            logger.warning("purging ended sessions failed; trying again later", exc_info=True)
+
+
+def _ctx(request: Request) -> Ctx | None:
+    ctx = getattr(request.state, "ctx", None)
+    return ctx if isinstance(ctx, Ctx) else None
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or request.url.path.endswith(
+        "/stream"
+    )
+
+
+def _page(request: Request, status: int, heading: str, message: str, back: str = "/") -> Response:
+    ctx = _ctx(request)
+    values = {
+        "csrf_token": "",
+        "session": ctx.session if ctx else None,
+        "user_tz": ctx.session.timezone if ctx and ctx.session else "UTC",
+        "path": request.url.path,
+        "notice": None,
+        "problem": None,
+        "heading": heading,
+        "message": message,
+        "back": back,
+    }
+    if ctx is not None and ctx.session is not None:
+        values["csrf_token"] = ctx.session.csrf_token
+    return HTMLResponse(ENV.get_template("error.html").render(values), status_code=status)
+
+
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    web: WebState = request.app.state.web
+    if _wants_json(request):
+        response: Response = JSONResponse(
+            {"message": "Your session has ended. Please sign in again.", "code": "signed_out"},
+            status_code=401,
+        )
+    elif request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        next_path = safe_next(target)
+        suffix = "" if next_path == "/tasks" else f"?next={quote(next_path, safe='')}"
+        response = RedirectResponse("/signin" + suffix, status_code=303)
+    else:
+        response = RedirectResponse("/signin?notice=session_ended", status_code=303)
+    if request.cookies.get(web.cookies.session):
+        response.delete_cookie(web.cookies.session, path="/", secure=web.settings.cookies_secure)
+    return response
+
+
+async def _csrf_refused(request: Request, exc: Exception) -> Response:
+    message = (
+        "This form has expired or did not come from this site, so nothing was changed. "
+        "Reload the page and try again."
+    )
+    if _wants_json(request):
+        return JSONResponse({"message": message, "code": "csrf_refused"}, status_code=403)
+    return _page(request, 403, "Nothing was changed", message, back=request.url.path)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+    if _wants_json(request):
+        return JSONResponse(
+            {"message": friendly(exc), "code": exc.code}, status_code=exc.status, headers=headers
+        )
+    response = _page(request, exc.status, "Something went wrong", friendly(exc), back="/tasks")
+    response.headers.update(headers)
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _page(request, 404, "Page not found", "There is no page at this address.")
+    if exc.status_code == 405:
+        return _page(request, 405, "Not allowed", "This page cannot be used that way.")
+    return _page(request, exc.status_code, "Something went wrong", str(exc.detail))

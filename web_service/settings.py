@@ -34,6 +34,10 @@ class WebSettings(ServiceSettings):
     # The cookie: ``Secure`` with the ``__Host-`` prefix where the site is HTTPS. None: on
     # everywhere except in development (docs/deploy.md: production needs TLS in front).
     secure_cookies: bool | None = None
+    # The site's origin as browsers see it ("https://todo.example.com"), checked against a
+    # state-changing request's Origin. None: the request's own (X-Forwarded-Host from the
+    # gateway, or Host).
+    public_origin: str | None = None
     # A session is refreshed this many seconds before its access token expires.
     refresh_margin_seconds: int = Field(default=30, ge=0)
     # Seconds an idle session lives (each request pushes it on); the family's absolute

@@ -1,0 +1,354 @@
+"""Sign up, sign in, sign out (here and everywhere), and the account page."""
+
+from __future__ import annotations
+
+import contextlib
+import zoneinfo
+from functools import lru_cache
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import RedirectResponse, Response
+
+from web_service.context import Ctx, CtxDep
+from web_service.gateway_client import ApiError
+from web_service.security import cookie_kwargs, safe_next
+from web_service.sessions import Tokens
+from web_service.views import friendly, render
+
+router = APIRouter(include_in_schema=False)
+
+AUTH_ERROR_FIELDS = {"email", "password", "name", "timezone", "current_password", "new_password"}
+
+
+@lru_cache(maxsize=1)
+def timezones() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
+
+
+def valid_timezone(name: str) -> bool:
+    return name in timezones()
+
+
+def redirect(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def _field(form: Any, name: str, limit: int = 1000) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _errors_of(error: ApiError) -> dict[str, str]:
+    fields = {k: v for k, v in error.field_errors().items() if k in AUTH_ERROR_FIELDS}
+    return fields or {"_form": friendly(error)}
+
+
+def _wait_text(seconds: int | None) -> str:
+    if not seconds:
+        return "Please wait a little and try again."
+    minutes, rest = divmod(seconds, 60)
+    if minutes == 0:
+        return f"Please wait {rest} seconds and try again."
+    return f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again."
+
+
+async def _limited(ctx: Ctx, action: str) -> int | None:
+    return await ctx.web.limiter.hit(action, ctx.client_ip, ctx.web.clock())
+
+
+async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Response:
+    tokens = Tokens.from_answer(answer, ctx.web.clock())
+    user = dict(tokens.user or {})
+    cookie, session = await ctx.web.store.create(tokens, user)
+    response = redirect(next_path)
+    response.set_cookie(
+        ctx.web.cookies.session,
+        cookie,
+        max_age=int((session.expires_at - ctx.web.clock()).total_seconds()),
+        **cookie_kwargs(ctx.settings),  # type: ignore[arg-type]
+    )
+    # The anonymous cookie has done its work: the session's own token takes over.
+    response.delete_cookie(ctx.web.cookies.anon, path="/", secure=ctx.settings.cookies_secure)
+    return response
+
+
+@router.get("/")
+async def home(ctx: CtxDep) -> Response:
+    return redirect("/tasks" if ctx.session else "/signin")
+
+
+@router.get("/signin")
+async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
+    if ctx.session is not None:
+        return redirect(safe_next(next))
+    return render(ctx, "signin.html", errors={}, email="", next_path=safe_next(next))
+
+
+@router.post("/signin")
+async def signin(ctx: CtxDep, next: str | None = None) -> Response:
+    form = await ctx.form()
+    email, password = _field(form, "email", 320), _field(form, "password", 128)
+    next_path = safe_next(next)
+
+    def again(errors: dict[str, str], status: int) -> Response:
+        return render(
+            ctx, "signin.html", status_code=status, errors=errors, email=email, next_path=next_path
+        )
+
+    errors = {}
+    if not email:
+        errors["email"] = "Enter your email address"
+    if not password:
+        errors["password"] = "Enter your password"
+    if errors:
+        return again(errors, 422)
+    wait = await _limited(ctx, "signin")
+    if wait is not None:
+        response = again(
+            {"_form": "Too many sign-in attempts from your network. " + _wait_text(wait)}, 429
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    try:
+        answer = await ctx.web.gateway.call(
+            "POST",
+            "/api/auth/login",
+            json_body={"email": email, "password": password},
+            client_ip=ctx.client_ip,
+        )
+    except ApiError as error:
+        return again({"_form": friendly(error)}, error.status)
+    if answer.status == 200:
+        return await _start_session(ctx, answer.json(), next_path)
+    refusal = ApiError.from_response(answer)
+    if refusal.status == 401:
+        return again({"password": "The email address or password is not right"}, 401)
+    if refusal.status == 429:
+        message = "Too many attempts to sign in to this account. "
+        response = again({"_form": message + _wait_text(refusal.retry_after)}, 429)
+        if refusal.retry_after:
+            response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
+    if refusal.status == 422:
+        return again(_errors_of(refusal), 422)
+    return again({"_form": friendly(refusal)}, refusal.status)
+
+
+@router.get("/signup")
+async def signup_page(ctx: CtxDep) -> Response:
+    if ctx.session is not None:
+        return redirect("/tasks")
+    return render(
+        ctx, "signup.html", errors={}, email="", name="", timezone="", timezones=timezones()
+    )
+
+
+@router.post("/signup")
+async def signup(ctx: CtxDep) -> Response:
+    form = await ctx.form()
+    email, password = _field(form, "email", 320), _field(form, "password", 128)
+    name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip() or "UTC"
+
+    def again(errors: dict[str, str], status: int) -> Response:
+        return render(
+            ctx,
+            "signup.html",
+            status_code=status,
+            errors=errors,
+            email=email,
+            name=name,
+            timezone=tz,
+            timezones=timezones(),
+        )
+
+    errors = {}
+    if not email:
+        errors["email"] = "Enter your email address"
+    if len(password) < 8:
+        errors["password"] = "Choose a password of at least 8 characters"
+    if not valid_timezone(tz):
+        errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
+    if errors:
+        return again(errors, 422)
+    wait = await _limited(ctx, "signup")
+    if wait is not None:
+        message = "Too many sign-ups from your network. " + _wait_text(wait)
+        response = again({"_form": message}, 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    body: dict[str, Any] = {"email": email, "password": password, "timezone": tz}
+    if name:
+        body["name"] = name
+    try:
+        created = await ctx.web.gateway.call(
+            "POST", "/api/auth/register", json_body=body, client_ip=ctx.client_ip
+        )
+        if created.status != 201:
+            error = ApiError.from_response(created)
+            if error.status == 409:
+                return again({"email": "An account with this email address already exists"}, 409)
+            if error.status == 422:
+                return again(_errors_of(error), 422)
+            if error.status == 429:
+                return again(
+                    {"_form": "Too many sign-ups just now. " + _wait_text(error.retry_after)}, 429
+                )
+            return again({"_form": friendly(error)}, error.status)
+        answer = await ctx.web.gateway.call(
+            "POST",
+            "/api/auth/login",
+            json_body={"email": email, "password": password},
+            client_ip=ctx.client_ip,
+        )
+    except ApiError as error:
+        return again({"_form": friendly(error)}, error.status)
+    if answer.status != 200:
+        # The account exists; signing in is the next step.
+        return redirect("/signin?notice=registered")
+    return await _start_session(ctx, answer.json(), "/tasks?notice=registered")
+
+
+def _signed_out(ctx: Ctx, notice: str) -> Response:
+    response = redirect(f"/signin?notice={notice}")
+    response.delete_cookie(ctx.web.cookies.session, path="/", secure=ctx.settings.cookies_secure)
+    return response
+
+
+@router.post("/signout")
+async def signout(ctx: CtxDep) -> Response:
+    session = ctx.session
+    if session is not None:
+        refresh = await ctx.web.store.refresh_token(session)
+        await ctx.web.store.end(session)
+        if refresh is not None:
+            # Revokes the family at the auth service; the session is gone here either way.
+            with contextlib.suppress(ApiError):
+                await ctx.web.gateway.call(
+                    "POST",
+                    "/api/auth/logout",
+                    json_body={"refresh_token": refresh},
+                    client_ip=ctx.client_ip,
+                )
+    return _signed_out(ctx, "signed_out")
+
+
+@router.post("/signout-everywhere")
+async def signout_everywhere(ctx: CtxDep) -> Response:
+    session = ctx.require_session()
+    try:
+        await ctx.expect("POST", SIGN_OUT_EVERYWHERE_PATH, ok=(200, 204))
+    except ApiError as error:
+        return await account_page_with(ctx, status=error.status, problem=friendly(error))
+    await ctx.web.store.end_all(session.user_id)
+    return _signed_out(ctx, "signed_out_everywhere")
+
+
+# The auth service's "revoke every refresh family of the user" endpoint.
+SIGN_OUT_EVERYWHERE_PATH = "/api/auth/logout-all"
+
+
+async def account_page_with(
+    ctx: Ctx,
+    *,
+    status: int = 200,
+    problem: str | None = None,
+    profile_errors: dict[str, str] | None = None,
+    password_errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    session = ctx.require_session()
+    shown = {
+        "name": session.profile.get("name") or "",
+        "timezone": session.timezone,
+        **(values or {}),
+    }
+    return render(
+        ctx,
+        "account.html",
+        status_code=status,
+        page_problem=problem,
+        profile_errors=profile_errors or {},
+        password_errors=password_errors or {},
+        values=shown,
+        email=session.profile.get("email") or "",
+        timezones=timezones(),
+    )
+
+
+@router.get("/account")
+async def account(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    return await account_page_with(ctx)
+
+
+@router.post("/account/profile")
+async def update_profile(ctx: CtxDep) -> Response:
+    session = ctx.require_session()
+    form = await ctx.form()
+    name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip()
+    values = {"name": name, "timezone": tz}
+    if not valid_timezone(tz):
+        return await account_page_with(
+            ctx,
+            status=422,
+            profile_errors={"timezone": "Choose a time zone from the list, such as Europe/London"},
+            values=values,
+        )
+    try:
+        answer = await ctx.expect(
+            "PATCH", "/api/auth/me", json_body={"name": name or None, "timezone": tz}
+        )
+    except ApiError as error:
+        fields = {k: v for k, v in error.field_errors().items() if k in {"name", "timezone"}}
+        return await account_page_with(
+            ctx,
+            status=error.status,
+            profile_errors=fields or {"_form": friendly(error)},
+            values=values,
+        )
+    await ctx.web.store.update_profile(session, answer.json())
+    return redirect("/account?notice=profile")
+
+
+@router.post("/account/password")
+async def change_password(ctx: CtxDep) -> Response:
+    session = ctx.require_session()
+    form = await ctx.form()
+    current, new = _field(form, "current_password", 128), _field(form, "new_password", 128)
+    errors = {}
+    if not current:
+        errors["current_password"] = "Enter your current password"
+    if len(new) < 8:
+        errors["new_password"] = "Choose a new password of at least 8 characters"
+    if errors:
+        return await account_page_with(ctx, status=422, password_errors=errors)
+    try:
+        answer = await ctx.expect(
+            "POST",
+            "/api/auth/password",
+            ok=(200, 204),
+            json_body={"current_password": current, "new_password": new},
+        )
+    except ApiError as error:
+        if error.status in (400, 401, 403) or error.code in {
+            "invalid_credentials",
+            "wrong_password",
+        }:
+            errors = {"current_password": "Your current password is not right"}
+        elif error.status == 429:
+            errors = {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
+        else:
+            fields = error.field_errors()
+            errors = {k: v for k, v in fields.items() if k in {"current_password", "new_password"}}
+            errors = errors or {"_form": friendly(error)}
+        return await account_page_with(ctx, status=error.status, password_errors=errors)
+    body = answer.json() if answer.status == 200 else None
+    if isinstance(body, dict) and "refresh_token" in body:
+        # The auth service revoked every family and gave this session a fresh pair.
+        await ctx.web.store.replace_tokens(session, Tokens.from_answer(body, ctx.web.clock()))
+        await ctx.web.store.end_others(session)
+        return redirect("/account?notice=password")
+    # No fresh pair: this session's family was revoked with the others.
+    await ctx.web.store.end_all(session.user_id)
+    return _signed_out(ctx, "session_ended")

@@ -1,0 +1,228 @@
+"""The chat pages: the conversation list, a conversation's history, and turns.
+
+Without JavaScript a turn is a form POST answered when the turn is done (then a redirect to
+the conversation). With it, ``/chat/stream`` relays the API's server-sent events as they
+happen (tool calls, then the answer), and the task list beside the chat refreshes after a
+tool call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response, StreamingResponse
+
+from web_service.account import redirect
+from web_service.context import Ctx, CtxDep, SignInRequired
+from web_service.gateway_client import ApiError, ApiResponse, next_cursor
+from web_service.sessions import SessionEnded
+from web_service.tasks import new_chat_form
+from web_service.views import friendly, render
+
+router = APIRouter(include_in_schema=False)
+
+CONVERSATION_ID = re.compile(r"[1-9][0-9]{0,18}")
+MESSAGE_MAX = 4000
+KEY = re.compile(r"[0-9a-f-]{36}")
+
+
+def _conversation_id(raw: str | None) -> int | None:
+    if raw and CONVERSATION_ID.fullmatch(raw) and int(raw) < 2**63:
+        return int(raw)
+    return None
+
+
+def _cursor(ctx: Ctx) -> str | None:
+    cursor = ctx.request.query_params.get("cursor")
+    return cursor if cursor and len(cursor) <= 1024 else None
+
+
+async def _conversations(ctx: Ctx) -> dict[str, Any]:
+    params: list[tuple[str, str]] = [("limit", str(ctx.settings.chat_page_size))]
+    cursor = _cursor(ctx)
+    if cursor:
+        params.append(("cursor", cursor))
+    answer = await ctx.expect("GET", "/api/conversations", params=params)
+    more = next_cursor(answer.headers.get("Link"))
+    return {
+        "conversations": answer.json(),
+        "conversations_total": int(answer.headers.get("X-Total-Count", 0)),
+        "conversations_more": f"/chat?cursor={more}" if more else None,
+    }
+
+
+@router.get("/chat")
+async def chat_page(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    try:
+        listing = await _conversations(ctx)
+    except ApiError as error:
+        if error.code == "invalid_cursor":
+            return redirect("/chat")
+        raise
+    return render(
+        ctx,
+        "chat.html",
+        conversation=None,
+        messages=[],
+        messages_more=None,
+        chat_form=new_chat_form(),
+        chat_error=None,
+        **listing,
+    )
+
+
+@router.get("/chat/{raw_id}")
+async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
+    ctx.require_session()
+    conversation_id = _conversation_id(raw_id)
+    if conversation_id is None:
+        return _missing(ctx)
+    params: list[tuple[str, str]] = [("limit", str(ctx.settings.chat_page_size))]
+    cursor = _cursor(ctx)
+    if cursor:
+        params.append(("cursor", cursor))
+    answer = await ctx.api("GET", f"/api/conversations/{conversation_id}", params=params)
+    if answer.status == 404:
+        return _missing(ctx)
+    if answer.status == 400:
+        return redirect(f"/chat/{conversation_id}")
+    if answer.status != 200:
+        raise ApiError.from_response(answer)
+    conversation = answer.json()
+    more = next_cursor(answer.headers.get("Link"))
+    listing = await _conversations(ctx)
+    return render(
+        ctx,
+        "chat.html",
+        conversation=conversation,
+        messages=conversation["messages"],
+        messages_more=f"/chat/{conversation_id}?cursor={more}" if more else None,
+        chat_form=new_chat_form(conversation_id),
+        chat_error=None,
+        **listing,
+    )
+
+
+def _missing(ctx: Ctx) -> Response:
+    return render(
+        ctx,
+        "error.html",
+        status_code=404,
+        heading="Conversation not found",
+        message="That conversation no longer exists. Nothing was changed.",
+        back="/chat",
+    )
+
+
+async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
+    form = await ctx.form()
+    message = form.get("message")
+    text = message.strip() if isinstance(message, str) else ""
+    key = form.get("idempotency_key")
+    key = key if isinstance(key, str) and KEY.fullmatch(key) else str(uuid.uuid4())
+    conversation = form.get("conversation_id")
+    body: dict[str, Any] = {"message": text[:MESSAGE_MAX]}
+    conversation_id = _conversation_id(conversation if isinstance(conversation, str) else None)
+    if conversation_id is not None:
+        body["conversation_id"] = conversation_id
+    session = ctx.require_session()
+    body["timezone"] = session.timezone
+    problem = None
+    if not text:
+        problem = "Write a message first"
+    elif len(text) > MESSAGE_MAX:
+        problem = f"A message can be at most {MESSAGE_MAX} characters"
+    return body, key, problem
+
+
+@router.post("/chat")
+async def send_message(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    body, key, problem = await _turn_input(ctx)
+    if problem is None:
+        try:
+            answer = await ctx.expect(
+                "POST", "/api/chat", json_body=body, headers={"Idempotency-Key": key}
+            )
+            return redirect(f"/chat/{answer.json()['conversation_id']}")
+        except ApiError as error:
+            problem = friendly(error)
+    listing = await _conversations(ctx)
+    return render(
+        ctx,
+        "chat.html",
+        status_code=422,
+        conversation=None,
+        messages=[],
+        messages_more=None,
+        chat_form={"conversation_id": body.get("conversation_id"), "idempotency_key": key},
+        chat_error=problem,
+        **listing,
+    )
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@router.post("/chat/stream")
+async def stream_message(ctx: CtxDep) -> Response:
+    session = ctx.require_session()
+    body, key, problem = await _turn_input(ctx)
+    if problem is not None:
+        return StreamingResponse(
+            iter([_event("error", {"message": problem, "status": 422})]),
+            media_type="text/event-stream",
+        )
+    try:
+        token = await ctx.web.store.access_token(session, client_ip=ctx.client_ip)
+    except SessionEnded:
+        raise SignInRequired from None
+    gateway, client_ip = ctx.web.gateway, ctx.client_ip
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async with gateway.stream(
+                "POST",
+                "/api/chat",
+                token=token,
+                client_ip=client_ip,
+                json_body=body,
+                headers={"Idempotency-Key": key, "Accept": "text/event-stream"},
+            ) as upstream:
+                if upstream.status != 200:
+                    error = ApiError.from_response(
+                        ApiResponse(upstream.status, upstream.headers, await upstream.read())
+                    )
+                    yield _event("error", {"message": friendly(error), "status": error.status})
+                    return
+                async for chunk in upstream.content.iter_any():
+                    yield chunk
+        except ApiError as error:
+            yield _event("error", {"message": friendly(error), "status": error.status})
+
+    return StreamingResponse(
+        relay(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/chat/{raw_id}/delete")
+async def delete_conversation(ctx: CtxDep, raw_id: str) -> Response:
+    ctx.require_session()
+    conversation_id = _conversation_id(raw_id)
+    if conversation_id is None:
+        return _missing(ctx)
+    answer = await ctx.api("DELETE", f"/api/conversations/{conversation_id}")
+    if answer.status == 404:
+        return _missing(ctx)
+    if answer.status != 204:
+        raise ApiError.from_response(answer)
+    return redirect("/chat?notice=conversation_deleted")

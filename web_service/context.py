@@ -1,0 +1,159 @@
+"""What every page handler gets: the service's collaborators and the browser's session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from shared.clock import Clock
+from web_service.crypto import TokenBox
+from web_service.gateway_client import ApiError, ApiResponse, GatewayClient
+from web_service.security import (
+    UNSAFE_METHODS,
+    AuthPostLimiter,
+    CookieNames,
+    anon_csrf_token,
+    anon_csrf_valid,
+    client_ip,
+    cookie_kwargs,
+    new_anon_value,
+    same_origin,
+    session_csrf_valid,
+)
+from web_service.sessions import SessionEnded, SessionStore, WebSession
+from web_service.settings import WebSettings
+
+# Form fields per request and bytes per field: a page form has a dozen.
+MAX_FORM_FIELDS = 64
+
+
+@dataclass
+class WebState:
+    settings: WebSettings
+    gateway: GatewayClient
+    store: SessionStore
+    box: TokenBox
+    limiter: AuthPostLimiter
+    clock: Clock
+    cookies: CookieNames
+
+
+class SignInRequired(Exception):
+    """No live session: the page redirects to sign-in (a fetch gets a 401)."""
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without our token or from another site."""
+
+
+@dataclass
+class Ctx:
+    """One request of a browser: its session (if any), its CSRF token, and the API."""
+
+    request: Request
+    web: WebState
+    session: WebSession | None
+    anon: str | None
+    new_anon: bool = False
+    _form: FormData | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> WebSettings:
+        return self.web.settings
+
+    @property
+    def client_ip(self) -> str | None:
+        return client_ip(self.request)
+
+    @property
+    def wants_json(self) -> bool:
+        return "application/json" in self.request.headers.get("accept", "")
+
+    @property
+    def csrf_token(self) -> str:
+        if self.session is not None:
+            return self.session.csrf_token
+        if self.anon is None:
+            self.anon, self.new_anon = new_anon_value(), True
+        return anon_csrf_token(self.web.box, self.anon)
+
+    def require_session(self) -> WebSession:
+        if self.session is None:
+            raise SignInRequired
+        return self.session
+
+    async def form(self) -> FormData:
+        if self._form is None:
+            self._form = await self.request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+        return self._form
+
+    async def check_csrf(self) -> None:
+        """Refuses a state-changing request from another site or without our token."""
+        if self.request.method not in UNSAFE_METHODS:
+            return
+        if not same_origin(self.request, self.settings):
+            raise CsrfRefused
+        token = self.request.headers.get("x-csrf-token")
+        if token is None:
+            form = await self.form()
+            value = form.get("csrf_token")
+            token = value if isinstance(value, str) else None
+        if self.session is not None:
+            valid = session_csrf_valid(self.session.csrf_token, token)
+        else:
+            valid = anon_csrf_valid(self.web.box, self.anon, token)
+        if not valid:
+            raise CsrfRefused
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
+        """A call with the session's token; a refused token ends the session."""
+        session = self.require_session()
+        try:
+            token = await self.web.store.access_token(session, client_ip=self.client_ip)
+        except SessionEnded:
+            self.session = None
+            raise SignInRequired from None
+        response = await self.web.gateway.call(
+            method, path, token=token, client_ip=self.client_ip, **kwargs
+        )
+        if response.status == 401:
+            await self.web.store.end(session)
+            self.session = None
+            raise SignInRequired
+        return response
+
+    async def expect(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> ApiResponse:
+        response = await self.api(method, path, **kwargs)
+        if response.status not in ok:
+            raise ApiError.from_response(response)
+        return response
+
+    def finish(self, response: Response) -> Response:
+        """Sets the anonymous cookie when this request made one."""
+        if self.new_anon and self.anon is not None:
+            response.set_cookie(
+                self.web.cookies.anon,
+                self.anon,
+                max_age=24 * 60 * 60,
+                **cookie_kwargs(self.settings),  # type: ignore[arg-type]
+            )
+        return response
+
+
+async def _ctx(request: Request) -> Ctx:
+    web: WebState = request.app.state.web
+    cookie = request.cookies.get(web.cookies.session)
+    session = await web.store.load(cookie) if cookie else None
+    ctx = Ctx(request=request, web=web, session=session, anon=request.cookies.get(web.cookies.anon))
+    request.state.ctx = ctx
+    await ctx.check_csrf()
+    return ctx
+
+
+CtxDep = Annotated[Ctx, Depends(_ctx)]

@@ -1,0 +1,219 @@
+"""The public API, called through the gateway like any other client does.
+
+One ``aiohttp`` session per process, kept alive to the gateway. Every call carries the
+user's access token (when there is one) and the browser's address in ``X-Forwarded-For``,
+which the gateway believes from this service only, so its per-address limits count browsers
+rather than this service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from shared.request_context import current_request_id
+from web_service.settings import WebSettings
+
+logger = logging.getLogger(__name__)
+
+Params = Mapping[str, str | int | list[str]] | list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: CIMultiDictProxy[str] | CIMultiDict[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class ApiError(Exception):
+    """A refusal of the API (or the gateway being unreachable), as the pages explain it."""
+
+    status: int
+    code: str
+    detail: Any = None
+    retry_after: int | None = None
+    body: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, f"{self.status} {self.code}")
+
+    @classmethod
+    def from_response(cls, response: ApiResponse) -> ApiError:
+        code, detail, body = "error", None, None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            code = str(body.get("code") or code)
+            detail = body.get("detail")
+        return cls(
+            status=response.status,
+            code=code,
+            detail=detail,
+            retry_after=_seconds(response.headers.get("Retry-After")),
+            body=body,
+        )
+
+    def field_errors(self) -> dict[str, str]:
+        """A 422's problems by the body field they are about (``loc`` ``["body", name, ...]``)."""
+        found: dict[str, str] = {}
+        if self.status == 422 and isinstance(self.detail, list):
+            for item in self.detail:
+                loc = item.get("loc") if isinstance(item, dict) else None
+                if isinstance(loc, list) and len(loc) >= 2 and loc[0] == "body":
+                    found.setdefault(str(loc[1]), str(item.get("msg", "Invalid value")))
+        return found
+
+
+def next_cursor(link: str | None) -> str | None:
+    """The ``cursor`` of a ``Link: <...>; rel="next"`` header."""
+    if not link:
+        return None
+    match = re.search(r"<([^>]*)>\s*;\s*rel=\"?next\"?", link)
+    if match is None:
+        return None
+    values = parse_qs(urlsplit(match.group(1)).query).get("cursor")
+    return values[0] if values else None
+
+
+def _seconds(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return None
+
+
+class GatewayClient:
+    def __init__(self, settings: WebSettings) -> None:
+        self._base = settings.gateway_url.rstrip("/")
+        self._settings = settings
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.gateway_connect_timeout,
+            sock_read=settings.gateway_read_timeout,
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.gateway_connect_timeout,
+            sock_read=settings.chat_read_timeout,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._settings.gateway_max_connections,
+            # Shorter than the gateway's keep-alive, so a connection it is closing is never reused.
+            keepalive_timeout=4.0,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(
+        self, token: str | None, client_ip: str | None, extra: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "todo-platform-web"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if client_ip:
+            headers["X-Forwarded-For"] = client_ip
+        request_id = current_request_id()
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        client_ip: str | None = None,
+        json_body: Any = None,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
+        """One request; any status is returned (``expect`` raises on refusals). An unreachable
+        or timed-out gateway is an ``ApiError`` 503 / 504 with nothing sent or changed known."""
+        assert self._session is not None, "GatewayClient.start() was not awaited"
+        try:
+            async with self._session.request(
+                method,
+                self._base + path,
+                params=params,
+                json=json_body,
+                headers=self._headers(token, client_ip, headers),
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return ApiResponse(response.status, response.headers, body)
+        except TimeoutError:
+            raise ApiError(504, "gateway_timeout") from None
+        except aiohttp.ClientError as error:
+            logger.warning("gateway unreachable: %s %s: %s", method, path, error)
+            raise ApiError(503, "gateway_unavailable") from None
+
+    async def expect(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> ApiResponse:
+        response = await self.call(method, path, **kwargs)
+        if response.status not in ok:
+            raise ApiError.from_response(response)
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str,
+        client_ip: str | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A streamed answer (server-sent events), open for the block."""
+        assert self._session is not None, "GatewayClient.start() was not awaited"
+        try:
+            async with self._session.request(
+                method,
+                self._base + path,
+                json=json_body,
+                headers=self._headers(token, client_ip, headers),
+                timeout=self._stream_timeout,
+                allow_redirects=False,
+            ) as response:
+                yield response
+        except TimeoutError:
+            raise ApiError(504, "gateway_timeout") from None
+        except aiohttp.ClientError as error:
+            logger.warning("gateway unreachable: %s %s: %s", method, path, error)
+            raise ApiError(503, "gateway_unavailable") from None

@@ -1,0 +1,328 @@
+"""Server-side sessions: the browser holds an opaque id, this service holds the tokens.
+
+The cookie's value is 32 random bytes; the row is keyed by its SHA-256, so the table alone
+names no live cookie. The access and refresh tokens are stored sealed (``TokenBox``).
+
+An access token about to expire is refreshed under the session row's lock
+(``SELECT ... FOR UPDATE``): parallel requests of one session, in any replica, wait for the
+one that refreshes and then use its new token, so a refresh token is never presented twice
+(the auth service would read a second use as theft and end the family). A session ends at
+the refresh token's expiry (the family's absolute lifetime), after the idle timeout, at
+sign-out, or when a refresh is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from shared.clock import Clock
+from shared.db import Database
+from web_service.crypto import InvalidToken, TokenBox
+from web_service.gateway_client import ApiError, GatewayClient
+from web_service.settings import WebSettings
+
+logger = logging.getLogger(__name__)
+
+# last_seen_at is written at most this often per session (not on every page).
+TOUCH_INTERVAL = timedelta(minutes=1)
+COOKIE_BYTES = 32
+
+
+class SessionEnded(Exception):
+    """The session is gone: the user signs in again."""
+
+
+def hash_id(cookie_value: str) -> str:
+    return hashlib.sha256(cookie_value.encode()).hexdigest()
+
+
+def new_cookie_value() -> str:
+    return secrets.token_urlsafe(COOKIE_BYTES)
+
+
+@dataclass
+class WebSession:
+    id_hash: str
+    user_id: str
+    access_token: bytes
+    access_expires_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+    csrf_token: str
+    profile: dict[str, Any]
+
+    @property
+    def timezone(self) -> str:
+        return str(self.profile.get("timezone") or "UTC")
+
+    @property
+    def display_name(self) -> str:
+        return str(self.profile.get("name") or self.profile.get("email") or "")
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A pair as the auth service answers login, refresh (and password change)."""
+
+    access_token: str
+    refresh_token: str
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    user: dict[str, Any] | None
+
+    @classmethod
+    def from_answer(cls, body: dict[str, Any], now: datetime) -> Tokens:
+        return cls(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body["refresh_token"]),
+            access_expires_at=now + timedelta(seconds=int(body["expires_in"])),
+            refresh_expires_at=now + timedelta(seconds=int(body["refresh_expires_in"])),
+            user=body.get("user"),
+        )
+
+
+def profile_of(user: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "email": user.get("email"),
+        "name": user.get("name"),
+        "timezone": user.get("timezone") or "UTC",
+    }
+
+
+def _row_to_session(row: Any) -> WebSession:
+    profile = row[7]
+    if isinstance(profile, str):
+        profile = json.loads(profile)
+    return WebSession(
+        id_hash=row[0],
+        user_id=row[1],
+        access_token=bytes(row[2]),
+        access_expires_at=row[3],
+        expires_at=row[4],
+        last_seen_at=row[5],
+        csrf_token=row[6],
+        profile=profile,
+    )
+
+
+class SessionStore:
+    def __init__(
+        self,
+        db: Database,
+        box: TokenBox,
+        gateway: GatewayClient,
+        settings: WebSettings,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.box = box
+        self.gateway = gateway
+        self.settings = settings
+        self.clock = clock
+        self.idle = timedelta(seconds=settings.idle_timeout_seconds)
+        self.margin = timedelta(seconds=settings.refresh_margin_seconds)
+
+    async def create(self, tokens: Tokens, user: dict[str, Any]) -> tuple[str, WebSession]:
+        """A new session (always a new id: signing in never keeps an id the browser had)."""
+        cookie = new_cookie_value()
+        now = self.clock()
+        session = WebSession(
+            id_hash=hash_id(cookie),
+            user_id=str(user["id"]),
+            access_token=self.box.seal(tokens.access_token),
+            access_expires_at=tokens.access_expires_at,
+            expires_at=tokens.refresh_expires_at,
+            last_seen_at=now,
+            csrf_token=secrets.token_urlsafe(32),
+            profile=profile_of(user),
+        )
+        await self.db.fetch_row(
+            "INSERT INTO web.sessions (id_hash, user_id, access_token, refresh_token, "
+            "access_expires_at, expires_at, last_seen_at, csrf_token, profile, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $7)",
+            session.id_hash,
+            session.user_id,
+            session.access_token,
+            self.box.seal(tokens.refresh_token),
+            session.access_expires_at,
+            session.expires_at,
+            now,
+            session.csrf_token,
+            json.dumps(session.profile),
+            write=True,
+        )
+        return cookie, session
+
+    async def load(self, cookie: str | None) -> WebSession | None:
+        """The live session the cookie names, or None (unknown, expired, idle too long)."""
+        if not cookie or len(cookie) > 128:
+            return None
+        now = self.clock()
+        row = await self.db.fetch_row(
+            "SELECT id_hash, user_id, access_token, access_expires_at, expires_at, last_seen_at, "
+            "csrf_token, profile FROM web.sessions "
+            "WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $3",
+            hash_id(cookie),
+            now,
+            now - self.idle,
+        )
+        if row is None:
+            return None
+        session = _row_to_session(row)
+        if now - session.last_seen_at >= TOUCH_INTERVAL:
+            await self.db.fetch_row(
+                "UPDATE web.sessions SET last_seen_at = $2 WHERE id_hash = $1",
+                session.id_hash,
+                now,
+                write=True,
+            )
+            session.last_seen_at = now
+        return session
+
+    async def access_token(self, session: WebSession, *, client_ip: str | None) -> str:
+        """A valid access token of the session, refreshed first when it is about to expire."""
+        if session.access_expires_at - self.margin > self.clock():
+            try:
+                return self.box.open(session.access_token)
+            except InvalidToken:
+                # Sealed with a key since removed: the session cannot be used any more.
+                await self.end(session)
+                raise SessionEnded from None
+        return await self._refresh(session, client_ip=client_ip)
+
+    async def _refresh(self, session: WebSession, *, client_ip: str | None) -> str:
+        async with self.db.unit_of_work() as unit:
+            # The row's lock is held until this unit commits: the refresh happens inside it.
+            connection = await unit.connection()
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT access_token, refresh_token, access_expires_at, expires_at "
+                        "FROM web.sessions WHERE id_hash = :id FOR UPDATE"
+                    ),
+                    {"id": session.id_hash},
+                )
+            ).first()
+            now = self.clock()
+            if row is None or row[3] <= now:
+                raise SessionEnded
+            if row[2] - self.margin > now:
+                # Another request refreshed while this one waited for the lock.
+                session.access_token, session.access_expires_at = bytes(row[0]), row[2]
+                return self.box.open(bytes(row[0]))
+            try:
+                refresh_token = self.box.open(bytes(row[1]))
+            except InvalidToken:
+                refresh_token = None
+            answer = None
+            if refresh_token is not None:
+                answer = await self.gateway.call(
+                    "POST",
+                    "/api/auth/refresh",
+                    json_body={"refresh_token": refresh_token},
+                    client_ip=client_ip,
+                )
+                if answer.status >= 500 or answer.status == 429:
+                    # Not a refusal of the session: keep it, the page says to try again.
+                    raise ApiError.from_response(answer)
+            if answer is None or answer.status != 200:
+                await connection.execute(
+                    text("DELETE FROM web.sessions WHERE id_hash = :id"), {"id": session.id_hash}
+                )
+                logger.info("session ended: refresh refused (%s)", answer and answer.status)
+                # The deletion is the answer: committed, then the user signs in again.
+                await unit.commit()
+                raise SessionEnded
+            tokens = Tokens.from_answer(answer.json(), self.clock())
+            sealed = self.box.seal(tokens.access_token)
+            await connection.execute(
+                text(
+                    "UPDATE web.sessions SET access_token = :access, refresh_token = :refresh, "
+                    "access_expires_at = :access_expires, expires_at = :expires "
+                    "WHERE id_hash = :id"
+                ),
+                {
+                    "id": session.id_hash,
+                    "access": sealed,
+                    "refresh": self.box.seal(tokens.refresh_token),
+                    "access_expires": tokens.access_expires_at,
+                    "expires": tokens.refresh_expires_at,
+                },
+            )
+        session.access_token, session.access_expires_at = sealed, tokens.access_expires_at
+        session.expires_at = tokens.refresh_expires_at
+        return tokens.access_token
+
+    async def refresh_token(self, session: WebSession) -> str | None:
+        row = await self.db.fetch_row(
+            "SELECT refresh_token FROM web.sessions WHERE id_hash = $1", session.id_hash
+        )
+        if row is None:
+            return None
+        try:
+            return self.box.open(bytes(row[0]))
+        except InvalidToken:
+            return None
+
+    async def replace_tokens(self, session: WebSession, tokens: Tokens) -> None:
+        """The session carries on with a new pair (after a password change)."""
+        sealed = self.box.seal(tokens.access_token)
+        await self.db.fetch_row(
+            "UPDATE web.sessions SET access_token = $2, refresh_token = $3, "
+            "access_expires_at = $4, expires_at = $5 WHERE id_hash = $1",
+            session.id_hash,
+            sealed,
+            self.box.seal(tokens.refresh_token),
+            tokens.access_expires_at,
+            tokens.refresh_expires_at,
+            write=True,
+        )
+        session.access_token, session.access_expires_at = sealed, tokens.access_expires_at
+
+    async def update_profile(self, session: WebSession, user: dict[str, Any]) -> None:
+        session.profile = profile_of(user)
+        await self.db.fetch_row(
+            "UPDATE web.sessions SET profile = $2::jsonb WHERE id_hash = $1",
+            session.id_hash,
+            json.dumps(session.profile),
+            write=True,
+        )
+
+    async def end(self, session: WebSession) -> None:
+        await self.db.fetch_row(
+            "DELETE FROM web.sessions WHERE id_hash = $1", session.id_hash, write=True
+        )
+
+    async def end_others(self, session: WebSession) -> None:
+        """Every other session of the user in this service (their tokens are revoked too)."""
+        await self.db.fetch_row(
+            "DELETE FROM web.sessions WHERE user_id = $1 AND id_hash <> $2",
+            session.user_id,
+            session.id_hash,
+            write=True,
+        )
+
+    async def end_all(self, user_id: str) -> None:
+        await self.db.fetch_row("DELETE FROM web.sessions WHERE user_id = $1", user_id, write=True)
+
+    async def purge(self, *, batch: int = 1000) -> int:
+        """Delete up to ``batch`` ended sessions; how many were deleted."""
+        now = self.clock()
+        row = await self.db.fetch_row(
+            "WITH gone AS (DELETE FROM web.sessions WHERE id_hash IN ("
+            "SELECT id_hash FROM web.sessions WHERE expires_at <= $1 OR last_seen_at <= $2 "
+            "LIMIT $3) RETURNING 1) SELECT count(*) FROM gone",
+            now,
+            now - self.idle,
+            batch,
+            write=True,
+        )
+        return int(row[0]) if row else 0

@@ -1,0 +1,17 @@
+// Progressive enhancement: every page works without this file. Each module enhances the
+// elements marked with its data-module name and does nothing when there are none.
+import { enhanceTimezone } from "./timezone.js";
+import { enhanceTasks } from "./tasks.js";
+import { enhanceChat } from "./chat.js";
+
+const start = () => {
+  enhanceTimezone(document);
+  enhanceTasks(document);
+  enhanceChat(document);
+};
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
+}

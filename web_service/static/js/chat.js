@@ -1,0 +1,120 @@
+// A chat turn streamed in: the tool calls as they happen, then the answer. After a tool call
+// the task list beside the chat refreshes.
+import { post } from "./http.js";
+
+const item = (log, role, text) => {
+  const li = document.createElement("li");
+  li.className = `message ${role}`;
+  li.dataset.testid = `chat-message-${role}`;
+  const who = document.createElement("p");
+  who.className = "who";
+  who.textContent = role === "user" ? "You" : "Assistant";
+  const body = document.createElement("p");
+  body.className = "text";
+  body.textContent = text;
+  li.append(who, body);
+  log.append(li);
+  return li;
+};
+
+const events = async function* (response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of frame.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) {
+        try {
+          yield { name, data: JSON.parse(data.join("\n")) };
+        } catch {
+          // a frame that is not JSON is not ours: skipped
+        }
+      }
+    }
+  }
+};
+
+const turn = async (form) => {
+  const log = form.parentElement.querySelector(".chat-log");
+  const input = form.querySelector("textarea");
+  const button = form.querySelector("button[type=submit]");
+  const text = input.value.trim();
+  if (!text) {
+    input.focus();
+    return;
+  }
+  item(log, "user", text);
+  const answer = item(log, "assistant", "…");
+  answer.setAttribute("aria-busy", "true");
+  const calls = document.createElement("ul");
+  calls.className = "tool-calls";
+  calls.setAttribute("aria-label", "What the assistant did");
+  answer.insertBefore(calls, answer.querySelector(".text"));
+  button.disabled = true;
+  try {
+    const response = await post("/chat/stream", form, "text/event-stream");
+    if (response.status === 401) {
+      window.location.assign("/signin?notice=session_ended");
+      return;
+    }
+    if (!response.ok || !response.body) throw new Error("The assistant is unavailable just now.");
+    input.value = "";
+    for await (const { name, data } of events(response)) {
+      if (name === "tool_call") {
+        const li = document.createElement("li");
+        li.className = "tool-call";
+        li.dataset.testid = "tool-call";
+        li.textContent = String(data.name ?? "tool");
+        calls.append(li);
+        document.dispatchEvent(new CustomEvent("tasks:changed"));
+      } else if (name === "message") {
+        answer.querySelector(".text").textContent = String(data.response ?? "");
+      } else if (name === "done") {
+        const id = form.querySelector('input[name="conversation_id"]');
+        if (id && data.conversation_id) id.value = String(data.conversation_id);
+      } else if (name === "error") {
+        answer.classList.add("failed");
+        answer.querySelector(".text").textContent = String(
+          data.message ?? data.detail ?? "The assistant could not answer. Try again.",
+        );
+      }
+    }
+  } catch (error) {
+    answer.classList.add("failed");
+    answer.querySelector(".text").textContent = error.message || "The assistant could not answer.";
+  } finally {
+    answer.removeAttribute("aria-busy");
+    button.disabled = false;
+    // The next message is a new turn: a new key (a retry of this one kept the old key).
+    const key = form.querySelector('input[name="idempotency_key"]');
+    if (key && window.crypto?.randomUUID) key.value = window.crypto.randomUUID();
+    input.focus();
+  }
+};
+
+export const enhanceChat = (root) => {
+  for (const form of root.querySelectorAll('form[data-module="chat"]')) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      turn(form);
+    });
+    form.querySelector("textarea")?.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+  }
+};

@@ -1,0 +1,29 @@
+// The page's CSRF token and a POST of a form's fields, as our forms send them.
+export const csrfToken = () =>
+  document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
+
+export const post = (url, form, accept = "application/json", extra = {}) =>
+  fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { Accept: accept, "X-CSRF-Token": csrfToken(), ...extra },
+    body: form ? new URLSearchParams(new FormData(form)) : undefined,
+  });
+
+export const messageOf = async (response) => {
+  try {
+    const body = await response.json();
+    if (body && typeof body.message === "string") return body.message;
+  } catch {
+    // not JSON: fall through to the generic words
+  }
+  return "Something went wrong. Nothing was changed; try again.";
+};
+
+export const signedOut = (response) => {
+  if (response.status === 401) {
+    window.location.assign("/signin?notice=session_ended");
+    return true;
+  }
+  return false;
+};

@@ -1,0 +1,159 @@
+// The task list in place: complete/reopen at once (rolled back on error), delete with a few
+// seconds to undo, "load more" appended, and the list refreshed when the assistant changed it.
+import { messageOf, post, signedOut } from "./http.js";
+
+const UNDO_MS = 5000;
+const pending = new Map(); // task id -> {timer, row, url}
+
+const toast = (text, action) => {
+  const box = document.getElementById("toast");
+  if (!box) return;
+  box.replaceChildren();
+  const p = document.createElement("span");
+  p.textContent = text;
+  box.append(p);
+  if (action) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = action.label;
+    button.dataset.testid = "toast-action";
+    button.addEventListener("click", action.run, { once: true });
+    box.append(" ", button);
+  }
+  box.hidden = false;
+};
+
+const hideToast = () => {
+  const box = document.getElementById("toast");
+  if (box) box.hidden = true;
+};
+
+const setDone = (row, done) => {
+  row.classList.toggle("done", done);
+  const button = row.querySelector("button.check");
+  if (button) button.setAttribute("aria-pressed", String(done));
+};
+
+const complete = async (form) => {
+  const row = form.closest("li.task");
+  const wasDone = row.classList.contains("done");
+  setDone(row, !wasDone);
+  try {
+    const response = await post(form.action, form);
+    if (signedOut(response)) return;
+    if (!response.ok) throw new Error(await messageOf(response));
+    const body = await response.json();
+    const holder = document.createElement("template");
+    holder.innerHTML = body.html.trim();
+    const fresh = holder.content.firstElementChild;
+    row.replaceWith(fresh);
+    fresh.querySelector("button.check")?.focus();
+  } catch (error) {
+    setDone(row, wasDone);
+    toast(error.message || "That did not work. Nothing was changed.");
+  }
+};
+
+const sendDelete = async (id) => {
+  const entry = pending.get(id);
+  if (!entry) return;
+  pending.delete(id);
+  try {
+    const response = await post(entry.url, null, "application/json", {
+      "Content-Type": "application/x-www-form-urlencoded",
+    });
+    if (signedOut(response)) return;
+    if (!response.ok && response.status !== 404) throw new Error(await messageOf(response));
+    entry.row.remove();
+    adjustTotal(-1);
+    hideToast();
+  } catch (error) {
+    entry.row.hidden = false;
+    toast(error.message || "The task could not be deleted.");
+  }
+};
+
+const adjustTotal = (delta) => {
+  const total = document.getElementById("task-total");
+  if (total) total.textContent = String(Math.max(0, Number(total.textContent) + delta));
+};
+
+const remove = (link) => {
+  const row = link.closest("li.task");
+  const id = row.dataset.taskId;
+  const url = `/tasks/${id}/delete`;
+  row.hidden = true;
+  const timer = window.setTimeout(() => sendDelete(id), UNDO_MS);
+  pending.set(id, { timer, row, url });
+  const title = row.querySelector(".task-title")?.textContent ?? "Task";
+  toast(`Deleted “${title}”.`, {
+    label: "Undo",
+    run: () => {
+      window.clearTimeout(timer);
+      pending.delete(id);
+      row.hidden = false;
+      hideToast();
+      row.querySelector("button.check")?.focus();
+    },
+  });
+};
+
+const loadMore = async (link) => {
+  const list = link.closest("ul");
+  link.setAttribute("aria-busy", "true");
+  try {
+    const response = await fetch(link.dataset.rows, { credentials: "same-origin" });
+    if (signedOut(response)) return;
+    if (!response.ok) throw new Error("More tasks could not be loaded.");
+    const html = await response.text();
+    link.closest("li").remove();
+    list.insertAdjacentHTML("beforeend", html);
+  } catch (error) {
+    link.removeAttribute("aria-busy");
+    toast(error.message);
+  }
+};
+
+export const refreshList = async () => {
+  const list = document.querySelector('[data-module="task-list"]');
+  if (!list) return;
+  const response = await fetch(list.dataset.refresh, { credentials: "same-origin" });
+  if (!response.ok) return;
+  list.innerHTML = await response.text();
+  const total = response.headers.get("X-Total-Count");
+  const shown = document.getElementById("task-total");
+  if (total !== null && shown) shown.textContent = total;
+  document.querySelector('[data-testid="empty"]')?.remove();
+};
+
+export const enhanceTasks = (root) => {
+  if (!root.querySelector('[data-module="task-list"]')) return;
+  root.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form instanceof HTMLFormElement && form.dataset.module === "complete") {
+      event.preventDefault();
+      complete(form);
+    }
+  });
+  root.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest("a[data-module]") : null;
+    if (!link) return;
+    if (link.dataset.module === "delete") {
+      event.preventDefault();
+      remove(link);
+    } else if (link.dataset.module === "load-more") {
+      event.preventDefault();
+      loadMore(link);
+    }
+  });
+  document.addEventListener("tasks:changed", refreshList);
+  // A deletion still waiting for its undo is sent when the page is left.
+  window.addEventListener("pagehide", () => {
+    for (const [id, entry] of pending) {
+      window.clearTimeout(entry.timer);
+      const body = new URLSearchParams({ csrf_token: document.querySelector('meta[name="csrf-token"]')?.content ?? "" });
+      fetch(entry.url, { method: "POST", body, keepalive: true, credentials: "same-origin", headers: { Accept: "application/json" } });
+      pending.delete(id);
+    }
+  });
+};

@@ -1,0 +1,474 @@
+"""The task pages: list with filters and the chat beside it, create, complete, edit, delete.
+
+Every action is a plain form and a POST-redirect-GET; the page's modules (static/js/tasks.js)
+send the same forms with ``fetch`` and update the page in place.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from web_service.account import redirect
+from web_service.context import Ctx, CtxDep
+from web_service.gateway_client import ApiError, next_cursor
+from web_service.views import friendly, parse_utc, problem_code, render, render_text, zone
+
+router = APIRouter(include_in_schema=False)
+
+STATUSES = {"all": "all", "pending": "pending", "done": "completed"}
+PRIORITIES = ("low", "medium", "high")
+RECURRENCES = ("none", "daily", "weekly", "monthly")
+DUE_FILTERS = ("overdue", "today", "week", "none")
+SORTS = ("created", "updated", "due", "priority", "title")
+# The todo API's "has no due date" filter.
+NO_DUE_PARAM = ("no_due", "true")
+TASK_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def _one(
+    params: Any, name: str, allowed: tuple[str, ...] | dict[str, str], limit: int = 200
+) -> str:
+    value = params.get(name) or ""
+    value = value[:limit]
+    return value if (not allowed or value in allowed) else ""
+
+
+class Filters:
+    """The list's state as the page's query holds it (every value checked against its set)."""
+
+    def __init__(self, params: Any) -> None:
+        self.status = _one(params, "status", STATUSES) or "all"
+        self.priority = _one(params, "priority", PRIORITIES)
+        self.tag = (params.get("tag") or "").strip()[:30]
+        self.due = _one(params, "due", DUE_FILTERS)
+        self.q = (params.get("q") or "").strip()[:200]
+        self.sort = _one(params, "sort", SORTS) or "created"
+        self.order = _one(params, "order", ("asc", "desc"))
+        cursor = params.get("cursor") or ""
+        self.cursor = cursor if len(cursor) <= 1024 else ""
+
+    def query(self, **changes: str) -> str:
+        """This page's query string, with ``changes`` (empty values left out)."""
+        values = {
+            "status": self.status if self.status != "all" else "",
+            "priority": self.priority,
+            "tag": self.tag,
+            "due": self.due,
+            "q": self.q,
+            "sort": self.sort if self.sort != "created" else "",
+            "order": self.order,
+        }
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v})
+
+    def api_params(self, tz: str, now: datetime, limit: int) -> list[tuple[str, str]]:
+        params = [("status", STATUSES[self.status]), ("sort", self.sort), ("limit", str(limit))]
+        if self.order:
+            params.append(("order", self.order))
+        if self.priority:
+            params.append(("priority", self.priority))
+        if self.tag:
+            params.append(("tag", self.tag))
+        if self.q:
+            params.append(("q", self.q))
+        if self.cursor:
+            params.append(("cursor", self.cursor))
+        local = zone(tz)
+        start_of_today = datetime.combine(now.astimezone(local).date(), time(), tzinfo=local)
+        if self.due == "overdue":
+            params.append(("overdue", "true"))
+        elif self.due == "today":
+            params.append(("due_after", start_of_today.astimezone(UTC).isoformat()))
+            params.append(
+                ("due_before", (start_of_today + timedelta(days=1)).astimezone(UTC).isoformat())
+            )
+        elif self.due == "week":
+            params.append(("due_after", start_of_today.astimezone(UTC).isoformat()))
+            params.append(
+                ("due_before", (start_of_today + timedelta(days=7)).astimezone(UTC).isoformat())
+            )
+        elif self.due == "none":
+            params.append(NO_DUE_PARAM)
+        return params
+
+    @property
+    def active(self) -> bool:
+        return bool(self.priority or self.tag or self.due or self.q)
+
+
+def _task_view(task: dict[str, Any], now: datetime) -> dict[str, Any]:
+    due = parse_utc(task.get("due_at"))
+    return {
+        **task,
+        "overdue": due is not None and not task["completed"] and due < now,
+    }
+
+
+async def _list(ctx: Ctx, filters: Filters) -> dict[str, Any]:
+    session = ctx.require_session()
+    now = ctx.web.clock()
+    answer = await ctx.expect(
+        "GET",
+        "/api/tasks",
+        params=filters.api_params(session.timezone, now, ctx.settings.page_size),
+    )
+    tasks = [_task_view(task, now) for task in answer.json()]
+    total = int(answer.headers.get("X-Total-Count", len(tasks)))
+    cursor = next_cursor(answer.headers.get("Link"))
+    return {
+        "tasks": tasks,
+        "total": total,
+        "more_href": f"/tasks?{filters.query(cursor=cursor)}" if cursor else None,
+        "more_rows_href": f"/tasks?{filters.query(cursor=cursor, fragment='rows')}"
+        if cursor
+        else None,
+    }
+
+
+def new_chat_form(conversation_id: int | None = None) -> dict[str, Any]:
+    return {"conversation_id": conversation_id, "idempotency_key": str(uuid.uuid4())}
+
+
+def _new_form(values: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "title": "",
+        "description": "",
+        "priority": "medium",
+        "tags": "",
+        "due_date": "",
+        "due_time": "",
+        "recurrence": "none",
+        # Generated with the form: resubmitting this form never makes a second task.
+        "idempotency_key": str(uuid.uuid4()),
+        **(values or {}),
+    }
+
+
+async def _tasks_page(
+    ctx: Ctx,
+    *,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    filters = Filters(ctx.request.query_params)
+    fragment = ctx.request.query_params.get("fragment")
+    listing = await _list(ctx, filters)
+    if fragment == "rows":
+        rows = render_text(ctx, "_task_list.html", filters=filters, **listing)
+        return HTMLResponse(rows, headers={"X-Total-Count": str(listing["total"])})
+    return render(
+        ctx,
+        "tasks.html",
+        status_code=status,
+        filters=filters,
+        form=_new_form(form),
+        errors=errors or {},
+        priorities=PRIORITIES,
+        recurrences=RECURRENCES,
+        messages=[],
+        chat_form=new_chat_form(),
+        chat_error=None,
+        **listing,
+    )
+
+
+@router.get("/tasks")
+async def tasks_page(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    try:
+        return await _tasks_page(ctx)
+    except ApiError as error:
+        if error.status == 400 and error.code == "invalid_cursor":
+            return redirect("/tasks")
+        raise
+
+
+def _field(form: Any, name: str, limit: int) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _form_values(form: Any) -> dict[str, str]:
+    return {
+        "title": _field(form, "title", 400),
+        "description": _field(form, "description", 2000),
+        "priority": _field(form, "priority", 10),
+        "tags": _field(form, "tags", 1000),
+        "due_date": _field(form, "due_date", 10),
+        "due_time": _field(form, "due_time", 5),
+        "recurrence": _field(form, "recurrence", 10),
+    }
+
+
+def task_body(values: dict[str, str], tz: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API body of a task form, or the fields' errors."""
+    errors: dict[str, str] = {}
+    title = values["title"].strip()
+    if not title:
+        errors["title"] = "Enter a title"
+    elif len(title) > 200:
+        errors["title"] = "The title can be at most 200 characters"
+    if len(values["description"]) > 1000:
+        errors["description"] = "The description can be at most 1000 characters"
+    priority = values["priority"] or "medium"
+    if priority not in PRIORITIES:
+        errors["priority"] = "Choose a priority"
+    recurrence = values["recurrence"] or "none"
+    if recurrence not in RECURRENCES:
+        errors["recurrence"] = "Choose how the task repeats"
+    tags = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
+    if len(tags) > 10:
+        errors["tags"] = "At most 10 tags"
+    elif any(len(tag) > 30 for tag in tags):
+        errors["tags"] = "Each tag can be at most 30 characters"
+    due_at = None
+    if values["due_date"]:
+        try:
+            day = datetime.strptime(values["due_date"], "%Y-%m-%d").date()
+            at = (
+                datetime.strptime(values["due_time"], "%H:%M").time()
+                if values["due_time"]
+                else time(23, 59)
+            )
+            due_at = datetime.combine(day, at, tzinfo=zone(tz)).astimezone(UTC).isoformat()
+        except ValueError:
+            errors["due_date"] = "Enter a real date, such as 2027-03-31, and a time such as 17:30"
+    elif values["due_time"]:
+        errors["due_date"] = "Enter the date the task is due, or clear the time"
+    if recurrence != "none" and due_at is None and "due_date" not in errors:
+        errors["due_date"] = "A repeating task needs a due date"
+    body = {
+        "title": title,
+        "description": values["description"] or None,
+        "priority": priority,
+        "tags": tags,
+        "due_at": due_at,
+        "recurrence": recurrence,
+    }
+    return body, errors
+
+
+def _api_field_errors(error: ApiError) -> dict[str, str]:
+    fields = error.field_errors()
+    if "due_at" in fields:
+        fields["due_date"] = fields.pop("due_at")
+    known = {"title", "description", "priority", "tags", "due_date", "recurrence"}
+    return {k: v for k, v in fields.items() if k in known} or {"_form": friendly(error)}
+
+
+@router.post("/tasks")
+async def create_task(ctx: CtxDep) -> Response:
+    session = ctx.require_session()
+    form = await ctx.form()
+    values = _form_values(form)
+    key = _field(form, "idempotency_key", 64)
+    if not re.fullmatch(r"[0-9a-f-]{36}", key):
+        key = str(uuid.uuid4())
+    values["idempotency_key"] = key
+    body, errors = task_body(values, session.timezone)
+    if errors:
+        return await _tasks_page(ctx, status=422, form=values, errors=errors)
+    try:
+        await ctx.expect(
+            "POST", "/api/tasks", ok=(201,), json_body=body, headers={"Idempotency-Key": key}
+        )
+    except ApiError as error:
+        if ctx.wants_json:
+            return _json_problem(error)
+        return await _tasks_page(
+            ctx, status=error.status, form=values, errors=_api_field_errors(error)
+        )
+    if ctx.wants_json:
+        return JSONResponse({"ok": True}, status_code=201)
+    return redirect("/tasks?notice=created")
+
+
+def _task_id(raw: str) -> int | None:
+    return int(raw) if TASK_ID.fullmatch(raw) and int(raw) < 2**63 else None
+
+
+def _json_problem(error: ApiError) -> JSONResponse:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return JSONResponse(
+        {"message": friendly(error), "code": error.code}, status_code=error.status, headers=headers
+    )
+
+
+def _back_with_problem(error: ApiError) -> Response:
+    wait = f"&wait={error.retry_after}" if error.retry_after else ""
+    return redirect(f"/tasks?problem={problem_code(error)}{wait}")
+
+
+async def _missing_task(ctx: Ctx) -> Response:
+    if ctx.wants_json:
+        return _json_problem(ApiError(404, "task_not_found"))
+    return await _not_found(ctx)
+
+
+async def _not_found(ctx: Ctx) -> Response:
+    return render(
+        ctx,
+        "error.html",
+        status_code=404,
+        heading="Task not found",
+        message=friendly(ApiError(404, "task_not_found")),
+        back="/tasks",
+    )
+
+
+@router.post("/tasks/{raw_id}/complete")
+async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
+    ctx.require_session()
+    task_id = _task_id(raw_id)
+    form = await ctx.form()
+    completed = _field(form, "completed", 5) == "true"
+    if task_id is None:
+        return (
+            _json_problem(ApiError(404, "task_not_found"))
+            if ctx.wants_json
+            else await _not_found(ctx)
+        )
+    try:
+        answer = await ctx.expect(
+            "PATCH", f"/api/tasks/{task_id}/complete", json_body={"completed": completed}
+        )
+    except ApiError as error:
+        return _json_problem(error) if ctx.wants_json else _back_with_problem(error)
+    if ctx.wants_json:
+        task = _task_view(answer.json(), ctx.web.clock())
+        return JSONResponse(
+            {"completed": task["completed"], "html": render_text(ctx, "_task_row.html", task=task)}
+        )
+    return redirect(f"/tasks?notice={'completed' if completed else 'reopened'}")
+
+
+@router.get("/tasks/{raw_id}/delete")
+async def delete_confirmation(ctx: CtxDep, raw_id: str) -> Response:
+    ctx.require_session()
+    task_id = _task_id(raw_id)
+    if task_id is None:
+        return await _not_found(ctx)
+    answer = await ctx.api("GET", f"/api/tasks/{task_id}")
+    if answer.status == 404:
+        return await _not_found(ctx)
+    if answer.status != 200:
+        raise ApiError.from_response(answer)
+    return render(ctx, "task_delete.html", task=answer.json())
+
+
+@router.post("/tasks/{raw_id}/delete")
+async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
+    ctx.require_session()
+    task_id = _task_id(raw_id)
+    if task_id is None:
+        return (
+            _json_problem(ApiError(404, "task_not_found"))
+            if ctx.wants_json
+            else await _not_found(ctx)
+        )
+    try:
+        await ctx.expect("DELETE", f"/api/tasks/{task_id}", ok=(204,))
+    except ApiError as error:
+        return _json_problem(error) if ctx.wants_json else _back_with_problem(error)
+    if ctx.wants_json:
+        return Response(status_code=204)
+    return redirect("/tasks?notice=deleted")
+
+
+def _edit_values(task: dict[str, Any], tz: str) -> dict[str, str]:
+    due = parse_utc(task.get("due_at"))
+    local = due.astimezone(zone(tz)) if due else None
+    return {
+        "title": task["title"],
+        "description": task.get("description") or "",
+        "priority": task["priority"],
+        "tags": ", ".join(task.get("tags") or []),
+        "due_date": local.strftime("%Y-%m-%d") if local else "",
+        "due_time": local.strftime("%H:%M") if local else "",
+        "recurrence": task["recurrence"],
+    }
+
+
+@router.get("/tasks/{raw_id}/edit")
+async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
+    session = ctx.require_session()
+    task_id = _task_id(raw_id)
+    if task_id is None:
+        return await _not_found(ctx)
+    answer = await ctx.api("GET", f"/api/tasks/{task_id}")
+    if answer.status == 404:
+        return await _not_found(ctx)
+    if answer.status != 200:
+        raise ApiError.from_response(answer)
+    task = answer.json()
+    return render(
+        ctx,
+        "task_edit.html",
+        task=task,
+        form=_edit_values(task, session.timezone),
+        version=str(task["version"]),
+        errors={},
+        conflict=None,
+        priorities=PRIORITIES,
+        recurrences=RECURRENCES,
+    )
+
+
+@router.post("/tasks/{raw_id}/edit")
+async def save_task(ctx: CtxDep, raw_id: str) -> Response:
+    session = ctx.require_session()
+    task_id = _task_id(raw_id)
+    if task_id is None:
+        return await _not_found(ctx)
+    form = await ctx.form()
+    values = _form_values(form)
+    version = _field(form, "version", 20)
+    if not version.isdigit():
+        version = "0"
+    body, errors = task_body(values, session.timezone)
+
+    def again(status: int, errors: dict[str, str], task: dict[str, Any], conflict: Any) -> Response:
+        return render(
+            ctx,
+            "task_edit.html",
+            status_code=status,
+            task=task,
+            form=values,
+            version=str(task["version"]) if conflict else version,
+            errors=errors,
+            conflict=conflict,
+            priorities=PRIORITIES,
+            recurrences=RECURRENCES,
+        )
+
+    stub = {"id": task_id, "version": version, "title": values["title"]}
+    if errors:
+        return again(422, errors, stub, None)
+    answer = await ctx.api(
+        "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
+    )
+    if answer.status == 200:
+        return redirect("/tasks?notice=updated")
+    error = ApiError.from_response(answer)
+    if error.status == 404:
+        return await _not_found(ctx)
+    if error.status == 412:
+        current = await ctx.api("GET", f"/api/tasks/{task_id}")
+        if current.status == 404:
+            return await _not_found(ctx)
+        if current.status != 200:
+            raise ApiError.from_response(current)
+        theirs = current.json()
+        conflict = {"current": theirs, "current_form": _edit_values(theirs, session.timezone)}
+        return again(409, {}, theirs, conflict)
+    if error.status == 422:
+        return again(422, _api_field_errors(error), stub, None)
+    return again(error.status, {"_form": friendly(error)}, stub, None)

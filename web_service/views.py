@@ -1,0 +1,162 @@
+"""Rendering: one Jinja2 environment (autoescaped), the pages' shared context, and the
+friendly words for every refusal of the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.responses import HTMLResponse
+
+from web_service.context import Ctx
+from web_service.gateway_client import ApiError
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def parse_utc(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _local(value: str | datetime | None, tz: str) -> datetime | None:
+    moment = parse_utc(value) if isinstance(value, str) else value
+    return moment.astimezone(zone(tz)) if moment is not None else None
+
+
+def _when(value: str | datetime | None, tz: str) -> str:
+    local = _local(value, tz)
+    return local.strftime("%a %d %b %Y, %H:%M") if local is not None else ""
+
+
+def _iso_local(value: str | datetime | None, tz: str, part: str) -> str:
+    local = _local(value, tz)
+    if local is None:
+        return ""
+    return local.strftime("%Y-%m-%d") if part == "date" else local.strftime("%H:%M")
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters["when"] = _when
+    env.filters["local_date"] = lambda value, tz: _iso_local(value, tz, "date")
+    env.filters["local_time"] = lambda value, tz: _iso_local(value, tz, "time")
+    env.globals["now_utc"] = lambda: datetime.now(UTC)
+    return env
+
+
+ENV = _environment()
+
+
+def render_text(ctx: Ctx, template: str, **values: Any) -> str:
+    session = ctx.session
+    base = {
+        "csrf_token": ctx.csrf_token,
+        "session": session,
+        "user_tz": session.timezone if session else "UTC",
+        "path": ctx.request.url.path,
+        "notice": NOTICES.get(ctx.request.query_params.get("notice", "")),
+        "problem": _problem_from_query(ctx),
+    }
+    base.update(values)
+    return ENV.get_template(template).render(base)
+
+
+def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
+    response = HTMLResponse(render_text(ctx, template, **values), status_code=status_code)
+    ctx.finish(response)
+    return response
+
+
+# Success notes after a POST-redirect-GET, by a fixed code in the query: no text from the URL
+# is ever shown.
+NOTICES = {
+    "created": "Task added.",
+    "updated": "Task saved.",
+    "deleted": "Task deleted.",
+    "completed": "Task marked done.",
+    "reopened": "Task reopened.",
+    "profile": "Your profile is saved.",
+    "password": "Your password is changed. Every other session has been signed out.",
+    "signed_out": "You are signed out.",
+    "signed_out_everywhere": "You are signed out everywhere.",
+    "conversation_deleted": "Conversation deleted.",
+    "session_ended": "Your session has ended. Please sign in again.",
+    "registered": "Your account is ready.",
+}
+
+
+def friendly(error: ApiError) -> str:
+    """What a person reads for a refusal; nothing was changed unless it says so."""
+    wait = f" Please wait {error.retry_after} seconds and try again." if error.retry_after else ""
+    if error.code == "outcome_unknown":
+        return (
+            "We could not confirm that this was saved. Submitting the same form again is "
+            "safe: it will not be saved twice."
+        )
+    messages = {
+        400: "That request was not understood. Nothing was changed.",
+        403: "That is not allowed. Nothing was changed.",
+        404: "That task or conversation no longer exists. Nothing was changed.",
+        409: "That is still being saved from an earlier attempt. Try again in a moment.",
+        412: "It was changed since you opened it. Nothing was overwritten.",
+        413: "That is too large to save. Nothing was changed.",
+        422: "Some of what you entered is not valid. Nothing was changed.",
+        429: "Too many requests just now. Nothing was changed." + (wait or " Try again soon."),
+        502: "The service answered with an error. Nothing was changed; try again.",
+        503: "The service is unavailable just now. Nothing was changed." + wait,
+        504: "The service took too long to answer. Try again in a moment.",
+    }
+    return messages.get(error.status, "Something went wrong. Nothing was changed; try again.")
+
+
+PROBLEM_CODES = {
+    "not_found": ApiError(404, "not_found"),
+    "conflict": ApiError(409, "conflict"),
+    "rate_limited": ApiError(429, "rate_limited"),
+    "unavailable": ApiError(503, "unavailable"),
+    "timeout": ApiError(504, "timeout"),
+    "invalid": ApiError(422, "invalid"),
+    "error": ApiError(500, "error"),
+}
+
+
+def problem_code(error: ApiError) -> str:
+    return {
+        404: "not_found",
+        409: "conflict",
+        412: "conflict",
+        422: "invalid",
+        429: "rate_limited",
+        503: "unavailable",
+        504: "timeout",
+    }.get(error.status, "error")
+
+
+def _problem_from_query(ctx: Ctx) -> str | None:
+    code = ctx.request.query_params.get("problem")
+    if code not in PROBLEM_CODES:
+        return None
+    error = PROBLEM_CODES[code]
+    wait = ctx.request.query_params.get("wait", "")
+    retry = int(wait) if wait.isdigit() and len(wait) < 6 else None
+    return friendly(ApiError(error.status, error.code, retry_after=retry))
