@@ -54,6 +54,7 @@ class GatewayState:
                 lambda document: OPENAPI_CACHE_SECONDS if document is not None else retry,
             )
             for name, upstream in self.upstreams.items()
+            if upstream.openapi_path is not None
         }
 
 
@@ -123,7 +124,7 @@ async def _readiness(state: GatewayState, upstream: Upstream) -> ServiceHealth:
 async def merged_openapi(request: Request, state: State) -> Response:
     """The services' documents merged; a service that is down is left out, with a note.
     Merged again only when a service's document was fetched anew."""
-    names = list(state.upstreams)
+    names = list(state.openapi_parts)
     fetched = await asyncio.gather(*(state.openapi_parts[name].get() for name in names))
     merged_before = state.openapi_merged
     if merged_before is not None and all(
@@ -136,7 +137,7 @@ async def merged_openapi(request: Request, state: State) -> Response:
     merged = openapi.merge(
         {**documents, "gateway": own},
         prefixes={
-            **{name: upstream.prefixes for name, upstream in state.upstreams.items()},
+            **{name: state.upstreams[name].prefixes for name in names},
             "gateway": ("/api/health",),
         },
         unavailable=unavailable,

@@ -66,6 +66,10 @@ RESPONSE_DROP = (
     }
 )
 
+# The web client's answers keep the security headers it chose for its pages (the edge keeps
+# Strict-Transport-Security, which depends on how the site is served).
+WEB_RESPONSE_DROP = RESPONSE_DROP - (SECURITY_HEADER_NAMES - {b"strict-transport-security"})
+
 # A JSON API is never rendered as a page: nothing may load, nothing may frame it.
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 # Swagger UI's page: everything from this origin, no inline script (see shared.docs).

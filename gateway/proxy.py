@@ -33,6 +33,7 @@ from gateway.headers import (
     REQUEST_DROP,
     REQUEST_DROP_PREFIXES,
     RESPONSE_DROP,
+    WEB_RESPONSE_DROP,
     TrustedProxies,
     connection_tokens,
     security_headers,
@@ -134,6 +135,11 @@ class Edge:
         self.user_limits = settings.user_limits()
         self.ip_limits = settings.auth_ip_limits()
         self.proxies = TrustedProxies(settings.trusted_networks())
+        # Whose X-Forwarded-For names the client: proxies in front, and the web service
+        # behind, calling the API for a browser (only the address is taken from it).
+        self.forwarders = TrustedProxies(
+            [*settings.trusted_networks(), *settings.forwarder_networks()]
+        )
         self.cors_origins = frozenset(origin.encode("latin-1") for origin in settings.cors_origins)
         self.cors_max_age = str(settings.cors_max_age).encode()
         self.max_body_bytes = settings.max_body_bytes
@@ -142,6 +148,9 @@ class Edge:
         hsts = settings.strict_transport_security
         self.api_headers = security_headers(csp=API_CSP, hsts=hsts)
         self.docs_headers = security_headers(csp=DOCS_CSP, hsts=hsts)
+        # The web client's pages bring their own policy; these fill in whatever a response
+        # left out, and are the whole set on the gateway's own refusal pages.
+        self.web_headers = security_headers(csp=API_CSP, hsts=hsts)
         if self.cors_origins:
             self.api_headers.append((b"vary", b"Origin"))
             self.docs_headers.append((b"vary", b"Origin"))
@@ -166,6 +175,10 @@ class Edge:
         match = routes.NOT_FOUND
         try:
             match = routes.match(method, raw_path)
+            if match.web:
+                # Same-origin pages: no CORS, and the gateway's refusals as pages.
+                exchange.web = True
+                exchange.cors = []
             if (
                 method == "OPTIONS"
                 and request.origin is not None
@@ -218,6 +231,10 @@ class Edge:
             raise _too_large()
 
         forward = request.forward
+        if request.cookie and not match.web:
+            # The web client's session cookie is never an API credential, and no API service
+            # has any business reading it.
+            forward[:] = [(k, v) for k, v in forward if k != "cookie"]
         if not match.public:
             principal = await self._authenticate(request.authorization)
             user_id_var.set(principal.sub)
@@ -228,7 +245,7 @@ class Edge:
             forward.append(("X-User-Id", principal.sub))
 
         peer = scope["client"][0] if scope.get("client") else "unknown"
-        client_ip = self.proxies.client_ip(peer, request.forwarded_for)
+        client_ip = self.forwarders.client_ip(peer, request.forwarded_for)
         if match.ip_limited and self.ip_limits:
             path = match.upstream_path.decode("latin-1")
             await self._limit(self.ip_limits, "ip", "ip", path, client_network(client_ip))
@@ -351,9 +368,10 @@ class Edge:
         named: set[bytes] | None = None
         has_length = False
         event_stream = False
+        drop = WEB_RESPONSE_DROP if exchange.web else RESPONSE_DROP
         for name, value in response.raw_headers:
             lower = name.lower()
-            if lower in RESPONSE_DROP:
+            if lower in drop:
                 if lower == b"connection":
                     named = connection_tokens(value)
                 continue
@@ -364,7 +382,11 @@ class Edge:
             headers.append((lower, value))
         if named:
             headers = [(k, v) for k, v in headers if k not in named]
-        headers += self.api_headers
+        if exchange.web:
+            present = {name for name, _ in headers}
+            headers += [pair for pair in self.web_headers if pair[0] not in present]
+        else:
+            headers += self.api_headers
         headers.append((b"x-request-id", exchange.request_id))
         headers += exchange.cors
         content = response.content
@@ -476,10 +498,12 @@ class Edge:
         await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(self, send: Send, exchange: _Exchange, refusal: errors.AppError) -> None:
-        payload = errors.error_json(refusal, exchange.request_id.decode())
+        payload, answer_headers = errors.error_answer(
+            refusal, exchange.request_id.decode(), page=exchange.web
+        )
         headers = [
-            *errors.error_headers(refusal, payload),
-            *self.api_headers,
+            *answer_headers,
+            *(self.web_headers if exchange.web else self.api_headers),
             (b"x-request-id", exchange.request_id),
             *exchange.cors,
         ]
@@ -541,11 +565,14 @@ async def _close_on_disconnect(receive: Receive, response: aiohttp.ClientRespons
 class _Exchange:
     """What one request's answer needs: its id, CORS headers, and the status sent."""
 
-    __slots__ = ("cors", "refused", "request_id", "started", "status")
+    __slots__ = ("cors", "refused", "request_id", "started", "status", "web")
 
     def __init__(self, request_id: bytes, cors: Headers) -> None:
         self.request_id = request_id
         self.cors = cors
+        # A web client's path: its answers keep their own security headers, and the
+        # gateway's refusals are pages.
+        self.web = False
         self.status = 500
         self.started = False
         # Answered by the gateway itself (an error envelope): always logged.
@@ -559,6 +586,7 @@ class _Request:
         "authorization",
         "connection",
         "content_length",
+        "cookie",
         "duplicate_authorization",
         "forward",
         "forwarded_for",
@@ -582,6 +610,7 @@ class _Request:
         self.forwarded_host: bytes | None = None
         self.host: bytes | None = None
         self.connection: bytes | None = None
+        self.cookie = False
         forward: list[tuple[str, str]] = []
         for name, value in scope["headers"]:
             if name in REQUEST_DROP:
@@ -609,5 +638,7 @@ class _Request:
                 self.origin = value
             elif name == b"access-control-request-method":
                 self.preflight_method = value
+            elif name == b"cookie":
+                self.cookie = True
             forward.append((name.decode("latin-1"), _text(value)))
         self.forward = forward

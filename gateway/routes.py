@@ -10,9 +10,11 @@ escape) is refused instead.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from gateway.settings import GatewaySettings
 from shared.docs import asset_paths
@@ -26,7 +28,8 @@ class Upstream:
     url: str
     connect_timeout: float
     read_timeout: float
-    openapi_path: str
+    # The service's own OpenAPI document, merged into the gateway's (None: it has none).
+    openapi_path: str | None
     prefixes: tuple[str, ...]
 
 
@@ -56,6 +59,15 @@ def upstreams_from(settings: GatewaySettings) -> dict[str, Upstream]:
             settings.chat_openapi_path,
             ("/api/chat", "/api/conversations"),
         ),
+        # The browser client: every path outside /api/ that is not the gateway's own.
+        "web": Upstream(
+            "web",
+            settings.web_url.rstrip("/"),
+            settings.web_connect_timeout,
+            settings.web_read_timeout,
+            None,
+            ("/",),
+        ),
     }
 
 
@@ -80,6 +92,8 @@ class Match:
     ip_limited: bool = False
     # Compatibility routes: the user id in the path, which must be the token's subject.
     path_user: str | None = None
+    # A page of the web client: its own security headers kept, the gateway's refusals in HTML.
+    web: bool = False
 
 
 # First path segment after /api/ -> (service, metrics label).
@@ -124,6 +138,9 @@ OWN: dict[bytes, str] = {
 
 NOT_FOUND = Match(Kind.NOT_FOUND, "unmatched")
 INVALID = Match(Kind.INVALID, "invalid")
+# An ambiguous path outside /api/: refused like any other, in a page rather than JSON.
+INVALID_WEB = Match(Kind.INVALID, "invalid", web=True)
+WEB_LABEL = "web"
 _OWN_MATCHES = {path: Match(Kind.OWN, label, upstream_path=path) for path, label in OWN.items()}
 
 # RFC 3986 unreserved characters: an escape of one of them means the character itself.
@@ -131,6 +148,7 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 # Escapes that would change the path's segments once a server decodes them.
 _SEPARATORS = frozenset(b"/\\")
+_SLASHES = re.compile(rb"/+")
 
 
 # Resolved routes by (method, raw path): most traffic repeats a few paths. Bounded: emptied
@@ -186,13 +204,33 @@ def normalise(raw_path: bytes) -> bytes | None:
     return path
 
 
+def is_api_path(path: bytes) -> bool:
+    """``/api`` and everything under ``/api/``: the JSON API, never the web client."""
+    return path == b"/api" or path.startswith(b"/api/")
+
+
+def is_web_target(target: bytes) -> bool:
+    """Whether a request target (path and query, as received, possibly cut short) is the
+    web client's, so that a refusal of it is answered as a page. Only for refusals taken
+    before a route is known (the HTTP limits); the route decides otherwise."""
+    raw = target.split(b"?", 1)[0]
+    if not raw.startswith(b"/"):
+        return False
+    # Read as loosely as any server might: a target that could mean an API path is the API's.
+    path = posixpath.normpath(_SLASHES.sub(b"/", unquote_to_bytes(raw).replace(b"\\", b"/")))
+    return not is_api_path(path) and path not in _OWN_MATCHES
+
+
 def _resolve(method: str, raw_path: bytes) -> Match:
     path = normalise(raw_path)
     if path is None:
-        return INVALID
+        return INVALID_WEB if is_web_target(raw_path) else INVALID
     own = _OWN_MATCHES.get(path)
     if own is not None:
         return own
+    if not is_api_path(path):
+        # No token here: the web client keeps its own sessions (the API never takes them).
+        return Match(Kind.PROXY, WEB_LABEL, "web", path, public=True, web=True)
     if not path.startswith(b"/api/"):
         return NOT_FOUND
     parts = path.split(b"/", 4)  # ["", "api", first, second?, rest?]

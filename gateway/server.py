@@ -1,5 +1,6 @@
 """How the gateway is served: uvicorn with uvloop and httptools, one send() per response,
-with the HTTP limits every process has (``shared.server``).
+with the HTTP limits every process has (``shared.server``), refused as HTML pages on the
+web client's paths.
 
 uvicorn writes a response's status line and headers as soon as the application starts the
 response, and the body in a second write: two system calls and two TCP segments for every
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway.routes import is_web_target
 from shared.server import BoundedHttpToolsProtocol
 
 
@@ -61,3 +63,8 @@ class CoalescingHttpToolsProtocol(BoundedHttpToolsProtocol):
         # uvloop's transports are not asyncio.Transport subclasses, hence Any.
         coalescing: Any = CoalescingTransport(transport, self.loop)
         super().connection_made(coalescing)
+
+    def _refusal_is_page(self) -> bool:
+        # The target as far as it arrived: a browser asking for a page gets a page.
+        url: bytes = getattr(self, "url", b"")  # set once a request has begun
+        return is_web_target(url)

@@ -29,6 +29,8 @@ class GatewaySettings(ServiceSettings):
     auth_url: str = "http://127.0.0.1:8001"
     todo_url: str = "http://127.0.0.1:8002"
     chat_url: str = "http://127.0.0.1:8003"
+    # The web client: every path outside /api/ except the gateway's /healthz and /readyz.
+    web_url: str = "http://127.0.0.1:8004"
 
     # Each service's own OpenAPI document, fetched for the merged one at /api/openapi.json.
     auth_openapi_path: str = "/api/auth/openapi.json"
@@ -43,6 +45,10 @@ class GatewaySettings(ServiceSettings):
     todo_read_timeout: float = 15.0
     chat_connect_timeout: float = 2.0
     chat_read_timeout: float = 120.0
+    # A page is rendered from a few API calls; a chat page streams, and its stream is idle
+    # between events for as long as the chat service's own answer takes.
+    web_connect_timeout: float = 2.0
+    web_read_timeout: float = 120.0
 
     # Kept-alive connections per upstream, and how long an idle one is kept. Shorter than
     # uvicorn's own keep-alive (5 s), so the gateway never reuses a connection the service
@@ -73,6 +79,12 @@ class GatewaySettings(ServiceSettings):
     # Peers whose X-Forwarded-For / -Proto / -Host are believed (a load balancer in front of
     # the gateway): addresses or networks. Empty: the direct peer is the client.
     trusted_proxies: StrList = []
+    # Peers behind the gateway that call the API on a browser's behalf (the web service),
+    # whose X-Forwarded-For names that browser: addresses or networks. Only the client
+    # address is taken from them (per-IP limits, the X-Forwarded-For sent on); their
+    # X-Forwarded-Proto and -Host are not. Empty: every such call counts as the web
+    # service's own address.
+    trusted_forwarders: StrList = []
 
     # Browser origins allowed to call the API (exact, e.g. "https://app.example.com").
     cors_origins: StrList = []
@@ -91,7 +103,7 @@ class GatewaySettings(ServiceSettings):
     # often (the merged document leaves it out meanwhile); a fetched one is kept 30 s.
     openapi_retry_seconds: float = Field(default=5.0, gt=0)
 
-    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @field_validator("trusted_proxies", "trusted_forwarders", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -108,7 +120,7 @@ class GatewaySettings(ServiceSettings):
             parse_many(value)  # raises ValueError on a malformed limit
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "trusted_forwarders")
     @classmethod
     def _parse_networks(cls, value: list[str]) -> list[str]:
         for entry in value:
@@ -123,6 +135,9 @@ class GatewaySettings(ServiceSettings):
 
     def trusted_networks(self) -> list[IPNetwork]:
         return [ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies]
+
+    def forwarder_networks(self) -> list[IPNetwork]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in self.trusted_forwarders]
 
 
 @lru_cache

@@ -9,9 +9,11 @@ a stream that has started ends with :func:`error_event`.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
@@ -337,13 +339,50 @@ def error_response(error: AppError) -> Response:
     )
 
 
-def error_headers(error: AppError, body: bytes) -> list[tuple[bytes, bytes]]:
+def error_headers(
+    error: AppError, body: bytes, *, content_type: bytes = b"application/json"
+) -> list[tuple[bytes, bytes]]:
     """The headers of ``error``'s answer written below the app (raw ASGI or HTTP/1.1): the
     body's type and length, then the error's own (``WWW-Authenticate``, ``Retry-After``)."""
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
     for name, value in error.headers.items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     return headers
+
+
+def error_page(error: AppError, request_id: str | None) -> bytes:
+    """``error`` as a small HTML page: the gateway's answer on the web client's paths, where
+    a browser shows it to a person. No style, no script, nothing loaded: it stands alone."""
+    try:
+        title = HTTPStatus(error.status_code).phrase
+    except ValueError:
+        title = "Error"
+    message = error.message
+    retry_after = error.headers.get("Retry-After")
+    if retry_after is not None:
+        message += f". Please try again in {retry_after} seconds."
+    reference = f"<p>Reference: <code>{html.escape(request_id)}</code></p>" if request_id else ""
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{error.status_code} {html.escape(title)}</title></head>"
+        f"<body><main><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{reference}"
+        '<p><a href="/">Back to the start page</a></p></main></body></html>\n'
+    )
+    return page.encode("utf-8", "replace")
+
+
+def error_answer(
+    error: AppError, request_id: str | None, *, page: bool = False
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body and headers of ``error`` answered below the app (raw ASGI or HTTP/1.1): the
+    envelope, or with ``page`` the HTML page of :func:`error_page`. Every refusal of the
+    gateway and of the HTTP server's protocol is built here."""
+    if not page:
+        body = error_json(error, request_id)
+        return body, error_headers(error, body)
+    body = error_page(error, request_id)
+    return body, error_headers(error, body, content_type=b"text/html; charset=utf-8")
 
 
 def error_event(error: AppError, request_id: str | None) -> bytes:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from shared.errors import AppError, error_headers, error_json
+from shared.errors import AppError, error_answer
 from shared.metrics import REFUSED
 from shared.request_context import accept_request_id
 
@@ -267,11 +267,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if refusal is None or transport.is_closing():
             return
         request_id = accept_request_id(None)
-        body = error_json(refusal, request_id)
+        body, answer_headers = error_answer(refusal, request_id, page=self._refusal_is_page())
         head = [STATUS_LINE[refusal.status_code]]
         headers = [
             *self.server_state.default_headers,
-            *error_headers(refusal, body),
+            *answer_headers,
             (b"x-request-id", request_id.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"connection", b"close"),
@@ -287,6 +287,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
         else:
             transport.close()
+
+    def _refusal_is_page(self) -> bool:
+        """Whether the refusal is answered as an HTML page rather than the envelope (the
+        gateway's answer on the web client's paths)."""
+        return False
 
     def _cancel_timers(self) -> None:
         for timer in (self._head_timer, self._body_timer, self._linger_timer):

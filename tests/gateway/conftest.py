@@ -114,6 +114,7 @@ def gateway_settings() -> Callable[..., GatewaySettings]:
             "auth_url": f"http://127.0.0.1:{free_port()}",
             "todo_url": f"http://127.0.0.1:{free_port()}",
             "chat_url": f"http://127.0.0.1:{free_port()}",
+            "web_url": f"http://127.0.0.1:{free_port()}",
             "rate_limit_user": "",
             "rate_limit_auth_ip": "",
             "access_log": False,

@@ -101,13 +101,13 @@ async def test_a_second_trusted_issuer_is_accepted_when_configured(gateway_setti
 async def test_platform_health_is_200_when_every_service_is_ready(start_gateway):
     async with (
         live_server(Echo(), lifespan="off") as url,
-        start_gateway(auth_url=url, todo_url=url, chat_url=url) as (_, client),
+        start_gateway(auth_url=url, todo_url=url, chat_url=url, web_url=url) as (_, client),
     ):
         response = await client.get("/api/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["services"]) == {"auth", "todo", "chat"}
+    assert set(body["services"]) == {"auth", "todo", "chat", "web"}
     assert all(s["status"] == "ready" for s in body["services"].values())
 
 
@@ -200,7 +200,9 @@ async def test_metrics_are_on_the_internal_port_only(gateway_settings, issuer, e
         await client.get("/api/tasks")
         public = await client.get("/metrics")
         metrics = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
-    assert public.status_code == 404
+    # A web client's path like any other (its service is down here), never the metrics.
+    assert public.status_code == 503
+    assert "gateway_requests_total" not in public.text
     text = metrics.text
     assert 'gateway_requests_total{prefix="/api/tasks",status="200"}' in text
     assert 'gateway_requests_total{prefix="/api/tasks",status="401"}' in text
@@ -239,12 +241,13 @@ class Counted:
 
 
 async def test_platform_health_answers_from_one_round_of_checks_a_second(start_gateway):
-    services = {name: Counted() for name in ("auth", "todo", "chat")}
+    services = {name: Counted() for name in ("auth", "todo", "chat", "web")}
     async with (
         live_server(services["auth"], lifespan="off") as auth,
         live_server(services["todo"], lifespan="off") as todo,
         live_server(services["chat"], lifespan="off") as chat,
-        start_gateway(auth_url=auth, todo_url=todo, chat_url=chat) as (_, client),
+        live_server(services["web"], lifespan="off") as web,
+        start_gateway(auth_url=auth, todo_url=todo, chat_url=chat, web_url=web) as (_, client),
     ):
         parallel = await asyncio.gather(*(client.get("/api/health") for _ in range(20)))
         serial = [await client.get("/api/health") for _ in range(5)]
@@ -254,7 +257,7 @@ async def test_platform_health_answers_from_one_round_of_checks_a_second(start_g
         after_window = await client.get("/api/health")
     assert [r.status_code for r in parallel + serial] == [200] * 25
     # 25 requests inside the window: one probe per service.
-    assert probes_in_window == {"auth": 1, "todo": 1, "chat": 1}
+    assert probes_in_window == {"auth": 1, "todo": 1, "chat": 1, "web": 1}
     # No answer is older than the window: the next round sees todo's change.
     assert after_window.status_code == 503
     assert after_window.json()["detail"]["services"]["todo"]["status"] == "not_ready"
@@ -262,6 +265,7 @@ async def test_platform_health_answers_from_one_round_of_checks_a_second(start_g
         "auth": 2,
         "todo": 2,
         "chat": 2,
+        "web": 2,
     }
 
 

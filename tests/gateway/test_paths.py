@@ -198,4 +198,4 @@ async def test_own_routes_are_matched_on_the_normalised_path(start_gateway):
     assert liveness.json() == {"status": "ok"}
     # The aggregated health (every service is down here), not a 404.
     assert_error(health, 503, "service_unavailable")
-    assert set(health.json()["detail"]["services"]) == {"auth", "todo", "chat"}
+    assert set(health.json()["detail"]["services"]) == {"auth", "todo", "chat", "web"}
