@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from playwright.async_api import Browser, Page, Playwright
 
 from shared.embedded_pg import EmbeddedPostgres
@@ -23,8 +24,10 @@ from shared.migrate import available_services
 from shared.migrations import upgrade
 from tests.e2e.stack import Stack
 
-# Started together and each waited for; the gateway last, in front of them.
-SERVICES = ("auth", "todo", "chat", "web")
+# Started together, each waited for (the gateway is ready once it holds auth's keys).
+SERVICES = ("auth", "todo", "chat", "web", "gateway")
+# Five Python processes importing at once on a busy shared machine: generous.
+STARTUP_TIMEOUT = 180.0
 
 # Every page waits at most this long for an element or a navigation (ms).
 ACTION_TIMEOUT_MS = 10_000
@@ -33,10 +36,16 @@ ACTION_TIMEOUT_MS = 10_000
 @contextmanager
 def running_site(database_url: str, workdir: Path) -> Iterator[Stack]:
     """The whole platform on free loopback ports; ``stack.url("gateway")`` is the site."""
-    stack = Stack(database_url, workdir)
+    web = {
+        "WEB_SESSION_KEYS": Fernet.generate_key().decode(),
+        # Plain HTTP on loopback: a Secure cookie would never be sent back.
+        "WEB_SECURE_COOKIES": "false",
+        # Every test signs up or in from the same address.
+        "WEB_AUTH_POST_LIMIT": "10000",
+    }
+    stack = Stack(database_url, workdir, env={"web": web}, startup_timeout=STARTUP_TIMEOUT)
     try:
         stack.start(*SERVICES)
-        stack.start("gateway")
         yield stack
     finally:
         stack.close()

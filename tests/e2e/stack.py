@@ -22,9 +22,9 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
 
-Names: ``auth``, ``todo``, ``chat``, ``gateway``, ``web``. ``stack.available(name)`` says
-whether that service exists in this checkout. Methods block (they wait for processes), so they
-are plain functions usable from sync and async tests alike; each wait is bounded.
+Names: ``auth``, ``todo``, ``chat``, ``gateway``. ``stack.available(name)`` says whether that
+service exists in this checkout. Methods block (they wait for processes), so they are plain
+functions usable from sync and async tests alike; each wait is bounded.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from cryptography.fernet import Fernet
 
 from auth_service.keys import generate_pem
 from shared.settings import PLATFORM_VARIABLES
@@ -62,7 +61,6 @@ SERVICES = {
     "todo": Service("todo", "todo_service", "TODO_"),
     "chat": Service("chat", "chat_service", "CHAT_"),
     "gateway": Service("gateway", "gateway", "GATEWAY_"),
-    "web": Service("web", "web_service", "WEB_"),
 }
 
 
@@ -86,7 +84,6 @@ class Stack:
         self.ports = {name: free_port() for name in SERVICES}
         self._kinds = dict(SERVICES)  # by name: what each (replicas included) runs
         self.signing_pem = generate_pem()
-        self.session_key = Fernet.generate_key().decode()
         self.extra_env = {name: dict(values) for name, values in (env or {}).items()}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -143,16 +140,10 @@ class Stack:
             "GATEWAY_AUTH_URL": self.url("auth"),
             "GATEWAY_TODO_URL": self.url("todo"),
             "GATEWAY_CHAT_URL": self.url("chat"),
-            "GATEWAY_WEB_URL": self.url("web"),
-            "WEB_GATEWAY_URL": self.url("gateway"),
-            "WEB_SESSION_KEYS": self.session_key,
-            # The stack is plain HTTP on loopback: a Secure cookie would never come back.
-            "WEB_SECURE_COOKIES": "false",
             # Generous: the suite registers many users from one address. Tests of the
             # limits themselves use `configured`.
             "GATEWAY_RATE_LIMIT_AUTH_IP": "10000/minute",
             "GATEWAY_RATE_LIMIT_USER": "10000/minute",
-            "WEB_AUTH_POST_LIMIT": "10000",
         }
         env.update(self.extra_env.get(self._kinds[name].name, {}))
         env.update(overrides or {})
