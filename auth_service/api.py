@@ -68,7 +68,12 @@ async def register(
     body: RegisterIn, session: SessionDep, ctx: Context, response: Response
 ) -> UserPublic:
     user = await service.register(
-        session, ctx, email=body.email, password=body.password, name=body.name
+        session,
+        ctx,
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        timezone=body.timezone,
     )
     response.headers["Location"] = "/api/auth/me"
     return UserPublic.model_validate(user, from_attributes=True)
@@ -164,14 +169,13 @@ async def read_me(user: CurrentUser) -> UserPublic:
 async def update_me(
     body: MeUpdate, user: CurrentUser, session: SessionDep, ctx: Context
 ) -> UserPublic:
-    if "name" in body.model_fields_set:
-        user = await service.update_profile(session, ctx, user, name=body.name)
+    changes = body.model_dump(exclude_unset=True)
+    user = await service.update_profile(session, ctx, user, changes=changes)
     return UserPublic.model_validate(user, from_attributes=True)
 
 
 @router.post(
     "/password",
-    status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(
         400,
         401,
@@ -186,10 +190,24 @@ async def update_me(
 )
 async def change_password(
     body: PasswordChangeIn, principal: CurrentPrincipal, session: SessionDep, ctx: Context
-) -> None:
-    await service.change_password(
+) -> TokenResponse:
+    """Change the password. Every session ends, the caller's included; the answer is a new
+    token pair (a new session), so the device that made the change stays signed in."""
+    pair = await service.change_password(
         session, ctx, principal.sub, current=body.current_password, new=body.new_password
     )
+    return _token_response(pair)
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401),
+)
+async def logout_all(principal: CurrentPrincipal, session: SessionDep, ctx: Context) -> None:
+    """Sign out everywhere: every refresh token of the account is revoked. Access tokens
+    already issued stay valid until they expire (15 minutes by default)."""
+    await service.logout_everywhere(session, ctx, principal.sub)
 
 
 @router.get("/jwks")

@@ -32,6 +32,8 @@ class User(AuthBase, table=True):
     # Stored normalised (trimmed, lower case), so a plain unique index is case-insensitive.
     email: str = Field(max_length=320, unique=True)
     name: str | None = Field(default=None, max_length=100)
+    # An IANA name (validated at the API); dates the user sees and types are in it.
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(sa_column=_timestamp(default_now=True))
     updated_at: datetime = Field(sa_column=_timestamp(default_now=True))

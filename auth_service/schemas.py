@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from shared.timezones import TimeZoneName
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -26,6 +28,9 @@ class RegisterIn(Strict):
     email: Email
     password: Password
     name: Name | None = None
+    timezone: TimeZoneName = Field(
+        default="UTC", description="IANA time zone for the user's dates, e.g. 'Europe/Paris'"
+    )
 
 
 class LoginIn(Strict):
@@ -39,6 +44,15 @@ class RefreshIn(Strict):
 
 class MeUpdate(Strict):
     name: Name | None = None
+    # Absent keeps it; null is not a zone (UTC is spelled "UTC").
+    timezone: TimeZoneName | None = None
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _zone_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a time zone cannot be null; UTC is 'UTC'")
+        return value
 
 
 class PasswordChangeIn(Strict):
@@ -50,6 +64,7 @@ class UserPublic(BaseModel):
     id: uuid.UUID
     email: str
     name: str | None
+    timezone: str
     created_at: datetime
     updated_at: datetime
 

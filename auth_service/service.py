@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -78,7 +79,13 @@ def _sha256(value: str) -> str:
 
 
 async def register(
-    session: AsyncSession, ctx: AuthContext, *, email: str, password: str, name: str | None
+    session: AsyncSession,
+    ctx: AuthContext,
+    *,
+    email: str,
+    password: str,
+    name: str | None,
+    timezone: str = "UTC",
 ) -> User:
     """A new account. A taken email is a 409 after the same hashing work as a new account, so
     the time to answer does not tell which it was (the 409 itself does; see docs/auth.md)."""
@@ -92,6 +99,7 @@ async def register(
     user = User(
         email=email,
         name=name,
+        timezone=timezone,
         password_hash=password_hash,
         created_at=now,
         updated_at=now,
@@ -321,10 +329,19 @@ async def get_user(session: AsyncSession, user_id: str) -> User:
     return user
 
 
+# What PATCH /me may change (validated by its schema first).
+PROFILE_FIELDS = frozenset({"name", "timezone"})
+
+
 async def update_profile(
-    session: AsyncSession, ctx: AuthContext, user: User, *, name: str | None
+    session: AsyncSession, ctx: AuthContext, user: User, *, changes: Mapping[str, Any]
 ) -> User:
-    user.name = name
+    """Apply the profile fields the client sent (absent ones are kept)."""
+    if not changes:
+        return user
+    for field, value in changes.items():
+        assert field in PROFILE_FIELDS, field
+        setattr(user, field, value)
     user.updated_at = ctx.clock()
     await session.flush()
     return user
@@ -341,8 +358,10 @@ async def current_account(session: AsyncSession, subject: str) -> User:
 
 async def change_password(
     session: AsyncSession, ctx: AuthContext, subject: str, *, current: str, new: str
-) -> None:
-    """Replace the password and end every session (all refresh tokens revoked).
+) -> TokenPair:
+    """Replace the password, end every session (all refresh tokens revoked), and open a new
+    one for the caller: the device that changed the password stays signed in with fresh
+    tokens, every other one must sign in again with the new password.
 
     Wrong current passwords are throttled per account, apart from logins: only a holder of
     the account's access token adds to that count, so strangers' failed logins never block it.
@@ -376,9 +395,22 @@ async def change_password(
         raise WeakPassword()
     user.password_hash = await ctx.hasher.hash(new)
     user.updated_at = now
-    # The user's row first (a login racing this change waits for it), then every live family
-    # in id order, so two transactions locking several families never deadlock.
+    # The user's row first (a login racing this change waits for it), then every family.
     await session.flush()
+    await _revoke_every_session(session, now, user)
+    return await issue_tokens(session, ctx, user)
+
+
+async def logout_everywhere(session: AsyncSession, ctx: AuthContext, subject: str) -> None:
+    """End every session of the account: each refresh token is revoked, so every device must
+    sign in again once its access token (at most ``access_token_ttl_seconds``) expires."""
+    user = await current_account(session, subject)
+    await _revoke_every_session(session, ctx.clock(), user)
+
+
+async def _revoke_every_session(session: AsyncSession, now: datetime, user: User) -> None:
+    """Revoke every live family of ``user``, locked in id order, so two transactions locking
+    several families never deadlock (and a rotation running beside this one takes turns)."""
     families = await session.exec(
         select(RefreshFamily)
         .where(RefreshFamily.user_id == user.id, col(RefreshFamily.revoked_at).is_(None))

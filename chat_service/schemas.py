@@ -4,27 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.pagination import MAX_ID
+from shared.timezones import TimeZoneName
 
 MESSAGE_MAX = 4000
 
 
-def _iana_zone(name: str) -> str:
-    """Only names the zone database knows; ``ZoneInfo`` also refuses paths and odd keys."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("not a known IANA time zone (e.g. 'Europe/Paris', 'UTC')") from None
-    return name
-
-
-TimeZoneName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_zone)
-]
 ChatText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)
 ]

@@ -27,7 +27,7 @@ from tests.auth.factories import (
 )
 from tests.support.errors import assert_error
 
-USER_KEYS = {"id", "email", "name", "created_at", "updated_at"}
+USER_KEYS = {"id", "email", "name", "timezone", "created_at", "updated_at"}
 
 
 async def test_register_normalises_the_email_and_answers_the_public_user(
@@ -263,7 +263,12 @@ async def test_password_change_revokes_every_session_and_swaps_the_password(
         headers=bearer(laptop["access_token"]),
     )
 
-    assert response.status_code == 204, response.text
+    # The laptop stays signed in with a fresh pair (a new session); its old tokens and every
+    # other session's are revoked.
+    assert response.status_code == 200, response.text
+    fresh = response.json()
+    assert fresh["refresh_token"] not in (laptop["refresh_token"], phone["refresh_token"])
+    assert (await refresh(client, fresh["refresh_token"])).status_code == 200
     for session in (laptop, phone):
         assert_unauthorized(
             await refresh(client, session["refresh_token"]), "invalid_refresh_token"

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.e2e.stack import Stack
 from tests.support.database import empty_service_schemas
 
-UPSTREAMS = ("auth", "todo", "chat")
+UPSTREAMS = ("auth", "todo", "chat", "web")
 
 
 @pytest.fixture(scope="package")

@@ -22,9 +22,9 @@ Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test pa
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
 
-Names: ``auth``, ``todo``, ``chat``, ``gateway``. ``stack.available(name)`` says whether that
-service exists in this checkout. Methods block (they wait for processes), so they are plain
-functions usable from sync and async tests alike; each wait is bounded.
+Names: ``auth``, ``todo``, ``chat``, ``web``, ``gateway``. ``stack.available(name)`` says
+whether that service exists in this checkout. Methods block (they wait for processes), so they
+are plain functions usable from sync and async tests alike; each wait is bounded.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ SERVICES = {
     "auth": Service("auth", "auth_service", "AUTH_"),
     "todo": Service("todo", "todo_service", "TODO_"),
     "chat": Service("chat", "chat_service", "CHAT_"),
+    "web": Service("web", "web_service", "WEB_"),
     "gateway": Service("gateway", "gateway", "GATEWAY_"),
 }
 
@@ -140,6 +141,8 @@ class Stack:
             "GATEWAY_AUTH_URL": self.url("auth"),
             "GATEWAY_TODO_URL": self.url("todo"),
             "GATEWAY_CHAT_URL": self.url("chat"),
+            "GATEWAY_WEB_URL": self.url("web"),
+            "WEB_GATEWAY_URL": self.url("gateway"),
             # Generous: the suite registers many users from one address. Tests of the
             # limits themselves use `configured`.
             "GATEWAY_RATE_LIMIT_AUTH_IP": "10000/minute",

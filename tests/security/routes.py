@@ -102,7 +102,8 @@ TABLE: dict[Route, Guard] = {
     Route("auth", "POST", "/api/auth/logout"): PUBLIC,
     Route("auth", "GET", "/api/auth/jwks"): PUBLIC,
     Route("auth", "GET", "/api/auth/me"): USER,
-    Route("auth", "PATCH", "/api/auth/me"): user({"name": "Mallory"}),
+    Route("auth", "PATCH", "/api/auth/me"): user({"name": "Mallory", "timezone": "Asia/Tokyo"}),
+    Route("auth", "POST", "/api/auth/logout-all"): USER,
     # A wrong current password: with a valid token the answer is a 400, never a change.
     Route("auth", "POST", "/api/auth/password"): user(
         {"current_password": "not the password", "new_password": NEW_PASSWORD}

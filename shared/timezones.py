@@ -1,0 +1,22 @@
+"""IANA time-zone names as the platform accepts them from clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, StringConstraints
+
+
+def iana_zone(name: str) -> str:
+    """Only names the zone database knows; ``ZoneInfo`` also refuses paths and odd keys."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not a known IANA time zone (e.g. 'Europe/Paris', 'UTC')") from None
+    return name
+
+
+TimeZoneName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(iana_zone)
+]

@@ -1,0 +1,232 @@
+"""The account's time zone, signing out everywhere, and which sessions a password change
+keeps: the happy path and the unhappy edges of each."""
+
+from __future__ import annotations
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth_service.models import RefreshFamily, User
+from shared.clock import FrozenClock
+from tests.auth.factories import (
+    PASSWORD,
+    assert_unauthorized,
+    bearer,
+    login,
+    refresh,
+    register,
+    signed_up,
+)
+from tests.support.errors import assert_error
+
+NEW_PASSWORD = "a brand new secret"
+
+
+async def stored_user(maker: async_sessionmaker[AsyncSession]) -> User:
+    async with maker() as session:
+        return (await session.exec(select(User))).one()
+
+
+# --- time zone --------------------------------------------------------------------------
+
+
+async def test_a_new_account_is_in_utc_unless_registration_names_a_zone(
+    client: httpx.AsyncClient,
+) -> None:
+    plain = await register(client, "ann@example.com")
+    response = await client.post(
+        "/api/auth/register",
+        json={"email": "bob@example.com", "password": PASSWORD, "timezone": "America/New_York"},
+    )
+
+    assert plain["timezone"] == "UTC"
+    assert response.status_code == 201, response.text
+    assert response.json()["timezone"] == "America/New_York"
+    pair = await login(client, "bob@example.com")
+    assert pair["user"]["timezone"] == "America/New_York"
+    me = await client.get("/api/auth/me", headers=bearer(pair["access_token"]))
+    assert me.json()["timezone"] == "America/New_York"
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["Mars/Olympus_Mons", "", "../../etc/passwd", "/usr/share/zoneinfo/UTC", "x" * 65, 5, None],
+    ids=["unknown", "empty", "path", "absolute path", "too long", "number", "null"],
+)
+async def test_registration_with_a_bad_zone_is_422_and_creates_nothing(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], zone: object
+) -> None:
+    response = await client.post(
+        "/api/auth/register",
+        json={"email": "ann@example.com", "password": PASSWORD, "timezone": zone},
+    )
+
+    assert_error(response, 422, "validation_error")
+    async with sessionmaker() as session:
+        assert (await session.exec(select(User))).first() is None
+
+
+async def test_patch_me_changes_the_zone_and_keeps_the_name(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    await register(client, name="Ann")
+    pair = await login(client)
+    headers = bearer(pair["access_token"])
+    clock.advance(seconds=5)
+
+    changed = await client.patch("/api/auth/me", json={"timezone": "Asia/Kolkata"}, headers=headers)
+    kept = await client.patch("/api/auth/me", json={"name": "Ann Lee"}, headers=headers)
+
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["timezone"] == "Asia/Kolkata"
+    assert changed.json()["name"] == "Ann"
+    assert changed.json()["updated_at"] > pair["user"]["updated_at"]
+    assert kept.json()["timezone"] == "Asia/Kolkata"
+    me = await client.get("/api/auth/me", headers=headers)
+    assert me.json()["timezone"] == "Asia/Kolkata"
+
+
+@pytest.mark.parametrize(
+    "zone", ["Nowhere/Special", None, "", "UTC\x00", "Europe/../UTC"], ids=repr
+)
+async def test_patch_me_with_a_bad_zone_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, zone: object
+) -> None:
+    pair = await signed_up(client)
+    headers = bearer(pair["access_token"])
+
+    response = await client.patch("/api/auth/me", json={"timezone": zone}, headers=headers)
+
+    assert_error(response, 422, "validation_error")
+    me = (await client.get("/api/auth/me", headers=headers)).json()
+    assert me == pair["user"]
+
+
+async def test_patch_me_of_the_zone_needs_a_token(client: httpx.AsyncClient) -> None:
+    await register(client)
+
+    response = await client.patch("/api/auth/me", json={"timezone": "Europe/Paris"})
+
+    assert_unauthorized(response, "not_authenticated")
+
+
+# --- sign out everywhere ----------------------------------------------------------------
+
+
+async def test_logout_all_revokes_every_session_of_the_account_only(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    laptop = await signed_up(client)
+    phone = await login(client)
+    bob = await signed_up(client, "bob@example.com")
+
+    response = await client.post("/api/auth/logout-all", headers=bearer(phone["access_token"]))
+
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    for session in (laptop, phone):
+        assert_unauthorized(
+            await refresh(client, session["refresh_token"]), "invalid_refresh_token"
+        )
+    # Another account's session is untouched, and the password still signs in.
+    assert (await refresh(client, bob["refresh_token"])).status_code == 200
+    again = await login(client)
+    assert (await refresh(client, again["refresh_token"])).status_code == 200
+    async with sessionmaker() as session:
+        families = (await session.exec(select(RefreshFamily))).all()
+    ann_id = laptop["user"]["id"]
+    revoked = {str(f.user_id) for f in families if f.revoked_at is not None}
+    assert revoked == {ann_id}
+
+
+async def test_logout_all_twice_is_still_204(client: httpx.AsyncClient) -> None:
+    pair = await signed_up(client)
+    headers = bearer(pair["access_token"])
+
+    first = await client.post("/api/auth/logout-all", headers=headers)
+    second = await client.post("/api/auth/logout-all", headers=headers)
+
+    assert first.status_code == second.status_code == 204
+
+
+async def test_logout_all_needs_a_valid_access_token_and_ends_nothing_without_one(
+    client: httpx.AsyncClient,
+) -> None:
+    pair = await signed_up(client)
+    forged = jwt.encode({"sub": pair["user"]["id"]}, "not the key", algorithm="HS256")
+
+    anonymous = await client.post("/api/auth/logout-all")
+    with_refresh = await client.post("/api/auth/logout-all", headers=bearer(pair["refresh_token"]))
+    with_forged = await client.post("/api/auth/logout-all", headers=bearer(forged))
+
+    assert_unauthorized(anonymous, "not_authenticated")
+    assert_unauthorized(with_refresh, "invalid_token")
+    assert_unauthorized(with_forged, "invalid_token")
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
+async def test_logout_all_with_an_expired_access_token_is_401(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    pair = await signed_up(client)
+    clock.advance(seconds=pair["expires_in"] + 3600)
+
+    response = await client.post("/api/auth/logout-all", headers=bearer(pair["access_token"]))
+
+    assert_unauthorized(response, "invalid_token")
+
+
+async def test_logout_all_accepts_no_get(client: httpx.AsyncClient) -> None:
+    pair = await signed_up(client)
+
+    response = await client.get("/api/auth/logout-all", headers=bearer(pair["access_token"]))
+
+    assert_error(response, 405)
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
+# --- password change: this device stays, every other one goes ---------------------------
+
+
+async def test_password_change_answers_a_fresh_pair_of_a_new_session(
+    client: httpx.AsyncClient,
+) -> None:
+    laptop = await signed_up(client)
+    phone = await login(client)
+
+    response = await client.post(
+        "/api/auth/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=bearer(laptop["access_token"]),
+    )
+
+    assert response.status_code == 200, response.text
+    fresh = response.json()
+    assert fresh["token_type"] == "bearer"
+    assert fresh["user"]["id"] == laptop["user"]["id"]
+    me = await client.get("/api/auth/me", headers=bearer(fresh["access_token"]))
+    assert me.status_code == 200
+    # The fresh session works and rotates; every session from before, this device's old one
+    # included, is over.
+    rotated = await refresh(client, fresh["refresh_token"])
+    assert rotated.status_code == 200
+    for old in (laptop, phone):
+        assert_unauthorized(await refresh(client, old["refresh_token"]), "invalid_refresh_token")
+
+
+async def test_failed_password_change_issues_no_tokens(client: httpx.AsyncClient) -> None:
+    pair = await signed_up(client)
+
+    wrong = await client.post(
+        "/api/auth/password",
+        json={"current_password": "not my password", "new_password": NEW_PASSWORD},
+        headers=bearer(pair["access_token"]),
+    )
+
+    body = assert_error(wrong, 400, "wrong_password")
+    assert "refresh_token" not in body
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
