@@ -46,6 +46,9 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 class Platform:
     gateway_url: str
     auth_url: str
+    todo_url: str
+    chat_url: str
+    jwks_url: str
     db: Database
 
 
@@ -89,13 +92,20 @@ async def platform(engine: AsyncEngine, migrated_url: str) -> AsyncIterator[Plat
             auth_jwks_url=jwks,
             rate_limit_user="",
             rate_limit_auth_ip="",
-            trusted_proxies=["127.0.0.1"],
+            trusted_forwarders=["127.0.0.1"],
         )
         protocol = http_protocol(HttpLimits.of(gateway_settings), CoalescingHttpToolsProtocol)
         gateway_url = await stack.enter_async_context(
             live_server(create_gateway_app(gateway_settings), http=protocol, proxy_headers=False)
         )
-        yield Platform(gateway_url=gateway_url, auth_url=auth_url, db=db)
+        yield Platform(
+            gateway_url=gateway_url,
+            auth_url=auth_url,
+            todo_url=todo_url,
+            chat_url=chat_url,
+            jwks_url=jwks,
+            db=db,
+        )
 
 
 @pytest.fixture

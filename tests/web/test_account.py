@@ -1,0 +1,151 @@
+"""Sign-up with the browser's time zone, the profile, password change, sign out everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.support.serving import serve
+from tests.web.conftest import (
+    PASSWORD,
+    Platform,
+    WebAppFactory,
+    api_token,
+    count,
+    create_form,
+    csrf_of,
+    page_csrf,
+    register,
+    sign_in,
+)
+
+
+async def sign_up(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
+    page = await client.get("/signup")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "email": "ann@example.com",
+        "password": PASSWORD,
+        "name": "Ann",
+        "timezone": "Asia/Tokyo",
+        **fields,
+    }
+    return await client.post("/signup", data=data)
+
+
+async def test_sign_up_saves_the_time_zone_and_signs_in(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    answer = await sign_up(browser)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/tasks?notice=registered"
+    page = await browser.get("/tasks?notice=registered")
+    assert "Your account is ready." in page.text
+    assert "Asia/Tokyo" in page.text
+    token = (await api_token(clean))["access_token"]
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        me = await api.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["timezone"] == "Asia/Tokyo"
+    # Due dates are entered in it.
+    await create_form(browser, title="Tokyo morning", due_date="2027-05-01", due_time="09:00")
+    row = await clean.db.fetch_row("SELECT due_at FROM todo.tasks")
+    assert row is not None
+    assert row[0] == datetime(2027, 5, 1, 0, 0, tzinfo=UTC)
+
+
+async def test_sign_up_errors_are_named(clean: Platform, browser: httpx.AsyncClient) -> None:
+    answer = await sign_up(browser, email="", password="short", timezone="Mars/Olympus")
+    assert answer.status_code == 422
+    for field in ("email", "password", "timezone"):
+        assert f'id="{field}-error"' in answer.text
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 0
+
+
+async def test_a_taken_email_is_explained(clean: Platform, browser: httpx.AsyncClient) -> None:
+    await register(clean, "ann@example.com")
+    answer = await sign_up(browser)
+    assert answer.status_code == 409
+    assert "already exists" in answer.text
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+
+
+async def test_profile_update(clean: Platform, ann: httpx.AsyncClient) -> None:
+    page = await ann.get("/account")
+    answer = await ann.post(
+        "/account/profile",
+        data={"csrf_token": csrf_of(page.text), "name": "Annie", "timezone": "America/Denver"},
+    )
+    assert answer.headers["location"] == "/account?notice=profile"
+    shown = await ann.get("/account?notice=profile")
+    assert "Your profile is saved." in shown.text
+    assert 'value="Annie"' in shown.text
+    assert "America/Denver" in shown.text
+    bad = await ann.post(
+        "/account/profile",
+        data={"csrf_token": csrf_of(page.text), "name": "X", "timezone": "Nowhere/Town"},
+    )
+    assert bad.status_code == 422
+    assert 'id="timezone-error"' in bad.text
+
+
+async def test_password_change_keeps_this_session_and_ends_the_others(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    other_device = await api_token(clean)
+    async with serve(make_web_app()) as second:
+        second.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(second)
+        assert await count(clean, "SELECT count(*) FROM web.sessions") == 2
+        csrf = await page_csrf(ann, "/account")
+        answer = await ann.post(
+            "/account/password",
+            data={
+                "csrf_token": csrf,
+                "current_password": PASSWORD,
+                "new_password": "a brand new passphrase",
+            },
+        )
+        assert answer.headers["location"] == "/account?notice=password"
+        assert (await ann.get("/tasks")).status_code == 200
+        assert (await second.get("/tasks")).status_code == 303
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        refused = await api.post(
+            "/api/auth/refresh", json={"refresh_token": other_device["refresh_token"]}
+        )
+    assert refused.status_code == 401
+
+
+async def test_a_wrong_current_password_changes_nothing(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    csrf = await page_csrf(ann, "/account")
+    answer = await ann.post(
+        "/account/password",
+        data={"csrf_token": csrf, "current_password": "not it at all", "new_password": "x" * 12},
+    )
+    assert answer.status_code == 400
+    assert 'id="current_password-error"' in answer.text
+    assert (await ann.get("/tasks")).status_code == 200
+    await api_token(clean)  # the old password still works
+
+
+async def test_sign_out_everywhere(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    other_device = await api_token(clean)
+    async with serve(make_web_app()) as second:
+        second.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(second)
+        csrf = await page_csrf(ann, "/account")
+        answer = await ann.post("/signout-everywhere", data={"csrf_token": csrf})
+        assert answer.headers["location"] == "/signin?notice=signed_out_everywhere"
+        assert (await ann.get("/tasks")).status_code == 303
+        assert (await second.get("/tasks")).status_code == 303
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        refused = await api.post(
+            "/api/auth/refresh", json={"refresh_token": other_device["refresh_token"]}
+        )
+    assert refused.status_code == 401

@@ -1,0 +1,109 @@
+"""Refusals of the API (and an unreachable gateway) as a person reads them: a friendly
+message, the form kept, and nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from gateway.app import create_app as create_gateway_app
+from gateway.server import CoalescingHttpToolsProtocol
+from gateway.settings import GatewaySettings
+from shared.server import HttpLimits, http_protocol
+from tests.support.serving import free_port, live_server, serve
+from tests.web.conftest import (
+    Platform,
+    WebAppFactory,
+    count,
+    create_form,
+    csrf_of,
+    idempotency_key_of,
+)
+
+
+@asynccontextmanager
+async def same_session_on(
+    ann: httpx.AsyncClient, make_web_app: WebAppFactory, gateway_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Ann's browser on a web app whose gateway is ``gateway_url`` (same sessions table)."""
+    async with serve(make_web_app(gateway_url=gateway_url)) as client:
+        client.headers["Sec-Fetch-Site"] = "same-origin"
+        client.cookies.update(ann.cookies)
+        yield client
+
+
+async def test_an_unreachable_api_is_503_with_nothing_changed(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    page = await ann.get("/tasks")
+    await create_form(ann, title="Existing")
+    csrf, key = csrf_of(page.text), idempotency_key_of(page.text)
+    async with same_session_on(ann, make_web_app, f"http://127.0.0.1:{free_port()}") as down:
+        listing = await down.get("/tasks")
+        assert listing.status_code == 503
+        assert "unavailable just now" in listing.text
+        assert "Traceback" not in listing.text
+        created = await down.post(
+            "/tasks",
+            data={"csrf_token": csrf, "idempotency_key": key, "title": "Kept title"},
+        )
+        assert created.status_code == 503
+        # The page could not list the tasks either: the error page keeps the session.
+        assert "unavailable" in created.text
+        completed = await down.post("/tasks/1/complete", data={"csrf_token": csrf})
+        assert completed.headers["location"] == "/tasks?problem=unavailable"
+        fetched = await down.post(
+            "/tasks/1/complete",
+            data={"completed": "true"},
+            headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+        )
+        assert fetched.status_code == 503
+        assert "Nothing was changed" in fetched.json()["message"]
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
+    assert await count(clean, "SELECT count(*) FROM todo.tasks WHERE completed") == 0
+    # The session survived the outage.
+    assert (await ann.get("/tasks")).status_code == 200
+
+
+async def test_a_rate_limited_api_is_429_with_the_wait(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    settings = GatewaySettings(
+        _env_file=None,
+        environment="test",
+        auth_url=clean.auth_url,
+        todo_url=clean.todo_url,
+        chat_url=clean.chat_url,
+        auth_jwks_url=clean.jwks_url,
+        rate_limit_user="2/minute",
+        rate_limit_auth_ip="",
+    )
+    protocol = http_protocol(HttpLimits.of(settings), CoalescingHttpToolsProtocol)
+    async with (
+        live_server(create_gateway_app(settings), http=protocol, proxy_headers=False) as url,
+        same_session_on(ann, make_web_app, url) as limited,
+    ):
+        answers = [await limited.get("/tasks") for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        refused = answers[-1]
+        assert int(refused.headers["retry-after"]) > 0
+        assert "Too many requests" in refused.text
+        assert "Please wait" in refused.text
+        page = await ann.get("/tasks")
+        answer = await limited.post(
+            "/tasks/1/complete", data={"csrf_token": csrf_of(page.text), "completed": "true"}
+        )
+        assert answer.headers["location"].startswith("/tasks?problem=rate_limited&wait=")
+        shown = await ann.get(answer.headers["location"])
+        assert "Too many requests" in shown.text
+
+
+async def test_problem_codes_in_the_query_show_fixed_words_only(ann: httpx.AsyncClient) -> None:
+    page = await ann.get("/tasks?problem=<script>&notice=<b>hi</b>&wait=9999999")
+    assert page.status_code == 200
+    assert 'data-testid="problem"' not in page.text
+    assert 'data-testid="notice"' not in page.text
+    shown = await ann.get("/tasks?problem=unavailable&wait=12")
+    assert "Please wait 12 seconds" in shown.text

@@ -1,0 +1,239 @@
+"""CSRF, origin checks, security headers, escaping, and what the pages load."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.web.conftest import (
+    Platform,
+    api_create,
+    api_token,
+    count,
+    create_form,
+    csrf_of,
+    idempotency_key_of,
+    page_csrf,
+)
+from web_service.security import CSP, safe_next
+
+STATIC = Path(__file__).resolve().parents[2] / "web_service" / "static"
+TEMPLATES = Path(__file__).resolve().parents[2] / "web_service" / "templates"
+
+
+async def tasks_in_db(platform: Platform) -> int:
+    return await count(platform, "SELECT count(*) FROM todo.tasks")
+
+
+async def test_a_form_without_the_token_is_refused(clean: Platform, ann: httpx.AsyncClient) -> None:
+    page = await ann.get("/tasks")
+    data = {"idempotency_key": idempotency_key_of(page.text), "title": "Forged"}
+    answer = await ann.post("/tasks", data=data)
+    assert answer.status_code == 403
+    assert "nothing was changed" in answer.text
+    assert await tasks_in_db(clean) == 0
+
+
+async def test_a_wrong_token_is_refused(clean: Platform, ann: httpx.AsyncClient) -> None:
+    answer = await ann.post("/tasks", data={"csrf_token": "x" * 43, "title": "Forged"})
+    assert answer.status_code == 403
+    assert await tasks_in_db(clean) == 0
+
+
+async def test_another_sessions_token_is_refused(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: object
+) -> None:
+    """A token is the session's own: one read from another session (another user's page)
+    does not open this one."""
+    from tests.support.serving import serve
+    from tests.web.conftest import register, sign_in
+
+    await register(clean, "bob@example.com", name="Bob")
+    assert callable(make_web_app)
+    async with serve(make_web_app()) as bob:
+        bob.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(bob, "bob@example.com")
+        bobs = await page_csrf(bob)
+    answer = await ann.post("/tasks", data={"csrf_token": bobs, "title": "Forged"})
+    assert answer.status_code == 403
+    assert await tasks_in_db(clean) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": None, "Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": None, "Origin": "null"},
+    ],
+)
+async def test_a_request_from_another_site_is_refused_even_with_the_token(
+    clean: Platform, ann: httpx.AsyncClient, headers: dict[str, str | None]
+) -> None:
+    page = await ann.get("/tasks")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "title": "Cross-site",
+    }
+    request = ann.build_request("POST", "/tasks", data=data)
+    for name, value in headers.items():
+        if value is None:
+            del request.headers[name]
+        else:
+            request.headers[name] = value
+    answer = await ann.send(request)
+    assert answer.status_code == 403
+    assert await tasks_in_db(clean) == 0
+
+
+async def test_same_origin_by_origin_header_is_accepted(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    page = await ann.get("/tasks")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "title": "Mine",
+    }
+    request = ann.build_request("POST", "/tasks", data=data)
+    del request.headers["Sec-Fetch-Site"]
+    request.headers["Origin"] = "http://testserver"
+    answer = await ann.send(request)
+    assert answer.status_code == 303, answer.text
+    assert await tasks_in_db(clean) == 1
+
+
+async def test_sign_in_needs_the_token_too(clean: Platform, browser: httpx.AsyncClient) -> None:
+    from tests.web.conftest import PASSWORD, register
+
+    await register(clean, "ann@example.com")
+    answer = await browser.post("/signin", data={"email": "ann@example.com", "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "session" not in browser.cookies
+    # A token made for another browser's anonymous cookie does not do either.
+    page = await browser.get("/signin")
+    token = csrf_of(page.text)
+    browser.cookies.set("anon", "another-browser")
+    answer = await browser.post(
+        "/signin", data={"csrf_token": token, "email": "ann@example.com", "password": PASSWORD}
+    )
+    assert answer.status_code == 403
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+
+
+async def test_sign_in_from_another_site_is_refused(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    from tests.web.conftest import PASSWORD, register
+
+    await register(clean, "ann@example.com")
+    page = await browser.get("/signin")
+    answer = await browser.post(
+        "/signin",
+        data={"csrf_token": csrf_of(page.text), "email": "ann@example.com", "password": PASSWORD},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert answer.status_code == 403
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+
+
+async def test_fetches_carry_the_token_in_a_header(clean: Platform, ann: httpx.AsyncClient) -> None:
+    await create_form(ann, title="One")
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    url = f"/tasks/{row[0]}/complete"
+    refused = await ann.post(
+        url, data={"completed": "true"}, headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "csrf_refused"
+    csrf = await page_csrf(ann)
+    accepted = await ann.post(
+        url,
+        data={"completed": "true"},
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    assert accepted.status_code == 200
+    assert accepted.json()["completed"] is True
+
+
+@pytest.mark.parametrize("path", ["/signin", "/signup", "/tasks", "/overview", "/nowhere"])
+async def test_every_page_carries_the_security_headers(ann: httpx.AsyncClient, path: str) -> None:
+    answer = await ann.get(path)
+    assert answer.headers["content-security-policy"] == CSP
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "same-origin"
+
+
+async def test_pages_are_not_cached_and_static_files_are(ann: httpx.AsyncClient) -> None:
+    assert (await ann.get("/tasks")).headers["cache-control"] == "no-store"
+    css = await ann.get("/static/app.css")
+    assert css.status_code == 200
+    assert css.headers["content-security-policy"] == CSP
+    assert "no-store" not in css.headers.get("cache-control", "")
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</textarea><svg onload=x>"],
+)
+async def test_hostile_titles_are_rendered_inert(
+    clean: Platform, ann: httpx.AsyncClient, title: str
+) -> None:
+    token = (await api_token(clean))["access_token"]
+    task = await api_create(clean, token, title=title, description=title, tags=["<b>x</b>"])
+    for path in ("/tasks", f"/tasks/{task['id']}/edit", f"/tasks/{task['id']}/delete"):
+        page = await ann.get(path)
+        assert page.status_code == 200
+        assert title not in page.text
+        assert "<script>alert" not in page.text
+        assert "<img src=x" not in page.text
+        assert "<b>x</b>" not in page.text
+    listing = await ann.get("/tasks")
+    assert "&lt;" in listing.text
+
+
+def test_next_accepts_single_slash_paths_only() -> None:
+    assert safe_next("/tasks?status=done") == "/tasks?status=done"
+    assert safe_next("/") == "/"
+    for hostile in (
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/tasks\r\nLocation: x",
+        "",
+        None,
+        "/" + "a" * 3000,
+    ):
+        assert safe_next(hostile) == "/tasks", hostile
+
+
+def test_the_scripts_and_styles_stay_small_and_local() -> None:
+    files = [*STATIC.rglob("*.js"), *STATIC.rglob("*.css")]
+    assert files
+    assert sum(path.stat().st_size for path in files) < 60 * 1024
+    external = re.compile(r"(?:src|href|url\()\s*=?\s*[\"']?(?:https?:)?//", re.IGNORECASE)
+    for path in [*files, *TEMPLATES.glob("*.html")]:
+        text = path.read_text()
+        assert not external.search(text), path
+        assert "<script>" not in text, path  # no inline script (the CSP would block it)
+        assert " style=" not in text, path  # no inline style
+
+
+async def test_nothing_changes_on_get(clean: Platform, ann: httpx.AsyncClient) -> None:
+    await create_form(ann, title="Keep me")
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    for path in (f"/tasks/{row[0]}/delete", f"/tasks/{row[0]}/complete", "/signout-everywhere"):
+        await ann.get(path)
+    assert await tasks_in_db(clean) == 1
+    assert await count(clean, "SELECT count(*) FROM todo.tasks WHERE completed") == 0
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1

@@ -1,0 +1,366 @@
+"""The task pages: list, filters, create, complete, edit with If-Match, delete."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.support.serving import serve
+from tests.web.conftest import (
+    Platform,
+    WebAppFactory,
+    api_create,
+    api_token,
+    count,
+    create_form,
+    csrf_of,
+    idempotency_key_of,
+    page_csrf,
+    register,
+    sign_in,
+)
+from web_service.tasks import Filters, task_body
+
+ROW = re.compile(r'data-testid="task-title">([^<]*)<')
+
+
+def titles(html: str) -> list[str]:
+    return ROW.findall(html)
+
+
+async def token_of(platform: Platform) -> str:
+    return str((await api_token(platform))["access_token"])
+
+
+async def test_create_makes_one_task_with_every_field(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    answer = await create_form(
+        ann,
+        title="Pay rent",
+        description="Before the 5th",
+        priority="high",
+        tags="home, Money",
+        due_date="2027-03-31",
+        due_time="17:30",
+        recurrence="monthly",
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/tasks?notice=created"
+    row = await clean.db.fetch_row(
+        "SELECT title, description, priority, tags, due_at, recurrence FROM todo.tasks"
+    )
+    assert row is not None
+    assert row[0:3] == ("Pay rent", "Before the 5th", "high")
+    assert list(row[3]) == ["home", "money"]
+    assert row[4] == datetime(2027, 3, 31, 17, 30, tzinfo=UTC)  # the user's zone: UTC
+    assert row[5] == "monthly"
+    page = await ann.get("/tasks?notice=created")
+    assert "Task added." in page.text
+    assert titles(page.text) == ["Pay rent"]
+
+
+async def test_the_same_form_sent_twice_makes_one_task(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    page = await ann.get("/tasks")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "title": "Once",
+        "priority": "medium",
+        "recurrence": "none",
+    }
+    assert (await ann.post("/tasks", data=data)).status_code == 303
+    assert (await ann.post("/tasks", data=data)).status_code == 303
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
+
+
+async def test_each_rendered_form_has_its_own_key(ann: httpx.AsyncClient) -> None:
+    first, second = await ann.get("/tasks"), await ann.get("/tasks")
+    assert idempotency_key_of(first.text) != idempotency_key_of(second.text)
+
+
+async def test_invalid_fields_are_named_and_kept(clean: Platform, ann: httpx.AsyncClient) -> None:
+    answer = await create_form(
+        ann, title="", due_date="2027-02-30", tags="a" * 31, description="kept text"
+    )
+    assert answer.status_code == 422
+    assert 'id="title-error"' in answer.text
+    assert 'id="due_date-error"' in answer.text
+    assert 'id="tags-error"' in answer.text
+    assert "kept text" in answer.text
+    assert 'data-testid="error-summary"' in answer.text
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
+
+
+async def test_an_api_refusal_is_a_friendly_message_with_nothing_saved(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    # Text PostgreSQL cannot store: the API's 422, not one of this service's own checks.
+    answer = await create_form(ann, title="Fine", description="bad \x00 byte")
+    assert answer.status_code == 422
+    assert "Nothing was changed" in answer.text or 'id="description-error"' in answer.text
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
+
+
+async def test_status_tabs_filters_search_and_sort(clean: Platform, ann: httpx.AsyncClient) -> None:
+    token = await token_of(clean)
+    await api_create(clean, token, title="alpha report", priority="low", tags=["work"])
+    await api_create(clean, token, title="beta groceries", priority="high", tags=["home"])
+    done = await api_create(clean, token, title="gamma done", priority="high")
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        await api.patch(
+            f"/api/tasks/{done['id']}/complete",
+            json={"completed": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert titles((await ann.get("/tasks")).text) == [
+        "gamma done",
+        "beta groceries",
+        "alpha report",
+    ]
+    assert titles((await ann.get("/tasks?status=pending")).text) == [
+        "beta groceries",
+        "alpha report",
+    ]
+    assert titles((await ann.get("/tasks?status=done")).text) == ["gamma done"]
+    assert titles((await ann.get("/tasks?priority=high&status=pending")).text) == ["beta groceries"]
+    assert titles((await ann.get("/tasks?tag=work")).text) == ["alpha report"]
+    assert titles((await ann.get("/tasks?q=GROC")).text) == ["beta groceries"]
+    page = await ann.get("/tasks?sort=title")
+    assert titles(page.text) == ["alpha report", "beta groceries", "gamma done"]
+    assert titles((await ann.get("/tasks?sort=title&order=desc")).text)[0] == "gamma done"
+    # Values outside their sets are ignored, not sent on.
+    assert len(titles((await ann.get("/tasks?status=bogus&priority=urgent&sort=x")).text)) == 3
+
+
+async def test_due_filters(clean: Platform, ann: httpx.AsyncClient) -> None:
+    token = await token_of(clean)
+    now = datetime.now(UTC)
+    await api_create(clean, token, title="late", due_at="2020-01-01T09:00:00Z")
+    await api_create(
+        clean, token, title="today", due_at=now.replace(hour=23, minute=58).isoformat()
+    )
+    await api_create(clean, token, title="later", due_at="2099-01-01T09:00:00Z")
+    await api_create(clean, token, title="whenever")
+    assert titles((await ann.get("/tasks?due=overdue")).text) == ["late"]
+    assert titles((await ann.get("/tasks?due=today")).text) == ["today"]
+    assert titles((await ann.get("/tasks?due=week")).text) == ["today"]
+    late = (await ann.get("/tasks?due=overdue")).text
+    assert "Overdue" in late
+
+
+async def test_no_due_date_filter(clean: Platform, ann: httpx.AsyncClient) -> None:
+    token = await token_of(clean)
+    await api_create(clean, token, title="dated", due_at="2099-01-01T09:00:00Z")
+    await api_create(clean, token, title="undated")
+    assert titles((await ann.get("/tasks?due=none")).text) == ["undated"]
+
+
+async def test_load_more_walks_the_keyset_pages(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    await register(clean, "ann@example.com")
+    token = await token_of(clean)
+    for n in range(5):
+        await api_create(clean, token, title=f"task {n}")
+    async with serve(make_web_app(page_size=2)) as client:
+        client.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(client)
+        page = await client.get("/tasks")
+        assert 'data-testid="task-total" id="task-total">5<' in page.text
+        seen = titles(page.text)
+        rows_link = re.search(r'data-rows="([^"]+)"', page.text)
+        while rows_link is not None:
+            rows = await client.get(rows_link.group(1).replace("&amp;", "&"))
+            assert rows.headers["x-total-count"] == "5"
+            assert "<html" not in rows.text
+            seen += titles(rows.text)
+            rows_link = re.search(r'data-rows="([^"]+)"', rows.text)
+        assert seen == [f"task {n}" for n in range(4, -1, -1)]
+        # Without JavaScript the same link is a page of its own.
+        more = re.search(r'href="(/tasks\?cursor=[^"]+)"', page.text)
+        assert more is not None
+        second = await client.get(more.group(1).replace("&amp;", "&"))
+        assert titles(second.text) == ["task 2", "task 1"]
+        assert "Back to the first page" in second.text
+        # A cursor that is not ours: back to the first page.
+        assert (await client.get("/tasks?cursor=forged")).headers["location"] == "/tasks"
+
+
+async def test_complete_and_reopen_with_a_form(clean: Platform, ann: httpx.AsyncClient) -> None:
+    await create_form(ann, title="Toggle me")
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    csrf = await page_csrf(ann)
+    done = await ann.post(
+        f"/tasks/{row[0]}/complete", data={"csrf_token": csrf, "completed": "true"}
+    )
+    assert done.headers["location"] == "/tasks?notice=completed"
+    assert await count(clean, "SELECT count(*) FROM todo.tasks WHERE completed") == 1
+    again = await ann.post(
+        f"/tasks/{row[0]}/complete", data={"csrf_token": csrf, "completed": "false"}
+    )
+    assert again.headers["location"] == "/tasks?notice=reopened"
+    assert await count(clean, "SELECT count(*) FROM todo.tasks WHERE completed") == 0
+
+
+async def test_complete_as_a_fetch_answers_the_new_row(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    await create_form(ann, title="Row <b>")
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    csrf = await page_csrf(ann)
+    answer = await ann.post(
+        f"/tasks/{row[0]}/complete",
+        data={"completed": "true"},
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    body = answer.json()
+    assert body["completed"] is True
+    assert f'id="task-{row[0]}"' in body["html"]
+    assert "Row &lt;b&gt;" in body["html"]
+
+
+async def test_another_users_task_is_not_found(clean: Platform, ann: httpx.AsyncClient) -> None:
+    await register(clean, "bob@example.com", name="Bob")
+    bobs = await api_create(clean, await token_of_email(clean, "bob@example.com"), title="Bob's")
+    csrf = await page_csrf(ann)
+    for path in (f"/tasks/{bobs['id']}/edit", f"/tasks/{bobs['id']}/delete", "/tasks/abc/edit"):
+        page = await ann.get(path)
+        assert page.status_code == 404
+        assert "no longer exists" in page.text
+        assert "Bob&#39;s" not in page.text
+    for action in ("complete", "delete"):
+        answer = await ann.post(
+            f"/tasks/{bobs['id']}/{action}", data={"csrf_token": csrf, "completed": "true"}
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/tasks?problem=not_found"
+        shown = await ann.get(answer.headers["location"])
+        assert "no longer exists" in shown.text
+    fetched = await ann.post(
+        f"/tasks/{bobs['id']}/complete",
+        data={"completed": "true"},
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    assert fetched.status_code == 404
+    assert "no longer exists" in fetched.json()["message"]
+    row = await clean.db.fetch_row("SELECT completed FROM todo.tasks WHERE id = $1", bobs["id"])
+    assert row is not None
+    assert row[0] is False
+
+
+async def token_of_email(platform: Platform, email: str) -> str:
+    return str((await api_token(platform, email))["access_token"])
+
+
+async def test_edit_saves_with_the_version_it_opened(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    task = await api_create(clean, token, title="Old", tags=["a"], due_at="2027-01-02T10:15:00Z")
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    assert 'value="2027-01-02"' in form.text
+    assert 'value="10:15"' in form.text
+    answer = await ann.post(
+        f"/tasks/{task['id']}/edit",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "version": "1",
+            "title": "New",
+            "priority": "low",
+            "tags": "b",
+            "due_date": "",
+            "due_time": "",
+            "recurrence": "none",
+            "description": "",
+        },
+    )
+    assert answer.headers["location"] == "/tasks?notice=updated"
+    row = await clean.db.fetch_row("SELECT title, priority, tags, due_at, version FROM todo.tasks")
+    assert row is not None
+    assert (row[0], row[1], list(row[2]), row[3], row[4]) == ("New", "low", ["b"], None, 2)
+
+
+async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    task = await api_create(clean, token, title="Original")
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        changed = await api.patch(
+            f"/api/tasks/{task['id']}",
+            json={"title": "Changed elsewhere"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert changed.status_code == 200
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "version": "1",
+        "title": "Mine",
+        "priority": "medium",
+        "recurrence": "none",
+    }
+    answer = await ann.post(f"/tasks/{task['id']}/edit", data=fields)
+    assert answer.status_code == 409
+    assert "changed since you opened it" in answer.text
+    current = answer.text.split('data-testid="conflict-current"')[1]
+    yours = answer.text.split('data-testid="conflict-yours"')[1]
+    assert "Changed elsewhere" in current
+    assert "Mine" in yours.split("</dl>")[0]
+    row = await clean.db.fetch_row("SELECT title, version FROM todo.tasks")
+    assert row is not None
+    assert tuple(row) == ("Changed elsewhere", 2)
+    # The form now carries the current version: saving again is a deliberate overwrite.
+    assert 'name="version" value="2"' in answer.text
+    again = await ann.post(f"/tasks/{task['id']}/edit", data={**fields, "version": "2"})
+    assert again.status_code == 303
+    row = await clean.db.fetch_row("SELECT title FROM todo.tasks")
+    assert row is not None
+    assert row[0] == "Mine"
+
+
+async def test_delete_confirmation_then_delete(clean: Platform, ann: httpx.AsyncClient) -> None:
+    await create_form(ann, title="Bin me")
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    confirm = await ann.get(f"/tasks/{row[0]}/delete")
+    assert "Delete this task?" in confirm.text
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
+    answer = await ann.post(f"/tasks/{row[0]}/delete", data={"csrf_token": csrf_of(confirm.text)})
+    assert answer.headers["location"] == "/tasks?notice=deleted"
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
+
+
+def test_a_due_date_is_read_in_the_users_zone() -> None:
+    values = {
+        "title": "x",
+        "description": "",
+        "priority": "medium",
+        "tags": "",
+        "due_date": "2027-07-01",
+        "due_time": "09:00",
+        "recurrence": "none",
+    }
+    body, errors = task_body(values, "Europe/Paris")
+    assert errors == {}
+    assert body["due_at"] == "2027-07-01T07:00:00+00:00"
+    body, _ = task_body({**values, "due_time": ""}, "America/New_York")
+    assert body["due_at"] == "2027-07-02T03:59:00+00:00"  # 23:59 local
+    _, errors = task_body({**values, "due_date": "", "recurrence": "weekly"}, "UTC")
+    assert "due_date" in errors
+
+
+def test_today_and_this_week_are_the_users_days() -> None:
+    now = datetime(2027, 7, 1, 23, 30, tzinfo=UTC)  # already 2 July in Tokyo
+    params = dict(Filters({"due": "today"}).api_params("Asia/Tokyo", now, 50))
+    assert params["due_after"] == "2027-07-01T15:00:00+00:00"
+    assert params["due_before"] == "2027-07-02T15:00:00+00:00"
+    week = dict(Filters({"due": "week"}).api_params("UTC", now, 50))
+    assert week["due_before"] == "2027-07-08T00:00:00+00:00"
