@@ -84,3 +84,17 @@ async def no_js_page(new_context: NewContext) -> Page:
 @pytest.fixture(scope="session")
 def axe() -> Axe:
     return Axe()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the browser tests recorded (``record_property``), printed after every run."""
+    lines = [
+        f"{report.nodeid.rsplit('::', 1)[-1]}: {name} = {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call" and report.nodeid.startswith("tests/browser/")
+        for name, value in report.user_properties
+    ]
+    if lines:
+        terminalreporter.section("browser figures")
+        for line in lines:
+            terminalreporter.write_line(line)
