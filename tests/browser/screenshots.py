@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 
 from tests.browser.flows import PASSWORD, sign_in
 from tests.browser.site import ACTION_TIMEOUT_MS, fresh_database, launch, running_site
@@ -23,7 +23,7 @@ from tests.browser.site import ACTION_TIMEOUT_MS, fresh_database, launch, runnin
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WIDTHS = {"desktop": 1440, "phone": 375}
 HEIGHT = {"desktop": 900, "phone": 812}
-PAGES = {"tasks": "/tasks", "chat": "/chat", "overview": "/overview"}
+PAGES = {"tasks": "/tasks", "overview": "/overview"}
 
 TASKS = (
     {"title": "Renew passport", "priority": "high", "tags": ["admin"], "days": -1},
@@ -41,7 +41,7 @@ def seed(gateway: str) -> str:
     with httpx.Client(base_url=gateway, timeout=30) as api:
         api.post(
             "/api/auth/register",
-            json={"email": email, "password": PASSWORD, "display_name": "Ada"},
+            json={"email": email, "password": PASSWORD, "name": "Ada", "timezone": "UTC"},
         ).raise_for_status()
         login = api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
         login.raise_for_status()
@@ -61,9 +61,11 @@ def seed(gateway: str) -> str:
             created.raise_for_status()
             ids.append(created.json()["id"])
         api.patch(f"/api/tasks/{ids[-1]}/complete", json={"completed": True}).raise_for_status()
-        api.post(
-            "/api/chat", json={"message": "add call the plumber friday", "timezone": "UTC"}
-        ).raise_for_status()
+        turn: dict[str, object] = {"timezone": "UTC"}
+        for message in ("add call the plumber friday #home", "what is due this week?"):
+            answer = api.post("/api/chat", json={**turn, "message": message})
+            answer.raise_for_status()
+            turn["conversation_id"] = answer.json()["conversation_id"]
     return email
 
 
@@ -74,37 +76,45 @@ async def shoot(page: Page, name: str, kind: str) -> None:
     print(f"wrote {path.relative_to(OUT.parents[1])}")
 
 
-async def main() -> None:
+async def shoot_pages(gateway: str, email: str) -> None:
+    async with async_playwright() as playwright:
+        browser = await launch(playwright)
+        try:
+            for kind, width in WIDTHS.items():
+                context = await browser.new_context(
+                    base_url=gateway,
+                    viewport={"width": width, "height": HEIGHT[kind]},
+                    timezone_id="UTC",
+                    locale="en-GB",
+                )
+                context.set_default_timeout(ACTION_TIMEOUT_MS)
+                page = await context.new_page()
+                await page.goto("/signin")
+                await shoot(page, "signin", kind)
+                await sign_in(page, email)
+                for name, path in PAGES.items():
+                    await page.goto(path)
+                    await shoot(page, name, kind)
+                await page.goto("/chat")
+                await page.get_by_test_id("conversation-link").first.click()
+                await expect(page.get_by_test_id("chat-message-assistant")).not_to_have_count(0)
+                await shoot(page, "chat", kind)
+                await context.close()
+        finally:
+            await browser.close()
+
+
+def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    # Migrations run their own event loop: the stack is made before the browser's.
     with (
         fresh_database() as database_url,
         tempfile.TemporaryDirectory(prefix="todo-platform-screenshots-") as workdir,
         running_site(database_url, Path(workdir)) as stack,
     ):
         gateway = stack.url("gateway")
-        email = seed(gateway)
-        async with async_playwright() as playwright:
-            browser = await launch(playwright)
-            try:
-                for kind, width in WIDTHS.items():
-                    context = await browser.new_context(
-                        base_url=gateway,
-                        viewport={"width": width, "height": HEIGHT[kind]},
-                        timezone_id="UTC",
-                        locale="en-GB",
-                    )
-                    context.set_default_timeout(ACTION_TIMEOUT_MS)
-                    page = await context.new_page()
-                    await page.goto("/signin")
-                    await shoot(page, "signin", kind)
-                    await sign_in(page, email)
-                    for name, path in PAGES.items():
-                        await page.goto(path)
-                        await shoot(page, name, kind)
-                    await context.close()
-            finally:
-                await browser.close()
+        asyncio.run(shoot_pages(gateway, seed(gateway)))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
