@@ -3,6 +3,7 @@
 #   docker build --target todo    -t todo-platform/todo .
 #   docker build --target chat    -t todo-platform/chat .
 #   docker build --target gateway -t todo-platform/gateway .
+#   docker build --target web     -t todo-platform/web .
 # Each holds the Python runtime, the locked dependencies of the shared library plus that
 # service's extra, and only shared/ and the service's own package: no uv, no compiler, no
 # secret. Settings come from the environment; the signing key from a mounted secret file.
@@ -64,6 +65,14 @@ COPY shared/ shared/
 COPY gateway/ gateway/
 RUN python -m compileall -q shared gateway
 
+FROM build AS build-web
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-project --extra web \
+    && find .venv -name "*.so*" -type f -exec strip --strip-unneeded {} +
+COPY shared/ shared/
+COPY web_service/ web_service/
+RUN python -m compileall -q shared web_service
+
 # ---- runtime: what every service image shares ------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it without a name lookup.
@@ -117,3 +126,11 @@ ENV PORT=8000 \
     GATEWAY_METRICS_HOST=0.0.0.0
 EXPOSE 8000 9000
 CMD ["python", "-m", "gateway"]
+
+FROM runtime AS web
+COPY --from=build-web /app /app
+ENV PORT=8004 \
+    WEB_METRICS_PORT=9004 \
+    WEB_METRICS_HOST=0.0.0.0
+EXPOSE 8004 9004
+CMD ["python", "-m", "web_service"]

@@ -5,7 +5,9 @@ never replaces what exists:
 - ``.env`` (mode 0600): ``POSTGRES_PASSWORD``, ``REDIS_PASSWORD`` and one ``<ROLE>_DB_PASSWORD``
   per database role, random and URL-safe (they go into URLs), and ``SECRETS_DIR``, the
   directory compose takes its secret files from;
-- ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key.
+- ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key;
+- ``.data/compose/web-session-keys``: the key list (one Fernet key) that encrypts the web
+  client's stored tokens; rotation prepends a newer key to the file.
 Then it (re)writes, from ``.env``, one file per secret in ``.data/compose/``: the database URLs
 (each ``<NAME>`` set in ``.env``, such as a Neon ``AUTH_DATABASE_URL``, wins over the local
 database's URL), the role passwords, Redis's configuration and URL, the OpenAI key (empty
@@ -29,10 +31,11 @@ import secrets
 import sys
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-SERVICES = ("auth", "todo", "chat")
+SERVICES = ("auth", "todo", "chat", "web")
 ROLES = [f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "app")]
 VARIABLES = [
     "POSTGRES_PASSWORD",
@@ -41,6 +44,7 @@ VARIABLES = [
 ]
 SECRETS_DIR = Path(".data") / "compose"
 KEY_PATH = SECRETS_DIR / "auth-signing-key.pem"
+WEB_KEYS_PATH = SECRETS_DIR / "web-session-keys"
 # Where the local PostgreSQL and Redis answer (compose network, local Kubernetes namespace).
 LOCAL_DATABASE = "postgres:5432/todo"
 LOCAL_REDIS = "redis:6379/0"
@@ -136,6 +140,19 @@ def write_signing_key(root: Path) -> bool:
     return True
 
 
+def write_web_session_keys(root: Path) -> bool:
+    """One Fernet key for the web client's stored tokens, made once (like the signing key)."""
+    path = root / WEB_KEYS_PATH
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(Fernet.generate_key() + b"\n")
+    return True
+
+
 def secret(name: str, data: dict[str, str]) -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -150,7 +167,7 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
     """The Secrets deploy/k8s references, filled with the local values."""
     env = read_env(root / ".env")
     missing = [name for name in VARIABLES if not env.get(name)]
-    if missing or not (root / KEY_PATH).exists():
+    if missing or not (root / KEY_PATH).exists() or not (root / WEB_KEYS_PATH).exists():
         raise SystemExit("missing local secrets: run `make compose-env` first")
 
     manifests = [
@@ -165,6 +182,7 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
     ]
     manifests += [
         secret("auth-signing-key", {"signing-keys.pem": (root / KEY_PATH).read_text()}),
+        secret("web-session-keys", {"session-keys": (root / WEB_KEYS_PATH).read_text()}),
         secret("gateway-redis", {"storage-uri": redis_url(env)}),
         secret("redis", {"redis.conf": redis_config(env)}),
         secret(
@@ -195,10 +213,12 @@ def main() -> None:
         return
     added = write_passwords(root / ".env")
     created = write_signing_key(root)
+    web_keys = write_web_session_keys(root)
     write_secret_files(root)
     sys.stdout.write(
         f".env: {'added ' + ', '.join(added) if added else 'every password already set'}\n"
         f"{KEY_PATH}: {'created' if created else 'kept'}\n"
+        f"{WEB_KEYS_PATH}: {'created' if web_keys else 'kept'}\n"
         f"{SECRETS_DIR}: secret files written from .env\n"
     )
 

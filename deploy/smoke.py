@@ -3,12 +3,13 @@
 From an empty engine on a machine without a registry: install Docker, compose and debootstrap
 when missing (Debian's packages), start ``dockerd`` when none answers (and stop only that one),
 make the local stand-in base images (``todo-platform/standin-*``, deploy/standins/), write the
-local secrets, build the four service images, start the stack, wait (bounded) for every service
-to be healthy, then run the end-to-end contract through the published gateway port and check
-what compose promises: non-root, read-only containers, one published port, no secret in any
-container's environment, a Redis that wants its password, each database role kept out of the
-others' schemas, no acknowledged write lost across a PostgreSQL restart, an idempotent second
-``up``, and each image's size over its Python base. ``docker-compose down -v`` at the end,
+local secrets, build the five service images, start the stack, wait (bounded) for every service
+to be healthy, then run the end-to-end contract through the published gateway port (and a page
+of the web client from it) and check what compose promises: non-root, read-only containers,
+one published port, no secret in any container's environment, a Redis that wants its
+password, each database role kept out of the others' schemas, no acknowledged write lost
+across a PostgreSQL restart, an idempotent second ``up``, and each image's size over its
+Python base. ``docker-compose down -v`` at the end,
 whatever happened; on a failure, the failing container's last log lines and exit status 1.
 
 ``--public-images`` uses the public base images instead of the stand-ins (a machine that can
@@ -50,9 +51,14 @@ STANDINS = {
     "REDIS_IMAGE": ("redis", f"todo-platform/standin-redis:{STANDIN_TAG}"),
 }
 PUBLIC_PYTHON_IMAGE = "python:3.11-slim-bookworm"
-OUR_SERVICES = ("auth", "todo", "chat", "gateway")
-JOBS = ("bootstrap", "migrate-auth", "migrate-todo", "migrate-chat")
-SCHEMAS = {"auth": "auth.users", "todo": "todo.tasks", "chat": "chat.conversations"}
+OUR_SERVICES = ("auth", "todo", "chat", "web", "gateway")
+JOBS = ("bootstrap", "migrate-auth", "migrate-todo", "migrate-chat", "migrate-web")
+SCHEMAS = {
+    "auth": "auth.users",
+    "todo": "todo.tasks",
+    "chat": "chat.conversations",
+    "web": "web.sessions",
+}
 IMAGE_BUDGET_BYTES = 120 * 1000 * 1000
 HEALTH_TIMEOUT = 300.0
 RECOVERY_TIMEOUT = 90.0
@@ -358,6 +364,22 @@ def forged_token(user_id: str) -> str:
         "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA")
+
+
+async def web_pages(base_url: str) -> None:
+    """The browser's view: GET / through the published port is an HTML page of the web
+    service, with the page's own security policy, not the API's."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, follow_redirects=True) as client:
+        page = await client.get("/", headers={"Accept": "text/html"})
+        check(page.status_code == 200, f"GET /: {page.status_code} {page.text[:300]}", "web")
+        check(
+            page.headers.get("content-type", "").startswith("text/html"),
+            f"GET / is not a page: {page.headers.get('content-type')}",
+            "web",
+        )
+        check("<html" in page.text.lower(), f"GET /: {page.text[:300]}", "web")
+        policy = page.headers.get("content-security-policy", "")
+        check("default-src 'self'" in policy, f"the page's policy: {policy!r}", "gateway")
 
 
 async def contract(base_url: str) -> None:
@@ -700,6 +722,8 @@ def smoke(public_images: bool) -> None:
                 say(f"every service healthy after {time.monotonic() - started:.0f} s")
                 asyncio.run(contract(f"http://127.0.0.1:{port}"))
                 say("contract: passed through the published gateway port")
+                asyncio.run(web_pages(f"http://127.0.0.1:{port}"))
+                say("web: GET / through the published gateway port is the client's page")
                 check_containers(stack)
                 check_redis_wants_its_password(stack)
                 check_schema_isolation(stack)

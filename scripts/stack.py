@@ -40,6 +40,7 @@ SERVICES = (
     Service("auth", "auth_service", 8001, 9001, "AUTH_", "\033[35m"),
     Service("todo", "todo_service", 8002, 9002, "TODO_", "\033[36m"),
     Service("chat", "chat_service", 8003, 9003, "CHAT_", "\033[33m"),
+    Service("web", "web_service", 8004, 9004, "WEB_", "\033[34m"),
     Service("gateway", "gateway", 8000, 9000, "GATEWAY_", "\033[32m"),
 )
 RESET = "\033[0m"
@@ -107,6 +108,8 @@ async def run_services(services: list[Service]) -> int:
             f"  {service.name:<8} http://127.0.0.1:{service.port}   metrics :{service.metrics_port}"
         )
     if any(s.name == "gateway" for s in services):
+        if any(s.name == "web" for s in services):
+            print("  Web app   http://127.0.0.1:8000/")
         print("  API docs  http://127.0.0.1:8000/api/docs")
     print("Press Ctrl-C to stop.\n")
 

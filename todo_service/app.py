@@ -15,6 +15,7 @@ from shared.tokens import TokenVerifier
 from todo_service.api import router
 from todo_service.mcp import mount_mcp
 from todo_service.settings import TodoSettings, get_settings
+from todo_service.stats import router as stats_router
 
 
 def create_app(
@@ -47,6 +48,8 @@ def create_app(
         docs_url="/api/tasks/docs",
         openapi_url="/api/tasks/openapi.json",
     )
+    # Before the task routes: /api/tasks/stats is not a task id.
+    app.include_router(stats_router)
     app.include_router(router)
     mount_mcp(app, settings)
     return app

@@ -106,6 +106,8 @@ def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStateme
         filters.append(f"due_at >= {p.add(query.due_after)}::timestamptz")
     if query.overdue:
         filters.append(f"NOT completed AND due_at < {p.add(now)}::timestamptz")
+    if query.has_due is not None:
+        filters.append("due_at IS NOT NULL" if query.has_due else "due_at IS NULL")
 
     status = {
         StatusFilter.ALL: [],

@@ -234,6 +234,9 @@ class TaskQuery(BaseModel):
     due_before: Timestamp | None = Field(default=None, description="due_at < this (exclusive)")
     due_after: Timestamp | None = Field(default=None, description="due_at >= this (inclusive)")
     overdue: bool = Field(default=False, description="true: not completed and due before now")
+    has_due: bool | None = Field(
+        default=None, description="false: only tasks without a due date; true: only with one"
+    )
     sort: Annotated[SortField, BeforeValidator(_sort_field)] = Field(
         default=SortField.CREATED, description="due_date is accepted as an alias of due"
     )

@@ -160,7 +160,16 @@ async def _tasks_page(
 ) -> Response:
     filters = Filters(ctx.request.query_params)
     fragment = ctx.request.query_params.get("fragment")
-    listing = await _list(ctx, filters)
+    if form is None:
+        listing = await _list(ctx, filters)
+    else:
+        # A form sent back with its errors: kept (with its Idempotency-Key) even when the
+        # list cannot be read just now, so sending it again is safe.
+        try:
+            listing = await _list(ctx, filters)
+        except ApiError as error:
+            listing = {"tasks": [], "total": 0, "more_href": None, "more_rows_href": None}
+            errors = {"_form": friendly(error), **(errors or {})}
     if fragment == "rows":
         rows = render_text(ctx, "_task_list.html", filters=filters, **listing)
         return HTMLResponse(rows, headers={"X-Total-Count": str(listing["total"])})
@@ -345,7 +354,7 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
     if ctx.wants_json:
         task = _task_view(answer.json(), ctx.web.clock())
         return JSONResponse(
-            {"completed": task["completed"], "html": render_text(ctx, "_task_row.html", task=task)}
+            {"completed": task["completed"], "html": render_text(ctx, "_task_one.html", task=task)}
         )
     return redirect(f"/tasks?notice={'completed' if completed else 'reopened'}")
 

@@ -8,6 +8,7 @@ the merged result; these tests read that result. The environment file is the one
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import os
 import shutil
 import stat
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
@@ -28,8 +30,11 @@ SERVICES = {
     "todo": ("todo_service", "TODO_"),
     "chat": ("chat_service", "CHAT_"),
     "gateway": ("gateway", "GATEWAY_"),
+    "web": ("web_service", "WEB_"),
 }
-JOBS = {"bootstrap", "migrate-auth", "migrate-todo", "migrate-chat"}
+JOBS = {"bootstrap", "migrate-auth", "migrate-todo", "migrate-chat", "migrate-web"}
+# The services with a schema (and a migration job and two database roles each).
+DATABASE_SERVICES = ("auth", "todo", "chat", "web")
 # Read by shared/serve.py (and gateway/__main__.py) rather than by the settings classes.
 PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
 
@@ -111,12 +116,15 @@ def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> No
     assert env["ENVIRONMENT"] == "development"
     assert len(env["POSTGRES_PASSWORD"]) >= 32
     assert len(env["REDIS_PASSWORD"]) >= 32
-    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 8
+    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 10
     secrets_dir = tmp_path / env["SECRETS_DIR"]
     assert (secrets_dir / "todo-app-db-password").read_text() == env["TODO_APP_DB_PASSWORD"]
     assert stat.S_IMODE((secrets_dir / "redis.conf").stat().st_mode) == 0o644
     assert "created" in first
     assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    web_keys = secrets_dir / "web-session-keys"
+    (web_key,) = web_keys.read_text().split()
+    Fernet(web_key.encode())  # a valid key
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) in {0o600, 0o644}
 
@@ -124,6 +132,7 @@ def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> No
     second = compose_env(tmp_path)
     assert read_env(tmp_path / ".env") == env
     assert key.read_text() == pem
+    assert web_keys.read_text().split() == [web_key]
     assert "every password already set" in second
     assert "kept" in second
 
@@ -177,7 +186,7 @@ def test_services_and_jobs_start_in_order(local: Any) -> None:
         return {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
 
     assert waits_for("bootstrap") == {"postgres": "service_healthy"}
-    for service in ("auth", "todo", "chat"):
+    for service in DATABASE_SERVICES:
         assert waits_for(f"migrate-{service}") == {"bootstrap": "service_completed_successfully"}
         assert waits_for(service)[f"migrate-{service}"] == "service_completed_successfully"
     assert waits_for("gateway")["redis"] == "service_healthy"
@@ -188,7 +197,7 @@ def test_each_process_uses_its_least_privilege_role(local: Any, env_file: Path) 
     services = local["services"]
     passwords = read_env(env_file)
     files = secret_files(local, env_file)
-    for service in ("auth", "todo", "chat"):
+    for service in DATABASE_SERVICES:
         prefix = SERVICES[service][1]
         runtime_secret = mounted_secrets(services[service])[f"{prefix}DATABASE_URL"]
         runtime = make_url(files[runtime_secret])
@@ -207,7 +216,7 @@ def test_each_process_uses_its_least_privilege_role(local: Any, env_file: Path) 
         ]
     bootstrap = mounted_secrets(services["bootstrap"])
     assert make_url(files[bootstrap.pop("BOOTSTRAP_DATABASE_URL")]).username == "postgres"
-    assert len(bootstrap) == 6
+    assert len(bootstrap) == 8
     for name, secret in bootstrap.items():
         assert files[secret] == passwords[name]
     assert not any("DATABASE_URL" in name for name in services["gateway"]["environment"])
@@ -241,6 +250,37 @@ def test_the_signing_key_is_a_mounted_secret_and_in_no_environment(local: Any) -
         if name != "auth":
             sources = {secret["source"] for secret in service.get("secrets", [])}
             assert "auth_signing_key" not in sources, name
+
+
+def test_the_web_services_keys_are_a_mounted_secret_of_the_web_service_only(
+    local: Any, env_file: Path
+) -> None:
+    web = local["services"]["web"]
+    assert mounted_secrets(web)["WEB_SESSION_KEYS"] == "web_session_keys"
+    Fernet(secret_files(local, env_file)["web_session_keys"].split()[0].encode())
+    for name, service in local["services"].items():
+        if name != "web":
+            sources = {secret["source"] for secret in service.get("secrets", [])}
+            assert "web_session_keys" not in sources, name
+
+
+def test_the_gateway_believes_forwarded_addresses_from_the_web_services_fixed_address(
+    local: Any,
+) -> None:
+    services = local["services"]
+    web_address = services["web"]["networks"]["default"]["ipv4_address"]
+    gateway = services["gateway"]
+    assert gateway["environment"]["GATEWAY_TRUSTED_FORWARDERS"] == web_address
+    assert gateway["environment"]["GATEWAY_WEB_URL"] == "http://web:8004"
+    assert "GATEWAY_TRUSTED_PROXIES" not in gateway["environment"]
+    assert web_address != gateway["networks"]["default"]["ipv4_address"]
+    # Outside the range compose hands out, so no other container can get it.
+    (config,) = local["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(web_address) not in ipaddress.ip_network(config["ip_range"])
+    # The web service believes the gateway's X-Forwarded-For (the browser's address) only.
+    gateway_address = gateway["networks"]["default"]["ipv4_address"]
+    assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == gateway_address
+    assert services["web"]["environment"]["WEB_GATEWAY_URL"] == "http://gateway:8000"
 
 
 def test_our_containers_are_read_only_without_capabilities(local: Any) -> None:

@@ -31,8 +31,9 @@ SERVICES = {
     "todo": ("todo_service", "TODO_"),
     "chat": ("chat_service", "CHAT_"),
     "gateway": ("gateway", "GATEWAY_"),
+    "web": ("web_service", "WEB_"),
 }
-AUTOSCALED = {"gateway", "todo", "chat"}
+AUTOSCALED = {"gateway", "todo", "chat", "web"}
 PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
 
 
@@ -265,7 +266,9 @@ def test_the_bootstrap_reads_the_owner_url_and_every_password_from_its_secret(
     assert files.pop("BOOTSTRAP_DATABASE_URL") == ("db-bootstrap", "admin-url")
     assert files == {
         f"{role.upper()}_DB_PASSWORD": ("db-bootstrap", f"{role.replace('_', '-')}-password")
-        for role in (f"{s}_{k}" for s in ("auth", "todo", "chat") for k in ("migrator", "app"))
+        for role in (
+            f"{s}_{k}" for s in ("auth", "todo", "chat", "web") for k in ("migrator", "app")
+        )
     }
 
 
@@ -275,14 +278,15 @@ def test_the_base_trusts_no_proxy_and_the_overlay_names_its_ingress_controllers_
     """No default that trusts every private range: forwarded addresses come from the overlay."""
     (base_config,) = of_kind(render(REPO / "deploy" / "k8s" / "base"), "ConfigMap").values()
     assert "GATEWAY_TRUSTED_PROXIES" not in base_config["data"]
+    assert "GATEWAY_TRUSTED_FORWARDERS" not in base_config["data"]
     (config,) = of_kind(manifests, "ConfigMap").values()
-    networks = [
-        ipaddress.ip_network(entry.strip())
-        for entry in config["data"]["GATEWAY_TRUSTED_PROXIES"].split(",")
-    ]
-    assert networks == [ipaddress.ip_network("10.244.0.0/16")]
-    private = ipaddress.ip_network("10.0.0.0/8")
-    assert all(network.num_addresses < private.num_addresses for network in networks)
+    for variable in ("GATEWAY_TRUSTED_PROXIES", "GATEWAY_TRUSTED_FORWARDERS"):
+        networks = [
+            ipaddress.ip_network(entry.strip()) for entry in config["data"][variable].split(",")
+        ]
+        assert networks == [ipaddress.ip_network("10.244.0.0/16")]
+        private = ipaddress.ip_network("10.0.0.0/8")
+        assert all(network.num_addresses < private.num_addresses for network in networks)
 
 
 def test_the_signing_key_file_is_where_the_secret_is_mounted(
@@ -364,3 +368,54 @@ def test_one_service_is_selected_by_its_name_label_alone(
     if service in AUTOSCALED:
         expected.add("HorizontalPodAutoscaler")
     assert selected == expected
+
+
+def _admits(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether one of the policy's ingress rules admits a pod of this namespace with these
+    labels (the subset of the selector language the manifests use)."""
+    for rule in policy["spec"].get("ingress", []):
+        for peer in rule.get("from", []):
+            selector = peer.get("podSelector")
+            if selector is None or "namespaceSelector" in peer:
+                continue
+            matched = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+            for expression in selector.get("matchExpressions", []):
+                value = labels.get(expression["key"])
+                inside = value in expression["values"]
+                matched &= inside if expression["operator"] == "In" else not inside
+            if matched:
+                return True
+    return False
+
+
+def _pod_labels(manifests: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {
+        name: manifest["spec"]["template"]["metadata"]["labels"]
+        for manifest in manifests
+        if manifest["kind"] in {"Deployment", "StatefulSet", "Job"}
+        for name in [manifest["metadata"]["name"]]
+    }
+
+
+def test_only_the_gateway_reaches_the_web_service_and_the_web_service_only_the_gateway(
+    manifests: list[dict[str, Any]],
+) -> None:
+    policies = of_kind(manifests, "NetworkPolicy")
+    pods = _pod_labels(manifests)
+    protected = {
+        policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: policy
+        for policy in policies.values()
+        if "app.kubernetes.io/name" in policy["spec"]["podSelector"].get("matchLabels", {})
+    }
+    # Into the web service: the gateway's pods, nothing else of the namespace.
+    reaching_web = {name for name, labels in pods.items() if _admits(protected["web"], labels)}
+    assert reaching_web == {"gateway"}
+    # Out of the web service: the gateway yes; auth, todo and chat no (the API's limits and
+    # checks are the gateway's).
+    web = pods["web"]
+    assert _admits(protected["gateway"], web)
+    for service in ("auth", "todo", "chat"):
+        assert not _admits(protected[service], web), service
+    # The other services still reach auth for its keys.
+    assert _admits(protected["auth"], pods["todo"])
+    assert _admits(protected["auth"], pods["gateway"])

@@ -12,6 +12,8 @@ import re
 import sys
 from types import ModuleType
 
+import yaml
+
 from tests.deploy.dockerfile import stages
 from tests.deploy.support import REPO
 
@@ -58,3 +60,13 @@ def test_ci_runs_the_smoke_test_after_every_other_suite() -> None:
     ]
     assert commands[-1] == "make compose-smoke"
     assert "make test" in commands
+
+
+def test_the_smoke_test_checks_every_service_and_job_compose_runs() -> None:
+    smoke = smoke_module()
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    ours = {name for name, service in compose["services"].items() if "build" in service}
+    jobs = {name for name in ours if compose["services"][name].get("restart") == "no"}
+    assert set(smoke.JOBS) == jobs
+    assert set(smoke.OUR_SERVICES) == ours - jobs
+    assert set(smoke.SCHEMAS) == {name.removeprefix("migrate-") for name in jobs} - {"bootstrap"}

@@ -110,6 +110,7 @@ TABLE: dict[Route, Guard] = {
     ),
     # todo
     Route("todo", "GET", "/api/tasks"): USER,
+    Route("todo", "GET", "/api/tasks/stats"): USER,
     Route("todo", "POST", "/api/tasks"): user({"title": "planted"}),
     Route("todo", "GET", "/api/tasks/{task_id}"): USER,
     Route("todo", "PUT", "/api/tasks/{task_id}"): user({"title": "replaced"}),

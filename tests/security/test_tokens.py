@@ -2,8 +2,9 @@
 the service's own port (zero trust: reaching a service directly gives nothing more).
 
 Generated from the route table (``routes.py``): one test per route and place, each sending
-every token of ``tokens.forged_tokens`` and then the real one, which must get through (so a
-route that refuses everything, or a wrong path, cannot pass for a guarded one).
+every token of ``tokens.forged_tokens``, a session cookie without a token, and then the real
+one, which must get through (so a route that refuses everything, or a wrong path, cannot pass
+for a guarded one).
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ async def test_bad_tokens_are_refused(
             problem = _refusal_problem(response, method)
             if problem is not None:
                 problems.append(f"{name}: {problem}")
+        # A browser's cookies (the web client's session among them) are never credentials
+        # of the API: without a bearer token the request is refused all the same.
+        cookies = {"Cookie": f"__Host-session={intruder.id}; session={intruder.id}"}
+        response = await client.request(
+            method, path, json=body, headers={**guard.headers, **cookies}
+        )
+        problem = _refusal_problem(response, method)
+        if problem is not None:
+            problems.append(f"session cookie: {problem}")
         real = await client.request(
             method, path, json=body, headers={**guard.headers, **intruder.headers}
         )

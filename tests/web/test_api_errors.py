@@ -50,8 +50,10 @@ async def test_an_unreachable_api_is_503_with_nothing_changed(
             data={"csrf_token": csrf, "idempotency_key": key, "title": "Kept title"},
         )
         assert created.status_code == 503
-        # The page could not list the tasks either: the error page keeps the session.
-        assert "unavailable" in created.text
+        assert "unavailable just now" in created.text
+        # The form comes back as sent, with the same key: sending it again is safe.
+        assert 'value="Kept title"' in created.text
+        assert idempotency_key_of(created.text) == key
         completed = await down.post("/tasks/1/complete", data={"csrf_token": csrf})
         assert completed.headers["location"] == "/tasks?problem=unavailable"
         fetched = await down.post(
