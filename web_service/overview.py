@@ -21,7 +21,7 @@ WIDTH, HEIGHT, GUTTER, BASE = 560, 180, 4, 24
 
 def chart(per_day: list[dict[str, Any]], today: date) -> dict[str, Any]:
     """Bars of the last ``DAYS`` days, oldest first, missing days as zero."""
-    counts = {str(item.get("date")): int(item.get("count") or 0) for item in per_day}
+    counts = {str(item.get("date")): int(item.get("completed") or 0) for item in per_day}
     days = [today - timedelta(days=offset) for offset in range(DAYS - 1, -1, -1)]
     values = [counts.get(day.isoformat(), 0) for day in days]
     peak = max(values) or 1
@@ -57,7 +57,10 @@ async def overview(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     answer = await ctx.expect("GET", "/api/tasks/stats", params={"tz": session.timezone})
     stats = answer.json()
-    today = ctx.web.clock().astimezone(zone(session.timezone)).date()
+    try:
+        today = date.fromisoformat(str(stats.get("today")))
+    except ValueError:
+        today = ctx.web.clock().astimezone(zone(session.timezone)).date()
     return render(
         ctx,
         "overview.html",

@@ -28,7 +28,7 @@ RECURRENCES = ("none", "daily", "weekly", "monthly")
 DUE_FILTERS = ("overdue", "today", "week", "none")
 SORTS = ("created", "updated", "due", "priority", "title")
 # The todo API's "has no due date" filter.
-NO_DUE_PARAM = ("no_due", "true")
+NO_DUE_PARAM = ("has_due", "false")
 TASK_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
@@ -80,20 +80,19 @@ class Filters:
             params.append(("q", self.q))
         if self.cursor:
             params.append(("cursor", self.cursor))
+        # Forward from now, as the overview counts them: what is already late is "overdue".
         local = zone(tz)
-        start_of_today = datetime.combine(now.astimezone(local).date(), time(), tzinfo=local)
+        today = now.astimezone(local).date()
+        tomorrow = datetime.combine(today + timedelta(days=1), time(), tzinfo=local)
+        next_monday = datetime.combine(
+            today + timedelta(days=7 - today.weekday()), time(), tzinfo=local
+        )
         if self.due == "overdue":
             params.append(("overdue", "true"))
-        elif self.due == "today":
-            params.append(("due_after", start_of_today.astimezone(UTC).isoformat()))
-            params.append(
-                ("due_before", (start_of_today + timedelta(days=1)).astimezone(UTC).isoformat())
-            )
-        elif self.due == "week":
-            params.append(("due_after", start_of_today.astimezone(UTC).isoformat()))
-            params.append(
-                ("due_before", (start_of_today + timedelta(days=7)).astimezone(UTC).isoformat())
-            )
+        elif self.due in ("today", "week"):
+            end = tomorrow if self.due == "today" else next_monday
+            params.append(("due_after", now.astimezone(UTC).isoformat()))
+            params.append(("due_before", end.astimezone(UTC).isoformat()))
         elif self.due == "none":
             params.append(NO_DUE_PARAM)
         return params

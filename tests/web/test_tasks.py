@@ -358,9 +358,44 @@ def test_a_due_date_is_read_in_the_users_zone() -> None:
 
 
 def test_today_and_this_week_are_the_users_days() -> None:
-    now = datetime(2027, 7, 1, 23, 30, tzinfo=UTC)  # already 2 July in Tokyo
+    now = datetime(2027, 7, 1, 23, 30, tzinfo=UTC)  # a Thursday; already Friday 2 July in Tokyo
     params = dict(Filters({"due": "today"}).api_params("Asia/Tokyo", now, 50))
-    assert params["due_after"] == "2027-07-01T15:00:00+00:00"
-    assert params["due_before"] == "2027-07-02T15:00:00+00:00"
+    assert params["due_after"] == "2027-07-01T23:30:00+00:00"
+    assert params["due_before"] == "2027-07-02T15:00:00+00:00"  # Tokyo's midnight
     week = dict(Filters({"due": "week"}).api_params("UTC", now, 50))
-    assert week["due_before"] == "2027-07-08T00:00:00+00:00"
+    assert week["due_before"] == "2027-07-05T00:00:00+00:00"  # Monday
+    assert dict(Filters({"due": "none"}).api_params("UTC", now, 50))["has_due"] == "false"
+
+
+async def test_overview_counts_and_chart(clean: Platform, ann: httpx.AsyncClient) -> None:
+    token = await token_of(clean)
+    await api_create(clean, token, title="late", priority="high", due_at="2020-01-01T09:00:00Z")
+    await api_create(clean, token, title="someday", priority="low")
+    done = await api_create(clean, token, title="done", priority="high")
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        await api.patch(
+            f"/api/tasks/{done['id']}/complete",
+            json={"completed": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    page = await ann.get("/overview")
+    assert page.status_code == 200, page.text
+    text = page.text
+
+    def stat(testid: str) -> str:
+        match = re.search(rf'data-testid="{testid}"[^>]*>(?:<a [^>]*>)?([0-9]+)<', text)
+        assert match is not None, testid
+        return match.group(1)
+
+    assert stat("stat-total") == "3"
+    assert stat("stat-pending") == "2"
+    assert stat("stat-completed") == "1"
+    assert stat("stat-overdue") == "1"
+    assert stat("stat-no-due") == "1"
+    high = text.split('data-testid="stat-priority-high"')[1].split("</tr>")[0]
+    assert re.findall(r">([0-9]+)</a>", high) == ["1", "1"]
+    assert 'data-testid="completions-chart"' in text
+    assert '<title id="chart-title">' in text
+    assert "1 tasks completed in 14 days" in text
+    rows = text.split('data-testid="completions-table"')[1]
+    assert rows.count("<tr>") == 15  # the header and 14 days
