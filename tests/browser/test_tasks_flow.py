@@ -45,17 +45,28 @@ async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
     await expect(page.locator("footer")).to_contain_text(ZONE)
     await expect(page.get_by_test_id("empty")).to_be_visible()
 
-    # Three tasks with due dates: one overdue, one today, one in ten days.
+    # Three tasks with due dates: one overdue, one today (a date alone is due at 23:59),
+    # one in ten days at a time of day.
     yesterday, today, later = local_day(-1), local_day(0), local_day(10)
     await add_task(
         page, "Pay the rent", due_date=yesterday.isoformat(), priority="high", tags="home"
     )
-    await add_task(page, "Call the bank", due_date=today.isoformat(), due_time="23:30")
-    await add_task(page, "Plan the trip", due_date=later.isoformat(), priority="low", tags="travel")
+    await add_task(page, "Call the bank", due_date=today.isoformat())
+    await add_task(
+        page,
+        "Plan the trip",
+        due_date=later.isoformat(),
+        due_time="09:30",
+        priority="low",
+        tags="travel",
+    )
     await expect(page.get_by_test_id("task-total")).to_have_text("3")
     await expect(row(page, "Pay the rent")).to_contain_text("Overdue")
     await expect(row(page, "Call the bank").get_by_test_id("task-due")).to_contain_text(
-        today.strftime("%d %b %Y") + ", 23:30"
+        today.strftime("%d %b %Y, 23:59")
+    )
+    await expect(row(page, "Plan the trip").get_by_test_id("task-due")).to_contain_text(
+        later.strftime("%d %b %Y, 09:30")
     )
 
     # Filters and search narrow the list and its total.
