@@ -1,6 +1,7 @@
 """A person's whole session in the web client, JavaScript on, in Chromium through the gateway:
 sign up, add tasks, filter and search, an edit that meets a change made in another browser,
-complete and reopen, the assistant adding a task to the list in place, sign out."""
+complete and reopen, the assistant adding a task to the list in place, delete with undo, sign
+out."""
 
 from __future__ import annotations
 
@@ -148,6 +149,22 @@ async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
     await expect(page.get_by_test_id("task-total")).to_have_text("4")
     assert await page.evaluate("() => window.sameDocument === true")
 
+    # Delete with a few seconds to undo: undone, the row is back; not undone, it is gone for
+    # good once the wait is over.
+    trip = row(page, "Plan the trip")
+    await trip.get_by_test_id("task-delete").click()
+    await expect(trip).to_be_hidden()
+    await page.get_by_test_id("toast-action").click()
+    await expect(trip).to_be_visible()
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000) as sent:
+        await trip.get_by_test_id("task-delete").click()
+        await expect(trip).to_be_hidden()
+    assert (await sent.value).ok
+    await expect(page.get_by_test_id("task-total")).to_have_text("3")
+    await page.reload()
+    await expect(trip).to_have_count(0)
+    await expect(page.get_by_test_id("task-total")).to_have_text("3")
+
     # Sign out: back at the sign-in page, and the list is no longer reachable.
     await page.get_by_test_id("signout").click()
     await expect(page).to_have_url(at("/signin"))
@@ -157,4 +174,4 @@ async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
     # The other browser's session is its own and goes on.
     await other.goto("/tasks")
     await expect(other).to_have_url(at("/tasks"))
-    await expect(other.get_by_test_id("task-total")).to_have_text("4")
+    await expect(other.get_by_test_id("task-total")).to_have_text("3")
