@@ -48,6 +48,9 @@ class WebSettings(ServiceSettings):
     auth_post_limit: int = Field(default=10, ge=1)
     auth_post_window_seconds: int = Field(default=60, ge=1)
 
+    # A page's form is a few kilobytes; a chat message at most 4,000 characters.
+    max_body_bytes: int = 64 * 1024
+
     # Tasks per page of the list, and conversations / messages per page of the chat.
     page_size: int = Field(default=50, ge=1, le=100)
     chat_page_size: int = Field(default=20, ge=1, le=100)

@@ -30,6 +30,8 @@ from gateway.settings import GatewaySettings
 from shared.docs import asset_paths
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings
+from web_service.app import create_app as create_web_app
+from web_service.settings import WebSettings
 
 SERVICES = ("auth", "todo", "chat")
 # An endpoint that serves every method (the MCP endpoint) is listed under this method.
@@ -166,6 +168,11 @@ def service_apps() -> dict[str, FastAPI]:
 
 def gateway_app() -> FastAPI:
     return create_gateway_app(GatewaySettings(**_settings()))
+
+
+def web_app() -> FastAPI:
+    """The web client (pages, not API routes: it has no place in the route table)."""
+    return create_web_app(WebSettings(**_settings()))
 
 
 def app_routes(service: str, app: FastAPI) -> set[Route]:

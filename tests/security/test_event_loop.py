@@ -16,7 +16,7 @@ from typing import Any
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
-from tests.security.routes import gateway_app, service_apps
+from tests.security.routes import gateway_app, service_apps, web_app
 
 
 def runs_on_event_loop(call: Callable[..., Any]) -> bool:
@@ -40,7 +40,8 @@ def calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 def test_every_route_and_dependency_of_every_app_is_a_coroutine() -> None:
     dependencies = 0
     threaded: list[str] = []
-    for service, app in {**service_apps(), "gateway": gateway_app()}.items():
+    apps = {**service_apps(), "gateway": gateway_app(), "web": web_app()}
+    for service, app in apps.items():
         for context in iter_route_contexts(app.routes):
             dependant = getattr(context, "dependant", None)
             if dependant is not None:
