@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.timezones import TimeZoneName
 
@@ -44,8 +45,8 @@ class RefreshIn(Strict):
 
 class MeUpdate(Strict):
     name: Name | None = None
-    # Absent keeps it; null is not a zone (UTC is spelled "UTC").
-    timezone: TimeZoneName | None = None
+    # Absent keeps it; null is not a zone (UTC is spelled "UTC"), nor in the document.
+    timezone: TimeZoneName | SkipJsonSchema[None] = None
 
     @field_validator("timezone", mode="before")
     @classmethod

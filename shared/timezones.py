@@ -7,10 +7,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, StringConstraints
 
+# Files of the zone directory that name no place: the server's own local time (whatever the
+# machine is set to; PostgreSQL does not know it either).
+NOT_ZONES = frozenset({"localtime"})
+
 
 def iana_zone(name: str) -> str:
     """Only names the zone database knows; ``ZoneInfo`` also refuses paths and odd keys."""
     try:
+        if name in NOT_ZONES:
+            raise ValueError(name)
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("not a known IANA time zone (e.g. 'Europe/Paris', 'UTC')") from None

@@ -47,6 +47,7 @@ from gateway import openapi
 from gateway.app import create_app as create_gateway_app
 from gateway.routes import upstreams_from
 from gateway.settings import GatewaySettings
+from shared.timezones import NOT_ZONES
 from tests.e2e.conftest import stack, stack_workdir
 from tests.e2e.stack import Stack
 from tests.support.database import empty_service_schemas
@@ -143,15 +144,26 @@ def _beyond_the_schema(issue: dict[str, Any]) -> bool:
 
 
 def with_known_zones(document: dict[str, Any]) -> dict[str, Any]:
-    """The fuzzer's copy of a document, told what the published one leaves to prose: a chat
-    time zone is a name the zone database knows (listing ~600 names would bloat every
-    client generated from the document)."""
+    """The fuzzer's copy of a document, told what the published one leaves to prose: a time
+    zone (a chat turn's, a user's, the overview's ``tz``) is a name the zone database knows
+    (listing ~600 names would bloat every client generated from the document)."""
     document = copy.deepcopy(document)
-    chat_in = document.get("components", {}).get("schemas", {}).get("ChatIn")
-    if chat_in is not None:
-        for option in chat_in["properties"]["timezone"].get("anyOf", []):
+    zones = sorted(zoneinfo.available_timezones() - NOT_ZONES)
+
+    def known(schema: dict[str, Any]) -> None:
+        for option in [schema, *schema.get("anyOf", [])]:
             if option.get("type") == "string":
-                option["enum"] = sorted(zoneinfo.available_timezones())
+                option["enum"] = zones
+
+    for schema in document.get("components", {}).get("schemas", {}).values():
+        zone = schema.get("properties", {}).get("timezone")
+        if zone is not None:
+            known(zone)
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "tz":
+                    known(parameter["schema"])
     return document
 
 
