@@ -23,6 +23,11 @@ from tests.support.database import empty_service_schemas
 
 NewContext = Callable[..., Awaitable[BrowserContext]]
 
+# Chromium logs every answer with an error status it loads; the tests make some on purpose
+# (a wrong password, a form with errors). Anything else in the console is a failure:
+# uncaught script errors, refused scripts or styles (CSP), blocked requests.
+EXPECTED_CONSOLE_ERRORS = ("Failed to load resource: the server responded with a status of",)
+
 
 @pytest.fixture(scope="session")
 def site(migrated_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -53,12 +58,26 @@ async def new_context(
 ) -> AsyncIterator[NewContext]:
     """Opens browser contexts on the site (each its own cookies, as another browser would
     have); ``java_script_enabled=False`` and Playwright's other context options pass
-    through. Every context is closed when the test ends."""
+    through. Every context is closed when the test ends, and the test fails if one of its
+    pages logged an error (``EXPECTED_CONSOLE_ERRORS`` aside) or threw one."""
     opened: list[BrowserContext] = []
+    problems: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(f"{page.url}: {message.text}")
+                if message.type == "error" and not message.text.startswith(EXPECTED_CONSOLE_ERRORS)
+                else None
+            ),
+        )
 
     async def open_context(**options: Any) -> BrowserContext:
         context = await browser.new_context(base_url=site.url("gateway"), **options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.on("page", watch)
         opened.append(context)
         return context
 
@@ -67,6 +86,8 @@ async def new_context(
     finally:
         for context in opened:
             await context.close()
+    # Checked after the test: a script error or a policy violation (CSP) fails it.
+    assert not problems, "the pages reported errors:\n" + "\n".join(problems)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

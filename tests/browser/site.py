@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from playwright.async_api import Browser, Page, Playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
@@ -81,12 +82,14 @@ async def launch(playwright: Playwright) -> Browser:
     return await playwright.chromium.launch(executable_path=chromium_path(), args=args)
 
 
-async def first_contentful_paint(page: Page) -> float | None:
-    """The page's first contentful paint in ms after navigation start (None if not painted)."""
-    value = await page.evaluate(
-        """() => {
-            const [entry] = performance.getEntriesByName('first-contentful-paint');
-            return entry ? entry.startTime : null;
-        }"""
-    )
-    return None if value is None else float(value)
+async def first_contentful_paint(page: Page, *, timeout_ms: float = 5_000) -> float | None:
+    """The page's first contentful paint in ms after navigation start, once the browser has
+    recorded it (its timing entry comes a frame or so after the paint); None if it never
+    does within ``timeout_ms``."""
+    entries = "performance.getEntriesByName('first-contentful-paint')"
+    try:
+        await page.wait_for_function(f"() => {entries}.length > 0", timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        return None
+    value = await page.evaluate(f"() => {entries}[0].startTime")
+    return float(value)
