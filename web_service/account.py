@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
+from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError
 from web_service.security import cookie_kwargs, safe_next
@@ -23,11 +24,17 @@ AUTH_ERROR_FIELDS = {"email", "password", "name", "timezone", "current_password"
 
 @lru_cache(maxsize=1)
 def timezones() -> list[str]:
-    return sorted(zoneinfo.available_timezones())
+    """The names offered in the time-zone fields' list."""
+    return sorted(zoneinfo.available_timezones() - NOT_ZONES)
 
 
 def valid_timezone(name: str) -> bool:
-    return name in timezones()
+    """As the API decides (``shared.timezones``), before a form is sent on."""
+    try:
+        iana_zone(name)
+    except ValueError:
+        return False
+    return len(name) <= 64
 
 
 def redirect(location: str) -> RedirectResponse:
@@ -58,6 +65,9 @@ async def _limited(ctx: Ctx, action: str) -> int | None:
 
 
 async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Response:
+    if ctx.session is not None:
+        # Signing in again (another tab's form) replaces the session this browser had.
+        await ctx.web.store.end(ctx.session)
     tokens = Tokens.from_answer(answer, ctx.web.clock())
     user = dict(tokens.user or {})
     cookie, session = await ctx.web.store.create(tokens, user)

@@ -18,9 +18,8 @@ from fastapi import APIRouter
 from starlette.responses import Response, StreamingResponse
 
 from web_service.account import redirect
-from web_service.context import Ctx, CtxDep, SignInRequired
+from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
-from web_service.sessions import SessionEnded
 from web_service.tasks import new_chat_form
 from web_service.views import friendly, render
 
@@ -173,17 +172,14 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 @router.post("/chat/stream")
 async def stream_message(ctx: CtxDep) -> Response:
-    session = ctx.require_session()
+    ctx.require_session()
     body, key, problem = await _turn_input(ctx)
     if problem is not None:
         return StreamingResponse(
             iter([_event("error", {"message": problem, "status": 422})]),
             media_type="text/event-stream",
         )
-    try:
-        token = await ctx.web.store.access_token(session, client_ip=ctx.client_ip)
-    except SessionEnded:
-        raise SignInRequired from None
+    token = await ctx.token()
     gateway, client_ip = ctx.web.gateway, ctx.client_ip
 
     async def relay() -> AsyncIterator[bytes]:

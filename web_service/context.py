@@ -13,6 +13,7 @@ from shared.clock import Clock
 from web_service.crypto import TokenBox
 from web_service.gateway_client import ApiError, ApiResponse, GatewayClient
 from web_service.security import (
+    PENDING_COOKIES,
     UNSAFE_METHODS,
     AuthPostLimiter,
     CookieNames,
@@ -27,8 +28,10 @@ from web_service.security import (
 from web_service.sessions import SessionEnded, SessionStore, WebSession
 from web_service.settings import WebSettings
 
-# Form fields per request and bytes per field: a page form has a dozen.
+# Form fields per request: a page form has a dozen.
 MAX_FORM_FIELDS = 64
+# The state-changing forms of a visitor without a session; every other one needs a session.
+ANONYMOUS_FORMS = frozenset({"/signin", "/signup"})
 
 
 @dataclass
@@ -97,6 +100,10 @@ class Ctx:
             return
         if not same_origin(self.request, self.settings):
             raise CsrfRefused
+        if self.session is None and self.request.url.path not in ANONYMOUS_FORMS:
+            # A form of a session that has ended (or never was): no route runs, the person
+            # signs in again.
+            raise SignInRequired
         token = self.request.headers.get("x-csrf-token")
         if token is None:
             form = await self.form()
@@ -109,14 +116,32 @@ class Ctx:
         if not valid:
             raise CsrfRefused
 
-    async def api(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
-        """A call with the session's token; a refused token ends the session."""
+    async def token(self) -> str:
+        """The session's access token, refreshed when due; the cookie follows the session's
+        new end (a refresh moves it, up to the family's absolute lifetime)."""
         session = self.require_session()
+        ends = session.expires_at
         try:
             token = await self.web.store.access_token(session, client_ip=self.client_ip)
         except SessionEnded:
             self.session = None
             raise SignInRequired from None
+        if session.expires_at != ends:
+            cookie = self.request.cookies.get(self.web.cookies.session, "")
+            self._pending_cookie(self.web.cookies.session, cookie, session.expires_at)
+        return token
+
+    def _pending_cookie(self, name: str, value: str, expires: Any) -> None:
+        carrier = Response()
+        max_age = int((expires - self.web.clock()).total_seconds())
+        carrier.set_cookie(name, value, max_age=max_age, **cookie_kwargs(self.settings))  # type: ignore[arg-type]
+        pending = self.request.scope.setdefault("state", {}).setdefault(PENDING_COOKIES, [])
+        pending.append(carrier.headers["set-cookie"])
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
+        """A call with the session's token; a refused token ends the session."""
+        session = self.require_session()
+        token = await self.token()
         response = await self.web.gateway.call(
             method, path, token=token, client_ip=self.client_ip, **kwargs
         )

@@ -34,8 +34,14 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANON_TOKEN_SECONDS = 4 * 60 * 60
 
 
+# Set-Cookie header values a request's handling decided on after its response was chosen (a
+# session whose refresh moved its end), added to whatever response goes out.
+PENDING_COOKIES = "pending_cookies"
+
+
 class SecurityHeadersMiddleware:
-    """Every response carries the CSP and friends; pages (not static files) are not cached."""
+    """Every response carries the CSP and friends; pages (not static files) are not cached;
+    cookies a request left in its state (``PENDING_COOKIES``) are set."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,6 +59,8 @@ class SecurityHeadersMiddleware:
                     headers[name] = value
                 if not static and "cache-control" not in headers:
                     headers["cache-control"] = "no-store"
+                for cookie in scope.get("state", {}).get(PENDING_COOKIES, ()):
+                    headers.append("set-cookie", cookie)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -217,6 +217,7 @@ class SessionStore:
             if row[2] - self.margin > now:
                 # Another request refreshed while this one waited for the lock.
                 session.access_token, session.access_expires_at = bytes(row[0]), row[2]
+                session.expires_at = row[3]
                 return self.box.open(bytes(row[0]))
             try:
                 refresh_token = self.box.open(bytes(row[1]))

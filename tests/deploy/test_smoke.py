@@ -70,3 +70,20 @@ def test_the_smoke_test_checks_every_service_and_job_compose_runs() -> None:
     assert set(smoke.JOBS) == jobs
     assert set(smoke.OUR_SERVICES) == ours - jobs
     assert set(smoke.SCHEMAS) == {name.removeprefix("migrate-") for name in jobs} - {"bootstrap"}
+
+
+def test_every_directory_the_dockerfile_copies_is_in_the_build_context() -> None:
+    admitted = {
+        line.removeprefix("!").strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    copied = {
+        source
+        for stage in stages(REPO / "Dockerfile").values()
+        for arguments in stage.all("COPY")
+        if not arguments.startswith("--from=")
+        for source in arguments.split()[:-1]  # the last one is the destination
+    }
+    assert "web_service/" in copied
+    assert copied <= admitted, copied - admitted

@@ -149,3 +149,14 @@ async def test_sign_out_everywhere(
             "/api/auth/refresh", json={"refresh_token": other_device["refresh_token"]}
         )
     assert refused.status_code == 401
+
+
+async def test_localtime_is_not_a_zone(ann: httpx.AsyncClient) -> None:
+    page = await ann.get("/account")
+    assert '<option value="localtime">' not in page.text
+    answer = await ann.post(
+        "/account/profile",
+        data={"csrf_token": csrf_of(page.text), "name": "Ann", "timezone": "localtime"},
+    )
+    assert answer.status_code == 422
+    assert 'id="timezone-error"' in answer.text

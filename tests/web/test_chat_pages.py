@@ -124,3 +124,36 @@ async def test_another_users_conversation_is_not_found(
     csrf = (await chat_form(ann))["csrf_token"]
     assert (await ann.post(f"/chat/{bobs}/delete", data={"csrf_token": csrf})).status_code == 404
     assert await count(clean, "SELECT count(*) FROM chat.conversations") == 1
+
+
+async def test_the_turn_reads_tomorrow_in_the_users_time_zone(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.web.conftest import PASSWORD
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    page = await browser.get("/signup")
+    signed_up = await browser.post(
+        "/signup",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "kei@example.com",
+            "password": PASSWORD,
+            "timezone": "Asia/Tokyo",
+        },
+    )
+    assert signed_up.status_code == 303
+
+    def tomorrow_9am() -> datetime:
+        day = datetime.now(tokyo).date() + timedelta(days=1)
+        return datetime.combine(day, time(9), tzinfo=tokyo).astimezone(UTC)
+
+    before = tomorrow_9am()
+    form = await chat_form(browser)
+    await browser.post("/chat", data={**form, "message": "add pay the bill tomorrow"})
+    row = await clean.db.fetch_row("SELECT due_at FROM todo.tasks")
+    assert row is not None
+    assert row[0] in {before, tomorrow_9am()}

@@ -82,7 +82,9 @@ def test_every_refusal_has_words_for_a_person(error: ApiError, words: str) -> No
 
 def test_the_chart_covers_fourteen_days_oldest_first() -> None:
     today = date(2027, 3, 14)
-    drawn = chart([{"date": "2027-03-14", "count": 4}, {"date": "2027-03-01", "count": 2}], today)
+    drawn = chart(
+        [{"date": "2027-03-14", "completed": 4}, {"date": "2027-03-01", "completed": 2}], today
+    )
     bars = drawn["bars"]
     assert len(bars) == DAYS
     assert bars[0]["day"] == today - timedelta(days=13)

@@ -237,3 +237,37 @@ async def test_nothing_changes_on_get(clean: Platform, ann: httpx.AsyncClient) -
     assert await tasks_in_db(clean) == 1
     assert await count(clean, "SELECT count(*) FROM todo.tasks WHERE completed") == 0
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
+
+
+async def test_a_form_of_an_ended_session_signs_in_again_with_nothing_changed(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    page = await ann.get("/tasks")
+    await clean.db.fetch_row("DELETE FROM web.sessions")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "title": "After the end",
+    }
+    answer = await ann.post("/tasks", data=data)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/signin?notice=session_ended"
+    signed_out = await ann.post("/signout", data={"csrf_token": data["csrf_token"]})
+    assert signed_out.headers["location"].startswith("/signin")
+    assert await tasks_in_db(clean) == 0
+
+
+async def test_the_root_leads_to_sign_in_or_to_the_tasks(
+    browser: httpx.AsyncClient, ann: httpx.AsyncClient
+) -> None:
+    # One client: first signed in, then after signing out.
+    assert (await ann.get("/")).headers["location"] == "/tasks"
+    await ann.post("/signout", data={"csrf_token": await page_csrf(ann)})
+    assert (await ann.get("/")).headers["location"] == "/signin"
+
+
+async def test_a_streamed_turn_needs_the_token(clean: Platform, ann: httpx.AsyncClient) -> None:
+    answer = await ann.post("/chat/stream", data={"message": "add forged"})
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "csrf_refused"
+    assert await count(clean, "SELECT count(*) FROM chat.messages") == 0

@@ -15,6 +15,7 @@ from tests.web.conftest import (
     WebAppFactory,
     api_token,
     count,
+    credentials,
     csrf_of,
     page_csrf,
     register,
@@ -344,3 +345,34 @@ async def test_another_device_keeps_its_session_after_sign_out_here(
     async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
         still = await api.post("/api/auth/refresh", json={"refresh_token": other["refresh_token"]})
     assert still.status_code == 200
+
+
+async def test_signing_in_again_replaces_the_session(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    first = ann.cookies["session"]
+    # A signed-in browser's forms carry the session's token (the sign-in page redirects).
+    page = await ann.get("/tasks")
+    answer = await ann.post("/signin", data=credentials(page, PASSWORD))
+    assert answer.status_code == 303
+    assert ann.cookies["session"] != first
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
+
+
+async def test_a_refresh_moves_the_cookies_end_with_the_session(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    await clean.db.fetch_row(
+        "UPDATE web.sessions SET access_expires_at = $1, expires_at = $2",
+        utcnow() - timedelta(minutes=1),
+        utcnow() + timedelta(days=1),
+    )
+    answer = await ann.get("/tasks")
+    assert answer.status_code == 200
+    cookie = next(c for c in set_cookie_headers(answer) if c.startswith("session="))
+    max_age = int(cookie.lower().split("max-age=")[1].split(";")[0])
+    assert max_age > 29 * 24 * 60 * 60  # the new refresh token's lifetime, not one day
+    assert "httponly" in cookie.lower()
+    # No refresh, no cookie.
+    again = await ann.get("/tasks")
+    assert not [c for c in set_cookie_headers(again) if c.startswith("session=")]
