@@ -5,8 +5,9 @@ tasks completed on each of the last 14 days, with "today", "this week" and each 
 taken in the time zone the client names. One read of the user's rows (its ``user_id``
 index), one round trip, one snapshot: every number on the overview agrees with the others.
 
-Its router is included before the task routes, so ``/api/tasks/stats`` is never read as
-``/api/tasks/{task_id}``.
+Its router is included before the task routes, and its route owns its path for every
+method, so ``/api/tasks/stats`` is never read as ``/api/tasks/{task_id}``: another method is
+a 405 naming GET, not a 422 about a task id.
 """
 
 from __future__ import annotations
@@ -17,19 +18,45 @@ from typing import Annotated
 
 from asyncpg.exceptions import InvalidParameterValueError
 from fastapi import APIRouter, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from shared.clock import Clock
 from shared.db import Database
 from shared.deps import CurrentPrincipal
-from shared.errors import ValidationFailed, error_responses
+from shared.errors import HttpError, ValidationFailed, error_responses
 from shared.timezones import TimeZoneName
 from todo_service.models import Priority
 
 # Days in the completion history, today included.
 HISTORY_DAYS = 14
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=error_responses(401, 422))
+
+class _PathOwner(APIRoute):
+    """A route that answers every method of its path: those it does not serve are a 405
+    naming the ones it does, instead of falling through to a later route whose pattern also
+    fits the path (``/api/tasks/{task_id}`` for ``/api/tasks/stats``)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        return (Match.FULL if match is Match.PARTIAL else match), child
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        methods = self.methods or set()
+        if scope["method"] not in methods:
+            allowed = ", ".join(sorted(methods))
+            raise HttpError(405, "Method Not Allowed", {"Allow": allowed})
+        await super().handle(scope, receive, send)
+
+
+router = APIRouter(
+    prefix="/api/tasks",
+    tags=["tasks"],
+    responses=error_responses(401, 422),
+    route_class=_PathOwner,
+)
 
 
 class StatusCounts(BaseModel):
