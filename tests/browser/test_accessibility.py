@@ -1,5 +1,6 @@
 """axe-core on every page of the web client, at desktop and phone width: no serious or
-critical violation (WCAG A and AA rules, colour contrast included)."""
+critical violation (WCAG A and AA rules, colour contrast included), and no page wider than
+the screen."""
 
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ async def test_every_page_has_no_serious_accessibility_violation(
         results = await axe.run(page, options=AXE_OPTIONS)
         assert results.response["url"] == page.url  # axe ran on this page, under its CSP
         problems = blocking(results.response["violations"])
+        # Usable at this width: nothing makes the page scroll sideways.
+        overflow = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        if overflow > 0:
+            problems.append(f"the page is {overflow} px wider than the {viewport} viewport")
         if problems:
             found[name] = problems
 
