@@ -5,13 +5,19 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-fuzz corpus lint fmt migrate bench clean deploy-check compose-env compose-smoke
+.PHONY: run test test-browser screenshots test-fuzz corpus lint fmt migrate bench clean deploy-check compose-env compose-smoke
 
 run: $(VENV)/.synced ## Start PostgreSQL (embedded unless DATABASE_URL), migrate, serve everything
 	$(VENV)/bin/python -m scripts.stack
 
-test: $(VENV)/.synced ## The whole test suite but the fuzzers (its own throw-away PostgreSQL)
-	$(VENV)/bin/pytest --ignore=tests/fuzz
+test: $(VENV)/.synced ## The whole test suite but the fuzzers and the browser (its own throw-away PostgreSQL)
+	$(VENV)/bin/pytest --ignore=tests/fuzz --ignore=tests/browser
+
+test-browser: $(VENV)/.synced ## The web client in Debian's Chromium against the whole stack (docs/testing.md)
+	$(VENV)/bin/pytest tests/browser
+
+screenshots: $(VENV)/.synced ## The sign-in, tasks, chat and overview pages at 1440 and 375 px to docs/screenshots/
+	$(VENV)/bin/python -m tests.browser.screenshots
 
 test-fuzz: $(VENV)/.synced ## Fuzz every OpenAPI document (FUZZ_MAX_EXAMPLES, FUZZ_SEED; docs/security.md)
 	$(VENV)/bin/pytest tests/fuzz

@@ -103,7 +103,10 @@ class Stack:
     @staticmethod
     def available(name: str) -> bool:
         """The service exists in this checkout (its package has an ``app`` module)."""
-        return importlib.util.find_spec(f"{SERVICES[name].package}.app") is not None
+        try:
+            return importlib.util.find_spec(f"{SERVICES[name].package}.app") is not None
+        except ModuleNotFoundError:  # not even the package
+            return False
 
     def add_replica(self, of: str) -> str:
         """Another process of service ``of``, on its own port and log; returns its name

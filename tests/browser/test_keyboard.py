@@ -1,0 +1,99 @@
+"""The web client from the keyboard alone: a skip link first, a visible focus indicator on
+every control the Tab key reaches, and the task actions done with keys."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.browser.flows import add_task, row, sign_up
+
+# More stops than the tasks page has with a few tasks: the walk wraps around to the start.
+MAX_TAB_STOPS = 120
+
+FOCUS_SHOWN = """() => {
+    const element = document.activeElement;
+    if (!element || element === document.body) return null;
+    const style = getComputedStyle(element);
+    const outline = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+    return {
+        id: element.getAttribute("data-testid") || element.id || element.tagName,
+        text: (element.textContent || element.getAttribute("aria-label") || "").trim().slice(0, 40),
+        shown: outline || style.boxShadow !== "none",
+    };
+}"""
+
+
+async def test_every_tab_stop_shows_its_focus(page: Page) -> None:
+    await sign_up(page)
+    await add_task(page, "Pay the rent", due_date="2030-01-01", tags="home")
+    await add_task(page, "Plan the trip")
+    await page.goto("/tasks")
+
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    await expect(skip).to_be_focused()
+    await expect(skip).to_be_in_viewport()
+
+    unseen = []
+    seen = []
+    first = None
+    for _ in range(MAX_TAB_STOPS):
+        stop = await page.evaluate(FOCUS_SHOWN)
+        if stop is None:
+            break
+        key = (stop["id"], stop["text"])
+        if key == first:
+            break  # wrapped around
+        first = first or key
+        seen.append(key)
+        if not stop["shown"]:
+            unseen.append(key)
+        await page.keyboard.press("Tab")
+    assert not unseen, f"focus not visible on: {unseen}"
+    # The walk went through the page: header, filters, the create form's toggle, each row's
+    # controls and the assistant.
+    reached = {name for name, _ in seen}
+    assert {"nav-tasks", "filter-q", "create-toggle", "task-toggle", "chat-input"} <= reached, seen
+
+
+async def test_task_actions_from_the_keyboard(page: Page) -> None:
+    await sign_up(page)
+    await page.goto("/tasks")
+
+    # The skip link leads into the page's main content.
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main#main")).to_be_focused()
+
+    # Create: open the form with Enter, fill it, send it with Enter from the title.
+    await page.get_by_test_id("create-toggle").focus()
+    await page.keyboard.press("Enter")
+    title = page.get_by_test_id("task-title-input")
+    await expect(title).to_be_visible()
+    await title.focus()
+    await page.keyboard.type("Renew the passport")
+    await page.keyboard.press("Enter")
+    await expect(row(page, "Renew the passport")).to_be_visible()
+
+    # Complete and reopen with the space bar; focus stays on the row's button.
+    await row(page, "Renew the passport").get_by_test_id("task-toggle").focus()
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")):
+        await page.keyboard.press("Space")
+    toggle = row(page, "Renew the passport").get_by_test_id("task-toggle")
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await expect(toggle).to_be_focused()
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")):
+        await page.keyboard.press("Space")
+    await expect(toggle).to_have_attribute("aria-pressed", "false")
+
+    # Edit: follow the link with Enter, save with Enter.
+    await row(page, "Renew the passport").get_by_test_id("task-edit").focus()
+    await page.keyboard.press("Enter")
+    field = page.get_by_test_id("edit-form").get_by_label("Title")
+    await field.focus()
+    await page.keyboard.press("End")
+    await page.keyboard.type(" and the ID card")
+    await page.keyboard.press("Enter")
+    await expect(row(page, "Renew the passport and the ID card")).to_be_visible()

@@ -1,0 +1,177 @@
+"""A person's whole session in the web client, JavaScript on, in Chromium through the gateway:
+sign up, add tasks, filter and search, an edit that meets a change made in another browser,
+complete and reopen, the assistant adding a task to the list in place, delete with undo, sign
+out."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from zoneinfo import ZoneInfo
+
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import NewContext
+from tests.browser.flows import add_task, at, row, sign_in, sign_up, titles
+
+ZONE = "Europe/Paris"
+
+
+def local_day(offset: int) -> datetime.date:
+    return datetime.datetime.now(ZoneInfo(ZONE)).date() + datetime.timedelta(days=offset)
+
+
+async def apply_filters(page: Page, **fields: str) -> None:
+    """Set the filter form's fields (by test id suffix) and apply it from an unfiltered list."""
+    await page.goto("/tasks")
+    filters = page.get_by_test_id("filters")
+    for name, value in fields.items():
+        control = filters.get_by_test_id(f"filter-{name}")
+        if await control.evaluate("element => element.tagName") == "SELECT":
+            await control.select_option(value)
+        else:
+            await control.fill(value)
+    await filters.get_by_test_id("filter-apply").click()
+    await expect(page).to_have_url(re.compile(r"/tasks\?"))
+
+
+async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
+    new_context: NewContext,
+) -> None:
+    context = await new_context(timezone_id=ZONE)
+    page = await context.new_page()
+
+    # Sign up: the browser's time zone fills the form and becomes the profile's.
+    email = await sign_up(page)
+    await expect(page.locator("footer")).to_contain_text(ZONE)
+    await expect(page.get_by_test_id("empty")).to_be_visible()
+
+    # Three tasks with due dates: one overdue, one today (a date alone is due at 23:59),
+    # one in ten days at a time of day.
+    yesterday, today, later = local_day(-1), local_day(0), local_day(10)
+    await add_task(
+        page, "Pay the rent", due_date=yesterday.isoformat(), priority="high", tags="home"
+    )
+    await add_task(page, "Call the bank", due_date=today.isoformat())
+    await add_task(
+        page,
+        "Plan the trip",
+        due_date=later.isoformat(),
+        due_time="09:30",
+        priority="low",
+        tags="travel",
+    )
+    await expect(page.get_by_test_id("task-total")).to_have_text("3")
+    await expect(row(page, "Pay the rent")).to_contain_text("Overdue")
+    await expect(row(page, "Call the bank").get_by_test_id("task-due")).to_contain_text(
+        today.strftime("%d %b %Y, 23:59")
+    )
+    await expect(row(page, "Plan the trip").get_by_test_id("task-due")).to_contain_text(
+        later.strftime("%d %b %Y, 09:30")
+    )
+
+    # Filters and search narrow the list and its total.
+    for fields, expected in (
+        ({"due": "overdue"}, ["Pay the rent"]),
+        ({"due": "today"}, ["Call the bank"]),
+        ({"priority": "low"}, ["Plan the trip"]),
+        ({"tag": "home"}, ["Pay the rent"]),
+        ({"q": "bank"}, ["Call the bank"]),
+        ({"q": "no such words"}, []),
+    ):
+        await apply_filters(page, **fields)
+        await expect(titles(page)).to_have_text(expected)
+        await expect(page.get_by_test_id("task-total")).to_have_text(str(len(expected)))
+    await page.goto("/tasks?sort=title&order=asc")
+    await expect(titles(page)).to_have_text(["Call the bank", "Pay the rent", "Plan the trip"])
+
+    # An edit that meets a change made meanwhile in another browser: both versions shown,
+    # nothing overwritten until this person chooses to save theirs.
+    await page.goto("/tasks")
+    await row(page, "Call the bank").get_by_test_id("task-edit").click()
+    await expect(page.get_by_test_id("edit-form")).to_be_visible()
+    edit_url = page.url
+
+    other = await (await new_context(timezone_id=ZONE)).new_page()
+    await sign_in(other, email)
+    await other.goto(edit_url)
+    await other.get_by_test_id("edit-form").get_by_label("Title").fill("Call the bank at nine")
+    await other.get_by_test_id("edit-submit").click()
+    await expect(other).to_have_url(at("/tasks"))
+    await expect(row(other, "Call the bank at nine")).to_be_visible()
+
+    await page.get_by_test_id("edit-form").get_by_label("Title").fill("Call the bank and ask")
+    await page.get_by_test_id("edit-submit").click()
+    await expect(page.get_by_test_id("conflict")).to_be_visible()
+    await expect(page.get_by_test_id("conflict-current")).to_contain_text("Call the bank at nine")
+    await expect(page.get_by_test_id("conflict-yours")).to_contain_text("Call the bank and ask")
+    await other.reload()
+    await expect(row(other, "Call the bank at nine")).to_be_visible()
+    await expect(row(other, "Call the bank and ask")).to_have_count(0)
+
+    await page.get_by_test_id("edit-submit").click()
+    await expect(page).to_have_url(at("/tasks"))
+    await expect(row(page, "Call the bank and ask")).to_be_visible()
+    await expect(row(page, "Call the bank at nine")).to_have_count(0)
+
+    # Complete and reopen in one click each, kept by the server (seen after a reload).
+    toggle = row(page, "Pay the rent").get_by_test_id("task-toggle")
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")) as completed:
+        await toggle.click()
+    assert (await completed.value).ok
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await page.reload()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await page.get_by_test_id("tab-done").click()
+    await expect(titles(page)).to_have_text(["Pay the rent"])
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")) as reopened:
+        await toggle.click()
+    assert (await reopened.value).ok
+    await expect(toggle).to_have_attribute("aria-pressed", "false")
+    await page.get_by_test_id("tab-pending").click()
+    await expect(page.get_by_test_id("task-total")).to_have_text("3")
+    await expect(row(page, "Pay the rent")).to_be_visible()
+
+    # The assistant beside the list: the tool call shows, and the new task appears in the
+    # list without the page being loaded again.
+    await page.goto("/tasks")
+    await page.evaluate("() => { window.sameDocument = true; }")
+    panel = page.get_by_test_id("chat-panel")
+    await panel.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await panel.get_by_test_id("chat-send").click()
+    await expect(panel.get_by_test_id("tool-call")).to_have_count(1)
+    await expect(panel.get_by_test_id("chat-message-assistant").last).not_to_have_text("…")
+    milk = page.get_by_test_id("task-row").filter(
+        has=page.get_by_test_id("task-title").get_by_text(re.compile("^buy milk$", re.I))
+    )
+    await expect(milk).to_be_visible()
+    await expect(milk.get_by_test_id("task-due")).to_contain_text(local_day(1).strftime("%d %b"))
+    await expect(page.get_by_test_id("task-total")).to_have_text("4")
+    assert await page.evaluate("() => window.sameDocument === true")
+
+    # Delete with a few seconds to undo: undone, the row is back; not undone, it is gone for
+    # good once the wait is over.
+    trip = row(page, "Plan the trip")
+    await trip.get_by_test_id("task-delete").click()
+    await expect(trip).to_be_hidden()
+    await page.get_by_test_id("toast-action").click()
+    await expect(trip).to_be_visible()
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000) as sent:
+        await trip.get_by_test_id("task-delete").click()
+        await expect(trip).to_be_hidden()
+    assert (await sent.value).ok
+    await expect(page.get_by_test_id("task-total")).to_have_text("3")
+    await page.reload()
+    await expect(trip).to_have_count(0)
+    await expect(page.get_by_test_id("task-total")).to_have_text("3")
+
+    # Sign out: back at the sign-in page, and the list is no longer reachable.
+    await page.get_by_test_id("signout").click()
+    await expect(page).to_have_url(at("/signin"))
+    await expect(page.get_by_test_id("notice")).to_be_visible()
+    await page.goto("/tasks")
+    await expect(page).to_have_url(at("/signin"))
+    # The other browser's session is its own and goes on.
+    await other.goto("/tasks")
+    await expect(other).to_have_url(at("/tasks"))
+    await expect(other.get_by_test_id("task-total")).to_have_text("3")
