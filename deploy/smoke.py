@@ -52,6 +52,8 @@ STANDINS = {
 }
 PUBLIC_PYTHON_IMAGE = "python:3.11-slim-bookworm"
 OUR_SERVICES = ("auth", "todo", "chat", "web", "gateway")
+# The event workers run the images of their services (docs/events.md).
+WORKERS = ("auth-worker", "todo-worker", "chat-worker")
 JOBS = ("bootstrap", "migrate-auth", "migrate-todo", "migrate-chat", "migrate-web")
 SCHEMAS = {
     "auth": "auth.users",
@@ -311,7 +313,7 @@ class Stack:
                     pending.append(job)
                     continue
                 check(state["ExitCode"] == 0, f"{job} exited {state['ExitCode']}", job)
-            for service in (*OUR_SERVICES, "postgres", "redis"):
+            for service in (*OUR_SERVICES, *WORKERS, "postgres", "redis"):
                 state = containers.get(service, {}).get("State")
                 health = (state or {}).get("Health", {}).get("Status")
                 if state is not None and state["Status"] in {"exited", "dead"}:
@@ -491,6 +493,34 @@ async def contract(base_url: str) -> None:
         check(refused.json().get("code") == "invalid_token", f"forged: {refused.text}")
 
 
+async def deletion_reaches_the_workers(base_url: str) -> None:
+    """DELETE /api/auth/me travels auth's outbox -> Redis -> the todo worker, which purges the
+    user and makes todo refuse the still-valid access token (bounded wait)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        email = f"leaving-{uuid.uuid4().hex[:10]}@example.com"
+        password = f"pw-{uuid.uuid4().hex}"
+        registered = await client.post(
+            "/api/auth/register", json={"email": email, "password": password}
+        )
+        check(registered.status_code == 201, f"register: {registered.text}", "auth")
+        login = await client.post("/api/auth/login", json={"email": email, "password": password})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        created = await client.post("/api/tasks", json={"title": "soon gone"}, headers=headers)
+        check(created.status_code == 201, f"create: {created.text}", "todo")
+        deleted = await client.request(
+            "DELETE", "/api/auth/me", json={"password": password}, headers=headers
+        )
+        check(deleted.status_code == 204, f"delete account: {deleted.text}", "auth")
+        deadline = time.monotonic() + 60
+        while True:
+            listed = await client.get("/api/tasks", headers=headers)
+            if listed.status_code == 401:
+                check(listed.json()["code"] == "account_deleted", listed.text, "todo-worker")
+                return
+            check(time.monotonic() < deadline, "todo never consumed user.deleted", "todo-worker")
+            await asyncio.sleep(1)
+
+
 async def writes_survive_a_postgres_restart(stack: Stack) -> None:
     """A small write load across `docker-compose restart postgres`: no 2xx write is lost."""
     base_url = f"http://127.0.0.1:{stack.port}"
@@ -585,7 +615,7 @@ def second_up(stack: Stack) -> None:
 
 def check_containers(stack: Stack) -> None:
     containers = stack.containers()
-    for name in (*OUR_SERVICES, *JOBS):
+    for name in (*OUR_SERVICES, *WORKERS, *JOBS):
         container = containers[name]
         user = container["Config"]["User"]
         check(user and user.split(":")[0] not in {"0", "root"}, f"{name} runs as root", name)
@@ -724,6 +754,8 @@ def smoke(public_images: bool) -> None:
                 say("contract: passed through the published gateway port")
                 asyncio.run(web_pages(f"http://127.0.0.1:{port}"))
                 say("web: GET / through the published gateway port is the client's page")
+                asyncio.run(deletion_reaches_the_workers(f"http://127.0.0.1:{port}"))
+                say("events: a deleted account is purged by the todo worker through Redis")
                 check_containers(stack)
                 check_redis_wants_its_password(stack)
                 check_schema_isolation(stack)
