@@ -1,17 +1,23 @@
 """Everyday English to a structured command, for the rule-based agent.
 
-``understand(text, now=..., tz=...) -> Command``. Deterministic and table-driven: ``RULES`` is an
-ordered list of (intent, pattern); the first pattern that matches the cleaned sentence decides
-the intent, and its named groups carry the pieces (``ref`` a task reference, ``rest`` a new
-task's text, ``field``/``value`` an edit). The pieces are then read by small helpers: task
-references (``task 3``, ``it``, ``the meeting task``), priorities, tags, due dates (``dates``),
-recurrence and list filters. Nothing here calls a tool; the agent decides what to do.
+``understand(text, now=..., tz=...) -> Command``. Deterministic and table-driven. One
+vocabulary (``VOCABULARY``: the verbs and synonyms of every action, the polite and indirect
+frames such as "can you", "would you mind", and the fillers such as "um", "right now") is
+shared by every intent. Each reading in ``RULES`` is (intent, score, pattern): every reading
+whose pattern matches the cleaned sentence, and whose pieces make sense, is an interpretation
+with that score (a full sentence shape scores higher than a shape with a catch-all part, a
+verb alone scores low). The best interpretation above ``THRESHOLD`` wins; a close second of
+another intent, or only low scores while the message talks about tasks, is ``Intent.CLARIFY``
+naming the options: a question, never a guess. The named groups carry the pieces (``ref`` a
+task reference, ``rest`` a new task's text, ``field``/``value`` an edit), read by small
+helpers: task references (``task 3``, ``it``, ``the meeting task``), priorities, tags, due
+dates (``dates``), recurrence and list filters. Nothing here calls a tool.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -23,25 +29,30 @@ class Intent(StrEnum):
     GREETING = "greeting"
     THANKS = "thanks"
     HELP = "help"
-    ADD = "add"
-    LIST = "list"
+    ADD = "add"  # one task, or several in ``Command.items``
+    LIST = "list"  # also counting (``Command.count``) and history questions
     COMPLETE = "complete"
+    FACT = "fact"  # completion stated as a fact: "I bought the groceries"
     REOPEN = "reopen"
+    UNDO = "undo"  # "undo that": the last change of the conversation, reverted
     DELETE = "delete"
     UPDATE = "update"
     ANSWER = "answer"  # a bare reference, answering "which one?"
+    CLARIFY = "clarify"  # several readings, or too weak a one: ask, naming ``options``
     UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
 class TaskRef:
-    """How a sentence points at a task: by id(s), by pronoun, by ordinal or by title words."""
+    """How a sentence points at a task: by id(s), by pronoun, by ordinal or by title words;
+    or at every task matching ``filters`` (``bulk``: "all completed tasks")."""
 
     ids: tuple[int, ...] = ()
     pronoun: bool = False
     ordinal: int | None = None  # 1-based; -1 for "the last one"
     title: str | None = None
-    bulk: bool = False  # "all", "everything": refused, one task at a time
+    bulk: bool = False  # "all", "everything": every task matching ``filters``
+    filters: ListFilters | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class ListFilters:
     q: str | None = None
     due_before: datetime | None = None
     due_after: datetime | None = None
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
 
     def arguments(self) -> dict[str, object]:
         """The list_tasks arguments: status always, the rest only when set."""
@@ -60,10 +73,10 @@ class ListFilters:
             value = getattr(self, name)
             if value is not None:
                 arguments[name] = value
-        if self.due_before is not None:
-            arguments["due_before"] = self.due_before.isoformat()
-        if self.due_after is not None:
-            arguments["due_after"] = self.due_after.isoformat()
+        for name in ("due_before", "due_after", "completed_after", "completed_before"):
+            moment = getattr(self, name)
+            if moment is not None:
+                arguments[name] = moment.isoformat()
         return arguments
 
 
@@ -78,6 +91,11 @@ class Command:
     due_at: datetime | None = None
     recurrence: str | None = None
     filters: ListFilters = field(default_factory=ListFilters)
+    items: tuple[Command, ...] = ()  # several new tasks in one message
+    count: bool = False  # "how many ...": answer with the number
+    fact: str | None = None  # the words of a completion stated as a fact
+    options: tuple[Intent, ...] = ()  # what a clarifying question offers
+    score: float = 1.0  # how sure the reading is
 
 
 # Straight and typographic quotes, as phones type them.
@@ -87,127 +105,413 @@ QUOTES = OPEN_QUOTES + CLOSE_QUOTES
 DASHES = "-\u2013\u2014"
 
 
-def _rule(intent: Intent, pattern: str) -> tuple[Intent, re.Pattern[str]]:
-    return intent, re.compile(pattern, re.IGNORECASE)
+# --- the vocabulary --------------------------------------------------------------------------
+# Every verb and synonym once; the readings below are built from these lists.
+
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "task": (
+        "tasks",
+        "task",
+        "todos",
+        "todo",
+        "to-dos",
+        "to-do",
+        "items",
+        "item",
+        "reminders",
+        "reminder",
+    ),
+    "add": (
+        "add",
+        "create",
+        "insert",
+        "log",
+        "jot down",
+        "write down",
+        "note down",
+        "put",
+        "make",
+        "new",
+        "schedule",
+        "set up",
+        "enter",
+        "record",
+    ),
+    "remember": (
+        "remind me",
+        "remember",
+        "don't let me forget",
+        "dont let me forget",
+        "do not let me forget",
+        "make sure i",
+        "note to self",
+    ),
+    "complete": (
+        "complete",
+        "finish",
+        "close",
+        "tick off",
+        "check off",
+        "cross off",
+        "cross out",
+        "strike off",
+        "knock off",
+    ),
+    "mark": ("mark", "set", "flag", "tick", "check"),
+    "done": (
+        "complete",
+        "completed",
+        "done",
+        "finished",
+        "finish",
+        "checked off",
+        "ticked off",
+        "crossed off",
+        "sorted",
+        "taken care of",
+        "dealt with",
+    ),
+    "not_done": (
+        "not done",
+        "not complete",
+        "not completed",
+        "not finished",
+        "incomplete",
+        "undone",
+        "unfinished",
+        "pending",
+        "open",
+        "not yet done",
+        "to do",
+    ),
+    "reopen": (
+        "reopen",
+        "re-open",
+        "uncomplete",
+        "unmark",
+        "uncheck",
+        "untick",
+        "restore",
+        "bring back",
+        "revive",
+    ),
+    "undo": ("undo", "revert", "take back", "undo the last", "reverse"),
+    "delete": (
+        "delete",
+        "remove",
+        "erase",
+        "cancel",
+        "drop",
+        "discard",
+        "trash",
+        "scrap",
+        "get rid of",
+        "forget about",
+        "forget",
+        "bin",
+        "clear",
+        "wipe",
+        "ditch",
+        "take off",
+        "cross out",
+    ),
+    "edit": (
+        "change",
+        "rename",
+        "update",
+        "edit",
+        "modify",
+        "set",
+        "retitle",
+        "reword",
+        "alter",
+        "switch",
+    ),
+    "move": (
+        "move",
+        "reschedule",
+        "postpone",
+        "push back",
+        "push",
+        "delay",
+        "defer",
+        "shift",
+        "bump",
+        "bring forward",
+        "put off",
+    ),
+    "show": (
+        "show",
+        "list",
+        "display",
+        "view",
+        "see",
+        "get",
+        "give",
+        "tell",
+        "read",
+        "print",
+        "fetch",
+        "check",
+        "pull up",
+        "open",
+        "what's on",
+        "whats on",
+    ),
+    "search": ("search", "find", "look for", "look up", "lookup"),
+    # The indirect and polite frames a request may start with ("can you add ...").
+    "frame": (
+        "can you please",
+        "could you please",
+        "would you please",
+        "will you please",
+        "can u",
+        "could u",
+        "can you",
+        "could you",
+        "would you",
+        "will you",
+        "would you mind",
+        "do you mind",
+        "would it be possible to",
+        "is it possible to",
+        "i'd like you to",
+        "i would like you to",
+        "i want you to",
+        "i'd like to",
+        "i would like to",
+        "i need you to",
+        "go ahead and",
+        "let's",
+        "lets",
+        "please",
+        "pls",
+        "plz",
+        "kindly",
+        "help me",
+        "i'd love it if you could",
+        "can i get you to",
+        "mind",
+    ),
+    # Words that carry nothing, anywhere in a message (outside a quoted title).
+    "filler": (
+        "um",
+        "umm",
+        "ummm",
+        "uh",
+        "uhh",
+        "uh-huh",
+        "er",
+        "erm",
+        "hmm",
+        "please",
+        "pls",
+        "plz",
+        "kindly",
+        "for me",
+        "right now",
+        "real quick",
+        "quickly",
+        "basically",
+        "actually",
+        "like,",
+        "you know",
+        "i guess",
+        "i think",
+        "if you can",
+        "if you could",
+        "if possible",
+        "when you get a chance",
+        "thanks",
+        "thank you",
+        "cheers",
+    ),
+}
 
 
-_TASK_WORD = r"(?:tasks?|todos?|to-dos?|items?|reminders?)"
-_DONE = r"(?:complete|completed|done|finished|finish|checked off|ticked off)"
-_NOT_DONE = r"(?:not done|not complete|not completed|incomplete|undone|unfinished|pending|open)"
+def _any(*groups: str) -> str:
+    """One alternation of the vocabulary's groups, longest phrases first."""
+    words = sorted({w for g in groups for w in VOCABULARY[g]}, key=len, reverse=True)
+    return "(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words) + ")"
+
+
+_TASK_WORD = _any("task")
+_DONE = _any("done")
+_NOT_DONE = _any("not_done")
 _PRIORITY_VALUE = (
     r"(?:(?:a\s+|the\s+)?(?:high|low|medium|normal|top|highest|lowest)(?:[\s-]priority)?|urgent"
-    r"|important|not urgent|unimportant)"
+    r"|important|not urgent|unimportant|a priority|top priority)"
 )
 _FIELD = (
     r"(?P<field>title|name|description|details|notes?|priority|due date|due time|deadline|"
     r"due|tags?)"
 )
-_EDIT = r"(?:change|rename|update|edit|modify|set|retitle|reword|alter)"
+_EDIT = _any("edit")
+_PAST_VERBS = (
+    r"(?:bought|paid|sent|called|emailed|mailed|phoned|rang|texted|messaged|booked|cleaned|"
+    r"washed|fixed|finished|completed|did|done|made|took|got|picked up|dropped off|wrote|"
+    r"read|submitted|filed|fed|walked|watered|cooked|returned|renewed|posted|ordered|"
+    r"collected|cancelled|canceled|visited|met|went to|handed in|signed|packed|mowed|"
+    r"vacuumed|ironed|tidied|sorted|replied to|answered|scheduled|prepared|practiced|"
+    r"practised|studied|reviewed|printed|uploaded|downloaded|installed|updated|paid off|"
+    r"emptied|took out|charged|backed up|recycled|repaired|\w+ed)"
+)
 
-# Order matters: the first match wins, so specific shapes come before general ones.
-RULES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+# (intent, score, pattern). Every matching reading is considered; the highest score wins.
+# Scores: 1.0 a complete sentence shape with nothing left to chance; 0.9 a shape with a
+# free-text part; 0.8 a general shape another intent may share; 0.5-0.6 a verb alone.
+
+
+def _rule(intent: Intent, score: float, pattern: str) -> tuple[Intent, float, re.Pattern[str]]:
+    return intent, score, re.compile(pattern, re.IGNORECASE)
+
+
+RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.GREETING,
+        1.0,
         r"^(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
         r"(?:\s+(?:there|again|assistant|bot|friend))?$",
     ),
     _rule(
         Intent.THANKS,
+        1.0,
         r"^(?:thanks|thank you|thx|ty|cheers|great|perfect|awesome|cool|nice|ok|okay|got it|"
         r"good|great thanks|ok thanks)(?:\s+(?:so much|a lot|very much|again))?$",
     ),
     _rule(
         Intent.HELP,
+        1.0,
         r"^(?:help|help me|what can you do|what else can you do|what do you do|"
         r"how (?:do|does) (?:this|it|you) work|how can you help(?: me)?|"
         r"what are (?:your|the) commands|commands|who are you|what are you)$",
     ),
     _rule(
         Intent.ANSWER,
+        1.0,
         rf"^(?P<ref>(?:the\s+)?(?:{_TASK_WORD}\s*)?(?:number\s+|no\.?\s*)?#?\d+|"
         r"(?:the\s+)?(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
         r"(?:\s+one)?)$",
     ),
-    # Undoing a completion is not something the tools offer: say so instead of guessing.
-    _rule(Intent.REOPEN, rf"^(?:mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?{_NOT_DONE}$"),
-    _rule(Intent.REOPEN, r"^(?:reopen|uncomplete|unmark|undo|re-open|uncheck)\s+(?P<ref>.+)$"),
     _rule(
-        Intent.COMPLETE,
-        rf"^(?:mark|set|flag|tick|check)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?{_DONE}$",
+        Intent.UNDO,
+        1.0,
+        rf"^(?:oops,?\s+)?(?:{_any('undo')})(?:\s+(?:that|it|this|the last (?:one|change|"
+        r"action|thing)|my last (?:change|action)|what you just did|please))?$",
+    ),
+    _rule(Intent.REOPEN, 1.0, rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+)?{_NOT_DONE}$"),
+    _rule(Intent.REOPEN, 1.0, rf"^(?:{_any('reopen')})\s+(?P<ref>.+)$"),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)\s*(?:is|'s|was|are)\s+"
+        rf"(?:still\s+)?(?:not|n't)\s+(?:really\s+|actually\s+|yet\s+)?{_DONE}(?:\s+yet)?$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        0.9,
+        r"^(?:i\s+)?(?:didn'?t|did not|haven'?t|have not)\s+(?:actually\s+|really\s+)?"
+        r"(?:finish|complete|do)\s+(?P<ref>.+?)(?:\s+(?:yet|after all))?$",
     ),
     _rule(
         Intent.COMPLETE,
-        r"^(?:complete|finish|close|tick off|check off|cross off|cross out)\s+(?P<ref>.+)$",
+        1.0,
+        rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?{_DONE}$",
     ),
-    _rule(Intent.COMPLETE, r"^(?:i'?m\s+)?(?:all\s+)?done with\s+(?P<ref>.+)$"),
+    _rule(Intent.COMPLETE, 0.9, rf"^(?:{_any('complete')})\s+(?P<ref>.+)$"),
+    _rule(Intent.COMPLETE, 0.9, r"^(?:i'?m\s+)?(?:all\s+)?done with\s+(?P<ref>.+)$"),
     _rule(
         Intent.COMPLETE,
-        r"^i(?:\s+have|'ve)?\s+(?:just\s+|already\s+|now\s+)?(?:done|did|finished|completed)"
-        r"\s+(?P<ref>.+)$",
+        0.9,
+        r"^i(?:\s+have|'ve)?\s+(?:just\s+|already\s+|now\s+|finally\s+)?(?:done|did|finished|"
+        r"completed)\s+(?P<ref>.+)$",
     ),
     _rule(
         Intent.COMPLETE,
-        rf"^(?P<ref>.+?)\s+(?:is|are|was|has been)\s+(?:now\s+|all\s+)?{_DONE}$",
+        0.9,
+        rf"^(?P<ref>.+?)\s+(?:is|are|was|has been|'s)\s+(?:now\s+|all\s+|finally\s+)?{_DONE}$",
     ),
     _rule(
-        Intent.DELETE,
-        r"^(?:delete|remove|erase|cancel|drop|discard|trash|scrap|get rid of|forget about|"
-        r"forget|bin)\s+(?P<ref>.+)$",
+        Intent.FACT,
+        0.85,
+        rf"^(?:i\s+|i've\s+|i have\s+|we\s+|just\s+)?(?:just\s+|already\s+|finally\s+)?"
+        rf"(?P<verb>{_PAST_VERBS})\s+(?P<rest>.+)$",
     ),
+    _rule(Intent.DELETE, 0.9, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
     _rule(
         Intent.UPDATE,
+        1.0,
         rf"^{_EDIT}\s+(?:the\s+)?{_FIELD}\s+(?:of|for|on|in)\s+(?P<ref>.+?)\s+"
         r"(?:to|as|into|:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
+        1.0,
         rf"^{_EDIT}\s+(?P<ref>.+?)(?:'s|s')?\s+{_FIELD}\s+(?:to|as|into|:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
+        1.0,
         rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+)?(?P<value>{_PRIORITY_VALUE})$",
     ),
     _rule(
         Intent.UPDATE,
-        r"^(?:move|reschedule|postpone|push(?: back)?|delay|defer|shift)\s+(?P<ref>.+?)\s+"
-        r"(?:to|until|till|for|by)\s+(?P<value>.+)$",
+        0.95,
+        r"^(?:make|set|have)\s+(?P<ref>.+?)\s+(?:be\s+)?(?P<value>due\s+.+)$",
     ),
-    _rule(Intent.UPDATE, rf"^{_EDIT}\s+(?P<ref>.+?)\s*(?:\s+to|\s+as|\s+into|:)\s*(?P<value>.+)$"),
     _rule(
         Intent.UPDATE,
+        1.0,
+        r"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<tags>#?[\w-]+(?:\s*(?:,|and)"
+        r"\s*#?[\w-]+)*)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^(?:{_any('move')})\s+(?P<ref>.+?)\s+(?:to|until|till|for|by|back to)\s+"
+        r"(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.9,
+        rf"^{_EDIT}\s+(?P<ref>.+?)\s*(?:\s+to|\s+as|\s+into|:)\s*(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
         rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this))\s+(?:is\s+|should be\s+)?"
         r"(?:now\s+)?due\s+(?P<value>.+)$",
     ),
     _rule(
         Intent.ADD,
-        r"^(?:remind me|remember|don'?t let me forget|do not let me forget|make sure i|"
-        r"note to self|i (?:need|have|must|should|want|gotta|got) to remember)"
+        0.95,
+        rf"^(?:{_any('remember')}|i (?:need|have|must|should|want|gotta|got) to remember)"
         r"(?:\s+(?:to|that|about|of)|:)?\s+(?P<rest>.+)$",
     ),
     _rule(
         Intent.ADD,
-        rf"^(?:add|create|insert|log|jot down|write down|note down|put|make|new|schedule)\s+"
+        0.9,
+        rf"^(?:{_any('add')})\s+"
         rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:{_TASK_WORD}|note)?\s*"
         r"(?:(?:called|named|titled|to|for|about|that says|saying|:|-)\s*)?(?P<rest>.+)$",
     ),
-    _rule(Intent.ADD, rf"^(?:new|another)\s+{_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
+    _rule(Intent.ADD, 0.95, rf"^(?:new|another)\s+{_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
     _rule(
         Intent.LIST,
-        r"^(?:search|find|look for|look up|lookup)\s+(?:for\s+)?(?:my\s+)?(?:tasks?\s+)?"
+        0.9,
+        rf"^(?:{_any('search')})\s+(?:for\s+)?(?:my\s+)?(?:tasks?\s+)?"
         r"(?:about|with|containing|mentioning|matching|named|called|titled|for)?\s*(?P<q>.+)$",
     ),
+    _rule(Intent.LIST, 0.92, rf"^(?:{_any('show')})\b(?P<rest>.*)$"),
     _rule(
         Intent.LIST,
-        r"^(?:show|list|display|view|see|get|give|tell|read|print|fetch|check|pull up|open)\b"
-        r"(?P<rest>.*)$",
-    ),
-    _rule(
-        Intent.LIST,
+        0.92,
         r"^(?:what|which|whats|how many|how much|do i have|have i|is there|are there|any|"
-        r"anything)\b(?P<rest>.*)$",
+        r"anything|did i|when)\b(?P<rest>.*)$",
     ),
     _rule(
         Intent.LIST,
+        0.85,
         rf"^(?:my\s+|all\s+|the\s+)*(?:(?:pending|completed|open|done|finished|incomplete|"
         rf"outstanding|overdue|urgent|important|high[\s-]priority|low[\s-]priority|"
         rf"medium[\s-]priority|#\w+)\s+)*(?:{_TASK_WORD}|list|todo list|to do list)"
@@ -215,19 +519,26 @@ RULES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
     ),
     _rule(
         Intent.ADD,
-        r"^i\s+(?:need|have|must|should|gotta|got|want)\s+to\s+(?P<rest>.+)$",
+        0.8,
+        r"^i\s+(?:need|have|must|should|gotta|got|want|ought)\s+to\s+(?P<rest>.+)$",
     ),
-    _rule(Intent.ADD, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<rest>.+)$"),
+    _rule(Intent.ADD, 0.8, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<rest>.+)$"),
 )
 
+# A reading must score at least this to be acted on; another intent's reading within
+# ``MARGIN`` of the best one makes the message ambiguous.
+THRESHOLD = 0.7
+MARGIN = 0.03
+
+_FRAME = re.compile(rf"^(?:{_any('frame')})(?:\s+|,\s*)", re.IGNORECASE)
 _POLITE_PREFIX = re.compile(
-    r"^(?:(?:please|pls|plz|kindly|ok(?:ay)?|so|and|also|now|hey|oh|alright|then|um+|uh+|"
-    r"great|thanks|thank you)[\s,!.]+|(?:can|could|would|will)\s+(?:you|u)(?:\s+please)?\s+|"
-    r"i(?:'d| would) like (?:you )?to\s+|i want you to\s+|(?:let'?s|lets)\s+|"
-    r"go ahead and\s+|(?:just|quickly)\s+|i want to\s+(?=(?:see|view|add|create|delete|"
-    r"remove|mark|complete|change|update|list|know)\b))",
+    r"^(?:(?:ok(?:ay)?|so|and|also|now|hey|oh|alright|then|great|well|right|oops)[\s,!.]+|"
+    r"i want to\s+(?=(?:see|view|add|create|delete|remove|mark|complete|change|update|list|"
+    r"know)\b)|(?:just|quickly)\s+)",
     re.IGNORECASE,
 )
+_FILLERS = frozenset(w for w in VOCABULARY["filler"] if " " not in w and "," not in w)
+_FILLER_PAIRS = frozenset(tuple(w.split()) for w in VOCABULARY["filler"] if " " in w)
 # Polite words a request may end with ("..., please", "thanks", "for me now"); "asap" only as
 # the very last word. Read from the right by ``_strip_polite_tail``, never by a regular
 # expression: a pattern anchored at the end with a repeated separator class backtracks
@@ -265,38 +576,166 @@ def _strip_polite_tail(sentence: str) -> str:
     return sentence[:bare]
 
 
+def drop_fillers(text: str) -> str:
+    """``text`` without the vocabulary's fillers ("um", "please", "for me", "right now"),
+    wherever they stand, except inside quotes (a quoted title is kept as written). One pass
+    over the words: linear in the length."""
+    words = text.split()
+    kept: list[str] = []
+    quoted = False
+    index = 0
+    while index < len(words):
+        word = words[index]
+        bare = word.lower().strip(",.!?;:")
+        pair = (bare, words[index + 1].lower().strip(",.!?;:")) if index + 1 < len(words) else None
+        if not quoted and pair is not None and pair in _FILLER_PAIRS:
+            _keep_comma(kept, words[index + 1])
+            index += 2
+            continue
+        if not quoted and bare in _FILLERS and word[:1] not in QUOTES:
+            _keep_comma(kept, word)
+            index += 1
+            continue
+        quotes = sum(word.count(q) for q in '"\u201c\u201d')
+        if quotes % 2:
+            quoted = not quoted
+        kept.append(word)
+        index += 1
+    return " ".join(kept)
+
+
+def _keep_comma(kept: list[str], dropped: str) -> None:
+    """A list's comma that stood after a dropped filler ("milk please, eggs") stays."""
+    if dropped.endswith(",") and kept and not kept[-1].endswith(","):
+        kept[-1] += ","
+
+
+# "would you mind adding ...": the gerund after a frame is the verb.
+_GERUNDS = {
+    "adding": "add",
+    "creating": "create",
+    "putting": "put",
+    "making": "make",
+    "deleting": "delete",
+    "removing": "remove",
+    "erasing": "erase",
+    "cancelling": "cancel",
+    "clearing": "clear",
+    "marking": "mark",
+    "completing": "complete",
+    "finishing": "finish",
+    "ticking": "tick",
+    "checking": "check",
+    "crossing": "cross",
+    "changing": "change",
+    "updating": "update",
+    "renaming": "rename",
+    "editing": "edit",
+    "setting": "set",
+    "moving": "move",
+    "pushing": "push",
+    "postponing": "postpone",
+    "rescheduling": "reschedule",
+    "showing": "show",
+    "listing": "list",
+    "reopening": "reopen",
+    "tagging": "tag",
+    "scheduling": "schedule",
+    "undoing": "undo",
+    "getting": "get",
+    "telling": "tell",
+}
+_GERUND = re.compile(r"^(?P<word>[a-z]+ing)\b", re.IGNORECASE)
+
+
 def clean(text: str) -> str:
-    """Trim politeness and punctuation that do not change what is asked."""
+    """Trim politeness, fillers and punctuation that do not change what is asked."""
     sentence = " ".join(text.split())
+    without = drop_fillers(sentence)
+    if without.strip(_SEPARATORS + _END_PUNCTUATION):
+        sentence = without
     for _ in range(5):
         trimmed = _strip_polite_tail(sentence).strip(_SEPARATORS)
         without_prefix = _POLITE_PREFIX.sub("", trimmed, count=1).strip(_SEPARATORS)
         if without_prefix:  # "thanks" alone is the whole message, not a prefix
             trimmed = without_prefix
+        framed = _FRAME.sub("", trimmed, count=1).strip(_SEPARATORS)
+        if framed:
+            trimmed = framed
+        gerund = _GERUND.match(trimmed)
+        if gerund is not None and gerund["word"].lower() in _GERUNDS:
+            trimmed = _GERUNDS[gerund["word"].lower()] + trimmed[gerund.end() :]
         if trimmed == sentence:
             break
         sentence = trimmed
     return sentence
 
 
+_TASK_TALK = re.compile(
+    rf"\b(?:{_TASK_WORD}|list|{_any('add', 'complete', 'delete', 'reopen', 'move')}|"
+    r"due|priority|urgent|done|finished|pending)\b",
+    re.IGNORECASE,
+)
+
+
 def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
-    """What ``text`` asks for. Never raises: anything unclear is ``Intent.UNKNOWN``."""
+    """What ``text`` asks for: the best-scoring reading. Never raises: no reading at all is
+    ``Intent.UNKNOWN``, an ambiguous or weak one ``Intent.CLARIFY``."""
     light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
-    for intent, pattern in RULES:
+    for intent, _, pattern in RULES:
         if intent in _SMALL_TALK and pattern.match(light):
             return Command(intent)
     sentence = clean(text)
     if not sentence:
         return Command(Intent.UNKNOWN)
-    for intent, pattern in RULES:
+    readings = interpretations(sentence, now=now, tz=tz)
+    if not readings:
+        if _TASK_TALK.search(sentence):
+            return Command(Intent.CLARIFY, title=sentence, score=0.0)
+        return Command(Intent.UNKNOWN)
+    best = readings[0]
+    others = [r for r in readings[1:] if r.intent is not best.intent]
+    if others and best.score - others[0].score < MARGIN and best.intent is not Intent.ANSWER:
+        options = (best.intent, others[0].intent)
+        return Command(Intent.CLARIFY, title=sentence, options=options, score=best.score)
+    if best.score < THRESHOLD:
+        return Command(Intent.CLARIFY, title=sentence, options=(best.intent,), score=best.score)
+    return best
+
+
+def interpretations(sentence: str, *, now: datetime, tz: ZoneInfo) -> list[Command]:
+    """Every reading of a cleaned sentence whose pieces make sense, best first (one per
+    intent, the best of its rules)."""
+    best: dict[Intent, Command] = {}
+    for intent, score, pattern in RULES:
+        if intent in _SMALL_TALK:
+            continue
+        known = best.get(intent)
+        if known is not None and known.score >= score:
+            continue
         match = pattern.match(sentence)
         if match is None:
             continue
         groups = {k: v for k, v in match.groupdict().items() if v is not None}
         command = _build(intent, groups, sentence, now=now, tz=tz)
-        if command is not None:
-            return command
-    return Command(Intent.UNKNOWN)
+        if command is None:
+            continue
+        scored = replace(command, score=round(score * _confidence(command), 3))
+        if known is None or scored.score > known.score:
+            best[command.intent] = scored
+    return sorted(best.values(), key=lambda c: -c.score)
+
+
+def _confidence(command: Command) -> float:
+    """How much a reading's own pieces support it (1.0: fully)."""
+    if command.intent is Intent.ADD and command.title:
+        # A title that itself reads as another command ("add delete task 3") is weaker.
+        return 0.97 if _starts_with_command(command.title) else 1.0
+    ref = command.ref
+    if ref is not None and ref.title is not None:
+        # Title words of a reference: the longer, the less likely a whole sentence was meant.
+        return 1.0 if len(ref.title.split()) <= 6 else 0.9
+    return 1.0
 
 
 _SMALL_TALK = frozenset({Intent.GREETING, Intent.THANKS, Intent.HELP})
@@ -305,25 +744,65 @@ _SMALL_TALK = frozenset({Intent.GREETING, Intent.THANKS, Intent.HELP})
 def _build(
     intent: Intent, groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo
 ) -> Command | None:
-    """Read a matched rule's pieces; None lets the next rule try."""
-    if intent in {Intent.GREETING, Intent.THANKS, Intent.HELP}:
+    """Read a matched rule's pieces; None when they do not make sense."""
+    if intent in _SMALL_TALK or intent is Intent.UNDO:
         return Command(intent)
+    if intent is Intent.FACT:
+        return _fact(groups)
     if intent in {Intent.COMPLETE, Intent.DELETE, Intent.REOPEN, Intent.ANSWER}:
-        ref = read_ref(groups["ref"])
+        if _NEGATED.search(groups["ref"]):
+            return None  # "mark task 3 as not done" is no completion of "task 3 as not"
+        ref = read_ref(groups["ref"], now=now, tz=tz)
         if ref is None:
+            return None
+        if ref.bulk and intent not in {Intent.COMPLETE, Intent.DELETE}:
             return None
         return Command(intent, ref=ref)
     if intent is Intent.UPDATE:
         return _update(groups, now=now, tz=tz)
     if intent is Intent.ADD:
         rest = groups["rest"]
-        inner = understand(rest, now=now, tz=tz) if _starts_with_command(rest) else None
-        if inner is not None and inner.intent not in {Intent.UNKNOWN, Intent.ADD}:
-            return inner  # "I want to see my tasks", "I need to delete task 3"
-        return _add(rest, now=now, tz=tz)
+        if _starts_with_command(rest) and not _NAMED.match(sentence):
+            inner = understand(rest, now=now, tz=tz)
+            if inner.intent not in {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY}:
+                return inner  # "I want to see my tasks", "I need to delete task 3"
+        return _add_many(rest, now=now, tz=tz)
     if intent is Intent.LIST:
         return _list(groups, sentence, now=now, tz=tz)
     return None
+
+
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever|\bno longer)$", re.IGNORECASE)
+
+# "create a task called Finish the report": the title is named, never read as a command.
+_NAMED = re.compile(
+    rf"^(?:{_any('add')})\s+(?:(?:a|an|another|the)\s+)?(?:new\s+)?{_TASK_WORD}\s+"
+    r"(?:called|named|titled|saying|that says)\b|^\S+\s+['\"\u201c\u2018]",
+    re.IGNORECASE,
+)
+
+
+# --- completion stated as a fact -------------------------------------------------------------
+
+_FACT_OBJECT_NOISE = re.compile(
+    r"\s+(?:today|yesterday|this morning|earlier|already|just now|at last|finally|"
+    r"too|as well|by the way)$",
+    re.IGNORECASE,
+)
+
+
+def _fact(groups: dict[str, str]) -> Command | None:
+    """ "I bought the groceries": the verb and its object, matched against pending titles by
+    the agent. Needs an object: "I walked" alone states nothing about a task."""
+    verb = groups["verb"].lower()
+    rest = _FACT_OBJECT_NOISE.sub("", groups["rest"].strip(" .!"))
+    if not rest or _TASK_TALK.fullmatch(rest) or _starts_with_command(rest):
+        return None
+    if verb in {"finished", "completed", "did", "done"} or verb.endswith("eed"):
+        return None  # the COMPLETE readings read these; "need", "feed" are no past tense
+    if len(rest.split()) > 8:
+        return None
+    return Command(Intent.FACT, fact=f"{verb} {rest}")
 
 
 # --- task references -------------------------------------------------------------------------
@@ -334,9 +813,9 @@ _IDS = re.compile(
     re.IGNORECASE,
 )
 _PRONOUN = re.compile(
-    r"^(?:it|that|this|that one|this one|the same one|that task|this task|the task|"
+    r"^(?:it|its|it's|that|this|that one|this one|the same one|that task|this task|the task|"
     r"the last task|the one i just added|the last one i added|the one you just added|"
-    r"the previous one|the previous task)$",
+    r"the previous one|the previous task|that one too|them|those|these)$",
     re.IGNORECASE,
 )
 _ORDINALS = {
@@ -356,9 +835,11 @@ _ORDINAL = re.compile(
     r"^(?:the\s+)?(?P<word>" + "|".join(_ORDINALS) + r")(?:\s+(?:one|task|item))?$",
     re.IGNORECASE,
 )
+# "all", "everything", "all my completed tasks", "every task tagged #errands", "them all".
 _BULK = re.compile(
-    r"^(?:all|everything|every task|all (?:of )?(?:my |the )?(?:\w+ )?(?:tasks|todos|items)|"
-    r"(?:my |the )?(?:completed|finished|done|pending|old) (?:tasks|todos|items)|them all)$",
+    r"^(?:all|everything|every(?:thing| task| item| one| single task)?|them all|all of them|"
+    r"each task|all (?:of )?(?:my |the )?|(?:my |the )?(?:completed|finished|done|pending|"
+    r"old|open|overdue) (?:tasks|todos|items|ones))\b",
     re.IGNORECASE,
 )
 _REF_NOISE = re.compile(
@@ -366,11 +847,15 @@ _REF_NOISE = re.compile(
     r"about|for|to)?\s*|^(?:called|named|titled)\s+",
     re.IGNORECASE,
 )
+_EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
 
 
-def read_ref(text: str) -> TaskRef | None:
-    """A task reference: ``task 3``/``#3``/``3 and 4``, ``it``, ``the second one``, or title
-    words (``the meeting task`` -> ``meeting``)."""
+def read_ref(
+    text: str, *, now: datetime | None = None, tz: ZoneInfo | None = None
+) -> TaskRef | None:
+    """A task reference: ``task 3``/``#3``/``3 and 4``, ``it``, ``the second one``, every task
+    of a kind (``all completed tasks``), or title words (``the meeting task`` -> ``meeting``).
+    """
     # Squeezed: a reference may be a raw message (the answer to "which one?").
     phrase = _squeeze(text).strip(".!?,").strip()
     if not phrase:
@@ -385,7 +870,7 @@ def read_ref(text: str) -> TaskRef | None:
     if ordinal is not None:
         return TaskRef(ordinal=_ORDINALS[ordinal["word"].lower()])
     if _BULK.match(phrase):
-        return TaskRef(bulk=True)
+        return _bulk_ref(phrase, now=now or _EPOCH, tz=tz or ZoneInfo("UTC"))
     quoted = _quoted(phrase)
     if quoted is not None:
         return TaskRef(title=quoted)
@@ -397,6 +882,15 @@ def read_ref(text: str) -> TaskRef | None:
         title = trimmed
     title = _quoted(title) or title
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
+
+
+def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef:
+    """Every task the phrase describes: its status, tag, priority and due window."""
+    described = _list({"rest": phrase}, f"tasks {phrase}", now=now, tz=tz)
+    filters = described.filters if described is not None else ListFilters()
+    if filters.q is not None:
+        filters = replace(filters, q=None)
+    return TaskRef(bulk=True, filters=None if filters == ListFilters() else filters)
 
 
 def _quoted(text: str) -> str | None:
@@ -447,6 +941,115 @@ _TITLE_LEAD = re.compile(
     re.IGNORECASE,
 )
 _RECURRENCE_TAIL = re.compile(r"\s+(?:on|at|every|each)$", re.IGNORECASE)
+
+
+# Verbs a task title typically starts with: "add call mom and email Sam" is two tasks,
+# "add fish and chips for dinner" one.
+ACTION_VERBS = frozenset(
+    (
+        "ask",
+        "back",
+        "bake",
+        "book",
+        "bring",
+        "buy",
+        "call",
+        "cancel",
+        "change",
+        "charge",
+        "check",
+        "clean",
+        "clear",
+        "collect",
+        "cook",
+        "do",
+        "drop",
+        "email",
+        "empty",
+        "feed",
+        "file",
+        "fill",
+        "finish",
+        "fix",
+        "get",
+        "go",
+        "grab",
+        "hang",
+        "install",
+        "iron",
+        "mail",
+        "make",
+        "meet",
+        "message",
+        "mop",
+        "mow",
+        "order",
+        "organise",
+        "organize",
+        "pack",
+        "paint",
+        "pay",
+        "phone",
+        "pick",
+        "plan",
+        "post",
+        "prepare",
+        "print",
+        "put",
+        "read",
+        "recycle",
+        "renew",
+        "repair",
+        "reply",
+        "return",
+        "review",
+        "ring",
+        "schedule",
+        "see",
+        "sell",
+        "send",
+        "sign",
+        "sort",
+        "start",
+        "study",
+        "submit",
+        "take",
+        "talk",
+        "tell",
+        "text",
+        "tidy",
+        "update",
+        "vacuum",
+        "visit",
+        "walk",
+        "wash",
+        "water",
+        "write",
+    )
+)
+_LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
+
+
+def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
+    """One new task, or several: "milk, eggs and bread", "call mom and email Sam". A quoted
+    title, a description, or a part that would be no title of its own ("..., high priority")
+    keeps the text one task."""
+    single = _add(rest, now=now, tz=tz)
+    text = rest.strip()
+    if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
+        return single
+    if "," in text:
+        parts = [p for p in _LIST_SPLIT.split(text) if p.strip()]
+    else:
+        parts = [p for p in re.split(r"\s+(?:and|&)\s+", text, flags=re.IGNORECASE) if p]
+        if not all(p.split()[0].lower() in ACTION_VERBS for p in parts):
+            return single
+    if len(parts) < 2 or len(parts) > 20:
+        return single
+    items = tuple(_add(part, now=now, tz=tz) for part in parts)
+    if not all(item.title and _TASK_TALK.fullmatch(item.title) is None for item in items):
+        return single
+    return Command(Intent.ADD, title=single.title, items=items)
 
 
 def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
@@ -557,10 +1160,17 @@ _FIELD_NAMES = {
 
 def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
     ref = read_ref(groups["ref"])
+    if ref is not None and ref.bulk:
+        return None
     if ref is None:
         return None
+    if "tags" in groups:
+        tagged = {"ref": groups["ref"], "field": "tags", "value": groups["tags"]}
+        return _update(tagged, now=now, tz=tz)
     value = groups["value"].strip()
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
+    if target in {None, "due_at"} and value.lower().startswith("due "):
+        value, target = value[4:].strip(), "due_at"
     quoted = _quoted(value)
     if re.fullmatch(rf"(?:as\s+)?{_DONE}", value, re.IGNORECASE):
         return Command(Intent.COMPLETE, ref=ref)
@@ -636,7 +1246,7 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
         words = _search_words(q)
         return Command(Intent.LIST, filters=ListFilters(q=words)) if words else None
     folded = fold_case(sentence)
-    if not _ABOUT_TASKS.search(folded):
+    if not _ABOUT_TASKS.search(folded) and not _HISTORY.search(folded):
         return None  # "what is the weather?" is not a question about tasks
 
     status = "all"
@@ -652,7 +1262,13 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
     search = _SEARCH.search(rest)
     q = _search_words(search["q"]) if search else None
 
-    due_before, due_after = _due_window(sentence, now=now, tz=tz)
+    if _HISTORY.search(folded):
+        status = "completed"
+    due_before = due_after = completed_after = completed_before = None
+    if status == "completed" and not re.search(r"\bdue\b", folded):
+        completed_after, completed_before = _done_window(folded, now=now, tz=tz)
+    else:
+        due_before, due_after = _due_window(sentence, now=now, tz=tz)
     return Command(
         Intent.LIST,
         filters=ListFilters(
@@ -662,8 +1278,43 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
             q=q,
             due_before=due_before,
             due_after=due_after,
+            completed_after=completed_after,
+            completed_before=completed_before,
         ),
+        count=_COUNT.search(folded) is not None,
     )
+
+
+# "what did I finish", "what have I done", "what did I get done": questions about the past.
+_HISTORY = re.compile(
+    r"\b(?:did i|have i|i've|i have|i did|i got|did we|have we) (?:(?!to )\w+ )?(?:do|done|finish|"
+    r"finished|"
+    r"complete|completed|accomplish|accomplished|achieve|achieved|get done|got done|tick off|"
+    r"ticked off|check off|checked off|cross off|crossed off)\b|\bso far\b|\bmy progress\b"
+)
+_COUNT = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b|\bhow much\b")
+
+
+def _done_window(
+    folded: str, *, now: datetime, tz: ZoneInfo
+) -> tuple[datetime | None, datetime | None]:
+    """(completed_after, completed_before) for "today", "yesterday", "this week", "last
+    week", "this month": local days, weeks from Monday."""
+    local = now.astimezone(tz)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    monday = today - local.weekday() * day
+    if re.search(r"\btoday\b", folded):
+        return today, None
+    if re.search(r"\byesterday\b", folded):
+        return today - day, today
+    if re.search(r"\b(?:this|the past|the last|in the last) week\b", folded):
+        return monday, None
+    if re.search(r"\blast week\b", folded):
+        return monday - 7 * day, monday
+    if re.search(r"\bthis month\b", folded):
+        return today.replace(day=1), None
+    return None, None
 
 
 def _search_words(text: str) -> str | None:
