@@ -537,8 +537,7 @@ _POLITE_PREFIX = re.compile(
     r"know)\b)|(?:just|quickly)\s+)",
     re.IGNORECASE,
 )
-_FILLERS = frozenset(w for w in VOCABULARY["filler"] if " " not in w and "," not in w)
-_FILLER_PAIRS = frozenset(tuple(w.split()) for w in VOCABULARY["filler"] if " " in w)
+_FILLER_WORDS = tuple(w for w in VOCABULARY["filler"] if "," not in w)
 # Polite words a request may end with ("..., please", "thanks", "for me now"); "asap" only as
 # the very last word. Read from the right by ``_strip_polite_tail``, never by a regular
 # expression: a pattern anchored at the end with a repeated separator class backtracks
@@ -578,36 +577,31 @@ def _strip_polite_tail(sentence: str) -> str:
 
 def drop_fillers(text: str) -> str:
     """``text`` without the vocabulary's fillers ("um", "please", "for me", "right now"),
-    wherever they stand, except inside quotes (a quoted title is kept as written). One pass
-    over the words: linear in the length."""
-    words = text.split()
-    kept: list[str] = []
-    quoted = False
-    index = 0
-    while index < len(words):
-        word = words[index]
-        bare = word.lower().strip(",.!?;:")
-        pair = (bare, words[index + 1].lower().strip(",.!?;:")) if index + 1 < len(words) else None
-        if not quoted and pair is not None and pair in _FILLER_PAIRS:
-            _keep_comma(kept, words[index + 1])
-            index += 2
-            continue
-        if not quoted and bare in _FILLERS and word[:1] not in QUOTES:
-            _keep_comma(kept, word)
-            index += 1
-            continue
-        quotes = sum(word.count(q) for q in '"\u201c\u201d')
-        if quotes % 2:
-            quoted = not quoted
-        kept.append(word)
-        index += 1
-    return " ".join(kept)
+    wherever they stand, except inside double quotes (a quoted title is kept as written). A
+    list's comma after a dropped filler ("milk please, eggs") stays. Linear in the length."""
+    words = set(fold_case(text).replace(",", " ").replace(".", " ").replace("!", " ").split())
+    if words.isdisjoint(_FILLER_FIRST_WORDS):
+        return text  # the usual case, decided without a pattern
+    parts = _DOUBLE_QUOTED.split(text)
+    for index in range(0, len(parts), 2):  # the even parts are outside quotes
+        parts[index] = _FILLER.sub(_comma_of, parts[index])
+    squeezed = " ".join("".join(parts).split()).replace(" ,", ",")
+    return _REPEATED_COMMA.sub(",", squeezed)
 
 
-def _keep_comma(kept: list[str], dropped: str) -> None:
-    """A list's comma that stood after a dropped filler ("milk please, eggs") stays."""
-    if dropped.endswith(",") and kept and not kept[-1].endswith(","):
-        kept[-1] += ","
+def _comma_of(match: re.Match[str]) -> str:
+    return "," if match.group(0).endswith(",") else " "
+
+
+_FILLER_FIRST_WORDS = frozenset(w.split()[0] for w in _FILLER_WORDS)
+_FILLER = re.compile(
+    r"(?<![\w'#-])(?:"
+    + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_FILLER_WORDS, key=len)[::-1])
+    + r")(?![\w'-])[.!]?,?",
+    re.IGNORECASE,
+)
+_DOUBLE_QUOTED = re.compile('("[^"]*"|\u201c[^\u201d]*\u201d)')
+_REPEATED_COMMA = re.compile(r",(?: ?,)+")
 
 
 # "would you mind adding ...": the gerund after a frame is the verb.
@@ -673,8 +667,7 @@ def clean(text: str) -> str:
 
 _TASK_TALK = re.compile(
     rf"\b(?:{_TASK_WORD}|list|{_any('add', 'complete', 'delete', 'reopen', 'move')}|"
-    r"due|priority|urgent|done|finished|pending)\b",
-    re.IGNORECASE,
+    r"due|priority|urgent|done|finished|pending)\b",  # read in ``fold_case`` text
 )
 
 
@@ -690,7 +683,7 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
         return Command(Intent.UNKNOWN)
     readings = interpretations(sentence, now=now, tz=tz)
     if not readings:
-        if _TASK_TALK.search(sentence):
+        if _TASK_TALK.search(fold_case(sentence)):
             return Command(Intent.CLARIFY, title=sentence, score=0.0)
         return Command(Intent.UNKNOWN)
     best = readings[0]
@@ -707,9 +700,10 @@ def interpretations(sentence: str, *, now: datetime, tz: ZoneInfo) -> list[Comma
     """Every reading of a cleaned sentence whose pieces make sense, best first (one per
     intent, the best of its rules)."""
     best: dict[Intent, Command] = {}
-    for intent, score, pattern in RULES:
-        if intent in _SMALL_TALK:
-            continue
+    top = 0.0
+    for intent, score, pattern in _BY_SCORE:
+        if top - score >= MARGIN:
+            break  # no reading left can win, nor come close enough to be a second
         known = best.get(intent)
         if known is not None and known.score >= score:
             continue
@@ -723,6 +717,7 @@ def interpretations(sentence: str, *, now: datetime, tz: ZoneInfo) -> list[Comma
         scored = replace(command, score=round(score * _confidence(command), 3))
         if known is None or scored.score > known.score:
             best[command.intent] = scored
+            top = max(top, scored.score)
     return sorted(best.values(), key=lambda c: -c.score)
 
 
@@ -739,6 +734,11 @@ def _confidence(command: Command) -> float:
 
 
 _SMALL_TALK = frozenset({Intent.GREETING, Intent.THANKS, Intent.HELP})
+# The readings other than small talk, best score first (a stable sort: the table's order
+# among equal scores).
+_BY_SCORE = sorted(
+    (rule for rule in RULES if rule[0] not in _SMALL_TALK), key=lambda rule: -rule[1]
+)
 
 
 def _build(
@@ -750,7 +750,7 @@ def _build(
     if intent is Intent.FACT:
         return _fact(groups)
     if intent in {Intent.COMPLETE, Intent.DELETE, Intent.REOPEN, Intent.ANSWER}:
-        if _NEGATED.search(groups["ref"]):
+        if _NEGATED.fullmatch(groups["ref"].rsplit(" ", 1)[-1]):
             return None  # "mark task 3 as not done" is no completion of "task 3 as not"
         ref = read_ref(groups["ref"], now=now, tz=tz)
         if ref is None:
@@ -772,7 +772,7 @@ def _build(
     return None
 
 
-_NEGATED = re.compile(r"(?:\bnot|n't|\bnever|\bno longer)$", re.IGNORECASE)
+_NEGATED = re.compile(r"not|\w*n't|never|longer", re.IGNORECASE)
 
 # "create a task called Finish the report": the title is named, never read as a command.
 _NAMED = re.compile(
@@ -795,8 +795,11 @@ def _fact(groups: dict[str, str]) -> Command | None:
     """ "I bought the groceries": the verb and its object, matched against pending titles by
     the agent. Needs an object: "I walked" alone states nothing about a task."""
     verb = groups["verb"].lower()
-    rest = _FACT_OBJECT_NOISE.sub("", groups["rest"].strip(" .!"))
-    if not rest or _TASK_TALK.fullmatch(rest) or _starts_with_command(rest):
+    rest = groups["rest"].strip(" .!")
+    if len(rest.split()) > 8:
+        return None
+    rest = _FACT_OBJECT_NOISE.sub("", rest)
+    if not rest or _TASK_TALK.fullmatch(fold_case(rest)) or _starts_with_command(rest):
         return None
     if verb in {"finished", "completed", "did", "done"} or verb.endswith("eed"):
         return None  # the COMPLETE readings read these; "need", "feed" are no past tense
@@ -1047,7 +1050,9 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if len(parts) < 2 or len(parts) > 20:
         return single
     items = tuple(_add(part, now=now, tz=tz) for part in parts)
-    if not all(item.title and _TASK_TALK.fullmatch(item.title) is None for item in items):
+    if not all(
+        item.title and _TASK_TALK.fullmatch(fold_case(item.title)) is None for item in items
+    ):
         return single
     return Command(Intent.ADD, title=single.title, items=items)
 

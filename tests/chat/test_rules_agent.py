@@ -113,7 +113,13 @@ async def test_mark_task_as_complete(agent: httpx.AsyncClient, alice: User) -> N
         {
             "name": "complete_task",
             "arguments": {"task_id": task_id},
-            "result": {"task_id": task_id, "status": "completed", "title": "Call mom"},
+            "result": {
+                "task_id": task_id,
+                "status": "completed",
+                "title": "Call mom",
+                "completed": True,
+                "next_occurrence_id": None,
+            },
         }
     ]
     assert answer["response"] == f"Nice work! I marked “Call mom” (task {task_id}) as complete."
@@ -271,7 +277,7 @@ async def test_no_match_and_unknown_ids_are_explained_kindly(
         {
             "name": "complete_task",
             "arguments": {"task_id": 99999},
-            "result": {"error": "Task 99999 not found"},
+            "result": {"error": "Task 99999 not found", "code": "not_found"},
         }
     ]
     assert unknown["response"].startswith("I couldn't find task 99999 on your list.")
@@ -283,7 +289,10 @@ async def test_another_users_task_is_not_found_through_chat(
     alices = await add(agent, alice, "Alice's secret")
     for message in (f"Mark task {alices} as complete", f"delete task {alices}"):
         answer = await turn(agent, bob, message)
-        assert answer["tool_calls"][0]["result"] == {"error": f"Task {alices} not found"}
+        assert answer["tool_calls"][0]["result"] == {
+            "error": f"Task {alices} not found",
+            "code": "not_found",
+        }
     listed = await turn(agent, bob, "Show me all my tasks")
     assert listed["tool_calls"][0]["result"] == []
     still = await turn(agent, alice, "What's pending?")
