@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test test-fuzz lint fmt migrate bench clean deploy-check compose-env compose-smoke
+.PHONY: run test test-fuzz corpus lint fmt migrate bench clean deploy-check compose-env compose-smoke
 
 run: $(VENV)/.synced ## Start PostgreSQL (embedded unless DATABASE_URL), migrate, serve everything
 	$(VENV)/bin/python -m scripts.stack
@@ -15,6 +15,9 @@ test: $(VENV)/.synced ## The whole test suite but the fuzzers (its own throw-awa
 
 test-fuzz: $(VENV)/.synced ## Fuzz every OpenAPI document (FUZZ_MAX_EXAMPLES, FUZZ_SEED; docs/security.md)
 	$(VENV)/bin/pytest tests/fuzz
+
+corpus: $(VENV)/.synced ## The chat corpus against the rules agent: accuracy per intent and per set
+	$(VENV)/bin/pytest tests/chat/test_corpus.py -s -q
 
 lint: $(VENV)/.synced ## ruff check + ruff format --check + mypy
 	$(VENV)/bin/ruff check .
