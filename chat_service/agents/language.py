@@ -17,6 +17,7 @@ dates (``dates``), recurrence and list filters. Nothing here calls a tool.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -95,6 +96,7 @@ class Command:
     count: bool = False  # "how many ...": answer with the number
     fact: str | None = None  # the words of a completion stated as a fact
     options: tuple[Intent, ...] = ()  # what a clarifying question offers
+    clear: tuple[str, ...] = ()  # fields an edit empties ("due_at", "description")
     score: float = 1.0  # how sure the reading is
 
 
@@ -214,6 +216,12 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "ditch",
         "take off",
         "cross out",
+        "clear out",
+        "del",
+        "rm",
+        "scratch",
+        "strike",
+        "kill",
     ),
     "edit": (
         "change",
@@ -242,11 +250,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     ),
     "show": (
         "show",
+        "count",
         "list",
         "display",
         "view",
         "see",
-        "get",
         "give",
         "tell",
         "read",
@@ -290,6 +298,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "kindly",
         "help me",
         "i'd love it if you could",
+        "you can",
+        "you could",
+        "can you just",
+        "i'd appreciate it if you could",
         "can i get you to",
         "mind",
     ),
@@ -377,14 +389,23 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         Intent.THANKS,
         1.0,
         r"^(?:thanks|thank you|thx|ty|cheers|great|perfect|awesome|cool|nice|ok|okay|got it|"
-        r"good|great thanks|ok thanks)(?:\s+(?:so much|a lot|very much|again))?$",
+        r"good|great thanks|ok thanks|cool thanks|bye|goodbye|bye bye|good night|goodnight|"
+        r"see you|see ya|later|cya|that's all|thats all|that is all|nothing else|"
+        r"that's it|you're great|you are great|you're awesome|you rock|love it|well done|"
+        r"good job|nice one|much appreciated|appreciate it|no thanks|all good|"
+        r"(?:cool|ok|okay|great|perfect|awesome|nice),? (?:thanks|thank you|thx)|"
+        r"(?:thanks|thank you),? (?:that's all|that is all|bye|see you))"
+        r"(?:\s+(?:so much|a lot|very much|again|for now|then))?$",
     ),
     _rule(
         Intent.HELP,
         1.0,
         r"^(?:help|help me|what can you do|what else can you do|what do you do|"
         r"how (?:do|does) (?:this|it|you) work|how can you help(?: me)?|"
-        r"what are (?:your|the) commands|commands|who are you|what are you)$",
+        r"what are (?:your|the) commands|commands|who are you|what are you|"
+        r"how (?:do|can|should) i (?:use (?:this|you|it)|\w+ (?:a |an )?(?:tasks?|things?|"
+        r"reminders?|items?|todos?)(?: \w+)?)|what can i (?:say|ask|do)(?: here)?|"
+        r"what (?:commands|things) (?:can|do) you (?:understand|know))$",
     ),
     _rule(
         Intent.ANSWER,
@@ -399,13 +420,38 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         rf"^(?:oops,?\s+)?(?:{_any('undo')})(?:\s+(?:that|it|this|the last (?:one|change|"
         r"action|thing)|my last (?:change|action)|what you just did|please))?$",
     ),
-    _rule(Intent.REOPEN, 1.0, rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+)?{_NOT_DONE}$"),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        rf"^(?:{_any('mark')}|put|move|change|turn)\s+(?P<ref>.+?)\s+(?:back\s+)?(?:as\s+|to\s+)?"
+        rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open again|not done again)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?:put|add|move|bring)\s+(?P<ref>.+?)\s+back\s+(?:on|onto|in|into|to)\s+"
+        r"(?:my\s+|the\s+)?(?:to-?do\s+|task\s+)?(?:list|tasks|todos)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?P<ref>.+?)\s+(?:needs|need|has|still needs)\s+(?:doing|to be done|work|to be finished)"
+        r"\s+(?:again|still|after all)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^i\s+(?:marked|ticked|checked|completed|finished|crossed)\s+(?:off\s+)?(?P<ref>.+?)"
+        r"(?:\s+(?:as\s+)?(?:done|complete|completed|off|finished))?\s+(?:by mistake|by accident|"
+        r"accidentally|in error|too early|too soon|wrongly)$",
+    ),
     _rule(Intent.REOPEN, 1.0, rf"^(?:{_any('reopen')})\s+(?P<ref>.+)$"),
     _rule(
         Intent.REOPEN,
         1.0,
-        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)\s*(?:is|'s|was|are)\s+"
-        rf"(?:still\s+)?(?:not|n't)\s+(?:really\s+|actually\s+|yet\s+)?{_DONE}(?:\s+yet)?$",
+        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)\s*(?:is|'s|was|are|were|"
+        rf"has|have)(?:\s+still)?(?:\s+not|n't)\s+(?:really\s+|actually\s+|yet\s+|been\s+)?{_DONE}"
+        r"(?:\s+(?:yet|actually|after all|anymore|any more|really))?$",
     ),
     _rule(
         Intent.REOPEN,
@@ -418,13 +464,28 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?{_DONE}$",
     ),
-    _rule(Intent.COMPLETE, 0.9, rf"^(?:{_any('complete')})\s+(?P<ref>.+)$"),
+    _rule(Intent.COMPLETE, 0.95, rf"^(?:{_any('complete')})\s+(?P<ref>.+)$"),
+    _rule(
+        Intent.COMPLETE,
+        0.95,
+        rf"^(?:{_DONE}|finished with)\s*[:!-]\s*(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.COMPLETE,
+        0.95,
+        rf"^(?P<ref>.+?)\s*(?:-|:|\u2013|\u2014)\s*{_DONE}$",
+    ),
+    _rule(
+        Intent.COMPLETE,
+        0.9,
+        rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+as\s+{_PAST_VERBS}$",
+    ),
     _rule(Intent.COMPLETE, 0.9, r"^(?:i'?m\s+)?(?:all\s+)?done with\s+(?P<ref>.+)$"),
     _rule(
         Intent.COMPLETE,
         0.9,
-        r"^i(?:\s+have|'ve)?\s+(?:just\s+|already\s+|now\s+|finally\s+)?(?:done|did|finished|"
-        r"completed)\s+(?P<ref>.+)$",
+        r"^(?:i\s+|i've\s+|i have\s+|we\s+)?(?:just\s+|already\s+|now\s+|finally\s+)?(?:done|did|"
+        r"finished|completed)\s+(?P<ref>.+)$",
     ),
     _rule(
         Intent.COMPLETE,
@@ -437,7 +498,62 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         rf"^(?:i\s+|i've\s+|i have\s+|we\s+|just\s+)?(?:just\s+|already\s+|finally\s+)?"
         rf"(?P<verb>{_PAST_VERBS})\s+(?P<rest>.+)$",
     ),
-    _rule(Intent.DELETE, 0.9, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
+    _rule(Intent.DELETE, 0.93, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
+    _rule(
+        Intent.FACT,
+        0.85,
+        rf"^(?P<rest>.+?)(?:\s+(?:is|are|was|were|has been|have been|got|is all|are all)|'s)\s+"
+        rf"(?:now\s+|finally\s+|all\s+|already\s+)?(?P<verb>{_PAST_VERBS}|ready|sorted|handled|"
+        r"taken care of|over|sent off|in|off)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:remove|clear|delete|drop|take off|unset|get rid of)\s+(?:the\s+)?(?P<clear>due date|"
+        r"deadline|due time|due|date|description|notes?|details)\s+(?:from|of|on|for)\s+"
+        r"(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^add\s+(?:the\s+|a\s+)?(?:tags?|labels?)\s+(?P<tags>#?[\w-]+(?:\s*(?:,|and)\s*#?[\w-]+)*)"
+        r"\s+to\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^add\s+(?:a\s+|the\s+)?(?P<field>note|notes|description|details)\s+(?:to|on)\s+"
+        r"(?P<ref>.+?)\s*(?::|saying|that says)\s*(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^{_EDIT}\s+(?P<ref>.+?)\s*:\s*{_FIELD}\s*:?\s+(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?P<level>lower|raise|increase|decrease|bump up|bump down|reduce|drop|up)\s+"
+        r"(?:the\s+)?priority\s+(?:of|on|for)\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^(?P<ref>.+?)(?:\s+(?:is|are)|'s)\s+(?:now\s+|very\s+|really\s+|super\s+)?"
+        rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again))?$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:give)\s+(?P<ref>.+?)\s+(?P<value>{_PRIORITY_VALUE})$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?:i'?d like|i would like|i want|have|get)\s+(?P<ref>.+?)\s+(?:moved|pushed|"
+        r"rescheduled|changed|postponed|put off|shifted)\s+(?:back\s+)?(?:to|until|till)\s+"
+        r"(?P<value>.+)$",
+    ),
     _rule(
         Intent.UPDATE,
         1.0,
@@ -485,7 +601,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.ADD,
         0.95,
-        rf"^(?:{_any('remember')}|i (?:need|have|must|should|want|gotta|got) to remember)"
+        rf"^(?:{_any('remember')}|i (?:need to|have to|must|should|want to|gotta|got to|'ll|will)"
+        r"(?:\s+(?:really|definitely))?\s+remember)"
         r"(?:\s+(?:to|that|about|of)|:)?\s+(?P<rest>.+)$",
     ),
     _rule(
@@ -502,12 +619,55 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         rf"^(?:{_any('search')})\s+(?:for\s+)?(?:my\s+)?(?:tasks?\s+)?"
         r"(?:about|with|containing|mentioning|matching|named|called|titled|for)?\s*(?P<q>.+)$",
     ),
-    _rule(Intent.LIST, 0.92, rf"^(?:{_any('show')})\b(?P<rest>.*)$"),
+    _rule(Intent.LIST, 0.92, rf"^(?:{_any('show')})\b(?!\s+off\b)(?P<rest>.*)$"),
+    _rule(
+        Intent.LIST,
+        1.0,
+        r"^(?:remind me|tell me|let me know|i'?d like to know|i want to know|know)\s+"
+        r"(?P<remind>(?:what|which|how many|if|whether|of what)\b.*)$",
+    ),
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:todo|to do|to-do|new task|task|reminder|new reminder|note)\s*:\s*(?P<rest>.+)$",
+    ),
+    _rule(Intent.UPDATE, 0.75, rf"^(?:rename|retitle|{_EDIT})\s+(?P<ask>.+)$"),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:make|move|change|set|put|switch)\s+(?P<ref>it|that|this|that one|this one)\s+"
+        r"(?:to\s+|for\s+|on\s+|at\s+)?(?P<when>.+?)(?:\s+instead)?$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:call|name|title|rename)\s+(?P<ref>it|that|this|that one|this one)\s+(?:to\s+|as\s+)?"
+        r"(?P<field>)(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.CLARIFY,
+        0.9,
+        r"^(?:set|change|give|add|update)\s+(?:a\s+|the\s+|its\s+)?(?:new\s+)?(?:priority|due date|"
+        r"deadline|tags?|description)\s+(?:for|of|on|to)\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.ADD,
+        1.0,
+        r"^(?:i\s+(?:need|have|must|should|want|gotta|got)(?:\s+to)?|remind me to|"
+        r"don't let me forget to|add a task to)$",
+    ),
+    _rule(
+        Intent.ADD,
+        1.0,
+        rf"^(?:{_any('remember')}|add|create|new|make)(?:\s+(?:a|an|another|one more|new)"
+        rf"(?:\s+new)?\s+(?:{_TASK_WORD}|note|one))?(?:\s+for me)?$",
+    ),
     _rule(
         Intent.LIST,
         0.92,
         r"^(?:what|which|whats|how many|how much|do i have|have i|is there|are there|any|"
-        r"anything|did i|when)\b(?P<rest>.*)$",
+        r"anything|did i|when|is anything|are any|is any|has anything|got anything)\b"
+        r"(?P<rest>.*)$",
     ),
     _rule(
         Intent.LIST,
@@ -520,9 +680,10 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.ADD,
         0.8,
-        r"^i\s+(?:need|have|must|should|gotta|got|want|ought)\s+to\s+(?P<rest>.+)$",
+        r"^i\s+(?:(?:really\s+)?(?:need|have|must|should|gotta|got|want|ought)\s+to|must|should|"
+        r"really should|gotta)(?:\s+really|\s+definitely)?\s+(?P<want>.+)$",
     ),
-    _rule(Intent.ADD, 0.8, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<rest>.+)$"),
+    _rule(Intent.ADD, 0.8, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<want>.+)$"),
 )
 
 # A reading must score at least this to be acted on; another intent's reading within
@@ -532,7 +693,8 @@ MARGIN = 0.03
 
 _FRAME = re.compile(rf"^(?:{_any('frame')})(?:\s+|,\s*)", re.IGNORECASE)
 _POLITE_PREFIX = re.compile(
-    r"^(?:(?:ok(?:ay)?|so|and|also|now|hey|oh|alright|then|great|well|right|oops)[\s,!.]+|"
+    r"^(?:(?:ok(?:ay)?|so|and|also|now|hey there|hey|hi there|hi|hello|oh|alright|then|great|"
+    r"well|right|oops|wait|ugh|hmm+|actually|ah|sorry|good news|by the way|btw)[\s,!.]+|"
     r"i want to\s+(?=(?:see|view|add|create|delete|remove|mark|complete|change|update|list|"
     r"know)\b)|(?:just|quickly)\s+)",
     re.IGNORECASE,
@@ -637,6 +799,10 @@ _GERUNDS = {
     "scheduling": "schedule",
     "undoing": "undo",
     "getting": "get",
+    "reminding": "remind",
+    "counting": "count",
+    "giving": "give",
+    "pushing back": "push back",
     "telling": "tell",
 }
 _GERUND = re.compile(r"^(?P<word>[a-z]+ing)\b", re.IGNORECASE)
@@ -682,6 +848,10 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if not sentence:
         return Command(Intent.UNKNOWN)
     readings = interpretations(sentence, now=now, tz=tz)
+    if (not readings or readings[0].score < THRESHOLD) and _CLAUSE_BREAK.search(sentence):
+        joined = _from_clauses(sentence, now=now, tz=tz)
+        if joined is not None:
+            return joined
     if not readings:
         if _TASK_TALK.search(fold_case(sentence)):
             return Command(Intent.CLARIFY, title=sentence, score=0.0)
@@ -694,6 +864,71 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if best.score < THRESHOLD:
         return Command(Intent.CLARIFY, title=sentence, options=(best.intent,), score=best.score)
     return best
+
+
+_CLAUSE_BREAK = re.compile(r"[,;.!?] ")
+_CLAUSE_PRONOUN_TITLES = frozenset({"that", "it", "this", "that one", "this one", "that task"})
+_CLAUSE_TASK_ID = re.compile(r"\btask\s*#?(\d+)\b|#(\d+)\b", re.IGNORECASE)
+_CLAUSE_TASK_TITLE = re.compile(
+    r"\bthe\s+(?P<title>[\w' -]+?)\s+(?:task|one|thing|reminder|item)\b", re.IGNORECASE
+)
+_CLAUSE_WISH = re.compile(
+    r"^(?:(?:ugh|oh|hmm|so|well)\s+)?i\s+(?:keep forgetting to|always forget to|forgot to|"
+    r"(?:really\s+)?(?:should|need to|have to|must|ought to|gotta|want to)(?:\s+really)?)\s+"
+    r"(?P<title>.+)$",
+    re.IGNORECASE,
+)
+
+
+def _from_clauses(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
+    """A message of several clauses ("the party got cancelled, delete the party task", "I
+    should clean the fridge, put it on my list"): the clause that asks something, with "it"
+    read as the task another clause names."""
+    clauses = [c.strip() for c in _CLAUSE_BREAK.split(sentence) if c.strip()]
+    if len(clauses) < 2 or len(clauses) > 6:
+        return None
+    for index in range(len(clauses) - 1, -1, -1):
+        readings = interpretations(clean(clauses[index]), now=now, tz=tz)
+        if not readings or readings[0].score < THRESHOLD:
+            continue
+        command = readings[0]
+        others = clauses[:index] + clauses[index + 1 :]
+        title = (command.title or "").lower()
+        if command.intent is Intent.ADD and title in _CLAUSE_PRONOUN_TITLES:
+            for other in others:
+                wish = _CLAUSE_WISH.match(clean(other))
+                if wish is not None:
+                    return replace(_add(wish["title"], now=now, tz=tz), score=command.score)
+            continue
+        if command.ref is not None and command.ref.pronoun:
+            # "it" is the task another clause names, else the one the conversation is about.
+            command = replace(command, ref=_named_in(others) or command.ref)
+        if command.intent in {Intent.LIST, Intent.ANSWER}:
+            continue
+        return replace(command, score=round(command.score * 0.95, 3))
+    return None
+
+
+def _named_in(clauses: Sequence[str]) -> TaskRef | None:
+    for clause in clauses:
+        found = _CLAUSE_TASK_ID.search(clause)
+        if found is not None:
+            return TaskRef(ids=(int(found.group(1) or found.group(2)),))
+        named = _CLAUSE_TASK_TITLE.search(clause)
+        if named is not None:
+            return TaskRef(title=named["title"].strip())
+        thing = _CLAUSE_THING.search(clause)
+        if thing is not None:
+            return read_ref(thing["title"])
+    return None
+
+
+# "I don't want to do the attic anymore", "the report isn't urgent": the thing talked about.
+_CLAUSE_THING = re.compile(
+    r"(?:^|\b(?:do|need|want|about|for|with)\s+)the\s+(?P<title>[\w'-]+(?:\s+[\w'-]+)?)"
+    r"(?=\s+(?:anymore|any more|is|isn't|is not|was|has|got|needs)\b|$)",
+    re.IGNORECASE,
+)
 
 
 def interpretations(sentence: str, *, now: datetime, tz: ZoneInfo) -> list[Command]:
@@ -747,6 +982,10 @@ def _build(
     """Read a matched rule's pieces; None when they do not make sense."""
     if intent in _SMALL_TALK or intent is Intent.UNDO:
         return Command(intent)
+    if intent is Intent.CLARIFY:
+        if re.search(r"\b(?:to|as)\b|:", groups["ref"]):
+            return None  # the value is given: an edit, not a question
+        return Command(Intent.CLARIFY, title=sentence, options=(Intent.UPDATE,))
     if intent is Intent.FACT:
         return _fact(groups)
     if intent in {Intent.COMPLETE, Intent.DELETE, Intent.REOPEN, Intent.ANSWER}:
@@ -758,15 +997,27 @@ def _build(
         if ref.bulk and intent not in {Intent.COMPLETE, Intent.DELETE}:
             return None
         return Command(intent, ref=ref)
+    if intent is Intent.UPDATE and "ask" in groups:
+        # "rename task 3": the new title is still to come.
+        ref = read_ref(groups["ask"])
+        if ref is None or ref.bulk or re.search(r"\b(?:to|as|into)\b|:", groups["ask"]):
+            return None
+        return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
         return _update(groups, now=now, tz=tz)
     if intent is Intent.ADD:
-        rest = groups["rest"]
-        if _starts_with_command(rest) and not _NAMED.match(sentence):
-            inner = understand(rest, now=now, tz=tz)
-            if inner.intent not in {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY}:
-                return inner  # "I want to see my tasks", "I need to delete task 3"
-        return _add_many(rest, now=now, tz=tz)
+        if "want" in groups:  # "I need to ...": a task, or a request in other words
+            rest = groups["want"]
+            if _starts_with_command(rest):
+                inner = understand(rest, now=now, tz=tz)
+                if inner.intent not in {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY}:
+                    return inner  # "I want to see my tasks", "I need to delete task 3"
+            if re.match(r"^(?:do|finish|complete|get|check)\b", rest, re.IGNORECASE):
+                return None  # "I need to do ..." asks, it adds nothing
+            return _add_many(rest, now=now, tz=tz)
+        if "rest" not in groups:
+            return Command(Intent.ADD)  # "add a task": the title is still to come
+        return _add_many(groups["rest"], now=now, tz=tz)
     if intent is Intent.LIST:
         return _list(groups, sentence, now=now, tz=tz)
     return None
@@ -851,6 +1102,17 @@ _REF_NOISE = re.compile(
     re.IGNORECASE,
 )
 _EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+# What may follow a reference without being part of it: "... from my list", "... anymore".
+_REF_TAIL = re.compile(
+    r"(?:\s+(?:from|off|on|in|out of)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos|to-?dos))?"
+    r"(?:\s+(?:anymore|any more|again|for good|too|as well|now|completely|entirely|altogether))*$",
+    re.IGNORECASE,
+)
+_QUESTION_WORD = re.compile(
+    r"^(?:what|which|who|how|why|where|when|whats|what's|is there|are there|do i|did i|"
+    r"have i|any|i|you|we|show|list|display|tell|give)\b",
+    re.IGNORECASE,
+)
 
 
 def read_ref(
@@ -861,12 +1123,15 @@ def read_ref(
     """
     # Squeezed: a reference may be a raw message (the answer to "which one?").
     phrase = _squeeze(text).strip(".!?,").strip()
-    if not phrase:
-        return None
+    phrase = _REF_TAIL.sub("", phrase).strip(".!?, ")
+    if not phrase or _QUESTION_WORD.match(phrase):
+        return None  # "which tasks are done?" asks, it names no task
     ids = _IDS.match(phrase)
     if ids is not None:
         numbers = [int(ids["first"]), *map(int, re.findall(r"\d+", ids["more"]))]
         return TaskRef(ids=tuple(dict.fromkeys(numbers)))
+    if ", " in phrase and phrase[:1] not in QUOTES:
+        return None  # "it, mark it as done": a clause, not a name
     if _PRONOUN.match(phrase):
         return TaskRef(pronoun=True)
     ordinal = _ORDINAL.match(phrase)
@@ -891,7 +1156,9 @@ def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef:
     """Every task the phrase describes: its status, tag, priority and due window."""
     described = _list({"rest": phrase}, f"tasks {phrase}", now=now, tz=tz)
     filters = described.filters if described is not None else ListFilters()
-    if filters.q is not None:
+    if filters.q is not None and not re.search(
+        r"\b(?:about|mentioning|containing|called)\b", phrase
+    ):
         filters = replace(filters, q=None)
     return TaskRef(bulk=True, filters=None if filters == ListFilters() else filters)
 
@@ -934,121 +1201,84 @@ _DESCRIPTION = re.compile(
     re.IGNORECASE,
 )
 _LIST_TAIL = re.compile(
-    rf"\s+(?:to|on|onto|in|into)\s+(?:my|the)\s+(?:{_TASK_WORD}\s+)?(?:list|tasks|todos|"
+    rf"\s+(?:to|on|onto|in|into)\s+(?:my|the)\s+(?:{_TASK_WORD}\s+|shopping\s+|grocery\s+|"
+    rf"work\s+|\w+'s\s+)?(?:list|tasks|todos|"
     r"to-?do list|to do list)\b",
     re.IGNORECASE,
 )
 _TITLE_LEAD = re.compile(
-    rf"^(?:(?:a|an|the|new)\s+)*(?:{_TASK_WORD}\s+)?(?:(?:to|for|about|called|named|titled|that|"
-    r"saying|:|-)\s+)?",
+    rf"^(?:(?:a|an|the|new)\s+)*(?:{_TASK_WORD}(?:\s*:\s*|\s+))?(?:(?:to|for|about|called|named|"
+    r"titled|that|saying|:|-)\s+)?",
     re.IGNORECASE,
 )
 _RECURRENCE_TAIL = re.compile(r"\s+(?:on|at|every|each)$", re.IGNORECASE)
 
 
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Verbs a task title typically starts with: "add call mom and email Sam" is two tasks,
 # "add fish and chips for dinner" one.
-ACTION_VERBS = frozenset(
-    (
-        "ask",
-        "back",
-        "bake",
-        "book",
-        "bring",
-        "buy",
-        "call",
-        "cancel",
-        "change",
-        "charge",
-        "check",
-        "clean",
-        "clear",
-        "collect",
-        "cook",
-        "do",
-        "drop",
-        "email",
-        "empty",
-        "feed",
-        "file",
-        "fill",
-        "finish",
-        "fix",
-        "get",
-        "go",
-        "grab",
-        "hang",
-        "install",
-        "iron",
-        "mail",
-        "make",
-        "meet",
-        "message",
-        "mop",
-        "mow",
-        "order",
-        "organise",
-        "organize",
-        "pack",
-        "paint",
-        "pay",
-        "phone",
-        "pick",
-        "plan",
-        "post",
-        "prepare",
-        "print",
-        "put",
-        "read",
-        "recycle",
-        "renew",
-        "repair",
-        "reply",
-        "return",
-        "review",
-        "ring",
-        "schedule",
-        "see",
-        "sell",
-        "send",
-        "sign",
-        "sort",
-        "start",
-        "study",
-        "submit",
-        "take",
-        "talk",
-        "tell",
-        "text",
-        "tidy",
-        "update",
-        "vacuum",
-        "visit",
-        "walk",
-        "wash",
-        "water",
-        "write",
-    )
+ACTION_VERBS = _word_set(
+    """
+    apply arrange ask attend back back-up backup bake bathe boil book bring brush buy call
+    cancel celebrate change charge check clean clear collect confirm contact cook cut
+    declutter defrost deliver do donate download draft drop dust edit email empty exercise
+    feed fetch file fill finalise finalize finish fix fry get go grab grill hang hire hoover
+    install invite iron jog knit lift list load mail make meet mend message mop mow
+    negotiate order organise organize outline pack paint pay phone pick plan plant polish
+    post practice practise pray prepare print proofread put rake read recycle refill
+    register renew rent repair replace reply research reserve return review ring run
+    schedule scrub see sell send sew shop shovel sign sort start study submit sweep swim
+    take talk tell text thank tidy train translate trim unload update upload vacuum visit
+    walk wash water weed wipe wrap write
+    """
 )
-_LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
+_LIST_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
+# Pairs that are one thing, not two tasks.
+_COMPOUNDS = _word_set(
+    """
+    fish-chips salt-pepper mac-cheese bread-butter pros-cons black-white trial-error
+    rock-roll bed-breakfast peanut-jelly cheese-crackers cookies-milk bits-pieces odds-ends
+    nuts-bolts arts-crafts q-a r-d b-b
+    """
+)
+_LIST_LEAD = re.compile(
+    r"^(?:(?:\d+|two|three|four|five|six|some|these|a few|few|the following|following|all of "
+    r"these|all these)\s*(?:new\s+)?(?:tasks|things|items|todos|to-dos|reminders)?\s*:\s*|"
+    r"(?:tasks|things|items|todos|the following)\s*:\s*)",
+    re.IGNORECASE,
+)
+
+
+_PUT_IT = re.compile(r"^(?:put|add|stick|write|note|pop)\s+(?:it|that|this)\b", re.IGNORECASE)
 
 
 def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     """One new task, or several: "milk, eggs and bread", "call mom and email Sam". A quoted
     title, a description, or a part that would be no title of its own ("..., high priority")
     keeps the text one task."""
-    single = _add(rest, now=now, tz=tz)
-    text = rest.strip()
+    text = _LIST_LEAD.sub("", rest.strip())
+    single = _add(text, now=now, tz=tz)
     if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
         return single
-    if "," in text:
+    if "," in text or ";" in text:
         parts = [p for p in _LIST_SPLIT.split(text) if p.strip()]
     else:
         parts = [p for p in re.split(r"\s+(?:and|&)\s+", text, flags=re.IGNORECASE) if p]
-        if not all(p.split()[0].lower() in ACTION_VERBS for p in parts):
+        words = [p.split() for p in parts]
+        verbs = all(w[0].lower() in ACTION_VERBS for w in words) and len(words[0]) > 1
+        pair = len(parts) == 2 and all(len(w) == 1 for w in words)
+        if pair and "-".join(p.lower() for p in parts) in _COMPOUNDS:
+            return single
+        if not verbs and not pair:
             return single
     if len(parts) < 2 or len(parts) > 20:
         return single
+    kept = [p for p in parts if not _PUT_IT.match(p)]
+    if len(kept) < len(parts):  # "clean the fridge, put it on my list": one task
+        return _add_many(", ".join(kept), now=now, tz=tz) if kept else single
     items = tuple(_add(part, now=now, tz=tz) for part in parts)
     if not all(
         item.title and _TASK_TALK.fullmatch(fold_case(item.title)) is None for item in items
@@ -1075,9 +1305,14 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text, recurrence = _take_recurrence(text)
     due_at = None
     due = find_due(text, now=now, tz=tz)
-    if due is not None:
+    if due is not None and not text.startswith(("'s", "\u2019s"), due.end):
         due_at = due.moment
         text = _without(text, due.start, due.end)
+    if due_at is None:
+        nth = _BY_DAY_OF_MONTH.search(text)
+        if nth is not None:
+            due_at = _day_of_month(int(nth["day"]), now=now, tz=tz)
+            text = text[: nth.start()] if due_at is not None else text
     text = _LIST_TAIL.sub("", text)
     title = quoted_title or _tidy_title(text)
     if not quoted_title and re.fullmatch(rf"{_TASK_WORD}|note|one|something", title, re.I):
@@ -1169,11 +1404,28 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         return None
     if ref is None:
         return None
+    if "when" in groups:
+        moment = parse_due(groups["when"], now=now, tz=tz)
+        return Command(Intent.UPDATE, ref=ref, due_at=moment) if moment is not None else None
+    if "clear" in groups:
+        field = (
+            "description" if groups["clear"].lower().startswith(("desc", "note", "det")) else None
+        )
+        return Command(Intent.UPDATE, ref=ref, clear=(field or "due_at",))
+    if "level" in groups:
+        up = groups["level"].lower() in {"raise", "increase", "bump up", "up"}
+        return Command(Intent.UPDATE, ref=ref, priority="high" if up else "low")
     if "tags" in groups:
         tagged = {"ref": groups["ref"], "field": "tags", "value": groups["tags"]}
         return _update(tagged, now=now, tz=tz)
     value = groups["value"].strip()
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
+    if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
+        target = "title"
+    day = _DAY_OF_MONTH.fullmatch(value)
+    if day is not None and target in {None, "due_at"}:
+        moment = _day_of_month(int(day["day"]), now=now, tz=tz)
+        return Command(Intent.UPDATE, ref=ref, due_at=moment) if moment else None
     if target in {None, "due_at"} and value.lower().startswith("due "):
         value, target = value[4:].strip(), "due_at"
     quoted = _quoted(value)
@@ -1206,6 +1458,29 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     return Command(Intent.UPDATE, ref=ref, title=title[0].upper() + title[1:])
 
 
+_BY_DAY_OF_MONTH = re.compile(
+    r"\s(?:by|before|on|for)\s+the\s+(?P<day>\d{1,2})(?:st|nd|rd|th)$", re.IGNORECASE
+)
+_DAY_OF_MONTH = re.compile(r"(?:the\s+)?(?P<day>\d{1,2})(?:st|nd|rd|th)", re.IGNORECASE)
+
+
+def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """ "the 20th": that day of this month at 09:00, or of next month once it has passed."""
+    local = now.astimezone(tz)
+    for months in (0, 1):
+        year, month = (
+            local.year + (local.month + months - 1) // 12,
+            (local.month + months - 1) % 12 + 1,
+        )
+        try:
+            moment = local.replace(year=year, month=month, day=day, hour=9, minute=0, second=0)
+        except ValueError:
+            continue
+        if moment.date() >= local.date():
+            return moment.replace(microsecond=0)
+    return None
+
+
 def _only_priority(value: str) -> bool:
     return re.fullmatch(_PRIORITY_VALUE, value.strip(), re.IGNORECASE) is not None
 
@@ -1215,10 +1490,19 @@ def _only_priority(value: str) -> bool:
 _STATUS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
     for pattern, value in (
+        (
+            r"\b(?:done|finished|completed?) or not\b|\bor not\b|\bboth\b|\bdone and (?:not done|"
+            r"undone|pending)\b|\bpending and (?:done|completed)\b|\bwhether",
+            "either",
+        ),
         (r"\ball\b|\beverything\b|\bevery task\b", "all"),
         (
             r"\b(?:pending|open|incomplete|unfinished|outstanding|remaining|left|to ?do|"
-            r"not (?:yet )?(?:done|completed|finished)|undone|active|overdue|still have)\b",
+            r"not (?:yet )?(?:done|completed|finished)|undone|active|overdue|still have|"
+            r"(?:aren't|are not|isn't|is not|haven't|have not|hasn't|not) (?:yet |been )?"
+            r"(?:done|completed|finished|ticked off|checked off)|next|coming up|upcoming|"
+            r"(?:need|have|got) to (?:get )?(?:do|done|finish)|on my plate|still (?:open|to do)|"
+            r"late|behind)\b",
             "pending",
         ),
         (
@@ -1240,30 +1524,34 @@ _SEARCH = re.compile(
 _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
-    r"on my plate|agenda|everything|schedule)\b|#\w",
+    r"on my plate|agenda|everything|schedule|late|behind)\b|#\w",
 )
 
 
 def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
-    rest = groups.get("rest", "")
+    rest = groups.get("rest", groups.get("remind", ""))
     q = groups.get("q")
     if q is not None:
         words = _search_words(q)
         return Command(Intent.LIST, filters=ListFilters(q=words)) if words else None
     folded = fold_case(sentence)
-    if not _ABOUT_TASKS.search(folded) and not _HISTORY.search(folded):
+    about = "remind" in groups or _ABOUT_TASKS.search(folded) or _HISTORY.search(folded)
+    if not about:
         return None  # "what is the weather?" is not a question about tasks
 
     status = "all"
     found_statuses = [value for pattern, value in _STATUS_WORDS if pattern.search(folded)]
     # "all my pending tasks" is pending: a specific status wins over "all".
     specific = [value for value in found_statuses if value != "all"]
-    if specific:
+    if specific and specific[0] != "either":
         status = specific[0]
 
     _, priority = _take_priority(sentence)
     tag_match = _TAG.search(sentence)
     tag = tag_match["tag"].lower() if tag_match else None
+    if tag is None:
+        tagged = _TAGGED_AS.search(folded)
+        tag = tagged["tag"] if tagged else None
     search = _SEARCH.search(rest)
     q = _search_words(search["q"]) if search else None
 
@@ -1289,6 +1577,10 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
         count=_COUNT.search(folded) is not None,
     )
 
+
+_TAGGED_AS = re.compile(
+    r"\b(?:tagged|labell?ed|with the tag|under)\s+(?:as\s+|with\s+)?(?P<tag>[a-z][\w-]*)"
+)
 
 # "what did I finish", "what have I done", "what did I get done": questions about the past.
 _HISTORY = re.compile(
@@ -1319,6 +1611,13 @@ def _done_window(
         return monday - 7 * day, monday
     if re.search(r"\bthis month\b", folded):
         return today.replace(day=1), None
+    since = re.search(
+        r"\bsince (?:last )?(?P<day>mon|tues|wednes|thurs|fri|satur|sun)day\b", folded
+    )
+    if since is not None:
+        names = ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+        back = (local.weekday() - names.index(since["day"])) % 7
+        return today - back * day, None
     return None, None
 
 
@@ -1337,7 +1636,9 @@ def _due_window(
     start_of_today = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if "overdue" in lowered or "late" in lowered.split():
         return now.astimezone(tz).replace(microsecond=0), None
-    window = re.search(r"\bdue\s+(?P<when>.+)$", lowered)
+    window = re.search(r"\bdue\s+(?P<when>.+)$", lowered) or re.search(
+        r"\b(?P<when>(?:before|by|until) .+)$", lowered
+    )
     if window is None:
         window = re.search(r"\b(?P<when>today|tomorrow|this week|next week)\b", lowered)
         if window is None:
@@ -1357,6 +1658,8 @@ def _due_window(
     before = re.match(r"(?:before|by|until)\s+(?P<date>.+)$", when)
     if before:
         moment = parse_due(before["date"], now=now, tz=tz)
+        if moment is not None and re.fullmatch(r"[a-z ]+", before["date"]):
+            moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)  # the day's start
         return (moment, None) if moment else (None, None)
     moment = parse_due(when, now=now, tz=tz)
     if moment is not None:

@@ -32,6 +32,7 @@ from chat_service.agents.base import (
 )
 from chat_service.agents.dates import describe
 from chat_service.agents.language import (
+    QUOTES,
     Command,
     Intent,
     ListFilters,
@@ -47,6 +48,7 @@ from chat_service.agents.state import (
     DialogueState,
     PendingCommand,
     is_yes,
+    is_yes_or_no,
 )
 
 LIST_LINES = 20
@@ -81,6 +83,26 @@ NO_REFERENCE = (
     "Which task do you mean? Give me its number (e.g. “task 3”) or a word from its title."
 )
 CANCELLED = "OK, I cancelled that — nothing was changed."
+CANNOT = (
+    "Sorry, I can't do that: I only manage your own task list. I can add, list, complete, "
+    "change and delete your tasks."
+)
+NOTED = "OK! Anything else I can do for your tasks?"
+_BOTH = re.compile(
+    r"^\W*(?:both|both of them|all|all of them|all three|every one|each of them|them all)\W*$",
+    re.IGNORECASE,
+)
+# A request made to the assistant ("can you call my mom?") for something only the user can do.
+_ASKS_ME = re.compile(r"^\W*(?:can|could|would|will) (?:you|u)\b", re.IGNORECASE)
+_ERRANDS = re.compile(
+    r"^(?:call|phone|ring|text|email|book|order|buy|pay|visit|pick up|drive|cook|clean)\b",
+    re.IGNORECASE,
+)
+_CANCEL = re.compile(
+    r"^\W*(?:never ?mind|nevermind|cancel|forget it|forget about it|nothing|none|no|nope|stop|"
+    r"skip it|leave it|don't bother|nah)\b",
+    re.IGNORECASE,
+)
 NOTHING_TO_UNDO = "Sorry, I can't find a change of mine to undo in this conversation."
 
 _ACTIONS = {
@@ -136,6 +158,28 @@ class RulesAgent:
     ) -> AsyncGenerator[AgentEvent, None]:
         state = waiting_for(history)
         command = understand(message, now=now, tz=tz)
+        if state.awaiting in {Awaiting.CHOICE, Awaiting.TITLE} and _CANCEL.match(message):
+            yield ReplyEvent(CANCELLED)
+            return
+        unsupported = _UNSUPPORTED.search(clean(message)) or (
+            _ASKS_ME.match(message) and _ERRANDS.match(clean(message))
+        )
+        if (
+            state.awaiting is Awaiting.NONE
+            and unsupported
+            and (command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST})
+        ):
+            yield ReplyEvent(CANNOT)
+            return
+        if (
+            state.awaiting is Awaiting.NONE
+            and command.intent is Intent.UNKNOWN
+            and is_yes_or_no(message)
+        ):
+            yield ReplyEvent(NOTED)
+            return
+        if command.intent is Intent.UNKNOWN and _ASKS_ME.match(message):
+            command = Command(Intent.CLARIFY, title=clean(message))
         if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
             command = Command(
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
@@ -145,11 +189,36 @@ class RulesAgent:
                 yield event
             return
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
+            if _BOTH.match(message) and 1 < len(state.candidates) <= self._max_tool_calls:
+                titles = _titles(history[-1])
+                replies = []
+                for task_id in sorted(state.candidates):
+                    task = TaskMention(task_id, titles.get(task_id, ""))
+                    arguments = {"task_id": task_id, **state.command.arguments}
+                    call = await tools.call(state.command.action, arguments)
+                    yield ToolCallEvent(call)
+                    replies.append(_change_reply(state.command, task, call, now=now, tz=tz))
+                yield ReplyEvent(" ".join(replies))
+                return
             chosen = _choose(state, command, message, history)
             if chosen is not None:
                 async for event in self._pending(state.command, chosen, tools, now=now, tz=tz):
                     yield event
                 return
+        if (
+            state.awaiting is Awaiting.TITLE
+            and state.command is not None
+            and state.command.action == "update_task"
+            and len(state.candidates) == 1
+            and command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.ADD, Intent.FACT}
+        ):
+            title = clean(message).strip(QUOTES).strip()
+            title = title[:1].upper() + title[1:TITLE_MAX]
+            rename = PendingCommand(action="update_task", arguments={"title": title})
+            task = TaskMention(state.candidates[0], "")
+            async for event in self._run_on(rename, task, tools, now=now, tz=tz):
+                yield event
+            return
         if state.awaiting is Awaiting.TITLE and (
             command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.ANSWER, Intent.FACT}
             or (command.intent is Intent.ADD and not command.title)
@@ -261,7 +330,11 @@ class RulesAgent:
         fact = command.fact or ""
         pending = _mentions(call)
         matches = match_fact(fact, pending)
-        if len(matches) == 1:
+        _, _, rest = fact.partition(" ")
+        wanted = stems(rest)
+        if matches and (not wanted or not all(wanted <= stems(m.title) for m in matches)):
+            yield _which_one(matches, None, PendingCommand(action="complete_task"))
+        elif len(matches) == 1:
             async for event in self._run_on(
                 PendingCommand(action="complete_task"), matches[0], tools, now=now, tz=tz
             ):
@@ -335,6 +408,17 @@ class RulesAgent:
             return
         if looked_up + len(resolution.tasks) > self._max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
+            return
+        if pending.action == "update_task" and not pending.arguments:
+            task = resolution.tasks[0]
+            yield ReplyEvent(
+                f"Sure — what should task {task.id} be called instead?",
+                DialogueState(
+                    awaiting=Awaiting.TITLE,
+                    candidates=(task.id,),
+                    command=PendingCommand(action="update_task"),
+                ),
+            )
             return
         replies = []
         for task in resolution.tasks:
@@ -479,7 +563,9 @@ class RulesAgent:
 
         words = ref.title or ""
         status = {Intent.COMPLETE: "pending", Intent.REOPEN: "completed"}.get(command.intent, "all")
-        call = await tools.call("list_tasks", {"status": status, "q": words})
+        # Every task of that status, matched here by stems: the service's search is by
+        # substring, so "buying stamps" would not find "Buy stamps".
+        call = await tools.call("list_tasks", {"status": status})
         yield ToolCallEvent(call)
         if not call.ok:
             into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
@@ -516,6 +602,8 @@ def pending_command(command: Command) -> PendingCommand:
         arguments["tags"] = list(command.tags)
     if command.due_at is not None:
         arguments["due_at"] = command.due_at.isoformat()
+    if command.clear:
+        arguments["clear"] = list(command.clear)
     return PendingCommand(action="update_task", arguments=arguments)
 
 
@@ -572,6 +660,10 @@ def _change_reply(
         changes.append(f"set its priority to {arguments['priority']}")
     if arguments.get("tags"):
         changes.append("tagged it " + " ".join(f"#{t}" for t in arguments["tags"]))
+    if "due_at" in arguments.get("clear", ()):
+        changes.append("removed its due date")
+    if "description" in arguments.get("clear", ()):
+        changes.append("removed its description")
     if "due_at" in arguments:
         with contextlib.suppress(ValueError, TypeError):
             due = datetime.fromisoformat(str(arguments["due_at"]))
@@ -699,6 +791,22 @@ _STOP_WORDS = frozenset(
         "is",
         "was",
         "be",
+        "from",
+        "back",
+        "up",
+        "out",
+        "off",
+        "into",
+        "over",
+        "by",
+        "finally",
+        "just",
+        "now",
+        "today",
+        "already",
+        "stuff",
+        "thing",
+        "things",
     }
 )
 # Past tenses that do not end in -ed, read as their verb.
@@ -759,7 +867,7 @@ def stem(word: str) -> str:
     if (len(word) > 4 and word.endswith("ies")) or (len(word) > 4 and word.endswith("ied")):
         word = word[:-3] + "y"
     else:
-        for suffix in ("ing", "ed", "es", "s"):
+        for suffix in ("ment", "ing", "ed", "es", "s"):
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)]
                 break
@@ -791,11 +899,15 @@ def match_fact(fact: str, candidates: Sequence[TaskMention]) -> list[TaskMention
     word in the title; when several, those with the verb too, if that leaves fewer."""
     verb, _, rest = fact.partition(" ")
     objects = stems(rest)
-    if not objects:
-        return []
+    if not objects:  # "I bought the stuff": the tasks with that verb, to choose from
+        return [c for c in candidates if stem(verb) in stems(c.title)]
     matches = [c for c in candidates if objects <= stems(c.title)]
     with_verb = [c for c in matches if stem(verb) in stems(c.title)]
-    return with_verb if 0 < len(with_verb) < len(matches) else matches
+    if matches:
+        return with_verb if 0 < len(with_verb) < len(matches) else matches
+    # Nothing has those words: a title with the same verb is a candidate, never completed
+    # without asking (see ``_fact``).
+    return [c for c in candidates if stem(verb) in stems(c.title)]
 
 
 # --- wording -------------------------------------------------------------------------------------
@@ -830,15 +942,29 @@ def _clarify(command: Command) -> ReplyEvent:
     )
 
 
+def _words_of(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 def _bare_phrase(message: str) -> bool:
-    """A few words that are no question and no command ("milk"): perhaps a task to add."""
-    words = message.split()
-    return (
-        0 < len(words) <= 4
-        and "?" not in message
-        and re.match(r"^(?:what|who|where|when|why|how|which|is|are|do|does|can)\b", message, re.I)
-        is None
-    )
+    """A word or two that is no question, no statement and no command ("milk", "dentist
+    appointment"): perhaps a task to add, perhaps one to find."""
+    words = message.lower().split()
+    return 0 < len(words) <= 3 and "?" not in message and words[0] not in _NOT_A_TITLE
+
+
+_NOT_A_TITLE = _words_of(
+    "i i'm im we you he she they it its it's this that what who where when why how which is "
+    "are do does can could would will yes no nope yep ok okay sure play translate share "
+    "sing open turn set tell search"
+)
+_UNSUPPORTED = re.compile(
+    r"^(?:share|send|email me|mail me|text me|export|print|sync|translate|play|sing|"
+    r"tell me a joke|what's the weather|set an alarm|set a timer|open)\b|"
+    r"\b(?:bob|alice|anna|someone else|my (?:wife|"
+    r"husband|boss|friend|partner)|other people|another user)(?:'s|s')\s",
+    re.IGNORECASE,
+)
 
 
 def _join_or(parts: Sequence[str]) -> str:

@@ -84,6 +84,15 @@ def is_yes(message: str) -> bool:
     return len(text) <= 60 and _YES.match(text) is not None
 
 
+_NO = re.compile(r"^(?:n|no|nope|nah|no thanks|not now|no way|never mind|cancel)$", re.IGNORECASE)
+
+
+def is_yes_or_no(message: str) -> bool:
+    """A bare yes or no (with nothing waiting for one, it needs no more than an OK)."""
+    text = " ".join(message.split()).strip(" .!").lower()
+    return is_yes(text) or _NO.match(text) is not None
+
+
 def confirms(state: DialogueState, message: str, name: str, task_ids: list[int]) -> bool:
     """Whether ``message``, answering a message in ``state``, confirms the bulk call
     ``name(task_ids)``: the state awaits a confirmation of exactly that action on exactly
