@@ -382,8 +382,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.GREETING,
         1.0,
-        r"^(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
-        r"(?:\s+(?:there|again|assistant|bot|friend))?$",
+        r"^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
+        r"(?:\s+(?:there|again|assistant|bot|friend|you))?|what'?s up|sup|how are you(?: doing)?|"
+        r"how'?s it going|how are things|are you there|anyone there)$",
     ),
     _rule(
         Intent.THANKS,
@@ -393,7 +394,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"see you|see ya|later|cya|that's all|thats all|that is all|nothing else|"
         r"that's it|you're great|you are great|you're awesome|you rock|love it|well done|"
         r"good job|nice one|much appreciated|appreciate it|no thanks|all good|"
-        r"(?:cool|ok|okay|great|perfect|awesome|nice),? (?:thanks|thank you|thx)|"
+        r"(?:cool|ok|okay|great|perfect|awesome|nice|nice one|brilliant|lovely|sweet|excellent),? "
+        r"(?:thanks|thank you|thx|cheers|cool|great|perfect)|"
+        r"ok cool|okay cool|ok great|sounds good|brilliant|lovely|sweet|excellent|"
         r"(?:thanks|thank you),? (?:that's all|that is all|bye|see you))"
         r"(?:\s+(?:so much|a lot|very much|again|for now|then))?$",
     ),
@@ -402,7 +405,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?:help|help me|what can you do|what else can you do|what do you do|"
         r"how (?:do|does) (?:this|it|you) work|how can you help(?: me)?|"
-        r"what are (?:your|the) commands|commands|who are you|what are you|"
+        r"what are (?:your|the) commands|commands|who are you|what are you|help me out|"
+        r"who made you|what is this|what's this|i'?m lost|i need help|can you help(?: me)?|"
+        r"what can i do with you|examples?|show me examples|how does this work|menu|options|"
         r"how (?:do|can|should) i (?:use (?:this|you|it)|\w+ (?:a |an )?(?:tasks?|things?|"
         r"reminders?|items?|todos?)(?: \w+)?)|what can i (?:say|ask|do)(?: here)?|"
         r"what (?:commands|things) (?:can|do) you (?:understand|know))$",
@@ -539,7 +544,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         0.95,
-        rf"^(?P<ref>.+?)(?:\s+(?:is|are)|'s)\s+(?:now\s+|very\s+|really\s+|super\s+)?"
+        rf"^(?P<ref>.+?)(?:\s+(?:is|are|should be|needs to be|must be|has to be)|'s)\s+"
+        r"(?:now\s+|very\s+|really\s+|super\s+)?"
         rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again))?$",
     ),
     _rule(
@@ -568,7 +574,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+)?(?P<value>{_PRIORITY_VALUE})$",
+        rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?P<value>{_PRIORITY_VALUE})$",
     ),
     _rule(
         Intent.UPDATE,
@@ -595,7 +601,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         0.95,
-        rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this))\s+(?:is\s+|should be\s+)?"
+        rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this|the [\w' -]+?))\s+"
+        r"(?:is\s+|should be\s+|needs to be\s+|must be\s+)?"
         r"(?:now\s+)?due\s+(?P<value>.+)$",
     ),
     _rule(
@@ -684,6 +691,25 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"really should|gotta)(?:\s+really|\s+definitely)?\s+(?P<want>.+)$",
     ),
     _rule(Intent.ADD, 0.8, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<want>.+)$"),
+    _rule(
+        Intent.ADD,
+        0.8,
+        r"^(?:i|we)\s+(?:need|still need|gotta get|have to get|need to get|need to buy|"
+        r"(?:are|'re|am|'m)\s+(?:out of|running low on|low on))\s+(?!to\b)(?P<rest>.+)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?:take|remove|move)\s+(?P<ref>.+?)\s+(?:off|out of|from)\s+(?:the\s+|my\s+)?(?:done|"
+        r"completed|finished)(?:\s+(?:list|tasks|ones|pile))?$",
+    ),
+    _rule(Intent.REOPEN, 0.95, r"^(?:put|bring|move|set)\s+(?P<ref>.+?)\s+back$"),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
+        r"(?:of\s+)?(?P<value>.+?)\s+(?:for|on|to)\s+(?P<ref>.+)$",
+    ),
 )
 
 # A reading must score at least this to be acted on; another intent's reading within
@@ -737,16 +763,18 @@ def _strip_polite_tail(sentence: str) -> str:
     return sentence[:bare]
 
 
-def drop_fillers(text: str) -> str:
+def drop_fillers(text: str, *, keep_thanks: bool = False) -> str:
     """``text`` without the vocabulary's fillers ("um", "please", "for me", "right now"),
     wherever they stand, except inside double quotes (a quoted title is kept as written). A
-    list's comma after a dropped filler ("milk please, eggs") stays. Linear in the length."""
+    list's comma after a dropped filler ("milk please, eggs") stays. Linear in the length.
+    ``keep_thanks`` keeps "thanks", "thank you" and "cheers" (for reading small talk)."""
+    first, pattern = (_NOISE_FIRST_WORDS, _NOISE) if keep_thanks else (_FILLER_FIRST_WORDS, _FILLER)
     words = set(fold_case(text).replace(",", " ").replace(".", " ").replace("!", " ").split())
-    if words.isdisjoint(_FILLER_FIRST_WORDS):
+    if words.isdisjoint(first):
         return text  # the usual case, decided without a pattern
     parts = _DOUBLE_QUOTED.split(text)
     for index in range(0, len(parts), 2):  # the even parts are outside quotes
-        parts[index] = _FILLER.sub(_comma_of, parts[index])
+        parts[index] = pattern.sub(_comma_of, parts[index])
     squeezed = " ".join("".join(parts).split()).replace(" ,", ",")
     return _REPEATED_COMMA.sub(",", squeezed)
 
@@ -759,6 +787,14 @@ _FILLER_FIRST_WORDS = frozenset(w.split()[0] for w in _FILLER_WORDS)
 _FILLER = re.compile(
     r"(?<![\w'#-])(?:"
     + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_FILLER_WORDS, key=len)[::-1])
+    + r")(?![\w'-])[.!]?,?",
+    re.IGNORECASE,
+)
+_NOISE_WORDS = tuple(w for w in _FILLER_WORDS if w not in {"thanks", "thank you", "cheers"})
+_NOISE_FIRST_WORDS = frozenset(w.split()[0] for w in _NOISE_WORDS)
+_NOISE = re.compile(
+    r"(?<![\w'#-])(?:"
+    + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_NOISE_WORDS, key=len)[::-1])
     + r")(?![\w'-])[.!]?,?",
     re.IGNORECASE,
 )
@@ -841,8 +877,9 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     """What ``text`` asks for: the best-scoring reading. Never raises: no reading at all is
     ``Intent.UNKNOWN``, an ambiguous or weak one ``Intent.CLARIFY``."""
     light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
+    quiet = drop_fillers(light, keep_thanks=True).strip(_SEPARATORS + _END_PUNCTUATION)
     for intent, _, pattern in RULES:
-        if intent in _SMALL_TALK and pattern.match(light):
+        if intent in _SMALL_TALK and (pattern.match(light) or pattern.match(quiet)):
             return Command(intent)
     sentence = clean(text)
     if not sentence:
@@ -1260,6 +1297,9 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     title, a description, or a part that would be no title of its own ("..., high priority")
     keeps the text one task."""
     text = _LIST_LEAD.sub("", rest.strip())
+    text = re.sub(
+        r"\s+and\s+(?:also\s+|then\s+)?to\s+|\s+and\s+also\s+|\s+and\s+then\s+", " and ", text
+    )
     single = _add(text, now=now, tz=tz)
     if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
         return single
@@ -1524,7 +1564,8 @@ _SEARCH = re.compile(
 _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
-    r"on my plate|agenda|everything|schedule|late|behind)\b|#\w",
+    r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
+    r"i've got on|i got on)\b|#\w",
 )
 
 

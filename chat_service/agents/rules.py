@@ -38,6 +38,7 @@ from chat_service.agents.language import (
     ListFilters,
     TaskRef,
     clean,
+    drop_fillers,
     read_ref,
     understand,
 )
@@ -162,7 +163,8 @@ class RulesAgent:
             yield ReplyEvent(CANCELLED)
             return
         unsupported = _UNSUPPORTED.search(clean(message)) or (
-            _ASKS_ME.match(message) and _ERRANDS.match(clean(message))
+            _ASKS_ME.match(drop_fillers(message, keep_thanks=True))
+            and _ERRANDS.match(clean(message))
         )
         if (
             state.awaiting is Awaiting.NONE
@@ -178,7 +180,9 @@ class RulesAgent:
         ):
             yield ReplyEvent(NOTED)
             return
-        if command.intent is Intent.UNKNOWN and _ASKS_ME.match(message):
+        if command.intent is Intent.UNKNOWN and _ASKS_ME.match(
+            drop_fillers(message, keep_thanks=True)
+        ):
             command = Command(Intent.CLARIFY, title=clean(message))
         if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
             command = Command(
