@@ -97,6 +97,9 @@ class Command:
     fact: str | None = None  # the words of a completion stated as a fact
     options: tuple[Intent, ...] = ()  # what a clarifying question offers
     clear: tuple[str, ...] = ()  # fields an edit empties ("due_at", "description")
+    # Which parts of ``due_at`` the words gave: "date", "time" or "both". A move to another
+    # day keeps the task's time of day; "make it 4pm" keeps its day.
+    due_given: str = "both"
     score: float = 1.0  # how sure the reading is
 
 
@@ -1446,7 +1449,9 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         return None
     if "when" in groups:
         moment = parse_due(groups["when"], now=now, tz=tz)
-        return Command(Intent.UPDATE, ref=ref, due_at=moment) if moment is not None else None
+        if moment is None:
+            return None
+        return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(groups["when"]))
     if "clear" in groups:
         field = (
             "description" if groups["clear"].lower().startswith(("desc", "note", "det")) else None
@@ -1484,7 +1489,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     if target in {None, "due_at"} and quoted is None:
         moment = parse_due(value, now=now, tz=tz)
         if moment is not None:
-            return Command(Intent.UPDATE, ref=ref, due_at=moment)
+            return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(value))
         if target == "due_at":
             return None
     if target == "tags":
@@ -1519,6 +1524,29 @@ def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
         if moment.date() >= local.date():
             return moment.replace(microsecond=0)
     return None
+
+
+_TIME_WORDS = re.compile(
+    r"\d\s*(?:am|pm|a\.m\.|p\.m\.)|\d:\d\d|\bat \d|\b(?:noon|midday|midnight|morning|afternoon|"
+    r"evening|tonight|night|eod|end of day)\b",
+    re.IGNORECASE,
+)
+_DATE_WORDS = re.compile(
+    r"\b(?:today|tomorrow|tonight|yesterday|next|this|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|"
+    r"apr|may|jun|jul|aug|sep|oct|nov|dec|week|month|day|days|weekend)|\d(?:st|nd|rd|th)\b|"
+    r"\d+[/.-]\d+",
+    re.IGNORECASE,
+)
+
+
+def due_parts(words: str) -> str:
+    """Which parts of a moment ``words`` name: "date", "time" or "both"."""
+    time, date = _TIME_WORDS.search(words), _DATE_WORDS.search(words)
+    if time and not date:
+        return "time"
+    if date and not time:
+        return "date"
+    return "both"
 
 
 def _only_priority(value: str) -> bool:

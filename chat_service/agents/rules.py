@@ -130,6 +130,7 @@ _OPTION_WORDS = {
 class TaskMention:
     id: int
     title: str
+    due_at: str | None = None  # as the tools gave it, when known
 
 
 @dataclass
@@ -427,9 +428,13 @@ class RulesAgent:
         replies = []
         for task in resolution.tasks:
             name, arguments = pending.action, {"task_id": task.id, **pending.arguments}
+            if command.due_at is not None and task.due_at is not None:
+                arguments["due_at"] = _keep_rest_of_due(command, task.due_at, tz)
             call = await tools.call(name, arguments)
             yield ToolCallEvent(call)
-            reply = _change_reply(pending, task, call, now=now, tz=tz)
+            shown = {k: v for k, v in arguments.items() if k != "task_id"}
+            done = PendingCommand(action=name, arguments=shown)
+            reply = _change_reply(done, task, call, now=now, tz=tz)
             cut = _cut_note(command) if call.ok and pending.action == "update_task" else ""
             replies.append(reply + cut)
         yield ReplyEvent(" ".join(replies))
@@ -587,6 +592,22 @@ class RulesAgent:
             )
 
 
+def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
+    """The new due moment, keeping what the words did not name of the current one: its time
+    of day for "move it to Friday", its day for "make it 4pm"."""
+    assert command.due_at is not None
+    new = command.due_at.astimezone(tz)
+    try:
+        old = datetime.fromisoformat(current).astimezone(tz)
+    except ValueError:
+        return new.isoformat()
+    if command.due_given == "date":
+        new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)
+    elif command.due_given == "time":
+        new = new.replace(year=old.year, month=old.month, day=old.day)
+    return new.isoformat()
+
+
 def pending_command(command: Command) -> PendingCommand:
     """The tool call ``command`` makes on each task it refers to, without the task id."""
     if command.intent is Intent.COMPLETE:
@@ -705,7 +726,8 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
             if call.name in TASK_RESULT_TOOLS and isinstance(call.result, dict):
                 task_id = call.result.get("task_id")
                 if isinstance(task_id, int):
-                    return [TaskMention(task_id, str(call.result.get("title", "")))]
+                    due = _text_or_none(call.arguments.get("due_at"))
+                    return [TaskMention(task_id, str(call.result.get("title", "")), due)]
             if call.name == "list_tasks":
                 tasks = _mentions(call)
                 if tasks:
@@ -755,10 +777,14 @@ def _mentions(call: ToolCall) -> list[TaskMention]:
     if call.name != "list_tasks" or not isinstance(call.result, list):
         return []
     return [
-        TaskMention(int(t["id"]), str(t.get("title", "")))
+        TaskMention(int(t["id"]), str(t.get("title", "")), _text_or_none(t.get("due_at")))
         for t in call.result
         if isinstance(t, dict) and isinstance(t.get("id"), int)
     ]
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _tasks(call: ToolCall) -> list[dict[str, Any]]:
