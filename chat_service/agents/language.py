@@ -150,6 +150,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "do not let me forget",
         "make sure i",
         "note to self",
+        "note that",
+        "make a note that",
+        "make a note to",
+        "make a note of",
+        "jot down that",
     ),
     "complete": (
         "complete",
@@ -197,6 +202,11 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "uncheck",
         "untick",
         "restore",
+        "un-complete",
+        "un-check",
+        "untick",
+        "un-tick",
+        "unfinish",
         "bring back",
         "revive",
     ),
@@ -387,7 +397,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
         r"(?:\s+(?:there|again|assistant|bot|friend|you))?|what'?s up|sup|how are you(?: doing)?|"
-        r"how'?s it going|how are things|are you there|anyone there)$",
+        r"how'?s it going|how are things|are you there|anyone there|what'?s new)$",
     ),
     _rule(
         Intent.THANKS,
@@ -400,8 +410,12 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"(?:cool|ok|okay|great|perfect|awesome|nice|nice one|brilliant|lovely|sweet|excellent),? "
         r"(?:thanks|thank you|thx|cheers|cool|great|perfect)|"
         r"ok cool|okay cool|ok great|sounds good|brilliant|lovely|sweet|excellent|"
-        r"(?:thanks|thank you),? (?:that's all|that is all|bye|see you))"
-        r"(?:\s+(?:so much|a lot|very much|again|for now|then))?$",
+        r"(?:thanks|thank you),? (?:that's all|that is all|bye|see you)|"
+        r"(?:see you|see ya|talk to you|ttyl|catch you)(?: later| soon| tomorrow| around)?|"
+        r"you're the best|you are the best|you're amazing|you're a star|legend|"
+        r"that's all for (?:now|today)|that will be all|that'll be all|done for (?:now|today))"
+        r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then))?"
+        r"(?:,? (?:thanks|thank you|cheers|thx|bye))?$",
     ),
     _rule(
         Intent.HELP,
@@ -464,8 +478,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         0.9,
-        r"^(?:i\s+)?(?:didn'?t|did not|haven'?t|have not)\s+(?:actually\s+|really\s+)?"
-        r"(?:finish|complete|do)\s+(?P<ref>.+?)(?:\s+(?:yet|after all))?$",
+        r"^(?:i\s+)?(?:didn'?t|did not|haven'?t|have not|never)\s+(?:actually\s+|really\s+)?"
+        r"(?:finish|complete|do|done|finished|completed)\s+(?P<ref>.+?)(?:\s+(?:yet|after all))?$",
     ),
     _rule(
         Intent.COMPLETE,
@@ -618,7 +632,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.ADD,
         0.9,
-        rf"^(?:{_any('add')})\s+"
+        rf"^(?:{_any('add')})(?:\s+|\s*:\s*)"
         rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:{_TASK_WORD}|note)?\s*"
         r"(?:(?:called|named|titled|to|for|about|that says|saying|:|-)\s*)?(?P<rest>.+)$",
     ),
@@ -1309,7 +1323,7 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if "," in text or ";" in text:
         parts = [p for p in _LIST_SPLIT.split(text) if p.strip()]
     else:
-        parts = [p for p in re.split(r"\s+(?:and|&)\s+", text, flags=re.IGNORECASE) if p]
+        parts = [p for p in re.split(r"\s+(?:and|&|then)\s+", text, flags=re.IGNORECASE) if p]
         words = [p.split() for p in parts]
         verbs = all(w[0].lower() in ACTION_VERBS for w in words) and len(words[0]) > 1
         pair = len(parts) == 2 and all(len(w) == 1 for w in words)
