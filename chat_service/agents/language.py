@@ -397,7 +397,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
         r"(?:\s+(?:there|again|assistant|bot|friend|you))?|what'?s up|sup|how are you(?: doing)?|"
-        r"how'?s it going|how are things|are you there|anyone there|what'?s new)$",
+        r"how'?s it going|how are things|are you there|anyone there|what'?s new|morning|evening|"
+        r"afternoon)(?:,? how are you(?: doing)?(?: today)?)?$",
     ),
     _rule(
         Intent.THANKS,
@@ -413,7 +414,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"(?:thanks|thank you),? (?:that's all|that is all|bye|see you)|"
         r"(?:see you|see ya|talk to you|ttyl|catch you)(?: later| soon| tomorrow| around)?|"
         r"you're the best|you are the best|you're amazing|you're a star|legend|"
-        r"that's all for (?:now|today)|that will be all|that'll be all|done for (?:now|today))"
+        r"that's all for (?:now|today)|that will be all|that'll be all|"
+        r"(?:i'?m |i am )?(?:all )?done for (?:now|today|the day)|"
+        r"(?:cheers|thanks|thank you|ta) (?:mate|buddy|pal|man|a lot|heaps))"
         r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then))?"
         r"(?:,? (?:thanks|thank you|cheers|thx|bye))?$",
     ),
@@ -439,6 +442,14 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UNDO,
         1.0,
+        r"^(?:oops,?\s+|sorry,?\s+)?(?:i\s+)?(?:didn'?t|did not) mean (?:to|that)\b.*$|"
+        r"^(?:oops,?\s+)?(?:that|this) (?:was|is) (?:a mistake|wrong|an accident|not what i meant|"
+        r"a typo)$|^(?:my bad|wrong one|oops|whoops|go back|take that back|cancel that|"
+        r"reverse that|put it back(?: the way it was)?)$",
+    ),
+    _rule(
+        Intent.UNDO,
+        1.0,
         rf"^(?:oops,?\s+)?(?:{_any('undo')})(?:\s+(?:that|it|this|the last (?:one|change|"
         r"action|thing)|my last (?:change|action)|what you just did|please))?$",
     ),
@@ -457,8 +468,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         1.0,
-        r"^(?P<ref>.+?)\s+(?:needs|need|has|still needs)\s+(?:doing|to be done|work|to be finished)"
-        r"\s+(?:again|still|after all)$",
+        r"^(?P<ref>.+?)\s+(?:still\s+needs?\s+(?:doing|to be done|work|finishing|to be finished)|"
+        r"needs?\s+(?:doing|to be done|work|finishing|to be finished)\s+"
+        r"(?:again|still|after all))$",
     ),
     _rule(
         Intent.REOPEN,
@@ -466,6 +478,13 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^i\s+(?:marked|ticked|checked|completed|finished|crossed)\s+(?:off\s+)?(?P<ref>.+?)"
         r"(?:\s+(?:as\s+)?(?:done|complete|completed|off|finished))?\s+(?:by mistake|by accident|"
         r"accidentally|in error|too early|too soon|wrongly)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^i\s+(?:accidentally|mistakenly|wrongly)\s+(?:marked|ticked|checked|completed|finished|"
+        r"crossed)\s+(?:off\s+)?(?P<ref>.+?)(?:\s+(?:as\s+)?(?:done|complete|completed|off|"
+        r"finished))?$",
     ),
     _rule(Intent.REOPEN, 1.0, rf"^(?:{_any('reopen')})\s+(?P<ref>.+)$"),
     _rule(
@@ -1054,7 +1073,8 @@ def _build(
     if intent is Intent.UPDATE and "ask" in groups:
         # "rename task 3": the new title is still to come.
         ref = read_ref(groups["ask"])
-        if ref is None or ref.bulk or re.search(r"\b(?:to|as|into)\b|:", groups["ask"]):
+        asked = groups["ask"]
+        if ref is None or ref.bulk or re.search(r"\b(?:to|as|into)\b|:|^(?:an?|some)\s", asked):
             return None
         return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
@@ -1607,7 +1627,7 @@ _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
-    r"i've got on|i got on)\b|#\w",
+    r"i've got on|i got on|what should i do|next)\b|#\w",
 )
 
 
