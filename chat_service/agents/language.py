@@ -150,6 +150,10 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "do not let me forget",
         "make sure i",
         "note to self",
+        "don't forget to",
+        "dont forget to",
+        "do not forget to",
+        "don't forget",
         "note that",
         "make a note that",
         "make a note to",
@@ -676,6 +680,30 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     ),
     _rule(Intent.UPDATE, 0.75, rf"^(?:rename|retitle|{_EDIT})\s+(?P<ask>.+)$"),
     _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:set|create|make|add|put|leave|write)\s+(?:me\s+)?(?:a|an)\s+(?:reminder|task|todo|note)\s+"
+        r"(?:to|for|about|that)\s+(?P<rest>.+)$",
+    ),
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:add|put|write)\s+(?:to|on|onto)\s+(?:my|the)\s+(?:[\w-]+\s+)?list\s*:?\s+(?P<rest>.+)$",
+    ),
+    _rule(Intent.ADD, 0.75, r"^(?P<imperative>[a-z]+)\s+(?P<rest>.+)$"),
+    _rule(
+        Intent.LIST,
+        0.95,
+        r"^(?:am i|are we)\s+(?P<caughtup>(?:all\s+)?(?:done|finished|caught up|"
+        r"through))\b.*$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:give|set)\s+(?P<ref>.+?)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline)\s+"
+        r"(?:of\s+|for\s+|to\s+)?(?P<value>.+)$",
+    ),
+    _rule(
         Intent.UPDATE,
         1.0,
         r"^(?:make|move|change|set|put|switch)\s+(?P<ref>it|that|this|that one|this one)\s+"
@@ -709,7 +737,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         Intent.LIST,
         0.92,
         r"^(?:what|which|whats|how many|how much|do i have|have i|is there|are there|any|"
-        r"anything|did i|when|is anything|are any|is any|has anything|got anything)\b"
+        r"anything|did i|when|is anything|are any|is any|has anything|got anything|number of)\b"
         r"(?P<rest>.*)$",
     ),
     _rule(
@@ -723,8 +751,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.ADD,
         0.8,
-        r"^i\s+(?:(?:really\s+)?(?:need|have|must|should|gotta|got|want|ought)\s+to|must|should|"
-        r"really should|gotta)(?:\s+really|\s+definitely)?\s+(?P<want>.+)$",
+        r"^(?:i|i've|i have)\s+(?:(?:really\s+)?(?:need|have|must|should|gotta|got|want|ought)"
+        r"\s+to|must|should|really should|gotta)(?:\s+really|\s+definitely)?\s+(?P<want>.+)$",
     ),
     _rule(Intent.ADD, 0.8, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<want>.+)$"),
     _rule(
@@ -1079,6 +1107,14 @@ def _build(
         return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
         return _update(groups, now=now, tz=tz)
+    if intent is Intent.LIST and "caughtup" in groups:
+        return Command(Intent.LIST, filters=ListFilters(status="pending"))
+    if intent is Intent.ADD and "imperative" in groups:
+        # "buy milk tomorrow": a task said as an order to oneself, with its day.
+        if groups["imperative"].lower() not in ACTION_VERBS:
+            return None
+        told = _add(sentence, now=now, tz=tz)
+        return told if told.due_at is not None and told.title else None
     if intent is Intent.ADD:
         if "want" in groups:  # "I need to ...": a task, or a request in other words
             rest = groups["want"]
@@ -1121,8 +1157,8 @@ def _fact(groups: dict[str, str]) -> Command | None:
     the agent. Needs an object: "I walked" alone states nothing about a task."""
     verb = groups["verb"].lower()
     rest = groups["rest"].strip(" .!")
-    if len(rest.split()) > 8:
-        return None
+    if len(rest.split()) > 8 or rest.lower().startswith("to "):
+        return None  # "I've got to renew ..." is a plan, not a fact
     rest = _FACT_OBJECT_NOISE.sub("", rest)
     if not rest or _TASK_TALK.fullmatch(fold_case(rest)) or _starts_with_command(rest):
         return None
@@ -1627,7 +1663,7 @@ _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
-    r"i've got on|i got on|what should i do|next)\b|#\w",
+    r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week)\b|#\w",
 )
 
 
