@@ -985,6 +985,8 @@ def _from_clauses(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | No
     """A message of several clauses ("the party got cancelled, delete the party task", "I
     should clean the fridge, put it on my list"): the clause that asks something, with "it"
     read as the task another clause names."""
+    if len(sentence) > 2 * _REF_MAX:
+        return None  # clauses are a short message's; a long one is read as a whole
     clauses = [c.strip() for c in _CLAUSE_BREAK.split(sentence) if c.strip()]
     if len(clauses) < 2 or len(clauses) > 6:
         return None
@@ -1037,12 +1039,16 @@ def interpretations(sentence: str, *, now: datetime, tz: ZoneInfo) -> list[Comma
     intent, the best of its rules)."""
     best: dict[Intent, Command] = {}
     top = 0.0
+    folded = fold_case(sentence)
     for intent, score, pattern in _BY_SCORE:
         if top - score >= MARGIN:
             break  # no reading left can win, nor come close enough to be a second
         known = best.get(intent)
         if known is not None and known.score >= score:
             continue
+        clues = _CLUES.get(pattern)
+        if clues is not None and not any(clue in folded for clue in clues):
+            continue  # a substring check spares a pattern that cannot match
         match = pattern.match(sentence)
         if match is None:
             continue
@@ -1072,6 +1078,56 @@ def _confidence(command: Command) -> float:
 _SMALL_TALK = frozenset({Intent.GREETING, Intent.THANKS, Intent.HELP})
 # The readings other than small talk, best score first (a stable sort: the table's order
 # among equal scores).
+# Words without which a reading's pattern cannot match: a substring search is a fraction of
+# the pattern's cost over a long message (the patterns with a lazy part scan it).
+_FIELD_CLUES = ("title", "name", "descr", "detail", "note", "priorit", "due", "deadline", "tag")
+_NOT_CLUES = ("not", "n't", "never")
+_NOT_DONE_CLUES = (
+    *_NOT_CLUES,
+    "undone",
+    "un-done",
+    "pending",
+    "open",
+    "active",
+    "incomplete",
+    "unfinished",
+    "to do",
+)
+_PRIORITY_CLUES = ("high", "low", "medium", "normal", "urgent", "important", "priorit", "top")
+_PASSIVE_CLUES = (
+    "ed",
+    "ready",
+    "sorted",
+    "over",
+    "in",
+    "off",
+    "done",
+    "paid",
+    "bought",
+    "sent",
+    "made",
+    "got",
+    "taken",
+)
+
+
+def _clues_of(pattern: str) -> tuple[str, ...] | None:
+    if "(?P<field>title|name" in pattern:
+        return _FIELD_CLUES
+    if "un-?done|" in pattern:
+        return _NOT_DONE_CLUES
+    if "(?:\\s+not|n't)" in pattern or "(?:not|n't)" in pattern:
+        return _NOT_CLUES
+    if "(?P<rest>.+?)(?:\\s+(?:is|are|was" in pattern:
+        return _PASSIVE_CLUES
+    if "(?P<value>(?:(?:a\\s+|the\\s+)?(?:high" in pattern:
+        return _PRIORITY_CLUES
+    return None
+
+
+_CLUES = {
+    pattern: clues for _, _, pattern in RULES if (clues := _clues_of(pattern.pattern)) is not None
+}
 _BY_SCORE = sorted(
     (rule for rule in RULES if rule[0] not in _SMALL_TALK), key=lambda rule: -rule[1]
 )
@@ -1100,9 +1156,11 @@ def _build(
         return Command(intent, ref=ref)
     if intent is Intent.UPDATE and "ask" in groups:
         # "rename task 3": the new title is still to come.
-        ref = read_ref(groups["ask"])
         asked = groups["ask"]
-        if ref is None or ref.bulk or re.search(r"\b(?:to|as|into)\b|:|^(?:an?|some)\s", asked):
+        if len(asked) > _REF_MAX or re.search(r"\b(?:to|as|into)\b|:|^(?:an?|some)\s", asked):
+            return None
+        ref = read_ref(asked)
+        if ref is None or ref.bulk:
             return None
         return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
@@ -1111,7 +1169,7 @@ def _build(
         return Command(Intent.LIST, filters=ListFilters(status="pending"))
     if intent is Intent.ADD and "imperative" in groups:
         # "buy milk tomorrow": a task said as an order to oneself, with its day.
-        if groups["imperative"].lower() not in ACTION_VERBS:
+        if groups["imperative"].lower() not in ACTION_VERBS or len(sentence) > _REF_MAX:
             return None
         told = _add(sentence, now=now, tz=tz)
         return told if told.due_at is not None and told.title else None
@@ -1212,12 +1270,35 @@ _REF_NOISE = re.compile(
     re.IGNORECASE,
 )
 _EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+# A reference by words is at most a title's length (the todo service keeps 200 characters).
+_REF_MAX = 250
 # What may follow a reference without being part of it: "... from my list", "... anymore".
-_REF_TAIL = re.compile(
-    r"(?:\s+(?:from|off|on|in|out of)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos|to-?dos))?"
-    r"(?:\s+(?:anymore|any more|again|for good|too|as well|now|completely|entirely|altogether))*$",
+_LIST_SUFFIX = re.compile(
+    r"\s+(?:from|off|on|in|out of)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos|to-?dos)$",
     re.IGNORECASE,
 )
+_TAIL_WORDS = frozenset(
+    ("anymore", "again", "now", "too", "completely", "entirely", "altogether", "please")
+)
+_TAIL_PAIRS = frozenset((("any", "more"), ("for", "good"), ("as", "well")))
+
+
+def _strip_ref_tail(phrase: str) -> str:
+    """``phrase`` without what may follow a reference: "... from my list", "... anymore".
+    Word by word from the right (a pattern with a repeated tail is quadratic over a long
+    run of such words)."""
+    words = phrase.split(" ")
+    while words:
+        last = words[-1].lower()
+        if last in _TAIL_WORDS:
+            words.pop()
+        elif len(words) > 1 and (words[-2].lower(), last) in _TAIL_PAIRS:
+            del words[-2:]
+        else:
+            break
+    return _LIST_SUFFIX.sub("", " ".join(words))
+
+
 _QUESTION_WORD = re.compile(
     r"^(?:what|which|who|how|why|where|when|whats|what's|is there|are there|do i|did i|"
     r"have i|any|i|you|we|show|list|display|tell|give)\b",
@@ -1233,7 +1314,7 @@ def read_ref(
     """
     # Squeezed: a reference may be a raw message (the answer to "which one?").
     phrase = _squeeze(text).strip(".!?,").strip()
-    phrase = _REF_TAIL.sub("", phrase).strip(".!?, ")
+    phrase = _strip_ref_tail(phrase).strip(".!?, ")
     if not phrase or _QUESTION_WORD.match(phrase):
         return None  # "which tasks are done?" asks, it names no task
     ids = _IDS.match(phrase)
@@ -1242,6 +1323,8 @@ def read_ref(
         return TaskRef(ids=tuple(dict.fromkeys(numbers)))
     if ", " in phrase and phrase[:1] not in QUOTES:
         return None  # "it, mark it as done": a clause, not a name
+    if len(phrase) > _REF_MAX:
+        return None  # longer than any title: a sentence, not a reference
     if _PRONOUN.match(phrase):
         return TaskRef(pronoun=True)
     ordinal = _ORDINAL.match(phrase)
@@ -1374,6 +1457,11 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         r"\s+and\s+(?:also\s+|then\s+)?to\s+|\s+and\s+also\s+|\s+and\s+then\s+", " and ", text
     )
     single = _add(text, now=now, tz=tz)
+    lowered = text.lower()
+    if not any(mark in lowered for mark in (",", ";", " and ", " & ", " then ")):
+        return single  # nothing to split at
+    if lowered.count(",") + lowered.count(";") + lowered.count(" and ") > 20:
+        return single  # more than a message's worth of tasks: read as one
     if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
         return single
     if "," in text or ";" in text:
