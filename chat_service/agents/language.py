@@ -400,7 +400,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         Intent.GREETING,
         1.0,
         r"^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
-        r"(?:\s+(?:there|again|assistant|bot|friend|you))?|what'?s up|sup|how are you(?: doing)?|"
+        r"(?:,?\s+(?:there|again|assistant|bot|friend|you|all))?|what'?s up|sup|"
+        r"how are you(?: doing)?|"
         r"how'?s it going|how are things|are you there|anyone there|what'?s new|morning|evening|"
         r"afternoon)(?:,? how are you(?: doing)?(?: today)?)?$",
     ),
@@ -429,6 +430,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?:help|help me|what can you do|what else can you do|what do you do|"
         r"how (?:do|does) (?:this|it|you) work|how can you help(?: me)?|"
+        r"what can you help(?: me)?(?: with)?|what (?:do|can) you help with|"
         r"what are (?:your|the) commands|commands|who are you|what are you|help me out|"
         r"who made you|what is this|what's this|i'?m lost|i need help|can you help(?: me)?|"
         r"what can i do with you|examples?|show me examples|how does this work|menu|options|"
@@ -460,7 +462,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         1.0,
-        rf"^(?:{_any('mark')}|put|move|change|turn)\s+(?P<ref>.+?)\s+(?:back\s+)?(?:as\s+|to\s+)?"
+        rf"^(?:{_any('mark')}|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
+        r"(?:as\s+|to\s+)?"
         rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open again|not done again)$",
     ),
     _rule(
@@ -494,8 +497,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         1.0,
-        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)\s*(?:is|'s|was|are|were|"
-        rf"has|have)(?:\s+still)?(?:\s+not|n't)\s+(?:really\s+|actually\s+|yet\s+|been\s+)?{_DONE}"
+        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)(?:\s+still)?\s*(?:is|'s|was|"
+        rf"are|were|has|have|should|must)(?:\s+still)?(?:\s+not|n't)\s+(?:really\s+|actually\s+|"
+        rf"yet\s+|been\s+|be\s+)?{_DONE}"
         r"(?:\s+(?:yet|actually|after all|anymore|any more|really))?$",
     ),
     _rule(
@@ -1259,7 +1263,9 @@ _ORDINAL = re.compile(
 )
 # "all", "everything", "all my completed tasks", "every task tagged #errands", "them all".
 _BULK = re.compile(
-    r"^(?:all|everything|every(?:thing| task| item| one| single task)?|them all|all of them|"
+    r"^(?:(?:the\s+)?(?:tasks|todos|items|ones)\s+(?:that are|which are|that i've|i've|i have|"
+    r"already)\s+(?:done|completed|finished)|all|everything|"
+    r"every(?:thing| task| item| one| single task)?|them all|all of them|"
     r"each task|all (?:of )?(?:my |the )?|(?:my |the )?(?:completed|finished|done|pending|"
     r"old|open|overdue) (?:tasks|todos|items|ones))\b",
     re.IGNORECASE,
@@ -1485,6 +1491,16 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         item.title and _TASK_TALK.fullmatch(fold_case(item.title)) is None for item in items
     ):
         return single
+    first = parts[0].split()
+    if len(first) > 1 and first[0].lower() in ACTION_VERBS:
+        # "buy milk, eggs and bread": one verb for every item named by a word or two.
+        verb = first[0].lower()
+        items = tuple(
+            item
+            if part.split()[0].lower() in ACTION_VERBS or len(part.split()) > 2
+            else _add(f"{verb} {part}", now=now, tz=tz)
+            for part, item in zip(parts, items, strict=True)
+        )
     return Command(Intent.ADD, title=single.title, items=items)
 
 
@@ -1863,8 +1879,13 @@ def _due_window(
     start_of_today = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if "overdue" in lowered or "late" in lowered.split():
         return now.astimezone(tz).replace(microsecond=0), None
-    window = re.search(r"\bdue\s+(?P<when>.+)$", lowered) or re.search(
-        r"\b(?P<when>(?:before|by|until) .+)$", lowered
+    window = (
+        re.search(r"\bdue\s+(?P<when>.+)$", lowered)
+        or re.search(r"\b(?P<when>(?:before|by|until) .+)$", lowered)
+        or re.search(
+            r"\b(?:for|on)\s+(?P<when>(?:mon|tues|wednes|thurs|fri|satur|sun)day|today|tomorrow)\b",
+            lowered,
+        )
     )
     if window is None:
         window = re.search(r"\b(?P<when>today|tomorrow|this week|next week)\b", lowered)
