@@ -991,7 +991,9 @@ _NOT_A_TITLE = _words_of(
 _UNSUPPORTED = re.compile(
     r"^(?:share|send|email me|mail me|text me|export|print|sync|translate|play|sing|"
     r"tell me a joke|what's the weather|set an alarm|set a timer|open)\b|"
-    r"\b(?:bob|alice|anna|someone else|my (?:wife|"
+    r"\b(?!(?:today|tomorrow|yesterday|tonight|this|next|last|week|month|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|everyone|everybody)'s)[a-z]+'s\s+(?:tasks|list|"
+    r"todos|to-?do list)\b|\b(?:bob|alice|anna|someone else|my (?:wife|"
     r"husband|boss|friend|partner)|other people|another user)(?:'s|s')\s",
     re.IGNORECASE,
 )
