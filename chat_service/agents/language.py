@@ -211,6 +211,14 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "untick",
         "un-tick",
         "unfinish",
+        "reactivate",
+        "re-activate",
+        "redo",
+        "undo completing",
+        "undo finishing",
+        "undo the completion of",
+        "undo marking",
+        "unmark the completion of",
         "bring back",
         "revive",
     ),
@@ -469,6 +477,17 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         rf"^(?:{_any('mark')}|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
         r"(?:as\s+|to\s+)?"
         rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open again|not done again)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?:i'?m|i am|we'?re|we are)\s+(?:not|n't)\s+(?:really\s+|actually\s+|quite\s+)?"
+        r"(?:done|finished)\s+with\s+(?P<ref>.+?)(?:\s+(?:yet|after all|actually))?$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?P<ref>.+?)\s+(?:needs|need)\s+(?:to be\s+)?(?:redone|redoing|doing again|reopening)$",
     ),
     _rule(
         Intent.REOPEN,
@@ -1186,10 +1205,9 @@ def _build(
             rest = groups["want"]
             if _starts_with_command(rest):
                 inner = understand(rest, now=now, tz=tz)
-                if inner.intent not in {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY}:
+                plans = {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY, Intent.COMPLETE, Intent.FACT}
+                if inner.intent not in plans:
                     return inner  # "I want to see my tasks", "I need to delete task 3"
-            if re.match(r"^(?:do|finish|complete|get|check)\b", rest, re.IGNORECASE):
-                return None  # "I need to do ..." asks, it adds nothing
             return _add_many(rest, now=now, tz=tz)
         if "rest" not in groups:
             return Command(Intent.ADD)  # "add a task": the title is still to come
@@ -1284,7 +1302,8 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
 _REF_MAX = 250
 # What may follow a reference without being part of it: "... from my list", "... anymore".
 _LIST_SUFFIX = re.compile(
-    r"\s+(?:from|off|on|in|out of)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos|to-?dos)$",
+    r"\s+(?:from|off|on|in|out of)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos|to-?dos)$|"
+    r"\s+as\s+(?:done|complete|completed|finished)$",
     re.IGNORECASE,
 )
 _TAIL_WORDS = frozenset(
@@ -1922,6 +1941,7 @@ def _due_window(
 
 _COMMAND_START = re.compile(
     r"^(?:see|view|show|list|display|check|add|create|delete|remove|cancel|mark|complete|finish|"
+    r"redo|reopen|undo|uncheck|unmark|"
     r"change|update|rename|edit|move|reschedule|know what|find|search)\b",
     re.IGNORECASE,
 )
