@@ -719,6 +719,11 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     ),
     _rule(Intent.ADD, 0.75, r"^(?P<imperative>[a-z]+)\s+(?P<rest>.+)$"),
     _rule(
+        Intent.ADD,
+        0.75,
+        r"^(?:i have|i've got|i got|there's|there is|we have)\s+(?:a|an)\s+(?P<appointment>.+)$",
+    ),
+    _rule(
         Intent.LIST,
         0.95,
         r"^(?:am i|are we)\s+(?P<caughtup>(?:all\s+)?(?:done|finished|caught up|"
@@ -1194,6 +1199,12 @@ def _build(
         return _update(groups, now=now, tz=tz)
     if intent is Intent.LIST and "caughtup" in groups:
         return Command(Intent.LIST, filters=ListFilters(status="pending"))
+    if intent is Intent.ADD and "appointment" in groups:
+        # "I have a dentist appointment on friday at 2pm": an event with its day is a task.
+        told = _add(groups["appointment"], now=now, tz=tz)
+        if len(sentence) > _REF_MAX or told.due_at is None or not told.title:
+            return None
+        return told
     if intent is Intent.ADD and "imperative" in groups:
         # "buy milk tomorrow": a task said as an order to oneself, with its day.
         if groups["imperative"].lower() not in ACTION_VERBS or len(sentence) > _REF_MAX:
@@ -1406,7 +1417,8 @@ _PRIORITY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 _TAG = re.compile(r"(?<![\w&])#(?P<tag>[A-Za-z][\w-]{0,49})")
 _TAGGED = re.compile(
-    r"\s*\b(?:tagged|tag(?:ged)?\s+(?:it\s+)?(?:as|with)|with\s+(?:the\s+)?tags?|label(?:led)?\s+"
+    r"\s*\b(?:tagged|tag(?:ged)?\s+(?:it\s+)?(?:as|with)|tag it|with\s+(?:the\s+)?tags?|"
+    r"label(?:led)?\s+"
     r"(?:as|with)?)\s+(?P<tags>[\w-]+(?:\s*(?:,|and)\s*[\w-]+)*)",
 )
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -1432,6 +1444,10 @@ _TITLE_LEAD = re.compile(
     rf"^(?:(?:a|an|the|new)\s+)*(?:{_TASK_WORD}(?:\s*:\s*|\s+))?(?:(?:to|for|about|called|named|"
     r"titled|that|saying|:|-)\s+)?",
     re.IGNORECASE,
+)
+# "remember that I have a meeting": the meeting is the task.
+_STATEMENT_LEAD = re.compile(
+    r"^(?:i have|i've got|i got|there's|there is|we have)\s+(?=(?:a|an)\s+)", re.IGNORECASE
 )
 _RECURRENCE_TAIL = re.compile(r"\s+(?:on|at|every|each)$", re.IGNORECASE)
 
@@ -1610,6 +1626,7 @@ def _take_recurrence(text: str) -> tuple[str, str | None]:
 
 def _tidy_title(text: str) -> str:
     title = " ".join(text.split())
+    title = _STATEMENT_LEAD.sub("", title)
     title = _TITLE_LEAD.sub("", title)
     title = _RECURRENCE_TAIL.sub("", title)
     title = re.sub(r"\s+(?:by|on|at|due|for|before)$", "", title, flags=re.IGNORECASE)
