@@ -974,10 +974,12 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     ``Intent.UNKNOWN``, an ambiguous or weak one ``Intent.CLARIFY``."""
     light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
     quiet = drop_fillers(light, keep_thanks=True).strip(_SEPARATORS + _END_PUNCTUATION)
-    for intent, _, pattern in RULES:
-        if intent in _SMALL_TALK and (pattern.match(light) or pattern.match(quiet)):
-            return Command(intent)
     sentence = clean(text)
+    for intent, _, pattern in RULES:
+        if intent in _SMALL_TALK and (
+            pattern.match(light) or pattern.match(quiet) or pattern.match(sentence)
+        ):
+            return Command(intent)
     if not sentence:
         return Command(Intent.UNKNOWN)
     readings = interpretations(sentence, now=now, tz=tz)
