@@ -423,6 +423,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"good job|nice one|much appreciated|appreciate it|no thanks|all good|"
         r"that(?:'s| is| was) (?:helpful|great|perfect|awesome|brilliant|useful|all i needed)|"
         r"great job|great work|nice work|good work|love you|i love (?:it|this|you)|"
+        r"(?:haha|hah|lol|hehe)(?:,? (?:thanks|thank you|ok|okay|nice))?|"
+        r"thanks for (?:the|your|all the) help|thanks for (?:that|everything|helping(?: me)?)|"
+        r"i appreciate (?:it|that|you|your help)|sorry|never ?mind|nvm|no worries|no problem|np|"
         r"(?:cool|ok|okay|great|perfect|awesome|nice|nice one|brilliant|lovely|sweet|excellent),? "
         r"(?:thanks|thank you|thx|cheers|cool|great|perfect)|"
         r"ok cool|okay cool|ok great|sounds good|brilliant|lovely|sweet|excellent|"
@@ -690,7 +693,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.LIST,
         0.9,
-        rf"^(?:{_any('search')})\s+(?:for\s+)?(?:my\s+)?(?:tasks?\s+)?"
+        rf"^(?:{_any('search')})\s+(?:for\s+)?(?:my\s+|the\s+)?"
+        r"(?:tasks?\s+|list\s+|to-?do list\s+)?"
         r"(?:about|with|containing|mentioning|matching|named|called|titled|for)?\s*(?P<q>.+)$",
     ),
     _rule(Intent.LIST, 0.92, rf"^(?:{_any('show')})\b(?!\s+off\b)(?P<rest>.*)$"),
@@ -1786,7 +1790,8 @@ _STATUS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"(?:aren't|are not|isn't|is not|haven't|have not|hasn't|not) (?:yet |been )?"
             r"(?:done|completed|finished|ticked off|checked off)|next|coming up|upcoming|"
             r"(?:need|have|got) to (?:get )?(?:do|done|finish)|on my plate|still (?:open|to do)|"
-            r"late|behind)\b",
+            r"late|behind|haven't i (?:done|finished|completed|ticked off)|have i not|remains?|"
+            r"forgot|forgotten|coming up)\b",
             "pending",
         ),
         (
@@ -1809,7 +1814,8 @@ _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
-    r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week)\b|#\w",
+    r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week|tagged|"
+    r"coming up|remains?|remaining|forgot|forgotten|forget)\b|#\w",
 )
 
 
