@@ -1391,8 +1391,11 @@ def read_ref(
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
 
 
-def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef:
-    """Every task the phrase describes: its status, tag, priority and due window."""
+def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef | None:
+    """Every task the phrase describes: its status, tag, priority and due window. An
+    exception ("everything except the milk task") is not read: no bulk guess."""
+    if re.search(r"\b(?:except|but not|other than|apart from|besides|excluding)\b", phrase, re.I):
+        return None
     described = _list({"rest": phrase}, f"tasks {phrase}", now=now, tz=tz)
     filters = described.filters if described is not None else ListFilters()
     if filters.q is not None and not re.search(
@@ -1491,11 +1494,18 @@ _COMPOUNDS = _word_set(
 _LIST_LEAD = re.compile(
     r"^(?:(?:\d+|two|three|four|five|six|some|these|a few|few|the following|following|all of "
     r"these|all these)\s*(?:new\s+)?(?:tasks|things|items|todos|to-dos|reminders)?\s*:\s*|"
-    r"(?:tasks|things|items|todos|the following)\s*:\s*)",
+    r"(?:tasks|things|items|todos|the following)\s*:\s*|"
+    r"(?:these|those|the following|this)(?:\s+(?:tasks|things|items))?\s+(?:to|on|onto)\s+"
+    r"(?:my|the)\s+(?:[\w-]+\s+)?list\s*:?\s*)",
     re.IGNORECASE,
 )
 
 
+_QUOTED_TITLE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]|'([^']+)'")
+_QUOTED_TITLES = re.compile(
+    r"(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+')"
+    r"(?:\s*(?:,|and|&|,\s*and)\s*(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+'))+"
+)
 _PUT_IT = re.compile(r"^(?:put|add|stick|write|note|pop)\s+(?:it|that|this)\b", re.IGNORECASE)
 
 
@@ -1513,6 +1523,12 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         return single  # nothing to split at
     if lowered.count(",") + lowered.count(";") + lowered.count(" and ") > 20:
         return single  # more than a message's worth of tasks: read as one
+    quoted = _QUOTED_TITLES.fullmatch(text)
+    if quoted is not None:  # 'add "buy milk" and "call mom"': each quoted title is a task
+        titles = [(m.group(1) or m.group(2)).strip() for m in _QUOTED_TITLE.finditer(text)]
+        if len(titles) > 1:
+            items = tuple(Command(Intent.ADD, title=t) for t in titles if t)
+            return Command(Intent.ADD, title=single.title, items=items)
     if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
         return single
     if "," in text or ";" in text:
@@ -1815,7 +1831,7 @@ _ABOUT_TASKS = re.compile(
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
     r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week|tagged|"
-    r"coming up|remains?|remaining|forgot|forgotten|forget)\b|#\w",
+    r"coming up|remains?|remaining|forgot|forgotten|forget|history)\b|#\w",
 )
 
 
@@ -1878,7 +1894,8 @@ _HISTORY = re.compile(
     r"\b(?:did i|have i|i've|i have|i did|i got|did we|have we) (?:(?!to )\w+ )?(?:do|done|finish|"
     r"finished|"
     r"complete|completed|accomplish|accomplished|achieve|achieved|get done|got done|tick off|"
-    r"ticked off|check off|checked off|cross off|crossed off)\b|\bso far\b|\bmy progress\b"
+    r"ticked off|check off|checked off|cross off|crossed off)\b|\bso far\b|\bmy progress\b|"
+    r"\bhistory\b"
 )
 _COUNT = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b|\bhow much\b")
 
@@ -1902,6 +1919,11 @@ def _done_window(
         return monday - 7 * day, monday
     if re.search(r"\bthis month\b", folded):
         return today.replace(day=1), None
+    on_day = re.search(r"\bon (?:last )?(?P<day>mon|tues|wednes|thurs|fri|satur|sun)day\b", folded)
+    if on_day is not None:
+        names = ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+        back = (local.weekday() - names.index(on_day["day"])) % 7
+        return today - back * day, today - (back - 1) * day
     since = re.search(
         r"\bsince (?:last )?(?P<day>mon|tues|wednes|thurs|fri|satur|sun)day\b", folded
     )
