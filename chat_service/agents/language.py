@@ -671,8 +671,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         0.95,
-        rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this|the [\w' -]+?))\s+"
-        r"(?:is\s+|should be\s+|needs to be\s+|must be\s+)?"
+        rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this|the [\w' -]+?))(?:'s\s+|\s+"
+        r"(?:is\s+|should be\s+|needs to be\s+|must be\s+)?)"
         r"(?:now\s+)?due\s+(?P<value>.+)$",
     ),
     _rule(
