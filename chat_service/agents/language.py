@@ -548,6 +548,12 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.COMPLETE,
         0.95,
+        r"^(?:tick|check|cross|mark|strike|knock)\s+(?P<ref>.+?)\s+off(?:\s+(?:my|the)\s+"
+        r"(?:[\w-]+\s+)?list)?$",
+    ),
+    _rule(
+        Intent.COMPLETE,
+        0.95,
         rf"^(?P<ref>.+?)\s*(?:-|:|\u2013|\u2014)\s*{_DONE}$",
     ),
     _rule(
