@@ -1519,7 +1519,7 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     """One new task, or several: "milk, eggs and bread", "call mom and email Sam". A quoted
     title, a description, or a part that would be no title of its own ("..., high priority")
     keeps the text one task."""
-    text = _LIST_LEAD.sub("", rest.strip())
+    text = _LIST_TAIL.sub("", _LIST_LEAD.sub("", rest.strip()))
     text = re.sub(
         r"\s+and\s+(?:also\s+|then\s+)?to\s+|\s+and\s+also\s+|\s+and\s+then\s+", " and ", text
     )
