@@ -89,6 +89,8 @@ class Message(ChatBase, table=True):
     tool_calls: list[dict[str, Any]] | None = Field(
         default=None, sa_column=Column(JSONB, nullable=True)
     )
+    # What an assistant message waits for (agents.state.DialogueState); null for user messages.
+    state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime = Field(sa_column=_timestamp())
 
 

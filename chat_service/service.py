@@ -89,7 +89,7 @@ WITH conversation AS (
     WHERE id = $1::bigint AND user_id = $2::text
     RETURNING id
 ), history AS (
-    SELECT id, role, content, tool_calls FROM chat.messages
+    SELECT id, role, content, tool_calls, state FROM chat.messages
     WHERE conversation_id = $1::bigint AND user_id = $2::text
     ORDER BY id DESC
     LIMIT $5::int
@@ -100,7 +100,8 @@ WITH conversation AS (
 )
 SELECT (SELECT id FROM message),
        (SELECT json_agg(json_build_object('role', role, 'content', content,
-                                          'tool_calls', tool_calls) ORDER BY id)::text
+                                          'tool_calls', tool_calls, 'state', state)
+                        ORDER BY id)::text
         FROM history)"""
 
 _ADD_MESSAGE = """
@@ -109,8 +110,10 @@ WITH conversation AS (
     WHERE id = $1::bigint AND user_id = $2::text
     RETURNING id
 )
-INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, created_at)
-SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $3::timestamptz FROM conversation
+INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, state,
+                           created_at)
+SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $7::text::jsonb, $3::timestamptz
+FROM conversation
 RETURNING id"""
 
 
@@ -118,8 +121,9 @@ _HISTORY_BEFORE = """
 SELECT (SELECT id FROM chat.messages
         WHERE id = $3::bigint AND conversation_id = $1::bigint AND user_id = $2::text),
        (SELECT json_agg(json_build_object('role', role, 'content', content,
-                                          'tool_calls', tool_calls) ORDER BY id)::text
-        FROM (SELECT id, role, content, tool_calls FROM chat.messages
+                                          'tool_calls', tool_calls, 'state', state)
+                        ORDER BY id)::text
+        FROM (SELECT id, role, content, tool_calls, state FROM chat.messages
               WHERE conversation_id = $1::bigint AND user_id = $2::text AND id < $3::bigint
               ORDER BY id DESC
               LIMIT $4::int) AS history)"""
@@ -131,8 +135,10 @@ WITH conversation AS (
     WHERE id = $1::bigint AND user_id = $2::text
     RETURNING id
 ), reply AS (
-    INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, created_at)
-    SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $3::timestamptz FROM conversation
+    INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, state,
+                               created_at)
+    SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $9::text::jsonb, $3::timestamptz
+    FROM conversation
     RETURNING id
 ), answered AS (
     UPDATE chat.turn_keys SET response = $7::text, locked_until = $3::timestamptz
@@ -148,6 +154,7 @@ class StoredMessage:
     role: str
     content: str
     tool_calls: list[dict[str, Any]] | None
+    state: dict[str, Any] | None = None  # the assistant's DialogueState as stored
 
 
 async def start_conversation(
@@ -203,6 +210,7 @@ async def add_message(
     now: datetime,
     tool_calls: list[dict[str, Any]] | None = None,
     answer_of_key: tuple[int, str] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> int:
     """Append a message, mark the conversation active now, and return the message's id.
 
@@ -213,12 +221,15 @@ async def add_message(
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
     calls = None if tool_calls is None else json.dumps(tool_calls)
+    stored_state = None if state is None else json.dumps(state)
     args: tuple[Any, ...] = (conversation_id, user_id, now, role.value, content, calls)
     if answer_of_key is None:
-        row = await db.fetch_row(_ADD_MESSAGE, *args, write=True)
+        row = await db.fetch_row(_ADD_MESSAGE, *args, stored_state, write=True)
     else:
         key_id, answer = answer_of_key
-        row = await db.fetch_row(_ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id, write=True)
+        row = await db.fetch_row(
+            _ADD_REPLY_OF_KEYED_TURN, *args, answer, key_id, stored_state, write=True
+        )
     if row is None:
         raise ConversationNotFound()
     return int(row[0])

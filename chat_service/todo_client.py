@@ -168,10 +168,12 @@ class McpTools:
             raise TodoBadAnswer() from None
         text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
         if result.is_error:
-            return ToolCall(name, arguments, error=text or "The tool failed")
+            message, code = _refusal(result.structured_content, text)
+            return ToolCall(name, arguments, error=message, code=code)
         value: Any = result.structured_content
-        if isinstance(value, dict) and set(value) == {"result"}:
-            value = value["result"]  # the SDK wraps non-object results (lists) this way
+        if isinstance(value, dict) and "result" in value and set(value) <= {"result", "total"}:
+            # The SDK wraps non-object results (lists) this way; list_tasks adds its total.
+            value = value["result"]
         elif value is None:
             value = _json_or_text(text)
         return ToolCall(name, arguments, result=value)
@@ -186,6 +188,17 @@ class McpTools:
             return TodoUnavailable()
         logger.warning("todo MCP error %s (HTTP %s): %s", exc.code, status, exc.message)
         return TodoBadAnswer()
+
+
+def _refusal(structured: Any, text: str) -> tuple[str, str | None]:
+    """A tool refusal's message and code. The code comes as structured content
+    ``{"error": {"code", "message", ...}}``; a refusal without one (a tool of an older
+    server) has the code None."""
+    detail = structured.get("error") if isinstance(structured, dict) else None
+    if isinstance(detail, dict) and isinstance(detail.get("code"), str):
+        message = detail.get("message") or detail.get("detail") or text
+        return str(message)[:1000] or "The tool failed", detail["code"][:40]
+    return text or "The tool failed", None
 
 
 def _json_or_text(text: str) -> Any:

@@ -42,6 +42,7 @@ from chat_service.agents.base import (
     Tools,
     ToolSpec,
 )
+from chat_service.agents.state import BULK_TOOLS, DialogueState, confirms
 from chat_service.models import Role
 from chat_service.settings import ChatSettings
 from chat_service.todo_client import TodoMcp
@@ -208,6 +209,45 @@ class KeyedAdds:
         return replace(await self._tools.call(name, keyed), arguments=arguments)
 
 
+class ConfirmedBulk:
+    """``Tools`` that run a bulk call (``complete_tasks``, ``delete_tasks``) only when it is
+    the one the conversation's last assistant message asked to confirm, on exactly those
+    tasks, and the user's message says yes. Otherwise the call is refused (code
+    ``confirmation_required``) without reaching the todo service, whichever agent made it: a
+    model can be talked into a bulk call by a task title, this check cannot."""
+
+    def __init__(self, tools: Tools, *, history: tuple[HistoryMessage, ...], message: str) -> None:
+        self._tools = tools
+        last = history[-1] if history else None
+        self._state = last.state if last is not None and last.role == Role.ASSISTANT else None
+        self._message = message
+        self._used = False
+
+    async def specs(self) -> list[ToolSpec]:
+        return await self._tools.specs()
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+        if name not in BULK_TOOLS:
+            return await self._tools.call(name, arguments)
+        ids = arguments.get("task_ids")
+        allowed = (
+            not self._used
+            and self._state is not None
+            and isinstance(ids, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+            and confirms(self._state, self._message, name, ids)
+        )
+        if not allowed:
+            return ToolCall(
+                name,
+                arguments,
+                error="A bulk change needs the user's yes to exactly these tasks first",
+                code="confirmation_required",
+            )
+        self._used = True  # one confirmation, one bulk call
+        return await self._tools.call(name, arguments)
+
+
 async def run_turn(
     ctx: ChatContext, request: TurnRequest, turn: Turn, emit: Emit = _no_emit
 ) -> TurnResult:
@@ -228,10 +268,12 @@ async def _run_and_store(
 ) -> TurnResult:
     calls: list[ToolCall] = []
     reply: str | None = None
+    state: DialogueState | None = None
     try:
         async with asyncio.timeout(ctx.settings.turn_timeout_seconds):
             async with ctx.todo.session(token=request.token, user_id=request.user_id) as mcp:
-                tools = KeyedAdds(mcp, message_id=turn.message_id)
+                confirmed = ConfirmedBulk(mcp, history=turn.history, message=request.message)
+                tools = KeyedAdds(confirmed, message_id=turn.message_id)
                 events = ctx.agent.run(
                     turn.history, request.message, tools, now=ctx.clock(), tz=request.tz
                 )
@@ -241,7 +283,7 @@ async def _run_and_store(
                             calls.append(event.call)
                             await emit(event)
                         elif isinstance(event, ReplyEvent):
-                            reply = event.text
+                            reply, state = event.text, event.state
     except TimeoutError:
         raise TurnTimeout() from None
     if reply is None:
@@ -261,10 +303,12 @@ async def _run_and_store(
         tool_calls=records,
         now=ctx.clock(),
         answer_of_key=answer,
+        state=state.dump() if state is not None else None,
     )
     return TurnResult(turn.conversation_id, reply, tuple(calls))
 
 
 def _history(message: service.StoredMessage) -> HistoryMessage:
     calls = tuple(ToolCall.from_record(record) for record in message.tool_calls or [])
-    return HistoryMessage(role=message.role, content=message.content, tool_calls=calls)
+    state = DialogueState.load(message.state)
+    return HistoryMessage(message.role, message.content, tool_calls=calls, state=state)

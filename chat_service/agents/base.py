@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from chat_service.agents.state import NOTHING, DialogueState
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -26,12 +28,15 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One completed tool call. ``error`` is the tool's own message when it refused."""
+    """One completed tool call. ``error`` is the tool's own message when it refused, and
+    ``code`` the refusal's machine-readable kind (``not_found``, ``stale``, ...) when the tool
+    gave one: agents decide by the code, never by the message's wording."""
 
     name: str
     arguments: dict[str, Any]
     result: Any = None
     error: str | None = None
+    code: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,15 +44,22 @@ class ToolCall:
 
     def record(self) -> dict[str, Any]:
         """The stored and public shape: ``{name, arguments, result}``."""
-        result = {"error": self.error} if self.error is not None else self.result
+        result: Any = self.result
+        if self.error is not None:
+            result = {"error": self.error}
+            if self.code is not None:
+                result["code"] = self.code
         return {"name": self.name, "arguments": self.arguments, "result": result}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ToolCall:
         result = record.get("result")
-        if isinstance(result, dict) and set(result) == {"error"}:
-            return cls(record.get("name", ""), record.get("arguments") or {}, error=result["error"])
-        return cls(record.get("name", ""), record.get("arguments") or {}, result=result)
+        name, arguments = record.get("name", ""), record.get("arguments") or {}
+        if isinstance(result, dict) and {"error"} <= set(result) <= {"error", "code"}:
+            code = result.get("code")
+            code = code if isinstance(code, str) else None
+            return cls(name, arguments, error=str(result["error"]), code=code)
+        return cls(name, arguments, result=result)
 
 
 DEFAULT_MAX_TOOL_CALLS = 10
@@ -75,6 +87,7 @@ class HistoryMessage:
     role: str  # "user" | "assistant"
     content: str
     tool_calls: tuple[ToolCall, ...] = field(default=())
+    state: DialogueState = NOTHING  # what an assistant message waits for
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class ToolCallEvent:
 @dataclass(frozen=True)
 class ReplyEvent:
     text: str
+    state: DialogueState = NOTHING  # what the reply waits for, stored with it
 
 
 AgentEvent = ToolCallEvent | ReplyEvent

@@ -1,17 +1,24 @@
 """Everyday English to a structured command, for the rule-based agent.
 
-``understand(text, now=..., tz=...) -> Command``. Deterministic and table-driven: ``RULES`` is an
-ordered list of (intent, pattern); the first pattern that matches the cleaned sentence decides
-the intent, and its named groups carry the pieces (``ref`` a task reference, ``rest`` a new
-task's text, ``field``/``value`` an edit). The pieces are then read by small helpers: task
-references (``task 3``, ``it``, ``the meeting task``), priorities, tags, due dates (``dates``),
-recurrence and list filters. Nothing here calls a tool; the agent decides what to do.
+``understand(text, now=..., tz=...) -> Command``. Deterministic and table-driven. One
+vocabulary (``VOCABULARY``: the verbs and synonyms of every action, the polite and indirect
+frames such as "can you", "would you mind", and the fillers such as "um", "right now") is
+shared by every intent. Each reading in ``RULES`` is (intent, score, pattern): every reading
+whose pattern matches the cleaned sentence, and whose pieces make sense, is an interpretation
+with that score (a full sentence shape scores higher than a shape with a catch-all part, a
+verb alone scores low). The best interpretation above ``THRESHOLD`` wins; a close second of
+another intent, or only low scores while the message talks about tasks, is ``Intent.CLARIFY``
+naming the options: a question, never a guess. The named groups carry the pieces (``ref`` a
+task reference, ``rest`` a new task's text, ``field``/``value`` an edit), read by small
+helpers: task references (``task 3``, ``it``, ``the meeting task``), priorities, tags, due
+dates (``dates``), recurrence and list filters. Nothing here calls a tool.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -23,25 +30,30 @@ class Intent(StrEnum):
     GREETING = "greeting"
     THANKS = "thanks"
     HELP = "help"
-    ADD = "add"
-    LIST = "list"
+    ADD = "add"  # one task, or several in ``Command.items``
+    LIST = "list"  # also counting (``Command.count``) and history questions
     COMPLETE = "complete"
+    FACT = "fact"  # completion stated as a fact: "I bought the groceries"
     REOPEN = "reopen"
+    UNDO = "undo"  # "undo that": the last change of the conversation, reverted
     DELETE = "delete"
     UPDATE = "update"
     ANSWER = "answer"  # a bare reference, answering "which one?"
+    CLARIFY = "clarify"  # several readings, or too weak a one: ask, naming ``options``
     UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
 class TaskRef:
-    """How a sentence points at a task: by id(s), by pronoun, by ordinal or by title words."""
+    """How a sentence points at a task: by id(s), by pronoun, by ordinal or by title words;
+    or at every task matching ``filters`` (``bulk``: "all completed tasks")."""
 
     ids: tuple[int, ...] = ()
     pronoun: bool = False
     ordinal: int | None = None  # 1-based; -1 for "the last one"
     title: str | None = None
-    bulk: bool = False  # "all", "everything": refused, one task at a time
+    bulk: bool = False  # "all", "everything": every task matching ``filters``
+    filters: ListFilters | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class ListFilters:
     q: str | None = None
     due_before: datetime | None = None
     due_after: datetime | None = None
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
 
     def arguments(self) -> dict[str, object]:
         """The list_tasks arguments: status always, the rest only when set."""
@@ -60,10 +74,10 @@ class ListFilters:
             value = getattr(self, name)
             if value is not None:
                 arguments[name] = value
-        if self.due_before is not None:
-            arguments["due_before"] = self.due_before.isoformat()
-        if self.due_after is not None:
-            arguments["due_after"] = self.due_after.isoformat()
+        for name in ("due_before", "due_after", "completed_after", "completed_before"):
+            moment = getattr(self, name)
+            if moment is not None:
+                arguments[name] = moment.isoformat()
         return arguments
 
 
@@ -78,6 +92,15 @@ class Command:
     due_at: datetime | None = None
     recurrence: str | None = None
     filters: ListFilters = field(default_factory=ListFilters)
+    items: tuple[Command, ...] = ()  # several new tasks in one message
+    count: bool = False  # "how many ...": answer with the number
+    fact: str | None = None  # the words of a completion stated as a fact
+    options: tuple[Intent, ...] = ()  # what a clarifying question offers
+    clear: tuple[str, ...] = ()  # fields an edit empties ("due_at", "description")
+    # Which parts of ``due_at`` the words gave: "date", "time" or "both". A move to another
+    # day keeps the task's time of day; "make it 4pm" keeps its day.
+    due_given: str = "both"
+    score: float = 1.0  # how sure the reading is
 
 
 # Straight and typographic quotes, as phones type them.
@@ -87,127 +110,681 @@ QUOTES = OPEN_QUOTES + CLOSE_QUOTES
 DASHES = "-\u2013\u2014"
 
 
-def _rule(intent: Intent, pattern: str) -> tuple[Intent, re.Pattern[str]]:
-    return intent, re.compile(pattern, re.IGNORECASE)
+# --- the vocabulary --------------------------------------------------------------------------
+# Every verb and synonym once; the readings below are built from these lists.
+
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "task": (
+        "tasks",
+        "task",
+        "todos",
+        "todo",
+        "to-dos",
+        "to-do",
+        "items",
+        "item",
+        "reminders",
+        "reminder",
+    ),
+    "add": (
+        "add",
+        "create",
+        "insert",
+        "log",
+        "jot down",
+        "write down",
+        "note down",
+        "put",
+        "make",
+        "new",
+        "schedule",
+        "set up",
+        "enter",
+        "record",
+    ),
+    "remember": (
+        "remind me",
+        "remember",
+        "don't let me forget",
+        "dont let me forget",
+        "do not let me forget",
+        "make sure i",
+        "note to self",
+        "don't forget to",
+        "dont forget to",
+        "do not forget to",
+        "don't forget",
+        "note that",
+        "make a note that",
+        "make a note to",
+        "make a note of",
+        "jot down that",
+    ),
+    "complete": (
+        "complete",
+        "finish",
+        "close",
+        "tick off",
+        "check off",
+        "cross off",
+        "cross out",
+        "strike off",
+        "knock off",
+    ),
+    "mark": ("mark", "set", "flag", "tick", "check"),
+    "done": (
+        "complete",
+        "completed",
+        "done",
+        "finished",
+        "finish",
+        "checked off",
+        "ticked off",
+        "crossed off",
+        "sorted",
+        "taken care of",
+        "dealt with",
+    ),
+    "not_done": (
+        "not done",
+        "not complete",
+        "not completed",
+        "not finished",
+        "incomplete",
+        "undone",
+        "unfinished",
+        "pending",
+        "open",
+        "not yet done",
+        "to do",
+    ),
+    "reopen": (
+        "reopen",
+        "re-open",
+        "uncomplete",
+        "unmark",
+        "uncheck",
+        "untick",
+        "restore",
+        "un-complete",
+        "un-check",
+        "untick",
+        "un-tick",
+        "unfinish",
+        "reactivate",
+        "re-activate",
+        "redo",
+        "undo completing",
+        "undo finishing",
+        "undo the completion of",
+        "undo marking",
+        "unmark the completion of",
+        "bring back",
+        "revive",
+    ),
+    "undo": ("undo", "revert", "take back", "undo the last", "reverse"),
+    "delete": (
+        "delete",
+        "remove",
+        "erase",
+        "cancel",
+        "drop",
+        "discard",
+        "trash",
+        "scrap",
+        "get rid of",
+        "forget about",
+        "forget",
+        "bin",
+        "clear",
+        "wipe",
+        "ditch",
+        "take off",
+        "cross out",
+        "clear out",
+        "del",
+        "rm",
+        "scratch",
+        "strike",
+        "kill",
+    ),
+    "edit": (
+        "change",
+        "rename",
+        "update",
+        "edit",
+        "modify",
+        "set",
+        "retitle",
+        "reword",
+        "alter",
+        "switch",
+    ),
+    "move": (
+        "move",
+        "reschedule",
+        "postpone",
+        "push back",
+        "push",
+        "delay",
+        "defer",
+        "shift",
+        "bump",
+        "bring forward",
+        "put off",
+    ),
+    "show": (
+        "show",
+        "count",
+        "list",
+        "display",
+        "view",
+        "see",
+        "give",
+        "tell",
+        "read",
+        "print",
+        "fetch",
+        "check",
+        "pull up",
+        "open",
+        "what's on",
+        "whats on",
+    ),
+    "search": ("search", "find", "look for", "look up", "lookup"),
+    # The indirect and polite frames a request may start with ("can you add ...").
+    "frame": (
+        "can you please",
+        "could you please",
+        "would you please",
+        "will you please",
+        "can u",
+        "could u",
+        "can you",
+        "could you",
+        "would you",
+        "will you",
+        "would you mind",
+        "do you mind",
+        "would it be possible to",
+        "is it possible to",
+        "i'd like you to",
+        "i would like you to",
+        "i want you to",
+        "i'd like to",
+        "i would like to",
+        "i need you to",
+        "go ahead and",
+        "let's",
+        "lets",
+        "please",
+        "pls",
+        "plz",
+        "kindly",
+        "help me",
+        "i'd love it if you could",
+        "you can",
+        "you could",
+        "can you just",
+        "i'd appreciate it if you could",
+        "can i get you to",
+        "mind",
+    ),
+    # Words that carry nothing, anywhere in a message (outside a quoted title).
+    "filler": (
+        "um",
+        "umm",
+        "ummm",
+        "uh",
+        "uhh",
+        "uh-huh",
+        "er",
+        "erm",
+        "hmm",
+        "please",
+        "pls",
+        "plz",
+        "kindly",
+        "for me",
+        "right now",
+        "real quick",
+        "quickly",
+        "basically",
+        "actually",
+        "like,",
+        "you know",
+        "i guess",
+        "i think",
+        "if you can",
+        "if you could",
+        "if possible",
+        "when you get a chance",
+        "thanks",
+        "thank you",
+        "cheers",
+    ),
+}
 
 
-_TASK_WORD = r"(?:tasks?|todos?|to-dos?|items?|reminders?)"
-_DONE = r"(?:complete|completed|done|finished|finish|checked off|ticked off)"
-_NOT_DONE = r"(?:not done|not complete|not completed|incomplete|undone|unfinished|pending|open)"
+def _any(*groups: str) -> str:
+    """One alternation of the vocabulary's groups, longest phrases first."""
+    words = sorted({w for g in groups for w in VOCABULARY[g]}, key=len, reverse=True)
+    return "(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words) + ")"
+
+
+_TASK_WORD = _any("task")
+_DONE = _any("done")
+_NOT_DONE = _any("not_done")
 _PRIORITY_VALUE = (
     r"(?:(?:a\s+|the\s+)?(?:high|low|medium|normal|top|highest|lowest)(?:[\s-]priority)?|urgent"
-    r"|important|not urgent|unimportant)"
+    r"|important|not urgent|unimportant|a priority|top priority)"
 )
 _FIELD = (
     r"(?P<field>title|name|description|details|notes?|priority|due date|due time|deadline|"
     r"due|tags?)"
 )
-_EDIT = r"(?:change|rename|update|edit|modify|set|retitle|reword|alter)"
+_EDIT = _any("edit")
+_PAST_VERBS = (
+    r"(?:bought|paid|sent|called|emailed|mailed|phoned|rang|texted|messaged|booked|cleaned|"
+    r"washed|fixed|finished|completed|did|done|made|took|got|picked up|dropped off|wrote|"
+    r"read|submitted|filed|fed|walked|watered|cooked|returned|renewed|posted|ordered|"
+    r"collected|cancelled|canceled|visited|met|went to|handed in|signed|packed|mowed|"
+    r"vacuumed|ironed|tidied|sorted|replied to|answered|scheduled|prepared|practiced|"
+    r"practised|studied|reviewed|printed|uploaded|downloaded|installed|updated|paid off|"
+    r"emptied|took out|charged|backed up|recycled|repaired|\w+ed)"
+)
 
-# Order matters: the first match wins, so specific shapes come before general ones.
-RULES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
+# (intent, score, pattern). Every matching reading is considered; the highest score wins.
+# Scores: 1.0 a complete sentence shape with nothing left to chance; 0.9 a shape with a
+# free-text part; 0.8 a general shape another intent may share; 0.5-0.6 a verb alone.
+
+
+def _rule(intent: Intent, score: float, pattern: str) -> tuple[Intent, float, re.Pattern[str]]:
+    return intent, score, re.compile(pattern, re.IGNORECASE)
+
+
+RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.GREETING,
-        r"^(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
-        r"(?:\s+(?:there|again|assistant|bot|friend))?$",
+        1.0,
+        r"^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings|good (?:morning|afternoon|evening|day))"
+        r"(?:,?\s+(?:there|again|assistant|bot|friend|you|all))?|what'?s up|sup|"
+        r"how are you(?: doing)?|"
+        r"how'?s it going|how are things|are you there|anyone there|what'?s new|morning|evening|"
+        r"afternoon)(?:,? how are you(?: doing)?(?: today)?)?$",
     ),
     _rule(
         Intent.THANKS,
+        1.0,
         r"^(?:thanks|thank you|thx|ty|cheers|great|perfect|awesome|cool|nice|ok|okay|got it|"
-        r"good|great thanks|ok thanks)(?:\s+(?:so much|a lot|very much|again))?$",
+        r"good|great thanks|ok thanks|cool thanks|bye|goodbye|bye bye|good night|goodnight|"
+        r"see you|see ya|later|cya|that's all|thats all|that is all|nothing else|"
+        r"that's it|you're great|you are great|you're awesome|you rock|love it|well done|"
+        r"good job|nice one|much appreciated|appreciate it|no thanks|all good|"
+        r"that(?:'s| is| was) (?:helpful|great|perfect|awesome|brilliant|useful|all i needed)|"
+        r"great job|great work|nice work|good work|love you|i love (?:it|this|you)|"
+        r"(?:haha|hah|lol|hehe)(?:,? (?:thanks|thank you|ok|okay|nice))?|"
+        r"thanks for (?:the|your|all the) help|thanks for (?:that|everything|helping(?: me)?)|"
+        r"i appreciate (?:it|that|you|your help)|sorry|never ?mind|nvm|no worries|no problem|np|"
+        r"(?:cool|ok|okay|great|perfect|awesome|nice|nice one|brilliant|lovely|sweet|excellent),? "
+        r"(?:thanks|thank you|thx|cheers|cool|great|perfect)|"
+        r"ok cool|okay cool|ok great|sounds good|brilliant|lovely|sweet|excellent|"
+        r"(?:thanks|thank you),? (?:that's all|that is all|bye|see you)|"
+        r"(?:see you|see ya|talk to you|ttyl|catch you)(?: later| soon| tomorrow| around)?|"
+        r"you're the best|you are the best|you're amazing|you're a star|legend|"
+        r"that's all for (?:now|today)|that will be all|that'll be all|"
+        r"(?:i'?m |i am )?(?:all )?done for (?:now|today|the day)|"
+        r"(?:cheers|thanks|thank you|ta) (?:mate|buddy|pal|man|a lot|heaps))"
+        r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then))?"
+        r"(?:,? (?:thanks|thank you|cheers|thx|bye))?$",
     ),
     _rule(
         Intent.HELP,
+        1.0,
         r"^(?:help|help me|what can you do|what else can you do|what do you do|"
         r"how (?:do|does) (?:this|it|you) work|how can you help(?: me)?|"
-        r"what are (?:your|the) commands|commands|who are you|what are you)$",
+        r"what can you help(?: me)?(?: with)?|what (?:do|can) you help with|"
+        r"what(?:'s| is) your name|are you (?:a |an )?(?:robot|bot|human|ai|person|real)|"
+        r"what are you for|what is this for|how do you work|"
+        r"what are (?:your|the) commands|commands|who are you|what are you|help me out|"
+        r"who made you|what is this|what's this|i'?m lost|i need help|can you help(?: me)?|"
+        r"what can i do with you|examples?|show me examples|how does this work|menu|options|"
+        r"how (?:do|can|should) i (?:use (?:this|you|it)|\w+ (?:a |an )?(?:tasks?|things?|"
+        r"reminders?|items?|todos?)(?: \w+)?)|what can i (?:say|ask|do)(?: here)?|"
+        r"what (?:commands|things) (?:can|do) you (?:understand|know))$",
     ),
     _rule(
         Intent.ANSWER,
+        1.0,
         rf"^(?P<ref>(?:the\s+)?(?:{_TASK_WORD}\s*)?(?:number\s+|no\.?\s*)?#?\d+|"
         r"(?:the\s+)?(?:first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
         r"(?:\s+one)?)$",
     ),
-    # Undoing a completion is not something the tools offer: say so instead of guessing.
-    _rule(Intent.REOPEN, rf"^(?:mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?{_NOT_DONE}$"),
-    _rule(Intent.REOPEN, r"^(?:reopen|uncomplete|unmark|undo|re-open|uncheck)\s+(?P<ref>.+)$"),
     _rule(
-        Intent.COMPLETE,
-        rf"^(?:mark|set|flag|tick|check)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?{_DONE}$",
+        Intent.UNDO,
+        1.0,
+        r"^(?:oops,?\s+|sorry,?\s+)?(?:i\s+)?(?:didn'?t|did not) mean (?:to|that)\b.*$|"
+        r"^(?:oops,?\s+)?(?:that|this) (?:was|is) (?:a mistake|wrong|an accident|not what i meant|"
+        r"a typo)$|^(?:my bad|wrong one|oops|whoops|go back|take that back|cancel that|"
+        r"reverse that|put it back(?: the way it was)?)$",
+    ),
+    _rule(
+        Intent.UNDO,
+        1.0,
+        rf"^(?:oops,?\s+)?(?:{_any('undo')})(?:\s+(?:that|it|this|the last (?:one|change|"
+        r"action|thing)|my last (?:change|action)|what you just did|please))?$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        rf"^(?:{_any('mark')}|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
+        r"(?:as\s+|to\s+)?"
+        rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open again|not done again)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?:i'?m|i am|we'?re|we are)\s+(?:not|n't)\s+(?:really\s+|actually\s+|quite\s+)?"
+        r"(?:done|finished)\s+with\s+(?P<ref>.+?)(?:\s+(?:yet|after all|actually))?$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?P<ref>.+?)\s+(?:needs|need)\s+(?:to be\s+)?(?:redone|redoing|doing again|reopening)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?:put|add|move|bring)\s+(?P<ref>.+?)\s+back\s+(?:on|onto|in|into|to)\s+"
+        r"(?:my\s+|the\s+)?(?:to-?do\s+|task\s+)?(?:list|tasks|todos)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?P<ref>.+?)\s+(?:still\s+needs?\s+(?:doing|to be done|work|finishing|to be finished)|"
+        r"needs?\s+(?:doing|to be done|work|finishing|to be finished)\s+"
+        r"(?:again|still|after all))$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^i\s+(?:marked|ticked|checked|completed|finished|crossed)\s+(?:off\s+)?(?P<ref>.+?)"
+        r"(?:\s+(?:as\s+)?(?:done|complete|completed|off|finished))?\s+(?:by mistake|by accident|"
+        r"accidentally|in error|too early|too soon|wrongly)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^i\s+(?:accidentally|mistakenly|wrongly)\s+(?:marked|ticked|checked|completed|finished|"
+        r"crossed)\s+(?:off\s+)?(?P<ref>.+?)(?:\s+(?:as\s+)?(?:done|complete|completed|off|"
+        r"finished))?$",
+    ),
+    _rule(Intent.REOPEN, 1.0, rf"^(?:{_any('reopen')})\s+(?P<ref>.+)$"),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)(?:\s+still)?\s*(?:is|'s|was|"
+        rf"are|were|has|have|should|must)(?:\s+still)?(?:\s+not|n't)\s+(?:really\s+|actually\s+|"
+        rf"yet\s+|been\s+|be\s+)?{_DONE}"
+        r"(?:\s+(?:yet|actually|after all|anymore|any more|really))?$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        0.9,
+        r"^(?:i\s+)?(?:didn'?t|did not|haven'?t|have not|never)\s+(?:actually\s+|really\s+)?"
+        r"(?:finish|complete|do|done|finished|completed)\s+(?P<ref>.+?)(?:\s+(?:yet|after all))?$",
     ),
     _rule(
         Intent.COMPLETE,
-        r"^(?:complete|finish|close|tick off|check off|cross off|cross out)\s+(?P<ref>.+)$",
+        1.0,
+        rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?{_DONE}$",
     ),
-    _rule(Intent.COMPLETE, r"^(?:i'?m\s+)?(?:all\s+)?done with\s+(?P<ref>.+)$"),
+    _rule(Intent.COMPLETE, 0.95, rf"^(?:{_any('complete')})\s+(?P<ref>.+)$"),
     _rule(
         Intent.COMPLETE,
-        r"^i(?:\s+have|'ve)?\s+(?:just\s+|already\s+|now\s+)?(?:done|did|finished|completed)"
-        r"\s+(?P<ref>.+)$",
+        0.95,
+        rf"^(?:{_DONE}|finished with)\s*[:!-]\s*(?P<ref>.+)$",
     ),
     _rule(
         Intent.COMPLETE,
-        rf"^(?P<ref>.+?)\s+(?:is|are|was|has been)\s+(?:now\s+|all\s+)?{_DONE}$",
+        0.95,
+        r"^(?:tick|check|cross|mark|strike|knock)\s+(?P<ref>.+?)\s+off(?:\s+(?:my|the)\s+"
+        r"(?:[\w-]+\s+)?list)?$",
     ),
     _rule(
-        Intent.DELETE,
-        r"^(?:delete|remove|erase|cancel|drop|discard|trash|scrap|get rid of|forget about|"
-        r"forget|bin)\s+(?P<ref>.+)$",
+        Intent.COMPLETE,
+        0.95,
+        rf"^(?P<ref>.+?)\s*(?:-|:|\u2013|\u2014)\s*{_DONE}$",
+    ),
+    _rule(
+        Intent.COMPLETE,
+        0.9,
+        rf"^(?:{_any('mark')})\s+(?P<ref>.+?)\s+as\s+{_PAST_VERBS}$",
+    ),
+    _rule(Intent.COMPLETE, 0.9, r"^(?:i'?m\s+)?(?:all\s+)?done with\s+(?P<ref>.+)$"),
+    _rule(
+        Intent.COMPLETE,
+        0.9,
+        r"^(?:i\s+|i've\s+|i have\s+|we\s+)?(?:just\s+|already\s+|now\s+|finally\s+)?(?:done|did|"
+        r"finished|completed)\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.COMPLETE,
+        0.9,
+        rf"^(?P<ref>.+?)\s+(?:is|are|was|has been|'s)\s+(?:now\s+|all\s+|finally\s+)?{_DONE}$",
+    ),
+    _rule(
+        Intent.FACT,
+        0.85,
+        rf"^(?:i\s+|i've\s+|i have\s+|we\s+|just\s+)?(?:just\s+|already\s+|finally\s+)?"
+        rf"(?P<verb>{_PAST_VERBS})\s+(?P<rest>.+)$",
+    ),
+    _rule(Intent.DELETE, 0.93, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
+    _rule(
+        Intent.FACT,
+        0.85,
+        rf"^(?P<rest>.+?)(?:\s+(?:is|are|was|were|has been|have been|got|is all|are all)|'s)\s+"
+        rf"(?:now\s+|finally\s+|all\s+|already\s+)?(?P<verb>{_PAST_VERBS}|ready|sorted|handled|"
+        r"taken care of|over|sent off|in|off)$",
     ),
     _rule(
         Intent.UPDATE,
+        1.0,
+        r"^(?:remove|clear|delete|drop|take off|unset|get rid of)\s+(?:the\s+)?(?P<clear>due date|"
+        r"deadline|due time|due|date|description|notes?|details)\s+(?:from|of|on|for)\s+"
+        r"(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^add\s+(?:the\s+|a\s+)?(?:tags?|labels?)\s+(?P<tags>#?[\w-]+(?:\s*(?:,|and)\s*#?[\w-]+)*)"
+        r"\s+to\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^add\s+(?:a\s+|the\s+)?(?P<field>note|notes|description|details)\s+(?:to|on)\s+"
+        r"(?P<ref>.+?)\s*(?::|saying|that says)\s*(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^{_EDIT}\s+(?P<ref>.+?)\s*:\s*{_FIELD}\s*:?\s+(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?P<level>lower|raise|increase|decrease|bump up|bump down|reduce|drop|up)\s+"
+        r"(?:the\s+)?priority\s+(?:of|on|for)\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^(?P<ref>.+?)(?:\s+(?:is|are|should be|needs to be|must be|has to be)|'s)\s+"
+        r"(?:now\s+|very\s+|really\s+|super\s+)?"
+        rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again))?$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:give)\s+(?P<ref>.+?)\s+(?P<value>{_PRIORITY_VALUE})$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?:i'?d like|i would like|i want|have|get)\s+(?P<ref>.+?)\s+(?:moved|pushed|"
+        r"rescheduled|changed|postponed|put off|shifted)\s+(?:back\s+)?(?:to|until|till)\s+"
+        r"(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
         rf"^{_EDIT}\s+(?:the\s+)?{_FIELD}\s+(?:of|for|on|in)\s+(?P<ref>.+?)\s+"
         r"(?:to|as|into|:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
+        1.0,
         rf"^{_EDIT}\s+(?P<ref>.+?)(?:'s|s')?\s+{_FIELD}\s+(?:to|as|into|:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
-        rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+)?(?P<value>{_PRIORITY_VALUE})$",
+        1.0,
+        rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?P<value>{_PRIORITY_VALUE})$",
     ),
     _rule(
         Intent.UPDATE,
-        r"^(?:move|reschedule|postpone|push(?: back)?|delay|defer|shift)\s+(?P<ref>.+?)\s+"
-        r"(?:to|until|till|for|by)\s+(?P<value>.+)$",
+        0.95,
+        r"^(?:make|set|have)\s+(?P<ref>.+?)\s+(?:be\s+)?(?P<value>due\s+.+)$",
     ),
-    _rule(Intent.UPDATE, rf"^{_EDIT}\s+(?P<ref>.+?)\s*(?:\s+to|\s+as|\s+into|:)\s*(?P<value>.+)$"),
     _rule(
         Intent.UPDATE,
-        rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this))\s+(?:is\s+|should be\s+)?"
+        1.0,
+        r"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<tags>#?[\w-]+(?:\s*(?:,|and)"
+        r"\s*#?[\w-]+)*)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^(?:{_any('move')})\s+(?P<ref>.+?)\s+(?:to|until|till|for|by|back to)\s+"
+        r"(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.9,
+        rf"^{_EDIT}\s+(?P<ref>.+?)\s*(?:\s+to|\s+as|\s+into|:)\s*(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this|the [\w' -]+?))(?:'s\s+|\s+"
+        r"(?:is\s+|should be\s+|needs to be\s+|must be\s+)?)"
         r"(?:now\s+)?due\s+(?P<value>.+)$",
     ),
     _rule(
         Intent.ADD,
-        r"^(?:remind me|remember|don'?t let me forget|do not let me forget|make sure i|"
-        r"note to self|i (?:need|have|must|should|want|gotta|got) to remember)"
+        0.95,
+        rf"^(?:{_any('remember')}|i (?:need to|have to|must|should|want to|gotta|got to|'ll|will)"
+        r"(?:\s+(?:really|definitely))?\s+remember)"
         r"(?:\s+(?:to|that|about|of)|:)?\s+(?P<rest>.+)$",
     ),
     _rule(
         Intent.ADD,
-        rf"^(?:add|create|insert|log|jot down|write down|note down|put|make|new|schedule)\s+"
+        0.9,
+        rf"^(?:{_any('add')})(?:\s+|\s*:\s*)"
         rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:{_TASK_WORD}|note)?\s*"
         r"(?:(?:called|named|titled|to|for|about|that says|saying|:|-)\s*)?(?P<rest>.+)$",
     ),
-    _rule(Intent.ADD, rf"^(?:new|another)\s+{_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
+    _rule(Intent.ADD, 0.95, rf"^(?:new|another)\s+{_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
     _rule(
         Intent.LIST,
-        r"^(?:search|find|look for|look up|lookup)\s+(?:for\s+)?(?:my\s+)?(?:tasks?\s+)?"
+        0.9,
+        rf"^(?:{_any('search')})\s+(?:for\s+)?(?:my\s+|the\s+)?"
+        r"(?:tasks?\s+|list\s+|to-?do list\s+)?"
         r"(?:about|with|containing|mentioning|matching|named|called|titled|for)?\s*(?P<q>.+)$",
+    ),
+    _rule(Intent.LIST, 0.92, rf"^(?:{_any('show')})\b(?!\s+off\b)(?P<rest>.*)$"),
+    _rule(
+        Intent.LIST,
+        1.0,
+        r"^(?:remind me|tell me|let me know|i'?d like to know|i want to know|know)\s+"
+        r"(?P<remind>(?:what|which|how many|if|whether|of what)\b.*)$",
+    ),
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:todo|to do|to-do|new task|task|reminder|new reminder|note)\s*:\s*(?P<rest>.+)$",
+    ),
+    _rule(Intent.UPDATE, 0.75, rf"^(?:rename|retitle|{_EDIT})\s+(?P<ask>.+)$"),
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:set|create|make|add|put|leave|write)\s+(?:me\s+)?(?:a|an)\s+(?:reminder|task|todo|note)\s+"
+        r"(?:to|for|about|that)\s+(?P<rest>.+)$",
+    ),
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:add|put|write)\s+(?:to|on|onto)\s+(?:my|the)\s+(?:[\w-]+\s+)?list\s*:?\s+(?P<rest>.+)$",
+    ),
+    _rule(Intent.ADD, 0.75, r"^(?P<imperative>[a-z]+)\s+(?P<rest>.+)$"),
+    _rule(
+        Intent.ADD,
+        0.75,
+        r"^(?:i have|i've got|i got|there's|there is|we have)\s+(?:a|an)\s+(?P<appointment>.+)$",
     ),
     _rule(
         Intent.LIST,
-        r"^(?:show|list|display|view|see|get|give|tell|read|print|fetch|check|pull up|open)\b"
+        0.95,
+        r"^(?:am i|are we)\s+(?P<caughtup>(?:all\s+)?(?:done|finished|caught up|"
+        r"through))\b.*$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:give|set)\s+(?P<ref>.+?)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline)\s+"
+        r"(?:of\s+|for\s+|to\s+)?(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:make|move|change|set|put|switch)\s+(?P<ref>it|that|this|that one|this one)\s+"
+        r"(?:to\s+|for\s+|on\s+|at\s+)?(?P<when>.+?)(?:\s+instead)?$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:call|name|title|rename)\s+(?P<ref>it|that|this|that one|this one)\s+(?:to\s+|as\s+)?"
+        r"(?P<field>)(?P<value>.+)$",
+    ),
+    _rule(
+        Intent.CLARIFY,
+        0.9,
+        r"^(?:set|change|give|add|update)\s+(?:a\s+|the\s+|its\s+)?(?:new\s+)?(?:priority|due date|"
+        r"deadline|tags?|description)\s+(?:for|of|on|to)\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.ADD,
+        1.0,
+        r"^(?:i\s+(?:need|have|must|should|want|gotta|got)(?:\s+to)?|remind me to|"
+        r"don't let me forget to|add a task to)$",
+    ),
+    _rule(
+        Intent.ADD,
+        1.0,
+        rf"^(?:{_any('remember')}|add|create|new|make)(?:\s+(?:a|an|another|one more|new)"
+        rf"(?:\s+new)?\s+(?:{_TASK_WORD}|note|one))?(?:\s+for me)?$",
+    ),
+    _rule(
+        Intent.LIST,
+        0.92,
+        r"^(?:what|which|whats|how many|how much|do i have|have i|is there|are there|any|"
+        r"anything|did i|when|is anything|are any|is any|has anything|got anything|number of)\b"
         r"(?P<rest>.*)$",
     ),
     _rule(
         Intent.LIST,
-        r"^(?:what|which|whats|how many|how much|do i have|have i|is there|are there|any|"
-        r"anything)\b(?P<rest>.*)$",
-    ),
-    _rule(
-        Intent.LIST,
+        0.85,
         rf"^(?:my\s+|all\s+|the\s+)*(?:(?:pending|completed|open|done|finished|incomplete|"
         rf"outstanding|overdue|urgent|important|high[\s-]priority|low[\s-]priority|"
         rf"medium[\s-]priority|#\w+)\s+)*(?:{_TASK_WORD}|list|todo list|to do list)"
@@ -215,19 +792,46 @@ RULES: tuple[tuple[Intent, re.Pattern[str]], ...] = (
     ),
     _rule(
         Intent.ADD,
-        r"^i\s+(?:need|have|must|should|gotta|got|want)\s+to\s+(?P<rest>.+)$",
+        0.8,
+        r"^(?:i|i've|i have)\s+(?:(?:really\s+)?(?:need|have|must|should|gotta|got|want|ought)"
+        r"\s+to|must|should|really should|gotta)(?:\s+really|\s+definitely)?\s+(?P<want>.+)$",
     ),
-    _rule(Intent.ADD, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<rest>.+)$"),
+    _rule(Intent.ADD, 0.8, r"^(?:need to|have to|must|gotta|todo:?|to do:?)\s+(?P<want>.+)$"),
+    _rule(
+        Intent.ADD,
+        0.8,
+        r"^(?:i|we)\s+(?:need|still need|gotta get|have to get|need to get|need to buy|"
+        r"(?:are|'re|am|'m)\s+(?:out of|running low on|low on))\s+(?!to\b)(?P<rest>.+)$",
+    ),
+    _rule(
+        Intent.REOPEN,
+        1.0,
+        r"^(?:take|remove|move)\s+(?P<ref>.+?)\s+(?:off|out of|from)\s+(?:the\s+|my\s+)?(?:done|"
+        r"completed|finished)(?:\s+(?:list|tasks|ones|pile))?$",
+    ),
+    _rule(Intent.REOPEN, 0.95, r"^(?:put|bring|move|set)\s+(?P<ref>.+?)\s+back$"),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
+        r"(?:of\s+)?(?P<value>.+?)\s+(?:for|on|to)\s+(?P<ref>.+)$",
+    ),
 )
 
+# A reading must score at least this to be acted on; another intent's reading within
+# ``MARGIN`` of the best one makes the message ambiguous.
+THRESHOLD = 0.7
+MARGIN = 0.03
+
+_FRAME = re.compile(rf"^(?:{_any('frame')})(?:\s+|,\s*)", re.IGNORECASE)
 _POLITE_PREFIX = re.compile(
-    r"^(?:(?:please|pls|plz|kindly|ok(?:ay)?|so|and|also|now|hey|oh|alright|then|um+|uh+|"
-    r"great|thanks|thank you)[\s,!.]+|(?:can|could|would|will)\s+(?:you|u)(?:\s+please)?\s+|"
-    r"i(?:'d| would) like (?:you )?to\s+|i want you to\s+|(?:let'?s|lets)\s+|"
-    r"go ahead and\s+|(?:just|quickly)\s+|i want to\s+(?=(?:see|view|add|create|delete|"
-    r"remove|mark|complete|change|update|list|know)\b))",
+    r"^(?:(?:ok(?:ay)?|so|and|also|now|hey there|hey|hi there|hi|hello|oh|alright|then|great|"
+    r"well|right|oops|wait|ugh|hmm+|actually|ah|sorry|good news|by the way|btw)[\s,!.]+|"
+    r"i want to\s+(?=(?:see|view|add|create|delete|remove|mark|complete|change|update|list|"
+    r"know)\b)|(?:just|quickly)\s+)",
     re.IGNORECASE,
 )
+_FILLER_WORDS = tuple(w for w in VOCABULARY["filler"] if "," not in w)
 # Polite words a request may end with ("..., please", "thanks", "for me now"); "asap" only as
 # the very last word. Read from the right by ``_strip_polite_tail``, never by a regular
 # expression: a pattern anchored at the end with a repeated separator class backtracks
@@ -265,65 +869,411 @@ def _strip_polite_tail(sentence: str) -> str:
     return sentence[:bare]
 
 
+def drop_fillers(text: str, *, keep_thanks: bool = False) -> str:
+    """``text`` without the vocabulary's fillers ("um", "please", "for me", "right now"),
+    wherever they stand, except inside double quotes (a quoted title is kept as written). A
+    list's comma after a dropped filler ("milk please, eggs") stays. Linear in the length.
+    ``keep_thanks`` keeps "thanks", "thank you" and "cheers" (for reading small talk)."""
+    first, pattern = (_NOISE_FIRST_WORDS, _NOISE) if keep_thanks else (_FILLER_FIRST_WORDS, _FILLER)
+    words = set(fold_case(text).replace(",", " ").replace(".", " ").replace("!", " ").split())
+    if words.isdisjoint(first):
+        return text  # the usual case, decided without a pattern
+    parts = _DOUBLE_QUOTED.split(text)
+    for index in range(0, len(parts), 2):  # the even parts are outside quotes
+        parts[index] = pattern.sub(_comma_of, parts[index])
+    squeezed = " ".join("".join(parts).split()).replace(" ,", ",")
+    return _REPEATED_COMMA.sub(",", squeezed)
+
+
+def _comma_of(match: re.Match[str]) -> str:
+    return "," if match.group(0).endswith(",") else " "
+
+
+_FILLER_FIRST_WORDS = frozenset(w.split()[0] for w in _FILLER_WORDS)
+_FILLER = re.compile(
+    r"(?<![\w'#-])(?:"
+    + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_FILLER_WORDS, key=len)[::-1])
+    + r")(?![\w'-])[.!]?,?",
+    re.IGNORECASE,
+)
+_NOISE_WORDS = tuple(w for w in _FILLER_WORDS if w not in {"thanks", "thank you", "cheers"})
+_NOISE_FIRST_WORDS = frozenset(w.split()[0] for w in _NOISE_WORDS)
+_NOISE = re.compile(
+    r"(?<![\w'#-])(?:"
+    + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_NOISE_WORDS, key=len)[::-1])
+    + r")(?![\w'-])[.!]?,?",
+    re.IGNORECASE,
+)
+_DOUBLE_QUOTED = re.compile('("[^"]*"|\u201c[^\u201d]*\u201d)')
+_REPEATED_COMMA = re.compile(r",(?: ?,)+")
+
+
+# "would you mind adding ...": the gerund after a frame is the verb.
+_GERUNDS = {
+    "adding": "add",
+    "creating": "create",
+    "putting": "put",
+    "making": "make",
+    "deleting": "delete",
+    "removing": "remove",
+    "erasing": "erase",
+    "cancelling": "cancel",
+    "clearing": "clear",
+    "marking": "mark",
+    "completing": "complete",
+    "finishing": "finish",
+    "ticking": "tick",
+    "checking": "check",
+    "crossing": "cross",
+    "changing": "change",
+    "updating": "update",
+    "renaming": "rename",
+    "editing": "edit",
+    "setting": "set",
+    "moving": "move",
+    "pushing": "push",
+    "postponing": "postpone",
+    "rescheduling": "reschedule",
+    "showing": "show",
+    "listing": "list",
+    "reopening": "reopen",
+    "tagging": "tag",
+    "scheduling": "schedule",
+    "undoing": "undo",
+    "getting": "get",
+    "reminding": "remind",
+    "counting": "count",
+    "giving": "give",
+    "pushing back": "push back",
+    "telling": "tell",
+}
+_GERUND = re.compile(r"^(?P<word>[a-z]+ing)\b", re.IGNORECASE)
+
+
 def clean(text: str) -> str:
-    """Trim politeness and punctuation that do not change what is asked."""
+    """Trim politeness, fillers and punctuation that do not change what is asked."""
     sentence = " ".join(text.split())
+    without = drop_fillers(sentence)
+    if without.strip(_SEPARATORS + _END_PUNCTUATION):
+        sentence = without
     for _ in range(5):
         trimmed = _strip_polite_tail(sentence).strip(_SEPARATORS)
         without_prefix = _POLITE_PREFIX.sub("", trimmed, count=1).strip(_SEPARATORS)
         if without_prefix:  # "thanks" alone is the whole message, not a prefix
             trimmed = without_prefix
+        framed = _FRAME.sub("", trimmed, count=1).strip(_SEPARATORS)
+        if framed:
+            trimmed = framed
+        gerund = _GERUND.match(trimmed)
+        if gerund is not None and gerund["word"].lower() in _GERUNDS:
+            trimmed = _GERUNDS[gerund["word"].lower()] + trimmed[gerund.end() :]
         if trimmed == sentence:
             break
         sentence = trimmed
     return sentence
 
 
+_TASK_TALK = re.compile(
+    rf"\b(?:{_TASK_WORD}|list|{_any('add', 'complete', 'delete', 'reopen', 'move')}|"
+    r"due|priority|urgent|done|finished|pending)\b",  # read in ``fold_case`` text
+)
+
+
 def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
-    """What ``text`` asks for. Never raises: anything unclear is ``Intent.UNKNOWN``."""
+    """What ``text`` asks for: the best-scoring reading. Never raises: no reading at all is
+    ``Intent.UNKNOWN``, an ambiguous or weak one ``Intent.CLARIFY``."""
     light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
-    for intent, pattern in RULES:
-        if intent in _SMALL_TALK and pattern.match(light):
-            return Command(intent)
+    quiet = drop_fillers(light, keep_thanks=True).strip(_SEPARATORS + _END_PUNCTUATION)
     sentence = clean(text)
+    for intent, _, pattern in RULES:
+        if intent in _SMALL_TALK and (
+            pattern.match(light) or pattern.match(quiet) or pattern.match(sentence)
+        ):
+            return Command(intent)
     if not sentence:
         return Command(Intent.UNKNOWN)
-    for intent, pattern in RULES:
+    readings = interpretations(sentence, now=now, tz=tz)
+    if (not readings or readings[0].score < THRESHOLD) and _CLAUSE_BREAK.search(sentence):
+        joined = _from_clauses(sentence, now=now, tz=tz)
+        if joined is not None:
+            return joined
+    if not readings:
+        if _TASK_TALK.search(fold_case(sentence)):
+            return Command(Intent.CLARIFY, title=sentence, score=0.0)
+        return Command(Intent.UNKNOWN)
+    best = readings[0]
+    others = [r for r in readings[1:] if r.intent is not best.intent]
+    if others and best.score - others[0].score < MARGIN and best.intent is not Intent.ANSWER:
+        options = (best.intent, others[0].intent)
+        return Command(Intent.CLARIFY, title=sentence, options=options, score=best.score)
+    if best.score < THRESHOLD:
+        return Command(Intent.CLARIFY, title=sentence, options=(best.intent,), score=best.score)
+    return best
+
+
+_CLAUSE_BREAK = re.compile(r"[,;.!?] ")
+_CLAUSE_PRONOUN_TITLES = frozenset({"that", "it", "this", "that one", "this one", "that task"})
+_CLAUSE_TASK_ID = re.compile(r"\btask\s*#?(\d+)\b|#(\d+)\b", re.IGNORECASE)
+_CLAUSE_TASK_TITLE = re.compile(
+    r"\bthe\s+(?P<title>[\w' -]+?)\s+(?:task|one|thing|reminder|item)\b", re.IGNORECASE
+)
+_CLAUSE_WISH = re.compile(
+    r"^(?:(?:ugh|oh|hmm|so|well)\s+)?i\s+(?:keep forgetting to|always forget to|forgot to|"
+    r"(?:really\s+)?(?:should|need to|have to|must|ought to|gotta|want to)(?:\s+really)?)\s+"
+    r"(?P<title>.+)$",
+    re.IGNORECASE,
+)
+
+
+def _from_clauses(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
+    """A message of several clauses ("the party got cancelled, delete the party task", "I
+    should clean the fridge, put it on my list"): the clause that asks something, with "it"
+    read as the task another clause names."""
+    if len(sentence) > 2 * _REF_MAX:
+        return None  # clauses are a short message's; a long one is read as a whole
+    clauses = [c.strip() for c in _CLAUSE_BREAK.split(sentence) if c.strip()]
+    if len(clauses) < 2 or len(clauses) > 6:
+        return None
+    for index in range(len(clauses) - 1, -1, -1):
+        readings = interpretations(clean(clauses[index]), now=now, tz=tz)
+        if not readings or readings[0].score < THRESHOLD:
+            continue
+        command = readings[0]
+        others = clauses[:index] + clauses[index + 1 :]
+        title = (command.title or "").lower()
+        if command.intent is Intent.ADD and title in _CLAUSE_PRONOUN_TITLES:
+            for other in others:
+                wish = _CLAUSE_WISH.match(clean(other))
+                if wish is not None:
+                    return replace(_add(wish["title"], now=now, tz=tz), score=command.score)
+            continue
+        if command.ref is not None and command.ref.pronoun:
+            # "it" is the task another clause names, else the one the conversation is about.
+            command = replace(command, ref=_named_in(others) or command.ref)
+        if command.intent in {Intent.LIST, Intent.ANSWER}:
+            continue
+        return replace(command, score=round(command.score * 0.95, 3))
+    return None
+
+
+def _named_in(clauses: Sequence[str]) -> TaskRef | None:
+    for clause in clauses:
+        found = _CLAUSE_TASK_ID.search(clause)
+        if found is not None:
+            return TaskRef(ids=(int(found.group(1) or found.group(2)),))
+        named = _CLAUSE_TASK_TITLE.search(clause)
+        if named is not None:
+            return TaskRef(title=named["title"].strip())
+        thing = _CLAUSE_THING.search(clause)
+        if thing is not None:
+            return read_ref(thing["title"])
+    return None
+
+
+# "I don't want to do the attic anymore", "the report isn't urgent": the thing talked about.
+_CLAUSE_THING = re.compile(
+    r"(?:^|\b(?:do|need|want|about|for|with)\s+)the\s+(?P<title>[\w'-]+(?:\s+[\w'-]+)?)"
+    r"(?=\s+(?:anymore|any more|is|isn't|is not|was|has|got|needs)\b|$)",
+    re.IGNORECASE,
+)
+
+
+def interpretations(sentence: str, *, now: datetime, tz: ZoneInfo) -> list[Command]:
+    """Every reading of a cleaned sentence whose pieces make sense, best first (one per
+    intent, the best of its rules)."""
+    best: dict[Intent, Command] = {}
+    top = 0.0
+    folded = fold_case(sentence)
+    for intent, score, pattern in _BY_SCORE:
+        if top - score >= MARGIN:
+            break  # no reading left can win, nor come close enough to be a second
+        known = best.get(intent)
+        if known is not None and known.score >= score:
+            continue
+        clues = _CLUES.get(pattern)
+        if clues is not None and not any(clue in folded for clue in clues):
+            continue  # a substring check spares a pattern that cannot match
         match = pattern.match(sentence)
         if match is None:
             continue
         groups = {k: v for k, v in match.groupdict().items() if v is not None}
         command = _build(intent, groups, sentence, now=now, tz=tz)
-        if command is not None:
-            return command
-    return Command(Intent.UNKNOWN)
+        if command is None:
+            continue
+        scored = replace(command, score=round(score * _confidence(command), 3))
+        if known is None or scored.score > known.score:
+            best[command.intent] = scored
+            top = max(top, scored.score)
+    return sorted(best.values(), key=lambda c: -c.score)
+
+
+def _confidence(command: Command) -> float:
+    """How much a reading's own pieces support it (1.0: fully)."""
+    if command.intent is Intent.ADD and command.title:
+        # A title that itself reads as another command ("add delete task 3") is weaker.
+        return 0.97 if _starts_with_command(command.title) else 1.0
+    ref = command.ref
+    if ref is not None and ref.title is not None:
+        # Title words of a reference: the longer, the less likely a whole sentence was meant.
+        return 1.0 if len(ref.title.split()) <= 6 else 0.9
+    return 1.0
 
 
 _SMALL_TALK = frozenset({Intent.GREETING, Intent.THANKS, Intent.HELP})
+# The readings other than small talk, best score first (a stable sort: the table's order
+# among equal scores).
+# Words without which a reading's pattern cannot match: a substring search is a fraction of
+# the pattern's cost over a long message (the patterns with a lazy part scan it).
+_FIELD_CLUES = ("title", "name", "descr", "detail", "note", "priorit", "due", "deadline", "tag")
+_NOT_CLUES = ("not", "n't", "never")
+_NOT_DONE_CLUES = (
+    *_NOT_CLUES,
+    "undone",
+    "un-done",
+    "pending",
+    "open",
+    "active",
+    "incomplete",
+    "unfinished",
+    "to do",
+)
+_PRIORITY_CLUES = ("high", "low", "medium", "normal", "urgent", "important", "priorit", "top")
+_PASSIVE_CLUES = (
+    "ed",
+    "ready",
+    "sorted",
+    "over",
+    "in",
+    "off",
+    "done",
+    "paid",
+    "bought",
+    "sent",
+    "made",
+    "got",
+    "taken",
+)
+
+
+def _clues_of(pattern: str) -> tuple[str, ...] | None:
+    if "(?P<field>title|name" in pattern:
+        return _FIELD_CLUES
+    if "un-?done|" in pattern:
+        return _NOT_DONE_CLUES
+    if "(?:\\s+not|n't)" in pattern or "(?:not|n't)" in pattern:
+        return _NOT_CLUES
+    if "(?P<rest>.+?)(?:\\s+(?:is|are|was" in pattern:
+        return _PASSIVE_CLUES
+    if "(?P<value>(?:(?:a\\s+|the\\s+)?(?:high" in pattern:
+        return _PRIORITY_CLUES
+    return None
+
+
+_CLUES = {
+    pattern: clues for _, _, pattern in RULES if (clues := _clues_of(pattern.pattern)) is not None
+}
+_BY_SCORE = sorted(
+    (rule for rule in RULES if rule[0] not in _SMALL_TALK), key=lambda rule: -rule[1]
+)
 
 
 def _build(
     intent: Intent, groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo
 ) -> Command | None:
-    """Read a matched rule's pieces; None lets the next rule try."""
-    if intent in {Intent.GREETING, Intent.THANKS, Intent.HELP}:
+    """Read a matched rule's pieces; None when they do not make sense."""
+    if intent in _SMALL_TALK or intent is Intent.UNDO:
         return Command(intent)
+    if intent is Intent.CLARIFY:
+        if re.search(r"\b(?:to|as)\b|:", groups["ref"]):
+            return None  # the value is given: an edit, not a question
+        return Command(Intent.CLARIFY, title=sentence, options=(Intent.UPDATE,))
+    if intent is Intent.FACT:
+        return _fact(groups)
     if intent in {Intent.COMPLETE, Intent.DELETE, Intent.REOPEN, Intent.ANSWER}:
-        ref = read_ref(groups["ref"])
+        if _NEGATED.fullmatch(groups["ref"].rsplit(" ", 1)[-1]):
+            return None  # "mark task 3 as not done" is no completion of "task 3 as not"
+        ref = read_ref(groups["ref"], now=now, tz=tz)
         if ref is None:
             return None
+        if ref.bulk and intent not in {Intent.COMPLETE, Intent.DELETE}:
+            return None
         return Command(intent, ref=ref)
+    if intent is Intent.UPDATE and "ask" in groups:
+        # "rename task 3": the new title is still to come.
+        asked = groups["ask"]
+        if len(asked) > _REF_MAX or re.search(r"\b(?:to|as|into)\b|:|^(?:an?|some)\s", asked):
+            return None
+        ref = read_ref(asked)
+        if ref is None or ref.bulk:
+            return None
+        return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
         return _update(groups, now=now, tz=tz)
+    if intent is Intent.LIST and "caughtup" in groups:
+        return Command(Intent.LIST, filters=ListFilters(status="pending"))
+    if intent is Intent.ADD and "appointment" in groups:
+        # "I have a dentist appointment on friday at 2pm": an event with its day is a task.
+        told = _add(groups["appointment"], now=now, tz=tz)
+        if len(sentence) > _REF_MAX or told.due_at is None or not told.title:
+            return None
+        return told
+    if intent is Intent.ADD and "imperative" in groups:
+        # "buy milk tomorrow": a task said as an order to oneself, with its day.
+        if groups["imperative"].lower() not in ACTION_VERBS or len(sentence) > _REF_MAX:
+            return None
+        told = _add(sentence, now=now, tz=tz)
+        return told if told.due_at is not None and told.title else None
     if intent is Intent.ADD:
-        rest = groups["rest"]
-        inner = understand(rest, now=now, tz=tz) if _starts_with_command(rest) else None
-        if inner is not None and inner.intent not in {Intent.UNKNOWN, Intent.ADD}:
-            return inner  # "I want to see my tasks", "I need to delete task 3"
-        return _add(rest, now=now, tz=tz)
+        if "want" in groups:  # "I need to ...": a task, or a request in other words
+            rest = groups["want"]
+            if _starts_with_command(rest):
+                inner = understand(rest, now=now, tz=tz)
+                plans = {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY, Intent.COMPLETE, Intent.FACT}
+                if inner.intent not in plans:
+                    return inner  # "I want to see my tasks", "I need to delete task 3"
+            return _add_many(rest, now=now, tz=tz)
+        if "rest" not in groups:
+            return Command(Intent.ADD)  # "add a task": the title is still to come
+        return _add_many(groups["rest"], now=now, tz=tz)
     if intent is Intent.LIST:
         return _list(groups, sentence, now=now, tz=tz)
     return None
+
+
+_NEGATED = re.compile(r"not|\w*n't|never|longer", re.IGNORECASE)
+
+# "create a task called Finish the report": the title is named, never read as a command.
+_NAMED = re.compile(
+    rf"^(?:{_any('add')})\s+(?:(?:a|an|another|the)\s+)?(?:new\s+)?{_TASK_WORD}\s+"
+    r"(?:called|named|titled|saying|that says)\b|^\S+\s+['\"\u201c\u2018]",
+    re.IGNORECASE,
+)
+
+
+# --- completion stated as a fact -------------------------------------------------------------
+
+_FACT_OBJECT_NOISE = re.compile(
+    r"\s+(?:today|yesterday|this morning|earlier|already|just now|at last|finally|"
+    r"too|as well|by the way)$",
+    re.IGNORECASE,
+)
+
+
+def _fact(groups: dict[str, str]) -> Command | None:
+    """ "I bought the groceries": the verb and its object, matched against pending titles by
+    the agent. Needs an object: "I walked" alone states nothing about a task."""
+    verb = groups["verb"].lower()
+    rest = groups["rest"].strip(" .!")
+    if len(rest.split()) > 8 or rest.lower().startswith("to "):
+        return None  # "I've got to renew ..." is a plan, not a fact
+    rest = _FACT_OBJECT_NOISE.sub("", rest)
+    if not rest or _TASK_TALK.fullmatch(fold_case(rest)) or _starts_with_command(rest):
+        return None
+    if verb in {"finished", "completed", "did", "done"} or verb.endswith("eed"):
+        return None  # the COMPLETE readings read these; "need", "feed" are no past tense
+    if len(rest.split()) > 8:
+        return None
+    return Command(Intent.FACT, fact=f"{verb} {rest}")
 
 
 # --- task references -------------------------------------------------------------------------
@@ -334,9 +1284,9 @@ _IDS = re.compile(
     re.IGNORECASE,
 )
 _PRONOUN = re.compile(
-    r"^(?:it|that|this|that one|this one|the same one|that task|this task|the task|"
+    r"^(?:it|its|it's|that|this|that one|this one|the same one|that task|this task|the task|"
     r"the last task|the one i just added|the last one i added|the one you just added|"
-    r"the previous one|the previous task)$",
+    r"the previous one|the previous task|that one too|them|those|these)$",
     re.IGNORECASE,
 )
 _ORDINALS = {
@@ -356,9 +1306,13 @@ _ORDINAL = re.compile(
     r"^(?:the\s+)?(?P<word>" + "|".join(_ORDINALS) + r")(?:\s+(?:one|task|item))?$",
     re.IGNORECASE,
 )
+# "all", "everything", "all my completed tasks", "every task tagged #errands", "them all".
 _BULK = re.compile(
-    r"^(?:all|everything|every task|all (?:of )?(?:my |the )?(?:\w+ )?(?:tasks|todos|items)|"
-    r"(?:my |the )?(?:completed|finished|done|pending|old) (?:tasks|todos|items)|them all)$",
+    r"^(?:(?:the\s+)?(?:tasks|todos|items|ones)\s+(?:that are|which are|that i've|i've|i have|"
+    r"already)\s+(?:done|completed|finished)|all|everything|"
+    r"every(?:thing| task| item| one| single task)?|them all|all of them|"
+    r"each task|all (?:of )?(?:my |the )?|(?:my |the )?(?:completed|finished|done|pending|"
+    r"old|open|overdue) (?:tasks|todos|items|ones))\b",
     re.IGNORECASE,
 )
 _REF_NOISE = re.compile(
@@ -366,26 +1320,70 @@ _REF_NOISE = re.compile(
     r"about|for|to)?\s*|^(?:called|named|titled)\s+",
     re.IGNORECASE,
 )
+_EPOCH = datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))
+# A reference by words is at most a title's length (the todo service keeps 200 characters).
+_REF_MAX = 250
+# What may follow a reference without being part of it: "... from my list", "... anymore".
+_LIST_SUFFIX = re.compile(
+    r"\s+(?:from|off|on|in|out of)\s+(?:my|the)\s+(?:[\w-]+\s+)?(?:list|tasks|todos|to-?dos)$|"
+    r"\s+as\s+(?:done|complete|completed|finished)$",
+    re.IGNORECASE,
+)
+_TAIL_WORDS = frozenset(
+    ("anymore", "again", "now", "too", "completely", "entirely", "altogether", "please")
+)
+_TAIL_PAIRS = frozenset((("any", "more"), ("for", "good"), ("as", "well")))
 
 
-def read_ref(text: str) -> TaskRef | None:
-    """A task reference: ``task 3``/``#3``/``3 and 4``, ``it``, ``the second one``, or title
-    words (``the meeting task`` -> ``meeting``)."""
+def _strip_ref_tail(phrase: str) -> str:
+    """``phrase`` without what may follow a reference: "... from my list", "... anymore".
+    Word by word from the right (a pattern with a repeated tail is quadratic over a long
+    run of such words)."""
+    words = phrase.split(" ")
+    while words:
+        last = words[-1].lower()
+        if last in _TAIL_WORDS:
+            words.pop()
+        elif len(words) > 1 and (words[-2].lower(), last) in _TAIL_PAIRS:
+            del words[-2:]
+        else:
+            break
+    return _LIST_SUFFIX.sub("", " ".join(words))
+
+
+_QUESTION_WORD = re.compile(
+    r"^(?:what|which|who|how|why|where|when|whats|what's|is there|are there|do i|did i|"
+    r"have i|any|i|you|we|show|list|display|tell|give)\b",
+    re.IGNORECASE,
+)
+
+
+def read_ref(
+    text: str, *, now: datetime | None = None, tz: ZoneInfo | None = None
+) -> TaskRef | None:
+    """A task reference: ``task 3``/``#3``/``3 and 4``, ``it``, ``the second one``, every task
+    of a kind (``all completed tasks``), or title words (``the meeting task`` -> ``meeting``).
+    """
     # Squeezed: a reference may be a raw message (the answer to "which one?").
     phrase = _squeeze(text).strip(".!?,").strip()
-    if not phrase:
-        return None
+    phrase = _strip_ref_tail(phrase).strip(".!?, ")
+    if not phrase or _QUESTION_WORD.match(phrase):
+        return None  # "which tasks are done?" asks, it names no task
     ids = _IDS.match(phrase)
     if ids is not None:
         numbers = [int(ids["first"]), *map(int, re.findall(r"\d+", ids["more"]))]
         return TaskRef(ids=tuple(dict.fromkeys(numbers)))
+    if ", " in phrase and phrase[:1] not in QUOTES:
+        return None  # "it, mark it as done": a clause, not a name
+    if len(phrase) > _REF_MAX:
+        return None  # longer than any title: a sentence, not a reference
     if _PRONOUN.match(phrase):
         return TaskRef(pronoun=True)
     ordinal = _ORDINAL.match(phrase)
     if ordinal is not None:
         return TaskRef(ordinal=_ORDINALS[ordinal["word"].lower()])
     if _BULK.match(phrase):
-        return TaskRef(bulk=True)
+        return _bulk_ref(phrase, now=now or _EPOCH, tz=tz or ZoneInfo("UTC"))
     quoted = _quoted(phrase)
     if quoted is not None:
         return TaskRef(title=quoted)
@@ -397,6 +1395,20 @@ def read_ref(text: str) -> TaskRef | None:
         title = trimmed
     title = _quoted(title) or title
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
+
+
+def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef | None:
+    """Every task the phrase describes: its status, tag, priority and due window. An
+    exception ("everything except the milk task") is not read: no bulk guess."""
+    if re.search(r"\b(?:except|but not|other than|apart from|besides|excluding)\b", phrase, re.I):
+        return None
+    described = _list({"rest": phrase}, f"tasks {phrase}", now=now, tz=tz)
+    filters = described.filters if described is not None else ListFilters()
+    if filters.q is not None and not re.search(
+        r"\b(?:about|mentioning|containing|called)\b", phrase
+    ):
+        filters = replace(filters, q=None)
+    return TaskRef(bulk=True, filters=None if filters == ListFilters() else filters)
 
 
 def _quoted(text: str) -> str | None:
@@ -420,7 +1432,8 @@ _PRIORITY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 _TAG = re.compile(r"(?<![\w&])#(?P<tag>[A-Za-z][\w-]{0,49})")
 _TAGGED = re.compile(
-    r"\s*\b(?:tagged|tag(?:ged)?\s+(?:it\s+)?(?:as|with)|with\s+(?:the\s+)?tags?|label(?:led)?\s+"
+    r"\s*\b(?:tagged|tag(?:ged)?\s+(?:it\s+)?(?:as|with)|tag it|with\s+(?:the\s+)?tags?|"
+    r"label(?:led)?\s+"
     r"(?:as|with)?)\s+(?P<tags>[\w-]+(?:\s*(?:,|and)\s*[\w-]+)*)",
 )
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -437,16 +1450,125 @@ _DESCRIPTION = re.compile(
     re.IGNORECASE,
 )
 _LIST_TAIL = re.compile(
-    rf"\s+(?:to|on|onto|in|into)\s+(?:my|the)\s+(?:{_TASK_WORD}\s+)?(?:list|tasks|todos|"
+    rf"\s+(?:to|on|onto|in|into)\s+(?:my|the)\s+(?:{_TASK_WORD}\s+|shopping\s+|grocery\s+|"
+    rf"work\s+|\w+'s\s+)?(?:list|tasks|todos|"
     r"to-?do list|to do list)\b",
     re.IGNORECASE,
 )
 _TITLE_LEAD = re.compile(
-    rf"^(?:(?:a|an|the|new)\s+)*(?:{_TASK_WORD}\s+)?(?:(?:to|for|about|called|named|titled|that|"
-    r"saying|:|-)\s+)?",
+    rf"^(?:(?:a|an|the|new)\s+)*(?:{_TASK_WORD}(?:\s*:\s*|\s+))?(?:(?:to|for|about|called|named|"
+    r"titled|that|saying|:|-)\s+)?",
     re.IGNORECASE,
 )
+# "remember that I have a meeting": the meeting is the task.
+_STATEMENT_LEAD = re.compile(
+    r"^(?:i have|i've got|i got|there's|there is|we have)\s+(?=(?:a|an)\s+)", re.IGNORECASE
+)
 _RECURRENCE_TAIL = re.compile(r"\s+(?:on|at|every|each)$", re.IGNORECASE)
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Verbs a task title typically starts with: "add call mom and email Sam" is two tasks,
+# "add fish and chips for dinner" one.
+ACTION_VERBS = _word_set(
+    """
+    apply arrange ask attend back back-up backup bake bathe boil book bring brush buy call
+    cancel celebrate change charge check clean clear collect confirm contact cook cut
+    declutter defrost deliver do donate download draft drop dust edit email empty exercise
+    feed fetch file fill finalise finalize finish fix fry get go grab grill hang hire hoover
+    install invite iron jog knit lift list load mail make meet mend message mop mow
+    negotiate order organise organize outline pack paint pay phone pick plan plant polish
+    post practice practise pray prepare print proofread put rake read recycle refill
+    register renew rent repair replace reply research reserve return review ring run
+    schedule scrub see sell send sew shop shovel sign sort start study submit sweep swim
+    take talk tell text thank tidy train translate trim unload update upload vacuum visit
+    walk wash water weed wipe wrap write
+    """
+)
+_LIST_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
+# Pairs that are one thing, not two tasks.
+_COMPOUNDS = _word_set(
+    """
+    fish-chips salt-pepper mac-cheese bread-butter pros-cons black-white trial-error
+    rock-roll bed-breakfast peanut-jelly cheese-crackers cookies-milk bits-pieces odds-ends
+    nuts-bolts arts-crafts q-a r-d b-b
+    """
+)
+_LIST_LEAD = re.compile(
+    r"^(?:(?:\d+|two|three|four|five|six|some|these|a few|few|the following|following|all of "
+    r"these|all these)\s*(?:new\s+)?(?:tasks|things|items|todos|to-dos|reminders)?\s*:\s*|"
+    r"(?:tasks|things|items|todos|the following)\s*:\s*|"
+    r"(?:these|those|the following|this)(?:\s+(?:tasks|things|items))?\s+(?:to|on|onto)\s+"
+    r"(?:my|the)\s+(?:[\w-]+\s+)?list\s*:?\s*)",
+    re.IGNORECASE,
+)
+
+
+_QUOTED_TITLE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]|'([^']+)'")
+_QUOTED_TITLES = re.compile(
+    r"(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+')"
+    r"(?:\s*(?:,|and|&|,\s*and)\s*(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+'))+"
+)
+_PUT_IT = re.compile(r"^(?:put|add|stick|write|note|pop)\s+(?:it|that|this)\b", re.IGNORECASE)
+
+
+def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
+    """One new task, or several: "milk, eggs and bread", "call mom and email Sam". A quoted
+    title, a description, or a part that would be no title of its own ("..., high priority")
+    keeps the text one task."""
+    text = _LIST_TAIL.sub("", _LIST_LEAD.sub("", rest.strip()))
+    text = re.sub(
+        r"\s+and\s+(?:also\s+|then\s+)?to\s+|\s+and\s+also\s+|\s+and\s+then\s+", " and ", text
+    )
+    single = _add(text, now=now, tz=tz)
+    lowered = text.lower()
+    if not any(mark in lowered for mark in (",", ";", " and ", " & ", " then ")):
+        return single  # nothing to split at
+    if lowered.count(",") + lowered.count(";") + lowered.count(" and ") > 20:
+        return single  # more than a message's worth of tasks: read as one
+    quoted = _QUOTED_TITLES.fullmatch(text)
+    if quoted is not None:  # 'add "buy milk" and "call mom"': each quoted title is a task
+        titles = [(m.group(1) or m.group(2)).strip() for m in _QUOTED_TITLE.finditer(text)]
+        if len(titles) > 1:
+            items = tuple(Command(Intent.ADD, title=t) for t in titles if t)
+            return Command(Intent.ADD, title=single.title, items=items)
+    if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
+        return single
+    if "," in text or ";" in text:
+        parts = [p for p in _LIST_SPLIT.split(text) if p.strip()]
+    else:
+        parts = [p for p in re.split(r"\s+(?:and|&|then)\s+", text, flags=re.IGNORECASE) if p]
+        words = [p.split() for p in parts]
+        verbs = all(w[0].lower() in ACTION_VERBS for w in words) and len(words[0]) > 1
+        pair = len(parts) == 2 and all(len(w) == 1 for w in words)
+        if pair and "-".join(p.lower() for p in parts) in _COMPOUNDS:
+            return single
+        if not verbs and not pair:
+            return single
+    if len(parts) < 2 or len(parts) > 20:
+        return single
+    kept = [p for p in parts if not _PUT_IT.match(p)]
+    if len(kept) < len(parts):  # "clean the fridge, put it on my list": one task
+        return _add_many(", ".join(kept), now=now, tz=tz) if kept else single
+    items = tuple(_add(part, now=now, tz=tz) for part in parts)
+    if not all(
+        item.title and _TASK_TALK.fullmatch(fold_case(item.title)) is None for item in items
+    ):
+        return single
+    first = parts[0].split()
+    if len(first) > 1 and first[0].lower() in ACTION_VERBS:
+        # "buy milk, eggs and bread": one verb for every item named by a word or two.
+        verb = first[0].lower()
+        items = tuple(
+            item
+            if part.split()[0].lower() in ACTION_VERBS or len(part.split()) > 2
+            else _add(f"{verb} {part}", now=now, tz=tz)
+            for part, item in zip(parts, items, strict=True)
+        )
+    return Command(Intent.ADD, title=single.title, items=items)
 
 
 def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
@@ -467,9 +1589,14 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text, recurrence = _take_recurrence(text)
     due_at = None
     due = find_due(text, now=now, tz=tz)
-    if due is not None:
+    if due is not None and not text.startswith(("'s", "\u2019s"), due.end):
         due_at = due.moment
         text = _without(text, due.start, due.end)
+    if due_at is None:
+        nth = _BY_DAY_OF_MONTH.search(text)
+        if nth is not None:
+            due_at = _day_of_month(int(nth["day"]), now=now, tz=tz)
+            text = text[: nth.start()] if due_at is not None else text
     text = _LIST_TAIL.sub("", text)
     title = quoted_title or _tidy_title(text)
     if not quoted_title and re.fullmatch(rf"{_TASK_WORD}|note|one|something", title, re.I):
@@ -527,6 +1654,7 @@ def _take_recurrence(text: str) -> tuple[str, str | None]:
 
 def _tidy_title(text: str) -> str:
     title = " ".join(text.split())
+    title = _STATEMENT_LEAD.sub("", title)
     title = _TITLE_LEAD.sub("", title)
     title = _RECURRENCE_TAIL.sub("", title)
     title = re.sub(r"\s+(?:by|on|at|due|for|before)$", "", title, flags=re.IGNORECASE)
@@ -557,10 +1685,36 @@ _FIELD_NAMES = {
 
 def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
     ref = read_ref(groups["ref"])
+    if ref is not None and ref.bulk:
+        return None
     if ref is None:
         return None
+    if "when" in groups:
+        moment = parse_due(groups["when"], now=now, tz=tz)
+        if moment is None:
+            return None
+        return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(groups["when"]))
+    if "clear" in groups:
+        field = (
+            "description" if groups["clear"].lower().startswith(("desc", "note", "det")) else None
+        )
+        return Command(Intent.UPDATE, ref=ref, clear=(field or "due_at",))
+    if "level" in groups:
+        up = groups["level"].lower() in {"raise", "increase", "bump up", "up"}
+        return Command(Intent.UPDATE, ref=ref, priority="high" if up else "low")
+    if "tags" in groups:
+        tagged = {"ref": groups["ref"], "field": "tags", "value": groups["tags"]}
+        return _update(tagged, now=now, tz=tz)
     value = groups["value"].strip()
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
+    if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
+        target = "title"
+    day = _DAY_OF_MONTH.fullmatch(value)
+    if day is not None and target in {None, "due_at"}:
+        moment = _day_of_month(int(day["day"]), now=now, tz=tz)
+        return Command(Intent.UPDATE, ref=ref, due_at=moment) if moment else None
+    if target in {None, "due_at"} and value.lower().startswith("due "):
+        value, target = value[4:].strip(), "due_at"
     quoted = _quoted(value)
     if re.fullmatch(rf"(?:as\s+)?{_DONE}", value, re.IGNORECASE):
         return Command(Intent.COMPLETE, ref=ref)
@@ -577,7 +1731,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     if target in {None, "due_at"} and quoted is None:
         moment = parse_due(value, now=now, tz=tz)
         if moment is not None:
-            return Command(Intent.UPDATE, ref=ref, due_at=moment)
+            return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(value))
         if target == "due_at":
             return None
     if target == "tags":
@@ -591,6 +1745,52 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     return Command(Intent.UPDATE, ref=ref, title=title[0].upper() + title[1:])
 
 
+_BY_DAY_OF_MONTH = re.compile(
+    r"\s(?:by|before|on|for)\s+the\s+(?P<day>\d{1,2})(?:st|nd|rd|th)$", re.IGNORECASE
+)
+_DAY_OF_MONTH = re.compile(r"(?:the\s+)?(?P<day>\d{1,2})(?:st|nd|rd|th)", re.IGNORECASE)
+
+
+def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """ "the 20th": that day of this month at 09:00, or of next month once it has passed."""
+    local = now.astimezone(tz)
+    for months in (0, 1):
+        year, month = (
+            local.year + (local.month + months - 1) // 12,
+            (local.month + months - 1) % 12 + 1,
+        )
+        try:
+            moment = local.replace(year=year, month=month, day=day, hour=9, minute=0, second=0)
+        except ValueError:
+            continue
+        if moment.date() >= local.date():
+            return moment.replace(microsecond=0)
+    return None
+
+
+_TIME_WORDS = re.compile(
+    r"\d\s*(?:am|pm|a\.m\.|p\.m\.)|\d:\d\d|\bat \d|\b(?:noon|midday|midnight|morning|afternoon|"
+    r"evening|tonight|night|eod|end of day)\b",
+    re.IGNORECASE,
+)
+_DATE_WORDS = re.compile(
+    r"\b(?:today|tomorrow|tonight|yesterday|next|this|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|"
+    r"apr|may|jun|jul|aug|sep|oct|nov|dec|week|month|day|days|weekend)|\d(?:st|nd|rd|th)\b|"
+    r"\d+[/.-]\d+",
+    re.IGNORECASE,
+)
+
+
+def due_parts(words: str) -> str:
+    """Which parts of a moment ``words`` name: "date", "time" or "both"."""
+    time, date = _TIME_WORDS.search(words), _DATE_WORDS.search(words)
+    if time and not date:
+        return "time"
+    if date and not time:
+        return "date"
+    return "both"
+
+
 def _only_priority(value: str) -> bool:
     return re.fullmatch(_PRIORITY_VALUE, value.strip(), re.IGNORECASE) is not None
 
@@ -600,10 +1800,20 @@ def _only_priority(value: str) -> bool:
 _STATUS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
     for pattern, value in (
+        (
+            r"\b(?:done|finished|completed?) or not\b|\bor not\b|\bboth\b|\bdone and (?:not done|"
+            r"undone|pending)\b|\bpending and (?:done|completed)\b|\bwhether",
+            "either",
+        ),
         (r"\ball\b|\beverything\b|\bevery task\b", "all"),
         (
             r"\b(?:pending|open|incomplete|unfinished|outstanding|remaining|left|to ?do|"
-            r"not (?:yet )?(?:done|completed|finished)|undone|active|overdue|still have)\b",
+            r"not (?:yet )?(?:done|completed|finished)|undone|active|overdue|still have|"
+            r"(?:aren't|are not|isn't|is not|haven't|have not|hasn't|not) (?:yet |been )?"
+            r"(?:done|completed|finished|ticked off|checked off)|next|coming up|upcoming|"
+            r"(?:need|have|got) to (?:get )?(?:do|done|finish)|on my plate|still (?:open|to do)|"
+            r"late|behind|haven't i (?:done|finished|completed|ticked off)|have i not|remains?|"
+            r"forgot|forgotten|coming up)\b",
             "pending",
         ),
         (
@@ -625,34 +1835,46 @@ _SEARCH = re.compile(
 _ABOUT_TASKS = re.compile(
     rf"\b(?:{_TASK_WORD}|list|pending|completed?|done|finished|due|left|to ?do|overdue|priority|"
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
-    r"on my plate|agenda|everything|schedule)\b|#\w",
+    r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
+    r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week|tagged|"
+    r"coming up|remains?|remaining|forgot|forgotten|forget|history)\b|#\w",
 )
 
 
 def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
-    rest = groups.get("rest", "")
+    rest = groups.get("rest", groups.get("remind", ""))
     q = groups.get("q")
     if q is not None:
         words = _search_words(q)
         return Command(Intent.LIST, filters=ListFilters(q=words)) if words else None
     folded = fold_case(sentence)
-    if not _ABOUT_TASKS.search(folded):
+    about = "remind" in groups or _ABOUT_TASKS.search(folded) or _HISTORY.search(folded)
+    if not about:
         return None  # "what is the weather?" is not a question about tasks
 
     status = "all"
     found_statuses = [value for pattern, value in _STATUS_WORDS if pattern.search(folded)]
     # "all my pending tasks" is pending: a specific status wins over "all".
     specific = [value for value in found_statuses if value != "all"]
-    if specific:
+    if specific and specific[0] != "either":
         status = specific[0]
 
     _, priority = _take_priority(sentence)
     tag_match = _TAG.search(sentence)
     tag = tag_match["tag"].lower() if tag_match else None
+    if tag is None:
+        tagged = _TAGGED_AS.search(folded)
+        tag = tagged["tag"] if tagged else None
     search = _SEARCH.search(rest)
     q = _search_words(search["q"]) if search else None
 
-    due_before, due_after = _due_window(sentence, now=now, tz=tz)
+    if _HISTORY.search(folded):
+        status = "completed"
+    due_before = due_after = completed_after = completed_before = None
+    if status == "completed" and not re.search(r"\bdue\b", folded):
+        completed_after, completed_before = _done_window(folded, now=now, tz=tz)
+    else:
+        due_before, due_after = _due_window(sentence, now=now, tz=tz)
     return Command(
         Intent.LIST,
         filters=ListFilters(
@@ -662,8 +1884,60 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
             q=q,
             due_before=due_before,
             due_after=due_after,
+            completed_after=completed_after,
+            completed_before=completed_before,
         ),
+        count=_COUNT.search(folded) is not None,
     )
+
+
+_TAGGED_AS = re.compile(
+    r"\b(?:tagged|labell?ed|with the tag|under)\s+(?:as\s+|with\s+)?(?P<tag>[a-z][\w-]*)"
+)
+
+# "what did I finish", "what have I done", "what did I get done": questions about the past.
+_HISTORY = re.compile(
+    r"\b(?:did i|have i|i've|i have|i did|i got|did we|have we) (?:(?!to )\w+ )?(?:do|done|finish|"
+    r"finished|"
+    r"complete|completed|accomplish|accomplished|achieve|achieved|get done|got done|tick off|"
+    r"ticked off|check off|checked off|cross off|crossed off)\b|\bso far\b|\bmy progress\b|"
+    r"\bhistory\b"
+)
+_COUNT = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b|\bhow much\b")
+
+
+def _done_window(
+    folded: str, *, now: datetime, tz: ZoneInfo
+) -> tuple[datetime | None, datetime | None]:
+    """(completed_after, completed_before) for "today", "yesterday", "this week", "last
+    week", "this month": local days, weeks from Monday."""
+    local = now.astimezone(tz)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    monday = today - local.weekday() * day
+    if re.search(r"\btoday\b", folded):
+        return today, None
+    if re.search(r"\byesterday\b", folded):
+        return today - day, today
+    if re.search(r"\b(?:this|the past|the last|in the last) week\b", folded):
+        return monday, None
+    if re.search(r"\blast week\b", folded):
+        return monday - 7 * day, monday
+    if re.search(r"\bthis month\b", folded):
+        return today.replace(day=1), None
+    on_day = re.search(r"\bon (?:last )?(?P<day>mon|tues|wednes|thurs|fri|satur|sun)day\b", folded)
+    if on_day is not None:
+        names = ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+        back = (local.weekday() - names.index(on_day["day"])) % 7
+        return today - back * day, today - (back - 1) * day
+    since = re.search(
+        r"\bsince (?:last )?(?P<day>mon|tues|wednes|thurs|fri|satur|sun)day\b", folded
+    )
+    if since is not None:
+        names = ("mon", "tues", "wednes", "thurs", "fri", "satur", "sun")
+        back = (local.weekday() - names.index(since["day"])) % 7
+        return today - back * day, None
+    return None, None
 
 
 def _search_words(text: str) -> str | None:
@@ -681,7 +1955,14 @@ def _due_window(
     start_of_today = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if "overdue" in lowered or "late" in lowered.split():
         return now.astimezone(tz).replace(microsecond=0), None
-    window = re.search(r"\bdue\s+(?P<when>.+)$", lowered)
+    window = (
+        re.search(r"\bdue\s+(?P<when>.+)$", lowered)
+        or re.search(r"\b(?P<when>(?:before|by|until) .+)$", lowered)
+        or re.search(
+            r"\b(?:for|on)\s+(?P<when>(?:mon|tues|wednes|thurs|fri|satur|sun)day|today|tomorrow)\b",
+            lowered,
+        )
+    )
     if window is None:
         window = re.search(r"\b(?P<when>today|tomorrow|this week|next week)\b", lowered)
         if window is None:
@@ -701,6 +1982,8 @@ def _due_window(
     before = re.match(r"(?:before|by|until)\s+(?P<date>.+)$", when)
     if before:
         moment = parse_due(before["date"], now=now, tz=tz)
+        if moment is not None and re.fullmatch(r"[a-z ]+", before["date"]):
+            moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)  # the day's start
         return (moment, None) if moment else (None, None)
     moment = parse_due(when, now=now, tz=tz)
     if moment is not None:
@@ -711,6 +1994,7 @@ def _due_window(
 
 _COMMAND_START = re.compile(
     r"^(?:see|view|show|list|display|check|add|create|delete|remove|cancel|mark|complete|finish|"
+    r"redo|reopen|undo|uncheck|unmark|"
     r"change|update|rename|edit|move|reschedule|know what|find|search)\b",
     re.IGNORECASE,
 )

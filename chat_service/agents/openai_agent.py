@@ -29,6 +29,15 @@ from chat_service.agents.base import (
     ToolSpec,
     too_many_tool_calls,
 )
+from chat_service.agents.state import (
+    BULK_TOOLS,
+    MAX_CANDIDATES,
+    NOTHING,
+    Awaiting,
+    DialogueState,
+    PendingCommand,
+    confirms,
+)
 from shared.errors import BadGateway, GatewayTimeout
 
 logger = logging.getLogger(__name__)
@@ -103,6 +112,7 @@ class OpenAIAgent:
             *history_messages(history),
             {"role": "user", "content": message},
         ]
+        waiting = history[-1].state if history and history[-1].role == "assistant" else NOTHING
         made = 0
         # One more round than tool rounds: the last one must be the answer.
         for _ in range(self._max_tool_rounds + 1):
@@ -141,6 +151,10 @@ class OpenAIAgent:
             for requested in tool_calls:
                 if requested.type != "function":
                     continue
+                question = _unconfirmed_bulk(requested.function, waiting, message)
+                if question is not None:
+                    yield question
+                    return
                 done = await _run_tool(tools, requested.function.name, requested.function.arguments)
                 yield ToolCallEvent(done)
                 messages.append(
@@ -169,6 +183,36 @@ class OpenAIAgent:
         if not completion.choices:
             raise ModelFailed("The language model returned no answer")
         return completion.choices[0].message
+
+
+def _unconfirmed_bulk(function: Any, waiting: DialogueState, message: str) -> ReplyEvent | None:
+    """A bulk call the user has not confirmed becomes the question that asks them: the call
+    runs on the next turn only if they answer yes (the chat service checks it again)."""
+    if function.name not in BULK_TOOLS:
+        return None
+    try:
+        arguments = json.loads(function.arguments or "{}")
+    except ValueError:
+        return None  # refused as invalid JSON when run
+    ids = arguments.get("task_ids") if isinstance(arguments, dict) else None
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
+        return None  # refused by the tool's own validation
+    if confirms(waiting, message, function.name, ids):
+        return None
+    distinct = list(dict.fromkeys(ids))[:MAX_CANDIDATES]
+    verb = "delete" if function.name == "delete_tasks" else "mark as complete"
+    listed = ", ".join(str(i) for i in distinct)
+    return ReplyEvent(
+        f"Before I {verb} {len(distinct)} task(s) ({listed}): shall I go ahead? Reply “yes” "
+        "to confirm; anything else cancels.",
+        DialogueState(
+            awaiting=Awaiting.CONFIRMATION,
+            candidates=tuple(distinct),
+            command=PendingCommand(action=function.name),
+        ),
+    )
 
 
 async def _run_tool(tools: Tools, name: str, raw_arguments: str) -> ToolCall:

@@ -2,9 +2,12 @@
 
 It reads the message with ``language.understand``, resolves task references (ids, "it" from
 the stored history, title words via ``list_tasks``), calls the todo tools and answers in a
-friendly sentence. Greetings and help never touch the tools. When a reference matches
-several tasks it asks which one, and the next message can answer with a number, an ordinal
-or title words: the question and its candidates are read back from the stored history.
+friendly sentence. Greetings and help never touch the tools.
+
+Where the conversation stands is data: each reply carries a ``DialogueState`` (stored with the
+message) saying what it waits for, a title, a choice among candidate tasks or the yes/no of a
+bulk action, with the pending command. The next message is read against that state, never
+against the wording of the reply. Tool refusals are told apart by their error code.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,12 +32,24 @@ from chat_service.agents.base import (
 )
 from chat_service.agents.dates import describe
 from chat_service.agents.language import (
+    QUOTES,
     Command,
     Intent,
     ListFilters,
     TaskRef,
+    clean,
+    drop_fillers,
     read_ref,
     understand,
+)
+from chat_service.agents.state import (
+    MAX_CANDIDATES,
+    NOTHING,
+    Awaiting,
+    DialogueState,
+    PendingCommand,
+    is_yes,
+    is_yes_or_no,
 )
 
 LIST_LINES = 20
@@ -42,6 +57,7 @@ LIST_LINES = 20
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 TASK_RESULT_TOOLS = ("add_task", "complete_task", "update_task", "delete_task")
+BULK_LIST_LIMIT = 100
 
 GREETING = (
     "Hi! I'm your task assistant. Tell me what to add, or ask “What's pending?” to see your list."
@@ -49,37 +65,64 @@ GREETING = (
 THANKS = "You're welcome! Anything else I can do for your tasks?"
 HELP = (
     "I can manage your tasks for you. For example:\n"
-    "• “Add a task to buy groceries tomorrow at 5pm #errands”\n"
-    "• “Show me all my tasks”, “What's pending?”, “What's due this week?”\n"
-    "• “Mark task 3 as complete” or “mark it done”\n"
-    "• “Change task 1 to 'Call mom tonight'”, “make task 2 high priority”, "
-    "“move task 4 to Friday”\n"
-    "• “Delete the meeting task”"
+    "• “Add a task to buy groceries tomorrow at 5pm #errands”, “add milk, eggs and bread”\n"
+    "• “Show me all my tasks”, “What's pending?”, “How many tasks are left?”, "
+    "“What did I finish this week?”\n"
+    "• “Mark task 3 as complete”, “I bought the groceries”, “undo that”\n"
+    "• “Change task 1 to 'Call mom tonight'”, “make it high priority”, "
+    "“push the dentist to next Monday”\n"
+    "• “Delete the meeting task”, “delete all completed tasks” (I ask before bulk changes)"
 )
 UNKNOWN = (
-    "Sorry, I didn't understand that. I can add, list, complete, change and delete tasks — "
-    "try “Add a task to call mom tomorrow”, “What's pending?” or “Mark task 3 as done”. "
-    "Say “help” for more."
+    "Sorry, I can only help with your task list. I can add, list, complete, change and delete "
+    "tasks — try “Add a task to call mom tomorrow”, “What's pending?” or “Mark task 3 as "
+    "done”. Say “help” for more."
 )
 ASK_TITLE = "Sure — what should the new task be called?"
 ASK_WHICH = "Which one did you mean? You can answer with its number."
-BULK = (
-    "To be safe I change one task at a time. Tell me which one, for example “delete task 3”, "
-    "or ask “What have I completed?” to see their numbers."
-)
-REOPEN = (
-    "I can only mark tasks as complete, not reopen them. You can reopen a task in the app, "
-    "or I can add it again as a new task."
-)
 NO_REFERENCE = (
     "Which task do you mean? Give me its number (e.g. “task 3”) or a word from its title."
 )
+CANCELLED = "OK, I cancelled that — nothing was changed."
+CANNOT = (
+    "Sorry, I can't do that: I only manage your own task list. I can add, list, complete, "
+    "change and delete your tasks."
+)
+NOTED = "OK! Anything else I can do for your tasks?"
+_BOTH = re.compile(
+    r"^\W*(?:both|both of them|all|all of them|all three|every one|each of them|them all)\W*$",
+    re.IGNORECASE,
+)
+# A request made to the assistant ("can you call my mom?") for something only the user can do.
+_ASKS_ME = re.compile(r"^\W*(?:can|could|would|will) (?:you|u)\b", re.IGNORECASE)
+_ERRANDS = re.compile(
+    r"^(?:call|phone|ring|text|email|book|order|buy|pay|visit|pick up|drive|cook|clean)\b",
+    re.IGNORECASE,
+)
+_CANCEL = re.compile(
+    r"^\W*(?:never ?mind|nevermind|cancel|forget it|forget about it|nothing|none|no|nope|stop|"
+    r"skip it|leave it|don't bother|nah)\b",
+    re.IGNORECASE,
+)
+NOTHING_TO_UNDO = "Sorry, I can't find a change of mine to undo in this conversation."
 
-_VERBS = {
-    Intent.COMPLETE: "complete",
-    Intent.DELETE: "delete",
-    Intent.UPDATE: "update",
-    Intent.REOPEN: "reopen",
+_ACTIONS = {
+    Intent.COMPLETE: "complete_task",
+    Intent.REOPEN: "complete_task",
+    Intent.DELETE: "delete_task",
+    Intent.UPDATE: "update_task",
+}
+_BULK_ACTIONS = {Intent.COMPLETE: "complete_tasks", Intent.DELETE: "delete_tasks"}
+_OPTION_WORDS = {
+    Intent.ADD: "add it as a new task",
+    Intent.LIST: "look it up in your tasks",
+    Intent.COMPLETE: "mark a task as done",
+    Intent.REOPEN: "mark a task as not done",
+    Intent.DELETE: "delete a task",
+    Intent.UPDATE: "change a task",
+    Intent.FACT: "mark the matching task as done",
+    Intent.UNDO: "undo my last change",
+    Intent.ANSWER: "pick a task",
 }
 
 
@@ -87,12 +130,13 @@ _VERBS = {
 class TaskMention:
     id: int
     title: str
+    due_at: str | None = None  # as the tools gave it, when known
 
 
 @dataclass
 class _Resolution:
     tasks: list[TaskMention] = field(default_factory=list)
-    reply: str | None = None
+    reply: ReplyEvent | None = None
 
 
 class RulesAgent:
@@ -114,8 +158,77 @@ class RulesAgent:
         now: datetime,
         tz: ZoneInfo,
     ) -> AsyncGenerator[AgentEvent, None]:
+        state = waiting_for(history)
         command = understand(message, now=now, tz=tz)
-        command = _continue_dialogue(command, history, message, now=now, tz=tz)
+        if state.awaiting in {Awaiting.CHOICE, Awaiting.TITLE} and _CANCEL.match(message):
+            yield ReplyEvent(CANCELLED)
+            return
+        unsupported = _UNSUPPORTED.search(clean(message)) or (
+            _ASKS_ME.match(drop_fillers(message, keep_thanks=True))
+            and _ERRANDS.match(clean(message))
+        )
+        if (
+            state.awaiting is Awaiting.NONE
+            and unsupported
+            and (command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST})
+        ):
+            yield ReplyEvent(CANNOT)
+            return
+        if (
+            state.awaiting is Awaiting.NONE
+            and command.intent is Intent.UNKNOWN
+            and is_yes_or_no(message)
+        ):
+            yield ReplyEvent(NOTED)
+            return
+        if command.intent is Intent.UNKNOWN and _ASKS_ME.match(
+            drop_fillers(message, keep_thanks=True)
+        ):
+            command = Command(Intent.CLARIFY, title=clean(message))
+        if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
+            command = Command(
+                Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
+            )
+        if state.awaiting is Awaiting.CONFIRMATION:
+            async for event in self._confirm(state, command, message, history, tools, now, tz):
+                yield event
+            return
+        if state.awaiting is Awaiting.CHOICE and state.command is not None:
+            if _BOTH.match(message) and 1 < len(state.candidates) <= self._max_tool_calls:
+                titles = _titles(history[-1])
+                replies = []
+                for task_id in sorted(state.candidates):
+                    task = TaskMention(task_id, titles.get(task_id, ""))
+                    arguments = {"task_id": task_id, **state.command.arguments}
+                    call = await tools.call(state.command.action, arguments)
+                    yield ToolCallEvent(call)
+                    replies.append(_change_reply(state.command, task, call, now=now, tz=tz))
+                yield ReplyEvent(" ".join(replies))
+                return
+            chosen = _choose(state, command, message, history)
+            if chosen is not None:
+                async for event in self._pending(state.command, chosen, tools, now=now, tz=tz):
+                    yield event
+                return
+        if (
+            state.awaiting is Awaiting.TITLE
+            and state.command is not None
+            and state.command.action == "update_task"
+            and len(state.candidates) == 1
+            and command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.ADD, Intent.FACT}
+        ):
+            title = clean(message).strip(QUOTES).strip()
+            title = title[:1].upper() + title[1:TITLE_MAX]
+            rename = PendingCommand(action="update_task", arguments={"title": title})
+            task = TaskMention(state.candidates[0], "")
+            async for event in self._run_on(rename, task, tools, now=now, tz=tz):
+                yield event
+            return
+        if state.awaiting is Awaiting.TITLE and (
+            command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.ANSWER, Intent.FACT}
+            or (command.intent is Intent.ADD and not command.title)
+        ):
+            command = understand(f"add {message}", now=now, tz=tz)
         async for event in self._act(command, history, tools, now=now, tz=tz):
             yield event
 
@@ -141,16 +254,24 @@ class RulesAgent:
         elif intent is Intent.LIST:
             async for event in self._list(command, tools, now=now, tz=tz):
                 yield event
-        elif intent is Intent.REOPEN:
-            yield ReplyEvent(REOPEN)
-        elif intent in {Intent.COMPLETE, Intent.DELETE, Intent.UPDATE}:
+        elif intent is Intent.FACT:
+            async for event in self._fact(command, tools, now=now, tz=tz):
+                yield event
+        elif intent is Intent.UNDO:
+            async for event in self._undo(history, tools, now=now, tz=tz):
+                yield event
+        elif intent in _ACTIONS:
             async for event in self._change(command, history, tools, now=now, tz=tz):
                 yield event
         elif intent is Intent.ANSWER and command.ref is not None and command.ref.ids:
             ids = ", ".join(f"task {i}" for i in command.ref.ids)
             yield ReplyEvent(
-                f"What would you like to do with {ids}? I can mark it done, change it or delete it."
+                f"What would you like to do with {ids}? I can mark it done, change it or "
+                "delete it.",
+                DialogueState(awaiting=Awaiting.CHOICE),
             )
+        elif intent is Intent.CLARIFY or (intent is Intent.ANSWER and command.ref is not None):
+            yield _clarify(command)
         else:
             yield ReplyEvent(UNKNOWN)
 
@@ -160,31 +281,21 @@ class RulesAgent:
         self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
     ) -> AsyncIterator[AgentEvent]:
         if not command.title:
-            yield ReplyEvent(ASK_TITLE)
+            yield ReplyEvent(
+                ASK_TITLE,
+                DialogueState(awaiting=Awaiting.TITLE, command=PendingCommand(action="add_task")),
+            )
             return
-        arguments: dict[str, Any] = {"title": command.title[:TITLE_MAX]}
-        if command.description:
-            arguments["description"] = command.description[:DESCRIPTION_MAX]
-        if command.priority:
-            arguments["priority"] = command.priority
-        if command.tags:
-            arguments["tags"] = list(command.tags)
-        if command.due_at:
-            arguments["due_at"] = command.due_at.isoformat()
-        if command.recurrence:
-            arguments["recurrence"] = command.recurrence
-        call = await tools.call("add_task", arguments)
-        yield ToolCallEvent(call)
-        if not call.ok:
-            yield ReplyEvent(_tool_trouble(call, "add that task"))
+        items = command.items or (command,)
+        if len(items) > self._max_tool_calls:
+            yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
             return
-        result = call.result if isinstance(call.result, dict) else {}
-        title = result.get("title", command.title)
-        details = _details(command, now=now, tz=tz)
-        task_id = result.get("task_id")
-        number = f" as task {task_id}" if task_id is not None else ""
-        cut = _cut_note(command)
-        yield ReplyEvent(f"Done! I added “{title}” to your list{number}{details}.{cut}")
+        replies = []
+        for item in items:
+            call = await tools.call("add_task", _add_arguments(item))
+            yield ToolCallEvent(call)
+            replies.append(_add_reply(item, call, now=now, tz=tz))
+        yield ReplyEvent(" ".join(replies))
 
     async def _list(
         self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
@@ -195,7 +306,7 @@ class RulesAgent:
         if not call.ok:
             yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
             return
-        tasks = [t for t in call.result or [] if isinstance(t, dict)]
+        tasks = _tasks(call)
         what = _list_label(command)
         if not tasks:
             yield ReplyEvent(_empty_list(filters, what))
@@ -204,7 +315,75 @@ class RulesAgent:
         if len(tasks) > LIST_LINES:
             lines.append(f"…and {len(tasks) - LIST_LINES} more.")
         count = f"{len(tasks)} {what}" if len(tasks) != 1 else f"1 {_singular(what)}"
+        if command.count:
+            yield ReplyEvent(f"You have {count}:\n" + "\n".join(lines))
+            return
         yield ReplyEvent(f"Here {'are' if len(tasks) != 1 else 'is'} {count}:\n" + "\n".join(lines))
+
+    # --- completion stated as a fact ------------------------------------------------------------
+
+    async def _fact(
+        self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
+    ) -> AsyncIterator[AgentEvent]:
+        """ "I bought the groceries": the pending task whose title has the statement's meaning
+        words (stems) is completed; several get a choice, none an honest answer."""
+        call = await tools.call("list_tasks", {"status": "pending"})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+            return
+        fact = command.fact or ""
+        pending = _mentions(call)
+        matches = match_fact(fact, pending)
+        _, _, rest = fact.partition(" ")
+        wanted = stems(rest)
+        if matches and (not wanted or not all(wanted <= stems(m.title) for m in matches)):
+            yield _which_one(matches, None, PendingCommand(action="complete_task"))
+        elif len(matches) == 1:
+            async for event in self._run_on(
+                PendingCommand(action="complete_task"), matches[0], tools, now=now, tz=tz
+            ):
+                yield event
+        elif matches:
+            yield _which_one(matches, None, PendingCommand(action="complete_task"))
+        else:
+            yield ReplyEvent(
+                f"Nice! I didn't find a pending task that matches “{fact}”, so nothing was "
+                "changed. Say “show my tasks” to see your list."
+            )
+
+    # --- undo -----------------------------------------------------------------------------------
+
+    async def _undo(
+        self, history: Sequence[HistoryMessage], tools: Tools, *, now: datetime, tz: ZoneInfo
+    ) -> AsyncIterator[AgentEvent]:
+        """Revert the conversation's last change: a completion is reopened, a reopening
+        completed again, an added task deleted. A deletion or an edit cannot be undone here."""
+        last = last_change(history)
+        if last is None:
+            yield ReplyEvent(NOTHING_TO_UNDO)
+            return
+        task_id = last.arguments.get("task_id")
+        if last.name == "add_task" and isinstance(last.result, dict):
+            task_id = last.result.get("task_id")
+        if not isinstance(task_id, int):
+            yield ReplyEvent(NOTHING_TO_UNDO)
+            return
+        title = str(last.result.get("title", "")) if isinstance(last.result, dict) else ""
+        task = TaskMention(task_id, title)
+        if last.name == "complete_task":
+            reopen = last.arguments.get("completed", True) is not False
+            undo = PendingCommand(action="complete_task", arguments={"completed": not reopen})
+        elif last.name == "add_task":
+            undo = PendingCommand(action="delete_task")
+        else:
+            yield ReplyEvent(
+                "Sorry, I can't undo that one: I can undo a completion or a task I just added. "
+                "You can change the task again, e.g. “rename task 3 to ...”."
+            )
+            return
+        async for event in self._run_on(undo, task, tools, now=now, tz=tz):
+            yield event
 
     # --- changing existing tasks ----------------------------------------------------------------
 
@@ -219,28 +398,147 @@ class RulesAgent:
     ) -> AsyncIterator[AgentEvent]:
         ref = command.ref
         assert ref is not None
+        pending = pending_command(command)
         if ref.bulk:
-            yield ReplyEvent(BULK)
+            async for event in self._bulk(command, ref, tools):
+                yield event
             return
         resolution = _Resolution()
         looked_up = 0
-        async for event in self._resolve(command, ref, history, tools, resolution):
+        async for event in self._resolve(command, ref, history, tools, resolution, pending):
             looked_up += 1
             yield event
         if resolution.reply is not None:
-            yield ReplyEvent(resolution.reply)
+            yield resolution.reply
             return
         if looked_up + len(resolution.tasks) > self._max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
             return
-
+        if pending.action == "update_task" and not pending.arguments:
+            task = resolution.tasks[0]
+            yield ReplyEvent(
+                f"Sure — what should task {task.id} be called instead?",
+                DialogueState(
+                    awaiting=Awaiting.TITLE,
+                    candidates=(task.id,),
+                    command=PendingCommand(action="update_task"),
+                ),
+            )
+            return
         replies = []
         for task in resolution.tasks:
-            name, arguments = _change_call(command, task)
+            name, arguments = pending.action, {"task_id": task.id, **pending.arguments}
+            if command.due_at is not None and task.due_at is not None:
+                arguments["due_at"] = _keep_rest_of_due(command, task.due_at, tz)
             call = await tools.call(name, arguments)
             yield ToolCallEvent(call)
-            replies.append(_change_reply(command, task, call, now=now, tz=tz))
+            shown = {k: v for k, v in arguments.items() if k != "task_id"}
+            done = PendingCommand(action=name, arguments=shown)
+            reply = _change_reply(done, task, call, now=now, tz=tz)
+            cut = _cut_note(command) if call.ok and pending.action == "update_task" else ""
+            replies.append(reply + cut)
         yield ReplyEvent(" ".join(replies))
+
+    async def _bulk(
+        self, command: Command, ref: TaskRef, tools: Tools
+    ) -> AsyncIterator[AgentEvent]:
+        """Every task the words describe, listed, and a question: only a "yes" to exactly
+        these tasks runs the bulk tool (the chat service checks that too)."""
+        action = _BULK_ACTIONS.get(command.intent)
+        if action is None:
+            yield ReplyEvent(
+                "Sorry, I can only complete or delete several tasks at once. Tell me which "
+                "task to change, for example “rename task 3 to ...”."
+            )
+            return
+        filters = ref.filters or ListFilters()
+        if action == "complete_tasks" and filters.status == "all":
+            filters = replace(filters, status="pending")
+        call = await tools.call("list_tasks", {**filters.arguments(), "limit": BULK_LIST_LIMIT})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "look up those tasks"))
+            return
+        tasks = _mentions(call)
+        if not tasks:
+            yield ReplyEvent("There are no tasks like that, so there is nothing to change.")
+            return
+        if len(tasks) > MAX_CANDIDATES:
+            yield ReplyEvent(
+                f"That is more than {MAX_CANDIDATES} tasks, more than I change at once. "
+                "Please narrow it down, e.g. by a tag."
+            )
+            return
+        verb = "delete" if action == "delete_tasks" else "mark as complete"
+        lines = "\n".join(f"• {t.id}: {t.title}" for t in tasks[:LIST_LINES])
+        more = f"\n…and {len(tasks) - LIST_LINES} more." if len(tasks) > LIST_LINES else ""
+        count = "this task" if len(tasks) == 1 else f"these {len(tasks)} tasks"
+        yield ReplyEvent(
+            f"I'm about to {verb} {count}:\n{lines}{more}\nShall I go ahead? Reply “yes” to "
+            "confirm; anything else cancels.",
+            DialogueState(
+                awaiting=Awaiting.CONFIRMATION,
+                candidates=tuple(t.id for t in tasks),
+                command=PendingCommand(action=action),
+            ),
+        )
+
+    async def _confirm(
+        self,
+        state: DialogueState,
+        command: Command,
+        message: str,
+        history: Sequence[HistoryMessage],
+        tools: Tools,
+        now: datetime,
+        tz: ZoneInfo,
+    ) -> AsyncIterator[AgentEvent]:
+        assert state.command is not None
+        if not is_yes(message):
+            if command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.THANKS} or re.match(
+                r"^\W*(?:no|nope|nah|cancel|stop|don'?t|do not|never ?mind|wait|leave)\b",
+                message,
+                re.IGNORECASE,
+            ):
+                yield ReplyEvent(CANCELLED)
+                return
+            async for event in self._act(command, history, tools, now=now, tz=tz):
+                yield event
+            return
+        ids = list(state.candidates)
+        call = await tools.call(state.command.action, {"task_ids": ids})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "change those tasks"))
+            return
+        done = "deleted" if state.command.action == "delete_tasks" else "marked as complete"
+        count = "1 task" if len(ids) == 1 else f"{len(ids)} tasks"
+        yield ReplyEvent(f"Done — I {done} {count}.")
+
+    async def _pending(
+        self,
+        pending: PendingCommand,
+        task: TaskMention,
+        tools: Tools,
+        *,
+        now: datetime,
+        tz: ZoneInfo,
+    ) -> AsyncIterator[AgentEvent]:
+        async for event in self._run_on(pending, task, tools, now=now, tz=tz):
+            yield event
+
+    async def _run_on(
+        self,
+        pending: PendingCommand,
+        task: TaskMention,
+        tools: Tools,
+        *,
+        now: datetime,
+        tz: ZoneInfo,
+    ) -> AsyncIterator[AgentEvent]:
+        call = await tools.call(pending.action, {"task_id": task.id, **pending.arguments})
+        yield ToolCallEvent(call)
+        yield ReplyEvent(_change_reply(pending, task, call, now=now, tz=tz))
 
     async def _resolve(
         self,
@@ -249,6 +547,7 @@ class RulesAgent:
         history: Sequence[HistoryMessage],
         tools: Tools,
         into: _Resolution,
+        pending: PendingCommand,
     ) -> AsyncIterator[AgentEvent]:
         """Which task(s) ``ref`` means: ids as given, "it" from history, titles via list_tasks."""
         if ref.ids:
@@ -264,42 +563,60 @@ class RulesAgent:
             if len(mentioned) == 1:
                 into.tasks = mentioned
             elif mentioned:
-                into.reply = _which_one(mentioned, None)
+                into.reply = _which_one(mentioned, None, pending)
             else:
-                into.reply = NO_REFERENCE
+                into.reply = ReplyEvent(
+                    NO_REFERENCE, DialogueState(awaiting=Awaiting.CHOICE, command=pending)
+                )
             return
 
         words = ref.title or ""
-        status = "pending" if command.intent is Intent.COMPLETE else "all"
-        call = await tools.call("list_tasks", {"status": status, "q": words})
+        status = {Intent.COMPLETE: "pending", Intent.REOPEN: "completed"}.get(command.intent, "all")
+        # Every task of that status, matched here by stems: the service's search is by
+        # substring, so "buying stamps" would not find "Buy stamps".
+        call = await tools.call("list_tasks", {"status": status})
         yield ToolCallEvent(call)
         if not call.ok:
-            into.reply = _tool_trouble(call, "look up that task")
+            into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
             return
-        candidates = [
-            TaskMention(int(t["id"]), str(t.get("title", "")))
-            for t in call.result or []
-            if isinstance(t, dict) and isinstance(t.get("id"), int)
-        ]
-        matches = match_title(words, candidates)
+        matches = match_title(words, _mentions(call))
         if len(matches) == 1:
             into.tasks = matches
         elif matches:
-            into.reply = _which_one(matches, words)
+            into.reply = _which_one(matches, words, pending)
         else:
-            kind = "pending task" if status == "pending" else "task"
-            into.reply = (
+            kind = {"pending": "pending task", "completed": "completed task"}.get(status, "task")
+            into.reply = ReplyEvent(
                 f"I couldn't find a {kind} matching “{words}”. "
                 "Say “show my tasks” to see what's on your list."
             )
 
 
-def _change_call(command: Command, task: TaskMention) -> tuple[str, dict[str, Any]]:
+def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
+    """The new due moment, keeping what the words did not name of the current one: its time
+    of day for "move it to Friday", its day for "make it 4pm"."""
+    assert command.due_at is not None
+    new = command.due_at.astimezone(tz)
+    try:
+        old = datetime.fromisoformat(current).astimezone(tz)
+    except ValueError:
+        return new.isoformat()
+    if command.due_given == "date":
+        new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)
+    elif command.due_given == "time":
+        new = new.replace(year=old.year, month=old.month, day=old.day)
+    return new.isoformat()
+
+
+def pending_command(command: Command) -> PendingCommand:
+    """The tool call ``command`` makes on each task it refers to, without the task id."""
     if command.intent is Intent.COMPLETE:
-        return "complete_task", {"task_id": task.id}
+        return PendingCommand(action="complete_task")
+    if command.intent is Intent.REOPEN:
+        return PendingCommand(action="complete_task", arguments={"completed": False})
     if command.intent is Intent.DELETE:
-        return "delete_task", {"task_id": task.id}
-    arguments: dict[str, Any] = {"task_id": task.id}
+        return PendingCommand(action="delete_task")
+    arguments: dict[str, Any] = {}
     if command.title is not None:
         arguments["title"] = command.title[:TITLE_MAX]
     if command.description is not None:
@@ -310,38 +627,85 @@ def _change_call(command: Command, task: TaskMention) -> tuple[str, dict[str, An
         arguments["tags"] = list(command.tags)
     if command.due_at is not None:
         arguments["due_at"] = command.due_at.isoformat()
-    return "update_task", arguments
+    if command.clear:
+        arguments["clear"] = list(command.clear)
+    return PendingCommand(action="update_task", arguments=arguments)
+
+
+def _add_arguments(command: Command) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"title": (command.title or "")[:TITLE_MAX]}
+    if command.description:
+        arguments["description"] = command.description[:DESCRIPTION_MAX]
+    if command.priority:
+        arguments["priority"] = command.priority
+    if command.tags:
+        arguments["tags"] = list(command.tags)
+    if command.due_at:
+        arguments["due_at"] = command.due_at.isoformat()
+    if command.recurrence:
+        arguments["recurrence"] = command.recurrence
+    return arguments
+
+
+def _add_reply(command: Command, call: ToolCall, *, now: datetime, tz: ZoneInfo) -> str:
+    if not call.ok:
+        return _tool_trouble(call, "add that task")
+    result = call.result if isinstance(call.result, dict) else {}
+    title = result.get("title", command.title)
+    details = _details(command, now=now, tz=tz)
+    task_id = result.get("task_id")
+    number = f" as task {task_id}" if task_id is not None else ""
+    return f"Done! I added “{title}” to your list{number}{details}.{_cut_note(command)}"
 
 
 def _change_reply(
-    command: Command, task: TaskMention, call: ToolCall, *, now: datetime, tz: ZoneInfo
+    pending: PendingCommand, task: TaskMention, call: ToolCall, *, now: datetime, tz: ZoneInfo
 ) -> str:
+    action, arguments = pending.action, pending.arguments
     if not call.ok:
-        return _tool_trouble(call, f"{_VERBS[command.intent]} task {task.id}")
+        verb = {"complete_task": "complete", "delete_task": "delete"}.get(action, "update")
+        if arguments.get("completed") is False:
+            verb = "reopen"
+        return _tool_trouble(call, f"{verb} task {task.id}")
     result = call.result if isinstance(call.result, dict) else {}
     title = result.get("title") or task.title
     named = f"“{title}” (task {task.id})" if title else f"task {task.id}"
-    if command.intent is Intent.COMPLETE:
+    if action == "complete_task" and arguments.get("completed") is False:
+        return f"OK, I marked {named} as not done."
+    if action == "complete_task":
         return f"Nice work! I marked {named} as complete."
-    if command.intent is Intent.DELETE:
+    if action == "delete_task":
         return f"I deleted {named}."
     changes = []
-    if command.title is not None:
-        changes.append(f"renamed it to “{command.title[:TITLE_MAX]}”")
-    if command.description is not None:
+    if "title" in arguments:
+        changes.append(f"renamed it to “{arguments['title']}”")
+    if "description" in arguments:
         changes.append("updated its description")
-    if command.priority is not None:
-        changes.append(f"set its priority to {command.priority}")
-    if command.tags:
-        changes.append("tagged it " + " ".join(f"#{t}" for t in command.tags))
-    if command.due_at is not None:
-        changes.append(f"set it due {describe(command.due_at, now=now, tz=tz)}")
+    if "priority" in arguments:
+        changes.append(f"set its priority to {arguments['priority']}")
+    if arguments.get("tags"):
+        changes.append("tagged it " + " ".join(f"#{t}" for t in arguments["tags"]))
+    if "due_at" in arguments.get("clear", ()):
+        changes.append("removed its due date")
+    if "description" in arguments.get("clear", ()):
+        changes.append("removed its description")
+    if "due_at" in arguments:
+        with contextlib.suppress(ValueError, TypeError):
+            due = datetime.fromisoformat(str(arguments["due_at"]))
+            changes.append(f"set it due {describe(due, now=now, tz=tz)}")
     if not changes:
         return f"Updated {named}."
-    return f"Updated task {task.id}: I {_join(changes)}.{_cut_note(command)}"
+    return f"Updated task {task.id}: I {_join(changes)}."
 
 
 # --- reading the conversation back ---------------------------------------------------------------
+
+
+def waiting_for(history: Sequence[HistoryMessage]) -> DialogueState:
+    """What the conversation's last message waits for (nothing unless it is the assistant's)."""
+    if not history or history[-1].role != "assistant":
+        return NOTHING
+    return history[-1].state
 
 
 def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
@@ -353,115 +717,300 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
     for message in reversed(history):
         if message.role != "assistant":
             continue
+        if message.state.candidates:
+            titles = _titles(message)
+            return [TaskMention(i, titles.get(i, "")) for i in message.state.candidates]
         for call in reversed(message.tool_calls):
             if not call.ok:
                 continue
             if call.name in TASK_RESULT_TOOLS and isinstance(call.result, dict):
                 task_id = call.result.get("task_id")
                 if isinstance(task_id, int):
-                    return [TaskMention(task_id, str(call.result.get("title", "")))]
-            if call.name == "list_tasks" and isinstance(call.result, list):
-                tasks = [
-                    TaskMention(t["id"], str(t.get("title", "")))
-                    for t in call.result
-                    if isinstance(t, dict) and isinstance(t.get("id"), int)
-                ]
+                    due = _text_or_none(call.arguments.get("due_at"))
+                    return [TaskMention(task_id, str(call.result.get("title", "")), due)]
+            if call.name == "list_tasks":
+                tasks = _mentions(call)
                 if tasks:
                     return tasks
     return []
 
 
-def _continue_dialogue(
-    command: Command,
-    history: Sequence[HistoryMessage],
-    message: str,
-    *,
-    now: datetime,
-    tz: ZoneInfo,
-) -> Command:
-    """Read a message as the answer to the assistant's last question, when it was one."""
-    if len(history) < 2 or history[-1].role != "assistant":
-        return command
-    question = history[-1]
-    if question.content == ASK_TITLE and command.intent in {Intent.UNKNOWN, Intent.ADD}:
-        if command.intent is Intent.ADD and command.title:
-            return command
-        return understand(f"add {message}", now=now, tz=tz)
-    if not question.content.endswith(ASK_WHICH):
-        return command
-    if command.intent not in {Intent.ANSWER, Intent.UNKNOWN}:
-        return command
-    asked = understand(history[-2].content, now=now, tz=tz)
-    if asked.intent not in _VERBS:
-        return command
-    candidates = last_mentioned(history)
-    chosen: list[TaskMention] = []
+def last_change(history: Sequence[HistoryMessage]) -> ToolCall | None:
+    """The conversation's latest successful change of a single task."""
+    for message in reversed(history):
+        if message.role != "assistant":
+            continue
+        for call in reversed(message.tool_calls):
+            if call.ok and call.name in TASK_RESULT_TOOLS:
+                return call
+    return None
+
+
+def _titles(message: HistoryMessage) -> dict[int, str]:
+    return {t.id: t.title for call in message.tool_calls if call.ok for t in _mentions(call)}
+
+
+def _choose(
+    state: DialogueState, command: Command, message: str, history: Sequence[HistoryMessage]
+) -> TaskMention | None:
+    """The one candidate a message answering "which one?" picks, if it picks one."""
+    if command.intent not in {Intent.ANSWER, Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST}:
+        return None
+    titles = _titles(history[-1])
+    candidates = [TaskMention(i, titles.get(i, "")) for i in state.candidates]
     ref = command.ref or read_ref(message)
+    chosen: list[TaskMention] = []
     if ref is not None and ref.ids:
-        chosen = [c for c in candidates if c.id in ref.ids] or [TaskMention(i, "") for i in ref.ids]
-    elif ref is not None and ref.ordinal is not None:
+        if candidates:
+            chosen = [c for c in candidates if c.id in ref.ids]
+        else:
+            chosen = [TaskMention(i, "") for i in ref.ids]
+    elif ref is not None and ref.ordinal is not None and candidates:
         index = ref.ordinal - 1 if ref.ordinal > 0 else len(candidates) - 1
         chosen = [candidates[index]] if 0 <= index < len(candidates) else []
     elif ref is not None and ref.title:
         chosen = match_title(ref.title, candidates)
-    if len(chosen) != 1:
-        return command
-    return Command(
-        asked.intent,
-        ref=TaskRef(ids=(chosen[0].id,)),
-        title=asked.title,
-        description=asked.description,
-        priority=asked.priority,
-        tags=asked.tags,
-        due_at=asked.due_at,
-    )
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def _mentions(call: ToolCall) -> list[TaskMention]:
+    if call.name != "list_tasks" or not isinstance(call.result, list):
+        return []
+    return [
+        TaskMention(int(t["id"]), str(t.get("title", "")), _text_or_none(t.get("due_at")))
+        for t in call.result
+        if isinstance(t, dict) and isinstance(t.get("id"), int)
+    ]
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _tasks(call: ToolCall) -> list[dict[str, Any]]:
+    return [t for t in call.result or [] if isinstance(t, dict)]
 
 
 # --- matching titles -----------------------------------------------------------------------------
 
-_STOP_WORDS = frozenset({"the", "a", "an", "my", "to", "of", "for", "and", "one", "task", "about"})
+_STOP_WORDS = frozenset(
+    {
+        "the",
+        "a",
+        "an",
+        "my",
+        "to",
+        "of",
+        "for",
+        "and",
+        "one",
+        "task",
+        "about",
+        "with",
+        "on",
+        "at",
+        "in",
+        "i",
+        "it",
+        "that",
+        "this",
+        "all",
+        "some",
+        "our",
+        "your",
+        "is",
+        "was",
+        "be",
+        "from",
+        "back",
+        "up",
+        "out",
+        "off",
+        "into",
+        "over",
+        "by",
+        "finally",
+        "just",
+        "now",
+        "today",
+        "already",
+        "stuff",
+        "thing",
+        "things",
+    }
+)
+# Past tenses that do not end in -ed, read as their verb.
+_IRREGULAR = {
+    "bought": "buy",
+    "paid": "pay",
+    "sent": "send",
+    "made": "make",
+    "took": "take",
+    "got": "get",
+    "gotten": "get",
+    "wrote": "write",
+    "written": "write",
+    "fed": "feed",
+    "met": "meet",
+    "went": "go",
+    "gone": "go",
+    "did": "do",
+    "done": "do",
+    "rang": "call",
+    "phoned": "call",
+    "ran": "run",
+    "ate": "eat",
+    "drove": "drive",
+    "gave": "give",
+    "brought": "bring",
+    "sold": "sell",
+    "found": "find",
+    "left": "leave",
+    "kept": "keep",
+    "told": "tell",
+    "spoke": "speak",
+    "swept": "sweep",
+    "hung": "hang",
+    "put": "put",
+    "read": "read",
+    "set": "set",
+    "cut": "cut",
+    "mowed": "mow",
+    "emptied": "empty",
+    "tidied": "tidy",
+    "studied": "study",
+    "replied": "reply",
+    "finished": "finish",
+    "completed": "complete",
+    "texted": "text",
+    "mailed": "email",
+    "emailed": "email",
+}
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ies", "es", "s", "y", "ing"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
+def stem(word: str) -> str:
+    """A word's stem for matching meaning, the same for "called" and "call", "groceries"
+    and "grocery", "bought" and "buy" (not a dictionary: both sides are stemmed alike)."""
+    word = word.lower().strip("'").removesuffix("'s")
+    if word in _IRREGULAR:
+        word = _IRREGULAR[word]
+    if (len(word) > 4 and word.endswith("ies")) or (len(word) > 4 and word.endswith("ied")):
+        word = word[:-3] + "y"
+    else:
+        for suffix in ("ment", "ing", "ed", "es", "s"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+    word = word.removesuffix("e") if len(word) > 3 else word
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]
     return word
 
 
-def _words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[\w']+", text.lower()) if w not in _STOP_WORDS]
+def stems(text: str) -> set[str]:
+    return {stem(w) for w in re.findall(r"[\w']+", text.lower()) if w not in _STOP_WORDS}
 
 
 def match_title(words: str, candidates: Sequence[TaskMention]) -> list[TaskMention]:
-    """Candidates whose title contains every word of ``words`` (loosely stemmed); an exact
-    title match wins over partial ones."""
+    """Candidates whose title has every meaning word of ``words`` (compared by stems, not
+    substrings); an exact title match wins over partial ones."""
     wanted = words.strip().lower()
     exact = [c for c in candidates if c.title.strip().lower() == wanted]
     if exact:
-        return exact[:1] if len(exact) == 1 else exact
-    stems = [_stem(w) for w in _words(words)]
-    if not stems:
+        return exact
+    needed = stems(words)
+    if not needed:
         return []
-    return [c for c in candidates if all(s in c.title.lower() for s in stems)]
+    return [c for c in candidates if needed <= stems(c.title)]
+
+
+def match_fact(fact: str, candidates: Sequence[TaskMention]) -> list[TaskMention]:
+    """Pending tasks a statement of fact ("bought the groceries") is about: every object
+    word in the title; when several, those with the verb too, if that leaves fewer."""
+    verb, _, rest = fact.partition(" ")
+    objects = stems(rest)
+    if not objects:  # "I bought the stuff": the tasks with that verb, to choose from
+        return [c for c in candidates if stem(verb) in stems(c.title)]
+    matches = [c for c in candidates if objects <= stems(c.title)]
+    with_verb = [c for c in matches if stem(verb) in stems(c.title)]
+    if matches:
+        return with_verb if 0 < len(with_verb) < len(matches) else matches
+    # Nothing has those words: a title with the same verb is a candidate, never completed
+    # without asking (see ``_fact``).
+    return [c for c in candidates if stem(verb) in stems(c.title)]
 
 
 # --- wording -------------------------------------------------------------------------------------
 
 
-def _which_one(tasks: Sequence[TaskMention], words: str | None) -> str:
+def _which_one(
+    tasks: Sequence[TaskMention], words: str | None, pending: PendingCommand
+) -> ReplyEvent:
     about = f" matching “{words}”" if words else ""
     lines = "\n".join(f"• {t.id}: {t.title}" for t in tasks[:LIST_LINES])
-    return f"I found {len(tasks)} tasks{about}:\n{lines}\n{ASK_WHICH}"
+    state = DialogueState(
+        awaiting=Awaiting.CHOICE,
+        candidates=tuple(t.id for t in tasks[:MAX_CANDIDATES]),
+        command=pending,
+    )
+    return ReplyEvent(f"I found {len(tasks)} tasks{about}:\n{lines}\n{ASK_WHICH}", state)
+
+
+def _clarify(command: Command) -> ReplyEvent:
+    """A question naming what the message could mean, instead of a guess."""
+    said = command.title or ""
+    options = [_OPTION_WORDS[o] for o in command.options if o in _OPTION_WORDS]
+    if command.ref is not None and command.ref.title and not options:
+        said = command.ref.title
+        options = ["mark it done", "change it", "delete it"]
+    if not options:
+        options = ["add it as a task", "mark a task done", "change or delete a task"]
+    choices = _join_or(list(dict.fromkeys(options)))
+    return ReplyEvent(
+        f"Just to be sure about “{said}”: do you want me to {choices}?",
+        DialogueState(awaiting=Awaiting.CHOICE),
+    )
+
+
+def _words_of(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _bare_phrase(message: str) -> bool:
+    """A word or two that is no question, no statement and no command ("milk", "dentist
+    appointment"): perhaps a task to add, perhaps one to find."""
+    words = message.lower().split()
+    return 0 < len(words) <= 3 and "?" not in message and words[0] not in _NOT_A_TITLE
+
+
+_NOT_A_TITLE = _words_of(
+    "i i'm im we you he she they it its it's this that what who where when why how which is "
+    "are do does can could would will yes no nope yep ok okay sure play translate share "
+    "sing open turn set tell search"
+)
+_UNSUPPORTED = re.compile(
+    r"^(?:share|send|email me|mail me|text me|export|print|sync|translate|play|sing|"
+    r"tell me a joke|what's the weather|set an alarm|set a timer|open)\b|"
+    r"\b(?!(?:today|tomorrow|yesterday|tonight|this|next|last|week|month|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|everyone|everybody)'s)[a-z]+'s\s+(?:tasks|list|"
+    r"todos|to-?do list)\b|\b(?:bob|alice|anna|someone else|my (?:wife|"
+    r"husband|boss|friend|partner)|other people|another user)(?:'s|s')\s",
+    re.IGNORECASE,
+)
+
+
+def _join_or(parts: Sequence[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
 def _tool_trouble(call: ToolCall, doing: str) -> str:
-    error = call.error or "an unknown problem"
-    if re.search(r"not found", error, re.IGNORECASE):
-        number = re.search(r"\d+", error)
-        which = f"task {number.group(0)}" if number else "that task"
+    if call.code == "not_found":
+        ids = call.arguments.get("task_ids") or [call.arguments.get("task_id")]
+        which = ", ".join(f"task {i}" for i in ids if isinstance(i, int)) or "that task"
         return f"I couldn't find {which} on your list. Say “show my tasks” to see their numbers."
-    return f"I couldn't {doing}: {error}"
+    return f"Sorry, I couldn't {doing}: {call.error or 'an unknown problem'}"
 
 
 def _details(command: Command, *, now: datetime, tz: ZoneInfo) -> str:

@@ -170,13 +170,14 @@ class StoredMessage:
     role: str
     content: str
     tool_calls: Any
+    state: Any = None  # the assistant's stored DialogueState
 
 
 async def stored_messages(
     maker: async_sessionmaker[AsyncSession], conversation_id: int | None = None
 ) -> list[StoredMessage]:
     """What the database holds, read directly (not through the API under test)."""
-    query = "SELECT conversation_id, user_id, role, content, tool_calls FROM chat.messages"
+    query = "SELECT conversation_id, user_id, role, content, tool_calls, state FROM chat.messages"
     params: dict[str, Any] = {}
     if conversation_id is not None:
         query += " WHERE conversation_id = :cid"

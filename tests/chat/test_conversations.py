@@ -63,8 +63,7 @@ async def test_greeting_starts_a_conversation_without_tools(
         ("what can you do?", rules.HELP),
         ("thanks!", rules.THANKS),
         ("what is the weather like on Mars", rules.UNKNOWN),
-        ("mark it as not done", rules.REOPEN),
-        ("delete all my completed tasks", rules.BULK),
+        ("mark it as not done", rules.NO_REFERENCE),
         ("Add a task", rules.ASK_TITLE),
     ],
 )

@@ -348,7 +348,6 @@ async def test_the_rules_agent_meets_the_corpus_targets(outcomes: list[Outcome])
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, reason="the rules agent does not meet the corpus targets yet")
 async def test_fillers_do_not_change_the_outcome(
     services: Services, outcomes: list[Outcome], pytestconfig: pytest.Config
 ) -> None:

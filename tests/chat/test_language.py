@@ -197,7 +197,7 @@ def test_small_talk_and_nonsense(text: str, intent: Intent) -> None:
         ("the 2nd", TaskRef(ordinal=2)),
         ("the meeting task", TaskRef(title="meeting")),
         ("the task called 'Buy milk'", TaskRef(title="Buy milk")),
-        ("all of them", TaskRef(title="all of them")),
+        ("all of them", TaskRef(bulk=True)),
         ("all tasks", TaskRef(bulk=True)),
     ],
 )

@@ -23,7 +23,15 @@ from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 from tests.support.serving import serve
 
-TOOLS = {"add_task", "list_tasks", "complete_task", "delete_task", "update_task"}
+TOOLS = {
+    "add_task",
+    "list_tasks",
+    "complete_task",
+    "delete_task",
+    "update_task",
+    "complete_tasks",
+    "delete_tasks",
+}
 
 
 @pytest.fixture
@@ -174,7 +182,7 @@ async def test_tool_errors_go_back_to_the_model(
     response = await say(llm, alice, "complete task 424242")
     assert response.status_code == 200, response.text
     results = [c["result"] for c in response.json()["tool_calls"]]
-    assert results[0] == {"error": "Task 424242 not found"}
+    assert results[0] == {"error": "Task 424242 not found", "code": "not_found"}
     assert results[1] == {"error": "The arguments were not valid JSON"}
     assert "no_such_tool" in results[2]["error"]
     last = model.requests[-1]["messages"]

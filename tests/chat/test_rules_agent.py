@@ -113,7 +113,13 @@ async def test_mark_task_as_complete(agent: httpx.AsyncClient, alice: User) -> N
         {
             "name": "complete_task",
             "arguments": {"task_id": task_id},
-            "result": {"task_id": task_id, "status": "completed", "title": "Call mom"},
+            "result": {
+                "task_id": task_id,
+                "status": "completed",
+                "title": "Call mom",
+                "completed": True,
+                "next_occurrence_id": None,
+            },
         }
     ]
     assert answer["response"] == f"Nice work! I marked “Call mom” (task {task_id}) as complete."
@@ -124,7 +130,7 @@ async def test_delete_the_meeting_task(agent: httpx.AsyncClient, alice: User) ->
     meeting = await add(agent, alice, "Team meeting")
     answer = await turn(agent, alice, "Delete the meeting task")
     assert calls(answer) == [
-        ("list_tasks", {"status": "all", "q": "meeting"}),
+        ("list_tasks", {"status": "all"}),
         ("delete_task", {"task_id": meeting}),
     ]
     assert answer["tool_calls"][1]["result"] == {
@@ -229,7 +235,7 @@ async def test_several_matches_ask_which_one_then_the_answer_picks(
     team = await add(agent, alice, "Team meeting")
     notes = await add(agent, alice, "Meeting notes")
     asked = await turn(agent, alice, "Delete the meeting task")
-    assert calls(asked) == [("list_tasks", {"status": "all", "q": "meeting"})]
+    assert calls(asked) == [("list_tasks", {"status": "all"})]
     assert asked["response"] == (
         f"I found 2 tasks matching “meeting”:\n• {notes}: Meeting notes\n• {team}: Team meeting"
         f"\n{rules.ASK_WHICH}"
@@ -240,7 +246,7 @@ async def test_several_matches_ask_which_one_then_the_answer_picks(
     # One left now, so it is completed directly.
     direct = await turn(agent, alice, "complete the meeting task")
     assert calls(direct) == [
-        ("list_tasks", {"status": "pending", "q": "meeting"}),
+        ("list_tasks", {"status": "pending"}),
         ("complete_task", {"task_id": notes}),
     ]
 
@@ -263,7 +269,7 @@ async def test_no_match_and_unknown_ids_are_explained_kindly(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
     none = await turn(agent, alice, "Delete the dentist task")
-    assert calls(none) == [("list_tasks", {"status": "all", "q": "dentist"})]
+    assert calls(none) == [("list_tasks", {"status": "all"})]
     assert none["response"].startswith("I couldn't find a task matching “dentist”.")
 
     unknown = await turn(agent, alice, "Mark task 99999 as complete")
@@ -271,7 +277,7 @@ async def test_no_match_and_unknown_ids_are_explained_kindly(
         {
             "name": "complete_task",
             "arguments": {"task_id": 99999},
-            "result": {"error": "Task 99999 not found"},
+            "result": {"error": "Task 99999 not found", "code": "not_found"},
         }
     ]
     assert unknown["response"].startswith("I couldn't find task 99999 on your list.")
@@ -283,7 +289,10 @@ async def test_another_users_task_is_not_found_through_chat(
     alices = await add(agent, alice, "Alice's secret")
     for message in (f"Mark task {alices} as complete", f"delete task {alices}"):
         answer = await turn(agent, bob, message)
-        assert answer["tool_calls"][0]["result"] == {"error": f"Task {alices} not found"}
+        assert answer["tool_calls"][0]["result"] == {
+            "error": f"Task {alices} not found",
+            "code": "not_found",
+        }
     listed = await turn(agent, bob, "Show me all my tasks")
     assert listed["tool_calls"][0]["result"] == []
     still = await turn(agent, alice, "What's pending?")

@@ -1,7 +1,7 @@
 """account deletion: deleted subjects, applied events, and triggers refusing their rows
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-06 03:20:00.000000
 
 The worker purges a deleted user's rows on ``user.deleted`` and records the subject; from
@@ -15,8 +15,8 @@ from alembic import op
 
 from shared.tombstones import refusal_function_sql, refusal_trigger_sql
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,109 @@
+"""Where a conversation stands, as data: what the assistant's last message waits for.
+
+Every assistant message is stored with a ``DialogueState`` (column ``chat.messages.state``):
+nothing (``none``), a title for a new task, a choice among candidate tasks, or a yes/no
+confirmation of a bulk action. The pending command travels with it, so the next message is
+read against the state and never against the wording of the reply: replies can be reworded
+freely. The state is validated on read; a stored value that does not fit (hand-edited,
+written by a newer version) reads as "waiting for nothing", so the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+logger = logging.getLogger(__name__)
+
+# The bulk tools' own bound: one confirmation covers at most this many tasks.
+MAX_CANDIDATES = 100
+BULK_TOOLS = frozenset({"complete_tasks", "delete_tasks"})
+
+
+class Awaiting(StrEnum):
+    NONE = "none"
+    TITLE = "title"  # the name of a task to add
+    CHOICE = "choice"  # which of ``candidates`` the pending command is about
+    CONFIRMATION = "confirmation"  # yes/no for the pending (bulk) command on ``candidates``
+
+
+class PendingCommand(BaseModel):
+    """What runs once the awaited answer arrives: ``action`` is a tool name (``add_task``,
+    ``complete_task``, ``delete_task``, ``update_task``, ``complete_tasks``, ``delete_tasks``)
+    and ``arguments`` its arguments without the task id(s), which the answer supplies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: str = Field(max_length=40)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class DialogueState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    awaiting: Awaiting = Awaiting.NONE
+    candidates: tuple[int, ...] = Field(default=(), max_length=MAX_CANDIDATES)
+    command: PendingCommand | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True) | {
+            "awaiting": self.awaiting.value
+        }
+
+    @classmethod
+    def load(cls, value: Any) -> DialogueState:
+        """The stored value read back; anything unreadable is "waiting for nothing"."""
+        if value is None:
+            return NOTHING
+        try:
+            return cls.model_validate(value)
+        except ValidationError:
+            logger.warning("unreadable dialogue state ignored: %.200r", value)
+            return NOTHING
+
+
+NOTHING = DialogueState()
+
+_YES = re.compile(
+    r"^(?:y|ya|yes|yeah|yep|yup|sure|ok|okay|confirm|confirmed|do it|go ahead|go for it|"
+    r"yes please|please do|please|correct|right|absolutely|definitely|of course|affirmative|"
+    r"sounds good|that's right|thats right|proceed|sure thing|go on|please proceed|that's fine|"
+    r"fine|alright|all right|k|kk|okie|yessir|certainly|why not|yes go|ok sure|yeah sure|"
+    r"let's do it|lets do it|i'm sure|im sure|yes i'm sure|confirmed)"
+    r"(?:[\s,]+(?:please|do it|go ahead|thanks|thank you|sure|delete them|complete them|"
+    r"all of them|confirm))*$",
+    re.IGNORECASE,
+)
+
+
+def is_yes(message: str) -> bool:
+    """A plain, unambiguous yes (anything else cancels a pending confirmation)."""
+    text = " ".join(message.split()).strip(" .!").lower()
+    return len(text) <= 60 and _YES.match(text) is not None
+
+
+_NO = re.compile(r"^(?:n|no|nope|nah|no thanks|not now|no way|never mind|cancel)$", re.IGNORECASE)
+
+
+def is_yes_or_no(message: str) -> bool:
+    """A bare yes or no (with nothing waiting for one, it needs no more than an OK)."""
+    text = " ".join(message.split()).strip(" .!").lower()
+    return is_yes(text) or _NO.match(text) is not None
+
+
+def confirms(state: DialogueState, message: str, name: str, task_ids: list[int]) -> bool:
+    """Whether ``message``, answering a message in ``state``, confirms the bulk call
+    ``name(task_ids)``: the state awaits a confirmation of exactly that action on exactly
+    those tasks, and the message says yes."""
+    return (
+        state.awaiting is Awaiting.CONFIRMATION
+        and state.command is not None
+        and state.command.action == name
+        and sorted(set(task_ids)) == sorted(set(state.candidates))
+        and len(task_ids) == len(set(task_ids))
+        and is_yes(message)
+    )
