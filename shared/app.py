@@ -33,6 +33,7 @@ def create_service_app(
     readiness: dict[str, ReadinessCheck] | None = None,
     app_class: type[FastAPI] = FastAPI,
     request_context: bool = True,
+    error_pages: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with the platform's common shape. Nothing connects until startup.
@@ -41,7 +42,9 @@ def create_service_app(
     document ``<prefix>/openapi.json``. ``readiness``: the checks of ``/readyz`` (by default
     the service's database). ``app_class`` is the FastAPI subclass to build (the gateway's);
     ``request_context=False`` leaves out the request-context middleware, for an app whose ASGI
-    entry does that work for every request itself (the gateway's ``Edge``).
+    entry does that work for every request itself (the gateway's ``Edge``). ``error_pages``:
+    what the request-context middleware refuses (a body over the limit, a database outage) is
+    an HTML page rather than the envelope, for an app that people use (the web client).
     """
     if readiness is None:
         readiness = {"database": database_ready}
@@ -79,7 +82,10 @@ def create_service_app(
     install_openapi_corrections(app)
     if request_context:
         app.add_middleware(
-            RequestContextMiddleware, service=name, max_body_bytes=settings.max_body_bytes
+            RequestContextMiddleware,
+            service=name,
+            max_body_bytes=settings.max_body_bytes,
+            pages=error_pages,
         )
 
     @app.get("/healthz", include_in_schema=False)

@@ -32,10 +32,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_body_bytes: int, pages: bool = False
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # An app that serves people (the web client) answers its refusals as HTML pages.
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +55,7 @@ class RequestContextMiddleware:
 
         refusal = _refusal(scope, limit)
         if refusal is not None:
-            await _send_error(send, refusal, request_id)
+            await _send_error(send, refusal, request_id, page=self.pages)
             self._observe(scope, refusal.status_code, started)
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
@@ -98,7 +102,7 @@ class RequestContextMiddleware:
                 # and the log.
                 error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status = error.status_code
-            await _send_error(send, error, request_id)
+            await _send_error(send, error, request_id, page=self.pages)
         finally:
             self._observe(scope, status, started)
             request_id_var.reset(rid_token)
@@ -137,10 +141,12 @@ def _refusal(scope: Scope, max_body_bytes: int) -> errors.AppError | None:
     return None
 
 
-async def _send_error(send: Send, error: errors.AppError, request_id: str) -> None:
-    """Answer ``error`` below the app, and close the connection after it."""
-    body = errors.error_json(error, request_id)
-    headers = errors.error_headers(error, body)
+async def _send_error(
+    send: Send, error: errors.AppError, request_id: str, *, page: bool = False
+) -> None:
+    """Answer ``error`` below the app (the envelope, or with ``page`` an HTML page), and close
+    the connection after it."""
+    body, headers = errors.error_answer(error, request_id, page=page)
     headers += [(b"x-request-id", request_id.encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -77,6 +77,7 @@ def create_app(
         lifespan=lifespan,
         readiness={"database": database_ready},
         openapi_url=None,
+        error_pages=True,
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -271,3 +271,20 @@ async def test_a_streamed_turn_needs_the_token(clean: Platform, ann: httpx.Async
     assert answer.status_code == 403
     assert answer.json()["code"] == "csrf_refused"
     assert await count(clean, "SELECT count(*) FROM chat.messages") == 0
+
+
+async def test_a_body_over_the_limit_is_an_html_page_and_changes_nothing(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    page = await ann.get("/tasks")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "title": "Too long",
+        "description": "x" * 70_000,
+    }
+    answer = await ann.post("/tasks", data=data)
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<html" in answer.text.lower()
+    assert await tasks_in_db(clean) == 0
