@@ -24,7 +24,7 @@ from auth_service.schemas import UserPublic
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
 from shared.db import Statements
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from shared.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from shared.network import client_network
 from shared.tokens import InvalidToken
 
@@ -390,15 +390,41 @@ async def change_password(
     Wrong current passwords are throttled per account, apart from logins: only a holder of
     the account's access token adds to that count, so strangers' failed logins never block it.
     """
-    settings = ctx.settings
     now = ctx.clock()
+    user = await _confirm_password(
+        session, ctx, subject, current, purpose="password", wrong=WrongPassword, now=now
+    )
+    if new.strip().lower() == user.email:
+        raise WeakPassword()
+    user.password_hash = await ctx.hasher.hash(new)
+    user.updated_at = now
+    # The user's row first (a login racing this change waits for it), then every family.
+    await session.flush()
+    await _revoke_every_session(session, now, user)
+    return await issue_tokens(session, ctx, user)
+
+
+async def _confirm_password(
+    session: AsyncSession,
+    ctx: AuthContext,
+    subject: str,
+    password: str,
+    *,
+    purpose: str,
+    wrong: type[AppError],
+    now: datetime,
+) -> User:
+    """The signed-in account, once ``password`` is confirmed as its own. Wrong passwords are
+    throttled per account and ``purpose``, apart from logins: only a holder of the account's
+    access token adds to that count, so strangers' failed logins never block it."""
+    settings = ctx.settings
     # Counted before the account is even read, so no connection is held while waiting for one.
     async with ctx.sessionmaker.begin() as gate:
         (attempt,) = await throttle.reserve(
             gate,
             [
                 throttle.Limit(
-                    _sha256(f"password:{subject}"),
+                    _sha256(f"{purpose}:{subject}"),
                     settings.lockout_threshold,
                     timedelta(seconds=settings.lockout_window_seconds),
                 )
@@ -408,21 +434,14 @@ async def change_password(
         )
     user = await current_account(session, subject)
     try:
-        valid, _ = await ctx.hasher.verify(current, user.password_hash)
+        valid, _ = await ctx.hasher.verify(password, user.password_hash)
     except PasswordCheckBusy:
         await _give_back(session, [attempt])
         raise
     if not valid:
-        raise WrongPassword()
+        raise wrong()
     await throttle.clear(session, attempt.key_hash)
-    if new.strip().lower() == user.email:
-        raise WeakPassword()
-    user.password_hash = await ctx.hasher.hash(new)
-    user.updated_at = now
-    # The user's row first (a login racing this change waits for it), then every family.
-    await session.flush()
-    await _revoke_every_session(session, now, user)
-    return await issue_tokens(session, ctx, user)
+    return user
 
 
 async def logout_everywhere(session: AsyncSession, ctx: AuthContext, subject: str) -> None:
@@ -455,30 +474,10 @@ async def delete_account(
     Wrong passwords are throttled per account as at ``POST /password`` (only a holder of the
     account's access token adds to the count).
     """
-    settings = ctx.settings
     now = ctx.clock()
-    async with ctx.sessionmaker.begin() as gate:
-        (attempt,) = await throttle.reserve(
-            gate,
-            [
-                throttle.Limit(
-                    _sha256(f"delete:{subject}"),
-                    settings.lockout_threshold,
-                    timedelta(seconds=settings.lockout_window_seconds),
-                )
-            ],
-            now,
-            retain=_retain(settings),
-        )
-    user = await current_account(session, subject)
-    try:
-        valid, _ = await ctx.hasher.verify(password, user.password_hash)
-    except PasswordCheckBusy:
-        await _give_back(session, [attempt])
-        raise
-    if not valid:
-        raise PasswordNotConfirmed()
-    await throttle.clear(session, attempt.key_hash)
+    user = await _confirm_password(
+        session, ctx, subject, password, purpose="delete", wrong=PasswordNotConfirmed, now=now
+    )
     # Every session's row first, in id order, as a password change takes them: a rotation
     # holding one finishes first (and its token is deleted with the account), a later one
     # finds no family. Then the account: its sessions, tokens and known addresses go with it
