@@ -12,12 +12,10 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.models import OUTBOX
-from shared.events import utc_text
+from shared.events import USER_DELETED, USERS_STREAM, utc_text
 from shared.outbox import add_event
 
-USERS_STREAM = "events.users"
 USER_REGISTERED = "user.registered"
-USER_DELETED = "user.deleted"
 
 
 async def user_registered(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> int:

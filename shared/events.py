@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 64 * 1024
 EVENT_ID_MAX = 64
 
+# The auth service's users stream, and the event on it that every service holding
+# user-owned rows acts on (shared/purge.py).
+USERS_STREAM = "events.users"
+USER_DELETED = "user.deleted"
+
 
 class MalformedEvent(ValueError):
     """An entry on a stream that is not an event of the platform's envelope."""

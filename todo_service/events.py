@@ -1,15 +1,9 @@
-"""The events the todo service consumes (docs/events.md): ``user.deleted`` from the
-users stream, applied once each (shared/events.py), purging the user's rows for good."""
+"""The events the todo service consumes (docs/events.md): ``user.deleted`` from the users
+stream purges the user's tasks for good (shared/purge.py)."""
 
 from __future__ import annotations
 
-import logging
-
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from shared.db import Database
-from shared.events import Event, handle_once
-from shared.tombstones import bury
+from shared.purge import UserPurge
 from todo_service.models import (
     DELETED_SUBJECTS,
     IDEMPOTENCY_KEYS,
@@ -18,37 +12,9 @@ from todo_service.models import (
     TASKS,
 )
 
-logger = logging.getLogger(__name__)
-
-# The auth service's users stream and the event types this service acts on.
-USERS_STREAM = "events.users"
-USER_DELETED = "user.deleted"
-# This service's consumer group on that stream.
-GROUP = "todo"
-
-# Children before parents, so no foreign key action has work left.
-PURGED = (TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS)
-
-
-async def purge_user(session: AsyncSession, subject: str) -> None:
-    """Record the subject as deleted (its new rows are refused from here on), then delete
-    every row of it."""
-    await bury(session, DELETED_SUBJECTS, subject)
-    connection = await session.connection()
-    for table in PURGED:
-        await connection.execute(table.delete().where(table.c.user_id == subject))
-
-
-async def apply(session: AsyncSession, event: Event) -> None:
-    if event.type == USER_DELETED and event.version == 1:
-        subject = event.data.get("user_id")
-        if not isinstance(subject, str) or not subject or subject != event.key:
-            logger.error("user.deleted %s without a consistent user_id: ignored", event.id)
-            return
-        await purge_user(session, subject)
-        logger.info("purged the rows of a deleted user (event %s)", event.id)
-    # Other types and versions on the stream are not this service's concern.
-
-
-async def handle(db: Database, event: Event) -> None:
-    await handle_once(db, PROCESSED_EVENTS, event, apply)
+PURGE = UserPurge(
+    group="todo",
+    deleted_subjects=DELETED_SUBJECTS,
+    processed_events=PROCESSED_EVENTS,
+    tables=(TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS),
+)

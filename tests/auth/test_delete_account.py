@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from auth_service.events import USER_DELETED, USER_REGISTERED, USERS_STREAM
+from auth_service.events import USER_REGISTERED
 from auth_service.models import OUTBOX, KnownAddress, RefreshFamily, RefreshToken, User
+from shared.events import USER_DELETED, USERS_STREAM
 from tests.auth.factories import (
     PASSWORD,
     assert_unauthorized,

@@ -15,7 +15,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from shared.db import Database
-from shared.events import Event, RedisStreamSubscription, handle_once, redis_client
+from shared.events import (
+    USERS_STREAM,
+    Event,
+    RedisStreamSubscription,
+    handle_once,
+    redis_client,
+)
 from tests.support.errors import assert_error
 from tests.support.events import eventually, publish, user_deleted
 from tests.support.serving import serve
@@ -111,15 +117,19 @@ async def test_a_deletion_replayed_after_a_crash_or_published_twice_is_applied_o
 
     def consumer() -> RedisStreamSubscription:
         return RedisStreamSubscription(
-            redis, stream=events.USERS_STREAM, group=events.GROUP, consumer="w1", block_ms=50
+            redis, stream=USERS_STREAM, group=events.PURGE.group, consumer="w1", block_ms=50
         )
 
     async def apply_then_crash(e: Event) -> None:
-        applied.append(await handle_once(committed_database, PROCESSED_EVENTS, e, events.apply))
+        applied.append(
+            await handle_once(committed_database, PROCESSED_EVENTS, e, events.PURGE.apply)
+        )
         raise RuntimeError("the worker died before acknowledging")
 
     async def apply(e: Event) -> None:
-        applied.append(await handle_once(committed_database, PROCESSED_EVENTS, e, events.apply))
+        applied.append(
+            await handle_once(committed_database, PROCESSED_EVENTS, e, events.PURGE.apply)
+        )
 
     try:
         with pytest.raises(RuntimeError):
@@ -140,7 +150,7 @@ async def test_a_write_already_past_the_token_check_is_refused_after_the_purge(
 ) -> None:
     # Alice was seen alive a moment ago: the token check may still say so for that moment.
     assert (await committed_client.get("/api/tasks", headers=alice.headers)).status_code == 200
-    await events.handle(committed_database, user_deleted(alice.sub, "43"))
+    await events.PURGE.handle(committed_database, user_deleted(alice.sub, "43"))
     created = await committed_client.post(
         "/api/tasks", json={"title": "late"}, headers=alice.headers
     )
@@ -159,7 +169,7 @@ async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
         transaction = await writer.begin()
         await writer.execute(insert, {"user": alice.sub})
         purge = asyncio.create_task(
-            events.handle(committed_database, user_deleted(alice.sub, "44"))
+            events.PURGE.handle(committed_database, user_deleted(alice.sub, "44"))
         )
         await asyncio.sleep(0.3)
         assert not purge.done()  # it waits for the write holding the subject's lock

@@ -1,0 +1,87 @@
+"""The consumer side of ``user.deleted`` (docs/events.md), the same in every service that
+holds user-owned rows: each event applied once (``handle_once``), the subject buried (its
+remaining tokens and new rows refused, shared/tombstones.py) and its rows deleted, by a
+worker process reading the users stream as the service's consumer group."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import Table
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import Database
+from shared.events import USER_DELETED, USERS_STREAM, Event, RedisStreamSubscription, handle_once
+from shared.settings import ServiceSettings
+from shared.tombstones import bury
+from shared.worker import Loop, consumer_name, create_worker_app
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UserPurge:
+    """What one service purges: its consumer group on the users stream, its tombstone and
+    processed-event tables, and its user-owned tables, children before parents (so no
+    foreign key action has work left)."""
+
+    group: str
+    deleted_subjects: Table
+    processed_events: Table
+    tables: tuple[Table, ...]
+
+    async def purge_user(self, session: AsyncSession, subject: str) -> None:
+        """Record the subject as deleted (its new rows are refused from here on), then
+        delete every row of it."""
+        await bury(session, self.deleted_subjects, subject)
+        connection = await session.connection()
+        for table in self.tables:
+            await connection.execute(table.delete().where(table.c.user_id == subject))
+
+    async def apply(self, session: AsyncSession, event: Event) -> None:
+        if event.type == USER_DELETED and event.version == 1:
+            subject = event.data.get("user_id")
+            if not isinstance(subject, str) or not subject or subject != event.key:
+                logger.error("user.deleted %s without a consistent user_id: ignored", event.id)
+                return
+            await self.purge_user(session, subject)
+            logger.info("purged the rows of a deleted user (event %s)", event.id)
+        # Other types and versions on the stream are not this service's concern.
+
+    async def handle(self, db: Database, event: Event) -> None:
+        await handle_once(db, self.processed_events, event, self.apply)
+
+
+def purge_worker_app(
+    purge: UserPurge,
+    settings: ServiceSettings,
+    *,
+    db: Database | None = None,
+    consumer: str | None = None,
+) -> FastAPI:
+    """The worker of the service whose group ``purge`` names: one loop over the users stream.
+    Several replicas may run: each entry reaches one consumer of the group, and a replayed
+    one is dropped by its id."""
+
+    def loops(database: Database, redis: Redis) -> list[Loop]:
+        subscription = RedisStreamSubscription(
+            redis,
+            stream=USERS_STREAM,
+            group=purge.group,
+            consumer=consumer or consumer_name(),
+            batch=settings.events_batch,
+            claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
+        )
+
+        async def handle(event: Event) -> None:
+            await purge.handle(database, event)
+
+        async def step() -> int:
+            return await subscription.poll(handle)
+
+        return [Loop("users", step)]
+
+    return create_worker_app(name=purge.group, settings=settings, loops=loops, db=db)
