@@ -321,6 +321,21 @@ async def _missing_task(ctx: Ctx) -> Response:
     return await _not_found(ctx)
 
 
+async def _read_task(ctx: Ctx, raw_id: str) -> dict[str, Any] | None:
+    """The task ``raw_id`` names, or None when the id is malformed or the API has no such
+    task of this user; any other refusal is raised."""
+    task_id = _task_id(raw_id)
+    if task_id is None:
+        return None
+    answer = await ctx.api("GET", f"/api/tasks/{task_id}")
+    if answer.status == 404:
+        return None
+    if answer.status != 200:
+        raise ApiError.from_response(answer)
+    task: dict[str, Any] = answer.json()
+    return task
+
+
 async def _not_found(ctx: Ctx) -> Response:
     return render(
         ctx,
@@ -361,15 +376,10 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
 @router.get("/tasks/{raw_id}/delete")
 async def delete_confirmation(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
-    task_id = _task_id(raw_id)
-    if task_id is None:
+    task = await _read_task(ctx, raw_id)
+    if task is None:
         return await _not_found(ctx)
-    answer = await ctx.api("GET", f"/api/tasks/{task_id}")
-    if answer.status == 404:
-        return await _not_found(ctx)
-    if answer.status != 200:
-        raise ApiError.from_response(answer)
-    return render(ctx, "task_delete.html", task=answer.json())
+    return render(ctx, "task_delete.html", task=task)
 
 
 @router.post("/tasks/{raw_id}/delete")
@@ -408,15 +418,9 @@ def _edit_values(task: dict[str, Any], tz: str) -> dict[str, str]:
 @router.get("/tasks/{raw_id}/edit")
 async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
     session = ctx.require_session()
-    task_id = _task_id(raw_id)
-    if task_id is None:
+    task = await _read_task(ctx, raw_id)
+    if task is None:
         return await _not_found(ctx)
-    answer = await ctx.api("GET", f"/api/tasks/{task_id}")
-    if answer.status == 404:
-        return await _not_found(ctx)
-    if answer.status != 200:
-        raise ApiError.from_response(answer)
-    task = answer.json()
     return render(
         ctx,
         "task_edit.html",
