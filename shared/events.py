@@ -36,6 +36,8 @@ EVENT_ID_MAX = 64
 # user-owned rows acts on (shared/purge.py).
 USERS_STREAM = "events.users"
 USER_DELETED = "user.deleted"
+# The todo service's stream: task changes and due reminders, keyed by user.
+TASKS_STREAM = "events.tasks"
 
 
 class MalformedEvent(ValueError):

@@ -55,6 +55,34 @@ class UserPurge:
         await handle_once(db, self.processed_events, event, self.apply)
 
 
+def purge_loop(
+    purge: UserPurge,
+    settings: ServiceSettings,
+    database: Database,
+    redis: Redis,
+    *,
+    consumer: str | None = None,
+) -> Loop:
+    """The loop that reads the users stream as ``purge``'s group. Several replicas may run:
+    each entry reaches one consumer of the group, and a replayed one is dropped by its id."""
+    subscription = RedisStreamSubscription(
+        redis,
+        stream=USERS_STREAM,
+        group=purge.group,
+        consumer=consumer or consumer_name(),
+        batch=settings.events_batch,
+        claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
+    )
+
+    async def handle(event: Event) -> None:
+        await purge.handle(database, event)
+
+    async def step() -> int:
+        return await subscription.poll(handle)
+
+    return Loop("users", step)
+
+
 def purge_worker_app(
     purge: UserPurge,
     settings: ServiceSettings,
@@ -62,26 +90,10 @@ def purge_worker_app(
     db: Database | None = None,
     consumer: str | None = None,
 ) -> FastAPI:
-    """The worker of the service whose group ``purge`` names: one loop over the users stream.
-    Several replicas may run: each entry reaches one consumer of the group, and a replayed
-    one is dropped by its id."""
+    """The worker of a service whose only events work is the purge: one loop over the users
+    stream."""
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
-        subscription = RedisStreamSubscription(
-            redis,
-            stream=USERS_STREAM,
-            group=purge.group,
-            consumer=consumer or consumer_name(),
-            batch=settings.events_batch,
-            claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
-        )
-
-        async def handle(event: Event) -> None:
-            await purge.handle(database, event)
-
-        async def step() -> int:
-            return await subscription.poll(handle)
-
-        return [Loop("users", step)]
+        return [purge_loop(purge, settings, database, redis, consumer=consumer)]
 
     return create_worker_app(name=purge.group, settings=settings, loops=loops, db=db)

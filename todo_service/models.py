@@ -31,6 +31,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.db import schema_metadata
 from shared.events import processed_events_table
+from shared.outbox import outbox_table
 from shared.tombstones import tombstone_table
 
 SCHEMA = "todo"
@@ -211,5 +212,8 @@ IDEMPOTENCY_KEYS = TodoBase.metadata.tables[f"{SCHEMA}.idempotency_keys"]
 # and the events already applied (a redelivered one changes nothing).
 DELETED_SUBJECTS = tombstone_table(TodoBase.metadata)
 PROCESSED_EVENTS = processed_events_table(TodoBase.metadata)
+# Events of task changes and due reminders, written in the change's transaction and published
+# to the tasks stream by the worker (shared/outbox.py, docs/events.md).
+OUTBOX = outbox_table(TodoBase.metadata)
 # Tables refusing rows of a deleted subject (a trigger each, shared/tombstones.py).
 USER_TABLES = ("tasks", "idempotency_keys")

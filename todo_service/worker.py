@@ -1,16 +1,26 @@
-"""``python -m todo_service.worker``: consumes the users stream (``user.deleted`` purges a
-user's rows) as the ``todo`` consumer group (shared/purge.py).
+"""``python -m todo_service.worker``: the todo service's background work.
 
-Serves ``/healthz`` and ``/readyz`` on ``PORT`` (default 8012).
+- consumes the users stream (``user.deleted`` purges a user's rows) as the ``todo`` consumer
+  group (shared/purge.py);
+- publishes the todo outbox (task events, due reminders) to the tasks stream
+  (shared/outbox.py, docs/events.md).
+
+Serves ``/healthz`` and ``/readyz`` on ``PORT`` (default 8012). Several replicas may run:
+each users-stream entry reaches one of them, and one publishes the outbox at a time.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from shared.db import Database
-from shared.purge import purge_worker_app
+from shared.events import RedisStreamPublisher
+from shared.outbox import OutboxDispatcher
+from shared.purge import purge_loop
+from shared.worker import Loop, create_worker_app
 from todo_service.events import PURGE
+from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings, get_settings
 
 DEFAULT_PORT = 8012
@@ -22,7 +32,22 @@ def create_app(
     db: Database | None = None,
     consumer: str | None = None,
 ) -> FastAPI:
-    return purge_worker_app(PURGE, settings or get_settings(), db=db, consumer=consumer)
+    settings = settings or get_settings()
+
+    def loops(database: Database, redis: Redis) -> list[Loop]:
+        dispatcher = OutboxDispatcher(
+            database,
+            OUTBOX,
+            RedisStreamPublisher(redis, maxlen=settings.events_stream_maxlen),
+            batch=settings.events_batch,
+            retention_seconds=settings.events_outbox_retention_seconds,
+        )
+        return [
+            purge_loop(PURGE, settings, database, redis, consumer=consumer),
+            Loop("outbox", dispatcher.dispatch_once),
+        ]
+
+    return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)
 
 
 if __name__ == "__main__":
