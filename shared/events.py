@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Database
@@ -138,6 +139,18 @@ def redis_client(url: str) -> Redis:
 
 Handler = Callable[[Event], Awaitable[None]]
 
+# Where a consumer group puts the entries its handler keeps failing on, and how many it keeps.
+DEAD_LETTER_SUFFIX = ".dead"
+DEAD_LETTER_MAXLEN = 10_000
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure of the database or the broker rather than of the event: retried without
+    end (the worker backs off), never dead-lettered."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (RedisError, OSError, TimeoutError, OperationalError, InterfaceError))
+
 
 class Subscription(Protocol):
     """One consumer of a consumer group: every event of the stream reaches one consumer of
@@ -156,7 +169,10 @@ class RedisStreamSubscription:
     entries (its previous life crashed before acknowledging), then new ones, blocking up to
     ``block_ms``. An entry is acknowledged only after the handler returned: a crash replays
     it, so handlers drop duplicates by id (``handle_once``). A malformed entry is logged and
-    acknowledged, so it cannot stop the group.
+    acknowledged, so it cannot stop the group. An entry whose handler still fails after
+    ``max_deliveries`` deliveries (an outage of the database or the broker aside) is moved to
+    the dead-letter stream ``<stream>.dead`` with the group and the error's type, and
+    acknowledged: one poisonous event cannot stop the entries behind it forever.
     """
 
     def __init__(
@@ -169,8 +185,10 @@ class RedisStreamSubscription:
         batch: int = 50,
         block_ms: int = 2000,
         claim_idle_ms: int = 60_000,
+        max_deliveries: int = 5,
     ) -> None:
         self._redis = redis
+        self._max_deliveries = max_deliveries
         self.stream = stream
         self.group = group
         self.consumer = consumer
@@ -236,8 +254,42 @@ class RedisStreamSubscription:
         except MalformedEvent as exc:
             logger.error("dropping malformed entry %s on %s: %s", entry_id, self.stream, exc)
         else:
-            await handler(event)
+            try:
+                await handler(event)
+            except Exception as exc:
+                if is_outage(exc) or await self._deliveries(entry_id) < self._max_deliveries:
+                    raise
+                await self._dead_letter(entry_id, event, exc)
         await self._redis.xack(self.stream, self.group, entry_id)
+
+    async def _deliveries(self, entry_id: Any) -> int:
+        """How often the group has handed this entry out (each replay counts)."""
+        pending = await self._redis.xpending_range(
+            self.stream, self.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 0
+
+    async def _dead_letter(self, entry_id: Any, event: Event, exc: Exception) -> None:
+        logger.error(
+            "moving event %s (%s) on %s to %s after %d failed deliveries",
+            event.id,
+            event.type,
+            self.stream,
+            self.stream + DEAD_LETTER_SUFFIX,
+            self._max_deliveries,
+            exc_info=exc,
+        )
+        await self._redis.xadd(
+            self.stream + DEAD_LETTER_SUFFIX,
+            {
+                "id": event.id,
+                "event": event.to_json(),
+                "group": self.group,
+                "error": type(exc).__name__,
+            },
+            maxlen=DEAD_LETTER_MAXLEN,
+            approximate=True,
+        )
 
     async def ping(self) -> None:
         await self._redis.ping()

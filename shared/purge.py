@@ -72,6 +72,7 @@ def purge_loop(
         consumer=consumer or consumer_name(),
         batch=settings.events_batch,
         claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
+        max_deliveries=settings.events_max_deliveries,
     )
 
     async def handle(event: Event) -> None:

@@ -157,6 +157,8 @@ class ServiceSettings(BaseSettings):
     events_idle_seconds: float = Field(default=0.5, gt=0, le=60)
     # A consumer's entry left unacknowledged this long is taken over by another consumer.
     events_claim_idle_seconds: float = Field(default=60.0, gt=0)
+    # An event whose handler fails this many deliveries goes to the dead-letter stream.
+    events_max_deliveries: int = Field(default=5, ge=1, le=100)
     # Sent outbox rows are deleted after this long.
     events_outbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
     # A worker is unready when a loop has not finished a round for this long.

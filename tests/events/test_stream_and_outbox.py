@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select, text
 
 from auth_service.models import OUTBOX
 from shared.db import Database
 from shared.events import (
+    DEAD_LETTER_SUFFIX,
     Event,
     MalformedEvent,
     RedisStreamPublisher,
@@ -116,6 +118,61 @@ async def test_a_malformed_entry_is_acknowledged_and_the_next_one_handled(redis:
         pass
     assert seen == ["2"]
     assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+async def test_an_entry_whose_handler_keeps_failing_goes_to_the_dead_letter_stream(
+    redis: Redis,
+) -> None:
+    publisher = RedisStreamPublisher(redis, maxlen=1000)
+    for n in ("1", "2"):
+        await publisher.publish(STREAM, n, event(n).to_json())
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        if e.id == "1":
+            raise ValueError("this event cannot be applied")
+        seen.append(e.id)
+
+    consumer = subscription(redis, max_deliveries=3)
+    for _ in range(2):  # deliveries 1 and 2 fail and leave the entry pending
+        with pytest.raises(ValueError, match="cannot be applied"):
+            await consumer.poll(handle)
+    assert seen == []
+    while await consumer.poll(handle):  # the third failure dead-letters it; "2" follows
+        pass
+    assert seen == ["2"]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+    [(_, fields)] = await redis.xrange(STREAM + DEAD_LETTER_SUFFIX)
+    assert fields[b"id"] == b"1"
+    assert fields[b"group"] == b"g"
+    assert fields[b"error"] == b"ValueError"
+    assert Event.from_json(fields[b"event"]) == event("1")
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [ConnectionRefusedError("database down"), RedisConnectionError("broker down")],
+)
+async def test_an_outage_is_retried_without_end_and_never_dead_lettered(
+    redis: Redis, outage: Exception
+) -> None:
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "1", event("1").to_json())
+
+    async def down(_: Event) -> None:
+        raise outage
+
+    consumer = subscription(redis, max_deliveries=2)
+    for _ in range(4):
+        with pytest.raises(type(outage)):
+            await consumer.poll(down)
+    assert await redis.xlen(STREAM + DEAD_LETTER_SUFFIX) == 0
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    await consumer.poll(handle)
+    assert seen == ["1"]
 
 
 @pytest.mark.parametrize(
