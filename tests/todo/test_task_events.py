@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from jsonschema import ValidationError
+from sqlalchemy import text
 
 from shared.db import Database
 from shared.events import TASKS_STREAM, Event, RedisStreamPublisher, redis_client
@@ -95,6 +96,19 @@ async def test_a_write_that_changes_nothing_writes_no_event(
     assert same.status_code == 200
     assert same.json()["version"] == 1
     assert await events_of(database, alice, after=start) == []
+
+
+async def test_an_update_that_changes_no_column_writes_no_event(
+    client: httpx.AsyncClient, database: Database, alice: User
+) -> None:
+    task = await create(client, alice, tags=["home"])
+    start = await last_event_id(database)
+    async with database.unit_of_work() as session:
+        await (await session.connection()).execute(
+            text("UPDATE todo.tasks SET title = title, tags = tags WHERE id = :id"),
+            {"id": task["id"]},
+        )
+    assert await last_event_id(database) == start
 
 
 async def test_a_refused_write_writes_no_event(
