@@ -5,6 +5,7 @@ The package is young, so everything that touches it lives here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,25 @@ class EmbeddedPostgres:
 
         server = self._require_server()
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def crash(self) -> None:
+        """Kill the server as a crash would: SIGKILL to the postmaster and every process it
+        started at once, no shutdown and no checkpoint. ``resume`` starts it again, replaying
+        its write-ahead log (crash recovery). For tests of what survives a database crash."""
+        import psutil
+
+        server = self._require_server()
+        pid = server.get_pid()
+        try:
+            postmaster = psutil.Process(pid)
+            processes = [postmaster, *postmaster.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        # Reparented backends are not ours to reap: wait until each is gone.
+        psutil.wait_procs(processes, timeout=10)
 
     def resume(self) -> None:
         """Start a paused server again, on the same socket, so its URL is unchanged."""

@@ -5,7 +5,8 @@ A service adds ``outbox_table(metadata)`` to its metadata and a migration that c
 (``create_outbox_table`` in the revision), writes with ``add_event(session, table, ...)``
 inside the unit of work of the change, and runs an ``OutboxDispatcher`` in its worker.
 
-Order per key: ``add_event`` takes a transaction-level advisory lock on the key, so two
+Order per key: ``add_event`` takes a transaction-level advisory lock on the key
+(``key_lock_sql``; a trigger writing into an outbox takes the same one), so two
 transactions writing events of one key take turns from the first insert to the commit; the
 later one's row therefore gets the larger id and commits later. The dispatcher publishes in
 id order and only one dispatcher works on a table at a time (another advisory lock, tried
@@ -70,6 +71,17 @@ def _qualified(table: Table) -> str:
     return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
 
 
+def key_lock_sql(outbox: str, key: str) -> str:
+    """The SQL taking the lock that serialises the events of one key of an ``outbox`` (its
+    quoted, qualified name) until the transaction ends; ``key`` is an SQL expression (a bound
+    parameter, a trigger's column). ``add_event`` takes it, and so does every trigger that
+    writes events into an outbox (todo's task events, migration 0004): whichever way a
+    transaction writes a user's events, it takes turns with every other that does."""
+    if "'" in outbox:
+        raise ValueError("an outbox name is a quoted identifier, without quotes of its own")
+    return f"pg_advisory_xact_lock({KEY_LOCK_CLASS}, hashtext('{outbox}:' || {key}))"
+
+
 def _hash32(value: str) -> int:
     """A stable signed 32-bit hash (advisory locks take int4 pairs)."""
     unsigned = zlib.crc32(value.encode())
@@ -89,8 +101,7 @@ async def add_event(
     """Write an event in the session's transaction; its id. Events of one ``key`` are
     serialised until the transaction ends (see the module's docstring)."""
     await (await session.connection()).execute(
-        text("SELECT pg_advisory_xact_lock(:space, :key)"),
-        {"space": KEY_LOCK_CLASS, "key": _hash32(f"{_qualified(table)}:{key}")},
+        text(f"SELECT {key_lock_sql(_qualified(table), ':key')}"), {"key": key}
     )
     row = (
         await (await session.connection()).execute(

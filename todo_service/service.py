@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,7 +35,7 @@ from shared.errors import (
 )
 from todo_service import statements as sql
 from todo_service.listing import encode_cursor, page_statement
-from todo_service.models import MAX_ID, Recurrence, Task
+from todo_service.models import MAX_ID, TASKS, Recurrence, Task
 from todo_service.schemas import (
     TaskCreate,
     TaskPage,
@@ -251,7 +251,10 @@ async def delete_task(
 
 async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now: datetime) -> None:
     """Set the changed fields; a real change bumps ``version`` and ``updated_at``, and a
-    recurring task that becomes completed schedules its next occurrence."""
+    recurring task that becomes completed schedules its next occurrence.
+
+    The task's row is written once (one UPDATE, hence one task event, migration 0004), after
+    the next occurrence's row it links to."""
     was_completed = task.completed
     changed = False
     for name, value in changes.items():
@@ -272,35 +275,39 @@ async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now
         and task.recurrence is not Recurrence.NONE
         and task.next_occurrence_id is None
     ):
-        following = await _schedule_next(session, task, now)
-        if following is not None:
-            task.next_occurrence_id = following.id
+        task.next_occurrence_id = await _schedule_next(session, task, now)
     await session.flush()
 
 
-async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> Task | None:
-    """The next occurrence: the same task, not completed, due one period later. A task
-    without a due date gets one: a period after its completion. None when that date would
-    fall after the year 9999 (the series ends there)."""
+async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> int | None:
+    """Insert the next occurrence (the same task, not completed, due one period later); its
+    id. A task without a due date gets one: a period after its completion. None when that
+    date would fall after the year 9999 (the series ends there).
+
+    The row goes in on the session's connection, so the task's pending changes are not
+    flushed before it: the task is then written once, already linked."""
     try:
         due = next_due(task.due_at or now, task.recurrence)
     except (OverflowError, ValueError):
         return None
-    following = Task(
-        user_id=task.user_id,
-        title=task.title,
-        description=task.description,
-        priority=task.priority,
-        tags=list(task.tags),
-        due_at=due,
-        recurrence=task.recurrence,
-        created_at=now,
-        updated_at=now,
-        version=1,
+    connection = await session.connection()
+    following = await connection.execute(
+        insert(TASKS)
+        .values(
+            user_id=task.user_id,
+            title=task.title,
+            description=task.description,
+            priority=task.priority,
+            tags=list(task.tags),
+            due_at=due,
+            recurrence=task.recurrence,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        .returning(TASKS.c.id)
     )
-    session.add(following)
-    await session.flush()
-    return following
+    return int(following.scalar_one())
 
 
 def next_due(moment: datetime, recurrence: Recurrence) -> datetime:

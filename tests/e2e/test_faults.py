@@ -22,10 +22,10 @@ from sqlalchemy import text
 
 from shared.db import create_engine
 from shared.embedded_pg import EmbeddedPostgres
-from shared.migrations import upgrade
 from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
 from tests.e2e.traffic import Outcome, Traffic
+from tests.support.database import own_postgres
 from tests.support.errors import assert_error
 from tests.support.tokens import TestIssuer
 
@@ -372,15 +372,8 @@ async def test_todo_killed_while_chat_turns_run_leaves_no_half_written_reply(
 @pytest_asyncio.fixture(loop_scope="session")
 async def own_database() -> AsyncIterator[tuple[EmbeddedPostgres, str]]:
     """A PostgreSQL of this test's own: restarting the session's would break other tests."""
-    with tempfile.TemporaryDirectory(prefix="todo-platform-faults-pg-") as directory:
-        server = EmbeddedPostgres(Path(directory) / "pgdata")
-        url = await asyncio.to_thread(server.start)
-        try:
-            for service in ("auth_service", "todo_service"):
-                await asyncio.to_thread(upgrade, service, url)
-            yield server, url
-        finally:
-            await asyncio.to_thread(server.stop)
+    async with own_postgres(("auth_service", "todo_service")) as server_and_url:
+        yield server_and_url
 
 
 async def readiness(client: httpx.AsyncClient, url: str) -> int:

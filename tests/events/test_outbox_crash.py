@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,8 +28,12 @@ from auth_service.service import AuthContext
 from auth_service.settings import AuthSettings
 from shared.clock import utcnow
 from shared.db import Database
-from shared.events import Event, redis_client
-from tests.support.serving import free_port
+from tests.support.workers import (
+    WorkerProcess,
+    assert_ids_increase_per_key,
+    first_deliveries,
+    read_stream,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,67 +46,19 @@ SEED = int(os.environ.get("CRASH_SEED", str(random.randrange(1_000_000))))
 PASSWORD = "correct horse battery"
 
 
-class Worker:
-    """``python -m auth_service.worker`` as its own process, killed and started at will."""
-
-    def __init__(self, database_url: str, redis_url: str, log: Path) -> None:
-        self.env = {
-            **os.environ,
-            "ENVIRONMENT": "test",
+def auth_worker(database_url: str, redis_url: str, log: Path) -> WorkerProcess:
+    """``python -m auth_service.worker``, publishing in small batches with short pauses."""
+    return WorkerProcess(
+        "auth_service.worker",
+        {
             "AUTH_DATABASE_URL": database_url,
             "EVENTS_REDIS_URL": redis_url,
             "AUTH_EVENTS_BATCH": "3",
             "AUTH_EVENTS_IDLE_SECONDS": "0.05",
             "AUTH_DB_POOL_SIZE": "2",
-            "PORT": str(free_port()),
-            "HOST": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "auth_service.worker"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def serving(self, seconds: float = 20.0) -> None:
-        """Until the worker answers on its port (its loops have started)."""
-        port = int(self.env["PORT"])
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.kills += 1
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
+        },
+        log,
+    )
 
 
 @pytest.fixture
@@ -158,7 +111,7 @@ async def test_no_committed_event_is_lost_when_the_worker_is_killed_at_random(
 ) -> None:
     rng = random.Random(SEED)
     print(f"CRASH_SEED={SEED}")
-    worker = Worker(migrated_url, redis_url, tmp_path / "worker.log")
+    worker = auth_worker(migrated_url, redis_url, tmp_path / "worker.log")
     load_done = asyncio.Event()
 
     async def killer() -> None:
@@ -202,35 +155,25 @@ async def test_no_committed_event_is_lost_when_the_worker_is_killed_at_random(
         while await committed_database.fetch_row(
             "SELECT 1 FROM auth.outbox WHERE sent_at IS NULL LIMIT 1"
         ):
-            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, worker.log_tail()
             await asyncio.sleep(0.1)
     finally:
         killing.cancel()
         worker.stop()
 
-    redis = redis_client(redis_url)
-    try:
-        entries = await redis.xrange("events.users")
-    finally:
-        await redis.aclose()
-    stream = [Event.from_json(fields[b"event"]) for _, fields in entries]
+    stream = await read_stream(redis_url, "events.users")
 
     # At least once: every committed event; the duplicates are crashes between publishing
     # and marking, dropped by consumers by id.
-    firsts: dict[str, Event] = {}
-    for event in stream:
-        firsts.setdefault(event.id, event)
+    firsts = first_deliveries(stream)
     by_user: dict[str, list[str]] = {}
-    for event in firsts.values():
+    for event in firsts:
         by_user.setdefault(event.key, []).append(event.type)
     for user_id, committed in users:
         expected = ["user.registered", "user.deleted"] if committed else ["user.registered"]
         assert by_user.get(user_id) == expected, (user_id, committed, by_user.get(user_id))
     # Per user, events appear in the order of their ids (the order they committed in).
-    last_seen: dict[str, int] = {}
-    for event in firsts.values():
-        assert int(event.id) > last_seen.get(event.key, 0)
-        last_seen[event.key] = int(event.id)
+    assert_ids_increase_per_key(firsts)
     assert worker.kills > 0
     figures = f"kills={worker.kills} entries={len(stream)} duplicates={len(stream) - len(firsts)}"
     print(figures)

@@ -81,12 +81,18 @@ async def committed_client(
 
 
 Snapshot = Callable[[], Awaitable[list[dict[str, Any]]]]
-TABLES = (("tasks", "id"), ("idempotency_keys", "id"), ("task_counts", "user_id"))
+TABLES = (
+    ("tasks", "id"),
+    ("idempotency_keys", "id"),
+    ("task_counts", "user_id"),
+    ("outbox", "id"),
+)
 
 
 @pytest.fixture
 def snapshot(sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
-    """Every row of the todo schema, to prove a refused request changed nothing."""
+    """Every row of the todo schema (the outbox too), to prove a refused request changed
+    nothing and wrote no event."""
 
     async def take() -> list[dict[str, Any]]:
         async with sessionmaker() as session:
@@ -108,3 +114,22 @@ async def create(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[s
     assert response.status_code == 201, response.text
     task: dict[str, Any] = response.json()
     return task
+
+
+async def events_of(db: Database, user: User, *, after: int = 0) -> list[dict[str, Any]]:
+    """The user's outbox rows after id ``after``, in id order (the order they are published)."""
+    async with db.sessionmaker() as session:
+        rows = await (await session.connection()).execute(
+            text(
+                "SELECT id, stream, key, type, version, data FROM todo.outbox "
+                "WHERE key = :key AND id > :after ORDER BY id"
+            ),
+            {"key": user.sub, "after": after},
+        )
+        return [row._asdict() for row in rows]
+
+
+async def last_event_id(db: Database) -> int:
+    row = await db.fetch_row("SELECT coalesce(max(id), 0) FROM todo.outbox")
+    assert row is not None
+    return int(row[0])

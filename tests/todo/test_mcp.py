@@ -26,9 +26,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
+from tests.support.event_schemas import validate_data
 from tests.support.serving import free_port, live_server
 from tests.support.tokens import TestIssuer
-from tests.todo.conftest import User
+from tests.todo.conftest import User, events_of, last_event_id
 from todo_service.app import create_app
 from todo_service.settings import TodoSettings
 
@@ -903,3 +904,49 @@ async def test_concurrent_bulk_completions_schedule_each_occurrence_once(
     # Three rounds of three tasks, each with exactly one occurrence.
     assert len(stored) == 18
     assert sum(r["completed"] for r in stored) == 9
+
+
+async def test_every_tool_that_changes_a_task_writes_its_events(
+    connect: Connect, alice: User, bob: User, committed_database: Database
+) -> None:
+    async with connect(bearer(bob)) as client:
+        (bobs,) = await _add(client, "Bob's")
+    async with connect(bearer(alice)) as client:
+        milk, eggs = await _add(client, "Milk", "Eggs")
+        (bins,) = await _add(client, "Bins", recurrence="weekly", due_at="2026-03-16T07:00:00Z")
+        payload(await client.call_tool("update_task", {"task_id": milk, "title": "Oat milk"}))
+        done = payload(await client.call_tool("complete_tasks", {"task_ids": [bins, milk]}))
+        following = done["results"][0]["next_occurrence_id"]
+        payload(await client.call_tool("complete_task", {"task_id": milk, "completed": False}))
+        payload(await client.call_tool("delete_task", {"task_id": eggs}))
+        payload(await client.call_tool("delete_tasks", {"task_ids": [following, milk]}))
+        before = await last_event_id(committed_database)
+        # A refused bulk call (another user's id among them) writes nothing.
+        refused = await client.call_tool("complete_tasks", {"task_ids": [bins, bobs]})
+        assert refused.is_error
+        assert await last_event_id(committed_database) == before
+
+    events = await events_of(committed_database, alice)
+    written = [(event["type"], task_id_of(event)) for event in events]
+    # One DELETE statement removes the bulk's rows in the order it finds them.
+    assert sorted(written[-2:]) == sorted([("task.deleted", following), ("task.deleted", milk)])
+    assert written[:-2] == [
+        ("task.created", milk),
+        ("task.created", eggs),
+        ("task.created", bins),
+        ("task.updated", milk),
+        ("task.created", following),
+        ("task.completed", bins),
+        ("task.completed", milk),
+        ("task.reopened", milk),
+        ("task.deleted", eggs),
+        ("task.updated", bins),  # its next occurrence is deleted: the link is cleared
+    ]
+    for event in events:
+        assert (event["key"], event["data"]["user_id"]) == (alice.sub, alice.sub)
+        validate_data(event["type"], event["version"], event["data"])
+
+
+def task_id_of(event: dict[str, Any]) -> int:
+    data = event["data"]
+    return int(data["task_id"] if event["type"] == "task.deleted" else data["task"]["id"])
