@@ -70,7 +70,7 @@ def _qualified(table: Table) -> str:
     return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
 
 
-def _hash32(value: str) -> int:
+def hash32(value: str) -> int:
     """A stable signed 32-bit hash (advisory locks take int4 pairs)."""
     unsigned = zlib.crc32(value.encode())
     return unsigned - 2**32 if unsigned >= 2**31 else unsigned
@@ -90,7 +90,7 @@ async def add_event(
     serialised until the transaction ends (see the module's docstring)."""
     await (await session.connection()).execute(
         text("SELECT pg_advisory_xact_lock(:space, :key)"),
-        {"space": KEY_LOCK_CLASS, "key": _hash32(f"{_qualified(table)}:{key}")},
+        {"space": KEY_LOCK_CLASS, "key": hash32(f"{_qualified(table)}:{key}")},
     )
     row = (
         await (await session.connection()).execute(
@@ -125,7 +125,7 @@ class OutboxDispatcher:
         self._table = table
         self._publisher = publisher
         self._batch = batch
-        self._lock = _hash32(_qualified(table))
+        self._lock = hash32(_qualified(table))
 
     async def dispatch_once(self) -> int:
         """One round; the number of rows published (0 when idle or another replica has it).
