@@ -20,7 +20,7 @@ from todo_service.models import DELETED_SUBJECTS
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.stats import router as stats_router
 from todo_service.webhooks.api import router as webhooks_router
-from todo_service.webhooks.keys import load_webhook_box
+from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.targets import Resolver, system_resolver
 
 
@@ -41,7 +41,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clock = clock
         app.state.webhook_resolver = resolver
-        app.state.webhook_box = webhook_box or load_webhook_box(settings)
+        app.state.webhook_keys = WebhookKeys(settings, webhook_box)
         # The JWKS client: only key fetches use it (rare, cached), never the request path.
         async with httpx.AsyncClient() as http:
             app.state.verifier = verifier or TokenVerifier.from_settings(

@@ -29,7 +29,7 @@ from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.webhooks.delivery import WebhookDeliverer
 from todo_service.webhooks.fanout import fanout_loop
-from todo_service.webhooks.keys import load_webhook_box
+from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.targets import Resolver, system_resolver
 
 DEFAULT_PORT = 8012
@@ -61,10 +61,9 @@ def create_app(
             Loop("outbox", dispatcher.dispatch_once),
             fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
         ]
-        box = webhook_box or load_webhook_box(settings)
-        if box is not None:
-            deliverer = WebhookDeliverer(database, box, settings, clock=clock, resolver=resolver)
-            loops.append(Loop("webhooks-delivery", deliverer.deliver_once))
+        keys = WebhookKeys(settings, webhook_box)
+        deliverer = WebhookDeliverer(database, keys, settings, clock=clock, resolver=resolver)
+        loops.append(Loop("webhooks-delivery", deliverer.deliver_once))
         return loops
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)

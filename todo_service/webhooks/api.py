@@ -14,6 +14,7 @@ from shared.sealing import SecretBox
 from todo_service.models import MAX_ID
 from todo_service.settings import TodoSettings
 from todo_service.webhooks import service
+from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.schemas import (
     DeliveryPublic,
     WebhookCreate,
@@ -45,7 +46,8 @@ class WebhookUrlRefused(ValidationFailed):
 
 
 async def _box(request: Request) -> SecretBox:
-    box: SecretBox | None = request.app.state.webhook_box
+    keys: WebhookKeys = request.app.state.webhook_keys
+    box = await keys.box()
     if box is None:
         raise WebhooksUnavailable()
     return box

@@ -28,6 +28,7 @@ from shared.db import Database
 from shared.sealing import InvalidToken, SecretBox
 from todo_service.models import DELIVERY_ERROR_MAX
 from todo_service.settings import TodoSettings
+from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.signing import signed_headers
 from todo_service.webhooks.targets import (
     Resolver,
@@ -113,7 +114,7 @@ class WebhookDeliverer:
     def __init__(
         self,
         db: Database,
-        box: SecretBox,
+        keys: WebhookKeys,
         settings: TodoSettings,
         *,
         clock: Clock = utcnow,
@@ -121,7 +122,7 @@ class WebhookDeliverer:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._db = db
-        self._box = box
+        self._keys = keys
         self._settings = settings
         self._clock = clock
         self._resolver = resolver
@@ -145,7 +146,8 @@ class WebhookDeliverer:
         return timedelta(seconds=ceiling * (0.5 + 0.5 * self._jitter()))
 
     async def deliver_once(self) -> int:
-        """One round: the number of deliveries attempted."""
+        """One round: the number of deliveries attempted (none without keys: a production
+        without ``TODO_WEBHOOK_KEYS`` has no webhooks, so nothing is due either)."""
         now = self._clock()
         async with self._db.unit_of_work() as session:
             connection = await session.connection()
@@ -159,6 +161,7 @@ class WebhookDeliverer:
         if not claimed:
             await self._forget_finished(now)
             return 0
+        box = await self._keys.box()
         # No connection is reused: each attempt is its own, to the address it checked.
         async with httpx.AsyncClient(
             timeout=self._timeout,
@@ -166,7 +169,7 @@ class WebhookDeliverer:
             trust_env=False,
             limits=httpx.Limits(max_connections=len(claimed), max_keepalive_connections=0),
         ) as client:
-            outcomes = await asyncio.gather(*(self._attempt(client, row) for row in claimed))
+            outcomes = await asyncio.gather(*(self._attempt(client, box, row) for row in claimed))
         finished = self._clock()
         async with self._db.unit_of_work() as session:
             connection = await session.connection()
@@ -174,10 +177,12 @@ class WebhookDeliverer:
                 await self._record(connection, row, outcome, finished)
         return len(claimed)
 
-    async def _attempt(self, client: httpx.AsyncClient, row: Any) -> Outcome:
+    async def _attempt(self, client: httpx.AsyncClient, box: SecretBox | None, row: Any) -> Outcome:
         settings = self._settings
+        if box is None:
+            return Outcome(None, "webhook keys are not configured")
         try:
-            secret = self._box.open(bytes(row.secret_sealed))
+            secret = box.open(bytes(row.secret_sealed))
         except InvalidToken:
             logger.error("delivery %s: the webhook's secret opens with no configured key", row.id)
             return Outcome(None, "the signing secret cannot be opened (a key was removed)")

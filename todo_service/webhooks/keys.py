@@ -7,6 +7,7 @@ the keys are configured.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import select
@@ -40,6 +41,27 @@ def load_webhook_box(settings: TodoSettings) -> SecretBox | None:
             is_development=True,
             dev_key_file=settings.dev_webhook_key_file,
         )
+
+
+class WebhookKeys:
+    """The box the API seals with and the worker opens with. With keys configured (or in
+    production, where none means no webhooks) it is settled at start-up; a development
+    process without keys loads or generates its key on first use only, so a process that
+    never touches a webhook writes no key file."""
+
+    def __init__(self, settings: TodoSettings, box: SecretBox | None = None) -> None:
+        self._settings = settings
+        self._box = box
+        self._settled = box is not None
+        if not self._settled and (settings.webhook_keys is not None or not settings.is_development):
+            self._box = load_webhook_box(settings)
+            self._settled = True
+
+    async def box(self) -> SecretBox | None:
+        if not self._settled:
+            self._box = await asyncio.to_thread(load_webhook_box, self._settings)
+            self._settled = True
+        return self._box
 
 
 async def reseal_secrets(db: Database, box: SecretBox, *, batch: int = 500) -> int:
