@@ -117,7 +117,7 @@ def parse_target(raw: str, *, allow_loopback: bool) -> Target:
     except UnicodeDecodeError:
         raise TargetRefused("invalid_url", "the host name is not valid") from None
     host = host.removesuffix(".")
-    port = url.port or (443 if url.scheme == "https" else 80)
+    port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
     address = _literal_address(host)
     if address is None and not _is_dns_name(host):
         raise TargetRefused(
@@ -159,8 +159,9 @@ def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
 
 
 def forbidden_reason(address: IPAddress) -> str | None:
-    """Why a webhook may not connect to ``address``; None for a public unicast address."""
-    for candidate in (address, *embedded_ipv4(address)):
+    """Why a webhook may not connect to ``address``; None for a public unicast address.
+    An IPv4 address embedded in an IPv6 one is judged first: it is where packets may go."""
+    for candidate in (*embedded_ipv4(address), address):
         if candidate.is_loopback:
             return "loopback"
         if candidate.is_link_local:
