@@ -48,8 +48,13 @@ def dns() -> TableDns:
 
 
 @pytest.fixture
-def box() -> SecretBox:
-    return SecretBox([Fernet.generate_key()])
+def box_key() -> bytes:
+    return Fernet.generate_key()
+
+
+@pytest.fixture
+def box(box_key: bytes) -> SecretBox:
+    return SecretBox([box_key])
 
 
 @pytest.fixture
