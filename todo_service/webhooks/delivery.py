@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,7 +110,8 @@ class Outcome:
 
 class WebhookDeliverer:
     """Attempts due deliveries; ``clock``, ``resolver`` and ``jitter`` (a number in [0, 1))
-    are injectable so that tests move time instead of waiting."""
+    are injectable so that tests move time instead of waiting, and ``trust`` (the system's
+    certificate authorities by default) so that they can serve HTTPS themselves."""
 
     def __init__(
         self,
@@ -120,6 +122,7 @@ class WebhookDeliverer:
         clock: Clock = utcnow,
         resolver: Resolver = system_resolver,
         jitter: Callable[[], float] = random.random,
+        trust: ssl.SSLContext | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
@@ -127,6 +130,7 @@ class WebhookDeliverer:
         self._clock = clock
         self._resolver = resolver
         self._jitter = jitter
+        self._trust: ssl.SSLContext | bool = trust if trust is not None else True
         self._timeout = httpx.Timeout(
             connect=settings.webhook_connect_timeout,
             read=settings.webhook_read_timeout,
@@ -167,6 +171,7 @@ class WebhookDeliverer:
             timeout=self._timeout,
             follow_redirects=False,
             trust_env=False,
+            verify=self._trust,
             limits=httpx.Limits(max_connections=len(claimed), max_keepalive_connections=0),
         ) as client:
             outcomes = await asyncio.gather(*(self._attempt(client, box, row) for row in claimed))

@@ -7,14 +7,19 @@ through an injected clock; nothing sleeps through a backoff."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -26,6 +31,7 @@ from shared.sealing import SecretBox
 from shared.worker import Loop
 from tests.support.events import eventually
 from tests.support.serving import live_server, serve
+from tests.support.tls import Issued, TestCA
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User
 from tests.todo.webhooks.conftest import TableDns, register
@@ -486,3 +492,72 @@ async def test_the_worker_process_fans_out_and_delivers(
         assert ready.status_code == 200, ready.text
     assert receiving.received[0].headers["webhook-id"] == str(event_id)
     assert json.loads(receiving.received[0].body)["type"] == "task.deleted"
+
+
+# --- HTTPS to the pinned address ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def tls_receiver(receiving: Receiver, issued: Issued, directory: Path) -> AsyncIterator[int]:
+    """The receiver behind TLS with ``issued``'s certificate; yields its port."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    config = uvicorn.Config(
+        receiving.app(), host="127.0.0.1", port=0, log_config=None, access_log=False,
+        ssl_certfile=str(cert), ssl_keyfile=str(key), lifespan="off",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(15):
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+                await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.mark.parametrize(
+    ("certified", "delivered"), [(RECEIVER_HOST, True), ("other.example.com", False)]
+)
+async def test_https_goes_to_the_checked_address_with_the_names_certificate_checked(
+    api: httpx.AsyncClient,
+    committed_database: Database,
+    settings: TodoSettings,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    pipeline: Pipeline,
+    tmp_path: Path,
+    alice: User,
+    certified: str,
+    delivered: bool,
+) -> None:
+    authority = TestCA()
+    trust = ssl.create_default_context(cadata=authority.cert_pem.decode())
+    receiving = Receiver()
+    async with tls_receiver(receiving, authority.issue(certified), tmp_path) as port:
+        dns.answers[RECEIVER_HOST] = ["127.0.0.1"]
+        webhook = await register(api, alice, f"https://{RECEIVER_HOST}:{port}/hook")
+        receiving.secret = webhook["secret"]
+        await pipeline.emit(alice.sub)
+        await pipeline.fan_out()
+        deliverer = WebhookDeliverer(
+            committed_database, WebhookKeys(settings, box), settings,
+            clock=live_clock, resolver=dns, trust=trust,
+        )  # fmt: skip
+        assert await deliverer.deliver_once() == 1
+    [delivery] = await deliveries(api, alice, webhook)
+    if delivered:
+        # The certificate names only the host: TLS checked the name while the connection went
+        # to the address the DNS check returned.
+        assert delivery["status"] == "delivered"
+        assert receiving.received[0].verified
+        assert receiving.received[0].headers["host"] == f"{RECEIVER_HOST}:{port}"
+    else:
+        assert delivery["status"] == "pending"
+        assert delivery["last_error"].startswith("connection failed")
+        assert receiving.received == []
