@@ -4,7 +4,9 @@ purged and can never be stored again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -232,3 +234,101 @@ async def test_a_deleted_users_webhooks_and_deliveries_are_purged_and_refused_af
                 await writer.execute(text(statement), {"u": alice.sub})
         assert isinstance(error.value.orig.__cause__, asyncpg.PostgresError)
         assert error.value.orig.__cause__.sqlstate == "P0401"
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+async def test_finished_deliveries_are_deleted_after_the_retention_and_pending_ones_kept(
+    hooks: httpx.AsyncClient,
+    alice: User,
+    database: Database,
+    todo_settings: TodoSettings,
+    clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    created = await register(hooks, alice)
+    retention = todo_settings.webhook_retention_seconds
+    async with sessionmaker() as session:
+        await (await session.connection()).execute(
+            text(
+                "INSERT INTO todo.webhook_deliveries (webhook_id, user_id, event_id, event_type,"
+                " payload, status, next_attempt_at, created_at, finished_at) VALUES"
+                " (:w, :u, 'old', 'task.created', '{}', 'failed', NULL, :long_ago, :long_ago),"
+                " (:w, :u, 'recent', 'task.created', '{}', 'delivered', NULL, :now, :now),"
+                " (:w, :u, 'waiting', 'task.created', '{}', 'pending', :later, :long_ago, NULL)"
+            ),
+            {
+                "w": created["id"],
+                "u": alice.sub,
+                "now": clock(),
+                "later": clock() + timedelta(days=1),
+                "long_ago": clock() - timedelta(seconds=retention + 1),
+            },
+        )
+        await session.commit()
+    deliverer = WebhookDeliverer(
+        database, WebhookKeys(todo_settings, box), todo_settings, clock=clock, resolver=dns
+    )
+    assert await deliverer.deliver_once() == 0
+    async with sessionmaker() as session:
+        kept = (
+            await (await session.connection()).execute(
+                select(WEBHOOK_DELIVERIES.c.event_id).order_by(WEBHOOK_DELIVERIES.c.event_id)
+            )
+        ).scalars()
+        assert list(kept) == ["recent", "waiting"]
+
+
+async def test_a_delivery_claimed_by_a_replica_that_died_waits_for_its_lease_then_is_retried(
+    hooks: httpx.AsyncClient,
+    alice: User,
+    database: Database,
+    todo_settings: TodoSettings,
+    clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    created = await register(hooks, alice)
+    async with sessionmaker() as session:
+        await (await session.connection()).execute(
+            text(
+                "INSERT INTO todo.webhook_deliveries (webhook_id, user_id, event_id, event_type,"
+                " payload, status, next_attempt_at, created_at)"
+                " VALUES (:w, :u, '1', 'task.created', '{}', 'pending', :now, :now)"
+            ),
+            {"w": created["id"], "u": alice.sub, "now": clock()},
+        )
+        await session.commit()
+    stuck = asyncio.Event()
+
+    async def hanging_dns(host: str, port: int) -> list[Any]:
+        await stuck.wait()  # the replica dies during its attempt
+        return []
+
+    dying = WebhookDeliverer(
+        database, WebhookKeys(todo_settings, box), todo_settings, clock=clock, resolver=hanging_dns
+    )
+    attempt = asyncio.create_task(dying.deliver_once())
+    await asyncio.sleep(0.2)
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    other = WebhookDeliverer(
+        database, WebhookKeys(todo_settings, box), todo_settings, clock=clock, resolver=dns
+    )
+    assert await other.deliver_once() == 0  # leased to the dead replica
+    lease = 2 * todo_settings.webhook_attempt_timeout + 5
+    clock.advance(seconds=lease)
+    # Refused before any connection: the test reaches no network.
+    dns.answers["hooks.example.com"] = ["10.0.0.1"]
+    assert await other.deliver_once() == 1
+    async with sessionmaker() as session:
+        attempts = (
+            await (await session.connection()).execute(select(WEBHOOK_DELIVERIES.c.attempts))
+        ).scalar_one()
+    assert attempts == 2
+    assert dns.asked[-1] == "hooks.example.com"
