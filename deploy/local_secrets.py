@@ -45,6 +45,7 @@ VARIABLES = [
 SECRETS_DIR = Path(".data") / "compose"
 KEY_PATH = SECRETS_DIR / "auth-signing-key.pem"
 WEB_KEYS_PATH = SECRETS_DIR / "web-session-keys"
+WEBHOOK_KEYS_PATH = SECRETS_DIR / "todo-webhook-keys"
 # Where the local PostgreSQL and Redis answer (compose network, local Kubernetes namespace).
 LOCAL_DATABASE = "postgres:5432/todo"
 LOCAL_REDIS = "redis:6379/0"
@@ -153,7 +154,15 @@ def write_signing_key(root: Path) -> bool:
 
 def write_web_session_keys(root: Path) -> bool:
     """One Fernet key for the web client's stored tokens, made once (like the signing key)."""
-    path = root / WEB_KEYS_PATH
+    return write_fernet_key(root / WEB_KEYS_PATH)
+
+
+def write_webhook_keys(root: Path) -> bool:
+    """One Fernet key sealing the todo service's webhook secrets, made once."""
+    return write_fernet_key(root / WEBHOOK_KEYS_PATH)
+
+
+def write_fernet_key(path: Path) -> bool:
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +187,8 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
     """The Secrets deploy/k8s references, filled with the local values."""
     env = read_env(root / ".env")
     missing = [name for name in VARIABLES if not env.get(name)]
-    if missing or not (root / KEY_PATH).exists() or not (root / WEB_KEYS_PATH).exists():
+    keys = (KEY_PATH, WEB_KEYS_PATH, WEBHOOK_KEYS_PATH)
+    if missing or not all((root / path).exists() for path in keys):
         raise SystemExit("missing local secrets: run `make compose-env` first")
 
     manifests = [
@@ -194,6 +204,7 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
     manifests += [
         secret("auth-signing-key", {"signing-keys.pem": (root / KEY_PATH).read_text()}),
         secret("web-session-keys", {"session-keys": (root / WEB_KEYS_PATH).read_text()}),
+        secret("todo-webhook-keys", {"webhook-keys": (root / WEBHOOK_KEYS_PATH).read_text()}),
         secret("gateway-redis", {"storage-uri": redis_url(env)}),
         secret("events-redis", {"url": events_redis_url(env)}),
         secret("redis", {"redis.conf": redis_config(env)}),
@@ -226,11 +237,13 @@ def main() -> None:
     added = write_passwords(root / ".env")
     created = write_signing_key(root)
     web_keys = write_web_session_keys(root)
+    webhook_keys = write_webhook_keys(root)
     write_secret_files(root)
     sys.stdout.write(
         f".env: {'added ' + ', '.join(added) if added else 'every password already set'}\n"
         f"{KEY_PATH}: {'created' if created else 'kept'}\n"
         f"{WEB_KEYS_PATH}: {'created' if web_keys else 'kept'}\n"
+        f"{WEBHOOK_KEYS_PATH}: {'created' if webhook_keys else 'kept'}\n"
         f"{SECRETS_DIR}: secret files written from .env\n"
     )
 

@@ -298,10 +298,11 @@ class RedisStreamSubscription:
 # --- handling each event once -----------------------------------------------------------
 
 
-def processed_events_table(metadata: MetaData) -> Table:
-    """The ids of the events a service has applied (dropped when delivered again)."""
+def processed_events_table(metadata: MetaData, name: str = "processed_events") -> Table:
+    """The ids of the events a service has applied (dropped when delivered again). A service
+    consuming two streams keeps one table per stream: ids are unique only within a stream."""
     return Table(
-        "processed_events",
+        name,
         metadata,
         Column("event_id", Text, primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -82,7 +82,7 @@ def key_lock_sql(outbox: str, key: str) -> str:
     return f"pg_advisory_xact_lock({KEY_LOCK_CLASS}, hashtext('{outbox}:' || {key}))"
 
 
-def _hash32(value: str) -> int:
+def hash32(value: str) -> int:
     """A stable signed 32-bit hash (advisory locks take int4 pairs)."""
     unsigned = zlib.crc32(value.encode())
     return unsigned - 2**32 if unsigned >= 2**31 else unsigned
@@ -136,7 +136,7 @@ class OutboxDispatcher:
         self._table = table
         self._publisher = publisher
         self._batch = batch
-        self._lock = _hash32(_qualified(table))
+        self._lock = hash32(_qualified(table))
 
     async def dispatch_once(self) -> int:
         """One round; the number of rows published (0 when idle or another replica has it).

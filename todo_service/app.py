@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.sealing import SecretBox
 from shared.tokens import TokenVerifier
 from shared.tombstones import Tombstones, TombstoneVerifier
 from todo_service.api import router
@@ -18,6 +19,9 @@ from todo_service.mcp import mount_mcp
 from todo_service.models import DELETED_SUBJECTS
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.stats import router as stats_router
+from todo_service.webhooks.api import router as webhooks_router
+from todo_service.webhooks.keys import WebhookKeys
+from todo_service.webhooks.targets import Resolver, system_resolver
 
 
 def create_app(
@@ -26,13 +30,18 @@ def create_app(
     db: Database | None = None,
     verifier: TokenVerifier | None = None,
     clock: Clock = utcnow,
+    resolver: Resolver = system_resolver,
+    webhook_box: SecretBox | None = None,
 ) -> FastAPI:
-    """The app; ``db``, ``verifier`` and ``clock`` replace the real ones in tests."""
+    """The app; ``db``, ``verifier``, ``clock``, the webhooks' DNS ``resolver`` and sealing
+    ``webhook_box`` replace the real ones in tests."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clock = clock
+        app.state.webhook_resolver = resolver
+        app.state.webhook_keys = WebhookKeys(settings, webhook_box)
         # The JWKS client: only key fetches use it (rare, cached), never the request path.
         async with httpx.AsyncClient() as http:
             app.state.verifier = verifier or TokenVerifier.from_settings(
@@ -49,5 +58,6 @@ def create_app(
     # Before the task routes: /api/tasks/stats is not a task id.
     app.include_router(stats_router)
     app.include_router(router)
+    app.include_router(webhooks_router)
     mount_mcp(app, settings)
     return app

@@ -1,5 +1,6 @@
 """The events the todo service consumes (docs/events.md): ``user.deleted`` from the users
-stream purges the user's tasks for good (shared/purge.py)."""
+stream purges the user's tasks and webhooks for good (shared/purge.py); the tasks stream
+feeds the webhooks (todo_service/webhooks/fanout.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from todo_service.models import (
     PROCESSED_EVENTS,
     TASK_COUNTS,
     TASKS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOKS,
 )
 
 PURGE = UserPurge(
     group="todo",
     deleted_subjects=DELETED_SUBJECTS,
     processed_events=PROCESSED_EVENTS,
-    tables=(TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS),
+    tables=(TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS, WEBHOOK_DELIVERIES, WEBHOOKS),
 )

@@ -21,7 +21,9 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -216,4 +218,79 @@ PROCESSED_EVENTS = processed_events_table(TodoBase.metadata)
 # to the tasks stream by the worker (shared/outbox.py, docs/events.md).
 OUTBOX = outbox_table(TodoBase.metadata)
 # Tables refusing rows of a deleted subject (a trigger each, shared/tombstones.py).
-USER_TABLES = ("tasks", "idempotency_keys")
+USER_TABLES = ("tasks", "idempotency_keys", "webhooks", "webhook_deliveries")
+
+
+# --- webhooks (todo_service/webhooks, docs/webhooks.md) ---------------------------------
+
+WEBHOOK_URL_MAX = 2048
+WEBHOOKS_PER_USER = 10
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+DELIVERY_ERROR_MAX = 500
+
+# A user's HTTPS endpoints; ``events`` the types it receives. The signing secret is stored
+# sealed (shared/sealing.py), never in clear.
+WEBHOOKS = Table(
+    "webhooks",
+    TodoBase.metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", ARRAY(Text), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(f"char_length(url) <= {WEBHOOK_URL_MAX}", name="url_length"),
+    CheckConstraint("cardinality(events) >= 1", name="events_count"),
+    Index("ix_webhooks_user_id", "user_id", "id"),
+)
+
+# One event to one webhook: pending until a 2xx (delivered) or until the retry window ends
+# (failed). ``payload`` is the envelope JSON exactly as it is signed and sent.
+WEBHOOK_DELIVERIES = Table(
+    "webhook_deliveries",
+    TodoBase.metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "webhook_id",
+        BigInteger,
+        ForeignKey(f"{SCHEMA}.webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in DELIVERY_STATUSES) + ")", name="status_known"
+    ),
+    CheckConstraint(
+        "(status = 'pending') = (next_attempt_at IS NOT NULL)", name="pending_has_next_attempt"
+    ),
+    # A redelivered event never makes a second delivery to the same webhook.
+    UniqueConstraint("webhook_id", "event_id"),
+    # The delivery loop's scan: due pending deliveries, soonest first.
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    # A webhook's deliveries, newest first (keyset pages).
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    # Finished deliveries are deleted after the retention, oldest first.
+    Index(
+        "ix_webhook_deliveries_finished",
+        "finished_at",
+        postgresql_where=text("finished_at IS NOT NULL"),
+    ),
+)
+# The tasks-stream events the webhooks consumer group has fanned out (dropped when delivered
+# again); the users stream's ids are another sequence, in PROCESSED_EVENTS.
+WEBHOOK_EVENTS = processed_events_table(TodoBase.metadata, "webhook_events")

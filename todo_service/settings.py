@@ -3,18 +3,53 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import DATA_DIR, ServiceSettings
 
 
 class TodoSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TODO_", env_file=".env", extra="ignore")
+    secret_fields = ServiceSettings.secret_fields | {"webhook_keys"}
 
     # How long a POST with an Idempotency-Key is remembered and replayed.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+    # Webhooks (docs/webhooks.md). Fernet keys sealing the signing secrets at rest, one per
+    # line, newest first (rotation: prepend a key, run `python -m todo_service.webhooks
+    # reseal`, then drop the old one). A value, or TODO_WEBHOOK_KEYS_FILE naming a file. The
+    # API seals with it and the worker opens with it: both need it. In development a key is
+    # generated on first run under .data/keys/.
+    webhook_keys: SecretStr | None = None
+    dev_webhook_key_file: Path = DATA_DIR / "keys" / "todo-webhook-keys"
+    # Development only: http:// and any port to a loopback address (a receiver on this
+    # machine). Refused outside development; every other address class stays refused.
+    webhooks_allow_loopback: bool = False
+    # Ports a webhook URL may name (its scheme's default when it names none).
+    webhook_ports: frozenset[int] = frozenset({443})
+    # One delivery attempt: connecting, each read and write, and the whole exchange.
+    webhook_connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_read_timeout: float = Field(default=10.0, gt=0, le=120)
+    webhook_attempt_timeout: float = Field(default=20.0, gt=0, le=300)
+    # Bytes of a receiver's answer read at most (the rest is dropped with the connection).
+    webhook_response_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    # Retries: the n-th failure waits base * 2**(n-1) seconds (at most max), times a random
+    # factor in [0.5, 1); a delivery not delivered within the window after its event is failed.
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Deliveries attempted at once by one worker, and finished ones kept this long.
+    webhook_batch: int = Field(default=20, ge=1, le=500)
+    webhook_retention_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
+
+    @model_validator(mode="after")
+    def _loopback_only_in_development(self) -> TodoSettings:
+        if self.webhooks_allow_loopback and not self.is_development:
+            raise ValueError("TODO_WEBHOOKS_ALLOW_LOOPBACK is for development only")
+        return self
 
 
 @lru_cache

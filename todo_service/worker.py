@@ -3,10 +3,13 @@
 - consumes the users stream (``user.deleted`` purges a user's rows) as the ``todo`` consumer
   group (shared/purge.py);
 - publishes the todo outbox (task events, due reminders) to the tasks stream
-  (shared/outbox.py, docs/events.md).
+  (shared/outbox.py, docs/events.md);
+- fans the tasks stream out to the users' webhooks as the ``webhooks`` consumer group, and
+  delivers them (todo_service/webhooks, docs/webhooks.md).
 
 Serves ``/healthz`` and ``/readyz`` on ``PORT`` (default 8012). Several replicas may run:
-each users-stream entry reaches one of them, and one publishes the outbox at a time.
+each stream entry reaches one of them, one publishes the outbox at a time, and each due
+delivery is claimed by one (``SKIP LOCKED``).
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.events import RedisStreamPublisher
 from shared.outbox import OutboxDispatcher
 from shared.purge import purge_loop
+from shared.sealing import SecretBox
 from shared.worker import Loop, create_worker_app
 from todo_service.events import PURGE
 from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings, get_settings
+from todo_service.webhooks.delivery import WebhookDeliverer
+from todo_service.webhooks.fanout import fanout_loop
+from todo_service.webhooks.keys import WebhookKeys
+from todo_service.webhooks.targets import Resolver, system_resolver
 
 DEFAULT_PORT = 8012
 
@@ -31,7 +40,12 @@ def create_app(
     *,
     db: Database | None = None,
     consumer: str | None = None,
+    clock: Clock = utcnow,
+    resolver: Resolver = system_resolver,
+    webhook_box: SecretBox | None = None,
 ) -> FastAPI:
+    """The worker; ``db``, ``consumer`` (its name in the consumer groups), ``clock``, the
+    webhooks' DNS ``resolver`` and sealing ``webhook_box`` are replaced in tests."""
     settings = settings or get_settings()
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
@@ -42,10 +56,15 @@ def create_app(
             batch=settings.events_batch,
             retention_seconds=settings.events_outbox_retention_seconds,
         )
-        return [
+        loops = [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
             Loop("outbox", dispatcher.dispatch_once),
+            fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
         ]
+        keys = WebhookKeys(settings, webhook_box)
+        deliverer = WebhookDeliverer(database, keys, settings, clock=clock, resolver=resolver)
+        loops.append(Loop("webhooks-delivery", deliverer.deliver_once))
+        return loops
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)
 

@@ -1,78 +1,24 @@
-"""Encryption at rest of the tokens a session holds, and of the anonymous CSRF token.
-
-Fernet (AES-128-CBC with HMAC-SHA256, from ``cryptography``) under a key list, newest first:
-the first key encrypts, every key decrypts, so a key is rotated by putting a new one first
-and removing the old one once no stored session uses it.
-"""
+"""Encryption at rest of the tokens a session holds, and of the anonymous CSRF token, with
+the platform's sealing (``shared.sealing``: Fernet under a rotating key list) and the web
+service's keys (``WEB_SESSION_KEYS`` or its ``_FILE``)."""
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
+from shared.sealing import InvalidToken, SecretBox, load_secret_box, parse_keys
 from web_service.settings import WebSettings
 
-logger = logging.getLogger(__name__)
+# The web service's name for the box: it seals session tokens.
+TokenBox = SecretBox
 
 __all__ = ["InvalidToken", "TokenBox", "load_token_box", "parse_keys"]
-
-
-class TokenBox:
-    """Encrypts and decrypts short secrets with the configured keys."""
-
-    def __init__(self, keys: list[bytes]) -> None:
-        if not keys:
-            raise ValueError("at least one session key is required")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
-
-    def seal(self, value: str) -> bytes:
-        return self._fernet.encrypt(value.encode())
-
-    def open(self, token: bytes, *, ttl: int | None = None) -> str:
-        """The value; ``InvalidToken`` when forged, made with an unknown key or (``ttl``)
-        older than that many seconds."""
-        return self._fernet.decrypt(token, ttl=ttl).decode()
-
-    def reseal(self, token: bytes) -> bytes:
-        """The same value under the newest key (rotation)."""
-        return self._fernet.rotate(token)
-
-
-def parse_keys(text: str) -> list[bytes]:
-    """Keys one per line (blank lines and ``#`` comments ignored), newest first."""
-    keys = [
-        line.strip().encode()
-        for line in text.splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    for key in keys:
-        Fernet(key)  # raises ValueError on anything but 32 url-safe base64 bytes
-    if not keys:
-        raise ValueError("no key found in the session key value")
-    return keys
 
 
 def load_token_box(settings: WebSettings) -> TokenBox:
     """Keys from ``WEB_SESSION_KEYS`` (or its ``_FILE``); in development a key generated on
     first run under ``.data/``. Outside development no key is never a default one."""
-    if settings.session_keys is not None:
-        return TokenBox(parse_keys(settings.session_keys.get_secret_value()))
-    if not settings.is_development:
-        raise RuntimeError("WEB_SESSION_KEYS or WEB_SESSION_KEYS_FILE is required in production")
-    return TokenBox(parse_keys(_dev_keys(settings.dev_session_key_file)))
-
-
-def _dev_keys(path: Path) -> str:
-    if path.exists():
-        return path.read_text()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Fernet.generate_key().decode()
-    # Created with 0600 from the start: the key is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    logger.warning("generated a development session key at %s", path)
-    return key
+    return load_secret_box(
+        settings.session_keys,
+        variable="WEB_SESSION_KEYS",
+        is_development=settings.is_development,
+        dev_key_file=settings.dev_session_key_file,
+    )

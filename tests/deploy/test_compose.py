@@ -264,6 +264,18 @@ def test_the_web_services_keys_are_a_mounted_secret_of_the_web_service_only(
             assert "web_session_keys" not in sources, name
 
 
+def test_the_webhook_keys_are_a_mounted_secret_of_the_todo_service_and_worker_only(
+    local: Any, env_file: Path
+) -> None:
+    for name in ("todo", "todo-worker"):
+        assert mounted_secrets(local["services"][name])["TODO_WEBHOOK_KEYS"] == "todo_webhook_keys"
+    Fernet(secret_files(local, env_file)["todo_webhook_keys"].split()[0].encode())
+    for name, service in local["services"].items():
+        if name not in {"todo", "todo-worker"}:
+            sources = {secret["source"] for secret in service.get("secrets", [])}
+            assert "todo_webhook_keys" not in sources, name
+
+
 def test_the_gateway_believes_forwarded_addresses_from_the_web_services_fixed_address(
     local: Any,
 ) -> None:

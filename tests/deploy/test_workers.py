@@ -98,9 +98,14 @@ def test_each_kubernetes_worker_can_run_several_replicas_and_reads_its_secrets_a
     assert container["ports"] == [{"name": "http", "containerPort": port}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # The todo worker also signs webhook deliveries with the webhook keys.
+    extra = (
+        {"TODO_WEBHOOK_KEYS": ("todo-webhook-keys", "webhook-keys")} if service == "todo" else {}
+    )
     assert k8s_secret_files(spec, container) == {
         f"{prefix}DATABASE_URL": (f"{service}-database", "url"),
         f"{prefix}EVENTS_REDIS_URL": ("events-redis", "url"),
+        **extra,
     }
     fields = settings_fields(package)
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES

@@ -51,6 +51,16 @@ async def create_resources(
         turn = await gateway.post("/api/chat", json={"message": "hello"}, headers=user.headers)
         assert turn.status_code == 200, turn.text
         ids["conversation_id"] = turn.json()["conversation_id"]
+    if "webhook_id" in kinds:
+        # At most 10 per user: the earlier tests' ones make room for this one.
+        listed = await gateway.get("/api/webhooks", headers=user.headers)
+        for old in listed.json():
+            await gateway.delete(f"/api/webhooks/{old['id']}", headers=user.headers)
+        hook = await gateway.post(
+            "/api/webhooks", json={"url": "https://93.184.216.34/mine"}, headers=user.headers
+        )
+        assert hook.status_code == 201, hook.text
+        ids["webhook_id"] = hook.json()["id"]
     return ids
 
 

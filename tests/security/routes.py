@@ -71,11 +71,12 @@ def user(body: Any, *, answer: int | None = None, **headers: str) -> Guard:
 
 
 # Resource kinds a route can name, by placeholder.
-RESOURCE_PARAMS = {"task_id": "task", "conversation_id": "conversation"}
+RESOURCE_PARAMS = {"task_id": "task", "conversation_id": "conversation", "webhook_id": "webhook"}
 
 MCP_LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 NEW_PASSWORD = "a brand new passphrase"
+WEBHOOK_URL = "https://93.184.216.34/hook"
 
 
 def _probes_and_docs(service: str, prefix: str) -> dict[Route, Guard]:
@@ -125,6 +126,12 @@ TABLE: dict[Route, Guard] = {
     Route("todo", "PATCH", "/api/tasks/{task_id}/complete"): user({"completed": True}),
     Route("todo", "DELETE", "/api/tasks/{task_id}"): USER,
     Route("todo", ANY, "/api/mcp"): user(MCP_LIST_TOOLS, **MCP_HEADERS),
+    # A public literal address: registering it resolves nothing and sends nothing.
+    Route("todo", "POST", "/api/webhooks"): user({"url": WEBHOOK_URL}),
+    Route("todo", "GET", "/api/webhooks"): USER,
+    Route("todo", "GET", "/api/webhooks/{webhook_id}"): USER,
+    Route("todo", "DELETE", "/api/webhooks/{webhook_id}"): USER,
+    Route("todo", "GET", "/api/webhooks/{webhook_id}/deliveries"): USER,
     # chat
     Route("chat", "POST", "/api/chat"): user(
         {"message": "add a task to buy milk", "conversation_id": "{conversation_id}"}

@@ -54,6 +54,7 @@ CASES = [
 READ_BACK = {
     "task_id": "/api/tasks/{task_id}",
     "conversation_id": "/api/conversations/{conversation_id}",
+    "webhook_id": "/api/webhooks/{webhook_id}",
 }
 
 

@@ -30,6 +30,9 @@ NOT_ANSWERS = {
     "chat_service.agents.dates._NotATime",
     # A stream entry outside the event envelope: logged and acknowledged by the worker.
     "shared.events.MalformedEvent",
+    # A webhook URL the SSRF checks refuse: the API answers it as a WebhookUrlRefused (422),
+    # the delivery loop records it on the delivery.
+    "todo_service.webhooks.targets.TargetRefused",
 }
 
 

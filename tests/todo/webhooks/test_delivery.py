@@ -1,0 +1,563 @@
+"""Webhook delivery through the real path: an event written to ``todo.outbox`` with
+``add_event``, published by the real ``OutboxDispatcher`` to a real Redis, fanned out by the
+``webhooks`` consumer group, and POSTed by the delivery loop to a real receiver (uvicorn on
+127.0.0.1) that checks the signature with the code docs/webhooks.md publishes. Time moves
+through an injected clock; nothing sleeps through a backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from shared.clock import FrozenClock, utcnow
+from shared.db import Database
+from shared.events import TASKS_STREAM, Event, RedisStreamPublisher, redis_client
+from shared.outbox import OutboxDispatcher, add_event
+from shared.sealing import SecretBox
+from shared.worker import Loop
+from tests.support.events import eventually
+from tests.support.serving import live_server, serve
+from tests.support.tls import Issued, TestCA
+from tests.support.tokens import TestIssuer
+from tests.todo.conftest import User
+from tests.todo.webhooks.conftest import TableDns, register
+from tests.todo.webhooks.receiver import Receiver
+from todo_service.app import create_app
+from todo_service.models import OUTBOX
+from todo_service.settings import TodoSettings
+from todo_service.webhooks.delivery import WebhookDeliverer
+from todo_service.webhooks.fanout import WebhookFanout, fanout_loop
+from todo_service.webhooks.keys import WebhookKeys
+from todo_service.worker import create_app as create_worker
+
+RECEIVER_HOST = "receiver.example.com"
+BASE = 10.0  # seconds: the first retry's pause before jitter
+WINDOW = 100.0
+
+
+@pytest.fixture
+def live_clock() -> FrozenClock:
+    """Near the real time (the documented verifier compares with it), moved by the test."""
+    return FrozenClock(utcnow())
+
+
+@pytest.fixture
+def settings(todo_settings: TodoSettings, redis_url: str) -> TodoSettings:
+    return todo_settings.model_copy(
+        update={
+            "webhooks_allow_loopback": True,
+            "events_redis_url": redis_url,
+            "events_idle_seconds": 0.05,
+            "webhook_retry_base_seconds": BASE,
+            "webhook_retry_max_seconds": 4 * BASE,
+            "webhook_retry_window_seconds": WINDOW,
+            "webhook_read_timeout": 0.5,
+            "webhook_attempt_timeout": 5.0,
+        }
+    )
+
+
+@pytest.fixture
+async def receiver(dns: TableDns) -> AsyncIterator[tuple[Receiver, str]]:
+    """The receiver, and its URL under a name only the injected DNS knows (so a request
+    that arrives proves the delivery connected to the address that was checked)."""
+    receiving = Receiver()
+    async with live_server(receiving.app()) as base:
+        dns.answers[RECEIVER_HOST] = ["127.0.0.1"]
+        port = urlsplit(base).port
+        yield receiving, f"http://{RECEIVER_HOST}:{port}/hook"
+
+
+@pytest.fixture
+async def api(
+    settings: TodoSettings,
+    committed_database: Database,
+    issuer: TestIssuer,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        settings,
+        db=committed_database,
+        verifier=issuer.verifier(),
+        clock=live_clock,
+        resolver=dns,
+        webhook_box=box,
+    )
+    async with serve(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url)
+    yield client
+    await client.aclose()
+
+
+class Pipeline:
+    """The worker's three steps, run one round at a time by the test."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis: Redis,
+        settings: TodoSettings,
+        clock: FrozenClock,
+        dns: TableDns,
+        box: SecretBox,
+        consumer: str = "t1",
+    ) -> None:
+        self.db = db
+        self.dispatcher = OutboxDispatcher(
+            db, OUTBOX, RedisStreamPublisher(redis, maxlen=10_000), batch=100, retention_seconds=60
+        )
+        self.fanout: Loop = fanout_loop(settings, db, redis, clock=clock, consumer=consumer)
+        self.deliverer = WebhookDeliverer(
+            db, WebhookKeys(settings, box), settings, clock=clock, resolver=dns, jitter=lambda: 0.0
+        )
+
+    async def emit(self, user: str, kind: str = "task.created", **data: Any) -> str:
+        async with self.db.unit_of_work() as session:
+            event_id = await add_event(
+                session,
+                OUTBOX,
+                stream=TASKS_STREAM,
+                key=user,
+                type=kind,
+                version=1,
+                data={"user_id": user, **data},
+            )
+        return str(event_id)
+
+    async def fan_out(self) -> None:
+        await self.dispatcher.dispatch_once()
+        while await self.fanout.step():
+            pass
+
+    async def deliver(self) -> int:
+        return await self.deliverer.deliver_once()
+
+
+@pytest.fixture
+def pipeline(
+    committed_database: Database,
+    redis: Redis,
+    settings: TodoSettings,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+) -> Pipeline:
+    return Pipeline(committed_database, redis, settings, live_clock, dns, box)
+
+
+async def deliveries(api: httpx.AsyncClient, user: User, webhook: dict[str, Any]) -> list[Any]:
+    response = await api.get(f"/api/webhooks/{webhook['id']}/deliveries", headers=user.headers)
+    assert response.status_code == 200, response.text
+    items: list[Any] = response.json()
+    return items
+
+
+def instant(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+async def test_an_event_reaches_the_receiver_signed_and_the_documented_verifier_accepts_it(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    receiver: tuple[Receiver, str],
+    alice: User,
+    bob: User,
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.secret = webhook["secret"]
+    await register(api, alice, url, events=["reminder.due"])  # not this type
+    event_id = await pipeline.emit(alice.sub, "task.created", task={"id": 7, "title": "milk"})
+    await pipeline.emit(bob.sub, "task.created", task={"id": 8, "title": "bob's"})
+    await pipeline.fan_out()
+    assert await pipeline.deliver() == 1
+
+    assert len(receiving.received) == 1
+    got = receiving.received[0]
+    assert got.verified
+    assert got.path == "/hook"
+    assert got.headers["webhook-id"] == event_id
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["host"] == urlsplit(url).netloc  # the name, not the address
+    envelope = json.loads(got.body)
+    assert envelope["id"] == event_id
+    assert envelope["type"] == "task.created"
+    assert envelope["key"] == alice.sub
+    assert envelope["data"] == {"user_id": alice.sub, "task": {"id": 7, "title": "milk"}}
+    assert set(envelope) == {"id", "type", "version", "key", "occurred_at", "data"}
+
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "delivered"
+    assert delivery["attempts"] == 1
+    assert delivery["last_status_code"] == 200
+    assert delivery["next_attempt_at"] is None
+    assert delivery["delivered_at"] is not None
+    assert delivery["event_id"] == event_id
+
+
+async def test_a_signature_made_with_another_secret_fails_the_documented_verifier(
+    api: httpx.AsyncClient, pipeline: Pipeline, receiver: tuple[Receiver, str], alice: User
+) -> None:
+    receiving, url = receiver
+    await register(api, alice, url)
+    other = await register(api, alice, url, events=["reminder.due"])
+    receiving.secret = other["secret"]
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    await pipeline.deliver()
+    assert [r.verified for r in receiving.received] == [False]
+
+
+async def test_a_redelivered_event_makes_no_second_delivery(
+    api: httpx.AsyncClient,
+    committed_database: Database,
+    live_clock: FrozenClock,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    _, url = receiver
+    webhook = await register(api, alice, url)
+    fanout = WebhookFanout(committed_database, clock=live_clock)
+    event = Event("99", "task.created", 1, alice.sub, "2026-12-06T00:00:00Z", {})
+    await fanout.handle(event)
+    await fanout.handle(event)
+    assert len(await deliveries(api, alice, webhook)) == 1
+
+
+async def test_a_failed_attempt_is_retried_after_the_backoff_then_delivered(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    receiver: tuple[Receiver, str],
+    live_clock: FrozenClock,
+    alice: User,
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.secret = webhook["secret"]
+    receiving.plan = [500, 200]
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    assert await pipeline.deliver() == 1
+
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "pending"
+    assert delivery["attempts"] == 1
+    assert delivery["last_status_code"] == 500
+    assert delivery["last_error"] == "HTTP 500"
+    # Jitter 0: half the base pause after the first failure.
+    assert instant(delivery["next_attempt_at"]) == live_clock.now + timedelta(seconds=BASE / 2)
+
+    live_clock.advance(seconds=BASE / 2 - 0.001)
+    assert await pipeline.deliver() == 0  # not due yet
+    live_clock.advance(seconds=0.001)
+    assert await pipeline.deliver() == 1
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "delivered"
+    assert delivery["attempts"] == 2
+    assert delivery["last_error"] is None
+    first, second = receiving.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
+    assert first.verified
+    assert second.verified
+
+
+def test_the_backoff_doubles_up_to_its_cap_with_jitter(
+    settings: TodoSettings, committed_database: Database, box: SecretBox
+) -> None:
+    low = WebhookDeliverer(
+        committed_database, WebhookKeys(settings, box), settings, jitter=lambda: 0.0
+    )
+    high = WebhookDeliverer(
+        committed_database, WebhookKeys(settings, box), settings, jitter=lambda: 0.999
+    )
+    assert [low.retry_delay(n).total_seconds() for n in range(1, 6)] == [5, 10, 20, 20, 20]
+    assert [round(high.retry_delay(n).total_seconds(), 3) for n in (1, 2, 3, 9)] == [
+        9.995, 19.99, 39.98, 39.98,
+    ]  # fmt: skip
+    assert low.retry_delay(10_000).total_seconds() == 20  # no overflow however many
+
+
+async def test_a_delivery_failing_until_the_window_ends_is_failed_and_shown(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    receiver: tuple[Receiver, str],
+    live_clock: FrozenClock,
+    alice: User,
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = [503] * 50
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    start = live_clock.now
+    rounds = 0
+    while True:
+        assert await pipeline.deliver() == 1
+        rounds += 1
+        [delivery] = await deliveries(api, alice, webhook)
+        if delivery["status"] != "pending":
+            break
+        live_clock.now = instant(delivery["next_attempt_at"])
+        assert rounds < 20
+    # Attempts at 0, 5, 15, 35, 55, 75 and 95 s; the next would be past 100 s: failed.
+    assert rounds == 7
+    assert delivery["status"] == "failed"
+    assert delivery["attempts"] == 7
+    assert delivery["last_status_code"] == 503
+    assert delivery["last_error"] == "HTTP 503"
+    assert delivery["next_attempt_at"] is None
+    assert delivery["delivered_at"] is None
+    assert live_clock.now - start == timedelta(seconds=95)
+    assert len(receiving.received) == 7
+    live_clock.advance(seconds=3600)
+    assert await pipeline.deliver() == 0  # failed is final
+
+
+async def test_a_redirect_is_not_followed_and_counts_as_a_failure(
+    api: httpx.AsyncClient, pipeline: Pipeline, receiver: tuple[Receiver, str], alice: User
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = ["redirect"]
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    await pipeline.deliver()
+    assert [r.path for r in receiving.received] == ["/hook"]
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "pending"
+    assert delivery["last_status_code"] == 302
+    assert "redirects are not followed" in delivery["last_error"]
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_a_timed_out_attempt(
+    api: httpx.AsyncClient, pipeline: Pipeline, receiver: tuple[Receiver, str], alice: User
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = ["slow"]
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    async with asyncio.timeout(3):  # the read timeout is 0.5 s
+        await pipeline.deliver()
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "pending"
+    assert delivery["last_error"] == "timed out"
+    assert delivery["last_status_code"] is None
+
+
+async def test_an_endless_answer_is_read_only_up_to_the_bound(
+    api: httpx.AsyncClient, pipeline: Pipeline, receiver: tuple[Receiver, str], alice: User
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = ["flood"]
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    # The answer never ends: only the bound on what is read ends the attempt (else the
+    # attempt's timeout would, after 5 s).
+    async with asyncio.timeout(3):
+        await pipeline.deliver()
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "delivered"
+
+
+async def test_a_name_that_resolves_to_a_forbidden_address_at_delivery_time_is_refused(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    receiver: tuple[Receiver, str],
+    dns: TableDns,
+    alice: User,
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    # Registered while the name was loopback-only; now it also answers a private address.
+    dns.answers[RECEIVER_HOST] = ["127.0.0.1", "10.0.0.7"]
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    await pipeline.deliver()
+    assert receiving.received == []
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "pending"
+    assert delivery["last_error"].startswith("refused: ")
+    assert "forbidden address" in delivery["last_error"]
+
+
+async def test_a_deleted_webhooks_pending_deliveries_are_never_sent(
+    api: httpx.AsyncClient, pipeline: Pipeline, receiver: tuple[Receiver, str], alice: User
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    await pipeline.emit(alice.sub)
+    await pipeline.fan_out()
+    response = await api.delete(f"/api/webhooks/{webhook['id']}", headers=alice.headers)
+    assert response.status_code == 204
+    assert await pipeline.deliver() == 0
+    assert receiving.received == []
+
+
+async def test_two_delivery_loops_never_send_one_delivery_twice(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    committed_database: Database,
+    redis: Redis,
+    settings: TodoSettings,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    receiving, url = receiver
+    await register(api, alice, url + "/a")
+    await register(api, alice, url + "/b")
+    for n in range(15):
+        await pipeline.emit(alice.sub, n=n)
+    await pipeline.fan_out()
+    other = Pipeline(committed_database, redis, settings, live_clock, dns, box, consumer="t2")
+    counts = []
+    while True:
+        done = await asyncio.gather(pipeline.deliver(), other.deliver())
+        counts.append(done)
+        if sum(done) == 0:
+            break
+    sent = [(r.path, r.headers["webhook-id"]) for r in receiving.received]
+    assert len(sent) == 30
+    assert len(set(sent)) == 30  # each event once to each webhook
+    assert sum(sum(c) for c in counts) == 30
+    async with committed_database.unit_of_work() as session:
+        row = (
+            await (await session.connection()).execute(
+                text("SELECT count(*), max(attempts) FROM todo.webhook_deliveries "
+                     "WHERE status = 'delivered'")
+            )
+        ).one()  # fmt: skip
+    assert tuple(row) == (30, 1)
+
+
+async def test_the_worker_process_fans_out_and_delivers(
+    api: httpx.AsyncClient,
+    settings: TodoSettings,
+    committed_database: Database,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.secret = webhook["secret"]
+    async with committed_database.unit_of_work() as session:
+        event_id = await add_event(
+            session, OUTBOX, stream=TASKS_STREAM, key=alice.sub, type="task.deleted",
+            version=1, data={"user_id": alice.sub, "task_id": 3},
+        )  # fmt: skip
+    worker = create_worker(
+        settings,
+        db=committed_database,
+        consumer="w1",
+        clock=live_clock,
+        resolver=dns,
+        webhook_box=box,
+    )
+    async with serve(worker) as client:
+
+        async def delivered() -> bool:
+            return any(r.verified for r in receiving.received)
+
+        await eventually(delivered)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+    assert receiving.received[0].headers["webhook-id"] == str(event_id)
+    assert json.loads(receiving.received[0].body)["type"] == "task.deleted"
+
+
+# --- HTTPS to the pinned address ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def tls_receiver(receiving: Receiver, issued: Issued, directory: Path) -> AsyncIterator[int]:
+    """The receiver behind TLS with ``issued``'s certificate; yields its port."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    config = uvicorn.Config(
+        receiving.app(), host="127.0.0.1", port=0, log_config=None, access_log=False,
+        ssl_certfile=str(cert), ssl_keyfile=str(key), lifespan="off",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(15):
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+                await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.mark.parametrize(
+    ("certified", "delivered"), [(RECEIVER_HOST, True), ("other.example.com", False)]
+)
+async def test_https_goes_to_the_checked_address_with_the_names_certificate_checked(
+    api: httpx.AsyncClient,
+    committed_database: Database,
+    settings: TodoSettings,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    pipeline: Pipeline,
+    tmp_path: Path,
+    alice: User,
+    certified: str,
+    delivered: bool,
+) -> None:
+    authority = TestCA()
+    trust = ssl.create_default_context(cadata=authority.cert_pem.decode())
+    receiving = Receiver()
+    async with tls_receiver(receiving, authority.issue(certified), tmp_path) as port:
+        dns.answers[RECEIVER_HOST] = ["127.0.0.1"]
+        webhook = await register(api, alice, f"https://{RECEIVER_HOST}:{port}/hook")
+        receiving.secret = webhook["secret"]
+        await pipeline.emit(alice.sub)
+        await pipeline.fan_out()
+        deliverer = WebhookDeliverer(
+            committed_database, WebhookKeys(settings, box), settings,
+            clock=live_clock, resolver=dns, trust=trust,
+        )  # fmt: skip
+        assert await deliverer.deliver_once() == 1
+    [delivery] = await deliveries(api, alice, webhook)
+    if delivered:
+        # The certificate names only the host: TLS checked the name while the connection went
+        # to the address the DNS check returned.
+        assert delivery["status"] == "delivered"
+        assert receiving.received[0].verified
+        assert receiving.received[0].headers["host"] == f"{RECEIVER_HOST}:{port}"
+    else:
+        assert delivery["status"] == "pending"
+        assert delivery["last_error"].startswith("connection failed")
+        assert receiving.received == []

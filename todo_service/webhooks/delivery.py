@@ -1,0 +1,268 @@
+"""The worker's delivery loop: due deliveries are claimed, POSTed, and recorded.
+
+A round claims up to ``webhook_batch`` due pending deliveries with ``FOR UPDATE SKIP
+LOCKED`` and leases them (their next attempt moved past the longest attempt), so replicas
+never attempt one delivery concurrently and a replica that dies mid-attempt only delays it
+until the lease ends (at least once: receivers drop a repeated ``webhook-id``). Each attempt
+checks the target again (shared rules in ``targets``), connects to the checked address, POSTs
+the envelope signed, and follows no redirect: a 2xx is delivered, anything else (a 3xx, a
+timeout, a refusal) is retried after an exponential, jittered pause until the retry window
+after the event ends, then the delivery is failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from shared.clock import Clock, utcnow
+from shared.db import Database
+from shared.sealing import InvalidToken, SecretBox
+from todo_service.models import DELIVERY_ERROR_MAX
+from todo_service.settings import TodoSettings
+from todo_service.webhooks.keys import WebhookKeys
+from todo_service.webhooks.signing import signed_headers
+from todo_service.webhooks.targets import (
+    Resolver,
+    TargetRefused,
+    check_target,
+    parse_target,
+    system_resolver,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "todo-platform-webhooks/1"
+
+_CLAIM = text(
+    """
+    WITH due AS (
+        SELECT id FROM todo.webhook_deliveries
+        WHERE status = 'pending' AND next_attempt_at <= :now
+        ORDER BY next_attempt_at, id
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE todo.webhook_deliveries AS d
+    SET attempts = d.attempts + 1, next_attempt_at = :lease_until
+    FROM due, todo.webhooks AS w
+    WHERE d.id = due.id AND w.id = d.webhook_id AND w.user_id = d.user_id
+    RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, w.url, w.secret_sealed
+    """
+)
+_DELIVERED = text(
+    """
+    UPDATE todo.webhook_deliveries
+    SET status = 'delivered', delivered_at = :now, finished_at = :now, next_attempt_at = NULL,
+        last_status_code = :code, last_error = NULL
+    WHERE id = :id AND status = 'pending'
+    """
+)
+_RETRY = text(
+    """
+    UPDATE todo.webhook_deliveries
+    SET next_attempt_at = :next, last_status_code = :code, last_error = :error
+    WHERE id = :id AND status = 'pending'
+    """
+)
+_FAILED = text(
+    """
+    UPDATE todo.webhook_deliveries
+    SET status = 'failed', finished_at = :now, next_attempt_at = NULL,
+        last_status_code = :code, last_error = :error
+    WHERE id = :id AND status = 'pending'
+    """
+)
+_FORGET_DELIVERIES = text(
+    """
+    DELETE FROM todo.webhook_deliveries WHERE id IN (
+        SELECT id FROM todo.webhook_deliveries WHERE finished_at < :before
+        ORDER BY finished_at LIMIT :batch)
+    """
+)
+_FORGET_EVENTS = text(
+    """
+    DELETE FROM todo.webhook_events WHERE event_id IN (
+        SELECT event_id FROM todo.webhook_events WHERE processed_at < :before
+        ORDER BY processed_at LIMIT :batch)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookDeliverer:
+    """Attempts due deliveries; ``clock``, ``resolver`` and ``jitter`` (a number in [0, 1))
+    are injectable so that tests move time instead of waiting, and ``trust`` (the system's
+    certificate authorities by default) so that they can serve HTTPS themselves."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: WebhookKeys,
+        settings: TodoSettings,
+        *,
+        clock: Clock = utcnow,
+        resolver: Resolver = system_resolver,
+        jitter: Callable[[], float] = random.random,
+        trust: ssl.SSLContext | None = None,
+    ) -> None:
+        self._db = db
+        self._keys = keys
+        self._settings = settings
+        self._clock = clock
+        self._resolver = resolver
+        self._jitter = jitter
+        self._trust: ssl.SSLContext | bool = trust if trust is not None else True
+        self._timeout = httpx.Timeout(
+            connect=settings.webhook_connect_timeout,
+            read=settings.webhook_read_timeout,
+            write=settings.webhook_read_timeout,
+            pool=settings.webhook_connect_timeout,
+        )
+        # An attempt never outlives its lease: another replica may take the delivery after.
+        self._lease = timedelta(seconds=2 * settings.webhook_attempt_timeout + 5)
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """The pause after the ``attempts``-th failure: exponential, capped, jittered."""
+        settings = self._settings
+        ceiling = min(
+            settings.webhook_retry_base_seconds * 2 ** min(attempts - 1, 40),
+            settings.webhook_retry_max_seconds,
+        )
+        return timedelta(seconds=ceiling * (0.5 + 0.5 * self._jitter()))
+
+    async def deliver_once(self) -> int:
+        """One round: the number of deliveries attempted (none without keys: a production
+        without ``TODO_WEBHOOK_KEYS`` has no webhooks, so nothing is due either)."""
+        now = self._clock()
+        async with self._db.unit_of_work() as session:
+            connection = await session.connection()
+            claimed = (
+                await connection.execute(
+                    _CLAIM,
+                    {"now": now, "batch": self._settings.webhook_batch,
+                     "lease_until": now + self._lease},
+                )
+            ).all()  # fmt: skip
+        if not claimed:
+            await self._forget_finished(now)
+            return 0
+        box = await self._keys.box()
+        # No connection is reused: each attempt is its own, to the address it checked.
+        async with httpx.AsyncClient(
+            timeout=self._timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=self._trust,
+            limits=httpx.Limits(max_connections=len(claimed), max_keepalive_connections=0),
+        ) as client:
+            outcomes = await asyncio.gather(*(self._attempt(client, box, row) for row in claimed))
+        finished = self._clock()
+        async with self._db.unit_of_work() as session:
+            connection = await session.connection()
+            for row, outcome in zip(claimed, outcomes, strict=True):
+                await self._record(connection, row, outcome, finished)
+        return len(claimed)
+
+    async def _attempt(self, client: httpx.AsyncClient, box: SecretBox | None, row: Any) -> Outcome:
+        settings = self._settings
+        if box is None:
+            return Outcome(None, "webhook keys are not configured")
+        try:
+            secret = box.open(bytes(row.secret_sealed))
+        except InvalidToken:
+            logger.error("delivery %s: the webhook's secret opens with no configured key", row.id)
+            return Outcome(None, "the signing secret cannot be opened (a key was removed)")
+        try:
+            target = parse_target(row.url, allow_loopback=settings.webhooks_allow_loopback)
+            checked = await check_target(
+                target,
+                resolver=self._resolver,
+                ports=settings.webhook_ports,
+                allow_loopback=settings.webhooks_allow_loopback,
+            )
+        except TargetRefused as refused:
+            return Outcome(None, f"refused: {refused.message}")
+        body = row.payload.encode()
+        timestamp = int(self._clock().timestamp())
+        headers = {
+            **signed_headers(secret, row.event_id, timestamp, body),
+            "Host": checked.host_header(),
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        try:
+            async with asyncio.timeout(settings.webhook_attempt_timeout):
+                async with client.stream(
+                    "POST",
+                    checked.request_url(),
+                    content=body,
+                    headers=headers,
+                    extensions={"sni_hostname": target.host},
+                ) as response:
+                    await self._drain(response)
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(None, "timed out")
+        except httpx.HTTPError as exc:
+            return Outcome(None, f"connection failed: {type(exc).__name__}")
+        code = response.status_code
+        if 200 <= code < 300:
+            return Outcome(code, None)
+        if 300 <= code < 400:
+            return Outcome(code, f"HTTP {code}: redirects are not followed")
+        return Outcome(code, f"HTTP {code}")
+
+    async def _drain(self, response: httpx.Response) -> None:
+        """Read at most ``webhook_response_bytes`` of the answer; the rest is dropped."""
+        limit = self._settings.webhook_response_bytes
+        seen = 0
+        async for chunk in response.aiter_raw():
+            seen += len(chunk)
+            if seen >= limit:
+                return
+
+    async def _record(self, connection: Any, row: Any, outcome: Outcome, now: datetime) -> None:
+        error = outcome.error[:DELIVERY_ERROR_MAX] if outcome.error else None
+        if outcome.delivered:
+            await connection.execute(
+                _DELIVERED, {"id": row.id, "now": now, "code": outcome.status_code}
+            )
+            return
+        next_attempt = now + self.retry_delay(row.attempts)
+        window = timedelta(seconds=self._settings.webhook_retry_window_seconds)
+        if next_attempt > row.created_at + window:
+            await connection.execute(
+                _FAILED, {"id": row.id, "now": now, "code": outcome.status_code, "error": error}
+            )
+            return
+        await connection.execute(
+            _RETRY,
+            {"id": row.id, "next": next_attempt, "code": outcome.status_code, "error": error},
+        )
+
+    async def _forget_finished(self, now: datetime) -> None:
+        """Delete deliveries finished, and fanned-out event ids older, than the retention."""
+        before = now - timedelta(seconds=self._settings.webhook_retention_seconds)
+        async with self._db.unit_of_work() as session:
+            connection = await session.connection()
+            parameters = {"before": before, "batch": self._settings.webhook_batch * 10}
+            await connection.execute(_FORGET_DELIVERIES, parameters)
+            await connection.execute(_FORGET_EVENTS, parameters)
