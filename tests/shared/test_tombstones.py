@@ -131,11 +131,7 @@ async def test_while_the_listener_is_down_each_question_reads_the_table(
 ) -> None:
     # It waits a minute before reconnecting: down for the whole test.
     async with watched(listener_db, retry_seconds=60) as tombstones:
-        await until_listening(tombstones)
-        (listener,) = await backend_pids(engine)
-        await terminate(engine, listener)
-        await until_listening(tombstones, False)
-
+        await lose_listener(engine, tombstones)
         missed = fresh()
         await insert_without_notify(engine, missed)
         assert await tombstones.is_buried(missed)
@@ -146,10 +142,7 @@ async def test_the_listener_reconnects_and_reloads_what_it_missed(
     listener_db: Database, committed_database: Database, engine: AsyncEngine
 ) -> None:
     async with watched(listener_db, retry_seconds=1.0) as tombstones:
-        await until_listening(tombstones)
-        (listener,) = await backend_pids(engine)
-        await terminate(engine, listener)
-        await until_listening(tombstones, False)
+        listener = await lose_listener(engine, tombstones)
         missed = fresh()
         await insert_without_notify(engine, missed)  # while no one listens
 
@@ -228,9 +221,14 @@ async def test_behind_a_transaction_pooler_each_question_reads_the_table(
         assert not tombstones.listening
 
 
-async def terminate(engine: AsyncEngine, pid: int) -> None:
+async def lose_listener(engine: AsyncEngine, tombstones: Tombstones) -> int:
+    """The listening connection terminated by the server, once it was listening; its pid."""
+    await until_listening(tombstones)
+    (listener,) = await backend_pids(engine)
     async with engine.connect() as connection:
-        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener})
+    await until_listening(tombstones, False)
+    return listener
 
 
 @contextmanager
