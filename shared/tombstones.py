@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -104,6 +105,17 @@ async def bury(session: AsyncSession, table: Table, subject: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How ``Tombstones`` keeps its listening connection, in seconds."""
+
+    heartbeat: float = 2.0  # between two heartbeats
+    lease: float = 6.0  # how long an answered heartbeat vouches for the set, from its question
+    give_up: float = 30.0  # a heartbeat unanswered this long: the connection is replaced
+    retry: float = 0.5  # the first pause before reconnecting, doubled at each failure
+    max_retry: float = 10.0  # the longest pause
+
+
 class Tombstones:
     """Whether a subject is buried: a set in process, kept current by LISTEN/NOTIFY, or one
     read of the table per question when the set cannot be trusted.
@@ -112,11 +124,10 @@ class Tombstones:
     table's channel. It listens before it loads the table, so a burial committed while it
     loads is in the load or in a notification, never in neither. From then on a subject is
     buried if and only if it is in the set, with no I/O, as long as the connection has
-    answered a heartbeat (every ``heartbeat_seconds``) asked within ``lease_seconds``:
+    answered a heartbeat (``Timing``) asked within the lease:
     notifications travel in order with its answers, so one answer vouches that every burial
     committed before its question was heard. A connection that died silently, or answers
-    late, therefore stops vouching within the lease; one silent for ``give_up_seconds`` is
-    replaced.
+    late, therefore stops vouching within the lease; one silent for longer is replaced.
 
     The set is not trusted, and every subject not in it is one primary-key read (as before
     there was a set), while the listener is not connected or not loaded yet, when the
@@ -135,27 +146,14 @@ class Tombstones:
     """
 
     def __init__(
-        self,
-        db: Database,
-        table: Table,
-        *,
-        limit: int = 100_000,
-        heartbeat_seconds: float = 2.0,
-        lease_seconds: float = 6.0,
-        give_up_seconds: float = 30.0,
-        retry_seconds: float = 0.5,
-        max_retry_seconds: float = 10.0,
+        self, db: Database, table: Table, *, limit: int = 100_000, timing: Timing | None = None
     ) -> None:
         self._db = db
         self._channel = notify_channel(table)
         self._read_sql = f"SELECT 1 FROM {_qualified(table)} WHERE subject = $1"  # noqa: S608
         self._load_sql = f"SELECT subject FROM {_qualified(table)} LIMIT $1"  # noqa: S608
         self._limit = limit
-        self._heartbeat = heartbeat_seconds
-        self._lease = lease_seconds
-        self._give_up = give_up_seconds
-        self._retry = retry_seconds
-        self._max_retry = max_retry_seconds
+        self._timing = timing or Timing()
         self._buried: set[str] = set()
         # The set holds every buried subject until this moment (time.monotonic()).
         self._vouched_until = 0.0
@@ -202,6 +200,7 @@ class Tombstones:
     async def _watch(self) -> None:
         """Listen, load, heartbeat; after any loss, the same again (backing off) until the
         block ends or the bound is passed."""
+        timing = self._timing
         failures = 0
         while not self._over_limit:
             try:
@@ -215,7 +214,7 @@ class Tombstones:
             finally:
                 self._vouched_until = 0.0
             if not self._over_limit:
-                await asyncio.sleep(min(self._retry * 2 ** max(failures - 1, 0), self._max_retry))
+                await asyncio.sleep(min(timing.retry * 2 ** max(failures - 1, 0), timing.max_retry))
         logger.warning(
             "more than %d deleted subjects on %s: each request reads the table",
             self._limit,
@@ -243,14 +242,14 @@ class Tombstones:
             asked = time.monotonic()
             # A slow answer only lets the lease lapse (questions read the table meanwhile);
             # none for ``give_up_seconds`` and the connection is dropped for a new one.
-            async with asyncio.timeout(self._give_up):
+            async with asyncio.timeout(self._timing.give_up):
                 await connection.fetchval("SELECT 1")
             # Every notification sent before this answer has been handled by now (asyncpg
             # calls listeners in arrival order, before the awaiting task resumes).
             if not self._over_limit:
-                self._vouched_until = asked + self._lease
+                self._vouched_until = asked + self._timing.lease
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._heartbeat):
+                async with asyncio.timeout(self._timing.heartbeat):
                     await lost.wait()
 
     def _remember(self, subject: str) -> None:

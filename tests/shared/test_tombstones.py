@@ -14,19 +14,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import Database
-from shared.tombstones import AccountDeleted, Tombstones, TombstoneVerifier, bury
+from shared.tombstones import AccountDeleted, Timing, Tombstones, TombstoneVerifier, bury
 from tests.support.events import eventually
 from tests.support.tokens import TestIssuer
 from todo_service.models import DELETED_SUBJECTS
 
 # Short heartbeats and leases, so a lost listener shows within a test's patience.
-QUICK = {"heartbeat_seconds": 0.1, "lease_seconds": 0.5}
+QUICK = Timing(heartbeat=0.1, lease=0.5)
 LISTENER_NAME = "tombstones-under-test"
 
 
@@ -39,8 +40,11 @@ async def listener_db(migrated_url: str) -> AsyncIterator[Database]:
 
 
 @asynccontextmanager
-async def watched(db: Database, **options: float) -> AsyncIterator[Tombstones]:
-    async with Tombstones(db, DELETED_SUBJECTS, **{**QUICK, **options}).watching() as tombs:
+async def watched(
+    db: Database, *, limit: int = 100_000, retry: float = QUICK.retry
+) -> AsyncIterator[Tombstones]:
+    timing = replace(QUICK, retry=retry)
+    async with Tombstones(db, DELETED_SUBJECTS, limit=limit, timing=timing).watching() as tombs:
         yield tombs
 
 
@@ -130,7 +134,7 @@ async def test_while_the_listener_is_down_each_question_reads_the_table(
     listener_db: Database, committed_database: Database, engine: AsyncEngine
 ) -> None:
     # It waits a minute before reconnecting: down for the whole test.
-    async with watched(listener_db, retry_seconds=60) as tombstones:
+    async with watched(listener_db, retry=60) as tombstones:
         await lose_listener(engine, tombstones)
         missed = fresh()
         await insert_without_notify(engine, missed)
@@ -141,7 +145,7 @@ async def test_while_the_listener_is_down_each_question_reads_the_table(
 async def test_the_listener_reconnects_and_reloads_what_it_missed(
     listener_db: Database, committed_database: Database, engine: AsyncEngine
 ) -> None:
-    async with watched(listener_db, retry_seconds=1.0) as tombstones:
+    async with watched(listener_db, retry=1.0) as tombstones:
         listener = await lose_listener(engine, tombstones)
         missed = fresh()
         await insert_without_notify(engine, missed)  # while no one listens
