@@ -34,6 +34,10 @@ from shared.tokens import InvalidToken, Principal, TokenVerifier
 
 logger = logging.getLogger(__name__)
 
+# Subjects named by notifications and not looked up yet, at most; past this the table is
+# loaded again instead.
+ANNOUNCED_MAX = 1_000
+
 # The advisory lock namespace of subjects (the first int4 key; the second is hashtext).
 SUBJECT_LOCK_CLASS = 0x0B0E
 
@@ -122,12 +126,16 @@ class Tombstones:
 
     ``watching()`` keeps one connection of its own (outside the pool) listening on the
     table's channel. It listens before it loads the table, so a burial committed while it
-    loads is in the load or in a notification, never in neither. From then on a subject is
-    buried if and only if it is in the set, with no I/O, as long as the connection has
-    answered a heartbeat (``Timing``) asked within the lease:
-    notifications travel in order with its answers, so one answer vouches that every burial
-    committed before its question was heard. A connection that died silently, or answers
-    late, therefore stops vouching within the lease; one silent for longer is replaced.
+    loads is in the load or in a notification, never in neither. A notification is a hint,
+    not a fact (any role of the database may NOTIFY): the subject it names is looked up in
+    the table on that connection at once, and until then each question about it is a read.
+    Otherwise a subject is buried if and only if it is in the set, with no I/O, as long as
+    the connection has answered a round trip (one per notification, or a heartbeat, see
+    ``Timing``) asked within the lease: notifications travel in order with its answers, so
+    one answer vouches that every burial committed before its question was heard. A
+    connection that died silently, or answers late, therefore stops vouching within the
+    lease; one silent for longer is replaced. More than ``ANNOUNCED_MAX`` notifications
+    waiting (a flood) make it load the table again instead, reading meanwhile.
 
     The set is not trusted, and every subject not in it is one primary-key read (as before
     there was a set), while the listener is not connected or not loaded yet, when the
@@ -152,9 +160,13 @@ class Tombstones:
         self._channel = notify_channel(table)
         self._read_sql = f"SELECT 1 FROM {_qualified(table)} WHERE subject = $1"  # noqa: S608
         self._load_sql = f"SELECT subject FROM {_qualified(table)} LIMIT $1"  # noqa: S608
+        self._check_sql = f"SELECT subject FROM {_qualified(table)} WHERE subject = ANY($1::text[])"  # noqa: S608
         self._limit = limit
         self._timing = timing or Timing()
         self._buried: set[str] = set()
+        # Subjects a notification named, not yet found in the table: a NOTIFY carries no
+        # authority (any role may send one), so each is looked up before it is believed.
+        self._announced: set[str] = set()
         # The set holds every buried subject until this moment (time.monotonic()).
         self._vouched_until = 0.0
         self._over_limit = False
@@ -167,7 +179,7 @@ class Tombstones:
     async def is_buried(self, subject: str) -> bool:
         if subject in self._buried:
             return True
-        if time.monotonic() < self._vouched_until:
+        if time.monotonic() < self._vouched_until and subject not in self._announced:
             return False
         try:
             row = await self._db.fetch_row(self._read_sql, subject)
@@ -223,34 +235,58 @@ class Tombstones:
 
     async def _follow(self, connection: asyncpg.Connection) -> None:
         """Until ``connection`` is lost or the bound passed: it is listening, loaded and
-        vouched for by its heartbeats."""
-        lost = asyncio.Event()
+        vouched for by its round trips, one at least every heartbeat."""
+        lost = False
+        wake = asyncio.Event()  # a notification, or the connection lost
+        reload = True  # the first round loads the table
 
         def on_lost(_: object) -> None:
+            nonlocal lost
             self._vouched_until = 0.0
-            lost.set()
+            lost = True
+            wake.set()
 
         def on_notify(_connection: object, _pid: int, _channel: str, subject: str) -> None:
-            self._remember(subject)
+            nonlocal reload
+            if len(self._announced) < ANNOUNCED_MAX:
+                self._announced.add(subject)
+            else:
+                # A flood (of burials, or of anyone's NOTIFYs): read the table again instead.
+                self._vouched_until = 0.0
+                self._announced.clear()
+                reload = True
+            wake.set()
 
+        self._announced.clear()
         connection.add_termination_listener(on_lost)
         await connection.add_listener(self._channel, on_notify)
-        loaded = await connection.fetch(self._load_sql, self._limit + 1)
-        for row in loaded:
-            self._remember(row[0])
-        while not self._over_limit and not lost.is_set():
+        while not self._over_limit and not lost:
             asked = time.monotonic()
+            wake.clear()
             # A slow answer only lets the lease lapse (questions read the table meanwhile);
-            # none for ``give_up_seconds`` and the connection is dropped for a new one.
+            # none for ``give_up`` and the connection is dropped for a new one.
+            checked = set(self._announced)
             async with asyncio.timeout(self._timing.give_up):
-                await connection.fetchval("SELECT 1")
+                if reload:
+                    reload = False
+                    rows = await connection.fetch(self._load_sql, self._limit + 1)
+                elif checked:
+                    rows = await connection.fetch(self._check_sql, list(checked))
+                else:
+                    await connection.execute("SELECT 1")  # the heartbeat
+                    rows = []
+            for row in rows:
+                self._remember(row[0])
+            # Looked up (or covered by the load): the buried among them are in the set now.
+            self._announced -= checked
             # Every notification sent before this answer has been handled by now (asyncpg
-            # calls listeners in arrival order, before the awaiting task resumes).
-            if not self._over_limit:
+            # calls listeners in arrival order, before the awaiting task resumes): a burial
+            # committed before the question is in the set or still announced.
+            if not self._over_limit and not reload:
                 self._vouched_until = asked + self._timing.lease
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timing.heartbeat):
-                    await lost.wait()
+                    await wake.wait()
 
     def _remember(self, subject: str) -> None:
         if subject in self._buried:

@@ -8,6 +8,7 @@ hear of it, so it is found only by a read of the table."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -21,7 +22,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import Database
-from shared.tombstones import AccountDeleted, Timing, Tombstones, TombstoneVerifier, bury
+from shared.tombstones import (
+    ANNOUNCED_MAX,
+    AccountDeleted,
+    Timing,
+    Tombstones,
+    TombstoneVerifier,
+    bury,
+    notify_channel,
+)
 from tests.support.events import eventually
 from tests.support.tokens import TestIssuer
 from todo_service.models import DELETED_SUBJECTS
@@ -65,6 +74,18 @@ async def insert_without_notify(engine: AsyncEngine, subject: str) -> None:
     async with engine.begin() as connection:
         await connection.execute(
             text("INSERT INTO todo.deleted_subjects (subject) VALUES (:s)"), {"s": subject}
+        )
+
+
+async def notify(engine: AsyncEngine, subjects: list[str]) -> None:
+    """NOTIFYs on the burials' channel with nothing buried, in one committed transaction."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_notify(:channel, subject) "
+                "FROM unnest(CAST(:subjects AS text[])) AS s (subject)"
+            ),
+            {"channel": notify_channel(DELETED_SUBJECTS), "subjects": subjects},
         )
 
 
@@ -117,6 +138,40 @@ async def test_while_listening_the_set_answers_without_reading_the_table(
         await until_listening(tombstones)
         await insert_without_notify(engine, unannounced)
         assert not await tombstones.is_buried(unannounced)
+
+
+async def test_a_notification_without_a_burial_refuses_no_one(
+    listener_db: Database, committed_database: Database, engine: AsyncEngine
+) -> None:
+    """Any role of the database may NOTIFY on the channel; only the table says who is buried."""
+    victim = fresh()
+    async with watched(listener_db) as tombstones:
+        await until_listening(tombstones)
+        await notify(engine, [victim])
+        deadline = time.monotonic() + 1.0  # ten heartbeats
+        while time.monotonic() < deadline:
+            assert not await tombstones.is_buried(victim)
+            await asyncio.sleep(0.02)
+        assert tombstones.listening
+
+
+async def test_a_flood_of_notifications_is_checked_against_the_table(
+    listener_db: Database, committed_database: Database, engine: AsyncEngine
+) -> None:
+    fakes = [fresh() for _ in range(ANNOUNCED_MAX + 500)]
+    real = fresh()
+    async with watched(listener_db) as tombstones:
+        await until_listening(tombstones)
+        await notify(engine, fakes)
+        await bury_committed(committed_database, real)
+
+        async def heard() -> bool:
+            return await tombstones.is_buried(real)
+
+        await eventually(heard, seconds=5)
+        await until_listening(tombstones)
+        for fake in (fakes[0], fakes[ANNOUNCED_MAX], fakes[-1]):
+            assert not await tombstones.is_buried(fake)
 
 
 async def test_a_subject_buried_before_the_start_is_loaded(
