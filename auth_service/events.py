@@ -20,25 +20,19 @@ USER_REGISTERED = "user.registered"
 
 async def user_registered(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> int:
     """``user.registered`` v1: ``{user_id, registered_at}``."""
-    return await add_event(
-        session,
-        OUTBOX,
-        stream=USERS_STREAM,
-        key=str(user_id),
-        type=USER_REGISTERED,
-        version=1,
-        data={"user_id": str(user_id), "registered_at": utc_text(at)},
-    )
+    return await _user_event(session, USER_REGISTERED, user_id, registered_at=at)
 
 
 async def user_deleted(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> int:
     """``user.deleted`` v1: ``{user_id, deleted_at}``. Consumers purge the user's rows."""
+    return await _user_event(session, USER_DELETED, user_id, deleted_at=at)
+
+
+async def _user_event(
+    session: AsyncSession, type_: str, user_id: uuid.UUID, **moments: datetime
+) -> int:
+    """A v1 event of the users stream, keyed by the user: their id and the moments given."""
+    data = {"user_id": str(user_id)} | {name: utc_text(at) for name, at in moments.items()}
     return await add_event(
-        session,
-        OUTBOX,
-        stream=USERS_STREAM,
-        key=str(user_id),
-        type=USER_DELETED,
-        version=1,
-        data={"user_id": str(user_id), "deleted_at": utc_text(at)},
+        session, OUTBOX, stream=USERS_STREAM, key=str(user_id), type=type_, version=1, data=data
     )

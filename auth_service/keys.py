@@ -6,12 +6,10 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from auth_service.settings import AuthSettings
+from shared.settings import development_secret
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +129,5 @@ def load_key_set(settings: AuthSettings) -> KeySet:
         return KeySet(parse_pem_keys(settings.signing_key_file.read_text()))
     if not settings.is_development:
         raise RuntimeError("AUTH_SIGNING_KEYS or AUTH_SIGNING_KEY_FILE is required in production")
-    return KeySet(parse_pem_keys(_dev_key(settings.dev_key_file)))
-
-
-def _dev_key(path: Path) -> str:
-    if path.exists():
-        return path.read_text()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = generate_pem()
-    # Created with 0600 from the start: the key is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(pem)
-    logger.warning("generated a development signing key at %s", path)
-    return pem
+    pem = development_secret(settings.dev_key_file, generate_pem, what="signing key")
+    return KeySet(parse_pem_keys(pem))

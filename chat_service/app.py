@@ -55,9 +55,9 @@ def create_app(
             agent = await _agent(settings, stack, openai_http)
             await stack.enter_async_context(database(app, settings, name="chat", db=db))
             # A deleted account's remaining tokens are refused once its rows are purged.
-            app.state.verifier = TombstoneVerifier(
-                app.state.verifier, Tombstones(app.state.db, DELETED_SUBJECTS)
-            )
+            tombstones = Tombstones(app.state.db, DELETED_SUBJECTS)
+            await stack.enter_async_context(tombstones.watching())
+            app.state.verifier = TombstoneVerifier(app.state.verifier, tombstones)
             app.state.chat = ChatContext(
                 settings=settings,
                 db=app.state.db,

@@ -73,43 +73,36 @@ BEGIN
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', service);
 
         -- Objects created before this role model (say, migrated as the owner) change hands, so
-        -- the next migration can alter them. Owned sequences and indexes follow their table.
+        -- the next migration can alter them: tables and views, sequences, types (enums,
+        -- domains, ranges) and routines. A table's owned sequences, indexes and row type
+        -- follow it, and what an extension installed stays the extension's.
         FOR item IN
-            SELECT c.oid::regclass AS name FROM pg_class c
-              JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = service AND c.relkind IN ('r', 'p', 'v')
-               AND c.relowner <> migrator::regrole
-               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
-        LOOP
-            EXECUTE format('ALTER TABLE %s OWNER TO %I', item.name, migrator);
-        END LOOP;
-        FOR item IN
-            SELECT c.oid::regclass AS name FROM pg_class c
-              JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = service AND c.relkind = 'S'
-               AND c.relowner <> migrator::regrole
+            SELECT kind, name FROM (
+                SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                       c.oid::regclass::text, c.relnamespace, c.relowner, 'pg_class'::regclass,
+                       c.oid
+                  FROM pg_class c
+                 WHERE c.relkind IN ('r', 'p', 'v')
+                    OR (c.relkind = 'S' AND NOT EXISTS (
+                            SELECT FROM pg_depend d
+                             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                               AND d.deptype IN ('a', 'i')))
+                UNION ALL
+                SELECT 'TYPE', t.oid::regtype::text, t.typnamespace, t.typowner,
+                       'pg_type'::regclass, t.oid
+                  FROM pg_type t WHERE t.typtype IN ('e', 'd', 'r')
+                UNION ALL
+                SELECT 'ROUTINE', p.oid::regprocedure::text, p.pronamespace, p.proowner,
+                       'pg_proc'::regclass, p.oid
+                  FROM pg_proc p
+            ) AS owned (kind, name, namespace, owner, catalog, oid)
+             WHERE namespace = service::regnamespace AND owner <> migrator::regrole
                AND NOT EXISTS (SELECT FROM pg_depend d
-                                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                                  AND d.deptype IN ('a', 'i', 'e'))
+                                WHERE d.classid = owned.catalog AND d.objid = owned.oid
+                                  AND d.deptype = 'e')
+             ORDER BY kind, name
         LOOP
-            EXECUTE format('ALTER SEQUENCE %s OWNER TO %I', item.name, migrator);
-        END LOOP;
-        FOR item IN
-            SELECT t.oid::regtype AS name FROM pg_type t
-              JOIN pg_namespace n ON n.oid = t.typnamespace
-             WHERE n.nspname = service AND t.typtype IN ('e', 'd', 'r')
-               AND t.typowner <> migrator::regrole
-               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')
-        LOOP
-            EXECUTE format('ALTER TYPE %s OWNER TO %I', item.name, migrator);
-        END LOOP;
-        FOR item IN
-            SELECT p.oid::regprocedure AS name FROM pg_proc p
-              JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname = service AND p.proowner <> migrator::regrole
-               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
-        LOOP
-            EXECUTE format('ALTER ROUTINE %s OWNER TO %I', item.name, migrator);
+            EXECUTE format('ALTER %s %s OWNER TO %I', item.kind, item.name, migrator);
         END LOOP;
 
         -- The service's data, present and future, and nothing more.

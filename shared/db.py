@@ -559,3 +559,31 @@ class Database:
     async def ping(self) -> None:
         """One trivial statement (readiness)."""
         await self.fetch_row("SELECT 1")
+
+    @property
+    def can_listen(self) -> bool:
+        """Whether ``dedicated_connection`` is possible: a session of our own on the server,
+        which a transaction pooler does not give (a LISTEN there would hear nothing) and a
+        database bound to one connection (the tests' rolled-back one) does not have."""
+        return not self.pooled and self._connection is None
+
+    @asynccontextmanager
+    async def dedicated_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A driver connection of its own for as long as the block lasts (a LISTEN), opened
+        as the pool's are (URL, TLS, timeouts, application name) but taken out of the pool,
+        so it does not occupy one of its places; closed when the block ends."""
+        if not self.can_listen:
+            raise RuntimeError("no dedicated connection behind a transaction pooler or when bound")
+        async with self.engine.connect() as connection:
+            proxied = await connection.get_raw_connection()
+            driver = proxied.driver_connection
+            assert driver is not None  # just checked out, hence valid
+            # Detached, the connection leaves the pool for good: closing it closes it.
+            await connection.run_sync(lambda sync_connection: sync_connection.detach())
+            try:
+                yield driver
+            finally:
+                # Dropped without a goodbye: a graceful close would wait on a server that
+                # may be unreachable, and a session that only listened has nothing to end.
+                driver.terminate()
+                await connection.invalidate()

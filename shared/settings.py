@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,6 +14,27 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".data")
+
+logger = logging.getLogger(__name__)
+
+
+def development_secret(path: Path, generate: Callable[[], str], *, what: str) -> str:
+    """A development-only secret kept in ``path`` (under ``.data/``): read when it is there,
+    else ``generate()``d and written, so restarts keep it. The file is created with mode 0600
+    from the start (never readable by others, not even briefly) and only if absent: a
+    process that loses the race to create it reads the winner's."""
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret = generate()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    logger.warning("generated a development %s at %s", what, path)
+    return secret
 
 
 # Read without a service prefix when the service's own variable is absent.

@@ -47,11 +47,12 @@ def create_app(
             app.state.verifier = verifier or TokenVerifier.from_settings(
                 settings.trusted_issuers(), http=http, leeway=settings.jwt_leeway_seconds
             )
-            async with database(app, settings, name="todo", db=db) as opened:
+            async with (
+                database(app, settings, name="todo", db=db) as opened,
+                Tombstones(opened, DELETED_SUBJECTS).watching() as tombstones,
+            ):
                 # A deleted account's remaining tokens are refused once its rows are purged.
-                app.state.verifier = TombstoneVerifier(
-                    app.state.verifier, Tombstones(opened, DELETED_SUBJECTS)
-                )
+                app.state.verifier = TombstoneVerifier(app.state.verifier, tombstones)
                 yield
 
     app = create_service_app("todo", "Todo service", settings, lifespan, docs_prefix="/api/tasks")

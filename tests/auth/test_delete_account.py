@@ -66,8 +66,11 @@ async def test_deleting_the_account_removes_it_ends_every_session_and_writes_the
         (USERS_STREAM, USER_REGISTERED, user_id),
         (USERS_STREAM, USER_DELETED, user_id),
     ]
-    assert events[1][3]["user_id"] == user_id
-    assert set(events[1][3]) == {"user_id", "deleted_at"}  # no email or name leaves the service
+    # No email or name leaves the service: the id and the moment only.
+    assert events[0][3]["user_id"] == events[1][3]["user_id"] == user_id
+    assert set(events[0][3]) == {"user_id", "registered_at"}
+    assert set(events[1][3]) == {"user_id", "deleted_at"}
+    assert events[0][3]["registered_at"].endswith("Z")
 
 
 async def test_a_wrong_password_is_403_and_deletes_nothing(
