@@ -56,6 +56,12 @@ async def test_a_deleted_user_is_purged_and_their_token_refused_once_consumed(
 
         await eventually(purged)
 
+    # The service learns of the burial from its notification, a moment after the commit.
+    async def refused() -> bool:
+        answer = await client.get("/api/conversations", headers=alice.headers)
+        return answer.status_code == 401
+
+    await eventually(refused, seconds=5)
     assert_error(
         await client.get("/api/conversations", headers=alice.headers), 401, "account_deleted"
     )

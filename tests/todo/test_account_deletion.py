@@ -94,6 +94,12 @@ async def test_a_deleted_user_is_purged_and_their_token_refused_once_consumed(
         ready = await w.get("/readyz")
         assert ready.status_code == 200, ready.text
 
+    # The service learns of the burial from its notification, a moment after the commit.
+    async def refused() -> bool:
+        answer = await committed_client.get("/api/tasks", headers=alice.headers)
+        return answer.status_code == 401
+
+    await eventually(refused, seconds=5)
     listed = await committed_client.get("/api/tasks", headers=alice.headers)
     assert_error(listed, 401, "account_deleted")
     assert listed.headers["www-authenticate"] == "Bearer"
