@@ -113,7 +113,8 @@ class Task(TodoBase, table=True):
         CheckConstraint(f"cardinality(tags) <= {TAGS_MAX}", name="tags_count"),
         CheckConstraint("completed = (completed_at IS NOT NULL)", name="completed_at_set"),
         CheckConstraint(
-            f"jsonb_typeof(reminders) = 'array' AND jsonb_array_length(reminders) <= {REMINDERS_MAX}",
+            "jsonb_typeof(reminders) = 'array' "
+            f"AND jsonb_array_length(reminders) <= {REMINDERS_MAX}",
             name="reminders_count",
         ),
         # A completed task has nothing to fire (todo_service/reminders.py keeps it so).
@@ -252,7 +253,12 @@ class Notification(TodoBase, table=True):
         ),
         # Newest-first keyset pages (and a stream's "after id n") of one user.
         Index("ix_notifications_user_id", "user_id", "id"),
-        Index("ix_notifications_user_unread", "user_id", "id", postgresql_where=text("read_at IS NULL")),
+        Index(
+            "ix_notifications_user_unread",
+            "user_id",
+            "id",
+            postgresql_where=text("read_at IS NULL"),
+        ),
         # The cascade from a deleted task.
         Index("ix_notifications_task_id", "task_id"),
     )

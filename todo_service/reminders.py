@@ -54,19 +54,26 @@ def from_input(items: Iterable[ReminderIn | dict[str, Any]]) -> list[Reminder]:
     for item in items:
         if isinstance(item, ReminderIn):
             item = item.model_dump()
-        reminders.append(Reminder(at=item.get("at"), before_due_minutes=item.get("before_due_minutes")))
+        reminders.append(
+            Reminder(at=item.get("at"), before_due_minutes=item.get("before_due_minutes"))
+        )
     return reminders
 
 
-def of(task: Task) -> list[Reminder]:
-    """The task's reminders, read back from the column."""
+def parse(column: Sequence[dict[str, Any]]) -> list[Reminder]:
+    """Reminders read back from a task's ``reminders`` column."""
     return [
         Reminder(
             at=None if item["at"] is None else datetime.fromisoformat(item["at"]),
             before_due_minutes=item["before_due_minutes"],
         )
-        for item in task.reminders
+        for item in column
     ]
+
+
+def of(task: Task) -> list[Reminder]:
+    """The task's reminders."""
+    return parse(task.reminders)
 
 
 def _fired(mask: int, index: int) -> bool:
@@ -123,7 +130,11 @@ def replace(task: Task, new: Sequence[Reminder]) -> bool:
     task.reminders_fired = kept
     # Rendered by refresh; set here so that the ORM sees the column change.
     task.reminders = [
-        {"at": None if r.at is None else utc_text(r.at), "before_due_minutes": r.before_due_minutes, "fires_at": None}
+        {
+            "at": None if r.at is None else utc_text(r.at),
+            "before_due_minutes": r.before_due_minutes,
+            "fires_at": None,
+        }
         for r in new
     ]
     return True

@@ -11,26 +11,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Table
 
-from todo_service.models import TASKS
-from todo_service.schemas import TaskPublic
+from todo_service.models import NOTIFICATIONS, TASKS
+from todo_service.schemas import NotificationPublic, TaskPublic
 
 TASK_FIELDS = tuple(TaskPublic.model_fields)
 _COLUMNS = ", ".join(TASK_FIELDS)
 
 
-def _json_value(name: str) -> str:
-    if isinstance(TASKS.c[name].type, DateTime):
-        # TaskPublic's spelling of a timestamp: UTC, microseconds, "Z".
+def _json_value(table: Table, name: str) -> str:
+    if isinstance(table.c[name].type, DateTime):
+        # The public spelling of a timestamp (schemas.UtcTimestamp): UTC, microseconds, "Z".
         return f"""to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
     return name
 
 
-# A row of the task's columns as TaskPublic's JSON, field for field.
-TASK_JSON = (
-    "json_build_object(" + ", ".join(f"'{name}', {_json_value(name)}" for name in TASK_FIELDS) + ")"
-)
+def json_object(table: Table, fields: tuple[str, ...]) -> str:
+    """A row of ``table`` as the JSON object of ``fields`` (a public model's), field for field."""
+    return (
+        "json_build_object("
+        + ", ".join(f"'{name}', {_json_value(table, name)}" for name in fields)
+        + ")"
+    )
+
+
+# A row of the task's columns as TaskPublic's JSON.
+TASK_JSON = json_object(TASKS, TASK_FIELDS)
+# A notification as NotificationPublic's JSON.
+NOTIFICATION_JSON = json_object(NOTIFICATIONS, tuple(NotificationPublic.model_fields))
 
 # The user's task by id: another user's task is no row, as a missing one.
 GET_TASK = f"SELECT {_COLUMNS} FROM todo.tasks WHERE id = $1 AND user_id = $2"  # noqa: S608

@@ -38,14 +38,20 @@ def upgrade() -> None:
     )
     op.add_column(
         "tasks",
-        sa.Column("reminders_fired", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "reminders_fired", sa.SmallInteger(), server_default=sa.text("0"), nullable=False
+        ),
         schema=SCHEMA,
     )
     op.add_column(
-        "tasks", sa.Column("snoozed_until", sa.DateTime(timezone=True), nullable=True), schema=SCHEMA
+        "tasks",
+        sa.Column("snoozed_until", sa.DateTime(timezone=True), nullable=True),
+        schema=SCHEMA,
     )
     op.add_column(
-        "tasks", sa.Column("next_remind_at", sa.DateTime(timezone=True), nullable=True), schema=SCHEMA
+        "tasks",
+        sa.Column("next_remind_at", sa.DateTime(timezone=True), nullable=True),
+        schema=SCHEMA,
     )
     op.create_check_constraint(
         op.f("ck_tasks_reminders_count"),
