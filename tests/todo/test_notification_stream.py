@@ -76,10 +76,10 @@ class Reader:
         self.lines = lines
         self.comments: list[str] = []
 
-    async def next_event(self, timeout: float = 5.0) -> dict[str, Any] | None:
+    async def next_event(self, wait: float = 5.0) -> dict[str, Any] | None:
         """The next event's fields (``data`` parsed); None when the stream ended."""
         fields: dict[str, Any] = {}
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait):
             async for line in self.lines:
                 if not line:
                     if "event" in fields:
@@ -149,7 +149,7 @@ async def test_a_resumed_stream_sends_the_missed_ones_bounded_then_new_ones(
 async def test_a_quiet_stream_sends_keepalives(http: httpx.AsyncClient, alice: User) -> None:
     async with stream(http, alice.headers) as (_, reader):
         with pytest.raises(TimeoutError):
-            await reader.next_event(timeout=1.0)
+            await reader.next_event(wait=1.0)
     assert reader.comments.count("keepalive") >= 2
 
 
@@ -160,7 +160,7 @@ async def test_the_stream_ends_when_the_token_expires(
     started = time.monotonic()
     async with stream(http, {"Authorization": f"Bearer {token}"}) as (response, reader):
         assert response.status_code == 200
-        assert await reader.next_event(timeout=8) is None
+        assert await reader.next_event(wait=8) is None
     assert time.monotonic() - started < 6
 
 

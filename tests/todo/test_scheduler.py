@@ -38,7 +38,8 @@ async def query(db: Database, sql: str, **params: Any) -> list[Any]:
 async def notifications(db: Database) -> list[Any]:
     return await query(
         db,
-        "SELECT id, user_id, task_id, remind_at, xmin::text AS xid FROM todo.notifications ORDER BY id",
+        "SELECT id, user_id, task_id, remind_at, xmin::text AS xid "
+        "FROM todo.notifications ORDER BY id",
     )
 
 
