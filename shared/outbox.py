@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -88,6 +89,17 @@ def hash32(value: str) -> int:
     return unsigned - 2**32 if unsigned >= 2**31 else unsigned
 
 
+async def lock_keys(session: AsyncSession, table: Table, keys: Iterable[str]) -> None:
+    """Take the event locks of several keys until the transaction ends, as ``add_event``
+    takes one: in one order (the keys sorted) whoever takes them, so two transactions
+    locking overlapping keys wait for each other instead of deadlocking. A writer that must
+    allocate ids (a notification's) in commit order per key takes them first."""
+    for key in sorted(set(keys)):
+        await (await session.connection()).execute(
+            text(f"SELECT {key_lock_sql(_qualified(table), ':key')}"), {"key": key}
+        )
+
+
 async def add_event(
     session: AsyncSession,
     table: Table,
@@ -100,9 +112,7 @@ async def add_event(
 ) -> int:
     """Write an event in the session's transaction; its id. Events of one ``key`` are
     serialised until the transaction ends (see the module's docstring)."""
-    await (await session.connection()).execute(
-        text(f"SELECT {key_lock_sql(_qualified(table), ':key')}"), {"key": key}
-    )
+    await lock_keys(session, table, (key,))
     row = (
         await (await session.connection()).execute(
             table.insert()

@@ -1,6 +1,6 @@
 """The events the todo service consumes (docs/events.md): ``user.deleted`` from the users
-stream purges the user's tasks and webhooks for good (shared/purge.py); the tasks stream
-feeds the webhooks (todo_service/webhooks/fanout.py)."""
+stream purges the user's tasks, notifications and webhooks for good (shared/purge.py); the
+tasks stream feeds the webhooks (todo_service/webhooks/fanout.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from shared.purge import UserPurge
 from todo_service.models import (
     DELETED_SUBJECTS,
     IDEMPOTENCY_KEYS,
+    NOTIFICATIONS,
     PROCESSED_EVENTS,
     TASK_COUNTS,
     TASKS,
@@ -19,5 +20,5 @@ PURGE = UserPurge(
     group="todo",
     deleted_subjects=DELETED_SUBJECTS,
     processed_events=PROCESSED_EVENTS,
-    tables=(TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS, WEBHOOK_DELIVERIES, WEBHOOKS),
+    tables=(NOTIFICATIONS, TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS, WEBHOOK_DELIVERIES, WEBHOOKS),
 )

@@ -4,6 +4,7 @@
   group (shared/purge.py);
 - publishes the todo outbox (task events, due reminders) to the tasks stream
   (shared/outbox.py, docs/events.md);
+- fires due reminders: notifications and ``reminder.due`` events (todo_service/scheduler.py);
 - fans the tasks stream out to the users' webhooks as the ``webhooks`` consumer group, and
   delivers them (todo_service/webhooks, docs/webhooks.md).
 
@@ -26,6 +27,7 @@ from shared.sealing import SecretBox
 from shared.worker import Loop, create_worker_app
 from todo_service.events import PURGE
 from todo_service.models import OUTBOX
+from todo_service.scheduler import fire_due
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.webhooks.delivery import WebhookDeliverer
 from todo_service.webhooks.fanout import fanout_loop
@@ -56,9 +58,14 @@ def create_app(
             batch=settings.events_batch,
             retention_seconds=settings.events_outbox_retention_seconds,
         )
+
+        async def fire() -> int:
+            return await fire_due(database, now=clock(), batch=settings.reminders_batch)
+
         loops = [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
             Loop("outbox", dispatcher.dispatch_once),
+            Loop("reminders", fire, idle_seconds=settings.reminders_poll_seconds),
             fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
         ]
         keys = WebhookKeys(settings, webhook_box)

@@ -31,6 +31,9 @@ TOOLS = {
     "update_task",
     "complete_tasks",
     "delete_tasks",
+    "list_notifications",
+    "snooze_notification",
+    "dismiss_notification",
 }
 
 

@@ -86,6 +86,7 @@ TABLES = (
     ("idempotency_keys", "id"),
     ("task_counts", "user_id"),
     ("outbox", "id"),
+    ("notifications", "id"),
 )
 
 
