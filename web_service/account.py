@@ -20,6 +20,8 @@ from web_service.views import friendly, render
 router = APIRouter(include_in_schema=False)
 
 AUTH_ERROR_FIELDS = {"email", "password", "name", "timezone", "current_password", "new_password"}
+# The account deletion form's fields (ids on the page).
+DELETE_PASSWORD, DELETE_CONFIRM = "delete_password", "delete_confirm"
 
 
 @lru_cache(maxsize=1)
@@ -362,3 +364,60 @@ async def change_password(ctx: CtxDep) -> Response:
     # No fresh pair: this session's family was revoked with the others.
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "session_ended")
+
+
+@router.get("/account/delete")
+async def delete_account_page(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    return _delete_page(ctx)
+
+
+def _delete_page(ctx: Ctx, errors: dict[str, str] | None = None, status: int = 200) -> Response:
+    session = ctx.require_session()
+    return render(
+        ctx,
+        "account_delete.html",
+        status_code=status,
+        errors=errors or {},
+        email=session.profile.get("email") or "",
+    )
+
+
+@router.post("/account/delete")
+async def delete_account(ctx: CtxDep) -> Response:
+    """Deletes the account at the auth service (``DELETE /api/auth/me`` with the password
+    re-entered and the box ticked), then ends every session of the user here. A refusal shows
+    the form again with nothing deleted."""
+    session = ctx.require_session()
+    form = await ctx.form()
+    password = _field(form, DELETE_PASSWORD, 129)
+    errors = {}
+    if not password:
+        errors[DELETE_PASSWORD] = "Enter your password"
+    elif len(password) > 128:
+        errors[DELETE_PASSWORD] = "The password is not right"
+    if form.get(DELETE_CONFIRM) != "yes":
+        errors[DELETE_CONFIRM] = "Tick the box to confirm that everything is to be deleted"
+    if errors:
+        return _delete_page(ctx, errors, 422)
+    try:
+        await ctx.expect("DELETE", "/api/auth/me", ok=(204,), json_body={"password": password})
+    except ApiError as error:
+        response = _delete_page(ctx, _deletion_refused(error), error.status)
+        if error.retry_after:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    # The auth service revoked every refresh family with the account; no session of the
+    # user is kept here either.
+    await ctx.web.store.end_all(session.user_id)
+    return _signed_out(ctx, "account_deleted")
+
+
+def _deletion_refused(error: ApiError) -> dict[str, str]:
+    if error.status == 403 or error.code == "wrong_password":
+        return {DELETE_PASSWORD: "The password is not right. Nothing was deleted."}
+    if error.status == 429:
+        return {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
+    if error.status == 422:
+        return {DELETE_PASSWORD: "The password is not right. Nothing was deleted."}
+    return {"_form": friendly(error)}

@@ -113,6 +113,7 @@ NOTICES = {
     "conversation_deleted": "Conversation deleted.",
     "session_ended": "Your session has ended. Please sign in again.",
     "registered": "Your account is ready.",
+    "account_deleted": "Your account and everything in it have been deleted.",
 }
 
 
