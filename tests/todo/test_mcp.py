@@ -127,6 +127,9 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
         "update_task",
         "complete_tasks",
         "delete_tasks",
+        "list_notifications",
+        "snooze_notification",
+        "dismiss_notification",
     }
     add = tools["add_task"].input_schema
     assert add["required"] == ["title"]
@@ -137,6 +140,7 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
         "tags",
         "due_at",
         "recurrence",
+        "reminders",
         "user_id",
     }
     assert tools["list_tasks"].input_schema["properties"]["status"]["enum"] == [
