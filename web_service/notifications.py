@@ -308,6 +308,10 @@ async def _relay(
                 if not chunk:
                     break  # the API ended it (its token's expiry): the browser reconnects
                 for event in parser.feed(chunk):
+                    if event.event == "error":
+                        # The API's stream failed and ends: reconnect later, not at once.
+                        yield _unavailable(ctx, "unavailable")
+                        return
                     relayed = _relayed(ctx, event)
                     if relayed is not None:
                         yield relayed

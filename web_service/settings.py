@@ -60,7 +60,7 @@ class WebSettings(ServiceSettings):
     # The live notification stream (GET /notifications/stream): one relayed stream lasts at
     # most this long (and never past its access token's expiry), then the browser reconnects
     # with the session's token, refreshed if due.
-    notification_stream_seconds: int = Field(default=600, ge=5)
+    notification_stream_seconds: int = Field(default=600, ge=1)
     # While a stream is open, the session is checked this often (a signed-out session's
     # stream ends), and a keepalive comment is sent when nothing else was.
     notification_stream_check_seconds: float = Field(default=15.0, gt=0)
