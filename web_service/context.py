@@ -177,6 +177,10 @@ class Ctx:
             )
         except (SignInRequired, ApiError):
             return None
+        except Exception:
+            # The bell is not worth a page: whatever failed here, the page's own calls meet.
+            logger.warning("counting unread notifications failed", exc_info=True)
+            return None
         return unread_of(answer)
 
     def _pending_cookie(self, name: str, value: str, expires: Any) -> None:

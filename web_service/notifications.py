@@ -30,7 +30,7 @@ from web_service.account import redirect
 from web_service.context import CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.sessions import WebSession
-from web_service.streams import EventParser, StreamTooLarge, sse
+from web_service.streams import Event, EventParser, StreamTooLarge, sse
 from web_service.views import (
     friendly,
     parse_utc,
@@ -312,7 +312,7 @@ async def _relay(
                         # The API's stream failed and ends: reconnect later, not at once.
                         yield _unavailable(ctx, "unavailable")
                         return
-                    relayed = _relayed(ctx, event)
+                    relayed = _relayed(ctx, session, event)
                     if relayed is not None:
                         yield relayed
                         sent = count_due = True
@@ -344,7 +344,7 @@ async def _stream_count(ctx: Ctx, token: str) -> Unread | None:
     return unread_of(answer)
 
 
-def _relayed(ctx: Ctx, event: Any) -> bytes | None:
+def _relayed(ctx: Ctx, session: WebSession, event: Event) -> bytes | None:
     """The browser's event for one of the API's, or None for anything that is not a
     notification of the contract's shape."""
     if event.event != "notification":
@@ -356,7 +356,6 @@ def _relayed(ctx: Ctx, event: Any) -> bytes | None:
     if not valid_notification(notification) or event.id != str(notification["id"]):
         logger.warning("notification stream: an event not of the expected shape was dropped")
         return None
-    session = ctx.require_session()
     due = notification["due_at"]
     payload = {
         "id": notification["id"],

@@ -52,14 +52,20 @@ const arrived = (data) => {
     if (item) list.prepend(item);
     const panel = document.getElementById("notification-panel");
     if (panel) panel.hidden = false;
+    // On the notifications page: the list is no longer empty, and one longer.
+    document.querySelector('[data-testid="notifications-empty"]')?.remove();
+    const total = document.querySelector('[data-testid="notifications-total"]');
+    if (total) total.textContent = String(Number(total.textContent) + 1);
   }
   say(`New reminder: ${data.title}`);
   showDesktop(data);
 };
 
+let source = null;
+
 const listen = (area) => {
-  if (!("EventSource" in window) || !area.dataset.stream) return;
-  const source = new EventSource(area.dataset.stream);
+  if (!("EventSource" in window) || !area.dataset.stream || source) return;
+  source = new EventSource(area.dataset.stream);
   const parse = (event) => {
     try {
       return JSON.parse(event.data);
@@ -71,7 +77,11 @@ const listen = (area) => {
   source.addEventListener("notification", (event) => arrived(parse(event)));
   // The session is over: no reconnecting (a page load will ask to sign in).
   source.addEventListener("signed_out", () => source.close());
-  window.addEventListener("pagehide", () => source.close());
+};
+
+const stop = () => {
+  source?.close();
+  source = null;
 };
 
 const act = async (form) => {
@@ -144,6 +154,11 @@ export const enhanceNotifications = (root) => {
   const area = root.querySelector('[data-module="notifications"]');
   if (!area) return;
   listen(area);
+  window.addEventListener("pagehide", stop);
+  // Back from the back-forward cache: listening again (what was missed comes first).
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) listen(area);
+  });
   root.addEventListener("submit", (event) => {
     const form = event.target;
     if (form instanceof HTMLFormElement && form.dataset.module === "notification-action") {
