@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from shared.clock import utcnow
-from tests.support.serving import live_server
+from tests.support.serving import free_port, live_server
 from tests.web.conftest import (
     Platform,
     WebAppFactory,
@@ -34,6 +34,7 @@ from tests.web.conftest import (
     sign_in,
 )
 from todo_service.scheduler import fire_due
+from web_service.crypto import TokenBox
 
 # Every wait on a stream is bounded.
 WAIT = 15.0
@@ -501,3 +502,40 @@ async def test_a_stream_refreshes_an_expiring_token_first(
         row = await clean.db.fetch_row("SELECT access_expires_at FROM web.sessions")
         assert row is not None
         assert row[0] > utcnow()
+
+
+async def test_a_token_the_api_refuses_ends_the_session_and_its_stream(
+    clean: Platform, make_web_app: WebAppFactory, box: TokenBox
+) -> None:
+    await register(clean, "ann@example.com")
+    async with live_web(make_web_app) as web, web.browser() as ann:
+        # A token the API cannot verify, still far from its expiry here.
+        await clean.db.fetch_row(
+            "UPDATE web.sessions SET access_token = $1", box.seal("not.a.token")
+        )
+        async with opened(ann) as stream:
+            assert (await stream.until("signed_out")).data["message"]
+            assert await stream.next() is None
+        assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+        assert (await ann.get("/notifications/stream")).status_code == 401
+
+
+async def test_an_unreachable_api_asks_the_browser_to_come_back_later(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    await register(clean, "ann@example.com")
+    async with live_web(make_web_app) as web, web.browser() as ann:
+        cookies = dict(ann.cookies)
+    # Another replica of the web service, whose gateway is down: the same session.
+    dead = {"gateway_url": f"http://127.0.0.1:{free_port()}", "gateway_connect_timeout": 1.0}
+    async with (
+        live_web(make_web_app, **dead) as other,
+        httpx.AsyncClient(base_url=other.url, cookies=cookies, timeout=WAIT) as ann,
+        opened(ann, **{"Sec-Fetch-Site": "same-origin"}) as stream,
+    ):
+        refused = await stream.next()
+        assert refused is not None
+        assert (refused.event, refused.data) == ("unavailable", {"reason": "unavailable"})
+        assert stream.retries == [30000]
+        assert await stream.next() is None
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1  # not ended
