@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -259,7 +259,6 @@ async def _relay(
         (session.access_expires_at - web.clock()).total_seconds(),
     )
     deadline = loop.time() + max(lifetime, 1.0)
-    read: asyncio.Future[bytes] | None = None
     try:
         headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
         async with web.gateway.event_stream(
@@ -276,46 +275,10 @@ async def _relay(
                 yield _unavailable(ctx, "unavailable")
                 return
             yield _retry(settings.notification_retry_ms)
-            parser = EventParser()
-            count_due = True
-            check_every = settings.notification_stream_check_seconds
-            next_check = loop.time() + check_every
-            sent = False
-            while True:
-                if count_due:
-                    count_due = False
-                    unread = await _stream_count(ctx, token)
-                    if unread is not None:
-                        yield sse("unread", {"count": unread.count})
-                        sent = True
-                now = loop.time()
-                if now >= deadline:
-                    break  # the browser reconnects with a fresh token
-                if now >= next_check:
-                    if not await web.store.alive(session):
-                        yield sse("signed_out", {"message": "Your session has ended."})
-                        return
-                    if not sent:
-                        yield b": keepalive\n\n"
-                    sent = False
-                    next_check = now + check_every
-                if read is None:
-                    read = asyncio.ensure_future(upstream.content.readany())
-                done, _ = await asyncio.wait({read}, timeout=min(deadline, next_check) - now)
-                if not done:
-                    continue
-                chunk, read = read.result(), None
-                if not chunk:
-                    break  # the API ended it (its token's expiry): the browser reconnects
-                for event in parser.feed(chunk):
-                    if event.event == "error":
-                        # The API's stream failed and ends: reconnect later, not at once.
-                        yield _unavailable(ctx, "unavailable")
-                        return
-                    relayed = _relayed(ctx, session, event)
-                    if relayed is not None:
-                        yield relayed
-                        sent = count_due = True
+            relay = _relay_open(ctx, session, token, upstream.content, deadline)
+            async with contextlib.aclosing(relay) as parts:
+                async for part in parts:
+                    yield part
     except ApiError as error:
         logger.info("notification stream interrupted: %s", error)
         yield _unavailable(ctx, "unavailable")
@@ -323,11 +286,66 @@ async def _relay(
         logger.warning("notification stream: an event over the size limit; stream ended")
         yield _unavailable(ctx, "unavailable")
     finally:
-        if read is not None:
-            read.cancel()
-            with contextlib.suppress(BaseException):
-                await read
         web.streams.release(session.user_id)
+
+
+async def _relay_open(
+    ctx: Ctx, session: WebSession, token: str, content: Any, deadline: float
+) -> AsyncGenerator[bytes]:
+    """The open stream's events until ``deadline`` (the event loop's clock), the API's end,
+    or the session's."""
+    web, loop = ctx.web, asyncio.get_running_loop()
+    parser = EventParser()
+    count_due = True
+    check_every = ctx.settings.notification_stream_check_seconds
+    next_check = loop.time() + check_every
+    sent = False
+    # One read of the upstream at a time, kept across the waits for the session's check.
+    read: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if count_due:
+                count_due = False
+                unread = await _stream_count(ctx, token)
+                if unread is not None:
+                    yield sse("unread", {"count": unread.count})
+                    sent = True
+            now = loop.time()
+            if now >= deadline:
+                return  # the browser reconnects with a fresh token
+            if now >= next_check:
+                if not await web.store.alive(session):
+                    yield sse("signed_out", {"message": "Your session has ended."})
+                    return
+                if not sent:
+                    yield b": keepalive\n\n"
+                sent = False
+                next_check = now + check_every
+            if read is None:
+                read = asyncio.ensure_future(content.readany())
+            done, _ = await asyncio.wait({read}, timeout=min(deadline, next_check) - now)
+            if not done:
+                continue
+            chunk, read = read.result(), None
+            if not chunk:
+                return  # the API ended it (its token's expiry): the browser reconnects
+            for event in parser.feed(chunk):
+                if event.event == "error":
+                    # The API's stream failed and ends: reconnect later, not at once.
+                    yield _unavailable(ctx, "unavailable")
+                    return
+                relayed = _relayed(ctx, session, event)
+                if relayed is not None:
+                    yield relayed
+                    sent = count_due = True
+    finally:
+        if read is not None:
+            # Cancelled and waited for before the upstream connection is released; its
+            # outcome is of no interest (a cancellation of this stream still propagates).
+            read.cancel()
+            await asyncio.wait({read})
+            if not read.cancelled():
+                read.exception()
 
 
 async def _stream_count(ctx: Ctx, token: str) -> Unread | None:
