@@ -671,13 +671,11 @@ class _Tools:
         """The user's notifications (reminders that fell due), newest first: each names its
         task (task_id, task_title), when it was due and read. Returns {result, total}."""
 
-        async def run(session: AsyncSession, user: str) -> NotificationList:
+        async def run(session: AsyncSession, user: str) -> _Listing:
+            # A page is one statement of its own, rendered by PostgreSQL as REST sends it.
             query = NotificationQuery(limit=limit, unread=unread_only)
             page = await notifications.list_notifications_json(self._db, user, query=query)
-            return NotificationList(
-                result=[NotificationPublic.model_validate(n) for n in json.loads(page.items_json)],
-                total=page.total,
-            )
+            return _Listing(json.loads(page.items_json), page.total)
 
         return await self._run(None, run)
 
