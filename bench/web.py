@@ -49,7 +49,8 @@ class Session:
         self.cookies: dict[str, str] = {}
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Sec-Fetch-Site": "same-origin"}
+        # As a browser navigating sends them.
+        headers = {"Sec-Fetch-Site": "same-origin", "Accept": "text/html,application/xhtml+xml"}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         return headers

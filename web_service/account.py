@@ -20,6 +20,8 @@ from web_service.views import friendly, render
 router = APIRouter(include_in_schema=False)
 
 AUTH_ERROR_FIELDS = {"email", "password", "name", "timezone", "current_password", "new_password"}
+# The account deletion form's fields (ids on the page).
+DELETE_PASSWORD, DELETE_CONFIRM = "delete_password", "delete_confirm"
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +94,7 @@ async def home(ctx: CtxDep) -> Response:
 async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
     if ctx.session is not None:
         return redirect(safe_next(next))
-    return render(ctx, "signin.html", errors={}, email="", next_path=safe_next(next))
+    return await render(ctx, "signin.html", errors={}, email="", next_path=safe_next(next))
 
 
 @router.post("/signin")
@@ -101,8 +103,8 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     email, password = _field(form, "email", 320), _field(form, "password", 128)
     next_path = safe_next(next)
 
-    def again(errors: dict[str, str], status: int) -> Response:
-        return render(
+    async def again(errors: dict[str, str], status: int) -> Response:
+        return await render(
             ctx, "signin.html", status_code=status, errors=errors, email=email, next_path=next_path
         )
 
@@ -112,10 +114,10 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     if not password:
         errors["password"] = "Enter your password"
     if errors:
-        return again(errors, 422)
+        return await again(errors, 422)
     wait = await _limited(ctx, "signin")
     if wait is not None:
-        response = again(
+        response = await again(
             {"_form": "Too many sign-in attempts from your network. " + _wait_text(wait)}, 429
         )
         response.headers["Retry-After"] = str(wait)
@@ -128,28 +130,28 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
             client_ip=ctx.client_ip,
         )
     except ApiError as error:
-        return again({"_form": friendly(error)}, error.status)
+        return await again({"_form": friendly(error)}, error.status)
     if answer.status == 200:
         return await _start_session(ctx, answer.json(), next_path)
     refusal = ApiError.from_response(answer)
     if refusal.status == 401:
-        return again({"password": "The email address or password is not right"}, 401)
+        return await again({"password": "The email address or password is not right"}, 401)
     if refusal.status == 429:
         message = "Too many attempts to sign in to this account. "
-        response = again({"_form": message + _wait_text(refusal.retry_after)}, 429)
+        response = await again({"_form": message + _wait_text(refusal.retry_after)}, 429)
         if refusal.retry_after:
             response.headers["Retry-After"] = str(refusal.retry_after)
         return response
     if refusal.status == 422:
-        return again(_errors_of(refusal), 422)
-    return again({"_form": friendly(refusal)}, refusal.status)
+        return await again(_errors_of(refusal), 422)
+    return await again({"_form": friendly(refusal)}, refusal.status)
 
 
 @router.get("/signup")
 async def signup_page(ctx: CtxDep) -> Response:
     if ctx.session is not None:
         return redirect("/tasks")
-    return render(
+    return await render(
         ctx, "signup.html", errors={}, email="", name="", timezone="", timezones=timezones()
     )
 
@@ -160,8 +162,8 @@ async def signup(ctx: CtxDep) -> Response:
     email, password = _field(form, "email", 320), _field(form, "password", 128)
     name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip() or "UTC"
 
-    def again(errors: dict[str, str], status: int) -> Response:
-        return render(
+    async def again(errors: dict[str, str], status: int) -> Response:
+        return await render(
             ctx,
             "signup.html",
             status_code=status,
@@ -180,11 +182,11 @@ async def signup(ctx: CtxDep) -> Response:
     if not valid_timezone(tz):
         errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
     if errors:
-        return again(errors, 422)
+        return await again(errors, 422)
     wait = await _limited(ctx, "signup")
     if wait is not None:
         message = "Too many sign-ups from your network. " + _wait_text(wait)
-        response = again({"_form": message}, 429)
+        response = await again({"_form": message}, 429)
         response.headers["Retry-After"] = str(wait)
         return response
     body: dict[str, Any] = {"email": email, "password": password, "timezone": tz}
@@ -197,14 +199,16 @@ async def signup(ctx: CtxDep) -> Response:
         if created.status != 201:
             error = ApiError.from_response(created)
             if error.status == 409:
-                return again({"email": "An account with this email address already exists"}, 409)
+                return await again(
+                    {"email": "An account with this email address already exists"}, 409
+                )
             if error.status == 422:
-                return again(_errors_of(error), 422)
+                return await again(_errors_of(error), 422)
             if error.status == 429:
-                return again(
+                return await again(
                     {"_form": "Too many sign-ups just now. " + _wait_text(error.retry_after)}, 429
                 )
-            return again({"_form": friendly(error)}, error.status)
+            return await again({"_form": friendly(error)}, error.status)
         answer = await ctx.web.gateway.call(
             "POST",
             "/api/auth/login",
@@ -212,7 +216,7 @@ async def signup(ctx: CtxDep) -> Response:
             client_ip=ctx.client_ip,
         )
     except ApiError as error:
-        return again({"_form": friendly(error)}, error.status)
+        return await again({"_form": friendly(error)}, error.status)
     if answer.status != 200:
         # The account exists; signing in is the next step.
         return redirect("/signin?notice=registered")
@@ -273,7 +277,7 @@ async def account_page_with(
         "timezone": session.timezone,
         **(values or {}),
     }
-    return render(
+    return await render(
         ctx,
         "account.html",
         status_code=status,
@@ -362,3 +366,62 @@ async def change_password(ctx: CtxDep) -> Response:
     # No fresh pair: this session's family was revoked with the others.
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "session_ended")
+
+
+@router.get("/account/delete")
+async def delete_account_page(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    return await _delete_page(ctx)
+
+
+async def _delete_page(
+    ctx: Ctx, errors: dict[str, str] | None = None, status: int = 200
+) -> Response:
+    session = ctx.require_session()
+    return await render(
+        ctx,
+        "account_delete.html",
+        status_code=status,
+        errors=errors or {},
+        email=session.profile.get("email") or "",
+    )
+
+
+@router.post("/account/delete")
+async def delete_account(ctx: CtxDep) -> Response:
+    """Deletes the account at the auth service (``DELETE /api/auth/me`` with the password
+    re-entered and the box ticked), then ends every session of the user here. A refusal shows
+    the form again with nothing deleted."""
+    session = ctx.require_session()
+    form = await ctx.form()
+    password = _field(form, DELETE_PASSWORD, 129)
+    errors = {}
+    if not password:
+        errors[DELETE_PASSWORD] = "Enter your password"
+    elif len(password) > 128:
+        errors[DELETE_PASSWORD] = "The password is not right"
+    if form.get(DELETE_CONFIRM) != "yes":
+        errors[DELETE_CONFIRM] = "Tick the box to confirm that everything is to be deleted"
+    if errors:
+        return await _delete_page(ctx, errors, 422)
+    try:
+        await ctx.expect("DELETE", "/api/auth/me", ok=(204,), json_body={"password": password})
+    except ApiError as error:
+        response = await _delete_page(ctx, _deletion_refused(error), error.status)
+        if error.retry_after:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    # The auth service revoked every refresh family with the account; no session of the
+    # user is kept here either.
+    await ctx.web.store.end_all(session.user_id)
+    return _signed_out(ctx, "account_deleted")
+
+
+def _deletion_refused(error: ApiError) -> dict[str, str]:
+    if error.status == 403 or error.code == "wrong_password":
+        return {DELETE_PASSWORD: "The password is not right. Nothing was deleted."}
+    if error.status == 429:
+        return {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
+    if error.status == 422:
+        return {DELETE_PASSWORD: "The password is not right. Nothing was deleted."}
+    return {"_form": friendly(error)}

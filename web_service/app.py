@@ -17,13 +17,14 @@ from starlette.staticfiles import StaticFiles
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.db import Database
-from web_service import account, chat, overview, tasks
+from web_service import account, chat, notifications, overview, tasks
 from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
 from web_service.gateway_client import ApiError, GatewayClient
 from web_service.security import AuthPostLimiter, CookieNames, SecurityHeadersMiddleware, safe_next
 from web_service.sessions import SessionStore
 from web_service.settings import WebSettings, get_settings
+from web_service.streams import StreamSlots
 from web_service.views import ENV, STATIC, friendly
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ def create_app(
                     limiter=limiter,
                     clock=clock,
                     cookies=CookieNames.of(settings),
+                    streams=StreamSlots(
+                        per_user=settings.notification_streams_per_user,
+                        total=settings.notification_streams_max,
+                    ),
                 )
                 janitor = asyncio.create_task(_purge_forever(store, limiter, clock))
                 try:
@@ -85,6 +90,7 @@ def create_app(
     app.include_router(tasks.router)
     app.include_router(chat.router)
     app.include_router(overview.router)
+    app.include_router(notifications.router)
     app.add_exception_handler(SignInRequired, _sign_in)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.add_exception_handler(ApiError, _api_error)
@@ -116,6 +122,7 @@ def _wants_json(request: Request) -> bool:
 def _page(request: Request, status: int, heading: str, message: str, back: str = "/") -> Response:
     ctx = _ctx(request)
     values = {
+        "unread": None,
         "csrf_token": "",
         "session": ctx.session if ctx else None,
         "user_tz": ctx.session.timezone if ctx and ctx.session else "UTC",

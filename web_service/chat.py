@@ -64,7 +64,7 @@ async def chat_page(ctx: CtxDep) -> Response:
         if error.code == "invalid_cursor":
             return redirect("/chat")
         raise
-    return render(
+    return await render(
         ctx,
         "chat.html",
         conversation=None,
@@ -81,14 +81,14 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
     conversation_id = _conversation_id(raw_id)
     if conversation_id is None:
-        return _missing(ctx)
+        return await _missing(ctx)
     params: list[tuple[str, str]] = [("limit", str(ctx.settings.chat_page_size))]
     cursor = _cursor(ctx)
     if cursor:
         params.append(("cursor", cursor))
     answer = await ctx.api("GET", f"/api/conversations/{conversation_id}", params=params)
     if answer.status == 404:
-        return _missing(ctx)
+        return await _missing(ctx)
     if answer.status == 400:
         return redirect(f"/chat/{conversation_id}")
     if answer.status != 200:
@@ -96,7 +96,7 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     conversation = answer.json()
     more = next_cursor(answer.headers.get("Link"))
     listing = await _conversations(ctx)
-    return render(
+    return await render(
         ctx,
         "chat.html",
         conversation=conversation,
@@ -108,8 +108,8 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     )
 
 
-def _missing(ctx: Ctx) -> Response:
-    return render(
+async def _missing(ctx: Ctx) -> Response:
+    return await render(
         ctx,
         "error.html",
         status_code=404,
@@ -153,7 +153,7 @@ async def send_message(ctx: CtxDep) -> Response:
         except ApiError as error:
             problem = friendly(error)
     listing = await _conversations(ctx)
-    return render(
+    return await render(
         ctx,
         "chat.html",
         status_code=422,
@@ -215,10 +215,10 @@ async def delete_conversation(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
     conversation_id = _conversation_id(raw_id)
     if conversation_id is None:
-        return _missing(ctx)
+        return await _missing(ctx)
     answer = await ctx.api("DELETE", f"/api/conversations/{conversation_id}")
     if answer.status == 404:
-        return _missing(ctx)
+        return await _missing(ctx)
     if answer.status != 204:
         raise ApiError.from_response(answer)
     return redirect("/chat?notice=conversation_deleted")

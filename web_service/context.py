@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -27,6 +29,9 @@ from web_service.security import (
 )
 from web_service.sessions import SessionEnded, SessionStore, WebSession
 from web_service.settings import WebSettings
+from web_service.streams import StreamSlots
+
+logger = logging.getLogger(__name__)
 
 # Form fields per request: a page form has a dozen.
 MAX_FORM_FIELDS = 64
@@ -43,6 +48,16 @@ class WebState:
     limiter: AuthPostLimiter
     clock: Clock
     cookies: CookieNames
+    streams: StreamSlots
+
+
+@dataclass(frozen=True)
+class Unread:
+    """The header's bell: how many notifications are unread, and the newest one's id (the
+    live stream starts after it)."""
+
+    count: int
+    newest_id: int | None
 
 
 class SignInRequired(Exception):
@@ -63,6 +78,8 @@ class Ctx:
     anon: str | None
     new_anon: bool = False
     _form: FormData | None = field(default=None, repr=False)
+    _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _unread: asyncio.Future[Unread | None] | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> WebSettings:
@@ -120,16 +137,51 @@ class Ctx:
         """The session's access token, refreshed when due; the cookie follows the session's
         new end (a refresh moves it, up to the family's absolute lifetime)."""
         session = self.require_session()
-        ends = session.expires_at
+        # One at a time within a request (the bell's count is fetched beside the page's own
+        # call): the second finds the token the first refreshed.
+        async with self._token_lock:
+            ends = session.expires_at
+            try:
+                token = await self.web.store.access_token(session, client_ip=self.client_ip)
+            except SessionEnded:
+                self.session = None
+                raise SignInRequired from None
+            if session.expires_at != ends:
+                cookie = self.request.cookies.get(self.web.cookies.session, "")
+                self._pending_cookie(self.web.cookies.session, cookie, session.expires_at)
+            return token
+
+    def prefetch_unread(self) -> None:
+        """Starts fetching the bell's count now, beside the page's own API calls."""
+        if self._unread is None and self.session is not None:
+            self._unread = asyncio.ensure_future(self._fetch_unread())
+
+    async def unread(self) -> Unread | None:
+        """The bell's count for this page; None when there is no session or the API cannot
+        say just now (the bell is shown without a number, the page is not refused)."""
+        if self.session is None:
+            return None
+        self.prefetch_unread()
+        assert self._unread is not None
+        return await self._unread
+
+    async def _fetch_unread(self) -> Unread | None:
         try:
-            token = await self.web.store.access_token(session, client_ip=self.client_ip)
-        except SessionEnded:
-            self.session = None
-            raise SignInRequired from None
-        if session.expires_at != ends:
-            cookie = self.request.cookies.get(self.web.cookies.session, "")
-            self._pending_cookie(self.web.cookies.session, cookie, session.expires_at)
-        return token
+            token = await self.token()
+            answer = await self.web.gateway.call(
+                "GET",
+                "/api/notifications",
+                token=token,
+                client_ip=self.client_ip,
+                params=[("unread", "true"), ("limit", "1")],
+            )
+        except (SignInRequired, ApiError):
+            return None
+        except Exception:
+            # The bell is not worth a page: whatever failed here, the page's own calls meet.
+            logger.warning("counting unread notifications failed", exc_info=True)
+            return None
+        return unread_of(answer)
 
     def _pending_cookie(self, name: str, value: str, expires: Any) -> None:
         carrier = Response()
@@ -171,6 +223,32 @@ class Ctx:
         return response
 
 
+def unread_of(answer: ApiResponse) -> Unread | None:
+    """The count and newest id of an answer to ``GET /api/notifications?unread=true``."""
+    if answer.status != 200:
+        logger.debug("unread notifications not counted: %s", answer.status)
+        return None
+    try:
+        total = int(answer.headers.get("X-Total-Count", ""))
+        items = answer.json()
+        newest = items[0]["id"] if items else None
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    if total < 0 or not (newest is None or (type(newest) is int and newest > 0)):
+        return None
+    return Unread(total, newest)
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser navigating to a page (not a fragment, a fetch or a stream)."""
+    return (
+        request.method == "GET"
+        and "text/html" in request.headers.get("accept", "")
+        and "fragment" not in request.query_params
+        and not request.url.path.endswith("/stream")
+    )
+
+
 async def _ctx(request: Request) -> Ctx:
     web: WebState = request.app.state.web
     cookie = request.cookies.get(web.cookies.session)
@@ -178,6 +256,8 @@ async def _ctx(request: Request) -> Ctx:
     ctx = Ctx(request=request, web=web, session=session, anon=request.cookies.get(web.cookies.anon))
     request.state.ctx = ctx
     await ctx.check_csrf()
+    if _wants_page(request):
+        ctx.prefetch_unread()
     return ctx
 
 

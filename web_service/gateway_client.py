@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 Params = Mapping[str, str | int | list[str]] | list[tuple[str, str]]
 
+# The notification stream sends a keepalive at least every 15 s: silence for this long means
+# the connection is gone.
+EVENT_STREAM_READ_TIMEOUT = 60.0
+
 
 @dataclass(frozen=True)
 class ApiResponse:
@@ -115,6 +119,9 @@ class GatewayClient:
             sock_read=settings.chat_read_timeout,
         )
         self._session: aiohttp.ClientSession | None = None
+        # Long-lived event streams on connections of their own, so that streams held open
+        # never keep a page's call waiting for a connection.
+        self._events: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -129,11 +136,23 @@ class GatewayClient:
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent",),
         )
+        self._events = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._settings.notification_streams_max),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=self._settings.gateway_connect_timeout,
+                sock_read=EVENT_STREAM_READ_TIMEOUT,
+            ),
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent",),
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._events):
+            if session is not None:
+                await session.close()
+        self._session = self._events = None
 
     def _headers(
         self, token: str | None, client_ip: str | None, extra: Mapping[str, str] | None
@@ -216,4 +235,30 @@ class GatewayClient:
             raise ApiError(504, "gateway_timeout") from None
         except aiohttp.ClientError as error:
             logger.warning("gateway unreachable: %s %s: %s", method, path, error)
+            raise ApiError(503, "gateway_unavailable") from None
+
+    @asynccontextmanager
+    async def event_stream(
+        self,
+        path: str,
+        *,
+        token: str,
+        client_ip: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """``GET path`` answered with server-sent events, open for the block (its own
+        connection pool; see ``WEB_NOTIFICATION_STREAMS_MAX``)."""
+        assert self._events is not None, "GatewayClient.start() was not awaited"
+        extra = {"Accept": "text/event-stream", **(headers or {})}
+        try:
+            async with self._events.get(
+                self._base + path,
+                headers=self._headers(token, client_ip, extra),
+                allow_redirects=False,
+            ) as response:
+                yield response
+        except TimeoutError:
+            raise ApiError(504, "gateway_timeout") from None
+        except aiohttp.ClientError as error:
+            logger.warning("gateway unreachable: GET %s: %s", path, error)
             raise ApiError(503, "gateway_unavailable") from None

@@ -61,7 +61,7 @@ async def overview(ctx: CtxDep) -> Response:
         today = date.fromisoformat(str(stats.get("today")))
     except ValueError:
         today = ctx.web.clock().astimezone(zone(session.timezone)).date()
-    return render(
+    return await render(
         ctx,
         "overview.html",
         stats=stats,

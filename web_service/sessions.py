@@ -262,6 +262,18 @@ class SessionStore:
         session.expires_at = tokens.refresh_expires_at
         return tokens.access_token
 
+    async def alive(self, session: WebSession) -> bool:
+        """Whether the session is still live (not ended, expired or idle too long)."""
+        now = self.clock()
+        row = await self.db.fetch_row(
+            "SELECT 1 FROM web.sessions "
+            "WHERE id_hash = $1 AND expires_at > $2 AND last_seen_at > $3",
+            session.id_hash,
+            now,
+            now - self.idle,
+        )
+        return row is not None
+
     async def refresh_token(self, session: WebSession) -> str | None:
         row = await self.db.fetch_row(
             "SELECT refresh_token FROM web.sessions WHERE id_hash = $1", session.id_hash

@@ -55,6 +55,23 @@ class WebSettings(ServiceSettings):
     page_size: int = Field(default=50, ge=1, le=100)
     chat_page_size: int = Field(default=20, ge=1, le=100)
 
+    # Notifications per page of /notifications.
+    notifications_page_size: int = Field(default=20, ge=1, le=100)
+    # The live notification stream (GET /notifications/stream): one relayed stream lasts at
+    # most this long (and never past its access token's expiry), then the browser reconnects
+    # with the session's token, refreshed if due.
+    notification_stream_seconds: int = Field(default=600, ge=1)
+    # While a stream is open, the session is checked this often (a signed-out session's
+    # stream ends), and a keepalive comment is sent when nothing else was.
+    notification_stream_check_seconds: float = Field(default=15.0, gt=0)
+    # Streams one process relays: per user (tabs), and in all (each holds a connection).
+    notification_streams_per_user: int = Field(default=8, ge=1)
+    notification_streams_max: int = Field(default=2000, ge=1)
+    # What the browser waits before reconnecting: after a stream's normal end, and after a
+    # refusal (the API unavailable, no free slot).
+    notification_retry_ms: int = Field(default=2000, ge=100)
+    notification_busy_retry_ms: int = Field(default=30000, ge=100)
+
     @property
     def cookies_secure(self) -> bool:
         if self.secure_cookies is not None:

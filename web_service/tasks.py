@@ -172,7 +172,7 @@ async def _tasks_page(
     if fragment == "rows":
         rows = render_text(ctx, "_task_list.html", filters=filters, **listing)
         return HTMLResponse(rows, headers={"X-Total-Count": str(listing["total"])})
-    return render(
+    return await render(
         ctx,
         "tasks.html",
         status_code=status,
@@ -337,7 +337,7 @@ async def _read_task(ctx: Ctx, raw_id: str) -> dict[str, Any] | None:
 
 
 async def _not_found(ctx: Ctx) -> Response:
-    return render(
+    return await render(
         ctx,
         "error.html",
         status_code=404,
@@ -379,7 +379,7 @@ async def delete_confirmation(ctx: CtxDep, raw_id: str) -> Response:
     task = await _read_task(ctx, raw_id)
     if task is None:
         return await _not_found(ctx)
-    return render(ctx, "task_delete.html", task=task)
+    return await render(ctx, "task_delete.html", task=task)
 
 
 @router.post("/tasks/{raw_id}/delete")
@@ -421,7 +421,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
     task = await _read_task(ctx, raw_id)
     if task is None:
         return await _not_found(ctx)
-    return render(
+    return await render(
         ctx,
         "task_edit.html",
         task=task,
@@ -447,8 +447,10 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         version = "0"
     body, errors = task_body(values, session.timezone)
 
-    def again(status: int, errors: dict[str, str], task: dict[str, Any], conflict: Any) -> Response:
-        return render(
+    async def again(
+        status: int, errors: dict[str, str], task: dict[str, Any], conflict: Any
+    ) -> Response:
+        return await render(
             ctx,
             "task_edit.html",
             status_code=status,
@@ -463,7 +465,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
 
     stub = {"id": task_id, "version": version, "title": values["title"]}
     if errors:
-        return again(422, errors, stub, None)
+        return await again(422, errors, stub, None)
     answer = await ctx.api(
         "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
     )
@@ -480,7 +482,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
             raise ApiError.from_response(current)
         theirs = current.json()
         conflict = {"current": theirs, "current_form": _edit_values(theirs, session.timezone)}
-        return again(409, {}, theirs, conflict)
+        return await again(409, {}, theirs, conflict)
     if error.status == 422:
-        return again(422, _api_field_errors(error), stub, None)
-    return again(error.status, {"_form": friendly(error)}, stub, None)
+        return await again(422, _api_field_errors(error), stub, None)
+    return await again(error.status, {"_form": friendly(error)}, stub, None)

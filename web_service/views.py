@@ -40,7 +40,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _when(value: str | datetime | None, tz: str) -> str:
+def when_text(value: str | datetime | None, tz: str) -> str:
     """ "Fri 01 Jan 2027, 10:00" in the zone (by hand: a list page formats fifty of them, and
     strftime costs ten times as much)."""
     local = _local(value, tz)
@@ -68,7 +68,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters["when"] = _when
+    env.filters["when"] = when_text
     env.filters["local_date"] = lambda value, tz: _iso_local(value, tz, "date")
     env.filters["local_time"] = lambda value, tz: _iso_local(value, tz, "time")
     env.globals["now_utc"] = lambda: datetime.now(UTC)
@@ -81,6 +81,7 @@ ENV = _environment()
 def render_text(ctx: Ctx, template: str, **values: Any) -> str:
     session = ctx.session
     base = {
+        "unread": None,
         "csrf_token": ctx.csrf_token,
         "session": session,
         "user_tz": session.timezone if session else "UTC",
@@ -92,8 +93,12 @@ def render_text(ctx: Ctx, template: str, **values: Any) -> str:
     return ENV.get_template(template).render(base)
 
 
-def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
-    response = HTMLResponse(render_text(ctx, template, **values), status_code=status_code)
+async def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
+    """A whole page (with the header's bell and its count)."""
+    unread = await ctx.unread()
+    response = HTMLResponse(
+        render_text(ctx, template, unread=unread, **values), status_code=status_code
+    )
     ctx.finish(response)
     return response
 
@@ -113,6 +118,9 @@ NOTICES = {
     "conversation_deleted": "Conversation deleted.",
     "session_ended": "Your session has ended. Please sign in again.",
     "registered": "Your account is ready.",
+    "notification_read": "Notification marked read.",
+    "notification_snoozed": "Snoozed: the reminder comes again in 10 minutes.",
+    "account_deleted": "Your account and everything in it have been deleted.",
 }
 
 

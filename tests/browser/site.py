@@ -1,6 +1,6 @@
 """The platform as a browser meets it: every service running as in the end-to-end tests
-(``tests/e2e/stack.py``), reached through the gateway, and Debian's Chromium driven by
-Playwright.
+(``tests/e2e/stack.py``) with the todo worker on a ``redis-server`` of its own (it fires due
+reminders), reached through the gateway, and Debian's Chromium driven by Playwright.
 
 Used by the browser tests' fixtures (``conftest.py``) and by ``make screenshots``
 (``screenshots.py``). Nothing is downloaded: Playwright drives the machine's ``chromium``
@@ -24,9 +24,12 @@ from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
 from tests.e2e.stack import Stack
+from tests.support.redis import redis_server
 
 # Started together, each waited for (the gateway is ready once it holds auth's keys).
 SERVICES = ("auth", "todo", "chat", "web", "gateway")
+# Then the todo worker, on a redis-server of the site's own: the reminder scheduler.
+WORKERS = ("todo-worker",)
 # Five Python processes importing at once on a busy shared machine: generous.
 STARTUP_TIMEOUT = 180.0
 
@@ -44,12 +47,21 @@ def running_site(database_url: str, workdir: Path) -> Iterator[Stack]:
         # Every test signs up or in from the same address.
         "WEB_AUTH_POST_LIMIT": "10000",
     }
-    stack = Stack(database_url, workdir, env={"web": web}, startup_timeout=STARTUP_TIMEOUT)
-    try:
-        stack.start(*SERVICES)
-        yield stack
-    finally:
-        stack.close()
+    with redis_server(workdir) as redis_url:
+        # The todo worker fires due reminders (and publishes the outbox to this Redis).
+        worker = {"EVENTS_REDIS_URL": redis_url, "TODO_REMINDERS_POLL_SECONDS": "0.5"}
+        stack = Stack(
+            database_url,
+            workdir,
+            env={"web": web, "todo-worker": worker},
+            startup_timeout=STARTUP_TIMEOUT,
+        )
+        try:
+            stack.start(*SERVICES)
+            stack.start(*WORKERS)
+            yield stack
+        finally:
+            stack.close()
 
 
 @contextmanager

@@ -79,7 +79,8 @@ async def test_a_rate_limited_api_is_429_with_the_wait(
         todo_url=clean.todo_url,
         chat_url=clean.chat_url,
         auth_jwks_url=clean.jwks_url,
-        rate_limit_user="2/minute",
+        # A page is two calls of the user's budget: the list, and the bell's unread count.
+        rate_limit_user="4/minute",
         rate_limit_auth_ip="",
     )
     protocol = http_protocol(HttpLimits.of(settings), CoalescingHttpToolsProtocol)

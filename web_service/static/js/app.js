@@ -3,11 +3,13 @@
 import { enhanceTimezone } from "./timezone.js";
 import { enhanceTasks } from "./tasks.js";
 import { enhanceChat } from "./chat.js";
+import { enhanceNotifications } from "./notifications.js";
 
 const start = () => {
   enhanceTimezone(document);
   enhanceTasks(document);
   enhanceChat(document);
+  enhanceNotifications(document);
 };
 
 if (document.readyState === "loading") {

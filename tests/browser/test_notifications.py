@@ -1,0 +1,182 @@
+"""The notification area in Chromium against the whole platform, the todo worker firing
+reminders: a reminder that falls due while the tasks page is open appears without a reload
+(the bell's count, the panel, a desktop notification when the person turned them on), is
+marked read in place, and the notifications page works without JavaScript. Then account
+deletion from the account page. axe scans each new page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import NewContext
+from tests.browser.flows import PASSWORD, at, sign_up
+from tests.browser.test_accessibility import AXE_OPTIONS, blocking
+from tests.e2e.stack import Stack
+
+# The reminder is set this far ahead of the page being open; the worker fires it within a
+# second of its time and the stream passes it on within another.
+LEAD = timedelta(seconds=3)
+# How long the page may take to show it: the lead, the scheduler's and the stream's polls,
+# and a loaded shared machine.
+SHOWN_WITHIN_MS = 20_000
+
+# Records each desktop notification the page makes (Chromium's own still runs).
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Original = window.Notification;
+  if (!Original) return;
+  window.__notifications = [];
+  class Recorded extends Original {
+    constructor(title, options) {
+      super(title, options);
+      const { body, tag } = options || {};
+      window.__notifications.push({ title, body, tag });
+    }
+  }
+  Object.defineProperty(Recorded, "permission", { get: () => Original.permission });
+  Recorded.requestPermission = (...args) => Original.requestPermission(...args);
+  window.Notification = Recorded;
+})();
+"""
+
+
+async def remind_soon(site: Stack, email: str, title: str, *, lead: timedelta = LEAD) -> None:
+    """A task of ``email`` (made through the API, as another device would) whose reminder
+    falls due ``lead`` from now."""
+    async with httpx.AsyncClient(base_url=site.url("gateway"), timeout=30) as api:
+        login = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        now = datetime.now(UTC)
+        created = await api.post(
+            "/api/tasks",
+            json={
+                "title": title,
+                "due_at": (now + timedelta(hours=2)).isoformat(),
+                "reminders": [{"at": (now + lead).isoformat()}],
+            },
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
+        assert created.status_code == 201, created.text
+
+
+async def assert_accessible(page: Page, axe: Axe, name: str) -> None:
+    results = await axe.run(page, options=AXE_OPTIONS)
+    problems = blocking(results.response["violations"])
+    assert not problems, f"{name}: " + "\n".join(problems)
+
+
+async def test_a_reminder_that_falls_due_appears_without_a_reload(
+    new_context: NewContext, site: Stack, axe: Axe
+) -> None:
+    context = await new_context()
+    await context.grant_permissions(["notifications"])
+    await context.add_init_script(RECORD_NOTIFICATIONS)
+    page = await context.new_page()
+    email = await sign_up(page)
+
+    # Desktop notifications on, from the notifications page.
+    await page.get_by_test_id("nav-notifications").click()
+    await expect(page).to_have_url(at("/notifications"))
+    await expect(page.get_by_test_id("notifications-empty")).to_be_visible()
+    toggle = page.get_by_test_id("desktop-toggle")
+    await expect(toggle).to_have_text("Enable desktop notifications")
+    await toggle.click()
+    await expect(page.get_by_test_id("desktop-status")).to_contain_text("on")
+    await expect(toggle).to_have_text("Turn off desktop notifications")
+    await assert_accessible(page, axe, "/notifications, empty")
+
+    await page.get_by_test_id("nav-tasks").click()
+    await expect(page).to_have_url(at("/tasks"))
+    bell = page.get_by_test_id("nav-notifications")
+    count = page.get_by_test_id("unread-count")
+    await expect(count).to_be_hidden()
+    loaded = await page.evaluate("() => performance.timeOrigin")
+
+    await remind_soon(site, email, "Call the dentist")
+    panel = page.get_by_test_id("notification-panel")
+    item = panel.get_by_test_id("notification")
+    await expect(item).to_be_visible(timeout=SHOWN_WITHIN_MS)
+    await expect(item.get_by_test_id("notification-task")).to_have_text("Call the dentist")
+    await expect(item).to_contain_text("Due ")
+    await expect(count).to_have_text("1")
+    await expect(bell).to_have_accessible_name("Notifications 1 unread")
+    await expect(page.get_by_test_id("notification-status")).to_have_text(
+        "New reminder: Call the dentist"
+    )
+    # The same page: no reload happened.
+    assert await page.evaluate("() => performance.timeOrigin") == loaded
+    shown: list[dict[str, Any]] = await page.evaluate("() => window.__notifications")
+    assert [(n["title"], n["body"].startswith("Due ")) for n in shown] == [
+        ("Call the dentist", True)
+    ]
+    await assert_accessible(page, axe, "/tasks with a new reminder")
+
+    # Marked read in place: the panel empties, the count goes, focus lands on the bell.
+    await item.get_by_test_id("notification-read").click()
+    await expect(item).to_have_count(0)
+    await expect(panel).to_be_hidden()
+    await expect(count).to_be_hidden()
+    await expect(bell).to_be_focused()
+    assert await page.evaluate("() => performance.timeOrigin") == loaded
+
+    await bell.click()
+    listed = page.get_by_test_id("notification-list").get_by_test_id("notification")
+    await expect(listed).to_have_count(1)
+    await expect(listed.get_by_test_id("notification-read")).to_have_count(0)
+    await assert_accessible(page, axe, "/notifications")
+
+
+async def test_a_reminder_snoozed_without_javascript(new_context: NewContext, site: Stack) -> None:
+    page = await (await new_context(java_script_enabled=False)).new_page()
+    email = await sign_up(page, timezone="Europe/Paris")
+    await remind_soon(site, email, "Water the plants", lead=timedelta(seconds=0))
+    # No stream without JavaScript: the page shows it once it has fallen due.
+    items = page.get_by_test_id("notification-list").get_by_test_id("notification")
+    for _ in range(40):
+        await page.goto("/notifications")
+        if await items.count():
+            break
+        await page.wait_for_timeout(500)
+    await expect(items).to_have_count(1)
+    await expect(page.get_by_test_id("unread-count")).to_have_text("1")
+    await items.get_by_test_id("notification-snooze").click()
+    await expect(page).to_have_url(at("/notifications"))
+    await expect(page.get_by_test_id("notice")).to_have_text(
+        "Snoozed: the reminder comes again in 10 minutes."
+    )
+    await expect(page.get_by_test_id("unread-count")).to_be_hidden()
+    await expect(items.get_by_test_id("notification-read")).to_have_count(0)
+
+
+async def test_deleting_the_account(new_context: NewContext, axe: Axe) -> None:
+    page = await (await new_context()).new_page()
+    email = await sign_up(page)
+    await page.get_by_test_id("nav-account").click()
+    await page.get_by_test_id("delete-account").click()
+    await expect(page).to_have_url(at("/account/delete"))
+    form = page.get_by_test_id("delete-account-form")
+    # A wrong password: the form again, nothing deleted.
+    await form.get_by_label("Your password").fill("not the password")
+    await form.get_by_label("I understand").check()
+    await page.get_by_test_id("delete-account-submit").click()
+    await expect(page.get_by_test_id("error-summary")).to_contain_text("not right")
+    await expect(form.get_by_label("Your password")).to_have_attribute("aria-invalid", "true")
+    await assert_accessible(page, axe, "/account/delete with a wrong password")
+
+    await form.get_by_label("Your password").fill(PASSWORD)
+    await form.get_by_label("I understand").check()
+    await page.get_by_test_id("delete-account-submit").click()
+    await expect(page).to_have_url(at("/signin"))
+    await expect(page.get_by_test_id("notice")).to_have_text(
+        "Your account and everything in it have been deleted."
+    )
+    # The account is gone: signing in again is refused.
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_test_id("signin-submit").click()
+    await expect(page.get_by_role("alert").first).to_contain_text("not right")

@@ -1,0 +1,386 @@
+"""The notification area: the header's bell (its count comes with every page, see
+``Ctx.unread``), the notifications page, "Mark read" and "Snooze 10 min", and the live stream
+the page's script listens to.
+
+The browser holds only the session cookie and ``/api/*`` takes bearer tokens only, so the
+live stream is this service's own: ``GET /notifications/stream`` relays the user's
+``GET /api/notifications/stream`` through the gateway with the session's access token
+(refreshed when due at each connect), passes ``Last-Event-ID`` on, lasts no longer than the
+token (or ``WEB_NOTIFICATION_STREAM_SECONDS``), and ends when the session does. Each
+notification is re-written as this service's event: the text a desktop notification shows,
+the task's address, and the item's HTML rendered here (the script inserts nothing else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from web_service.account import redirect
+from web_service.context import CsrfRefused, Ctx, CtxDep, Unread, unread_of
+from web_service.gateway_client import ApiError, next_cursor
+from web_service.sessions import WebSession
+from web_service.streams import Event, EventParser, StreamTooLarge, sse
+from web_service.views import (
+    friendly,
+    parse_utc,
+    problem_code,
+    render,
+    render_text,
+    when_text,
+)
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+NOTIFICATION_ID = re.compile(r"[1-9][0-9]{0,18}")
+MAX_ID = 2**63 - 1
+# "Snooze 10 min" by default; the API takes 1..1440 minutes.
+SNOOZE_MINUTES = 10
+SNOOZE_RANGE = range(1, 1441)
+UPSTREAM = "/api/notifications/stream"
+
+
+def _notification_id(raw: str | None) -> int | None:
+    if raw and NOTIFICATION_ID.fullmatch(raw) and int(raw) <= MAX_ID:
+        return int(raw)
+    return None
+
+
+def _cursor(ctx: Ctx) -> str | None:
+    cursor = ctx.request.query_params.get("cursor")
+    return cursor if cursor and len(cursor) <= 1024 else None
+
+
+@router.get("/notifications")
+async def notifications_page(ctx: CtxDep) -> Response:
+    ctx.require_session()
+    unread_only = ctx.request.query_params.get("show") == "unread"
+    params: list[tuple[str, str]] = [("limit", str(ctx.settings.notifications_page_size))]
+    if unread_only:
+        params.append(("unread", "true"))
+    cursor = _cursor(ctx)
+    if cursor:
+        params.append(("cursor", cursor))
+    answer = await ctx.api("GET", "/api/notifications", params=params)
+    if answer.status == 400 and cursor:
+        return redirect("/notifications" + ("?show=unread" if unread_only else ""))
+    if answer.status != 200:
+        raise ApiError.from_response(answer)
+    more = next_cursor(answer.headers.get("Link"))
+    show = "&show=unread" if unread_only else ""
+    return await render(
+        ctx,
+        "notifications.html",
+        notifications=[n for n in answer.json() if valid_notification(n)],
+        total=int(answer.headers.get("X-Total-Count", 0)),
+        unread_only=unread_only,
+        more_href=f"/notifications?cursor={more}{show}" if more else None,
+    )
+
+
+@router.post("/notifications/{raw_id}/read")
+async def mark_read(ctx: CtxDep, raw_id: str) -> Response:
+    return await _act(ctx, raw_id, "read", None, "notification_read")
+
+
+@router.post("/notifications/{raw_id}/snooze")
+async def snooze(ctx: CtxDep, raw_id: str) -> Response:
+    ctx.require_session()
+    form = await ctx.form()
+    raw = form.get("minutes", str(SNOOZE_MINUTES))
+    minutes = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 4 else 0
+    if minutes not in SNOOZE_RANGE:
+        return await _refused(ctx, ApiError(422, "invalid_minutes"))
+    return await _act(ctx, raw_id, "snooze", {"minutes": minutes}, "notification_snoozed")
+
+
+async def _act(
+    ctx: Ctx, raw_id: str, action: str, body: dict[str, Any] | None, notice: str
+) -> Response:
+    ctx.require_session()
+    notification_id = _notification_id(raw_id)
+    if notification_id is None:
+        return await _missing(ctx)
+    answer = await ctx.api("POST", f"/api/notifications/{notification_id}/{action}", json_body=body)
+    if answer.status == 404:
+        return await _missing(ctx)
+    if answer.status != 200:
+        return await _refused(ctx, ApiError.from_response(answer))
+    notification = answer.json()
+    if not ctx.wants_json:
+        return redirect(f"/notifications?notice={notice}")
+    unread = await _count(ctx)
+    html = (
+        render_text(ctx, "_notification.html", n=notification)
+        if valid_notification(notification)
+        else ""
+    )
+    return JSONResponse(
+        {
+            "id": notification_id,
+            "read": True,
+            "html": html,
+            "unread": unread.count if unread else None,
+        }
+    )
+
+
+async def _count(ctx: Ctx) -> Unread | None:
+    """The unread count after an action (a fresh call: the action changed it)."""
+    try:
+        answer = await ctx.api(
+            "GET", "/api/notifications", params=[("unread", "true"), ("limit", "1")]
+        )
+    except ApiError:
+        return None
+    return unread_of(answer)
+
+
+async def _missing(ctx: Ctx) -> Response:
+    message = "That notification no longer exists. Nothing was changed."
+    if ctx.wants_json:
+        return JSONResponse({"message": message, "code": "not_found"}, status_code=404)
+    return await render(
+        ctx,
+        "error.html",
+        status_code=404,
+        heading="Notification not found",
+        message=message,
+        back="/notifications",
+    )
+
+
+async def _refused(ctx: Ctx, error: ApiError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+    if ctx.wants_json:
+        return JSONResponse(
+            {"message": friendly(error), "code": error.code},
+            status_code=error.status,
+            headers=headers,
+        )
+    wait = f"&wait={error.retry_after}" if error.retry_after else ""
+    return redirect(f"/notifications?problem={problem_code(error)}{wait}")
+
+
+def _moment(value: Any, *, optional: bool) -> bool:
+    if value is None:
+        return optional
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    try:
+        moment = parse_utc(value)
+    except ValueError:
+        return False
+    return isinstance(moment, datetime) and moment.tzinfo is not None
+
+
+def valid_notification(value: Any) -> bool:
+    """A notification as the contract shapes it (anything else is not shown)."""
+    if not isinstance(value, dict):
+        return False
+
+    def an_id(key: str) -> bool:
+        item = value.get(key)
+        return type(item) is int and 0 < item <= MAX_ID
+
+    return (
+        an_id("id")
+        and an_id("task_id")
+        and isinstance(value.get("task_title"), str)
+        and _moment(value.get("due_at"), optional=True)
+        and _moment(value.get("remind_at"), optional=False)
+        and _moment(value.get("read_at"), optional=True)
+    )
+
+
+# --- The live stream --------------------------------------------------------------------
+
+
+def _last_event_id(request: Request) -> int | None:
+    """Where the stream resumes: the browser's ``Last-Event-ID`` on a reconnect, else the
+    page's ``after`` (the newest notification it was rendered with)."""
+    for raw in (request.headers.get("last-event-id"), request.query_params.get("after")):
+        value = _notification_id(raw.strip() if raw else None)
+        if value is not None:
+            return value
+    return None
+
+
+@router.get("/notifications/stream")
+async def notification_stream(ctx: CtxDep) -> Response:
+    """Server-sent events: ``unread`` (``{count}``) at the start and after every new
+    notification, ``notification`` (``{id, read, title, body, url, html}``, with the
+    notification's id as the event id), ``signed_out`` when the session has ended, and
+    ``unavailable`` (then a later retry) when the API cannot be reached. Without a session:
+    401, which ends the browser's ``EventSource`` for good."""
+    session = ctx.require_session()
+    if ctx.request.headers.get("sec-fetch-site", "same-origin") != "same-origin":
+        raise CsrfRefused
+    last_id = _last_event_id(ctx.request)
+    token = await ctx.token()
+    return StreamingResponse(
+        _relay(ctx, session, token, last_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _retry(milliseconds: int) -> bytes:
+    return f"retry: {milliseconds}\n\n".encode()
+
+
+def _unavailable(ctx: Ctx, reason: str) -> bytes:
+    """The browser's ``EventSource`` reconnects after the longer wait."""
+    return _retry(ctx.settings.notification_busy_retry_ms) + sse("unavailable", {"reason": reason})
+
+
+async def _relay(
+    ctx: Ctx, session: WebSession, token: str, last_id: int | None
+) -> AsyncIterator[bytes]:
+    web, settings = ctx.web, ctx.settings
+    if not web.streams.acquire(session.user_id):
+        yield _unavailable(ctx, "busy")
+        return
+    loop = asyncio.get_running_loop()
+    lifetime = min(
+        float(settings.notification_stream_seconds),
+        (session.access_expires_at - web.clock()).total_seconds(),
+    )
+    deadline = loop.time() + max(lifetime, 1.0)
+    try:
+        headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
+        async with web.gateway.event_stream(
+            UPSTREAM, token=token, client_ip=ctx.client_ip, headers=headers
+        ) as upstream:
+            if upstream.status == 401:
+                # The API refused the session's token: the session is over, as for a page.
+                await web.store.end(session)
+                yield sse("signed_out", {"message": "Your session has ended."})
+                return
+            kind = upstream.headers.get("Content-Type", "")
+            if upstream.status != 200 or not kind.startswith("text/event-stream"):
+                logger.info("notification stream refused upstream: %s", upstream.status)
+                yield _unavailable(ctx, "unavailable")
+                return
+            yield _retry(settings.notification_retry_ms)
+            relay = _relay_open(ctx, session, token, upstream.content, deadline)
+            async with contextlib.aclosing(relay) as parts:
+                async for part in parts:
+                    yield part
+    except ApiError as error:
+        logger.info("notification stream interrupted: %s", error)
+        yield _unavailable(ctx, "unavailable")
+    except StreamTooLarge:
+        logger.warning("notification stream: an event over the size limit; stream ended")
+        yield _unavailable(ctx, "unavailable")
+    finally:
+        web.streams.release(session.user_id)
+
+
+async def _relay_open(
+    ctx: Ctx, session: WebSession, token: str, content: Any, deadline: float
+) -> AsyncGenerator[bytes]:
+    """The open stream's events until ``deadline`` (the event loop's clock), the API's end,
+    or the session's."""
+    web, loop = ctx.web, asyncio.get_running_loop()
+    parser = EventParser()
+    count_due = True
+    check_every = ctx.settings.notification_stream_check_seconds
+    next_check = loop.time() + check_every
+    sent = False
+    # One read of the upstream at a time, kept across the waits for the session's check.
+    read: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if count_due:
+                count_due = False
+                unread = await _stream_count(ctx, token)
+                if unread is not None:
+                    yield sse("unread", {"count": unread.count})
+                    sent = True
+            now = loop.time()
+            if now >= deadline:
+                return  # the browser reconnects with a fresh token
+            if now >= next_check:
+                if not await web.store.alive(session):
+                    yield sse("signed_out", {"message": "Your session has ended."})
+                    return
+                if not sent:
+                    yield b": keepalive\n\n"
+                sent = False
+                next_check = now + check_every
+            if read is None:
+                read = asyncio.ensure_future(content.readany())
+            done, _ = await asyncio.wait({read}, timeout=min(deadline, next_check) - now)
+            if not done:
+                continue
+            chunk, read = read.result(), None
+            if not chunk:
+                return  # the API ended it (its token's expiry): the browser reconnects
+            for event in parser.feed(chunk):
+                if event.event == "error":
+                    # The API's stream failed and ends: reconnect later, not at once.
+                    yield _unavailable(ctx, "unavailable")
+                    return
+                relayed = _relayed(ctx, session, event)
+                if relayed is not None:
+                    yield relayed
+                    sent = count_due = True
+    finally:
+        if read is not None:
+            # Cancelled and waited for before the upstream connection is released; its
+            # outcome is of no interest (a cancellation of this stream still propagates).
+            read.cancel()
+            await asyncio.wait({read})
+            if not read.cancelled():
+                read.exception()
+
+
+async def _stream_count(ctx: Ctx, token: str) -> Unread | None:
+    try:
+        answer = await ctx.web.gateway.call(
+            "GET",
+            "/api/notifications",
+            token=token,
+            client_ip=ctx.client_ip,
+            params=[("unread", "true"), ("limit", "1")],
+        )
+    except ApiError:
+        return None
+    return unread_of(answer)
+
+
+def _relayed(ctx: Ctx, session: WebSession, event: Event) -> bytes | None:
+    """The browser's event for one of the API's, or None for anything that is not a
+    notification of the contract's shape."""
+    if event.event != "notification":
+        return None
+    try:
+        notification = json.loads(event.data)
+    except ValueError:
+        notification = None
+    if not valid_notification(notification) or event.id != str(notification["id"]):
+        logger.warning("notification stream: an event not of the expected shape was dropped")
+        return None
+    due = notification["due_at"]
+    payload = {
+        "id": notification["id"],
+        "read": notification["read_at"] is not None,
+        "title": notification["task_title"],
+        "body": f"Due {when_text(due, session.timezone)}" if due else "Reminder",
+        "url": f"/tasks/{notification['task_id']}/edit",
+        "html": render_text(ctx, "_notification.html", n=notification),
+    }
+    return sse("notification", payload, id=notification["id"])
