@@ -141,6 +141,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "set up",
         "enter",
         "record",
+        "put down",
     ),
     "remember": (
         "remind me",
@@ -170,6 +171,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "cross out",
         "strike off",
         "knock off",
+        "mark off",
     ),
     "mark": ("mark", "set", "flag", "tick", "check"),
     "done": (
@@ -328,6 +330,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "can you just",
         "i'd appreciate it if you could",
         "can i get you to",
+        "let me",
         "mind",
     ),
     # Words that carry nothing, anywhere in a message (outside a quoted title).
@@ -434,8 +437,12 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"you're the best|you are the best|you're amazing|you're a star|legend|"
         r"that's all for (?:now|today)|that will be all|that'll be all|"
         r"(?:i'?m |i am )?(?:all )?done for (?:now|today|the day)|"
-        r"(?:cheers|thanks|thank you|ta) (?:mate|buddy|pal|man|a lot|heaps))"
-        r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then))?"
+        r"(?:cheers|thanks|thank you|ta) (?:mate|buddy|pal|man|a lot|heaps)|"
+        r"you(?:'re| are) (?:a |an |the |so |such a )?(?:real |absolute |total )?(?:lifesaver|"
+        r"life saver|star|superstar|legend|gem|genius|hero|champ|angel|best|great|amazing|"
+        r"awesome|brilliant|helpful|wonderful|fantastic|lovely))"
+        r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then|a bunch|a million|"
+        r"loads|heaps|a ton))?"
         r"(?:,? (?:thanks|thank you|cheers|thx|bye))?$",
     ),
     _rule(
@@ -800,8 +807,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.ADD,
         0.8,
-        r"^(?:i|we)\s+(?:need|still need|gotta get|have to get|need to get|need to buy|"
-        r"(?:are|'re|am|'m)\s+(?:out of|running low on|low on))\s+(?!to\b)(?P<rest>.+)$",
+        r"^(?:(?:i|we)\s+(?:need|still need|gotta get|have to get|need to get|need to buy|"
+        r"(?:are|am)\s+(?:out of|running low on|low on))|(?:i'm|im|we're)\s+(?:out of|"
+        r"running low on|low on))\s+(?!to\b)(?P<rest>.+)$",
     ),
     _rule(
         Intent.REOPEN,
@@ -815,6 +823,58 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
         r"(?:of\s+)?(?P<value>.+?)\s+(?:for|on|to)\s+(?P<ref>.+)$",
+    ),
+    # "task 3 done", "milk done": a reference and the word for done, nothing between.
+    _rule(
+        Intent.COMPLETE,
+        0.9,
+        r"^(?P<ref>(?!(?:all|every|everything|i|i'm|im|we|we're|you|you're|are|is|am|was|were|"
+        rf"it's|that's)\b)[^?]+?)\s+(?:now\s+|all\s+)?{_DONE}$",
+    ),
+    # "stick cancel netflix on the list", "pop eggs onto my shopping list": placed on a list.
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:stick|pop|chuck|throw|slap|put|add|write|jot|jot down|put down|note down|get|"
+        r"whack)\s+(?P<rest>.+?)\s+(?:on|onto|to|in|into)\s+(?:my|the)\s+(?:[\w-]+\s+)?"
+        r"(?:list|to-?do list|to do list|todos?|to-?dos)$",
+    ),
+    # "take walk the dog off my list": off the list altogether.
+    _rule(
+        Intent.DELETE,
+        0.95,
+        r"^(?:take|get)\s+(?P<ref>.+?)\s+off\s+(?:of\s+)?(?:my|the)\s+(?:[\w-]+\s+)?"
+        r"(?:list|to-?do list|to do list|todos?|to-?dos|tasks)$",
+    ),
+    # "put the gym off until saturday", "push the call back to friday": a separable move.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:put|push|move|bump|shift|set|bring)\s+(?P<ref>.+?)\s+(?:off|back|forward|up|out)"
+        r"\s+(?:to|until|till|for|by|on)\s+(?P<when>.+)$",
+    ),
+    # "the meeting has been moved to friday", "my appointment got pushed back to 3pm".
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?P<ref>.+?)\s+(?:has been|have been|was|were|got|is|are|is being|'s been|'s)\s+"
+        r"(?:moved|pushed|rescheduled|postponed|put off|shifted|changed|delayed|bumped|"
+        r"brought forward)\s+(?:back\s+|forward\s+)?(?:to|until|till|for)\s+(?P<when>.+)$",
+    ),
+    # "the dentist moved my appointment to thursday at 11": someone else moved it.
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?:(?:the|my|our)\s+)?[\w']+\s+(?:moved|pushed|rescheduled|postponed|shifted|changed|"
+        r"delayed|bumped)\s+(?:(?:my|our|the)\s+)?(?P<ref>.+?)\s+(?:back\s+|forward\s+)?"
+        r"(?:to|until|till)\s+(?P<when>.+)$",
+    ),
+    # "change the priority", "set a due date": the field without the task or the value.
+    _rule(
+        Intent.CLARIFY,
+        1.0,
+        rf"^(?:{_any('edit')}|give|add)\s+(?:the|its|a|my|new)\s+(?:new\s+)?(?:priority|due date|"
+        r"deadline|title|name|description|tags?|notes?)(?P<ref>)$",
     ),
 )
 
@@ -950,9 +1010,143 @@ _GERUNDS = {
 _GERUND = re.compile(r"^(?P<word>[a-z]+ing)\b", re.IGNORECASE)
 
 
+# Spoken and texting forms, read as the words they stand for.
+_SLANG = {
+    "lemme": "let me",
+    "gimme": "give me",
+    "wanna": "want to",
+    "gotta": "got to",
+    "gonna": "going to",
+    "ur": "your",
+    "pls": "please",
+    "plz": "please",
+    "thx": "thanks",
+    "tmrw": "tomorrow",
+    "tmrrw": "tomorrow",
+    "tomoz": "tomorrow",
+    "2moro": "tomorrow",
+    "2morrow": "tomorrow",
+    "tonite": "tonight",
+    "2nite": "tonight",
+    "tsk": "task",
+    "tsks": "tasks",
+}
+_SLANG_WORD = re.compile(
+    r"(?<![\w'#-])(?:" + "|".join(sorted(_SLANG, key=len, reverse=True)) + r")(?![\w'-])",
+    re.IGNORECASE,
+)
+_SLANG_FIRST = frozenset(_SLANG)
+# A typographic apostrophe inside a word ("don\u2019t", typed with a curly one) is the plain one.
+_CURLY_APOSTROPHE = re.compile("(?<=[A-Za-z])\u2019(?=[A-Za-z])")
+# Emoticons and emoji carry no request: ":)", ";-)", ":D", "<3", "👍".
+_EMOTICON = re.compile(
+    r"(?:(?<=\s)|^)(?:[:;=8]-?[()\[\]DPpOo/\\|*]+|<3+|\^_?\^)(?=\s|$)|"
+    "[\U0001f300-\U0001faff\u2600-\u27bf\ufe0f\u200d]+"
+)
+
+
+def normalise(text: str) -> str:
+    """``text`` with spoken and texting forms spelled out ("lemme" -> "let me", "tmrw" ->
+    "tomorrow"), curly apostrophes inside words made plain and emoticons taken out, each a
+    single linear pass; quoted titles are kept as written."""
+    text = _CURLY_APOSTROPHE.sub("'", text)
+    if any(ord(c) > 0x2000 or c in ":;=<^8" for c in text):
+        text = _EMOTICON.sub(" ", text)
+    words = set(fold_case(text).replace(",", " ").split())
+    if words.isdisjoint(_SLANG_FIRST):
+        return text
+    parts = _DOUBLE_QUOTED.split(text)
+    for index in range(0, len(parts), 2):
+        parts[index] = _SLANG_WORD.sub(lambda m: _SLANG[m.group(0).lower()], parts[index])
+    return "".join(parts)
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# --- typing slips -----------------------------------------------------------------------------
+# A command word typed with one slip ("craete", "shwo", "delte", "addd") is read as the word,
+# but only when the message had no confident reading as typed: a real word that happens to be
+# one slip away ("how", "dad") keeps its meaning.
+_SLIP_TARGETS = (
+    "add",
+    "create",
+    "delete",
+    "remove",
+    "complete",
+    "finish",
+    "show",
+    "list",
+    "display",
+    "mark",
+    "change",
+    "update",
+    "rename",
+    "edit",
+    "reschedule",
+    "postpone",
+    "reopen",
+    "search",
+    "task",
+    "tasks",
+    "todo",
+    "todos",
+)
+_NOT_SLIPS = _word_set(
+    """
+    how dad sow ark lose lost lit sit sat seat adds ads aid and mask marks mar marked chance
+    hang range edict tusk desk ask tsar rest lest last list slit snow show
+    """
+)
+
+
+def _one_slip(word: str, target: str) -> bool:
+    """Whether ``word`` is ``target`` with one typing slip: two neighbouring letters swapped,
+    one letter missing or one too many (and, for long words, one letter wrong)."""
+    if word == target:
+        return False
+    if len(word) == len(target):
+        differ = [i for i, (a, b) in enumerate(zip(word, target, strict=True)) if a != b]
+        if len(differ) == 2 and differ[1] == differ[0] + 1:
+            i = differ[0]
+            return word[i] == target[i + 1] and word[i + 1] == target[i]
+        return len(differ) == 1 and len(target) >= 6
+    if abs(len(word) - len(target)) != 1:
+        return False
+    longer, shorter = (word, target) if len(word) > len(target) else (target, word)
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+
+
+def _slip_of(word: str) -> str | None:
+    lowered = word.lower()
+    if len(lowered) < 3 or lowered in _NOT_SLIPS or not lowered.isalpha():
+        return None
+    for target in _SLIP_TARGETS:
+        if abs(len(lowered) - len(target)) <= 1 and _one_slip(lowered, target):
+            return target
+    return None
+
+
+def correct_slips(sentence: str) -> str:
+    """``sentence`` with a mistyped command word put right: its first word, and a word just
+    before a task number ("mark tsk 3")."""
+    words = sentence.split(" ")
+    changed = False
+    for index, word in enumerate(words):
+        before_number = index + 1 < len(words) and words[index + 1][:1] in "#0123456789"
+        if index != 0 and not before_number:
+            continue
+        fixed = _slip_of(word)
+        if fixed is not None:
+            words[index] = fixed
+            changed = True
+    return " ".join(words) if changed else sentence
+
+
 def clean(text: str) -> str:
     """Trim politeness, fillers and punctuation that do not change what is asked."""
-    sentence = " ".join(text.split())
+    sentence = " ".join(normalise(text).split())
     without = drop_fillers(sentence)
     if without.strip(_SEPARATORS + _END_PUNCTUATION):
         sentence = without
@@ -982,7 +1176,7 @@ _TASK_TALK = re.compile(
 def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     """What ``text`` asks for: the best-scoring reading. Never raises: no reading at all is
     ``Intent.UNKNOWN``, an ambiguous or weak one ``Intent.CLARIFY``."""
-    light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
+    light = " ".join(normalise(text).split()).rstrip(_END_PUNCTUATION)
     quiet = drop_fillers(light, keep_thanks=True).strip(_SEPARATORS + _END_PUNCTUATION)
     sentence = clean(text)
     for intent, _, pattern in RULES:
@@ -993,6 +1187,12 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if not sentence:
         return Command(Intent.UNKNOWN)
     readings = interpretations(sentence, now=now, tz=tz)
+    if not readings or readings[0].score < THRESHOLD:
+        corrected = correct_slips(sentence)
+        if corrected != sentence:
+            again = interpretations(clean(corrected), now=now, tz=tz)
+            if again and again[0].score >= THRESHOLD:
+                sentence, readings = clean(corrected), again
     if (not readings or readings[0].score < THRESHOLD) and _CLAUSE_BREAK.search(sentence):
         joined = _from_clauses(sentence, now=now, tz=tz)
         if joined is not None:
@@ -1467,10 +1667,6 @@ _STATEMENT_LEAD = re.compile(
 _RECURRENCE_TAIL = re.compile(r"\s+(?:on|at|every|each)$", re.IGNORECASE)
 
 
-def _word_set(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # Verbs a task title typically starts with: "add call mom and email Sam" is two tasks,
 # "add fish and chips for dinner" one.
 ACTION_VERBS = _word_set(
@@ -1507,7 +1703,7 @@ _LIST_LEAD = re.compile(
 )
 
 
-_QUOTED_TITLE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]|'([^']+)'")
+_QUOTED_TITLE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]|'((?:[^']|'(?=[A-Za-z]))+)'")
 _QUOTED_TITLES = re.compile(
     r"(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+')"
     r"(?:\s*(?:,|and|&|,\s*and)\s*(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+'))+"
@@ -1574,7 +1770,10 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
 def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text = rest.strip()
     quoted_title = None
-    quoted = re.match(rf"^\s*[{OPEN_QUOTES}](?P<title>.+?)[{CLOSE_QUOTES}](?P<after>.*)$", text)
+    # An apostrophe inside a word ("Tom's") does not close the quote.
+    quoted = re.match(
+        rf"^\s*[{OPEN_QUOTES}](?P<title>.+?)[{CLOSE_QUOTES}](?![A-Za-z])(?P<after>.*)$", text
+    )
     if quoted:
         quoted_title, text = quoted["title"].strip(), quoted["after"]
 
