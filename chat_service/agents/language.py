@@ -869,6 +869,31 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"delayed|bumped)\s+(?:(?:my|our|the)\s+)?(?P<ref>.+?)\s+(?:back\s+|forward\s+)?"
         r"(?:to|until|till)\s+(?P<when>.+)$",
     ),
+    # "task 2 should be called Walk the dog": a new title said as a fact.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?P<ref>.+?)\s+(?:should be|is now|needs to be|must be)\s+(?:called|named|titled|"
+        r"renamed(?:\s+to)?)\s+(?P<field>)(?P<value>.+)$",
+    ),
+    # "the report needs to be done by friday": its due date said as a need.
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?P<ref>.+?)\s+(?:needs to be|has to be|must be|should be|is to be)\s+(?:done|"
+        r"finished|completed|submitted|sent|ready|handed in)\s+(?:by|before|on|for)\s+"
+        r"(?P<when>.+)$",
+    ),
+    # "is the milk task done?", "did I finish the report?", "what's the status of task 3":
+    # a question about one task, answered by looking it up.
+    _rule(
+        Intent.LIST,
+        0.95,
+        r"^(?:(?:is|are|was|has|have)\s+(?P<about>.+?)\s+(?:been\s+|already\s+)?(?:done|"
+        r"finished|completed|complete|ticked off|checked off)(?:\s+yet)?|did i (?:already\s+)?"
+        r"(?:finish|complete|do|tick off|check off)\s+(?P<about2>.+?)(?:\s+yet)?|what'?s\s+"
+        r"(?:the\s+)?status\s+(?:of|on|for)\s+(?P<about3>.+))$",
+    ),
     # "change the priority", "set a due date": the field without the task or the value.
     _rule(
         Intent.CLARIFY,
@@ -1409,6 +1434,16 @@ def _build(
         return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
         return _update(groups, now=now, tz=tz)
+    if intent is Intent.LIST and groups.keys() & {"about", "about2", "about3"}:
+        about = groups.get("about") or groups.get("about2") or groups.get("about3") or ""
+        if about.split()[0].lower() in _INDEFINITE:
+            return None  # "did I finish anything today" asks about the past, not one task
+        ref = read_ref(about)
+        if ref is None or ref.bulk or ref.pronoun or ref.ordinal is not None:
+            return None
+        if ref.ids:
+            return Command(Intent.LIST, filters=ListFilters(status="all"))
+        return Command(Intent.LIST, filters=ListFilters(q=ref.title))
     if intent is Intent.LIST and "caughtup" in groups:
         return Command(Intent.LIST, filters=ListFilters(status="pending"))
     if intent is Intent.ADD and "appointment" in groups:
@@ -1440,6 +1475,9 @@ def _build(
     return None
 
 
+_INDEFINITE = frozenset(
+    ("anything", "something", "nothing", "everything", "stuff", "much", "any", "all", "a", "it")
+)
 _NEGATED = re.compile(r"not|\w*n't|never|longer", re.IGNORECASE)
 
 # "create a task called Finish the report": the title is named, never read as a command.
@@ -1857,6 +1895,8 @@ def _tidy_title(text: str) -> str:
     title = _TITLE_LEAD.sub("", title)
     title = _RECURRENCE_TAIL.sub("", title)
     title = re.sub(r"\s+(?:by|on|at|due|for|before)$", "", title, flags=re.IGNORECASE)
+    # "add eggs too", "and bread as well": the addition, not part of the title.
+    title = re.sub(r"\s+(?:too|as well|also)$", "", title, flags=re.IGNORECASE)
     title = title.strip(" ,.;:!?" + DASHES).strip(QUOTES).strip()
     if not title:
         return ""

@@ -32,6 +32,7 @@ from chat_service.agents.base import (
 )
 from chat_service.agents.dates import describe
 from chat_service.agents.language import (
+    ACTION_VERBS,
     QUOTES,
     Command,
     Intent,
@@ -185,6 +186,14 @@ class RulesAgent:
             drop_fillers(message, keep_thanks=True)
         ):
             command = Command(Intent.CLARIFY, title=clean(message))
+        if (
+            state.awaiting is Awaiting.NONE
+            and command.intent is Intent.UNKNOWN
+            and _order_to_oneself(clean(message))
+        ):
+            async for event in self._order(clean(message), tools, now=now, tz=tz):
+                yield event
+            return
         if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
             command = Command(
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
@@ -296,6 +305,25 @@ class RulesAgent:
             yield ToolCallEvent(call)
             replies.append(_add_reply(item, call, now=now, tz=tz))
         yield ReplyEvent(" ".join(replies))
+
+    async def _order(
+        self, phrase: str, tools: Tools, *, now: datetime, tz: ZoneInfo
+    ) -> AsyncIterator[AgentEvent]:
+        """ "buy milk", "call the plumber": an order to oneself is a task to add, unless a
+        pending task already says it (then adding it again or ticking it off are both
+        plausible, and the user is asked)."""
+        call = await tools.call("list_tasks", {"status": "pending", "q": phrase})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+            return
+        if _tasks(call):
+            yield _clarify(Command(Intent.CLARIFY, title=phrase, options=(Intent.ADD, Intent.FACT)))
+            return
+        async for event in self._add(
+            understand(f"add {phrase}", now=now, tz=tz), tools, now=now, tz=tz
+        ):
+            yield event
 
     async def _list(
         self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
@@ -974,6 +1002,19 @@ def _clarify(command: Command) -> ReplyEvent:
 
 def _words_of(text: str) -> frozenset[str]:
     return frozenset(text.split())
+
+
+def _order_to_oneself(message: str) -> bool:
+    """A short phrase that starts with an everyday action verb and asks nothing of the
+    assistant ("buy milk", "call the plumber"; not "book me a taxi")."""
+    words = message.lower().split()
+    return (
+        2 <= len(words) <= 5
+        and words[0] in ACTION_VERBS
+        and "?" not in message
+        and _words_of(" ".join(words[1:])).isdisjoint({"me", "us", "you"})
+        and not _UNSUPPORTED.search(message)
+    )
 
 
 def _bare_phrase(message: str) -> bool:
