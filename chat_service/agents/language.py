@@ -172,6 +172,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "strike off",
         "knock off",
         "mark off",
+        "tick",
     ),
     "mark": ("mark", "set", "flag", "tick", "check"),
     "done": (
@@ -249,6 +250,12 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "scratch",
         "strike",
         "kill",
+        "nuke",
+        "zap",
+        "toss",
+        "throw out",
+        "throw away",
+        "chuck out",
     ),
     "edit": (
         "change",
@@ -578,7 +585,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.COMPLETE,
         0.9,
-        rf"^(?P<ref>.+?)\s+(?:is|are|was|has been|'s)\s+(?:now\s+|all\s+|finally\s+)?{_DONE}$",
+        rf"^(?P<ref>.+?)(?:\s+(?:is|are|was|has been)|'s)\s+(?:now\s+|all\s+|finally\s+)?{_DONE}$",
     ),
     _rule(
         Intent.FACT,
@@ -657,7 +664,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?P<value>{_PRIORITY_VALUE})$",
+        rf"^(?:make|{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?P<value>{_PRIORITY_VALUE})$",
     ),
     _rule(
         Intent.UPDATE,
@@ -821,8 +828,15 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
+        r"^(?:(?:set|give|add|put)\s+)?(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
         r"(?:of\s+)?(?P<value>.+?)\s+(?:for|on|to)\s+(?P<ref>.+)$",
+    ),
+    # "put a deadline on the report: friday": the field, the task, then the value.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
+        r"(?:on|for|to)\s+(?P<ref>.+?)\s*(?::|\s+of|\s+to|\s+as)\s*(?P<value>.+)$",
     ),
     # "task 3 done", "milk done": a reference and the word for done, nothing between.
     _rule(

@@ -194,6 +194,16 @@ class RulesAgent:
             async for event in self._order(clean(message), tools, now=now, tz=tz):
                 yield event
             return
+        more = _ADDITIVE.match(clean(message))
+        if (
+            state.awaiting is Awaiting.NONE
+            and command.intent in {Intent.UNKNOWN, Intent.CLARIFY}
+            and more is not None
+            and (change := last_change(history)) is not None
+            and change.name == "add_task"
+        ):
+            # "bread as well", right after adding: another task of the same kind.
+            command = understand(f"add {more['what']}", now=now, tz=tz)
         if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
             command = Command(
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
@@ -1002,6 +1012,11 @@ def _clarify(command: Command) -> ReplyEvent:
 
 def _words_of(text: str) -> frozenset[str]:
     return frozenset(text.split())
+
+
+_ADDITIVE = re.compile(
+    r"^(?:(?:and|also|plus)\s+)?(?P<what>[^?]{1,200}?)\s+(?:too|as well|also)$", re.IGNORECASE
+)
 
 
 def _order_to_oneself(message: str) -> bool:
