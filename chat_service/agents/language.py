@@ -336,6 +336,28 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "you could",
         "can you just",
         "i'd appreciate it if you could",
+        "i'd appreciate it if you would",
+        "i'd appreciate it if you'd",
+        "i would appreciate it if you could",
+        "i'd be grateful if you could",
+        "it would be great if you could",
+        "it'd be great if you could",
+        "would you be able to",
+        "will you be able to",
+        "are you able to",
+        "could i get you to",
+        "would it be possible for you to",
+        "would you be so kind as to",
+        "would you kindly",
+        "could you possibly",
+        "can you possibly",
+        "could you maybe",
+        "can you maybe",
+        "perhaps you could",
+        "maybe you could",
+        "if you don't mind",
+        "if it's not too much trouble",
+        "if it isn't too much trouble",
         "can i get you to",
         "let me",
         "mind",
@@ -480,7 +502,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?:oops,?\s+|sorry,?\s+)?(?:i\s+)?(?:didn'?t|did not) mean (?:to|that)\b.*$|"
         r"^(?:oops,?\s+)?(?:that|this) (?:was|is) (?:a mistake|wrong|an accident|not what i meant|"
         r"a typo)$|^(?:my bad|wrong one|oops|whoops|go back|take that back|cancel that|"
-        r"reverse that|put it back(?: the way it was)?)$",
+        r"reverse that|scratch that|put it back(?: the way it was)?)$",
     ),
     _rule(
         Intent.UNDO,
@@ -491,9 +513,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         1.0,
-        rf"^(?:{_any('mark')}|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
+        rf"^(?:{_any('mark')}|make|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
         r"(?:as\s+|to\s+)?"
-        rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open again|not done again)$",
+        rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open)(?:\s+again)?$",
     ),
     _rule(
         Intent.REOPEN,
@@ -636,7 +658,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         0.95,
         rf"^(?P<ref>.+?)(?:\s+(?:is|are|should be|needs to be|must be|has to be)|'s)\s+"
         r"(?:now\s+|very\s+|really\s+|super\s+)?"
-        rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again))?$",
+        rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again|anymore|any more))?$",
     ),
     _rule(
         Intent.UPDATE,
@@ -686,7 +708,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         0.9,
-        rf"^{_EDIT}\s+(?P<ref>.+?)\s*(?:\s+to|\s+as|\s+into|:)\s*(?P<value>.+)$",
+        rf"^{_EDIT}\s+(?P<ref>.+?)(?:\s+(?:to|as|into)\b|\s*:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
@@ -908,6 +930,34 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"(?:finish|complete|do|tick off|check off)\s+(?P<about2>.+?)(?:\s+yet)?|what'?s\s+"
         r"(?:the\s+)?status\s+(?:of|on|for)\s+(?P<about3>.+))$",
     ),
+    # "change the title to Buy bread", "set its priority to high": the task in context.
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^{_EDIT}\s+(?:the|its)\s+{_FIELD}\s+(?:to|as|into|:)\s*(?P<value>.+)$(?P<pron>)",
+    ),
+    # "I need task 3 back", "I want the gym task back": reopened.
+    _rule(Intent.REOPEN, 1.0, r"^(?:i\s+)?(?:need|want|'d like|would like)\s+(?P<ref>.+?)\s+back$"),
+    # "retitle task 2 "Buy bread"": a new title in quotes, no "to".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:rename|retitle|re-title|re-name)\s+(?P<ref>.+?)(?<!\bto)(?<!\bas)(?<!\binto)\s*:?\s+"
+        r"(?P<field>)"
+        rf"(?P<value>[{OPEN_QUOTES}].+)$",
+    ),
+    # "set the laundry for tomorrow evening", "schedule the call for 3pm".
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^set\s+(?P<ref>(?!(?:a|an|another|some|up|me)\b).+?)\s+(?:for|on)\s+(?P<when>.+)$",
+    ),
+    # "the meeting is at 4pm now", "the dentist is on friday instead".
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?P<ref>.+?)(?:\s+is|'s)\s+(?:now\s+)?(?P<when>(?:at|on|for)\s+.+?)(?:\s+(?:now|instead))?$",
+    ),
     # "change the priority", "set a due date": the field without the task or the value.
     _rule(
         Intent.CLARIFY,
@@ -922,7 +972,12 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
 THRESHOLD = 0.7
 MARGIN = 0.03
 
-_FRAME = re.compile(rf"^(?:{_any('frame')})(?:\s+|,\s*)", re.IGNORECASE)
+_FRAME = re.compile(
+    rf"^(?:{_any('frame')}|(?:i was wondering|i wonder|i'm wondering|do you think|"
+    r"(?:is there )?any chance|i was hoping|i'm hoping)(?:\s+(?:if|whether|that))?(?:\s+you)?"
+    r"(?:\s+(?:could|can|would|might|will))?(?:\s+(?:please|possibly|maybe))?)(?:\s+|,\s*)",
+    re.IGNORECASE,
+)
 _POLITE_PREFIX = re.compile(
     r"^(?:(?:ok(?:ay)?|so|and|also|now|hey there|hey|hi there|hi|hello|oh|alright|then|great|"
     r"well|right|oops|wait|ugh|hmm+|actually|ah|sorry|good news|by the way|btw)[\s,!.]+|"
@@ -1646,7 +1701,12 @@ def read_ref(
             break
         title = trimmed
     title = _quoted(title) or title
+    if title.lower() in _DETERMINERS:
+        return None  # "change the title to ...": "the" names no task
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
+
+
+_DETERMINERS = frozenset(("the", "a", "an", "my", "its", "his", "her", "their", "our", "your"))
 
 
 def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef | None:
@@ -1674,6 +1734,7 @@ def _quoted(text: str) -> str | None:
 _PRIORITY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
     for pattern, value in (
+        (r"\bnot\s+urgent\b|\bunimportant\b|\bnot\s+(?:very\s+)?important\b", "low"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:high|top|highest)[\s-]priority\b", "high"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:low|lowest)[\s-]priority\b", "low"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:medium|normal|mid)[\s-]priority\b", "medium"),
@@ -1819,6 +1880,9 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     return Command(Intent.ADD, title=single.title, items=items)
 
 
+_BOOKING = re.compile(r"^\W*(?:book|reserve|order|rent|hire)\b", re.IGNORECASE)
+
+
 def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text = rest.strip()
     quoted_title = None
@@ -1840,6 +1904,15 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text, recurrence = _take_recurrence(text)
     due_at = None
     due = find_due(text, now=now, tz=tz)
+    if due is not None and _BOOKING.match(text) and text[due.start :].lower().startswith("for "):
+        # "book a table for saturday night": when the booking is for, not a due date; one may
+        # follow ("... by tomorrow").
+        after = find_due(text[due.end :], now=now, tz=tz)
+        due = (
+            None
+            if after is None
+            else replace(after, start=after.start + due.end, end=after.end + due.end)
+        )
     if due is not None and not text.startswith(("'s", "\u2019s"), due.end):
         due_at = due.moment
         text = _without(text, due.start, due.end)
@@ -1936,8 +2009,17 @@ _FIELD_NAMES = {
 }
 
 
+_SAYING = re.compile(r"^(?:say|read|be called|be named|be)\s+(?=[^\s])", re.IGNORECASE)
+# "move the report deadline to thursday": the field named after the task is no title word.
+_DUE_FIELD_TAIL = re.compile(r"\s+(?:deadline|due date|due time|date|time)$", re.IGNORECASE)
+
+
 def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
-    ref = read_ref(groups["ref"])
+    ref = TaskRef(pronoun=True) if "pron" in groups else read_ref(groups["ref"])
+    if ref is not None and ref.title and ("when" in groups or groups.get("field") is None):
+        bare = _DUE_FIELD_TAIL.sub("", ref.title)
+        if bare != ref.title and bare:
+            ref = replace(ref, title=bare)
     if ref is not None and ref.bulk:
         return None
     if ref is None:
@@ -1958,7 +2040,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     if "tags" in groups:
         tagged = {"ref": groups["ref"], "field": "tags", "value": groups["tags"]}
         return _update(tagged, now=now, tz=tz)
-    value = groups["value"].strip()
+    value = _SAYING.sub("", groups["value"].strip(), count=1)
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
     if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
         target = "title"
