@@ -612,8 +612,17 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.FACT,
         0.85,
-        rf"^(?:i\s+|i've\s+|i have\s+|we\s+|just\s+)?(?:just\s+|already\s+|finally\s+)?"
+        r"^(?:(?:today|this morning|this afternoon|earlier|earlier today|yesterday|last night|"
+        r"just now),?\s+)?(?:i\s+|i've\s+|i have\s+|we\s+|we've\s+|just\s+)?"
+        r"(?:just\s+|already\s+|finally\s+|now\s+|also\s+|successfully\s+|actually\s+)?"
         rf"(?P<verb>{_PAST_VERBS})\s+(?P<rest>.+)$",
+    ),
+    # "emails sent", "report - submitted": a thing and what was done to it.
+    _rule(
+        Intent.FACT,
+        0.8,
+        r"^(?P<rest>[\w' ]{2,80}?)(?:\s*[:\u2013\u2014-])?\s+(?:all\s+|now\s+)?"
+        rf"(?P<verb>{_PAST_VERBS})$",
     ),
     _rule(Intent.DELETE, 0.93, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
     _rule(
@@ -1123,6 +1132,8 @@ _SLANG = {
     "tonite": "tonight",
     "2nite": "tonight",
     "tsk": "task",
+    "u": "you",
+    "thanku": "thank you",
     "tsks": "tasks",
 }
 _SLANG_WORD = re.compile(
@@ -1576,7 +1587,9 @@ def _fact(groups: dict[str, str]) -> Command | None:
     rest = _FACT_OBJECT_NOISE.sub("", rest)
     if not rest or _TASK_TALK.fullmatch(fold_case(rest)) or _starts_with_command(rest):
         return None
-    if verb in {"finished", "completed", "did", "done"} or verb.endswith("eed"):
+    if verb in {"finished", "completed", "did", "done", "needed", "wanted", "required"} or (
+        verb.endswith("eed")
+    ):
         return None  # the COMPLETE readings read these; "need", "feed" are no past tense
     if len(rest.split()) > 8:
         return None
@@ -1591,7 +1604,7 @@ _IDS = re.compile(
     re.IGNORECASE,
 )
 _PRONOUN = re.compile(
-    r"^(?:it|its|it's|that|this|that one|this one|the same one|that task|this task|the task|"
+    r"^(?:it|its|it's|that|this|that one|this one|the same one|that task|this task|the task|task|"
     r"the last task|the one i just added|the last one i added|the one you just added|"
     r"the previous one|the previous task|that one too|them|those|these)$",
     re.IGNORECASE,
@@ -1619,7 +1632,7 @@ _BULK = re.compile(
     r"already)\s+(?:done|completed|finished)|all|everything|"
     r"every(?:thing| task| item| one| single task)?|them all|all of them|"
     r"each task|all (?:of )?(?:my |the )?|(?:my |the )?(?:completed|finished|done|pending|"
-    r"old|open|overdue) (?:tasks|todos|items|ones))\b",
+    r"old|open|overdue) (?:tasks|todos|items|ones)|(?:completed|finished|done)$)\b",
     re.IGNORECASE,
 )
 _REF_NOISE = re.compile(
@@ -1706,6 +1719,14 @@ def read_ref(
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
 
 
+_BULK_WORDS = _word_set(
+    """
+    all every everything each one ones single them of my the tasks task todos todo items item
+    that are which i've i have already done completed complete finished pending open old overdue
+    due today tomorrow this week next as to-dos things stuff that's is were was been you've
+    we've we have has got already marked ticked checked off
+    """
+)
 _DETERMINERS = frozenset(("the", "a", "an", "my", "its", "his", "her", "their", "our", "your"))
 
 
@@ -1716,6 +1737,11 @@ def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef | None:
         return None
     described = _list({"rest": phrase}, f"tasks {phrase}", now=now, tz=tz)
     filters = described.filters if described is not None else ListFilters()
+    if filters.tag is None and filters.q is None:
+        # "all my errands", "all the shopping tasks": the word left is what they are (a tag).
+        left = [w for w in re.findall(r"[\w'-]+", phrase.lower()) if w not in _BULK_WORDS]
+        if len(left) == 1:
+            filters = replace(filters, tag=left[0])
     if filters.q is not None and not re.search(
         r"\b(?:about|mentioning|containing|called)\b", phrase
     ):
@@ -2172,7 +2198,8 @@ _ABOUT_TASKS = re.compile(
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
     r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week|tagged|"
-    r"coming up|remains?|remaining|forgot|forgotten|forget|history)\b|#\w",
+    r"coming up|remains?|remaining|forgot|forgotten|forget|history|still have|still got|"
+    r"on (?:today|tonight|tomorrow|this week)|what'?s on)\b|#\w",
 )
 
 
@@ -2202,6 +2229,12 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
         tag = tagged["tag"] if tagged else None
     search = _SEARCH.search(rest)
     q = _search_words(search["q"]) if search else None
+    if (
+        q is not None
+        and tag is not None
+        and re.fullmatch(rf"(?:the\s+)?(?:tag|label)s?\s+#?{re.escape(tag)}", q, re.IGNORECASE)
+    ):
+        q = None  # "with the tag work" is the tag, not a search
 
     if _HISTORY.search(folded):
         status = "completed"

@@ -168,10 +168,9 @@ class RulesAgent:
             _ASKS_ME.match(drop_fillers(message, keep_thanks=True))
             and _ERRANDS.match(clean(message))
         )
-        if (
-            state.awaiting is Awaiting.NONE
-            and unsupported
-            and (command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST})
+        if state.awaiting is Awaiting.NONE and (
+            (unsupported and command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST})
+            or _OTHERS_LIST.search(clean(message))
         ):
             yield ReplyEvent(CANNOT)
             return
@@ -190,6 +189,7 @@ class RulesAgent:
             state.awaiting is Awaiting.NONE
             and command.intent is Intent.UNKNOWN
             and _order_to_oneself(clean(message))
+            and not _FOR_ME.search(message)
         ):
             async for event in self._order(clean(message), tools, now=now, tz=tz):
                 yield event
@@ -1044,15 +1044,23 @@ _NOT_A_TITLE = _words_of(
     "are do does can could would will yes no nope yep ok okay sure play translate share "
     "sing open turn set tell search"
 )
+# Someone else's list: never the user's to read or change, whatever the verb.
+_OTHERS_LIST = re.compile(
+    r"\b(?!(?:today|tomorrow|yesterday|tonight|this|next|last|week|month|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|everyone|everybody)'s)[a-z]+'s\s+(?:tasks|list|"
+    r"todos|to-?do list)\b",
+    re.IGNORECASE,
+)
 _UNSUPPORTED = re.compile(
     r"^(?:share|send|email me|mail me|text me|export|print|sync|translate|play|sing|"
     r"tell me a joke|what's the weather|set an alarm|set a timer|open)\b|"
-    r"\b(?!(?:today|tomorrow|yesterday|tonight|this|next|last|week|month|monday|tuesday|"
-    r"wednesday|thursday|friday|saturday|sunday|everyone|everybody)'s)[a-z]+'s\s+(?:tasks|list|"
-    r"todos|to-?do list)\b|\b(?:bob|alice|anna|someone else|my (?:wife|"
-    r"husband|boss|friend|partner)|other people|another user)(?:'s|s')\s",
+    + _OTHERS_LIST.pattern
+    + r"|\b(?:bob|alice|anna|someone else|my (?:wife|husband|boss|friend|partner)|other people|"
+    r"another user)(?:'s|s')\s",
     re.IGNORECASE,
 )
+# "book a flight for me": the assistant asked to do it, not a task of the user's.
+_FOR_ME = re.compile(r"\bfor (?:me|us)\b", re.IGNORECASE)
 
 
 def _join_or(parts: Sequence[str]) -> str:
