@@ -49,7 +49,7 @@ def upstreams_from(settings: GatewaySettings) -> dict[str, Upstream]:
             settings.todo_connect_timeout,
             settings.todo_read_timeout,
             settings.todo_openapi_path,
-            ("/api/tasks", "/api/mcp"),
+            ("/api/tasks", "/api/mcp", "/api/notifications"),
         ),
         "chat": Upstream(
             "chat",
@@ -101,6 +101,7 @@ PREFIXES: dict[bytes, tuple[str, str]] = {
     b"auth": ("auth", "/api/auth"),
     b"tasks": ("todo", "/api/tasks"),
     b"mcp": ("todo", "/api/mcp"),
+    b"notifications": ("todo", "/api/notifications"),
     b"chat": ("chat", "/api/chat"),
     b"conversations": ("chat", "/api/conversations"),
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -76,6 +77,23 @@ def _hash32(value: str) -> int:
     return unsigned - 2**32 if unsigned >= 2**31 else unsigned
 
 
+def key_lock(table: Table, key: str) -> int:
+    """The second int4 of ``key``'s advisory lock on ``table`` (the first is KEY_LOCK_CLASS)."""
+    return _hash32(f"{_qualified(table)}:{key}")
+
+
+async def lock_keys(session: AsyncSession, table: Table, keys: Iterable[str]) -> None:
+    """Take the event locks of several keys until the transaction ends, as ``add_event``
+    takes one: in one order (the lock's number) whoever takes them, so two transactions
+    locking overlapping keys wait for each other instead of deadlocking. A writer that must
+    allocate ids (a notification's) in commit order per key takes them first."""
+    for lock in sorted({key_lock(table, key) for key in keys}):
+        await (await session.connection()).execute(
+            text("SELECT pg_advisory_xact_lock(:space, :key)"),
+            {"space": KEY_LOCK_CLASS, "key": lock},
+        )
+
+
 async def add_event(
     session: AsyncSession,
     table: Table,
@@ -88,10 +106,7 @@ async def add_event(
 ) -> int:
     """Write an event in the session's transaction; its id. Events of one ``key`` are
     serialised until the transaction ends (see the module's docstring)."""
-    await (await session.connection()).execute(
-        text("SELECT pg_advisory_xact_lock(:space, :key)"),
-        {"space": KEY_LOCK_CLASS, "key": _hash32(f"{_qualified(table)}:{key}")},
-    )
+    await lock_keys(session, table, (key,))
     row = (
         await (await session.connection()).execute(
             table.insert()

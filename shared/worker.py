@@ -29,10 +29,11 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Loop:
     """One round of work (its count of items handled); run again at once while it finds
-    work, after ``events_idle_seconds`` otherwise."""
+    work, after ``idle_seconds`` otherwise (None: the settings' ``events_idle_seconds``)."""
 
     name: str
     step: Callable[[], Awaitable[int]]
+    idle_seconds: float | None = None
 
 
 LoopFactory = Callable[[Database, Redis], list[Loop]]
@@ -78,7 +79,11 @@ def create_worker_app(
                         f"{name}.{loop.name}",
                         loop.step,
                         heartbeat,
-                        idle_seconds=settings.events_idle_seconds,
+                        idle_seconds=(
+                            settings.events_idle_seconds
+                            if loop.idle_seconds is None
+                            else loop.idle_seconds
+                        ),
                     )
                     tasks.append(asyncio.create_task(runner, name=loop.name))
                 try:

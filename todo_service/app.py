@@ -16,6 +16,7 @@ from shared.tombstones import Tombstones, TombstoneVerifier
 from todo_service.api import router
 from todo_service.mcp import mount_mcp
 from todo_service.models import DELETED_SUBJECTS
+from todo_service.notifications_api import router as notifications_router
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.stats import router as stats_router
 
@@ -49,5 +50,6 @@ def create_app(
     # Before the task routes: /api/tasks/stats is not a task id.
     app.include_router(stats_router)
     app.include_router(router)
+    app.include_router(notifications_router)
     mount_mcp(app, settings)
     return app

@@ -7,6 +7,7 @@ from shared.purge import UserPurge
 from todo_service.models import (
     DELETED_SUBJECTS,
     IDEMPOTENCY_KEYS,
+    NOTIFICATIONS,
     PROCESSED_EVENTS,
     TASK_COUNTS,
     TASKS,
@@ -16,5 +17,5 @@ PURGE = UserPurge(
     group="todo",
     deleted_subjects=DELETED_SUBJECTS,
     processed_events=PROCESSED_EVENTS,
-    tables=(TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS),
+    tables=(NOTIFICATIONS, TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS),
 )

@@ -55,7 +55,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import Database, Session
 from shared.deps import bearer_scheme, get_principal
 from shared.errors import (
     AppError,
@@ -67,8 +67,17 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.tokens import InvalidToken, TokenVerifier
-from todo_service import service
-from todo_service.schemas import PAGE_MAX, TaskCreate, TaskPatch, TaskPublic, TaskQuery
+from todo_service import notifications, service
+from todo_service.models import REMINDER_OFFSET_MAX_MINUTES, REMINDERS_MAX, SNOOZE_MAX_MINUTES
+from todo_service.schemas import (
+    PAGE_MAX,
+    NotificationPublic,
+    NotificationQuery,
+    TaskCreate,
+    TaskPatch,
+    TaskPublic,
+    TaskQuery,
+)
 from todo_service.settings import TodoSettings
 
 logger = logging.getLogger(__name__)
@@ -82,7 +91,8 @@ BULK_MAX = 100
 Status = Literal["all", "pending", "completed"]
 PriorityName = Literal["low", "medium", "high"]
 RecurrenceName = Literal["none", "daily", "weekly", "monthly"]
-Clearable = Literal["description", "due_at"]
+Clearable = Literal["description", "due_at", "reminders"]
+NOTIFICATIONS_LIMIT = 50
 
 TaskId = Annotated[int, Field(description="The task's id, as list_tasks shows it")]
 UserId = Annotated[
@@ -118,6 +128,17 @@ TaskIds = Annotated[
         json_schema_extra={"uniqueItems": True},
     ),
     AfterValidator(_distinct),
+]
+ReminderList = Annotated[
+    list[dict[str, Any]] | None,
+    Field(
+        description=f"At most {REMINDERS_MAX} reminders, each exactly one of "
+        '{"at": "<ISO 8601 with an offset>"} or {"before_due_minutes": '
+        f"<0-{REMINDER_OFFSET_MAX_MINUTES}>}} (needs a due date)",
+    ),
+]
+NotificationId = Annotated[
+    int, Field(description="The notification's id, as list_notifications shows it")
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -192,6 +213,13 @@ class TaskList(BaseModel):
 _SUMMARY_FIELDS = tuple(TaskSummary.model_fields)
 
 
+class NotificationList(BaseModel):
+    """What list_notifications answers as structured content: the list and the total."""
+
+    result: list[NotificationPublic]
+    total: int = Field(description="How many match (unread ones with unread_only)")
+
+
 @dataclass(frozen=True)
 class _Listing:
     items: list[dict[str, Any]]
@@ -201,7 +229,7 @@ class _Listing:
 Answer = BaseModel | _Listing
 
 ErrorCode = Literal[
-    "not_found",  # an id that names no task of the user's (missing or someone else's)
+    "not_found",  # an id that names no task (or notification) of the user's
     "invalid",  # arguments that fail validation; the message names the field
     "too_many",  # more ids than a bulk tool takes
     "stale",  # the task changed since the version the caller named
@@ -385,6 +413,9 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
         (tools.update_task, write),
         (tools.complete_tasks, completion),
         (tools.delete_tasks, deletion),
+        (tools.list_notifications, read),
+        (tools.snooze_notification, write),
+        (tools.dismiss_notification, completion),
     ):
         # The docstring is what an agent's model reads: without the code's indentation.
         server.add_tool(
@@ -410,14 +441,22 @@ class _Tools:
         tags: Annotated[list[str] | None, Field(description="Labels such as work")] = None,
         due_at: Timestamp = None,
         recurrence: RecurrenceName | None = None,
+        reminders: ReminderList = None,
         user_id: UserId = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Add one task for the user. Returns {task_id, status: "created", title}."""
+        """Add one task for the user, optionally with reminders (a time, or minutes before
+        the due date). Returns {task_id, status: "created", title}."""
         fields = {
             "title": title,
             "description": description,
-            **_given(priority=priority, tags=tags, due_at=due_at, recurrence=recurrence),
+            **_given(
+                priority=priority,
+                tags=tags,
+                due_at=due_at,
+                recurrence=recurrence,
+                reminders=reminders,
+            ),
         }
 
         async def run(session: AsyncSession, user: str) -> TaskResult:
@@ -574,17 +613,24 @@ class _Tools:
         priority: PriorityName | None = None,
         tags: Annotated[list[str] | None, Field(description="The new full set of tags")] = None,
         due_at: Timestamp = None,
+        reminders: ReminderList = None,
         clear: Annotated[
             list[Clearable] | None,
             Field(description='Fields to remove from the task, e.g. ["due_at"]'),
         ] = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Change a task's title, description, priority, tags or due date (only those given),
-        or remove its description or due date (`clear`). To mark it done or not done use
-        complete_task. Returns {task_id, status: "updated", title}."""
+        """Change a task's title, description, priority, tags, due date or reminders (only
+        those given; `reminders` replaces the whole list), or remove its description, due
+        date or reminders (`clear`). To mark it done or not done use complete_task. Returns
+        {task_id, status: "updated", title}."""
         fields = _given(
-            title=title, description=description, priority=priority, tags=tags, due_at=due_at
+            title=title,
+            description=description,
+            priority=priority,
+            tags=tags,
+            due_at=due_at,
+            reminders=reminders,
         )
         cleared = set(clear or ())
 
@@ -595,8 +641,8 @@ class _Tools:
                 )
             if not fields and not cleared:
                 raise ToolRefused(
-                    "Nothing to update: give a title, description, priority, tags or due_at,"
-                    " or fields to clear"
+                    "Nothing to update: give a title, description, priority, tags, due_at or"
+                    " reminders, or fields to clear"
                 )
             # A null in a merge patch removes the field, exactly as PATCH /api/tasks/{id} does.
             fields.update(dict.fromkeys(cleared))
@@ -607,6 +653,69 @@ class _Tools:
             return _result(task, "updated")
 
         return await self._run(user_id, run, task_id=task_id)
+
+    async def list_notifications(
+        self,
+        unread_only: Annotated[
+            StrictBool, Field(description="true (the default): only those not yet read")
+        ] = True,
+        limit: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=NOTIFICATIONS_LIMIT,
+                description=f"At most this many (1-{NOTIFICATIONS_LIMIT})",
+            ),
+        ] = 20,
+    ) -> Annotated[CallToolResult, NotificationList]:
+        """The user's notifications (reminders that fell due), newest first: each names its
+        task (task_id, task_title), when it was due and read. Returns {result, total}."""
+
+        async def run(session: AsyncSession, user: str) -> _Listing:
+            # A page is one statement of its own, rendered by PostgreSQL as REST sends it.
+            query = NotificationQuery(limit=limit, unread=unread_only)
+            page = await notifications.list_notifications_json(self._db, user, query=query)
+            return _Listing(json.loads(page.items_json), page.total)
+
+        return await self._run(None, run)
+
+    async def snooze_notification(
+        self,
+        notification_id: NotificationId,
+        minutes: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=SNOOZE_MAX_MINUTES,
+                description=f"Remind again in this many minutes (1-{SNOOZE_MAX_MINUTES})",
+            ),
+        ],
+    ) -> Annotated[CallToolResult, NotificationPublic]:
+        """Snooze a notification: mark it read and remind about its task again in `minutes`.
+        Returns the notification."""
+
+        async def run(session: AsyncSession, user: str) -> NotificationPublic:
+            assert isinstance(session, Session)
+            body = await notifications.snooze(
+                session, user, notification_id=notification_id, minutes=minutes, clock=self._clock
+            )
+            return notifications.parse(body)
+
+        return await self._run(None, run, notification_id=notification_id)
+
+    async def dismiss_notification(
+        self, notification_id: NotificationId
+    ) -> Annotated[CallToolResult, NotificationPublic]:
+        """Dismiss a notification (mark it read; again changes nothing). Returns it."""
+
+        async def run(session: AsyncSession, user: str) -> NotificationPublic:
+            assert isinstance(session, Session)
+            body = await notifications.mark_read(
+                session, user, notification_id=notification_id, clock=self._clock
+            )
+            return notifications.parse(body)
+
+        return await self._run(None, run, notification_id=notification_id)
 
     @property
     def _idempotency_ttl(self) -> timedelta:
@@ -629,6 +738,7 @@ class _Tools:
         work: Callable[[AsyncSession, str], Awaitable[Answer]],
         *,
         task_id: int | None = None,
+        notification_id: int | None = None,
     ) -> CallToolResult:
         """Authorise from the token, run ``work`` in one unit of work, shape the answer."""
         token = get_access_token()
@@ -643,6 +753,8 @@ class _Tools:
             return _error("not_found", exc.message, task_ids=exc.task_ids)
         except service.TaskNotFound:
             return _error("not_found", f"Task {task_id} not found", task_ids=[task_id])
+        except notifications.NotificationNotFound:
+            return _error("not_found", f"Notification {notification_id} not found")
         except ToolRefused as exc:
             return _error(exc.code, str(exc))
         except AppError as exc:

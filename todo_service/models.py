@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,12 +22,13 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from shared.db import schema_metadata
@@ -57,6 +59,12 @@ SORT_KEYS = {
     "title": "lower(title)",
 }
 IDEMPOTENCY_KEY_MAX = 255
+# Reminders per task, and the furthest an offset reminder may be before the due date (30 days).
+REMINDERS_MAX = 5
+REMINDER_OFFSET_MAX_MINUTES = 43_200
+# A snoozed notification comes back after 1 minute to 1 day.
+SNOOZE_MAX_MINUTES = 1440
+NOTIFICATION_KINDS = ("reminder",)
 
 
 class Priority(enum.StrEnum):
@@ -104,6 +112,13 @@ class Task(TodoBase, table=True):
         ),
         CheckConstraint(f"cardinality(tags) <= {TAGS_MAX}", name="tags_count"),
         CheckConstraint("completed = (completed_at IS NOT NULL)", name="completed_at_set"),
+        CheckConstraint(
+            "jsonb_typeof(reminders) = 'array' "
+            f"AND jsonb_array_length(reminders) <= {REMINDERS_MAX}",
+            name="reminders_count",
+        ),
+        # A completed task has nothing to fire (todo_service/reminders.py keeps it so).
+        CheckConstraint("NOT (completed AND next_remind_at IS NOT NULL)", name="no_remind_done"),
         # A task spawns at most one next occurrence, and an occurrence has one predecessor.
         UniqueConstraint("next_occurrence_id"),
         # Keyset pagination: one index per sort, the id breaking ties.
@@ -118,6 +133,12 @@ class Task(TodoBase, table=True):
             "description",
             postgresql_using="gin",
             postgresql_ops={"title": "gin_trgm_ops", "description": "gin_trgm_ops"},
+        ),
+        # The scheduler's scan: only tasks with something to fire, soonest first.
+        Index(
+            "ix_tasks_next_remind_at",
+            "next_remind_at",
+            postgresql_where=text("next_remind_at IS NOT NULL"),
         ),
     )
 
@@ -158,6 +179,20 @@ class Task(TodoBase, table=True):
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    # The reminders exactly as clients read them (TaskPublic.reminders, rendered with the
+    # task, no other table read), kept by todo_service/reminders.py on every write.
+    reminders: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    )
+    # Bit i set: reminder i has fired (a reopened task fires the others, not these again).
+    reminders_fired: int = Field(
+        default=0, sa_column=Column(SmallInteger, nullable=False, server_default=text("0"))
+    )
+    # A snoozed notification's one-off reminder (one per task: a later snooze replaces it).
+    snoozed_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    # The soonest pending reminder or snooze; None when there is none or the task is done.
+    next_remind_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
 class TaskCount(TodoBase, table=True):
@@ -202,8 +237,54 @@ class IdempotencyKey(TodoBase, table=True):
     expires_at: datetime = Field(sa_column=_timestamp())
 
 
+class Notification(TodoBase, table=True):
+    """Something the user is told: a reminder that fell due. The task's title and due date
+    are kept as they were when it fired; the row goes with its task.
+
+    Ids of one user's notifications increase in commit order (the scheduler inserts them
+    under the user's outbox lock), so "after id n" is exact for a resumed stream.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{kind}'" for kind in NOTIFICATION_KINDS) + ")",
+            name="kind_known",
+        ),
+        # Newest-first keyset pages (and a stream's "after id n") of one user.
+        Index("ix_notifications_user_id", "user_id", "id"),
+        Index(
+            "ix_notifications_user_unread",
+            "user_id",
+            "id",
+            postgresql_where=text("read_at IS NULL"),
+        ),
+        # The cascade from a deleted task.
+        Index("ix_notifications_task_id", "task_id"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger, Identity(always=False), primary_key=True),
+    )
+    user_id: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    task_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey(f"{SCHEMA}.tasks.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    task_title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
+    due_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    # When the reminder was meant to fire (created_at is when it did).
+    remind_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=_timestamp())
+    read_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
 # The tables as Core objects, for the list queries that need no ORM instances.
 TASKS = TodoBase.metadata.tables[f"{SCHEMA}.tasks"]
+NOTIFICATIONS = TodoBase.metadata.tables[f"{SCHEMA}.notifications"]
 TASK_COUNTS = TodoBase.metadata.tables[f"{SCHEMA}.task_counts"]
 IDEMPOTENCY_KEYS = TodoBase.metadata.tables[f"{SCHEMA}.idempotency_keys"]
 
@@ -216,4 +297,4 @@ PROCESSED_EVENTS = processed_events_table(TodoBase.metadata)
 # to the tasks stream by the worker (shared/outbox.py, docs/events.md).
 OUTBOX = outbox_table(TodoBase.metadata)
 # Tables refusing rows of a deleted subject (a trigger each, shared/tombstones.py).
-USER_TABLES = ("tasks", "idempotency_keys")
+USER_TABLES = ("tasks", "idempotency_keys", "notifications")

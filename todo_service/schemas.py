@@ -23,11 +23,15 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from shared.pagination import MAX_CURSOR_LENGTH
 from todo_service.models import (
     DESCRIPTION_MAX,
+    REMINDER_OFFSET_MAX_MINUTES,
+    REMINDERS_MAX,
+    SNOOZE_MAX_MINUTES,
     TAG_MAX,
     TAGS_MAX,
     TITLE_MAX,
@@ -92,6 +96,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ReminderIn(Strict):
+    """One reminder: exactly one of an instant (``at``) or minutes before the due date."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: Timestamp | None = None
+    before_due_minutes: (
+        Annotated[int, Field(strict=True, ge=0, le=REMINDER_OFFSET_MAX_MINUTES)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReminderIn:
+        if (self.at is None) == (self.before_due_minutes is None):
+            raise ValueError("a reminder is exactly one of at or before_due_minutes")
+        return self
+
+
+def _distinct_reminders(reminders: list[ReminderIn]) -> list[ReminderIn]:
+    if len(set(reminders)) != len(reminders):
+        raise ValueError("the same reminder is given twice")
+    return reminders
+
+
+Reminders = Annotated[
+    list[ReminderIn], Field(max_length=REMINDERS_MAX), AfterValidator(_distinct_reminders)
+]
+
+
 class TaskCreate(Strict):
     title: Title
     description: Description | None = None
@@ -99,6 +131,16 @@ class TaskCreate(Strict):
     tags: Tags = Field(default_factory=list)
     due_at: Timestamp | None = None
     recurrence: Recurrence = Recurrence.NONE
+    reminders: Reminders = Field(
+        default_factory=list,
+        description=f"At most {REMINDERS_MAX}; an offset reminder needs a due date",
+    )
+
+    @model_validator(mode="after")
+    def _offsets_need_a_due_date(self) -> TaskCreate:
+        if self.due_at is None and any(r.before_due_minutes is not None for r in self.reminders):
+            raise ValueError("before_due_minutes needs a due date")
+        return self
 
 
 class TaskReplace(TaskCreate):
@@ -137,6 +179,8 @@ class TaskPatch(Strict):
     due_at: Timestamp | None = None
     recurrence: Recurrence | None = None
     completed: StrictBool | None = None
+    # The whole list: [] (or null) clears it; absent keeps it.
+    reminders: Reminders | None = None
 
     @field_validator(*_REQUIRED_IN_PATCH, mode="after")
     @classmethod
@@ -149,8 +193,9 @@ class TaskPatch(Strict):
     def changes(self) -> dict[str, Any]:
         """The fields the patch sets, with ``null`` tags read as no tags."""
         changed = {name: getattr(self, name) for name in self.model_fields_set}
-        if "tags" in changed and changed["tags"] is None:
-            changed["tags"] = []
+        for name in ("tags", "reminders"):
+            if name in changed and changed[name] is None:
+                changed[name] = []
         return changed
 
 
@@ -160,13 +205,20 @@ class CompleteIn(Strict):
     completed: StrictBool | None = None
 
 
-def _utc_text(value: datetime) -> str:
+def utc_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # One spelling for every timestamp a client reads, whether Python or PostgreSQL renders it
 # (todo_service.listing): UTC, microseconds, "Z".
-UtcTimestamp = Annotated[datetime, PlainSerializer(_utc_text, return_type=str, when_used="json")]
+UtcTimestamp = Annotated[datetime, PlainSerializer(utc_text, return_type=str, when_used="json")]
+
+
+class ReminderPublic(BaseModel):
+    at: UtcTimestamp | None
+    before_due_minutes: int | None
+    # The instant it fires; null once fired, or while the task is completed.
+    fires_at: UtcTimestamp | None
 
 
 class TaskPublic(BaseModel):
@@ -185,6 +237,7 @@ class TaskPublic(BaseModel):
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
     version: int
+    reminders: list[ReminderPublic]
 
 
 class StatusFilter(enum.StrEnum):
@@ -265,3 +318,31 @@ class TaskPage(BaseModel):
     total: int
     # Opaque; hand it back as `cursor` for the next page. None on the last page.
     next_cursor: str | None
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+class NotificationPublic(BaseModel):
+    id: int
+    kind: Literal["reminder"]
+    task_id: int
+    task_title: str
+    due_at: UtcTimestamp | None
+    remind_at: UtcTimestamp
+    created_at: UtcTimestamp
+    read_at: UtcTimestamp | None
+
+
+class NotificationQuery(Strict):
+    """Page of ``GET /api/notifications``: newest first."""
+
+    limit: int = Field(default=50, ge=1, le=PAGE_MAX)
+    cursor: Annotated[str, StringConstraints(max_length=MAX_CURSOR_LENGTH)] | None = Field(
+        default=None, description='From the previous page\'s Link: <...>; rel="next"'
+    )
+    unread: bool = Field(default=False, description="true: only notifications not yet read")
+
+
+class SnoozeIn(Strict):
+    minutes: Annotated[int, Field(strict=True, ge=1, le=SNOOZE_MAX_MINUTES)]

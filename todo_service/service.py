@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
 )
+from todo_service import reminders
 from todo_service import statements as sql
 from todo_service.listing import encode_cursor, page_statement
 from todo_service.models import MAX_ID, Recurrence, Task
@@ -145,6 +147,13 @@ async def add_task(
     """
     run = statements(db)
     now = clock()
+    rendered, next_remind_at = reminders.render(
+        reminders.from_input(data.reminders),
+        0,
+        due_at=data.due_at,
+        completed=False,
+        snoozed_until=None,
+    )
     arguments = (
         user_id,
         data.title,
@@ -154,6 +163,9 @@ async def add_task(
         data.due_at,
         data.recurrence.value,
         now,
+        # The driver's jsonb codec takes JSON text.
+        json.dumps(rendered),
+        next_remind_at,
     )
     if idempotency_key is None:
         row = await run.fetch_row(sql.CREATE_TASK, *arguments, write=True)
@@ -251,15 +263,22 @@ async def delete_task(
 
 async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now: datetime) -> None:
     """Set the changed fields; a real change bumps ``version`` and ``updated_at``, and a
-    recurring task that becomes completed schedules its next occurrence."""
+    recurring task that becomes completed schedules its next occurrence. The reminders'
+    columns follow the task (todo_service/reminders.py)."""
     was_completed = task.completed
+    old_due = task.due_at
+    changes = dict(changes)
+    wanted = changes.pop("reminders", None)
     changed = False
     for name, value in changes.items():
         if getattr(task, name) != value:
             setattr(task, name, value)
             changed = True
+    if wanted is not None and reminders.replace(task, reminders.from_input(wanted)):
+        changed = True
     if not changed:
         return
+    reminders.refresh(task, old_due=old_due, now=now)
     if task.completed and not was_completed:
         task.completed_at = now
     elif was_completed and not task.completed:
@@ -298,6 +317,7 @@ async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> Ta
         updated_at=now,
         version=1,
     )
+    reminders.carried_forward(task, following)
     session.add(following)
     await session.flush()
     return following

@@ -11,26 +11,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Table
 
-from todo_service.models import TASKS
-from todo_service.schemas import TaskPublic
+from todo_service.models import NOTIFICATIONS, TASKS
+from todo_service.schemas import NotificationPublic, TaskPublic
 
 TASK_FIELDS = tuple(TaskPublic.model_fields)
 _COLUMNS = ", ".join(TASK_FIELDS)
 
 
-def _json_value(name: str) -> str:
-    if isinstance(TASKS.c[name].type, DateTime):
-        # TaskPublic's spelling of a timestamp: UTC, microseconds, "Z".
+def _json_value(table: Table, name: str) -> str:
+    if isinstance(table.c[name].type, DateTime):
+        # The public spelling of a timestamp (schemas.UtcTimestamp): UTC, microseconds, "Z".
         return f"""to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
     return name
 
 
-# A row of the task's columns as TaskPublic's JSON, field for field.
-TASK_JSON = (
-    "json_build_object(" + ", ".join(f"'{name}', {_json_value(name)}" for name in TASK_FIELDS) + ")"
-)
+def json_object(table: Table, fields: tuple[str, ...]) -> str:
+    """A row of ``table`` as the JSON object of ``fields`` (a public model's), field for field."""
+    return (
+        "json_build_object("
+        + ", ".join(f"'{name}', {_json_value(table, name)}" for name in fields)
+        + ")"
+    )
+
+
+# A row of the task's columns as TaskPublic's JSON.
+TASK_JSON = json_object(TASKS, TASK_FIELDS)
+# A notification as NotificationPublic's JSON.
+NOTIFICATION_JSON = json_object(NOTIFICATIONS, tuple(NotificationPublic.model_fields))
 
 # The user's task by id: another user's task is no row, as a missing one.
 GET_TASK = f"SELECT {_COLUMNS} FROM todo.tasks WHERE id = $1 AND user_id = $2"  # noqa: S608
@@ -44,7 +53,8 @@ def task_from_row(row: Sequence[Any]) -> TaskPublic:
 # The new task's row, its id drawn from the table's identity first, so that its JSON can be
 # rendered (and stored with an idempotency key) in the same statement that inserts it.
 # Parameters: $1 user, $2 title, $3 description, $4 priority, $5 tags, $6 due_at,
-# $7 recurrence, $8 now.
+# $7 recurrence, $8 now, $9 reminders (as rendered, todo_service/reminders.py), $10 the
+# soonest of them.
 _NEW_TASK = f"""
 new AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('todo.tasks', 'id')) AS id,
@@ -52,11 +62,14 @@ new AS MATERIALIZED (
            false AS completed, NULL::timestamptz AS completed_at,
            $4::todo.task_priority AS priority, $5::text[] AS tags, $6::timestamptz AS due_at,
            $7::todo.task_recurrence AS recurrence, NULL::bigint AS next_occurrence_id,
-           $8::timestamptz AS created_at, $8::timestamptz AS updated_at, 1 AS version
+           $8::timestamptz AS created_at, $8::timestamptz AS updated_at, 1 AS version,
+           $9::jsonb AS reminders, $10::timestamptz AS next_remind_at
 ),
 rendered AS MATERIALIZED (SELECT *, {TASK_JSON}::text AS body FROM new)"""  # noqa: S608
 
-_INSERT_TASK = f"INSERT INTO todo.tasks ({_COLUMNS}) SELECT {_COLUMNS} FROM rendered"  # noqa: S608
+# The client's fields, and the scheduler's column beside them.
+_INSERTED = f"{_COLUMNS}, next_remind_at"
+_INSERT_TASK = f"INSERT INTO todo.tasks ({_INSERTED}) SELECT {_INSERTED} FROM rendered"  # noqa: S608
 
 # Without an idempotency key: insert, answer the task's JSON.
 CREATE_TASK = f"""
@@ -68,7 +81,7 @@ SELECT true AS created, NULL::text AS request_hash, body FROM rendered"""  # noq
 PURGE_BATCH = 100
 _KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "created_at")
 
-# With one ($9 key, $10 request hash, $11 expiry): the key's row is claimed (inserted, or an
+# With one ($11 key, $12 request hash, $13 expiry): the key's row is claimed (inserted, or an
 # expired one taken over) with the answer, and only then is the task inserted. A live row is
 # left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
 # same key waits on the unique index for the first transaction, then sees its row. A batch
@@ -79,7 +92,7 @@ WITH {_NEW_TASK},
 claim AS (
     INSERT INTO todo.idempotency_keys AS k
         (user_id, key, expires_at, {", ".join(_KEY_COLUMNS)})
-    SELECT user_id, $9::text, $11::timestamptz, $10::text, id, 201, body, created_at
+    SELECT user_id, $11::text, $13::timestamptz, $12::text, id, 201, body, created_at
     FROM rendered
     ON CONFLICT (user_id, key) DO UPDATE SET
         expires_at = CASE WHEN k.expires_at <= $8 THEN excluded.expires_at ELSE k.expires_at END,
@@ -95,7 +108,7 @@ purge AS (
     DELETE FROM todo.idempotency_keys
     WHERE id IN (
         SELECT id FROM todo.idempotency_keys
-        WHERE expires_at <= $8 AND NOT (user_id = $1 AND key = $9)
+        WHERE expires_at <= $8 AND NOT (user_id = $1 AND key = $11)
         ORDER BY expires_at
         LIMIT {PURGE_BATCH}
         FOR UPDATE SKIP LOCKED

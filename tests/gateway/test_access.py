@@ -130,6 +130,7 @@ async def test_every_other_route_needs_a_token(echo, start_gateway, method, path
         ("/api/auth/me", "auth"),
         ("/api/tasks/3", "todo"),
         ("/api/mcp", "todo"),
+        ("/api/notifications/stream", "todo"),
         ("/api/chat", "chat"),
         ("/api/conversations/9", "chat"),
     ],

@@ -81,7 +81,12 @@ async def committed_client(
 
 
 Snapshot = Callable[[], Awaitable[list[dict[str, Any]]]]
-TABLES = (("tasks", "id"), ("idempotency_keys", "id"), ("task_counts", "user_id"))
+TABLES = (
+    ("tasks", "id"),
+    ("idempotency_keys", "id"),
+    ("task_counts", "user_id"),
+    ("notifications", "id"),
+)
 
 
 @pytest.fixture

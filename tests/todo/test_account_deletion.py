@@ -25,15 +25,17 @@ from shared.events import (
 from tests.support.errors import assert_error
 from tests.support.events import eventually, publish, user_deleted
 from tests.support.serving import serve
-from tests.todo.conftest import User
+from tests.todo.conftest import NOW, User
 from todo_service import events
 from todo_service.models import (
     DELETED_SUBJECTS,
     IDEMPOTENCY_KEYS,
+    NOTIFICATIONS,
     PROCESSED_EVENTS,
     TASK_COUNTS,
     TASKS,
 )
+from todo_service.scheduler import fire_due
 from todo_service.settings import TodoSettings
 from todo_service.worker import create_app as create_worker
 
@@ -47,7 +49,8 @@ async def rows(db: Database, table: object, subject: str | None = None) -> int:
 
 
 async def user_rows(db: Database, subject: str) -> int:
-    return sum([await rows(db, t, subject) for t in (TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS)])
+    tables = (TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS, NOTIFICATIONS)
+    return sum([await rows(db, t, subject) for t in tables])
 
 
 async def add_tasks(client: httpx.AsyncClient, user: User, n: int = 2) -> None:
@@ -181,4 +184,28 @@ async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
         with pytest.raises(DBAPIError) as refused:
             await writer.execute(insert, {"user": alice.sub})
     assert isinstance(refused.value.orig.__cause__, asyncpg.PostgresError)
+    assert refused.value.orig.__cause__.sqlstate == "P0401"
+
+
+async def test_a_deleted_users_notifications_are_purged_and_none_can_be_stored_again(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User
+) -> None:
+    created = await committed_client.post(
+        "/api/tasks",
+        json={"title": "t", "reminders": [{"at": "2026-03-15T11:00:00Z"}]},
+        headers=alice.headers,
+    )
+    task_id = created.json()["id"]
+    assert await fire_due(committed_database, now=NOW, batch=10) == 1
+    assert await rows(committed_database, NOTIFICATIONS, alice.sub) == 1
+
+    await events.PURGE.handle(committed_database, user_deleted(alice.sub, "45"))
+    assert await user_rows(committed_database, alice.sub) == 0
+    insert = text(
+        "INSERT INTO todo.notifications (user_id, kind, task_id, task_title, remind_at, "
+        "created_at) VALUES (:user, 'reminder', :task, 'late', now(), now())"
+    )
+    async with committed_database.engine.connect() as writer:
+        with pytest.raises(DBAPIError) as refused:
+            await writer.execute(insert, {"user": alice.sub, "task": task_id})
     assert refused.value.orig.__cause__.sqlstate == "P0401"

@@ -36,6 +36,7 @@ async def test_create_returns_201_with_location_etag_and_defaults(
         "created_at": "2026-03-15T12:00:00.000000Z",
         "updated_at": "2026-03-15T12:00:00.000000Z",
         "version": 1,
+        "reminders": [],
     }
     fetched = await client.get(response.headers["location"], headers=alice.headers)
     assert fetched.json() == task

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,8 +28,9 @@ from shared.clock import FrozenClock
 from shared.db import Database, create_engine
 from tests.support.serving import free_port, live_server
 from tests.support.tokens import TestIssuer
-from tests.todo.conftest import User
+from tests.todo.conftest import NOW, User
 from todo_service.app import create_app
+from todo_service.scheduler import fire_due
 from todo_service.settings import TodoSettings
 
 Connect = Callable[..., AbstractAsyncContextManager[Client]]
@@ -127,6 +128,9 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
         "update_task",
         "complete_tasks",
         "delete_tasks",
+        "list_notifications",
+        "snooze_notification",
+        "dismiss_notification",
     }
     add = tools["add_task"].input_schema
     assert add["required"] == ["title"]
@@ -137,6 +141,7 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
         "tags",
         "due_at",
         "recurrence",
+        "reminders",
         "user_id",
     }
     assert tools["list_tasks"].input_schema["properties"]["status"]["enum"] == [
@@ -903,3 +908,144 @@ async def test_concurrent_bulk_completions_schedule_each_occurrence_once(
     # Three rounds of three tasks, each with exactly one occurrence.
     assert len(stored) == 18
     assert sum(r["completed"] for r in stored) == 9
+
+
+# --- reminders and notifications ---------------------------------------------------------
+
+
+async def test_add_and_update_task_take_reminders(connect: Connect, alice: User) -> None:
+    async with connect(bearer(alice)) as client:
+        added = payload(
+            await client.call_tool(
+                "add_task",
+                {
+                    "title": "Dentist",
+                    "due_at": "2026-03-20T15:00:00+01:00",
+                    "reminders": [{"before_due_minutes": 60}, {"at": "2026-03-20T08:00:00Z"}],
+                },
+            )
+        )
+        task_id = added["task_id"]
+        updated = await client.call_tool(
+            "update_task", {"task_id": task_id, "reminders": [{"before_due_minutes": 10}]}
+        )
+        assert not updated.is_error
+        cleared = await client.call_tool(
+            "update_task", {"task_id": task_id, "clear": ["reminders"]}
+        )
+        assert not cleared.is_error
+
+
+@pytest.mark.parametrize(
+    "reminders",
+    [
+        [{"before_due_minutes": 5, "at": "2026-03-20T08:00:00Z"}],
+        [{"minutes": 5}],
+        [{"before_due_minutes": 5}] * 2,
+        [{"before_due_minutes": n} for n in range(6)],
+        [{"before_due_minutes": 43_201}],
+        [{"at": "friday"}],
+    ],
+)
+async def test_invalid_reminders_are_refused_by_the_tools(
+    connect: Connect,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    reminders: list[dict[str, Any]],
+) -> None:
+    async with connect(bearer(alice)) as client:
+        added = await client.call_tool(
+            "add_task", {"title": "x", "due_at": "2026-03-20T15:00:00Z", "reminders": reminders}
+        )
+        assert error_code(added) == "invalid"
+        assert await rows(committed_sessionmaker) == []
+
+
+async def test_an_offset_reminder_without_a_due_date_is_refused_by_the_tools(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        added = await client.call_tool(
+            "add_task", {"title": "x", "reminders": [{"before_due_minutes": 5}]}
+        )
+        assert error_code(added) == "invalid"
+        plain = payload(await client.call_tool("add_task", {"title": "y"}))
+        updated = await client.call_tool(
+            "update_task",
+            {"task_id": plain["task_id"], "reminders": [{"before_due_minutes": 5}]},
+        )
+        assert error_code(updated) == "invalid"
+        assert "due date" in error_text(updated)
+    assert [r["title"] for r in await rows(committed_sessionmaker)] == ["y"]
+
+
+async def test_notification_tools_list_snooze_and_dismiss(
+    connect: Connect, alice: User, bob: User, committed_database: Database
+) -> None:
+    async with connect(bearer(alice)) as client:
+        payload(
+            await client.call_tool(
+                "add_task",
+                {"title": "Dentist", "reminders": [{"at": "2026-03-15T11:00:00Z"}]},
+            )
+        )
+        assert await fire_due(committed_database, now=NOW, batch=10) == 1
+        [notification] = payload(await client.call_tool("list_notifications", {}))
+        assert notification["task_title"] == "Dentist"
+        assert notification["read_at"] is None
+
+        snoozed = payload(
+            await client.call_tool(
+                "snooze_notification",
+                {"notification_id": notification["id"], "minutes": 15},
+            )
+        )
+        assert snoozed["read_at"] is not None
+        assert payload(await client.call_tool("list_notifications", {})) == []
+        everything = payload(
+            await client.call_tool("list_notifications", {"unread_only": False, "limit": 5})
+        )
+        assert [n["id"] for n in everything] == [notification["id"]]
+        assert await fire_due(committed_database, now=NOW + timedelta(minutes=15), batch=10) == 1
+        [again] = payload(await client.call_tool("list_notifications", {}))
+        dismissed = payload(
+            await client.call_tool("dismiss_notification", {"notification_id": again["id"]})
+        )
+        assert dismissed["read_at"] is not None
+        assert payload(await client.call_tool("list_notifications", {})) == []
+
+    async with connect(bearer(bob)) as client:
+        assert payload(await client.call_tool("list_notifications", {"unread_only": False})) == []
+        for tool, arguments in (
+            ("dismiss_notification", {"notification_id": notification["id"]}),
+            ("snooze_notification", {"notification_id": notification["id"], "minutes": 5}),
+        ):
+            refused = await client.call_tool(tool, arguments)
+            assert error_code(refused) == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("snooze_notification", {"notification_id": 1, "minutes": 0}),
+        ("snooze_notification", {"notification_id": 1, "minutes": 1441}),
+        ("snooze_notification", {"notification_id": 1}),
+        ("list_notifications", {"limit": 0}),
+        ("list_notifications", {"limit": 51}),
+        ("dismiss_notification", {"notification_id": "one"}),
+    ],
+)
+async def test_malformed_notification_tool_arguments_are_invalid(
+    connect: Connect, alice: User, tool: str, arguments: dict[str, Any]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        assert error_code(await client.call_tool(tool, arguments)) == "invalid"
+
+
+async def test_a_missing_notification_is_not_found(connect: Connect, alice: User) -> None:
+    async with connect(bearer(alice)) as client:
+        for notification_id in (0, 7, 2**63):
+            refused = await client.call_tool(
+                "dismiss_notification", {"notification_id": notification_id}
+            )
+            assert error_code(refused) == "not_found"

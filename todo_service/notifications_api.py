@@ -1,0 +1,226 @@
+"""HTTP routes of the user's notifications (``/api/notifications``).
+
+``GET /api/notifications/stream`` is a server-sent event stream of the user's new
+notifications. Each stream checks for rows after the last id it sent every
+``notifications_poll_seconds`` (one index probe of ``(user_id, id)``), so it needs no
+session connection of its own and works behind a transaction pooler; a keepalive comment
+goes out every ``notifications_keepalive_seconds`` (below the gateway's read timeout), and
+the stream ends when the access token expires (the client reconnects with a fresh one and
+``Last-Event-ID``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from shared.clock import Clock
+from shared.db import Database
+from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
+from shared.errors import AppError, BadRequest, error_event, error_responses
+from shared.middleware import error_for
+from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID, page_headers
+from shared.request_context import current_request_id
+from todo_service import notifications
+from todo_service.schemas import PAGE_MAX, NotificationPublic, NotificationQuery, SnoozeIn
+from todo_service.settings import TodoSettings
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(
+    prefix="/api/notifications",
+    tags=["notifications"],
+    responses=error_responses(400, 401, 413, 422),
+)
+_ONE = error_responses(404)
+_JSON = "application/json"
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+NotificationId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The notification's id; a malformed one is a 422")
+]
+
+
+async def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def _json(body: str) -> Response:
+    return Response(body, media_type=_JSON)
+
+
+@router.get(
+    "",
+    response_model=list[NotificationPublic],
+    summary="The user's notifications, newest first",
+    description=(
+        "A JSON array; `X-Total-Count` is the total for the filter, and "
+        '`Link: <...>; rel="next"` the next page (absent on the last).'
+    ),
+)
+async def list_notifications(
+    request: Request,
+    principal: CurrentPrincipal,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
+    unread: Annotated[bool, Query(description="true: only those not yet read")] = False,
+) -> Response:
+    query = NotificationQuery(limit=limit, cursor=cursor, unread=unread)
+    page = await notifications.list_notifications_json(db, principal.sub, query=query)
+    headers = page_headers(request, total=page.total, next_cursor=page.next_cursor)
+    return Response(page.items_json, media_type=_JSON, headers=headers)
+
+
+@router.post(
+    "/{notification_id}/read",
+    response_model=NotificationPublic,
+    responses=_ONE,
+    summary="Mark a notification read (dismiss it); idempotent",
+)
+async def read_notification(
+    notification_id: NotificationId,
+    principal: CurrentPrincipal,
+    db: DatabaseDep,
+    request: Request,
+) -> Response:
+    body = await notifications.mark_read(
+        db, principal.sub, notification_id=notification_id, clock=await _clock(request)
+    )
+    return _json(body)
+
+
+@router.post(
+    "/{notification_id}/snooze",
+    response_model=NotificationPublic,
+    responses=_ONE,
+    summary="Mark it read and remind again in `minutes` (1-1440)",
+)
+async def snooze_notification(
+    notification_id: NotificationId,
+    body: SnoozeIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    answer = await notifications.snooze(
+        session,
+        principal.sub,
+        notification_id=notification_id,
+        minutes=body.minutes,
+        clock=await _clock(request),
+    )
+    return _json(answer)
+
+
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not _EVENT_ID.fullmatch(value) or int(value) > MAX_ID:
+        raise BadRequest("Last-Event-ID must be a notification id", code="invalid_last_event_id")
+    return int(value)
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`event: notification` per new notification (`id:` its id), "
+            "`: keepalive` comments; ends when the access token expires",
+        }
+    },
+    summary="The user's new notifications as server-sent events",
+)
+async def stream_notifications(
+    request: Request,
+    principal: CurrentPrincipal,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume: first the notifications after this id (the newest "
+            "`notifications_backlog_max` of them), then the new ones",
+        ),
+    ] = None,
+) -> StreamingResponse:
+    resume = _last_event_id(last_event_id)
+    db: Database = request.app.state.db
+    settings: TodoSettings = request.app.state.settings
+    # Where to start: given, or the newest now (read before the answer starts, so a database
+    # outage is an ordinary 503 rather than a broken stream).
+    start = resume if resume is not None else await notifications.latest_id(db, principal.sub)
+    return StreamingResponse(
+        _events(
+            db,
+            principal.sub,
+            start=start,
+            resume=resume is not None,
+            deadline=principal.expires_at,
+            settings=settings,
+        ),
+        media_type="text/event-stream",
+        headers=STREAM_HEADERS,
+    )
+
+
+def _event(notification_id: int, body: str) -> bytes:
+    return f"id: {notification_id}\nevent: notification\ndata: {body}\n\n".encode()
+
+
+async def _events(
+    db: Database,
+    user_id: str,
+    *,
+    start: int,
+    resume: bool,
+    deadline: float,
+    settings: TodoSettings,
+) -> AsyncIterator[bytes]:
+    """The stream's bytes until the token's expiry (``deadline``, epoch seconds); a failure
+    after the start is one ``error`` event, then the end."""
+    last = start
+    limit = settings.notifications_backlog_max
+    # The reconnection delay a browser's EventSource uses after the stream ends.
+    yield b"retry: 3000\n: open\n\n"
+    sent_at = time.monotonic()
+    try:
+        if resume:
+            for notification_id, body in await notifications.after(
+                db, user_id, after_id=last, limit=limit, newest=True
+            ):
+                yield _event(notification_id, body)
+                last = notification_id
+                sent_at = time.monotonic()
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            rows = await notifications.after(db, user_id, after_id=last, limit=limit)
+            for notification_id, body in rows:
+                yield _event(notification_id, body)
+                last = notification_id
+                sent_at = time.monotonic()
+            if len(rows) == limit:
+                continue  # more are waiting
+            if time.monotonic() - sent_at >= settings.notifications_keepalive_seconds:
+                yield b": keepalive\n\n"
+                sent_at = time.monotonic()
+            await asyncio.sleep(min(settings.notifications_poll_seconds, max(remaining, 0.01)))
+    except Exception as exc:
+        error: AppError = error_for(exc)
+        logger.warning("notification stream ended by a failure: %r", exc)
+        yield error_event(error, current_request_id())

@@ -1,0 +1,164 @@
+"""The reminder scheduler: due reminders become notifications and ``reminder.due`` events.
+
+One round (``fire_due``) is one transaction: it locks up to a batch of tasks whose
+``next_remind_at`` has passed (``FOR UPDATE SKIP LOCKED``: any number of worker replicas run
+it, each takes other tasks, none fires a reminder twice), and for each due reminder or
+snooze creates the notification and writes its event to the outbox, then marks the reminder
+fired and moves the task's ``next_remind_at`` on. Everything commits together or not at
+all, so a crash fires nothing twice and loses nothing: the due state is the row itself, and
+a scheduler started after a stop fires what fell due meanwhile, late but once.
+
+The notification ids of one user are drawn under that user's outbox lock
+(``shared.outbox.lock_keys``), held to the commit: they increase in commit order, which is
+what lets a resumed stream ask for "after id n" (todo_service/notifications.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+
+from shared.db import Database
+from shared.events import TASKS_STREAM, utc_text
+from shared.outbox import add_event, lock_keys
+from todo_service import reminders
+from todo_service.models import NOTIFICATIONS, OUTBOX, TASKS
+
+REMINDER_DUE = "reminder.due"
+REMINDER_DUE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Due:
+    user_id: str
+    task_id: int
+    title: str
+    due_at: datetime | None
+    remind_at: datetime
+
+
+_SELECT_DUE = (
+    select(
+        TASKS.c.id,
+        TASKS.c.user_id,
+        TASKS.c.title,
+        TASKS.c.due_at,
+        TASKS.c.completed,
+        TASKS.c.reminders,
+        TASKS.c.reminders_fired,
+        TASKS.c.snoozed_until,
+    )
+    .where(TASKS.c.next_remind_at <= bindparam("now"))
+    .order_by(TASKS.c.next_remind_at)
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+
+_UPDATE_TASK = (
+    TASKS.update()
+    .where(TASKS.c.id == bindparam("task_id"))
+    .values(
+        reminders=bindparam("rendered"),
+        reminders_fired=bindparam("fired"),
+        snoozed_until=bindparam("snoozed"),
+        next_remind_at=bindparam("next_at"),
+        # The task's representation changed (fires_at): a new ETag, not a user's update.
+        version=TASKS.c.version + 1,
+    )
+)
+
+_NEW_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('todo.notifications', 'id')) FROM generate_series(1, :n)"
+)
+
+
+async def fire_due(db: Database, *, now: datetime, batch: int) -> int:
+    """One round at ``now``: the number of tasks handled (0: nothing was due)."""
+    async with db.unit_of_work() as session:
+        connection = await session.connection()
+        rows = (await connection.execute(_SELECT_DUE, {"now": now, "batch": batch})).all()
+        if not rows:
+            return 0
+        due: list[_Due] = []
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            task_due, update = _fire(row, now)
+            due += task_due
+            updates.append(update)
+        if due:
+            # Users in one order, their notifications in time order within each.
+            due.sort(key=lambda d: (d.user_id, d.remind_at, d.task_id))
+            await lock_keys(session, OUTBOX, {d.user_id for d in due})
+            ids = (await connection.execute(_NEW_IDS, {"n": len(due)})).scalars().all()
+            await connection.execute(
+                NOTIFICATIONS.insert(),
+                [
+                    {
+                        "id": notification_id,
+                        "user_id": d.user_id,
+                        "kind": "reminder",
+                        "task_id": d.task_id,
+                        "task_title": d.title,
+                        "due_at": d.due_at,
+                        "remind_at": d.remind_at,
+                        "created_at": now,
+                    }
+                    for notification_id, d in zip(ids, due, strict=True)
+                ],
+            )
+            for notification_id, d in zip(ids, due, strict=True):
+                await add_event(
+                    session,
+                    OUTBOX,
+                    stream=TASKS_STREAM,
+                    key=d.user_id,
+                    type=REMINDER_DUE,
+                    version=REMINDER_DUE_VERSION,
+                    data={
+                        "user_id": d.user_id,
+                        "notification_id": notification_id,
+                        "task_id": d.task_id,
+                        "title": d.title,
+                        "due_at": None if d.due_at is None else utc_text(d.due_at),
+                        "remind_at": utc_text(d.remind_at),
+                    },
+                )
+        await connection.execute(_UPDATE_TASK, updates)
+        return len(rows)
+
+
+def _fire(row: Any, now: datetime) -> tuple[list[_Due], dict[str, Any]]:
+    """What falls due on this task at ``now``, and its columns once those have fired."""
+    items = reminders.parse(row.reminders)
+    fired = row.reminders_fired
+    due = []
+    for index, reminder in enumerate(items):
+        instant = reminder.instant(row.due_at)
+        if fired >> index & 1 or instant is None or instant > now:
+            continue
+        fired |= 1 << index
+        due.append(_Due(row.user_id, row.id, row.title, row.due_at, instant))
+    snoozed = row.snoozed_until
+    if snoozed is not None and snoozed <= now:
+        due.append(_Due(row.user_id, row.id, row.title, row.due_at, snoozed))
+        snoozed = None
+    rendered, next_at = reminders.render(
+        items, fired, due_at=row.due_at, completed=row.completed, snoozed_until=snoozed
+    )
+    update = {
+        "task_id": row.id,
+        "rendered": rendered,
+        "fired": fired,
+        "snoozed": snoozed,
+        "next_at": next_at,
+    }
+    return due, update
+
+
+async def pending_count(db: Database) -> int:
+    """Tasks with a reminder or snooze still to fire (a gauge for operators and the bench)."""
+    row = await db.fetch_row("SELECT count(*) FROM todo.tasks WHERE next_remind_at IS NOT NULL")
+    return int(row[0]) if row is not None else 0
