@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chat_service.agents.dates import find_due, fold_case, parse_due
+from chat_service.agents.dates import NUMBER_WORDS, find_due, fold_case, parse_due
 
 
 class Intent(StrEnum):
@@ -36,6 +36,8 @@ class Intent(StrEnum):
     FACT = "fact"  # completion stated as a fact: "I bought the groceries"
     REOPEN = "reopen"
     UNDO = "undo"  # "undo that": the last change of the conversation, reverted
+    SNOOZE = "snooze"  # "remind me again in 10 minutes": the latest unread reminder, later
+    DISMISS = "dismiss"  # "dismiss it", "got it": the latest unread reminder, read
     DELETE = "delete"
     UPDATE = "update"
     ANSWER = "answer"  # a bare reference, answering "which one?"
@@ -82,6 +84,20 @@ class ListFilters:
 
 
 @dataclass(frozen=True)
+class Reminder:
+    """One reminder of a task: at an instant, or some minutes before its due date."""
+
+    at: datetime | None = None
+    before_due_minutes: int | None = None
+
+    def argument(self) -> dict[str, object]:
+        """The reminder as the todo tools take it (exactly one key)."""
+        if self.at is not None:
+            return {"at": self.at.isoformat()}
+        return {"before_due_minutes": self.before_due_minutes or 0}
+
+
+@dataclass(frozen=True)
 class Command:
     intent: Intent
     ref: TaskRef | None = None
@@ -101,6 +117,9 @@ class Command:
     # day keeps the task's time of day; "make it 4pm" keeps its day.
     due_given: str = "both"
     score: float = 1.0  # how sure the reading is
+    # The task's reminders: None leaves them as they are, () removes them all.
+    reminders: tuple[Reminder, ...] | None = None
+    minutes: int | None = None  # how long a snooze lasts
 
 
 # Straight and typographic quotes, as phones type them.
@@ -429,6 +448,36 @@ _PAST_VERBS = (
 # (intent, score, pattern). Every matching reading is considered; the highest score wins.
 # Scores: 1.0 a complete sentence shape with nothing left to chance; 0.9 a shape with a
 # free-text part; 0.8 a general shape another intent may share; 0.5-0.6 a verb alone.
+
+
+# A span of time: "an hour", "10 minutes", "half an hour", "two days", "15 mins", "1h".
+_OFFSET = (
+    r"(?:half an hour|an hour and a half|a quarter of an hour|(?:an?|one|two|three|four|five|six|"
+    r"\d{1,5})\s*(?:minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|wks?))"
+)
+_OFFSET_PARTS = re.compile(
+    r"^(?P<count>an?|one|two|three|four|five|six|\d{1,5})\s*(?P<unit>minutes?|mins?|m|hours?|hrs?|"
+    r"h|days?|d|weeks?|wks?)$",
+    re.IGNORECASE,
+)
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+
+
+def offset_minutes(text: str) -> int | None:
+    """The minutes of a span of time ("an hour" -> 60, "half an hour" -> 30)."""
+    spoken = " ".join(text.lower().split())
+    if spoken == "half an hour":
+        return 30
+    if spoken == "a quarter of an hour":
+        return 15
+    if spoken == "an hour and a half":
+        return 90
+    parts = _OFFSET_PARTS.match(spoken)
+    if parts is None:
+        return None
+    count = parts["count"]
+    number = int(count) if count.isdigit() else NUMBER_WORDS[count]
+    return number * _UNIT_MINUTES[parts["unit"][0]]
 
 
 def _rule(intent: Intent, score: float, pattern: str) -> tuple[Intent, float, re.Pattern[str]]:
@@ -868,6 +917,66 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
         r"(?:on|for|to)\s+(?P<ref>.+?)\s*(?::|\s+of|\s+to|\s+as)\s*(?P<value>.+)$",
+    ),
+    # --- reminders ---
+    # "remind me at 5pm to call mum", "remind me in 10 minutes to stretch": a new task and a
+    # reminder at that moment (the moment is the reminder's, not the task's due date).
+    _rule(
+        Intent.ADD,
+        1.0,
+        r"^(?:remind me|set (?:me )?a reminder|reminder)\s+(?:for\s+)?(?P<remind_at>(?:(?:at|in|"
+        r"on|by|tomorrow|today|tonight|this|next)\b|\d).+?)\s+(?:to|that|about)\s+(?P<rest>.+)$",
+    ),
+    # "remind me an hour before", "remind me 30 minutes before the dentist".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:remind me|set (?:me )?a reminder|give me a reminder|warn me)\s+(?P<offset>{_OFFSET})"
+        r"\s+(?:before(?:hand)?|earlier|ahead|in advance|early)(?:\s+(?:it(?:'s| is)\s+due|it "
+        r"starts|the deadline|(?P<ref>.+?)(?:\s+(?:is\s+)?due)?))?$",
+    ),
+    # "remind me about the dentist an hour before", "set a reminder on task 3 a day before".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:remind me (?:about|of)|set (?:a\s+)?reminders?\s+(?:on|for)|add (?:a\s+)?"
+        rf"reminders?\s+(?:to|on|for))\s+(?P<ref>.+?)\s+(?:for\s+)?(?P<offset>{_OFFSET})\s+(?:before(?:hand)?|"
+        r"earlier|ahead|in advance|early)(?:\s+it(?:'s| is)\s+due)?$",
+    ),
+    # "remind me about it at 4pm", "set a reminder for task 3 tomorrow at 9".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:remind me(?: about| of)?|set (?:a\s+)?reminders?\s+(?:on|for)|add (?:a\s+)?"
+        r"reminders?\s+(?:to|on|for))\s+(?P<ref>it|that|this|that one|this one|"
+        r"(?:task\s*)?#?\d+|the\s+.+?\s+(?:task|one))\s+(?:for\s+)?(?P<remind_at>.+)$",
+    ),
+    # "stop reminding me about the dentist", "no more reminders for task 3", "cancel its
+    # reminders": the task's reminders, all gone.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:(?:stop|quit) reminding me|(?:don't|do not|never) remind me|no more reminders?|"
+        r"(?:cancel|remove|delete|clear|drop|turn off|switch off|disable|mute|stop)\s+"
+        r"(?:the\s+|all\s+(?:the\s+)?|my\s+|its\s+|any\s+)?reminders?)"
+        r"(?:\s+(?:about|for|of|on|from|to do with)\s+(?P<ref>.+?))?(?P<unremind>)"
+        r"(?:\s+(?:anymore|any more|again))?$",
+    ),
+    # "remind me again in 10 minutes", "snooze it for an hour", "snooze": the latest reminder.
+    _rule(
+        Intent.SNOOZE,
+        1.0,
+        r"^(?:remind me again|remind me later|snooze(?:\s+(?:it|that|this|the reminder|the "
+        r"notification|the alert))?|ask me again|again|later)(?:\s+later)?(?:\s+(?:in|for|after)\s+"
+        rf"(?P<offset>{_OFFSET}))?$",
+    ),
+    # "dismiss it", "got it", "mark the reminder as read": the latest reminder, read.
+    _rule(
+        Intent.DISMISS,
+        1.0,
+        r"^(?:dismiss(?:\s+(?:it|that|this|the reminder|the notification|the alert|reminders?|"
+        r"notifications?))?|(?:mark|set)\s+(?:it|that|the reminder|the notification)\s+(?:as\s+)?"
+        r"read|got it|ok got it|okay got it|seen it|i saw it|noted)$",
     ),
     # "task 3 done", "milk done": a reference and the word for done, nothing between.
     _rule(
@@ -1486,8 +1595,20 @@ def _build(
     intent: Intent, groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo
 ) -> Command | None:
     """Read a matched rule's pieces; None when they do not make sense."""
-    if intent in _SMALL_TALK or intent is Intent.UNDO:
+    if intent in _SMALL_TALK or intent in {Intent.UNDO, Intent.DISMISS}:
         return Command(intent)
+    if intent is Intent.SNOOZE:
+        minutes = offset_minutes(groups["offset"]) if "offset" in groups else SNOOZE_MINUTES
+        return Command(Intent.SNOOZE, minutes=minutes) if minutes else None
+    if intent is Intent.ADD and "remind_at" in groups:
+        moment = parse_due(groups["remind_at"], now=now, tz=tz)
+        if moment is None:
+            return None
+        added = _add_many(groups["rest"], now=now, tz=tz)
+        items = tuple(replace(item, reminders=(Reminder(at=moment),)) for item in added.items)
+        return replace(added, reminders=(Reminder(at=moment),), items=items)
+    if intent is Intent.UPDATE and groups.keys() & {"offset", "remind_at", "unremind"}:
+        return _remind(groups, now=now, tz=tz)
     if intent is Intent.CLARIFY:
         if re.search(r"\b(?:to|as)\b|:", groups["ref"]):
             return None  # the value is given: an edit, not a question
@@ -1549,7 +1670,11 @@ def _build(
             return _add_many(rest, now=now, tz=tz)
         if "rest" not in groups:
             return Command(Intent.ADD)  # "add a task": the title is still to come
-        return _add_many(groups["rest"], now=now, tz=tz)
+        added = _add_many(groups["rest"], now=now, tz=tz)
+        if _REMIND_WORD.search(fold_case(sentence)):
+            # "remind me to call the dentist on friday at 3pm": due then, and a reminder then.
+            added = _reminded_when_due(added)
+        return added
     if intent is Intent.LIST:
         return _list(groups, sentence, now=now, tz=tz)
     return None
@@ -1558,6 +1683,42 @@ def _build(
 _INDEFINITE = frozenset(
     ("anything", "something", "nothing", "everything", "stuff", "much", "any", "all", "a", "it")
 )
+# How long a snooze lasts when the user does not say.
+SNOOZE_MINUTES = 10
+_REMIND_WORD = re.compile(r"\bremind(?:er)?\b")
+
+
+def _reminded_when_due(command: Command) -> Command:
+    """New tasks asked for as reminders: each with a due date gets a reminder at it."""
+    at_due = (Reminder(before_due_minutes=0),)
+    items = tuple(
+        replace(item, reminders=at_due) if item.due_at is not None else item
+        for item in command.items
+    )
+    reminders = at_due if command.due_at is not None else command.reminders
+    return replace(command, items=items, reminders=reminders)
+
+
+def _remind(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
+    """A reminder set on (or taken off) a task that exists: "remind me an hour before",
+    "remind me about it at 4pm", "stop reminding me about the dentist"."""
+    said = groups.get("ref")
+    ref = read_ref(said) if said else TaskRef(pronoun=True)
+    if ref is None or ref.bulk:
+        return None
+    if "unremind" in groups:
+        return Command(Intent.UPDATE, ref=ref, reminders=())
+    if "offset" in groups:
+        minutes = offset_minutes(groups["offset"])
+        if minutes is None:
+            return None
+        return Command(Intent.UPDATE, ref=ref, reminders=(Reminder(before_due_minutes=minutes),))
+    moment = parse_due(groups["remind_at"], now=now, tz=tz)
+    if moment is None:
+        return None
+    return Command(Intent.UPDATE, ref=ref, reminders=(Reminder(at=moment),))
+
+
 _NEGATED = re.compile(r"not|\w*n't|never|longer", re.IGNORECASE)
 
 # "create a task called Finish the report": the title is named, never read as a command.
@@ -2043,9 +2204,9 @@ _DUE_FIELD_TAIL = re.compile(r"\s+(?:deadline|due date|due time|date|time)$", re
 def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
     ref = TaskRef(pronoun=True) if "pron" in groups else read_ref(groups["ref"])
     if ref is not None and ref.title and ("when" in groups or groups.get("field") is None):
-        bare = _DUE_FIELD_TAIL.sub("", ref.title)
-        if bare != ref.title and bare:
-            ref = replace(ref, title=bare)
+        untailed = _DUE_FIELD_TAIL.sub("", ref.title)
+        if untailed != ref.title and untailed:
+            ref = replace(ref, title=untailed)
     if ref is not None and ref.bulk:
         return None
     if ref is None:
