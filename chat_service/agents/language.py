@@ -450,6 +450,27 @@ _PAST_VERBS = (
 # free-text part; 0.8 a general shape another intent may share; 0.5-0.6 a verb alone.
 
 
+_PASSIVE_CLUES = (
+    "ed",
+    "ready",
+    "sorted",
+    "over",
+    "in",
+    "off",
+    "done",
+    "paid",
+    "bought",
+    "sent",
+    "made",
+    "got",
+    "taken",
+)
+# Each past tense of _PAST_VERBS by its first word, and "ed" for the regular ones.
+_PAST_CLUES = tuple(
+    {w.split()[0] for w in re.findall(r"[a-z][a-z ]*", _PAST_VERBS.replace(r"\w+ed", ""))}
+    | {"ed"}
+)
+_DONE_CLUES = ("complete", "done", "finish", "off", "sorted", "taken care", "dealt with")
 # A span of time: "an hour", "10 minutes", "half an hour", "two days", "15 mins", "1h".
 _OFFSET = (
     r"(?:half an hour|an hour and a half|a quarter of an hour|(?:an?|one|two|three|four|five|six|"
@@ -480,8 +501,17 @@ def offset_minutes(text: str) -> int | None:
     return number * _UNIT_MINUTES[parts["unit"][0]]
 
 
-def _rule(intent: Intent, score: float, pattern: str) -> tuple[Intent, float, re.Pattern[str]]:
-    return intent, score, re.compile(pattern, re.IGNORECASE)
+# Words without which a reading's pattern cannot match, given with the reading (see _CLUES).
+_GIVEN_CLUES: dict[re.Pattern[str], tuple[str, ...]] = {}
+
+
+def _rule(
+    intent: Intent, score: float, pattern: str, *, clues: tuple[str, ...] = ()
+) -> tuple[Intent, float, re.Pattern[str]]:
+    compiled = re.compile(pattern, re.IGNORECASE)
+    if clues:
+        _GIVEN_CLUES[compiled] = clues
+    return intent, score, compiled
 
 
 RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
@@ -672,6 +702,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         0.8,
         r"^(?P<rest>[\w' ]{2,80}?)(?:\s*[:\u2013\u2014-])?\s+(?:all\s+|now\s+)?"
         rf"(?P<verb>{_PAST_VERBS})$",
+        clues=_PAST_CLUES,
     ),
     _rule(Intent.DELETE, 0.93, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
     _rule(
@@ -961,6 +992,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"(?:the\s+|all\s+(?:the\s+)?|my\s+|its\s+|any\s+)?reminders?)"
         r"(?:\s+(?:about|for|of|on|from|to do with)\s+(?P<ref>.+?))?(?P<unremind>)"
         r"(?:\s+(?:anymore|any more|again))?$",
+        clues=("remind",),
     ),
     # "remind me again in 10 minutes", "snooze it for an hour", "snooze": the latest reminder.
     _rule(
@@ -984,6 +1016,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         0.9,
         r"^(?P<ref>(?!(?:all|every|everything|i|i'm|im|we|we're|you|you're|are|is|am|was|were|"
         rf"it's|that's)\b)[^?]+?)\s+(?:now\s+|all\s+)?{_DONE}$",
+        clues=_DONE_CLUES,
     ),
     # "stick cancel netflix on the list", "pop eggs onto my shopping list": placed on a list.
     _rule(
@@ -992,6 +1025,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?:stick|pop|chuck|throw|slap|put|add|write|jot|jot down|put down|note down|get|"
         r"whack)\s+(?P<rest>.+?)\s+(?:on|onto|to|in|into)\s+(?:my|the)\s+(?:[\w-]+\s+)?"
         r"(?:list|to-?do list|to do list|todos?|to-?dos)$",
+        clues=("list", "todo", "to-do", "to do"),
     ),
     # "take walk the dog off my list": off the list altogether.
     _rule(
@@ -999,6 +1033,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         0.95,
         r"^(?:take|get)\s+(?P<ref>.+?)\s+off\s+(?:of\s+)?(?:my|the)\s+(?:[\w-]+\s+)?"
         r"(?:list|to-?do list|to do list|todos?|to-?dos|tasks)$",
+        clues=(" off ",),
     ),
     # "put the gym off until saturday", "push the call back to friday": a separable move.
     _rule(
@@ -1014,6 +1049,18 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?P<ref>.+?)\s+(?:has been|have been|was|were|got|is|are|is being|'s been|'s)\s+"
         r"(?:moved|pushed|rescheduled|postponed|put off|shifted|changed|delayed|bumped|"
         r"brought forward)\s+(?:back\s+|forward\s+)?(?:to|until|till|for)\s+(?P<when>.+)$",
+        clues=(
+            "moved",
+            "pushed",
+            "reschedul",
+            "postponed",
+            "put off",
+            "shifted",
+            "changed",
+            "delayed",
+            "bumped",
+            "brought",
+        ),
     ),
     # "the dentist moved my appointment to thursday at 11": someone else moved it.
     _rule(
@@ -1022,6 +1069,16 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?:(?:the|my|our)\s+)?[\w']+\s+(?:moved|pushed|rescheduled|postponed|shifted|changed|"
         r"delayed|bumped)\s+(?:(?:my|our|the)\s+)?(?P<ref>.+?)\s+(?:back\s+|forward\s+)?"
         r"(?:to|until|till)\s+(?P<when>.+)$",
+        clues=(
+            "moved",
+            "pushed",
+            "reschedul",
+            "postponed",
+            "shifted",
+            "changed",
+            "delayed",
+            "bumped",
+        ),
     ),
     # "task 2 should be called Walk the dog": a new title said as a fact.
     _rule(
@@ -1029,6 +1086,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         1.0,
         r"^(?P<ref>.+?)\s+(?:should be|is now|needs to be|must be)\s+(?:called|named|titled|"
         r"renamed(?:\s+to)?)\s+(?P<field>)(?P<value>.+)$",
+        clues=("called", "named", "titled", "renamed"),
     ),
     # "the report needs to be done by friday": its due date said as a need.
     _rule(
@@ -1037,6 +1095,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?P<ref>.+?)\s+(?:needs to be|has to be|must be|should be|is to be)\s+(?:done|"
         r"finished|completed|submitted|sent|ready|handed in)\s+(?:by|before|on|for)\s+"
         r"(?P<when>.+)$",
+        clues=(" be ",),
     ),
     # "is the milk task done?", "did I finish the report?", "what's the status of task 3":
     # a question about one task, answered by looking it up.
@@ -1075,6 +1134,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         Intent.UPDATE,
         0.95,
         r"^(?P<ref>.+?)(?:\s+is|'s)\s+(?:now\s+)?(?P<when>(?:at|on|for)\s+.+?)(?:\s+(?:now|instead))?$",
+        clues=(" is ", "'s "),
     ),
     # "change the priority", "set a due date": the field without the task or the value.
     _rule(
@@ -1401,7 +1461,8 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if not sentence:
         return Command(Intent.UNKNOWN)
     readings = interpretations(sentence, now=now, tz=tz)
-    if not readings or readings[0].score < THRESHOLD:
+    if (not readings or readings[0].score < THRESHOLD) and len(sentence) <= _REF_MAX:
+        # A mistyped command is a short message; a long one is not read twice.
         corrected = correct_slips(sentence)
         if corrected != sentence:
             again = interpretations(clean(corrected), now=now, tz=tz)
@@ -1552,21 +1613,6 @@ _NOT_DONE_CLUES = (
     "to do",
 )
 _PRIORITY_CLUES = ("high", "low", "medium", "normal", "urgent", "important", "priorit", "top")
-_PASSIVE_CLUES = (
-    "ed",
-    "ready",
-    "sorted",
-    "over",
-    "in",
-    "off",
-    "done",
-    "paid",
-    "bought",
-    "sent",
-    "made",
-    "got",
-    "taken",
-)
 
 
 def _clues_of(pattern: str) -> tuple[str, ...] | None:
@@ -1585,7 +1631,7 @@ def _clues_of(pattern: str) -> tuple[str, ...] | None:
 
 _CLUES = {
     pattern: clues for _, _, pattern in RULES if (clues := _clues_of(pattern.pattern)) is not None
-}
+} | _GIVEN_CLUES
 _BY_SCORE = sorted(
     (rule for rule in RULES if rule[0] not in _SMALL_TALK), key=lambda rule: -rule[1]
 )
