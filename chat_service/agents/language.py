@@ -467,8 +467,7 @@ _PASSIVE_CLUES = (
 )
 # Each past tense of _PAST_VERBS by its first word, and "ed" for the regular ones.
 _PAST_CLUES = tuple(
-    {w.split()[0] for w in re.findall(r"[a-z][a-z ]*", _PAST_VERBS.replace(r"\w+ed", ""))}
-    | {"ed"}
+    {w.split()[0] for w in re.findall(r"[a-z][a-z ]*", _PAST_VERBS.replace(r"\w+ed", ""))} | {"ed"}
 )
 _DONE_CLUES = ("complete", "done", "finish", "off", "sorted", "taken care", "dealt with")
 # A span of time: "an hour", "10 minutes", "half an hour", "two days", "15 mins", "1h".
