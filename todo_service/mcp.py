@@ -667,6 +667,7 @@ class _Tools:
                 description=f"At most this many (1-{NOTIFICATIONS_LIMIT})",
             ),
         ] = 20,
+        user_id: UserId = None,
     ) -> Annotated[CallToolResult, NotificationList]:
         """The user's notifications (reminders that fell due), newest first: each names its
         task (task_id, task_title), when it was due and read. Returns {result, total}."""
@@ -677,7 +678,7 @@ class _Tools:
             page = await notifications.list_notifications_json(self._db, user, query=query)
             return _Listing(json.loads(page.items_json), page.total)
 
-        return await self._run(None, run)
+        return await self._run(user_id, run)
 
     async def snooze_notification(
         self,
@@ -690,6 +691,7 @@ class _Tools:
                 description=f"Remind again in this many minutes (1-{SNOOZE_MAX_MINUTES})",
             ),
         ],
+        user_id: UserId = None,
     ) -> Annotated[CallToolResult, NotificationPublic]:
         """Snooze a notification: mark it read and remind about its task again in `minutes`.
         Returns the notification."""
@@ -701,10 +703,10 @@ class _Tools:
             )
             return notifications.parse(body)
 
-        return await self._run(None, run, notification_id=notification_id)
+        return await self._run(user_id, run, notification_id=notification_id)
 
     async def dismiss_notification(
-        self, notification_id: NotificationId
+        self, notification_id: NotificationId, user_id: UserId = None
     ) -> Annotated[CallToolResult, NotificationPublic]:
         """Dismiss a notification (mark it read; again changes nothing). Returns it."""
 
@@ -715,7 +717,7 @@ class _Tools:
             )
             return notifications.parse(body)
 
-        return await self._run(None, run, notification_id=notification_id)
+        return await self._run(user_id, run, notification_id=notification_id)
 
     @property
     def _idempotency_ttl(self) -> timedelta:

@@ -71,7 +71,15 @@ async def list_notifications(
     principal: CurrentPrincipal,
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
-    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description='From the previous page\'s Link: <...>; rel="next"',
+            # Published, not enforced: anything else is the codec's 400 invalid_cursor.
+            json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+        ),
+    ] = None,
     unread: Annotated[bool, Query(description="true: only those not yet read")] = False,
 ) -> Response:
     query = NotificationQuery(limit=limit, cursor=cursor, unread=unread)

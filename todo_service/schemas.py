@@ -96,15 +96,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: a number without a fraction (``5.0`` is one), never a string or
+    a boolean; a fraction is refused by the ``int`` that follows."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+# Integers read as _json_integer, their bounds documented as minimum and maximum.
+OffsetMinutes = Annotated[
+    Annotated[int, Field(ge=0, le=REMINDER_OFFSET_MAX_MINUTES)], BeforeValidator(_json_integer)
+]
+SnoozeMinutes = Annotated[
+    Annotated[int, Field(ge=1, le=SNOOZE_MAX_MINUTES)], BeforeValidator(_json_integer)
+]
+
+
 class ReminderIn(Strict):
     """One reminder: exactly one of an instant (``at``) or minutes before the due date."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     at: Timestamp | None = None
-    before_due_minutes: (
-        Annotated[int, Field(strict=True, ge=0, le=REMINDER_OFFSET_MAX_MINUTES)] | None
-    ) = None
+    before_due_minutes: OffsetMinutes | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReminderIn:
@@ -345,4 +360,4 @@ class NotificationQuery(Strict):
 
 
 class SnoozeIn(Strict):
-    minutes: Annotated[int, Field(strict=True, ge=1, le=SNOOZE_MAX_MINUTES)]
+    minutes: SnoozeMinutes

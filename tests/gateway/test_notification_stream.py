@@ -53,4 +53,19 @@ async def test_a_quiet_stream_outlives_the_read_timeout_and_delivers_through_the
                     break
     assert ": keepalive" in seen
     assert "event: notification" in seen
-    assert json.loads(seen[-1].removeprefix("data: "))["task_title"] == "through"
+    notification = json.loads(seen[-1].removeprefix("data: "))
+    assert notification["task_title"] == "through"
+
+    # Resumed through the gateway: Last-Event-ID reaches the service.
+    resumed = {**headers, "Last-Event-ID": str(notification["id"] - 1)}
+    again = create_todo(settings, db=committed_database, verifier=issuer.verifier())
+    async with (
+        live_server(again) as todo_url,
+        start_gateway(todo_url=todo_url) as (_, client),
+        client.stream("GET", "/api/notifications/stream", headers=resumed) as response,
+    ):
+        async with asyncio.timeout(5):
+            async for line in response.aiter_lines():
+                if line.startswith("id: "):
+                    assert line == f"id: {notification['id']}"
+                    break

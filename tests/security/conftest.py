@@ -5,6 +5,7 @@ registered through the gateway, resources of their own, and the database as it i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,8 +13,10 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import Database
 from tests.e2e.conftest import User, register_and_login, stack, stack_workdir
 from tests.e2e.stack import Stack
+from todo_service.scheduler import fire_due
 
 __all__ = ["stack", "stack_workdir"]  # the end-to-end harness's fixtures, shared here
 
@@ -39,19 +42,44 @@ async def intruder(gateway: httpx.AsyncClient) -> User:
 
 
 async def create_resources(
-    gateway: httpx.AsyncClient, user: User, kinds: set[str]
+    gateway: httpx.AsyncClient, user: User, kinds: set[str], *, database_url: str | None = None
 ) -> dict[str, int]:
-    """A fresh resource of each kind for ``user``, by placeholder name."""
+    """A fresh resource of each kind for ``user``, by placeholder name (a notification needs
+    the stack's ``database_url``, where the scheduler's round runs)."""
     ids: dict[str, int] = {}
     if "task_id" in kinds:
         task = await gateway.post("/api/tasks", json={"title": "mine"}, headers=user.headers)
         assert task.status_code == 201, task.text
         ids["task_id"] = task.json()["id"]
+    if "notification_id" in kinds:
+        assert database_url is not None, "a notification needs the stack's database_url"
+        ids["notification_id"] = await _notification(gateway, user, database_url)
     if "conversation_id" in kinds:
         turn = await gateway.post("/api/chat", json={"message": "hello"}, headers=user.headers)
         assert turn.status_code == 200, turn.text
         ids["conversation_id"] = turn.json()["conversation_id"]
     return ids
+
+
+async def _notification(gateway: httpx.AsyncClient, user: User, database_url: str) -> int:
+    """A notification of ``user``: a task whose reminder is due now, fired by the scheduler
+    (the worker's round, run here on the stack's database)."""
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    task = await gateway.post(
+        "/api/tasks",
+        json={"title": "remind me", "reminders": [{"at": due.isoformat()}]},
+        headers=user.headers,
+    )
+    assert task.status_code == 201, task.text
+    db = Database.open(database_url, pool_size=1)
+    try:
+        await fire_due(db, now=datetime.now(UTC), batch=1000)
+    finally:
+        await db.dispose()
+    listed = await gateway.get("/api/notifications", headers=user.headers)
+    [notification] = [n for n in listed.json() if n["task_id"] == task.json()["id"]]
+    notification_id: int = notification["id"]
+    return notification_id
 
 
 async def snapshot(engine: AsyncEngine, *, where_user: str | None = None) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class Guard:
     # The answer to the user's own valid token with this body, when it is a refusal that is
     # not the token guard's (a wrong password re-entered): anything but a 401.
     answer: int | None = None
+    # An event stream: open until the token expires, so a test reads its head, not its end.
+    stream: bool = False
 
 
 PUBLIC = Guard(public=True)
@@ -71,7 +73,11 @@ def user(body: Any, *, answer: int | None = None, **headers: str) -> Guard:
 
 
 # Resource kinds a route can name, by placeholder.
-RESOURCE_PARAMS = {"task_id": "task", "conversation_id": "conversation"}
+RESOURCE_PARAMS = {
+    "task_id": "task",
+    "conversation_id": "conversation",
+    "notification_id": "notification",
+}
 
 MCP_LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
@@ -125,6 +131,10 @@ TABLE: dict[Route, Guard] = {
     Route("todo", "PATCH", "/api/tasks/{task_id}/complete"): user({"completed": True}),
     Route("todo", "DELETE", "/api/tasks/{task_id}"): USER,
     Route("todo", ANY, "/api/mcp"): user(MCP_LIST_TOOLS, **MCP_HEADERS),
+    Route("todo", "GET", "/api/notifications"): USER,
+    Route("todo", "GET", "/api/notifications/stream"): Guard(public=False, stream=True),
+    Route("todo", "POST", "/api/notifications/{notification_id}/read"): USER,
+    Route("todo", "POST", "/api/notifications/{notification_id}/snooze"): user({"minutes": 5}),
     # chat
     Route("chat", "POST", "/api/chat"): user(
         {"message": "add a task to buy milk", "conversation_id": "{conversation_id}"}

@@ -54,6 +54,7 @@ CASES = [
 READ_BACK = {
     "task_id": "/api/tasks/{task_id}",
     "conversation_id": "/api/conversations/{conversation_id}",
+    "notification_id": "/api/notifications?limit=100",
 }
 
 
@@ -78,7 +79,9 @@ async def test_another_users_ids_are_404_and_change_nothing(
     route: Route,
     spoof: bool,
 ) -> None:
-    owned = await create_resources(gateway, owner, placeholders(route))
+    owned = await create_resources(
+        gateway, owner, placeholders(route), database_url=stack.database_url
+    )
     method, path, body, headers = _request(route, {**owned, "user_id": intruder.id})
     headers.update(intruder.headers)
     if spoof:
@@ -94,6 +97,8 @@ async def test_another_users_ids_are_404_and_change_nothing(
     for name, resource_id in owned.items():
         read = await gateway.get(fill(READ_BACK[name], {name: resource_id}), headers=owner.headers)
         assert read.status_code == 200, read.text
+        if name == "notification_id":  # read back from the owner's list
+            assert resource_id in [n["id"] for n in read.json()]
 
 
 COMPAT = sorted(compatibility_routes(SERVICE_ROUTES))
@@ -101,13 +106,16 @@ COMPAT = sorted(compatibility_routes(SERVICE_ROUTES))
 
 @pytest.mark.parametrize("route", COMPAT, ids=map(str, COMPAT))
 async def test_a_compatibility_path_naming_another_user_is_403_and_changes_nothing(
+    stack: Stack,
     engine: AsyncEngine,
     gateway: httpx.AsyncClient,
     owner: User,
     intruder: User,
     route: Route,
 ) -> None:
-    owned = await create_resources(gateway, owner, placeholders(route))
+    owned = await create_resources(
+        gateway, owner, placeholders(route), database_url=stack.database_url
+    )
     method, path, body, headers = _request(route, {**owned, "user_id": owner.id})
     before = await snapshot(engine)
 
@@ -169,6 +177,9 @@ TOOL_CALLS: dict[str, dict[str, Any]] = {
     "update_task": {"task_id": "{task_id}", "title": "renamed"},
     "complete_tasks": {"task_ids": ["{task_id}"]},
     "delete_tasks": {"task_ids": ["{task_id}"]},
+    "list_notifications": {"unread_only": False},
+    "snooze_notification": {"notification_id": "{notification_id}", "minutes": 5},
+    "dismiss_notification": {"notification_id": "{notification_id}"},
 }
 
 
@@ -190,7 +201,9 @@ async def test_mcp_tools_cannot_reach_another_users_tasks(
     intruder: User,
     place: str,
 ) -> None:
-    owned = await create_resources(gateway, owner, {"task_id"})
+    owned = await create_resources(
+        gateway, owner, {"task_id", "notification_id"}, database_url=stack.database_url
+    )
     before = await snapshot(engine)
     refused: dict[str, bool] = {}
     async with mcp_client(f"{stack.url(place)}/api/mcp", intruder) as client:
@@ -198,8 +211,8 @@ async def test_mcp_tools_cannot_reach_another_users_tasks(
         assert tools == set(TOOL_CALLS), "classify the new tool in TOOL_CALLS"
         for name, arguments in TOOL_CALLS.items():
             filled = fill(arguments, owned)
-            if {"task_id", "task_ids"} & arguments.keys():
-                refused[f"{name} on the owner's task"] = (
+            if {"task_id", "task_ids", "notification_id"} & arguments.keys():
+                refused[f"{name} on the owner's resource"] = (
                     await client.call_tool(name, filled)
                 ).is_error
             # Every tool takes user_id (Phase III clients); naming another user is refused.
@@ -207,9 +220,11 @@ async def test_mcp_tools_cannot_reach_another_users_tasks(
                 await client.call_tool(name, {**filled, "user_id": owner.id})
             ).is_error
         listed = await client.call_tool("list_tasks", {})
+        notified = await client.call_tool("list_notifications", {"unread_only": False})
 
     assert refused == dict.fromkeys(refused, True)
     assert owned["task_id"] not in {task["id"] for task in listed.structured_content["result"]}
+    assert owned["notification_id"] not in {n["id"] for n in notified.structured_content["result"]}
     assert await snapshot(engine) == before
 
 

@@ -85,7 +85,7 @@ async def test_a_task_without_reminders_has_an_empty_list_and_nothing_to_fire(
         ([{"before_due_minutes": 43_201}], DUE),  # over 30 days
         ([{"before_due_minutes": -1}], DUE),
         ([{"before_due_minutes": "5"}], DUE),  # a string
-        ([{"before_due_minutes": 5.0}], DUE),  # a float
+        ([{"before_due_minutes": 5.5}], DUE),  # a fraction
         ([{"before_due_minutes": True}], DUE),
         ([{"at": "2026-03-19T18:00:00"}], DUE),  # no offset
         ([{"at": 1773939600}], DUE),  # epoch seconds
