@@ -103,7 +103,7 @@ _CLUES: dict[str, tuple[str, ...]] = {
     "iso": ("-",),
     "month_day": _MONTH_CLUES,
     "day_month": _MONTH_CLUES,
-    "named_day": ("tod", "ton", "tom", "tmr"),
+    "named_day": ("tod", "ton", "tom", "tmr", "this "),
     "weekday": tuple(sorted({name[:3] for name in WEEKDAYS})),
     "next_week": ("week", "month"),
     "time_only": ("noon", "midnight", "at", "@", "by", ":", "am", "pm", "a.m", "p.m"),
@@ -132,16 +132,22 @@ _PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         ),
         (
             "named_day",
-            rf"\b{_DAY_PREFIX}(?P<named>day after tomorrow|today|tonight|tomorrow|tmrw|tmr)\b"
+            rf"\b{_DAY_PREFIX}(?:the\s+)?(?P<named>day after tomorrow|today|tonight|tomorrow|tmrw|"
+            rf"tmr|this morning|this afternoon|this evening)\b"
             rf"(?:\s+(?:morning|afternoon|evening|night))?(?:\s+{_TIME})?",
         ),
         (
             "weekday",
             rf"\b{_DAY_PREFIX}(?:(?P<next>next|this|coming)\s+)?(?P<weekday>{_WEEKDAY})\b\.?"
-            rf"(?:\s+{_TIME})?",
+            rf"(?:\s+(?P<part>morning|afternoon|evening|night))?(?:\s+{_TIME})?",
         ),
         ("next_week", r"\b(?:due\s+)?(?P<span>next week|this weekend|next weekend|next month)\b"),
-        ("time_only", rf"(?<!\w){_TIME}(?:\s+(?P<when>today|tonight|tomorrow)\b)?"),
+        # A time, and the day after it: "at noon on thursday", "3pm tomorrow".
+        (
+            "time_only",
+            rf"(?<!\w){_TIME}(?:\s+(?:on\s+)?(?:(?P<when>today|tonight|tomorrow)|"
+            rf"(?:(?:next|this|coming)\s+)?(?P<weekday>{_WEEKDAY}))\b)?",
+        ),
     )
 )
 
@@ -218,7 +224,7 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
 
     if kind == "named_day":
         named = groups["named"].lower()
-        if named in {"today", "tonight"}:
+        if named in {"today", "tonight"} or named.startswith("this "):
             day = today
         elif named == "day after tomorrow":
             day = today + timedelta(days=2)
@@ -234,7 +240,8 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
             return None
         target = WEEKDAYS[word]
         ahead = (target - today.weekday()) % 7 or 7
-        return _at(today + timedelta(days=ahead), at or DEFAULT_TIME, tz)
+        default = _part_of_day(groups.get("part") or "") or DEFAULT_TIME
+        return _at(today + timedelta(days=ahead), at or default, tz)
 
     if kind == "next_week":
         span = groups["span"].lower()
@@ -253,6 +260,10 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
         assert at is not None
         when = (groups.get("when") or "").lower()
         day = today + timedelta(days=1) if when == "tomorrow" else today
+        weekday = (groups.get("weekday") or "").lower()
+        if weekday:
+            day = today + timedelta(days=(WEEKDAYS[weekday] - today.weekday()) % 7 or 7)
+            when = weekday
         moment = _at(day, at, tz)
         if not when and moment <= now:
             moment = _at(today + timedelta(days=1), at, tz)

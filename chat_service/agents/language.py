@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chat_service.agents.dates import find_due, fold_case, parse_due
+from chat_service.agents.dates import NUMBER_WORDS, find_due, fold_case, parse_due
 
 
 class Intent(StrEnum):
@@ -36,6 +36,8 @@ class Intent(StrEnum):
     FACT = "fact"  # completion stated as a fact: "I bought the groceries"
     REOPEN = "reopen"
     UNDO = "undo"  # "undo that": the last change of the conversation, reverted
+    SNOOZE = "snooze"  # "remind me again in 10 minutes": the latest unread reminder, later
+    DISMISS = "dismiss"  # "dismiss it", "got it": the latest unread reminder, read
     DELETE = "delete"
     UPDATE = "update"
     ANSWER = "answer"  # a bare reference, answering "which one?"
@@ -82,6 +84,20 @@ class ListFilters:
 
 
 @dataclass(frozen=True)
+class Reminder:
+    """One reminder of a task: at an instant, or some minutes before its due date."""
+
+    at: datetime | None = None
+    before_due_minutes: int | None = None
+
+    def argument(self) -> dict[str, object]:
+        """The reminder as the todo tools take it (exactly one key)."""
+        if self.at is not None:
+            return {"at": self.at.isoformat()}
+        return {"before_due_minutes": self.before_due_minutes or 0}
+
+
+@dataclass(frozen=True)
 class Command:
     intent: Intent
     ref: TaskRef | None = None
@@ -101,6 +117,9 @@ class Command:
     # day keeps the task's time of day; "make it 4pm" keeps its day.
     due_given: str = "both"
     score: float = 1.0  # how sure the reading is
+    # The task's reminders: None leaves them as they are, () removes them all.
+    reminders: tuple[Reminder, ...] | None = None
+    minutes: int | None = None  # how long a snooze lasts
 
 
 # Straight and typographic quotes, as phones type them.
@@ -141,6 +160,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "set up",
         "enter",
         "record",
+        "put down",
     ),
     "remember": (
         "remind me",
@@ -170,6 +190,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "cross out",
         "strike off",
         "knock off",
+        "mark off",
+        "tick",
     ),
     "mark": ("mark", "set", "flag", "tick", "check"),
     "done": (
@@ -247,6 +269,12 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "scratch",
         "strike",
         "kill",
+        "nuke",
+        "zap",
+        "toss",
+        "throw out",
+        "throw away",
+        "chuck out",
     ),
     "edit": (
         "change",
@@ -327,7 +355,30 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
         "you could",
         "can you just",
         "i'd appreciate it if you could",
+        "i'd appreciate it if you would",
+        "i'd appreciate it if you'd",
+        "i would appreciate it if you could",
+        "i'd be grateful if you could",
+        "it would be great if you could",
+        "it'd be great if you could",
+        "would you be able to",
+        "will you be able to",
+        "are you able to",
+        "could i get you to",
+        "would it be possible for you to",
+        "would you be so kind as to",
+        "would you kindly",
+        "could you possibly",
+        "can you possibly",
+        "could you maybe",
+        "can you maybe",
+        "perhaps you could",
+        "maybe you could",
+        "if you don't mind",
+        "if it's not too much trouble",
+        "if it isn't too much trouble",
         "can i get you to",
+        "let me",
         "mind",
     ),
     # Words that carry nothing, anywhere in a message (outside a quoted title).
@@ -399,8 +450,67 @@ _PAST_VERBS = (
 # free-text part; 0.8 a general shape another intent may share; 0.5-0.6 a verb alone.
 
 
-def _rule(intent: Intent, score: float, pattern: str) -> tuple[Intent, float, re.Pattern[str]]:
-    return intent, score, re.compile(pattern, re.IGNORECASE)
+_PASSIVE_CLUES = (
+    "ed",
+    "ready",
+    "sorted",
+    "over",
+    "in",
+    "off",
+    "done",
+    "paid",
+    "bought",
+    "sent",
+    "made",
+    "got",
+    "taken",
+)
+# Each past tense of _PAST_VERBS by its first word, and "ed" for the regular ones.
+_PAST_CLUES = tuple(
+    {w.split()[0] for w in re.findall(r"[a-z][a-z ]*", _PAST_VERBS.replace(r"\w+ed", ""))} | {"ed"}
+)
+_DONE_CLUES = ("complete", "done", "finish", "off", "sorted", "taken care", "dealt with")
+# A span of time: "an hour", "10 minutes", "half an hour", "two days", "15 mins", "1h".
+_OFFSET = (
+    r"(?:half an hour|an hour and a half|a quarter of an hour|(?:an?|one|two|three|four|five|six|"
+    r"\d{1,5})\s*(?:minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|wks?))"
+)
+_OFFSET_PARTS = re.compile(
+    r"^(?P<count>an?|one|two|three|four|five|six|\d{1,5})\s*(?P<unit>minutes?|mins?|m|hours?|hrs?|"
+    r"h|days?|d|weeks?|wks?)$",
+    re.IGNORECASE,
+)
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+
+
+def offset_minutes(text: str) -> int | None:
+    """The minutes of a span of time ("an hour" -> 60, "half an hour" -> 30)."""
+    spoken = " ".join(text.lower().split())
+    if spoken == "half an hour":
+        return 30
+    if spoken == "a quarter of an hour":
+        return 15
+    if spoken == "an hour and a half":
+        return 90
+    parts = _OFFSET_PARTS.match(spoken)
+    if parts is None:
+        return None
+    count = parts["count"]
+    number = int(count) if count.isdigit() else NUMBER_WORDS[count]
+    return number * _UNIT_MINUTES[parts["unit"][0]]
+
+
+# Words without which a reading's pattern cannot match, given with the reading (see _CLUES).
+_GIVEN_CLUES: dict[re.Pattern[str], tuple[str, ...]] = {}
+
+
+def _rule(
+    intent: Intent, score: float, pattern: str, *, clues: tuple[str, ...] = ()
+) -> tuple[Intent, float, re.Pattern[str]]:
+    compiled = re.compile(pattern, re.IGNORECASE)
+    if clues:
+        _GIVEN_CLUES[compiled] = clues
+    return intent, score, compiled
 
 
 RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
@@ -434,8 +544,12 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"you're the best|you are the best|you're amazing|you're a star|legend|"
         r"that's all for (?:now|today)|that will be all|that'll be all|"
         r"(?:i'?m |i am )?(?:all )?done for (?:now|today|the day)|"
-        r"(?:cheers|thanks|thank you|ta) (?:mate|buddy|pal|man|a lot|heaps))"
-        r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then))?"
+        r"(?:cheers|thanks|thank you|ta) (?:mate|buddy|pal|man|a lot|heaps)|"
+        r"you(?:'re| are) (?:a |an |the |so |such a )?(?:real |absolute |total )?(?:lifesaver|"
+        r"life saver|star|superstar|legend|gem|genius|hero|champ|angel|best|great|amazing|"
+        r"awesome|brilliant|helpful|wonderful|fantastic|lovely))"
+        r"(?:\s+(?:so much|a lot|very much|again|for now|for today|then|a bunch|a million|"
+        r"loads|heaps|a ton))?"
         r"(?:,? (?:thanks|thank you|cheers|thx|bye))?$",
     ),
     _rule(
@@ -466,7 +580,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?:oops,?\s+|sorry,?\s+)?(?:i\s+)?(?:didn'?t|did not) mean (?:to|that)\b.*$|"
         r"^(?:oops,?\s+)?(?:that|this) (?:was|is) (?:a mistake|wrong|an accident|not what i meant|"
         r"a typo)$|^(?:my bad|wrong one|oops|whoops|go back|take that back|cancel that|"
-        r"reverse that|put it back(?: the way it was)?)$",
+        r"reverse that|scratch that|put it back(?: the way it was)?)$",
     ),
     _rule(
         Intent.UNDO,
@@ -477,9 +591,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         1.0,
-        rf"^(?:{_any('mark')}|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
+        rf"^(?:{_any('mark')}|make|put|move|change|turn|revert|switch|flip)\s+(?P<ref>.+?)\s+(?:back\s+)?"
         r"(?:as\s+|to\s+)?"
-        rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open again|not done again)$",
+        rf"(?:un-?done|{_NOT_DONE}|active|incomplete|open)(?:\s+again)?$",
     ),
     _rule(
         Intent.REOPEN,
@@ -571,13 +685,23 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.COMPLETE,
         0.9,
-        rf"^(?P<ref>.+?)\s+(?:is|are|was|has been|'s)\s+(?:now\s+|all\s+|finally\s+)?{_DONE}$",
+        rf"^(?P<ref>.+?)(?:\s+(?:is|are|was|has been)|'s)\s+(?:now\s+|all\s+|finally\s+)?{_DONE}$",
     ),
     _rule(
         Intent.FACT,
         0.85,
-        rf"^(?:i\s+|i've\s+|i have\s+|we\s+|just\s+)?(?:just\s+|already\s+|finally\s+)?"
+        r"^(?:(?:today|this morning|this afternoon|earlier|earlier today|yesterday|last night|"
+        r"just now),?\s+)?(?:i\s+|i've\s+|i have\s+|we\s+|we've\s+|just\s+)?"
+        r"(?:just\s+|already\s+|finally\s+|now\s+|also\s+|successfully\s+|actually\s+)?"
         rf"(?P<verb>{_PAST_VERBS})\s+(?P<rest>.+)$",
+    ),
+    # "emails sent", "report - submitted": a thing and what was done to it.
+    _rule(
+        Intent.FACT,
+        0.8,
+        r"^(?P<rest>[\w' ]{2,80}?)(?:\s*[:\u2013\u2014-])?\s+(?:all\s+|now\s+)?"
+        rf"(?P<verb>{_PAST_VERBS})$",
+        clues=_PAST_CLUES,
     ),
     _rule(Intent.DELETE, 0.93, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
     _rule(
@@ -622,7 +746,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         0.95,
         rf"^(?P<ref>.+?)(?:\s+(?:is|are|should be|needs to be|must be|has to be)|'s)\s+"
         r"(?:now\s+|very\s+|really\s+|super\s+)?"
-        rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again))?$",
+        rf"(?P<value>{_PRIORITY_VALUE})(?:\s+(?:now|again|anymore|any more))?$",
     ),
     _rule(
         Intent.UPDATE,
@@ -650,7 +774,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:make|set|mark)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?P<value>{_PRIORITY_VALUE})$",
+        rf"^(?:make|{_any('mark')})\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?P<value>{_PRIORITY_VALUE})$",
     ),
     _rule(
         Intent.UPDATE,
@@ -672,7 +796,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         0.9,
-        rf"^{_EDIT}\s+(?P<ref>.+?)\s*(?:\s+to|\s+as|\s+into|:)\s*(?P<value>.+)$",
+        rf"^{_EDIT}\s+(?P<ref>.+?)(?:\s+(?:to|as|into)\b|\s*:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
@@ -800,8 +924,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.ADD,
         0.8,
-        r"^(?:i|we)\s+(?:need|still need|gotta get|have to get|need to get|need to buy|"
-        r"(?:are|'re|am|'m)\s+(?:out of|running low on|low on))\s+(?!to\b)(?P<rest>.+)$",
+        r"^(?:(?:i|we)\s+(?:need|still need|gotta get|have to get|need to get|need to buy|"
+        r"(?:are|am)\s+(?:out of|running low on|low on))|(?:i'm|im|we're)\s+(?:out of|"
+        r"running low on|low on))\s+(?!to\b)(?P<rest>.+)$",
     ),
     _rule(
         Intent.REOPEN,
@@ -813,8 +938,209 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
+        r"^(?:(?:set|give|add|put)\s+)?(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
         r"(?:of\s+)?(?P<value>.+?)\s+(?:for|on|to)\s+(?P<ref>.+)$",
+    ),
+    # "put a deadline on the report: friday": the field, the task, then the value.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:set|give|add|put)\s+(?:a\s+|the\s+)?(?P<field>due date|deadline|priority)\s+"
+        r"(?:on|for|to)\s+(?P<ref>.+?)\s*(?::|\s+of|\s+to|\s+as)\s*(?P<value>.+)$",
+    ),
+    # --- reminders ---
+    # "remind me at 5pm to call mum", "remind me in 10 minutes to stretch": a new task and a
+    # reminder at that moment (the moment is the reminder's, not the task's due date).
+    _rule(
+        Intent.ADD,
+        1.0,
+        r"^(?:remind me|set (?:me )?a reminder|reminder)\s+(?:for\s+)?(?P<remind_at>(?:(?:at|in|"
+        r"on|by|tomorrow|today|tonight|this|next)\b|\d).+?)\s+(?:to|that|about)\s+(?P<rest>.+)$",
+    ),
+    # "remind me an hour before", "remind me 30 minutes before the dentist".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:remind me|set (?:me )?a reminder|give me a reminder|warn me)\s+(?P<offset>{_OFFSET})"
+        r"\s+(?:before(?:hand)?|earlier|ahead|in advance|early)(?:\s+(?:it(?:'s| is)\s+due|it "
+        r"starts|the deadline|(?P<ref>.+?)(?:\s+(?:is\s+)?due)?))?$",
+    ),
+    # "remind me about the dentist an hour before", "set a reminder on task 3 a day before".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:remind me (?:about|of)|set (?:a\s+)?reminders?\s+(?:on|for)|add (?:a\s+)?"
+        rf"reminders?\s+(?:to|on|for))\s+(?P<ref>.+?)\s+(?:for\s+)?(?P<offset>{_OFFSET})\s+(?:before(?:hand)?|"
+        r"earlier|ahead|in advance|early)(?:\s+it(?:'s| is)\s+due)?$",
+    ),
+    # "remind me about it at 4pm", "set a reminder for task 3 tomorrow at 9".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:remind me(?: about| of)?|set (?:a\s+)?reminders?\s+(?:on|for)|add (?:a\s+)?"
+        r"reminders?\s+(?:to|on|for))\s+(?P<ref>it|that|this|that one|this one|"
+        r"(?:task\s*)?#?\d+|the\s+.+?\s+(?:task|one))\s+(?:for\s+)?(?P<remind_at>.+)$",
+    ),
+    # "stop reminding me about the dentist", "no more reminders for task 3", "cancel its
+    # reminders": the task's reminders, all gone.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:(?:stop|quit) reminding me|(?:don't|do not|never) remind me|no more reminders?|"
+        r"(?:cancel|remove|delete|clear|drop|turn off|switch off|disable|mute|stop)\s+"
+        r"(?:the\s+|all\s+(?:the\s+)?|my\s+|its\s+|any\s+)?reminders?)"
+        r"(?:\s+(?:about|for|of|on|from|to do with)\s+(?P<ref>.+?))?(?P<unremind>)"
+        r"(?:\s+(?:anymore|any more|again))?$",
+        clues=("remind",),
+    ),
+    # "remind me again in 10 minutes", "snooze it for an hour", "snooze": the latest reminder.
+    _rule(
+        Intent.SNOOZE,
+        1.0,
+        r"^(?:remind me again|remind me later|snooze(?:\s+(?:it|that|this|the reminder|the "
+        r"notification|the alert))?|ask me again|again|later)(?:\s+later)?(?:\s+(?:in|for|after)\s+"
+        rf"(?P<offset>{_OFFSET}))?$",
+    ),
+    # "dismiss it", "got it", "mark the reminder as read": the latest reminder, read.
+    _rule(
+        Intent.DISMISS,
+        1.0,
+        r"^(?:dismiss(?:\s+(?:it|that|this|the reminder|the notification|the alert|reminders?|"
+        r"notifications?))?|(?:mark|set)\s+(?:it|that|the reminder|the notification)\s+(?:as\s+)?"
+        r"read|got it|ok got it|okay got it|seen it|i saw it|noted)$",
+    ),
+    # "task 3 done", "milk done": a reference and the word for done, nothing between.
+    _rule(
+        Intent.COMPLETE,
+        0.9,
+        r"^(?P<ref>(?!(?:all|every|everything|i|i'm|im|we|we're|you|you're|are|is|am|was|were|"
+        rf"it's|that's)\b)[^?]+?)\s+(?:now\s+|all\s+)?{_DONE}$",
+        clues=_DONE_CLUES,
+    ),
+    # "stick cancel netflix on the list", "pop eggs onto my shopping list": placed on a list.
+    _rule(
+        Intent.ADD,
+        0.97,
+        r"^(?:stick|pop|chuck|throw|slap|put|add|write|jot|jot down|put down|note down|get|"
+        r"whack)\s+(?P<rest>.+?)\s+(?:on|onto|to|in|into)\s+(?:my|the)\s+(?:[\w-]+\s+)?"
+        r"(?:list|to-?do list|to do list|todos?|to-?dos)$",
+        clues=("list", "todo", "to-do", "to do"),
+    ),
+    # "take walk the dog off my list": off the list altogether.
+    _rule(
+        Intent.DELETE,
+        0.95,
+        r"^(?:take|get)\s+(?P<ref>.+?)\s+off\s+(?:of\s+)?(?:my|the)\s+(?:[\w-]+\s+)?"
+        r"(?:list|to-?do list|to do list|todos?|to-?dos|tasks)$",
+        clues=(" off ",),
+    ),
+    # "put the gym off until saturday", "push the call back to friday": a separable move.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:put|push|move|bump|shift|set|bring)\s+(?P<ref>.+?)\s+(?:off|back|forward|up|out)"
+        r"\s+(?:to|until|till|for|by|on)\s+(?P<when>.+)$",
+    ),
+    # "the meeting has been moved to friday", "my appointment got pushed back to 3pm".
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?P<ref>.+?)\s+(?:has been|have been|was|were|got|is|are|is being|'s been|'s)\s+"
+        r"(?:moved|pushed|rescheduled|postponed|put off|shifted|changed|delayed|bumped|"
+        r"brought forward)\s+(?:back\s+|forward\s+)?(?:to|until|till|for)\s+(?P<when>.+)$",
+        clues=(
+            "moved",
+            "pushed",
+            "reschedul",
+            "postponed",
+            "put off",
+            "shifted",
+            "changed",
+            "delayed",
+            "bumped",
+            "brought",
+        ),
+    ),
+    # "the dentist moved my appointment to thursday at 11": someone else moved it.
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?:(?:the|my|our)\s+)?[\w']+\s+(?:moved|pushed|rescheduled|postponed|shifted|changed|"
+        r"delayed|bumped)\s+(?:(?:my|our|the)\s+)?(?P<ref>.+?)\s+(?:back\s+|forward\s+)?"
+        r"(?:to|until|till)\s+(?P<when>.+)$",
+        clues=(
+            "moved",
+            "pushed",
+            "reschedul",
+            "postponed",
+            "shifted",
+            "changed",
+            "delayed",
+            "bumped",
+        ),
+    ),
+    # "task 2 should be called Walk the dog": a new title said as a fact.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?P<ref>.+?)\s+(?:should be|is now|needs to be|must be)\s+(?:called|named|titled|"
+        r"renamed(?:\s+to)?)\s+(?P<field>)(?P<value>.+)$",
+        clues=("called", "named", "titled", "renamed"),
+    ),
+    # "the report needs to be done by friday": its due date said as a need.
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?P<ref>.+?)\s+(?:needs to be|has to be|must be|should be|is to be)\s+(?:done|"
+        r"finished|completed|submitted|sent|ready|handed in)\s+(?:by|before|on|for)\s+"
+        r"(?P<when>.+)$",
+        clues=(" be ",),
+    ),
+    # "is the milk task done?", "did I finish the report?", "what's the status of task 3":
+    # a question about one task, answered by looking it up.
+    _rule(
+        Intent.LIST,
+        0.95,
+        r"^(?:(?:is|are|was|has|have)\s+(?P<about>.+?)\s+(?:been\s+|already\s+)?(?:done|"
+        r"finished|completed|complete|ticked off|checked off)(?:\s+yet)?|did i (?:already\s+)?"
+        r"(?:finish|complete|do|tick off|check off)\s+(?P<about2>.+?)(?:\s+yet)?|what'?s\s+"
+        r"(?:the\s+)?status\s+(?:of|on|for)\s+(?P<about3>.+))$",
+    ),
+    # "change the title to Buy bread", "set its priority to high": the task in context.
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        rf"^{_EDIT}\s+(?:the|its)\s+{_FIELD}\s+(?:to|as|into|:)\s*(?P<value>.+)$(?P<pron>)",
+    ),
+    # "I need task 3 back", "I want the gym task back": reopened.
+    _rule(Intent.REOPEN, 1.0, r"^(?:i\s+)?(?:need|want|'d like|would like)\s+(?P<ref>.+?)\s+back$"),
+    # "retitle task 2 "Buy bread"": a new title in quotes, no "to".
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:rename|retitle|re-title|re-name)\s+(?P<ref>.+?)(?<!\bto)(?<!\bas)(?<!\binto)\s*:?\s+"
+        r"(?P<field>)"
+        rf"(?P<value>[{OPEN_QUOTES}].+)$",
+    ),
+    # "set the laundry for tomorrow evening", "schedule the call for 3pm".
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^set\s+(?P<ref>(?!(?:a|an|another|some|up|me)\b).+?)\s+(?:for|on)\s+(?P<when>.+)$",
+    ),
+    # "the meeting is at 4pm now", "the dentist is on friday instead".
+    _rule(
+        Intent.UPDATE,
+        0.95,
+        r"^(?P<ref>.+?)(?:\s+is|'s)\s+(?:now\s+)?(?P<when>(?:at|on|for)\s+.+?)(?:\s+(?:now|instead))?$",
+        clues=(" is ", "'s "),
+    ),
+    # "change the priority", "set a due date": the field without the task or the value.
+    _rule(
+        Intent.CLARIFY,
+        1.0,
+        rf"^(?:{_any('edit')}|give|add)\s+(?:the|its|a|my|new)\s+(?:new\s+)?(?:priority|due date|"
+        r"deadline|title|name|description|tags?|notes?)(?P<ref>)$",
     ),
 )
 
@@ -823,7 +1149,12 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
 THRESHOLD = 0.7
 MARGIN = 0.03
 
-_FRAME = re.compile(rf"^(?:{_any('frame')})(?:\s+|,\s*)", re.IGNORECASE)
+_FRAME = re.compile(
+    rf"^(?:{_any('frame')}|(?:i was wondering|i wonder|i'm wondering|do you think|"
+    r"(?:is there )?any chance|i was hoping|i'm hoping)(?:\s+(?:if|whether|that))?(?:\s+you)?"
+    r"(?:\s+(?:could|can|would|might|will))?(?:\s+(?:please|possibly|maybe))?)(?:\s+|,\s*)",
+    re.IGNORECASE,
+)
 _POLITE_PREFIX = re.compile(
     r"^(?:(?:ok(?:ay)?|so|and|also|now|hey there|hey|hi there|hi|hello|oh|alright|then|great|"
     r"well|right|oops|wait|ugh|hmm+|actually|ah|sorry|good news|by the way|btw)[\s,!.]+|"
@@ -950,9 +1281,145 @@ _GERUNDS = {
 _GERUND = re.compile(r"^(?P<word>[a-z]+ing)\b", re.IGNORECASE)
 
 
+# Spoken and texting forms, read as the words they stand for.
+_SLANG = {
+    "lemme": "let me",
+    "gimme": "give me",
+    "wanna": "want to",
+    "gotta": "got to",
+    "gonna": "going to",
+    "ur": "your",
+    "pls": "please",
+    "plz": "please",
+    "thx": "thanks",
+    "tmrw": "tomorrow",
+    "tmrrw": "tomorrow",
+    "tomoz": "tomorrow",
+    "2moro": "tomorrow",
+    "2morrow": "tomorrow",
+    "tonite": "tonight",
+    "2nite": "tonight",
+    "tsk": "task",
+    "u": "you",
+    "thanku": "thank you",
+    "tsks": "tasks",
+}
+_SLANG_WORD = re.compile(
+    r"(?<![\w'#-])(?:" + "|".join(sorted(_SLANG, key=len, reverse=True)) + r")(?![\w'-])",
+    re.IGNORECASE,
+)
+_SLANG_FIRST = frozenset(_SLANG)
+# A typographic apostrophe inside a word ("don\u2019t", typed with a curly one) is the plain one.
+_CURLY_APOSTROPHE = re.compile("(?<=[A-Za-z])\u2019(?=[A-Za-z])")
+# Emoticons and emoji carry no request: ":)", ";-)", ":D", "<3", "👍".
+_EMOTICON = re.compile(
+    r"(?:(?<=\s)|^)(?:[:;=8]-?[()\[\]DPpOo/\\|*]+|<3+|\^_?\^)(?=\s|$)|"
+    "[\U0001f300-\U0001faff\u2600-\u27bf\ufe0f\u200d]+"
+)
+
+
+def normalise(text: str) -> str:
+    """``text`` with spoken and texting forms spelled out ("lemme" -> "let me", "tmrw" ->
+    "tomorrow"), curly apostrophes inside words made plain and emoticons taken out, each a
+    single linear pass; quoted titles are kept as written."""
+    text = _CURLY_APOSTROPHE.sub("'", text)
+    if any(ord(c) > 0x2000 or c in ":;=<^8" for c in text):
+        text = _EMOTICON.sub(" ", text)
+    words = set(fold_case(text).replace(",", " ").split())
+    if words.isdisjoint(_SLANG_FIRST):
+        return text
+    parts = _DOUBLE_QUOTED.split(text)
+    for index in range(0, len(parts), 2):
+        parts[index] = _SLANG_WORD.sub(lambda m: _SLANG[m.group(0).lower()], parts[index])
+    return "".join(parts)
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# --- typing slips -----------------------------------------------------------------------------
+# A command word typed with one slip ("craete", "shwo", "delte", "addd") is read as the word,
+# but only when the message had no confident reading as typed: a real word that happens to be
+# one slip away ("how", "dad") keeps its meaning.
+_SLIP_TARGETS = (
+    "add",
+    "create",
+    "delete",
+    "remove",
+    "complete",
+    "finish",
+    "show",
+    "list",
+    "display",
+    "mark",
+    "change",
+    "update",
+    "rename",
+    "edit",
+    "reschedule",
+    "postpone",
+    "reopen",
+    "search",
+    "task",
+    "tasks",
+    "todo",
+    "todos",
+)
+_NOT_SLIPS = _word_set(
+    """
+    how dad sow ark lose lost lit sit sat seat adds ads aid and mask marks mar marked chance
+    hang range edict tusk desk ask tsar rest lest last list slit snow show
+    """
+)
+
+
+def _one_slip(word: str, target: str) -> bool:
+    """Whether ``word`` is ``target`` with one typing slip: two neighbouring letters swapped,
+    one letter missing or one too many (and, for long words, one letter wrong)."""
+    if word == target:
+        return False
+    if len(word) == len(target):
+        differ = [i for i, (a, b) in enumerate(zip(word, target, strict=True)) if a != b]
+        if len(differ) == 2 and differ[1] == differ[0] + 1:
+            i = differ[0]
+            return word[i] == target[i + 1] and word[i + 1] == target[i]
+        return len(differ) == 1 and len(target) >= 6
+    if abs(len(word) - len(target)) != 1:
+        return False
+    longer, shorter = (word, target) if len(word) > len(target) else (target, word)
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+
+
+def _slip_of(word: str) -> str | None:
+    lowered = word.lower()
+    if len(lowered) < 3 or lowered in _NOT_SLIPS or not lowered.isalpha():
+        return None
+    for target in _SLIP_TARGETS:
+        if abs(len(lowered) - len(target)) <= 1 and _one_slip(lowered, target):
+            return target
+    return None
+
+
+def correct_slips(sentence: str) -> str:
+    """``sentence`` with a mistyped command word put right: its first word, and a word just
+    before a task number ("mark tsk 3")."""
+    words = sentence.split(" ")
+    changed = False
+    for index, word in enumerate(words):
+        before_number = index + 1 < len(words) and words[index + 1][:1] in "#0123456789"
+        if index != 0 and not before_number:
+            continue
+        fixed = _slip_of(word)
+        if fixed is not None:
+            words[index] = fixed
+            changed = True
+    return " ".join(words) if changed else sentence
+
+
 def clean(text: str) -> str:
     """Trim politeness, fillers and punctuation that do not change what is asked."""
-    sentence = " ".join(text.split())
+    sentence = " ".join(normalise(text).split())
     without = drop_fillers(sentence)
     if without.strip(_SEPARATORS + _END_PUNCTUATION):
         sentence = without
@@ -982,7 +1449,7 @@ _TASK_TALK = re.compile(
 def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     """What ``text`` asks for: the best-scoring reading. Never raises: no reading at all is
     ``Intent.UNKNOWN``, an ambiguous or weak one ``Intent.CLARIFY``."""
-    light = " ".join(text.split()).rstrip(_END_PUNCTUATION)
+    light = " ".join(normalise(text).split()).rstrip(_END_PUNCTUATION)
     quiet = drop_fillers(light, keep_thanks=True).strip(_SEPARATORS + _END_PUNCTUATION)
     sentence = clean(text)
     for intent, _, pattern in RULES:
@@ -993,6 +1460,13 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
     if not sentence:
         return Command(Intent.UNKNOWN)
     readings = interpretations(sentence, now=now, tz=tz)
+    if (not readings or readings[0].score < THRESHOLD) and len(sentence) <= _REF_MAX:
+        # A mistyped command is a short message; a long one is not read twice.
+        corrected = correct_slips(sentence)
+        if corrected != sentence:
+            again = interpretations(clean(corrected), now=now, tz=tz)
+            if again and again[0].score >= THRESHOLD:
+                sentence, readings = clean(corrected), again
     if (not readings or readings[0].score < THRESHOLD) and _CLAUSE_BREAK.search(sentence):
         joined = _from_clauses(sentence, now=now, tz=tz)
         if joined is not None:
@@ -1138,21 +1612,6 @@ _NOT_DONE_CLUES = (
     "to do",
 )
 _PRIORITY_CLUES = ("high", "low", "medium", "normal", "urgent", "important", "priorit", "top")
-_PASSIVE_CLUES = (
-    "ed",
-    "ready",
-    "sorted",
-    "over",
-    "in",
-    "off",
-    "done",
-    "paid",
-    "bought",
-    "sent",
-    "made",
-    "got",
-    "taken",
-)
 
 
 def _clues_of(pattern: str) -> tuple[str, ...] | None:
@@ -1171,7 +1630,7 @@ def _clues_of(pattern: str) -> tuple[str, ...] | None:
 
 _CLUES = {
     pattern: clues for _, _, pattern in RULES if (clues := _clues_of(pattern.pattern)) is not None
-}
+} | _GIVEN_CLUES
 _BY_SCORE = sorted(
     (rule for rule in RULES if rule[0] not in _SMALL_TALK), key=lambda rule: -rule[1]
 )
@@ -1181,8 +1640,20 @@ def _build(
     intent: Intent, groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo
 ) -> Command | None:
     """Read a matched rule's pieces; None when they do not make sense."""
-    if intent in _SMALL_TALK or intent is Intent.UNDO:
+    if intent in _SMALL_TALK or intent in {Intent.UNDO, Intent.DISMISS}:
         return Command(intent)
+    if intent is Intent.SNOOZE:
+        minutes = offset_minutes(groups["offset"]) if "offset" in groups else SNOOZE_MINUTES
+        return Command(Intent.SNOOZE, minutes=minutes) if minutes else None
+    if intent is Intent.ADD and "remind_at" in groups:
+        moment = parse_due(groups["remind_at"], now=now, tz=tz)
+        if moment is None:
+            return None
+        added = _add_many(groups["rest"], now=now, tz=tz)
+        items = tuple(replace(item, reminders=(Reminder(at=moment),)) for item in added.items)
+        return replace(added, reminders=(Reminder(at=moment),), items=items)
+    if intent is Intent.UPDATE and groups.keys() & {"offset", "remind_at", "unremind"}:
+        return _remind(groups, now=now, tz=tz)
     if intent is Intent.CLARIFY:
         if re.search(r"\b(?:to|as)\b|:", groups["ref"]):
             return None  # the value is given: an edit, not a question
@@ -1209,6 +1680,16 @@ def _build(
         return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
         return _update(groups, now=now, tz=tz)
+    if intent is Intent.LIST and groups.keys() & {"about", "about2", "about3"}:
+        about = groups.get("about") or groups.get("about2") or groups.get("about3") or ""
+        if about.split()[0].lower() in _INDEFINITE:
+            return None  # "did I finish anything today" asks about the past, not one task
+        ref = read_ref(about)
+        if ref is None or ref.bulk or ref.pronoun or ref.ordinal is not None:
+            return None
+        if ref.ids:
+            return Command(Intent.LIST, filters=ListFilters(status="all"))
+        return Command(Intent.LIST, filters=ListFilters(q=ref.title))
     if intent is Intent.LIST and "caughtup" in groups:
         return Command(Intent.LIST, filters=ListFilters(status="pending"))
     if intent is Intent.ADD and "appointment" in groups:
@@ -1234,10 +1715,53 @@ def _build(
             return _add_many(rest, now=now, tz=tz)
         if "rest" not in groups:
             return Command(Intent.ADD)  # "add a task": the title is still to come
-        return _add_many(groups["rest"], now=now, tz=tz)
+        added = _add_many(groups["rest"], now=now, tz=tz)
+        if _REMIND_WORD.search(fold_case(sentence)):
+            # "remind me to call the dentist on friday at 3pm": due then, and a reminder then.
+            added = _reminded_when_due(added)
+        return added
     if intent is Intent.LIST:
         return _list(groups, sentence, now=now, tz=tz)
     return None
+
+
+_INDEFINITE = frozenset(
+    ("anything", "something", "nothing", "everything", "stuff", "much", "any", "all", "a", "it")
+)
+# How long a snooze lasts when the user does not say.
+SNOOZE_MINUTES = 10
+_REMIND_WORD = re.compile(r"\bremind(?:er)?\b")
+
+
+def _reminded_when_due(command: Command) -> Command:
+    """New tasks asked for as reminders: each with a due date gets a reminder at it."""
+    at_due = (Reminder(before_due_minutes=0),)
+    items = tuple(
+        replace(item, reminders=at_due) if item.due_at is not None else item
+        for item in command.items
+    )
+    reminders = at_due if command.due_at is not None else command.reminders
+    return replace(command, items=items, reminders=reminders)
+
+
+def _remind(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
+    """A reminder set on (or taken off) a task that exists: "remind me an hour before",
+    "remind me about it at 4pm", "stop reminding me about the dentist"."""
+    said = groups.get("ref")
+    ref = read_ref(said) if said else TaskRef(pronoun=True)
+    if ref is None or ref.bulk:
+        return None
+    if "unremind" in groups:
+        return Command(Intent.UPDATE, ref=ref, reminders=())
+    if "offset" in groups:
+        minutes = offset_minutes(groups["offset"])
+        if minutes is None:
+            return None
+        return Command(Intent.UPDATE, ref=ref, reminders=(Reminder(before_due_minutes=minutes),))
+    moment = parse_due(groups["remind_at"], now=now, tz=tz)
+    if moment is None:
+        return None
+    return Command(Intent.UPDATE, ref=ref, reminders=(Reminder(at=moment),))
 
 
 _NEGATED = re.compile(r"not|\w*n't|never|longer", re.IGNORECASE)
@@ -1269,7 +1793,9 @@ def _fact(groups: dict[str, str]) -> Command | None:
     rest = _FACT_OBJECT_NOISE.sub("", rest)
     if not rest or _TASK_TALK.fullmatch(fold_case(rest)) or _starts_with_command(rest):
         return None
-    if verb in {"finished", "completed", "did", "done"} or verb.endswith("eed"):
+    if verb in {"finished", "completed", "did", "done", "needed", "wanted", "required"} or (
+        verb.endswith("eed")
+    ):
         return None  # the COMPLETE readings read these; "need", "feed" are no past tense
     if len(rest.split()) > 8:
         return None
@@ -1284,7 +1810,7 @@ _IDS = re.compile(
     re.IGNORECASE,
 )
 _PRONOUN = re.compile(
-    r"^(?:it|its|it's|that|this|that one|this one|the same one|that task|this task|the task|"
+    r"^(?:it|its|it's|that|this|that one|this one|the same one|that task|this task|the task|task|"
     r"the last task|the one i just added|the last one i added|the one you just added|"
     r"the previous one|the previous task|that one too|them|those|these)$",
     re.IGNORECASE,
@@ -1312,7 +1838,7 @@ _BULK = re.compile(
     r"already)\s+(?:done|completed|finished)|all|everything|"
     r"every(?:thing| task| item| one| single task)?|them all|all of them|"
     r"each task|all (?:of )?(?:my |the )?|(?:my |the )?(?:completed|finished|done|pending|"
-    r"old|open|overdue) (?:tasks|todos|items|ones))\b",
+    r"old|open|overdue) (?:tasks|todos|items|ones)|(?:completed|finished|done)$)\b",
     re.IGNORECASE,
 )
 _REF_NOISE = re.compile(
@@ -1394,7 +1920,20 @@ def read_ref(
             break
         title = trimmed
     title = _quoted(title) or title
+    if title.lower() in _DETERMINERS:
+        return None  # "change the title to ...": "the" names no task
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
+
+
+_BULK_WORDS = _word_set(
+    """
+    all every everything each one ones single them of my the tasks task todos todo items item
+    that are which i've i have already done completed complete finished pending open old overdue
+    due today tomorrow this week next as to-dos things stuff that's is were was been you've
+    we've we have has got already marked ticked checked off
+    """
+)
+_DETERMINERS = frozenset(("the", "a", "an", "my", "its", "his", "her", "their", "our", "your"))
 
 
 def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef | None:
@@ -1404,6 +1943,11 @@ def _bulk_ref(phrase: str, *, now: datetime, tz: ZoneInfo) -> TaskRef | None:
         return None
     described = _list({"rest": phrase}, f"tasks {phrase}", now=now, tz=tz)
     filters = described.filters if described is not None else ListFilters()
+    if filters.tag is None and filters.q is None:
+        # "all my errands", "all the shopping tasks": the word left is what they are (a tag).
+        left = [w for w in re.findall(r"[\w'-]+", phrase.lower()) if w not in _BULK_WORDS]
+        if len(left) == 1:
+            filters = replace(filters, tag=left[0])
     if filters.q is not None and not re.search(
         r"\b(?:about|mentioning|containing|called)\b", phrase
     ):
@@ -1422,6 +1966,7 @@ def _quoted(text: str) -> str | None:
 _PRIORITY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
     for pattern, value in (
+        (r"\bnot\s+urgent\b|\bunimportant\b|\bnot\s+(?:very\s+)?important\b", "low"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:high|top|highest)[\s-]priority\b", "high"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:low|lowest)[\s-]priority\b", "low"),
         (r"\b(?:with\s+)?(?:a\s+)?(?:medium|normal|mid)[\s-]priority\b", "medium"),
@@ -1467,10 +2012,6 @@ _STATEMENT_LEAD = re.compile(
 _RECURRENCE_TAIL = re.compile(r"\s+(?:on|at|every|each)$", re.IGNORECASE)
 
 
-def _word_set(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # Verbs a task title typically starts with: "add call mom and email Sam" is two tasks,
 # "add fish and chips for dinner" one.
 ACTION_VERBS = _word_set(
@@ -1507,7 +2048,7 @@ _LIST_LEAD = re.compile(
 )
 
 
-_QUOTED_TITLE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]|'([^']+)'")
+_QUOTED_TITLE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]+)[\"\u201d]|'((?:[^']|'(?=[A-Za-z]))+)'")
 _QUOTED_TITLES = re.compile(
     r"(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+')"
     r"(?:\s*(?:,|and|&|,\s*and)\s*(?:[\"\u201c][^\"\u201c\u201d]+[\"\u201d]|'[^']+'))+"
@@ -1571,10 +2112,16 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     return Command(Intent.ADD, title=single.title, items=items)
 
 
+_BOOKING = re.compile(r"^\W*(?:book|reserve|order|rent|hire)\b", re.IGNORECASE)
+
+
 def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text = rest.strip()
     quoted_title = None
-    quoted = re.match(rf"^\s*[{OPEN_QUOTES}](?P<title>.+?)[{CLOSE_QUOTES}](?P<after>.*)$", text)
+    # An apostrophe inside a word ("Tom's") does not close the quote.
+    quoted = re.match(
+        rf"^\s*[{OPEN_QUOTES}](?P<title>.+?)[{CLOSE_QUOTES}](?![A-Za-z])(?P<after>.*)$", text
+    )
     if quoted:
         quoted_title, text = quoted["title"].strip(), quoted["after"]
 
@@ -1589,6 +2136,15 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text, recurrence = _take_recurrence(text)
     due_at = None
     due = find_due(text, now=now, tz=tz)
+    if due is not None and _BOOKING.match(text) and text[due.start :].lower().startswith("for "):
+        # "book a table for saturday night": when the booking is for, not a due date; one may
+        # follow ("... by tomorrow").
+        after = find_due(text[due.end :], now=now, tz=tz)
+        due = (
+            None
+            if after is None
+            else replace(after, start=after.start + due.end, end=after.end + due.end)
+        )
     if due is not None and not text.startswith(("'s", "\u2019s"), due.end):
         due_at = due.moment
         text = _without(text, due.start, due.end)
@@ -1658,6 +2214,8 @@ def _tidy_title(text: str) -> str:
     title = _TITLE_LEAD.sub("", title)
     title = _RECURRENCE_TAIL.sub("", title)
     title = re.sub(r"\s+(?:by|on|at|due|for|before)$", "", title, flags=re.IGNORECASE)
+    # "add eggs too", "and bread as well": the addition, not part of the title.
+    title = re.sub(r"\s+(?:too|as well|also)$", "", title, flags=re.IGNORECASE)
     title = title.strip(" ,.;:!?" + DASHES).strip(QUOTES).strip()
     if not title:
         return ""
@@ -1683,8 +2241,17 @@ _FIELD_NAMES = {
 }
 
 
+_SAYING = re.compile(r"^(?:say|read|be called|be named|be)\s+(?=[^\s])", re.IGNORECASE)
+# "move the report deadline to thursday": the field named after the task is no title word.
+_DUE_FIELD_TAIL = re.compile(r"\s+(?:deadline|due date|due time|date|time)$", re.IGNORECASE)
+
+
 def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command | None:
-    ref = read_ref(groups["ref"])
+    ref = TaskRef(pronoun=True) if "pron" in groups else read_ref(groups["ref"])
+    if ref is not None and ref.title and ("when" in groups or groups.get("field") is None):
+        untailed = _DUE_FIELD_TAIL.sub("", ref.title)
+        if untailed != ref.title and untailed:
+            ref = replace(ref, title=untailed)
     if ref is not None and ref.bulk:
         return None
     if ref is None:
@@ -1705,7 +2272,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     if "tags" in groups:
         tagged = {"ref": groups["ref"], "field": "tags", "value": groups["tags"]}
         return _update(tagged, now=now, tz=tz)
-    value = groups["value"].strip()
+    value = _SAYING.sub("", groups["value"].strip(), count=1)
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
     if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
         target = "title"
@@ -1837,7 +2404,8 @@ _ABOUT_TASKS = re.compile(
     r"urgent|important|open|outstanding|remaining|incomplete|unfinished|accomplished|"
     r"on my plate|agenda|everything|schedule|late|behind|do i have|have i got|i have on|"
     r"i've got on|i got on|what should i do|next|for today|for tomorrow|for this week|tagged|"
-    r"coming up|remains?|remaining|forgot|forgotten|forget|history)\b|#\w",
+    r"coming up|remains?|remaining|forgot|forgotten|forget|history|still have|still got|"
+    r"on (?:today|tonight|tomorrow|this week)|what'?s on)\b|#\w",
 )
 
 
@@ -1867,6 +2435,12 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
         tag = tagged["tag"] if tagged else None
     search = _SEARCH.search(rest)
     q = _search_words(search["q"]) if search else None
+    if (
+        q is not None
+        and tag is not None
+        and re.fullmatch(rf"(?:the\s+)?(?:tag|label)s?\s+#?{re.escape(tag)}", q, re.IGNORECASE)
+    ):
+        q = None  # "with the tag work" is the tag, not a search
 
     if _HISTORY.search(folded):
         status = "completed"

@@ -32,6 +32,7 @@ from chat_service.agents.base import (
 )
 from chat_service.agents.dates import describe
 from chat_service.agents.language import (
+    ACTION_VERBS,
     QUOTES,
     Command,
     Intent,
@@ -57,6 +58,7 @@ LIST_LINES = 20
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 TASK_RESULT_TOOLS = ("add_task", "complete_task", "update_task", "delete_task")
+NOTIFICATION_TOOLS = ("snooze_notification", "dismiss_notification")
 BULK_LIST_LIMIT = 100
 
 GREETING = (
@@ -160,6 +162,9 @@ class RulesAgent:
     ) -> AsyncGenerator[AgentEvent, None]:
         state = waiting_for(history)
         command = understand(message, now=now, tz=tz)
+        if command.intent is Intent.THANKS and _GOT_IT.match(drop_fillers(message)):
+            # "got it" answers a reminder when one is unread, else it is only thanks.
+            command = Command(Intent.DISMISS, title=_GOT_IT_MARK)
         if state.awaiting in {Awaiting.CHOICE, Awaiting.TITLE} and _CANCEL.match(message):
             yield ReplyEvent(CANCELLED)
             return
@@ -167,10 +172,9 @@ class RulesAgent:
             _ASKS_ME.match(drop_fillers(message, keep_thanks=True))
             and _ERRANDS.match(clean(message))
         )
-        if (
-            state.awaiting is Awaiting.NONE
-            and unsupported
-            and (command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST})
+        if state.awaiting is Awaiting.NONE and (
+            (unsupported and command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST})
+            or _OTHERS_LIST.search(clean(message))
         ):
             yield ReplyEvent(CANNOT)
             return
@@ -185,6 +189,25 @@ class RulesAgent:
             drop_fillers(message, keep_thanks=True)
         ):
             command = Command(Intent.CLARIFY, title=clean(message))
+        if (
+            state.awaiting is Awaiting.NONE
+            and command.intent is Intent.UNKNOWN
+            and _order_to_oneself(clean(message))
+            and not _FOR_ME.search(message)
+        ):
+            async for event in self._order(clean(message), tools, now=now, tz=tz):
+                yield event
+            return
+        more = _ADDITIVE.match(clean(message))
+        if (
+            state.awaiting is Awaiting.NONE
+            and command.intent in {Intent.UNKNOWN, Intent.CLARIFY}
+            and more is not None
+            and (change := last_change(history)) is not None
+            and change.name == "add_task"
+        ):
+            # "bread as well", right after adding: another task of the same kind.
+            command = understand(f"add {more['what']}", now=now, tz=tz)
         if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
             command = Command(
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
@@ -260,6 +283,9 @@ class RulesAgent:
         elif intent is Intent.UNDO:
             async for event in self._undo(history, tools, now=now, tz=tz):
                 yield event
+        elif intent in {Intent.SNOOZE, Intent.DISMISS}:
+            async for event in self._notification(command, tools, now=now, tz=tz):
+                yield event
         elif intent in _ACTIONS:
             async for event in self._change(command, history, tools, now=now, tz=tz):
                 yield event
@@ -296,6 +322,60 @@ class RulesAgent:
             yield ToolCallEvent(call)
             replies.append(_add_reply(item, call, now=now, tz=tz))
         yield ReplyEvent(" ".join(replies))
+
+    async def _order(
+        self, phrase: str, tools: Tools, *, now: datetime, tz: ZoneInfo
+    ) -> AsyncIterator[AgentEvent]:
+        """ "buy milk", "call the plumber": an order to oneself is a task to add, unless a
+        pending task already says it (then adding it again or ticking it off are both
+        plausible, and the user is asked)."""
+        call = await tools.call("list_tasks", {"status": "pending", "q": phrase})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+            return
+        if _tasks(call):
+            yield _clarify(Command(Intent.CLARIFY, title=phrase, options=(Intent.ADD, Intent.FACT)))
+            return
+        async for event in self._add(
+            understand(f"add {phrase}", now=now, tz=tz), tools, now=now, tz=tz
+        ):
+            yield event
+
+    async def _notification(
+        self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
+    ) -> AsyncIterator[AgentEvent]:
+        """ "remind me again in 10 minutes", "dismiss it", "got it": the latest unread reminder
+        notification, snoozed or marked read. With none unread, "got it" is only thanks."""
+        call = await tools.call("list_notifications", {"unread_only": True, "limit": 1})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "look up your reminders"))
+            return
+        latest = next(iter(_tasks(call)), None)
+        if latest is None or not isinstance(latest.get("id"), int):
+            if command.intent is Intent.DISMISS and command.title == _GOT_IT_MARK:
+                yield ReplyEvent(THANKS)
+            else:
+                yield ReplyEvent("You have no unread reminders, so there is nothing to do.")
+            return
+        title = str(latest.get("task_title") or "")
+        if command.intent is Intent.SNOOZE:
+            minutes = command.minutes or 10
+            arguments = {"notification_id": latest["id"], "minutes": minutes}
+            done = await tools.call("snooze_notification", arguments)
+            yield ToolCallEvent(done)
+            if not done.ok:
+                yield ReplyEvent(_tool_trouble(done, "snooze that reminder"))
+                return
+            yield ReplyEvent(f"OK, I'll remind you about “{title}” again in {_span(minutes)}.")
+            return
+        done = await tools.call("dismiss_notification", {"notification_id": latest["id"]})
+        yield ToolCallEvent(done)
+        if not done.ok:
+            yield ReplyEvent(_tool_trouble(done, "dismiss that reminder"))
+            return
+        yield ReplyEvent(f"OK, I dismissed the reminder about “{title}”.")
 
     async def _list(
         self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
@@ -629,6 +709,8 @@ def pending_command(command: Command) -> PendingCommand:
         arguments["due_at"] = command.due_at.isoformat()
     if command.clear:
         arguments["clear"] = list(command.clear)
+    if command.reminders is not None:
+        arguments["reminders"] = [reminder.argument() for reminder in command.reminders]
     return PendingCommand(action="update_task", arguments=arguments)
 
 
@@ -644,6 +726,8 @@ def _add_arguments(command: Command) -> dict[str, Any]:
         arguments["due_at"] = command.due_at.isoformat()
     if command.recurrence:
         arguments["recurrence"] = command.recurrence
+    if command.reminders:
+        arguments["reminders"] = [reminder.argument() for reminder in command.reminders]
     return arguments
 
 
@@ -693,6 +777,13 @@ def _change_reply(
         with contextlib.suppress(ValueError, TypeError):
             due = datetime.fromisoformat(str(arguments["due_at"]))
             changes.append(f"set it due {describe(due, now=now, tz=tz)}")
+    if arguments.get("reminders") == []:
+        changes.append("removed its reminders, so I won't remind you about it")
+    for reminder in arguments.get("reminders") or ():
+        words = _reminder_words(reminder, now=now, tz=tz).replace(
+            "I'll remind you", "will remind you"
+        )
+        changes.append(f"set a reminder: I {words}")
     if not changes:
         return f"Updated {named}."
     return f"Updated task {task.id}: I {_join(changes)}."
@@ -728,6 +819,12 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
                 if isinstance(task_id, int):
                     due = _text_or_none(call.arguments.get("due_at"))
                     return [TaskMention(task_id, str(call.result.get("title", "")), due)]
+            if call.name in NOTIFICATION_TOOLS and isinstance(call.result, dict):
+                # A reminder just snoozed or dismissed: "it" is its task.
+                task_id = call.result.get("task_id")
+                if isinstance(task_id, int):
+                    due = _text_or_none(call.result.get("due_at"))
+                    return [TaskMention(task_id, str(call.result.get("task_title", "")), due)]
             if call.name == "list_tasks":
                 tasks = _mentions(call)
                 if tasks:
@@ -976,6 +1073,26 @@ def _words_of(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+_GOT_IT = re.compile(r"^\W*(?:ok(?:ay)?,?\s+)?(?:got it|seen it|i saw it|noted)\W*$", re.IGNORECASE)
+_GOT_IT_MARK = "got it"
+_ADDITIVE = re.compile(
+    r"^(?:(?:and|also|plus)\s+)?(?P<what>[^?]{1,200}?)\s+(?:too|as well|also)$", re.IGNORECASE
+)
+
+
+def _order_to_oneself(message: str) -> bool:
+    """A short phrase that starts with an everyday action verb and asks nothing of the
+    assistant ("buy milk", "call the plumber"; not "book me a taxi")."""
+    words = message.lower().split()
+    return (
+        2 <= len(words) <= 5
+        and words[0] in ACTION_VERBS
+        and "?" not in message
+        and _words_of(" ".join(words[1:])).isdisjoint({"me", "us", "you"})
+        and not _UNSUPPORTED.search(message)
+    )
+
+
 def _bare_phrase(message: str) -> bool:
     """A word or two that is no question, no statement and no command ("milk", "dentist
     appointment"): perhaps a task to add, perhaps one to find."""
@@ -988,15 +1105,23 @@ _NOT_A_TITLE = _words_of(
     "are do does can could would will yes no nope yep ok okay sure play translate share "
     "sing open turn set tell search"
 )
+# Someone else's list: never the user's to read or change, whatever the verb.
+_OTHERS_LIST = re.compile(
+    r"\b(?!(?:today|tomorrow|yesterday|tonight|this|next|last|week|month|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday|everyone|everybody)'s)[a-z]+'s\s+(?:tasks|list|"
+    r"todos|to-?do list)\b",
+    re.IGNORECASE,
+)
 _UNSUPPORTED = re.compile(
     r"^(?:share|send|email me|mail me|text me|export|print|sync|translate|play|sing|"
     r"tell me a joke|what's the weather|set an alarm|set a timer|open)\b|"
-    r"\b(?!(?:today|tomorrow|yesterday|tonight|this|next|last|week|month|monday|tuesday|"
-    r"wednesday|thursday|friday|saturday|sunday|everyone|everybody)'s)[a-z]+'s\s+(?:tasks|list|"
-    r"todos|to-?do list)\b|\b(?:bob|alice|anna|someone else|my (?:wife|"
-    r"husband|boss|friend|partner)|other people|another user)(?:'s|s')\s",
+    + _OTHERS_LIST.pattern
+    + r"|\b(?:bob|alice|anna|someone else|my (?:wife|husband|boss|friend|partner)|other people|"
+    r"another user)(?:'s|s')\s",
     re.IGNORECASE,
 )
+# "book a flight for me": the assistant asked to do it, not a task of the user's.
+_FOR_ME = re.compile(r"\bfor (?:me|us)\b", re.IGNORECASE)
 
 
 def _join_or(parts: Sequence[str]) -> str:
@@ -1023,7 +1148,32 @@ def _details(command: Command, *, now: datetime, tz: ZoneInfo) -> str:
         parts.append("tagged " + " ".join(f"#{t}" for t in command.tags))
     if command.recurrence:
         parts.append(f"repeating {command.recurrence}")
+    parts.extend(
+        _reminder_words(reminder.argument(), now=now, tz=tz) for reminder in command.reminders or ()
+    )
     return f" — {_join(parts)}" if parts else ""
+
+
+def _reminder_words(reminder: dict[str, Any], *, now: datetime, tz: ZoneInfo) -> str:
+    """ "I'll remind you today at 17:00", "I'll remind you an hour before it's due"."""
+    at = reminder.get("at")
+    if at is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            return f"I'll remind you {describe(datetime.fromisoformat(str(at)), now=now, tz=tz)}"
+    minutes = int(reminder.get("before_due_minutes") or 0)
+    if minutes == 0:
+        return "I'll remind you when it's due"
+    return f"I'll remind you {_span(minutes)} before it's due"
+
+
+def _span(minutes: int) -> str:
+    for size, unit in ((10080, "week"), (1440, "day"), (60, "hour")):
+        if minutes % size == 0:
+            count = minutes // size
+            return f"{'an' if unit == 'hour' and count == 1 else count if count > 1 else 'a'} " + (
+                f"{unit}s" if count > 1 else unit
+            )
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _cut_note(command: Command) -> str:

@@ -68,14 +68,18 @@ class DialogueState(BaseModel):
 
 NOTHING = DialogueState()
 
-_YES = re.compile(
-    r"^(?:y|ya|yes|yeah|yep|yup|sure|ok|okay|confirm|confirmed|do it|go ahead|go for it|"
+_YES_WORDS = (
+    r"(?:y|ya|yes|yeah|yep|yup|sure|ok|okay|confirm|confirmed|do it|go ahead|go for it|"
     r"yes please|please do|please|correct|right|absolutely|definitely|of course|affirmative|"
     r"sounds good|that's right|thats right|proceed|sure thing|go on|please proceed|that's fine|"
     r"fine|alright|all right|k|kk|okie|yessir|certainly|why not|yes go|ok sure|yeah sure|"
     r"let's do it|lets do it|i'm sure|im sure|yes i'm sure|confirmed)"
-    r"(?:[\s,]+(?:please|do it|go ahead|thanks|thank you|sure|delete them|complete them|"
-    r"all of them|confirm))*$",
+)
+# One yes, then more of the same ("sure, go for it", "yes please, do it"); the message is at
+# most 60 characters, so the repetition stays cheap.
+_YES = re.compile(
+    rf"^{_YES_WORDS}(?:[\s,]+(?:{_YES_WORDS}|thanks|thank you|delete them|complete them|"
+    r"all of them))*$",
     re.IGNORECASE,
 )
 

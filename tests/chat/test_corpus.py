@@ -1,6 +1,7 @@
-"""The chat corpus against the rules agent: accuracy per intent on the main and apart sets.
+"""The chat corpus against the rules agent: accuracy per intent on the main, more and apart sets.
 
-Every entry of tests/chat/corpus/main.yaml (and apart.yaml when present) runs as a fresh user
+Every entry of tests/chat/corpus/main.yaml, more.yaml (and apart.yaml when present) runs as a
+fresh user
 through the real chat service with the ``rules`` agent and the real todo service over MCP, one
 database and one pair of apps for the module, the clock frozen at Wednesday 2026-01-14 09:00
 Europe/London. ``pytest tests/chat/test_corpus.py -s`` (``make corpus``) prints the report;
@@ -57,7 +58,12 @@ from todo_service.settings import TodoSettings
 NOW = datetime(2026, 1, 14, 9, 0, tzinfo=UTC)
 TIMEZONE = "Europe/London"
 MAIN = CORPUS_DIR / "main.yaml"
+MORE = CORPUS_DIR / "more.yaml"
 APART = CORPUS_DIR / "apart.yaml"
+# The sets in report order. ``apart`` is held out: the report gives its accuracy, never its
+# wrong lines, so nobody tunes the agent to them.
+SETS = ("main", "more", "apart")
+HELD_OUT = frozenset({"apart"})
 # Entries run side by side (each is its own user); the database pool is 5 + 20 connections.
 CONCURRENCY = 8
 FILLER_SEED = 14
@@ -69,7 +75,7 @@ INTENT_TARGET = 0.90
 
 @dataclass(frozen=True)
 class Outcome:
-    corpus: str  # "main" or "apart"
+    corpus: str  # "main", "more" or "apart"
     entry: Entry
     error: str | None  # None: right
 
@@ -87,7 +93,7 @@ class Services:
 
 
 def corpora() -> dict[str, Corpus]:
-    found = {"main": load_corpus(MAIN)}
+    found = {"main": load_corpus(MAIN), "more": load_corpus(MORE)}
     if APART.exists():
         found["apart"] = load_corpus(APART)
     return found
@@ -277,7 +283,7 @@ def accuracy(outcomes: list[Outcome], corpus: str, intent: str | None = None) ->
 
 
 def report(outcomes: list[Outcome]) -> str:
-    sets = sorted({o.corpus for o in outcomes}, key=["main", "apart"].index)
+    sets = sorted({o.corpus for o in outcomes}, key=SETS.index)
     lines = [
         f"Chat corpus, rules agent, clock {NOW:%Y-%m-%d %H:%M} {TIMEZONE}",
         f"{'intent':<15}" + "".join(f"{name:>17}" for name in sets),
@@ -297,11 +303,15 @@ def report(outcomes: list[Outcome]) -> str:
     lines += [row(intent, intent) for intent in INTENTS]
     lines.append(row("all", None))
     wrong = [o for o in outcomes if not o.ok]
+    listed = [o for o in wrong if o.corpus not in HELD_OUT]
     if wrong:
-        lines += ["", f"Wrong ({len(wrong)}):"]
+        lines += [
+            "",
+            f"Wrong ({len(wrong)}, of which {len(wrong) - len(listed)} held out, not listed):",
+        ]
         lines += [
             f"- [{o.corpus}] {o.entry.id} ({o.entry.intent}) {o.entry.turns[0].say!r}: {o.error}"
-            for o in wrong
+            for o in listed
         ]
     return "\n".join(lines) + "\n"
 
@@ -331,11 +341,13 @@ async def test_corpus_report(outcomes: list[Outcome], pytestconfig: pytest.Confi
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, reason="the rules agent does not meet the corpus targets yet")
 async def test_the_rules_agent_meets_the_corpus_targets(outcomes: list[Outcome]) -> None:
     main = accuracy(outcomes, "main")
     assert main is not None
     assert main >= MAIN_TARGET, f"main set {main:.1%} < {MAIN_TARGET:.0%}"
+    more = accuracy(outcomes, "more")
+    assert more is not None
+    assert more >= MAIN_TARGET, f"more set {more:.1%} < {MAIN_TARGET:.0%}"
     apart = accuracy(outcomes, "apart")
     if apart is not None:
         assert apart >= APART_TARGET, f"apart set {apart:.1%} < {APART_TARGET:.0%}"
@@ -351,21 +363,22 @@ async def test_the_rules_agent_meets_the_corpus_targets(outcomes: list[Outcome])
 async def test_fillers_do_not_change_the_outcome(
     services: Services, outcomes: list[Outcome], pytestconfig: pytest.Config
 ) -> None:
-    """Every main-set utterance again with a filler ("um", "please", "for me", "right now")
-    at a seeded random word boundary outside quoted titles: each line the agent gets right
-    without the filler it must get right with it."""
+    """Every utterance of the main and more sets again with a filler ("um", "please", "for
+    me", "right now") at a seeded random word boundary outside quoted titles: each line the
+    agent gets right without the filler it must get right with it."""
     variants: list[tuple[str, Entry]] = [
         (
-            "main",
+            name,
             u.model_copy(
                 update={"say": with_filler(u.say, random.Random(f"{FILLER_SEED}:{u.id}"))}
             ),
         )
-        for u in load_corpus(MAIN).utterances
+        for name, path in (("main", MAIN), ("more", MORE))
+        for u in load_corpus(path).utterances
     ]
     async with asyncio.timeout(540):
         with_fillers = await run_all(services, variants)
-    plain = {o.entry.id: o for o in outcomes if o.corpus == "main"}
+    plain = {o.entry.id: o for o in outcomes if o.corpus in {"main", "more"}}
     changed = [o for o in with_fillers if plain[o.entry.id].ok and not o.ok]
     right = sum(plain[o.entry.id].ok for o in with_fillers)
     lines = [f"Fillers: {right - len(changed)} of {right} lines right without fillers stay right"]

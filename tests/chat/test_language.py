@@ -285,3 +285,131 @@ def test_words_are_read_in_any_case() -> None:
     )
     check("Show My PENDING Tasks", Intent.LIST, filters=ListFilters(status="pending"))
     check("Move task 3 to FRIDAY", Intent.UPDATE, due_at=at(4, 9, month=12))
+
+
+# --- normalisation: slang, typing slips, emoticons ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "intent", "expected"),
+    [
+        ("addd buy stamps", Intent.ADD, {"title": "Buy stamps"}),
+        ("craete a task to call Sam", Intent.ADD, {"title": "Call Sam"}),
+        ("delte task 4", Intent.DELETE, {"ref": TaskRef(ids=(4,))}),
+        ("mark tsk 3 as completed", Intent.COMPLETE, {"ref": TaskRef(ids=(3,))}),
+        ("compelte task 3", Intent.COMPLETE, {"ref": TaskRef(ids=(3,))}),
+        ("lemme see my tasks", Intent.LIST, {}),
+        ("good morning :)", Intent.GREETING, {}),
+        ("thank u \U0001f44d", Intent.THANKS, {}),
+        ("don\u2019t let me forget to call mum", Intent.ADD, {"title": "Call mum"}),
+    ],
+)
+def test_slips_slang_and_emoticons_read_as_the_words_meant(
+    typed: str, intent: Intent, expected: dict[str, Any]
+) -> None:
+    check(typed, intent, **expected)
+
+
+@pytest.mark.parametrize("text", ["how many tasks", "list my tasks", "show my tasks"])
+def test_a_real_word_one_slip_from_a_command_keeps_its_meaning(text: str) -> None:
+    """ "how" is one letter from "show": a message understood as typed is never "corrected"."""
+    assert understand(text, now=NOW, tz=PARIS).intent is Intent.LIST
+    assert understand(text, now=NOW, tz=PARIS).count is text.startswith("how many")
+
+
+def test_an_apostrophe_inside_a_quoted_title_does_not_close_it() -> None:
+    check("Add 'Reply to Tom's email' please", Intent.ADD, title="Reply to Tom's email")
+
+
+def test_a_booking_keeps_when_it_is_for_in_its_title() -> None:
+    check(
+        "add book a table for saturday night", Intent.ADD, title="Book a table for saturday night"
+    )
+    check("add book a hotel for friday by tomorrow", Intent.ADD, due_at=at(28, 9))
+
+
+def test_a_bulk_phrase_names_its_tag_by_the_word_left() -> None:
+    command = understand("mark all my errands as done", now=NOW, tz=PARIS)
+    assert command.ref is not None
+    assert command.ref.bulk
+    assert command.ref.filters == ListFilters(tag="errands")
+
+
+# --- reminders -------------------------------------------------------------------------------
+
+
+def reminders(text: str) -> list[dict[str, object]] | None:
+    command = understand(text, now=NOW, tz=PARIS)
+    return None if command.reminders is None else [r.argument() for r in command.reminders]
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "due", "expected"),
+    [
+        ("remind me at 5pm to call mum", "Call mum", None, [{"at": at(27, 17).isoformat()}]),
+        (
+            "remind me in 10 minutes to stretch",
+            "Stretch",
+            None,
+            [{"at": at(27, 15, 40).isoformat()}],
+        ),
+        (
+            "remind me to call the dentist on Friday at 3pm",
+            "Call the dentist",
+            at(4, 15, month=12),
+            [{"before_due_minutes": 0}],
+        ),
+        ("remind me to buy milk", "Buy milk", None, None),
+    ],
+)
+def test_a_reminder_with_a_new_task(
+    text: str, title: str, due: datetime | None, expected: list[dict[str, object]] | None
+) -> None:
+    command = understand(text, now=NOW, tz=PARIS)
+    assert (command.intent, command.title, command.due_at) == (Intent.ADD, title, due)
+    assert reminders(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "ref", "expected"),
+    [
+        ("remind me an hour before", TaskRef(pronoun=True), [{"before_due_minutes": 60}]),
+        (
+            "remind me half an hour before it's due",
+            TaskRef(pronoun=True),
+            [{"before_due_minutes": 30}],
+        ),
+        (
+            "remind me 30 minutes before the dentist",
+            TaskRef(title="dentist"),
+            [{"before_due_minutes": 30}],
+        ),
+        ("remind me about it at 4pm", TaskRef(pronoun=True), [{"at": at(27, 16).isoformat()}]),
+        ("stop reminding me about the dentist", TaskRef(title="dentist"), []),
+        ("cancel the reminders for task 3", TaskRef(ids=(3,)), []),
+        ("stop reminding me", TaskRef(pronoun=True), []),
+    ],
+)
+def test_a_reminder_on_a_task_that_exists(
+    text: str, ref: TaskRef, expected: list[dict[str, object]]
+) -> None:
+    check(text, Intent.UPDATE, ref=ref)
+    assert reminders(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "minutes"),
+    [
+        ("remind me again in 10 minutes", Intent.SNOOZE, 10),
+        ("snooze it for an hour", Intent.SNOOZE, 60),
+        ("snooze", Intent.SNOOZE, 10),
+        ("dismiss it", Intent.DISMISS, None),
+        ("mark the reminder as read", Intent.DISMISS, None),
+    ],
+)
+def test_snooze_and_dismiss(text: str, intent: Intent, minutes: int | None) -> None:
+    check(text, intent, minutes=minutes)
+
+
+def test_the_reminder_to_do_something_is_a_task_not_its_reminders() -> None:
+    check("delete the reminder to call mum", Intent.DELETE, ref=TaskRef(title="call mum"))

@@ -82,6 +82,14 @@ async def test_a_tool_call_then_the_reply(
     # The model never sees (or sets) whose tasks these are.
     assert all("user_id" not in f["parameters"]["properties"] for f in offered.values())
     assert offered["add_task"]["parameters"]["required"] == ["title"]
+    # Reminders and the reminder notifications are the model's to use as well.
+    for name in ("add_task", "update_task"):
+        assert "reminders" in offered[name]["parameters"]["properties"]
+    assert set(offered["snooze_notification"]["parameters"]["required"]) == {
+        "notification_id",
+        "minutes",
+    }
+    assert offered["dismiss_notification"]["parameters"]["required"] == ["notification_id"]
 
     # Round two: the model's tool call and the tool's answer, in order.
     assistant, tool = second["messages"][2], second["messages"][3]

@@ -191,8 +191,16 @@ async def test_next_monday_at_5pm_in_new_york(agent: httpx.AsyncClient, alice: U
         "remind me to send the report next Monday at 5pm",
         timezone="America/New_York",
     )
+    # "remind me": due then, and a reminder at the due time.
     assert calls(answer) == [
-        ("add_task", {"title": "Send the report", "due_at": "2026-11-30T17:00:00-05:00"})
+        (
+            "add_task",
+            {
+                "title": "Send the report",
+                "due_at": "2026-11-30T17:00:00-05:00",
+                "reminders": [{"before_due_minutes": 0}],
+            },
+        )
     ]
 
 

@@ -48,13 +48,14 @@ Intent = Literal[
     "clarify",
     "decline",
     "smalltalk",
+    "remind",
 ]
 INTENTS: tuple[str, ...] = Intent.__args__  # type: ignore[attr-defined]
 
 ReplyKind = Literal["clarify", "decline", "answer"]
 
 # Tools the todo service offers the chat agents; the read-only ones change nothing.
-READ_TOOLS = frozenset({"list_tasks", "count_tasks", "get_task"})
+READ_TOOLS = frozenset({"list_tasks", "count_tasks", "get_task", "list_notifications"})
 TOOLS = READ_TOOLS | {
     "add_task",
     "update_task",
@@ -62,6 +63,8 @@ TOOLS = READ_TOOLS | {
     "delete_task",
     "complete_tasks",
     "delete_tasks",
+    "snooze_notification",
+    "dismiss_notification",
 }
 
 _PLACEHOLDER = re.compile(r"\{(?P<kind>t|new)(?P<n>[1-9]\d*)\}")
@@ -82,6 +85,8 @@ class SeedTask(_Strict):
     tags: list[StrictStr] | None = None
     due_at: AwareDatetime | None = None
     completed: StrictBool = False
+    # As POST /api/tasks takes them: {"at": ...} or {"before_due_minutes": ...}.
+    reminders: list[dict[StrictStr, Any]] | None = None
 
     def create_body(self) -> dict[str, Any]:
         """The body of ``POST /api/tasks`` that creates this task (completion comes after)."""
@@ -268,12 +273,36 @@ def value_matches(key: str, expected: Any, actual: Any) -> bool:
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return False
+        if expected and all(isinstance(item, dict) for item in expected):
+            return _items_match(expected, actual)
         return Counter(map(_hashable, expected)) == Counter(map(_hashable, actual))
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
     if isinstance(expected, str):
         return isinstance(actual, str) and _normal(expected) == _normal(actual)
     return type(expected) is type(actual) and expected == actual
+
+
+def _items_match(expected: list[dict[str, Any]], actual: list[Any]) -> bool:
+    """A list of objects (``reminders``): as many items, each expected one matched by its own
+    actual one on the keys it gives (compared as arguments are), in any order."""
+    if len(expected) != len(actual):
+        return False
+    left = list(actual)
+    for want in expected:
+        found = next(
+            (
+                got
+                for got in left
+                if isinstance(got, dict)
+                and all(value_matches(key, value, got.get(key)) for key, value in want.items())
+            ),
+            None,
+        )
+        if found is None:
+            return False
+        left.remove(found)
+    return True
 
 
 def _hashable(value: Any) -> Any:
