@@ -34,9 +34,16 @@ async def publish(redis_url: str, event: Event) -> None:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 15.0) -> None:
-    """Wait until ``check`` holds; fail after ``seconds``."""
+    """Wait until ``check`` holds; fail after ``seconds``, also when a check itself hangs
+    (its stack is then in the failure, and the test's servers are still stopped)."""
     deadline = time.monotonic() + seconds
-    while not await check():
+    while True:
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.0) + 1.0):
+                if await check():
+                    return
+        except TimeoutError as exc:
+            raise AssertionError(f"a check did not answer within {seconds} s") from exc
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {seconds} s")
         await asyncio.sleep(0.05)

@@ -494,6 +494,58 @@ async def test_the_worker_process_fans_out_and_delivers(
     assert json.loads(receiving.received[0].body)["type"] == "task.deleted"
 
 
+async def test_real_task_changes_reach_the_webhook_through_the_worker(
+    api: httpx.AsyncClient,
+    settings: TodoSettings,
+    committed_database: Database,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    receiver: tuple[Receiver, str],
+    alice: User,
+    bob: User,
+) -> None:
+    """The whole path from a REST request: the task's trigger writes the event, the worker
+    publishes, fans out and delivers it, the receiver verifies it; another user's change
+    never reaches alice's webhook."""
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.secret = webhook["secret"]
+    created = await api.post("/api/tasks", json={"title": "Call mum"}, headers=alice.headers)
+    assert created.status_code == 201, created.text
+    task = created.json()
+    done = await api.patch(
+        f"/api/tasks/{task['id']}",
+        json={"completed": True},
+        headers={**alice.headers, "If-Match": created.headers["etag"]},
+    )
+    assert done.status_code == 200, done.text
+    assert (await api.delete(f"/api/tasks/{task['id']}", headers=alice.headers)).status_code == 204
+    theirs = await api.post("/api/tasks", json={"title": "Bob's"}, headers=bob.headers)
+    assert theirs.status_code == 201, theirs.text
+    worker = create_worker(
+        settings,
+        db=committed_database,
+        consumer="w1",
+        clock=live_clock,
+        resolver=dns,
+        webhook_box=box,
+    )
+    async with serve(worker):
+
+        async def all_delivered() -> bool:
+            statuses = [d["status"] for d in await deliveries(api, alice, webhook)]
+            return statuses == ["delivered"] * 3
+
+        await eventually(all_delivered)
+    envelopes = sorted((json.loads(r.body) for r in receiving.received), key=lambda e: int(e["id"]))
+    assert [e["type"] for e in envelopes] == ["task.created", "task.completed", "task.deleted"]
+    assert all(e["key"] == alice.sub for e in envelopes)
+    assert envelopes[0]["data"]["task"]["title"] == "Call mum"
+    assert envelopes[2]["data"] == {"user_id": alice.sub, "task_id": task["id"]}
+    assert all(r.verified for r in receiving.received)
+
+
 # --- HTTPS to the pinned address ------------------------------------------------------------
 
 
