@@ -12,9 +12,7 @@ from redis.asyncio import Redis
 from auth_service.models import OUTBOX
 from auth_service.settings import AuthSettings, get_settings
 from shared.db import Database
-from shared.events import RedisStreamPublisher
-from shared.outbox import OutboxDispatcher
-from shared.worker import Loop, create_worker_app
+from shared.worker import Loop, create_worker_app, outbox_loop
 
 DEFAULT_PORT = 8011
 
@@ -23,14 +21,7 @@ def create_app(settings: AuthSettings | None = None, *, db: Database | None = No
     settings = settings or get_settings()
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
-        dispatcher = OutboxDispatcher(
-            database,
-            OUTBOX,
-            RedisStreamPublisher(redis, maxlen=settings.events_stream_maxlen),
-            batch=settings.events_batch,
-            retention_seconds=settings.events_outbox_retention_seconds,
-        )
-        return [Loop("outbox", dispatcher.dispatch_once)]
+        return [outbox_loop(database, OUTBOX, redis, settings)]
 
     return create_worker_app(name="auth", settings=settings, loops=loops, db=db)
 

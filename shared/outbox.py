@@ -3,7 +3,8 @@ published afterwards by a dispatcher, at least once and in order per key.
 
 A service adds ``outbox_table(metadata)`` to its metadata and a migration that creates it
 (``create_outbox_table`` in the revision), writes with ``add_event(session, table, ...)``
-inside the unit of work of the change, and runs an ``OutboxDispatcher`` in its worker.
+inside the unit of work of the change, and runs an ``OutboxDispatcher`` in its worker
+(``shared.worker.outbox_loop``).
 
 Order per key: ``add_event`` takes a transaction-level advisory lock on the key
 (``key_lock_sql``; a trigger writing into an outbox takes the same one), so two

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy import Table
 
 from shared.app import create_service_app, database, database_ready
 from shared.db import Database
-from shared.events import Heartbeat, redis_client, run_forever
+from shared.events import Heartbeat, RedisStreamPublisher, redis_client, run_forever
+from shared.outbox import OutboxDispatcher
 from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,19 @@ class Loop:
     name: str
     step: Callable[[], Awaitable[int]]
     idle_seconds: float | None = None
+
+
+def outbox_loop(database: Database, table: Table, redis: Redis, settings: ServiceSettings) -> Loop:
+    """The loop that publishes the outbox ``table`` to Redis Streams (shared/outbox.py: one
+    replica at a time, in id order), bounded by the service's event settings."""
+    dispatcher = OutboxDispatcher(
+        database,
+        table,
+        RedisStreamPublisher(redis, maxlen=settings.events_stream_maxlen),
+        batch=settings.events_batch,
+        retention_seconds=settings.events_outbox_retention_seconds,
+    )
+    return Loop("outbox", dispatcher.dispatch_once)
 
 
 LoopFactory = Callable[[Database, Redis], list[Loop]]

@@ -20,11 +20,9 @@ from redis.asyncio import Redis
 
 from shared.clock import Clock, utcnow
 from shared.db import Database
-from shared.events import RedisStreamPublisher
-from shared.outbox import OutboxDispatcher
 from shared.purge import purge_loop
 from shared.sealing import SecretBox
-from shared.worker import Loop, create_worker_app
+from shared.worker import Loop, create_worker_app, outbox_loop
 from todo_service.events import PURGE
 from todo_service.models import OUTBOX
 from todo_service.scheduler import fire_due
@@ -51,27 +49,18 @@ def create_app(
     settings = settings or get_settings()
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
-        dispatcher = OutboxDispatcher(
-            database,
-            OUTBOX,
-            RedisStreamPublisher(redis, maxlen=settings.events_stream_maxlen),
-            batch=settings.events_batch,
-            retention_seconds=settings.events_outbox_retention_seconds,
-        )
-
         async def fire() -> int:
             return await fire_due(database, now=clock(), batch=settings.reminders_batch)
 
-        loops = [
-            purge_loop(PURGE, settings, database, redis, consumer=consumer),
-            Loop("outbox", dispatcher.dispatch_once),
-            Loop("reminders", fire, idle_seconds=settings.reminders_poll_seconds),
-            fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
-        ]
         keys = WebhookKeys(settings, webhook_box)
         deliverer = WebhookDeliverer(database, keys, settings, clock=clock, resolver=resolver)
-        loops.append(Loop("webhooks-delivery", deliverer.deliver_once))
-        return loops
+        return [
+            purge_loop(PURGE, settings, database, redis, consumer=consumer),
+            outbox_loop(database, OUTBOX, redis, settings),
+            Loop("reminders", fire, idle_seconds=settings.reminders_poll_seconds),
+            fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
+            Loop("webhooks-delivery", deliverer.deliver_once),
+        ]
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)
 
