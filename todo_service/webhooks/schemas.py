@@ -36,7 +36,7 @@ class WebhookCreate(BaseModel):
     ] = Field(description="An https:// URL whose host resolves only to public addresses")
     events: Annotated[
         list[EventType],
-        Field(min_length=1, max_length=len(EVENT_TYPES)),
+        Field(min_length=1, max_length=len(EVENT_TYPES), json_schema_extra={"uniqueItems": True}),
         AfterValidator(_distinct),
     ] = Field(default_factory=lambda: list(EVENT_TYPES), description="Default: every type")
 
