@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -66,9 +67,23 @@ async def hooks(
     dns: TableDns,
     box: SecretBox,
 ) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_todo(todo_settings, database, issuer, clock, dns, box) as client:
+        yield client
+
+
+@asynccontextmanager
+async def serve_todo(
+    settings: TodoSettings,
+    db: Database,
+    issuer: TestIssuer,
+    clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The todo app on ``db`` with the tests' token issuer, clock, DNS and sealing keys."""
     app = create_app(
-        todo_settings,
-        db=database,
+        settings,
+        db=db,
         verifier=issuer.verifier(),
         clock=clock,
         resolver=dns,

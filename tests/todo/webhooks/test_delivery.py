@@ -34,9 +34,8 @@ from tests.support.serving import live_server, serve
 from tests.support.tls import Issued, TestCA
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User
-from tests.todo.webhooks.conftest import TableDns, register
+from tests.todo.webhooks.conftest import TableDns, register, serve_todo
 from tests.todo.webhooks.receiver import Receiver
-from todo_service.app import create_app
 from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings
 from todo_service.webhooks.delivery import WebhookDeliverer
@@ -91,15 +90,7 @@ async def api(
     dns: TableDns,
     box: SecretBox,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        settings,
-        db=committed_database,
-        verifier=issuer.verifier(),
-        clock=live_clock,
-        resolver=dns,
-        webhook_box=box,
-    )
-    async with serve(app) as client:
+    async with serve_todo(settings, committed_database, issuer, live_clock, dns, box) as client:
         yield client
 
 

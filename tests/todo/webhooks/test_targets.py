@@ -16,11 +16,9 @@ from shared.clock import FrozenClock
 from shared.db import Database
 from shared.sealing import SecretBox
 from tests.support.errors import assert_error
-from tests.support.serving import serve
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import User
-from tests.todo.webhooks.conftest import PUBLIC_HOST, TableDns, register
-from todo_service.app import create_app
+from tests.todo.webhooks.conftest import PUBLIC_HOST, TableDns, register, serve_todo
 from todo_service.settings import TodoSettings
 from todo_service.webhooks.targets import (
     TargetRefused,
@@ -214,15 +212,7 @@ async def loopback_hooks(
     box: SecretBox,
 ) -> Any:
     settings = todo_settings.model_copy(update={"webhooks_allow_loopback": True})
-    app = create_app(
-        settings,
-        db=database,
-        verifier=issuer.verifier(),
-        clock=clock,
-        resolver=dns,
-        webhook_box=box,
-    )
-    async with serve(app) as client:
+    async with serve_todo(settings, database, issuer, clock, dns, box) as client:
         yield client
 
 
