@@ -8,15 +8,11 @@ Existing sessions get a family each: created at their first token's issue time, 
 after it (the default ``AUTH_SESSION_MAX_DAYS``), revoked when any of their tokens was.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002"
+down_revision = "0001"
 
 
 def upgrade() -> None:

@@ -8,53 +8,15 @@ Events (``user.registered``, ``user.deleted``) are written here in the transacti
 change and published by the worker (shared/outbox.py, docs/events.md).
 """
 
-from collections.abc import Sequence
+from shared.migration_ops import create_outbox_v1, drop_outbox_v1
 
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import postgresql
-
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
-        sa.Column("stream", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("type", sa.Text(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("data", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="auth",
-    )
-    op.create_index(
-        "ix_outbox_unsent",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="auth",
-        postgresql_where=sa.text("sent_at IS NULL"),
-    )
-    op.create_index(
-        "ix_outbox_sent_at",
-        "outbox",
-        ["sent_at"],
-        unique=False,
-        schema="auth",
-        postgresql_where=sa.text("sent_at IS NOT NULL"),
-    )
+    create_outbox_v1("auth")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_sent_at", table_name="outbox", schema="auth")
-    op.drop_index("ix_outbox_unsent", table_name="outbox", schema="auth")
-    op.drop_table("outbox", schema="auth")
+    drop_outbox_v1("auth")

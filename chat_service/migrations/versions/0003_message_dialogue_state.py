@@ -15,7 +15,6 @@ leaves the state empty, and the answer is then read as a new message).
 
 import json
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,10 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003"
+down_revision = "0002"
 
 # The replies as revisions 0001-0002 of the agent worded them.
 OLD_ASK_TITLE = "Sure — what should the new task be called?"

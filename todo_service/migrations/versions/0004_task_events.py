@@ -20,16 +20,12 @@ rows: those deletions write no event (the account's ``user.deleted`` says it all
 title of a deleted account goes out afterwards).
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 from shared.outbox import key_lock_sql
 
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004"
+down_revision = "0003"
 
 TASKS_STREAM = "events.tasks"
 TIMESTAMP = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""

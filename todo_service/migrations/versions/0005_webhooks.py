@@ -9,18 +9,18 @@ and delivers them (todo_service/webhooks, docs/webhooks.md). Both tables hold us
 they refuse a deleted subject's rows like the tables of 0002.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.tombstones import refusal_trigger_sql
+from shared.migration_ops import (
+    create_event_ledger_v1,
+    create_refusal_triggers_v1,
+    drop_refusal_triggers_v1,
+)
 
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005"
+down_revision = "0004"
 
 SCHEMA = "todo"
 USER_TABLES = ("webhooks", "webhook_deliveries")
@@ -97,23 +97,13 @@ def upgrade() -> None:
         schema=SCHEMA,
         postgresql_where=sa.text("finished_at IS NOT NULL"),
     )
-    op.create_table(
-        "webhook_events",
-        sa.Column("event_id", sa.Text(), nullable=False),
-        sa.Column(
-            "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_webhook_events")),
-        schema=SCHEMA,
-    )
+    create_event_ledger_v1(SCHEMA, "webhook_events")
     # The refusal function exists since 0002.
-    for table in USER_TABLES:
-        op.execute(refusal_trigger_sql(SCHEMA, table))
+    create_refusal_triggers_v1(SCHEMA, USER_TABLES)
 
 
 def downgrade() -> None:
-    for table in USER_TABLES:
-        op.execute(f'DROP TRIGGER IF EXISTS refuse_deleted_subject ON "{SCHEMA}"."{table}"')
+    drop_refusal_triggers_v1(SCHEMA, USER_TABLES)
     op.drop_table("webhook_events", schema=SCHEMA)
     op.drop_table("webhook_deliveries", schema=SCHEMA)
     op.drop_table("webhooks", schema=SCHEMA)

@@ -9,18 +9,14 @@ A task's reminders live on its row (rendered with it, no other table read by the
 deleted subject like every other user table (shared/tombstones.py).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.tombstones import refusal_trigger_sql
+from shared.migration_ops import create_refusal_triggers_v1, drop_refusal_triggers_v1
 
-revision: str = "0006"
-down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0006"
+down_revision = "0005"
 
 SCHEMA = "todo"
 
@@ -108,11 +104,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_notifications_task_id", "notifications", ["task_id"], unique=False, schema=SCHEMA
     )
-    op.execute(refusal_trigger_sql(SCHEMA, "notifications"))
+    create_refusal_triggers_v1(SCHEMA, ["notifications"])
 
 
 def downgrade() -> None:
-    op.execute(f'DROP TRIGGER IF EXISTS refuse_deleted_subject ON "{SCHEMA}"."notifications"')
+    drop_refusal_triggers_v1(SCHEMA, ["notifications"])
     op.drop_index("ix_notifications_task_id", table_name="notifications", schema=SCHEMA)
     op.drop_index("ix_notifications_user_unread", table_name="notifications", schema=SCHEMA)
     op.drop_index("ix_notifications_user_id", table_name="notifications", schema=SCHEMA)
