@@ -1,9 +1,4 @@
-"""create auth tables
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27 11:08:19.122322
-"""
+"""create auth tables"""
 
 import sqlalchemy as sa
 import sqlmodel

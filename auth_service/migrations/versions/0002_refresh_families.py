@@ -1,9 +1,5 @@
 """refresh families: one lockable row per login session, with its absolute end
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-05 23:40:00.000000
-
 Existing sessions get a family each: created at their first token's issue time, ending 90 days
 after it (the default ``AUTH_SESSION_MAX_DAYS``), revoked when any of their tokens was.
 """

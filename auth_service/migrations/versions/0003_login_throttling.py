@@ -1,9 +1,5 @@
 """login throttling per account and client address, with known addresses
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-05 23:50:00.000000
-
 Replaces ``login_throttles`` (consecutive failures per email, never decaying): its counts are
 not carried over, every account starts unthrottled.
 """

@@ -1,9 +1,5 @@
 """the user's time zone: an IANA name, "UTC" until the user says otherwise
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-06 02:30:00.000000
-
 Existing accounts get "UTC" (the server default), which is what every date was shown in
 before.
 """

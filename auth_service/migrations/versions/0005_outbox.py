@@ -1,9 +1,5 @@
 """the auth service's transactional outbox
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-06 03:10:00.000000
-
 Events (``user.registered``, ``user.deleted``) are written here in the transaction of their
 change and published by the worker (shared/outbox.py, docs/events.md).
 """

@@ -1,9 +1,4 @@
-"""create chat tables
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27 11:15:07.713840
-"""
+"""create chat tables"""
 
 import sqlalchemy as sa
 from alembic import op

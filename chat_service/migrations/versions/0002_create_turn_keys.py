@@ -1,9 +1,4 @@
-"""create turn keys: the Idempotency-Key of POST /api/chat, per user
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-06 00:10:00.000000
-"""
+"""create turn keys: the Idempotency-Key of POST /api/chat, per user"""
 
 import sqlalchemy as sa
 from alembic import op

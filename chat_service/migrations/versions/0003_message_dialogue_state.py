@@ -1,9 +1,5 @@
 """messages.state: what an assistant message waits for, as data
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-06 02:40:00.000000
-
 Before this revision the rules agent told where a conversation stood by the wording of its
 last reply. The backfill gives every stored assistant message that was waiting for something
 its state, read once from those old wordings, so a conversation stored before the upgrade goes

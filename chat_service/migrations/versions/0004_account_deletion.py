@@ -1,9 +1,5 @@
 """account deletion: deleted subjects, applied events, and triggers refusing their rows
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-06 03:20:00.000000
-
 The worker purges a deleted user's rows on ``user.deleted`` and records the subject; from
 then on the triggers refuse any new row of it (shared/tombstones.py, docs/events.md).
 """

@@ -1,9 +1,4 @@
-"""create todo tables
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27 11:15:36.361842
-"""
+"""create todo tables"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -141,49 +136,22 @@ def upgrade() -> None:
         postgresql_using="gin",
         postgresql_ops={"title": "gin_trgm_ops", "description": "gin_trgm_ops"},
     )
-    op.create_index(
-        "ix_tasks_user_created",
-        "tasks",
-        ["user_id", "created_at", "id"],
-        unique=False,
-        schema="todo",
-    )
-    op.create_index(
-        "ix_tasks_user_due",
-        "tasks",
-        ["user_id", sa.literal_column("coalesce(due_at, 'infinity'::timestamptz)"), "id"],
-        unique=False,
-        schema="todo",
-    )
-    op.create_index(
-        "ix_tasks_user_priority",
-        "tasks",
-        ["user_id", "priority", "id"],
-        unique=False,
-        schema="todo",
-    )
-    op.create_index(
-        "ix_tasks_user_title",
-        "tasks",
-        ["user_id", sa.literal_column("lower(title)"), "id"],
-        unique=False,
-        schema="todo",
-    )
-    op.create_index(
-        "ix_tasks_user_updated",
-        "tasks",
-        ["user_id", "updated_at", "id"],
-        unique=False,
-        schema="todo",
-    )
+    # Keyset pagination: one index per sort order of the list, (user_id, its key, id).
+    for sort, key in (
+        ("created", "created_at"),
+        ("due", sa.literal_column("coalesce(due_at, 'infinity'::timestamptz)")),
+        ("priority", "priority"),
+        ("title", sa.literal_column("lower(title)")),
+        ("updated", "updated_at"),
+    ):
+        op.create_index(
+            f"ix_tasks_user_{sort}", "tasks", ["user_id", key, "id"], unique=False, schema="todo"
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_tasks_user_updated", table_name="tasks", schema="todo")
-    op.drop_index("ix_tasks_user_title", table_name="tasks", schema="todo")
-    op.drop_index("ix_tasks_user_priority", table_name="tasks", schema="todo")
-    op.drop_index("ix_tasks_user_due", table_name="tasks", schema="todo")
-    op.drop_index("ix_tasks_user_created", table_name="tasks", schema="todo")
+    for sort in ("updated", "title", "priority", "due", "created"):
+        op.drop_index(f"ix_tasks_user_{sort}", table_name="tasks", schema="todo")
     op.drop_index(
         "ix_tasks_search_trgm",
         table_name="tasks",

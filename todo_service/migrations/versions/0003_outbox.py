@@ -1,9 +1,5 @@
 """the todo service's transactional outbox
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-06 03:10:00.000000
-
 Task events and due reminders are written here in the transaction of their
 change and published by the worker (shared/outbox.py, docs/events.md).
 """

@@ -1,9 +1,5 @@
 """task events: every change of a task writes its event into the outbox, by trigger
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-06 05:30:00.000000
-
 ``task.created``, ``task.updated``, ``task.completed``, ``task.reopened`` and ``task.deleted``
 (version 1, docs/events.md) are written by a trigger on ``todo.tasks`` in the statement that
 changes the row, so no write path (the REST routes, the MCP tools, a recurrence's next

@@ -1,9 +1,5 @@
 """webhooks: a user's endpoints, their deliveries, and the events fanned out to them
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-06 05:30:00.000000
-
 The worker fans each tasks-stream event out to the user's webhooks (one delivery row each)
 and delivers them (todo_service/webhooks, docs/webhooks.md). Both tables hold user rows:
 they refuse a deleted subject's rows like the tables of 0002.

@@ -1,9 +1,5 @@
 """reminders on tasks, their scheduler's index, and notifications
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-06 05:30:00.000000
-
 A task's reminders live on its row (rendered with it, no other table read by the list);
 ``next_remind_at`` is what the scheduler scans. Notifications are the user's, refused for a
 deleted subject like every other user table (shared/tombstones.py).
@@ -22,33 +18,20 @@ SCHEMA = "todo"
 
 
 def upgrade() -> None:
-    op.add_column(
-        "tasks",
+    for column in (
         sa.Column(
             "reminders",
             postgresql.JSONB(astext_type=sa.Text()),
             server_default=sa.text("'[]'::jsonb"),
             nullable=False,
         ),
-        schema=SCHEMA,
-    )
-    op.add_column(
-        "tasks",
         sa.Column(
             "reminders_fired", sa.SmallInteger(), server_default=sa.text("0"), nullable=False
         ),
-        schema=SCHEMA,
-    )
-    op.add_column(
-        "tasks",
         sa.Column("snoozed_until", sa.DateTime(timezone=True), nullable=True),
-        schema=SCHEMA,
-    )
-    op.add_column(
-        "tasks",
         sa.Column("next_remind_at", sa.DateTime(timezone=True), nullable=True),
-        schema=SCHEMA,
-    )
+    ):
+        op.add_column("tasks", column, schema=SCHEMA)
     op.create_check_constraint(
         op.f("ck_tasks_reminders_count"),
         "tasks",

@@ -1,9 +1,4 @@
-"""create web tables: sessions and sign-in attempts
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-12-06 02:30:00.000000
-"""
+"""create web tables: sessions and sign-in attempts"""
 
 import sqlalchemy as sa
 from alembic import op
