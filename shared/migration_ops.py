@@ -1,4 +1,4 @@
-"""Schema changes that several services' Alembic revisions make alike, one function each.
+"""Schema changes that several Alembic revisions make alike, of one service or several.
 
 Every function here is frozen: a revision that calls it must run the same DDL for as long as
 databases migrated by it exist, so a function is never edited once a revision calls it. A
@@ -57,22 +57,22 @@ def drop_outbox_v1(schema: str) -> None:
     op.drop_table("outbox", schema=schema)
 
 
-def create_event_ledger_v1(schema: str, table: str) -> None:
-    """A consumer's applied events (``event_id`` primary key): inserting an event's id in the
-    transaction of its effect applies each event once."""
+def create_processed_events_v1(schema: str, name: str = "processed_events") -> None:
+    """The ids of the events a consumer has applied (``shared.events.processed_events_table``):
+    one table per consumed stream."""
     op.create_table(
-        table,
+        name,
         sa.Column("event_id", sa.Text(), nullable=False),
         sa.Column(
             "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
-        sa.PrimaryKeyConstraint("event_id", name=op.f(f"pk_{table}")),
+        sa.PrimaryKeyConstraint("event_id", name=op.f(f"pk_{name}")),
         schema=schema,
     )
 
 
 def create_account_deletion_v1(schema: str, user_tables: Iterable[str]) -> None:
-    """``deleted_subjects`` (``shared.tombstones``), the ``processed_events`` ledger of the
+    """``deleted_subjects`` (``shared.tombstones``), the ``processed_events`` of the
     ``user.deleted`` consumer, and the trigger refusing a deleted subject's new rows on each
     of ``user_tables``."""
     op.create_table(
@@ -84,7 +84,7 @@ def create_account_deletion_v1(schema: str, user_tables: Iterable[str]) -> None:
         sa.PrimaryKeyConstraint("subject", name=op.f("pk_deleted_subjects")),
         schema=schema,
     )
-    create_event_ledger_v1(schema, "processed_events")
+    create_processed_events_v1(schema)
     op.execute(refusal_function_sql(schema))
     create_refusal_triggers_v1(schema, user_tables)
 

@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from shared.migration_ops import (
-    create_event_ledger_v1,
+    create_processed_events_v1,
     create_refusal_triggers_v1,
     drop_refusal_triggers_v1,
 )
@@ -93,7 +93,7 @@ def upgrade() -> None:
         schema=SCHEMA,
         postgresql_where=sa.text("finished_at IS NOT NULL"),
     )
-    create_event_ledger_v1(SCHEMA, "webhook_events")
+    create_processed_events_v1(SCHEMA, "webhook_events")
     # The refusal function exists since 0002.
     create_refusal_triggers_v1(SCHEMA, USER_TABLES)
 
