@@ -13,9 +13,10 @@ from starlette.responses import Response
 from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse
+from web_service.responses import redirect
 from web_service.security import cookie_kwargs, safe_next
 from web_service.sessions import Tokens
-from web_service.views import friendly, redirect, render
+from web_service.views import friendly, render
 
 router = APIRouter(include_in_schema=False)
 

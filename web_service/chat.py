@@ -19,8 +19,9 @@ from starlette.responses import Response, StreamingResponse
 
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
+from web_service.responses import not_found, redirect, resource_id
 from web_service.tasks import new_chat_form
-from web_service.views import friendly, not_found, redirect, render, resource_id
+from web_service.views import friendly, render
 
 router = APIRouter(include_in_schema=False)
 

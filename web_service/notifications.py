@@ -27,19 +27,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
+from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge, sse
-from web_service.views import (
-    MAX_ID,
-    not_found,
-    parse_utc,
-    redirect,
-    refused,
-    render,
-    render_text,
-    resource_id,
-    when_text,
-)
+from web_service.views import parse_utc, render, render_text, when_text
 
 logger = logging.getLogger(__name__)
 

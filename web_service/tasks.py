@@ -17,18 +17,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
-from web_service.views import (
-    friendly,
-    json_problem,
-    not_found,
-    parse_utc,
-    redirect,
-    refused,
-    render,
-    render_text,
-    resource_id,
-    zone,
-)
+from web_service.responses import json_problem, not_found, redirect, refused, resource_id
+from web_service.views import friendly, parse_utc, render, render_text, zone
 
 router = APIRouter(include_in_schema=False)
 
