@@ -86,7 +86,7 @@ async def snooze(ctx: CtxDep, raw_id: str) -> Response:
     raw = form.get("minutes", str(SNOOZE_MINUTES))
     minutes = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 4 else 0
     if minutes not in SNOOZE_RANGE:
-        return _refused(ctx, ApiError(422, "invalid_minutes"))
+        return refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
     return await _act(ctx, raw_id, "snooze", {"minutes": minutes}, "notification_snoozed")
 
 
@@ -101,7 +101,7 @@ async def _act(
     if answer.status == 404:
         return await _missing(ctx)
     if answer.status != 200:
-        return _refused(ctx, ApiError.from_response(answer))
+        return refused(ctx, ApiError.from_response(answer), "/notifications")
     notification = answer.json()
     if not ctx.wants_json:
         return redirect(f"/notifications?notice={notice}")
@@ -132,10 +132,6 @@ async def _count(ctx: Ctx) -> Unread | None:
 
 async def _missing(ctx: Ctx) -> Response:
     return await not_found(ctx, "notification", "/notifications")
-
-
-def _refused(ctx: Ctx, error: ApiError) -> Response:
-    return refused(ctx, error, "/notifications")
 
 
 def _moment(value: Any, *, optional: bool) -> bool:
