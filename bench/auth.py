@@ -48,13 +48,14 @@ import jwt
 from auth_service.keys import KeySet, generate_pem, parse_pem_keys
 from auth_service.settings import AuthSettings
 from bench.support import (
+    Service,
     Tally,
+    clean_env,
     closed_loop,
     cpu_seconds,
-    free_port,
     migrated_postgres,
+    start_service,
     stop,
-    wait_ready,
 )
 from shared.clock import utcnow
 from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
@@ -62,7 +63,6 @@ from shared.tokens import IssuerKeys, StaticKeySource, TokenVerifier
 ISSUER = "todo-platform-auth"
 AUDIENCE = "todo-platform"
 PASSWORD = "bench password 1234"
-REPO = Path(__file__).resolve().parent.parent
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -131,63 +131,25 @@ async def verification_cost(uncached: int, cached: int) -> tuple[float, float, f
 # --- the service under test -------------------------------------------------------------------
 
 
-@dataclass
-class Service:
-    process: asyncio.subprocess.Process
-    base: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-async def start_service(args: argparse.Namespace, url: str, workdir: Path) -> Service:
-    port = free_port()
+async def start_auth(args: argparse.Namespace, url: str, workdir: Path) -> Service:
     # A clean environment: nothing from the caller's AUTH_* or .env leaks into the figures.
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", str(workdir)),
-        "PYTHONPATH": str(REPO),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "AUTH_ENVIRONMENT": "production",
-        "AUTH_DATABASE_URL": url,
-        "AUTH_SIGNING_KEYS": generate_pem(),
-        "AUTH_LOG_LEVEL": args.log_level,
-        "AUTH_PASSWORD_HASH_WORKERS": str(args.hash_workers),
+    env = clean_env(
+        workdir,
+        WEB_CONCURRENCY="1",
+        AUTH_ENVIRONMENT="production",
+        AUTH_DATABASE_URL=url,
+        AUTH_SIGNING_KEYS=generate_pem(),
+        AUTH_LOG_LEVEL=args.log_level,
+        AUTH_PASSWORD_HASH_WORKERS=str(args.hash_workers),
         # Every bench login is either right or deliberately spread over many emails.
-        "AUTH_LOCKOUT_THRESHOLD": "1000000",
-        "AUTH_LOCKOUT_ACCOUNT_CEILING": "1000000",
-        "AUTH_PASSWORD_HASH_NICENESS": str(args.hash_niceness),
-        **(
-            {"AUTH_DB_PING_AFTER_IDLE_SECONDS": str(args.db_ping_after_idle)}
-            if args.db_ping_after_idle is not None
-            else {}
-        ),
-    }
-    log = workdir / "auth-service.log"
+        AUTH_LOCKOUT_THRESHOLD="1000000",
+        AUTH_LOCKOUT_ACCOUNT_CEILING="1000000",
+        AUTH_PASSWORD_HASH_NICENESS=str(args.hash_niceness),
+    )
+    if args.db_ping_after_idle is not None:
+        env["AUTH_DB_PING_AFTER_IDLE_SECONDS"] = str(args.db_ping_after_idle)
     profiler = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *profiler,
-            "-m",
-            "auth_service",
-            env=env,
-            cwd=workdir,  # no .env of the repository is read
-            stdout=sink,
-            stderr=sink,
-            start_new_session=True,
-        )
-    service = Service(process, f"http://127.0.0.1:{port}", log)
-    try:
-        await wait_ready("the auth service", service.base, process, log)
-    except BaseException:
-        await stop_service(service)
-        raise
-    return service
+    return await start_service("auth", "auth_service", env, workdir, python_args=profiler)
 
 
 async def stop_service(service: Service) -> None:
@@ -341,7 +303,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> bool:
     print(f"cached:   {cached_us:7.2f} us/call")
     print()
 
-    service = await start_service(args, url, workdir)
+    service = await start_auth(args, url, workdir)
     try:
         emails, registered = await register_accounts(service, args.accounts)
         params = await stored_hash_parameters(url)

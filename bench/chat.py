@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -53,11 +51,26 @@ from pathlib import Path
 import aiohttp
 
 from auth_service.keys import generate_pem
-from bench.support import cpu_seconds, free_port, migrated_postgres, percentile, stop, wait_ready
+from bench.support import (
+    Service,
+    clean_env,
+    cpu_seconds,
+    free_port,
+    migrated_postgres,
+    new_account,
+    percentile,
+    start_service,
+    stop,
+)
 from chat_service.schemas import MESSAGE_MAX
 from tests.support.parser_corpus import parse_seconds, pathological_corpus
 
-REPO = Path(__file__).resolve().parent.parent
+SERVICE_MODULES = {
+    "auth": "auth_service",
+    "todo": "todo_service",
+    "chat": "chat_service",
+    "gateway": "gateway",
+}
 
 PASSWORD = "bench password 1234"
 KINDS = ("add", "list", "complete")
@@ -65,38 +78,16 @@ MAX_CYCLES = 1_000_000  # a bound on any user's loop besides the deadline
 
 
 @dataclass
-class Process:
-    name: str
-    process: asyncio.subprocess.Process
-    base: str
-    log: Path
-
-
-@dataclass
 class Stack:
-    processes: dict[str, Process] = field(default_factory=dict)
+    processes: dict[str, Service] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
         return self.processes["gateway"].base
 
 
-async def start(name: str, package: str, env: dict[str, str], port: int, workdir: Path) -> Process:
-    log = workdir / f"{name}.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            package,
-            env={**env, "PORT": str(port)},
-            cwd=workdir,  # no .env of the repository is read
-            stdout=sink,
-            stderr=sink,
-            start_new_session=True,
-        )
-    started = Process(name, process, f"http://127.0.0.1:{port}", log)
-    await wait_ready(name, started.base, process, log)
-    return started
+async def start(name: str, env: dict[str, str], port: int, workdir: Path) -> Service:
+    return await start_service(name, SERVICE_MODULES[name], env, workdir, port=port)
 
 
 async def stop_stack(stack: Stack) -> None:
@@ -106,17 +97,14 @@ async def stop_stack(stack: Stack) -> None:
 
 async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stack:
     ports = {name: free_port() for name in ("auth", "todo", "chat", "gateway")}
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", str(workdir)),
-        "PYTHONPATH": str(REPO),
-        "HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": "1",
-        "ENVIRONMENT": "production",
-        "LOG_JSON": "true",
-        "DATABASE_URL": url,
-        "AUTH_JWKS_URL": f"http://127.0.0.1:{ports['auth']}/api/auth/jwks",
-    }
+    base = clean_env(
+        workdir,
+        WEB_CONCURRENCY="1",
+        ENVIRONMENT="production",
+        LOG_JSON="true",
+        DATABASE_URL=url,
+        AUTH_JWKS_URL=f"http://127.0.0.1:{ports['auth']}/api/auth/jwks",
+    )
     if args.db_ping_after_idle is not None:
         for prefix in ("TODO", "CHAT"):
             base[f"{prefix}_DB_PING_AFTER_IDLE_SECONDS"] = str(args.db_ping_after_idle)
@@ -124,7 +112,6 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
     try:
         stack.processes["auth"] = await start(
             "auth",
-            "auth_service",
             {
                 **base,
                 "AUTH_SIGNING_KEYS": generate_pem(),
@@ -135,11 +122,10 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
             workdir,
         )
         stack.processes["todo"] = await start(
-            "todo", "todo_service", {**base, "TODO_LOG_LEVEL": "WARNING"}, ports["todo"], workdir
+            "todo", {**base, "TODO_LOG_LEVEL": "WARNING"}, ports["todo"], workdir
         )
         stack.processes["chat"] = await start(
             "chat",
-            "chat_service",
             {
                 **base,
                 "CHAT_LOG_LEVEL": "WARNING",
@@ -151,7 +137,6 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
             workdir,
         )
         stack.processes["gateway"] = await start(
-            "gateway",
             "gateway",
             {
                 **base,
@@ -173,16 +158,8 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
 
 async def login(http: aiohttp.ClientSession, gateway: str) -> str:
     email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
-    async with http.post(
-        f"{gateway}/api/auth/register", json={"email": email, "password": PASSWORD}
-    ) as response:
-        assert response.status == 201, await response.text()
-    async with http.post(
-        f"{gateway}/api/auth/login", json={"email": email, "password": PASSWORD}
-    ) as response:
-        assert response.status == 200, await response.text()
-        token: str = (await response.json())["access_token"]
-        return token
+    token: str = (await new_account(http, gateway, email, PASSWORD))["access_token"]
+    return token
 
 
 @dataclass
@@ -254,7 +231,7 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> None:
             postmaster = int((workdir / "pgdata" / "postmaster.pid").read_text().split()[0])
 
             def cpu_now() -> dict[str, float]:
-                used = {n: cpu_seconds(p.process.pid) for n, p in stack.processes.items()}
+                used = {n: cpu_seconds(p.pid) for n, p in stack.processes.items()}
                 # PostgreSQL's backends (the pools keep theirs open), and this load client.
                 used["postgres"] = cpu_seconds(postmaster)
                 used["client"] = time.process_time()

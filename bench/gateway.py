@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.support import free_port
+from scripts.processes import stop_process
 
 ISSUER = "bench-issuer"
 AUDIENCE = "bench-audience"
@@ -190,12 +191,7 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def run_wrk(

@@ -40,7 +40,7 @@ import aiohttp
 import asyncpg
 
 from bench.gateway import children_cpu, run_wrk
-from bench.support import cpu_seconds, migrated_postgres, postgres_cpu_seconds
+from bench.support import cpu_seconds, migrated_postgres, new_account, postgres_cpu_seconds
 from bench.todo import next_link, seed_sql
 from tests.e2e.stack import REPO, Stack
 
@@ -84,13 +84,7 @@ class Run:
 async def _account(gateway: str, email: str) -> tuple[str, str]:
     """Register (once) and log in: the account's id and an access token."""
     async with aiohttp.ClientSession() as http:
-        body = {"email": email, "password": PASSWORD}
-        async with http.post(f"{gateway}/api/auth/register", json=body) as response:
-            if response.status not in (201, 409):
-                raise RuntimeError(f"register: {response.status} {await response.text()}")
-        async with http.post(f"{gateway}/api/auth/login", json=body) as response:
-            response.raise_for_status()
-            login = await response.json()
+        login = await new_account(http, gateway, email, PASSWORD, again=True)
     return login["user"]["id"], login["access_token"]
 
 

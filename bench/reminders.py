@@ -16,24 +16,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
 import signal
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from bench.support import free_port, migrated_postgres, percentile, stop, wait_ready
+from bench.support import (
+    Service,
+    clean_env,
+    free_port,
+    migrated_postgres,
+    percentile,
+    start_service,
+    stop,
+)
 from shared.db import Database
 from shared.events import TASKS_STREAM, redis_client
 from todo_service import service
 from todo_service.schemas import TaskCreate
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 async def start_redis(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
@@ -63,36 +67,16 @@ async def start_redis(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
     raise RuntimeError("redis-server did not start")
 
 
-async def start_worker(
-    index: int, url: str, redis_url: str, workdir: Path
-) -> asyncio.subprocess.Process:
-    port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", str(workdir)),
-        "PYTHONPATH": str(REPO),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "HOSTNAME": f"bench-worker-{index}",
-        "TODO_ENVIRONMENT": "production",
-        "TODO_DATABASE_URL": url,
-        "EVENTS_REDIS_URL": redis_url,
-        "TODO_LOG_LEVEL": "WARNING",
-    }
-    log = workdir / f"worker-{index}.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "todo_service.worker",
-            env=env,
-            cwd=workdir,
-            stdout=sink,
-            stderr=sink,
-            start_new_session=True,
-        )
-    await wait_ready(f"worker {index}", f"http://127.0.0.1:{port}", process, log)
-    return process
+async def start_worker(index: int, url: str, redis_url: str, workdir: Path) -> Service:
+    env = clean_env(
+        workdir,
+        HOSTNAME=f"bench-worker-{index}",
+        TODO_ENVIRONMENT="production",
+        TODO_DATABASE_URL=url,
+        EVENTS_REDIS_URL=redis_url,
+        TODO_LOG_LEVEL="WARNING",
+    )
+    return await start_service(f"worker-{index}", "todo_service.worker", env, workdir)
 
 
 async def seed(db: Database, count: int, start: datetime, window: float, users: int) -> None:
@@ -137,7 +121,7 @@ async def watch(db: Database, count: int, deadline: float) -> dict[int, tuple[da
 async def run(args: argparse.Namespace, url: str, workdir: Path) -> bool:
     redis_process, redis_url = await start_redis(workdir)
     db = Database.open(url, pool_size=10)
-    workers: list[asyncio.subprocess.Process] = []
+    workers: list[Service] = []
     try:
         # The workers run first, as in production: the reminders are added while they scan.
         workers = list(
@@ -167,8 +151,8 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> bool:
             await asyncio.sleep(0.2)
         await redis.aclose()
     finally:
-        for process in workers:
-            await stop(process, signal.SIGTERM)
+        for worker in workers:
+            await stop(worker.process, signal.SIGTERM)
         await db.dispose()
         await stop(redis_process)
 

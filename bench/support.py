@@ -1,19 +1,23 @@
 """What every benchmark script needs: a migrated throw-away PostgreSQL, a free port, service
-processes started and stopped, nearest-rank percentiles, CPU per process."""
+processes started in a clean environment and stopped, nearest-rank percentiles, CPU per
+process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
+import os
 import signal
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -21,6 +25,8 @@ import psutil
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
@@ -79,6 +85,83 @@ async def stop(process: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -
     except TimeoutError:
         process.kill()
         await process.wait()
+
+
+def clean_env(workdir: Path, **values: str) -> dict[str, str]:
+    """A service's whole environment: programs on PATH, this repository importable, listening
+    on 127.0.0.1, and ``values``; nothing of the caller's (its AUTH_*, TODO_*...) leaks in."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(workdir)),
+        "PYTHONPATH": str(REPO),
+        "HOST": "127.0.0.1",
+        **values,
+    }
+
+
+@dataclass
+class Service:
+    """A service process a benchmark started: its address and its log."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    base: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+async def start_service(
+    name: str,
+    module: str,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    port: int | None = None,
+    python_args: Sequence[str] = (),
+) -> Service:
+    """``python -m module`` with ``env`` (see ``clean_env``) on ``port`` (default: a free one),
+    run in ``workdir`` so no .env of the repository is read, its output in ``<name>.log``
+    there; returned once ready, stopped if it never gets ready."""
+    port = free_port() if port is None else port
+    log = workdir / f"{name}.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *python_args,
+            "-m",
+            module,
+            env={**env, "PORT": str(port)},
+            cwd=workdir,
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
+    service = Service(name, process, f"http://127.0.0.1:{port}", log)
+    try:
+        await wait_ready(name, service.base, process, log)
+    except BaseException:
+        await stop(process)
+        raise
+    return service
+
+
+async def new_account(
+    http: aiohttp.ClientSession, gateway: str, email: str, password: str, *, again: bool = False
+) -> dict[str, Any]:
+    """Registers ``email`` through the gateway (``again``: it may be there already) and signs
+    in: the login's answer (``access_token``, ``user``...)."""
+    body = {"email": email, "password": password}
+    async with http.post(f"{gateway}/api/auth/register", json=body) as response:
+        if response.status not in ((201, 409) if again else (201,)):
+            raise RuntimeError(f"register: {response.status} {await response.text()}")
+    async with http.post(f"{gateway}/api/auth/login", json=body) as response:
+        if response.status != 200:
+            raise RuntimeError(f"login: {response.status} {await response.text()}")
+        answer: dict[str, Any] = await response.json()
+        return answer
 
 
 Request = Callable[[aiohttp.ClientSession, int], Awaitable[bool]]

@@ -32,7 +32,13 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.support import cpu_seconds, migrated_postgres, percentile, postgres_cpu_seconds
+from bench.support import (
+    cpu_seconds,
+    migrated_postgres,
+    new_account,
+    percentile,
+    postgres_cpu_seconds,
+)
 from tests.e2e.stack import Stack
 
 PASSWORD = "web bench password 1234"
@@ -77,14 +83,7 @@ class Session:
 
 
 async def prepare(http: aiohttp.ClientSession, base: str, email: str, tasks: int) -> Session:
-    async with http.post(
-        f"{base}/api/auth/register", json={"email": email, "password": PASSWORD}
-    ) as response:
-        assert response.status == 201, await response.text()
-    async with http.post(
-        f"{base}/api/auth/login", json={"email": email, "password": PASSWORD}
-    ) as response:
-        token = (await response.json())["access_token"]
+    token = (await new_account(http, base, email, PASSWORD))["access_token"]
     for n in range(tasks):
         async with http.post(
             f"{base}/api/tasks",

@@ -339,17 +339,37 @@ def free_port() -> int:
 # --- the end-to-end contract through the gateway -------------------------------------------
 
 
+async def expect(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    status: int,
+    what: str,
+    container: str | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """``method url`` (``kwargs`` as ``httpx`` takes them), checked to answer ``status``; a
+    failure says ``what`` it was and shows ``container``'s log."""
+    response = await client.request(method, url, **kwargs)
+    check(
+        response.status_code == status,
+        f"{what}: {response.status_code} {response.text[:300]}",
+        container,
+    )
+    return response
+
+
 async def register_and_login(client: httpx.AsyncClient, label: str) -> dict[str, Any]:
+    """A new account signed in: the login's answer, its ``headers`` and its ``password``."""
     email = f"{label}-{uuid.uuid4().hex[:10]}@example.com"
     password = f"pw-{uuid.uuid4().hex}"
-    registered = await client.post(
-        "/api/auth/register", json={"email": email, "password": password, "name": label}
-    )
-    check(registered.status_code == 201, f"register: {registered.status_code} {registered.text}")
-    login = await client.post("/api/auth/login", json={"email": email, "password": password})
-    check(login.status_code == 200, f"login: {login.status_code} {login.text}", "auth")
+    account = {"email": email, "password": password}
+    registration = account | {"name": label}
+    await expect(client, "POST", "/api/auth/register", 201, "register", json=registration)
+    login = await expect(client, "POST", "/api/auth/login", 200, "login", "auth", json=account)
     body: dict[str, Any] = login.json()
     body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
+    body["password"] = password
     return body
 
 
@@ -390,27 +410,17 @@ async def contract(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         user = await register_and_login(client, "smoke")
         headers = user["headers"]
-        me = await client.get("/api/auth/me", headers=headers)
-        check(me.status_code == 200, f"me: {me.status_code}", "auth")
+        me = await expect(client, "GET", "/api/auth/me", 200, "me", "auth", headers=headers)
         user_id = me.json()["id"]
 
-        refreshed = await client.post(
-            "/api/auth/refresh", json={"refresh_token": user["refresh_token"]}
-        )
-        check(refreshed.status_code == 200, f"refresh: {refreshed.status_code}", "auth")
-        spent = await client.post(
-            "/api/auth/refresh", json={"refresh_token": user["refresh_token"]}
-        )
-        check(spent.status_code == 401, f"a spent refresh token: {spent.status_code}", "auth")
-        second = await register_and_login(client, "logout")
-        logout = await client.post(
-            "/api/auth/logout", json={"refresh_token": second["refresh_token"]}
-        )
-        check(logout.status_code == 204, f"logout: {logout.status_code}", "auth")
-        after = await client.post(
-            "/api/auth/refresh", json={"refresh_token": second["refresh_token"]}
-        )
-        check(after.status_code == 401, f"refresh after logout: {after.status_code}", "auth")
+        first = {"refresh_token": user["refresh_token"]}
+        await expect(client, "POST", "/api/auth/refresh", 200, "refresh", "auth", json=first)
+        spent = "a spent refresh token"
+        await expect(client, "POST", "/api/auth/refresh", 401, spent, "auth", json=first)
+        second = {"refresh_token": (await register_and_login(client, "logout"))["refresh_token"]}
+        await expect(client, "POST", "/api/auth/logout", 204, "logout", "auth", json=second)
+        after = "refresh after logout"
+        await expect(client, "POST", "/api/auth/refresh", 401, after, "auth", json=second)
 
         key = {"Idempotency-Key": uuid.uuid4().hex}
         created = await client.post(
@@ -427,18 +437,20 @@ async def contract(base_url: str) -> None:
             "todo",
         )
         etag = created.headers["etag"]
-        patched = await client.patch(
-            f"/api/tasks/{task['id']}",
-            json={"title": "smoke task, renamed"},
-            headers=headers | {"If-Match": etag},
-        )
-        check(patched.status_code == 200, f"patch with If-Match: {patched.status_code}", "todo")
-        stale = await client.patch(
-            f"/api/tasks/{task['id']}",
-            json={"title": "stale"},
-            headers=headers | {"If-Match": etag},
-        )
-        check(stale.status_code == 412, f"a stale If-Match: {stale.status_code}", "todo")
+        for title, status, what in (
+            ("smoke task, renamed", 200, "patch with If-Match"),
+            ("stale", 412, "a stale If-Match"),
+        ):
+            await expect(
+                client,
+                "PATCH",
+                f"/api/tasks/{task['id']}",
+                status,
+                what,
+                "todo",
+                json={"title": title},
+                headers=headers | {"If-Match": etag},
+            )
         toggled = await client.patch(f"/api/tasks/{task['id']}/complete", headers=headers)
         check(toggled.json().get("completed") is True, f"complete: {toggled.text}", "todo")
         listed = await client.get("/api/tasks", params={"status": "completed"}, headers=headers)
@@ -454,10 +466,9 @@ async def contract(base_url: str) -> None:
         )
         other = await client.get(f"/api/{uuid.uuid4()}/tasks", headers=headers)
         check(other.status_code == 403, f"compat with another user id: {other.status_code}")
-        deleted = await client.delete(f"/api/tasks/{task['id']}", headers=headers)
-        check(deleted.status_code == 204, f"delete: {deleted.status_code}", "todo")
-        gone = await client.get(f"/api/tasks/{task['id']}", headers=headers)
-        check(gone.status_code == 404, f"get after delete: {gone.status_code}", "todo")
+        path = f"/api/tasks/{task['id']}"
+        await expect(client, "DELETE", path, 204, "delete", "todo", headers=headers)
+        await expect(client, "GET", path, 404, "get after delete", "todo", headers=headers)
 
         turn = await client.post("/api/chat", json={"message": "add buy milk"}, headers=headers)
         check(turn.status_code == 200, f"chat: {turn.status_code} {turn.text}", "chat")
@@ -485,8 +496,7 @@ async def contract(base_url: str) -> None:
         milk = await client.get("/api/tasks", params={"q": "milk"}, headers=headers)
         check(len(milk.json()) == 1, f"the chat's task is not in the list: {milk.text}", "chat")
 
-        health = await client.get("/api/health")
-        check(health.status_code == 200, f"health: {health.status_code} {health.text}", "gateway")
+        await expect(client, "GET", "/api/health", 200, "health", "gateway")
         forged = {"Authorization": f"Bearer {forged_token(user_id)}"}
         refused = await client.get("/api/tasks", headers=forged)
         check(refused.status_code == 401, f"a forged token: {refused.status_code}", "gateway")
@@ -497,20 +507,22 @@ async def deletion_reaches_the_workers(base_url: str) -> None:
     """DELETE /api/auth/me travels auth's outbox -> Redis -> the todo worker, which purges the
     user and makes todo refuse the still-valid access token (bounded wait)."""
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        email = f"leaving-{uuid.uuid4().hex[:10]}@example.com"
-        password = f"pw-{uuid.uuid4().hex}"
-        registered = await client.post(
-            "/api/auth/register", json={"email": email, "password": password}
+        user = await register_and_login(client, "leaving")
+        headers = user["headers"]
+        task = {"title": "soon gone"}
+        await expect(
+            client, "POST", "/api/tasks", 201, "create", "todo", json=task, headers=headers
         )
-        check(registered.status_code == 201, f"register: {registered.text}", "auth")
-        login = await client.post("/api/auth/login", json={"email": email, "password": password})
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        created = await client.post("/api/tasks", json={"title": "soon gone"}, headers=headers)
-        check(created.status_code == 201, f"create: {created.text}", "todo")
-        deleted = await client.request(
-            "DELETE", "/api/auth/me", json={"password": password}, headers=headers
+        await expect(
+            client,
+            "DELETE",
+            "/api/auth/me",
+            204,
+            "delete account",
+            "auth",
+            json={"password": user["password"]},
+            headers=headers,
         )
-        check(deleted.status_code == 204, f"delete account: {deleted.text}", "auth")
         deadline = time.monotonic() + 60
         while True:
             listed = await client.get("/api/tasks", headers=headers)

@@ -8,11 +8,12 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
-from web_service.gateway_client import ApiError
+from web_service.gateway_client import ApiError, ApiResponse
+from web_service.responses import redirect
 from web_service.security import cookie_kwargs, safe_next
 from web_service.sessions import Tokens
 from web_service.views import friendly, render
@@ -39,10 +40,6 @@ def valid_timezone(name: str) -> bool:
     return len(name) <= 64
 
 
-def redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=303)
-
-
 def _field(form: Any, name: str, limit: int = 1000) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
@@ -64,6 +61,16 @@ def _wait_text(seconds: int | None) -> str:
 
 async def _limited(ctx: Ctx, action: str) -> int | None:
     return await ctx.web.limiter.hit(action, ctx.client_ip, ctx.web.clock())
+
+
+async def _login(ctx: Ctx, email: str, password: str) -> ApiResponse:
+    """The auth service's answer to signing in (any status; an unreachable gateway raises)."""
+    return await ctx.web.gateway.call(
+        "POST",
+        "/api/auth/login",
+        json_body={"email": email, "password": password},
+        client_ip=ctx.client_ip,
+    )
 
 
 async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Response:
@@ -123,12 +130,7 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
         response.headers["Retry-After"] = str(wait)
         return response
     try:
-        answer = await ctx.web.gateway.call(
-            "POST",
-            "/api/auth/login",
-            json_body={"email": email, "password": password},
-            client_ip=ctx.client_ip,
-        )
+        answer = await _login(ctx, email, password)
     except ApiError as error:
         return await again({"_form": friendly(error)}, error.status)
     if answer.status == 200:
@@ -209,12 +211,7 @@ async def signup(ctx: CtxDep) -> Response:
                     {"_form": "Too many sign-ups just now. " + _wait_text(error.retry_after)}, 429
                 )
             return await again({"_form": friendly(error)}, error.status)
-        answer = await ctx.web.gateway.call(
-            "POST",
-            "/api/auth/login",
-            json_body={"email": email, "password": password},
-            client_ip=ctx.client_ip,
-        )
+        answer = await _login(ctx, email, password)
     except ApiError as error:
         return await again({"_form": friendly(error)}, error.status)
     if answer.status != 200:

@@ -17,36 +17,41 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response, StreamingResponse
 
-from web_service.account import redirect
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
+from web_service.responses import not_found, redirect, resource_id
 from web_service.tasks import new_chat_form
 from web_service.views import friendly, render
 
 router = APIRouter(include_in_schema=False)
 
-CONVERSATION_ID = re.compile(r"[1-9][0-9]{0,18}")
 MESSAGE_MAX = 4000
 KEY = re.compile(r"[0-9a-f-]{36}")
 
 
-def _conversation_id(raw: str | None) -> int | None:
-    if raw and CONVERSATION_ID.fullmatch(raw) and int(raw) < 2**63:
-        return int(raw)
-    return None
-
-
-def _cursor(ctx: Ctx) -> str | None:
+def _page_params(ctx: Ctx) -> list[tuple[str, str]]:
+    """A page of the list or of a conversation's messages: the page's ``cursor`` passed on."""
+    params = [("limit", str(ctx.settings.chat_page_size))]
     cursor = ctx.request.query_params.get("cursor")
-    return cursor if cursor and len(cursor) <= 1024 else None
+    if cursor and len(cursor) <= 1024:
+        params.append(("cursor", cursor))
+    return params
+
+
+async def _conversation_api(
+    ctx: Ctx, raw_id: str, method: str, **kwargs: Any
+) -> tuple[int, ApiResponse] | None:
+    """``method /api/conversations/{id}`` for the conversation ``raw_id`` names, with its id;
+    None when the id is malformed or the API has no such conversation of this user."""
+    conversation_id = resource_id(raw_id)
+    if conversation_id is None:
+        return None
+    answer = await ctx.api(method, f"/api/conversations/{conversation_id}", **kwargs)
+    return None if answer.status == 404 else (conversation_id, answer)
 
 
 async def _conversations(ctx: Ctx) -> dict[str, Any]:
-    params: list[tuple[str, str]] = [("limit", str(ctx.settings.chat_page_size))]
-    cursor = _cursor(ctx)
-    if cursor:
-        params.append(("cursor", cursor))
-    answer = await ctx.expect("GET", "/api/conversations", params=params)
+    answer = await ctx.expect("GET", "/api/conversations", params=_page_params(ctx))
     more = next_cursor(answer.headers.get("Link"))
     return {
         "conversations": answer.json(),
@@ -79,21 +84,13 @@ async def chat_page(ctx: CtxDep) -> Response:
 @router.get("/chat/{raw_id}")
 async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
-    conversation_id = _conversation_id(raw_id)
-    if conversation_id is None:
+    found = await _conversation_api(ctx, raw_id, "GET", params=_page_params(ctx))
+    if found is None:
         return await _missing(ctx)
-    params: list[tuple[str, str]] = [("limit", str(ctx.settings.chat_page_size))]
-    cursor = _cursor(ctx)
-    if cursor:
-        params.append(("cursor", cursor))
-    answer = await ctx.api("GET", f"/api/conversations/{conversation_id}", params=params)
-    if answer.status == 404:
-        return await _missing(ctx)
+    conversation_id, answer = found
     if answer.status == 400:
         return redirect(f"/chat/{conversation_id}")
-    if answer.status != 200:
-        raise ApiError.from_response(answer)
-    conversation = answer.json()
+    conversation = answer.expected().json()
     more = next_cursor(answer.headers.get("Link"))
     listing = await _conversations(ctx)
     return await render(
@@ -109,14 +106,7 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
 
 
 async def _missing(ctx: Ctx) -> Response:
-    return await render(
-        ctx,
-        "error.html",
-        status_code=404,
-        heading="Conversation not found",
-        message="That conversation no longer exists. Nothing was changed.",
-        back="/chat",
-    )
+    return await not_found(ctx, "conversation", "/chat")
 
 
 async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
@@ -127,7 +117,7 @@ async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
     key = key if isinstance(key, str) and KEY.fullmatch(key) else str(uuid.uuid4())
     conversation = form.get("conversation_id")
     body: dict[str, Any] = {"message": text[:MESSAGE_MAX]}
-    conversation_id = _conversation_id(conversation if isinstance(conversation, str) else None)
+    conversation_id = resource_id(conversation if isinstance(conversation, str) else None)
     if conversation_id is not None:
         body["conversation_id"] = conversation_id
     session = ctx.require_session()
@@ -213,12 +203,9 @@ async def stream_message(ctx: CtxDep) -> Response:
 @router.post("/chat/{raw_id}/delete")
 async def delete_conversation(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
-    conversation_id = _conversation_id(raw_id)
-    if conversation_id is None:
+    found = await _conversation_api(ctx, raw_id, "DELETE")
+    if found is None:
         return await _missing(ctx)
-    answer = await ctx.api("DELETE", f"/api/conversations/{conversation_id}")
-    if answer.status == 404:
-        return await _missing(ctx)
-    if answer.status != 204:
-        raise ApiError.from_response(answer)
+    _, answer = found
+    answer.expected((204,))
     return redirect("/chat?notice=conversation_deleted")

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_FORM_FIELDS = 64
 # The state-changing forms of a visitor without a session; every other one needs a session.
 ANONYMOUS_FORMS = frozenset({"/signin", "/signup"})
+# ``GET /api/notifications`` for the bell: its total is the unread count, its item the newest.
+UNREAD_QUERY = [("unread", "true"), ("limit", "1")]
 
 
 @dataclass
@@ -167,20 +169,20 @@ class Ctx:
 
     async def _fetch_unread(self) -> Unread | None:
         try:
-            token = await self.token()
-            answer = await self.web.gateway.call(
-                "GET",
-                "/api/notifications",
-                token=token,
-                client_ip=self.client_ip,
-                params=[("unread", "true"), ("limit", "1")],
-            )
+            return await self.count_unread(await self.token())
         except (SignInRequired, ApiError):
             return None
         except Exception:
             # The bell is not worth a page: whatever failed here, the page's own calls meet.
             logger.warning("counting unread notifications failed", exc_info=True)
             return None
+
+    async def count_unread(self, token: str) -> Unread | None:
+        """The bell's count as the API says it now, asked with ``token`` (a live stream holds
+        one for its whole life); an unreachable gateway raises ``ApiError``."""
+        answer = await self.web.gateway.call(
+            "GET", "/api/notifications", token=token, client_ip=self.client_ip, params=UNREAD_QUERY
+        )
         return unread_of(answer)
 
     def _pending_cookie(self, name: str, value: str, expires: Any) -> None:
@@ -206,10 +208,7 @@ class Ctx:
     async def expect(
         self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
     ) -> ApiResponse:
-        response = await self.api(method, path, **kwargs)
-        if response.status not in ok:
-            raise ApiError.from_response(response)
-        return response
+        return (await self.api(method, path, **kwargs)).expected(ok)
 
     def finish(self, response: Response) -> Response:
         """Sets the anonymous cookie when this request made one."""

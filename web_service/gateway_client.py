@@ -41,6 +41,12 @@ class ApiResponse:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    def expected(self, ok: tuple[int, ...] = (200,)) -> ApiResponse:
+        """This answer when its status is one of ``ok``; otherwise its ``ApiError``."""
+        if self.status not in ok:
+            raise ApiError.from_response(self)
+        return self
+
 
 @dataclass
 class ApiError(Exception):
@@ -108,20 +114,26 @@ class GatewayClient:
     def __init__(self, settings: WebSettings) -> None:
         self._base = settings.gateway_url.rstrip("/")
         self._settings = settings
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=settings.gateway_connect_timeout,
-            sock_read=settings.gateway_read_timeout,
-        )
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=settings.gateway_connect_timeout,
-            sock_read=settings.chat_read_timeout,
-        )
+        self._stream_timeout = self._timeout(settings.chat_read_timeout)
         self._session: aiohttp.ClientSession | None = None
         # Long-lived event streams on connections of their own, so that streams held open
         # never keep a page's call waiting for a connection.
         self._events: aiohttp.ClientSession | None = None
+
+    def _timeout(self, sock_read: float) -> aiohttp.ClientTimeout:
+        """No limit on the whole (a stream lasts), on connecting, and on silence between reads."""
+        return aiohttp.ClientTimeout(
+            total=None, connect=self._settings.gateway_connect_timeout, sock_read=sock_read
+        )
+
+    def _client(self, connector: aiohttp.TCPConnector, sock_read: float) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout(sock_read),
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent",),
+        )
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -129,23 +141,10 @@ class GatewayClient:
             # Shorter than the gateway's keep-alive, so a connection it is closing is never reused.
             keepalive_timeout=4.0,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            auto_decompress=True,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent",),
-        )
-        self._events = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._settings.notification_streams_max),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self._settings.gateway_connect_timeout,
-                sock_read=EVENT_STREAM_READ_TIMEOUT,
-            ),
-            auto_decompress=True,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent",),
+        self._session = self._client(connector, self._settings.gateway_read_timeout)
+        self._events = self._client(
+            aiohttp.TCPConnector(limit=self._settings.notification_streams_max),
+            EVENT_STREAM_READ_TIMEOUT,
         )
 
     async def close(self) -> None:
@@ -169,6 +168,29 @@ class GatewayClient:
             headers.update(extra)
         return headers
 
+    @asynccontextmanager
+    async def _request(
+        self,
+        session: aiohttp.ClientSession | None,
+        method: str,
+        path: str,
+        **kwargs: Any,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """``method path`` on ``session``, open for the block. An unreachable or timed-out
+        gateway (while connecting or while the block reads) is an ``ApiError`` 503 / 504 with
+        nothing sent or changed known."""
+        assert session is not None, "GatewayClient.start() was not awaited"
+        try:
+            async with session.request(
+                method, self._base + path, allow_redirects=False, **kwargs
+            ) as response:
+                yield response
+        except TimeoutError:
+            raise ApiError(504, "gateway_timeout") from None
+        except aiohttp.ClientError as error:
+            logger.warning("gateway unreachable: %s %s: %s", method, path, error)
+            raise ApiError(503, "gateway_unavailable") from None
+
     async def call(
         self,
         method: str,
@@ -180,33 +202,21 @@ class GatewayClient:
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> ApiResponse:
-        """One request; any status is returned (``expect`` raises on refusals). An unreachable
-        or timed-out gateway is an ``ApiError`` 503 / 504 with nothing sent or changed known."""
-        assert self._session is not None, "GatewayClient.start() was not awaited"
-        try:
-            async with self._session.request(
-                method,
-                self._base + path,
-                params=params,
-                json=json_body,
-                headers=self._headers(token, client_ip, headers),
-                allow_redirects=False,
-            ) as response:
-                body = await response.read()
-                return ApiResponse(response.status, response.headers, body)
-        except TimeoutError:
-            raise ApiError(504, "gateway_timeout") from None
-        except aiohttp.ClientError as error:
-            logger.warning("gateway unreachable: %s %s: %s", method, path, error)
-            raise ApiError(503, "gateway_unavailable") from None
+        """One request; any status is returned (``expect`` raises on refusals)."""
+        async with self._request(
+            self._session,
+            method,
+            path,
+            params=params,
+            json=json_body,
+            headers=self._headers(token, client_ip, headers),
+        ) as response:
+            return ApiResponse(response.status, response.headers, await response.read())
 
     async def expect(
         self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
     ) -> ApiResponse:
-        response = await self.call(method, path, **kwargs)
-        if response.status not in ok:
-            raise ApiError.from_response(response)
-        return response
+        return (await self.call(method, path, **kwargs)).expected(ok)
 
     @asynccontextmanager
     async def stream(
@@ -220,22 +230,15 @@ class GatewayClient:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """A streamed answer (server-sent events), open for the block."""
-        assert self._session is not None, "GatewayClient.start() was not awaited"
-        try:
-            async with self._session.request(
-                method,
-                self._base + path,
-                json=json_body,
-                headers=self._headers(token, client_ip, headers),
-                timeout=self._stream_timeout,
-                allow_redirects=False,
-            ) as response:
-                yield response
-        except TimeoutError:
-            raise ApiError(504, "gateway_timeout") from None
-        except aiohttp.ClientError as error:
-            logger.warning("gateway unreachable: %s %s: %s", method, path, error)
-            raise ApiError(503, "gateway_unavailable") from None
+        async with self._request(
+            self._session,
+            method,
+            path,
+            json=json_body,
+            headers=self._headers(token, client_ip, headers),
+            timeout=self._stream_timeout,
+        ) as response:
+            yield response
 
     @asynccontextmanager
     async def event_stream(
@@ -248,17 +251,8 @@ class GatewayClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """``GET path`` answered with server-sent events, open for the block (its own
         connection pool; see ``WEB_NOTIFICATION_STREAMS_MAX``)."""
-        assert self._events is not None, "GatewayClient.start() was not awaited"
         extra = {"Accept": "text/event-stream", **(headers or {})}
-        try:
-            async with self._events.get(
-                self._base + path,
-                headers=self._headers(token, client_ip, extra),
-                allow_redirects=False,
-            ) as response:
-                yield response
-        except TimeoutError:
-            raise ApiError(504, "gateway_timeout") from None
-        except aiohttp.ClientError as error:
-            logger.warning("gateway unreachable: GET %s: %s", path, error)
-            raise ApiError(503, "gateway_unavailable") from None
+        async with self._request(
+            self._events, "GET", path, headers=self._headers(token, client_ip, extra)
+        ) as response:
+            yield response

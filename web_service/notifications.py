@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -26,36 +25,21 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from web_service.account import redirect
-from web_service.context import CsrfRefused, Ctx, CtxDep, Unread, unread_of
+from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
+from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge, sse
-from web_service.views import (
-    friendly,
-    parse_utc,
-    problem_code,
-    render,
-    render_text,
-    when_text,
-)
+from web_service.views import parse_utc, render, render_text, when_text
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
-NOTIFICATION_ID = re.compile(r"[1-9][0-9]{0,18}")
-MAX_ID = 2**63 - 1
 # "Snooze 10 min" by default; the API takes 1..1440 minutes.
 SNOOZE_MINUTES = 10
 SNOOZE_RANGE = range(1, 1441)
 UPSTREAM = "/api/notifications/stream"
-
-
-def _notification_id(raw: str | None) -> int | None:
-    if raw and NOTIFICATION_ID.fullmatch(raw) and int(raw) <= MAX_ID:
-        return int(raw)
-    return None
 
 
 def _cursor(ctx: Ctx) -> str | None:
@@ -102,7 +86,7 @@ async def snooze(ctx: CtxDep, raw_id: str) -> Response:
     raw = form.get("minutes", str(SNOOZE_MINUTES))
     minutes = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 4 else 0
     if minutes not in SNOOZE_RANGE:
-        return await _refused(ctx, ApiError(422, "invalid_minutes"))
+        return refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
     return await _act(ctx, raw_id, "snooze", {"minutes": minutes}, "notification_snoozed")
 
 
@@ -110,14 +94,14 @@ async def _act(
     ctx: Ctx, raw_id: str, action: str, body: dict[str, Any] | None, notice: str
 ) -> Response:
     ctx.require_session()
-    notification_id = _notification_id(raw_id)
+    notification_id = resource_id(raw_id)
     if notification_id is None:
         return await _missing(ctx)
     answer = await ctx.api("POST", f"/api/notifications/{notification_id}/{action}", json_body=body)
     if answer.status == 404:
         return await _missing(ctx)
     if answer.status != 200:
-        return await _refused(ctx, ApiError.from_response(answer))
+        return refused(ctx, ApiError.from_response(answer), "/notifications")
     notification = answer.json()
     if not ctx.wants_json:
         return redirect(f"/notifications?notice={notice}")
@@ -140,38 +124,14 @@ async def _act(
 async def _count(ctx: Ctx) -> Unread | None:
     """The unread count after an action (a fresh call: the action changed it)."""
     try:
-        answer = await ctx.api(
-            "GET", "/api/notifications", params=[("unread", "true"), ("limit", "1")]
-        )
+        answer = await ctx.api("GET", "/api/notifications", params=UNREAD_QUERY)
     except ApiError:
         return None
     return unread_of(answer)
 
 
 async def _missing(ctx: Ctx) -> Response:
-    message = "That notification no longer exists. Nothing was changed."
-    if ctx.wants_json:
-        return JSONResponse({"message": message, "code": "not_found"}, status_code=404)
-    return await render(
-        ctx,
-        "error.html",
-        status_code=404,
-        heading="Notification not found",
-        message=message,
-        back="/notifications",
-    )
-
-
-async def _refused(ctx: Ctx, error: ApiError) -> Response:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
-    if ctx.wants_json:
-        return JSONResponse(
-            {"message": friendly(error), "code": error.code},
-            status_code=error.status,
-            headers=headers,
-        )
-    wait = f"&wait={error.retry_after}" if error.retry_after else ""
-    return redirect(f"/notifications?problem={problem_code(error)}{wait}")
+    return await not_found(ctx, "notification", "/notifications")
 
 
 def _moment(value: Any, *, optional: bool) -> bool:
@@ -212,7 +172,7 @@ def _last_event_id(request: Request) -> int | None:
     """Where the stream resumes: the browser's ``Last-Event-ID`` on a reconnect, else the
     page's ``after`` (the newest notification it was rendered with)."""
     for raw in (request.headers.get("last-event-id"), request.query_params.get("after")):
-        value = _notification_id(raw.strip() if raw else None)
+        value = resource_id(raw.strip() if raw else None)
         if value is not None:
             return value
     return None
@@ -350,16 +310,9 @@ async def _relay_open(
 
 async def _stream_count(ctx: Ctx, token: str) -> Unread | None:
     try:
-        answer = await ctx.web.gateway.call(
-            "GET",
-            "/api/notifications",
-            token=token,
-            client_ip=ctx.client_ip,
-            params=[("unread", "true"), ("limit", "1")],
-        )
+        return await ctx.count_unread(token)
     except ApiError:
         return None
-    return unread_of(answer)
 
 
 def _relayed(ctx: Ctx, session: WebSession, event: Event) -> bytes | None:

@@ -113,22 +113,23 @@ def _row_to_session(row: Any) -> WebSession:
     )
 
 
+@dataclass(eq=False)
 class SessionStore:
-    def __init__(
-        self,
-        db: Database,
-        box: TokenBox,
-        gateway: GatewayClient,
-        settings: WebSettings,
-        clock: Clock,
-    ) -> None:
-        self.db = db
-        self.box = box
-        self.gateway = gateway
-        self.settings = settings
-        self.clock = clock
-        self.idle = timedelta(seconds=settings.idle_timeout_seconds)
-        self.margin = timedelta(seconds=settings.refresh_margin_seconds)
+    db: Database
+    box: TokenBox
+    gateway: GatewayClient
+    settings: WebSettings
+    clock: Clock
+
+    @property
+    def idle(self) -> timedelta:
+        """No use for this long ends a session."""
+        return timedelta(seconds=self.settings.idle_timeout_seconds)
+
+    @property
+    def margin(self) -> timedelta:
+        """An access token this close to its expiry is refreshed before use."""
+        return timedelta(seconds=self.settings.refresh_margin_seconds)
 
     async def create(self, tokens: Tokens, user: dict[str, Any]) -> tuple[str, WebSession]:
         """A new session (always a new id: signing in never keeps an id the browser had)."""

@@ -15,21 +15,37 @@ from urllib.parse import urlencode
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from web_service.account import redirect
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
-from web_service.views import friendly, parse_utc, problem_code, render, render_text, zone
+from web_service.responses import json_problem, not_found, redirect, refused, resource_id
+from web_service.views import friendly, parse_utc, render, render_text, zone
 
 router = APIRouter(include_in_schema=False)
 
 STATUSES = {"all": "all", "pending": "pending", "done": "completed"}
 PRIORITIES = ("low", "medium", "high")
 RECURRENCES = ("none", "daily", "weekly", "monthly")
-DUE_FILTERS = ("overdue", "today", "week", "none")
-SORTS = ("created", "updated", "due", "priority", "title")
+# The filter form's lists (value -> label, in the order offered; "" is no filter).
+FILTER_CHOICES: dict[str, dict[str, str]] = {
+    "priority": {"": "Any", **{p: p.capitalize() for p in PRIORITIES}},
+    "due": {
+        "": "Any time",
+        "overdue": "Overdue",
+        "today": "Today",
+        "week": "This week",
+        "none": "No due date",
+    },
+    "sort": {
+        "created": "Newest",
+        "updated": "Recently changed",
+        "due": "Due date",
+        "priority": "Priority",
+        "title": "Title",
+    },
+    "order": {"": "Default", "asc": "Ascending", "desc": "Descending"},
+}
 # The todo API's "has no due date" filter.
 NO_DUE_PARAM = ("has_due", "false")
-TASK_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
 def _one(
@@ -45,12 +61,12 @@ class Filters:
 
     def __init__(self, params: Any) -> None:
         self.status = _one(params, "status", STATUSES) or "all"
-        self.priority = _one(params, "priority", PRIORITIES)
+        self.priority = _one(params, "priority", FILTER_CHOICES["priority"])
         self.tag = (params.get("tag") or "").strip()[:30]
-        self.due = _one(params, "due", DUE_FILTERS)
+        self.due = _one(params, "due", FILTER_CHOICES["due"])
         self.q = (params.get("q") or "").strip()[:200]
-        self.sort = _one(params, "sort", SORTS) or "created"
-        self.order = _one(params, "order", ("asc", "desc"))
+        self.sort = _one(params, "sort", FILTER_CHOICES["sort"]) or "created"
+        self.order = _one(params, "order", FILTER_CHOICES["order"])
         cursor = params.get("cursor") or ""
         self.cursor = cursor if len(cursor) <= 1024 else ""
 
@@ -177,6 +193,7 @@ async def _tasks_page(
         "tasks.html",
         status_code=status,
         filters=filters,
+        filter_choices=FILTER_CHOICES,
         form=_new_form(form),
         errors=errors or {},
         priorities=PRIORITIES,
@@ -290,7 +307,7 @@ async def create_task(ctx: CtxDep) -> Response:
         )
     except ApiError as error:
         if ctx.wants_json:
-            return _json_problem(error)
+            return json_problem(error)
         return await _tasks_page(
             ctx, status=error.status, form=values, errors=_api_field_errors(error)
         )
@@ -299,32 +316,14 @@ async def create_task(ctx: CtxDep) -> Response:
     return redirect("/tasks?notice=created")
 
 
-def _task_id(raw: str) -> int | None:
-    return int(raw) if TASK_ID.fullmatch(raw) and int(raw) < 2**63 else None
-
-
-def _json_problem(error: ApiError) -> JSONResponse:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return JSONResponse(
-        {"message": friendly(error), "code": error.code}, status_code=error.status, headers=headers
-    )
-
-
-def _back_with_problem(error: ApiError) -> Response:
-    wait = f"&wait={error.retry_after}" if error.retry_after else ""
-    return redirect(f"/tasks?problem={problem_code(error)}{wait}")
-
-
 async def _missing_task(ctx: Ctx) -> Response:
-    if ctx.wants_json:
-        return _json_problem(ApiError(404, "task_not_found"))
-    return await _not_found(ctx)
+    return await not_found(ctx, "task", "/tasks", code="task_not_found")
 
 
 async def _read_task(ctx: Ctx, raw_id: str) -> dict[str, Any] | None:
     """The task ``raw_id`` names, or None when the id is malformed or the API has no such
     task of this user; any other refusal is raised."""
-    task_id = _task_id(raw_id)
+    task_id = resource_id(raw_id)
     if task_id is None:
         return None
     answer = await ctx.api("GET", f"/api/tasks/{task_id}")
@@ -336,35 +335,20 @@ async def _read_task(ctx: Ctx, raw_id: str) -> dict[str, Any] | None:
     return task
 
 
-async def _not_found(ctx: Ctx) -> Response:
-    return await render(
-        ctx,
-        "error.html",
-        status_code=404,
-        heading="Task not found",
-        message=friendly(ApiError(404, "task_not_found")),
-        back="/tasks",
-    )
-
-
 @router.post("/tasks/{raw_id}/complete")
 async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
-    task_id = _task_id(raw_id)
+    task_id = resource_id(raw_id)
     form = await ctx.form()
     completed = _field(form, "completed", 5) == "true"
     if task_id is None:
-        return (
-            _json_problem(ApiError(404, "task_not_found"))
-            if ctx.wants_json
-            else await _not_found(ctx)
-        )
+        return await _missing_task(ctx)
     try:
         answer = await ctx.expect(
             "PATCH", f"/api/tasks/{task_id}/complete", json_body={"completed": completed}
         )
     except ApiError as error:
-        return _json_problem(error) if ctx.wants_json else _back_with_problem(error)
+        return refused(ctx, error, "/tasks")
     if ctx.wants_json:
         task = _task_view(answer.json(), ctx.web.clock())
         return JSONResponse(
@@ -378,24 +362,20 @@ async def delete_confirmation(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
     task = await _read_task(ctx, raw_id)
     if task is None:
-        return await _not_found(ctx)
+        return await _missing_task(ctx)
     return await render(ctx, "task_delete.html", task=task)
 
 
 @router.post("/tasks/{raw_id}/delete")
 async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
-    task_id = _task_id(raw_id)
+    task_id = resource_id(raw_id)
     if task_id is None:
-        return (
-            _json_problem(ApiError(404, "task_not_found"))
-            if ctx.wants_json
-            else await _not_found(ctx)
-        )
+        return await _missing_task(ctx)
     try:
         await ctx.expect("DELETE", f"/api/tasks/{task_id}", ok=(204,))
     except ApiError as error:
-        return _json_problem(error) if ctx.wants_json else _back_with_problem(error)
+        return refused(ctx, error, "/tasks")
     if ctx.wants_json:
         return Response(status_code=204)
     return redirect("/tasks?notice=deleted")
@@ -420,7 +400,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
     session = ctx.require_session()
     task = await _read_task(ctx, raw_id)
     if task is None:
-        return await _not_found(ctx)
+        return await _missing_task(ctx)
     return await render(
         ctx,
         "task_edit.html",
@@ -437,9 +417,9 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
 @router.post("/tasks/{raw_id}/edit")
 async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     session = ctx.require_session()
-    task_id = _task_id(raw_id)
+    task_id = resource_id(raw_id)
     if task_id is None:
-        return await _not_found(ctx)
+        return await _missing_task(ctx)
     form = await ctx.form()
     values = _form_values(form)
     version = _field(form, "version", 20)
@@ -473,11 +453,11 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         return redirect("/tasks?notice=updated")
     error = ApiError.from_response(answer)
     if error.status == 404:
-        return await _not_found(ctx)
+        return await _missing_task(ctx)
     if error.status == 412:
         current = await ctx.api("GET", f"/api/tasks/{task_id}")
         if current.status == 404:
-            return await _not_found(ctx)
+            return await _missing_task(ctx)
         if current.status != 200:
             raise ApiError.from_response(current)
         theirs = current.json()

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.processes import stop_process
 from shared.events import Event, redis_client
 from tests.support.serving import free_port
 
@@ -68,13 +69,8 @@ class WorkerProcess:
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def log_tail(self, chars: int = 3000) -> str:
