@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import Depends, Header, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import Database, Session
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import BadRequest, error_responses
-from shared.pagination import page_headers
 from todo_service import service
-from todo_service.models import IDEMPOTENCY_KEY_MAX, MAX_ID
+from todo_service.models import IDEMPOTENCY_KEY_MAX
+from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
 from todo_service.schemas import (
     CompleteIn,
     TaskCreate,
@@ -33,26 +34,10 @@ from todo_service.schemas import (
 )
 from todo_service.settings import TodoSettings
 
-router = APIRouter(
-    prefix="/api/tasks",
-    tags=["tasks"],
-    responses=error_responses(400, 401, 413, 422),
-)
+router = api_router("/api/tasks", "tasks")
 # The statuses of the routes that name one task, and of those that also write it.
 _ONE_TASK = error_responses(404)
 _WRITE_ONE_TASK = error_responses(404, 412)
-
-_JSON = "application/json"
-
-
-# Dependencies are coroutines: FastAPI would run plain functions in a worker thread.
-async def _user_id(principal: CurrentPrincipal) -> str:
-    return principal.sub
-
-
-async def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
 
 
 def _idempotency_ttl(request: Request) -> timedelta:
@@ -60,11 +45,7 @@ def _idempotency_ttl(request: Request) -> timedelta:
     return timedelta(hours=settings.idempotency_ttl_hours)
 
 
-UserId = Annotated[str, Depends(_user_id)]
-ClockDep = Annotated[Clock, Depends(_clock)]
-TaskId = Annotated[
-    int, Path(ge=1, le=MAX_ID, description="The task's id; a malformed one is a 422")
-]
+TaskId = Annotated[int, row_id("task")]
 # What the entity-tag parser below accepts, published (not enforced: a malformed header is
 # the parser's 400 ``invalid_if_match``, not a generic 422).
 _ETAG = r'(W/)?"[\x21\x23-\x2b\x2d-\x7e]*"'
@@ -125,9 +106,7 @@ def _task_response(task: TaskPublic, *, status_code: int = 200, location: bool =
     headers = {"ETag": etag(task)}
     if location:
         headers["Location"] = f"/api/tasks/{task.id}"
-    return Response(
-        task.model_dump_json(), status_code=status_code, media_type=_JSON, headers=headers
-    )
+    return json_response(task.model_dump_json(), status_code=status_code, headers=headers)
 
 
 _QUERY_FIELDS = frozenset(TaskQuery.model_fields)
@@ -209,8 +188,7 @@ async def list_tasks(
     db: Database = request.app.state.db
     clock: Clock = request.app.state.clock
     page = await service.list_tasks_json(db, principal.sub, query=query, clock=clock)
-    headers = page_headers(request, total=page.total, next_cursor=page.next_cursor)
-    return Response(page.items_json, media_type=_JSON, headers=headers)
+    return page_response(request, page)
 
 
 @router.post(
@@ -278,20 +256,53 @@ async def read_task(
     return _task_response(task)
 
 
-@router.put(
-    "/{task_id}", response_model=TaskPublic, responses=_WRITE_ONE_TASK, summary="Replace a task"
-)
-async def replace_task(
+class _Target(TypedDict):
+    """The task a write names, the versions it accepts and its clock, as the service's write
+    functions take them."""
+
+    task_id: int
+    if_match: Collection[int] | None
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class TaskWrite:
+    """A write to one of the user's tasks in the request's unit of work, conditional on the
+    request's ``If-Match`` header (none: the last write wins)."""
+
+    session: Session
+    user_id: str
+    task_id: int
+    clock: Clock
+    if_match: str | None
+
+    @property
+    def target(self) -> _Target:
+        """Read by the route once its body is valid: a malformed ``If-Match`` is a 400 only
+        for a request that is otherwise well formed."""
+        return _Target(
+            task_id=self.task_id, if_match=parse_if_match(self.if_match), clock=self.clock
+        )
+
+
+async def _task_write(
     task_id: TaskId,
-    body: TaskReplace,
     session: SessionDep,
     user_id: UserId,
     clock: ClockDep,
     if_match: IfMatchHeader = None,
-) -> Response:
-    task = await service.replace_task(
-        session, user_id, task_id=task_id, data=body, if_match=parse_if_match(if_match), clock=clock
-    )
+) -> TaskWrite:
+    return TaskWrite(session, user_id, task_id, clock, if_match)
+
+
+TaskWriteDep = Annotated[TaskWrite, Depends(_task_write)]
+
+
+@router.put(
+    "/{task_id}", response_model=TaskPublic, responses=_WRITE_ONE_TASK, summary="Replace a task"
+)
+async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
+    task = await service.update_task(write.session, write.user_id, changes=body, **write.target)
     return _task_response(task)
 
 
@@ -303,22 +314,8 @@ async def replace_task(
     description="`application/merge-patch+json` or `application/json`: an absent field is "
     "unchanged, `null` clears description, due_at or tags.",
 )
-async def patch_task(
-    task_id: TaskId,
-    body: TaskPatch,
-    session: SessionDep,
-    user_id: UserId,
-    clock: ClockDep,
-    if_match: IfMatchHeader = None,
-) -> Response:
-    task = await service.patch_task(
-        session,
-        user_id,
-        task_id=task_id,
-        changes=body,
-        if_match=parse_if_match(if_match),
-        clock=clock,
-    )
+async def patch_task(body: TaskPatch, write: TaskWriteDep) -> Response:
+    task = await service.update_task(write.session, write.user_id, changes=body, **write.target)
     return _task_response(task)
 
 
@@ -328,21 +325,10 @@ async def patch_task(
     responses=_WRITE_ONE_TASK,
     summary='Toggle completion, or set it with {"completed": true|false}',
 )
-async def complete_task(
-    task_id: TaskId,
-    session: SessionDep,
-    user_id: UserId,
-    clock: ClockDep,
-    body: CompleteIn | None = None,
-    if_match: IfMatchHeader = None,
-) -> Response:
+async def complete_task(write: TaskWriteDep, body: CompleteIn | None = None) -> Response:
+    completed = body.completed if body is not None else None
     task = await service.set_completed(
-        session,
-        user_id,
-        task_id=task_id,
-        completed=body.completed if body is not None else None,
-        if_match=parse_if_match(if_match),
-        clock=clock,
+        write.session, write.user_id, completed=completed, **write.target
     )
     return _task_response(task)
 
@@ -353,14 +339,6 @@ async def complete_task(
     responses=_WRITE_ONE_TASK,
     summary="Delete a task",
 )
-async def delete_task(
-    task_id: TaskId,
-    session: SessionDep,
-    user_id: UserId,
-    clock: ClockDep,
-    if_match: IfMatchHeader = None,
-) -> Response:
-    await service.delete_task(
-        session, user_id, task_id=task_id, if_match=parse_if_match(if_match), clock=clock
-    )
+async def delete_task(write: TaskWriteDep) -> Response:
+    await service.delete_task(write.session, write.user_id, **write.target)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,20 +5,19 @@ tasks stream feeds the webhooks (todo_service/webhooks/fanout.py)."""
 from __future__ import annotations
 
 from shared.purge import UserPurge
-from todo_service.models import (
-    DELETED_SUBJECTS,
-    IDEMPOTENCY_KEYS,
-    NOTIFICATIONS,
-    PROCESSED_EVENTS,
-    TASK_COUNTS,
-    TASKS,
-    WEBHOOK_DELIVERIES,
-    WEBHOOKS,
-)
+from todo_service import models
 
 PURGE = UserPurge(
     group="todo",
-    deleted_subjects=DELETED_SUBJECTS,
-    processed_events=PROCESSED_EVENTS,
-    tables=(NOTIFICATIONS, TASKS, TASK_COUNTS, IDEMPOTENCY_KEYS, WEBHOOK_DELIVERIES, WEBHOOKS),
+    deleted_subjects=models.DELETED_SUBJECTS,
+    processed_events=models.PROCESSED_EVENTS,
+    # The user's rows, children before parents.
+    tables=(
+        models.NOTIFICATIONS,
+        models.TASKS,
+        models.TASK_COUNTS,
+        models.IDEMPOTENCY_KEYS,
+        models.WEBHOOK_DELIVERIES,
+        models.WEBHOOKS,
+    ),
 )

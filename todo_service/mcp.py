@@ -647,7 +647,7 @@ class _Tools:
             # A null in a merge patch removes the field, exactly as PATCH /api/tasks/{id} does.
             fields.update(dict.fromkeys(cleared))
             changes = _validated(TaskPatch, fields)
-            task = await service.patch_task(
+            task = await service.update_task(
                 session, user, task_id=task_id, changes=changes, clock=self._clock
             )
             return _result(task, "updated")

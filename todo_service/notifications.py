@@ -9,7 +9,6 @@ in commit order (todo_service/scheduler.py), so a page or a stream continues "af
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import col, select
@@ -21,21 +20,12 @@ from shared.errors import NotFound
 from todo_service import reminders
 from todo_service.models import MAX_ID, Task
 from todo_service.schemas import NotificationPublic, NotificationQuery
-from todo_service.statements import NOTIFICATION_JSON
+from todo_service.statements import NOTIFICATION_JSON, PageJSON
 
 
 class NotificationNotFound(NotFound):
     code = "notification_not_found"
     message = "Notification not found"
-
-
-@dataclass(frozen=True)
-class NotificationPageJSON:
-    """A page as the route sends it: ``items_json`` is a JSON array of notifications."""
-
-    items_json: str
-    total: int
-    next_cursor: str | None
 
 
 def _page_sql(*, unread: bool, after_cursor: bool) -> str:
@@ -76,7 +66,7 @@ def decode_cursor(cursor: str) -> int:
 
 async def list_notifications_json(
     db: Database, user_id: str, *, query: NotificationQuery
-) -> NotificationPageJSON:
+) -> PageJSON:
     """One page of the user's notifications, newest first; ``InvalidCursor`` for a bad cursor."""
     args: list[object] = [user_id, query.limit]
     if query.cursor is not None:
@@ -85,7 +75,7 @@ async def list_notifications_json(
     assert row is not None  # an aggregate always returns its row
     total, items, fetched, last_id = row
     next_cursor = encode_cursor(last_id) if fetched > query.limit else None
-    return NotificationPageJSON(items_json=items, total=total, next_cursor=next_cursor)
+    return PageJSON(items_json=items, total=total, next_cursor=next_cursor)
 
 
 _MARK_READ = f"""

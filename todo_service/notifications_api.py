@@ -18,43 +18,27 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from shared.clock import Clock
 from shared.db import Database
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import AppError, BadRequest, error_event, error_responses
 from shared.middleware import error_for
-from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID, page_headers
+from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID
 from shared.request_context import current_request_id
 from todo_service import notifications
+from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
 from todo_service.schemas import PAGE_MAX, NotificationPublic, NotificationQuery, SnoozeIn
 from todo_service.settings import TodoSettings
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(
-    prefix="/api/notifications",
-    tags=["notifications"],
-    responses=error_responses(400, 401, 413, 422),
-)
+router = api_router("/api/notifications", "notifications")
 _ONE = error_responses(404)
-_JSON = "application/json"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
-NotificationId = Annotated[
-    int, Path(ge=1, le=MAX_ID, description="The notification's id; a malformed one is a 422")
-]
-
-
-async def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-def _json(body: str) -> Response:
-    return Response(body, media_type=_JSON)
+NotificationId = Annotated[int, row_id("notification")]
 
 
 @router.get(
@@ -84,8 +68,7 @@ async def list_notifications(
 ) -> Response:
     query = NotificationQuery(limit=limit, cursor=cursor, unread=unread)
     page = await notifications.list_notifications_json(db, principal.sub, query=query)
-    headers = page_headers(request, total=page.total, next_cursor=page.next_cursor)
-    return Response(page.items_json, media_type=_JSON, headers=headers)
+    return page_response(request, page)
 
 
 @router.post(
@@ -95,15 +78,10 @@ async def list_notifications(
     summary="Mark a notification read (dismiss it); idempotent",
 )
 async def read_notification(
-    notification_id: NotificationId,
-    principal: CurrentPrincipal,
-    db: DatabaseDep,
-    request: Request,
+    notification_id: NotificationId, db: DatabaseDep, user_id: UserId, clock: ClockDep
 ) -> Response:
-    body = await notifications.mark_read(
-        db, principal.sub, notification_id=notification_id, clock=await _clock(request)
-    )
-    return _json(body)
+    body = await notifications.mark_read(db, user_id, notification_id=notification_id, clock=clock)
+    return json_response(body)
 
 
 @router.post(
@@ -115,18 +93,14 @@ async def read_notification(
 async def snooze_notification(
     notification_id: NotificationId,
     body: SnoozeIn,
-    principal: CurrentPrincipal,
     session: SessionDep,
-    request: Request,
+    user_id: UserId,
+    clock: ClockDep,
 ) -> Response:
     answer = await notifications.snooze(
-        session,
-        principal.sub,
-        notification_id=notification_id,
-        minutes=body.minutes,
-        clock=await _clock(request),
+        session, user_id, notification_id=notification_id, minutes=body.minutes, clock=clock
     )
-    return _json(answer)
+    return json_response(answer)
 
 
 _EVENT_ID = re.compile(r"[0-9]{1,19}")

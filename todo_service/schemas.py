@@ -163,6 +163,10 @@ class TaskReplace(TaskCreate):
 
     completed: StrictBool = False
 
+    def changes(self) -> dict[str, Any]:
+        """Every writable field: a replace sets them all."""
+        return self.model_dump()
+
 
 _REQUIRED_IN_PATCH = ("title", "priority", "completed", "recurrence")
 

@@ -16,7 +16,6 @@ import calendar
 import hashlib
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,7 +51,6 @@ __all__ = [
     "InvalidCursor",
     "StaleTask",
     "TaskNotFound",
-    "TaskPageJSON",
     "TasksNotFound",
     "add_task",
     "delete_many",
@@ -60,10 +58,9 @@ __all__ = [
     "get_task",
     "list_tasks",
     "list_tasks_json",
-    "patch_task",
-    "replace_task",
     "set_completed",
     "set_completed_many",
+    "update_task",
 ]
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -190,34 +187,21 @@ async def add_task(
     return TaskPublic.model_validate_json(row[2])
 
 
-async def replace_task(
+async def update_task(
     session: AsyncSession,
     user_id: str,
     *,
     task_id: int,
-    data: TaskReplace,
+    changes: TaskReplace | TaskPatch,
     if_match: Collection[int] | None = None,
     clock: Clock = utcnow,
 ) -> TaskPublic:
-    """Full replace (``PUT``): every writable field takes the given value or its default.
+    """Write the fields ``changes`` sets: every writable one for a full replace (``PUT``: an
+    absent field takes its default), those present for a merge patch (``null`` clears a
+    nullable field).
 
     ``if_match``: the versions the caller accepts; None means the last write wins.
     """
-    task = await _task_to_write(session, user_id, task_id, if_match)
-    await _apply(session, task, data.model_dump(), clock())
-    return to_public(task)
-
-
-async def patch_task(
-    session: AsyncSession,
-    user_id: str,
-    *,
-    task_id: int,
-    changes: TaskPatch,
-    if_match: Collection[int] | None = None,
-    clock: Clock = utcnow,
-) -> TaskPublic:
-    """Merge patch: only the fields present change; ``null`` clears a nullable field."""
     task = await _task_to_write(session, user_id, task_id, if_match)
     await _apply(session, task, changes.changes(), clock())
     return to_public(task)
@@ -423,18 +407,9 @@ async def delete_many(
 # --- lists ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TaskPageJSON:
-    """A page as the HTTP route sends it: ``items_json`` is a JSON array of ``TaskPublic``."""
-
-    items_json: str
-    total: int
-    next_cursor: str | None
-
-
 async def list_tasks_json(
     db: Database, user_id: str, *, query: TaskQuery, clock: Clock = utcnow
-) -> TaskPageJSON:
+) -> sql.PageJSON:
     """One page of the user's tasks (rendered by PostgreSQL), the total for the filters, and
     the cursor of the next page (None on the last). ``InvalidCursor`` for a bad cursor.
 
@@ -448,7 +423,7 @@ async def list_tasks_json(
     next_cursor = None
     if fetched > query.limit:
         next_cursor = encode_cursor(query.sort, query.direction, last_key, last_id)
-    return TaskPageJSON(items_json=items, total=total, next_cursor=next_cursor)
+    return sql.PageJSON(items_json=items, total=total, next_cursor=next_cursor)
 
 
 async def list_tasks(

@@ -9,6 +9,7 @@ All values reach PostgreSQL as bound parameters; the SQL text is built from cons
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import DateTime, Table
@@ -40,6 +41,17 @@ def json_object(table: Table, fields: tuple[str, ...]) -> str:
 TASK_JSON = json_object(TASKS, TASK_FIELDS)
 # A notification as NotificationPublic's JSON.
 NOTIFICATION_JSON = json_object(NOTIFICATIONS, tuple(NotificationPublic.model_fields))
+
+
+@dataclass(frozen=True)
+class PageJSON:
+    """A page of a listing as its route sends it: ``items_json`` is the JSON array of the
+    page's rows (``TASK_JSON`` or ``NOTIFICATION_JSON`` each), as PostgreSQL rendered it."""
+
+    items_json: str
+    total: int
+    next_cursor: str | None  # None on the last page
+
 
 # The user's task by id: another user's task is no row, as a missing one.
 GET_TASK = f"SELECT {_COLUMNS} FROM todo.tasks WHERE id = $1 AND user_id = $2"  # noqa: S608

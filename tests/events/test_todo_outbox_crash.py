@@ -159,7 +159,7 @@ async def roll_back(db: Database, life: Life, rng: random.Random) -> None:
                 await service.add_task(session, life.sub, data=TaskCreate(title=ROLLED_BACK_TITLE))
             elif choice == "patch":
                 changes = TaskPatch(title=ROLLED_BACK_TITLE)
-                await service.patch_task(session, life.sub, task_id=task_id, changes=changes)
+                await service.update_task(session, life.sub, task_id=task_id, changes=changes)
             elif choice == "complete":
                 await service.set_completed(session, life.sub, task_id=task_id)
             else:

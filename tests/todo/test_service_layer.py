@@ -70,8 +70,8 @@ async def test_every_function_treats_another_users_task_as_missing(
         task = await service.add_task(session, ALICE, data=TaskCreate(title="mine"))
         calls = [
             service.get_task(session, BOB, task_id=task.id),
-            service.replace_task(session, BOB, task_id=task.id, data=TaskReplace(title="x")),
-            service.patch_task(session, BOB, task_id=task.id, changes=TaskPatch(title="x")),
+            service.update_task(session, BOB, task_id=task.id, changes=TaskReplace(title="x")),
+            service.update_task(session, BOB, task_id=task.id, changes=TaskPatch(title="x")),
             service.set_completed(session, BOB, task_id=task.id),
             service.delete_task(session, BOB, task_id=task.id),
         ]
@@ -125,10 +125,10 @@ async def test_an_if_match_that_accepts_no_version_is_stale(
     async with database.unit_of_work() as session:
         task = await service.add_task(session, ALICE, data=TaskCreate(title="t"))
         with pytest.raises(service.StaleTask):
-            await service.patch_task(
+            await service.update_task(
                 session, ALICE, task_id=task.id, changes=TaskPatch(title="u"), if_match=()
             )
-        updated = await service.patch_task(
+        updated = await service.update_task(
             session, ALICE, task_id=task.id, changes=TaskPatch(title="u"), if_match=(1,)
         )
         assert updated.version == 2

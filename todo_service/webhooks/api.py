@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
-from shared.deps import CurrentPrincipal, DatabaseDep
+from shared.deps import DatabaseDep
 from shared.errors import ServiceUnavailable, ValidationFailed, error_responses
-from shared.pagination import MAX_CURSOR_LENGTH, page_headers
+from shared.pagination import MAX_CURSOR_LENGTH
 from shared.sealing import SecretBox
-from todo_service.models import MAX_ID
+from todo_service.routing import UserId, api_router, json_response, page_response, row_id
 from todo_service.settings import TodoSettings
+from todo_service.statements import PageJSON
 from todo_service.webhooks import service
 from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.schemas import (
@@ -23,17 +24,10 @@ from todo_service.webhooks.schemas import (
 )
 from todo_service.webhooks.targets import Resolver, TargetRefused, check_target, parse_target
 
-router = APIRouter(
-    prefix="/api/webhooks",
-    tags=["webhooks"],
-    responses=error_responses(400, 401, 413, 422),
-)
+router = api_router("/api/webhooks", "webhooks")
 _ONE = error_responses(404)
-_JSON = "application/json"
 
-WebhookId = Annotated[
-    int, Path(ge=1, le=MAX_ID, description="The webhook's id; a malformed one is a 422")
-]
+WebhookId = Annotated[int, row_id("webhook")]
 
 
 class WebhooksUnavailable(ServiceUnavailable):
@@ -53,11 +47,6 @@ async def _box(request: Request) -> SecretBox:
     return box
 
 
-async def _user_id(principal: CurrentPrincipal) -> str:
-    return principal.sub
-
-
-UserId = Annotated[str, Depends(_user_id)]
 BoxDep = Annotated[SecretBox, Depends(_box)]
 
 
@@ -103,10 +92,9 @@ async def create_webhook(
     created = await service.create_webhook(
         db, user_id, url=url, events=body.events, box=box, clock=request.app.state.clock
     )
-    return Response(
+    return json_response(
         created.model_dump_json(),
         status_code=status.HTTP_201_CREATED,
-        media_type=_JSON,
         headers={"Location": f"/api/webhooks/{created.id}", "Cache-Control": "no-store"},
     )
 
@@ -148,6 +136,5 @@ async def list_deliveries(
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
 ) -> Response:
     page = await service.list_deliveries(db, user_id, webhook_id, limit=limit, cursor=cursor)
-    body = "[" + ",".join(item.model_dump_json() for item in page.items) + "]"
-    headers = page_headers(request, total=page.total, next_cursor=page.next_cursor)
-    return Response(body, media_type=_JSON, headers=headers)
+    items_json = "[" + ",".join(item.model_dump_json() for item in page.items) + "]"
+    return page_response(request, PageJSON(items_json, page.total, page.next_cursor))

@@ -17,7 +17,7 @@ import logging
 import random
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,29 +108,23 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass
 class WebhookDeliverer:
     """Attempts due deliveries; ``clock``, ``resolver`` and ``jitter`` (a number in [0, 1))
     are injectable so that tests move time instead of waiting, and ``trust`` (the system's
     certificate authorities by default) so that they can serve HTTPS themselves."""
 
-    def __init__(
-        self,
-        db: Database,
-        keys: WebhookKeys,
-        settings: TodoSettings,
-        *,
-        clock: Clock = utcnow,
-        resolver: Resolver = system_resolver,
-        jitter: Callable[[], float] = random.random,
-        trust: ssl.SSLContext | None = None,
-    ) -> None:
-        self._db = db
-        self._keys = keys
-        self._settings = settings
-        self._clock = clock
-        self._resolver = resolver
-        self._jitter = jitter
-        self._trust: ssl.SSLContext | bool = trust if trust is not None else True
+    db: Database
+    keys: WebhookKeys
+    settings: TodoSettings
+    _: KW_ONLY
+    clock: Clock = utcnow
+    resolver: Resolver = system_resolver
+    jitter: Callable[[], float] = random.random
+    trust: ssl.SSLContext | None = None
+
+    def __post_init__(self) -> None:
+        settings = self.settings
         self._timeout = httpx.Timeout(
             connect=settings.webhook_connect_timeout,
             read=settings.webhook_read_timeout,
@@ -142,48 +136,48 @@ class WebhookDeliverer:
 
     def retry_delay(self, attempts: int) -> timedelta:
         """The pause after the ``attempts``-th failure: exponential, capped, jittered."""
-        settings = self._settings
+        settings = self.settings
         ceiling = min(
             settings.webhook_retry_base_seconds * 2 ** min(attempts - 1, 40),
             settings.webhook_retry_max_seconds,
         )
-        return timedelta(seconds=ceiling * (0.5 + 0.5 * self._jitter()))
+        return timedelta(seconds=ceiling * (0.5 + 0.5 * self.jitter()))
 
     async def deliver_once(self) -> int:
         """One round: the number of deliveries attempted (none without keys: a production
         without ``TODO_WEBHOOK_KEYS`` has no webhooks, so nothing is due either)."""
-        now = self._clock()
-        async with self._db.unit_of_work() as session:
+        now = self.clock()
+        async with self.db.unit_of_work() as session:
             connection = await session.connection()
             claimed = (
                 await connection.execute(
                     _CLAIM,
-                    {"now": now, "batch": self._settings.webhook_batch,
+                    {"now": now, "batch": self.settings.webhook_batch,
                      "lease_until": now + self._lease},
                 )
             ).all()  # fmt: skip
         if not claimed:
             await self._forget_finished(now)
             return 0
-        box = await self._keys.box()
+        box = await self.keys.box()
         # No connection is reused: each attempt is its own, to the address it checked.
         async with httpx.AsyncClient(
             timeout=self._timeout,
             follow_redirects=False,
             trust_env=False,
-            verify=self._trust,
+            verify=self.trust if self.trust is not None else True,
             limits=httpx.Limits(max_connections=len(claimed), max_keepalive_connections=0),
         ) as client:
             outcomes = await asyncio.gather(*(self._attempt(client, box, row) for row in claimed))
-        finished = self._clock()
-        async with self._db.unit_of_work() as session:
+        finished = self.clock()
+        async with self.db.unit_of_work() as session:
             connection = await session.connection()
             for row, outcome in zip(claimed, outcomes, strict=True):
                 await self._record(connection, row, outcome, finished)
         return len(claimed)
 
     async def _attempt(self, client: httpx.AsyncClient, box: SecretBox | None, row: Any) -> Outcome:
-        settings = self._settings
+        settings = self.settings
         if box is None:
             return Outcome(None, "webhook keys are not configured")
         try:
@@ -195,14 +189,14 @@ class WebhookDeliverer:
             target = parse_target(row.url, allow_loopback=settings.webhooks_allow_loopback)
             checked = await check_target(
                 target,
-                resolver=self._resolver,
+                resolver=self.resolver,
                 ports=settings.webhook_ports,
                 allow_loopback=settings.webhooks_allow_loopback,
             )
         except TargetRefused as refused:
             return Outcome(None, f"refused: {refused.message}")
         body = row.payload.encode()
-        timestamp = int(self._clock().timestamp())
+        timestamp = int(self.clock().timestamp())
         headers = {
             **signed_headers(secret, row.event_id, timestamp, body),
             "Host": checked.host_header(),
@@ -232,7 +226,7 @@ class WebhookDeliverer:
 
     async def _drain(self, response: httpx.Response) -> None:
         """Read at most ``webhook_response_bytes`` of the answer; the rest is dropped."""
-        limit = self._settings.webhook_response_bytes
+        limit = self.settings.webhook_response_bytes
         seen = 0
         async for chunk in response.aiter_raw():
             seen += len(chunk)
@@ -247,7 +241,7 @@ class WebhookDeliverer:
             )
             return
         next_attempt = now + self.retry_delay(row.attempts)
-        window = timedelta(seconds=self._settings.webhook_retry_window_seconds)
+        window = timedelta(seconds=self.settings.webhook_retry_window_seconds)
         if next_attempt > row.created_at + window:
             await connection.execute(
                 _FAILED, {"id": row.id, "now": now, "code": outcome.status_code, "error": error}
@@ -260,9 +254,9 @@ class WebhookDeliverer:
 
     async def _forget_finished(self, now: datetime) -> None:
         """Delete deliveries finished, and fanned-out event ids older, than the retention."""
-        before = now - timedelta(seconds=self._settings.webhook_retention_seconds)
-        async with self._db.unit_of_work() as session:
+        before = now - timedelta(seconds=self.settings.webhook_retention_seconds)
+        async with self.db.unit_of_work() as session:
             connection = await session.connection()
-            parameters = {"before": before, "batch": self._settings.webhook_batch * 10}
+            parameters = {"before": before, "batch": self.settings.webhook_batch * 10}
             await connection.execute(_FORGET_DELIVERIES, parameters)
             await connection.execute(_FORGET_EVENTS, parameters)
