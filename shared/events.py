@@ -110,6 +110,7 @@ class Publisher(Protocol):
     async def ping(self) -> None: ...
 
 
+@dataclass(eq=False)
 class RedisStreamPublisher:
     """``XADD`` to a Redis stream, trimmed approximately to ``maxlen`` entries.
 
@@ -117,17 +118,17 @@ class RedisStreamPublisher:
     fall behind by (docs/events.md), since a trimmed entry is gone for every group.
     """
 
-    def __init__(self, redis: Redis, *, maxlen: int) -> None:
-        self._redis = redis
-        self._maxlen = maxlen
+    redis: Redis = field(repr=False)
+    _: KW_ONLY
+    maxlen: int
 
     async def publish(self, stream: str, event_id: str, payload: bytes) -> None:
-        await self._redis.xadd(
-            stream, {"id": event_id, "event": payload}, maxlen=self._maxlen, approximate=True
+        await self.redis.xadd(
+            stream, {"id": event_id, "event": payload}, maxlen=self.maxlen, approximate=True
         )
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        await self.redis.ping()
 
 
 def redis_client(url: str) -> Redis:
