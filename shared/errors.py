@@ -56,9 +56,8 @@ class AppError(Exception):
         code: str | None = None,
         message: str | None = None,
         keep_changes: bool | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init_subclass__(**kwargs)
+        super().__init_subclass__()
         if status_code is not None:
             cls.status_code = status_code
         if code is not None:
