@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -30,6 +31,23 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(
 
 # The answer when more passwords wait to be hashed than AUTH_PASSWORD_HASH_QUEUE allows.
 _BUSY = "Too many passwords are being checked right now; retry after `Retry-After` seconds"
+
+
+def _checks_password(
+    *statuses: int, descriptions: Mapping[int, str], too_many: str
+) -> dict[int | str, dict[str, Any]]:
+    """The errors of a route that checks a password: its own ``statuses``, ``too_many`` wrong
+    passwords (429, the throttle of ``auth_service.throttle``) and a full hashing line (503)."""
+    return error_responses(
+        *statuses,
+        429,
+        503,
+        descriptions={
+            **descriptions,
+            429: f"{too_many}; retry after `Retry-After` seconds",
+            503: _BUSY,
+        },
+    )
 
 
 # A coroutine, as every dependency is: FastAPI would run a plain function in a worker thread.
@@ -122,15 +140,10 @@ def _client_address(request: Request) -> str:
 @router.post(
     "/login",
     openapi_extra=_LOGIN_BODY,
-    responses=error_responses(
+    responses=_checks_password(
         401,
-        429,
-        503,
-        descriptions={
-            401: "Wrong email or password",
-            429: "Too many failed logins for this account; retry after `Retry-After` seconds",
-            503: _BUSY,
-        },
+        descriptions={401: "Wrong email or password"},
+        too_many="Too many failed logins for this account",
     ),
 )
 async def login(request: Request, session: SessionDep, ctx: Context) -> TokenResponse:
@@ -179,16 +192,11 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(
+    responses=_checks_password(
         401,
         403,
-        429,
-        503,
-        descriptions={
-            403: "The password is not correct",
-            429: "Too many wrong passwords; retry after `Retry-After` seconds",
-            503: _BUSY,
-        },
+        descriptions={403: "The password is not correct"},
+        too_many="Too many wrong passwords",
     ),
 )
 async def delete_me(
@@ -201,16 +209,11 @@ async def delete_me(
 
 @router.post(
     "/password",
-    responses=error_responses(
+    responses=_checks_password(
         400,
         401,
-        429,
-        503,
-        descriptions={
-            400: "The current password is not correct, or a malformed body",
-            429: "Too many wrong current passwords; retry after `Retry-After` seconds",
-            503: _BUSY,
-        },
+        descriptions={400: "The current password is not correct, or a malformed body"},
+        too_many="Too many wrong current passwords",
     ),
 )
 async def change_password(

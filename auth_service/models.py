@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, func, text
+from sqlalchemy import Column, ForeignKey, Index, text
 from sqlmodel import Field, SQLModel
 
+from shared.columns import timestamp
 from shared.db import schema_metadata
 from shared.outbox import outbox_table
 
@@ -21,14 +22,6 @@ class AuthBase(SQLModel):
     metadata = schema_metadata(SCHEMA)
 
 
-def _timestamp(*, nullable: bool = False, default_now: bool = False) -> Column[datetime]:
-    return Column(
-        DateTime(timezone=True),
-        nullable=nullable,
-        server_default=func.now() if default_now else None,
-    )
-
-
 class User(AuthBase, table=True):
     __tablename__ = "users"
 
@@ -39,8 +32,8 @@ class User(AuthBase, table=True):
     # An IANA name (validated at the API); dates the user sees and types are in it.
     timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
     password_hash: str = Field(max_length=255)
-    created_at: datetime = Field(sa_column=_timestamp(default_now=True))
-    updated_at: datetime = Field(sa_column=_timestamp(default_now=True))
+    created_at: datetime = Field(sa_column=timestamp(default_now=True))
+    updated_at: datetime = Field(sa_column=timestamp(default_now=True))
 
 
 class RefreshFamily(AuthBase, table=True):
@@ -56,10 +49,10 @@ class RefreshFamily(AuthBase, table=True):
             ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), nullable=False, index=True
         )
     )
-    created_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=timestamp())
     # The session's absolute end: no rotation issues a refresh token that outlives it.
-    expires_at: datetime = Field(sa_column=_timestamp())
-    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    expires_at: datetime = Field(sa_column=timestamp())
+    revoked_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
 
 
 class RefreshToken(AuthBase, table=True):
@@ -86,10 +79,10 @@ class RefreshToken(AuthBase, table=True):
         )
     )
     token_hash: str = Field(max_length=64, unique=True)
-    issued_at: datetime = Field(sa_column=_timestamp())
-    expires_at: datetime = Field(sa_column=_timestamp())
-    used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
-    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    issued_at: datetime = Field(sa_column=timestamp())
+    expires_at: datetime = Field(sa_column=timestamp())
+    used_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
 
 
 class AttemptCounter(AuthBase, table=True):
@@ -104,7 +97,7 @@ class AttemptCounter(AuthBase, table=True):
     __table_args__ = (Index("ix_attempt_counters_window_started_at", "window_started_at"),)
 
     key_hash: str = Field(max_length=64, primary_key=True)
-    window_started_at: datetime = Field(sa_column=_timestamp())
+    window_started_at: datetime = Field(sa_column=timestamp())
     failures: int
 
 
@@ -118,7 +111,7 @@ class KnownAddress(AuthBase, table=True):
         sa_column=Column(ForeignKey(f"{SCHEMA}.users.id", ondelete="CASCADE"), primary_key=True)
     )
     address_hash: str = Field(max_length=64, primary_key=True)
-    last_success_at: datetime = Field(sa_column=_timestamp())
+    last_success_at: datetime = Field(sa_column=timestamp())
 
 
 # Events of the auth service, written in the transaction of their change and published by

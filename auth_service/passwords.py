@@ -22,12 +22,13 @@ from shared.errors import ServiceUnavailable
 T = TypeVar("T")
 
 
-class PasswordCheckBusy(ServiceUnavailable):
+class PasswordCheckBusy(
+    ServiceUnavailable,
+    code="password_check_busy",
+    message="Too many passwords are being checked right now; please retry shortly",
+    keep_changes=True,  # the sign-in's reserved failure is given back (see ``service``)
+):
     """More password hashes are waiting than the line holds: refused at once, not queued."""
-
-    code = "password_check_busy"
-    message = "Too many passwords are being checked right now; please retry shortly"
-    keep_changes = True  # the sign-in's reserved failure is given back (see ``service``)
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})

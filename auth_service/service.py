@@ -29,31 +29,38 @@ from shared.network import client_network
 from shared.tokens import InvalidToken
 
 
-class InvalidCredentials(Unauthorized):
-    code = "invalid_credentials"
-    message = "Incorrect email or password"
+class InvalidCredentials(
+    Unauthorized, code="invalid_credentials", message="Incorrect email or password"
+):
+    """A sign-in refused: the same answer for an unknown email and a wrong password."""
 
 
-class InvalidRefreshToken(Unauthorized):
-    code = "invalid_refresh_token"
-    message = "The refresh token is invalid, expired or revoked"
-    keep_changes = True  # a reused token's family stays revoked
+class InvalidRefreshToken(
+    Unauthorized,
+    code="invalid_refresh_token",
+    message="The refresh token is invalid, expired or revoked",
+    keep_changes=True,  # a reused token's family stays revoked
+):
+    """A refresh or logout with a token that cannot open a session (any more)."""
 
 
-class WrongPassword(BadRequest):
-    code = "wrong_password"
-    message = "The current password is not correct"
+class WrongPassword(
+    BadRequest, code="wrong_password", message="The current password is not correct"
+):
+    """A password change whose current password is wrong."""
 
 
-class PasswordNotConfirmed(Forbidden):
-    code = "wrong_password"
-    message = "The password is not correct"
+class PasswordNotConfirmed(Forbidden, code="wrong_password", message="The password is not correct"):
+    """An account deletion whose re-entered password is wrong."""
 
 
-class WeakPassword(BadRequest):
-    code = "weak_password"
-    message = "The password must not be the email address"
-    keep_changes = True  # at POST /password: the right current password's count is given back
+class WeakPassword(
+    BadRequest,
+    code="weak_password",
+    message="The password must not be the email address",
+    keep_changes=True,  # at POST /password: the right current password's count is given back
+):
+    """A new password that is the account's email address."""
 
 
 @dataclass(frozen=True)

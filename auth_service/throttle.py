@@ -26,9 +26,10 @@ from shared.errors import TooManyRequests
 PURGE_BATCH = 100
 
 
-class LockedOut(TooManyRequests):
-    code = "login_locked"
-    message = "Too many failed attempts; try again later"
+class LockedOut(
+    TooManyRequests, code="login_locked", message="Too many failed attempts; try again later"
+):
+    """A limit of failed password attempts is reached: refused before the password is checked."""
 
 
 @dataclass(frozen=True)

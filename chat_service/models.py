@@ -14,18 +14,16 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
-    Identity,
     Index,
     String,
     Text,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from shared.columns import identity, timestamp
 from shared.db import schema_metadata
 from shared.events import processed_events_table
 from shared.tombstones import tombstone_table
@@ -43,14 +41,6 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
 
 
-def _timestamp() -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-
-
-def _identity() -> Column[int]:
-    return Column(BigInteger, Identity(always=False), primary_key=True)
-
-
 class Conversation(ChatBase, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
@@ -59,11 +49,11 @@ class Conversation(ChatBase, table=True):
         Index("ix_conversations_user_id_updated_at_id", "user_id", "updated_at", "id"),
     )
 
-    id: int | None = Field(default=None, sa_column=_identity())
+    id: int | None = Field(default=None, sa_column=identity())
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
-    created_at: datetime = Field(sa_column=_timestamp())
-    updated_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=timestamp(default_now=True))
+    updated_at: datetime = Field(sa_column=timestamp(default_now=True))
 
 
 class Message(ChatBase, table=True):
@@ -74,7 +64,7 @@ class Message(ChatBase, table=True):
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
     )
 
-    id: int | None = Field(default=None, sa_column=_identity())
+    id: int | None = Field(default=None, sa_column=identity())
     conversation_id: int = Field(
         sa_column=Column(
             BigInteger,
@@ -91,7 +81,7 @@ class Message(ChatBase, table=True):
     )
     # What an assistant message waits for (agents.state.DialogueState); null for user messages.
     state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
-    created_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=timestamp(default_now=True))
 
 
 class TurnKey(ChatBase, table=True):
@@ -108,7 +98,7 @@ class TurnKey(ChatBase, table=True):
         Index("ix_turn_keys_expires_at", "expires_at"),
     )
 
-    id: int | None = Field(default=None, sa_column=_identity())
+    id: int | None = Field(default=None, sa_column=identity())
     user_id: str = Field(sa_column=Column(Text, nullable=False))
     key: str = Field(sa_column=Column(String(IDEMPOTENCY_KEY_MAX), nullable=False))
     # SHA-256 of the validated request body: the same key with another body is refused.
@@ -117,9 +107,9 @@ class TurnKey(ChatBase, table=True):
     message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     # The answer as first given ({conversation_id, response, tool_calls}), replayed as is.
     response: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    locked_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    created_at: datetime = Field(sa_column=_timestamp())
-    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    locked_until: datetime = Field(sa_column=timestamp())
+    created_at: datetime = Field(sa_column=timestamp(default_now=True))
+    expires_at: datetime = Field(sa_column=timestamp())
 
 
 # The tables as Core objects (the purge of a deleted user's rows).

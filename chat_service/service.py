@@ -35,9 +35,10 @@ from shared.pagination import (
 TITLE_MAX = 80
 
 
-class ConversationNotFound(NotFound):
-    code = "conversation_not_found"
-    message = "Conversation not found"
+class ConversationNotFound(
+    NotFound, code="conversation_not_found", message="Conversation not found"
+):
+    """No such conversation, or not the current user's."""
 
 
 def title_for(message: str) -> str:

@@ -46,24 +46,32 @@ logger = logging.getLogger(__name__)
 CLIENT_INFO = Implementation(name="todo-platform-chat", version="1")
 
 
-class TodoUnavailable(ServiceUnavailable):
-    code = "todo_unavailable"
-    message = "The todo service is unavailable; please try again shortly"
+class TodoUnavailable(
+    ServiceUnavailable,
+    code="todo_unavailable",
+    message="The todo service is unavailable; please try again shortly",
+):
+    """The todo service could not be reached, or answered 502, 503 or 504."""
 
 
-class TodoTimeout(GatewayTimeout):
-    code = "todo_timeout"
-    message = "The todo service did not answer in time"
+class TodoTimeout(
+    GatewayTimeout, code="todo_timeout", message="The todo service did not answer in time"
+):
+    """A tool call or the connection to the todo service ran out of time."""
 
 
-class TodoBadAnswer(BadGateway):
-    code = "todo_bad_answer"
-    message = "The todo service answered in a way the assistant could not use"
+class TodoBadAnswer(
+    BadGateway,
+    code="todo_bad_answer",
+    message="The todo service answered in a way the assistant could not use",
+):
+    """An MCP answer that does not parse, or an error the client has no meaning for."""
 
 
-class TodoRefusedToken(Unauthorized):
-    code = "invalid_token"
-    message = "The todo service refused the access token"
+class TodoRefusedToken(
+    Unauthorized, code="invalid_token", message="The todo service refused the access token"
+):
+    """The todo service answered 401 to the user's access token the turn passed on."""
 
 
 class _SharedTransport(httpx2.AsyncBaseTransport):

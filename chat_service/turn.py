@@ -41,6 +41,7 @@ from chat_service.agents.base import (
     ToolCallEvent,
     Tools,
     ToolSpec,
+    TurnInput,
 )
 from chat_service.agents.state import BULK_TOOLS, DialogueState, confirms
 from chat_service.models import Role
@@ -59,15 +60,16 @@ Emit = Callable[[AgentEvent], Awaitable[None]]
 LEASE_MARGIN_SECONDS = 10.0
 
 
-class TurnTimeout(GatewayTimeout):
-    code = "turn_timeout"
-    message = "The assistant did not finish in time"
+class TurnTimeout(
+    GatewayTimeout, code="turn_timeout", message="The assistant did not finish in time"
+):
+    """The agent's whole turn took longer than the turn may take."""
 
 
-class NoReply(AppError):
-    status_code = 502
-    code = "no_reply"
-    message = "The assistant finished without a reply"
+class NoReply(
+    AppError, status_code=502, code="no_reply", message="The assistant finished without a reply"
+):
+    """The agent's events ended without a ``ReplyEvent``."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ async def _run_and_store(
                 confirmed = ConfirmedBulk(mcp, history=turn.history, message=request.message)
                 tools = KeyedAdds(confirmed, message_id=turn.message_id)
                 events = ctx.agent.run(
-                    turn.history, request.message, tools, now=ctx.clock(), tz=request.tz
+                    TurnInput(turn.history, request.message, tools, now=ctx.clock(), tz=request.tz)
                 )
                 async with contextlib.aclosing(events):
                     async for event in events:

@@ -36,7 +36,10 @@ class AppError(Exception):
     """Base of every error a client may see. Subclasses fix status and code.
 
     The service code, the request middleware, the HTTP server's protocol and the gateway all
-    raise these; :func:`error_json` is the one writer of their envelope.
+    raise these; :func:`error_json` is the one writer of their envelope. A subclass declares
+    what it changes in its class statement, e.g.
+    ``class Forbidden(AppError, status_code=403, code="forbidden", message="Not allowed")``;
+    what it leaves out it inherits.
     """
 
     status_code: int = 400
@@ -45,6 +48,24 @@ class AppError(Exception):
     # The failed request's database work is committed anyway (a recorded failed login,
     # a revoked token family): the error is the answer, the bookkeeping must stay.
     keep_changes: bool = False
+
+    def __init_subclass__(
+        cls,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        keep_changes: bool | None = None,
+    ) -> None:
+        super().__init_subclass__()
+        if status_code is not None:
+            cls.status_code = status_code
+        if code is not None:
+            cls.code = code
+        if message is not None:
+            cls.message = message
+        if keep_changes is not None:
+            cls.keep_changes = keep_changes
 
     def __init__(
         self,
@@ -64,95 +85,91 @@ class AppError(Exception):
         Exception.__init__(self, self.message)
 
 
-class BadRequest(AppError):
-    status_code = 400
-    code = "bad_request"
+class BadRequest(AppError, status_code=400, code="bad_request"):
+    """A request that cannot be understood: a body that cannot be parsed, a bad header."""
 
 
-class InvalidCursor(BadRequest):
+class InvalidCursor(
+    BadRequest,
+    code="invalid_cursor",
+    message="The cursor is not valid for this listing; start again from the first page",
+):
     """A ``cursor`` query parameter that no listing issued for this sort (see
     ``shared.pagination``)."""
 
-    code = "invalid_cursor"
-    message = "The cursor is not valid for this listing; start again from the first page"
 
-
-class DuplicateAuthorization(BadRequest):
+class DuplicateAuthorization(
+    BadRequest, code="duplicate_header", message="More than one Authorization header"
+):
     """Which of two tokens counts would be up to each reader (Starlette takes the first, a
     proxy may take the last), so the gateway and a service could check different ones."""
 
-    code = "duplicate_header"
-    message = "More than one Authorization header"
+
+class ValidationFailed(
+    AppError, status_code=422, code="validation_error", message="The request is not valid"
+):
+    """Parameters or a body that break the API's rules; ``detail`` lists the problems."""
 
 
-class ValidationFailed(AppError):
-    status_code = 422
-    code = "validation_error"
-    message = "The request is not valid"
-
-
-class Unauthorized(AppError):
-    status_code = 401
-    code = "unauthorized"
-    message = "Not authenticated"
+class Unauthorized(AppError, status_code=401, code="unauthorized", message="Not authenticated"):
+    """No access token, or one that is invalid or expired: answered with a Bearer challenge."""
 
     def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
 
 
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
-    message = "Not allowed"
+class Forbidden(AppError, status_code=403, code="forbidden", message="Not allowed"):
+    """Authenticated, but not allowed to do this."""
 
 
-class NotFound(AppError):
-    status_code = 404
-    code = "not_found"
-    message = "Not found"
+class NotFound(AppError, status_code=404, code="not_found", message="Not found"):
+    """No such resource, or not the current user's: the two are not told apart."""
 
 
-class Conflict(AppError):
-    status_code = 409
-    code = "conflict"
-    message = "Conflict"
+class Conflict(AppError, status_code=409, code="conflict", message="Conflict"):
+    """The request conflicts with the current state (a taken email, a limit reached)."""
 
 
-class IdempotencyKeyReused(ValidationFailed):
+class IdempotencyKeyReused(
+    ValidationFailed,
+    code="idempotency_key_reused",
+    message="This Idempotency-Key was already used with a different request body",
+):
     """An ``Idempotency-Key`` sent again with another request body (todo's create, a chat
     turn, MCP ``add_task``)."""
 
-    code = "idempotency_key_reused"
-    message = "This Idempotency-Key was already used with a different request body"
 
-
-class IdempotentRequestInProgress(Conflict):
+class IdempotentRequestInProgress(
+    Conflict,
+    code="idempotent_request_in_progress",
+    message="A request with this Idempotency-Key is still being processed",
+):
     """An ``Idempotency-Key`` whose first request is still being processed."""
 
-    code = "idempotent_request_in_progress"
-    message = "A request with this Idempotency-Key is still being processed"
 
-
-class PreconditionFailed(AppError):
-    status_code = 412
-    code = "precondition_failed"
-    message = "The resource has changed since it was read"
+class PreconditionFailed(
+    AppError,
+    status_code=412,
+    code="precondition_failed",
+    message="The resource has changed since it was read",
+):
+    """An ``If-Match`` that names a version which is no longer current."""
 
 
 # An AppError's headers are never None, an HTTPException's may be: mypy sees two types.
-class PayloadTooLarge(AppError, StarletteHTTPException):  # type: ignore[misc]
+class PayloadTooLarge(  # type: ignore[misc]
+    AppError,
+    StarletteHTTPException,
+    status_code=413,
+    code="payload_too_large",
+    message="The request body is too large",
+):
     """Also an ``HTTPException``, so that FastAPI lets it through when the request middleware
     raises it while a body is read: any other exception there becomes a 400."""
 
-    status_code = 413
-    code = "payload_too_large"
-    message = "The request body is too large"
 
-
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "rate_limited"
-    message = "Too many requests"
+class TooManyRequests(AppError, status_code=429, code="rate_limited", message="Too many requests"):
+    """A limit on requests or attempts was reached: ``Retry-After`` says when to try again."""
 
     def __init__(
         self, message: str | None = None, *, retry_after: int, code: str | None = None
@@ -161,63 +178,69 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
-class InternalError(AppError):
+class InternalError(
+    AppError, status_code=500, code="internal_error", message="Internal server error"
+):
     """A bug: the client learns nothing more than this (the log has the traceback)."""
 
-    status_code = 500
-    code = "internal_error"
-    message = "Internal server error"
+
+class ServiceUnavailable(
+    AppError,
+    status_code=503,
+    code="service_unavailable",
+    message="A service this request needs is unavailable",
+):
+    """Something this request needs (the database, another service) cannot be reached."""
 
 
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
-    message = "A service this request needs is unavailable"
-
-
-class NotReady(ServiceUnavailable):
+class NotReady(ServiceUnavailable, code="not_ready", message="Not ready"):
     """A readiness probe's failure: what this process needs itself is not reachable."""
-
-    code = "not_ready"
-    message = "Not ready"
 
     def __init__(self, checks: Mapping[str, bool]) -> None:
         super().__init__(detail={"checks": dict(checks)})
 
 
-class DatabaseUnavailable(ServiceUnavailable):
+class DatabaseUnavailable(
+    ServiceUnavailable,
+    code="database_unavailable",
+    message="The database is unavailable; please retry shortly",
+):
     """The database is down, restarting or out of connections: not a bug, worth a retry."""
-
-    code = "database_unavailable"
-    message = "The database is unavailable; please retry shortly"
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})
 
 
-class OutcomeUnknown(ServiceUnavailable):
+class OutcomeUnknown(
+    ServiceUnavailable,
+    code="outcome_unknown",
+    message=(
+        "The database connection was lost while this change was being saved: it may or may "
+        "not have been saved. Check before retrying, or retry with the same Idempotency-Key"
+    ),
+):
     """The database connection was lost while a unit of work was being committed: the
     server may have committed it or not, and nobody can tell from here. No ``Retry-After``:
     a blind retry of a create could make a duplicate; the client reads the resource back, or
     retries with the same ``Idempotency-Key``."""
 
-    code = "outcome_unknown"
-    message = (
-        "The database connection was lost while this change was being saved: it may or may "
-        "not have been saved. Check before retrying, or retry with the same Idempotency-Key"
-    )
+
+class BadGateway(
+    AppError,
+    status_code=502,
+    code="bad_gateway",
+    message="An upstream service answered badly",
+):
+    """A service this request needs answered with something that cannot be used."""
 
 
-class BadGateway(AppError):
-    status_code = 502
-    code = "bad_gateway"
-    message = "An upstream service answered badly"
-
-
-class GatewayTimeout(AppError):
-    status_code = 504
-    code = "gateway_timeout"
-    message = "An upstream service did not answer in time"
+class GatewayTimeout(
+    AppError,
+    status_code=504,
+    code="gateway_timeout",
+    message="An upstream service did not answer in time",
+):
+    """A service this request needs did not answer within its deadline."""
 
 
 HTTP_CODES: dict[int, str] = {

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -110,6 +110,7 @@ class Publisher(Protocol):
     async def ping(self) -> None: ...
 
 
+@dataclass(eq=False)
 class RedisStreamPublisher:
     """``XADD`` to a Redis stream, trimmed approximately to ``maxlen`` entries.
 
@@ -117,17 +118,17 @@ class RedisStreamPublisher:
     fall behind by (docs/events.md), since a trimmed entry is gone for every group.
     """
 
-    def __init__(self, redis: Redis, *, maxlen: int) -> None:
-        self._redis = redis
-        self._maxlen = maxlen
+    redis: Redis = field(repr=False)
+    _: KW_ONLY
+    maxlen: int
 
     async def publish(self, stream: str, event_id: str, payload: bytes) -> None:
-        await self._redis.xadd(
-            stream, {"id": event_id, "event": payload}, maxlen=self._maxlen, approximate=True
+        await self.redis.xadd(
+            stream, {"id": event_id, "event": payload}, maxlen=self.maxlen, approximate=True
         )
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        await self.redis.ping()
 
 
 def redis_client(url: str) -> Redis:
@@ -161,6 +162,7 @@ class Subscription(Protocol):
     async def ping(self) -> None: ...
 
 
+@dataclass(eq=False)
 class RedisStreamSubscription:
     """A consumer in a Redis Streams consumer group.
 
@@ -175,27 +177,16 @@ class RedisStreamSubscription:
     acknowledged: one poisonous event cannot stop the entries behind it forever.
     """
 
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        stream: str,
-        group: str,
-        consumer: str,
-        batch: int = 50,
-        block_ms: int = 2000,
-        claim_idle_ms: int = 60_000,
-        max_deliveries: int = 5,
-    ) -> None:
-        self._redis = redis
-        self._max_deliveries = max_deliveries
-        self.stream = stream
-        self.group = group
-        self.consumer = consumer
-        self._batch = batch
-        self._block_ms = block_ms
-        self._claim_idle_ms = claim_idle_ms
-        self._group_ready = False
+    redis: Redis = field(repr=False)
+    _: KW_ONLY
+    stream: str
+    group: str
+    consumer: str
+    batch: int = 50
+    block_ms: int = 2000
+    claim_idle_ms: int = 60_000
+    max_deliveries: int = 5
+    _group_ready: bool = field(default=False, init=False, repr=False)
 
     async def ensure_group(self) -> None:
         """Create the group at the stream's start (so no event published before the first
@@ -203,7 +194,7 @@ class RedisStreamSubscription:
         if self._group_ready:
             return
         try:
-            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -212,26 +203,26 @@ class RedisStreamSubscription:
     async def poll(self, handler: Handler) -> int:
         """Handle one batch; the number of entries handled."""
         await self.ensure_group()
-        claimed = await self._redis.xautoclaim(
+        claimed = await self.redis.xautoclaim(
             self.stream,
             self.group,
             self.consumer,
-            min_idle_time=self._claim_idle_ms,
+            min_idle_time=self.claim_idle_ms,
             start_id="0-0",
-            count=self._batch,
+            count=self.batch,
         )
         entries: list[tuple[Any, dict[Any, Any]]] = list(claimed[1]) if claimed else []
         if not entries:
             entries = await self._read("0", block=None)
         if not entries:
-            entries = await self._read(">", block=self._block_ms)
+            entries = await self._read(">", block=self.block_ms)
         for entry_id, fields in entries:
             await self._deliver(handler, entry_id, fields)
         return len(entries)
 
     async def _read(self, start: str, *, block: int | None) -> list[tuple[Any, dict[Any, Any]]]:
-        response = await self._redis.xreadgroup(
-            self.group, self.consumer, {self.stream: start}, count=self._batch, block=block
+        response = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: start}, count=self.batch, block=block
         )
         if not response:
             return []
@@ -257,14 +248,14 @@ class RedisStreamSubscription:
             try:
                 await handler(event)
             except Exception as exc:
-                if is_outage(exc) or await self._deliveries(entry_id) < self._max_deliveries:
+                if is_outage(exc) or await self._deliveries(entry_id) < self.max_deliveries:
                     raise
                 await self._dead_letter(entry_id, event, exc)
-        await self._redis.xack(self.stream, self.group, entry_id)
+        await self.redis.xack(self.stream, self.group, entry_id)
 
     async def _deliveries(self, entry_id: Any) -> int:
         """How often the group has handed this entry out (each replay counts)."""
-        pending = await self._redis.xpending_range(
+        pending = await self.redis.xpending_range(
             self.stream, self.group, min=entry_id, max=entry_id, count=1
         )
         return int(pending[0]["times_delivered"]) if pending else 0
@@ -276,10 +267,10 @@ class RedisStreamSubscription:
             event.type,
             self.stream,
             self.stream + DEAD_LETTER_SUFFIX,
-            self._max_deliveries,
+            self.max_deliveries,
             exc_info=exc,
         )
-        await self._redis.xadd(
+        await self.redis.xadd(
             self.stream + DEAD_LETTER_SUFFIX,
             {
                 "id": event.id,
@@ -292,7 +283,7 @@ class RedisStreamSubscription:
         )
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        await self.redis.ping()
 
 
 # --- handling each event once -----------------------------------------------------------

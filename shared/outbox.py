@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Iterable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -124,6 +125,7 @@ async def add_event(
     return int(row[0])
 
 
+@dataclass(eq=False)
 class OutboxDispatcher:
     """Publishes an outbox's unsent rows in id order and marks them sent.
 
@@ -133,30 +135,26 @@ class OutboxDispatcher:
     ends the round: the rows published before it are marked sent, the rest wait.
     """
 
-    def __init__(
-        self,
-        db: Database,
-        table: Table,
-        publisher: Publisher,
-        *,
-        batch: int,
-        retention_seconds: float,
-    ) -> None:
-        self._db = db
-        self._retention_seconds = retention_seconds
-        self._table = table
-        self._publisher = publisher
-        self._batch = batch
-        self._lock = hash32(_qualified(table))
+    db: Database = field(repr=False)
+    table: Table = field(repr=False)
+    publisher: Publisher = field(repr=False)
+    _: KW_ONLY
+    batch: int
+    retention_seconds: float
+    # The key of the table's dispatch lock (``pg_try_advisory_xact_lock``).
+    _lock: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._lock = hash32(_qualified(self.table))
 
     async def dispatch_once(self) -> int:
         """One round; the number of rows published (0 when idle or another replica has it).
 
         A publish that fails is raised after the rows published before it are committed as
         sent, so the next round starts at the failed row."""
-        table = self._table
+        table = self.table
         failure: Exception | None = None
-        async with self._db.unit_of_work() as session:
+        async with self.db.unit_of_work() as session:
             locked = (
                 await (await session.connection()).execute(
                     text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
@@ -170,7 +168,7 @@ class OutboxDispatcher:
                     table.select()
                     .where(table.c.sent_at.is_(None))
                     .order_by(table.c.id)
-                    .limit(self._batch)
+                    .limit(self.batch)
                 )
             ).all()
             sent: list[int] = []
@@ -184,7 +182,7 @@ class OutboxDispatcher:
                     data=row.data,
                 )
                 try:
-                    await self._publisher.publish(row.stream, event.id, event.to_json())
+                    await self.publisher.publish(row.stream, event.id, event.to_json())
                 except Exception as exc:
                     failure = exc
                     break
@@ -200,19 +198,19 @@ class OutboxDispatcher:
 
     async def _forget_sent(self, session: AsyncSession) -> None:
         """Delete rows sent longer than the retention ago, a bounded number per round."""
-        name = _qualified(self._table)
+        name = _qualified(self.table)
         await (await session.connection()).execute(
             text(
                 f"DELETE FROM {name} WHERE id IN (SELECT id FROM {name} "  # noqa: S608
                 "WHERE sent_at < now() - make_interval(secs => :keep) "
                 "ORDER BY id LIMIT :limit)"
             ),
-            {"keep": self._retention_seconds, "limit": self._batch},
+            {"keep": self.retention_seconds, "limit": self.batch},
         )
 
     async def backlog(self) -> int:
         """Rows not yet published (a gauge for operators)."""
-        row = await self._db.fetch_row(
-            f"SELECT count(*) FROM {_qualified(self._table)} WHERE sent_at IS NULL"  # noqa: S608
+        row = await self.db.fetch_row(
+            f"SELECT count(*) FROM {_qualified(self.table)} WHERE sent_at IS NULL"  # noqa: S608
         )
         return int(row[0]) if row is not None else 0

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -44,9 +44,10 @@ class Principal:
         return float(self.claims["exp"])
 
 
-class InvalidToken(Unauthorized):
-    code = "invalid_token"
-    message = "The access token is missing, invalid or expired"
+class InvalidToken(
+    Unauthorized, code="invalid_token", message="The access token is missing, invalid or expired"
+):
+    """An access token that is absent, forged, expired or meant for another audience."""
 
 
 class KeySource(Protocol):
@@ -83,6 +84,7 @@ class SecretKeySource:
         return True
 
 
+@dataclass(eq=False)
 class JWKSKeySource:
     """Public keys from a JWKS URL, cached.
 
@@ -91,27 +93,20 @@ class JWKSKeySource:
     when a refetch fails, so already-issued tokens keep working while the issuer is down.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        http: httpx.AsyncClient | None = None,
-        cooldown: float = 30.0,
-        max_age: float = 600.0,
-        timeout: float = 3.0,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self.url = url
-        self._http = http
-        self._cooldown = cooldown
-        self._max_age = max_age
-        self._timeout = timeout
-        self._clock = clock
-        self._keys: dict[str, Any] = {}
-        self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
-        self._lock = asyncio.Lock()
-        self._background: asyncio.Task[None] | None = None
+    url: str
+    _: KW_ONLY
+    http: httpx.AsyncClient | None = field(default=None, repr=False)
+    cooldown: float = 30.0
+    max_age: float = 600.0
+    timeout: float = 3.0
+    clock: Clock = field(default=time.monotonic, repr=False)
+    # The keys of the last fetch that worked, and when it and the last attempt were made.
+    _keys: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _fetched_at: float | None = field(default=None, init=False, repr=False)
+    _attempted_at: float | None = field(default=None, init=False, repr=False)
+    # One fetch at a time; a stale key set's renewal runs in the background.
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _background: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def key_for(self, kid: str | None) -> Any:
         if kid is None:
@@ -139,15 +134,15 @@ class JWKSKeySource:
         return bool(self._keys)
 
     def _stale(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at > self._max_age
+        return self._fetched_at is None or self.clock() - self._fetched_at > self.max_age
 
     async def refresh(self, *, force: bool = False) -> None:
         async with self._lock:
-            now = self._clock()
+            now = self.clock()
             if (
                 not force
                 and self._attempted_at is not None
-                and now - self._attempted_at < self._cooldown
+                and now - self._attempted_at < self.cooldown
             ):
                 return
             self._attempted_at = now
@@ -159,11 +154,11 @@ class JWKSKeySource:
                 logger.warning("could not fetch JWKS from %s: %s", self.url, exc)
 
     async def _fetch(self) -> Any:
-        if self._http is not None:
-            response = await self._http.get(self.url, timeout=self._timeout)
+        if self.http is not None:
+            response = await self.http.get(self.url, timeout=self.timeout)
         else:
             async with httpx.AsyncClient() as client:
-                response = await client.get(self.url, timeout=self._timeout)
+                response = await client.get(self.url, timeout=self.timeout)
         response.raise_for_status()
         return response.json()
 

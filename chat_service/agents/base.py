@@ -104,15 +104,19 @@ class ReplyEvent:
 AgentEvent = ToolCallEvent | ReplyEvent
 
 
+@dataclass(frozen=True)
+class TurnInput:
+    """What an agent answers in one turn: the stored history, the user's new message, the
+    tools it may call, and the user's moment and time zone (what "tomorrow at 9" means)."""
+
+    history: Sequence[HistoryMessage]
+    message: str
+    tools: Tools
+    now: datetime
+    tz: ZoneInfo
+
+
 class Agent(Protocol):
-    def run(
-        self,
-        history: Sequence[HistoryMessage],
-        message: str,
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
-    ) -> AsyncGenerator[AgentEvent, None]:
-        """Answer ``message``: tool-call events as they happen, then one ``ReplyEvent``."""
+    def run(self, turn: TurnInput) -> AsyncGenerator[AgentEvent, None]:
+        """Answer ``turn.message``: tool-call events as they happen, then one ``ReplyEvent``."""
         ...

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator, Sequence
-from datetime import datetime
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import openai
 from openai import AsyncOpenAI
@@ -27,6 +26,7 @@ from chat_service.agents.base import (
     ToolCallEvent,
     Tools,
     ToolSpec,
+    TurnInput,
     too_many_tool_calls,
 )
 from chat_service.agents.state import (
@@ -72,54 +72,40 @@ offset.
 """
 
 
-class ModelFailed(BadGateway):
-    code = "model_error"
-    message = "The language model failed to answer"
+class ModelFailed(BadGateway, code="model_error", message="The language model failed to answer"):
+    """The model's API refused or failed the request, or its answers lead nowhere."""
 
 
-class ModelTimeout(GatewayTimeout):
-    code = "model_timeout"
-    message = "The language model did not answer in time"
+class ModelTimeout(
+    GatewayTimeout, code="model_timeout", message="The language model did not answer in time"
+):
+    """The model's API did not answer within the client's timeout."""
 
 
+@dataclass(frozen=True)
 class OpenAIAgent:
     """Implements ``Agent`` with an OpenAI-compatible chat-completions endpoint."""
 
-    def __init__(
-        self,
-        client: AsyncOpenAI,
-        *,
-        model: str,
-        max_tool_rounds: int,
-        max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS,
-        temperature: float | None = None,
-    ) -> None:
-        self._client = client
-        self._model = model
-        self._max_tool_rounds = max_tool_rounds
-        self._max_tool_calls = max_tool_calls
-        self._temperature = temperature
+    client: AsyncOpenAI = field(repr=False)
+    _: KW_ONLY
+    model: str
+    max_tool_rounds: int
+    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
+    temperature: float | None = None
 
-    async def run(
-        self,
-        history: Sequence[HistoryMessage],
-        message: str,
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
-    ) -> AsyncGenerator[AgentEvent, None]:
+    async def run(self, turn: TurnInput) -> AsyncGenerator[AgentEvent, None]:
+        history, tools = turn.history, turn.tools
         functions = [_function(spec) for spec in await tools.specs()]
-        local_now = now.astimezone(tz).isoformat(timespec="minutes")
+        local_now = turn.now.astimezone(turn.tz).isoformat(timespec="minutes")
         messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM_PROMPT.format(tz=tz.key, now=local_now)},
+            {"role": "system", "content": SYSTEM_PROMPT.format(tz=turn.tz.key, now=local_now)},
             *history_messages(history),
-            {"role": "user", "content": message},
+            {"role": "user", "content": turn.message},
         ]
         waiting = history[-1].state if history and history[-1].role == "assistant" else NOTHING
         made = 0
         # One more round than tool rounds: the last one must be the answer.
-        for _ in range(self._max_tool_rounds + 1):
+        for _ in range(self.max_tool_rounds + 1):
             reply = await self._complete(messages, functions)
             tool_calls = reply.tool_calls or []
             if not tool_calls:
@@ -131,8 +117,8 @@ class OpenAIAgent:
             # A round that would pass the turn's cap runs none of its calls: the user is
             # asked to narrow the request rather than left with a part of it done.
             made += sum(1 for call in tool_calls if call.type == "function")
-            if made > self._max_tool_calls:
-                yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
+            if made > self.max_tool_calls:
+                yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
                 return
             messages.append(
                 {
@@ -155,7 +141,7 @@ class OpenAIAgent:
             for requested in tool_calls:
                 if requested.type != "function":
                     continue
-                question = _unconfirmed_bulk(requested.function, waiting, message)
+                question = _unconfirmed_bulk(requested.function, waiting, turn.message)
                 if question is not None:
                     yield question
                     return
@@ -170,11 +156,11 @@ class OpenAIAgent:
         self, messages: list[dict[str, Any]], functions: list[dict[str, Any]]
     ) -> Any:
         extra: dict[str, Any] = {}
-        if self._temperature is not None:
-            extra["temperature"] = self._temperature
+        if self.temperature is not None:
+            extra["temperature"] = self.temperature
         try:
-            completion = await self._client.chat.completions.create(
-                model=self._model,
+            completion = await self.client.chat.completions.create(
+                model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 tools=functions,  # type: ignore[arg-type]
                 **extra,

@@ -28,6 +28,7 @@ from chat_service.agents.base import (
     ToolCall,
     ToolCallEvent,
     Tools,
+    TurnInput,
     too_many_tool_calls,
 )
 from chat_service.agents.dates import describe
@@ -141,6 +142,7 @@ class _Resolution:
     reply: ReplyEvent | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class RulesAgent:
     """Implements ``Agent`` without any model: rules, the stored history and the tools.
 
@@ -148,18 +150,10 @@ class RulesAgent:
     call per task of "delete 1, 2, ..., 999") makes none and asks the user to narrow it.
     """
 
-    def __init__(self, *, max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS) -> None:
-        self._max_tool_calls = max_tool_calls
+    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
 
-    async def run(
-        self,
-        history: Sequence[HistoryMessage],
-        message: str,
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
-    ) -> AsyncGenerator[AgentEvent, None]:
+    async def run(self, turn: TurnInput) -> AsyncGenerator[AgentEvent, None]:
+        history, message, now, tz = turn.history, turn.message, turn.now, turn.tz
         state = waiting_for(history)
         command = understand(message, now=now, tz=tz)
         if command.intent is Intent.THANKS and _GOT_IT.match(drop_fillers(message)):
@@ -195,7 +189,7 @@ class RulesAgent:
             and _order_to_oneself(clean(message))
             and not _FOR_ME.search(message)
         ):
-            async for event in self._order(clean(message), tools, now=now, tz=tz):
+            async for event in self._order(clean(message), turn):
                 yield event
             return
         more = _ADDITIVE.match(clean(message))
@@ -213,24 +207,24 @@ class RulesAgent:
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
             )
         if state.awaiting is Awaiting.CONFIRMATION:
-            async for event in self._confirm(state, command, message, history, tools, now, tz):
+            async for event in self._confirm(state, command, turn):
                 yield event
             return
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
-            if _BOTH.match(message) and 1 < len(state.candidates) <= self._max_tool_calls:
+            if _BOTH.match(message) and 1 < len(state.candidates) <= self.max_tool_calls:
                 titles = _titles(history[-1])
                 replies = []
                 for task_id in sorted(state.candidates):
                     task = TaskMention(task_id, titles.get(task_id, ""))
                     arguments = {"task_id": task_id, **state.command.arguments}
-                    call = await tools.call(state.command.action, arguments)
+                    call = await turn.tools.call(state.command.action, arguments)
                     yield ToolCallEvent(call)
                     replies.append(_change_reply(state.command, task, call, now=now, tz=tz))
                 yield ReplyEvent(" ".join(replies))
                 return
             chosen = _choose(state, command, message, history)
             if chosen is not None:
-                async for event in self._pending(state.command, chosen, tools, now=now, tz=tz):
+                async for event in self._run_on(state.command, chosen, turn):
                     yield event
                 return
         if (
@@ -244,7 +238,7 @@ class RulesAgent:
             title = title[:1].upper() + title[1:TITLE_MAX]
             rename = PendingCommand(action="update_task", arguments={"title": title})
             task = TaskMention(state.candidates[0], "")
-            async for event in self._run_on(rename, task, tools, now=now, tz=tz):
+            async for event in self._run_on(rename, task, turn):
                 yield event
             return
         if state.awaiting is Awaiting.TITLE and (
@@ -252,18 +246,10 @@ class RulesAgent:
             or (command.intent is Intent.ADD and not command.title)
         ):
             command = understand(f"add {message}", now=now, tz=tz)
-        async for event in self._act(command, history, tools, now=now, tz=tz):
+        async for event in self._act(command, turn):
             yield event
 
-    async def _act(
-        self,
-        command: Command,
-        history: Sequence[HistoryMessage],
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
-    ) -> AsyncIterator[AgentEvent]:
+    async def _act(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         intent = command.intent
         if intent is Intent.GREETING:
             yield ReplyEvent(GREETING)
@@ -272,22 +258,22 @@ class RulesAgent:
         elif intent is Intent.HELP:
             yield ReplyEvent(HELP)
         elif intent is Intent.ADD:
-            async for event in self._add(command, tools, now=now, tz=tz):
+            async for event in self._add(command, turn):
                 yield event
         elif intent is Intent.LIST:
-            async for event in self._list(command, tools, now=now, tz=tz):
+            async for event in self._list(command, turn):
                 yield event
         elif intent is Intent.FACT:
-            async for event in self._fact(command, tools, now=now, tz=tz):
+            async for event in self._fact(command, turn):
                 yield event
         elif intent is Intent.UNDO:
-            async for event in self._undo(history, tools, now=now, tz=tz):
+            async for event in self._undo(turn):
                 yield event
         elif intent in {Intent.SNOOZE, Intent.DISMISS}:
-            async for event in self._notification(command, tools, now=now, tz=tz):
+            async for event in self._notification(command, turn):
                 yield event
         elif intent in _ACTIONS:
-            async for event in self._change(command, history, tools, now=now, tz=tz):
+            async for event in self._change(command, turn):
                 yield event
         elif intent is Intent.ANSWER and command.ref is not None and command.ref.ids:
             ids = ", ".join(f"task {i}" for i in command.ref.ids)
@@ -303,9 +289,7 @@ class RulesAgent:
 
     # --- adding and listing ---------------------------------------------------------------------
 
-    async def _add(
-        self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
-    ) -> AsyncIterator[AgentEvent]:
+    async def _add(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         if not command.title:
             yield ReplyEvent(
                 ASK_TITLE,
@@ -313,23 +297,21 @@ class RulesAgent:
             )
             return
         items = command.items or (command,)
-        if len(items) > self._max_tool_calls:
-            yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
+        if len(items) > self.max_tool_calls:
+            yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
         replies = []
         for item in items:
-            call = await tools.call("add_task", _add_arguments(item))
+            call = await turn.tools.call("add_task", _add_arguments(item))
             yield ToolCallEvent(call)
-            replies.append(_add_reply(item, call, now=now, tz=tz))
+            replies.append(_add_reply(item, call, now=turn.now, tz=turn.tz))
         yield ReplyEvent(" ".join(replies))
 
-    async def _order(
-        self, phrase: str, tools: Tools, *, now: datetime, tz: ZoneInfo
-    ) -> AsyncIterator[AgentEvent]:
+    async def _order(self, phrase: str, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         """ "buy milk", "call the plumber": an order to oneself is a task to add, unless a
         pending task already says it (then adding it again or ticking it off are both
         plausible, and the user is asked)."""
-        call = await tools.call("list_tasks", {"status": "pending", "q": phrase})
+        call = await turn.tools.call("list_tasks", {"status": "pending", "q": phrase})
         yield ToolCallEvent(call)
         if not call.ok:
             yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
@@ -337,17 +319,13 @@ class RulesAgent:
         if _tasks(call):
             yield _clarify(Command(Intent.CLARIFY, title=phrase, options=(Intent.ADD, Intent.FACT)))
             return
-        async for event in self._add(
-            understand(f"add {phrase}", now=now, tz=tz), tools, now=now, tz=tz
-        ):
+        async for event in self._add(understand(f"add {phrase}", now=turn.now, tz=turn.tz), turn):
             yield event
 
-    async def _notification(
-        self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
-    ) -> AsyncIterator[AgentEvent]:
+    async def _notification(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         """ "remind me again in 10 minutes", "dismiss it", "got it": the latest unread reminder
         notification, snoozed or marked read. With none unread, "got it" is only thanks."""
-        call = await tools.call("list_notifications", {"unread_only": True, "limit": 1})
+        call = await turn.tools.call("list_notifications", {"unread_only": True, "limit": 1})
         yield ToolCallEvent(call)
         if not call.ok:
             yield ReplyEvent(_tool_trouble(call, "look up your reminders"))
@@ -363,25 +341,23 @@ class RulesAgent:
         if command.intent is Intent.SNOOZE:
             minutes = command.minutes or 10
             arguments = {"notification_id": latest["id"], "minutes": minutes}
-            done = await tools.call("snooze_notification", arguments)
+            done = await turn.tools.call("snooze_notification", arguments)
             yield ToolCallEvent(done)
             if not done.ok:
                 yield ReplyEvent(_tool_trouble(done, "snooze that reminder"))
                 return
             yield ReplyEvent(f"OK, I'll remind you about “{title}” again in {_span(minutes)}.")
             return
-        done = await tools.call("dismiss_notification", {"notification_id": latest["id"]})
+        done = await turn.tools.call("dismiss_notification", {"notification_id": latest["id"]})
         yield ToolCallEvent(done)
         if not done.ok:
             yield ReplyEvent(_tool_trouble(done, "dismiss that reminder"))
             return
         yield ReplyEvent(f"OK, I dismissed the reminder about “{title}”.")
 
-    async def _list(
-        self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
-    ) -> AsyncIterator[AgentEvent]:
+    async def _list(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         filters = command.filters
-        call = await tools.call("list_tasks", filters.arguments())
+        call = await turn.tools.call("list_tasks", filters.arguments())
         yield ToolCallEvent(call)
         if not call.ok:
             yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
@@ -391,7 +367,7 @@ class RulesAgent:
         if not tasks:
             yield ReplyEvent(_empty_list(filters, what))
             return
-        lines = [_task_line(task, now=now, tz=tz) for task in tasks[:LIST_LINES]]
+        lines = [_task_line(task, now=turn.now, tz=turn.tz) for task in tasks[:LIST_LINES]]
         if len(tasks) > LIST_LINES:
             lines.append(f"…and {len(tasks) - LIST_LINES} more.")
         count = f"{len(tasks)} {what}" if len(tasks) != 1 else f"1 {_singular(what)}"
@@ -402,12 +378,10 @@ class RulesAgent:
 
     # --- completion stated as a fact ------------------------------------------------------------
 
-    async def _fact(
-        self, command: Command, tools: Tools, *, now: datetime, tz: ZoneInfo
-    ) -> AsyncIterator[AgentEvent]:
+    async def _fact(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         """ "I bought the groceries": the pending task whose title has the statement's meaning
         words (stems) is completed; several get a choice, none an honest answer."""
-        call = await tools.call("list_tasks", {"status": "pending"})
+        call = await turn.tools.call("list_tasks", {"status": "pending"})
         yield ToolCallEvent(call)
         if not call.ok:
             yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
@@ -420,9 +394,8 @@ class RulesAgent:
         if matches and (not wanted or not all(wanted <= stems(m.title) for m in matches)):
             yield _which_one(matches, None, PendingCommand(action="complete_task"))
         elif len(matches) == 1:
-            async for event in self._run_on(
-                PendingCommand(action="complete_task"), matches[0], tools, now=now, tz=tz
-            ):
+            complete = PendingCommand(action="complete_task")
+            async for event in self._run_on(complete, matches[0], turn):
                 yield event
         elif matches:
             yield _which_one(matches, None, PendingCommand(action="complete_task"))
@@ -434,12 +407,10 @@ class RulesAgent:
 
     # --- undo -----------------------------------------------------------------------------------
 
-    async def _undo(
-        self, history: Sequence[HistoryMessage], tools: Tools, *, now: datetime, tz: ZoneInfo
-    ) -> AsyncIterator[AgentEvent]:
+    async def _undo(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         """Revert the conversation's last change: a completion is reopened, a reopening
         completed again, an added task deleted. A deletion or an edit cannot be undone here."""
-        last = last_change(history)
+        last = last_change(turn.history)
         if last is None:
             yield ReplyEvent(NOTHING_TO_UNDO)
             return
@@ -462,37 +433,29 @@ class RulesAgent:
                 "You can change the task again, e.g. “rename task 3 to ...”."
             )
             return
-        async for event in self._run_on(undo, task, tools, now=now, tz=tz):
+        async for event in self._run_on(undo, task, turn):
             yield event
 
     # --- changing existing tasks ----------------------------------------------------------------
 
-    async def _change(
-        self,
-        command: Command,
-        history: Sequence[HistoryMessage],
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
-    ) -> AsyncIterator[AgentEvent]:
+    async def _change(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         ref = command.ref
         assert ref is not None
         pending = pending_command(command)
         if ref.bulk:
-            async for event in self._bulk(command, ref, tools):
+            async for event in self._bulk(command, ref, turn.tools):
                 yield event
             return
         resolution = _Resolution()
         looked_up = 0
-        async for event in self._resolve(command, ref, history, tools, resolution, pending):
+        async for event in self._resolve(command, ref, turn, resolution, pending):
             looked_up += 1
             yield event
         if resolution.reply is not None:
             yield resolution.reply
             return
-        if looked_up + len(resolution.tasks) > self._max_tool_calls:
-            yield ReplyEvent(too_many_tool_calls(self._max_tool_calls))
+        if looked_up + len(resolution.tasks) > self.max_tool_calls:
+            yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
         if pending.action == "update_task" and not pending.arguments:
             task = resolution.tasks[0]
@@ -509,12 +472,12 @@ class RulesAgent:
         for task in resolution.tasks:
             name, arguments = pending.action, {"task_id": task.id, **pending.arguments}
             if command.due_at is not None and task.due_at is not None:
-                arguments["due_at"] = _keep_rest_of_due(command, task.due_at, tz)
-            call = await tools.call(name, arguments)
+                arguments["due_at"] = _keep_rest_of_due(command, task.due_at, turn.tz)
+            call = await turn.tools.call(name, arguments)
             yield ToolCallEvent(call)
             shown = {k: v for k, v in arguments.items() if k != "task_id"}
             done = PendingCommand(action=name, arguments=shown)
-            reply = _change_reply(done, task, call, now=now, tz=tz)
+            reply = _change_reply(done, task, call, now=turn.now, tz=turn.tz)
             cut = _cut_note(command) if call.ok and pending.action == "update_task" else ""
             replies.append(reply + cut)
         yield ReplyEvent(" ".join(replies))
@@ -564,29 +527,22 @@ class RulesAgent:
         )
 
     async def _confirm(
-        self,
-        state: DialogueState,
-        command: Command,
-        message: str,
-        history: Sequence[HistoryMessage],
-        tools: Tools,
-        now: datetime,
-        tz: ZoneInfo,
+        self, state: DialogueState, command: Command, turn: TurnInput
     ) -> AsyncIterator[AgentEvent]:
         assert state.command is not None
-        if not is_yes(message):
+        if not is_yes(turn.message):
             if command.intent in {Intent.UNKNOWN, Intent.CLARIFY, Intent.THANKS} or re.match(
                 r"^\W*(?:no|nope|nah|cancel|stop|don'?t|do not|never ?mind|wait|leave)\b",
-                message,
+                turn.message,
                 re.IGNORECASE,
             ):
                 yield ReplyEvent(CANCELLED)
                 return
-            async for event in self._act(command, history, tools, now=now, tz=tz):
+            async for event in self._act(command, turn):
                 yield event
             return
         ids = list(state.candidates)
-        call = await tools.call(state.command.action, {"task_ids": ids})
+        call = await turn.tools.call(state.command.action, {"task_ids": ids})
         yield ToolCallEvent(call)
         if not call.ok:
             yield ReplyEvent(_tool_trouble(call, "change those tasks"))
@@ -595,37 +551,18 @@ class RulesAgent:
         count = "1 task" if len(ids) == 1 else f"{len(ids)} tasks"
         yield ReplyEvent(f"Done — I {done} {count}.")
 
-    async def _pending(
-        self,
-        pending: PendingCommand,
-        task: TaskMention,
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
-    ) -> AsyncIterator[AgentEvent]:
-        async for event in self._run_on(pending, task, tools, now=now, tz=tz):
-            yield event
-
     async def _run_on(
-        self,
-        pending: PendingCommand,
-        task: TaskMention,
-        tools: Tools,
-        *,
-        now: datetime,
-        tz: ZoneInfo,
+        self, pending: PendingCommand, task: TaskMention, turn: TurnInput
     ) -> AsyncIterator[AgentEvent]:
-        call = await tools.call(pending.action, {"task_id": task.id, **pending.arguments})
+        call = await turn.tools.call(pending.action, {"task_id": task.id, **pending.arguments})
         yield ToolCallEvent(call)
-        yield ReplyEvent(_change_reply(pending, task, call, now=now, tz=tz))
+        yield ReplyEvent(_change_reply(pending, task, call, now=turn.now, tz=turn.tz))
 
     async def _resolve(
         self,
         command: Command,
         ref: TaskRef,
-        history: Sequence[HistoryMessage],
-        tools: Tools,
+        turn: TurnInput,
         into: _Resolution,
         pending: PendingCommand,
     ) -> AsyncIterator[AgentEvent]:
@@ -634,7 +571,7 @@ class RulesAgent:
             into.tasks = [TaskMention(i, "") for i in ref.ids]
             return
         if ref.pronoun or ref.ordinal is not None:
-            mentioned = last_mentioned(history)
+            mentioned = last_mentioned(turn.history)
             if ref.ordinal is not None and len(mentioned) > 1:
                 index = ref.ordinal - 1 if ref.ordinal > 0 else len(mentioned) - 1
                 if 0 <= index < len(mentioned):
@@ -654,7 +591,7 @@ class RulesAgent:
         status = {Intent.COMPLETE: "pending", Intent.REOPEN: "completed"}.get(command.intent, "all")
         # Every task of that status, matched here by stems: the service's search is by
         # substring, so "buying stamps" would not find "Buy stamps".
-        call = await tools.call("list_tasks", {"status": status})
+        call = await turn.tools.call("list_tasks", {"status": status})
         yield ToolCallEvent(call)
         if not call.ok:
             into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
