@@ -42,9 +42,10 @@ ANNOUNCED_MAX = 1_000
 SUBJECT_LOCK_CLASS = 0x0B0E
 
 
-class AccountDeleted(InvalidToken):
-    code = "account_deleted"
-    message = "The account of this access token was deleted"
+class AccountDeleted(
+    InvalidToken, code="account_deleted", message="The account of this access token was deleted"
+):
+    """The token's subject deleted the account after the token was issued."""
 
 
 def tombstone_table(metadata: MetaData) -> Table:

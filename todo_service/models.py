@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
+from shared.columns import timestamp
 from shared.db import schema_metadata
 from shared.events import processed_events_table
 from shared.outbox import outbox_table
@@ -85,10 +86,6 @@ class Recurrence(enum.StrEnum):
 
 class TodoBase(SQLModel):
     metadata = schema_metadata(SCHEMA)
-
-
-def _timestamp(*, nullable: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=nullable)
 
 
 def _enum(enum_class: type[enum.StrEnum], name: str, default: enum.StrEnum) -> Column[str]:
@@ -157,7 +154,7 @@ class Task(TodoBase, table=True):
     completed: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
-    completed_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    completed_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
     priority: Priority = Field(
         default=Priority.MEDIUM, sa_column=_enum(Priority, "task_priority", Priority.MEDIUM)
     )
@@ -165,7 +162,7 @@ class Task(TodoBase, table=True):
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
     )
-    due_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    due_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
     recurrence: Recurrence = Field(
         default=Recurrence.NONE,
         sa_column=_enum(Recurrence, "task_recurrence", Recurrence.NONE),
@@ -178,8 +175,8 @@ class Task(TodoBase, table=True):
             BigInteger, ForeignKey(f"{SCHEMA}.tasks.id", ondelete="SET NULL"), nullable=True
         ),
     )
-    created_at: datetime = Field(sa_column=_timestamp())
-    updated_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=timestamp())
+    updated_at: datetime = Field(sa_column=timestamp())
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     # The reminders exactly as clients read them (TaskPublic.reminders, rendered with the
     # task, no other table read), kept by todo_service/reminders.py on every write.
@@ -192,9 +189,9 @@ class Task(TodoBase, table=True):
         default=0, sa_column=Column(SmallInteger, nullable=False, server_default=text("0"))
     )
     # A snoozed notification's one-off reminder (one per task: a later snooze replaces it).
-    snoozed_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    snoozed_until: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
     # The soonest pending reminder or snooze; None when there is none or the task is done.
-    next_remind_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    next_remind_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
 
 
 class TaskCount(TodoBase, table=True):
@@ -235,8 +232,8 @@ class IdempotencyKey(TodoBase, table=True):
     response_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     # The task as first answered, replayed byte for byte.
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: datetime = Field(sa_column=_timestamp())
-    expires_at: datetime = Field(sa_column=_timestamp())
+    created_at: datetime = Field(sa_column=timestamp())
+    expires_at: datetime = Field(sa_column=timestamp())
 
 
 class Notification(TodoBase, table=True):
@@ -277,11 +274,11 @@ class Notification(TodoBase, table=True):
         )
     )
     task_title: str = Field(sa_column=Column(String(TITLE_MAX), nullable=False))
-    due_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    due_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
     # When the reminder was meant to fire (created_at is when it did).
-    remind_at: datetime = Field(sa_column=_timestamp())
-    created_at: datetime = Field(sa_column=_timestamp())
-    read_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    remind_at: datetime = Field(sa_column=timestamp())
+    created_at: datetime = Field(sa_column=timestamp())
+    read_at: datetime | None = Field(default=None, sa_column=timestamp(nullable=True))
 
 
 # The tables as Core objects, for the list queries that need no ORM instances.

@@ -23,9 +23,10 @@ from todo_service.schemas import NotificationPublic, NotificationQuery
 from todo_service.statements import NOTIFICATION_JSON, PageJSON
 
 
-class NotificationNotFound(NotFound):
-    code = "notification_not_found"
-    message = "Notification not found"
+class NotificationNotFound(
+    NotFound, code="notification_not_found", message="Notification not found"
+):
+    """No such notification, or another user's."""
 
 
 def _page_sql(*, unread: bool, after_cursor: bool) -> str:

@@ -67,9 +67,8 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 _TASK_LIST = TypeAdapter(list[TaskPublic])
 
 
-class TaskNotFound(NotFound):
-    code = "task_not_found"
-    message = "Task not found"
+class TaskNotFound(NotFound, code="task_not_found", message="Task not found"):
+    """No such task, or another user's: the two are not told apart."""
 
 
 class StaleTask(PreconditionFailed):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Text, func
+from sqlalchemy import Column, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from shared.columns import timestamp
 from shared.db import schema_metadata
 
 SCHEMA = "web"
@@ -21,14 +22,6 @@ SCHEMA = "web"
 
 class WebBase(SQLModel):
     metadata = schema_metadata(SCHEMA)
-
-
-def _timestamp(*, default_now: bool = False) -> Column[datetime]:
-    return Column(
-        DateTime(timezone=True),
-        nullable=False,
-        server_default=func.now() if default_now else None,
-    )
 
 
 class Session(WebBase, table=True):
@@ -44,16 +37,16 @@ class Session(WebBase, table=True):
     # Fernet tokens of the access and refresh tokens.
     access_token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     refresh_token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    access_expires_at: datetime = Field(sa_column=_timestamp())
+    access_expires_at: datetime = Field(sa_column=timestamp())
     # The refresh token's expiry: the family's absolute lifetime ends the session with it.
-    expires_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=timestamp())
     # Pushed on by use (at most once a minute); an idle session ends after the idle timeout.
-    last_seen_at: datetime = Field(sa_column=_timestamp(default_now=True))
+    last_seen_at: datetime = Field(sa_column=timestamp(default_now=True))
     # The synchronizer token every state-changing form and fetch of this session carries.
     csrf_token: str = Field(sa_column=Column(String(64), nullable=False))
     # The user as the auth service last described them: {email, name, timezone}.
     profile: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime = Field(sa_column=_timestamp(default_now=True))
+    created_at: datetime = Field(sa_column=timestamp(default_now=True))
 
 
 class AuthAttempt(WebBase, table=True):
@@ -62,5 +55,5 @@ class AuthAttempt(WebBase, table=True):
     __tablename__ = "auth_attempts"
 
     bucket: str = Field(sa_column=Column(Text, primary_key=True))
-    window_start: datetime = Field(sa_column=_timestamp())
+    window_start: datetime = Field(sa_column=timestamp())
     count: int = Field(sa_column=Column(Integer, nullable=False))

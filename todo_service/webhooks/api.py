@@ -30,9 +30,12 @@ _ONE = error_responses(404)
 WebhookId = Annotated[int, row_id("webhook")]
 
 
-class WebhooksUnavailable(ServiceUnavailable):
-    code = "webhooks_unavailable"
-    message = "Webhooks are not configured on this server"
+class WebhooksUnavailable(
+    ServiceUnavailable,
+    code="webhooks_unavailable",
+    message="Webhooks are not configured on this server",
+):
+    """No webhook sealing keys are configured, so no secret can be kept."""
 
 
 class WebhookUrlRefused(ValidationFailed):

@@ -22,14 +22,16 @@ from todo_service.webhooks.signing import new_secret
 REGISTRATION_LOCK_CLASS = 0x0B10
 
 
-class WebhookNotFound(NotFound):
-    code = "webhook_not_found"
-    message = "No such webhook"
+class WebhookNotFound(NotFound, code="webhook_not_found", message="No such webhook"):
+    """No such webhook, or another user's."""
 
 
-class WebhookLimitReached(Conflict):
-    code = "webhook_limit_reached"
-    message = f"At most {WEBHOOKS_PER_USER} webhooks per user; delete one first"
+class WebhookLimitReached(
+    Conflict,
+    code="webhook_limit_reached",
+    message=f"At most {WEBHOOKS_PER_USER} webhooks per user; delete one first",
+):
+    """The user already has as many webhooks as allowed."""
 
 
 def _public(row: Any) -> WebhookPublic:
