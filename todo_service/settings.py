@@ -31,6 +31,8 @@ class TodoSettings(ServiceSettings):
     # the next is refused with 429. Per process: N replicas serve up to N times as many.
     notifications_streams_per_user: int = Field(default=8, ge=1, le=1000)
     notifications_streams_max: int = Field(default=1000, ge=1)
+    # Notifications read longer ago than this are deleted by the worker (unread ones stay).
+    notifications_read_retention_days: int = Field(default=30, ge=1, le=3650)
 
     # Webhooks (docs/webhooks.md). Fernet keys sealing the signing secrets at rest, one per
     # line, newest first (rotation: prepend a key, run `python -m todo_service.webhooks
