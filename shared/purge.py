@@ -78,6 +78,7 @@ def purge_loop(
         group=purge.group,
         consumer=consumer or consumer_name(),
         batch=settings.events_batch,
+        block_ms=max(1, int(settings.events_block_seconds * 1000)),
         claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
         max_deliveries=settings.events_max_deliveries,
     )
