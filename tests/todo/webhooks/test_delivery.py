@@ -7,10 +7,10 @@ through an injected clock; nothing sleeps through a backoff."""
 from __future__ import annotations
 
 import asyncio
-import time
 import contextlib
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
