@@ -323,6 +323,21 @@ async def handle_once(db: Database, table: Table, event: Event, apply: Apply) ->
     return True
 
 
+async def forget_processed(db: Database, table: Table, *, keep_seconds: float, batch: int) -> int:
+    """Delete at most ``batch`` ids of events applied more than ``keep_seconds`` ago (by the
+    database's clock); how many were deleted."""
+    name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    row = await db.fetch_row(
+        f"WITH gone AS (DELETE FROM {name} WHERE event_id IN ("  # noqa: S608 - our own table
+        f"SELECT event_id FROM {name} WHERE processed_at < now() - make_interval(secs => $1) "
+        "LIMIT $2) RETURNING 1) SELECT count(*) FROM gone",
+        keep_seconds,
+        batch,
+        write=True,
+    )
+    return int(row[0]) if row is not None else 0
+
+
 # --- loops ------------------------------------------------------------------------------
 
 

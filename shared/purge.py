@@ -14,10 +14,17 @@ from sqlalchemy import Table
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Database
-from shared.events import USER_DELETED, USERS_STREAM, Event, RedisStreamSubscription, handle_once
+from shared.events import (
+    USER_DELETED,
+    USERS_STREAM,
+    Event,
+    RedisStreamSubscription,
+    forget_processed,
+    handle_once,
+)
 from shared.settings import ServiceSettings
 from shared.tombstones import bury
-from shared.worker import Loop, consumer_name, create_worker_app
+from shared.worker import Loop, consumer_name, create_worker_app, periodic_loop
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +78,7 @@ def purge_loop(
         group=purge.group,
         consumer=consumer or consumer_name(),
         batch=settings.events_batch,
+        block_ms=max(1, int(settings.events_block_seconds * 1000)),
         claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
         max_deliveries=settings.events_max_deliveries,
     )
@@ -84,6 +92,24 @@ def purge_loop(
     return Loop("users", step)
 
 
+def processed_retention_loop(
+    purge: UserPurge, settings: ServiceSettings, database: Database
+) -> Loop:
+    """The loop that forgets the ids of applied events once they are older than
+    ``events_processed_retention_seconds`` (in bounded batches): far older than any
+    redelivery, so the table does not grow with every deletion ever made."""
+
+    async def step() -> int:
+        return await forget_processed(
+            database,
+            purge.processed_events,
+            keep_seconds=settings.events_processed_retention_seconds,
+            batch=settings.events_batch * 10,
+        )
+
+    return periodic_loop("users-retention", step)
+
+
 def purge_worker_app(
     purge: UserPurge,
     settings: ServiceSettings,
@@ -92,9 +118,12 @@ def purge_worker_app(
     consumer: str | None = None,
 ) -> FastAPI:
     """The worker of a service whose only events work is the purge: one loop over the users
-    stream."""
+    stream, and one forgetting old ids of applied events."""
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
-        return [purge_loop(purge, settings, database, redis, consumer=consumer)]
+        return [
+            purge_loop(purge, settings, database, redis, consumer=consumer),
+            processed_retention_loop(purge, settings, database),
+        ]
 
     return create_worker_app(name=purge.group, settings=settings, loops=loops, db=db)

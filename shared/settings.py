@@ -177,12 +177,19 @@ class ServiceSettings(BaseSettings):
     events_batch: int = Field(default=100, ge=1, le=10_000)
     # Pause of a worker loop that found nothing to do.
     events_idle_seconds: float = Field(default=0.5, gt=0, le=60)
+    # How long a consumer's read waits on the stream for new entries (then its loop goes
+    # round: a heartbeat, a look at its pending entries).
+    events_block_seconds: float = Field(default=2.0, ge=0.001, le=30)
     # A consumer's entry left unacknowledged this long is taken over by another consumer.
     events_claim_idle_seconds: float = Field(default=60.0, gt=0)
     # An event whose handler fails this many deliveries goes to the dead-letter stream.
     events_max_deliveries: int = Field(default=5, ge=1, le=100)
     # Sent outbox rows are deleted after this long.
     events_outbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    # The ids of applied events (a consumer's processed_events) are forgotten after this long:
+    # far beyond any redelivery (a stream entry is claimed again within minutes, a sent
+    # outbox row is republished only before it is marked sent, and kept a week).
+    events_processed_retention_seconds: float = Field(default=30 * 24 * 3600, ge=24 * 3600)
     # A worker is unready when a loop has not finished a round for this long.
     events_stale_seconds: float = Field(default=60.0, gt=0)
     # Prometheus metrics on an internal port of their own; None turns the listener off.

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,30 @@ class Loop:
     name: str
     step: Callable[[], Awaitable[int]]
     idle_seconds: float | None = None
+
+
+# How often a retention loop looks for rows to delete (between those looks it does nothing).
+RETENTION_EVERY_SECONDS = 300.0
+
+
+def periodic_loop(
+    name: str, step: Callable[[], Awaitable[int]], *, every_seconds: float = RETENTION_EVERY_SECONDS
+) -> Loop:
+    """A loop that runs ``step`` (a bounded batch) at most once per ``every_seconds``, and
+    again at once while it finds work; between runs its rounds do nothing, so it still beats
+    for the readiness probe."""
+    due = 0.0
+
+    async def run() -> int:
+        nonlocal due
+        if time.monotonic() < due:
+            return 0
+        done = await step()
+        if not done:
+            due = time.monotonic() + every_seconds
+        return done
+
+    return Loop(name, run)
 
 
 def outbox_loop(database: Database, table: Table, redis: Redis, settings: ServiceSettings) -> Loop:

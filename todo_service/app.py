@@ -12,6 +12,7 @@ from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.sealing import SecretBox
+from shared.streams import StreamSlots
 from shared.tokens import TokenVerifier
 from shared.tombstones import Tombstones, TombstoneVerifier
 from todo_service.api import router
@@ -41,6 +42,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clock = clock
+        app.state.notification_streams = StreamSlots(
+            per_user=settings.notifications_streams_per_user,
+            total=settings.notifications_streams_max,
+        )
         app.state.webhook_resolver = resolver
         app.state.webhook_keys = WebhookKeys(settings, webhook_box)
         # The JWKS client: only key fetches use it (rare, cached), never the request path.

@@ -9,7 +9,7 @@ in commit order (todo_service/scheduler.py), so a page or a stream continues "af
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
@@ -162,6 +162,20 @@ async def after(
     row = await db.fetch_row(_NEWEST_AFTER if newest else _OLDEST_AFTER, user_id, after_id, limit)
     assert row is not None
     return list(zip(row[0], row[1], strict=True))
+
+
+_FORGET_READ = (
+    "WITH gone AS (DELETE FROM todo.notifications WHERE id IN ("
+    "SELECT id FROM todo.notifications WHERE read_at < $1 ORDER BY id LIMIT $2) "
+    "RETURNING 1) SELECT count(*) FROM gone"
+)
+
+
+async def forget_read(db: Database, *, before: datetime, batch: int) -> int:
+    """Delete at most ``batch`` notifications read before ``before``, oldest first; how many
+    were deleted. Unread ones stay whatever their age."""
+    row = await db.fetch_row(_FORGET_READ, before, batch, write=True)
+    return int(row[0]) if row is not None else 0
 
 
 def parse(body: str) -> NotificationPublic:

@@ -6,7 +6,8 @@ notifications. Each stream checks for rows after the last id it sent every
 session connection of its own and works behind a transaction pooler; a keepalive comment
 goes out every ``notifications_keepalive_seconds`` (below the gateway's read timeout), and
 the stream ends when the access token expires (the client reconnects with a fresh one and
-``Last-Event-ID``).
+``Last-Event-ID``). One process serves at most ``notifications_streams_per_user`` streams of
+one user and ``notifications_streams_max`` in all; the next is a 429 before it starts.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from fastapi.responses import StreamingResponse
 
 from shared.db import Database
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
-from shared.errors import AppError, BadRequest, error_event, error_responses
+from shared.errors import AppError, BadRequest, TooManyRequests, error_event, error_responses
 from shared.middleware import error_for
 from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID
 from shared.request_context import current_request_id
+from shared.streams import SlotStreamingResponse, StreamSlots
 from todo_service import notifications
 from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
 from todo_service.schemas import PAGE_MAX, NotificationPublic, NotificationQuery, SnoozeIn
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 router = api_router("/api/notifications", "notifications")
 _ONE = error_responses(404)
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Retry-After of a stream refused for want of a slot (one frees when a stream ends).
+STREAM_BUSY_RETRY_SECONDS = 10
 
 NotificationId = Annotated[int, row_id("notification")]
 
@@ -123,9 +127,17 @@ def _last_event_id(value: str | None) -> int | None:
             "content": {"text/event-stream": {}},
             "description": "`event: notification` per new notification (`id:` its id), "
             "`: keepalive` comments; ends when the access token expires",
-        }
+        },
+        **error_responses(
+            429, descriptions={429: "Too many open streams; retry after `Retry-After` seconds"}
+        ),
     },
     summary="The user's new notifications as server-sent events",
+    description=(
+        "At most `notifications_streams_per_user` open streams per user (and "
+        "`notifications_streams_max` in all) per server process: the next is a 429 "
+        "`too_many_streams` with `Retry-After`."
+    ),
 )
 async def stream_notifications(
     request: Request,
@@ -142,10 +154,23 @@ async def stream_notifications(
     resume = _last_event_id(last_event_id)
     db: Database = request.app.state.db
     settings: TodoSettings = request.app.state.settings
-    # Where to start: given, or the newest now (read before the answer starts, so a database
-    # outage is an ordinary 503 rather than a broken stream).
-    start = resume if resume is not None else await notifications.latest_id(db, principal.sub)
-    return StreamingResponse(
+    slots: StreamSlots = request.app.state.notification_streams
+    # Before anything else (the database included): the user's or the process's streams are
+    # full. The response gives the slot back however it ends.
+    if not slots.acquire(principal.sub):
+        raise TooManyRequests(
+            "Too many notification streams are open; close one or try again later",
+            retry_after=STREAM_BUSY_RETRY_SECONDS,
+            code="too_many_streams",
+        )
+    try:
+        # Where to start: given, or the newest now (read before the answer starts, so a
+        # database outage is an ordinary 503 rather than a broken stream).
+        start = resume if resume is not None else await notifications.latest_id(db, principal.sub)
+    except BaseException:
+        slots.release(principal.sub)
+        raise
+    return SlotStreamingResponse(
         _events(
             db,
             principal.sub,
@@ -154,6 +179,8 @@ async def stream_notifications(
             deadline=principal.expires_at,
             settings=settings,
         ),
+        slots=slots,
+        user_id=principal.sub,
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
     )

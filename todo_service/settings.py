@@ -27,6 +27,12 @@ class TodoSettings(ServiceSettings):
     notifications_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     notifications_keepalive_seconds: float = Field(default=10.0, gt=0, le=14)
     notifications_backlog_max: int = Field(default=100, ge=1, le=1000)
+    # Streams one process serves at once, per user and in all (each polls the database);
+    # the next is refused with 429. Per process: N replicas serve up to N times as many.
+    notifications_streams_per_user: int = Field(default=8, ge=1, le=1000)
+    notifications_streams_max: int = Field(default=1000, ge=1)
+    # Notifications read longer ago than this are deleted by the worker (unread ones stay).
+    notifications_read_retention_days: int = Field(default=30, ge=1, le=3650)
 
     # Webhooks (docs/webhooks.md). Fernet keys sealing the signing secrets at rest, one per
     # line, newest first (rotation: prepend a key, run `python -m todo_service.webhooks

@@ -5,6 +5,9 @@
 - publishes the todo outbox (task events, due reminders) to the tasks stream
   (shared/outbox.py, docs/events.md);
 - fires due reminders: notifications and ``reminder.due`` events (todo_service/scheduler.py);
+- deletes notifications read more than ``TODO_NOTIFICATIONS_READ_RETENTION_DAYS`` ago, and
+  the ids of applied users-stream events older than ``TODO_EVENTS_PROCESSED_RETENTION_SECONDS``
+  (bounded batches, every few minutes);
 - fans the tasks stream out to the users' webhooks as the ``webhooks`` consumer group, and
   delivers them (todo_service/webhooks, docs/webhooks.md).
 
@@ -15,16 +18,19 @@ delivery is claimed by one (``SKIP LOCKED``).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from shared.clock import Clock, utcnow
 from shared.db import Database
-from shared.purge import purge_loop
+from shared.purge import processed_retention_loop, purge_loop
 from shared.sealing import SecretBox
-from shared.worker import Loop, create_worker_app, outbox_loop
+from shared.worker import Loop, create_worker_app, outbox_loop, periodic_loop
 from todo_service.events import PURGE
 from todo_service.models import OUTBOX
+from todo_service.notifications import forget_read
 from todo_service.scheduler import fire_due
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.webhooks.delivery import WebhookDeliverer
@@ -33,6 +39,8 @@ from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.targets import Resolver, system_resolver
 
 DEFAULT_PORT = 8012
+# Read notifications deleted per statement.
+RETENTION_BATCH = 1000
 
 
 def create_app(
@@ -52,10 +60,16 @@ def create_app(
         async def fire() -> int:
             return await fire_due(database, now=clock(), batch=settings.reminders_batch)
 
+        async def forget_read_notifications() -> int:
+            keep = timedelta(days=settings.notifications_read_retention_days)
+            return await forget_read(database, before=clock() - keep, batch=RETENTION_BATCH)
+
         keys = WebhookKeys(settings, webhook_box)
         deliverer = WebhookDeliverer(database, keys, settings, clock=clock, resolver=resolver)
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
+            processed_retention_loop(PURGE, settings, database),
+            periodic_loop("notifications-retention", forget_read_notifications),
             outbox_loop(database, OUTBOX, redis, settings),
             Loop("reminders", fire, idle_seconds=settings.reminders_poll_seconds),
             fanout_loop(settings, database, redis, clock=clock, consumer=consumer),

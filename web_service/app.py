@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.streams import StreamSlots
 from web_service import account, chat, notifications, overview, tasks
 from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
@@ -24,7 +25,6 @@ from web_service.gateway_client import ApiError, GatewayClient
 from web_service.security import AuthPostLimiter, CookieNames, SecurityHeadersMiddleware, safe_next
 from web_service.sessions import SessionStore
 from web_service.settings import WebSettings, get_settings
-from web_service.streams import StreamSlots
 from web_service.views import ENV, STATIC, friendly
 
 logger = logging.getLogger(__name__)

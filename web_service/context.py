@@ -12,6 +12,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from shared.clock import Clock
+from shared.streams import StreamSlots
 from web_service.crypto import TokenBox
 from web_service.gateway_client import ApiError, ApiResponse, GatewayClient
 from web_service.security import (
@@ -29,7 +30,6 @@ from web_service.security import (
 )
 from web_service.sessions import SessionEnded, SessionStore, WebSession
 from web_service.settings import WebSettings
-from web_service.streams import StreamSlots
 
 logger = logging.getLogger(__name__)
 

@@ -1,44 +1,17 @@
-"""Server-sent events: the slots that bound how many notification streams a process
-relays, and a parser for the API's event stream.
-
-A relayed stream holds an upstream connection for minutes, so each process relays at most
-``WEB_NOTIFICATION_STREAMS_MAX`` of them, and at most ``WEB_NOTIFICATION_STREAMS_PER_USER``
-for one user (a page open in a few tabs; not a loop opening hundreds).
+"""Server-sent events: a parser for the API's event stream, and the writer of the relay's
+own events. (The slots bounding how many streams a process relays, per user and in all, are
+``shared.streams.StreamSlots``, sized by ``WEB_NOTIFICATION_STREAMS_PER_USER`` and
+``WEB_NOTIFICATION_STREAMS_MAX``.)
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 # An event larger than this is not one of the API's (a notification is well under 2 KB).
 MAX_EVENT_BYTES = 64 * 1024
-
-
-class StreamSlots:
-    """Counts the streams this process relays, per user and in all."""
-
-    def __init__(self, *, per_user: int, total: int) -> None:
-        self.per_user = per_user
-        self.total = total
-        self._open: Counter[str] = Counter()
-
-    def acquire(self, user_id: str) -> bool:
-        """Takes a slot for ``user_id``; False when the user or the process has no more."""
-        if self._open[user_id] >= self.per_user or self._open.total() >= self.total:
-            return False
-        self._open[user_id] += 1
-        return True
-
-    def release(self, user_id: str) -> None:
-        self._open[user_id] -= 1
-        if self._open[user_id] <= 0:
-            del self._open[user_id]
-
-    def open_for(self, user_id: str) -> int:
-        return self._open[user_id]
 
 
 @dataclass

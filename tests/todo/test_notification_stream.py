@@ -1,6 +1,8 @@
 """``GET /api/notifications/stream`` over real HTTP (uvicorn on 127.0.0.1, real commits):
 each user hears only their own notifications; ``Last-Event-ID`` resumes with a bounded
-backlog; keepalive comments flow while nothing happens; the stream ends with the token."""
+backlog; keepalive comments flow while nothing happens; the stream ends with the token; one
+process serves a bounded number of streams per user and in all, and a stream's slot is free
+again once it ends, however it ends."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,9 @@ from todo_service.app import create_app
 from todo_service.scheduler import fire_due
 from todo_service.settings import TodoSettings
 
+PER_USER = 3
+IN_ALL = 5
+
 
 @pytest.fixture
 def stream_settings(todo_settings: TodoSettings) -> TodoSettings:
@@ -33,6 +38,8 @@ def stream_settings(todo_settings: TodoSettings) -> TodoSettings:
             "notifications_poll_seconds": 0.05,
             "notifications_keepalive_seconds": 0.3,
             "notifications_backlog_max": 3,
+            "notifications_streams_per_user": PER_USER,
+            "notifications_streams_max": IN_ALL,
         }
     )
 
@@ -172,3 +179,111 @@ async def test_a_malformed_last_event_id_is_400(
         "/api/notifications/stream", headers={**alice.headers, "Last-Event-ID": value}
     )
     assert_error(response, 400, "invalid_last_event_id")
+
+
+async def open_streams(
+    stack: AsyncExitStack, http: httpx.AsyncClient, user: User, count: int
+) -> list[Reader]:
+    """``count`` streams of ``user``, each open (its first bytes read) until ``stack`` ends."""
+    readers = []
+    for _ in range(count):
+        response, reader = await stack.enter_async_context(stream(http, user.headers))
+        # Held until the stack ends: a line iterator collected early closes its connection.
+        stack.push_async_callback(reader.lines.aclose)  # type: ignore[attr-defined]
+        assert response.status_code == 200
+        async with asyncio.timeout(5):
+            assert await anext(reader.lines) == "retry: 3000"
+        readers.append(reader)
+    return readers
+
+
+async def refused(http: httpx.AsyncClient, user: User) -> bool:
+    """Whether ``user``'s next stream is refused for want of a slot (an accepted one is
+    closed again at once)."""
+    async with stream(http, user.headers) as (response, _):
+        if response.status_code == 200:
+            return False
+        await response.aread()
+        body = assert_error(response, 429, "too_many_streams")
+        assert int(response.headers["retry-after"]) >= 1
+        assert "stream" in body["detail"]
+        return True
+
+
+async def accepted_soon(http: httpx.AsyncClient, user: User, *, within: float = 5.0) -> bool:
+    """Whether a stream of ``user`` is accepted within ``within`` seconds (a closed stream's
+    slot frees once the server has seen the client go)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not await refused(http, user):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_user_past_the_per_user_bound_is_refused_with_429(
+    http: httpx.AsyncClient, alice: User
+) -> None:
+    async with AsyncExitStack() as stack:
+        await open_streams(stack, http, alice, PER_USER)
+        assert await refused(http, alice)
+        assert await refused(http, alice)  # a refusal takes no slot and frees none
+
+
+async def test_a_closed_stream_frees_its_slot_for_a_new_one(
+    http: httpx.AsyncClient, alice: User
+) -> None:
+    async with AsyncExitStack() as outer:
+        await open_streams(outer, http, alice, PER_USER - 1)
+        async with AsyncExitStack() as last:
+            await open_streams(last, http, alice, 1)
+            assert await refused(http, alice)
+        # The client went away: the server sees the disconnect and gives the slot back.
+        assert await accepted_soon(http, alice)
+        await open_streams(outer, http, alice, 1)
+        assert await refused(http, alice)
+
+
+async def test_another_users_streams_are_not_affected(
+    http: httpx.AsyncClient, alice: User, bob: User
+) -> None:
+    async with AsyncExitStack() as stack:
+        await open_streams(stack, http, alice, PER_USER)
+        assert await refused(http, alice)
+        await open_streams(stack, http, bob, 1)
+
+
+async def test_the_process_refuses_streams_past_its_bound_in_all(
+    http: httpx.AsyncClient, issuer: TestIssuer, alice: User, bob: User
+) -> None:
+    carol = User("carol-subject", issuer.auth("carol-subject"))
+    async with AsyncExitStack() as stack:
+        await open_streams(stack, http, alice, PER_USER)
+        await open_streams(stack, http, bob, IN_ALL - PER_USER)
+        assert await refused(http, carol)
+    assert await accepted_soon(http, carol)
+
+
+async def test_a_stream_ended_by_its_tokens_expiry_frees_its_slot(
+    http: httpx.AsyncClient, issuer: TestIssuer, alice: User
+) -> None:
+    expiring = {"Authorization": f"Bearer {issuer.mint(alice.sub, exp=int(time.time()) + 2)}"}
+    async with AsyncExitStack() as stack:
+        await open_streams(stack, http, alice, PER_USER - 1)
+        async with stream(http, expiring) as (response, reader):
+            assert response.status_code == 200
+            assert await refused(http, alice)
+            assert await reader.next_event(wait=8) is None  # the server ended it
+        assert await accepted_soon(http, alice)
+
+
+async def test_a_malformed_last_event_id_takes_no_slot(
+    http: httpx.AsyncClient, alice: User
+) -> None:
+    for _ in range(PER_USER + 1):
+        response = await http.get(
+            "/api/notifications/stream", headers={**alice.headers, "Last-Event-ID": "x"}
+        )
+        assert_error(response, 400, "invalid_last_event_id")
+    async with AsyncExitStack() as stack:
+        await open_streams(stack, http, alice, PER_USER)

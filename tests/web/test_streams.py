@@ -1,12 +1,12 @@
-"""The event-stream parser the notification relay reads the API with, and the slots that
-bound how many streams one process relays."""
+"""The event-stream parser the notification relay reads the API with (the slots bounding
+how many streams one process relays: tests/shared/test_streams.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from web_service.notifications import valid_notification
-from web_service.streams import MAX_EVENT_BYTES, EventParser, StreamSlots, StreamTooLarge, sse
+from web_service.streams import MAX_EVENT_BYTES, EventParser, StreamTooLarge, sse
 
 
 def test_events_are_parsed_across_chunks_and_line_endings() -> None:
@@ -50,23 +50,6 @@ def test_a_written_event_reads_back() -> None:
         "notification",
         '{"title":"Tea\\nat 5","n":1}',
     )
-
-
-def test_slots_are_bounded_per_user_and_in_all() -> None:
-    slots = StreamSlots(per_user=2, total=3)
-    assert slots.acquire("ann")
-    assert slots.acquire("ann")
-    assert not slots.acquire("ann")
-    assert slots.acquire("bob")
-    assert not slots.acquire("cy")  # the process is full
-    slots.release("ann")
-    assert slots.open_for("ann") == 1
-    assert slots.acquire("cy")
-    slots.release("cy")
-    slots.release("bob")
-    slots.release("ann")
-    assert slots.open_for("ann") == slots.open_for("bob") == 0
-    assert slots.acquire("ann")
 
 
 def test_only_notifications_of_the_contracts_shape_are_shown() -> None:

@@ -83,6 +83,7 @@ def fanout_loop(
         group=GROUP,
         consumer=consumer or consumer_name(),
         batch=settings.events_batch,
+        block_ms=max(1, int(settings.events_block_seconds * 1000)),
         claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
     )
     fanout = WebhookFanout(database, clock=clock)

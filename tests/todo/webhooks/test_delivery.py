@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -61,6 +62,8 @@ def settings(todo_settings: TodoSettings, redis_url: str) -> TodoSettings:
             "webhooks_allow_loopback": True,
             "events_redis_url": redis_url,
             "events_idle_seconds": 0.05,
+            # A fan-out round with nothing left to read waits this long, not the default 2 s.
+            "events_block_seconds": 0.05,
             "webhook_retry_base_seconds": BASE,
             "webhook_retry_max_seconds": 4 * BASE,
             "webhook_retry_window_seconds": WINDOW,
@@ -604,3 +607,11 @@ async def test_https_goes_to_the_checked_address_with_the_names_certificate_chec
         assert delivery["status"] == "pending"
         assert delivery["last_error"].startswith("connection failed")
         assert receiving.received == []
+
+
+async def test_a_fanout_round_with_nothing_to_read_waits_only_the_configured_block(
+    pipeline: Pipeline,
+) -> None:
+    started = time.monotonic()
+    assert await pipeline.fanout.step() == 0
+    assert time.monotonic() - started < 1.0  # events_block_seconds is 0.05 here, not 2

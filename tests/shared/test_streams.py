@@ -1,0 +1,114 @@
+"""The slots bounding how many streams one process serves (per user and in all), and the
+response that gives its slot back however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.types import Message
+
+from shared.streams import SlotStreamingResponse, StreamSlots
+
+
+def test_slots_are_bounded_per_user_and_in_all() -> None:
+    slots = StreamSlots(per_user=2, total=3)
+    assert slots.acquire("ann")
+    assert slots.acquire("ann")
+    assert not slots.acquire("ann")
+    assert slots.acquire("bob")
+    assert not slots.acquire("cy")  # the process is full
+    slots.release("ann")
+    assert slots.open_for("ann") == 1
+    assert slots.acquire("cy")
+    slots.release("cy")
+    slots.release("bob")
+    slots.release("ann")
+    assert slots.open_for("ann") == slots.open_for("bob") == slots.open_in_all() == 0
+    assert slots.acquire("ann")
+
+
+SCOPE = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "path": "/"}
+
+
+def _response(slots: StreamSlots, body: AsyncIterator[bytes]) -> SlotStreamingResponse:
+    assert slots.acquire("ann")
+    return SlotStreamingResponse(
+        body, slots=slots, user_id="ann", media_type="text/event-stream", headers={}
+    )
+
+
+async def _never_disconnects() -> Message:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+async def _ignore(message: Message) -> None:
+    return None
+
+
+async def test_the_slot_is_released_when_the_body_ends() -> None:
+    slots = StreamSlots(per_user=1, total=10)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b": one\n\n"
+
+    response = _response(slots, body())
+    await response(SCOPE, _never_disconnects, _ignore)
+    assert slots.open_for("ann") == 0
+    response.release()  # a second release changes nothing
+    assert slots.open_for("ann") == 0
+    assert slots.acquire("ann")
+
+
+async def test_the_slot_is_released_when_the_body_fails() -> None:
+    slots = StreamSlots(per_user=1, total=10)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b": one\n\n"
+        raise RuntimeError("broken")
+
+    with pytest.raises(RuntimeError):
+        await _response(slots, body())(SCOPE, _never_disconnects, _ignore)
+    assert slots.open_for("ann") == 0
+
+
+async def test_the_slot_is_released_when_the_client_goes_away() -> None:
+    slots = StreamSlots(per_user=1, total=10)
+    sent = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        while True:
+            yield b": keepalive\n\n"
+            await asyncio.sleep(0.01)
+
+    async def send(message: Message) -> None:
+        sent.set()
+
+    async def receive() -> Message:
+        await sent.wait()
+        return {"type": "http.disconnect"}
+
+    async with asyncio.timeout(5):
+        await _response(slots, body())(SCOPE, receive, send)
+    assert slots.open_for("ann") == 0
+
+
+async def test_the_slot_is_released_when_the_response_is_cancelled() -> None:
+    slots = StreamSlots(per_user=1, total=10)
+    started = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        started.set()
+        while True:
+            yield b": keepalive\n\n"
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(_response(slots, body())(SCOPE, _never_disconnects, _ignore))
+    async with asyncio.timeout(5):
+        await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert slots.open_for("ann") == 0
