@@ -55,8 +55,9 @@ async def _run(
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 await statement.fetchrow(
-                    user, "bench create", None, "high", ["bench"], None, "none", datetime.now(UTC)
-                )
+                    user, "bench create", None, "high", ["bench"], None, "none", datetime.now(UTC),
+                    "[]", None,
+                )  # fmt: skip
                 latencies.append(time.perf_counter() - started)
 
     try:

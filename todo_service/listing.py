@@ -22,7 +22,7 @@ from shared import pagination
 from shared.errors import InvalidCursor
 from todo_service.models import SORT_KEYS, TITLE_MAX, Priority
 from todo_service.schemas import SortField, StatusFilter, TaskQuery
-from todo_service.statements import TASK_JSON
+from todo_service.statements import TASK_RECORD
 
 
 @dataclass(frozen=True)
@@ -131,12 +131,12 @@ WITH page AS (
     LIMIT {page_size}::int + 1
 )
 SELECT {total} AS total,
-       coalesce(json_agg({TASK_JSON} ORDER BY rn) FILTER (WHERE rn <= {page_size}::int),
+       coalesce(json_agg(task ORDER BY rn) FILTER (WHERE rn <= {page_size}::int),
                 '[]'::json)::text AS items,
        count(*) AS fetched,
        max(sort_key) FILTER (WHERE rn = {page_size}::int) AS last_key,
-       max(id) FILTER (WHERE rn = {page_size}::int) AS last_id
-FROM page"""  # noqa: S608 - constants only; every value is a bound parameter
+       max(page.id) FILTER (WHERE rn = {page_size}::int) AS last_id
+FROM page CROSS JOIN LATERAL {TASK_RECORD} AS task"""  # noqa: S608 - constants only; every value is a bound parameter
     return PageStatement(sql=sql, args=tuple(p.values))
 
 

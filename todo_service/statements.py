@@ -28,17 +28,25 @@ def _json_value(table: Table, name: str) -> str:
     return name
 
 
+def json_record(table: Table, fields: tuple[str, ...]) -> str:
+    """A row of ``table`` as a record whose columns are exactly ``fields`` (a public model's),
+    each as the model spells it: a subquery without FROM, reading the row's columns from the
+    FROM item before it. PostgreSQL renders such a record (``to_json``, ``json_agg``) as the
+    model's JSON, field for field, compactly, and in about three quarters of the CPU that
+    ``json_build_object`` of the same pairs takes (bench/RESULTS.md)."""
+    columns = ", ".join(f'{_json_value(table, name)} AS "{name}"' for name in fields)
+    return f"(SELECT {columns})"
+
+
 def json_object(table: Table, fields: tuple[str, ...]) -> str:
-    """A row of ``table`` as the JSON object of ``fields`` (a public model's), field for field."""
-    return (
-        "json_build_object("
-        + ", ".join(f"'{name}', {_json_value(table, name)}" for name in fields)
-        + ")"
-    )
+    """A row of ``table`` as the JSON object of ``fields``: an expression, for one row (a
+    list joins ``json_record`` LATERAL instead, which spares a subquery per row)."""
+    return f"(SELECT to_json(public_row) FROM {json_record(table, fields)} AS public_row)"  # noqa: S608
 
 
-# A row of the task's columns as TaskPublic's JSON.
+# A row of the task's columns as TaskPublic's JSON, and as its record.
 TASK_JSON = json_object(TASKS, TASK_FIELDS)
+TASK_RECORD = json_record(TASKS, TASK_FIELDS)
 # A notification as NotificationPublic's JSON.
 NOTIFICATION_JSON = json_object(NOTIFICATIONS, tuple(NotificationPublic.model_fields))
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from shared.db import Database
 from shared.events import TASKS_STREAM, Event, RedisStreamPublisher, redis_client
-from shared.outbox import OutboxDispatcher, add_event
+from shared.outbox import OutboxDispatcher, add_event, lock_keys
 from tests.support.errors import assert_error
 from tests.support.event_schemas import documented_types, validate_data
 from tests.todo.conftest import User, create, events_of, last_event_id
@@ -233,6 +233,30 @@ async def test_task_events_take_turns_with_add_event_for_the_same_user(
         (False, "test.held"),
         (True, "task.created"),
     ]
+
+
+async def test_a_task_write_queues_on_the_users_outbox_lock_before_touching_the_counter(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User
+) -> None:
+    """A user's concurrent writes wait for the user's outbox lock holding nothing else: not
+    the user's counter row, which every commit would otherwise wake all of them on; and they
+    take the two in the order add_event's callers take them (the outbox lock first)."""
+    await create(committed_client, alice, title="first")  # the counter row exists
+    async with committed_database.unit_of_work() as session:
+        await lock_keys(session, OUTBOX, [alice.sub])
+        creating = asyncio.create_task(create(committed_client, alice, title="waits"))
+        await asyncio.sleep(0.3)
+        assert not creating.done()
+        async with committed_database.unit_of_work() as other:
+            await other.fetch_row("SET LOCAL lock_timeout = '2s'")
+            counter = await other.fetch_row(
+                "SELECT total FROM todo.task_counts WHERE user_id = $1 FOR UPDATE", alice.sub
+            )
+        assert counter is not None
+        assert counter[0] == 1
+    await asyncio.wait_for(creating, timeout=10)
+    listed = await committed_client.get("/api/tasks", headers=alice.headers)
+    assert listed.headers["X-Total-Count"] == "2"
 
 
 # --- on the stream ---------------------------------------------------------------------------
