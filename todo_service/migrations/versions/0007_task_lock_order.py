@@ -1,9 +1,5 @@
 """a user's task writes queue on the user's outbox lock before the user's counter row
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-06 08:45:00.000000
-
 PostgreSQL fires a table's triggers of one timing and event in the alphabetical order of
 their names. Until this revision the counter's (``tasks_count_*``, 0001) fired before the
 task event's (``tasks_event_*``, 0004), so a task write locked the user's ``task_counts`` row
@@ -19,14 +15,10 @@ nobody else then holds (about half the PostgreSQL CPU per create under 32 concur
 of one user, bench/RESULTS.md). The functions and what fires them are unchanged.
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0007"
+down_revision = "0006"
 
 RENAMED = {
     "tasks_count_insert": "tasks_totals_insert",
