@@ -32,17 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chat_service import service
-from chat_service.agents.base import (
-    Agent,
-    AgentEvent,
-    HistoryMessage,
-    ReplyEvent,
-    ToolCall,
-    ToolCallEvent,
-    Tools,
-    ToolSpec,
-    TurnInput,
-)
+from chat_service.agents import base
 from chat_service.agents.state import BULK_TOOLS, DialogueState, confirms
 from chat_service.models import Role
 from chat_service.settings import ChatSettings
@@ -53,7 +43,7 @@ from shared.errors import AppError, GatewayTimeout
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[AgentEvent], Awaitable[None]]
+Emit = Callable[[base.AgentEvent], Awaitable[None]]
 
 # A keyed turn's attempt holds its key this much longer than the turn may take (the reply's
 # write); a retry after that takes the turn over.
@@ -78,7 +68,7 @@ class ChatContext:
 
     settings: ChatSettings
     db: Database
-    agent: Agent
+    agent: base.Agent
     todo: TodoMcp
     clock: Clock
 
@@ -98,7 +88,7 @@ class TurnRequest:
 class Turn:
     conversation_id: int
     message_id: int  # the stored user message
-    history: tuple[HistoryMessage, ...]
+    history: tuple[base.HistoryMessage, ...]
     key_id: int | None = None  # the claimed turn key, with an Idempotency-Key
 
 
@@ -114,10 +104,10 @@ class Replay:
 class TurnResult:
     conversation_id: int
     reply: str
-    tool_calls: tuple[ToolCall, ...]
+    tool_calls: tuple[base.ToolCall, ...]
 
 
-async def _no_emit(_: AgentEvent) -> None:
+async def _no_emit(_: base.AgentEvent) -> None:
     return None
 
 
@@ -194,15 +184,15 @@ class KeyedAdds:
     """``Tools`` that send each ``add_task`` call with the idempotency key
     ``chat-<message id>-<index of the call in the turn>``; calls are recorded as asked."""
 
-    def __init__(self, tools: Tools, *, message_id: int) -> None:
+    def __init__(self, tools: base.Tools, *, message_id: int) -> None:
         self._tools = tools
         self._prefix = f"chat-{message_id}-"
         self._index = 0
 
-    async def specs(self) -> list[ToolSpec]:
+    async def specs(self) -> list[base.ToolSpec]:
         return await self._tools.specs()
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+    async def call(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
         index = self._index
         self._index += 1
         if name != "add_task":
@@ -218,17 +208,19 @@ class ConfirmedBulk:
     ``confirmation_required``) without reaching the todo service, whichever agent made it: a
     model can be talked into a bulk call by a task title, this check cannot."""
 
-    def __init__(self, tools: Tools, *, history: tuple[HistoryMessage, ...], message: str) -> None:
+    def __init__(
+        self, tools: base.Tools, *, history: tuple[base.HistoryMessage, ...], message: str
+    ) -> None:
         self._tools = tools
         last = history[-1] if history else None
         self._state = last.state if last is not None and last.role == Role.ASSISTANT else None
         self._message = message
         self._used = False
 
-    async def specs(self) -> list[ToolSpec]:
+    async def specs(self) -> list[base.ToolSpec]:
         return await self._tools.specs()
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+    async def call(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
         if name not in BULK_TOOLS:
             return await self._tools.call(name, arguments)
         ids = arguments.get("task_ids")
@@ -240,7 +232,7 @@ class ConfirmedBulk:
             and confirms(self._state, self._message, name, ids)
         )
         if not allowed:
-            return ToolCall(
+            return base.ToolCall(
                 name,
                 arguments,
                 error="A bulk change needs the user's yes to exactly these tasks first",
@@ -261,14 +253,14 @@ async def run_turn(
         if turn.key_id is not None:
             await _release(ctx, request.user_id, turn.key_id)
         raise
-    await emit(ReplyEvent(result.reply))
+    await emit(base.ReplyEvent(result.reply))
     return result
 
 
 async def _run_and_store(
     ctx: ChatContext, request: TurnRequest, turn: Turn, emit: Emit
 ) -> TurnResult:
-    calls: list[ToolCall] = []
+    calls: list[base.ToolCall] = []
     reply: str | None = None
     state: DialogueState | None = None
     try:
@@ -277,14 +269,16 @@ async def _run_and_store(
                 confirmed = ConfirmedBulk(mcp, history=turn.history, message=request.message)
                 tools = KeyedAdds(confirmed, message_id=turn.message_id)
                 events = ctx.agent.run(
-                    TurnInput(turn.history, request.message, tools, now=ctx.clock(), tz=request.tz)
+                    base.TurnInput(
+                        turn.history, request.message, tools, now=ctx.clock(), tz=request.tz
+                    )
                 )
                 async with contextlib.aclosing(events):
                     async for event in events:
-                        if isinstance(event, ToolCallEvent):
+                        if isinstance(event, base.ToolCallEvent):
                             calls.append(event.call)
                             await emit(event)
-                        elif isinstance(event, ReplyEvent):
+                        elif isinstance(event, base.ReplyEvent):
                             reply, state = event.text, event.state
     except TimeoutError:
         raise TurnTimeout() from None
@@ -310,7 +304,7 @@ async def _run_and_store(
     return TurnResult(turn.conversation_id, reply, tuple(calls))
 
 
-def _history(message: service.StoredMessage) -> HistoryMessage:
-    calls = tuple(ToolCall.from_record(record) for record in message.tool_calls or [])
+def _history(message: service.StoredMessage) -> base.HistoryMessage:
+    calls = tuple(base.ToolCall.from_record(record) for record in message.tool_calls or [])
     state = DialogueState.load(message.state)
-    return HistoryMessage(message.role, message.content, tool_calls=calls, state=state)
+    return base.HistoryMessage(message.role, message.content, tool_calls=calls, state=state)

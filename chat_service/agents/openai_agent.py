@@ -17,18 +17,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from chat_service.agents.base import (
-    DEFAULT_MAX_TOOL_CALLS,
-    AgentEvent,
-    HistoryMessage,
-    ReplyEvent,
-    ToolCall,
-    ToolCallEvent,
-    Tools,
-    ToolSpec,
-    TurnInput,
-    too_many_tool_calls,
-)
+from chat_service.agents import base
 from chat_service.agents.state import (
     BULK_TOOLS,
     MAX_CANDIDATES,
@@ -90,10 +79,10 @@ class OpenAIAgent:
     _: KW_ONLY
     model: str
     max_tool_rounds: int
-    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
+    max_tool_calls: int = base.DEFAULT_MAX_TOOL_CALLS
     temperature: float | None = None
 
-    async def run(self, turn: TurnInput) -> AsyncGenerator[AgentEvent, None]:
+    async def run(self, turn: base.TurnInput) -> AsyncGenerator[base.AgentEvent, None]:
         history, tools = turn.history, turn.tools
         functions = [_function(spec) for spec in await tools.specs()]
         local_now = turn.now.astimezone(turn.tz).isoformat(timespec="minutes")
@@ -112,13 +101,13 @@ class OpenAIAgent:
                 text = (reply.content or "").strip()
                 if not text:
                     raise ModelFailed("The language model returned an empty answer")
-                yield ReplyEvent(text)
+                yield base.ReplyEvent(text)
                 return
             # A round that would pass the turn's cap runs none of its calls: the user is
             # asked to narrow the request rather than left with a part of it done.
             made += sum(1 for call in tool_calls if call.type == "function")
             if made > self.max_tool_calls:
-                yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+                yield base.ReplyEvent(base.too_many_tool_calls(self.max_tool_calls))
                 return
             messages.append(
                 {
@@ -146,7 +135,7 @@ class OpenAIAgent:
                     yield question
                     return
                 done = await _run_tool(tools, requested.function.name, requested.function.arguments)
-                yield ToolCallEvent(done)
+                yield base.ToolCallEvent(done)
                 messages.append(
                     {"role": "tool", "tool_call_id": requested.id, "content": _tool_content(done)}
                 )
@@ -175,7 +164,9 @@ class OpenAIAgent:
         return completion.choices[0].message
 
 
-def _unconfirmed_bulk(function: Any, waiting: DialogueState, message: str) -> ReplyEvent | None:
+def _unconfirmed_bulk(
+    function: Any, waiting: DialogueState, message: str
+) -> base.ReplyEvent | None:
     """A bulk call the user has not confirmed becomes the question that asks them: the call
     runs on the next turn only if they answer yes (the chat service checks it again)."""
     if function.name not in BULK_TOOLS:
@@ -194,7 +185,7 @@ def _unconfirmed_bulk(function: Any, waiting: DialogueState, message: str) -> Re
     distinct = list(dict.fromkeys(ids))[:MAX_CANDIDATES]
     verb = "delete" if function.name == "delete_tasks" else "mark as complete"
     listed = ", ".join(str(i) for i in distinct)
-    return ReplyEvent(
+    return base.ReplyEvent(
         f"Before I {verb} {len(distinct)} task(s) ({listed}): shall I go ahead? Reply “yes” "
         "to confirm; anything else cancels.",
         DialogueState(
@@ -205,13 +196,13 @@ def _unconfirmed_bulk(function: Any, waiting: DialogueState, message: str) -> Re
     )
 
 
-async def _run_tool(tools: Tools, name: str, raw_arguments: str) -> ToolCall:
+async def _run_tool(tools: base.Tools, name: str, raw_arguments: str) -> base.ToolCall:
     try:
         arguments = json.loads(raw_arguments or "{}")
     except ValueError:
-        return ToolCall(name, {}, error="The arguments were not valid JSON")
+        return base.ToolCall(name, {}, error="The arguments were not valid JSON")
     if not isinstance(arguments, dict):
-        return ToolCall(name, {}, error="The arguments must be a JSON object")
+        return base.ToolCall(name, {}, error="The arguments must be a JSON object")
     # The user is the token's subject, and idempotency keys are the platform's: the model has
     # no say in either.
     for platform_argument in PLATFORM_ARGUMENTS:
@@ -219,7 +210,7 @@ async def _run_tool(tools: Tools, name: str, raw_arguments: str) -> ToolCall:
     return await tools.call(name, arguments)
 
 
-def _function(spec: ToolSpec) -> dict[str, Any]:
+def _function(spec: base.ToolSpec) -> dict[str, Any]:
     parameters = dict(spec.parameters)
     properties = dict(parameters.get("properties") or {})
     for platform_argument in PLATFORM_ARGUMENTS:
@@ -233,7 +224,7 @@ def _function(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
-def _tool_content(call: ToolCall, limit: int = TOOL_RESULT_MAX_CHARS) -> str:
+def _tool_content(call: base.ToolCall, limit: int = TOOL_RESULT_MAX_CHARS) -> str:
     content = json.dumps(call.record()["result"], default=str)
     if len(content) > limit:
         content = content[:limit] + " …(truncated)"
@@ -245,7 +236,7 @@ def message_chars(message: dict[str, Any]) -> int:
     return len(json.dumps(message, ensure_ascii=False))
 
 
-def history_messages(history: Sequence[HistoryMessage]) -> list[dict[str, Any]]:
+def history_messages(history: Sequence[base.HistoryMessage]) -> list[dict[str, Any]]:
     """The stored window as chat messages, earlier tool calls replayed with their (shortened)
     results: the newest stored messages whose chat messages fit in ``HISTORY_MAX_CHARS``."""
     kept: list[list[dict[str, Any]]] = []
@@ -260,7 +251,7 @@ def history_messages(history: Sequence[HistoryMessage]) -> list[dict[str, Any]]:
     return [message for group in reversed(kept) for message in group]
 
 
-def _history_group(index: int, message: HistoryMessage) -> list[dict[str, Any]]:
+def _history_group(index: int, message: base.HistoryMessage) -> list[dict[str, Any]]:
     """One stored message as chat messages: a user's text, or an assistant's tool calls with
     their results and then its reply."""
     if message.role != "assistant":
