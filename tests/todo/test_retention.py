@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -38,12 +39,17 @@ async def notify(client: httpx.AsyncClient, db: Database, user: User, count: int
     return sorted(n["id"] for n in listed)
 
 
-async def remaining(db: Database) -> list[int]:
+async def stored(db: Database, table: str, column: str) -> list[Any]:
+    """The values of ``column`` in the whole ``table``, in order."""
     row = await db.fetch_row(
-        "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM todo.notifications"
+        f"SELECT coalesce(array_agg({column} ORDER BY {column}), '{{}}') FROM {table}"  # noqa: S608
     )
     assert row is not None
     return list(row[0])
+
+
+async def remaining(db: Database) -> list[int]:
+    return await stored(db, "todo.notifications", "id")
 
 
 async def test_notifications_read_before_the_bound_are_deleted_in_batches(
@@ -91,11 +97,7 @@ async def _applied(db: Database, event_id: str, days_ago: int) -> None:
 
 
 async def _applied_ids(db: Database) -> list[str]:
-    row = await db.fetch_row(
-        "SELECT coalesce(array_agg(event_id ORDER BY event_id), '{}') FROM todo.processed_events"
-    )
-    assert row is not None
-    return list(row[0])
+    return await stored(db, "todo.processed_events", "event_id")
 
 
 async def test_applied_event_ids_older_than_the_retention_are_forgotten_in_batches(
