@@ -260,6 +260,13 @@ class Notification(TodoBase, table=True):
         ),
         # The cascade from a deleted task.
         Index("ix_notifications_task_id", "task_id"),
+        # The worker's retention: read ones, oldest first.
+        Index(
+            "ix_notifications_read_at",
+            "read_at",
+            "id",
+            postgresql_where=text("read_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(

@@ -166,7 +166,7 @@ async def after(
 
 _FORGET_READ = (
     "WITH gone AS (DELETE FROM todo.notifications WHERE id IN ("
-    "SELECT id FROM todo.notifications WHERE read_at < $1 ORDER BY id LIMIT $2) "
+    "SELECT id FROM todo.notifications WHERE read_at < $1 ORDER BY read_at, id LIMIT $2) "
     "RETURNING 1) SELECT count(*) FROM gone"
 )
 
