@@ -6,43 +6,24 @@ committed for real; every service schema is emptied when the package's tests are
 
 from __future__ import annotations
 
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.stack import Stack
-from tests.support.database import empty_service_schemas
-
-UPSTREAMS = ("auth", "todo", "chat", "web")
-
-
-@pytest.fixture(scope="package")
-def stack_workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="todo-platform-e2e-") as directory:
-        yield Path(directory)
+from tests.e2e.stack import Stack, running_stack
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
-async def stack(
-    migrated_url: str, stack_workdir: Path, engine: AsyncEngine
-) -> AsyncIterator[Stack]:
-    """Every service of this checkout running, the gateway in front."""
-    running = Stack(migrated_url, stack_workdir)
-    try:
-        running.start(*(name for name in UPSTREAMS if running.available(name)))
-        running.start("gateway")
+async def stack(migrated_url: str, engine: AsyncEngine) -> AsyncIterator[Stack]:
+    """Every service of this checkout running, the gateway in front: one stack for this
+    package (``tests/e2e/stack.py``)."""
+    async with running_stack(migrated_url, engine) as running:
         yield running
-    finally:
-        running.close()
-        await empty_service_schemas(engine)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
