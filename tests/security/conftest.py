@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import Database
-from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack, running_stack
+from tests.e2e.users import User, register_and_login
 from todo_service.scheduler import fire_due
 
 SCHEMAS = ("auth", "todo", "chat")
