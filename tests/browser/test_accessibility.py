@@ -5,30 +5,16 @@ the screen."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import expect
 
+from tests.browser.accessibility import AXE_OPTIONS, BLOCKING, blocking
 from tests.browser.conftest import NewContext
 from tests.browser.flows import PASSWORD, add_task, at, new_email, row, sign_up
 
-BLOCKING = {"serious", "critical"}
-AXE_OPTIONS = {
-    "resultTypes": ["violations"],
-    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-}
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 375, "height": 812}}
-
-
-def blocking(violations: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{v['impact']} {v['id']}: {v['help']} at "
-        + ", ".join(str(node["target"]) for node in v["nodes"][:5])
-        for v in violations
-        if v["impact"] in BLOCKING
-    ]
 
 
 async def test_the_scan_finds_what_it_looks_for(new_context: NewContext, axe: Axe) -> None:

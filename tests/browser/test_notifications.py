@@ -13,9 +13,9 @@ import httpx
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, expect
 
+from tests.browser.accessibility import AXE_OPTIONS, blocking
 from tests.browser.conftest import NewContext
 from tests.browser.flows import PASSWORD, at, sign_up
-from tests.browser.test_accessibility import AXE_OPTIONS, blocking
 from tests.e2e.stack import Stack
 
 # The reminder is set this far ahead of the page being open; the worker fires it within a

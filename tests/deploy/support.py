@@ -8,6 +8,7 @@ exist (a ``TEST_DATABASE_URL`` pointing at a real deployment).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.util
 import os
 import secrets
@@ -23,11 +24,14 @@ from sqlalchemy.engine import make_url
 
 from shared.bootstrap import ROLES, password_variable
 from shared.db import connect_target
+from shared.settings import FILE_SUFFIX
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {role: f"{role}-{secrets.token_hex(8)}" for role in ROLES}
 # Package, schema and prefix of each service with a database.
 SERVICES = {"auth": "auth_service", "todo": "todo_service", "chat": "chat_service"}
+# Read by shared/serve.py (and gateway/__main__.py) rather than by the settings classes.
+PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
 
 
 def require_service(package: str) -> None:
@@ -35,6 +39,15 @@ def require_service(package: str) -> None:
     for module in ("settings", "app", "__main__"):
         if importlib.util.find_spec(f"{package}.{module}") is None:
             pytest.skip(f"{package}.{module} does not exist yet")
+
+
+def settings_fields(package: str) -> set[str]:
+    """The variable names (without the service's prefix, lower case) that the package's
+    settings read: each field, and ``<field>_file`` for each secret field."""
+    require_service(package)
+    settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
+    fields = set(settings_class.model_fields)
+    return fields | {f"{field}{FILE_SUFFIX.lower()}" for field in settings_class.secret_fields}
 
 
 def role_url(base_url: str, *, database: str, user: str, password: str | None = None) -> str:

@@ -1,29 +1,33 @@
 """docker-compose.yml (+ the local-database override) as compose resolves it.
 
 ``docker-compose config`` (Debian's package; it needs no engine) validates the files and prints
-the merged result; these tests read that result. The environment file is the one
-``make compose-env`` writes, so that step is tested too.
+the merged result; these tests read that result (the ``local`` fixture). The environment file
+is the one ``make compose-env`` writes, so that step is tested too.
 """
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
-from tests.deploy.support import REPO, require_service
+from tests.deploy.compose import (
+    compose_config,
+    compose_env,
+    mounted_secrets,
+    read_env,
+    secret_files,
+)
+from tests.deploy.support import PROCESS_VARIABLES, REPO, settings_fields
 
 SERVICES = {
     "auth": ("auth_service", "AUTH_"),
@@ -35,76 +39,6 @@ SERVICES = {
 JOBS = {"bootstrap", "migrate-auth", "migrate-todo", "migrate-chat", "migrate-web"}
 # The services with a schema (and a migration job and two database roles each).
 DATABASE_SERVICES = ("auth", "todo", "chat", "web")
-# Read by shared/serve.py (and gateway/__main__.py) rather than by the settings classes.
-PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
-
-
-def compose_env(root: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "local_secrets.py"), "compose", "--root", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout
-
-
-def read_env(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {name: value for name, value in pairs if not name.startswith("#")}
-
-
-def compose_config(env_file: Path, *files: str, extra_env: dict[str, str] | None = None) -> Any:
-    executable = shutil.which("docker-compose")
-    if executable is None:
-        pytest.skip("docker-compose is not installed (.ci/run installs Debian's package)")
-    arguments = [executable, "--project-directory", str(REPO), "--env-file", str(env_file)]
-    for name in files:
-        arguments += ["-f", str(REPO / name)]
-    result = subprocess.run(
-        [*arguments, "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": os.environ.get("PATH", ""), **(extra_env or {})},
-    )
-    assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("compose")
-    compose_env(root)
-    return root / ".env"
-
-
-@pytest.fixture(scope="module")
-def local(env_file: Path) -> Any:
-    return compose_config(env_file, "docker-compose.yml", "docker-compose.override.yml")
-
-
-def secret_files(config: Any, env_file: Path) -> dict[str, str]:
-    """Each compose secret's contents, read from the files ``make compose-env`` wrote."""
-    secrets_dir = env_file.parent / read_env(env_file)["SECRETS_DIR"]
-    return {
-        name: (secrets_dir / Path(spec["file"]).name).read_text()
-        for name, spec in config["secrets"].items()
-    }
-
-
-def mounted_secrets(service: Any) -> dict[str, str]:
-    """``<VARIABLE>_FILE`` -> the secret mounted where it points (checked to be mounted)."""
-    sources = {secret["source"] for secret in service.get("secrets", [])}
-    found = {}
-    for name, value in (service.get("environment") or {}).items():
-        if name.endswith(FILE_SUFFIX) and str(value).startswith("/run/secrets/"):
-            secret = str(value).removeprefix("/run/secrets/")
-            assert secret in sources, (name, secret)
-            found[name.removesuffix(FILE_SUFFIX)] = secret
-    return found
 
 
 def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> None:
@@ -321,10 +255,7 @@ def test_the_gateway_shares_rate_limits_through_a_redis_that_wants_a_password(
 @pytest.mark.parametrize("service", list(SERVICES))
 def test_every_variable_given_to_a_service_is_one_it_reads(local: Any, service: str) -> None:
     package, prefix = SERVICES[service]
-    require_service(package)
-    settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
-    fields = set(settings_class.model_fields)
-    fields |= {f"{field}{FILE_SUFFIX.lower()}" for field in settings_class.secret_fields}
+    fields = settings_fields(package)
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES
     for name in local["services"][service]["environment"]:
         if name in known:

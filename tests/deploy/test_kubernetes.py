@@ -11,7 +11,6 @@ import importlib
 import importlib.util
 import ipaddress
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,9 +22,9 @@ import yaml
 
 from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
 from tests.deploy.dockerfile import chain, env_of, stages
-from tests.deploy.support import REPO, require_service
+from tests.deploy.kubernetes import of_kind, render, secret_files
+from tests.deploy.support import PROCESS_VARIABLES, REPO, settings_fields
 
-OVERLAY = REPO / "deploy" / "k8s" / "overlays" / "local"
 SERVICES = {
     "auth": ("auth_service", "AUTH_"),
     "todo": ("todo_service", "TODO_"),
@@ -34,54 +33,12 @@ SERVICES = {
     "web": ("web_service", "WEB_"),
 }
 AUTOSCALED = {"gateway", "todo", "chat", "web"}
-PROCESS_VARIABLES = {"HOST", "PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"}
-
-
-def render(path: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return [document for document in yaml.safe_load_all(result.stdout) if document]
-
-
-@pytest.fixture(scope="module")
-def manifests() -> list[dict[str, Any]]:
-    return render(OVERLAY)
-
-
-def of_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
 
 
 def pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for manifest in manifests:
         if manifest["kind"] in {"Deployment", "StatefulSet", "Job"}:
             yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
-
-
-def secret_files(spec: dict[str, Any], container: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """``<VARIABLE>_FILE`` -> (Secret, key) of the Secret volume file it points at."""
-    volumes = {v["name"]: v["secret"] for v in spec.get("volumes", []) if "secret" in v}
-    mounts = {
-        m["mountPath"]: volumes[m["name"]]
-        for m in container.get("volumeMounts", [])
-        if m["name"] in volumes
-    }
-    found = {}
-    for item in container.get("env", []):
-        if not item["name"].endswith(FILE_SUFFIX):
-            continue
-        directory, _, key = item["value"].rpartition("/")
-        assert directory in mounts, (item["name"], "not in a mounted Secret")
-        secret = mounts[directory]
-        keys = [entry["key"] for entry in secret.get("items", [])]
-        assert not keys or key in keys, (item["name"], key)
-        found[item["name"].removesuffix(FILE_SUFFIX)] = (secret["secretName"], key)
-    return found
 
 
 def image_env(target: str) -> dict[str, str]:
@@ -308,10 +265,7 @@ def test_every_variable_given_to_a_service_is_one_it_reads(
     manifests: list[dict[str, Any]], service: str
 ) -> None:
     package, prefix = SERVICES[service]
-    require_service(package)
-    settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
-    fields = set(settings_class.model_fields)
-    fields |= {f"{field}{FILE_SUFFIX.lower()}" for field in settings_class.secret_fields}
+    fields = settings_fields(package)
     spec = of_kind(manifests, "Deployment")[service]["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     known = set(PLATFORM_VARIABLES.values()) | PROCESS_VARIABLES

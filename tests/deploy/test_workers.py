@@ -4,40 +4,21 @@ its settings know, and reaches Redis's events database with the password, as a f
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
-from tests.deploy.support import require_service
-from tests.deploy.test_compose import (
-    PROCESS_VARIABLES,
-    env_file,
-    local,
-    mounted_secrets,
-    read_env,
-    secret_files,
-)
-from tests.deploy.test_kubernetes import manifests, of_kind
-from tests.deploy.test_kubernetes import secret_files as k8s_secret_files
-
-__all__ = ["env_file", "local", "manifests"]  # module fixtures, shared here
+from shared.settings import PLATFORM_VARIABLES
+from tests.deploy import compose, kubernetes
+from tests.deploy.support import PROCESS_VARIABLES, settings_fields
 
 WORKERS = {
     "auth": ("auth_service", "AUTH_", 8011),
     "todo": ("todo_service", "TODO_", 8012),
     "chat": ("chat_service", "CHAT_", 8013),
 }
-
-
-def settings_fields(package: str) -> set[str]:
-    require_service(package)
-    settings_class = type(importlib.import_module(f"{package}.settings").get_settings())
-    fields = set(settings_class.model_fields)
-    return fields | {f"{field}{FILE_SUFFIX.lower()}" for field in settings_class.secret_fields}
 
 
 @pytest.mark.parametrize("service", list(WORKERS))
@@ -57,11 +38,11 @@ def test_each_compose_worker_runs_its_module_health_checked_on_its_loops(
     assert worker["depends_on"][f"migrate-{service}"]["condition"] == (
         "service_completed_successfully"
     )
-    secrets = mounted_secrets(worker)
-    files = secret_files(local, env_file)
+    secrets = compose.mounted_secrets(worker)
+    files = compose.secret_files(local, env_file)
     events = make_url(files[secrets[f"{prefix}EVENTS_REDIS_URL"]])
     assert (events.host, events.port, events.database) == ("redis", 6379, "1")
-    assert events.password == read_env(env_file)["REDIS_PASSWORD"]
+    assert events.password == compose.read_env(env_file)["REDIS_PASSWORD"]
     assert make_url(files[secrets[f"{prefix}DATABASE_URL"]]).username == f"{service}_app"
     fields = settings_fields(package)
     for name in worker["environment"]:
@@ -79,7 +60,7 @@ def test_compose_redis_keeps_the_streams_across_a_restart(local: Any, env_file: 
         for volume in redis["volumes"]
     }
     assert "/data" in targets
-    conf = secret_files(local, env_file)["redis_conf"]
+    conf = compose.secret_files(local, env_file)["redis_conf"]
     assert "appendonly yes\n" in conf
     assert "appendfsync everysec\n" in conf
 
@@ -89,7 +70,7 @@ def test_each_kubernetes_worker_can_run_several_replicas_and_reads_its_secrets_a
     manifests: list[dict[str, Any]], service: str
 ) -> None:
     package, prefix, port = WORKERS[service]
-    deployment = of_kind(manifests, "Deployment")[f"{service}-worker"]
+    deployment = kubernetes.of_kind(manifests, "Deployment")[f"{service}-worker"]
     assert deployment["spec"]["replicas"] >= 2
     spec = deployment["spec"]["template"]["spec"]
     (container,) = spec["containers"]
@@ -102,7 +83,7 @@ def test_each_kubernetes_worker_can_run_several_replicas_and_reads_its_secrets_a
     extra = (
         {"TODO_WEBHOOK_KEYS": ("todo-webhook-keys", "webhook-keys")} if service == "todo" else {}
     )
-    assert k8s_secret_files(spec, container) == {
+    assert kubernetes.secret_files(spec, container) == {
         f"{prefix}DATABASE_URL": (f"{service}-database", "url"),
         f"{prefix}EVENTS_REDIS_URL": ("events-redis", "url"),
         **extra,

@@ -6,43 +6,23 @@ committed for real; every service schema is emptied when the package's tests are
 
 from __future__ import annotations
 
-import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.stack import Stack
-from tests.support.database import empty_service_schemas
-
-UPSTREAMS = ("auth", "todo", "chat", "web")
-
-
-@pytest.fixture(scope="package")
-def stack_workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="todo-platform-e2e-") as directory:
-        yield Path(directory)
+from tests.e2e.stack import Stack, running_stack
+from tests.e2e.users import User, register_and_login
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
-async def stack(
-    migrated_url: str, stack_workdir: Path, engine: AsyncEngine
-) -> AsyncIterator[Stack]:
-    """Every service of this checkout running, the gateway in front."""
-    running = Stack(migrated_url, stack_workdir)
-    try:
-        running.start(*(name for name in UPSTREAMS if running.available(name)))
-        running.start("gateway")
+async def stack(migrated_url: str, engine: AsyncEngine) -> AsyncIterator[Stack]:
+    """Every service of this checkout running, the gateway in front: one stack for this
+    package (``tests/e2e/stack.py``)."""
+    async with running_stack(migrated_url, engine) as running:
         yield running
-    finally:
-        running.close()
-        await empty_service_schemas(engine)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -50,40 +30,6 @@ async def gateway(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the gateway (the only port a real client uses)."""
     async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as client:
         yield client
-
-
-@dataclass
-class User:
-    """A registered, logged-in user: ``headers`` carries its bearer token."""
-
-    id: str
-    email: str
-    password: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-async def register_and_login(client: httpx.AsyncClient, **profile: Any) -> User:
-    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
-    password = "correct horse battery staple"
-    registered = await client.post(
-        "/api/auth/register", json={"email": email, "password": password, **profile}
-    )
-    assert registered.status_code == 201, registered.text
-    login = await client.post("/api/auth/login", json={"email": email, "password": password})
-    assert login.status_code == 200, login.text
-    tokens = login.json()
-    return User(
-        id=tokens["user"]["id"],
-        email=email,
-        password=password,
-        access_token=tokens["access_token"],
-        refresh_token=tokens["refresh_token"],
-    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")

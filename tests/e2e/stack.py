@@ -5,7 +5,8 @@ Each service runs exactly as in production (``python -m <package>``) on its own 
 A service can be stopped and started again at any time; it comes back on the same port, so
 the gateway (and chat's MCP client) reach it again without being reconfigured.
 
-Usage (the ``stack`` fixture in ``tests/e2e/conftest.py`` builds one per test package)::
+Usage (``running_stack`` below is the ``stack`` fixture of each package that runs the
+processes: ``tests/e2e``, ``tests/security``, ``tests/fuzz``, one stack per package)::
 
     stack = Stack(database_url, workdir)
     stack.start("auth", "todo", "chat")      # started together, each waited for (/readyz)
@@ -37,15 +38,18 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.keys import generate_pem
 from shared.settings import PLATFORM_VARIABLES
+from tests.support.database import empty_service_schemas
 from tests.support.serving import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,3 +267,23 @@ class Stack:
         raise ServiceFailed(
             f"{name} not ready after {self.startup_timeout:.0f}s:\n{self.log(name)[-3000:]}"
         )
+
+
+# Started before the gateway by ``running_stack``, those this checkout has.
+UPSTREAMS = ("auth", "todo", "chat", "web")
+
+
+@contextlib.asynccontextmanager
+async def running_stack(database_url: str, engine: AsyncEngine) -> AsyncIterator[Stack]:
+    """Every service of this checkout running, the gateway in front, in a working directory
+    of its own; afterwards everything stopped and every service schema emptied (the tests
+    commit their data for real)."""
+    with tempfile.TemporaryDirectory(prefix="todo-platform-e2e-") as directory:
+        running = Stack(database_url, Path(directory))
+        try:
+            running.start(*(name for name in UPSTREAMS if running.available(name)))
+            running.start("gateway")
+            yield running
+        finally:
+            running.close()
+            await empty_service_schemas(engine)

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import register_and_login
 from tests.e2e.stack import Stack
+from tests.e2e.users import register_and_login
 from tests.support.errors import assert_error
 from tests.support.events import eventually
 

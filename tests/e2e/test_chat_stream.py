@@ -11,8 +11,8 @@ import asyncio
 
 import httpx
 
-from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
+from tests.e2e.users import User
 from tests.support.fake_openai import FakeOpenAI, Step, call
 from tests.support.sse import next_event
 

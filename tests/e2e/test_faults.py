@@ -22,9 +22,9 @@ from sqlalchemy import text
 
 from shared.db import create_engine
 from shared.embedded_pg import EmbeddedPostgres
-from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
 from tests.e2e.traffic import Outcome, Traffic
+from tests.e2e.users import User, register_and_login
 from tests.support.database import own_postgres
 from tests.support.errors import assert_error
 from tests.support.tokens import TestIssuer

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from gateway.api import HEALTH_CACHE_SECONDS
-from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
+from tests.e2e.users import User, register_and_login
 from tests.support.errors import assert_error
 from tests.support.tokens import TestIssuer
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
+from tests.e2e.users import User
 
 LIMIT = 6
 

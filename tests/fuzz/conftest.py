@@ -48,16 +48,13 @@ from gateway.app import create_app as create_gateway_app
 from gateway.routes import upstreams_from
 from gateway.settings import GatewaySettings
 from shared.timezones import NOT_ZONES
-from tests.e2e.conftest import stack, stack_workdir
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, running_stack
 from tests.support.database import empty_service_schemas
 from tests.support.serving import free_port
 from tests.support.tokens import TestIssuer
 from todo_service.api import ENTITY_TAGS_PATTERN
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings
-
-__all__ = ["stack", "stack_workdir"]  # the end-to-end harness's fixtures, shared here
 
 # Examples per operation and the seed: fixed, so that CI runs the same requests every time.
 # Raise FUZZ_MAX_EXAMPLES for a longer hunt (FUZZ_SEED picks other requests).
@@ -360,6 +357,14 @@ async def _empty_schemas_after(engine: AsyncEngine) -> AsyncIterator[None]:
 
 
 # --- through the gateway --------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def stack(migrated_url: str, engine: AsyncEngine) -> AsyncIterator[Stack]:
+    """Every service of this checkout running, the gateway in front: one stack for this
+    package (``tests/e2e/stack.py``)."""
+    async with running_stack(migrated_url, engine) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")

@@ -10,31 +10,18 @@ segments itself, and the point is what the gateway does with the bytes a client 
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from gateway import routes
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import Echo
+from tests.gateway.support import send_target
 from tests.support.errors import assert_error
 from tests.support.serving import live_server
 
 DEFAULT_AUTH_IP_LIMIT = GatewaySettings.model_fields["rate_limit_auth_ip"].default
 PUBLIC = sorted((method, path.decode()) for method, path in routes.PUBLIC)
 IP_LIMITED = sorted((method, path.decode()) for method, path in routes.IP_LIMITED)
-
-
-async def send(
-    client: httpx.AsyncClient, method: str, target: str, headers: dict[str, str] | None = None
-) -> httpx.Response:
-    """``target`` goes on the request line byte for byte."""
-    return await client.request(
-        method,
-        "/",
-        json={} if method == "POST" else None,
-        headers=headers,
-        extensions={"target": target.encode()},
-    )
 
 
 def escape(char: str, *, upper: bool) -> str:
@@ -96,7 +83,7 @@ def test_normalise_decodes_unreserved_escapes_and_refuses_ambiguous_paths() -> N
 async def test_every_spelling_of_a_public_route_is_that_route(echo, start_gateway, method, path):
     upstream, url = echo
     async with start_gateway(auth_url=url) as (_, client):
-        answers = [await send(client, method, spelling) for spelling in spellings(path)]
+        answers = [await send_target(client, method, spelling) for spelling in spellings(path)]
     assert [a.status_code for a in answers] == [200] * len(answers)
     # Forwarded as the one normalised path, without a token.
     assert {seen["raw_path"] for seen in upstream.requests} == {path}
@@ -112,7 +99,7 @@ async def test_every_spelling_of_a_limited_route_counts_under_its_one_limit(
     upstream, url = echo
     variants = [path, *spellings(path)]
     async with start_gateway(auth_url=url, rate_limit_auth_ip=DEFAULT_AUTH_IP_LIMIT) as (_, c):
-        answers = [await send(c, method, variants[n % len(variants)]) for n in range(25)]
+        answers = [await send_target(c, method, variants[n % len(variants)]) for n in range(25)]
     assert [a.status_code for a in answers[:20]] == [200] * 20
     for refused in answers[20:]:
         assert_error(refused, 429, "rate_limited")
@@ -125,7 +112,7 @@ async def test_ambiguous_spellings_of_public_routes_are_400_and_never_forwarded(
 ):
     upstream, url = echo
     async with start_gateway(auth_url=url) as (_, client):
-        answers = {target: await send(client, method, target) for target in ambiguous(path)}
+        answers = {target: await send_target(client, method, target) for target in ambiguous(path)}
     for target, answer in answers.items():
         assert answer.status_code == 400, target
         if method != "HEAD":
@@ -148,7 +135,7 @@ async def test_ambiguous_spellings_of_public_routes_are_400_and_never_forwarded(
 async def test_ambiguous_paths_with_a_token_are_400_too(echo, start_gateway, issuer, target):
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
-        answer = await send(client, "GET", target, headers=issuer.auth("ann"))
+        answer = await send_target(client, "GET", target, headers=issuer.auth("ann"))
     assert_error(answer, 400, "invalid_path")
     assert upstream.requests == []
 
@@ -156,7 +143,9 @@ async def test_ambiguous_paths_with_a_token_are_400_too(echo, start_gateway, iss
 async def test_other_escapes_are_forwarded_in_upper_case(echo, start_gateway, issuer):
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
-        answer = await send(client, "GET", "/api/tasks/%41b%20c%c3%a9?q=%2f", issuer.auth("ann"))
+        answer = await send_target(
+            client, "GET", "/api/tasks/%41b%20c%c3%a9?q=%2f", issuer.auth("ann")
+        )
     assert answer.status_code == 200
     assert upstream.requests[-1]["raw_path"] == "/api/tasks/Ab%20c%C3%A9"
     assert upstream.requests[-1]["query"] == "q=%2f"  # the query is not the path: as sent
@@ -165,8 +154,8 @@ async def test_other_escapes_are_forwarded_in_upper_case(echo, start_gateway, is
 async def test_a_spelled_out_protected_route_still_needs_a_token(echo, start_gateway, issuer):
     upstream, url = echo
     async with start_gateway(auth_url=url, todo_url=url) as (_, client):
-        without = [await send(client, "GET", t) for t in ("/api/auth/%6De", "/api/%74asks")]
-        with_token = await send(client, "GET", "/api/%74asks", issuer.auth("ann"))
+        without = [await send_target(client, "GET", t) for t in ("/api/auth/%6De", "/api/%74asks")]
+        with_token = await send_target(client, "GET", "/api/%74asks", issuer.auth("ann"))
     for answer in without:
         assert_error(answer, 401, "invalid_token")
     assert with_token.status_code == 200
@@ -180,9 +169,9 @@ async def test_compatibility_routes_are_matched_on_the_normalised_path(start_gat
         live_server(chat, lifespan="off") as chat_url,
         start_gateway(todo_url=todo_url, chat_url=chat_url) as (_, client),
     ):
-        tasks = await send(client, "GET", "/api/%61nn/%74asks/%37", issuer.auth("ann"))
-        turn = await send(client, "POST", "/api/ann/%63hat", issuer.auth("ann"))
-        other = await send(client, "GET", "/api/%62ob/tasks", issuer.auth("ann"))
+        tasks = await send_target(client, "GET", "/api/%61nn/%74asks/%37", issuer.auth("ann"))
+        turn = await send_target(client, "POST", "/api/ann/%63hat", issuer.auth("ann"))
+        other = await send_target(client, "GET", "/api/%62ob/tasks", issuer.auth("ann"))
     assert tasks.status_code == 200
     assert turn.status_code == 200
     assert_error(other, 403, "forbidden")
@@ -192,8 +181,8 @@ async def test_compatibility_routes_are_matched_on_the_normalised_path(start_gat
 
 async def test_own_routes_are_matched_on_the_normalised_path(start_gateway):
     async with start_gateway() as (_, client):
-        liveness = await send(client, "GET", "/%68ealthz")
-        health = await send(client, "GET", "/api/%68ealth")
+        liveness = await send_target(client, "GET", "/%68ealthz")
+        health = await send_target(client, "GET", "/api/%68ealth")
     assert liveness.status_code == 200
     assert liveness.json() == {"status": "ok"}
     # The aggregated health (every service is down here), not a 404.

@@ -18,7 +18,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from tests.gateway.conftest import Echo
-from tests.gateway.test_paths import send
+from tests.gateway.support import send_target
 from tests.support.errors import assert_error, assert_error_page
 from tests.support.raw_server import connect, raw_server, read_response, send_and_read
 from tests.support.serving import free_port, live_server
@@ -244,14 +244,14 @@ async def test_oversized_form_is_an_html_413_and_never_forwarded(start_gateway):
 @pytest.mark.parametrize("path", ["/tasks/../admin", "/a//b", "/%2e%2e/x", "/a%2Fb"])
 async def test_ambiguous_web_path_is_an_html_400(start_gateway, path):
     async with platform(start_gateway) as (pages, _, client):
-        response = await send(client, "GET", path)
+        response = await send_target(client, "GET", path)
     assert_error_page(response, 400)
     assert pages.requests == []
 
 
 async def test_ambiguous_api_path_stays_a_json_400(start_gateway):
     async with platform(start_gateway) as (_, _echo, client):
-        response = await send(client, "GET", "/api/tasks/../auth")
+        response = await send_target(client, "GET", "/api/tasks/../auth")
     assert_error(response, 400, "invalid_path")
 
 

@@ -14,13 +14,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import Database
-from tests.e2e.conftest import User, register_and_login, stack, stack_workdir
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, running_stack
+from tests.e2e.users import User, register_and_login
 from todo_service.scheduler import fire_due
 
-__all__ = ["stack", "stack_workdir"]  # the end-to-end harness's fixtures, shared here
-
 SCHEMAS = ("auth", "todo", "chat")
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def stack(migrated_url: str, engine: AsyncEngine) -> AsyncIterator[Stack]:
+    """Every service of this checkout running, the gateway in front: one stack for this
+    package (``tests/e2e/stack.py``)."""
+    async with running_stack(migrated_url, engine) as running:
+        yield running
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")

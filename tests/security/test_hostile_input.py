@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
+from tests.e2e.users import User
 from tests.security.conftest import snapshot
 from tests.support.errors import assert_error
 

@@ -20,8 +20,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import User, register_and_login
 from tests.e2e.stack import Stack
+from tests.e2e.users import User, register_and_login
 from tests.security.conftest import create_resources, snapshot
 from tests.security.routes import (
     ANY,

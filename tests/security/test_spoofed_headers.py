@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
+from tests.e2e.users import User
 from tests.security.spoofing import LIMIT, SPOOFS, login_body
 from tests.support.errors import assert_error
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.e2e.conftest import User
 from tests.e2e.stack import Stack
+from tests.e2e.users import User
 from tests.security.conftest import create_resources
 from tests.security.routes import (
     ANY,
