@@ -178,8 +178,9 @@ class ServiceSettings(BaseSettings):
     # Pause of a worker loop that found nothing to do.
     events_idle_seconds: float = Field(default=0.5, gt=0, le=60)
     # How long a consumer's read waits on the stream for new entries (then its loop goes
-    # round: a heartbeat, a look at its pending entries).
-    events_block_seconds: float = Field(default=2.0, ge=0.001, le=30)
+    # round: a heartbeat, a look at its pending entries). Below the Redis client's socket
+    # timeout (shared.events.redis_client, 10 s), which also bounds a blocking read.
+    events_block_seconds: float = Field(default=2.0, ge=0.001, le=5)
     # A consumer's entry left unacknowledged this long is taken over by another consumer.
     events_claim_idle_seconds: float = Field(default=60.0, gt=0)
     # An event whose handler fails this many deliveries goes to the dead-letter stream.

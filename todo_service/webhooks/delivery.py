@@ -108,7 +108,7 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-@dataclass
+@dataclass(eq=False)
 class WebhookDeliverer:
     """Attempts due deliveries; ``clock``, ``resolver`` and ``jitter`` (a number in [0, 1))
     are injectable so that tests move time instead of waiting, and ``trust`` (the system's
