@@ -48,14 +48,20 @@ def periodic_loop(
 ) -> Loop:
     """A loop that runs ``step`` (a bounded batch) at most once per ``every_seconds``, and
     again at once while it finds work; between runs its rounds do nothing, so it still beats
-    for the readiness probe."""
+    for the readiness probe. A failed step is logged and tried again at the next period: the
+    work is maintenance, and its failure must not mark the worker (and the loops that do
+    serve requests) unready."""
     due = 0.0
 
     async def run() -> int:
         nonlocal due
         if time.monotonic() < due:
             return 0
-        done = await step()
+        try:
+            done = await step()
+        except Exception:
+            logger.exception("%s: round failed; trying again in %.0f s", name, every_seconds)
+            done = 0
         if not done:
             due = time.monotonic() + every_seconds
         return done

@@ -148,3 +148,27 @@ async def test_a_periodic_loop_runs_again_at_once_while_it_finds_work_then_waits
     await asyncio.sleep(0.25)
     assert await loop.step() == 5
     assert calls == 4
+
+
+async def test_a_failing_periodic_step_is_retried_next_period_and_the_loop_still_beats(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outcomes: list[int | Exception] = [RuntimeError("permission denied for table"), 3]
+    calls = 0
+
+    async def step() -> int:
+        nonlocal calls
+        calls += 1
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    loop = periodic_loop("retention-test", step, every_seconds=0.2)
+    assert await loop.step() == 0  # the round ends normally, so the loop's heartbeat beats
+    assert "retention-test: round failed" in caplog.text
+    assert await loop.step() == 0  # not retried before the next period
+    assert calls == 1
+    await asyncio.sleep(0.25)
+    assert await loop.step() == 3
+    assert calls == 2
