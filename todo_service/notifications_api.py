@@ -218,7 +218,12 @@ async def _events(
             remaining = deadline - time.time()
             if remaining <= 0:
                 return
-            rows = await notifications.after(db, user_id, after_id=last, limit=limit)
+            # Shielded: a client that leaves cancels the stream, and a statement cancelled
+            # mid-flight can strand its pooled connection (the cancel scope also cancels the
+            # connection's clean-up); the read finishes and returns its connection instead.
+            rows = await asyncio.shield(
+                notifications.after(db, user_id, after_id=last, limit=limit)
+            )
             for notification_id, body in rows:
                 yield _event(notification_id, body)
                 last = notification_id
