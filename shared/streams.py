@@ -72,4 +72,11 @@ class SlotStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.release()
+            try:
+                # A body stopped at a ``yield`` (the client gone while it was sent) runs its
+                # own clean-up now, e.g. closes its upstream connection, not at collection.
+                close = getattr(self.body_iterator, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                self.release()

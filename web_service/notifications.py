@@ -25,6 +25,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from shared.streams import SlotStreamingResponse
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
@@ -33,6 +34,7 @@ from web_service.streams import Event, EventParser, StreamTooLarge, sse
 from web_service.views import parse_utc, render, render_text, when_text
 
 logger = logging.getLogger(__name__)
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -190,11 +192,20 @@ async def notification_stream(ctx: CtxDep) -> Response:
         raise CsrfRefused
     last_id = _last_event_id(ctx.request)
     token = await ctx.token()
-    return StreamingResponse(
+    if not ctx.web.streams.acquire(session.user_id):
+        return StreamingResponse(_busy(ctx), media_type="text/event-stream", headers=STREAM_HEADERS)
+    # The response gives the slot back however the stream ends.
+    return SlotStreamingResponse(
         _relay(ctx, session, token, last_id),
+        slots=ctx.web.streams,
+        user_id=session.user_id,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=STREAM_HEADERS,
     )
+
+
+async def _busy(ctx: Ctx) -> AsyncIterator[bytes]:
+    yield _unavailable(ctx, "busy")
 
 
 def _retry(milliseconds: int) -> bytes:
@@ -210,9 +221,6 @@ async def _relay(
     ctx: Ctx, session: WebSession, token: str, last_id: int | None
 ) -> AsyncIterator[bytes]:
     web, settings = ctx.web, ctx.settings
-    if not web.streams.acquire(session.user_id):
-        yield _unavailable(ctx, "busy")
-        return
     loop = asyncio.get_running_loop()
     lifetime = min(
         float(settings.notification_stream_seconds),
@@ -245,8 +253,6 @@ async def _relay(
     except StreamTooLarge:
         logger.warning("notification stream: an event over the size limit; stream ended")
         yield _unavailable(ctx, "unavailable")
-    finally:
-        web.streams.release(session.user_id)
 
 
 async def _relay_open(

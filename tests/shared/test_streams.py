@@ -112,3 +112,33 @@ async def test_the_slot_is_released_when_the_response_is_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert slots.open_for("ann") == 0
+
+
+async def test_a_body_stopped_at_a_yield_is_closed_when_the_client_goes_away() -> None:
+    """The body's own clean-up (closing its upstream connection, say) runs when the response
+    ends, not when the generator is collected."""
+    slots = StreamSlots(per_user=1, total=10)
+    first_sent = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b": keepalive\n\n"
+        finally:
+            closed.set()
+
+    async def send(message: Message) -> None:
+        if message.get("body"):
+            first_sent.set()
+            await asyncio.Event().wait()  # a client that stopped reading
+
+    async def receive() -> Message:
+        await first_sent.wait()
+        return {"type": "http.disconnect"}
+
+    response = _response(slots, body())
+    async with asyncio.timeout(5):
+        await response(SCOPE, receive, send)
+    assert closed.is_set()
+    assert slots.open_for("ann") == 0
