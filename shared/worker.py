@@ -39,18 +39,25 @@ class Loop:
     idle_seconds: float | None = None
 
 
-# How often a retention loop looks for rows to delete (between those looks it does nothing).
+# How often a retention loop looks for rows to delete (between those looks it does nothing),
+# and the pause between two batches while it catches up: a backlog (the first deploy, a
+# worker down for days) is deleted at a bounded rate, not in one burst of writes and WAL.
 RETENTION_EVERY_SECONDS = 300.0
+RETENTION_PAUSE_SECONDS = 1.0
 
 
 def periodic_loop(
-    name: str, step: Callable[[], Awaitable[int]], *, every_seconds: float = RETENTION_EVERY_SECONDS
+    name: str,
+    step: Callable[[], Awaitable[int]],
+    *,
+    every_seconds: float = RETENTION_EVERY_SECONDS,
+    pause_seconds: float = RETENTION_PAUSE_SECONDS,
 ) -> Loop:
     """A loop that runs ``step`` (a bounded batch) at most once per ``every_seconds``, and
-    again at once while it finds work; between runs its rounds do nothing, so it still beats
-    for the readiness probe. A failed step is logged and tried again at the next period: the
-    work is maintenance, and its failure must not mark the worker (and the loops that do
-    serve requests) unready."""
+    again ``pause_seconds`` later while it finds work; between runs its rounds do nothing,
+    so it still beats for the readiness probe. A failed step is logged and tried again at
+    the next period: the work is maintenance, and its failure must not mark the worker (and
+    the loops that do serve requests) unready."""
     due = 0.0
 
     async def run() -> int:
@@ -62,8 +69,7 @@ def periodic_loop(
         except Exception:
             logger.exception("%s: round failed; trying again in %.0f s", name, every_seconds)
             done = 0
-        if not done:
-            due = time.monotonic() + every_seconds
+        due = time.monotonic() + (pause_seconds if done else every_seconds)
         return done
 
     return Loop(name, run)

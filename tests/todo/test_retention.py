@@ -132,7 +132,7 @@ def test_the_processed_events_retention_cannot_be_shorter_than_a_day() -> None:
     assert TodoSettings(_env_file=None).notifications_read_retention_days == 30  # type: ignore[call-arg]
 
 
-async def test_a_periodic_loop_runs_again_at_once_while_it_finds_work_then_waits() -> None:
+async def test_a_periodic_loop_catches_up_one_batch_a_pause_then_waits_a_period() -> None:
     work = [2, 1, 0, 5]
     calls = 0
 
@@ -141,11 +141,18 @@ async def test_a_periodic_loop_runs_again_at_once_while_it_finds_work_then_waits
         calls += 1
         return work.pop(0)
 
-    loop = periodic_loop("test", step, every_seconds=0.2)
-    assert [await loop.step() for _ in range(3)] == [2, 1, 0]
-    assert await loop.step() == 0  # not due: the step is not run
+    loop = periodic_loop("test", step, every_seconds=0.6, pause_seconds=0.1)
+    assert await loop.step() == 2
+    assert await loop.step() == 0  # a batch found work: the next waits for the pause
+    assert calls == 1
+    for expected in (1, 0):
+        await asyncio.sleep(0.15)
+        assert await loop.step() == expected
     assert calls == 3
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.15)
+    assert await loop.step() == 0  # nothing found: the next waits for the period
+    assert calls == 3
+    await asyncio.sleep(0.5)
     assert await loop.step() == 5
     assert calls == 4
 
