@@ -55,7 +55,6 @@ from bench.support import (
     Service,
     clean_env,
     cpu_seconds,
-    free_port,
     migrated_postgres,
     new_account,
     percentile,
@@ -63,6 +62,7 @@ from bench.support import (
     stop,
 )
 from chat_service.schemas import MESSAGE_MAX
+from scripts.processes import free_port
 from tests.support.parser_corpus import parse_seconds, pathological_corpus
 
 SERVICE_MODULES = {

@@ -41,8 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.support import free_port
-from scripts.processes import stop_process
+from scripts.processes import free_port, stop_process
 
 ISSUER = "bench-issuer"
 AUDIENCE = "bench-audience"

@@ -29,12 +29,12 @@ from redis.exceptions import RedisError
 from bench.support import (
     Service,
     clean_env,
-    free_port,
     migrated_postgres,
     percentile,
     start_service,
     stop,
 )
+from scripts.processes import free_port
 from shared.db import Database
 from shared.events import TASKS_STREAM, Event, redis_client
 from todo_service import service

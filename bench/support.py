@@ -9,7 +9,6 @@ import contextlib
 import math
 import os
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 import aiohttp
 import psutil
 
+from scripts.processes import free_port
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
@@ -45,14 +45,6 @@ def migrated_postgres(
             yield workdir, url
         finally:
             server.stop()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def wait_ready(

@@ -33,12 +33,12 @@ from bench.support import (
     Tally,
     closed_loop,
     cpu_seconds,
-    free_port,
     migrated_postgres,
     postgres_cpu_seconds,
     stop,
     wait_ready,
 )
+from scripts.processes import free_port
 from shared.clock import utcnow
 from todo_service.listing import page_statement
 from todo_service.schemas import TaskQuery

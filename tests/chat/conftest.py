@@ -20,10 +20,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.app import create_app
 from chat_service.settings import ChatSettings
+from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.serving import free_port, live_server, serve
+from tests.support.serving import live_server, serve
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings

@@ -15,11 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents import rules
 from chat_service.agents.base import too_many_tool_calls
+from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
 from tests.chat.conftest import ChatAppFactory, User, stored_messages
 from tests.support.errors import assert_error
-from tests.support.serving import free_port, live_server, serve
+from tests.support.serving import live_server, serve
 from tests.support.tokens import TestIssuer
 from todo_service.app import create_app as create_todo_app
 from todo_service.settings import TodoSettings

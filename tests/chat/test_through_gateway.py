@@ -16,9 +16,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
+from scripts.processes import free_port
 from tests.chat.conftest import ChatAppFactory, User
 from tests.support.fake_openai import FakeOpenAI, Step, call
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 from tests.support.sse import next_event
 from tests.support.tokens import TestIssuer
 

@@ -15,9 +15,10 @@ import httpx2
 import pytest
 
 from chat_service.wire import AiohttpTransport
+from scripts.processes import free_port
 from tests.chat.conftest import ChatAppFactory, User
 from tests.support.raw_server import raw_server, read_request
-from tests.support.serving import free_port, serve
+from tests.support.serving import serve
 
 
 def answer(status: str, headers: dict[str, str], body: bytes) -> bytes:

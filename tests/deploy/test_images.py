@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from auth_service.keys import generate_pem
+from scripts.processes import free_port
 from tests.deploy.dockerfile import chain, env_of, exec_form, stages
 from tests.deploy.support import REPO, require_service
-from tests.support.serving import free_port
 
 DOCKERFILE = REPO / "Dockerfile"
 TARGETS = {

@@ -48,9 +48,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.keys import generate_pem
+from scripts.processes import free_port
 from shared.settings import PLATFORM_VARIABLES
 from tests.support.database import empty_service_schemas
-from tests.support.serving import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

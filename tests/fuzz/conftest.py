@@ -47,10 +47,10 @@ from gateway import openapi
 from gateway.app import create_app as create_gateway_app
 from gateway.routes import upstreams_from
 from gateway.settings import GatewaySettings
+from scripts.processes import free_port
 from shared.timezones import NOT_ZONES
 from tests.e2e.stack import Stack, running_stack
 from tests.support.database import empty_service_schemas
-from tests.support.serving import free_port
 from tests.support.tokens import TestIssuer
 from todo_service.api import ENTITY_TAGS_PATTERN
 from todo_service.app import create_app as create_todo_app

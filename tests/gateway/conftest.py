@@ -20,8 +20,9 @@ from starlette.types import Receive, Scope, Send
 from gateway.app import Gateway, create_app
 from gateway.server import CoalescingHttpToolsProtocol
 from gateway.settings import GatewaySettings
+from scripts.processes import free_port
 from shared.server import HttpLimits, http_protocol
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
 
 

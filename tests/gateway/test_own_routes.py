@@ -12,10 +12,11 @@ from pydantic import create_model
 
 from gateway.api import HEALTH_CACHE_SECONDS
 from gateway.app import create_app
+from scripts.processes import free_port
 from tests.gateway.conftest import Echo
 from tests.support.docs_page import assert_self_contained_docs
 from tests.support.errors import assert_error
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
 
 

@@ -7,8 +7,8 @@ from limits import parse_many
 from prometheus_client import REGISTRY
 
 from gateway.ratelimit import SWEEP_INTERVAL, RateLimiter, WindowCounters
+from scripts.processes import free_port
 from tests.support.redis import redis_binary
-from tests.support.serving import free_port
 
 
 class Clock:

@@ -16,10 +16,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from scripts.processes import free_port
 from tests.gateway.conftest import Echo
 from tests.support.errors import assert_error
 from tests.support.raw_server import raw_server
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 
 
 async def _read_head(reader: asyncio.StreamReader) -> None:

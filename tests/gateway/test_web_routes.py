@@ -17,11 +17,12 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from scripts.processes import free_port
 from tests.gateway.conftest import Echo
 from tests.gateway.support import send_target
 from tests.support.errors import assert_error, assert_error_page
 from tests.support.raw_server import connect, raw_server, read_response, send_and_read
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 
 WEB_CSP = (
     b"default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "

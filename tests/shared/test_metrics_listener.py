@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
+from scripts.processes import free_port
 from shared.metrics import start_metrics_server
-from tests.support.serving import free_port
 
 
 def scrape(port: int) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.serving import free_port
+from scripts.processes import free_port
 
 STARTUP_SECONDS = 10.0
 

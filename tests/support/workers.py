@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from scripts.processes import stop_process
+from scripts.processes import free_port, stop_process
 from shared.events import Event, redis_client
-from tests.support.serving import free_port
 
 
 class WorkerProcess:

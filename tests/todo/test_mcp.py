@@ -24,10 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
 from tests.support.event_schemas import validate_data
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import NOW, User, events_of, last_event_id
 from todo_service.app import create_app

@@ -11,8 +11,9 @@ import httpx
 from gateway.app import create_app as create_gateway_app
 from gateway.server import CoalescingHttpToolsProtocol
 from gateway.settings import GatewaySettings
+from scripts.processes import free_port
 from shared.server import HttpLimits, http_protocol
-from tests.support.serving import free_port, live_server, serve
+from tests.support.serving import live_server, serve
 from tests.web.conftest import (
     Platform,
     WebAppFactory,

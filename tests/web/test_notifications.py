@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from scripts.processes import free_port
 from shared.clock import utcnow
-from tests.support.serving import free_port, live_server
+from tests.support.serving import live_server
 from tests.web.conftest import (
     Platform,
     WebAppFactory,
