@@ -11,6 +11,7 @@
 --   <service>_app       what the running service logs in as: USAGE on schema <service>,
 --                       SELECT/INSERT/UPDATE/DELETE on its tables, USAGE on its sequences.
 --                       No DDL, no other schema, no CREATE anywhere, no temporary tables.
+--                       A statement ends after 30 s, a session idle in a transaction after 60 s.
 -- A password in the setting todo_platform.<role>_password is (re)set; an absent or empty one
 -- leaves that role's password as it is, so one role's password can be rotated on its own.
 
@@ -115,6 +116,14 @@ BEGIN
                        migrator, service, app);
         EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I '
                        'GRANT USAGE ON SEQUENCES TO %I', migrator, service, app);
+
+        -- Time bounds on every session of the running service, set on the role so they hold
+        -- behind a transaction pooler too: a statement (a lock wait included) is cancelled
+        -- after 30 s (the gateway gives up on auth and todo after 15); a session left idle in
+        -- a transaction (a bug, a task cancelled mid-transaction) is ended after 60 s, and its
+        -- locks with it. The migrator has neither: a migration may build a large index.
+        EXECUTE format('ALTER ROLE %I SET statement_timeout = %L', app, '30s');
+        EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = %L', app, '60s');
     END LOOP;
 END
 $bootstrap$;

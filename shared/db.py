@@ -338,6 +338,20 @@ def is_database_outage(exc: BaseException) -> bool:
     return False
 
 
+def is_statement_cancelled(exc: BaseException) -> bool:
+    """The server cancelled the statement (SQLSTATE 57014): it ran past the role's
+    ``statement_timeout`` (shared/bootstrap.sql), or an operator cancelled it. Nothing it did
+    was committed, and the database is there: worth a 503 and a retry, not a 500."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.exceptions.QueryCanceledError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 async def wait_for_database(engine: AsyncEngine, *, attempts: int = 10, delay: float = 0.5) -> None:
     """Bounded retry at startup: a database that is still booting is not a crash."""
     for attempt in range(1, attempts + 1):

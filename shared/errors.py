@@ -205,7 +205,8 @@ class DatabaseUnavailable(
     code="database_unavailable",
     message="The database is unavailable; please retry shortly",
 ):
-    """The database is down, restarting or out of connections: not a bug, worth a retry."""
+    """The database is down, restarting, out of connections or too slow to answer in time
+    (a statement past its time bound): not a bug, worth a retry."""
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})

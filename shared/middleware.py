@@ -13,7 +13,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import errors
-from shared.db import is_database_outage
+from shared.db import is_database_outage, is_statement_cancelled
 from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 
@@ -122,10 +122,11 @@ class RequestContextMiddleware:
 
 def error_for(exc: BaseException) -> errors.AppError:
     """The error a client is answered for ``exc``, an exception no handler of the app took:
-    itself if it is one of ours, a 503 for a database outage, otherwise a 500."""
+    itself if it is one of ours, a 503 for a database outage or a statement the server
+    cancelled (its time bound), otherwise a 500."""
     if isinstance(exc, errors.AppError):
         return exc
-    if is_database_outage(exc):
+    if is_database_outage(exc) or is_statement_cancelled(exc):
         return errors.DatabaseUnavailable()
     return errors.InternalError()
 

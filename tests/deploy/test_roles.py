@@ -165,6 +165,22 @@ async def test_one_password_is_rotated_without_touching_the_others(
         await bootstrap(deployment.admin_url, {"chat_app": PASSWORDS["chat_app"]})
 
 
+@pytest.mark.parametrize("role", sorted(ROLES))
+async def test_app_roles_bound_a_statement_and_an_idle_transaction_and_migrators_do_not(
+    deployment: Deployment, role: str
+) -> None:
+    connection = await as_role(deployment, role)
+    try:
+        statement = await connection.fetchval("SHOW statement_timeout")
+        idle = await connection.fetchval("SHOW idle_in_transaction_session_timeout")
+    finally:
+        await connection.close()
+    if role.endswith("_app"):
+        assert (statement, idle) == ("30s", "1min")
+    else:  # a migration may build a large index
+        assert (statement, idle) == ("0", "0")
+
+
 @pytest.mark.parametrize("service", MIGRATED)
 async def test_each_app_role_does_its_services_work(deployment: Deployment, service: str) -> None:
     connection = await as_role(deployment, f"{service}_app")

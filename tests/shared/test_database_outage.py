@@ -1,4 +1,5 @@
-"""A database outage is a 503 ``database_unavailable`` with ``Retry-After``, not a 500.
+"""A database outage, or a statement past its time bound, is a 503 ``database_unavailable``
+with ``Retry-After``, not a 500.
 
 The failures are real ones: a server that is not there (no socket), and a session that the
 server terminates while it is checked out.
@@ -14,9 +15,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from shared.db import Database, create_engine, is_database_outage
+from shared.db import (
+    Database,
+    connect_target,
+    create_engine,
+    is_database_outage,
+    is_statement_cancelled,
+)
+from shared.errors import install_error_handlers
 from shared.middleware import RequestContextMiddleware
 
 
@@ -138,3 +146,51 @@ async def test_exhausted_pool_is_503_and_no_connection_is_opened_beyond_it(
         assert engine.sync_engine.pool.overflow() <= 0  # the pool never grew past its size
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def impatient(database_url: str) -> AsyncIterator[Database]:
+    """A database whose sessions cancel any statement after 100 ms, as the app roles' 30 s
+    bound does (shared/bootstrap.sql)."""
+    target = connect_target(database_url)
+    engine = create_async_engine(
+        target.url,
+        connect_args={**target.connect_args, "server_settings": {"statement_timeout": "100"}},
+    )
+    yield Database(engine)
+    await engine.dispose()
+
+
+def slow_app(db: Database) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service="test", max_body_bytes=1024)
+
+    @app.get("/driver")
+    async def driver() -> None:
+        await db.fetch_row("SELECT pg_sleep(1)", write=True)
+
+    @app.get("/orm")
+    async def orm() -> None:
+        async with db.unit_of_work() as session:
+            connection = await session.connection()
+            await connection.execute(text("SELECT pg_sleep(1)"))
+
+    return app
+
+
+async def test_a_statement_past_its_time_bound_is_a_503_not_a_500_nor_outcome_unknown(
+    impatient: Database,
+) -> None:
+    transport = httpx.ASGITransport(app=slow_app(impatient), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for path in ("/driver", "/orm"):
+            answer = await client.get(path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.json()["code"] == "database_unavailable"
+            assert answer.headers["retry-after"] == "1"
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is what is examined
+        await impatient.fetch_row("SELECT pg_sleep(1)")
+    assert is_statement_cancelled(caught.value)
+    assert not is_database_outage(caught.value)  # the server is there: no outcome in doubt
+    assert (await impatient.fetch_row("SELECT 1")) == (1,)  # and the connection still serves
