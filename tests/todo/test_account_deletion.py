@@ -215,3 +215,33 @@ async def test_a_deleted_users_notifications_are_purged_and_none_can_be_stored_a
         with pytest.raises(DBAPIError) as refused:
             await writer.execute(insert, {"user": alice.sub, "task": task_id})
     assert refused.value.orig.__cause__.sqlstate == "P0401"
+
+
+async def test_a_purge_outlasts_the_running_roles_statement_bound(
+    client: httpx.AsyncClient, database: Database, alice: User
+) -> None:
+    """The running role cancels a statement after 30 s (shared/bootstrap.sql), yet a large
+    account's deletion may take longer: here the session's bound is 50 ms and deleting the
+    account's tasks takes 200 ms."""
+    await add_tasks(client, alice)
+    async with database.unit_of_work() as session:
+        connection = await session.connection()
+        # Both last until the test's transaction is rolled back.
+        await connection.execute(text("SET LOCAL statement_timeout = '50ms'"))
+        await connection.execute(
+            text(
+                "CREATE FUNCTION todo.slow_delete() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE TRIGGER slow_delete BEFORE DELETE ON todo.tasks "
+                "FOR EACH STATEMENT EXECUTE FUNCTION todo.slow_delete()"
+            )
+        )
+    count = "SELECT count(*) FROM todo.tasks WHERE user_id = $1"
+    assert await database.fetch_row(count, alice.sub) == (2,)
+    async with database.unit_of_work() as session:
+        await events.PURGE.purge_user(session, alice.sub)
+    assert await database.fetch_row(count, alice.sub) == (0,)
