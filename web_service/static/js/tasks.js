@@ -64,13 +64,29 @@ const sendDelete = async (id) => {
     });
     if (signedOut(response)) return;
     if (!response.ok && response.status !== 404) throw new Error(await messageOf(response));
+    // Focus on the toast's Undo goes to the next task (or the previous, or the list's
+    // heading) rather than to the page's start when the toast goes.
+    const box = document.getElementById("toast");
+    const focusWasHere = box?.contains(document.activeElement) || document.activeElement === document.body;
+    const near = neighbour(entry.row);
     entry.row.remove();
     adjustTotal(-1);
     hideToast();
+    if (focusWasHere) (near ?? document.getElementById("list-heading"))?.focus();
   } catch (error) {
     entry.row.hidden = false;
     toast(error.message || "The task could not be deleted.");
   }
+};
+
+// The toggle of the nearest visible task after ``row`` (else before it), to take the focus.
+const neighbour = (row) => {
+  for (const step of ["nextElementSibling", "previousElementSibling"]) {
+    for (let other = row[step]; other; other = other[step]) {
+      if (!other.hidden && other.matches("li.task")) return other.querySelector("button.check");
+    }
+  }
+  return null;
 };
 
 const adjustTotal = (delta) => {
@@ -96,6 +112,8 @@ const remove = (link) => {
       row.querySelector("button.check")?.focus();
     },
   });
+  // The link pressed is hidden with its row: the focus goes to Undo, the one thing to do next.
+  document.querySelector('#toast [data-testid="toast-action"]')?.focus();
 };
 
 const loadMore = async (link) => {
@@ -106,8 +124,13 @@ const loadMore = async (link) => {
     if (signedOut(response)) return;
     if (!response.ok) throw new Error("More tasks could not be loaded.");
     const html = await response.text();
-    link.closest("li").remove();
+    const item = link.closest("li");
+    const last = item.previousElementSibling;
+    item.remove();
     list.insertAdjacentHTML("beforeend", html);
+    // The link pressed is gone: the focus goes to the first task it loaded.
+    const first = last ? last.nextElementSibling : list.firstElementChild;
+    first?.querySelector("button.check")?.focus();
   } catch (error) {
     link.removeAttribute("aria-busy");
     toast(error.message);
