@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.flows import add_task, at, row, sign_in, sign_up, titles
+from tests.browser.flows import PASSWORD, add_task, at, row, sign_in, sign_up, titles
 
 ZONE = "Europe/Paris"
 
@@ -175,3 +175,24 @@ async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
     await other.goto("/tasks")
     await expect(other).to_have_url(at("/tasks"))
     await expect(other.get_by_test_id("task-total")).to_have_text("3")
+
+
+async def test_a_session_ended_under_the_page_signs_in_back_to_it(page: Page) -> None:
+    """An action the page's script sends after the session has ended (the cookie gone, as
+    after an idle timeout or a sign-out elsewhere): the sign-in form says why, and signing in
+    again returns to the list as it was filtered."""
+    email = await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks?status=pending")
+    await page.context.clear_cookies()
+    await row(page, "Pay the rent").get_by_test_id("task-toggle").click()
+    await expect(page).to_have_url(at("/signin"))
+    await expect(page.get_by_test_id("notice")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    form = page.get_by_test_id("signin-form")
+    await form.get_by_label("Email address").fill(email)
+    await form.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_test_id("signin-submit").click()
+    await expect(page).to_have_url(re.compile(r"/tasks\?status=pending$"))
+    await expect(row(page, "Pay the rent")).to_be_visible()

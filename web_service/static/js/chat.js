@@ -1,6 +1,6 @@
 // A chat turn streamed in: the tool calls as they happen, then the answer. After a tool call
 // the task list beside the chat refreshes.
-import { post } from "./http.js";
+import { post, signedOut } from "./http.js";
 
 const item = (log, role, text) => {
   const li = document.createElement("li");
@@ -65,10 +65,7 @@ const turn = async (form) => {
   button.disabled = true;
   try {
     const response = await post("/chat/stream", form, "text/event-stream");
-    if (response.status === 401) {
-      window.location.assign("/signin?notice=session_ended");
-      return;
-    }
+    if (signedOut(response)) return;
     if (!response.ok || !response.body) throw new Error("The assistant is unavailable just now.");
     input.value = "";
     for await (const { name, data } of events(response)) {
