@@ -196,3 +196,28 @@ async def test_a_session_ended_under_the_page_signs_in_back_to_it(page: Page) ->
     await page.get_by_test_id("signin-submit").click()
     await expect(page).to_have_url(re.compile(r"/tasks\?status=pending$"))
     await expect(row(page, "Pay the rent")).to_be_visible()
+
+
+async def test_a_note_after_an_action_sits_above_the_columns_on_a_wide_screen(
+    new_context: NewContext,
+) -> None:
+    """At 1440 px the list and the assistant are two columns; the note an action leaves
+    ("Task added.") is a row above both, not a column of its own pushing them aside."""
+    page = await (await new_context(viewport={"width": 1440, "height": 900})).new_page()
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    for path, column, aside in (
+        ("/tasks?notice=created", ".tasks-column", "[data-testid=chat-panel]"),
+        ("/chat?notice=conversation_deleted", ".conversations", "section.conversation"),
+    ):
+        await page.goto(path)
+        notice = await page.get_by_test_id("notice").bounding_box()
+        left = await page.locator(column).bounding_box()
+        right = await page.locator(aside).bounding_box()
+        assert notice and left and right, path
+        assert notice["height"] < 100, (path, notice)
+        # Both columns start below the note, side by side, and the note spans them.
+        assert left["y"] >= notice["y"] + notice["height"], (path, notice, left)
+        assert right["y"] >= notice["y"] + notice["height"], (path, notice, right)
+        assert right["x"] >= left["x"] + left["width"], (path, left, right)
+        assert notice["width"] >= right["x"] + right["width"] - left["x"] - 1, (path, notice)
