@@ -214,7 +214,9 @@ async def test_a_note_after_an_action_sits_above_the_columns_on_a_wide_screen(
         notice = await page.get_by_test_id("notice").bounding_box()
         left = await page.locator(column).bounding_box()
         right = await page.locator(aside).bounding_box()
-        assert notice and left and right, path
+        assert notice is not None, path
+        assert left is not None, path
+        assert right is not None, path
         assert notice["height"] < 100, (path, notice)
         # Both columns start below the note, side by side, and the note spans them.
         assert left["y"] >= notice["y"] + notice["height"], (path, notice, left)
