@@ -210,7 +210,11 @@ async def signup(ctx: CtxDep) -> Response:
             error = ApiError.from_response(created)
             if error.status == 409:
                 return await again(
-                    {"email": "An account with this email address already exists"}, 409
+                    {
+                        "email": "An account with this email address already exists: sign in "
+                        "with it, or use another address"
+                    },
+                    409,
                 )
             if error.status == 422:
                 return await again(_errors_of(error), 422)

@@ -85,7 +85,7 @@ async def test_a_taken_email_is_explained(clean: Platform, browser: httpx.AsyncC
     await register(clean, "ann@example.com")
     answer = await sign_up(browser)
     assert answer.status_code == 409
-    assert "already exists" in answer.text
+    assert "already exists: sign in with it, or use another address" in answer.text
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
 
 
