@@ -223,3 +223,22 @@ async def test_a_note_after_an_action_sits_above_the_columns_on_a_wide_screen(
         assert right["y"] >= notice["y"] + notice["height"], (path, notice, right)
         assert right["x"] >= left["x"] + left["width"], (path, left, right)
         assert notice["width"] >= right["x"] + right["width"] - left["x"] - 1, (path, notice)
+
+
+async def test_deleting_the_last_task_says_there_are_none(page: Page) -> None:
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks")
+    empty = page.get_by_test_id("empty")
+    await expect(empty).to_be_hidden()
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000):
+        await row(page, "Pay the rent").get_by_test_id("task-delete").click()
+    await expect(page.get_by_test_id("task-total")).to_have_text("0")
+    await expect(empty).to_be_visible()
+    await expect(empty).to_have_text("No tasks yet. Add one above, or ask the assistant.")
+    # A task the assistant adds takes its place.
+    panel = page.get_by_test_id("chat-panel")
+    await panel.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await panel.get_by_test_id("chat-send").click()
+    await expect(page.get_by_test_id("task-row")).to_have_count(1)
+    await expect(empty).to_be_hidden()

@@ -71,6 +71,7 @@ const sendDelete = async (id) => {
     const near = neighbour(entry.row);
     entry.row.remove();
     adjustTotal(-1);
+    showEmpty();
     hideToast();
     if (focusWasHere) (near ?? document.getElementById("list-heading"))?.focus();
   } catch (error) {
@@ -87,6 +88,13 @@ const neighbour = (row) => {
     }
   }
   return null;
+};
+
+// "No tasks" shown when the list has none left (the last one deleted, or the assistant's).
+const showEmpty = () => {
+  const list = document.querySelector('[data-module="task-list"]');
+  const empty = document.getElementById("tasks-empty");
+  if (list && empty) empty.hidden = list.querySelector("li.task") !== null;
 };
 
 const adjustTotal = (delta) => {
@@ -146,7 +154,7 @@ export const refreshList = async () => {
   const total = response.headers.get("X-Total-Count");
   const shown = document.getElementById("task-total");
   if (total !== null && shown) shown.textContent = total;
-  document.querySelector('[data-testid="empty"]')?.remove();
+  showEmpty();
 };
 
 export const enhanceTasks = (root) => {
