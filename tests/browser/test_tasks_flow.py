@@ -242,3 +242,24 @@ async def test_deleting_the_last_task_says_there_are_none(page: Page) -> None:
     await panel.get_by_test_id("chat-send").click()
     await expect(page.get_by_test_id("task-row")).to_have_count(1)
     await expect(empty).to_be_hidden()
+
+
+async def test_a_deletion_waiting_for_undo_stays_hidden_when_the_list_refreshes(
+    page: Page,
+) -> None:
+    """The assistant changes the list (which refreshes it) while a deletion can still be
+    undone: the deleted task does not come back, and Undo still brings it back."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks")
+    rent = row(page, "Pay the rent")
+    await rent.get_by_test_id("task-delete").click()
+    await expect(rent).to_be_hidden()
+    panel = page.get_by_test_id("chat-panel")
+    async with page.expect_response(re.compile(r"fragment=rows")):
+        await panel.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+        await panel.get_by_test_id("chat-send").click()
+    await expect(page.get_by_test_id("task-row").filter(has_text="buy milk")).to_be_visible()
+    await expect(rent).to_be_hidden()
+    await page.get_by_test_id("toast-action").click()
+    await expect(rent).to_be_visible()

@@ -114,10 +114,12 @@ const remove = (link) => {
     label: "Undo",
     run: () => {
       window.clearTimeout(timer);
+      // The row as the list holds it now (a refresh meanwhile replaced it).
+      const shown = pending.get(id)?.row ?? row;
       pending.delete(id);
-      row.hidden = false;
+      shown.hidden = false;
       hideToast();
-      row.querySelector("button.check")?.focus();
+      shown.querySelector("button.check")?.focus();
     },
   });
   // The link pressed is hidden with its row: the focus goes to Undo, the one thing to do next.
@@ -151,6 +153,14 @@ export const refreshList = async () => {
   const response = await fetch(list.dataset.refresh, { credentials: "same-origin" });
   if (!response.ok) return;
   list.innerHTML = await response.text();
+  // A deletion still waiting for its undo stays hidden in the fresh rows.
+  for (const [id, entry] of pending) {
+    const fresh = document.getElementById(`task-${id}`);
+    if (fresh) {
+      fresh.hidden = true;
+      entry.row = fresh;
+    }
+  }
   const total = response.headers.get("X-Total-Count");
   const shown = document.getElementById("task-total");
   if (total !== null && shown) shown.textContent = total;
