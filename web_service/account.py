@@ -45,8 +45,16 @@ def _field(form: Any, name: str, limit: int = 1000) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
+# The start of the API's words for an email address it cannot read (its validator's); what
+# follows says what is wrong ("An email address must have an @-sign.").
+EMAIL_REFUSED = "value is not a valid email address: "
+
+
 def _errors_of(error: ApiError) -> dict[str, str]:
     fields = {k: v for k, v in error.field_errors().items() if k in AUTH_ERROR_FIELDS}
+    if "email" in fields:
+        reason = fields["email"].removeprefix(EMAIL_REFUSED)
+        fields["email"] = f"Enter an email address such as name@example.com. {reason}".strip()
     return fields or {"_form": friendly(error)}
 
 
@@ -202,7 +210,11 @@ async def signup(ctx: CtxDep) -> Response:
             error = ApiError.from_response(created)
             if error.status == 409:
                 return await again(
-                    {"email": "An account with this email address already exists"}, 409
+                    {
+                        "email": "An account with this email address already exists: sign in "
+                        "with it, or use another address"
+                    },
+                    409,
                 )
             if error.status == 422:
                 return await again(_errors_of(error), 422)

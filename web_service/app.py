@@ -22,7 +22,13 @@ from web_service import account, chat, notifications, overview, tasks
 from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
 from web_service.gateway_client import ApiError, GatewayClient
-from web_service.security import AuthPostLimiter, CookieNames, SecurityHeadersMiddleware, safe_next
+from web_service.security import (
+    AuthPostLimiter,
+    CookieNames,
+    SecurityHeadersMiddleware,
+    page_before,
+    safe_next,
+)
 from web_service.sessions import SessionStore
 from web_service.settings import WebSettings, get_settings
 from web_service.views import ENV, STATIC, friendly
@@ -151,7 +157,11 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
         suffix = "" if next_path == "/tasks" else f"?next={quote(next_path, safe='')}"
         response = RedirectResponse("/signin" + suffix, status_code=303)
     else:
-        response = RedirectResponse("/signin?notice=session_ended", status_code=303)
+        # A form sent from a page whose session has ended: signed in again, the person is
+        # back on that page (what the form changed is not sent again).
+        before = page_before(request, web.settings)
+        suffix = f"&next={quote(before, safe='')}" if before and before != "/tasks" else ""
+        response = RedirectResponse("/signin?notice=session_ended" + suffix, status_code=303)
     if request.cookies.get(web.cookies.session):
         response.delete_cookie(web.cookies.session, path="/", secure=web.settings.cookies_secure)
     return response
@@ -164,7 +174,9 @@ async def _csrf_refused(request: Request, exc: Exception) -> Response:
     )
     if _wants_json(request):
         return JSONResponse({"message": message, "code": "csrf_refused"}, status_code=403)
-    return _page(request, 403, "Nothing was changed", message, back=request.url.path)
+    # Back to the page the form was on: the path it was sent to may take no GET at all.
+    back = page_before(request, request.app.state.web.settings) or "/"
+    return _page(request, 403, "Nothing was changed", message, back=back)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

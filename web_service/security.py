@@ -133,6 +133,18 @@ def same_origin(request: Request, settings: WebSettings) -> bool:
     return origin == request_origin(request, settings)
 
 
+def page_before(request: Request, settings: WebSettings) -> str | None:
+    """The path (and query) of this site's page the request was sent from, read from
+    ``Referer`` (our ``Referrer-Policy`` sends it on same-origin requests only); None when
+    there is none, it is another site's, or it is not a path ``safe_next`` takes."""
+    referer = request.headers.get("referer") or ""
+    origin = request_origin(request, settings)
+    if len(referer) > 2000 or not referer.startswith(origin + "/"):
+        return None
+    path = referer[len(origin) :].split("#", 1)[0]
+    return path if safe_next(path, "") else None
+
+
 # One leading slash, then anything but a second slash or a backslash (which browsers read as
 # a slash): "/tasks?x=1" yes; "//evil.example", "/\\evil.example", "https://..." no.
 _SAFE_NEXT = re.compile(r"/(?![/\\])[^\x00-\x1f\x7f\\]*")

@@ -56,13 +56,18 @@ def _one(
     return value if (not allowed or value in allowed) else ""
 
 
+def _tag(text: str) -> str:
+    """A tag as typed, without the "#" the list writes before it ("#work" is "work")."""
+    return text.strip().lstrip("#").strip()
+
+
 class Filters:
     """The list's state as the page's query holds it (every value checked against its set)."""
 
     def __init__(self, params: Any) -> None:
         self.status = _one(params, "status", STATUSES) or "all"
         self.priority = _one(params, "priority", FILTER_CHOICES["priority"])
-        self.tag = (params.get("tag") or "").strip()[:30]
+        self.tag = _tag(params.get("tag") or "")[:30]
         self.due = _one(params, "due", FILTER_CHOICES["due"])
         self.q = (params.get("q") or "").strip()[:200]
         self.sort = _one(params, "sort", FILTER_CHOICES["sort"]) or "created"
@@ -249,7 +254,9 @@ def task_body(values: dict[str, str], tz: str) -> tuple[dict[str, Any], dict[str
     recurrence = values["recurrence"] or "none"
     if recurrence not in RECURRENCES:
         errors["recurrence"] = "Choose how the task repeats"
-    tags = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
+    # The list shows a tag as "#work" and the assistant reads "#work" as one: a "#" typed
+    # in front of a tag is not part of it.
+    tags = [tag for tag in (_tag(part) for part in values["tags"].split(",")) if tag]
     if len(tags) > 10:
         errors["tags"] = "At most 10 tags"
     elif any(len(tag) > 30 for tag in tags):

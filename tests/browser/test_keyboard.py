@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.async_api import Page, expect
 
-from tests.browser.flows import add_task, row, sign_up
+from tests.browser.flows import PASSWORD, add_task, row, sign_up
+from tests.e2e.stack import Stack
+
+# The tasks page's rows per page (WEB_PAGE_SIZE's default).
+PAGE_SIZE = 50
 
 # More stops than the tasks page has with a few tasks: the walk wraps around to the start.
 MAX_TAB_STOPS = 120
@@ -97,3 +102,60 @@ async def test_task_actions_from_the_keyboard(page: Page) -> None:
     await page.keyboard.type(" and the ID card")
     await page.keyboard.press("Enter")
     await expect(row(page, "Renew the passport and the ID card")).to_be_visible()
+
+
+async def test_a_form_sent_back_with_errors_starts_at_its_summary(page: Page) -> None:
+    """The summary names each problem and links to its field: the focus lands on it, so a
+    keyboard or screen reader user starts there instead of at the top of the page."""
+    await sign_up(page)
+    await page.get_by_test_id("create-toggle").click()
+    title = page.get_by_test_id("task-title-input")
+    await title.focus()
+    await page.keyboard.press("Enter")  # sent without a title
+    summary = page.get_by_test_id("error-summary")
+    await expect(summary).to_be_focused()
+    # Its link leads to the field.
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(title).to_be_focused()
+
+
+async def test_deleting_moves_the_focus_to_undo_then_to_the_next_task(page: Page) -> None:
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await add_task(page, "Pay the rent")
+    await add_task(page, "Call the bank")
+    # Newest first: Call the bank, Pay the rent, Water the plants.
+    await row(page, "Pay the rent").get_by_test_id("task-delete").focus()
+    await page.keyboard.press("Enter")
+    undo = page.get_by_test_id("toast-action")
+    await expect(undo).to_be_focused()
+    # Undone: the focus is back on the task.
+    await page.keyboard.press("Enter")
+    await expect(row(page, "Pay the rent").get_by_test_id("task-toggle")).to_be_focused()
+
+    await row(page, "Pay the rent").get_by_test_id("task-delete").focus()
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000):
+        await page.keyboard.press("Enter")
+        await expect(undo).to_be_focused()
+    # Sent: the focus goes on to the next task, not to the start of the page.
+    await expect(row(page, "Water the plants").get_by_test_id("task-toggle")).to_be_focused()
+
+
+async def test_load_more_moves_the_focus_to_the_first_task_it_loaded(
+    page: Page, site: Stack
+) -> None:
+    email = await sign_up(page)
+    async with httpx.AsyncClient(base_url=site.url("gateway"), timeout=30) as api:
+        login = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        for number in range(PAGE_SIZE + 1):
+            created = await api.post("/api/tasks", json={"title": f"Task {number:02d}"})
+            assert created.status_code == 201
+    await page.goto("/tasks")
+    await expect(page.get_by_test_id("task-row")).to_have_count(PAGE_SIZE)
+    await page.get_by_test_id("load-more").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("task-row")).to_have_count(PAGE_SIZE + 1)
+    # Newest first: the oldest task is the one the second page brought.
+    await expect(row(page, "Task 00").get_by_test_id("task-toggle")).to_be_focused()

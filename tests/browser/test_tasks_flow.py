@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.flows import add_task, at, row, sign_in, sign_up, titles
+from tests.browser.flows import PASSWORD, add_task, at, row, sign_in, sign_up, titles
 
 ZONE = "Europe/Paris"
 
@@ -175,3 +175,91 @@ async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
     await other.goto("/tasks")
     await expect(other).to_have_url(at("/tasks"))
     await expect(other.get_by_test_id("task-total")).to_have_text("3")
+
+
+async def test_a_session_ended_under_the_page_signs_in_back_to_it(page: Page) -> None:
+    """An action the page's script sends after the session has ended (the cookie gone, as
+    after an idle timeout or a sign-out elsewhere): the sign-in form says why, and signing in
+    again returns to the list as it was filtered."""
+    email = await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks?status=pending")
+    await page.context.clear_cookies()
+    await row(page, "Pay the rent").get_by_test_id("task-toggle").click()
+    await expect(page).to_have_url(at("/signin"))
+    await expect(page.get_by_test_id("notice")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    form = page.get_by_test_id("signin-form")
+    await form.get_by_label("Email address").fill(email)
+    await form.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_test_id("signin-submit").click()
+    await expect(page).to_have_url(re.compile(r"/tasks\?status=pending$"))
+    await expect(row(page, "Pay the rent")).to_be_visible()
+
+
+async def test_a_note_after_an_action_sits_above_the_columns_on_a_wide_screen(
+    new_context: NewContext,
+) -> None:
+    """At 1440 px the list and the assistant are two columns; the note an action leaves
+    ("Task added.") is a row above both, not a column of its own pushing them aside."""
+    page = await (await new_context(viewport={"width": 1440, "height": 900})).new_page()
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    for path, column, aside in (
+        ("/tasks?notice=created", ".tasks-column", "[data-testid=chat-panel]"),
+        ("/chat?notice=conversation_deleted", ".conversations", "section.conversation"),
+    ):
+        await page.goto(path)
+        notice = await page.get_by_test_id("notice").bounding_box()
+        left = await page.locator(column).bounding_box()
+        right = await page.locator(aside).bounding_box()
+        assert notice is not None, path
+        assert left is not None, path
+        assert right is not None, path
+        assert notice["height"] < 100, (path, notice)
+        # Both columns start below the note, side by side, and the note spans them.
+        assert left["y"] >= notice["y"] + notice["height"], (path, notice, left)
+        assert right["y"] >= notice["y"] + notice["height"], (path, notice, right)
+        assert right["x"] >= left["x"] + left["width"], (path, left, right)
+        assert notice["width"] >= right["x"] + right["width"] - left["x"] - 1, (path, notice)
+
+
+async def test_deleting_the_last_task_says_there_are_none(page: Page) -> None:
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks")
+    empty = page.get_by_test_id("empty")
+    await expect(empty).to_be_hidden()
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000):
+        await row(page, "Pay the rent").get_by_test_id("task-delete").click()
+    await expect(page.get_by_test_id("task-total")).to_have_text("0")
+    await expect(empty).to_be_visible()
+    await expect(empty).to_have_text("No tasks yet. Add one above, or ask the assistant.")
+    # A task the assistant adds takes its place.
+    panel = page.get_by_test_id("chat-panel")
+    await panel.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await panel.get_by_test_id("chat-send").click()
+    await expect(page.get_by_test_id("task-row")).to_have_count(1)
+    await expect(empty).to_be_hidden()
+
+
+async def test_a_deletion_waiting_for_undo_stays_hidden_when_the_list_refreshes(
+    page: Page,
+) -> None:
+    """The assistant changes the list (which refreshes it) while a deletion can still be
+    undone: the deleted task does not come back, and Undo still brings it back."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks")
+    rent = row(page, "Pay the rent")
+    await rent.get_by_test_id("task-delete").click()
+    await expect(rent).to_be_hidden()
+    panel = page.get_by_test_id("chat-panel")
+    async with page.expect_response(re.compile(r"fragment=rows")):
+        await panel.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+        await panel.get_by_test_id("chat-send").click()
+    await expect(page.get_by_test_id("task-row").filter(has_text="buy milk")).to_be_visible()
+    await expect(rent).to_be_hidden()
+    await page.get_by_test_id("toast-action").click()
+    await expect(rent).to_be_visible()

@@ -62,11 +62,30 @@ async def test_sign_up_errors_are_named(clean: Platform, browser: httpx.AsyncCli
     assert await count(clean, "SELECT count(*) FROM auth.users") == 0
 
 
+async def test_an_email_address_the_api_cannot_read_is_explained_in_our_words(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """The API's validator refuses it; the page says what to enter and why, not the
+    validator's "value is not a valid email address: ..."."""
+    for email, reason in (
+        ("ann.example.com", "must have an @-sign"),
+        ("ann@example", "after the @-sign is not valid"),
+    ):
+        answer = await sign_up(browser, email=email)
+        assert answer.status_code == 422
+        assert 'id="email-error"' in answer.text
+        assert "Enter an email address such as name@example.com." in answer.text
+        assert reason in answer.text
+        assert "value is not" not in answer.text
+        assert f'value="{email}"' in answer.text
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 0
+
+
 async def test_a_taken_email_is_explained(clean: Platform, browser: httpx.AsyncClient) -> None:
     await register(clean, "ann@example.com")
     answer = await sign_up(browser)
     assert answer.status_code == 409
-    assert "already exists" in answer.text
+    assert "already exists: sign in with it, or use another address" in answer.text
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -41,6 +42,28 @@ async def test_a_wrong_token_is_refused(clean: Platform, ann: httpx.AsyncClient)
     answer = await ann.post("/tasks", data={"csrf_token": "x" * 43, "title": "Forged"})
     assert answer.status_code == 403
     assert await tasks_in_db(clean) == 0
+
+
+async def test_a_refused_forms_way_back_is_the_page_it_was_sent_from(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The refusal's "Go back" leads to the page the form was on (the path the form was sent
+    to may take no GET: /tasks/1/complete is a 405), and never to another site."""
+    form = {"csrf_token": "x" * 43, "completed": "true"}
+    cases = {
+        "http://testserver/tasks?status=done": "/tasks?status=done",
+        "https://evil.example/tasks": "/",
+        "http://testserver//evil.example/": "/",
+        None: "/",
+    }
+    for referer, back in cases.items():
+        headers = {"Referer": referer} if referer else {}
+        answer = await ann.post("/tasks/1/complete", data=form, headers=headers)
+        assert answer.status_code == 403
+        link = re.search(r'<a href="([^"]*)">Go back</a>', answer.text)
+        assert link is not None
+        assert html.unescape(link.group(1)) == back, referer
+    assert (await ann.get("/tasks/1/complete")).status_code == 405
 
 
 async def test_another_sessions_token_is_refused(

@@ -13,6 +13,7 @@ from tests.web.conftest import (
     PASSWORD,
     Platform,
     WebAppFactory,
+    api_create,
     api_token,
     count,
     credentials,
@@ -185,6 +186,39 @@ async def test_signed_out_page_redirects_with_next(browser: httpx.AsyncClient) -
     assert answer.headers["location"] == "/signin?next=%2Ftasks%3Fstatus%3Dpending"
     for path in ("/overview", "/chat", "/account", "/tasks/1/edit", "/chat/1"):
         assert (await browser.get(path)).headers["location"].startswith("/signin")
+
+
+async def test_a_form_of_an_ended_session_leads_back_to_its_page_after_sign_in(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A form sent from a page whose session has ended (idle here): the sign-in form, and
+    after it the page the form was on, never another site's."""
+    task = await api_create(clean, str((await api_token(clean))["access_token"]), title="Rent")
+    edit = f"/tasks/{task['id']}/edit"
+    page = await ann.get(edit)
+    data = {"csrf_token": csrf_of(page.text), "title": "Rent and bills", "version": "1"}
+    await clean.db.fetch_row(
+        "UPDATE web.sessions SET last_seen_at = $1", utcnow() - timedelta(days=8)
+    )
+    answer = await ann.post(edit, data=data, headers={"Referer": f"http://testserver{edit}"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == (
+        f"/signin?notice=session_ended&next=%2Ftasks%2F{task['id']}%2Fedit"
+    )
+    # Signed in again, the person is back on that page; the form's change was not made.
+    back = await sign_in(ann, next_path=edit)
+    assert back.headers["location"] == edit
+    row = await clean.db.fetch_row("SELECT title FROM todo.tasks")
+    assert row == ("Rent",)
+    # Another site's page, or none: just the sign-in form.
+    for referer in ("https://evil.example/tasks/1/edit", "http://testserver//evil.example", None):
+        await clean.db.fetch_row(
+            "UPDATE web.sessions SET last_seen_at = $1", utcnow() - timedelta(days=8)
+        )
+        headers = {"Referer": referer} if referer else {}
+        answer = await ann.post(edit, data=data, headers=headers)
+        assert answer.headers["location"] == "/signin?notice=session_ended"
+        await sign_in(ann)
 
 
 async def test_sign_out_ends_the_session_and_its_token_family(

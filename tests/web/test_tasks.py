@@ -96,6 +96,23 @@ async def test_invalid_fields_are_named_and_kept(clean: Platform, ann: httpx.Asy
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
 
 
+async def test_a_hash_typed_before_a_tag_is_not_part_of_it(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The list writes a tag as "#work" (and the assistant reads "#work" as the tag work):
+    "#work" typed in the form is the tag work, not "#work" shown as "##work"."""
+    answer = await create_form(ann, title="Pay rent", tags="#home, # money ,work")
+    assert answer.status_code == 303
+    row = await clean.db.fetch_row("SELECT tags FROM todo.tasks")
+    assert row is not None
+    assert list(row[0]) == ["home", "money", "work"]
+    page = await ann.get("/tasks")
+    assert ">#home<" in page.text
+    assert "##" not in page.text
+    # The tag filter reads "#home" as home too.
+    assert titles((await ann.get("/tasks", params={"tag": "#home"})).text) == ["Pay rent"]
+
+
 async def test_an_api_refusal_is_a_friendly_message_with_nothing_saved(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:

@@ -6,6 +6,9 @@ import { enhanceChat } from "./chat.js";
 import { enhanceNotifications } from "./notifications.js";
 
 const start = () => {
+  // A form sent back with its errors: the focus starts on the summary, which names each
+  // problem and links to its field (a keyboard or screen reader user lands on it).
+  document.querySelector('[data-testid="error-summary"]')?.focus();
   enhanceTimezone(document);
   enhanceTasks(document);
   enhanceChat(document);

@@ -1,6 +1,6 @@
 // A chat turn streamed in: the tool calls as they happen, then the answer. After a tool call
 // the task list beside the chat refreshes.
-import { post } from "./http.js";
+import { post, signedOut } from "./http.js";
 
 const item = (log, role, text) => {
   const li = document.createElement("li");
@@ -46,6 +46,11 @@ const events = async function* (response) {
   }
 };
 
+const newKey = (form) => {
+  const key = form.querySelector('input[name="idempotency_key"]');
+  if (key && window.crypto?.randomUUID) key.value = window.crypto.randomUUID();
+};
+
 const turn = async (form) => {
   const log = form.parentElement.querySelector(".chat-log");
   const input = form.querySelector("textarea");
@@ -55,6 +60,9 @@ const turn = async (form) => {
     input.focus();
     return;
   }
+  // A failed turn sent again as it was keeps its key; changed, it is a new turn.
+  if (form.dataset.retryOf !== undefined && form.dataset.retryOf !== text) newKey(form);
+  delete form.dataset.retryOf;
   item(log, "user", text);
   const answer = item(log, "assistant", "…");
   answer.setAttribute("aria-busy", "true");
@@ -63,12 +71,10 @@ const turn = async (form) => {
   calls.setAttribute("aria-label", "What the assistant did");
   answer.insertBefore(calls, answer.querySelector(".text"));
   button.disabled = true;
+  let failed = false;
   try {
     const response = await post("/chat/stream", form, "text/event-stream");
-    if (response.status === 401) {
-      window.location.assign("/signin?notice=session_ended");
-      return;
-    }
+    if (signedOut(response)) return;
     if (!response.ok || !response.body) throw new Error("The assistant is unavailable just now.");
     input.value = "";
     for await (const { name, data } of events(response)) {
@@ -83,8 +89,16 @@ const turn = async (form) => {
         answer.querySelector(".text").textContent = String(data.response ?? "");
       } else if (name === "done") {
         const id = form.querySelector('input[name="conversation_id"]');
-        if (id && data.conversation_id) id.value = String(data.conversation_id);
+        if (id && data.conversation_id) {
+          id.value = String(data.conversation_id);
+          // A new conversation on the chat page gets its own address, as without JavaScript:
+          // a reload (or a bookmark) opens it, not the empty "New conversation".
+          if (window.location.pathname === "/chat") {
+            window.history.replaceState(null, "", `/chat/${id.value}`);
+          }
+        }
       } else if (name === "error") {
+        failed = true;
         answer.classList.add("failed");
         answer.querySelector(".text").textContent = String(
           data.message ?? data.detail ?? "The assistant could not answer. Try again.",
@@ -92,14 +106,21 @@ const turn = async (form) => {
       }
     }
   } catch (error) {
+    failed = true;
     answer.classList.add("failed");
     answer.querySelector(".text").textContent = error.message || "The assistant could not answer.";
   } finally {
     answer.removeAttribute("aria-busy");
     button.disabled = false;
-    // The next message is a new turn: a new key (a retry of this one kept the old key).
-    const key = form.querySelector('input[name="idempotency_key"]');
-    if (key && window.crypto?.randomUUID) key.value = window.crypto.randomUUID();
+    if (failed) {
+      // A failed turn keeps what was typed and its key: sending it again retries this turn
+      // (the API answers a retry of a turn that did happen with that turn, not a second one).
+      if (!input.value) input.value = text;
+      form.dataset.retryOf = text;
+    } else {
+      // The next message is a new turn: a new key.
+      newKey(form);
+    }
     input.focus();
   }
 };

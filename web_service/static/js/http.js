@@ -20,9 +20,16 @@ export const messageOf = async (response) => {
   return "Something went wrong. Nothing was changed; try again.";
 };
 
+// The session ended under the page: to the sign-in form, which leads back to this page.
+export const toSignIn = () => {
+  const here = window.location.pathname + window.location.search;
+  const next = here === "/tasks" ? "" : `&next=${encodeURIComponent(here)}`;
+  window.location.assign(`/signin?notice=session_ended${next}`);
+};
+
 export const signedOut = (response) => {
   if (response.status === 401) {
-    window.location.assign("/signin?notice=session_ended");
+    toSignIn();
     return true;
   }
   return false;

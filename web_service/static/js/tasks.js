@@ -64,13 +64,37 @@ const sendDelete = async (id) => {
     });
     if (signedOut(response)) return;
     if (!response.ok && response.status !== 404) throw new Error(await messageOf(response));
+    // Focus on the toast's Undo goes to the next task (or the previous, or the list's
+    // heading) rather than to the page's start when the toast goes.
+    const box = document.getElementById("toast");
+    const focusWasHere = box?.contains(document.activeElement) || document.activeElement === document.body;
+    const near = neighbour(entry.row);
     entry.row.remove();
     adjustTotal(-1);
+    showEmpty();
     hideToast();
+    if (focusWasHere) (near ?? document.getElementById("list-heading"))?.focus();
   } catch (error) {
     entry.row.hidden = false;
     toast(error.message || "The task could not be deleted.");
   }
+};
+
+// The toggle of the nearest visible task after ``row`` (else before it), to take the focus.
+const neighbour = (row) => {
+  for (const step of ["nextElementSibling", "previousElementSibling"]) {
+    for (let other = row[step]; other; other = other[step]) {
+      if (!other.hidden && other.matches("li.task")) return other.querySelector("button.check");
+    }
+  }
+  return null;
+};
+
+// "No tasks" shown when the list has none left (the last one deleted, or the assistant's).
+const showEmpty = () => {
+  const list = document.querySelector('[data-module="task-list"]');
+  const empty = document.getElementById("tasks-empty");
+  if (list && empty) empty.hidden = list.querySelector("li.task") !== null;
 };
 
 const adjustTotal = (delta) => {
@@ -90,12 +114,16 @@ const remove = (link) => {
     label: "Undo",
     run: () => {
       window.clearTimeout(timer);
+      // The row as the list holds it now (a refresh meanwhile replaced it).
+      const shown = pending.get(id)?.row ?? row;
       pending.delete(id);
-      row.hidden = false;
+      shown.hidden = false;
       hideToast();
-      row.querySelector("button.check")?.focus();
+      shown.querySelector("button.check")?.focus();
     },
   });
+  // The link pressed is hidden with its row: the focus goes to Undo, the one thing to do next.
+  document.querySelector('#toast [data-testid="toast-action"]')?.focus();
 };
 
 const loadMore = async (link) => {
@@ -106,8 +134,13 @@ const loadMore = async (link) => {
     if (signedOut(response)) return;
     if (!response.ok) throw new Error("More tasks could not be loaded.");
     const html = await response.text();
-    link.closest("li").remove();
+    const item = link.closest("li");
+    const last = item.previousElementSibling;
+    item.remove();
     list.insertAdjacentHTML("beforeend", html);
+    // The link pressed is gone: the focus goes to the first task it loaded.
+    const first = last ? last.nextElementSibling : list.firstElementChild;
+    first?.querySelector("button.check")?.focus();
   } catch (error) {
     link.removeAttribute("aria-busy");
     toast(error.message);
@@ -120,10 +153,18 @@ export const refreshList = async () => {
   const response = await fetch(list.dataset.refresh, { credentials: "same-origin" });
   if (!response.ok) return;
   list.innerHTML = await response.text();
+  // A deletion still waiting for its undo stays hidden in the fresh rows.
+  for (const [id, entry] of pending) {
+    const fresh = document.getElementById(`task-${id}`);
+    if (fresh) {
+      fresh.hidden = true;
+      entry.row = fresh;
+    }
+  }
   const total = response.headers.get("X-Total-Count");
   const shown = document.getElementById("task-total");
   if (total !== null && shown) shown.textContent = total;
-  document.querySelector('[data-testid="empty"]')?.remove();
+  showEmpty();
 };
 
 export const enhanceTasks = (root) => {

@@ -1,0 +1,55 @@
+"""The chat page with JavaScript: a turn streamed in, its address, and a turn that failed."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.browser.flows import sign_up
+
+# One character more than a message may have (web_service.chat.MESSAGE_MAX).
+TOO_LONG = "x" * 4001
+
+
+async def test_a_new_conversation_on_the_chat_page_gets_its_own_address(page: Page) -> None:
+    """As without JavaScript (the form's redirect): a reload opens the conversation, not an
+    empty "New conversation"."""
+    await sign_up(page)
+    await page.goto("/chat")
+    await page.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await page.get_by_test_id("chat-send").click()
+    answer = page.get_by_test_id("chat-message-assistant").last
+    await expect(answer).not_to_have_attribute("aria-busy", "true")
+    await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    await page.reload()
+    await expect(page.get_by_test_id("chat-message-user")).to_have_text(
+        re.compile("add buy milk tomorrow")
+    )
+    await expect(page.get_by_test_id("conversation-link")).to_have_count(1)
+
+
+async def test_a_failed_turn_keeps_what_was_typed_and_its_key(page: Page) -> None:
+    """Refused, the message stays in the box to send again, with the turn's Idempotency-Key
+    (a retry of a turn that did run is answered with it, not run twice); changed, it is a new
+    turn with a new key."""
+    await sign_up(page)
+    await page.goto("/chat")
+    box = page.get_by_test_id("chat-input")
+    key = page.locator('#chat-form input[name="idempotency_key"]')
+    # The box's maxlength stops a person typing more; the server refuses it all the same.
+    await box.evaluate("element => element.removeAttribute('maxlength')")
+    await box.fill(TOO_LONG)
+    sent_key = await key.input_value()
+    await page.get_by_test_id("chat-send").click()
+    failed = page.locator("[data-testid=chat-message-assistant].failed")
+    await expect(failed).to_contain_text("at most 4000 characters")
+    await expect(box).to_have_value(TOO_LONG)
+    await expect(box).to_be_focused()
+    assert await key.input_value() == sent_key
+
+    await box.fill("add buy bread tomorrow")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page.get_by_test_id("tool-call")).to_have_count(1)
+    await expect(box).to_have_value("")
+    assert await key.input_value() != sent_key
