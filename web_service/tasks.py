@@ -46,6 +46,8 @@ FILTER_CHOICES: dict[str, dict[str, str]] = {
 }
 # The todo API's "has no due date" filter.
 NO_DUE_PARAM = ("has_due", "false")
+# The filters at their default, which the page's address leaves out (as ``Filters.query``).
+DEFAULT_FILTERS = {"status": "all", "sort": "created"}
 
 
 def _one(
@@ -121,6 +123,14 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(self.priority or self.tag or self.due or self.q)
+
+
+def canonical_query(params: Any) -> str | None:
+    """The list's query without the fields that say nothing (empty, or a filter at its
+    default), as the filter form sends them all; None when it has none of those."""
+    items = params.multi_items()
+    kept = [(k, v) for k, v in items if v.strip() and DEFAULT_FILTERS.get(k) != v]
+    return None if len(kept) == len(items) else urlencode(kept)
 
 
 def _task_view(task: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -213,6 +223,11 @@ async def _tasks_page(
 @router.get("/tasks")
 async def tasks_page(ctx: CtxDep) -> Response:
     ctx.require_session()
+    # The filter form (a GET, with or without JavaScript) sends every field: the list's
+    # address carries only the filters that are set, so it reads (and bookmarks) as the list.
+    canonical = canonical_query(ctx.request.query_params)
+    if canonical is not None:
+        return redirect(f"/tasks?{canonical}" if canonical else "/tasks")
     try:
         return await _tasks_page(ctx)
     except ApiError as error:

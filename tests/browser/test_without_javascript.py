@@ -25,7 +25,8 @@ async def test_task_actions_work_with_javascript_disabled(no_js_page: Page) -> N
     # Filter and search: a GET form.
     await page.get_by_test_id("filter-q").fill("plants")
     await page.get_by_test_id("filter-apply").click()
-    await expect(page).to_have_url(re.compile(r"/tasks\?.*q=plants"))
+    # The address carries only the filter set, not every field the form sent.
+    await expect(page).to_have_url(re.compile(r"/tasks\?q=plants$"))
     await expect(titles(page)).to_have_text(["Water the plants"])
     await page.goto("/tasks")
 

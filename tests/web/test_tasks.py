@@ -154,6 +154,44 @@ async def test_status_tabs_filters_search_and_sort(clean: Platform, ann: httpx.A
     assert len(titles((await ann.get("/tasks?status=bogus&priority=urgent&sort=x")).text)) == 3
 
 
+async def test_applied_filters_lead_to_an_address_with_only_those_set(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The filter form sends every field, the ones left alone too (empty, or "Newest"): the
+    answer is the address that carries only the filters set, with the rest of the query (a
+    page, a note) as it was; that address is the list."""
+    token = await token_of(clean)
+    await api_create(clean, token, title="alpha report", priority="low")
+    await api_create(clean, token, title="beta groceries", priority="high")
+    form = re.search(r'<form class="filters".*?</form>', (await ann.get("/tasks")).text, re.S)
+    assert form is not None
+    sent = dict.fromkeys(re.findall(r'name="([a-z_]+)"', form.group(0)), "")
+    assert set(sent) == {"q", "priority", "tag", "due", "sort", "order"}
+    cases = [
+        ({**sent, "q": "groc", "sort": "created"}, "/tasks?q=groc"),
+        ({**sent, "sort": "created"}, "/tasks"),
+        (
+            {"status": "pending", **sent, "priority": "high", "sort": "title", "order": "desc"},
+            "/tasks?status=pending&priority=high&sort=title&order=desc",
+        ),
+        ({"status": "all", **sent, "q": "  ", "tag": "home"}, "/tasks?tag=home"),
+        (
+            {"q": "groc", "cursor": "abc", "tag": "", "notice": "created"},
+            "/tasks?q=groc&cursor=abc&notice=created",
+        ),
+    ]
+    for params, location in cases:
+        answer = await ann.get("/tasks", params=params)
+        assert answer.status_code == 303, params
+        assert answer.headers["location"] == location
+    landed = await ann.get("/tasks?q=groc")
+    assert landed.status_code == 200
+    assert titles(landed.text) == ["beta groceries"]
+    # An address with only set filters (the tabs', "load more"'s, a bookmark) is the list.
+    for address in ("/tasks", "/tasks?status=pending&sort=title&order=desc", "/tasks?tag=x"):
+        assert (await ann.get(address)).status_code == 200, address
+
+
 async def test_due_filters(clean: Platform, ann: httpx.AsyncClient) -> None:
     token = await token_of(clean)
     now = datetime.now(UTC)
