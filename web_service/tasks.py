@@ -10,7 +10,7 @@ import re
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import json_problem, not_found, redirect, refused, resource_id
+from web_service.security import page_before, safe_next
 from web_service.views import friendly, parse_utc, render, render_text, zone
 
 router = APIRouter(include_in_schema=False)
@@ -48,6 +49,8 @@ FILTER_CHOICES: dict[str, dict[str, str]] = {
 NO_DUE_PARAM = ("has_due", "false")
 # The filters at their default, which the page's address leaves out (as ``Filters.query``).
 DEFAULT_FILTERS = {"status": "all", "sort": "created"}
+# The note of a page's last action (``?notice=created``): said once, not again on the way back.
+NOTE_PARAMS = frozenset({"notice", "problem", "wait"})
 
 
 def _one(
@@ -131,6 +134,19 @@ def canonical_query(params: Any) -> str | None:
     items = params.multi_items()
     kept = [(k, v) for k, v in items if v.strip() and DEFAULT_FILTERS.get(k) != v]
     return None if len(kept) == len(items) else urlencode(kept)
+
+
+def back_to(path: str | None) -> str:
+    """The way back from a task's page (its edit form, its 404) to ``path``, the page the
+    person came from: the list as it was filtered, the notifications...; without the note of
+    that page's last action. The list when ``path`` is not one of this site's paths
+    (``safe_next``) or is itself a task's page."""
+    path = safe_next(path, "/tasks")
+    if path.startswith("/tasks/"):
+        return "/tasks"
+    path, _, query = path.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in NOTE_PARAMS]
+    return safe_next(f"{path}?{urlencode(kept)}" if kept else path, "/tasks")
 
 
 def _task_view(task: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -338,8 +354,10 @@ async def create_task(ctx: CtxDep) -> Response:
     return redirect("/tasks?notice=created")
 
 
-async def _missing_task(ctx: Ctx) -> Response:
-    return await not_found(ctx, "task", "/tasks", code="task_not_found")
+async def _missing_task(ctx: Ctx, back: str | None = None) -> Response:
+    """The task's 404, its "Go back" to ``back`` or else the page the request came from."""
+    way = back or back_to(page_before(ctx.request, ctx.settings))
+    return await not_found(ctx, "task", way, code="task_not_found")
 
 
 async def _read_task(ctx: Ctx, raw_id: str) -> dict[str, Any] | None:
@@ -428,6 +446,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
         "task_edit.html",
         task=task,
         form=_edit_values(task, session.timezone),
+        back=back_to(page_before(ctx.request, ctx.settings)),
         version=str(task["version"]),
         errors={},
         conflict=None,
@@ -440,9 +459,11 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
 async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     session = ctx.require_session()
     task_id = resource_id(raw_id)
-    if task_id is None:
-        return await _missing_task(ctx)
     form = await ctx.form()
+    # Where Cancel leads, as the form was opened with (the list as it was filtered).
+    back = back_to(_field(form, "back", 2000))
+    if task_id is None:
+        return await _missing_task(ctx, back)
     values = _form_values(form)
     version = _field(form, "version", 20)
     if not version.isdigit():
@@ -458,6 +479,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
             status_code=status,
             task=task,
             form=values,
+            back=back,
             version=str(task["version"]) if conflict else version,
             errors=errors,
             conflict=conflict,
@@ -475,11 +497,11 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         return redirect("/tasks?notice=updated")
     error = ApiError.from_response(answer)
     if error.status == 404:
-        return await _missing_task(ctx)
+        return await _missing_task(ctx, back)
     if error.status == 412:
         current = await ctx.api("GET", f"/api/tasks/{task_id}")
         if current.status == 404:
-            return await _missing_task(ctx)
+            return await _missing_task(ctx, back)
         if current.status != 200:
             raise ApiError.from_response(current)
         theirs = current.json()

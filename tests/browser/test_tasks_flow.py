@@ -266,3 +266,42 @@ async def test_a_deletion_waiting_for_undo_stays_hidden_when_the_list_refreshes(
     await expect(rent).to_be_hidden()
     await page.get_by_test_id("toast-action").click()
     await expect(rent).to_be_visible()
+
+
+async def test_cancel_and_go_back_lead_to_the_list_as_it_was_filtered(
+    new_context: NewContext,
+) -> None:
+    """The edit page's Cancel (also once the form came back with its errors) and the "Go back"
+    of a task deleted meanwhile lead to the list with the filters that were on."""
+    context = await new_context()
+    page = await context.new_page()
+    email = await sign_up(page)
+    await add_task(page, "Pay the rent", priority="high")
+    await add_task(page, "Pay the gas", priority="high")
+    filtered = re.compile(r"/tasks\?status=pending&priority=high&q=pay$")
+    await page.goto("/tasks?status=pending&priority=high&q=pay")
+
+    await row(page, "Pay the rent").get_by_test_id("task-edit").click()
+    await expect(page).to_have_url(re.compile(r"/tasks/\d+/edit$"))
+    await page.get_by_test_id("edit-cancel").click()
+    await expect(page).to_have_url(filtered)
+
+    await row(page, "Pay the rent").get_by_test_id("task-edit").click()
+    await page.get_by_test_id("edit-form").get_by_label("Title").fill("")
+    await page.get_by_test_id("edit-submit").click()
+    await expect(page.get_by_test_id("error-summary")).to_be_visible()
+    await page.get_by_test_id("edit-cancel").click()
+    await expect(page).to_have_url(filtered)
+    await expect(row(page, "Pay the rent")).to_be_visible()
+
+    # The task is deleted in another browser; this list still shows it.
+    other = await (await new_context()).new_page()
+    await sign_in(other, email)
+    await other.goto("/tasks")
+    async with other.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000):
+        await row(other, "Pay the gas").get_by_test_id("task-delete").click()
+    await row(page, "Pay the gas").get_by_test_id("task-edit").click()
+    await expect(page.get_by_role("heading", name="Task not found")).to_be_visible()
+    await page.get_by_role("link", name="Go back").click()
+    await expect(page).to_have_url(filtered)
+    await expect(titles(page)).to_have_text(["Pay the rent"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 
@@ -379,6 +380,84 @@ async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
     row = await clean.db.fetch_row("SELECT title FROM todo.tasks")
     assert row is not None
     assert row[0] == "Mine"
+
+
+def link_of(page: str, label: str) -> str:
+    found = re.search(rf'<a href="([^"]*)"[^>]*>{label}</a>', page)
+    assert found is not None, label
+    return html.unescape(found.group(1))
+
+
+# A page's Referer -> where the way back from a task's page leads: the list as it was
+# filtered (without the note of its last action), another page of this site, never another
+# site, and not a task's own page.
+WAYS_BACK = {
+    "http://testserver/tasks?status=pending&q=rent&notice=created": "/tasks?status=pending&q=rent",
+    "http://testserver/tasks?tag=home&problem=unavailable&wait=30#task-4": "/tasks?tag=home",
+    "http://testserver/notifications?show=unread": "/notifications?show=unread",
+    "http://testserver/tasks/7/edit": "/tasks",
+    "https://evil.example/tasks?q=x": "/tasks",
+    "http://testserver//evil.example/": "/tasks",
+    "http://testserver/\\evil.example/": "/tasks",
+    None: "/tasks",
+}
+
+
+async def test_the_edit_pages_cancel_leads_back_to_the_page_it_was_opened_from(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    task = await api_create(clean, token, title="Pay rent")
+    for referer, back in WAYS_BACK.items():
+        headers = {"Referer": referer} if referer else {}
+        form = await ann.get(f"/tasks/{task['id']}/edit", headers=headers)
+        assert form.status_code == 200
+        assert link_of(form.text, "Cancel") == back, referer
+    # The form carries it: the page sent back with its errors (or a conflict) keeps it.
+    form = await ann.get(
+        f"/tasks/{task['id']}/edit", headers={"Referer": "http://testserver/tasks?q=rent"}
+    )
+    assert 'name="back" value="/tasks?q=rent"' in form.text
+    fields = {"csrf_token": csrf_of(form.text), "version": "1", "title": "", "back": ""}
+    for sent, back in (
+        ("/tasks?q=rent", "/tasks?q=rent"),
+        ("/tasks?q=rent&notice=updated", "/tasks?q=rent"),
+        ("https://evil.example/", "/tasks"),
+        ("//evil.example/", "/tasks"),
+        ("/\\evil.example/", "/tasks"),
+        ("javascript:alert(1)", "/tasks"),
+        ("", "/tasks"),
+    ):
+        answer = await ann.post(f"/tasks/{task['id']}/edit", data={**fields, "back": sent})
+        assert answer.status_code == 422
+        assert link_of(answer.text, "Cancel") == back, sent
+    row = await clean.db.fetch_row("SELECT title, version FROM todo.tasks")
+    assert row is not None
+    assert tuple(row) == ("Pay rent", 1)
+
+
+async def test_a_missing_tasks_go_back_leads_to_the_page_it_was_asked_from(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The 404 of a task deleted meanwhile (or another user's, or a malformed id)."""
+    await register(clean, "bob@example.com", name="Bob")
+    bobs = await api_create(clean, await token_of_email(clean, "bob@example.com"), title="Bob's")
+    for path in (f"/tasks/{bobs['id']}/edit", f"/tasks/{bobs['id']}/delete", "/tasks/abc/edit"):
+        for referer, back in WAYS_BACK.items():
+            headers = {"Referer": referer} if referer else {}
+            page = await ann.get(path, headers=headers)
+            assert page.status_code == 404
+            assert link_of(page.text, "Go back") == back, (path, referer)
+    # An edit form sent for a task that is gone: back where the form was opened from.
+    csrf = await page_csrf(ann)
+    fields = {"csrf_token": csrf, "version": "1", "title": "Mine", "priority": "medium"}
+    for sent, back in (("/tasks?q=rent", "/tasks?q=rent"), ("//evil.example/", "/tasks")):
+        answer = await ann.post(f"/tasks/{bobs['id']}/edit", data={**fields, "back": sent})
+        assert answer.status_code == 404
+        assert link_of(answer.text, "Go back") == back, sent
+    row = await clean.db.fetch_row("SELECT title FROM todo.tasks")
+    assert row is not None
+    assert row[0] == "Bob's"
 
 
 async def test_delete_confirmation_then_delete(clean: Platform, ann: httpx.AsyncClient) -> None:
