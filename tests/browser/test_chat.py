@@ -29,6 +29,34 @@ async def test_a_new_conversation_on_the_chat_page_gets_its_own_address(page: Pa
     await expect(page.get_by_test_id("conversation-link")).to_have_count(1)
 
 
+async def test_a_new_conversation_appears_in_the_list_when_its_first_turn_is_done(
+    page: Page,
+) -> None:
+    """Without a reload: the list shows it (marked as the one open) and counts it; a second
+    new conversation goes on top of it."""
+    await sign_up(page)
+    await page.goto("/chat")
+    await page.evaluate("() => { window.sameDocument = true; }")
+    links = page.get_by_test_id("conversation-list").get_by_test_id("conversation-link")
+    count = page.get_by_test_id("conversation-list").locator(".count")
+    await expect(links).to_have_count(0)
+    await expect(count).to_have_text("(0)")
+    for n, message in enumerate(("add buy milk tomorrow", "add call mum on friday"), start=1):
+        await page.get_by_test_id("chat-input").fill(message)
+        await page.get_by_test_id("chat-send").click()
+        await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+        await expect(links).to_have_count(n)
+        await expect(count).to_have_text(f"({n})")
+        address = re.sub(r"^.*(/chat/\d+)$", r"\1", page.url)
+        await expect(links.first).to_have_attribute("href", address)
+        await expect(links.first).to_have_attribute("aria-current", "page")
+        if n == 1:
+            await page.get_by_test_id("new-conversation").click()
+            await expect(page).to_have_url(re.compile(r"/chat$"))
+            await page.evaluate("() => { window.sameDocument = true; }")
+    assert await page.evaluate("() => window.sameDocument") is True
+
+
 async def test_a_failed_turn_keeps_what_was_typed_and_its_key(page: Page) -> None:
     """Refused, the message stays in the box to send again, with the turn's Idempotency-Key
     (a retry of a turn that did run is answered with it, not run twice); changed, it is a new

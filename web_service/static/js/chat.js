@@ -1,5 +1,5 @@
 // A chat turn streamed in: the tool calls as they happen, then the answer. After a tool call
-// the task list beside the chat refreshes.
+// the task list beside the chat refreshes; after the turn, the chat page's conversation list.
 import { post, signedOut } from "./http.js";
 
 const item = (log, role, text) => {
@@ -51,6 +51,26 @@ const newKey = (form) => {
   if (key && window.crypto?.randomUUID) key.value = window.crypto.randomUUID();
 };
 
+// The chat page's conversation list (and its count) as the conversation's own page has it
+// now: a new conversation appears in it when its first turn is done, the one just continued
+// moves to the top. The list is this service's HTML; left as it was if it cannot be read.
+const refreshConversations = async (id) => {
+  const list = document.querySelector('[data-testid="conversation-list"]');
+  if (!list) return;
+  try {
+    const response = await fetch(`/chat/${encodeURIComponent(id)}`, {
+      credentials: "same-origin",
+      headers: { Accept: "text/html" },
+    });
+    if (!response.ok || response.redirected) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.querySelector('[data-testid="conversation-list"]');
+    if (fresh) list.replaceWith(document.importNode(fresh, true));
+  } catch {
+    // not refreshed: a reload shows it
+  }
+};
+
 const turn = async (form) => {
   const log = form.parentElement.querySelector(".chat-log");
   const input = form.querySelector("textarea");
@@ -96,6 +116,7 @@ const turn = async (form) => {
           if (window.location.pathname === "/chat") {
             window.history.replaceState(null, "", `/chat/${id.value}`);
           }
+          refreshConversations(id.value);
         }
       } else if (name === "error") {
         failed = true;
