@@ -149,6 +149,14 @@ def back_to(path: str | None) -> str:
     return safe_next(f"{path}?{urlencode(kept)}" if kept else path, "/tasks")
 
 
+def _list_with_note(back: str, note: str) -> str:
+    """The list as ``back`` (from ``back_to``) had it, its filters kept, with the note of the
+    action just done; the plain list with the note when ``back`` is another page."""
+    path, _, query = back.partition("?")
+    kept = query if path == "/tasks" and query else ""
+    return f"/tasks?{kept}&notice={note}" if kept else f"/tasks?notice={note}"
+
+
 def _task_view(task: dict[str, Any], now: datetime) -> dict[str, Any]:
     due = parse_utc(task.get("due_at"))
     return {
@@ -494,7 +502,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
     )
     if answer.status == 200:
-        return redirect("/tasks?notice=updated")
+        return redirect(_list_with_note(back, "updated"))
     error = ApiError.from_response(answer)
     if error.status == 404:
         return await _missing_task(ctx, back)

@@ -436,6 +436,35 @@ async def test_the_edit_pages_cancel_leads_back_to_the_page_it_was_opened_from(
     assert tuple(row) == ("Pay rent", 1)
 
 
+async def test_a_saved_edit_leads_back_to_the_list_as_it_was_filtered(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    task = await api_create(clean, token, title="Pay rent")
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "priority": "medium",
+        "recurrence": "none",
+    }
+    for version, (sent, location) in enumerate(
+        (
+            ("/tasks?q=rent&priority=high", "/tasks?q=rent&priority=high&notice=updated"),
+            ("/tasks?q=rent&notice=created", "/tasks?q=rent&notice=updated"),
+            ("/notifications", "/tasks?notice=updated"),
+            ("//evil.example/", "/tasks?notice=updated"),
+            ("", "/tasks?notice=updated"),
+        ),
+        start=1,
+    ):
+        answer = await ann.post(
+            f"/tasks/{task['id']}/edit",
+            data={**fields, "title": f"Pay rent {version}", "version": str(version), "back": sent},
+        )
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"] == location, sent
+
+
 async def test_a_missing_tasks_go_back_leads_to_the_page_it_was_asked_from(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
