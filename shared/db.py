@@ -11,7 +11,7 @@ import logging
 import ssl as ssl_module
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, Unpack
@@ -312,13 +312,20 @@ _DRIVER_OUTAGES = (
 )
 
 
-def is_database_outage(exc: BaseException) -> bool:
-    """The database could not be reached or dropped the connection (down, restarting, a
-    network cut), as opposed to a bug or a bad query: worth a 503 and a retry, not a 500."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it was raised from or during, and so on (each once)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (down, restarting, a
+    network cut), as opposed to a bug or a bad query: worth a 503 and a retry, not a 500."""
+    for current in _causes(exc):
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
         # Every pooled connection stayed busy for the whole pool timeout: no capacity now.
@@ -334,7 +341,6 @@ def is_database_outage(exc: BaseException) -> bool:
         # asyncpg's answer when the connection closed under a call already made on it.
         if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
             return True
-        current = current.__cause__ or current.__context__
     return False
 
 
@@ -342,14 +348,7 @@ def is_statement_cancelled(exc: BaseException) -> bool:
     """The server cancelled the statement (SQLSTATE 57014): it ran past the role's
     ``statement_timeout`` (shared/bootstrap.sql), or an operator cancelled it. Nothing it did
     was committed, and the database is there: worth a 503 and a retry, not a 500."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, asyncpg.exceptions.QueryCanceledError):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(c, asyncpg.exceptions.QueryCanceledError) for c in _causes(exc))
 
 
 async def wait_for_database(engine: AsyncEngine, *, attempts: int = 10, delay: float = 0.5) -> None:
@@ -401,12 +400,7 @@ def _raise_if_outcome_unknown(exc: Exception) -> None:
 def _closed_before_sending(exc: BaseException) -> bool:
     """asyncpg refused the call on a connection it knew closed (``InterfaceError``), without
     writing to it; a connection lost during the call raises its protocol or server errors."""
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, asyncpg.InterfaceError):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(c, asyncpg.InterfaceError) for c in _causes(exc))
 
 
 class Session(AsyncSession):
