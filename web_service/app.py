@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -144,6 +144,15 @@ def _page(request: Request, status: int, heading: str, message: str, back: str =
     return HTMLResponse(ENV.get_template("error.html").render(values), status_code=status)
 
 
+def _signin_address(next_path: str | None, *, notice: str | None = None) -> str:
+    """The sign-in form's address, leading back to ``next_path`` once signed in (left out
+    for the list, where signing in leads anyway)."""
+    query = {"notice": notice} if notice else {}
+    if next_path and next_path != "/tasks":
+        query["next"] = next_path
+    return "/signin" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+
+
 async def _sign_in(request: Request, exc: Exception) -> Response:
     web: WebState = request.app.state.web
     if _wants_json(request):
@@ -153,15 +162,13 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
         )
     elif request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        next_path = safe_next(target)
-        suffix = "" if next_path == "/tasks" else f"?next={quote(next_path, safe='')}"
-        response = RedirectResponse("/signin" + suffix, status_code=303)
+        response = RedirectResponse(_signin_address(safe_next(target)), status_code=303)
     else:
         # A form sent from a page whose session has ended: signed in again, the person is
         # back on that page (what the form changed is not sent again).
         before = page_before(request, web.settings)
-        suffix = f"&next={quote(before, safe='')}" if before and before != "/tasks" else ""
-        response = RedirectResponse("/signin?notice=session_ended" + suffix, status_code=303)
+        address = _signin_address(before, notice="session_ended")
+        response = RedirectResponse(address, status_code=303)
     if request.cookies.get(web.cookies.session):
         response.delete_cookie(web.cookies.session, path="/", secure=web.settings.cookies_secure)
     return response
