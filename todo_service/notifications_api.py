@@ -218,9 +218,9 @@ async def _events(
             remaining = deadline - time.time()
             if remaining <= 0:
                 return
-            # Shielded: a client that leaves cancels the stream, and a statement cancelled
-            # mid-flight can strand its pooled connection (the cancel scope also cancels the
-            # connection's clean-up); the read finishes and returns its connection instead.
+            # Shielded: a client that leaves cancels the stream, and the read it was waiting
+            # on still runs to its end and returns its connection to the pool, rather than
+            # being cut off mid-statement.
             rows = await asyncio.shield(
                 notifications.after(db, user_id, after_id=last, limit=limit)
             )
