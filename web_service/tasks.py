@@ -149,6 +149,13 @@ def back_to(path: str | None) -> str:
     return safe_next(f"{path}?{urlencode(kept)}" if kept else path, "/tasks")
 
 
+def _way_back(ctx: Ctx, form: Any) -> str:
+    """Where an action sent from a page leads back to (``back_to``): the ``back`` a task's
+    page carries in its form, else the page the form was sent from (the list as filtered)."""
+    sent = form.get("back")
+    return back_to(sent[:2000] if isinstance(sent, str) else page_before(ctx.request, ctx.settings))
+
+
 def _list_with_note(back: str, note: str) -> str:
     """The list as ``back`` (from ``back_to``) had it, its filters kept, with the note of the
     action just done; the plain list with the note when ``back`` is another page."""
@@ -402,7 +409,8 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
         return JSONResponse(
             {"completed": task["completed"], "html": render_text(ctx, "_task_one.html", task=task)}
         )
-    return redirect(f"/tasks?notice={'completed' if completed else 'reopened'}")
+    note = "completed" if completed else "reopened"
+    return redirect(_list_with_note(_way_back(ctx, form), note))
 
 
 @router.get("/tasks/{raw_id}/delete")
@@ -411,22 +419,25 @@ async def delete_confirmation(ctx: CtxDep, raw_id: str) -> Response:
     task = await _read_task(ctx, raw_id)
     if task is None:
         return await _missing_task(ctx)
-    return await render(ctx, "task_delete.html", task=task)
+    return await render(
+        ctx, "task_delete.html", task=task, back=back_to(page_before(ctx.request, ctx.settings))
+    )
 
 
 @router.post("/tasks/{raw_id}/delete")
 async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
     task_id = resource_id(raw_id)
+    back = _way_back(ctx, await ctx.form())
     if task_id is None:
-        return await _missing_task(ctx)
+        return await _missing_task(ctx, back)
     try:
         await ctx.expect("DELETE", f"/api/tasks/{task_id}", ok=(204,))
     except ApiError as error:
         return refused(ctx, error, "/tasks")
     if ctx.wants_json:
         return Response(status_code=204)
-    return redirect("/tasks?notice=deleted")
+    return redirect(_list_with_note(back, "deleted"))
 
 
 def _edit_values(task: dict[str, Any], tz: str) -> dict[str, str]:
@@ -454,7 +465,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
         "task_edit.html",
         task=task,
         form=_edit_values(task, session.timezone),
-        back=back_to(page_before(ctx.request, ctx.settings)),
+        back=_way_back(ctx, ctx.request.query_params),
         version=str(task["version"]),
         errors={},
         conflict=None,
@@ -469,7 +480,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     task_id = resource_id(raw_id)
     form = await ctx.form()
     # Where Cancel leads, as the form was opened with (the list as it was filtered).
-    back = back_to(_field(form, "back", 2000))
+    back = _way_back(ctx, form)
     if task_id is None:
         return await _missing_task(ctx, back)
     values = _form_values(form)

@@ -362,6 +362,7 @@ async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
         "title": "Mine",
         "priority": "medium",
         "recurrence": "none",
+        "back": "/tasks?q=rent",
     }
     answer = await ann.post(f"/tasks/{task['id']}/edit", data=fields)
     assert answer.status_code == 409
@@ -373,6 +374,12 @@ async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
     row = await clean.db.fetch_row("SELECT title, version FROM todo.tasks")
     assert row is not None
     assert tuple(row) == ("Changed elsewhere", 2)
+    # Discarding opens the current version with the same way back.
+    discard = link_of(answer.text, "Discard my changes and edit the current version")
+    assert discard == f"/tasks/{task['id']}/edit?back=%2Ftasks%3Fq%3Drent"
+    reopened = await ann.get(discard)
+    assert link_of(reopened.text, "Cancel") == "/tasks?q=rent"
+    assert 'value="Changed elsewhere"' in reopened.text
     # The form now carries the current version: saving again is a deliberate overwrite.
     assert 'name="version" value="2"' in answer.text
     again = await ann.post(f"/tasks/{task['id']}/edit", data={**fields, "version": "2"})
@@ -499,6 +506,49 @@ async def test_delete_confirmation_then_delete(clean: Platform, ann: httpx.Async
     answer = await ann.post(f"/tasks/{row[0]}/delete", data={"csrf_token": csrf_of(confirm.text)})
     assert answer.headers["location"] == "/tasks?notice=deleted"
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
+
+
+async def test_the_delete_confirmation_leads_back_to_the_list_as_it_was_filtered(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    kept = await api_create(clean, token, title="Keep me")
+    for referer, back in WAYS_BACK.items():
+        headers = {"Referer": referer} if referer else {}
+        confirm = await ann.get(f"/tasks/{kept['id']}/delete", headers=headers)
+        assert link_of(confirm.text, "Keep it") == back, referer
+        assert f'name="back" value="{html.escape(back)}"' in confirm.text, referer
+    csrf = csrf_of(confirm.text)
+    for sent, location in (
+        ("/tasks?q=rent&priority=high", "/tasks?q=rent&priority=high&notice=deleted"),
+        ("/tasks?q=rent&notice=created", "/tasks?q=rent&notice=deleted"),
+        ("//evil.example/", "/tasks?notice=deleted"),
+        ("", "/tasks?notice=deleted"),
+    ):
+        task = await api_create(clean, token, title="Bin me")
+        answer = await ann.post(
+            f"/tasks/{task['id']}/delete", data={"csrf_token": csrf, "back": sent}
+        )
+        assert answer.headers["location"] == location, sent
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
+
+
+async def test_completing_from_a_filtered_list_leads_back_to_it(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    task = await api_create(clean, await token_of(clean), title="Pay rent")
+    csrf = await page_csrf(ann)
+    for referer, location in (
+        ("http://testserver/tasks?status=pending&q=rent", "/tasks?status=pending&q=rent&"),
+        ("http://testserver/tasks?tag=home&notice=created", "/tasks?tag=home&"),
+        ("https://evil.example/tasks?q=x", "/tasks?"),
+    ):
+        answer = await ann.post(
+            f"/tasks/{task['id']}/complete",
+            data={"csrf_token": csrf, "completed": "true"},
+            headers={"Referer": referer},
+        )
+        assert answer.headers["location"] == location + "notice=completed", referer
 
 
 def test_a_due_date_is_read_in_the_users_zone() -> None:
