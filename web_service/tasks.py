@@ -26,6 +26,12 @@ router = APIRouter(include_in_schema=False)
 STATUSES = {"all": "all", "pending": "pending", "done": "completed"}
 PRIORITIES = ("low", "medium", "high")
 RECURRENCES = ("none", "daily", "weekly", "monthly")
+# The reminders the task form offers (``before:<minutes>``); one set elsewhere (another
+# offset, or an instant: ``at:<ISO>``) is shown beside them, ticked, and kept unless unticked.
+REMINDER_CHOICES = ("before:0", "before:15", "before:60", "before:1440")
+# The todo API's bounds on a task's reminders.
+REMINDERS_MAX = 5
+REMINDER_OFFSET_MAX_MINUTES = 43_200
 # The filter form's lists (value -> label, in the order offered; "" is no filter).
 FILTER_CHOICES: dict[str, dict[str, str]] = {
     "priority": {"": "Any", **{p: p.capitalize() for p in PRIORITIES}},
@@ -169,6 +175,7 @@ def _task_view(task: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {
         **task,
         "overdue": due is not None and not task["completed"] and due < now,
+        "reminder_tokens": [_reminder_token(r) for r in task.get("reminders") or []],
     }
 
 
@@ -197,7 +204,7 @@ def new_chat_form(conversation_id: int | None = None) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "idempotency_key": str(uuid.uuid4())}
 
 
-def _new_form(values: dict[str, str] | None = None) -> dict[str, str]:
+def _new_form(values: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "title": "",
         "description": "",
@@ -206,6 +213,7 @@ def _new_form(values: dict[str, str] | None = None) -> dict[str, str]:
         "due_date": "",
         "due_time": "",
         "recurrence": "none",
+        "reminders": [],
         # Generated with the form: resubmitting this form never makes a second task.
         "idempotency_key": str(uuid.uuid4()),
         **(values or {}),
@@ -216,7 +224,7 @@ async def _tasks_page(
     ctx: Ctx,
     *,
     status: int = 200,
-    form: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
 ) -> Response:
     filters = Filters(ctx.request.query_params)
@@ -244,6 +252,7 @@ async def _tasks_page(
         errors=errors or {},
         priorities=PRIORITIES,
         recurrences=RECURRENCES,
+        reminder_choices=REMINDER_CHOICES,
         messages=[],
         chat_form=new_chat_form(),
         chat_error=None,
@@ -272,7 +281,7 @@ def _field(form: Any, name: str, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def _form_values(form: Any) -> dict[str, str]:
+def _form_values(form: Any) -> dict[str, Any]:
     return {
         "title": _field(form, "title", 400),
         "description": _field(form, "description", 2000),
@@ -281,10 +290,47 @@ def _form_values(form: Any) -> dict[str, str]:
         "due_date": _field(form, "due_date", 10),
         "due_time": _field(form, "due_time", 5),
         "recurrence": _field(form, "recurrence", 10),
+        # Each as ``_reminder_token`` writes it (an unreadable one as sent, to be refused),
+        # once, in the order sent; a form has a bounded number of fields.
+        "reminders": list(
+            dict.fromkeys(
+                _canonical_reminder(value[:64])
+                for value in form.getlist("reminders")
+                if isinstance(value, str)
+            )
+        ),
     }
 
 
-def task_body(values: dict[str, str], tz: str) -> tuple[dict[str, Any], dict[str, str]]:
+def _canonical_reminder(token: str) -> str:
+    reminder = _reminder(token)
+    return _reminder_token(reminder) if reminder is not None else token
+
+
+def _reminder(token: str) -> dict[str, Any] | None:
+    """The API's reminder for a form's ``before:<minutes>`` or ``at:<ISO instant>``; None
+    when it is neither."""
+    kind, _, value = token.partition(":")
+    if kind == "before" and value.isdigit() and int(value) <= REMINDER_OFFSET_MAX_MINUTES:
+        return {"before_due_minutes": int(value)}
+    if kind == "at":
+        try:
+            at = parse_utc(value)
+        except ValueError:
+            return None
+        if at is not None and at.tzinfo is not None:
+            return {"at": at.astimezone(UTC).isoformat()}
+    return None
+
+
+def _reminder_token(reminder: dict[str, Any]) -> str:
+    """The task form's value of one of the API's reminders (``_reminder`` read back)."""
+    if reminder.get("before_due_minutes") is not None:
+        return f"before:{reminder['before_due_minutes']}"
+    return f"at:{reminder['at']}"
+
+
+def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The API body of a task form, or the fields' errors."""
     errors: dict[str, str] = {}
     title = values["title"].strip()
@@ -323,6 +369,17 @@ def task_body(values: dict[str, str], tz: str) -> tuple[dict[str, Any], dict[str
         errors["due_date"] = "Enter the date the task is due, or clear the time"
     if recurrence != "none" and due_at is None and "due_date" not in errors:
         errors["due_date"] = "A repeating task needs a due date"
+    reminders = [_reminder(token) for token in values["reminders"]]
+    if None in reminders:
+        errors["reminders"] = "Choose reminders from the list"
+    elif len(reminders) > REMINDERS_MAX:
+        errors["reminders"] = f"At most {REMINDERS_MAX} reminders"
+    elif (
+        due_at is None
+        and "due_date" not in errors
+        and any(r is not None and "before_due_minutes" in r for r in reminders)
+    ):
+        errors["reminders"] = "A reminder before the due time needs a due date"
     body = {
         "title": title,
         "description": values["description"] or None,
@@ -330,6 +387,7 @@ def task_body(values: dict[str, str], tz: str) -> tuple[dict[str, Any], dict[str
         "tags": tags,
         "due_at": due_at,
         "recurrence": recurrence,
+        "reminders": reminders,
     }
     return body, errors
 
@@ -338,7 +396,7 @@ def _api_field_errors(error: ApiError) -> dict[str, str]:
     fields = error.field_errors()
     if "due_at" in fields:
         fields["due_date"] = fields.pop("due_at")
-    known = {"title", "description", "priority", "tags", "due_date", "recurrence"}
+    known = {"title", "description", "priority", "tags", "due_date", "recurrence", "reminders"}
     return {k: v for k, v in fields.items() if k in known} or {"_form": friendly(error)}
 
 
@@ -440,7 +498,7 @@ async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
     return redirect(_list_with_note(back, "deleted"))
 
 
-def _edit_values(task: dict[str, Any], tz: str) -> dict[str, str]:
+def _edit_values(task: dict[str, Any], tz: str) -> dict[str, Any]:
     due = parse_utc(task.get("due_at"))
     local = due.astimezone(zone(tz)) if due else None
     return {
@@ -451,6 +509,7 @@ def _edit_values(task: dict[str, Any], tz: str) -> dict[str, str]:
         "due_date": local.strftime("%Y-%m-%d") if local else "",
         "due_time": local.strftime("%H:%M") if local else "",
         "recurrence": task["recurrence"],
+        "reminders": [_reminder_token(r) for r in task.get("reminders") or []],
     }
 
 
@@ -471,6 +530,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
         conflict=None,
         priorities=PRIORITIES,
         recurrences=RECURRENCES,
+        reminder_choices=REMINDER_CHOICES,
     )
 
 
@@ -504,6 +564,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
             conflict=conflict,
             priorities=PRIORITIES,
             recurrences=RECURRENCES,
+            reminder_choices=REMINDER_CHOICES,
         )
 
     stub = {"id": task_id, "version": version, "title": values["title"]}

@@ -52,6 +52,29 @@ def when_text(value: str | datetime | None, tz: str) -> str:
     )
 
 
+def reminder_text(token: str, tz: str) -> str:
+    """A reminder of the task form (``before:<minutes>`` or ``at:<ISO instant>``) in words:
+    "1 hour before", "At the due time", "At Fri 01 Jan 2027, 10:00"; "" for anything else."""
+    kind, _, value = token.partition(":")
+    if kind == "at":
+        try:
+            return f"At {when_text(value, tz)}" if parse_utc(value) else ""
+        except ValueError:
+            return ""
+    if kind != "before" or not value.isdigit():
+        return ""
+    minutes = int(value)
+    if minutes == 0:
+        return "At the due time"
+    unit, size = next(
+        (unit, size)
+        for unit, size in (("day", 1440), ("hour", 60), ("minute", 1))
+        if minutes % size == 0
+    )
+    count = minutes // size
+    return f"{count} {unit}{'' if count == 1 else 's'} before"
+
+
 def _iso_local(value: str | datetime | None, tz: str, part: str) -> str:
     local = _local(value, tz)
     if local is None:
@@ -69,6 +92,7 @@ def _environment() -> Environment:
         auto_reload=False,
     )
     env.filters["when"] = when_text
+    env.filters["reminder"] = reminder_text
     env.filters["local_date"] = lambda value, tz: _iso_local(value, tz, "date")
     env.filters["local_time"] = lambda value, tz: _iso_local(value, tz, "time")
     env.globals["now_utc"] = lambda: datetime.now(UTC)

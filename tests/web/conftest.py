@@ -213,13 +213,23 @@ async def api_create(platform: Platform, token: str, **task: Any) -> dict[str, A
         return body
 
 
+async def api_task(platform: Platform, token: str, task_id: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=platform.gateway_url) as api:
+        answer = await api.get(
+            f"/api/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
 def idempotency_key_of(html: str) -> str:
     match = re.search(r'name="idempotency_key" value="([^"]+)"', html)
     assert match is not None, "no Idempotency-Key in the form"
     return match.group(1)
 
 
-async def create_form(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
+async def create_form(client: httpx.AsyncClient, **fields: str | list[str]) -> httpx.Response:
     """The create form as rendered, filled in and sent."""
     page = await client.get("/tasks")
     data = {

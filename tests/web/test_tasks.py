@@ -13,6 +13,7 @@ from tests.web.conftest import (
     Platform,
     WebAppFactory,
     api_create,
+    api_task,
     api_token,
     count,
     create_form,
@@ -61,6 +62,98 @@ async def test_create_makes_one_task_with_every_field(
     page = await ann.get("/tasks?notice=created")
     assert "Task added." in page.text
     assert titles(page.text) == ["Pay rent"]
+
+
+def reminders_of(task: dict[str, object]) -> list[tuple[object, object]]:
+    reminders = task["reminders"]
+    assert isinstance(reminders, list)
+    return [(r["before_due_minutes"], r["at"]) for r in reminders]
+
+
+async def test_a_new_task_gets_the_reminders_ticked_in_its_form(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    form = await ann.get("/tasks")
+    for text in ("At the due time", "15 minutes before", "1 hour before", "1 day before"):
+        assert f"> {text}</label>" in form.text, text
+    answer = await create_form(
+        ann,
+        title="Dentist",
+        due_date="2027-03-31",
+        due_time="17:30",
+        reminders=["before:60", "before:1440", "before:60"],
+    )
+    assert answer.status_code == 303, answer.text
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    task = await api_task(clean, await token_of(clean), row[0])
+    assert reminders_of(task) == [(60, None), (1440, None)]
+    page = await ann.get("/tasks")
+    assert "Reminders: 1 hour before, 1 day before" in page.text
+
+
+async def test_reminders_the_form_cannot_take_are_named_with_nothing_saved(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    due = {"due_date": "2027-03-31"}
+    for fields, message in (
+        ({"reminders": ["before:15"]}, "A reminder before the due time needs a due date"),
+        ({**due, "reminders": ["soon"]}, "Choose reminders from the list"),
+        ({**due, "reminders": ["before:43201"]}, "Choose reminders from the list"),
+        ({**due, "reminders": ["before:-5"]}, "Choose reminders from the list"),
+        ({**due, "reminders": ["at:2027-03-31T09:00"]}, "Choose reminders from the list"),
+        ({**due, "reminders": [f"before:{m}" for m in range(6)]}, "At most 5 reminders"),
+    ):
+        answer = await create_form(ann, title="Dentist", **fields)
+        assert answer.status_code == 422, fields
+        assert 'id="reminders-error"' in answer.text, fields
+        assert message in answer.text, fields
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
+
+
+async def test_an_edit_keeps_the_reminders_set_elsewhere_unless_unticked(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    task = await api_create(
+        clean,
+        token,
+        title="Dentist",
+        due_at="2027-01-02T10:00:00Z",
+        reminders=[{"before_due_minutes": 30}, {"at": "2027-01-01T09:00:00Z"}],
+    )
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    ticked = re.findall(r'name="reminders" value="([^"]+)" checked> ([^<]+)</label>', form.text)
+    assert [text for _, text in ticked] == ["30 minutes before", "At Fri 01 Jan 2027, 09:00"]
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "version": "1",
+        "title": "Dentist",
+        "priority": "medium",
+        "recurrence": "none",
+        "due_date": "2027-01-02",
+        "due_time": "10:00",
+    }
+    # Everything as it was opened (the instant untouched), then one unticked and one added.
+    kept = await ann.post(
+        f"/tasks/{task['id']}/edit", data={**fields, "reminders": [v for v, _ in ticked]}
+    )
+    assert kept.status_code == 303, kept.text
+    now = await api_task(clean, token, task["id"])
+    assert (reminders_of(now), now["version"]) == (reminders_of(task), 1)
+    changed = await ann.post(
+        f"/tasks/{task['id']}/edit",
+        data={**fields, "reminders": [ticked[1][0], "before:0"]},
+    )
+    assert changed.status_code == 303, changed.text
+    now = await api_task(clean, token, task["id"])
+    assert reminders_of(now) == [(None, task["reminders"][1]["at"]), (0, None)]
+    # The last reminders unticked: the task has none.
+    cleared = await ann.post(
+        f"/tasks/{task['id']}/edit", data={**fields, "version": str(now["version"])}
+    )
+    assert cleared.status_code == 303, cleared.text
+    assert reminders_of(await api_task(clean, token, task["id"])) == []
 
 
 async def test_the_same_form_sent_twice_makes_one_task(
@@ -560,6 +653,7 @@ def test_a_due_date_is_read_in_the_users_zone() -> None:
         "due_date": "2027-07-01",
         "due_time": "09:00",
         "recurrence": "none",
+        "reminders": [],
     }
     body, errors = task_body(values, "Europe/Paris")
     assert errors == {}
