@@ -32,8 +32,8 @@ async def test_a_new_conversation_on_the_chat_page_gets_its_own_address(page: Pa
 async def test_a_new_conversation_appears_in_the_list_when_its_first_turn_is_done(
     page: Page,
 ) -> None:
-    """Without a reload: the list shows it (marked as the one open) and counts it; a second
-    new conversation goes on top of it."""
+    """Without a reload: the list shows it (marked as the one open) and counts it, the page
+    heads it with its title and a delete button; a second new conversation goes on top."""
     await sign_up(page)
     await page.goto("/chat")
     await page.evaluate("() => { window.sameDocument = true; }")
@@ -50,6 +50,11 @@ async def test_a_new_conversation_appears_in_the_list_when_its_first_turn_is_don
         address = re.sub(r"^.*(/chat/\d+)$", r"\1", page.url)
         await expect(links.first).to_have_attribute("href", address)
         await expect(links.first).to_have_attribute("aria-current", "page")
+        # The conversation's heading, delete button and title are its own, as after a reload.
+        title = await links.first.inner_text()
+        await expect(page.locator("#conversation-heading")).to_have_text(title)
+        await expect(page.get_by_test_id("conversation-delete")).to_be_visible()
+        await expect(page).to_have_title(re.compile(re.escape(title)))
         if n == 1:
             await page.get_by_test_id("new-conversation").click()
             await expect(page).to_have_url(re.compile(r"/chat$"))

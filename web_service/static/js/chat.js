@@ -51,10 +51,11 @@ const newKey = (form) => {
   if (key && window.crypto?.randomUUID) key.value = window.crypto.randomUUID();
 };
 
-// The chat page's conversation list (and its count) as the conversation's own page has it
-// now: a new conversation appears in it when its first turn is done, the one just continued
-// moves to the top. The list is this service's HTML; left as it was if it cannot be read.
-const refreshConversations = async (id) => {
+// The chat page as the conversation's own page has it now: the conversation list (and its
+// count), where a new conversation appears when its first turn is done and the one just
+// continued moves to the top, and the conversation's heading, delete button and title. It is
+// this service's HTML; left as it was if it cannot be read.
+const refreshChatPage = async (id) => {
   const list = document.querySelector('[data-testid="conversation-list"]');
   if (!list) return;
   try {
@@ -64,8 +65,12 @@ const refreshConversations = async (id) => {
     });
     if (!response.ok || response.redirected) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
-    const fresh = page.querySelector('[data-testid="conversation-list"]');
-    if (fresh) list.replaceWith(document.importNode(fresh, true));
+    for (const part of ["conversation-list", "conversation-head"]) {
+      const fresh = page.querySelector(`[data-testid="${part}"]`);
+      const shown = document.querySelector(`[data-testid="${part}"]`);
+      if (fresh && shown) shown.replaceWith(document.importNode(fresh, true));
+    }
+    document.title = page.title;
   } catch {
     // not refreshed: a reload shows it
   }
@@ -116,7 +121,7 @@ const turn = async (form) => {
           if (window.location.pathname === "/chat") {
             window.history.replaceState(null, "", `/chat/${id.value}`);
           }
-          refreshConversations(id.value);
+          refreshChatPage(id.value);
         }
       } else if (name === "error") {
         failed = true;
