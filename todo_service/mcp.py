@@ -20,6 +20,7 @@ codes are the ``ErrorCode`` values below, documented in docs/todo.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -38,6 +39,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -380,6 +382,7 @@ class _TodoServer(MCPServer[Any]):
 
 def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
     jwks = urlsplit(settings.auth_jwks_url)
+    tools = _Tools(app)
     server = _TodoServer(
         "todo",
         title="Todo tasks",
@@ -399,32 +402,39 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
         ),
         # The tool listing is the same for every user: clients may cache and share it.
         cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="public")},
+        tools=[tool.model_copy(update={"fn": getattr(tools, tool.name)}) for tool in _tool_specs()],
     )
-    tools = _Tools(app)
+    return server
+
+
+@functools.cache
+def _tool_specs() -> tuple[Tool, ...]:
+    """The tools' names, descriptions, annotations and argument schemas, made once per process
+    from ``_Tools``' signatures (pydantic builds a model and a JSON schema for each, ~4 ms a
+    tool); each server copies them with its own app's methods."""
+    blank = _Tools(FastAPI())  # only the methods' signatures and docstrings are read
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
     read = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
     completion = ToolAnnotations(read_only_hint=False, idempotent_hint=True)
     deletion = ToolAnnotations(read_only_hint=False, destructive_hint=True)
-    for tool, hints in (
-        (tools.add_task, write),
-        (tools.list_tasks, read),
-        (tools.complete_task, completion),
-        (tools.delete_task, deletion),
-        (tools.update_task, write),
-        (tools.complete_tasks, completion),
-        (tools.delete_tasks, deletion),
-        (tools.list_notifications, read),
-        (tools.snooze_notification, write),
-        (tools.dismiss_notification, completion),
-    ):
+    return tuple(
         # The docstring is what an agent's model reads: without the code's indentation.
-        server.add_tool(
-            tool,
-            name=tool.__name__,
-            description=inspect.getdoc(tool),
-            annotations=hints,
+        Tool.from_function(
+            tool, name=tool.__name__, description=inspect.getdoc(tool), annotations=hints
         )
-    return server
+        for tool, hints in (
+            (blank.add_task, write),
+            (blank.list_tasks, read),
+            (blank.complete_task, completion),
+            (blank.delete_task, deletion),
+            (blank.update_task, write),
+            (blank.complete_tasks, completion),
+            (blank.delete_tasks, deletion),
+            (blank.list_notifications, read),
+            (blank.snooze_notification, write),
+            (blank.dismiss_notification, completion),
+        )
+    )
 
 
 class _Tools:

@@ -24,6 +24,8 @@ from shared.settings import FILE_SUFFIX, PLATFORM_VARIABLES
 from tests.deploy.dockerfile import chain, env_of, stages
 from tests.deploy.kubernetes import of_kind, render, secret_files
 from tests.deploy.support import PROCESS_VARIABLES, REPO, settings_fields
+from todo_service.settings import TodoSettings
+from todo_service.webhooks.targets import forbidden_reason
 
 SERVICES = {
     "auth": ("auth_service", "AUTH_"),
@@ -373,3 +375,69 @@ def test_only_the_gateway_reaches_the_web_service_and_the_web_service_only_the_g
     # The other services still reach auth for its keys.
     assert _admits(protected["auth"], pods["todo"])
     assert _admits(protected["auth"], pods["gateway"])
+
+
+def _egress_admits(policy: dict[str, Any], address: str, port: int) -> bool:
+    """Whether ``policy`` lets its pods open a connection to ``address``:``port`` (any peer
+    of a rule naming the port, or all ports; a rule without ``to`` admits every address)."""
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"].get("egress", []):
+        ports = [item["port"] for item in rule.get("ports", [])]
+        if ports and port not in ports:
+            continue
+        peers = rule.get("to")
+        if not peers:
+            return True
+        for peer in peers:
+            block = peer.get("ipBlock")
+            if block is None or ip.version != ipaddress.ip_network(block["cidr"]).version:
+                continue
+            inside = ip in ipaddress.ip_network(block["cidr"])
+            excepted = any(
+                ip in ipaddress.ip_network(cidr)
+                for cidr in block.get("except", [])
+                if ipaddress.ip_network(cidr).version == ip.version
+            )
+            if inside and not excepted:
+                return True
+    return False
+
+
+# Addresses a webhook must never reach, the application's refusals (targets.forbidden_reason)
+# repeated by the network: private, loopback, link-local and the cloud metadata service,
+# shared (CGNAT), unspecified, ULA, an IPv4-mapped private one.
+NEVER_A_WEBHOOK = (
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "127.0.0.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",  # noqa: S104 (an address to refuse, not one to bind)
+    "::1",
+    "fd00::1",
+    "fe80::1",
+    "::ffff:10.0.0.1",
+)
+
+
+def test_the_todo_worker_reaches_only_public_addresses_on_the_webhook_port(
+    manifests: list[dict[str, Any]],
+) -> None:
+    policy = of_kind(manifests, "NetworkPolicy")["todo-worker-egress"]
+    worker = _pod_labels(manifests)["todo-worker"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert all(worker.get(key) == value for key, value in selector.items())
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    webhook_ports = TodoSettings.model_fields["webhook_ports"].default
+    for port in webhook_ports:
+        for address in NEVER_A_WEBHOOK:
+            assert forbidden_reason(ipaddress.ip_address(address)) is not None, address
+            assert not _egress_admits(policy, address, port), (address, port)
+        for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"):
+            assert _egress_admits(policy, address, port), (address, port)
+    # What else it needs: PostgreSQL and Redis wherever they run, and no other port.
+    for port in (5432, 6379):
+        assert _egress_admits(policy, "10.0.0.1", port), port
+    assert not _egress_admits(policy, "93.184.216.34", 80)
+    assert not _egress_admits(policy, "10.0.0.1", 8002)
