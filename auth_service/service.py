@@ -333,6 +333,26 @@ async def _revoke(session: AsyncSession, now: datetime, families: Sequence[Refre
     await session.flush()
 
 
+_FORGET_ENDED_SESSIONS = (
+    "WITH gone AS (DELETE FROM auth.refresh_families WHERE id IN ("
+    "SELECT id FROM auth.refresh_families WHERE expires_at < $1 OR revoked_at < $1 "
+    "LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*) FROM gone"
+)
+
+
+async def forget_ended_sessions(db: Statements, *, before: datetime, batch: int) -> int:
+    """Delete at most ``batch`` sessions that ended (revoked, or past their absolute end)
+    before ``before``, with their refresh tokens (the foreign key cascades); how many.
+
+    Nothing is lost by it: a token of a deleted session is refused as one of an ended session
+    is (401 ``invalid_refresh_token``), and its logout ends nothing either way. Without it
+    every login and every rotation would leave a row for good. A session being rotated or
+    revoked right now (its row locked) waits for the next round.
+    """
+    row = await db.fetch_row(_FORGET_ENDED_SESSIONS, before, batch, write=True)
+    return int(row[0]) if row is not None else 0
+
+
 async def get_user(session: AsyncSession, user_id: str) -> User:
     try:
         key = uuid.UUID(user_id)
