@@ -42,6 +42,15 @@ class RefreshFamily(AuthBase, table=True):
     minted by a rotation is either revoked with the family or never minted."""
 
     __tablename__ = "refresh_families"
+    # Ended sessions are found by when they ended, and deleted after a retention (``service``).
+    __table_args__ = (
+        Index("ix_refresh_families_expires_at", "expires_at"),
+        Index(
+            "ix_refresh_families_revoked_at",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(

@@ -333,6 +333,26 @@ async def _revoke(session: AsyncSession, now: datetime, families: Sequence[Refre
     await session.flush()
 
 
+_FORGET_ENDED_SESSIONS = (
+    "WITH gone AS (DELETE FROM auth.refresh_families WHERE id IN ("
+    "SELECT id FROM auth.refresh_families WHERE expires_at < $1 OR revoked_at < $1 "
+    "LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) SELECT count(*) FROM gone"
+)
+
+
+async def forget_ended_sessions(db: Statements, *, before: datetime, batch: int) -> int:
+    """Delete at most ``batch`` sessions that ended (revoked, or past their absolute end)
+    before ``before``, with their refresh tokens (the foreign key cascades); how many.
+
+    Nothing is lost by it: a token of a deleted session is refused as one of an ended session
+    is (401 ``invalid_refresh_token``), and its logout ends nothing either way. Without it
+    every login and every rotation would leave a row for good. A session being rotated or
+    revoked right now (its row locked) waits for the next round.
+    """
+    row = await db.fetch_row(_FORGET_ENDED_SESSIONS, before, batch, write=True)
+    return int(row[0]) if row is not None else 0
+
+
 async def get_user(session: AsyncSession, user_id: str) -> User:
     try:
         key = uuid.UUID(user_id)
@@ -398,9 +418,7 @@ async def change_password(
     the account's access token adds to that count, so strangers' failed logins never block it.
     """
     now = ctx.clock()
-    user = await _confirm_password(
-        session, ctx, subject, current, purpose="password", wrong=WrongPassword, now=now
-    )
+    user = await _confirm_password(session, ctx, subject, current, wrong=WrongPassword, now=now)
     if new.strip().lower() == user.email:
         raise WeakPassword()
     user.password_hash = await ctx.hasher.hash(new)
@@ -417,24 +435,32 @@ async def _confirm_password(
     subject: str,
     password: str,
     *,
-    purpose: str,
     wrong: type[AppError],
     now: datetime,
 ) -> User:
     """The signed-in account, once ``password`` is confirmed as its own. Wrong passwords are
-    throttled per account and ``purpose``, apart from logins: only a holder of the account's
-    access token adds to that count, so strangers' failed logins never block it."""
+    throttled per account, apart from logins: only a holder of the account's access token
+    adds to that count, so strangers' failed logins never block it."""
     settings = ctx.settings
     # Counted before the account is even read, so no connection is held while waiting for one.
+    # One count for every route that confirms the password (a guess is a guess wherever it
+    # is made), within the window and under the account's ceiling per account window, as
+    # logins from new addresses are: a stolen session (refreshed for as long as it lasts)
+    # guesses no faster here than a stranger at the login.
     async with ctx.sessionmaker.begin() as gate:
-        (attempt,) = await throttle.reserve(
+        attempt, ceiling = await throttle.reserve(
             gate,
             [
                 throttle.Limit(
-                    _sha256(f"{purpose}:{subject}"),
+                    _sha256(f"confirm:{subject}"),
                     settings.lockout_threshold,
                     timedelta(seconds=settings.lockout_window_seconds),
-                )
+                ),
+                throttle.Limit(
+                    _sha256(f"confirm-ceiling:{subject}"),
+                    settings.lockout_account_ceiling,
+                    timedelta(seconds=settings.lockout_account_window_seconds),
+                ),
             ],
             now,
             retain=_retain(settings),
@@ -443,11 +469,12 @@ async def _confirm_password(
     try:
         valid, _ = await ctx.hasher.verify(password, user.password_hash)
     except PasswordCheckBusy:
-        await _give_back(session, [attempt])
+        await _give_back(session, [attempt, ceiling])
         raise
     if not valid:
         raise wrong()
     await throttle.clear(session, attempt.key_hash)
+    await throttle.give_back(session, ceiling)
     return user
 
 
@@ -483,7 +510,7 @@ async def delete_account(
     """
     now = ctx.clock()
     user = await _confirm_password(
-        session, ctx, subject, password, purpose="delete", wrong=PasswordNotConfirmed, now=now
+        session, ctx, subject, password, wrong=PasswordNotConfirmed, now=now
     )
     # Every session's row first, in id order, as a password change takes them: a rotation
     # holding one finishes first (and its token is deleted with the account), a later one

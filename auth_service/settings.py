@@ -29,6 +29,10 @@ class AuthSettings(ServiceSettings):
     # A login session's absolute lifetime: rotation never extends a session past it.
     session_max_days: int = Field(default=90, ge=1)
 
+    # A session that ended (revoked, or past its absolute end) is deleted with its refresh
+    # tokens this long after, by the worker: a token of it is refused the same either way.
+    ended_sessions_retention_days: int = Field(default=7, ge=0)
+
     argon2_time_cost: int = OWASP_MIN_TIME_COST
     argon2_memory_kib: int = OWASP_MIN_MEMORY_KIB
     argon2_parallelism: int = 1

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
 from gateway.settings import IPNetwork
 from shared import docs
+from shared.network import client_address, parse_address
 
 # RFC 9110 7.6.1: meaningful for one connection only, never forwarded.
 HOP_BY_HOP = frozenset(
@@ -121,12 +121,8 @@ class TrustedProxies:
         known = self._cache.get(address)
         if known is not None:
             return known
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            trusted = False
-        else:
-            trusted = any(ip in network for network in self._networks)
+        ip = parse_address(address)
+        trusted = ip is not None and any(ip in network for network in self._networks)
         if len(self._cache) >= 4096:
             self._cache.clear()
         self._cache[address] = trusted
@@ -137,12 +133,15 @@ class TrustedProxies:
 
         Behind trusted proxies the chain is read right to left (each proxy appends the
         address it saw) and the first address that is not a trusted proxy is the client;
-        whatever a client wrote further left is ignored.
+        whatever a client wrote further left is ignored. Each entry counts as its address in
+        one spelling (``shared.network.parse_address``: a port, brackets or an IPv6 zone
+        dropped), so a proxy that writes the client's port does not make every connection a
+        new client.
         """
         if forwarded_for is None or not self._networks or not self.trusts(peer):
             return peer
         hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",")]
         for hop in reversed(hops):
             if hop and not self.trusts(hop):
-                return hop
+                return client_address(hop)
         return peer

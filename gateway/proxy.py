@@ -158,6 +158,7 @@ class Edge:
             name: (URL(u.url).scheme, URL(u.url).raw_host or "", URL(u.url).port)
             for name, u in self.upstreams.items()
         }
+        self._authorities = {name: _authorities(*origin) for name, origin in self._origins.items()}
 
     # --- entry ------------------------------------------------------------------------
 
@@ -379,6 +380,8 @@ class Edge:
                 has_length = True
             elif lower == b"content-type":
                 event_stream = value.startswith(b"text/event-stream")
+            elif lower == b"location":
+                value = _relative_location(value, self._authorities[upstream])
             headers.append((lower, value))
         if named:
             headers = [(k, v) for k, v in headers if k not in named]
@@ -542,6 +545,35 @@ class Edge:
 
     async def close(self) -> None:
         await asyncio.gather(*(session.close() for session in self.sessions.values()))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _authorities(scheme: str, host: str, port: int | None) -> tuple[bytes, ...]:
+    """How a service's own absolute URLs name it: the host (IPv6 in brackets) and port the
+    gateway connects to, as its ``Host`` header says; the host alone when that port is the
+    scheme's default."""
+    name = (f"[{host}]" if ":" in host else host).lower().encode("latin-1")
+    if port is None:
+        return (name,)
+    with_port = name + b":" + str(port).encode()
+    return (with_port, name) if _DEFAULT_PORTS.get(scheme) == port else (with_port,)
+
+
+def _relative_location(value: bytes, authorities: tuple[bytes, ...]) -> bytes:
+    """A ``Location`` naming the service's own internal address (an absolute URL a framework
+    built from the ``Host`` the gateway sent, e.g. a trailing-slash redirect) as the path
+    alone, which the client resolves against the gateway's address, as nginx's default
+    ``proxy_redirect`` does; any other ``Location`` as it is."""
+    scheme, separator, rest = value.partition(b"://")
+    if not separator or scheme.lower() not in (b"http", b"https"):
+        return value
+    for authority in authorities:
+        after = rest[len(authority) :]
+        if rest[: len(authority)].lower() == authority and after[:1] in (b"", b"/", b"?", b"#"):
+            return after if after.startswith(b"/") else b"/" + after
+    return value
 
 
 async def _drain(receive: Receive, budget: int) -> None:

@@ -270,6 +270,9 @@ def engine_for(
         pool_timeout=pool_timeout,
         pool_pre_ping=ping_after_idle is None,
         pool_recycle=1800,
+        # A failed statement's error names its SQL, never its values: those are emails,
+        # password hashes, task titles, message text, and the error reaches the logs.
+        hide_parameters=True,
     )
     _check_on_checkout(engine, ping_after_idle)
     return engine

@@ -4,17 +4,53 @@ from __future__ import annotations
 
 import ipaddress
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_address(text: str) -> Address | None:
+    """The address in ``text`` as proxies and servers write one: bare, with a port
+    (``203.0.113.7:50001``), in brackets with or without a port (``[2001:db8::1]:443``), with an
+    IPv6 zone (``fe80::1%eth0``). An IPv4 address mapped into IPv6 is that IPv4 address. None
+    when ``text`` is none of these.
+
+    A proxy that writes the client's port gives every connection its own spelling: read as it
+    is, each would be a new client to every per-address limit.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1 :] if end > 0 else ""
+        if end < 0 or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
+            return None
+        text = text[1:end]
+    elif text.count(":") == 1:  # an IPv4 address and its port (IPv6 has two colons or more)
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(text: str) -> str:
+    """``text``'s address in its one spelling (see ``parse_address``), or ``text`` as it is
+    when it holds none."""
+    address = parse_address(text)
+    return text if address is None else str(address)
+
 
 def client_network(host: str) -> str:
     """The unit a client is limited by: its IPv4 address, or its IPv6 /64 (one subscriber
-    usually holds a whole /64, so single IPv6 addresses cost an attacker nothing). An IPv4
-    address mapped into IPv6 counts as itself; anything that is not an address as it is."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    usually holds a whole /64, so single IPv6 addresses cost an attacker nothing). Any spelling
+    of an address counts as that address (``parse_address``); anything that is not an address
+    as it is."""
+    address = parse_address(host)
+    if address is None:
         return host
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)

@@ -18,6 +18,12 @@ anything reaches the application, and answers in the platform's error envelope:
   connection that sends nothing at all is closed without an answer;
 - a body from which nothing arrives for ``body_timeout`` seconds: 408 ``request_timeout`` when
   no response has started, otherwise the connection is closed;
+- a body that, ``body_rate_grace`` seconds after it began, has not averaged ``min_body_rate``
+  bytes a second since (a byte now and then is never silent for long, yet would hold the
+  connection for as long as the body lasts): 408 ``request_body_too_slow``, or the connection
+  is closed, as for silence. Time the server is not reading (the application has not taken
+  what arrived, or has not asked for a body it must first allow with ``100 Continue``) does
+  not count;
 - anything httptools cannot parse: 400 ``invalid_http`` (uvicorn answers it in plain text).
 
 Each refusal closes the connection. The answer is sent, the sending side shut, and whatever
@@ -64,6 +70,8 @@ class HttpLimits:
     max_header_count: int
     header_timeout: float
     body_timeout: float
+    min_body_rate: float
+    body_rate_grace: float
 
     @classmethod
     def of(cls, settings: ServiceSettings) -> HttpLimits:
@@ -74,6 +82,8 @@ class HttpLimits:
             max_header_count=settings.max_header_count,
             header_timeout=settings.header_timeout_seconds,
             body_timeout=settings.body_timeout_seconds,
+            min_body_rate=settings.min_body_rate_bytes_per_second,
+            body_rate_grace=settings.body_rate_grace_seconds,
         )
 
 
@@ -95,6 +105,7 @@ HEADER_FIELD_TOO_LARGE = (431, "header_field_too_large", "A request header is to
 TOO_MANY_HEADERS = (431, "too_many_headers", "The request has too many headers")
 HEADER_SECTION_TOO_LARGE = (431, "header_section_too_large", "The request's headers are too large")
 REQUEST_TIMEOUT = (408, "request_timeout", "The request was not received in time")
+BODY_TOO_SLOW = (408, "request_body_too_slow", "The request body is arriving too slowly")
 INVALID_HTTP = (400, "invalid_http", "The request is not valid HTTP/1.1")
 
 
@@ -121,6 +132,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._body_heard_at = 0.0
+        # The body's bytes so far, and from when (and how many) its rate is measured.
+        self._body_bytes = 0
+        self._rate_since = 0.0
+        self._rate_bytes = 0
         self._refusal: RefusedRequest | None = None
         self._dropped_bytes = 0
 
@@ -171,9 +186,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     self._head_timer = self.loop.call_later(
                         self.limits.header_timeout, self._head_timed_out
                     )
-        elif self._body_timer is None:
+            return
+        if self._body_timer is None:
             self._body_heard_at = self.loop.time()
             self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
+        if self._body_too_slow():
+            self._refuse(RefusedRequest(*BODY_TOO_SLOW))
 
     # --- parser callbacks ---------------------------------------------------------------
 
@@ -197,6 +215,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # Only now: a request uvicorn could not take (a URL it cannot parse) is refused as a
         # head, not as the body of a request that never started.
         self._in_head = False
+        self._body_bytes = self._rate_bytes = 0
+        self._rate_since = self.loop.time()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_head = True
@@ -233,14 +257,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         now = self.loop.time()
         cycle = self.cycle
         if self.flow.read_paused or cycle.waiting_for_100_continue:
-            # The application has not read the body yet: the client is waiting for us.
-            self._body_heard_at = now
+            # The application has not read the body yet: the client is waiting for us. Its
+            # rate is measured afresh from here.
+            self._body_heard_at = self._rate_since = now
+            self._rate_bytes = self._body_bytes
         if now < self._body_heard_at + self.limits.body_timeout:
             self._body_timer = self.loop.call_at(
                 self._body_heard_at + self.limits.body_timeout, self._body_timed_out
             )
             return
         self._refuse(RefusedRequest(*REQUEST_TIMEOUT))
+
+    def _body_too_slow(self) -> bool:
+        """Whether the body has fallen below its minimum average rate, after the grace."""
+        rate = self.limits.min_body_rate
+        if rate <= 0:
+            return False
+        counted = self.loop.time() - self._rate_since - self.limits.body_rate_grace
+        return counted > 0 and self._body_bytes - self._rate_bytes < rate * counted
 
     def _refuse(self, refusal: RefusedRequest) -> None:
         """Answer ``refusal`` and close: at once, or after the responses still being sent."""

@@ -168,6 +168,12 @@ class ServiceSettings(BaseSettings):
     max_header_count: int = 128
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
+    # A body must also keep up an average rate: after the grace, at least this many bytes a
+    # second since it began (Kestrel's defaults), else 408, so a byte sent now and then (never
+    # silent for the body timeout) cannot hold a connection for as long as the body lasts.
+    # 0 turns the rate off.
+    min_body_rate_bytes_per_second: float = Field(default=240.0, ge=0)
+    body_rate_grace_seconds: float = Field(default=5.0, ge=0)
     # Domain events (docs/events.md): the Redis that carries the streams (its URL holds the
     # password, so it is a secret setting), and the bounds of the workers that use it.
     events_redis_url: str | None = None

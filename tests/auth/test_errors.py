@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.app import create_app
@@ -177,3 +178,34 @@ async def test_readiness_is_503_when_the_database_is_unreachable(
     assert live.status_code == 200
     body = assert_error(ready, 503, "not_ready")
     assert body["detail"] == {"checks": {"database": False}}
+
+
+async def test_an_unexpected_database_error_logs_no_email_or_password_hash(
+    client: httpx.AsyncClient, db_connection: AsyncConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Any statement's failure the service does not expect (a bug, a full disk, a trigger)
+    # ends in a logged traceback; SQLAlchemy's message carries the statement's parameters,
+    # here the new account's email and its password's argon2 hash, unless the engine hides
+    # them.
+    await db_connection.execute(
+        text(
+            "CREATE FUNCTION auth.refuse_every_user() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN RAISE EXCEPTION 'refused by a test trigger'; END$$"
+        )
+    )
+    await db_connection.execute(
+        text(
+            "CREATE TRIGGER refuse_every_user BEFORE INSERT ON auth.users "
+            "FOR EACH ROW EXECUTE FUNCTION auth.refuse_every_user()"
+        )
+    )
+
+    response = await client.post(
+        "/api/auth/register", json={"email": "secret.ann@example.com", "password": PASSWORD}
+    )
+
+    assert_error(response, 500, "internal_error")
+    assert "refused by a test trigger" in caplog.text  # the error itself is logged
+    assert "INSERT INTO auth.users" in caplog.text  # and its statement
+    assert "secret.ann@example.com" not in caplog.text
+    assert "$argon2" not in caplog.text

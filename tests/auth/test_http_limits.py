@@ -4,6 +4,7 @@ auth_service`` serves it (``shared.server``, bounded by the service's settings).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -25,7 +26,12 @@ from tests.support.serving import live_server
 @pytest.fixture
 async def auth_url(auth_app: FastAPI, auth_settings: AuthSettings) -> AsyncIterator[str]:
     settings = auth_settings.model_copy(
-        update={"header_timeout_seconds": 0.5, "body_timeout_seconds": 0.5}
+        update={
+            "header_timeout_seconds": 0.5,
+            "body_timeout_seconds": 0.5,
+            "min_body_rate_bytes_per_second": 100,
+            "body_rate_grace_seconds": 0.5,
+        }
     )
     async with live_server(auth_app, http=http_protocol(HttpLimits.of(settings))) as url:
         yield url
@@ -78,3 +84,29 @@ async def test_the_auth_port_takes_what_the_gateway_may_forward_on_a_kept_alive_
                 assert status == 200, body
     finally:
         writer.close()
+
+
+async def test_a_body_trickled_below_the_minimum_rate_is_408_on_the_auth_port(auth_url):
+    reader, writer = await connect(auth_url)
+    started = time.monotonic()
+    writer.write(
+        b"POST /api/auth/login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    sender = asyncio.create_task(trickle())
+    try:
+        async with asyncio.timeout(10):
+            response = await read_response(reader)
+    finally:
+        sender.cancel()
+        writer.close()
+    assert_refusal(response, 408, "request_body_too_slow")
+    assert time.monotonic() - started < 3

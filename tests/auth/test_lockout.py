@@ -12,8 +12,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service.app import create_app
 from auth_service.models import AttemptCounter, KnownAddress
+from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.auth.factories import (
     PASSWORD,
     assert_unauthorized,
@@ -24,6 +27,7 @@ from tests.auth.factories import (
     register,
 )
 from tests.support.errors import assert_error
+from tests.support.serving import serve
 
 WRONG = "not the password"
 WINDOW = 600
@@ -307,3 +311,68 @@ async def test_a_known_address_is_forgotten_after_the_known_address_days(
 
     assert_error(stale, 429, "login_locked")
     assert await count(sessionmaker, KnownAddress) == 1
+
+
+async def test_password_confirmations_share_one_count_and_the_accounts_ceiling(
+    auth_settings: AuthSettings, database: Database, clock: FrozenClock
+) -> None:
+    # A stolen session (refreshed for as long as it lasts) guesses the password at POST
+    # /password and DELETE /me: one count for both, and no faster over an account window
+    # than a stranger at the login. Short windows, so that one access token spans them.
+    window, account_window = 100, 400
+    settings = auth_settings.model_copy(
+        update={"lockout_window_seconds": window, "lockout_account_window_seconds": account_window}
+    )
+    async with serve(create_app(settings, db=database, clock=clock)) as client:
+        await register(client, "ann@example.com")
+        headers = bearer((await login(client, "ann@example.com"))["access_token"])
+
+        async def change(password: str) -> httpx.Response:
+            return await client.post(
+                "/api/auth/password",
+                json={"current_password": password, "new_password": "a brand new secret"},
+                headers=headers,
+            )
+
+        async def delete(password: str) -> httpx.Response:
+            return await client.request(
+                "DELETE", "/api/auth/me", json={"password": password}, headers=headers
+            )
+
+        assert_error(await change(WRONG), 400, "wrong_password")
+        assert_error(await change(WRONG), 400, "wrong_password")
+        assert_error(await delete(WRONG), 403, "wrong_password")
+        assert_error(await delete(PASSWORD), 429, "login_locked")  # the window's 3, shared
+        clock.advance(seconds=window)
+        assert_error(await delete(WRONG), 403, "wrong_password")
+        assert_error(await change(WRONG), 400, "wrong_password")  # the account's 5
+        clock.advance(seconds=window)
+        refused = await change(PASSWORD)
+        assert_error(refused, 429, "login_locked")
+        assert int(refused.headers["retry-after"]) == account_window - 2 * window
+        clock.advance(seconds=account_window - 2 * window)
+        assert (await change(PASSWORD)).status_code == 200
+
+
+async def test_a_confirmed_password_gives_its_count_back_to_the_ceiling(
+    client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    await register(client, "ann@example.com")
+    pair = await login(client, "ann@example.com")
+    headers = bearer(pair["access_token"])
+    for _ in range(CEILING + 2):  # the owner changing the password often is never refused
+        clock.advance(seconds=1)
+        response = await client.post(
+            "/api/auth/password",
+            json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        headers = bearer(response.json()["access_token"])
+        response = await client.post(
+            "/api/auth/password",
+            json={"current_password": "a brand new secret", "new_password": PASSWORD},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        headers = bearer(response.json()["access_token"])

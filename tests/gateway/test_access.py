@@ -327,6 +327,43 @@ async def test_ipv6_clients_of_one_64_share_one_ip_limit(echo, start_gateway):
     assert elsewhere.status_code == 200
 
 
+async def test_every_way_a_proxy_writes_one_client_address_counts_under_its_one_limit(
+    echo, start_gateway
+):
+    # Proxies write an entry with its port (one per connection, so each attempt would be a new
+    # client), in brackets, with an IPv6 zone, or IPv4-mapped; a trusted hop with its port is
+    # still the trusted proxy, not the client.
+    upstream, url = echo
+    settings = {"auth_url": url, "rate_limit_auth_ip": "2/minute", "trusted_proxies": "127.0.0.1"}
+    clients = {
+        "203.0.113.7": [
+            "203.0.113.7:50001",
+            "203.0.113.7:50002",
+            "::ffff:203.0.113.7",
+            "203.0.113.7, 127.0.0.1:8080",
+            "[::ffff:203.0.113.7]:443",
+        ],
+        "2001:db8::1": [
+            "[2001:db8::1]:443",
+            "[2001:db8::1]",
+            "2001:db8::1%eth0",
+            "2001:DB8:0:0::1, [::ffff:127.0.0.1]:9000",
+        ],
+    }
+    async with start_gateway(**settings) as (_, client):
+        for address, spellings in clients.items():
+            statuses = []
+            for spelling in spellings:
+                response = await client.post(
+                    "/api/auth/login", json={}, headers={"X-Forwarded-For": spelling}
+                )
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    # The service is told the address itself, as its throttling counts it.
+                    assert upstream.headers_of()["x-forwarded-for"] == [address]
+            assert statuses == [200, 200] + [429] * (len(spellings) - 2), (address, statuses)
+
+
 async def test_cors_preflight_from_an_allowed_origin_is_answered_by_the_gateway(
     echo, start_gateway
 ):

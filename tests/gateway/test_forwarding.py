@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
 from tests.support.serving import live_server
 
 
@@ -249,3 +252,34 @@ async def test_upstream_cannot_weaken_the_security_headers(start_gateway, issuer
         response = await client.get("/api/tasks", headers=issuer.auth("ann"))
     assert response.headers.get_list("x-frame-options") == ["DENY"]
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_a_services_redirect_does_not_reveal_its_internal_address(start_gateway, issuer):
+    # A service redirects a trailing slash to the route (FastAPI's redirect_slashes), with an
+    # absolute URL built from the Host it was sent: the service's own internal address.
+    service = FastAPI()
+
+    @service.get("/api/tasks/stats")
+    async def stats() -> dict[str, int]:
+        return {"open": 1}
+
+    @service.get("/api/tasks/elsewhere")
+    async def elsewhere() -> RedirectResponse:
+        return RedirectResponse("https://example.com/api/tasks/stats", status_code=302)
+
+    async with (
+        live_server(service) as url,
+        start_gateway(todo_url=url) as (_, client),
+    ):
+        slash = await client.get("/api/tasks/stats/?a=1", headers=issuer.auth("ann"))
+        other = await client.get("/api/tasks/elsewhere", headers=issuer.auth("ann"))
+        followed = await client.get(slash.headers["location"], headers=issuer.auth("ann"))
+    assert slash.status_code == 307
+    internal = url.removeprefix("http://")
+    assert internal not in slash.headers["location"]
+    assert slash.headers["location"] == "/api/tasks/stats?a=1"
+    assert followed.status_code == 200
+    assert followed.json() == {"open": 1}
+    # Any other site's address is the service's business, left as it is.
+    assert other.status_code == 302
+    assert other.headers["location"] == "https://example.com/api/tasks/stats"

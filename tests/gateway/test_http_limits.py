@@ -279,3 +279,67 @@ async def test_a_refused_client_that_keeps_trickling_is_cut_off_after_two_second
             assert 1.5 < took < 4
         finally:
             writer.close()
+
+
+async def trickle(writer: asyncio.StreamWriter, pause: float) -> None:
+    """Send one byte every ``pause`` seconds until the peer closes the connection."""
+    while True:
+        try:
+            writer.write(b"x")
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(pause)
+
+
+async def test_a_body_trickled_below_the_minimum_rate_is_408_and_closed(start_gateway):
+    # Never silent for the body timeout, so only the rate bounds it: 1,000 bytes at 5 bytes a
+    # second would hold the connection for over three minutes (and a mebibyte for months).
+    async with start_gateway(
+        body_timeout_seconds=0.5, min_body_rate_bytes_per_second=100, body_rate_grace_seconds=0.5
+    ) as (_, client):
+        reader, writer = await connect(str(client.base_url))
+        started = time.monotonic()
+        writer.write(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: g\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        sender = asyncio.create_task(trickle(writer, 0.2))
+        try:
+            async with asyncio.timeout(10):
+                response = await read_response(reader)
+                assert await reader.read() == b""
+        finally:
+            sender.cancel()
+            writer.close()
+    assert_refusal(response, 408, "request_body_too_slow")
+    assert 0.5 < time.monotonic() - started < 3
+
+
+async def test_a_body_above_the_minimum_rate_is_not_cut(echo, start_gateway, issuer):
+    upstream, upstream_url = echo
+    body = b"x" * 400
+    token = issuer.mint("ann").encode()
+    async with start_gateway(
+        todo_url=upstream_url,
+        body_timeout_seconds=0.5,
+        min_body_rate_bytes_per_second=100,
+        body_rate_grace_seconds=0.5,
+    ) as (_, client):
+        reader, writer = await connect(str(client.base_url))
+        try:
+            async with asyncio.timeout(10):
+                writer.write(
+                    b"POST /api/tasks HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "
+                    + token
+                    + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                )
+                # 40 bytes every 0.2 s (200 a second) for 2 s: twice the minimum rate.
+                for offset in range(0, len(body), 40):
+                    await asyncio.sleep(0.2)
+                    writer.write(body[offset : offset + 40])
+                status, _, answer = await read_response(reader)
+        finally:
+            writer.close()
+    assert status == 200, answer
+    assert upstream.requests[-1]["body_length"] == len(body)

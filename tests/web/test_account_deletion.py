@@ -28,10 +28,11 @@ async def users(platform: Platform) -> int:
 
 
 async def wrong_deletion_passwords(platform: Platform) -> int:
-    """The auth service's count of wrong passwords at deletion (0 when it was never asked)."""
+    """The auth service's count of wrong passwords confirming the account (at deletion or a
+    password change; 0 when it was never asked)."""
     row = await platform.db.fetch_row("SELECT id FROM auth.users")
     assert row is not None
-    key = hashlib.sha256(f"delete:{row[0]}".encode()).hexdigest()
+    key = hashlib.sha256(f"confirm:{row[0]}".encode()).hexdigest()
     return await count(
         platform,
         "SELECT coalesce(sum(failures), 0) FROM auth.attempt_counters WHERE key_hash = $1",
