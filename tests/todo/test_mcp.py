@@ -1097,3 +1097,16 @@ async def test_a_missing_notification_is_not_found(connect: Connect, alice: User
                 "dismiss_notification", {"notification_id": notification_id}
             )
             assert error_code(refused) == "not_found"
+
+
+async def test_mcp_tools_refuse_a_timestamp_outside_the_calendar_as_invalid(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        for instant in ("0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59.999999Z"):
+            added = await client.call_tool("add_task", {"title": "x", "due_at": instant})
+            assert error_code(added) == "invalid", error_text(added)
+            assert error_text(added).startswith("Invalid arguments: due_at: ")
+            listed = await client.call_tool("list_tasks", {"due_before": instant})
+            assert error_code(listed) == "invalid", error_text(listed)
+    assert await rows(committed_sessionmaker) == []
