@@ -1110,3 +1110,30 @@ async def test_mcp_tools_refuse_a_timestamp_outside_the_calendar_as_invalid(
             listed = await client.call_tool("list_tasks", {"due_before": instant})
             assert error_code(listed) == "invalid", error_text(listed)
     assert await rows(committed_sessionmaker) == []
+
+
+async def test_a_nul_character_in_a_tool_argument_is_invalid_not_an_internal_error(
+    connect: Connect,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Once a protocol "Internal error" with a traceback logged: PostgreSQL cannot store
+    # U+0000, and only the REST routes turned its refusal into the client's error.
+    async with connect(bearer(alice)) as client:
+        task_id = payload(await client.call_tool("add_task", {"title": "Kept"}))["task_id"]
+        before = await rows(committed_sessionmaker)
+        calls = [
+            ("add_task", {"title": "a\x00b"}),
+            ("add_task", {"title": "ok", "description": "a\x00b"}),
+            ("add_task", {"title": "ok", "tags": ["a\x00b"]}),
+            ("update_task", {"task_id": task_id, "title": "a\x00b"}),
+            ("list_tasks", {"q": "a\x00b"}),
+            ("list_tasks", {"tag": "a\x00"}),
+        ]
+        for name, arguments in calls:
+            refused = await client.call_tool(name, arguments)
+            assert error_code(refused) == "invalid", (name, arguments)
+            assert error_text(refused) == "Text may not contain the NUL character (U+0000)"
+    assert await rows(committed_sessionmaker) == before
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
