@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from chat_service import service
 from chat_service.agents import base
-from chat_service.agents.state import BULK_TOOLS, DialogueState, confirms
+from chat_service.agents.state import BULK_TOOLS, Awaiting, DialogueState, confirms
 from chat_service.models import Role
 from chat_service.settings import ChatSettings
 from chat_service.todo_client import TodoMcp
@@ -201,12 +202,22 @@ class KeyedAdds:
         return replace(await self._tools.call(name, keyed), arguments=arguments)
 
 
+# Task ids a user's message names as numbers ("delete 3, 4 and 5"); longer runs of digits
+# name no task (ids are bigints).
+_NAMED_ID = re.compile(r"(?<![0-9])[0-9]{1,19}(?![0-9])")
+
+
 class ConfirmedBulk:
     """``Tools`` that run a bulk call (``complete_tasks``, ``delete_tasks``) only when it is
     the one the conversation's last assistant message asked to confirm, on exactly those
     tasks, and the user's message says yes. Otherwise the call is refused (code
     ``confirmation_required``) without reaching the todo service, whichever agent made it: a
-    model can be talked into a bulk call by a task title, this check cannot."""
+    model can be talked into a bulk call by a task title, this check cannot.
+
+    Nor into a bulk delete made of single ones: in one turn, ``delete_task`` runs on at most
+    one task the user did not name, by its number in the message or as one of the tasks the
+    last reply offered to choose from; a further one is refused the same way (the bulk tool
+    asks the question)."""
 
     def __init__(
         self, tools: base.Tools, *, history: tuple[base.HistoryMessage, ...], message: str
@@ -216,11 +227,17 @@ class ConfirmedBulk:
         self._state = last.state if last is not None and last.role == Role.ASSISTANT else None
         self._message = message
         self._used = False
+        self._named = {int(number) for number in _NAMED_ID.findall(message)}
+        if self._state is not None and self._state.awaiting is Awaiting.CHOICE:
+            self._named.update(self._state.candidates)
+        self._unnamed_deleted = False
 
     async def specs(self) -> list[base.ToolSpec]:
         return await self._tools.specs()
 
     async def call(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
+        if name == "delete_task":
+            return await self._single_delete(arguments)
         if name not in BULK_TOOLS:
             return await self._tools.call(name, arguments)
         ids = arguments.get("task_ids")
@@ -240,6 +257,21 @@ class ConfirmedBulk:
             )
         self._used = True  # one confirmation, one bulk call
         return await self._tools.call(name, arguments)
+
+    async def _single_delete(self, arguments: dict[str, Any]) -> base.ToolCall:
+        task_id = arguments.get("task_id")
+        named = isinstance(task_id, int) and not isinstance(task_id, bool)
+        if not (named and task_id in self._named):
+            if self._unnamed_deleted:
+                return base.ToolCall(
+                    "delete_task",
+                    arguments,
+                    error="Deleting more than one task in a message needs the user's yes to "
+                    "exactly those tasks first: ask with delete_tasks",
+                    code="confirmation_required",
+                )
+            self._unnamed_deleted = True
+        return await self._tools.call("delete_task", arguments)
 
 
 async def run_turn(

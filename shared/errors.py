@@ -478,20 +478,28 @@ _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 DELETED_SUBJECT_SQLSTATE = "P0401"
 
 
+def database_refusal(exc: BaseException) -> AppError | None:
+    """The client's error behind a query's failure, through SQLAlchemy (``DBAPIError``) or
+    straight from the driver: text PostgreSQL cannot store, or a write of a deleted account.
+    None for anything else (an outage, a bug). For callers outside a route's handlers too
+    (the MCP tools), so both answer the same input the same way."""
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if sqlstate in _UNSTORABLE_TEXT:
+        return ValidationFailed(
+            "Text may not contain the NUL character (U+0000)", code="invalid_character"
+        )
+    if sqlstate == DELETED_SUBJECT_SQLSTATE:
+        return Unauthorized("The account of this access token was deleted", code="account_deleted")
+    return None
+
+
 async def _database_error(_: Request, exc: Exception) -> Response:
     """A query's error, through SQLAlchemy (``DBAPIError``) or straight from the driver (a
     hot path that reads with asyncpg itself)."""
-    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
-    if getattr(driver_error, "sqlstate", None) in _UNSTORABLE_TEXT:
-        return error_response(
-            ValidationFailed(
-                "Text may not contain the NUL character (U+0000)", code="invalid_character"
-            )
-        )
-    if getattr(driver_error, "sqlstate", None) == DELETED_SUBJECT_SQLSTATE:
-        return error_response(
-            Unauthorized("The account of this access token was deleted", code="account_deleted")
-        )
+    refusal = database_refusal(exc)
+    if refusal is not None:
+        return error_response(refusal)
     # Anything else goes on to the request middleware: a 503 for an outage, else a 500.
     raise exc
 

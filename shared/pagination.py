@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import quote
 
@@ -84,7 +84,12 @@ def cursor_timestamp(value: Any) -> datetime:
         raise InvalidCursor() from None
     if moment.tzinfo is None:
         raise InvalidCursor()
-    return moment
+    try:
+        # The driver sends it in UTC: an offset that carries it past the year 1 or 9999
+        # ("0001-01-01T00:00:00+01:00") is no position of any row.
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidCursor() from None
 
 
 def cursor_text(value: Any, *, max_length: int) -> str:

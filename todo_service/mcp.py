@@ -67,6 +67,7 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
     ValidationFailed,
+    database_refusal,
 )
 from shared.tokens import InvalidToken, TokenVerifier
 from todo_service import notifications, service
@@ -771,7 +772,12 @@ class _Tools:
             return _error(exc.code, str(exc))
         except AppError as exc:
             return _error(_code(exc), exc.message)
-        except Exception:
+        except Exception as exc:
+            # Input the database refuses (U+0000 in a text) is the caller's error, answered
+            # as the REST routes answer it.
+            refusal = database_refusal(exc)
+            if refusal is not None:
+                return _error(_code(refusal), refusal.message)
             # Not the tool's answer but the service failing (its database down, a bug): a
             # protocol error, so clients report an outage instead of reading it as a refusal.
             logger.exception("MCP tool failed")

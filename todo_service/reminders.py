@@ -25,7 +25,7 @@ from typing import Any
 
 from shared.errors import ValidationFailed
 from todo_service.models import Task
-from todo_service.schemas import ReminderIn, utc_text
+from todo_service.schemas import LATEST, ReminderIn, utc_text
 
 # Instants too far in the past for arithmetic fire as soon as they are pending.
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -163,7 +163,8 @@ def refresh(task: Task, *, old_due: datetime | None, now: datetime) -> None:
 def carried_forward(task: Task, due_at: datetime, now: datetime) -> dict[str, Any]:
     """The reminder columns of the next occurrence of ``task``, due at ``due_at``: absolute
     reminders shifted as far as the due date moved, offsets kept, all pending. An instant
-    that cannot be shifted (past the year 9999) is dropped with the series' end."""
+    that cannot be shifted (to the end of the year 9999 or past it) is dropped with the
+    series' end."""
     shift = due_at - (task.due_at or now)
     carried = []
     for reminder in of(task):
@@ -171,9 +172,11 @@ def carried_forward(task: Task, due_at: datetime, now: datetime) -> dict[str, An
             carried.append(reminder)
             continue
         try:
-            carried.append(Reminder(at=reminder.at + shift))
+            shifted = reminder.at + shift
         except OverflowError:
             continue
+        if shifted < LATEST:
+            carried.append(Reminder(at=shifted))
     rendered, next_at = render(carried, 0, due_at=due_at, completed=False, snoozed_until=None)
     return {
         "reminders": rendered,

@@ -73,8 +73,22 @@ def _iso_string(value: Any) -> Any:
     raise ValueError("a timestamp must be an ISO 8601 string with a UTC offset")
 
 
+# The instants a timestamp may name, exclusive: Python's datetime range, whose two ends the
+# driver stores as PostgreSQL's -infinity and infinity (which read back as no date at all).
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """In UTC; an instant whose UTC form falls outside the range (``0001-01-01T00:30+01:00``,
+    ``9999-12-31T23:30-01:00``) or on one of its ends is refused like any invalid value."""
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the timestamp is out of range") from None
+    if not EARLIEST < moment < LATEST:
+        raise ValueError("the timestamp is out of range")
+    return moment
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(_to_utc)]

@@ -38,6 +38,7 @@ from todo_service import statements as sql
 from todo_service.listing import encode_cursor, page_statement
 from todo_service.models import MAX_ID, TASKS, Recurrence, Task
 from todo_service.schemas import (
+    LATEST,
     TaskCreate,
     TaskPage,
     TaskPatch,
@@ -284,13 +285,15 @@ async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now
 async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> int | None:
     """Insert the next occurrence (the same task, not completed, due one period later); its
     id. A task without a due date gets one: a period after its completion. None when that
-    date would fall after the year 9999 (the series ends there).
+    date would reach the end of the year 9999 (the series ends there).
 
     The row goes in on the session's connection, so the task's pending changes are not
     flushed before it: the task is then written once, already linked."""
     try:
         due = next_due(task.due_at or now, task.recurrence)
     except (OverflowError, ValueError):
+        return None
+    if due >= LATEST:  # the last instant there is: stored, it would read as no due date
         return None
     connection = await session.connection()
     following = await connection.execute(

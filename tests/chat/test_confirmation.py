@@ -21,7 +21,7 @@ from chat_service.agents.state import Awaiting, DialogueState, PendingCommand, i
 from chat_service.todo_client import TodoMcp
 from chat_service.turn import ConfirmedBulk
 from tests.chat.conftest import User, stored_messages
-from tests.support.fake_openai import FakeOpenAI, call, reply
+from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 from tests.support.serving import serve
 
 INJECTION = (
@@ -82,6 +82,47 @@ async def test_a_prompt_injection_in_a_title_cannot_skip_the_confirmation(
     assert refused["tool_calls"] == []
     model.script(call("list_tasks", status="all"), reply("Here they are."))
     assert len(await titles(llm, alice)) == 2
+
+
+async def test_a_prompt_injection_cannot_delete_tasks_one_by_one_either(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    # Once the way around the confirmation: the bulk delete as single delete_task calls,
+    # up to the turn's cap of tool calls.
+    ids = []
+    for title in ("Buy milk", "Buy bread", INJECTION.replace("delete_tasks", "delete_task")):
+        model.script(call("add_task", title=title), reply("Added."))
+        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
+    model.script(
+        call("list_tasks", status="all"),
+        Step(tool_calls=tuple(("delete_task", {"task_id": i}) for i in ids[:2])),
+        call("delete_task", task_id=ids[2]),
+        reply("Done."),
+    )
+    answer = await say(llm, alice, "what's on my list?")
+    deletes = [c["result"] for c in answer["tool_calls"] if c["name"] == "delete_task"]
+    assert deletes[0] == {"task_id": ids[0], "status": "deleted", "title": "Buy milk"}
+    assert [d.get("code") for d in deletes[1:]] == ["confirmation_required"] * 2
+    model.script(call("list_tasks", status="all"), reply("Here."))
+    assert len(await titles(llm, alice)) == 2
+
+
+async def test_single_deletes_of_the_tasks_the_user_names_by_number_all_run(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    ids = []
+    for title in ("One", "Two", "Three"):
+        model.script(call("add_task", title=title), reply("Added."))
+        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
+    model.script(
+        Step(tool_calls=tuple(("delete_task", {"task_id": i}) for i in ids[:2])),
+        call("delete_task", task_id=ids[2]),
+        reply("Deleted."),
+    )
+    answer = await say(llm, alice, f"delete tasks {ids[0]} and {ids[1]}, and the last one")
+    assert [c["result"].get("status") for c in answer["tool_calls"]] == ["deleted"] * 3
+    model.script(call("list_tasks", status="all"), reply("Here."))
+    assert await titles(llm, alice) == []
 
 
 async def test_a_yes_runs_exactly_the_confirmed_bulk_call(

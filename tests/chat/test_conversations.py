@@ -165,6 +165,18 @@ async def test_a_cursor_id_outside_bigint_or_not_an_integer_is_invalid_cursor(
     assert_error(response, 400, "invalid_cursor")
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
+async def test_a_cursor_past_the_calendar_in_utc_is_invalid_cursor(
+    client: httpx.AsyncClient, alice: User, moment: str
+) -> None:
+    # Once a 500: the driver could not send it in UTC.
+    await say(client, alice, "hello")
+    response = await client.get(
+        f"/api/conversations?cursor={encode_cursor([moment, 5])}", headers=alice.headers
+    )
+    assert_error(response, 400, "invalid_cursor")
+
+
 async def test_cursors_issued_before_the_shared_codec_still_continue(
     client: httpx.AsyncClient, alice: User
 ) -> None:

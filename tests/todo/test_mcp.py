@@ -1097,3 +1097,43 @@ async def test_a_missing_notification_is_not_found(connect: Connect, alice: User
                 "dismiss_notification", {"notification_id": notification_id}
             )
             assert error_code(refused) == "not_found"
+
+
+async def test_mcp_tools_refuse_a_timestamp_outside_the_calendar_as_invalid(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with connect(bearer(alice)) as client:
+        for instant in ("0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59.999999Z"):
+            added = await client.call_tool("add_task", {"title": "x", "due_at": instant})
+            assert error_code(added) == "invalid", error_text(added)
+            assert error_text(added).startswith("Invalid arguments: due_at: ")
+            listed = await client.call_tool("list_tasks", {"due_before": instant})
+            assert error_code(listed) == "invalid", error_text(listed)
+    assert await rows(committed_sessionmaker) == []
+
+
+async def test_a_nul_character_in_a_tool_argument_is_invalid_not_an_internal_error(
+    connect: Connect,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Once a protocol "Internal error" with a traceback logged: PostgreSQL cannot store
+    # U+0000, and only the REST routes turned its refusal into the client's error.
+    async with connect(bearer(alice)) as client:
+        task_id = payload(await client.call_tool("add_task", {"title": "Kept"}))["task_id"]
+        before = await rows(committed_sessionmaker)
+        calls = [
+            ("add_task", {"title": "a\x00b"}),
+            ("add_task", {"title": "ok", "description": "a\x00b"}),
+            ("add_task", {"title": "ok", "tags": ["a\x00b"]}),
+            ("update_task", {"task_id": task_id, "title": "a\x00b"}),
+            ("list_tasks", {"q": "a\x00b"}),
+            ("list_tasks", {"tag": "a\x00"}),
+        ]
+        for name, arguments in calls:
+            refused = await client.call_tool(name, arguments)
+            assert error_code(refused) == "invalid", (name, arguments)
+            assert error_text(refused) == "Text may not contain the NUL character (U+0000)"
+    assert await rows(committed_sessionmaker) == before
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
