@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 
+import httpx
 from prometheus_client import REGISTRY
 
 from tests.support.raw_server import (
@@ -174,26 +175,34 @@ async def test_a_body_that_stops_arriving_is_408_and_closed(start_gateway):
     assert 0.4 < time.monotonic() - started < 3
 
 
+async def send_in_pieces(
+    client: httpx.AsyncClient, token: bytes, body: bytes, piece: int
+) -> tuple[int, bytes]:
+    """POST ``body`` to /api/tasks in pieces of ``piece`` bytes 0.2 s apart; the answer's
+    status and body."""
+    reader, writer = await connect(str(client.base_url))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(
+                b"POST /api/tasks HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "
+                + token
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+            )
+            for offset in range(0, len(body), piece):
+                await asyncio.sleep(0.2)
+                writer.write(body[offset : offset + piece])
+            status, _, answer = await read_response(reader)
+    finally:
+        writer.close()
+    return status, answer
+
+
 async def test_a_body_that_keeps_arriving_slowly_is_not_cut(echo, start_gateway, issuer):
     upstream, upstream_url = echo
     body = b"x" * 50
-    token = issuer.mint("ann").encode()
     async with start_gateway(todo_url=upstream_url, body_timeout_seconds=0.5) as (_, client):
-        reader, writer = await connect(str(client.base_url))
-        try:
-            async with asyncio.timeout(10):
-                writer.write(
-                    b"POST /api/tasks HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "
-                    + token
-                    + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-                )
-                # Ten pieces 0.2 s apart: 2 s in all, never 0.5 s without a byte.
-                for offset in range(0, len(body), 5):
-                    await asyncio.sleep(0.2)
-                    writer.write(body[offset : offset + 5])
-                status, _, answer = await read_response(reader)
-        finally:
-            writer.close()
+        # Ten pieces 0.2 s apart: 2 s in all, never 0.5 s without a byte.
+        status, answer = await send_in_pieces(client, issuer.mint("ann").encode(), body, 5)
     assert status == 200, answer
     assert upstream.requests[-1]["body_length"] == len(body)
 
@@ -319,27 +328,13 @@ async def test_a_body_trickled_below_the_minimum_rate_is_408_and_closed(start_ga
 async def test_a_body_above_the_minimum_rate_is_not_cut(echo, start_gateway, issuer):
     upstream, upstream_url = echo
     body = b"x" * 400
-    token = issuer.mint("ann").encode()
     async with start_gateway(
         todo_url=upstream_url,
         body_timeout_seconds=0.5,
         min_body_rate_bytes_per_second=100,
         body_rate_grace_seconds=0.5,
     ) as (_, client):
-        reader, writer = await connect(str(client.base_url))
-        try:
-            async with asyncio.timeout(10):
-                writer.write(
-                    b"POST /api/tasks HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer "
-                    + token
-                    + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-                )
-                # 40 bytes every 0.2 s (200 a second) for 2 s: twice the minimum rate.
-                for offset in range(0, len(body), 40):
-                    await asyncio.sleep(0.2)
-                    writer.write(body[offset : offset + 40])
-                status, _, answer = await read_response(reader)
-        finally:
-            writer.close()
+        # 40 bytes every 0.2 s (200 a second) for 2 s: twice the minimum rate.
+        status, answer = await send_in_pieces(client, issuer.mint("ann").encode(), body, 40)
     assert status == 200, answer
     assert upstream.requests[-1]["body_length"] == len(body)
