@@ -185,6 +185,21 @@ class Ctx:
         )
         return unread_of(answer)
 
+    def set_session_cookie(self, response: Response, cookie: str, session: WebSession) -> None:
+        """The browser holds ``cookie``, the id of ``session`` that replaces the one it had: a
+        cookie this request queued for the old id (a refresh moved its end) is dropped, or
+        it would be set after this one and win."""
+        pending = self.request.scope.get("state", {}).get(PENDING_COOKIES)
+        if pending:
+            name = self.web.cookies.session + "="
+            pending[:] = [header for header in pending if not header.startswith(name)]
+        response.set_cookie(
+            self.web.cookies.session,
+            cookie,
+            max_age=int((session.expires_at - self.web.clock()).total_seconds()),
+            **cookie_kwargs(self.settings),  # type: ignore[arg-type]
+        )
+
     def _pending_cookie(self, name: str, value: str, expires: Any) -> None:
         carrier = Response()
         max_age = int((expires - self.web.clock()).total_seconds())
