@@ -70,6 +70,9 @@ def create_app(
                         per_user=settings.notification_streams_per_user,
                         total=settings.notification_streams_max,
                     ),
+                    chat_turns=StreamSlots(
+                        per_user=settings.chat_turns_per_user, total=settings.chat_turns_max
+                    ),
                 )
                 janitor = asyncio.create_task(_purge_forever(store, limiter, clock))
                 try:

@@ -51,6 +51,7 @@ class WebState:
     clock: Clock
     cookies: CookieNames
     streams: StreamSlots
+    chat_turns: StreamSlots
 
 
 @dataclass(frozen=True)
