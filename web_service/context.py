@@ -187,13 +187,8 @@ class Ctx:
         return unread_of(answer)
 
     def set_session_cookie(self, response: Response, cookie: str, session: WebSession) -> None:
-        """The browser holds ``cookie``, the id of ``session`` that replaces the one it had: a
-        cookie this request queued for the old id (a refresh moved its end) is dropped, or
-        it would be set after this one and win."""
-        pending = self.request.scope.get("state", {}).get(PENDING_COOKIES)
-        if pending:
-            name = self.web.cookies.session + "="
-            pending[:] = [header for header in pending if not header.startswith(name)]
+        """The browser holds ``cookie``, the id of ``session`` that replaces the one it had
+        (a cookie this request queued for the old id is then not set: ``PENDING_COOKIES``)."""
         response.set_cookie(
             self.web.cookies.session,
             cookie,

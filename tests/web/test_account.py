@@ -174,9 +174,7 @@ async def test_a_password_change_that_first_refreshes_the_token_keeps_the_browse
     """The refresh before the change queues a cookie for the old id; only the new id's is
     set, so the browser is not signed out by its own password change."""
     csrf = await page_csrf(ann, "/account")
-    await clean.db.fetch_row(
-        "UPDATE web.sessions SET access_expires_at = $1", datetime.now(UTC) - timedelta(minutes=1)
-    )
+    await _expire_access(clean)
     answer = await ann.post(
         "/account/password",
         data={
@@ -186,9 +184,43 @@ async def test_a_password_change_that_first_refreshes_the_token_keeps_the_browse
         },
     )
     assert answer.headers["location"] == "/account?notice=password"
-    sessions = [c for c in answer.headers.get_list("set-cookie") if c.startswith("session=")]
-    assert len(sessions) == 1
+    assert len(_session_cookies(answer)) == 1
     assert (await ann.get("/tasks")).status_code == 200
+
+
+async def _expire_access(platform: Platform) -> None:
+    await platform.db.fetch_row(
+        "UPDATE web.sessions SET access_expires_at = $1", datetime.now(UTC) - timedelta(minutes=1)
+    )
+
+
+def _session_cookies(answer: httpx.Response) -> list[str]:
+    return [c for c in answer.headers.get_list("set-cookie") if c.startswith("session=")]
+
+
+async def test_ending_a_session_just_refreshed_leaves_the_browser_no_cookie(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The refresh before the API call queues the session's cookie with its new end; the
+    answer that ends the session deletes the cookie, and the queued one is not set after."""
+    csrf = await page_csrf(ann, "/account")
+    await _expire_access(clean)
+    answer = await ann.post("/signout-everywhere", data={"csrf_token": csrf})
+    assert answer.headers["location"] == "/signin?notice=signed_out_everywhere"
+    [cookie] = _session_cookies(answer)
+    assert "Max-Age=0" in cookie
+    assert "session" not in ann.cookies
+    await sign_in(ann)
+    csrf = await page_csrf(ann, "/account/delete")
+    await _expire_access(clean)
+    answer = await ann.post(
+        "/account/delete",
+        data={"csrf_token": csrf, "delete_password": PASSWORD, "delete_confirm": "yes"},
+    )
+    assert answer.headers["location"] == "/signin?notice=account_deleted"
+    [cookie] = _session_cookies(answer)
+    assert "Max-Age=0" in cookie
+    assert "session" not in ann.cookies
 
 
 async def test_a_wrong_current_password_changes_nothing(
