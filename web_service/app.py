@@ -123,8 +123,13 @@ def _ctx(request: Request) -> Ctx | None:
 
 
 def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "") or request.url.path.endswith(
-        "/stream"
+    """A request of the page's scripts: a fetch asking for JSON, a stream, or a fragment of a
+    page (which a script inserts into the page it is on: never a sign-in page or a redirect
+    to one)."""
+    return (
+        "application/json" in request.headers.get("accept", "")
+        or request.url.path.endswith("/stream")
+        or "fragment" in request.query_params
     )
 
 
