@@ -14,7 +14,7 @@ from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse
 from web_service.responses import redirect
-from web_service.security import cookie_kwargs, safe_next
+from web_service.security import safe_next
 from web_service.sessions import Tokens
 from web_service.views import friendly, render
 
@@ -89,12 +89,7 @@ async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Re
     user = dict(tokens.user or {})
     cookie, session = await ctx.web.store.create(tokens, user)
     response = redirect(next_path)
-    response.set_cookie(
-        ctx.web.cookies.session,
-        cookie,
-        max_age=int((session.expires_at - ctx.web.clock()).total_seconds()),
-        **cookie_kwargs(ctx.settings),  # type: ignore[arg-type]
-    )
+    ctx.set_session_cookie(response, cookie, session)
     # The anonymous cookie has done its work: the session's own token takes over.
     response.delete_cookie(ctx.web.cookies.anon, path="/", secure=ctx.settings.cookies_secure)
     return response
@@ -368,10 +363,15 @@ async def change_password(ctx: CtxDep) -> Response:
         return await account_page_with(ctx, status=error.status, password_errors=errors)
     body = answer.json() if answer.status == 200 else None
     if isinstance(body, dict) and "refresh_token" in body:
-        # The auth service revoked every family and gave this session a fresh pair.
-        await ctx.web.store.replace_tokens(session, Tokens.from_answer(body, ctx.web.clock()))
-        await ctx.web.store.end_others(session)
-        return redirect("/account?notice=password")
+        # The auth service revoked every family and gave this browser a fresh pair: it
+        # carries on under a new session id, and every other session here (a copy of this
+        # one's cookie included) ends.
+        tokens = Tokens.from_answer(body, ctx.web.clock())
+        cookie, renewed = await ctx.web.store.rotate(session, tokens)
+        ctx.session = renewed
+        response = redirect("/account?notice=password")
+        ctx.set_session_cookie(response, cookie, renewed)
+        return response
     # No fresh pair: this session's family was revoked with the others.
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "session_ended")

@@ -70,6 +70,9 @@ def create_app(
                         per_user=settings.notification_streams_per_user,
                         total=settings.notification_streams_max,
                     ),
+                    chat_turns=StreamSlots(
+                        per_user=settings.chat_turns_per_user, total=settings.chat_turns_max
+                    ),
                 )
                 janitor = asyncio.create_task(_purge_forever(store, limiter, clock))
                 try:
@@ -120,8 +123,13 @@ def _ctx(request: Request) -> Ctx | None:
 
 
 def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "") or request.url.path.endswith(
-        "/stream"
+    """A request of the page's scripts: a fetch asking for JSON, a stream, or a fragment of a
+    page (which a script inserts into the page it is on: never a sign-in page or a redirect
+    to one)."""
+    return (
+        "application/json" in request.headers.get("accept", "")
+        or request.url.path.endswith("/stream")
+        or "fragment" in request.query_params
     )
 
 

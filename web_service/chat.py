@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response, StreamingResponse
 
+from shared.streams import SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
 from web_service.responses import not_found, redirect, resource_id
@@ -26,6 +27,11 @@ from web_service.views import friendly, render
 router = APIRouter(include_in_schema=False)
 
 MESSAGE_MAX = 4000
+# A turn refused because the user's turns at once are at their bound
+# (``WEB_CHAT_TURNS_PER_USER``) or the process's (``WEB_CHAT_TURNS_MAX``).
+TURNS_BUSY = (
+    "Other messages are still being answered. Wait for their answers, then send this one again."
+)
 KEY = re.compile(r"[0-9a-f-]{36}")
 
 
@@ -132,9 +138,12 @@ async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
 
 @router.post("/chat")
 async def send_message(ctx: CtxDep) -> Response:
-    ctx.require_session()
+    session = ctx.require_session()
     body, key, problem = await _turn_input(ctx)
-    if problem is None:
+    status = 422
+    if problem is None and not ctx.web.chat_turns.acquire(session.user_id):
+        problem, status = TURNS_BUSY, 429
+    elif problem is None:
         try:
             answer = await ctx.expect(
                 "POST", "/api/chat", json_body=body, headers={"Idempotency-Key": key}
@@ -142,11 +151,13 @@ async def send_message(ctx: CtxDep) -> Response:
             return redirect(f"/chat/{answer.json()['conversation_id']}")
         except ApiError as error:
             problem = friendly(error)
+        finally:
+            ctx.web.chat_turns.release(session.user_id)
     listing = await _conversations(ctx)
     return await render(
         ctx,
         "chat.html",
-        status_code=422,
+        status_code=status,
         conversation=None,
         messages=[],
         messages_more=None,
@@ -162,7 +173,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 @router.post("/chat/stream")
 async def stream_message(ctx: CtxDep) -> Response:
-    ctx.require_session()
+    session = ctx.require_session()
     body, key, problem = await _turn_input(ctx)
     if problem is not None:
         return StreamingResponse(
@@ -170,6 +181,11 @@ async def stream_message(ctx: CtxDep) -> Response:
             media_type="text/event-stream",
         )
     token = await ctx.token()
+    if not ctx.web.chat_turns.acquire(session.user_id):
+        return StreamingResponse(
+            iter([_event("error", {"message": TURNS_BUSY, "status": 429})]),
+            media_type="text/event-stream",
+        )
     gateway, client_ip = ctx.web.gateway, ctx.client_ip
 
     async def relay() -> AsyncIterator[bytes]:
@@ -193,8 +209,11 @@ async def stream_message(ctx: CtxDep) -> Response:
         except ApiError as error:
             yield _event("error", {"message": friendly(error), "status": error.status})
 
-    return StreamingResponse(
+    # The response gives the turn's slot back however the relay ends.
+    return SlotStreamingResponse(
         relay(),
+        slots=ctx.web.chat_turns,
+        user_id=session.user_id,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

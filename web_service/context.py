@@ -51,6 +51,7 @@ class WebState:
     clock: Clock
     cookies: CookieNames
     streams: StreamSlots
+    chat_turns: StreamSlots
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,16 @@ class Ctx:
             "GET", "/api/notifications", token=token, client_ip=self.client_ip, params=UNREAD_QUERY
         )
         return unread_of(answer)
+
+    def set_session_cookie(self, response: Response, cookie: str, session: WebSession) -> None:
+        """The browser holds ``cookie``, the id of ``session`` that replaces the one it had
+        (a cookie this request queued for the old id is then not set: ``PENDING_COOKIES``)."""
+        response.set_cookie(
+            self.web.cookies.session,
+            cookie,
+            max_age=int((session.expires_at - self.web.clock()).total_seconds()),
+            **cookie_kwargs(self.settings),  # type: ignore[arg-type]
+        )
 
     def _pending_cookie(self, name: str, value: str, expires: Any) -> None:
         carrier = Response()

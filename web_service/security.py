@@ -34,14 +34,17 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANON_TOKEN_SECONDS = 4 * 60 * 60
 
 
-# Set-Cookie header values a request's handling decided on after its response was chosen (a
-# session whose refresh moved its end), added to whatever response goes out.
+# Set-Cookie header values a request's handling queued along the way (a session whose
+# refresh moved its end), added to whatever response goes out unless that response sets a
+# cookie of the same name itself (a new session's id, or the cookie's deletion at sign-out):
+# the response's is the later decision, and a queued one set after it would win.
 PENDING_COOKIES = "pending_cookies"
 
 
 class SecurityHeadersMiddleware:
     """Every response carries the CSP and friends; pages (not static files) are not cached;
-    cookies a request left in its state (``PENDING_COOKIES``) are set."""
+    cookies a request left in its state (``PENDING_COOKIES``) are set, unless the response
+    sets that cookie itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,8 +62,12 @@ class SecurityHeadersMiddleware:
                     headers[name] = value
                 if not static and "cache-control" not in headers:
                     headers["cache-control"] = "no-store"
-                for cookie in scope.get("state", {}).get(PENDING_COOKIES, ()):
-                    headers.append("set-cookie", cookie)
+                pending = scope.get("state", {}).get(PENDING_COOKIES, ())
+                if pending:
+                    own = {value.split("=", 1)[0] for value in headers.getlist("set-cookie")}
+                    for cookie in pending:
+                        if cookie.split("=", 1)[0] not in own:
+                            headers.append("set-cookie", cookie)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import text
 
 from shared.clock import Clock
-from shared.db import Database
+from shared.db import Database, Statements
 from web_service.crypto import InvalidToken, TokenBox
 from web_service.gateway_client import ApiError, GatewayClient
 from web_service.settings import WebSettings
@@ -133,19 +133,35 @@ class SessionStore:
 
     async def create(self, tokens: Tokens, user: dict[str, Any]) -> tuple[str, WebSession]:
         """A new session (always a new id: signing in never keeps an id the browser had)."""
+        cookie, session = self._new(tokens, str(user["id"]), profile_of(user))
+        await self._insert(self.db, session, tokens)
+        return cookie, session
+
+    async def rotate(self, old: WebSession, tokens: Tokens) -> tuple[str, WebSession]:
+        """After a password change: this browser carries on under a new id (and a new CSRF
+        token) with the new pair, and every session of the user here ends, the old id
+        included, so a copy of the cookie taken before the change is worth nothing."""
+        cookie, session = self._new(tokens, old.user_id, old.profile)
+        async with self.db.unit_of_work() as unit:
+            await unit.fetch_row("DELETE FROM web.sessions WHERE user_id = $1", old.user_id)
+            await self._insert(unit, session, tokens)
+        return cookie, session
+
+    def _new(self, tokens: Tokens, user_id: str, profile: dict[str, Any]) -> tuple[str, WebSession]:
         cookie = new_cookie_value()
-        now = self.clock()
-        session = WebSession(
+        return cookie, WebSession(
             id_hash=hash_id(cookie),
-            user_id=str(user["id"]),
+            user_id=user_id,
             access_token=self.box.seal(tokens.access_token),
             access_expires_at=tokens.access_expires_at,
             expires_at=tokens.refresh_expires_at,
-            last_seen_at=now,
+            last_seen_at=self.clock(),
             csrf_token=secrets.token_urlsafe(32),
-            profile=profile_of(user),
+            profile=profile,
         )
-        await self.db.fetch_row(
+
+    async def _insert(self, target: Statements, session: WebSession, tokens: Tokens) -> None:
+        await target.fetch_row(
             "INSERT INTO web.sessions (id_hash, user_id, access_token, refresh_token, "
             "access_expires_at, expires_at, last_seen_at, csrf_token, profile, created_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $7)",
@@ -155,12 +171,11 @@ class SessionStore:
             self.box.seal(tokens.refresh_token),
             session.access_expires_at,
             session.expires_at,
-            now,
+            session.last_seen_at,
             session.csrf_token,
             json.dumps(session.profile),
             write=True,
         )
-        return cookie, session
 
     async def load(self, cookie: str | None) -> WebSession | None:
         """The live session the cookie names, or None (unknown, expired, idle too long)."""
@@ -286,21 +301,6 @@ class SessionStore:
         except InvalidToken:
             return None
 
-    async def replace_tokens(self, session: WebSession, tokens: Tokens) -> None:
-        """The session carries on with a new pair (after a password change)."""
-        sealed = self.box.seal(tokens.access_token)
-        await self.db.fetch_row(
-            "UPDATE web.sessions SET access_token = $2, refresh_token = $3, "
-            "access_expires_at = $4, expires_at = $5 WHERE id_hash = $1",
-            session.id_hash,
-            sealed,
-            self.box.seal(tokens.refresh_token),
-            tokens.access_expires_at,
-            tokens.refresh_expires_at,
-            write=True,
-        )
-        session.access_token, session.access_expires_at = sealed, tokens.access_expires_at
-
     async def update_profile(self, session: WebSession, user: dict[str, Any]) -> None:
         session.profile = profile_of(user)
         await self.db.fetch_row(
@@ -313,15 +313,6 @@ class SessionStore:
     async def end(self, session: WebSession) -> None:
         await self.db.fetch_row(
             "DELETE FROM web.sessions WHERE id_hash = $1", session.id_hash, write=True
-        )
-
-    async def end_others(self, session: WebSession) -> None:
-        """Every other session of the user in this service (their tokens are revoked too)."""
-        await self.db.fetch_row(
-            "DELETE FROM web.sessions WHERE user_id = $1 AND id_hash <> $2",
-            session.user_id,
-            session.id_hash,
-            write=True,
         )
 
     async def end_all(self, user_id: str) -> None:

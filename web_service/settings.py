@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DATA_DIR, ServiceSettings
@@ -22,6 +22,12 @@ class WebSettings(ServiceSettings):
     # A chat turn runs a model and its tools: its stream may stay open far longer.
     chat_read_timeout: float = Field(default=120.0, gt=0)
     gateway_max_connections: int = Field(default=256, ge=1)
+    # Chat turns one process relays at once, per user and in all: a turn holds a connection
+    # of the gateway pool for as long as the model and its tools take, so turns never take
+    # the whole pool (``chat_turns_max`` must be below ``gateway_max_connections``) and one
+    # user never takes every turn's connection.
+    chat_turns_per_user: int = Field(default=2, ge=1)
+    chat_turns_max: int = Field(default=64, ge=1)
 
     # Fernet keys (urlsafe base64, 32 bytes each) that encrypt the stored tokens, one per line,
     # newest first: the first encrypts, every one decrypts (rotation: prepend a new key, and
@@ -71,6 +77,15 @@ class WebSettings(ServiceSettings):
     # refusal (the API unavailable, no free slot).
     notification_retry_ms: int = Field(default=2000, ge=100)
     notification_busy_retry_ms: int = Field(default=30000, ge=100)
+
+    @model_validator(mode="after")
+    def _pages_keep_connections(self) -> WebSettings:
+        if self.chat_turns_max >= self.gateway_max_connections:
+            raise ValueError(
+                "WEB_CHAT_TURNS_MAX must be below WEB_GATEWAY_MAX_CONNECTIONS: the pages need "
+                "connections of their own while chat turns are open"
+            )
+        return self
 
     @property
     def cookies_secure(self) -> bool:

@@ -45,11 +45,13 @@ RECORD_NOTIFICATIONS = """
 """
 
 
-async def remind_soon(site: Stack, email: str, title: str, *, lead: timedelta = LEAD) -> None:
+async def remind_soon(
+    site: Stack, email: str, title: str, *, lead: timedelta = LEAD, password: str = PASSWORD
+) -> None:
     """A task of ``email`` (made through the API, as another device would) whose reminder
     falls due ``lead`` from now."""
     async with httpx.AsyncClient(base_url=site.url("gateway"), timeout=30) as api:
-        login = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        login = await api.post("/api/auth/login", json={"email": email, "password": password})
         assert login.status_code == 200, login.text
         now = datetime.now(UTC)
         created = await api.post(
@@ -129,6 +131,51 @@ async def test_a_reminder_that_falls_due_appears_without_a_reload(
     await expect(listed).to_have_count(1)
     await expect(listed.get_by_test_id("notification-read")).to_have_count(0)
     await assert_accessible(page, axe, "/notifications")
+
+
+# Counts the ``signed_out`` events the page's notification stream hears.
+RECORD_SIGNED_OUT = """
+(() => {
+  const Original = window.EventSource;
+  window.__signedOut = 0;
+  window.EventSource = class extends Original {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("signed_out", () => (window.__signedOut += 1));
+    }
+  };
+})();
+"""
+
+
+async def test_another_tab_keeps_hearing_reminders_after_a_password_change(
+    new_context: NewContext, site: Stack
+) -> None:
+    """The password change gives the browser a new session id, which ends the old id's
+    stream in the other tab; that tab's stream comes back on the new one by itself."""
+    context = await new_context()
+    await context.add_init_script(RECORD_SIGNED_OUT)
+    account = await context.new_page()
+    email = await sign_up(account)
+    tasks = await context.new_page()
+    await tasks.goto("/tasks")
+    await expect(tasks.get_by_test_id("nav-notifications")).to_be_visible()
+
+    await account.get_by_test_id("nav-account").click()
+    await account.locator("#current_password").fill(PASSWORD)
+    await account.locator("#new_password").fill("a brand new passphrase")
+    await account.get_by_test_id("password-submit").click()
+    await expect(account).to_have_url(at("/account?notice=password"))
+
+    # The other tab's stream hears that its session (the old id) has ended...
+    await tasks.wait_for_function("() => window.__signedOut > 0", timeout=30_000)
+    # ...and a reminder due after that still reaches it, without a reload.
+    loaded = await tasks.evaluate("() => performance.timeOrigin")
+    await remind_soon(site, email, "Water the plants", password="a brand new passphrase")
+    item = tasks.get_by_test_id("notification-panel").get_by_test_id("notification")
+    await expect(item).to_be_visible(timeout=SHOWN_WITHIN_MS)
+    await expect(tasks.get_by_test_id("unread-count")).to_have_text("1")
+    assert await tasks.evaluate("() => performance.timeOrigin") == loaded
 
 
 async def test_a_reminder_snoozed_without_javascript(new_context: NewContext, site: Stack) -> None:

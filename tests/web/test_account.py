@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -134,6 +134,93 @@ async def test_password_change_keeps_this_session_and_ends_the_others(
             "/api/auth/refresh", json={"refresh_token": other_device["refresh_token"]}
         )
     assert refused.status_code == 401
+
+
+async def test_a_copy_of_the_cookie_taken_before_a_password_change_is_refused_after_it(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    """Someone who copied this browser's cookie is signed out by the password change too:
+    the browser carries on under a new session id (and a new CSRF token); the old one ends."""
+    stolen = ann.cookies["session"]
+    old_csrf = await page_csrf(ann, "/account")
+    answer = await ann.post(
+        "/account/password",
+        data={
+            "csrf_token": old_csrf,
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+        },
+    )
+    assert answer.headers["location"] == "/account?notice=password"
+    assert ann.cookies["session"] != stolen
+    new_csrf = await page_csrf(ann, "/account")
+    assert new_csrf != old_csrf
+    async with serve(make_web_app()) as thief:
+        thief.headers["Sec-Fetch-Site"] = "same-origin"
+        thief.cookies.set("session", stolen)
+        refused = await thief.get("/tasks")
+        assert refused.status_code == 303
+        assert refused.headers["location"].startswith("/signin")
+        thief.cookies.set("session", stolen)
+        posted = await thief.post("/signout-everywhere", data={"csrf_token": old_csrf})
+        assert posted.headers["location"].startswith("/signin")
+    assert (await ann.get("/tasks")).status_code == 200
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
+
+
+async def test_a_password_change_that_first_refreshes_the_token_keeps_the_browser_signed_in(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The refresh before the change queues a cookie for the old id; only the new id's is
+    set, so the browser is not signed out by its own password change."""
+    csrf = await page_csrf(ann, "/account")
+    await _expire_access(clean)
+    answer = await ann.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf,
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+        },
+    )
+    assert answer.headers["location"] == "/account?notice=password"
+    assert len(_session_cookies(answer)) == 1
+    assert (await ann.get("/tasks")).status_code == 200
+
+
+async def _expire_access(platform: Platform) -> None:
+    await platform.db.fetch_row(
+        "UPDATE web.sessions SET access_expires_at = $1", datetime.now(UTC) - timedelta(minutes=1)
+    )
+
+
+def _session_cookies(answer: httpx.Response) -> list[str]:
+    return [c for c in answer.headers.get_list("set-cookie") if c.startswith("session=")]
+
+
+async def test_ending_a_session_just_refreshed_leaves_the_browser_no_cookie(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The refresh before the API call queues the session's cookie with its new end; the
+    answer that ends the session deletes the cookie, and the queued one is not set after."""
+    csrf = await page_csrf(ann, "/account")
+    await _expire_access(clean)
+    answer = await ann.post("/signout-everywhere", data={"csrf_token": csrf})
+    assert answer.headers["location"] == "/signin?notice=signed_out_everywhere"
+    [cookie] = _session_cookies(answer)
+    assert "Max-Age=0" in cookie
+    assert "session" not in ann.cookies
+    await sign_in(ann)
+    csrf = await page_csrf(ann, "/account/delete")
+    await _expire_access(clean)
+    answer = await ann.post(
+        "/account/delete",
+        data={"csrf_token": csrf, "delete_password": PASSWORD, "delete_confirm": "yes"},
+    )
+    assert answer.headers["location"] == "/signin?notice=account_deleted"
+    [cookie] = _session_cookies(answer)
+    assert "Max-Age=0" in cookie
+    assert "session" not in ann.cookies
 
 
 async def test_a_wrong_current_password_changes_nothing(

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
+from typing import Any
 
 import httpx
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.web.conftest import Platform, count, csrf_of, idempotency_key_of
+from tests.web.conftest import (
+    Platform,
+    WebAppFactory,
+    count,
+    csrf_of,
+    idempotency_key_of,
+    register,
+    sign_in,
+)
+from web_service.settings import WebSettings
 
 
 def event_names(text: str) -> list[str]:
@@ -157,3 +173,91 @@ async def test_the_turn_reads_tomorrow_in_the_users_time_zone(
     row = await clean.db.fetch_row("SELECT due_at FROM todo.tasks")
     assert row is not None
     assert row[0] in {before, tomorrow_9am()}
+
+
+async def _waiting_on_locks(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND query ILIKE '%todo.tasks%'"
+                )
+            )
+        ).first()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_chat_turns_at_once_are_bounded_per_user_and_in_all(
+    clean: Platform, engine: AsyncEngine, make_web_app: WebAppFactory
+) -> None:
+    """Each turn holds a connection of the web service's gateway pool for as long as it
+    runs: one user's turns at once are bounded, and all turns leave connections for pages."""
+    await register(clean, "ann@example.com")
+    await register(clean, "bob@example.com", name="Bob")
+    app = make_web_app(chat_turns_per_user=2, chat_turns_max=3, gateway_max_connections=8)
+    async with app.router.lifespan_context(app):
+        ann, bob = (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://testserver",
+                headers={"Sec-Fetch-Site": "same-origin"},
+            )
+            for _ in range(2)
+        )
+        async with ann, bob:
+            await sign_in(ann)
+            await sign_in(bob, "bob@example.com")
+            ann_form, bob_form = await chat_form(ann), await chat_form(bob)
+
+            def turn(client: httpx.AsyncClient, form: dict[str, str], what: str) -> Any:
+                data = {**form, "idempotency_key": str(uuid.uuid4()), "message": f"add {what}"}
+                return client.post("/chat", data=data)
+
+            async with engine.begin() as lock:
+                # The turns' tool calls wait to insert their tasks (reads go on).
+                await lock.execute(text("LOCK TABLE todo.tasks IN SHARE MODE"))
+                running = [
+                    asyncio.ensure_future(turn(ann, ann_form, "tea")),
+                    asyncio.ensure_future(turn(ann, ann_form, "cake")),
+                    asyncio.ensure_future(turn(bob, bob_form, "bread")),
+                ]
+                for _ in range(200):
+                    if await _waiting_on_locks(engine) == 3:
+                        break
+                    await asyncio.sleep(0.05)
+                assert await _waiting_on_locks(engine) == 3
+                # Ann's third turn: past her bound. Bob's second: past the process's.
+                refused = await asyncio.wait_for(turn(ann, ann_form, "jam"), 5)
+                assert refused.status_code == 429
+                assert 'data-testid="chat-error"' in refused.text
+                streamed = await asyncio.wait_for(
+                    bob.post(
+                        "/chat/stream",
+                        data={**bob_form, "message": "add milk"},
+                        headers={"X-CSRF-Token": bob_form["csrf_token"]},
+                    ),
+                    5,
+                )
+                assert event_names(streamed.text) == ["error"]
+                assert '"status": 429' in streamed.text
+                # Pages still get connections.
+                assert (await asyncio.wait_for(bob.get("/tasks"), 5)).status_code == 200
+            answers = await asyncio.gather(*running)
+            assert [a.status_code for a in answers] == [303, 303, 303]
+            titles = await clean.db.fetch_row(
+                "SELECT array_agg(title ORDER BY title) FROM todo.tasks"
+            )
+            assert titles is not None
+            assert titles[0] == ["Bread", "Cake", "Tea"]
+            assert await count(clean, "SELECT count(*) FROM chat.conversations") == 3
+            assert app.state.web.chat_turns.open_in_all() == 0
+            # The bound is of turns at once: the next one goes.
+            again = await turn(ann, ann_form, "jam")
+            assert again.status_code == 303
+
+
+def test_chat_turns_can_never_take_every_gateway_connection() -> None:
+    with pytest.raises(ValidationError, match="WEB_CHAT_TURNS_MAX"):
+        WebSettings(_env_file=None, chat_turns_max=256, gateway_max_connections=256)

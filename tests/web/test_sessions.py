@@ -188,6 +188,17 @@ async def test_signed_out_page_redirects_with_next(browser: httpx.AsyncClient) -
         assert (await browser.get(path)).headers["location"].startswith("/signin")
 
 
+async def test_a_list_fragment_without_a_session_is_a_401_not_the_sign_in_page(
+    browser: httpx.AsyncClient,
+) -> None:
+    """The list's script inserts the fragment it fetches into the page: after the session
+    ended it gets the 401 the scripts read (to the sign-in form with the page as ``next``),
+    not the sign-in page itself, nor a ``next`` leading to a bare fragment."""
+    answer = await browser.get("/tasks", params={"status": "pending", "fragment": "rows"})
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "signed_out"
+
+
 async def test_a_form_of_an_ended_session_leads_back_to_its_page_after_sign_in(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:

@@ -75,8 +75,10 @@ const listen = (area) => {
   };
   source.addEventListener("unread", (event) => setCount(parse(event)?.count));
   source.addEventListener("notification", (event) => arrived(parse(event)));
-  // The session is over: no reconnecting (a page load will ask to sign in).
-  source.addEventListener("signed_out", () => source.close());
+  // `signed_out`: the session this stream was opened with is over, and the stream ends. The
+  // browser reconnects by itself: with the session this browser holds now (a new id after a
+  // password change) the stream resumes; without one the answer is a 401, which ends the
+  // EventSource for good (a page load will ask to sign in).
 };
 
 const stop = () => {
