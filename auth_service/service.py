@@ -222,6 +222,7 @@ async def issue_tokens(
     settings = ctx.settings
     now = ctx.clock()
     if family is None:
+        await _end_oldest_sessions(session, now, user, keep=settings.max_sessions_per_user - 1)
         family = RefreshFamily(
             user_id=user.id,
             created_at=now,
@@ -257,6 +258,32 @@ async def issue_tokens(
         refresh_expires_in=int((refresh_expires_at - now).total_seconds()),
         user=user,
     )
+
+
+async def _end_oldest_sessions(
+    session: AsyncSession, now: datetime, user: User, *, keep: int
+) -> None:
+    """End ``user``'s live sessions beyond the ``keep`` newest (by when each began), their rows
+    locked in id order as ``_revoke_every_session`` locks them, so that a new one makes at
+    most ``AUTH_MAX_SESSIONS_PER_USER``."""
+    oldest = (
+        select(RefreshFamily.id)
+        .where(
+            RefreshFamily.user_id == user.id,
+            col(RefreshFamily.revoked_at).is_(None),
+            RefreshFamily.expires_at > now,
+        )
+        .order_by(col(RefreshFamily.created_at).desc(), col(RefreshFamily.id).desc())
+        .offset(keep)
+    )
+    families = await session.exec(
+        select(RefreshFamily)
+        .where(col(RefreshFamily.id).in_(oldest))
+        .order_by(col(RefreshFamily.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    await _revoke(session, now, families.all())
 
 
 async def rotate_refresh_token(

@@ -29,6 +29,10 @@ class AuthSettings(ServiceSettings):
     # A login session's absolute lifetime: rotation never extends a session past it.
     session_max_days: int = Field(default=90, ge=1)
 
+    # Live login sessions one account keeps: a new one beyond it ends the oldest (by when it
+    # began), so however often the password is used no account holds more rows than this.
+    max_sessions_per_user: int = Field(default=100, ge=1)
+
     # A session that ended (revoked, or past its absolute end) is deleted with its refresh
     # tokens this long after, by the worker: a token of it is refused the same either way.
     ended_sessions_retention_days: int = Field(default=7, ge=0)

@@ -10,8 +10,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service.app import create_app
 from auth_service.models import RefreshFamily, User
+from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.auth.factories import (
     PASSWORD,
     assert_unauthorized,
@@ -22,6 +25,7 @@ from tests.auth.factories import (
     signed_up,
 )
 from tests.support.errors import assert_error
+from tests.support.serving import serve
 
 NEW_PASSWORD = "a brand new secret"
 
@@ -247,3 +251,42 @@ async def test_failed_password_change_issues_no_tokens(client: httpx.AsyncClient
     body = assert_error(wrong, 400, "wrong_password")
     assert "refresh_token" not in body
     assert (await refresh(client, pair["refresh_token"])).status_code == 200
+
+
+# --- live sessions per account ------------------------------------------------------------
+
+
+async def test_a_login_beyond_the_accounts_live_sessions_ends_the_oldest(
+    auth_settings: AuthSettings, database: Database, clock: FrozenClock
+) -> None:
+    capped = auth_settings.model_copy(update={"max_sessions_per_user": 3})
+    async with serve(create_app(capped, db=database, clock=clock)) as client:
+        pairs = [await signed_up(client)]
+        others = await signed_up(client, "bob@example.com")
+        # A logged-out session does not count; an old one past the cap ends.
+        ended = await login(client)
+        assert (
+            await client.post("/api/auth/logout", json={"refresh_token": ended["refresh_token"]})
+        ).status_code == 204
+        for _ in range(3):
+            clock.advance(seconds=1)
+            pairs.append(await login(client))
+        assert_unauthorized(
+            await refresh(client, pairs[0]["refresh_token"]), "invalid_refresh_token"
+        )
+        for pair in pairs[1:]:
+            assert (await refresh(client, pair["refresh_token"])).status_code == 200
+        # Another account's sessions are its own.
+        assert (await refresh(client, others["refresh_token"])).status_code == 200
+    row = await database.fetch_row(
+        "SELECT count(*) FILTER (WHERE revoked_at IS NULL), count(*) FROM auth.refresh_families "
+        "JOIN auth.users ON users.id = refresh_families.user_id WHERE email = 'ann@example.com'"
+    )
+    assert row is not None
+    assert tuple(row) == (3, 5)
+
+
+def test_the_live_sessions_of_an_account_default_to_a_hundred() -> None:
+    assert AuthSettings(_env_file=None).max_sessions_per_user == 100  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="max_sessions_per_user"):
+        AuthSettings(_env_file=None, max_sessions_per_user=0)  # type: ignore[call-arg]
