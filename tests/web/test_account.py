@@ -108,6 +108,20 @@ async def test_profile_update(clean: Platform, ann: httpx.AsyncClient) -> None:
     assert 'id="timezone-error"' in bad.text
 
 
+async def change_password(client: httpx.AsyncClient, csrf: str) -> httpx.Response:
+    """The account page's password form, sent with the right current password."""
+    answer = await client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf,
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+        },
+    )
+    assert answer.headers["location"] == "/account?notice=password"
+    return answer
+
+
 async def test_password_change_keeps_this_session_and_ends_the_others(
     clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
 ) -> None:
@@ -117,15 +131,7 @@ async def test_password_change_keeps_this_session_and_ends_the_others(
         await sign_in(second)
         assert await count(clean, "SELECT count(*) FROM web.sessions") == 2
         csrf = await page_csrf(ann, "/account")
-        answer = await ann.post(
-            "/account/password",
-            data={
-                "csrf_token": csrf,
-                "current_password": PASSWORD,
-                "new_password": "a brand new passphrase",
-            },
-        )
-        assert answer.headers["location"] == "/account?notice=password"
+        await change_password(ann, csrf)
         assert (await ann.get("/tasks")).status_code == 200
         assert (await second.get("/tasks")).status_code == 303
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
@@ -143,15 +149,7 @@ async def test_a_copy_of_the_cookie_taken_before_a_password_change_is_refused_af
     the browser carries on under a new session id (and a new CSRF token); the old one ends."""
     stolen = ann.cookies["session"]
     old_csrf = await page_csrf(ann, "/account")
-    answer = await ann.post(
-        "/account/password",
-        data={
-            "csrf_token": old_csrf,
-            "current_password": PASSWORD,
-            "new_password": "a brand new passphrase",
-        },
-    )
-    assert answer.headers["location"] == "/account?notice=password"
+    await change_password(ann, old_csrf)
     assert ann.cookies["session"] != stolen
     new_csrf = await page_csrf(ann, "/account")
     assert new_csrf != old_csrf
@@ -175,15 +173,7 @@ async def test_a_password_change_that_first_refreshes_the_token_keeps_the_browse
     set, so the browser is not signed out by its own password change."""
     csrf = await page_csrf(ann, "/account")
     await _expire_access(clean)
-    answer = await ann.post(
-        "/account/password",
-        data={
-            "csrf_token": csrf,
-            "current_password": PASSWORD,
-            "new_password": "a brand new passphrase",
-        },
-    )
-    assert answer.headers["location"] == "/account?notice=password"
+    answer = await change_password(ann, csrf)
     assert len(_session_cookies(answer)) == 1
     assert (await ann.get("/tasks")).status_code == 200
 
