@@ -7,7 +7,6 @@ own routes, whose ASGI entry hands every HTTP request to the raw :class:`Edge` f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from gateway.routes import DOCS_URL, upstreams_from
 from gateway.settings import GatewaySettings, get_settings
 from shared.app import create_service_app
 from shared.docs import add_swagger_ui
+from shared.tasks import stop_tasks
 from shared.tokens import JWKSKeySource, TokenVerifier
 
 logger = logging.getLogger(__name__)
@@ -107,9 +107,7 @@ def create_app(
             yield
         finally:
             app.edge = None
-            warmup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warmup
+            await stop_tasks([warmup])
             await edge.close()
             await http.aclose()
 

@@ -8,7 +8,6 @@ docs/events.md for why that is safe).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -25,6 +24,7 @@ from shared.db import Database
 from shared.events import Heartbeat, RedisStreamPublisher, redis_client, run_forever
 from shared.outbox import OutboxDispatcher
 from shared.settings import ServiceSettings
+from shared.tasks import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -141,11 +141,7 @@ def create_worker_app(
                 try:
                     yield
                 finally:
-                    for task in tasks:
-                        task.cancel()
-                    for task in tasks:
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await task
+                    await stop_tasks(tasks)
         finally:
             await redis.aclose()
 

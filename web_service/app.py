@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.streams import StreamSlots
+from shared.tasks import stop_tasks
 from web_service import account, chat, notifications, overview, tasks
 from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
@@ -78,9 +78,7 @@ def create_app(
                 try:
                     yield
                 finally:
-                    janitor.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await janitor
+                    await stop_tasks([janitor])
         finally:
             await gateway.close()
 
