@@ -57,8 +57,11 @@ class TodoSettings(ServiceSettings):
     webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
-    # Deliveries attempted at once by one worker, and finished ones kept this long.
+    # Deliveries attempted at once by one worker, and at most this many of them one user's
+    # (so one user's slow receivers or backlog cannot hold every slot); finished ones are
+    # kept this long.
     webhook_batch: int = Field(default=20, ge=1, le=500)
+    webhook_attempts_per_user: int = Field(default=4, ge=1, le=500)
     webhook_retention_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
 
     @model_validator(mode="after")

@@ -1,9 +1,12 @@
 """The worker's delivery loop: due deliveries are claimed, POSTed, and recorded.
 
-A round claims up to ``webhook_batch`` due pending deliveries with ``FOR UPDATE SKIP
-LOCKED`` and leases them (their next attempt moved past the longest attempt), so replicas
-never attempt one delivery concurrently and a replica that dies mid-attempt only delays it
-until the lease ends (at least once: receivers drop a repeated ``webhook-id``). Each attempt
+A round keeps up to ``webhook_batch`` attempts running, at most
+``webhook_attempts_per_user`` of them one user's: it claims due pending deliveries into free
+slots with ``FOR UPDATE SKIP LOCKED`` and leases them (their next attempt moved past the
+longest attempt), so replicas never attempt one delivery concurrently and a replica that
+dies mid-attempt only delays it until the lease ends (at least once: receivers drop a
+repeated ``webhook-id``). Each attempt is recorded when it ends and its slot claimed again,
+so one user's slow receivers or long backlog delay only that user's deliveries. Each attempt
 checks the target again (shared rules in ``targets``), connects to the checked address, POSTs
 the envelope signed, and follows no redirect: a 2xx is delivered, anything else (a 3xx, a
 timeout, a refusal) is retried after an exponential, jittered pause until the retry window
@@ -16,6 +19,8 @@ import asyncio
 import logging
 import random
 import ssl
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
@@ -43,22 +48,46 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "todo-platform-webhooks/1"
 
+# Claims the oldest due deliveries, at most ``room`` more per user (its attempts already
+# running here count against the per-user bound): the oldest ``scan`` due ones of the users
+# not yet at the bound are read first, then locked, so a user with a long backlog is skipped
+# in the index walk instead of filling the batch.
 _CLAIM = text(
     """
-    WITH due AS (
-        SELECT id FROM todo.webhook_deliveries
-        WHERE status = 'pending' AND next_attempt_at <= :now
-        ORDER BY next_attempt_at, id
+    WITH oldest AS (
+        SELECT id, user_id, next_attempt_at,
+               row_number() OVER (PARTITION BY user_id ORDER BY next_attempt_at, id) AS nth
+        FROM (
+            SELECT id, user_id, next_attempt_at FROM todo.webhook_deliveries
+            WHERE status = 'pending' AND next_attempt_at <= :now
+              AND user_id <> ALL(CAST(:full AS text[]))
+            ORDER BY next_attempt_at, id
+            LIMIT :scan
+        ) AS due
+    ), busy AS (
+        SELECT * FROM unnest(CAST(:users AS text[]), CAST(:room AS int[])) AS b(user_id, room)
+    ), chosen AS (
+        SELECT d.id FROM todo.webhook_deliveries AS d
+        JOIN oldest ON oldest.id = d.id
+        LEFT JOIN busy ON busy.user_id = oldest.user_id
+        WHERE oldest.nth <= coalesce(busy.room, :per_user)
+          AND d.status = 'pending' AND d.next_attempt_at <= :now
+        ORDER BY oldest.next_attempt_at, oldest.id
         LIMIT :batch
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE todo.webhook_deliveries AS d
     SET attempts = d.attempts + 1, next_attempt_at = :lease_until
-    FROM due, todo.webhooks AS w
-    WHERE d.id = due.id AND w.id = d.webhook_id AND w.user_id = d.user_id
-    RETURNING d.id, d.event_id, d.payload, d.attempts, d.created_at, w.url, w.secret_sealed
+    FROM chosen, todo.webhooks AS w
+    WHERE d.id = chosen.id AND w.id = d.webhook_id AND w.user_id = d.user_id
+    RETURNING d.id, d.user_id, d.event_id, d.payload, d.attempts, d.created_at, w.url,
+              w.secret_sealed
     """
 )
+# Due deliveries read per claim, per free slot, before the per-user bound picks among them.
+_SCAN_PER_SLOT = 10
+# While attempts run, how often newly due deliveries are claimed into the free slots.
+CLAIM_POLL_SECONDS = 0.5
 _DELIVERED = text(
     """
     UPDATE todo.webhook_deliveries
@@ -145,36 +174,93 @@ class WebhookDeliverer:
 
     async def deliver_once(self) -> int:
         """One round: the number of deliveries attempted (none without keys: a production
-        without ``TODO_WEBHOOK_KEYS`` has no webhooks, so nothing is due either)."""
-        now = self.clock()
-        async with self.db.unit_of_work() as session:
-            connection = await session.connection()
-            claimed = (
-                await connection.execute(
-                    _CLAIM,
-                    {"now": now, "batch": self.settings.webhook_batch,
-                     "lease_until": now + self._lease},
+        without ``TODO_WEBHOOK_KEYS`` has no webhooks, so nothing is due either).
+
+        Up to ``webhook_batch`` attempts run at once, at most ``webhook_attempts_per_user``
+        of them one user's; a slot is filled again as soon as its attempt ends, so a slow
+        receiver holds its own slot, not the round. New claims stop after
+        ``webhook_attempt_timeout``; the round returns once its attempts have ended."""
+        running: dict[asyncio.Task[None], str] = {}
+        attempted = 0
+        stop_claiming = time.monotonic() + self.settings.webhook_attempt_timeout
+        box: SecretBox | None = None
+        client: httpx.AsyncClient | None = None
+        try:
+            while True:
+                free = self.settings.webhook_batch - len(running)
+                claimed = []
+                if free > 0 and time.monotonic() < stop_claiming:
+                    claimed = await self._claim(free, Counter(running.values()))
+                if claimed and client is None:
+                    box = await self.keys.box()
+                    # No connection is reused: each attempt is its own, to the address it
+                    # checked.
+                    client = httpx.AsyncClient(
+                        timeout=self._timeout,
+                        follow_redirects=False,
+                        trust_env=False,
+                        verify=self.trust if self.trust is not None else True,
+                        limits=httpx.Limits(
+                            max_connections=self.settings.webhook_batch,
+                            max_keepalive_connections=0,
+                        ),
+                    )
+                for row in claimed:
+                    assert client is not None
+                    task = asyncio.create_task(self._deliver(client, box, row))
+                    running[task] = row.user_id
+                attempted += len(claimed)
+                if not running:
+                    break
+                done, _ = await asyncio.wait(
+                    running, timeout=CLAIM_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
-            ).all()  # fmt: skip
-        if not claimed:
-            await self._forget_finished(now)
-            return 0
-        box = await self.keys.box()
-        # No connection is reused: each attempt is its own, to the address it checked.
-        async with httpx.AsyncClient(
-            timeout=self._timeout,
-            follow_redirects=False,
-            trust_env=False,
-            verify=self.trust if self.trust is not None else True,
-            limits=httpx.Limits(max_connections=len(claimed), max_keepalive_connections=0),
-        ) as client:
-            outcomes = await asyncio.gather(*(self._attempt(client, box, row) for row in claimed))
-        finished = self.clock()
+                for task in done:
+                    del running[task]
+                    task.result()  # a failure to record it is the round's failure
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            if client is not None:
+                await client.aclose()
+        if not attempted:
+            await self._forget_finished(self.clock())
+        return attempted
+
+    async def _claim(self, free: int, running: Counter[str]) -> list[Any]:
+        """Lease up to ``free`` due deliveries, within the per-user bound given what is
+        ``running`` (attempts per user)."""
+        now = self.clock()
+        per_user = self.settings.webhook_attempts_per_user
+        busy = [(user, per_user - n) for user, n in running.items()]
         async with self.db.unit_of_work() as session:
             connection = await session.connection()
-            for row, outcome in zip(claimed, outcomes, strict=True):
-                await self._record(connection, row, outcome, finished)
-        return len(claimed)
+            return list(
+                (
+                    await connection.execute(
+                        _CLAIM,
+                        {
+                            "now": now,
+                            "batch": free,
+                            "scan": free * _SCAN_PER_SLOT,
+                            "per_user": per_user,
+                            "full": [user for user, room in busy if room <= 0],
+                            "users": [user for user, _ in busy],
+                            "room": [max(room, 0) for _, room in busy],
+                            "lease_until": now + self._lease,
+                        },
+                    )
+                ).all()
+            )
+
+    async def _deliver(self, client: httpx.AsyncClient, box: SecretBox | None, row: Any) -> None:
+        """One attempt, and its outcome recorded at once."""
+        outcome = await self._attempt(client, box, row)
+        async with self.db.unit_of_work() as session:
+            connection = await session.connection()
+            await self._record(connection, row, outcome, self.clock())
 
     async def _attempt(self, client: httpx.AsyncClient, box: SecretBox | None, row: Any) -> Outcome:
         settings = self.settings

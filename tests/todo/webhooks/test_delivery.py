@@ -450,6 +450,68 @@ async def test_two_delivery_loops_never_send_one_delivery_twice(
     assert tuple(row) == (30, 1)
 
 
+async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delivery(
+    api: httpx.AsyncClient,
+    committed_database: Database,
+    redis: Redis,
+    settings: TodoSettings,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    receiver: tuple[Receiver, str],
+    alice: User,
+    bob: User,
+) -> None:
+    # Bob's receiver answers nothing for as long as an attempt may take, and he has a
+    # backlog older than Alice's one delivery. Once each round waited for its slowest
+    # attempt and took the oldest deliveries first: Alice waited for all of Bob's.
+    patient = settings.model_copy(
+        update={
+            "webhook_read_timeout": 20.0,
+            "webhook_attempt_timeout": 20.0,
+            "webhook_batch": 4,
+            "webhook_attempts_per_user": 2,
+        }
+    )
+    pipeline = Pipeline(committed_database, redis, patient, live_clock, dns, box)
+    fast, url = receiver
+    stalling = Receiver(plan=["slow"] * 20)
+    async with live_server(stalling.app()) as base:
+        dns.answers["tarpit.example.com"] = ["127.0.0.1"]
+        await register(api, bob, f"http://tarpit.example.com:{urlsplit(base).port}/hook")
+        await register(api, alice, url)
+        for n in range(12):
+            await pipeline.emit(bob.sub, n=n)
+        await pipeline.fan_out()
+        live_clock.advance(seconds=1)
+        await pipeline.emit(alice.sub)
+        await pipeline.fan_out()
+        delivering = asyncio.create_task(pipeline.deliver())
+        try:
+
+            async def alice_delivered() -> bool:
+                return len(fast.received) == 1
+
+            await eventually(alice_delivered, seconds=3)
+            # Bob holds his share of the slots and no more.
+            assert len(stalling.received) == 2
+        finally:
+            delivering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivering
+    async with committed_database.unit_of_work() as session:
+        statuses = (
+            await (await session.connection()).execute(
+                text("SELECT user_id, status, count(*) FROM todo.webhook_deliveries "
+                     "GROUP BY user_id, status ORDER BY user_id")
+            )
+        ).all()  # fmt: skip
+    assert [tuple(row) for row in statuses] == [
+        (alice.sub, "delivered", 1),
+        (bob.sub, "pending", 12),
+    ]
+
+
 async def test_the_worker_process_fans_out_and_delivers(
     api: httpx.AsyncClient,
     settings: TodoSettings,
