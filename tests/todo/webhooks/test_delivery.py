@@ -29,6 +29,7 @@ from shared.db import Database
 from shared.events import TASKS_STREAM, Event, RedisStreamPublisher, redis_client
 from shared.outbox import OutboxDispatcher, add_event
 from shared.sealing import SecretBox
+from shared.tasks import stop_tasks
 from shared.worker import Loop
 from tests.support.events import eventually
 from tests.support.serving import live_server, serve
@@ -499,9 +500,7 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
             # Bob holds his share of the slots and no more.
             assert len(stalling.received) == 2
         finally:
-            delivering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await delivering
+            await stop_tasks([delivering])
     async with committed_database.unit_of_work() as session:
         statuses = (
             await (await session.connection()).execute(
