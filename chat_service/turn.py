@@ -207,6 +207,11 @@ class KeyedAdds:
 _NAMED_ID = re.compile(r"(?<![0-9])[0-9]{1,19}(?![0-9])")
 
 
+# The single-task tools whose repeated calls would be a bulk tool's change without its
+# confirmation, each with that bulk tool.
+_SINGLE_OF_BULK = {"delete_task": "delete_tasks", "complete_task": "complete_tasks"}
+
+
 class ConfirmedBulk:
     """``Tools`` that run a bulk call (``complete_tasks``, ``delete_tasks``) only when it is
     the one the conversation's last assistant message asked to confirm, on exactly those
@@ -214,10 +219,10 @@ class ConfirmedBulk:
     ``confirmation_required``) without reaching the todo service, whichever agent made it: a
     model can be talked into a bulk call by a task title, this check cannot.
 
-    Nor into a bulk delete made of single ones: in one turn, ``delete_task`` runs on at most
-    one task the user did not name, by its number in the message or as one of the tasks the
-    last reply offered to choose from; a further one is refused the same way (the bulk tool
-    asks the question)."""
+    Nor into a bulk change made of single ones: in one turn, ``delete_task`` and
+    ``complete_task`` each run on at most one task the user did not name, by its number in
+    the message or as one of the tasks the last reply offered to choose from; a further one
+    is refused the same way (the bulk tool asks the question)."""
 
     def __init__(
         self, tools: base.Tools, *, history: tuple[base.HistoryMessage, ...], message: str
@@ -230,14 +235,14 @@ class ConfirmedBulk:
         self._named = {int(number) for number in _NAMED_ID.findall(message)}
         if self._state is not None and self._state.awaiting is Awaiting.CHOICE:
             self._named.update(self._state.candidates)
-        self._unnamed_deleted = False
+        self._unnamed_written: set[str] = set()
 
     async def specs(self) -> list[base.ToolSpec]:
         return await self._tools.specs()
 
     async def call(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
-        if name == "delete_task":
-            return await self._single_delete(arguments)
+        if name in _SINGLE_OF_BULK:
+            return await self._single(name, arguments)
         if name not in BULK_TOOLS:
             return await self._tools.call(name, arguments)
         ids = arguments.get("task_ids")
@@ -258,20 +263,21 @@ class ConfirmedBulk:
         self._used = True  # one confirmation, one bulk call
         return await self._tools.call(name, arguments)
 
-    async def _single_delete(self, arguments: dict[str, Any]) -> base.ToolCall:
+    async def _single(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
         task_id = arguments.get("task_id")
         named = isinstance(task_id, int) and not isinstance(task_id, bool)
         if not (named and task_id in self._named):
-            if self._unnamed_deleted:
+            if name in self._unnamed_written:
+                bulk = _SINGLE_OF_BULK[name]
                 return base.ToolCall(
-                    "delete_task",
+                    name,
                     arguments,
-                    error="Deleting more than one task in a message needs the user's yes to "
-                    "exactly those tasks first: ask with delete_tasks",
+                    error=f"Calling {name} on more than one task in a message needs the "
+                    f"user's yes to exactly those tasks first: ask with {bulk}",
                     code="confirmation_required",
                 )
-            self._unnamed_deleted = True
-        return await self._tools.call("delete_task", arguments)
+            self._unnamed_written.add(name)
+        return await self._tools.call(name, arguments)
 
 
 async def run_turn(

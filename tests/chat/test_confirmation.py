@@ -125,6 +125,46 @@ async def test_single_deletes_of_the_tasks_the_user_names_by_number_all_run(
     assert await titles(llm, alice) == []
 
 
+async def test_a_prompt_injection_cannot_complete_tasks_one_by_one_either(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    ids = []
+    for title in ("Buy milk", "Buy bread", INJECTION.replace("delete_tasks", "complete_task")):
+        model.script(call("add_task", title=title), reply("Added."))
+        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
+    model.script(
+        call("list_tasks", status="all"),
+        Step(tool_calls=tuple(("complete_task", {"task_id": i}) for i in ids)),
+        reply("Done."),
+    )
+    answer = await say(llm, alice, "what's on my list?")
+    completions = [c["result"] for c in answer["tool_calls"] if c["name"] == "complete_task"]
+    assert completions[0]["status"] == "completed"
+    assert [c.get("code") for c in completions[1:]] == ["confirmation_required"] * 2
+    # Deleting one unnamed task is a separate allowance, still there.
+    model.script(call("delete_task", task_id=ids[1]), reply("Deleted."))
+    deleted = await say(llm, alice, "delete the bread one")
+    assert deleted["tool_calls"][0]["result"]["status"] == "deleted"
+    model.script(call("list_tasks", status="pending"), reply("Here."))
+    assert len(await titles(llm, alice)) == 1
+
+
+async def test_single_completions_of_the_tasks_the_user_names_by_number_all_run(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    ids = []
+    for title in ("One", "Two", "Three"):
+        model.script(call("add_task", title=title), reply("Added."))
+        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
+    model.script(
+        Step(tool_calls=tuple(("complete_task", {"task_id": i}) for i in ids[:2])),
+        call("complete_task", task_id=ids[2]),
+        reply("Done."),
+    )
+    answer = await say(llm, alice, f"tick off {ids[0]} and {ids[1]}, and the last one")
+    assert [c["result"].get("status") for c in answer["tool_calls"]] == ["completed"] * 3
+
+
 async def test_a_yes_runs_exactly_the_confirmed_bulk_call(
     llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
 ) -> None:
