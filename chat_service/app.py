@@ -24,6 +24,7 @@ from chat_service.turn import ChatContext
 from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.tasks import stop_tasks
 from shared.tokens import TokenVerifier
 from shared.tombstones import Tombstones, TombstoneVerifier
 
@@ -104,7 +105,4 @@ async def _finish_streams(tasks: set[asyncio.Task[None]]) -> None:
     if not tasks:
         return
     _, pending = await asyncio.wait(set(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending, timeout=1.0)
+    await stop_tasks(pending, seconds=1.0)

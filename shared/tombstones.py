@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Database, is_database_outage
 from shared.errors import DELETED_SUBJECT_SQLSTATE
+from shared.tasks import stop_tasks
 from shared.tokens import InvalidToken, Principal, TokenVerifier
 
 logger = logging.getLogger(__name__)
@@ -206,9 +207,7 @@ class Tombstones:
             yield self
         finally:
             self._vouched_until = 0.0
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_tasks([watcher])
 
     async def _watch(self) -> None:
         """Listen, load, heartbeat; after any loss, the same again (backing off) until the
