@@ -84,85 +84,59 @@ async def test_a_prompt_injection_in_a_title_cannot_skip_the_confirmation(
     assert len(await titles(llm, alice)) == 2
 
 
-async def test_a_prompt_injection_cannot_delete_tasks_one_by_one_either(
-    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+# Each single-task tool whose repeated calls would make its bulk tool's change, with the
+# status it answers and the other such tool.
+SINGLE_WRITES = {
+    "delete_task": ("deleted", "complete_task"),
+    "complete_task": ("completed", "delete_task"),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(SINGLE_WRITES))
+async def test_a_prompt_injection_cannot_run_a_bulk_change_as_single_calls(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User, tool: str
 ) -> None:
-    # Once the way around the confirmation: the bulk delete as single delete_task calls,
-    # up to the turn's cap of tool calls.
+    # Once the way around the confirmation: a bulk delete or completion as single calls, up
+    # to the turn's cap of tool calls. Each tool allows one task the user did not name.
+    done, other = SINGLE_WRITES[tool]
     ids = []
-    for title in ("Buy milk", "Buy bread", INJECTION.replace("delete_tasks", "delete_task")):
+    for title in ("Buy milk", "Buy bread", INJECTION.replace("delete_tasks", tool)):
         model.script(call("add_task", title=title), reply("Added."))
         ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
     model.script(
         call("list_tasks", status="all"),
-        Step(tool_calls=tuple(("delete_task", {"task_id": i}) for i in ids[:2])),
-        call("delete_task", task_id=ids[2]),
+        Step(tool_calls=tuple((tool, {"task_id": i}) for i in ids)),
+        call(other, task_id=ids[1]),
         reply("Done."),
     )
     answer = await say(llm, alice, "what's on my list?")
-    deletes = [c["result"] for c in answer["tool_calls"] if c["name"] == "delete_task"]
-    assert deletes[0] == {"task_id": ids[0], "status": "deleted", "title": "Buy milk"}
-    assert [d.get("code") for d in deletes[1:]] == ["confirmation_required"] * 2
-    model.script(call("list_tasks", status="all"), reply("Here."))
-    assert len(await titles(llm, alice)) == 2
-
-
-async def test_single_deletes_of_the_tasks_the_user_names_by_number_all_run(
-    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
-) -> None:
-    ids = []
-    for title in ("One", "Two", "Three"):
-        model.script(call("add_task", title=title), reply("Added."))
-        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
-    model.script(
-        Step(tool_calls=tuple(("delete_task", {"task_id": i}) for i in ids[:2])),
-        call("delete_task", task_id=ids[2]),
-        reply("Deleted."),
-    )
-    answer = await say(llm, alice, f"delete tasks {ids[0]} and {ids[1]}, and the last one")
-    assert [c["result"].get("status") for c in answer["tool_calls"]] == ["deleted"] * 3
-    model.script(call("list_tasks", status="all"), reply("Here."))
-    assert await titles(llm, alice) == []
-
-
-async def test_a_prompt_injection_cannot_complete_tasks_one_by_one_either(
-    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
-) -> None:
-    ids = []
-    for title in ("Buy milk", "Buy bread", INJECTION.replace("delete_tasks", "complete_task")):
-        model.script(call("add_task", title=title), reply("Added."))
-        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
-    model.script(
-        call("list_tasks", status="all"),
-        Step(tool_calls=tuple(("complete_task", {"task_id": i}) for i in ids)),
-        reply("Done."),
-    )
-    answer = await say(llm, alice, "what's on my list?")
-    completions = [c["result"] for c in answer["tool_calls"] if c["name"] == "complete_task"]
-    assert completions[0]["status"] == "completed"
-    assert [c.get("code") for c in completions[1:]] == ["confirmation_required"] * 2
-    # Deleting one unnamed task is a separate allowance, still there.
-    model.script(call("delete_task", task_id=ids[1]), reply("Deleted."))
-    deleted = await say(llm, alice, "delete the bread one")
-    assert deleted["tool_calls"][0]["result"]["status"] == "deleted"
+    results = [(c["name"], c["result"]) for c in answer["tool_calls"][1:]]
+    assert [name for name, _ in results] == [tool] * 3 + [other]
+    assert results[0][1]["status"] == done
+    assert [result.get("code") for _, result in results[1:3]] == ["confirmation_required"] * 2
+    assert results[3][1]["status"] == SINGLE_WRITES[other][0]
     model.script(call("list_tasks", status="pending"), reply("Here."))
-    assert len(await titles(llm, alice)) == 1
+    assert await titles(llm, alice) == [INJECTION.replace("delete_tasks", tool)]
 
 
-async def test_single_completions_of_the_tasks_the_user_names_by_number_all_run(
-    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+@pytest.mark.parametrize("tool", sorted(SINGLE_WRITES))
+async def test_single_calls_on_the_tasks_the_user_names_by_number_all_run(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User, tool: str
 ) -> None:
     ids = []
     for title in ("One", "Two", "Three"):
         model.script(call("add_task", title=title), reply("Added."))
         ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
     model.script(
-        Step(tool_calls=tuple(("complete_task", {"task_id": i}) for i in ids[:2])),
-        call("complete_task", task_id=ids[2]),
+        Step(tool_calls=tuple((tool, {"task_id": i}) for i in ids[:2])),
+        call(tool, task_id=ids[2]),
         reply("Done."),
     )
-    answer = await say(llm, alice, f"tick off {ids[0]} and {ids[1]}, and the last one")
-    assert [c["result"].get("status") for c in answer["tool_calls"]] == ["completed"] * 3
+    answer = await say(llm, alice, f"{tool} on {ids[0]} and {ids[1]}, and the last one")
+    done, _ = SINGLE_WRITES[tool]
+    assert [c["result"].get("status") for c in answer["tool_calls"]] == [done] * 3
+    model.script(call("list_tasks", status="pending"), reply("Here."))
+    assert await titles(llm, alice) == []
 
 
 async def test_a_yes_runs_exactly_the_confirmed_bulk_call(
