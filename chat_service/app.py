@@ -24,6 +24,7 @@ from chat_service.turn import ChatContext
 from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.http import system_trust
 from shared.tasks import stop_tasks
 from shared.tokens import TokenVerifier
 from shared.tombstones import Tombstones, TombstoneVerifier
@@ -47,7 +48,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            jwks_http = await stack.enter_async_context(httpx.AsyncClient())
+            jwks_http = await stack.enter_async_context(httpx.AsyncClient(verify=system_trust()))
             app.state.verifier = verifier or TokenVerifier.from_settings(
                 settings.trusted_issuers(), http=jwks_http, leeway=settings.jwt_leeway_seconds
             )

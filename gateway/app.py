@@ -23,6 +23,7 @@ from gateway.routes import DOCS_URL, upstreams_from
 from gateway.settings import GatewaySettings, get_settings
 from shared.app import create_service_app
 from shared.docs import add_swagger_ui
+from shared.http import system_trust
 from shared.tasks import stop_tasks
 from shared.tokens import JWKSKeySource, TokenVerifier
 
@@ -82,7 +83,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert isinstance(app, Gateway)
-        http = httpx.AsyncClient(timeout=settings.health_timeout)
+        http = httpx.AsyncClient(timeout=settings.health_timeout, verify=system_trust())
         app.state.verifier = verifier or TokenVerifier.from_settings(
             settings.trusted_issuers(), http=http, leeway=settings.jwt_leeway_seconds
         )

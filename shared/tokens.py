@@ -23,6 +23,7 @@ import jwt
 from jwt.exceptions import InvalidKeyError, InvalidTokenError, PyJWKError, PyJWTError
 
 from shared.errors import Unauthorized
+from shared.http import system_trust
 from shared.settings import TrustedIssuer
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class JWKSKeySource:
         if self.http is not None:
             response = await self.http.get(self.url, timeout=self.timeout)
         else:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(verify=system_trust()) as client:
                 response = await client.get(self.url, timeout=self.timeout)
         response.raise_for_status()
         return response.json()

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from shared.app import create_service_app, database
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.http import system_trust
 from shared.sealing import SecretBox
 from shared.streams import StreamSlots
 from shared.tokens import TokenVerifier
@@ -49,7 +50,7 @@ def create_app(
         app.state.webhook_resolver = resolver
         app.state.webhook_keys = WebhookKeys(settings, webhook_box)
         # The JWKS client: only key fetches use it (rare, cached), never the request path.
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(verify=system_trust()) as http:
             app.state.verifier = verifier or TokenVerifier.from_settings(
                 settings.trusted_issuers(), http=http, leeway=settings.jwt_leeway_seconds
             )

@@ -31,6 +31,7 @@ from sqlalchemy import text
 
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.http import system_trust
 from shared.sealing import InvalidToken, SecretBox
 from todo_service.models import DELIVERY_ERROR_MAX
 from todo_service.settings import TodoSettings
@@ -199,7 +200,7 @@ class WebhookDeliverer:
                         timeout=self._timeout,
                         follow_redirects=False,
                         trust_env=False,
-                        verify=self.trust if self.trust is not None else True,
+                        verify=self.trust if self.trust is not None else system_trust(),
                         limits=httpx.Limits(
                             max_connections=self.settings.webhook_batch,
                             max_keepalive_connections=0,
