@@ -45,7 +45,7 @@ from tests.todo.webhooks.conftest import TableDns, register, serve_todo
 from tests.todo.webhooks.receiver import Receiver
 from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings
-from todo_service.webhooks.delivery import WebhookDeliverer
+from todo_service.webhooks.delivery import CLAIM_POLL_SECONDS, WebhookDeliverer
 from todo_service.webhooks.fanout import WebhookFanout, fanout_loop
 from todo_service.webhooks.keys import WebhookKeys
 from todo_service.worker import create_app as create_worker
@@ -502,7 +502,15 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
             # Sent and recorded while Bob's attempts still hang.
             await eventually(alice_delivered, seconds=3)
             assert len(fast.received) == 1
-            # Bob holds his share of the slots and no more.
+
+            async def bobs_share_taken() -> bool:
+                return len(stalling.received) >= 2
+
+            # Bob holds his share of the slots and no more: his requests may still be on
+            # their way when Alice's is recorded, and a free slot is claimed again at the
+            # next poll.
+            await eventually(bobs_share_taken, seconds=3)
+            await asyncio.sleep(2 * CLAIM_POLL_SECONDS)
             assert len(stalling.received) == 2
         finally:
             await stop_tasks([delivering])
