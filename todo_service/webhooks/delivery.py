@@ -180,18 +180,26 @@ class WebhookDeliverer:
         Up to ``webhook_batch`` attempts run at once, at most ``webhook_attempts_per_user``
         of them one user's; a slot is filled again as soon as its attempt ends, so a slow
         receiver holds its own slot, not the round. New claims stop after
-        ``webhook_attempt_timeout``; the round returns once its attempts have ended."""
+        ``webhook_attempt_timeout``; the round returns once its attempts have ended.
+
+        A claim or a record that fails (the database away) stops the claims and is the
+        round's failure once the attempts running have ended and been recorded: cancelling
+        them would only send them again, late, after their leases."""
         running: dict[asyncio.Task[None], str] = {}
         attempted = 0
         stop_claiming = time.monotonic() + self.settings.webhook_attempt_timeout
+        failure: BaseException | None = None
         box: SecretBox | None = None
         client: httpx.AsyncClient | None = None
         try:
             while True:
                 free = self.settings.webhook_batch - len(running)
                 claimed = []
-                if free > 0 and time.monotonic() < stop_claiming:
-                    claimed = await self._claim(free, Counter(running.values()))
+                if failure is None and free > 0 and time.monotonic() < stop_claiming:
+                    try:
+                        claimed = await self._claim(free, Counter(running.values()))
+                    except Exception as exc:
+                        failure = exc
                 if claimed and client is None:
                     box = await self.keys.box()
                     # No connection is reused: each attempt is its own, to the address it
@@ -218,7 +226,8 @@ class WebhookDeliverer:
                 )
                 for task in done:
                     del running[task]
-                    task.result()  # a failure to record it is the round's failure
+                    if (error := task.exception()) is not None and failure is None:
+                        failure = error
         finally:
             for task in running:
                 task.cancel()
@@ -226,6 +235,8 @@ class WebhookDeliverer:
                 await asyncio.gather(*running, return_exceptions=True)
             if client is not None:
                 await client.aclose()
+        if failure is not None:
+            raise failure
         if not attempted:
             await self._forget_finished(self.clock())
         return attempted

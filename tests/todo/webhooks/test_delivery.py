@@ -11,6 +11,7 @@ import contextlib
 import json
 import ssl
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -23,6 +24,10 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from shared.clock import FrozenClock, utcnow
 from shared.db import Database
@@ -40,7 +45,7 @@ from tests.todo.webhooks.conftest import TableDns, register, serve_todo
 from tests.todo.webhooks.receiver import Receiver
 from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings
-from todo_service.webhooks.delivery import WebhookDeliverer
+from todo_service.webhooks.delivery import CLAIM_POLL_SECONDS, WebhookDeliverer
 from todo_service.webhooks.fanout import WebhookFanout, fanout_loop
 from todo_service.webhooks.keys import WebhookKeys
 from todo_service.worker import create_app as create_worker
@@ -497,7 +502,15 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
             # Sent and recorded while Bob's attempts still hang.
             await eventually(alice_delivered, seconds=3)
             assert len(fast.received) == 1
-            # Bob holds his share of the slots and no more.
+
+            async def bobs_share_taken() -> bool:
+                return len(stalling.received) >= 2
+
+            # Bob holds his share of the slots and no more: his requests may still be on
+            # their way when Alice's is recorded, and a free slot is claimed again at the
+            # next poll.
+            await eventually(bobs_share_taken, seconds=3)
+            await asyncio.sleep(2 * CLAIM_POLL_SECONDS)
             assert len(stalling.received) == 2
         finally:
             await stop_tasks([delivering])
@@ -512,6 +525,89 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
         (alice.sub, "delivered", 1),
         (bob.sub, "pending", 12),
     ]
+
+
+def held_receiver(release: asyncio.Event) -> tuple[Starlette, list[bytes]]:
+    """A receiver that answers 204 to each request once ``release`` is set."""
+    received: list[bytes] = []
+
+    async def hold(request: Request) -> Response:
+        received.append(await request.body())
+        await release.wait()
+        return Response(status_code=204)
+
+    return Starlette(routes=[Route("/{path:path}", hold, methods=["POST"])]), received
+
+
+async def test_a_claim_that_fails_while_an_attempt_runs_lets_it_end_and_be_recorded(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    dns: TableDns,
+    alice: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The database goes away at a claim while an attempt is in flight: the attempt goes on
+    # and is recorded; cancelling it would send it again after its lease, late.
+    database_away = asyncio.Event()
+    app, received = held_receiver(database_away)
+    deliverer = pipeline.deliverer
+    claim = deliverer._claim
+
+    async def claim_then_fail(free: int, running: Counter[str]) -> list[Any]:
+        if running:
+            database_away.set()
+            raise ConnectionRefusedError("the database is away")
+        return await claim(free, running)
+
+    monkeypatch.setattr(deliverer, "_claim", claim_then_fail)
+    async with live_server(app) as base:
+        dns.answers["held.example.com"] = ["127.0.0.1"]
+        webhook = await register(api, alice, f"http://held.example.com:{urlsplit(base).port}/h")
+        await pipeline.emit(alice.sub)
+        await pipeline.fan_out()
+        async with asyncio.timeout(10):
+            with pytest.raises(ConnectionRefusedError):
+                await pipeline.deliver()
+    assert len(received) == 1
+    [delivery] = await deliveries(api, alice, webhook)
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+
+
+async def test_a_failure_to_record_one_attempt_lets_the_others_end_and_be_recorded(
+    api: httpx.AsyncClient,
+    pipeline: Pipeline,
+    dns: TableDns,
+    receiver: tuple[Receiver, str],
+    alice: User,
+    bob: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorded_bobs = asyncio.Event()
+    app, received = held_receiver(recorded_bobs)
+    deliverer = pipeline.deliverer
+    record = deliverer._record
+
+    async def record_failing_for_bob(connection: Any, row: Any, *args: Any) -> None:
+        if row.user_id == bob.sub:
+            recorded_bobs.set()
+            raise ConnectionRefusedError("the database is away")
+        await record(connection, row, *args)
+
+    monkeypatch.setattr(deliverer, "_record", record_failing_for_bob)
+    fast, url = receiver
+    async with live_server(app) as base:
+        dns.answers["held.example.com"] = ["127.0.0.1"]
+        alices = await register(api, alice, f"http://held.example.com:{urlsplit(base).port}/h")
+        await register(api, bob, url)
+        await pipeline.emit(alice.sub)
+        await pipeline.emit(bob.sub)
+        await pipeline.fan_out()
+        async with asyncio.timeout(10):
+            with pytest.raises(ConnectionRefusedError):
+                await pipeline.deliver()
+    assert (len(received), len(fast.received)) == (1, 1)
+    [delivery] = await deliveries(api, alice, alices)
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
 
 
 async def test_the_worker_process_fans_out_and_delivers(
