@@ -369,6 +369,12 @@ WEBHOOK_DELIVERIES = Table(
     ),
     # A webhook's deliveries, newest first (keyset pages).
     Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    # A user's pending deliveries, counted against TODO_WEBHOOK_PENDING_PER_USER at fan-out.
+    Index(
+        "ix_webhook_deliveries_pending_user",
+        "user_id",
+        postgresql_where=text("status = 'pending'"),
+    ),
     # Finished deliveries are deleted after the retention, oldest first.
     Index(
         "ix_webhook_deliveries_finished",

@@ -62,6 +62,9 @@ class TodoSettings(ServiceSettings):
     # kept this long.
     webhook_batch: int = Field(default=20, ge=1, le=500)
     webhook_attempts_per_user: int = Field(default=4, ge=1, le=500)
+    # Pending deliveries one user may have; an event's deliveries beyond it are recorded as
+    # failed, not queued. It bounds what a claim reads past a user at the bound above.
+    webhook_pending_per_user: int = Field(default=10_000, ge=1, le=1_000_000)
     webhook_retention_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
 
     @model_validator(mode="after")

@@ -231,6 +231,7 @@ async def test_a_signature_made_with_another_secret_fails_the_documented_verifie
 
 async def test_a_redelivered_event_makes_no_second_delivery(
     api: httpx.AsyncClient,
+    settings: TodoSettings,
     committed_database: Database,
     live_clock: FrozenClock,
     receiver: tuple[Receiver, str],
@@ -238,11 +239,55 @@ async def test_a_redelivered_event_makes_no_second_delivery(
 ) -> None:
     _, url = receiver
     webhook = await register(api, alice, url)
-    fanout = WebhookFanout(committed_database, clock=live_clock)
+    fanout = WebhookFanout(
+        committed_database, clock=live_clock, pending_per_user=settings.webhook_pending_per_user
+    )
     event = Event("99", "task.created", 1, alice.sub, "2026-12-06T00:00:00Z", {})
     await fanout.handle(event)
     await fanout.handle(event)
     assert len(await deliveries(api, alice, webhook)) == 1
+
+
+async def test_events_beyond_a_users_pending_bound_are_recorded_failed_not_queued(
+    api: httpx.AsyncClient,
+    committed_database: Database,
+    redis: Redis,
+    settings: TodoSettings,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    receiver: tuple[Receiver, str],
+    alice: User,
+    bob: User,
+) -> None:
+    # A receiver that never answers and a stream of changes once grew a user's backlog
+    # without end, and every claim read past all of it while the user held its share.
+    bounded = settings.model_copy(update={"webhook_pending_per_user": 3})
+    pipeline = Pipeline(committed_database, redis, bounded, live_clock, dns, box)
+    _, url = receiver
+    alices = [await register(api, alice, url), await register(api, alice, url)]
+    bobs = await register(api, bob, url)
+    # Two deliveries an event: the second is queued with 2 pending (4 then: an event's
+    # deliveries past the bound), the third and fourth find 4 and are not.
+    for n in range(3):
+        await pipeline.emit(alice.sub, n=n)
+    await pipeline.emit(bob.sub)
+    await pipeline.fan_out()
+    await pipeline.emit(alice.sub, n=3)
+    await pipeline.fan_out()
+
+    for webhook in alices:
+        found = await deliveries(api, alice, webhook)
+        assert [d["status"] for d in found] == ["failed", "failed", "pending", "pending"]
+        assert found[0]["attempts"] == 0
+        assert found[0]["last_error"] == "not queued: 3 deliveries of this account were pending"
+    assert [d["status"] for d in await deliveries(api, bob, bobs)] == ["pending"]
+    # Once the backlog is sent, the user's events are queued again.
+    assert await pipeline.deliver() == 5
+    await pipeline.emit(alice.sub, n=4)
+    await pipeline.fan_out()
+    newest = (await deliveries(api, alice, alices[0]))[0]
+    assert newest["status"] == "pending"
 
 
 async def test_a_failed_attempt_is_retried_after_the_backoff_then_delivered(
