@@ -2,7 +2,9 @@
 
 The fan-out counts a user's pending deliveries against ``TODO_WEBHOOK_PENDING_PER_USER``
 before it queues an event's (todo_service/webhooks/fanout.py); with this index the count
-reads that user's pending rows, at most the bound, not the table.
+reads that user's pending rows, at most the bound, not the table. Built in the migration's
+transaction, not CONCURRENTLY: the table's writers (the todo worker, and a webhook's
+deletion through its cascade) wait out the build; task and list requests never touch it.
 """
 
 import sqlalchemy as sa
