@@ -10,18 +10,20 @@ from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from shared.app import create_service_app, database, database_ready
 from shared.clock import Clock, utcnow
 from shared.db import Database
+from shared.errors import error_response
 from shared.streams import StreamSlots
 from shared.tasks import stop_tasks
 from web_service import account, chat, notifications, overview, tasks
 from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
 from web_service.gateway_client import ApiError, GatewayClient
+from web_service.responses import Refused, json_problem
 from web_service.security import (
     AuthPostLimiter,
     CookieNames,
@@ -162,9 +164,8 @@ def _signin_address(next_path: str | None, *, notice: str | None = None) -> str:
 async def _sign_in(request: Request, exc: Exception) -> Response:
     web: WebState = request.app.state.web
     if _wants_json(request):
-        response: Response = JSONResponse(
-            {"message": "Your session has ended. Please sign in again.", "code": "signed_out"},
-            status_code=401,
+        response: Response = error_response(
+            Refused(401, "signed_out", "Your session has ended. Please sign in again.")
         )
     elif request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -186,7 +187,7 @@ async def _csrf_refused(request: Request, exc: Exception) -> Response:
         "Reload the page and try again."
     )
     if _wants_json(request):
-        return JSONResponse({"message": message, "code": "csrf_refused"}, status_code=403)
+        return error_response(Refused(403, "csrf_refused", message))
     # Back to the page the form was on: the path it was sent to may take no GET at all.
     back = page_before(request, request.app.state.web.settings) or "/"
     return _page(request, 403, "Nothing was changed", message, back=back)
@@ -194,13 +195,11 @@ async def _csrf_refused(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
     if _wants_json(request):
-        return JSONResponse(
-            {"message": friendly(exc), "code": exc.code}, status_code=exc.status, headers=headers
-        )
+        return json_problem(exc)
     response = _page(request, exc.status, "Something went wrong", friendly(exc), back="/tasks")
-    response.headers.update(headers)
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -8,7 +8,6 @@ tool call.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -17,10 +16,12 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response, StreamingResponse
 
+from shared.errors import error_event
+from shared.request_context import current_request_id
 from shared.streams import SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
-from web_service.responses import not_found, redirect, resource_id
+from web_service.responses import Refused, not_found, redirect, resource_id
 from web_service.tasks import new_chat_form
 from web_service.views import friendly, render
 
@@ -167,8 +168,9 @@ async def send_message(ctx: CtxDep) -> Response:
     )
 
 
-def _event(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+def _refusal(refused: Refused) -> bytes:
+    """A turn refused or failed, as the stream's one ``error`` event."""
+    return error_event(refused, current_request_id())
 
 
 @router.post("/chat/stream")
@@ -177,13 +179,13 @@ async def stream_message(ctx: CtxDep) -> Response:
     body, key, problem = await _turn_input(ctx)
     if problem is not None:
         return StreamingResponse(
-            iter([_event("error", {"message": problem, "status": 422})]),
+            iter([_refusal(Refused(422, "validation_error", problem))]),
             media_type="text/event-stream",
         )
     token = await ctx.token()
     if not ctx.web.chat_turns.acquire(session.user_id):
         return StreamingResponse(
-            iter([_event("error", {"message": TURNS_BUSY, "status": 429})]),
+            iter([_refusal(Refused(429, "chat_turns_busy", TURNS_BUSY))]),
             media_type="text/event-stream",
         )
     gateway, client_ip = ctx.web.gateway, ctx.client_ip
@@ -202,12 +204,12 @@ async def stream_message(ctx: CtxDep) -> Response:
                     error = ApiError.from_response(
                         ApiResponse(upstream.status, upstream.headers, await upstream.read())
                     )
-                    yield _event("error", {"message": friendly(error), "status": error.status})
+                    yield _refusal(Refused.of(error))
                     return
                 async for chunk in upstream.content.iter_any():
                     yield chunk
         except ApiError as error:
-            yield _event("error", {"message": friendly(error), "status": error.status})
+            yield _refusal(Refused.of(error))
 
     # The response gives the turn's slot back however the relay ends.
     return SlotStreamingResponse(

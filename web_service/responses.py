@@ -1,13 +1,17 @@
 """What a page handler answers besides a page of its own: a redirect, a 404 for what is not
 (or not the user's), a refusal of the API for a form or for the page's scripts; and the ids
-the pages' paths and forms carry."""
+the pages' paths and forms carry.
+
+A refusal for the page's scripts is the platform's error envelope (``shared.errors``), its
+``detail`` the words a person reads and its ``code`` what the scripts act on."""
 
 from __future__ import annotations
 
 import re
 
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
+from shared.errors import AppError, error_response
 from web_service.context import Ctx
 from web_service.gateway_client import ApiError
 from web_service.views import friendly, problem_code, render
@@ -16,6 +20,22 @@ from web_service.views import friendly, problem_code, render
 # BIGINT, written without a sign or leading zeros.
 RESOURCE_ID = re.compile(r"[1-9][0-9]{0,18}")
 MAX_ID = 2**63 - 1
+
+
+class Refused(AppError):
+    """A refusal of the web client, of any status: ``message`` is what a person reads."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
+        self.status_code = status
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        super().__init__(message, code=code, headers=headers)
+
+    @classmethod
+    def of(cls, error: ApiError) -> Refused:
+        """A refusal of the API, in the words ``friendly`` gives it."""
+        return cls(error.status, error.code, friendly(error), retry_after=error.retry_after)
 
 
 def resource_id(raw: str | None) -> int | None:
@@ -35,7 +55,7 @@ async def not_found(ctx: Ctx, thing: str, back: str, *, code: str = "not_found")
     ``back``, or for the page's scripts (``ctx.wants_json``) its message and ``code``."""
     message = f"That {thing} no longer exists. Nothing was changed."
     if ctx.wants_json:
-        return JSONResponse({"message": message, "code": code}, status_code=404)
+        return error_response(Refused(404, code, message))
     return await render(
         ctx,
         "error.html",
@@ -46,12 +66,10 @@ async def not_found(ctx: Ctx, thing: str, back: str, *, code: str = "not_found")
     )
 
 
-def json_problem(error: ApiError) -> JSONResponse:
-    """A refusal as the page's scripts read it: its words, its code, and when to try again."""
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return JSONResponse(
-        {"message": friendly(error), "code": error.code}, status_code=error.status, headers=headers
-    )
+def json_problem(error: ApiError) -> Response:
+    """A refusal of the API as the page's scripts read it: its words, its code, and when to
+    try again."""
+    return error_response(Refused.of(error))
 
 
 def refused(ctx: Ctx, error: ApiError, back: str) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.errors import ENVELOPE_KEYS
 from tests.web.conftest import (
     Platform,
     WebAppFactory,
@@ -27,6 +29,15 @@ from web_service.settings import WebSettings
 
 def event_names(text: str) -> list[str]:
     return re.findall(r"^event: (\w+)$", text, re.MULTILINE)
+
+
+def assert_error_event(text: str, status: int, code: str) -> None:
+    """The stream's one event is the platform's error envelope with the status it stands for."""
+    data = json.loads(re.search(r"^data: (.*)$", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    assert set(data) == {*ENVELOPE_KEYS, "status"}, data
+    assert (data["status"], data["code"]) == (status, code), data
+    assert data["detail"], data
+    assert data["request_id"], data
 
 
 async def chat_form(client: httpx.AsyncClient, path: str = "/chat") -> dict[str, str]:
@@ -102,6 +113,7 @@ async def test_an_empty_message_is_refused_with_nothing_sent(
         headers={"X-CSRF-Token": form["csrf_token"]},
     )
     assert event_names(streamed.text) == ["error"]
+    assert_error_event(streamed.text, 422, "validation_error")
 
 
 async def test_conversation_list_history_and_delete(
@@ -241,7 +253,7 @@ async def test_chat_turns_at_once_are_bounded_per_user_and_in_all(
                     5,
                 )
                 assert event_names(streamed.text) == ["error"]
-                assert '"status": 429' in streamed.text
+                assert_error_event(streamed.text, 429, "chat_turns_busy")
                 # Pages still get connections.
                 assert (await asyncio.wait_for(bob.get("/tasks"), 5)).status_code == 200
             answers = await asyncio.gather(*running)

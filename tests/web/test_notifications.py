@@ -22,6 +22,7 @@ import pytest
 
 from scripts.processes import free_port
 from shared.clock import utcnow
+from tests.support.errors import assert_error
 from tests.support.serving import live_server
 from tests.web.conftest import (
     Platform,
@@ -427,8 +428,7 @@ async def test_the_stream_resumes_after_the_last_event_id(
 async def test_no_stream_without_a_session(clean: Platform, make_web_app: WebAppFactory) -> None:
     async with live_web(make_web_app) as web, httpx.AsyncClient(base_url=web.url) as anonymous:
         answer = await anonymous.get("/notifications/stream")
-        assert answer.status_code == 401
-        assert answer.json()["code"] == "signed_out"
+        assert_error(answer, 401, "signed_out")
         forged = await anonymous.get(
             "/notifications/stream", headers={"Cookie": "session=" + "A" * 43}
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.errors import assert_error
 from tests.web.conftest import (
     Platform,
     api_create,
@@ -173,8 +174,7 @@ async def test_fetches_carry_the_token_in_a_header(clean: Platform, ann: httpx.A
     refused = await ann.post(
         url, data={"completed": "true"}, headers={"Accept": "application/json"}
     )
-    assert refused.status_code == 403
-    assert refused.json()["code"] == "csrf_refused"
+    assert_error(refused, 403, "csrf_refused")
     csrf = await page_csrf(ann)
     accepted = await ann.post(
         url,
@@ -291,8 +291,7 @@ async def test_the_root_leads_to_sign_in_or_to_the_tasks(
 
 async def test_a_streamed_turn_needs_the_token(clean: Platform, ann: httpx.AsyncClient) -> None:
     answer = await ann.post("/chat/stream", data={"message": "add forged"})
-    assert answer.status_code == 403
-    assert answer.json()["code"] == "csrf_refused"
+    assert_error(answer, 403, "csrf_refused")
     assert await count(clean, "SELECT count(*) FROM chat.messages") == 0
 
 

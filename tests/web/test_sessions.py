@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 
 from shared.clock import utcnow
+from tests.support.errors import assert_error
 from tests.support.serving import serve
 from tests.web.conftest import (
     PASSWORD,
@@ -195,8 +196,7 @@ async def test_a_list_fragment_without_a_session_is_a_401_not_the_sign_in_page(
     ended it gets the 401 the scripts read (to the sign-in form with the page as ``next``),
     not the sign-in page itself, nor a ``next`` leading to a bare fragment."""
     answer = await browser.get("/tasks", params={"status": "pending", "fragment": "rows"})
-    assert answer.status_code == 401
-    assert answer.json()["code"] == "signed_out"
+    assert_error(answer, 401, "signed_out")
 
 
 async def test_a_form_of_an_ended_session_leads_back_to_its_page_after_sign_in(

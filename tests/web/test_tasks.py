@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from tests.support.errors import assert_error
 from tests.support.serving import serve
 from tests.web.conftest import (
     Platform,
@@ -397,8 +398,7 @@ async def test_another_users_task_is_not_found(clean: Platform, ann: httpx.Async
         data={"completed": "true"},
         headers={"Accept": "application/json", "X-CSRF-Token": csrf},
     )
-    assert fetched.status_code == 404
-    assert "no longer exists" in fetched.json()["message"]
+    assert "no longer exists" in assert_error(fetched, 404, "task_not_found")["detail"]
     row = await clean.db.fetch_row("SELECT completed FROM todo.tasks WHERE id = $1", bobs["id"])
     assert row is not None
     assert row[0] is False

@@ -127,7 +127,7 @@ const turn = async (form) => {
         failed = true;
         answer.classList.add("failed");
         answer.querySelector(".text").textContent = String(
-          data.message ?? data.detail ?? "The assistant could not answer. Try again.",
+          data.detail ?? "The assistant could not answer. Try again.",
         );
       }
     }

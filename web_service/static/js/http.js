@@ -10,10 +10,11 @@ export const post = (url, form, accept = "application/json", extra = {}) =>
     body: form ? new URLSearchParams(new FormData(form)) : undefined,
   });
 
+// A refusal's words: the platform's error envelope, its `detail` written for a person.
 export const messageOf = async (response) => {
   try {
     const body = await response.json();
-    if (body && typeof body.message === "string") return body.message;
+    if (body && typeof body.detail === "string") return body.detail;
   } catch {
     // not JSON: fall through to the generic words
   }
