@@ -201,6 +201,27 @@ async def test_a_session_ended_under_the_page_signs_in_back_to_it(page: Page) ->
     await expect(row(page, "Pay the rent")).to_be_visible()
 
 
+async def test_a_refused_completion_says_why_and_the_row_stays_as_it_was(page: Page) -> None:
+    """The task was deleted in another tab: the click is rolled back, and the toast reads the
+    refusal's own words (the error envelope's ``detail``), not a generic failure."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks")
+    edit = await row(page, "Pay the rent").get_by_test_id("task-edit").get_attribute("href")
+    assert edit is not None
+    other = await page.context.new_page()
+    await other.goto(edit.replace("/edit", "/delete"))
+    await other.get_by_test_id("delete-confirm").click()
+    await expect(other).to_have_url(at("/tasks"))
+    await row(page, "Pay the rent").get_by_test_id("task-toggle").click()
+    await expect(page.get_by_test_id("toast")).to_contain_text(
+        "no longer exists. Nothing was changed."
+    )
+    await expect(row(page, "Pay the rent").get_by_test_id("task-toggle")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+
 async def test_a_note_after_an_action_sits_above_the_columns_on_a_wide_screen(
     new_context: NewContext,
 ) -> None:
