@@ -12,7 +12,6 @@ the stream began, one ``error`` ({detail, code, request_id, status}) and the str
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,29 +20,25 @@ from chat_service.agents.base import AgentEvent, ToolCallEvent
 from shared.errors import AppError, DatabaseUnavailable, error_event
 from shared.middleware import error_for
 from shared.request_context import current_request_id
+from shared.streams import sse
 
 logger = logging.getLogger(__name__)
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def encode(event: str, data: Any) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
-    return f"event: {event}\ndata: {payload}\n\n".encode()
-
-
 def agent_event(event: AgentEvent) -> bytes:
     if isinstance(event, ToolCallEvent):
-        return encode("tool_call", event.call.record())
-    return encode("message", {"response": event.text})
+        return sse("tool_call", event.call.record())
+    return sse("message", {"response": event.text})
 
 
 async def replay(answer: dict[str, Any]) -> AsyncIterator[bytes]:
     """A stored answer ({conversation_id, response, tool_calls}) as the events of its turn."""
     for record in answer.get("tool_calls") or []:
-        yield encode("tool_call", record)
-    yield encode("message", {"response": answer.get("response")})
-    yield encode("done", {"conversation_id": answer.get("conversation_id")})
+        yield sse("tool_call", record)
+    yield sse("message", {"response": answer.get("response")})
+    yield sse("done", {"conversation_id": answer.get("conversation_id")})
 
 
 _END = object()
@@ -66,7 +61,7 @@ def stream_turn(
     async def produce() -> None:
         try:
             conversation_id = await run(emit)
-            await queue.put(encode("done", {"conversation_id": conversation_id}))
+            await queue.put(sse("done", {"conversation_id": conversation_id}))
         except Exception as exc:
             error = error_for(exc)
             if isinstance(error, DatabaseUnavailable):

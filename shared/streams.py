@@ -9,11 +9,26 @@ counts are per process: N replicas serve up to N times as many.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterable, Mapping
+from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+
+def sse(event: str | None = None, data: Any = None, *, id: int | None = None) -> bytes:
+    """One server-sent event as bytes: ``data`` as compact JSON on one line (a value JSON has
+    no type for, such as a timestamp, as its text)."""
+    lines = []
+    if id is not None:
+        lines.append(f"id: {id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+    lines.append("data: " + payload)
+    return ("\n".join(lines) + "\n\n").encode()
 
 
 class StreamSlots:

@@ -25,12 +25,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared.streams import SlotStreamingResponse
+from shared.streams import SlotStreamingResponse, sse
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
-from web_service.streams import Event, EventParser, StreamTooLarge, sse
+from web_service.streams import Event, EventParser, StreamTooLarge
 from web_service.views import parse_utc, render, render_text, when_text
 
 logger = logging.getLogger(__name__)

@@ -1,14 +1,12 @@
-"""Server-sent events: a parser for the API's event stream, and the writer of the relay's
-own events. (The slots bounding how many streams a process relays, per user and in all, are
-``shared.streams.StreamSlots``, sized by ``WEB_NOTIFICATION_STREAMS_PER_USER`` and
-``WEB_NOTIFICATION_STREAMS_MAX``.)
+"""Server-sent events: a parser for the API's event stream. (The relay's own events are
+written by ``shared.streams.sse``, as the chat service writes its own; the slots bounding how
+many streams a process relays, per user and in all, are ``shared.streams.StreamSlots``, sized
+by ``WEB_NOTIFICATION_STREAMS_PER_USER`` and ``WEB_NOTIFICATION_STREAMS_MAX``.)
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 # An event larger than this is not one of the API's (a notification is well under 2 KB).
 MAX_EVENT_BYTES = 64 * 1024
@@ -84,14 +82,3 @@ def _line_end(buffer: bytes) -> tuple[int, int] | None:
     if cr + 1 == len(buffer):
         return None  # a CR at the end may be the first half of a CRLF
     return cr, cr + 2 if buffer[cr + 1 : cr + 2] == b"\n" else cr + 1
-
-
-def sse(event: str | None = None, data: Any = None, *, id: int | None = None) -> bytes:
-    """One event as bytes (``data`` as compact JSON on one line)."""
-    lines = []
-    if id is not None:
-        lines.append(f"id: {id}")
-    if event is not None:
-        lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False))
-    return ("\n".join(lines) + "\n\n").encode()

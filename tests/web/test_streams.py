@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.streams import sse
 from web_service.notifications import valid_notification
-from web_service.streams import MAX_EVENT_BYTES, EventParser, StreamTooLarge, sse
+from web_service.streams import MAX_EVENT_BYTES, EventParser, StreamTooLarge
 
 
 def test_events_are_parsed_across_chunks_and_line_endings() -> None:
