@@ -12,7 +12,7 @@ import json
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -154,16 +154,30 @@ class Pipeline:
         return await self.deliverer.deliver_once()
 
 
+PipelineFactory = Callable[..., Pipeline]
+
+
 @pytest.fixture
-def pipeline(
+def make_pipeline(
     committed_database: Database,
     redis: Redis,
     settings: TodoSettings,
     live_clock: FrozenClock,
     dns: TableDns,
     box: SecretBox,
-) -> Pipeline:
-    return Pipeline(committed_database, redis, settings, live_clock, dns, box)
+) -> PipelineFactory:
+    """A pipeline with the test's settings changed by ``updates`` (and a consumer name)."""
+
+    def make(consumer: str = "t1", **updates: Any) -> Pipeline:
+        changed = settings.model_copy(update=updates)
+        return Pipeline(committed_database, redis, changed, live_clock, dns, box, consumer)
+
+    return make
+
+
+@pytest.fixture
+def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
+    return make_pipeline()
 
 
 async def deliveries(api: httpx.AsyncClient, user: User, webhook: dict[str, Any]) -> list[Any]:
@@ -250,20 +264,14 @@ async def test_a_redelivered_event_makes_no_second_delivery(
 
 async def test_events_beyond_a_users_pending_bound_are_recorded_failed_not_queued(
     api: httpx.AsyncClient,
-    committed_database: Database,
-    redis: Redis,
-    settings: TodoSettings,
-    live_clock: FrozenClock,
-    dns: TableDns,
-    box: SecretBox,
+    make_pipeline: PipelineFactory,
     receiver: tuple[Receiver, str],
     alice: User,
     bob: User,
 ) -> None:
     # A receiver that never answers and a stream of changes once grew a user's backlog
     # without end, and every claim read past all of it while the user held its share.
-    bounded = settings.model_copy(update={"webhook_pending_per_user": 3})
-    pipeline = Pipeline(committed_database, redis, bounded, live_clock, dns, box)
+    pipeline = make_pipeline(webhook_pending_per_user=3)
     _, url = receiver
     alices = [await register(api, alice, url), await register(api, alice, url)]
     bobs = await register(api, bob, url)
@@ -465,12 +473,8 @@ async def test_a_deleted_webhooks_pending_deliveries_are_never_sent(
 async def test_two_delivery_loops_never_send_one_delivery_twice(
     api: httpx.AsyncClient,
     pipeline: Pipeline,
+    make_pipeline: PipelineFactory,
     committed_database: Database,
-    redis: Redis,
-    settings: TodoSettings,
-    live_clock: FrozenClock,
-    dns: TableDns,
-    box: SecretBox,
     receiver: tuple[Receiver, str],
     alice: User,
 ) -> None:
@@ -480,7 +484,7 @@ async def test_two_delivery_loops_never_send_one_delivery_twice(
     for n in range(15):
         await pipeline.emit(alice.sub, n=n)
     await pipeline.fan_out()
-    other = Pipeline(committed_database, redis, settings, live_clock, dns, box, consumer="t2")
+    other = make_pipeline("t2")
     counts = []
     while True:
         done = await asyncio.gather(pipeline.deliver(), other.deliver())
@@ -503,12 +507,10 @@ async def test_two_delivery_loops_never_send_one_delivery_twice(
 
 async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delivery(
     api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
     committed_database: Database,
-    redis: Redis,
-    settings: TodoSettings,
     live_clock: FrozenClock,
     dns: TableDns,
-    box: SecretBox,
     receiver: tuple[Receiver, str],
     alice: User,
     bob: User,
@@ -516,15 +518,12 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
     # Bob's receiver answers nothing for as long as an attempt may take, and he has a
     # backlog older than Alice's one delivery. Once each round waited for its slowest
     # attempt and took the oldest deliveries first: Alice waited for all of Bob's.
-    patient = settings.model_copy(
-        update={
-            "webhook_read_timeout": 20.0,
-            "webhook_attempt_timeout": 20.0,
-            "webhook_batch": 4,
-            "webhook_attempts_per_user": 2,
-        }
+    pipeline = make_pipeline(
+        webhook_read_timeout=20.0,
+        webhook_attempt_timeout=20.0,
+        webhook_batch=4,
+        webhook_attempts_per_user=2,
     )
-    pipeline = Pipeline(committed_database, redis, patient, live_clock, dns, box)
     fast, url = receiver
     stalling = Receiver(plan=["slow"] * 20)
     async with live_server(stalling.app()) as base:
