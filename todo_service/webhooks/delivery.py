@@ -97,11 +97,14 @@ _DELIVERED = text(
     WHERE id = :id AND status = 'pending'
     """
 )
+# A failed attempt is recorded only while its lease is the delivery's last (``attempts`` as
+# the claim left it): an attempt that outlasted its lease leaves the next replica's lease,
+# and that replica's outcome, alone. A success is recorded whichever attempt made it.
 _RETRY = text(
     """
     UPDATE todo.webhook_deliveries
     SET next_attempt_at = :next, last_status_code = :code, last_error = :error
-    WHERE id = :id AND status = 'pending'
+    WHERE id = :id AND status = 'pending' AND attempts = :attempts
     """
 )
 _FAILED = text(
@@ -109,7 +112,7 @@ _FAILED = text(
     UPDATE todo.webhook_deliveries
     SET status = 'failed', finished_at = :now, next_attempt_at = NULL,
         last_status_code = :code, last_error = :error
-    WHERE id = :id AND status = 'pending'
+    WHERE id = :id AND status = 'pending' AND attempts = :attempts
     """
 )
 _FORGET_DELIVERIES = text(
@@ -340,15 +343,11 @@ class WebhookDeliverer:
             return
         next_attempt = now + self.retry_delay(row.attempts)
         window = timedelta(seconds=self.settings.webhook_retry_window_seconds)
+        failure = {"id": row.id, "attempts": row.attempts, "code": outcome.status_code}
         if next_attempt > row.created_at + window:
-            await connection.execute(
-                _FAILED, {"id": row.id, "now": now, "code": outcome.status_code, "error": error}
-            )
+            await connection.execute(_FAILED, {**failure, "now": now, "error": error})
             return
-        await connection.execute(
-            _RETRY,
-            {"id": row.id, "next": next_attempt, "code": outcome.status_code, "error": error},
-        )
+        await connection.execute(_RETRY, {**failure, "next": next_attempt, "error": error})
 
     async def _forget_finished(self, now: datetime) -> None:
         """Delete deliveries finished, and fanned-out event ids older, than the retention."""

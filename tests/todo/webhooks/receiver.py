@@ -42,12 +42,13 @@ class Received:
 @dataclass
 class Receiver:
     """Answers each request with the next planned answer (200 once the plan is spent):
-    a status code, ``"redirect"``, ``"slow"`` (sleeps past any test timeout) or ``"flood"``
-    (an endless body)."""
+    a status code, ``"redirect"``, ``"slow"`` (sleeps past any test timeout), ``"flood"``
+    (an endless body) or ``"hold"`` (waits for the test to set the status code in ``held``)."""
 
     secret: str = ""
     plan: list[int | str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    held: list[asyncio.Future[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.verify = documented_verifier()
@@ -64,6 +65,10 @@ class Receiver:
         if answer == "slow":
             await asyncio.sleep(30)
             return Response(status_code=200)
+        if answer == "hold":
+            status: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self.held.append(status)
+            return Response(status_code=await status)
         if answer == "flood":
             return StreamingResponse(self._flood(), status_code=200)
         return Response(status_code=int(answer))

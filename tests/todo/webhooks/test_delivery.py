@@ -505,6 +505,49 @@ async def test_two_delivery_loops_never_send_one_delivery_twice(
     assert tuple(row) == (30, 1)
 
 
+async def test_a_failure_recorded_after_the_lease_leaves_the_next_replicas_attempt_alone(
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    committed_database: Database,
+    live_clock: FrozenClock,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    # A replica's attempt outlasts its lease; another replica leases the delivery again and
+    # is still attempting it when the first records its failure. That record once moved the
+    # second's lease (a third could then send it beside the second) or failed the delivery
+    # (the second's success then changed nothing).
+    receiving, url = receiver
+    receiving.plan = ["hold", "hold"]
+    webhook = await register(api, alice, url)
+    settings = {"webhook_attempt_timeout": 5.0, "webhook_retry_base_seconds": 100.0}
+    first, second = make_pipeline("t1", **settings), make_pipeline("t2", **settings)
+    await first.emit(alice.sub)
+    await first.fan_out()
+
+    async def requests(count: int) -> bool:
+        return len(receiving.held) == count
+
+    first_round = asyncio.create_task(first.deliver())
+    second_round: asyncio.Task[int] | None = None
+    try:
+        await eventually(lambda: requests(1))
+        live_clock.advance(seconds=20)  # past the first lease (2 x 5 + 5 s)
+        second_round = asyncio.create_task(second.deliver())
+        await eventually(lambda: requests(2))
+        [leased] = await deliveries(api, alice, webhook)
+        receiving.held[0].set_result(500)
+        await first_round
+        [after] = await deliveries(api, alice, webhook)
+        assert (after["attempts"], after["next_attempt_at"]) == (2, leased["next_attempt_at"])
+        receiving.held[1].set_result(200)
+        await second_round
+    finally:
+        await stop_tasks([t for t in (first_round, second_round) if t is not None])
+    [delivery] = await deliveries(api, alice, webhook)
+    assert delivery["status"] == "delivered"
+
+
 async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delivery(
     api: httpx.AsyncClient,
     make_pipeline: PipelineFactory,
