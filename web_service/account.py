@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
@@ -292,6 +292,14 @@ async def account_page_with(
         email=session.profile.get("email") or "",
         timezones=timezones(),
     )
+
+
+@router.get("/session/csrf")
+async def session_csrf(ctx: CtxDep) -> Response:
+    """The session's CSRF token, for a page's script whose copy went stale: a password change
+    in another tab renews it. Only this site's scripts can read the answer (no CORS)."""
+    ctx.require_session()
+    return JSONResponse({"csrf_token": ctx.csrf_token})
 
 
 @router.get("/account")

@@ -222,6 +222,30 @@ async def test_a_refused_completion_says_why_and_the_row_stays_as_it_was(page: P
     )
 
 
+async def test_a_tab_open_before_a_password_change_elsewhere_still_completes_a_task(
+    page: Page,
+) -> None:
+    """The change gave the session a new CSRF token; this tab's script takes it and sends the
+    completion again, instead of asking for a reload."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await page.goto("/tasks")
+    other = await page.context.new_page()
+    await other.goto("/account")
+    form = other.get_by_test_id("password-form")
+    await form.get_by_label("Current password").fill(PASSWORD)
+    await form.get_by_label("New password").fill("a brand new passphrase")
+    await form.get_by_test_id("password-submit").click()
+    await expect(other).to_have_url(at("/account"))
+    toggle = row(page, "Pay the rent").get_by_test_id("task-toggle")
+    async with page.expect_response(lambda r: r.url.endswith("/session/csrf")):
+        await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await expect(page.get_by_test_id("toast")).to_be_hidden()
+    await page.reload()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+
+
 async def test_a_note_after_an_action_sits_above_the_columns_on_a_wide_screen(
     new_context: NewContext,
 ) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from tests.support.errors import assert_error
 from tests.support.serving import serve
 from tests.web.conftest import (
     PASSWORD,
@@ -164,6 +165,23 @@ async def test_a_copy_of_the_cookie_taken_before_a_password_change_is_refused_af
         assert posted.headers["location"].startswith("/signin")
     assert (await ann.get("/tasks")).status_code == 200
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
+
+
+async def test_a_page_whose_token_went_stale_gets_the_sessions_current_one(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    """Another tab changed the password: this tab's token is refused, and its script reads the
+    session's new one from /session/csrf (refused without a session)."""
+    stale = await page_csrf(ann, "/account")
+    await change_password(ann, stale)
+    json = {"Accept": "application/json"}
+    refused = await ann.post("/signout-everywhere", headers={**json, "X-CSRF-Token": stale})
+    assert_error(refused, 403, "csrf_refused")
+    renewed = await ann.get("/session/csrf", headers=json)
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json() == {"csrf_token": await page_csrf(ann, "/account")}
+    async with serve(make_web_app()) as anonymous:
+        assert_error(await anonymous.get("/session/csrf", headers=json), 401, "signed_out")
 
 
 async def test_a_password_change_that_first_refreshes_the_token_keeps_the_browser_signed_in(
