@@ -508,7 +508,6 @@ async def test_two_delivery_loops_never_send_one_delivery_twice(
 async def test_a_failure_recorded_after_the_lease_leaves_the_next_replicas_attempt_alone(
     api: httpx.AsyncClient,
     make_pipeline: PipelineFactory,
-    committed_database: Database,
     live_clock: FrozenClock,
     receiver: tuple[Receiver, str],
     alice: User,
