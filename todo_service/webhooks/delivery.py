@@ -33,6 +33,7 @@ from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.http import system_trust
 from shared.sealing import InvalidToken, SecretBox
+from shared.tasks import stop_tasks
 from todo_service.models import DELIVERY_ERROR_MAX
 from todo_service.settings import TodoSettings
 from todo_service.webhooks.keys import WebhookKeys
@@ -232,10 +233,7 @@ class WebhookDeliverer:
                     if (error := task.exception()) is not None and failure is None:
                         failure = error
         finally:
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
+            await stop_tasks(running)
             if client is not None:
                 await client.aclose()
         if failure is not None:
