@@ -95,7 +95,7 @@ async def reworded(
 ) -> Any:
     async def reword() -> None:
         async with committed_sessionmaker() as session:
-            await session.execute(
+            await session.exec(
                 text(
                     "UPDATE chat.messages SET content = 'Reworded: ' || md5(content)"
                     " WHERE role = 'assistant'"
