@@ -17,8 +17,13 @@ CRASH_QUICK := CRASH_KILLS=$${CRASH_KILLS:-2} CRASH_USERS=$${CRASH_USERS:-20} \
 	CRASH_WORKER_KILLS=$${CRASH_WORKER_KILLS:-2} CRASH_PG_KILLS=$${CRASH_PG_KILLS:-1} \
 	CRASH_TODO_USERS=$${CRASH_TODO_USERS:-12} CRASH_TODO_CHANGES=$${CRASH_TODO_CHANGES:-6}
 
+# Test files run in TEST_WORKERS pytest-xdist processes, each with its own PostgreSQL (or its
+# own database on TEST_DATABASE_URL's server); a file stays on one worker, so the fixtures a
+# file shares start once. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.synced ## The whole test suite but the fuzzers and the browser (its own throw-away PostgreSQL)
-	$(CRASH_QUICK) $(VENV)/bin/pytest --ignore=tests/fuzz --ignore=tests/browser
+	$(CRASH_QUICK) $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/fuzz --ignore=tests/browser
 
 test-crash: $(VENV)/.synced ## The outbox crash tests with their full kill counts and load
 	$(VENV)/bin/pytest tests/events/test_outbox_crash.py tests/events/test_todo_outbox_crash.py

@@ -1,8 +1,10 @@
 """Test fixtures: one real PostgreSQL per test session, migrations once, isolation per test.
 
 The server is the embedded one in a throw-away directory (never ``.data/``) unless
-``TEST_DATABASE_URL`` names another. Each test runs inside a transaction that is rolled back;
-tests of concurrent behaviour use ``committed_sessionmaker`` and the tables are emptied after.
+``TEST_DATABASE_URL`` names another. Under pytest-xdist (``make test``) each worker is a
+session of its own: its own embedded server, or its own database on that other server.
+Each test runs inside a transaction that is rolled back; tests of concurrent behaviour use
+``committed_sessionmaker`` and the tables are emptied after.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,13 +24,20 @@ from shared.db import Database, create_engine
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
-from tests.support.database import empty_service_schemas
+from tests.support.database import database_of_own, empty_service_schemas
 from tests.support.redis import redis_server
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if url and worker:
+        # Parallel workers (make test): a database each, as each has its own embedded server.
+        database = make_url(url).database or "postgres"
+        with database_of_own(url, f"{database}_{worker}") as own:
+            yield own
+        return
     if url:
         yield url
         return

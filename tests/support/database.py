@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import create_engine
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
@@ -40,6 +42,30 @@ async def empty_service_schemas(engine: AsyncEngine, *, restart_identity: bool =
             tables = [f'"{schema}"."{name}"' for (name,) in rows]
             if tables:
                 await connection.execute(text(f"TRUNCATE {', '.join(tables)}{suffix}"))
+
+
+@contextmanager
+def database_of_own(url: str, name: str) -> Iterator[str]:
+    """A new, empty database ``name`` on the server of ``url`` (whose role may create
+    databases), for one pytest-xdist worker of a session run against ``TEST_DATABASE_URL``:
+    its URL. Dropped after, and first if a killed run left it behind."""
+    quoted = '"' + name.replace('"', '""') + '"'
+
+    async def run(*statements: str) -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                for statement in statements:
+                    await autocommit.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}"))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(run(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
 
 
 @asynccontextmanager
