@@ -207,9 +207,15 @@ class KeyedAdds:
 _NAMED_ID = re.compile(r"(?<![0-9])[0-9]{1,19}(?![0-9])")
 
 
-# The single-task tools whose repeated calls would be a bulk tool's change without its
-# confirmation, each with that bulk tool.
-_SINGLE_OF_BULK = {"delete_task": "delete_tasks", "complete_task": "complete_tasks"}
+# The single-task tools that change a task, whose repeated calls would be a bulk change
+# without a confirmation, each with what it takes to run on more: the bulk tool that asks
+# for the user's yes, or (no bulk update: a model cannot say which changes the user agreed
+# to) the user naming the tasks.
+_ONE_UNNAMED = {
+    "delete_task": "the user's yes to exactly those tasks first: ask with delete_tasks",
+    "complete_task": "the user's yes to exactly those tasks first: ask with complete_tasks",
+    "update_task": "the user to name those tasks by number: ask which ones",
+}
 
 
 class ConfirmedBulk:
@@ -219,10 +225,11 @@ class ConfirmedBulk:
     ``confirmation_required``) without reaching the todo service, whichever agent made it: a
     model can be talked into a bulk call by a task title, this check cannot.
 
-    Nor into a bulk change made of single ones: in one turn, ``delete_task`` and
-    ``complete_task`` each run on at most one task the user did not name, by its number in
-    the message or as one of the tasks the last reply offered to choose from; a further one
-    is refused the same way (the bulk tool asks the question)."""
+    Nor into a bulk change made of single ones: in one turn, ``delete_task``,
+    ``complete_task`` and ``update_task`` each run on at most one task the user did not name,
+    by its number in the message or as one of the tasks the last reply offered to choose
+    from; a further one is refused the same way (a bulk tool asks the question; updates need
+    the tasks named)."""
 
     def __init__(
         self, tools: base.Tools, *, history: tuple[base.HistoryMessage, ...], message: str
@@ -241,7 +248,7 @@ class ConfirmedBulk:
         return await self._tools.specs()
 
     async def call(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
-        if name in _SINGLE_OF_BULK:
+        if name in _ONE_UNNAMED:
             return await self._single(name, arguments)
         if name not in BULK_TOOLS:
             return await self._tools.call(name, arguments)
@@ -268,12 +275,11 @@ class ConfirmedBulk:
         named = isinstance(task_id, int) and not isinstance(task_id, bool)
         if not (named and task_id in self._named):
             if name in self._unnamed_written:
-                bulk = _SINGLE_OF_BULK[name]
                 return base.ToolCall(
                     name,
                     arguments,
-                    error=f"Calling {name} on more than one task in a message needs the "
-                    f"user's yes to exactly those tasks first: ask with {bulk}",
+                    error=f"Calling {name} on more than one task in a message needs "
+                    f"{_ONE_UNNAMED[name]}",
                     code="confirmation_required",
                 )
             self._unnamed_written.add(name)
