@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from chat_service import service, sse
 from chat_service.models import IDEMPOTENCY_KEY_MAX, Conversation, Message
@@ -24,6 +24,7 @@ from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
 from shared.errors import error_responses
 from shared.pagination import page_headers
+from shared.streams import EventStreamResponse
 
 router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422))
 _ONE_CONVERSATION = error_responses(404)
@@ -136,9 +137,7 @@ async def chat(
 
     if isinstance(turn, Replay):
         if streaming:
-            return StreamingResponse(
-                sse.replay(turn.answer), media_type="text/event-stream", headers=sse.HEADERS
-            )
+            return EventStreamResponse(sse.replay(turn.answer))
         return JSONResponse(turn.answer)
 
     if streaming:
@@ -148,11 +147,7 @@ async def chat(
             return result.conversation_id
 
         tasks: set[Any] = request.app.state.chat_tasks
-        return StreamingResponse(
-            sse.stream_turn(run, tasks=tasks),
-            media_type="text/event-stream",
-            headers=sse.HEADERS,
-        )
+        return EventStreamResponse(sse.stream_turn(run, tasks=tasks))
 
     result = await run_turn(ctx, turn_request, turn)
     return ChatOut(

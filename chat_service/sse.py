@@ -24,8 +24,6 @@ from shared.streams import sse
 
 logger = logging.getLogger(__name__)
 
-HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
 
 def agent_event(event: AgentEvent) -> bytes:
     if isinstance(event, ToolCallEvent):

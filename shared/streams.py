@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -58,8 +58,23 @@ class StreamSlots:
         return self._open.total()
 
 
-class SlotStreamingResponse(StreamingResponse):
-    """A streaming response that holds a slot already taken for ``user_id``, and gives it
+# Every event stream's headers: stored by no cache, and not buffered by a proxy in front
+# (nginx reads X-Accel-Buffering), so each event leaves when it is written.
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+class EventStreamResponse(StreamingResponse):
+    """The one way every process answers with server-sent events: ``text/event-stream`` with
+    ``STREAM_HEADERS``."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterable[bytes] | Iterable[bytes]) -> None:
+        super().__init__(content, headers=STREAM_HEADERS)
+
+
+class SlotStreamingResponse(EventStreamResponse):
+    """An event stream that holds a slot already taken for ``user_id``, and gives it
     back when the response ends for any reason: its body's end, an error, the client gone,
     or cancellation. (The body's own ``finally`` would not do: a generator cancelled while
     suspended at a ``yield`` only runs it when it is garbage collected.)"""
@@ -70,10 +85,8 @@ class SlotStreamingResponse(StreamingResponse):
         *,
         slots: StreamSlots,
         user_id: str,
-        media_type: str,
-        headers: Mapping[str, str],
     ) -> None:
-        super().__init__(content, media_type=media_type, headers=headers)
+        super().__init__(content)
         self._slots: StreamSlots | None = slots
         self._user_id = user_id
 

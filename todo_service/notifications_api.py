@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Header, Query, Request, Response
-from fastapi.responses import StreamingResponse
 
 from shared.db import Database
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
@@ -28,7 +27,7 @@ from shared.errors import AppError, BadRequest, TooManyRequests, error_event, er
 from shared.middleware import error_for
 from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID
 from shared.request_context import current_request_id
-from shared.streams import SlotStreamingResponse, StreamSlots
+from shared.streams import EventStreamResponse, SlotStreamingResponse, StreamSlots
 from todo_service import notifications
 from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
 from todo_service.schemas import PAGE_MAX, NotificationPublic, NotificationQuery, SnoozeIn
@@ -38,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 router = api_router("/api/notifications", "notifications")
 _ONE = error_responses(404)
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Retry-After of a stream refused for want of a slot (one frees when a stream ends).
 STREAM_BUSY_RETRY_SECONDS = 10
 
@@ -121,7 +119,7 @@ def _last_event_id(value: str | None) -> int | None:
 
 @router.get(
     "/stream",
-    response_class=StreamingResponse,
+    response_class=EventStreamResponse,
     responses={
         200: {
             "content": {"text/event-stream": {}},
@@ -150,7 +148,7 @@ async def stream_notifications(
             "`notifications_backlog_max` of them), then the new ones",
         ),
     ] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     resume = _last_event_id(last_event_id)
     db: Database = request.app.state.db
     settings: TodoSettings = request.app.state.settings
@@ -181,8 +179,6 @@ async def stream_notifications(
         ),
         slots=slots,
         user_id=principal.sub,
-        media_type="text/event-stream",
-        headers=STREAM_HEADERS,
     )
 
 

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from shared.errors import error_event
 from shared.request_context import current_request_id
-from shared.streams import SlotStreamingResponse
+from shared.streams import EventStreamResponse, SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
 from web_service.responses import Refused, not_found, redirect, resource_id
@@ -178,16 +178,10 @@ async def stream_message(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     body, key, problem = await _turn_input(ctx)
     if problem is not None:
-        return StreamingResponse(
-            iter([_refusal(Refused(422, "validation_error", problem))]),
-            media_type="text/event-stream",
-        )
+        return EventStreamResponse([_refusal(Refused(422, "validation_error", problem))])
     token = await ctx.token()
     if not ctx.web.chat_turns.acquire(session.user_id):
-        return StreamingResponse(
-            iter([_refusal(Refused(429, "chat_turns_busy", TURNS_BUSY))]),
-            media_type="text/event-stream",
-        )
+        return EventStreamResponse([_refusal(Refused(429, "chat_turns_busy", TURNS_BUSY))])
     gateway, client_ip = ctx.web.gateway, ctx.client_ip
 
     async def relay() -> AsyncIterator[bytes]:
@@ -216,8 +210,6 @@ async def stream_message(ctx: CtxDep) -> Response:
         relay(),
         slots=ctx.web.chat_turns,
         user_id=session.user_id,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 

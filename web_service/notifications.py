@@ -23,9 +23,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
-from shared.streams import SlotStreamingResponse, sse
+from shared.streams import EventStreamResponse, SlotStreamingResponse, sse
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
@@ -34,7 +34,6 @@ from web_service.streams import Event, EventParser, StreamTooLarge
 from web_service.views import parse_utc, render, render_text, when_text
 
 logger = logging.getLogger(__name__)
-STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -193,14 +192,12 @@ async def notification_stream(ctx: CtxDep) -> Response:
     last_id = _last_event_id(ctx.request)
     token = await ctx.token()
     if not ctx.web.streams.acquire(session.user_id):
-        return StreamingResponse(_busy(ctx), media_type="text/event-stream", headers=STREAM_HEADERS)
+        return EventStreamResponse(_busy(ctx))
     # The response gives the slot back however the stream ends.
     return SlotStreamingResponse(
         _relay(ctx, session, token, last_id),
         slots=ctx.web.streams,
         user_id=session.user_id,
-        media_type="text/event-stream",
-        headers=STREAM_HEADERS,
     )
 
 

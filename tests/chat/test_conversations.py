@@ -304,7 +304,7 @@ async def test_a_streamed_turn_sends_message_then_done(
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["cache-control"] == "no-store"
     events = parse_sse(response.text)
     conversation = events[-1][1]["conversation_id"]
     assert events == [

@@ -1,15 +1,21 @@
-"""The slots bounding how many streams one process serves (per user and in all), and the
-response that gives its slot back however it ends."""
+"""The slots bounding how many streams one process serves (per user and in all), the
+response that gives its slot back however it ends, and the one way every process answers with
+server-sent events."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from starlette.types import Message
 
-from shared.streams import SlotStreamingResponse, StreamSlots
+from shared.streams import STREAM_HEADERS, SlotStreamingResponse, StreamSlots
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("shared", "gateway", "auth_service", "todo_service", "chat_service", "web_service")
 
 
 def test_slots_are_bounded_per_user_and_in_all() -> None:
@@ -34,9 +40,7 @@ SCOPE = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "path
 
 def _response(slots: StreamSlots, body: AsyncIterator[bytes]) -> SlotStreamingResponse:
     assert slots.acquire("ann")
-    return SlotStreamingResponse(
-        body, slots=slots, user_id="ann", media_type="text/event-stream", headers={}
-    )
+    return SlotStreamingResponse(body, slots=slots, user_id="ann")
 
 
 async def _never_disconnects() -> Message:
@@ -142,3 +146,34 @@ async def test_a_body_stopped_at_a_yield_is_closed_when_the_client_goes_away() -
         await response(SCOPE, receive, send)
     assert closed.is_set()
     assert slots.open_for("ann") == 0
+
+
+def test_every_event_stream_is_the_shared_response() -> None:
+    """No module builds a streaming answer of its own, so every event stream has
+    ``STREAM_HEADERS`` (not stored, not buffered by a proxy)."""
+    builders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in SERVICES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ROOT / "shared" / "streams.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+        == "StreamingResponse"
+    ]
+    assert builders == []
+
+
+async def test_an_event_stream_is_neither_stored_nor_buffered() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b": one\n\n"
+
+    await _response(StreamSlots(per_user=1, total=1), body())(SCOPE, _never_disconnects, send)
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-type"].startswith(b"text/event-stream")
+    assert {(k.lower().encode(), v.encode()) for k, v in STREAM_HEADERS.items()} <= headers.items()

@@ -116,7 +116,7 @@ async def test_each_user_hears_only_their_own_notifications(
     async with stream(http, alice.headers) as (response, alices):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-store"
         await asyncio.sleep(0.2)  # the stream has read where it starts
         await fire(http, committed_database, bob, "bob's")
         await fire(http, committed_database, alice, "alice's")
