@@ -2,8 +2,9 @@
 
 ``python deploy/local_secrets.py compose`` (``make compose-env``) writes what is missing and
 never replaces what exists:
-- ``.env`` (mode 0600): ``POSTGRES_PASSWORD``, ``REDIS_PASSWORD`` and one ``<ROLE>_DB_PASSWORD``
-  per database role, random and URL-safe (they go into URLs), and ``SECRETS_DIR``, the
+- ``.env`` (mode 0600): ``POSTGRES_PASSWORD``, the Redis users' passwords (``REDIS_PASSWORD``,
+  ``GATEWAY_REDIS_PASSWORD``, ``EVENTS_REDIS_PASSWORD``) and one ``<ROLE>_DB_PASSWORD`` per
+  database role, random and URL-safe (they go into URLs), and ``SECRETS_DIR``, the
   directory compose takes its secret files from;
 - ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key;
 - ``.data/compose/web-session-keys``: the key list (one Fernet key) that encrypts the web
@@ -40,6 +41,8 @@ ROLES = [f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "a
 VARIABLES = [
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
+    "GATEWAY_REDIS_PASSWORD",
+    "EVENTS_REDIS_PASSWORD",
     *(f"{role.upper()}_DB_PASSWORD" for role in ROLES),
 ]
 SECRETS_DIR = Path(".data") / "compose"
@@ -86,19 +89,47 @@ def database_url(env: dict[str, str], role: str) -> str:
     return f"postgresql://{role}:{env[role.upper() + '_DB_PASSWORD']}@{LOCAL_DATABASE}"
 
 
+# Redis's users (redis.conf). Each client reaches only its own keys with only the commands it
+# needs: the internet-facing gateway holds the rate-limit counters and nothing else, so a
+# gateway that is taken over cannot write a forged ``user.deleted`` (or a task event that the
+# webhooks would sign and deliver) onto the event streams, nor read or trim them. The
+# ``default`` user (the health checks' ``redis-cli ping``) can only answer PING.
+GATEWAY_REDIS_USER = "gateway"
+EVENTS_REDIS_USER = "events"
+# The keys the gateway's limits library writes (``limits``' RedisStorage.PREFIX) and the
+# commands it sends: its Lua scripts (EVALSHA, SCRIPT LOAD when a script is not cached) and
+# what they call (counters, the moving and sliding windows), GET and TTL for a refusal's
+# window, DEL to clear one. A script runs with its caller's rights: these keys only.
+GATEWAY_REDIS_RULES = (
+    "resetchannels ~LIMITS:* -@all +ping +select +eval +evalsha +script|load +get +set +del "
+    "+exists +incrby +expire +ttl +pttl +rename +lpush +lindex +ltrim"
+)
+# The streams (``events.*``, with their ``.dead`` letters) and the commands of the outbox
+# dispatcher and the consumer groups (shared/events.py), and the reads an operator needs to
+# look at a stream and its dead letters (XLEN, XRANGE, XINFO).
+EVENTS_REDIS_RULES = (
+    "resetchannels ~events.* -@all +ping +select +xadd +xgroup|create +xreadgroup +xautoclaim "
+    "+xpending +xack +xlen +xrange +xinfo"
+)
+
+
 def redis_url(env: dict[str, str]) -> str:
-    return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_REDIS}"
+    return f"redis://{GATEWAY_REDIS_USER}:{env['GATEWAY_REDIS_PASSWORD']}@{LOCAL_REDIS}"
 
 
 def events_redis_url(env: dict[str, str]) -> str:
-    return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_EVENTS_REDIS}"
+    return f"redis://{EVENTS_REDIS_USER}:{env['EVENTS_REDIS_PASSWORD']}@{LOCAL_EVENTS_REDIS}"
 
 
 def redis_config(env: dict[str, str]) -> str:
-    """Redis for rate-limit counters and event streams: a password, and an append-only file
-    (fsynced every second) so the streams survive a restart; no snapshots."""
+    """Redis for rate-limit counters and event streams: a user per kind of client, each with a
+    password and only its own keys and commands (no client connects without a password, and
+    none is an administrator), and an append-only file (fsynced every second) so the streams
+    survive a restart; no snapshots."""
     return (
-        f"requirepass {env['REDIS_PASSWORD']}\n"
+        f"user default on >{env['REDIS_PASSWORD']} resetkeys resetchannels -@all +ping\n"
+        f"user {GATEWAY_REDIS_USER} on >{env['GATEWAY_REDIS_PASSWORD']} {GATEWAY_REDIS_RULES}\n"
+        f"user {EVENTS_REDIS_USER} on >{env['EVENTS_REDIS_PASSWORD']} {EVENTS_REDIS_RULES}\n"
         'save ""\nappendonly yes\nappendfsync everysec\ndir /data\n'
     )
 

@@ -42,7 +42,8 @@ def test_each_compose_worker_runs_its_module_health_checked_on_its_loops(
     files = compose.secret_files(local, env_file)
     events = make_url(files[secrets[f"{prefix}EVENTS_REDIS_URL"]])
     assert (events.host, events.port, events.database) == ("redis", 6379, "1")
-    assert events.password == compose.read_env(env_file)["REDIS_PASSWORD"]
+    assert events.username == "events"
+    assert events.password == compose.read_env(env_file)["EVENTS_REDIS_PASSWORD"]
     assert make_url(files[secrets[f"{prefix}DATABASE_URL"]]).username == f"{service}_app"
     fields = settings_fields(package)
     for name in worker["environment"]:
