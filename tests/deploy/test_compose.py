@@ -50,7 +50,7 @@ def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> No
     assert env["ENVIRONMENT"] == "development"
     assert len(env["POSTGRES_PASSWORD"]) >= 32
     assert len(env["REDIS_PASSWORD"]) >= 32
-    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 12
+    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 14
     secrets_dir = tmp_path / env["SECRETS_DIR"]
     assert (secrets_dir / "todo-app-db-password").read_text() == env["TODO_APP_DB_PASSWORD"]
     assert stat.S_IMODE((secrets_dir / "redis.conf").stat().st_mode) == 0o644

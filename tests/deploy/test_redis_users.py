@@ -6,7 +6,8 @@ The gateway faces the internet and holds a Redis URL for its rate-limit counters
 password for everything, whoever took the gateway over could ``XADD`` a forged
 ``user.deleted`` onto ``events.users`` (the todo and chat workers would purge that user's
 rows) or a task event onto ``events.tasks`` (the webhooks would sign it with the user's
-secret and deliver it). These tests hold the streams out of the gateway's reach.
+secret and deliver it). The same holds between the workers: a consumer of the users stream
+cannot add to it, so only the auth worker can announce a deletion.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from gateway.ratelimit import RateLimiter
 from scripts.processes import free_port
 from shared.events import (
+    TASKS_STREAM,
     USER_DELETED,
     USERS_STREAM,
     Event,
@@ -46,6 +48,9 @@ def forged_deletion(subject: str) -> Event:
     )
 
 
+WORKERS = ("auth", "todo", "chat")
+
+
 class Secrets:
     """The generated secrets, with the URLs pointed at the test's Redis."""
 
@@ -57,7 +62,12 @@ class Secrets:
         here = f"@127.0.0.1:{port}/"
         compose_host = "@redis:6379/"
         self.gateway_url = (directory / "gateway-redis-url").read_text().replace(compose_host, here)
-        self.events_url = (directory / "events-redis-url").read_text().replace(compose_host, here)
+        self.events_urls = {
+            worker: (directory / f"{worker}-events-redis-url")
+            .read_text()
+            .replace(compose_host, here)
+            for worker in WORKERS
+        }
         self.port = port
 
 
@@ -95,26 +105,28 @@ async def gateway_redis(redis_users: Secrets) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def events_redis(redis_users: Secrets) -> AsyncIterator[Redis]:
-    client = redis_client(redis_users.events_url)
-    yield client
-    await client.aclose()
+async def workers_redis(redis_users: Secrets) -> AsyncIterator[dict[str, Redis]]:
+    """Each worker's client, with the URL its secret holds."""
+    clients = {worker: redis_client(url) for worker, url in redis_users.events_urls.items()}
+    yield clients
+    for client in clients.values():
+        await client.aclose()
 
 
 def test_every_client_has_a_user_and_password_of_its_own(redis_users: Secrets) -> None:
     assert redis_users.gateway_url.startswith("redis://gateway:")
-    assert redis_users.events_url.startswith("redis://events:")
-    passwords = {
-        redis_users.default_password,
-        redis_users.gateway_url.split(":")[2].split("@")[0],
-        redis_users.events_url.split(":")[2].split("@")[0],
-    }
-    assert len(passwords) == 3
+    urls = [redis_users.gateway_url]
+    for worker, url in redis_users.events_urls.items():
+        assert url.startswith(f"redis://{worker}-events:")
+        assert url.endswith("/1")
+        urls.append(url)
+    passwords = {redis_users.default_password, *(url.split(":")[2].split("@")[0] for url in urls)}
+    assert len(passwords) == 5
     assert "requirepass" not in redis_users.conf.read_text()
 
 
 async def test_the_gateways_redis_user_cannot_write_a_forged_deletion_onto_the_users_stream(
-    gateway_redis: Redis, events_redis: Redis
+    gateway_redis: Redis, workers_redis: dict[str, Redis]
 ) -> None:
     publisher = RedisStreamPublisher(gateway_redis, maxlen=10_000)
     event = forged_deletion("3f6c1e0a-9b1d-4c6e-8f2a-5d7e9b0c1a2f")
@@ -123,7 +135,7 @@ async def test_the_gateways_redis_user_cannot_write_a_forged_deletion_onto_the_u
     with pytest.raises(NoPermissionError):
         await gateway_redis.xadd("events.tasks", {"id": "1", "event": b"{}"})
     # Nor read, claim, acknowledge, trim or delete what is there.
-    await RedisStreamPublisher(events_redis, maxlen=10_000).publish(
+    await RedisStreamPublisher(workers_redis["auth"], maxlen=10_000).publish(
         USERS_STREAM, "1", forged_deletion("someone").to_json()
     )
     for command in (
@@ -136,11 +148,13 @@ async def test_the_gateways_redis_user_cannot_write_a_forged_deletion_onto_the_u
     ):
         with pytest.raises(NoPermissionError):
             await gateway_redis.execute_command(*command)
-    assert await events_redis.xlen(USERS_STREAM) >= 1
+    assert await workers_redis["auth"].xlen(USERS_STREAM) >= 1
 
 
-async def test_no_client_can_administer_redis(gateway_redis: Redis, events_redis: Redis) -> None:
-    for client in (gateway_redis, events_redis):
+async def test_no_client_can_administer_redis(
+    gateway_redis: Redis, workers_redis: dict[str, Redis]
+) -> None:
+    for client in (gateway_redis, *workers_redis.values()):
         for command in (
             ("FLUSHALL",),
             ("CONFIG", "SET", "appendonly", "no"),
@@ -154,10 +168,49 @@ async def test_no_client_can_administer_redis(gateway_redis: Redis, events_redis
                 await client.execute_command(*command)
 
 
-async def test_the_events_user_cannot_touch_the_rate_limit_counters(events_redis: Redis) -> None:
-    for command in (("SET", "LIMITS:anything", "0"), ("GET", "LIMITS:anything")):
-        with pytest.raises(NoPermissionError):
-            await events_redis.execute_command(*command)
+async def test_no_worker_can_touch_the_rate_limit_counters(
+    workers_redis: dict[str, Redis],
+) -> None:
+    for client in workers_redis.values():
+        for command in (("SET", "LIMITS:anything", "0"), ("GET", "LIMITS:anything")):
+            with pytest.raises(NoPermissionError):
+                await client.execute_command(*command)
+
+
+@pytest.mark.parametrize("worker", ["todo", "chat"])
+async def test_a_consumer_of_the_users_stream_cannot_announce_a_deletion(
+    workers_redis: dict[str, Redis], worker: str
+) -> None:
+    event = forged_deletion("3f6c1e0a-9b1d-4c6e-8f2a-5d7e9b0c1a2f")
+    with pytest.raises(NoPermissionError):
+        await RedisStreamPublisher(workers_redis[worker], maxlen=10_000).publish(
+            USERS_STREAM, event.id, event.to_json()
+        )
+    with pytest.raises(NoPermissionError):
+        await workers_redis[worker].execute_command(
+            "XGROUP", "DESTROY", USERS_STREAM, "auth" if worker == "chat" else "chat"
+        )
+
+
+@pytest.mark.parametrize("worker", ["auth", "chat"])
+async def test_only_the_todo_worker_adds_task_events(
+    workers_redis: dict[str, Redis], worker: str
+) -> None:
+    with pytest.raises(NoPermissionError):
+        await workers_redis[worker].xadd(TASKS_STREAM, {"id": "1", "event": b"{}"})
+
+
+async def test_the_auth_worker_publishes_and_reads_no_group(
+    workers_redis: dict[str, Redis],
+) -> None:
+    auth = workers_redis["auth"]
+    await RedisStreamPublisher(auth, maxlen=10_000).publish(
+        USERS_STREAM, "2", forged_deletion("someone").to_json()
+    )
+    with pytest.raises(NoPermissionError):
+        await auth.execute_command(
+            "XREADGROUP", "GROUP", "todo", "auth", "STREAMS", USERS_STREAM, ">"
+        )
 
 
 async def test_the_default_user_answers_ping_with_its_password_and_does_nothing_else(
@@ -194,31 +247,55 @@ async def test_the_gateways_rate_limits_work_with_its_user(
     assert 1 <= retry_after <= 60
 
 
-async def test_the_workers_run_the_streams_with_the_events_user(events_redis: Redis) -> None:
-    stream = "events.users-test"
-    publisher = RedisStreamPublisher(events_redis, maxlen=10_000)
-    subject = "3f6c1e0a-9b1d-4c6e-8f2a-5d7e9b0c1a2f"
-    await publisher.publish(stream, "7", forged_deletion(subject).to_json())
-    await publisher.publish(stream, "8", forged_deletion(subject).to_json())
+async def consume(client: Redis, stream: str, group: str, *, failing: str) -> tuple[list[str], int]:
+    """What a real subscription with ``client`` hands its handler (the entry whose event id
+    is ``failing`` keeps failing, so it goes to the dead letters), and how many are pending."""
     subscription = RedisStreamSubscription(
-        events_redis, stream=stream, group="todo", consumer="c1", block_ms=10, max_deliveries=1
+        client, stream=stream, group=group, consumer="c1", block_ms=10, max_deliveries=1
     )
     seen: list[str] = []
 
     async def handler(event: Event) -> None:
         seen.append(event.id)
-        if len(seen) == 2:
-            raise ValueError("cannot be applied")  # the second goes to the dead letters
+        if event.id == failing:
+            raise ValueError("cannot be applied")
 
-    handled = 0
     async with asyncio.timeout(10):
-        while handled < 2:
-            try:
-                handled += await subscription.poll(handler)
-            except ValueError:
-                handled += 1
-    assert await subscription.poll(handler) == 0
-    assert seen == ["999999", "999999"]
-    assert await events_redis.xlen(stream + ".dead") == 1
-    pending = await events_redis.xpending(stream, "todo")
-    assert pending["pending"] == 0
+        while await subscription.poll(handler):
+            pass
+    pending = await client.xpending(stream, group)
+    return seen, int(pending["pending"])
+
+
+def entry(event_id: str) -> bytes:
+    return Event(
+        id=event_id,
+        type="test",
+        version=1,
+        key="k",
+        occurred_at="2026-12-06T00:00:00Z",
+        data={},
+    ).to_json()
+
+
+async def test_each_worker_runs_its_streams_with_its_own_user(
+    workers_redis: dict[str, Redis],
+) -> None:
+    auth, todo, chat = workers_redis["auth"], workers_redis["todo"], workers_redis["chat"]
+    users = RedisStreamPublisher(auth, maxlen=10_000)
+    await users.publish(USERS_STREAM, "u1", entry("u1"))
+    await users.publish(USERS_STREAM, "u2", entry("u2"))
+    # The todo and chat groups each read the users stream; a failing entry is dead-lettered.
+    for client, group in ((todo, "todo"), (chat, "chat")):
+        seen, pending = await consume(client, USERS_STREAM, group, failing="u2")
+        assert [event_id for event_id in seen if event_id.startswith("u")][-2:] == ["u1", "u2"]
+        assert pending == 0
+    assert await chat.xlen(USERS_STREAM + ".dead") >= 2
+    # The todo worker publishes its tasks stream and reads it back as the webhooks group.
+    tasks = RedisStreamPublisher(todo, maxlen=10_000)
+    await tasks.publish(TASKS_STREAM, "t1", entry("t1"))
+    await tasks.publish(TASKS_STREAM, "t2", entry("t2"))
+    seen, pending = await consume(todo, TASKS_STREAM, "webhooks", failing="t1")
+    assert seen == ["t1", "t2"]
+    assert pending == 0
+    assert await todo.xlen(TASKS_STREAM + ".dead") == 1
