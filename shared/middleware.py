@@ -22,8 +22,9 @@ error_logger = logging.getLogger(__name__)
 
 _QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
-# The methods a metric names; any other token (HTTP/1.1 takes any as a method, and the app
-# answers it a 405) is counted as "other", so clients cannot add label values without end.
+# The methods a metric names. Any other (the HTTP parser also takes WebDAV's and a few more, 25
+# in all, and the app answers them a 405) is counted as "other", so an anonymous client cannot
+# multiply every route's series by them.
 _COUNTED_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
