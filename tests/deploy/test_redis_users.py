@@ -34,7 +34,7 @@ from shared.events import (
     redis_client,
 )
 from tests.deploy.compose import compose_env, read_env
-from tests.support.redis import _wait_listening, redis_binary
+from tests.support.redis import redis_binary, wait_listening
 
 
 def forged_deletion(subject: str) -> Event:
@@ -90,7 +90,7 @@ def redis_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secrets]:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_listening(process, secrets.port)
+        wait_listening(process, secrets.port)
         yield secrets
     finally:
         process.terminate()
