@@ -137,10 +137,14 @@ def redis_url(env: dict[str, str]) -> str:
 
 def events_redis_url(env: dict[str, str], worker: str) -> str:
     """The ``worker``'s URL of the event streams: ``<WORKER>_EVENTS_REDIS_URL`` in ``.env`` (a
-    managed Redis), else its own user on the local Redis."""
+    managed Redis, the worker's own user there), else a platform-wide ``EVENTS_REDIS_URL``
+    (one user for every worker: the managed Redis's ACLs are then its operator's), else the
+    worker's own user on the local Redis."""
     password = env[f"{worker.upper()}_EVENTS_REDIS_PASSWORD"]
-    return env.get(f"{worker.upper()}_EVENTS_REDIS_URL") or (
-        f"redis://{events_redis_user(worker)}:{password}@{LOCAL_EVENTS_REDIS}"
+    return (
+        env.get(f"{worker.upper()}_EVENTS_REDIS_URL")
+        or env.get("EVENTS_REDIS_URL")
+        or f"redis://{events_redis_user(worker)}:{password}@{LOCAL_EVENTS_REDIS}"
     )
 
 
