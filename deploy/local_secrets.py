@@ -2,9 +2,10 @@
 
 ``python deploy/local_secrets.py compose`` (``make compose-env``) writes what is missing and
 never replaces what exists:
-- ``.env`` (mode 0600): ``POSTGRES_PASSWORD``, ``REDIS_PASSWORD`` and one ``<ROLE>_DB_PASSWORD``
-  per database role, random and URL-safe (they go into URLs), and ``SECRETS_DIR``, the
-  directory compose takes its secret files from;
+- ``.env`` (mode 0600): ``POSTGRES_PASSWORD``, the Redis users' passwords (``REDIS_PASSWORD``,
+  ``GATEWAY_REDIS_PASSWORD``, ``<SERVICE>_EVENTS_REDIS_PASSWORD`` for the auth, todo and chat
+  workers) and one ``<ROLE>_DB_PASSWORD`` per database role, random and URL-safe (they go
+  into URLs), and ``SECRETS_DIR``, the directory compose takes its secret files from;
 - ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key;
 - ``.data/compose/web-session-keys``: the key list (one Fernet key) that encrypts the web
   client's stored tokens; rotation prepends a newer key to the file.
@@ -40,6 +41,8 @@ ROLES = [f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "a
 VARIABLES = [
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
+    "GATEWAY_REDIS_PASSWORD",
+    *(f"{worker.upper()}_EVENTS_REDIS_PASSWORD" for worker in ("auth", "todo", "chat")),
     *(f"{role.upper()}_DB_PASSWORD" for role in ROLES),
 ]
 SECRETS_DIR = Path(".data") / "compose"
@@ -86,19 +89,80 @@ def database_url(env: dict[str, str], role: str) -> str:
     return f"postgresql://{role}:{env[role.upper() + '_DB_PASSWORD']}@{LOCAL_DATABASE}"
 
 
+# Redis's users (redis.conf). Each client reaches only its own keys with only the commands it
+# needs. The internet-facing gateway holds the rate-limit counters and nothing else, so a
+# gateway that is taken over cannot write a forged ``user.deleted`` (the todo and chat workers
+# would purge that user) or a task event (the webhooks would sign and deliver it) onto the
+# event streams, nor read or trim them. Each worker has a user of its own: only the auth
+# worker may add to ``events.users`` and only the todo worker to ``events.tasks``; a consumer
+# reads its streams through its group and adds only to their dead letters. The ``default``
+# user (the health checks' ``redis-cli ping``) can only answer PING.
+GATEWAY_REDIS_USER = "gateway"
+# The keys the gateway's limits library writes (``limits``' RedisStorage.PREFIX) and the
+# commands it sends: its Lua scripts (EVALSHA, SCRIPT LOAD when a script is not cached) and
+# what they call (counters, the moving and sliding windows), GET and TTL for a refusal's
+# window, DEL to clear one. A script runs with its caller's rights: these keys only.
+GATEWAY_REDIS_RULES = (
+    "resetchannels ~LIMITS:* -@all +ping +select +eval +evalsha +script|load +get +set +del "
+    "+exists +incrby +expire +ttl +pttl +rename +lpush +lindex +ltrim"
+)
+# A consumer group's commands (shared/events.py), and the reads an operator needs to look at
+# a stream and its dead letters (XLEN, XRANGE, XINFO).
+_READS = "+xlen +xrange +xinfo"
+_CONSUMER = f"+xreadgroup +xack +xautoclaim +xpending +xgroup|create {_READS}"
+# Per worker: the root rules (keys, then commands), and a selector (in parentheses) that
+# alone allows XADD, on the streams that worker writes. A command runs when the root or a
+# selector allows both it and its keys, so a consumer's XADD onto the stream it reads is refused.
+EVENTS_REDIS_RULES = {
+    "auth": f"resetchannels ~events.users -@all +ping +select +xadd {_READS}",
+    "todo": (
+        "resetchannels ~events.users ~events.users.dead ~events.tasks ~events.tasks.dead "
+        f"-@all +ping +select {_CONSUMER} "
+        "(~events.users.dead ~events.tasks ~events.tasks.dead +xadd)"
+    ),
+    "chat": (
+        "resetchannels ~events.users ~events.users.dead "
+        f"-@all +ping +select {_CONSUMER} (~events.users.dead +xadd)"
+    ),
+}
+
+
+def events_redis_user(worker: str) -> str:
+    return f"{worker}-events"
+
+
 def redis_url(env: dict[str, str]) -> str:
-    return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_REDIS}"
+    return f"redis://{GATEWAY_REDIS_USER}:{env['GATEWAY_REDIS_PASSWORD']}@{LOCAL_REDIS}"
 
 
-def events_redis_url(env: dict[str, str]) -> str:
-    return f"redis://:{env['REDIS_PASSWORD']}@{LOCAL_EVENTS_REDIS}"
+def events_redis_url(env: dict[str, str], worker: str) -> str:
+    """The ``worker``'s URL of the event streams: ``<WORKER>_EVENTS_REDIS_URL`` in ``.env`` (a
+    managed Redis, the worker's own user there), else a platform-wide ``EVENTS_REDIS_URL``
+    (one user for every worker: the managed Redis's ACLs are then its operator's), else the
+    worker's own user on the local Redis."""
+    password = env[f"{worker.upper()}_EVENTS_REDIS_PASSWORD"]
+    return (
+        env.get(f"{worker.upper()}_EVENTS_REDIS_URL")
+        or env.get("EVENTS_REDIS_URL")
+        or f"redis://{events_redis_user(worker)}:{password}@{LOCAL_EVENTS_REDIS}"
+    )
 
 
 def redis_config(env: dict[str, str]) -> str:
-    """Redis for rate-limit counters and event streams: a password, and an append-only file
-    (fsynced every second) so the streams survive a restart; no snapshots."""
-    return (
-        f"requirepass {env['REDIS_PASSWORD']}\n"
+    """Redis for rate-limit counters and event streams: a user per client, each with a password
+    and only its own keys and commands (no client connects without a password, and none is an
+    administrator), and an append-only file (fsynced every second) so the streams survive a
+    restart; no snapshots."""
+    users = [
+        f"user default on >{env['REDIS_PASSWORD']} resetkeys resetchannels -@all +ping",
+        f"user {GATEWAY_REDIS_USER} on >{env['GATEWAY_REDIS_PASSWORD']} {GATEWAY_REDIS_RULES}",
+        *(
+            f"user {events_redis_user(worker)} on "
+            f">{env[f'{worker.upper()}_EVENTS_REDIS_PASSWORD']} {rules}"
+            for worker, rules in EVENTS_REDIS_RULES.items()
+        ),
+    ]
+    return "".join(line + "\n" for line in users) + (
         'save ""\nappendonly yes\nappendfsync everysec\ndir /data\n'
     )
 
@@ -112,7 +176,10 @@ def compose_secrets(env: dict[str, str]) -> dict[str, str]:
         "redis-password": env["REDIS_PASSWORD"],
         "redis.conf": redis_config(env),
         "gateway-redis-url": env.get("GATEWAY_RATE_LIMIT_STORAGE_URI") or redis_url(env),
-        "events-redis-url": env.get("EVENTS_REDIS_URL") or events_redis_url(env),
+        **{
+            f"{worker}-events-redis-url": events_redis_url(env, worker)
+            for worker in EVENTS_REDIS_RULES
+        },
         "chat-openai-api-key": env.get("CHAT_OPENAI_API_KEY", ""),
     }
     for role in ROLES:
@@ -206,7 +273,10 @@ def kubernetes_secrets(root: Path) -> list[dict[str, object]]:
         secret("web-session-keys", {"session-keys": (root / WEB_KEYS_PATH).read_text()}),
         secret("todo-webhook-keys", {"webhook-keys": (root / WEBHOOK_KEYS_PATH).read_text()}),
         secret("gateway-redis", {"storage-uri": redis_url(env)}),
-        secret("events-redis", {"url": events_redis_url(env)}),
+        *(
+            secret(f"{worker}-events-redis", {"url": events_redis_url(env, worker)})
+            for worker in EVENTS_REDIS_RULES
+        ),
         secret("redis", {"redis.conf": redis_config(env)}),
         secret(
             "db-bootstrap",

@@ -6,13 +6,23 @@ compose: the postgres superuser). Each role's password comes from ``<ROLE>_DB_PA
 example ``AUTH_APP_DB_PASSWORD``; an unset one leaves that role's password as it is, so a single
 password can be rotated without knowing the others. Each variable may instead name a file that
 holds the value (``BOOTSTRAP_DATABASE_URL_FILE``, ``AUTH_APP_DB_PASSWORD_FILE``, ...).
+
+A password never reaches the server: what is sent is its SCRAM-SHA-256 verifier, made here (as
+``psql``'s ``\\password`` does), which PostgreSQL stores as it is. A plain ``ALTER ROLE ...
+PASSWORD`` would carry it in a statement or a bound parameter, which the server's statement
+log (``log_statement``), an auditing extension or a provider's query insights may record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
 import os
+import stringprep
+import unicodedata
 from collections.abc import Mapping
 from importlib import resources
 
@@ -26,6 +36,57 @@ logger = logging.getLogger(__name__)
 SERVICES = ("auth", "todo", "chat", "web")
 ROLES = tuple(f"{service}_{kind}" for service in SERVICES for kind in ("migrator", "app"))
 URL_VARIABLE = "BOOTSTRAP_DATABASE_URL"
+
+
+# What PostgreSQL's own clients use for a verifier (libpq's PQencryptPasswordConn).
+SCRAM_ITERATIONS = 4096
+SCRAM_SALT_BYTES = 16
+
+
+def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL would store for ``password`` (RFC 5802, 7677):
+    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``."""
+    salt = os.urandom(SCRAM_SALT_BYTES) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password), salt, SCRAM_ITERATIONS)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def saslprep(password: str) -> bytes:
+    """The bytes PostgreSQL hashes for ``password`` (``pg_saslprep``): ASCII as it is; other
+    text mapped and NFKC-normalised by SASLprep (RFC 4013); a password SASLprep prohibits
+    (control or private-use characters, unassigned code points, mixed directions) as its raw
+    UTF-8 bytes, as the server does."""
+    raw = password.encode()
+    if password.isascii():
+        return raw
+    mapped = "".join(
+        " " if stringprep.in_table_c12(char) else char
+        for char in password
+        if not stringprep.in_table_b1(char)
+    )
+    text = unicodedata.normalize("NFKC", mapped)
+    prohibited = (
+        stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3,
+        stringprep.in_table_c4, stringprep.in_table_c5, stringprep.in_table_c6,
+        stringprep.in_table_c7, stringprep.in_table_c8, stringprep.in_table_c9,
+        stringprep.in_table_a1,
+    )  # fmt: skip
+    if any(check(char) for char in text for check in prohibited):
+        return raw
+    if any(stringprep.in_table_d1(char) for char in text) and (
+        any(stringprep.in_table_d2(char) for char in text)
+        or not stringprep.in_table_d1(text[0])
+        or not stringprep.in_table_d1(text[-1])
+    ):
+        return raw
+    return text.encode()
 
 
 def password_variable(role: str) -> str:
@@ -57,9 +118,11 @@ async def bootstrap(
     try:
         async with connection.transaction():
             for role, password in passwords.items():
-                # Transaction-local: the value is gone when the bootstrap commits.
+                # The verifier, never the password; transaction-local: gone at the commit.
                 await connection.execute(
-                    "SELECT set_config($1, $2, true)", f"todo_platform.{role}_password", password
+                    "SELECT set_config($1, $2, true)",
+                    f"todo_platform.{role}_password",
+                    scram_verifier(password),
                 )
             await connection.execute(bootstrap_sql())
     finally:

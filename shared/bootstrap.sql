@@ -14,6 +14,9 @@
 --                       A statement ends after 30 s, a session idle in a transaction after 60 s.
 -- A password in the setting todo_platform.<role>_password is (re)set; an absent or empty one
 -- leaves that role's password as it is, so one role's password can be rotated on its own.
+-- python -m shared.bootstrap puts the password's SCRAM-SHA-256 verifier there, never the
+-- password itself (the server stores a verifier as it is); by hand, put a verifier there
+-- too (shared.bootstrap.scram_verifier), so no statement or log carries the password.
 
 -- Two deploys starting at once take turns instead of racing on CREATE ROLE.
 SELECT pg_advisory_xact_lock(hashtext('todo-platform bootstrap'));

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(".data")
@@ -95,6 +95,9 @@ class TrustedIssuer(BaseModel):
     Exactly one key source: ``jwks_url`` (asymmetric, EdDSA by default) or ``hs256_secret``.
     """
 
+    # A refused issuer's error names the problem, never the values (its secret among them).
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     issuer: str
     audience: str
     jwks_url: str | None = None
@@ -117,7 +120,12 @@ class TrustedIssuer(BaseModel):
 class ServiceSettings(BaseSettings):
     """Fields every service has. Subclasses set ``env_prefix`` (AUTH_, TODO_, ...)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+    # A refused setting is a startup error in the process's log: it names the problem, never
+    # the input (for a check of the whole model that is every setting, secrets included).
+    # Each service's own model_config is merged with this one.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_file_encoding="utf-8", hide_input_in_errors=True
+    )
 
     # Settings that hold a secret: each also reads ``<VARIABLE>_FILE`` (see FILE_SUFFIX).
     # Subclasses add their own.

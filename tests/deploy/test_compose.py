@@ -50,7 +50,7 @@ def test_compose_env_makes_the_secrets_once_and_keeps_them(tmp_path: Path) -> No
     assert env["ENVIRONMENT"] == "development"
     assert len(env["POSTGRES_PASSWORD"]) >= 32
     assert len(env["REDIS_PASSWORD"]) >= 32
-    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 10
+    assert len({env[name] for name in env if name.endswith("PASSWORD")}) == 14
     secrets_dir = tmp_path / env["SECRETS_DIR"]
     assert (secrets_dir / "todo-app-db-password").read_text() == env["TODO_APP_DB_PASSWORD"]
     assert stat.S_IMODE((secrets_dir / "redis.conf").stat().st_mode) == 0o644
@@ -242,13 +242,15 @@ def test_the_gateway_shares_rate_limits_through_a_redis_that_wants_a_password(
     local: Any, env_file: Path
 ) -> None:
     files = secret_files(local, env_file)
-    password = read_env(env_file)["REDIS_PASSWORD"]
+    env = read_env(env_file)
     storage = mounted_secrets(local["services"]["gateway"])["GATEWAY_RATE_LIMIT_STORAGE_URI"]
-    assert files[storage] == f"redis://:{password}@redis:6379/0"
+    assert files[storage] == f"redis://gateway:{env['GATEWAY_REDIS_PASSWORD']}@redis:6379/0"
     redis = local["services"]["redis"]
     assert redis["command"] == ["redis-server", "/run/secrets/redis_conf"]
     assert {secret["source"] for secret in redis["secrets"]} == {"redis_conf", "redis_password"}
-    assert f"requirepass {password}\n" in files["redis_conf"]
+    # What each user may do is tested on a real Redis (test_redis_users.py).
+    assert f"user default on >{env['REDIS_PASSWORD']} " in files["redis_conf"]
+    assert f"user gateway on >{env['GATEWAY_REDIS_PASSWORD']} " in files["redis_conf"]
     assert "/run/secrets/redis_password" in " ".join(redis["healthcheck"]["test"])
 
 

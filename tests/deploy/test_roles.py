@@ -7,12 +7,17 @@ migrates every service as its migration role, exactly as the deploy jobs do.
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from auth_service.app import create_app
 from auth_service.keys import generate_pem
@@ -27,6 +32,7 @@ from tests.deploy.support import (
     create_deployment,
     drop_deployment,
     migrate,
+    role_url,
     run_bootstrap,
 )
 from tests.support.serving import serve
@@ -161,6 +167,91 @@ async def test_one_password_is_rotated_without_touching_the_others(
         assert {r: v for r, v in after.items() if r != "chat_app"} == {
             r: v for r, v in before.items() if r != "chat_app"
         }
+    finally:
+        await bootstrap(deployment.admin_url, {"chat_app": PASSWORDS["chat_app"]})
+
+
+@asynccontextmanager
+async def recording_relay(url: str, directory: Path) -> AsyncIterator[tuple[str, bytearray]]:
+    """A relay in front of the test server: yields ``url`` pointed at it, and every byte a
+    client sent through it (the server's own socket directory or host is left as it is)."""
+    parsed = make_url(url)
+    sent = bytearray()
+    socket_dir = parsed.query.get("host")
+    socket_dir = socket_dir[0] if isinstance(socket_dir, tuple) else socket_dir
+    port = parsed.port or int(str(parsed.query.get("port") or 5432))
+
+    async def upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if socket_dir:
+            return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
+        return await asyncio.open_connection(parsed.host, port)
+
+    async def pump(
+        source: asyncio.StreamReader, target: asyncio.StreamWriter, record: bool
+    ) -> None:
+        try:
+            while data := await source.read(65536):
+                if record:
+                    sent.extend(data)
+                target.write(data)
+                await target.drain()
+        finally:
+            target.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await upstream()
+        await asyncio.gather(
+            pump(reader, server_writer, True),
+            pump(server_reader, writer, False),
+            return_exceptions=True,
+        )
+
+    if socket_dir:
+        server = await asyncio.start_unix_server(relay, str(directory / f".s.PGSQL.{port}"))
+        relayed = parsed.update_query_dict({"host": str(directory), "port": str(port)})
+    else:
+        server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        relay_port = server.sockets[0].getsockname()[1]
+        # In clear, so that what the relay records is what the server reads.
+        relayed = parsed.set(host="127.0.0.1", port=relay_port).update_query_dict(
+            {"sslmode": "disable"}
+        )
+    try:
+        yield relayed.render_as_string(hide_password=False), sent
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "ascii-" + secrets.token_urlsafe(16),
+        # SASLprep maps and normalises (NFKC: the Roman numeral twelve is "XII")...
+        "pässwörd\u00a0\u216b-" + secrets.token_hex(4),
+        # ...and a password it prohibits (private use) is hashed as its raw bytes.
+        "private\ue000use-" + secrets.token_hex(4),
+    ],
+    ids=["ascii", "normalised", "prohibited"],
+)
+async def test_a_password_never_reaches_the_server_only_its_verifier(
+    deployment: Deployment, tmp_path: Path, password: str
+) -> None:
+    async with recording_relay(deployment.admin_url, tmp_path) as (relayed, sent):
+        await bootstrap(relayed, {"chat_app": password})
+    try:
+        assert b"todo_platform.chat_app_password" in sent  # the bootstrap went through
+        assert password.encode() not in sent
+        # The verifier stored is the right one: the role signs in with its password.
+        connection = await connect(
+            role_url(
+                deployment.server_url,
+                database=deployment.database,
+                user="chat_app",
+                password=password,
+            )
+        )
+        await connection.close()
     finally:
         await bootstrap(deployment.admin_url, {"chat_app": PASSWORDS["chat_app"]})
 

@@ -42,7 +42,8 @@ def test_each_compose_worker_runs_its_module_health_checked_on_its_loops(
     files = compose.secret_files(local, env_file)
     events = make_url(files[secrets[f"{prefix}EVENTS_REDIS_URL"]])
     assert (events.host, events.port, events.database) == ("redis", 6379, "1")
-    assert events.password == compose.read_env(env_file)["REDIS_PASSWORD"]
+    assert events.username == f"{service}-events"
+    assert events.password == compose.read_env(env_file)[f"{prefix}EVENTS_REDIS_PASSWORD"]
     assert make_url(files[secrets[f"{prefix}DATABASE_URL"]]).username == f"{service}_app"
     fields = settings_fields(package)
     for name in worker["environment"]:
@@ -85,7 +86,7 @@ def test_each_kubernetes_worker_can_run_several_replicas_and_reads_its_secrets_a
     )
     assert kubernetes.secret_files(spec, container) == {
         f"{prefix}DATABASE_URL": (f"{service}-database", "url"),
-        f"{prefix}EVENTS_REDIS_URL": ("events-redis", "url"),
+        f"{prefix}EVENTS_REDIS_URL": (f"{service}-events-redis", "url"),
         **extra,
     }
     fields = settings_fields(package)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from shared.settings import secret_from_environment
 from todo_service.settings import TodoSettings
 
 URL = "postgresql://todo_app:s3cret@postgres:5432/todo"
+# A URL whose password is random (no six characters of it appear in any message by chance).
+SECRET_URL = f"postgresql://todo_app:{secrets.token_hex(16)}@postgres:5432/todo"
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +107,42 @@ def test_the_bootstrap_reads_role_passwords_from_files(tmp_path: Path) -> None:
     environ["TODO_APP_DB_PASSWORD"] = "both"
     with pytest.raises(ValueError, match="both TODO_APP_DB_PASSWORD and"):
         passwords_from_environment(environ)
+
+
+def test_a_refused_trusted_issuer_never_shows_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failed check of the settings is a startup error that goes to the process's log: it
+    # must say what is wrong, not print the values (pydantic shows the input it refused,
+    # which for a model-wide check is every setting, secret files' contents included).
+    hs256 = secrets.token_hex(15)  # too short
+    monkeypatch.setenv(
+        "EXTRA_TRUSTED_ISSUERS",
+        f'[{{"issuer": "x", "audience": "y", "hs256_secret": "{hs256}"}}]',
+    )
+    with pytest.raises(ValidationError) as refused:
+        TodoSettings(_env_file=None)
+    assert "at least 32 characters" in str(refused.value)
+    assert not shows_part_of(hs256, str(refused.value))
+
+
+def test_a_settings_check_that_fails_never_shows_the_secret_files_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A check of the whole model shows every setting; the secret files' contents come last.
+    keys = secrets.token_hex(20)
+    monkeypatch.setenv("TODO_ENVIRONMENT", "production")
+    monkeypatch.setenv("TODO_WEBHOOKS_ALLOW_LOOPBACK", "true")
+    monkeypatch.setenv("TODO_DATABASE_URL_FILE", secret_file(tmp_path, "url", SECRET_URL))
+    monkeypatch.setenv("TODO_WEBHOOK_KEYS_FILE", secret_file(tmp_path, "keys", keys))
+    with pytest.raises(ValidationError) as refused:
+        TodoSettings(_env_file=None)
+    assert "for development only" in str(refused.value)
+    assert not shows_part_of(SECRET_URL.split(":")[2].split("@")[0], str(refused.value))
+    assert not shows_part_of(keys, str(refused.value))
+
+
+def shows_part_of(secret: str, text: str) -> bool:
+    """Whether ``text`` holds any six characters of ``secret`` in a row (pydantic shortens a
+    long value to its two ends)."""
+    return any(secret[start : start + 6] in text for start in range(len(secret) - 5))

@@ -49,14 +49,14 @@ def redis_server(directory: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_listening(process, port)
+        wait_listening(process, port)
         yield f"redis://:{password}@127.0.0.1:{port}/0"
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:
