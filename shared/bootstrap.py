@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
 import os
-import stringprep
-import unicodedata
 from collections.abc import Mapping
 from importlib import resources
 
 import asyncpg
+from scramp import ScramException, ScramMechanism
 
 from shared.db import connect_target
 from shared.settings import secret_from_environment
@@ -40,53 +37,26 @@ URL_VARIABLE = "BOOTSTRAP_DATABASE_URL"
 
 # What PostgreSQL's own clients use for a verifier (libpq's PQencryptPasswordConn).
 SCRAM_ITERATIONS = 4096
-SCRAM_SALT_BYTES = 16
+_SCRAM = ScramMechanism("SCRAM-SHA-256")
 
 
 def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL would store for ``password`` (RFC 5802, 7677):
-    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``."""
-    salt = os.urandom(SCRAM_SALT_BYTES) if salt is None else salt
-    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password), salt, SCRAM_ITERATIONS)
-    client_key = hmac.digest(salted, b"Client Key", "sha256")
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802, 7677; the
+    password SASLprep-normalised, by scramp): ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:
+    <ServerKey>``. A password SASLprep prohibits (control or private-use characters, say) is
+    refused with a ``ValueError`` that does not repeat it: PostgreSQL would hash such a
+    password's raw bytes, which no other SCRAM client reproduces."""
+    try:
+        salt, stored_key, server_key, iterations = _SCRAM.make_auth_info(
+            password, iteration_count=SCRAM_ITERATIONS, salt=salt
+        )
+    except ScramException:
+        raise ValueError("a role password with characters SASLprep prohibits") from None
 
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode()
 
-    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def saslprep(password: str) -> bytes:
-    """The bytes PostgreSQL hashes for ``password`` (``pg_saslprep``): ASCII as it is; other
-    text mapped and NFKC-normalised by SASLprep (RFC 4013); a password SASLprep prohibits
-    (control or private-use characters, unassigned code points, mixed directions) as its raw
-    UTF-8 bytes, as the server does."""
-    raw = password.encode()
-    if password.isascii():
-        return raw
-    mapped = "".join(
-        " " if stringprep.in_table_c12(char) else char
-        for char in password
-        if not stringprep.in_table_b1(char)
-    )
-    text = unicodedata.normalize("NFKC", mapped)
-    prohibited = (
-        stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3,
-        stringprep.in_table_c4, stringprep.in_table_c5, stringprep.in_table_c6,
-        stringprep.in_table_c7, stringprep.in_table_c8, stringprep.in_table_c9,
-        stringprep.in_table_a1,
-    )  # fmt: skip
-    if any(check(char) for char in text for check in prohibited):
-        return raw
-    if any(stringprep.in_table_d1(char) for char in text) and (
-        any(stringprep.in_table_d2(char) for char in text)
-        or not stringprep.in_table_d1(text[0])
-        or not stringprep.in_table_d1(text[-1])
-    ):
-        return raw
-    return text.encode()
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def password_variable(role: str) -> str:
