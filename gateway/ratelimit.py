@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from limits import RateLimitItem
 from limits import strategies as sync_strategies
 from limits.aio import strategies as async_strategies
-from limits.errors import StorageError
+from limits.errors import ConfigurationError, StorageError
 from limits.storage import MemoryStorage, Storage, storage_from_string
 
 from gateway.metrics import RATE_LIMIT_STORAGE_ERRORS
@@ -119,7 +119,12 @@ class RateLimiter:
             self._sync = _SYNC[strategy](storage)
         else:
             scheme_uri = uri if uri.startswith("async+") else f"async+{uri}"
-            shared = storage_from_string(scheme_uri, wrap_exceptions=True)
+            try:
+                shared = storage_from_string(scheme_uri, wrap_exceptions=True)
+            except ConfigurationError:
+                # The library's message repeats the whole URI, its password included.
+                scheme = uri.partition("://")[0]
+                raise ValueError(f"no rate-limit storage for the scheme {scheme!r}") from None
             self._async = _ASYNC[strategy](shared)
 
     async def hit(self, items: Sequence[RateLimitItem], *key: str) -> int | None:

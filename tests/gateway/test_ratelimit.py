@@ -112,3 +112,11 @@ def test_without_redis_server_a_developer_skips_and_ci_fails(monkeypatch, tmp_pa
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run"):
         redis_binary()
+
+
+def test_an_unknown_storage_scheme_is_refused_without_repeating_the_uri() -> None:
+    # The limits library's own error repeats the whole URI, its password included.
+    with pytest.raises(ValueError, match="'bogus'") as refused:
+        RateLimiter("bogus://gateway:s3cret-password@redis:6379/0", "fixed-window")
+    assert "s3cret-password" not in str(refused.value)
+    assert refused.value.__suppress_context__
