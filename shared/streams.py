@@ -69,8 +69,12 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterable[bytes] | Iterable[bytes]) -> None:
-        super().__init__(content, headers=STREAM_HEADERS)
+    # ``status_code`` is there for FastAPI: the OpenAPI document of a route declaring this
+    # class reads its default.
+    def __init__(
+        self, content: AsyncIterable[bytes] | Iterable[bytes], status_code: int = 200
+    ) -> None:
+        super().__init__(content, status_code=status_code, headers=STREAM_HEADERS)
 
 
 class SlotStreamingResponse(EventStreamResponse):

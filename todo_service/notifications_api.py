@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from shared.db import Database
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
@@ -119,7 +120,8 @@ def _last_event_id(value: str | None) -> int | None:
 
 @router.get(
     "/stream",
-    response_class=EventStreamResponse,
+    # The stream's own media type is declared below: error answers stay JSON in the document.
+    response_class=StreamingResponse,
     responses={
         200: {
             "content": {"text/event-stream": {}},
