@@ -69,8 +69,12 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterable[bytes] | Iterable[bytes]) -> None:
-        super().__init__(content, headers=STREAM_HEADERS)
+    # ``status_code`` with its default is what FastAPI reads to document a route that
+    # declares this class (``response_class``); without it the OpenAPI document fails.
+    def __init__(
+        self, content: AsyncIterable[bytes] | Iterable[bytes], status_code: int = 200
+    ) -> None:
+        super().__init__(content, status_code=status_code, headers=STREAM_HEADERS)
 
 
 class SlotStreamingResponse(EventStreamResponse):
