@@ -115,6 +115,44 @@ async def test_a_body_at_the_limit_is_accepted(small_client: httpx.AsyncClient) 
     assert response.status_code == 201, response.text
 
 
+def registration_of_size(size: int) -> bytes:
+    body = f'{{"email": "ann@example.com", "password": "{PASSWORD}"}}'.encode()
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+async def test_a_streamed_body_one_byte_over_the_limit_is_413_and_stores_nothing(
+    small_client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    body = registration_of_size(LIMIT + 1)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 256):
+            yield body[start : start + 256]
+
+    response = await small_client.post(
+        "/api/auth/register", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "payload_too_large")
+    assert await count(sessionmaker, User) == 0
+
+
+async def test_a_declared_body_one_byte_over_the_limit_is_refused_before_routing(
+    small_client: httpx.AsyncClient,
+) -> None:
+    # Refused by its Content-Length alone: even a route that would never read the body
+    # (here none at all) answers 413, not 404.
+    response = await small_client.post(
+        "/api/auth/nothing-here",
+        content=registration_of_size(LIMIT + 1),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.request.headers["content-length"] == str(LIMIT + 1)
+    assert_error(response, 413, "payload_too_large")
+
+
 async def test_a_safe_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/auth/nothing-here", headers={"X-Request-ID": "req-42.a:b"})
 

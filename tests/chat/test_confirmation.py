@@ -232,7 +232,8 @@ async def test_the_service_refuses_a_bulk_call_without_the_confirmation(
         async with todo.session(token=alice.token, user_id=alice.sub) as mcp:
             cases: list[tuple[tuple[HistoryMessage, ...], str, str, list[Any]]] = [
                 ((), "yes", "delete_tasks", [1, 2]),  # nothing was asked
-                (history, "sure, whatever", "delete_tasks", [1]),  # other ids
+                (history, "yes", "delete_tasks", [1]),  # fewer ids
+                (history, "yes", "delete_tasks", [1, 2, 2]),  # an id twice
                 (history, "no", "delete_tasks", [1, 2]),  # not a yes
                 (history, "yes", "complete_tasks", [1, 2]),  # another action
                 (history, "yes", "delete_tasks", [1, 2, 3]),  # more ids
@@ -247,6 +248,46 @@ async def test_the_service_refuses_a_bulk_call_without_the_confirmation(
             assert first.code != "confirmation_required"  # reached the todo service
             second = await guarded.call("delete_tasks", {"task_ids": [2, 1]})
             assert second.code == "confirmation_required"  # one yes, one call
+    finally:
+        await todo.aclose()
+
+
+async def test_single_calls_on_the_tasks_awaiting_a_confirmation_are_not_named_by_it(
+    todo_mcp_url: str, alice: User
+) -> None:
+    """The tasks a reply asked to confirm are not named by the user: after a "no", deleting
+    them one by one is still one unnamed task per turn. Those a reply offered to choose from
+    are named by the answer."""
+    todo = TodoMcp(todo_mcp_url, timeout=5.0)
+    asked = DialogueState(
+        awaiting=Awaiting.CONFIRMATION,
+        candidates=(1, 2),
+        command=PendingCommand(action="delete_tasks"),
+    )
+    offered = DialogueState(
+        awaiting=Awaiting.CHOICE,
+        candidates=(1, 2),
+        command=PendingCommand(action="delete_task"),
+    )
+    try:
+        async with todo.session(token=alice.token, user_id=alice.sub) as mcp:
+            history = (
+                HistoryMessage("user", "delete them"),
+                HistoryMessage("assistant", "?", (), asked),
+            )
+            guarded = ConfirmedBulk(mcp, history=history, message="no")
+            first = await guarded.call("delete_task", {"task_id": 1})
+            assert first.code != "confirmation_required"  # reached the todo service
+            second = await guarded.call("delete_task", {"task_id": 2})
+            assert second.code == "confirmation_required"
+
+            history = (
+                HistoryMessage("user", "delete it"),
+                HistoryMessage("assistant", "?", (), offered),
+            )
+            guarded = ConfirmedBulk(mcp, history=history, message="both")
+            results = [await guarded.call("delete_task", {"task_id": i}) for i in (1, 2)]
+            assert all(r.code != "confirmation_required" for r in results)
     finally:
         await todo.aclose()
 

@@ -93,6 +93,26 @@ async def test_the_same_key_with_another_body_is_refused_and_keys_are_per_user(
     ]
 
 
+async def test_a_failed_turns_key_with_another_body_is_refused_not_taken_over(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A key whose turn failed (no answer, its lease given back) is taken over only by a
+    retry of the same body: another message under it is refused and runs nothing."""
+    async with serve(openai_app()) as client:
+        model.script(Step(status=500))
+        failed = await send(client, alice, "add buy milk", "turn-1")
+        assert_error(failed, 502, "model_error")
+        other = await send(client, alice, "add buy bread", "turn-1")
+        assert_error(other, 422, "idempotency_key_reused")
+    assert len(model.requests) == 1
+    stored = await stored_messages(committed_sessionmaker)
+    assert [(m.role, m.content) for m in stored] == [("user", "add buy milk")]
+    assert await task_titles(committed_sessionmaker) == []
+
+
 async def test_a_malformed_key_is_a_validation_error(
     agent: httpx.AsyncClient,
     alice: User,

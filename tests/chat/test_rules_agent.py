@@ -442,3 +442,15 @@ async def test_the_cap_is_a_setting_and_a_request_within_it_runs(
         assert (over["tool_calls"], over["response"]) == ([], too_many_tool_calls(3))
         within = await turn(chat, alice, "complete tasks " + ", ".join(map(str, ids[:3])))
         assert calls(within) == [("complete_task", {"task_id": i}) for i in ids[:3]]
+
+
+async def test_adding_more_tasks_than_the_cap_in_one_message_adds_none(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=3)) as chat:
+        over = await turn(chat, alice, "add 4 tasks: laundry, dishes, vacuuming, ironing")
+        assert (over["tool_calls"], over["response"]) == ([], too_many_tool_calls(3))
+        listed = await turn(chat, alice, "show my tasks")
+        assert listed["tool_calls"][0]["result"] == []
+        within = await turn(chat, alice, "add 3 tasks: laundry, dishes, vacuuming")
+        assert [name for name, _ in calls(within)] == ["add_task"] * 3

@@ -219,6 +219,17 @@ async def test_body_over_the_limit_by_content_length_is_413(echo, start_gateway,
     assert len(upstream.requests) == 1
 
 
+async def test_a_declared_body_one_byte_over_the_limit_is_413_before_the_token_is_checked(
+    echo, start_gateway
+):
+    # Refused by its Content-Length alone: no token check, no body read, nothing forwarded.
+    upstream, url = echo
+    async with start_gateway(todo_url=url, max_body_bytes=1024) as (_, client):
+        over = await client.post("/api/tasks", content=b"x" * 1025)
+    assert_error(over, 413, "payload_too_large")
+    assert upstream.requests == []
+
+
 async def test_streamed_body_over_the_limit_is_413_before_the_service(echo, start_gateway, issuer):
     upstream, url = echo
 

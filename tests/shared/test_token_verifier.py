@@ -448,3 +448,59 @@ async def test_a_rejected_token_is_not_cached() -> None:
             await verifier.verify(token)
 
     assert keys.lookups == 2
+
+
+async def test_the_default_leeway_past_exp_is_thirty_seconds() -> None:
+    """The leeway of the auth service's verifier (it passes none): 29 s past ``exp`` a token
+    still works, at 30 s it is refused, cached or not."""
+    issuer = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
+    now = int(time.time())
+    clock = ManualClock(now + 29)
+    verifier = TokenVerifier(
+        [IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", StaticKeySource(issuer.keys.public_keys()))],
+        clock=clock,
+    )
+    token = issuer.mint("u1", iat=now - 60, nbf=now - 60, exp=now)
+
+    assert (await verifier.verify(token)).sub == "u1"
+    clock.now = now + 30
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)  # the cached verification
+    fresh = TokenVerifier(
+        [IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", StaticKeySource(issuer.keys.public_keys()))],
+        clock=clock,
+    )
+    with pytest.raises(InvalidToken):
+        await fresh.verify(token)
+
+
+async def test_a_token_with_an_empty_subject_is_rejected() -> None:
+    issuer = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
+    verifier = TokenVerifier(
+        [IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", StaticKeySource(issuer.keys.public_keys()))]
+    )
+    token = jwt.encode(
+        {**issuer.claims("u1"), "sub": ""},
+        issuer.key.private_key,
+        algorithm="EdDSA",
+        headers={"kid": issuer.key.kid},
+    )
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_a_verifier_from_settings_refuses_a_token_30_seconds_past_exp() -> None:
+    """The leeway of the other services' and the gateway's verifiers (built from settings)."""
+    settings = settings_with(
+        {"issuer": EXTERNAL, "audience": EXTERNAL, "hs256_secret": SECRET},
+        own_jwks="http://127.0.0.1:9/unused",
+    )
+    now = int(time.time())
+    clock = ManualClock(now + 29)
+    verifier = TokenVerifier.from_settings(settings.trusted_issuers(), clock=clock)
+    token = hs256_token(SECRET, iat=now - 60, exp=now)
+
+    assert (await verifier.verify(token)).sub == "user-7"
+    clock.now = now + 30
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)

@@ -171,6 +171,36 @@ async def test_sign_in_posts_are_limited_per_network(
         assert "Too many sign-in attempts" in answer.text
 
 
+async def test_sign_in_posts_from_one_ipv6_64_share_one_limit(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    # One subscriber holds a whole /64: a new source address per POST must not buy a new
+    # budget. Each client is its own browser (its own anon cookie and form token).
+    app = make_web_app(auth_post_limit=2, auth_post_window_seconds=60)
+
+    async def sign_in_from(host: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(host, 50000))
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Sec-Fetch-Site": "same-origin"},
+        ) as client:
+            page = await client.get("/signin")
+            return await client.post(
+                "/signin",
+                data={"csrf_token": csrf_of(page.text), "email": "x@example.com", "password": "y"},
+            )
+
+    async with app.router.lifespan_context(app):
+        same_64 = [
+            (await sign_in_from(host)).status_code
+            for host in ("2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:2:ffff::c")
+        ]
+        elsewhere = await sign_in_from("2001:db8:1:3::a")
+    assert same_64 == [401, 401, 429]
+    assert elsewhere.status_code == 401
+
+
 async def test_next_goes_to_a_local_path_only(clean: Platform, browser: httpx.AsyncClient) -> None:
     await register(clean, "ann@example.com")
     answer = await sign_in(browser, next_path="/overview")
