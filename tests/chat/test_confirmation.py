@@ -216,17 +216,20 @@ async def test_the_rules_agent_asks_lists_and_runs_a_bulk_delete_on_yes(
     assert await titles(agent, alice) == ["Call mom"]
 
 
+def awaiting_on_two(awaiting: Awaiting, action: str) -> DialogueState:
+    """A reply's state: awaiting ``awaiting`` about ``action`` on tasks 1 and 2."""
+    return DialogueState(
+        awaiting=awaiting, candidates=(1, 2), command=PendingCommand(action=action)
+    )
+
+
 async def test_the_service_refuses_a_bulk_call_without_the_confirmation(
     todo_mcp_url: str, issuer: Any, alice: User
 ) -> None:
     """Whatever an agent does, the tools it is given refuse an unconfirmed bulk call before
     it reaches the todo service."""
     todo = TodoMcp(todo_mcp_url, timeout=5.0)
-    asked = DialogueState(
-        awaiting=Awaiting.CONFIRMATION,
-        candidates=(1, 2),
-        command=PendingCommand(action="delete_tasks"),
-    )
+    asked = awaiting_on_two(Awaiting.CONFIRMATION, "delete_tasks")
     history = (HistoryMessage("user", "delete them"), HistoryMessage("assistant", "?", (), asked))
     try:
         async with todo.session(token=alice.token, user_id=alice.sub) as mcp:
@@ -259,16 +262,8 @@ async def test_single_calls_on_the_tasks_awaiting_a_confirmation_are_not_named_b
     them one by one is still one unnamed task per turn. Those a reply offered to choose from
     are named by the answer."""
     todo = TodoMcp(todo_mcp_url, timeout=5.0)
-    asked = DialogueState(
-        awaiting=Awaiting.CONFIRMATION,
-        candidates=(1, 2),
-        command=PendingCommand(action="delete_tasks"),
-    )
-    offered = DialogueState(
-        awaiting=Awaiting.CHOICE,
-        candidates=(1, 2),
-        command=PendingCommand(action="delete_task"),
-    )
+    asked = awaiting_on_two(Awaiting.CONFIRMATION, "delete_tasks")
+    offered = awaiting_on_two(Awaiting.CHOICE, "delete_task")
     try:
         async with todo.session(token=alice.token, user_id=alice.sub) as mcp:
             history = (
