@@ -238,6 +238,21 @@ def test_our_containers_are_read_only_without_capabilities(local: Any) -> None:
         assert service["build"]["target"] in SERVICES, name
 
 
+# What the redis and postgres images' entrypoints need: hand the data to the image's user and
+# switch to it.
+ENTRYPOINT_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+
+
+@pytest.mark.parametrize("name", ["redis", "postgres"])
+def test_the_images_we_do_not_build_keep_only_their_entrypoints_capabilities(
+    local: Any, name: str
+) -> None:
+    service = local["services"][name]
+    assert service["cap_drop"] == ["ALL"]
+    assert set(service["cap_add"]) == ENTRYPOINT_CAPABILITIES
+    assert "no-new-privileges:true" in service["security_opt"]
+
+
 def test_the_gateway_shares_rate_limits_through_a_redis_that_wants_a_password(
     local: Any, env_file: Path
 ) -> None:
