@@ -13,7 +13,6 @@ cannot add to it, so only the auth worker can announce a deletion.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from shared.events import (
     redis_client,
 )
 from tests.deploy.compose import compose_env, read_env
-from tests.support.redis import redis_binary, wait_listening
+from tests.support.redis import redis_process
 
 
 def forged_deletion(subject: str) -> Event:
@@ -74,7 +73,6 @@ class Secrets:
 @pytest.fixture(scope="module")
 def redis_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secrets]:
     """``redis-server`` with the configuration compose mounts (on loopback, nothing on disk)."""
-    binary = redis_binary()
     root = tmp_path_factory.mktemp("redis-users")
     compose_env(root)
     secrets = Secrets(root, free_port())
@@ -83,18 +81,8 @@ def redis_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secrets]:
     assert "dir /data\n" in conf
     local_conf = root / "redis-test.conf"
     local_conf.write_text(conf.replace("dir /data\n", f"dir {root}\n"))
-    process = subprocess.Popen(
-        [binary, str(local_conf), "--port", str(secrets.port), "--bind", "127.0.0.1",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_listening(process, secrets.port)
+    with redis_process(secrets.port, str(local_conf)):
         yield secrets
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

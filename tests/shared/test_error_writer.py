@@ -12,11 +12,10 @@ import ast
 import importlib
 import inspect
 import pkgutil
-from pathlib import Path
 
 from shared.errors import AppError
+from tests.support.code import ROOT, sources
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "gateway", "auth_service", "todo_service", "chat_service")
 WRITER = ROOT / "shared" / "errors.py"
 
@@ -42,15 +41,6 @@ def _modules() -> list[str]:
         for package in PACKAGES
         for info in pkgutil.walk_packages(importlib.import_module(package).__path__, f"{package}.")
         if ".migrations" not in info.name and not info.name.endswith("__main__")
-    ]
-
-
-def _sources() -> list[Path]:
-    return [
-        path
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-        if "migrations" not in path.parts and path != WRITER
     ]
 
 
@@ -98,7 +88,7 @@ def _framings(tree: ast.AST) -> list[tuple[int, str]]:
 def test_only_shared_errors_writes_an_error_body() -> None:
     framed = [
         f"{path.relative_to(ROOT)}:{line}: {what}"
-        for path in _sources()
+        for path in sources(PACKAGES, but={WRITER})
         for line, what in _framings(ast.parse(path.read_text(), filename=str(path)))
     ]
     assert framed == [], "error bodies framed outside shared.errors.error_json"

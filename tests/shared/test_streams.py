@@ -7,15 +7,12 @@ from __future__ import annotations
 import ast
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from starlette.types import Message
 
 from shared.streams import STREAM_HEADERS, SlotStreamingResponse, StreamSlots
-
-ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("shared", "gateway", "auth_service", "todo_service", "chat_service", "web_service")
+from tests.support.code import ROOT, sources
 
 
 def test_slots_are_bounded_per_user_and_in_all() -> None:
@@ -153,9 +150,7 @@ def test_every_event_stream_is_the_shared_response() -> None:
     ``STREAM_HEADERS`` (not stored, not buffered by a proxy)."""
     builders = [
         f"{path.relative_to(ROOT)}:{node.lineno}"
-        for package in SERVICES
-        for path in sorted((ROOT / package).rglob("*.py"))
-        if path != ROOT / "shared" / "streams.py"
+        for path in sources(but={ROOT / "shared" / "streams.py"})
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Call)
         and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))

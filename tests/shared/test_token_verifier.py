@@ -103,6 +103,12 @@ def settings_with(*extra: dict[str, Any], own_jwks: str) -> ServiceSettings:
     )
 
 
+def static_verifier(issuer: TestIssuer, **options: Any) -> TokenVerifier:
+    """A verifier of ``issuer``'s EdDSA tokens, its keys given (no JWKS fetch)."""
+    keys = StaticKeySource(issuer.keys.public_keys())
+    return TokenVerifier([IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", keys)], **options)
+
+
 def hs256_token(secret: str, issuer: str = EXTERNAL, **overrides: Any) -> str:
     now = int(time.time())
     claims = {"sub": "user-7", "iss": issuer, "aud": EXTERNAL, "iat": now, "exp": now + 600}
@@ -456,29 +462,20 @@ async def test_the_default_leeway_past_exp_is_thirty_seconds() -> None:
     issuer = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
     now = int(time.time())
     clock = ManualClock(now + 29)
-    verifier = TokenVerifier(
-        [IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", StaticKeySource(issuer.keys.public_keys()))],
-        clock=clock,
-    )
+    verifier = static_verifier(issuer, clock=clock)
     token = issuer.mint("u1", iat=now - 60, nbf=now - 60, exp=now)
 
     assert (await verifier.verify(token)).sub == "u1"
     clock.now = now + 30
     with pytest.raises(InvalidToken):
         await verifier.verify(token)  # the cached verification
-    fresh = TokenVerifier(
-        [IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", StaticKeySource(issuer.keys.public_keys()))],
-        clock=clock,
-    )
     with pytest.raises(InvalidToken):
-        await fresh.verify(token)
+        await static_verifier(issuer, clock=clock).verify(token)
 
 
 async def test_a_token_with_an_empty_subject_is_rejected() -> None:
     issuer = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
-    verifier = TokenVerifier(
-        [IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", StaticKeySource(issuer.keys.public_keys()))]
-    )
+    verifier = static_verifier(issuer)
     token = jwt.encode(
         {**issuer.claims("u1"), "sub": ""},
         issuer.key.private_key,

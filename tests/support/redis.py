@@ -39,24 +39,32 @@ def redis_binary() -> str:
 @contextmanager
 def redis_server(directory: Path) -> Iterator[str]:
     """A Redis of its own for the block; yields ``redis://:<password>@127.0.0.1:<port>/0``."""
-    binary = redis_binary()
     port = free_port()
     password = secrets.token_urlsafe(16)
+    with redis_process(port, "--requirepass", password, "--dir", str(directory)):
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+@contextmanager
+def redis_process(port: int, *arguments: str) -> Iterator[None]:
+    """The machine's ``redis-server`` with ``arguments`` (a configuration file first, if any)
+    on ``127.0.0.1:port``, nothing saved to disk, from when it listens until the block ends."""
+    binary = redis_binary()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password,
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        [binary, *arguments, "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_listening(process, port)
-        yield f"redis://:{password}@127.0.0.1:{port}/0"
+        _wait_listening(process, port)
+        yield
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if process.poll() is not None:
