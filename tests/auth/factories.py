@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, select
@@ -16,14 +13,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tests.support.errors import assert_error
 
 PASSWORD = "correct horse battery"
-
-
-@asynccontextmanager
-async def from_address(app: FastAPI, host: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``app`` (its lifespan already entered) connecting from ``host``."""
-    transport = httpx.ASGITransport(app=app, client=(host, 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 async def register(

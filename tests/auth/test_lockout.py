@@ -22,12 +22,11 @@ from tests.auth.factories import (
     assert_unauthorized,
     bearer,
     count,
-    from_address,
     login,
     register,
 )
 from tests.support.errors import assert_error
-from tests.support.serving import serve
+from tests.support.serving import from_address, serve
 
 WRONG = "not the password"
 WINDOW = 600

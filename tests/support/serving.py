@@ -19,6 +19,14 @@ import uvicorn
 
 
 @asynccontextmanager
+async def from_address(app: Any, host: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` (its lifespan already entered) connecting from ``host``."""
+    transport = httpx.ASGITransport(app=app, client=(host, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of ``app`` (base URL ``http://testserver``), its lifespan entered."""
     async with app.router.lifespan_context(app):

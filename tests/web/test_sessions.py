@@ -9,7 +9,7 @@ import httpx
 
 from shared.clock import utcnow
 from tests.support.errors import assert_error
-from tests.support.serving import serve
+from tests.support.serving import from_address, serve
 from tests.web.conftest import (
     PASSWORD,
     Platform,
@@ -179,12 +179,8 @@ async def test_sign_in_posts_from_one_ipv6_64_share_one_limit(
     app = make_web_app(auth_post_limit=2, auth_post_window_seconds=60)
 
     async def sign_in_from(host: str) -> httpx.Response:
-        transport = httpx.ASGITransport(app=app, client=(host, 50000))
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://testserver",
-            headers={"Sec-Fetch-Site": "same-origin"},
-        ) as client:
+        async with from_address(app, host) as client:
+            client.headers["Sec-Fetch-Site"] = "same-origin"
             page = await client.get("/signin")
             return await client.post(
                 "/signin",
