@@ -36,6 +36,7 @@ from tests.deploy.support import (
     run_bootstrap,
 )
 from tests.support.serving import serve
+from tests.support.tls import open_postgres, postgres_port, pump
 
 MIGRATED = [name for name, package in SERVICES.items() if package in available_services()]
 DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
@@ -177,45 +178,26 @@ async def recording_relay(url: str, directory: Path) -> AsyncIterator[tuple[str,
     client sent through it (the server's own socket directory or host is left as it is)."""
     parsed = make_url(url)
     sent = bytearray()
-    socket_dir = parsed.query.get("host")
-    socket_dir = socket_dir[0] if isinstance(socket_dir, tuple) else socket_dir
-    port = parsed.port or int(str(parsed.query.get("port") or 5432))
-
-    async def upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if socket_dir:
-            return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
-        return await asyncio.open_connection(parsed.host, port)
-
-    async def pump(
-        source: asyncio.StreamReader, target: asyncio.StreamWriter, record: bool
-    ) -> None:
-        try:
-            while data := await source.read(65536):
-                if record:
-                    sent.extend(data)
-                target.write(data)
-                await target.drain()
-        finally:
-            target.close()
+    port = postgres_port(url)
 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await upstream()
+        server_reader, server_writer = await open_postgres(url)
         await asyncio.gather(
-            pump(reader, server_writer, True),
-            pump(server_reader, writer, False),
+            pump(reader, server_writer, record=sent),
+            pump(server_reader, writer),
             return_exceptions=True,
         )
 
-    if socket_dir:
-        server = await asyncio.start_unix_server(relay, str(directory / f".s.PGSQL.{port}"))
-        relayed = parsed.update_query_dict({"host": str(directory), "port": str(port)})
-    else:
+    if parsed.host:
         server = await asyncio.start_server(relay, "127.0.0.1", 0)
         relay_port = server.sockets[0].getsockname()[1]
         # In clear, so that what the relay records is what the server reads.
         relayed = parsed.set(host="127.0.0.1", port=relay_port).update_query_dict(
             {"sslmode": "disable"}
         )
+    else:
+        server = await asyncio.start_unix_server(relay, str(directory / f".s.PGSQL.{port}"))
+        relayed = parsed.update_query_dict({"host": str(directory), "port": str(port)})
     try:
         yield relayed.render_as_string(hide_password=False), sent
     finally:

@@ -148,28 +148,43 @@ class PostgresTlsFront:
             self.refused += 1
             return
         self.handshakes += 1
-        upstream_reader, upstream_writer = await self._open_upstream()
+        upstream_reader, upstream_writer = await open_postgres(self.database_url)
         try:
             await asyncio.gather(
-                _pump(reader, upstream_writer),
-                _pump(upstream_reader, writer),
+                pump(reader, upstream_writer),
+                pump(upstream_reader, writer),
                 return_exceptions=True,  # either side hanging up ends the relay
             )
         finally:
             upstream_writer.close()
 
-    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        url = make_url(self.database_url)
-        port = url.port or 5432
-        if url.host:
-            return await asyncio.open_connection(url.host, port)
-        socket_dir = url.query["host"]
-        assert isinstance(socket_dir, str)
-        return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
+
+async def open_postgres(database_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection to the server of ``database_url`` (its host, or its socket directory)."""
+    url = make_url(database_url)
+    port = postgres_port(database_url)
+    if url.host:
+        return await asyncio.open_connection(url.host, port)
+    socket_dir = url.query["host"]
+    assert isinstance(socket_dir, str)
+    return await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
 
 
-async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    while chunk := await source.read(65536):
-        sink.write(chunk)
-        await sink.drain()
-    sink.close()
+def postgres_port(database_url: str) -> int:
+    """The server's port: the URL's, or its ``port`` query parameter, or PostgreSQL's own."""
+    url = make_url(database_url)
+    return url.port or int(str(url.query.get("port") or 5432))
+
+
+async def pump(
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, record: bytearray | None = None
+) -> None:
+    """Copy ``source`` to ``sink`` (and to ``record``, if given) until it ends; close ``sink``."""
+    try:
+        while chunk := await source.read(65536):
+            if record is not None:
+                record.extend(chunk)
+            sink.write(chunk)
+            await sink.drain()
+    finally:
+        sink.close()
