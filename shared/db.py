@@ -344,6 +344,11 @@ def is_database_outage(exc: BaseException) -> bool:
         # asyncpg's answer when the connection closed under a call already made on it.
         if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
             return True
+        # The goodbye (FATAL) of a server shutting down, read while the connection sat idle
+        # in the pool and before the close that follows it: asyncpg refuses the next call on
+        # it as out of step with the server, and closes it.
+        if isinstance(current, asyncpg.exceptions.InternalClientError):
+            return True
     return False
 
 

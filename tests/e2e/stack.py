@@ -19,6 +19,7 @@ processes: ``tests/e2e``, ``tests/security``, ``tests/fuzz``, one stack per pack
     with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="3/minute"): ...
                                              # restarted with extra environment, then restored
     stack.log("auth")                        # everything the process printed
+    stack.errors()                           # what every process logged at ERROR
     name = stack.add_replica("gateway")      # one more gateway process ("gateway-2"), its
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
@@ -127,6 +128,23 @@ class Stack:
     def log(self, name: str) -> str:
         path = self._log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def errors(self) -> str:
+        """Every record the services logged at ERROR, with its traceback, each under the name
+        of the process: for a failing test's message (the logs go with the working directory)."""
+        found = []
+        for name in self._kinds:
+            lines = self.log(name).splitlines()
+            for at, line in enumerate(lines):
+                if " ERROR " not in line:
+                    continue
+                record = [f"{name}: {line}"]
+                for following in lines[at + 1 :]:
+                    if following[:2].isdigit():  # the next record, which starts with its time
+                        break
+                    record.append(following)
+                found.append("\n".join(record))
+        return "\n".join(found)
 
     def env_for(self, name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment a service starts with: the platform wired to this stack's ports."""

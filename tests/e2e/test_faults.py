@@ -465,7 +465,7 @@ async def run_writes_across_a_restart(
     assert failed, "the database restart went unnoticed"
     # Refused cleanly, in the envelope: never a 2xx, never a 500. A write whose COMMIT was cut
     # says its outcome is unknown; every other one tells the client to retry.
-    assert {o.status for o in failed} == {503}, statuses(failed)
+    assert {o.status for o in failed} == {503}, (statuses(failed), stack.errors())
     assert "database_unavailable" in {o.code for o in failed}, failed
     assert {o.code for o in failed} <= {"database_unavailable", "outcome_unknown"}, failed
     after = traffic.of("create", since=ready_at)

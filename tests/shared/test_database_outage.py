@@ -1,12 +1,15 @@
 """A database outage, or a statement past its time bound, is a 503 ``database_unavailable``
 with ``Retry-After``, not a 500.
 
-The failures are real ones: a server that is not there (no socket), and a session that the
-server terminates while it is checked out.
+The failures are real ones: a server that is not there (no socket), a session that the
+server terminates while it is checked out, and a relay to the real server that says the
+server's shutdown goodbye to an idle connection and holds its close back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +17,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.db import (
@@ -26,6 +30,8 @@ from shared.db import (
 )
 from shared.errors import install_error_handlers
 from shared.middleware import RequestContextMiddleware
+from tests.support.raw_server import raw_server
+from tests.support.tls import open_postgres
 
 
 @pytest.fixture
@@ -74,6 +80,129 @@ async def test_session_terminated_under_the_driver_is_an_outage(database_url: st
         assert (await db.fetch_row("SELECT 2")) == (2,)  # the dead one was not reused
     finally:
         await db.dispose()
+
+
+def _error_response(*fields: tuple[bytes, bytes]) -> bytes:
+    body = b"".join(kind + value + b"\0" for kind, value in fields) + b"\0"
+    return b"E" + struct.pack("!i", len(body) + 4) + body
+
+
+# What PostgreSQL sends each session as a fast shutdown begins, before it closes the socket.
+ADMIN_SHUTDOWN = _error_response(
+    (b"S", b"FATAL"),
+    (b"V", b"FATAL"),
+    (b"C", b"57P01"),
+    (b"M", b"terminating connection due to administrator command"),
+)
+
+
+class GoodbyeRelay:
+    """Relays each connection to the test PostgreSQL. ``say_goodbye`` ends the relay of those
+    open now with the server's shutdown goodbye and keeps their sockets open: the moment
+    between a server's FATAL and its close, which a client reads in two steps. Connections
+    made later are relayed as before."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._open: set[asyncio.Event] = set()
+
+    def say_goodbye(self) -> None:
+        for goodbye in self._open:
+            goodbye.set()
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await open_postgres(self.database_url)
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+
+        goodbye = asyncio.Event()
+        self._open.add(goodbye)
+        # Either side hanging up ends the relay (and the handler's return closes the client).
+        running = {
+            asyncio.ensure_future(copy(reader, upstream_writer)),
+            asyncio.ensure_future(copy(upstream_reader, writer)),
+            said := asyncio.ensure_future(goodbye.wait()),
+        }
+        try:
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            if said.done():
+                upstream_writer.close()
+                writer.write(ADMIN_SHUTDOWN)
+                await writer.drain()
+                await asyncio.Event().wait()  # held open until the relay's server stops
+        finally:
+            self._open.discard(goodbye)
+            for task in running:
+                task.cancel()
+            upstream_writer.close()
+
+
+@pytest.fixture
+async def goodbye_relay(database_url: str) -> AsyncIterator[tuple[GoodbyeRelay, str]]:
+    """The relay and a database URL through it."""
+    relay = GoodbyeRelay(database_url)
+    async with raw_server(relay) as address:
+        port = int(address.rsplit(":", 1)[1])
+        url = make_url(database_url).difference_update_query(["host", "port"])
+        yield relay, url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+
+
+async def test_a_pooled_connection_told_goodbye_before_its_close_is_an_outage_not_reused(
+    goodbye_relay: tuple[GoodbyeRelay, str],
+) -> None:
+    relay, url = goodbye_relay
+    # Drawn again within the idle bound, as a busy service draws it: no ping first.
+    db = Database.open(url, pool_size=1, ping_after_idle=3600.0)
+    try:
+        assert (await db.fetch_row("SELECT 1")) == (1,)
+        relay.say_goodbye()
+        await asyncio.sleep(0.2)  # the driver reads the goodbye; the socket stays open
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
+            await db.fetch_row("SELECT 2")
+        assert is_database_outage(caught.value), repr(caught.value)
+        assert (await db.fetch_row("SELECT 3")) == (3,)  # the told one was not reused
+    finally:
+        await db.dispose()
+
+
+async def test_a_session_told_goodbye_before_its_close_is_invalidated_as_lost(
+    goodbye_relay: tuple[GoodbyeRelay, str],
+) -> None:
+    relay, url = goodbye_relay
+    engine = create_engine(url, pool_size=1, ping_after_idle=3600.0)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            relay.say_goodbye()
+            await asyncio.sleep(0.2)
+            with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
+                await connection.execute(text("SELECT 2"))
+        assert is_database_outage(caught.value), repr(caught.value)
+        assert isinstance(caught.value, DBAPIError)
+        assert caught.value.connection_invalidated
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 3"))).scalar_one() == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pre_ping_that_meets_a_goodbye_draws_a_fresh_connection(
+    goodbye_relay: tuple[GoodbyeRelay, str],
+) -> None:
+    relay, url = goodbye_relay
+    engine = create_engine(url, pool_size=1)  # pinged at every checkout
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        relay.say_goodbye()
+        await asyncio.sleep(0.2)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 2"))).scalar_one() == 2
+    finally:
+        await engine.dispose()
 
 
 async def test_a_bad_query_or_a_bug_is_not_an_outage(database_url: str) -> None:
