@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.db import (
@@ -106,9 +106,11 @@ class GoodbyeRelay:
         self.database_url = database_url
         self._open: set[asyncio.Event] = set()
 
-    def say_goodbye(self) -> None:
+    async def say_goodbye(self) -> None:
+        """Say it, and give the client time to read it (its socket stays open)."""
         for goodbye in self._open:
             goodbye.set()
+        await asyncio.sleep(0.2)
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await open_postgres(self.database_url)
@@ -150,59 +152,53 @@ async def goodbye_relay(database_url: str) -> AsyncIterator[tuple[GoodbyeRelay, 
         yield relay, url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
 
 
+async def one_statement(db: Database, n: int) -> int:
+    row = await db.fetch_row(f"SELECT {n}")
+    assert row is not None
+    return int(row[0])
+
+
+async def in_a_unit_of_work(db: Database, n: int) -> int:
+    async with db.unit_of_work() as session:
+        row = await session.fetch_row(f"SELECT {n}")
+    assert row is not None
+    return int(row[0])
+
+
+Run = Callable[[Database, int], Awaitable[int]]
+
+
+@pytest.mark.parametrize("run", [one_statement, in_a_unit_of_work], ids=["statement", "session"])
 async def test_a_pooled_connection_told_goodbye_before_its_close_is_an_outage_not_reused(
-    goodbye_relay: tuple[GoodbyeRelay, str],
+    goodbye_relay: tuple[GoodbyeRelay, str], run: Run
 ) -> None:
     relay, url = goodbye_relay
     # Drawn again within the idle bound, as a busy service draws it: no ping first.
     db = Database.open(url, pool_size=1, ping_after_idle=3600.0)
     try:
-        assert (await db.fetch_row("SELECT 1")) == (1,)
-        relay.say_goodbye()
-        await asyncio.sleep(0.2)  # the driver reads the goodbye; the socket stays open
+        assert await run(db, 1) == 1
+        await relay.say_goodbye()
         with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
-            await db.fetch_row("SELECT 2")
+            await run(db, 2)
         assert is_database_outage(caught.value), repr(caught.value)
-        assert (await db.fetch_row("SELECT 3")) == (3,)  # the told one was not reused
+        assert await run(db, 3) == 3  # the told connection was not pooled again
     finally:
         await db.dispose()
-
-
-async def test_a_session_told_goodbye_before_its_close_is_invalidated_as_lost(
-    goodbye_relay: tuple[GoodbyeRelay, str],
-) -> None:
-    relay, url = goodbye_relay
-    engine = create_engine(url, pool_size=1, ping_after_idle=3600.0)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-            relay.say_goodbye()
-            await asyncio.sleep(0.2)
-            with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
-                await connection.execute(text("SELECT 2"))
-        assert is_database_outage(caught.value), repr(caught.value)
-        assert isinstance(caught.value, DBAPIError)
-        assert caught.value.connection_invalidated
-        async with engine.connect() as connection:
-            assert (await connection.execute(text("SELECT 3"))).scalar_one() == 3
-    finally:
-        await engine.dispose()
 
 
 async def test_a_pre_ping_that_meets_a_goodbye_draws_a_fresh_connection(
     goodbye_relay: tuple[GoodbyeRelay, str],
 ) -> None:
     relay, url = goodbye_relay
-    engine = create_engine(url, pool_size=1)  # pinged at every checkout
+    db = Database.open(url, pool_size=1)  # every checkout pinged first
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        relay.say_goodbye()
-        await asyncio.sleep(0.2)
-        async with engine.connect() as connection:
-            assert (await connection.execute(text("SELECT 2"))).scalar_one() == 2
+        await one_statement(db, 1)
+        await relay.say_goodbye()
+        assert await in_a_unit_of_work(db, 2) == 2
+        await relay.say_goodbye()
+        assert await one_statement(db, 3) == 3
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_a_bad_query_or_a_bug_is_not_an_outage(database_url: str) -> None:
