@@ -60,6 +60,7 @@ def running_site(database_url: str, workdir: Path) -> Iterator[Stack]:
             stack.start(*SERVICES)
             stack.start(*WORKERS)
             yield stack
+            stack.assert_no_errors()
         finally:
             stack.close()
 

@@ -20,6 +20,7 @@ processes: ``tests/e2e``, ``tests/security``, ``tests/fuzz``, one stack per pack
                                              # restarted with extra environment, then restored
     stack.log("auth")                        # everything the process printed
     stack.errors()                           # what every process logged at ERROR
+    stack.assert_no_errors()                 # none (``running_stack`` checks it at its end)
     name = stack.add_replica("gateway")      # one more gateway process ("gateway-2"), its
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
@@ -145,6 +146,13 @@ class Stack:
                     record.append(following)
                 found.append("\n".join(record))
         return "\n".join(found)
+
+    def assert_no_errors(self) -> None:
+        """No process logged an ERROR. Each unhandled exception (a 500) and each failed
+        background task logs one, so a test that accepts an answer without naming its
+        status, or a request made along the way, cannot pass over one."""
+        errors = self.errors()
+        assert not errors, f"the services logged errors:\n{errors}"
 
     def env_for(self, name: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment a service starts with: the platform wired to this stack's ports."""
@@ -294,14 +302,15 @@ UPSTREAMS = ("auth", "todo", "chat", "web")
 @contextlib.asynccontextmanager
 async def running_stack(database_url: str, engine: AsyncEngine) -> AsyncIterator[Stack]:
     """Every service of this checkout running, the gateway in front, in a working directory
-    of its own; afterwards everything stopped and every service schema emptied (the tests
-    commit their data for real)."""
+    of its own; afterwards no ERROR in any log (``Stack.assert_no_errors``), everything
+    stopped and every service schema emptied (the tests commit their data for real)."""
     with tempfile.TemporaryDirectory(prefix="todo-platform-e2e-") as directory:
         running = Stack(database_url, Path(directory))
         try:
             running.start(*(name for name in UPSTREAMS if running.available(name)))
             running.start("gateway")
             yield running
+            running.assert_no_errors()
         finally:
             running.close()
             await empty_service_schemas(engine)
