@@ -199,9 +199,10 @@ async def send_in_pieces(
 
 async def test_a_body_that_keeps_arriving_slowly_is_not_cut(echo, start_gateway, issuer):
     upstream, upstream_url = echo
-    body = b"x" * 50
-    async with start_gateway(todo_url=upstream_url, body_timeout_seconds=0.5) as (_, client):
-        # Ten pieces 0.2 s apart: 2 s in all, never 0.5 s without a byte.
+    body = b"x" * 75
+    async with start_gateway(todo_url=upstream_url, body_timeout_seconds=2.0) as (_, client):
+        # Fifteen pieces 0.2 s apart: 3 s in all, never 2 s without a byte (a margin that a
+        # loaded machine's pauses do not eat).
         status, answer = await send_in_pieces(client, issuer.mint("ann").encode(), body, 5)
     assert status == 200, answer
     assert upstream.requests[-1]["body_length"] == len(body)
@@ -330,11 +331,11 @@ async def test_a_body_above_the_minimum_rate_is_not_cut(echo, start_gateway, iss
     body = b"x" * 400
     async with start_gateway(
         todo_url=upstream_url,
-        body_timeout_seconds=0.5,
-        min_body_rate_bytes_per_second=100,
-        body_rate_grace_seconds=0.5,
+        body_timeout_seconds=2.0,
+        min_body_rate_bytes_per_second=50,
+        body_rate_grace_seconds=1.0,
     ) as (_, client):
-        # 40 bytes every 0.2 s (200 a second) for 2 s: twice the minimum rate.
+        # 40 bytes every 0.2 s (200 a second) for 2 s: four times the minimum rate.
         status, answer = await send_in_pieces(client, issuer.mint("ann").encode(), body, 40)
     assert status == 200, answer
     assert upstream.requests[-1]["body_length"] == len(body)

@@ -30,13 +30,13 @@ async def test_a_quiet_stream_outlives_the_read_timeout_and_delivers_through_the
     headers = issuer.auth("ann")
     async with (
         live_server(todo) as todo_url,
-        start_gateway(todo_url=todo_url, todo_read_timeout=1.0) as (_, client),
+        start_gateway(todo_url=todo_url, todo_read_timeout=2.0) as (_, client),
         client.stream("GET", "/api/notifications/stream", headers=headers) as response,
     ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = response.aiter_lines()
-        await asyncio.sleep(2.5)  # quiet for more than twice the gateway's read timeout
+        await asyncio.sleep(4.5)  # quiet for more than twice the gateway's read timeout
         due = datetime.now(UTC)
         created = await client.post(
             "/api/tasks",

@@ -221,17 +221,17 @@ async def test_a_purge_outlasts_the_running_roles_statement_bound(
     client: httpx.AsyncClient, database: Database, alice: User
 ) -> None:
     """The running role cancels a statement after 30 s (shared/bootstrap.sql), yet a large
-    account's deletion may take longer: here the session's bound is 50 ms and deleting the
-    account's tasks takes 200 ms."""
+    account's deletion may take longer: here the session's bound is 300 ms and deleting the
+    account's tasks takes 1 s."""
     await add_tasks(client, alice)
     async with database.unit_of_work() as session:
         connection = await session.connection()
-        # Both last until the test's transaction is rolled back.
-        await connection.execute(text("SET LOCAL statement_timeout = '50ms'"))
+        # All last until the test's transaction is rolled back; the bound comes last, so that
+        # only what it is about runs under it.
         await connection.execute(
             text(
                 "CREATE FUNCTION todo.slow_delete() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$"
+                "$$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$"
             )
         )
         await connection.execute(
@@ -240,6 +240,7 @@ async def test_a_purge_outlasts_the_running_roles_statement_bound(
                 "FOR EACH STATEMENT EXECUTE FUNCTION todo.slow_delete()"
             )
         )
+        await connection.execute(text("SET LOCAL statement_timeout = '300ms'"))
     count = "SELECT count(*) FROM todo.tasks WHERE user_id = $1"
     assert await database.fetch_row(count, alice.sub) == (2,)
     async with database.unit_of_work() as session:

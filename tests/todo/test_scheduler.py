@@ -195,7 +195,8 @@ async def test_a_scheduler_stopped_before_the_due_time_fires_it_once_after_its_r
     stream_entries: Any,
     alice: User,
 ) -> None:
-    due = datetime.now(UTC) + timedelta(seconds=1.5)
+    # Time to create the task and start and stop a worker before it, on a loaded machine too.
+    due = datetime.now(UTC) + timedelta(seconds=4)
     task = await create(committed_client, alice, reminders=[{"at": iso(due)}])
 
     async with serve(create_worker(worker_settings, db=committed_database, consumer="w1")):

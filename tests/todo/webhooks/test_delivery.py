@@ -73,7 +73,9 @@ def settings(todo_settings: TodoSettings, redis_url: str) -> TodoSettings:
             "webhook_retry_base_seconds": BASE,
             "webhook_retry_max_seconds": 4 * BASE,
             "webhook_retry_window_seconds": WINDOW,
-            "webhook_read_timeout": 0.5,
+            # Generous, so that a loaded machine's pause never times out an attempt that
+            # should deliver; the timeout's own test shortens it.
+            "webhook_read_timeout": 5.0,
             "webhook_attempt_timeout": 5.0,
         }
     )
@@ -405,8 +407,12 @@ async def test_a_redirect_is_not_followed_and_counts_as_a_failure(
 
 
 async def test_a_receiver_that_does_not_answer_in_time_is_a_timed_out_attempt(
-    api: httpx.AsyncClient, pipeline: Pipeline, receiver: tuple[Receiver, str], alice: User
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    receiver: tuple[Receiver, str],
+    alice: User,
 ) -> None:
+    pipeline = make_pipeline(webhook_read_timeout=0.5)
     receiving, url = receiver
     webhook = await register(api, alice, url)
     receiving.plan = ["slow"]
@@ -586,7 +592,7 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
                 return bool(delivery["status"] == "delivered")
 
             # Sent and recorded while Bob's attempts still hang.
-            await eventually(alice_delivered, seconds=3)
+            await eventually(alice_delivered, seconds=10)
             assert len(fast.received) == 1
 
             async def bobs_share_taken() -> bool:
@@ -595,7 +601,7 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
             # Bob holds his share of the slots and no more: his requests may still be on
             # their way when Alice's is recorded, and a free slot is claimed again at the
             # next poll.
-            await eventually(bobs_share_taken, seconds=3)
+            await eventually(bobs_share_taken, seconds=10)
             await asyncio.sleep(2 * CLAIM_POLL_SECONDS)
             assert len(stalling.received) == 2
         finally:

@@ -303,9 +303,10 @@ async def test_a_delivery_claimed_by_a_replica_that_died_waits_for_its_lease_the
             {"w": created["id"], "u": alice.sub, "now": clock()},
         )
         await session.commit()
-    stuck = asyncio.Event()
+    attempting, stuck = asyncio.Event(), asyncio.Event()
 
     async def hanging_dns(host: str, port: int) -> list[Any]:
+        attempting.set()  # claimed and leased: the attempt has begun
         await stuck.wait()  # the replica dies during its attempt
         return []
 
@@ -313,7 +314,7 @@ async def test_a_delivery_claimed_by_a_replica_that_died_waits_for_its_lease_the
         database, WebhookKeys(todo_settings, box), todo_settings, clock=clock, resolver=hanging_dns
     )
     attempt = asyncio.create_task(dying.deliver_once())
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(attempting.wait(), timeout=10)
     attempt.cancel()
     with pytest.raises(asyncio.CancelledError):
         await attempt
