@@ -299,10 +299,14 @@ async def test_a_deletion_waiting_for_undo_stays_hidden_when_the_list_refreshes(
     undone: the deleted task does not come back, and Undo still brings it back."""
     await sign_up(page)
     await add_task(page, "Pay the rent")
+    # The page's clock is Playwright's, stopped once the deletion waits: the chat turn and
+    # the refresh below may outlast the 5 s undo window on a loaded machine.
+    await page.clock.install()
     await page.goto("/tasks")
     rent = row(page, "Pay the rent")
     await rent.get_by_test_id("task-delete").click()
     await expect(rent).to_be_hidden()
+    await page.clock.pause_at(await page.evaluate("Date.now() / 1000") + 0.1)  # in seconds
     panel = page.get_by_test_id("chat-panel")
     async with page.expect_response(re.compile(r"fragment=rows")):
         await panel.get_by_test_id("chat-input").fill("add buy milk tomorrow")
