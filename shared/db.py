@@ -325,6 +325,19 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+def _refused_out_of_step(exc: BaseException) -> bool:
+    """asyncpg refused a call before writing anything, its protocol out of step with the
+    server: the goodbye (FATAL) of a server shutting down was read while the connection sat
+    idle in the pool, and the close that follows it not yet. asyncpg closes the connection.
+    Only this message of its catch-all ``InternalClientError``: the others (a codec missing,
+    a stale statement cache) are bugs, not outages."""
+    return any(
+        isinstance(c, asyncpg.exceptions.InternalClientError)
+        and str(c).startswith("cannot switch to state ")
+        for c in _causes(exc)
+    )
+
+
 def is_database_outage(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection (down, restarting, a
     network cut), as opposed to a bug or a bad query: worth a 503 and a retry, not a 500."""
@@ -344,12 +357,7 @@ def is_database_outage(exc: BaseException) -> bool:
         # asyncpg's answer when the connection closed under a call already made on it.
         if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
             return True
-        # The goodbye (FATAL) of a server shutting down, read while the connection sat idle
-        # in the pool and before the close that follows it: asyncpg refuses the next call on
-        # it as out of step with the server, and closes it.
-        if isinstance(current, asyncpg.exceptions.InternalClientError):
-            return True
-    return False
+    return _refused_out_of_step(exc)
 
 
 def is_statement_cancelled(exc: BaseException) -> bool:
@@ -406,9 +414,12 @@ def _raise_if_outcome_unknown(exc: Exception) -> None:
 
 
 def _closed_before_sending(exc: BaseException) -> bool:
-    """asyncpg refused the call on a connection it knew closed (``InterfaceError``), without
-    writing to it; a connection lost during the call raises its protocol or server errors."""
-    return any(isinstance(c, asyncpg.InterfaceError) for c in _causes(exc))
+    """asyncpg refused the call on a connection it knew closed (``InterfaceError``) or out of
+    step with a server that said goodbye, without writing to it; a connection lost during the
+    call raises its protocol or server errors."""
+    return _refused_out_of_step(exc) or any(
+        isinstance(c, asyncpg.InterfaceError) for c in _causes(exc)
+    )
 
 
 class Session(AsyncSession):

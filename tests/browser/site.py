@@ -60,9 +60,9 @@ def running_site(database_url: str, workdir: Path) -> Iterator[Stack]:
             stack.start(*SERVICES)
             stack.start(*WORKERS)
             yield stack
-            stack.assert_no_errors()
         finally:
             stack.close()
+        stack.assert_no_errors()  # their shutdown included
 
 
 @contextmanager

@@ -20,7 +20,7 @@ processes: ``tests/e2e``, ``tests/security``, ``tests/fuzz``, one stack per pack
                                              # restarted with extra environment, then restored
     stack.log("auth")                        # everything the process printed
     stack.errors()                           # what every process logged at ERROR
-    stack.assert_no_errors()                 # none (``running_stack`` checks it at its end)
+    stack.assert_no_errors()                 # none (``running_stack`` checks it once closed)
     name = stack.add_replica("gateway")      # one more gateway process ("gateway-2"), its
     stack.start(name, env={...})             # own port; started, stopped... like the others
     stack.close()                            # stop everything
@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,13 @@ SERVICES = {
     "todo-worker": Service("todo-worker", "todo_service", "TODO_", "todo_service.worker"),
     "chat-worker": Service("chat-worker", "chat_service", "CHAT_", "chat_service.worker"),
 }
+
+
+# A log record starts with its time and level (LOG_JSON=false); the lines after it up to the
+# next record are its traceback. The harness writes a banner before each start.
+_RECORD = re.compile(r"\d\d:\d\d:\d\d [A-Z]+ ")
+_SEVERE_RECORD = re.compile(r"\d\d:\d\d:\d\d (ERROR|CRITICAL) ")
+_BANNER = "----- starting "
 
 
 class ServiceFailed(RuntimeError):
@@ -131,20 +139,21 @@ class Stack:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def errors(self) -> str:
-        """Every record the services logged at ERROR, with its traceback, each under the name
-        of the process: for a failing test's message (the logs go with the working directory)."""
+        """Every record the services logged at ERROR or CRITICAL, with its traceback, each
+        under the name of the process: for a failing test's message (the logs go with the
+        working directory)."""
         found = []
         for name in self._kinds:
             lines = self.log(name).splitlines()
             for at, line in enumerate(lines):
-                if " ERROR " not in line:
+                if not _SEVERE_RECORD.match(line):
                     continue
                 record = [f"{name}: {line}"]
                 for following in lines[at + 1 :]:
-                    if following[:2].isdigit():  # the next record, which starts with its time
+                    if _RECORD.match(following) or following.startswith(_BANNER):
                         break
                     record.append(following)
-                found.append("\n".join(record))
+                found.append("\n".join(record).rstrip())
         return "\n".join(found)
 
     def assert_no_errors(self) -> None:
@@ -263,7 +272,7 @@ class Stack:
         if not self.available(service.name):
             raise RuntimeError(f"service {service.name} does not exist in this checkout")
         with self._log_path(name).open("ab") as log:
-            log.write(f"\n----- starting {name} on port {self.ports[name]} -----\n".encode())
+            log.write(f"\n{_BANNER}{name} on port {self.ports[name]} -----\n".encode())
             log.flush()
             self._processes[name] = subprocess.Popen(
                 [sys.executable, "-m", service.module or service.package],
@@ -310,7 +319,7 @@ async def running_stack(database_url: str, engine: AsyncEngine) -> AsyncIterator
             running.start(*(name for name in UPSTREAMS if running.available(name)))
             running.start("gateway")
             yield running
-            running.assert_no_errors()
         finally:
             running.close()
             await empty_service_schemas(engine)
+        running.assert_no_errors()  # their shutdown included

@@ -13,6 +13,7 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -28,7 +29,7 @@ from shared.db import (
     is_database_outage,
     is_statement_cancelled,
 )
-from shared.errors import install_error_handlers
+from shared.errors import OutcomeUnknown, install_error_handlers
 from shared.middleware import RequestContextMiddleware
 from tests.support.raw_server import raw_server
 from tests.support.tls import open_postgres
@@ -140,6 +141,7 @@ class GoodbyeRelay:
             for task in running:
                 task.cancel()
             upstream_writer.close()
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 @pytest.fixture
@@ -158,6 +160,12 @@ async def one_statement(db: Database, n: int) -> int:
     return int(row[0])
 
 
+async def one_write_statement(db: Database, n: int) -> int:
+    row = await db.fetch_row(f"SELECT {n}", write=True)
+    assert row is not None
+    return int(row[0])
+
+
 async def in_a_unit_of_work(db: Database, n: int) -> int:
     async with db.unit_of_work() as session:
         row = await session.fetch_row(f"SELECT {n}")
@@ -168,7 +176,11 @@ async def in_a_unit_of_work(db: Database, n: int) -> int:
 Run = Callable[[Database, int], Awaitable[int]]
 
 
-@pytest.mark.parametrize("run", [one_statement, in_a_unit_of_work], ids=["statement", "session"])
+@pytest.mark.parametrize(
+    "run",
+    [one_statement, one_write_statement, in_a_unit_of_work],
+    ids=["statement", "write", "session"],
+)
 async def test_a_pooled_connection_told_goodbye_before_its_close_is_an_outage_not_reused(
     goodbye_relay: tuple[GoodbyeRelay, str], run: Run
 ) -> None:
@@ -181,6 +193,8 @@ async def test_a_pooled_connection_told_goodbye_before_its_close_is_an_outage_no
         with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is examined
             await run(db, 2)
         assert is_database_outage(caught.value), repr(caught.value)
+        # Refused before anything was sent: nothing is in doubt, a retry is safe.
+        assert not isinstance(caught.value, OutcomeUnknown)
         assert await run(db, 3) == 3  # the told connection was not pooled again
     finally:
         await db.dispose()
@@ -217,6 +231,9 @@ async def test_a_bad_query_or_a_bug_is_not_an_outage(database_url: str) -> None:
         await db.dispose()
     assert not is_database_outage(caught.value)
     assert not is_database_outage(ValueError("a bug"))
+    # asyncpg's catch-all for its own surprises is a bug too, but for a goodbye (above).
+    assert not is_database_outage(asyncpg.exceptions.InternalClientError("no decoder for OID 1"))
+    assert not is_database_outage(asyncpg.exceptions.OutdatedSchemaCacheError("plan is invalid"))
 
 
 def app_using(engine: AsyncEngine) -> FastAPI:
