@@ -238,7 +238,12 @@ async def test_a_tab_open_before_a_password_change_elsewhere_still_completes_a_t
     await form.get_by_test_id("password-submit").click()
     await expect(other).to_have_url(at("/account"))
     toggle = row(page, "Pay the rent").get_by_test_id("task-toggle")
-    async with page.expect_response(lambda r: r.url.endswith("/session/csrf")):
+    # The new token fetched, then the completion sent again and answered (the reload below
+    # would otherwise race it: the page shows the completion before the server has it).
+    async with (
+        page.expect_response(lambda r: r.url.endswith("/session/csrf")),
+        page.expect_response(lambda r: r.url.endswith("/complete") and r.ok),
+    ):
         await toggle.click()
     await expect(toggle).to_have_attribute("aria-pressed", "true")
     await expect(page.get_by_test_id("toast")).to_be_hidden()
