@@ -32,7 +32,7 @@ from shared.db import (
 from shared.errors import OutcomeUnknown, install_error_handlers
 from shared.middleware import RequestContextMiddleware
 from tests.support.raw_server import raw_server
-from tests.support.tls import open_postgres
+from tests.support.tls import open_postgres, pump
 
 
 @pytest.fixture
@@ -115,18 +115,12 @@ class GoodbyeRelay:
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await open_postgres(self.database_url)
-
-        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            while chunk := await source.read(65536):
-                sink.write(chunk)
-                await sink.drain()
-
         goodbye = asyncio.Event()
         self._open.add(goodbye)
         # Either side hanging up ends the relay (and the handler's return closes the client).
         running = {
-            asyncio.ensure_future(copy(reader, upstream_writer)),
-            asyncio.ensure_future(copy(upstream_reader, writer)),
+            asyncio.ensure_future(pump(reader, upstream_writer, close_sink=False)),
+            asyncio.ensure_future(pump(upstream_reader, writer, close_sink=False)),
             said := asyncio.ensure_future(goodbye.wait()),
         }
         try:

@@ -177,9 +177,14 @@ def postgres_port(database_url: str) -> int:
 
 
 async def pump(
-    source: asyncio.StreamReader, sink: asyncio.StreamWriter, record: bytearray | None = None
+    source: asyncio.StreamReader,
+    sink: asyncio.StreamWriter,
+    record: bytearray | None = None,
+    *,
+    close_sink: bool = True,
 ) -> None:
-    """Copy ``source`` to ``sink`` (and to ``record``, if given) until it ends; close ``sink``."""
+    """Copy ``source`` to ``sink`` (and to ``record``, if given) until it ends; then close
+    ``sink``, unless ``close_sink`` is false (a relay that decides itself when its side ends)."""
     try:
         while chunk := await source.read(65536):
             if record is not None:
@@ -187,4 +192,5 @@ async def pump(
             sink.write(chunk)
             await sink.drain()
     finally:
-        sink.close()
+        if close_sink:
+            sink.close()
