@@ -330,11 +330,9 @@ def _refused_out_of_step(exc: BaseException) -> bool:
     server: the goodbye (FATAL) of a server shutting down was read while the connection sat
     idle in the pool, and the close that follows it not yet. asyncpg closes the connection.
     Only this message of its catch-all ``InternalClientError``: the others (a codec missing,
-    a stale statement cache) are bugs, not outages."""
-    return any(
-        isinstance(c, asyncpg.exceptions.InternalClientError)
-        and str(c).startswith("cannot switch to state ")
-        for c in _causes(exc)
+    a stale statement cache) are bugs, not outages. One exception, not its causes."""
+    return isinstance(exc, asyncpg.exceptions.InternalClientError) and str(exc).startswith(
+        "cannot switch to state "
     )
 
 
@@ -357,7 +355,9 @@ def is_database_outage(exc: BaseException) -> bool:
         # asyncpg's answer when the connection closed under a call already made on it.
         if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
             return True
-    return _refused_out_of_step(exc)
+        if _refused_out_of_step(current):
+            return True
+    return False
 
 
 def is_statement_cancelled(exc: BaseException) -> bool:
@@ -417,8 +417,8 @@ def _closed_before_sending(exc: BaseException) -> bool:
     """asyncpg refused the call on a connection it knew closed (``InterfaceError``) or out of
     step with a server that said goodbye, without writing to it; a connection lost during the
     call raises its protocol or server errors."""
-    return _refused_out_of_step(exc) or any(
-        isinstance(c, asyncpg.InterfaceError) for c in _causes(exc)
+    return any(
+        isinstance(c, asyncpg.InterfaceError) or _refused_out_of_step(c) for c in _causes(exc)
     )
 
 
