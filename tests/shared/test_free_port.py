@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import errno
 import socket
-from typing import Any
 
 import pytest
 
 from scripts.processes import free_port
 
-RealSocket = socket.socket
+
+def refused(port: int) -> bool:
+    with socket.socket() as client:
+        try:
+            client.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return True
+    return False
 
 
-def test_a_port_is_free_and_never_handed_out_twice_in_one_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    first = free_port()
-    with RealSocket() as probe:
-        probe.bind(("127.0.0.1", first))  # nothing holds it
+def test_a_handed_out_port_is_refused_and_held_against_other_takers() -> None:
+    port = free_port()
+    assert refused(port)
+    # Anyone else's bind (another worker's server, a client's source port) finds it taken.
+    with socket.socket() as other, pytest.raises(OSError) as taken:
+        other.bind(("127.0.0.1", port))
+    assert taken.value.errno == errno.EADDRINUSE
+    assert free_port() != port
 
-    # The kernel offers that port again (free to it: nothing is bound there yet), then others.
-    offers = [first, first]
 
-    class Probe(RealSocket):
-        def getsockname(self) -> Any:
-            return ("127.0.0.1", offers.pop()) if offers else super().getsockname()
-
-    monkeypatch.setattr(socket, "socket", Probe)
-    second = free_port()
-    assert second != first
-    assert not offers  # both offers of the same port were passed over
+def test_a_server_binds_a_handed_out_port_and_it_is_refused_again_once_it_stops() -> None:
+    port = free_port()
+    with socket.socket() as server:  # as uvicorn, Redis and PostgreSQL listen
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.sendall(b"up")
+            assert client.recv(2) == b"up"
+            accepted.close()
+    assert refused(port)
