@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import socket
 
 import pytest
@@ -23,9 +22,8 @@ def test_a_handed_out_port_is_refused_and_held_against_other_takers() -> None:
     port = free_port()
     assert refused(port)
     # Anyone else's bind (another worker's server, a client's source port) finds it taken.
-    with socket.socket() as other, pytest.raises(OSError) as taken:
+    with socket.socket() as other, pytest.raises(OSError, match="Address already in use"):
         other.bind(("127.0.0.1", port))
-    assert taken.value.errno == errno.EADDRINUSE
     assert free_port() != port
 
 
