@@ -314,7 +314,9 @@ DELIVERY_STATUSES = ("pending", "delivered", "failed")
 DELIVERY_ERROR_MAX = 500
 
 # A user's HTTPS endpoints; ``events`` the types it receives. The signing secret is stored
-# sealed (shared/sealing.py), never in clear.
+# sealed (shared/sealing.py), never in clear. ``failures`` counts the attempts in a row that
+# failed or answered slowly, and ``held_until`` is when the webhook's deliveries may be
+# attempted again after the last of them (todo_service/webhooks/delivery.py).
 WEBHOOKS = Table(
     "webhooks",
     TodoBase.metadata,
@@ -324,8 +326,11 @@ WEBHOOKS = Table(
     Column("events", ARRAY(Text), nullable=False),
     Column("secret_sealed", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("held_until", DateTime(timezone=True), nullable=True),
     CheckConstraint(f"char_length(url) <= {WEBHOOK_URL_MAX}", name="url_length"),
     CheckConstraint("cardinality(events) >= 1", name="events_count"),
+    CheckConstraint("failures >= 0", name="failures_count"),
     Index("ix_webhooks_user_id", "user_id", "id"),
 )
 

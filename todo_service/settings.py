@@ -50,6 +50,8 @@ class TodoSettings(ServiceSettings):
     webhook_connect_timeout: float = Field(default=5.0, gt=0, le=60)
     webhook_read_timeout: float = Field(default=10.0, gt=0, le=120)
     webhook_attempt_timeout: float = Field(default=20.0, gt=0, le=300)
+    # A success that took longer than this holds its webhook back like a failure does.
+    webhook_slow_seconds: float = Field(default=5.0, gt=0, le=300)
     # Bytes of a receiver's answer read at most (the rest is dropped with the connection).
     webhook_response_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
     # Retries: the n-th failure waits base * 2**(n-1) seconds (at most max), times a random

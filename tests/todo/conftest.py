@@ -46,6 +46,11 @@ def bob(issuer: TestIssuer) -> User:
 
 
 @pytest.fixture
+def carol(issuer: TestIssuer) -> User:
+    return User("carol-subject", issuer.auth("carol-subject"))
+
+
+@pytest.fixture
 def todo_settings(migrated_url: str) -> TodoSettings:
     return TodoSettings(_env_file=None, environment="test", database_url=migrated_url)
 

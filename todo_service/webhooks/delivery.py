@@ -11,6 +11,13 @@ checks the target again (shared rules in ``targets``), connects to the checked a
 the envelope signed, and follows no redirect: a 2xx is delivered, anything else (a 3xx, a
 timeout, a refusal) is retried after an exponential, jittered pause until the retry window
 after the event ends, then the delivery is failed.
+
+An attempt that fails, or succeeds only after ``webhook_slow_seconds``, also holds its webhook
+back: all its pending deliveries wait out the same kind of pause, growing with the webhook's
+failures in a row, and the first prompt success ends the series. A receiver that stalls thus
+costs a slot for one attempt per pause, not for every attempt its backlog has due, however
+many accounts send to such receivers; a delivery whose retry window would end during the
+pause is failed.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,20 +89,22 @@ _CLAIM = text(
     SET attempts = d.attempts + 1, next_attempt_at = :lease_until
     FROM chosen, todo.webhooks AS w
     WHERE d.id = chosen.id AND w.id = d.webhook_id AND w.user_id = d.user_id
-    RETURNING d.id, d.user_id, d.event_id, d.payload, d.attempts, d.created_at, w.url,
-              w.secret_sealed
+    RETURNING d.id, d.user_id, d.webhook_id, d.event_id, d.payload, d.attempts, d.created_at,
+              w.url, w.secret_sealed, w.failures AS webhook_failures
     """
 )
 # Due deliveries read per claim, per free slot, before the per-user bound picks among them.
 _SCAN_PER_SLOT = 10
 # While attempts run, how often newly due deliveries are claimed into the free slots.
 CLAIM_POLL_SECONDS = 0.5
+# A success is recorded over a failure too: an attempt still running when its webhook's hold
+# failed the delivery (below) did deliver it.
 _DELIVERED = text(
     """
     UPDATE todo.webhook_deliveries
     SET status = 'delivered', delivered_at = :now, finished_at = :now, next_attempt_at = NULL,
         last_status_code = :code, last_error = NULL
-    WHERE id = :id AND status = 'pending'
+    WHERE id = :id AND status <> 'delivered'
     """
 )
 # A failed attempt is recorded only while its lease is the delivery's last (``attempts`` as
@@ -116,6 +125,41 @@ _FAILED = text(
     WHERE id = :id AND status = 'pending' AND attempts = :attempts
     """
 )
+# The webhook held until ``until`` after an attempt that failed or was slow: its failures in a
+# row counted, and its other pending deliveries due before then moved to then, or failed when
+# their retry window ends first (the attempt's own delivery is recorded by the caller).
+_HOLD = text(
+    """
+    WITH webhook AS (
+        UPDATE todo.webhooks
+        SET failures = failures + 1,
+            held_until = greatest(held_until, CAST(:until AS timestamptz))
+        WHERE id = :webhook_id
+        RETURNING id
+    ), held AS (
+        SELECT d.id,
+               d.created_at + CAST(:window AS interval) < CAST(:until AS timestamptz) AS expired
+        FROM todo.webhook_deliveries AS d JOIN webhook ON webhook.id = d.webhook_id
+        WHERE d.id <> :id AND d.status = 'pending' AND d.next_attempt_at < :until
+    )
+    UPDATE todo.webhook_deliveries AS d
+    SET status = CASE WHEN held.expired THEN 'failed' ELSE 'pending' END,
+        next_attempt_at = CASE WHEN held.expired THEN NULL
+                               ELSE CAST(:until AS timestamptz) END,
+        finished_at = CASE WHEN held.expired THEN CAST(:now AS timestamptz) END,
+        last_error = CASE WHEN held.expired THEN CAST(:held_error AS text) ELSE d.last_error END
+    FROM held
+    WHERE d.id = held.id AND d.status = 'pending'
+    """
+)
+# A prompt success ends the series.
+_RELEASE = text(
+    """
+    UPDATE todo.webhooks SET failures = 0, held_until = NULL
+    WHERE id = :webhook_id AND failures > 0
+    """
+)
+HELD_ERROR = "not attempted: its webhook was held past the retry window after failures"
 _FORGET_DELIVERIES = text(
     """
     DELETE FROM todo.webhook_deliveries WHERE id IN (
@@ -136,6 +180,7 @@ _FORGET_EVENTS = text(
 class Outcome:
     status_code: int | None
     error: str | None
+    seconds: float = 0.0  # how long the attempt took
 
     @property
     def delivered(self) -> bool:
@@ -270,7 +315,8 @@ class WebhookDeliverer:
 
     async def _deliver(self, client: httpx.AsyncClient, box: SecretBox | None, row: Any) -> None:
         """One attempt, and its outcome recorded at once."""
-        outcome = await self._attempt(client, box, row)
+        started = time.monotonic()
+        outcome = replace(await self._attempt(client, box, row), seconds=time.monotonic() - started)
         async with self.db.unit_of_work() as session:
             connection = await session.connection()
             await self._record(connection, row, outcome, self.clock())
@@ -333,14 +379,34 @@ class WebhookDeliverer:
                 return
 
     async def _record(self, connection: Any, row: Any, outcome: Outcome, now: datetime) -> None:
-        error = outcome.error[:DELIVERY_ERROR_MAX] if outcome.error else None
+        """The delivery's outcome, and its webhook held after a failure or a slow success
+        (no attempt of the webhook's is due before the hold ends, this delivery's included)
+        or released after a prompt one."""
+        settings = self.settings
+        window = timedelta(seconds=settings.webhook_retry_window_seconds)
+        held_until = None
+        if not outcome.delivered or outcome.seconds > settings.webhook_slow_seconds:
+            held_until = now + self.retry_delay(row.webhook_failures + 1)
+            await connection.execute(
+                _HOLD,
+                {
+                    "webhook_id": row.webhook_id,
+                    "id": row.id,
+                    "now": now,
+                    "until": held_until,
+                    "window": window,
+                    "held_error": HELD_ERROR,
+                },
+            )
         if outcome.delivered:
+            if held_until is None:
+                await connection.execute(_RELEASE, {"webhook_id": row.webhook_id})
             await connection.execute(
                 _DELIVERED, {"id": row.id, "now": now, "code": outcome.status_code}
             )
             return
-        next_attempt = now + self.retry_delay(row.attempts)
-        window = timedelta(seconds=self.settings.webhook_retry_window_seconds)
+        error = outcome.error[:DELIVERY_ERROR_MAX] if outcome.error else None
+        next_attempt = max(now + self.retry_delay(row.attempts), held_until or now)
         failure = {"id": row.id, "attempts": row.attempts, "code": outcome.status_code}
         if next_attempt > row.created_at + window:
             await connection.execute(_FAILED, {**failure, "now": now, "error": error})

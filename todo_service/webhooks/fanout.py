@@ -5,7 +5,8 @@ transaction with the record of the event's id, so a redelivered event adds nothi
 A user with ``pending_per_user`` deliveries pending (receivers that stall or fail, and a
 stream of changes) gets the event's deliveries recorded as failed instead: the backlog, and
 what the delivery loop's claim reads past a user at its share of the attempts, stay bounded.
-Fan-outs of one user running at once may each pass the bound by one event's deliveries."""
+Fan-outs of one user running at once may each pass the bound by one event's deliveries.
+A webhook held back after failures (``delivery``) gets its delivery due when the hold ends."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class WebhookFanout:
         connection = await session.connection()
         webhooks = (
             await connection.execute(
-                select(WEBHOOKS.c.id).where(
+                select(WEBHOOKS.c.id, WEBHOOKS.c.held_until).where(
                     WEBHOOKS.c.user_id == event.key, WEBHOOKS.c.events.any_() == event.type
                 )
             )
@@ -50,14 +51,13 @@ class WebhookFanout:
         if not webhooks:
             return
         now = self._clock()
-        queued = {"status": "pending", "next_attempt_at": now}
-        if await self._pending(connection, event.key) >= self._pending_per_user:
-            queued = {
-                "status": "failed",
-                "finished_at": now,
-                "last_error": f"not queued: {self._pending_per_user} deliveries of this "
-                "account were pending",
-            }
+        full = await self._pending(connection, event.key) >= self._pending_per_user
+        not_queued = {
+            "status": "failed",
+            "finished_at": now,
+            "last_error": f"not queued: {self._pending_per_user} deliveries of this "
+            "account were pending",
+        }
         payload = event.to_json().decode()
         await connection.execute(
             insert(WEBHOOK_DELIVERIES)
@@ -70,7 +70,14 @@ class WebhookFanout:
                         "event_type": event.type,
                         "payload": payload,
                         "created_at": now,
-                        **queued,
+                        **(
+                            not_queued
+                            if full
+                            else {
+                                "status": "pending",
+                                "next_attempt_at": max(now, webhook.held_until or now),
+                            }
+                        ),
                     }
                     for webhook in webhooks
                 ]

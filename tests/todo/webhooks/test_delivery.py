@@ -45,7 +45,7 @@ from tests.todo.webhooks.conftest import TableDns, register, serve_todo
 from tests.todo.webhooks.receiver import Receiver
 from todo_service.models import OUTBOX
 from todo_service.settings import TodoSettings
-from todo_service.webhooks.delivery import CLAIM_POLL_SECONDS, WebhookDeliverer
+from todo_service.webhooks.delivery import CLAIM_POLL_SECONDS, HELD_ERROR, WebhookDeliverer
 from todo_service.webhooks.fanout import WebhookFanout, fanout_loop
 from todo_service.webhooks.keys import WebhookKeys
 from todo_service.worker import create_app as create_worker
@@ -617,6 +617,170 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
         (alice.sub, "delivered", 1),
         (bob.sub, "pending", 12),
     ]
+
+
+async def webhook_hold(db: Database, webhook: dict[str, Any]) -> tuple[int, datetime | None]:
+    """The webhook's failures in a row and the end of its hold."""
+    async with db.unit_of_work() as session:
+        row = (
+            await (await session.connection()).execute(
+                text("SELECT failures, held_until FROM todo.webhooks WHERE id = :id"),
+                {"id": webhook["id"]},
+            )
+        ).one()
+    return row.failures, row.held_until
+
+
+async def test_a_failing_receiver_holds_back_its_webhooks_deliveries_until_the_pause_ends(
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    committed_database: Database,
+    receiver: tuple[Receiver, str],
+    live_clock: FrozenClock,
+    alice: User,
+) -> None:
+    # One slot: a round claims again as each attempt ends, so without the hold it would
+    # go on to the webhook's next due delivery, and the next.
+    pipeline = make_pipeline(webhook_batch=1)
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = [500, 500]
+    for n in range(3):
+        await pipeline.emit(alice.sub, n=n)
+    await pipeline.fan_out()
+    assert await pipeline.deliver() == 1
+    # Jitter 0: half the base pause after the first failure, for all three.
+    held_until = live_clock.now + timedelta(seconds=BASE / 2)
+    assert await webhook_hold(committed_database, webhook) == (1, held_until)
+    found = await deliveries(api, alice, webhook)
+    assert [instant(d["next_attempt_at"]) for d in found] == [held_until] * 3
+    assert [d["attempts"] for d in found] == [0, 0, 1]  # newest first
+    # An event fanned out during the hold is due when the hold ends.
+    await pipeline.emit(alice.sub, n=3)
+    await pipeline.fan_out()
+    assert instant((await deliveries(api, alice, webhook))[0]["next_attempt_at"]) == held_until
+    assert await pipeline.deliver() == 0
+
+    # The pause doubles with the failures in a row.
+    live_clock.now = held_until
+    assert await pipeline.deliver() == 1
+    held_until = live_clock.now + timedelta(seconds=BASE)
+    assert await webhook_hold(committed_database, webhook) == (2, held_until)
+    assert {instant(d["next_attempt_at"]) for d in await deliveries(api, alice, webhook)} == {
+        held_until
+    }
+
+    # The first success ends the series, and the rest go out in the same round.
+    live_clock.now = held_until
+    assert await pipeline.deliver() == 4
+    assert await webhook_hold(committed_database, webhook) == (0, None)
+    statuses = [d["status"] for d in await deliveries(api, alice, webhook)]
+    assert statuses == ["delivered"] * 4
+    assert len(receiving.received) == 6
+
+
+async def test_stalling_receivers_of_many_accounts_get_one_attempt_each_per_pause(
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    dns: TableDns,
+    receiver: tuple[Receiver, str],
+    live_clock: FrozenClock,
+    alice: User,
+    bob: User,
+    carol: User,
+) -> None:
+    # Bob and Carol (two accounts of one sender) each have a backlog for a receiver that
+    # never answers. The per-user share alone let the two of them hold every slot for as
+    # long as their backlogs lasted, each stalled attempt followed by the next.
+    pipeline = make_pipeline(
+        webhook_batch=4,
+        webhook_attempts_per_user=2,
+        webhook_read_timeout=0.3,
+        webhook_attempt_timeout=1.5,
+    )
+    fast, url = receiver
+    stalling = Receiver(plan=["slow"] * 40)
+    async with live_server(stalling.app()) as base:
+        dns.answers["tarpit.example.com"] = ["127.0.0.1"]
+        tarpit = f"http://tarpit.example.com:{urlsplit(base).port}/hook"
+        for sender in (bob, carol):
+            await register(api, sender, tarpit)
+            for n in range(6):
+                await pipeline.emit(sender.sub, n=n)
+        await pipeline.fan_out()
+        async with asyncio.timeout(10):
+            # Each stalled attempt times out (0.3 s) while the round still claims (1.5 s):
+            # only the first two of each account were ever attempted.
+            assert await pipeline.deliver() == 4
+        assert len(stalling.received) == 4
+
+        live_clock.advance(seconds=1)
+        webhook = await register(api, alice, url)
+        await pipeline.emit(alice.sub)
+        await pipeline.fan_out()
+        async with asyncio.timeout(10):
+            assert await pipeline.deliver() == 1
+        assert [d["status"] for d in await deliveries(api, alice, webhook)] == ["delivered"]
+        assert (len(stalling.received), len(fast.received)) == (4, 1)
+
+
+async def test_a_receiver_that_answers_slowly_holds_its_webhook_though_it_delivered(
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    committed_database: Database,
+    receiver: tuple[Receiver, str],
+    live_clock: FrozenClock,
+    alice: User,
+) -> None:
+    # A 2xx after most of the attempt's timeout costs a slot as long as a stall does.
+    pipeline = make_pipeline(webhook_batch=1, webhook_slow_seconds=0.2)
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = ["hold"]
+    for n in range(2):
+        await pipeline.emit(alice.sub, n=n)
+    await pipeline.fan_out()
+    delivering = asyncio.create_task(pipeline.deliver())
+    try:
+
+        async def answering() -> bool:
+            return bool(receiving.held)
+
+        await eventually(answering)
+        await asyncio.sleep(0.3)
+        receiving.held[0].set_result(200)
+        async with asyncio.timeout(10):
+            assert await delivering == 1
+    finally:
+        await stop_tasks([delivering])
+    held_until = live_clock.now + timedelta(seconds=BASE / 2)
+    assert await webhook_hold(committed_database, webhook) == (1, held_until)
+    second, first = await deliveries(api, alice, webhook)
+    assert first["status"] == "delivered"
+    assert (second["status"], instant(second["next_attempt_at"])) == ("pending", held_until)
+
+
+async def test_deliveries_whose_retry_window_ends_during_the_hold_are_failed(
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    # The hold (5 s) outlasts the window (3 s): waiting would only attempt them too late.
+    pipeline = make_pipeline(webhook_batch=1, webhook_retry_window_seconds=3.0)
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = [503]
+    for n in range(2):
+        await pipeline.emit(alice.sub, n=n)
+    await pipeline.fan_out()
+    assert await pipeline.deliver() == 1
+    second, first = await deliveries(api, alice, webhook)
+    assert (first["status"], first["attempts"], first["last_error"]) == ("failed", 1, "HTTP 503")
+    assert (second["status"], second["attempts"]) == ("failed", 0)
+    assert second["last_error"] == HELD_ERROR
+    assert second["next_attempt_at"] is None
+    assert len(receiving.received) == 1
 
 
 def held_receiver(release: asyncio.Event) -> tuple[Starlette, list[bytes]]:
