@@ -553,6 +553,15 @@ async def test_a_failure_recorded_after_the_lease_leaves_the_next_replicas_attem
     assert delivery["status"] == "delivered"
 
 
+@asynccontextmanager
+async def tarpit(dns: TableDns) -> AsyncIterator[tuple[Receiver, str]]:
+    """A receiver that answers nothing for longer than any attempt, and its URL."""
+    stalling = Receiver(plan=["slow"] * 40)
+    async with live_server(stalling.app()) as base:
+        dns.answers["tarpit.example.com"] = ["127.0.0.1"]
+        yield stalling, f"http://tarpit.example.com:{urlsplit(base).port}/hook"
+
+
 async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delivery(
     api: httpx.AsyncClient,
     make_pipeline: PipelineFactory,
@@ -573,10 +582,8 @@ async def test_one_users_stalling_receiver_does_not_hold_up_another_users_delive
         webhook_attempts_per_user=2,
     )
     fast, url = receiver
-    stalling = Receiver(plan=["slow"] * 20)
-    async with live_server(stalling.app()) as base:
-        dns.answers["tarpit.example.com"] = ["127.0.0.1"]
-        await register(api, bob, f"http://tarpit.example.com:{urlsplit(base).port}/hook")
+    async with tarpit(dns) as (stalling, stalling_url):
+        await register(api, bob, stalling_url)
         webhook = await register(api, alice, url)
         for n in range(12):
             await pipeline.emit(bob.sub, n=n)
@@ -699,12 +706,9 @@ async def test_stalling_receivers_of_many_accounts_get_one_attempt_each_per_paus
         webhook_attempt_timeout=1.5,
     )
     fast, url = receiver
-    stalling = Receiver(plan=["slow"] * 40)
-    async with live_server(stalling.app()) as base:
-        dns.answers["tarpit.example.com"] = ["127.0.0.1"]
-        tarpit = f"http://tarpit.example.com:{urlsplit(base).port}/hook"
+    async with tarpit(dns) as (stalling, stalling_url):
         for sender in (bob, carol):
-            await register(api, sender, tarpit)
+            await register(api, sender, stalling_url)
             for n in range(6):
                 await pipeline.emit(sender.sub, n=n)
         await pipeline.fan_out()
