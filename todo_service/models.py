@@ -374,6 +374,13 @@ WEBHOOK_DELIVERIES = Table(
     ),
     # A webhook's deliveries, newest first (keyset pages).
     Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    # A webhook's pending deliveries, moved together when a failure holds the webhook.
+    Index(
+        "ix_webhook_deliveries_pending_webhook",
+        "webhook_id",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
     # A user's pending deliveries, counted against TODO_WEBHOOK_PENDING_PER_USER at fan-out.
     Index(
         "ix_webhook_deliveries_pending_user",

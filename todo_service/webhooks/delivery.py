@@ -125,22 +125,29 @@ _FAILED = text(
     WHERE id = :id AND status = 'pending' AND attempts = :attempts
     """
 )
-# The webhook held until ``until`` after an attempt that failed or was slow: its failures in a
-# row counted, and its other pending deliveries due before then moved to then, or failed when
-# their retry window ends first (the attempt's own delivery is recorded by the caller).
-_HOLD = text(
+# After an attempt that failed or was slow, its webhook is held until ``until``: its failures
+# in a row counted, and its other pending deliveries due before then moved to then, or failed
+# when their retry window ends first. Recording an outcome waits only for the delivery's own
+# row, locked first (as before the hold): the webhook's row and its other deliveries are
+# skipped while locked (a deletion, the account's purge, a claim or another hold has them),
+# so the hold never waits in a lock order that the purge (deliveries, then webhooks) or a
+# webhook's deletion (the webhook, then its deliveries) takes the other way round.
+_HOLD_WEBHOOK = text(
     """
-    WITH webhook AS (
-        UPDATE todo.webhooks
-        SET failures = failures + 1,
-            held_until = greatest(held_until, CAST(:until AS timestamptz))
-        WHERE id = :webhook_id
-        RETURNING id
-    ), held AS (
-        SELECT d.id,
-               d.created_at + CAST(:window AS interval) < CAST(:until AS timestamptz) AS expired
-        FROM todo.webhook_deliveries AS d JOIN webhook ON webhook.id = d.webhook_id
-        WHERE d.id <> :id AND d.status = 'pending' AND d.next_attempt_at < :until
+    UPDATE todo.webhooks
+    SET failures = failures + 1, held_until = greatest(held_until, CAST(:until AS timestamptz))
+    WHERE id = (SELECT id FROM todo.webhooks WHERE id = :webhook_id FOR NO KEY UPDATE SKIP LOCKED)
+    """
+)
+_HOLD_DELIVERIES = text(
+    """
+    WITH held AS (
+        SELECT id,
+               created_at + CAST(:window AS interval) < CAST(:until AS timestamptz) AS expired
+        FROM todo.webhook_deliveries
+        WHERE webhook_id = :webhook_id AND id <> :id
+          AND status = 'pending' AND next_attempt_at < :until
+        FOR NO KEY UPDATE SKIP LOCKED
     )
     UPDATE todo.webhook_deliveries AS d
     SET status = CASE WHEN held.expired THEN 'failed' ELSE 'pending' END,
@@ -149,17 +156,20 @@ _HOLD = text(
         finished_at = CASE WHEN held.expired THEN CAST(:now AS timestamptz) END,
         last_error = CASE WHEN held.expired THEN CAST(:held_error AS text) ELSE d.last_error END
     FROM held
-    WHERE d.id = held.id AND d.status = 'pending'
+    WHERE d.id = held.id
     """
 )
 # A prompt success ends the series.
 _RELEASE = text(
     """
     UPDATE todo.webhooks SET failures = 0, held_until = NULL
-    WHERE id = :webhook_id AND failures > 0
+    WHERE id = (
+        SELECT id FROM todo.webhooks WHERE id = :webhook_id AND failures > 0
+        FOR NO KEY UPDATE SKIP LOCKED
+    )
     """
 )
-HELD_ERROR = "not attempted: its webhook was held past the retry window after failures"
+HELD_ERROR = "failed: its webhook was held past the retry window after failures"
 _FORGET_DELIVERIES = text(
     """
     DELETE FROM todo.webhook_deliveries WHERE id IN (
@@ -379,39 +389,42 @@ class WebhookDeliverer:
                 return
 
     async def _record(self, connection: Any, row: Any, outcome: Outcome, now: datetime) -> None:
-        """The delivery's outcome, and its webhook held after a failure or a slow success
-        (no attempt of the webhook's is due before the hold ends, this delivery's included)
-        or released after a prompt one."""
+        """The delivery's outcome, then its webhook held after a failure or a slow success
+        (none of the webhook's deliveries due before the hold ends, this one's included) or
+        released after a prompt one. The pause counts the webhook's failures in a row as the
+        claim read them: attempts failing together each count, and each holds at least as
+        long as the pause they read."""
         settings = self.settings
         window = timedelta(seconds=settings.webhook_retry_window_seconds)
-        held_until = None
-        if not outcome.delivered or outcome.seconds > settings.webhook_slow_seconds:
-            held_until = now + self.retry_delay(row.webhook_failures + 1)
-            await connection.execute(
-                _HOLD,
-                {
-                    "webhook_id": row.webhook_id,
-                    "id": row.id,
-                    "now": now,
-                    "until": held_until,
-                    "window": window,
-                    "held_error": HELD_ERROR,
-                },
-            )
+        healthy = outcome.delivered and outcome.seconds <= settings.webhook_slow_seconds
+        held_until = None if healthy else now + self.retry_delay(row.webhook_failures + 1)
         if outcome.delivered:
-            if held_until is None:
-                await connection.execute(_RELEASE, {"webhook_id": row.webhook_id})
             await connection.execute(
                 _DELIVERED, {"id": row.id, "now": now, "code": outcome.status_code}
             )
+        else:
+            error = outcome.error[:DELIVERY_ERROR_MAX] if outcome.error else None
+            next_attempt = max(now + self.retry_delay(row.attempts), held_until or now)
+            failure = {"id": row.id, "attempts": row.attempts, "code": outcome.status_code}
+            if next_attempt > row.created_at + window:
+                await connection.execute(_FAILED, {**failure, "now": now, "error": error})
+            else:
+                await connection.execute(_RETRY, {**failure, "next": next_attempt, "error": error})
+        if held_until is None:
+            await connection.execute(_RELEASE, {"webhook_id": row.webhook_id})
             return
-        error = outcome.error[:DELIVERY_ERROR_MAX] if outcome.error else None
-        next_attempt = max(now + self.retry_delay(row.attempts), held_until or now)
-        failure = {"id": row.id, "attempts": row.attempts, "code": outcome.status_code}
-        if next_attempt > row.created_at + window:
-            await connection.execute(_FAILED, {**failure, "now": now, "error": error})
-            return
-        await connection.execute(_RETRY, {**failure, "next": next_attempt, "error": error})
+        await connection.execute(_HOLD_WEBHOOK, {"webhook_id": row.webhook_id, "until": held_until})
+        await connection.execute(
+            _HOLD_DELIVERIES,
+            {
+                "webhook_id": row.webhook_id,
+                "id": row.id,
+                "now": now,
+                "until": held_until,
+                "window": window,
+                "held_error": HELD_ERROR,
+            },
+        )
 
     async def _forget_finished(self, now: datetime) -> None:
         """Delete deliveries finished, and fanned-out event ids older, than the retention."""

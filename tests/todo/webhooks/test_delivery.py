@@ -764,6 +764,41 @@ async def test_a_receiver_that_answers_slowly_holds_its_webhook_though_it_delive
     assert (second["status"], instant(second["next_attempt_at"])) == ("pending", held_until)
 
 
+async def test_a_hold_does_not_wait_for_a_purge_that_has_the_webhooks_rows(
+    api: httpx.AsyncClient,
+    make_pipeline: PipelineFactory,
+    committed_database: Database,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    # The account's purge deletes the deliveries, then the webhooks; a hold that waited for
+    # either while holding its own delivery's row would deadlock with it.
+    pipeline = make_pipeline(webhook_batch=1)
+    receiving, url = receiver
+    webhook = await register(api, alice, url)
+    receiving.plan = [500]
+    for n in range(2):
+        await pipeline.emit(alice.sub, n=n)
+    await pipeline.fan_out()
+    newest = (await deliveries(api, alice, webhook))[0]
+    async with committed_database.unit_of_work() as purge:
+        await (await purge.connection()).execute(
+            text(
+                "SELECT w.id FROM todo.webhooks AS w "
+                "JOIN todo.webhook_deliveries AS d ON d.webhook_id = w.id "
+                "WHERE w.id = :webhook AND d.id = :delivery FOR UPDATE"
+            ),
+            {"webhook": webhook["id"], "delivery": newest["id"]},
+        )
+        async with asyncio.timeout(10):
+            assert await pipeline.deliver() == 1
+    assert await webhook_hold(committed_database, webhook) == (0, None)
+    second, first = await deliveries(api, alice, webhook)
+    assert (first["status"], first["last_error"]) == ("pending", "HTTP 500")
+    assert (second["status"], second["attempts"]) == ("pending", 0)
+    assert second["next_attempt_at"] == newest["next_attempt_at"]
+
+
 async def test_deliveries_whose_retry_window_ends_during_the_hold_are_failed(
     api: httpx.AsyncClient,
     make_pipeline: PipelineFactory,
