@@ -13,11 +13,11 @@ timeout, a refusal) is retried after an exponential, jittered pause until the re
 after the event ends, then the delivery is failed.
 
 An attempt that fails, or succeeds only after ``webhook_slow_seconds``, also holds its webhook
-back: all its pending deliveries wait out the same kind of pause, growing with the webhook's
-failures in a row, and the first prompt success ends the series. A receiver that stalls thus
-costs a slot for one attempt per pause, not for every attempt its backlog has due, however
-many accounts send to such receivers; a delivery whose retry window would end during the
-pause is failed.
+back: its pending deliveries due before the hold ends (those not locked at the time) wait out
+the same kind of pause, growing with the webhook's failures in a row, and the next prompt
+success ends the series. A receiver that stalls thus gets its share of attempts once per
+pause, not for every attempt its backlog has due, however many accounts send to such
+receivers; a delivery whose retry window would end during the pause is failed.
 """
 
 from __future__ import annotations
