@@ -288,8 +288,11 @@ def mount_mcp(app: FastAPI, settings: TodoSettings) -> MCPServer:
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     # One exact route (not a mount): the app's middleware, request id and error envelope stay
-    # in front of it, and no other path falls into the MCP app.
-    app.router.routes.append(Route(PATH, endpoint=_PlatformRefusals(endpoint)))
+    # in front of it, and no other path falls into the MCP app. POST only: a stateless JSON
+    # server has no use for the transport's GET (a server-to-client event stream, which the
+    # SDK would hold open with pings, outside every bound on the platform's streams) or its
+    # DELETE (ending a session): both are 405.
+    app.router.routes.append(Route(PATH, endpoint=_PlatformRefusals(endpoint), methods=["POST"]))
 
     app_lifespan = app.router.lifespan_context
 

@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
+from tests.support.errors import assert_error
 from tests.support.event_schemas import validate_data
 from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
@@ -433,6 +434,17 @@ def _has_mcp_error(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return any(_has_mcp_error(inner) for inner in exc.exceptions)
     return False
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
+async def test_the_endpoint_serves_only_post(todo_base: str, alice: User, method: str) -> None:
+    # A GET was the SDK's server-to-client event stream, held open with pings for as long as
+    # the client kept it: no bound of the platform's streams applied to it.
+    headers = {**alice.headers, "Accept": "text/event-stream"}
+    async with httpx.AsyncClient() as http, asyncio.timeout(10):
+        response = await http.request(method, f"{todo_base}/api/mcp", headers=headers)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
 
 
 async def test_the_endpoint_answers_behind_a_proxy_host(todo_base: str, alice: User) -> None:
