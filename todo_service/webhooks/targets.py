@@ -49,6 +49,9 @@ _FORBIDDEN_NETWORKS = tuple(
         "100.64.0.0/10",
         "169.254.0.0/16",
         "fe80::/10",
+        # Site-local: deprecated (RFC 3879) yet still routed inside some networks, and
+        # "global" to Python's ipaddress.
+        "fec0::/10",
         "fc00::/7",
         "fd00:ec2::254/128",
         "192.0.0.0/24",

@@ -171,6 +171,7 @@ async def test_the_lookup_uses_the_idna_name(
         ("100.127.255.255", "private"),
         ("169.254.0.1", "link-local"),
         ("fe80::abcd", "link-local"),
+        ("fec0::1", "private"),  # site-local
     ],
 )
 def test_embedded_and_edge_addresses_are_forbidden(address: str, reason: str) -> None:
