@@ -324,10 +324,6 @@ class Edge:
         if host is not None:
             forward.append(("X-Forwarded-Host", _text(host)))
         forward.append(("X-Request-ID", exchange.request_id.decode()))
-        if request.connection is not None:
-            named = connection_tokens(request.connection) - _CONNECTION_OPTIONS
-            if named:
-                forward[:] = [(k, v) for k, v in forward if k.lower().encode() not in named]
 
     async def _forward(
         self,
@@ -673,4 +669,11 @@ class _Request:
             elif name == b"cookie":
                 self.cookie = True
             forward.append((name.decode("latin-1"), _text(value)))
+        # What the client's Connection names is for its hop only. Dropped from the client's
+        # own headers here, before the gateway adds its own (X-User-Id, X-Forwarded-*,
+        # X-Request-ID), which a client could otherwise name to have them removed.
+        if self.connection is not None:
+            named = connection_tokens(self.connection) - _CONNECTION_OPTIONS
+            if named:
+                forward = [(k, v) for k, v in forward if k.encode("latin-1") not in named]
         self.forward = forward

@@ -148,6 +148,31 @@ async def test_hop_by_hop_request_headers_are_removed(echo, start_gateway, issue
     assert headers["host"] == [url.removeprefix("http://")]
 
 
+async def test_a_client_cannot_name_the_gateways_own_headers_as_hop_by_hop(
+    echo, start_gateway, issuer
+):
+    """Naming them in Connection once removed what the gateway had just written: the
+    service then took the gateway's own address as the client's (one shared bucket for
+    every client doing so), and saw no user id."""
+    upstream, url = echo
+    async with start_gateway(todo_url=url, trusted_proxies="127.0.0.1/32") as (_, client):
+        response = await client.get(
+            "/api/tasks",
+            headers={
+                **issuer.auth("ann"),
+                "X-Forwarded-For": "203.0.113.9",
+                "Connection": "keep-alive, X-Forwarded-For, X-Forwarded-Proto, "
+                "X-Forwarded-Host, X-User-Id, X-Request-ID",
+            },
+        )
+    assert response.status_code == 200
+    headers = upstream.headers_of()
+    assert headers["x-forwarded-for"] == ["203.0.113.9"]
+    assert headers["x-user-id"] == ["ann"]
+    for name in ("x-forwarded-proto", "x-forwarded-host", "x-request-id"):
+        assert len(headers[name]) == 1, name
+
+
 async def test_no_headers_are_invented_for_the_client(echo, start_gateway, issuer):
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
