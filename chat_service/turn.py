@@ -252,13 +252,10 @@ class ConfirmedBulk:
             return await self._single(name, arguments)
         if name not in BULK_TOOLS:
             return await self._tools.call(name, arguments)
-        ids = arguments.get("task_ids")
         allowed = (
             not self._used
             and self._state is not None
-            and isinstance(ids, list)
-            and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
-            and confirms(self._state, self._message, name, ids)
+            and confirms(self._state, self._message, name, arguments)
         )
         if not allowed:
             return base.ToolCall(

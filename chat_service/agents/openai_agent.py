@@ -22,17 +22,16 @@ from chat_service.agents.state import (
     BULK_TOOLS,
     MAX_CANDIDATES,
     NOTHING,
+    PLATFORM_ARGUMENTS,
     Awaiting,
     DialogueState,
     PendingCommand,
+    bulk_arguments,
     confirms,
 )
 from shared.errors import BadGateway, GatewayTimeout
 
 logger = logging.getLogger(__name__)
-
-# Tool arguments the platform sets, never shown to the model nor taken from it.
-PLATFORM_ARGUMENTS = ("user_id", "idempotency_key")
 
 # What a tool's answer may add to the prompt; longer listings are cut (the model is told).
 TOOL_RESULT_MAX_CHARS = 8000
@@ -180,10 +179,19 @@ def _unconfirmed_bulk(
         isinstance(i, int) and not isinstance(i, bool) for i in ids
     ):
         return None  # refused by the tool's own validation
-    if confirms(waiting, message, function.name, ids):
+    if confirms(waiting, message, function.name, arguments):
         return None
     distinct = list(dict.fromkeys(ids))[:MAX_CANDIDATES]
-    verb = "delete" if function.name == "delete_tasks" else "mark as complete"
+    rest = bulk_arguments(function.name, arguments)
+    # The question says what the yes will run: the arguments are kept with it and must match.
+    if function.name == "delete_tasks":
+        verb = "delete"
+    elif not rest:
+        verb = "mark as complete"
+    elif rest == {"completed": False}:
+        verb = "reopen"
+    else:
+        verb = f"change ({json.dumps(rest)[:200]})"
     listed = ", ".join(str(i) for i in distinct)
     return base.ReplyEvent(
         f"Before I {verb} {len(distinct)} task(s) ({listed}): shall I go ahead? Reply “yes” "
@@ -191,7 +199,7 @@ def _unconfirmed_bulk(
         DialogueState(
             awaiting=Awaiting.CONFIRMATION,
             candidates=tuple(distinct),
-            command=PendingCommand(action=function.name),
+            command=PendingCommand(action=function.name, arguments=rest),
         ),
     )
 

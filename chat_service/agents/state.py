@@ -99,14 +99,37 @@ def is_yes_or_no(message: str) -> bool:
     return is_yes(text) or _NO.match(text) is not None
 
 
-def confirms(state: DialogueState, message: str, name: str, task_ids: list[int]) -> bool:
+# Tool arguments the platform sets, never shown to the model nor taken from it.
+PLATFORM_ARGUMENTS = ("user_id", "idempotency_key")
+
+
+def bulk_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """What a bulk call does besides naming its tasks, as its confirmation stores and asks
+    about it: its arguments but ``task_ids`` and the platform's, ``completed: true`` (the
+    default of ``complete_tasks``) left out."""
+    rest = {
+        key: value
+        for key, value in arguments.items()
+        if key != "task_ids" and key not in PLATFORM_ARGUMENTS
+    }
+    if name == "complete_tasks" and rest.get("completed") is True:
+        del rest["completed"]
+    return rest
+
+
+def confirms(state: DialogueState, message: str, name: str, arguments: dict[str, Any]) -> bool:
     """Whether ``message``, answering a message in ``state``, confirms the bulk call
-    ``name(task_ids)``: the state awaits a confirmation of exactly that action on exactly
-    those tasks, and the message says yes."""
+    ``name(**arguments)``: the state awaits a confirmation of exactly that action, with the
+    same arguments (a reopening is not the completion the user agreed to), on exactly those
+    tasks, and the message says yes."""
+    task_ids = arguments.get("task_ids")
     return (
         state.awaiting is Awaiting.CONFIRMATION
         and state.command is not None
         and state.command.action == name
+        and state.command.arguments == bulk_arguments(name, arguments)
+        and isinstance(task_ids, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in task_ids)
         and sorted(set(task_ids)) == sorted(set(state.candidates))
         and len(task_ids) == len(set(task_ids))
         and is_yes(message)

@@ -194,6 +194,34 @@ async def test_a_yes_runs_exactly_the_confirmed_bulk_call(
     assert await titles(llm, alice) == ["Keep me"]
 
 
+async def test_a_yes_to_a_bulk_completion_does_not_run_a_reopening(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    # The question once said "mark as complete" whatever the call's ``completed``, and the
+    # yes confirmed the ids alone: a title could have the model reopen what was agreed done.
+    ids = []
+    for title in ("Done one", "Done two"):
+        model.script(call("add_task", title=title), reply("Added."))
+        ids.append((await say(llm, alice, f"add {title}"))["tool_calls"][0]["result"]["task_id"])
+    model.script(call("complete_tasks", task_ids=ids))
+    asked = await say(llm, alice, "complete both")
+    conversation = asked["conversation_id"]
+    assert "mark as complete" in asked["response"]
+
+    # After the yes the model reopens instead: that is asked about, as a reopening.
+    model.script(call("complete_tasks", task_ids=ids, completed=False))
+    again = await say(llm, alice, "yes", conversation)
+    assert again["tool_calls"] == []
+    assert "reopen" in again["response"]
+
+    model.script(call("complete_tasks", task_ids=ids, completed=False), reply("Reopened."))
+    done = await say(llm, alice, "yes", conversation)
+    assert [(c["name"], c["arguments"]) for c in done["tool_calls"]] == [
+        ("complete_tasks", {"task_ids": ids, "completed": False})
+    ]
+    assert "error" not in done["tool_calls"][0]["result"]
+
+
 async def test_the_rules_agent_asks_lists_and_runs_a_bulk_delete_on_yes(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
@@ -246,6 +274,14 @@ async def test_the_service_refuses_a_bulk_call_without_the_confirmation(
                 guarded = ConfirmedBulk(mcp, history=past, message=message)
                 refused = await guarded.call(name, {"task_ids": ids})
                 assert refused.code == "confirmation_required", (message, name, ids)
+            # A yes to completing them is not one to reopening them.
+            completing = awaiting_on_two(Awaiting.CONFIRMATION, "complete_tasks")
+            asked_to_complete = (history[0], HistoryMessage("assistant", "?", (), completing))
+            guarded = ConfirmedBulk(mcp, history=asked_to_complete, message="yes")
+            reopening = {"task_ids": [1, 2], "completed": False}
+            assert (await guarded.call("complete_tasks", reopening)).code == (
+                "confirmation_required"
+            )
             guarded = ConfirmedBulk(mcp, history=history, message="yes please")
             first = await guarded.call("delete_tasks", {"task_ids": [2, 1]})
             assert first.code != "confirmation_required"  # reached the todo service
