@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from random import getrandbits
@@ -70,6 +71,8 @@ class _ClientGone(Exception):
 
 # Connection options that name no header.
 _CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
+# Retry-After of a stream refused because an upstream's streams are all taken.
+STREAMS_BUSY_RETRY_SECONDS = 5
 # Probes are polled constantly; their lines would drown the log.
 _QUIET = frozenset({"/healthz", "/readyz"})
 
@@ -143,6 +146,9 @@ class Edge:
         self.cors_origins = frozenset(origin.encode("latin-1") for origin in settings.cors_origins)
         self.cors_max_age = str(settings.cors_max_age).encode()
         self.max_body_bytes = settings.max_body_bytes
+        self.max_streams = settings.upstream_max_streams
+        # Event streams being relayed, per upstream.
+        self._streams: Counter[str] = Counter()
         self.access_log = settings.access_log
         self.metrics = RequestMetrics()
         hsts = settings.strict_transport_security
@@ -410,17 +416,33 @@ class Edge:
             return
 
         # A stream (server-sent events, chunked): headers now, each chunk as it arrives, and
-        # stop reading when the client goes away.
+        # stop reading when the client goes away. An event stream holds its connection for as
+        # long as it lasts, so at most ``max_streams`` of an upstream's run at once: the next
+        # is refused, and its connection closed, before it starts.
+        if event_stream:
+            if self._streams[upstream] >= self.max_streams:
+                raise errors.TooManyRequests(
+                    "Too many event streams are open; try again later",
+                    retry_after=STREAMS_BUSY_RETRY_SECONDS,
+                    code="too_many_streams",
+                )
+            self._streams[upstream] += 1
         exchange.status = response.status
         exchange.started = True
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        watcher = asyncio.ensure_future(_close_on_disconnect(receive, response))
+        watcher = None
         try:
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
+            watcher = asyncio.ensure_future(_close_on_disconnect(receive, response))
             await self._pump(content, send, upstream, event_stream=event_stream)
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            if event_stream:
+                self._streams[upstream] -= 1
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     async def _pump(
         self, content: aiohttp.StreamReader, send: Send, upstream: str, *, event_stream: bool

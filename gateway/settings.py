@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from limits import RateLimitItem, parse_many
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -53,8 +53,12 @@ class GatewaySettings(ServiceSettings):
     # Kept-alive connections per upstream, and how long an idle one is kept. Shorter than
     # uvicorn's own keep-alive (5 s), so the gateway never reuses a connection the service
     # is closing.
-    upstream_max_connections: int = 512
+    upstream_max_connections: int = Field(default=512, ge=2)
     upstream_keepalive_seconds: float = 4.0
+    # Event streams relayed at once per upstream (each holds one of its connections for its
+    # whole life): fewer than the connections, so streams never take them all. The next is a
+    # 429 `too_many_streams`; each service also bounds its streams per user.
+    upstream_max_streams: int = Field(default=256, ge=1)
 
     # Rate limits in the `limits` notation ("10/minute", several joined with ";"); empty
     # turns one off. Per client IP on login, register and refresh (each endpoint its own
@@ -112,6 +116,14 @@ class GatewaySettings(ServiceSettings):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _streams_leave_connections(self) -> GatewaySettings:
+        if self.upstream_max_streams >= self.upstream_max_connections:
+            raise ValueError(
+                "GATEWAY_UPSTREAM_MAX_STREAMS must be below GATEWAY_UPSTREAM_MAX_CONNECTIONS"
+            )
+        return self
 
     @field_validator("rate_limit_auth_ip", "rate_limit_user")
     @classmethod

@@ -272,3 +272,59 @@ async def test_client_that_leaves_mid_upload_sends_nothing_upstream(echo, start_
         response = await client.get("/api/tasks", headers=issuer.auth("ann"))
     assert response.status_code == 200
     assert [r["method"] for r in upstream.requests] == ["GET"]
+
+
+async def test_event_streams_beyond_the_upstreams_bound_are_refused_and_requests_go_on(
+    start_gateway, issuer
+):
+    """Each relayed stream holds one of the upstream's connections for its life: enough of
+    them (a few accounts' notification streams) once took every connection, and every
+    request to that service waited for one, then failed."""
+    streams_closed = 0
+    closed = asyncio.Event()
+
+    async def service(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal streams_closed
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b"/stream" not in head.split(b"\r\n", 1)[0]:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: 2\r\n\r\n[]")  # fmt: skip
+            await writer.drain()
+            writer.close()
+            return
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\ne\r\ndata: first\n\n\r\n"
+        )
+        await writer.drain()
+        await reader.read()  # until the gateway closes it
+        streams_closed += 1
+        closed.set()
+
+    stream = "/api/notifications/stream"
+    async with (
+        raw_server(service) as url,
+        start_gateway(todo_url=url, upstream_max_streams=1, upstream_max_connections=2) as (
+            _,
+            client,
+        ),
+    ):
+        async with client.stream("GET", stream, headers=issuer.auth("a")) as first:
+            lines = first.aiter_lines()  # kept: a collected iterator closes its stream
+            assert await anext(lines) == "data: first"
+            refused = await client.get(stream, headers=issuer.auth("b"))
+            error = assert_error(refused, 429, "too_many_streams")
+            assert refused.headers["retry-after"] == "5", error
+            async with asyncio.timeout(10):
+                await closed.wait()  # the refused stream's connection, closed at once
+            assert streams_closed == 1
+            # Requests still find a connection.
+            for _ in range(3):
+                assert (await client.get("/api/tasks", headers=issuer.auth("b"))).json() == []
+        async with client.stream("GET", stream, headers=issuer.auth("b")) as again:
+            assert await anext(again.aiter_lines()) == "data: first"
+
+
+def test_the_stream_bound_must_leave_connections_for_requests(gateway_settings):
+    with pytest.raises(ValueError, match="GATEWAY_UPSTREAM_MAX_STREAMS must be below"):
+        gateway_settings(upstream_max_streams=512, upstream_max_connections=512)
