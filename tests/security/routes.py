@@ -34,8 +34,6 @@ from web_service.app import create_app as create_web_app
 from web_service.settings import WebSettings
 
 SERVICES = ("auth", "todo", "chat")
-# An endpoint that serves every method (the MCP endpoint) is listed under this method.
-ANY = "*"
 
 
 @dataclass(frozen=True, order=True)
@@ -132,7 +130,7 @@ TABLE: dict[Route, Guard] = {
     Route("todo", "PATCH", "/api/tasks/{task_id}"): user({"title": "renamed", "completed": True}),
     Route("todo", "PATCH", "/api/tasks/{task_id}/complete"): user({"completed": True}),
     Route("todo", "DELETE", "/api/tasks/{task_id}"): USER,
-    Route("todo", ANY, "/api/mcp"): user(MCP_LIST_TOOLS, **MCP_HEADERS),
+    Route("todo", "POST", "/api/mcp"): user(MCP_LIST_TOOLS, **MCP_HEADERS),
     # A public literal address: registering it resolves nothing and sends nothing.
     Route("todo", "POST", "/api/webhooks"): user({"url": WEBHOOK_URL}),
     Route("todo", "GET", "/api/webhooks"): USER,
@@ -203,7 +201,10 @@ def app_routes(service: str, app: FastAPI) -> set[Route]:
     found = set()
     for context in iter_route_contexts(app.routes):
         assert context.path is not None, f"{service}: a route without a path: {context}"
-        for method in context.methods or {ANY}:
+        # A route that names no methods serves every one (as /api/mcp once did, the MCP
+        # SDK's GET stream included): each route says which it serves.
+        assert context.methods, f"{service}: {context.path} serves every method"
+        for method in context.methods:
             found.add(Route(service, method, context.path))
     return found
 

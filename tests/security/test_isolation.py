@@ -24,7 +24,6 @@ from tests.e2e.stack import Stack
 from tests.e2e.users import User, register_and_login
 from tests.security.conftest import create_resources, snapshot
 from tests.security.routes import (
-    ANY,
     TABLE,
     USER,
     Route,
@@ -61,8 +60,7 @@ READ_BACK = {
 
 def _request(route: Route, values: dict[str, Any]) -> tuple[str, str, Any, dict[str, str]]:
     guard = TABLE.get(canonical(route), USER)
-    method = "POST" if route.method == ANY else route.method
-    return method, fill(route.path, values), fill(guard.body, values), dict(guard.headers)
+    return route.method, fill(route.path, values), fill(guard.body, values), dict(guard.headers)
 
 
 @pytest.mark.parametrize(
