@@ -675,6 +675,10 @@ class _Request:
                 continue
             if name.startswith(REQUEST_DROP_PREFIXES):
                 if name == b"x-forwarded-for":
+                    # Several lines are one list, in order (RFC 9110, 5.3): a chain split
+                    # over lines is read whole, not from its last line alone.
+                    if self.forwarded_for is not None:
+                        value = self.forwarded_for + b", " + value
                     self.forwarded_for = value
                 elif name == b"x-forwarded-proto":
                     self.forwarded_proto = value

@@ -114,6 +114,25 @@ async def test_a_chain_behind_a_trusted_proxy_is_forwarded_as_its_one_client_add
     assert upstream.headers_of()["x-forwarded-for"] == ["203.0.113.9"]
 
 
+async def test_a_chain_split_over_several_forwarded_for_lines_is_read_whole(
+    echo, start_gateway, issuer
+):
+    """A proxy may add its entry on a line of its own: the last line alone named only
+    trusted proxies, and every client behind them counted as the proxy's address."""
+    upstream, url = echo
+    async with start_gateway(todo_url=url, trusted_proxies="127.0.0.1/32") as (_, client):
+        response = await client.get(
+            "/api/tasks",
+            headers=[
+                *issuer.auth("ann").items(),
+                ("X-Forwarded-For", "203.0.113.9"),
+                ("X-Forwarded-For", "127.0.0.1"),
+            ],
+        )
+    assert response.status_code == 200
+    assert upstream.headers_of()["x-forwarded-for"] == ["203.0.113.9"]
+
+
 async def test_hop_by_hop_request_headers_are_removed(echo, start_gateway, issuer):
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
