@@ -43,14 +43,26 @@ def client_address(text: str) -> str:
     return text if address is None else str(address)
 
 
+# The well-known NAT64 prefix (RFC 6052): an IPv4 client translated into IPv6.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def client_network(host: str) -> str:
     """The unit a client is limited by: its IPv4 address, or its IPv6 /64 (one subscriber
-    usually holds a whole /64, so single IPv6 addresses cost an attacker nothing). Any spelling
-    of an address counts as that address (``parse_address``); anything that is not an address
-    as it is."""
+    usually holds a whole /64, so single IPv6 addresses cost an attacker nothing). An IPv6
+    address that carries its IPv4 client's address counts as that IPv4 address: NAT64's
+    (all its clients would otherwise share one /64), 6to4's (one IPv4 address holds 65,536
+    /64s under 2002::/16) and Teredo's. Any spelling of an address counts as that address
+    (``parse_address``); anything that is not an address as it is."""
     address = parse_address(host)
     if address is None:
         return host
     if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64:
+            return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.sixtofour is not None:
+            return str(address.sixtofour)
+        if address.teredo is not None:
+            return str(address.teredo[1])
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)

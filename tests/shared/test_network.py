@@ -49,6 +49,22 @@ def test_what_is_no_address_stays_as_written(written: str) -> None:
     assert client_network(written) == written
 
 
+@pytest.mark.parametrize(
+    ("written", "counted"),
+    [
+        ("64:ff9b::c000:204", "192.0.2.4"),  # NAT64 of 192.0.2.4
+        ("64:ff9b::c000:205", "192.0.2.5"),  # another client behind the same NAT64
+        ("2002:c000:204:1::1", "192.0.2.4"),  # 6to4: every /64 under 2002:c000:204::/48
+        ("2002:c000:204:ffff::1", "192.0.2.4"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),  # Teredo: the client's
+    ],
+)
+def test_an_ipv6_address_carrying_its_ipv4_client_counts_as_that_client(
+    written: str, counted: str
+) -> None:
+    assert client_network(written) == counted
+
+
 def test_a_client_is_counted_by_its_ipv4_address_or_its_ipv6_64() -> None:
     assert client_network("203.0.113.7:50001") == "203.0.113.7"
     assert client_network("[2001:db8::1]:443") == "2001:db8::/64"
