@@ -43,8 +43,9 @@ def client_address(text: str) -> str:
     return text if address is None else str(address)
 
 
-# The well-known NAT64 prefix (RFC 6052): an IPv4 client translated into IPv6.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# The well-known NAT64 prefix (RFC 6052): an IPv4 address translated into IPv6, in the low
+# 32 bits.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def client_network(host: str) -> str:
@@ -58,7 +59,7 @@ def client_network(host: str) -> str:
     if address is None:
         return host
     if isinstance(address, ipaddress.IPv6Address):
-        if address in _NAT64:
+        if address in NAT64:
             return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         if address.sixtofour is not None:
             return str(address.sixtofour)

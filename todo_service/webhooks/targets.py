@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from shared.network import NAT64
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
@@ -58,7 +60,6 @@ _FORBIDDEN_NETWORKS = tuple(
         "198.18.0.0/15",
     )
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -156,7 +157,7 @@ def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
         found.append(address.sixtofour)
     if address.teredo is not None:
         found.extend(address.teredo)
-    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+    if address in NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
         found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return found
 
