@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import httpx2
 from fastapi import FastAPI
 from openai import AsyncOpenAI
 
 from chat_service.agents.base import Agent
-from chat_service.agents.openai_agent import OpenAIAgent
+from chat_service.agents.openai_agent import OpenAIAgent, model_http_client
 from chat_service.agents.rules import RulesAgent
 from chat_service.api import router
 from chat_service.models import DELETED_SUBJECTS
@@ -39,7 +38,6 @@ def create_app(
     db: Database | None = None,
     verifier: TokenVerifier | None = None,
     clock: Clock = utcnow,
-    openai_http: httpx2.AsyncClient | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     # The MCP client's HTTP library logs every request at INFO; our access log already does.
@@ -54,7 +52,7 @@ def create_app(
             )
             todo = TodoMcp(settings.todo_mcp_url, timeout=settings.todo_timeout_seconds)
             stack.push_async_callback(todo.aclose)
-            agent = await _agent(settings, stack, openai_http)
+            agent = await _agent(settings, stack)
             await stack.enter_async_context(database(app, settings, name="chat", db=db))
             # A deleted account's remaining tokens are refused once its rows are purged.
             tombstones = Tombstones(app.state.db, DELETED_SUBJECTS)
@@ -76,11 +74,7 @@ def create_app(
     return app
 
 
-async def _agent(
-    settings: ChatSettings,
-    stack: contextlib.AsyncExitStack,
-    http: httpx2.AsyncClient | None,
-) -> Agent:
+async def _agent(settings: ChatSettings, stack: contextlib.AsyncExitStack) -> Agent:
     if settings.agent is AgentKind.RULES:
         return RulesAgent(max_tool_calls=settings.max_tool_calls_per_turn)
     assert settings.openai_api_key is not None
@@ -89,13 +83,18 @@ async def _agent(
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout_seconds,
         max_retries=settings.openai_max_retries,
-        http_client=http,
+        http_client=model_http_client(settings.openai_timeout_seconds),
+        # Answers are checked against the API's types (the SDK's own models), so a malformed
+        # one is a failed call (502), never an AttributeError deep in the agent (500).
+        _strict_response_validation=True,
     )
     stack.push_async_callback(client.close)
     return OpenAIAgent(
         client,
         model=settings.openai_model,
         max_tool_rounds=settings.openai_max_tool_rounds,
+        max_output_tokens=settings.openai_max_output_tokens,
+        timeout_seconds=settings.openai_timeout_seconds,
         max_tool_calls=settings.max_tool_calls_per_turn,
         temperature=settings.openai_temperature,
     )

@@ -38,9 +38,12 @@ class ChatSettings(ServiceSettings):
     openai_base_url: str | None = None  # None: the official endpoint
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4o-mini"
+    # One model call, the SDK's retries and their pauses included: a 504 past it.
     openai_timeout_seconds: float = Field(default=30.0, gt=0)
     openai_max_retries: int = Field(default=1, ge=0, le=5)
     openai_max_tool_rounds: int = Field(default=5, ge=1, le=20)
+    # The most tokens the model may write in one answer (``max_completion_tokens``).
+    openai_max_output_tokens: int = Field(default=1024, ge=16, le=32_768)
     openai_temperature: float | None = None
 
     # How long a POST /api/chat with an Idempotency-Key is remembered and replayed.

@@ -4,16 +4,25 @@ The model sees a system prompt, the bounded history window (earlier tool calls i
 "delete it" can be resolved) and the new message, and may call the todo MCP tools for a
 bounded number of rounds. A model that fails, times out or answers nothing is an error of
 the turn (502/504), never a reply.
+
+The model is an outside party whose answers are bounded like a client's request: each call
+within its timeout (retries included), each answer within ``ANSWER_MAX_BYTES`` (as read, never
+decompressed), and what it writes checked before it is run or stored: a reply is cut to
+``REPLY_MAX_CHARS``, a tool call names a tool it was offered, and its arguments are a small,
+shallow JSON object of text PostgreSQL can store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Sequence
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
 
@@ -41,6 +50,21 @@ TOOL_RESULT_MAX_CHARS = 8000
 # would cost ten tool answers per stored reply on each call (and outgrow the model's context).
 HISTORY_MAX_CHARS = 48_000
 HISTORY_TOOL_RESULT_MAX_CHARS = 2000
+
+# What the model may send. An answer is JSON of at most this many bytes as they arrive (a
+# reply of the output budget, CHAT_OPENAI_MAX_OUTPUT_TOKENS, is a few kilobytes); larger is a
+# failed call, whatever the endpoint or a proxy in front of it sends.
+ANSWER_MAX_BYTES = 1024 * 1024
+# A reply is stored, sent and replayed in the history: a longer one is cut.
+REPLY_MAX_CHARS = 8000
+# A tool call's arguments as the model wrote them (a task's longest text, JSON-escaped, fits),
+# and how deep their JSON may nest (the tools' own are three levels deep).
+ARGUMENTS_MAX_CHARS = 64 * 1024
+ARGUMENTS_MAX_DEPTH = 16
+TOOL_NAME_MAX_CHARS = 64
+# Characters PostgreSQL cannot store in text or jsonb (NUL) or that are not Unicode scalar
+# values (a lone surrogate, as JSON's "\ud800" decodes).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 SYSTEM_PROMPT = """\
 You are the assistant of a todo app. You manage the user's tasks only through the tools.
@@ -78,12 +102,15 @@ class OpenAIAgent:
     _: KW_ONLY
     model: str
     max_tool_rounds: int
+    max_output_tokens: int
+    timeout_seconds: float  # one call, the SDK's retries and their pauses included
     max_tool_calls: int = base.DEFAULT_MAX_TOOL_CALLS
     temperature: float | None = None
 
     async def run(self, turn: base.TurnInput) -> AsyncGenerator[base.AgentEvent, None]:
         history, tools = turn.history, turn.tools
         functions = [_function(spec) for spec in await tools.specs()]
+        offered = {function["function"]["name"] for function in functions}
         local_now = turn.now.astimezone(turn.tz).isoformat(timespec="minutes")
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT.format(tz=turn.tz.key, now=local_now)},
@@ -97,9 +124,11 @@ class OpenAIAgent:
             reply = await self._complete(messages, functions)
             tool_calls = reply.tool_calls or []
             if not tool_calls:
-                text = (reply.content or "").strip()
+                text = _storable((reply.content or "").strip())
                 if not text:
                     raise ModelFailed("The language model returned an empty answer")
+                if len(text) > REPLY_MAX_CHARS:
+                    text = text[: REPLY_MAX_CHARS - 1] + "…"
                 yield base.ReplyEvent(text)
                 return
             # A round that would pass the turn's cap runs none of its calls: the user is
@@ -133,7 +162,9 @@ class OpenAIAgent:
                 if question is not None:
                     yield question
                     return
-                done = await _run_tool(tools, requested.function.name, requested.function.arguments)
+                done = await _run_tool(
+                    tools, offered, requested.function.name, requested.function.arguments
+                )
                 yield base.ToolCallEvent(done)
                 messages.append(
                     {"role": "tool", "tool_call_id": requested.id, "content": _tool_content(done)}
@@ -147,17 +178,22 @@ class OpenAIAgent:
         if self.temperature is not None:
             extra["temperature"] = self.temperature
         try:
-            completion = await self.client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                tools=functions,  # type: ignore[arg-type]
-                **extra,
-            )
-        except openai.APITimeoutError:
+            # The SDK's timeout is per read and per attempt; this one is the call's.
+            async with asyncio.timeout(self.timeout_seconds):
+                completion = await self.client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    tools=functions,  # type: ignore[arg-type]
+                    max_completion_tokens=self.max_output_tokens,
+                    **extra,
+                )
+        except (TimeoutError, openai.APITimeoutError):
             raise ModelTimeout() from None
         except openai.APIError as exc:
             logger.warning("language model call failed: %s", exc)
             raise ModelFailed() from None
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            raise ModelFailed("The language model's answer is not readable JSON") from None
         if not completion.choices:
             raise ModelFailed("The language model returned no answer")
         return completion.choices[0].message
@@ -172,7 +208,7 @@ def _unconfirmed_bulk(
         return None
     try:
         arguments = json.loads(function.arguments or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # refused as invalid JSON when run
     ids = arguments.get("task_ids") if isinstance(arguments, dict) else None
     if not isinstance(ids, list) or not all(
@@ -204,18 +240,116 @@ def _unconfirmed_bulk(
     )
 
 
-async def _run_tool(tools: base.Tools, name: str, raw_arguments: str) -> base.ToolCall:
+async def _run_tool(
+    tools: base.Tools, offered: set[str], name: str, raw_arguments: str
+) -> base.ToolCall:
+    """The call the model asked for, run as the user, or refused (the refusal goes back to
+    the model as the call's result, and the call is stored as the model wrote it but for
+    what cannot be stored)."""
+    if name not in offered:
+        shown = _storable(name[:TOOL_NAME_MAX_CHARS])
+        return base.ToolCall(shown, {}, error=f"There is no tool named {shown!r}")
+    if len(raw_arguments or "") > ARGUMENTS_MAX_CHARS:
+        return base.ToolCall(name, {}, error="The arguments are too long")
     try:
         arguments = json.loads(raw_arguments or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return base.ToolCall(name, {}, error="The arguments were not valid JSON")
     if not isinstance(arguments, dict):
         return base.ToolCall(name, {}, error="The arguments must be a JSON object")
+    if (problem := _unstorable_json(arguments)) is not None:
+        return base.ToolCall(name, {}, error=problem)
     # The user is the token's subject, and idempotency keys are the platform's: the model has
     # no say in either.
     for platform_argument in PLATFORM_ARGUMENTS:
         arguments.pop(platform_argument, None)
     return await tools.call(name, arguments)
+
+
+def _storable(text: str) -> str:
+    """``text`` with what PostgreSQL cannot store (NUL, lone surrogates) as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _unstorable_json(value: Any) -> str | None:
+    """Why decoded JSON arguments cannot be run and stored as they are, or None: nested
+    deeper than ``ARGUMENTS_MAX_DEPTH``, or a key or string with a character PostgreSQL's
+    jsonb refuses (the tool would refuse it too; the stored call must not fail the turn)."""
+    level = [value]
+    for _ in range(ARGUMENTS_MAX_DEPTH):
+        deeper: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                strings = [*item, *(v for v in item.values() if isinstance(v, str))]
+                deeper.extend(v for v in item.values() if isinstance(v, dict | list))
+            elif isinstance(item, list):
+                strings = [v for v in item if isinstance(v, str)]
+                deeper.extend(v for v in item if isinstance(v, dict | list))
+            else:
+                strings = []
+            if any(_UNSTORABLE.search(s) for s in strings):
+                return "The arguments contain a character that is not allowed (NUL, lone surrogate)"
+        if not deeper:
+            return None
+        level = deeper
+    return "The arguments are nested too deeply"
+
+
+class _BoundedBody(httpx2.AsyncByteStream):
+    """A response body that fails once more than ``limit`` bytes have arrived."""
+
+    def __init__(self, stream: httpx2.AsyncByteStream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in self._stream:
+            received += len(chunk)
+            if received > self._limit:
+                raise ModelFailed("The language model's answer is too large")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class _BoundedTransport(httpx2.AsyncBaseTransport):
+    """The model's HTTP transport: answers within ``ANSWER_MAX_BYTES``, and never encoded
+    (the requests ask for ``identity``; a compressed answer could unpack to any size)."""
+
+    def __init__(self, transport: httpx2.AsyncBaseTransport, limit: int) -> None:
+        self._transport = transport
+        self._limit = limit
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.headers["Accept-Encoding"] = "identity"
+        response = await self._transport.handle_async_request(request)
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        length = response.headers.get("Content-Length", "0")
+        if encoding != "identity" or not length.isdigit() or int(length) > self._limit:
+            await response.aclose()
+            raise ModelFailed("The language model's answer is too large or encoded")
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_BoundedBody(response.stream, self._limit),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+def model_http_client(timeout_seconds: float) -> httpx2.AsyncClient:
+    """The HTTP client of the model's API: bounded answers, no redirects (a redirect would
+    send the prompt, the user's messages and tasks, wherever the endpoint pointed)."""
+    return httpx2.AsyncClient(
+        transport=_BoundedTransport(httpx2.AsyncHTTPTransport(), ANSWER_MAX_BYTES),
+        timeout=timeout_seconds,
+        follow_redirects=False,
+    )
 
 
 def _function(spec: base.ToolSpec) -> dict[str, Any]:

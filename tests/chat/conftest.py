@@ -120,13 +120,11 @@ def make_chat_app(
     """A fresh chat app on the shared database (call twice to "restart" the service)."""
 
     def build(**overrides: Any) -> FastAPI:
-        openai_http = overrides.pop("openai_http", None)
         return create_app(
             chat_settings(**overrides),
             db=committed_database,
             verifier=issuer.verifier(),
             clock=clock,
-            openai_http=openai_http,
         )
 
     return build

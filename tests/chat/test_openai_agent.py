@@ -6,7 +6,9 @@ history the model sees and the failure paths are exercised without the internet.
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +19,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.agents.base import too_many_tool_calls
-from chat_service.agents.openai_agent import HISTORY_MAX_CHARS, message_chars
+from chat_service.agents.openai_agent import (
+    ARGUMENTS_MAX_CHARS,
+    HISTORY_MAX_CHARS,
+    REPLY_MAX_CHARS,
+    message_chars,
+)
 from tests.chat.conftest import User, stored_messages
 from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
@@ -328,3 +335,203 @@ async def test_the_history_sent_to_the_model_stays_within_its_budget(
     assert listed
     assert len(listed) % 10 == 0
     assert all(m["content"].endswith("…(truncated)") for m in listed)
+
+
+def _completion(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion whose one choice is ``message``, as an endpoint would send it."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_the_model_is_asked_for_at_most_the_output_budget(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    model.script(reply("Hello."))
+    async with serve(openai_app(openai_max_output_tokens=300)) as client:
+        assert (await say(client, alice, "hi")).status_code == 200
+    assert model.requests[0]["max_completion_tokens"] == 300
+
+
+_HELLO = json.dumps(_completion({"role": "assistant", "content": "hi"})).encode()
+_TWO_MEBIBYTES = json.dumps(
+    _completion({"role": "assistant", "content": "x" * (2 * 1024 * 1024)})
+).encode()
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        Step(body=_TWO_MEBIBYTES),
+        Step(body=_TWO_MEBIBYTES, chunked=True),
+        Step(body=gzip.compress(_HELLO), headers={"Content-Encoding": "gzip"}),
+    ],
+    ids=["with a length", "chunked", "compressed"],
+)
+async def test_an_answer_over_the_byte_bound_or_compressed_is_a_model_error(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    step: Step,
+) -> None:
+    # A compressed answer of a few kilobytes could unpack to gigabytes: only identity is read.
+    model.script(step)
+    async with serve(openai_app()) as client:
+        response = await say(client, alice, "hi")
+    assert_error(response, 502, "model_error")
+    assert len(model.requests) == 1  # refused at once, not retried (the test app retries none)
+    stored = await stored_messages(committed_sessionmaker)
+    assert [(m.role, m.content) for m in stored] == [("user", "hi")]
+
+
+async def test_a_reply_longer_than_the_bound_is_cut(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    model.script(reply("y" * (REPLY_MAX_CHARS * 3)))
+    async with serve(openai_app()) as client:
+        body = (await say(client, alice, "talk a lot")).json()
+    assert len(body["response"]) == REPLY_MAX_CHARS
+    assert body["response"].endswith("…")
+    stored = await stored_messages(committed_sessionmaker)
+    assert stored[-1].content == body["response"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        json.dumps({**_completion({}), "choices": "not a list"}).encode(),
+        json.dumps(_completion({"role": "assistant", "content": ["a", "list"]})).encode(),
+        json.dumps(
+            _completion({"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]})
+        ).encode(),
+        b"not json at all",
+    ],
+    ids=["nested too deep", "choices not a list", "content not text", "call, no function", "text"],
+)
+@pytest.mark.parametrize("streamed", [False, True], ids=["json", "sse"])
+async def test_a_malformed_answer_is_a_model_error_without_a_traceback(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    streamed: bool,
+) -> None:
+    model.script(Step(body=body))
+    headers = {**alice.headers, "Accept": "text/event-stream"} if streamed else alice.headers
+    async with serve(openai_app()) as client:
+        response = await client.post("/api/chat", json={"message": "hi"}, headers=headers)
+    if streamed:
+        assert response.status_code == 200
+        assert response.text.startswith("event: error")
+        assert '"code":"model_error"' in response.text
+    else:
+        assert_error(response, 502, "model_error")
+    assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
+    stored = await stored_messages(committed_sessionmaker)
+    assert [(m.role, m.content) for m in stored] == [("user", "hi")]
+
+
+async def test_a_reply_with_characters_postgres_cannot_store_is_stored_with_replacements(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Sent as the JSON escapes \u0000 and \ud800: valid JSON, yet not text PostgreSQL stores.
+    message = {"role": "assistant", "content": "a\x00b\ud800c"}
+    model.script(Step(body=json.dumps(_completion(message)).encode()))
+    async with serve(openai_app()) as client:
+        response = await say(client, alice, "hi")
+    assert response.status_code == 200, response.text
+    assert response.json()["response"] == "a\ufffdb\ufffdc"
+    stored = await stored_messages(committed_sessionmaker)
+    assert stored[-1].content == "a\ufffdb\ufffdc"
+
+
+@pytest.mark.parametrize(
+    ("raw_arguments", "error"),
+    [
+        ('{"title": "a\\u0000b"}', "not allowed"),
+        ('{"title": "a\\udc00b"}', "not allowed"),
+        ('{"title": "t", "tags": ' + json.dumps(_nested(40)) + "}", "nested too deeply"),
+        ('{"title": "' + "z" * (ARGUMENTS_MAX_CHARS + 1) + '"}', "too long"),
+        ("[" * 10_000 + "]" * 10_000, "not valid JSON"),
+    ],
+    ids=["nul", "lone surrogate", "nested", "too long", "nested past the parser"],
+)
+async def test_arguments_that_cannot_be_run_or_stored_go_back_to_the_model(
+    openai_app: Any,
+    model: FakeOpenAI,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    raw_arguments: str,
+    error: str,
+) -> None:
+    model.script(Step(tool_calls=(("add_task", {}),), raw_arguments=raw_arguments), reply("Sorry."))
+    async with serve(openai_app()) as client:
+        response = await say(client, alice, "add it")
+        assert response.status_code == 200, response.text
+        (refused,) = response.json()["tool_calls"]
+        assert refused["arguments"] == {}
+        assert error in refused["result"]["error"]
+        model.script(call("list_tasks", status="all"), reply("Nothing."))
+        listed = (await say(client, alice, "my tasks?")).json()
+    assert listed["tool_calls"][0]["result"] == []  # nothing was added
+    stored = await stored_messages(committed_sessionmaker)
+    assert stored[1].tool_calls == [refused]
+
+
+async def test_a_tool_the_model_was_not_offered_is_refused_without_a_call(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    model.script(call("x" * 5000, title="t"), reply("Sorry."))
+    async with serve(openai_app()) as client:
+        body = (await say(client, alice, "do something")).json()
+    (refused,) = body["tool_calls"]
+    assert refused["name"] == "x" * 64
+    assert refused["result"] == {"error": f"There is no tool named {'x' * 64!r}"}
+
+
+async def test_the_model_timeout_bounds_a_whole_call_not_each_read(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    # A byte every 20 ms never leaves a read waiting half a second, yet takes seconds.
+    model.script(Step(content="a slow answer", trickle_seconds=0.02))
+    app = openai_app(openai_timeout_seconds=0.5, turn_timeout_seconds=30.0)
+    async with serve(app) as client:
+        started = time.monotonic()
+        response = await say(client, alice, "hi")
+    assert_error(response, 504, "model_timeout")
+    assert time.monotonic() - started < 5.0
+
+
+async def test_the_model_client_does_not_follow_redirects(
+    openai_app: Any, model: FakeOpenAI, alice: User
+) -> None:
+    # A redirect would send the prompt (the user's messages and tasks) wherever it points.
+    model.script(
+        Step(status=307, headers={"Location": f"{model.base_url}/chat/completions"}),
+        reply("followed"),
+    )
+    async with serve(openai_app()) as client:
+        response = await say(client, alice, "hi")
+    assert_error(response, 502, "model_error")
+    assert len(model.requests) == 1

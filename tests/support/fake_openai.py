@@ -2,7 +2,8 @@
 
 It serves ``POST /v1/chat/completions`` on 127.0.0.1 (a real HTTP server under uvicorn, in the
 test's event loop). Each request takes the next scripted step: a tool call, a reply, an HTTP
-error, or a hang that only the client's timeout ends. Every request body is recorded, so tests
+error, a hang that only the client's timeout ends, or a body of the test's own (sent whole,
+in chunks without a length, or a byte at a time). Every request body is recorded, so tests
 can check the history and tools the model was shown.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.serving import live_server
@@ -33,6 +34,10 @@ class Step:
     status: int = 200
     hang: bool = False  # wait for ``release()`` (or the client's timeout) before answering
     raw_arguments: str | None = None  # sent instead of the JSON of the first tool call's args
+    body: bytes | None = None  # sent instead of the completion built from the fields above
+    headers: dict[str, str] = field(default_factory=dict)
+    chunked: bool = False  # the body in chunks, without a Content-Length
+    trickle_seconds: float = 0.0  # the body a byte at a time, this long apart
 
 
 def call(name: str, **arguments: Any) -> Step:
@@ -59,7 +64,7 @@ class FakeOpenAI:
         self.steps = list(steps)
         self.requests.clear()
 
-    async def _completions(self, request: Request) -> JSONResponse:
+    async def _completions(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
         self.authorizations.append(request.headers.get("authorization"))
@@ -70,7 +75,15 @@ class FakeOpenAI:
             await self._released.wait()
         if step.status != 200:
             error = {"error": {"message": "scripted failure", "type": "server_error"}}
-            return JSONResponse(error, status_code=step.status)
+            return JSONResponse(error, status_code=step.status, headers=step.headers)
+        payload = step.body if step.body is not None else self._completion(step, body)
+        if step.trickle_seconds:
+            return StreamingResponse(_trickle(payload, step.trickle_seconds), headers=step.headers)
+        if step.chunked:
+            return StreamingResponse(_chunks(payload), headers=step.headers)
+        return Response(payload, headers=step.headers, media_type="application/json")
+
+    def _completion(self, step: Step, body: dict[str, Any]) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": step.content}
         if step.tool_calls:
             message["tool_calls"] = [
@@ -86,7 +99,7 @@ class FakeOpenAI:
                 }
                 for index, (name, arguments) in enumerate(step.tool_calls)
             ]
-        return JSONResponse(
+        return json.dumps(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
                 "object": "chat.completion",
@@ -101,7 +114,7 @@ class FakeOpenAI:
                 ],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             }
-        )
+        ).encode()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[FakeOpenAI]:
@@ -112,3 +125,14 @@ class FakeOpenAI:
                 yield self
             finally:
                 self._released.set()  # a hung answer ends, so the server can stop
+
+
+async def _chunks(payload: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for start in range(0, len(payload), size):
+        yield payload[start : start + size]
+
+
+async def _trickle(payload: bytes, seconds: float) -> AsyncIterator[bytes]:
+    for start in range(len(payload)):
+        yield payload[start : start + 1]
+        await asyncio.sleep(seconds)
