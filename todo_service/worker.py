@@ -5,9 +5,11 @@
 - publishes the todo outbox (task events, due reminders) to the tasks stream
   (shared/outbox.py, docs/events.md);
 - fires due reminders: notifications and ``reminder.due`` events (todo_service/scheduler.py);
-- deletes notifications read more than ``TODO_NOTIFICATIONS_READ_RETENTION_DAYS`` ago, and
-  the ids of applied users-stream events older than ``TODO_EVENTS_PROCESSED_RETENTION_SECONDS``
-  (bounded batches, every few minutes);
+- deletes notifications read more than ``TODO_NOTIFICATIONS_READ_RETENTION_DAYS`` ago, the
+  ids of applied users-stream events older than ``TODO_EVENTS_PROCESSED_RETENTION_SECONDS``,
+  and webhook deliveries finished (with fanned-out event ids) more than
+  ``TODO_WEBHOOK_RETENTION_SECONDS`` ago (bounded batches, every few minutes, each loop on its
+  own schedule: however busy the work that makes those rows is);
 - fans the tasks stream out to the users' webhooks as the ``webhooks`` consumer group, and
   delivers them (todo_service/webhooks, docs/webhooks.md).
 
@@ -39,7 +41,8 @@ from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.targets import Resolver, system_resolver
 
 DEFAULT_PORT = 8012
-# Read notifications deleted per statement.
+# Rows deleted per statement by the retention loops (read notifications, finished webhook
+# deliveries, fanned-out event ids).
 RETENTION_BATCH = 1000
 
 
@@ -66,6 +69,10 @@ def create_app(
 
         keys = WebhookKeys(settings, webhook_box)
         deliverer = WebhookDeliverer(database, keys, settings, clock=clock, resolver=resolver)
+
+        async def forget_finished_deliveries() -> int:
+            return await deliverer.forget_finished(batch=RETENTION_BATCH)
+
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
             processed_retention_loop(PURGE, settings, database),
@@ -74,6 +81,7 @@ def create_app(
             Loop("reminders", fire, idle_seconds=settings.reminders_poll_seconds),
             fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
             Loop("webhooks-delivery", deliverer.deliver_once),
+            periodic_loop("webhooks-retention", forget_finished_deliveries),
         ]
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)

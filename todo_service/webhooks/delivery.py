@@ -18,6 +18,9 @@ the same kind of pause, growing with the webhook's failures in a row, and the ne
 success ends the series. A receiver that stalls thus gets its share of attempts once per
 pause, not for every attempt its backlog has due, however many accounts send to such
 receivers; a delivery whose retry window would end during the pause is failed.
+
+Finished deliveries and fanned-out event ids are deleted after ``webhook_retention_seconds``
+by the worker's own ``webhooks-retention`` loop (``forget_finished``), however busy delivery is.
 """
 
 from __future__ import annotations
@@ -293,8 +296,6 @@ class WebhookDeliverer:
                 await client.aclose()
         if failure is not None:
             raise failure
-        if not attempted:
-            await self._forget_finished(self.clock())
         return attempted
 
     async def _claim(self, free: int, running: Counter[str]) -> list[Any]:
@@ -426,11 +427,15 @@ class WebhookDeliverer:
             },
         )
 
-    async def _forget_finished(self, now: datetime) -> None:
-        """Delete deliveries finished, and fanned-out event ids older, than the retention."""
-        before = now - timedelta(seconds=self.settings.webhook_retention_seconds)
+    async def forget_finished(self, *, batch: int) -> int:
+        """Delete at most ``batch`` deliveries finished, and ``batch`` fanned-out event ids
+        recorded, longer than the retention ago, oldest first; how many rows went. The
+        worker's ``webhooks-retention`` loop runs it on its own schedule: run after a round
+        that attempted nothing, it never ran while some attempt was always running."""
+        before = self.clock() - timedelta(seconds=self.settings.webhook_retention_seconds)
         async with self.db.unit_of_work() as session:
             connection = await session.connection()
-            parameters = {"before": before, "batch": self.settings.webhook_batch * 10}
-            await connection.execute(_FORGET_DELIVERIES, parameters)
-            await connection.execute(_FORGET_EVENTS, parameters)
+            parameters = {"before": before, "batch": batch}
+            deliveries = await connection.execute(_FORGET_DELIVERIES, parameters)
+            events = await connection.execute(_FORGET_EVENTS, parameters)
+            return int(deliveries.rowcount) + int(events.rowcount)

@@ -43,10 +43,12 @@ class Received:
 class Receiver:
     """Answers each request with the next planned answer (200 once the plan is spent):
     a status code, ``"redirect"``, ``"slow"`` (sleeps past any test timeout), ``"flood"``
-    (an endless body) or ``"hold"`` (waits for the test to set the status code in ``held``)."""
+    (an endless body) or ``"hold"`` (waits for the test to set the status code in ``held``),
+    each after ``delay`` seconds (a receiver that takes its time but answers)."""
 
     secret: str = ""
     plan: list[int | str] = field(default_factory=list)
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     held: list[asyncio.Future[int]] = field(default_factory=list)
 
@@ -60,6 +62,7 @@ class Receiver:
             Received(request.url.path, headers, body, self.verify(self.secret, headers, body))
         )
         answer = self.plan.pop(0) if self.plan else 200
+        await asyncio.sleep(self.delay)
         if answer == "redirect":
             return Response(status_code=302, headers={"Location": "/elsewhere"})
         if answer == "slow":

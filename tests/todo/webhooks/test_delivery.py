@@ -943,6 +943,74 @@ async def test_the_worker_process_fans_out_and_delivers(
     assert json.loads(receiving.received[0].body)["type"] == "task.deleted"
 
 
+async def test_finished_deliveries_are_forgotten_while_the_delivery_loop_is_never_idle(
+    api: httpx.AsyncClient,
+    settings: TodoSettings,
+    committed_database: Database,
+    live_clock: FrozenClock,
+    dns: TableDns,
+    box: SecretBox,
+    receiver: tuple[Receiver, str],
+    alice: User,
+) -> None:
+    """A receiver answering 2xx promptly enough not to be held, with deliveries always due,
+    keeps an attempt running through round after round; the retention runs all the same."""
+    receiving, url = receiver
+    receiving.delay = 0.2
+    webhook = await register(api, alice, url)
+    receiving.secret = webhook["secret"]
+    now = live_clock()
+    long_ago = now - timedelta(seconds=settings.webhook_retention_seconds + 1)
+    async with committed_database.unit_of_work() as session:
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "INSERT INTO todo.webhook_deliveries (webhook_id, user_id, event_id, event_type,"
+                " payload, status, next_attempt_at, created_at, finished_at) VALUES"
+                " (:w, :u, 'old', 'task.created', '{}', 'delivered', NULL, :long_ago, :long_ago)"
+            ),
+            {"w": webhook["id"], "u": alice.sub, "long_ago": long_ago},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO todo.webhook_deliveries (webhook_id, user_id, event_id, event_type,"
+                " payload, status, next_attempt_at, created_at)"
+                " SELECT :w, :u, 'p' || n, 'task.created', '{}', 'pending', :now, :now"
+                " FROM generate_series(1, 20) AS n"
+            ),
+            {"w": webhook["id"], "u": alice.sub, "now": now},
+        )
+        await connection.execute(
+            text("INSERT INTO todo.webhook_events (event_id, processed_at) VALUES ('1-0', :at)"),
+            {"at": long_ago},
+        )
+    # One attempt at a time and rounds of about a second: 20 deliveries of 0.2 s each keep
+    # the loop busy for several rounds, none of which attempts nothing.
+    busy = settings.model_copy(
+        update={"webhook_batch": 1, "webhook_attempts_per_user": 1, "webhook_attempt_timeout": 1.0}
+    )
+    worker = create_worker(
+        busy, db=committed_database, consumer="w1", clock=live_clock, resolver=dns, webhook_box=box
+    )
+
+    async def forgotten_while_busy() -> bool:
+        row = await committed_database.fetch_row(
+            "SELECT count(*) FILTER (WHERE status = 'delivered'),"
+            " count(*) FILTER (WHERE status = 'pending'),"
+            " count(*) FILTER (WHERE event_id = 'old'),"
+            " (SELECT count(*) FROM todo.webhook_events WHERE event_id = '1-0')"
+            " FROM todo.webhook_deliveries"
+        )
+        assert row is not None
+        delivered, pending, old, old_event = row
+        assert pending > 0, "every delivery ended before the old ones were forgotten"
+        return bool(delivered >= 8 and old == 0 and old_event == 0)
+
+    async with serve(worker):
+        await eventually(forgotten_while_busy, seconds=30)
+    assert all(r.verified for r in receiving.received)
+
+
 async def test_real_task_changes_reach_the_webhook_through_the_worker(
     api: httpx.AsyncClient,
     settings: TodoSettings,

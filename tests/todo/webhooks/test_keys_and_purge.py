@@ -272,7 +272,7 @@ async def test_finished_deliveries_are_deleted_after_the_retention_and_pending_o
     deliverer = WebhookDeliverer(
         database, WebhookKeys(todo_settings, box), todo_settings, clock=clock, resolver=dns
     )
-    assert await deliverer.deliver_once() == 0
+    assert await deliverer.forget_finished(batch=10) == 1
     async with sessionmaker() as session:
         kept = (
             await (await session.connection()).execute(
