@@ -11,6 +11,12 @@ a scheduler started after a stop fires what fell due meanwhile, late but once.
 The notification ids of one user are drawn under that user's outbox lock
 (``shared.outbox.lock_keys``), held to the commit: they increase in commit order, which is
 what lets a resumed stream ask for "after id n" (todo_service/notifications.py).
+
+Under the same lock, in the same transaction, each of those users keeps at most
+``unread_max`` unread notifications: the oldest beyond them are deleted. Reminders written
+with instants already past fire at once (a reminder for 9:00 written at 9:00:00.4 must still
+fire), so one task re-sent with new past instants fires on every request; the bound is what
+keeps that, or anything else that fires reminders, from growing the table without end.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from shared.events import TASKS_STREAM, utc_text
 from shared.outbox import add_event, lock_keys
 from todo_service import reminders
 from todo_service.models import NOTIFICATIONS, OUTBOX, TASKS
+from todo_service.settings import NOTIFICATIONS_UNREAD_MAX
 
 REMINDER_DUE = "reminder.due"
 REMINDER_DUE_VERSION = 1
@@ -74,9 +81,43 @@ _NEW_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('todo.notifications', 'id')) FROM generate_series(1, :n)"
 )
 
+# Each user's unread notifications beyond the newest ``keep`` (ids increase in commit order),
+# at most ``most`` of them: one backward walk of the partial index of unread ones,
+# ``(user_id, id) WHERE read_at IS NULL``, reading at most ``keep + most`` entries per user.
+# They are locked after they are picked (a locking read would lock the ``keep`` it skips
+# too), and those another transaction has locked are skipped: a task's deletion or the
+# account's purge may hold them and wait for the user's outbox lock this round holds, and a
+# read or snooze takes them out of the unread anyway. So the bound may be passed by such
+# rows until the user's next round.
+_DELETE_UNREAD_BEYOND = text(
+    """
+    WITH beyond AS (
+        SELECT newest.id FROM unnest(CAST(:users AS text[])) AS u(user_id)
+        CROSS JOIN LATERAL (
+            SELECT id FROM todo.notifications
+            WHERE user_id = u.user_id AND read_at IS NULL
+            ORDER BY id DESC
+            OFFSET :keep LIMIT :most
+        ) AS newest
+    ), doomed AS (
+        SELECT id FROM todo.notifications
+        WHERE id = ANY(ARRAY(SELECT id FROM beyond)) AND read_at IS NULL
+        FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM todo.notifications WHERE id IN (SELECT id FROM doomed)
+    """
+)
+# Beyond what a round adds, at most this many more of one user's unread notifications over
+# the bound go per round: a backlog from before the bound shrinks by a batch each time the
+# user's reminders fire, never in one long transaction holding the round's tasks.
+_UNREAD_BACKLOG_BATCH = 1000
 
-async def fire_due(db: Database, *, now: datetime, batch: int) -> int:
-    """One round at ``now``: the number of tasks handled (0: nothing was due)."""
+
+async def fire_due(
+    db: Database, *, now: datetime, batch: int, unread_max: int = NOTIFICATIONS_UNREAD_MAX
+) -> int:
+    """One round at ``now``: the number of tasks handled (0: nothing was due). The users it
+    notifies keep at most ``unread_max`` unread notifications each, the newest."""
     async with db.unit_of_work() as session:
         connection = await session.connection()
         rows = (await connection.execute(_SELECT_DUE, {"now": now, "batch": batch})).all()
@@ -108,6 +149,14 @@ async def fire_due(db: Database, *, now: datetime, batch: int) -> int:
                     }
                     for notification_id, d in zip(ids, due, strict=True)
                 ],
+            )
+            await connection.execute(
+                _DELETE_UNREAD_BEYOND,
+                {
+                    "users": sorted({d.user_id for d in due}),
+                    "keep": unread_max,
+                    "most": len(due) + _UNREAD_BACKLOG_BATCH,
+                },
             )
             for notification_id, d in zip(ids, due, strict=True):
                 await add_event(

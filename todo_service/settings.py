@@ -10,6 +10,9 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DATA_DIR, ServiceSettings
 
+# Unread notifications one user keeps (TODO_NOTIFICATIONS_UNREAD_MAX); the scheduler's default.
+NOTIFICATIONS_UNREAD_MAX = 1000
+
 
 class TodoSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TODO_", env_file=".env", extra="ignore")
@@ -33,6 +36,9 @@ class TodoSettings(ServiceSettings):
     notifications_streams_max: int = Field(default=1000, ge=1)
     # Notifications read longer ago than this are deleted by the worker (unread ones stay).
     notifications_read_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Unread notifications one user keeps: the scheduler deletes the oldest beyond them in the
+    # transaction that adds new ones, whatever made the reminders fire (docs/todo.md).
+    notifications_unread_max: int = Field(default=NOTIFICATIONS_UNREAD_MAX, ge=1, le=100_000)
 
     # Webhooks (docs/webhooks.md). Fernet keys sealing the signing secrets at rest, one per
     # line, newest first (rotation: prepend a key, run `python -m todo_service.webhooks

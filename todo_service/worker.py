@@ -61,7 +61,12 @@ def create_app(
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
         async def fire() -> int:
-            return await fire_due(database, now=clock(), batch=settings.reminders_batch)
+            return await fire_due(
+                database,
+                now=clock(),
+                batch=settings.reminders_batch,
+                unread_max=settings.notifications_unread_max,
+            )
 
         async def forget_read_notifications() -> int:
             keep = timedelta(days=settings.notifications_read_retention_days)

@@ -165,6 +165,84 @@ async def test_two_schedulers_at_once_fire_every_reminder_exactly_once(
         assert len(mine) == 40
 
 
+async def unread_remind_ats(client: httpx.AsyncClient, user: User) -> list[datetime]:
+    """When the user's unread notifications were meant to fire, in order."""
+    response = await client.get("/api/notifications?unread=true", headers=user.headers)
+    assert response.status_code == 200, response.text
+    return sorted(datetime.fromisoformat(n["remind_at"]) for n in response.json())
+
+
+async def test_a_user_keeps_only_the_newest_unread_notifications_up_to_the_bound(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User, bob: User
+) -> None:
+    """Reminders at instants already past fire at once, so one task re-sent with new past
+    instants fires on every request; the scheduler keeps the newest ``unread_max`` unread
+    notifications of each user it notifies and deletes the older ones, in its transaction.
+    Read notifications and other users' are left alone."""
+    past = [NOW - timedelta(minutes=m) for m in range(10, 0, -1)]  # oldest first
+    bobs = await create(committed_client, bob, reminders=[{"at": iso(t)} for t in past[:4]])
+    read = await create(committed_client, alice, reminders=[{"at": iso(NOW - timedelta(days=1))}])
+    assert await fire_due(committed_database, now=NOW, batch=10) == 2
+    [earlier] = [n for n in await notifications(committed_database) if n.task_id == read["id"]]
+    response = await committed_client.post(
+        f"/api/notifications/{earlier.id}/read", headers=alice.headers
+    )
+    assert response.status_code == 200, response.text
+    bob_before = [n for n in await notifications(committed_database) if n.user_id == bob.sub]
+
+    task = await create(committed_client, alice, reminders=[{"at": iso(t)} for t in past[:5]])
+    assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+    assert await unread_remind_ats(committed_client, alice) == past[2:5]
+    # The same task's next list of past instants: again only the newest three stay unread.
+    patched = await committed_client.patch(
+        f"/api/tasks/{task['id']}",
+        json={"reminders": [{"at": iso(t)} for t in past[5:]]},
+        headers=alice.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+    assert await unread_remind_ats(committed_client, alice) == past[7:]
+    alices = [n for n in await notifications(committed_database) if n.user_id == alice.sub]
+    assert len(alices) == 4
+    assert alices[0].id == earlier.id  # the read one: not counted, and kept
+    # Bob's four unread, over alice's bound, were not this round's to bound.
+    assert [n for n in await notifications(committed_database) if n.user_id == bob.sub] == (
+        bob_before
+    )
+    assert len(bob_before) == 4
+    assert all(n.task_id == bobs["id"] for n in bob_before)
+
+
+async def test_the_bound_skips_an_unread_notification_another_transaction_has_locked(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User
+) -> None:
+    """A task's deletion locks its notifications (the cascade) before it waits for the
+    user's outbox lock, which a round holds while it bounds the unread: the round skips such
+    a row instead of waiting for it, and a later round deletes it if it is still unread."""
+    past = [NOW - timedelta(minutes=m) for m in range(10, 0, -1)]
+    await create(committed_client, alice, reminders=[{"at": iso(t)} for t in past[:3]])
+    assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+    oldest = (await notifications(committed_database))[0]
+    async with committed_database.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT id FROM todo.notifications WHERE id = :id FOR UPDATE"), {"id": oldest.id}
+        )
+        await create(committed_client, alice, reminders=[{"at": iso(t)} for t in past[3:5]])
+        async with asyncio.timeout(10):
+            assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+        ids = [n.id for n in await notifications(committed_database)]
+        assert len(ids) == 4
+        assert ids[0] == oldest.id  # kept: the next oldest went in its place
+        await holder.rollback()
+    await create(committed_client, alice, reminders=[{"at": iso(past[5])}])
+    assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+    assert await unread_remind_ats(committed_client, alice) == past[3:6]
+
+
+def test_unread_notifications_are_bounded_at_1000_per_user_by_default() -> None:
+    assert TodoSettings(_env_file=None).notifications_unread_max == 1000  # type: ignore[call-arg]
+
+
 @pytest.fixture
 def worker_settings(todo_settings: TodoSettings, redis_url: str) -> TodoSettings:
     return todo_settings.model_copy(
