@@ -109,7 +109,7 @@ GATEWAY_REDIS_RULES = (
 # A consumer group's commands (shared/events.py), and the reads an operator needs to look at
 # a stream and its dead letters (XLEN, XRANGE, XINFO).
 _READS = "+xlen +xrange +xinfo"
-_CONSUMER = f"+xreadgroup +xack +xautoclaim +xpending +xgroup|create {_READS}"
+_CONSUMER = f"+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create {_READS}"
 # Per worker: the root rules (keys, then commands), and a selector (in parentheses) that
 # alone allows XADD, on the streams that worker writes. A command runs when the root or a
 # selector allows both it and its keys, so a consumer's XADD onto the stream it reads is refused.

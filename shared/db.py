@@ -367,6 +367,20 @@ def is_statement_cancelled(exc: BaseException) -> bool:
     return any(isinstance(c, asyncpg.exceptions.QueryCanceledError) for c in _causes(exc))
 
 
+# PostgreSQL aborted the transaction because it lost a race with another: to break a deadlock
+# (40P01) or to keep serializable isolation (40001). Nothing it did was committed.
+_TRANSACTION_CONFLICTS = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """The server aborted the transaction to break a deadlock or a serialization conflict
+    with another one: the work itself is sound, and run again it goes through."""
+    return any(isinstance(c, _TRANSACTION_CONFLICTS) for c in _causes(exc))
+
+
 async def wait_for_database(engine: AsyncEngine, *, attempts: int = 10, delay: float = 0.5) -> None:
     """Bounded retry at startup: a database that is still booting is not a crash."""
     for attempt in range(1, attempts + 1):

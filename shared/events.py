@@ -25,7 +25,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, func, tex
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Database
+from shared.db import Database, is_transaction_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -145,10 +145,14 @@ DEAD_LETTER_SUFFIX = ".dead"
 DEAD_LETTER_MAXLEN = 10_000
 
 
-def is_outage(exc: BaseException) -> bool:
-    """A failure of the database or the broker rather than of the event: retried without
-    end (the worker backs off), never dead-lettered."""
+def is_transient(exc: BaseException) -> bool:
+    """A failure that says nothing about the event: an outage of the database or the broker,
+    or a transaction the database aborted for losing a race with another (a deadlock, a
+    serialization failure). Retried without end (the worker backs off), never counted toward
+    dead-lettering."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if is_transaction_conflict(exc):
         return True
     return isinstance(exc, (RedisError, OSError, TimeoutError, OperationalError, InterfaceError))
 
@@ -172,9 +176,10 @@ class RedisStreamSubscription:
     ``block_ms``. An entry is acknowledged only after the handler returned: a crash replays
     it, so handlers drop duplicates by id (``handle_once``). A malformed entry is logged and
     acknowledged, so it cannot stop the group. An entry whose handler still fails after
-    ``max_deliveries`` deliveries (an outage of the database or the broker aside) is moved to
-    the dead-letter stream ``<stream>.dead`` with the group and the error's type, and
-    acknowledged: one poisonous event cannot stop the entries behind it forever.
+    ``max_deliveries`` deliveries is moved to the dead-letter stream ``<stream>.dead`` with
+    the group and the error's type, and acknowledged: one poisonous event cannot stop the
+    entries behind it forever. A delivery that failed transiently (``is_transient``: an
+    outage, a deadlock) is retried and not counted.
     """
 
     redis: Redis = field(repr=False)
@@ -248,7 +253,10 @@ class RedisStreamSubscription:
             try:
                 await handler(event)
             except Exception as exc:
-                if is_outage(exc) or await self._deliveries(entry_id) < self.max_deliveries:
+                if is_transient(exc):
+                    await self._uncount(entry_id)
+                    raise
+                if await self._deliveries(entry_id) < self.max_deliveries:
                     raise
                 await self._dead_letter(entry_id, event, exc)
         await self.redis.xack(self.stream, self.group, entry_id)
@@ -259,6 +267,22 @@ class RedisStreamSubscription:
             self.stream, self.group, min=entry_id, max=entry_id, count=1
         )
         return int(pending[0]["times_delivered"]) if pending else 0
+
+    async def _uncount(self, entry_id: Any) -> None:
+        """Take back the delivery that just failed transiently (``is_transient``): Redis
+        counts every delivery, so without this a few outages or deadlocks would leave the
+        entry one ordinary failure away from the dead letters, or past them. The entry stays
+        this consumer's, pending, its count one less (``XCLAIM ... RETRYCOUNT``)."""
+        delivered = await self._deliveries(entry_id)
+        await self.redis.xclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=0,
+            message_ids=[entry_id],
+            retrycount=max(delivered - 1, 0),
+            justid=True,
+        )
 
     async def _dead_letter(self, entry_id: Any, event: Event, exc: Exception) -> None:
         logger.error(

@@ -237,20 +237,31 @@ async def test_the_gateways_rate_limits_work_with_its_user(
 
 async def consume(client: Redis, stream: str, group: str, *, failing: str) -> tuple[list[str], int]:
     """What a real subscription with ``client`` hands its handler (the entry whose event id
-    is ``failing`` keeps failing, so it goes to the dead letters), and how many are pending."""
+    is ``failing`` meets an outage first, which the subscription takes back from its count,
+    then keeps failing, so it goes to the dead letters), and how many are pending."""
     subscription = RedisStreamSubscription(
         client, stream=stream, group=group, consumer="c1", block_ms=10, max_deliveries=1
     )
     seen: list[str] = []
+    outage = True
 
     async def handler(event: Event) -> None:
+        nonlocal outage
+        if event.id == failing and outage:
+            outage = False
+            raise ConnectionRefusedError("database down")
         seen.append(event.id)
         if event.id == failing:
             raise ValueError("cannot be applied")
 
-    async with asyncio.timeout(10):
+    async def drain() -> None:
         while await subscription.poll(handler):
             pass
+
+    async with asyncio.timeout(10):
+        with pytest.raises(ConnectionRefusedError):
+            await drain()
+        await drain()
     pending = await client.xpending(stream, group)
     return seen, int(pending["pending"])
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.models import OUTBOX
 from shared.db import Database
@@ -173,6 +175,64 @@ async def test_an_outage_is_retried_without_end_and_never_dead_lettered(
 
     await consumer.poll(handle)
     assert seen == ["1"]
+
+
+def losing_a_race(engine: AsyncEngine, sqlstate: str) -> Callable[[Event], Awaitable[None]]:
+    """A handler whose transaction the server aborts with ``sqlstate`` (40P01: a deadlock,
+    40001: a serialization failure), PostgreSQL's own error through the driver; the real
+    deadlock of a purge is in tests/todo/test_account_deletion.py."""
+    abort = text(f"DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '{sqlstate}'; END $$")
+
+    async def handle(_: Event) -> None:
+        async with engine.connect() as connection:
+            await connection.execute(abort)
+
+    return handle
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+async def test_a_deadlock_or_serialization_failure_is_retried_and_never_dead_lettered(
+    redis: Redis, engine: AsyncEngine, sqlstate: str
+) -> None:
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "1", event("1").to_json())
+    consumer = subscription(redis, max_deliveries=1)
+    for _ in range(3):
+        with pytest.raises(DBAPIError, match="lost a race"):
+            await consumer.poll(losing_a_race(engine, sqlstate))
+    assert await redis.xlen(STREAM + DEAD_LETTER_SUFFIX) == 0
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    await consumer.poll(handle)
+    assert seen == ["1"]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+async def test_transient_failures_do_not_count_toward_dead_lettering(
+    redis: Redis, engine: AsyncEngine
+) -> None:
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "1", event("1").to_json())
+
+    async def down(_: Event) -> None:
+        raise ConnectionRefusedError("database down")
+
+    async def broken(_: Event) -> None:
+        raise ValueError("this event cannot be applied")
+
+    consumer = subscription(redis, max_deliveries=2)
+    for handler in (down, losing_a_race(engine, "40P01"), down):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - an outage, then a deadlock
+            await consumer.poll(handler)
+    # Four deliveries so far, but only this one counts: the entry is still retried.
+    with pytest.raises(ValueError, match="cannot be applied"):
+        await consumer.poll(broken)
+    assert await redis.xlen(STREAM + DEAD_LETTER_SUFFIX) == 0
+    # The second that counts reaches max_deliveries.
+    await consumer.poll(broken)
+    assert await redis.xlen(STREAM + DEAD_LETTER_SUFFIX) == 1
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
 
 
 @pytest.mark.parametrize(
