@@ -11,6 +11,16 @@ consumer of ``user.deleted`` together with the purge (``bury``). Two defences us
   one, so a write that passed the token check just before the purge either commits before
   the purge starts (and is purged with the rest) or waits for it (and is refused): no row
   survives the purge, whichever write path stored it.
+
+One lock order: a subject's lock, then its rows. The purge holds the exclusive lock while it
+deletes the subject's rows, table after table, waiting for any row another transaction has
+locked. A write that locked some of those rows first and then needs the shared lock (an
+insert, through the trigger) or another of the rows in the purge's other order would wait
+for the purge while the purge waits for it: a deadlock, which PostgreSQL breaks by aborting
+one of them. So a write that locks rows of a subject takes the subject's shared lock first
+(``lock_subject``); shared, it costs concurrent writes of that subject nothing. A write that
+must not wait at all (one locking the rows of many subjects with ``SKIP LOCKED``) tries the
+lock in its row query instead (``try_lock_subject``) and passes over a subject being purged.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
+from sqlalchemy import Column, ColumnElement, DateTime, MetaData, Table, Text, func, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Database, is_database_outage
@@ -87,6 +97,24 @@ def refusal_trigger_sql(schema: str, table: str) -> str:
 def notify_channel(table: Table) -> str:
     """The channel on which ``bury`` announces a subject of ``table`` (its qualified name)."""
     return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+async def lock_subject(session: AsyncSession, subject: str) -> None:
+    """Take ``subject``'s lock in shared mode until the transaction ends, as the trigger does
+    for an insert: before locking any row of the subject (the module's lock order)."""
+    connection = await session.connection()
+    await connection.execute(
+        text("SELECT pg_advisory_xact_lock_shared(:space, hashtext(:subject))"),
+        {"space": SUBJECT_LOCK_CLASS, "subject": subject},
+    )
+
+
+def try_lock_subject(subject: ColumnElement[str]) -> ColumnElement[bool]:
+    """A condition on a row that takes its subject's lock in shared mode without waiting:
+    false while that subject's purge holds or waits for the lock. In a ``FOR UPDATE`` query
+    it is evaluated before the row is locked, so a row of a subject being purged is neither
+    locked nor returned."""
+    return func.pg_try_advisory_xact_lock_shared(SUBJECT_LOCK_CLASS, func.hashtext(subject))
 
 
 async def bury(session: AsyncSession, table: Table, subject: str) -> None:

@@ -17,6 +17,7 @@ from shared import pagination
 from shared.clock import Clock, utcnow
 from shared.db import Database, Session, Statements
 from shared.errors import NotFound
+from shared.tombstones import lock_subject
 from todo_service import reminders
 from todo_service.models import MAX_ID, Task
 from todo_service.schemas import NotificationPublic, NotificationQuery
@@ -109,10 +110,13 @@ async def snooze(
     clock: Clock = utcnow,
 ) -> str:
     """Mark it read and remind again in ``minutes`` (a one-off reminder on its task, which
-    fires a new notification); its JSON. The task is locked before the notification, in the
-    order a task's deletion takes them."""
+    fires a new notification); its JSON. The user's subject lock is taken first, then the
+    task, then the notification, in the order a task's deletion takes them (the purge takes
+    the notifications before the tasks, but it holds the subject's lock exclusively, so it
+    never interleaves with this: shared/tombstones.py)."""
     if not 1 <= notification_id <= MAX_ID:
         raise NotificationNotFound()
+    await lock_subject(session, user_id)
     found = await session.fetch_row(_TASK_OF, notification_id, user_id)
     if found is None:
         raise NotificationNotFound()

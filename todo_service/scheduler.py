@@ -6,7 +6,10 @@ it, each takes other tasks, none fires a reminder twice), and for each due remin
 snooze creates the notification and writes its event to the outbox, then marks the reminder
 fired and moves the task's ``next_remind_at`` on. Everything commits together or not at
 all, so a crash fires nothing twice and loses nothing: the due state is the row itself, and
-a scheduler started after a stop fires what fell due meanwhile, late but once.
+a scheduler started after a stop fires what fell due meanwhile, late but once. A task of a
+user whose account is being purged is passed over (its subject's lock is tried in the query,
+``shared.tombstones.try_lock_subject``): the purge deletes it, and the round would otherwise
+hold its row while waiting for the purge, which waits for that row.
 
 The notification ids of one user are drawn under that user's outbox lock
 (``shared.outbox.lock_keys``), held to the commit: they increase in commit order, which is
@@ -30,6 +33,7 @@ from sqlalchemy import bindparam, select, text
 from shared.db import Database
 from shared.events import TASKS_STREAM, utc_text
 from shared.outbox import add_event, lock_keys
+from shared.tombstones import try_lock_subject
 from todo_service import reminders
 from todo_service.models import NOTIFICATIONS, OUTBOX, TASKS
 from todo_service.settings import NOTIFICATIONS_UNREAD_MAX
@@ -58,7 +62,8 @@ _SELECT_DUE = (
         TASKS.c.reminders_fired,
         TASKS.c.snoozed_until,
     )
-    .where(TASKS.c.next_remind_at <= bindparam("now"))
+    # A user being purged is left to the purge (shared/tombstones.py: its lock order).
+    .where(TASKS.c.next_remind_at <= bindparam("now"), try_lock_subject(TASKS.c.user_id))
     .order_by(TASKS.c.next_remind_at)
     .limit(bindparam("batch"))
     .with_for_update(skip_locked=True)

@@ -8,6 +8,15 @@ work's session runs it inside its transaction. A caller outside a request (the M
 wraps its calls in ``Database.unit_of_work()``, which commits exactly like a request does.
 Every statement about one task carries the user's id in its condition (``_owned_task`` for the
 ORM): another user's task is indistinguishable from a task that does not exist.
+
+Lock order: the user's subject lock (shared, ``shared.tombstones.lock_subject``), then the
+user's task rows. A write that locks tasks may then insert (a recurring task's next
+occurrence, the task counts' row: the insert trigger takes the subject's lock) and touches
+the tasks' notifications after them, while the account's purge holds the subject's lock
+exclusively and deletes the notifications, then the tasks. Taken the other way round the two
+wait for each other until PostgreSQL aborts one (the purge, as often as not); in this order
+the write finishes first, or waits for the purge and finds nothing. Shared, the lock costs
+the user's concurrent writes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
 )
+from shared.tombstones import lock_subject
 from todo_service import reminders
 from todo_service import statements as sql
 from todo_service.listing import encode_cursor, page_statement
@@ -89,12 +99,14 @@ async def _owned_task(
     """The user's task, or ``TaskNotFound`` whether it is missing or someone else's.
 
     ``for_update`` locks the row until the unit of work ends, so a version check and the
-    write that follows it are atomic against concurrent writers.
+    write that follows it are atomic against concurrent writers; the user's subject lock is
+    taken before it (the lock order in this module's docstring).
     """
     if not 1 <= task_id <= MAX_ID:
         raise TaskNotFound()
     statement = select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
     if for_update:
+        await lock_subject(session, user_id)
         statement = statement.with_for_update()
     # A locked read must see the committed row, not a copy cached earlier in this session.
     result = await session.exec(statement.execution_options(populate_existing=True))
@@ -348,9 +360,11 @@ async def _owned_tasks(session: AsyncSession, user_id: str, task_ids: Sequence[i
     work ends; ``TasksNotFound`` naming every id that is missing or someone else's.
 
     The rows are locked in id order, the one order every multi-row writer uses, so two such
-    writes over overlapping ids wait for each other instead of deadlocking.
+    writes over overlapping ids wait for each other instead of deadlocking; the user's
+    subject lock is taken before them (the lock order in this module's docstring).
     """
     wanted = [task_id for task_id in task_ids if 1 <= task_id <= MAX_ID]
+    await lock_subject(session, user_id)
     statement = (
         select(Task)
         .where(col(Task.id).in_(wanted), col(Task.user_id) == user_id)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from shared.clock import FrozenClock
 from shared.db import Database
 from shared.events import (
     USERS_STREAM,
@@ -22,11 +23,12 @@ from shared.events import (
     handle_once,
     redis_client,
 )
+from shared.tombstones import bury
 from tests.support.errors import assert_error
 from tests.support.events import eventually, publish, user_deleted
 from tests.support.serving import serve
-from tests.todo.conftest import NOW, User
-from todo_service import events
+from tests.todo.conftest import NOW, User, create
+from todo_service import events, service
 from todo_service.models import (
     DELETED_SUBJECTS,
     IDEMPOTENCY_KEYS,
@@ -246,3 +248,61 @@ async def test_a_purge_outlasts_the_running_roles_statement_bound(
     async with database.unit_of_work() as session:
         await events.PURGE.purge_user(session, alice.sub)
     assert await database.fetch_row(count, alice.sub) == (0,)
+
+
+async def blocked_by(db: Database, pid: int) -> bool:
+    """Whether some backend waits for a lock that backend ``pid`` holds."""
+    row = await db.fetch_row(
+        "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid
+    )
+    return row is not None and row[0] > 0
+
+
+async def test_a_purge_and_a_completion_that_locked_the_tasks_then_inserts_both_finish(
+    committed_client: httpx.AsyncClient,
+    committed_database: Database,
+    alice: User,
+    clock: FrozenClock,
+) -> None:
+    """MCP ``complete_tasks`` locks up to 100 tasks, then a recurring one inserts its next
+    occurrence; the purge buries the subject, then deletes the rows. Without one lock order
+    (the subject's lock before the rows') each waits for the other, and PostgreSQL aborts
+    the purge as a deadlock."""
+    plain = await create(committed_client, alice, title="plain")
+    daily = await create(committed_client, alice, title="daily", recurrence="daily")
+    async with committed_database.unit_of_work() as session:
+        pid = await session.fetch_row("SELECT pg_backend_pid()")
+        assert pid is not None
+        await service.set_completed_many(
+            session, alice.sub, task_ids=[plain["id"]], completed=True, clock=clock
+        )
+        purge = asyncio.create_task(
+            events.PURGE.handle(committed_database, user_deleted(alice.sub, "46"))
+        )
+
+        async def purge_waits() -> bool:
+            return await blocked_by(committed_database, pid[0])
+
+        await eventually(purge_waits, seconds=5)
+        [completed] = await service.set_completed_many(
+            session, alice.sub, task_ids=[daily["id"]], completed=True, clock=clock
+        )
+        assert completed.next_occurrence_id is not None  # inserted
+    await asyncio.wait_for(purge, 10)
+    assert await user_rows(committed_database, alice.sub) == 0
+
+
+async def test_the_scheduler_passes_over_a_user_being_purged_without_waiting(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User, bob: User
+) -> None:
+    """The scheduler locks due tasks of many users, then inserts their notifications: a user
+    whose purge holds the subject's lock is left to the purge, not waited for (while the
+    purge would wait for the scheduler's locks on that user's tasks)."""
+    for user in (alice, bob):
+        await create(committed_client, user, title="t", reminders=[{"at": "2026-03-15T11:00:00Z"}])
+    async with committed_database.unit_of_work() as purging:
+        await bury(purging, DELETED_SUBJECTS, alice.sub)
+        assert await asyncio.wait_for(fire_due(committed_database, now=NOW, batch=10), 5) == 1
+        await events.PURGE.purge_user(purging, alice.sub)
+    assert await user_rows(committed_database, alice.sub) == 0
+    assert await rows(committed_database, NOTIFICATIONS, bob.sub) == 1
