@@ -6,17 +6,17 @@ session, flush and never commit. Single statements (``get_task``, ``add_task``: 
 ``todo_service.statements``) take ``Statements``: the ``Database`` runs one alone, a unit of
 work's session runs it inside its transaction. A caller outside a request (the MCP tools)
 wraps its calls in ``Database.unit_of_work()``, which commits exactly like a request does.
-Every statement about one task carries the user's id in its condition (``_owned_task`` for the
-ORM): another user's task is indistinguishable from a task that does not exist.
+Every statement about one task carries the user's id in its condition (``_locked_tasks`` for
+the ORM): another user's task is indistinguishable from a task that does not exist.
 
 Lock order: the user's subject lock (shared, ``shared.tombstones.lock_subject``), then the
-user's task rows. A write that locks tasks may then insert (a recurring task's next
-occurrence, the task counts' row: the insert trigger takes the subject's lock) and touches
-the tasks' notifications after them, while the account's purge holds the subject's lock
-exclusively and deletes the notifications, then the tasks. Taken the other way round the two
-wait for each other until PostgreSQL aborts one (the purge, as often as not); in this order
-the write finishes first, or waits for the purge and finds nothing. Shared, the lock costs
-the user's concurrent writes nothing.
+user's task rows, in id order, all in one statement (``_locked_tasks``). A write that locks
+tasks may then insert (a recurring task's next occurrence, the task counts' row: the insert
+trigger takes the subject's lock) and touches the tasks' notifications after them, while the
+account's purge holds the subject's lock exclusively and deletes the notifications, then the
+tasks. Taken the other way round the two wait for each other until PostgreSQL aborts one
+(the purge, as often as not); in this order the write finishes first, or waits for the purge
+and finds nothing. Shared, the lock costs the user's concurrent writes nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, insert, update
+from sqlalchemy import ColumnElement, delete, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -93,36 +93,51 @@ def to_public(task: Task) -> TaskPublic:
 # --- one task -------------------------------------------------------------------------------
 
 
-async def _owned_task(
-    session: AsyncSession, user_id: str, task_id: int, *, for_update: bool = False
-) -> Task:
-    """The user's task, or ``TaskNotFound`` whether it is missing or someone else's.
+async def _locked_tasks(
+    session: AsyncSession, user_id: str, task_ids: Sequence[int], *, predecessors: bool = False
+) -> list[Task]:
+    """The user's tasks among these ids, each locked until the unit of work ends, so a
+    check and the writes that follow it are atomic against concurrent writers; with
+    ``predecessors``, also the tasks whose next occurrence they are (a deletion clears their
+    link). Another user's task is not found, as a missing one.
 
-    ``for_update`` locks the row until the unit of work ends, so a version check and the
-    write that follows it are atomic against concurrent writers; the user's subject lock is
-    taken before it (the lock order in this module's docstring).
+    The user's subject lock comes first (the lock order in this module's docstring), then
+    every row in one statement, in id order, before the caller writes anything: the one
+    order every writer of tasks takes, so two writes over overlapping tasks wait for each
+    other instead of deadlocking. A predecessor has a lower id than its next occurrence:
+    locked after it (as a deletion's update of the link did), it would run against that order.
     """
-    if not 1 <= task_id <= MAX_ID:
-        raise TaskNotFound()
-    statement = select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
-    if for_update:
-        await lock_subject(session, user_id)
-        statement = statement.with_for_update()
+    wanted = [task_id for task_id in task_ids if 1 <= task_id <= MAX_ID]
+    await lock_subject(session, user_id)
+    chosen: ColumnElement[bool] = col(Task.id).in_(wanted)
+    if predecessors:
+        chosen = or_(chosen, col(Task.next_occurrence_id).in_(wanted))
+    statement = (
+        select(Task)
+        .where(chosen, col(Task.user_id) == user_id)
+        .order_by(col(Task.id))
+        .with_for_update()
+    )
     # A locked read must see the committed row, not a copy cached earlier in this session.
     result = await session.exec(statement.execution_options(populate_existing=True))
-    task = result.first()
-    if task is None:
-        raise TaskNotFound()
-    return task
+    return list(result.all())
 
 
 async def _task_to_write(
-    session: AsyncSession, user_id: str, task_id: int, if_match: Collection[int] | None
+    session: AsyncSession,
+    user_id: str,
+    task_id: int,
+    if_match: Collection[int] | None,
+    *,
+    predecessors: bool = False,
 ) -> Task:
-    """The user's task, locked until the unit of work ends, at a version ``if_match`` accepts
-    (None: any); ``StaleTask`` otherwise. The check and the write that follows are atomic
-    against concurrent writers."""
-    task = await _owned_task(session, user_id, task_id, for_update=True)
+    """The user's task, locked (with its predecessors if asked: ``_locked_tasks``), at a
+    version ``if_match`` accepts (None: any); ``TaskNotFound`` whether it is missing or
+    someone else's, ``StaleTask`` at another version."""
+    locked = await _locked_tasks(session, user_id, [task_id], predecessors=predecessors)
+    task = next((task for task in locked if task.id == task_id), None)
+    if task is None:
+        raise TaskNotFound()
     if if_match is not None and task.version not in if_match:
         raise StaleTask()
     return task
@@ -245,7 +260,7 @@ async def delete_task(
 ) -> TaskPublic:
     """Delete the task; returns it as it was. A predecessor's link to it is cleared (and that
     predecessor's version bumped), so completing the predecessor again schedules anew."""
-    task = await _task_to_write(session, user_id, task_id, if_match)
+    task = await _task_to_write(session, user_id, task_id, if_match, predecessors=True)
     deleted = to_public(task)
     await session.exec(
         update(Task)
@@ -355,24 +370,13 @@ class TasksNotFound(TaskNotFound):
         super().__init__(f"Tasks not found: {', '.join(str(i) for i in self.task_ids)}")
 
 
-async def _owned_tasks(session: AsyncSession, user_id: str, task_ids: Sequence[int]) -> list[Task]:
-    """The user's tasks with these ids, in the order given, each locked until the unit of
-    work ends; ``TasksNotFound`` naming every id that is missing or someone else's.
-
-    The rows are locked in id order, the one order every multi-row writer uses, so two such
-    writes over overlapping ids wait for each other instead of deadlocking; the user's
-    subject lock is taken before them (the lock order in this module's docstring).
-    """
-    wanted = [task_id for task_id in task_ids if 1 <= task_id <= MAX_ID]
-    await lock_subject(session, user_id)
-    statement = (
-        select(Task)
-        .where(col(Task.id).in_(wanted), col(Task.user_id) == user_id)
-        .order_by(col(Task.id))
-        .with_for_update()
-    )
-    result = await session.exec(statement.execution_options(populate_existing=True))
-    found = {task.id: task for task in result.all()}
+async def _owned_tasks(
+    session: AsyncSession, user_id: str, task_ids: Sequence[int], *, predecessors: bool = False
+) -> list[Task]:
+    """The user's tasks with these ids, in the order given, locked as ``_locked_tasks`` locks
+    them; ``TasksNotFound`` naming every id that is missing or someone else's."""
+    locked = await _locked_tasks(session, user_id, task_ids, predecessors=predecessors)
+    found = {task.id: task for task in locked}
     missing = [task_id for task_id in task_ids if task_id not in found]
     if missing:
         raise TasksNotFound(missing)
@@ -404,7 +408,7 @@ async def delete_many(
     """Delete every task, all or none (``TasksNotFound``, nothing changed, when any id is not
     the user's); returns them as they were, in the order of ``task_ids``. Predecessors'
     links are cleared as ``delete_task`` clears them."""
-    tasks = await _owned_tasks(session, user_id, task_ids)
+    tasks = await _owned_tasks(session, user_id, task_ids, predecessors=True)
     deleted = [to_public(task) for task in tasks]
     ids = [task.id for task in tasks]
     await session.exec(

@@ -1,5 +1,6 @@
-"""Emptying the service schemas between tests that commit real data, and a PostgreSQL of a
-test's own for tests that stop, restart or crash it (the session's is shared)."""
+"""Emptying the service schemas between tests that commit real data, a PostgreSQL of a
+test's own for tests that stop, restart or crash it (the session's is shared), and how many
+transactions wait for a lock (to interleave concurrent ones in a known order)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine
+from shared.db import Database, create_engine
 from shared.embedded_pg import EmbeddedPostgres
 from shared.migrate import available_services
 from shared.migrations import upgrade
@@ -42,6 +43,16 @@ async def empty_service_schemas(engine: AsyncEngine, *, restart_identity: bool =
             tables = [f'"{schema}"."{name}"' for (name,) in rows]
             if tables:
                 await connection.execute(text(f"TRUNCATE {', '.join(tables)}{suffix}"))
+
+
+async def lock_waiters(db: Database) -> int:
+    """How many sessions of this database wait for a lock (a row's, an advisory one)."""
+    row = await db.fetch_row(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    assert row is not None
+    return int(row[0])
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from shared.events import (
     redis_client,
 )
 from shared.tombstones import bury
+from tests.support.database import lock_waiters
 from tests.support.errors import assert_error
 from tests.support.events import eventually, publish, user_deleted
 from tests.support.serving import serve
@@ -250,14 +251,6 @@ async def test_a_purge_outlasts_the_running_roles_statement_bound(
     assert await database.fetch_row(count, alice.sub) == (0,)
 
 
-async def blocked_by(db: Database, pid: int) -> bool:
-    """Whether some backend waits for a lock that backend ``pid`` holds."""
-    row = await db.fetch_row(
-        "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid
-    )
-    return row is not None and row[0] > 0
-
-
 async def test_a_purge_and_a_completion_that_locked_the_tasks_then_inserts_both_finish(
     committed_client: httpx.AsyncClient,
     committed_database: Database,
@@ -271,8 +264,6 @@ async def test_a_purge_and_a_completion_that_locked_the_tasks_then_inserts_both_
     plain = await create(committed_client, alice, title="plain")
     daily = await create(committed_client, alice, title="daily", recurrence="daily")
     async with committed_database.unit_of_work() as session:
-        pid = await session.fetch_row("SELECT pg_backend_pid()")
-        assert pid is not None
         await service.set_completed_many(
             session, alice.sub, task_ids=[plain["id"]], completed=True, clock=clock
         )
@@ -281,7 +272,7 @@ async def test_a_purge_and_a_completion_that_locked_the_tasks_then_inserts_both_
         )
 
         async def purge_waits() -> bool:
-            return await blocked_by(committed_database, pid[0])
+            return await lock_waiters(committed_database) == 1
 
         await eventually(purge_waits, seconds=5)
         [completed] = await service.set_completed_many(

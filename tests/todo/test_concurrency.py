@@ -13,8 +13,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import FrozenClock
+from shared.db import Database
+from tests.support.database import lock_waiters
 from tests.support.errors import assert_error
+from tests.support.events import eventually
 from tests.todo.conftest import User, create
+from todo_service import service
+from todo_service.schemas import TaskPublic
 
 ROUNDS = 5
 
@@ -244,3 +249,49 @@ async def test_a_walk_returns_every_existing_row_once_while_rows_are_inserted(
     counts = Counter(seen)
     assert all(counts[task_id] == 1 for task_id in start_ids), counts
     assert max(counts.values()) == 1
+
+
+async def test_deleting_an_occurrence_while_it_and_its_predecessor_are_completed_never_deadlocks(
+    committed_client: httpx.AsyncClient,
+    committed_database: Database,
+    alice: User,
+    clock: FrozenClock,
+) -> None:
+    """``DELETE /api/tasks/C`` clears the link of C's predecessor A (the lower id) while
+    ``complete_tasks([A, C])`` locks A, then C. A third transaction holds C, so the deletion
+    waits for C first and the completion queues behind it: had the deletion locked C before
+    A, the two would wait for each other once C is free (a 500 with PostgreSQL's deadlock)."""
+    daily = await create(committed_client, alice, title="daily", recurrence="daily")
+    done = await committed_client.patch(f"/api/tasks/{daily['id']}/complete", headers=alice.headers)
+    a, c = daily["id"], done.json()["next_occurrence_id"]
+    assert a < c
+
+    async def delete() -> TaskPublic:
+        async with committed_database.unit_of_work() as session:
+            return await service.delete_task(session, alice.sub, task_id=c, clock=clock)
+
+    async def complete() -> list[TaskPublic]:
+        async with committed_database.unit_of_work() as session:
+            return await service.set_completed_many(
+                session, alice.sub, task_ids=[a, c], completed=True, clock=clock
+            )
+
+    async with committed_database.unit_of_work() as holder:
+        await holder.fetch_row("SELECT id FROM todo.tasks WHERE id = $1 FOR UPDATE", c)
+        deleting = asyncio.create_task(delete())
+
+        async def waiting(n: int) -> bool:
+            return await lock_waiters(committed_database) == n
+
+        await eventually(lambda: waiting(1), seconds=5)
+        completing = asyncio.create_task(complete())
+        await eventually(lambda: waiting(2), seconds=5)
+    async with asyncio.timeout(10):
+        deleted, completed = await asyncio.gather(deleting, completing, return_exceptions=True)
+    assert isinstance(deleted, TaskPublic), deleted
+    assert deleted.id == c
+    # The completion came second and found C gone: refused whole, not a deadlock.
+    assert isinstance(completed, service.TasksNotFound), completed
+    assert completed.task_ids == [c]
+    linked = await committed_client.get(f"/api/tasks/{a}", headers=alice.headers)
+    assert linked.json()["next_occurrence_id"] is None
