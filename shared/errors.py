@@ -476,15 +476,29 @@ _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 # Raised by the trigger that refuses rows of a deleted account (shared/tombstones.py): a write
 # that passed the token check just before the account's purge.
 DELETED_SUBJECT_SQLSTATE = "P0401"
+# Raised by a trigger that refuses a row past a bound of the account (todo's tasks per user):
+# its message is the client's and its detail the error's code, both written by the migration.
+LIMIT_SQLSTATE = "P0402"
+
+
+class LimitReached(Conflict, code="limit_reached", message="A limit of the account was reached"):
+    """A write past a bound of the account, refused by the database (``LIMIT_SQLSTATE``)."""
 
 
 def database_refusal(exc: BaseException) -> AppError | None:
     """The client's error behind a query's failure, through SQLAlchemy (``DBAPIError``) or
-    straight from the driver: text PostgreSQL cannot store, or a write of a deleted account.
+    straight from the driver: text PostgreSQL cannot store, a write of a deleted account, or
+    one past a bound of the account.
     None for anything else (an outage, a bug). For callers outside a route's handlers too
     (the MCP tools), so both answer the same input the same way."""
     driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
     sqlstate = getattr(driver_error, "sqlstate", None)
+    if sqlstate == LIMIT_SQLSTATE:
+        # SQLAlchemy's adapter keeps the driver's error, with the trigger's fields, as cause.
+        raised = driver_error if isinstance(driver_error, PostgresError) else driver_error.__cause__
+        if isinstance(raised, PostgresError) and raised.detail:
+            return LimitReached(raised.message, code=raised.detail)
+        return LimitReached()
     if sqlstate in _UNSTORABLE_TEXT:
         return ValidationFailed(
             "Text may not contain the NUL character (U+0000)", code="invalid_character"

@@ -38,6 +38,13 @@ router = api_router("/api/tasks", "tasks")
 # The statuses of the routes that name one task, and of those that also write it.
 _ONE_TASK = error_responses(404)
 _WRITE_ONE_TASK = error_responses(404, 412)
+# A write that may complete a recurring task: its next occurrence is a new task.
+_CHANGE_ONE_TASK = error_responses(
+    404,
+    409,
+    412,
+    descriptions={409: "Completing a recurring task would pass the user's task limit"},
+)
 
 
 def _idempotency_ttl(request: Request) -> timedelta:
@@ -199,7 +206,8 @@ async def list_tasks(
         409,
         422,
         descriptions={
-            409: "A create with this Idempotency-Key is still in progress",
+            409: "A create with this Idempotency-Key is still in progress, or the task would "
+            "pass the user's task limit",
             422: "Invalid body, or an Idempotency-Key reused with another body",
         },
     ),
@@ -299,7 +307,7 @@ TaskWriteDep = Annotated[TaskWrite, Depends(_task_write)]
 
 
 @router.put(
-    "/{task_id}", response_model=TaskPublic, responses=_WRITE_ONE_TASK, summary="Replace a task"
+    "/{task_id}", response_model=TaskPublic, responses=_CHANGE_ONE_TASK, summary="Replace a task"
 )
 async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
     task = await service.update_task(write.session, write.user_id, changes=body, **write.target)
@@ -309,7 +317,7 @@ async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
-    responses=_WRITE_ONE_TASK,
+    responses=_CHANGE_ONE_TASK,
     summary="Change some fields (JSON merge patch)",
     description="`application/merge-patch+json` or `application/json`: an absent field is "
     "unchanged, `null` clears description, due_at or tags.",
@@ -322,7 +330,7 @@ async def patch_task(body: TaskPatch, write: TaskWriteDep) -> Response:
 @router.patch(
     "/{task_id}/complete",
     response_model=TaskPublic,
-    responses=_WRITE_ONE_TASK,
+    responses=_CHANGE_ONE_TASK,
     summary='Toggle completion, or set it with {"completed": true|false}',
 )
 async def complete_task(write: TaskWriteDep, body: CompleteIn | None = None) -> Response:

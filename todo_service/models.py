@@ -47,6 +47,9 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 TAG_MAX = 30
 TAGS_MAX = 10
+# Tasks one user keeps: an insert past it is refused by the database (migration 0012's
+# trigger, as a 409 ``task_limit_reached``), whichever path adds the task.
+TASKS_PER_USER_MAX = 100_000
 
 
 # The order of each sort of the list, by sort name, spelled exactly as its index

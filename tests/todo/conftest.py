@@ -95,13 +95,9 @@ TABLES = (
 )
 
 
-@pytest.fixture
-def snapshot(sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
-    """Every row of the todo schema (the outbox too), to prove a refused request changed
-    nothing and wrote no event."""
-
+def _snapshot(maker: async_sessionmaker[AsyncSession]) -> Snapshot:
     async def take() -> list[dict[str, Any]]:
-        async with sessionmaker() as session:
+        async with maker() as session:
             connection = await session.connection()
             rows = []
             for table, key in TABLES:
@@ -113,6 +109,20 @@ def snapshot(sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
     return take
 
 
+@pytest.fixture
+def snapshot(sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
+    """Every row of the todo schema (the outbox too), to prove a refused request changed
+    nothing and wrote no event."""
+    return _snapshot(sessionmaker)
+
+
+@pytest.fixture
+def committed_snapshot(committed_sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
+    """``snapshot`` of the committed database: for a refusal the database itself makes,
+    which ends the transaction of the rolled-back test connection."""
+    return _snapshot(committed_sessionmaker)
+
+
 async def create(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[str, Any]:
     """A task for ``user`` through the API; the title defaults to something unique enough."""
     fields.setdefault("title", "a task")
@@ -120,6 +130,19 @@ async def create(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[s
     assert response.status_code == 201, response.text
     task: dict[str, Any] = response.json()
     return task
+
+
+async def set_task_total(maker: async_sessionmaker[AsyncSession], user: User, total: int) -> None:
+    """The user's task count as if they had ``total`` tasks: what the per-user bound reads
+    (migration 0012), without inserting that many rows."""
+    async with maker.begin() as session:
+        await (await session.connection()).execute(
+            text(
+                "INSERT INTO todo.task_counts (user_id, total) VALUES (:user, :total) "
+                "ON CONFLICT (user_id) DO UPDATE SET total = excluded.total"
+            ),
+            {"user": user.sub, "total": total},
+        )
 
 
 async def events_of(db: Database, user: User, *, after: int = 0) -> list[dict[str, Any]]:

@@ -31,8 +31,9 @@ from tests.support.errors import assert_error
 from tests.support.event_schemas import validate_data
 from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
-from tests.todo.conftest import NOW, User, events_of, last_event_id
+from tests.todo.conftest import NOW, User, events_of, last_event_id, set_task_total
 from todo_service.app import create_app
+from todo_service.models import TASKS_PER_USER_MAX
 from todo_service.scheduler import fire_due
 from todo_service.settings import TodoSettings
 
@@ -1149,3 +1150,14 @@ async def test_a_nul_character_in_a_tool_argument_is_invalid_not_an_internal_err
             assert error_text(refused) == "Text may not contain the NUL character (U+0000)"
     assert await rows(committed_sessionmaker) == before
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_adding_a_task_past_the_users_limit_is_a_conflict(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await set_task_total(committed_sessionmaker, alice, TASKS_PER_USER_MAX)
+    async with connect(bearer(alice)) as client:
+        refused = await client.call_tool("add_task", {"title": "one more"})
+    assert error_code(refused) == "conflict"
+    assert error_text(refused) == f"At most {TASKS_PER_USER_MAX} tasks per user; delete some first"
+    assert await rows(committed_sessionmaker) == []
