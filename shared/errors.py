@@ -212,6 +212,19 @@ class DatabaseUnavailable(
         super().__init__(headers={"Retry-After": "1"})
 
 
+class TransactionConflict(
+    ServiceUnavailable,
+    code="transaction_conflict",
+    message="This request collided with a concurrent one and nothing was saved; please retry",
+):
+    """PostgreSQL aborted the request's transaction to break a deadlock or a serialization
+    conflict with another one (``shared.db.is_transaction_conflict``): nothing of it was
+    committed, and the same request again goes through."""
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
 class OutcomeUnknown(
     ServiceUnavailable,
     code="outcome_unknown",

@@ -13,7 +13,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import errors
-from shared.db import is_database_outage, is_statement_cancelled
+from shared.db import is_database_outage, is_statement_cancelled, is_transaction_conflict
 from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 
@@ -97,9 +97,9 @@ class RequestContextMiddleware:
             if response_started:
                 raise  # too late for an envelope: the server drops the connection
             error = error_for(exc)
-            if isinstance(error, errors.DatabaseUnavailable):
-                # Not a bug: the database is down or restarting. One line, and an answer
-                # that tells the client to retry.
+            if isinstance(error, errors.DatabaseUnavailable | errors.TransactionConflict):
+                # Not a bug: the database is down or restarting, or broke a deadlock. One
+                # line, and an answer that tells the client to retry.
                 error_logger.warning(
                     "database unavailable on %s %s: %r", scope["method"], scope["path"], exc
                 )
@@ -129,12 +129,15 @@ class RequestContextMiddleware:
 
 def error_for(exc: BaseException) -> errors.AppError:
     """The error a client is answered for ``exc``, an exception no handler of the app took:
-    itself if it is one of ours, a 503 for a database outage or a statement the server
-    cancelled (its time bound), otherwise a 500."""
+    itself if it is one of ours, a 503 for a database outage, a statement the server
+    cancelled (its time bound) or a transaction it aborted for a concurrent one, otherwise
+    a 500."""
     if isinstance(exc, errors.AppError):
         return exc
     if is_database_outage(exc) or is_statement_cancelled(exc):
         return errors.DatabaseUnavailable()
+    if is_transaction_conflict(exc):
+        return errors.TransactionConflict()
     return errors.InternalError()
 
 

@@ -31,6 +31,7 @@ from shared.db import (
 )
 from shared.errors import OutcomeUnknown, install_error_handlers
 from shared.middleware import RequestContextMiddleware
+from tests.support.errors import assert_error
 from tests.support.raw_server import raw_server
 from tests.support.tls import open_postgres, pump
 
@@ -244,6 +245,13 @@ def app_using(engine: AsyncEngine) -> FastAPI:
     async def bug() -> None:
         raise RuntimeError("a bug")
 
+    @app.get("/lose-a-race/{sqlstate}")
+    async def lose_a_race(sqlstate: str) -> None:
+        # PostgreSQL's own abort of a transaction that lost to another, through the driver.
+        raised = f"RAISE EXCEPTION 'lost a race' USING ERRCODE = '{sqlstate}'"
+        async with engine.connect() as connection:
+            await connection.execute(text(f"DO $$ BEGIN {raised}; END $$"))
+
     return app
 
 
@@ -261,6 +269,19 @@ async def test_outage_is_503_with_retry_after_and_a_bug_stays_500(nowhere: Async
     assert down.headers["retry-after"] == "1"
     assert bug.status_code == 500
     assert bug.json()["code"] == "internal_error"
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"], ids=["deadlock", "serialization"])
+async def test_a_transaction_aborted_for_a_concurrent_one_is_503_with_retry_after(
+    engine: AsyncEngine, sqlstate: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing of it was saved and the same request again goes through: not a bug (500).
+    transport = httpx.ASGITransport(app=app_using(engine), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        lost = await client.get(f"/lose-a-race/{sqlstate}")
+    assert_error(lost, 503, "transaction_conflict")
+    assert lost.headers["retry-after"] == "1"
+    assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
 
 
 async def test_exhausted_pool_is_503_and_no_connection_is_opened_beyond_it(
