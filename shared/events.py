@@ -58,6 +58,9 @@ class Event:
     data: dict[str, Any]
 
     def to_json(self) -> bytes:
+        """Compact UTF-8 JSON: a character outside ASCII takes its 2-4 bytes, not a 6- or
+        12-byte ``\\uXXXX`` escape, so the largest task event is a third as large on the
+        stream (docs/events.md, "The envelope")."""
         return json.dumps(
             {
                 "id": self.id,
@@ -68,6 +71,7 @@ class Event:
                 "data": self.data,
             },
             separators=(",", ":"),
+            ensure_ascii=False,
             sort_keys=True,
         ).encode()
 
@@ -95,7 +99,14 @@ class Event:
                 raise MalformedEvent(f"field {name!r} missing or not a {kind.__name__}")
         if not 0 < len(body["id"]) <= EVENT_ID_MAX:
             raise MalformedEvent("event id empty or too long")
-        return cls(**{name: body[name] for name in fields})
+        event = cls(**{name: body[name] for name in fields})
+        try:
+            # JSON may escape a lone surrogate ("\\ud800"), which no UTF-8 can carry: such an
+            # event could be neither dead-lettered nor stored, and would hold its group.
+            event.to_json()
+        except UnicodeEncodeError:
+            raise MalformedEvent("a string that is not Unicode text") from None
+        return event
 
 
 # --- publishing -------------------------------------------------------------------------

@@ -50,6 +50,11 @@ TAGS_MAX = 10
 # Tasks one user keeps: an insert past it is refused by the database (migration 0012's
 # trigger, as a 409 ``task_limit_reached``), whichever path adds the task.
 TASKS_PER_USER_MAX = 100_000
+# The largest task event on the stream, in bytes: its title, description and tags hold at
+# most 1,500 characters, each at most 6 bytes of compact UTF-8 JSON (an emoji takes 4, a
+# control character's escape 6), and the rest of the task and the envelope well under 1 KiB.
+# Redis's memory is sized for EVENTS_STREAM_MAXLEN of these (docs/deploy.md, "Redis's memory").
+TASK_EVENT_MAX_BYTES = 10 * 1024
 
 
 # The order of each sort of the list, by sort name, spelled exactly as its index

@@ -122,6 +122,25 @@ async def test_a_malformed_entry_is_acknowledged_and_the_next_one_handled(redis:
     assert (await redis.xpending(STREAM, "g"))["pending"] == 0
 
 
+async def test_an_entry_with_a_lone_surrogate_is_malformed_and_the_next_one_handled(
+    redis: Redis,
+) -> None:
+    # Valid JSON, but "\ud800" decodes to no character UTF-8 can carry: the event could not
+    # be written again (dead letters, webhook payloads), so it is dropped where it is read.
+    lone = b'{"id":"1","type":"t","version":1,"key":"u1","occurred_at":"x","data":{"t":"\\ud800"}}'
+    await redis.xadd(STREAM, {"id": "1", "event": lone})
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "2", event("2").to_json())
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    while await subscription(redis).poll(handle):
+        pass
+    assert seen == ["2"]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
 async def test_an_entry_whose_handler_keeps_failing_goes_to_the_dead_letter_stream(
     redis: Redis,
 ) -> None:

@@ -22,7 +22,14 @@ from tests.support.errors import assert_error
 from tests.support.event_schemas import documented_types, validate_data
 from tests.todo.conftest import User, create, events_of, last_event_id
 from todo_service.events import PURGE
-from todo_service.models import OUTBOX
+from todo_service.models import (
+    DESCRIPTION_MAX,
+    OUTBOX,
+    TAG_MAX,
+    TAGS_MAX,
+    TASK_EVENT_MAX_BYTES,
+    TITLE_MAX,
+)
 
 TASK_TYPES = ("task.created", "task.updated", "task.completed", "task.reopened", "task.deleted")
 # The fields of a task in version 1 of the task events: the documented schema's.
@@ -314,3 +321,49 @@ async def test_task_events_reach_the_stream_valid_against_the_documented_schemas
             assert event.version == 1
             assert event.data["user_id"] == user.sub
             validate_data(event.type, event.version, event.data)
+
+
+# Characters at their largest in an event: an emoji outside the BMP (4 bytes of UTF-8, a
+# 12-byte surrogate-pair escape in ASCII JSON) and a control character (a 6-byte escape).
+@pytest.mark.parametrize("character", ["\N{GRINNING FACE}", "\x01"], ids=["emoji", "control"])
+async def test_the_largest_task_event_on_the_stream_stays_within_its_stated_bound(
+    committed_client: httpx.AsyncClient,
+    committed_database: Database,
+    redis_url: str,
+    alice: User,
+    character: str,
+) -> None:
+    fields = {
+        "title": character * TITLE_MAX,
+        "description": character * DESCRIPTION_MAX,
+        # Distinct tags of TAG_MAX characters each.
+        "tags": [f"{n}" + character * (TAG_MAX - 1) for n in range(TAGS_MAX)],
+        "priority": "medium",
+        "due_at": "2026-12-11T14:00:00.000000Z",
+        "recurrence": "monthly",
+    }
+    task = await create(committed_client, alice, **fields)
+    # Completing it sets every field an event can carry: completed_at, next_occurrence_id.
+    completed = await committed_client.patch(
+        f"/api/tasks/{task['id']}/complete", headers=alice.headers
+    )
+    assert completed.status_code == 200, completed.text
+
+    redis = redis_client(redis_url)
+    try:
+        dispatcher = OutboxDispatcher(
+            committed_database,
+            OUTBOX,
+            RedisStreamPublisher(redis, maxlen=10_000),
+            batch=10,
+            retention_seconds=3600,
+        )
+        while await dispatcher.dispatch_once():
+            pass
+        entries = await redis.xrange(TASKS_STREAM)
+    finally:
+        await redis.aclose()
+
+    sizes = {Event.from_json(f[b"event"]).type: len(f[b"event"]) for _, f in entries}
+    assert set(sizes) == {"task.created", "task.completed"}
+    assert max(sizes.values()) <= TASK_EVENT_MAX_BYTES, sizes
