@@ -148,11 +148,20 @@ def events_redis_url(env: dict[str, str], worker: str) -> str:
     )
 
 
+# Redis's memory (docs/deploy.md, "Redis's memory"): under the container's 256 MiB (compose's
+# mem_limit, the local overlay's limit), leaving room for the append-only file's rewrite (a
+# fork whose copied pages count against the container) and the clients' buffers; above what
+# the streams hold at EVENTS_STREAM_MAXLEN of the largest events. Full, Redis refuses a write
+# with an error (``noeviction``) rather than evict a key: a stream entry not yet read by every
+# group, or a rate-limit counter, is never dropped in silence.
+REDIS_MAXMEMORY_MB = 160
+
+
 def redis_config(env: dict[str, str]) -> str:
     """Redis for rate-limit counters and event streams: a user per client, each with a password
     and only its own keys and commands (no client connects without a password, and none is an
-    administrator), and an append-only file (fsynced every second) so the streams survive a
-    restart; no snapshots."""
+    administrator), an append-only file (fsynced every second) so the streams survive a
+    restart, no snapshots, and a memory bound that refuses writes once reached."""
     users = [
         f"user default on >{env['REDIS_PASSWORD']} resetkeys resetchannels -@all +ping",
         f"user {GATEWAY_REDIS_USER} on >{env['GATEWAY_REDIS_PASSWORD']} {GATEWAY_REDIS_RULES}",
@@ -164,6 +173,7 @@ def redis_config(env: dict[str, str]) -> str:
     ]
     return "".join(line + "\n" for line in users) + (
         'save ""\nappendonly yes\nappendfsync everysec\ndir /data\n'
+        f"maxmemory {REDIS_MAXMEMORY_MB}mb\nmaxmemory-policy noeviction\n"
     )
 
 

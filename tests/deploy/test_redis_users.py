@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from limits import parse
@@ -32,8 +33,11 @@ from shared.events import (
     RedisStreamSubscription,
     redis_client,
 )
-from tests.deploy.compose import compose_env, read_env
+from tests.deploy.compose import compose_env, read_env, secret_files
+from tests.deploy.kubernetes import of_kind
 from tests.support.redis import redis_process
+from todo_service.models import TASK_EVENT_MAX_BYTES
+from todo_service.settings import TodoSettings
 
 
 def forged_deletion(subject: str) -> Event:
@@ -298,3 +302,44 @@ async def test_each_worker_runs_its_streams_with_its_own_user(
     assert seen == ["t1", "t2"]
     assert pending == 0
     assert await todo.xlen(TASKS_STREAM + ".dead") == 1
+
+
+# Units of redis.conf's sizes, of compose's mem_limit and of Kubernetes' quantities: all powers
+# of 1024 as they are used here.
+_UNITS = {"": 1, "k": 1024, "kb": 1024, "ki": 1024, "m": 1024**2, "mb": 1024**2, "mi": 1024**2,
+          "g": 1024**3, "gb": 1024**3, "gi": 1024**3}  # fmt: skip
+
+
+def size_bytes(value: str | int) -> int:
+    text = str(value).strip().lower()
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return int(digits) * _UNITS[text[len(digits) :]]
+
+
+def test_the_shipped_redis_refuses_writes_before_its_container_runs_out_of_memory(
+    local: Any, env_file: Path, manifests: list[dict[str, Any]]
+) -> None:
+    conf = secret_files(local, env_file)["redis_conf"]
+    settings = dict(
+        line.split(" ", 1) for line in conf.splitlines() if line.startswith("maxmemory")
+    )
+    maxmemory = size_bytes(settings["maxmemory"])
+    # Full, a write fails loudly: no stream entry or rate-limit counter is evicted in silence.
+    assert settings["maxmemory-policy"] == "noeviction"
+
+    redis = of_kind(manifests, "Deployment")["redis"]["spec"]["template"]["spec"]
+    (container,) = redis["containers"]
+    limits = {
+        "compose": size_bytes(local["services"]["redis"]["mem_limit"]),
+        "kubernetes": size_bytes(container["resources"]["limits"]["memory"]),
+    }
+    for where, limit in limits.items():
+        # Room beyond maxmemory for the append-only file's rewrite and the clients' buffers.
+        assert maxmemory <= 0.7 * limit, (where, maxmemory, limit)
+
+    # The tasks stream at its length (neither compose nor the overlay sets another) of the
+    # largest events, with Redis's own overhead per entry (measured under 10%), leaves room
+    # for the users stream and the counters.
+    maxlen = TodoSettings.model_fields["events_stream_maxlen"].default
+    streams = maxlen * TASK_EVENT_MAX_BYTES * 1.1
+    assert streams <= 0.75 * maxmemory, (streams, maxmemory)
