@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -338,6 +339,31 @@ async def test_a_failed_publish_keeps_the_rows_before_it_sent_and_resumes_at_it(
     assert await unsent(committed_database) == 2
     assert await dispatcher(committed_database, recorder).dispatch_once() == 2
     assert [int(i) for i, _ in recorder.published] == ids
+
+
+async def test_an_event_redis_refuses_for_lack_of_memory_stays_in_the_outbox_until_it_fits(
+    committed_database: Database, redis: Redis
+) -> None:
+    # The shipped Redis's policy (deploy/local_secrets.py): full, it refuses writes.
+    await redis.config_set("maxmemory-policy", "noeviction")
+    await redis.config_set("maxmemory", (await redis.info("memory"))["used_memory"])
+    ids = await write_events(committed_database, ["a", "b"])
+    outbox = OutboxDispatcher(
+        committed_database,
+        OUTBOX,
+        RedisStreamPublisher(redis, maxlen=1000),
+        batch=100,
+        retention_seconds=3600,
+    )
+    with pytest.raises(ResponseError, match="maxmemory"):
+        await outbox.dispatch_once()
+    assert await unsent(committed_database) == 2
+    assert await redis.xlen(STREAM) == 0
+
+    await redis.config_set("maxmemory", 0)
+    assert await outbox.dispatch_once() == 2
+    entries = await redis.xrange(STREAM)
+    assert [int(fields[b"id"]) for _, fields in entries] == ids
 
 
 async def test_a_rolled_back_event_is_never_published(committed_database: Database) -> None:
