@@ -23,6 +23,7 @@ from shared.errors import (
     IdempotentRequestInProgress,
     NotFound,
 )
+from shared.tombstones import lock_subject, subject_lock_sql
 from shared.pagination import (
     MAX_ID,
     Page,
@@ -71,6 +72,12 @@ async def get_conversation(
 # A chat turn is the service's hot path: each of its two units of work is one statement on a
 # pooled driver connection (``Database.fetch_row``), with the ownership check inside it.
 # Every write says so (``write=True``): a connection lost as it commits is ``outcome_unknown``.
+#
+# Lock order (shared/tombstones.py): the user's subject lock, shared, before the
+# conversation's row. A statement that updates the conversation and then inserts the message
+# would otherwise hold the row while the insert's trigger waits for the subject's lock, which
+# the account's purge holds while it waits for that row: PostgreSQL aborts one of them.
+_SUBJECT = f"subject AS MATERIALIZED (SELECT {subject_lock_sql('$2::text')})"
 
 _BEGIN_IN_NEW_CONVERSATION = """
 WITH conversation AS (
@@ -84,9 +91,10 @@ RETURNING conversation_id, id"""
 
 # One snapshot for every part: the history is the window before this message, and the message
 # is inserted only if the conversation is (still) the user's.
-_BEGIN_IN_CONVERSATION = """
-WITH conversation AS (
+_BEGIN_IN_CONVERSATION = f"""
+WITH {_SUBJECT}, conversation AS (
     UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    FROM subject
     WHERE id = $1::bigint AND user_id = $2::text
     RETURNING id
 ), history AS (
@@ -103,11 +111,12 @@ SELECT (SELECT id FROM message),
        (SELECT json_agg(json_build_object('role', role, 'content', content,
                                           'tool_calls', tool_calls, 'state', state)
                         ORDER BY id)::text
-        FROM history)"""
+        FROM history)"""  # noqa: S608 - no input in the text
 
-_ADD_MESSAGE = """
-WITH conversation AS (
+_ADD_MESSAGE = f"""
+WITH {_SUBJECT}, conversation AS (
     UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    FROM subject
     WHERE id = $1::bigint AND user_id = $2::text
     RETURNING id
 )
@@ -115,7 +124,7 @@ INSERT INTO chat.messages (conversation_id, user_id, role, content, tool_calls, 
                            created_at)
 SELECT id, $2::text, $4::text, $5::text, $6::text::jsonb, $7::text::jsonb, $3::timestamptz
 FROM conversation
-RETURNING id"""
+RETURNING id"""  # noqa: S608 - no input in the text
 
 
 _HISTORY_BEFORE = """
@@ -130,9 +139,10 @@ SELECT (SELECT id FROM chat.messages
               LIMIT $4::int) AS history)"""
 
 # The reply and, in the same statement, the answer a keyed turn replays from now on.
-_ADD_REPLY_OF_KEYED_TURN = """
-WITH conversation AS (
+_ADD_REPLY_OF_KEYED_TURN = f"""
+WITH {_SUBJECT}, conversation AS (
     UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    FROM subject
     WHERE id = $1::bigint AND user_id = $2::text
     RETURNING id
 ), reply AS (
@@ -145,7 +155,7 @@ WITH conversation AS (
     UPDATE chat.turn_keys SET response = $7::text, locked_until = $3::timestamptz
     WHERE id = $8::bigint AND user_id = $2::text AND EXISTS (SELECT 1 FROM reply)
 )
-SELECT id FROM reply"""
+SELECT id FROM reply"""  # noqa: S608 - no input in the text
 
 
 @dataclass(frozen=True)
@@ -281,9 +291,12 @@ async def list_messages(
 
 
 async def delete_conversation(session: AsyncSession, user_id: str, *, conversation_id: int) -> None:
-    """Delete the conversation and (by cascade) its messages."""
+    """Delete the conversation and (by cascade) its messages. The subject's lock first: the
+    purge deletes the messages before the conversations, this the conversation before its
+    messages (shared/tombstones.py)."""
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
+    await lock_subject(session, user_id)
     result = await session.exec(
         delete(Conversation)
         .where(col(Conversation.id) == conversation_id, col(Conversation.user_id) == user_id)

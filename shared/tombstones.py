@@ -99,6 +99,13 @@ def notify_channel(table: Table) -> str:
     return f"{table.schema}.{table.name}" if table.schema else table.name
 
 
+def subject_lock_sql(subject: str) -> str:
+    """The SQL taking ``subject``'s lock in shared mode, as ``lock_subject`` does, for a single
+    statement to take before it locks any row (``subject`` is an SQL expression: a bound
+    parameter)."""
+    return f"pg_advisory_xact_lock_shared({SUBJECT_LOCK_CLASS}, hashtext({subject}))"
+
+
 async def lock_subject(session: AsyncSession, subject: str) -> None:
     """Take ``subject``'s lock in shared mode until the transaction ends, as the trigger does
     for an insert: before locking any row of the subject (the module's lock order)."""
