@@ -105,7 +105,8 @@ _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
             504,
             descriptions={
                 404: "`conversation_id` is not one of the user's conversations",
-                409: "A turn with this Idempotency-Key is still running (see Retry-After)",
+                409: "A turn with this Idempotency-Key is still running (see Retry-After), "
+                "or the conversation is full (`conversation_full`: start a new one)",
                 502: "The model or the todo service answered badly",
                 503: "The todo service is unavailable",
                 504: "The turn took longer than allowed",

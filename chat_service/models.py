@@ -16,9 +16,11 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -54,6 +56,12 @@ class Conversation(ChatBase, table=True):
     title: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=timestamp(default_now=True))
     updated_at: datetime = Field(sa_column=timestamp(default_now=True))
+    # The user messages stored in it, each holding room for its reply: a turn is let in while
+    # twice this stays within CHAT_MAX_MESSAGES_PER_CONVERSATION, checked and counted by the
+    # statement that locks this row (concurrent turns take turns).
+    turns: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
 
 
 class Message(ChatBase, table=True):

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chat_service.models import Conversation, Message, Role
 from shared.db import Database
 from shared.errors import (
+    Conflict,
     IdempotencyKeyReused,
     IdempotentRequestInProgress,
     NotFound,
@@ -40,6 +41,14 @@ class ConversationNotFound(
     NotFound, code="conversation_not_found", message="Conversation not found"
 ):
     """No such conversation, or not the current user's."""
+
+
+class ConversationFull(
+    Conflict,
+    code="conversation_full",
+    message="This conversation is at its length limit: start a new conversation to go on",
+):
+    """The conversation has no room left for another message and its reply."""
 
 
 def title_for(message: str) -> str:
@@ -79,10 +88,27 @@ async def get_conversation(
 # the account's purge holds while it waits for that row: PostgreSQL aborts one of them.
 _SUBJECT = f"subject AS MATERIALIZED (SELECT {subject_lock_sql('$2::text')})"
 
+# The user's conversation starts take turns (after the subject's lock, before any row), so the
+# trim below sees every conversation committed before it: two concurrent starts cannot both
+# keep the same oldest one.
+_STARTS_LOCK_CLASS = 0x0B11
+_LOCK_STARTS = (
+    f"SELECT {subject_lock_sql('$1::text')}, "
+    f"pg_advisory_xact_lock({_STARTS_LOCK_CLASS}, hashtext($1::text))"
+)
+# Starting a conversation keeps the user's newest ``$5`` others and deletes the rest, with their
+# messages: the least recently active first, and at most a batch per start (an account over the
+# bound from before it, or a lowered bound, comes back within it start by start).
+_TRIM_BATCH = 100
 _BEGIN_IN_NEW_CONVERSATION = """
-WITH conversation AS (
-    INSERT INTO chat.conversations (user_id, title, created_at, updated_at)
-    VALUES ($1::text, $2::text, $3::timestamptz, $3::timestamptz)
+WITH dropped AS (
+    DELETE FROM chat.conversations WHERE id IN (
+        SELECT id FROM chat.conversations WHERE user_id = $1::text
+        ORDER BY updated_at DESC, id DESC
+        OFFSET $5::int LIMIT $6::int)
+), conversation AS (
+    INSERT INTO chat.conversations (user_id, title, created_at, updated_at, turns)
+    VALUES ($1::text, $2::text, $3::timestamptz, $3::timestamptz, 1)
     RETURNING id
 )
 INSERT INTO chat.messages (conversation_id, user_id, role, content, created_at)
@@ -90,12 +116,16 @@ SELECT id, $1::text, 'user', $4::text, $3::timestamptz FROM conversation
 RETURNING conversation_id, id"""
 
 # One snapshot for every part: the history is the window before this message, and the message
-# is inserted only if the conversation is (still) the user's.
+# is inserted only if the conversation is (still) the user's and has room for it and its reply
+# (fewer than ``$6`` turns). The room is checked and taken on the conversation's row as the
+# UPDATE locks it (PostgreSQL checks the condition again on the row's latest version), so
+# concurrent turns take it one after the other. The last column tells "full" from "not found".
 _BEGIN_IN_CONVERSATION = f"""
 WITH {_SUBJECT}, conversation AS (
-    UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz)
+    UPDATE chat.conversations SET updated_at = greatest(updated_at, $3::timestamptz),
+                                  turns = turns + 1
     FROM subject
-    WHERE id = $1::bigint AND user_id = $2::text
+    WHERE id = $1::bigint AND user_id = $2::text AND turns < $6::int
     RETURNING id
 ), history AS (
     SELECT id, role, content, tool_calls, state FROM chat.messages
@@ -111,7 +141,9 @@ SELECT (SELECT id FROM message),
        (SELECT json_agg(json_build_object('role', role, 'content', content,
                                           'tool_calls', tool_calls, 'state', state)
                         ORDER BY id)::text
-        FROM history)"""  # noqa: S608 - no input in the text
+        FROM history),
+       EXISTS (SELECT 1 FROM chat.conversations WHERE id = $1::bigint AND user_id = $2::text)
+"""  # noqa: S608 - no input in the text
 
 _ADD_MESSAGE = f"""
 WITH {_SUBJECT}, conversation AS (
@@ -169,33 +201,54 @@ class StoredMessage:
 
 
 async def start_conversation(
-    db: Database, user_id: str, *, first_message: str, now: datetime
+    db: Database, user_id: str, *, first_message: str, now: datetime, max_conversations: int
 ) -> tuple[int, int]:
-    """A new conversation of the user's holding its first message; the ids of both."""
-    row = await db.fetch_row(
-        _BEGIN_IN_NEW_CONVERSATION,
-        user_id,
-        title_for(first_message),
-        now,
-        first_message,
-        write=True,
-    )
+    """A new conversation of the user's holding its first message; the ids of both. The user
+    keeps at most ``max_conversations``: the least recently active beyond go, with their
+    messages. One transaction: the starts' lock, then the trim and the insert, read after it."""
+    async with db.unit_of_work() as session:
+        await session.fetch_row(_LOCK_STARTS, user_id)
+        row = await session.fetch_row(
+            _BEGIN_IN_NEW_CONVERSATION,
+            user_id,
+            title_for(first_message),
+            now,
+            first_message,
+            max_conversations - 1,
+            _TRIM_BATCH,
+        )
     assert row is not None  # an INSERT ... VALUES always returns its row
     return int(row[0]), int(row[1])
 
 
 async def continue_conversation(
-    db: Database, user_id: str, *, conversation_id: int, message: str, now: datetime, window: int
+    db: Database,
+    user_id: str,
+    *,
+    conversation_id: int,
+    message: str,
+    now: datetime,
+    window: int,
+    max_messages: int,
 ) -> tuple[int, list[StoredMessage]]:
     """Append the user's message to their conversation; its id and the ``window`` messages
-    before it, oldest first. Someone else's conversation is as unknown as a missing one."""
+    before it, oldest first. Someone else's conversation is as unknown as a missing one; one
+    without room for the message and its reply within ``max_messages`` is ``ConversationFull``
+    (each turn counts two, its reply stored or not)."""
     if not 1 <= conversation_id <= MAX_ID:
         raise ConversationNotFound()
     row = await db.fetch_row(
-        _BEGIN_IN_CONVERSATION, conversation_id, user_id, now, message, window, write=True
+        _BEGIN_IN_CONVERSATION,
+        conversation_id,
+        user_id,
+        now,
+        message,
+        window,
+        max_messages // 2,
+        write=True,
     )
     if row is None or row[0] is None:
-        raise ConversationNotFound()
+        raise ConversationFull() if row is not None and row[2] else ConversationNotFound()
     return int(row[0]), [StoredMessage(**stored) for stored in json.loads(row[1] or "[]")]
 
 

@@ -49,6 +49,12 @@ class ChatSettings(ServiceSettings):
     # How long a POST /api/chat with an Idempotency-Key is remembered and replayed.
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
 
+    # What one account may store: its most recently active conversations (starting one more
+    # deletes the least recently active, with its messages) and the messages of one
+    # conversation (a turn needs room for its message and its reply; past that, a 409).
+    max_conversations_per_user: int = Field(default=100, ge=1, le=10_000)
+    max_messages_per_conversation: int = Field(default=500, ge=2, le=10_000)
+
     # Default page size of the conversation and message lists (a client may ask up to 100).
     page_size: int = Field(default=20, ge=1, le=100)
 

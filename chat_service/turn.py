@@ -157,7 +157,11 @@ async def begin_turn(ctx: ChatContext, request: TurnRequest) -> Turn | Replay:
 async def _store_message(ctx: ChatContext, request: TurnRequest, now: datetime) -> Turn:
     if request.conversation_id is None:
         conversation_id, message_id = await service.start_conversation(
-            ctx.db, request.user_id, first_message=request.message, now=now
+            ctx.db,
+            request.user_id,
+            first_message=request.message,
+            now=now,
+            max_conversations=ctx.settings.max_conversations_per_user,
         )
         return Turn(conversation_id=conversation_id, message_id=message_id, history=())
     message_id, stored = await service.continue_conversation(
@@ -167,6 +171,7 @@ async def _store_message(ctx: ChatContext, request: TurnRequest, now: datetime) 
         message=request.message,
         now=now,
         window=ctx.settings.history_window,
+        max_messages=ctx.settings.max_messages_per_conversation,
     )
     history = tuple(_history(message) for message in stored)
     return Turn(conversation_id=request.conversation_id, message_id=message_id, history=history)
