@@ -24,7 +24,6 @@ from shared.errors import (
     IdempotentRequestInProgress,
     NotFound,
 )
-from shared.tombstones import lock_subject, subject_lock_sql
 from shared.pagination import (
     MAX_ID,
     Page,
@@ -33,6 +32,7 @@ from shared.pagination import (
     decode_cursor_list,
     encode_cursor,
 )
+from shared.tombstones import lock_subject, subject_lock_sql
 
 TITLE_MAX = 80
 

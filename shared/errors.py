@@ -508,7 +508,8 @@ def database_refusal(exc: BaseException) -> AppError | None:
     sqlstate = getattr(driver_error, "sqlstate", None)
     if sqlstate == LIMIT_SQLSTATE:
         # SQLAlchemy's adapter keeps the driver's error, with the trigger's fields, as cause.
-        raised = driver_error if isinstance(driver_error, PostgresError) else driver_error.__cause__
+        raised = getattr(driver_error, "__cause__", None)
+        raised = driver_error if isinstance(driver_error, PostgresError) else raised
         if isinstance(raised, PostgresError) and raised.detail:
             return LimitReached(raised.message, code=raised.detail)
         return LimitReached()
