@@ -84,9 +84,6 @@ async def _agent(settings: ChatSettings, stack: contextlib.AsyncExitStack) -> Ag
         timeout=settings.openai_timeout_seconds,
         max_retries=settings.openai_max_retries,
         http_client=model_http_client(settings.openai_timeout_seconds),
-        # Answers are checked against the API's types (the SDK's own models), so a malformed
-        # one is a failed call (502), never an AttributeError deep in the agent (500).
-        _strict_response_validation=True,
     )
     stack.push_async_callback(client.close)
     return OpenAIAgent(
@@ -94,6 +91,7 @@ async def _agent(settings: ChatSettings, stack: contextlib.AsyncExitStack) -> Ag
         model=settings.openai_model,
         max_tool_rounds=settings.openai_max_tool_rounds,
         max_output_tokens=settings.openai_max_output_tokens,
+        max_output_tokens_field=settings.openai_max_output_tokens_field,
         timeout_seconds=settings.openai_timeout_seconds,
         max_tool_calls=settings.max_tool_calls_per_turn,
         temperature=settings.openai_temperature,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -44,6 +45,11 @@ class ChatSettings(ServiceSettings):
     openai_max_tool_rounds: int = Field(default=5, ge=1, le=20)
     # The most tokens the model may write in one answer (``max_completion_tokens``).
     openai_max_output_tokens: int = Field(default=1024, ge=16, le=32_768)
+    # The request field that carries it: some compatible servers (older Azure API versions
+    # among them) know only ``max_tokens``.
+    openai_max_output_tokens_field: Literal["max_completion_tokens", "max_tokens"] = (
+        "max_completion_tokens"
+    )
     openai_temperature: float | None = None
 
     # How long a POST /api/chat with an Idempotency-Key is remembered and replayed.

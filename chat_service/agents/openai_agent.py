@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 import httpx2
 import openai
 from openai import AsyncOpenAI
+from pydantic import BaseModel, Field
 
 from chat_service.agents import base
 from chat_service.agents.state import (
@@ -94,6 +96,34 @@ class ModelTimeout(
     """The model's API did not answer within the client's timeout."""
 
 
+class _Function(BaseModel):
+    name: str
+    arguments: str
+
+
+class _ToolCall(BaseModel):
+    id: str
+    type: str
+    function: _Function
+
+
+class _Message(BaseModel):
+    content: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+
+
+class _Answer(BaseModel):
+    """What the agent reads of a chat completion, checked; anything else in it is ignored
+    (servers add fields and values of their own), so a server that answers in the API's shape
+    works and one that does not is a failed call (``ModelFailed``), not a crash."""
+
+    choices: list[_Choice] = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class OpenAIAgent:
     """Implements ``Agent`` with an OpenAI-compatible chat-completions endpoint."""
@@ -103,6 +133,9 @@ class OpenAIAgent:
     model: str
     max_tool_rounds: int
     max_output_tokens: int
+    # The request field that carries it: OpenAI's current name, or the older ``max_tokens``
+    # that some compatible servers (and older Azure API versions) know instead.
+    max_output_tokens_field: str = "max_completion_tokens"
     timeout_seconds: float  # one call, the SDK's retries and their pauses included
     max_tool_calls: int = base.DEFAULT_MAX_TOOL_CALLS
     temperature: float | None = None
@@ -173,18 +206,17 @@ class OpenAIAgent:
 
     async def _complete(
         self, messages: list[dict[str, Any]], functions: list[dict[str, Any]]
-    ) -> Any:
-        extra: dict[str, Any] = {}
+    ) -> _Message:
+        extra: dict[str, Any] = {self.max_output_tokens_field: self.max_output_tokens}
         if self.temperature is not None:
             extra["temperature"] = self.temperature
         try:
             # The SDK's timeout is per read and per attempt; this one is the call's.
             async with asyncio.timeout(self.timeout_seconds):
-                completion = await self.client.chat.completions.create(
+                answer = await self.client.chat.completions.with_raw_response.create(
                     model=self.model,
                     messages=messages,  # type: ignore[arg-type]
                     tools=functions,  # type: ignore[arg-type]
-                    max_completion_tokens=self.max_output_tokens,
                     **extra,
                 )
         except (TimeoutError, openai.APITimeoutError):
@@ -192,11 +224,10 @@ class OpenAIAgent:
         except openai.APIError as exc:
             logger.warning("language model call failed: %s", exc)
             raise ModelFailed() from None
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-            raise ModelFailed("The language model's answer is not readable JSON") from None
-        if not completion.choices:
-            raise ModelFailed("The language model returned no answer")
-        return completion.choices[0].message
+        try:
+            return _Answer.model_validate(_strict_json(answer.content)).choices[0].message
+        except (ValueError, RecursionError):  # not JSON, nested past the parser, or off-shape
+            raise ModelFailed("The language model's answer is not a chat completion") from None
 
 
 def _unconfirmed_bulk(
@@ -207,7 +238,7 @@ def _unconfirmed_bulk(
     if function.name not in BULK_TOOLS:
         return None
     try:
-        arguments = json.loads(function.arguments or "{}")
+        arguments = _strict_json(function.arguments or "{}")
     except (ValueError, RecursionError):
         return None  # refused as invalid JSON when run
     ids = arguments.get("task_ids") if isinstance(arguments, dict) else None
@@ -252,7 +283,7 @@ async def _run_tool(
     if len(raw_arguments or "") > ARGUMENTS_MAX_CHARS:
         return base.ToolCall(name, {}, error="The arguments are too long")
     try:
-        arguments = json.loads(raw_arguments or "{}")
+        arguments = _strict_json(raw_arguments or "{}")
     except (ValueError, RecursionError):
         return base.ToolCall(name, {}, error="The arguments were not valid JSON")
     if not isinstance(arguments, dict):
@@ -264,6 +295,23 @@ async def _run_tool(
     for platform_argument in PLATFORM_ARGUMENTS:
         arguments.pop(platform_argument, None)
     return await tools.call(name, arguments)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strict_json(text: str | bytes) -> Any:
+    """JSON as RFC 8259 has it: Python's parser also takes ``NaN`` and ``Infinity`` (and reads
+    ``1e400`` as infinity), which neither PostgreSQL's jsonb nor a JSON client takes back."""
+    return json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
 
 
 def _storable(text: str) -> str:

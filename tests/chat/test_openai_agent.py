@@ -355,13 +355,32 @@ def _nested(depth: int) -> Any:
     return value
 
 
+@pytest.mark.parametrize("field", ["max_completion_tokens", "max_tokens"])
 async def test_the_model_is_asked_for_at_most_the_output_budget(
-    openai_app: Any, model: FakeOpenAI, alice: User
+    openai_app: Any, model: FakeOpenAI, alice: User, field: str
 ) -> None:
     model.script(reply("Hello."))
-    async with serve(openai_app(openai_max_output_tokens=300)) as client:
+    app = openai_app(openai_max_output_tokens=300, openai_max_output_tokens_field=field)
+    async with serve(app) as client:
         assert (await say(client, alice, "hi")).status_code == 200
-    assert model.requests[0]["max_completion_tokens"] == 300
+    (asked,) = model.requests
+    assert asked[field] == 300
+    (other,) = {"max_completion_tokens", "max_tokens"} - {field}
+    assert other not in asked
+
+
+async def test_fields_and_values_the_agent_does_not_read_are_not_checked(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    # Compatible servers add their own (Groq's service_tier "on_demand", other finish reasons).
+    answer = _completion({"role": "assistant", "content": "Hi.", "reasoning": {"x": 1}})
+    answer["service_tier"] = "on_demand"
+    answer["choices"][0]["finish_reason"] = "insufficient_system_resource"
+    answer["usage"] = None
+    model.script(Step(body=json.dumps(answer).encode()))
+    response = await say(llm, alice, "hi")
+    assert response.status_code == 200, response.text
+    assert response.json()["response"] == "Hi."
 
 
 _HELLO = json.dumps(_completion({"role": "assistant", "content": "hi"})).encode()
@@ -474,8 +493,10 @@ async def test_a_reply_with_characters_postgres_cannot_store_is_stored_with_repl
         ('{"title": "t", "tags": ' + json.dumps(_nested(40)) + "}", "nested too deeply"),
         ('{"title": "' + "z" * (ARGUMENTS_MAX_CHARS + 1) + '"}', "too long"),
         ("[" * 10_000 + "]" * 10_000, "not valid JSON"),
+        ('{"title": "t", "priority": NaN}', "not valid JSON"),
+        ('{"title": "t", "n": 1e400}', "not valid JSON"),
     ],
-    ids=["nul", "lone surrogate", "nested", "too long", "nested past the parser"],
+    ids=["nul", "lone surrogate", "nested", "too long", "nested past the parser", "nan", "inf"],
 )
 async def test_arguments_that_cannot_be_run_or_stored_go_back_to_the_model(
     openai_app: Any,
