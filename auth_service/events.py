@@ -16,6 +16,8 @@ from shared.events import USER_DELETED, USERS_STREAM, utc_text
 from shared.outbox import add_event
 
 USER_REGISTERED = "user.registered"
+# The largest event of the users stream, in bytes: the envelope, a user id and a moment.
+USER_EVENT_MAX_BYTES = 512
 
 
 async def user_registered(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> int:

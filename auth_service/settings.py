@@ -18,6 +18,12 @@ OWASP_MIN_TIME_COST = 2
 class AuthSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=".env", extra="ignore")
 
+    # The users stream's length: its events are small (``USER_EVENT_MAX_BYTES``) and a
+    # ``user.deleted`` trimmed before a lagging consumer read it would leave that service's
+    # rows of the account for good, so it keeps ten times the tasks stream's entries in a
+    # tenth of their memory (docs/deploy.md, "Redis's memory").
+    events_stream_maxlen: int = Field(default=100_000, ge=1000)
+
     # Ed25519 private keys in PKCS#8 PEM, oldest first; the last one signs, every one is
     # published in the JWKS until it is removed (retired). A value, or a file holding the blocks.
     signing_keys: SecretStr | None = None

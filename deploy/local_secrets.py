@@ -148,13 +148,13 @@ def events_redis_url(env: dict[str, str], worker: str) -> str:
     )
 
 
-# Redis's memory (docs/deploy.md, "Redis's memory"): under the container's 256 MiB (compose's
+# Redis's memory (docs/deploy.md, "Redis's memory"): under the container's 576 MiB (compose's
 # mem_limit, the local overlay's limit), leaving room for the append-only file's rewrite (a
 # fork whose copied pages count against the container) and the clients' buffers; above what
-# the streams hold at EVENTS_STREAM_MAXLEN of the largest events. Full, Redis refuses a write
-# with an error (``noeviction``) rather than evict a key: a stream entry not yet read by every
-# group, or a rate-limit counter, is never dropped in silence.
-REDIS_MAXMEMORY_MB = 160
+# the streams and their dead letters hold at their lengths of their largest events. Full,
+# Redis refuses a write with an error (``noeviction``) rather than evict a key: a stream entry
+# not yet read by every group, or a rate-limit counter, is never dropped in silence.
+REDIS_MAXMEMORY_MB = 384
 
 
 def redis_config(env: dict[str, str]) -> str:

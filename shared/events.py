@@ -151,9 +151,10 @@ def redis_client(url: str) -> Redis:
 
 Handler = Callable[[Event], Awaitable[None]]
 
-# Where a consumer group puts the entries its handler keeps failing on, and how many it keeps.
+# Where a consumer group puts the entries its handler keeps failing on, and how many it keeps
+# (counted in Redis's memory budget beside the streams: docs/deploy.md, "Redis's memory").
 DEAD_LETTER_SUFFIX = ".dead"
-DEAD_LETTER_MAXLEN = 10_000
+DEAD_LETTER_MAXLEN = 1_000
 
 
 def is_transient(exc: BaseException) -> bool:

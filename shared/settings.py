@@ -185,9 +185,10 @@ class ServiceSettings(BaseSettings):
     # Domain events (docs/events.md): the Redis that carries the streams (its URL holds the
     # password, so it is a secret setting), and the bounds of the workers that use it.
     events_redis_url: str | None = None
-    # Entries kept per stream (approximately): a group that falls further behind loses the
-    # oldest. At 10 KiB a task event at most, the shipped Redis's maxmemory holds this many
-    # (docs/deploy.md, "Redis's memory"); raise both together.
+    # Entries kept per stream the service publishes (approximately): a group that falls
+    # further behind loses the oldest. At 10 KiB a task event at most, the shipped Redis's
+    # maxmemory holds this many of the tasks stream (docs/deploy.md, "Redis's memory"); raise
+    # both together. Auth's users stream, of small events, keeps more (AuthSettings).
     events_stream_maxlen: int = Field(default=10_000, ge=1000)
     # Outbox rows published per round; entries read from a stream per round.
     events_batch: int = Field(default=100, ge=1, le=10_000)

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from auth_service.events import USER_REGISTERED
+from auth_service.events import USER_EVENT_MAX_BYTES, USER_REGISTERED
 from auth_service.models import OUTBOX, KnownAddress, RefreshFamily, RefreshToken, User
-from shared.events import USER_DELETED, USERS_STREAM
+from shared.events import EVENT_ID_MAX, USER_DELETED, USERS_STREAM, Event
 from tests.auth.factories import (
     PASSWORD,
     assert_unauthorized,
@@ -71,6 +71,18 @@ async def test_deleting_the_account_removes_it_ends_every_session_and_writes_the
     assert set(events[0][3]) == {"user_id", "registered_at"}
     assert set(events[1][3]) == {"user_id", "deleted_at"}
     assert events[0][3]["registered_at"].endswith("Z")
+    # On the stream, with the longest event id and moment, each is within the size Redis's
+    # memory budget counts for the users stream.
+    for _, kind, key, data in events:
+        longest = Event(
+            id="9" * EVENT_ID_MAX,
+            type=kind,
+            version=1,
+            key=key,
+            occurred_at="9999-12-31T23:59:59.999999Z",
+            data=data,
+        )
+        assert len(longest.to_json()) <= USER_EVENT_MAX_BYTES
 
 
 async def test_a_wrong_password_is_403_and_deletes_nothing(

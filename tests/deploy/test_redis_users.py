@@ -22,9 +22,12 @@ from limits import parse
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
+from auth_service.events import USER_EVENT_MAX_BYTES
+from auth_service.settings import AuthSettings
 from gateway.ratelimit import RateLimiter
 from scripts.processes import free_port
 from shared.events import (
+    DEAD_LETTER_MAXLEN,
     TASKS_STREAM,
     USER_DELETED,
     USERS_STREAM,
@@ -337,9 +340,13 @@ def test_the_shipped_redis_refuses_writes_before_its_container_runs_out_of_memor
         # Room beyond maxmemory for the append-only file's rewrite and the clients' buffers.
         assert maxmemory <= 0.7 * limit, (where, maxmemory, limit)
 
-    # The tasks stream at its length (neither compose nor the overlay sets another) of the
-    # largest events, with Redis's own overhead per entry (measured under 10%), leaves room
-    # for the users stream and the counters.
-    maxlen = TodoSettings.model_fields["events_stream_maxlen"].default
-    streams = maxlen * TASK_EVENT_MAX_BYTES * 1.1
+    # Every stream at its length (neither compose nor the overlay sets another) of its largest
+    # events, and its dead letters, leave a quarter for the counters and Redis itself. A large
+    # entry takes the allocator's next size class (10 KiB: 12 KiB); small ones are packed
+    # many to a node, counted twice over.
+    tasks = TodoSettings.model_fields["events_stream_maxlen"].default
+    users = AuthSettings.model_fields["events_stream_maxlen"].default
+    streams = (tasks + DEAD_LETTER_MAXLEN) * TASK_EVENT_MAX_BYTES * 1.25 + (
+        users + DEAD_LETTER_MAXLEN
+    ) * USER_EVENT_MAX_BYTES * 2
     assert streams <= 0.75 * maxmemory, (streams, maxmemory)
