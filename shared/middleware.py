@@ -101,7 +101,7 @@ class RequestContextMiddleware:
                 # Not a bug: the database is down or restarting, or broke a deadlock. One
                 # line, and an answer that tells the client to retry.
                 error_logger.warning(
-                    "database unavailable on %s %s: %r", scope["method"], scope["path"], exc
+                    "%s on %s %s: %r", error.code, scope["method"], scope["path"], exc
                 )
             elif not isinstance(exc, errors.AppError):
                 # Starlette's last-resort handler runs outside this middleware, after the
