@@ -290,21 +290,7 @@ async def test_task_events_reach_the_stream_valid_against_the_documented_schemas
             )
             assert response.status_code in (200, 204), response.text
 
-    redis = redis_client(redis_url)
-    try:
-        dispatcher = OutboxDispatcher(
-            committed_database,
-            OUTBOX,
-            RedisStreamPublisher(redis, maxlen=10_000),
-            batch=4,
-            retention_seconds=3600,
-        )
-        while await dispatcher.dispatch_once():
-            pass
-        entries = await redis.xrange(TASKS_STREAM)
-    finally:
-        await redis.aclose()
-
+    entries = await published(committed_database, redis_url)
     stream = [Event.from_json(fields[b"event"]) for _, fields in entries]
     for user in (alice, bob):
         mine = [event for event in stream if event.key == user.sub]
@@ -349,21 +335,22 @@ async def test_the_largest_task_event_on_the_stream_stays_within_its_stated_boun
     )
     assert completed.status_code == 200, completed.text
 
-    redis = redis_client(redis_url)
-    try:
-        dispatcher = OutboxDispatcher(
-            committed_database,
-            OUTBOX,
-            RedisStreamPublisher(redis, maxlen=10_000),
-            batch=10,
-            retention_seconds=3600,
-        )
-        while await dispatcher.dispatch_once():
-            pass
-        entries = await redis.xrange(TASKS_STREAM)
-    finally:
-        await redis.aclose()
-
+    entries = await published(committed_database, redis_url)
     sizes = {Event.from_json(f[b"event"]).type: len(f[b"event"]) for _, f in entries}
     assert set(sizes) == {"task.created", "task.completed"}
     assert max(sizes.values()) <= TASK_EVENT_MAX_BYTES, sizes
+
+
+async def published(db: Database, redis_url: str) -> list[Any]:
+    """Publish the whole outbox to a real Redis, as the todo worker's dispatcher does; the
+    tasks stream's entries."""
+    redis = redis_client(redis_url)
+    try:
+        dispatcher = OutboxDispatcher(
+            db, OUTBOX, RedisStreamPublisher(redis, maxlen=10_000), batch=4, retention_seconds=3600
+        )
+        while await dispatcher.dispatch_once():
+            pass
+        return list(await redis.xrange(TASKS_STREAM))
+    finally:
+        await redis.aclose()
