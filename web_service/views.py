@@ -148,14 +148,28 @@ NOTICES = {
 }
 
 
+# Refusals whose status alone would say the wrong thing (a 409 is mostly a save in progress).
+_BY_CODE = {
+    "outcome_unknown": (
+        "We could not confirm that this was saved. Submitting the same form again is "
+        "safe: it will not be saved twice."
+    ),
+    "task_limit_reached": (
+        "You have as many tasks as an account may keep. Delete some to add more; "
+        "nothing was changed."
+    ),
+    "conversation_full": (
+        "This conversation is as long as a conversation may get. Start a new conversation "
+        "to go on; nothing was changed."
+    ),
+}
+
+
 def friendly(error: ApiError) -> str:
     """What a person reads for a refusal; nothing was changed unless it says so."""
     wait = f" Please wait {error.retry_after} seconds and try again." if error.retry_after else ""
-    if error.code == "outcome_unknown":
-        return (
-            "We could not confirm that this was saved. Submitting the same form again is "
-            "safe: it will not be saved twice."
-        )
+    if error.code in _BY_CODE:
+        return _BY_CODE[error.code]
     messages = {
         400: "That request was not understood. Nothing was changed.",
         403: "That is not allowed. Nothing was changed.",

@@ -68,6 +68,8 @@ def test_development_makes_a_private_key_once(tmp_path: Path) -> None:
     [
         (ApiError(404, "task_not_found"), "no longer exists"),
         (ApiError(409, "idempotent_request_in_progress"), "still being saved"),
+        (ApiError(409, "task_limit_reached"), "Delete some to add more"),
+        (ApiError(409, "conversation_full"), "Start a new conversation"),
         (ApiError(412, "precondition_failed"), "Nothing was overwritten"),
         (ApiError(422, "validation_error"), "not valid"),
         (ApiError(429, "rate_limited", retry_after=7), "wait 7 seconds"),
