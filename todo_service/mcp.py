@@ -57,7 +57,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import Clock
-from shared.db import Database, Session
+from shared.db import Database, Session, is_transaction_conflict
 from shared.deps import bearer_scheme, get_principal
 from shared.errors import (
     AppError,
@@ -66,6 +66,7 @@ from shared.errors import (
     IdempotencyKeyReused,
     NotFound,
     PreconditionFailed,
+    TransactionConflict,
     ValidationFailed,
     database_refusal,
 )
@@ -240,7 +241,8 @@ ErrorCode = Literal[
     "forbidden",  # a user_id argument that is not the authenticated user
     "unauthenticated",  # no user in the token
     "outcome_unknown",  # the connection was lost during COMMIT: it may have been saved
-    "unavailable",  # the database is unavailable: nothing was saved, retry later
+    "unavailable",  # the database is unavailable, or aborted the call for a concurrent one:
+    # nothing was saved, retry later
 ]
 
 
@@ -781,6 +783,10 @@ class _Tools:
             refusal = database_refusal(exc)
             if refusal is not None:
                 return _error(_code(refusal), refusal.message)
+            # PostgreSQL aborted it for a concurrent transaction: nothing was saved, and the
+            # same call again goes through (REST's 503 transaction_conflict).
+            if is_transaction_conflict(exc):
+                return _error("unavailable", TransactionConflict.message)
             # Not the tool's answer but the service failing (its database down, a bug): a
             # protocol error, so clients report an outage instead of reading it as a refusal.
             logger.exception("MCP tool failed")

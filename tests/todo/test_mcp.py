@@ -27,8 +27,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
+from shared.tombstones import SUBJECT_LOCK_CLASS
+from tests.support.database import lock_waiters
 from tests.support.errors import assert_error
 from tests.support.event_schemas import validate_data
+from tests.support.events import eventually
 from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
 from tests.todo.conftest import NOW, User, events_of, last_event_id, set_task_total
@@ -1161,3 +1164,34 @@ async def test_adding_a_task_past_the_users_limit_is_a_conflict(
     assert error_code(refused) == "conflict"
     assert error_text(refused) == f"At most {TASKS_PER_USER_MAX} tasks per user; delete some first"
     assert await rows(committed_sessionmaker) == []
+
+
+async def test_a_tool_call_postgres_aborts_as_a_deadlock_is_unavailable_not_an_internal_error(
+    connect: Connect, alice: User, committed_database: Database
+) -> None:
+    # A real deadlock: another transaction holds the task's row, the tool takes the user's
+    # subject lock (shared) and waits for that row, and the other then asks for the subject's
+    # lock exclusively. The tool waited first, so PostgreSQL aborts it: nothing was saved.
+    async with connect(bearer(alice)) as client:
+        added = payload(await client.call_tool("add_task", {"title": "contested"}))
+        async with committed_database.unit_of_work() as holder:
+            await holder.fetch_row(
+                "SELECT id FROM todo.tasks WHERE id = $1 FOR UPDATE", added["task_id"]
+            )
+            completing = asyncio.create_task(
+                client.call_tool("complete_task", {"task_id": added["task_id"]})
+            )
+
+            async def waiting() -> bool:
+                return await lock_waiters(committed_database) == 1
+
+            await eventually(waiting, seconds=5)
+            async with asyncio.timeout(15):
+                await holder.fetch_row(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))", SUBJECT_LOCK_CLASS, alice.sub
+                )
+                result = await completing
+        assert error_code(result) == "unavailable"
+        assert "nothing was saved" in error_text(result)
+        listed = payload(await client.call_tool("list_tasks", {"status": "completed"}))
+    assert listed == []
