@@ -145,6 +145,7 @@ async def start_stack(url: str, workdir: Path, args: argparse.Namespace) -> Stac
                 "GATEWAY_TODO_URL": stack.processes["todo"].base,
                 "GATEWAY_CHAT_URL": stack.processes["chat"].base,
                 "GATEWAY_RATE_LIMIT_USER": "",
+                "GATEWAY_RATE_LIMIT_CHAT_TURN": "",
                 "GATEWAY_RATE_LIMIT_AUTH_IP": "",
             },
             ports["gateway"],

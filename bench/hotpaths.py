@@ -125,6 +125,7 @@ def _stack(url: str, workdir: Path, tree: Path) -> Stack:
                 **quiet,
                 "GATEWAY_LOG_LEVEL": "WARNING",
                 "GATEWAY_RATE_LIMIT_USER": "100000000/minute",
+                "GATEWAY_RATE_LIMIT_CHAT_TURN": "100000000/minute",
                 "GATEWAY_RATE_LIMIT_AUTH_IP": "100000000/minute",
             },
         },

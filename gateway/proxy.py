@@ -136,6 +136,7 @@ class Edge:
         self.limiter = collaborators.limiter
         self.own_app = collaborators.own_app
         self.user_limits = settings.user_limits()
+        self.turn_limits = settings.chat_turn_limits()
         self.ip_limits = settings.auth_ip_limits()
         self.proxies = TrustedProxies(settings.trusted_networks())
         # Whose X-Forwarded-For names the client: proxies in front, and the web service
@@ -249,6 +250,10 @@ class Edge:
                 raise errors.Forbidden("The user id in the path is not the token's user")
             if self.user_limits:
                 await self._limit(self.user_limits, "user", "user", principal.issuer, principal.sub)
+            if match.turn_limited and self.turn_limits:
+                await self._limit(
+                    self.turn_limits, "chat_turn", "chat_turn", principal.issuer, principal.sub
+                )
             forward.append(("X-User-Id", principal.sub))
 
         peer = scope["client"][0] if scope.get("client") else "unknown"

@@ -90,6 +90,8 @@ class Match:
     public: bool = False
     # Login, register, refresh and logout: rate-limited per client IP.
     ip_limited: bool = False
+    # A chat turn (each may call the language model several times): its own per-user limit.
+    turn_limited: bool = False
     # Compatibility routes: the user id in the path, which must be the token's subject.
     path_user: str | None = None
     # A page of the web client: its own security headers kept, the gateway's refusals in HTML.
@@ -125,6 +127,8 @@ IP_LIMITED: frozenset[tuple[str, bytes]] = frozenset(
         ("POST", b"/api/auth/logout"),
     }
 )
+# A chat turn, by its canonical path (a compatibility route's turn counts the same).
+TURN_LIMITED: frozenset[tuple[str, bytes]] = frozenset({("POST", b"/api/chat")})
 
 # Swagger UI's page on the merged document (its assets are under it, see shared.docs).
 DOCS_URL = "/api/docs"
@@ -247,11 +251,12 @@ def _resolve(method: str, raw_path: bytes) -> Match:
             path,
             public=key in PUBLIC,
             ip_limited=key in IP_LIMITED,
+            turn_limited=key in TURN_LIMITED,
         )
-    return _compatibility(parts)
+    return _compatibility(method, parts)
 
 
-def _compatibility(parts: list[bytes]) -> Match:
+def _compatibility(method: str, parts: list[bytes]) -> Match:
     """``/api/{user_id}/tasks...`` and ``/api/{user_id}/chat`` (Phase II/III clients)."""
     if len(parts) < 4 or not parts[2]:
         return NOT_FOUND
@@ -264,10 +269,12 @@ def _compatibility(parts: list[bytes]) -> Match:
     else:
         return NOT_FOUND
     path_user = unquote(parts[2].decode("latin-1"), errors="replace")
+    canonical = b"/api/" + second + rest
     return Match(
         Kind.PROXY,
         label,
         upstream,
-        b"/api/" + second + rest,
+        canonical,
         path_user=path_user,
+        turn_limited=(method, canonical) in TURN_LIMITED,
     )

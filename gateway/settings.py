@@ -65,6 +65,10 @@ class GatewaySettings(ServiceSettings):
     # bucket); per user on every authenticated request.
     rate_limit_auth_ip: str = "20/minute;200/hour"
     rate_limit_user: str = "600/minute"
+    # Per user on a chat turn (POST /api/chat), besides the user's limit: a turn may call the
+    # language model up to CHAT_OPENAI_MAX_TOOL_ROUNDS + 1 times, each with the history, so
+    # the user's 600 a minute would let one account spend thousands of model calls a minute.
+    rate_limit_chat_turn: str = "20/minute;500/day"
     # fixed-window is the cheapest per request (one counter per key and window; a burst of
     # up to twice the limit can straddle a window boundary); the others trade CPU for
     # smoothness.
@@ -125,7 +129,7 @@ class GatewaySettings(ServiceSettings):
             )
         return self
 
-    @field_validator("rate_limit_auth_ip", "rate_limit_user")
+    @field_validator("rate_limit_auth_ip", "rate_limit_user", "rate_limit_chat_turn")
     @classmethod
     def _parse_limits(cls, value: str) -> str:
         if value.strip():
@@ -144,6 +148,10 @@ class GatewaySettings(ServiceSettings):
 
     def user_limits(self) -> list[RateLimitItem]:
         return parse_many(self.rate_limit_user) if self.rate_limit_user.strip() else []
+
+    def chat_turn_limits(self) -> list[RateLimitItem]:
+        turn = self.rate_limit_chat_turn
+        return parse_many(turn) if turn.strip() else []
 
     def trusted_networks(self) -> list[IPNetwork]:
         return [ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies]

@@ -44,6 +44,7 @@ async def gateway(
             todo_url=todo_mcp_url.removesuffix("/api/mcp"),
             chat_url=chat_url,
             rate_limit_user="",
+            rate_limit_chat_turn="",
             rate_limit_auth_ip="",
         )
         async with live_server(

@@ -193,6 +193,7 @@ class Stack:
             # limits themselves use `configured`.
             "GATEWAY_RATE_LIMIT_AUTH_IP": "10000/minute",
             "GATEWAY_RATE_LIMIT_USER": "10000/minute",
+            "GATEWAY_RATE_LIMIT_CHAT_TURN": "10000/minute",
         }
         env.update(self.extra_env.get(self._kinds[name].name, {}))
         env.update(overrides or {})

@@ -117,6 +117,7 @@ def gateway_settings() -> Callable[..., GatewaySettings]:
             "chat_url": f"http://127.0.0.1:{free_port()}",
             "web_url": f"http://127.0.0.1:{free_port()}",
             "rate_limit_user": "",
+            "rate_limit_chat_turn": "",
             "rate_limit_auth_ip": "",
             "access_log": False,
             **overrides,

@@ -267,6 +267,33 @@ async def test_user_rate_limit_is_429_with_retry_after(echo, start_gateway, issu
     assert len(upstream.requests) == 4
 
 
+async def test_chat_turns_have_their_own_per_user_limit(echo, start_gateway, issuer):
+    # A turn may call the language model several times: the user's general limit would let
+    # one account spend thousands of model calls a minute.
+    upstream, url = echo
+    async with start_gateway(chat_url=url, rate_limit_chat_turn="2/minute") as (_, client):
+        turns = [
+            await client.post("/api/chat", json={"message": "hi"}, headers=issuer.auth("ann"))
+            for _ in range(2)
+        ]
+        refused = await client.post("/api/chat", json={"message": "hi"}, headers=issuer.auth("ann"))
+        # The Phase III route is the same turn, counted in the same budget.
+        compatible = await client.post(
+            "/api/ann/chat", json={"message": "hi"}, headers=issuer.auth("ann")
+        )
+        reading = await client.get("/api/conversations", headers=issuer.auth("ann"))
+        other_user = await client.post(
+            "/api/chat", json={"message": "hi"}, headers=issuer.auth("bob")
+        )
+    assert [t.status_code for t in turns] == [200, 200]
+    assert_error(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert_error(compatible, 429, "rate_limited")
+    assert reading.status_code == 200
+    assert other_user.status_code == 200
+    assert len(upstream.requests) == 4
+
+
 @pytest.mark.parametrize(
     "path", ["/api/auth/login", "/api/auth/register", "/api/auth/refresh", "/api/auth/logout"]
 )

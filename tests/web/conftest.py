@@ -91,6 +91,7 @@ async def platform(engine: AsyncEngine, migrated_url: str) -> AsyncIterator[Plat
             chat_url=chat_url,
             auth_jwks_url=jwks,
             rate_limit_user="",
+            rate_limit_chat_turn="",
             rate_limit_auth_ip="",
             trusted_forwarders=["127.0.0.1"],
         )
