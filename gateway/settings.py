@@ -144,14 +144,13 @@ class GatewaySettings(ServiceSettings):
         return value
 
     def auth_ip_limits(self) -> list[RateLimitItem]:
-        return parse_many(self.rate_limit_auth_ip) if self.rate_limit_auth_ip.strip() else []
+        return _limit_items(self.rate_limit_auth_ip)
 
     def user_limits(self) -> list[RateLimitItem]:
-        return parse_many(self.rate_limit_user) if self.rate_limit_user.strip() else []
+        return _limit_items(self.rate_limit_user)
 
     def chat_turn_limits(self) -> list[RateLimitItem]:
-        turn = self.rate_limit_chat_turn
-        return parse_many(turn) if turn.strip() else []
+        return _limit_items(self.rate_limit_chat_turn)
 
     def trusted_networks(self) -> list[IPNetwork]:
         return [ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies]
@@ -163,3 +162,8 @@ class GatewaySettings(ServiceSettings):
 @lru_cache
 def get_settings() -> GatewaySettings:
     return GatewaySettings()
+
+
+def _limit_items(value: str) -> list[RateLimitItem]:
+    """A rate-limit setting's limits; none when it is empty (the limit is off)."""
+    return parse_many(value) if value.strip() else []

@@ -110,10 +110,7 @@ async def lock_subject(session: AsyncSession, subject: str) -> None:
     """Take ``subject``'s lock in shared mode until the transaction ends, as the trigger does
     for an insert: before locking any row of the subject (the module's lock order)."""
     connection = await session.connection()
-    await connection.execute(
-        text("SELECT pg_advisory_xact_lock_shared(:space, hashtext(:subject))"),
-        {"space": SUBJECT_LOCK_CLASS, "subject": subject},
-    )
+    await connection.execute(text(f"SELECT {subject_lock_sql(':subject')}"), {"subject": subject})
 
 
 def try_lock_subject(subject: ColumnElement[str]) -> ColumnElement[bool]:

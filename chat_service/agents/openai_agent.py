@@ -319,28 +319,26 @@ def _storable(text: str) -> str:
     return _UNSTORABLE.sub("\ufffd", text)
 
 
-def _unstorable_json(value: Any) -> str | None:
+def _unstorable_json(value: Any, depth: int = 0) -> str | None:
     """Why decoded JSON arguments cannot be run and stored as they are, or None: nested
     deeper than ``ARGUMENTS_MAX_DEPTH``, or a key or string with a character PostgreSQL's
     jsonb refuses (the tool would refuse it too; the stored call must not fail the turn)."""
-    level = [value]
-    for _ in range(ARGUMENTS_MAX_DEPTH):
-        deeper: list[Any] = []
-        for item in level:
-            if isinstance(item, dict):
-                strings = [*item, *(v for v in item.values() if isinstance(v, str))]
-                deeper.extend(v for v in item.values() if isinstance(v, dict | list))
-            elif isinstance(item, list):
-                strings = [v for v in item if isinstance(v, str)]
-                deeper.extend(v for v in item if isinstance(v, dict | list))
-            else:
-                strings = []
-            if any(_UNSTORABLE.search(s) for s in strings):
-                return "The arguments contain a character that is not allowed (NUL, lone surrogate)"
-        if not deeper:
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value) is None:
             return None
-        level = deeper
-    return "The arguments are nested too deeply"
+        return "The arguments contain a character that is not allowed (NUL, lone surrogate)"
+    if isinstance(value, dict):
+        children = [*value, *value.values()]
+    elif isinstance(value, list):
+        children = value
+    else:
+        return None
+    if depth == ARGUMENTS_MAX_DEPTH:
+        return "The arguments are nested too deeply"
+    for child in children:
+        if (problem := _unstorable_json(child, depth + 1)) is not None:
+            return problem
+    return None
 
 
 class _BoundedBody(httpx2.AsyncByteStream):
