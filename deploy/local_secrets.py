@@ -110,15 +110,19 @@ GATEWAY_REDIS_RULES = (
 # a stream and its dead letters (XLEN, XRANGE, XINFO).
 _READS = "+xlen +xrange +xinfo"
 _CONSUMER = f"+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create {_READS}"
+# A publisher's: XADD, and what making room takes (shared/events.py: the groups' positions,
+# XPENDING's summary, XTRIM of what every group has read and acknowledged).
+_PUBLISHER = "+xadd +xtrim +xpending"
 # Per worker: the root rules (keys, then commands), and a selector (in parentheses) that
-# alone allows XADD, on the streams that worker writes. A command runs when the root or a
-# selector allows both it and its keys, so a consumer's XADD onto the stream it reads is refused.
+# alone allows publishing, on the streams that worker writes. A command runs when the root or
+# a selector allows both it and its keys, so a consumer's XADD onto the stream it reads is
+# refused.
 EVENTS_REDIS_RULES = {
-    "auth": f"resetchannels ~events.users -@all +ping +select +xadd {_READS}",
+    "auth": f"resetchannels ~events.users -@all +ping +select {_PUBLISHER} {_READS}",
     "todo": (
         "resetchannels ~events.users ~events.users.dead ~events.tasks ~events.tasks.dead "
         f"-@all +ping +select {_CONSUMER} "
-        "(~events.users.dead ~events.tasks ~events.tasks.dead +xadd)"
+        f"(~events.users.dead ~events.tasks ~events.tasks.dead {_PUBLISHER})"
     ),
     "chat": (
         "resetchannels ~events.users ~events.users.dead "

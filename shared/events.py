@@ -116,22 +116,73 @@ class Publisher(Protocol):
     """Puts one event on a stream. Returns once the broker has it (or raises); publishing the
     same ``event_id`` twice is allowed and consumers drop the second."""
 
+    async def room(self, stream: str) -> Room: ...
+
     async def publish(self, stream: str, event_id: str, payload: bytes) -> None: ...
 
     async def ping(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Room:
+    """How many more events a stream takes now, and when it takes none, the consumer group
+    whose unread or unacknowledged entries fill it."""
+
+    entries: int
+    held_by: str | None = None
+
+
+def _entry_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry's id (``<ms>-<seq>``) as a pair that orders as Redis orders ids."""
+    text_id = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 @dataclass(eq=False)
 class RedisStreamPublisher:
-    """``XADD`` to a Redis stream, trimmed approximately to ``maxlen`` entries.
+    """``XADD`` to a Redis stream of at most ``maxlen`` entries, none of which a consumer
+    group still needs is ever trimmed.
 
-    The trim bounds Redis's memory; it must stay far above what a stopped consumer group can
-    fall behind by (docs/events.md), since a trimmed entry is gone for every group.
+    ``room`` says how many more entries the stream takes; at its length, it first trims the
+    entries every group has read and acknowledged. A group that falls ``maxlen`` entries
+    behind (stopped, or failing) so holds the stream full, and the outbox keeps the events in
+    PostgreSQL until it catches up (docs/events.md). A stream no group reads keeps its newest
+    ``maxlen`` entries, for the first group, which starts at the stream's beginning.
+    ``maxlen`` is also each ``XADD``'s approximate trim: the bound of Redis's memory whoever
+    publishes.
     """
 
     redis: Redis = field(repr=False)
     _: KW_ONLY
     maxlen: int
+
+    async def room(self, stream: str) -> Room:
+        free = self.maxlen - await self.redis.xlen(stream)
+        if free > 0:
+            return Room(free)
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:  # the stream is gone since (an operator deleted it)
+            return Room(self.maxlen)
+        if not groups:  # nobody reads it: XADD's trim may drop the oldest
+            return Room(self.maxlen)
+        # Each group needs the entries after the last one it was handed, and those it was
+        # handed but has not acknowledged (the oldest pending one onwards). Keeping the last
+        # delivered entry too is one entry, and keeps the trim exact with ids alone.
+        needed: dict[str, tuple[int, int]] = {}
+        for group in groups:
+            oldest = _entry_id(group["last-delivered-id"])
+            if group["pending"]:
+                pending = await self.redis.xpending(stream, group["name"])
+                oldest = min(oldest, _entry_id(pending["min"]))
+            name = group["name"]
+            needed[name.decode() if isinstance(name, bytes) else str(name)] = oldest
+        slowest = min(needed, key=needed.__getitem__)
+        ms, seq = needed[slowest]
+        await self.redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False)
+        free = self.maxlen - await self.redis.xlen(stream)
+        return Room(free) if free > 0 else Room(0, held_by=slowest)
 
     async def publish(self, stream: str, event_id: str, payload: bytes) -> None:
         await self.redis.xadd(

@@ -132,7 +132,9 @@ class OutboxDispatcher:
     Each round is one transaction that first tries the table's dispatch lock
     (``pg_try_advisory_xact_lock``): a replica that does not get it does nothing this round,
     so replicas never publish concurrently and per-key order holds. A publish that fails
-    ends the round: the rows published before it are marked sent, the rest wait.
+    ends the round: the rows published before it are marked sent, the rest wait. So does a
+    stream without room (``Publisher.room``: a consumer group too far behind): its rows wait
+    here, in order, until the group catches up, and a warning names the group.
     """
 
     db: Database = field(repr=False)
@@ -143,6 +145,8 @@ class OutboxDispatcher:
     retention_seconds: float
     # The key of the table's dispatch lock (``pg_try_advisory_xact_lock``).
     _lock: int = field(init=False, repr=False)
+    # The streams found full, so that a full stream is reported once, not every round.
+    _full: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._lock = hash32(_qualified(self.table))
@@ -172,7 +176,13 @@ class OutboxDispatcher:
                 )
             ).all()
             sent: list[int] = []
+            room: dict[str, int] = {}
             for row in rows:
+                if row.stream not in room:
+                    room[row.stream] = await self._room(row.stream)
+                if room[row.stream] <= 0:
+                    break
+                room[row.stream] -= 1
                 event = Event(
                     id=str(row.id),
                     type=row.type,
@@ -195,6 +205,22 @@ class OutboxDispatcher:
         if failure is not None:
             raise failure
         return len(sent)
+
+    async def _room(self, stream: str) -> int:
+        """How many events ``stream`` takes this round; a change of full or not is logged."""
+        room = await self.publisher.room(stream)
+        if room.entries <= 0 and stream not in self._full:
+            self._full.add(stream)
+            logger.warning(
+                "stream %s is full: consumer group %s has not read or acknowledged its "
+                "oldest entries; events wait in the outbox",
+                stream,
+                room.held_by,
+            )
+        elif room.entries > 0 and stream in self._full:
+            self._full.discard(stream)
+            logger.warning("stream %s has room again: publishing resumes", stream)
+        return room.entries
 
     async def _forget_sent(self, session: AsyncSession) -> None:
         """Delete rows sent longer than the retention ago, a bounded number per round."""

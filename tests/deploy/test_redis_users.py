@@ -305,6 +305,11 @@ async def test_each_worker_runs_its_streams_with_its_own_user(
     assert seen == ["t1", "t2"]
     assert pending == 0
     assert await todo.xlen(TASKS_STREAM + ".dead") == 1
+    # A full stream's publisher trims what every group has read and acknowledged, with the
+    # same users.
+    for client, stream in ((auth, USERS_STREAM), (todo, TASKS_STREAM)):
+        full = RedisStreamPublisher(client, maxlen=await client.xlen(stream))
+        assert (await full.room(stream)).entries == full.maxlen - 1
 
 
 # Units of redis.conf's sizes, of compose's mem_limit and of Kubernetes' quantities: all powers

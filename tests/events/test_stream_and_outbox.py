@@ -28,6 +28,7 @@ from shared.events import (
     MalformedEvent,
     RedisStreamPublisher,
     RedisStreamSubscription,
+    Room,
     redis_client,
 )
 from shared.outbox import OutboxDispatcher, add_event
@@ -286,6 +287,9 @@ class Recorder:
             raise ConnectionError("broker went away")
         self.published.append((event_id, Event.from_json(payload).key))
 
+    async def room(self, stream: str) -> Room:
+        return Room(10_000)
+
     async def ping(self) -> None:
         return None
 
@@ -359,6 +363,61 @@ async def test_an_event_redis_refuses_for_lack_of_memory_stays_in_the_outbox_unt
     assert await outbox.dispatch_once() == 2
     entries = await redis.xrange(STREAM)
     assert [int(fields[b"id"]) for _, fields in entries] == ids
+
+
+async def test_a_group_that_falls_behind_holds_the_stream_and_loses_no_event(
+    committed_database: Database, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream of at most 5 entries and a group that reads none: the sixth event waits in
+    the outbox, where trimming by length would have dropped the group's first one."""
+    group = subscription(redis)
+    await group.ensure_group()
+    ids = await write_events(committed_database, [f"k{n}" for n in range(8)])
+    outbox = OutboxDispatcher(
+        committed_database,
+        OUTBOX,
+        RedisStreamPublisher(redis, maxlen=5),
+        batch=100,
+        retention_seconds=3600,
+    )
+    with caplog.at_level("WARNING", logger="shared.outbox"):
+        assert await outbox.dispatch_once() == 5
+        assert await outbox.dispatch_once() == 0
+    assert await unsent(committed_database) == 3
+    full = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+    assert full == [f"stream {STREAM} is full: consumer group g has not read or acknowledged "
+                    "its oldest entries; events wait in the outbox"]  # fmt: skip
+
+    seen: list[str] = []
+
+    async def handle(e: Event) -> None:
+        seen.append(e.id)
+
+    assert await group.poll(handle) == 5
+    assert await outbox.dispatch_once() == 3
+    assert await group.poll(handle) == 3
+    assert [int(i) for i in seen] == ids
+
+
+async def test_entries_a_group_was_handed_but_has_not_acknowledged_are_never_trimmed(
+    redis: Redis,
+) -> None:
+    publisher = RedisStreamPublisher(redis, maxlen=4)
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    for n in range(4):
+        await publisher.publish(STREAM, str(n), event(str(n)).to_json())
+    handed = await redis.xreadgroup("g", "c", {STREAM: ">"}, count=2)
+    unacknowledged = [entry_id for entry_id, _ in handed[0][1]]
+    acknowledged = await redis.xreadgroup("g", "c", {STREAM: ">"}, count=2)
+    await redis.xack(STREAM, "g", *(entry_id for entry_id, _ in acknowledged[0][1]))
+
+    # The group was handed all four but acknowledged only the last two: all four stay.
+    assert await publisher.room(STREAM) == Room(0, held_by="g")
+    assert [entry_id for entry_id, _ in await redis.xrange(STREAM)][:2] == unacknowledged
+
+    await redis.xack(STREAM, "g", *unacknowledged)
+    assert await publisher.room(STREAM) == Room(4 - 1)  # the last one handed out stays
+    assert await redis.xlen(STREAM) == 1
 
 
 async def test_a_rolled_back_event_is_never_published(committed_database: Database) -> None:
