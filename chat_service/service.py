@@ -383,17 +383,11 @@ class KeyedTurn:
     answer: str | None = None
 
 
-# Expired keys removed per claim: bounded work, and the table cannot grow faster than it is
-# cleaned (as todo's idempotency keys).
-_PURGE_BATCH = 100
-
+# A key's claim: a new row, or an expired one taken over. Other expired keys are the worker's
+# to delete (``forget_expired_turn_keys``): a range over the keys' expiry here would make
+# PostgreSQL plan the claim anew on every execution (as todo's keyed create, bench/RESULTS.md)
+# and lock other users' rows before the insert.
 _CLAIM_TURN_KEY = """
-WITH purged AS (
-    DELETE FROM chat.turn_keys WHERE id IN (
-        SELECT id FROM chat.turn_keys
-        WHERE expires_at <= $5::timestamptz AND NOT (user_id = $1::text AND key = $2::text)
-        ORDER BY expires_at LIMIT $7::int FOR UPDATE SKIP LOCKED)
-)
 INSERT INTO chat.turn_keys AS k
     (user_id, key, request_hash, locked_until, created_at, expires_at)
 VALUES ($1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::timestamptz)
@@ -424,6 +418,23 @@ WHERE id = $1::bigint AND user_id = $2::text AND response IS NULL
 RETURNING id"""
 
 
+_FORGET_EXPIRED_TURN_KEYS = """
+WITH gone AS (
+    DELETE FROM chat.turn_keys WHERE id IN (
+        SELECT id FROM chat.turn_keys WHERE expires_at <= $1
+        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""
+
+
+async def forget_expired_turn_keys(db: Database, *, now: datetime, batch: int) -> int:
+    """Delete at most ``batch`` turn keys expired at ``now``, oldest first, skipping any a
+    claim is taking over; how many were deleted. An expired key is never replayed (a turn
+    with it takes it over), so this only keeps the table to a day's keys."""
+    row = await db.fetch_row(_FORGET_EXPIRED_TURN_KEYS, now, batch, write=True)
+    return int(row[0]) if row is not None else 0
+
+
 async def claim_turn_key(
     db: Database,
     user_id: str,
@@ -446,7 +457,6 @@ async def claim_turn_key(
         now + lease,
         now,
         now + ttl,
-        _PURGE_BATCH,
         write=True,
     )
     if row is not None:

@@ -1,5 +1,10 @@
-"""``python -m chat_service.worker``: consumes the users stream (``user.deleted`` purges a
-user's rows) as the ``chat`` consumer group (shared/purge.py).
+"""``python -m chat_service.worker``: the chat service's background work.
+
+- consumes the users stream (``user.deleted`` purges a user's rows) as the ``chat`` consumer
+  group (shared/purge.py);
+- deletes the ids of applied users-stream events older than
+  ``CHAT_EVENTS_PROCESSED_RETENTION_SECONDS``, and expired turn keys (bounded batches, every
+  few minutes).
 
 Serves ``/healthz`` and ``/readyz`` on ``PORT`` (default 8013).
 """
@@ -7,11 +12,15 @@ Serves ``/healthz`` and ``/readyz`` on ``PORT`` (default 8013).
 from __future__ import annotations
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from chat_service.events import PURGE
+from chat_service.service import forget_expired_turn_keys
 from chat_service.settings import ChatSettings, get_settings
+from shared.clock import Clock, utcnow
 from shared.db import Database
-from shared.purge import purge_worker_app
+from shared.purge import processed_retention_loop, purge_loop
+from shared.worker import RETENTION_BATCH, Loop, create_worker_app, periodic_loop
 
 DEFAULT_PORT = 8013
 
@@ -21,8 +30,21 @@ def create_app(
     *,
     db: Database | None = None,
     consumer: str | None = None,
+    clock: Clock = utcnow,
 ) -> FastAPI:
-    return purge_worker_app(PURGE, settings or get_settings(), db=db, consumer=consumer)
+    settings = settings or get_settings()
+
+    def loops(database: Database, redis: Redis) -> list[Loop]:
+        async def forget_turn_keys() -> int:
+            return await forget_expired_turn_keys(database, now=clock(), batch=RETENTION_BATCH)
+
+        return [
+            purge_loop(PURGE, settings, database, redis, consumer=consumer),
+            processed_retention_loop(PURGE, settings, database),
+            periodic_loop("turn-keys-retention", forget_turn_keys),
+        ]
+
+    return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import Table, text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,7 +23,7 @@ from shared.events import (
 )
 from shared.settings import ServiceSettings
 from shared.tombstones import bury
-from shared.worker import Loop, consumer_name, create_worker_app, periodic_loop
+from shared.worker import Loop, consumer_name, periodic_loop
 
 logger = logging.getLogger(__name__)
 
@@ -118,22 +117,3 @@ def processed_retention_loop(
         )
 
     return periodic_loop("users-retention", step)
-
-
-def purge_worker_app(
-    purge: UserPurge,
-    settings: ServiceSettings,
-    *,
-    db: Database | None = None,
-    consumer: str | None = None,
-) -> FastAPI:
-    """The worker of a service whose only events work is the purge: one loop over the users
-    stream, and one forgetting old ids of applied events."""
-
-    def loops(database: Database, redis: Redis) -> list[Loop]:
-        return [
-            purge_loop(purge, settings, database, redis, consumer=consumer),
-            processed_retention_loop(purge, settings, database),
-        ]
-
-    return create_worker_app(name=purge.group, settings=settings, loops=loops, db=db)

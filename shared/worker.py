@@ -44,6 +44,8 @@ class Loop:
 # worker down for days) is deleted at a bounded rate, not in one burst of writes and WAL.
 RETENTION_EVERY_SECONDS = 300.0
 RETENTION_PAUSE_SECONDS = 1.0
+# Rows a retention loop deletes per statement.
+RETENTION_BATCH = 1000
 
 
 def periodic_loop(

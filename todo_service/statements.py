@@ -97,16 +97,16 @@ WITH {_NEW_TASK},
 task AS ({_INSERT_TASK} RETURNING id)
 SELECT true AS created, NULL::text AS request_hash, body FROM rendered"""  # noqa: S608
 
-# Expired idempotency keys removed per keyed create.
-PURGE_BATCH = 100
 _KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "created_at")
 
 # With one ($11 key, $12 request hash, $13 expiry): the key's row is claimed (inserted, or an
 # expired one taken over) with the answer, and only then is the task inserted. A live row is
 # left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
-# same key waits on the unique index for the first transaction, then sees its row. A batch
-# of expired rows (not this key's) goes with every created task: bounded work, yet the table
-# cannot grow faster than it is cleaned.
+# same key waits on the unique index for the first transaction, then sees its row. Other
+# expired keys are the worker's to delete (``FORGET_EXPIRED_KEYS``): a range over the keys'
+# expiry in this statement made PostgreSQL plan it anew on every execution once the table
+# held some thousands of keys (its generic plan looked dearer than a fresh one), about twice
+# the statement's CPU (bench/RESULTS.md).
 CREATE_TASK_ONCE = f"""
 WITH {_NEW_TASK},
 claim AS (
@@ -123,17 +123,15 @@ claim AS (
 }
     RETURNING k.task_id, k.request_hash, k.response_body
 ),
-task AS ({_INSERT_TASK} WHERE id = (SELECT task_id FROM claim) RETURNING id),
-purge AS (
-    DELETE FROM todo.idempotency_keys
-    WHERE id IN (
-        SELECT id FROM todo.idempotency_keys
-        WHERE expires_at <= $8 AND NOT (user_id = $1 AND key = $11)
-        ORDER BY expires_at
-        LIMIT {PURGE_BATCH}
-        FOR UPDATE SKIP LOCKED
-    )
-    AND EXISTS (SELECT FROM task)
-)
+task AS ({_INSERT_TASK} WHERE id = (SELECT task_id FROM claim) RETURNING id)
 SELECT EXISTS (SELECT FROM task) AS created, request_hash, response_body AS body
 FROM claim"""  # noqa: S608
+
+# At most $2 keys expired at $1, oldest first, skipping any a claim is taking over; how many.
+FORGET_EXPIRED_KEYS = """
+WITH gone AS (
+    DELETE FROM todo.idempotency_keys WHERE id IN (
+        SELECT id FROM todo.idempotency_keys WHERE expires_at <= $1
+        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""

@@ -7,9 +7,9 @@
 - fires due reminders: notifications and ``reminder.due`` events (todo_service/scheduler.py);
 - deletes notifications read more than ``TODO_NOTIFICATIONS_READ_RETENTION_DAYS`` ago, the
   ids of applied users-stream events older than ``TODO_EVENTS_PROCESSED_RETENTION_SECONDS``,
-  and webhook deliveries finished (with fanned-out event ids) more than
-  ``TODO_WEBHOOK_RETENTION_SECONDS`` ago (bounded batches, every few minutes, each loop on its
-  own schedule: however busy the work that makes those rows is);
+  webhook deliveries finished (with fanned-out event ids) more than
+  ``TODO_WEBHOOK_RETENTION_SECONDS`` ago, and expired idempotency keys (bounded batches, every
+  few minutes, each loop on its own schedule: however busy the work that makes those rows is);
 - fans the tasks stream out to the users' webhooks as the ``webhooks`` consumer group, and
   delivers them (todo_service/webhooks, docs/webhooks.md).
 
@@ -29,11 +29,12 @@ from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.purge import processed_retention_loop, purge_loop
 from shared.sealing import SecretBox
-from shared.worker import Loop, create_worker_app, outbox_loop, periodic_loop
+from shared.worker import RETENTION_BATCH, Loop, create_worker_app, outbox_loop, periodic_loop
 from todo_service.events import PURGE
 from todo_service.models import OUTBOX
 from todo_service.notifications import forget_read
 from todo_service.scheduler import fire_due
+from todo_service.service import forget_expired_keys
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.webhooks.delivery import WebhookDeliverer
 from todo_service.webhooks.fanout import fanout_loop
@@ -41,9 +42,6 @@ from todo_service.webhooks.keys import WebhookKeys
 from todo_service.webhooks.targets import Resolver, system_resolver
 
 DEFAULT_PORT = 8012
-# Rows deleted per statement by the retention loops (read notifications, finished webhook
-# deliveries, fanned-out event ids).
-RETENTION_BATCH = 1000
 
 
 def create_app(
@@ -78,6 +76,9 @@ def create_app(
         async def forget_finished_deliveries() -> int:
             return await deliverer.forget_finished(batch=RETENTION_BATCH)
 
+        async def forget_keys() -> int:
+            return await forget_expired_keys(database, now=clock(), batch=RETENTION_BATCH)
+
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
             processed_retention_loop(PURGE, settings, database),
@@ -87,6 +88,7 @@ def create_app(
             fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
             Loop("webhooks-delivery", deliverer.deliver_once),
             periodic_loop("webhooks-retention", forget_finished_deliveries),
+            periodic_loop("idempotency-retention", forget_keys),
         ]
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chat_service.service import claim_turn_key, forget_expired_turn_keys
+from shared.db import Database
 from tests.chat.conftest import User, stored_messages
 from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
@@ -235,3 +238,31 @@ async def test_a_turn_whose_message_may_not_be_saved_is_outcome_unknown_and_a_ke
     retried = await send(agent, alice, "add buy milk", "turn-lost")
     assert retried.status_code == 200, retried.text
     assert await task_titles(committed_sessionmaker) == [(alice.sub, "Buy milk")]
+
+
+async def test_expired_turn_keys_are_forgotten_oldest_first_in_batches(
+    database: Database, alice: User, bob: User
+) -> None:
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    day, lease = timedelta(hours=24), timedelta(minutes=2)
+    for minute, (user, key) in enumerate(((alice, "first"), (bob, "second"), (alice, "third"))):
+        now = start + timedelta(minutes=minute)
+        await claim_turn_key(
+            database, user.sub, key=key, request_hash="h", now=now, lease=lease, ttl=day
+        )
+
+    async def keys() -> list[str]:
+        row = await database.fetch_row(
+            "SELECT coalesce(array_agg(key ORDER BY key), '{}') FROM chat.turn_keys"
+        )
+        assert row is not None
+        return list(row[0])
+
+    # A key lives a day: the first is not expired a moment before, and is at its expiry.
+    assert await forget_expired_turn_keys(database, now=start + day - lease, batch=10) == 0
+    past_two = start + day + timedelta(minutes=1)
+    assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 1
+    assert await keys() == ["second", "third"]
+    assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 1
+    assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 0
+    assert await keys() == ["third"]

@@ -1,6 +1,7 @@
 """Retention in the todo worker: notifications read long ago are deleted in bounded batches
 (unread ones stay whatever their age), and so are the ids of users-stream events applied
-longer ago than the processed-events retention; the loops doing it run every few minutes."""
+longer ago than the processed-events retention and expired idempotency keys; the loops doing
+it run every few minutes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.clock import FrozenClock
 from shared.db import Database
 from shared.events import forget_processed
 from shared.purge import processed_retention_loop
@@ -21,6 +23,7 @@ from todo_service.events import PURGE
 from todo_service.models import PROCESSED_EVENTS
 from todo_service.notifications import forget_read
 from todo_service.scheduler import fire_due
+from todo_service.service import forget_expired_keys
 from todo_service.settings import TodoSettings
 
 
@@ -98,6 +101,40 @@ async def _applied(db: Database, event_id: str, days_ago: int) -> None:
 
 async def _applied_ids(db: Database) -> list[str]:
     return await stored(db, "todo.processed_events", "event_id")
+
+
+async def test_expired_idempotency_keys_are_forgotten_oldest_first_in_batches(
+    committed_client: httpx.AsyncClient,
+    committed_database: Database,
+    clock: FrozenClock,
+    alice: User,
+    bob: User,
+) -> None:
+    db = committed_database
+    keyed = []
+    for user, key in ((alice, "first"), (bob, "second"), (alice, "third")):
+        response = await committed_client.post(
+            "/api/tasks", json={"title": key}, headers={**user.headers, "Idempotency-Key": key}
+        )
+        assert response.status_code == 201
+        keyed.append(key)
+        clock.advance(minutes=1)
+    # A key lives a day: the first is not expired a moment before, and is at its expiry.
+    day = timedelta(hours=24)
+    assert await forget_expired_keys(db, now=NOW + day - timedelta(seconds=1), batch=10) == 0
+    # At the second's expiry: at most a batch per statement, oldest first.
+    past_two = NOW + day + timedelta(minutes=1)
+    assert await forget_expired_keys(db, now=past_two, batch=1) == 1
+    assert await stored(db, "todo.idempotency_keys", "key") == ["second", "third"]
+    assert await forget_expired_keys(db, now=past_two, batch=1) == 1
+    assert await forget_expired_keys(db, now=past_two, batch=1) == 0
+    assert await stored(db, "todo.idempotency_keys", "key") == ["third"]
+    # The live key still replays its task.
+    again = await committed_client.post(
+        "/api/tasks", json={"title": "third"}, headers={**alice.headers, "Idempotency-Key": "third"}
+    )
+    assert again.status_code == 201
+    assert await stored(db, "todo.idempotency_keys", "key") == ["third"]
 
 
 async def test_applied_event_ids_older_than_the_retention_are_forgotten_in_batches(
