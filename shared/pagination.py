@@ -119,7 +119,9 @@ _QUERY_SAFE = "=%+-._~:,/"
 def next_link(request: HTTPConnection, cursor: str) -> str:
     """A ``Link`` to this same path and query with ``cursor`` in place of the one given: a
     relative reference, so it stays right behind any proxy. The client's parameters keep their
-    order and spelling; any other byte is %-escaped, so the header cannot be broken out of."""
+    order and spelling; any other byte is %-escaped, so the header cannot be broken out of. The
+    path is the decoded one, which may hold what the client escaped (a route's integer takes
+    ``%0A1`` as 1): it is escaped again, or a line feed would make a header no server sends."""
     query: str = request.scope["query_string"].decode("latin-1")
     kept = [
         quote(part, safe=_QUERY_SAFE)
@@ -127,7 +129,7 @@ def next_link(request: HTTPConnection, cursor: str) -> str:
         if part and part.partition("=")[0] != "cursor"
     ]
     kept.append(f"cursor={cursor}")
-    return f'<{request.scope["path"]}?{"&".join(kept)}>; rel="next"'
+    return f'<{quote(request.scope["path"])}?{"&".join(kept)}>; rel="next"'
 
 
 def _decode(cursor: str) -> Any:

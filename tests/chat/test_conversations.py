@@ -18,7 +18,7 @@ from chat_service.agents import rules
 from shared.pagination import encode_cursor
 from tests.chat.conftest import ChatAppFactory, User, conversation_count, stored_messages
 from tests.support.errors import assert_error
-from tests.support.serving import serve
+from tests.support.serving import live_server, serve
 from tests.support.tokens import TestIssuer, bad_tokens
 
 
@@ -139,6 +139,30 @@ async def test_conversations_and_messages_are_keyset_paginated(
     assert contents[0] == "hello 0"
     assert len(contents) == 6
     assert "link" not in second.headers
+
+
+@pytest.mark.parametrize("spelling", ["%0A{id}", "%20{id}", "%09{id}%20"])
+async def test_a_conversations_next_link_is_a_valid_reference_however_its_id_was_spelled(
+    make_chat_app: ChatAppFactory, alice: User, spelling: str
+) -> None:
+    """The id in the path may carry whitespace the route's integer accepts (``%0A1``); the
+    page's ``Link`` repeats the path, so it must escape it: a raw line feed is a header no
+    server can send (the connection was dropped with a traceback), a raw space breaks it."""
+    async with live_server(make_chat_app()) as url, httpx.AsyncClient(base_url=url) as client:
+        conversation = (await say(client, alice, "hello")).json()["conversation_id"]
+        path = "/api/conversations/" + spelling.format(id=conversation)
+        first = await client.get(f"{path}?limit=1", headers=alice.headers)
+        assert first.status_code == 200, first.text
+        link = first.headers["link"]
+        target = link[1 : link.index(">")]
+        assert all(0x21 <= ord(char) < 0x7F for char in target), link
+        assert target.startswith(path + "?limit=1&cursor=")
+        second = await client.get(target, headers=alice.headers)
+    assert second.status_code == 200, second.text
+    assert [m["role"] for m in first.json()["messages"] + second.json()["messages"]] == [
+        "user",
+        "assistant",
+    ]
 
 
 async def test_a_broken_cursor_is_a_400(client: httpx.AsyncClient, alice: User) -> None:
