@@ -68,7 +68,8 @@ IfMatchHeader = Annotated[
 
 # One entity tag of an If-Match / If-None-Match list: "opaque" or W/"opaque".
 _ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e]*)"\s*')
-_VERSION = re.compile(r"[0-9]{1,18}")
+# A version as its ETag writes it: no leading zero, so "01" is another tag (strong comparison).
+_VERSION = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 def etag(task: TaskPublic) -> str:

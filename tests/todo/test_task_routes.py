@@ -427,6 +427,24 @@ async def test_a_weak_etag_never_matches(client: httpx.AsyncClient, alice: User)
     assert_error(response, 412, "precondition_failed")
 
 
+@pytest.mark.parametrize("if_match", ['"01"', '"001"', '"0001", "7"'])
+async def test_an_entity_tag_that_only_reads_as_the_version_never_matches(
+    client: httpx.AsyncClient, alice: User, snapshot: Snapshot, if_match: str
+) -> None:
+    """The ETag is ``"1"``; ``If-Match`` compares strongly, character by character (RFC 9110),
+    as ``If-None-Match`` already did: ``"01"`` is another tag, not another spelling of it."""
+    task = await create(client, alice)
+    url = f"/api/tasks/{task['id']}"
+    before = await snapshot()
+    response = await client.patch(
+        url, json={"title": "x"}, headers={**alice.headers, "If-Match": if_match}
+    )
+    assert_error(response, 412, "precondition_failed")
+    assert await snapshot() == before
+    unchanged = await client.get(url, headers={**alice.headers, "If-None-Match": if_match})
+    assert unchanged.status_code == 200
+
+
 @pytest.mark.parametrize("if_match", ["1", '"1', "", '"1" "2"'])
 async def test_a_malformed_if_match_is_400(
     client: httpx.AsyncClient, alice: User, snapshot: Snapshot, if_match: str
