@@ -181,10 +181,13 @@ def normalise(raw_path: bytes) -> bytes | None:
     Escapes of unreserved characters (RFC 3986: letters, digits, ``-._~``) are decoded, so
     ``%6Cogin``, ``%6cogin`` and ``login`` are one path; other escapes are kept, in upper case.
     Refused: ``.`` and ``..`` segments (also as ``%2e``), empty segments (``//``), an escaped
-    ``/`` or ``\\``, a raw ``\\``, a ``%`` not followed by two hex digits. A single trailing
-    ``/`` is not an empty segment: ``/api/tasks/`` stays a path of its own.
+    ``/`` or ``\\``, a raw ``\\``, a ``%`` not followed by two hex digits, and a target that
+    is not a path at all (the asterisk form, ``OPTIONS *``). A single trailing ``/`` is not an
+    empty segment: ``/api/tasks/`` stays a path of its own.
     """
     path = raw_path
+    if not path.startswith(b"/"):
+        return None
     if b"%" in path:
         pieces = path.split(b"%")
         decoded = [pieces[0]]

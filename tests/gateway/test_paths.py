@@ -140,6 +140,18 @@ async def test_ambiguous_paths_with_a_token_are_400_too(echo, start_gateway, iss
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
+async def test_a_target_that_is_not_a_path_is_400_and_never_forwarded(echo, start_gateway, method):
+    """The asterisk form (``OPTIONS *``, a question to the server itself) names no resource:
+    read as a path it was neither the API's nor the gateway's, so it went to the web client
+    as ``*``, past the rule that every forwarded path is one the gateway normalised."""
+    upstream, url = echo
+    async with start_gateway(web_url=url, auth_url=url, todo_url=url) as (_, client):
+        answer = await send_target(client, method, "*")
+    assert_error(answer, 400, "invalid_path")
+    assert upstream.requests == []
+
+
 async def test_other_escapes_are_forwarded_in_upper_case(echo, start_gateway, issuer):
     upstream, url = echo
     async with start_gateway(todo_url=url) as (_, client):
