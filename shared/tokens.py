@@ -39,6 +39,8 @@ class Principal:
     sub: str
     issuer: str
     claims: Mapping[str, Any] = field(repr=False)
+    # The key id the token was verified with (None for a shared secret).
+    kid: str | None = field(default=None, repr=False)
 
     @property
     def expires_at(self) -> float:
@@ -54,6 +56,11 @@ class InvalidToken(
 class KeySource(Protocol):
     async def key_for(self, kid: str | None) -> Any: ...
 
+    def still_has(self, kid: str | None) -> bool:
+        """Whether a token verified with ``kid`` may still be served from the cache: the key
+        has not been withdrawn since."""
+        ...
+
     async def ready(self) -> bool: ...
 
 
@@ -68,6 +75,9 @@ class StaticKeySource:
             raise InvalidToken()
         return self._keys[kid]
 
+    def still_has(self, kid: str | None) -> bool:
+        return kid is not None and kid in self._keys
+
     async def ready(self) -> bool:
         return bool(self._keys)
 
@@ -80,6 +90,9 @@ class SecretKeySource:
 
     async def key_for(self, kid: str | None) -> Any:
         return self._secret
+
+    def still_has(self, kid: str | None) -> bool:
+        return True
 
     async def ready(self) -> bool:
         return True
@@ -124,6 +137,16 @@ class JWKSKeySource:
         if key is None:
             raise InvalidToken()
         return key
+
+    def still_has(self, kid: str | None) -> bool:
+        """Whether ``kid`` is in the key set as last fetched; a stale set is renewed in the
+        background, as ``key_for`` renews it, so tokens served from a verifier's cache cannot
+        keep an old key set (and a withdrawn key) alive."""
+        if kid is None or kid not in self._keys:
+            return False
+        if self._stale():
+            self._refresh_in_background()
+        return True
 
     def _refresh_in_background(self) -> None:
         if self._background is None or self._background.done():
@@ -237,7 +260,11 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
         if cached is not None:
-            if cached.expires_at + self._leeway > self._clock():
+            # Served only while unexpired and while its key is still the issuer's: a key
+            # withdrawn from the JWKS (a leaked one) takes its verified tokens with it.
+            if cached.expires_at + self._leeway > self._clock() and self._issuers[
+                cached.issuer
+            ].keys.still_has(cached.kid):
                 return cached
             self._cache.pop(token, None)
 
@@ -259,7 +286,8 @@ class TokenVerifier:
         if issuer is None or header.get("alg") != issuer.algorithm:
             raise InvalidToken()
         kid = header.get("kid")
-        key = await issuer.keys.key_for(kid if isinstance(kid, str) else None)
+        kid = kid if isinstance(kid, str) else None
+        key = await issuer.keys.key_for(kid)
         try:
             claims = jwt.decode(
                 token,
@@ -280,4 +308,4 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise InvalidToken()
-        return Principal(sub=sub, issuer=issuer.name, claims=claims)
+        return Principal(sub=sub, issuer=issuer.name, claims=claims, kid=kid)

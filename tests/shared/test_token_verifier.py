@@ -330,6 +330,37 @@ async def test_stale_keys_are_used_at_once_and_renewed_in_the_background(
     assert jwks_server.requests == 2
 
 
+async def test_a_verified_token_is_refused_once_its_key_is_withdrawn_from_the_jwks(
+    jwks_server: JWKSServer, http: httpx.AsyncClient
+) -> None:
+    """A leaked signing key is taken out of the JWKS: once the verifier has the new key set,
+    a token the leaked key signed is refused, even one it had verified (and cached) before,
+    with whatever ``exp`` its forger chose."""
+    leaked = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
+    successor = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
+    jwks_server.document = {"keys": [*leaked.jwks()["keys"], *successor.jwks()["keys"]]}
+    clock = ManualClock(1000.0)
+    source = JWKSKeySource(jwks_server.url, http=http, cooldown=30.0, max_age=600.0, clock=clock)
+    verifier = TokenVerifier([IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", source)])
+    forged = leaked.mint("victim", exp=int(time.time()) + 30 * 86400)
+    assert (await verifier.verify(forged)).sub == "victim"
+
+    jwks_server.document = successor.jwks()  # the leaked key withdrawn
+    clock.now += 601  # the key set is stale: the next use renews it
+    await verifier.verify(successor.mint("u2"))
+    for _ in range(200):  # the renewal runs as its own task; bounded wait for it
+        if jwks_server.requests == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert jwks_server.requests == 2
+
+    with pytest.raises(InvalidToken):
+        await verifier.verify(leaked.mint("victim"))  # a new one
+    with pytest.raises(InvalidToken):
+        await verifier.verify(forged)  # the one verified before the withdrawal
+    assert (await verifier.verify(successor.mint("u3"))).sub == "u3"
+
+
 @pytest.mark.parametrize(
     "answer",
     [
