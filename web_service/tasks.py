@@ -19,7 +19,7 @@ from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import json_problem, not_found, redirect, refused, resource_id
 from web_service.security import page_before, safe_next
-from web_service.views import friendly, parse_utc, render, render_text, zone
+from web_service.views import friendly, in_zone, parse_utc, render, render_text, zone
 
 router = APIRouter(include_in_schema=False)
 
@@ -319,7 +319,10 @@ def _reminder(token: str) -> dict[str, Any] | None:
         except ValueError:
             return None
         if at is not None and at.tzinfo is not None:
-            return {"at": at.astimezone(UTC).isoformat()}
+            try:
+                return {"at": at.astimezone(UTC).isoformat()}
+            except OverflowError:  # outside the calendar in UTC
+                return None
     return None
 
 
@@ -363,7 +366,7 @@ def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str
                 else time(23, 59)
             )
             due_at = datetime.combine(day, at, tzinfo=zone(tz)).astimezone(UTC).isoformat()
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: outside the calendar in UTC
             errors["due_date"] = "Enter a real date, such as 2027-03-31, and a time such as 17:30"
     elif values["due_time"]:
         errors["due_date"] = "Enter the date the task is due, or clear the time"
@@ -499,8 +502,7 @@ async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
 
 
 def _edit_values(task: dict[str, Any], tz: str) -> dict[str, Any]:
-    due = parse_utc(task.get("due_at"))
-    local = due.astimezone(zone(tz)) if due else None
+    local = in_zone(task.get("due_at"), tz)
     return {
         "title": task["title"],
         "description": task.get("description") or "",

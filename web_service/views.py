@@ -31,9 +31,17 @@ def parse_utc(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _local(value: str | datetime | None, tz: str) -> datetime | None:
+def in_zone(value: str | datetime | None, tz: str) -> datetime | None:
+    """The instant in the zone; as written (the API's: in UTC) when the zone's local time
+    would leave the calendar (the API takes instants up to the end of 9999 in UTC: a local
+    year 10000 in a zone ahead of UTC)."""
     moment = parse_utc(value) if isinstance(value, str) else value
-    return moment.astimezone(zone(tz)) if moment is not None else None
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(zone(tz))
+    except OverflowError:
+        return moment
 
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -43,7 +51,7 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 def when_text(value: str | datetime | None, tz: str) -> str:
     """ "Fri 01 Jan 2027, 10:00" in the zone (by hand: a list page formats fifty of them, and
     strftime costs ten times as much)."""
-    local = _local(value, tz)
+    local = in_zone(value, tz)
     if local is None:
         return ""
     return (
@@ -76,7 +84,7 @@ def reminder_text(token: str, tz: str) -> str:
 
 
 def _iso_local(value: str | datetime | None, tz: str, part: str) -> str:
-    local = _local(value, tz)
+    local = in_zone(value, tz)
     if local is None:
         return ""
     return local.strftime("%Y-%m-%d") if part == "date" else local.strftime("%H:%M")

@@ -325,8 +325,13 @@ def _at(day: date, at: time, tz: ZoneInfo) -> datetime:
 
 
 def describe(moment: datetime, *, now: datetime, tz: ZoneInfo) -> str:
-    """A short human form of a due moment: 'today at 17:00', 'Wed 3 Dec at 09:00'."""
-    local = moment.astimezone(tz)
+    """A short human form of a due moment: 'today at 17:00', 'Wed 3 Dec at 09:00'. A moment
+    whose local time would leave the calendar (the end of 9999 in UTC, in a zone ahead of it)
+    is said as it is written (the todo service's: in UTC)."""
+    try:
+        local = moment.astimezone(tz)
+    except OverflowError:
+        local = moment
     today = now.astimezone(tz).date()
     clock = local.strftime("%H:%M")
     if local.date() == today:

@@ -616,7 +616,7 @@ def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
     new = command.due_at.astimezone(tz)
     try:
         old = datetime.fromisoformat(current).astimezone(tz)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: past the calendar's end here
         return new.isoformat()
     if command.due_given == "date":
         new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)

@@ -454,3 +454,26 @@ async def test_adding_more_tasks_than_the_cap_in_one_message_adds_none(
         assert listed["tool_calls"][0]["result"] == []
         within = await turn(chat, alice, "add 3 tasks: laundry, dishes, vacuuming")
         assert [name for name, _ in calls(within)] == ["add_task"] * 3
+
+
+async def test_a_task_due_at_the_calendars_end_is_listed_and_moved_in_a_zone_ahead_of_utc(
+    agent: httpx.AsyncClient, todo_mcp_url: str, alice: User
+) -> None:
+    """The todo API takes instants up to the end of 9999 in UTC: 14 hours ahead of UTC such
+    a due date is a local year 10000, which the reply then says in UTC instead of failing."""
+    base = todo_mcp_url.removesuffix("/api/mcp")
+    async with httpx.AsyncClient(base_url=base) as todo:
+        created = await todo.post(
+            "/api/tasks",
+            json={"title": "At the end of time", "due_at": "9999-12-31T23:00:00Z"},
+            headers=alice.headers,
+        )
+        assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+
+    listed = await turn(agent, alice, "Show me all my tasks", timezone="Pacific/Kiritimati")
+    assert listed["response"] == (
+        f"Here is 1 task:\n• {task_id}: At the end of time (due Fri 31 Dec 9999 at 23:00)"
+    )
+    moved = await turn(agent, alice, f"move task {task_id} to 4pm", timezone="Pacific/Kiritimati")
+    assert [name for name, _ in calls(moved)] == ["update_task"]

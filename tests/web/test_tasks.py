@@ -724,3 +724,55 @@ async def test_overview_counts_and_chart(clean: Platform, ann: httpx.AsyncClient
     assert "1 tasks completed in 14 days" in text
     rows = text.split('data-testid="completions-table"')[1]
     assert rows.count("<tr>") == 15  # the header and 14 days
+
+
+async def test_instants_at_the_calendars_ends_show_and_are_refused_in_any_time_zone(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """The API takes instants strictly inside the years 1-9999 in UTC; in a zone 14 hours
+    ahead (or behind) of UTC some of them are a local year 10000 (or 0). Such a task is still
+    listed and opened, and a form whose local date leaves the calendar in UTC is a field error
+    with nothing saved, never a 500."""
+    await register(clean, "ann@example.com")
+    token = await token_of(clean)
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        moved = await api.patch(
+            "/api/auth/me",
+            json={"timezone": "Pacific/Kiritimati"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert moved.status_code == 200, moved.text
+    await sign_in(browser)
+    task = await api_create(
+        clean,
+        token,
+        title="At the end of time",
+        due_at="9999-12-31T23:00:00Z",
+        reminders=[{"at": "9999-12-31T22:00:00Z"}],
+    )
+
+    page = await browser.get("/tasks")
+    assert page.status_code == 200, page.text
+    assert titles(page.text) == ["At the end of time"]
+    edit = await browser.get(f"/tasks/{task['id']}/edit")
+    assert edit.status_code == 200, edit.text
+
+    answer = await create_form(
+        browser, title="Past the end", reminders=["at:9999-12-31T23:59:00-05:00"]
+    )
+    assert answer.status_code == 422, answer.text
+    assert "Choose reminders from the list" in answer.text
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
+    # The last day in a zone behind UTC ends in the year 10000 in UTC.
+    values = {
+        "title": "Past the end",
+        "description": "",
+        "priority": "medium",
+        "tags": "",
+        "due_date": "9999-12-31",
+        "due_time": "23:30",
+        "recurrence": "none",
+        "reminders": [],
+    }
+    _, errors = task_body(values, "America/Los_Angeles")
+    assert set(errors) == {"due_date"}
