@@ -217,12 +217,21 @@ async def delete_me(
     ),
 )
 async def change_password(
-    body: PasswordChangeIn, principal: CurrentPrincipal, session: SessionDep, ctx: Context
+    body: PasswordChangeIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ctx: Context,
 ) -> TokenResponse:
     """Change the password. Every session ends, the caller's included; the answer is a new
     token pair (a new session), so the device that made the change stays signed in."""
     pair = await service.change_password(
-        session, ctx, principal.sub, current=body.current_password, new=body.new_password
+        session,
+        ctx,
+        principal.sub,
+        current=body.current_password,
+        new=body.new_password,
+        client=_client_address(request),
     )
     return _token_response(pair)
 

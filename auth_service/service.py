@@ -435,11 +435,15 @@ async def current_account(session: AsyncSession, subject: str) -> User:
 
 
 async def change_password(
-    session: AsyncSession, ctx: AuthContext, subject: str, *, current: str, new: str
+    session: AsyncSession, ctx: AuthContext, subject: str, *, current: str, new: str, client: str
 ) -> TokenPair:
     """Replace the password, end every session (all refresh tokens revoked), and open a new
     one for the caller: the device that changed the password stays signed in with fresh
     tokens, every other one must sign in again with the new password.
+
+    The addresses the account signed in from are forgotten but the caller's (``client``):
+    each was trusted past the account's ceiling on guesses for a sign-in with the old
+    password, which may have been a thief's.
 
     Wrong current passwords are throttled per account, apart from logins: only a holder of
     the account's access token adds to that count, so strangers' failed logins never block it.
@@ -453,6 +457,14 @@ async def change_password(
     # The user's row first (a login racing this change waits for it), then every family.
     await session.flush()
     await _revoke_every_session(session, now, user)
+    await throttle.forget_known(session, user.id)
+    await throttle.remember(
+        session,
+        user.id,
+        _sha256(client_network(client)),
+        now,
+        forget_before=now - timedelta(days=ctx.settings.known_address_days),
+    )
     return await issue_tokens(session, ctx, user)
 
 

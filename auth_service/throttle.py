@@ -138,6 +138,11 @@ async def is_known(
     return result.first() is not None
 
 
+async def forget_known(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Forget every address the account signed in from (its password changed)."""
+    await session.exec(delete(KnownAddress).where(col(KnownAddress.user_id) == user_id))
+
+
 async def remember(
     session: AsyncSession,
     user_id: uuid.UUID,

@@ -312,6 +312,33 @@ async def test_a_known_address_is_forgotten_after_the_known_address_days(
     assert await count(sessionmaker, KnownAddress) == 1
 
 
+async def test_addresses_trusted_under_the_old_password_are_not_trusted_after_a_change(
+    client: httpx.AsyncClient, auth_app: FastAPI
+) -> None:
+    """A thief who signed in with a stolen password made their address a known one, which
+    the account's ceiling on guesses lets through. Changing the password ends that trust:
+    the thief's guesses at the new one count under the ceiling again, while the address the
+    owner changed it from stays known."""
+    await register(client, "ann@example.com")
+    async with from_address(auth_app, "203.0.113.66") as thief:
+        await login(thief, "ann@example.com")
+        pair = await login(client, "ann@example.com")
+        changed = await client.post(
+            "/api/auth/password",
+            json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+            headers=bearer(pair["access_token"]),
+        )
+        assert changed.status_code == 200, changed.text
+        for host in range(CEILING):
+            await guess_from(auth_app, f"198.51.100.{host}", "ann@example.com")
+
+        guess = await attempt(thief, "ann@example.com", "a guess at the new one")
+
+    assert_error(guess, 429, "login_locked")
+    owner = await attempt(client, "ann@example.com", "a brand new secret")
+    assert owner.status_code == 200, owner.text
+
+
 async def test_password_confirmations_share_one_count_and_the_accounts_ceiling(
     auth_settings: AuthSettings, database: Database, clock: FrozenClock
 ) -> None:
