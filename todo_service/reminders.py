@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.errors import ValidationFailed
 from todo_service.models import Task
-from todo_service.schemas import LATEST, ReminderIn, utc_text
+from todo_service.schemas import EARLIEST, LATEST, ReminderIn, utc_text
 
-# Instants too far in the past for arithmetic fire as soon as they are pending.
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
+# Instants too far in the past for arithmetic fire as soon as they are pending, as of the
+# first instant there is: the range's own end (``datetime.min``) is what the driver stores as
+# PostgreSQL's -infinity, which a notification's ``remind_at`` would read back as no time.
+_EARLIEST = EARLIEST + timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

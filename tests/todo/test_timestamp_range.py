@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.db import Database
 from tests.support.errors import assert_error
-from tests.todo.conftest import Snapshot, User, create
+from tests.todo.conftest import NOW, Snapshot, User, create
+from todo_service.scheduler import fire_due
 
 # Past the year 1 or 9999 once in UTC, and exactly the range's two ends.
 OUT_OF_RANGE = [
@@ -126,3 +128,26 @@ async def test_a_reminder_carried_to_the_last_instant_is_dropped_not_stored_as_i
     )
     assert following.json()["due_at"] == "9999-12-30T00:00:00.000000Z"
     assert [r["at"] for r in following.json()["reminders"]] == ["9999-12-29T09:00:00.000000Z"]
+
+
+async def test_an_offset_reminder_before_the_first_instant_fires_and_its_notification_reads(
+    client: httpx.AsyncClient, database: Database, alice: User
+) -> None:
+    """Minutes before a due date in the first minute of the year 1 are before the calendar:
+    the reminder fires at once, as of the first instant there is, and its notification is
+    read back with that time, not stored as -infinity (read back as no time at all)."""
+    task = await create(
+        client,
+        alice,
+        due_at="0001-01-01T00:00:30Z",
+        reminders=[{"before_due_minutes": 5}],
+    )
+
+    assert await fire_due(database, now=NOW, batch=10) == 1
+
+    listed = await client.get("/api/notifications", headers=alice.headers)
+    assert listed.status_code == 200, listed.text
+    [notification] = listed.json()
+    assert notification["task_id"] == task["id"]
+    assert notification["remind_at"] == "0001-01-01T00:00:00.000001Z"
+    assert task["reminders"][0]["fires_at"] == "0001-01-01T00:00:00.000001Z"
