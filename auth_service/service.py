@@ -231,7 +231,7 @@ async def issue_tokens(
         session.add(family)
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
     refresh_expires_at = min(
-        now + timedelta(days=settings.refresh_token_ttl_days), family.expires_at
+        now + timedelta(days=settings.refresh_token_ttl_days), session_end(family, settings)
     )
     access = ctx.keys.mint_access_token(
         subject=str(user.id),
@@ -258,6 +258,12 @@ async def issue_tokens(
         refresh_expires_in=int((refresh_expires_at - now).total_seconds()),
         user=user,
     )
+
+
+def session_end(family: RefreshFamily, settings: AuthSettings) -> datetime:
+    """When ``family`` ends: its absolute end, or sooner when ``AUTH_SESSION_MAX_DAYS`` has
+    been lowered since its login (a shorter lifetime applies to the sessions already begun)."""
+    return min(family.expires_at, family.created_at + timedelta(days=settings.session_max_days))
 
 
 async def _end_oldest_sessions(
@@ -298,13 +304,15 @@ async def rotate_refresh_token(
     now = ctx.clock()
     token_hash = _sha256(refresh_token)
     family = await _lock_family_of(session, token_hash)
-    if family is None or family.revoked_at is not None or family.expires_at <= now:
+    if family is None or family.revoked_at is not None or session_end(family, ctx.settings) <= now:
         raise InvalidRefreshToken()
     # Read after the family lock, so a rotation that just committed is seen.
     token = (
         await session.exec(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
     ).one()
-    if token.revoked_at is not None or token.expires_at <= now:
+    # Its own expiry, or sooner when AUTH_REFRESH_TOKEN_TTL_DAYS has been lowered since.
+    lifetime = timedelta(days=ctx.settings.refresh_token_ttl_days)
+    if token.revoked_at is not None or min(token.expires_at, token.issued_at + lifetime) <= now:
         raise InvalidRefreshToken()
     if token.used_at is not None:
         await _revoke(session, now, [family])

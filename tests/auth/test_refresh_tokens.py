@@ -9,10 +9,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth_service.app import create_app
 from auth_service.models import RefreshToken
+from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
+from shared.db import Database
 from tests.auth.factories import assert_unauthorized, bearer, count, login, refresh, signed_up
 from tests.support.errors import assert_error
+from tests.support.serving import serve
 
 
 async def test_reusing_a_spent_token_revokes_the_whole_family(client: httpx.AsyncClient) -> None:
@@ -204,3 +208,43 @@ async def test_a_new_login_starts_a_new_session_lifetime(
     clock.advance(days=1)
     assert_unauthorized(await refresh(client, first["refresh_token"]), "invalid_refresh_token")
     assert (await refresh(client, second["refresh_token"])).status_code == 200
+
+
+async def test_a_shorter_session_lifetime_applies_to_sessions_begun_before_it(
+    client: httpx.AsyncClient,
+    auth_settings: AuthSettings,
+    database: Database,
+    clock: FrozenClock,
+) -> None:
+    """AUTH_SESSION_MAX_DAYS lowered (90 to 7, say, after an incident): a session begun
+    under the old setting ends 7 days after its login too, not 90."""
+    pair = await signed_up(client)
+    shorter = create_app(
+        auth_settings.model_copy(update={"session_max_days": 7}), db=database, clock=clock
+    )
+    async with serve(shorter) as restarted:
+        clock.advance(days=6)
+        renewed = await refresh(restarted, pair["refresh_token"])
+        assert renewed.status_code == 200, renewed.text
+        assert renewed.json()["refresh_expires_in"] == 86400
+        clock.advance(days=1)
+        assert_unauthorized(
+            await refresh(restarted, renewed.json()["refresh_token"]), "invalid_refresh_token"
+        )
+
+
+async def test_a_shorter_refresh_token_lifetime_applies_to_tokens_issued_before_it(
+    client: httpx.AsyncClient,
+    auth_settings: AuthSettings,
+    database: Database,
+    clock: FrozenClock,
+) -> None:
+    """AUTH_REFRESH_TOKEN_TTL_DAYS lowered (30 to 1): a token issued under the old setting
+    is refused a day after it was issued too, not 30."""
+    pair = await signed_up(client)
+    settings = auth_settings.model_copy(update={"refresh_token_ttl_days": 1})
+    async with serve(create_app(settings, db=database, clock=clock)) as restarted:
+        clock.advance(days=1)
+        assert_unauthorized(
+            await refresh(restarted, pair["refresh_token"]), "invalid_refresh_token"
+        )
