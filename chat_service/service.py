@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
-from shared.db import Database
+from shared.db import Database, Session
 from shared.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -100,12 +100,20 @@ _LOCK_STARTS = (
 # messages: the least recently active first, and at most a batch per start (an account over the
 # bound from before it, or a lowered bound, comes back within it start by start).
 _TRIM_BATCH = 100
-_BEGIN_IN_NEW_CONVERSATION = """
+# A deleted conversation's keyed turns forget their answers (the conversation's content, for
+# retries to replay): a retry then takes the turn over and finds the conversation gone (404),
+# instead of being served the deleted reply, or run again. The user's subject lock is held.
+_FORGET_ANSWERS = """
+    UPDATE chat.turn_keys SET response = NULL
+    WHERE user_id = $1::text AND conversation_id IN {conversations} AND response IS NOT NULL"""
+_BEGIN_IN_NEW_CONVERSATION = f"""
 WITH dropped AS (
     DELETE FROM chat.conversations WHERE id IN (
         SELECT id FROM chat.conversations WHERE user_id = $1::text
         ORDER BY updated_at DESC, id DESC
         OFFSET $5::int LIMIT $6::int)
+    RETURNING id
+), forgotten AS ({_FORGET_ANSWERS.format(conversations="(SELECT id FROM dropped)")}
 ), conversation AS (
     INSERT INTO chat.conversations (user_id, title, created_at, updated_at, turns)
     VALUES ($1::text, $2::text, $3::timestamptz, $3::timestamptz, 1)
@@ -113,7 +121,7 @@ WITH dropped AS (
 )
 INSERT INTO chat.messages (conversation_id, user_id, role, content, created_at)
 SELECT id, $1::text, 'user', $4::text, $3::timestamptz FROM conversation
-RETURNING conversation_id, id"""
+RETURNING conversation_id, id"""  # noqa: S608 - no input in the text
 
 # One snapshot for every part: the history is the window before this message, and the message
 # is inserted only if the conversation is (still) the user's and has room for it and its reply
@@ -343,7 +351,7 @@ async def list_messages(
     return Page(items=items, total=total, next_cursor=next_cursor)
 
 
-async def delete_conversation(session: AsyncSession, user_id: str, *, conversation_id: int) -> None:
+async def delete_conversation(session: Session, user_id: str, *, conversation_id: int) -> None:
     """Delete the conversation and (by cascade) its messages. The subject's lock first: the
     purge deletes the messages before the conversations, this the conversation before its
     messages (shared/tombstones.py)."""
@@ -357,6 +365,9 @@ async def delete_conversation(session: AsyncSession, user_id: str, *, conversati
     )
     if result.first() is None:
         raise ConversationNotFound()
+    await session.fetch_row(
+        _FORGET_ANSWERS.format(conversations="($2::bigint)"), user_id, conversation_id
+    )
 
 
 async def _count(session: AsyncSession, condition: Any, model: type[Any]) -> int:

@@ -150,3 +150,25 @@ async def test_concurrent_new_conversations_never_pass_the_bound(
     assert {m.conversation_id for m in await stored_messages(committed_sessionmaker)} == kept | {
         theirs
     }
+
+
+async def test_a_keyed_turn_of_a_conversation_the_bound_deleted_is_not_replayed(
+    bounded: httpx.AsyncClient, clock: FrozenClock, alice: User, bob: User
+) -> None:
+    """A conversation the bound deletes goes with the answers its keyed turns kept for their
+    retries: a retry is that conversation's 404, not its deleted reply (nor another user's
+    keyed answers touched)."""
+    keyed = {**alice.headers, "Idempotency-Key": "oldest"}
+    first = await bounded.post("/api/chat", json={"message": "hello"}, headers=keyed)
+    assert first.status_code == 200, first.text
+    bobs = {**bob.headers, "Idempotency-Key": "oldest"}
+    theirs = await bounded.post("/api/chat", json={"message": "hello"}, headers=bobs)
+    for _ in range(3):
+        clock.advance(minutes=1)
+        await start(bounded, alice)
+
+    again = await bounded.post("/api/chat", json={"message": "hello"}, headers=keyed)
+
+    assert_error(again, 404, "conversation_not_found")
+    replayed = await bounded.post("/api/chat", json={"message": "hello"}, headers=bobs)
+    assert replayed.json() == theirs.json()

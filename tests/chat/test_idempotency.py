@@ -266,3 +266,28 @@ async def test_expired_turn_keys_are_forgotten_oldest_first_in_batches(
     assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 1
     assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 0
     assert await keys() == ["third"]
+
+
+async def test_a_deleted_conversations_turn_is_not_replayed_nor_run_again(
+    agent: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The answer a keyed turn keeps for its retries is the conversation's content: deleted
+    with the conversation, a retry of that turn is the conversation's 404, and nothing of it
+    is stored or run again."""
+    first = await send(agent, alice, "add call the bank about my overdraft", "turn-gone")
+    assert first.status_code == 200, first.text
+    conversation = first.json()["conversation_id"]
+    deleted = await agent.delete(f"/api/conversations/{conversation}", headers=alice.headers)
+    assert deleted.status_code == 204, deleted.text
+
+    again = await send(agent, alice, "add call the bank about my overdraft", "turn-gone")
+
+    assert_error(again, 404, "conversation_not_found")
+    assert "overdraft" not in again.text
+    assert await stored_messages(committed_sessionmaker) == []
+    assert len(await task_titles(committed_sessionmaker)) == 1
+    async with committed_sessionmaker() as session:
+        kept = await session.execute(text("SELECT response FROM chat.turn_keys"))
+        assert [row[0] for row in kept] == [None]
