@@ -270,7 +270,10 @@ class BearerVerifier:
             token=token,
             client_id=str(principal.claims.get("azp") or principal.sub),
             scopes=[],
-            expires_at=int(principal.expires_at),
+            # None: the app's verifier has judged the expiry, with the leeway every verifier of
+            # the platform gives it and on the app's clock; the SDK's own check (no leeway, the
+            # wall clock) would refuse a token the REST routes take, in OAuth's format.
+            expires_at=None,
             subject=principal.sub,
             claims={"iss": principal.issuer},
         )

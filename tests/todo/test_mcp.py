@@ -432,6 +432,27 @@ async def test_bad_tokens_are_refused_before_any_tool_runs(
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+async def test_a_token_in_its_expiry_leeway_is_taken_by_the_tools_as_by_the_routes(
+    todo_base: str, issuer: TestIssuer
+) -> None:
+    """Clocks differ: every verifier gives ``exp`` the same 30 s of leeway. A token 10 s past
+    it is a token at the REST routes, so at the MCP endpoint too (it was refused there by the
+    SDK's own check, on its own clock, in OAuth's format rather than the platform's)."""
+    token = issuer.mint("alice-subject", exp=int(datetime.now(UTC).timestamp()) - 10)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+    }
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    async with httpx.AsyncClient(base_url=todo_base) as http:
+        listed = await http.get("/api/tasks", headers=headers)
+        tools = await http.post("/api/mcp", json=request, headers=headers)
+
+    assert listed.status_code == 200, listed.text
+    assert tools.status_code == 200, tools.text
+    assert tools.json()["result"]["tools"]
+
+
 def _has_mcp_error(exc: BaseException) -> bool:
     if isinstance(exc, MCPError):
         return True
