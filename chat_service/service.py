@@ -395,7 +395,7 @@ class KeyedTurn:
 
 
 # A key's claim: a new row, or an expired one taken over. Other expired keys are the worker's
-# to delete (``forget_expired_turn_keys``): a range over the keys' expiry here would make
+# to delete (``shared.worker.forget_expired``): a range over the keys' expiry here would make
 # PostgreSQL plan the claim anew on every execution (as todo's keyed create, bench/RESULTS.md)
 # and lock other users' rows before the insert.
 _CLAIM_TURN_KEY = """
@@ -427,23 +427,6 @@ _RELEASE_TURN_KEY = """
 UPDATE chat.turn_keys SET locked_until = $3::timestamptz
 WHERE id = $1::bigint AND user_id = $2::text AND response IS NULL
 RETURNING id"""
-
-
-_FORGET_EXPIRED_TURN_KEYS = """
-WITH gone AS (
-    DELETE FROM chat.turn_keys WHERE id IN (
-        SELECT id FROM chat.turn_keys WHERE expires_at <= $1
-        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING 1)
-SELECT count(*) FROM gone"""
-
-
-async def forget_expired_turn_keys(db: Database, *, now: datetime, batch: int) -> int:
-    """Delete at most ``batch`` turn keys expired at ``now``, oldest first, skipping any a
-    claim is taking over; how many were deleted. An expired key is never replayed (a turn
-    with it takes it over), so this only keeps the table to a day's keys."""
-    row = await db.fetch_row(_FORGET_EXPIRED_TURN_KEYS, now, batch, write=True)
-    return int(row[0]) if row is not None else 0
 
 
 async def claim_turn_key(

@@ -15,12 +15,11 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from chat_service.events import PURGE
-from chat_service.service import forget_expired_turn_keys
 from chat_service.settings import ChatSettings, get_settings
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.purge import processed_retention_loop, purge_loop
-from shared.worker import RETENTION_BATCH, Loop, create_worker_app, periodic_loop
+from shared.worker import RETENTION_BATCH, Loop, create_worker_app, forget_expired, periodic_loop
 
 DEFAULT_PORT = 8013
 
@@ -36,7 +35,9 @@ def create_app(
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
         async def forget_turn_keys() -> int:
-            return await forget_expired_turn_keys(database, now=clock(), batch=RETENTION_BATCH)
+            return await forget_expired(
+                database, "chat.turn_keys", now=clock(), batch=RETENTION_BATCH
+            )
 
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -46,6 +47,24 @@ RETENTION_EVERY_SECONDS = 300.0
 RETENTION_PAUSE_SECONDS = 1.0
 # Rows a retention loop deletes per statement.
 RETENTION_BATCH = 1000
+
+
+async def forget_expired(db: Database, table: str, *, now: datetime, batch: int) -> int:
+    """Delete at most ``batch`` rows of ``table`` (a qualified name, a constant) whose
+    ``expires_at`` is ``now`` or earlier, oldest first, passing over rows a transaction holds
+    (a claim taking an expired key over); how many were deleted. A retention loop's step:
+    kept out of the statements that claim keys, where a range over the expiry would make
+    PostgreSQL plan them afresh on every execution (docs/data.md)."""
+    row = await db.fetch_row(
+        f"WITH gone AS (DELETE FROM {table} WHERE id IN ("  # noqa: S608 - a constant name
+        f"SELECT id FROM {table} WHERE expires_at <= $1 "
+        "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        now,
+        batch,
+        write=True,
+    )
+    return int(row[0]) if row is not None else 0
 
 
 def periodic_loop(

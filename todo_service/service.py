@@ -214,14 +214,6 @@ async def add_task(
     return TaskPublic.model_validate_json(row[2])
 
 
-async def forget_expired_keys(db: Database, *, now: datetime, batch: int) -> int:
-    """Delete at most ``batch`` idempotency keys expired at ``now``, oldest first; how many
-    were deleted. An expired key is never replayed (a create with it takes it over), so this
-    only keeps the table to a day's keys."""
-    row = await db.fetch_row(sql.FORGET_EXPIRED_KEYS, now, batch, write=True)
-    return int(row[0]) if row is not None else 0
-
-
 async def update_task(
     session: AsyncSession,
     user_id: str,

@@ -103,7 +103,7 @@ _KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "
 # expired one taken over) with the answer, and only then is the task inserted. A live row is
 # left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
 # same key waits on the unique index for the first transaction, then sees its row. Other
-# expired keys are the worker's to delete (``FORGET_EXPIRED_KEYS``): a range over the keys'
+# expired keys are the worker's to delete (``shared.worker.forget_expired``): a range over the keys'
 # expiry in this statement made PostgreSQL plan it anew on every execution once the table
 # held some thousands of keys (its generic plan looked dearer than a fresh one), about twice
 # the statement's CPU (bench/RESULTS.md).
@@ -126,12 +126,3 @@ claim AS (
 task AS ({_INSERT_TASK} WHERE id = (SELECT task_id FROM claim) RETURNING id)
 SELECT EXISTS (SELECT FROM task) AS created, request_hash, response_body AS body
 FROM claim"""  # noqa: S608
-
-# At most $2 keys expired at $1, oldest first, skipping any a claim is taking over; how many.
-FORGET_EXPIRED_KEYS = """
-WITH gone AS (
-    DELETE FROM todo.idempotency_keys WHERE id IN (
-        SELECT id FROM todo.idempotency_keys WHERE expires_at <= $1
-        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING 1)
-SELECT count(*) FROM gone"""

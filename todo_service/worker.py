@@ -29,12 +29,18 @@ from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.purge import processed_retention_loop, purge_loop
 from shared.sealing import SecretBox
-from shared.worker import RETENTION_BATCH, Loop, create_worker_app, outbox_loop, periodic_loop
+from shared.worker import (
+    RETENTION_BATCH,
+    Loop,
+    create_worker_app,
+    forget_expired,
+    outbox_loop,
+    periodic_loop,
+)
 from todo_service.events import PURGE
 from todo_service.models import OUTBOX
 from todo_service.notifications import forget_read
 from todo_service.scheduler import fire_due
-from todo_service.service import forget_expired_keys
 from todo_service.settings import TodoSettings, get_settings
 from todo_service.webhooks.delivery import WebhookDeliverer
 from todo_service.webhooks.fanout import fanout_loop
@@ -77,7 +83,9 @@ def create_app(
             return await deliverer.forget_finished(batch=RETENTION_BATCH)
 
         async def forget_keys() -> int:
-            return await forget_expired_keys(database, now=clock(), batch=RETENTION_BATCH)
+            return await forget_expired(
+                database, "todo.idempotency_keys", now=clock(), batch=RETENTION_BATCH
+            )
 
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),

@@ -16,8 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chat_service.service import claim_turn_key, forget_expired_turn_keys
+from chat_service.service import claim_turn_key
 from shared.db import Database
+from shared.worker import forget_expired
 from tests.chat.conftest import User, stored_messages
 from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
@@ -240,6 +241,9 @@ async def test_a_turn_whose_message_may_not_be_saved_is_outcome_unknown_and_a_ke
     assert await task_titles(committed_sessionmaker) == [(alice.sub, "Buy milk")]
 
 
+TURN_KEYS = "chat.turn_keys"
+
+
 async def test_expired_turn_keys_are_forgotten_oldest_first_in_batches(
     database: Database, alice: User, bob: User
 ) -> None:
@@ -259,12 +263,12 @@ async def test_expired_turn_keys_are_forgotten_oldest_first_in_batches(
         return list(row[0])
 
     # A key lives a day: the first is not expired a moment before, and is at its expiry.
-    assert await forget_expired_turn_keys(database, now=start + day - lease, batch=10) == 0
+    assert await forget_expired(database, TURN_KEYS, now=start + day - lease, batch=10) == 0
     past_two = start + day + timedelta(minutes=1)
-    assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 1
+    assert await forget_expired(database, TURN_KEYS, now=past_two, batch=1) == 1
     assert await keys() == ["second", "third"]
-    assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 1
-    assert await forget_expired_turn_keys(database, now=past_two, batch=1) == 0
+    assert await forget_expired(database, TURN_KEYS, now=past_two, batch=1) == 1
+    assert await forget_expired(database, TURN_KEYS, now=past_two, batch=1) == 0
     assert await keys() == ["third"]
 
 

@@ -17,13 +17,12 @@ from shared.db import Database
 from shared.events import forget_processed
 from shared.purge import processed_retention_loop
 from shared.settings import ServiceSettings
-from shared.worker import periodic_loop
+from shared.worker import forget_expired, periodic_loop
 from tests.todo.conftest import NOW, User, create
 from todo_service.events import PURGE
 from todo_service.models import PROCESSED_EVENTS
 from todo_service.notifications import forget_read
 from todo_service.scheduler import fire_due
-from todo_service.service import forget_expired_keys
 from todo_service.settings import TodoSettings
 
 
@@ -103,6 +102,9 @@ async def _applied_ids(db: Database) -> list[str]:
     return await stored(db, "todo.processed_events", "event_id")
 
 
+KEYS = "todo.idempotency_keys"
+
+
 async def test_expired_idempotency_keys_are_forgotten_oldest_first_in_batches(
     committed_client: httpx.AsyncClient,
     committed_database: Database,
@@ -121,13 +123,13 @@ async def test_expired_idempotency_keys_are_forgotten_oldest_first_in_batches(
         clock.advance(minutes=1)
     # A key lives a day: the first is not expired a moment before, and is at its expiry.
     day = timedelta(hours=24)
-    assert await forget_expired_keys(db, now=NOW + day - timedelta(seconds=1), batch=10) == 0
+    assert await forget_expired(db, KEYS, now=NOW + day - timedelta(seconds=1), batch=10) == 0
     # At the second's expiry: at most a batch per statement, oldest first.
     past_two = NOW + day + timedelta(minutes=1)
-    assert await forget_expired_keys(db, now=past_two, batch=1) == 1
+    assert await forget_expired(db, KEYS, now=past_two, batch=1) == 1
     assert await stored(db, "todo.idempotency_keys", "key") == ["second", "third"]
-    assert await forget_expired_keys(db, now=past_two, batch=1) == 1
-    assert await forget_expired_keys(db, now=past_two, batch=1) == 0
+    assert await forget_expired(db, KEYS, now=past_two, batch=1) == 1
+    assert await forget_expired(db, KEYS, now=past_two, batch=1) == 0
     assert await stored(db, "todo.idempotency_keys", "key") == ["third"]
     # The live key still replays its task.
     again = await committed_client.post(
