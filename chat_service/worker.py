@@ -19,7 +19,7 @@ from chat_service.settings import ChatSettings, get_settings
 from shared.clock import Clock, utcnow
 from shared.db import Database
 from shared.purge import processed_retention_loop, purge_loop
-from shared.worker import RETENTION_BATCH, Loop, create_worker_app, forget_expired, periodic_loop
+from shared.worker import Loop, create_worker_app, expired_rows_loop
 
 DEFAULT_PORT = 8013
 
@@ -34,15 +34,10 @@ def create_app(
     settings = settings or get_settings()
 
     def loops(database: Database, redis: Redis) -> list[Loop]:
-        async def forget_turn_keys() -> int:
-            return await forget_expired(
-                database, "chat.turn_keys", now=clock(), batch=RETENTION_BATCH
-            )
-
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
             processed_retention_loop(PURGE, settings, database),
-            periodic_loop("turn-keys-retention", forget_turn_keys),
+            expired_rows_loop("turn-keys-retention", database, "chat.turn_keys", clock),
         ]
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)

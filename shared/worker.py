@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 
 from shared.app import create_service_app, database, database_ready
+from shared.clock import Clock
 from shared.db import Database
 from shared.events import Heartbeat, RedisStreamPublisher, redis_client, run_forever
 from shared.outbox import OutboxDispatcher
@@ -47,6 +48,15 @@ RETENTION_EVERY_SECONDS = 300.0
 RETENTION_PAUSE_SECONDS = 1.0
 # Rows a retention loop deletes per statement.
 RETENTION_BATCH = 1000
+
+
+def expired_rows_loop(name: str, db: Database, table: str, clock: Clock) -> Loop:
+    """The retention loop deleting ``table``'s expired rows (``forget_expired``)."""
+
+    async def step() -> int:
+        return await forget_expired(db, table, now=clock(), batch=RETENTION_BATCH)
+
+    return periodic_loop(name, step)
 
 
 async def forget_expired(db: Database, table: str, *, now: datetime, batch: int) -> int:

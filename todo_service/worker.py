@@ -33,7 +33,7 @@ from shared.worker import (
     RETENTION_BATCH,
     Loop,
     create_worker_app,
-    forget_expired,
+    expired_rows_loop,
     outbox_loop,
     periodic_loop,
 )
@@ -82,11 +82,6 @@ def create_app(
         async def forget_finished_deliveries() -> int:
             return await deliverer.forget_finished(batch=RETENTION_BATCH)
 
-        async def forget_keys() -> int:
-            return await forget_expired(
-                database, "todo.idempotency_keys", now=clock(), batch=RETENTION_BATCH
-            )
-
         return [
             purge_loop(PURGE, settings, database, redis, consumer=consumer),
             processed_retention_loop(PURGE, settings, database),
@@ -96,7 +91,7 @@ def create_app(
             fanout_loop(settings, database, redis, clock=clock, consumer=consumer),
             Loop("webhooks-delivery", deliverer.deliver_once),
             periodic_loop("webhooks-retention", forget_finished_deliveries),
-            periodic_loop("idempotency-retention", forget_keys),
+            expired_rows_loop("idempotency-retention", database, "todo.idempotency_keys", clock),
         ]
 
     return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)
