@@ -12,14 +12,11 @@ Serves ``/healthz`` and ``/readyz`` on ``PORT`` (default 8013).
 from __future__ import annotations
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from chat_service.events import PURGE
 from chat_service.settings import ChatSettings, get_settings
-from shared.clock import Clock, utcnow
 from shared.db import Database
-from shared.purge import processed_retention_loop, purge_loop
-from shared.worker import Loop, create_worker_app, expired_rows_loop
+from shared.purge import purge_worker_app
 
 DEFAULT_PORT = 8013
 
@@ -29,18 +26,14 @@ def create_app(
     *,
     db: Database | None = None,
     consumer: str | None = None,
-    clock: Clock = utcnow,
 ) -> FastAPI:
-    settings = settings or get_settings()
-
-    def loops(database: Database, redis: Redis) -> list[Loop]:
-        return [
-            purge_loop(PURGE, settings, database, redis, consumer=consumer),
-            processed_retention_loop(PURGE, settings, database),
-            expired_rows_loop("turn-keys-retention", database, "chat.turn_keys", clock),
-        ]
-
-    return create_worker_app(name=PURGE.group, settings=settings, loops=loops, db=db)
+    return purge_worker_app(
+        PURGE,
+        settings or get_settings(),
+        db=db,
+        consumer=consumer,
+        expiring={"turn-keys-retention": "chat.turn_keys"},
+    )
 
 
 if __name__ == "__main__":

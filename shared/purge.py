@@ -6,12 +6,15 @@ worker process reading the users stream as the service's consumer group."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import Table, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.clock import utcnow
 from shared.db import Database
 from shared.events import (
     USER_DELETED,
@@ -23,7 +26,7 @@ from shared.events import (
 )
 from shared.settings import ServiceSettings
 from shared.tombstones import bury
-from shared.worker import Loop, consumer_name, periodic_loop
+from shared.worker import Loop, consumer_name, create_worker_app, expired_rows_loop, periodic_loop
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +120,28 @@ def processed_retention_loop(
         )
 
     return periodic_loop("users-retention", step)
+
+
+def purge_worker_app(
+    purge: UserPurge,
+    settings: ServiceSettings,
+    *,
+    db: Database | None = None,
+    consumer: str | None = None,
+    expiring: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """The worker of a service whose events work is the purge: one loop over the users
+    stream, one forgetting old ids of applied events, and one deleting the expired rows of
+    each table in ``expiring`` (its loop's name to the table's qualified name)."""
+
+    def loops(database: Database, redis: Redis) -> list[Loop]:
+        return [
+            purge_loop(purge, settings, database, redis, consumer=consumer),
+            processed_retention_loop(purge, settings, database),
+            *(
+                expired_rows_loop(name, database, table, utcnow)
+                for name, table in (expiring or {}).items()
+            ),
+        ]
+
+    return create_worker_app(name=purge.group, settings=settings, loops=loops, db=db)
