@@ -1,0 +1,44 @@
+"""The pages' layout at the widths people use: a desktop (1280 px) and a phone (390 px).
+Measured from the boxes the browser lays out, so a rule that loses to another (specificity, a
+media query) shows up here, where a screenshot would only be looked at."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import NewContext
+from tests.browser.flows import sign_up
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+async def box(page: Page, selector: str) -> dict[str, float]:
+    found = await page.locator(selector).first.bounding_box()
+    assert found is not None, selector
+    return found
+
+
+async def test_the_conversation_takes_the_wide_column_of_the_chat_page(
+    new_context: NewContext,
+) -> None:
+    """On a desktop the conversation (what is read and typed in) is the wide column and the
+    list of conversations the narrow one beside it; its heading starts at the top of its box."""
+    page = await (await new_context(viewport=DESKTOP)).new_page()
+    await sign_up(page)
+    await page.goto("/chat")
+    await page.get_by_test_id("chat-input").fill("add pay the rent tomorrow")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    await expect(page.get_by_test_id("chat-message-assistant")).to_have_count(1)
+    # The script puts the conversation's own heading in place once the turn is done.
+    await expect(page.locator("#conversation-heading")).to_have_text("add pay the rent tomorrow")
+    conversations = await box(page, "[data-testid=conversation-list]")
+    conversation = await box(page, "section.conversation")
+    assert conversation["x"] > conversations["x"] + conversations["width"] - 1
+    assert conversation["width"] > 1.5 * conversations["width"], (conversations, conversation)
+    heading = await box(page, "#conversation-heading")
+    # The section's padding (1rem) and no more above the heading.
+    assert heading["y"] - conversation["y"] <= 24, (conversation, heading)
