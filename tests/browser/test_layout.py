@@ -42,3 +42,20 @@ async def test_the_conversation_takes_the_wide_column_of_the_chat_page(
     heading = await box(page, "#conversation-heading")
     # The section's padding (1rem) and no more above the heading.
     assert heading["y"] - conversation["y"] <= 24, (conversation, heading)
+
+
+async def test_a_long_name_leaves_sign_out_on_one_line_on_a_phone(
+    new_context: NewContext,
+) -> None:
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page, name="Augusta Ada King, Countess of Lovelace, née Byron")
+    signout = await box(page, "[data-testid=signout]")
+    assert signout["height"] < 40, signout  # one line of text, not "Sign / out"
+    assert signout["x"] + signout["width"] <= PHONE["width"]
+    # The name is cut short on screen; the whole of it is its title.
+    who = page.locator(".signout .who")
+    await expect(who).to_have_attribute(
+        "title", "Augusta Ada King, Countess of Lovelace, née Byron"
+    )
+    name = await box(page, ".signout .who")
+    assert name["height"] < 40, name
