@@ -9,7 +9,7 @@ import re
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.flows import sign_up
+from tests.browser.flows import add_task, row, sign_up
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -59,3 +59,22 @@ async def test_a_long_name_leaves_sign_out_on_one_line_on_a_phone(
     )
     name = await box(page, ".signout .who")
     assert name["height"] < 40, name
+
+
+async def test_a_tasks_title_keeps_the_rows_width_on_a_phone(new_context: NewContext) -> None:
+    """On a phone Edit and Delete go under the task rather than beside it, where they would
+    squeeze its title into a column a word or two wide."""
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page)
+    title = "Book the car in for its annual service and ask about the brakes"
+    await add_task(page, title)
+    task = row(page, title)
+    body = await task.locator(".task-body").bounding_box()
+    actions = await task.locator(".task-actions").bounding_box()
+    whole = await task.bounding_box()
+    assert body is not None
+    assert actions is not None
+    assert whole is not None
+    assert body["width"] > 0.7 * whole["width"], (body, whole)
+    assert actions["y"] >= body["y"] + body["height"] - 1, (body, actions)
+    assert actions["x"] + actions["width"] <= whole["x"] + whole["width"], (actions, whole)
