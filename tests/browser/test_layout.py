@@ -78,3 +78,24 @@ async def test_a_tasks_title_keeps_the_rows_width_on_a_phone(new_context: NewCon
     assert body["width"] > 0.7 * whole["width"], (body, whole)
     assert actions["y"] >= body["y"] + body["height"] - 1, (body, actions)
     assert actions["x"] + actions["width"] <= whole["x"] + whole["width"], (actions, whole)
+
+
+async def test_the_undo_note_uses_the_width_of_a_phone(new_context: NewContext) -> None:
+    """The toast is centred with ``left: 50%``: without its own width it would shrink to the
+    half of the screen right of its left edge and wrap "Deleted ..." over several lines."""
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page)
+    await add_task(page, "Return the library books")
+    await page.goto("/tasks")
+    await row(page, "Return the library books").get_by_test_id("task-delete").click()
+    toast = page.get_by_test_id("toast")
+    await expect(toast).to_be_visible()
+    shown = await toast.bounding_box()
+    assert shown is not None
+    assert shown["width"] > PHONE["width"] / 2 + 20, shown
+    assert shown["x"] >= 0, shown
+    assert shown["x"] + shown["width"] <= PHONE["width"], shown
+    # "Deleted “Return the library books”." and Undo: two lines of text at most.
+    assert shown["height"] < 80, shown
+    await page.get_by_test_id("toast-action").click()
+    await expect(row(page, "Return the library books")).to_be_visible()
