@@ -15,8 +15,10 @@ from web_service.views import render, zone
 router = APIRouter(include_in_schema=False)
 
 DAYS = 14
-# The chart's drawing box (SVG user units); it scales to the page's width.
-WIDTH, HEIGHT, GUTTER, BASE = 560, 180, 4, 24
+# The chart's drawing box (SVG user units); it scales to the page's width. BASE is the room
+# under the bars for the days, TOP the room over the tallest bar for its number (the labels
+# are drawn up to 20 units high on a phone, app.css).
+WIDTH, HEIGHT, GUTTER, BASE, TOP = 560, 180, 4, 24, 24
 
 
 def chart(per_day: list[dict[str, Any]], today: date) -> dict[str, Any]:
@@ -28,7 +30,7 @@ def chart(per_day: list[dict[str, Any]], today: date) -> dict[str, Any]:
     step = WIDTH / DAYS
     bars = []
     for index, (day, value) in enumerate(zip(days, values, strict=True)):
-        height = round((HEIGHT - BASE) * value / peak, 1)
+        height = round((HEIGHT - BASE - TOP) * value / peak, 1)
         bars.append(
             {
                 "x": round(index * step + GUTTER / 2, 1),

@@ -99,3 +99,23 @@ async def test_the_undo_note_uses_the_width_of_a_phone(new_context: NewContext) 
     assert shown["height"] < 80, shown
     await page.get_by_test_id("toast-action").click()
     await expect(row(page, "Return the library books")).to_be_visible()
+
+
+async def test_the_overview_chart_shows_its_numbers_and_days_readably_on_a_phone(
+    new_context: NewContext,
+) -> None:
+    """The day with most completions has its number over its bar inside the drawing (not cut
+    off at the top), and on a phone the scaled-down labels stay at a readable size."""
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page)
+    await add_task(page, "Post the letter")
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")) as answer:
+        await row(page, "Post the letter").get_by_test_id("task-toggle").click()
+    assert (await answer.value).ok
+    await page.goto("/overview")
+    chart = await box(page, "[data-testid=completions-chart]")
+    number = await box(page, "[data-testid=completions-chart] text.value")
+    assert number["y"] >= chart["y"] - 0.5, (chart, number)
+    day = await box(page, "[data-testid=completions-chart] text.day")
+    assert day["height"] >= 10, day  # rendered px, after the drawing is scaled to the phone
+    assert day["y"] + day["height"] <= chart["y"] + chart["height"] + 0.5, (chart, day)

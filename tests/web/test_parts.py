@@ -100,6 +100,16 @@ def test_the_chart_covers_fourteen_days_oldest_first() -> None:
     assert all(bar["height"] == 0 for bar in empty["bars"])
 
 
+def test_the_tallest_bar_leaves_room_above_it_for_its_number() -> None:
+    """The number over a bar is drawn 4 units above it, up to 20 units high: the tallest bar
+    stops low enough for it to stay inside the drawing, not cut off at the top."""
+    drawn = chart([{"date": "2027-03-14", "completed": 7}], date(2027, 3, 14))
+    tallest = drawn["bars"][-1]
+    assert tallest["value"] == 7
+    assert tallest["y"] - 4 - 20 >= 0
+    assert tallest["y"] + tallest["height"] == drawn["base"]
+
+
 async def test_purge_deletes_ended_and_idle_sessions_only(
     clean: Platform, ann: object, box: TokenBox
 ) -> None:
