@@ -55,6 +55,19 @@ async def test_sign_up_saves_the_time_zone_and_signs_in(
     assert row[0] == datetime(2027, 5, 1, 0, 0, tzinfo=UTC)
 
 
+async def test_signed_out_pages_name_no_time_zone_the_person_has_not_chosen(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """Before sign-in there is no zone to show times in (and no times): the footer does not
+    say "UTC" under a sign-up form whose zone field the browser filled with another."""
+    for path in ("/signin", "/signup", "/nowhere"):
+        page = await browser.get(path)
+        assert "<footer" in page.text, path
+        assert "Times are shown in" not in page.text, path
+    await sign_up(browser)
+    assert "Times are shown in Asia/Tokyo." in (await browser.get("/tasks")).text
+
+
 async def test_sign_up_errors_are_named(clean: Platform, browser: httpx.AsyncClient) -> None:
     answer = await sign_up(browser, email="", password="short", timezone="Mars/Olympus")
     assert answer.status_code == 422
