@@ -90,6 +90,21 @@ def _iso_local(value: str | datetime | None, tz: str, part: str) -> str:
     return local.strftime("%Y-%m-%d") if part == "date" else local.strftime("%H:%M")
 
 
+def tool_words(call: dict[str, Any]) -> str:
+    """What the assistant did, in words: the tool's name as a phrase ("add_task": "Add
+    task"), the task's title when the tool answered with one, and "did not work" when it
+    answered with an error. chat.js writes a streamed call the same way (``toolWords``)."""
+    name = str(call.get("name") or "tool").replace("_", " ").strip()
+    words = name[:1].upper() + name[1:]
+    result = call.get("result")
+    if isinstance(result, dict):
+        if "error" in result:
+            return f"{words}: did not work"
+        if isinstance(result.get("title"), str) and result["title"]:
+            return f"{words}: {result['title']}"
+    return words
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -101,6 +116,7 @@ def _environment() -> Environment:
     )
     env.filters["when"] = when_text
     env.filters["reminder"] = reminder_text
+    env.filters["tool_words"] = tool_words
     env.filters["local_date"] = lambda value, tz: _iso_local(value, tz, "date")
     env.filters["local_time"] = lambda value, tz: _iso_local(value, tz, "time")
     env.globals["now_utc"] = lambda: datetime.now(UTC)

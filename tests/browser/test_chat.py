@@ -29,6 +29,23 @@ async def test_a_new_conversation_on_the_chat_page_gets_its_own_address(page: Pa
     await expect(page.get_by_test_id("conversation-link")).to_have_count(1)
 
 
+async def test_what_the_assistant_did_is_said_in_words_streamed_or_reloaded(page: Page) -> None:
+    """A tool call reads "Add task: Buy milk", not the tool's name ("add_task"), as it
+    streams in and the same after a reload (the script and the server write it alike)."""
+    await sign_up(page)
+    await page.goto("/chat")
+    await page.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page.get_by_test_id("chat-message-assistant").last).not_to_have_attribute(
+        "aria-busy", "true"
+    )
+    call = page.get_by_test_id("tool-call")
+    await expect(call).to_have_text(re.compile(r"^Add task: buy milk$", re.IGNORECASE))
+    streamed = await call.inner_text()
+    await page.reload()
+    await expect(call).to_have_text(streamed)
+
+
 async def test_a_new_conversation_appears_in_the_list_when_its_first_turn_is_done(
     page: Page,
 ) -> None:

@@ -76,6 +76,19 @@ const refreshChatPage = async (id) => {
   }
 };
 
+// What the assistant did, in words, as the server writes it (views.tool_words): "add_task"
+// is "Add task", with the task's title when the tool answered with one.
+const toolWords = (call) => {
+  const name = String(call.name || "tool").replaceAll("_", " ").trim();
+  const words = name.charAt(0).toUpperCase() + name.slice(1);
+  const result = call.result;
+  if (result && typeof result === "object" && !Array.isArray(result)) {
+    if ("error" in result) return `${words}: did not work`;
+    if (typeof result.title === "string" && result.title) return `${words}: ${result.title}`;
+  }
+  return words;
+};
+
 const turn = async (form) => {
   const log = form.parentElement.querySelector(".chat-log");
   const input = form.querySelector("textarea");
@@ -107,7 +120,7 @@ const turn = async (form) => {
         const li = document.createElement("li");
         li.className = "tool-call";
         li.dataset.testid = "tool-call";
-        li.textContent = String(data.name ?? "tool");
+        li.textContent = toolWords(data);
         calls.append(li);
         document.dispatchEvent(new CustomEvent("tasks:changed"));
       } else if (name === "message") {
