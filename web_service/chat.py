@@ -213,6 +213,21 @@ async def stream_message(ctx: CtxDep) -> Response:
     )
 
 
+@router.get("/chat/{raw_id}/delete")
+async def delete_conversation_page(ctx: CtxDep, raw_id: str) -> Response:
+    """The question before a conversation goes for good: its title, Delete, and "Keep it"
+    back to it (nothing of a conversation can be brought back after its delete)."""
+    ctx.require_session()
+    found = await _conversation_api(ctx, raw_id, "GET", params=[("limit", "1")])
+    if found is None:
+        return await _missing(ctx)
+    conversation_id, answer = found
+    conversation = answer.expected().json()
+    return await render(
+        ctx, "conversation_delete.html", conversation=conversation, conversation_id=conversation_id
+    )
+
+
 @router.post("/chat/{raw_id}/delete")
 async def delete_conversation(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()

@@ -103,6 +103,8 @@ async def test_every_page_has_no_serious_accessibility_violation(
     await expect(page).to_have_url(re.compile(r"/chat/\d+"))
     await expect(page.get_by_test_id("chat-message-assistant").first).to_be_visible()
     await scan("/chat/<id>", "chat-log")
+    await page.get_by_test_id("conversation-delete").click()
+    await scan("/chat/<id>/delete", "conversation-delete-form")
 
     await page.goto("/overview")
     await scan("/overview", "completions-chart")

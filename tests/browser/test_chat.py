@@ -103,3 +103,25 @@ async def test_a_failed_turn_keeps_what_was_typed_and_its_key(page: Page) -> Non
     await expect(page.get_by_test_id("tool-call")).to_have_count(1)
     await expect(box).to_have_value("")
     assert await key.input_value() != sent_key
+
+
+async def test_deleting_a_conversation_asks_first_and_keep_it_leads_back(page: Page) -> None:
+    """One click next to the messages does not lose them: a question comes first, "Keep it"
+    goes back to the conversation, and Delete says it was deleted."""
+    await sign_up(page)
+    await page.goto("/chat")
+    await page.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    address = page.url
+    await expect(page.get_by_test_id("conversation-delete")).to_be_visible()
+    await page.get_by_test_id("conversation-delete").click()
+    await expect(page).to_have_url(re.compile(r"/chat/\d+/delete$"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Delete this conversation?")
+    await page.get_by_test_id("conversation-delete-keep").click()
+    await expect(page).to_have_url(address)
+    await expect(page.get_by_test_id("chat-message-user")).to_have_count(1)
+    await page.get_by_test_id("conversation-delete").click()
+    await page.get_by_test_id("conversation-delete-confirm").click()
+    await expect(page.get_by_test_id("notice")).to_have_text(re.compile("deleted", re.IGNORECASE))
+    await expect(page.get_by_test_id("conversation-link")).to_have_count(0)

@@ -130,6 +130,15 @@ async def test_conversation_list_history_and_delete(
     assert "<b>bold</b>" not in listing.text
     page = await ann.get(location)
     assert "<b>bold</b>" not in page.text
+    # The conversation's page leads to a question first, which deletes nothing.
+    assert f'href="{location}/delete"' in page.text
+    question = await ann.get(f"{location}/delete")
+    assert question.status_code == 200
+    assert "Delete this conversation?" in question.text
+    assert f'action="{location}/delete"' in question.text
+    assert f'href="{location}"' in question.text  # Keep it
+    assert await count(clean, "SELECT count(*) FROM chat.conversations") == 1
+    assert (await ann.get("/chat/999999/delete")).status_code == 404
     deleted = await ann.post(f"{location}/delete", data={"csrf_token": form["csrf_token"]})
     assert deleted.headers["location"] == "/chat?notice=conversation_deleted"
     assert (await ann.get(location)).status_code == 404
