@@ -119,3 +119,33 @@ async def test_the_overview_chart_shows_its_numbers_and_days_readably_on_a_phone
     day = await box(page, "[data-testid=completions-chart] text.day")
     assert day["height"] >= 10, day  # rendered px, after the drawing is scaled to the phone
     assert day["y"] + day["height"] <= chart["y"] + chart["height"] + 0.5, (chart, day)
+
+
+async def test_a_long_tag_or_conversation_title_wraps_instead_of_widening_a_phone_page(
+    new_context: NewContext,
+) -> None:
+    """A tag may be 30 characters with no space and a conversation is titled by its first
+    message: either wraps inside its box rather than making the page scroll sideways."""
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page)
+    tag = "w" * 30
+    await add_task(page, "Tag the jobs", tags=tag)
+    await page.goto(f"/tasks?tag={tag}")
+    await expect(page.get_by_test_id("task-row")).to_have_count(1)
+    assert await sideways(page) == 0, "/tasks with a long tag"
+    await page.goto("/chat")
+    await page.get_by_test_id("chat-input").fill("add " + "unbrokenword" * 8)
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    await page.reload()
+    await expect(page.get_by_test_id("conversation-link")).to_have_count(1)
+    assert await sideways(page) == 0, "/chat/<id> with a long title"
+
+
+async def sideways(page: Page) -> int:
+    """How many px wider than the screen the page is (0: it does not scroll sideways)."""
+    return int(
+        await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
