@@ -59,6 +59,11 @@ async def test_a_long_name_leaves_sign_out_on_one_line_on_a_phone(
     )
     name = await box(page, ".signout .who")
     assert name["height"] < 40, name
+    # The bell, the name and Sign out share the row under the navigation: two rows in all.
+    bell = await box(page, "[data-testid=nav-notifications]")
+    assert abs((bell["y"] + bell["height"] / 2) - (name["y"] + name["height"] / 2)) < 4
+    header = await box(page, "header")
+    assert header["height"] < 112, header
 
 
 async def test_a_tasks_title_keeps_the_rows_width_on_a_phone(new_context: NewContext) -> None:
