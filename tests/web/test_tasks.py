@@ -475,6 +475,12 @@ async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
     yours = answer.text.split('data-testid="conflict-yours"')[1]
     assert "Changed elsewhere" in current
     assert "Mine" in yours.split("</dl>")[0]
+    # Each side in the form's own words ("Medium", "Never"), not the API's values.
+    for side in (current, yours):
+        shown = side.split("</dl>")[0]
+        assert "<dt>Priority</dt><dd>Medium</dd>" in shown
+        assert "<dt>Repeats</dt><dd>Never</dd>" in shown
+    assert "<dt>Done</dt><dd>No</dd>" in current
     row = await clean.db.fetch_row("SELECT title, version FROM todo.tasks")
     assert row is not None
     assert tuple(row) == ("Changed elsewhere", 2)
