@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import jwt
@@ -9,6 +11,7 @@ import pytest
 
 from tests.gateway.conftest import Echo
 from tests.support.errors import assert_error
+from tests.support.raw_server import connect, read_response
 from tests.support.serving import live_server
 from tests.support.tokens import TestIssuer
 
@@ -241,6 +244,34 @@ async def test_streamed_body_over_the_limit_is_413_before_the_service(echo, star
         response = await client.post("/api/tasks", content=chunks(), headers=issuer.auth("a"))
     assert "content-length" not in response.request.headers  # sent chunked
     assert_error(response, 413, "payload_too_large")
+    assert upstream.requests == []
+
+
+async def test_a_chunked_body_over_the_limit_arriving_at_once_is_413_before_the_service(
+    echo, start_gateway, issuer
+):
+    # No Content-Length, and the whole chunked body in one write: the server hands it over as
+    # one complete message, which the gateway must measure as well as a streamed one.
+    upstream, url = echo
+    token = issuer.auth("a")["Authorization"].encode()
+    body = b"x" * 2048
+    request = (
+        b"POST /api/tasks HTTP/1.1\r\nHost: gateway\r\nAuthorization: " + token + b"\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + f"{len(body):x}".encode()
+        + b"\r\n"
+        + body
+        + b"\r\n0\r\n\r\n"
+    )
+    async with start_gateway(todo_url=url, max_body_bytes=1024) as (_, client):
+        reader, writer = await connect(str(client.base_url))
+        try:
+            writer.write(request)
+            status, _, answer = await asyncio.wait_for(read_response(reader), 10)
+        finally:
+            writer.close()
+    assert status == 413, answer
+    assert json.loads(answer)["code"] == "payload_too_large"
     assert upstream.requests == []
 
 
