@@ -225,6 +225,24 @@ async def test_hs256_tokens_are_rejected_when_not_configured_or_signed_otherwise
         await configured.verify(hs256_token(SECRET, issuer="todo-platform-auth"))
 
 
+@pytest.mark.parametrize("algorithm", ["HS256", "none"])
+async def test_a_token_in_another_algorithm_is_refused_before_any_key_is_fetched(
+    jwks_server: JWKSServer, external: TestIssuer, http: httpx.AsyncClient, algorithm: str
+) -> None:
+    # The issuer's algorithm is checked before its keys are looked up: forged tokens naming
+    # a new kid in another algorithm must not make the verifier fetch the issuer's JWKS.
+    source = JWKSKeySource(jwks_server.url, http=http)
+    verifier = TokenVerifier([IssuerKeys(EXTERNAL, EXTERNAL, "EdDSA", source)])
+    now = int(time.time())
+    claims = {"sub": "u1", "iss": EXTERNAL, "aud": EXTERNAL, "iat": now, "exp": now + 600}
+    key = SECRET if algorithm == "HS256" else None
+    forged = jwt.encode(claims, key, algorithm=algorithm, headers={"kid": "forged"})
+
+    with pytest.raises(InvalidToken):
+        await verifier.verify(forged)
+    assert jwks_server.requests == 0
+
+
 async def test_an_eddsa_token_cannot_claim_an_hs256_issuer(external: TestIssuer) -> None:
     verifier = TokenVerifier.from_settings(
         [TrustedIssuer(issuer=EXTERNAL, audience=EXTERNAL, hs256_secret=SECRET)]
