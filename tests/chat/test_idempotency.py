@@ -97,6 +97,27 @@ async def test_the_same_key_with_another_body_is_refused_and_keys_are_per_user(
     ]
 
 
+async def test_another_users_answer_under_the_same_key_and_body_is_never_replayed(
+    agent: httpx.AsyncClient,
+    alice: User,
+    bob: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Bob's key holds another body than the one he sends now; Alice's, under the same key,
+    # holds exactly that body and its answer. His refusal must come from his own key.
+    alices = await send(agent, alice, "add buy milk", "turn-1")
+    assert alices.status_code == 200, alices.text
+    assert (await send(agent, bob, "add buy bread", "turn-1")).status_code == 200
+
+    again = await send(agent, bob, "add buy milk", "turn-1")
+
+    assert_error(again, 422, "idempotency_key_reused")
+    assert await task_titles(committed_sessionmaker) == [
+        (alice.sub, "Buy milk"),
+        (bob.sub, "Buy bread"),
+    ]
+
+
 async def test_a_failed_turns_key_with_another_body_is_refused_not_taken_over(
     openai_app: Any,
     model: FakeOpenAI,
