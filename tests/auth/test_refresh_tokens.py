@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.app import create_app
-from auth_service.models import RefreshToken
+from auth_service.models import RefreshFamily, RefreshToken
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
 from shared.db import Database
@@ -194,6 +195,25 @@ async def test_rotation_never_extends_a_session_past_its_absolute_lifetime(
     assert_unauthorized(
         await refresh(client, last.json()["refresh_token"]), "invalid_refresh_token"
     )
+
+
+async def test_a_token_outliving_its_session_is_refused_when_the_session_ends(
+    client: httpx.AsyncClient,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The session's end is checked, not only the token's: a family the 0002 migration made
+    ends 90 days after its first token, while a token rotated late in it by the code before
+    (no cap) lives 30 days from its rotation."""
+    pair = await signed_up(client)
+    clock.advance(days=10)
+    async with sessionmaker() as session:
+        await session.exec(update(RefreshFamily).values(expires_at=clock() - timedelta(seconds=1)))
+        await session.commit()
+
+    response = await refresh(client, pair["refresh_token"])
+
+    assert_unauthorized(response, "invalid_refresh_token")
 
 
 async def test_a_new_login_starts_a_new_session_lifetime(
