@@ -213,6 +213,31 @@ async def test_a_user_keeps_only_the_newest_unread_notifications_up_to_the_bound
     assert all(n.task_id == bobs["id"] for n in bob_before)
 
 
+async def test_read_notifications_newer_than_the_unread_ones_do_not_count_toward_the_bound(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User
+) -> None:
+    """The bound counts unread notifications only: read ones newer than the unread (the
+    user read today's, not last week's) must not push older unread ones out."""
+    past = [NOW - timedelta(minutes=m) for m in range(10, 0, -1)]  # oldest first
+    await create(committed_client, alice, reminders=[{"at": iso(t)} for t in past[:2]])
+    assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+    newer = await create(committed_client, alice, reminders=[{"at": iso(t)} for t in past[2:5]])
+    assert await fire_due(committed_database, now=NOW, batch=10) == 1
+    for n in await notifications(committed_database):
+        if n.task_id == newer["id"]:
+            read = await committed_client.post(
+                f"/api/notifications/{n.id}/read", headers=alice.headers
+            )
+            assert read.status_code == 200, read.text
+
+    await create(committed_client, alice, reminders=[{"at": iso(past[5])}])
+    assert await fire_due(committed_database, now=NOW, batch=10, unread_max=3) == 1
+
+    # Three unread, within the bound: nothing deleted, read or unread.
+    assert await unread_remind_ats(committed_client, alice) == [past[0], past[1], past[5]]
+    assert len(await notifications(committed_database)) == 6
+
+
 async def test_the_bound_skips_an_unread_notification_another_transaction_has_locked(
     committed_client: httpx.AsyncClient, committed_database: Database, alice: User
 ) -> None:
