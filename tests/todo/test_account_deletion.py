@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import httpx
@@ -155,6 +156,31 @@ async def test_a_deletion_replayed_after_a_crash_or_published_twice_is_applied_o
     assert applied == [True, False, False]
     assert await rows(committed_database, PROCESSED_EVENTS) == 1
     assert await rows(committed_database, DELETED_SUBJECTS) == 1
+
+
+async def test_a_deletion_whose_user_id_is_not_its_key_purges_nothing(
+    committed_client: httpx.AsyncClient, committed_database: Database, alice: User, bob: User
+) -> None:
+    """An event is ordered, and produced, under its key: a ``user.deleted`` naming another
+    user in its body than its key is not a deletion of either, and is ignored."""
+    await add_tasks(committed_client, alice)
+    await add_tasks(committed_client, bob)
+    before = (
+        await user_rows(committed_database, alice.sub),
+        await user_rows(committed_database, bob.sub),
+    )
+
+    mismatched = replace(user_deleted(alice.sub, "47"), key=bob.sub)
+    await events.PURGE.handle(committed_database, mismatched)
+
+    after = (
+        await user_rows(committed_database, alice.sub),
+        await user_rows(committed_database, bob.sub),
+    )
+    assert after == before
+    assert await rows(committed_database, DELETED_SUBJECTS) == 0
+    listed = await committed_client.get("/api/tasks", headers=alice.headers)
+    assert listed.status_code == 200, listed.text
 
 
 async def test_a_write_already_past_the_token_check_is_refused_after_the_purge(
