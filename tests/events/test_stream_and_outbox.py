@@ -260,7 +260,9 @@ async def test_transient_failures_do_not_count_toward_dead_lettering(
         b'{"id": "1", "type": "t", "version": 1, "key": "k", "occurred_at": "x", "data": []}',
         b'{"id": "' + b"9" * 65 + b'", "type": "t", "version": 1, "key": "k",'
         b' "occurred_at": "x", "data": {}}',
-        b"{" + b" " * 70_000 + b"}",
+        # A well-formed event, but over the payload bound (64 KiB): refused for its size alone.
+        b'{"id": "1", "type": "t", "version": 1, "key": "k", "occurred_at": "x",'
+        b' "data": {"pad": "' + b"x" * 70_000 + b'"}}',
     ],
 )
 def test_an_event_outside_the_envelope_is_malformed(raw: bytes) -> None:
