@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,8 @@ from tests.web.conftest import (
     idempotency_key_of,
     page_csrf,
 )
-from web_service.security import safe_next
+from web_service.crypto import TokenBox
+from web_service.security import ANON_TOKEN_SECONDS, safe_next
 
 # The policy written out here, not imported: a weakened policy in the code must fail the test.
 # Scripts and styles from this origin only (no inline script, no eval), no plugins, no
@@ -156,6 +158,35 @@ async def test_sign_in_needs_the_token_too(clean: Platform, browser: httpx.Async
     )
     assert answer.status_code == 403
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+
+
+async def test_a_sign_in_forms_token_is_good_for_four_hours_only(
+    clean: Platform, browser: httpx.AsyncClient, box: TokenBox
+) -> None:
+    """The anonymous form's token is bound to the browser's cookie and ages: one taken from a
+    page (or a log) long ago does not sign anyone in, however valid its seal."""
+    from tests.web.conftest import PASSWORD, register
+
+    await register(clean, "ann@example.com")
+    await browser.get("/signin")
+    anon = browser.cookies["anon"]
+
+    def token_made(seconds_ago: int) -> str:
+        made_at = int(time.time()) - seconds_ago
+        # The service's own keys, sealing what the sign-in page would have at that time.
+        return box._fernet.encrypt_at_time(f"anon:{anon}".encode(), made_at).decode()
+
+    data = {"email": "ann@example.com", "password": PASSWORD}
+    stale = await browser.post(
+        "/signin", data={**data, "csrf_token": token_made(ANON_TOKEN_SECONDS + 60)}
+    )
+    assert stale.status_code == 403
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+    fresh = await browser.post(
+        "/signin", data={**data, "csrf_token": token_made(ANON_TOKEN_SECONDS - 60)}
+    )
+    assert fresh.status_code == 303, fresh.text
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
 
 
 async def test_sign_in_from_another_site_is_refused(
