@@ -271,6 +271,9 @@ def test_next_accepts_single_slash_paths_only() -> None:
         "https://evil.example/",
         "javascript:alert(1)",
         "/tasks\r\nLocation: x",
+        # Browsers drop tabs and newlines from a URL: these are "//evil.example" to them.
+        "/\t/evil.example",
+        "/\n/evil.example",
         "",
         None,
         "/" + "a" * 3000,
