@@ -480,7 +480,16 @@ async def test_cors_preflight_allows_the_request_headers_the_api_reads(echo, sta
     assert set(wanted) <= allowed, set(wanted) - allowed
 
 
-async def test_cors_preflight_from_another_origin_is_refused(echo, start_gateway):
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        # Exactly the configured origin, never one that merely begins with it.
+        "https://app.example.com.evil.example",
+        "https://app.example.com:8443",
+    ],
+)
+async def test_cors_preflight_from_another_origin_is_refused(echo, start_gateway, origin):
     upstream, url = echo
     async with start_gateway(todo_url=url, cors_origins='["https://app.example.com"]') as (
         _,
@@ -488,7 +497,7 @@ async def test_cors_preflight_from_another_origin_is_refused(echo, start_gateway
     ):
         response = await client.options(
             "/api/tasks",
-            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+            headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
         )
     assert_error(response, 403, "origin_not_allowed")
     assert "access-control-allow-origin" not in response.headers
