@@ -64,6 +64,34 @@ async def test_a_request_and_its_answer_cross_unchanged(client: httpx2.AsyncClie
     assert int(headers["content-length"]) == len(seen["body"])
 
 
+async def test_a_redirect_is_handed_to_the_caller_not_followed(
+    client: httpx2.AsyncClient,
+) -> None:
+    # The request carries the user's token: the wire never takes it where a Location points.
+    elsewhere: list[bytes] = []
+
+    async def collector(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        elsewhere.append(head)
+        writer.write(answer("200 OK", {}, b"{}"))
+        await writer.drain()
+
+    async with raw_server(collector) as other:
+
+        async def redirecting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(answer("307 Temporary Redirect", {"Location": f"{other}/stolen"}, b""))
+            await writer.drain()
+
+        async with raw_server(redirecting) as base:
+            response = await client.post(
+                f"{base}/api/mcp", json={}, headers={"Authorization": "Bearer abc"}
+            )
+    assert response.status_code == 307
+    assert response.headers["location"].endswith("/stolen")
+    assert elsewhere == []
+
+
 async def test_a_compressed_answer_is_decoded_once(client: httpx2.AsyncClient) -> None:
     async def compressed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
