@@ -156,6 +156,27 @@ async def test_password_change_keeps_this_session_and_ends_the_others(
     assert refused.status_code == 401
 
 
+async def test_ending_ones_own_sessions_leaves_other_peoples_alone(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    """A password change and "sign out everywhere" end the sessions of the user who asked,
+    never another account's."""
+    await register(clean, "bob@example.com", name="Bob")
+    async with serve(make_web_app()) as bob:
+        bob.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(bob, "bob@example.com")
+
+        await change_password(ann, await page_csrf(ann, "/account"))
+        assert (await bob.get("/tasks")).status_code == 200
+        ended = await ann.post(
+            "/signout-everywhere", data={"csrf_token": await page_csrf(ann, "/account")}
+        )
+        assert ended.status_code == 303
+        assert (await ann.get("/tasks")).status_code == 303
+        assert (await bob.get("/tasks")).status_code == 200
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 1
+
+
 async def test_a_copy_of_the_cookie_taken_before_a_password_change_is_refused_after_it(
     clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
 ) -> None:
