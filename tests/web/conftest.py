@@ -116,8 +116,14 @@ async def clean(platform: Platform, engine: AsyncEngine) -> AsyncIterator[Platfo
 
 
 @pytest.fixture(scope="session")
-def box() -> TokenBox:
-    return TokenBox([Fernet.generate_key()])
+def box_key() -> bytes:
+    """The web client's key in the tests (a test may seal what the service would have)."""
+    return Fernet.generate_key()
+
+
+@pytest.fixture(scope="session")
+def box(box_key: bytes) -> TokenBox:
+    return TokenBox([box_key])
 
 
 WebAppFactory = Callable[..., FastAPI]
