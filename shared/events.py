@@ -174,10 +174,17 @@ class RedisStreamPublisher:
         for group in groups:
             oldest = _entry_id(group["last-delivered-id"])
             if group["pending"]:
-                pending = await self.redis.xpending(stream, group["name"])
-                oldest = min(oldest, _entry_id(pending["min"]))
+                try:
+                    pending = await self.redis.xpending(stream, group["name"])
+                except ResponseError:  # NOGROUP: destroyed since, it holds nothing
+                    continue
+                # None: the group acknowledged its last pending entry since XINFO.
+                if pending["min"] is not None:
+                    oldest = min(oldest, _entry_id(pending["min"]))
             name = group["name"]
             needed[name.decode() if isinstance(name, bytes) else str(name)] = oldest
+        if not needed:
+            return Room(self.maxlen)
         slowest = min(needed, key=needed.__getitem__)
         ms, seq = needed[slowest]
         await self.redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False)

@@ -178,11 +178,6 @@ class OutboxDispatcher:
             sent: list[int] = []
             room: dict[str, int] = {}
             for row in rows:
-                if row.stream not in room:
-                    room[row.stream] = await self._room(row.stream)
-                if room[row.stream] <= 0:
-                    break
-                room[row.stream] -= 1
                 event = Event(
                     id=str(row.id),
                     type=row.type,
@@ -192,10 +187,15 @@ class OutboxDispatcher:
                     data=row.data,
                 )
                 try:
+                    if row.stream not in room:
+                        room[row.stream] = await self._room(row.stream)
+                    if room[row.stream] <= 0:
+                        break
                     await self.publisher.publish(row.stream, event.id, event.to_json())
                 except Exception as exc:
                     failure = exc
                     break
+                room[row.stream] -= 1
                 sent.append(row.id)
             if sent:
                 await (await session.connection()).execute(

@@ -45,7 +45,8 @@ class Reminder:
         if due_at is None or self.before_due_minutes is None:
             return None
         try:
-            return due_at - timedelta(minutes=self.before_due_minutes)
+            # Not before the first instant: datetime.min itself is stored as -infinity.
+            return max(due_at - timedelta(minutes=self.before_due_minutes), _EARLIEST)
         except OverflowError:
             return _EARLIEST
 

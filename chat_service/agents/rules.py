@@ -16,7 +16,7 @@ import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -615,9 +615,13 @@ def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
     assert command.due_at is not None
     new = command.due_at.astimezone(tz)
     try:
-        old = datetime.fromisoformat(current).astimezone(tz)
-    except (ValueError, OverflowError):  # OverflowError: past the calendar's end here
+        stored = datetime.fromisoformat(current)
+    except ValueError:
         return new.isoformat()
+    try:
+        old = stored.astimezone(tz)
+    except OverflowError:  # past the calendar's end in this zone: its day as shown, in UTC
+        old = stored.astimezone(UTC)
     if command.due_given == "date":
         new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)
     elif command.due_given == "time":

@@ -306,10 +306,14 @@ async def test_each_worker_runs_its_streams_with_its_own_user(
     assert pending == 0
     assert await todo.xlen(TASKS_STREAM + ".dead") == 1
     # A full stream's publisher trims what every group has read and acknowledged, with the
-    # same users.
-    for client, stream in ((auth, USERS_STREAM), (todo, TASKS_STREAM)):
-        full = RedisStreamPublisher(client, maxlen=await client.xlen(stream))
-        assert (await full.room(stream)).entries == full.maxlen - 1
+    # same users; an entry handed out but not acknowledged (XPENDING's) stays.
+    await users.publish(USERS_STREAM, "u3", entry("u3"))
+    await todo.xreadgroup("todo", "c1", {USERS_STREAM: ">"}, count=1)
+    full = RedisStreamPublisher(auth, maxlen=await auth.xlen(USERS_STREAM))
+    # The chat group was handed u2 last, the todo group has u3 pending: both stay.
+    assert (await full.room(USERS_STREAM)).entries == full.maxlen - 2
+    full = RedisStreamPublisher(todo, maxlen=await todo.xlen(TASKS_STREAM))
+    assert (await full.room(TASKS_STREAM)).entries == full.maxlen - 1
 
 
 # Units of redis.conf's sizes, of compose's mem_limit and of Kubernetes' quantities: all powers

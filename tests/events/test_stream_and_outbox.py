@@ -422,6 +422,34 @@ async def test_entries_a_group_was_handed_but_has_not_acknowledged_are_never_tri
     assert await redis.xlen(STREAM) == 1
 
 
+@pytest.mark.parametrize("meanwhile", ["acknowledged", "destroyed"])
+async def test_a_group_that_changes_while_room_is_counted_is_read_as_it_is_now(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """Between XINFO GROUPS (pending entries) and XPENDING (the oldest of them) the group's
+    consumer may acknowledge its last one, or an operator destroy the group: it then holds
+    nothing, and the count goes on rather than failing the dispatcher's round."""
+    publisher = RedisStreamPublisher(redis, maxlen=2)
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    for n in range(2):
+        await publisher.publish(STREAM, str(n), event(str(n)).to_json())
+    handed = await redis.xreadgroup("g", "c", {STREAM: ">"}, count=2)
+    groups_as_read = redis.xinfo_groups
+
+    async def then_changed(stream: str) -> list[dict[str, object]]:
+        groups = await groups_as_read(stream)
+        if meanwhile == "acknowledged":
+            await redis.xack(STREAM, "g", *(entry_id for entry_id, _ in handed[0][1]))
+        else:
+            await redis.xgroup_destroy(STREAM, "g")
+        return groups
+
+    monkeypatch.setattr(redis, "xinfo_groups", then_changed)
+    # Acknowledged: the last entry handed out stays; destroyed: nobody holds the stream.
+    expected = Room(2 - 1) if meanwhile == "acknowledged" else Room(2)
+    assert await publisher.room(STREAM) == expected
+
+
 async def test_a_rolled_back_event_is_never_published(committed_database: Database) -> None:
     async def failing_change() -> None:
         async with committed_database.unit_of_work() as session:

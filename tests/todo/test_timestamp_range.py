@@ -130,18 +130,15 @@ async def test_a_reminder_carried_to_the_last_instant_is_dropped_not_stored_as_i
     assert [r["at"] for r in following.json()["reminders"]] == ["9999-12-29T09:00:00.000000Z"]
 
 
+@pytest.mark.parametrize("due_at", ["0001-01-01T00:00:30Z", "0001-01-01T00:05:00Z"])
 async def test_an_offset_reminder_before_the_first_instant_fires_and_its_notification_reads(
-    client: httpx.AsyncClient, database: Database, alice: User
+    client: httpx.AsyncClient, database: Database, alice: User, due_at: str
 ) -> None:
-    """Minutes before a due date in the first minute of the year 1 are before the calendar:
-    the reminder fires at once, as of the first instant there is, and its notification is
-    read back with that time, not stored as -infinity (read back as no time at all)."""
-    task = await create(
-        client,
-        alice,
-        due_at="0001-01-01T00:00:30Z",
-        reminders=[{"before_due_minutes": 5}],
-    )
+    """Minutes before a due date in the first minutes of the year 1 are before the calendar,
+    or exactly at its start (which the driver writes as -infinity): the reminder fires at
+    once, as of the first instant there is, and its notification is read back with that
+    time, not as no time at all."""
+    task = await create(client, alice, due_at=due_at, reminders=[{"before_due_minutes": 5}])
 
     assert await fire_due(database, now=NOW, batch=10) == 1
 
