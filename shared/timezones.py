@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,3 +27,13 @@ def iana_zone(name: str) -> str:
 TimeZoneName = Annotated[
     str, StringConstraints(min_length=1, max_length=64), AfterValidator(iana_zone)
 ]
+
+
+def local_or_as_given(moment: datetime, tz: tzinfo) -> datetime:
+    """``moment`` in ``tz``, or as given where its local time would leave the calendar: the
+    API takes instants up to the end of 9999 in UTC (and writes them in UTC), a local year
+    10000 in a zone ahead of it."""
+    try:
+        return moment.astimezone(tz)
+    except OverflowError:
+        return moment

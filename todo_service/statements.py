@@ -103,10 +103,10 @@ _KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "
 # expired one taken over) with the answer, and only then is the task inserted. A live row is
 # left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
 # same key waits on the unique index for the first transaction, then sees its row. Other
-# expired keys are the worker's to delete (``shared.worker.forget_expired``): a range over the keys'
-# expiry in this statement made PostgreSQL plan it anew on every execution once the table
-# held some thousands of keys (its generic plan looked dearer than a fresh one), about twice
-# the statement's CPU (bench/RESULTS.md).
+# expired keys are the worker's to delete (``shared.worker.forget_expired``): a range over
+# the keys' expiry in this statement made PostgreSQL plan it anew on every execution once
+# the table held some thousands of keys (its generic plan looked dearer than a fresh one),
+# about twice the statement's CPU (bench/RESULTS.md).
 CREATE_TASK_ONCE = f"""
 WITH {_NEW_TASK},
 claim AS (

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from shared.timezones import local_or_as_given
 from web_service.context import Ctx
 from web_service.gateway_client import ApiError
 
@@ -36,12 +37,7 @@ def in_zone(value: str | datetime | None, tz: str) -> datetime | None:
     would leave the calendar (the API takes instants up to the end of 9999 in UTC: a local
     year 10000 in a zone ahead of UTC)."""
     moment = parse_utc(value) if isinstance(value, str) else value
-    if moment is None:
-        return None
-    try:
-        return moment.astimezone(zone(tz))
-    except OverflowError:
-        return moment
+    return local_or_as_given(moment, zone(tz)) if moment is not None else None
 
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

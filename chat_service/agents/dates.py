@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from shared.timezones import local_or_as_given
+
 DEFAULT_TIME = time(9, 0)
 TONIGHT = time(20, 0)
 
@@ -328,10 +330,7 @@ def describe(moment: datetime, *, now: datetime, tz: ZoneInfo) -> str:
     """A short human form of a due moment: 'today at 17:00', 'Wed 3 Dec at 09:00'. A moment
     whose local time would leave the calendar (the end of 9999 in UTC, in a zone ahead of it)
     is said as it is written (the todo service's: in UTC)."""
-    try:
-        local = moment.astimezone(tz)
-    except OverflowError:
-        local = moment
+    local = local_or_as_given(moment, tz)
     today = now.astimezone(tz).date()
     clock = local.strftime("%H:%M")
     if local.date() == today:

@@ -16,7 +16,7 @@ import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ from chat_service.agents.state import (
     is_yes,
     is_yes_or_no,
 )
+from shared.timezones import local_or_as_given
 
 LIST_LINES = 20
 # The todo service's limits: longer text is cut to fit, and the reply says so.
@@ -618,10 +619,8 @@ def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
         stored = datetime.fromisoformat(current)
     except ValueError:
         return new.isoformat()
-    try:
-        old = stored.astimezone(tz)
-    except OverflowError:  # past the calendar's end in this zone: its day as shown, in UTC
-        old = stored.astimezone(UTC)
+    # Past the calendar's end in this zone: its day as the API wrote it, in UTC.
+    old = local_or_as_given(stored, tz)
     if command.due_given == "date":
         new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)
     elif command.due_given == "time":
