@@ -1,4 +1,9 @@
-"""Password hashing with argon2id (pwdlib), always off the event loop."""
+"""Password hashing with argon2id (pwdlib), always off the event loop.
+
+A password is hashed and checked in Unicode normal form NFKC (NIST SP 800-63B, 5.1.1.2):
+"é" typed as one code point or as "e" and a combining accent, or a full-width letter from an
+East Asian keyboard, is the same password whichever device types it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import os
 import secrets
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -32,6 +38,11 @@ class PasswordCheckBusy(
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})
+
+
+def normalised(password: str) -> str:
+    """The password as it is hashed, checked and measured: NFKC."""
+    return unicodedata.normalize("NFKC", password)
 
 
 def _lower_thread_priority(steps: int) -> None:
@@ -87,11 +98,24 @@ class PasswordHasher:
             self._pending -= 1
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._hash.hash, password)
+        return await self._run(self._hash.hash, normalised(password))
 
     async def verify(self, password: str, hashed: str) -> tuple[bool, str | None]:
-        """(valid, new hash when the stored one used weaker parameters)."""
-        return await self._run(self._hash.verify_and_update, password, hashed)
+        """(valid, a new hash to store when the stored one is not today's).
+
+        A hash made before passwords were normalised is of the password as it was typed: when
+        the normal form does not match and differs from what was typed, the typed form is
+        checked too, and a match is hashed again in the normal form. So at most two checks a
+        guess, and two only for a password that normalisation changes, for a known email and
+        an unknown one alike (``verify_dummy`` goes through here).
+        """
+        normal = normalised(password)
+        valid, new_hash = await self._run(self._hash.verify_and_update, normal, hashed)
+        if valid or normal == password:
+            return valid, new_hash
+        if not await self._run(self._hash.verify, password, hashed):
+            return False, None
+        return True, await self.hash(normal)
 
     async def verify_dummy(self, password: str) -> None:
         """Spend the same time as a real check, for an email that has no account."""

@@ -6,18 +6,66 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from auth_service.models import EMAIL_MAX, NAME_MAX
+from auth_service.passwords import normalised
 from shared.timezones import TimeZoneName
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 
-Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+# What is read before normalising: NFC composes at most a few marks into one character.
+_TYPED_MAX = 4 * PASSWORD_MAX
+
+
+def _length_normalised(shortest: int) -> AfterValidator:
+    """Bounds a password's length in its normal form, the one hashed (``passwords``), so the
+    limits hold however the keyboard composed it; the value passes on as typed."""
+
+    def check(password: str) -> str:
+        length = len(normalised(password))
+        if length < shortest:
+            raise PydanticCustomError(
+                "string_too_short",
+                "String should have at least {min_length} characters",
+                {"min_length": shortest},
+            )
+        if length > PASSWORD_MAX:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": PASSWORD_MAX},
+            )
+        return password
+
+    return AfterValidator(check)
+
+
+Password = Annotated[
+    str,
+    Field(
+        max_length=_TYPED_MAX,
+        json_schema_extra={"minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX},
+    ),
+    _length_normalised(PASSWORD_MIN),
+]
 # Login accepts any stored password's length; the bound only stops absurd bodies.
-LoginPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+LoginPassword = Annotated[
+    str,
+    Field(max_length=_TYPED_MAX, json_schema_extra={"minLength": 1, "maxLength": PASSWORD_MAX}),
+    _length_normalised(1),
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
 

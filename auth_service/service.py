@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth_service import events, throttle
 from auth_service.keys import KeySet
 from auth_service.models import RefreshFamily, RefreshToken, User
-from auth_service.passwords import PasswordCheckBusy, PasswordHasher
+from auth_service.passwords import PasswordCheckBusy, PasswordHasher, normalised
 from auth_service.schemas import UserPublic
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
@@ -61,6 +61,12 @@ class WeakPassword(
     keep_changes=True,  # at POST /password: the right current password's count is given back
 ):
     """A new password that is the account's email address."""
+
+    @classmethod
+    def refuse(cls, password: str, email: str) -> None:
+        """Raised when ``password``, in the form it is hashed, is the (normalised) ``email``."""
+        if normalised(password).strip().lower() == email:
+            raise cls()
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,7 @@ async def register(
     """A new account. A taken email is a 409 after the same hashing work as a new account, so
     the time to answer does not tell which it was (the 409 itself does; see docs/auth.md)."""
     email = normalise_email(email)
-    if password.strip().lower() == email:
-        raise WeakPassword()
+    WeakPassword.refuse(password, email)
     password_hash = await ctx.hasher.hash(password)
     if await _user_by_email(session, email) is not None:
         raise Conflict("An account with this email already exists", code="email_taken")
@@ -458,8 +463,7 @@ async def change_password(
     """
     now = ctx.clock()
     user = await _confirm_password(session, ctx, subject, current, wrong=WrongPassword, now=now)
-    if new.strip().lower() == user.email:
-        raise WeakPassword()
+    WeakPassword.refuse(new, user.email)
     user.password_hash = await ctx.hasher.hash(new)
     user.updated_at = now
     # The user's row first (a login racing this change waits for it), then every family.

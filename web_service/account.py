@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 import zoneinfo
 from functools import lru_cache
 from typing import Any
@@ -23,6 +24,12 @@ router = APIRouter(include_in_schema=False)
 AUTH_ERROR_FIELDS = {"email", "password", "name", "timezone", "current_password", "new_password"}
 # The account deletion form's fields (ids on the page).
 DELETE_PASSWORD, DELETE_CONFIRM = "delete_password", "delete_confirm"
+# The auth service reads at most 512 characters of a password as typed and bounds it to 8-128
+# characters in Unicode's NFKC form (the form it hashes). A password is read here up to one
+# past that, never cut short (a cut password would be another password), and measured as the
+# service measures it.
+PASSWORD_READ = 513
+PASSWORD_MIN = 8
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +50,10 @@ def valid_timezone(name: str) -> bool:
 def _field(form: Any, name: str, limit: int = 1000) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
+
+
+def _password_length(password: str) -> int:
+    return len(unicodedata.normalize("NFKC", password))
 
 
 # The start of the API's words for an email address it cannot read (its validator's); what
@@ -110,7 +121,7 @@ async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
 @router.post("/signin")
 async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     form = await ctx.form()
-    email, password = _field(form, "email", 320), _field(form, "password", 128)
+    email, password = _field(form, "email", 320), _field(form, "password", PASSWORD_READ)
     next_path = safe_next(next)
 
     async def again(errors: dict[str, str], status: int) -> Response:
@@ -164,7 +175,7 @@ async def signup_page(ctx: CtxDep) -> Response:
 @router.post("/signup")
 async def signup(ctx: CtxDep) -> Response:
     form = await ctx.form()
-    email, password = _field(form, "email", 320), _field(form, "password", 128)
+    email, password = _field(form, "email", 320), _field(form, "password", PASSWORD_READ)
     name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip() or "UTC"
 
     async def again(errors: dict[str, str], status: int) -> Response:
@@ -182,7 +193,7 @@ async def signup(ctx: CtxDep) -> Response:
     errors = {}
     if not email:
         errors["email"] = "Enter your email address"
-    if len(password) < 8:
+    if _password_length(password) < PASSWORD_MIN:
         errors["password"] = "Choose a password of at least 8 characters"
     if not valid_timezone(tz):
         errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
@@ -341,11 +352,14 @@ async def update_profile(ctx: CtxDep) -> Response:
 async def change_password(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     form = await ctx.form()
-    current, new = _field(form, "current_password", 128), _field(form, "new_password", 128)
+    current, new = (
+        _field(form, "current_password", PASSWORD_READ),
+        _field(form, "new_password", PASSWORD_READ),
+    )
     errors = {}
     if not current:
         errors["current_password"] = "Enter your current password"
-    if len(new) < 8:
+    if _password_length(new) < PASSWORD_MIN:
         errors["new_password"] = "Choose a new password of at least 8 characters"
     if errors:
         return await account_page_with(ctx, status=422, password_errors=errors)
@@ -411,11 +425,11 @@ async def delete_account(ctx: CtxDep) -> Response:
     the form again with nothing deleted."""
     session = ctx.require_session()
     form = await ctx.form()
-    password = _field(form, DELETE_PASSWORD, 129)
+    password = _field(form, DELETE_PASSWORD, PASSWORD_READ)
     errors = {}
     if not password:
         errors[DELETE_PASSWORD] = "Enter your password"
-    elif len(password) > 128:
+    elif len(password) == PASSWORD_READ:
         errors[DELETE_PASSWORD] = "The password is not right"
     if form.get(DELETE_CONFIRM) != "yes":
         errors[DELETE_CONFIRM] = "Tick the box to confirm that everything is to be deleted"

@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import ValidationError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +24,8 @@ from auth_service.passwords import PasswordHasher
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
 from shared.db import Database
-from tests.auth.factories import login, register
+from tests.auth.factories import assert_unauthorized, login, register
+from tests.support.errors import assert_error
 from tests.support.serving import serve
 
 
@@ -98,3 +105,128 @@ async def test_hashing_threads_yield_to_the_event_loop_thread(auth_settings: Aut
     assert auth_settings.password_hash_niceness == 10
     assert niceness == [min(19, before + 10)]
     assert os.getpriority(os.PRIO_PROCESS, loop_thread) == before
+
+
+# "Crème brûlée 2024" with each accent one code point (NFC) and as a letter and a combining
+# mark (NFD, as some keyboards and file systems write it); a full-width spelling (NFKC makes
+# it ASCII).
+COMPOSED = "Cr\u00e8me br\u00fbl\u00e9e 2024"
+DECOMPOSED = "Cre\u0300me bru\u0302le\u0301e 2024"
+FULL_WIDTH = "\uff43\uff4f\uff52\uff52\uff45\uff43\uff54 horse battery"
+
+
+@pytest.mark.parametrize(
+    ("registered", "typed"),
+    [(COMPOSED, DECOMPOSED), (DECOMPOSED, COMPOSED), (FULL_WIDTH, "correct horse battery")],
+    ids=["nfc-then-nfd", "nfd-then-nfc", "full-width-then-ascii"],
+)
+async def test_a_password_signs_in_however_its_characters_are_composed(
+    client: httpx.AsyncClient, registered: str, typed: str
+) -> None:
+    await register(client, password=registered)
+
+    await login(client, password=typed)
+
+
+async def test_a_wrong_password_that_normalisation_changes_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, password=COMPOSED)
+
+    response = await client.post(
+        "/api/auth/login",
+        json={"email": "ann@example.com", "password": DECOMPOSED.replace("2024", "2025")},
+    )
+
+    assert_unauthorized(response, "invalid_credentials")
+
+
+async def test_a_hash_of_the_password_as_typed_signs_in_and_is_made_again_normalised(
+    auth_settings: AuthSettings,
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """An account whose hash was made of the typed (decomposed) password, before passwords
+    were normalised, still signs in with what it typed, and from then on with either form."""
+    await register(client, password=COMPOSED)
+    legacy = PasswordHash((Argon2Hasher(),)).hash(DECOMPOSED)
+    async with sessionmaker() as session:
+        await session.exec(update(User).values(password_hash=legacy))
+        await session.commit()
+
+    await login(client, password=DECOMPOSED)
+    renewed = await stored_hash(sessionmaker)
+    await login(client, password=COMPOSED)
+
+    assert renewed != legacy
+    assert PasswordHash((Argon2Hasher(),)).verify(COMPOSED, renewed)
+
+
+async def test_an_unknown_email_costs_as_many_checks_as_a_known_one(
+    auth_settings: AuthSettings,
+) -> None:
+    """A guess that normalisation changes is checked twice against a real hash (the normal
+    form, then as typed); against the dummy hash of an unknown email as well."""
+    hasher = PasswordHasher(auth_settings)
+    real = await hasher.hash(COMPOSED)
+    await hasher.verify_dummy("warm the dummy hash")
+    checks = 0
+    run = hasher._run
+
+    async def counting_run(function: Callable[..., Any], *args: str) -> Any:
+        nonlocal checks
+        checks += 1
+        return await run(function, *args)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(hasher, "_run", counting_run)
+            await hasher.verify(FULL_WIDTH, real)
+            known = checks
+            await hasher.verify_dummy(FULL_WIDTH)
+            unknown = checks - known
+    finally:
+        hasher.close()
+
+    assert known == unknown == 2
+
+
+@pytest.mark.parametrize(
+    ("password", "status"),
+    [
+        ("e\u0301" * 8, 201),  # 16 code points typed, 8 characters normalised
+        ("e\u0301" * 7, 422),
+        ("\ufdfa" * 8, 422),  # 8 typed, 144 normalised
+        ("\uff41" * 128, 201),
+        ("\uff41" * 129, 422),
+    ],
+    ids=["8-decomposed", "7-decomposed", "expands-past-128", "128-full-width", "129-full-width"],
+)
+async def test_password_lengths_are_counted_in_the_normal_form(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    password: str,
+    status: int,
+) -> None:
+    response = await client.post(
+        "/api/auth/register", json={"email": "ann@example.com", "password": password}
+    )
+
+    assert response.status_code == status, response.text
+    async with sessionmaker() as session:
+        stored = (await session.exec(select(User))).all()
+    assert len(stored) == (status == 201)
+
+
+async def test_the_email_in_full_width_letters_is_a_weak_password(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    full_width_email = "".join(chr(ord(c) + 0xFEE0) for c in "ann@example.com")
+
+    response = await client.post(
+        "/api/auth/register", json={"email": "ann@example.com", "password": full_width_email}
+    )
+
+    assert_error(response, 400, "weak_password")
+    async with sessionmaker() as session:
+        assert (await session.exec(select(User))).all() == []

@@ -76,6 +76,29 @@ async def test_sign_up_errors_are_named(clean: Platform, browser: httpx.AsyncCli
     assert await count(clean, "SELECT count(*) FROM auth.users") == 0
 
 
+async def test_a_password_too_long_for_the_api_is_refused_not_cut_short(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """Cut to the first 128 characters it would be another password than the person chose."""
+    answer = await sign_up(browser, password="x" * 129)
+    assert answer.status_code == 422
+    assert 'id="password-error"' in answer.text
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 0
+
+
+async def test_a_password_is_measured_as_the_api_measures_it(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """Four "fi" ligatures are eight characters in the form the API hashes: not "too short"
+    here; eight decomposed accents are sixteen code points typed and eight there."""
+    assert (await sign_up(browser, password="\ufb01" * 4)).status_code == 303
+    browser.cookies.clear()
+    answer = await sign_up(browser, email="bob@example.com", password="e\u0301" * 7)
+    assert answer.status_code == 422
+    assert 'id="password-error"' in answer.text
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 1
+
+
 async def test_an_email_address_the_api_cannot_read_is_explained_in_our_words(
     clean: Platform, browser: httpx.AsyncClient
 ) -> None:
