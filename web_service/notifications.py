@@ -31,7 +31,7 @@ from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge
-from web_service.views import parse_utc, render, render_text, when_text
+from web_service.views import due_text, parse_utc, render, render_text
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ def _relayed(ctx: Ctx, session: WebSession, event: Event) -> bytes | None:
         "id": notification["id"],
         "read": notification["read_at"] is not None,
         "title": notification["task_title"],
-        "body": f"Due {when_text(due, session.timezone)}" if due else "Reminder",
+        "body": f"Due {due_text(due, session.timezone)}" if due else "Reminder",
         "url": f"/tasks/{notification['task_id']}/edit",
         "html": render_text(ctx, "_notification.html", n=notification),
     }

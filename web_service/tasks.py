@@ -19,7 +19,16 @@ from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import json_problem, not_found, redirect, refused, resource_id
 from web_service.security import page_before, safe_next
-from web_service.views import friendly, in_zone, parse_utc, render, render_text, zone
+from web_service.views import (
+    END_OF_DAY,
+    at_end_of_day,
+    friendly,
+    in_zone,
+    parse_utc,
+    render,
+    render_text,
+    zone,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -363,7 +372,7 @@ def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str
             at = (
                 datetime.strptime(values["due_time"], "%H:%M").time()
                 if values["due_time"]
-                else time(23, 59)
+                else END_OF_DAY
             )
             due_at = datetime.combine(day, at, tzinfo=zone(tz)).astimezone(UTC).isoformat()
         except (ValueError, OverflowError):  # OverflowError: outside the calendar in UTC
@@ -509,7 +518,7 @@ def _edit_values(task: dict[str, Any], tz: str) -> dict[str, Any]:
         "priority": task["priority"],
         "tags": ", ".join(task.get("tags") or []),
         "due_date": local.strftime("%Y-%m-%d") if local else "",
-        "due_time": local.strftime("%H:%M") if local else "",
+        "due_time": local.strftime("%H:%M") if local and not at_end_of_day(local) else "",
         "recurrence": task["recurrence"],
         "reminders": [_reminder_token(r) for r in task.get("reminders") or []],
     }

@@ -3,7 +3,7 @@ friendly words for every refusal of the API."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,16 +44,34 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+# A due date entered without a time is due at the end of that day in the person's zone, and is
+# shown (and edited) as the day alone.
+END_OF_DAY = time(23, 59)
+
+
+def at_end_of_day(local: datetime) -> bool:
+    return (local.hour, local.minute) == (END_OF_DAY.hour, END_OF_DAY.minute)
+
+
+def _day_text(local: datetime) -> str:
+    return f"{WEEKDAYS[local.weekday()]} {local.day:02d} {MONTHS[local.month - 1]} {local.year}"
+
+
 def when_text(value: str | datetime | None, tz: str) -> str:
     """ "Fri 01 Jan 2027, 10:00" in the zone (by hand: a list page formats fifty of them, and
     strftime costs ten times as much)."""
     local = in_zone(value, tz)
     if local is None:
         return ""
-    return (
-        f"{WEEKDAYS[local.weekday()]} {local.day:02d} {MONTHS[local.month - 1]} {local.year}, "
-        f"{local.hour:02d}:{local.minute:02d}"
-    )
+    return f"{_day_text(local)}, {local.hour:02d}:{local.minute:02d}"
+
+
+def due_text(value: str | datetime | None, tz: str) -> str:
+    """A due date as ``when_text`` says it, or "Fri 01 Jan 2027" for the end of that day."""
+    local = in_zone(value, tz)
+    if local is not None and at_end_of_day(local):
+        return _day_text(local)
+    return when_text(local, tz)
 
 
 def reminder_text(token: str, tz: str) -> str:
@@ -111,6 +129,7 @@ def _environment() -> Environment:
         auto_reload=False,
     )
     env.filters["when"] = when_text
+    env.filters["due"] = due_text
     env.filters["reminder"] = reminder_text
     env.filters["tool_words"] = tool_words
     env.filters["local_date"] = lambda value, tz: _iso_local(value, tz, "date")

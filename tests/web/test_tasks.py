@@ -158,6 +158,39 @@ async def test_an_edit_keeps_the_reminders_set_elsewhere_unless_unticked(
     assert reminders_of(await api_task(clean, token, task["id"])) == []
 
 
+async def test_a_due_date_without_a_time_is_shown_and_edited_as_the_day_alone(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """Due at the end of the day (what the form saves for a date alone): the list and the
+    edit form say the day, not "23:59", and saving the form unchanged keeps the instant."""
+    assert (await create_form(ann, title="Pay the rent", due_date="2027-01-02")).status_code == 303
+    token = await token_of(clean)
+    row = await clean.db.fetch_row("SELECT id FROM todo.tasks")
+    assert row is not None
+    task = await api_task(clean, token, row[0])
+    assert task["due_at"] == "2027-01-02T23:59:00.000000Z"
+    listed = await ann.get("/tasks")
+    assert "Sat 02 Jan 2027<" in listed.text
+    assert ", 23:59" not in listed.text
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    assert re.search(r'name="due_date"[^>]* value="2027-01-02"', form.text)
+    assert re.search(r'name="due_time"[^>]* value=""', form.text)
+    saved = await ann.post(
+        f"/tasks/{task['id']}/edit",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "version": "1",
+            "title": "Pay the rent",
+            "priority": "medium",
+            "recurrence": "none",
+            "due_date": "2027-01-02",
+            "due_time": "",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    assert (await api_task(clean, token, task["id"]))["due_at"] == task["due_at"]
+
+
 async def test_the_same_form_sent_twice_makes_one_task(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
