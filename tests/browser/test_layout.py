@@ -154,3 +154,22 @@ async def sideways(page: Page) -> int:
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
     )
+
+
+async def test_the_task_filters_take_three_columns_on_a_phone(new_context: NewContext) -> None:
+    """Six fields two to a row pushed the first task below the fold of a phone: the search
+    keeps the whole width, the choices go three to a row."""
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page)
+    search = await box(page, "[data-testid=filter-q]")
+    rows = [
+        [await box(page, f"[data-testid=filter-{name}]") for name in names]
+        for names in (("priority", "tag", "due"), ("sort", "order"))
+    ]
+    assert search["width"] > PHONE["width"] * 0.7, search
+    for fields in rows:
+        assert all(abs(field["y"] - fields[0]["y"]) < 2 for field in fields), fields
+        assert [field["x"] for field in fields] == sorted(field["x"] for field in fields)
+    filters = await box(page, "[data-testid=filters]")
+    assert filters["height"] < 300, filters
+    assert filters["x"] + filters["width"] <= PHONE["width"], filters
