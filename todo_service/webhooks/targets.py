@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import httpx
 
 from shared.network import NAT64
+from todo_service.models import WEBHOOK_URL_MAX
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -127,7 +128,14 @@ def parse_target(raw: str, *, allow_loopback: bool) -> Target:
         raise TargetRefused(
             "invalid_host", "the host must be a public DNS name or a literal IP address"
         )
-    return Target(url=url.copy_with(host=host), host=host, port=port, address=address)
+    url = url.copy_with(host=host)
+    # The URL is stored and called as the client encodes it (``é`` is ``%C3%A9``, a name its
+    # IDNA form), which can be longer than the text the bound was checked on.
+    if len(str(url)) > WEBHOOK_URL_MAX:
+        raise TargetRefused(
+            "invalid_url", f"the URL is longer than {WEBHOOK_URL_MAX} characters once encoded"
+        )
+    return Target(url=url, host=host, port=port, address=address)
 
 
 def _literal_address(host: str) -> IPAddress | None:

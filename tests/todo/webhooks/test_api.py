@@ -199,6 +199,26 @@ async def test_a_url_of_exactly_the_bound_is_accepted(
     assert (await register(hooks, alice, url))["url"] == url
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/" + "\u00e9" * 400,  # each %C3%A9 once encoded
+        "https://hooks.example.com/?q=" + "<" * (WEBHOOK_URL_MAX // 2),
+    ],
+    ids=["path", "query"],
+)
+async def test_a_url_over_the_bound_once_encoded_is_refused_not_a_500(
+    hooks: httpx.AsyncClient, alice: User, webhook_rows: Any, url: str
+) -> None:
+    # Within the bound as sent, over it as stored (the HTTP client's encoding): the
+    # database's check refused the row, a 500 whose logged traceback held the row.
+    assert len(url) <= WEBHOOK_URL_MAX
+    response = await hooks.post("/api/webhooks", json={"url": url}, headers=alice.headers)
+    body = assert_error(response, 422, "webhook_url_invalid_url")
+    assert str(WEBHOOK_URL_MAX) in body["detail"]
+    assert await webhook_rows() == []
+
+
 async def test_a_body_that_is_not_json_is_422(hooks: httpx.AsyncClient, alice: User) -> None:
     response = await hooks.post(
         "/api/webhooks",
