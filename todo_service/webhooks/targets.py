@@ -11,7 +11,8 @@ before every delivery, because what a name resolves to changes:
 2. **Resolved**, and refused if **any** address is not a public unicast one: private,
    loopback, link-local (with the cloud metadata addresses), shared (CGNAT), unspecified,
    multicast, reserved, documentation, or an IPv6 address embedding such an IPv4 one
-   (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo).
+   (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo). A name's refusal does not say which
+   (nor whether it resolved at all): only a literal address's names its reason.
 3. **Pinned**: the delivery connects to the address that was checked (the URL's host
    replaced by it, with ``Host`` and the TLS server name kept as the name), so a second,
    different DNS answer at connect time cannot redirect it.
@@ -193,6 +194,15 @@ def forbidden_reason(address: IPAddress) -> str | None:
     return None
 
 
+def _name_refused() -> TargetRefused:
+    """The one refusal of a name that does not resolve, resolves to too many addresses or to
+    any address a webhook may not reach. Told apart, they would let any account map the
+    names only the todo service's resolver knows (a cluster's services, an internal zone)
+    and the kind of address each has (a literal address keeps its reason: it tells the
+    client nothing it did not write)."""
+    return TargetRefused("unresolvable", "the host name does not resolve to public addresses only")
+
+
 def _is_plain_loopback(address: IPAddress) -> bool:
     return address.is_loopback and (
         isinstance(address, ipaddress.IPv4Address) or address.ipv4_mapped is None
@@ -227,14 +237,14 @@ async def check_target(
         addresses = [target.address]
     else:
         addresses = (await resolver(target.host, target.port))[: MAX_ADDRESSES + 1]
-    if not addresses:
-        raise TargetRefused("unresolvable", "the host name does not resolve")
-    if len(addresses) > MAX_ADDRESSES:
-        raise TargetRefused("unresolvable", "the host name resolves to too many addresses")
+        if not addresses or len(addresses) > MAX_ADDRESSES:
+            raise _name_refused()
     if allow_loopback and all(_is_plain_loopback(address) for address in addresses):
         return CheckedTarget(target, addresses[0])
     for address in addresses:
         reason = forbidden_reason(address)
+        if reason is not None and target.address is None:
+            raise _name_refused()
         if reason is not None:
             raise TargetRefused(
                 "address_forbidden", f"the host resolves to a forbidden address ({reason})"

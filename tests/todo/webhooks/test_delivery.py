@@ -460,7 +460,7 @@ async def test_a_name_that_resolves_to_a_forbidden_address_at_delivery_time_is_r
     [delivery] = await deliveries(api, alice, webhook)
     assert delivery["status"] == "pending"
     assert delivery["last_error"].startswith("refused: ")
-    assert "forbidden address" in delivery["last_error"]
+    assert "public addresses only" in delivery["last_error"]
 
 
 async def test_a_deleted_webhooks_pending_deliveries_are_never_sent(

@@ -99,19 +99,19 @@ HOSTILE = [
     ("https://hooks.example.com:22/", "port_not_allowed"),
     ("https://hooks.example.com:0/", "port_not_allowed"),
     ("https://unknown.example.com/", "unresolvable"),
-    ("https://internal.example.com/", "address_forbidden"),
-    ("https://internal.example.com./", "address_forbidden"),
-    ("https://INTERNAL.Example.COM/", "address_forbidden"),
-    ("https://rebind.example.com/", "address_forbidden"),
-    ("https://metadata.example.com/", "address_forbidden"),
-    ("https://aws6.example.com/", "address_forbidden"),
-    ("https://cgnat.example.com/", "address_forbidden"),
-    ("https://mapped.example.com/", "address_forbidden"),
-    ("https://v6local.example.com/", "address_forbidden"),
-    ("https://ula.example.com/", "address_forbidden"),
-    ("https://linklocal6.example.com/", "address_forbidden"),
-    ("https://localhost.example.com/", "address_forbidden"),
-    ("https://bücher.example.com/", "address_forbidden"),
+    ("https://internal.example.com/", "unresolvable"),
+    ("https://internal.example.com./", "unresolvable"),
+    ("https://INTERNAL.Example.COM/", "unresolvable"),
+    ("https://rebind.example.com/", "unresolvable"),
+    ("https://metadata.example.com/", "unresolvable"),
+    ("https://aws6.example.com/", "unresolvable"),
+    ("https://cgnat.example.com/", "unresolvable"),
+    ("https://mapped.example.com/", "unresolvable"),
+    ("https://v6local.example.com/", "unresolvable"),
+    ("https://ula.example.com/", "unresolvable"),
+    ("https://linklocal6.example.com/", "unresolvable"),
+    ("https://localhost.example.com/", "unresolvable"),
+    ("https://bücher.example.com/", "unresolvable"),
 ]
 
 
@@ -155,7 +155,7 @@ async def test_the_lookup_uses_the_idna_name(
     response = await hooks.post(
         "/api/webhooks", json={"url": "https://bücher.example.com/"}, headers=alice.headers
     )
-    assert_error(response, 422, "webhook_url_address_forbidden")
+    assert_error(response, 422, "webhook_url_unresolvable")
     assert dns.asked == ["xn--bcher-kva.example.com"]
 
 
@@ -237,7 +237,7 @@ async def test_development_allows_loopback_http_on_any_port(
     [
         ("http://hooks.example.com/", "https_required"),
         ("http://10.0.0.1/", "address_forbidden"),
-        ("http://rebind.example.com/", "address_forbidden"),
+        ("http://rebind.example.com/", "unresolvable"),
         ("http://[::ffff:127.0.0.1]/", "address_forbidden"),
         ("https://169.254.169.254/", "address_forbidden"),
         ("https://hooks.example.com:8443/", "port_not_allowed"),
@@ -254,3 +254,30 @@ async def test_development_still_refuses_everything_but_loopback(
 def test_the_loopback_exception_cannot_be_turned_on_in_production() -> None:
     with pytest.raises(ValidationError, match="development only"):
         TodoSettings(_env_file=None, environment="production", webhooks_allow_loopback=True)
+
+
+async def test_a_names_refusal_does_not_tell_whether_or_where_it_resolves(
+    hooks: httpx.AsyncClient, alice: User, dns: TableDns, webhook_rows: Any
+) -> None:
+    # Registration resolves the name with the todo service's own resolver: telling "does not
+    # resolve" from "resolves to a private address" let any account map the names only that
+    # resolver knows (a cluster's services, an internal zone) and the kind of address each
+    # has, at the per-user rate, without a webhook ever being stored.
+    dns.answers["many.example.com"] = [f"93.184.216.{n}" for n in range(1, 40)]
+    answers = []
+    for host in (
+        "unknown.example.com",
+        "internal.example.com",
+        "localhost.example.com",
+        "metadata.example.com",
+        "rebind.example.com",
+        "v6local.example.com",
+        "many.example.com",
+    ):
+        response = await hooks.post(
+            "/api/webhooks", json={"url": f"https://{host}/in"}, headers=alice.headers
+        )
+        body = assert_error(response, 422, "webhook_url_unresolvable")
+        answers.append((body["detail"], sorted(set(response.headers) - {"x-request-id"})))
+    assert len(set(map(str, answers))) == 1, answers
+    assert await webhook_rows() == []
