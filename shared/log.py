@@ -9,6 +9,9 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from asyncpg import PostgresError
 
 from shared.request_context import request_id_var, user_id_var
 
@@ -20,7 +23,40 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+# What a traceback shows instead of a database error's DETAIL line.
+HIDDEN_DETAIL = "(hidden: it may hold the row's values)"
+
+
+def _database_details(error: BaseException | None) -> set[str]:
+    """The DETAIL texts of the PostgreSQL errors in ``error``'s chain. The server writes the
+    values there ("Failing row contains (...)", "Key (email)=(...) already exists"), and the
+    driver's error text repeats it, past the engines' ``hide_parameters``."""
+    details: set[str] = set()
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, PostgresError) and error.detail:
+            details.add(str(error.detail))
+        error = error.__cause__ or error.__context__
+    return details
+
+
+class _HidingDetails(logging.Formatter):
+    """A traceback without the values a database error's DETAIL repeats."""
+
+    def formatException(self, ei: Any) -> str:
+        text = super().formatException(ei)
+        for detail in _database_details(ei[1]):
+            text = text.replace(detail, HIDDEN_DETAIL)
+        return text
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Another handler may have kept the traceback as it formatted it: made again here.
+        record.exc_text = None
+        return super().format(record)
+
+
+class JsonFormatter(_HidingDetails):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
@@ -42,7 +78,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class DevFormatter(logging.Formatter):
+class DevFormatter(_HidingDetails):
     def __init__(self, service: str) -> None:
         super().__init__("%(asctime)s %(levelname)-5s %(name)s: %(message)s%(ctx)s", "%H:%M:%S")
         self.service = service

@@ -17,7 +17,8 @@ from auth_service.models import User
 from auth_service.settings import AuthSettings
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
-from tests.auth.factories import PASSWORD, count
+from shared.log import DevFormatter, JsonFormatter
+from tests.auth.factories import PASSWORD, bearer, count, signed_up
 from tests.support.errors import assert_error
 from tests.support.serving import serve
 
@@ -231,3 +232,30 @@ async def test_an_unexpected_database_error_logs_no_email_or_password_hash(
     assert "INSERT INTO auth.users" in caplog.text  # and its statement
     assert "secret.ann@example.com" not in caplog.text
     assert "$argon2" not in caplog.text
+
+
+async def test_an_unexpected_constraint_violation_logs_none_of_the_rows_values(
+    client: httpx.AsyncClient, db_connection: AsyncConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # hide_parameters keeps the statement's values out of SQLAlchemy's message, but the
+    # server's own DETAIL line repeats them, and the driver's error text carries it into the
+    # traceback: here a check the row fails, whose DETAIL is the whole row ("Failing row
+    # contains (..., the email, the name, the argon2 hash, ...)").
+    pair = await signed_up(client, "secret.ann@example.com")
+    await db_connection.execute(
+        text(
+            "ALTER TABLE auth.users ADD CONSTRAINT test_refusal "
+            "CHECK (name <> 'Secret Ann') NOT VALID"
+        )
+    )
+    response = await client.patch(
+        "/api/auth/me", json={"name": "Secret Ann"}, headers=bearer(pair["access_token"])
+    )
+    assert_error(response, 500, "internal_error")
+    [record] = [r for r in caplog.records if r.exc_info]
+    for formatter in (JsonFormatter("auth"), DevFormatter("auth")):
+        written = formatter.format(record)
+        assert "test_refusal" in written  # the error itself is logged
+        assert "DETAIL" in written  # and that there was a detail
+        for secret in ("secret.ann", "$argon2", "Secret Ann"):
+            assert secret not in written, formatter
