@@ -15,6 +15,8 @@ from shared.outbox import outbox_table
 SCHEMA = "auth"
 
 EMAIL_MAX = 320  # RFC 5321's longest path
+# The unique constraint on users.email (its name by shared.db's naming convention).
+EMAIL_UNIQUE = "uq_users_email"
 NAME_MAX = 100
 
 

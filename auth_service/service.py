@@ -18,13 +18,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service import events, throttle
 from auth_service.keys import KeySet
-from auth_service.models import RefreshFamily, RefreshToken, User
+from auth_service.models import EMAIL_UNIQUE, RefreshFamily, RefreshToken, User
 from auth_service.passwords import PasswordCheckBusy, PasswordHasher, normalised
 from auth_service.schemas import UserPublic
 from auth_service.settings import AuthSettings
 from shared.clock import Clock
 from shared.db import Statements
-from shared.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from shared.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    violated_constraint,
+)
 from shared.network import client_network
 from shared.tokens import InvalidToken
 
@@ -126,7 +134,10 @@ async def register(
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError as exc:  # a concurrent registration of the same email won
+    except IntegrityError as exc:
+        # A concurrent registration of the same email won; any other refusal is a fault.
+        if violated_constraint(exc) != EMAIL_UNIQUE:
+            raise
         raise Conflict("An account with this email already exists", code="email_taken") from exc
     await events.user_registered(session, user.id, now)
     return user

@@ -522,6 +522,14 @@ def database_refusal(exc: BaseException) -> AppError | None:
     return None
 
 
+def violated_constraint(exc: DBAPIError) -> str | None:
+    """The name of the constraint a statement broke, as PostgreSQL reports it (None when it
+    broke none, or the server did not name it)."""
+    raised = getattr(exc.orig, "__cause__", None)
+    name = getattr(raised, "constraint_name", None) if isinstance(raised, PostgresError) else None
+    return name if isinstance(name, str) else None
+
+
 async def _database_error(_: Request, exc: Exception) -> Response:
     """A query's error, through SQLAlchemy (``DBAPIError``) or straight from the driver (a
     hot path that reads with asyncpg itself)."""

@@ -259,3 +259,23 @@ async def test_an_unexpected_constraint_violation_logs_none_of_the_rows_values(
         assert "DETAIL" in written  # and that there was a detail
         for secret in ("secret.ann", "$argon2", "Secret Ann"):
             assert secret not in written, formatter
+
+
+async def test_a_registration_refused_by_another_constraint_is_not_called_a_taken_email(
+    client: httpx.AsyncClient,
+    db_connection: AsyncConnection,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Only the email's uniqueness is a 409 ``email_taken``; any other refusal of the new
+    row is the server's fault, said as one."""
+    await db_connection.execute(
+        text("ALTER TABLE auth.users ADD CONSTRAINT test_refusal CHECK (name <> 'Bob') NOT VALID")
+    )
+
+    response = await client.post(
+        "/api/auth/register",
+        json={"email": "bob@example.com", "password": PASSWORD, "name": "Bob"},
+    )
+
+    assert_error(response, 500, "internal_error")
+    assert await count(sessionmaker, User) == 0
