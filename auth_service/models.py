@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, text
 from sqlmodel import Field, SQLModel
 
-from shared.columns import timestamp
+from shared.columns import time_zone, timestamp
 from shared.db import schema_metadata
 from shared.outbox import outbox_table
 
@@ -32,7 +32,7 @@ class User(AuthBase, table=True):
     email: str = Field(max_length=EMAIL_MAX, unique=True)
     name: str | None = Field(default=None, max_length=NAME_MAX)
     # An IANA name (validated at the API); dates the user sees and types are in it.
-    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
+    timezone: str = Field(default="UTC", sa_column=time_zone(default="UTC"))
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(sa_column=timestamp(default_now=True))
     updated_at: datetime = Field(sa_column=timestamp(default_now=True))

@@ -11,6 +11,9 @@ from pydantic import AfterValidator, StringConstraints
 # Files of the zone directory that name no place: the server's own local time (whatever the
 # machine is set to; PostgreSQL does not know it either).
 NOT_ZONES = frozenset({"localtime"})
+# The longest name accepted (the zone database's longest is 32 characters): the request
+# schemas' bound and the columns' length (auth's profile, todo's tasks).
+TIME_ZONE_MAX = 64
 
 
 def iana_zone(name: str) -> str:
@@ -25,7 +28,7 @@ def iana_zone(name: str) -> str:
 
 
 TimeZoneName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(iana_zone)
+    str, StringConstraints(min_length=1, max_length=TIME_ZONE_MAX), AfterValidator(iana_zone)
 ]
 
 
