@@ -56,7 +56,7 @@ async def _run(
                 started = time.perf_counter()
                 await statement.fetchrow(
                     user, "bench create", None, "high", ["bench"], None, "none", datetime.now(UTC),
-                    "[]", None,
+                    "[]", None, None,
                 )  # fmt: skip
                 latencies.append(time.perf_counter() - started)
 

@@ -95,7 +95,7 @@ BULK_MAX = 100
 Status = Literal["all", "pending", "completed"]
 PriorityName = Literal["low", "medium", "high"]
 RecurrenceName = Literal["none", "daily", "weekly", "monthly"]
-Clearable = Literal["description", "due_at", "reminders"]
+Clearable = Literal["description", "due_at", "reminders", "time_zone"]
 NOTIFICATIONS_LIMIT = 50
 
 TaskId = Annotated[int, Field(description="The task's id, as list_tasks shows it")]
@@ -106,6 +106,13 @@ UserId = Annotated[
 Timestamp = Annotated[
     str | None,
     Field(description="ISO 8601 date and time with a UTC offset, e.g. 2026-12-03T09:00:00+01:00"),
+]
+TimeZone = Annotated[
+    str | None,
+    Field(
+        description="IANA time zone, e.g. Europe/Paris: a recurring task's next occurrence "
+        "keeps its local time of day there (default UTC)",
+    ),
 ]
 CompletedFlag = Annotated[
     StrictBool,
@@ -199,6 +206,7 @@ class TaskSummary(BaseModel):
     tags: list[str]
     due_at: str | None
     recurrence: str
+    time_zone: str | None
     completed_at: str | None
 
 
@@ -460,12 +468,14 @@ class _Tools:
         tags: Annotated[list[str] | None, Field(description="Labels such as work")] = None,
         due_at: Timestamp = None,
         recurrence: RecurrenceName | None = None,
+        time_zone: TimeZone = None,
         reminders: ReminderList = None,
         user_id: UserId = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Annotated[CallToolResult, TaskResult]:
         """Add one task for the user, optionally with reminders (a time, or minutes before
-        the due date). Returns {task_id, status: "created", title}."""
+        the due date). A recurring task repeats at the same local time in `time_zone`.
+        Returns {task_id, status: "created", title}."""
         fields = {
             "title": title,
             "description": description,
@@ -474,6 +484,7 @@ class _Tools:
                 tags=tags,
                 due_at=due_at,
                 recurrence=recurrence,
+                time_zone=time_zone,
                 reminders=reminders,
             ),
         }
@@ -632,6 +643,7 @@ class _Tools:
         priority: PriorityName | None = None,
         tags: Annotated[list[str] | None, Field(description="The new full set of tags")] = None,
         due_at: Timestamp = None,
+        time_zone: TimeZone = None,
         reminders: ReminderList = None,
         clear: Annotated[
             list[Clearable] | None,
@@ -639,16 +651,17 @@ class _Tools:
         ] = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Change a task's title, description, priority, tags, due date or reminders (only
-        those given; `reminders` replaces the whole list), or remove its description, due
-        date or reminders (`clear`). To mark it done or not done use complete_task. Returns
-        {task_id, status: "updated", title}."""
+        """Change a task's title, description, priority, tags, due date, time zone or
+        reminders (only those given; `reminders` replaces the whole list), or remove its
+        description, due date, time zone (back to UTC) or reminders (`clear`). To mark it
+        done or not done use complete_task. Returns {task_id, status: "updated", title}."""
         fields = _given(
             title=title,
             description=description,
             priority=priority,
             tags=tags,
             due_at=due_at,
+            time_zone=time_zone,
             reminders=reminders,
         )
         cleared = set(clear or ())
@@ -660,8 +673,8 @@ class _Tools:
                 )
             if not fields and not cleared:
                 raise ToolRefused(
-                    "Nothing to update: give a title, description, priority, tags, due_at or"
-                    " reminders, or fields to clear"
+                    "Nothing to update: give a title, description, priority, tags, due_at,"
+                    " time_zone or reminders, or fields to clear"
                 )
             # A null in a merge patch removes the field, exactly as PATCH /api/tasks/{id} does.
             fields.update(dict.fromkeys(cleared))

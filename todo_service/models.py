@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
-from shared.columns import timestamp
+from shared.columns import time_zone, timestamp
 from shared.db import schema_metadata
 from shared.events import processed_events_table
 from shared.outbox import outbox_table
@@ -175,6 +175,8 @@ class Task(TodoBase, table=True):
         default=Recurrence.NONE,
         sa_column=_enum(Recurrence, "task_recurrence", Recurrence.NONE),
     )
+    # The IANA zone whose wall-clock time the recurrence keeps (service.next_due); None: UTC.
+    time_zone: str | None = Field(default=None, sa_column=time_zone(nullable=True))
     # The occurrence this task spawned when it was completed; cleared if that one is deleted,
     # so completing again can never create a second one while the first exists.
     next_occurrence_id: int | None = Field(

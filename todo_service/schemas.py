@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from shared.pagination import MAX_CURSOR_LENGTH
+from shared.timezones import TimeZoneName
 from todo_service.models import (
     DESCRIPTION_MAX,
     REMINDER_OFFSET_MAX_MINUTES,
@@ -92,6 +93,15 @@ def _to_utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(_to_utc)]
+
+# Documented once for the request bodies: the zone the recurrence keeps its local time in.
+TaskTimeZone = Annotated[
+    TimeZoneName | None,
+    Field(
+        description="IANA time zone (e.g. Europe/Paris) whose wall-clock time a recurring "
+        "task keeps from one occurrence to the next; null: UTC",
+    ),
+]
 
 
 def _normalise_tags(tags: list[str]) -> list[str]:
@@ -160,6 +170,7 @@ class TaskCreate(Strict):
     tags: Tags = Field(default_factory=list)
     due_at: Timestamp | None = None
     recurrence: Recurrence = Recurrence.NONE
+    time_zone: TaskTimeZone = None
     reminders: Reminders = Field(
         default_factory=list,
         description=f"At most {REMINDERS_MAX}; an offset reminder needs a due date",
@@ -211,6 +222,7 @@ class TaskPatch(Strict):
     tags: Tags | None = None
     due_at: Timestamp | None = None
     recurrence: Recurrence | None = None
+    time_zone: TaskTimeZone = None
     completed: StrictBool | None = None
     # The whole list: [] (or null) clears it; absent keeps it.
     reminders: Reminders | None = None
@@ -265,6 +277,8 @@ class TaskPublic(BaseModel):
     tags: list[str]
     due_at: UtcTimestamp | None
     recurrence: Recurrence
+    # The zone the recurrence keeps its local time in; None: UTC.
+    time_zone: str | None
     # The occurrence that completing this recurring task created, while it exists.
     next_occurrence_id: int | None
     created_at: UtcTimestamp

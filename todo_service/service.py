@@ -25,8 +25,9 @@ import calendar
 import hashlib
 import json
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from sqlalchemy import ColumnElement, delete, insert, or_, update
@@ -42,6 +43,7 @@ from shared.errors import (
     NotFound,
     PreconditionFailed,
 )
+from shared.timezones import local_or_as_given
 from shared.tombstones import lock_subject
 from todo_service import reminders
 from todo_service import statements as sql
@@ -190,6 +192,7 @@ async def add_task(
         # The driver's jsonb codec takes JSON text.
         json.dumps(rendered),
         next_remind_at,
+        data.time_zone,
     )
     if idempotency_key is None:
         row = await run.fetch_row(sql.CREATE_TASK, *arguments, write=True)
@@ -317,7 +320,7 @@ async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> in
     The row goes in on the session's connection, so the task's pending changes are not
     flushed before it: the task is then written once, already linked."""
     try:
-        due = next_due(task.due_at or now, task.recurrence)
+        due = next_due(task.due_at or now, task.recurrence, task_zone(task.time_zone))
     except (OverflowError, ValueError):
         return None
     if due >= LATEST:  # the last instant there is: stored, it would read as no due date
@@ -333,6 +336,7 @@ async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> in
             tags=list(task.tags),
             due_at=due,
             recurrence=task.recurrence,
+            time_zone=task.time_zone,
             created_at=now,
             updated_at=now,
             version=1,
@@ -343,19 +347,37 @@ async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> in
     return int(following.scalar_one())
 
 
-def next_due(moment: datetime, recurrence: Recurrence) -> datetime:
-    """One period later; monthly keeps the day of the month, clamped to the month's end."""
+def task_zone(name: str | None) -> tzinfo:
+    """The zone a task's recurrence is kept in: its own (a name the API validated), or UTC."""
+    return UTC if name is None else ZoneInfo(name)
+
+
+def next_due(moment: datetime, recurrence: Recurrence, zone: tzinfo = UTC) -> datetime:
+    """One period after ``moment``, in UTC, stepped in ``zone``'s wall-clock time: the local
+    time of day is kept across changes of daylight-saving time; daily and weekly add days to
+    the local date, monthly keeps the local day of the month, clamped to the month's end.
+
+    A local time the new day skips (a spring-forward gap: 02:30 in Paris on the last Sunday
+    of March) is read with the offset before the gap (``fold=0``), so it lands as much later
+    as the gap is long (03:30 local); the series then keeps that time, as the due instant is
+    all a task remembers. A local time the new day has twice (the autumn's 02:30) is the
+    first of the two (``fold=0``). Where the zone's local time would leave the calendar (a
+    year 0 or 10000) the step is taken in UTC. ``OverflowError`` or ``ValueError`` when the
+    result would leave it too.
+    """
+    local = local_or_as_given(moment, zone)
+    wall = local.replace(tzinfo=None, fold=0)
     if recurrence is Recurrence.DAILY:
-        return moment + timedelta(days=1)
-    if recurrence is Recurrence.WEEKLY:
-        return moment + timedelta(weeks=1)
-    if recurrence is Recurrence.MONTHLY:
-        year, month = (
-            (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-        )
-        day = min(moment.day, calendar.monthrange(year, month)[1])
-        return moment.replace(year=year, month=month, day=day)
-    raise ValueError("a task without recurrence has no next occurrence")
+        wall += timedelta(days=1)
+    elif recurrence is Recurrence.WEEKLY:
+        wall += timedelta(weeks=1)
+    elif recurrence is Recurrence.MONTHLY:
+        year, month = (wall.year + 1, 1) if wall.month == 12 else (wall.year, wall.month + 1)
+        day = min(wall.day, calendar.monthrange(year, month)[1])
+        wall = wall.replace(year=year, month=month, day=day)
+    else:
+        raise ValueError("a task without recurrence has no next occurrence")
+    return wall.replace(tzinfo=local.tzinfo).astimezone(UTC)
 
 
 # --- several tasks at once -------------------------------------------------------------------

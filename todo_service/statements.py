@@ -74,14 +74,15 @@ def task_from_row(row: Sequence[Any]) -> TaskPublic:
 # rendered (and stored with an idempotency key) in the same statement that inserts it.
 # Parameters: $1 user, $2 title, $3 description, $4 priority, $5 tags, $6 due_at,
 # $7 recurrence, $8 now, $9 reminders (as rendered, todo_service/reminders.py), $10 the
-# soonest of them.
+# soonest of them, $11 time zone.
 _NEW_TASK = f"""
 new AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('todo.tasks', 'id')) AS id,
            $1::text AS user_id, $2::text AS title, $3::text AS description,
            false AS completed, NULL::timestamptz AS completed_at,
            $4::todo.task_priority AS priority, $5::text[] AS tags, $6::timestamptz AS due_at,
-           $7::todo.task_recurrence AS recurrence, NULL::bigint AS next_occurrence_id,
+           $7::todo.task_recurrence AS recurrence, $11::text AS time_zone,
+           NULL::bigint AS next_occurrence_id,
            $8::timestamptz AS created_at, $8::timestamptz AS updated_at, 1 AS version,
            $9::jsonb AS reminders, $10::timestamptz AS next_remind_at
 ),
@@ -99,7 +100,7 @@ SELECT true AS created, NULL::text AS request_hash, body FROM rendered"""  # noq
 
 _KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "created_at")
 
-# With one ($11 key, $12 request hash, $13 expiry): the key's row is claimed (inserted, or an
+# With one ($12 key, $13 request hash, $14 expiry): the key's row is claimed (inserted, or an
 # expired one taken over) with the answer, and only then is the task inserted. A live row is
 # left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
 # same key waits on the unique index for the first transaction, then sees its row. Other
@@ -112,7 +113,7 @@ WITH {_NEW_TASK},
 claim AS (
     INSERT INTO todo.idempotency_keys AS k
         (user_id, key, expires_at, {", ".join(_KEY_COLUMNS)})
-    SELECT user_id, $11::text, $13::timestamptz, $12::text, id, 201, body, created_at
+    SELECT user_id, $12::text, $14::timestamptz, $13::text, id, 201, body, created_at
     FROM rendered
     ON CONFLICT (user_id, key) DO UPDATE SET
         expires_at = CASE WHEN k.expires_at <= $8 THEN excluded.expires_at ELSE k.expires_at END,

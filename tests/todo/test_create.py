@@ -32,6 +32,7 @@ async def test_create_returns_201_with_location_etag_and_defaults(
         "tags": [],
         "due_at": None,
         "recurrence": "none",
+        "time_zone": None,
         "next_occurrence_id": None,
         "created_at": "2026-03-15T12:00:00.000000Z",
         "updated_at": "2026-03-15T12:00:00.000000Z",

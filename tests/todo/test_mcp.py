@@ -148,9 +148,11 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
         "tags",
         "due_at",
         "recurrence",
+        "time_zone",
         "reminders",
         "user_id",
     }
+    assert "time_zone" in tools["update_task"].input_schema["properties"]
     assert tools["list_tasks"].input_schema["properties"]["status"]["enum"] == [
         "all",
         "pending",
@@ -1235,3 +1237,60 @@ async def test_a_tool_call_postgres_aborts_as_a_deadlock_is_unavailable_not_an_i
         assert "nothing was saved" in error_text(result)
         listed = payload(await client.call_tool("list_tasks", {"status": "pending"}))
     assert [task["title"] for task in listed] == ["contested"]
+
+
+async def test_add_and_update_task_take_a_time_zone_the_recurrence_keeps(
+    connect: Connect, alice: User
+) -> None:
+    async with connect(bearer(alice)) as client:
+        added = payload(
+            await client.call_tool(
+                "add_task",
+                {
+                    "title": "Stand-up",
+                    "recurrence": "daily",
+                    "due_at": "2026-10-24T09:00:00+02:00",
+                    "time_zone": "Europe/Paris",
+                },
+            )
+        )
+        (listed,) = payload(await client.call_tool("list_tasks", {}))
+        assert listed["time_zone"] == "Europe/Paris"
+        done = payload(await client.call_tool("complete_task", {"task_id": added["task_id"]}))
+        pending = payload(await client.call_tool("list_tasks", {"status": "pending"}))
+        assert [(t["id"], t["due_at"], t["time_zone"]) for t in pending] == [
+            (done["next_occurrence_id"], "2026-10-25T08:00:00.000000Z", "Europe/Paris")
+        ]
+
+        task_id = done["next_occurrence_id"]
+        payload(await client.call_tool("update_task", {"task_id": task_id, "time_zone": "UTC"}))
+        (changed,) = payload(await client.call_tool("list_tasks", {"status": "pending"}))
+        assert changed["time_zone"] == "UTC"
+        payload(await client.call_tool("update_task", {"task_id": task_id, "clear": ["time_zone"]}))
+        (cleared,) = payload(await client.call_tool("list_tasks", {"status": "pending"}))
+        assert cleared["time_zone"] is None
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "localtime", "X" * 65])
+async def test_an_unknown_time_zone_is_refused_by_the_tools(
+    connect: Connect,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    zone: str,
+) -> None:
+    async with connect(bearer(alice)) as client:
+        added = await client.call_tool(
+            "add_task", {"title": "x", "recurrence": "daily", "time_zone": zone}
+        )
+        assert error_code(added) == "invalid"
+        assert "time_zone" in error_text(added)
+        assert await rows(committed_sessionmaker) == []
+        task_id = payload(await client.call_tool("add_task", {"title": "x"}))["task_id"]
+        before = await rows(committed_sessionmaker)
+        updated = await client.call_tool("update_task", {"task_id": task_id, "time_zone": zone})
+        assert error_code(updated) == "invalid"
+        both = await client.call_tool(
+            "update_task", {"task_id": task_id, "time_zone": "UTC", "clear": ["time_zone"]}
+        )
+        assert "Both set and cleared: time_zone" in error_text(both)
+    assert await rows(committed_sessionmaker) == before
