@@ -22,6 +22,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 import openai
@@ -196,7 +197,7 @@ class OpenAIAgent:
                     yield question
                     return
                 done = await _run_tool(
-                    tools, offered, requested.function.name, requested.function.arguments
+                    tools, offered, requested.function.name, requested.function.arguments, turn.tz
                 )
                 yield base.ToolCallEvent(done)
                 messages.append(
@@ -272,11 +273,12 @@ def _unconfirmed_bulk(
 
 
 async def _run_tool(
-    tools: base.Tools, offered: set[str], name: str, raw_arguments: str
+    tools: base.Tools, offered: set[str], name: str, raw_arguments: str, tz: ZoneInfo
 ) -> base.ToolCall:
     """The call the model asked for, run as the user, or refused (the refusal goes back to
     the model as the call's result, and the call is stored as the model wrote it but for
-    what cannot be stored)."""
+    what cannot be stored). A task added with a recurrence and no zone gets the user's
+    (``base.in_users_zone``)."""
     if name not in offered:
         shown = _storable(name[:TOOL_NAME_MAX_CHARS])
         return base.ToolCall(shown, {}, error=f"There is no tool named {shown!r}")
@@ -294,7 +296,7 @@ async def _run_tool(
     # no say in either.
     for platform_argument in PLATFORM_ARGUMENTS:
         arguments.pop(platform_argument, None)
-    return await tools.call(name, arguments)
+    return await tools.call(name, base.in_users_zone(name, arguments, tz))
 
 
 def _finite(text: str) -> float:

@@ -29,6 +29,7 @@ from chat_service.agents.base import (
     ToolCallEvent,
     Tools,
     TurnInput,
+    in_users_zone,
     too_many_tool_calls,
 )
 from chat_service.agents.dates import describe
@@ -303,7 +304,8 @@ class RulesAgent:
             return
         replies = []
         for item in items:
-            call = await turn.tools.call("add_task", _add_arguments(item))
+            arguments = in_users_zone("add_task", _add_arguments(item), turn.tz)
+            call = await turn.tools.call("add_task", arguments)
             yield ToolCallEvent(call)
             replies.append(_add_reply(item, call, now=turn.now, tz=turn.tz))
         yield ReplyEvent(" ".join(replies))

@@ -188,6 +188,31 @@ async def test_a_user_id_chosen_by_the_model_is_ignored(
     assert bobs["tool_calls"][0]["result"] == []
 
 
+async def test_a_recurring_task_the_model_adds_keeps_the_users_time_zone(
+    llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
+) -> None:
+    model.script(
+        call("add_task", title="Stand-up", recurrence="daily"),
+        call("add_task", title="Call Tokyo", recurrence="weekly", time_zone="Asia/Tokyo"),
+        call("add_task", title="Once", due_at="2026-11-28T09:00:00+01:00"),
+        reply("Added."),
+    )
+    body = {"message": "add them", "timezone": "Europe/Paris"}
+    answer = (await llm.post("/api/chat", json=body, headers=alice.headers)).json()
+    assert [made["arguments"].get("time_zone") for made in answer["tool_calls"]] == [
+        "Europe/Paris",  # the turn's zone, since the model gave none
+        "Asia/Tokyo",  # the model's own choice stands
+        None,  # not recurring: no zone sent
+    ]
+    model.script(call("list_tasks"), reply("Here."))
+    listed = (await say(llm, alice, "my tasks?")).json()
+    zones = {task["title"]: task["time_zone"] for task in listed["tool_calls"][0]["result"]}
+    assert zones == {"Stand-up": "Europe/Paris", "Call Tokyo": "Asia/Tokyo", "Once": None}
+    offered = {tool["function"]["name"]: tool["function"] for tool in model.requests[0]["tools"]}
+    for name in ("add_task", "update_task"):
+        assert "time_zone" in offered[name]["parameters"]["properties"]
+
+
 async def test_tool_errors_go_back_to_the_model(
     llm: httpx.AsyncClient, model: FakeOpenAI, alice: User
 ) -> None:

@@ -185,6 +185,32 @@ async def test_priority_tags_and_due_date_in_the_users_time_zone(
     assert "(high priority, due tomorrow at 17:00, #errands)" in listed["response"]
 
 
+async def test_a_recurring_task_is_added_in_the_users_time_zone(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    answer = await turn(agent, alice, "add stand-up daily at 9:30", timezone="Europe/Paris")
+    assert calls(answer) == [
+        (
+            "add_task",
+            {
+                "title": "Stand-up",
+                "due_at": "2026-11-28T09:30:00+01:00",
+                "recurrence": "daily",
+                "time_zone": "Europe/Paris",
+            },
+        )
+    ]
+    listed = await turn(agent, alice, "show my tasks", timezone="Europe/Paris")
+    (task,) = listed["tool_calls"][0]["result"]
+    assert (task["recurrence"], task["time_zone"]) == ("daily", "Europe/Paris")
+
+    # Without a recurrence the zone is not the task's business; without a zone the turn's is UTC.
+    once = await turn(agent, alice, "add call mom tomorrow at 9", timezone="Europe/Paris")
+    assert "time_zone" not in calls(once)[0][1]
+    plain = await turn(agent, alice, "add water plants every week")
+    assert calls(plain)[0][1]["time_zone"] == "UTC"
+
+
 async def test_next_monday_at_5pm_in_new_york(agent: httpx.AsyncClient, alice: User) -> None:
     answer = await turn(
         agent,
