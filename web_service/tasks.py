@@ -401,6 +401,10 @@ def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str
         "recurrence": recurrence,
         "reminders": reminders,
     }
+    # The due time was read in the user's zone: a repeating task keeps it there (an edit
+    # without a recurrence leaves the task's zone as it was).
+    if recurrence != "none":
+        body["time_zone"] = tz
     return body, errors
 
 

@@ -721,6 +721,69 @@ def test_a_due_date_is_read_in_the_users_zone() -> None:
     assert "due_date" in errors
 
 
+def test_a_repeating_task_is_sent_with_the_users_zone() -> None:
+    values = {
+        "title": "x",
+        "description": "",
+        "priority": "medium",
+        "tags": "",
+        "due_date": "2027-07-01",
+        "due_time": "09:00",
+        "recurrence": "daily",
+        "reminders": [],
+    }
+    body, errors = task_body(values, "Europe/Paris")
+    assert errors == {}
+    assert body["time_zone"] == "Europe/Paris"
+    once, _ = task_body({**values, "recurrence": "none"}, "Europe/Paris")
+    assert "time_zone" not in once
+
+
+async def test_the_form_keeps_a_repeating_task_in_the_profiles_zone(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    page = await ann.get("/account")
+    saved = await ann.post(
+        "/account/profile",
+        data={"csrf_token": csrf_of(page.text), "name": "Ann", "timezone": "Europe/Paris"},
+    )
+    assert saved.status_code == 303, saved.text
+    answer = await create_form(
+        ann, title="Stand-up", due_date="2027-10-30", due_time="09:00", recurrence="daily"
+    )
+    assert answer.status_code == 303, answer.text
+    once = await create_form(ann, title="Dentist", due_date="2027-10-30", due_time="09:00")
+    assert once.status_code == 303, once.text
+    rows = await clean.db.fetch_row(
+        "SELECT array_agg(time_zone ORDER BY id), array_agg(id ORDER BY id) FROM todo.tasks"
+    )
+    assert rows is not None
+    assert list(rows[0]) == ["Europe/Paris", None]
+    standup, dentist = rows[1]
+
+    # An edit that makes a task repeat sends the zone; one that does not leaves it alone.
+    for task_id, recurrence, version in ((dentist, "weekly", "1"), (standup, "none", "1")):
+        form = await ann.get(f"/tasks/{task_id}/edit")
+        edited = await ann.post(
+            f"/tasks/{task_id}/edit",
+            data={
+                "csrf_token": csrf_of(form.text),
+                "version": version,
+                "title": "Edited",
+                "priority": "medium",
+                "tags": "",
+                "due_date": "2027-10-30",
+                "due_time": "09:00",
+                "recurrence": recurrence,
+                "description": "",
+            },
+        )
+        assert edited.headers["location"] == "/tasks?notice=updated", edited.text
+    token = await token_of(clean)
+    assert (await api_task(clean, token, dentist))["time_zone"] == "Europe/Paris"
+    assert (await api_task(clean, token, standup))["time_zone"] == "Europe/Paris"
+
+
 def test_today_and_this_week_are_the_users_days() -> None:
     now = datetime(2027, 7, 1, 23, 30, tzinfo=UTC)  # a Thursday; already Friday 2 July in Tokyo
     params = dict(Filters({"due": "today"}).api_params("Asia/Tokyo", now, 50))
