@@ -61,4 +61,4 @@ def test_no_parameter_is_documented_as_nullable(
 def test_a_patch_documents_null_only_where_it_clears_a_field() -> None:
     patch = DOCUMENTS["todo"]["components"]["schemas"]["TaskPatch"]["properties"]
     nullable = {name for name, field in patch.items() if {"type": "null"} in field.get("anyOf", [])}
-    assert nullable == {"description", "tags", "due_at", "reminders"}
+    assert nullable == {"description", "tags", "due_at", "reminders", "time_zone"}
