@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chat_service.models import TurnKey
 from chat_service.service import claim_turn_key
 from shared.db import Database
 from shared.worker import forget_expired
@@ -314,5 +316,5 @@ async def test_a_deleted_conversations_turn_is_not_replayed_nor_run_again(
     assert await stored_messages(committed_sessionmaker) == []
     assert len(await task_titles(committed_sessionmaker)) == 1
     async with committed_sessionmaker() as session:
-        kept = await session.execute(text("SELECT response FROM chat.turn_keys"))
-        assert [row[0] for row in kept] == [None]
+        kept = await session.exec(select(TurnKey.response))
+        assert kept.all() == [None]
