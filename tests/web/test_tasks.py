@@ -701,17 +701,21 @@ async def test_completing_from_a_filtered_list_leads_back_to_it(
         assert answer.headers["location"] == location + "notice=completed", referer
 
 
+# The task form's fields as the page sends them, for the tests of task_body alone.
+FORM_VALUES = {
+    "title": "x",
+    "description": "",
+    "priority": "medium",
+    "tags": "",
+    "due_date": "2027-07-01",
+    "due_time": "09:00",
+    "recurrence": "none",
+    "reminders": [],
+}
+
+
 def test_a_due_date_is_read_in_the_users_zone() -> None:
-    values = {
-        "title": "x",
-        "description": "",
-        "priority": "medium",
-        "tags": "",
-        "due_date": "2027-07-01",
-        "due_time": "09:00",
-        "recurrence": "none",
-        "reminders": [],
-    }
+    values = FORM_VALUES
     body, errors = task_body(values, "Europe/Paris")
     assert errors == {}
     assert body["due_at"] == "2027-07-01T07:00:00+00:00"
@@ -722,16 +726,7 @@ def test_a_due_date_is_read_in_the_users_zone() -> None:
 
 
 def test_a_repeating_task_is_sent_with_the_users_zone() -> None:
-    values = {
-        "title": "x",
-        "description": "",
-        "priority": "medium",
-        "tags": "",
-        "due_date": "2027-07-01",
-        "due_time": "09:00",
-        "recurrence": "daily",
-        "reminders": [],
-    }
+    values = {**FORM_VALUES, "recurrence": "daily"}
     body, errors = task_body(values, "Europe/Paris")
     assert errors == {}
     assert body["time_zone"] == "Europe/Paris"
