@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+# The longest subject accepted: each service keys the user's rows by it (ours are 36-character
+# UUIDs, an interop issuer's ids are of that order), so a token cannot make every row it
+# writes carry kilobytes of key.
+SUBJECT_MAX = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +310,6 @@ class TokenVerifier:
         if float(claims["exp"]) + self._leeway <= self._clock():
             raise InvalidToken()
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
+        if not isinstance(sub, str) or not 0 < len(sub) <= SUBJECT_MAX:
             raise InvalidToken()
         return Principal(sub=sub, issuer=issuer.name, claims=claims, kid=kid)

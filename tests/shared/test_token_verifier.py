@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from shared.settings import ServiceSettings, TrustedIssuer
 from shared.tokens import (
+    SUBJECT_MAX,
     InvalidToken,
     IssuerKeys,
     JWKSKeySource,
@@ -522,17 +523,29 @@ async def test_the_default_leeway_past_exp_is_thirty_seconds() -> None:
         await static_verifier(issuer, clock=clock).verify(token)
 
 
-async def test_a_token_with_an_empty_subject_is_rejected() -> None:
+@pytest.mark.parametrize("subject", ["", "u" * (SUBJECT_MAX + 1), 7], ids=["empty", "long", "int"])
+async def test_a_token_whose_subject_cannot_key_a_users_rows_is_rejected(subject: object) -> None:
+    """Every service stores the subject as the owner of the user's rows: a subject the
+    platform would not issue (empty, not a string, longer than any issuer's ids) is refused."""
     issuer = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
     verifier = static_verifier(issuer)
     token = jwt.encode(
-        {**issuer.claims("u1"), "sub": ""},
+        {**issuer.claims("u1"), "sub": subject},
         issuer.key.private_key,
         algorithm="EdDSA",
         headers={"kid": issuer.key.kid},
     )
     with pytest.raises(InvalidToken):
         await verifier.verify(token)
+
+
+async def test_a_subject_of_the_longest_length_is_accepted() -> None:
+    issuer = TestIssuer(issuer=EXTERNAL, audience=EXTERNAL)
+    subject = "u" * SUBJECT_MAX
+
+    principal = await static_verifier(issuer).verify(issuer.mint(subject))
+
+    assert principal.sub == subject
 
 
 async def test_a_verifier_from_settings_refuses_a_token_30_seconds_past_exp() -> None:
