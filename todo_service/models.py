@@ -124,6 +124,7 @@ class Task(TodoBase, table=True):
             f"AND jsonb_array_length(reminders) <= {REMINDERS_MAX}",
             name="reminders_count",
         ),
+        CheckConstraint("recurrence_day BETWEEN 1 AND 31", name="recurrence_day_range"),
         # A completed task has nothing to fire (todo_service/reminders.py keeps it so).
         CheckConstraint("NOT (completed AND next_remind_at IS NOT NULL)", name="no_remind_done"),
         # A task spawns at most one next occurrence, and an occurrence has one predecessor.
@@ -177,6 +178,10 @@ class Task(TodoBase, table=True):
     )
     # The IANA zone whose wall-clock time the recurrence keeps (service.next_due); None: UTC.
     time_zone: str | None = Field(default=None, sa_column=time_zone(nullable=True))
+    # The day of the month a monthly series falls on, clamped to each month's end: the due
+    # date's local day when the series was set (service.recurrence_day). Internal, never in the
+    # API. None: not monthly, no due date, or a series set before todo 0014 (its due date's day).
+    recurrence_day: int | None = Field(default=None, sa_column=Column(SmallInteger, nullable=True))
     # The occurrence this task spawned when it was completed; cleared if that one is deleted,
     # so completing again can never create a second one while the first exists.
     next_occurrence_id: int | None = Field(

@@ -25,7 +25,7 @@ import calendar
 import hashlib
 import json
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -193,6 +193,7 @@ async def add_task(
         json.dumps(rendered),
         next_remind_at,
         data.time_zone,
+        recurrence_day(data.due_at, data.recurrence, data.time_zone),
     )
     if idempotency_key is None:
         row = await run.fetch_row(sql.CREATE_TASK, *arguments, write=True)
@@ -280,10 +281,16 @@ async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now
     recurring task that becomes completed schedules its next occurrence. The reminders'
     columns follow the task (todo_service/reminders.py).
 
+    A change that makes the task monthly or moves its due date to another local date (a new
+    ``due_at``, or a zone where it falls on another day) sets the series' day of the month
+    anew; one that keeps the date (the time of day, a ``PUT`` of the values read) keeps it, so
+    a series on the 31st stays on it from its 28 February occurrence.
+
     The task's row is written once (one UPDATE, hence one task event, migration 0004), after
     the next occurrence's row it links to."""
     was_completed = task.completed
     old_due = task.due_at
+    old_series = _series(task)
     changes = dict(changes)
     wanted = changes.pop("reminders", None)
     changed = False
@@ -296,6 +303,8 @@ async def _apply(session: AsyncSession, task: Task, changes: dict[str, Any], now
     if not changed:
         return
     reminders.refresh(task, old_due=old_due, now=now)
+    if _series(task) != old_series:
+        task.recurrence_day = recurrence_day(task.due_at, task.recurrence, task.time_zone)
     if task.completed and not was_completed:
         task.completed_at = now
     elif was_completed and not task.completed:
@@ -317,10 +326,17 @@ async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> in
     id. A task without a due date gets one: a period after its completion. None when that
     date would reach the end of the year 9999 (the series ends there).
 
+    A monthly occurrence falls on the series' day of the month and remembers it; a series
+    that has none (set before todo 0014, or without a due date) takes the local day it steps
+    from, as before, and remembers that one.
+
     The row goes in on the session's connection, so the task's pending changes are not
     flushed before it: the task is then written once, already linked."""
+    start = task.due_at or now
+    zone = task_zone(task.time_zone)
+    day = task.recurrence_day or recurrence_day(start, task.recurrence, task.time_zone)
     try:
-        due = next_due(task.due_at or now, task.recurrence, task_zone(task.time_zone))
+        due = next_due(start, task.recurrence, zone, day=day)
     except (OverflowError, ValueError):
         return None
     if due >= LATEST:  # the last instant there is: stored, it would read as no due date
@@ -337,6 +353,7 @@ async def _schedule_next(session: AsyncSession, task: Task, now: datetime) -> in
             due_at=due,
             recurrence=task.recurrence,
             time_zone=task.time_zone,
+            recurrence_day=day,
             created_at=now,
             updated_at=now,
             version=1,
@@ -352,18 +369,40 @@ def task_zone(name: str | None) -> tzinfo:
     return UTC if name is None else ZoneInfo(name)
 
 
-def next_due(moment: datetime, recurrence: Recurrence, zone: tzinfo = UTC) -> datetime:
+def recurrence_day(
+    due_at: datetime | None, recurrence: Recurrence, time_zone: str | None
+) -> int | None:
+    """The day of the month a monthly series set now falls on: the due date's local day in
+    the task's zone. None for another recurrence or without a due date."""
+    local = _local_date(due_at, time_zone)
+    return local.day if recurrence is Recurrence.MONTHLY and local is not None else None
+
+
+def _local_date(due_at: datetime | None, time_zone: str | None) -> date | None:
+    """The due date's date in the task's zone, as ``next_due`` reads it; None without one."""
+    return None if due_at is None else local_or_as_given(due_at, task_zone(time_zone)).date()
+
+
+def _series(task: Task) -> tuple[Recurrence, date | None]:
+    """What a monthly series' day follows: the recurrence and the due date's local date."""
+    return task.recurrence, _local_date(task.due_at, task.time_zone)
+
+
+def next_due(
+    moment: datetime, recurrence: Recurrence, zone: tzinfo = UTC, *, day: int | None = None
+) -> datetime:
     """One period after ``moment``, in UTC, stepped in ``zone``'s wall-clock time: the local
     time of day is kept across changes of daylight-saving time; daily and weekly add days to
-    the local date, monthly keeps the local day of the month, clamped to the month's end.
+    the local date, monthly goes to the next month's ``day`` (default: the local day of
+    ``moment``), clamped to that month's end.
 
     A local time the new day skips (a spring-forward gap: 02:30 in Paris on the last Sunday
     of March) is read with the offset before the gap (``fold=0``), so it lands as much later
     as the gap is long (03:30 local); the series then keeps that time, as the due instant is
-    all a task remembers. A local time the new day has twice (the autumn's 02:30) is the
-    first of the two (``fold=0``). Where the zone's local time would leave the calendar (a
-    year 0 or 10000) the step is taken in UTC. ``OverflowError`` or ``ValueError`` when the
-    result would leave it too.
+    all a task remembers of its time of day. A local time the new day has twice (the autumn's
+    02:30) is the first of the two (``fold=0``). Where the zone's local time would leave the
+    calendar (a year 0 or 10000) the step is taken in UTC. ``OverflowError`` or ``ValueError``
+    when the result would leave it too.
     """
     local = local_or_as_given(moment, zone)
     wall = local.replace(tzinfo=None, fold=0)
@@ -373,8 +412,8 @@ def next_due(moment: datetime, recurrence: Recurrence, zone: tzinfo = UTC) -> da
         wall += timedelta(weeks=1)
     elif recurrence is Recurrence.MONTHLY:
         year, month = (wall.year + 1, 1) if wall.month == 12 else (wall.year, wall.month + 1)
-        day = min(wall.day, calendar.monthrange(year, month)[1])
-        wall = wall.replace(year=year, month=month, day=day)
+        last = calendar.monthrange(year, month)[1]
+        wall = wall.replace(year=year, month=month, day=min(day or wall.day, last))
     else:
         raise ValueError("a task without recurrence has no next occurrence")
     return wall.replace(tzinfo=local.tzinfo).astimezone(UTC)

@@ -74,7 +74,7 @@ def task_from_row(row: Sequence[Any]) -> TaskPublic:
 # rendered (and stored with an idempotency key) in the same statement that inserts it.
 # Parameters: $1 user, $2 title, $3 description, $4 priority, $5 tags, $6 due_at,
 # $7 recurrence, $8 now, $9 reminders (as rendered, todo_service/reminders.py), $10 the
-# soonest of them, $11 time zone.
+# soonest of them, $11 time zone, $12 a monthly series' day of the month.
 _NEW_TASK = f"""
 new AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('todo.tasks', 'id')) AS id,
@@ -84,12 +84,13 @@ new AS MATERIALIZED (
            $7::todo.task_recurrence AS recurrence, $11::text AS time_zone,
            NULL::bigint AS next_occurrence_id,
            $8::timestamptz AS created_at, $8::timestamptz AS updated_at, 1 AS version,
-           $9::jsonb AS reminders, $10::timestamptz AS next_remind_at
+           $9::jsonb AS reminders, $10::timestamptz AS next_remind_at,
+           $12::smallint AS recurrence_day
 ),
 rendered AS MATERIALIZED (SELECT *, {TASK_JSON}::text AS body FROM new)"""  # noqa: S608
 
-# The client's fields, and the scheduler's column beside them.
-_INSERTED = f"{_COLUMNS}, next_remind_at"
+# The client's fields, and the columns the service keeps beside them.
+_INSERTED = f"{_COLUMNS}, next_remind_at, recurrence_day"
 _INSERT_TASK = f"INSERT INTO todo.tasks ({_INSERTED}) SELECT {_INSERTED} FROM rendered"  # noqa: S608
 
 # Without an idempotency key: insert, answer the task's JSON.
@@ -100,7 +101,7 @@ SELECT true AS created, NULL::text AS request_hash, body FROM rendered"""  # noq
 
 _KEY_COLUMNS = ("request_hash", "task_id", "response_status", "response_body", "created_at")
 
-# With one ($12 key, $13 request hash, $14 expiry): the key's row is claimed (inserted, or an
+# With one ($13 key, $14 request hash, $15 expiry): the key's row is claimed (inserted, or an
 # expired one taken over) with the answer, and only then is the task inserted. A live row is
 # left as it is and returned, for the caller to replay or refuse; a concurrent claim of the
 # same key waits on the unique index for the first transaction, then sees its row. Other
@@ -113,7 +114,7 @@ WITH {_NEW_TASK},
 claim AS (
     INSERT INTO todo.idempotency_keys AS k
         (user_id, key, expires_at, {", ".join(_KEY_COLUMNS)})
-    SELECT user_id, $12::text, $14::timestamptz, $13::text, id, 201, body, created_at
+    SELECT user_id, $13::text, $15::timestamptz, $14::text, id, 201, body, created_at
     FROM rendered
     ON CONFLICT (user_id, key) DO UPDATE SET
         expires_at = CASE WHEN k.expires_at <= $8 THEN excluded.expires_at ELSE k.expires_at END,

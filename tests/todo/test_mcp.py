@@ -320,6 +320,44 @@ async def test_completing_a_recurring_task_schedules_the_next(
     ]
 
 
+async def test_a_monthly_series_keeps_its_day_through_the_tools(
+    connect: Connect, alice: User
+) -> None:
+    async with connect(bearer(alice)) as client:
+
+        async def complete(tool: str, task_id: int) -> tuple[int, str]:
+            """Complete with ``tool``; the next occurrence's id and due date."""
+            arguments: dict[str, Any] = (
+                {"task_ids": [task_id]} if tool == "complete_tasks" else {"task_id": task_id}
+            )
+            done = payload(await client.call_tool(tool, arguments))
+            result = done["results"][0] if tool == "complete_tasks" else done
+            pending = payload(await client.call_tool("list_tasks", {"status": "pending"}))
+            assert [t["id"] for t in pending] == [result["next_occurrence_id"]]
+            return pending[0]["id"], pending[0]["due_at"]
+
+        added = payload(
+            await client.call_tool(
+                "add_task",
+                {"title": "Rent", "recurrence": "monthly", "due_at": "2026-01-31T09:00:00Z"},
+            )
+        )
+        february, february_due = await complete("complete_tasks", added["task_id"])
+        march, march_due = await complete("complete_task", february)
+        payload(
+            await client.call_tool(
+                "update_task", {"task_id": march, "due_at": "2026-03-29T09:00:00Z"}
+            )
+        )
+        _, april_due = await complete("complete_task", march)
+
+    assert [february_due, march_due, april_due] == [
+        "2026-02-28T09:00:00.000000Z",
+        "2026-03-31T09:00:00.000000Z",
+        "2026-04-29T09:00:00.000000Z",  # moved to the 29th, the series is on the 29th
+    ]
+
+
 @pytest.mark.parametrize("tool", ["complete_task", "delete_task", "update_task"])
 async def test_other_users_and_unknown_tasks_are_not_found(
     connect: Connect,

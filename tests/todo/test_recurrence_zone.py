@@ -77,7 +77,8 @@ async def test_without_a_zone_the_series_keeps_its_utc_time_as_before(
 async def test_monthly_on_the_31st_east_of_utc_keeps_the_local_day_clamped(
     client: httpx.AsyncClient, alice: User
 ) -> None:
-    # 00:30 on 31 January in Tokyo is still 30 January in UTC: the month's end is Tokyo's.
+    # 00:30 on 31 January in Tokyo is still 30 January in UTC: the month's end is Tokyo's,
+    # and so is the day the series returns to after February.
     task = await create(
         client,
         alice,
@@ -88,7 +89,7 @@ async def test_monthly_on_the_31st_east_of_utc_keeps_the_local_day_clamped(
     february = await following(client, alice, task["id"])
     assert february["due_at"] == "2026-02-27T15:30:00.000000Z"  # 28 February, 00:30 in Tokyo
     march = await following(client, alice, february["id"])
-    assert march["due_at"] == "2026-03-27T15:30:00.000000Z"  # 28 March: from the previous one
+    assert march["due_at"] == "2026-03-30T15:30:00.000000Z"  # 31 March, 00:30 in Tokyo
 
 
 async def test_monthly_on_the_31st_in_utc_is_still_clamped_on_the_utc_date(
