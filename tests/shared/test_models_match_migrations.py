@@ -34,8 +34,12 @@ INDEXES = """
     SELECT indexname, indexdef FROM pg_indexes
     WHERE schemaname = $1 AND tablename <> 'alembic_version'
 """
+# A check a migration added NOT VALID (so as not to read a large table under its lock) is the
+# models' rule for every row written since; whether the rows before were read is not a
+# difference of schema.
 CONSTRAINTS = """
-    SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+    SELECT conrelid::regclass::text, conname,
+           regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')
     FROM pg_constraint
     WHERE connamespace = $1::regnamespace AND conrelid::regclass::text NOT LIKE '%alembic_version'
 """

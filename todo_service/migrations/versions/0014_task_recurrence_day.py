@@ -5,7 +5,9 @@ March...); the series now remembers the day it was set for (todo_service/service
 ``recurrence_day``), so the 31st comes back after a short month. Internal: not in the API nor
 in task events. Null for existing rows: their next occurrence keeps the due date's own day, the
 rule before this revision, and is remembered from then on. Nullable without a default, so
-added without a table rewrite; the check reads the table once.
+added without a table rewrite. The check is added NOT VALID, so it does not read the table
+under the lock the new column holds: every existing row has null, which it allows, and new
+and changed rows are checked.
 """
 
 import sqlalchemy as sa
@@ -26,6 +28,7 @@ def upgrade() -> None:
         "tasks",
         "recurrence_day BETWEEN 1 AND 31",
         schema=SCHEMA,
+        postgresql_not_valid=True,
     )
 
 
