@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Database, is_transaction_conflict
+from shared.tasks import stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -243,8 +244,10 @@ class RedisStreamSubscription:
     Each ``poll`` first takes over entries another consumer of the group left pending for
     longer than ``claim_idle_ms`` (a crashed replica), then this consumer's own pending
     entries (its previous life crashed before acknowledging), then new ones, blocking up to
-    ``block_ms``. An entry is acknowledged only after the handler returned: a crash replays
-    it, so handlers drop duplicates by id (``handle_once``). A malformed entry is logged and
+    ``block_ms``. While a handler runs, its entry is kept claimed (its idle time reset), so
+    only a consumer that stopped loses its entries, never a slow one. An entry is
+    acknowledged only after the handler returned: a crash replays it, so handlers drop
+    duplicates by id (``handle_once``). A malformed entry is logged and
     acknowledged, so it cannot stop the group. An entry whose handler still fails after
     ``max_deliveries`` deliveries is moved to the dead-letter stream ``<stream>.dead`` with
     the group and the error's type, and acknowledged: one poisonous event cannot stop the
@@ -321,7 +324,7 @@ class RedisStreamSubscription:
             logger.error("dropping malformed entry %s on %s: %s", entry_id, self.stream, exc)
         else:
             try:
-                await handler(event)
+                await self._handle_claimed(handler, entry_id, event)
             except Exception as exc:
                 if is_transient(exc):
                     await self._uncount(entry_id)
@@ -330,6 +333,35 @@ class RedisStreamSubscription:
                     raise
                 await self._dead_letter(entry_id, event, exc)
         await self.redis.xack(self.stream, self.group, entry_id)
+
+    async def _handle_claimed(self, handler: Handler, entry_id: Any, event: Event) -> None:
+        """Run the handler while keeping the entry this consumer's: every third of
+        ``claim_idle_ms`` its idle time is reset (``XCLAIM ... JUSTID``, which counts no
+        delivery), so another replica takes it over only once this one has stopped, never
+        while a slow handler (a large account's purge) still runs. Taken over then, it ran
+        twice at once, and the other replica's failures waiting on this one's transaction
+        could dead-letter and acknowledge it before this one failed: the event was lost."""
+        keeper = asyncio.create_task(self._keep_claimed(entry_id), name="keep-claimed")
+        try:
+            await handler(event)
+        finally:
+            await stop_tasks([keeper])
+
+    async def _keep_claimed(self, entry_id: Any) -> None:
+        every = self.claim_idle_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.redis.xclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=0,
+                    message_ids=[entry_id],
+                    justid=True,
+                )
+            except RedisError as exc:
+                logger.warning("could not keep entry %s claimed: %s", entry_id, exc)
 
     async def _deliveries(self, entry_id: Any) -> int:
         """How often the group has handed this entry out (each replay counts)."""

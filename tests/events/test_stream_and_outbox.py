@@ -9,6 +9,7 @@ publish resumes at the failed row, two dispatchers never publish a row concurren
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -19,9 +20,10 @@ from redis.exceptions import ResponseError
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth_service.models import OUTBOX
-from shared.db import Database
+from shared.db import Database, connect_target, engine_for
 from shared.events import (
     DEAD_LETTER_SUFFIX,
     Event,
@@ -29,9 +31,11 @@ from shared.events import (
     RedisStreamPublisher,
     RedisStreamSubscription,
     Room,
+    handle_once,
     redis_client,
 )
 from shared.outbox import OutboxDispatcher, add_event
+from todo_service.events import PURGE as TODO_PURGE
 
 STREAM = "test.events"
 
@@ -107,6 +111,69 @@ async def test_another_consumer_takes_over_entries_left_pending_too_long(redis: 
     await asyncio.sleep(0.2)
     assert await subscription(redis, "b", claim_idle_ms=100).poll(handle) == 1
     assert seen == ["1"]
+
+
+async def test_an_entry_its_consumer_is_still_handling_is_not_taken_over_nor_dead_lettered(
+    redis: Redis, committed_database: Database, migrated_url: str
+) -> None:
+    """Two replicas of a worker: replica A applies an event for longer than the claim's idle
+    time (a large account's purge may run minutes: each statement is allowed 10), holding
+    the event's id uncommitted. Replica B must not take the entry over meanwhile: there,
+    ``handle_once`` waits on A's id until the role's statement timeout (30 s in production,
+    0.3 s here), which is an ordinary failure, so a few rounds dead-lettered and acknowledged
+    the entry while A still ran; when A then stopped without committing (a rolling deploy,
+    a purge statement past its bound), the event was lost to the group and the deleted
+    account's rows stayed."""
+    await RedisStreamPublisher(redis, maxlen=1000).publish(STREAM, "1", event("1").to_json())
+    table = TODO_PURGE.processed_events
+    running, stop = asyncio.Event(), asyncio.Event()
+
+    async def slow_then_stopped(_: AsyncSession, __: Event) -> None:
+        running.set()
+        await stop.wait()
+        raise RuntimeError("replica stopped mid-purge")
+
+    async def handle_a(e: Event) -> None:
+        await handle_once(committed_database, table, e, slow_then_stopped)
+
+    target = connect_target(migrated_url)
+    target.connect_args["server_settings"] = {"statement_timeout": "300"}
+    engine_b = engine_for(target, pool_size=2)
+    seen_by_b: list[str] = []
+
+    async def handle_b(e: Event) -> None:
+        seen_by_b.append(e.id)
+        await handle_once(Database(engine_b), table, e, lambda *_: asyncio.sleep(0))
+
+    a = subscription(redis, "a", claim_idle_ms=200, max_deliveries=3)
+    b = subscription(redis, "b", claim_idle_ms=200, max_deliveries=3)
+    replica_a = asyncio.create_task(a.poll(handle_a))
+    try:
+        await running.wait()
+        deadline = asyncio.get_running_loop().time() + 2.0
+        while asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(DBAPIError):  # B's wait on A's id, timed out
+                await b.poll(handle_b)
+            await asyncio.sleep(0.05)
+        assert seen_by_b == []
+        stop.set()
+        with pytest.raises(RuntimeError, match="mid-purge"):
+            await replica_a
+        assert await redis.xlen(STREAM + DEAD_LETTER_SUFFIX) == 0
+        # Still pending: the event is applied on the next delivery, not lost.
+        applied: list[str] = []
+
+        async def apply(_: AsyncSession, e: Event) -> None:
+            applied.append(e.id)
+
+        while await a.poll(lambda e: handle_once(committed_database, table, e, apply)):
+            pass
+        assert applied == ["1"]
+        assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+    finally:
+        stop.set()
+        await asyncio.gather(replica_a, return_exceptions=True)
+        await engine_b.dispose()
 
 
 # Valid JSON, but "\ud800" decodes to no character UTF-8 can carry: the event could not be
