@@ -2,10 +2,13 @@
 tokens, the todo service's webhook signing secrets).
 
 Fernet (AES-128-CBC with HMAC-SHA256, from ``cryptography``) under a key list, newest first:
-the first key encrypts, every key decrypts, so a key is rotated by putting a new one first,
-resealing what is stored (``SecretBox.reseal``) and removing the old one once nothing sealed
-under it remains. Keys come from a secret setting (a value or its ``_FILE``); in development
-a key is generated on first run under ``.data/keys/``, never outside it.
+the first key encrypts, every key decrypts. Replicas run old and new settings side by side
+during a rolling restart, so a key is rotated by adding it last everywhere (it opens, seals
+nothing), then putting it first, resealing what is stored (``SecretBox.reseal``) and
+removing the old one once nothing sealed under it remains: a key put first at once seals
+what the replicas still without it cannot open (docs/deploy.md, docs/webhooks.md). Keys
+come from a secret setting (a value or its ``_FILE``); in development a key is generated on
+first run under ``.data/keys/``, never outside it.
 """
 
 from __future__ import annotations

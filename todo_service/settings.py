@@ -41,10 +41,10 @@ class TodoSettings(ServiceSettings):
     notifications_unread_max: int = Field(default=NOTIFICATIONS_UNREAD_MAX, ge=1, le=100_000)
 
     # Webhooks (docs/webhooks.md). Fernet keys sealing the signing secrets at rest, one per
-    # line, newest first (rotation: prepend a key, run `python -m todo_service.webhooks
-    # reseal`, then drop the old one). A value, or TODO_WEBHOOK_KEYS_FILE naming a file. The
-    # API seals with it and the worker opens with it: both need it. In development a key is
-    # generated on first run under .data/keys/.
+    # line, newest first (rotation, docs/webhooks.md: append the new key everywhere first,
+    # then move it first and reseal, then drop the old one). A value, or
+    # TODO_WEBHOOK_KEYS_FILE naming a file. The API seals with it and the worker opens with
+    # it: both need it. In development a key is generated on first run under .data/keys/.
     webhook_keys: SecretStr | None = None
     dev_webhook_key_file: Path = DATA_DIR / "keys" / "todo-webhook-keys"
     # Development only: http:// and any port to a loopback address (a receiver on this

@@ -30,8 +30,9 @@ class WebSettings(ServiceSettings):
     chat_turns_max: int = Field(default=64, ge=1)
 
     # Fernet keys (urlsafe base64, 32 bytes each) that encrypt the stored tokens, one per line,
-    # newest first: the first encrypts, every one decrypts (rotation: prepend a new key, and
-    # drop the old one once every session has been rewritten or has ended). A value, or
+    # newest first: the first encrypts, every one decrypts (rotation, docs/deploy.md: append
+    # the new key in every replica, then move it first, and drop the old one once every
+    # session has been rewritten or has ended). A value, or
     # WEB_SESSION_KEYS_FILE naming a file that holds it. In development a key is generated on
     # first run under .data/keys/.
     session_keys: SecretStr | None = None

@@ -5,8 +5,11 @@ purged and can never be stored again."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,6 +38,8 @@ from todo_service.webhooks.__main__ import main
 from todo_service.webhooks.delivery import WebhookDeliverer
 from todo_service.webhooks.keys import WebhookKeys, reseal_secrets
 from todo_service.webhooks.signing import new_secret, signed_headers
+
+DOCS = Path(__file__).parents[3] / "docs"
 
 # --- keys ---------------------------------------------------------------------------------
 
@@ -100,6 +105,24 @@ async def test_a_secret_no_configured_key_opens_is_a_failed_attempt_not_a_reques
         ).one()
     assert row.status == "pending"
     assert "cannot be opened" in row.last_error
+
+
+def test_each_step_of_the_documented_rotation_opens_what_the_step_beside_it_seals() -> None:
+    """docs/webhooks.md's key rotation, as the key lists the API and the worker hold: a
+    rolling restart runs each step beside the one before (and the API's Deployment and the
+    worker's roll apart), so whatever either seals the other must open, or the worker fails
+    every attempt to a webhook registered meanwhile (the test above)."""
+    section = (DOCS / "webhooks.md").read_text().split("## Keys and rotation", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    steps = [m.group(1).split(", ") for m in re.finditer(r"= `([A-Z]+(?:, [A-Z]+)*)`", section)]
+    assert len(steps) >= 2
+    keys = {"CURRENT": Fernet.generate_key(), "NEW": Fernet.generate_key()}
+    rotation = [["CURRENT"], *steps]
+    for before, after in itertools.pairwise(rotation):
+        for sealer, opener in ((before, after), (after, before)):
+            sealed = SecretBox([keys[name] for name in sealer]).seal("whsec_secret")
+            opened = SecretBox([keys[name] for name in opener]).open(sealed)
+            assert opened == "whsec_secret", (sealer, opener)
 
 
 def test_the_reseal_command_refuses_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> None:
