@@ -174,8 +174,9 @@ def _beyond_the_schema(issue: dict[str, Any]) -> bool:
 
 def with_known_zones(document: dict[str, Any]) -> dict[str, Any]:
     """The fuzzer's copy of a document, told what the published one leaves to prose: a time
-    zone (a chat turn's, a user's, the overview's ``tz``) is a name the zone database knows
-    (listing ~600 names would bloat every client generated from the document)."""
+    zone (a chat turn's, a user's, a task's, the overview's ``tz``) is a name the zone
+    database knows (listing ~600 names would bloat every client generated from the
+    document)."""
     document = copy.deepcopy(document)
     zones = sorted(zoneinfo.available_timezones() - NOT_ZONES)
 
@@ -185,9 +186,10 @@ def with_known_zones(document: dict[str, Any]) -> dict[str, Any]:
                 option["enum"] = zones
 
     for schema in document.get("components", {}).get("schemas", {}).values():
-        zone = schema.get("properties", {}).get("timezone")
-        if zone is not None:
-            known(zone)
+        for name in ("timezone", "time_zone"):  # a user's; a task's recurrence's
+            zone = schema.get("properties", {}).get(name)
+            if zone is not None:
+                known(zone)
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
