@@ -159,3 +159,36 @@ async def test_load_more_moves_the_focus_to_the_first_task_it_loaded(
     await expect(page.get_by_test_id("task-row")).to_have_count(PAGE_SIZE + 1)
     # Newest first: the oldest task is the one the second page brought.
     await expect(row(page, "Task 00").get_by_test_id("task-toggle")).to_be_focused()
+
+
+async def test_deleting_a_second_task_keeps_its_undo_when_the_first_is_sent(page: Page) -> None:
+    """Two deletions within the wait: when the first is sent, the toast (and the focus on its
+    Undo) belongs to the second, which can still be undone."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await add_task(page, "Pay the rent")
+    await add_task(page, "Call the bank")
+    # The page's clock is Playwright's: the second deletion comes 3 s after the first.
+    await page.clock.install()
+    await page.goto("/tasks")
+    await page.clock.pause_at(await page.evaluate("Date.now() / 1000") + 0.1)  # in seconds
+    await row(page, "Pay the rent").get_by_test_id("task-delete").focus()
+    await page.keyboard.press("Enter")
+    undo = page.get_by_test_id("toast-action")
+    await expect(undo).to_be_focused()
+    await page.clock.run_for(3_000)
+    await row(page, "Call the bank").get_by_test_id("task-delete").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("toast")).to_contain_text("Call the bank")
+    await expect(undo).to_be_focused()
+
+    # The first deletion is sent and its row goes; the second's Undo stays, focused.
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$")):
+        await page.clock.run_for(2_500)
+    await expect(row(page, "Pay the rent")).to_have_count(0)
+    await expect(page.get_by_test_id("toast")).to_be_visible()
+    await expect(page.get_by_test_id("toast")).to_contain_text("Call the bank")
+    await expect(undo).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(row(page, "Call the bank").get_by_test_id("task-toggle")).to_be_focused()
+    await expect(page.get_by_test_id("toast")).to_be_hidden()

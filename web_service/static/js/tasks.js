@@ -5,9 +5,13 @@ import { messageOf, post, signedOut } from "./http.js";
 const UNDO_MS = 5000;
 const pending = new Map(); // task id -> {timer, row, url}
 
-const toast = (text, action) => {
+// The task id whose Undo the toast shows now (null: a message, or nothing).
+let toastFor = null;
+
+const toast = (text, action, id = null) => {
   const box = document.getElementById("toast");
   if (!box) return;
+  toastFor = id;
   box.replaceChildren();
   const p = document.createElement("span");
   p.textContent = text;
@@ -26,6 +30,7 @@ const toast = (text, action) => {
 const hideToast = () => {
   const box = document.getElementById("toast");
   if (box) box.hidden = true;
+  toastFor = null;
 };
 
 const setDone = (row, done) => {
@@ -64,15 +69,18 @@ const sendDelete = async (id) => {
     });
     if (signedOut(response)) return;
     if (!response.ok && response.status !== 404) throw new Error(await messageOf(response));
-    // Focus on the toast's Undo goes to the next task (or the previous, or the list's
-    // heading) rather than to the page's start when the toast goes.
+    // The toast goes only if it is this deletion's: another deletion made meanwhile keeps
+    // its Undo (and the focus on it). Focus on this one's Undo goes to the next task (or the
+    // previous, or the list's heading) rather than to the page's start when the toast goes.
+    const ours = toastFor === id;
     const box = document.getElementById("toast");
-    const focusWasHere = box?.contains(document.activeElement) || document.activeElement === document.body;
+    const focusWasHere =
+      (ours && box?.contains(document.activeElement)) || document.activeElement === document.body;
     const near = neighbour(entry.row);
     entry.row.remove();
     adjustTotal(-1);
     showEmpty();
-    hideToast();
+    if (ours) hideToast();
     if (focusWasHere) (near ?? document.getElementById("list-heading"))?.focus();
   } catch (error) {
     entry.row.hidden = false;
@@ -121,7 +129,7 @@ const remove = (link) => {
       hideToast();
       shown.querySelector("button.check")?.focus();
     },
-  });
+  }, id);
   // The link pressed is hidden with its row: the focus goes to Undo, the one thing to do next.
   document.querySelector('#toast [data-testid="toast-action"]')?.focus();
 };
