@@ -1,0 +1,41 @@
+"""The web client as a screen reader hears it: what its live regions say when the page
+changes in place (``announcements.py`` records it), and the names and states of its
+controls."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.browser.announcements import heard, listen
+from tests.browser.flows import add_task, row, sign_up
+
+
+async def test_changes_to_the_task_list_are_not_read_out_row_by_row(page: Page) -> None:
+    """The list is not a live region: a row swapped after a click, or the whole list read
+    again after the assistant changed it, would be read aloud in full (every row of a page of
+    50). What changed is said once: the pressed state of the focused button, the chat log's
+    tool call and answer."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await add_task(page, "Pay the rent")
+    await listen(page)
+
+    await row(page, "Pay the rent").get_by_test_id("task-toggle").focus()
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")):
+        await page.keyboard.press("Space")
+    toggle = row(page, "Pay the rent").get_by_test_id("task-toggle")
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await expect(toggle).to_be_focused()
+
+    await page.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("chat-message-assistant").last).not_to_have_attribute(
+        "aria-busy", "true"
+    )
+    await expect(row(page, "Buy milk")).to_be_visible()
+    said = await heard(page)
+    assert "Add task: Buy milk" in said, said
+    assert not [line for line in said if "Water the plants" in line or "Pay the rent" in line], said
+
