@@ -39,3 +39,21 @@ async def test_changes_to_the_task_list_are_not_read_out_row_by_row(page: Page) 
     assert "Add task: Buy milk" in said, said
     assert not [line for line in said if "Water the plants" in line or "Pay the rent" in line], said
 
+
+async def test_the_done_button_keeps_its_name_and_says_done_by_being_pressed(
+    page: Page,
+) -> None:
+    """A toggle button whose name changed with its state ("Mark done", then "Reopen ...
+    pressed") would say two contradicting things; the name stays, ``aria-pressed`` tells."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    toggle = row(page, "Pay the rent").get_by_test_id("task-toggle")
+    await expect(toggle).to_have_accessible_name("Mark done: Pay the rent")
+    await expect(toggle).to_have_attribute("aria-pressed", "false")
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")):
+        await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await expect(toggle).to_have_accessible_name("Mark done: Pay the rent")
+    await page.reload()
+    await expect(toggle).to_have_accessible_name("Mark done: Pay the rent")
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
