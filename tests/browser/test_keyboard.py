@@ -192,3 +192,57 @@ async def test_deleting_a_second_task_keeps_its_undo_when_the_first_is_sent(page
     await page.keyboard.press("Enter")
     await expect(row(page, "Call the bank").get_by_test_id("task-toggle")).to_be_focused()
     await expect(page.get_by_test_id("toast")).to_be_hidden()
+
+
+# The focused element's outline against its outline unfocused (blurred, then focused again so
+# the walk goes on): the site shows focus by its outline, and a box shadow in the header's
+# own colour is not seen there.
+OUTLINE_CHANGES = """() => {
+    const element = document.activeElement;
+    if (!element || element === document.body) return null;
+    const look = () => {
+        const style = getComputedStyle(element);
+        return [style.outlineStyle, style.outlineWidth, style.outlineColor, style.outlineOffset].join(" ");
+    };
+    const focused = look();
+    element.blur();
+    const plain = look();
+    element.focus();
+    return {
+        id: element.getAttribute("data-testid") || element.id || element.tagName,
+        text: (element.textContent || "").trim().slice(0, 40),
+        shown: focused !== plain && getComputedStyle(element).outlineStyle !== "none",
+    };
+}"""
+
+
+async def test_every_tab_stop_of_the_other_pages_changes_its_outline_on_focus(page: Page) -> None:
+    """The notifications, chat, account and overview pages and the sign-in form: each Tab stop
+    looks different focused, the header's links included (the bell on its own page, whose
+    "current page" frame is an outline too)."""
+    await page.goto("/signin")
+    unseen = [("/signin", *stop) for stop in await unseen_focus(page)]
+    await sign_up(page)
+    for path in ("/notifications", "/chat", "/account", "/overview"):
+        await page.goto(path)
+        unseen += [(path, *stop) for stop in await unseen_focus(page)]
+    assert not unseen, f"focus not visible on: {unseen}"
+
+
+async def unseen_focus(page: Page) -> list[tuple[str, str]]:
+    """The Tab stops of the page whose outline does not change when focused."""
+    unseen = []
+    first = None
+    await page.keyboard.press("Tab")
+    for _ in range(MAX_TAB_STOPS):
+        stop = await page.evaluate(OUTLINE_CHANGES)
+        if stop is None:
+            break
+        key = (stop["id"], stop["text"])
+        if key == first:
+            break
+        first = first or key
+        if not stop["shown"]:
+            unseen.append(key)
+        await page.keyboard.press("Tab")
+    return unseen
