@@ -8,7 +8,8 @@ import re
 import httpx
 from playwright.async_api import Page, expect
 
-from tests.browser.flows import PASSWORD, add_task, row, sign_up
+from tests.browser.conftest import NewContext
+from tests.browser.flows import PASSWORD, add_task, at, row, sign_in, sign_up
 from tests.e2e.stack import Stack
 
 # The tasks page's rows per page (WEB_PAGE_SIZE's default).
@@ -119,6 +120,31 @@ async def test_a_form_sent_back_with_errors_starts_at_its_summary(page: Page) ->
     await page.keyboard.press("Enter")
     await expect(title).to_be_focused()
 
+
+async def test_an_edit_refused_for_a_change_made_meanwhile_starts_at_the_conflict(
+    new_context: NewContext,
+) -> None:
+    """The conflict is what the person has to read before saving again: the focus lands on
+    it, as on an error summary, instead of at the top of the page."""
+    page = await (await new_context()).new_page()
+    email = await sign_up(page)
+    await add_task(page, "Call the bank")
+    await row(page, "Call the bank").get_by_test_id("task-edit").click()
+    edit_url = page.url
+
+    other = await (await new_context()).new_page()
+    await sign_in(other, email)
+    await other.goto(edit_url)
+    await other.get_by_test_id("edit-form").get_by_label("Title").fill("Call the bank at nine")
+    await other.get_by_test_id("edit-submit").click()
+    await expect(other).to_have_url(at("/tasks"))
+
+    title = page.get_by_test_id("edit-form").get_by_label("Title")
+    await title.fill("Call the bank and ask")
+    await title.press("Enter")
+    conflict = page.get_by_test_id("conflict")
+    await expect(conflict).to_be_visible()
+    await expect(conflict).to_be_focused()
 
 async def test_deleting_moves_the_focus_to_undo_then_to_the_next_task(page: Page) -> None:
     await sign_up(page)

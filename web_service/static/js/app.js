@@ -7,8 +7,9 @@ import { enhanceNotifications } from "./notifications.js";
 
 const start = () => {
   // A form sent back with its errors: the focus starts on the summary, which names each
-  // problem and links to its field (a keyboard or screen reader user lands on it).
-  document.querySelector('[data-testid="error-summary"]')?.focus();
+  // problem and links to its field (a keyboard or screen reader user lands on it); an edit
+  // refused for a change made meanwhile, on the conflict, which comes before its form.
+  document.querySelector('[data-testid="conflict"], [data-testid="error-summary"]')?.focus();
   enhanceTimezone(document);
   enhanceTasks(document);
   enhanceChat(document);
