@@ -12,7 +12,8 @@ _LISTEN = """() => {
   const live = '[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"], [role="log"]';
   new MutationObserver((records) => {
     for (const record of records) {
-      const node = record.target.nodeType === Node.ELEMENT_NODE ? record.target : record.target.parentElement;
+      const node =
+        record.target.nodeType === Node.ELEMENT_NODE ? record.target : record.target.parentElement;
       if (!node?.closest(live)) continue;
       const text = record.type === "characterData"
         ? record.target.data

@@ -146,6 +146,7 @@ async def test_an_edit_refused_for_a_change_made_meanwhile_starts_at_the_conflic
     await expect(conflict).to_be_visible()
     await expect(conflict).to_be_focused()
 
+
 async def test_deleting_moves_the_focus_to_undo_then_to_the_next_task(page: Page) -> None:
     await sign_up(page)
     await add_task(page, "Water the plants")
@@ -228,7 +229,8 @@ OUTLINE_CHANGES = """() => {
     if (!element || element === document.body) return null;
     const look = () => {
         const style = getComputedStyle(element);
-        return [style.outlineStyle, style.outlineWidth, style.outlineColor, style.outlineOffset].join(" ");
+        const { outlineStyle, outlineWidth, outlineColor, outlineOffset } = style;
+        return [outlineStyle, outlineWidth, outlineColor, outlineOffset].join(" ");
     };
     const focused = look();
     element.blur();
