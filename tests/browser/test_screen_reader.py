@@ -57,3 +57,29 @@ async def test_the_done_button_keeps_its_name_and_says_done_by_being_pressed(
     await page.reload()
     await expect(toggle).to_have_accessible_name("Mark done: Pay the rent")
     await expect(toggle).to_have_attribute("aria-pressed", "true")
+
+
+async def test_the_overview_counts_say_what_they_count(page: Page) -> None:
+    """Each count is a link to the tasks it counts; read from the Tab key or a list of links,
+    "1, link" said nothing: its name says what the number is."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent", priority="high")
+    await page.goto("/overview")
+    links = page.get_by_role("main").get_by_role("link")
+    await expect(links).to_have_text(
+        [
+            "1 in all",
+            "1 pending",
+            "0 done",
+            "0 overdue",
+            "0 due today",
+            "0 due this week",
+            "1 with no due date",
+            "1 high priority pending",
+            "0 high priority done",
+            "0 medium priority pending",
+            "0 medium priority done",
+            "0 low priority pending",
+            "0 low priority done",
+        ]
+    )
