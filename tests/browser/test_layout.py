@@ -173,3 +173,12 @@ async def test_the_task_filters_take_three_columns_on_a_phone(new_context: NewCo
     filters = await box(page, "[data-testid=filters]")
     assert filters["height"] < 300, filters
     assert filters["x"] + filters["width"] <= PHONE["width"], filters
+    # With a filter applied, "Clear filters" joins Apply in the last cell, on a narrower
+    # phone too, and the page still does not scroll sideways.
+    await page.set_viewport_size({"width": 375, "height": 812})
+    await page.goto("/tasks?priority=high")
+    await expect(page.get_by_role("link", name="Clear filters")).to_be_visible()
+    sideways = await page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert sideways == 0
