@@ -83,3 +83,21 @@ async def test_the_overview_counts_say_what_they_count(page: Page) -> None:
             "0 low priority done",
         ]
     )
+
+
+async def test_undo_says_what_it_undoes_and_the_count_keeps_its_grammar(page: Page) -> None:
+    """Focused after a deletion, "Undo" alone does not say which task comes back: it is
+    described by the toast's message. The heading's count reads "1 task", not "1 tasks"."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await add_task(page, "Pay the rent")
+    heading = page.locator("#list-heading")
+    await expect(heading).to_have_text("2 tasks")
+
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000):
+        await row(page, "Pay the rent").get_by_test_id("task-delete").click()
+        undo = page.get_by_test_id("toast-action")
+        await expect(undo).to_be_focused()
+        await expect(undo).to_have_accessible_name("Undo")
+        await expect(undo).to_have_accessible_description("Deleted “Pay the rent”.")
+    await expect(heading).to_have_text("1 task")

@@ -14,12 +14,15 @@ const toast = (text, action, id = null) => {
   toastFor = id;
   box.replaceChildren();
   const p = document.createElement("span");
+  p.id = "toast-text";
   p.textContent = text;
   box.append(p);
   if (action) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = action.label;
+    // Focused on its own, "Undo" is also told what it undoes.
+    button.setAttribute("aria-describedby", p.id);
     button.dataset.testid = "toast-action";
     button.addEventListener("click", action.run, { once: true });
     box.append(" ", button);
@@ -105,9 +108,17 @@ const showEmpty = () => {
   if (list && empty) empty.hidden = list.querySelector("li.task") !== null;
 };
 
+// The list's heading: "1 task", "2 tasks".
+const setTotal = (count) => {
+  const total = document.getElementById("task-total");
+  const unit = document.getElementById("task-total-unit");
+  if (total) total.textContent = String(count);
+  if (unit) unit.textContent = count === 1 ? "task" : "tasks";
+};
+
 const adjustTotal = (delta) => {
   const total = document.getElementById("task-total");
-  if (total) total.textContent = String(Math.max(0, Number(total.textContent) + delta));
+  if (total) setTotal(Math.max(0, Number(total.textContent) + delta));
 };
 
 const remove = (link) => {
@@ -170,8 +181,7 @@ export const refreshList = async () => {
     }
   }
   const total = response.headers.get("X-Total-Count");
-  const shown = document.getElementById("task-total");
-  if (total !== null && shown) shown.textContent = total;
+  if (total !== null) setTotal(Number(total));
   showEmpty();
 };
 
