@@ -352,14 +352,7 @@ class RedisStreamSubscription:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.redis.xclaim(
-                    self.stream,
-                    self.group,
-                    self.consumer,
-                    min_idle_time=0,
-                    message_ids=[entry_id],
-                    justid=True,
-                )
+                await self._reclaim(entry_id)
             except RedisError as exc:
                 logger.warning("could not keep entry %s claimed: %s", entry_id, exc)
 
@@ -376,13 +369,18 @@ class RedisStreamSubscription:
         entry one ordinary failure away from the dead letters, or past them. The entry stays
         this consumer's, pending, its count one less (``XCLAIM ... RETRYCOUNT``)."""
         delivered = await self._deliveries(entry_id)
+        await self._reclaim(entry_id, retrycount=max(delivered - 1, 0))
+
+    async def _reclaim(self, entry_id: Any, *, retrycount: int | None = None) -> None:
+        """Make the entry this consumer's, its idle time reset, without counting a delivery
+        (``XCLAIM ... JUSTID``); ``retrycount`` sets how many deliveries it has had."""
         await self.redis.xclaim(
             self.stream,
             self.group,
             self.consumer,
             min_idle_time=0,
             message_ids=[entry_id],
-            retrycount=max(delivered - 1, 0),
+            retrycount=retrycount,
             justid=True,
         )
 
