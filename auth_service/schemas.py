@@ -29,11 +29,15 @@ PASSWORD_MAX = 128
 _TYPED_MAX = 4 * PASSWORD_MAX
 
 
-def _length_normalised(shortest: int) -> AfterValidator:
+def _length_normalised(shortest: int, *, or_as_typed: bool = False) -> AfterValidator:
     """Bounds a password's length in its normal form, the one hashed (``passwords``), so the
-    limits hold however the keyboard composed it; the value passes on as typed."""
+    limits hold however the keyboard composed it; the value passes on as typed.
+    ``or_as_typed``: within the bounds as typed is enough (login: a hash made before
+    passwords were normalised is of the typed form, which NFKC can make longer)."""
 
     def check(password: str) -> str:
+        if or_as_typed and shortest <= len(password) <= PASSWORD_MAX:
+            return password
         length = len(normalised(password))
         if length < shortest:
             raise PydanticCustomError(
@@ -64,7 +68,7 @@ Password = Annotated[
 LoginPassword = Annotated[
     str,
     Field(max_length=_TYPED_MAX, json_schema_extra={"minLength": 1, "maxLength": PASSWORD_MAX}),
-    _length_normalised(1),
+    _length_normalised(1, or_as_typed=True),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]

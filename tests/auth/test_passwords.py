@@ -162,6 +162,24 @@ async def test_a_hash_of_the_password_as_typed_signs_in_and_is_made_again_normal
     assert PasswordHash((Argon2Hasher(),)).verify(COMPOSED, renewed)
 
 
+async def test_a_password_set_before_normalising_whose_normal_form_is_longer_still_signs_in(
+    auth_settings: AuthSettings,
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A rule change never locks anyone out (docs/auth.md): 100 characters were a valid
+    password as typed, and each ligature is two letters in NFKC (200, past 128), so the bound
+    on the normal form alone refused its login before the typed form could be checked."""
+    typed = "\ufb00" * 100
+    await register(client)
+    legacy = PasswordHash((Argon2Hasher(),)).hash(typed)
+    async with sessionmaker() as session:
+        await session.exec(update(User).values(password_hash=legacy))
+        await session.commit()
+
+    await login(client, password=typed)
+
+
 async def test_an_unknown_email_costs_as_many_checks_as_a_known_one(
     auth_settings: AuthSettings,
 ) -> None:
