@@ -267,6 +267,9 @@ class ReminderPublic(BaseModel):
 
 
 class TaskPublic(BaseModel):
+    # Every field is in every answer: the document says so of those with a default too.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: int
     user_id: str
     title: str
@@ -277,8 +280,9 @@ class TaskPublic(BaseModel):
     tags: list[str]
     due_at: UtcTimestamp | None
     recurrence: Recurrence
-    # The zone the recurrence keeps its local time in; None: UTC.
-    time_zone: str | None
+    # The zone the recurrence keeps its local time in; None: UTC (and in an idempotent
+    # create's answer stored before todo 0013, which has no such field).
+    time_zone: str | None = None
     # The occurrence that completing this recurring task created, while it exists.
     next_occurrence_id: int | None
     created_at: UtcTimestamp

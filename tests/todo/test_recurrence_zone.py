@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,6 +11,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from shared.db import Database
 from shared.timezones import TIME_ZONE_MAX
 from tests.support.errors import assert_error
 from tests.todo.conftest import User, create
@@ -305,3 +308,35 @@ async def test_an_idempotent_create_replays_the_zone(
         "/api/tasks", json={**body, "time_zone": "Europe/Paris"}, headers=headers
     )
     assert_error(other, 422, "idempotency_key_reused")
+
+
+async def test_a_create_retried_across_the_deploy_that_added_zones_is_replayed(
+    client: httpx.AsyncClient, alice: User, database: Database
+) -> None:
+    """A key claimed before todo 0013 (its request hashed, its answer rendered, without a
+    zone): the same request retried once the zones are deployed (a rolling restart is when
+    a create's outcome goes unknown) replays that answer, as it did before, rather than
+    being refused as another request or failing on the answer's missing field."""
+    body = {"title": "Pay rent", "recurrence": "monthly"}
+    headers = {**alice.headers, "Idempotency-Key": "rent-across-the-deploy"}
+    first = await client.post("/api/tasks", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    # The key's row as the code before 0013 wrote it.
+    hashed_before = (
+        '{"title":"Pay rent","description":null,"priority":"medium","tags":[],'
+        '"due_at":null,"recurrence":"monthly","reminders":[]}'
+    )
+    answered_before = {k: v for k, v in first.json().items() if k != "time_zone"}
+    await database.fetch_row(
+        "UPDATE todo.idempotency_keys SET request_hash = $1, response_body = $2 WHERE key = $3",
+        hashlib.sha256(hashed_before.encode()).hexdigest(),
+        json.dumps(answered_before),
+        "rent-across-the-deploy",
+        write=True,
+    )
+
+    again = await client.post("/api/tasks", json=body, headers=headers)
+
+    assert again.status_code == 201, again.text
+    assert again.json() == {**answered_before, "time_zone": None}
+    assert await count(client, alice) == 1
