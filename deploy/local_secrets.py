@@ -8,7 +8,7 @@ never replaces what exists:
   into URLs), and ``SECRETS_DIR``, the directory compose takes its secret files from;
 - ``.data/compose/auth-signing-key.pem``: an Ed25519 signing key;
 - ``.data/compose/web-session-keys``: the key list (one Fernet key) that encrypts the web
-  client's stored tokens; rotation prepends a newer key to the file.
+  client's stored tokens (rotation, in three steps: docs/deploy.md).
 Then it (re)writes, from ``.env``, one file per secret in ``.data/compose/``: the database URLs
 (each ``<NAME>`` set in ``.env``, such as a Neon ``AUTH_DATABASE_URL``, wins over the local
 database's URL), the role passwords, Redis's configuration and URL, the OpenAI key (empty
