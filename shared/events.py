@@ -244,8 +244,9 @@ class RedisStreamSubscription:
     Each ``poll`` first takes over entries another consumer of the group left pending for
     longer than ``claim_idle_ms`` (a crashed replica), then this consumer's own pending
     entries (its previous life crashed before acknowledging), then new ones, blocking up to
-    ``block_ms``. While a handler runs, its entry is kept claimed (its idle time reset), so
-    only a consumer that stopped loses its entries, never a slow one. An entry is
+    ``block_ms``. While a batch is handled, its entries not yet acknowledged are kept claimed
+    (their idle time reset), so only a consumer that stopped loses its entries, never a slow
+    one. An entry is
     acknowledged only after the handler returned: a crash replays it, so handlers drop
     duplicates by id (``handle_once``). A malformed entry is logged and
     acknowledged, so it cannot stop the group. An entry whose handler still fails after
@@ -294,8 +295,8 @@ class RedisStreamSubscription:
             entries = await self._read("0", block=None)
         if not entries:
             entries = await self._read(">", block=self.block_ms)
-        for entry_id, fields in entries:
-            await self._deliver(handler, entry_id, fields)
+        if entries:
+            await self._handle_claimed(handler, entries)
         return len(entries)
 
     async def _read(self, start: str, *, block: int | None) -> list[tuple[Any, dict[Any, Any]]]:
@@ -324,7 +325,7 @@ class RedisStreamSubscription:
             logger.error("dropping malformed entry %s on %s: %s", entry_id, self.stream, exc)
         else:
             try:
-                await self._handle_claimed(handler, entry_id, event)
+                await handler(event)
             except Exception as exc:
                 if is_transient(exc):
                     await self._uncount(entry_id)
@@ -334,27 +335,37 @@ class RedisStreamSubscription:
                 await self._dead_letter(entry_id, event, exc)
         await self.redis.xack(self.stream, self.group, entry_id)
 
-    async def _handle_claimed(self, handler: Handler, entry_id: Any, event: Event) -> None:
-        """Run the handler while keeping the entry this consumer's: every third of
-        ``claim_idle_ms`` its idle time is reset (``XCLAIM ... JUSTID``, which counts no
-        delivery), so another replica takes it over only once this one has stopped, never
-        while a slow handler (a large account's purge) still runs. Taken over then, it ran
-        twice at once, and the other replica's failures waiting on this one's transaction
-        could dead-letter and acknowledge it before this one failed: the event was lost."""
-        keeper = asyncio.create_task(self._keep_claimed(entry_id), name="keep-claimed")
+    async def _handle_claimed(
+        self, handler: Handler, entries: list[tuple[Any, dict[Any, Any]]]
+    ) -> None:
+        """Deliver the batch while keeping the entries not yet acknowledged this consumer's:
+        every third of ``claim_idle_ms`` their idle time is reset (``XCLAIM ... JUSTID``, which
+        counts no delivery), so another replica takes them over only once this one has
+        stopped, never while a slow handler (a large account's purge) still runs, nor the
+        entries of the batch waiting behind it. Taken over then, an entry ran twice at once,
+        and the other replica's failures waiting on this one's transaction could dead-letter
+        and acknowledge it before this one failed: the event was lost."""
+        waiting = [entry_id for entry_id, _ in entries]
+        keeper = asyncio.create_task(self._keep_claimed(waiting), name="keep-claimed")
         try:
-            await handler(event)
+            for entry_id, fields in entries:
+                await self._deliver(handler, entry_id, fields)
+                waiting.remove(entry_id)
         finally:
             await stop_tasks([keeper])
 
-    async def _keep_claimed(self, entry_id: Any) -> None:
+    async def _keep_claimed(self, waiting: list[Any]) -> None:
+        """Reset the idle time of the ``waiting`` entries (the batch's own list, shortened as
+        each is acknowledged) until cancelled."""
         every = self.claim_idle_ms / 3000
         while True:
             await asyncio.sleep(every)
+            if not waiting:
+                continue
             try:
-                await self._reclaim(entry_id)
+                await self._reclaim(*waiting)
             except RedisError as exc:
-                logger.warning("could not keep entry %s claimed: %s", entry_id, exc)
+                logger.warning("could not keep %d entries claimed: %s", len(waiting), exc)
 
     async def _deliveries(self, entry_id: Any) -> int:
         """How often the group has handed this entry out (each replay counts)."""
@@ -371,15 +382,16 @@ class RedisStreamSubscription:
         delivered = await self._deliveries(entry_id)
         await self._reclaim(entry_id, retrycount=max(delivered - 1, 0))
 
-    async def _reclaim(self, entry_id: Any, *, retrycount: int | None = None) -> None:
-        """Make the entry this consumer's, its idle time reset, without counting a delivery
-        (``XCLAIM ... JUSTID``); ``retrycount`` sets how many deliveries it has had."""
+    async def _reclaim(self, *entry_ids: Any, retrycount: int | None = None) -> None:
+        """Make the entries this consumer's, their idle time reset, without counting a
+        delivery (``XCLAIM ... JUSTID``); ``retrycount`` sets how many deliveries each has
+        had."""
         await self.redis.xclaim(
             self.stream,
             self.group,
             self.consumer,
             min_idle_time=0,
-            message_ids=[entry_id],
+            message_ids=list(entry_ids),
             retrycount=retrycount,
             justid=True,
         )

@@ -176,6 +176,47 @@ async def test_an_entry_its_consumer_is_still_handling_is_not_taken_over_nor_dea
         await engine_b.dispose()
 
 
+async def test_the_entries_of_a_batch_waiting_behind_a_slow_handler_are_not_taken_over(
+    redis: Redis,
+) -> None:
+    """A poll reads a batch and handles its entries one after another: the ones still waiting
+    behind a slow handler are this consumer's too, and another replica taking them over
+    meanwhile would handle them while this one still goes on to handle them itself."""
+    publisher = RedisStreamPublisher(redis, maxlen=1000)
+    for n in ("1", "2"):
+        await publisher.publish(STREAM, n, event(n).to_json())
+    running, stop = asyncio.Event(), asyncio.Event()
+    seen_by_a: list[str] = []
+
+    async def slow_first(e: Event) -> None:
+        seen_by_a.append(e.id)
+        if e.id == "1":
+            running.set()
+            await stop.wait()
+
+    seen_by_b: list[str] = []
+
+    async def handle_b(e: Event) -> None:
+        seen_by_b.append(e.id)
+
+    replica_a = asyncio.create_task(subscription(redis, "a", claim_idle_ms=200).poll(slow_first))
+    try:
+        await running.wait()
+        b = subscription(redis, "b", claim_idle_ms=200)
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while asyncio.get_running_loop().time() < deadline:
+            await b.poll(handle_b)
+            await asyncio.sleep(0.05)
+        stop.set()
+        assert await replica_a == 2
+    finally:
+        stop.set()
+        await asyncio.gather(replica_a, return_exceptions=True)
+    assert seen_by_b == []
+    assert seen_by_a == ["1", "2"]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
 # Valid JSON, but "\ud800" decodes to no character UTF-8 can carry: the event could not be
 # written again (dead letters, webhook payloads), so it is dropped where it is read.
 _LONE_SURROGATE = (
