@@ -25,7 +25,8 @@ from shared.timezones import TimeZoneName
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 
-# What is read before normalising: NFC composes at most a few marks into one character.
+# What is read before normalising: NFKC composes a letter and its combining marks into one
+# character, so a password within the bound can be several times as long as typed.
 _TYPED_MAX = 4 * PASSWORD_MAX
 
 
