@@ -76,10 +76,11 @@ def too_many_tool_calls(limit: int) -> str:
 
 def in_users_zone(name: str, arguments: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
     """The arguments of a tool call, with the user's zone (the turn's) as the ``time_zone``
-    of a task added with a recurrence, unless the call names one: the series then keeps the
-    local time the user asked for across changes of daylight-saving time."""
+    of a task added with a recurrence, unless the call names one (a null names none): the
+    series then keeps the local time the user asked for across changes of daylight-saving
+    time."""
     recurring = arguments.get("recurrence") not in (None, "none")
-    if name == "add_task" and recurring and "time_zone" not in arguments:
+    if name == "add_task" and recurring and arguments.get("time_zone") is None:
         return {**arguments, "time_zone": tz.key}
     return arguments
 

@@ -194,6 +194,7 @@ async def test_a_recurring_task_the_model_adds_keeps_the_users_time_zone(
     model.script(
         call("add_task", title="Stand-up", recurrence="daily"),
         call("add_task", title="Call Tokyo", recurrence="weekly", time_zone="Asia/Tokyo"),
+        call("add_task", title="Water", recurrence="weekly", time_zone=None),
         call("add_task", title="Once", due_at="2026-11-28T09:00:00+01:00"),
         reply("Added."),
     )
@@ -202,12 +203,18 @@ async def test_a_recurring_task_the_model_adds_keeps_the_users_time_zone(
     assert [made["arguments"].get("time_zone") for made in answer["tool_calls"]] == [
         "Europe/Paris",  # the turn's zone, since the model gave none
         "Asia/Tokyo",  # the model's own choice stands
+        "Europe/Paris",  # a null is no choice
         None,  # not recurring: no zone sent
     ]
     model.script(call("list_tasks"), reply("Here."))
     listed = (await say(llm, alice, "my tasks?")).json()
     zones = {task["title"]: task["time_zone"] for task in listed["tool_calls"][0]["result"]}
-    assert zones == {"Stand-up": "Europe/Paris", "Call Tokyo": "Asia/Tokyo", "Once": None}
+    assert zones == {
+        "Stand-up": "Europe/Paris",
+        "Call Tokyo": "Asia/Tokyo",
+        "Water": "Europe/Paris",
+        "Once": None,
+    }
     offered = {tool["function"]["name"]: tool["function"] for tool in model.requests[0]["tools"]}
     for name in ("add_task", "update_task"):
         assert "time_zone" in offered[name]["parameters"]["properties"]
