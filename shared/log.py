@@ -28,16 +28,23 @@ HIDDEN_DETAIL = "(hidden: it may hold the row's values)"
 
 
 def _database_details(error: BaseException | None) -> set[str]:
-    """The DETAIL texts of the PostgreSQL errors in ``error``'s chain. The server writes the
-    values there ("Failing row contains (...)", "Key (email)=(...) already exists"), and the
-    driver's error text repeats it, past the engines' ``hide_parameters``."""
+    """The DETAIL texts of the PostgreSQL errors a traceback of ``error`` shows: its causes and
+    contexts, and the errors of an exception group. The server writes the values there
+    ("Failing row contains (...)", "Key (email)=(...) already exists"), and the driver's
+    error text repeats it, past the engines' ``hide_parameters``."""
     details: set[str] = set()
     seen: set[int] = set()
-    while error is not None and id(error) not in seen:
+    waiting = [error]
+    while waiting:
+        error = waiting.pop()
+        if error is None or id(error) in seen:
+            continue
         seen.add(id(error))
         if isinstance(error, PostgresError) and error.detail:
             details.add(str(error.detail))
-        error = error.__cause__ or error.__context__
+        waiting += [error.__cause__, error.__context__]
+        if isinstance(error, BaseExceptionGroup):  # a task group's: each of its errors
+            waiting += error.exceptions
     return details
 
 
