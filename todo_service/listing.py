@@ -14,6 +14,7 @@ All values reach PostgreSQL as bound parameters; the SQL text is built from cons
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,10 +79,22 @@ def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStateme
     if query.priority is not None:
         filters.append(f"priority = {p.add(query.priority.value)}::todo.task_priority")
     if query.tag:
-        filters.append(f"tags @> {p.add(list(query.tag))}::text[]")
+        earlier = query._earlier_tags or query.tag
+        if earlier == query.tag:
+            filters.append(f"tags @> {p.add(list(query.tag))}::text[]")
+        else:
+            # A task saved before tags were keys holds a tag as it was then spelled
+            # ("straße", not "strasse"): either spelling is that tag.
+            for tag, before in zip(query.tag, earlier, strict=True):
+                filters.append(f"tags && {p.add(list(dict.fromkeys([tag, before])))}::text[]")
     if query.q:
-        pattern = p.add(f"%{_escape_like(query.q)}%")
-        filters.append(f"(title ILIKE {pattern} OR description ILIKE {pattern})")
+        # `q` is NFC, as text is stored; rows written before text was normalised may hold
+        # an accent as a combining mark, so that spelling is searched too when it differs.
+        terms = dict.fromkeys([query.q, unicodedata.normalize("NFD", query.q)])
+        patterns = [p.add(f"%{_escape_like(term)}%") for term in terms]
+        filters.append(
+            "(" + " OR ".join(f"title ILIKE {x} OR description ILIKE {x}" for x in patterns) + ")"
+        )
     if query.due_before is not None:
         filters.append(f"due_at < {p.add(query.due_before)}::timestamptz")
     if query.due_after is not None:

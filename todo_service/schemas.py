@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     StrictBool,
     StringConstraints,
     field_validator,
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from shared.pagination import MAX_CURSOR_LENGTH
+from shared.text import Composed, LabelKey
 from shared.timezones import TimeZoneName
 from todo_service.models import (
     DESCRIPTION_MAX,
@@ -40,25 +42,18 @@ from todo_service.models import (
     Recurrence,
 )
 
+# Stored in NFC and measured in it (``shared.text``): equal-looking text is equal.
 Title = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX)
-]
-Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX)]
-
-
-def _composed(value: Any) -> Any:
-    """Unicode NFC: "é" typed as one character or as "e" and a combining accent is one tag,
-    before it is de-duplicated, compared or measured."""
-    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
-
-
-Tag = Annotated[
     str,
-    BeforeValidator(_composed),
-    StringConstraints(
-        strict=True, strip_whitespace=True, to_lower=True, min_length=1, max_length=TAG_MAX
-    ),
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
+    Composed,
 ]
+Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX), Composed]
+
+# A tag is a key (``shared.text.label_key``: NFKC, case-folded, edges trimmed) before it is
+# de-duplicated, compared or measured: "Straße" and "STRASSE", full-width "WORK" and "work"
+# are one tag.
+Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=TAG_MAX), LabelKey]
 
 
 # A date first: pydantic would also read a string of digits ("1700000000", "0.5") as epoch
@@ -105,7 +100,7 @@ TaskTimeZone = Annotated[
 
 
 def _normalise_tags(tags: list[str]) -> list[str]:
-    """Lower case (done per tag), duplicates dropped keeping first-seen order, at most 10."""
+    """Each a key (made per tag), duplicates dropped keeping first-seen order, at most 10."""
     unique = list(dict.fromkeys(tags))
     if len(unique) > TAGS_MAX:
         raise ValueError(f"at most {TAGS_MAX} distinct tags")
@@ -322,8 +317,17 @@ def _sort_field(value: Any) -> Any:
     return SORT_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
+def earlier_tag(value: str) -> str:
+    """The spelling a tag was stored in before tags were keys: NFC, trimmed, lower-cased."""
+    return unicodedata.normalize("NFC", value).strip().lower()
+
+
 class TaskQuery(BaseModel):
     """Filters, order and page of ``GET /api/tasks``; every filter narrows (AND)."""
+
+    # Per ``tag``, the spelling tasks saved before tags were keys hold it in (``listing``
+    # matches either); set from what was sent.
+    _earlier_tags: list[str] = PrivateAttr(default_factory=list)
 
     status: StatusFilter = Field(default=StatusFilter.ALL, description="all, pending, completed")
     priority: Priority | None = None
@@ -332,9 +336,10 @@ class TaskQuery(BaseModel):
         max_length=TAGS_MAX,
         description="Repeatable: the task carries every tag given",
     )
-    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=TITLE_MAX)] | None = (
-        Field(default=None, description="Case-insensitive substring of title or description")
-    )
+    q: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=TITLE_MAX), Composed]
+        | None
+    ) = Field(default=None, description="Case-insensitive substring of title or description")
     due_before: Timestamp | None = Field(default=None, description="due_at < this (exclusive)")
     due_after: Timestamp | None = Field(default=None, description="due_at >= this (inclusive)")
     completed_before: Timestamp | None = Field(
@@ -362,6 +367,15 @@ class TaskQuery(BaseModel):
     @property
     def direction(self) -> Literal["asc", "desc"]:
         return self.order or DEFAULT_ORDER[self.sort]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_earlier_tag_spellings(cls, data: Any, handler: Any) -> Any:
+        query = handler(data)
+        sent = data.get("tag") if isinstance(data, dict) else None
+        if isinstance(sent, list) and len(sent) == len(query.tag):
+            query._earlier_tags = [earlier_tag(t) if isinstance(t, str) else "" for t in sent]
+        return query
 
 
 class TaskPage(BaseModel):
