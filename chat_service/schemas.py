@@ -8,13 +8,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.pagination import MAX_ID
+from shared.text import Composed
 from shared.timezones import TimeZoneName
 
 MESSAGE_MAX = 4000
 
 
+# Stored and measured in NFC (``shared.text``).
 ChatText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX), Composed
 ]
 
 

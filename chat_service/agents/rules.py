@@ -54,6 +54,7 @@ from chat_service.agents.state import (
     is_yes,
     is_yes_or_no,
 )
+from shared.text import label_key
 from shared.timezones import local_or_as_given
 
 LIST_LINES = 20
@@ -930,7 +931,7 @@ _IRREGULAR = {
 def stem(word: str) -> str:
     """A word's stem for matching meaning, the same for "called" and "call", "groceries"
     and "grocery", "bought" and "buy" (not a dictionary: both sides are stemmed alike)."""
-    word = word.lower().strip("'").removesuffix("'s")
+    word = word.casefold().strip("'").removesuffix("'s")
     if word in _IRREGULAR:
         word = _IRREGULAR[word]
     if (len(word) > 4 and word.endswith("ies")) or (len(word) > 4 and word.endswith("ied")):
@@ -947,14 +948,16 @@ def stem(word: str) -> str:
 
 
 def stems(text: str) -> set[str]:
-    return {stem(w) for w in re.findall(r"[\w']+", text.lower()) if w not in _STOP_WORDS}
+    # One form (``label_key``: NFKC, case-folded) first: "é" as "e" and a combining accent
+    # would be two words ("\w" is no mark), and "Straße" another word than "STRASSE".
+    return {stem(w) for w in re.findall(r"[\w']+", label_key(text)) if w not in _STOP_WORDS}
 
 
 def match_title(words: str, candidates: Sequence[TaskMention]) -> list[TaskMention]:
     """Candidates whose title has every meaning word of ``words`` (compared by stems, not
     substrings); an exact title match wins over partial ones."""
-    wanted = words.strip().lower()
-    exact = [c for c in candidates if c.title.strip().lower() == wanted]
+    wanted = label_key(words)
+    exact = [c for c in candidates if label_key(c.title) == wanted]
     if exact:
         return exact
     needed = stems(words)
