@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from auth_service.models import EMAIL_MAX, NAME_MAX
 from auth_service.passwords import normalised
+from shared.text import Composed
 from shared.timezones import TimeZoneName
 
 PASSWORD_MIN = 8
@@ -71,7 +72,10 @@ LoginPassword = Annotated[
     Field(max_length=_TYPED_MAX, json_schema_extra={"minLength": 1, "maxLength": PASSWORD_MAX}),
     _length_normalised(1, or_as_typed=True),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+# Stored and measured in NFC (``shared.text``).
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX), Composed
+]
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX)]
 
 

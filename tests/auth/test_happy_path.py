@@ -347,3 +347,18 @@ async def test_probes_answer(client: httpx.AsyncClient) -> None:
 
     assert live.json() == {"status": "ok"}
     assert ready.json() == {"status": "ready", "checks": {"database": True}}
+
+
+async def test_a_name_is_stored_composed_and_bounded_as_composed(
+    client: httpx.AsyncClient,
+) -> None:
+    pair = await signed_up(client)
+    # "Zoë" with a combining diaeresis (NFD), long enough to pass the 100-character bound
+    # only once composed.
+    name = "Zoe\u0308 " + "e\u0301" * 90
+    response = await client.patch(
+        "/api/auth/me", json={"name": name}, headers=bearer(pair["access_token"])
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Zo\u00eb " + "\u00e9" * 90
