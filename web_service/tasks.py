@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from shared.text import composed, label_key
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import json_problem, not_found, redirect, refused, resource_id
@@ -345,12 +346,13 @@ def _reminder_token(reminder: dict[str, Any]) -> str:
 def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The API body of a task form, or the fields' errors."""
     errors: dict[str, str] = {}
-    title = values["title"].strip()
+    # Measured in the form the API stores (``shared.text``), so the bounds are the API's.
+    title = composed(values["title"]).strip()
     if not title:
         errors["title"] = "Enter a title"
     elif len(title) > 200:
         errors["title"] = "The title can be at most 200 characters"
-    if len(values["description"]) > 1000:
+    if len(composed(values["description"])) > 1000:
         errors["description"] = "The description can be at most 1000 characters"
     priority = values["priority"] or "medium"
     if priority not in PRIORITIES:
@@ -363,7 +365,7 @@ def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str
     tags = [tag for tag in (_tag(part) for part in values["tags"].split(",")) if tag]
     if len(tags) > 10:
         errors["tags"] = "At most 10 tags"
-    elif any(len(tag) > 30 for tag in tags):
+    elif any(len(label_key(tag)) > 30 for tag in tags):
         errors["tags"] = "Each tag can be at most 30 characters"
     due_at = None
     if values["due_date"]:

@@ -873,3 +873,18 @@ async def test_instants_at_the_calendars_ends_show_and_are_refused_in_any_time_z
     }
     _, errors = task_body(values, "America/Los_Angeles")
     assert set(errors) == {"due_date"}
+
+
+def test_the_task_form_measures_text_in_the_form_the_api_stores() -> None:
+    # 150 accented letters typed with combining marks (300 code points) and a 15-letter tag
+    # with a ligature the API reads as two letters: both within the API's bounds.
+    values = {
+        **FORM_VALUES,
+        "title": "e\u0301" * 150,
+        "description": "e\u0301" * 600,
+        "tags": "Stra\u00dfe, " + "a" * 29 + "\u00df",
+    }
+    _, errors = task_body(values, "UTC")
+    assert errors == {"tags": "Each tag can be at most 30 characters"}
+    _, errors = task_body({**values, "tags": "Straße"}, "UTC")
+    assert errors == {}
