@@ -5,9 +5,11 @@
   searchable and counted alike whichever device typed it. NFC changes no character a reader
   can tell apart; compatibility forms (full-width letters, ligatures, superscripts) are kept,
   since in running text they may be meant.
-- Labels compared as keys (tags) are NFKC with full case folding, without leading or
-  trailing whitespace or invisible format characters: "Straße" and "STRASSE", full-width
-  "WORK" and "work", "work" + U+200B and "work" are one label (Unicode's NFKC_Casefold, UAX #31).
+- Labels compared as keys (tags) are NFKC in lower case, without leading or trailing
+  whitespace or invisible format characters: "work" in full-width letters and "work", the
+  micro sign and the Greek mu, "work" + U+200B and "work" are one label. Lower case, not
+  full case folding: a label is also shown, and folding would show "straße" as "strasse"
+  and a Greek word's final sigma as the other sigma.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ def _invisible_or_space(character: str) -> bool:
 
 
 def label_key(value: str) -> str:
-    """The form a label is stored and compared in: NFKC, case-folded, edges trimmed of
+    """The form a label is stored, shown and compared in: NFKC, lower case, edges trimmed of
     whitespace and invisible format characters (zero-width space, BOM, soft hyphen, joiners);
     those inside are kept (a joiner inside an emoji sequence or a Persian word is meant)."""
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).lower())
     start, end = 0, len(folded)
     while start < end and _invisible_or_space(folded[start]):
         start += 1

@@ -79,14 +79,7 @@ def page_statement(user_id: str, query: TaskQuery, now: datetime) -> PageStateme
     if query.priority is not None:
         filters.append(f"priority = {p.add(query.priority.value)}::todo.task_priority")
     if query.tag:
-        earlier = query._earlier_tags or query.tag
-        if earlier == query.tag:
-            filters.append(f"tags @> {p.add(list(query.tag))}::text[]")
-        else:
-            # A task saved before tags were keys holds a tag as it was then spelled
-            # ("straße", not "strasse"): either spelling is that tag.
-            for tag, before in zip(query.tag, earlier, strict=True):
-                filters.append(f"tags && {p.add(list(dict.fromkeys([tag, before])))}::text[]")
+        filters.append(f"tags @> {p.add(list(query.tag))}::text[]")
     if query.q:
         # `q` is NFC, as text is stored; rows written before text was normalised may hold
         # an accent as a combining mark, so that spelling is searched too when it differs.

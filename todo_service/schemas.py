@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,7 +19,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PrivateAttr,
     StrictBool,
     StringConstraints,
     field_validator,
@@ -50,9 +48,8 @@ Title = Annotated[
 ]
 Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX), Composed]
 
-# A tag is a key (``shared.text.label_key``: NFKC, case-folded, edges trimmed) before it is
-# de-duplicated, compared or measured: "Straße" and "STRASSE", full-width "WORK" and "work"
-# are one tag.
+# A tag is a key (``shared.text.label_key``: NFKC, lower case, edges trimmed) before it is
+# de-duplicated, compared or measured: "work" in full-width letters and "work" are one tag.
 Tag = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=TAG_MAX), LabelKey]
 
 
@@ -317,17 +314,8 @@ def _sort_field(value: Any) -> Any:
     return SORT_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
-def earlier_tag(value: str) -> str:
-    """The spelling a tag was stored in before tags were keys: NFC, trimmed, lower-cased."""
-    return unicodedata.normalize("NFC", value).strip().lower()
-
-
 class TaskQuery(BaseModel):
     """Filters, order and page of ``GET /api/tasks``; every filter narrows (AND)."""
-
-    # Per ``tag``, the spelling tasks saved before tags were keys hold it in (``listing``
-    # matches either); set from what was sent.
-    _earlier_tags: list[str] = PrivateAttr(default_factory=list)
 
     status: StatusFilter = Field(default=StatusFilter.ALL, description="all, pending, completed")
     priority: Priority | None = None
@@ -367,15 +355,6 @@ class TaskQuery(BaseModel):
     @property
     def direction(self) -> Literal["asc", "desc"]:
         return self.order or DEFAULT_ORDER[self.sort]
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _keep_earlier_tag_spellings(cls, data: Any, handler: Any) -> Any:
-        query = handler(data)
-        sent = data.get("tag") if isinstance(data, dict) else None
-        if isinstance(sent, list) and len(sent) == len(query.tag):
-            query._earlier_tags = [earlier_tag(t) if isinstance(t, str) else "" for t in sent]
-        return query
 
 
 class TaskPage(BaseModel):
