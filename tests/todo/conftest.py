@@ -132,6 +132,19 @@ async def create(client: httpx.AsyncClient, user: User, **fields: Any) -> dict[s
     return task
 
 
+async def following(client: httpx.AsyncClient, user: User, task_id: int) -> dict[str, Any]:
+    """Complete the task; its next occurrence as the API reads it."""
+    done = await client.patch(
+        f"/api/tasks/{task_id}/complete", json={"completed": True}, headers=user.headers
+    )
+    assert done.status_code == 200, done.text
+    next_id = done.json()["next_occurrence_id"]
+    assert next_id is not None
+    response = await client.get(f"/api/tasks/{next_id}", headers=user.headers)
+    task: dict[str, Any] = response.json()
+    return task
+
+
 async def set_task_total(maker: async_sessionmaker[AsyncSession], user: User, total: int) -> None:
     """The user's task count as if they had ``total`` tasks: what the per-user bound reads
     (migration 0012), without inserting that many rows."""

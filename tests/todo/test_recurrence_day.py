@@ -11,20 +11,7 @@ import pytest
 from shared.clock import FrozenClock
 from shared.db import Database
 from tests.support.errors import assert_error
-from tests.todo.conftest import User, create
-
-
-async def following(client: httpx.AsyncClient, user: User, task_id: int) -> dict[str, Any]:
-    """Complete the task; its next occurrence as the API reads it."""
-    done = await client.patch(
-        f"/api/tasks/{task_id}/complete", json={"completed": True}, headers=user.headers
-    )
-    assert done.status_code == 200, done.text
-    next_id = done.json()["next_occurrence_id"]
-    assert next_id is not None
-    response = await client.get(f"/api/tasks/{next_id}", headers=user.headers)
-    task: dict[str, Any] = response.json()
-    return task
+from tests.todo.conftest import User, create, following
 
 
 async def series(client: httpx.AsyncClient, user: User, task: dict[str, Any], n: int) -> list[str]:

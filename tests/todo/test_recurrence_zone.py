@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,24 +13,11 @@ import pytest
 from shared.db import Database
 from shared.timezones import TIME_ZONE_MAX
 from tests.support.errors import assert_error
-from tests.todo.conftest import User, create
+from tests.todo.conftest import User, create, following
 from todo_service.models import Recurrence
 from todo_service.service import next_due
 
 PARIS = ZoneInfo("Europe/Paris")
-
-
-async def following(client: httpx.AsyncClient, user: User, task_id: int) -> dict[str, Any]:
-    """Complete the task; its next occurrence as the API reads it."""
-    done = await client.patch(
-        f"/api/tasks/{task_id}/complete", json={"completed": True}, headers=user.headers
-    )
-    assert done.status_code == 200, done.text
-    next_id = done.json()["next_occurrence_id"]
-    assert next_id is not None
-    response = await client.get(f"/api/tasks/{next_id}", headers=user.headers)
-    task: dict[str, Any] = response.json()
-    return task
 
 
 async def count(client: httpx.AsyncClient, user: User) -> int:
