@@ -266,6 +266,8 @@ async def _tasks_page(
         messages=[],
         chat_form=new_chat_form(),
         chat_error=None,
+        # Just added one: the form stays open with the focus in its title, for the next.
+        adding_again=ctx.request.query_params.get("notice") == "created" and not errors,
         **listing,
     )
 

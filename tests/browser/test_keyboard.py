@@ -274,3 +274,23 @@ async def unseen_focus(page: Page) -> list[tuple[str, str]]:
             unseen.append(key)
         await page.keyboard.press("Tab")
     return unseen
+
+
+async def test_after_adding_a_task_the_focus_waits_in_the_form_for_the_next(page: Page) -> None:
+    """Adding several tasks should not mean tabbing back through the header and the
+    filters each time: after one is added the form stays open, its title focused and
+    described by the note that the task was added. Opened afresh, the page starts closed."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    title = page.get_by_test_id("task-title-input")
+    await expect(title).to_be_focused()
+    await expect(title).to_have_accessible_description("Task added.")
+
+    await page.keyboard.type("Pay the rent")
+    await page.keyboard.press("Enter")
+    await expect(row(page, "Pay the rent")).to_be_visible()
+    await expect(page.get_by_test_id("task-title-input")).to_be_focused()
+
+    await page.goto("/tasks")
+    await expect(page.locator("details#create")).not_to_have_attribute("open", "")
+    await expect(page.get_by_test_id("task-title-input")).not_to_be_focused()
