@@ -57,21 +57,23 @@ def _day_text(local: datetime) -> str:
     return f"{WEEKDAYS[local.weekday()]} {local.day:02d} {MONTHS[local.month - 1]} {local.year}"
 
 
+def _moment_text(local: datetime) -> str:
+    return f"{_day_text(local)}, {local.hour:02d}:{local.minute:02d}"
+
+
 def when_text(value: str | datetime | None, tz: str) -> str:
     """ "Fri 01 Jan 2027, 10:00" in the zone (by hand: a list page formats fifty of them, and
     strftime costs ten times as much)."""
     local = in_zone(value, tz)
-    if local is None:
-        return ""
-    return f"{_day_text(local)}, {local.hour:02d}:{local.minute:02d}"
+    return _moment_text(local) if local is not None else ""
 
 
 def due_text(value: str | datetime | None, tz: str) -> str:
     """A due date as ``when_text`` says it, or "Fri 01 Jan 2027" for the end of that day."""
     local = in_zone(value, tz)
-    if local is not None and at_end_of_day(local):
-        return _day_text(local)
-    return when_text(local, tz)
+    if local is None:
+        return ""
+    return _day_text(local) if at_end_of_day(local) else _moment_text(local)
 
 
 def reminder_text(token: str, tz: str) -> str:
