@@ -381,8 +381,10 @@ def recurrence_day(
 ) -> int | None:
     """The day of the month a monthly series set now falls on: the due date's local day in
     the task's zone. None for another recurrence or without a due date."""
+    if recurrence is not Recurrence.MONTHLY:
+        return None
     local = _local_date(due_at, time_zone)
-    return local.day if recurrence is Recurrence.MONTHLY and local is not None else None
+    return local.day if local is not None else None
 
 
 def _local_date(due_at: datetime | None, time_zone: str | None) -> date | None:
@@ -391,7 +393,10 @@ def _local_date(due_at: datetime | None, time_zone: str | None) -> date | None:
 
 
 def _series(task: Task) -> tuple[Recurrence, date | None]:
-    """What a monthly series' day follows: the recurrence and the due date's local date."""
+    """What a monthly series' day follows: the recurrence and, for a monthly task, the due
+    date's local date (no other recurrence has a day to follow)."""
+    if task.recurrence is not Recurrence.MONTHLY:
+        return task.recurrence, None
     return task.recurrence, _local_date(task.due_at, task.time_zone)
 
 
