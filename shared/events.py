@@ -246,9 +246,8 @@ class RedisStreamSubscription:
     entries (its previous life crashed before acknowledging), then new ones, blocking up to
     ``block_ms``. While a batch is handled, its entries not yet acknowledged are kept claimed
     (their idle time reset), so only a consumer that stopped loses its entries, never a slow
-    one. An entry is
-    acknowledged only after the handler returned: a crash replays it, so handlers drop
-    duplicates by id (``handle_once``). A malformed entry is logged and
+    one. An entry is acknowledged only after the handler returned: a crash replays it, so
+    handlers drop duplicates by id (``handle_once``). A malformed entry is logged and
     acknowledged, so it cannot stop the group. An entry whose handler still fails after
     ``max_deliveries`` deliveries is moved to the dead-letter stream ``<stream>.dead`` with
     the group and the error's type, and acknowledged: one poisonous event cannot stop the

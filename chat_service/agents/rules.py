@@ -948,8 +948,9 @@ def stem(word: str) -> str:
 
 
 def stems(text: str) -> set[str]:
-    # One form (``label_key``: NFKC, case-folded) first: "é" as "e" and a combining accent
-    # would be two words ("\w" is no mark), and "Straße" another word than "STRASSE".
+    # One form (``label_key``: NFKC, lower case) first: "é" as "e" and a combining accent
+    # would be two words ("\w" is no mark); ``stem`` then folds case fully ("straße" is
+    # "strasse").
     return {stem(w) for w in re.findall(r"[\w']+", label_key(text)) if w not in _STOP_WORDS}
 
 
