@@ -44,6 +44,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.routes import Kind, Match, Upstream
 from gateway.settings import GatewaySettings
 from shared import errors
+from shared.middleware import head_as_get
 from shared.network import client_network
 from shared.request_context import accept_request_id, request_id_var, user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
@@ -564,7 +565,9 @@ class Edge:
                 exchange.started = True
             await send(message)
 
-        await self.own_app(scope, receive, send_with_headers)
+        # HEAD as GET without the body, as every service answers it.
+        scope, send_own = head_as_get(scope, send_with_headers)
+        await self.own_app(scope, receive, send_own)
 
     async def close(self) -> None:
         await asyncio.gather(*(session.close() for session in self.sessions.values()))

@@ -465,7 +465,9 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path: Starlette names only the first route's,
-    and a path often has one route per method (RFC 9110 requires the whole set)."""
+    and a path often has one route per method (RFC 9110 requires the whole set). HEAD goes
+    with GET: the request middleware answers it wherever GET is served
+    (``shared.middleware.head_as_get``)."""
     routes = request.app.router.routes
     allowed = [
         method
@@ -474,6 +476,8 @@ def _allowed_methods(request: Request) -> str:
             route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
     return ", ".join(allowed)
 
 

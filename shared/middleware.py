@@ -30,6 +30,34 @@ _COUNTED_METHODS = frozenset(
 )
 
 
+def head_as_get(scope: Scope, send: Send) -> tuple[Scope, Send]:
+    """A HEAD request as the app is to see it, and the ``send`` that answers it.
+
+    HEAD is GET without the content (RFC 9110 9.3.2), and a server must answer it wherever
+    it answers GET; FastAPI's routes take only the methods they name. So the app sees a GET,
+    the client gets that answer's status and headers (``Content-Length`` included) and an
+    empty body, and the response ends there: a stream's body is never produced, since its
+    response sees the client gone once the answer is complete. Any other request passes as
+    it is.
+    """
+    if scope["method"] != "HEAD":
+        return scope, send
+    ended = False
+
+    async def send_head(message: Message) -> None:
+        nonlocal ended
+        if ended:
+            return
+        if message["type"] == "http.response.start":
+            await send(message)
+            await send({"type": "http.response.body", "body": b""})
+            ended = True
+            return
+        await send(message)
+
+    return {**scope, "method": "GET"}, send_head
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -59,10 +87,11 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         limit = self.max_body_bytes
+        app_scope, app_send = head_as_get(scope, send)
 
         refusal = _refusal(scope, limit)
         if refusal is not None:
-            await _send_error(send, refusal, request_id, page=self.pages)
+            await _send_error(app_send, refusal, request_id, page=self.pages)
             self._observe(scope, refusal.status_code, started)
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
@@ -89,10 +118,10 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
-            await send(message)
+            await app_send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(app_scope, limited_receive, send_with_id)
         except Exception as exc:
             if response_started:
                 raise  # too late for an envelope: the server drops the connection
@@ -109,15 +138,14 @@ class RequestContextMiddleware:
                 # and the log.
                 error_logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status = error.status_code
-            await _send_error(send, error, request_id, page=self.pages)
+            await _send_error(app_send, error, request_id, page=self.pages)
         finally:
-            self._observe(scope, status, started)
+            self._observe(scope, status, started, route=app_scope.get("route"))
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
 
-    def _observe(self, scope: Scope, status: int, started: float) -> None:
+    def _observe(self, scope: Scope, status: int, started: float, *, route: object = None) -> None:
         elapsed = time.perf_counter() - started
-        route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"] if scope["method"] in _COUNTED_METHODS else "other"
         REQUESTS.labels(self.service, method, template, str(status)).inc()

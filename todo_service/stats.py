@@ -46,7 +46,8 @@ class _PathOwner(APIRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         methods = self.methods or set()
         if scope["method"] not in methods:
-            allowed = ", ".join(sorted(methods))
+            # HEAD goes with GET (the request middleware answers it as GET).
+            allowed = ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
             raise HttpError(405, "Method Not Allowed", {"Allow": allowed})
         await super().handle(scope, receive, send)
 

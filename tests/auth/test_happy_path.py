@@ -341,6 +341,19 @@ async def test_jwks_is_public_cacheable_and_holds_only_public_keys(
     assert claims["sub"] == pair["user"]["id"]
 
 
+async def test_the_jwks_answers_head_as_its_get_without_the_body(
+    client: httpx.AsyncClient,
+) -> None:
+    got = await client.get("/api/auth/jwks")
+    head = await client.head("/api/auth/jwks")
+
+    # The gateway lets HEAD through as public for this route: the service must answer it.
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control"):
+        assert head.headers[name] == got.headers[name]
+
+
 async def test_probes_answer(client: httpx.AsyncClient) -> None:
     live = await client.get("/healthz")
     ready = await client.get("/readyz")

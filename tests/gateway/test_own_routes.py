@@ -113,6 +113,21 @@ async def test_platform_health_is_200_when_every_service_is_ready(start_gateway)
     assert all(s["status"] == "ready" for s in body["services"].values())
 
 
+async def test_the_gateways_own_routes_answer_head_as_get_without_the_body(start_gateway):
+    async with (
+        live_server(Echo(), lifespan="off") as url,
+        start_gateway(auth_url=url, todo_url=url, chat_url=url, web_url=url) as (_, client),
+    ):
+        answers = {path: await client.head(path) for path in ("/healthz", "/api/health")}
+        refused = await client.post("/api/health")
+    for path, answer in answers.items():
+        assert answer.status_code == 200, path
+        assert answer.content == b""
+        assert int(answer.headers["content-length"]) > 0
+    assert_error(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET, HEAD"
+
+
 async def test_platform_health_is_503_with_detail_when_a_service_is_down(start_gateway):
     async def not_ready(scope, receive, send):
         await send({"type": "http.response.start", "status": 503, "headers": []})

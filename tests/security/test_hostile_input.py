@@ -83,11 +83,11 @@ async def test_a_timestamp_must_be_a_date_not_epoch_seconds(
 @pytest.mark.parametrize(
     ("service", "method", "path", "allow"),
     [
-        ("todo", "POST", "/api/tasks/1", "GET, PUT, PATCH, DELETE"),
-        ("todo", "PUT", "/api/tasks", "GET, POST"),
+        ("todo", "POST", "/api/tasks/1", "GET, HEAD, PUT, PATCH, DELETE"),
+        ("todo", "PUT", "/api/tasks", "GET, HEAD, POST"),
         ("auth", "GET", "/api/auth/login", "POST"),
-        ("auth", "PUT", "/api/auth/me", "GET, PATCH, DELETE"),
-        ("chat", "PATCH", "/api/conversations/1", "GET, DELETE"),
+        ("auth", "PUT", "/api/auth/me", "GET, HEAD, PATCH, DELETE"),
+        ("chat", "PATCH", "/api/conversations/1", "GET, HEAD, DELETE"),
     ],
 )
 @pytest.mark.parametrize("place", ["service", "gateway"])

@@ -51,13 +51,23 @@ async def test_the_list_runs_the_apps_dependencies_like_every_route(
         assert [item["id"] for item in response.json()] == [task["id"]]
 
 
-async def test_head_and_put_are_405_naming_get_and_post(
+async def test_head_is_the_lists_get_without_the_body(
     client: httpx.AsyncClient, alice: User
 ) -> None:
-    for method in ("HEAD", "PUT"):
-        response = await client.request(method, "/api/tasks", headers=alice.headers)
-        assert response.status_code == 405
-        assert response.headers["allow"] == "GET, POST"
+    await create(client, alice, title="counted")
+    got = await client.get("/api/tasks", headers=alice.headers)
+    head = await client.head("/api/tasks", headers=alice.headers)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["x-total-count"] == got.headers["x-total-count"] == "1"
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+async def test_put_is_405_naming_get_head_and_post(client: httpx.AsyncClient, alice: User) -> None:
+    response = await client.put("/api/tasks", headers=alice.headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, POST"
 
 
 async def test_a_bad_token_is_refused_before_the_query_is_read(

@@ -278,6 +278,21 @@ async def test_a_stream_ended_by_its_tokens_expiry_frees_its_slot(
         assert await accepted_soon(http, alice)
 
 
+async def test_head_of_the_stream_answers_its_headers_and_takes_no_slot_after(
+    http: httpx.AsyncClient, alice: User
+) -> None:
+    for _ in range(PER_USER + 1):
+        async with asyncio.timeout(5):
+            head = await http.head("/api/notifications/stream", headers=alice.headers)
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert head.content == b""
+    # Each ended with its answer: the slots it took are free again.
+    assert await accepted_soon(http, alice)
+    async with AsyncExitStack() as stack:
+        await open_streams(stack, http, alice, PER_USER)
+
+
 async def test_a_malformed_last_event_id_takes_no_slot(
     http: httpx.AsyncClient, alice: User
 ) -> None:

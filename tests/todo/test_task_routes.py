@@ -47,6 +47,24 @@ async def test_get_with_a_matching_if_none_match_is_304(
     assert changed.headers["etag"] == '"2"'
 
 
+async def test_head_answers_as_get_without_the_body_304_included(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    task = await create(client, alice)
+    url = f"/api/tasks/{task['id']}"
+
+    head = await client.head(url, headers=alice.headers)
+    unchanged = await client.head(url, headers={**alice.headers, "If-None-Match": '"1"'})
+    missing = await client.head("/api/tasks/999999", headers=alice.headers)
+
+    assert head.status_code == 200
+    assert head.headers["etag"] == '"1"'
+    assert head.content == b""
+    assert unchanged.status_code == 304
+    assert missing.status_code == 404
+    assert missing.content == b""
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 async def test_an_unknown_id_is_404(client: httpx.AsyncClient, alice: User, method: str) -> None:
     body = {"title": "x"} if method in {"PUT", "PATCH"} else None
