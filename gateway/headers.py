@@ -70,6 +70,12 @@ RESPONSE_DROP = (
 # Strict-Transport-Security, which depends on how the site is served).
 WEB_RESPONSE_DROP = RESPONSE_DROP - (SECURITY_HEADER_NAMES - {b"strict-transport-security"})
 
+# An API answer whose service says nothing about caching: its user's tasks, profile,
+# conversations or tokens are kept by no cache, a browser's disk cache included, where
+# they would outlive the session that fetched them (RFC 6749 5.1 asks it of token answers).
+# A service that means otherwise says so (the JWKS is public for 5 minutes).
+NO_STORE = (b"cache-control", b"no-store")
+
 # A JSON API is never rendered as a page: nothing may load, nothing may frame it.
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 # Swagger UI's page: everything from this origin, no inline script (see shared.docs).

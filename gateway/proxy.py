@@ -31,6 +31,7 @@ from gateway.headers import (
     CORS_ALLOW_METHODS,
     CORS_EXPOSE_HEADERS,
     DOCS_CSP,
+    NO_STORE,
     REQUEST_DROP,
     REQUEST_DROP_PREFIXES,
     RESPONSE_DROP,
@@ -377,6 +378,7 @@ class Edge:
         named: set[bytes] | None = None
         has_length = False
         event_stream = False
+        caching_said = False
         drop = WEB_RESPONSE_DROP if exchange.web else RESPONSE_DROP
         for name, value in response.raw_headers:
             lower = name.lower()
@@ -390,6 +392,8 @@ class Edge:
                 event_stream = value.startswith(b"text/event-stream")
             elif lower == b"location":
                 value = _relative_location(value, self._authorities[upstream])
+            elif lower == b"cache-control":
+                caching_said = True
             headers.append((lower, value))
         if named:
             headers = [(k, v) for k, v in headers if k not in named]
@@ -398,6 +402,8 @@ class Edge:
             headers += [pair for pair in self.web_headers if pair[0] not in present]
         else:
             headers += self.api_headers
+            if not caching_said:
+                headers.append(NO_STORE)
         headers.append((b"x-request-id", exchange.request_id))
         headers += exchange.cors
         content = response.content
@@ -530,7 +536,7 @@ class Edge:
         )
         headers = [
             *answer_headers,
-            *(self.web_headers if exchange.web else self.api_headers),
+            *(self.web_headers if exchange.web else (*self.api_headers, NO_STORE)),
             (b"x-request-id", exchange.request_id),
             *exchange.cors,
         ]
@@ -560,6 +566,8 @@ class Edge:
                 kept = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() not in RESPONSE_DROP
                 ]
+                if all(k.lower() != b"cache-control" for k, _ in kept):
+                    kept.append(NO_STORE)
                 message = {**message, "headers": kept + extra}
                 exchange.status = message["status"]
                 exchange.started = True

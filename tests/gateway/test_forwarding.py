@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import RedirectResponse
 
 from tests.support.serving import live_server
@@ -329,3 +329,35 @@ async def test_a_services_redirect_does_not_reveal_its_internal_address(start_ga
     # Any other site's address is the service's business, left as it is.
     assert other.status_code == 302
     assert other.headers["location"] == "https://example.com/api/tasks/stats"
+
+
+async def test_api_answers_are_not_stored_unless_the_service_says_how(start_gateway, issuer):
+    # A task list, a profile or a token in a browser's disk cache outlives the session that
+    # fetched it: what a service leaves unsaid about caching is `no-store`; what it says is kept.
+    service = FastAPI()
+
+    @service.get("/api/tasks")
+    async def tasks() -> list[dict[str, str]]:
+        return [{"title": "private"}]
+
+    @service.get("/api/tasks/public")
+    async def public(response: Response) -> dict[str, str]:
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return {}
+
+    async with (
+        live_server(service) as url,
+        start_gateway(todo_url=url, auth_url=url) as (_, client),
+    ):
+        private = await client.get("/api/tasks", headers=issuer.auth("ann"))
+        kept = await client.get("/api/tasks/public", headers=issuer.auth("ann"))
+        refused = await client.get("/api/tasks")
+        own = await client.get("/api/openapi.json")
+        docs = await client.get("/api/docs")
+    assert private.status_code == 200
+    assert private.headers.get_list("cache-control") == ["no-store"]
+    assert kept.headers.get_list("cache-control") == ["public, max-age=300"]
+    assert refused.status_code == 401
+    assert refused.headers["cache-control"] == "no-store"
+    assert own.headers["cache-control"] == "no-store"
+    assert docs.headers["cache-control"] == "no-store"
