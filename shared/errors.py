@@ -156,6 +156,15 @@ class PreconditionFailed(
     """An ``If-Match`` that names a version which is no longer current."""
 
 
+class UnsupportedMediaType(
+    AppError,
+    status_code=415,
+    code="unsupported_media_type",
+    message="The body must be JSON, sent with Content-Type: application/json",
+):
+    """A body whose ``Content-Type`` is not JSON (or is missing) on a route that reads JSON."""
+
+
 # An AppError's headers are never None, an HTTPException's may be: mypy sees two types.
 class PayloadTooLarge(  # type: ignore[misc]
     AppError,
@@ -311,6 +320,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "Conflicts with the current state",
     412: "`If-Match` names a version that is no longer current",
     413: "The request body is larger than the limit",
+    415: "The body is not declared as JSON (`Content-Type: application/json`)",
     422: "Invalid parameters or body",
     429: "Too many requests; retry after `Retry-After` seconds",
     502: "A service this request needs answered badly",
@@ -447,6 +457,11 @@ async def _app_error(_: Request, exc: Exception) -> Response:
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if isinstance(exc.body, bytes):
+        # FastAPI parses a body as JSON only when its Content-Type is JSON (``application/json``
+        # or ``+json``); any other, or none, reaches validation as bytes, and the 422 would
+        # say "not an object" of a body that may well be one.
+        return error_response(UnsupportedMediaType())
     return error_response(ValidationFailed(detail=_clean_validation_errors(exc.errors())))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from shared.errors import ERROR_DESCRIPTIONS
+
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
@@ -45,13 +47,30 @@ def _drop_null(schema: dict[str, Any]) -> None:
         del schema["default"]
 
 
+def json_bodies_refuse_other_types(document: dict[str, Any]) -> dict[str, Any]:
+    """Document the 415 of every operation that takes a JSON body: one sent as another type
+    (or none) is refused in the envelope (``shared.errors.UnsupportedMediaType``). In place;
+    returned."""
+    refusal = {
+        "description": ERROR_DESCRIPTIONS[415],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    }
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            body = operation.get("requestBody", {}) if method in _METHODS else {}
+            if "application/json" in body.get("content", {}):
+                operation.setdefault("responses", {}).setdefault("415", refusal)
+    return document
+
+
 def install_openapi_corrections(app: FastAPI) -> None:
-    """Apply :func:`parameters_without_null` to the app's document, once, when first built."""
+    """Apply :func:`parameters_without_null` and :func:`json_bodies_refuse_other_types` to
+    the app's document, once, when first built."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = parameters_without_null(generate())
+            app.openapi_schema = json_bodies_refuse_other_types(parameters_without_null(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -62,3 +62,14 @@ def test_a_patch_documents_null_only_where_it_clears_a_field() -> None:
     patch = DOCUMENTS["todo"]["components"]["schemas"]["TaskPatch"]["properties"]
     nullable = {name for name, field in patch.items() if {"type": "null"} in field.get("anyOf", [])}
     assert nullable == {"description", "tags", "due_at", "reminders", "time_zone"}
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_operation_taking_a_json_body_documents_its_415(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    if "application/json" not in operation.get("requestBody", {}).get("content", {}):
+        return
+    refusal = operation["responses"].get("415")
+    assert refusal is not None
+    assert refusal["content"]["application/json"]["schema"] == ENVELOPE
