@@ -92,6 +92,24 @@ _SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _accepts_event_stream(accept: str) -> bool:
+    """Whether ``Accept`` lists ``text/event-stream`` with a weight above 0 (media types are
+    case-insensitive; ``q=0`` means not acceptable, RFC 9110 12.4.2)."""
+    for media_range in accept.split(","):
+        media_type, *parameters = media_range.split(";")
+        if media_type.strip().lower() != "text/event-stream":
+            continue
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value.strip()) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
 @router.post(
     "/chat",
     response_model=ChatOut,
@@ -134,7 +152,7 @@ async def chat(
         request_hash=hashlib.sha256(body.model_dump_json().encode()).hexdigest(),
     )
     turn = await begin_turn(ctx, turn_request)
-    streaming = "text/event-stream" in request.headers.get("accept", "")
+    streaming = _accepts_event_stream(request.headers.get("accept", ""))
 
     if isinstance(turn, Replay):
         if streaming:

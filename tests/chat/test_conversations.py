@@ -339,6 +339,28 @@ async def test_a_streamed_turn_sends_message_then_done(
     assert [m.role for m in stored] == ["user", "assistant"]
 
 
+@pytest.mark.parametrize(
+    ("accept", "streamed"),
+    [
+        ("text/event-stream;q=0, application/json", False),
+        ("application/json, text/event-stream ; q=0.0", False),
+        ("application/json;q=0.5, text/event-stream;q=0.8", True),
+        ("TEXT/Event-Stream", True),
+    ],
+)
+async def test_the_turn_streams_only_when_the_client_accepts_a_stream(
+    client: httpx.AsyncClient, alice: User, accept: str, streamed: bool
+) -> None:
+    # q=0 is "not acceptable" (RFC 9110 12.4.2), not a mention to match as text.
+    response = await client.post(
+        "/api/chat", json={"message": "hi"}, headers={**alice.headers, "Accept": accept}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(
+        "text/event-stream" if streamed else "application/json"
+    )
+
+
 async def test_a_failure_after_the_stream_began_is_an_error_event(
     client: httpx.AsyncClient,
     alice: User,
