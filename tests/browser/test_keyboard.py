@@ -169,6 +169,36 @@ async def test_deleting_moves_the_focus_to_undo_then_to_the_next_task(page: Page
     await expect(row(page, "Water the plants").get_by_test_id("task-toggle")).to_be_focused()
 
 
+async def test_escape_closes_the_add_task_form_and_the_undo_note(page: Page) -> None:
+    """Escape closes what the page opened: the "Add a task" form (the focus back on its
+    toggle) and the undo note (the focus on the next task; the deletion still goes ahead)."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await add_task(page, "Pay the rent")
+    # After an add the form stays open with the focus in its title.
+    title = page.get_by_test_id("task-title-input")
+    await expect(title).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(title).to_be_hidden()
+    await expect(page.get_by_test_id("create-toggle")).to_be_focused()
+    # Opened again and closed from another of its fields.
+    await page.keyboard.press("Enter")
+    await page.get_by_test_id("task-priority-input").focus()
+    await page.keyboard.press("Escape")
+    await expect(title).to_be_hidden()
+    await expect(page.get_by_test_id("create-toggle")).to_be_focused()
+
+    await row(page, "Pay the rent").get_by_test_id("task-delete").focus()
+    async with page.expect_response(re.compile(r"/tasks/\d+/delete$"), timeout=15_000):
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_test_id("toast-action")).to_be_focused()
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_test_id("toast")).to_be_hidden()
+        await expect(row(page, "Water the plants").get_by_test_id("task-toggle")).to_be_focused()
+    await page.reload()
+    await expect(row(page, "Pay the rent")).to_have_count(0)
+
+
 async def test_load_more_moves_the_focus_to_the_first_task_it_loaded(
     page: Page, site: Stack
 ) -> None:

@@ -5,6 +5,18 @@ import { enhanceTasks } from "./tasks.js";
 import { enhanceChat } from "./chat.js";
 import { enhanceNotifications } from "./notifications.js";
 
+// Escape closes the disclosure (a <details>) the focus is in, and the focus goes back to
+// its summary, as it would after a click there. A module that closed something of its own
+// with the same key first (the tasks page's toast) has prevented the default.
+const closeDisclosure = (event) => {
+  if (event.key !== "Escape" || event.defaultPrevented) return;
+  const details = event.target instanceof Element ? event.target.closest("details[open]") : null;
+  if (!details) return;
+  details.open = false;
+  details.querySelector("summary")?.focus();
+  event.preventDefault();
+};
+
 const start = () => {
   // A form sent back with its errors: the focus starts on the summary, which names each
   // problem and links to its field (a keyboard or screen reader user lands on it); an edit
@@ -14,6 +26,7 @@ const start = () => {
   enhanceTasks(document);
   enhanceChat(document);
   enhanceNotifications(document);
+  document.addEventListener("keydown", closeDisclosure);
 };
 
 if (document.readyState === "loading") {

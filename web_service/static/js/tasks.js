@@ -36,6 +36,19 @@ const hideToast = () => {
   toastFor = null;
 };
 
+// Escape closes the toast (a deletion in it still goes ahead; the focus on its Undo goes to
+// the next task). The disclosure the focus is in is app.js's, and closes only when no toast
+// was open.
+const onEscape = (event) => {
+  const box = document.getElementById("toast");
+  if (event.key !== "Escape" || !box || box.hidden) return;
+  const focused = box.contains(document.activeElement);
+  const entry = toastFor === null ? null : pending.get(toastFor);
+  hideToast();
+  if (focused) ((entry && neighbour(entry.row)) ?? document.getElementById("list-heading"))?.focus();
+  event.preventDefault();
+};
+
 const setDone = (row, done) => {
   row.classList.toggle("done", done);
   const button = row.querySelector("button.check");
@@ -205,6 +218,7 @@ export const enhanceTasks = (root) => {
       loadMore(link);
     }
   });
+  document.addEventListener("keydown", onEscape);
   document.addEventListener("tasks:changed", refreshList);
   // A deletion still waiting for its undo is sent when the page is left.
   window.addEventListener("pagehide", () => {
