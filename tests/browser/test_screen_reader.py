@@ -101,3 +101,21 @@ async def test_undo_says_what_it_undoes_and_the_count_keeps_its_grammar(page: Pa
         await expect(undo).to_have_accessible_name("Undo")
         await expect(undo).to_have_accessible_description("Deleted “Pay the rent”.")
     await expect(heading).to_have_text("1 task")
+
+
+async def test_delete_is_announced_as_the_button_it_is(page: Page) -> None:
+    """With the script a task's Delete acts in place (the row goes, with an Undo): it is a
+    button, and named with its task. Without the script it is a link to the confirmation
+    page (tests/browser/test_without_javascript.py)."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    rent = row(page, "Pay the rent")
+    await expect(rent.get_by_role("button", name="Delete Pay the rent")).to_have_count(1)
+    await expect(rent.get_by_role("link", name=re.compile("^Delete"))).to_have_count(0)
+    # A row the script puts in place (after a completion) is a button too.
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")):
+        await rent.get_by_test_id("task-toggle").click()
+    await expect(rent.get_by_test_id("task-toggle")).to_have_attribute("aria-pressed", "true")
+    await expect(rent.get_by_role("button", name="Delete Pay the rent")).to_have_count(1)
+    await rent.get_by_role("button", name="Delete Pay the rent").press("Space")
+    await expect(page.get_by_test_id("toast-action")).to_be_focused()

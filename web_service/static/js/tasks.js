@@ -49,6 +49,20 @@ const onEscape = (event) => {
   event.preventDefault();
 };
 
+// A task's Delete is a link to its confirmation page, for a browser without this script; here
+// it hides the row in place, so it becomes the button it now is (and is announced as one).
+const deleteButtons = (root) => {
+  for (const link of root.querySelectorAll('a[data-module="delete"]')) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "link-button";
+    button.dataset.module = "delete";
+    button.dataset.testid = link.dataset.testid;
+    button.append(...link.childNodes);
+    link.replaceWith(button);
+  }
+};
+
 const setDone = (row, done) => {
   row.classList.toggle("done", done);
   const button = row.querySelector("button.check");
@@ -67,6 +81,7 @@ const complete = async (form) => {
     const holder = document.createElement("template");
     holder.innerHTML = body.html.trim();
     const fresh = holder.content.firstElementChild;
+    deleteButtons(fresh);
     row.replaceWith(fresh);
     fresh.querySelector("button.check")?.focus();
   } catch (error) {
@@ -134,8 +149,8 @@ const adjustTotal = (delta) => {
   if (total) setTotal(Math.max(0, Number(total.textContent) + delta));
 };
 
-const remove = (link) => {
-  const row = link.closest("li.task");
+const remove = (button) => {
+  const row = button.closest("li.task");
   const id = row.dataset.taskId;
   const url = `/tasks/${id}/delete`;
   row.hidden = true;
@@ -154,7 +169,7 @@ const remove = (link) => {
       shown.querySelector("button.check")?.focus();
     },
   }, id);
-  // The link pressed is hidden with its row: the focus goes to Undo, the one thing to do next.
+  // The button pressed is hidden with its row: the focus goes to Undo, the one thing to do next.
   document.querySelector('#toast [data-testid="toast-action"]')?.focus();
 };
 
@@ -170,6 +185,7 @@ const loadMore = async (link) => {
     const last = item.previousElementSibling;
     item.remove();
     list.insertAdjacentHTML("beforeend", html);
+    deleteButtons(list);
     // The link pressed is gone: the focus goes to the first task it loaded.
     const first = last ? last.nextElementSibling : list.firstElementChild;
     first?.querySelector("button.check")?.focus();
@@ -185,6 +201,7 @@ export const refreshList = async () => {
   const response = await fetch(list.dataset.refresh, { credentials: "same-origin" });
   if (!response.ok) return;
   list.innerHTML = await response.text();
+  deleteButtons(list);
   // A deletion still waiting for its undo stays hidden in the fresh rows.
   for (const [id, entry] of pending) {
     const fresh = document.getElementById(`task-${id}`);
@@ -200,6 +217,7 @@ export const refreshList = async () => {
 
 export const enhanceTasks = (root) => {
   if (!root.querySelector('[data-module="task-list"]')) return;
+  deleteButtons(root);
   root.addEventListener("submit", (event) => {
     const form = event.target;
     if (form instanceof HTMLFormElement && form.dataset.module === "complete") {
@@ -208,10 +226,9 @@ export const enhanceTasks = (root) => {
     }
   });
   root.addEventListener("click", (event) => {
-    const link = event.target instanceof Element ? event.target.closest("a[data-module]") : null;
+    const link = event.target instanceof Element ? event.target.closest("[data-module]") : null;
     if (!link) return;
-    if (link.dataset.module === "delete") {
-      event.preventDefault();
+    if (link.dataset.module === "delete" && link instanceof HTMLButtonElement) {
       remove(link);
     } else if (link.dataset.module === "load-more") {
       event.preventDefault();
