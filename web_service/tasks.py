@@ -54,7 +54,7 @@ FILTER_CHOICES: dict[str, dict[str, str]] = {
     },
     "sort": {
         "created": "Newest",
-        "updated": "Recently changed",
+        "updated": "Last changed",
         "due": "Due date",
         "priority": "Priority",
         "title": "Title",
