@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from shared.text import composed, label_key
+from web_service.account import timezones, valid_timezone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import json_problem, not_found, redirect, refused, resource_id
@@ -396,6 +397,13 @@ def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str
         and any(r is not None and "before_due_minutes" in r for r in reminders)
     ):
         errors["reminders"] = "A reminder before the due time needs a due date"
+    # The due time was read in the user's zone. A repeating task keeps its time of day in a
+    # zone of its own: the user's when it is created; on an edit, the one its form shows (the
+    # task's own, "" for UTC), so that an unrelated change does not move the series. An edit
+    # without a recurrence leaves the task's zone as it was.
+    series_zone = values.get("time_zone", tz)
+    if series_zone and not valid_timezone(series_zone):
+        errors["time_zone"] = "Choose a time zone from the list, such as Europe/London"
     body = {
         "title": title,
         "description": values["description"] or None,
@@ -405,10 +413,8 @@ def task_body(values: dict[str, Any], tz: str) -> tuple[dict[str, Any], dict[str
         "recurrence": recurrence,
         "reminders": reminders,
     }
-    # The due time was read in the user's zone: a repeating task keeps it there (an edit
-    # without a recurrence leaves the task's zone as it was).
     if recurrence != "none":
-        body["time_zone"] = tz
+        body["time_zone"] = series_zone or None
     return body, errors
 
 
@@ -416,7 +422,16 @@ def _api_field_errors(error: ApiError) -> dict[str, str]:
     fields = error.field_errors()
     if "due_at" in fields:
         fields["due_date"] = fields.pop("due_at")
-    known = {"title", "description", "priority", "tags", "due_date", "recurrence", "reminders"}
+    known = {
+        "title",
+        "description",
+        "priority",
+        "tags",
+        "due_date",
+        "recurrence",
+        "reminders",
+        "time_zone",
+    }
     return {k: v for k, v in fields.items() if k in known} or {"_form": friendly(error)}
 
 
@@ -529,6 +544,9 @@ def _edit_values(task: dict[str, Any], tz: str) -> dict[str, Any]:
         "due_time": local.strftime("%H:%M") if local and not at_end_of_day(local) else "",
         "recurrence": task["recurrence"],
         "reminders": [_reminder_token(r) for r in task.get("reminders") or []],
+        # The zone the task repeats in: its own ("" for a repeating task without one: UTC);
+        # the user's for a task that does not repeat yet, should the edit make it repeat.
+        "time_zone": task.get("time_zone") or ("" if task["recurrence"] != "none" else tz),
     }
 
 
@@ -550,6 +568,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
         priorities=PRIORITIES,
         recurrences=RECURRENCES,
         reminder_choices=REMINDER_CHOICES,
+        timezones=timezones(),
     )
 
 
@@ -563,6 +582,8 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     if task_id is None:
         return await _missing_task(ctx, back)
     values = _form_values(form)
+    if "time_zone" in form:
+        values["time_zone"] = _field(form, "time_zone", 64).strip()
     version = _field(form, "version", 20)
     if not version.isdigit():
         version = "0"
@@ -584,6 +605,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
             priorities=PRIORITIES,
             recurrences=RECURRENCES,
             reminder_choices=REMINDER_CHOICES,
+            timezones=timezones(),
         )
 
     stub = {"id": task_id, "version": version, "title": values["title"]}

@@ -779,6 +779,74 @@ async def test_the_form_keeps_a_repeating_task_in_the_profiles_zone(
     assert (await api_task(clean, token, standup))["time_zone"] == "Europe/Paris"
 
 
+async def test_an_edit_keeps_a_repeating_tasks_own_zone_unless_it_is_changed(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A task's zone is its own (set by the assistant or the API, or in another profile zone):
+    a title changed in the edit form leaves the series in it, where sending the profile's zone
+    moved it (and a monthly series' day: 31 January 15:30 UTC is 1 February in Tokyo). The
+    form shows the zone, and a zone typed there is the series' new one."""
+    page = await ann.get("/account")
+    saved = await ann.post(
+        "/account/profile",
+        data={"csrf_token": csrf_of(page.text), "name": "Ann", "timezone": "Europe/Paris"},
+    )
+    assert saved.status_code == 303, saved.text
+    token = await token_of(clean)
+    due = "2027-01-31T15:30:00Z"
+    tokyo = await api_create(
+        clean, token, title="Rent", due_at=due, recurrence="monthly", time_zone="Asia/Tokyo"
+    )
+    utc = await api_create(clean, token, title="Backup", due_at=due, recurrence="monthly")
+
+    async def day_of(task_id: int) -> int:
+        row = await clean.db.fetch_row(
+            "SELECT recurrence_day FROM todo.tasks WHERE id = $1", task_id
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def edit(task_id: int, version: str, **fields: str) -> httpx.Response:
+        form = await ann.get(f"/tasks/{task_id}/edit")
+        shown = re.search(r'name="time_zone"[^>]*value="([^"]*)"', form.text)
+        data = {
+            "csrf_token": csrf_of(form.text),
+            "version": version,
+            "title": "Edited",
+            "priority": "medium",
+            "tags": "",
+            "due_date": "2027-01-31",
+            "due_time": "16:30",  # 15:30 UTC in Paris
+            "recurrence": "monthly",
+            "description": "",
+            **({"time_zone": html.unescape(shown.group(1))} if shown else {}),
+            **fields,
+        }
+        return await ann.post(f"/tasks/{task_id}/edit", data=data)
+
+    for task, zone, day in ((tokyo, "Asia/Tokyo", 1), (utc, None, 31)):
+        edited = await edit(task["id"], "1")
+        assert edited.headers["location"] == "/tasks?notice=updated", edited.text
+        after = await api_task(clean, token, task["id"])
+        assert (after["title"], after["time_zone"], after["due_at"]) == (
+            "Edited",
+            zone,
+            "2027-01-31T15:30:00.000000Z",
+        )
+        assert await day_of(task["id"]) == day
+
+    # A zone the person types is the series' new one; one the database does not know is
+    # named at its field, and nothing is changed.
+    refused = await edit(utc["id"], "2", time_zone="Mars/Olympus")
+    assert refused.status_code == 422
+    assert 'id="time_zone-error"' in refused.text
+    assert (await api_task(clean, token, utc["id"]))["time_zone"] is None
+    moved = await edit(utc["id"], "2", time_zone="Asia/Tokyo")
+    assert moved.headers["location"] == "/tasks?notice=updated", moved.text
+    assert (await api_task(clean, token, utc["id"]))["time_zone"] == "Asia/Tokyo"
+    assert await day_of(utc["id"]) == 1
+
+
 def test_today_and_this_week_are_the_users_days() -> None:
     now = datetime(2027, 7, 1, 23, 30, tzinfo=UTC)  # a Thursday; already Friday 2 July in Tokyo
     params = dict(Filters({"due": "today"}).api_params("Asia/Tokyo", now, 50))
