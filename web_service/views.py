@@ -3,7 +3,7 @@ friendly words for every refusal of the API."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -99,13 +99,6 @@ def reminder_text(token: str, tz: str) -> str:
     return f"{count} {unit}{'' if count == 1 else 's'} before"
 
 
-def _iso_local(value: str | datetime | None, tz: str, part: str) -> str:
-    local = in_zone(value, tz)
-    if local is None:
-        return ""
-    return local.strftime("%Y-%m-%d") if part == "date" else local.strftime("%H:%M")
-
-
 def tool_words(call: dict[str, Any]) -> str:
     """What the assistant did, in words: the tool's name as a phrase ("add_task": "Add
     task"), the task's title when the tool answered with one, and "did not work" when it
@@ -134,9 +127,6 @@ def _environment() -> Environment:
     env.filters["due"] = due_text
     env.filters["reminder"] = reminder_text
     env.filters["tool_words"] = tool_words
-    env.filters["local_date"] = lambda value, tz: _iso_local(value, tz, "date")
-    env.filters["local_time"] = lambda value, tz: _iso_local(value, tz, "time")
-    env.globals["now_utc"] = lambda: datetime.now(UTC)
     return env
 
 

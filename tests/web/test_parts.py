@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from jinja2 import nodes
+from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_NAMESPACE
 
 from shared.clock import utcnow
 from tests.web.conftest import Platform, count
@@ -15,7 +17,7 @@ from web_service.gateway_client import ApiError, GatewayClient
 from web_service.overview import DAYS, chart
 from web_service.sessions import SessionStore
 from web_service.settings import WebSettings
-from web_service.views import friendly
+from web_service.views import ENV, TEMPLATES, friendly
 
 
 def test_a_new_key_first_still_opens_what_the_old_one_sealed() -> None:
@@ -80,6 +82,19 @@ def test_development_makes_a_private_key_once(tmp_path: Path) -> None:
 )
 def test_every_refusal_has_words_for_a_person(error: ApiError, words: str) -> None:
     assert words in friendly(error)
+
+
+def test_every_filter_and_global_the_templates_are_given_is_used_by_one() -> None:
+    """What the environment adds to Jinja's own is there for a template: one no template
+    uses is dead code, and a reader would look for the page that shows it."""
+    ours = {("filter", name) for name in ENV.filters.keys() - DEFAULT_FILTERS.keys()}
+    ours |= {("global", name) for name in ENV.globals.keys() - DEFAULT_NAMESPACE.keys()}
+    used: set[tuple[str, str]] = set()
+    for path in TEMPLATES.glob("*.html"):
+        tree = ENV.parse(path.read_text())
+        used |= {("filter", node.name) for node in tree.find_all(nodes.Filter)}
+        used |= {("global", node.name) for node in tree.find_all(nodes.Name)}
+    assert ours - used == set()
 
 
 def test_the_chart_covers_fourteen_days_oldest_first() -> None:
