@@ -66,6 +66,23 @@ async def test_a_long_name_leaves_sign_out_on_one_line_on_a_phone(
     assert header["height"] < 112, header
 
 
+async def test_the_header_keeps_two_rows_on_every_page_of_a_phone(
+    new_context: NewContext,
+) -> None:
+    """The current page's link is bold: on a 375 px phone that pushed the navigation off the
+    brand's row on some pages (a third row, and a header that jumped between pages), and on a
+    360 px one on every page."""
+    page = await (await new_context(viewport=PHONE)).new_page()
+    await sign_up(page)
+    for width in (360, 375):
+        await page.set_viewport_size({"width": width, "height": 780})
+        for path in ("/tasks", "/overview", "/chat", "/account", "/notifications"):
+            await page.goto(path)
+            header = await box(page, "header")
+            assert header["height"] < 112, (width, path, header)
+            assert await sideways(page) == 0, (width, path)
+
+
 async def test_a_tasks_title_keeps_the_rows_width_on_a_phone(new_context: NewContext) -> None:
     """On a phone Edit and Delete go under the task rather than beside it, where they would
     squeeze its title into a column a word or two wide."""
