@@ -533,6 +533,25 @@ async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
     return redirect(_list_with_note(back, "deleted"))
 
 
+def _reminder_set(reminders: list[dict[str, Any]] | None) -> set[tuple[Any, Any]]:
+    """A task's reminders (as sent, or as the API answers them) in a form that compares."""
+    return {(r.get("before_due_minutes"), parse_utc(r.get("at"))) for r in reminders or []}
+
+
+def _holds(task: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether ``task`` already holds what ``body`` (``task_body``'s) would save."""
+    return (
+        task["title"] == body["title"]
+        and task.get("description") == body["description"]
+        and task["priority"] == body["priority"]
+        and task.get("tags") == body["tags"]
+        and parse_utc(task.get("due_at")) == parse_utc(body["due_at"])
+        and task["recurrence"] == body["recurrence"]
+        and _reminder_set(task.get("reminders")) == _reminder_set(body["reminders"])
+        and task.get("time_zone") == body.get("time_zone", task.get("time_zone"))
+    )
+
+
 def _edit_values(task: dict[str, Any], tz: str) -> dict[str, Any]:
     local = in_zone(task.get("due_at"), tz)
     return {
@@ -626,6 +645,9 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         if current.status != 200:
             raise ApiError.from_response(current)
         theirs = current.json()
+        # The same form sent twice (a double click on Save): the first send saved it.
+        if _holds(theirs, body):
+            return redirect(_list_with_note(back, "updated"))
         conflict = {"current": theirs, "current_form": _edit_values(theirs, session.timezone)}
         return await again(409, {}, theirs, conflict)
     if error.status == 422:

@@ -480,6 +480,49 @@ async def test_edit_saves_with_the_version_it_opened(
     assert (row[0], row[1], list(row[2]), row[3], row[4]) == ("New", "low", ["b"], None, 2)
 
 
+async def test_an_edit_sent_twice_is_saved_once_without_a_conflict(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A double click on Save sends the form twice with the version it was opened at: the
+    second meets the version the first saved. What it would save is already there, so it is
+    answered as saved, not with a conflict page showing two identical versions."""
+    token = await token_of(clean)
+    task = await api_create(
+        clean,
+        token,
+        title="Rent",
+        tags=["home"],
+        due_at="2027-01-02T10:15:00Z",
+        reminders=[{"before_due_minutes": 15}],
+    )
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "version": "1",
+        "title": "Pay the rent",
+        "description": "Standing order",
+        "priority": "high",
+        "tags": "home, money",
+        "due_date": "2027-01-02",
+        "due_time": "10:15",
+        "recurrence": "monthly",
+        "reminders": ["before:15", "before:60"],
+        "time_zone": "UTC",
+        "back": "/tasks?q=rent",
+    }
+    first = await ann.post(f"/tasks/{task['id']}/edit", data=fields)
+    assert first.headers["location"] == "/tasks?q=rent&notice=updated", first.text
+    second = await ann.post(f"/tasks/{task['id']}/edit", data=fields)
+    assert second.status_code == 303, second.text
+    assert second.headers["location"] == "/tasks?q=rent&notice=updated"
+    row = await clean.db.fetch_row("SELECT title, version FROM todo.tasks")
+    assert row is not None
+    assert tuple(row) == ("Pay the rent", 2)
+    # Sent twice with anything else in it, the second is a conflict, as before.
+    other = await ann.post(f"/tasks/{task['id']}/edit", data={**fields, "priority": "low"})
+    assert other.status_code == 409
+
+
 async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
