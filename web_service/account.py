@@ -193,6 +193,12 @@ async def signup(ctx: CtxDep) -> Response:
     errors = {}
     if not email:
         errors["email"] = "Enter your email address"
+    elif "@" not in email:
+        # The API's own words for it, said now beside the other fields' problems rather
+        # than once they are put right.
+        errors["email"] = (
+            "Enter an email address such as name@example.com. An email address must have an @-sign."
+        )
     if _password_length(password) < PASSWORD_MIN:
         errors["password"] = "Choose a password of at least 8 characters"
     if not valid_timezone(tz):

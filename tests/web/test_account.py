@@ -118,6 +118,20 @@ async def test_an_email_address_the_api_cannot_read_is_explained_in_our_words(
     assert await count(clean, "SELECT count(*) FROM auth.users") == 0
 
 
+async def test_an_email_address_without_an_at_sign_is_named_with_the_other_problems(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """Only the API could tell a malformed address, and it was asked only once the rest was
+    right: a form with a short password and "ann.example.com" named the password, then, sent
+    again, the address. Both are named at once."""
+    answer = await sign_up(browser, email="ann.example.com", password="short")
+    assert answer.status_code == 422
+    for field in ("email", "password"):
+        assert f'id="{field}-error"' in answer.text
+    assert "must have an @-sign" in answer.text
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 0
+
+
 async def test_a_taken_email_is_explained(clean: Platform, browser: httpx.AsyncClient) -> None:
     await register(clean, "ann@example.com")
     answer = await sign_up(browser)
