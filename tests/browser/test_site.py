@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from playwright.async_api import Page, expect
+import asyncio
+import re
 
-from tests.browser.flows import at
+from playwright.async_api import Page, Route, expect
+
+from tests.browser.flows import PASSWORD, at, new_email
 from tests.e2e.stack import Stack
 
 
@@ -17,3 +20,31 @@ async def test_gateway_serves_the_sign_in_page(page: Page, site: Stack) -> None:
     await expect(page).to_have_url(at("/signin"))
     await expect(page.get_by_label("Email address")).to_be_visible()
     await expect(page.get_by_label("Password")).to_be_visible()
+
+
+async def test_a_double_click_sends_a_form_once(page: Page) -> None:
+    """A double click on "Create account" sent the form twice: the second met the account the
+    first had just made, and the page said the address was taken (a password change's second
+    met its ended session). A form sent again within a second is not sent."""
+    await page.goto("/signup")
+    sent: list[str] = []
+
+    async def slowly(route: Route) -> None:  # the answer takes a while, as on a phone
+        if route.request.method == "POST":
+            sent.append(route.request.url)
+        await asyncio.sleep(0.5)
+        await route.continue_()
+
+    await page.route(re.compile(r"/signup$"), slowly)
+    form = page.get_by_test_id("signup-form")
+    await form.get_by_label("Email address").fill(new_email())
+    await form.get_by_label("Password").fill(PASSWORD)
+    button = await page.get_by_test_id("signup-submit").bounding_box()
+    assert button is not None
+    x, y = button["x"] + button["width"] / 2, button["y"] + button["height"] / 2
+    await page.mouse.click(x, y)
+    await asyncio.sleep(0.15)  # a person's double click
+    await page.mouse.click(x, y)
+    await expect(page).to_have_url(at("/tasks"))
+    await expect(page.get_by_test_id("notice")).to_have_text("Your account is ready.")
+    assert len(sent) == 1, sent

@@ -17,6 +17,23 @@ const closeDisclosure = (event) => {
   event.preventDefault();
 };
 
+// A form sent again within a second (a double click) is not sent: the first is on its way,
+// and the second would meet what the first changed (a sign-up its own new account, a
+// password change its ended session) and its answer is the one shown. Forms a module sends
+// itself (it has prevented the default) are its own to guard.
+const SENT_AGAIN_MS = 1000;
+const sentAt = new WeakMap();
+const sendOnce = (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
+  const last = sentAt.get(form);
+  if (last !== undefined && event.timeStamp - last < SENT_AGAIN_MS) {
+    event.preventDefault();
+    return;
+  }
+  sentAt.set(form, event.timeStamp);
+};
+
 const start = () => {
   // A form sent back with its errors: the focus starts on the summary, which names each
   // problem and links to its field (a keyboard or screen reader user lands on it); an edit
@@ -26,7 +43,9 @@ const start = () => {
   enhanceTasks(document);
   enhanceChat(document);
   enhanceNotifications(document);
+  // After the modules' own listeners, which handle (and prevent) the forms they send.
   document.addEventListener("keydown", closeDisclosure);
+  document.addEventListener("submit", sendOnce);
 };
 
 if (document.readyState === "loading") {
