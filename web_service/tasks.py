@@ -111,6 +111,11 @@ class Filters:
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v})
 
+    def href(self, **changes: str) -> str:
+        """This list's address with ``changes``: ``/tasks`` alone when no filter is left."""
+        query = self.query(**changes)
+        return f"/tasks?{query}" if query else "/tasks"
+
     def api_params(self, tz: str, now: datetime, limit: int) -> list[tuple[str, str]]:
         params = [("status", STATUSES[self.status]), ("sort", self.sort), ("limit", str(limit))]
         if self.order:

@@ -283,6 +283,16 @@ async def test_status_tabs_filters_search_and_sort(clean: Platform, ann: httpx.A
     assert len(titles((await ann.get("/tasks?status=bogus&priority=urgent&sort=x")).text)) == 3
 
 
+async def test_the_status_tabs_lead_to_addresses_without_a_dangling_question_mark(
+    ann: httpx.AsyncClient,
+) -> None:
+    """ "All" with no filter set led to "/tasks?", which the address bar then showed."""
+    page = (await ann.get("/tasks?status=done")).text
+    assert re.search(r'<a href="/tasks" [^>]*data-testid="tab-all"', page), page
+    page = (await ann.get("/tasks?status=done&priority=high")).text
+    assert re.search(r'<a href="/tasks\?priority=high" [^>]*data-testid="tab-all"', page)
+
+
 async def test_applied_filters_lead_to_an_address_with_only_those_set(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
