@@ -227,3 +227,21 @@ async def test_deleting_the_account(new_context: NewContext, axe: Axe) -> None:
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_test_id("signin-submit").click()
     await expect(page.get_by_role("alert").first).to_contain_text("not right")
+
+
+async def test_the_new_reminders_panel_keeps_the_pages_margins_on_a_phone(
+    new_context: NewContext, site: Stack
+) -> None:
+    """Centred by ``auto`` margins within its greatest width, the panel met both edges of a
+    phone's screen, where everything else on the page stands 1 rem off them."""
+    page = await (await new_context(viewport={"width": 375, "height": 812})).new_page()
+    email = await sign_up(page)
+    await remind_soon(site, email, "Call the dentist")
+    panel = page.get_by_test_id("notification-panel")
+    await expect(panel.get_by_test_id("notification")).to_be_visible(timeout=SHOWN_WITHIN_MS)
+    shown = await panel.bounding_box()
+    filters = await page.get_by_test_id("filters").bounding_box()
+    assert shown is not None
+    assert filters is not None
+    assert shown["x"] == filters["x"], (shown, filters)
+    assert shown["x"] + shown["width"] == filters["x"] + filters["width"], (shown, filters)
