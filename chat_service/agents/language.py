@@ -803,7 +803,14 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         0.95,
         rf"^(?P<ref>(?:{_TASK_WORD}\s*#?\d+|#\d+|it|that|this|the [\w' -]+?))(?:'s\s+|\s+"
         r"(?:is\s+|should be\s+|needs to be\s+|must be\s+)?)"
-        r"(?:now\s+)?due\s+(?P<value>.+)$",
+        # "the report was due yesterday" tells of the past: no new due date, nor a title.
+        r"(?<!\swas\s)(?<!\swere\s)(?:now\s+)?(?P<field>due)\s+(?P<value>.+)$",
+    ),
+    # "book flights is due on the 25th": a title without "the" needs its "is" to be a ref.
+    _rule(
+        Intent.UPDATE,
+        0.9,
+        r"^(?P<ref>[\w' -]+?)\s+is\s+(?:now\s+)?(?P<field>due)\s+(?P<value>.+)$",
     ),
     _rule(
         Intent.ADD,
@@ -2315,7 +2322,9 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
 _BY_DAY_OF_MONTH = re.compile(
     r"\s(?:by|before|on|for)\s+the\s+(?P<day>\d{1,2})(?:st|nd|rd|th)$", re.IGNORECASE
 )
-_DAY_OF_MONTH = re.compile(r"(?:the\s+)?(?P<day>\d{1,2})(?:st|nd|rd|th)", re.IGNORECASE)
+_DAY_OF_MONTH = re.compile(
+    r"(?:(?:on|by|for|before)\s+)?(?:the\s+)?(?P<day>\d{1,2})(?:st|nd|rd|th)", re.IGNORECASE
+)
 
 
 def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:

@@ -503,3 +503,35 @@ async def test_a_task_due_at_the_calendars_end_is_listed_and_moved_in_a_zone_ahe
     )
     moved = await turn(agent, alice, f"move task {task_id} to 4pm", timezone="Pacific/Kiritimati")
     assert [name for name, _ in calls(moved)] == ["update_task"]
+
+
+# --- what people say, read as they mean it -------------------------------------------------
+
+
+async def test_a_due_date_in_the_past_tense_never_renames_the_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "the report was due yesterday" tells of the past: it neither renames the task
+    ("Yesterday") nor moves it."""
+    await add(agent, alice, "Finish the quarterly report")
+    for said in ("the report was due yesterday", "the report was due on friday"):
+        answer = await turn(agent, alice, said)
+        assert not [name for name, _ in calls(answer) if name != "list_tasks"], said
+    listed = await turn(agent, alice, "show my tasks")
+    assert [(t["title"], t["due_at"]) for t in listed["tool_calls"][0]["result"]] == [
+        ("Finish the quarterly report", None)
+    ]
+    moved = await turn(agent, alice, "the report is due on friday")
+    assert [name for name, _ in calls(moved)] == ["list_tasks", "update_task"]
+
+
+async def test_a_title_said_to_be_due_moves_that_task_instead_of_adding_one(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    task_id = await add(agent, alice, "Book flights to Rome")
+    answer = await turn(agent, alice, "book flights is due on the 25th")
+    assert [name for name, _ in calls(answer)] == ["list_tasks", "update_task"]
+    assert calls(answer)[-1] == (
+        "update_task",
+        {"task_id": task_id, "due_at": "2026-12-25T09:00:00+00:00"},
+    )
