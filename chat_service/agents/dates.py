@@ -7,6 +7,8 @@ the span of text it used, so the caller can cut the phrase out of a task title. 
 - a weekday ("monday", "next monday", "on monday") is its next occurrence after today;
 - a month and day that already passed this year is next year's;
 - a date without a time means ``DEFAULT_TIME`` (9:00) local time; "tonight" is 20:00;
+- an hour from 1 to 7 without am/pm ("at 5", "3:30") is the afternoon, unless written with a
+  leading zero ("05:30");
 - a time without a date is today, or tomorrow when that time has already passed.
 """
 
@@ -301,8 +303,10 @@ def _time_of(match: re.Match[str]) -> time | None:
         if not 1 <= hour <= 12:
             raise _NotATime(spoken)
         hour = hour % 12 + (12 if ampm == "pm" else 0)
-    elif 1 <= hour <= 7 and clock["minute"] is None:
-        hour += 12  # "at 5" means 5 pm: hardly anyone plans a task for 5 in the morning
+    elif 1 <= hour <= 7 and not clock["hour"].startswith("0"):
+        # "at 5" and "at 3:30" mean the afternoon: hardly anyone plans a task for 5 in the
+        # morning. "at 05:30" is a 24-hour time, as written.
+        hour += 12
     if hour > 23 or minute > 59:
         raise _NotATime(spoken)
     return time(hour, minute)

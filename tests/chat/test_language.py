@@ -233,6 +233,10 @@ def test_politeness_is_trimmed() -> None:
         ("at 5pm", at(27, 17), "at 5pm"),
         ("at 9", at(28, 9), "at 9"),  # 9:00 has passed today
         ("at 5", at(27, 17), "at 5"),  # a bare 1-7 is afternoon
+        ("pick up the kids at 3:30", at(28, 15, 30), "at 3:30"),  # so is 1:00-7:59
+        ("at 4:45 tomorrow", at(28, 16, 45), "at 4:45 tomorrow"),
+        ("at 03:30 tomorrow", at(28, 3, 30), "at 03:30 tomorrow"),  # a leading zero: as written
+        ("at 8:15 tomorrow", at(28, 8, 15), "at 8:15 tomorrow"),
         ("by noon tomorrow", at(28, 12), "by noon tomorrow"),
         ("friday", at(4, 9, month=12), "friday"),  # today is Friday: the next one
         ("on sun", at(29, 9), "on sun"),
