@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chat_service.agents.dates import NUMBER_WORDS, find_due, fold_case, parse_due
+from chat_service.agents.dates import NUMBER_WORDS, WEEKDAYS, find_due, fold_case, parse_due
 
 
 class Intent(StrEnum):
@@ -1988,9 +1988,15 @@ _TAGGED = re.compile(
     r"label(?:led)?\s+"
     r"(?:as|with)?)\s+(?P<tags>[\w-]+(?:\s*(?:,|and)\s*[\w-]+)*)",
 )
+_WEEKDAY = "(?:" + "|".join(sorted(WEEKDAYS, key=len, reverse=True)) + r")\b"
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
     for pattern, value in (
+        # "every monday": weekly, the weekday left for the due date. Not "every monday and
+        # thursday", which one weekly task cannot be.
+        (rf"\b(?:every|each)\s+(?={_WEEKDAY}(?!\s*(?:,|and|&|or)?\s*{_WEEKDAY}))", "weekly"),
+        # "on the 1st of every month": monthly, "on the 1st" left for the due date.
+        (r"(?<=\d(?:st|nd|rd|th))\s+of\s+(?:every|each)\s+month\b", "monthly"),
         (r"\b(?:every\s*day|daily|each day)\b", "daily"),
         (r"\b(?:every\s*week|weekly|each week)\b", "weekly"),
         (r"\b(?:every\s*month|monthly|each month)\b", "monthly"),

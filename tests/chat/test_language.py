@@ -70,6 +70,22 @@ ADDING = [
     ),
     ("add water plants every week", {"title": "Water plants", "recurrence": "weekly"}),
     (
+        "new task: take out the trash every monday",
+        {"title": "Take out the trash", "recurrence": "weekly", "due_at": at(30, 9)},
+    ),
+    (
+        "put 'submit timesheet' on my list for every friday",
+        {"title": "submit timesheet", "recurrence": "weekly", "due_at": at(4, 9, month=12)},
+    ),
+    (
+        "pay rent on the 1st of every month",
+        {"title": "Pay rent", "recurrence": "monthly", "due_at": at(1, 9, month=12)},
+    ),
+    (
+        "add water the plants on the 15th of each month",
+        {"title": "Water the plants", "recurrence": "monthly", "due_at": at(15, 9, month=12)},
+    ),
+    (
         "add stand-up daily at 9:30",
         {"title": "Stand-up", "recurrence": "daily", "due_at": at(28, 9, 30)},
     ),
