@@ -95,6 +95,11 @@ CANNOT = (
     "change and delete your tasks."
 )
 NOTED = "OK! Anything else I can do for your tasks?"
+NO_RECURRENCE_CHANGE = (
+    "Sorry, I can't change how a task repeats: a task repeats as it was added, e.g. “add take "
+    "out the trash every monday”. I can change its title, due date, priority, tags or "
+    "description."
+)
 _BOTH = re.compile(
     r"^\W*(?:both|both of them|all|all of them|all three|every one|each of them|them all)\W*$",
     re.IGNORECASE,
@@ -174,6 +179,9 @@ class RulesAgent:
             or _OTHERS_LIST.search(clean(message))
         ):
             yield ReplyEvent(CANNOT)
+            return
+        if state.awaiting is Awaiting.NONE and _RECURRENCE_CHANGE.match(clean(message)):
+            yield ReplyEvent(NO_RECURRENCE_CHANGE)
             return
         if (
             state.awaiting is Awaiting.NONE
@@ -1064,6 +1072,20 @@ _UNSUPPORTED = re.compile(
     + _OTHERS_LIST.pattern
     + r"|\b(?:bob|alice|anna|someone else|my (?:wife|husband|boss|friend|partner)|other people|"
     r"another user)(?:'s|s')\s",
+    re.IGNORECASE,
+)
+# A change to how an existing task repeats ("make it weekly", "set the trash to repeat
+# weekly", "change the gym to every tuesday"), which no chat command makes: read as an edit
+# or an addition, the words became a title ("Repeat weekly") or a new task ("It").
+_RECURRENCE_CHANGE = re.compile(
+    r"^(?:make|set|change|turn|switch|have)\s+(?:it|that|this|that one|this one|"
+    r"the\s+[\w' -]+?\s+(?:task|one)|task\s*#?\d+|#\d+)\s+(?:to\s+|into\s+|as\s+|for\s+)?(?:a\s+)?"
+    r"(?:daily|weekly|monthly|recurring|repeating|every|each)\b|"
+    r"^(?:make|set|change|switch|have|let)\s+(?!an?\s)[\w' #-]+?\s+(?:to\s+|so\s+(?:that\s+)?"
+    r"it\s+)?(?:repeat|recur)(?:s|ring|ing)?\b|"
+    r"^(?:change|set|switch|move)\s+[\w' #-]+?\s+to\s+(?:every|each)\s+\w+|"
+    r"^[\w' #-]+?\s+(?:should|must|needs to|has to|is supposed to)\s+(?:repeat|recur)\b|"
+    r"^(?:stop|don't|do not)\s+(?:[\w' #-]+?\s+(?:from\s+)?)?(?:repeating|recurring)\b",
     re.IGNORECASE,
 )
 # "book a flight for me": the assistant asked to do it, not a task of the user's.

@@ -535,3 +535,24 @@ async def test_a_title_said_to_be_due_moves_that_task_instead_of_adding_one(
         "update_task",
         {"task_id": task_id, "due_at": "2026-12-25T09:00:00+00:00"},
     )
+
+
+async def test_asking_to_change_how_a_task_repeats_changes_and_adds_nothing(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """No chat command changes a recurrence: each of these once renamed the task ("Repeat
+    weekly", "Every tuesday") or added a new one ("It", "Trash task repeat")."""
+    await add(agent, alice, "Take out the trash")
+    for said in (
+        "make it weekly",
+        "make the trash task repeat every monday",
+        "set the trash to repeat weekly",
+        "change the trash to every tuesday",
+        "the trash should repeat every monday",
+        "stop repeating the trash task",
+    ):
+        answer = await turn(agent, alice, said)
+        assert answer["tool_calls"] == [], said
+        assert "can't change how a task repeats" in answer["response"], said
+    listed = await turn(agent, alice, "show my tasks")
+    assert [t["title"] for t in listed["tool_calls"][0]["result"]] == ["Take out the trash"]
