@@ -790,13 +790,13 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         0.95,
-        rf"^(?:{_any('move')})\s+(?P<ref>.+?)\s+(?:to|until|till|for|by|back to)\s+"
+        rf"^(?P<moving>{_any('move')})\s+(?P<ref>.+?)\s+(?:to|until|till|for|by|back to)\s+"
         r"(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
         0.9,
-        rf"^{_EDIT}\s+(?P<ref>.+?)(?:\s+(?:to|as|into)\b|\s*:)\s*(?P<value>.+)$",
+        rf"^(?P<verb>{_EDIT})\s+(?P<ref>.+?)(?:\s+(?:to|as|into)\b|\s*:)\s*(?P<value>.+)$",
     ),
     _rule(
         Intent.UPDATE,
@@ -1686,7 +1686,8 @@ def _build(
             return None
         return Command(Intent.UPDATE, ref=ref)
     if intent is Intent.UPDATE:
-        return _update(groups, now=now, tz=tz)
+        edit = _update(groups, now=now, tz=tz)
+        return replace(edit, title=sentence) if edit and edit.intent is Intent.CLARIFY else edit
     if intent is Intent.LIST and groups.keys() & {"about", "about2", "about3"}:
         about = groups.get("about") or groups.get("about2") or groups.get("about3") or ""
         if about.split()[0].lower() in _INDEFINITE:
@@ -2289,6 +2290,8 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
     if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
         target = "title"
+    if "moving" in groups and target is None:
+        target = "due_at"  # "move the dentist to later": a move is in time, never a new title
     day = _DAY_OF_MONTH.fullmatch(value)
     if day is not None and target in {None, "due_at"}:
         moment = _day_of_month(int(day["day"]), now=now, tz=tz)
@@ -2322,7 +2325,24 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     title = quoted or value.strip(" .!?")
     if not title:
         return None
+    if (
+        target is None
+        and quoted is None
+        and (groups.get("verb", "").lower() in {"set", "switch"} or _WHEN_ONLY.fullmatch(title))
+    ):
+        # "set the bill to paid", "change the dentist to yesterday": a state or a time the
+        # agent cannot set, not a new title: ask which change is meant.
+        return Command(Intent.CLARIFY, options=(Intent.UPDATE,))  # _build adds the sentence
     return Command(Intent.UPDATE, ref=ref, title=title[0].upper() + title[1:])
+
+
+# Words of a time that ``parse_due`` does not read: never a new title.
+_WHEN_ONLY = re.compile(
+    r"(?:the\s+|this\s+|next\s+|tomorrow\s+|end of\s+(?:the\s+)?)?(?:later|earlier|soon|"
+    r"yesterday|weekend|morning|afternoon|evening|day|week|month|year|eod|eow|lunch|"
+    r"after\s+\w+|before\s+\w+)|\d+(?:\s*(?:days?|weeks?|hours?|minutes?|mins?|h|d|w))?",
+    re.IGNORECASE,
+)
 
 
 _BY_DAY_OF_MONTH = re.compile(

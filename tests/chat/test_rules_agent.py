@@ -556,3 +556,29 @@ async def test_asking_to_change_how_a_task_repeats_changes_and_adds_nothing(
         assert "can't change how a task repeats" in answer["response"], said
     listed = await turn(agent, alice, "show my tasks")
     assert [t["title"] for t in listed["tool_calls"][0]["result"]] == ["Take out the trash"]
+
+
+async def test_a_move_or_a_setting_that_names_no_day_never_renames_the_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """Each of these once renamed the task to its last words ("Later", "2 days", "Paid")."""
+    task_id = await add(agent, alice, "Dentist appointment")
+    for said in (
+        "move the dentist to later",
+        "postpone the dentist by 2 days",
+        "move it to the weekend",
+        "move the dentist to the afternoon",
+        "set the dentist to paid",
+        "set it to in progress",
+        "change the dentist to yesterday",
+        "change the dentist to 2",
+    ):
+        answer = await turn(agent, alice, said)
+        assert not [c for c in calls(answer) if c[0] != "list_tasks"], said
+    moved = await turn(agent, alice, "move the dentist to the 22nd")
+    assert calls(moved)[-1] == (
+        "update_task",
+        {"task_id": task_id, "due_at": "2026-12-22T09:00:00+00:00"},
+    )
+    renamed = await turn(agent, alice, "change the dentist appointment to a checkup")
+    assert calls(renamed)[-1] == ("update_task", {"task_id": task_id, "title": "A checkup"})
