@@ -180,7 +180,7 @@ class RulesAgent:
         ):
             yield ReplyEvent(CANNOT)
             return
-        if state.awaiting is Awaiting.NONE and _RECURRENCE_CHANGE.match(clean(message)):
+        if state.awaiting is Awaiting.NONE and asks_to_change_recurrence(message):
             yield ReplyEvent(NO_RECURRENCE_CHANGE)
             return
         if (
@@ -1076,18 +1076,26 @@ _UNSUPPORTED = re.compile(
 )
 # A change to how an existing task repeats ("make it weekly", "set the trash to repeat
 # weekly", "change the gym to every tuesday"), which no chat command makes: read as an edit
-# or an addition, the words became a title ("Repeat weekly") or a new task ("It").
+# or an addition, the words became a title ("Repeat weekly") or a new task ("It"). Read on
+# the cleaned message: one space between words, so no run of spaces makes it backtrack.
 _RECURRENCE_CHANGE = re.compile(
-    r"^(?:make|set|change|turn|switch|have)\s+(?:it|that|this|that one|this one|"
-    r"the\s+[\w' -]+?\s+(?:task|one)|task\s*#?\d+|#\d+)\s+(?:to\s+|into\s+|as\s+|for\s+)?(?:a\s+)?"
+    r"^(?:make|set|change|turn|switch|have) (?:it|that|this|that one|this one|"
+    r"the [\w' -]+? (?:task|one)|task ?#?\d+|#\d+) (?:to |into |as |for )?(?:a )?"
     r"(?:daily|weekly|monthly|recurring|repeating|every|each)\b|"
-    r"^(?:make|set|change|switch|have|let)\s+(?!an?\s)[\w' #-]+?\s+(?:to\s+|so\s+(?:that\s+)?"
-    r"it\s+)?(?:repeat|recur)(?:s|ring|ing)?\b|"
-    r"^(?:change|set|switch|move)\s+[\w' #-]+?\s+to\s+(?:every|each)\s+\w+|"
-    r"^[\w' #-]+?\s+(?:should|must|needs to|has to|is supposed to)\s+(?:repeat|recur)\b|"
-    r"^(?:stop|don't|do not)\s+(?:[\w' #-]+?\s+(?:from\s+)?)?(?:repeating|recurring)\b",
+    r"^(?:make|set|change|switch|have|let) (?!an?\s)[\w' #-]+? (?:to |so (?:that )?"
+    r"it )?(?:repeat|recur)(?:s|ring|ing)?\b|"
+    r"^(?:change|set|switch|move) [\w' #-]+? to (?:every|each) \w+|"
+    r"^[\w' #-]+? (?:should|must|needs to|has to|is supposed to) (?:repeat|recur)\b|"
+    r"^(?:stop|don't|do not) (?:[\w' #-]+? (?:from )?)?(?:repeating|recurring)\b",
     re.IGNORECASE,
 )
+
+
+def asks_to_change_recurrence(message: str) -> bool:
+    """Whether ``message`` asks to change how an existing task repeats."""
+    return _RECURRENCE_CHANGE.match(clean(message)) is not None
+
+
 # "book a flight for me": the assistant asked to do it, not a task of the user's.
 _FOR_ME = re.compile(r"\bfor (?:me|us)\b", re.IGNORECASE)
 

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from chat_service.agents.language import Intent, TaskRef, read_ref, understand
+from chat_service.agents.rules import asks_to_change_recurrence
 from chat_service.schemas import MESSAGE_MAX
 from tests.support.parser_corpus import (
     NOW,
@@ -96,3 +97,16 @@ def test_a_raw_reference_still_reads_its_words() -> None:
 def test_polite_endings_are_still_trimmed(text: str, intent: Intent, title: str) -> None:
     command = understand(text, now=NOW, tz=PARIS)
     assert (command.intent, command.title) == (intent, title)
+
+
+def test_the_agent_reads_a_request_to_change_a_repetition_in_linear_time() -> None:
+    slow = {}
+    for text in pathological_corpus():
+        start = time.thread_time()
+        asks_to_change_recurrence(text)
+        seconds = time.thread_time() - start
+        if seconds >= BOUND_SECONDS:
+            slow[text[:20] + "..." + text[-12:]] = round(seconds, 3)
+    assert slow == {}
+    assert asks_to_change_recurrence("make task 3 weekly")
+    assert asks_to_change_recurrence("set the trash to repeat weekly")
