@@ -165,7 +165,8 @@ async def test_another_tab_keeps_hearing_reminders_after_a_password_change(
     await account.locator("#current_password").fill(PASSWORD)
     await account.locator("#new_password").fill("a brand new passphrase")
     await account.get_by_test_id("password-submit").click()
-    await expect(account).to_have_url(at("/account?notice=password"))
+    await expect(account.get_by_test_id("notice")).to_be_visible()
+    await expect(account).to_have_url(at("/account"))
 
     # The other tab's stream hears that its session (the old id) has ended...
     await tasks.wait_for_function("() => window.__signedOut > 0", timeout=30_000)

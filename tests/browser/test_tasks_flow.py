@@ -360,3 +360,17 @@ async def test_cancel_and_go_back_lead_to_the_list_as_it_was_filtered(
     await page.get_by_role("link", name="Go back").click()
     await expect(page).to_have_url(filtered)
     await expect(titles(page)).to_have_text(["Pay the rent"])
+
+
+async def test_a_note_is_said_once_not_again_on_a_reload(page: Page) -> None:
+    """The note of the last action ("Task added.") is for the page the action led to: the
+    address loses it at once, so a reload or a bookmark shows the list as it is, closed."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await expect(page.get_by_test_id("notice")).to_have_text("Task added.")
+    await expect(page).to_have_url(re.compile(r"/tasks$"))
+
+    await page.reload()
+    await expect(row(page, "Water the plants")).to_be_visible()
+    await expect(page.get_by_test_id("notice")).to_have_count(0)
+    await expect(page.locator("details#create")).not_to_have_attribute("open", "")

@@ -34,7 +34,19 @@ const sendOnce = (event) => {
   sentAt.set(form, event.timeStamp);
 };
 
+// The note of the last action ("?notice=created": "Task added.") is for the page that action
+// led to: the address loses it once shown, so a reload or a bookmark does not say it again
+// (the server leaves it out of the page's own links for the same reason: NOTE_PARAMS).
+const NOTE_PARAMS = ["notice", "problem", "wait"];
+const forgetNote = () => {
+  const url = new URL(window.location.href);
+  if (!NOTE_PARAMS.some((name) => url.searchParams.has(name))) return;
+  for (const name of NOTE_PARAMS) url.searchParams.delete(name);
+  window.history.replaceState(window.history.state, "", url);
+};
+
 const start = () => {
+  forgetNote();
   // A form sent back with its errors: the focus starts on the summary, which names each
   // problem and links to its field (a keyboard or screen reader user lands on it); an edit
   // refused for a change made meanwhile, on the conflict, which comes before its form.
