@@ -235,6 +235,8 @@ class Edge:
     ) -> None:
         if request.duplicate_authorization:
             raise errors.DuplicateAuthorization()
+        if request.duplicate_host:
+            raise errors.DuplicateHost()
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             if request.content_length <= self.max_body_bytes * DRAIN_FACTOR:
                 await _drain(receive, self.max_body_bytes * DRAIN_FACTOR)
@@ -654,6 +656,7 @@ class _Request:
         "content_length",
         "cookie",
         "duplicate_authorization",
+        "duplicate_host",
         "forward",
         "forwarded_for",
         "forwarded_host",
@@ -667,6 +670,7 @@ class _Request:
     def __init__(self, scope: Scope) -> None:
         self.authorization: bytes | None = None
         self.duplicate_authorization = False
+        self.duplicate_host = False
         self.origin: bytes | None = None
         self.preflight_method: bytes | None = None
         self.request_id: str | None = None
@@ -683,6 +687,7 @@ class _Request:
                 if name == b"x-request-id":
                     self.request_id = value.decode("latin-1")
                 elif name == b"host":
+                    self.duplicate_host = self.host is not None
                     self.host = value
                 elif name == b"content-length":
                     self.content_length = int(value) if value.isdigit() else None

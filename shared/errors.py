@@ -105,6 +105,11 @@ class DuplicateAuthorization(
     proxy may take the last), so the gateway and a service could check different ones."""
 
 
+class DuplicateHost(BadRequest, code="duplicate_header", message="More than one Host header"):
+    """A proxy in front may route by one and the gateway name the other to the services
+    (``X-Forwarded-Host``): RFC 9112 3.2 makes such a request a 400."""
+
+
 class ValidationFailed(
     AppError, status_code=422, code="validation_error", message="The request is not valid"
 ):

@@ -535,3 +535,23 @@ async def test_two_authorization_headers_are_400_and_nothing_is_forwarded(
     assert_error(protected, 400, "duplicate_header")
     assert_error(public, 400, "duplicate_header")
     assert upstream.requests == []
+
+
+async def test_two_host_headers_are_400_and_nothing_is_forwarded(echo, start_gateway, issuer):
+    """A proxy in front may route by the first Host and the gateway name the last as
+    X-Forwarded-Host (the web client's origin check, its absolute links): neither is read
+    (RFC 9112 3.2: a request with more than one Host is a 400)."""
+    upstream, url = echo
+    token = issuer.auth("ann")["Authorization"].encode()
+    hosts = b"Host: gateway.example\r\nHost: evil.example\r\n"
+    async with start_gateway(auth_url=url, todo_url=url) as (_, client):
+        base = str(client.base_url)
+        protected = b"GET /api/tasks HTTP/1.1\r\n" + hosts + b"Authorization: " + token
+        public = b"POST /api/auth/login HTTP/1.1\r\n" + hosts + b"Content-Length: 2\r\n\r\n{}"
+        for request in (protected + b"\r\n\r\n", public):
+            reader, writer = await connect(base)
+            writer.write(request)
+            status, _, body = await read_response(reader)
+            writer.close()
+            assert (status, json.loads(body)["code"]) == (400, "duplicate_header")
+    assert upstream.requests == []
