@@ -807,10 +807,14 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"(?<!\swas\s)(?<!\swere\s)(?:now\s+)?(?P<field>due)\s+(?P<value>.+)$",
     ),
     # "book flights is due on the 25th": a title without "the" needs its "is" to be a ref.
+    # Not a word that names no task ("something", "a lot"): read as title words, it would
+    # move the task that has them ("Parking lot"), and "anything is due ..." asks.
     _rule(
         Intent.UPDATE,
         0.9,
-        r"^(?P<ref>[\w' -]+?)\s+is\s+(?:now\s+)?(?P<field>due)\s+(?P<value>.+)$",
+        r"^(?!(?:anything|something|nothing|everything|whatever|whichever|none|one|each|all|"
+        r"any|much|more|lots?|a\s+lot|too\s+much|so\s+much|stuff)\b)"
+        r"(?P<ref>[\w' -]+?)\s+is\s+(?:now\s+)?(?P<field>due)\s+(?P<value>.+)$",
     ),
     _rule(
         Intent.ADD,

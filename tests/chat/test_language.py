@@ -433,3 +433,27 @@ def test_snooze_and_dismiss(text: str, intent: Intent, minutes: int | None) -> N
 
 def test_the_reminder_to_do_something_is_a_task_not_its_reminders() -> None:
     check("delete the reminder to call mum", Intent.DELETE, ref=TaskRef(title="call mum"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "something is due tomorrow",
+        "nothing else is due today",
+        "none of them is due today",
+        "one is due tomorrow",
+        "each is due friday",
+        "whatever is due today",
+        "a lot is due today",
+        "so much is due today",
+    ],
+)
+def test_a_word_that_names_no_task_said_to_be_due_moves_nothing(text: str) -> None:
+    # "X is due Y" without "the" reads X as a title: a word that names no task ("something",
+    # "a lot") would move whichever task has it in its title ("Parking lot", "Beach day").
+    command = understand(text, now=NOW, tz=PARIS)
+    assert command.intent is not Intent.UPDATE, command
+
+
+def test_anything_due_is_still_a_question() -> None:
+    check("anything is due tomorrow", Intent.LIST)
