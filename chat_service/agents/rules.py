@@ -1078,15 +1078,21 @@ _UNSUPPORTED = re.compile(
 # weekly", "change the gym to every tuesday"), which no chat command makes: read as an edit
 # or an addition, the words became a title ("Repeat weekly") or a new task ("It"). Read on
 # the cleaned message: one space between words, so no run of spaces makes it backtrack.
+# "Recurring" or "repeating" inside the words that name the task ("change my recurring gym to
+# friday") is part of its name, and a sentence that starts by adding ("add gym that should
+# recur weekly") or names no task ("don't forget recurring payments") changes no task: only a
+# reference to a task (_TASK_REF) is what would repeat.
+_TASK_REF = r"(?:it|that|this|that one|this one|(?:the|my) [\w' -]+?|task ?#?\d+|#\d+)"
 _RECURRENCE_CHANGE = re.compile(
     r"^(?:make|set|change|turn|switch|have) (?:it|that|this|that one|this one|"
     r"the [\w' -]+? (?:task|one)|task ?#?\d+|#\d+) (?:to |into |as |for )?(?:a )?"
     r"(?:daily|weekly|monthly|recurring|repeating|every|each)\b|"
     r"^(?:make|set|change|switch|have|let) (?!an?\s)[\w' #-]+? (?:to |so (?:that )?"
-    r"it )?(?:repeat|recur)(?:s|ring|ing)?\b|"
+    r"it )?(?:(?:repeat|recur)s?\b|(?:repeating|recurring)(?:$| (?:every|each|daily|weekly|"
+    r"monthly)\b))|"
     r"^(?:change|set|switch|move) [\w' #-]+? to (?:every|each) \w+|"
-    r"^[\w' #-]+? (?:should|must|needs to|has to|is supposed to) (?:repeat|recur)\b|"
-    r"^(?:stop|don't|do not) (?:[\w' #-]+? (?:from )?)?(?:repeating|recurring)\b",
+    rf"^{_TASK_REF} (?:should|must|needs to|has to|is supposed to) (?:repeat|recur)\b|"
+    rf"^(?:stop|don't|do not) (?:{_TASK_REF} (?:from )?)?(?:repeating|recurring)\b",
     re.IGNORECASE,
 )
 

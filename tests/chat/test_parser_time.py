@@ -110,3 +110,39 @@ def test_the_agent_reads_a_request_to_change_a_repetition_in_linear_time() -> No
     assert slow == {}
     assert asks_to_change_recurrence("make task 3 weekly")
     assert asks_to_change_recurrence("set the trash to repeat weekly")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Edits of a task whose name says it repeats: no change of its repetition.
+        "change my recurring gym to friday",
+        "make the repeating one high priority",
+        "set the recurring meeting to 3pm",
+        # Additions that say how the new task repeats.
+        "add gym that should recur weekly",
+        "add pay rent which should repeat monthly",
+        "I need to pay rent and it should repeat monthly",
+        "don't forget recurring payments",
+    ],
+)
+def test_a_message_that_changes_no_repetition_is_not_declined_as_one(text: str) -> None:
+    assert not asks_to_change_recurrence(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "make it weekly",
+        "make the trash task repeat every monday",
+        "set the trash to repeat weekly",
+        "change the trash to every tuesday",
+        "the trash should repeat every monday",
+        "my gym should recur weekly",
+        "stop repeating the trash task",
+        "stop the trash from repeating",
+        "set the trash to recurring",
+    ],
+)
+def test_a_request_to_change_a_repetition_is_read_as_one(text: str) -> None:
+    assert asks_to_change_recurrence(text)
