@@ -543,13 +543,19 @@ def _reminder_set(reminders: list[dict[str, Any]] | None) -> set[tuple[Any, Any]
     return {(r.get("before_due_minutes"), parse_utc(r.get("at"))) for r in reminders or []}
 
 
+def _tag_keys(tags: list[str] | None) -> list[str]:
+    """Tags as the API stores them (``shared.text.label_key``, each once, in order)."""
+    return list(dict.fromkeys(label_key(tag) for tag in tags or []))
+
+
 def _holds(task: dict[str, Any], body: dict[str, Any]) -> bool:
-    """Whether ``task`` already holds what ``body`` (``task_body``'s) would save."""
+    """Whether ``task`` already holds what ``body`` (``task_body``'s) would save, compared in
+    the forms the API stores (the body's tags as typed: "Home" is saved as "home")."""
     return (
         task["title"] == body["title"]
-        and task.get("description") == body["description"]
+        and task.get("description") == composed(body["description"])
         and task["priority"] == body["priority"]
-        and task.get("tags") == body["tags"]
+        and _tag_keys(task.get("tags")) == _tag_keys(body["tags"])
         and parse_utc(task.get("due_at")) == parse_utc(body["due_at"])
         and task["recurrence"] == body["recurrence"]
         and _reminder_set(task.get("reminders")) == _reminder_set(body["reminders"])

@@ -533,6 +533,32 @@ async def test_an_edit_sent_twice_is_saved_once_without_a_conflict(
     assert other.status_code == 409
 
 
+async def test_an_edit_sent_twice_is_saved_once_whatever_the_case_of_its_words(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The API keeps tags as keys (lower case, once each) and text in NFC: a form with "Home"
+    or a decomposed "é" that the first send saved is what the task holds, not a conflict."""
+    token = await token_of(clean)
+    task = await api_create(clean, token, title="Rent")
+    form = await ann.get(f"/tasks/{task['id']}/edit")
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "version": "1",
+        "title": "Pay the rent",
+        "description": "Cafe\u0301 bill",
+        "priority": "medium",
+        "tags": "Home, #Money, home",
+        "due_date": "",
+        "due_time": "",
+        "recurrence": "none",
+    }
+    first = await ann.post(f"/tasks/{task['id']}/edit", data=fields)
+    assert first.status_code == 303, first.text
+    second = await ann.post(f"/tasks/{task['id']}/edit", data=fields)
+    assert second.status_code == 303, second.text
+    assert second.headers["location"] == "/tasks?notice=updated"
+
+
 async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
