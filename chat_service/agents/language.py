@@ -2329,10 +2329,12 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     title = quoted or value.strip(" .!?")
     if not title:
         return None
+    verb = groups.get("verb", "").lower()
     if (
         target is None
         and quoted is None
-        and (groups.get("verb", "").lower() in {"set", "switch"} or _WHEN_ONLY.fullmatch(title))
+        and verb not in _RENAME_VERBS  # "rename task 3 to later" names the title it wants
+        and (verb in {"set", "switch"} or _WHEN_ONLY.fullmatch(title))
     ):
         # "set the bill to paid", "change the dentist to yesterday": a state or a time the
         # agent cannot set, not a new title: ask which change is meant.
@@ -2340,6 +2342,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     return Command(Intent.UPDATE, ref=ref, title=title[0].upper() + title[1:])
 
 
+_RENAME_VERBS = frozenset({"rename", "retitle", "reword"})
 # Words of a time that ``parse_due`` does not read: never a new title.
 _WHEN_ONLY = re.compile(
     r"(?:the\s+|this\s+|next\s+|tomorrow\s+|end of\s+(?:the\s+)?)?(?:later|earlier|soon|"

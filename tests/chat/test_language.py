@@ -457,3 +457,13 @@ def test_a_word_that_names_no_task_said_to_be_due_moves_nothing(text: str) -> No
 
 def test_anything_due_is_still_a_question() -> None:
     check("anything is due tomorrow", Intent.LIST)
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [("rename task 1 to later", "Later"), ("retitle task 2 as lunch", "Lunch")],
+)
+def test_a_rename_to_words_of_a_time_is_a_rename(text: str, title: str) -> None:
+    # "rename" asks for a title in so many words: no question whether a time was meant.
+    command = understand(text, now=NOW, tz=PARIS)
+    assert (command.intent, command.title) == (Intent.UPDATE, title), command
