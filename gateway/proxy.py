@@ -380,7 +380,6 @@ class Edge:
         named: set[bytes] | None = None
         has_length = False
         event_stream = False
-        caching_said = False
         drop = WEB_RESPONSE_DROP if exchange.web else RESPONSE_DROP
         for name, value in response.raw_headers:
             lower = name.lower()
@@ -394,8 +393,6 @@ class Edge:
                 event_stream = value.startswith(b"text/event-stream")
             elif lower == b"location":
                 value = _relative_location(value, self._authorities[upstream])
-            elif lower == b"cache-control":
-                caching_said = True
             headers.append((lower, value))
         if named:
             headers = [(k, v) for k, v in headers if k not in named]
@@ -404,7 +401,7 @@ class Edge:
             headers += [pair for pair in self.web_headers if pair[0] not in present]
         else:
             headers += self.api_headers
-            if not caching_said:
+            if all(name != b"cache-control" for name, _ in headers):
                 headers.append(NO_STORE)
         headers.append((b"x-request-id", exchange.request_id))
         headers += exchange.cors

@@ -345,18 +345,27 @@ async def test_api_answers_are_not_stored_unless_the_service_says_how(start_gate
         response.headers["Cache-Control"] = "public, max-age=300"
         return {}
 
+    @service.get("/api/tasks/hop")
+    async def hop(response: Response) -> dict[str, str]:
+        # Named by Connection: for the hop to the gateway only, so not said to the client.
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.headers["Connection"] = "cache-control"
+        return {}
+
     async with (
         live_server(service) as url,
         start_gateway(todo_url=url, auth_url=url) as (_, client),
     ):
         private = await client.get("/api/tasks", headers=issuer.auth("ann"))
         kept = await client.get("/api/tasks/public", headers=issuer.auth("ann"))
+        hop = await client.get("/api/tasks/hop", headers=issuer.auth("ann"))
         refused = await client.get("/api/tasks")
         own = await client.get("/api/openapi.json")
         docs = await client.get("/api/docs")
     assert private.status_code == 200
     assert private.headers.get_list("cache-control") == ["no-store"]
     assert kept.headers.get_list("cache-control") == ["public, max-age=300"]
+    assert hop.headers.get_list("cache-control") == ["no-store"]
     assert refused.status_code == 401
     assert refused.headers["cache-control"] == "no-store"
     assert own.headers["cache-control"] == "no-store"
