@@ -119,3 +119,18 @@ async def test_delete_is_announced_as_the_button_it_is(page: Page) -> None:
     await expect(rent.get_by_role("button", name="Delete Pay the rent")).to_have_count(1)
     await rent.get_by_role("button", name="Delete Pay the rent").press("Space")
     await expect(page.get_by_test_id("toast-action")).to_be_focused()
+
+
+async def test_the_note_of_the_last_action_is_where_the_focus_starts(page: Page) -> None:
+    """A screen reader reads a new page from its title, not its status: after an action that
+    leads to a new page ("Task saved."), the focus starts on the note, so it is read out.
+    A page that puts the focus somewhere itself keeps it there (the next task's title)."""
+    await sign_up(page)
+    await add_task(page, "Water the plants")
+    await expect(page.get_by_test_id("task-title-input")).to_be_focused()
+
+    await row(page, "Water the plants").get_by_role("link", name=re.compile("^Edit")).click()
+    await page.get_by_test_id("task-title-input").fill("Water the garden")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_test_id("notice")).to_have_text("Task saved.")
+    await expect(page.get_by_test_id("notice")).to_be_focused()

@@ -51,6 +51,15 @@ const start = () => {
   // problem and links to its field (a keyboard or screen reader user lands on it); an edit
   // refused for a change made meanwhile, on the conflict, which comes before its form.
   document.querySelector('[data-testid="conflict"], [data-testid="error-summary"]')?.focus();
+  // The note of the last action ("Task saved.") is read out where a screen reader would not
+  // read it (it reads a new page from its title, not its status): the focus starts on it,
+  // unless the page puts the focus somewhere itself (an error summary above, the next task's
+  // title, which the note describes).
+  const note = document.querySelector('[data-testid="notice"], [data-testid="problem"]');
+  if (note && document.activeElement === document.body && !document.querySelector("[autofocus]")) {
+    note.tabIndex = -1;
+    note.focus();
+  }
   enhanceTimezone(document);
   enhanceTasks(document);
   enhanceChat(document);
