@@ -120,6 +120,9 @@ class Command:
     # The task's reminders: None leaves them as they are, () removes them all.
     reminders: tuple[Reminder, ...] | None = None
     minutes: int | None = None  # how long a snooze lasts
+    # "make the report due end of day": the words of a due date the dates do not read. The
+    # agent asks when the task is due instead of adding or renaming anything.
+    unread_when: str | None = None
 
 
 # Straight and typographic quotes, as phones type them.
@@ -2300,7 +2303,8 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     if day is not None and target in {None, "due_at"}:
         moment = _day_of_month(int(day["day"]), now=now, tz=tz)
         return Command(Intent.UPDATE, ref=ref, due_at=moment) if moment else None
-    if target in {None, "due_at"} and value.lower().startswith("due "):
+    said_due = target in {None, "due_at"} and value.lower().startswith("due ")
+    if said_due:
         value, target = value[4:].strip(), "due_at"
     quoted = _quoted(value)
     if re.fullmatch(rf"(?:as\s+)?{_DONE}", value, re.IGNORECASE):
@@ -2319,6 +2323,10 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         moment = parse_due(value, now=now, tz=tz)
         if moment is not None:
             return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(value))
+        if said_due:
+            # "make the report due end of day": a due date asked for, in words the dates do
+            # not read; read as anything else, it became a new task "Report due end of day".
+            return Command(Intent.CLARIFY, ref=ref, unread_when=value)
         if target == "due_at":
             return None
     if target == "tags":

@@ -293,6 +293,8 @@ class RulesAgent:
                 "delete it.",
                 DialogueState(awaiting=Awaiting.CHOICE),
             )
+        elif intent is Intent.CLARIFY and command.unread_when is not None:
+            yield _ask_when(command)
         elif intent is Intent.CLARIFY or (intent is Intent.ANSWER and command.ref is not None):
             yield _clarify(command)
         else:
@@ -1021,6 +1023,25 @@ def _clarify(command: Command) -> ReplyEvent:
         f"Just to be sure about “{said}”: do you want me to {choices}?",
         DialogueState(awaiting=Awaiting.CHOICE),
     )
+
+
+def _ask_when(command: Command) -> ReplyEvent:
+    """ "make the report due end of day": the due date's words are no day or time the dates
+    read, so nothing changes and the user is asked for one they do."""
+    example = f"make {_spoken_ref(command.ref)} due friday at 5pm"
+    return ReplyEvent(
+        f"I couldn't read “{command.unread_when}” as a day or time, so I changed nothing. "
+        f"Tell me the day, for example “{example}”."
+    )
+
+
+def _spoken_ref(ref: TaskRef | None) -> str:
+    """How a reply names the task a message referred to: "task 3", "the report", "it"."""
+    if ref is not None and ref.ids:
+        return "task " + " and ".join(map(str, ref.ids))
+    if ref is not None and ref.title:
+        return f"the {ref.title}"
+    return "it"
 
 
 def _words_of(text: str) -> frozenset[str]:

@@ -582,3 +582,31 @@ async def test_a_move_or_a_setting_that_names_no_day_never_renames_the_task(
     )
     renamed = await turn(agent, alice, "change the dentist appointment to a checkup")
     assert calls(renamed)[-1] == ("update_task", {"task_id": task_id, "title": "A checkup"})
+
+
+async def test_a_due_date_the_dates_cannot_read_asks_and_adds_no_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "make the report due end of day" once added a task "Report due end of day"."""
+    task_id = await add(agent, alice, "Finish the report")
+    for said in (
+        "make the report due end of day",
+        "make the report due soonish",
+        "set the report due eod",
+        f"make task {task_id} due whenever",
+    ):
+        answer = await turn(agent, alice, said)
+        assert answer["tool_calls"] == [], said
+        assert answer["response"].startswith("I couldn't read “"), said
+    asked = await turn(agent, alice, "make the report due end of day")
+    assert asked["response"] == (
+        "I couldn't read “end of day” as a day or time, so I changed nothing. Tell me the day, "
+        "for example “make the report due friday at 5pm”."
+    )
+    moved = await turn(agent, alice, "make the report due friday at 5pm")
+    assert calls(moved)[-1] == (
+        "update_task",
+        {"task_id": task_id, "due_at": "2026-12-04T17:00:00+00:00"},
+    )
+    listed = await turn(agent, alice, "show my tasks")
+    assert [t["title"] for t in listed["tool_calls"][0]["result"]] == ["Finish the report"]
