@@ -120,6 +120,9 @@ class Command:
     # The task's reminders: None leaves them as they are, () removes them all.
     reminders: tuple[Reminder, ...] | None = None
     minutes: int | None = None  # how long a snooze lasts
+    # "push the report back a day": the due date moved by this many minutes (earlier when
+    # negative) from the task's current one, which the agent reads from the todo service.
+    shift_minutes: int | None = None
     # "make the report due end of day": the words of a due date the dates do not read. The
     # agent asks when the task is due instead of adding or renaming anything.
     unread_when: str | None = None
@@ -1047,6 +1050,15 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?:take|get)\s+(?P<ref>.+?)\s+off\s+(?:of\s+)?(?:my|the)\s+(?:[\w-]+\s+)?"
         r"(?:list|to-?do list|to do list|todos?|to-?dos|tasks)$",
         clues=(" off ",),
+    ),
+    # "push the report back a day", "postpone the dentist by 2 days", "move the report a week
+    # later", "bring the meeting forward an hour": a move by a span from the current due date.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?P<shifting>{_any('move')}|bring|put)\s+(?P<ref>.+?)(?:\s+(?P<way>back|forward|up|"
+        r"out|later|earlier|sooner))?\s+(?:by\s+|for\s+)?"
+        rf"(?P<shift>{_OFFSET})(?:\s+(?P<way2>later|earlier|sooner|back|forward|up|out))?$",
     ),
     # "put the gym off until saturday", "push the call back to friday": a separable move.
     _rule(
@@ -2277,6 +2289,11 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         return None
     if ref is None:
         return None
+    if "shift" in groups:
+        minutes, sign = offset_minutes(groups["shift"]), _shift_sign(groups)
+        if not minutes or sign is None:
+            return None
+        return Command(Intent.UPDATE, ref=ref, shift_minutes=sign * minutes)
     if "when" in groups:
         moment = parse_due(groups["when"], now=now, tz=tz)
         if moment is None:
@@ -2351,6 +2368,32 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
 
 
 _RENAME_VERBS = frozenset({"rename", "retitle", "reword"})
+
+# Which way a move by a span goes: "postpone", "back", "later" are later; "forward", "up",
+# "earlier" earlier. "move the report a day" says neither, and a "push" with no other word is
+# later. Words that disagree ("postpone it an hour earlier") are no reading.
+_LATER_VERBS = frozenset(("postpone", "delay", "defer", "put off", "push back"))
+_EARLIER_VERBS = frozenset(("bring forward",))
+_LATER_WAYS = frozenset(("back", "out", "later"))
+_EARLIER_WAYS = frozenset(("forward", "up", "earlier", "sooner"))
+
+
+def _shift_sign(groups: dict[str, str]) -> int | None:
+    """1 for a move later, -1 for one earlier, None when the words do not say which."""
+    verb = " ".join(groups["shifting"].lower().split())
+    signs = {1 for w in (groups.get("way"), groups.get("way2")) if w and w.lower() in _LATER_WAYS}
+    signs |= {
+        -1 for w in (groups.get("way"), groups.get("way2")) if w and w.lower() in _EARLIER_WAYS
+    }
+    if verb in _LATER_VERBS:
+        signs.add(1)
+    if verb in _EARLIER_VERBS:
+        signs.add(-1)
+    if not signs and verb in {"push", "bump"}:
+        signs.add(1)
+    return signs.pop() if len(signs) == 1 else None
+
+
 # Words of a time that ``parse_due`` does not read: never a new title.
 _WHEN_ONLY = re.compile(
     r"(?:the\s+|this\s+|next\s+|tomorrow\s+|end of\s+(?:the\s+)?)?(?:later|earlier|soon|"

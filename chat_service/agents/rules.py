@@ -16,7 +16,7 @@ import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -148,6 +148,7 @@ class TaskMention:
 class _Resolution:
     tasks: list[TaskMention] = field(default_factory=list)
     reply: ReplyEvent | None = None
+    listed: bool = False  # the tasks come from this turn's listing, due dates and all
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +225,12 @@ class RulesAgent:
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
             if _BOTH.match(message) and 1 < len(state.candidates) <= self.max_tool_calls:
                 titles = _titles(history[-1])
+                shift = state.command.arguments.get("shift_minutes")
+                if isinstance(shift, int):
+                    tasks = [TaskMention(i, titles.get(i, "")) for i in sorted(state.candidates)]
+                    async for event in self._shift(tasks, shift, turn, listed=False):
+                        yield event
+                    return
                 replies = []
                 for task_id in sorted(state.candidates):
                     task = TaskMention(task_id, titles.get(task_id, ""))
@@ -468,8 +475,17 @@ class RulesAgent:
         if resolution.reply is not None:
             yield resolution.reply
             return
-        if looked_up + len(resolution.tasks) > self.max_tool_calls:
+        shifting = command.shift_minutes is not None
+        lookup = 1 if shifting and not resolution.listed else 0
+        if looked_up + lookup + len(resolution.tasks) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+            return
+        if command.shift_minutes is not None:
+            shift = self._shift(
+                resolution.tasks, command.shift_minutes, turn, listed=resolution.listed
+            )
+            async for event in shift:
+                yield event
             return
         if pending.action == "update_task" and not pending.arguments:
             task = resolution.tasks[0]
@@ -565,9 +581,54 @@ class RulesAgent:
         count = "1 task" if len(ids) == 1 else f"{len(ids)} tasks"
         yield ReplyEvent(f"Done — I {done} {count}.")
 
+    async def _shift(
+        self, tasks: Sequence[TaskMention], minutes: int, turn: TurnInput, *, listed: bool
+    ) -> AsyncIterator[AgentEvent]:
+        """ "push the report back a day": each task's due date, moved by ``minutes``. The due
+        date is the todo service's: read from this turn's listing, or listed here."""
+        found = {task.id: task for task in tasks}
+        if not listed:
+            only = tasks[0] if len(tasks) == 1 and tasks[0].title else None
+            arguments = {"status": "all", **({"q": only.title} if only else {})}
+            call = await turn.tools.call("list_tasks", arguments)
+            yield ToolCallEvent(call)
+            if not call.ok:
+                yield ReplyEvent(_tool_trouble(call, "look up that task"))
+                return
+            listing = {t.id: t for t in _mentions(call)}
+            found = {task.id: listing[task.id] for task in tasks if task.id in listing}
+        way = "later" if minutes > 0 else "earlier"
+        replies = []
+        for task in tasks:
+            known = found.get(task.id)
+            if known is None:
+                replies.append(
+                    f"I couldn't find task {task.id} on your list. Say “show my tasks” to see "
+                    "their numbers."
+                )
+                continue
+            named = f"“{known.title}” (task {known.id})" if known.title else f"task {known.id}"
+            due = _shifted(known.due_at, minutes, turn.tz) if known.due_at else None
+            if due is None:
+                replies.append(
+                    f"{named} has no due date, so I can't move it {way}; nothing was changed. "
+                    f"Give it one first, for example “make task {known.id} due friday”."
+                )
+                continue
+            change = PendingCommand(action="update_task", arguments={"due_at": due})
+            call = await turn.tools.call("update_task", {"task_id": known.id, "due_at": due})
+            yield ToolCallEvent(call)
+            replies.append(_change_reply(change, known, call, now=turn.now, tz=turn.tz))
+        yield ReplyEvent(" ".join(replies))
+
     async def _run_on(
         self, pending: PendingCommand, task: TaskMention, turn: TurnInput
     ) -> AsyncIterator[AgentEvent]:
+        shift = pending.arguments.get("shift_minutes")
+        if isinstance(shift, int):  # the answer to "which one?" about a move by a span
+            async for event in self._shift([task], shift, turn, listed=False):
+                yield event
+            return
         call = await turn.tools.call(pending.action, {"task_id": task.id, **pending.arguments})
         yield ToolCallEvent(call)
         yield ReplyEvent(_change_reply(pending, task, call, now=turn.now, tz=turn.tz))
@@ -611,6 +672,7 @@ class RulesAgent:
             into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
             return
         matches = match_title(words, _mentions(call))
+        into.listed = True
         if len(matches) == 1:
             into.tasks = matches
         elif matches:
@@ -641,6 +703,20 @@ def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
     return new.isoformat()
 
 
+def _shifted(current: str, minutes: int, tz: ZoneInfo) -> str | None:
+    """``current`` (as the tools give it) moved by ``minutes``: whole days on the user's
+    clock, so 09:00 stays 09:00 across a change of daylight saving; None if unreadable."""
+    try:
+        stored = datetime.fromisoformat(current)
+        if minutes % 1440 == 0:
+            moved = local_or_as_given(stored, tz) + timedelta(days=minutes // 1440)
+        else:
+            moved = local_or_as_given(stored + timedelta(minutes=minutes), tz)
+    except (ValueError, OverflowError):
+        return None
+    return moved.isoformat()
+
+
 def pending_command(command: Command) -> PendingCommand:
     """The tool call ``command`` makes on each task it refers to, without the task id."""
     if command.intent is Intent.COMPLETE:
@@ -664,6 +740,9 @@ def pending_command(command: Command) -> PendingCommand:
         arguments["clear"] = list(command.clear)
     if command.reminders is not None:
         arguments["reminders"] = [reminder.argument() for reminder in command.reminders]
+    if command.shift_minutes is not None:
+        # Not a tool argument: the agent reads it when the user picks the task (``_shift``).
+        arguments["shift_minutes"] = command.shift_minutes
     return PendingCommand(action="update_task", arguments=arguments)
 
 

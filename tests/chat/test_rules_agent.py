@@ -610,3 +610,59 @@ async def test_a_due_date_the_dates_cannot_read_asks_and_adds_no_task(
     )
     listed = await turn(agent, alice, "show my tasks")
     assert [t["title"] for t in listed["tool_calls"][0]["result"]] == ["Finish the report"]
+
+
+async def test_a_move_by_a_span_shifts_the_tasks_own_due_date(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "push the report back a day" once asked a question: the span is counted from the due
+    date the todo service holds, and a task without one is said to have none."""
+    added = await turn(agent, alice, "add finish the report on friday at 10am")
+    task_id = added["tool_calls"][0]["result"]["task_id"]
+    pushed = await turn(agent, alice, "push the report back a day")
+    assert calls(pushed) == [
+        ("list_tasks", {"status": "all"}),
+        ("update_task", {"task_id": task_id, "due_at": "2026-12-05T10:00:00+00:00"}),
+    ]
+    assert pushed["response"] == f"Updated task {task_id}: I set it due Sat 5 Dec at 10:00."
+    conversation = pushed["conversation_id"]
+    forward = await turn(agent, alice, "bring the report forward an hour", conversation)
+    assert calls(forward)[-1] == (
+        "update_task",
+        {"task_id": task_id, "due_at": "2026-12-05T09:00:00+00:00"},
+    )
+    # "it": the task the conversation last changed, its due date read again from the service.
+    later = await turn(agent, alice, "move it a week later", conversation)
+    assert calls(later) == [
+        ("list_tasks", {"status": "all", "q": "Finish the report"}),
+        ("update_task", {"task_id": task_id, "due_at": "2026-12-12T09:00:00+00:00"}),
+    ]
+    by_number = await turn(agent, alice, f"postpone task {task_id} by 2 days")
+    assert calls(by_number)[-1] == (
+        "update_task",
+        {"task_id": task_id, "due_at": "2026-12-14T09:00:00+00:00"},
+    )
+
+    dentist = await add(agent, alice, "Dentist appointment")
+    undated = await turn(agent, alice, "postpone the dentist by 2 days")
+    assert calls(undated) == [("list_tasks", {"status": "all"})]
+    assert undated["response"] == (
+        f"“Dentist appointment” (task {dentist}) has no due date, so I can't move it later; "
+        f"nothing was changed. Give it one first, for example “make task {dentist} due friday”."
+    )
+
+
+async def test_a_move_by_a_span_asks_which_task_then_moves_the_one_picked(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    await turn(agent, alice, "add team meeting tomorrow at 3pm")
+    added = await turn(agent, alice, "add prepare the meeting agenda on monday")
+    agenda = added["tool_calls"][0]["result"]["task_id"]
+    asked = await turn(agent, alice, "push the meeting back an hour")
+    assert [name for name, _ in calls(asked)] == ["list_tasks"]
+    assert rules.ASK_WHICH in asked["response"]
+    answered = await turn(agent, alice, f"task {agenda}", asked["conversation_id"])
+    assert calls(answered) == [
+        ("list_tasks", {"status": "all", "q": "Prepare the meeting agenda"}),
+        ("update_task", {"task_id": agenda, "due_at": "2026-11-30T10:00:00+00:00"}),
+    ]
