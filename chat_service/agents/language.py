@@ -56,6 +56,9 @@ class TaskRef:
     title: str | None = None
     bulk: bool = False  # "all", "everything": every task matching ``filters``
     filters: ListFilters | None = None
+    # "call mom and buy milk", "milk, dentist and the bill": the title words of each task,
+    # when ``title`` (the whole phrase) may name several tasks.
+    titles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1690,10 +1693,15 @@ def _build(
         if _NEGATED.fullmatch(groups["ref"].rsplit(" ", 1)[-1]):
             return None  # "mark task 3 as not done" is no completion of "task 3 as not"
         ref = read_ref(groups["ref"], now=now, tz=tz)
+        several = _several_titles(groups["ref"]) if intent in _SEVERAL_INTENTS else ()
+        if ref is None and several:
+            ref = TaskRef(title=_squeeze(groups["ref"]))
         if ref is None:
             return None
         if ref.bulk and intent not in {Intent.COMPLETE, Intent.DELETE}:
             return None
+        if several and ref.title is not None:
+            ref = replace(ref, titles=several)
         return Command(intent, ref=ref)
     if intent is Intent.UPDATE and "ask" in groups:
         # "rename task 3": the new title is still to come.
@@ -1950,6 +1958,30 @@ def read_ref(
     if title.lower() in _DETERMINERS:
         return None  # "change the title to ...": "the" names no task
     return TaskRef(title=title) if title and not _PRONOUN.match(title) else None
+
+
+# The intents that may name several tasks by title in one message (each asks for a yes first).
+_SEVERAL_INTENTS = frozenset((Intent.COMPLETE, Intent.DELETE))
+_SEVERAL_MAX = 10
+
+
+def _several_titles(text: str) -> tuple[str, ...]:
+    """The title words of each task a list names ("call mom and buy milk" -> "call mom",
+    "buy milk"), or () when ``text`` is no list of plain task names: a part that is a number,
+    "it", a command ("..., delete it") or a kind of task ("all the old ones") makes none."""
+    phrase = _strip_ref_tail(_squeeze(text)).strip(".!?, ")
+    if len(phrase) > _REF_MAX or phrase[:1] in QUOTES:
+        return ()
+    parts = [part for part in _LIST_SPLIT.split(phrase) if part.strip()]
+    if not 2 <= len(parts) <= _SEVERAL_MAX:
+        return ()
+    titles = []
+    for part in parts:
+        ref = None if _starts_with_command(part) else read_ref(part)
+        if ref is None or ref.title is None or ref.bulk:
+            return ()
+        titles.append(ref.title)
+    return tuple(titles)
 
 
 _BULK_WORDS = _word_set(

@@ -542,19 +542,7 @@ class RulesAgent:
                 "Please narrow it down, e.g. by a tag."
             )
             return
-        verb = "delete" if action == "delete_tasks" else "mark as complete"
-        lines = "\n".join(f"• {t.id}: {t.title}" for t in tasks[:LIST_LINES])
-        more = f"\n…and {len(tasks) - LIST_LINES} more." if len(tasks) > LIST_LINES else ""
-        count = "this task" if len(tasks) == 1 else f"these {len(tasks)} tasks"
-        yield ReplyEvent(
-            f"I'm about to {verb} {count}:\n{lines}{more}\nShall I go ahead? Reply “yes” to "
-            "confirm; anything else cancels.",
-            DialogueState(
-                awaiting=Awaiting.CONFIRMATION,
-                candidates=tuple(t.id for t in tasks),
-                command=PendingCommand(action=action),
-            ),
-        )
+        yield _confirmation(action, tasks)
 
     async def _confirm(
         self, state: DialogueState, command: Command, turn: TurnInput
@@ -673,12 +661,15 @@ class RulesAgent:
             return
         matches = match_title(words, _mentions(call))
         into.listed = True
-        if len(matches) == 1:
+        kind = {"pending": "pending task", "completed": "completed task"}.get(status, "task")
+        action = _BULK_ACTIONS.get(command.intent)
+        if not matches and len(ref.titles) > 1 and action is not None:
+            into.reply = _several(action, ref.titles, _mentions(call), kind)
+        elif len(matches) == 1:
             into.tasks = matches
         elif matches:
             into.reply = _which_one(matches, words, pending)
         else:
-            kind = {"pending": "pending task", "completed": "completed task"}.get(status, "task")
             into.reply = ReplyEvent(
                 f"I couldn't find a {kind} matching “{words}”. "
                 "Say “show my tasks” to see what's on your list."
@@ -1086,6 +1077,62 @@ def _which_one(
         command=pending,
     )
     return ReplyEvent(f"I found {len(tasks)} tasks{about}:\n{lines}\n{ASK_WHICH}", state)
+
+
+def _confirmation(action: str, tasks: Sequence[TaskMention]) -> ReplyEvent:
+    """The question before a bulk change: the tasks listed; only a "yes" runs ``action``."""
+    verb = "delete" if action == "delete_tasks" else "mark as complete"
+    lines = "\n".join(f"• {t.id}: {t.title}" for t in tasks[:LIST_LINES])
+    more = f"\n…and {len(tasks) - LIST_LINES} more." if len(tasks) > LIST_LINES else ""
+    count = "this task" if len(tasks) == 1 else f"these {len(tasks)} tasks"
+    return ReplyEvent(
+        f"I'm about to {verb} {count}:\n{lines}{more}\nShall I go ahead? Reply “yes” to "
+        "confirm; anything else cancels.",
+        DialogueState(
+            awaiting=Awaiting.CONFIRMATION,
+            candidates=tuple(t.id for t in tasks),
+            command=PendingCommand(action=action),
+        ),
+    )
+
+
+def _several(
+    action: str, titles: Sequence[str], tasks: Sequence[TaskMention], kind: str
+) -> ReplyEvent:
+    """ "mark call mom and buy milk as done": each name's one task, changed only after a yes
+    (more than one task not named by number needs it). A name that matches no task, or
+    several, changes nothing: the reply says which, so no task the user did not name is
+    touched."""
+    chosen: dict[int, TaskMention] = {}
+    missing: list[str] = []
+    unclear: list[tuple[str, list[TaskMention]]] = []
+    for words in titles:
+        found = match_title(words, tasks)
+        if len(found) == 1:
+            chosen.setdefault(found[0].id, found[0])
+        elif found:
+            unclear.append((words, found))
+        else:
+            missing.append(words)
+    if missing:
+        names = _join([f"“{words}”" for words in missing])
+        return ReplyEvent(
+            f"I couldn't find a {kind} matching {names}, so I changed nothing. Say “show my "
+            "tasks” to see what's on your list."
+        )
+    if unclear:
+        lines = "\n".join(
+            f"“{words}” could be:\n" + "\n".join(f"• {t.id}: {t.title}" for t in found)
+            for words, found in unclear
+        )
+        verb = "delete" if action == "delete_tasks" else "complete"
+        ids = [*chosen, *(found[0].id for _, found in unclear)]
+        example = f"{verb} tasks {_join([str(i) for i in ids])}"
+        return ReplyEvent(
+            f"{lines}\nWhich ones do you mean? I changed nothing. Tell me their numbers, for "
+            f"example “{example}”."
+        )
+    return _confirmation(action, list(chosen.values()))
 
 
 def _clarify(command: Command) -> ReplyEvent:

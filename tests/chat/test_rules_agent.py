@@ -666,3 +666,60 @@ async def test_a_move_by_a_span_asks_which_task_then_moves_the_one_picked(
         ("list_tasks", {"status": "all", "q": "Prepare the meeting agenda"}),
         ("update_task", {"task_id": agenda, "due_at": "2026-11-30T10:00:00+00:00"}),
     ]
+
+
+async def test_several_tasks_named_in_one_message_are_changed_after_one_yes(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "mark call mom and buy milk as done" once matched no task ("call mom and buy milk"),
+    and "done with milk, dentist and the bill" completed the milk only."""
+    mom, milk, bill = [await add(agent, alice, t) for t in ("Call mom", "Buy milk", "Pay bill")]
+    dentist, flights = await add(agent, alice, "Dentist"), await add(agent, alice, "Book flights")
+
+    asked = await turn(agent, alice, "mark call mom and buy milk as done")
+    assert calls(asked) == [("list_tasks", {"status": "pending"})]
+    assert asked["response"] == (
+        f"I'm about to mark as complete these 2 tasks:\n• {mom}: Call mom\n• {milk}: Buy milk\n"
+        "Shall I go ahead? Reply “yes” to confirm; anything else cancels."
+    )
+    done = await turn(agent, alice, "yes", asked["conversation_id"])
+    assert calls(done) == [("complete_tasks", {"task_ids": [mom, milk]})]
+
+    asked = await turn(agent, alice, "done with milk, dentist and the bill")
+    # The milk is done already: no pending task has that name, and nothing changes.
+    assert calls(asked) == [("list_tasks", {"status": "pending"})]
+    assert asked["response"].startswith("I couldn't find a pending task matching “milk”")
+    asked = await turn(agent, alice, "done with the dentist and the bill")
+    cancelled = await turn(agent, alice, "no", asked["conversation_id"])
+    assert cancelled["tool_calls"] == []
+
+    asked = await turn(agent, alice, "delete the bill and the flights")
+    assert asked["response"].startswith(
+        f"I'm about to delete these 2 tasks:\n• {bill}: Pay bill\n• {flights}: Book flights\n"
+    )
+    deleted = await turn(agent, alice, "yes", asked["conversation_id"])
+    assert calls(deleted) == [("delete_tasks", {"task_ids": [bill, flights]})]
+    listed = await turn(agent, alice, "what's pending?")
+    assert [t["id"] for t in listed["tool_calls"][0]["result"]] == [dentist]
+
+
+async def test_a_name_among_several_that_fits_two_tasks_changes_nothing_and_asks(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    milk = await add(agent, alice, "Buy milk")
+    dentist, call_dentist = (
+        await add(agent, alice, "Dentist appointment"),
+        await add(agent, alice, "Ring dentist"),
+    )
+    answer = await turn(agent, alice, "mark the milk and the dentist as done")
+    assert calls(answer) == [("list_tasks", {"status": "pending"})]
+    assert answer["response"] == (
+        f"“dentist” could be:\n• {call_dentist}: Ring dentist\n• {dentist}: Dentist appointment\n"
+        "Which ones do you mean? I changed nothing. Tell me their numbers, for example "
+        f"“complete tasks {milk} and {call_dentist}”."
+    )
+    named = await turn(agent, alice, f"complete tasks {milk} and {dentist}")
+    assert calls(named) == [
+        ("complete_task", {"task_id": milk}),
+        ("complete_task", {"task_id": dentist}),
+    ]
