@@ -126,6 +126,8 @@ class Command:
     # "push the report back a day": the due date moved by this many minutes (earlier when
     # negative) from the task's current one, which the agent reads from the todo service.
     shift_minutes: int | None = None
+    # A question about one task (``ref``): "due" (when is it due) or "done" (is it done).
+    asks: str | None = None
     # "make the report due end of day": the words of a due date the dates do not read. The
     # agent asks when the task is due instead of adding or renaming anything.
     unread_when: str | None = None
@@ -1125,7 +1127,14 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"(?P<when>.+)$",
         clues=(" be ",),
     ),
-    # "is the milk task done?", "did I finish the report?", "what's the status of task 3":
+    # "when is the dentist", "when's the report due", "did I pay the bill?": a question about
+    # one task, answered from the task found (its due date, or whether it is done).
+    _rule(
+        Intent.LIST,
+        0.95,
+        r"^(?:when(?:'s|\s+is|\s+are)\s+(?P<asked_due>.+?)(?:\s+due)?|did i\s+(?:already\s+)?"
+        r"(?P<asked_done>(?!(?:finish|complete|do|get|tick|check)\b)[a-z]+\s+.+?)(?:\s+yet)?)$",
+    ),
     # a question about one task, answered by looking it up.
     _rule(
         Intent.LIST,
@@ -1715,6 +1724,20 @@ def _build(
     if intent is Intent.UPDATE:
         edit = _update(groups, now=now, tz=tz)
         return replace(edit, title=sentence) if edit and edit.intent is Intent.CLARIFY else edit
+    if intent is Intent.LIST and groups.keys() & {"asked_due", "asked_done"}:
+        asked = groups.get("asked_due") or groups.get("asked_done") or ""
+        words = asked.split()
+        if (words[-1] if "asked_done" in groups else words[0]).lower() in _INDEFINITE | {
+            "today",
+            "tomorrow",
+        }:
+            return None  # "when is anything due", "did I pay anything today"
+        ref = read_ref(asked)
+        if ref is None or ref.bulk or ref.ordinal is not None:
+            return None
+        if ref.title is not None and _ABOUT_TASKS.search(fold_case(ref.title)):
+            return None  # "when are my tasks due", "when is my next task": a list
+        return Command(Intent.LIST, ref=ref, asks="due" if "asked_due" in groups else "done")
     if intent is Intent.LIST and groups.keys() & {"about", "about2", "about3"}:
         about = groups.get("about") or groups.get("about2") or groups.get("about3") or ""
         if about.split()[0].lower() in _INDEFINITE:

@@ -377,6 +377,10 @@ class RulesAgent:
         yield ReplyEvent(f"OK, I dismissed the reminder about “{title}”.")
 
     async def _list(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+        if command.asks is not None and command.ref is not None:
+            async for event in self._answer_about(command, command.ref, turn):
+                yield event
+            return
         filters = command.filters
         call = await turn.tools.call("list_tasks", filters.arguments())
         yield ToolCallEvent(call)
@@ -396,6 +400,39 @@ class RulesAgent:
             yield ReplyEvent(f"You have {count}:\n" + "\n".join(lines))
             return
         yield ReplyEvent(f"Here {'are' if len(tasks) != 1 else 'is'} {count}:\n" + "\n".join(lines))
+
+    async def _answer_about(
+        self, command: Command, ref: TaskRef, turn: TurnInput
+    ) -> AsyncIterator[AgentEvent]:
+        """ "when is the dentist", "did I pay the bill?": read-only, from the task found."""
+        call = await turn.tools.call("list_tasks", {"status": "all"})
+        yield ToolCallEvent(call)
+        if not call.ok:
+            yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+            return
+        tasks = {t["id"]: t for t in _tasks(call) if isinstance(t.get("id"), int)}
+        mentions = _mentions(call)
+        if ref.ids:
+            found = [m for m in mentions if m.id in ref.ids]
+        elif ref.pronoun:
+            wanted = {m.id for m in last_mentioned(turn.history)}
+            found = [m for m in mentions if m.id in wanted]
+        else:
+            words = ref.title or ""
+            found = match_title(words, mentions)
+            if not found and command.asks == "done":  # "did I pay the bill": "bill" alone
+                found = match_title(words.partition(" ")[2], mentions)
+        if not found:
+            yield ReplyEvent(
+                f"I couldn't find a task matching “{ref.title or 'that'}”. Say “show my "
+                "tasks” to see what's on your list."
+            )
+            return
+        lines = [_about(tasks[m.id], command.asks or "", now=turn.now, tz=turn.tz) for m in found]
+        if len(lines) == 1:
+            yield ReplyEvent(lines[0])
+            return
+        yield ReplyEvent(f"I found {len(lines)} tasks like that:\n" + "\n".join(lines[:LIST_LINES]))
 
     # --- completion stated as a fact ------------------------------------------------------------
 
@@ -1077,6 +1114,24 @@ def _which_one(
         command=pending,
     )
     return ReplyEvent(f"I found {len(tasks)} tasks{about}:\n{lines}\n{ASK_WHICH}", state)
+
+
+def _about(task: dict[str, Any], asks: str, *, now: datetime, tz: ZoneInfo) -> str:
+    """One task's answer to "when is it due?" or "is it done?"."""
+    named = f"“{task.get('title', '')}” (task {task.get('id')})"
+    due = task.get("due_at")
+    when = None
+    if isinstance(due, str):
+        with contextlib.suppress(ValueError):
+            when = describe(datetime.fromisoformat(due), now=now, tz=tz)
+    if asks == "done":
+        if task.get("completed"):
+            return f"Yes, {named} is done."
+        return f"No, {named} is not done yet" + (f"; it's due {when}." if when else ".")
+    if when is None:
+        return f"{named} has no due date."
+    done = " (already done)" if task.get("completed") else ""
+    return f"{named} is due {when}{done}."
 
 
 def _confirmation(action: str, tasks: Sequence[TaskMention]) -> ReplyEvent:

@@ -723,3 +723,28 @@ async def test_a_name_among_several_that_fits_two_tasks_changes_nothing_and_asks
         ("complete_task", {"task_id": milk}),
         ("complete_task", {"task_id": dentist}),
     ]
+
+
+async def test_a_question_about_one_task_is_answered_from_it_and_changes_nothing(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "when is the dentist" and "did I pay the bill?" once got no answer, and "when's the
+    report due" the whole list."""
+    added = await turn(agent, alice, "add dentist appointment on friday at 10am")
+    dentist = added["tool_calls"][0]["result"]["task_id"]
+    report, bill = await add(agent, alice, "Finish the report"), await add(agent, alice, "Pay bill")
+    await turn(agent, alice, f"mark task {bill} as done")
+
+    for said, reply in (
+        (
+            "when is the dentist",
+            f"“Dentist appointment” (task {dentist}) is due Fri 4 Dec at 10:00.",
+        ),
+        ("when's the report due", f"“Finish the report” (task {report}) has no due date."),
+        ("did I pay the bill?", f"Yes, “Pay bill” (task {bill}) is done."),
+        ("did I finish the report?", None),
+    ):
+        answer = await turn(agent, alice, said)
+        assert [name for name, _ in calls(answer)] == ["list_tasks"], said
+        if reply is not None:
+            assert answer["response"] == reply, said
