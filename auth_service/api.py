@@ -79,9 +79,20 @@ def _token_response(pair: TokenPair) -> TokenResponse:
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(
-        409, 503, descriptions={409: "An account with this email exists", 503: _BUSY}
-    ),
+    responses={
+        201: {
+            "headers": {
+                "Location": {
+                    "description": "The new account's URL, `/api/auth/me`",
+                    "schema": {"type": "string"},
+                    "required": True,
+                }
+            }
+        },
+        **error_responses(
+            409, 503, descriptions={409: "An account with this email exists", 503: _BUSY}
+        ),
+    },
 )
 async def register(
     body: RegisterIn, session: SessionDep, ctx: Context, response: Response

@@ -23,7 +23,7 @@ from chat_service.schemas import (
 from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn, run_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
 from shared.errors import error_responses
-from shared.pagination import page_headers
+from shared.pagination import PAGE_HEADERS, page_headers
 from shared.streams import EventStreamResponse
 
 router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422))
@@ -176,7 +176,7 @@ async def chat(
     )
 
 
-@router.get("/conversations")
+@router.get("/conversations", responses={200: {"headers": PAGE_HEADERS}})
 async def list_conversations(
     request: Request,
     response: Response,
@@ -192,7 +192,10 @@ async def list_conversations(
     return [_conversation(c) for c in page.items]
 
 
-@router.get("/conversations/{conversation_id}", responses=_ONE_CONVERSATION)
+@router.get(
+    "/conversations/{conversation_id}",
+    responses={200: {"headers": PAGE_HEADERS}, **_ONE_CONVERSATION},
+)
 async def read_conversation(
     conversation_id: ConversationId,
     request: Request,

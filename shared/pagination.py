@@ -104,6 +104,21 @@ def cursor_text(value: Any, *, max_length: int) -> str:
     return value
 
 
+# What ``page_headers`` sends, as an OpenAPI response's ``headers``.
+PAGE_HEADERS: dict[str, Any] = {
+    "X-Total-Count": {
+        "description": "How many items the listing holds, every page together",
+        "schema": {"type": "integer", "minimum": 0},
+        "required": True,
+    },
+    "Link": {
+        "description": 'The next page, `<relative URL with cursor>; rel="next"`: the same query '
+        "with `cursor` set. Absent on the last page",
+        "schema": {"type": "string"},
+    },
+}
+
+
 def page_headers(request: HTTPConnection, *, total: int, next_cursor: str | None) -> dict[str, str]:
     """``X-Total-Count`` and, when another page follows, its ``Link``."""
     headers = {"X-Total-Count": str(total)}

@@ -21,6 +21,7 @@ from shared.clock import Clock
 from shared.db import Database, Session
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import BadRequest, error_responses
+from shared.pagination import PAGE_HEADERS
 from todo_service import service
 from todo_service.models import IDEMPOTENCY_KEY_MAX
 from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
@@ -45,6 +46,17 @@ _CHANGE_ONE_TASK = error_responses(
     412,
     descriptions={409: "Completing a recurring task would pass the user's task limit"},
 )
+# What every answer carrying a task sends with it (``_task_response``).
+ETAG_HEADER: dict[str, Any] = {
+    "ETag": {
+        "description": 'The task\'s `version` as a strong entity tag, `"<version>"`: send it '
+        "back in `If-Match` to write only that version, or in `If-None-Match` for a 304 "
+        "while it is current",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+}
+_TASK_ANSWER: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
 
 
 def _idempotency_ttl(request: Request) -> timedelta:
@@ -175,9 +187,12 @@ def _query_parameters() -> list[dict[str, Any]]:
 @router.get(
     "",
     response_model=list[TaskPublic],
-    responses=error_responses(
-        400, descriptions={400: "A cursor this listing did not issue, or a malformed header"}
-    ),
+    responses={
+        200: {"headers": PAGE_HEADERS},
+        **error_responses(
+            400, descriptions={400: "A cursor this listing did not issue, or a malformed header"}
+        ),
+    },
     # The query is parsed by one dependency (see parse_task_query): its parameters are
     # documented from TaskQuery here.
     openapi_extra={"parameters": _query_parameters()},
@@ -203,15 +218,27 @@ async def list_tasks(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses=error_responses(
-        409,
-        422,
-        descriptions={
-            409: "A create with this Idempotency-Key is still in progress, or the task would "
-            "pass the user's task limit",
-            422: "Invalid body, or an Idempotency-Key reused with another body",
+    responses={
+        201: {
+            "headers": {
+                **ETAG_HEADER,
+                "Location": {
+                    "description": "The task's URL, `/api/tasks/{id}`",
+                    "schema": {"type": "string"},
+                    "required": True,
+                },
+            }
         },
-    ),
+        **error_responses(
+            409,
+            422,
+            descriptions={
+                409: "A create with this Idempotency-Key is still in progress, or the task would "
+                "pass the user's task limit",
+                422: "Invalid body, or an Idempotency-Key reused with another body",
+            },
+        ),
+    },
     summary="Create a task",
 )
 async def create_task(
@@ -245,8 +272,12 @@ async def create_task(
     "/{task_id}",
     response_model=TaskPublic,
     responses={
+        **_TASK_ANSWER,
         **_ONE_TASK,
-        304: {"description": "`If-None-Match` names the current version: nothing sent"},
+        304: {
+            "description": "`If-None-Match` names the current version: nothing sent",
+            "headers": ETAG_HEADER,
+        },
     },
     summary="One task",
 )
@@ -308,7 +339,10 @@ TaskWriteDep = Annotated[TaskWrite, Depends(_task_write)]
 
 
 @router.put(
-    "/{task_id}", response_model=TaskPublic, responses=_CHANGE_ONE_TASK, summary="Replace a task"
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses={**_TASK_ANSWER, **_CHANGE_ONE_TASK},
+    summary="Replace a task",
 )
 async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
     task = await service.update_task(write.session, write.user_id, changes=body, **write.target)
@@ -318,7 +352,7 @@ async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
-    responses=_CHANGE_ONE_TASK,
+    responses={**_TASK_ANSWER, **_CHANGE_ONE_TASK},
     summary="Change some fields (JSON merge patch)",
     description="`application/merge-patch+json` or `application/json`: an absent field is "
     "unchanged, `null` clears description, due_at or tags.",
@@ -331,7 +365,7 @@ async def patch_task(body: TaskPatch, write: TaskWriteDep) -> Response:
 @router.patch(
     "/{task_id}/complete",
     response_model=TaskPublic,
-    responses=_CHANGE_ONE_TASK,
+    responses={**_TASK_ANSWER, **_CHANGE_ONE_TASK},
     summary='Toggle completion, or set it with {"completed": true|false}',
 )
 async def complete_task(write: TaskWriteDep, body: CompleteIn | None = None) -> Response:

@@ -26,7 +26,7 @@ from shared.db import Database
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import AppError, BadRequest, TooManyRequests, error_event, error_responses
 from shared.middleware import error_for
-from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID
+from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID, PAGE_HEADERS
 from shared.request_context import current_request_id
 from shared.streams import EventStreamResponse, SlotStreamingResponse, StreamSlots
 from todo_service import notifications
@@ -47,6 +47,7 @@ NotificationId = Annotated[int, row_id("notification")]
 @router.get(
     "",
     response_model=list[NotificationPublic],
+    responses={200: {"headers": PAGE_HEADERS}},
     summary="The user's notifications, newest first",
     description=(
         "A JSON array; `X-Total-Count` is the total for the filter, and "

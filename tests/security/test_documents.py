@@ -73,3 +73,34 @@ def test_every_operation_taking_a_json_body_documents_its_415(
     refusal = operation["responses"].get("415")
     assert refusal is not None
     assert refusal["content"]["application/json"]["schema"] == ENVELOPE
+
+
+PAGE = {"X-Total-Count", "Link"}
+# The headers a client reads on a success, by operation and status: what the routes send.
+SUCCESS_HEADERS = {
+    ("auth", "POST", "/api/auth/register", "201"): {"Location"},
+    ("todo", "GET", "/api/tasks", "200"): PAGE,
+    ("todo", "POST", "/api/tasks", "201"): {"ETag", "Location"},
+    ("todo", "GET", "/api/tasks/{task_id}", "200"): {"ETag"},
+    ("todo", "GET", "/api/tasks/{task_id}", "304"): {"ETag"},
+    ("todo", "PUT", "/api/tasks/{task_id}", "200"): {"ETag"},
+    ("todo", "PATCH", "/api/tasks/{task_id}", "200"): {"ETag"},
+    ("todo", "PATCH", "/api/tasks/{task_id}/complete", "200"): {"ETag"},
+    ("todo", "GET", "/api/notifications", "200"): PAGE,
+    ("todo", "POST", "/api/webhooks", "201"): {"Location"},
+    ("todo", "GET", "/api/webhooks/{webhook_id}/deliveries", "200"): PAGE,
+    ("chat", "GET", "/api/conversations", "200"): PAGE,
+    ("chat", "GET", "/api/conversations/{conversation_id}", "200"): PAGE,
+}
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "status"), SUCCESS_HEADERS, ids=map(" ".join, SUCCESS_HEADERS)
+)
+def test_the_headers_a_success_carries_are_documented(
+    service: str, method: str, path: str, status: str
+) -> None:
+    response = DOCUMENTS[service]["paths"][path][method.lower()]["responses"][status]
+    headers = response.get("headers", {})
+    assert set(headers) >= SUCCESS_HEADERS[service, method, path, status], response
+    assert all(header.get("description") for header in headers.values()), headers

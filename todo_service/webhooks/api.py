@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request, Response, status
 
 from shared.deps import DatabaseDep
 from shared.errors import ServiceUnavailable, ValidationFailed, error_responses
-from shared.pagination import MAX_CURSOR_LENGTH
+from shared.pagination import MAX_CURSOR_LENGTH, PAGE_HEADERS
 from shared.sealing import SecretBox
 from todo_service.routing import UserId, api_router, json_response, page_response, row_id
 from todo_service.settings import TodoSettings
@@ -76,15 +76,26 @@ async def checked_url(request: Request, url: str) -> str:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
-    responses=error_responses(
-        409,
-        503,
-        descriptions={
-            409: "The user already has the most webhooks allowed",
-            422: "Invalid body, or a URL the SSRF checks refuse (`webhook_url_*`)",
-            503: "Webhooks are not configured on this server",
+    responses={
+        201: {
+            "headers": {
+                "Location": {
+                    "description": "The webhook's URL, `/api/webhooks/{id}`",
+                    "schema": {"type": "string"},
+                    "required": True,
+                }
+            }
         },
-    ),
+        **error_responses(
+            409,
+            503,
+            descriptions={
+                409: "The user already has the most webhooks allowed",
+                422: "Invalid body, or a URL the SSRF checks refuse (`webhook_url_*`)",
+                503: "Webhooks are not configured on this server",
+            },
+        ),
+    },
     summary="Register a webhook (its secret is shown only in this answer)",
 )
 async def create_webhook(
@@ -126,7 +137,7 @@ async def delete_webhook(webhook_id: WebhookId, db: DatabaseDep, user_id: UserId
 @router.get(
     "/{webhook_id}/deliveries",
     response_model=list[DeliveryPublic],
-    responses={**_ONE, **error_responses(400)},
+    responses={200: {"headers": PAGE_HEADERS}, **_ONE, **error_responses(400)},
     summary="A webhook's deliveries, newest first",
     description='`X-Total-Count` is the total; `Link: <...>; rel="next"` the next page.',
 )
