@@ -23,7 +23,7 @@ from gateway import openapi
 from gateway.cache import Cached
 from gateway.routes import Upstream
 from gateway.settings import GatewaySettings
-from shared.errors import ServiceUnavailable
+from shared.errors import ServiceUnavailable, error_responses
 
 # A service's OpenAPI document is kept this long (one that could not be fetched is retried
 # after GATEWAY_OPENAPI_RETRY_SECONDS instead).
@@ -85,7 +85,13 @@ router = APIRouter()
     tags=["platform"],
     response_model=PlatformHealth,
     response_model_exclude_none=True,
-    responses={503: {"description": "At least one service is not ready (error envelope)"}},
+    responses=error_responses(
+        503,
+        descriptions={
+            503: "At least one service is not ready: `service_unavailable`, and `detail` "
+            "is the same object as the 200's, with `status` `degraded`"
+        },
+    ),
 )
 async def platform_health(state: State) -> Any:
     """Every service's readiness: 200 when all are ready, otherwise 503 with the same detail.
@@ -141,6 +147,7 @@ async def merged_openapi(request: Request, state: State) -> Response:
             "gateway": ("/api/health",),
         },
         unavailable=unavailable,
+        own="gateway",
     )
     body = json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode()
     state.openapi_merged = (fetched, body)

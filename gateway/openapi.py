@@ -25,8 +25,11 @@ def merge(
     title: str = "Todo platform API",
     version: str = "1.0.0",
     extra_paths: Mapping[str, Any] | None = None,
+    own: str | None = None,
 ) -> dict[str, Any]:
-    """Merge the services' documents (by service name) into one."""
+    """Merge the services' documents (by service name) into one. ``own`` names the gateway's
+    own document among them: it answers those paths itself, so the proxy's refusals are not
+    added to them."""
     merged: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version, "description": _description(unavailable)},
@@ -34,6 +37,7 @@ def merge(
         "components": {},
     }
     tags: dict[str, dict[str, Any]] = {}
+    proxied: list[dict[str, Any]] = []
     for service, original in documents.items():
         document = copy.deepcopy(original)
         renames = _merge_components(merged["components"], document.get("components", {}), service)
@@ -43,11 +47,13 @@ def merge(
         for path, item in document.get("paths", {}).items():
             if _routed(path, owned) and path not in merged["paths"]:
                 merged["paths"][path] = item
+                if service != own:
+                    proxied.append(item)
         for tag in document.get("tags", []):
             if isinstance(tag, dict) and "name" in tag:
                 tags.setdefault(tag["name"], tag)
     if "ErrorEnvelope" in merged["components"].get("schemas", {}):
-        for item in merged["paths"].values():
+        for item in proxied:
             _add_gateway_answers(item)
     for path, item in (extra_paths or {}).items():
         merged["paths"].setdefault(path, item)
@@ -65,18 +71,37 @@ GATEWAY_ANSWERS = {
     "503": "The service is not running or refused the connection",
     "504": "The service did not answer in time",
 }
+_GATEWAY_HEADERS: dict[str, dict[str, Any]] = {
+    "429": {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 1},
+            "required": True,
+        }
+    }
+}
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
 
 def _add_gateway_answers(path_item: dict[str, Any]) -> None:
-    """Document the gateway's own error answers on each proxied operation."""
+    """Document the gateway's own error answers on each proxied operation. Where the service
+    documents the same status, its text comes first and the gateway's follows: a client
+    meets both."""
     envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
     for method, operation in path_item.items():
         if method not in _HTTP_METHODS or not isinstance(operation, dict):
             continue
         responses = operation.setdefault("responses", {})
         for status, description in GATEWAY_ANSWERS.items():
-            responses.setdefault(status, {"description": description, "content": envelope})
+            answer = responses.get(status)
+            if answer is None:
+                answer = responses[status] = {"description": description, "content": envelope}
+            elif description not in answer.get("description", ""):
+                answer["description"] = (
+                    f"{answer.get('description', '')}\n\nFrom the gateway: {description}"
+                )
+            for name, header in _GATEWAY_HEADERS.get(status, {}).items():
+                answer.setdefault("headers", {}).setdefault(name, header)
 
 
 def _description(unavailable: Iterable[str]) -> str:
