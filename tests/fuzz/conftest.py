@@ -244,6 +244,7 @@ def merged_document() -> dict[str, Any]:
             **{name: upstream.prefixes for name, upstream in upstreams.items()},
             "gateway": ("/api/health",),
         },
+        own="gateway",
     )
 
 
