@@ -105,7 +105,15 @@ def _normalise_tags(tags: list[str]) -> list[str]:
 
 
 # The bound before de-duplication only stops absurd bodies.
-Tags = Annotated[list[Tag], Field(max_length=100), AfterValidator(_normalise_tags)]
+Tags = Annotated[
+    list[Tag],
+    Field(
+        max_length=100,
+        description=f"At most {TAGS_MAX} distinct tags once each is normalised (NFKC, lower "
+        "case, invisible edges trimmed); a repeat is dropped, keeping the first one's place",
+    ),
+    AfterValidator(_normalise_tags),
+]
 
 
 class Strict(BaseModel):
