@@ -633,11 +633,17 @@ class RulesAgent:
                 )
                 continue
             named = f"“{known.title}” (task {known.id})" if known.title else f"task {known.id}"
-            due = _shifted(known.due_at, minutes, turn.tz) if known.due_at else None
-            if due is None:
+            if not known.due_at:
                 replies.append(
                     f"{named} has no due date, so I can't move it {way}; nothing was changed. "
                     f"Give it one first, for example “make task {known.id} due friday”."
+                )
+                continue
+            due = _shifted(known.due_at, minutes, turn.tz)
+            if due is None:
+                replies.append(
+                    f"{named} can't be moved {_span(abs(minutes))} {way}: the day would be "
+                    "outside the calendar. Nothing was changed."
                 )
                 continue
             change = PendingCommand(action="update_task", arguments={"due_at": due})

@@ -748,3 +748,24 @@ async def test_a_question_about_one_task_is_answered_from_it_and_changes_nothing
         assert [name for name, _ in calls(answer)] == ["list_tasks"], said
         if reply is not None:
             assert answer["response"] == reply, said
+
+
+async def test_a_move_past_the_calendars_end_says_so_and_changes_nothing(
+    agent: httpx.AsyncClient, todo_mcp_url: str, alice: User
+) -> None:
+    """A move the calendar cannot hold (a week after a due date in 9999's last days) was
+    answered "... has no due date" of a task that has one."""
+    async with httpx.AsyncClient(base_url=todo_mcp_url.removesuffix("/api/mcp")) as todo:
+        created = await todo.post(
+            "/api/tasks",
+            json={"title": "At the end of time", "due_at": "9999-12-30T10:00:00Z"},
+            headers=alice.headers,
+        )
+        assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    pushed = await turn(agent, alice, f"push task {task_id} back a week")
+    assert calls(pushed) == [("list_tasks", {"status": "all"})]
+    assert pushed["response"] == (
+        f"“At the end of time” (task {task_id}) can't be moved a week later: the day would "
+        "be outside the calendar. Nothing was changed."
+    )
