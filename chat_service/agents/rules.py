@@ -706,7 +706,11 @@ class RulesAgent:
         into.listed = True
         kind = {"pending": "pending task", "completed": "completed task"}.get(status, "task")
         action = _BULK_ACTIONS.get(command.intent)
-        if not matches and len(ref.titles) > 1 and action is not None:
+        # Several names ("call mom and buy milk") are one task only when it is that title
+        # ("Fish and chips"): a task that merely holds every word ("Call mom to buy milk") is
+        # not one the user named, and would be changed with no question asked.
+        whole = bool(matches) and label_key(matches[0].title) == label_key(words)
+        if len(ref.titles) > 1 and action is not None and not whole:
             into.reply = _several(action, ref.titles, _mentions(call), kind)
         elif len(matches) == 1:
             into.tasks = matches

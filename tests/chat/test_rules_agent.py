@@ -769,3 +769,22 @@ async def test_a_move_past_the_calendars_end_says_so_and_changes_nothing(
         f"“At the end of time” (task {task_id}) can't be moved a week later: the day would "
         "be outside the calendar. Nothing was changed."
     )
+
+
+async def test_several_names_never_change_a_third_task_that_has_all_their_words(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "delete call mom and buy milk" names "Call mom" and "Buy milk": a third task whose
+    title holds every word of the phrase ("Call mom to buy milk") was deleted at once, no
+    question asked, and the two tasks named were left."""
+    mom, milk = await add(agent, alice, "Call mom"), await add(agent, alice, "Buy milk")
+    both = await add(agent, alice, "Call mom to buy milk")
+    asked = await turn(agent, alice, "delete call mom and buy milk")
+    assert calls(asked) == [("list_tasks", {"status": "all"})]
+    assert asked["response"].startswith(
+        f"I'm about to delete these 2 tasks:\n• {mom}: Call mom\n• {milk}: Buy milk\n"
+    )
+    deleted = await turn(agent, alice, "yes", asked["conversation_id"])
+    assert calls(deleted) == [("delete_tasks", {"task_ids": [mom, milk]})]
+    listed = await turn(agent, alice, "show my tasks")
+    assert [t["id"] for t in listed["tool_calls"][0]["result"]] == [both]
