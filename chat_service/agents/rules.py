@@ -223,9 +223,14 @@ class RulesAgent:
                 yield event
             return
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
-            if _BOTH.match(message) and 1 < len(state.candidates) <= self.max_tool_calls:
+            shift = state.command.arguments.get("shift_minutes")
+            # A move by a span lists the tasks first, for their due dates: one call more.
+            needed = len(state.candidates) + (1 if isinstance(shift, int) else 0)
+            if _BOTH.match(message) and len(state.candidates) > 1 and needed > self.max_tool_calls:
+                yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+                return
+            if _BOTH.match(message) and len(state.candidates) > 1:
                 titles = _titles(history[-1])
-                shift = state.command.arguments.get("shift_minutes")
                 if isinstance(shift, int):
                     tasks = [TaskMention(i, titles.get(i, "")) for i in sorted(state.candidates)]
                     async for event in self._shift(tasks, shift, turn, listed=False):

@@ -788,3 +788,26 @@ async def test_several_names_never_change_a_third_task_that_has_all_their_words(
     assert calls(deleted) == [("delete_tasks", {"task_ids": [mom, milk]})]
     listed = await turn(agent, alice, "show my tasks")
     assert [t["id"] for t in listed["tool_calls"][0]["result"]] == [both]
+
+
+async def test_moving_all_the_tasks_offered_by_a_span_keeps_to_the_cap(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    """ "all of them" after "which one?" about a move by a span lists the tasks once more
+    (their due dates) before moving each: as many candidates as the cap made one call more."""
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=3)) as chat:
+        ids = [
+            (await turn(chat, alice, f"add team meeting on {day} at 3pm"))["tool_calls"][0][
+                "result"
+            ]["task_id"]
+            for day in ("monday", "tuesday", "wednesday")
+        ]
+        asked = await turn(chat, alice, "push the meeting back an hour")
+        assert rules.ASK_WHICH in asked["response"]
+        answer = await turn(chat, alice, "all of them", asked["conversation_id"])
+        assert (answer["tool_calls"], answer["response"]) == ([], too_many_tool_calls(3))
+
+        await turn(chat, alice, f"delete task {ids[2]}")
+        asked = await turn(chat, alice, "push the meeting back an hour")
+        both = await turn(chat, alice, "both", asked["conversation_id"])
+        assert [name for name, _ in calls(both)] == ["list_tasks", "update_task", "update_task"]
