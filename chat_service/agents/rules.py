@@ -928,6 +928,8 @@ def _choose(
     """The one candidate a message answering "which one?" picks, if it picks one."""
     if command.intent not in {Intent.ANSWER, Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST}:
         return None
+    if command.asks is not None:
+        return None  # "when is the team meeting?": asked to choose, not a choice
     titles = _titles(history[-1])
     candidates = [TaskMention(i, titles.get(i, "")) for i in state.candidates]
     ref = command.ref or read_ref(message)

@@ -811,3 +811,21 @@ async def test_moving_all_the_tasks_offered_by_a_span_keeps_to_the_cap(
         asked = await turn(chat, alice, "push the meeting back an hour")
         both = await turn(chat, alice, "both", asked["conversation_id"])
         assert [name for name, _ in calls(both)] == ["list_tasks", "update_task", "update_task"]
+
+
+async def test_a_question_asked_while_choosing_is_answered_and_picks_no_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "which one?" about a deletion, then "when is the team meeting?" (to decide): the
+    question named one of the tasks offered, and that task was deleted."""
+    added = await turn(agent, alice, "add team meeting on friday at 3pm")
+    meeting = added["tool_calls"][0]["result"]["task_id"]
+    await add(agent, alice, "Meeting notes")
+    for question in ("when is the team meeting?", "did I hold the team meeting?"):
+        asked = await turn(agent, alice, "delete the meeting")
+        assert rules.ASK_WHICH in asked["response"]
+        answer = await turn(agent, alice, question, asked["conversation_id"])
+        assert [name for name, _ in calls(answer)] == ["list_tasks"], question
+        assert f"“Team meeting” (task {meeting})" in answer["response"], question
+    listed = await turn(agent, alice, "show my tasks")
+    assert meeting in [t["id"] for t in listed["tool_calls"][0]["result"]]
