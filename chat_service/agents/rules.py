@@ -928,8 +928,10 @@ def _choose(
     """The one candidate a message answering "which one?" picks, if it picks one."""
     if command.intent not in {Intent.ANSWER, Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST}:
         return None
-    if command.asks is not None:
-        return None  # "when is the team meeting?": asked to choose, not a choice
+    if command.asks is not None or command.unread_when is not None:
+        # "when is the team meeting?", "make the team meeting due end of day": about one of
+        # the tasks offered, but no choice of it for the pending command.
+        return None
     titles = _titles(history[-1])
     candidates = [TaskMention(i, titles.get(i, "")) for i in state.candidates]
     ref = command.ref or read_ref(message)

@@ -829,3 +829,20 @@ async def test_a_question_asked_while_choosing_is_answered_and_picks_no_task(
         assert f"“Team meeting” (task {meeting})" in answer["response"], question
     listed = await turn(agent, alice, "show my tasks")
     assert meeting in [t["id"] for t in listed["tool_calls"][0]["result"]]
+
+
+async def test_an_unreadable_due_date_while_choosing_asks_for_a_day_and_picks_no_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "which one?" about a deletion, then "make the team meeting due end of day": the
+    question it gets named one of the tasks offered, and that task was deleted."""
+    meeting = await add(agent, alice, "Team meeting")
+    await add(agent, alice, "Meeting notes")
+    asked = await turn(agent, alice, "delete the meeting")
+    assert rules.ASK_WHICH in asked["response"]
+    said = "make the team meeting due end of day"
+    answer = await turn(agent, alice, said, asked["conversation_id"])
+    assert answer["tool_calls"] == []
+    assert answer["response"].startswith("I couldn't read “end of day” as a day or time")
+    listed = await turn(agent, alice, "show my tasks")
+    assert meeting in [t["id"] for t in listed["tool_calls"][0]["result"]]
