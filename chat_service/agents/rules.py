@@ -1302,8 +1302,16 @@ _UNSUPPORTED = re.compile(
 # "Recurring" or "repeating" inside the words that name the task ("change my recurring gym to
 # friday") is part of its name, and a sentence that starts by adding ("add gym that should
 # recur weekly") or names no task ("don't forget recurring payments") changes no task: only a
-# reference to a task (_TASK_REF) is what would repeat.
+# reference to a task (_TASK_REF), or a task's bare name before "should repeat", is what
+# would repeat.
 _TASK_REF = r"(?:it|that|this|that one|this one|(?:the|my) [\w' -]+?|task ?#?\d+|#\d+)"
+# A task's bare name ("gym should repeat weekly"): up to four words, none joining two
+# clauses, and not a person or a request to add ("we should repeat", "add gym that ...").
+_NAME_WORD = r"(?!(?:and|that|which|so|then)\b)[\w'#-]+"
+_BARE_NAME = (
+    rf"(?!(?:add|create|new|remind|put|i|we|you|they|he|she|please)\b)"
+    rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,3}}"
+)
 _RECURRENCE_CHANGE = re.compile(
     r"^(?:make|set|change|turn|switch|have) (?:it|that|this|that one|this one|"
     r"the [\w' -]+? (?:task|one)|task ?#?\d+|#\d+) (?:to |into |as |for )?(?:a )?"
@@ -1312,7 +1320,8 @@ _RECURRENCE_CHANGE = re.compile(
     r"it )?(?:(?:repeat|recur)s?\b|(?:repeating|recurring)(?:$| (?:every|each|daily|weekly|"
     r"monthly)\b))|"
     r"^(?:change|set|switch|move) [\w' #-]+? to (?:every|each) \w+|"
-    rf"^{_TASK_REF} (?:should|must|needs to|has to|is supposed to) (?:repeat|recur)\b|"
+    rf"^(?:{_TASK_REF}|{_BARE_NAME}) (?:should|must|needs to|has to|is supposed to) "
+    r"(?:repeat|recur)\b|"
     rf"^(?:stop|don't|do not) (?:{_TASK_REF} (?:from )?)?(?:repeating|recurring)\b",
     re.IGNORECASE,
 )

@@ -124,6 +124,8 @@ def test_the_agent_reads_a_request_to_change_a_repetition_in_linear_time() -> No
         "add pay rent which should repeat monthly",
         "I need to pay rent and it should repeat monthly",
         "don't forget recurring payments",
+        "we should repeat the survey",
+        "pay rent and water plants should repeat",
     ],
 )
 def test_a_message_that_changes_no_repetition_is_not_declined_as_one(text: str) -> None:
@@ -139,6 +141,9 @@ def test_a_message_that_changes_no_repetition_is_not_declined_as_one(text: str) 
         "change the trash to every tuesday",
         "the trash should repeat every monday",
         "my gym should recur weekly",
+        "gym should repeat weekly",
+        "trash needs to repeat every monday",
+        "water plants has to recur every week",
         "stop repeating the trash task",
         "stop the trash from repeating",
         "set the trash to recurring",
