@@ -24,13 +24,16 @@ from auth_service.schemas import (
 )
 from auth_service.service import AuthContext, TokenPair
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
-from shared.errors import error_responses
+from shared.errors import ERROR_DESCRIPTIONS, error_responses
 
-router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422))
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422, 503))
 
 
 # The answer when more passwords wait to be hashed than AUTH_PASSWORD_HASH_QUEUE allows.
-_BUSY = "Too many passwords are being checked right now; retry after `Retry-After` seconds"
+_BUSY = (
+    "Too many passwords are being checked right now (`password_check_busy`); retry after "
+    "`Retry-After` seconds; or " + ERROR_DESCRIPTIONS[503]
+)
 
 
 def _checks_password(

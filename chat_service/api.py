@@ -22,11 +22,11 @@ from chat_service.schemas import (
 )
 from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn, run_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
-from shared.errors import error_responses
+from shared.errors import ERROR_DESCRIPTIONS, error_responses
 from shared.pagination import PAGE_HEADERS, page_headers
 from shared.streams import EventStreamResponse
 
-router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422))
+router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422, 503))
 _ONE_CONVERSATION = error_responses(404)
 
 MAX_PAGE = 100
@@ -126,7 +126,8 @@ def _accepts_event_stream(accept: str) -> bool:
                 409: "A turn with this Idempotency-Key is still running (see Retry-After), "
                 "or the conversation is full (`conversation_full`: start a new one)",
                 502: "The model or the todo service answered badly",
-                503: "The todo service is unavailable",
+                503: "The todo service is unavailable (`todo_unavailable`); or "
+                + ERROR_DESCRIPTIONS[503],
                 504: "The turn took longer than allowed",
             },
         ),

@@ -329,7 +329,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "Invalid parameters or body",
     429: "Too many requests; retry after `Retry-After` seconds",
     502: "A service this request needs answered badly",
-    503: "A service this request needs is unavailable",
+    503: "Unavailable for now: `database_unavailable`, or `transaction_conflict` (nothing was "
+    "saved); retry after `Retry-After`. A write cut off while it was being saved is "
+    "`outcome_unknown`, without `Retry-After`: it may have been saved, so read it back or "
+    "retry with the same `Idempotency-Key`",
     504: "A service this request needs did not answer in time",
 }
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {

@@ -19,9 +19,9 @@ JSON = "application/json"
 
 def api_router(prefix: str, tag: str) -> APIRouter:
     """The router of one API under ``prefix``. Any of its routes may answer 400 (a malformed
-    header or cursor), 401 (no valid token), 413 (a body over the limit) or 422 (invalid
-    input)."""
-    return APIRouter(prefix=prefix, tags=[tag], responses=error_responses(400, 401, 413, 422))
+    header or cursor), 401 (no valid token), 413 (a body over the limit), 422 (invalid
+    input) or 503 (the database unavailable, or a write's outcome unknown)."""
+    return APIRouter(prefix=prefix, tags=[tag], responses=error_responses(400, 401, 413, 422, 503))
 
 
 def row_id(noun: str) -> Any:

@@ -55,7 +55,7 @@ class _PathOwner(APIRoute):
 router = APIRouter(
     prefix="/api/tasks",
     tags=["tasks"],
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 503),
     route_class=_PathOwner,
 )
 

@@ -104,3 +104,14 @@ def test_the_headers_a_success_carries_are_documented(
     headers = response.get("headers", {})
     assert set(headers) >= SUCCESS_HEADERS[service, method, path, status], response
     assert all(header.get("description") for header in headers.values()), headers
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_operation_documents_the_503_a_client_must_branch_on(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    # A lost database connection during a write is `outcome_unknown` (no Retry-After: read
+    # it back, or retry with the same Idempotency-Key); any route may meet the database down.
+    description = operation["responses"]["503"]["description"]
+    assert "`database_unavailable`" in description
+    assert "`outcome_unknown`" in description

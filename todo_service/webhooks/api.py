@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request, Response, status
 
 from shared.deps import DatabaseDep
-from shared.errors import ServiceUnavailable, ValidationFailed, error_responses
+from shared.errors import ERROR_DESCRIPTIONS, ServiceUnavailable, ValidationFailed, error_responses
 from shared.pagination import MAX_CURSOR_LENGTH, PAGE_HEADERS
 from shared.sealing import SecretBox
 from todo_service.routing import UserId, api_router, json_response, page_response, row_id
@@ -92,7 +92,8 @@ async def checked_url(request: Request, url: str) -> str:
             descriptions={
                 409: "The user already has the most webhooks allowed",
                 422: "Invalid body, or a URL the SSRF checks refuse (`webhook_url_*`)",
-                503: "Webhooks are not configured on this server",
+                503: "Webhooks are not configured on this server "
+                "(`webhooks_unavailable`); or " + ERROR_DESCRIPTIONS[503],
             },
         ),
     },
