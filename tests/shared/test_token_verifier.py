@@ -371,6 +371,9 @@ async def test_a_verified_token_is_refused_once_its_key_is_withdrawn_from_the_jw
         if jwks_server.requests == 2:
             break
         await asyncio.sleep(0.01)
+    # The request reached the server; its answer is read under the source's lock, so this
+    # waits for the new key set (and, inside the cooldown, fetches nothing itself).
+    await source.refresh()
     assert jwks_server.requests == 2
 
     with pytest.raises(InvalidToken):
