@@ -404,9 +404,10 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
         "todo",
         title="Todo tasks",
         instructions=(
-            "Manage the authenticated user's tasks. Find a task's id with list_tasks; "
-            "dates are ISO 8601 with an offset. A failed call answers isError with a "
-            'message and structured content {"error": {"code", "message"}}; the code is '
+            "Manage the authenticated user's tasks. Find a task's id with list_tasks, and "
+            "read one task by its id with get_task; dates are ISO 8601 with an offset. A "
+            "failed call answers isError with a message and structured content "
+            '{"error": {"code", "message"}}; the code is '
             "not_found, invalid, too_many, stale, conflict, forbidden, unauthenticated, "
             "outcome_unknown or unavailable."
         ),
@@ -442,6 +443,7 @@ def _tool_specs() -> tuple[Tool, ...]:
         for tool, hints in (
             (blank.add_task, write),
             (blank.list_tasks, read),
+            (blank.get_task, read),
             (blank.complete_task, completion),
             (blank.delete_task, deletion),
             (blank.update_task, write),
@@ -575,6 +577,21 @@ class _Tools:
             return _Listing(items, page.total)
 
         return await self._run(user_id, run)
+
+    async def get_task(
+        self, task_id: TaskId, user_id: UserId = None
+    ) -> Annotated[CallToolResult, TaskSummary]:
+        """Read one of the user's tasks by its id, however old: list_tasks answers only the
+        newest tasks (at most `limit`), so a task the user names by its number is read here.
+        Returns the task as list_tasks lists it: {id, title, completed, description,
+        priority, tags, due_at, recurrence, time_zone, completed_at}."""
+
+        async def run(session: AsyncSession, user: str) -> TaskSummary:
+            # One statement of its own, as a page is: the unit of work's session stays unused.
+            task = await service.get_task(self._db, user, task_id=task_id)
+            return _summary(task)
+
+        return await self._run(user_id, run, task_id=task_id)
 
     async def complete_task(
         self, task_id: TaskId, completed: CompletedFlag = True, user_id: UserId = None
@@ -846,6 +863,11 @@ def _code(exc: AppError) -> ErrorCode | str:
 
 def _result(task: TaskPublic, status: str) -> TaskResult:
     return TaskResult(task_id=task.id, status=status, title=task.title)
+
+
+def _summary(task: TaskPublic) -> TaskSummary:
+    rendered = task.model_dump(mode="json")
+    return TaskSummary.model_validate({name: rendered[name] for name in _SUMMARY_FIELDS})
 
 
 def _completion(task: TaskPublic) -> CompletionResult:

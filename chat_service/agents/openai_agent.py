@@ -79,7 +79,9 @@ an hour before" is update_task with reminders [{{"before_due_minutes": 60}}] (it
 task's reminders; [] removes them). "Remind me again in 10 minutes" snoozes, "dismiss it" \
 dismisses, the latest unread notification from list_notifications.
 - When the user names a task instead of giving its number, call list_tasks first to find its \
-id; if several tasks match, ask which one. Never invent task ids.
+id; if several tasks match, ask which one. Never invent task ids. To read one task the user \
+names by its number (its due date, whether it is done), call get_task: list_tasks holds only \
+the newest tasks.
 - Dates: the user's time zone is {tz}; it is now {now}. Send due dates as ISO 8601 with the \
 offset.
 - After acting, confirm what you did in one friendly sentence. If a tool reports an error \

@@ -33,6 +33,7 @@ from tests.support.serving import serve
 TOOLS = {
     "add_task",
     "list_tasks",
+    "get_task",
     "complete_task",
     "delete_task",
     "update_task",

@@ -171,6 +171,7 @@ async def test_me_is_the_tokens_user_even_with_a_spoofed_user_id(
 TOOL_CALLS: dict[str, dict[str, Any]] = {
     "add_task": {"title": "planted"},
     "list_tasks": {},
+    "get_task": {"task_id": "{task_id}"},
     "complete_task": {"task_id": "{task_id}"},
     "delete_task": {"task_id": "{task_id}"},
     "update_task": {"task_id": "{task_id}", "title": "renamed"},

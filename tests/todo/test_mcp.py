@@ -130,6 +130,7 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
     assert set(tools) == {
         "add_task",
         "list_tasks",
+        "get_task",
         "complete_task",
         "delete_task",
         "update_task",
@@ -358,7 +359,7 @@ async def test_a_monthly_series_keeps_its_day_through_the_tools(
     ]
 
 
-@pytest.mark.parametrize("tool", ["complete_task", "delete_task", "update_task"])
+@pytest.mark.parametrize("tool", ["get_task", "complete_task", "delete_task", "update_task"])
 async def test_other_users_and_unknown_tasks_are_not_found(
     connect: Connect,
     alice: User,
@@ -777,6 +778,65 @@ async def test_list_tasks_carries_the_total_for_its_filters(connect: Connect, al
     assert none.structured_content == {"result": [], "total": 0}
     assert json.loads(text_of(none)) == []  # the text stays the Phase III list
     assert error_code(too_big) == "invalid"
+
+
+async def test_get_task_reads_one_task_by_id_however_many_are_newer(
+    connect: Connect,
+    alice: User,
+    bob: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A list answers the newest 100 tasks at most: an older one is read by its id."""
+    async with connect(bearer(alice)) as client:
+        old = payload(
+            await client.call_tool(
+                "add_task",
+                {"title": "Renew passport", "due_at": "2026-12-03T09:00:00+01:00", "tags": ["Id"]},
+            )
+        )["task_id"]
+    async with connect(bearer(bob)) as client:
+        bobs = payload(await client.call_tool("add_task", {"title": "Bob's plans"}))["task_id"]
+    async with committed_sessionmaker.begin() as session:
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
+                " SELECT :user, 'Newer ' || n, now(), now(), 1 FROM generate_series(1, 120) n"
+            ),
+            {"user": alice.sub},
+        )
+
+    async with connect(bearer(alice)) as client:
+        listed = payload(await client.call_tool("list_tasks", {}))
+        read = await client.call_tool("get_task", {"task_id": old})
+        others = await client.call_tool("get_task", {"task_id": bobs})
+        missing = await client.call_tool("get_task", {"task_id": 999_999})
+        as_bob = await client.call_tool("get_task", {"task_id": old, "user_id": bob.sub})
+    assert old not in [t["id"] for t in listed]
+    # The task as a list item shows it, the same keys and renderings.
+    assert payload(read) == {
+        "id": old,
+        "title": "Renew passport",
+        "completed": False,
+        "description": None,
+        "priority": "medium",
+        "tags": ["id"],
+        "due_at": "2026-12-03T08:00:00.000000Z",
+        "recurrence": "none",
+        "time_zone": None,
+        "completed_at": None,
+    }
+    assert set(payload(read)) == set(listed[0])
+    assert json.loads(text_of(read)) == payload(read)
+    # Another user's task is answered exactly as a missing one.
+    for task_id, result in ((bobs, others), (999_999, missing)):
+        assert error_of(result) == {
+            "code": "not_found",
+            "message": f"Task {task_id} not found",
+            "task_ids": [task_id],
+        }
+        assert text_of(result) == f"Task {task_id} not found"
+    assert error_code(as_bob) == "forbidden"
 
 
 # --- bulk -----------------------------------------------------------------------------------
