@@ -151,6 +151,16 @@ class _Resolution:
     listed: bool = False  # the tasks come from this turn's listing, due dates and all
 
 
+@dataclass
+class _Reading:
+    """Tasks read by id (``get_task``): those found, the ids not found (missing or another
+    user's), and the reply when a read failed otherwise."""
+
+    tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+    reply: ReplyEvent | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class RulesAgent:
     """Implements ``Agent`` without any model: rules, the stored history and the tools.
@@ -224,8 +234,8 @@ class RulesAgent:
             return
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
             shift = state.command.arguments.get("shift_minutes")
-            # A move by a span lists the tasks first, for their due dates: one call more.
-            needed = len(state.candidates) + (1 if isinstance(shift, int) else 0)
+            # A move by a span reads each task first, for its due date: two calls a task.
+            needed = len(state.candidates) * (2 if isinstance(shift, int) else 1)
             if _BOTH.match(message) and len(state.candidates) > 1 and needed > self.max_tool_calls:
                 yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
                 return
@@ -409,35 +419,62 @@ class RulesAgent:
     async def _answer_about(
         self, command: Command, ref: TaskRef, turn: TurnInput
     ) -> AsyncIterator[AgentEvent]:
-        """ "when is the dentist", "did I pay the bill?": read-only, from the task found."""
-        call = await turn.tools.call("list_tasks", {"status": "all"})
-        yield ToolCallEvent(call)
-        if not call.ok:
-            yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
-            return
-        tasks = {t["id"]: t for t in _tasks(call) if isinstance(t.get("id"), int)}
-        mentions = _mentions(call)
-        if ref.ids:
-            found = [m for m in mentions if m.id in ref.ids]
-        elif ref.pronoun:
-            wanted = {m.id for m in last_mentioned(turn.history)}
-            found = [m for m in mentions if m.id in wanted]
+        """ "when is the dentist", "did I pay the bill?": read-only, from the task found.
+        A task named by its number (or "it") is read by its id: a listing holds only the
+        newest tasks."""
+        asks = command.asks or ""
+        if ref.ids or ref.pronoun:
+            ids = list(dict.fromkeys(ref.ids)) or [m.id for m in last_mentioned(turn.history)]
+            if len(ids) > self.max_tool_calls:
+                yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+                return
+            reading = _Reading()
+            async for event in self._read(ids, turn, reading):
+                yield event
+            if reading.reply is not None:
+                yield reading.reply
+                return
+            found = [reading.tasks[i] for i in ids if i in reading.tasks]
+            if reading.missing:
+                parts = (_about_several(found, asks, turn), _not_found(reading.missing))
+                yield ReplyEvent("\n".join(part for part in parts if part))
+                return
         else:
+            call = await turn.tools.call("list_tasks", {"status": "all"})
+            yield ToolCallEvent(call)
+            if not call.ok:
+                yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+                return
+            tasks = {t["id"]: t for t in _tasks(call) if isinstance(t.get("id"), int)}
+            mentions = _mentions(call)
             words = ref.title or ""
-            found = match_title(words, mentions)
-            if not found and command.asks == "done":  # "did I pay the bill": "bill" alone
-                found = match_title(words.partition(" ")[2], mentions)
+            matches = match_title(words, mentions)
+            if not matches and command.asks == "done":  # "did I pay the bill": "bill" alone
+                matches = match_title(words.partition(" ")[2], mentions)
+            found = [tasks[m.id] for m in matches]
         if not found:
             yield ReplyEvent(
                 f"I couldn't find a task matching “{ref.title or 'that'}”. Say “show my "
                 "tasks” to see what's on your list."
             )
             return
-        lines = [_about(tasks[m.id], command.asks or "", now=turn.now, tz=turn.tz) for m in found]
-        if len(lines) == 1:
-            yield ReplyEvent(lines[0])
-            return
-        yield ReplyEvent(f"I found {len(lines)} tasks like that:\n" + "\n".join(lines[:LIST_LINES]))
+        yield ReplyEvent(_about_several(found, asks, turn))
+
+    async def _read(
+        self, task_ids: Sequence[int], turn: TurnInput, into: _Reading
+    ) -> AsyncIterator[AgentEvent]:
+        """Each task by its id (``get_task``, one call a task), into ``into``; a failure
+        other than "not found" stops the reading with the reply that says so."""
+        for task_id in task_ids:
+            call = await turn.tools.call("get_task", {"task_id": task_id})
+            yield ToolCallEvent(call)
+            if call.ok and isinstance(call.result, dict):
+                into.tasks[task_id] = call.result
+            elif call.code == "not_found":
+                into.missing.append(task_id)
+            else:
+                into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
+                return
 
     # --- completion stated as a fact ------------------------------------------------------------
 
@@ -518,7 +555,8 @@ class RulesAgent:
             yield resolution.reply
             return
         shifting = command.shift_minutes is not None
-        lookup = 1 if shifting and not resolution.listed else 0
+        # A move by a span reads each task's due date first, unless this turn listed it.
+        lookup = len(resolution.tasks) if shifting and not resolution.listed else 0
         if looked_up + lookup + len(resolution.tasks) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
@@ -615,18 +653,21 @@ class RulesAgent:
         self, tasks: Sequence[TaskMention], minutes: int, turn: TurnInput, *, listed: bool
     ) -> AsyncIterator[AgentEvent]:
         """ "push the report back a day": each task's due date, moved by ``minutes``. The due
-        date is the todo service's: read from this turn's listing, or listed here."""
+        date is the todo service's: from this turn's listing, or each task read by its id."""
         found = {task.id: task for task in tasks}
         if not listed:
-            only = tasks[0] if len(tasks) == 1 and tasks[0].title else None
-            arguments = {"status": "all", **({"q": only.title} if only else {})}
-            call = await turn.tools.call("list_tasks", arguments)
-            yield ToolCallEvent(call)
-            if not call.ok:
-                yield ReplyEvent(_tool_trouble(call, "look up that task"))
+            reading = _Reading()
+            async for event in self._read([task.id for task in tasks], turn, reading):
+                yield event
+            if reading.reply is not None:
+                yield reading.reply
                 return
-            listing = {t.id: t for t in _mentions(call)}
-            found = {task.id: listing[task.id] for task in tasks if task.id in listing}
+            found = {
+                task_id: TaskMention(
+                    task_id, str(t.get("title", "")), _text_or_none(t.get("due_at"))
+                )
+                for task_id, t in reading.tasks.items()
+            }
         way = "later" if minutes > 0 else "earlier"
         replies = []
         for task in tasks:
@@ -1151,6 +1192,20 @@ def _about(task: dict[str, Any], asks: str, *, now: datetime, tz: ZoneInfo) -> s
         return f"{named} has no due date."
     done = " (already done)" if task.get("completed") else ""
     return f"{named} is due {when}{done}."
+
+
+def _about_several(tasks: Sequence[dict[str, Any]], asks: str, turn: TurnInput) -> str:
+    """The answer about each task found: one line, or a list under a heading."""
+    lines = [_about(task, asks, now=turn.now, tz=turn.tz) for task in tasks]
+    if len(lines) <= 1:
+        return "".join(lines)
+    return f"I found {len(lines)} tasks like that:\n" + "\n".join(lines[:LIST_LINES])
+
+
+def _not_found(task_ids: Sequence[int]) -> str:
+    """What a reply says of tasks named by number that are not the user's (or no more)."""
+    named = _join([f"task {task_id}" for task_id in task_ids])
+    return f"I couldn't find {named} on your list. Say “show my tasks” to see their numbers."
 
 
 def _confirmation(action: str, tasks: Sequence[TaskMention]) -> ReplyEvent:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -634,7 +635,7 @@ async def test_a_move_by_a_span_shifts_the_tasks_own_due_date(
     # "it": the task the conversation last changed, its due date read again from the service.
     later = await turn(agent, alice, "move it a week later", conversation)
     assert calls(later) == [
-        ("list_tasks", {"status": "all", "q": "Finish the report"}),
+        ("get_task", {"task_id": task_id}),
         ("update_task", {"task_id": task_id, "due_at": "2026-12-12T09:00:00+00:00"}),
     ]
     by_number = await turn(agent, alice, f"postpone task {task_id} by 2 days")
@@ -663,7 +664,7 @@ async def test_a_move_by_a_span_asks_which_task_then_moves_the_one_picked(
     assert rules.ASK_WHICH in asked["response"]
     answered = await turn(agent, alice, f"task {agenda}", asked["conversation_id"])
     assert calls(answered) == [
-        ("list_tasks", {"status": "all", "q": "Prepare the meeting agenda"}),
+        ("get_task", {"task_id": agenda}),
         ("update_task", {"task_id": agenda, "due_at": "2026-11-30T10:00:00+00:00"}),
     ]
 
@@ -750,6 +751,54 @@ async def test_a_question_about_one_task_is_answered_from_it_and_changes_nothing
             assert answer["response"] == reply, said
 
 
+async def test_a_task_named_by_number_is_read_by_its_id_however_many_are_newer(
+    agent: httpx.AsyncClient,
+    alice: User,
+    bob: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """ "when is task N" and "postpone task N by 2 days" looked for N among the tasks
+    list_tasks answers, the newest 100: an older task was "not on your list"."""
+    added = await turn(agent, alice, "add dentist appointment on friday at 10am")
+    dentist = added["tool_calls"][0]["result"]["task_id"]
+    bobs = await add(agent, bob, "Bob's plans")
+    async with committed_sessionmaker.begin() as session:
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
+                " SELECT :user, 'Newer ' || n, now(), now(), 1 FROM generate_series(1, 120) n"
+            ),
+            {"user": alice.sub},
+        )
+
+    asked = await turn(agent, alice, f"when is task {dentist}")
+    assert asked["response"] == (
+        f"“Dentist appointment” (task {dentist}) is due Fri 4 Dec at 10:00."
+    )
+    assert calls(asked) == [("get_task", {"task_id": dentist})]
+    pushed = await turn(agent, alice, f"postpone task {dentist} by 2 days")
+    assert pushed["response"] == f"Updated task {dentist}: I set it due Sun 6 Dec at 10:00."
+    assert calls(pushed) == [
+        ("get_task", {"task_id": dentist}),
+        ("update_task", {"task_id": dentist, "due_at": "2026-12-06T10:00:00+00:00"}),
+    ]
+
+    # Another user's task is read as a missing one, and nothing of it is told.
+    for said in (f"when is task {bobs}", f"postpone task {bobs} by 2 days"):
+        answer = await turn(agent, alice, said)
+        assert answer["tool_calls"] == [
+            {
+                "name": "get_task",
+                "arguments": {"task_id": bobs},
+                "result": {"error": f"Task {bobs} not found", "code": "not_found"},
+            }
+        ], said
+        assert answer["response"].startswith(f"I couldn't find task {bobs} on your list"), said
+    mine = await turn(agent, bob, f"when is task {bobs}")
+    assert mine["response"] == f"“Bob's plans” (task {bobs}) has no due date."
+
+
 async def test_a_move_past_the_calendars_end_says_so_and_changes_nothing(
     agent: httpx.AsyncClient, todo_mcp_url: str, alice: User
 ) -> None:
@@ -764,7 +813,7 @@ async def test_a_move_past_the_calendars_end_says_so_and_changes_nothing(
         assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     pushed = await turn(agent, alice, f"push task {task_id} back a week")
-    assert calls(pushed) == [("list_tasks", {"status": "all"})]
+    assert calls(pushed) == [("get_task", {"task_id": task_id})]
     assert pushed["response"] == (
         f"“At the end of time” (task {task_id}) can't be moved a week later: the day would "
         "be outside the calendar. Nothing was changed."
@@ -793,9 +842,9 @@ async def test_several_names_never_change_a_third_task_that_has_all_their_words(
 async def test_moving_all_the_tasks_offered_by_a_span_keeps_to_the_cap(
     make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
 ) -> None:
-    """ "all of them" after "which one?" about a move by a span lists the tasks once more
-    (their due dates) before moving each: as many candidates as the cap made one call more."""
-    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=3)) as chat:
+    """ "all of them" after "which one?" about a move by a span reads each task again (its
+    due date) before moving it: two calls a task, counted before any is made."""
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=4)) as chat:
         ids = [
             (await turn(chat, alice, f"add team meeting on {day} at 3pm"))["tool_calls"][0][
                 "result"
@@ -805,12 +854,17 @@ async def test_moving_all_the_tasks_offered_by_a_span_keeps_to_the_cap(
         asked = await turn(chat, alice, "push the meeting back an hour")
         assert rules.ASK_WHICH in asked["response"]
         answer = await turn(chat, alice, "all of them", asked["conversation_id"])
-        assert (answer["tool_calls"], answer["response"]) == ([], too_many_tool_calls(3))
+        assert (answer["tool_calls"], answer["response"]) == ([], too_many_tool_calls(4))
 
         await turn(chat, alice, f"delete task {ids[2]}")
         asked = await turn(chat, alice, "push the meeting back an hour")
         both = await turn(chat, alice, "both", asked["conversation_id"])
-        assert [name for name, _ in calls(both)] == ["list_tasks", "update_task", "update_task"]
+        assert calls(both) == [
+            ("get_task", {"task_id": ids[0]}),
+            ("get_task", {"task_id": ids[1]}),
+            ("update_task", {"task_id": ids[0], "due_at": "2026-11-30T16:00:00+00:00"}),
+            ("update_task", {"task_id": ids[1], "due_at": "2026-12-01T16:00:00+00:00"}),
+        ]
 
 
 async def test_a_question_asked_while_choosing_is_answered_and_picks_no_task(
