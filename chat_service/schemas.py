@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.pagination import ID_BOUND
+from shared.pagination import MAX_ID
 from shared.text import Composed
 from shared.timezones import TimeZoneName
 
@@ -24,7 +24,7 @@ class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: ChatText
-    conversation_id: Annotated[int, Field(ge=1, lt=ID_BOUND)] | None = None
+    conversation_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
     timezone: TimeZoneName | None = Field(
         default=None, description="IANA name for relative dates such as 'tomorrow'; UTC if absent"
     )

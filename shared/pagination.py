@@ -31,9 +31,6 @@ T = TypeVar("T")
 
 # PostgreSQL's largest bigint: every id a cursor can name is in 1..MAX_ID.
 MAX_ID = 2**63 - 1
-# The same bound as an exclusive one, for the documents: FastAPI writes bounds as floats, and
-# 2**63 - 1 reads back as 2**63 (a client would send an id the service refuses); 2**63 is exact.
-ID_BOUND = MAX_ID + 1
 # The longest cursor accepted. The longest one issued is a title sort's: 200 characters of
 # up to 4 UTF-8 bytes each, plus the sort, the order and an id, about 1,150 characters.
 MAX_CURSOR_LENGTH = 2048

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from shared.clock import Clock
 from shared.deps import CurrentPrincipal
 from shared.errors import error_responses
-from shared.pagination import ID_BOUND, page_headers
+from shared.pagination import MAX_ID, page_headers
 from todo_service.statements import PageJSON
 
 JSON = "application/json"
@@ -27,7 +27,7 @@ def api_router(prefix: str, tag: str) -> APIRouter:
 def row_id(noun: str) -> Any:
     """The path parameter naming one of the user's rows: an id in 1..MAX_ID (PostgreSQL's
     bigint), anything else a 422 before a query runs."""
-    return Path(ge=1, lt=ID_BOUND, description=f"The {noun}'s id; a malformed one is a 422")
+    return Path(ge=1, le=MAX_ID, description=f"The {noun}'s id; a malformed one is a 422")
 
 
 # Dependencies are coroutines: FastAPI would run plain functions in a worker thread.
