@@ -57,6 +57,7 @@ ETAG_HEADER: dict[str, Any] = {
     }
 }
 _TASK_ANSWER: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}}
+_PATCH_SCHEMA = "#/components/schemas/TaskPatch"
 
 
 def _idempotency_ttl(request: Request) -> timedelta:
@@ -355,7 +356,14 @@ async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
     responses={**_TASK_ANSWER, **_CHANGE_ONE_TASK},
     summary="Change some fields (JSON merge patch)",
     description="`application/merge-patch+json` or `application/json`: an absent field is "
-    "unchanged, `null` clears description, due_at or tags.",
+    "unchanged; `null` clears description or due_at, empties tags or reminders, and sets "
+    "time_zone back to UTC.",
+    # FastAPI reads any JSON type (`+json` too) but documents only application/json.
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/merge-patch+json": {"schema": {"$ref": _PATCH_SCHEMA}}}
+        }
+    },
 )
 async def patch_task(body: TaskPatch, write: TaskWriteDep) -> Response:
     task = await service.update_task(write.session, write.user_id, changes=body, **write.target)

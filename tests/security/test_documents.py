@@ -115,3 +115,15 @@ def test_every_operation_documents_the_503_a_client_must_branch_on(
     description = operation["responses"]["503"]["description"]
     assert "`database_unavailable`" in description
     assert "`outcome_unknown`" in description
+
+
+def test_a_patch_documents_both_json_types_and_what_null_clears() -> None:
+    # The route reads any JSON type (FastAPI parses `+json` too); RFC 7396's is the merge
+    # patch's own, and generated clients send only what the document lists.
+    operation = DOCUMENTS["todo"]["paths"]["/api/tasks/{task_id}"]["patch"]
+    content = operation["requestBody"]["content"]
+    patch = {"$ref": "#/components/schemas/TaskPatch"}
+    assert content["application/merge-patch+json"]["schema"] == patch
+    assert content["application/json"]["schema"] == patch
+    for field in ("description", "due_at", "tags", "reminders", "time_zone"):
+        assert field in operation["description"], field
