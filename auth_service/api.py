@@ -93,7 +93,14 @@ def _token_response(pair: TokenPair) -> TokenResponse:
             }
         },
         **error_responses(
-            409, 503, descriptions={409: "An account with this email exists", 503: _BUSY}
+            400,
+            409,
+            503,
+            descriptions={
+                400: "The password is the email (`weak_password`), or a malformed body",
+                409: "An account with this email exists (`email_taken`)",
+                503: _BUSY,
+            },
         ),
     },
 )
@@ -156,8 +163,8 @@ def _client_address(request: Request) -> str:
     openapi_extra=_LOGIN_BODY,
     responses=_checks_password(
         401,
-        descriptions={401: "Wrong email or password"},
-        too_many="Too many failed logins for this account",
+        descriptions={401: "Wrong email or password (`invalid_credentials`)"},
+        too_many="Too many failed logins for this account (`login_locked`)",
     ),
 )
 async def login(request: Request, session: SessionDep, ctx: Context) -> TokenResponse:
@@ -175,7 +182,11 @@ async def login(request: Request, session: SessionDep, ctx: Context) -> TokenRes
 @router.post(
     "/refresh",
     responses=error_responses(
-        401, descriptions={401: "The refresh token is invalid, expired, spent or revoked"}
+        401,
+        descriptions={
+            401: "The refresh token is invalid, expired or revoked (`invalid_refresh_token`), "
+            "or was already used, which revokes its session (`refresh_token_reused`)"
+        },
     ),
 )
 async def refresh(body: RefreshIn, session: SessionDep, ctx: Context) -> TokenResponse:
@@ -209,7 +220,7 @@ async def update_me(
     responses=_checks_password(
         401,
         403,
-        descriptions={403: "The password is not correct"},
+        descriptions={403: "The password is not correct (`wrong_password`)"},
         too_many="Too many wrong passwords",
     ),
 )
@@ -226,7 +237,10 @@ async def delete_me(
     responses=_checks_password(
         400,
         401,
-        descriptions={400: "The current password is not correct, or a malformed body"},
+        descriptions={
+            400: "The current password is not correct (`wrong_password`), the new one is the "
+            "email (`weak_password`), or a malformed body"
+        },
         too_many="Too many wrong current passwords",
     ),
 )

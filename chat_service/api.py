@@ -22,12 +22,17 @@ from chat_service.schemas import (
 )
 from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn, run_turn
 from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
-from shared.errors import ERROR_DESCRIPTIONS, error_responses
+from shared.errors import ERROR_DESCRIPTIONS, WATCHED_401, error_responses
 from shared.pagination import PAGE_HEADERS, page_headers
 from shared.streams import EventStreamResponse
 
-router = APIRouter(prefix="/api", tags=["chat"], responses=error_responses(400, 401, 413, 422, 503))
-_ONE_CONVERSATION = error_responses(404)
+router = APIRouter(
+    prefix="/api",
+    tags=["chat"],
+    responses=error_responses(400, 401, 413, 422, 503, descriptions={401: WATCHED_401}),
+)
+_NO_CONVERSATION = "No such conversation, or not the current user's (`conversation_not_found`)"
+_ONE_CONVERSATION = error_responses(404, descriptions={404: _NO_CONVERSATION})
 
 MAX_PAGE = 100
 UTC = ZoneInfo("UTC")
@@ -118,13 +123,18 @@ def _accepts_event_stream(accept: str) -> bool:
         **error_responses(
             404,
             409,
+            422,
             502,
             503,
             504,
             descriptions={
-                404: "`conversation_id` is not one of the user's conversations",
-                409: "A turn with this Idempotency-Key is still running (see Retry-After), "
-                "or the conversation is full (`conversation_full`: start a new one)",
+                404: "`conversation_id` is not one of the user's conversations "
+                "(`conversation_not_found`)",
+                409: "A turn with this Idempotency-Key is still running "
+                "(`idempotent_request_in_progress`, see Retry-After), or the conversation is "
+                "full (`conversation_full`: start a new one)",
+                422: "Invalid body, or an Idempotency-Key reused with another body "
+                "(`idempotency_key_reused`)",
                 502: "The model or the todo service answered badly",
                 503: "The todo service is unavailable (`todo_unavailable`); or "
                 + ERROR_DESCRIPTIONS[503],

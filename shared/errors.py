@@ -319,7 +319,7 @@ class ErrorEnvelope(BaseModel):
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Malformed request: a body that cannot be parsed, or a bad header or cursor",
-    401: "No access token, or an invalid or expired one",
+    401: "No access token (`not_authenticated`), or an invalid or expired one (`invalid_token`)",
     403: "Authenticated but not allowed",
     404: "Not found, or not the current user's",
     409: "Conflicts with the current state",
@@ -335,6 +335,9 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     "retry with the same `Idempotency-Key`",
     504: "A service this request needs did not answer in time",
 }
+# The 401 of a service that watches deleted accounts (``shared.tombstones``): a token issued
+# before its account was deleted is refused with a code of its own.
+WATCHED_401 = ERROR_DESCRIPTIONS[401] + "; `account_deleted` once its account is deleted"
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
     429: {"Retry-After": {"schema": {"type": "integer"}, "required": True}},

@@ -37,15 +37,30 @@ from todo_service.settings import TodoSettings
 
 router = api_router("/api/tasks", "tasks")
 # The statuses of the routes that name one task, and of those that also write it.
-_ONE_TASK = error_responses(404)
-_WRITE_ONE_TASK = error_responses(404, 412)
+_NO_TASK = {404: "No such task, or not the current user's (`task_not_found`)"}
+_ONE_TASK = error_responses(404, descriptions=_NO_TASK)
+_WRITE_ONE_TASK = error_responses(404, 412, descriptions=_NO_TASK)
 # A write that may complete a recurring task: its next occurrence is a new task.
 _CHANGE_ONE_TASK = error_responses(
     404,
     409,
     412,
-    descriptions={409: "Completing a recurring task would pass the user's task limit"},
+    descriptions={
+        **_NO_TASK,
+        409: "Completing a recurring task would pass the user's task limit (`task_limit_reached`)",
+    },
 )
+# A patch may clear the due date that offset reminders kept.
+_PATCH_ONE_TASK = {
+    **_CHANGE_ONE_TASK,
+    **error_responses(
+        422,
+        descriptions={
+            422: "Invalid body, or reminders before the due date left without one "
+            "(`reminder_needs_due_date`)"
+        },
+    ),
+}
 # What every answer carrying a task sends with it (``_task_response``).
 ETAG_HEADER: dict[str, Any] = {
     "ETag": {
@@ -234,9 +249,11 @@ async def list_tasks(
             409,
             422,
             descriptions={
-                409: "A create with this Idempotency-Key is still in progress, or the task would "
-                "pass the user's task limit",
-                422: "Invalid body, or an Idempotency-Key reused with another body",
+                409: "A create with this Idempotency-Key is still in progress "
+                "(`idempotent_request_in_progress`), or the task would pass the user's task "
+                "limit (`task_limit_reached`)",
+                422: "Invalid body, or an Idempotency-Key reused with another body "
+                "(`idempotency_key_reused`)",
             },
         ),
     },
@@ -353,7 +370,7 @@ async def replace_task(body: TaskReplace, write: TaskWriteDep) -> Response:
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
-    responses={**_TASK_ANSWER, **_CHANGE_ONE_TASK},
+    responses={**_TASK_ANSWER, **_PATCH_ONE_TASK},
     summary="Change some fields (JSON merge patch)",
     description="`application/merge-patch+json` or `application/json`: an absent field is "
     "unchanged; `null` clears description or due_at, empties tags or reminders, and sets "

@@ -37,7 +37,12 @@ from todo_service.settings import TodoSettings
 logger = logging.getLogger(__name__)
 
 router = api_router("/api/notifications", "notifications")
-_ONE = error_responses(404)
+_ONE = error_responses(
+    404,
+    descriptions={
+        404: "No such notification, or not the current user's (`notification_not_found`)"
+    },
+)
 # Retry-After of a stream refused for want of a slot (one frees when a stream ends).
 STREAM_BUSY_RETRY_SECONDS = 10
 

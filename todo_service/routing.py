@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from shared.clock import Clock
 from shared.deps import CurrentPrincipal
-from shared.errors import error_responses
+from shared.errors import WATCHED_401, error_responses
 from shared.pagination import MAX_ID, page_headers
 from todo_service.statements import PageJSON
 
@@ -21,7 +21,8 @@ def api_router(prefix: str, tag: str) -> APIRouter:
     """The router of one API under ``prefix``. Any of its routes may answer 400 (a malformed
     header or cursor), 401 (no valid token), 413 (a body over the limit), 422 (invalid
     input) or 503 (the database unavailable, or a write's outcome unknown)."""
-    return APIRouter(prefix=prefix, tags=[tag], responses=error_responses(400, 401, 413, 422, 503))
+    responses = error_responses(400, 401, 413, 422, 503, descriptions={401: WATCHED_401})
+    return APIRouter(prefix=prefix, tags=[tag], responses=responses)
 
 
 def row_id(noun: str) -> Any:

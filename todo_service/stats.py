@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from shared.clock import Clock
 from shared.db import Database
 from shared.deps import CurrentPrincipal
-from shared.errors import HttpError, ValidationFailed, error_responses
+from shared.errors import WATCHED_401, HttpError, ValidationFailed, error_responses
 from shared.timezones import TimeZoneName
 from todo_service.models import Priority
 
@@ -55,7 +55,7 @@ class _PathOwner(APIRoute):
 router = APIRouter(
     prefix="/api/tasks",
     tags=["tasks"],
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(401, 422, 503, descriptions={401: WATCHED_401}),
     route_class=_PathOwner,
 )
 

@@ -25,7 +25,9 @@ from todo_service.webhooks.schemas import (
 from todo_service.webhooks.targets import Resolver, TargetRefused, check_target, parse_target
 
 router = api_router("/api/webhooks", "webhooks")
-_ONE = error_responses(404)
+_ONE = error_responses(
+    404, descriptions={404: "No such webhook, or not the current user's (`webhook_not_found`)"}
+)
 
 WebhookId = Annotated[int, row_id("webhook")]
 
@@ -88,9 +90,10 @@ async def checked_url(request: Request, url: str) -> str:
         },
         **error_responses(
             409,
+            422,
             503,
             descriptions={
-                409: "The user already has the most webhooks allowed",
+                409: "The user already has the most webhooks allowed (`webhook_limit_reached`)",
                 422: "Invalid body, or a URL the SSRF checks refuse (`webhook_url_*`)",
                 503: "Webhooks are not configured on this server "
                 "(`webhooks_unavailable`); or " + ERROR_DESCRIPTIONS[503],
