@@ -21,6 +21,7 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -255,8 +256,13 @@ def utc_text(value: datetime) -> str:
 
 
 # One spelling for every timestamp a client reads, whether Python or PostgreSQL renders it
-# (todo_service.listing): UTC, microseconds, "Z".
-UtcTimestamp = Annotated[datetime, PlainSerializer(utc_text, return_type=str, when_used="json")]
+# (todo_service.listing): UTC, microseconds, "Z". The text is an RFC 3339 date-time, and the
+# document says so (the serializer's ``str`` alone would publish a plain string).
+UtcTimestamp = Annotated[
+    datetime,
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 class ReminderPublic(BaseModel):

@@ -185,3 +185,27 @@ def test_a_404_and_a_token_refusal_name_their_codes(
         assert "`invalid_token`" in description
         # todo and chat watch deleted accounts (shared.tombstones); auth no longer finds one.
         assert ("`account_deleted`" in description) == (service != "auth"), description
+
+
+def _timestamps(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: field
+        for name, field in schema.get("properties", {}).items()
+        if name.endswith("_at") or name == "at"
+    }
+
+
+@pytest.mark.parametrize("service", sorted(DOCUMENTS))
+def test_every_timestamp_is_documented_as_a_date_time(service: str) -> None:
+    # Rendered as text (UTC, microseconds, "Z") by Python or PostgreSQL, still an instant.
+    schemas = DOCUMENTS[service]["components"]["schemas"]
+    found = {
+        f"{model}.{name}": field
+        for model, schema in schemas.items()
+        for name, field in _timestamps(schema).items()
+    }
+    assert found
+    for where, field in found.items():
+        options = field.get("anyOf", [field])
+        dated = [option for option in options if option.get("format") == "date-time"]
+        assert [option.get("type") for option in dated] == ["string"], (where, field)
