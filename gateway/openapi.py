@@ -13,6 +13,8 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shared.openapi import REQUEST_ID_HEADER
+
 OPENAPI_VERSION = "3.1.0"
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -100,7 +102,8 @@ def _add_gateway_answers(path_item: dict[str, Any]) -> None:
                 answer["description"] = (
                     f"{answer.get('description', '')}\n\nFrom the gateway: {description}"
                 )
-            for name, header in _GATEWAY_HEADERS.get(status, {}).items():
+            headers = {**_GATEWAY_HEADERS.get(status, {}), "X-Request-ID": REQUEST_ID_HEADER}
+            for name, header in headers.items():
                 answer.setdefault("headers", {}).setdefault(name, header)
 
 

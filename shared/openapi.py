@@ -5,6 +5,9 @@ null]``. A parameter cannot be null on the wire: when a client has no value it l
 parameter out, and a literal ``null`` would arrive as the text "null". The published
 parameter schemas keep only the real type, so that clients, and the fuzzer, read the same
 rules the server applies.
+
+Every answer carries ``X-Request-ID`` (``shared.middleware``, ``shared.server`` and the
+gateway add it); FastAPI has no place to say so once, so it is added to every response here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from fastapi import FastAPI
 from shared.errors import ERROR_DESCRIPTIONS
 
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+REQUEST_ID_HEADER: dict[str, Any] = {
+    "description": "The request's id: the client's own `X-Request-ID` when it is 1-128 "
+    "characters of `A-Za-z0-9._:-`, else a new one; also `request_id` in an error's body",
+    "schema": {"type": "string"},
+    "required": True,
+}
 
 
 def parameters_without_null(document: dict[str, Any]) -> dict[str, Any]:
@@ -63,14 +73,25 @@ def json_bodies_refuse_other_types(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def answers_carry_request_id(document: dict[str, Any]) -> dict[str, Any]:
+    """Document ``X-Request-ID`` on every response of every operation. In place; returned."""
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in _METHODS:
+                for response in operation.get("responses", {}).values():
+                    response.setdefault("headers", {}).setdefault("X-Request-ID", REQUEST_ID_HEADER)
+    return document
+
+
 def install_openapi_corrections(app: FastAPI) -> None:
-    """Apply :func:`parameters_without_null` and :func:`json_bodies_refuse_other_types` to
-    the app's document, once, when first built."""
+    """Apply :func:`parameters_without_null`, :func:`json_bodies_refuse_other_types` and
+    :func:`answers_carry_request_id` to the app's document, once, when first built."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = json_bodies_refuse_other_types(parameters_without_null(generate()))
+            document = json_bodies_refuse_other_types(parameters_without_null(generate()))
+            app.openapi_schema = answers_carry_request_id(document)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

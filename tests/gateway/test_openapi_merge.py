@@ -85,3 +85,11 @@ def test_the_gateways_health_documents_its_503_as_the_envelope() -> None:
     document = gateway_app().openapi()
     refusal = document["paths"]["/api/health"]["get"]["responses"]["503"]
     assert refusal["content"]["application/json"]["schema"]["$ref"] == ENVELOPE_REF
+
+
+def test_the_gateways_answers_document_their_request_id() -> None:
+    merged = merge({"todo": _service_document()}, prefixes={"todo": ["/api/tasks"]})
+
+    for status in ("502", "503", "504"):
+        response = merged["paths"]["/api/tasks"]["get"]["responses"][status]
+        assert response["headers"]["X-Request-ID"]["required"] is True

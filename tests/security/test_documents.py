@@ -209,3 +209,16 @@ def test_every_timestamp_is_documented_as_a_date_time(service: str) -> None:
         options = field.get("anyOf", [field])
         dated = [option for option in options if option.get("format") == "date-time"]
         assert [option.get("type") for option in dated] == ["string"], (where, field)
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_answer_documents_its_request_id(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    # The request middleware (and the gateway, the HTTP server below the app) sends it on
+    # every answer: the id a client quotes and the logs are searched by.
+    for status, response in operation["responses"].items():
+        header = response.get("headers", {}).get("X-Request-ID")
+        assert header is not None, status
+        assert header["required"] is True
+        assert header["description"]
