@@ -82,6 +82,8 @@ def _token_response(pair: TokenPair) -> TokenResponse:
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
+    summary="Create an account",
+    description="The answer is the new account, without tokens: log in next.",
     responses={
         201: {
             "headers": {
@@ -161,6 +163,9 @@ def _client_address(request: Request) -> str:
 @router.post(
     "/login",
     openapi_extra=_LOGIN_BODY,
+    summary="Log in",
+    description="JSON `{email, password}`, or the OAuth2 password form (the email as "
+    "`username`); the answer is an access token and a refresh token.",
     responses=_checks_password(
         401,
         descriptions={401: "Wrong email or password (`invalid_credentials`)"},
@@ -181,6 +186,9 @@ async def login(request: Request, session: SessionDep, ctx: Context) -> TokenRes
 
 @router.post(
     "/refresh",
+    summary="Exchange a refresh token for a new pair",
+    description="A refresh token works once: sent again, it ends its session "
+    "(`refresh_token_reused`).",
     responses=error_responses(
         401,
         descriptions={
@@ -194,18 +202,26 @@ async def refresh(body: RefreshIn, session: SessionDep, ctx: Context) -> TokenRe
     return _token_response(pair)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out",
+    description="Ends the refresh token's session (an unknown token too answers 204); access "
+    "tokens already issued stay valid until they expire.",
+)
 async def logout(body: RefreshIn, session: SessionDep, ctx: Context) -> None:
     await service.logout(session, ctx, refresh_token=body.refresh_token)
 
 
-@router.get("/me", response_model=UserPublic, responses=error_responses(401))
+@router.get("/me", response_model=UserPublic, responses=error_responses(401), summary="The account")
 async def read_me(principal: CurrentPrincipal, db: DatabaseDep) -> Response:
     user = await service.account(db, principal.sub)
     return Response(user.model_dump_json(), media_type="application/json")
 
 
-@router.patch("/me", responses=error_responses(401))
+@router.patch(
+    "/me", responses=error_responses(401), summary="Change the account's name or time zone"
+)
 async def update_me(
     body: MeUpdate, user: CurrentUser, session: SessionDep, ctx: Context
 ) -> UserPublic:
@@ -217,6 +233,7 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete the account",
     responses=_checks_password(
         401,
         403,
@@ -234,6 +251,7 @@ async def delete_me(
 
 @router.post(
     "/password",
+    summary="Change the password",
     responses=_checks_password(
         400,
         401,
@@ -266,6 +284,7 @@ async def change_password(
 
 @router.post(
     "/logout-all",
+    summary="Log out everywhere",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401),
 )
@@ -275,7 +294,11 @@ async def logout_all(principal: CurrentPrincipal, session: SessionDep, ctx: Cont
     await service.logout_everywhere(session, ctx, principal.sub)
 
 
-@router.get("/jwks")
+@router.get(
+    "/jwks",
+    summary="The public keys that verify access tokens",
+    description="A JSON Web Key Set; it may be cached for 5 minutes.",
+)
 async def jwks(ctx: Context, response: Response) -> JWKS:
     response.headers["Cache-Control"] = "public, max-age=300"
     return JWKS.model_validate(ctx.keys.jwks())

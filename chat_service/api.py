@@ -118,6 +118,7 @@ def _accepts_event_stream(accept: str) -> bool:
 @router.post(
     "/chat",
     response_model=ChatOut,
+    summary="Send a message to the assistant",
     responses={
         **_SSE_RESPONSE,
         **error_responses(
@@ -187,7 +188,11 @@ async def chat(
     )
 
 
-@router.get("/conversations", responses={200: {"headers": PAGE_HEADERS}})
+@router.get(
+    "/conversations",
+    responses={200: {"headers": PAGE_HEADERS}},
+    summary="The user's conversations",
+)
 async def list_conversations(
     request: Request,
     response: Response,
@@ -206,6 +211,7 @@ async def list_conversations(
 @router.get(
     "/conversations/{conversation_id}",
     responses={200: {"headers": PAGE_HEADERS}, **_ONE_CONVERSATION},
+    summary="One conversation with its messages",
 )
 async def read_conversation(
     conversation_id: ConversationId,
@@ -237,6 +243,7 @@ async def read_conversation(
     "/conversations/{conversation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_ONE_CONVERSATION,
+    summary="Delete a conversation and its messages",
 )
 async def delete_conversation(
     conversation_id: ConversationId, session: SessionDep, principal: CurrentPrincipal

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 
 from tests.security.routes import TABLE, Route, service_apps
 
@@ -222,3 +223,23 @@ def test_every_answer_documents_its_request_id(
         assert header is not None, status
         assert header["required"] is True
         assert header["description"]
+
+
+# FastAPI's summary when a route gives none: the handler's name in title case ("Read Me").
+GENERATED_SUMMARIES = {
+    (service, route.path_format, method): route.name.replace("_", " ").title()
+    for service, app in service_apps().items()
+    for route in iter_route_contexts(app.routes)
+    for method in route.methods or ()
+}
+# Where a client starts: what each does is not obvious from its name alone.
+DESCRIBED = ["/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout"]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "operation"), OPERATIONS, ids=IDS)
+def test_every_operation_has_a_written_summary(
+    service: str, method: str, path: str, operation: dict[str, Any]
+) -> None:
+    assert operation["summary"] != GENERATED_SUMMARIES[service, path, method]
+    if path in DESCRIBED:
+        assert operation.get("description"), operation
