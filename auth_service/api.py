@@ -25,6 +25,7 @@ from auth_service.schemas import (
 from auth_service.service import AuthContext, TokenPair
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import ERROR_DESCRIPTIONS, error_responses
+from shared.openapi import location_header
 
 router = APIRouter(prefix="/api/auth", tags=["auth"], responses=error_responses(400, 413, 422, 503))
 
@@ -85,15 +86,7 @@ def _token_response(pair: TokenPair) -> TokenResponse:
     summary="Create an account",
     description="The answer is the new account, without tokens: log in next.",
     responses={
-        201: {
-            "headers": {
-                "Location": {
-                    "description": "The new account's URL, `/api/auth/me`",
-                    "schema": {"type": "string"},
-                    "required": True,
-                }
-            }
-        },
+        201: {"headers": location_header("The new account's URL, `/api/auth/me`")},
         **error_responses(
             400,
             409,

@@ -29,6 +29,11 @@ REQUEST_ID_HEADER: dict[str, Any] = {
 }
 
 
+def location_header(names: str) -> dict[str, Any]:
+    """A 201's ``Location`` as an OpenAPI response header; ``names`` says what it names."""
+    return {"Location": {"description": names, "schema": {"type": "string"}, "required": True}}
+
+
 def parameters_without_null(document: dict[str, Any]) -> dict[str, Any]:
     """Drop the ``null`` alternative from every parameter's schema (in place; returned)."""
     for item in document.get("paths", {}).values():

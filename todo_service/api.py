@@ -21,6 +21,7 @@ from shared.clock import Clock
 from shared.db import Database, Session
 from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
 from shared.errors import BadRequest, error_responses
+from shared.openapi import location_header
 from shared.pagination import PAGE_HEADERS
 from todo_service import service
 from todo_service.models import IDEMPOTENCY_KEY_MAX
@@ -238,11 +239,7 @@ async def list_tasks(
         201: {
             "headers": {
                 **ETAG_HEADER,
-                "Location": {
-                    "description": "The task's URL, `/api/tasks/{id}`",
-                    "schema": {"type": "string"},
-                    "required": True,
-                },
+                **location_header("The task's URL, `/api/tasks/{id}`"),
             }
         },
         **error_responses(

@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request, Response, status
 
 from shared.deps import DatabaseDep
 from shared.errors import ERROR_DESCRIPTIONS, ServiceUnavailable, ValidationFailed, error_responses
+from shared.openapi import location_header
 from shared.pagination import MAX_CURSOR_LENGTH, PAGE_HEADERS
 from shared.sealing import SecretBox
 from todo_service.routing import UserId, api_router, json_response, page_response, row_id
@@ -79,15 +80,7 @@ async def checked_url(request: Request, url: str) -> str:
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
     responses={
-        201: {
-            "headers": {
-                "Location": {
-                    "description": "The webhook's URL, `/api/webhooks/{id}`",
-                    "schema": {"type": "string"},
-                    "required": True,
-                }
-            }
-        },
+        201: {"headers": location_header("The webhook's URL, `/api/webhooks/{id}`")},
         **error_responses(
             409,
             422,
