@@ -2077,9 +2077,11 @@ _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b(?:every\s*month|monthly|each month)\b", "monthly"),
     )
 )
+# "with notes ...", or "notes: ..." after the title. A bare word needs its colon: "meeting
+# notes on monday" and "buy notebook" are titles, not a title and a description.
 _DESCRIPTION = re.compile(
-    r"\s*(?:,\s*|\s+)(?:with\s+(?:the\s+)?(?:description|details?|notes?)|description|details?|"
-    r"notes?)\s*[:=]?\s*(?P<text>.+)$",
+    r"\s*(?:,\s*|\s+)(?:with\s+(?:the\s+)?(?:description|details?|notes?)\b\s*[:=]?|"
+    r"(?:description|details?|notes?)\s*[:=])\s*(?P<text>.+)$",
     re.IGNORECASE,
 )
 _LIST_TAIL = re.compile(

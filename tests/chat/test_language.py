@@ -467,3 +467,27 @@ def test_a_rename_to_words_of_a_time_is_a_rename(text: str, title: str) -> None:
     # "rename" asks for a title in so many words: no question whether a time was meant.
     command = understand(text, now=NOW, tz=PARIS)
     assert (command.intent, command.title) == (Intent.UPDATE, title), command
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "description"),
+    [
+        ("add buy notebook", "Buy notebook", None),
+        ("add meeting notes", "Meeting notes", None),
+        ("add write notes for the talk", "Write notes for the talk", None),
+        ("add call bob notes: ask about the car", "Call bob", "ask about the car"),
+        ("add call the insurer with description ask about the claim", "Call the insurer",
+         "ask about the claim"),
+    ],
+)  # fmt: skip
+def test_a_word_for_notes_in_a_title_is_part_of_it(
+    text: str, title: str, description: str | None
+) -> None:
+    # "notebook" gave the title "Buy" and the description "book"; "meeting notes", "Meeting"
+    # and "s". A bare "notes" starts a description only with its colon.
+    command = understand(text, now=NOW, tz=PARIS)
+    assert (command.intent, command.title, command.description) == (
+        Intent.ADD,
+        title,
+        description,
+    )
