@@ -436,7 +436,8 @@ class RulesAgent:
                 return
             found = [reading.tasks[i] for i in ids if i in reading.tasks]
             if reading.missing:
-                parts = (_about_several(found, asks, turn), _not_found(reading.missing))
+                missing = _not_found(_join([f"task {i}" for i in reading.missing]))
+                parts = (_about_several(found, asks, turn), missing)
                 yield ReplyEvent("\n".join(part for part in parts if part))
                 return
         else:
@@ -673,10 +674,7 @@ class RulesAgent:
         for task in tasks:
             known = found.get(task.id)
             if known is None:
-                replies.append(
-                    f"I couldn't find task {task.id} on your list. Say “show my tasks” to see "
-                    "their numbers."
-                )
+                replies.append(_not_found(f"task {task.id}"))
                 continue
             named = f"“{known.title}” (task {known.id})" if known.title else f"task {known.id}"
             if not known.due_at:
@@ -1202,9 +1200,9 @@ def _about_several(tasks: Sequence[dict[str, Any]], asks: str, turn: TurnInput) 
     return f"I found {len(lines)} tasks like that:\n" + "\n".join(lines[:LIST_LINES])
 
 
-def _not_found(task_ids: Sequence[int]) -> str:
-    """What a reply says of tasks named by number that are not the user's (or no more)."""
-    named = _join([f"task {task_id}" for task_id in task_ids])
+def _not_found(named: str) -> str:
+    """What a reply says of tasks named by number ("task 3", "task 3 and task 4") that are
+    not the user's (or no more)."""
     return f"I couldn't find {named} on your list. Say “show my tasks” to see their numbers."
 
 
@@ -1400,8 +1398,7 @@ def _join_or(parts: Sequence[str]) -> str:
 def _tool_trouble(call: ToolCall, doing: str) -> str:
     if call.code == "not_found":
         ids = call.arguments.get("task_ids") or [call.arguments.get("task_id")]
-        which = ", ".join(f"task {i}" for i in ids if isinstance(i, int)) or "that task"
-        return f"I couldn't find {which} on your list. Say “show my tasks” to see their numbers."
+        return _not_found(", ".join(f"task {i}" for i in ids if isinstance(i, int)) or "that task")
     return f"Sorry, I couldn't {doing}: {call.error or 'an unknown problem'}"
 
 
