@@ -866,8 +866,8 @@ def _result(task: TaskPublic, status: str) -> TaskResult:
 
 
 def _summary(task: TaskPublic) -> TaskSummary:
-    rendered = task.model_dump(mode="json")
-    return TaskSummary.model_validate({name: rendered[name] for name in _SUMMARY_FIELDS})
+    """The task as a list_tasks item: its fields as the API writes them (times as text)."""
+    return TaskSummary.model_validate(task.model_dump(mode="json", include=set(_SUMMARY_FIELDS)))
 
 
 def _completion(task: TaskPublic) -> CompletionResult:
