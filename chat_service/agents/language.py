@@ -2438,10 +2438,8 @@ _EARLIER_WAYS = frozenset(("forward", "up", "earlier", "sooner"))
 def _shift_sign(groups: dict[str, str]) -> int | None:
     """1 for a move later, -1 for one earlier, None when the words do not say which."""
     verb = " ".join(groups["shifting"].lower().split())
-    signs = {1 for w in (groups.get("way"), groups.get("way2")) if w and w.lower() in _LATER_WAYS}
-    signs |= {
-        -1 for w in (groups.get("way"), groups.get("way2")) if w and w.lower() in _EARLIER_WAYS
-    }
+    ways = {w.lower() for w in (groups.get("way"), groups.get("way2")) if w}
+    signs = {1 for w in ways if w in _LATER_WAYS} | {-1 for w in ways if w in _EARLIER_WAYS}
     if verb in _LATER_VERBS:
         signs.add(1)
     if verb in _EARLIER_VERBS:
