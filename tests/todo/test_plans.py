@@ -11,13 +11,27 @@ connection the test's requests run on.
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import AsyncIterator
 
-from shared.db import Database
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import Database, create_engine
 from tests.todo.conftest import User
 from todo_service import statements as sql
 
 EXECUTIONS = 12
+
+
+@pytest.fixture
+async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
+    """A connection of the test's own: asyncpg keeps a statement prepared for as long as its
+    connection lives, so on the session's pooled ones the counts would start wherever the
+    tests before left them."""
+    engine = create_engine(migrated_url, pool_size=1)
+    yield engine
+    await engine.dispose()
 
 
 async def plans(database: Database, statement: str) -> tuple[int, int]:
