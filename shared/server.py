@@ -24,6 +24,8 @@ anything reaches the application, and answers in the platform's error envelope:
   is closed, as for silence. Time the server is not reading (the application has not taken
   what arrived, or has not asked for a body it must first allow with ``100 Continue``) does
   not count;
+- an HTTP/1.1 request without a ``Host`` header, which RFC 9112 (section 3.2) requires a
+  server to refuse: 400 ``missing_host``;
 - anything httptools cannot parse: 400 ``invalid_http`` (uvicorn answers it in plain text).
 
 Each refusal closes the connection. The answer is sent, the sending side shut, and whatever
@@ -107,6 +109,7 @@ HEADER_SECTION_TOO_LARGE = (431, "header_section_too_large", "The request's head
 REQUEST_TIMEOUT = (408, "request_timeout", "The request was not received in time")
 BODY_TOO_SLOW = (408, "request_body_too_slow", "The request body is arriving too slowly")
 INVALID_HTTP = (400, "invalid_http", "The request is not valid HTTP/1.1")
+MISSING_HOST = (400, "missing_host", "An HTTP/1.1 request must have a Host header")
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -211,6 +214,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        if self.parser.get_http_version() == "1.1" and not any(
+            name == b"host" for name, _ in self.headers
+        ):
+            raise RefusedRequest(*MISSING_HOST)
         super().on_headers_complete()
         # Only now: a request uvicorn could not take (a URL it cannot parse) is refused as a
         # head, not as the body of a request that never started.

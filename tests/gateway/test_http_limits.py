@@ -102,6 +102,19 @@ async def test_a_request_that_is_not_http_is_400_in_the_envelope(start_gateway):
     assert_refusal(response, 400, "invalid_http")
 
 
+async def test_an_http_1_1_request_without_host_is_400_in_the_envelope(start_gateway):
+    async with start_gateway() as (_, client):
+        response = await send_and_read(str(client.base_url), b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert_refusal(response, 400, "missing_host")
+
+
+async def test_an_http_1_0_request_without_host_is_answered(start_gateway):
+    async with start_gateway() as (_, client):
+        response = await send_and_read(str(client.base_url), b"GET /healthz HTTP/1.0\r\n\r\n")
+    status, _, body = response
+    assert status == 200, body
+
+
 async def test_a_malformed_chunked_body_is_400_in_the_envelope(start_gateway):
     async with start_gateway() as (_, client):
         response = await send_and_read(
