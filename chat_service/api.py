@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from chat_service import service, sse
@@ -21,7 +21,7 @@ from chat_service.schemas import (
     ToolCallPublic,
 )
 from chat_service.turn import ChatContext, Emit, Replay, TurnRequest, begin_turn, run_turn
-from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme
+from shared.deps import CurrentPrincipal, SessionDep, bearer_scheme, row_id
 from shared.errors import ERROR_DESCRIPTIONS, WATCHED_401, error_responses
 from shared.pagination import PAGE_HEADERS, page_headers
 from shared.streams import EventStreamResponse
@@ -49,7 +49,7 @@ Context = Annotated[ChatContext, Depends(get_context)]
 BearerToken = Annotated[str | None, Depends(bearer_scheme)]
 Cursor = Annotated[str | None, Query(max_length=512, description="From the previous page's Link")]
 # Unknown, foreign and impossible ids are all simply "not found".
-ConversationId = Annotated[int, Path(description="A conversation of the current user")]
+ConversationId = Annotated[int, row_id("conversation")]
 
 
 Limit = Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page size")]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.pagination import MAX_ID
+from shared.columns import MAX_ID
 from shared.text import Composed
 from shared.timezones import TimeZoneName
 

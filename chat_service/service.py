@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chat_service.models import Conversation, Message, Role
+from shared.columns import MAX_ID
 from shared.db import Database, Session
 from shared.errors import (
     Conflict,
@@ -25,7 +26,6 @@ from shared.errors import (
     NotFound,
 )
 from shared.pagination import (
-    MAX_ID,
     Page,
     cursor_id,
     cursor_timestamp,

@@ -1,14 +1,15 @@
 """Thin FastAPI dependencies over the shared core: the database, the request's unit of work
-and principal."""
+and principal, and the path parameter naming one of the user's rows."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from shared.columns import MAX_ID
 from shared.db import Database, Session
 from shared.request_context import user_id_var
 from shared.tokens import InvalidToken, Principal, TokenVerifier
@@ -53,3 +54,9 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def row_id(noun: str) -> Any:
+    """The path parameter naming one of the user's rows: an id in 1..MAX_ID (PostgreSQL's
+    bigint), anything else a 422 before a query runs."""
+    return Path(ge=1, le=MAX_ID, description=f"The {noun}'s id; a malformed one is a 422")

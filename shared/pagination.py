@@ -25,12 +25,11 @@ from urllib.parse import quote
 
 from starlette.requests import HTTPConnection
 
+from shared.columns import MAX_ID
 from shared.errors import InvalidCursor
 
 T = TypeVar("T")
 
-# PostgreSQL's largest bigint: every id a cursor can name is in 1..MAX_ID.
-MAX_ID = 2**63 - 1
 # The longest cursor accepted. The longest one issued is a title sort's: 200 characters of
 # up to 4 UTF-8 bytes each, plus the sort, the order and an id, about 1,150 characters.
 MAX_CURSOR_LENGTH = 2048

@@ -19,13 +19,13 @@ from pydantic import ValidationError
 
 from shared.clock import Clock
 from shared.db import Database, Session
-from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
+from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep, row_id
 from shared.errors import BadRequest, error_responses
 from shared.openapi import location_header
 from shared.pagination import PAGE_HEADERS
 from todo_service import service
 from todo_service.models import IDEMPOTENCY_KEY_MAX
-from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
+from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response
 from todo_service.schemas import (
     CompleteIn,
     TaskCreate,

@@ -41,8 +41,6 @@ from shared.tombstones import tombstone_table
 
 SCHEMA = "todo"
 
-# PostgreSQL's largest bigint: an id outside 1..MAX_ID can name no task.
-MAX_ID = 2**63 - 1
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 TAG_MAX = 30

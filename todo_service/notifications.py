@@ -15,11 +15,12 @@ from sqlmodel import col, select
 
 from shared import pagination
 from shared.clock import Clock, utcnow
+from shared.columns import MAX_ID
 from shared.db import Database, Session, Statements
 from shared.errors import NotFound
 from shared.tombstones import lock_subject
 from todo_service import reminders
-from todo_service.models import MAX_ID, Task
+from todo_service.models import Task
 from todo_service.schemas import NotificationPublic, NotificationQuery
 from todo_service.statements import NOTIFICATION_JSON, PageJSON
 

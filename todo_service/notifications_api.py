@@ -22,15 +22,16 @@ from typing import Annotated
 from fastapi import Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from shared.columns import MAX_ID
 from shared.db import Database
-from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep
+from shared.deps import CurrentPrincipal, DatabaseDep, SessionDep, row_id
 from shared.errors import AppError, BadRequest, TooManyRequests, error_event, error_responses
 from shared.middleware import error_for
-from shared.pagination import MAX_CURSOR_LENGTH, MAX_ID, PAGE_HEADERS
+from shared.pagination import MAX_CURSOR_LENGTH, PAGE_HEADERS
 from shared.request_context import current_request_id
 from shared.streams import EventStreamResponse, SlotStreamingResponse, StreamSlots
 from todo_service import notifications
-from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response, row_id
+from todo_service.routing import ClockDep, UserId, api_router, json_response, page_response
 from todo_service.schemas import PAGE_MAX, NotificationPublic, NotificationQuery, SnoozeIn
 from todo_service.settings import TodoSettings
 

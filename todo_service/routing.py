@@ -1,17 +1,17 @@
 """What the todo service's JSON APIs (tasks, notifications, webhooks) have in common: the
-router they start from, the path parameter of a row id, the user and clock dependencies, and
+router they start from, the user and clock dependencies, and
 the answers made of JSON that the service (or PostgreSQL) already rendered."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from shared.clock import Clock
 from shared.deps import CurrentPrincipal
 from shared.errors import WATCHED_401, error_responses
-from shared.pagination import MAX_ID, page_headers
+from shared.pagination import page_headers
 from todo_service.statements import PageJSON
 
 JSON = "application/json"
@@ -23,12 +23,6 @@ def api_router(prefix: str, tag: str) -> APIRouter:
     input) or 503 (the database unavailable, or a write's outcome unknown)."""
     responses = error_responses(400, 401, 413, 422, 503, descriptions={401: WATCHED_401})
     return APIRouter(prefix=prefix, tags=[tag], responses=responses)
-
-
-def row_id(noun: str) -> Any:
-    """The path parameter naming one of the user's rows: an id in 1..MAX_ID (PostgreSQL's
-    bigint), anything else a 422 before a query runs."""
-    return Path(ge=1, le=MAX_ID, description=f"The {noun}'s id; a malformed one is a 422")
 
 
 # Dependencies are coroutines: FastAPI would run plain functions in a worker thread.

@@ -35,6 +35,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock, utcnow
+from shared.columns import MAX_ID
 from shared.db import Database, Statements, statements
 from shared.errors import (
     IdempotencyKeyReused,
@@ -48,7 +49,7 @@ from shared.tombstones import lock_subject
 from todo_service import reminders
 from todo_service import statements as sql
 from todo_service.listing import encode_cursor, page_statement
-from todo_service.models import MAX_ID, TASKS, Recurrence, Task
+from todo_service.models import TASKS, Recurrence, Task
 from todo_service.schemas import (
     LATEST,
     TaskCreate,

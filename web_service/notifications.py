@@ -25,10 +25,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared.columns import MAX_ID
 from shared.streams import EventStreamResponse, SlotStreamingResponse, sse
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
-from web_service.responses import MAX_ID, not_found, redirect, refused, resource_id
+from web_service.responses import not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge
 from web_service.views import due_text, parse_utc, render, render_text

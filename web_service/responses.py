@@ -11,6 +11,7 @@ import re
 
 from starlette.responses import RedirectResponse, Response
 
+from shared.columns import MAX_ID
 from shared.errors import AppError, error_response
 from web_service.context import Ctx
 from web_service.gateway_client import ApiError
@@ -19,7 +20,6 @@ from web_service.views import friendly, problem_code, render
 # An id of the API's (task, conversation, notification) in a page's path or form: a positive
 # BIGINT, written without a sign or leading zeros.
 RESOURCE_ID = re.compile(r"[1-9][0-9]{0,18}")
-MAX_ID = 2**63 - 1
 
 
 class Refused(AppError):

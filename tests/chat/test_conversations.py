@@ -265,15 +265,22 @@ async def test_other_users_conversation_is_404_on_every_route(
     assert await conversation_count(committed_sessionmaker) == 1
 
 
-@pytest.mark.parametrize("conversation_id", ["999999", "0", "-1", str(2**63), str(2**70)])
-async def test_unknown_conversation_ids_are_404(
+async def test_an_unknown_conversation_id_is_404(client: httpx.AsyncClient, alice: User) -> None:
+    for method in ("GET", "DELETE"):
+        response = await client.request(method, "/api/conversations/999999", headers=alice.headers)
+        assert_error(response, 404, "conversation_not_found")
+
+
+@pytest.mark.parametrize("conversation_id", ["abc", "0", "-1", str(2**63), str(2**70), "1.5"])
+async def test_a_malformed_conversation_id_is_422_as_a_tasks_is(
     client: httpx.AsyncClient, alice: User, conversation_id: str
 ) -> None:
     for method in ("GET", "DELETE"):
         response = await client.request(
             method, f"/api/conversations/{conversation_id}", headers=alice.headers
         )
-        assert_error(response, 404, "conversation_not_found")
+        detail = assert_error(response, 422, "validation_error")["detail"]
+        assert detail[0]["loc"] == ["path", "conversation_id"]
 
 
 async def test_posting_into_an_unknown_conversation_is_404_and_stores_nothing(

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from shared.columns import MAX_ID
 from shared.errors import BadRequest, InvalidCursor
 from shared.pagination import (
     MAX_CURSOR_LENGTH,
-    MAX_ID,
     cursor_id,
     cursor_text,
     cursor_timestamp,

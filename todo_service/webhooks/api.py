@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response, status
 
-from shared.deps import DatabaseDep
+from shared.deps import DatabaseDep, row_id
 from shared.errors import ERROR_DESCRIPTIONS, ServiceUnavailable, ValidationFailed, error_responses
 from shared.openapi import location_header
 from shared.pagination import MAX_CURSOR_LENGTH, PAGE_HEADERS
 from shared.sealing import SecretBox
-from todo_service.routing import UserId, api_router, json_response, page_response, row_id
+from todo_service.routing import UserId, api_router, json_response, page_response
 from todo_service.settings import TodoSettings
 from todo_service.statements import PageJSON
 from todo_service.webhooks import service
