@@ -420,6 +420,10 @@ def build_server(app: FastAPI, settings: TodoSettings) -> MCPServer[Any]:
         ),
         # The tool listing is the same for every user: clients may cache and share it.
         cache_hints={"tools/list": CacheHint(ttl_ms=300_000, scope="public")},
+        # No ``subscriptions/listen``: the tool list never changes while the server runs, and
+        # the SDK would hold each listen POST open as an event stream with pings, outside
+        # every bound on the platform's streams (as the transport's GET, refused below).
+        subscriptions=False,
         tools=[tool.model_copy(update={"fn": getattr(tools, tool.name)}) for tool in _tool_specs()],
     )
     return server

@@ -502,6 +502,20 @@ def _has_mcp_error(exc: BaseException) -> bool:
     return False
 
 
+async def test_the_server_offers_no_subscription_stream(connect: Connect, alice: User) -> None:
+    """``subscriptions/listen`` was the SDK's default: a POST held open as an event stream
+    with pings, outside every bound on the platform's streams, for list changes this server
+    never makes. Discovery said the tool list could change."""
+    async with connect(bearer(alice)) as client:
+        found = await client.session.discover()
+        assert not found.capabilities.tools or not found.capabilities.tools.list_changed
+        assert not found.capabilities.resources or not found.capabilities.resources.subscribe
+        async with asyncio.timeout(10):
+            with pytest.raises(MCPError, match="Method not found"):
+                async with client.listen(tools_list_changed=True):
+                    pass
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE", "PUT"])
 async def test_the_endpoint_serves_only_post(todo_base: str, alice: User, method: str) -> None:
     # A GET was the SDK's server-to-client event stream, held open with pings for as long as
