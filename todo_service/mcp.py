@@ -50,7 +50,7 @@ from mcp_types import (
     TextContent,
     ToolAnnotations,
 )
-from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from pydantic_core import ErrorDetails
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.routing import Route
@@ -441,8 +441,10 @@ def _tool_specs() -> tuple[Tool, ...]:
     deletion = ToolAnnotations(read_only_hint=False, destructive_hint=True)
     return tuple(
         # The docstring is what an agent's model reads: without the code's indentation.
-        Tool.from_function(
-            tool, name=tool.__name__, description=inspect.getdoc(tool), annotations=hints
+        _closed(
+            Tool.from_function(
+                tool, name=tool.__name__, description=inspect.getdoc(tool), annotations=hints
+            )
         )
         for tool, hints in (
             (blank.add_task, write),
@@ -457,6 +459,20 @@ def _tool_specs() -> tuple[Tool, ...]:
             (blank.snooze_notification, write),
             (blank.dismiss_notification, completion),
         )
+    )
+
+
+def _closed(tool: Tool) -> Tool:
+    """``tool`` refusing arguments it does not name, as the REST bodies refuse unknown fields
+    (a misspelt ``descripton`` is the error ``invalid``, not a task without its description);
+    its schema says so with ``additionalProperties: false``."""
+    base = tool.fn_metadata.arg_model
+    model = type(base.__name__, (base,), {"model_config": ConfigDict(extra="forbid")})
+    return tool.model_copy(
+        update={
+            "fn_metadata": tool.fn_metadata.model_copy(update={"arg_model": model}),
+            "parameters": model.model_json_schema(by_alias=True),
+        }
     )
 
 

@@ -437,6 +437,31 @@ async def test_invalid_arguments_are_tool_errors(
     assert await rows(committed_sessionmaker) == before
 
 
+async def test_unknown_arguments_are_invalid_and_change_nothing(
+    connect: Connect, alice: User, committed_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """As the REST bodies refuse unknown fields: a misspelt argument was dropped in silence,
+    and the task was added or changed without what the caller meant it to say."""
+    async with connect(bearer(alice)) as client:
+        listing = await client.list_tools()
+        mine = payload(await client.call_tool("add_task", {"title": "Mine"}))["task_id"]
+        before = await rows(committed_sessionmaker)
+        answers = {
+            "descripton": await client.call_tool("add_task", {"title": "x", "descripton": "d"}),
+            "completed": await client.call_tool(
+                "update_task", {"task_id": mine, "title": "Renamed", "completed": True}
+            ),
+            "statuss": await client.call_tool("list_tasks", {"statuss": "pending"}),
+            "id": await client.call_tool("delete_task", {"task_id": mine, "id": mine}),
+        }
+    for name, result in answers.items():
+        assert error_code(result) == "invalid", name
+        assert error_text(result) == f"Invalid arguments: {name}: Extra inputs are not permitted"
+    assert await rows(committed_sessionmaker) == before
+    for tool in listing.tools:
+        assert tool.input_schema["additionalProperties"] is False, tool.name
+
+
 def _tokens(issuer: TestIssuer) -> dict[str, str | None]:
     return {
         "missing": None,
