@@ -74,6 +74,7 @@ from shared.tokens import InvalidToken, TokenVerifier
 from todo_service import notifications, service
 from todo_service.models import REMINDER_OFFSET_MAX_MINUTES, REMINDERS_MAX, SNOOZE_MAX_MINUTES
 from todo_service.schemas import (
+    JSON_INTEGER,
     PAGE_MAX,
     NotificationPublic,
     NotificationQuery,
@@ -98,7 +99,7 @@ RecurrenceName = Literal["none", "daily", "weekly", "monthly"]
 Clearable = Literal["description", "due_at", "reminders", "time_zone"]
 NOTIFICATIONS_LIMIT = 50
 
-TaskId = Annotated[int, Field(description="The task's id, as list_tasks shows it")]
+TaskId = Annotated[int, Field(description="The task's id, as list_tasks shows it"), JSON_INTEGER]
 UserId = Annotated[
     str | None,
     Field(description="Optional, for older clients: must be the authenticated user if given"),
@@ -131,7 +132,7 @@ def _distinct(task_ids: list[int]) -> list[int]:
 
 
 TaskIds = Annotated[
-    list[int],
+    list[Annotated[int, JSON_INTEGER]],
     Field(
         min_length=1,
         max_length=BULK_MAX,
@@ -149,7 +150,9 @@ ReminderList = Annotated[
     ),
 ]
 NotificationId = Annotated[
-    int, Field(description="The notification's id, as list_notifications shows it")
+    int,
+    Field(description="The notification's id, as list_notifications shows it"),
+    JSON_INTEGER,
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -563,6 +566,7 @@ class _Tools:
                 description=f"At most this many tasks in the list (1-{LIST_LIMIT}); the total "
                 "is counted anyway, so limit 1 answers 'how many' cheaply",
             ),
+            JSON_INTEGER,
         ] = LIST_LIMIT,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskList]:
@@ -735,6 +739,7 @@ class _Tools:
                 le=NOTIFICATIONS_LIMIT,
                 description=f"At most this many (1-{NOTIFICATIONS_LIMIT})",
             ),
+            JSON_INTEGER,
         ] = 20,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, NotificationList]:
@@ -759,6 +764,7 @@ class _Tools:
                 le=SNOOZE_MAX_MINUTES,
                 description=f"Remind again in this many minutes (1-{SNOOZE_MAX_MINUTES})",
             ),
+            JSON_INTEGER,
         ],
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, NotificationPublic]:

@@ -160,6 +160,19 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
         "completed",
     ]
     assert tools["complete_task"].input_schema["required"] == ["task_id"]
+    # Bounds are JSON Schema's keywords, which clients read (not pydantic's ge/le).
+    limit = tools["list_tasks"].input_schema["properties"]["limit"]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 100)
+    assert not {"ge", "le", "gt", "lt"} & _keys([tool.input_schema for tool in tools.values()])
+
+
+def _keys(value: Any) -> set[str]:
+    """Every key of every object in a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {key for inner in value.values() for key in _keys(inner)}
+    if isinstance(value, list):
+        return {key for inner in value for key in _keys(inner)}
+    return set()
 
 
 async def test_add_list_complete_update_delete(
@@ -460,6 +473,44 @@ async def test_unknown_arguments_are_invalid_and_change_nothing(
     assert await rows(committed_sessionmaker) == before
     for tool in listing.tools:
         assert tool.input_schema["additionalProperties"] is False, tool.name
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("get_task", {"task_id": True}),
+        ("get_task", {"task_id": "1"}),
+        ("complete_task", {"task_id": True}),
+        ("delete_task", {"task_id": "1"}),
+        ("update_task", {"task_id": True, "title": "x"}),
+        ("complete_tasks", {"task_ids": [True]}),
+        ("delete_tasks", {"task_ids": ["1"]}),
+        ("list_tasks", {"limit": True}),
+        ("list_tasks", {"limit": "5"}),
+        ("list_notifications", {"limit": True}),
+        ("dismiss_notification", {"notification_id": "1"}),
+        ("snooze_notification", {"notification_id": True, "minutes": 5}),
+        ("snooze_notification", {"notification_id": 1, "minutes": True}),
+    ],
+)
+async def test_ids_and_counts_are_json_integers_never_booleans_or_strings(
+    connect: Connect,
+    alice: User,
+    tool: str,
+    arguments: dict[str, Any],
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The schemas say integer and the REST bodies take only a JSON number: ``true`` was read
+    as task 1 and ``"1"`` as 1."""
+    async with connect(bearer(alice)) as client:
+        payload(await client.call_tool("add_task", {"title": "Task one"}))
+        before = await rows(committed_sessionmaker)
+        result = await client.call_tool(tool, arguments)
+        assert error_code(result) == "invalid"
+        assert error_text(result).endswith("must be an integer")
+        # A number without a fraction is an integer in JSON, as REST reads it.
+        assert payload(await client.call_tool("get_task", {"task_id": 1.0}))["id"] == 1
+    assert await rows(committed_sessionmaker) == before
 
 
 def _tokens(issuer: TestIssuer) -> dict[str, str | None]:
