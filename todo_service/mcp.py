@@ -29,7 +29,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -40,6 +41,7 @@ from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -468,15 +470,42 @@ def _tool_specs() -> tuple[Tool, ...]:
 def _closed(tool: Tool) -> Tool:
     """``tool`` refusing arguments it does not name, as the REST bodies refuse unknown fields
     (a misspelt ``descripton`` is the error ``invalid``, not a task without its description);
-    its schema says so with ``additionalProperties: false``."""
-    base = tool.fn_metadata.arg_model
+    its schema says so with ``additionalProperties: false``. Text arguments stay text
+    (``_Arguments``)."""
+    meta = tool.fn_metadata
+    base = meta.arg_model
     model = type(base.__name__, (base,), {"model_config": ConfigDict(extra="forbid")})
-    return tool.model_copy(
-        update={
-            "fn_metadata": tool.fn_metadata.model_copy(update={"arg_model": model}),
-            "parameters": model.model_json_schema(by_alias=True),
-        }
+    arguments = _Arguments(
+        arg_model=model,
+        output_schema=meta.output_schema,
+        output_model=meta.output_model,
+        wrap_output=meta.wrap_output,
     )
+    return tool.model_copy(
+        update={"fn_metadata": arguments, "parameters": model.model_json_schema(by_alias=True)}
+    )
+
+
+class _Arguments(FuncMetadata):
+    """The SDK's argument handling, which reads a string as JSON where a parameter is not
+    plainly ``str`` (clients that send a list as a JSON string), except for parameters that
+    take text: a description '["milk", "eggs"]' is that text, not a list refused as one."""
+
+    def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        fields = self.arg_model.model_fields
+        texts = {name for name in data if name in fields and _takes_text(fields[name].annotation)}
+        others = super().pre_parse_json({k: v for k, v in data.items() if k not in texts})
+        return {name: data[name] if name in texts else others[name] for name in data}
+
+
+def _takes_text(annotation: Any) -> bool:
+    """Whether a parameter of this type takes a string as a string (``str``, an optional or
+    constrained one, or a choice of words)."""
+    if get_origin(annotation) in (Annotated, Union, UnionType):
+        return any(_takes_text(inner) for inner in get_args(annotation))
+    if get_origin(annotation) is Literal:
+        return all(isinstance(word, str) for word in get_args(annotation))
+    return annotation is str
 
 
 class _Tools:

@@ -513,6 +513,29 @@ async def test_ids_and_counts_are_json_integers_never_booleans_or_strings(
     assert await rows(committed_sessionmaker) == before
 
 
+async def test_text_that_reads_as_json_is_kept_as_text(connect: Connect, alice: User) -> None:
+    """The SDK reads a string argument as JSON where the parameter is not plainly ``str`` (so
+    that clients sending a list as a JSON string work): a description such as '["milk",
+    "eggs"]' became a list and was refused, as was a search for it."""
+    texts = ['["milk", "eggs"]', '{"step": 1}', "[1]"]
+    async with connect(bearer(alice)) as client:
+        for text in texts:
+            added = payload(await client.call_tool("add_task", {"title": "t", "description": text}))
+            task = payload(await client.call_tool("get_task", {"task_id": added["task_id"]}))
+            assert task["description"] == text
+            updated = await client.call_tool(
+                "update_task", {"task_id": added["task_id"], "description": text + " "}
+            )
+            assert payload(updated)["status"] == "updated"
+            found = payload(await client.call_tool("list_tasks", {"q": text}))
+            assert [t["id"] for t in found] == [added["task_id"]]
+        # A list sent as a JSON string is still read as the list.
+        tagged = payload(await client.call_tool("add_task", {"title": "t", "tags": '["a", "b"]'}))
+        assert payload(await client.call_tool("get_task", {"task_id": tagged["task_id"]}))[
+            "tags"
+        ] == ["a", "b"]
+
+
 def _tokens(issuer: TestIssuer) -> dict[str, str | None]:
     return {
         "missing": None,
