@@ -74,16 +74,27 @@ from shared.errors import (
 )
 from shared.tokens import InvalidToken, TokenVerifier
 from todo_service import notifications, service
-from todo_service.models import REMINDER_OFFSET_MAX_MINUTES, REMINDERS_MAX, SNOOZE_MAX_MINUTES
+from todo_service.models import (
+    DESCRIPTION_MAX,
+    REMINDER_OFFSET_MAX_MINUTES,
+    REMINDERS_MAX,
+    SNOOZE_MAX_MINUTES,
+    TITLE_MAX,
+)
 from todo_service.schemas import (
     JSON_INTEGER,
     PAGE_MAX,
+    Description,
     NotificationPublic,
     NotificationQuery,
+    Reminders,
+    Tag,
+    Tags,
     TaskCreate,
     TaskPatch,
     TaskPublic,
     TaskQuery,
+    Title,
 )
 from todo_service.settings import TodoSettings
 
@@ -144,7 +155,7 @@ TaskIds = Annotated[
     AfterValidator(_distinct),
 ]
 ReminderList = Annotated[
-    list[dict[str, Any]] | None,
+    Reminders | None,
     Field(
         description=f"At most {REMINDERS_MAX} reminders, each exactly one of "
         '{"at": "<ISO 8601 with an offset>"} or {"before_due_minutes": '
@@ -516,10 +527,12 @@ class _Tools:
 
     async def add_task(
         self,
-        title: Annotated[str, Field(description="What to do, 1-200 characters")],
-        description: Annotated[str | None, Field(description="Details, up to 1000")] = None,
+        title: Annotated[Title, Field(description=f"What to do, 1-{TITLE_MAX} characters")],
+        description: Annotated[
+            Description | None, Field(description=f"Details, up to {DESCRIPTION_MAX} characters")
+        ] = None,
         priority: PriorityName | None = None,
-        tags: Annotated[list[str] | None, Field(description="Labels such as work")] = None,
+        tags: Annotated[Tags | None, Field(description="Labels such as work")] = None,
         due_at: Timestamp = None,
         recurrence: RecurrenceName | None = None,
         time_zone: TimeZone = None,
@@ -561,7 +574,7 @@ class _Tools:
         self,
         status: Status = "all",
         priority: PriorityName | None = None,
-        tag: Annotated[str | None, Field(description="Only tasks with this tag")] = None,
+        tag: Annotated[Tag | None, Field(description="Only tasks with this tag")] = None,
         q: Annotated[str | None, Field(description="Words in the title or description")] = None,
         due_before: Annotated[
             str | None,
@@ -708,10 +721,14 @@ class _Tools:
     async def update_task(
         self,
         task_id: TaskId,
-        title: Annotated[str | None, Field(description="New title, 1-200 characters")] = None,
-        description: Annotated[str | None, Field(description="New details")] = None,
+        title: Annotated[
+            Title | None, Field(description=f"New title, 1-{TITLE_MAX} characters")
+        ] = None,
+        description: Annotated[
+            Description | None, Field(description=f"New details, up to {DESCRIPTION_MAX}")
+        ] = None,
         priority: PriorityName | None = None,
-        tags: Annotated[list[str] | None, Field(description="The new full set of tags")] = None,
+        tags: Annotated[Tags | None, Field(description="The new full set of tags")] = None,
         due_at: Timestamp = None,
         time_zone: TimeZone = None,
         reminders: ReminderList = None,

@@ -166,6 +166,48 @@ async def test_the_tools_are_listed_with_their_schemas(connect: Connect, alice: 
     assert not {"ge", "le", "gt", "lt"} & _keys([tool.input_schema for tool in tools.values()])
 
 
+async def test_the_schemas_carry_the_rest_apis_bounds(connect: Connect, alice: User) -> None:
+    """A client that checks arguments against the schema learns the bounds the tools apply
+    (those of the REST API's bodies), not only a type."""
+    async with connect(bearer(alice)) as client:
+        listing = await client.list_tools()
+    tools = {tool.name: tool.input_schema for tool in listing.tools}
+    for name in ("add_task", "update_task"):
+        schema = tools[name]
+        fields = schema["properties"]
+        title = _text_option(fields["title"])
+        assert (title["minLength"], title["maxLength"]) == (1, 200), name
+        assert _text_option(fields["description"])["maxLength"] == 1000, name
+        tags = _option(fields["tags"], "array")
+        assert tags["maxItems"] == 100, name
+        assert (tags["items"]["minLength"], tags["items"]["maxLength"]) == (1, 30), name
+        reminders = _option(fields["reminders"], "array")
+        assert reminders["maxItems"] == 5, name
+        item = _resolve(schema, reminders["items"])
+        assert item["additionalProperties"] is False, name
+        assert set(item["properties"]) == {"at", "before_due_minutes"}, name
+    tag = _text_option(tools["list_tasks"]["properties"]["tag"])
+    assert (tag["minLength"], tag["maxLength"]) == (1, 30)
+
+
+def _option(field: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The alternative of an optional field's schema that has this type."""
+    options: list[dict[str, Any]] = field.get("anyOf", [field])
+    (found,) = (option for option in options if option.get("type") == kind)
+    return found
+
+
+def _text_option(field: dict[str, Any]) -> dict[str, Any]:
+    return _option(field, "string")
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        resolved: dict[str, Any] = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        return resolved
+    return node
+
+
 def _keys(value: Any) -> set[str]:
     """Every key of every object in a JSON value."""
     if isinstance(value, dict):
