@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -41,7 +41,7 @@ from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
@@ -485,7 +485,8 @@ def _closed(tool: Tool) -> Tool:
     (``_Arguments``)."""
     meta = tool.fn_metadata
     base = meta.arg_model
-    model = type(base.__name__, (base,), {"model_config": ConfigDict(extra="forbid")})
+    closed = type(base.__name__, (base,), {"model_config": ConfigDict(extra="forbid")})
+    model = cast("type[ArgModelBase]", closed)
     arguments = _Arguments(
         arg_model=model,
         output_schema=meta.output_schema,
