@@ -129,18 +129,13 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
-# Reads an integer as JSON writes one (the MCP tools' ids and counts too). Placed after an
-# ``int``'s bounds (``Annotated[int, Field(ge=1), JSON_INTEGER]``), so that the JSON schema
-# keeps them as minimum and maximum.
+# Reads an integer as JSON writes one (the REST bodies' minutes, the MCP tools' ids and
+# counts). Placed after an ``int``'s bounds (``Annotated[int, Field(ge=1), JSON_INTEGER]``), so
+# that the JSON schema keeps them as minimum and maximum.
 JSON_INTEGER = BeforeValidator(_json_integer)
 
-# Integers read as _json_integer, their bounds documented as minimum and maximum.
-OffsetMinutes = Annotated[
-    Annotated[int, Field(ge=0, le=REMINDER_OFFSET_MAX_MINUTES)], BeforeValidator(_json_integer)
-]
-SnoozeMinutes = Annotated[
-    Annotated[int, Field(ge=1, le=SNOOZE_MAX_MINUTES)], BeforeValidator(_json_integer)
-]
+OffsetMinutes = Annotated[int, Field(ge=0, le=REMINDER_OFFSET_MAX_MINUTES), JSON_INTEGER]
+SnoozeMinutes = Annotated[int, Field(ge=1, le=SNOOZE_MAX_MINUTES), JSON_INTEGER]
 
 
 class ReminderIn(Strict):
