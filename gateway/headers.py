@@ -76,6 +76,13 @@ WEB_RESPONSE_DROP = RESPONSE_DROP - (SECURITY_HEADER_NAMES - {b"strict-transport
 # A service that means otherwise says so (the JWKS is public for 5 minutes).
 NO_STORE = (b"cache-control", b"no-store")
 
+
+def not_stored_unless_said(headers: list[tuple[bytes, bytes]]) -> None:
+    """Append ``NO_STORE`` to an API answer's ``headers`` when none says how to cache it."""
+    if all(name.lower() != b"cache-control" for name, _ in headers):
+        headers.append(NO_STORE)
+
+
 # A JSON API is never rendered as a page: nothing may load, nothing may frame it.
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 # Swagger UI's page: everything from this origin, no inline script (see shared.docs).

@@ -38,6 +38,7 @@ from gateway.headers import (
     WEB_RESPONSE_DROP,
     TrustedProxies,
     connection_tokens,
+    not_stored_unless_said,
     security_headers,
 )
 from gateway.metrics import RATE_LIMITED, RequestMetrics
@@ -401,8 +402,7 @@ class Edge:
             headers += [pair for pair in self.web_headers if pair[0] not in present]
         else:
             headers += self.api_headers
-            if all(name != b"cache-control" for name, _ in headers):
-                headers.append(NO_STORE)
+            not_stored_unless_said(headers)
         headers.append((b"x-request-id", exchange.request_id))
         headers += exchange.cors
         content = response.content
@@ -565,8 +565,7 @@ class Edge:
                 kept = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() not in RESPONSE_DROP
                 ]
-                if all(k.lower() != b"cache-control" for k, _ in kept):
-                    kept.append(NO_STORE)
+                not_stored_unless_said(kept)
                 message = {**message, "headers": kept + extra}
                 exchange.status = message["status"]
                 exchange.started = True
