@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from http import HTTPStatus
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
@@ -489,22 +489,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+def allow_header(methods: Collection[str]) -> str:
+    """A 405's ``Allow`` for the methods routes serve at a path. HEAD goes with GET: the
+    request middleware answers it wherever GET is served (``shared.middleware.head_as_get``)."""
+    served = {*methods, "HEAD"} if "GET" in methods else set(methods)
+    return ", ".join(method for method in _METHODS if method in served)
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path: Starlette names only the first route's,
-    and a path often has one route per method (RFC 9110 requires the whole set). HEAD goes
-    with GET: the request middleware answers it wherever GET is served
-    (``shared.middleware.head_as_get``)."""
+    and a path often has one route per method (RFC 9110 requires the whole set)."""
     routes = request.app.router.routes
-    allowed = [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
-        )
-    ]
-    if "GET" in allowed and "HEAD" not in allowed:
-        allowed.insert(allowed.index("GET") + 1, "HEAD")
-    return ", ".join(allowed)
+    return allow_header(
+        [
+            method
+            for method in _METHODS
+            if any(
+                route.matches({**request.scope, "method": method})[0] is Match.FULL
+                for route in routes
+            )
+        ]
+    )
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:

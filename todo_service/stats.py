@@ -26,7 +26,13 @@ from starlette.types import Receive, Scope, Send
 from shared.clock import Clock
 from shared.db import Database
 from shared.deps import CurrentPrincipal
-from shared.errors import WATCHED_401, HttpError, ValidationFailed, error_responses
+from shared.errors import (
+    WATCHED_401,
+    HttpError,
+    ValidationFailed,
+    allow_header,
+    error_responses,
+)
 from shared.timezones import TimeZoneName
 from todo_service.models import Priority
 
@@ -46,9 +52,7 @@ class _PathOwner(APIRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         methods = self.methods or set()
         if scope["method"] not in methods:
-            # HEAD goes with GET (the request middleware answers it as GET).
-            allowed = ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
-            raise HttpError(405, "Method Not Allowed", {"Allow": allowed})
+            raise HttpError(405, "Method Not Allowed", {"Allow": allow_header(methods)})
         await super().handle(scope, receive, send)
 
 
