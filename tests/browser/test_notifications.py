@@ -201,6 +201,26 @@ async def test_a_reminder_snoozed_without_javascript(new_context: NewContext, si
     await expect(items.get_by_test_id("notification-read")).to_have_count(0)
 
 
+async def test_a_reminders_buttons_are_named_with_its_title_and_no_stray_space(
+    new_context: NewContext, site: Stack
+) -> None:
+    """The title followed the visible words in a visually hidden span, which, positioned
+    out of the flow, Chromium reads as a block of its own: a space went in before its colon
+    ("Mark read : Call the dentist")."""
+    page = await (await new_context()).new_page()
+    email = await sign_up(page)
+    await page.goto("/notifications")
+    await remind_soon(site, email, "Call the dentist")
+    item = page.get_by_test_id("notification-list").get_by_test_id("notification")
+    await expect(item).to_be_visible(timeout=SHOWN_WITHIN_MS)
+    for name in ("Mark read: Call the dentist", "Snooze 10 min: Call the dentist"):
+        await expect(item.get_by_role("button", name=name, exact=True)).to_be_visible()
+    # Rendered by the page itself too, not only by the stream's copy.
+    await page.reload()
+    for name in ("Mark read: Call the dentist", "Snooze 10 min: Call the dentist"):
+        await expect(item.get_by_role("button", name=name, exact=True)).to_be_visible()
+
+
 async def test_deleting_the_account(new_context: NewContext, axe: Axe) -> None:
     page = await (await new_context()).new_page()
     email = await sign_up(page)
