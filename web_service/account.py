@@ -412,8 +412,10 @@ async def delete_account_page(ctx: CtxDep) -> Response:
 
 
 async def _delete_page(
-    ctx: Ctx, errors: dict[str, str] | None = None, status: int = 200
+    ctx: Ctx, errors: dict[str, str] | None = None, status: int = 200, *, confirmed: bool = False
 ) -> Response:
+    """The confirmation page; shown again after a refusal, the box is as it was sent (the
+    password is never sent back)."""
     session = ctx.require_session()
     return await render(
         ctx,
@@ -421,6 +423,7 @@ async def _delete_page(
         status_code=status,
         errors=errors or {},
         email=session.profile.get("email") or "",
+        confirmed=confirmed,
     )
 
 
@@ -437,14 +440,15 @@ async def delete_account(ctx: CtxDep) -> Response:
         errors[DELETE_PASSWORD] = "Enter your password"
     elif len(password) == PASSWORD_READ:
         errors[DELETE_PASSWORD] = "The password is not right"
-    if form.get(DELETE_CONFIRM) != "yes":
+    confirmed = form.get(DELETE_CONFIRM) == "yes"
+    if not confirmed:
         errors[DELETE_CONFIRM] = "Tick the box to confirm that everything is to be deleted"
     if errors:
-        return await _delete_page(ctx, errors, 422)
+        return await _delete_page(ctx, errors, 422, confirmed=confirmed)
     try:
         await ctx.expect("DELETE", "/api/auth/me", ok=(204,), json_body={"password": password})
     except ApiError as error:
-        response = await _delete_page(ctx, _deletion_refused(error), error.status)
+        response = await _delete_page(ctx, _deletion_refused(error), error.status, confirmed=True)
         if error.retry_after:
             response.headers["Retry-After"] = str(error.retry_after)
         return response

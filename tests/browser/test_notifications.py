@@ -235,9 +235,11 @@ async def test_deleting_the_account(new_context: NewContext, axe: Axe) -> None:
     await expect(page.get_by_test_id("error-summary")).to_contain_text("not right")
     await expect(form.get_by_label("Your password")).to_have_attribute("aria-invalid", "true")
     await assert_accessible(page, axe, "/account/delete with a wrong password")
+    # Only the password is typed again: the box stays ticked.
+    await expect(form.get_by_label("Your password")).to_have_value("")
+    await expect(form.get_by_label("I understand")).to_be_checked()
 
     await form.get_by_label("Your password").fill(PASSWORD)
-    await form.get_by_label("I understand").check()
     await page.get_by_test_id("delete-account-submit").click()
     await expect(page).to_have_url(at("/signin"))
     await expect(page.get_by_test_id("notice")).to_have_text(

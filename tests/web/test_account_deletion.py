@@ -109,6 +109,23 @@ async def test_a_wrong_password_shows_the_form_again_and_deletes_nothing(
     await api_token(clean)  # the account still signs in
 
 
+async def test_a_wrong_password_keeps_the_deletion_box_ticked(ann: httpx.AsyncClient) -> None:
+    """The person retypes only the password: the box they ticked stays ticked, and the
+    password they typed is never sent back to the page."""
+    answer = await delete_form(ann, password="not my password")
+    assert answer.status_code == 403
+    assert re.search(r'<input id="delete_confirm"[^>]* checked', answer.text)
+    assert "not my password" not in answer.text
+    assert re.search(r'<input id="delete_password"(?![^>]*value=)[^>]*>', answer.text)
+    # Refused for the box itself: it is shown as it was sent, unticked.
+    unticked = await delete_form(ann, password="not my password", confirm=None)
+    assert unticked.status_code == 422
+    assert not re.search(r'<input id="delete_confirm"[^>]* checked', unticked.text)
+    # A page opened afresh starts unticked.
+    page = await ann.get("/account/delete")
+    assert not re.search(r'<input id="delete_confirm"[^>]* checked', page.text)
+
+
 async def test_the_box_must_be_ticked(clean: Platform, ann: httpx.AsyncClient) -> None:
     for confirm in (None, "", "no", "on"):
         answer = await delete_form(ann, confirm=confirm)
