@@ -7,7 +7,7 @@ import re
 
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.flows import PASSWORD, at, new_email
+from tests.browser.flows import PASSWORD, add_task, at, new_email, sign_up, titles
 from tests.e2e.stack import Stack
 
 
@@ -48,3 +48,31 @@ async def test_a_double_click_sends_a_form_once(page: Page) -> None:
     await expect(page).to_have_url(at("/tasks"))
     await expect(page.get_by_test_id("notice")).to_have_text("Your account is ready.")
     assert len(sent) == 1, sent
+
+
+async def test_a_form_sent_again_with_other_values_within_a_second_goes(page: Page) -> None:
+    """The double-click guard dropped any second send within a second: a search put right at
+    once ("rent", then "milk") stayed on the first. Only the same values again are a double
+    click."""
+    await sign_up(page)
+    await add_task(page, "Pay the rent")
+    await add_task(page, "Buy milk")
+    await page.goto("/tasks")
+    searched: list[str] = []
+
+    async def slowly(route: Route) -> None:  # the answer takes a while, as on a phone
+        searched.append(route.request.url)
+        await asyncio.sleep(0.5)
+        await route.continue_()
+
+    await page.route(re.compile(r"/tasks\?.*q="), slowly)
+    # Typed with the keyboard alone: a locator's action would wait for the first page.
+    await page.get_by_test_id("filter-q").focus()
+    await page.keyboard.type("rent")
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("ControlOrMeta+A")
+    await page.keyboard.type("milk")
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(r"/tasks\?q=milk$"))
+    await expect(titles(page)).to_have_text(["Buy milk"])
+    assert [url.split("q=")[1].split("&")[0] for url in searched] == ["rent", "milk"], searched

@@ -17,21 +17,23 @@ const closeDisclosure = (event) => {
   event.preventDefault();
 };
 
-// A form sent again within a second (a double click) is not sent: the first is on its way,
-// and the second would meet what the first changed (a sign-up its own new account, a
-// password change its ended session) and its answer is the one shown. Forms a module sends
-// itself (it has prevented the default) are its own to guard.
+// A form sent again with the same values within a second (a double click) is not sent: the
+// first is on its way, and the second would meet what the first changed (a sign-up its own
+// new account, a password change its ended session) and its answer is the one shown. Sent
+// with other values (a search put right at once), it is a new send and goes. Forms a
+// module sends itself (it has prevented the default) are its own to guard.
 const SENT_AGAIN_MS = 1000;
-const sentAt = new WeakMap();
+const lastSent = new WeakMap();
 const sendOnce = (event) => {
   const form = event.target;
   if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
-  const last = sentAt.get(form);
-  if (last !== undefined && event.timeStamp - last < SENT_AGAIN_MS) {
+  const values = new URLSearchParams(new FormData(form, event.submitter)).toString();
+  const last = lastSent.get(form);
+  if (last && last.values === values && event.timeStamp - last.at < SENT_AGAIN_MS) {
     event.preventDefault();
     return;
   }
-  sentAt.set(form, event.timeStamp);
+  lastSent.set(form, { values, at: event.timeStamp });
 };
 
 // The note of the last action ("?notice=created": "Task added.") is for the page that action
