@@ -4,6 +4,7 @@ media query) shows up here, where a screenshot would only be looked at."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from playwright.async_api import Page, expect
@@ -81,6 +82,38 @@ async def test_the_header_keeps_two_rows_on_every_page_of_a_phone(
             header = await box(page, "header")
             assert header["height"] < 112, (width, path, header)
             assert await sideways(page) == 0, (width, path)
+
+
+async def test_the_header_keeps_two_rows_on_a_320_px_phone_with_whole_words_and_44_px_targets(
+    new_context: NewContext,
+) -> None:
+    """At 320 px (and up to 360) the brand and the four links were wider than the row: the
+    navigation took a row of its own, three in all. Each link keeps its whole word and a
+    target of at least 44 by 44 px, as the bell has."""
+    page = await (await new_context(viewport={"width": 320, "height": 640})).new_page()
+    await sign_up(page)
+    for width, path in itertools.product(
+        (320, 340), ("/tasks", "/overview", "/chat", "/account", "/notifications")
+    ):
+        await page.set_viewport_size({"width": width, "height": 640})
+        await page.goto(path)
+        header = await box(page, "header")
+        assert header["height"] < 112, (width, path, header)
+        overflow = await page.locator("header").evaluate("(h) => h.scrollWidth - h.clientWidth")
+        assert overflow == 0, (width, path)
+        brand = await box(page, ".brand")
+        targets = page.locator("header nav a, [data-testid=nav-notifications]")
+        for target in await targets.all():
+            shown = await target.bounding_box()
+            assert shown is not None
+            assert shown["width"] >= 44, (width, path, shown)
+            assert shown["height"] >= 44, (width, path, shown)
+            assert shown["x"] + shown["width"] <= width, (width, path, shown)
+            cut = await target.evaluate("(link) => link.scrollWidth > link.clientWidth")
+            assert not cut, (width, path, await target.text_content())
+        first_link = await box(page, "header nav a")
+        # The navigation shares the brand's row.
+        assert first_link["y"] < brand["y"] + brand["height"], (width, path, brand, first_link)
 
 
 async def test_a_tasks_title_keeps_the_rows_width_on_a_phone(new_context: NewContext) -> None:
