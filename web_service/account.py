@@ -92,6 +92,17 @@ async def _login(ctx: Ctx, email: str, password: str) -> ApiResponse:
     )
 
 
+async def _signs_in(ctx: Ctx, email: str, password: str) -> dict[str, Any] | None:
+    """The auth service's sign-in answer when ``password`` is the account's, else None. It
+    counts as a sign-in from the person's network (this service's limit, then the auth
+    service's counts by account and address), so a form other than sign-in is no second way
+    to try passwords."""
+    if not email or await _limited(ctx, "signin") is not None:
+        return None
+    answer = await _login(ctx, email, password)
+    return answer.json() if answer.status == 200 else None
+
+
 async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Response:
     if ctx.session is not None:
         # Signing in again (another tab's form) replaces the session this browser had.
@@ -221,6 +232,12 @@ async def signup(ctx: CtxDep) -> Response:
         if created.status != 201:
             error = ApiError.from_response(created)
             if error.status == 409:
+                # An address that has an account, with its password, is a sign-in: a sign-up
+                # sent twice (a double click without the script) meets the account its first
+                # send made, and the browser shows the second answer only.
+                existing = await _signs_in(ctx, email, password)
+                if existing is not None:
+                    return await _start_session(ctx, existing, "/tasks?notice=registered")
                 return await again(
                     {
                         "email": "An account with this email address already exists: sign in "

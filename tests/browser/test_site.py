@@ -50,6 +50,37 @@ async def test_a_double_click_sends_a_form_once(page: Page) -> None:
     assert len(sent) == 1, sent
 
 
+async def test_a_double_click_on_sign_up_without_javascript_signs_in(no_js_page: Page) -> None:
+    """Without the script both sends go, and the browser shows the second answer: it met the
+    account the first had made, and said the address was taken. With that account's
+    password it is a sign-in."""
+    page = no_js_page
+    await page.goto("/signup")
+    sent: list[str] = []
+
+    async def second_later(route: Route) -> None:  # the first is made before the second
+        sent.append(route.request.method)
+        if len(sent) > 1:
+            await asyncio.sleep(0.5)
+        await route.continue_()
+
+    await page.route(re.compile(r"/signup$"), second_later)
+    form = page.get_by_test_id("signup-form")
+    await form.get_by_label("Email address").fill(new_email())
+    await form.get_by_label("Password").fill(PASSWORD)
+    await form.get_by_label("Time zone").fill("Europe/Paris")
+    sent.clear()
+    button = await page.get_by_test_id("signup-submit").bounding_box()
+    assert button is not None
+    x, y = button["x"] + button["width"] / 2, button["y"] + button["height"] / 2
+    await page.mouse.click(x, y)
+    await asyncio.sleep(0.15)  # a person's double click
+    await page.mouse.click(x, y)
+    await expect(page).to_have_url(at("/tasks"))
+    await expect(page.get_by_test_id("notice")).to_have_text("Your account is ready.")
+    assert sent == ["POST", "POST"], sent
+
+
 async def test_a_form_sent_again_with_other_values_within_a_second_goes(page: Page) -> None:
     """The double-click guard dropped any second send within a second: a search put right at
     once ("rent", then "milk") stayed on the first. Only the same values again are a double

@@ -134,10 +134,30 @@ async def test_an_email_address_without_an_at_sign_is_named_with_the_other_probl
 
 async def test_a_taken_email_is_explained(clean: Platform, browser: httpx.AsyncClient) -> None:
     await register(clean, "ann@example.com")
-    answer = await sign_up(browser)
+    answer = await sign_up(browser, password="not the password of that account")
     assert answer.status_code == 409
     assert "already exists: sign in with it, or use another address" in answer.text
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+
+
+async def test_a_sign_up_sent_twice_signs_in_to_the_account_the_first_made(
+    clean: Platform, browser: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    """Without the script a double click on "Create account" sends the form twice, and the
+    browser shows the second answer only: it met the account the first had made ("already
+    exists"). An address that has an account, with that account's password, is a sign-in."""
+    assert (await sign_up(browser)).status_code == 303
+    async with serve(make_web_app()) as second:  # no cookie of the first answer
+        second.headers["Sec-Fetch-Site"] = "same-origin"
+        again = await sign_up(second)
+        assert again.status_code == 303, again.text
+        assert again.headers["location"] == "/tasks?notice=registered"
+        assert (await second.get("/tasks")).status_code == 200
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 1
+    # Counted as a sign-in from this network, as the sign-in form's are: the form is no
+    # second way to try passwords.
+    signins = "SELECT coalesce(sum(count), 0) FROM web.auth_attempts WHERE bucket LIKE 'signin:%'"
+    assert await count(clean, signins) == 1
 
 
 async def test_profile_update(clean: Platform, ann: httpx.AsyncClient) -> None:
