@@ -298,6 +298,8 @@ async def signout_everywhere(ctx: CtxDep) -> Response:
 
 # The auth service's "revoke every refresh family of the user" endpoint.
 SIGN_OUT_EVERYWHERE_PATH = "/api/auth/logout-all"
+# The auth service's "change the password" endpoint.
+PASSWORD_PATH = "/api/auth/password"
 
 
 async def account_page_with(
@@ -389,23 +391,22 @@ async def change_password(ctx: CtxDep) -> Response:
     try:
         answer = await ctx.expect(
             "POST",
-            "/api/auth/password",
+            PASSWORD_PATH,
             ok=(200, 204),
             json_body={"current_password": current, "new_password": new},
         )
     except ApiError as error:
-        if error.status in (400, 401, 403) or error.code in {
+        wrong = error.status in (400, 401, 403) or error.code in {
             "invalid_credentials",
             "wrong_password",
-        }:
-            errors = {"current_password": "Your current password is not right"}
-        elif error.status == 429:
-            errors = {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
-        else:
-            fields = error.field_errors()
-            errors = {k: v for k, v in fields.items() if k in {"current_password", "new_password"}}
-            errors = errors or {"_form": friendly(error)}
-        return await account_page_with(ctx, status=error.status, password_errors=errors)
+        }
+        email = session.profile.get("email") or ""
+        made = await _made_already(ctx, email, current, new) if wrong else None
+        if made is None:
+            return await account_page_with(
+                ctx, status=error.status, password_errors=_password_refused(error, wrong=wrong)
+            )
+        answer = made
     body = answer.json() if answer.status == 200 else None
     if isinstance(body, dict) and "refresh_token" in body:
         # The auth service revoked every family and gave this browser a fresh pair: it
@@ -420,6 +421,38 @@ async def change_password(ctx: CtxDep) -> Response:
     # No fresh pair: this session's family was revoked with the others.
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "session_ended")
+
+
+async def _made_already(ctx: Ctx, email: str, current: str, new: str) -> ApiResponse | None:
+    """The change's answer when the current password was refused because ``new`` already is
+    the account's: the form sent twice (a double click without the script), whose first send
+    changed it. Proven by signing in with it, the change is made again with it as the current
+    password, so the answer is a first send's (this browser carries on with fresh tokens,
+    every other session ends). None when ``new`` is not the account's password."""
+    if new == current:
+        return None
+    signed_in = await _signs_in(ctx, email, new)
+    if signed_in is None:
+        return None
+    answer = await ctx.web.gateway.call(
+        "POST",
+        PASSWORD_PATH,
+        token=signed_in["access_token"],
+        client_ip=ctx.client_ip,
+        json_body={"current_password": new, "new_password": new},
+    )
+    return answer if answer.status == 200 else None
+
+
+def _password_refused(error: ApiError, *, wrong: bool) -> dict[str, str]:
+    """The password form's errors for the auth service's refusal of the change."""
+    if wrong:
+        return {"current_password": "Your current password is not right"}
+    if error.status == 429:
+        return {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
+    fields = error.field_errors()
+    errors = {k: v for k, v in fields.items() if k in {"current_password", "new_password"}}
+    return errors or {"_form": friendly(error)}
 
 
 @router.get("/account/delete")
