@@ -141,7 +141,7 @@ _OPTION_WORDS = {
 class TaskMention:
     id: int
     title: str
-    due_at: str | None = None  # as the tools gave it, when known
+    due_at: str | None = None  # as the todo service gave it in this turn, when read
 
 
 @dataclass
@@ -158,6 +158,15 @@ class _Reading:
 
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
+    reply: ReplyEvent | None = None
+
+
+@dataclass
+class _Current:
+    """Tasks by id with their due dates as the todo service holds them, and the reply when
+    reading them failed."""
+
+    tasks: dict[int, TaskMention] = field(default_factory=dict)
     reply: ReplyEvent | None = None
 
 
@@ -233,27 +242,16 @@ class RulesAgent:
                 yield event
             return
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
-            shift = state.command.arguments.get("shift_minutes")
-            # A move by a span reads each task first, for its due date: two calls a task.
-            needed = len(state.candidates) * (2 if isinstance(shift, int) else 1)
+            # A move by a span or to a day alone reads each task first: two calls a task.
+            needed = len(state.candidates) * (2 if _reads_due(state.command) else 1)
             if _BOTH.match(message) and len(state.candidates) > 1 and needed > self.max_tool_calls:
                 yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
                 return
             if _BOTH.match(message) and len(state.candidates) > 1:
                 titles = _titles(history[-1])
-                if isinstance(shift, int):
-                    tasks = [TaskMention(i, titles.get(i, "")) for i in sorted(state.candidates)]
-                    async for event in self._shift(tasks, shift, turn, listed=False):
-                        yield event
-                    return
-                replies = []
-                for task_id in sorted(state.candidates):
-                    task = TaskMention(task_id, titles.get(task_id, ""))
-                    arguments = {"task_id": task_id, **state.command.arguments}
-                    call = await turn.tools.call(state.command.action, arguments)
-                    yield ToolCallEvent(call)
-                    replies.append(_change_reply(state.command, task, call, now=now, tz=tz))
-                yield ReplyEvent(" ".join(replies))
+                tasks = [TaskMention(i, titles.get(i, "")) for i in sorted(state.candidates)]
+                async for event in self._apply(state.command, tasks, turn, listed=False):
+                    yield event
                 return
             chosen = _choose(state, command, message, history)
             if chosen is not None:
@@ -555,18 +553,12 @@ class RulesAgent:
         if resolution.reply is not None:
             yield resolution.reply
             return
-        shifting = command.shift_minutes is not None
-        # A move by a span reads each task's due date first, unless this turn listed it.
-        lookup = len(resolution.tasks) if shifting and not resolution.listed else 0
+        # A move by a span or to a day alone reads each task's due date first, unless this
+        # turn listed it.
+        reads = _reads_due(pending) and not resolution.listed
+        lookup = len(resolution.tasks) if reads else 0
         if looked_up + lookup + len(resolution.tasks) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
-            return
-        if command.shift_minutes is not None:
-            shift = self._shift(
-                resolution.tasks, command.shift_minutes, turn, listed=resolution.listed
-            )
-            async for event in shift:
-                yield event
             return
         if pending.action == "update_task" and not pending.arguments:
             task = resolution.tasks[0]
@@ -579,19 +571,10 @@ class RulesAgent:
                 ),
             )
             return
-        replies = []
-        for task in resolution.tasks:
-            name, arguments = pending.action, {"task_id": task.id, **pending.arguments}
-            if command.due_at is not None and task.due_at is not None:
-                arguments["due_at"] = _keep_rest_of_due(command, task.due_at, turn.tz)
-            call = await turn.tools.call(name, arguments)
-            yield ToolCallEvent(call)
-            shown = {k: v for k, v in arguments.items() if k != "task_id"}
-            done = PendingCommand(action=name, arguments=shown)
-            reply = _change_reply(done, task, call, now=turn.now, tz=turn.tz)
-            cut = _cut_note(command) if call.ok and pending.action == "update_task" else ""
-            replies.append(reply + cut)
-        yield ReplyEvent(" ".join(replies))
+        note = _cut_note(command) if pending.action == "update_task" else ""
+        apply = self._apply(pending, resolution.tasks, turn, listed=resolution.listed, note=note)
+        async for event in apply:
+            yield event
 
     async def _bulk(
         self, command: Command, ref: TaskRef, tools: Tools
@@ -655,20 +638,13 @@ class RulesAgent:
     ) -> AsyncIterator[AgentEvent]:
         """ "push the report back a day": each task's due date, moved by ``minutes``. The due
         date is the todo service's: from this turn's listing, or each task read by its id."""
-        found = {task.id: task for task in tasks}
-        if not listed:
-            reading = _Reading()
-            async for event in self._read([task.id for task in tasks], turn, reading):
-                yield event
-            if reading.reply is not None:
-                yield reading.reply
-                return
-            found = {
-                task_id: TaskMention(
-                    task_id, str(t.get("title", "")), _text_or_none(t.get("due_at"))
-                )
-                for task_id, t in reading.tasks.items()
-            }
+        current = _Current()
+        async for event in self._current(tasks, turn, current, listed=listed):
+            yield event
+        if current.reply is not None:
+            yield current.reply
+            return
+        found = current.tasks
         way = "later" if minutes > 0 else "earlier"
         replies = []
         for task in tasks:
@@ -699,14 +675,71 @@ class RulesAgent:
     async def _run_on(
         self, pending: PendingCommand, task: TaskMention, turn: TurnInput
     ) -> AsyncIterator[AgentEvent]:
+        """``pending`` on one task: the one picked, completed by a fact, or undone."""
+        async for event in self._apply(pending, [task], turn, listed=False):
+            yield event
+
+    async def _apply(
+        self,
+        pending: PendingCommand,
+        tasks: Sequence[TaskMention],
+        turn: TurnInput,
+        *,
+        listed: bool,
+        note: str = "",
+    ) -> AsyncIterator[AgentEvent]:
+        """``pending`` run on each task, then one reply (``note`` after each change made). A
+        move by a span, or to a day or a time alone (which keeps the rest of the task's due
+        date), first needs each task's due date as the todo service holds it: from this
+        turn's listing (``listed``), or each task read by its id."""
         shift = pending.arguments.get("shift_minutes")
-        if isinstance(shift, int):  # the answer to "which one?" about a move by a span
-            async for event in self._shift([task], shift, turn, listed=False):
+        if isinstance(shift, int):
+            async for event in self._shift(tasks, shift, turn, listed=listed):
                 yield event
             return
-        call = await turn.tools.call(pending.action, {"task_id": task.id, **pending.arguments})
-        yield ToolCallEvent(call)
-        yield ReplyEvent(_change_reply(pending, task, call, now=turn.now, tz=turn.tz))
+        arguments = {k: v for k, v in pending.arguments.items() if k != "due_given"}
+        given = pending.arguments.get("due_given")
+        current = _Current(tasks={task.id: task for task in tasks})
+        if given is not None:
+            async for event in self._current(tasks, turn, current, listed=listed):
+                yield event
+            if current.reply is not None:
+                yield current.reply
+                return
+        replies = []
+        for task in tasks:
+            known = current.tasks.get(task.id)
+            if known is None:
+                replies.append(_not_found(f"task {task.id}"))
+                continue
+            changes = dict(arguments)
+            if isinstance(given, str) and known.due_at is not None:
+                changes["due_at"] = _keep_rest_of_due(
+                    str(changes["due_at"]), given, known.due_at, turn.tz
+                )
+            call = await turn.tools.call(pending.action, {"task_id": known.id, **changes})
+            yield ToolCallEvent(call)
+            done = PendingCommand(action=pending.action, arguments=changes)
+            reply = _change_reply(done, known, call, now=turn.now, tz=turn.tz)
+            replies.append(reply + (note if call.ok else ""))
+        yield ReplyEvent(" ".join(replies))
+
+    async def _current(
+        self, tasks: Sequence[TaskMention], turn: TurnInput, into: _Current, *, listed: bool
+    ) -> AsyncIterator[AgentEvent]:
+        """Each task with its due date as the todo service holds it, into ``into``: as this
+        turn's listing gave it (``listed``), or read by its id (``get_task``)."""
+        if listed:
+            into.tasks = {task.id: task for task in tasks}
+            return
+        reading = _Reading()
+        async for event in self._read([task.id for task in tasks], turn, reading):
+            yield event
+        into.reply = reading.reply
+        into.tasks = {
+            task_id: TaskMention(task_id, str(t.get("title", "")), _text_or_none(t.get("due_at")))
+            for task_id, t in reading.tasks.items()
+        }
 
     async def _resolve(
         self,
@@ -767,22 +800,28 @@ class RulesAgent:
             )
 
 
-def _keep_rest_of_due(command: Command, current: str, tz: ZoneInfo) -> str:
-    """The new due moment, keeping what the words did not name of the current one: its time
-    of day for "move it to Friday", its day for "make it 4pm"."""
-    assert command.due_at is not None
-    new = command.due_at.astimezone(tz)
+def _keep_rest_of_due(due: str, given: str, current: str, tz: ZoneInfo) -> str:
+    """The new due moment ``due``, keeping what the words did not name (``given``: "date" or
+    "time") of the ``current`` one: its time of day for "move it to Friday", its day for
+    "make it 4pm"."""
     try:
+        new = datetime.fromisoformat(due).astimezone(tz)
         stored = datetime.fromisoformat(current)
     except ValueError:
-        return new.isoformat()
+        return due
     # Past the calendar's end in this zone: its day as the API wrote it, in UTC.
     old = local_or_as_given(stored, tz)
-    if command.due_given == "date":
+    if given == "date":
         new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)
-    elif command.due_given == "time":
+    elif given == "time":
         new = new.replace(year=old.year, month=old.month, day=old.day)
     return new.isoformat()
+
+
+def _reads_due(pending: PendingCommand) -> bool:
+    """Whether ``pending`` needs each task's current due date: a move by a span, or a new
+    day or time alone (the rest of the due date is kept)."""
+    return "shift_minutes" in pending.arguments or "due_given" in pending.arguments
 
 
 def _shifted(current: str, minutes: int, tz: ZoneInfo) -> str | None:
@@ -818,6 +857,10 @@ def pending_command(command: Command) -> PendingCommand:
         arguments["tags"] = list(command.tags)
     if command.due_at is not None:
         arguments["due_at"] = command.due_at.isoformat()
+        if command.due_given != "both":
+            # Not a tool argument: the part of the due date the words named, the rest of the
+            # task's own being kept (``_apply``).
+            arguments["due_given"] = command.due_given
     if command.clear:
         arguments["clear"] = list(command.clear)
     if command.reminders is not None:
@@ -931,14 +974,12 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
             if call.name in TASK_RESULT_TOOLS and isinstance(call.result, dict):
                 task_id = call.result.get("task_id")
                 if isinstance(task_id, int):
-                    due = _text_or_none(call.arguments.get("due_at"))
-                    return [TaskMention(task_id, str(call.result.get("title", "")), due)]
+                    return [TaskMention(task_id, str(call.result.get("title", "")))]
             if call.name in NOTIFICATION_TOOLS and isinstance(call.result, dict):
                 # A reminder just snoozed or dismissed: "it" is its task.
                 task_id = call.result.get("task_id")
                 if isinstance(task_id, int):
-                    due = _text_or_none(call.result.get("due_at"))
-                    return [TaskMention(task_id, str(call.result.get("task_title", "")), due)]
+                    return [TaskMention(task_id, str(call.result.get("task_title", "")))]
             if call.name == "list_tasks":
                 tasks = _mentions(call)
                 if tasks:

@@ -503,7 +503,11 @@ async def test_a_task_due_at_the_calendars_end_is_listed_and_moved_in_a_zone_ahe
         f"Here is 1 task:\n• {task_id}: At the end of time (due Fri 31 Dec 9999 at 23:00)"
     )
     moved = await turn(agent, alice, f"move task {task_id} to 4pm", timezone="Pacific/Kiritimati")
-    assert [name for name, _ in calls(moved)] == ["update_task"]
+    # The day kept is the one the API wrote, in UTC: locally it is past the calendar's end.
+    assert calls(moved) == [
+        ("get_task", {"task_id": task_id}),
+        ("update_task", {"task_id": task_id, "due_at": "9999-12-31T16:00:00+14:00"}),
+    ]
 
 
 # --- what people say, read as they mean it -------------------------------------------------
@@ -900,3 +904,55 @@ async def test_an_unreadable_due_date_while_choosing_asks_for_a_day_and_picks_no
     assert answer["response"].startswith("I couldn't read “end of day” as a day or time")
     listed = await turn(agent, alice, "show my tasks")
     assert meeting in [t["id"] for t in listed["tool_calls"][0]["result"]]
+
+
+async def test_a_task_moved_by_its_number_keeps_its_time_of_day(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "move the dentist to monday" kept the task's 15:00 but "move task 12 to monday" set
+    09:00: a task named by its number had no due date to keep. Its due date is read by its
+    id, as for a move by a span; a new time keeps its day the same way."""
+    added = await turn(agent, alice, "add dentist appointment on friday at 3pm")
+    dentist = added["tool_calls"][0]["result"]["task_id"]
+    moved = await turn(agent, alice, f"move task {dentist} to monday")
+    assert calls(moved) == [
+        ("get_task", {"task_id": dentist}),
+        ("update_task", {"task_id": dentist, "due_at": "2026-11-30T15:00:00+00:00"}),
+    ]
+    assert moved["response"] == f"Updated task {dentist}: I set it due Mon 30 Nov at 15:00."
+    timed = await turn(agent, alice, f"move task {dentist} to 4pm")
+    assert calls(timed)[-1] == (
+        "update_task",
+        {"task_id": dentist, "due_at": "2026-11-30T16:00:00+00:00"},
+    )
+    by_title = await turn(agent, alice, "move the dentist to tuesday")
+    assert calls(by_title) == [
+        ("list_tasks", {"status": "all"}),
+        ("update_task", {"task_id": dentist, "due_at": "2026-12-01T16:00:00+00:00"}),
+    ]
+    # Without a due date to keep, the day's default time; a missing task is said missing.
+    undated = await add(agent, alice, "Call the plumber")
+    plain = await turn(agent, alice, f"move task {undated} to monday")
+    assert calls(plain)[-1] == (
+        "update_task",
+        {"task_id": undated, "due_at": "2026-11-30T09:00:00+00:00"},
+    )
+    missing = await turn(agent, alice, "move task 999999 to monday")
+    assert calls(missing) == [("get_task", {"task_id": 999999})]
+    assert missing["response"].startswith("I couldn't find task 999999 on your list")
+
+
+async def test_a_task_picked_after_which_one_keeps_its_time_of_day_when_moved(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """The answer to "which one?" about a move to another day set the day's 09:00."""
+    await turn(agent, alice, "add team meeting tomorrow at 3pm")
+    added = await turn(agent, alice, "add meeting notes on monday at 11am")
+    notes = added["tool_calls"][0]["result"]["task_id"]
+    asked = await turn(agent, alice, "move the meeting to wednesday")
+    assert rules.ASK_WHICH in asked["response"]
+    answered = await turn(agent, alice, f"task {notes}", asked["conversation_id"])
+    assert calls(answered) == [
+        ("get_task", {"task_id": notes}),
+        ("update_task", {"task_id": notes, "due_at": "2026-12-02T11:00:00+00:00"}),
+    ]
