@@ -439,17 +439,21 @@ class RulesAgent:
                 yield ReplyEvent("\n".join(part for part in parts if part))
                 return
         else:
-            call = await turn.tools.call("list_tasks", {"status": "all"})
+            words = ref.title or ""
+            # "did I pay the bill": "bill" alone may name the task too, and a search for a
+            # piece of it finds every task "pay the bill" matches as well.
+            rest = words.partition(" ")[2] if command.asks == "done" else ""
+            searched = rest if search_term(rest) is not None else words
+            call = await turn.tools.call("list_tasks", _title_search(searched, "all"))
             yield ToolCallEvent(call)
             if not call.ok:
                 yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
                 return
             tasks = {t["id"]: t for t in _tasks(call) if isinstance(t.get("id"), int)}
             mentions = _mentions(call)
-            words = ref.title or ""
             matches = match_title(words, mentions)
-            if not matches and command.asks == "done":  # "did I pay the bill": "bill" alone
-                matches = match_title(words.partition(" ")[2], mentions)
+            if not matches and rest:
+                matches = match_title(rest, mentions)
             found = [tasks[m.id] for m in matches]
         if not found:
             yield ReplyEvent(
@@ -772,23 +776,32 @@ class RulesAgent:
 
         words = ref.title or ""
         status = {Intent.COMPLETE: "pending", Intent.REOPEN: "completed"}.get(command.intent, "all")
-        # Every task of that status, matched here by stems: the service's search is by
-        # substring, so "buying stamps" would not find "Buy stamps".
-        call = await turn.tools.call("list_tasks", {"status": status})
-        yield ToolCallEvent(call)
-        if not call.ok:
-            into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
+        action = _BULK_ACTIONS.get(command.intent)
+        # Several names ("call mom and buy milk"): each is searched for, and every task the
+        # whole phrase matches is among the tasks found for each of them.
+        names = ref.titles if len(ref.titles) > 1 and action is not None else (words,)
+        if len(names) > self.max_tool_calls:
+            into.reply = ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
-        matches = match_title(words, _mentions(call))
+        found: dict[int, TaskMention] = {}
+        for name in names:
+            call = await turn.tools.call("list_tasks", _title_search(name, status))
+            yield ToolCallEvent(call)
+            if not call.ok:
+                into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
+                return
+            for task in _mentions(call):
+                found.setdefault(task.id, task)
+        candidates = list(found.values())
+        matches = match_title(words, candidates)
         into.listed = True
         kind = {"pending": "pending task", "completed": "completed task"}.get(status, "task")
-        action = _BULK_ACTIONS.get(command.intent)
         # Several names ("call mom and buy milk") are one task only when it is that title
         # ("Fish and chips"): a task that merely holds every word ("Call mom to buy milk") is
         # not one the user named, and would be changed with no question asked.
         whole = bool(matches) and label_key(matches[0].title) == label_key(words)
-        if len(ref.titles) > 1 and action is not None and not whole:
-            into.reply = _several(action, ref.titles, _mentions(call), kind)
+        if len(names) > 1 and action is not None and not whole:
+            into.reply = _several(action, ref.titles, candidates, kind)
         elif len(matches) == 1:
             into.tasks = matches
         elif matches:
@@ -1163,11 +1176,33 @@ def stem(word: str) -> str:
     return word
 
 
-def stems(text: str) -> set[str]:
+def _meaning_words(text: str) -> list[str]:
     # One form (``label_key``: NFKC, lower case) first: "é" as "e" and a combining accent
     # would be two words ("\w" is no mark); ``stem`` then folds case fully ("straße" is
     # "strasse").
-    return {stem(w) for w in re.findall(r"[\w']+", label_key(text)) if w not in _STOP_WORDS}
+    return [w for w in re.findall(r"[\w']+", label_key(text)) if w not in _STOP_WORDS]
+
+
+def stems(text: str) -> set[str]:
+    return {stem(w) for w in _meaning_words(text)}
+
+
+def search_term(words: str) -> str | None:
+    """What list_tasks's search (``q``: a substring of the title or description) looks for
+    so that it finds the tasks ``match_title(words, ...)`` can match: the longest start that
+    the forms of one meaning word share ("stamp" for "buying stamps" finds "Buy stamps"). A
+    stem is its word cut short (an ending, an "e" or a doubled letter dropped), but for
+    "-ies" read as "-y": without that "y" it starts every form, an irregular one ("bought"
+    for "buy", "met" for "meeting") aside. None when no word means anything ("the stuff")."""
+    pieces = [stem(word).removesuffix("y") for word in _meaning_words(words)]
+    longest = max(pieces, key=len, default="")
+    return longest or None
+
+
+def _title_search(words: str, status: str) -> dict[str, str]:
+    """The list_tasks arguments that find the tasks of ``status`` that ``words`` may name."""
+    term = search_term(words)
+    return {"status": status} if term is None else {"status": status, "q": term}
 
 
 def match_title(words: str, candidates: Sequence[TaskMention]) -> list[TaskMention]:

@@ -132,7 +132,7 @@ async def test_waiting_conversations_continue_with_every_reply_reworded(
     second = (await say(agent, alice, "add 'Book hotel'"))["tool_calls"][0]["result"]["task_id"]
     title = await say(agent, alice, "Add a task")
     choice = await say(agent, alice, "make the book task urgent")
-    assert calls(choice) == [("list_tasks", {"status": "all"})]
+    assert calls(choice) == [("list_tasks", {"status": "all", "q": "book"})]
     await reworded()
     stored = await stored_messages(committed_sessionmaker, choice["conversation_id"])
     assert all(m.content.startswith("Reworded: ") for m in stored if m.role == "assistant")

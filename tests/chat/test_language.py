@@ -10,6 +10,7 @@ import pytest
 
 from chat_service.agents.dates import describe, find_due, parse_due
 from chat_service.agents.language import Intent, ListFilters, TaskRef, clean, read_ref, understand
+from chat_service.agents.rules import search_term, stem
 
 # Friday 27 November 2026, 15:30 in Paris.
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
@@ -491,3 +492,39 @@ def test_a_word_for_notes_in_a_title_is_part_of_it(
         title,
         description,
     )
+
+
+# Words and the regular forms of them a title may hold: each is the same stem.
+_FORMS = (
+    ("buy", "buys", "buying"),
+    ("grocery", "groceries"),
+    ("study", "studies", "studying"),
+    ("run", "runs", "running"),
+    ("make", "makes", "making"),
+    ("pay", "pays", "paying", "payment"),
+    ("email", "emails", "emailed"),
+    ("stamp", "stamps"),
+    ("dentist", "dentist's", "dentists"),
+    ("call", "calls", "calling", "called"),
+    ("meeting", "meet", "meets"),
+)
+
+
+@pytest.mark.parametrize("forms", _FORMS, ids=lambda forms: forms[0])
+def test_the_search_for_a_title_word_finds_every_form_of_it(forms: tuple[str, ...]) -> None:
+    """list_tasks's ``q`` is a substring: what the agent searches for a word must be in every
+    word that has its stem, or a task the stems match would not be found."""
+    assert len({stem(form) for form in forms}) == 1, forms
+    for said in forms:
+        term = search_term(f"the {said} task")
+        assert term is not None
+        assert all(term in form for form in forms), (said, term)
+
+
+def test_the_search_for_a_title_is_its_longest_word_piece_or_none() -> None:
+    assert search_term("buying stamps") == "stamp"
+    assert search_term("the dentist appointment") == "dentist"
+    assert search_term("pay the bill") == "bil"  # "bill" and "bills" are "bil"
+    assert search_term("Groceries") == "grocer"
+    # Only words that name nothing: no search, the newest tasks are listed.
+    assert search_term("the stuff") is None

@@ -132,7 +132,7 @@ async def test_delete_the_meeting_task(agent: httpx.AsyncClient, alice: User) ->
     meeting = await add(agent, alice, "Team meeting")
     answer = await turn(agent, alice, "Delete the meeting task")
     assert calls(answer) == [
-        ("list_tasks", {"status": "all"}),
+        ("list_tasks", {"status": "all", "q": "meet"}),
         ("delete_task", {"task_id": meeting}),
     ]
     assert answer["tool_calls"][1]["result"] == {
@@ -271,7 +271,7 @@ async def test_several_matches_ask_which_one_then_the_answer_picks(
     team = await add(agent, alice, "Team meeting")
     notes = await add(agent, alice, "Meeting notes")
     asked = await turn(agent, alice, "Delete the meeting task")
-    assert calls(asked) == [("list_tasks", {"status": "all"})]
+    assert calls(asked) == [("list_tasks", {"status": "all", "q": "meet"})]
     assert asked["response"] == (
         f"I found 2 tasks matching “meeting”:\n• {notes}: Meeting notes\n• {team}: Team meeting"
         f"\n{rules.ASK_WHICH}"
@@ -282,7 +282,7 @@ async def test_several_matches_ask_which_one_then_the_answer_picks(
     # One left now, so it is completed directly.
     direct = await turn(agent, alice, "complete the meeting task")
     assert calls(direct) == [
-        ("list_tasks", {"status": "pending"}),
+        ("list_tasks", {"status": "pending", "q": "meet"}),
         ("complete_task", {"task_id": notes}),
     ]
 
@@ -305,7 +305,7 @@ async def test_no_match_and_unknown_ids_are_explained_kindly(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
     none = await turn(agent, alice, "Delete the dentist task")
-    assert calls(none) == [("list_tasks", {"status": "all"})]
+    assert calls(none) == [("list_tasks", {"status": "all", "q": "dentist"})]
     assert none["response"].startswith("I couldn't find a task matching “dentist”.")
 
     unknown = await turn(agent, alice, "Mark task 99999 as complete")
@@ -626,7 +626,7 @@ async def test_a_move_by_a_span_shifts_the_tasks_own_due_date(
     task_id = added["tool_calls"][0]["result"]["task_id"]
     pushed = await turn(agent, alice, "push the report back a day")
     assert calls(pushed) == [
-        ("list_tasks", {"status": "all"}),
+        ("list_tasks", {"status": "all", "q": "report"}),
         ("update_task", {"task_id": task_id, "due_at": "2026-12-05T10:00:00+00:00"}),
     ]
     assert pushed["response"] == f"Updated task {task_id}: I set it due Sat 5 Dec at 10:00."
@@ -650,7 +650,7 @@ async def test_a_move_by_a_span_shifts_the_tasks_own_due_date(
 
     dentist = await add(agent, alice, "Dentist appointment")
     undated = await turn(agent, alice, "postpone the dentist by 2 days")
-    assert calls(undated) == [("list_tasks", {"status": "all"})]
+    assert calls(undated) == [("list_tasks", {"status": "all", "q": "dentist"})]
     assert undated["response"] == (
         f"“Dentist appointment” (task {dentist}) has no due date, so I can't move it later; "
         f"nothing was changed. Give it one first, for example “make task {dentist} due friday”."
@@ -682,7 +682,10 @@ async def test_several_tasks_named_in_one_message_are_changed_after_one_yes(
     dentist, flights = await add(agent, alice, "Dentist"), await add(agent, alice, "Book flights")
 
     asked = await turn(agent, alice, "mark call mom and buy milk as done")
-    assert calls(asked) == [("list_tasks", {"status": "pending"})]
+    assert calls(asked) == [
+        ("list_tasks", {"status": "pending", "q": "cal"}),
+        ("list_tasks", {"status": "pending", "q": "milk"}),
+    ]
     assert asked["response"] == (
         f"I'm about to mark as complete these 2 tasks:\n• {mom}: Call mom\n• {milk}: Buy milk\n"
         "Shall I go ahead? Reply “yes” to confirm; anything else cancels."
@@ -692,7 +695,11 @@ async def test_several_tasks_named_in_one_message_are_changed_after_one_yes(
 
     asked = await turn(agent, alice, "done with milk, dentist and the bill")
     # The milk is done already: no pending task has that name, and nothing changes.
-    assert calls(asked) == [("list_tasks", {"status": "pending"})]
+    assert calls(asked) == [
+        ("list_tasks", {"status": "pending", "q": "milk"}),
+        ("list_tasks", {"status": "pending", "q": "dentist"}),
+        ("list_tasks", {"status": "pending", "q": "bil"}),
+    ]
     assert asked["response"].startswith("I couldn't find a pending task matching “milk”")
     asked = await turn(agent, alice, "done with the dentist and the bill")
     cancelled = await turn(agent, alice, "no", asked["conversation_id"])
@@ -717,7 +724,10 @@ async def test_a_name_among_several_that_fits_two_tasks_changes_nothing_and_asks
         await add(agent, alice, "Ring dentist"),
     )
     answer = await turn(agent, alice, "mark the milk and the dentist as done")
-    assert calls(answer) == [("list_tasks", {"status": "pending"})]
+    assert calls(answer) == [
+        ("list_tasks", {"status": "pending", "q": "milk"}),
+        ("list_tasks", {"status": "pending", "q": "dentist"}),
+    ]
     assert answer["response"] == (
         f"“dentist” could be:\n• {call_dentist}: Ring dentist\n• {dentist}: Dentist appointment\n"
         "Which ones do you mean? I changed nothing. Tell me their numbers, for example "
@@ -833,7 +843,10 @@ async def test_several_names_never_change_a_third_task_that_has_all_their_words(
     mom, milk = await add(agent, alice, "Call mom"), await add(agent, alice, "Buy milk")
     both = await add(agent, alice, "Call mom to buy milk")
     asked = await turn(agent, alice, "delete call mom and buy milk")
-    assert calls(asked) == [("list_tasks", {"status": "all"})]
+    assert calls(asked) == [
+        ("list_tasks", {"status": "all", "q": "cal"}),
+        ("list_tasks", {"status": "all", "q": "milk"}),
+    ]
     assert asked["response"].startswith(
         f"I'm about to delete these 2 tasks:\n• {mom}: Call mom\n• {milk}: Buy milk\n"
     )
@@ -927,7 +940,7 @@ async def test_a_task_moved_by_its_number_keeps_its_time_of_day(
     )
     by_title = await turn(agent, alice, "move the dentist to tuesday")
     assert calls(by_title) == [
-        ("list_tasks", {"status": "all"}),
+        ("list_tasks", {"status": "all", "q": "dentist"}),
         ("update_task", {"task_id": dentist, "due_at": "2026-12-01T16:00:00+00:00"}),
     ]
     # Without a due date to keep, the day's default time; a missing task is said missing.
@@ -956,3 +969,86 @@ async def test_a_task_picked_after_which_one_keeps_its_time_of_day_when_moved(
         ("get_task", {"task_id": notes}),
         ("update_task", {"task_id": notes, "due_at": "2026-12-02T11:00:00+00:00"}),
     ]
+
+
+async def _older_than(
+    sessionmaker: async_sessionmaker[AsyncSession], user: User, count: int
+) -> None:
+    """``count`` tasks newer than every task the user has, so those fall off a listing."""
+    async with sessionmaker.begin() as session:
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
+                " SELECT :user, 'Newer ' || n, now(), now(), 1 FROM generate_series(1, :count) n"
+            ),
+            {"user": user.sub, "count": count},
+        )
+
+
+async def test_a_task_named_by_its_title_is_found_among_all_of_the_users_tasks(
+    agent: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """With 300 newer tasks, "complete the dentist" about an older one was "not found": a
+    listing holds the newest 100. The title is searched for (list_tasks's q) with a piece of
+    one of its words that every matching title holds, then matched by stems as before."""
+    added = await turn(agent, alice, "add dentist appointment on friday at 10am")
+    dentist = added["tool_calls"][0]["result"]["task_id"]
+    stamps = await add(agent, alice, "Buy stamps")
+    mom, milk = await add(agent, alice, "Call mom"), await add(agent, alice, "Buy milk")
+    await _older_than(committed_sessionmaker, alice, 300)
+
+    asked = await turn(agent, alice, "when is the dentist")
+    assert calls(asked) == [("list_tasks", {"status": "all", "q": "dentist"})]
+    assert asked["response"] == f"“Dentist appointment” (task {dentist}) is due Fri 4 Dec at 10:00."
+    # "buying stamps" is "Buy stamps" by stems, though neither holds the other.
+    tagged = await turn(agent, alice, "tag buying stamps #errands")
+    assert calls(tagged) == [
+        ("list_tasks", {"status": "all", "q": "stamp"}),
+        ("update_task", {"task_id": stamps, "tags": ["errands"]}),
+    ]
+    done = await turn(agent, alice, "complete the dentist")
+    assert calls(done) == [
+        ("list_tasks", {"status": "pending", "q": "dentist"}),
+        ("complete_task", {"task_id": dentist}),
+    ]
+    paid = await turn(agent, alice, "did I go to the dentist?")
+    assert paid["response"] == f"Yes, “Dentist appointment” (task {dentist}) is done."
+    # Several names: one search each, then the one question.
+    asked = await turn(agent, alice, "delete call mom and buy milk")
+    assert calls(asked) == [
+        ("list_tasks", {"status": "all", "q": "cal"}),
+        ("list_tasks", {"status": "all", "q": "milk"}),
+    ]
+    assert asked["response"].startswith(
+        f"I'm about to delete these 2 tasks:\n• {mom}: Call mom\n• {milk}: Buy milk\n"
+    )
+
+
+async def test_several_old_tasks_matching_a_title_get_the_which_one_question(
+    agent: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    team, notes = await add(agent, alice, "Team meeting"), await add(agent, alice, "Meeting notes")
+    await _older_than(committed_sessionmaker, alice, 150)
+    asked = await turn(agent, alice, "delete the meeting task")
+    assert calls(asked) == [("list_tasks", {"status": "all", "q": "meet"})]
+    assert asked["response"] == (
+        f"I found 2 tasks matching “meeting”:\n• {notes}: Meeting notes\n• {team}: Team meeting"
+        f"\n{rules.ASK_WHICH}"
+    )
+    none = await turn(agent, alice, "delete the dentist task")
+    assert calls(none) == [("list_tasks", {"status": "all", "q": "dentist"})]
+    assert none["response"].startswith("I couldn't find a task matching “dentist”.")
+
+
+async def test_a_search_for_more_names_than_the_cap_calls_no_tool(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    """Each name of several is one search: more names than the turn's calls ask to narrow."""
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=2)) as chat:
+        answer = await turn(chat, alice, "delete the milk, the dentist and the bill")
+        assert (answer["tool_calls"], answer["response"]) == ([], too_many_tool_calls(2))
