@@ -131,6 +131,9 @@ class Command:
     # "make the report due end of day": the words of a due date the dates do not read. The
     # agent asks when the task is due instead of adding or renaming anything.
     unread_when: str | None = None
+    # "every monday and thursday": the days of the week a new task was asked to repeat on,
+    # which no task's repetition holds (weekly is one day). The agent asks instead of adding.
+    weekdays: tuple[str, ...] = ()
 
 
 # Straight and typographic quotes, as phones type them.
@@ -2064,6 +2067,14 @@ _TAGGED = re.compile(
     r"(?:as|with)?)\s+(?P<tags>[\w-]+(?:\s*(?:,|and)\s*[\w-]+)*)",
 )
 _WEEKDAY = "(?:" + "|".join(sorted(WEEKDAYS, key=len, reverse=True)) + r")\b"
+# "every monday and thursday", "each mon, wed and fri", "every monday and every thursday":
+# more than one day of the week, each after the one before and its joining word.
+_SEVERAL_WEEKDAYS = re.compile(
+    rf"\b(?:every|each)\s+{_WEEKDAY}(?:(?:,\s*(?:(?:and|&|or)\s+)?|\s+(?:and|&|or)\s+)"
+    rf"(?:(?:every|each)\s+)?{_WEEKDAY})+"
+)
+_WEEKDAY_WORD = re.compile(_WEEKDAY)
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
     for pattern, value in (
@@ -2166,8 +2177,8 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         if len(titles) > 1:
             items = tuple(Command(Intent.ADD, title=t) for t in titles if t)
             return Command(Intent.ADD, title=single.title, items=items)
-    if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
-        return single
+    if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title or single.weekdays:
+        return single  # "yoga every mon, wed and fri": a list of days, not of tasks
     if "," in text or ";" in text:
         parts = [p for p in _LIST_SPLIT.split(text) if p.strip()]
     else:
@@ -2223,6 +2234,7 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
 
     text, tags = _take_tags(text)
     text, priority = _take_priority(text)
+    text, weekdays = _take_weekdays(text)
     text, recurrence = _take_recurrence(text)
     due_at = None
     due = find_due(text, now=now, tz=tz)
@@ -2255,6 +2267,7 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         tags=tags,
         due_at=due_at,
         recurrence=recurrence,
+        weekdays=weekdays,
     )
 
 
@@ -2287,6 +2300,15 @@ def _take_priority(text: str) -> tuple[str, str | None]:
             level = value or match["value"].lower()
             return _without(text, match.start(), match.end()), level
     return text, None
+
+
+def _take_weekdays(text: str) -> tuple[str, tuple[str, ...]]:
+    """ "every monday and thursday" taken out of ``text``, and the days it names."""
+    found = _SEVERAL_WEEKDAYS.search(fold_case(text))
+    if found is None:
+        return text, ()
+    days = (DAY_NAMES[WEEKDAYS[day]] for day in _WEEKDAY_WORD.findall(found.group(0)))
+    return _without(text, found.start(), found.end()), tuple(dict.fromkeys(days))
 
 
 def _take_recurrence(text: str) -> tuple[str, str | None]:

@@ -330,6 +330,10 @@ class RulesAgent:
             )
             return
         items = command.items or (command,)
+        several_days = next((item for item in items if item.weekdays), None)
+        if several_days is not None:
+            yield ReplyEvent(_no_several_weekdays(several_days))
+            return
         if len(items) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
@@ -1351,6 +1355,19 @@ def _clarify(command: Command) -> ReplyEvent:
     return ReplyEvent(
         f"Just to be sure about “{said}”: do you want me to {choices}?",
         DialogueState(awaiting=Awaiting.CHOICE),
+    )
+
+
+def _no_several_weekdays(command: Command) -> str:
+    """The answer to "add gym every monday and thursday": a task repeats daily, weekly or
+    monthly, so nothing is added, and the reply says how to add one task for each day."""
+    title = command.title or "it"
+    said = title[:1].lower() + title[1:]
+    adds = [f"“add {said} every {day}”" for day in command.weekdays]
+    return (
+        "A task repeats every day, week or month, not on several days of the week, so I "
+        f"haven't added “{title}”. I can add one weekly task for each day: say "
+        f"{', then '.join(adds)}."
     )
 
 

@@ -528,3 +528,30 @@ def test_the_search_for_a_title_is_its_longest_word_piece_or_none() -> None:
     assert search_term("Groceries") == "grocer"
     # Only words that name nothing: no search, the newest tasks are listed.
     assert search_term("the stuff") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "days"),
+    [
+        (
+            "remind me to go to the gym every monday and thursday",
+            "Go to the gym",
+            ("Monday", "Thursday"),
+        ),
+        ("add gym every monday and every thursday", "Gym", ("Monday", "Thursday")),
+        ("add yoga every mon, wed and fri", "Yoga", ("Monday", "Wednesday", "Friday")),
+        ("add piano lesson each tuesday & friday", "Piano lesson", ("Tuesday", "Friday")),
+        ("add swim every saturday or sunday", "Swim", ("Saturday", "Sunday")),
+    ],
+)
+def test_a_repetition_on_several_weekdays_is_read_as_those_days_not_as_the_first(
+    text: str, title: str, days: tuple[str, ...]
+) -> None:
+    """ "every monday and thursday" was read as a task due Monday titled "... every and
+    thursday": one weekly task cannot repeat on two days, so the days are kept for the
+    agent to ask about, and no repetition or due date is read from them."""
+    check(text, Intent.ADD, title=title, weekdays=days, recurrence=None, due_at=None)
+
+
+def test_one_weekday_is_still_a_weekly_task() -> None:
+    check("add gym every monday", Intent.ADD, title="Gym", recurrence="weekly", weekdays=())

@@ -1052,3 +1052,18 @@ async def test_a_search_for_more_names_than_the_cap_calls_no_tool(
     async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=2)) as chat:
         answer = await turn(chat, alice, "delete the milk, the dentist and the bill")
         assert (answer["tool_calls"], answer["response"]) == ([], too_many_tool_calls(2))
+
+
+async def test_a_task_asked_to_repeat_on_several_weekdays_is_not_added_and_the_user_is_asked(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "every monday and thursday" added one task due Monday: Thursday was dropped without a
+    word. A task repeats daily, weekly or monthly, so nothing is added and the reply says
+    how to get each day."""
+    answer = await turn(agent, alice, "remind me to go to the gym every monday and thursday")
+    assert answer["tool_calls"] == []
+    assert answer["response"] == (
+        "A task repeats every day, week or month, not on several days of the week, so I "
+        "haven't added “Go to the gym”. I can add one weekly task for each day: say “add go "
+        "to the gym every Monday”, then “add go to the gym every Thursday”."
+    )

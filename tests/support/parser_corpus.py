@@ -66,6 +66,8 @@ RUNS = [
     "with ",
     "at 5pm ",
     "task ",
+    "every monday and ",
+    "mon, ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
