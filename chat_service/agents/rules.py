@@ -1451,11 +1451,13 @@ _UNSUPPORTED = re.compile(
 # reference to a task (_TASK_REF), or a task's bare name before "should repeat", is what
 # would repeat.
 _TASK_REF = r"(?:it|that|this|that one|this one|(?:the|my) [\w' -]+?|task ?#?\d+|#\d+)"
-# A task's bare name ("gym should repeat weekly"): up to four words, none joining two
-# clauses, and not a person or a request to add ("we should repeat", "add gym that ...").
+# A task's bare name ("gym should repeat weekly", "stop gym from repeating"): up to four
+# words, none joining two clauses, and not a person or a request to add ("we should repeat",
+# "stop me from repeating", "add gym that ...").
 _NAME_WORD = r"(?!(?:and|that|which|so|then)\b)[\w'#-]+"
 _BARE_NAME = (
-    rf"(?!(?:add|create|new|remind|put|i|we|you|they|he|she|please)\b)"
+    rf"(?!(?:add|create|new|remind|put|i|we|you|they|he|she|me|us|him|her|them|people|"
+    rf"everyone|everybody|anyone|anybody|someone|somebody|please)\b)"
     rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,3}}"
 )
 _RECURRENCE_CHANGE = re.compile(
@@ -1468,7 +1470,11 @@ _RECURRENCE_CHANGE = re.compile(
     r"^(?:change|set|switch|move) [\w' #-]+? to (?:every|each) \w+|"
     rf"^(?:{_TASK_REF}|{_BARE_NAME}) (?:should|must|needs to|has to|is supposed to) "
     r"(?:repeat|recur)\b|"
-    rf"^(?:stop|don't|do not) (?:{_TASK_REF} (?:from )?)?(?:repeating|recurring)\b",
+    rf"^(?:stop|don't|do not) (?:{_TASK_REF} (?:from )?)?(?:repeating|recurring)\b|"
+    # A bare name only with nothing repeated after it: "stop kids from repeating mistakes"
+    # keeps someone from repeating something.
+    rf"^stop {_BARE_NAME} from (?:repeating|recurring)(?: (?:every \w+|each \w+|daily|"
+    r"weekly|monthly|anymore|any more))?$",
     re.IGNORECASE,
 )
 

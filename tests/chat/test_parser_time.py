@@ -151,3 +151,41 @@ def test_a_message_that_changes_no_repetition_is_not_declined_as_one(text: str) 
 )
 def test_a_request_to_change_a_repetition_is_read_as_one(text: str) -> None:
     assert asks_to_change_recurrence(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stop gym from repeating",
+        "Stop gym from repeating!",
+        "can you stop water plants from recurring?",
+        "stop gym from repeating every week",
+        "stop gym from repeating anymore",
+        "stop gym from recurring weekly",
+    ],
+)
+def test_a_bare_task_name_stopped_from_repeating_is_read_as_a_change_of_repetition(
+    text: str,
+) -> None:
+    """As "stop the gym from repeating" and "gym should repeat weekly" are."""
+    assert asks_to_change_recurrence(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Someone kept from repeating something: a person, or a thing repeated after the verb.
+        "stop people from repeating rumours",
+        "stop me from repeating myself",
+        "stop him from repeating",
+        "stop everyone from repeating the same question",
+        "stop kids from repeating the same mistakes",
+        # Other things stopped.
+        "stop gym reminders",
+        "stop reminding me about gym",
+        "stop gym from reminding me",
+        "stop procrastinating",
+    ],
+)
+def test_a_sentence_that_stops_something_else_is_no_change_of_repetition(text: str) -> None:
+    assert not asks_to_change_recurrence(text)

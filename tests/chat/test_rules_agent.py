@@ -555,6 +555,9 @@ async def test_asking_to_change_how_a_task_repeats_changes_and_adds_nothing(
         "change the trash to every tuesday",
         "the trash should repeat every monday",
         "stop repeating the trash task",
+        # A bare name, as "trash should repeat weekly": once "I can only help with your task
+        # list".
+        "stop trash from repeating",
     ):
         answer = await turn(agent, alice, said)
         assert answer["tool_calls"] == [], said

@@ -68,6 +68,7 @@ RUNS = [
     "task ",
     "every monday and ",
     "mon, ",
+    "stop gym from repeating ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
