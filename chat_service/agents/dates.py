@@ -7,6 +7,8 @@ the span of text it used, so the caller can cut the phrase out of a task title. 
 - a weekday ("monday", "next monday", "on monday") is its next occurrence after today;
 - a month and day that already passed this year is next year's;
 - a date without a time means ``DEFAULT_TIME`` (9:00) local time; "tonight" is 20:00;
+- "end of day" ("by end of day friday", "today eod") is ``END_OF_DAY`` (17:00), a time like
+  any other;
 - an hour from 1 to 7 without am/pm ("at 5", "3:30") is the afternoon, unless written with a
   leading zero ("05:30");
 - a time without a date is today, or tomorrow when that time has already passed.
@@ -25,6 +27,8 @@ from shared.timezones import local_or_as_given
 
 DEFAULT_TIME = time(9, 0)
 TONIGHT = time(20, 0)
+# The end of a working day, as task apps read "by end of day" and "eod".
+END_OF_DAY = time(17, 0)
 
 WEEKDAYS = {
     "monday": 0,
@@ -79,8 +83,13 @@ _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _NUMBER = r"\d{1,3}|" + "|".join(NUMBER_WORDS)
 _AMPM = r"(?:am|pm|a\.m\.|p\.m\.)"
 # A time needs a marker ("at", "@", "by"), minutes or am/pm: "Dec 3 2026" has no time in it.
+_EOD = r"(?:end\s+of\s+(?:the\s+)?day|eod)"
+# After a bare "end of day" only a day may follow: an "end of day report" is a title.
+_DAY_AFTER = rf"(?:on|today|tonight|tomorrow|next|this|coming|{_WEEKDAY})\b"
 _TIME = (
     r"(?P<time>(?:(?:at|@|by)\s*)?(?:noon|midnight)"
+    rf"|(?:at|by|before)\s+(?:the\s+)?{_EOD}"
+    rf"|(?:the\s+)?{_EOD}(?!\s+(?!{_DAY_AFTER})\w)"
     rf"|(?:at|@|by)\s*\d{{1,2}}(?::\d{{2}})?\s*{_AMPM}?"
     rf"|\d{{1,2}}:\d{{2}}\s*{_AMPM}?"
     rf"|\d{{1,2}}\s*{_AMPM})(?![\w:])"
@@ -110,7 +119,20 @@ _CLUES: dict[str, tuple[str, ...]] = {
     "named_day": ("tod", "ton", "tom", "tmr", "this "),
     "weekday": tuple(sorted({name[:3] for name in WEEKDAYS})),
     "next_week": ("week", "month"),
-    "time_only": ("noon", "midnight", "at", "@", "by", ":", "am", "pm", "a.m", "p.m"),
+    "time_only": (
+        "noon",
+        "midnight",
+        "end",
+        "eod",
+        "at",
+        "@",
+        "by",
+        ":",
+        "am",
+        "pm",
+        "a.m",
+        "p.m",
+    ),
 }
 
 # Each entry: a name for the kind of phrase, its pattern, read from ``fold_case`` text, and the
@@ -293,6 +315,8 @@ def _time_of(match: re.Match[str]) -> time | None:
         return time(12, 0)
     if spoken.endswith("midnight"):
         return time(23, 59)
+    if spoken.endswith(("day", "eod")):  # "end of (the) day", "eod"
+        return END_OF_DAY
     clock = _CLOCK.match(spoken)
     if clock is None:
         raise _NotATime(spoken)

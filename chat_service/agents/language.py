@@ -128,7 +128,7 @@ class Command:
     shift_minutes: int | None = None
     # A question about one task (``ref``): "due" (when is it due) or "done" (is it done).
     asks: str | None = None
-    # "make the report due end of day": the words of a due date the dates do not read. The
+    # "make the report due after lunch": the words of a due date the dates do not read. The
     # agent asks when the task is due instead of adding or renaming anything.
     unread_when: str | None = None
     # "every monday and thursday": the days of the week a new task was asked to repeat on,
@@ -2420,8 +2420,8 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         if moment is not None:
             return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(value))
         if said_due:
-            # "make the report due end of day": a due date asked for, in words the dates do
-            # not read; read as anything else, it became a new task "Report due end of day".
+            # "make the report due after lunch": a due date asked for, in words the dates do
+            # not read; read as anything else, it became a new task "Report due after lunch".
             return Command(Intent.CLARIFY, ref=ref, unread_when=value)
         if target == "due_at":
             return None
@@ -2507,12 +2507,13 @@ def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
 
 _TIME_WORDS = re.compile(
     r"\d\s*(?:am|pm|a\.m\.|p\.m\.)|\d:\d\d|\bat \d|\b(?:noon|midday|midnight|morning|afternoon|"
-    r"evening|tonight|night|eod|end of day)\b",
+    r"evening|tonight|night|eod|end of (?:the )?day)\b",
     re.IGNORECASE,
 )
 _DATE_WORDS = re.compile(
     r"\b(?:today|tomorrow|tonight|yesterday|next|this|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|"
-    r"apr|may|jun|jul|aug|sep|oct|nov|dec|week|month|day|days|weekend)|\d(?:st|nd|rd|th)\b|"
+    r"apr|may|jun|jul|aug|sep|oct|nov|dec|week|month|(?<!of )(?<!of the )days?|weekend)|"
+    r"\d(?:st|nd|rd|th)\b|"
     r"\d+[/.-]\d+",
     re.IGNORECASE,
 )

@@ -1026,7 +1026,7 @@ def _choose(
     if command.intent not in {Intent.ANSWER, Intent.UNKNOWN, Intent.CLARIFY, Intent.LIST}:
         return None
     if command.asks is not None or command.unread_when is not None:
-        # "when is the team meeting?", "make the team meeting due end of day": about one of
+        # "when is the team meeting?", "make the team meeting due after lunch": about one of
         # the tasks offered, but no choice of it for the pending command.
         return None
     titles = _titles(history[-1])
@@ -1372,7 +1372,7 @@ def _no_several_weekdays(command: Command) -> str:
 
 
 def _ask_when(command: Command) -> ReplyEvent:
-    """ "make the report due end of day": the due date's words are no day or time the dates
+    """ "make the report due after lunch": the due date's words are no day or time the dates
     read, so nothing changes and the user is asked for one they do."""
     example = f"make {_spoken_ref(command.ref)} due friday at 5pm"
     return ReplyEvent(

@@ -555,3 +555,40 @@ def test_a_repetition_on_several_weekdays_is_read_as_those_days_not_as_the_first
 
 def test_one_weekday_is_still_a_weekly_task() -> None:
     check("add gym every monday", Intent.ADD, title="Gym", recurrence="weekly", weekdays=())
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("by end of day friday", at(4, 17, month=12)),
+        ("end of day friday", at(4, 17, month=12)),
+        ("friday by end of day", at(4, 17, month=12)),
+        ("today eod", at(27, 17)),
+        ("eod tomorrow", at(28, 17)),
+        ("by the end of the day tomorrow", at(28, 17)),
+        ("monday EOD", at(30, 17, month=11)),
+        # No day: today, or tomorrow once 17:00 has passed (it is 15:30 in Paris).
+        ("by end of day", at(27, 17)),
+        ("eod", at(27, 17)),
+    ],
+)
+def test_end_of_day_is_five_in_the_afternoon_of_that_day(text: str, moment: datetime) -> None:
+    """ "by end of day" and "eod" were not read, and the agent asked for a day."""
+    assert parse_due(text, now=NOW, tz=PARIS) == moment
+
+
+def test_end_of_day_once_past_is_tomorrows() -> None:
+    evening = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 19:00 in Paris
+    assert parse_due("by end of day", now=evening, tz=PARIS) == at(28, 17)
+
+
+def test_a_task_due_by_end_of_day_is_added_with_it() -> None:
+    check("add send the invoice by end of day friday", Intent.ADD, title="Send the invoice")
+    check("add send the invoice by end of day friday", Intent.ADD, due_at=at(4, 17, month=12))
+    check("add report due today eod", Intent.ADD, title="Report", due_at=at(27, 17))
+
+
+def test_an_end_of_day_report_is_a_title_not_a_time() -> None:
+    check("add review the end of day report", Intent.ADD, title="Review the end of day report")
+    check("add write eod summary", Intent.ADD, title="Write eod summary", due_at=None)
+    check("add send the eod summary by end of day", Intent.ADD, title="Send the eod summary")

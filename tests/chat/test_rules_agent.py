@@ -595,20 +595,20 @@ async def test_a_move_or_a_setting_that_names_no_day_never_renames_the_task(
 async def test_a_due_date_the_dates_cannot_read_asks_and_adds_no_task(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
-    """ "make the report due end of day" once added a task "Report due end of day"."""
+    """ "make the report due after lunch" once added a task "Report due after lunch"."""
     task_id = await add(agent, alice, "Finish the report")
     for said in (
-        "make the report due end of day",
+        "make the report due after lunch",
         "make the report due soonish",
-        "set the report due eod",
+        "set the report due end of the week",
         f"make task {task_id} due whenever",
     ):
         answer = await turn(agent, alice, said)
         assert answer["tool_calls"] == [], said
         assert answer["response"].startswith("I couldn't read “"), said
-    asked = await turn(agent, alice, "make the report due end of day")
+    asked = await turn(agent, alice, "make the report due after lunch")
     assert asked["response"] == (
-        "I couldn't read “end of day” as a day or time, so I changed nothing. Tell me the day, "
+        "I couldn't read “after lunch” as a day or time, so I changed nothing. Tell me the day, "
         "for example “make the report due friday at 5pm”."
     )
     moved = await turn(agent, alice, "make the report due friday at 5pm")
@@ -908,16 +908,16 @@ async def test_a_question_asked_while_choosing_is_answered_and_picks_no_task(
 async def test_an_unreadable_due_date_while_choosing_asks_for_a_day_and_picks_no_task(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
-    """ "which one?" about a deletion, then "make the team meeting due end of day": the
+    """ "which one?" about a deletion, then "make the team meeting due after lunch": the
     question it gets named one of the tasks offered, and that task was deleted."""
     meeting = await add(agent, alice, "Team meeting")
     await add(agent, alice, "Meeting notes")
     asked = await turn(agent, alice, "delete the meeting")
     assert rules.ASK_WHICH in asked["response"]
-    said = "make the team meeting due end of day"
+    said = "make the team meeting due after lunch"
     answer = await turn(agent, alice, said, asked["conversation_id"])
     assert answer["tool_calls"] == []
-    assert answer["response"].startswith("I couldn't read “end of day” as a day or time")
+    assert answer["response"].startswith("I couldn't read “after lunch” as a day or time")
     listed = await turn(agent, alice, "show my tasks")
     assert meeting in [t["id"] for t in listed["tool_calls"][0]["result"]]
 
@@ -1070,3 +1070,24 @@ async def test_a_task_asked_to_repeat_on_several_weekdays_is_not_added_and_the_u
         "haven't added “Go to the gym”. I can add one weekly task for each day: say “add go "
         "to the gym every Monday”, then “add go to the gym every Thursday”."
     )
+
+
+async def test_a_task_due_by_end_of_day_is_due_at_five_that_day(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "by end of day" and "eod" were words the dates did not read, and the agent asked."""
+    added = await turn(agent, alice, "add send the invoice by end of day friday")
+    invoice = added["tool_calls"][0]["result"]["task_id"]
+    assert calls(added) == [
+        ("add_task", {"title": "Send the invoice", "due_at": "2026-12-04T17:00:00+00:00"})
+    ]
+    # A time alone: the task's day is kept, as for "make it 4pm".
+    report = await add(agent, alice, "Finish the report")
+    await turn(agent, alice, f"move task {report} to monday at 10am")
+    made = await turn(agent, alice, "make the report due end of day")
+    assert calls(made)[-1] == (
+        "update_task",
+        {"task_id": report, "due_at": "2026-11-30T17:00:00+00:00"},
+    )
+    today = await turn(agent, alice, f"make task {invoice} due today eod")
+    assert today["response"] == f"Updated task {invoice}: I set it due today at 17:00."

@@ -69,6 +69,8 @@ RUNS = [
     "every monday and ",
     "mon, ",
     "stop gym from repeating ",
+    "end of day ",
+    "by eod ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
