@@ -798,6 +798,16 @@ class RulesAgent:
                 found.setdefault(task.id, task)
         candidates = list(found.values())
         matches = match_title(words, candidates)
+        if not matches and len(names) == 1 and search_term(words) is not None:
+            # The search is by substring, which folds no "ß" or full-width letter as the stems
+            # do ("STRASSE" finds no "Straße"): the newest tasks are matched by stems as well.
+            call = await turn.tools.call("list_tasks", {"status": status})
+            yield ToolCallEvent(call)
+            if not call.ok:
+                into.reply = ReplyEvent(_tool_trouble(call, "look up that task"))
+                return
+            candidates = _mentions(call)
+            matches = match_title(words, candidates)
         into.listed = True
         kind = {"pending": "pending task", "completed": "completed task"}.get(status, "task")
         # Several names ("call mom and buy milk") are one task only when it is that title

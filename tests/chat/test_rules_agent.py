@@ -305,7 +305,10 @@ async def test_no_match_and_unknown_ids_are_explained_kindly(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
     none = await turn(agent, alice, "Delete the dentist task")
-    assert calls(none) == [("list_tasks", {"status": "all", "q": "dentist"})]
+    assert calls(none) == [
+        ("list_tasks", {"status": "all", "q": "dentist"}),
+        ("list_tasks", {"status": "all"}),
+    ]
     assert none["response"].startswith("I couldn't find a task matching “dentist”.")
 
     unknown = await turn(agent, alice, "Mark task 99999 as complete")
@@ -1030,6 +1033,20 @@ async def test_a_task_named_by_its_title_is_found_among_all_of_the_users_tasks(
     )
 
 
+async def test_a_title_the_search_cannot_fold_is_still_matched_among_the_newest_tasks(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """The search is by substring: "strasse" finds no "Straße", which the stems match. The
+    newest tasks are then matched as before the search was used."""
+    street = await add(agent, alice, "Straße fegen")
+    done = await turn(agent, alice, "complete STRASSE fegen")
+    assert calls(done) == [
+        ("list_tasks", {"status": "pending", "q": "stras"}),
+        ("list_tasks", {"status": "pending"}),
+        ("complete_task", {"task_id": street}),
+    ]
+
+
 async def test_several_old_tasks_matching_a_title_get_the_which_one_question(
     agent: httpx.AsyncClient,
     alice: User,
@@ -1044,7 +1061,10 @@ async def test_several_old_tasks_matching_a_title_get_the_which_one_question(
         f"\n{rules.ASK_WHICH}"
     )
     none = await turn(agent, alice, "delete the dentist task")
-    assert calls(none) == [("list_tasks", {"status": "all", "q": "dentist"})]
+    assert calls(none) == [
+        ("list_tasks", {"status": "all", "q": "dentist"}),
+        ("list_tasks", {"status": "all"}),
+    ]
     assert none["response"].startswith("I couldn't find a task matching “dentist”.")
 
 
