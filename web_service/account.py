@@ -17,7 +17,7 @@ from web_service.gateway_client import ApiError, ApiResponse
 from web_service.responses import redirect
 from web_service.security import safe_next
 from web_service.sessions import Tokens
-from web_service.views import friendly, render
+from web_service.views import friendly, plural, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,8 +74,8 @@ def _wait_text(seconds: int | None) -> str:
         return "Please wait a little and try again."
     minutes, rest = divmod(seconds, 60)
     if minutes == 0:
-        return f"Please wait {rest} seconds and try again."
-    return f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again."
+        return f"Please wait {rest} {plural('second', rest)} and try again."
+    return f"Please wait {minutes} {plural('minute', minutes)} and try again."
 
 
 async def _limited(ctx: Ctx, action: str) -> int | None:

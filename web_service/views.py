@@ -76,6 +76,13 @@ def due_text(value: str | datetime | None, tz: str) -> str:
     return _day_text(local) if at_end_of_day(local) else _moment_text(local)
 
 
+def plural(word: str, count: int) -> str:
+    """``word`` as said of ``count`` things: "task" for 1, "tasks" for 0 or 2 (the words the
+    pages count all take an "s"). In a template: ``{{ 'task' | plural(total) }}``;
+    the scripts say it as ``plural`` of static/js/words.js."""
+    return word if count == 1 else f"{word}s"
+
+
 def reminder_text(token: str, tz: str) -> str:
     """A reminder of the task form (``before:<minutes>`` or ``at:<ISO instant>``) in words:
     "1 hour before", "At the due time", "At Fri 01 Jan 2027, 10:00"; "" for anything else."""
@@ -96,7 +103,7 @@ def reminder_text(token: str, tz: str) -> str:
         if minutes % size == 0
     )
     count = minutes // size
-    return f"{count} {unit}{'' if count == 1 else 's'} before"
+    return f"{count} {plural(unit, count)} before"
 
 
 def tool_words(call: dict[str, Any]) -> str:
@@ -127,6 +134,7 @@ def _environment() -> Environment:
     env.filters["due"] = due_text
     env.filters["reminder"] = reminder_text
     env.filters["tool_words"] = tool_words
+    env.filters["plural"] = plural
     return env
 
 
@@ -198,7 +206,8 @@ _BY_CODE = {
 
 def friendly(error: ApiError) -> str:
     """What a person reads for a refusal; nothing was changed unless it says so."""
-    wait = f" Please wait {error.retry_after} seconds and try again." if error.retry_after else ""
+    seconds = error.retry_after
+    wait = f" Please wait {seconds} {plural('second', seconds)} and try again." if seconds else ""
     if error.code in _BY_CODE:
         return _BY_CODE[error.code]
     messages = {

@@ -268,3 +268,19 @@ async def test_the_new_reminders_panel_keeps_the_pages_margins_on_a_phone(
     assert filters is not None
     assert shown["x"] == filters["x"], (shown, filters)
     assert shown["x"] + shown["width"] == filters["x"] + filters["width"], (shown, filters)
+
+
+async def test_a_reminder_arriving_on_the_notifications_page_is_counted_in_the_singular(
+    new_context: NewContext, site: Stack
+) -> None:
+    """The page's count goes up by one as a reminder arrives: "0 notifications" becomes
+    "1 notification", not "1 notifications"."""
+    page = await (await new_context()).new_page()
+    email = await sign_up(page)
+    await page.goto("/notifications")
+    count = page.get_by_test_id("notifications-total").locator("..")
+    await expect(count).to_have_text("0 notifications")
+    await remind_soon(site, email, "Call the dentist")
+    listed = page.get_by_test_id("notification-list").get_by_test_id("notification")
+    await expect(listed).to_have_count(1, timeout=SHOWN_WITHIN_MS)
+    await expect(count).to_have_text("1 notification")

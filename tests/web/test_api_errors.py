@@ -111,3 +111,8 @@ async def test_problem_codes_in_the_query_show_fixed_words_only(ann: httpx.Async
     assert 'data-testid="notice"' not in page.text
     shown = await ann.get("/tasks?problem=unavailable&wait=12")
     assert "Please wait 12 seconds" in shown.text
+
+
+async def test_a_wait_of_one_second_is_said_in_the_singular(ann: httpx.AsyncClient) -> None:
+    shown = await ann.get("/tasks?problem=unavailable&wait=1")
+    assert "Please wait 1 second and try again." in shown.text

@@ -965,9 +965,26 @@ async def test_overview_counts_and_chart(clean: Platform, ann: httpx.AsyncClient
     assert re.findall(r"<a [^>]*>([0-9]+)<", high) == ["1", "1"]
     assert 'data-testid="completions-chart"' in text
     assert '<title id="chart-title">' in text
-    assert "1 tasks completed in 14 days" in text
     rows = text.split('data-testid="completions-table"')[1]
     assert rows.count("<tr>") == 15  # the header and 14 days
+
+
+async def test_one_completion_and_one_reminder_are_counted_in_the_singular(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    token = await token_of(clean)
+    done = await api_create(clean, token, title="Post the letter")
+    async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
+        await api.patch(
+            f"/api/tasks/{done['id']}/complete",
+            json={"completed": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    overview = await ann.get("/overview")
+    assert "1 task completed in 14 days" in overview.text
+    await create_form(ann, title="Call the bank", due_date="2040-01-01", reminders=["before:60"])
+    tasks = (await ann.get("/tasks")).text
+    assert "Reminder: 1 hour before" in tasks
 
 
 async def test_instants_at_the_calendars_ends_show_and_are_refused_in_any_time_zone(

@@ -3,6 +3,7 @@
 // last id), "Mark read" and "Snooze" without a reload, and the browser's Notification when
 // the person turned desktop notifications on here and the browser allowed them.
 import { messageOf, post, signedOut } from "./http.js";
+import { plural } from "./words.js";
 
 const DESKTOP_KEY = "desktop-notifications";
 
@@ -55,7 +56,12 @@ const arrived = (data) => {
     // On the notifications page: the list is no longer empty, and one longer.
     document.querySelector('[data-testid="notifications-empty"]')?.remove();
     const total = document.querySelector('[data-testid="notifications-total"]');
-    if (total) total.textContent = String(Number(total.textContent) + 1);
+    const unit = document.getElementById("notifications-total-unit");
+    if (total && unit) {
+      const count = Number(total.textContent) + 1;
+      total.textContent = String(count);
+      unit.textContent = plural("notification", count);
+    }
   }
   say(`New reminder: ${data.title}`);
   showDesktop(data);

@@ -1,6 +1,7 @@
 // The task list in place: complete/reopen at once (rolled back on error), delete with a few
 // seconds to undo, "load more" appended, and the list refreshed when the assistant changed it.
 import { messageOf, post, signedOut } from "./http.js";
+import { plural } from "./words.js";
 
 const UNDO_MS = 5000;
 const pending = new Map(); // task id -> {timer, row, url}
@@ -141,7 +142,7 @@ const setTotal = (count) => {
   const total = document.getElementById("task-total");
   const unit = document.getElementById("task-total-unit");
   if (total) total.textContent = String(count);
-  if (unit) unit.textContent = count === 1 ? "task" : "tasks";
+  if (unit) unit.textContent = plural("task", count);
 };
 
 const adjustTotal = (delta) => {
