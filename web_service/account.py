@@ -29,7 +29,7 @@ DELETE_PASSWORD, DELETE_CONFIRM = "delete_password", "delete_confirm"
 # past that, never cut short (a cut password would be another password), and measured as the
 # service measures it.
 PASSWORD_READ = 513
-PASSWORD_MIN = 8
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 
 @lru_cache(maxsize=1)
@@ -52,8 +52,15 @@ def _field(form: Any, name: str, limit: int = 1000) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def _password_length(password: str) -> int:
-    return len(unicodedata.normalize("NFKC", password))
+def _password_fits(password: str) -> bool:
+    """Within the auth service's bounds, measured in the form it hashes."""
+    return PASSWORD_MIN <= len(unicodedata.normalize("NFKC", password)) <= PASSWORD_MAX
+
+
+# The auth service's codes for a password it refuses (docs/auth.md): the current one is not
+# the account's, the new one is the account's email address.
+WRONG_PASSWORD, WEAK_PASSWORD = "wrong_password", "weak_password"
+NOT_THE_EMAIL = "Choose a password that is not your email address"
 
 
 # The start of the API's words for an email address it cannot read (its validator's); what
@@ -210,8 +217,8 @@ async def signup(ctx: CtxDep) -> Response:
         errors["email"] = (
             "Enter an email address such as name@example.com. An email address must have an @-sign."
         )
-    if _password_length(password) < PASSWORD_MIN:
-        errors["password"] = "Choose a password of at least 8 characters"
+    if not _password_fits(password):
+        errors["password"] = "Choose a password of 8 to 128 characters"
     if not valid_timezone(tz):
         errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
     if errors:
@@ -245,6 +252,8 @@ async def signup(ctx: CtxDep) -> Response:
                     },
                     409,
                 )
+            if error.code == WEAK_PASSWORD:
+                return await again({"password": NOT_THE_EMAIL}, error.status)
             if error.status == 422:
                 return await again(_errors_of(error), 422)
             if error.status == 429:
@@ -384,8 +393,8 @@ async def change_password(ctx: CtxDep) -> Response:
     errors = {}
     if not current:
         errors["current_password"] = "Enter your current password"
-    if _password_length(new) < PASSWORD_MIN:
-        errors["new_password"] = "Choose a new password of at least 8 characters"
+    if not _password_fits(new):
+        errors["new_password"] = "Choose a new password of 8 to 128 characters"
     if errors:
         return await account_page_with(ctx, status=422, password_errors=errors)
     try:
@@ -396,15 +405,12 @@ async def change_password(ctx: CtxDep) -> Response:
             json_body={"current_password": current, "new_password": new},
         )
     except ApiError as error:
-        wrong = error.status in (400, 401, 403) or error.code in {
-            "invalid_credentials",
-            "wrong_password",
-        }
         email = session.profile.get("email") or ""
+        wrong = error.code == WRONG_PASSWORD
         made = await _made_already(ctx, email, current, new) if wrong else None
         if made is None:
             return await account_page_with(
-                ctx, status=error.status, password_errors=_password_refused(error, wrong=wrong)
+                ctx, status=error.status, password_errors=_password_refused(error)
             )
         answer = made
     body = answer.json() if answer.status == 200 else None
@@ -444,10 +450,13 @@ async def _made_already(ctx: Ctx, email: str, current: str, new: str) -> ApiResp
     return answer if answer.status == 200 else None
 
 
-def _password_refused(error: ApiError, *, wrong: bool) -> dict[str, str]:
-    """The password form's errors for the auth service's refusal of the change."""
-    if wrong:
+def _password_refused(error: ApiError) -> dict[str, str]:
+    """The password form's errors for the auth service's refusal of the change, each at the
+    field it is about."""
+    if error.code == WRONG_PASSWORD:
         return {"current_password": "Your current password is not right"}
+    if error.code == WEAK_PASSWORD:
+        return {"new_password": NOT_THE_EMAIL}
     if error.status == 429:
         return {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
     fields = error.field_errors()

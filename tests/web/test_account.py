@@ -160,6 +160,16 @@ async def test_a_sign_up_sent_twice_signs_in_to_the_account_the_first_made(
     assert await count(clean, signins) == 1
 
 
+async def test_a_sign_up_with_the_email_as_password_is_refused_at_the_password(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    answer = await sign_up(browser, password="ann@example.com")
+    assert answer.status_code == 400
+    assert 'id="password-error"' in answer.text
+    assert "Choose a password that is not your email address" in answer.text
+    assert await count(clean, "SELECT count(*) FROM auth.users") == 0
+
+
 async def test_profile_update(clean: Platform, ann: httpx.AsyncClient) -> None:
     page = await ann.get("/account")
     answer = await ann.post(
@@ -367,6 +377,42 @@ async def test_a_wrong_current_password_changes_nothing(
     assert 'id="current_password-error"' in answer.text
     assert (await ann.get("/tasks")).status_code == 200
     await api_token(clean)  # the old password still works
+
+
+async def test_a_new_password_that_is_the_email_is_refused_at_the_new_password(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The auth service refuses it as ``weak_password``: the current password was right, and
+    the page says what is wrong with the new one, beside it."""
+    csrf = await page_csrf(ann, "/account")
+    answer = await ann.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf,
+            "current_password": PASSWORD,
+            "new_password": "ANN@example.com",
+        },
+    )
+    assert answer.status_code == 400
+    assert 'id="new_password-error"' in answer.text
+    assert 'id="current_password-error"' not in answer.text
+    assert "Choose a password that is not your email address" in answer.text
+    assert "Your current password is not right" not in answer.text
+    await api_token(clean)  # the password is as it was
+
+
+async def test_a_new_password_too_long_is_refused_at_the_new_password_in_our_words(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    csrf = await page_csrf(ann, "/account")
+    answer = await ann.post(
+        "/account/password",
+        data={"csrf_token": csrf, "current_password": PASSWORD, "new_password": "x" * 129},
+    )
+    assert answer.status_code == 422
+    assert 'id="new_password-error"' in answer.text
+    assert "Choose a new password of 8 to 128 characters" in answer.text
+    await api_token(clean)
 
 
 async def test_sign_out_everywhere(
