@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import unicodedata
 import zoneinfo
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +18,7 @@ from web_service.gateway_client import ApiError, ApiResponse
 from web_service.responses import redirect
 from web_service.security import safe_next
 from web_service.sessions import Tokens
-from web_service.views import friendly, plural, render
+from web_service.views import friendly, parse_utc, plural, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -244,7 +245,8 @@ async def signup(ctx: CtxDep) -> Response:
                 # send made, and the browser shows the second answer only.
                 existing = await _signs_in(ctx, email, password)
                 if existing is not None:
-                    return await _start_session(ctx, existing, "/tasks?notice=registered")
+                    notice = "registered" if _made_just_now(ctx, existing) else "existing_account"
+                    return await _start_session(ctx, existing, f"/tasks?notice={notice}")
                 return await again(
                     {
                         "email": "An account with this email address already exists: sign in "
@@ -268,6 +270,22 @@ async def signup(ctx: CtxDep) -> Response:
         # The account exists; signing in is the next step.
         return redirect("/signin?notice=registered")
     return await _start_session(ctx, answer.json(), "/tasks?notice=registered")
+
+
+# An account the sign-up form meets that was made less than this long ago is the one the
+# form's first send made; an older one the person already had.
+JUST_MADE = timedelta(minutes=10)
+
+
+def _made_just_now(ctx: Ctx, answer: dict[str, Any]) -> bool:
+    """Whether the account a sign-in ``answer`` opened was made within ``JUST_MADE``."""
+    user = answer.get("user")
+    made = user.get("created_at") if isinstance(user, dict) else None
+    try:
+        created = parse_utc(made) if isinstance(made, str) else None
+    except ValueError:
+        created = None
+    return created is not None and ctx.web.clock() - created < JUST_MADE
 
 
 def _signed_out(ctx: Ctx, notice: str) -> Response:

@@ -181,6 +181,7 @@ NOTICES = {
     "conversation_deleted": "Conversation deleted.",
     "session_ended": "Your session has ended. Please sign in again.",
     "registered": "Your account is ready.",
+    "existing_account": "You already had an account: you are signed in.",
     "notification_read": "Notification marked read.",
     "notification_snoozed": "Snoozed: the reminder comes again in 10 minutes.",
     "account_deleted": "Your account and everything in it have been deleted.",

@@ -160,6 +160,23 @@ async def test_a_sign_up_sent_twice_signs_in_to_the_account_the_first_made(
     assert await count(clean, signins) == 1
 
 
+async def test_a_sign_up_that_signs_in_to_an_account_made_long_ago_says_so(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """The sign-up form with an existing account's password signs in; "Your account is
+    ready." is for an account just made (a form sent twice), not one the person already had."""
+    await register(clean, "ann@example.com")
+    await clean.db.fetch_row(
+        "UPDATE auth.users SET created_at = now() - interval '1 year' RETURNING id", write=True
+    )
+    answer = await sign_up(browser)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/tasks?notice=existing_account"
+    page = await browser.get(answer.headers["location"])
+    assert "You already had an account: you are signed in." in page.text
+    assert "Your account is ready." not in page.text
+
+
 async def test_a_sign_up_with_the_email_as_password_is_refused_at_the_password(
     clean: Platform, browser: httpx.AsyncClient
 ) -> None:
