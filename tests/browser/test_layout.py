@@ -239,3 +239,84 @@ async def test_every_filter_choice_shows_whole_on_a_phone(new_context: NewContex
     await page.goto("/tasks?priority=high")
     await expect(page.get_by_role("link", name="Clear filters")).to_be_visible()
     assert await sideways(page) == 0
+
+
+async def test_no_page_scrolls_sideways_or_spills_out_of_its_box_on_a_320_px_phone(
+    new_context: NewContext,
+) -> None:
+    """The narrowest phone people use: every page fits its width, and nothing in a page is
+    wider than the box it is in (the overview's priority table stood out of its card and made
+    the page 1 px wider than the screen), so no text is cut or spills either."""
+    page = await (await new_context(viewport={"width": 320, "height": 640})).new_page()
+    found: dict[str, list[str]] = {}
+
+    async def check(name: str, shows: str) -> None:
+        await expect(page.get_by_test_id(shows).first).to_be_visible()
+        problems = await spilling(page)
+        if (overflow := await sideways(page)) > 0:
+            problems.append(f"the page is {overflow} px wider than the screen")
+        if problems:
+            found[name] = problems
+
+    for path in ("/signin", "/signup"):
+        await page.goto(path)
+        await check(path, path.strip("/") + "-form")
+    await page.get_by_test_id("signup-submit").click()
+    await check("/signup with errors", "error-summary")
+
+    await sign_up(page)
+    await check("/tasks, empty", "empty")
+    await add_task(page, "Pay the rent", due_date="2020-01-01", priority="high", tags="home")
+    await add_task(page, "Plan the trip", due_date="2040-01-01", priority="low")
+    async with page.expect_response(re.compile(r"/tasks/\d+/complete$")):
+        await row(page, "Plan the trip").get_by_test_id("task-toggle").click()
+    await page.goto("/tasks")
+    await check("/tasks", "task-row")
+    await page.get_by_test_id("create-toggle").click()
+    await page.get_by_test_id("create-submit").click()
+    await check("/tasks, create form with errors", "error-summary")
+    await page.goto("/tasks?due=overdue&priority=high&q=rent")
+    await check("/tasks, filtered", "task-row")
+    edit = await row(page, "Pay the rent").get_by_test_id("task-edit").get_attribute("href")
+    assert edit is not None
+    await page.goto(edit)
+    await check("/tasks/<id>/edit", "edit-form")
+    await page.goto(edit.replace("/edit", "/delete"))
+    await check("/tasks/<id>/delete", "delete-form")
+
+    await page.goto("/chat")
+    await check("/chat", "chat-form")
+    await page.get_by_test_id("chat-input").fill("add call mum on friday")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    await page.reload()
+    await check("/chat/<id>", "chat-message-assistant")
+    await page.get_by_test_id("conversation-delete").click()
+    await check("/chat/<id>/delete", "conversation-delete-form")
+
+    await page.goto("/overview")
+    await check("/overview", "stats-priority")
+    await page.goto("/notifications")
+    await check("/notifications", "notifications-empty")
+    await page.goto("/account")
+    await check("/account", "password-form")
+    await page.get_by_test_id("password-submit").click()
+    await check("/account with errors", "error-summary")
+    await page.goto("/account/delete")
+    await check("/account/delete", "delete-account-form")
+    assert not found, found
+
+
+async def spilling(page: Page) -> list[str]:
+    """The elements of the main content wider inside than their box (a form control's own
+    scrolling aside): their text is cut off, or spills over what is beside them."""
+    return list(
+        await page.evaluate(
+            """() => [...document.querySelectorAll("main *")]
+                .filter((e) => !e.matches("input, select, textarea"))
+                .filter((e) => !e.closest(".visually-hidden"))
+                .filter((e) => e.clientWidth > 0 && e.scrollWidth > e.clientWidth)
+                .map((e) => `${e.tagName.toLowerCase()}.${e.className}: ${e.scrollWidth} px `
+                    + `in ${e.clientWidth}`)"""
+        )
+    )
