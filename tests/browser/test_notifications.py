@@ -284,3 +284,29 @@ async def test_a_reminder_arriving_on_the_notifications_page_is_counted_in_the_s
     listed = page.get_by_test_id("notification-list").get_by_test_id("notification")
     await expect(listed).to_have_count(1, timeout=SHOWN_WITHIN_MS)
     await expect(count).to_have_text("1 notification")
+
+
+async def test_a_reminder_read_on_the_unread_tab_leaves_the_list_and_the_count(
+    new_context: NewContext, site: Stack
+) -> None:
+    """On the Unread tab, "Mark read" in place left the reminder listed (shown as read) and
+    the page still said "1 unread notification" until a reload."""
+    page = await (await new_context()).new_page()
+    email = await sign_up(page)
+    await remind_soon(site, email, "Call the dentist")
+    await remind_soon(site, email, "Pay the rent")
+    await page.goto("/notifications?show=unread")
+    listed = page.get_by_test_id("notification-list").get_by_test_id("notification")
+    await expect(listed).to_have_count(2, timeout=SHOWN_WITHIN_MS)
+    count = page.get_by_test_id("notifications-total").locator("..")
+    await expect(count).to_have_text("2 unread notifications")
+
+    first = listed.first
+    await first.get_by_test_id("notification-read").click()
+    await expect(listed).to_have_count(1)
+    await expect(count).to_have_text("1 unread notification")
+    await expect(listed.get_by_test_id("notification-read")).to_be_focused()
+    await listed.get_by_test_id("notification-snooze").click()
+    await expect(listed).to_have_count(0)
+    await expect(count).to_have_text("0 unread notifications")
+    await expect(page.get_by_test_id("notifications-tab-all")).to_be_focused()

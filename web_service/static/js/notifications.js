@@ -45,6 +45,17 @@ const showDesktop = (data) => {
   });
 };
 
+// The notifications page's count ("3 notifications", "2 unread notifications"), moved by
+// ``delta``.
+const addToTotal = (delta) => {
+  const total = document.querySelector('[data-testid="notifications-total"]');
+  const unit = document.getElementById("notifications-total-unit");
+  if (!total || !unit) return;
+  const count = Math.max(0, Number(total.textContent) + delta);
+  total.textContent = String(count);
+  unit.textContent = plural("notification", count);
+};
+
 const arrived = (data) => {
   if (!data || typeof data.id !== "number" || data.read) return;
   const list = document.querySelector("[data-notification-list]");
@@ -55,13 +66,7 @@ const arrived = (data) => {
     if (panel) panel.hidden = false;
     // On the notifications page: the list is no longer empty, and one longer.
     document.querySelector('[data-testid="notifications-empty"]')?.remove();
-    const total = document.querySelector('[data-testid="notifications-total"]');
-    const unit = document.getElementById("notifications-total-unit");
-    if (total && unit) {
-      const count = Number(total.textContent) + 1;
-      total.textContent = String(count);
-      unit.textContent = plural("notification", count);
-    }
+    addToTotal(1);
   }
   say(`New reminder: ${data.title}`);
   showDesktop(data);
@@ -112,6 +117,14 @@ const act = async (form) => {
         panel.hidden = true;
         document.querySelector('[data-testid="nav-notifications"]')?.focus();
       }
+    } else if (item && item.closest("[data-unread-only]")) {
+      // On the Unread tab a reminder read or snoozed is unread no more: it leaves the list,
+      // and the count with it.
+      const next = item.nextElementSibling ?? item.previousElementSibling;
+      item.remove();
+      addToTotal(-1);
+      const all = document.querySelector('[data-testid="notifications-tab-all"]');
+      (next?.querySelector("button") ?? all)?.focus();
     } else if (item && body?.html) {
       const fresh = itemOf(body.html);
       item.replaceWith(fresh);
