@@ -107,6 +107,8 @@ class Command:
     title: str | None = None
     description: str | None = None
     priority: str | None = None
+    # A new task's tags; with an edit, the tags that replace the task's own ("set the tags of
+    # task 3 to home, work").
     tags: tuple[str, ...] = ()
     due_at: datetime | None = None
     recurrence: str | None = None
@@ -134,6 +136,10 @@ class Command:
     # "every monday and thursday": the days of the week a new task was asked to repeat on,
     # which no task's repetition holds (weekly is one day). The agent asks instead of adding.
     weekdays: tuple[str, ...] = ()
+    # An edit's tags joining the task's own ("tag task 3 #home") or leaving them ("untag task
+    # 3 #home"), the others kept: the agent reads the task's tags first.
+    added_tags: tuple[str, ...] = ()
+    removed_tags: tuple[str, ...] = ()
 
 
 # Straight and typographic quotes, as phones type them.
@@ -449,6 +455,9 @@ _FIELD = (
     r"due|tags?)"
 )
 _EDIT = _any("edit")
+# The tags an edit names: "#home", "home, work and errands". At most the ten a task holds, so
+# a lazy part before the list (the task) meets a bounded list wherever it ends: linear.
+_TAG_LIST = r"#?[\w-]+(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+)#?[\w-]+){0,9}"
 _PAST_VERBS = (
     r"(?:bought|paid|sent|called|emailed|mailed|phoned|rang|texted|messaged|booked|cleaned|"
     r"washed|fixed|finished|completed|did|done|made|took|got|picked up|dropped off|wrote|"
@@ -735,8 +744,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        r"^add\s+(?:the\s+|a\s+)?(?:tags?|labels?)\s+(?P<tags>#?[\w-]+(?:\s*(?:,|and)\s*#?[\w-]+)*)"
-        r"\s+to\s+(?P<ref>.+)$",
+        rf"^add\s+(?:the\s+|a\s+)?(?:tags?|labels?)\s+(?P<added>{_TAG_LIST})\s+to\s+(?P<ref>.+)$",
     ),
     _rule(
         Intent.UPDATE,
@@ -798,8 +806,26 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        r"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<tags>#?[\w-]+(?:\s*(?:,|and)"
-        r"\s*#?[\w-]+)*)$",
+        rf"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<added>{_TAG_LIST})$",
+    ),
+    # "untag task 3 #home", "remove the tag home from task 3", "take the #home tag off the
+    # report": that tag leaves the task, its others stay.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:untag|unlabel)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+|from\s+)?(?P<removed>{_TAG_LIST})$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:remove|delete|drop|take|strip)\s+(?:the\s+)?(?:tags?|labels?)\s+"
+        rf"(?P<removed>{_TAG_LIST})\s+(?:from|off(?:\s+of)?)\s+(?P<ref>.+)$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:remove|delete|drop|take|strip)\s+(?:the\s+)?(?P<removed>{_TAG_LIST})\s+"
+        r"(?:tags?|labels?)\s+(?:from|off(?:\s+of)?)\s+(?P<ref>.+)$",
     ),
     _rule(
         Intent.UPDATE,
@@ -2386,9 +2412,11 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     if "level" in groups:
         up = groups["level"].lower() in {"raise", "increase", "bump up", "up"}
         return Command(Intent.UPDATE, ref=ref, priority="high" if up else "low")
-    if "tags" in groups:
-        tagged = {"ref": groups["ref"], "field": "tags", "value": groups["tags"]}
-        return _update(tagged, now=now, tz=tz)
+    if groups.keys() & {"added", "removed"}:
+        added, removed = _tag_words(groups.get("added", "")), _tag_words(groups.get("removed", ""))
+        if not added and not removed:
+            return None
+        return Command(Intent.UPDATE, ref=ref, added_tags=added, removed_tags=removed)
     value = _SAYING.sub("", groups["value"].strip(), count=1)
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
     if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
@@ -2426,7 +2454,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         if target == "due_at":
             return None
     if target == "tags":
-        _, tags = _take_tags(" ".join(f"#{t.lstrip('#')}" for t in re.split(r"[\s,]+", value)))
+        tags = _tag_words(value)
         return Command(Intent.UPDATE, ref=ref, tags=tags) if tags else None
     if target == "description":
         return Command(Intent.UPDATE, ref=ref, description=quoted or value)
@@ -2444,6 +2472,13 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
         # agent cannot set, not a new title: ask which change is meant.
         return Command(Intent.CLARIFY, options=(Intent.UPDATE,))  # _build adds the sentence
     return Command(Intent.UPDATE, ref=ref, title=title[0].upper() + title[1:])
+
+
+def _tag_words(text: str) -> tuple[str, ...]:
+    """The tags a list names ("#home, work and errands"), each read as a new task's are."""
+    words = [w.lstrip("#") for w in re.split(r"[\s,]+", text) if w and w.lower() != "and"]
+    _, tags = _take_tags(" ".join(f"#{w}" for w in words if w))
+    return tags
 
 
 _RENAME_VERBS = frozenset({"rename", "retitle", "reword"})

@@ -61,6 +61,8 @@ LIST_LINES = 20
 # The todo service's limits: longer text is cut to fit, and the reply says so.
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
+# The todo service's bound on a task's tags: a tag that would make more is not added.
+TAGS_MAX = 10
 TASK_RESULT_TOOLS = ("add_task", "complete_task", "update_task", "delete_task")
 NOTIFICATION_TOOLS = ("snooze_notification", "dismiss_notification")
 BULK_LIST_LIMIT = 100
@@ -141,7 +143,9 @@ _OPTION_WORDS = {
 class TaskMention:
     id: int
     title: str
-    due_at: str | None = None  # as the todo service gave it in this turn, when read
+    # As the todo service gave them in this turn, when read.
+    due_at: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -163,8 +167,8 @@ class _Reading:
 
 @dataclass
 class _Current:
-    """Tasks by id with their due dates as the todo service holds them, and the reply when
-    reading them failed."""
+    """Tasks by id with their due dates and tags as the todo service holds them, and the reply
+    when reading them failed."""
 
     tasks: dict[int, TaskMention] = field(default_factory=dict)
     reply: ReplyEvent | None = None
@@ -242,8 +246,9 @@ class RulesAgent:
                 yield event
             return
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
-            # A move by a span or to a day alone reads each task first: two calls a task.
-            needed = len(state.candidates) * (2 if _reads_due(state.command) else 1)
+            # A move by a span or to a day alone, or a tag added or removed, reads each task
+            # first: two calls a task.
+            needed = len(state.candidates) * (2 if _reads_current(state.command) else 1)
             if _BOTH.match(message) and len(state.candidates) > 1 and needed > self.max_tool_calls:
                 yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
                 return
@@ -561,9 +566,9 @@ class RulesAgent:
         if resolution.reply is not None:
             yield resolution.reply
             return
-        # A move by a span or to a day alone reads each task's due date first, unless this
-        # turn listed it.
-        reads = _reads_due(pending) and not resolution.listed
+        # A move by a span or to a day alone, or a tag added or removed, reads each task first,
+        # unless this turn listed it.
+        reads = _reads_current(pending) and not resolution.listed
         lookup = len(resolution.tasks) if reads else 0
         if looked_up + lookup + len(resolution.tasks) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
@@ -660,7 +665,7 @@ class RulesAgent:
             if known is None:
                 replies.append(_not_found(f"task {task.id}"))
                 continue
-            named = f"“{known.title}” (task {known.id})" if known.title else f"task {known.id}"
+            named = _named(known)
             if not known.due_at:
                 replies.append(
                     f"{named} has no due date, so I can't move it {way}; nothing was changed. "
@@ -698,17 +703,20 @@ class RulesAgent:
     ) -> AsyncIterator[AgentEvent]:
         """``pending`` run on each task, then one reply (``note`` after each change made). A
         move by a span, or to a day or a time alone (which keeps the rest of the task's due
-        date), first needs each task's due date as the todo service holds it: from this
-        turn's listing (``listed``), or each task read by its id."""
+        date), first needs each task's due date as the todo service holds it, and a tag added
+        or removed its tags: from this turn's listing (``listed``), or each task read by its
+        id."""
         shift = pending.arguments.get("shift_minutes")
         if isinstance(shift, int):
             async for event in self._shift(tasks, shift, turn, listed=listed):
                 yield event
             return
-        arguments = {k: v for k, v in pending.arguments.items() if k != "due_given"}
+        arguments = {k: v for k, v in pending.arguments.items() if k not in _READS_TASK}
         given = pending.arguments.get("due_given")
+        added = list(pending.arguments.get("added_tags") or ())
+        removed = list(pending.arguments.get("removed_tags") or ())
         current = _Current(tasks={task.id: task for task in tasks})
-        if given is not None:
+        if _reads_current(pending):
             async for event in self._current(tasks, turn, current, listed=listed):
                 yield event
             if current.reply is not None:
@@ -725,9 +733,16 @@ class RulesAgent:
                 changes["due_at"] = _keep_rest_of_due(
                     str(changes["due_at"]), given, known.due_at, turn.tz
                 )
+            if added or removed:
+                tags = _retagged(known.tags, added, removed)
+                unchanged = _tags_unchanged(known, tags, added, removed)
+                if unchanged is not None:
+                    replies.append(unchanged)
+                    continue
+                changes["tags"] = tags
             call = await turn.tools.call(pending.action, {"task_id": known.id, **changes})
             yield ToolCallEvent(call)
-            done = PendingCommand(action=pending.action, arguments=changes)
+            done = PendingCommand(action=pending.action, arguments={**pending.arguments, **changes})
             reply = _change_reply(done, known, call, now=turn.now, tz=turn.tz)
             replies.append(reply + (note if call.ok else ""))
         yield ReplyEvent(" ".join(replies))
@@ -735,8 +750,8 @@ class RulesAgent:
     async def _current(
         self, tasks: Sequence[TaskMention], turn: TurnInput, into: _Current, *, listed: bool
     ) -> AsyncIterator[AgentEvent]:
-        """Each task with its due date as the todo service holds it, into ``into``: as this
-        turn's listing gave it (``listed``), or read by its id (``get_task``)."""
+        """Each task with its due date and tags as the todo service holds them, into ``into``:
+        as this turn's listing gave them (``listed``), or read by its id (``get_task``)."""
         if listed:
             into.tasks = {task.id: task for task in tasks}
             return
@@ -744,10 +759,7 @@ class RulesAgent:
         async for event in self._read([task.id for task in tasks], turn, reading):
             yield event
         into.reply = reading.reply
-        into.tasks = {
-            task_id: TaskMention(task_id, str(t.get("title", "")), _text_or_none(t.get("due_at")))
-            for task_id, t in reading.tasks.items()
-        }
+        into.tasks = {task_id: _mention(task_id, t) for task_id, t in reading.tasks.items()}
 
     async def _resolve(
         self,
@@ -845,10 +857,42 @@ def _keep_rest_of_due(due: str, given: str, current: str, tz: ZoneInfo) -> str:
     return new.isoformat()
 
 
-def _reads_due(pending: PendingCommand) -> bool:
-    """Whether ``pending`` needs each task's current due date: a move by a span, or a new
-    day or time alone (the rest of the due date is kept)."""
-    return "shift_minutes" in pending.arguments or "due_given" in pending.arguments
+# Arguments of a pending edit that are no tool's: each needs the task as the todo service
+# holds it (``_apply``). The part of a new due date the words named ("date" or "time", the
+# rest of the task's own being kept), a move by a span, and tags joining or leaving the
+# task's own.
+_READS_TASK = ("due_given", "shift_minutes", "added_tags", "removed_tags")
+
+
+def _reads_current(pending: PendingCommand) -> bool:
+    """Whether ``pending`` needs each task as the todo service holds it (``_READS_TASK``)."""
+    return not pending.arguments.keys().isdisjoint(_READS_TASK)
+
+
+def _retagged(current: Sequence[str], added: Sequence[str], removed: Sequence[str]) -> list[str]:
+    """A task's tags ``current`` with ``added`` joined at the end and ``removed`` taken out,
+    each compared in the form the todo service stores (``label_key``)."""
+    gone = {label_key(tag) for tag in removed}
+    tags = dict.fromkeys(label_key(tag) for tag in (*current, *added))
+    return [tag for tag in tags if tag not in gone]
+
+
+def _tags_unchanged(
+    task: TaskMention, tags: Sequence[str], added: Sequence[str], removed: Sequence[str]
+) -> str | None:
+    """Why ``task`` keeps its tags rather than take ``tags``, or None when it takes them: the
+    tags are the ones it has, or more than a task can hold."""
+    if len(tags) > TAGS_MAX:
+        return (
+            f"{_named(task)} has {len(task.tags)} tags and a task can have at most {TAGS_MAX}, "
+            f"so I didn't add {_hashes(added)}; nothing was changed. Remove one first, e.g. "
+            f"“untag task {task.id} #{task.tags[0]}”."
+        )
+    if list(tags) != list(task.tags):
+        return None
+    if removed:
+        return f"{_named(task)} has no tag {_hashes(removed)}, so nothing was changed."
+    return f"{_named(task)} is already tagged {_hashes(added)}, so nothing was changed."
 
 
 def _shifted(current: str, minutes: int, tz: ZoneInfo) -> str | None:
@@ -882,6 +926,11 @@ def pending_command(command: Command) -> PendingCommand:
         arguments["priority"] = command.priority
     if command.tags:
         arguments["tags"] = list(command.tags)
+    if command.added_tags:
+        # Not a tool argument: the task's own tags are read first (``_apply``).
+        arguments["added_tags"] = list(command.added_tags)
+    if command.removed_tags:
+        arguments["removed_tags"] = list(command.removed_tags)
     if command.due_at is not None:
         arguments["due_at"] = command.due_at.isoformat()
         if command.due_given != "both":
@@ -936,8 +985,7 @@ def _change_reply(
             verb = "reopen"
         return _tool_trouble(call, f"{verb} task {task.id}")
     result = call.result if isinstance(call.result, dict) else {}
-    title = result.get("title") or task.title
-    named = f"“{title}” (task {task.id})" if title else f"task {task.id}"
+    named = _named(replace(task, title=result.get("title") or task.title))
     if action == "complete_task" and arguments.get("completed") is False:
         return f"OK, I marked {named} as not done."
     if action == "complete_task":
@@ -951,8 +999,16 @@ def _change_reply(
         changes.append("updated its description")
     if "priority" in arguments:
         changes.append(f"set its priority to {arguments['priority']}")
-    if arguments.get("tags"):
-        changes.append("tagged it " + " ".join(f"#{t}" for t in arguments["tags"]))
+    if arguments.get("added_tags") or arguments.get("removed_tags"):
+        kept = arguments.get("tags") or []
+        tags = f" (its tags: {_hashes(kept)})" if kept != arguments.get("added_tags") else ""
+        if arguments.get("added_tags"):
+            changes.append(f"tagged it {_hashes(arguments['added_tags'])}{tags}")
+        else:
+            tag = "tags" if len(arguments["removed_tags"]) > 1 else "tag"
+            changes.append(f"removed the {tag} {_hashes(arguments['removed_tags'])}{tags}")
+    elif arguments.get("tags"):
+        changes.append(f"set its tags to {_hashes(arguments['tags'])}")
     if "due_at" in arguments.get("clear", ()):
         changes.append("removed its due date")
     if "description" in arguments.get("clear", ()):
@@ -1060,10 +1116,21 @@ def _mentions(call: ToolCall) -> list[TaskMention]:
     if call.name != "list_tasks" or not isinstance(call.result, list):
         return []
     return [
-        TaskMention(int(t["id"]), str(t.get("title", "")), _text_or_none(t.get("due_at")))
+        _mention(t["id"], t)
         for t in call.result
         if isinstance(t, dict) and isinstance(t.get("id"), int)
     ]
+
+
+def _mention(task_id: int, task: dict[str, Any]) -> TaskMention:
+    """Task ``task_id`` as list_tasks and get_task give it, with its due date and tags."""
+    tags = task.get("tags")
+    return TaskMention(
+        task_id,
+        str(task.get("title", "")),
+        _text_or_none(task.get("due_at")),
+        tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+    )
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -1288,6 +1355,15 @@ def _about_several(tasks: Sequence[dict[str, Any]], asks: str, turn: TurnInput) 
     if len(lines) <= 1:
         return "".join(lines)
     return f"I found {len(lines)} tasks like that:\n" + "\n".join(lines[:LIST_LINES])
+
+
+def _named(task: TaskMention) -> str:
+    """How a reply names a task: “Call mom” (task 3), or task 3 when its title is unknown."""
+    return f"“{task.title}” (task {task.id})" if task.title else f"task {task.id}"
+
+
+def _hashes(tags: Sequence[str]) -> str:
+    return " ".join(f"#{tag}" for tag in tags)
 
 
 def _not_found(named: str) -> str:
@@ -1518,7 +1594,7 @@ def _details(command: Command, *, now: datetime, tz: ZoneInfo) -> str:
     if command.priority:
         parts.append(f"{command.priority} priority")
     if command.tags:
-        parts.append("tagged " + " ".join(f"#{t}" for t in command.tags))
+        parts.append(f"tagged {_hashes(command.tags)}")
     if command.recurrence:
         parts.append(f"repeating {command.recurrence}")
     parts.extend(
@@ -1610,5 +1686,5 @@ def _task_line(task: dict[str, Any], *, now: datetime, tz: ZoneInfo) -> str:
             extras.append("due " + describe(datetime.fromisoformat(due), now=now, tz=tz))
     tags = task.get("tags")
     if isinstance(tags, list) and tags:
-        extras.append(" ".join(f"#{t}" for t in tags))
+        extras.append(_hashes(tags))
     return line + (f" ({', '.join(extras)})" if extras else "")

@@ -158,6 +158,23 @@ CHANGING = [
     ("task 3 is due friday at 4pm", Intent.UPDATE, {"due_at": at(4, 16, month=12)}),
     ("change the due date of task 6 to Dec 24", Intent.UPDATE, {"due_at": at(24, 9, month=12)}),
     ("set the tags of task 1 to #home, #chores", Intent.UPDATE, {"tags": ("home", "chores")}),
+    # A tag joins the task's own or leaves them; only "set the tags" replaces them.
+    ("tag task 12 #home", Intent.UPDATE, {"added_tags": ("home",), "tags": ()}),
+    (
+        "tag the milk task with groceries and food",
+        Intent.UPDATE,
+        {"ref": TaskRef(title="milk"), "added_tags": ("groceries", "food")},
+    ),
+    ("label task 2 errands", Intent.UPDATE, {"added_tags": ("errands",)}),
+    ("add the tags work, home to it", Intent.UPDATE, {"added_tags": ("work", "home")}),
+    ("untag task 3 #home", Intent.UPDATE, {"removed_tags": ("home",), "tags": ()}),
+    ("remove the tag home from task 3", Intent.UPDATE, {"removed_tags": ("home",)}),
+    (
+        "take the #home tag off the milk task",
+        Intent.UPDATE,
+        {"ref": TaskRef(title="milk"), "removed_tags": ("home",)},
+    ),
+    ("set the tags of task 1 to home and work", Intent.UPDATE, {"tags": ("home", "work")}),
 ]
 
 SMALL_TALK = [

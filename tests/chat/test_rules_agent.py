@@ -1111,3 +1111,105 @@ async def test_a_task_due_by_end_of_day_is_due_at_five_that_day(
     )
     today = await turn(agent, alice, f"make task {invoice} due today eod")
     assert today["response"] == f"Updated task {invoice}: I set it due today at 17:00."
+
+
+async def test_tagging_a_task_keeps_its_other_tags(agent: httpx.AsyncClient, alice: User) -> None:
+    """ "tag task 12 #home" set the task's tags to ["home"], and its other tags were gone.
+    A tag is added to the task's own, read first: by its id for a task named by its number
+    or as "it", from the listing for one found by its title."""
+    added = await turn(agent, alice, "add fix the tap #errands #diy")
+    tap = added["tool_calls"][0]["result"]["task_id"]
+    tagged = await turn(agent, alice, f"tag task {tap} #home")
+    assert calls(tagged) == [
+        ("get_task", {"task_id": tap}),
+        ("update_task", {"task_id": tap, "tags": ["errands", "diy", "home"]}),
+    ]
+    assert tagged["response"] == (
+        f"Updated task {tap}: I tagged it #home (its tags: #errands #diy #home)."
+    )
+    by_title = await turn(agent, alice, "tag the tap as plumbing and weekend")
+    assert calls(by_title) == [
+        ("list_tasks", {"status": "all", "q": "tap"}),
+        (
+            "update_task",
+            {"task_id": tap, "tags": ["errands", "diy", "home", "plumbing", "weekend"]},
+        ),
+    ]
+    labelled = await turn(agent, alice, "add the tag #urgent to it", tagged["conversation_id"])
+    assert calls(labelled)[0] == ("get_task", {"task_id": tap})
+    assert calls(labelled)[1][1]["tags"][-1] == "urgent"
+    listed = await turn(agent, alice, "show my tasks")
+    assert listed["tool_calls"][0]["result"][0]["tags"] == [
+        "errands",
+        "diy",
+        "home",
+        "plumbing",
+        "weekend",
+        "urgent",
+    ]
+
+
+async def test_untagging_a_task_removes_only_that_tag(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    added = await turn(agent, alice, "add fix the tap #errands #home #diy")
+    tap = added["tool_calls"][0]["result"]["task_id"]
+    untagged = await turn(agent, alice, f"untag task {tap} #home")
+    assert calls(untagged) == [
+        ("get_task", {"task_id": tap}),
+        ("update_task", {"task_id": tap, "tags": ["errands", "diy"]}),
+    ]
+    assert untagged["response"] == (
+        f"Updated task {tap}: I removed the tag #home (its tags: #errands #diy)."
+    )
+    removed = await turn(agent, alice, "remove the diy tag from the tap")
+    assert calls(removed) == [
+        ("list_tasks", {"status": "all", "q": "tap"}),
+        ("update_task", {"task_id": tap, "tags": ["errands"]}),
+    ]
+    # A tag the task does not have: nothing to change, and the reply says so.
+    absent = await turn(agent, alice, f"remove the tag garden from task {tap}")
+    assert calls(absent) == [("get_task", {"task_id": tap})]
+    assert absent["response"] == (
+        f"“Fix the tap” (task {tap}) has no tag #garden, so nothing was changed."
+    )
+
+
+async def test_replacing_a_tasks_tags_takes_the_explicit_words(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    added = await turn(agent, alice, "add fix the tap #errands #home")
+    tap = added["tool_calls"][0]["result"]["task_id"]
+    replaced = await turn(agent, alice, f"set the tags of task {tap} to plumbing and weekend")
+    assert calls(replaced) == [("update_task", {"task_id": tap, "tags": ["plumbing", "weekend"]})]
+    assert replaced["response"] == (f"Updated task {tap}: I set its tags to #plumbing #weekend.")
+
+
+async def test_a_tag_beyond_the_ten_a_task_holds_changes_nothing_and_says_so(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    added = await turn(agent, alice, "add pack for the trip #a #b #c #d #e #f #g #h #i #j")
+    trip = added["tool_calls"][0]["result"]["task_id"]
+    full = await turn(agent, alice, f"tag task {trip} #k")
+    assert calls(full) == [("get_task", {"task_id": trip})]
+    assert full["response"] == (
+        f"“Pack for the trip” (task {trip}) has 10 tags and a task can have at most 10, so I "
+        "didn't add #k; nothing was changed. Remove one first, e.g. "
+        f"“untag task {trip} #a”."
+    )
+    # A tag it already has changes nothing either.
+    again = await turn(agent, alice, f"tag task {trip} #c")
+    assert calls(again) == [("get_task", {"task_id": trip})]
+    assert again["response"] == (
+        f"“Pack for the trip” (task {trip}) is already tagged #c, so nothing was changed."
+    )
+
+
+async def test_tagging_more_tasks_than_the_cap_allows_reads_and_changes_none(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    """Each task is read before it is tagged: two calls a task, counted against the cap."""
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=3)) as chat:
+        first, second = await add(chat, alice, "Fix the tap"), await add(chat, alice, "Call mom")
+        over = await turn(chat, alice, f"tag tasks {first} and {second} #home")
+        assert (over["tool_calls"], over["response"]) == ([], too_many_tool_calls(3))

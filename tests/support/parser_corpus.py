@@ -71,6 +71,10 @@ RUNS = [
     "stop gym from repeating ",
     "end of day ",
     "by eod ",
+    "tag #a, ",
+    "untag a and ",
+    "remove the tag a from ",
+    "remove the a tag off ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
