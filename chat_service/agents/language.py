@@ -763,6 +763,16 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         r"^(?P<level>lower|raise|increase|decrease|bump up|bump down|reduce|drop|up)\s+"
         r"(?:the\s+)?priority\s+(?:of|on|for)\s+(?P<ref>.+)$",
     ),
+    # "bump the dentist to high priority", "drop task 3 to low", "raise it up to urgent": the
+    # priority it goes to. Anything else after "to" is no priority ("bump the meeting to
+    # friday" moves it).
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        r"^(?:bump|raise|lower|drop|move|push|knock|increase|decrease|reduce|upgrade|downgrade|"
+        r"escalate)(?:\s+(?:up|down))?\s+(?P<ref>.+?)\s+(?:up\s+|down\s+)?to\s+"
+        rf"(?P<value>{_PRIORITY_VALUE})(?P<to_priority>)$",
+    ),
     _rule(
         Intent.UPDATE,
         0.95,
@@ -2421,6 +2431,8 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
     target = _FIELD_NAMES.get(groups.get("field", "").lower())
     if groups.get("field") == "":  # "call it Buy whole milk": the field is the title
         target = "title"
+    if "to_priority" in groups:
+        target = "priority"
     if "moving" in groups and target is None:
         target = "due_at"  # "move the dentist to later": a move is in time, never a new title
     day = _DAY_OF_MONTH.fullmatch(value)

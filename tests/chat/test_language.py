@@ -175,6 +175,20 @@ CHANGING = [
         {"ref": TaskRef(title="milk"), "removed_tags": ("home",)},
     ),
     ("set the tags of task 1 to home and work", Intent.UPDATE, {"tags": ("home", "work")}),
+    # A priority after "bump/raise/lower/drop ... to"; a day after it is a move.
+    (
+        "bump the dentist to high priority",
+        Intent.UPDATE,
+        {"ref": TaskRef(title="dentist"), "priority": "high", "due_at": None},
+    ),
+    ("drop the report to low priority", Intent.UPDATE, {"priority": "low"}),
+    ("lower task 3 down to normal", Intent.UPDATE, {"priority": "medium"}),
+    ("bump up the gym to urgent", Intent.UPDATE, {"ref": TaskRef(title="gym"), "priority": "high"}),
+    (
+        "bump the meeting to friday",
+        Intent.UPDATE,
+        {"ref": TaskRef(title="meeting"), "due_at": at(4, 9, month=12), "priority": None},
+    ),
 ]
 
 SMALL_TALK = [

@@ -1213,3 +1213,27 @@ async def test_tagging_more_tasks_than_the_cap_allows_reads_and_changes_none(
         first, second = await add(chat, alice, "Fix the tap"), await add(chat, alice, "Call mom")
         over = await turn(chat, alice, f"tag tasks {first} and {second} #home")
         assert (over["tool_calls"], over["response"]) == ([], too_many_tool_calls(3))
+
+
+async def test_bumping_a_task_to_a_priority_sets_its_priority(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "bump the dentist to high priority" asked what was meant: "bump ... to" was read as
+    a move, and a priority is no day. A move to a day stays a move."""
+    dentist = await add(agent, alice, "Book the dentist")
+    await add(agent, alice, "Call mom")
+    bumped = await turn(agent, alice, "bump the dentist to high priority")
+    assert calls(bumped) == [
+        ("list_tasks", {"status": "all", "q": "dentist"}),
+        ("update_task", {"task_id": dentist, "priority": "high"}),
+    ]
+    assert bumped["response"] == f"Updated task {dentist}: I set its priority to high."
+    dropped = await turn(agent, alice, f"drop task {dentist} to low priority")
+    assert calls(dropped) == [("update_task", {"task_id": dentist, "priority": "low"})]
+    raised = await turn(agent, alice, "raise it up to urgent", dropped["conversation_id"])
+    assert calls(raised) == [("update_task", {"task_id": dentist, "priority": "high"})]
+    moved = await turn(agent, alice, "bump the dentist to friday")
+    assert calls(moved) == [
+        ("list_tasks", {"status": "all", "q": "dentist"}),
+        ("update_task", {"task_id": dentist, "due_at": "2026-12-04T09:00:00+00:00"}),
+    ]

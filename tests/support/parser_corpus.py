@@ -75,6 +75,8 @@ RUNS = [
     "untag a and ",
     "remove the tag a from ",
     "remove the a tag off ",
+    "bump a to high ",
+    "raise a up to ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
