@@ -933,8 +933,8 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        r"^(?:make|move|change|set|put|switch)\s+(?P<ref>it|that|this|that one|this one)\s+"
-        r"(?:to\s+|for\s+|on\s+|at\s+)?(?P<when>.+?)(?:\s+instead)?$",
+        r"^(?:make|move|change|set|put|switch)\s+(?P<ref>it|that|this|that one|this one|"
+        rf"{_TASK_WORD}\s*#?\d+|#\d+)\s+(?:to\s+|for\s+|on\s+|at\s+)?(?P<when>.+)$",
     ),
     _rule(
         Intent.UPDATE,
@@ -1240,11 +1240,22 @@ _POLITE_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _FILLER_WORDS = tuple(w for w in VOCABULARY["filler"] if "," not in w)
-# Polite words a request may end with ("..., please", "thanks", "for me now"); "asap" only as
-# the very last word. Read from the right by ``_strip_polite_tail``, never by a regular
-# expression: a pattern anchored at the end with a repeated separator class backtracks
-# quadratically over a long run of commas or spaces.
-_POLITE_TAIL_WORDS = ("please", "pls", "plz", "thanks", "thank you", "for me", "now")
+# Words a request may end with that change nothing it asks: polite ones ("..., please",
+# "thanks", "for me now") and "instead", "then" ("make it 4pm instead", "move it to monday
+# then"); "asap" only as the very last word. Read from the right by ``_strip_polite_tail``,
+# never by a regular expression: a pattern anchored at the end with a repeated separator
+# class backtracks quadratically over a long run of commas or spaces.
+_POLITE_TAIL_WORDS = (
+    "please",
+    "pls",
+    "plz",
+    "thanks",
+    "thank you",
+    "for me",
+    "now",
+    "instead",
+    "then",
+)
 _LAST_POLITE_WORD = "asap"
 _SEPARATORS = " ,"
 # What ends a sentence without changing it; the text is whitespace-collapsed before this.

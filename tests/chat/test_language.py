@@ -189,6 +189,14 @@ CHANGING = [
         Intent.UPDATE,
         {"ref": TaskRef(title="meeting"), "due_at": at(4, 9, month=12), "priority": None},
     ),
+    # A trailing "instead", "then" or "please" changes nothing.
+    (
+        "make task 3 4pm instead",
+        Intent.UPDATE,
+        {"ref": TaskRef(ids=(3,)), "due_at": at(27, 16), "due_given": "time", "title": None},
+    ),
+    ("move task 3 to tomorrow then", Intent.UPDATE, {"due_at": at(28, 9), "title": None}),
+    ("make it 4pm instead please", Intent.UPDATE, {"ref": TaskRef(pronoun=True)}),
 ]
 
 SMALL_TALK = [

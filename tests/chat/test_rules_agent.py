@@ -1237,3 +1237,29 @@ async def test_bumping_a_task_to_a_priority_sets_its_priority(
         ("list_tasks", {"status": "all", "q": "dentist"}),
         ("update_task", {"task_id": dentist, "due_at": "2026-12-04T09:00:00+00:00"}),
     ]
+
+
+async def test_a_trailing_instead_or_then_does_not_change_how_a_command_is_read(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "make task 3 4pm instead" added a task "3 instead" due at 16:00: a task named by its
+    number was no reference before a time, and "instead" stayed in the words."""
+    added = await turn(agent, alice, "add dentist appointment on friday at 3pm")
+    dentist = added["tool_calls"][0]["result"]["task_id"]
+    timed = await turn(agent, alice, f"make task {dentist} 4pm instead")
+    assert calls(timed) == [
+        ("get_task", {"task_id": dentist}),
+        ("update_task", {"task_id": dentist, "due_at": "2026-12-04T16:00:00+00:00"}),
+    ]
+    moved = await turn(agent, alice, f"move task {dentist} to monday then")
+    assert calls(moved) == [
+        ("get_task", {"task_id": dentist}),
+        ("update_task", {"task_id": dentist, "due_at": "2026-11-30T16:00:00+00:00"}),
+    ]
+    polite = await turn(agent, alice, "make it 5pm instead please", moved["conversation_id"])
+    assert calls(polite)[-1] == (
+        "update_task",
+        {"task_id": dentist, "due_at": "2026-11-30T17:00:00+00:00"},
+    )
+    listed = await turn(agent, alice, "show my tasks")
+    assert [t["title"] for t in listed["tool_calls"][0]["result"]] == ["Dentist appointment"]
