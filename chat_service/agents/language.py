@@ -2231,7 +2231,11 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     else:
         parts = [p for p in re.split(r"\s+(?:and|&|then)\s+", text, flags=re.IGNORECASE) if p]
         words = [p.split() for p in parts]
-        verbs = all(w[0].lower() in ACTION_VERBS for w in words) and len(words[0]) > 1
+        # Every part starts with a verb ("call mom and email Sam"), but the first may instead
+        # say its own day or repetition, which ends it ("gym every monday and call mom").
+        leads = words[0][0].lower() in ACTION_VERBS or _says_when(parts[0], now=now, tz=tz)
+        verbs = leads and all(w[0].lower() in ACTION_VERBS for w in words[1:])
+        verbs = verbs and len(words[0]) > 1
         pair = len(parts) == 2 and all(len(w) == 1 for w in words)
         if pair and "-".join(p.lower() for p in parts) in _COMPOUNDS:
             return single
@@ -2258,6 +2262,12 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
             for part, item in zip(parts, items, strict=True)
         )
     return Command(Intent.ADD, title=single.title, items=items)
+
+
+def _says_when(part: str, *, now: datetime, tz: ZoneInfo) -> bool:
+    """Whether a new task's words give it a due date or a repetition."""
+    told = _add(part, now=now, tz=tz)
+    return told.due_at is not None or told.recurrence is not None
 
 
 _BOOKING = re.compile(r"^\W*(?:book|reserve|order|rent|hire)\b", re.IGNORECASE)

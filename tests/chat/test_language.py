@@ -631,3 +631,14 @@ def test_an_end_of_day_report_is_a_title_not_a_time() -> None:
     check("add review the end of day report", Intent.ADD, title="Review the end of day report")
     check("add write eod summary", Intent.ADD, title="Write eod summary", due_at=None)
     check("add send the eod summary by end of day", Intent.ADD, title="Send the eod summary")
+
+
+def test_a_first_task_with_its_own_day_and_a_verb_after_and_are_two_tasks() -> None:
+    command = understand("add gym every monday and call mom", now=NOW, tz=PARIS)
+    assert [(item.title, item.recurrence, item.due_at) for item in command.items] == [
+        ("Gym", "weekly", at(30, 9)),
+        ("Call mom", None, None),
+    ]
+    # Without a verb after "and", one task, as "add fish and chips" is.
+    one = understand("add dinner on friday and drinks", now=NOW, tz=PARIS)
+    assert (one.title, one.items) == ("Dinner and drinks", ())

@@ -1263,3 +1263,29 @@ async def test_a_trailing_instead_or_then_does_not_change_how_a_command_is_read(
     )
     listed = await turn(agent, alice, "show my tasks")
     assert [t["title"] for t in listed["tool_calls"][0]["result"]] == ["Dentist appointment"]
+
+
+async def test_a_task_with_its_own_repetition_and_another_after_and_are_added_as_two(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add gym every monday and call mom" added one weekly task "Gym and call mom": the
+    parts were split only when both start with a verb. A first part that says its own day or
+    repetition ends there, so a part after "and" that starts with a verb is a task of its
+    own, as with a comma."""
+    answer = await turn(agent, alice, "add gym every monday and call mom")
+    assert calls(answer) == [
+        (
+            "add_task",
+            {
+                "title": "Gym",
+                "due_at": "2026-11-30T09:00:00+00:00",
+                "recurrence": "weekly",
+                "time_zone": "UTC",
+            },
+        ),
+        ("add_task", {"title": "Call mom"}),
+    ]
+    # Without a verb after "and", the words stay one task, as "add fish and chips" does.
+    one = await turn(agent, alice, "add dinner on friday and drinks")
+    assert [name for name, _ in calls(one)] == ["add_task"]
+    assert calls(one)[0][1]["title"] == "Dinner and drinks"

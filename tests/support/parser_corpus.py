@@ -77,6 +77,7 @@ RUNS = [
     "remove the a tag off ",
     "bump a to high ",
     "raise a up to ",
+    "gym every monday and call ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
