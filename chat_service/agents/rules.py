@@ -492,18 +492,27 @@ class RulesAgent:
 
     async def _fact(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         """ "I bought the groceries": the pending task whose title has the statement's meaning
-        words (stems) is completed; several get a choice, none an honest answer."""
-        call = await turn.tools.call("list_tasks", {"status": "pending"})
-        yield ToolCallEvent(call)
-        if not call.ok:
-            yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
-            return
+        words (stems) is completed; several get a choice, none an honest answer. The object's
+        words are searched for among all the pending tasks (list_tasks's ``q``, as for a
+        title); a match on the verb alone, or a title the search cannot fold, is looked for
+        among the newest pending tasks."""
         fact = command.fact or ""
-        pending = _mentions(call)
-        matches = match_fact(fact, pending)
         _, _, rest = fact.partition(" ")
         wanted = stems(rest)
-        if matches and (not wanted or not all(wanted <= stems(m.title) for m in matches)):
+        matches: list[TaskMention] = []
+        by_object = False
+        for arguments in (_title_search(rest, "pending"), {"status": "pending"}):
+            call = await turn.tools.call("list_tasks", arguments)
+            yield ToolCallEvent(call)
+            if not call.ok:
+                yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+                return
+            matches = match_fact(fact, _mentions(call))
+            # Every match has the object's words, not only the verb: the ones a search finds.
+            by_object = bool(wanted) and all(wanted <= stems(m.title) for m in matches)
+            if "q" not in arguments or (matches and by_object):
+                break
+        if matches and not by_object:
             yield _which_one(matches, None, PendingCommand(action="complete_task"))
         elif len(matches) == 1:
             complete = PendingCommand(action="complete_task")

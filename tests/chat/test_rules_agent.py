@@ -1289,3 +1289,29 @@ async def test_a_task_with_its_own_repetition_and_another_after_and_are_added_as
     one = await turn(agent, alice, "add dinner on friday and drinks")
     assert [name for name, _ in calls(one)] == ["add_task"]
     assert calls(one)[0][1]["title"] == "Dinner and drinks"
+
+
+async def test_a_completion_stated_as_a_fact_is_matched_among_all_the_pending_tasks(
+    agent: httpx.AsyncClient,
+    alice: User,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """With 150 newer tasks, "I bought the groceries" found nothing: only the newest 100
+    pending tasks were matched. The object's words are searched for, as a title is; a match
+    on the verb alone is still looked for among the newest pending tasks."""
+    groceries = await add(agent, alice, "Buy groceries")
+    milk = await add(agent, alice, "Buy milk")
+    asked = await turn(agent, alice, "I bought the bread")
+    assert calls(asked) == [
+        ("list_tasks", {"status": "pending", "q": "bread"}),
+        ("list_tasks", {"status": "pending"}),
+    ]
+    assert asked["response"] == (
+        f"I found 2 tasks:\n• {milk}: Buy milk\n• {groceries}: Buy groceries\n{rules.ASK_WHICH}"
+    )
+    await _older_than(committed_sessionmaker, alice, 150)
+    done = await turn(agent, alice, "I bought the groceries")
+    assert calls(done) == [
+        ("list_tasks", {"status": "pending", "q": "grocer"}),
+        ("complete_task", {"task_id": groceries}),
+    ]
