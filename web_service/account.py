@@ -423,14 +423,11 @@ async def change_password(ctx: CtxDep) -> Response:
             json_body={"current_password": current, "new_password": new},
         )
     except ApiError as error:
-        email = session.profile.get("email") or ""
-        wrong = error.code == WRONG_PASSWORD
-        made = await _made_already(ctx, email, current, new) if wrong else None
-        if made is None:
-            return await account_page_with(
-                ctx, status=error.status, password_errors=_password_refused(error)
-            )
-        answer = made
+        # A wrong current password is counted by the auth service apart from sign-ins: it is
+        # never tried as a sign-in here, so typing it wrong locks nobody out of signing in.
+        return await account_page_with(
+            ctx, status=error.status, password_errors=_password_refused(error)
+        )
     body = answer.json() if answer.status == 200 else None
     if isinstance(body, dict) and "refresh_token" in body:
         # The auth service revoked every family and gave this browser a fresh pair: it
@@ -445,27 +442,6 @@ async def change_password(ctx: CtxDep) -> Response:
     # No fresh pair: this session's family was revoked with the others.
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "session_ended")
-
-
-async def _made_already(ctx: Ctx, email: str, current: str, new: str) -> ApiResponse | None:
-    """The change's answer when the current password was refused because ``new`` already is
-    the account's: the form sent twice (a double click without the script), whose first send
-    changed it. Proven by signing in with it, the change is made again with it as the current
-    password, so the answer is a first send's (this browser carries on with fresh tokens,
-    every other session ends). None when ``new`` is not the account's password."""
-    if new == current:
-        return None
-    signed_in = await _signs_in(ctx, email, new)
-    if signed_in is None:
-        return None
-    answer = await ctx.web.gateway.call(
-        "POST",
-        PASSWORD_PATH,
-        token=signed_in["access_token"],
-        client_ip=ctx.client_ip,
-        json_body={"current_password": new, "new_password": new},
-    )
-    return answer if answer.status == 200 else None
 
 
 def _password_refused(error: ApiError) -> dict[str, str]:
