@@ -453,17 +453,22 @@ class RulesAgent:
             # piece of it finds every task "pay the bill" matches as well.
             rest = words.partition(" ")[2] if command.asks == "done" else ""
             searched = rest if search_term(rest) is not None else words
-            call = await turn.tools.call("list_tasks", _title_search(searched, "all"))
-            yield ToolCallEvent(call)
-            if not call.ok:
-                yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
-                return
-            tasks = {t["id"]: t for t in _tasks(call) if isinstance(t.get("id"), int)}
-            mentions = _mentions(call)
-            matches = match_title(words, mentions)
-            if not matches and rest:
-                matches = match_title(rest, mentions)
-            found = [tasks[m.id] for m in matches]
+            found = []
+            for arguments in (_title_search(searched, "all"), {"status": "all"}):
+                call = await turn.tools.call("list_tasks", arguments)
+                yield ToolCallEvent(call)
+                if not call.ok:
+                    yield ReplyEvent(_tool_trouble(call, "look up your tasks"))
+                    return
+                tasks = {t["id"]: t for t in _tasks(call) if isinstance(t.get("id"), int)}
+                mentions = _mentions(call)
+                matches = match_title(words, mentions)
+                if not matches and rest:
+                    matches = match_title(rest, mentions)
+                found = [tasks[m.id] for m in matches]
+                # Found, or nothing the search missed (as in ``_resolve``) to look for.
+                if found or not self._can_look_again(arguments.get("q"), 1):
+                    break
         if not found:
             yield ReplyEvent(
                 f"I couldn't find a task matching “{ref.title or 'that'}”. Say “show my "
@@ -471,6 +476,13 @@ class RulesAgent:
             )
             return
         yield ReplyEvent(_about_several(found, asks, turn))
+
+    def _can_look_again(self, searched: str | None, made: int) -> bool:
+        """Whether a listing without the search follows one that searched for ``searched``
+        (None: nothing was searched for, so the listing had every task it could): after the
+        ``made`` calls of the lookup, that listing and a call to act on what it finds must
+        fit the turn's bound."""
+        return searched is not None and made + 2 <= self.max_tool_calls
 
     async def _read(
         self, task_ids: Sequence[int], turn: TurnInput, into: _Reading
@@ -510,7 +522,7 @@ class RulesAgent:
             matches = match_fact(fact, _mentions(call))
             # Every match has the object's words, not only the verb: the ones a search finds.
             by_object = bool(wanted) and all(wanted <= stems(m.title) for m in matches)
-            if "q" not in arguments or (matches and by_object):
+            if (matches and by_object) or not self._can_look_again(arguments.get("q"), 1):
                 break
         if matches and not by_object:
             yield _which_one(matches, None, PendingCommand(action="complete_task"))
@@ -819,7 +831,7 @@ class RulesAgent:
                 found.setdefault(task.id, task)
         candidates = list(found.values())
         matches = match_title(words, candidates)
-        if not matches and len(names) == 1 and search_term(words) is not None:
+        if not matches and len(names) == 1 and self._can_look_again(search_term(words), 1):
             # The search is by substring, which folds no "ß" or full-width letter as the stems
             # do ("STRASSE" finds no "Straße"): the newest tasks are matched by stems as well.
             call = await turn.tools.call("list_tasks", {"status": status})
@@ -1277,6 +1289,10 @@ def stems(text: str) -> set[str]:
     return {stem(w) for w in _meaning_words(text)}
 
 
+# The longest search list_tasks takes (its ``q``, as long as a title).
+SEARCH_MAX = 200
+
+
 def search_term(words: str) -> str | None:
     """What list_tasks's search (``q``: a substring of the title or description) looks for
     so that it finds the tasks ``match_title(words, ...)`` can match: the longest start that
@@ -1286,7 +1302,8 @@ def search_term(words: str) -> str | None:
     for "buy", "met" for "meeting") aside. None when no word means anything ("the stuff")."""
     pieces = [stem(word).removesuffix("y") for word in _meaning_words(words)]
     longest = max(pieces, key=len, default="")
-    return longest or None
+    # A title holding the whole word holds its start too.
+    return longest[:SEARCH_MAX] or None
 
 
 def _title_search(words: str, status: str) -> dict[str, str]:

@@ -1045,6 +1045,32 @@ async def test_a_title_the_search_cannot_fold_is_still_matched_among_the_newest_
         ("list_tasks", {"status": "pending"}),
         ("complete_task", {"task_id": street}),
     ]
+    asked = await turn(agent, alice, "when is STRASSE fegen due")
+    assert calls(asked) == [
+        ("list_tasks", {"status": "all", "q": "stras"}),
+        ("list_tasks", {"status": "all"}),
+    ]
+    assert asked["response"].startswith("“Straße fegen”")
+
+
+async def test_a_lookup_looks_again_without_its_search_only_within_the_turns_bound(
+    make_chat_app: ChatAppFactory, todo_mcp_url: str, alice: User
+) -> None:
+    """The listing after a search that found nothing went past a bound of one call a turn."""
+    async with serve(make_chat_app(todo_mcp_url=todo_mcp_url, max_tool_calls_per_turn=1)) as chat:
+        for message in ("delete the dentist task", "when is the dentist", "I paid the bill"):
+            answer = await turn(chat, alice, message)
+            assert len(answer["tool_calls"]) == 1, (message, answer["tool_calls"])
+
+
+async def test_a_word_longer_than_any_title_is_searched_for_by_its_start(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """A 250-letter word was sent whole as list_tasks's search, over its 200-character
+    bound, and the reply was the tool's validation error."""
+    answer = await turn(agent, alice, "complete " + "x" * 250)
+    assert calls(answer)[0] == ("list_tasks", {"status": "pending", "q": "x" * 200})
+    assert answer["response"].startswith("I couldn't find a pending task matching")
 
 
 async def test_several_old_tasks_matching_a_title_get_the_which_one_question(
