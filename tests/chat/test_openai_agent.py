@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +25,7 @@ from chat_service.agents.openai_agent import (
     message_chars,
 )
 from tests.chat.conftest import User, stored_messages
+from tests.support.database import insert_tasks
 from tests.support.errors import assert_error
 from tests.support.fake_openai import FakeOpenAI, Step, call, reply
 from tests.support.serving import serve
@@ -323,22 +323,6 @@ async def test_the_cap_counts_calls_across_rounds(
     assert len(model.requests) == 2
 
 
-async def _add_long_tasks(
-    maker: async_sessionmaker[AsyncSession], user: User, *, count: int
-) -> None:
-    """``count`` tasks of the user with the longest title and description the API accepts."""
-    async with maker.begin() as session:
-        connection = await session.connection()
-        await connection.execute(
-            text(
-                "INSERT INTO todo.tasks (user_id, title, description, tags, created_at,"
-                " updated_at, version) SELECT :user, repeat('t', 200), repeat('d', 1000),"
-                " ARRAY['work', 'home'], now(), now(), 1 FROM generate_series(1, :count)"
-            ),
-            {"user": user.sub, "count": count},
-        )
-
-
 async def test_the_history_sent_to_the_model_stays_within_its_budget(
     openai_app: Any,
     model: FakeOpenAI,
@@ -347,7 +331,15 @@ async def test_the_history_sent_to_the_model_stays_within_its_budget(
 ) -> None:
     # Every earlier listing is replayed on each call to the model: ten long listings per
     # stored reply would make each later turn cost about 80,000 characters per reply.
-    await _add_long_tasks(committed_sessionmaker, alice, count=100)
+    # The longest title and description the API accepts.
+    await insert_tasks(
+        committed_sessionmaker,
+        alice.sub,
+        100,
+        title="t" * 200,
+        description="d" * 1000,
+        tags=["work", "home"],
+    )
     ten_listings = Step(tool_calls=tuple(("list_tasks", {"status": "all"}) for _ in range(10)))
     async with serve(openai_app()) as client:
         conversation = None

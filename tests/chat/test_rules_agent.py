@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,6 +19,7 @@ from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine
 from tests.chat.conftest import ChatAppFactory, User, stored_messages
+from tests.support.database import insert_tasks
 from tests.support.errors import assert_error
 from tests.support.serving import live_server, serve
 from tests.support.tokens import TestIssuer
@@ -782,15 +782,7 @@ async def test_a_task_named_by_number_is_read_by_its_id_however_many_are_newer(
     added = await turn(agent, alice, "add dentist appointment on friday at 10am")
     dentist = added["tool_calls"][0]["result"]["task_id"]
     bobs = await add(agent, bob, "Bob's plans")
-    async with committed_sessionmaker.begin() as session:
-        connection = await session.connection()
-        await connection.execute(
-            text(
-                "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
-                " SELECT :user, 'Newer ' || n, now(), now(), 1 FROM generate_series(1, 120) n"
-            ),
-            {"user": alice.sub},
-        )
+    await insert_tasks(committed_sessionmaker, alice.sub, 120)
 
     asked = await turn(agent, alice, f"when is task {dentist}")
     assert asked["response"] == (
@@ -977,21 +969,6 @@ async def test_a_task_picked_after_which_one_keeps_its_time_of_day_when_moved(
     ]
 
 
-async def _older_than(
-    sessionmaker: async_sessionmaker[AsyncSession], user: User, count: int
-) -> None:
-    """``count`` tasks newer than every task the user has, so those fall off a listing."""
-    async with sessionmaker.begin() as session:
-        connection = await session.connection()
-        await connection.execute(
-            text(
-                "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
-                " SELECT :user, 'Newer ' || n, now(), now(), 1 FROM generate_series(1, :count) n"
-            ),
-            {"user": user.sub, "count": count},
-        )
-
-
 async def test_a_task_named_by_its_title_is_found_among_all_of_the_users_tasks(
     agent: httpx.AsyncClient,
     alice: User,
@@ -1004,7 +981,7 @@ async def test_a_task_named_by_its_title_is_found_among_all_of_the_users_tasks(
     dentist = added["tool_calls"][0]["result"]["task_id"]
     stamps = await add(agent, alice, "Buy stamps")
     mom, milk = await add(agent, alice, "Call mom"), await add(agent, alice, "Buy milk")
-    await _older_than(committed_sessionmaker, alice, 300)
+    await insert_tasks(committed_sessionmaker, alice.sub, 300)
 
     asked = await turn(agent, alice, "when is the dentist")
     assert calls(asked) == [("list_tasks", {"status": "all", "q": "dentist"})]
@@ -1079,7 +1056,7 @@ async def test_several_old_tasks_matching_a_title_get_the_which_one_question(
     committed_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     team, notes = await add(agent, alice, "Team meeting"), await add(agent, alice, "Meeting notes")
-    await _older_than(committed_sessionmaker, alice, 150)
+    await insert_tasks(committed_sessionmaker, alice.sub, 150)
     asked = await turn(agent, alice, "delete the meeting task")
     assert calls(asked) == [("list_tasks", {"status": "all", "q": "meet"})]
     assert asked["response"] == (
@@ -1335,7 +1312,7 @@ async def test_a_completion_stated_as_a_fact_is_matched_among_all_the_pending_ta
     assert asked["response"] == (
         f"I found 2 tasks:\n• {milk}: Buy milk\n• {groceries}: Buy groceries\n{rules.ASK_WHICH}"
     )
-    await _older_than(committed_sessionmaker, alice, 150)
+    await insert_tasks(committed_sessionmaker, alice.sub, 150)
     done = await turn(agent, alice, "I bought the groceries")
     assert calls(done) == [
         ("list_tasks", {"status": "pending", "q": "grocer"}),

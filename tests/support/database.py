@@ -1,18 +1,20 @@
 """Emptying the service schemas between tests that commit real data, a PostgreSQL of a
-test's own for tests that stop, restart or crash it (the session's is shared), and how many
-transactions wait for a lock (to interleave concurrent ones in a known order)."""
+test's own for tests that stop, restart or crash it (the session's is shared), how many
+transactions wait for a lock (to interleave concurrent ones in a known order), and many
+tasks written at once."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Database, create_engine
 from shared.embedded_pg import EmbeddedPostgres
@@ -92,3 +94,33 @@ async def own_postgres(services: Iterable[str]) -> AsyncIterator[tuple[EmbeddedP
             yield server, url
         finally:
             await asyncio.to_thread(server.stop)
+
+
+async def insert_tasks(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user_id: str,
+    count: int,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    tags: Sequence[str] = (),
+) -> None:
+    """``count`` tasks of ``user_id``, committed in one statement and newer than every task
+    the user had (so a listing's newest 100 leave those out); titled ``title``, or
+    "Newer <n>"."""
+    async with sessionmaker.begin() as session:
+        connection = await session.connection()
+        await connection.execute(
+            text(
+                "INSERT INTO todo.tasks (user_id, title, description, tags, created_at,"
+                " updated_at, version) SELECT :user, coalesce(:title, 'Newer ' || n),"
+                " :description, :tags, now(), now(), 1 FROM generate_series(1, :count) n"
+            ),
+            {
+                "user": user_id,
+                "title": title,
+                "description": description,
+                "tags": list(tags),
+                "count": count,
+            },
+        )

@@ -28,7 +28,7 @@ from scripts.processes import free_port
 from shared.clock import FrozenClock
 from shared.db import Database, create_engine, is_transaction_conflict
 from shared.tombstones import SUBJECT_LOCK_CLASS
-from tests.support.database import lock_waiters
+from tests.support.database import insert_tasks, lock_waiters
 from tests.support.errors import assert_error
 from tests.support.event_schemas import validate_data
 from tests.support.events import eventually
@@ -951,15 +951,7 @@ async def test_get_task_reads_one_task_by_id_however_many_are_newer(
         )["task_id"]
     async with connect(bearer(bob)) as client:
         bobs = payload(await client.call_tool("add_task", {"title": "Bob's plans"}))["task_id"]
-    async with committed_sessionmaker.begin() as session:
-        connection = await session.connection()
-        await connection.execute(
-            text(
-                "INSERT INTO todo.tasks (user_id, title, created_at, updated_at, version)"
-                " SELECT :user, 'Newer ' || n, now(), now(), 1 FROM generate_series(1, 120) n"
-            ),
-            {"user": alice.sub},
-        )
+    await insert_tasks(committed_sessionmaker, alice.sub, 120)
 
     async with connect(bearer(alice)) as client:
         listed = payload(await client.call_tool("list_tasks", {}))
