@@ -9,7 +9,7 @@ import re
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Route, expect
 
-from tests.browser.flows import PASSWORD, add_task, at, new_email, sign_up, titles
+from tests.browser.flows import PASSWORD, add_task, at, double_click, new_email, sign_up, titles
 from tests.e2e.stack import Stack
 
 
@@ -41,12 +41,7 @@ async def test_a_double_click_sends_a_form_once(page: Page) -> None:
     form = page.get_by_test_id("signup-form")
     await form.get_by_label("Email address").fill(new_email())
     await form.get_by_label("Password").fill(PASSWORD)
-    button = await page.get_by_test_id("signup-submit").bounding_box()
-    assert button is not None
-    x, y = button["x"] + button["width"] / 2, button["y"] + button["height"] / 2
-    await page.mouse.click(x, y)
-    await asyncio.sleep(0.15)  # a person's double click
-    await page.mouse.click(x, y)
+    await double_click(page.get_by_test_id("signup-submit"))
     await expect(page).to_have_url(at("/tasks"))
     await expect(page.get_by_test_id("notice")).to_have_text("Your account is ready.")
     assert len(sent) == 1, sent
@@ -81,12 +76,7 @@ async def test_a_double_click_on_sign_up_without_javascript_signs_in(no_js_page:
     await form.get_by_label("Email address").fill(new_email())
     await form.get_by_label("Password").fill(PASSWORD)
     await form.get_by_label("Time zone").fill("Europe/Paris")
-    button = await page.get_by_test_id("signup-submit").bounding_box()
-    assert button is not None
-    x, y = button["x"] + button["width"] / 2, button["y"] + button["height"] / 2
-    await page.mouse.click(x, y)
-    await asyncio.sleep(0.15)  # a person's double click
-    await page.mouse.click(x, y)
+    await double_click(page.get_by_test_id("signup-submit"))
     await expect(page).to_have_url(at("/tasks"))
     await expect(page.get_by_test_id("notice")).to_have_text("Your account is ready.")
     assert sent == ["POST", "POST"], sent
