@@ -877,8 +877,9 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         Intent.ADD,
         0.9,
         rf"^(?:{_any('add')})(?:\s+|\s*:\s*)"
-        rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:{_TASK_WORD}|note)?\s*"
-        r"(?:(?:called|named|titled|to|for|about|that says|saying|:|-)\s*)?(?P<rest>.+)$",
+        # Whole words only: "add tomorrow gym" is no task "morrow gym", "add notes" no "s".
+        rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:(?:{_TASK_WORD}|note)\b)?\s*"
+        r"(?:(?:(?:called|named|titled|to|for|about|that says|saying)\b|:|-)\s*)?(?P<rest>.+)$",
     ),
     _rule(Intent.ADD, 0.95, rf"^(?:new|another)\s+{_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
     _rule(

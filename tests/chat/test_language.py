@@ -642,3 +642,20 @@ def test_a_first_task_with_its_own_day_and_a_verb_after_and_are_two_tasks() -> N
     # Without a verb after "and", one task, as "add fish and chips" is.
     one = understand("add dinner on friday and drinks", now=NOW, tz=PARIS)
     assert (one.title, one.items) == ("Dinner and drinks", ())
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "due"),
+    [
+        ("add tomorrow gym", "Gym", at(28, 9)),
+        ("add tonight dinner", "Dinner", at(27, 20)),
+        ("add together time", "Together time", None),
+        ("add notes", "Notes", None),
+        ("add a task to buy milk", "Buy milk", None),
+        ("add task called review", "Review", None),
+    ],
+)
+def test_an_added_title_loses_whole_words_only(text: str, title: str, due: datetime | None) -> None:
+    """ "add tomorrow gym" added "Morrow gym" (the "to" of "add ... to buy milk" was taken from
+    "tomorrow"), and "add notes" a task "S" (the "note" of "add a note")."""
+    check(text, Intent.ADD, title=title, due_at=due)
