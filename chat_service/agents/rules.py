@@ -664,7 +664,7 @@ class RulesAgent:
             yield ReplyEvent(_tool_trouble(call, "change those tasks"))
             return
         done = "deleted" if state.command.action == "delete_tasks" else "marked as complete"
-        count = "1 task" if len(ids) == 1 else f"{len(ids)} tasks"
+        count = _tasks_count(len(ids))
         yield ReplyEvent(f"Done — I {done} {count}.")
 
     async def _shift(
@@ -1354,7 +1354,12 @@ def _which_one(
         candidates=tuple(t.id for t in tasks[:MAX_CANDIDATES]),
         command=pending,
     )
-    return ReplyEvent(f"I found {len(tasks)} tasks{about}:\n{lines}\n{ASK_WHICH}", state)
+    return ReplyEvent(f"I found {_tasks_count(len(tasks))}{about}:\n{lines}\n{ASK_WHICH}", state)
+
+
+def _tasks_count(count: int) -> str:
+    """ "1 task", "3 tasks"."""
+    return "1 task" if count == 1 else f"{count} tasks"
 
 
 def _about(task: dict[str, Any], asks: str, *, now: datetime, tz: ZoneInfo) -> str:

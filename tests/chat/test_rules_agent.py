@@ -1318,3 +1318,12 @@ async def test_a_completion_stated_as_a_fact_is_matched_among_all_the_pending_ta
         ("list_tasks", {"status": "pending", "q": "grocer"}),
         ("complete_task", {"task_id": groceries}),
     ]
+
+
+async def test_one_task_offered_is_counted_in_the_singular(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """A stated fact matching one task by its verb alone is asked about: "I found 1 tasks"."""
+    milk = await add(agent, alice, "Buy milk")
+    asked = await turn(agent, alice, "I bought the bread")
+    assert asked["response"] == f"I found 1 task:\n• {milk}: Buy milk\n{rules.ASK_WHICH}"
