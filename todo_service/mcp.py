@@ -109,6 +109,7 @@ BULK_MAX = 100
 Status = Literal["all", "pending", "completed"]
 PriorityName = Literal["low", "medium", "high"]
 RecurrenceName = Literal["none", "daily", "weekly", "monthly"]
+SortName = Literal["created", "updated", "due", "priority", "title"]  # schemas.SortField
 Clearable = Literal["description", "due_at", "reminders", "time_zone"]
 NOTIFICATIONS_LIMIT = 50
 
@@ -611,15 +612,25 @@ class _Tools:
             ),
             JSON_INTEGER,
         ] = LIST_LIMIT,
+        sort: Annotated[
+            SortName,
+            Field(
+                description="created: newest first (the default); due: soonest due first, "
+                "tasks without a due date last; priority: most urgent first; updated: most "
+                "recently changed first; title: A to Z"
+            ),
+        ] = "created",
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskList]:
-        """List the user's tasks, newest first, optionally filtered (every filter narrows).
-        Returns the matching tasks as a JSON list (at most `limit` of them) and, in the
-        structured result {result, total}, `total`: how many tasks match in all. For "what
-        did I finish today/this week" use completed_after; for "how many" read `total`."""
+        """List the user's tasks, newest first unless `sort` says otherwise, optionally
+        filtered (every filter narrows). Returns the matching tasks as a JSON list (at most
+        `limit` of them) and, in the structured result {result, total}, `total`: how many
+        tasks match in all. For "what is due this week" sort by due; for "what did I finish
+        today/this week" use completed_after; for "how many" read `total`."""
         fields: dict[str, Any] = {
             "status": status,
             "limit": limit,
+            "sort": sort,
             **_given(
                 priority=priority,
                 q=q,

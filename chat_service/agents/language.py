@@ -83,6 +83,10 @@ class ListFilters:
             moment = getattr(self, name)
             if moment is not None:
                 arguments[name] = moment.isoformat()
+        if self.due_before is not None or self.due_after is not None:
+            # What is due in a window is read soonest first, and the soonest are kept when
+            # more match than one answer lists.
+            arguments["sort"] = "due"
         return arguments
 
 

@@ -268,6 +268,14 @@ def test_filters_become_list_tasks_arguments() -> None:
         "priority": "high",
         "tag": "work",
         "due_before": "2026-11-28T00:00:00+01:00",
+        "sort": "due",
+    }
+
+
+def test_filters_without_a_due_window_keep_the_newest_first() -> None:
+    assert ListFilters(status="pending", tag="work").arguments() == {
+        "status": "pending",
+        "tag": "work",
     }
 
 

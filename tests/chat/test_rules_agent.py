@@ -513,6 +513,21 @@ async def test_a_task_due_at_the_calendars_end_is_listed_and_moved_in_a_zone_ahe
     ]
 
 
+async def test_what_is_due_this_week_is_listed_soonest_first(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """Friday 27 November: added in another order than they fall due."""
+    for said in ("add call mom tomorrow", "add pay rent sunday", "add water the plants at 6pm"):
+        await turn(agent, alice, said)
+    answer = await turn(agent, alice, "what is due this week?")
+    assert calls(answer)[0][1]["sort"] == "due"
+    assert [t["title"] for t in answer["tool_calls"][0]["result"]] == [
+        "Water the plants",
+        "Call mom",
+        "Pay rent",
+    ]
+
+
 # --- what people say, read as they mean it -------------------------------------------------
 
 

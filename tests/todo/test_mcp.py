@@ -359,6 +359,29 @@ async def test_list_filters(connect: Connect, alice: User) -> None:
         assert await titles(due_after="2026-03-17T00:00:00Z") == ["Walk the dog"]
 
 
+async def test_list_tasks_sorts_by_due_date_undated_last(connect: Connect, alice: User) -> None:
+    async with connect(bearer(alice)) as client:
+        for title, due in (
+            ("Later", "2026-03-20T10:00:00Z"),
+            ("Undated", None),
+            ("Sooner", "2026-03-16T10:00:00Z"),
+        ):
+            arguments: dict[str, Any] = {"title": title}
+            if due:
+                arguments["due_at"] = due
+            payload(await client.call_tool("add_task", arguments))
+
+        async def titles(**arguments: Any) -> list[str]:
+            return [t["title"] for t in payload(await client.call_tool("list_tasks", arguments))]
+
+        assert await titles() == ["Sooner", "Undated", "Later"]
+        assert await titles(sort="due") == ["Sooner", "Later", "Undated"]
+        assert await titles(sort="due", limit=1) == ["Sooner"]
+        assert await titles(sort="title") == ["Later", "Sooner", "Undated"]
+        refused = await client.call_tool("list_tasks", {"sort": "due_at DESC"})
+        assert error_code(refused) == "invalid"
+
+
 async def test_completing_a_recurring_task_schedules_the_next(
     connect: Connect, alice: User
 ) -> None:
