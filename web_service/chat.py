@@ -8,8 +8,6 @@ tool call.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +20,7 @@ from shared.streams import EventStreamResponse, SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor
 from web_service.responses import Refused, not_found, redirect, resource_id
-from web_service.tasks import new_chat_form
+from web_service.tasks import form_key, new_chat_form, request_key
 from web_service.views import friendly, render
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +31,6 @@ MESSAGE_MAX = 4000
 TURNS_BUSY = (
     "Other messages are still being answered. Wait for their answers, then send this one again."
 )
-KEY = re.compile(r"[0-9a-f-]{36}")
 
 
 def _page_params(ctx: Ctx) -> list[tuple[str, str]]:
@@ -120,8 +117,7 @@ async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
     form = await ctx.form()
     message = form.get("message")
     text = message.strip() if isinstance(message, str) else ""
-    key = form.get("idempotency_key")
-    key = key if isinstance(key, str) and KEY.fullmatch(key) else str(uuid.uuid4())
+    key = form_key(form)
     conversation = form.get("conversation_id")
     body: dict[str, Any] = {"message": text[:MESSAGE_MAX]}
     conversation_id = resource_id(conversation if isinstance(conversation, str) else None)
@@ -147,7 +143,10 @@ async def send_message(ctx: CtxDep) -> Response:
     elif problem is None:
         try:
             answer = await ctx.expect(
-                "POST", "/api/chat", json_body=body, headers={"Idempotency-Key": key}
+                "POST",
+                "/api/chat",
+                json_body=body,
+                headers={"Idempotency-Key": request_key(key, body)},
             )
             return redirect(f"/chat/{answer.json()['conversation_id']}")
         except ApiError as error:
@@ -192,7 +191,7 @@ async def stream_message(ctx: CtxDep) -> Response:
                 token=token,
                 client_ip=client_ip,
                 json_body=body,
-                headers={"Idempotency-Key": key, "Accept": "text/event-stream"},
+                headers={"Idempotency-Key": request_key(key, body), "Accept": "text/event-stream"},
             ) as upstream:
                 if upstream.status != 200:
                     error = ApiError.from_response(

@@ -6,6 +6,8 @@ send the same forms with ``fetch`` and update the page in place.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from datetime import UTC, datetime, time, timedelta
@@ -216,6 +218,25 @@ async def _list(ctx: Ctx, filters: Filters) -> dict[str, Any]:
     }
 
 
+# The key a rendered form (the task form, the chat form) carries.
+FORM_KEY = re.compile(r"[0-9a-f-]{36}")
+
+
+def form_key(form: Any) -> str:
+    """The key the form sent carries; a new one when it carries none of ours."""
+    key = form.get("idempotency_key")
+    return key if isinstance(key, str) and FORM_KEY.fullmatch(key) else str(uuid.uuid4())
+
+
+def request_key(key: str, body: dict[str, Any]) -> str:
+    """The API's ``Idempotency-Key`` for a form with ``key`` sending ``body``: the form's key
+    and a short hash of the body, so the form sent twice as it was replays the first answer
+    (a double click), and sent again with other values (changed before the page reloaded, or
+    gone back to) is another request, not a key reused with another body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{key}.{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
 def new_chat_form(conversation_id: int | None = None) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "idempotency_key": str(uuid.uuid4())}
 
@@ -230,7 +251,8 @@ def _new_form(values: dict[str, Any] | None = None) -> dict[str, Any]:
         "due_time": "",
         "recurrence": "none",
         "reminders": [],
-        # Generated with the form: resubmitting this form never makes a second task.
+        # Generated with the form: resubmitting this form as it was never makes a second
+        # task (``request_key``).
         "idempotency_key": str(uuid.uuid4()),
         **(values or {}),
     }
@@ -445,16 +467,17 @@ async def create_task(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     form = await ctx.form()
     values = _form_values(form)
-    key = _field(form, "idempotency_key", 64)
-    if not re.fullmatch(r"[0-9a-f-]{36}", key):
-        key = str(uuid.uuid4())
-    values["idempotency_key"] = key
+    values["idempotency_key"] = key = form_key(form)
     body, errors = task_body(values, session.timezone)
     if errors:
         return await _tasks_page(ctx, status=422, form=values, errors=errors)
     try:
         await ctx.expect(
-            "POST", "/api/tasks", ok=(201,), json_body=body, headers={"Idempotency-Key": key}
+            "POST",
+            "/api/tasks",
+            ok=(201,),
+            json_body=body,
+            headers={"Idempotency-Key": request_key(key, body)},
         )
     except ApiError as error:
         if ctx.wants_json:

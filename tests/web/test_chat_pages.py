@@ -83,6 +83,22 @@ async def test_the_same_turn_sent_twice_runs_once(clean: Platform, ann: httpx.As
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
 
 
+async def test_the_same_turn_form_sent_again_with_another_message_is_another_turn(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """Without the script, a turn sent, then the page gone back to and another message sent
+    from it: its key with another message is another turn, not the API's refusal of a key
+    reused; that message sent twice is still one turn."""
+    form = await chat_form(ann)
+    first = await ann.post("/chat", data={**form, "message": "add water the plants"})
+    assert first.status_code == 303, first.text
+    for _ in range(2):
+        again = await ann.post("/chat", data={**form, "message": "add feed the cat"})
+        assert again.status_code == 303, again.text
+    assert await count(clean, "SELECT count(*) FROM todo.tasks") == 2
+    assert await count(clean, "SELECT count(*) FROM chat.conversations") == 2
+
+
 async def test_a_streamed_turn_relays_tool_calls_and_the_answer(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:

@@ -207,6 +207,28 @@ async def test_the_same_form_sent_twice_makes_one_task(
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
 
 
+async def test_the_same_form_sent_again_with_other_values_makes_a_second_task(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A form sent, then changed and sent again before the page reloads (or, without the
+    script, after going back): its key with other values is another task, not the API's
+    refusal of a key reused; the changed form sent twice is still one task."""
+    page = await ann.get("/tasks")
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "idempotency_key": idempotency_key_of(page.text),
+        "title": "First",
+        "priority": "medium",
+        "recurrence": "none",
+    }
+    assert (await ann.post("/tasks", data=data)).status_code == 303
+    changed = {**data, "title": "Second", "priority": "high"}
+    for _ in range(2):
+        answer = await ann.post("/tasks", data=changed)
+        assert answer.status_code == 303, answer.text
+    assert sorted(titles((await ann.get("/tasks")).text)) == ["First", "Second"]
+
+
 async def test_each_rendered_form_has_its_own_key(ann: httpx.AsyncClient) -> None:
     first, second = await ann.get("/tasks"), await ann.get("/tasks")
     assert idempotency_key_of(first.text) != idempotency_key_of(second.text)
