@@ -447,13 +447,15 @@ async def change_password(ctx: CtxDep) -> Response:
 def _password_refused(error: ApiError) -> dict[str, str]:
     """The password form's errors for the auth service's refusal of the change, each at the
     field it is about."""
-    if error.code == WRONG_PASSWORD:
+    fields = error.field_errors()
+    # The service refuses a current password longer than any it reads by its length (in its
+    # own words): it is not the account's password either.
+    if error.code == WRONG_PASSWORD or "current_password" in fields:
         return {"current_password": "Your current password is not right"}
     if error.code == WEAK_PASSWORD:
         return {"new_password": NOT_THE_EMAIL}
     if error.status == 429:
         return {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
-    fields = error.field_errors()
     errors = {k: v for k, v in fields.items() if k in {"current_password", "new_password"}}
     return errors or {"_form": friendly(error)}
 

@@ -419,6 +419,25 @@ async def test_a_new_password_too_long_is_refused_at_the_new_password_in_our_wor
     await api_token(clean)
 
 
+async def test_a_current_password_too_long_is_refused_at_the_current_password_in_our_words(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """Longer than any password the auth service reads (512 characters as typed, 128 in its
+    normal form): not the account's, said as a wrong current password, not in the API's
+    words."""
+    for current in ("x" * 200, "x" * 513):
+        csrf = await page_csrf(ann, "/account")
+        answer = await ann.post(
+            "/account/password",
+            data={"csrf_token": csrf, "current_password": current, "new_password": "y" * 12},
+        )
+        assert answer.status_code == 422
+        assert 'id="current_password-error"' in answer.text
+        assert "Your current password is not right" in answer.text
+        assert "String should" not in answer.text
+    await api_token(clean)  # the password is as it was
+
+
 async def test_sign_out_everywhere(
     clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
 ) -> None:
