@@ -169,7 +169,9 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     if answer.status == 200:
         return await _start_session(ctx, answer.json(), next_path)
     refusal = ApiError.from_response(answer)
-    if refusal.status == 401:
+    # The service refuses a password longer than any it reads by its length (in its own
+    # words): it is not the account's password either.
+    if refusal.status == 401 or "password" in refusal.field_errors():
         return await again({"password": "The email address or password is not right"}, 401)
     if refusal.status == 429:
         message = "Too many attempts to sign in to this account. "

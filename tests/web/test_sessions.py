@@ -119,6 +119,22 @@ async def test_wrong_password_is_shown_next_to_the_field(
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
 
 
+async def test_a_password_too_long_to_be_anyones_is_a_wrong_password_in_our_words(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """Longer than the auth service reads (128 characters in its normal form, 512 typed):
+    said as any wrong password is, at its field, not in the API's words."""
+    await register(clean, "ann@example.com")
+    for password in ("x" * 200, "x" * 600):
+        page = await browser.get("/signin")
+        answer = await browser.post("/signin", data=credentials(page, password))
+        assert answer.status_code == 401
+        assert 'id="password-error"' in answer.text
+        assert "The email address or password is not right" in answer.text
+        assert "String should" not in answer.text
+    assert "session" not in browser.cookies
+
+
 async def test_empty_fields_are_named(browser: httpx.AsyncClient) -> None:
     page = await browser.get("/signin")
     answer = await browser.post(
