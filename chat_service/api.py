@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -220,9 +220,16 @@ async def read_conversation(
     session: SessionDep,
     principal: CurrentPrincipal,
     query: PageQueryDep,
+    order: Annotated[
+        Literal["asc", "desc"],
+        Query(
+            description="asc: oldest first, the next page later messages (the default); desc: "
+            "newest first, the next page earlier ones (a chat view opening at the latest)"
+        ),
+    ] = "asc",
 ) -> ConversationDetail:
-    """A conversation with one page of its messages, oldest first; more pages via ``Link``,
-    the number of messages in ``X-Total-Count``."""
+    """A conversation with one page of its messages, oldest first unless ``order=desc``; more
+    pages via ``Link``, the number of messages in ``X-Total-Count``."""
     conversation = await service.get_conversation(
         session, principal.sub, conversation_id=conversation_id
     )
@@ -232,6 +239,7 @@ async def read_conversation(
         conversation_id=conversation_id,
         limit=query.limit,
         cursor=query.cursor,
+        newest_first=order == "desc",
     )
     response.headers.update(page_headers(request, total=page.total, next_cursor=page.next_cursor))
     return ConversationDetail(

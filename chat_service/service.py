@@ -335,16 +335,26 @@ async def list_conversations(
 
 
 async def list_messages(
-    session: AsyncSession, user_id: str, *, conversation_id: int, limit: int, cursor: str | None
+    session: AsyncSession,
+    user_id: str,
+    *,
+    conversation_id: int,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
 ) -> Page[Message]:
-    """One page of a conversation's messages, oldest first."""
+    """One page of a conversation's messages, oldest first (or ``newest_first``); the cursor
+    is the last id the page before held, and the next page goes on past it in the same
+    order."""
     condition = (Message.conversation_id == conversation_id) & (Message.user_id == user_id)
     statement = select(Message).where(condition)
+    message_id = col(Message.id)
     if cursor is not None:
         (key,) = decode_cursor_list(cursor, length=1)
         last_id = cursor_id(key)
-        statement = statement.where(col(Message.id) > last_id)
-    rows = (await session.exec(statement.order_by(col(Message.id)).limit(limit + 1))).all()
+        statement = statement.where(message_id < last_id if newest_first else message_id > last_id)
+    order = message_id.desc() if newest_first else message_id
+    rows = (await session.exec(statement.order_by(order).limit(limit + 1))).all()
     total = await _count(session, condition, Message)
     items = rows[:limit]
     next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None

@@ -33,10 +33,11 @@ TURNS_BUSY = (
 )
 
 
-def _page_params(ctx: Ctx) -> list[tuple[str, str]]:
-    """A page of the list or of a conversation's messages: the page's ``cursor`` passed on."""
+def _page_params(ctx: Ctx, name: str = "cursor") -> list[tuple[str, str]]:
+    """A page of the list or of a conversation's messages: the page's cursor (the query
+    parameter ``name`` of this page's address) passed on."""
     params = [("limit", str(ctx.settings.chat_page_size))]
-    cursor = ctx.request.query_params.get("cursor")
+    cursor = ctx.request.query_params.get(name)
     if cursor and len(cursor) <= 1024:
         params.append(("cursor", cursor))
     return params
@@ -78,7 +79,7 @@ async def chat_page(ctx: CtxDep) -> Response:
         "chat.html",
         conversation=None,
         messages=[],
-        messages_more=None,
+        messages_earlier=None,
         chat_form=new_chat_form(),
         chat_error=None,
         **listing,
@@ -88,21 +89,24 @@ async def chat_page(ctx: CtxDep) -> Response:
 @router.get("/chat/{raw_id}")
 async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
-    found = await _conversation_api(ctx, raw_id, "GET", params=_page_params(ctx))
+    # The conversation opens at its latest messages, above the form that continues it; the
+    # earlier ones are a page back each (``earlier``: the conversation list keeps ``cursor``).
+    params = [*_page_params(ctx, "earlier"), ("order", "desc")]
+    found = await _conversation_api(ctx, raw_id, "GET", params=params)
     if found is None:
         return await _missing(ctx)
     conversation_id, answer = found
     if answer.status == 400:
         return redirect(f"/chat/{conversation_id}")
     conversation = answer.expected().json()
-    more = next_cursor(answer.headers.get("Link"))
+    earlier = next_cursor(answer.headers.get("Link"))
     listing = await _conversations(ctx)
     return await render(
         ctx,
         "chat.html",
         conversation=conversation,
-        messages=conversation["messages"],
-        messages_more=f"/chat/{conversation_id}?cursor={more}" if more else None,
+        messages=conversation["messages"][::-1],
+        messages_earlier=f"/chat/{conversation_id}?earlier={earlier}" if earlier else None,
         chat_form=new_chat_form(conversation_id),
         chat_error=None,
         **listing,
@@ -160,7 +164,7 @@ async def send_message(ctx: CtxDep) -> Response:
         status_code=status,
         conversation=None,
         messages=[],
-        messages_more=None,
+        messages_earlier=None,
         chat_form={"conversation_id": body.get("conversation_id"), "idempotency_key": key},
         chat_error=problem,
         **listing,

@@ -29,6 +29,27 @@ async def test_a_new_conversation_on_the_chat_page_gets_its_own_address(page: Pa
     await expect(page.get_by_test_id("conversation-link")).to_have_count(1)
 
 
+async def test_the_latest_answer_is_in_sight_as_turns_go_on_and_after_a_reload(
+    page: Page,
+) -> None:
+    """The log scrolls within its own box (at most 60 % of the window): each answer is
+    scrolled into it as it comes, and a conversation opens at its end."""
+    await page.set_viewport_size({"width": 375, "height": 640})
+    await sign_up(page)
+    await page.goto("/chat")
+    for said in ("add buy milk", "add call mom", "add pay rent", "add water the plants"):
+        await page.get_by_test_id("chat-input").fill(said)
+        await page.get_by_test_id("chat-send").click()
+        answer = page.get_by_test_id("chat-message-assistant").last
+        await expect(answer).not_to_have_attribute("aria-busy", "true")
+        await page.get_by_test_id("chat-send").scroll_into_view_if_needed()
+        await expect(answer).to_be_in_viewport()
+    await expect(page.get_by_test_id("chat-message-assistant").first).not_to_be_in_viewport()
+    await page.reload()
+    await page.get_by_test_id("chat-send").scroll_into_view_if_needed()
+    await expect(page.get_by_test_id("chat-message-assistant").last).to_be_in_viewport()
+
+
 async def test_what_the_assistant_did_is_said_in_words_streamed_or_reloaded(page: Page) -> None:
     """A tool call reads "Add task: Buy milk", not the tool's name ("add_task"), as it
     streams in and the same after a reload (the script and the server write it alike)."""

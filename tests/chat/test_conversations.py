@@ -141,6 +141,31 @@ async def test_conversations_and_messages_are_keyset_paginated(
     assert "link" not in second.headers
 
 
+async def test_messages_newest_first_page_back_to_the_oldest(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    conversation = (await say(client, alice, "hello")).json()["conversation_id"]
+    for _ in range(2):
+        await say(client, alice, "thanks", conversation_id=conversation)
+    url: str | None = f"/api/conversations/{conversation}?limit=4&order=desc"
+    pages: list[list[int]] = []
+    while url is not None and len(pages) < 3:
+        page = await client.get(url, headers=alice.headers)
+        assert page.status_code == 200, page.text
+        assert page.headers["x-total-count"] == "6"
+        pages.append([m["id"] for m in page.json()["messages"]])
+        link = page.headers.get("link")
+        url = link[1 : link.index(">")] if link else None
+    oldest_first = await client.get(f"/api/conversations/{conversation}", headers=alice.headers)
+    ids = [m["id"] for m in oldest_first.json()["messages"]]
+    assert pages == [ids[:1:-1], ids[1::-1]]
+    assert oldest_first.json()["messages"][0]["content"] == "hello"
+    unknown = await client.get(
+        f"/api/conversations/{conversation}?order=newest", headers=alice.headers
+    )
+    assert_error(unknown, 422, "validation_error")
+
+
 @pytest.mark.parametrize("spelling", ["%0A{id}", "%20{id}", "%09{id}%20"])
 async def test_a_conversations_next_link_is_a_valid_reference_however_its_id_was_spelled(
     make_chat_app: ChatAppFactory, alice: User, spelling: str

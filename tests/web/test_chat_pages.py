@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.errors import ENVELOPE_KEYS
+from tests.support.serving import serve
 from tests.web.conftest import (
     Platform,
     WebAppFactory,
@@ -159,6 +160,35 @@ async def test_conversation_list_history_and_delete(
     assert deleted.headers["location"] == "/chat?notice=conversation_deleted"
     assert (await ann.get(location)).status_code == 404
     assert await count(clean, "SELECT count(*) FROM chat.conversations") == 0
+
+
+async def test_a_long_conversation_opens_at_its_latest_messages(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    """Two messages a page: the latest turn is shown above the form that continues it, and
+    "Earlier messages" goes back a turn a page, the conversation list shown on each."""
+    async with serve(make_web_app(chat_page_size=2)) as browser:
+        browser.headers["Sec-Fetch-Site"] = "same-origin"
+        await register(clean, "ann@example.com")
+        await sign_in(browser)
+        form = await chat_form(browser)
+        location = ""
+        for said in ("add first thing", "add second thing", "add third thing"):
+            sent = await browser.post("/chat", data={**form, "message": said})
+            assert sent.status_code == 303, sent.text
+            location = sent.headers["location"]
+            form = await chat_form(browser, location)
+        shown: list[list[str]] = []
+        path: str | None = location
+        while path is not None and len(shown) < 4:
+            page = await browser.get(path)
+            assert page.status_code == 200, page.text
+            assert 'data-testid="conversation-link"' in page.text
+            log = page.text[page.text.index('data-testid="chat-log"') :]
+            shown.append(re.findall(r"add (\w+) thing", log[: log.index("</ol>")]))
+            earlier = re.search(r'href="([^"]+)" data-testid="messages-earlier"', page.text)
+            path = earlier.group(1).replace("&amp;", "&") if earlier else None
+    assert shown == [["third"], ["second"], ["first"]]
 
 
 async def test_another_users_conversation_is_not_found(

@@ -17,6 +17,11 @@ const item = (log, role, text) => {
   return li;
 };
 
+// The log scrolls within its own box: it shows its latest message, as a chat does.
+const showLatest = (log) => {
+  log.scrollTop = log.scrollHeight;
+};
+
 const events = async function* (response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -108,6 +113,7 @@ const turn = async (form) => {
   calls.className = "tool-calls";
   calls.setAttribute("aria-label", "What the assistant did");
   answer.insertBefore(calls, answer.querySelector(".text"));
+  showLatest(log);
   button.disabled = true;
   let failed = false;
   try {
@@ -122,6 +128,7 @@ const turn = async (form) => {
         li.dataset.testid = "tool-call";
         li.textContent = toolWords(data);
         calls.append(li);
+        showLatest(log);
         document.dispatchEvent(new CustomEvent("tasks:changed"));
       } else if (name === "message") {
         answer.querySelector(".text").textContent = String(data.response ?? "");
@@ -150,6 +157,7 @@ const turn = async (form) => {
     answer.querySelector(".text").textContent = error.message || "The assistant could not answer.";
   } finally {
     answer.removeAttribute("aria-busy");
+    showLatest(log);
     button.disabled = false;
     if (failed) {
       // A failed turn keeps what was typed and its key: sending it again retries this turn
@@ -166,6 +174,8 @@ const turn = async (form) => {
 
 export const enhanceChat = (root) => {
   for (const form of root.querySelectorAll('form[data-module="chat"]')) {
+    const log = form.parentElement.querySelector(".chat-log");
+    if (log) showLatest(log);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       turn(form);
