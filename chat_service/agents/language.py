@@ -2183,6 +2183,8 @@ ACTION_VERBS = _word_set(
     """
 )
 _LIST_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
+# A list without commas: "call mom and email Sam", "pack then leave".
+_AND_SPLIT = re.compile(r"\s+(?:and|&|then)\s+", re.IGNORECASE)
 # Pairs that are one thing, not two tasks.
 _COMPOUNDS = _word_set(
     """
@@ -2229,12 +2231,12 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         if len(titles) > 1:
             items = tuple(Command(Intent.ADD, title=t) for t in titles if t)
             return Command(Intent.ADD, title=single.title, items=items)
-    if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title or single.weekdays:
-        return single  # "yoga every mon, wed and fri": a list of days, not of tasks
+    if text[:1] in QUOTES or _DESCRIPTION.search(text) or not single.title:
+        return single
     if "," in text or ";" in text:
-        parts = [p for p in _LIST_SPLIT.split(text) if p.strip()]
+        parts = _list_parts(_LIST_SPLIT, text)
     else:
-        parts = [p for p in re.split(r"\s+(?:and|&|then)\s+", text, flags=re.IGNORECASE) if p]
+        parts = _list_parts(_AND_SPLIT, text)
         words = [p.split() for p in parts]
         # Every part starts with a verb ("call mom and email Sam"), but the first may instead
         # say its own day or repetition, which ends it ("gym every monday and call mom").
@@ -2269,10 +2271,25 @@ def _add_many(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     return Command(Intent.ADD, title=single.title, items=items)
 
 
+def _list_parts(split: re.Pattern[str], text: str) -> list[str]:
+    """The parts of a list of tasks, cut where ``split`` matches but in the days of one task
+    ("gym every monday and thursday, milk and eggs": that task, milk, eggs; "yoga every mon,
+    wed and fri" is one part)."""
+    days = _SEVERAL_WEEKDAYS.search(fold_case(text))
+    if days is None:
+        parts = split.split(text)
+    else:
+        head, tail = split.split(text[: days.start()]), split.split(text[days.end() :])
+        days_text = text[days.start() : days.end()]
+        parts = [*head[:-1], head[-1] + days_text + tail[0], *tail[1:]]
+    return [part for part in parts if part.strip()]
+
+
 def _says_when(part: str, *, now: datetime, tz: ZoneInfo) -> bool:
-    """Whether a new task's words give it a due date or a repetition."""
+    """Whether a new task's words give it a due date or a repetition (on several weekdays
+    too)."""
     told = _add(part, now=now, tz=tz)
-    return told.due_at is not None or told.recurrence is not None
+    return told.due_at is not None or told.recurrence is not None or bool(told.weekdays)
 
 
 _BOOKING = re.compile(r"^\W*(?:book|reserve|order|rent|hire)\b", re.IGNORECASE)

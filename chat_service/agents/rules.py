@@ -335,15 +335,15 @@ class RulesAgent:
             )
             return
         items = command.items or (command,)
-        several_days = next((item for item in items if item.weekdays), None)
-        if several_days is not None:
-            yield ReplyEvent(_no_several_weekdays(several_days))
-            return
-        if len(items) > self.max_tool_calls:
+        # A task on several weekdays is not added (the reply says how); a list's others are.
+        if sum(not item.weekdays for item in items) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
         replies = []
         for item in items:
+            if item.weekdays:
+                replies.append(_no_several_weekdays(item))
+                continue
             arguments = in_users_zone("add_task", _add_arguments(item), turn.tz)
             call = await turn.tools.call("add_task", arguments)
             yield ToolCallEvent(call)
@@ -1477,7 +1477,7 @@ def _clarify(command: Command) -> ReplyEvent:
 
 def _no_several_weekdays(command: Command) -> str:
     """The answer to "add gym every monday and thursday": a task repeats daily, weekly or
-    monthly, so nothing is added, and the reply says how to add one task for each day."""
+    monthly, so that task is not added, and the reply says how to add one task for each day."""
     title = command.title or "it"
     said = title[:1].lower() + title[1:]
     adds = [f"“add {said} every {day}”" for day in command.weekdays]

@@ -667,3 +667,22 @@ def test_an_added_title_loses_whole_words_only(text: str, title: str, due: datet
     """ "add tomorrow gym" added "Morrow gym" (the "to" of "add ... to buy milk" was taken from
     "tomorrow"), and "add notes" a task "S" (the "note" of "add a note")."""
     check(text, Intent.ADD, title=title, due_at=due)
+
+
+def test_a_list_with_a_task_on_several_weekdays_keeps_those_days_in_that_item() -> None:
+    """ "add gym every monday and thursday, milk and eggs" was one item titled "Gym , milk and
+    eggs": the days of one task are no list of tasks, the rest of the list is."""
+    command = understand("add gym every monday and thursday, milk and eggs", now=NOW, tz=PARIS)
+    assert [(item.title, item.weekdays) for item in command.items] == [
+        ("Gym", ("Monday", "Thursday")),
+        ("Milk", ()),
+        ("Eggs", ()),
+    ]
+    # As with one weekday, a verb after "and" starts a task of its own.
+    command = understand("add gym every monday and thursday and call mom", now=NOW, tz=PARIS)
+    assert [(item.title, item.weekdays) for item in command.items] == [
+        ("Gym", ("Monday", "Thursday")),
+        ("Call mom", ()),
+    ]
+    # The days alone are still one task.
+    check("add yoga every mon, wed and fri", Intent.ADD, title="Yoga", items=())

@@ -1110,6 +1110,25 @@ async def test_a_task_asked_to_repeat_on_several_weekdays_is_not_added_and_the_u
     )
 
 
+async def test_a_list_with_a_task_on_several_weekdays_adds_the_others_and_names_that_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add gym every monday and thursday, milk and eggs" added nothing, and the reply
+    quoted "Gym , milk and eggs" as one title. Each item of a list is its own task, as with
+    "add gym every monday and call mom": milk and eggs are added, and the reply says which
+    task repeats on several days and how to add it."""
+    answer = await turn(agent, alice, "add gym every monday and thursday, milk and eggs")
+    assert calls(answer) == [("add_task", {"title": "Milk"}), ("add_task", {"title": "Eggs"})]
+    milk, eggs = (call["result"]["task_id"] for call in answer["tool_calls"])
+    assert answer["response"] == (
+        "A task repeats every day, week or month, not on several days of the week, so I "
+        "haven't added “Gym”. I can add one weekly task for each day: say “add gym every "
+        "Monday”, then “add gym every Thursday”. "
+        f"Done! I added “Milk” to your list as task {milk}. "
+        f"Done! I added “Eggs” to your list as task {eggs}."
+    )
+
+
 async def test_a_task_due_by_end_of_day_is_due_at_five_that_day(
     agent: httpx.AsyncClient, alice: User
 ) -> None:

@@ -78,6 +78,7 @@ RUNS = [
     "bump a to high ",
     "raise a up to ",
     "gym every monday and call ",
+    "gym every monday and thursday, ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
