@@ -461,7 +461,15 @@ _FIELD = (
 _EDIT = _any("edit")
 # The tags an edit names: "#home", "home, work and errands". At most the ten a task holds, so
 # a lazy part before the list (the task) meets a bounded list wherever it ends: linear.
-_TAG_LIST = r"#?[\w-]+(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+)#?[\w-]+){0,9}"
+_TAG_SEPARATOR = r"\s*,\s*(?:and\s+)?|\s+and\s+"
+_TAG_LIST = rf"#?[\w-]+(?:(?:{_TAG_SEPARATOR})#?[\w-]+){{0,9}}"
+# A task named by its number(s) or as "it" ends there, so a space parts its tags too ("tag
+# task 3 home work"); after title words only a comma or "and" does, the last word being
+# perhaps the title's ("tag the milk task groceries", "tag that report as work").
+_NUMBERED_REF = (
+    rf"(?:{_TASK_WORD}\s*)?#?\d+(?:(?:\s*,\s*|\s+and\s+)(?:{_TASK_WORD}\s*)?#?\d+){{0,9}}|it"
+)
+_TAG_WORDS = rf"#?[\w-]+(?:(?:{_TAG_SEPARATOR}|\s+)#?[\w-]+){{0,9}}"
 _PAST_VERBS = (
     r"(?:bought|paid|sent|called|emailed|mailed|phoned|rang|texted|messaged|booked|cleaned|"
     r"washed|fixed|finished|completed|did|done|made|took|got|picked up|dropped off|wrote|"
@@ -820,10 +828,21 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
+        rf"^(?:tag|label)\s+(?P<ref>{_NUMBERED_REF})\s+(?:as\s+|with\s+)?(?P<added>{_TAG_WORDS})$",
+    ),
+    _rule(
+        Intent.UPDATE,
+        1.0,
         rf"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<added>{_TAG_LIST})$",
     ),
     # "untag task 3 #home", "remove the tag home from task 3", "take the #home tag off the
     # report": that tag leaves the task, its others stay.
+    _rule(
+        Intent.UPDATE,
+        1.0,
+        rf"^(?:untag|unlabel)\s+(?P<ref>{_NUMBERED_REF})\s+(?:as\s+|with\s+|from\s+)?"
+        rf"(?P<removed>{_TAG_WORDS})$",
+    ),
     _rule(
         Intent.UPDATE,
         1.0,

@@ -686,3 +686,35 @@ def test_a_list_with_a_task_on_several_weekdays_keeps_those_days_in_that_item() 
     ]
     # The days alone are still one task.
     check("add yoga every mon, wed and fri", Intent.ADD, title="Yoga", items=())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tag task 3 home work", {"ref": TaskRef(ids=(3,)), "added_tags": ("home", "work")}),
+        ("tag task 3 #home #work", {"ref": TaskRef(ids=(3,)), "added_tags": ("home", "work")}),
+        ("label #3 as home work", {"ref": TaskRef(ids=(3,)), "added_tags": ("home", "work")}),
+        (
+            "tag tasks 3 and 4 home work",
+            {"ref": TaskRef(ids=(3, 4)), "added_tags": ("home", "work")},
+        ),
+        ("tag it home work", {"ref": TaskRef(pronoun=True), "added_tags": ("home", "work")}),
+        ("untag task 3 home work", {"ref": TaskRef(ids=(3,)), "removed_tags": ("home", "work")}),
+        # As before: one tag, a list with "and", and title words before a tag.
+        ("tag task 3 home", {"ref": TaskRef(ids=(3,)), "added_tags": ("home",)}),
+        ("tag task 3 as home and work", {"ref": TaskRef(ids=(3,)), "added_tags": ("home", "work")}),
+        (
+            "tag the milk task groceries",
+            {"ref": TaskRef(title="milk"), "added_tags": ("groceries",)},
+        ),
+        # "that" or "this" may start title words: only a comma or "and" parts tags after them.
+        (
+            "tag that dentist appointment as health",
+            {"added_tags": ("health",)},
+        ),
+    ],
+)
+def test_tag_task_with_two_words_adds_both_tags(text: str, expected: dict[str, Any]) -> None:
+    """ "tag task 3 home work" tagged a task "3 home" #work: a task named by its number (or
+    as "it") ends there, so each word after it is a tag."""
+    check(text, Intent.UPDATE, **expected)

@@ -1186,6 +1186,23 @@ async def test_tagging_a_task_keeps_its_other_tags(agent: httpx.AsyncClient, ali
     ]
 
 
+async def test_tag_task_with_two_words_adds_both_tags(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "tag task 3 home work" looked for a task "3 home" to tag #work: after a task named by
+    its number, each word is a tag, added to the task's own."""
+    added = await turn(agent, alice, "add fix the tap #errands")
+    tap = added["tool_calls"][0]["result"]["task_id"]
+    tagged = await turn(agent, alice, f"tag task {tap} home work")
+    assert calls(tagged) == [
+        ("get_task", {"task_id": tap}),
+        ("update_task", {"task_id": tap, "tags": ["errands", "home", "work"]}),
+    ]
+    assert tagged["response"] == (
+        f"Updated task {tap}: I tagged it #home #work (its tags: #errands #home #work)."
+    )
+
+
 async def test_untagging_a_task_removes_only_that_tag(
     agent: httpx.AsyncClient, alice: User
 ) -> None:

@@ -72,6 +72,7 @@ RUNS = [
     "end of day ",
     "by eod ",
     "tag #a, ",
+    "tag task 1 a ",
     "untag a and ",
     "remove the tag a from ",
     "remove the a tag off ",
