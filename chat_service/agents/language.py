@@ -448,6 +448,10 @@ def _any(*groups: str) -> str:
 
 
 _TASK_WORD = _any("task")
+# The task word as the filler of "add task buy milk", dropped from a title: not before "list",
+# where it is part of a noun ("add todo list review" is Todo list review), unless "list" is
+# the verb of what follows ("add task list the bike on ebay" is List the bike on ebay).
+_FILLER_TASK_WORD = rf"{_TASK_WORD}(?!\s+lists?\b(?!\s+(?:the|a|an|my|our|your|all|some)\b))"
 _DONE = _any("done")
 _NOT_DONE = _any("not_done")
 _PRIORITY_VALUE = (
@@ -900,11 +904,13 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         Intent.ADD,
         0.9,
         rf"^(?:{_any('add')})(?:\s+|\s*:\s*)"
-        # Whole words only: "add tomorrow gym" is no task "morrow gym", "add notes" no "s".
-        rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:(?:{_TASK_WORD}|note)\b)?\s*"
-        r"(?:(?:(?:called|named|titled|to|for|about|that says|saying)\b|:|-)\s*)?(?P<rest>.+)$",
+        # Whole words only: "add tomorrow gym" is no task "morrow gym", "add notes" no "s",
+        # "add to-do list review" no "-do list review".
+        rf"(?:(?:a|an|another|one more|the)\s+)?(?:new\s+)?(?:(?:{_FILLER_TASK_WORD}|note)\b)?\s*"
+        r"(?:(?:(?:called|named|titled|to|for|about|that says|saying)(?![\w-])|:|-)\s*)?"
+        r"(?P<rest>.+)$",
     ),
-    _rule(Intent.ADD, 0.95, rf"^(?:new|another)\s+{_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
+    _rule(Intent.ADD, 0.95, rf"^(?:new|another)\s+{_FILLER_TASK_WORD}\s*:?\s*(?P<rest>.+)$"),
     _rule(
         Intent.LIST,
         0.9,
@@ -2173,7 +2179,8 @@ _LIST_TAIL = re.compile(
     re.IGNORECASE,
 )
 _TITLE_LEAD = re.compile(
-    rf"^(?:(?:a|an|the|new)\s+)*(?:{_TASK_WORD}(?:\s*:\s*|\s+))?(?:(?:to|for|about|called|named|"
+    rf"^(?:(?:a|an|the|new)\s+)*(?:{_FILLER_TASK_WORD}(?:\s*:\s*|\s+))?(?:(?:to|for|about|"
+    r"called|named|"
     r"titled|that|saying|:|-)\s+)?",
     re.IGNORECASE,
 )

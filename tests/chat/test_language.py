@@ -718,3 +718,24 @@ def test_tag_task_with_two_words_adds_both_tags(text: str, expected: dict[str, A
     """ "tag task 3 home work" tagged a task "3 home" #work: a task named by its number (or
     as "it") ends there, so each word after it is a tag."""
     check(text, Intent.UPDATE, **expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("add todo list review", "Todo list review"),
+        ("add task list cleanup", "Task list cleanup"),
+        ("add a to-do list for the trip", "To-do list for the trip"),
+        ("new todo list review", "Todo list review"),
+        # Elsewhere the task word is only the kind of thing added, as before.
+        ("add task buy milk", "Buy milk"),
+        ("add todo buy milk", "Buy milk"),
+        ("add task: list review", "List review"),
+        # "list" with what it lists is a verb.
+        ("add task list the bike on ebay", "List the bike on ebay"),
+    ],
+)
+def test_a_task_word_before_list_is_part_of_the_title(text: str, title: str) -> None:
+    """ "add todo list review" added "List review": "todo" was dropped as the filler word of
+    "add todo buy milk", but before "list" it is part of the noun "todo list"."""
+    check(text, Intent.ADD, title=title)

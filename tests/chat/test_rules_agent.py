@@ -1095,6 +1095,17 @@ async def test_a_search_for_more_names_than_the_cap_calls_no_tool(
         assert (answer["tool_calls"], answer["response"]) == ([], too_many_tool_calls(2))
 
 
+async def test_a_todo_list_task_keeps_todo_in_its_title(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add todo list review" added "List review": the task word was dropped as in "add todo
+    buy milk", which still adds "Buy milk"."""
+    review = await turn(agent, alice, "add todo list review")
+    assert calls(review) == [("add_task", {"title": "Todo list review"})]
+    milk = await turn(agent, alice, "add todo buy milk")
+    assert calls(milk) == [("add_task", {"title": "Buy milk"})]
+
+
 async def test_a_task_asked_to_repeat_on_several_weekdays_is_not_added_and_the_user_is_asked(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
