@@ -6,7 +6,9 @@ the span of text it used, so the caller can cut the phrase out of a task title. 
 
 - a weekday ("monday", "next monday", "on monday") is its next occurrence after today;
 - a month and day that already passed this year is next year's;
-- a date without a time means ``DEFAULT_TIME`` (9:00) local time; "tonight" is 20:00;
+- a date without a time means ``DEFAULT_TIME`` (9:00) local time, but today once that has
+  passed ``END_OF_DAY``, then ``LAST_MINUTE`` (``on_day``: nothing said to be due today is due
+  in the past); "tonight" is 20:00;
 - "end of day" ("by end of day friday", "today eod") is ``END_OF_DAY`` (17:00), a time like
   any other;
 - an hour from 1 to 7 without am/pm ("at 5", "3:30") is the afternoon, unless written with a
@@ -29,6 +31,8 @@ DEFAULT_TIME = time(9, 0)
 TONIGHT = time(20, 0)
 # The end of a working day, as task apps read "by end of day" and "eod".
 END_OF_DAY = time(17, 0)
+# "midnight", and today's last time for a task due today without a time once 17:00 has passed.
+LAST_MINUTE = time(23, 59)
 
 WEEKDAYS = {
     "monday": 0,
@@ -232,7 +236,7 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
             day = date.fromisoformat(groups["iso"])
         except ValueError:
             return None
-        return _at(day, at or DEFAULT_TIME, tz)
+        return on_day(day, at, now=now, tz=tz)
 
     if kind in {"month_day", "day_month"}:
         month = MONTHS[groups["month"].lower().rstrip(".")]
@@ -246,7 +250,7 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
                 day = day.replace(year=year + 1)
             except ValueError:  # 29 February
                 return None
-        return _at(day, at or DEFAULT_TIME, tz)
+        return on_day(day, at, now=now, tz=tz)
 
     if kind == "named_day":
         named = groups["named"].lower()
@@ -256,8 +260,8 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
             day = today + timedelta(days=2)
         else:
             day = today + timedelta(days=1)
-        default = TONIGHT if named == "tonight" else _part_of_day(match.group(0)) or DEFAULT_TIME
-        return _at(day, at or default, tz)
+        part = TONIGHT if named == "tonight" else _part_of_day(match.group(0))
+        return on_day(day, at or part, now=now, tz=tz)
 
     if kind == "weekday":
         word = groups["weekday"].lower()
@@ -314,7 +318,7 @@ def _time_of(match: re.Match[str]) -> time | None:
     if spoken.endswith("noon"):
         return time(12, 0)
     if spoken.endswith("midnight"):
-        return time(23, 59)
+        return LAST_MINUTE
     if spoken.endswith(("day", "eod")):  # "end of (the) day", "eod"
         return END_OF_DAY
     clock = _CLOCK.match(spoken)
@@ -352,6 +356,17 @@ def _number(word: str) -> int:
 
 def _at(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz)
+
+
+def on_day(day: date, at: time | None, *, now: datetime, tz: ZoneInfo) -> datetime:
+    """``day`` at ``at``; without a time at ``DEFAULT_TIME``, but today at the first of it,
+    ``END_OF_DAY`` and ``LAST_MINUTE`` not yet past ("add today call mom" said at 16:00 is due
+    at 17:00, not at 09:00 in the past). ``now`` is in ``tz``."""
+    if at is not None:
+        return _at(day, at, tz)
+    times = (DEFAULT_TIME, END_OF_DAY, LAST_MINUTE) if day == now.date() else (DEFAULT_TIME,)
+    moments = [_at(day, each, tz) for each in times]
+    return next((moment for moment in moments if moment >= now), moments[-1])
 
 
 def describe(moment: datetime, *, now: datetime, tz: ZoneInfo) -> str:

@@ -19,11 +19,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chat_service.agents.dates import NUMBER_WORDS, WEEKDAYS, find_due, fold_case, parse_due
+from chat_service.agents.dates import (
+    NUMBER_WORDS,
+    WEEKDAYS,
+    find_due,
+    fold_case,
+    on_day,
+    parse_due,
+)
 
 
 class Intent(StrEnum):
@@ -2605,7 +2612,8 @@ _DAY_OF_MONTH = re.compile(
 
 
 def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
-    """ "the 20th": that day of this month at 09:00, or of next month once it has passed."""
+    """ "the 20th": that day of this month (``on_day``: 09:00, later today), or of next month
+    once it has passed."""
     local = now.astimezone(tz)
     for months in (0, 1):
         year, month = (
@@ -2613,11 +2621,11 @@ def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
             (local.month + months - 1) % 12 + 1,
         )
         try:
-            moment = local.replace(year=year, month=month, day=day, hour=9, minute=0, second=0)
+            that_day = date(year, month, day)
         except ValueError:
             continue
-        if moment.date() >= local.date():
-            return moment.replace(microsecond=0)
+        if that_day >= local.date():
+            return on_day(that_day, None, now=local, tz=tz)
     return None
 
 

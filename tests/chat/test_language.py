@@ -739,3 +739,30 @@ def test_a_task_word_before_list_is_part_of_the_title(text: str, title: str) -> 
     """ "add todo list review" added "List review": "todo" was dropped as the filler word of
     "add todo buy milk", but before "list" it is part of the noun "todo list"."""
     check(text, Intent.ADD, title=title)
+
+
+@pytest.mark.parametrize(
+    ("text", "paris_time", "due"),
+    [
+        # "today" without a time is 09:00, then the end of the day, then its last minute.
+        ("add today call mom", "16:00", at(27, 17)),
+        ("add call mom today", "16:00", at(27, 17)),
+        ("add call mom today", "08:00", at(27, 9)),
+        ("add call mom today", "17:30", at(27, 23, 59)),
+        ("add call mom on nov 27", "16:00", at(27, 17)),
+        ("add call mom on 2026-11-27", "16:00", at(27, 17)),
+        ("add pay rent by the 27th", "16:00", at(27, 17)),
+        # Another day keeps 09:00, and a time said is the time meant.
+        ("add tomorrow call mom", "16:00", at(28, 9)),
+        ("add call mom today at 9am", "16:00", at(27, 9)),
+        ("add call mom tonight", "16:00", at(27, 20)),
+    ],
+)
+def test_a_task_due_today_without_a_time_is_not_due_in_the_past(
+    text: str, paris_time: str, due: datetime
+) -> None:
+    """ "add today call mom" said at 16:00 was due today at 09:00, already past."""
+    hour, minute = map(int, paris_time.split(":"))
+    now = datetime(2026, 11, 27, hour, minute, tzinfo=PARIS)
+    command = understand(text, now=now, tz=PARIS)
+    assert (command.intent, command.due_at) == (Intent.ADD, due), (text, command)

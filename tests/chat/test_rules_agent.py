@@ -1161,6 +1161,30 @@ async def test_a_task_due_by_end_of_day_is_due_at_five_that_day(
     assert today["response"] == f"Updated task {invoice}: I set it due today at 17:00."
 
 
+async def test_a_task_added_for_today_without_a_time_is_not_due_in_the_past(
+    agent: httpx.AsyncClient, alice: User, clock: FrozenClock
+) -> None:
+    """ "add today call mom" said at 16:00 was due today at 09:00, already past: a day without
+    a time is 09:00, but today it is the end of the day (17:00) once 09:00 has passed, and its
+    last minute once 17:00 has. Tomorrow stays 09:00."""
+    clock.advance(hours=1, minutes=30)  # 16:00 UTC, the turn's zone
+    today = await turn(agent, alice, "add today call mom")
+    assert calls(today) == [
+        ("add_task", {"title": "Call mom", "due_at": "2026-11-27T17:00:00+00:00"})
+    ]
+    assert today["response"].endswith(" — due today at 17:00.")
+    tomorrow = await turn(agent, alice, "add tomorrow call grandma")
+    assert calls(tomorrow) == [
+        ("add_task", {"title": "Call grandma", "due_at": "2026-11-28T09:00:00+00:00"})
+    ]
+    clock.advance(hours=1, minutes=30)  # 17:30
+    late = await turn(agent, alice, "add water the plants today")
+    assert calls(late) == [
+        ("add_task", {"title": "Water the plants", "due_at": "2026-11-27T23:59:00+00:00"})
+    ]
+    assert late["response"].endswith(" — due today at 23:59.")
+
+
 async def test_tagging_a_task_keeps_its_other_tags(agent: httpx.AsyncClient, alice: User) -> None:
     """ "tag task 12 #home" set the task's tags to ["home"], and its other tags were gone.
     A tag is added to the task's own, read first: by its id for a task named by its number
