@@ -370,17 +370,20 @@ def on_day(day: date, at: time | None, *, now: datetime, tz: ZoneInfo) -> dateti
 
 
 def describe(moment: datetime, *, now: datetime, tz: ZoneInfo) -> str:
-    """A short human form of a due moment: 'today at 17:00', 'Wed 3 Dec at 09:00'. A moment
-    whose local time would leave the calendar (the end of 9999 in UTC, in a zone ahead of it)
-    is said as it is written (the todo service's: in UTC)."""
+    """A short human form of a due moment: 'today at 17:00', 'Wed 3 Dec at 09:00', and the
+    day alone for its last minute ('Wed 3 Dec'), as the web client says a date given without
+    a time. A moment whose local time would leave the calendar (the end of 9999 in UTC, in a
+    zone ahead of it) is said as it is written (the todo service's: in UTC)."""
     local = local_or_as_given(moment, tz)
     today = now.astimezone(tz).date()
-    clock = local.strftime("%H:%M")
     if local.date() == today:
-        return f"today at {clock}"
-    if local.date() == today + timedelta(days=1):
-        return f"tomorrow at {clock}"
-    label = f"{local:%a} {local.day} {local:%b}"
-    if local.year != today.year:
-        label += f" {local.year}"
-    return f"{label} at {clock}"
+        day = "today"
+    elif local.date() == today + timedelta(days=1):
+        day = "tomorrow"
+    else:
+        day = f"{local:%a} {local.day} {local:%b}"
+        if local.year != today.year:
+            day += f" {local.year}"
+    if (local.hour, local.minute) == (LAST_MINUTE.hour, LAST_MINUTE.minute):
+        return day
+    return f"{day} at {local:%H:%M}"

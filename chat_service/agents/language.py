@@ -2744,6 +2744,8 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
         completed_after, completed_before = _done_window(folded, now=now, tz=tz)
     else:
         due_before, due_after = _due_window(sentence, now=now, tz=tz)
+        if not found_statuses and (due_before or due_after):
+            status = "pending"  # "what's due this week" asks what is left to do in it
     return Command(
         Intent.LIST,
         filters=ListFilters(

@@ -1714,7 +1714,9 @@ def _task_line(task: dict[str, Any], *, now: datetime, tz: ZoneInfo) -> str:
     due = task.get("due_at")
     if isinstance(due, str):
         with contextlib.suppress(ValueError):
-            extras.append("due " + describe(datetime.fromisoformat(due), now=now, tz=tz))
+            moment = datetime.fromisoformat(due)
+            late = "overdue: " if moment < now and not task.get("completed") else ""
+            extras.append(f"{late}due {describe(moment, now=now, tz=tz)}")
     tags = task.get("tags")
     if isinstance(tags, list) and tags:
         extras.append(_hashes(tags))

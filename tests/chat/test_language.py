@@ -116,14 +116,21 @@ LISTING = [
     ("I want to see my tasks", ListFilters()),
     (
         "what's due tomorrow?",
-        ListFilters(due_after=at(28, 0), due_before=at(29, 0)),
+        ListFilters(status="pending", due_after=at(28, 0), due_before=at(29, 0)),
     ),
     (
         "what do I have to do today?",
         ListFilters(status="pending", due_after=at(27, 0), due_before=at(28, 0)),
     ),
     ("any overdue tasks?", ListFilters(status="pending", due_before=at(27, 15, 30))),
-    ("tasks due this week", ListFilters(due_after=at(27, 0), due_before=at(30, 0))),
+    (
+        "tasks due this week",
+        ListFilters(status="pending", due_after=at(27, 0), due_before=at(30, 0)),
+    ),
+    (
+        "all tasks due this week",
+        ListFilters(status="all", due_after=at(27, 0), due_before=at(30, 0)),
+    ),
 ]
 
 CHANGING = [

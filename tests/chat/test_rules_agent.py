@@ -528,6 +528,30 @@ async def test_what_is_due_this_week_is_listed_soonest_first(
     ]
 
 
+async def test_a_listed_task_past_its_due_time_is_said_to_be_overdue(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """Friday 27 November, 14:30: the task due at 09:00 is overdue, the one due tonight
+    not, nor a finished one; a task due at a day's last minute is said as the day alone."""
+    added = {}
+    for title, when in (
+        ("File taxes", "today at 8am"),
+        ("Pay rent", "today at 9am"),
+        ("Call mom", "tonight"),
+        ("Water plants", "at midnight"),
+    ):
+        answer = await turn(agent, alice, f"add {title} {when}")
+        added[title] = answer["tool_calls"][0]["result"]["task_id"]
+    await turn(agent, alice, f"complete task {added['File taxes']}")
+    answer = await turn(agent, alice, "show all my tasks")
+    assert answer["response"].splitlines()[1:] == [
+        f"• {added['Water plants']}: Water plants (due today)",
+        f"• {added['Call mom']}: Call mom (due today at 20:00)",
+        f"• {added['Pay rent']}: Pay rent (overdue: due today at 09:00)",
+        f"✓ {added['File taxes']}: File taxes (due today at 08:00)",
+    ]
+
+
 # --- what people say, read as they mean it -------------------------------------------------
 
 
@@ -1182,7 +1206,8 @@ async def test_a_task_added_for_today_without_a_time_is_not_due_in_the_past(
     assert calls(late) == [
         ("add_task", {"title": "Water the plants", "due_at": "2026-11-27T23:59:00+00:00"})
     ]
-    assert late["response"].endswith(" — due today at 23:59.")
+    # The last minute of a day is said as the day alone, as the web client shows it.
+    assert late["response"].endswith(" — due today.")
 
 
 async def test_tagging_a_task_keeps_its_other_tags(agent: httpx.AsyncClient, alice: User) -> None:
