@@ -135,6 +135,33 @@ async def test_a_tasks_title_keeps_the_rows_width_on_a_phone(new_context: NewCon
     assert actions["x"] + actions["width"] <= whole["x"] + whole["width"], (actions, whole)
 
 
+async def test_a_tasks_number_stays_whole_in_its_rows_muted_line_on_a_phone(
+    new_context: NewContext,
+) -> None:
+    """The number the assistant names a task by ("Task 7") ends the row's meta line, in its
+    muted colour (not a tag's link colour), on one line, and the page does not widen."""
+    page = await (await new_context(viewport={"width": 375, "height": 812})).new_page()
+    await sign_up(page)
+    title = "Water the plants"
+    await add_task(page, title, due_date="2040-01-01", due_time="09:30", tags="home, garden")
+    await page.goto("/tasks")
+    number = row(page, title).get_by_test_id("task-number")
+    await expect(number).to_have_text(re.compile(r"^Task \d+$"))
+    meta = row(page, title).locator(".task-meta")
+    colours = await meta.evaluate(
+        """(line) => [getComputedStyle(line).color,
+            getComputedStyle(line.querySelector("[data-testid=task-number]")).color]"""
+    )
+    assert colours[0] == colours[1], colours
+    shown = await number.bounding_box()
+    whole = await row(page, title).bounding_box()
+    assert shown is not None
+    assert whole is not None
+    assert shown["height"] < 30, shown
+    assert shown["x"] + shown["width"] <= whole["x"] + whole["width"], (shown, whole)
+    assert await sideways(page) == 0
+
+
 async def test_the_undo_note_uses_the_width_of_a_phone(new_context: NewContext) -> None:
     """The toast is centred with ``left: 50%``: without its own width it would shrink to the
     half of the screen right of its left edge and wrap "Deleted ..." over several lines."""

@@ -452,6 +452,18 @@ async def test_complete_as_a_fetch_answers_the_new_row(
     assert "Row &lt;b&gt;" in body["html"]
 
 
+async def test_each_task_shows_its_number_in_its_row_and_on_its_edit_page(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The assistant names tasks by their numbers ("complete task 5"): the list and the edit
+    page show them."""
+    task = await api_create(clean, await token_of(clean), title="Water plants", tags=["home"])
+    listing = await ann.get("/tasks")
+    assert f'data-testid="task-number">Task {task["id"]}</span>' in listing.text
+    edit = await ann.get(f"/tasks/{task['id']}/edit")
+    assert f'data-testid="task-number">Task {task["id"]}</p>' in edit.text
+
+
 async def test_another_users_task_is_not_found(clean: Platform, ann: httpx.AsyncClient) -> None:
     await register(clean, "bob@example.com", name="Bob")
     bobs = await api_create(clean, await token_of_email(clean, "bob@example.com"), title="Bob's")
