@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -32,7 +31,7 @@ from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge
-from web_service.views import due_text, parse_utc, render, render_text
+from web_service.views import due_text, instant, render, render_text
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +138,7 @@ async def _missing(ctx: Ctx) -> Response:
 def _moment(value: Any, *, optional: bool) -> bool:
     if value is None:
         return optional
-    if not isinstance(value, str) or len(value) > 64:
-        return False
-    try:
-        moment = parse_utc(value)
-    except ValueError:
-        return False
-    return isinstance(moment, datetime) and moment.tzinfo is not None
+    return isinstance(value, str) and instant(value) is not None
 
 
 def valid_notification(value: Any) -> bool:

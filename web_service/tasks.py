@@ -26,6 +26,7 @@ from web_service.security import page_before, safe_next
 from web_service.views import (
     END_OF_DAY,
     at_end_of_day,
+    completed_note,
     friendly,
     in_zone,
     parse_utc,
@@ -69,7 +70,7 @@ NO_DUE_PARAM = ("has_due", "false")
 # The filters at their default, which the page's address leaves out (as ``Filters.query``).
 DEFAULT_FILTERS = {"status": "all", "sort": "created"}
 # The note of a page's last action (``?notice=created``): said once, not again on the way back.
-NOTE_PARAMS = frozenset({"notice", "problem", "wait"})
+NOTE_PARAMS = frozenset({"notice", "at", "problem", "wait"})
 
 
 def _one(
@@ -180,11 +181,14 @@ def _way_back(ctx: Ctx, form: Any) -> str:
     return back_to(sent[:2000] if isinstance(sent, str) else page_before(ctx.request, ctx.settings))
 
 
-def _list_with_note(back: str, note: str) -> str:
+def _list_with_note(back: str, note: str, at: str | None = None) -> str:
     """The list as ``back`` (from ``back_to``) had it, its filters kept, with the note of the
-    action just done; the plain list with the note when ``back`` is another page."""
+    action just done (and the instant it says, ``at``); the plain list with the note when
+    ``back`` is another page."""
     path, _, query = back.partition("?")
     kept = query if path == "/tasks" and query else ""
+    if at is not None:
+        note = f"{note}&{urlencode({'at': at})}"
     return f"/tasks?{kept}&notice={note}" if kept else f"/tasks?notice={note}"
 
 
@@ -513,7 +517,7 @@ async def _read_task(ctx: Ctx, raw_id: str) -> dict[str, Any] | None:
 
 @router.post("/tasks/{raw_id}/complete")
 async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
-    ctx.require_session()
+    session = ctx.require_session()
     task_id = resource_id(raw_id)
     form = await ctx.form()
     completed = _field(form, "completed", 5) == "true"
@@ -525,13 +529,32 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
         )
     except ApiError as error:
         return refused(ctx, error, "/tasks")
+    task = _task_view(answer.json(), ctx.web.clock())
+    # Completing a repeating task made its next occurrence (reopening keeps the id).
+    next_id = task.get("next_occurrence_id") if task["completed"] else None
+    next_due = await _due_of(ctx, next_id) if next_id else None
     if ctx.wants_json:
-        task = _task_view(answer.json(), ctx.web.clock())
         return JSONResponse(
-            {"completed": task["completed"], "html": render_text(ctx, "_task_one.html", task=task)}
+            {
+                "completed": task["completed"],
+                "html": render_text(ctx, "_task_one.html", task=task),
+                "next_occurrence_id": next_id,
+                "notice": completed_note(next_due, session.timezone) if next_id else None,
+            }
         )
     note = "completed" if completed else "reopened"
-    return redirect(_list_with_note(_way_back(ctx, form), note))
+    return redirect(_list_with_note(_way_back(ctx, form), note, next_due))
+
+
+async def _due_of(ctx: Ctx, task_id: int) -> str | None:
+    """When the task is due; None when it cannot be read just now (the completion that made
+    it is done all the same, and its note says less)."""
+    try:
+        answer = await ctx.api("GET", f"/api/tasks/{task_id}")
+    except ApiError:
+        return None
+    due = answer.json().get("due_at") if answer.status == 200 else None
+    return due if isinstance(due, str) else None
 
 
 @router.get("/tasks/{raw_id}/delete")

@@ -32,6 +32,18 @@ def parse_utc(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def instant(value: str | None) -> datetime | None:
+    """The instant ``value`` writes (ISO 8601 with an offset, as the API's), or None for
+    anything else."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        moment = parse_utc(value)
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
+
+
 def in_zone(value: str | datetime | None, tz: str) -> datetime | None:
     """The instant in the zone; as written (the API's: in UTC) when the zone's local time
     would leave the calendar (the API takes instants up to the end of 9999 in UTC: a local
@@ -143,13 +155,14 @@ ENV = _environment()
 
 def render_text(ctx: Ctx, template: str, **values: Any) -> str:
     session = ctx.session
+    tz = session.timezone if session else "UTC"
     base = {
         "unread": None,
         "csrf_token": ctx.csrf_token,
         "session": session,
-        "user_tz": session.timezone if session else "UTC",
+        "user_tz": tz,
         "path": ctx.request.url.path,
-        "notice": NOTICES.get(ctx.request.query_params.get("notice", "")),
+        "notice": _notice(ctx, tz),
         "problem": _problem_from_query(ctx),
     }
     base.update(values)
@@ -186,6 +199,23 @@ NOTICES = {
     "notification_snoozed": "Snoozed: the reminder comes again in 10 minutes.",
     "account_deleted": "Your account and everything in it have been deleted.",
 }
+
+
+def completed_note(next_due: str | datetime | None, tz: str) -> str:
+    """The note of a completion; of a repeating task's, when its next occurrence is due."""
+    if next_due is None:
+        return NOTICES["completed"]
+    return f"Task marked done. The next one is due {due_text(next_due, tz)}."
+
+
+def _notice(ctx: Ctx, tz: str) -> str | None:
+    """The note of ``?notice=``; a completion's says the instant of ``?at=``
+    (read as an instant and written here: still no text from the URL is shown)."""
+    code = ctx.request.query_params.get("notice", "")
+    at = instant(ctx.request.query_params.get("at"))
+    if at is not None and code == "completed":
+        return completed_note(at, tz)
+    return NOTICES.get(code)
 
 
 # Refusals whose status alone would say the wrong thing (a 409 is mostly a save in progress).

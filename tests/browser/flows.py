@@ -54,6 +54,7 @@ async def add_task(
     due_time: str = "",
     priority: str = "medium",
     tags: str = "",
+    recurrence: str = "none",
 ) -> None:
     """Fill and send the create form on the tasks page; waits for the new row."""
     toggle = page.get_by_test_id("create-toggle")
@@ -65,6 +66,7 @@ async def add_task(
     await form.get_by_test_id("task-tags-input").fill(tags)
     await form.get_by_test_id("task-due-date-input").fill(due_date)
     await form.get_by_test_id("task-due-time-input").fill(due_time)
+    await form.get_by_test_id("task-recurrence-input").select_option(recurrence)
     await page.get_by_test_id("create-submit").click()
     await expect(page.get_by_test_id("notice")).to_be_visible()
     await expect(row(page, title)).to_be_visible()

@@ -181,6 +181,40 @@ async def test_sign_up_add_filter_edit_complete_chat_and_sign_out(
     await expect(other.get_by_test_id("task-total")).to_have_text("3")
 
 
+async def test_completing_a_repeating_task_shows_the_next_one_and_when_it_is_due(
+    new_context: NewContext,
+) -> None:
+    """The next occurrence appears in the list without a reload, the toast says when it is
+    due (in the person's zone), and the focus stays on the task just completed."""
+    page = await (await new_context(timezone_id=ZONE)).new_page()
+    await sign_up(page)
+    due, following = local_day(3), local_day(10)
+    await add_task(
+        page, "Water the plants", due_date=due.isoformat(), due_time="09:30", recurrence="weekly"
+    )
+    await page.goto("/tasks")
+    loaded = await page.evaluate("() => performance.timeOrigin")
+    toggle = row(page, "Water the plants").get_by_test_id("task-toggle")
+    await toggle.click()
+    await expect(page.get_by_test_id("toast")).to_have_text(
+        f"Task marked done. The next one is due {following:%a %d %b %Y}, 09:30."
+    )
+    rows = row(page, "Water the plants")
+    await expect(rows).to_have_count(2)
+    await expect(page.get_by_test_id("task-total")).to_have_text("2")
+    await expect(rows.nth(0).get_by_test_id("task-due")).to_contain_text(
+        f"{following:%a %d %b %Y}, 09:30"
+    )
+    await expect(rows.nth(0).get_by_test_id("task-toggle")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    await expect(rows.nth(1).get_by_test_id("task-toggle")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(rows.nth(1).get_by_test_id("task-toggle")).to_be_focused()
+    assert await page.evaluate("() => performance.timeOrigin") == loaded
+
+
 async def test_a_session_ended_under_the_page_signs_in_back_to_it(page: Page) -> None:
     """An action the page's script sends after the session has ended (the cookie gone, as
     after an idle timeout or a sign-out elsewhere): the sign-in form says why, and signing in

@@ -452,6 +452,60 @@ async def test_complete_as_a_fetch_answers_the_new_row(
     assert "Row &lt;b&gt;" in body["html"]
 
 
+async def test_completing_a_repeating_task_says_when_the_next_one_is_due(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The script's answer names the new occurrence (the list refreshes to show it) and the
+    note says when it is due; without JavaScript the list's note says the same. Reopening
+    says nothing of it."""
+    token = await token_of(clean)
+    weekly = {"due_at": "2026-12-11T17:00:00Z", "recurrence": "weekly", "time_zone": "UTC"}
+    first = await api_create(clean, token, title="Water plants", **weekly)
+    csrf = await page_csrf(ann)
+    as_json = {"Accept": "application/json", "X-CSRF-Token": csrf}
+    answer = await ann.post(
+        f"/tasks/{first['id']}/complete", data={"completed": "true"}, headers=as_json
+    )
+    body = answer.json()
+    following = await clean.db.fetch_row("SELECT id FROM todo.tasks WHERE NOT completed")
+    assert following is not None
+    assert body["next_occurrence_id"] == following[0]
+    assert body["notice"] == "Task marked done. The next one is due Fri 18 Dec 2026, 17:00."
+    reopened = await ann.post(
+        f"/tasks/{first['id']}/complete", data={"completed": "false"}, headers=as_json
+    )
+    assert reopened.json()["next_occurrence_id"] is None
+    assert reopened.json()["notice"] is None
+
+    second = await api_create(clean, token, title="Pay rent", **weekly)
+    done = await ann.post(
+        f"/tasks/{second['id']}/complete", data={"csrf_token": csrf, "completed": "true"}
+    )
+    location = done.headers["location"]
+    assert location.startswith("/tasks?notice=completed&at=")
+    page = await ann.get(location)
+    assert "Task marked done. The next one is due Fri 18 Dec 2026, 17:00." in page.text
+    # A task that does not repeat: the plain note.
+    once = await api_create(clean, token, title="Post the letter")
+    plain = await ann.post(
+        f"/tasks/{once['id']}/complete", data={"csrf_token": csrf, "completed": "true"}
+    )
+    assert plain.headers["location"] == "/tasks?notice=completed"
+    plain_json = await ann.post(
+        f"/tasks/{once['id']}/complete", data={"completed": "true"}, headers=as_json
+    )
+    assert plain_json.json()["notice"] is None
+
+
+async def test_a_completion_note_reads_its_instant_and_nothing_else(
+    ann: httpx.AsyncClient,
+) -> None:
+    for at in ("tomorrow", "2026-12-18T17:00:00", "<b>", "9" * 80, ""):
+        params = {"notice": "completed", "at": at}
+        page = await ann.get("/tasks", params=params, follow_redirects=True)
+        assert 'data-testid="notice">Task marked done.<' in page.text, at
+
+
 async def test_each_task_shows_its_number_in_its_row_and_on_its_edit_page(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:

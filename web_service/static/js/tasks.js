@@ -74,11 +74,12 @@ const complete = async (form) => {
   const row = form.closest("li.task");
   const wasDone = row.classList.contains("done");
   setDone(row, !wasDone);
+  let body;
   try {
     const response = await post(form.action, form);
     if (signedOut(response)) return;
     if (!response.ok) throw new Error(await messageOf(response));
-    const body = await response.json();
+    body = await response.json();
     const holder = document.createElement("template");
     holder.innerHTML = body.html.trim();
     const fresh = holder.content.firstElementChild;
@@ -88,7 +89,18 @@ const complete = async (form) => {
   } catch (error) {
     setDone(row, wasDone);
     toast(error.message || "That did not work. Nothing was changed.");
+    return;
   }
+  // A repeating task's completion made its next occurrence: the note says when it is due,
+  // and the list shows it at once. The focus stays on this task (the new one's when a
+  // filter leaves this one out).
+  if (body.notice) toast(body.notice);
+  if (!body.next_occurrence_id) return;
+  await refreshList();
+  const shown =
+    document.getElementById(`task-${row.dataset.taskId}`) ??
+    document.getElementById(`task-${body.next_occurrence_id}`);
+  (shown?.querySelector("button.check") ?? document.getElementById("list-heading"))?.focus();
 };
 
 const sendDelete = async (id) => {
