@@ -18,7 +18,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -31,7 +33,15 @@ from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge
-from web_service.views import due_text, instant, render, render_text
+from web_service.views import (
+    NOTICES,
+    due_text,
+    instant,
+    render,
+    render_text,
+    snoozed_note,
+    until_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +87,7 @@ async def notifications_page(ctx: CtxDep) -> Response:
 
 @router.post("/notifications/{raw_id}/read")
 async def mark_read(ctx: CtxDep, raw_id: str) -> Response:
-    return await _act(ctx, raw_id, "read", None, "notification_read")
+    return await _act(ctx, raw_id, "read", "notification_read")
 
 
 @router.post("/notifications/{raw_id}/snooze")
@@ -88,27 +98,37 @@ async def snooze(ctx: CtxDep, raw_id: str) -> Response:
     minutes = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 4 else 0
     if minutes not in SNOOZE_RANGE:
         return refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
-    return await _act(ctx, raw_id, "snooze", {"minutes": minutes}, "notification_snoozed")
+    return await _act(ctx, raw_id, "snooze", "notification_snoozed", minutes)
 
 
 async def _act(
-    ctx: Ctx, raw_id: str, action: str, body: dict[str, Any] | None, notice: str
+    ctx: Ctx, raw_id: str, action: str, notice: str, minutes: int | None = None
 ) -> Response:
-    ctx.require_session()
+    session = ctx.require_session()
     notification_id = resource_id(raw_id)
     if notification_id is None:
         return await _missing(ctx)
+    body = {"minutes": minutes} if minutes else None
     answer = await ctx.api("POST", f"/api/notifications/{notification_id}/{action}", json_body=body)
     if answer.status == 404:
         return await _missing(ctx)
     if answer.status != 200:
         return refused(ctx, ApiError.from_response(answer), "/notifications")
     notification = answer.json()
+    # The API's answer is the notification, read; a snooze reminds again ``minutes`` from now.
+    now = ctx.web.clock()
+    until = now + timedelta(minutes=minutes) if minutes else None
     if not ctx.wants_json:
-        return redirect(f"/notifications?notice={notice}")
+        at = f"&{urlencode({'at': until.isoformat()})}" if until else ""
+        return redirect(f"/notifications?notice={notice}{at}")
     unread = await _count(ctx)
     html = (
-        render_text(ctx, "_notification.html", n=notification)
+        render_text(
+            ctx,
+            "_notification.html",
+            n=notification,
+            snoozed=until_text(until, session.timezone, now) if until else None,
+        )
         if valid_notification(notification)
         else ""
     )
@@ -118,6 +138,7 @@ async def _act(
             "read": True,
             "html": html,
             "unread": unread.count if unread else None,
+            "notice": snoozed_note(until, session.timezone, now) if until else NOTICES[notice],
         }
     )
 

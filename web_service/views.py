@@ -69,8 +69,12 @@ def _day_text(local: datetime) -> str:
     return f"{WEEKDAYS[local.weekday()]} {local.day:02d} {MONTHS[local.month - 1]} {local.year}"
 
 
+def _clock_text(local: datetime) -> str:
+    return f"{local.hour:02d}:{local.minute:02d}"
+
+
 def _moment_text(local: datetime) -> str:
-    return f"{_day_text(local)}, {local.hour:02d}:{local.minute:02d}"
+    return f"{_day_text(local)}, {_clock_text(local)}"
 
 
 def when_text(value: str | datetime | None, tz: str) -> str:
@@ -86,6 +90,12 @@ def due_text(value: str | datetime | None, tz: str) -> str:
     if local is None:
         return ""
     return _day_text(local) if at_end_of_day(local) else _moment_text(local)
+
+
+def until_text(value: datetime, tz: str, now: datetime) -> str:
+    """An instant soon to come: "14:01" when it is today in the zone, else as ``when_text``."""
+    local, today = local_or_as_given(value, zone(tz)), local_or_as_given(now, zone(tz))
+    return _clock_text(local) if local.date() == today.date() else _moment_text(local)
 
 
 def plural(word: str, count: int) -> str:
@@ -208,13 +218,19 @@ def completed_note(next_due: str | datetime | None, tz: str) -> str:
     return f"Task marked done. The next one is due {due_text(next_due, tz)}."
 
 
+def snoozed_note(until: datetime, tz: str, now: datetime) -> str:
+    return f"Snoozed until {until_text(until, tz, now)}."
+
+
 def _notice(ctx: Ctx, tz: str) -> str | None:
-    """The note of ``?notice=``; a completion's says the instant of ``?at=``
+    """The note of ``?notice=``; a completion's and a snooze's say the instant of ``?at=``
     (read as an instant and written here: still no text from the URL is shown)."""
     code = ctx.request.query_params.get("notice", "")
     at = instant(ctx.request.query_params.get("at"))
     if at is not None and code == "completed":
         return completed_note(at, tz)
+    if at is not None and code == "notification_snoozed":
+        return snoozed_note(at, tz, ctx.web.clock())
     return NOTICES.get(code)
 
 

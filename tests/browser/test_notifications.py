@@ -6,8 +6,10 @@ deletion from the account page. axe scans each new page."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from axe_playwright_python.async_playwright import Axe
@@ -24,6 +26,7 @@ LEAD = timedelta(seconds=3)
 # How long the page may take to show it: the lead, the scheduler's and the stream's polls,
 # and a loaded shared machine.
 SHOWN_WITHIN_MS = 20_000
+PARIS = ZoneInfo("Europe/Paris")
 
 # Records each desktop notification the page makes (Chromium's own still runs).
 RECORD_NOTIFICATIONS = """
@@ -64,6 +67,13 @@ async def remind_soon(
             headers={"Authorization": f"Bearer {login.json()['access_token']}"},
         )
         assert created.status_code == 201, created.text
+
+
+def comes_back(before: datetime, after: datetime, words: str) -> re.Pattern[str]:
+    """``words`` with the time ten minutes after a snooze sent between ``before`` and
+    ``after`` ("14:01")."""
+    times = {f"{moment + timedelta(minutes=10):%H:%M}" for moment in (before, after)}
+    return re.compile("^" + re.escape(words).replace(r"\{\}", f"({'|'.join(times)})") + "$")
 
 
 async def assert_accessible(page: Page, axe: Axe, name: str) -> None:
@@ -192,13 +202,38 @@ async def test_a_reminder_snoozed_without_javascript(new_context: NewContext, si
         await page.wait_for_timeout(500)
     await expect(items).to_have_count(1)
     await expect(page.get_by_test_id("unread-count")).to_have_text("1")
+    before = datetime.now(PARIS)
     await items.get_by_test_id("notification-snooze").click()
     await expect(page).to_have_url(at("/notifications"))
     await expect(page.get_by_test_id("notice")).to_have_text(
-        "Snoozed: the reminder comes again in 10 minutes."
+        comes_back(before, datetime.now(PARIS), "Snoozed until {}.")
     )
     await expect(page.get_by_test_id("unread-count")).to_be_hidden()
     await expect(items.get_by_test_id("notification-read")).to_have_count(0)
+
+
+async def test_a_snoozed_reminder_says_when_it_comes_back(
+    new_context: NewContext, site: Stack
+) -> None:
+    """The status says when, in the person's zone, and the item shows it, where before only
+    its "Snooze 10 min" was left."""
+    page = await (await new_context(timezone_id="Europe/Paris")).new_page()
+    email = await sign_up(page)
+    await page.goto("/notifications")
+    await remind_soon(site, email, "Call the dentist")
+    item = page.get_by_test_id("notification-list").get_by_test_id("notification")
+    await expect(item).to_be_visible(timeout=SHOWN_WITHIN_MS)
+    before = datetime.now(PARIS)
+    async with page.expect_response(lambda r: r.url.endswith("/snooze")):
+        await item.get_by_test_id("notification-snooze").click()
+    after = datetime.now(PARIS)
+    await expect(page.get_by_test_id("notification-status")).to_have_text(
+        comes_back(before, after, "Snoozed until {}.")
+    )
+    await expect(item.get_by_test_id("notification-snoozed")).to_have_text(
+        comes_back(before, after, "Snoozed until {}")
+    )
+    await expect(item.get_by_test_id("notification-unread")).to_have_count(0)
 
 
 async def test_a_reminders_buttons_are_named_with_its_title_and_no_stray_space(

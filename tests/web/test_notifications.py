@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -197,12 +197,58 @@ async def test_snooze_reads_it_and_reminds_again_later(
         f"/notifications/{notification}/snooze", data={"csrf_token": csrf, "minutes": "10"}
     )
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/notifications?notice=notification_snoozed"
+    assert answer.headers["location"].startswith("/notifications?notice=notification_snoozed")
     assert await read_at(clean, notification) is not None
     # Nothing more now; in ten minutes the scheduler fires it again.
     assert await fire_due(clean.db, now=before + timedelta(minutes=9), batch=100) == 0
     assert await fire_due(clean.db, now=before + timedelta(minutes=11), batch=100) == 1
     assert await count(clean, "SELECT count(*) FROM todo.notifications") == 2
+
+
+async def test_a_snooze_says_when_the_reminder_comes_back(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The API answers the notification read, without the snooze: the instant is ten minutes
+    after its answer, said in the person's zone (UTC here) by the note and by the item."""
+    first = await remind(clean, "Call the dentist")
+    second = await remind(clean, "Water the plants")
+    csrf = await page_csrf(ann, "/notifications")
+
+    def told(text: str, before: datetime, after: datetime) -> bool:
+        return any(
+            f"until {moment:%H:%M}" in text
+            for moment in (before + timedelta(minutes=10), after + timedelta(minutes=10))
+        )
+
+    before = utcnow()
+    answer = await ann.post(
+        f"/notifications/{first}/snooze",
+        data={"minutes": "10"},
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    after = utcnow()
+    body = answer.json()
+    assert re.fullmatch(r"Snoozed until \d\d:\d\d\.", body["notice"])
+    assert told(body["notice"], before, after)
+    assert 'data-testid="notification-snoozed">Snoozed until ' in body["html"]
+    assert told(body["html"], before, after)
+    # Without JavaScript the note after the redirect says it.
+    before = utcnow()
+    form = await ann.post(
+        f"/notifications/{second}/snooze", data={"csrf_token": csrf, "minutes": "10"}
+    )
+    after = utcnow()
+    assert form.headers["location"].startswith("/notifications?notice=notification_snoozed&at=")
+    page = await ann.get(form.headers["location"])
+    note = re.search(r'data-testid="notice">([^<]*)<', page.text)
+    assert note is not None
+    assert told(note.group(1), before, after)
+    # Mark read says what it did, as the page would.
+    read = await ann.post(
+        f"/notifications/{second}/read",
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    assert read.json()["notice"] == "Notification marked read."
 
 
 @pytest.mark.parametrize("minutes", ["0", "1441", "-5", "ten", "1e3", "99999", ""])

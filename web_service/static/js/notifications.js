@@ -132,7 +132,8 @@ const act = async (form) => {
     } else {
       item?.remove();
     }
-    say(form.action.endsWith("/snooze") ? "Snoozed for 10 minutes." : "Marked read.");
+    // The note the page would show without this script ("Snoozed until 14:01.").
+    say(body ? body.notice : await messageOf(response));
   } catch (error) {
     buttons.forEach((button) => (button.disabled = false));
     say(error.message || "That did not work. Nothing was changed.");
