@@ -23,6 +23,7 @@ from shared.errors import (
     Conflict,
     IdempotencyKeyReused,
     IdempotentRequestInProgress,
+    InvalidCursor,
     NotFound,
 )
 from shared.pagination import (
@@ -344,20 +345,23 @@ async def list_messages(
     newest_first: bool = False,
 ) -> Page[Message]:
     """One page of a conversation's messages, oldest first (or ``newest_first``); the cursor
-    is the last id the page before held, and the next page goes on past it in the same
-    order."""
+    is the last id the page before held (with ``"desc"`` for newest first: a cursor of one
+    order is ``InvalidCursor`` in the other), and the next page goes on past it."""
     condition = (Message.conversation_id == conversation_id) & (Message.user_id == user_id)
     statement = select(Message).where(condition)
     message_id = col(Message.id)
+    order_mark = ["desc"] if newest_first else []
     if cursor is not None:
-        (key,) = decode_cursor_list(cursor, length=1)
+        key, *mark = decode_cursor_list(cursor, length=1 + len(order_mark))
+        if mark != order_mark:
+            raise InvalidCursor()
         last_id = cursor_id(key)
         statement = statement.where(message_id < last_id if newest_first else message_id > last_id)
     order = message_id.desc() if newest_first else message_id
     rows = (await session.exec(statement.order_by(order).limit(limit + 1))).all()
     total = await _count(session, condition, Message)
     items = rows[:limit]
-    next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None
+    next_cursor = encode_cursor([items[-1].id, *order_mark]) if len(rows) > limit else None
     return Page(items=items, total=total, next_cursor=next_cursor)
 
 

@@ -55,8 +55,15 @@ async def _conversation_api(
     return None if answer.status == 404 else (conversation_id, answer)
 
 
-async def _conversations(ctx: Ctx) -> dict[str, Any]:
-    answer = await ctx.expect("GET", "/api/conversations", params=_page_params(ctx))
+async def _conversations(ctx: Ctx) -> dict[str, Any] | None:
+    """The page's conversation list (``?cursor=``); None when its cursor is none of the
+    list's (mistyped, or an old address's page of messages)."""
+    try:
+        answer = await ctx.expect("GET", "/api/conversations", params=_page_params(ctx))
+    except ApiError as error:
+        if error.code == "invalid_cursor":
+            return None
+        raise
     more = next_cursor(answer.headers.get("Link"))
     return {
         "conversations": answer.json(),
@@ -68,12 +75,9 @@ async def _conversations(ctx: Ctx) -> dict[str, Any]:
 @router.get("/chat")
 async def chat_page(ctx: CtxDep) -> Response:
     ctx.require_session()
-    try:
-        listing = await _conversations(ctx)
-    except ApiError as error:
-        if error.code == "invalid_cursor":
-            return redirect("/chat")
-        raise
+    listing = await _conversations(ctx)
+    if listing is None:
+        return redirect("/chat")
     return await render(
         ctx,
         "chat.html",
@@ -101,6 +105,8 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     conversation = answer.expected().json()
     earlier = next_cursor(answer.headers.get("Link"))
     listing = await _conversations(ctx)
+    if listing is None:
+        return redirect(f"/chat/{conversation_id}")
     return await render(
         ctx,
         "chat.html",
@@ -158,6 +164,8 @@ async def send_message(ctx: CtxDep) -> Response:
         finally:
             ctx.web.chat_turns.release(session.user_id)
     listing = await _conversations(ctx)
+    if listing is None:  # only a form sent to an address with a stray cursor
+        return redirect("/chat")
     return await render(
         ctx,
         "chat.html",

@@ -164,6 +164,19 @@ async def test_messages_newest_first_page_back_to_the_oldest(
         f"/api/conversations/{conversation}?order=newest", headers=alice.headers
     )
     assert_error(unknown, 422, "validation_error")
+    # A cursor continues in its own order only: one of each order, sent with the other.
+    newest = await client.get(
+        f"/api/conversations/{conversation}?limit=1&order=desc", headers=alice.headers
+    )
+    oldest = await client.get(f"/api/conversations/{conversation}?limit=1", headers=alice.headers)
+    for page, order in ((newest, "asc"), (oldest, "desc")):
+        link = page.headers["link"]
+        cursor = link[link.index("cursor=") + len("cursor=") : link.index(">")]
+        crossed = await client.get(
+            f"/api/conversations/{conversation}?order={order}&cursor={cursor}",
+            headers=alice.headers,
+        )
+        assert_error(crossed, 400, "invalid_cursor")
 
 
 @pytest.mark.parametrize("spelling", ["%0A{id}", "%20{id}", "%09{id}%20"])

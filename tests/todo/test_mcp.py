@@ -38,6 +38,7 @@ from tests.todo.conftest import NOW, User, events_of, last_event_id, set_task_to
 from todo_service.app import create_app
 from todo_service.models import TASKS_PER_USER_MAX
 from todo_service.scheduler import fire_due
+from todo_service.schemas import SortField
 from todo_service.settings import TodoSettings
 
 Connect = Callable[..., AbstractAsyncContextManager[Client]]
@@ -378,6 +379,10 @@ async def test_list_tasks_sorts_by_due_date_undated_last(connect: Connect, alice
         assert await titles(sort="due") == ["Sooner", "Later", "Undated"]
         assert await titles(sort="due", limit=1) == ["Sooner"]
         assert await titles(sort="title") == ["Later", "Sooner", "Undated"]
+        # The sorts offered are the REST list's, named alike.
+        listing = await client.list_tools()
+        schema = next(t.input_schema for t in listing.tools if t.name == "list_tasks")
+        assert schema["properties"]["sort"]["enum"] == [field.value for field in SortField]
         refused = await client.call_tool("list_tasks", {"sort": "due_at DESC"})
         assert error_code(refused) == "invalid"
 

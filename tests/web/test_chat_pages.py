@@ -188,6 +188,9 @@ async def test_a_long_conversation_opens_at_its_latest_messages(
             shown.append(re.findall(r"add (\w+) thing", log[: log.index("</ol>")]))
             earlier = re.search(r'href="([^"]+)" data-testid="messages-earlier"', page.text)
             path = earlier.group(1).replace("&amp;", "&") if earlier else None
+        # An address of the pages before (its messages paged by ``cursor``) opens the latest.
+        old_page = await browser.get(f"{location}?cursor=WzJd")
+        assert (old_page.status_code, old_page.headers.get("location")) == (303, location)
     assert shown == [["third"], ["second"], ["first"]]
 
 
