@@ -117,7 +117,10 @@ _CANCEL = re.compile(
     r"skip it|leave it|don't bother|nah)\b",
     re.IGNORECASE,
 )
-NOTHING_TO_UNDO = "Sorry, I can't find a change of mine to undo in this conversation."
+NOTHING_TO_UNDO = (
+    "There's nothing to undo: my last reply didn't change any of your tasks, and I only undo "
+    "the change I just made."
+)
 
 _ACTIONS = {
     Intent.COMPLETE: "complete_task",
@@ -541,8 +544,8 @@ class RulesAgent:
     # --- undo -----------------------------------------------------------------------------------
 
     async def _undo(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
-        """Revert the conversation's last change: a completion is reopened, a reopening
-        completed again, an added task deleted. A deletion or an edit cannot be undone here."""
+        """Revert the previous turn's change: a completion is reopened, a reopening completed
+        again, an added task deleted. A deletion or an edit cannot be undone here."""
         last = last_change(turn.history)
         if last is None:
             yield ReplyEvent(NOTHING_TO_UNDO)
@@ -1092,13 +1095,15 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
 
 
 def last_change(history: Sequence[HistoryMessage]) -> ToolCall | None:
-    """The conversation's latest successful change of a single task."""
-    for message in reversed(history):
-        if message.role != "assistant":
-            continue
-        for call in reversed(message.tool_calls):
-            if call.ok and call.name in TASK_RESULT_TOOLS:
-                return call
+    """The previous turn's own (latest successful) change of a single task, if it made one.
+
+    Only the turn right before: "undo" after a question, or after a turn that changed
+    nothing, has nothing to undo, rather than reaching back to a change made turns ago."""
+    if not history or history[-1].role != "assistant":
+        return None
+    for call in reversed(history[-1].tool_calls):
+        if call.ok and call.name in TASK_RESULT_TOOLS:
+            return call
     return None
 
 

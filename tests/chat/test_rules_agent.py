@@ -1438,3 +1438,28 @@ async def test_one_task_offered_is_counted_in_the_singular(
     milk = await add(agent, alice, "Buy milk")
     asked = await turn(agent, alice, "I bought the bread")
     assert asked["response"] == f"I found 1 task:\n• {milk}: Buy milk\n{rules.ASK_WHICH}"
+
+
+async def test_undo_undoes_only_the_previous_turns_change(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "undo" after two questions deleted the task added three turns before, unasked. Only the
+    turn right before is undone; a turn that changed nothing leaves nothing to undo."""
+    added = await turn(agent, alice, "add write thank-you notes")
+    conversation = added["conversation_id"]
+    await turn(agent, alice, "what's due today?", conversation)
+    await turn(agent, alice, "how many tasks do I have?", conversation)
+    undone = await turn(agent, alice, "undo", conversation)
+    assert calls(undone) == []
+    assert undone["response"] == rules.NOTHING_TO_UNDO
+
+    failed = await turn(agent, alice, "gym is done", conversation)
+    assert [name for name, _ in calls(failed)][-1] == "list_tasks"
+    after_failed = await turn(agent, alice, "undo", conversation)
+    assert calls(after_failed) == []
+
+    task_id = await add(agent, alice, "Call mom")
+    done = await turn(agent, alice, f"mark task {task_id} done", conversation)
+    assert calls(done) == [("complete_task", {"task_id": task_id})]
+    reopened = await turn(agent, alice, "undo that", conversation)
+    assert calls(reopened) == [("complete_task", {"task_id": task_id, "completed": False})]
