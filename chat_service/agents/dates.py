@@ -8,11 +8,14 @@ the span of text it used, so the caller can cut the phrase out of a task title. 
 - a month and day that already passed this year is next year's;
 - a date without a time means ``DEFAULT_TIME`` (9:00) local time, but today once that has
   passed ``END_OF_DAY``, then ``LAST_MINUTE`` (``on_day``: nothing said to be due today is due
-  in the past); "tonight" is 20:00;
+  in the past); "tonight" is 20:00, or ``LAST_MINUTE`` once 20:00 has passed;
 - "end of day" ("by end of day friday", "today eod") is ``END_OF_DAY`` (17:00), a time like
   any other;
 - an hour from 1 to 7 without am/pm ("at 5", "3:30") is the afternoon, unless written with a
   leading zero ("05:30");
+- an hour from 8 to 11 without am/pm (nor a leading zero) is the evening with "tonight",
+  "evening" or "night" ("tonight at 9" is 21:00), and on today once it has passed, when the
+  evening hour has not ("today at 9" said at 14:30 is 21:00);
 - a time without a date is today, or tomorrow when that time has already passed.
 """
 
@@ -29,6 +32,7 @@ from shared.timezones import local_or_as_given
 
 DEFAULT_TIME = time(9, 0)
 TONIGHT = time(20, 0)
+EVENING = time(19, 0)
 # The end of a working day, as task apps read "by end of day" and "eod".
 END_OF_DAY = time(17, 0)
 # "midnight", and today's last time for a task due today without a time once 17:00 has passed.
@@ -219,12 +223,31 @@ def parse_due(text: str, *, now: datetime, tz: ZoneInfo) -> datetime | None:
 
 
 def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> datetime | None:
+    moment = _moment(kind, match, now, tz)
+    if (
+        moment is not None
+        and moment < now
+        and moment.date() == now.date()
+        and moment.hour < 12
+        and _bare_morning(match)
+    ):
+        # "today at 9" said at 14:30: the evening's 9, while that is still ahead.
+        evening = moment + timedelta(hours=12)
+        if evening >= now:
+            return evening
+    return moment
+
+
+def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> datetime | None:
     groups = match.groupdict()
     today = now.date()
     try:
         at = _time_of(match)
     except _NotATime:
         return None
+    evening = _part_of_day(match.group(0)) in {EVENING, TONIGHT}
+    if at is not None and evening and _bare_morning(match):
+        at = at.replace(hour=at.hour + 12)  # "tonight at 9", "friday evening at 8"
 
     if kind == "relative":
         count = _number(groups["count"])
@@ -261,7 +284,7 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
         else:
             day = today + timedelta(days=1)
         part = TONIGHT if named == "tonight" else _part_of_day(match.group(0))
-        return on_day(day, at or part, now=now, tz=tz)
+        return on_day(day, at, now=now, tz=tz, default=part or DEFAULT_TIME)
 
     if kind == "weekday":
         word = groups["weekday"].lower()
@@ -340,9 +363,21 @@ def _time_of(match: re.Match[str]) -> time | None:
     return time(hour, minute)
 
 
+def _bare_morning(match: re.Match[str]) -> bool:
+    """Whether the phrase's time is an hour from 8 to 11 said without am/pm or a leading zero
+    ("at 9", "10:30"): the morning's or the evening's."""
+    clock = _CLOCK.match((match.groupdict().get("time") or "").lower().strip())
+    return (
+        clock is not None
+        and not clock["ampm"]
+        and not clock["hour"].startswith("0")
+        and 8 <= int(clock["hour"]) <= 11
+    )
+
+
 def _part_of_day(phrase: str) -> time | None:
     lowered = phrase.lower()
-    for word, at in (("morning", time(9)), ("afternoon", time(15)), ("evening", time(19))):
+    for word, at in (("morning", time(9)), ("afternoon", time(15)), ("evening", EVENING)):
         if word in lowered:
             return at
     if "night" in lowered:
@@ -358,13 +393,17 @@ def _at(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz)
 
 
-def on_day(day: date, at: time | None, *, now: datetime, tz: ZoneInfo) -> datetime:
-    """``day`` at ``at``; without a time at ``DEFAULT_TIME``, but today at the first of it,
-    ``END_OF_DAY`` and ``LAST_MINUTE`` not yet past ("add today call mom" said at 16:00 is due
-    at 17:00, not at 09:00 in the past). ``now`` is in ``tz``."""
+def on_day(
+    day: date, at: time | None, *, now: datetime, tz: ZoneInfo, default: time = DEFAULT_TIME
+) -> datetime:
+    """``day`` at ``at``; without a time at ``default`` (``DEFAULT_TIME``, or the part of the
+    day said: "tonight"), but today at the first of it and the later of ``END_OF_DAY`` and
+    ``LAST_MINUTE`` not yet past ("add today call mom" said at 16:00 is due at 17:00, not at
+    09:00 in the past; "tonight" said at 23:30 at 23:59). ``now`` is in ``tz``."""
     if at is not None:
         return _at(day, at, tz)
-    times = (DEFAULT_TIME, END_OF_DAY, LAST_MINUTE) if day == now.date() else (DEFAULT_TIME,)
+    later = (END_OF_DAY, LAST_MINUTE) if day == now.date() else ()
+    times = (default, *(each for each in later if each > default))
     moments = [_at(day, each, tz) for each in times]
     return next((moment for moment in moments if moment >= now), moments[-1])
 

@@ -773,3 +773,35 @@ def test_a_task_due_today_without_a_time_is_not_due_in_the_past(
     now = datetime(2026, 11, 27, hour, minute, tzinfo=PARIS)
     command = understand(text, now=now, tz=PARIS)
     assert (command.intent, command.due_at) == (Intent.ADD, due), (text, command)
+
+
+@pytest.mark.parametrize(
+    ("text", "paris_time", "due"),
+    [
+        # With "tonight", "evening" or "night", an hour from 8 to 11 is the evening's.
+        ("add fix bike tonight at 9", "15:30", at(27, 21)),
+        ("add movie at 9 tonight", "15:30", at(27, 21)),
+        ("add call mom this evening at 10:30", "15:30", at(27, 22, 30)),
+        ("add call mom tomorrow night at 9", "15:30", at(28, 21)),
+        # On today, once past, the same hour in the evening while that is ahead.
+        ("add call dad today at 9", "15:30", at(27, 21)),
+        ("add call dad today at 9", "08:00", at(27, 9)),
+        ("add call dad today at 9", "22:00", at(27, 9)),
+        # Said with am, a leading zero or on another day: as said.
+        ("add call dad today at 9am", "15:30", at(27, 9)),
+        ("add call dad today at 09:00", "15:30", at(27, 9)),
+        ("add call dad tomorrow at 9", "15:30", at(28, 9)),
+        ("add call dad at 9", "15:30", at(28, 9)),
+        # "tonight" without a time is never past.
+        ("add call mom tonight", "23:30", at(27, 23, 59)),
+    ],
+)
+def test_an_hour_without_am_or_pm_that_would_be_past_tonight_is_the_evenings(
+    text: str, paris_time: str, due: datetime
+) -> None:
+    """ "add fix bike tonight at 9" and "add call dad today at 9" said at 14:30 were due at
+    09:00 today, already past; "tonight" said at 23:30 was due at 20:00."""
+    hour, minute = map(int, paris_time.split(":"))
+    now = datetime(2026, 11, 27, hour, minute, tzinfo=PARIS)
+    command = understand(text, now=now, tz=PARIS)
+    assert (command.intent, command.due_at) == (Intent.ADD, due), (text, command)

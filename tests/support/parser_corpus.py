@@ -80,6 +80,7 @@ RUNS = [
     "raise a up to ",
     "gym every monday and call ",
     "gym every monday and thursday, ",
+    "tonight at 9 ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
