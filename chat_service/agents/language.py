@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -2359,14 +2359,17 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
             if after is None
             else replace(after, start=after.start + due.end, end=after.end + due.end)
         )
+    at = None
     if due is not None and not text.startswith(("'s", "\u2019s"), due.end):
         due_at = due.moment
+        if due_parts(text[due.start : due.end]) == "time":
+            at = due.moment.astimezone(tz).time()  # "on the 3rd at 2:30pm": that day's time
         text = _without(text, due.start, due.end)
-    if due_at is None:
+    if due_at is None or at is not None:
         nth = _BY_DAY_OF_MONTH.search(text)
-        if nth is not None:
-            due_at = _day_of_month(int(nth["day"]), now=now, tz=tz)
-            text = text[: nth.start()] if due_at is not None else text
+        that_day = None if nth is None else _day_of_month(int(nth["day"]), at, now=now, tz=tz)
+        if nth is not None and that_day is not None:
+            due_at, text = that_day, text[: nth.start()]
     text = _LIST_TAIL.sub("", text)
     title = quoted_title or _tidy_title(text)
     if not quoted_title and re.fullmatch(rf"{_TASK_WORD}|note|one|something", title, re.I):
@@ -2611,9 +2614,11 @@ _DAY_OF_MONTH = re.compile(
 )
 
 
-def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
-    """ "the 20th": that day of this month (``on_day``: 09:00, later today), or of next month
-    once it has passed."""
+def _day_of_month(
+    day: int, at: time | None = None, *, now: datetime, tz: ZoneInfo
+) -> datetime | None:
+    """ "the 20th": that day of this month (at ``at``, or ``on_day``: 09:00, later today), or
+    of next month once it has passed."""
     local = now.astimezone(tz)
     for months in (0, 1):
         year, month = (
@@ -2625,7 +2630,7 @@ def _day_of_month(day: int, *, now: datetime, tz: ZoneInfo) -> datetime | None:
         except ValueError:
             continue
         if that_day >= local.date():
-            return on_day(that_day, None, now=local, tz=tz)
+            return on_day(that_day, at, now=local, tz=tz)
     return None
 
 

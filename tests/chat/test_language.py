@@ -805,3 +805,22 @@ def test_an_hour_without_am_or_pm_that_would_be_past_tonight_is_the_evenings(
     now = datetime(2026, 11, 27, hour, minute, tzinfo=PARIS)
     command = understand(text, now=now, tz=PARIS)
     assert (command.intent, command.due_at) == (Intent.ADD, due), (text, command)
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "due"),
+    [
+        ("add dentist on the 3rd at 2:30pm", "Dentist", at(3, 14, 30, month=12)),
+        ("add dentist at 2:30pm on the 3rd", "Dentist", at(3, 14, 30, month=12)),
+        ("add dentist on the 15th at 2:30pm", "Dentist", at(15, 14, 30, month=12)),
+        ("add pay rent by the 3rd at 5", "Pay rent", at(3, 17, month=12)),
+        ("add dentist on the 3rd", "Dentist", at(3, 9, month=12)),
+        ("add fix the 3rd floor light at 5pm", "Fix the 3rd floor light", at(27, 17)),
+    ],
+)
+def test_a_day_of_the_month_with_a_time_is_that_day_at_that_time(
+    text: str, title: str, due: datetime
+) -> None:
+    """ "add dentist on the 3rd at 2:30pm" added "Dentist on the 3rd" due tomorrow at 14:30:
+    the time was read alone and the day of the month was left in the title."""
+    check(text, Intent.ADD, title=title, due_at=due)

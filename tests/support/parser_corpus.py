@@ -81,6 +81,7 @@ RUNS = [
     "gym every monday and call ",
     "gym every monday and thursday, ",
     "tonight at 9 ",
+    "on the 3rd at ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
