@@ -147,6 +147,9 @@ class Command:
     # "every monday and thursday": the days of the week a new task was asked to repeat on,
     # which no task's repetition holds (weekly is one day). The agent asks instead of adding.
     weekdays: tuple[str, ...] = ()
+    # "every 3 days", "twice a day": the words of a repetition no task holds (it repeats daily,
+    # weekly or monthly). The agent says so instead of adding the task.
+    repeats: str | None = None
     # An edit's tags joining the task's own ("tag task 3 #home") or leaving them ("untag task
     # 3 #home"), the others kept: the agent reads the task's tags first.
     added_tags: tuple[str, ...] = ()
@@ -2158,6 +2161,17 @@ _SEVERAL_WEEKDAYS = re.compile(
     rf"(?:(?:every|each)\s+)?{_WEEKDAY})+"
 )
 _WEEKDAY_WORD = re.compile(_WEEKDAY)
+# "every weekday": Monday to Friday, five days of the week.
+_EVERY_WORKDAY = re.compile(r"\b(?:(?:every|each)\s+week\s?day|on\s+weekdays)\b")
+# A repetition no task holds: "every 3 days", "every other week", "twice a day", "yearly".
+_ODD_REPETITION = re.compile(
+    r"\b(?:every|each)\s+(?:other|second|third|few|couple\s+of|\d{1,3}|two|three|four|five|six)"
+    rf"\s+(?:(?:day|week|month|year|hour|minute)s?\b|{_WEEKDAY})"
+    r"|\b(?:every|each)\s+(?:hour|year)\b"
+    r"|\b(?:twice|thrice|(?:\d{1,2}|two|three|four|five)\s+times)\s+(?:a|an|per|each|every)\s+"
+    r"(?:day|week|month|year)\b"
+    r"|\b(?:biweekly|fortnightly|bimonthly|hourly|yearly|annually)\b"
+)
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), value)
@@ -2322,7 +2336,12 @@ def _says_when(part: str, *, now: datetime, tz: ZoneInfo) -> bool:
     """Whether a new task's words give it a due date or a repetition (on several weekdays
     too)."""
     told = _add(part, now=now, tz=tz)
-    return told.due_at is not None or told.recurrence is not None or bool(told.weekdays)
+    return (
+        told.due_at is not None
+        or told.recurrence is not None
+        or bool(told.weekdays)
+        or told.repeats is not None
+    )
 
 
 _BOOKING = re.compile(r"^\W*(?:book|reserve|order|rent|hire)\b", re.IGNORECASE)
@@ -2347,6 +2366,10 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
     text, tags = _take_tags(text)
     text, priority = _take_priority(text)
     text, weekdays = _take_weekdays(text)
+    repeats = None
+    odd = _ODD_REPETITION.search(fold_case(text))
+    if odd is not None:
+        repeats, text = odd.group(0), _without(text, odd.start(), odd.end())
     text, recurrence = _take_recurrence(text)
     due_at = None
     due = find_due(text, now=now, tz=tz)
@@ -2383,6 +2406,7 @@ def _add(rest: str, *, now: datetime, tz: ZoneInfo) -> Command:
         due_at=due_at,
         recurrence=recurrence,
         weekdays=weekdays,
+        repeats=repeats,
     )
 
 
@@ -2421,7 +2445,10 @@ def _take_weekdays(text: str) -> tuple[str, tuple[str, ...]]:
     """ "every monday and thursday" taken out of ``text``, and the days it names."""
     found = _SEVERAL_WEEKDAYS.search(fold_case(text))
     if found is None:
-        return text, ()
+        workdays = _EVERY_WORKDAY.search(fold_case(text))
+        if workdays is None:
+            return text, ()
+        return _without(text, workdays.start(), workdays.end()), DAY_NAMES[:5]
     days = (DAY_NAMES[WEEKDAYS[day]] for day in _WEEKDAY_WORD.findall(found.group(0)))
     return _without(text, found.start(), found.end()), tuple(dict.fromkeys(days))
 

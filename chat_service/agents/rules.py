@@ -338,14 +338,15 @@ class RulesAgent:
             )
             return
         items = command.items or (command,)
-        # A task on several weekdays is not added (the reply says how); a list's others are.
-        if sum(not item.weekdays for item in items) > self.max_tool_calls:
+        # A task on several weekdays, or repeating in a way no task can, is not added (the
+        # reply says how); a list's others are.
+        if sum(not item.weekdays and not item.repeats for item in items) > self.max_tool_calls:
             yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
             return
         replies = []
         for item in items:
-            if item.weekdays:
-                replies.append(_no_several_weekdays(item))
+            if item.weekdays or item.repeats:
+                replies.append(_cannot_repeat(item))
                 continue
             arguments = in_users_zone("add_task", _add_arguments(item), turn.tz)
             call = await turn.tools.call("add_task", arguments)
@@ -1480,11 +1481,18 @@ def _clarify(command: Command) -> ReplyEvent:
     )
 
 
-def _no_several_weekdays(command: Command) -> str:
-    """The answer to "add gym every monday and thursday": a task repeats daily, weekly or
-    monthly, so that task is not added, and the reply says how to add one task for each day."""
+def _cannot_repeat(command: Command) -> str:
+    """The answer to "add gym every monday and thursday" or "add water plants every 3 days": a
+    task repeats daily, weekly or monthly, so that task is not added, and the reply says how
+    to add one task for each day, or one that repeats as a task can."""
     title = command.title or "it"
     said = title[:1].lower() + title[1:]
+    if not command.weekdays:
+        return (
+            f"A task repeats every day, week or month, not {command.repeats}, so I haven't "
+            f"added “{title}”. Say “add {said} every day” (or every week, or every month), or "
+            f"“add {said}” for a task that doesn't repeat."
+        )
     adds = [f"“add {said} every {day}”" for day in command.weekdays]
     return (
         "A task repeats every day, week or month, not on several days of the week, so I "

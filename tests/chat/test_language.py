@@ -824,3 +824,29 @@ def test_a_day_of_the_month_with_a_time_is_that_day_at_that_time(
     """ "add dentist on the 3rd at 2:30pm" added "Dentist on the 3rd" due tomorrow at 14:30:
     the time was read alone and the day of the month was left in the title."""
     check(text, Intent.ADD, title=title, due_at=due)
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "repeats", "weekdays"),
+    [
+        ("add water plants every 3 days", "Water plants", "every 3 days", ()),
+        ("add pay bills every 2 weeks", "Pay bills", "every 2 weeks", ()),
+        ("add take meds twice a day", "Take meds", "twice a day", ()),
+        ("add mow the lawn every other week", "Mow the lawn", "every other week", ()),
+        ("add renew insurance yearly", "Renew insurance", "yearly", ()),
+        (
+            "add standup every weekday at 9am",
+            "Standup",
+            None,
+            ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"),
+        ),
+        ("add gym every day", "Gym", None, ()),
+        ("add check the week days schedule", "Check the week days schedule", None, ()),
+    ],
+)
+def test_a_repetition_no_task_can_hold_is_read_out_of_the_title(
+    text: str, title: str, repeats: str | None, weekdays: tuple[str, ...]
+) -> None:
+    """ "add water plants every 3 days" was a task "Water plants every 3 days" that never
+    repeats: the repetition is kept for the agent to decline, out of the title."""
+    check(text, Intent.ADD, title=title, repeats=repeats, weekdays=weekdays)

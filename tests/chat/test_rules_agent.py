@@ -1463,3 +1463,41 @@ async def test_undo_undoes_only_the_previous_turns_change(
     assert calls(done) == [("complete_task", {"task_id": task_id})]
     reopened = await turn(agent, alice, "undo that", conversation)
     assert calls(reopened) == [("complete_task", {"task_id": task_id, "completed": False})]
+
+
+async def test_a_repetition_no_task_can_hold_is_not_added_and_the_reply_says_how(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add water plants every 3 days" added "Water plants every 3 days" repeating never: a
+    task repeats daily, weekly or monthly, so it is not added and the reply says how to add
+    it, as for a task on several weekdays."""
+    for message, title, said in [
+        ("add water plants every 3 days", "Water plants", "every 3 days"),
+        ("add pay bills every 2 weeks", "Pay bills", "every 2 weeks"),
+        ("add take meds twice a day", "Take meds", "twice a day"),
+    ]:
+        answer = await turn(agent, alice, message)
+        assert answer["tool_calls"] == [], message
+        lower = title[:1].lower() + title[1:]
+        assert answer["response"] == (
+            f"A task repeats every day, week or month, not {said}, so I haven't added "
+            f"“{title}”. Say “add {lower} every day” (or every week, or every month), or "
+            f"“add {lower}” for a task that doesn't repeat."
+        )
+    weekdays = await turn(agent, alice, "add standup every weekday at 9am")
+    assert weekdays["tool_calls"] == []
+    assert weekdays["response"].startswith(
+        "A task repeats every day, week or month, not on several days of the week, so I "
+        "haven't added “Standup”. I can add one weekly task for each day: say “add standup "
+        "every Monday”, then “add standup every Tuesday”"
+    )
+    for message, recurrence in [
+        ("add gym every day", "daily"),
+        ("add review every week", "weekly"),
+        ("add gym every monday", "weekly"),
+        ("add rent every month", "monthly"),
+        ("add pay rent on the 1st every month", "monthly"),
+    ]:
+        added = await turn(agent, alice, message)
+        assert [name for name, _ in calls(added)] == ["add_task"], message
+        assert calls(added)[0][1]["recurrence"] == recurrence, message

@@ -80,8 +80,13 @@ RUNS = [
     "raise a up to ",
     "gym every monday and call ",
     "gym every monday and thursday, ",
-    "tonight at 9 ",
+    "every 3 ",
+    "every other ",
+    "twice a ",
+    "2 times per ",
+    "each week ",
     "on the 3rd at ",
+    "tonight at 9 ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
