@@ -130,7 +130,8 @@ class Command:
     options: tuple[Intent, ...] = ()  # what a clarifying question offers
     clear: tuple[str, ...] = ()  # fields an edit empties ("due_at", "description")
     # Which parts of ``due_at`` the words gave: "date", "time" or "both". A move to another
-    # day keeps the task's time of day; "make it 4pm" keeps its day.
+    # day keeps the task's time of day; "make it 4pm" keeps its day. "hour": a bare number
+    # ("make that 11"), a time only for a task that has a due date.
     due_given: str = "both"
     score: float = 1.0  # how sure the reading is
     # The task's reminders: None leaves them as they are, () removes them all.
@@ -2495,6 +2496,8 @@ _FIELD_NAMES = {
 }
 
 
+# "make that 11": a number alone, the hour of a task's due time.
+_BARE_HOUR = re.compile(r"\d{1,2}")
 _SAYING = re.compile(r"^(?:say|read|be called|be named|be)\s+(?=[^\s])", re.IGNORECASE)
 # "move the report deadline to thursday": the field named after the task is no title word.
 _DUE_FIELD_TAIL = re.compile(r"\s+(?:deadline|due date|due time|date|time)$", re.IGNORECASE)
@@ -2516,10 +2519,13 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
             return None
         return Command(Intent.UPDATE, ref=ref, shift_minutes=sign * minutes)
     if "when" in groups:
-        moment = parse_due(groups["when"], now=now, tz=tz)
+        hour = _BARE_HOUR.fullmatch(groups["when"])
+        when = f"at {groups['when']}" if hour else groups["when"]
+        moment = parse_due(when, now=now, tz=tz)
         if moment is None:
             return None
-        return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=due_parts(groups["when"]))
+        given = "hour" if hour else due_parts(when)
+        return Command(Intent.UPDATE, ref=ref, due_at=moment, due_given=given)
     if "clear" in groups:
         field = (
             "description" if groups["clear"].lower().startswith(("desc", "note", "det")) else None

@@ -754,6 +754,14 @@ class RulesAgent:
                 replies.append(_not_found(f"task {task.id}"))
                 continue
             changes = dict(arguments)
+            if given == "hour" and known.due_at is None:
+                # "make it 3" for a task without a due date: a number, maybe no time at all.
+                replies.append(
+                    f"Task {known.id} has no due date, so I changed nothing: to give it one, "
+                    f"say e.g. “make it due tomorrow at "
+                    f"{datetime.fromisoformat(str(changes['due_at'])):%H:%M}”."
+                )
+                continue
             if isinstance(given, str) and known.due_at is not None:
                 changes["due_at"] = _keep_rest_of_due(
                     str(changes["due_at"]), given, known.due_at, turn.tz
@@ -877,7 +885,7 @@ def _keep_rest_of_due(due: str, given: str, current: str, tz: ZoneInfo) -> str:
     old = local_or_as_given(stored, tz)
     if given == "date":
         new = new.replace(hour=old.hour, minute=old.minute, second=0, microsecond=0)
-    elif given == "time":
+    elif given in {"time", "hour"}:
         new = new.replace(year=old.year, month=old.month, day=old.day)
     return new.isoformat()
 

@@ -1501,3 +1501,28 @@ async def test_a_repetition_no_task_can_hold_is_not_added_and_the_reply_says_how
         added = await turn(agent, alice, message)
         assert [name for name, _ in calls(added)] == ["add_task"], message
         assert calls(added)[0][1]["recurrence"] == recurrence, message
+
+
+async def test_a_bare_number_after_make_that_is_the_hour_of_the_tasks_due_time(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add call the bank tomorrow at 10" then "wait, make that 11" added a task "11". A
+    number alone after "make that/it" is the hour of a task that has a due date, on its day;
+    a task without one is left alone, since the number may be no time at all."""
+    added = await turn(agent, alice, "add call the bank tomorrow at 10")
+    bank = added["tool_calls"][0]["result"]["task_id"]
+    conversation = added["conversation_id"]
+    for message, hour in [("wait, make that 11", 11), ("change it to 9", 9), ("make it 3", 15)]:
+        moved = await turn(agent, alice, message, conversation)
+        assert calls(moved)[-1] == (
+            "update_task",
+            {"task_id": bank, "due_at": f"2026-11-28T{hour:02}:00:00+00:00"},
+        ), message
+    eggs = await turn(agent, alice, "add buy eggs")
+    task = eggs["tool_calls"][0]["result"]["task_id"]
+    left = await turn(agent, alice, "make it 3", eggs["conversation_id"])
+    assert [name for name, _ in calls(left)] == ["get_task"]
+    assert left["response"] == (
+        f"Task {task} has no due date, so I changed nothing: to give it one, say e.g. “make it "
+        "due tomorrow at 15:00”."
+    )
