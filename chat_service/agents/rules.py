@@ -248,6 +248,16 @@ class RulesAgent:
             async for event in self._confirm(state, command, turn):
                 yield event
             return
+        if (
+            state.awaiting is Awaiting.CHOICE
+            and state.command is not None
+            and state.command.action == "add_task"
+            and _ADD_IT.match(message)
+        ):
+            # "add it", answering "do you want me to add it as a new task or ...?": the phrase
+            # asked about, read as a new task.
+            title = str(state.command.arguments.get("title", ""))
+            command = understand(f"add {title}", now=now, tz=tz)
         if state.awaiting is Awaiting.CHOICE and state.command is not None:
             # A move by a span or to a day alone, or a tag added or removed, reads each task
             # first: two calls a task.
@@ -1483,9 +1493,13 @@ def _clarify(command: Command) -> ReplyEvent:
     if not options:
         options = ["add it as a task", "mark a task done", "change or delete a task"]
     choices = _join_or(list(dict.fromkeys(options)))
+    # The phrase travels with the question, so "add it" can answer it.
+    adding = PendingCommand(action="add_task", arguments={"title": said})
     return ReplyEvent(
         f"Just to be sure about “{said}”: do you want me to {choices}?",
-        DialogueState(awaiting=Awaiting.CHOICE),
+        DialogueState(
+            awaiting=Awaiting.CHOICE, command=adding if Intent.ADD in command.options else None
+        ),
     )
 
 
@@ -1534,6 +1548,12 @@ def _words_of(text: str) -> frozenset[str]:
 
 _GOT_IT = re.compile(r"^\W*(?:ok(?:ay)?,?\s+)?(?:got it|seen it|i saw it|noted)\W*$", re.IGNORECASE)
 _GOT_IT_MARK = "got it"
+# "add it", "yes, add it as a task": the answer to "do you want me to add it as a new task?".
+_ADD_IT = re.compile(
+    r"^\W*(?:(?:yes|yeah|yep|sure|ok|okay)\W+)?(?:please\s+)?add\s+(?:it|that|this)"
+    r"(?:\s+as\s+(?:a\s+)?(?:new\s+)?task)?(?:\s+please)?\W*$",
+    re.IGNORECASE,
+)
 _ADDITIVE = re.compile(
     r"^(?:(?:and|also|plus)\s+)?(?P<what>[^?]{1,200}?)\s+(?:too|as well|also)$", re.IGNORECASE
 )

@@ -1526,3 +1526,18 @@ async def test_a_bare_number_after_make_that_is_the_hour_of_the_tasks_due_time(
         f"Task {task} has no due date, so I changed nothing: to give it one, say e.g. “make it "
         "due tomorrow at 15:00”."
     )
+
+
+async def test_add_it_answers_the_question_whether_to_add_the_phrase(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """After "do you want me to add it as a new task or look it up?" about "milk tmrw", "add
+    it" added a task "It" and "add it as a task" one "It as a task": the answer adds the
+    phrase asked about, read as a new task."""
+    for answer in ["add it", "add it as a task", "yes, add it"]:
+        asked = await turn(agent, alice, "milk tmrw")
+        assert calls(asked) == [], asked["response"]
+        added = await turn(agent, alice, answer, asked["conversation_id"])
+        assert calls(added) == [
+            ("add_task", {"title": "Milk", "due_at": "2026-11-28T09:00:00+00:00"})
+        ], answer
