@@ -1085,8 +1085,9 @@ def waiting_for(history: Sequence[HistoryMessage]) -> DialogueState:
 def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
     """The task(s) the conversation last talked about, newest first in time.
 
-    A single added/changed/completed/deleted task, or the tasks of the latest listing. Read
-    from the stored tool calls, so it survives restarts like everything else.
+    The tasks a turn added/changed/completed/deleted (all of them, in the order made: "add
+    milk, eggs and bread" then "make it high priority" asks which), or the tasks of the latest
+    listing. Read from the stored tool calls, so it survives restarts like everything else.
     """
     for message in reversed(history):
         if message.role != "assistant":
@@ -1094,13 +1095,19 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
         if message.state.candidates:
             titles = _titles(message)
             return [TaskMention(i, titles.get(i, "")) for i in message.state.candidates]
+        changed = {
+            call.result["task_id"]: str(call.result.get("title", ""))
+            for call in message.tool_calls
+            if call.ok
+            and call.name in TASK_RESULT_TOOLS
+            and isinstance(call.result, dict)
+            and isinstance(call.result.get("task_id"), int)
+        }
+        if changed:
+            return [TaskMention(task_id, title) for task_id, title in changed.items()]
         for call in reversed(message.tool_calls):
             if not call.ok:
                 continue
-            if call.name in TASK_RESULT_TOOLS and isinstance(call.result, dict):
-                task_id = call.result.get("task_id")
-                if isinstance(task_id, int):
-                    return [TaskMention(task_id, str(call.result.get("title", "")))]
             if call.name in NOTIFICATION_TOOLS and isinstance(call.result, dict):
                 # A reminder just snoozed or dismissed: "it" is its task.
                 task_id = call.result.get("task_id")

@@ -1541,3 +1541,26 @@ async def test_add_it_answers_the_question_whether_to_add_the_phrase(
         assert calls(added) == [
             ("add_task", {"title": "Milk", "due_at": "2026-11-28T09:00:00+00:00"})
         ], answer
+
+
+async def test_it_after_adding_several_tasks_asks_which_one(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add buy milk, eggs and bread" then "make it high priority" changed only "Buy bread",
+    silently: "it" is any of the three, so the agent asks which, and the answer picks it."""
+    added = await turn(agent, alice, "add buy milk, eggs and bread")
+    milk, eggs, bread = (call["result"]["task_id"] for call in added["tool_calls"])
+    conversation = added["conversation_id"]
+    asked = await turn(agent, alice, "make it high priority", conversation)
+    assert calls(asked) == []
+    assert asked["response"] == (
+        f"I found 3 tasks:\n• {milk}: Buy milk\n• {eggs}: Buy eggs\n• {bread}: Buy bread\n"
+        f"{rules.ASK_WHICH}"
+    )
+    chosen = await turn(agent, alice, "the second one", conversation)
+    assert calls(chosen) == [("update_task", {"task_id": eggs, "priority": "high"})]
+    # One task added: "it" is that task, as before.
+    one = await turn(agent, alice, "add call mom")
+    mom = one["tool_calls"][0]["result"]["task_id"]
+    made = await turn(agent, alice, "make it high priority", one["conversation_id"])
+    assert calls(made) == [("update_task", {"task_id": mom, "priority": "high"})]
