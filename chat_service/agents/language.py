@@ -478,13 +478,21 @@ _EDIT = _any("edit")
 # a lazy part before the list (the task) meets a bounded list wherever it ends: linear.
 _TAG_SEPARATOR = r"\s*,\s*(?:and\s+)?|\s+and\s+"
 _TAG_LIST = rf"#?[\w-]+(?:(?:{_TAG_SEPARATOR})#?[\w-]+){{0,9}}"
-# A task named by its number(s) or as "it" ends there, so a space parts its tags too ("tag
-# task 3 home work"); after title words only a comma or "and" does, the last word being
-# perhaps the title's ("tag the milk task groceries", "tag that report as work").
+# A task named by its number(s) ("task 3", "#3": a bare number may begin a title, "2 factor
+# auth") or as "it" ends there, so a space parts its tags too ("tag task 3 home work"); after
+# title words only a comma or "and" does, the last word being perhaps the title's ("tag the
+# milk task groceries", "tag that report as work"). Words that join a sentence are no tags:
+# with one among them ("tag task 3 work as well", "tag it support tickets as urgent") the
+# words are read as the other rules read them.
 _NUMBERED_REF = (
-    rf"(?:{_TASK_WORD}\s*)?#?\d+(?:(?:\s*,\s*|\s+and\s+)(?:{_TASK_WORD}\s*)?#?\d+){{0,9}}|it"
+    rf"(?:{_TASK_WORD}\s*|#)\d+(?:(?:{_TAG_SEPARATOR})(?:{_TASK_WORD}\s*)?#?\d+){{0,9}}|it"
 )
-_TAG_WORDS = rf"#?[\w-]+(?:(?:{_TAG_SEPARATOR}|\s+)#?[\w-]+){{0,9}}"
+_NOT_A_TAG = (
+    r"(?:a|an|the|as|with|to|for|too|also|well|and|or|of|in|on|at|by|it|is|its|my|this|that|"
+    r"please|tag|tags|label|labels|task|tasks|todo)"
+)
+_SPACED_TAG = rf"#?(?!{_NOT_A_TAG}(?![\w-]))[\w-]+"
+_TAG_WORDS = rf"{_SPACED_TAG}(?:(?:{_TAG_SEPARATOR}|\s+){_SPACED_TAG}){{0,9}}"
 _PAST_VERBS = (
     r"(?:bought|paid|sent|called|emailed|mailed|phoned|rang|texted|messaged|booked|cleaned|"
     r"washed|fixed|finished|completed|did|done|made|took|got|picked up|dropped off|wrote|"
@@ -2323,13 +2331,15 @@ def _list_parts(split: re.Pattern[str], text: str) -> list[str]:
     """The parts of a list of tasks, cut where ``split`` matches but in the days of one task
     ("gym every monday and thursday, milk and eggs": that task, milk, eggs; "yoga every mon,
     wed and fri" is one part)."""
-    days = _SEVERAL_WEEKDAYS.search(fold_case(text))
-    if days is None:
-        parts = split.split(text)
-    else:
-        head, tail = split.split(text[: days.start()]), split.split(text[days.end() :])
-        days_text = text[days.start() : days.end()]
-        parts = [*head[:-1], head[-1] + days_text + tail[0], *tail[1:]]
+    parts: list[str] = []
+    kept, start = "", 0  # the part a task's days run on in, and where the text goes on
+    for days in _SEVERAL_WEEKDAYS.finditer(fold_case(text)):
+        *done, last = split.split(text[start : days.start()])
+        parts += [kept + done[0], *done[1:]] if done else []
+        kept = (last if done else kept + last) + text[days.start() : days.end()]
+        start = days.end()
+    first, *rest = split.split(text[start:])
+    parts += [kept + first, *rest]
     return [part for part in parts if part.strip()]
 
 
@@ -2891,8 +2901,10 @@ def _due_window(
     before = re.match(r"(?:before|by|until)\s+(?P<date>.+)$", when)
     if before:
         moment = parse_due(before["date"], now=now, tz=tz)
-        if moment is not None and re.fullmatch(r"[a-z ]+", before["date"]):
-            moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)  # the day's start
+        if moment is not None and due_parts(before["date"]) == "date":
+            # A day without a time: before that day begins, whatever hour its date would
+            # be given for a new task (``on_day``).
+            moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         return (moment, None) if moment else (None, None)
     moment = parse_due(when, now=now, tz=tz)
     if moment is not None:

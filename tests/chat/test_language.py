@@ -728,6 +728,50 @@ def test_tag_task_with_two_words_adds_both_tags(text: str, expected: dict[str, A
 
 
 @pytest.mark.parametrize(
+    ("text", "title", "tags"),
+    [
+        # A bare number may begin a title: it names no task by its number.
+        ("tag 2 factor auth setup as security", "2 factor auth setup", ("security",)),
+        # Words that join a sentence are no tags: the words are read as before.
+        ("tag it support tickets as urgent", "it support tickets", ("urgent",)),
+        ("tag task 3 work as well", "3 work", ("well",)),
+        ("tag task 3 with the tag home", "3 with the tag", ("home",)),
+        ("tag task 3 task 4 home", "3 task 4", ("home",)),
+    ],
+)
+def test_spaced_tags_are_read_only_after_a_tasks_number_and_only_as_tags(
+    text: str, title: str, tags: tuple[str, ...]
+) -> None:
+    """After a number or "it" every word became a tag ("#factor #auth #setup #as
+    #security" on task 2): a title lookup that found nothing became a change of a task."""
+    command = understand(text, now=NOW, tz=PARIS)
+    assert command.ref is not None
+    assert (command.ref.ids, command.ref.title, command.added_tags) == ((), title, tags)
+    assert understand("tag task 3 as work, it is for the office", now=NOW, tz=PARIS).added_tags == (
+        "work",
+    )
+
+
+def test_a_list_keeps_each_tasks_several_weekdays_with_that_task() -> None:
+    command = understand("add swim every mon and wed, gym every tue and thu", now=NOW, tz=PARIS)
+    assert [(item.title, item.weekdays) for item in command.items] == [
+        ("Swim", ("Monday", "Wednesday")),
+        ("Gym", ("Tuesday", "Thursday")),
+    ]
+
+
+@pytest.mark.parametrize("day", ["nov 27", "2026-11-27", "27 november"])
+def test_due_before_a_day_is_before_that_day_begins_at_any_hour(day: str) -> None:
+    """At 16:00 "before nov 27" (today) ended at 17:00, later at 23:59: a day without a time
+    given to a new task moves through the day; before a day is before its start."""
+    for hour in (8, 16, 18):
+        now = NOW.replace(hour=hour)
+        command = understand(f"what's due before {day}?", now=now, tz=PARIS)
+        assert command.filters is not None
+        assert command.filters.due_before == at(27, 0), (day, hour)
+
+
+@pytest.mark.parametrize(
     ("text", "title"),
     [
         ("add todo list review", "Todo list review"),
