@@ -78,6 +78,7 @@ class ListFilters:
     due_after: datetime | None = None
     completed_after: datetime | None = None
     completed_before: datetime | None = None
+    sort: str | None = None  # list_tasks's ``sort``: "due", "priority", "title"
 
     def arguments(self) -> dict[str, object]:
         """The list_tasks arguments: status always, the rest only when set."""
@@ -90,10 +91,13 @@ class ListFilters:
             moment = getattr(self, name)
             if moment is not None:
                 arguments[name] = moment.isoformat()
-        if self.due_before is not None or self.due_after is not None:
+        sort = self.sort
+        if sort is None and (self.due_before is not None or self.due_after is not None):
             # What is due in a window is read soonest first, and the soonest are kept when
             # more match than one answer lists.
-            arguments["sort"] = "due"
+            sort = "due"
+        if sort is not None:
+            arguments["sort"] = sort
         return arguments
 
 
@@ -2758,6 +2762,7 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
     if q is not None:
         words = _search_words(q)
         return Command(Intent.LIST, filters=ListFilters(q=words)) if words else None
+    sentence, sort = _take_sort(sentence)
     folded = fold_case(sentence)
     about = "remind" in groups or _ABOUT_TASKS.search(folded) or _HISTORY.search(folded)
     if not about:
@@ -2805,9 +2810,28 @@ def _list(groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo)
             due_after=due_after,
             completed_after=completed_after,
             completed_before=completed_before,
+            sort=sort,
         ),
         count=_COUNT.search(folded) is not None,
     )
+
+
+# "sorted by due date", "by priority": the order a listing is asked for.
+_SORT_BY = re.compile(
+    r"\b(?:(?:sort|sorted|order|ordered|arranged?)\s+)?by\s+(?:the\s+|their\s+)?"
+    r"(?:(?P<due>due(?:\s+dates?|\s+times?)?|deadlines?|dates?)|(?P<priority>priority|priorities|"
+    r"urgency|importance)|(?P<title>titles?|names?|alphabet|alphabetically))\b"
+)
+
+
+def _take_sort(sentence: str) -> tuple[str, str | None]:
+    """``sentence`` without "sorted by due date" or "by priority", and the list_tasks
+    ``sort`` it asks for."""
+    found = _SORT_BY.search(fold_case(sentence))
+    if found is None:
+        return sentence, None
+    sort = next(name for name in ("due", "priority", "title") if found[name])
+    return _without(sentence, found.start(), found.end()), sort
 
 
 _TAGGED_AS = re.compile(

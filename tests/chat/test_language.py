@@ -127,6 +127,13 @@ LISTING = [
         "tasks due this week",
         ListFilters(status="pending", due_after=at(27, 0), due_before=at(30, 0)),
     ),
+    ("show my tasks sorted by due date", ListFilters(sort="due")),
+    ("list my #work tasks by priority", ListFilters(tag="work", sort="priority")),
+    ("show tasks alphabetically by title", ListFilters(sort="title")),
+    (
+        "what's due this week by priority",
+        ListFilters(status="pending", due_after=at(27, 0), due_before=at(30, 0), sort="priority"),
+    ),
     (
         "all tasks due this week",
         ListFilters(status="all", due_after=at(27, 0), due_before=at(30, 0)),

@@ -87,6 +87,8 @@ RUNS = [
     "each week ",
     "on the 3rd at ",
     "tonight at 9 ",
+    "sorted by the ",
+    "by ",
 ]
 PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
 SUFFIXES = ["", " to x", " tomorrow"]
