@@ -230,6 +230,7 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
         and moment.date() == now.date()
         and moment.hour < 12
         and _bare_morning(match)
+        and _part_of_day(match.group(0)) is None  # "this morning at 9" is the morning's
     ):
         # "today at 9" said at 14:30: the evening's 9, while that is still ahead.
         evening = moment + timedelta(hours=12)

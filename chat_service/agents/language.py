@@ -497,6 +497,10 @@ _NOT_A_TAG = (
 )
 _SPACED_TAG = rf"#?(?!{_NOT_A_TAG}(?![\w-]))[\w-]+"
 _TAG_WORDS = rf"{_SPACED_TAG}(?:(?:{_TAG_SEPARATOR}|\s+){_SPACED_TAG}){{0,9}}"
+# Between a task and its tags ("tag task 1 and errands", "tag task 3 with the tag home"), and
+# after them ("tag task 3 work too"): words of the sentence, no tags.
+_TAG_JOINER = r"\s+(?:and\s+|as\s+|with\s+(?:the\s+)?(?:(?:tags?|labels?)\s+)?)?"
+_TAG_TAIL = r"(?:\s+(?:too|as\s+well|also|please))?$"
 _PAST_VERBS = (
     r"(?:bought|paid|sent|called|emailed|mailed|phoned|rang|texted|messaged|booked|cleaned|"
     r"washed|fixed|finished|completed|did|done|made|took|got|picked up|dropped off|wrote|"
@@ -855,25 +859,26 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:tag|label)\s+(?P<ref>{_NUMBERED_REF})\s+(?:as\s+|with\s+)?(?P<added>{_TAG_WORDS})$",
+        rf"^(?:tag|label)\s+(?P<ref>{_NUMBERED_REF}){_TAG_JOINER}(?P<added>{_TAG_WORDS}){_TAG_TAIL}",
     ),
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<added>{_TAG_LIST})$",
+        rf"^(?:tag|label)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+)?(?P<added>{_TAG_LIST}){_TAG_TAIL}",
     ),
     # "untag task 3 #home", "remove the tag home from task 3", "take the #home tag off the
     # report": that tag leaves the task, its others stay.
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:untag|unlabel)\s+(?P<ref>{_NUMBERED_REF})\s+(?:as\s+|with\s+|from\s+)?"
-        rf"(?P<removed>{_TAG_WORDS})$",
+        rf"^(?:untag|unlabel)\s+(?P<ref>{_NUMBERED_REF}){_TAG_JOINER}(?:from\s+)?"
+        rf"(?P<removed>{_TAG_WORDS}){_TAG_TAIL}",
     ),
     _rule(
         Intent.UPDATE,
         1.0,
-        rf"^(?:untag|unlabel)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+|from\s+)?(?P<removed>{_TAG_LIST})$",
+        rf"^(?:untag|unlabel)\s+(?P<ref>.+?)\s+(?:as\s+|with\s+|from\s+)?"
+        rf"(?P<removed>{_TAG_LIST}){_TAG_TAIL}",
     ),
     _rule(
         Intent.UPDATE,
@@ -2183,7 +2188,10 @@ _ODD_REPETITION = re.compile(
     r"|\b(?:every|each)\s+(?:hour|year)\b"
     r"|\b(?:twice|thrice|(?:\d{1,2}|two|three|four|five)\s+times)\s+(?:a|an|per|each|every)\s+"
     r"(?:day|week|month|year)\b"
-    r"|\b(?:biweekly|fortnightly|bimonthly|hourly|yearly|annually)\b"
+    # An adverb only where it says how the task repeats, not of what ("yearly report"): last,
+    # or before the day or time it starts.
+    r"|\b(?:biweekly|fortnightly|bimonthly|hourly|yearly|annually)"
+    r"(?=\s*$|\s+(?:on|at|from|starting|beginning)\s)"
 )
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _RECURRENCE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -2510,8 +2518,10 @@ _FIELD_NAMES = {
 }
 
 
-# "make that 11": a number alone, the hour of a task's due time.
-_BARE_HOUR = re.compile(r"\d{1,2}")
+# "make that 11": a number alone, the hour of the due time of the task just talked about
+# ("it", "that"); after a task named by its number or title ("change task 1 to 5") it may be
+# anything, and the agent asks.
+_BARE_HOUR = re.compile(r"[1-9]|1\d|2[0-3]")
 _SAYING = re.compile(r"^(?:say|read|be called|be named|be)\s+(?=[^\s])", re.IGNORECASE)
 # "move the report deadline to thursday": the field named after the task is no title word.
 _DUE_FIELD_TAIL = re.compile(r"\s+(?:deadline|due date|due time|date|time)$", re.IGNORECASE)
@@ -2533,7 +2543,7 @@ def _update(groups: dict[str, str], *, now: datetime, tz: ZoneInfo) -> Command |
             return None
         return Command(Intent.UPDATE, ref=ref, shift_minutes=sign * minutes)
     if "when" in groups:
-        hour = _BARE_HOUR.fullmatch(groups["when"])
+        hour = _BARE_HOUR.fullmatch(groups["when"]) if ref.pronoun else None
         when = f"at {groups['when']}" if hour else groups["when"]
         moment = parse_due(when, now=now, tz=tz)
         if moment is None:

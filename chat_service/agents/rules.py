@@ -258,7 +258,13 @@ class RulesAgent:
             # asked about, read as a new task.
             title = str(state.command.arguments.get("title", ""))
             command = understand(f"add {title}", now=now, tz=tz)
-        if state.awaiting is Awaiting.CHOICE and state.command is not None:
+        if (
+            state.awaiting is Awaiting.CHOICE
+            and state.command is not None
+            # The phrase a clarifying question asked about is added by "add it" alone: a
+            # number in answer to it names a task, no choice among candidates.
+            and state.command.action != "add_task"
+        ):
             # A move by a span or to a day alone, or a tag added or removed, reads each task
             # first: two calls a task.
             needed = len(state.candidates) * (2 if _reads_current(state.command) else 1)

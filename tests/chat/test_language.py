@@ -714,6 +714,13 @@ def test_a_list_with_a_task_on_several_weekdays_keeps_those_days_in_that_item() 
         ),
         ("tag it home work", {"ref": TaskRef(pronoun=True), "added_tags": ("home", "work")}),
         ("untag task 3 home work", {"ref": TaskRef(ids=(3,)), "removed_tags": ("home", "work")}),
+        # Words of the sentence between the task and its tags, or after them, are no tags.
+        ("tag task 1 and errands", {"ref": TaskRef(ids=(1,)), "added_tags": ("errands",)}),
+        ("untag task 12 and errands", {"ref": TaskRef(ids=(12,)), "removed_tags": ("errands",)}),
+        ("tag task 3 and 4 and home", {"ref": TaskRef(ids=(3, 4)), "added_tags": ("home",)}),
+        ("tag task 3 work as well", {"ref": TaskRef(ids=(3,)), "added_tags": ("work",)}),
+        ("tag task 12 urgent too", {"ref": TaskRef(ids=(12,)), "added_tags": ("urgent",)}),
+        ("tag task 3 with the tag home", {"ref": TaskRef(ids=(3,)), "added_tags": ("home",)}),
         # As before: one tag, a list with "and", and title words before a tag.
         ("tag task 3 home", {"ref": TaskRef(ids=(3,)), "added_tags": ("home",)}),
         ("tag task 3 as home and work", {"ref": TaskRef(ids=(3,)), "added_tags": ("home", "work")}),
@@ -741,9 +748,6 @@ def test_tag_task_with_two_words_adds_both_tags(text: str, expected: dict[str, A
         ("tag 2 factor auth setup as security", "2 factor auth setup", ("security",)),
         # Words that join a sentence are no tags: the words are read as before.
         ("tag it support tickets as urgent", "it support tickets", ("urgent",)),
-        ("tag task 3 work as well", "3 work", ("well",)),
-        ("tag task 3 with the tag home", "3 with the tag", ("home",)),
-        ("tag task 3 task 4 home", "3 task 4", ("home",)),
     ],
 )
 def test_spaced_tags_are_read_only_after_a_tasks_number_and_only_as_tags(
@@ -843,6 +847,8 @@ def test_a_task_due_today_without_a_time_is_not_due_in_the_past(
         ("add call dad today at 09:00", "15:30", at(27, 9)),
         ("add call dad tomorrow at 9", "15:30", at(28, 9)),
         ("add call dad at 9", "15:30", at(28, 9)),
+        ("add call dad this morning at 9", "15:30", at(27, 9)),
+        ("add call dad today morning at 9", "15:30", at(27, 9)),
         # "tonight" without a time is never past.
         ("add call mom tonight", "23:30", at(27, 23, 59)),
     ],
@@ -893,6 +899,12 @@ def test_a_day_of_the_month_with_a_time_is_that_day_at_that_time(
         ),
         ("add gym every day", "Gym", None, ()),
         ("add check the week days schedule", "Check the week days schedule", None, ()),
+        ("add standup fortnightly at 9am", "Standup", "fortnightly", ()),
+        # An adverb of what the task is about, not of how it repeats: an ordinary title.
+        ("add yearly report", "Yearly report", None, ()),
+        ("add negotiate hourly rate", "Negotiate hourly rate", None, ()),
+        ("add biweekly sync notes", "Biweekly sync notes", None, ()),
+        ("remind me to file the yearly taxes", "File the yearly taxes", None, ()),
     ],
 )
 def test_a_repetition_no_task_can_hold_is_read_out_of_the_title(

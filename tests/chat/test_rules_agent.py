@@ -1526,6 +1526,10 @@ async def test_a_bare_number_after_make_that_is_the_hour_of_the_tasks_due_time(
         f"Task {task} has no due date, so I changed nothing: to give it one, say e.g. “make it "
         "due tomorrow at 15:00”."
     )
+    # After a task named by its number the number may be anything: nothing is changed.
+    for message in (f"change task {bank} to 5", f"set task {bank} to 10"):
+        unclear = await turn(agent, alice, message, conversation)
+        assert "update_task" not in [name for name, _ in calls(unclear)], message
 
 
 async def test_add_it_answers_the_question_whether_to_add_the_phrase(
@@ -1541,6 +1545,12 @@ async def test_add_it_answers_the_question_whether_to_add_the_phrase(
         assert calls(added) == [
             ("add_task", {"title": "Milk", "due_at": "2026-11-28T09:00:00+00:00"})
         ], answer
+    # A number in answer names a task: the question's phrase is never sent with its id.
+    for answer in ["1", "task 1", "#1"]:
+        asked = await turn(agent, alice, "milk tmrw")
+        numbered = await turn(agent, alice, answer, asked["conversation_id"])
+        assert [name for name, _ in calls(numbered)] != ["add_task"], answer
+        assert "Extra inputs" not in numbered["response"], answer
 
 
 async def test_it_after_adding_several_tasks_asks_which_one(
