@@ -235,8 +235,7 @@ class RulesAgent:
             state.awaiting is Awaiting.NONE
             and command.intent in {Intent.UNKNOWN, Intent.CLARIFY}
             and more is not None
-            and (change := last_change(history)) is not None
-            and change.name == "add_task"
+            and [call.name for call in last_changes(history)[:1]] == ["add_task"]
         ):
             # "bread as well", right after adding: another task of the same kind.
             command = understand(f"add {more['what']}", now=now, tz=tz)
@@ -561,33 +560,36 @@ class RulesAgent:
     # --- undo -----------------------------------------------------------------------------------
 
     async def _undo(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
-        """Revert the previous turn's change: a completion is reopened, a reopening completed
-        again, an added task deleted. A deletion or an edit cannot be undone here."""
-        last = last_change(turn.history)
-        if last is None:
+        """Revert the previous turn's changes, the latest first: a completion is reopened, a
+        reopening completed again, an added task deleted (several added tasks after a yes, as
+        any several deleted: "add milk, eggs and bread" then "undo"). A deletion or an edit
+        cannot be undone here, nor a turn that made one."""
+        changes = last_changes(turn.history)
+        if not changes:
             yield ReplyEvent(NOTHING_TO_UNDO)
             return
-        task_id = last.arguments.get("task_id")
-        if last.name == "add_task" and isinstance(last.result, dict):
-            task_id = last.result.get("task_id")
-        if not isinstance(task_id, int):
-            yield ReplyEvent(NOTHING_TO_UNDO)
-            return
-        title = str(last.result.get("title", "")) if isinstance(last.result, dict) else ""
-        task = TaskMention(task_id, title)
-        if last.name == "complete_task":
-            reopen = last.arguments.get("completed", True) is not False
-            undo = PendingCommand(action="complete_task", arguments={"completed": not reopen})
-        elif last.name == "add_task":
-            undo = PendingCommand(action="delete_task")
-        else:
+        undos = [undo for change in changes if (undo := _undoing(change)) is not None]
+        if len(undos) < len(changes):
             yield ReplyEvent(
                 "Sorry, I can't undo that one: I can undo a completion or a task I just added. "
                 "You can change the task again, e.g. “rename task 3 to ...”."
             )
             return
-        async for event in self._run_on(undo, task, turn):
-            yield event
+        if len(undos) > 1 and all(command.action == "delete_task" for command, _ in undos):
+            # Tasks the turn added go as any several tasks do: listed, after a yes.
+            yield _confirmation("delete_tasks", [task for _, task in reversed(undos)])
+            return
+        if len(undos) > self.max_tool_calls:
+            yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+            return
+        replies = []
+        for command, task in undos:
+            async for event in self._run_on(command, task, turn):
+                if isinstance(event, ReplyEvent):
+                    replies.append(event.text)
+                else:
+                    yield event
+        yield ReplyEvent(" ".join(replies))
 
     # --- changing existing tasks ----------------------------------------------------------------
 
@@ -1126,17 +1128,34 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
     return []
 
 
-def last_change(history: Sequence[HistoryMessage]) -> ToolCall | None:
-    """The previous turn's own (latest successful) change of a single task, if it made one.
+def _undoing(change: ToolCall) -> tuple[PendingCommand, TaskMention] | None:
+    """The command that reverts ``change`` and its task; None when it cannot be undone."""
+    result = change.result if isinstance(change.result, dict) else {}
+    task_id = result.get("task_id") if change.name == "add_task" else None
+    task_id = task_id if task_id is not None else change.arguments.get("task_id")
+    if not isinstance(task_id, int):
+        return None
+    task = TaskMention(task_id, str(result.get("title", "")))
+    if change.name == "complete_task":
+        reopen = change.arguments.get("completed", True) is not False
+        return PendingCommand(action="complete_task", arguments={"completed": not reopen}), task
+    if change.name == "add_task":
+        return PendingCommand(action="delete_task"), task
+    return None
+
+
+def last_changes(history: Sequence[HistoryMessage]) -> list[ToolCall]:
+    """The previous turn's own successful changes of single tasks, the latest first.
 
     Only the turn right before: "undo" after a question, or after a turn that changed
     nothing, has nothing to undo, rather than reaching back to a change made turns ago."""
     if not history or history[-1].role != "assistant":
-        return None
-    for call in reversed(history[-1].tool_calls):
-        if call.ok and call.name in TASK_RESULT_TOOLS:
-            return call
-    return None
+        return []
+    return [
+        call
+        for call in reversed(history[-1].tool_calls)
+        if call.ok and call.name in TASK_RESULT_TOOLS
+    ]
 
 
 def _titles(message: HistoryMessage) -> dict[int, str]:

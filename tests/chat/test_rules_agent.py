@@ -1465,6 +1465,23 @@ async def test_undo_undoes_only_the_previous_turns_change(
     assert calls(reopened) == [("complete_task", {"task_id": task_id, "completed": False})]
 
 
+async def test_undo_after_adding_several_tasks_deletes_each_of_them(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add buy milk, eggs and bread" then "undo" deleted "Buy bread" alone, and said so as if
+    that were the turn's whole change: all three go, after a yes, as several tasks do."""
+    added = await turn(agent, alice, "add buy milk, eggs and bread")
+    milk, eggs, bread = (call["result"]["task_id"] for call in added["tool_calls"])
+    conversation = added["conversation_id"]
+    asked = await turn(agent, alice, "undo", conversation)
+    assert calls(asked) == []
+    assert all(f"{i}: Buy" in asked["response"] for i in (milk, eggs, bread)), asked["response"]
+    undone = await turn(agent, alice, "yes", conversation)
+    assert calls(undone) == [("delete_tasks", {"task_ids": [milk, eggs, bread]})]
+    listed = await turn(agent, alice, "show my tasks")
+    assert listed["tool_calls"][0]["result"] == []
+
+
 async def test_a_repetition_no_task_can_hold_is_not_added_and_the_reply_says_how(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
