@@ -1091,7 +1091,7 @@ def waiting_for(history: Sequence[HistoryMessage]) -> DialogueState:
 
 
 def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
-    """The task(s) the conversation last talked about, newest first in time.
+    """The task(s) the conversation last talked about: the latest turn's that named any.
 
     The tasks a turn added/changed/completed/deleted (all of them, in the order made: "add
     milk, eggs and bread" then "make it high priority" asks which), or the tasks of the latest

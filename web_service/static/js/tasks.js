@@ -211,9 +211,16 @@ const loadMore = async (link) => {
 export const refreshList = async () => {
   const list = document.querySelector('[data-module="task-list"]');
   if (!list) return;
-  const response = await fetch(list.dataset.refresh, { credentials: "same-origin" });
-  if (!response.ok) return;
-  list.innerHTML = await response.text();
+  let response;
+  let rows;
+  try {
+    response = await fetch(list.dataset.refresh, { credentials: "same-origin" });
+    if (!response.ok) return;
+    rows = await response.text();
+  } catch {
+    return; // offline for a moment: the list stays as it was until the next change
+  }
+  list.innerHTML = rows;
   deleteButtons(list);
   // A deletion still waiting for its undo stays hidden in the fresh rows.
   for (const [id, entry] of pending) {
