@@ -293,6 +293,18 @@ def test_filters_without_a_due_window_keep_the_newest_first() -> None:
     }
 
 
+def test_texting_shorthand_reads_as_its_words() -> None:
+    """ "done w/ laundry" looked for a task "w/ laundry", found "Laundry" and said it had
+    found nothing; "whats due 2day" listed every task."""
+    done = understand("done w/ laundry", now=NOW, tz=PARIS)
+    assert (done.intent, done.ref) == (Intent.COMPLETE, TaskRef(title="laundry"))
+    assert understand("add lunch w/ sam", now=NOW, tz=PARIS).title == "Lunch with sam"
+    assert understand("add coffee w/o sugar", now=NOW, tz=PARIS).title == "Coffee without sugar"
+    today = understand("whats due 2day", now=NOW, tz=PARIS).filters
+    assert today is not None
+    assert (today.due_after, today.due_before) == (at(27, 0), at(28, 0))
+
+
 def test_politeness_is_trimmed() -> None:
     assert clean("  Could you please   show my tasks, thanks!! ") == "show my tasks"
     assert clean("thanks") == "thanks"
