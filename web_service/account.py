@@ -169,9 +169,7 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     if answer.status == 200:
         return await _start_session(ctx, answer.json(), next_path)
     refusal = ApiError.from_response(answer)
-    # The service refuses a password longer than any it reads by its length (in its own
-    # words): it is not the account's password either.
-    if refusal.status == 401 or "password" in refusal.field_errors():
+    if refusal.status == 401 or _too_long_to_be_it(refusal, "password"):
         return await again({"password": "The email address or password is not right"}, 401)
     if refusal.status == 429:
         message = "Too many attempts to sign in to this account. "
@@ -446,18 +444,22 @@ async def change_password(ctx: CtxDep) -> Response:
     return _signed_out(ctx, "session_ended")
 
 
+def _too_long_to_be_it(error: ApiError, field: str) -> bool:
+    """Whether the auth service refused the password in ``field`` by its length (in its own
+    words): longer than any it reads, so not the account's password either."""
+    return field in error.field_errors()
+
+
 def _password_refused(error: ApiError) -> dict[str, str]:
     """The password form's errors for the auth service's refusal of the change, each at the
     field it is about."""
-    fields = error.field_errors()
-    # The service refuses a current password longer than any it reads by its length (in its
-    # own words): it is not the account's password either.
-    if error.code == WRONG_PASSWORD or "current_password" in fields:
+    if error.code == WRONG_PASSWORD or _too_long_to_be_it(error, "current_password"):
         return {"current_password": "Your current password is not right"}
     if error.code == WEAK_PASSWORD:
         return {"new_password": NOT_THE_EMAIL}
     if error.status == 429:
         return {"_form": "Too many wrong passwords. " + _wait_text(error.retry_after)}
+    fields = error.field_errors()
     errors = {k: v for k, v in fields.items() if k in {"current_password", "new_password"}}
     return errors or {"_form": friendly(error)}
 

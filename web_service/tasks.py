@@ -550,10 +550,10 @@ async def _due_of(ctx: Ctx, task_id: int) -> str | None:
     """When the task is due; None when it cannot be read just now (the completion that made
     it is done all the same, and its note says less)."""
     try:
-        answer = await ctx.api("GET", f"/api/tasks/{task_id}")
+        task = await _read_task(ctx, str(task_id))
     except ApiError:
         return None
-    due = answer.json().get("due_at") if answer.status == 200 else None
+    due = task.get("due_at") if task is not None else None
     return due if isinstance(due, str) else None
 
 

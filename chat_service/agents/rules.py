@@ -1105,11 +1105,8 @@ def last_mentioned(history: Sequence[HistoryMessage]) -> list[TaskMention]:
             return [TaskMention(i, titles.get(i, "")) for i in message.state.candidates]
         changed = {
             call.result["task_id"]: str(call.result.get("title", ""))
-            for call in message.tool_calls
-            if call.ok
-            and call.name in TASK_RESULT_TOOLS
-            and isinstance(call.result, dict)
-            and isinstance(call.result.get("task_id"), int)
+            for call in _task_changes(message)
+            if isinstance(call.result, dict) and isinstance(call.result.get("task_id"), int)
         }
         if changed:
             return [TaskMention(task_id, title) for task_id, title in changed.items()]
@@ -1151,11 +1148,12 @@ def last_changes(history: Sequence[HistoryMessage]) -> list[ToolCall]:
     nothing, has nothing to undo, rather than reaching back to a change made turns ago."""
     if not history or history[-1].role != "assistant":
         return []
-    return [
-        call
-        for call in reversed(history[-1].tool_calls)
-        if call.ok and call.name in TASK_RESULT_TOOLS
-    ]
+    return _task_changes(history[-1])[::-1]
+
+
+def _task_changes(message: HistoryMessage) -> list[ToolCall]:
+    """The successful changes of single tasks a reply's turn made, in the order made."""
+    return [call for call in message.tool_calls if call.ok and call.name in TASK_RESULT_TOOLS]
 
 
 def _titles(message: HistoryMessage) -> dict[int, str]:
