@@ -703,7 +703,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
     _rule(
         Intent.REOPEN,
         1.0,
-        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*(?P<ref>.+?)(?:\s+still)?\s*(?:is|'s|was|"
+        rf"^(?:oops,?\s+|wait,?\s+|no,?\s+|actually,?\s+)*+(?P<ref>.+?)(?:\s+still)?\s*(?:is|'s|was|"
         rf"are|were|has|have|should|must)(?:\s+still)?(?:\s+not|n't)\s+(?:really\s+|actually\s+|"
         rf"yet\s+|been\s+|be\s+)?{_DONE}"
         r"(?:\s+(?:yet|actually|after all|anymore|any more|really))?$",
@@ -2753,7 +2753,7 @@ _STATUS_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 _SEARCH = re.compile(
     r"\b(?:about|containing|mentioning|matching|with the words?|called|named|titled|"
     r"related to|regarding|that mention|that contain|with)\s+"
-    rf"(?P<q>[{OPEN_QUOTES}]?[\w\s'-]+?[{CLOSE_QUOTES}]?)"
+    rf"(?P<q>[{OPEN_QUOTES}]?[\w\s'-]{{1,{_REF_MAX}}}?[{CLOSE_QUOTES}]?)"
     r"(?:\s+(?:in|on)\s+(?:them|it|the title))?$",
     re.IGNORECASE,
 )

@@ -60,6 +60,8 @@ RUNS = [
     "\U0001f600",
     "\U0001f600 ",
     # words the parser looks for
+    "no ",
+    "oops, ",
     "#a ",
     "a ",
     "by ",
@@ -90,8 +92,10 @@ RUNS = [
     "sorted by the ",
     "by ",
 ]
-PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to "]
-SUFFIXES = ["", " to x", " tomorrow"]
+PREFIXES = ["", "add ", "delete ", "mark ", "change ", "remind me to ", "show my tasks "]
+# " + isn't x" fails late twice: on the "+" that no search phrase holds, and on an "isn't"
+# without a word for done after it.
+SUFFIXES = ["", " to x", " tomorrow", " + isn't x"]
 
 
 def pathological_corpus() -> list[str]:
