@@ -16,6 +16,7 @@ from shared import errors
 from shared.db import is_database_outage, is_statement_cancelled, is_transaction_conflict
 from shared.metrics import LATENCY, REQUESTS
 from shared.request_context import accept_request_id, request_id_var, user_id_var
+from shared.text import ascii_number
 
 logger = logging.getLogger("access")
 error_logger = logging.getLogger(__name__)
@@ -173,7 +174,8 @@ def _refusal(scope: Scope, max_body_bytes: int) -> errors.AppError | None:
     """What is answered before the app sees the request: a declared body over the limit, or
     more than one ``Authorization`` header."""
     declared = _header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+    size = ascii_number(declared, digits=20)
+    if size is not None and size > max_body_bytes:
         return errors.PayloadTooLarge()
     if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
         return errors.DuplicateAuthorization()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from shared.text import ascii_number
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -20,12 +22,13 @@ def parse_address(text: str) -> Address | None:
     if text.startswith("["):
         end = text.find("]")
         rest = text[end + 1 :] if end > 0 else ""
-        if end < 0 or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
+        port_ok = rest[:1] == ":" and ascii_number(rest[1:], digits=5) is not None
+        if end < 0 or (rest and not port_ok):
             return None
         text = text[1:end]
     elif text.count(":") == 1:  # an IPv4 address and its port (IPv6 has two colons or more)
         text, _, port = text.partition(":")
-        if not port.isdigit():
+        if ascii_number(port, digits=5) is None:
             return None
     try:
         address = ipaddress.ip_address(text.partition("%")[0])

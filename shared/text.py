@@ -10,6 +10,10 @@
   micro sign and the Greek mu, "work" + U+200B and "work" are one label. Lower case, not
   full case folding: a label is also shown, and folding would show "straße" as "strasse"
   and a Greek word's final sigma as the other sigma.
+
+A number typed into a form, a query or a header is ASCII digits, read by ``ascii_number``:
+``str.isdigit`` also says yes to "²" (which ``int`` refuses) and to Arabic-Indic digits
+(which it reads).
 """
 
 from __future__ import annotations
@@ -54,3 +58,10 @@ def labelled(value: Any) -> Any:
 
 
 LabelKey = BeforeValidator(labelled)  # placed as ``Composed``
+
+
+def ascii_number(value: object, *, digits: int) -> int | None:
+    """``value`` read as a whole number when it is 1 to ``digits`` ASCII digits, else None."""
+    if isinstance(value, str) and 0 < len(value) <= digits and value.isascii() and value.isdigit():
+        return int(value)
+    return None

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from shared.columns import MAX_ID
 from shared.streams import EventStreamResponse, SlotStreamingResponse, sse
+from shared.text import ascii_number
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor
 from web_service.responses import not_found, redirect, refused, resource_id
@@ -95,7 +96,7 @@ async def snooze(ctx: CtxDep, raw_id: str) -> Response:
     ctx.require_session()
     form = await ctx.form()
     raw = form.get("minutes", str(SNOOZE_MINUTES))
-    minutes = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) <= 4 else 0
+    minutes = ascii_number(raw, digits=4)
     if minutes not in SNOOZE_RANGE:
         return refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
     return await _act(ctx, raw_id, "snooze", "notification_snoozed", minutes)

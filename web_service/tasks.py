@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from shared.text import composed, label_key
+from shared.text import ascii_number, composed, label_key
 from web_service.account import timezones, valid_timezone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor
@@ -355,8 +355,9 @@ def _reminder(token: str) -> dict[str, Any] | None:
     """The API's reminder for a form's ``before:<minutes>`` or ``at:<ISO instant>``; None
     when it is neither."""
     kind, _, value = token.partition(":")
-    if kind == "before" and value.isdigit() and int(value) <= REMINDER_OFFSET_MAX_MINUTES:
-        return {"before_due_minutes": int(value)}
+    minutes = ascii_number(value, digits=6) if kind == "before" else None
+    if minutes is not None and minutes <= REMINDER_OFFSET_MAX_MINUTES:
+        return {"before_due_minutes": minutes}
     if kind == "at":
         try:
             at = parse_utc(value)
@@ -661,7 +662,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     if "time_zone" in form:
         values["time_zone"] = _field(form, "time_zone", 64).strip()
     version = _field(form, "version", 20)
-    if not version.isdigit():
+    if ascii_number(version, digits=20) is None:
         version = "0"
     body, errors = task_body(values, session.timezone)
 

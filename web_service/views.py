@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from shared.text import ascii_number
 from shared.timezones import local_or_as_given
 from web_service.context import Ctx
 from web_service.gateway_client import ApiError
@@ -114,9 +115,9 @@ def reminder_text(token: str, tz: str) -> str:
             return f"At {when_text(value, tz)}" if parse_utc(value) else ""
         except ValueError:
             return ""
-    if kind != "before" or not value.isdigit():
+    minutes = ascii_number(value, digits=6) if kind == "before" else None
+    if minutes is None:
         return ""
-    minutes = int(value)
     if minutes == 0:
         return "At the due time"
     unit, size = next(
@@ -302,5 +303,5 @@ def _problem_from_query(ctx: Ctx) -> str | None:
         return None
     error = PROBLEM_CODES[code]
     wait = ctx.request.query_params.get("wait", "")
-    retry = int(wait) if wait.isdigit() and len(wait) < 6 else None
+    retry = ascii_number(wait, digits=5)
     return friendly(ApiError(error.status, error.code, retry_after=retry))

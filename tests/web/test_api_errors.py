@@ -22,6 +22,8 @@ from tests.web.conftest import (
     create_form,
     csrf_of,
     idempotency_key_of,
+    register,
+    sign_in,
 )
 
 
@@ -111,6 +113,23 @@ async def test_problem_codes_in_the_query_show_fixed_words_only(ann: httpx.Async
     assert 'data-testid="notice"' not in page.text
     shown = await ann.get("/tasks?problem=unavailable&wait=12")
     assert "Please wait 12 seconds" in shown.text
+
+
+async def test_a_wait_of_digits_other_than_ascii_is_not_read(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """A link to any page with "wait=²" (a digit to ``str.isdigit``, not to ``int``) answered
+    500, to anyone signed in or not; Arabic-Indic "12" was read as 12."""
+    unreadable = {"problem": "unavailable", "wait": "\u00b2"}
+    signin = await browser.get("/signin", params=unreadable)
+    assert signin.status_code == 200
+    await register(clean, "ann@example.com")
+    await sign_in(browser)
+    tasks = await browser.get("/tasks", params=unreadable)
+    assert tasks.status_code == 200
+    assert "Please wait" not in tasks.text
+    other = await browser.get("/tasks", params={"problem": "unavailable", "wait": "\u0661\u0662"})
+    assert "Please wait 12" not in other.text
 
 
 async def test_a_wait_of_one_second_is_said_in_the_singular(ann: httpx.AsyncClient) -> None:

@@ -251,7 +251,9 @@ async def test_a_snooze_says_when_the_reminder_comes_back(
     assert read.json()["notice"] == "Notification marked read."
 
 
-@pytest.mark.parametrize("minutes", ["0", "1441", "-5", "ten", "1e3", "99999", ""])
+@pytest.mark.parametrize(
+    "minutes", ["0", "1441", "-5", "ten", "1e3", "99999", "", "\u00b2", "\u0661\u0660"]
+)
 async def test_snooze_minutes_out_of_range_change_nothing(
     clean: Platform, ann: httpx.AsyncClient, minutes: str
 ) -> None:

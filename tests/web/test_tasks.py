@@ -103,6 +103,9 @@ async def test_reminders_the_form_cannot_take_are_named_with_nothing_saved(
         ({**due, "reminders": ["soon"]}, "Choose reminders from the list"),
         ({**due, "reminders": ["before:43201"]}, "Choose reminders from the list"),
         ({**due, "reminders": ["before:-5"]}, "Choose reminders from the list"),
+        # Digits int() refuses (superscript 3) or reads (Arabic-Indic 15): 500 and 15 before.
+        ({**due, "reminders": ["before:\u00b3"]}, "Choose reminders from the list"),
+        ({**due, "reminders": ["before:\u0661\u0665"]}, "Choose reminders from the list"),
         ({**due, "reminders": ["at:2027-03-31T09:00"]}, "Choose reminders from the list"),
         ({**due, "reminders": [f"before:{m}" for m in range(6)]}, "At most 5 reminders"),
     ):
