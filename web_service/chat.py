@@ -18,7 +18,7 @@ from shared.errors import error_event
 from shared.request_context import current_request_id
 from shared.streams import EventStreamResponse, SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
-from web_service.gateway_client import ApiError, ApiResponse, next_cursor
+from web_service.gateway_client import ApiError, ApiResponse, next_cursor, page_cursor
 from web_service.responses import Refused, not_found, redirect, resource_id
 from web_service.tasks import form_key, new_chat_form, request_key
 from web_service.views import friendly, render
@@ -37,8 +37,8 @@ def _page_params(ctx: Ctx, name: str = "cursor") -> list[tuple[str, str]]:
     """A page of the list or of a conversation's messages: the page's cursor (the query
     parameter ``name`` of this page's address) passed on."""
     params = [("limit", str(ctx.settings.chat_page_size))]
-    cursor = ctx.request.query_params.get(name)
-    if cursor and len(cursor) <= 1024:
+    cursor = page_cursor(ctx.request.query_params, name)
+    if cursor:
         params.append(("cursor", cursor))
     return params
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from shared.pagination import MAX_CURSOR_LENGTH
 from shared.request_context import current_request_id
 from web_service.settings import WebSettings
 
@@ -88,6 +89,13 @@ class ApiError(Exception):
                 if isinstance(loc, list) and len(loc) >= 2 and loc[0] == "body":
                     found.setdefault(str(loc[1]), str(item.get("msg", "Invalid value")))
         return found
+
+
+def page_cursor(query: Mapping[str, str], name: str = "cursor") -> str | None:
+    """The cursor a page's address carries in ``name``, passed on to the API, which checks
+    it; None when there is none or it is longer than any the API gives."""
+    cursor = query.get(name)
+    return cursor if cursor and len(cursor) <= MAX_CURSOR_LENGTH else None
 
 
 def next_cursor(link: str | None) -> str | None:

@@ -30,7 +30,7 @@ from shared.columns import MAX_ID
 from shared.streams import EventStreamResponse, SlotStreamingResponse, sse
 from shared.text import ascii_number
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
-from web_service.gateway_client import ApiError, next_cursor
+from web_service.gateway_client import ApiError, next_cursor, page_cursor
 from web_service.responses import not_found, redirect, refused, resource_id
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge
@@ -54,11 +54,6 @@ SNOOZE_RANGE = range(1, 1441)
 UPSTREAM = "/api/notifications/stream"
 
 
-def _cursor(ctx: Ctx) -> str | None:
-    cursor = ctx.request.query_params.get("cursor")
-    return cursor if cursor and len(cursor) <= 1024 else None
-
-
 @router.get("/notifications")
 async def notifications_page(ctx: CtxDep) -> Response:
     ctx.require_session()
@@ -66,7 +61,7 @@ async def notifications_page(ctx: CtxDep) -> Response:
     params: list[tuple[str, str]] = [("limit", str(ctx.settings.notifications_page_size))]
     if unread_only:
         params.append(("unread", "true"))
-    cursor = _cursor(ctx)
+    cursor = page_cursor(ctx.request.query_params)
     if cursor:
         params.append(("cursor", cursor))
     answer = await ctx.api("GET", "/api/notifications", params=params)

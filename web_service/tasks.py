@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from shared.text import ascii_number, composed, label_key
 from web_service.account import timezones, valid_timezone
 from web_service.context import Ctx, CtxDep
-from web_service.gateway_client import ApiError, next_cursor
+from web_service.gateway_client import ApiError, next_cursor, page_cursor
 from web_service.responses import json_problem, not_found, redirect, refused, resource_id
 from web_service.security import page_before, safe_next
 from web_service.views import (
@@ -97,8 +97,7 @@ class Filters:
         self.q = (params.get("q") or "").strip()[:200]
         self.sort = _one(params, "sort", FILTER_CHOICES["sort"]) or "created"
         self.order = _one(params, "order", FILTER_CHOICES["order"])
-        cursor = params.get("cursor") or ""
-        self.cursor = cursor if len(cursor) <= 1024 else ""
+        self.cursor = page_cursor(params) or ""
 
     def query(self, **changes: str) -> str:
         """This page's query string, with ``changes`` (empty values left out)."""

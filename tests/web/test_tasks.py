@@ -6,6 +6,7 @@ import asyncio
 import html
 import re
 from datetime import UTC, datetime, time, timedelta
+from urllib.parse import unquote
 
 import httpx
 
@@ -418,6 +419,28 @@ async def test_load_more_walks_the_keyset_pages(
         assert "Back to the first page" in second.text
         # A cursor that is not ours: back to the first page.
         assert (await client.get("/tasks?cursor=forged")).headers["location"] == "/tasks"
+
+
+async def test_load_more_follows_the_longest_cursors_the_api_gives(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    """A page sorted by title that ends at a title of 200 emoji has a cursor of over 1,024
+    characters; the web dropped such a cursor, so "Load more" showed the first page again."""
+    await register(clean, "ann@example.com")
+    token = await token_of(clean)
+    names = [chr(0x1F600 + n) * 199 + str(n) for n in range(3)]
+    for name in names:
+        await api_create(clean, token, title=name)
+    async with serve(make_web_app(page_size=2)) as client:
+        client.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(client)
+        page = await client.get("/tasks?sort=title")
+        assert titles(page.text) == names[:2]
+        more = re.search(r'href="(/tasks\?[^"]*cursor=([^"&]+)[^"]*)"', page.text)
+        assert more is not None
+        assert len(unquote(more.group(2))) > 1024
+        second = await client.get(more.group(1).replace("&amp;", "&"))
+        assert titles(second.text) == names[2:]
 
 
 async def test_complete_and_reopen_with_a_form(clean: Platform, ann: httpx.AsyncClient) -> None:
