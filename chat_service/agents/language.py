@@ -769,7 +769,7 @@ RULES: tuple[tuple[Intent, float, re.Pattern[str]], ...] = (
         rf"(?P<verb>{_PAST_VERBS})$",
         clues=_PAST_CLUES,
     ),
-    _rule(Intent.DELETE, 0.93, rf"^(?:{_any('delete')})\s+(?P<ref>.+)$"),
+    _rule(Intent.DELETE, 0.93, rf"^(?P<deleting>{_any('delete')})\s+(?P<ref>.+)$"),
     _rule(
         Intent.FACT,
         0.85,
@@ -1822,6 +1822,8 @@ def _build(
             return None
         if several and ref.title is not None:
             ref = replace(ref, titles=several)
+        if "deleting" in groups and _chore_words(groups, ref):
+            return _chore_or_delete(Command(intent, ref=ref), groups, sentence, now=now, tz=tz)
         return Command(intent, ref=ref)
     if intent is Intent.UPDATE and "ask" in groups:
         # "rename task 3": the new title is still to come.
@@ -1941,6 +1943,62 @@ _NAMED = re.compile(
     r"(?:called|named|titled|saying|that says)\b|^\S+\s+['\"\u201c\u2018]",
     re.IGNORECASE,
 )
+
+
+# --- a chore said with a word for deleting --------------------------------------------------
+
+# Words for deleting that are only ever said of the list: title words after them, a time
+# too ("delete gym tomorrow"), name a task.
+_LIST_ONLY_VERBS = frozenset(("delete", "del", "rm", "erase", "forget", "forget about", "scratch"))
+# A word after the verb that makes it another verb, a chore's: "drop off the package", "trash
+# out", "clear up the kitchen", "wipe down the counters".
+_PARTICLES = frozenset(("off", "out", "away", "up", "down"))
+# When a chore is done, in words the dates do not read: "clear the table after dinner".
+_CHORE_TIME = re.compile(
+    r"\b(?:(?:after|before)\s+(?:(?:the|my|your|our)\s+)?(?:breakfast|brunch|lunch|dinner|"
+    r"supper|work|school|class|bed|bedtime|church|practice|training|gym|meeting|party|shopping|"
+    r"leaving)|later(?:\s+today|\s+on)?|first thing)$"
+)
+_TASK_WORD_IN = re.compile(rf"\b{_TASK_WORD}\b")  # read in ``fold_case`` text
+
+
+def _chore_words(groups: dict[str, str], ref: TaskRef) -> bool:
+    """Whether a delete's words are title words alone, which may name a chore as well as a
+    task ("cancel my gym membership"): not a number, "it", a kind of task, several names, a
+    quoted title, the task word ("the milk task") or the list ("... from my list"), and not
+    after a word only ever said of the list ("delete", "erase")."""
+    said = groups["ref"].strip()
+    verb = " ".join(groups["deleting"].lower().split())
+    return (
+        verb not in _LIST_ONLY_VERBS
+        and ref.title is not None
+        and not ref.titles
+        and said[:1] not in QUOTES
+        and _TASK_WORD_IN.search(fold_case(said)) is None
+        and _LIST_SUFFIX.search(said) is None
+    )
+
+
+def _chore_or_delete(
+    command: Command, groups: dict[str, str], sentence: str, *, now: datetime, tz: ZoneInfo
+) -> Command:
+    """A delete of title words that may be a chore to do. When they say when it is done
+    ("remove the trash tonight", "clear the table after dinner") or make the verb another
+    one ("drop off the package", "trash out"), it is: a task to add, never a reference to
+    one to delete (no task is due to be deleted tomorrow)."""
+    said = groups["ref"].strip()
+    if said.split()[0].lower() in _PARTICLES or _ends_with_when(said, now=now, tz=tz):
+        return _add(sentence, now=now, tz=tz)
+    return command
+
+
+def _ends_with_when(words: str, *, now: datetime, tz: ZoneInfo) -> bool:
+    """Whether ``words`` end with a day or time: one the dates read, or a chore's own
+    ("after dinner")."""
+    found = find_due(words, now=now, tz=tz)
+    if found is not None and not words[found.end :].strip(" .,!?"):
+        return True
+    return _CHORE_TIME.search(fold_case(words)) is not None
 
 
 # --- completion stated as a fact -------------------------------------------------------------

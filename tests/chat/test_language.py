@@ -925,3 +925,44 @@ def test_a_repetition_no_task_can_hold_is_read_out_of_the_title(
     """ "add water plants every 3 days" was a task "Water plants every 3 days" that never
     repeats: the repetition is kept for the agent to decline, out of the title."""
     check(text, Intent.ADD, title=title, repeats=repeats, weekdays=weekdays)
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "due"),
+    [
+        ("trash out tonite", "Trash out", at(27, 20)),
+        ("remove the trash tonight", "Remove the trash", at(27, 20)),
+        ("clear the table after dinner", "Clear the table after dinner", None),
+        ("drop off the package tomorrow", "Drop off the package", at(28, 9)),
+        ("drop off the package", "Drop off the package", None),
+        ("clear up the kitchen", "Clear up the kitchen", None),
+        ("cancel gym on friday", "Cancel gym", at(4, 9, month=12)),
+        ("wipe down the counters later", "Wipe down the counters later", None),
+    ],
+)
+def test_a_chore_said_with_a_word_for_deleting_and_when_it_is_done_is_added(
+    text: str, title: str, due: datetime | None
+) -> None:
+    """ "drop off the package tomorrow" was a delete of the task "off the package tomorrow",
+    "clear the table after dinner" one of "table after dinner": a time after the words, or a
+    particle that makes the verb a chore's, says a chore to do, and no task is deleted on a
+    day."""
+    check(text, Intent.ADD, title=title, due_at=due, ref=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("delete the milk task", TaskRef(title="milk")),
+        ("remove task 3", TaskRef(ids=(3,))),
+        ("cancel the dentist", TaskRef(title="dentist")),
+        ("drop gym", TaskRef(title="gym")),
+        # A word only ever said of the list keeps a time in the name it looks for.
+        ("delete gym tomorrow", TaskRef(title="gym tomorrow")),
+        # The list says a task is meant.
+        ("take walk the dog off my list", TaskRef(title="walk the dog")),
+        ("remove the 3pm meeting", TaskRef(title="3pm meeting")),
+    ],
+)
+def test_a_delete_of_a_task_is_still_a_delete(text: str, ref: TaskRef) -> None:
+    check(text, Intent.DELETE, ref=ref)

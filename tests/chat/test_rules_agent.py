@@ -1591,3 +1591,25 @@ async def test_it_after_adding_several_tasks_asks_which_one(
     mom = one["tool_calls"][0]["result"]["task_id"]
     made = await turn(agent, alice, "make it high priority", one["conversation_id"])
     assert calls(made) == [("update_task", {"task_id": mom, "priority": "high"})]
+
+
+async def test_a_chore_said_with_a_word_for_deleting_is_added_and_deletes_nothing(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "remove the trash tonight" looked for a task "trash tonight" to delete, and "drop off
+    the package tomorrow" for "off the package tomorrow": a task that had those words went,
+    never to come back (a deletion cannot be undone)."""
+    trash = await add(agent, alice, "Take out the trash tonight")
+    package = await add(agent, alice, "Pick up the package tomorrow")
+    for said, title, due in (
+        ("remove the trash tonight", "Remove the trash", "2026-11-27T20:00:00+00:00"),
+        ("drop off the package tomorrow", "Drop off the package", "2026-11-28T09:00:00+00:00"),
+        ("trash out tonite", "Trash out", "2026-11-27T20:00:00+00:00"),
+    ):
+        answer = await turn(agent, alice, said)
+        assert calls(answer) == [("add_task", {"title": title, "due_at": due})], said
+    listed = await turn(agent, alice, "show my tasks")
+    assert {trash, package} <= {task["id"] for task in listed["tool_calls"][0]["result"]}
+    # A task named as one is still deleted.
+    deleted = await turn(agent, alice, f"remove task {trash}")
+    assert calls(deleted) == [("delete_task", {"task_id": trash})]
