@@ -152,6 +152,17 @@ class Command:
     # "every monday and thursday": the days of the week a new task was asked to repeat on,
     # which no task's repetition holds (weekly is one day). The agent asks instead of adding.
     weekdays: tuple[str, ...] = ()
+    # A delete of title words alone ("cancel my gym membership", "remove the trash"): the whole
+    # sentence as a new task's title, in case the words name a chore rather than a task. A
+    # task that holds all of it, verb too, is that chore said again: the agent asks before
+    # deleting it.
+    chore: str | None = None
+    # How much a delete by such words is in doubt when its verb is an everyday chore too:
+    # "partial", said of a thing ("clear the table"), the agent asks before deleting a task
+    # the words do not name whole (Book a table); "any", said of the user's own thing
+    # ("cancel my gym membership"), it asks before deleting any. With no task found, the
+    # agent says how to add the chore as a new task.
+    doubt: str | None = None
     # "every 3 days", "twice a day": the words of a repetition no task holds (it repeats daily,
     # weekly or monthly). The agent says so instead of adding the task.
     repeats: str | None = None
@@ -1881,7 +1892,9 @@ def _build(
             if _starts_with_command(rest):
                 inner = understand(rest, now=now, tz=tz)
                 plans = {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY, Intent.COMPLETE, Intent.FACT}
-                if inner.intent not in plans:
+                # "I need to cancel my gym membership": a chore to do, not a task to delete.
+                chore = inner.intent is Intent.DELETE and inner.chore is not None
+                if inner.intent not in plans and not chore:
                     return inner  # "I want to see my tasks", "I need to delete task 3"
             return _add_many(rest, now=now, tz=tz)
         if "rest" not in groups:
@@ -1949,7 +1962,20 @@ _NAMED = re.compile(
 
 # Words for deleting that are only ever said of the list: title words after them, a time
 # too ("delete gym tomorrow"), name a task.
-_LIST_ONLY_VERBS = frozenset(("delete", "del", "rm", "erase", "forget", "forget about", "scratch"))
+_LIST_ONLY_VERBS = frozenset(
+    ("delete", "del", "rm", "erase", "forget", "forget about", "scratch", "cross out")
+)
+# Words for deleting that are everyday chores as well: title words after them may name the
+# chore, not a task. Said of a plan ("cancel the dentist", "drop the gym", "scrap the party
+# planning") they mean the task goes; said of a thing ("clear the table", "wipe the counters",
+# "throw out old milk") they are a chore done to it, and delete only the task they name whole.
+# Either, said of the user's own thing ("cancel my gym membership"), may be the chore. Other
+# words, and the slang of apps ("remove", "trash", "bin", "kill", "nuke"), are read as
+# deleting the task their words find.
+_PLAN_VERBS = frozenset(("cancel", "drop", "scrap", "ditch", "discard", "get rid of"))
+_THING_VERBS = frozenset(("clear", "clear out", "wipe", "throw out", "throw away", "chuck out"))
+# Words that say the thing is the user's own, in the world, rather than a task's name.
+_OWNED = frozenset(("my", "our", "his", "her", "their"))
 # A word after the verb that makes it another verb, a chore's: "drop off the package", "trash
 # out", "clear up the kitchen", "wipe down the counters".
 _PARTICLES = frozenset(("off", "out", "away", "up", "down"))
@@ -1985,11 +2011,19 @@ def _chore_or_delete(
     """A delete of title words that may be a chore to do. When they say when it is done
     ("remove the trash tonight", "clear the table after dinner") or make the verb another
     one ("drop off the package", "trash out"), it is: a task to add, never a reference to
-    one to delete (no task is due to be deleted tomorrow)."""
+    one to delete (no task is due to be deleted tomorrow). Otherwise a delete that carries
+    the chore (``Command.chore``) and how much it is in doubt (``Command.doubt``)."""
     said = groups["ref"].strip()
-    if said.split()[0].lower() in _PARTICLES or _ends_with_when(said, now=now, tz=tz):
+    first = said.split()[0].lower()
+    if first in _PARTICLES or _ends_with_when(said, now=now, tz=tz):
         return _add(sentence, now=now, tz=tz)
-    return command
+    verb = " ".join(groups["deleting"].lower().split())
+    doubt = None
+    if verb in _PLAN_VERBS | _THING_VERBS and first in _OWNED:
+        doubt = "any"
+    elif verb in _THING_VERBS:
+        doubt = "partial"
+    return replace(command, chore=_add(sentence, now=now, tz=tz).title, doubt=doubt)
 
 
 def _ends_with_when(words: str, *, now: datetime, tz: ZoneInfo) -> bool:

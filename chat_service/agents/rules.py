@@ -609,6 +609,11 @@ class RulesAgent:
         if resolution.reply is not None:
             yield resolution.reply
             return
+        if command.chore is not None and len(resolution.tasks) == 1:
+            asked = _chore_question(command, resolution.tasks[0])
+            if asked is not None:
+                yield asked
+                return
         # A move by a span or to a day alone, or a tag added or removed, reads each task first,
         # unless this turn listed it.
         reads = _reads_current(pending) and not resolution.listed
@@ -883,6 +888,8 @@ class RulesAgent:
             into.tasks = matches
         elif matches:
             into.reply = _which_one(matches, words, pending)
+        elif command.chore is not None:
+            into.reply = _offer_chore(words, command.chore)
         else:
             into.reply = ReplyEvent(
                 f"I couldn't find a {kind} matching “{words}”. "
@@ -1471,6 +1478,48 @@ def _confirmation(action: str, tasks: Sequence[TaskMention]) -> ReplyEvent:
             candidates=tuple(t.id for t in tasks),
             command=PendingCommand(action=action),
         ),
+    )
+
+
+def _chore_question(command: Command, task: TaskMention) -> ReplyEvent | None:
+    """The question before deleting the one task that words which may name a chore found
+    ("cancel my gym membership"), or None when the words name it beyond doubt. The task is
+    that chore said again when its title holds every word of it, the verb too ("Cancel gym
+    membership"). Words in doubt (``Command.doubt``) are asked about when said of the user's
+    own thing, or of a thing the task's title is more than ("clear the table": Book a
+    table)."""
+    chore = command.chore or ""
+    named = _named(task)
+    state = DialogueState(
+        awaiting=Awaiting.CONFIRMATION,
+        candidates=(task.id,),
+        command=PendingCommand(action="delete_tasks"),
+    )
+    if stems(chore) <= stems(task.title):
+        return ReplyEvent(
+            f"{named} is already on your list. Shall I delete it? Reply “yes” to delete it; "
+            "anything else leaves it as it is.",
+            state,
+        )
+    words = command.ref.title if command.ref is not None else None
+    whole = words is not None and label_key(words) == label_key(task.title)
+    if command.doubt is None or (command.doubt == "partial" and whole):
+        return None
+    said = chore[:1].lower() + chore[1:]
+    return ReplyEvent(
+        f"Do you mean the task {named}? Shall I delete it? Reply “yes” to delete it; anything "
+        f"else leaves it as it is. To add “{chore}” as a new task instead, say “add {said}”.",
+        state,
+    )
+
+
+def _offer_chore(words: str, chore: str) -> ReplyEvent:
+    """No task matches words that may name a chore ("throw out old milk"): nothing deleted,
+    and how to add the chore as a new task."""
+    said = chore[:1].lower() + chore[1:]
+    return ReplyEvent(
+        f"I couldn't find a task matching “{words}”, so I deleted nothing. If “{chore}” is "
+        f"something to do, say “add {said}” and I'll add it as a new task."
     )
 
 

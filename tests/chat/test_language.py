@@ -966,3 +966,38 @@ def test_a_chore_said_with_a_word_for_deleting_and_when_it_is_done_is_added(
 )
 def test_a_delete_of_a_task_is_still_a_delete(text: str, ref: TaskRef) -> None:
     check(text, Intent.DELETE, ref=ref)
+
+
+@pytest.mark.parametrize(
+    ("text", "chore", "doubt"),
+    [
+        # Said of the user's own thing: maybe the chore, whatever task the words find.
+        ("cancel my gym membership", "Cancel my gym membership", "any"),
+        # Said of a thing: a chore done to it, unless the words are a task's whole title.
+        ("throw out old milk", "Throw out old milk", "partial"),
+        ("clear the table", "Clear the table", "partial"),
+        # Said of a plan: the task goes, unless it is the chore said again.
+        ("cancel the dentist", "Cancel the dentist", None),
+        ("drop gym", "Drop gym", None),
+        ("remove the milk", "Remove the milk", None),
+        # Words only ever said of the list, a number, the task word: a task, beyond doubt.
+        ("delete the milk", None, None),
+        ("remove task 3", None, None),
+        ("cancel the dentist task", None, None),
+        ("clear 'the table'", None, None),
+    ],
+)
+def test_a_delete_of_title_words_carries_the_chore_they_may_name(
+    text: str, chore: str | None, doubt: str | None
+) -> None:
+    """ "cancel my gym membership" deleted the task "Cancel gym membership", or "Gym
+    membership", without a word: the agent needs the chore to ask about it."""
+    check(text, Intent.DELETE, chore=chore, doubt=doubt)
+
+
+def test_a_need_to_do_a_chore_is_a_task_not_a_delete() -> None:
+    """ "I need to cancel my gym membership" deleted "Gym membership"."""
+    check("I need to cancel my gym membership", Intent.ADD, title="Cancel my gym membership")
+    check("I have to throw out the old milk", Intent.ADD, title="Throw out the old milk")
+    check("I want to remove the milk task", Intent.DELETE, ref=TaskRef(title="milk"))
+    check("I need to delete task 3", Intent.DELETE, ref=TaskRef(ids=(3,)))

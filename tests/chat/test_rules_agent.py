@@ -1613,3 +1613,71 @@ async def test_a_chore_said_with_a_word_for_deleting_is_added_and_deletes_nothin
     # A task named as one is still deleted.
     deleted = await turn(agent, alice, f"remove task {trash}")
     assert calls(deleted) == [("delete_task", {"task_id": trash})]
+
+
+async def test_a_chore_said_with_a_word_for_deleting_never_deletes_a_task_unasked(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "cancel my gym membership" deleted the task "Cancel gym membership" (the chore itself)
+    or "Gym membership", and "clear the table" the task "Book a table", with no question: a
+    deletion cannot be undone."""
+    # (a) No task matches: nothing deleted, and how to add the chore.
+    none = await turn(agent, alice, "cancel my gym membership")
+    assert [name for name, _ in calls(none)] == ["list_tasks", "list_tasks"]
+    assert none["response"] == (
+        "I couldn't find a task matching “gym membership”, so I deleted nothing. If “Cancel "
+        "my gym membership” is something to do, say “add cancel my gym membership” and I'll "
+        "add it as a new task."
+    )
+    added = await turn(agent, alice, "add cancel my gym membership")
+    assert calls(added) == [("add_task", {"title": "Cancel my gym membership"})]
+    await turn(agent, alice, f"delete task {added['tool_calls'][0]['result']['task_id']}")
+
+    # (b) The task is the chore said again: asked, and kept unless the answer is yes.
+    chore = await add(agent, alice, "Cancel gym membership")
+    asked = await turn(agent, alice, "cancel my gym membership")
+    assert calls(asked) == [("list_tasks", {"status": "all", "q": "membership"})]
+    assert asked["response"] == (
+        f"“Cancel gym membership” (task {chore}) is already on your list. Shall I delete it? "
+        "Reply “yes” to delete it; anything else leaves it as it is."
+    )
+    kept = await turn(agent, alice, "no", asked["conversation_id"])
+    assert calls(kept) == []
+    await turn(agent, alice, f"delete task {chore}")
+
+    # (c) A task of the thing's name, the words said of the user's own: asked, then deleted
+    # after a yes.
+    membership = await add(agent, alice, "Gym membership")
+    asked = await turn(agent, alice, "cancel my gym membership")
+    assert [name for name, _ in calls(asked)] == ["list_tasks"]
+    assert asked["response"].startswith(
+        f"Do you mean the task “Gym membership” (task {membership})? Shall I delete it?"
+    )
+    assert asked["response"].endswith("say “add cancel my gym membership”.")
+    yes = await turn(agent, alice, "yes", asked["conversation_id"])
+    assert calls(yes) == [("delete_tasks", {"task_ids": [membership]})]
+
+    # Another chore on the same thing: asked about, never deleted unasked.
+    table = await add(agent, alice, "Book a table")
+    asked = await turn(agent, alice, "clear the table")
+    assert [name for name, _ in calls(asked)] == ["list_tasks"]
+    assert asked["response"].startswith(f"Do you mean the task “Book a table” (task {table})?")
+    listed = await turn(agent, alice, "show my tasks", asked["conversation_id"])
+    assert [task["id"] for task in listed["tool_calls"][0]["result"]] == [table]
+
+
+async def test_a_task_named_to_be_deleted_is_still_deleted_without_a_question(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    milk = await add(agent, alice, "Buy milk")
+    rent = await add(agent, alice, "Pay rent")
+    dentist = await add(agent, alice, "Dentist appointment")
+    gym = await add(agent, alice, "Gym")
+    for said, task_id in (
+        ("delete the milk task", milk),
+        (f"remove task {rent}", rent),
+        ("cancel the dentist", dentist),
+        ("drop gym", gym),
+    ):
+        answer = await turn(agent, alice, said)
+        assert calls(answer)[-1] == ("delete_task", {"task_id": task_id}), said
