@@ -6,6 +6,11 @@ the span of text it used, so the caller can cut the phrase out of a task title. 
 
 - a weekday ("monday", "next monday", "on monday") is its next occurrence after today;
 - a month and day that already passed this year is next year's;
+- a date in numbers ("12/25", "25/12", "12/25/2026") is month/day or day/month: a number
+  over 12 is the day, and when both could be the month the user's time zone says which comes
+  first (``month_first``: month/day in the United States' zones, day/month elsewhere); the
+  reply says the day it was read as. Without a year nor a word before it ("on", "due", "by")
+  it must end the text, so "buy 1/2 gallon of milk" has no date;
 - a date without a time means ``DEFAULT_TIME`` (9:00) local time, but today once that has
   passed ``END_OF_DAY``, then ``LAST_MINUTE`` (``on_day``: nothing said to be due today is due
   in the past); "tonight" is 20:00, or ``LAST_MINUTE`` once 20:00 has passed;
@@ -116,12 +121,65 @@ def fold_case(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
+# Where dates in numbers are written month first ("12/25"): the United States, its
+# territories, and the Philippines. Everywhere else ("25/12") the day comes first.
+_MONTH_FIRST_ZONES = frozenset(
+    (
+        "America/New_York",
+        "America/Detroit",
+        "America/Chicago",
+        "America/Menominee",
+        "America/Denver",
+        "America/Boise",
+        "America/Phoenix",
+        "America/Los_Angeles",
+        "America/Anchorage",
+        "America/Juneau",
+        "America/Sitka",
+        "America/Metlakatla",
+        "America/Yakutat",
+        "America/Nome",
+        "America/Adak",
+        "Pacific/Honolulu",
+        # Older names of the same zones.
+        "America/Fort_Wayne",
+        "America/Indianapolis",
+        "America/Knox_IN",
+        "America/Louisville",
+        "America/Atka",
+        "America/Shiprock",
+        "Navajo",
+        "EST5EDT",
+        "CST6CDT",
+        "MST7MDT",
+        "PST8PDT",
+        # Territories.
+        "America/Puerto_Rico",
+        "America/St_Thomas",
+        "America/Virgin",
+        "Pacific/Guam",
+        "Pacific/Saipan",
+        "Pacific/Pago_Pago",
+        "Pacific/Samoa",
+        "Asia/Manila",
+    )
+)
+_MONTH_FIRST_AREAS = ("US/", "America/Indiana/", "America/Kentucky/", "America/North_Dakota/")
+
+
+def month_first(tz: ZoneInfo) -> bool:
+    """Whether dates in numbers are written month first where ``tz`` is ("12/25")."""
+    key = tz.key or ""
+    return key in _MONTH_FIRST_ZONES or key.startswith(_MONTH_FIRST_AREAS)
+
+
 _MONTH_CLUES = tuple(sorted({name[:3] for name in MONTHS}))
 # A pattern runs only when one of its clues is in the text: a substring search is a fraction of
 # the cost of trying a pattern at every word of a long message that names no date at all.
 _CLUES: dict[str, tuple[str, ...]] = {
     "relative": ("in",),
     "iso": ("-",),
+    "numeric": ("/",),
     "month_day": _MONTH_CLUES,
     "day_month": _MONTH_CLUES,
     "named_day": ("tod", "ton", "tom", "tmr", "this "),
@@ -154,6 +212,12 @@ _PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             rf"\b(?:due\s+)?in\s+(?P<count>{_NUMBER})\s+(?P<unit>minute|min|hour|day|week)s?\b",
         ),
         ("iso", rf"\b{_DAY_PREFIX}(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})(?:\s+{_TIME})?"),
+        # "12/25", "on 25/12", "12/25/2026 at 5pm": not a piece of a longer number ("1.5/2").
+        (
+            "numeric",
+            rf"\b{_DAY_PREFIX}(?<![\d/.])(?P<first>\d{{1,2}})/(?P<second>\d{{1,2}})"
+            rf"(?:/(?P<year>\d{{4}}|\d{{2}}))?(?![\w/])(?:\s+{_TIME})?",
+        ),
         (
             "month_day",
             rf"\b{_DAY_PREFIX}(?:the\s+)?(?P<month>{_MONTH})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?"
@@ -264,17 +328,20 @@ def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> dat
 
     if kind in {"month_day", "day_month"}:
         month = MONTHS[groups["month"].lower().rstrip(".")]
-        year = int(groups["year"]) if groups.get("year") else today.year
-        try:
-            day = date(year, month, int(groups["day"]))
-        except ValueError:
-            return None
-        if not groups.get("year") and day < today:
-            try:
-                day = day.replace(year=year + 1)
-            except ValueError:  # 29 February
-                return None
-        return on_day(day, at, now=now, tz=tz)
+        spelt = _calendar_day(month, int(groups["day"]), groups.get("year"), today)
+        return None if spelt is None else on_day(spelt, at, now=now, tz=tz)
+
+    if kind == "numeric":
+        first, second = int(groups["first"]), int(groups["second"])
+        said_alone = match.group(0)[:1].isdigit() and not groups.get("year")
+        if said_alone and _BLANK_TO_END.match(match.string, match.end()) is None:
+            return None  # "buy 1/2 gallon of milk": a number, not a day
+        if (first, second) == (24, 7):
+            return None  # "support 24/7": all the time
+        if first > 12 or (second <= 12 and not month_first(tz)):
+            first, second = second, first  # day/month
+        written = _calendar_day(first, second, groups.get("year"), today)
+        return None if written is None else on_day(written, at, now=now, tz=tz)
 
     if kind == "named_day":
         named = groups["named"].lower()
@@ -323,6 +390,27 @@ def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> dat
             moment = _at(today + timedelta(days=1), at, tz)
         return moment
     return None
+
+
+# Nothing but spaces and end punctuation up to the end of the text (a match, never a copy of
+# the rest: a message may hold a thousand numbers with a slash).
+_BLANK_TO_END = re.compile(r"[\s.,!?]*$")
+
+
+def _calendar_day(month: int, day: int, year: str | None, today: date) -> date | None:
+    """That day of ``year`` (two digits are this century's); without a year this year's, or
+    next year's once it has passed. None when there is no such day."""
+    number = today.year if year is None else int(year) + (2000 if len(year) == 2 else 0)
+    try:
+        found = date(number, month, day)
+    except ValueError:
+        return None
+    if year is None and found < today:
+        try:
+            found = found.replace(year=number + 1)
+        except ValueError:  # 29 February
+            return None
+    return found
 
 
 _CLOCK = re.compile(

@@ -1001,3 +1001,49 @@ def test_a_need_to_do_a_chore_is_a_task_not_a_delete() -> None:
     check("I have to throw out the old milk", Intent.ADD, title="Throw out the old milk")
     check("I want to remove the milk task", Intent.DELETE, ref=TaskRef(title="milk"))
     check("I need to delete task 3", Intent.DELETE, ref=TaskRef(ids=(3,)))
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("text", "tz", "moment", "phrase"),
+    [
+        # A number over 12 is the day, wherever the user is.
+        ("pay rent 12/25", PARIS, at(25, 9, month=12), "12/25"),
+        ("pay rent 12/25", NEW_YORK, datetime(2026, 12, 25, 9, tzinfo=NEW_YORK), "12/25"),
+        ("due 12/25", PARIS, at(25, 9, month=12), "due 12/25"),
+        ("dentist on 25/12 at 3pm", PARIS, at(25, 15, month=12), "on 25/12 at 3pm"),
+        ("renew passport 25/12/2027", PARIS, at(25, 9, month=12, year=2027), "25/12/2027"),
+        ("renew passport 12/25/27", PARIS, at(25, 9, month=12, year=2027), "12/25/27"),
+        # Both could be the month: the zone's way of writing dates says which comes first.
+        ("dentist on 3/4", PARIS, at(3, 9, month=4, year=2027), "on 3/4"),
+        ("dentist on 3/4", NEW_YORK, datetime(2027, 3, 4, 9, tzinfo=NEW_YORK), "on 3/4"),
+        # A day already past this year is next year's, as "on Nov 2" is.
+        ("call mom on 2/11", PARIS, at(2, 9, year=2027), "on 2/11"),
+        # Today, once 09:00 has passed, at 17:00, as "on Nov 27" is.
+        ("call mom on 27/11", PARIS, at(27, 17), "on 27/11"),
+    ],
+)
+def test_a_date_in_numbers_is_read_month_or_day_first(
+    text: str, tz: ZoneInfo, moment: datetime, phrase: str
+) -> None:
+    """ "pay rent 12/25" and "due 12/25" were not read as dates at all."""
+    found = find_due(text, now=NOW, tz=tz)
+    assert found is not None, text
+    assert found.moment == moment, text
+    assert text[found.start : found.end] == phrase
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["buy 1/2 gallon of milk", "support 24/7", "dentist 13/13", "rate it 3.5/10", "on 2/30"],
+)
+def test_numbers_with_a_slash_that_are_no_date(text: str) -> None:
+    assert find_due(text, now=NOW, tz=PARIS) is None
+
+
+def test_a_task_due_on_a_date_in_numbers_is_added_with_it() -> None:
+    check("pay rent 12/25", Intent.ADD, title="Pay rent", due_at=at(25, 9, month=12))
+    check("add pay rent on 25/12", Intent.ADD, title="Pay rent", due_at=at(25, 9, month=12))
+    check("add buy 1/2 gallon of milk", Intent.ADD, title="Buy 1/2 gallon of milk", due_at=None)

@@ -1681,3 +1681,23 @@ async def test_a_task_named_to_be_deleted_is_still_deleted_without_a_question(
     ):
         answer = await turn(agent, alice, said)
         assert calls(answer)[-1] == ("delete_task", {"task_id": task_id}), said
+
+
+async def test_a_date_in_numbers_is_read_by_the_users_way_and_said_in_the_reply(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "pay rent 12/25" was answered with "Sorry, I can only help with your task list": a
+    date in numbers was no date. When either number could be the month, the user's zone says
+    which comes first, and the reply says the day read, so a wrong guess shows at once."""
+    rent = await turn(agent, alice, "pay rent 12/25")
+    assert calls(rent) == [
+        ("add_task", {"title": "Pay rent", "due_at": "2026-12-25T09:00:00+00:00"})
+    ]
+    assert rent["response"].endswith("— due Fri 25 Dec at 09:00.")
+    for zone, due, said in (
+        ("America/New_York", "2027-03-04T09:00:00-05:00", "Thu 4 Mar 2027"),
+        ("Europe/Paris", "2027-04-03T09:00:00+02:00", "Sat 3 Apr 2027"),
+    ):
+        answer = await turn(agent, alice, "add dentist on 3/4", timezone=zone)
+        assert calls(answer) == [("add_task", {"title": "Dentist", "due_at": due})], zone
+        assert answer["response"].endswith(f"— due {said} at 09:00."), zone

@@ -41,6 +41,7 @@ RUNS = [
     "1 and ",
     "#1",
     "1/",
+    "1/2 ",
     "12:",
     # quotes, straight and typographic
     '"',
