@@ -4,7 +4,10 @@
 "next Monday at 5pm", "on Dec 3", "in 2 days", "tonight") and returns the moment it means plus
 the span of text it used, so the caller can cut the phrase out of a task title. Rules:
 
-- a weekday ("monday", "next monday", "on monday") is its next occurrence after today;
+- a weekday ("monday", "next monday", "on monday") is its next occurrence after today; "friday
+  after next" and "a week from friday" the one a week later ("a week from tomorrow" too). A
+  short name ("sat", "tue") said alone must end the text ("call mom sat"), and "sun" and
+  "wed", everyday words too, need a word before them ("on sun");
 - a month and day that already passed this year is next year's;
 - a date in numbers ("12/25", "25/12", "12/25/2026") is month/day or day/month: a number
   over 12 is the day, and when both could be the month the user's time zone says which comes
@@ -108,6 +111,8 @@ _TIME = (
     rf"|\d{{1,2}}\s*{_AMPM})(?![\w:])"
 )
 _DAY_PREFIX = r"(?:(?:due|by|on|for|before|until)\s+)?"
+# "a week from friday", "two weeks from tomorrow": that day, weeks later.
+_WEEKS_FROM = rf"(?:(?P<weeks>{_NUMBER})\s+weeks?\s+from\s+)?"
 
 # Capital ASCII letters to small ones and nothing else, so every position stays where it was.
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -230,13 +235,15 @@ _PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         ),
         (
             "named_day",
-            rf"\b{_DAY_PREFIX}(?:the\s+)?(?P<named>day after tomorrow|today|tonight|tomorrow|tmrw|"
+            rf"\b{_DAY_PREFIX}{_WEEKS_FROM}(?:the\s+)?(?P<named>day after tomorrow|today|tonight|"
+            r"tomorrow|tmrw|"
             rf"tmr|this morning|this afternoon|this evening)\b"
             rf"(?:\s+(?:morning|afternoon|evening|night))?(?:\s+{_TIME})?",
         ),
         (
             "weekday",
-            rf"\b{_DAY_PREFIX}(?:(?P<next>next|this|coming)\s+)?(?P<weekday>{_WEEKDAY})\b\.?"
+            rf"\b{_DAY_PREFIX}{_WEEKS_FROM}(?:(?P<next>next|this|coming)\s+)?"
+            rf"(?P<weekday>{_WEEKDAY})\b\.?(?P<after_next>\s+after\s+next\b)?"
             rf"(?:\s+(?P<part>morning|afternoon|evening|night))?(?:\s+{_TIME})?",
         ),
         ("next_week", r"\b(?:due\s+)?(?P<span>next week|this weekend|next weekend|next month)\b"),
@@ -351,16 +358,25 @@ def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> dat
             day = today + timedelta(days=2)
         else:
             day = today + timedelta(days=1)
+        day += timedelta(weeks=_number(groups["weeks"]) if groups.get("weeks") else 0)
         part = TONIGHT if named == "tonight" else _part_of_day(match.group(0))
         return on_day(day, at, now=now, tz=tz, default=part or DEFAULT_TIME)
 
     if kind == "weekday":
         word = groups["weekday"].lower()
         # "sun" or "wed" alone is too often an ordinary word; abbreviations need "on", "next"...
-        if len(word) <= 4 and match.group(0).lower().split()[0] == word:
+        # or to end the message ("call mom sat", "gym tue 6pm"), but for those two ("lie in the
+        # sun", "get wed").
+        said_alone = len(word) <= 4 and match.group(0).lower().split()[0] == word
+        if said_alone and (
+            word in _EVERYDAY_WORDS or _BLANK_TO_END.match(match.string, match.end()) is None
+        ):
             return None
         target = WEEKDAYS[word]
         ahead = (target - today.weekday()) % 7 or 7
+        # "friday after next": the one after the next; "a week from friday": weeks after it.
+        ahead += 7 * bool(groups.get("after_next"))
+        ahead += 7 * (_number(groups["weeks"]) if groups.get("weeks") else 0)
         default = _part_of_day(groups.get("part") or "") or DEFAULT_TIME
         return _at(today + timedelta(days=ahead), at or default, tz)
 
@@ -392,6 +408,8 @@ def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> dat
     return None
 
 
+# Short names of a weekday that are everyday words too: never a day said alone.
+_EVERYDAY_WORDS = frozenset(("sun", "wed"))
 # Nothing but spaces and end punctuation up to the end of the text (a match, never a copy of
 # the rest: a message may hold a thousand numbers with a slash).
 _BLANK_TO_END = re.compile(r"[\s.,!?]*$")

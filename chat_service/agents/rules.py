@@ -32,7 +32,7 @@ from chat_service.agents.base import (
     in_users_zone,
     too_many_tool_calls,
 )
-from chat_service.agents.dates import describe
+from chat_service.agents.dates import describe, find_due
 from chat_service.agents.language import (
     ACTION_VERBS,
     QUOTES,
@@ -239,7 +239,7 @@ class RulesAgent:
         ):
             # "bread as well", right after adding: another task of the same kind.
             command = understand(f"add {more['what']}", now=now, tz=tz)
-        if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message)):
+        if command.intent is Intent.UNKNOWN and _bare_phrase(clean(message), now=now, tz=tz):
             command = Command(
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
             )
@@ -1651,9 +1651,13 @@ def _order_to_oneself(message: str) -> bool:
     )
 
 
-def _bare_phrase(message: str) -> bool:
+def _bare_phrase(message: str, *, now: datetime, tz: ZoneInfo) -> bool:
     """A word or two that is no question, no statement and no command ("milk", "dentist
-    appointment"): perhaps a task to add, perhaps one to find."""
+    appointment"), with a day or not ("dentist friday after next"): perhaps a task to add,
+    perhaps one to find."""
+    due = find_due(message, now=now, tz=tz)
+    if due is not None:
+        message = f"{message[: due.start]} {message[due.end :]}"
     words = message.lower().split()
     return 0 < len(words) <= 3 and "?" not in message and words[0] not in _NOT_A_TITLE
 

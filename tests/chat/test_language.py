@@ -1047,3 +1047,44 @@ def test_a_task_due_on_a_date_in_numbers_is_added_with_it() -> None:
     check("pay rent 12/25", Intent.ADD, title="Pay rent", due_at=at(25, 9, month=12))
     check("add pay rent on 25/12", Intent.ADD, title="Pay rent", due_at=at(25, 9, month=12))
     check("add buy 1/2 gallon of milk", Intent.ADD, title="Buy 1/2 gallon of milk", due_at=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "phrase"),
+    [
+        # A short name said alone ends the message.
+        ("call mom sat", at(28, 9), "sat"),
+        ("gym tue 6pm", at(1, 18, month=12), "tue 6pm"),
+        ("pay rent thurs.", at(3, 9, month=12), "thurs."),
+        # A week after the next one.
+        ("dentist friday after next", at(11, 9, month=12), "friday after next"),
+        ("dentist a week from friday", at(11, 9, month=12), "a week from friday"),
+        (
+            "review two weeks from monday at 3pm",
+            at(14, 15, month=12),
+            "two weeks from monday at 3pm",
+        ),
+        ("call mom a week from tomorrow", at(5, 9, month=12), "a week from tomorrow"),
+    ],
+)
+def test_short_weekday_names_and_a_week_after_a_day(
+    text: str, moment: datetime, phrase: str
+) -> None:
+    """ "call mom sat" and "dentist friday after next" had no date ("call mom on sat" had)."""
+    found = find_due(text, now=NOW, tz=PARIS)
+    assert found is not None, text
+    assert found.moment == moment, text
+    assert text[found.start : found.end] == phrase
+
+
+@pytest.mark.parametrize(
+    "text", ["lie in the sun", "call mom sun", "we got wed", "sat exam prep", "buy mon cheri"]
+)
+def test_a_short_weekday_name_that_is_a_word_or_not_at_the_end_is_no_date(text: str) -> None:
+    assert find_due(text, now=NOW, tz=PARIS) is None
+
+
+def test_a_task_said_with_a_short_weekday_name_is_added_for_that_day() -> None:
+    check("call mom sat", Intent.ADD, title="Call mom", due_at=at(28, 9))
+    check("add gym tue", Intent.ADD, title="Gym", due_at=at(1, 9, month=12))
+    check("add lie in the sun", Intent.ADD, title="Lie in the sun", due_at=None)

@@ -1701,3 +1701,21 @@ async def test_a_date_in_numbers_is_read_by_the_users_way_and_said_in_the_reply(
         answer = await turn(agent, alice, "add dentist on 3/4", timezone=zone)
         assert calls(answer) == [("add_task", {"title": "Dentist", "due_at": due})], zone
         assert answer["response"].endswith(f"— due {said} at 09:00."), zone
+
+
+async def test_a_short_weekday_name_or_a_week_after_a_day_is_the_tasks_day(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "call mom sat" was "Sorry, I can only help with your task list" and "dentist friday
+    after next" too."""
+    mom = await turn(agent, alice, "call mom sat")
+    assert calls(mom) == [
+        ("add_task", {"title": "Call mom", "due_at": "2026-11-28T09:00:00+00:00"})
+    ]
+    asked = await turn(agent, alice, "dentist friday after next")
+    assert calls(asked) == []
+    assert asked["response"].startswith("Just to be sure about “dentist friday after next”")
+    added = await turn(agent, alice, "add it", asked["conversation_id"])
+    assert calls(added) == [
+        ("add_task", {"title": "Dentist", "due_at": "2026-12-11T09:00:00+00:00"})
+    ]
