@@ -144,7 +144,9 @@ class Command:
     # "push the report back a day": the due date moved by this many minutes (earlier when
     # negative) from the task's current one, which the agent reads from the todo service.
     shift_minutes: int | None = None
-    # A question about one task (``ref``): "due" (when is it due) or "done" (is it done).
+    # A question about one task (``ref``): "due" (when is it due?), "done" (did I do what it
+    # says? "did I pay the bill", the words starting with its verb) or "status" (is the task
+    # named done? "is the dentist done", "what's the status of task 3").
     asks: str | None = None
     # "make the report due after lunch": the words of a due date the dates do not read. The
     # agent asks when the task is due instead of adding or renaming anything.
@@ -1869,9 +1871,9 @@ def _build(
         ref = read_ref(about)
         if ref is None or ref.bulk or ref.pronoun or ref.ordinal is not None:
             return None
-        if ref.ids:
-            return Command(Intent.LIST, filters=ListFilters(status="all"))
-        return Command(Intent.LIST, filters=ListFilters(q=ref.title))
+        if ref.title is not None and _ABOUT_TASKS.search(fold_case(ref.title)):
+            return None  # "are my tasks done?": a list
+        return Command(Intent.LIST, ref=ref, asks="status")
     if intent is Intent.LIST and "caughtup" in groups:
         return Command(Intent.LIST, filters=ListFilters(status="pending"))
     if intent is Intent.ADD and "appointment" in groups:

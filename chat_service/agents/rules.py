@@ -1424,14 +1424,14 @@ def _tasks_count(count: int) -> str:
 
 
 def _about(task: dict[str, Any], asks: str, *, now: datetime, tz: ZoneInfo) -> str:
-    """One task's answer to "when is it due?" or "is it done?"."""
+    """One task's answer to "when is it due?" or "is it done?" ("done", "status")."""
     named = f"“{task.get('title', '')}” (task {task.get('id')})"
     due = task.get("due_at")
     when = None
     if isinstance(due, str):
         with contextlib.suppress(ValueError):
             when = describe(datetime.fromisoformat(due), now=now, tz=tz)
-    if asks == "done":
+    if asks in {"done", "status"}:
         if task.get("completed"):
             return f"Yes, {named} is done."
         return f"No, {named} is not done yet" + (f"; it's due {when}." if when else ".")

@@ -1088,3 +1088,20 @@ def test_a_task_said_with_a_short_weekday_name_is_added_for_that_day() -> None:
     check("call mom sat", Intent.ADD, title="Call mom", due_at=at(28, 9))
     check("add gym tue", Intent.ADD, title="Gym", due_at=at(1, 9, month=12))
     check("add lie in the sun", Intent.ADD, title="Lie in the sun", due_at=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "ref", "asks"),
+    [
+        ("when is the dentist due?", TaskRef(title="dentist"), "due"),
+        ("when's task 3 due", TaskRef(ids=(3,)), "due"),
+        ("did I pay the bill?", TaskRef(title="pay the bill"), "done"),
+        ("is the dentist done?", TaskRef(title="dentist"), "status"),
+        ("is task 3 done?", TaskRef(ids=(3,)), "status"),
+        ("what's the status of the milk task", TaskRef(title="milk"), "status"),
+        ("has the report been finished yet?", TaskRef(title="report"), "status"),
+    ],
+)
+def test_a_question_about_one_task_names_that_task(text: str, ref: TaskRef, asks: str) -> None:
+    """ "is task 3 done?" was a listing of every task, "is the dentist done?" a search."""
+    check(text, Intent.LIST, ref=ref, asks=asks)

@@ -1719,3 +1719,52 @@ async def test_a_short_weekday_name_or_a_week_after_a_day_is_the_tasks_day(
     assert calls(added) == [
         ("add_task", {"title": "Dentist", "due_at": "2026-12-11T09:00:00+00:00"})
     ]
+
+
+async def test_is_a_task_done_is_answered_about_that_task_not_with_the_whole_list(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "is task 3 done?" listed every task, and "is the dentist done?" the tasks matching
+    it, without saying whether it was done."""
+    added = await turn(agent, alice, "add dentist appointment on friday at 10am")
+    dentist = added["tool_calls"][0]["result"]["task_id"]
+    bill = await add(agent, alice, "Pay bill")
+    finish, send = (
+        await add(agent, alice, "Finish the report"),
+        await add(agent, alice, "Send the report"),
+    )
+    await add(agent, alice, "Buy milk")
+    await turn(agent, alice, f"mark task {bill} as done")
+    for said, expected, reply in (
+        (
+            "is the dentist done?",
+            [("list_tasks", {"status": "all", "q": "dentist"})],
+            f"No, “Dentist appointment” (task {dentist}) is not done yet; it's due Fri 4 Dec at "
+            "10:00.",
+        ),
+        (
+            f"is task {bill} done?",
+            [("get_task", {"task_id": bill})],
+            f"Yes, “Pay bill” (task {bill}) is done.",
+        ),
+        (
+            f"what's the status of task {dentist}",
+            [("get_task", {"task_id": dentist})],
+            f"No, “Dentist appointment” (task {dentist}) is not done yet; it's due Fri 4 Dec at "
+            "10:00.",
+        ),
+        (
+            "has the report been finished yet?",
+            [("list_tasks", {"status": "all", "q": "report"})],
+            f"I found 2 tasks like that:\nNo, “Send the report” (task {send}) is not done yet.\n"
+            f"No, “Finish the report” (task {finish}) is not done yet.",
+        ),
+        (
+            f"when's task {dentist} due",
+            [("get_task", {"task_id": dentist})],
+            f"“Dentist appointment” (task {dentist}) is due Fri 4 Dec at 10:00.",
+        ),
+    ):
+        answer = await turn(agent, alice, said)
+        assert calls(answer) == expected, said
+        assert answer["response"] == reply, said
