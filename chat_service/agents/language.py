@@ -1883,9 +1883,15 @@ def _build(
             return None
         return told
     if intent is Intent.ADD and "imperative" in groups:
-        # "buy milk tomorrow": a task said as an order to oneself, with its day.
-        if groups["imperative"].lower() not in ACTION_VERBS or len(sentence) > _REF_MAX:
+        # "buy milk tomorrow": a task said as an order to oneself, with its day, which may come
+        # first ("tomorrow call mom", "due 12/25 pay rent").
+        if len(sentence) > _REF_MAX:
             return None
+        if groups["imperative"].lower() not in ACTION_VERBS:
+            day = find_due(sentence, now=now, tz=tz)
+            after = sentence[day.end :].split() if day is not None and day.start == 0 else []
+            if not after or after[0].lower() not in ACTION_VERBS:
+                return None
         told = _add(sentence, now=now, tz=tz)
         return told if told.due_at is not None and told.title else None
     if intent is Intent.ADD:

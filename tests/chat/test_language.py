@@ -1105,3 +1105,22 @@ def test_a_task_said_with_a_short_weekday_name_is_added_for_that_day() -> None:
 def test_a_question_about_one_task_names_that_task(text: str, ref: TaskRef, asks: str) -> None:
     """ "is task 3 done?" was a listing of every task, "is the dentist done?" a search."""
     check(text, Intent.LIST, ref=ref, asks=asks)
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "due"),
+    [
+        ("due 12/25 pay rent", "Pay rent", at(25, 9, month=12)),
+        ("tomorrow call mom", "Call mom", at(28, 9)),
+        ("on monday call the bank", "Call the bank", at(30, 9)),
+    ],
+)
+def test_an_order_to_oneself_may_say_its_day_first(text: str, title: str, due: datetime) -> None:
+    """ "due 12/25 pay rent" and "tomorrow call mom" were no task: the order's verb had to
+    come first."""
+    check(text, Intent.ADD, title=title, due_at=due)
+
+
+@pytest.mark.parametrize("text", ["friday dentist", "tomorrow is busy"])
+def test_a_day_first_without_an_order_after_it_adds_nothing(text: str) -> None:
+    assert understand(text, now=NOW, tz=PARIS).intent is not Intent.ADD

@@ -1689,11 +1689,12 @@ async def test_a_date_in_numbers_is_read_by_the_users_way_and_said_in_the_reply(
     """ "pay rent 12/25" was answered with "Sorry, I can only help with your task list": a
     date in numbers was no date. When either number could be the month, the user's zone says
     which comes first, and the reply says the day read, so a wrong guess shows at once."""
-    rent = await turn(agent, alice, "pay rent 12/25")
-    assert calls(rent) == [
-        ("add_task", {"title": "Pay rent", "due_at": "2026-12-25T09:00:00+00:00"})
-    ]
-    assert rent["response"].endswith("— due Fri 25 Dec at 09:00.")
+    for said in ("pay rent 12/25", "due 12/25 pay rent"):
+        rent = await turn(agent, alice, said)
+        assert calls(rent) == [
+            ("add_task", {"title": "Pay rent", "due_at": "2026-12-25T09:00:00+00:00"})
+        ], said
+        assert rent["response"].endswith("— due Fri 25 Dec at 09:00."), said
     for zone, due, said in (
         ("America/New_York", "2027-03-04T09:00:00-05:00", "Thu 4 Mar 2027"),
         ("Europe/Paris", "2027-04-03T09:00:00+02:00", "Sat 3 Apr 2027"),
