@@ -233,8 +233,9 @@ class ConfirmedBulk:
     Nor into a bulk change made of single ones: in one turn, ``delete_task``,
     ``complete_task`` and ``update_task`` each run on at most one task the user did not name,
     by its number in the message or as one of the tasks the last reply offered to choose
-    from; a further one is refused the same way (a bulk tool asks the question; updates need
-    the tasks named)."""
+    from (that one task may be changed again: "move the dentist to friday and make it
+    urgent"); a further one is refused the same way (a bulk tool asks the question; updates
+    need the tasks named)."""
 
     def __init__(
         self, tools: base.Tools, *, history: tuple[base.HistoryMessage, ...], message: str
@@ -247,7 +248,8 @@ class ConfirmedBulk:
         self._named = {int(number) for number in _NAMED_ID.findall(message)}
         if self._state is not None and self._state.awaiting is Awaiting.CHOICE:
             self._named.update(self._state.candidates)
-        self._unnamed_written: set[str] = set()
+        # Each tool's one task the user did not name, once it ran on one.
+        self._unnamed_written: dict[str, object] = {}
 
     async def specs(self) -> list[base.ToolSpec]:
         return await self._tools.specs()
@@ -275,16 +277,15 @@ class ConfirmedBulk:
     async def _single(self, name: str, arguments: dict[str, Any]) -> base.ToolCall:
         task_id = arguments.get("task_id")
         named = isinstance(task_id, int) and not isinstance(task_id, bool)
-        if not (named and task_id in self._named):
-            if name in self._unnamed_written:
-                return base.ToolCall(
-                    name,
-                    arguments,
-                    error=f"Calling {name} on more than one task in a message needs "
-                    f"{_ONE_UNNAMED[name]}",
-                    code="confirmation_required",
-                )
-            self._unnamed_written.add(name)
+        unnamed = not (named and task_id in self._named)
+        if unnamed and self._unnamed_written.setdefault(name, task_id) != task_id:
+            return base.ToolCall(
+                name,
+                arguments,
+                error=f"Calling {name} on more than one task in a message needs "
+                f"{_ONE_UNNAMED[name]}",
+                code="confirmation_required",
+            )
         return await self._tools.call(name, arguments)
 
 

@@ -323,6 +323,28 @@ async def test_single_calls_on_the_tasks_awaiting_a_confirmation_are_not_named_b
         await todo.aclose()
 
 
+async def test_the_one_task_the_user_did_not_name_may_be_changed_again(
+    todo_mcp_url: str, alice: User
+) -> None:
+    """ "Move the dentist to friday and make it urgent": two updates of the one task found by
+    its words are one task changed, not a bulk change; another task is still refused."""
+    todo = TodoMcp(todo_mcp_url, timeout=5.0)
+    try:
+        async with todo.session(token=alice.token, user_id=alice.sub) as mcp:
+            added = await mcp.call("add_task", {"title": "Dentist"})
+            other = await mcp.call("add_task", {"title": "Gym"})
+            dentist, gym = added.result["task_id"], other.result["task_id"]
+            guarded = ConfirmedBulk(mcp, history=(), message="move the dentist and make it urgent")
+            moved = await guarded.call("update_task", {"task_id": dentist, "priority": "high"})
+            again = await guarded.call("update_task", {"task_id": dentist, "title": "Dentist!"})
+            assert [moved.code, again.code] == [None, None]
+            assert again.result["status"] == "updated"
+            refused = await guarded.call("update_task", {"task_id": gym, "priority": "high"})
+            assert refused.code == "confirmation_required"
+    finally:
+        await todo.aclose()
+
+
 @pytest.mark.parametrize(
     ("message", "yes"),
     [
