@@ -49,6 +49,9 @@ class Intent(StrEnum):
     UPDATE = "update"
     ANSWER = "answer"  # a bare reference, answering "which one?"
     CLARIFY = "clarify"  # several readings, or too weak a one: ask, naming ``options``
+    # Several requests in one message ("add milk and delete task 3"): ``Command.steps``, each
+    # with the words it was said in (``said``), run in order.
+    SEVERAL = "several"
     UNKNOWN = "unknown"
 
 
@@ -172,6 +175,11 @@ class Command:
     # 3 #home"), the others kept: the agent reads the task's tags first.
     added_tags: tuple[str, ...] = ()
     removed_tags: tuple[str, ...] = ()
+    # ``Intent.SEVERAL``: the requests, in the order said. A step whose intent is not one of
+    # ``STEP_INTENTS`` could not be read on its own: the agent then runs none of them.
+    steps: tuple[Command, ...] = ()
+    # A step's own words ("delete task 3"), for a reply about what was done or is waiting.
+    said: str | None = None
 
 
 # Straight and typographic quotes, as phones type them.
@@ -1621,6 +1629,33 @@ def understand(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
             return Command(intent)
     if not sentence:
         return Command(Intent.UNKNOWN)
+    several = _requests(sentence, now=now, tz=tz)
+    if several is not None and all(step.intent in STEP_INTENTS for step in several.steps):
+        return several
+    command = _reading(sentence, now=now, tz=tz)
+    if several is not None and _holds_a_request(command, several.steps[1:]):
+        # A new task's title, or the words of the task to look for, would hold another
+        # request ("add a task and delete task 3"): asked to send them one at a time, never a
+        # task named after a command.
+        return several
+    return command
+
+
+def _holds_a_request(command: Command, later: Sequence[Command]) -> bool:
+    """Whether ``command``, the message read as one request, takes a later request's words
+    in: a new task's title ("add a task and delete task 3" adding "A task and delete task
+    3"), or the title words of the task it is about ("delete task 3 and remind me at 5pm"
+    looking for "3 and remind me at 5pm"). A request after a clause that only tells something
+    ("my mom called, add call her back") is the reading, as before."""
+    titles = [item.title for item in (command, *command.items)]
+    titles.append(command.ref.title if command.ref is not None else None)
+    words = " ".join(fold_case(title) for title in titles if title)
+    # Its first words: a date or a tag may have been taken out of a title further on.
+    return any(" ".join(fold_case(step.said).split()[:3]) in words for step in later if step.said)
+
+
+def _reading(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command:
+    """The best reading of a cleaned sentence as one request."""
     readings = interpretations(sentence, now=now, tz=tz)
     if (not readings or readings[0].score < THRESHOLD) and len(sentence) <= _REF_MAX:
         # A mistyped command is a short message; a long one is not read twice.
@@ -1690,6 +1725,226 @@ def _from_clauses(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | No
             continue
         return replace(command, score=round(command.score * 0.95, 3))
     return None
+
+
+# What one request of several may be: each runs as it would alone, in the order said.
+STEP_INTENTS = frozenset(
+    (Intent.ADD, Intent.LIST, Intent.COMPLETE, Intent.REOPEN, Intent.DELETE, Intent.UPDATE)
+)
+# Where a message may go on with another request: after a clause's punctuation, or at "and",
+# "then", "also", "plus" ("add milk and delete task 3", "add call mom. also delete task 2").
+_REQUEST_BREAK = re.compile(r"[,;.!?]\s+|\s+(?=(?:and|&|then|also|plus)\s)", re.IGNORECASE)
+_CONNECTORS = re.compile(
+    r"(?:(?:and|&|then|also|plus|after that|afterwards|next)\b[\s,]*)+", re.IGNORECASE
+)
+_CONNECTOR_WORDS = frozenset(("and", "&", "then", "also", "plus"))
+# How a request to the assistant starts (after its polite frame: "can you delete task 3").
+# A clause after "and" that starts otherwise ("chips", "email Sam") is the same request's.
+_REQUEST_START = re.compile(
+    r"(?:add|create|insert|put|new|jot down|write down|note down|remind me|set (?:a|an|up a) "
+    r"reminder|delete|remove|erase|cancel|drop|trash|bin|scrap|ditch|get rid of|forget|"
+    r"scratch|mark|tick|check off|cross off|complete|finish|close|reopen|unmark|uncheck|"
+    r"untick|show|list|display|view|give me|tell me|pull up|what|what's|whats|which|how many|"
+    r"when|when's|change|update|rename|edit|modify|set|move|reschedule|postpone|push|delay|"
+    r"defer|shift|bump|bring|make|raise|lower|tag|untag|label)\b",
+    re.IGNORECASE,
+)
+# A request to add, as a later clause must say it: "add milk and buy bread" is one list of
+# chores (``_add_many``), "add milk and add bread" two requests.
+_ADD_START = re.compile(
+    r"(?:add|create|insert|put|new|jot down|write down|note down|put down|remind me|"
+    r"set (?:a|an|up a) reminder)\b",
+    re.IGNORECASE,
+)
+_REQUESTS_MAX = 5
+# How much of a clause's start shows whether it is a request (its frame, then its verb).
+_REQUEST_LOOK = 80
+_FRAME_FIRST_WORDS = frozenset(
+    words.split()[0] for words in VOCABULARY["frame"] + VOCABULARY["filler"]
+) | frozenset(_SLANG)
+
+
+def _requests(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
+    """Several requests in one message ("add milk and delete task 3", "add pay rent, then list
+    everything", "delete task 3 and add buy milk"): ``Intent.SEVERAL`` with each as a step,
+    in the order said; None when the message is one request.
+
+    A later clause is a request of its own only when it starts as one and reads as a
+    confident command by itself that no title goes on with (see ``_alone``), so "add fish and
+    chips", "add call mom and email Sam" (two chores, ``_add_many``) and "add pick up kids
+    then groceries" stay what they were. A reminder said after a new task is that task's
+    ("add laundry and remind me at 5pm"). When a later clause is a request and another is not
+    one that runs alone, the steps hold it as ``Intent.UNKNOWN``: the agent asks for them one
+    at a time (``understand`` keeps them only where the message would add a task)."""
+    if len(sentence) > 2 * _REF_MAX or not _REQUEST_BREAK.search(sentence):
+        return None
+    quoted = [found.span() for found in _QUOTED_TITLE.finditer(sentence)]
+    spans: list[tuple[int, int]] = []  # each clause's start and end in ``sentence``
+    start = 0
+    for found in _REQUEST_BREAK.finditer(sentence):
+        if found.start() < start or any(a < found.start() < b for a, b in quoted):
+            continue
+        lead = _CONNECTORS.match(sentence, found.end())
+        begins = lead.end() if lead is not None else found.end()
+        if not _starts_a_request(sentence[begins : begins + _REQUEST_LOOK]):
+            continue
+        if len(spans) >= _REQUESTS_MAX:
+            return None  # more than a message's worth of requests: read as one
+        spans.append((start, found.start()))
+        start = begins
+    if not spans:
+        return None
+    spans.append((start, len(sentence)))
+    # A later clause that does not run alone goes on the clause before it ("add check the
+    # tyres and change the oil": two chores, not a change of a task called oil), which is then
+    # read again with it.
+    kept: list[tuple[int, int, Command | None]] = []
+    for begin, end in spans:
+        alone = _alone(_clause(sentence, begin, end), first=not kept, now=now, tz=tz)
+        if alone is None and kept:
+            first = len(kept) == 1
+            begin = kept.pop()[0]
+            alone = _alone(_clause(sentence, begin, end), first=first, now=now, tz=tz)
+        kept.append((begin, end, alone))
+    if len(kept) < 2:
+        return None
+    steps: list[Command] = []
+    starts: list[int] = []  # where each step's words start
+    for begin, end, alone in kept:
+        step = Command(Intent.UNKNOWN) if alone is None else alone
+        folded = _reminder_of(steps[-1], step) if steps else None
+        if folded is not None:  # "add laundry and remind me at 5pm": one request
+            steps[-1] = replace(folded, said=_clause(sentence, starts[-1], end))
+            continue
+        if step.intent is Intent.ADD and not step.title:
+            step = Command(Intent.UNKNOWN)  # a reminder with no new task before it to be on
+        if _said_again(step, steps):
+            return None  # "actually I just did it, mark it as done": one request, said twice
+        steps.append(replace(step, said=_clause(sentence, begin, end)))
+        starts.append(begin)
+    if len(steps) == 1:
+        return replace(steps[0], said=None)
+    score = min(step.score for step in steps)
+    return Command(Intent.SEVERAL, steps=tuple(steps), score=score)
+
+
+def _clause(sentence: str, begin: int, end: int) -> str:
+    """A clause's words, without the punctuation and the "and" that tie it to the next one."""
+    words = sentence[begin:end].strip(_SEPARATORS + _END_PUNCTUATION).split()
+    while len(words) > 1 and words[-1].lower() in _CONNECTOR_WORDS:
+        words.pop()
+    return " ".join(words).strip(_SEPARATORS + _END_PUNCTUATION)
+
+
+def _starts_a_request(start: str) -> bool:
+    """Whether words starting so start a request, after any frame ("can you delete ..."). Only
+    their start is read, and cleaned only when its first word may begin a frame or a filler:
+    the scan of a message stays linear, and cheap."""
+    if _REQUEST_START.match(start):
+        return True
+    first = start.split(maxsplit=1)[0].lower() if start.strip() else ""
+    return first in _FRAME_FIRST_WORDS and _REQUEST_START.match(clean(start)) is not None
+
+
+def _alone(clause: str, *, first: bool, now: datetime, tz: ZoneInfo) -> Command | None:
+    """The request ``clause`` makes on its own, when it is one: a confident reading of one of
+    ``STEP_INTENTS``, with no close second, that is not a chore's words. A later clause must
+    start as a request (``_REQUEST_START``; a new task after an add verb). A reminder with no
+    task of its own ("remind me at 5pm") is kept for the task said before it."""
+    words = clean(clause)
+    if not words or len(words) > _REF_MAX:
+        return None
+    readings = interpretations(words, now=now, tz=tz)
+    if not readings or readings[0].score < THRESHOLD:
+        return None
+    best = readings[0]
+    if any(r.intent is not best.intent and best.score - r.score < MARGIN for r in readings[1:]):
+        return None
+    if best.intent not in STEP_INTENTS:
+        return None
+    verb = words.split()[0].lower()
+    if best.intent is Intent.ADD:
+        if not first and not _ADD_START.match(words):
+            return None
+        if not best.title:
+            # "remind me at 5pm": a reminder for the task before it, or no request at all.
+            return best if _REMIND_WORD.search(fold_case(words)) and not first else None
+        return None if best.title.lower() in _CLAUSE_PRONOUN_TITLES else best
+    if not first and not _REQUEST_START.match(words):
+        return None
+    if best.intent is Intent.LIST:
+        # "show my tasks", "list everything", "when is the dentist": about the user's tasks,
+        # not "list the hotels" or "show the kids the schedule" (chores).
+        said = fold_case(words).partition(" ")[2]
+        return best if best.ref is not None or not said or _MY_TASKS.search(said) else None
+    ref = best.ref
+    if ref is None:
+        return None
+    if ref.ids or ref.pronoun or ref.ordinal is not None or ref.bulk:
+        return best
+    # "cancel my card", "change the oil": maybe a chore, and no change said.
+    no_change = best.intent is Intent.UPDATE and not _changes(best)
+    if best.chore is not None or best.doubt is not None or no_change:
+        return None
+    # In a later clause, title words after a verb that starts chores too ("add wash the car
+    # and finish the report", "... and complete the tax return") may be another task to add.
+    return None if not first and verb in _CHORE_VERBS else best
+
+
+# Words that ask about the user's list (read in ``fold_case`` text, after the verb).
+_MY_TASKS = re.compile(
+    rf"\b(?:{_TASK_WORD}|list|everything|all|pending|due|done|completed|finished|overdue|left|"
+    r"remaining|outstanding|open|to ?do|today|tomorrow|this week|tagged)\b|#\w"
+)
+
+
+def _changes(command: Command) -> bool:
+    """Whether an edit says what changes ("rename the report" and "change the oil" do not)."""
+    return (
+        command.title is not None
+        or command.description is not None
+        or command.priority is not None
+        or command.due_at is not None
+        or command.shift_minutes is not None
+        or command.reminders is not None
+        or bool(command.tags or command.added_tags or command.removed_tags or command.clear)
+    )
+
+
+def _said_again(step: Command, before: Sequence[Command]) -> bool:
+    """Whether ``step``, about "it", repeats a request said before it: the same change of
+    "it" ("I just did it, mark it as done"), or a completion or deletion of the task named
+    ("delete task 3, delete it"). Two edits of one task are two ("move the dentist to friday
+    and make it high priority")."""
+    if step.ref is None or not step.ref.pronoun:
+        return False
+    return any(
+        earlier.intent is step.intent
+        and (step.intent is not Intent.UPDATE or (earlier.ref is not None and earlier.ref.pronoun))
+        for earlier in before
+    )
+
+
+def _reminder_of(task: Command, step: Command) -> Command | None:
+    """A new task with the reminder ``step`` asks for, when ``step`` only sets a reminder on
+    it: "add laundry and remind me at 5pm" (at 17:00), "... and remind me an hour before" (a
+    task due then). A plain "remind me" keeps the task as it is; None: ``step`` is no such
+    reminder, or the task cannot hold it."""
+    if task.intent is not Intent.ADD or task.items or not task.title:
+        return None
+    if step.intent is Intent.ADD and not step.title:
+        if step.due_at is None:
+            return task  # "add milk and remind me": a plain task, as "remind me to buy milk"
+        return replace(task, reminders=(Reminder(at=step.due_at),))
+    if step.intent is not Intent.UPDATE or step.ref is None or not step.ref.pronoun:
+        return None
+    if step.reminders is None or step != Command(
+        Intent.UPDATE, ref=step.ref, reminders=step.reminders, score=step.score
+    ):
+        return None  # the update does more than remind
+    if any(r.before_due_minutes is not None for r in step.reminders) and task.due_at is None:
+        return None  # a reminder before a due date the task has not: said when it runs
+    return replace(task, reminders=step.reminders)
 
 
 def _named_in(clauses: Sequence[str]) -> TaskRef | None:
@@ -2353,6 +2608,9 @@ ACTION_VERBS = _word_set(
     walk wash water weed wipe wrap write
     """
 )
+# Verbs a later request's title words may follow as a chore's ("add wash the car and
+# complete the tax return"): after a new task, such words are not a request alone.
+_CHORE_VERBS = ACTION_VERBS | {"complete", "close", "set"}
 _LIST_SPLIT = re.compile(r"\s*[,;]\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+", re.IGNORECASE)
 # A list without commas: "call mom and email Sam", "pack then leave".
 _AND_SPLIT = re.compile(r"\s+(?:and|&|then)\s+", re.IGNORECASE)

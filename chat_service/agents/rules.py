@@ -36,6 +36,7 @@ from chat_service.agents.dates import describe, find_due
 from chat_service.agents.language import (
     ACTION_VERBS,
     QUOTES,
+    STEP_INTENTS,
     Command,
     Intent,
     ListFilters,
@@ -314,6 +315,9 @@ class RulesAgent:
         elif intent is Intent.ADD:
             async for event in self._add(command, turn):
                 yield event
+        elif intent is Intent.SEVERAL:
+            async for event in self._several(command, turn):
+                yield event
         elif intent is Intent.LIST:
             async for event in self._list(command, turn):
                 yield event
@@ -342,6 +346,46 @@ class RulesAgent:
             yield _clarify(command)
         else:
             yield ReplyEvent(UNKNOWN)
+
+    # --- several requests in one message --------------------------------------------------------
+
+    async def _several(self, command: Command, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+        """ "add milk and delete task 3": each request as it would run alone, in the order
+        said, within the turn's bound of tool calls, and one reply saying what each did. "It"
+        in a later request is what the requests before it touched ("add the dentist and make
+        it urgent"). A request that asks something (which task? a confirmation?) ends the
+        turn with its question, and the reply says which requests are still to do; so does
+        one that would pass the bound. Unless each reads as a request on its own, none runs."""
+        steps = command.steps
+        if not all(step.intent in STEP_INTENTS for step in steps):
+            yield ReplyEvent(_one_at_a_time(steps))
+            return
+        replies: list[str] = []
+        made: list[ToolCall] = []
+        for index, step in enumerate(steps):
+            left = self.max_tool_calls - len(made)
+            # "It" is the task the requests before this one touched, as if already stored.
+            history = [*turn.history, HistoryMessage("assistant", "", tuple(made))]
+            alone = replace(turn, history=history if made else turn.history)
+            reply = ReplyEvent(too_many_tool_calls(left))
+            if left > 0:
+                async for event in replace(self, max_tool_calls=left)._act(step, alone):
+                    if isinstance(event, ToolCallEvent):
+                        made.append(event.call)
+                        yield event
+                    else:
+                        reply = event
+            if reply.text == too_many_tool_calls(left):
+                # It changed nothing (at most it looked tasks up): it and the rest wait.
+                replies.append(_too_many_now(steps[index:], self.max_tool_calls))
+                break
+            replies.append(reply.text)
+            if reply.state.awaiting is not Awaiting.NONE:
+                if index + 1 < len(steps):
+                    replies.append(_still_to_do(steps[index + 1 :]))
+                yield ReplyEvent(" ".join(replies), reply.state)
+                return
+        yield ReplyEvent(" ".join(replies))
 
     # --- adding and listing ---------------------------------------------------------------------
 
@@ -1579,6 +1623,38 @@ def _clarify(command: Command) -> ReplyEvent:
         DialogueState(
             awaiting=Awaiting.CHOICE, command=adding if Intent.ADD in command.options else None
         ),
+    )
+
+
+_COUNTS = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def _quoted_steps(steps: Sequence[Command]) -> str:
+    return _join([f"“{step.said}”" for step in steps])
+
+
+def _one_at_a_time(steps: Sequence[Command]) -> str:
+    """The answer to several requests in one message that cannot each be read alone: nothing
+    done, each named, and how to go on."""
+    count = _COUNTS.get(len(steps), str(len(steps)))
+    return (
+        f"That's {count} requests in one message: {_quoted_steps(steps)}. I couldn't read "
+        "each one on its own, so I haven't changed anything: please send them one at a time."
+    )
+
+
+def _still_to_do(steps: Sequence[Command]) -> str:
+    """After a request that asks something: the requests said after it, not done."""
+    them = "it" if len(steps) == 1 else "them"
+    return f"I haven't done {_quoted_steps(steps)} yet: send {them} again once this is settled."
+
+
+def _too_many_now(steps: Sequence[Command], limit: int) -> str:
+    """The requests from the first that would pass the turn's bound of tool calls on."""
+    them = "it" if len(steps) == 1 else "them"
+    return (
+        f"I haven't done {_quoted_steps(steps)}: with {them}, this message would take more "
+        f"than {limit} task operations, more than I do at once. Please send {them} separately."
     )
 
 

@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chat_service.agents.dates import describe, find_due, parse_due
-from chat_service.agents.language import Intent, ListFilters, TaskRef, clean, read_ref, understand
+from chat_service.agents.language import (
+    Intent,
+    ListFilters,
+    Reminder,
+    TaskRef,
+    clean,
+    read_ref,
+    understand,
+)
 from chat_service.agents.rules import search_term, stem
 
 # Friday 27 November 2026, 15:30 in Paris.
@@ -1124,3 +1132,191 @@ def test_an_order_to_oneself_may_say_its_day_first(text: str, title: str, due: d
 @pytest.mark.parametrize("text", ["friday dentist", "tomorrow is busy"])
 def test_a_day_first_without_an_order_after_it_adds_nothing(text: str) -> None:
     assert understand(text, now=NOW, tz=PARIS).intent is not Intent.ADD
+
+
+def steps(text: str) -> list[tuple[Intent, str | None, dict[str, Any]]]:
+    """The requests of a message: each step's intent, its words and what it is about."""
+    command = understand(text, now=NOW, tz=PARIS)
+    assert command.intent is Intent.SEVERAL, (text, command)
+    read = []
+    for step in command.steps:
+        about: dict[str, Any] = {"title": step.title} if step.title else {}
+        about |= {"ref": step.ref} if step.ref is not None else {}
+        about |= {"due_at": step.due_at} if step.due_at is not None else {}
+        read.append((step.intent, step.said, about))
+    return read
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "add milk and delete task 3",
+            [
+                (Intent.ADD, "add milk", {"title": "Milk"}),
+                (Intent.DELETE, "delete task 3", {"ref": TaskRef(ids=(3,))}),
+            ],
+        ),
+        (
+            "add milk then show my tasks",
+            [(Intent.ADD, "add milk", {"title": "Milk"}), (Intent.LIST, "show my tasks", {})],
+        ),
+        (
+            "add call mom. also delete task 2",
+            [
+                (Intent.ADD, "add call mom", {"title": "Call mom"}),
+                (Intent.DELETE, "delete task 2", {"ref": TaskRef(ids=(2,))}),
+            ],
+        ),
+        (
+            "add dentist tomorrow and mark task 4 as done",
+            [
+                (Intent.ADD, "add dentist tomorrow", {"title": "Dentist", "due_at": at(28, 9)}),
+                (Intent.COMPLETE, "mark task 4 as done", {"ref": TaskRef(ids=(4,))}),
+            ],
+        ),
+        (
+            "delete task 3 and add buy milk",
+            [
+                (Intent.DELETE, "delete task 3", {"ref": TaskRef(ids=(3,))}),
+                (Intent.ADD, "add buy milk", {"title": "Buy milk"}),
+            ],
+        ),
+        (
+            "add pay rent, then list everything",
+            [
+                (Intent.ADD, "add pay rent", {"title": "Pay rent"}),
+                (Intent.LIST, "list everything", {}),
+            ],
+        ),
+        (
+            "add milk and um, could you delete task 3 please",
+            [
+                (Intent.ADD, "add milk", {"title": "Milk"}),
+                (Intent.DELETE, "could you delete task 3", {"ref": TaskRef(ids=(3,))}),
+            ],
+        ),
+        (
+            "add milk and add eggs",
+            [
+                (Intent.ADD, "add milk", {"title": "Milk"}),
+                (Intent.ADD, "add eggs", {"title": "Eggs"}),
+            ],
+        ),
+        (
+            "add dentist and make it high priority",
+            [
+                (Intent.ADD, "add dentist", {"title": "Dentist"}),
+                (Intent.UPDATE, "make it high priority", {"ref": TaskRef(pronoun=True)}),
+            ],
+        ),
+        (
+            "add milk and delete the dentist",
+            [
+                (Intent.ADD, "add milk", {"title": "Milk"}),
+                (Intent.DELETE, "delete the dentist", {"ref": TaskRef(title="dentist")}),
+            ],
+        ),
+    ],
+)
+def test_two_requests_in_one_message_are_each_read_alone(
+    text: str, expected: list[tuple[Intent, str, dict[str, Any]]]
+) -> None:
+    """Each was one new task named after both ("Milk and delete task 3"), or a deletion of a
+    task called "3 and add buy milk"."""
+    assert steps(text) == expected
+
+
+def test_the_requests_of_a_list_of_tasks_keep_the_list() -> None:
+    [added, listed] = understand(
+        "add milk, eggs and bread then show my tasks", now=NOW, tz=PARIS
+    ).steps
+    assert [item.title for item in added.items] == ["Milk", "Eggs", "Bread"]
+    assert listed.intent is Intent.LIST
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "reminder"),
+    [
+        ("add laundry and remind me at 5pm", "Laundry", Reminder(at=at(27, 17))),
+        ("add laundry, remind me about it at 5pm", "Laundry", Reminder(at=at(27, 17))),
+        (
+            "add the dentist tomorrow at 3pm and remind me an hour before",
+            "Dentist",
+            Reminder(before_due_minutes=60),
+        ),
+    ],
+)
+def test_a_reminder_said_after_a_new_task_is_that_tasks(
+    text: str, title: str, reminder: Reminder
+) -> None:
+    """ "add laundry and remind me at 5pm" was the task "Laundry and remind me", due at 17:00."""
+    check(text, Intent.ADD, title=title, reminders=(reminder,))
+
+
+def test_a_new_task_said_with_a_plain_remind_me_is_a_plain_task() -> None:
+    check("add laundry and remind me", Intent.ADD, title="Laundry", reminders=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("add fish and chips", "Fish and chips"),
+        ("add rock and roll night", "Rock and roll night"),
+        ("add pick up kids then groceries", "Pick up kids then groceries"),
+        (
+            "add wash the car and complete the tax return",
+            "Wash the car and complete the tax return",
+        ),
+        ("add buy milk and set the table", "Buy milk and set the table"),
+        ("add buy milk and show the kids the schedule", "Buy milk and show the kids the schedule"),
+        ("add 'milk and delete task 3'", "milk and delete task 3"),
+    ],
+)
+def test_a_title_that_goes_on_with_and_or_then_stays_one_task(text: str, title: str) -> None:
+    """What follows "and" is no request of its own: not a command word ("chips"), or a chore's
+    words after a verb that starts chores too ("complete the tax return", "set the table")."""
+    check(text, Intent.ADD, title=title)
+
+
+@pytest.mark.parametrize(
+    ("text", "items"),
+    [
+        ("add write the essay then list the sources", ["Write the essay", "List the sources"]),
+        ("add check the tyres and change the oil", ["Check the tyres", "Change the oil"]),
+        ("add call mom and email Sam", ["Call mom", "Email Sam"]),
+    ],
+)
+def test_chores_said_with_verbs_stay_a_list_of_tasks(text: str, items: list[str]) -> None:
+    command = understand(text, now=NOW, tz=PARIS)
+    assert command.intent is Intent.ADD, command
+    assert [item.title for item in command.items] == items
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the party got cancelled, delete the party task",
+        "I should really clean out the fridge, put it on my list",
+        "actually I just did it, mark it as done",
+        "my mom called, add call her back",
+    ],
+)
+def test_a_clause_that_only_tells_something_is_not_a_request_of_its_own(text: str) -> None:
+    assert understand(text, now=NOW, tz=PARIS).intent is not Intent.SEVERAL
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("add a task and delete task 3", ["add a task", "delete task 3"]),
+        ("delete task 3 and remind me at 5pm", ["delete task 3", "remind me at 5pm"]),
+    ],
+)
+def test_a_request_that_would_swallow_another_is_asked_again(text: str, said: list[str]) -> None:
+    """A title or a task's words that would hold another request: both are held as steps, the
+    one that cannot run alone as unknown, so the agent asks for them one at a time."""
+    command = understand(text, now=NOW, tz=PARIS)
+    assert command.intent is Intent.SEVERAL, command
+    assert [step.said for step in command.steps] == said
+    assert any(step.intent is Intent.UNKNOWN for step in command.steps)
