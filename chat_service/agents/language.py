@@ -1751,8 +1751,9 @@ _REQUEST_START = re.compile(
 )
 # A request to add, as a later clause must say it: "add milk and buy bread" is one list of
 # chores (``_add_many``), "add milk and add bread" two requests.
+# Not "put": "and put them in the fridge" is the same chore's.
 _ADD_START = re.compile(
-    r"(?:add|create|insert|put|new|jot down|write down|note down|put down|remind me|"
+    r"(?:add|create|insert|new|jot down|write down|note down|remind me|"
     r"set (?:a|an|up a) reminder)\b",
     re.IGNORECASE,
 )
@@ -1818,6 +1819,10 @@ def _requests(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
             continue
         if step.intent is Intent.ADD and not step.title:
             step = Command(Intent.UNKNOWN)  # a reminder with no new task before it to be on
+        if steps and steps[-1].intent is Intent.ADD and _deletes_by_words(step):
+            # "add read and delete old emails" may be one new task's title: no task found by
+            # those words is deleted unasked; the requests are asked for one at a time.
+            step = Command(Intent.UNKNOWN)
         if _said_again(step, steps):
             return None  # "actually I just did it, mark it as done": one request, said twice
         steps.append(replace(step, said=_clause(sentence, begin, end)))
@@ -1826,6 +1831,14 @@ def _requests(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
         return replace(steps[0], said=None)
     score = min(step.score for step in steps)
     return Command(Intent.SEVERAL, steps=tuple(steps), score=score)
+
+
+def _deletes_by_words(command: Command) -> bool:
+    """Whether ``command`` deletes a task it finds by title words alone."""
+    ref = command.ref
+    if command.intent is not Intent.DELETE or ref is None or ref.title is None:
+        return False
+    return not (ref.ids or ref.pronoun or ref.ordinal is not None or ref.bulk)
 
 
 def _clause(sentence: str, begin: int, end: int) -> str:

@@ -354,8 +354,10 @@ class RulesAgent:
         said, within the turn's bound of tool calls, and one reply saying what each did. "It"
         in a later request is what the requests before it touched ("add the dentist and make
         it urgent"). A request that asks something (which task? a confirmation?) ends the
-        turn with its question, and the reply says which requests are still to do; so does
-        one that would pass the bound. Unless each reads as a request on its own, none runs."""
+        turn with its question, and the reply says which requests are still to do; so do one
+        that did nothing (no such task, a refusal: an "it" after it would be a task of an
+        earlier message) and one that would pass the bound. Unless each reads as a request on
+        its own, none runs."""
         steps = command.steps
         if not all(step.intent in STEP_INTENTS for step in steps):
             yield ReplyEvent(_one_at_a_time(steps))
@@ -363,7 +365,8 @@ class RulesAgent:
         replies: list[str] = []
         made: list[ToolCall] = []
         for index, step in enumerate(steps):
-            left = self.max_tool_calls - len(made)
+            before = len(made)
+            left = self.max_tool_calls - before
             # "It" is the task the requests before this one touched, as if already stored.
             history = [*turn.history, HistoryMessage("assistant", "", tuple(made))]
             alone = replace(turn, history=history if made else turn.history)
@@ -385,6 +388,9 @@ class RulesAgent:
                     replies.append(_still_to_do(steps[index + 1 :]))
                 yield ReplyEvent(" ".join(replies), reply.state)
                 return
+            if index + 1 < len(steps) and not _done(step, made[before:]):
+                replies.append(_still_to_do(steps[index + 1 :]))
+                break
         yield ReplyEvent(" ".join(replies))
 
     # --- adding and listing ---------------------------------------------------------------------
@@ -1643,8 +1649,16 @@ def _one_at_a_time(steps: Sequence[Command]) -> str:
     )
 
 
+def _done(step: Command, calls: Sequence[ToolCall]) -> bool:
+    """Whether a request of several did what it said: a listing answered, or a task changed."""
+    if step.intent is Intent.LIST:
+        return bool(calls) and all(call.ok for call in calls)
+    return any(call.ok and call.name in TASK_RESULT_TOOLS for call in calls)
+
+
 def _still_to_do(steps: Sequence[Command]) -> str:
-    """After a request that asks something: the requests said after it, not done."""
+    """After a request that asks something or did nothing: the requests said after it, not
+    done."""
     them = "it" if len(steps) == 1 else "them"
     return f"I haven't done {_quoted_steps(steps)} yet: send {them} again once this is settled."
 

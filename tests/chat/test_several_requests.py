@@ -84,7 +84,7 @@ async def test_a_request_that_asks_stops_the_rest_and_the_reply_says_what_waits(
 ) -> None:
     first = await add(agent, alice, "Write the report")
     second = await add(agent, alice, "Print the report")
-    answer = await turn(agent, alice, "add milk, delete the report and show my tasks")
+    answer = await turn(agent, alice, "add milk, move the report to friday and show my tasks")
     new = answer["tool_calls"][0]["result"]["task_id"]
     assert [name for name, _ in calls(answer)] == ["add_task", "list_tasks"]
     response = answer["response"]
@@ -99,8 +99,11 @@ async def test_a_request_that_asks_stops_the_rest_and_the_reply_says_what_waits(
     assert sorted(stored.state["candidates"]) == sorted([first, second])
 
     chosen = await turn(agent, alice, str(second), answer["conversation_id"])
-    assert calls(chosen) == [("delete_task", {"task_id": second})]
-    assert await titles(agent, alice) == ["Milk", "Write the report"]
+    # A move to a day alone reads the task first, for the time it keeps.
+    assert [(name, args["task_id"]) for name, args in calls(chosen)] == [
+        ("get_task", second),
+        ("update_task", second),
+    ]
 
 
 async def test_a_bulk_request_among_others_asks_its_confirmation(
@@ -158,3 +161,43 @@ async def test_two_edits_of_one_task_named_by_its_words_both_run(
         ("update_task", {"task_id": task_id, "priority": "high"}),
     ]
     assert all("error" not in call["result"] for call in answer["tool_calls"]), answer
+
+
+async def test_a_request_that_did_nothing_stops_the_rest_so_it_never_means_an_older_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "complete task 99999 and delete it" deleted the task added a message before: the
+    completion found nothing, so "it" reached back to the history."""
+    rent = await add(agent, alice, "Pay rent")
+    answer = await turn(agent, alice, "complete task 99999 and delete it")
+    assert [name for name, _ in calls(answer)] == ["complete_task"]
+    assert answer["response"].endswith(
+        "I haven't done “delete it” yet: send it again once this is settled."
+    )
+    answer = await turn(agent, alice, "complete the gym and delete it")
+    assert "delete_task" not in [name for name, _ in calls(answer)]
+    answer = await turn(agent, alice, "add gym every monday and thursday and make it urgent")
+    assert calls(answer) == []
+    assert await titles(agent, alice) == ["Pay rent"]
+    listed = await turn(agent, alice, "show all my tasks")
+    assert listed["tool_calls"][0]["result"][0]["priority"] == "medium"
+    assert listed["tool_calls"][0]["result"][0]["id"] == rent
+
+
+async def test_a_task_named_by_its_words_is_never_deleted_after_a_new_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add read and delete old emails" added "Read" and deleted the task "Old emails
+    cleanup", found by its words and never asked about: the words may be one task's title, so
+    nothing is done and the requests are asked for one at a time. "and put them in the
+    fridge" made a task "Them in the fridge": it is the same chore's."""
+    await add(agent, alice, "Old emails cleanup")
+    answer = await turn(agent, alice, "add read and delete old emails")
+    assert calls(answer) == []
+    assert answer["response"].endswith("please send them one at a time.")
+    answer = await turn(agent, alice, "add groceries and put them in the fridge")
+    assert calls(answer) == [("add_task", {"title": "Groceries and put them in the fridge"})]
+    assert await titles(agent, alice) == [
+        "Groceries and put them in the fridge",
+        "Old emails cleanup",
+    ]
