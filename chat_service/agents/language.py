@@ -2291,7 +2291,12 @@ def _chore_or_delete(
     the chore (``Command.chore``) and how much it is in doubt (``Command.doubt``)."""
     said = groups["ref"].strip()
     first = said.split()[0].lower()
-    if first in _PARTICLES or _ends_with_when(said, now=now, tz=tz):
+    when = _when_at_end(said, now=now, tz=tz)
+    if when is not None and not set(said[:when].lower().split()) - _DETERMINERS:
+        # "clear today", "cancel my friday": the day is all there is, so no chore is named;
+        # the words are a task's, as they were before chores were read.
+        return command
+    if first in _PARTICLES or when is not None:
         return _add(sentence, now=now, tz=tz)
     verb = " ".join(groups["deleting"].lower().split())
     doubt = None
@@ -2302,13 +2307,14 @@ def _chore_or_delete(
     return replace(command, chore=_add(sentence, now=now, tz=tz).title, doubt=doubt)
 
 
-def _ends_with_when(words: str, *, now: datetime, tz: ZoneInfo) -> bool:
-    """Whether ``words`` end with a day or time: one the dates read, or a chore's own
-    ("after dinner")."""
+def _when_at_end(words: str, *, now: datetime, tz: ZoneInfo) -> int | None:
+    """Where a day or time ending ``words`` starts: one the dates read, or a chore's own
+    ("after dinner"); None when they end otherwise."""
     found = find_due(words, now=now, tz=tz)
     if found is not None and not words[found.end :].strip(" .,!?"):
-        return True
-    return _CHORE_TIME.search(fold_case(words)) is not None
+        return found.start
+    chore_time = _CHORE_TIME.search(fold_case(words))
+    return chore_time.start() if chore_time is not None else None
 
 
 # --- completion stated as a fact -------------------------------------------------------------

@@ -961,6 +961,24 @@ def test_a_chore_said_with_a_word_for_deleting_and_when_it_is_done_is_added(
 @pytest.mark.parametrize(
     ("text", "ref"),
     [
+        ("clear today", TaskRef(title="today")),
+        ("cancel friday", TaskRef(title="friday")),
+        ("cancel tonight", TaskRef(title="tonight")),
+        ("clear tomorrow", TaskRef(title="tomorrow")),
+        ("remove today", TaskRef(title="today")),
+        ("cancel sat", TaskRef(title="sat")),
+        ("clear my friday", TaskRef(title="friday")),
+    ],
+)
+def test_a_word_for_deleting_said_of_a_day_alone_names_no_chore(text: str, ref: TaskRef) -> None:
+    """ "clear today" added a task "Clear" due today and "clear my friday" one "Clear my": with
+    only the day after the verb there is no chore to add, and the words are a task's."""
+    check(text, Intent.DELETE, ref=ref, chore=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
         ("delete the milk task", TaskRef(title="milk")),
         ("remove task 3", TaskRef(ids=(3,))),
         ("cancel the dentist", TaskRef(title="dentist")),
