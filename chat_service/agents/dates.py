@@ -275,7 +275,7 @@ def find_due(text: str, *, now: datetime, tz: ZoneInfo) -> DuePhrase | None:
         if not any(clue in folded for clue in clues):
             continue
         for match in pattern.finditer(folded):
-            moment = _resolve(kind, match, local_now, tz)
+            moment = _resolve(kind, match, text, local_now, tz)
             if moment is None:
                 continue
             if best is None or match.start() < best.start:
@@ -293,8 +293,10 @@ def parse_due(text: str, *, now: datetime, tz: ZoneInfo) -> datetime | None:
     return found.moment
 
 
-def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> datetime | None:
-    moment = _moment(kind, match, now, tz)
+def _resolve(
+    kind: str, match: re.Match[str], text: str, now: datetime, tz: ZoneInfo
+) -> datetime | None:
+    moment = _moment(kind, match, text, now, tz)
     if (
         moment is not None
         and moment < now
@@ -310,7 +312,10 @@ def _resolve(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> da
     return moment
 
 
-def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> datetime | None:
+def _moment(
+    kind: str, match: re.Match[str], text: str, now: datetime, tz: ZoneInfo
+) -> datetime | None:
+    """The moment a match means; ``text`` is the matched text before ``fold_case``."""
     groups = match.groupdict()
     today = now.date()
     try:
@@ -369,7 +374,9 @@ def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> dat
         # sun", "get wed").
         said_alone = len(word) <= 4 and match.group(0).lower().split()[0] == word
         if said_alone and (
-            word in _EVERYDAY_WORDS or _BLANK_TO_END.match(match.string, match.end()) is None
+            word in _EVERYDAY_WORDS
+            or _BLANK_TO_END.match(match.string, match.end()) is None
+            or _short_name_is_a_word(match, text)
         ):
             return None
         target = WEEKDAYS[word]
@@ -408,6 +415,24 @@ def _moment(kind: str, match: re.Match[str], now: datetime, tz: ZoneInfo) -> dat
     return None
 
 
+def _short_name_is_a_word(match: re.Match[str], text: str) -> bool:
+    """Whether a short weekday name said alone at the end is a word instead: the whole text
+    ("add sat" is a task "Sat"), after an article or "my" ("register for the SAT"), after an
+    apostrophe ("c'mon"), or in capitals in a text that has small letters ("cancel the SAT")."""
+    start = match.start()
+    before = match.string[max(0, start - _LONGEST_BEFORE) : start]
+    if not before.strip() or before.endswith(_APOSTROPHES):
+        return True
+    if before.split()[-1] in _ARTICLES:
+        return True
+    word = text[start : start + len(match.group("weekday"))]
+    return word.isupper() and text != text.upper()
+
+
+_ARTICLES = frozenset(("the", "a", "an", "my"))
+_APOSTROPHES = ("'", "\u2019")
+# The length of the longest of ``_ARTICLES`` and a space: a window, never a copy of the text.
+_LONGEST_BEFORE = 4
 # Short names of a weekday that are everyday words too: never a day said alone.
 _EVERYDAY_WORDS = frozenset(("sun", "wed"))
 # Nothing but spaces and end punctuation up to the end of the text (a match, never a copy of

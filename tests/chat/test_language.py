@@ -966,7 +966,6 @@ def test_a_chore_said_with_a_word_for_deleting_and_when_it_is_done_is_added(
         ("cancel tonight", TaskRef(title="tonight")),
         ("clear tomorrow", TaskRef(title="tomorrow")),
         ("remove today", TaskRef(title="today")),
-        ("cancel sat", TaskRef(title="sat")),
         ("clear my friday", TaskRef(title="friday")),
     ],
 )
@@ -1108,6 +1107,33 @@ def test_short_weekday_names_and_a_week_after_a_day(
 )
 def test_a_short_weekday_name_that_is_a_word_or_not_at_the_end_is_no_date(text: str) -> None:
     assert find_due(text, now=NOW, tz=PARIS) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("add register for the SAT", "Register for the SAT"),
+        ("add study for the sat", "Study for the sat"),
+        ("add take the sat", "Take the sat"),
+        ("add c'mon", "C'mon"),
+        ("add sat", "Sat"),
+        ("add mon", "Mon"),
+    ],
+)
+def test_a_short_weekday_name_after_an_article_or_alone_is_a_title_word(
+    text: str, title: str
+) -> None:
+    """ "add register for the SAT" was "Register for the" due Saturday, "add c'mon" "C" due
+    Monday, and "add sat" asked for a title and lost the day: after "the", "a" or "my", after
+    an apostrophe, in capitals, or as the whole title, the short name is a word."""
+    check(text, Intent.ADD, title=title, due_at=None)
+
+
+def test_a_short_weekday_name_in_capitals_is_a_task_to_delete() -> None:
+    """ "cancel the SAT" (the task "SAT exam") added a task "Cancel the" due Saturday."""
+    check("cancel the SAT", Intent.DELETE, ref=TaskRef(title="SAT"))
+    check("cancel sat", Intent.DELETE, ref=TaskRef(title="sat"))
+    check("CALL MOM SAT", Intent.ADD, title="CALL MOM", due_at=at(28, 9))
 
 
 def test_a_task_said_with_a_short_weekday_name_is_added_for_that_day() -> None:
