@@ -7,13 +7,16 @@ the span of text it used, so the caller can cut the phrase out of a task title. 
 - a weekday ("monday", "next monday", "on monday") is its next occurrence after today; "friday
   after next" and "a week from friday" the one a week later ("a week from tomorrow" too). A
   short name ("sat", "tue") said alone must end the text ("call mom sat"), and "sun" and
-  "wed", everyday words too, need a word before them ("on sun");
+  "wed", everyday words too, need a word before them ("on sun"); after "the", "a", "my", an
+  apostrophe, in capitals ("the SAT", "c'mon") or as the whole text it is a word;
 - a month and day that already passed this year is next year's;
 - a date in numbers ("12/25", "25/12", "12/25/2026") is month/day or day/month: a number
   over 12 is the day, and when both could be the month the user's time zone says which comes
   first (``month_first``: month/day in the United States' zones, day/month elsewhere); the
   reply says the day it was read as. Without a year nor a word before it ("on", "due", "by")
-  it must end the text, so "buy 1/2 gallon of milk" has no date;
+  it must end the text, so "buy 1/2 gallon of milk" has no date, and not follow a word that
+  counts ("chapter 3/4", "score was 3/4"); next to ":" or "-" ("16:9/4", "12/20-12/27") it is
+  no date;
 - a date without a time means ``DEFAULT_TIME`` (9:00) local time, but today once that has
   passed ``END_OF_DAY``, then ``LAST_MINUTE`` (``on_day``: nothing said to be due today is due
   in the past); "tonight" is 20:00, or ``LAST_MINUTE`` once 20:00 has passed;
@@ -217,11 +220,12 @@ _PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             rf"\b(?:due\s+)?in\s+(?P<count>{_NUMBER})\s+(?P<unit>minute|min|hour|day|week)s?\b",
         ),
         ("iso", rf"\b{_DAY_PREFIX}(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})(?:\s+{_TIME})?"),
-        # "12/25", "on 25/12", "12/25/2026 at 5pm": not a piece of a longer number ("1.5/2").
+        # "12/25", "on 25/12", "12/25/2026 at 5pm": not a piece of a longer number ("1.5/2"),
+        # a ratio ("16:9/4") or a span ("12/20-12/27").
         (
             "numeric",
-            rf"\b{_DAY_PREFIX}(?<![\d/.])(?P<first>\d{{1,2}})/(?P<second>\d{{1,2}})"
-            rf"(?:/(?P<year>\d{{4}}|\d{{2}}))?(?![\w/])(?:\s+{_TIME})?",
+            rf"\b{_DAY_PREFIX}(?<![\d/.:-])(?P<first>\d{{1,2}})/(?P<second>\d{{1,2}})"
+            rf"(?:/(?P<year>\d{{4}}|\d{{2}}))?(?![\w/:-])(?:\s+{_TIME})?",
         ),
         (
             "month_day",
@@ -348,6 +352,8 @@ def _moment(
         said_alone = match.group(0)[:1].isdigit() and not groups.get("year")
         if said_alone and _BLANK_TO_END.match(match.string, match.end()) is None:
             return None  # "buy 1/2 gallon of milk": a number, not a day
+        if said_alone and _after_quantity_word(match):
+            return None  # "finish chapter 3/4", "score was 3/4": a fraction or a score
         if (first, second) == (24, 7):
             return None  # "support 24/7": all the time
         if first > 12 or (second <= 12 and not month_first(tz)):
@@ -413,6 +419,50 @@ def _moment(
             moment = _at(today + timedelta(days=1), at, tz)
         return moment
     return None
+
+
+def _after_quantity_word(match: re.Match[str]) -> bool:
+    """Whether the word before a match is one that counts ("chapter 3/4", "out of 3/4")."""
+    start = match.start()
+    before = match.string[max(0, start - _LONGEST_QUANTITY) : start].split()
+    return bool(before) and before[-1] in _QUANTITY_WORDS
+
+
+# Words after which numbers with a slash are a fraction, a part or a score, never a day.
+_QUANTITY_WORDS = frozenset(
+    (
+        "chapter",
+        "chapters",
+        "ch",
+        "page",
+        "pages",
+        "pg",
+        "pp",
+        "step",
+        "steps",
+        "part",
+        "parts",
+        "cup",
+        "cups",
+        "of",
+        "was",
+        "is",
+        "score",
+        "scored",
+        "ratio",
+        "version",
+        "v",
+        "rated",
+        "level",
+        "lesson",
+        "episode",
+        "ep",
+        "season",
+        "grade",
+    )
+)
+# A window before a match as long as the longest quantity word and a space.
+_LONGEST_QUANTITY = max(map(len, _QUANTITY_WORDS)) + 1
 
 
 def _short_name_is_a_word(match: re.Match[str], text: str) -> bool:

@@ -1068,6 +1068,33 @@ def test_numbers_with_a_slash_that_are_no_date(text: str) -> None:
     assert find_due(text, now=NOW, tz=PARIS) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("add finish chapter 3/4", "Finish chapter 3/4"),
+        ("add read pages 10/10", "Read pages 10/10"),
+        ("add score was 3/4", "Score was 3/4"),
+        ("add mix ratio 1/3", "Mix ratio 1/3"),
+        ("add version 2/3", "Version 2/3"),
+        ("add read part of 3/4", "Read part of 3/4"),
+        ("add ratio 16:9/4", "Ratio 16:9/4"),
+        ("add flights 12/20-12/27", "Flights 12/20-12/27"),
+    ],
+)
+def test_a_fraction_a_score_or_a_span_in_numbers_stays_in_the_title(text: str, title: str) -> None:
+    """ "add finish chapter 3/4" was "Finish chapter" due 3 April, "add ratio 16:9/4" "Ratio
+    16" and "add flights 12/20-12/27" lost a date: after a word that counts, or next to ":" or
+    "-", numbers with a slash are no day."""
+    check(text, Intent.ADD, title=title, due_at=None)
+
+
+def test_a_date_in_numbers_after_a_word_that_counts_is_read_with_a_word_for_when() -> None:
+    check(
+        "add chapter 3 due 3/4", Intent.ADD, title="Chapter 3", due_at=at(3, 9, month=4, year=2027)
+    )
+    check("add pay rent 3/4", Intent.ADD, title="Pay rent", due_at=at(3, 9, month=4, year=2027))
+
+
 def test_a_task_due_on_a_date_in_numbers_is_added_with_it() -> None:
     check("pay rent 12/25", Intent.ADD, title="Pay rent", due_at=at(25, 9, month=12))
     check("add pay rent on 25/12", Intent.ADD, title="Pay rent", due_at=at(25, 9, month=12))
