@@ -1028,6 +1028,21 @@ def test_a_need_to_do_a_chore_is_a_task_not_a_delete() -> None:
     check("I need to delete task 3", Intent.DELETE, ref=TaskRef(ids=(3,)))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I need to remove gym",
+        "I want to cancel gym",
+        "I have to remove gym",
+        "I want to remove gym",
+    ],
+)
+def test_a_need_to_delete_a_task_beyond_doubt_deletes_it(text: str) -> None:
+    """ "I need to remove gym" added a task "Remove gym" while "I want to remove gym" deleted
+    the task: a delete the words leave in no doubt is one after "I need to" too."""
+    check(text, Intent.DELETE, ref=TaskRef(title="gym"))
+
+
 NEW_YORK = ZoneInfo("America/New_York")
 
 
