@@ -2246,11 +2246,13 @@ _LIST_ONLY_VERBS = frozenset(
 # chore, not a task. Said of a plan ("cancel the dentist", "drop the gym", "scrap the party
 # planning") they mean the task goes; said of a thing ("clear the table", "wipe the counters",
 # "throw out old milk") they are a chore done to it, and delete only the task they name whole.
-# Either, said of the user's own thing ("cancel my gym membership"), may be the chore. Other
-# words, and the slang of apps ("remove", "trash", "bin", "kill", "nuke"), are read as
-# deleting the task their words find.
+# Any of them but the list's own, said of the user's own thing ("cancel my gym membership",
+# "take off my shoes"), may be the chore. Otherwise the slang of apps ("remove", "trash",
+# "kill", "nuke", "take off") is read as deleting the task its words find.
 _PLAN_VERBS = frozenset(("cancel", "drop", "scrap", "ditch", "discard", "get rid of"))
-_THING_VERBS = frozenset(("clear", "clear out", "wipe", "throw out", "throw away", "chuck out"))
+_THING_VERBS = frozenset(
+    ("clear", "clear out", "wipe", "throw out", "throw away", "chuck out", "toss", "bin")
+)
 # Words that say the thing is the user's own, in the world, rather than a task's name.
 _OWNED = frozenset(("my", "our", "his", "her", "their"))
 # A word after the verb that makes it another verb, a chore's: "drop off the package", "trash
@@ -2301,7 +2303,7 @@ def _chore_or_delete(
         return _add(sentence, now=now, tz=tz)
     verb = " ".join(groups["deleting"].lower().split())
     doubt = None
-    if verb in _PLAN_VERBS | _THING_VERBS and first in _OWNED:
+    if first in _OWNED:
         doubt = "any"
     elif verb in _THING_VERBS:
         doubt = "partial"

@@ -998,9 +998,13 @@ def test_a_delete_of_a_task_is_still_a_delete(text: str, ref: TaskRef) -> None:
     [
         # Said of the user's own thing: maybe the chore, whatever task the words find.
         ("cancel my gym membership", "Cancel my gym membership", "any"),
+        ("take off my shoes", "Take off my shoes", "any"),
+        ("remove my gym membership", "Remove my gym membership", "any"),
         # Said of a thing: a chore done to it, unless the words are a task's whole title.
         ("throw out old milk", "Throw out old milk", "partial"),
         ("clear the table", "Clear the table", "partial"),
+        ("toss old milk", "Toss old milk", "partial"),
+        ("bin the old milk", "Bin the old milk", "partial"),
         # Said of a plan: the task goes, unless it is the chore said again.
         ("cancel the dentist", "Cancel the dentist", None),
         ("drop gym", "Drop gym", None),
