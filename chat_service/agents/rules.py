@@ -244,6 +244,12 @@ class RulesAgent:
             command = Command(
                 Intent.CLARIFY, title=clean(message), options=(Intent.ADD, Intent.LIST)
             )
+        if state.chore is not None and _ADD_IT.match(message):
+            # "add it", "no, add it as a new task", answering a question about deleting that
+            # offered to add the chore instead: the chore, as a new task.
+            async for event in self._act(understand(f"add {state.chore}", now=now, tz=tz), turn):
+                yield event
+            return
         if state.awaiting is Awaiting.CONFIRMATION:
             async for event in self._confirm(state, command, turn):
                 yield event
@@ -1559,7 +1565,7 @@ def _chore_question(command: Command, task: TaskMention) -> ReplyEvent | None:
     return ReplyEvent(
         f"Do you mean the task {named}? Shall I delete it? Reply “yes” to delete it; anything "
         f"else leaves it as it is. To add “{chore}” as a new task instead, say “add {said}”.",
-        state,
+        state.model_copy(update={"chore": said}),
     )
 
 
@@ -1569,7 +1575,8 @@ def _offer_chore(words: str, chore: str) -> ReplyEvent:
     said = chore[:1].lower() + chore[1:]
     return ReplyEvent(
         f"I couldn't find a task matching “{words}”, so I deleted nothing. If “{chore}” is "
-        f"something to do, say “add {said}” and I'll add it as a new task."
+        f"something to do, say “add {said}” and I'll add it as a new task.",
+        DialogueState(chore=said),
     )
 
 
@@ -1717,9 +1724,10 @@ def _words_of(text: str) -> frozenset[str]:
 
 _GOT_IT = re.compile(r"^\W*(?:ok(?:ay)?,?\s+)?(?:got it|seen it|i saw it|noted)\W*$", re.IGNORECASE)
 _GOT_IT_MARK = "got it"
-# "add it", "yes, add it as a task": the answer to "do you want me to add it as a new task?".
+# "add it", "yes, add it as a task": the answer to "do you want me to add it as a new task?";
+# "no, add it as a new task" to "shall I delete it? ... or add the chore".
 _ADD_IT = re.compile(
-    r"^\W*(?:(?:yes|yeah|yep|sure|ok|okay)\W+)?(?:please\s+)?add\s+(?:it|that|this)"
+    r"^\W*(?:(?:yes|yeah|yep|sure|ok|okay|no|nope|nah)\W+)?(?:please\s+)?add\s+(?:it|that|this)"
     r"(?:\s+as\s+(?:a\s+)?(?:new\s+)?task)?(?:\s+please)?\W*$",
     re.IGNORECASE,
 )

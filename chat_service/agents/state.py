@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 # The bulk tools' own bound: one confirmation covers at most this many tasks.
 MAX_CANDIDATES = 100
 BULK_TOOLS = frozenset({"complete_tasks", "delete_tasks"})
+# A chore offered is said in one message, which the chat bounds well below this.
+CHORE_MAX = 4000
 
 
 class Awaiting(StrEnum):
@@ -48,6 +50,9 @@ class DialogueState(BaseModel):
     awaiting: Awaiting = Awaiting.NONE
     candidates: tuple[int, ...] = Field(default=(), max_length=MAX_CANDIDATES)
     command: PendingCommand | None = None
+    # The chore a question about deleting offered to add ("add cancel my gym membership"),
+    # in the words to say after "add": "add it" in answer adds it.
+    chore: str | None = Field(default=None, max_length=CHORE_MAX)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=True) | {

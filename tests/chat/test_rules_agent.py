@@ -1666,6 +1666,28 @@ async def test_a_chore_said_with_a_word_for_deleting_never_deletes_a_task_unaske
     assert [task["id"] for task in listed["tool_calls"][0]["result"]] == [table]
 
 
+async def test_add_it_after_a_question_about_deleting_adds_the_chore(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """After "Do you mean the task “Gym membership”? ... say “add cancel my gym membership”",
+    "add it" added a task "It" and "no, add it as a new task" cancelled: the chore offered is
+    kept with the question, and "add it" adds it."""
+    membership = await add(agent, alice, "Gym membership")
+    for answer in ("add it", "no, add it as a new task", "add that"):
+        asked = await turn(agent, alice, "cancel my gym membership")
+        assert asked["response"].startswith(
+            f"Do you mean the task “Gym membership” (task {membership})?"
+        )
+        added = await turn(agent, alice, answer, asked["conversation_id"])
+        assert calls(added) == [("add_task", {"title": "Cancel my gym membership"})], answer
+        await turn(agent, alice, f"delete task {added['tool_calls'][0]['result']['task_id']}")
+    # Nothing matches: the offer is "add ...", and "add it" takes it.
+    offered = await turn(agent, alice, "throw out the old milk")
+    assert "say “add throw out the old milk”" in offered["response"]
+    added = await turn(agent, alice, "add it", offered["conversation_id"])
+    assert calls(added) == [("add_task", {"title": "Throw out the old milk"})]
+
+
 async def test_a_task_named_to_be_deleted_is_still_deleted_without_a_question(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
