@@ -162,6 +162,9 @@ class Command:
     # task that holds all of it, verb too, is that chore said again: the agent asks before
     # deleting it.
     chore: str | None = None
+    # The same chore in the user's own words, times, priorities and tags kept ("cancel my 3pm
+    # call", not "Cancel my call"): what the agent quotes and offers to add.
+    chore_said: str | None = None
     # How much a delete by such words is in doubt when its verb is an everyday chore too:
     # "partial", said of a thing ("clear the table"), the agent asks before deleting a task
     # the words do not name whole (Book a table); "any", said of the user's own thing
@@ -2307,7 +2310,8 @@ def _chore_or_delete(
         doubt = "any"
     elif verb in _THING_VERBS:
         doubt = "partial"
-    return replace(command, chore=_add(sentence, now=now, tz=tz).title, doubt=doubt)
+    chore = _add(sentence, now=now, tz=tz).title
+    return replace(command, chore=chore, chore_said=sentence, doubt=doubt)
 
 
 def _when_at_end(words: str, *, now: datetime, tz: ZoneInfo) -> int | None:

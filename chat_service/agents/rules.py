@@ -945,7 +945,7 @@ class RulesAgent:
         elif matches:
             into.reply = _which_one(matches, words, pending)
         elif command.chore is not None:
-            into.reply = _offer_chore(words, command.chore)
+            into.reply = _offer_chore(words, command)
         else:
             into.reply = ReplyEvent(
                 f"I couldn't find a {kind} matching “{words}”. "
@@ -1561,20 +1561,28 @@ def _chore_question(command: Command, task: TaskMention) -> ReplyEvent | None:
     whole = words is not None and label_key(words) == label_key(task.title)
     if command.doubt is None or (command.doubt == "partial" and whole):
         return None
-    said = chore[:1].lower() + chore[1:]
+    shown, said = _chore_offered(command)
     return ReplyEvent(
         f"Do you mean the task {named}? Shall I delete it? Reply “yes” to delete it; anything "
-        f"else leaves it as it is. To add “{chore}” as a new task instead, say “add {said}”.",
+        f"else leaves it as it is. To add “{shown}” as a new task instead, say “add {said}”.",
         state.model_copy(update={"chore": said}),
     )
 
 
-def _offer_chore(words: str, chore: str) -> ReplyEvent:
+def _chore_offered(command: Command) -> tuple[str, str]:
+    """The chore a delete's words may name, in the user's own words ("cancel my 3pm call"):
+    as a task's name, and as said after "add"."""
+    words = command.chore_said or command.chore or ""
+    said = words if words[:2].isupper() else words[:1].lower() + words[1:]
+    return said[:1].upper() + said[1:], said
+
+
+def _offer_chore(words: str, command: Command) -> ReplyEvent:
     """No task matches words that may name a chore ("throw out old milk"): nothing deleted,
     and how to add the chore as a new task."""
-    said = chore[:1].lower() + chore[1:]
+    shown, said = _chore_offered(command)
     return ReplyEvent(
-        f"I couldn't find a task matching “{words}”, so I deleted nothing. If “{chore}” is "
+        f"I couldn't find a task matching “{words}”, so I deleted nothing. If “{shown}” is "
         f"something to do, say “add {said}” and I'll add it as a new task.",
         DialogueState(chore=said),
     )

@@ -1688,6 +1688,24 @@ async def test_add_it_after_a_question_about_deleting_adds_the_chore(
     assert calls(added) == [("add_task", {"title": "Throw out the old milk"})]
 
 
+async def test_the_chore_offered_is_in_the_users_own_words(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "cancel my 3pm call" offered “add cancel my call” and "clear the #work stuff" “Clear
+    the stuff”: the time and the tag were lost from the chore offered to add."""
+    call = await turn(agent, alice, "cancel my 3pm call")
+    assert (
+        "If “Cancel my 3pm call” is something to do, say “add cancel my 3pm call”"
+        in (call["response"])
+    )
+    added = await turn(agent, alice, "add it", call["conversation_id"])
+    assert calls(added) == [
+        ("add_task", {"title": "Cancel my call", "due_at": "2026-11-27T15:00:00+00:00"})
+    ]
+    stuff = await turn(agent, alice, "clear the #work stuff")
+    assert "If “Clear the #work stuff” is something to do" in stuff["response"]
+
+
 async def test_a_task_named_to_be_deleted_is_still_deleted_without_a_question(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
