@@ -117,6 +117,11 @@ _DAY_PREFIX = r"(?:(?:due|by|on|for|before|until)\s+)?"
 # "a week from friday", "two weeks from tomorrow": that day, weeks later.
 _WEEKS_FROM = rf"(?:(?P<weeks>{_NUMBER})\s+weeks?\s+from\s+)?"
 
+# "friday after next", "monday after next week": a week after the next one.
+_AFTER_NEXT = r"(?P<after_next>\s+after\s+next(?P<after_week>\s+week)?\b)"
+# "the friday after next": "the" only before a day said with "after next".
+_THE_AFTER_NEXT = r"the\s+(?=\w+\.?\s+after\s+next\b)"
+
 # Capital ASCII letters to small ones and nothing else, so every position stays where it was.
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -246,8 +251,8 @@ _PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         ),
         (
             "weekday",
-            rf"\b{_DAY_PREFIX}{_WEEKS_FROM}(?:(?P<next>next|this|coming)\s+)?"
-            rf"(?P<weekday>{_WEEKDAY})\b\.?(?P<after_next>\s+after\s+next\b)?"
+            rf"\b{_DAY_PREFIX}{_WEEKS_FROM}(?:(?P<next>next|this|coming)\s+|{_THE_AFTER_NEXT})?"
+            rf"(?P<weekday>{_WEEKDAY})\b\.?{_AFTER_NEXT}?"
             rf"(?:\s+(?P<part>morning|afternoon|evening|night))?(?:\s+{_TIME})?",
         ),
         ("next_week", r"\b(?:due\s+)?(?P<span>next week|this weekend|next weekend|next month)\b"),
@@ -255,7 +260,8 @@ _PHRASES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         (
             "time_only",
             rf"(?<!\w){_TIME}(?:\s+(?:on\s+)?(?:(?P<when>today|tonight|tomorrow)|"
-            rf"(?:(?:next|this|coming)\s+)?(?P<weekday>{_WEEKDAY}))\b)?",
+            rf"(?:(?:next|this|coming)\s+|{_THE_AFTER_NEXT})?(?P<weekday>{_WEEKDAY})\b"
+            rf"{_AFTER_NEXT}?)\b)?",
         ),
     )
 )
@@ -385,10 +391,8 @@ def _moment(
             or _short_name_is_a_word(match, text)
         ):
             return None
-        target = WEEKDAYS[word]
-        ahead = (target - today.weekday()) % 7 or 7
-        # "friday after next": the one after the next; "a week from friday": weeks after it.
-        ahead += 7 * bool(groups.get("after_next"))
+        ahead = _days_to(WEEKDAYS[word], today, groups)
+        # "a week from friday": weeks after it.
         ahead += 7 * (_number(groups["weeks"]) if groups.get("weeks") else 0)
         default = _part_of_day(groups.get("part") or "") or DEFAULT_TIME
         return _at(today + timedelta(days=ahead), at or default, tz)
@@ -412,13 +416,23 @@ def _moment(
         day = today + timedelta(days=1) if when == "tomorrow" else today
         weekday = (groups.get("weekday") or "").lower()
         if weekday:
-            day = today + timedelta(days=(WEEKDAYS[weekday] - today.weekday()) % 7 or 7)
+            day = today + timedelta(days=_days_to(WEEKDAYS[weekday], today, groups))
             when = weekday
         moment = _at(day, at, tz)
         if not when and moment <= now:
             moment = _at(today + timedelta(days=1), at, tz)
         return moment
     return None
+
+
+def _days_to(target: int, today: date, groups: dict[str, str | None]) -> int:
+    """Days from ``today`` to the weekday ``target``: its next occurrence, a week later
+    "after next" ("friday after next"), or that day of the week after next week ("monday
+    after next week")."""
+    if groups.get("after_week"):
+        return 7 - today.weekday() + 7 + target
+    ahead = (target - today.weekday()) % 7 or 7
+    return ahead + 7 * bool(groups.get("after_next"))
 
 
 def _after_quantity_word(match: re.Match[str]) -> bool:

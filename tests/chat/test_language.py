@@ -1129,6 +1129,9 @@ def test_a_task_due_on_a_date_in_numbers_is_added_with_it() -> None:
         ("pay rent thurs.", at(3, 9, month=12), "thurs."),
         # A week after the next one.
         ("dentist friday after next", at(11, 9, month=12), "friday after next"),
+        ("dentist 5pm friday after next", at(11, 17, month=12), "5pm friday after next"),
+        ("dentist the friday after next", at(11, 9, month=12), "the friday after next"),
+        ("dentist monday after next week", at(7, 9, month=12), "monday after next week"),
         ("dentist a week from friday", at(11, 9, month=12), "a week from friday"),
         (
             "review two weeks from monday at 3pm",
@@ -1180,6 +1183,23 @@ def test_a_short_weekday_name_in_capitals_is_a_task_to_delete() -> None:
     check("cancel the SAT", Intent.DELETE, ref=TaskRef(title="SAT"))
     check("cancel sat", Intent.DELETE, ref=TaskRef(title="sat"))
     check("CALL MOM SAT", Intent.ADD, title="CALL MOM", due_at=at(28, 9))
+
+
+def test_a_day_after_next_said_with_a_time_or_the_is_read_whole() -> None:
+    """ "add dentist 5pm friday after next" was "Dentist after next" due Friday 4 December,
+    "the friday after next" left "Dentist the" and "monday after next week" "Dentist week"."""
+    check(
+        "add dentist 5pm friday after next",
+        Intent.ADD,
+        title="Dentist",
+        due_at=at(11, 17, month=12),
+    )
+    check(
+        "add dentist the friday after next", Intent.ADD, title="Dentist", due_at=at(11, 9, month=12)
+    )
+    check(
+        "add dentist monday after next week", Intent.ADD, title="Dentist", due_at=at(7, 9, month=12)
+    )
 
 
 def test_a_task_said_with_a_short_weekday_name_is_added_for_that_day() -> None:
