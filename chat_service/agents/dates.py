@@ -360,8 +360,8 @@ def _moment(
             return None  # "buy 1/2 gallon of milk": a number, not a day
         if said_alone and _after_quantity_word(match):
             return None  # "finish chapter 3/4", "score was 3/4": a fraction or a score
-        if (first, second) == (24, 7):
-            return None  # "support 24/7": all the time
+        if said_alone and (first, second) == (24, 7):
+            return None  # "support 24/7": all the time; "on 24/7" is 24 July
         if first > 12 or (second <= 12 and not month_first(tz)):
             first, second = second, first  # day/month
         written = _calendar_day(first, second, groups.get("year"), today)

@@ -1067,6 +1067,8 @@ NEW_YORK = ZoneInfo("America/New_York")
         ("call mom on 2/11", PARIS, at(2, 9, year=2027), "on 2/11"),
         # Today, once 09:00 has passed, at 17:00, as "on Nov 27" is.
         ("call mom on 27/11", PARIS, at(27, 17), "on 27/11"),
+        # "24/7" said alone is all the time; with a word for when, it is 24 July.
+        ("dentist on 24/7", PARIS, at(24, 9, month=7, year=2027), "on 24/7"),
     ],
 )
 def test_a_date_in_numbers_is_read_month_or_day_first(
