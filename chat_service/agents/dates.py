@@ -356,7 +356,7 @@ def _moment(
     if kind == "numeric":
         first, second = int(groups["first"]), int(groups["second"])
         said_alone = match.group(0)[:1].isdigit() and not groups.get("year")
-        if said_alone and _BLANK_TO_END.match(match.string, match.end()) is None:
+        if said_alone and not _ends_text(match):
             return None  # "buy 1/2 gallon of milk": a number, not a day
         if said_alone and _after_quantity_word(match):
             return None  # "finish chapter 3/4", "score was 3/4": a fraction or a score
@@ -386,9 +386,7 @@ def _moment(
         # sun", "get wed").
         said_alone = len(word) <= 4 and match.group(0).lower().split()[0] == word
         if said_alone and (
-            word in _EVERYDAY_WORDS
-            or _BLANK_TO_END.match(match.string, match.end()) is None
-            or _short_name_is_a_word(match, text)
+            word in _EVERYDAY_WORDS or not _ends_text(match) or _short_name_is_a_word(match, text)
         ):
             return None
         ahead = _days_to(WEEKDAYS[word], today, groups)
@@ -423,6 +421,12 @@ def _moment(
             moment = _at(today + timedelta(days=1), at, tz)
         return moment
     return None
+
+
+def _ends_text(match: re.Match[str]) -> bool:
+    """Whether nothing but spaces and end punctuation follow ``match``: a date said alone
+    ("call mom sat", "pay rent 12/25") must end the text."""
+    return _BLANK_TO_END.match(match.string, match.end()) is not None
 
 
 def _days_to(target: int, today: date, groups: dict[str, str | None]) -> int:

@@ -2247,12 +2247,12 @@ _LIST_ONLY_VERBS = frozenset(
 )
 # Words for deleting that are everyday chores as well: title words after them may name the
 # chore, not a task. Said of a plan ("cancel the dentist", "drop the gym", "scrap the party
-# planning") they mean the task goes; said of a thing ("clear the table", "wipe the counters",
-# "throw out old milk") they are a chore done to it, and delete only the task they name whole.
+# planning"), as the words not listed here are, they mean the task goes; said of a thing
+# ("clear the table", "wipe the counters", "throw out old milk") they are a chore done to it,
+# and delete only the task they name whole.
 # Any of them but the list's own, said of the user's own thing ("cancel my gym membership",
 # "take off my shoes"), may be the chore. Otherwise the slang of apps ("remove", "trash",
 # "kill", "nuke", "take off") is read as deleting the task its words find.
-_PLAN_VERBS = frozenset(("cancel", "drop", "scrap", "ditch", "discard", "get rid of"))
 _THING_VERBS = frozenset(
     ("clear", "clear out", "wipe", "throw out", "throw away", "chuck out", "toss", "bin")
 )
@@ -2270,15 +2270,19 @@ _CHORE_TIME = re.compile(
 _TASK_WORD_IN = re.compile(rf"\b{_TASK_WORD}\b")  # read in ``fold_case`` text
 
 
+def _deleting_verb(groups: dict[str, str]) -> str:
+    """The word for deleting a rule matched, as the sets above spell it ("throw  Out")."""
+    return " ".join(groups["deleting"].lower().split())
+
+
 def _chore_words(groups: dict[str, str], ref: TaskRef) -> bool:
     """Whether a delete's words are title words alone, which may name a chore as well as a
     task ("cancel my gym membership"): not a number, "it", a kind of task, several names, a
     quoted title, the task word ("the milk task") or the list ("... from my list"), and not
     after a word only ever said of the list ("delete", "erase")."""
     said = groups["ref"].strip()
-    verb = " ".join(groups["deleting"].lower().split())
     return (
-        verb not in _LIST_ONLY_VERBS
+        _deleting_verb(groups) not in _LIST_ONLY_VERBS
         and ref.title is not None
         and not ref.titles
         and said[:1] not in QUOTES
@@ -2304,11 +2308,10 @@ def _chore_or_delete(
         return command
     if first in _PARTICLES or when is not None:
         return _add(sentence, now=now, tz=tz)
-    verb = " ".join(groups["deleting"].lower().split())
     doubt = None
     if first in _OWNED:
         doubt = "any"
-    elif verb in _THING_VERBS:
+    elif _deleting_verb(groups) in _THING_VERBS:
         doubt = "partial"
     chore = _add(sentence, now=now, tz=tz).title
     return replace(command, chore=chore, chore_said=sentence, doubt=doubt)
