@@ -2252,9 +2252,9 @@ _LIST_ONLY_VERBS = frozenset(
 # and delete only the task they name whole.
 # Any of them but the list's own, said of the user's own thing ("cancel my gym membership",
 # "take off my shoes"), may be the chore. Otherwise the slang of apps ("remove", "trash",
-# "kill", "nuke", "take off") is read as deleting the task its words find.
+# "kill", "nuke", "bin", "take off") is read as deleting the task its words find.
 _THING_VERBS = frozenset(
-    ("clear", "clear out", "wipe", "throw out", "throw away", "chuck out", "toss", "bin")
+    ("clear", "clear out", "wipe", "throw out", "throw away", "chuck out", "toss")
 )
 # Words that say the thing is the user's own, in the world, rather than a task's name.
 _OWNED = frozenset(("my", "our", "his", "her", "their"))
