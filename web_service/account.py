@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse
-from web_service.responses import redirect
+from web_service.responses import form_again, recalled_form, redirect, signin_address
 from web_service.security import safe_next
 from web_service.sessions import Tokens
 from web_service.views import friendly, parse_utc, plural, render
@@ -23,7 +23,8 @@ from web_service.views import friendly, parse_utc, plural, render
 router = APIRouter(include_in_schema=False)
 
 AUTH_ERROR_FIELDS = {"email", "password", "name", "timezone", "current_password", "new_password"}
-# The account deletion form's fields (ids on the page).
+# The account deletion form's page and fields (ids on the page).
+DELETE_PAGE = "/account/delete"
 DELETE_PASSWORD, DELETE_CONFIRM = "delete_password", "delete_confirm"
 # The auth service reads at most 512 characters of a password as typed and bounds it to 8-128
 # characters in Unicode's NFKC form (the form it hashes). A password is read here up to one
@@ -120,8 +121,10 @@ async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Re
     cookie, session = await ctx.web.store.create(tokens, user)
     response = redirect(next_path)
     ctx.set_session_cookie(response, cookie, session)
-    # The anonymous cookie has done its work: the session's own token takes over.
-    response.delete_cookie(ctx.web.cookies.anon, path="/", secure=ctx.settings.cookies_secure)
+    # The anonymous cookie has done its work: the session's own token takes over (and a
+    # refused form of the visitor's is over).
+    for name in (ctx.web.cookies.anon, ctx.web.cookies.form):
+        response.delete_cookie(name, path="/", secure=ctx.settings.cookies_secure)
     return response
 
 
@@ -134,7 +137,14 @@ async def home(ctx: CtxDep) -> Response:
 async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
     if ctx.session is not None:
         return redirect(safe_next(next))
-    return await render(ctx, "signin.html", errors={}, email="", next_path=safe_next(next))
+    refused = await recalled_form(ctx) or {"errors": {}, "email": ""}
+    return await render(
+        ctx,
+        "signin.html",
+        errors=refused["errors"],
+        email=refused["email"],
+        next_path=safe_next(next),
+    )
 
 
 @router.post("/signin")
@@ -143,10 +153,10 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     email, password = _field(form, "email", 320), _field(form, "password", PASSWORD_READ)
     next_path = safe_next(next)
 
-    async def again(errors: dict[str, str], status: int) -> Response:
-        return await render(
-            ctx, "signin.html", status_code=status, errors=errors, email=email, next_path=next_path
-        )
+    async def again(errors: dict[str, str]) -> Response:
+        # The password is never kept: the form comes back with it empty.
+        state = {"errors": errors, "email": email}
+        return await form_again(ctx, signin_address(next_path), state)
 
     errors = {}
     if not email:
@@ -154,40 +164,42 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     if not password:
         errors["password"] = "Enter your password"
     if errors:
-        return await again(errors, 422)
+        return await again(errors)
     wait = await _limited(ctx, "signin")
     if wait is not None:
-        response = await again(
-            {"_form": "Too many sign-in attempts from your network. " + _wait_text(wait)}, 429
+        return await again(
+            {"_form": "Too many sign-in attempts from your network. " + _wait_text(wait)}
         )
-        response.headers["Retry-After"] = str(wait)
-        return response
     try:
         answer = await _login(ctx, email, password)
     except ApiError as error:
-        return await again({"_form": friendly(error)}, error.status)
+        return await again({"_form": friendly(error)})
     if answer.status == 200:
         return await _start_session(ctx, answer.json(), next_path)
     refusal = ApiError.from_response(answer)
     if refusal.status == 401 or _too_long_to_be_it(refusal, "password"):
-        return await again({"password": "The email address or password is not right"}, 401)
+        return await again({"password": "The email address or password is not right"})
     if refusal.status == 429:
         message = "Too many attempts to sign in to this account. "
-        response = await again({"_form": message + _wait_text(refusal.retry_after)}, 429)
-        if refusal.retry_after:
-            response.headers["Retry-After"] = str(refusal.retry_after)
-        return response
+        return await again({"_form": message + _wait_text(refusal.retry_after)})
     if refusal.status == 422:
-        return await again(_errors_of(refusal), 422)
-    return await again({"_form": friendly(refusal)}, refusal.status)
+        return await again(_errors_of(refusal))
+    return await again({"_form": friendly(refusal)})
 
 
 @router.get("/signup")
 async def signup_page(ctx: CtxDep) -> Response:
     if ctx.session is not None:
         return redirect("/tasks")
+    refused = await recalled_form(ctx) or {"errors": {}, "email": "", "name": "", "timezone": ""}
     return await render(
-        ctx, "signup.html", errors={}, email="", name="", timezone="", timezones=timezones()
+        ctx,
+        "signup.html",
+        errors=refused["errors"],
+        email=refused["email"],
+        name=refused["name"],
+        timezone=refused["timezone"],
+        timezones=timezones(),
     )
 
 
@@ -197,17 +209,10 @@ async def signup(ctx: CtxDep) -> Response:
     email, password = _field(form, "email", 320), _field(form, "password", PASSWORD_READ)
     name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip() or "UTC"
 
-    async def again(errors: dict[str, str], status: int) -> Response:
-        return await render(
-            ctx,
-            "signup.html",
-            status_code=status,
-            errors=errors,
-            email=email,
-            name=name,
-            timezone=tz,
-            timezones=timezones(),
-        )
+    async def again(errors: dict[str, str]) -> Response:
+        # The password is never kept: the form comes back with it empty.
+        state = {"errors": errors, "email": email, "name": name, "timezone": tz}
+        return await form_again(ctx, "/signup", state)
 
     errors = {}
     if not email:
@@ -223,13 +228,10 @@ async def signup(ctx: CtxDep) -> Response:
     if not valid_timezone(tz):
         errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
     if errors:
-        return await again(errors, 422)
+        return await again(errors)
     wait = await _limited(ctx, "signup")
     if wait is not None:
-        message = "Too many sign-ups from your network. " + _wait_text(wait)
-        response = await again({"_form": message}, 429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return await again({"_form": "Too many sign-ups from your network. " + _wait_text(wait)})
     body: dict[str, Any] = {"email": email, "password": password, "timezone": tz}
     if name:
         body["name"] = name
@@ -251,21 +253,20 @@ async def signup(ctx: CtxDep) -> Response:
                     {
                         "email": "An account with this email address already exists: sign in "
                         "with it, or use another address"
-                    },
-                    409,
+                    }
                 )
             if error.code == WEAK_PASSWORD:
-                return await again({"password": NOT_THE_EMAIL}, error.status)
+                return await again({"password": NOT_THE_EMAIL})
             if error.status == 422:
-                return await again(_errors_of(error), 422)
+                return await again(_errors_of(error))
             if error.status == 429:
                 return await again(
-                    {"_form": "Too many sign-ups just now. " + _wait_text(error.retry_after)}, 429
+                    {"_form": "Too many sign-ups just now. " + _wait_text(error.retry_after)}
                 )
-            return await again({"_form": friendly(error)}, error.status)
+            return await again({"_form": friendly(error)})
         answer = await _login(ctx, email, password)
     except ApiError as error:
-        return await again({"_form": friendly(error)}, error.status)
+        return await again({"_form": friendly(error)})
     if answer.status != 200:
         # The account exists; signing in is the next step.
         return redirect("/signin?notice=registered")
@@ -318,7 +319,7 @@ async def signout_everywhere(ctx: CtxDep) -> Response:
     try:
         await ctx.expect("POST", SIGN_OUT_EVERYWHERE_PATH, ok=(200, 204))
     except ApiError as error:
-        return await account_page_with(ctx, status=error.status, problem=friendly(error))
+        return await form_again(ctx, "/account", {"problem": friendly(error)})
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "signed_out_everywhere")
 
@@ -327,34 +328,6 @@ async def signout_everywhere(ctx: CtxDep) -> Response:
 SIGN_OUT_EVERYWHERE_PATH = "/api/auth/logout-all"
 # The auth service's "change the password" endpoint.
 PASSWORD_PATH = "/api/auth/password"
-
-
-async def account_page_with(
-    ctx: Ctx,
-    *,
-    status: int = 200,
-    problem: str | None = None,
-    profile_errors: dict[str, str] | None = None,
-    password_errors: dict[str, str] | None = None,
-    values: dict[str, str] | None = None,
-) -> Response:
-    session = ctx.require_session()
-    shown = {
-        "name": session.profile.get("name") or "",
-        "timezone": session.timezone,
-        **(values or {}),
-    }
-    return await render(
-        ctx,
-        "account.html",
-        status_code=status,
-        page_problem=problem,
-        profile_errors=profile_errors or {},
-        password_errors=password_errors or {},
-        values=shown,
-        email=session.profile.get("email") or "",
-        timezones=timezones(),
-    )
 
 
 @router.get("/session/csrf")
@@ -367,8 +340,25 @@ async def session_csrf(ctx: CtxDep) -> Response:
 
 @router.get("/account")
 async def account(ctx: CtxDep) -> Response:
-    ctx.require_session()
-    return await account_page_with(ctx)
+    """The account page; shown again after a refused form (``form_again``): its problem, the
+    profile form's errors and values, or the password form's errors (never a password)."""
+    session = ctx.require_session()
+    refused = await recalled_form(ctx) or {}
+    values = {
+        "name": session.profile.get("name") or "",
+        "timezone": session.timezone,
+        **refused.get("values", {}),
+    }
+    return await render(
+        ctx,
+        "account.html",
+        page_problem=refused.get("problem"),
+        profile_errors=refused.get("profile_errors", {}),
+        password_errors=refused.get("password_errors", {}),
+        values=values,
+        email=session.profile.get("email") or "",
+        timezones=timezones(),
+    )
 
 
 @router.post("/account/profile")
@@ -378,24 +368,16 @@ async def update_profile(ctx: CtxDep) -> Response:
     name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip()
     values = {"name": name, "timezone": tz}
     if not valid_timezone(tz):
-        return await account_page_with(
-            ctx,
-            status=422,
-            profile_errors={"timezone": "Choose a time zone from the list, such as Europe/London"},
-            values=values,
-        )
+        errors = {"timezone": "Choose a time zone from the list, such as Europe/London"}
+        return await form_again(ctx, "/account", {"profile_errors": errors, "values": values})
     try:
         answer = await ctx.expect(
             "PATCH", "/api/auth/me", json_body={"name": name or None, "timezone": tz}
         )
     except ApiError as error:
         fields = {k: v for k, v in error.field_errors().items() if k in {"name", "timezone"}}
-        return await account_page_with(
-            ctx,
-            status=error.status,
-            profile_errors=fields or {"_form": friendly(error)},
-            values=values,
-        )
+        errors = fields or {"_form": friendly(error)}
+        return await form_again(ctx, "/account", {"profile_errors": errors, "values": values})
     await ctx.web.store.update_profile(session, answer.json())
     return redirect("/account?notice=profile")
 
@@ -414,7 +396,7 @@ async def change_password(ctx: CtxDep) -> Response:
     if not _password_fits(new):
         errors["new_password"] = "Choose a new password of 8 to 128 characters"
     if errors:
-        return await account_page_with(ctx, status=422, password_errors=errors)
+        return await form_again(ctx, "/account", {"password_errors": errors})
     try:
         answer = await ctx.expect(
             "POST",
@@ -425,9 +407,7 @@ async def change_password(ctx: CtxDep) -> Response:
     except ApiError as error:
         # A wrong current password is counted by the auth service apart from sign-ins: it is
         # never tried as a sign-in here, so typing it wrong locks nobody out of signing in.
-        return await account_page_with(
-            ctx, status=error.status, password_errors=_password_refused(error)
-        )
+        return await form_again(ctx, "/account", {"password_errors": _password_refused(error)})
     body = answer.json() if answer.status == 200 else None
     if isinstance(body, dict) and "refresh_token" in body:
         # The auth service revoked every family and gave this browser a fresh pair: it
@@ -466,23 +446,16 @@ def _password_refused(error: ApiError) -> dict[str, str]:
 
 @router.get("/account/delete")
 async def delete_account_page(ctx: CtxDep) -> Response:
-    ctx.require_session()
-    return await _delete_page(ctx)
-
-
-async def _delete_page(
-    ctx: Ctx, errors: dict[str, str] | None = None, status: int = 200, *, confirmed: bool = False
-) -> Response:
-    """The confirmation page; shown again after a refusal, the box is as it was sent (the
-    password is never sent back)."""
+    """The confirmation page; shown again after a refusal (``form_again``) with the box as it
+    was sent (the password is never sent back)."""
     session = ctx.require_session()
+    refused = await recalled_form(ctx) or {"errors": {}, "confirmed": False}
     return await render(
         ctx,
         "account_delete.html",
-        status_code=status,
-        errors=errors or {},
+        errors=refused["errors"],
         email=session.profile.get("email") or "",
-        confirmed=confirmed,
+        confirmed=refused["confirmed"],
     )
 
 
@@ -503,14 +476,12 @@ async def delete_account(ctx: CtxDep) -> Response:
     if not confirmed:
         errors[DELETE_CONFIRM] = "Tick the box to confirm that everything is to be deleted"
     if errors:
-        return await _delete_page(ctx, errors, 422, confirmed=confirmed)
+        return await form_again(ctx, DELETE_PAGE, {"errors": errors, "confirmed": confirmed})
     try:
         await ctx.expect("DELETE", "/api/auth/me", ok=(204,), json_body={"password": password})
     except ApiError as error:
-        response = await _delete_page(ctx, _deletion_refused(error), error.status, confirmed=True)
-        if error.retry_after:
-            response.headers["Retry-After"] = str(error.retry_after)
-        return response
+        state = {"errors": _deletion_refused(error), "confirmed": True}
+        return await form_again(ctx, DELETE_PAGE, state)
     # The auth service revoked every refresh family with the account; no session of the
     # user is kept here either.
     await ctx.web.store.end_all(session.user_id)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,8 +21,9 @@ from shared.tasks import stop_tasks
 from web_service import account, chat, notifications, overview, tasks
 from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
+from web_service.form_states import FormStates
 from web_service.gateway_client import ApiError, GatewayClient
-from web_service.responses import Refused, json_problem
+from web_service.responses import Refused, json_problem, signin_address
 from web_service.security import (
     AuthPostLimiter,
     CookieNames,
@@ -37,7 +37,8 @@ from web_service.views import ENV, STATIC, friendly
 
 logger = logging.getLogger(__name__)
 
-# Ended sessions and old sign-in counters are deleted this often, in batches.
+# Ended sessions, expired form states and old sign-in counters are deleted this often, in
+# batches.
 PURGE_INTERVAL_SECONDS = 600.0
 
 
@@ -59,11 +60,13 @@ def create_app(
         try:
             async with database(app, settings, name="web", db=db) as database_:
                 store = SessionStore(database_, token_box, gateway, settings, clock)
+                forms = FormStates(database_, token_box, clock)
                 limiter = AuthPostLimiter(database_, settings)
                 app.state.web = WebState(
                     settings=settings,
                     gateway=gateway,
                     store=store,
+                    forms=forms,
                     box=token_box,
                     limiter=limiter,
                     clock=clock,
@@ -76,7 +79,7 @@ def create_app(
                         per_user=settings.chat_turns_per_user, total=settings.chat_turns_max
                     ),
                 )
-                janitor = asyncio.create_task(_purge_forever(store, limiter, clock))
+                janitor = asyncio.create_task(_purge_forever(store, forms, limiter, clock))
                 try:
                     yield
                 finally:
@@ -107,11 +110,14 @@ def create_app(
     return app
 
 
-async def _purge_forever(store: SessionStore, limiter: AuthPostLimiter, clock: Clock) -> None:
+async def _purge_forever(
+    store: SessionStore, forms: FormStates, limiter: AuthPostLimiter, clock: Clock
+) -> None:
     while True:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
         try:
             await store.purge()
+            await forms.purge()
             await limiter.purge(clock())
         except Exception:
             logger.warning("purging ended sessions failed; trying again later", exc_info=True)
@@ -152,15 +158,6 @@ def _page(request: Request, status: int, heading: str, message: str, back: str =
     return HTMLResponse(ENV.get_template("error.html").render(values), status_code=status)
 
 
-def _signin_address(next_path: str | None, *, notice: str | None = None) -> str:
-    """The sign-in form's address, leading back to ``next_path`` once signed in (left out
-    for the list, where signing in leads anyway)."""
-    query = {"notice": notice} if notice else {}
-    if next_path and next_path != "/tasks":
-        query["next"] = next_path
-    return "/signin" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
-
-
 async def _sign_in(request: Request, exc: Exception) -> Response:
     web: WebState = request.app.state.web
     if _wants_json(request):
@@ -169,12 +166,12 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
         )
     elif request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        response = RedirectResponse(_signin_address(safe_next(target)), status_code=303)
+        response = RedirectResponse(signin_address(safe_next(target)), status_code=303)
     else:
         # A form sent from a page whose session has ended: signed in again, the person is
         # back on that page (what the form changed is not sent again).
         before = page_before(request, web.settings)
-        address = _signin_address(before, notice="session_ended")
+        address = signin_address(before, notice="session_ended")
         response = RedirectResponse(address, status_code=303)
     if request.cookies.get(web.cookies.session):
         response.delete_cookie(web.cookies.session, path="/", secure=web.settings.cookies_secure)

@@ -19,7 +19,14 @@ from shared.request_context import current_request_id
 from shared.streams import EventStreamResponse, SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor, page_cursor
-from web_service.responses import Refused, not_found, redirect, resource_id
+from web_service.responses import (
+    Refused,
+    form_again,
+    not_found,
+    recalled_form,
+    redirect,
+    resource_id,
+)
 from web_service.tasks import form_key, new_chat_form, request_key
 from web_service.views import friendly, render
 
@@ -84,10 +91,20 @@ async def chat_page(ctx: CtxDep) -> Response:
         conversation=None,
         messages=[],
         messages_earlier=None,
-        chat_form=new_chat_form(),
-        chat_error=None,
+        **await _chat_form(ctx, None),
         **listing,
     )
+
+
+async def _chat_form(ctx: Ctx, conversation_id: int | None) -> dict[str, Any]:
+    """The page's message form: a new one, or the turn this page's address names as refused
+    (``send_message``), with its message, its key and why."""
+    form = new_chat_form(conversation_id)
+    refused = await recalled_form(ctx)
+    if refused is None:
+        return {"chat_form": form, "chat_error": None}
+    form.update(message=refused["message"], idempotency_key=refused["idempotency_key"])
+    return {"chat_form": form, "chat_error": refused["problem"]}
 
 
 @router.get("/chat/{raw_id}")
@@ -113,8 +130,7 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
         conversation=conversation,
         messages=conversation["messages"][::-1],
         messages_earlier=f"/chat/{conversation_id}?earlier={earlier}" if earlier else None,
-        chat_form=new_chat_form(conversation_id),
-        chat_error=None,
+        **await _chat_form(ctx, conversation_id),
         **listing,
     )
 
@@ -147,9 +163,8 @@ async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
 async def send_message(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     body, key, problem = await _turn_input(ctx)
-    status = 422
     if problem is None and not ctx.web.chat_turns.acquire(session.user_id):
-        problem, status = TURNS_BUSY, 429
+        problem = TURNS_BUSY
     elif problem is None:
         try:
             answer = await ctx.expect(
@@ -163,20 +178,14 @@ async def send_message(ctx: CtxDep) -> Response:
             problem = friendly(error)
         finally:
             ctx.web.chat_turns.release(session.user_id)
-    listing = await _conversations(ctx)
-    if listing is None:  # only a form sent to an address with a stray cursor
-        return redirect("/chat")
-    return await render(
-        ctx,
-        "chat.html",
-        status_code=status,
-        conversation=None,
-        messages=[],
-        messages_earlier=None,
-        chat_form={"conversation_id": body.get("conversation_id"), "idempotency_key": key},
-        chat_error=problem,
-        **listing,
-    )
+    # Back to the conversation, its message in the box with the turn's key: sent again
+    # unchanged, it is a retry of this turn.
+    conversation_id = body.get("conversation_id")
+    page = f"/chat/{conversation_id}" if conversation_id else "/chat"
+    typed = (await ctx.form()).get("message")
+    message = typed[: 2 * MESSAGE_MAX] if isinstance(typed, str) else ""
+    state = {"problem": problem, "message": message, "idempotency_key": key}
+    return await form_again(ctx, page, state)
 
 
 def _refusal(refused: Refused) -> bytes:

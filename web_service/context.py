@@ -14,6 +14,7 @@ from starlette.responses import Response
 from shared.clock import Clock
 from shared.streams import StreamSlots
 from web_service.crypto import TokenBox
+from web_service.form_states import FormStates
 from web_service.gateway_client import ApiError, ApiResponse, GatewayClient
 from web_service.security import (
     PENDING_COOKIES,
@@ -46,6 +47,7 @@ class WebState:
     settings: WebSettings
     gateway: GatewayClient
     store: SessionStore
+    forms: FormStates
     box: TokenBox
     limiter: AuthPostLimiter
     clock: Clock

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -57,3 +57,29 @@ class AuthAttempt(WebBase, table=True):
     bucket: str = Field(sa_column=Column(Text, primary_key=True))
     window_start: datetime = Field(sa_column=timestamp())
     count: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class FormState(WebBase, table=True):
+    """A refused form as it was sent (its errors and what was typed, never a password), kept
+    for the page that shows it again after the form's redirect (``web_service.form_states``).
+    It belongs to one session and ends with it."""
+
+    __tablename__ = "form_states"
+    __table_args__ = (
+        Index("ix_form_states_session_id_hash_created_at", "session_id_hash", "created_at"),
+    )
+
+    # Random, named in the page's address (``?form=``); worth nothing to another session.
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    session_id_hash: str = Field(
+        sa_column=Column(
+            String(64), ForeignKey("web.sessions.id_hash", ondelete="CASCADE"), nullable=False
+        )
+    )
+    # The path of the page it is shown on.
+    page: str = Field(sa_column=Column(Text, nullable=False))
+    # JSON sealed with the session keys (``TokenBox``): what was typed is not kept readable,
+    # and any text a form can send is kept as sent.
+    state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime = Field(sa_column=timestamp())
+    created_at: datetime = Field(sa_column=timestamp(default_now=True))

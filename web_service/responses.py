@@ -1,6 +1,7 @@
-"""What a page handler answers besides a page of its own: a redirect, a 404 for what is not
-(or not the user's), a refusal of the API for a form or for the page's scripts; and the ids
-the pages' paths and forms carry.
+"""What a page handler answers besides a page of its own: a redirect, a refused form (a
+redirect to its page, which shows it again), a 404 for what is not (or not the user's), a
+refusal of the API for a form or for the page's scripts; and the ids the pages' paths and
+forms carry.
 
 A refusal for the page's scripts is the platform's error envelope (``shared.errors``), its
 ``detail`` the words a person reads and its ``code`` what the scripts act on."""
@@ -8,13 +9,17 @@ A refusal for the page's scripts is the platform's error envelope (``shared.erro
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from starlette.responses import RedirectResponse, Response
 
 from shared.columns import MAX_ID
 from shared.errors import AppError, error_response
 from web_service.context import Ctx
+from web_service.form_states import FORM_PARAM, KEEP_SECONDS, with_form
 from web_service.gateway_client import ApiError
+from web_service.security import cookie_kwargs
 from web_service.views import friendly, problem_code, render
 
 # An id of the API's (task, conversation, notification) in a page's path or form: a positive
@@ -48,6 +53,49 @@ def resource_id(raw: str | None) -> int | None:
 def redirect(location: str) -> RedirectResponse:
     """See other: the POST-redirect-GET of every form."""
     return RedirectResponse(location, status_code=303)
+
+
+def signin_address(next_path: str | None, *, notice: str | None = None) -> str:
+    """The sign-in form's address, leading back to ``next_path`` once signed in (left out
+    for the list, where signing in leads anyway)."""
+    query = {"notice": notice} if notice else {}
+    if next_path and next_path != "/tasks":
+        query["next"] = next_path
+    return "/signin" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+
+
+async def form_again(ctx: Ctx, location: str, state: dict[str, Any]) -> Response:
+    """A refused form's answer: a 303 to ``location`` (the page the form is on, with its own
+    query) naming ``state`` (its errors and what was typed, never a password), which that page
+    shows again (``recalled_form``): the browser's history holds no answer to a POST for Back
+    or Forward to send again (``web_service.form_states``)."""
+    page = location.partition("?")[0]
+    forms = ctx.web.forms
+    if ctx.session is not None:
+        return redirect(with_form(location, await forms.keep(ctx.session.id_hash, page, state)))
+    # Before sign-in: the form's CSRF token was checked against the anonymous cookie.
+    assert ctx.anon is not None
+    form_id, sealed = forms.seal(ctx.anon, page, state)
+    response = redirect(with_form(location, form_id))
+    response.set_cookie(
+        ctx.web.cookies.form,
+        sealed,
+        max_age=KEEP_SECONDS,
+        **cookie_kwargs(ctx.settings),  # type: ignore[arg-type]
+    )
+    return response
+
+
+async def recalled_form(ctx: Ctx) -> dict[str, Any] | None:
+    """The refused form this page's address names (``form_again``), or None."""
+    form_id = ctx.request.query_params.get(FORM_PARAM)
+    if not form_id:
+        return None
+    page, forms = ctx.request.url.path, ctx.web.forms
+    if ctx.session is not None:
+        return await forms.recall(ctx.session.id_hash, page, form_id)
+    sealed = ctx.request.cookies.get(ctx.web.cookies.form)
+    return forms.unseal(sealed, ctx.anon, page, form_id)
 
 
 async def not_found(ctx: Ctx, thing: str, back: str, *, code: str = "not_found") -> Response:

@@ -77,14 +77,16 @@ class SecurityHeadersMiddleware:
 class CookieNames:
     session: str
     anon: str
+    # A refused sign-in or sign-up form, sealed (``web_service.form_states``).
+    form: str
 
     @classmethod
     def of(cls, settings: WebSettings) -> CookieNames:
         # __Host-: the browser takes it only with Secure, Path=/ and no Domain, so neither a
         # sibling subdomain nor plain HTTP can plant or overwrite it.
         if settings.cookies_secure:
-            return cls("__Host-session", "__Host-anon")
-        return cls("session", "anon")
+            return cls("__Host-session", "__Host-anon", "__Host-form")
+        return cls("session", "anon", "form")
 
 
 def cookie_kwargs(settings: WebSettings) -> dict[str, object]:

@@ -20,8 +20,17 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from shared.text import ascii_number, composed, label_key
 from web_service.account import timezones, valid_timezone
 from web_service.context import Ctx, CtxDep
+from web_service.form_states import FORM_PARAM
 from web_service.gateway_client import ApiError, next_cursor, page_cursor
-from web_service.responses import json_problem, not_found, redirect, refused, resource_id
+from web_service.responses import (
+    form_again,
+    json_problem,
+    not_found,
+    recalled_form,
+    redirect,
+    refused,
+    resource_id,
+)
 from web_service.security import page_before, safe_next
 from web_service.views import (
     END_OF_DAY,
@@ -71,6 +80,9 @@ NO_DUE_PARAM = ("has_due", "false")
 DEFAULT_FILTERS = {"status": "all", "sort": "created"}
 # The note of a page's last action (``?notice=created``): said once, not again on the way back.
 NOTE_PARAMS = frozenset({"notice", "at", "problem", "wait"})
+# Left out of a way back too: the refused form a page showed again (``form_again``) is over
+# once the person has gone on from it.
+NOT_CARRIED_BACK = NOTE_PARAMS | {FORM_PARAM}
 
 
 def _one(
@@ -163,13 +175,15 @@ def canonical_query(params: Any) -> str | None:
 def back_to(path: str | None) -> str:
     """The way back from a task's page (its edit form, its 404) to ``path``, the page the
     person came from: the list as it was filtered, the notifications...; without the note of
-    that page's last action. The list when ``path`` is not one of this site's paths
-    (``safe_next``) or is itself a task's page."""
+    that page's last action or the refused form it showed. The list when ``path`` is not one
+    of this site's paths (``safe_next``) or is itself a task's page."""
     path = safe_next(path, "/tasks")
     if path.startswith("/tasks/"):
         return "/tasks"
     path, _, query = path.partition("?")
-    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in NOTE_PARAMS]
+    kept = [
+        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in NOT_CARRIED_BACK
+    ]
     return safe_next(f"{path}?{urlencode(kept)}" if kept else path, "/tasks")
 
 
@@ -241,7 +255,7 @@ def request_key(key: str, body: dict[str, Any]) -> str:
 
 
 def new_chat_form(conversation_id: int | None = None) -> dict[str, Any]:
-    return {"conversation_id": conversation_id, "idempotency_key": str(uuid.uuid4())}
+    return {"conversation_id": conversation_id, "idempotency_key": str(uuid.uuid4()), "message": ""}
 
 
 def _new_form(values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -261,16 +275,12 @@ def _new_form(values: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-async def _tasks_page(
-    ctx: Ctx,
-    *,
-    status: int = 200,
-    form: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-) -> Response:
+async def _tasks_page(ctx: Ctx) -> Response:
     filters = Filters(ctx.request.query_params)
     fragment = ctx.request.query_params.get("fragment")
-    if form is None:
+    refused = None if fragment == "rows" else await recalled_form(ctx)
+    errors: dict[str, str] = refused["errors"] if refused else {}
+    if refused is None:
         listing = await _list(ctx, filters)
     else:
         # A form sent back with its errors: kept (with its Idempotency-Key) even when the
@@ -279,18 +289,17 @@ async def _tasks_page(
             listing = await _list(ctx, filters)
         except ApiError as error:
             listing = {"tasks": [], "total": 0, "more_href": None, "more_rows_href": None}
-            errors = {"_form": friendly(error), **(errors or {})}
+            errors = {"_form": friendly(error), **errors}
     if fragment == "rows":
         rows = render_text(ctx, "_task_list.html", filters=filters, **listing)
         return HTMLResponse(rows, headers={"X-Total-Count": str(listing["total"])})
     return await render(
         ctx,
         "tasks.html",
-        status_code=status,
         filters=filters,
         filter_choices=FILTER_CHOICES,
-        form=_new_form(form),
-        errors=errors or {},
+        form=_new_form(refused["values"] if refused else None),
+        errors=errors,
         priorities=PRIORITIES,
         recurrences=RECURRENCES,
         reminder_choices=REMINDER_CHOICES,
@@ -474,7 +483,7 @@ async def create_task(ctx: CtxDep) -> Response:
     values["idempotency_key"] = key = form_key(form)
     body, errors = task_body(values, session.timezone)
     if errors:
-        return await _tasks_page(ctx, status=422, form=values, errors=errors)
+        return await form_again(ctx, "/tasks", {"errors": errors, "values": values})
     try:
         await ctx.expect(
             "POST",
@@ -486,8 +495,8 @@ async def create_task(ctx: CtxDep) -> Response:
     except ApiError as error:
         if ctx.wants_json:
             return json_problem(error)
-        return await _tasks_page(
-            ctx, status=error.status, form=values, errors=_api_field_errors(error)
+        return await form_again(
+            ctx, "/tasks", {"errors": _api_field_errors(error), "values": values}
         )
     if ctx.wants_json:
         return JSONResponse({"ok": True}, status_code=201)
@@ -629,18 +638,31 @@ def _edit_values(task: dict[str, Any], tz: str) -> dict[str, Any]:
 @router.get("/tasks/{raw_id}/edit")
 async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
     session = ctx.require_session()
+    back = _way_back(ctx, ctx.request.query_params)
     task = await _read_task(ctx, raw_id)
     if task is None:
-        return await _missing_task(ctx)
+        return await _missing_task(ctx, back)
+    form, version = _edit_values(task, session.timezone), task["version"]
+    errors: dict[str, str] = {}
+    conflict = None
+    refused = await recalled_form(ctx)
+    if refused is not None:
+        form, errors = refused["values"], refused["errors"]
+        if refused["conflict"]:
+            # Changed elsewhere since the form was opened: the version as it is now beside
+            # the one sent, and saving again replaces it.
+            conflict = {"current": task, "current_form": _edit_values(task, session.timezone)}
+        else:
+            version = refused["version"]
     return await render(
         ctx,
         "task_edit.html",
         task=task,
-        form=_edit_values(task, session.timezone),
-        back=_way_back(ctx, ctx.request.query_params),
-        version=str(task["version"]),
-        errors={},
-        conflict=None,
+        form=form,
+        back=back,
+        version=str(version),
+        errors=errors,
+        conflict=conflict,
         priorities=PRIORITIES,
         recurrences=RECURRENCES,
         reminder_choices=REMINDER_CHOICES,
@@ -657,6 +679,9 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     back = _way_back(ctx, form)
     if task_id is None:
         return await _missing_task(ctx, back)
+    # The edit page, leading back where it did: a refusal is shown there again, and a task
+    # gone meanwhile is its 404.
+    page = f"/tasks/{task_id}/edit?{urlencode({'back': back})}"
     values = _form_values(form)
     if "time_zone" in form:
         values["time_zone"] = _field(form, "time_zone", 64).strip()
@@ -665,28 +690,12 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         version = "0"
     body, errors = task_body(values, session.timezone)
 
-    async def again(
-        status: int, errors: dict[str, str], task: dict[str, Any], conflict: Any
-    ) -> Response:
-        return await render(
-            ctx,
-            "task_edit.html",
-            status_code=status,
-            task=task,
-            form=values,
-            back=back,
-            version=str(task["version"]) if conflict else version,
-            errors=errors,
-            conflict=conflict,
-            priorities=PRIORITIES,
-            recurrences=RECURRENCES,
-            reminder_choices=REMINDER_CHOICES,
-            timezones=timezones(),
-        )
+    async def again(errors: dict[str, str], *, conflict: bool = False) -> Response:
+        state = {"errors": errors, "values": values, "version": version, "conflict": conflict}
+        return await form_again(ctx, page, state)
 
-    stub = {"id": task_id, "version": version, "title": values["title"]}
     if errors:
-        return await again(422, errors, stub, None)
+        return await again(errors)
     answer = await ctx.api(
         "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
     )
@@ -694,19 +703,17 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         return redirect(_list_with_note(back, "updated"))
     error = ApiError.from_response(answer)
     if error.status == 404:
-        return await _missing_task(ctx, back)
+        return redirect(page)
     if error.status == 412:
         current = await ctx.api("GET", f"/api/tasks/{task_id}")
         if current.status == 404:
-            return await _missing_task(ctx, back)
+            return redirect(page)
         if current.status != 200:
             raise ApiError.from_response(current)
-        theirs = current.json()
         # The same form sent twice (a double click on Save): the first send saved it.
-        if _holds(theirs, body):
+        if _holds(current.json(), body):
             return redirect(_list_with_note(back, "updated"))
-        conflict = {"current": theirs, "current_form": _edit_values(theirs, session.timezone)}
-        return await again(409, {}, theirs, conflict)
+        return await again({}, conflict=True)
     if error.status == 422:
-        return await again(422, _api_field_errors(error), stub, None)
-    return await again(error.status, {"_form": friendly(error)}, stub, None)
+        return await again(_api_field_errors(error))
+    return await again({"_form": friendly(error)})

@@ -7,6 +7,7 @@ concurrent requests), so the service schemas are emptied after each test.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -157,6 +158,35 @@ def csrf_of(html: str) -> str:
     match = CSRF.search(html)
     assert match is not None, "no CSRF token in the page"
     return match.group(1)
+
+
+# A refused form's page: the address of the form's page naming the refusal it shows again.
+FORM_AGAIN = re.compile(r"^/[^?]*\?(?:.*&)?form=[A-Za-z0-9_-]{22}$")
+
+
+async def shown_again(client: httpx.AsyncClient, answer: httpx.Response) -> httpx.Response:
+    """The page a refused form came back to: the form's POST is answered, as a form that
+    succeeded is, with a 303 (never an answer Back or Forward would send again), here to the
+    form's page naming the refusal (``web_service.form_states``), which shows it again."""
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    assert FORM_AGAIN.match(location), location
+    page = await client.get(location)
+    assert page.status_code == 200, page.text
+    return page
+
+
+# The first item of a page's error summary (a link to its field, or the form's own problem).
+FIRST_PROBLEM = re.compile(
+    r'data-testid="error-summary">.*?<li>(?:<a href="[^"]*">)?([^<]*)<', re.DOTALL
+)
+
+
+def refusal_of(page: str) -> str:
+    """The first problem the error summary of ``page`` names, as a person reads it."""
+    found = FIRST_PROBLEM.search(page)
+    assert found is not None, "no error summary in the page"
+    return html.unescape(found.group(1))
 
 
 def credentials(

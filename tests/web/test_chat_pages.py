@@ -23,6 +23,7 @@ from tests.web.conftest import (
     csrf_of,
     idempotency_key_of,
     register,
+    shown_again,
     sign_in,
 )
 from web_service.settings import WebSettings
@@ -122,8 +123,7 @@ async def test_an_empty_message_is_refused_with_nothing_sent(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
     form = await chat_form(ann)
-    answer = await ann.post("/chat", data={**form, "message": "   "})
-    assert answer.status_code == 422
+    answer = await shown_again(ann, await ann.post("/chat", data={**form, "message": "   "}))
     assert 'data-testid="chat-error"' in answer.text
     assert await count(clean, "SELECT count(*) FROM chat.messages") == 0
     streamed = await ann.post(
@@ -302,8 +302,10 @@ async def test_chat_turns_at_once_are_bounded_per_user_and_in_all(
                 assert await _waiting_on_locks(engine) == 3
                 # Ann's third turn: past her bound. Bob's second: past the process's.
                 refused = await asyncio.wait_for(turn(ann, ann_form, "jam"), 5)
-                assert refused.status_code == 429
-                assert 'data-testid="chat-error"' in refused.text
+                refused = await asyncio.wait_for(shown_again(ann, refused), 5)
+                assert "Other messages are still being answered." in refused.text
+                # Its message is in the box to send again.
+                assert ">add jam</textarea>" in refused.text
                 streamed = await asyncio.wait_for(
                     bob.post(
                         "/chat/stream",

@@ -1,0 +1,143 @@
+"""A refused form carried across its redirect (``web_service.form_states``): shown again only
+on its own page, to its own browser, for a while; never with a password in it."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from cryptography.fernet import Fernet
+
+from tests.support.serving import serve
+from tests.web.conftest import (
+    Platform,
+    WebAppFactory,
+    count,
+    create_form,
+    csrf_of,
+    page_csrf,
+    register,
+    shown_again,
+    sign_in,
+)
+from web_service.crypto import TokenBox
+from web_service.form_states import KEEP_SECONDS, PER_SESSION
+
+SECRET = "my secret passphrase 42"
+
+
+def form_id_of(answer: httpx.Response) -> str:
+    return parse_qs(urlsplit(answer.headers["location"]).query)["form"][0]
+
+
+async def test_a_refused_form_is_shown_on_its_page_to_its_session_only(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    refused = await create_form(ann, title="", description="Typed before the error")
+    page = await shown_again(ann, refused)
+    assert "Typed before the error" in page.text
+    location = refused.headers["location"]
+    # Shown again on each visit while it lasts (Back, Forward, a reload).
+    assert "Typed before the error" in (await ann.get(location)).text
+    # Another page of the same session does not show it.
+    other_page = await ann.get(f"/account?form={form_id_of(refused)}")
+    assert other_page.status_code == 200
+    assert "Typed before the error" not in other_page.text
+    # Another session of the same user, given the address, sees the plain page.
+    async with serve(make_web_app()) as second:
+        second.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(second)
+        elsewhere = await second.get(location)
+        assert elsewhere.status_code == 200
+        assert "Typed before the error" not in elsewhere.text
+        assert 'data-testid="error-summary"' not in elsewhere.text
+    # Expired: the page as it is, without it; an id that names nothing is the same.
+    await clean.db.fetch_row("UPDATE web.form_states SET expires_at = now()", write=True)
+    for address in (location, "/tasks?form=" + "A" * 22, "/tasks?form=%00"):
+        gone = await ann.get(address)
+        assert gone.status_code == 200, address
+        assert 'data-testid="error-summary"' not in gone.text, address
+
+
+async def test_a_session_keeps_its_latest_states_and_they_end_with_it(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    for number in range(PER_SESSION + 3):
+        await create_form(ann, title="", description=f"Try {number}")
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == PER_SESSION
+    csrf = await page_csrf(ann)
+    await ann.post("/signout", data={"csrf_token": csrf})
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
+
+
+async def test_no_password_is_kept_or_shown_again(
+    clean: Platform, ann: httpx.AsyncClient, box: TokenBox
+) -> None:
+    """The password forms come back with their errors and empty password fields: what was
+    typed there is in no stored state."""
+    csrf = await page_csrf(ann, "/account")
+    for path, data in (
+        ("/account/password", {"current_password": SECRET, "new_password": "short"}),
+        ("/account/password", {"current_password": SECRET, "new_password": SECRET + "!"}),
+        ("/account/delete", {"delete_password": SECRET}),
+        ("/account/delete", {"delete_password": SECRET, "delete_confirm": "yes"}),
+    ):
+        page = await shown_again(ann, await ann.post(path, data={"csrf_token": csrf, **data}))
+        assert 'data-testid="error-summary"' in page.text, path
+        assert SECRET not in page.text, path
+    rows = await clean.db.fetch_row("SELECT array_agg(state) FROM web.form_states")
+    assert rows is not None
+    states = [box.open(bytes(sealed)) for sealed in rows[0]]
+    assert len(states) == 4
+    assert not [state for state in states if SECRET in state]
+
+
+async def test_a_refused_sign_in_is_kept_in_a_sealed_cookie_of_that_browser(
+    clean: Platform, browser: httpx.AsyncClient, make_web_app: WebAppFactory, box_key: bytes
+) -> None:
+    """Before sign-in no row is written: the state is a cookie sealed with the session keys,
+    bound to the browser's anonymous cookie, holding the email and never the password."""
+    await register(clean, "ann@example.com")
+    page = await browser.get("/signin?next=/overview")
+    answer = await browser.post(
+        "/signin?next=/overview",
+        data={"csrf_token": csrf_of(page.text), "email": "ann@example.com", "password": SECRET},
+    )
+    shown = await shown_again(browser, answer)
+    assert answer.headers["location"].startswith("/signin?next=%2Foverview&form=")
+    assert 'value="ann@example.com"' in shown.text
+    assert 'action="/signin?next=/overview"' in shown.text
+    assert "The email address or password is not right" in shown.text
+    assert SECRET not in shown.text
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
+    sealed = browser.cookies["form"]
+    state = json.loads(TokenBox([box_key]).open(sealed.encode()))
+    assert SECRET not in json.dumps(state)
+    assert state["state"]["email"] == "ann@example.com"
+    location = answer.headers["location"]
+
+    # A copy of the cookie in another browser (its own anonymous cookie), a cookie past its
+    # time, or a forged one: the plain form.
+    anon = browser.cookies["anon"]
+    stale = Fernet(box_key).encrypt_at_time(
+        json.dumps(state).encode(), int(time.time()) - KEEP_SECONDS - 60
+    )
+    for cookies in (
+        f"anon=another-{anon}; form={sealed}",
+        f"anon={anon}; form={stale.decode()}",
+        f"anon={anon}; form={sealed[:-4]}AAAA",
+        f"anon={anon}; form={'x' * 5000}",
+    ):
+        page = await browser.get(location, headers={"Cookie": cookies})
+        assert page.status_code == 200
+        assert "ann@example.com" not in page.text, cookies
+    assert "ann@example.com" in (await browser.get(location)).text
+
+    # Signed in, the cookie is deleted with the anonymous one.
+    signed_in = await sign_in(browser)
+    assert any(
+        header.startswith("form=") and "Max-Age=0" in header
+        for header in signed_in.headers.get_list("set-cookie")
+    )
