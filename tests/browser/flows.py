@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Iterable
 
+import httpx
 from playwright.async_api import Locator, Page, expect
 
 PASSWORD = "correct horse battery staple"
+# The tasks page's rows per page (WEB_PAGE_SIZE's default).
+PAGE_SIZE = 50
 
 
 def new_email() -> str:
@@ -44,6 +48,18 @@ async def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
     await form.get_by_label("Password").fill(password)
     await page.get_by_test_id("signin-submit").click()
     await expect(page).to_have_url(at("/tasks"))
+
+
+async def api_tasks(site_url: str, email: str, titles: Iterable[str]) -> None:
+    """Tasks of ``email`` made through the API at ``site_url`` (as another device would), in
+    the order given: the list, newest first, shows the last one first."""
+    async with httpx.AsyncClient(base_url=site_url, timeout=30) as api:
+        login = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        for title in titles:
+            created = await api.post("/api/tasks", json={"title": title})
+            assert created.status_code == 201, created.text
 
 
 async def add_task(

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.flows import PASSWORD, add_task, at, row, sign_in, sign_up
+from tests.browser.flows import PAGE_SIZE, add_task, api_tasks, at, row, sign_in, sign_up
 from tests.e2e.stack import Stack
-
-# The tasks page's rows per page (WEB_PAGE_SIZE's default).
-PAGE_SIZE = 50
 
 # More stops than the tasks page has with a few tasks: the walk wraps around to the start.
 MAX_TAB_STOPS = 120
@@ -203,12 +199,7 @@ async def test_load_more_moves_the_focus_to_the_first_task_it_loaded(
     page: Page, site: Stack
 ) -> None:
     email = await sign_up(page)
-    async with httpx.AsyncClient(base_url=site.url("gateway"), timeout=30) as api:
-        login = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-        api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        for number in range(PAGE_SIZE + 1):
-            created = await api.post("/api/tasks", json={"title": f"Task {number:02d}"})
-            assert created.status_code == 201
+    await api_tasks(site.url("gateway"), email, (f"Task {n:02d}" for n in range(PAGE_SIZE + 1)))
     await page.goto("/tasks")
     await expect(page.get_by_test_id("task-row")).to_have_count(PAGE_SIZE)
     await page.get_by_test_id("load-more").focus()

@@ -10,10 +10,21 @@ import re
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.flows import PASSWORD, add_task, at, row, sign_in, sign_up, titles
+from tests.browser.flows import (
+    PAGE_SIZE,
+    PASSWORD,
+    add_task,
+    api_tasks,
+    at,
+    row,
+    sign_in,
+    sign_up,
+    titles,
+)
 from tests.browser.site import ACTION_TIMEOUT_MS
 from tests.e2e.stack import Stack
 
@@ -422,6 +433,42 @@ async def test_cancel_and_go_back_lead_to_the_list_as_it_was_filtered(
     await page.get_by_role("link", name="Go back").click()
     await expect(page).to_have_url(filtered)
     await expect(titles(page)).to_have_text(["Pay the rent"])
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+async def test_an_edit_of_a_task_that_load_more_brought_returns_to_its_page(
+    new_context: NewContext, site: Stack, javascript: bool
+) -> None:
+    """With JavaScript "Load more tasks" adds the next page's rows to the list in place (the
+    address stays the first page's); without it, it opens the next page. Either way a task of
+    that page, edited and saved (or not: Cancel), leads back to its page of the list, the
+    filters kept, not to the first page where it is not."""
+    page = await (await new_context(java_script_enabled=javascript)).new_page()
+    email = await sign_up(page)
+    await api_tasks(site.url("gateway"), email, (f"Task {n:02d}" for n in range(PAGE_SIZE + 2)))
+    await page.goto("/tasks?priority=medium")
+    await expect(page.get_by_test_id("task-row")).to_have_count(PAGE_SIZE)
+    await page.get_by_test_id("load-more").click()
+    # Newest first: the two oldest tasks are the ones the second page brought.
+    await expect(row(page, "Task 00")).to_be_visible()
+    await expect(row(page, "Task 01")).to_be_visible()
+
+    second_page = re.compile(r"/tasks\?priority=medium&cursor=[^&#]+$")
+    await row(page, "Task 01").get_by_test_id("task-edit").click()
+    await expect(page.get_by_test_id("edit-form")).to_be_visible()
+    await page.get_by_test_id("edit-cancel").click()
+    await expect(page).to_have_url(second_page)
+    await expect(row(page, "Task 01")).to_be_visible()
+
+    await row(page, "Task 00").get_by_test_id("task-edit").click()
+    await page.get_by_test_id("edit-form").get_by_label("Title").fill("Task 00, edited")
+    await page.get_by_test_id("edit-submit").click()
+    await expect(page.get_by_test_id("notice")).to_have_text("Task saved.")
+    await expect(row(page, "Task 00, edited")).to_be_visible()
+    await expect(page).to_have_url(
+        second_page if javascript else re.compile(second_page.pattern[:-1] + "&notice=updated$")
+    )
+    await expect(page.get_by_role("link", name="Back to the first page")).to_be_visible()
 
 
 async def test_a_note_is_said_once_not_again_on_a_reload(page: Page) -> None:

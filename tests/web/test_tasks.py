@@ -6,7 +6,7 @@ import asyncio
 import html
 import re
 from datetime import UTC, datetime, time, timedelta
-from urllib.parse import unquote, urlencode
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import httpx
 
@@ -444,6 +444,101 @@ async def test_load_more_follows_the_longest_cursors_the_api_gives(
         assert len(unquote(more.group(2))) > 1024
         second = await client.get(more.group(1).replace("&amp;", "&"))
         assert titles(second.text) == names[2:]
+
+
+EDIT_LINK = re.compile(r'href="(/tasks/\d+/edit[^"]*)" data-testid="task-edit"')
+
+
+async def test_a_task_loaded_by_load_more_is_edited_back_to_its_page(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    """The script adds the next page's rows to the first page's document, so the edit page
+    cannot learn their page from its Referer: their Edit links carry it (``back``), and the
+    saved edit or Cancel leads back to that page, its filters and cursor kept."""
+    await register(clean, "ann@example.com")
+    token = await token_of(clean)
+    for n in range(3):
+        await api_create(clean, token, title=f"task {n}")
+    async with serve(make_web_app(page_size=2)) as client:
+        client.headers["Sec-Fetch-Site"] = "same-origin"
+        await sign_in(client)
+        first = await client.get("/tasks?q=task")
+        # The first page's rows lead back by their Referer: the page they are on.
+        assert [html.unescape(link) for link in EDIT_LINK.findall(first.text)] == [
+            "/tasks/3/edit",
+            "/tasks/2/edit",
+        ]
+        rows_link = re.search(r'data-rows="([^"]+)"', first.text)
+        assert rows_link is not None
+        rows = await client.get(html.unescape(rows_link.group(1)))
+        [edit] = [html.unescape(link) for link in EDIT_LINK.findall(rows.text)]
+        cursor = parse_qs(urlsplit(html.unescape(rows_link.group(1))).query)["cursor"][0]
+        its_page = f"/tasks?{urlencode({'q': 'task', 'cursor': cursor})}"
+        assert edit == f"/tasks/1/edit?{urlencode({'back': its_page})}"
+        # Its page without the script shows the same link.
+        assert html.unescape(EDIT_LINK.findall((await client.get(its_page)).text)[0]) == edit
+
+        # Opened from the list (its Referer, the first page's address, does not decide).
+        form = await client.get(edit, headers={"Referer": "http://testserver/tasks?q=task"})
+        assert link_of(form.text, "Cancel") == its_page
+        assert f'name="back" value="{html.escape(its_page)}"' in form.text
+        saved = await client.post(
+            "/tasks/1/edit",
+            data={
+                "csrf_token": csrf_of(form.text),
+                "version": "1",
+                "title": "task 0, edited",
+                "priority": "medium",
+                "back": its_page,
+            },
+        )
+        assert saved.headers["location"] == f"{its_page}&notice=updated"
+        back_there = await client.get(saved.headers["location"])
+        assert titles(back_there.text) == ["task 0, edited"]
+        assert "Task saved." in back_there.text
+
+
+# What an edit page's ``?back=`` may lead to: this site's paths only, the list's note left
+# out; anything else is the list. Browsers read a backslash as a slash and drop tabs and
+# newlines, so a slash and a backslash, or two slashes around a tab, are another site.
+HOSTILE_BACKS = (
+    "https://evil.example/tasks",
+    "//evil.example/tasks",
+    "/\\evil.example/tasks",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "javascript:alert(1)",
+    "data:text/html,hi",
+    "http:/evil.example",
+    " //evil.example",
+    "evil.example/tasks",
+    "",
+)
+
+
+async def test_the_way_back_from_an_edit_is_a_path_of_this_site_or_the_list(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    task = await api_create(clean, await token_of(clean), title="Pay rent")
+    path = f"/tasks/{task['id']}/edit"
+    for back in HOSTILE_BACKS:
+        form = await ann.get(path, params={"back": back})
+        assert form.status_code == 200, back
+        assert link_of(form.text, "Cancel") == "/tasks", back
+        assert 'name="back" value="/tasks"' in form.text, back
+    kept = await ann.get(path, params={"back": "/tasks?q=rent&cursor=abc&notice=created"})
+    assert link_of(kept.text, "Cancel") == "/tasks?q=rent&cursor=abc"
+    # A form sent with one (its own field, not the page's): saved, the list; refused, the
+    # edit page again with the list as its way back.
+    fields = {"csrf_token": csrf_of(kept.text), "priority": "medium"}
+    for version, back in enumerate(HOSTILE_BACKS, start=1):
+        data = {**fields, "version": str(version), "title": f"Pay rent {version}", "back": back}
+        saved = await ann.post(path, data=data)
+        assert saved.headers["location"] == "/tasks?notice=updated", back
+        refused = await ann.post(path, data={**data, "title": ""})
+        assert refused.headers["location"].startswith(f"{path}?back=%2Ftasks&form="), back
+        assert link_of((await shown_again(ann, refused)).text, "Cancel") == "/tasks", back
 
 
 async def test_complete_and_reopen_with_a_form(clean: Platform, ann: httpx.AsyncClient) -> None:
