@@ -67,6 +67,13 @@ class WebSession:
     def display_name(self) -> str:
         return str(self.profile.get("name") or self.profile.get("email") or "")
 
+    @property
+    def draft_owner(self) -> str:
+        """The user as the page's scripts may know them, without their id: what a tab keeps of
+        theirs (a chat message typed as their session ended) is given back to them only, not
+        to another person signing in next in that tab."""
+        return hashlib.sha256(f"draft-owner:{self.user_id}".encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class Tokens:

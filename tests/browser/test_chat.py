@@ -6,7 +6,8 @@ import re
 
 from playwright.async_api import Page, expect
 
-from tests.browser.flows import sign_up
+from tests.browser.conftest import NewContext
+from tests.browser.flows import PASSWORD, at, sign_up
 
 # One character more than a message may have (web_service.chat.MESSAGE_MAX).
 TOO_LONG = "x" * 4001
@@ -146,3 +147,58 @@ async def test_deleting_a_conversation_asks_first_and_keep_it_leads_back(page: P
     await page.get_by_test_id("conversation-delete-confirm").click()
     await expect(page.get_by_test_id("notice")).to_have_text(re.compile("deleted", re.IGNORECASE))
     await expect(page.get_by_test_id("conversation-link")).to_have_count(0)
+
+
+async def test_a_message_sent_after_the_session_ended_waits_for_the_sign_in(
+    new_context: NewContext,
+) -> None:
+    """Signed out in another tab, the person sends a message: the sign-in form says why, and
+    once signed in again the message is back in the box of the conversation, to send. A
+    person who signs in next in that tab does not get it."""
+    context = await new_context()
+    page = await context.new_page()
+    email = await sign_up(page)
+    await page.goto("/chat")
+    await page.get_by_test_id("chat-input").fill("add buy milk tomorrow")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    conversation = page.url
+
+    other = await context.new_page()
+    await other.goto("/tasks")
+    await other.get_by_test_id("signout").click()
+    await expect(other).to_have_url(at("/signin"))
+
+    typed = "and call the plumber about the leak"
+    await page.get_by_test_id("chat-input").fill(typed)
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(at("/signin"))
+    await expect(page.get_by_test_id("notice")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    await sign_in_here(page, email)
+    await expect(page).to_have_url(conversation)
+    await expect(page.get_by_test_id("chat-input")).to_have_value(typed)
+    # Given back once: a reload shows the box as the page has it.
+    await page.reload()
+    await expect(page.get_by_test_id("chat-input")).to_have_value("")
+
+    # Ended again, and someone else signs in in this tab: the box is empty for them.
+    someone_else = await sign_up(await (await new_context()).new_page())
+    await other.goto("/tasks")
+    await other.get_by_test_id("signout").click()
+    await page.get_by_test_id("chat-input").fill("a note that is not theirs")
+    await page.get_by_test_id("chat-send").click()
+    await expect(page).to_have_url(at("/signin"))
+    await sign_in_here(page, someone_else)
+    await page.goto("/chat")
+    await expect(page.get_by_test_id("chat-input")).to_have_value("")
+    assert await page.evaluate("() => window.sessionStorage.length") == 0
+
+
+async def sign_in_here(page: Page, email: str) -> None:
+    """The sign-in form the page is on, filled in and sent."""
+    form = page.get_by_test_id("signin-form")
+    await form.get_by_label("Email address").fill(email)
+    await form.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_test_id("signin-submit").click()

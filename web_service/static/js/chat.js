@@ -51,6 +51,37 @@ const events = async function* (response) {
   }
 };
 
+// A message sent when the session has ended meanwhile (signed out in another tab, or idle
+// too long) never reached the assistant: it is kept in this tab while the person signs in
+// again, and put back in the box of the page they return to, for the same user only.
+const DRAFT = "chat-draft";
+
+const keepDraft = (form, text) => {
+  try {
+    const draft = { owner: form.dataset.draftOwner, page: window.location.pathname, text };
+    window.sessionStorage.setItem(DRAFT, JSON.stringify(draft));
+  } catch {
+    // no storage in this tab: the message is not kept
+  }
+};
+
+const restoreDraft = (form) => {
+  let draft = null;
+  try {
+    draft = JSON.parse(window.sessionStorage.getItem(DRAFT) ?? "null");
+  } catch {
+    return;
+  }
+  if (!draft) return;
+  // Another person's (signed in next in this tab) is dropped at their first chat form, never
+  // shown; the person's own waits for the page it was typed on.
+  const own = draft.owner === form.dataset.draftOwner;
+  if (own && draft.page !== window.location.pathname) return;
+  window.sessionStorage.removeItem(DRAFT);
+  const input = form.querySelector("textarea");
+  if (own && input && !input.value) input.value = String(draft.text ?? "");
+};
+
 const newKey = (form) => {
   const key = form.querySelector('input[name="idempotency_key"]');
   if (key && window.crypto?.randomUUID) key.value = window.crypto.randomUUID();
@@ -118,6 +149,7 @@ const turn = async (form) => {
   let failed = false;
   try {
     const response = await post("/chat/stream", form, "text/event-stream");
+    if (response.status === 401) keepDraft(form, text);
     if (signedOut(response)) return;
     if (!response.ok || !response.body) throw new Error("The assistant is unavailable just now.");
     input.value = "";
@@ -176,6 +208,7 @@ export const enhanceChat = (root) => {
   for (const form of root.querySelectorAll('form[data-module="chat"]')) {
     const log = form.parentElement.querySelector(".chat-log");
     if (log) showLatest(log);
+    restoreDraft(form);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       turn(form);
