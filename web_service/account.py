@@ -137,12 +137,12 @@ async def home(ctx: CtxDep) -> Response:
 async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
     if ctx.session is not None:
         return redirect(safe_next(next))
-    refused = await recalled_form(ctx) or {"errors": {}, "email": ""}
+    refused = await recalled_form(ctx) or {}
     return await render(
         ctx,
         "signin.html",
-        errors=refused["errors"],
-        email=refused["email"],
+        errors=refused.get("errors", {}),
+        email=refused.get("email", ""),
         next_path=safe_next(next),
     )
 
@@ -191,14 +191,14 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
 async def signup_page(ctx: CtxDep) -> Response:
     if ctx.session is not None:
         return redirect("/tasks")
-    refused = await recalled_form(ctx) or {"errors": {}, "email": "", "name": "", "timezone": ""}
+    refused = await recalled_form(ctx) or {}
     return await render(
         ctx,
         "signup.html",
-        errors=refused["errors"],
-        email=refused["email"],
-        name=refused["name"],
-        timezone=refused["timezone"],
+        errors=refused.get("errors", {}),
+        email=refused.get("email", ""),
+        name=refused.get("name", ""),
+        timezone=refused.get("timezone", ""),
         timezones=timezones(),
     )
 
@@ -449,13 +449,13 @@ async def delete_account_page(ctx: CtxDep) -> Response:
     """The confirmation page; shown again after a refusal (``form_again``) with the box as it
     was sent (the password is never sent back)."""
     session = ctx.require_session()
-    refused = await recalled_form(ctx) or {"errors": {}, "confirmed": False}
+    refused = await recalled_form(ctx) or {}
     return await render(
         ctx,
         "account_delete.html",
-        errors=refused["errors"],
+        errors=refused.get("errors", {}),
         email=session.profile.get("email") or "",
-        confirmed=refused["confirmed"],
+        confirmed=refused.get("confirmed", False),
     )
 
 

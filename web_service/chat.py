@@ -103,8 +103,11 @@ async def _chat_form(ctx: Ctx, conversation_id: int | None) -> dict[str, Any]:
     refused = await recalled_form(ctx)
     if refused is None:
         return {"chat_form": form, "chat_error": None}
-    form.update(message=refused["message"], idempotency_key=refused["idempotency_key"])
-    return {"chat_form": form, "chat_error": refused["problem"]}
+    form.update(
+        message=refused.get("message", ""),
+        idempotency_key=refused.get("idempotency_key", form["idempotency_key"]),
+    )
+    return {"chat_form": form, "chat_error": refused.get("problem")}
 
 
 @router.get("/chat/{raw_id}")

@@ -279,7 +279,7 @@ async def _tasks_page(ctx: Ctx) -> Response:
     filters = Filters(ctx.request.query_params)
     fragment = ctx.request.query_params.get("fragment")
     refused = None if fragment == "rows" else await recalled_form(ctx)
-    errors: dict[str, str] = refused["errors"] if refused else {}
+    errors: dict[str, str] = refused.get("errors", {}) if refused else {}
     if refused is None:
         listing = await _list(ctx, filters)
     else:
@@ -298,7 +298,7 @@ async def _tasks_page(ctx: Ctx) -> Response:
         "tasks.html",
         filters=filters,
         filter_choices=FILTER_CHOICES,
-        form=_new_form(refused["values"] if refused else None),
+        form=_new_form(refused.get("values") if refused else None),
         errors=errors,
         priorities=PRIORITIES,
         recurrences=RECURRENCES,
@@ -647,13 +647,17 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
     conflict = None
     refused = await recalled_form(ctx)
     if refused is not None:
-        form, errors = refused["values"], refused["errors"]
-        if refused["conflict"]:
+        errors = refused.get("errors", {})
+        if refused.get("conflict"):
             # Changed elsewhere since the form was opened: the version as it is now beside
             # the one sent, and saving again replaces it.
             conflict = {"current": task, "current_form": _edit_values(task, session.timezone)}
-        else:
-            version = refused["version"]
+        # What was typed, with the version it was typed over (a state without it: the task
+        # as it is now).
+        if isinstance(refused.get("values"), dict):
+            form = {**form, **refused["values"]}
+            if not conflict:
+                version = refused.get("version", version)
     return await render(
         ctx,
         "task_edit.html",

@@ -11,9 +11,12 @@ import httpx
 from cryptography.fernet import Fernet
 
 from tests.support.serving import serve
+from tests.web.test_chat_pages import chat_form
 from tests.web.conftest import (
     Platform,
     WebAppFactory,
+    api_create,
+    api_token,
     count,
     create_form,
     csrf_of,
@@ -141,3 +144,43 @@ async def test_a_refused_sign_in_is_kept_in_a_sealed_cookie_of_that_browser(
         header.startswith("form=") and "Max-Age=0" in header
         for header in signed_in.headers.get_list("set-cookie")
     )
+
+
+async def test_a_state_of_another_shape_shows_the_page_as_it_is(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory, box: TokenBox
+) -> None:
+    """A state kept by another version of the web client (one deployed meanwhile) may lack
+    what this one reads: the page is shown all the same, never a 500."""
+    token = await api_token(clean)
+    task = await api_create(clean, token["access_token"], title="Pay the rent")
+    edit = await ann.get(f"/tasks/{task['id']}/edit")
+    chat = await chat_form(ann)
+    csrf = csrf_of(edit.text)
+    refusals = [
+        await create_form(ann, title=""),
+        await ann.post(
+            f"/tasks/{task['id']}/edit",
+            data={"csrf_token": csrf, "version": "1", "title": "", "priority": "medium"},
+        ),
+        await ann.post("/account/delete", data={"csrf_token": csrf}),
+        await ann.post("/chat", data={**chat, "message": "   "}),
+    ]
+    await clean.db.fetch_row("UPDATE web.form_states SET state = $1", box.seal("{}"), write=True)
+    for refusal in refusals:
+        location = refusal.headers["location"]
+        page = await ann.get(location)
+        assert page.status_code == 200, (location, page.text)
+
+    async with serve(make_web_app()) as visitor:
+        visitor.headers["Sec-Fetch-Site"] = "same-origin"
+        for path in ("/signin", "/signup"):
+            page = await visitor.get(path)
+            refusal = await visitor.post(path, data={"csrf_token": csrf_of(page.text)})
+            cookie = refusal.headers["set-cookie"].partition("=")[0]
+            value = {"id": form_id_of(refusal), "anon": visitor.cookies["anon"], "page": path}
+            sealed = box.seal(json.dumps({**value, "state": {}})).decode()
+            page = await visitor.get(
+                refusal.headers["location"],
+                headers={"Cookie": f"anon={visitor.cookies['anon']}; {cookie}={sealed}"},
+            )
+            assert page.status_code == 200, (path, page.text)
