@@ -34,13 +34,31 @@ FORM_PARAM = "form"
 # Long enough to go back to a refused form after a pause, short enough that a stale one is
 # not met by chance.
 KEEP_SECONDS = 30 * 60
-PER_SESSION = 20
+# A session's latest refused forms kept: going Back over more than a few is rare, and each may
+# be kilobytes. Refusals sent at once may pass it for a moment: the next one kept trims them.
+PER_SESSION = 5
+# A state sealed larger than this keeps its errors and drops what was typed: the page shows
+# the refusal with the form as it is when opened. A form's own fields fit (the task forms'
+# text is at most a few thousand characters); a row or a cookie is bounded whatever is sent.
+STATE_MAX = 16 * 1024
+# What a state holds besides what was typed: all a state too large keeps.
+_NOT_TYPED = frozenset(
+    {
+        "errors",
+        "profile_errors",
+        "password_errors",
+        "problem",
+        "conflict",
+        "confirmed",
+        "idempotency_key",
+    }
+)
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 # A cookie larger than this is not one of ours (the anonymous forms' states are far smaller).
 _SEALED_MAX = 4096
 
-# Inserted only while the session lives (a session ended meanwhile keeps nothing), and the
-# session's expired states and those past its latest ``PER_SESSION`` go in the same statement.
+# Inserted only when the session's row is there (a session ended meanwhile keeps nothing), and
+# the session's expired states and those past its latest ``PER_SESSION`` go in the same statement.
 _KEEP = (
     "WITH kept AS (INSERT INTO web.form_states "
     "(id, session_id_hash, page, state, expires_at, created_at) "
@@ -75,13 +93,21 @@ class FormStates:
             form_id,
             session_id_hash,
             page,
-            self.box.seal(json.dumps(state)),
+            self._sealed(state, STATE_MAX),
             now + timedelta(seconds=KEEP_SECONDS),
             now,
             PER_SESSION - 1,
             write=True,
         )
         return form_id
+
+    def _sealed(self, value: dict[str, Any], limit: int, *, wrap: Any = None) -> bytes:
+        """``value`` sealed; with its typed values dropped when it would be over ``limit``."""
+        sealed = self.box.seal(_json(wrap(value) if wrap else value))
+        if len(sealed) <= limit:
+            return sealed
+        errors_only = {k: v for k, v in value.items() if k in _NOT_TYPED}
+        return self.box.seal(_json(wrap(errors_only) if wrap else errors_only))
 
     async def recall(self, session_id_hash: str, page: str, form_id: str) -> dict[str, Any] | None:
         """The state the session kept for ``page`` as ``form_id``; None when there is none
@@ -122,14 +148,26 @@ class FormStates:
         state = value.get("state")
         return state if isinstance(state, dict) else None
 
-    async def purge(self, *, batch: int = 1000) -> int:
-        """Deletes up to ``batch`` expired states; how many were deleted."""
-        row = await self.db.fetch_row(
-            "WITH gone AS (DELETE FROM web.form_states WHERE id IN ("
-            "SELECT id FROM web.form_states WHERE expires_at <= $1 LIMIT $2) RETURNING 1) "
-            "SELECT count(*) FROM gone",
-            self.clock(),
-            batch,
-            write=True,
-        )
-        return int(row[0]) if row else 0
+    async def purge(self, *, batch: int = 1000, rounds: int = 100) -> int:
+        """Deletes expired states, ``batch`` at a time while a batch is full, at most
+        ``rounds`` batches (the rest next time); how many were deleted."""
+        deleted = 0
+        for _ in range(rounds):
+            row = await self.db.fetch_row(
+                "WITH gone AS (DELETE FROM web.form_states WHERE id IN ("
+                "SELECT id FROM web.form_states WHERE expires_at <= $1 LIMIT $2) RETURNING 1) "
+                "SELECT count(*) FROM gone",
+                self.clock(),
+                batch,
+                write=True,
+            )
+            gone = int(row[0]) if row else 0
+            deleted += gone
+            if gone < batch:
+                break
+        return deleted
+
+
+def _json(value: Any) -> str:
+    # As typed (an emoji is 4 bytes, not the 12 of its escapes), without spaces.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -67,6 +67,8 @@ class FormState(WebBase, table=True):
     __tablename__ = "form_states"
     __table_args__ = (
         Index("ix_form_states_session_id_hash_created_at", "session_id_hash", "created_at"),
+        # The purge's way to the expired states of every session.
+        Index("ix_form_states_expires_at", "expires_at"),
     )
 
     # Random, named in the page's address (``?form=``); worth nothing to another session.

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from cryptography.fernet import Fernet
 
+from shared.clock import utcnow
 from tests.support.serving import serve
-from tests.web.test_chat_pages import chat_form
 from tests.web.conftest import (
     Platform,
     WebAppFactory,
@@ -21,12 +21,14 @@ from tests.web.conftest import (
     create_form,
     csrf_of,
     page_csrf,
+    refusal_of,
     register,
     shown_again,
     sign_in,
 )
+from tests.web.test_chat_pages import chat_form
 from web_service.crypto import TokenBox
-from web_service.form_states import KEEP_SECONDS, PER_SESSION
+from web_service.form_states import KEEP_SECONDS, PER_SESSION, STATE_MAX, FormStates
 
 SECRET = "my secret passphrase 42"
 
@@ -67,9 +69,15 @@ async def test_a_refused_form_is_shown_on_its_page_to_its_session_only(
 async def test_a_session_keeps_its_latest_states_and_they_end_with_it(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
+    locations = []
     for number in range(PER_SESSION + 3):
-        await create_form(ann, title="", description=f"Try {number}")
+        refused = await create_form(ann, title="", description=f"Try {number}")
+        locations.append(refused.headers["location"])
     assert await count(clean, "SELECT count(*) FROM web.form_states") == PER_SESSION
+    # The oldest are gone, the latest shown again.
+    for number, location in enumerate(locations):
+        page = await ann.get(location)
+        assert (f"Try {number}" in page.text) == (number >= 3), number
     csrf = await page_csrf(ann)
     await ann.post("/signout", data={"csrf_token": csrf})
     assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
@@ -184,3 +192,40 @@ async def test_a_state_of_another_shape_shows_the_page_as_it_is(
                 headers={"Cookie": f"anon={visitor.cookies['anon']}; {cookie}={sealed}"},
             )
             assert page.status_code == 200, (path, page.text)
+
+
+async def test_a_state_too_large_keeps_its_errors_without_what_was_typed(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """Whatever a form sends within the body's limit, a kept state is at most ``STATE_MAX``
+    sealed: over it, the errors are shown again with the form as it is when opened. Text is
+    kept as typed (an emoji in 4 bytes), so a form's own fields fit."""
+    emoji = "\N{GRINNING FACE}"
+    fits = await create_form(ann, title="", description=emoji * 2000)
+    page = await shown_again(ann, fits)
+    assert refusal_of(page.text) == "Enter a title"
+    assert emoji * 2000 in page.text
+
+    too_large = await create_form(
+        ann, title=emoji * 400, description=emoji * 2000 + "x", tags=emoji * 1000
+    )
+    page = await shown_again(ann, too_large)
+    assert 'data-testid="error-summary"' in page.text
+    assert emoji * 20 not in page.text
+    largest = await count(clean, "SELECT max(length(state)) FROM web.form_states")
+    assert largest <= STATE_MAX
+
+
+async def test_the_purge_deletes_every_expired_state_batch_after_batch(
+    clean: Platform, ann: httpx.AsyncClient, box: TokenBox
+) -> None:
+    for number in range(PER_SESSION):
+        await create_form(ann, title="", description=f"Try {number}")
+    await clean.db.fetch_row(
+        "UPDATE web.form_states SET expires_at = now() - interval '1 minute'", write=True
+    )
+    forms = FormStates(clean.db, box, utcnow)
+    # Bounded: at most ``rounds`` batches at a time, the rest next time.
+    assert await forms.purge(batch=2, rounds=1) == 2
+    assert await forms.purge(batch=2) == PER_SESSION - 2
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 0

@@ -37,9 +37,13 @@ def upgrade() -> None:
         unique=False,
         schema="web",
     )
+    op.create_index(
+        "ix_form_states_expires_at", "form_states", ["expires_at"], unique=False, schema="web"
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_form_states_expires_at", table_name="form_states", schema="web")
     op.drop_index(
         "ix_form_states_session_id_hash_created_at", table_name="form_states", schema="web"
     )
