@@ -15,7 +15,13 @@ from starlette.responses import JSONResponse, Response
 from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse
-from web_service.responses import form_again, recalled_form, redirect, signin_address
+from web_service.responses import (
+    as_refused,
+    form_again,
+    recalled_form,
+    redirect,
+    signin_address,
+)
 from web_service.security import safe_next
 from web_service.sessions import Tokens
 from web_service.views import friendly, parse_utc, plural, render
@@ -138,13 +144,14 @@ async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
     if ctx.session is not None:
         return redirect(safe_next(next))
     refused = await recalled_form(ctx) or {}
-    return await render(
+    page = await render(
         ctx,
         "signin.html",
         errors=refused.get("errors", {}),
         email=refused.get("email", ""),
         next_path=safe_next(next),
     )
+    return as_refused(page, refused)
 
 
 @router.post("/signin")
@@ -153,10 +160,13 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     email, password = _field(form, "email", 320), _field(form, "password", PASSWORD_READ)
     next_path = safe_next(next)
 
-    async def again(errors: dict[str, str]) -> Response:
+    async def again(
+        errors: dict[str, str], status: int, retry_after: int | None = None
+    ) -> Response:
         # The password is never kept: the form comes back with it empty.
         state = {"errors": errors, "email": email}
-        return await form_again(ctx, signin_address(next_path), state)
+        address = signin_address(next_path)
+        return await form_again(ctx, address, state, status=status, retry_after=retry_after)
 
     errors = {}
     if not email:
@@ -164,27 +174,28 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     if not password:
         errors["password"] = "Enter your password"
     if errors:
-        return await again(errors)
+        return await again(errors, 422)
     wait = await _limited(ctx, "signin")
     if wait is not None:
-        return await again(
-            {"_form": "Too many sign-in attempts from your network. " + _wait_text(wait)}
-        )
+        message = "Too many sign-in attempts from your network. " + _wait_text(wait)
+        return await again({"_form": message}, 429, wait)
     try:
         answer = await _login(ctx, email, password)
     except ApiError as error:
-        return await again({"_form": friendly(error)})
+        return await again({"_form": friendly(error)}, error.status)
     if answer.status == 200:
         return await _start_session(ctx, answer.json(), next_path)
     refusal = ApiError.from_response(answer)
     if refusal.status == 401 or _too_long_to_be_it(refusal, "password"):
-        return await again({"password": "The email address or password is not right"})
+        return await again({"password": "The email address or password is not right"}, 401)
     if refusal.status == 429:
         message = "Too many attempts to sign in to this account. "
-        return await again({"_form": message + _wait_text(refusal.retry_after)})
+        return await again(
+            {"_form": message + _wait_text(refusal.retry_after)}, 429, refusal.retry_after
+        )
     if refusal.status == 422:
-        return await again(_errors_of(refusal))
-    return await again({"_form": friendly(refusal)})
+        return await again(_errors_of(refusal), 422)
+    return await again({"_form": friendly(refusal)}, refusal.status)
 
 
 @router.get("/signup")
@@ -192,7 +203,7 @@ async def signup_page(ctx: CtxDep) -> Response:
     if ctx.session is not None:
         return redirect("/tasks")
     refused = await recalled_form(ctx) or {}
-    return await render(
+    page = await render(
         ctx,
         "signup.html",
         errors=refused.get("errors", {}),
@@ -201,6 +212,7 @@ async def signup_page(ctx: CtxDep) -> Response:
         timezone=refused.get("timezone", ""),
         timezones=timezones(),
     )
+    return as_refused(page, refused)
 
 
 @router.post("/signup")
@@ -209,10 +221,12 @@ async def signup(ctx: CtxDep) -> Response:
     email, password = _field(form, "email", 320), _field(form, "password", PASSWORD_READ)
     name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip() or "UTC"
 
-    async def again(errors: dict[str, str]) -> Response:
+    async def again(
+        errors: dict[str, str], status: int, retry_after: int | None = None
+    ) -> Response:
         # The password is never kept: the form comes back with it empty.
         state = {"errors": errors, "email": email, "name": name, "timezone": tz}
-        return await form_again(ctx, "/signup", state)
+        return await form_again(ctx, "/signup", state, status=status, retry_after=retry_after)
 
     errors = {}
     if not email:
@@ -228,10 +242,11 @@ async def signup(ctx: CtxDep) -> Response:
     if not valid_timezone(tz):
         errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
     if errors:
-        return await again(errors)
+        return await again(errors, 422)
     wait = await _limited(ctx, "signup")
     if wait is not None:
-        return await again({"_form": "Too many sign-ups from your network. " + _wait_text(wait)})
+        message = "Too many sign-ups from your network. " + _wait_text(wait)
+        return await again({"_form": message}, 429, wait)
     body: dict[str, Any] = {"email": email, "password": password, "timezone": tz}
     if name:
         body["name"] = name
@@ -253,20 +268,20 @@ async def signup(ctx: CtxDep) -> Response:
                     {
                         "email": "An account with this email address already exists: sign in "
                         "with it, or use another address"
-                    }
+                    },
+                    409,
                 )
             if error.code == WEAK_PASSWORD:
-                return await again({"password": NOT_THE_EMAIL})
+                return await again({"password": NOT_THE_EMAIL}, error.status)
             if error.status == 422:
-                return await again(_errors_of(error))
+                return await again(_errors_of(error), 422)
             if error.status == 429:
-                return await again(
-                    {"_form": "Too many sign-ups just now. " + _wait_text(error.retry_after)}
-                )
-            return await again({"_form": friendly(error)})
+                message = "Too many sign-ups just now. " + _wait_text(error.retry_after)
+                return await again({"_form": message}, 429, error.retry_after)
+            return await again({"_form": friendly(error)}, error.status)
         answer = await _login(ctx, email, password)
     except ApiError as error:
-        return await again({"_form": friendly(error)})
+        return await again({"_form": friendly(error)}, error.status)
     if answer.status != 200:
         # The account exists; signing in is the next step.
         return redirect("/signin?notice=registered")
@@ -319,7 +334,8 @@ async def signout_everywhere(ctx: CtxDep) -> Response:
     try:
         await ctx.expect("POST", SIGN_OUT_EVERYWHERE_PATH, ok=(200, 204))
     except ApiError as error:
-        return await form_again(ctx, "/account", {"problem": friendly(error)})
+        state = {"problem": friendly(error)}
+        return await form_again(ctx, "/account", state, status=error.status)
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "signed_out_everywhere")
 
@@ -349,7 +365,7 @@ async def account(ctx: CtxDep) -> Response:
         "timezone": session.timezone,
         **refused.get("values", {}),
     }
-    return await render(
+    page = await render(
         ctx,
         "account.html",
         page_problem=refused.get("problem"),
@@ -359,6 +375,7 @@ async def account(ctx: CtxDep) -> Response:
         email=session.profile.get("email") or "",
         timezones=timezones(),
     )
+    return as_refused(page, refused)
 
 
 @router.post("/account/profile")
@@ -369,15 +386,16 @@ async def update_profile(ctx: CtxDep) -> Response:
     values = {"name": name, "timezone": tz}
     if not valid_timezone(tz):
         errors = {"timezone": "Choose a time zone from the list, such as Europe/London"}
-        return await form_again(ctx, "/account", {"profile_errors": errors, "values": values})
+        state = {"profile_errors": errors, "values": values}
+        return await form_again(ctx, "/account", state, status=422)
     try:
         answer = await ctx.expect(
             "PATCH", "/api/auth/me", json_body={"name": name or None, "timezone": tz}
         )
     except ApiError as error:
         fields = {k: v for k, v in error.field_errors().items() if k in {"name", "timezone"}}
-        errors = fields or {"_form": friendly(error)}
-        return await form_again(ctx, "/account", {"profile_errors": errors, "values": values})
+        state = {"profile_errors": fields or {"_form": friendly(error)}, "values": values}
+        return await form_again(ctx, "/account", state, status=error.status)
     await ctx.web.store.update_profile(session, answer.json())
     return redirect("/account?notice=profile")
 
@@ -396,7 +414,7 @@ async def change_password(ctx: CtxDep) -> Response:
     if not _password_fits(new):
         errors["new_password"] = "Choose a new password of 8 to 128 characters"
     if errors:
-        return await form_again(ctx, "/account", {"password_errors": errors})
+        return await form_again(ctx, "/account", {"password_errors": errors}, status=422)
     try:
         answer = await ctx.expect(
             "POST",
@@ -407,7 +425,8 @@ async def change_password(ctx: CtxDep) -> Response:
     except ApiError as error:
         # A wrong current password is counted by the auth service apart from sign-ins: it is
         # never tried as a sign-in here, so typing it wrong locks nobody out of signing in.
-        return await form_again(ctx, "/account", {"password_errors": _password_refused(error)})
+        state = {"password_errors": _password_refused(error)}
+        return await form_again(ctx, "/account", state, status=error.status)
     body = answer.json() if answer.status == 200 else None
     if isinstance(body, dict) and "refresh_token" in body:
         # The auth service revoked every family and gave this browser a fresh pair: it
@@ -450,13 +469,14 @@ async def delete_account_page(ctx: CtxDep) -> Response:
     was sent (the password is never sent back)."""
     session = ctx.require_session()
     refused = await recalled_form(ctx) or {}
-    return await render(
+    page = await render(
         ctx,
         "account_delete.html",
         errors=refused.get("errors", {}),
         email=session.profile.get("email") or "",
         confirmed=refused.get("confirmed", False),
     )
+    return as_refused(page, refused)
 
 
 @router.post("/account/delete")
@@ -476,12 +496,15 @@ async def delete_account(ctx: CtxDep) -> Response:
     if not confirmed:
         errors[DELETE_CONFIRM] = "Tick the box to confirm that everything is to be deleted"
     if errors:
-        return await form_again(ctx, DELETE_PAGE, {"errors": errors, "confirmed": confirmed})
+        state = {"errors": errors, "confirmed": confirmed}
+        return await form_again(ctx, DELETE_PAGE, state, status=422)
     try:
         await ctx.expect("DELETE", "/api/auth/me", ok=(204,), json_body={"password": password})
     except ApiError as error:
         state = {"errors": _deletion_refused(error), "confirmed": True}
-        return await form_again(ctx, DELETE_PAGE, state)
+        return await form_again(
+            ctx, DELETE_PAGE, state, status=error.status, retry_after=error.retry_after
+        )
     # The auth service revoked every refresh family with the account; no session of the
     # user is kept here either.
     await ctx.web.store.end_all(session.user_id)

@@ -21,6 +21,7 @@ from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor, page_cursor
 from web_service.responses import (
     Refused,
+    as_refused,
     form_again,
     not_found,
     recalled_form,
@@ -85,22 +86,23 @@ async def chat_page(ctx: CtxDep) -> Response:
     listing = await _conversations(ctx)
     if listing is None:
         return redirect("/chat")
-    return await render(
+    refused = await recalled_form(ctx)
+    page = await render(
         ctx,
         "chat.html",
         conversation=None,
         messages=[],
         messages_earlier=None,
-        **await _chat_form(ctx, None),
+        **_chat_form(refused, None),
         **listing,
     )
+    return as_refused(page, refused)
 
 
-async def _chat_form(ctx: Ctx, conversation_id: int | None) -> dict[str, Any]:
+def _chat_form(refused: dict[str, Any] | None, conversation_id: int | None) -> dict[str, Any]:
     """The page's message form: a new one, or the turn this page's address names as refused
-    (``send_message``), with its message, its key and why."""
+    (``send_message``, ``refused``), with its message, its key and why."""
     form = new_chat_form(conversation_id)
-    refused = await recalled_form(ctx)
     if refused is None:
         return {"chat_form": form, "chat_error": None}
     form.update(
@@ -127,15 +129,17 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     listing = await _conversations(ctx)
     if listing is None:
         return redirect(f"/chat/{conversation_id}")
-    return await render(
+    refused = await recalled_form(ctx)
+    page = await render(
         ctx,
         "chat.html",
         conversation=conversation,
         messages=conversation["messages"][::-1],
         messages_earlier=f"/chat/{conversation_id}?earlier={earlier}" if earlier else None,
-        **await _chat_form(ctx, conversation_id),
+        **_chat_form(refused, conversation_id),
         **listing,
     )
+    return as_refused(page, refused)
 
 
 async def _missing(ctx: Ctx) -> Response:
@@ -166,8 +170,9 @@ async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
 async def send_message(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     body, key, problem = await _turn_input(ctx)
+    status, retry_after = 422, None
     if problem is None and not ctx.web.chat_turns.acquire(session.user_id):
-        problem = TURNS_BUSY
+        problem, status = TURNS_BUSY, 429
     elif problem is None:
         try:
             answer = await ctx.expect(
@@ -178,7 +183,7 @@ async def send_message(ctx: CtxDep) -> Response:
             )
             return redirect(f"/chat/{answer.json()['conversation_id']}")
         except ApiError as error:
-            problem = friendly(error)
+            problem, status, retry_after = friendly(error), error.status, error.retry_after
         finally:
             ctx.web.chat_turns.release(session.user_id)
     # Back to the conversation, its message in the box with the turn's key: sent again
@@ -188,7 +193,7 @@ async def send_message(ctx: CtxDep) -> Response:
     typed = (await ctx.form()).get("message")
     message = typed[: 2 * MESSAGE_MAX] if isinstance(typed, str) else ""
     state = {"problem": problem, "message": message, "idempotency_key": key}
-    return await form_again(ctx, page, state)
+    return await form_again(ctx, page, state, status=status, retry_after=retry_after)
 
 
 def _refusal(refused: Refused) -> bytes:

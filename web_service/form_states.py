@@ -51,6 +51,8 @@ _NOT_TYPED = frozenset(
         "conflict",
         "confirmed",
         "idempotency_key",
+        "status",
+        "retry_after",
     }
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")

@@ -64,11 +64,22 @@ def signin_address(next_path: str | None, *, notice: str | None = None) -> str:
     return "/signin" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
 
 
-async def form_again(ctx: Ctx, location: str, state: dict[str, Any]) -> Response:
+async def form_again(
+    ctx: Ctx,
+    location: str,
+    state: dict[str, Any],
+    *,
+    status: int,
+    retry_after: int | None = None,
+) -> Response:
     """A refused form's answer: a 303 to ``location`` (the page the form is on, with its own
     query) naming ``state`` (its errors and what was typed, never a password), which that page
-    shows again (``recalled_form``): the browser's history holds no answer to a POST for Back
+    shows again (``recalled_form``) answered with the refusal's ``status`` and
+    ``retry_after`` (``as_refused``): the browser's history holds no answer to a POST for Back
     or Forward to send again (``web_service.form_states``)."""
+    state = {**state, "status": status}
+    if retry_after:
+        state["retry_after"] = retry_after
     page = location.partition("?")[0]
     forms = ctx.web.forms
     if ctx.session is not None:
@@ -96,6 +107,19 @@ async def recalled_form(ctx: Ctx) -> dict[str, Any] | None:
         return await forms.recall(ctx.session.id_hash, page, form_id)
     sealed = ctx.request.cookies.get(ctx.web.cookies.form)
     return forms.unseal(sealed, ctx.anon, page, form_id)
+
+
+def as_refused(response: Response, refused: dict[str, Any] | None) -> Response:
+    """``response``, the page showing the refused form ``refused`` again, answered as the
+    refusal was (its 4xx, its Retry-After): logs and alerts see the refusal on the page, and a
+    4xx to a GET does not make Back or Forward send a form again."""
+    status = refused.get("status") if refused else None
+    if isinstance(status, int) and 400 <= status < 600:
+        response.status_code = status
+        wait = refused.get("retry_after") if refused else None
+        if isinstance(wait, int) and wait > 0:
+            response.headers["Retry-After"] = str(wait)
+    return response
 
 
 async def not_found(ctx: Ctx, thing: str, back: str, *, code: str = "not_found") -> Response:

@@ -23,6 +23,7 @@ from web_service.context import Ctx, CtxDep
 from web_service.form_states import FORM_PARAM
 from web_service.gateway_client import ApiError, next_cursor, page_cursor
 from web_service.responses import (
+    as_refused,
     form_again,
     json_problem,
     not_found,
@@ -293,7 +294,7 @@ async def _tasks_page(ctx: Ctx) -> Response:
     if fragment == "rows":
         rows = render_text(ctx, "_task_list.html", filters=filters, **listing)
         return HTMLResponse(rows, headers={"X-Total-Count": str(listing["total"])})
-    return await render(
+    page = await render(
         ctx,
         "tasks.html",
         filters=filters,
@@ -310,6 +311,7 @@ async def _tasks_page(ctx: Ctx) -> Response:
         adding_again=ctx.request.query_params.get("notice") == "created" and not errors,
         **listing,
     )
+    return as_refused(page, refused)
 
 
 @router.get("/tasks")
@@ -483,7 +485,7 @@ async def create_task(ctx: CtxDep) -> Response:
     values["idempotency_key"] = key = form_key(form)
     body, errors = task_body(values, session.timezone)
     if errors:
-        return await form_again(ctx, "/tasks", {"errors": errors, "values": values})
+        return await form_again(ctx, "/tasks", {"errors": errors, "values": values}, status=422)
     try:
         await ctx.expect(
             "POST",
@@ -495,8 +497,9 @@ async def create_task(ctx: CtxDep) -> Response:
     except ApiError as error:
         if ctx.wants_json:
             return json_problem(error)
+        state = {"errors": _api_field_errors(error), "values": values}
         return await form_again(
-            ctx, "/tasks", {"errors": _api_field_errors(error), "values": values}
+            ctx, "/tasks", state, status=error.status, retry_after=error.retry_after
         )
     if ctx.wants_json:
         return JSONResponse({"ok": True}, status_code=201)
@@ -658,7 +661,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
             form = {**form, **refused["values"]}
             if not conflict:
                 version = refused.get("version", version)
-    return await render(
+    page = await render(
         ctx,
         "task_edit.html",
         task=task,
@@ -672,6 +675,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
         reminder_choices=REMINDER_CHOICES,
         timezones=timezones(),
     )
+    return as_refused(page, refused)
 
 
 @router.post("/tasks/{raw_id}/edit")
@@ -694,12 +698,15 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         version = "0"
     body, errors = task_body(values, session.timezone)
 
-    async def again(errors: dict[str, str], *, conflict: bool = False) -> Response:
+    async def again(
+        status: int, errors: dict[str, str], *, retry_after: int | None = None
+    ) -> Response:
+        conflict = status == 409
         state = {"errors": errors, "values": values, "version": version, "conflict": conflict}
-        return await form_again(ctx, page, state)
+        return await form_again(ctx, page, state, status=status, retry_after=retry_after)
 
     if errors:
-        return await again(errors)
+        return await again(422, errors)
     answer = await ctx.api(
         "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
     )
@@ -717,7 +724,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
         # The same form sent twice (a double click on Save): the first send saved it.
         if _holds(current.json(), body):
             return redirect(_list_with_note(back, "updated"))
-        return await again({}, conflict=True)
+        return await again(409, {})
     if error.status == 422:
-        return await again(_api_field_errors(error))
-    return await again({"_form": friendly(error)})
+        return await again(422, _api_field_errors(error))
+    return await again(error.status, {"_form": friendly(error)}, retry_after=error.retry_after)

@@ -73,6 +73,7 @@ async def test_sign_up_errors_are_named(clean: Platform, browser: httpx.AsyncCli
     answer = await shown_again(
         browser, await sign_up(browser, email="", password="short", timezone="Mars/Olympus")
     )
+    assert answer.status_code == 422
     for field in ("email", "password", "timezone"):
         assert f'id="{field}-error"' in answer.text
     assert await count(clean, "SELECT count(*) FROM auth.users") == 0
@@ -83,6 +84,7 @@ async def test_a_password_too_long_for_the_api_is_refused_not_cut_short(
 ) -> None:
     """Cut to the first 128 characters it would be another password than the person chose."""
     answer = await shown_again(browser, await sign_up(browser, password="x" * 129))
+    assert answer.status_code == 422
     assert 'id="password-error"' in answer.text
     assert await count(clean, "SELECT count(*) FROM auth.users") == 0
 
@@ -97,6 +99,7 @@ async def test_a_password_is_measured_as_the_api_measures_it(
     answer = await shown_again(
         browser, await sign_up(browser, email="bob@example.com", password="e\u0301" * 7)
     )
+    assert answer.status_code == 422
     assert 'id="password-error"' in answer.text
     assert await count(clean, "SELECT count(*) FROM auth.users") == 1
 
@@ -111,6 +114,7 @@ async def test_an_email_address_the_api_cannot_read_is_explained_in_our_words(
         ("ann@example", "after the @-sign is not valid"),
     ):
         answer = await shown_again(browser, await sign_up(browser, email=email))
+        assert answer.status_code == 422
         assert 'id="email-error"' in answer.text
         assert "Enter an email address such as name@example.com." in answer.text
         assert reason in answer.text
@@ -128,6 +132,7 @@ async def test_an_email_address_without_an_at_sign_is_named_with_the_other_probl
     answer = await shown_again(
         browser, await sign_up(browser, email="ann.example.com", password="short")
     )
+    assert answer.status_code == 422
     for field in ("email", "password"):
         assert f'id="{field}-error"' in answer.text
     assert "must have an @-sign" in answer.text
@@ -139,6 +144,7 @@ async def test_a_taken_email_is_explained(clean: Platform, browser: httpx.AsyncC
     answer = await shown_again(
         browser, await sign_up(browser, password="not the password of that account")
     )
+    assert answer.status_code == 409
     assert "already exists: sign in with it, or use another address" in answer.text
     assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
 
@@ -184,6 +190,7 @@ async def test_a_sign_up_with_the_email_as_password_is_refused_at_the_password(
     clean: Platform, browser: httpx.AsyncClient
 ) -> None:
     answer = await shown_again(browser, await sign_up(browser, password="ann@example.com"))
+    assert answer.status_code == 400
     assert 'id="password-error"' in answer.text
     assert "Choose a password that is not your email address" in answer.text
     assert await count(clean, "SELECT count(*) FROM auth.users") == 0
@@ -205,6 +212,7 @@ async def test_profile_update(clean: Platform, ann: httpx.AsyncClient) -> None:
         data={"csrf_token": csrf_of(page.text), "name": "X", "timezone": "Nowhere/Town"},
     )
     bad = await shown_again(ann, bad)
+    assert bad.status_code == 422
     assert 'id="timezone-error"' in bad.text
 
 
@@ -364,6 +372,7 @@ async def test_wrong_current_passwords_never_lock_the_person_out_of_signing_in(
             data={"csrf_token": csrf, "current_password": "a typo of it", "new_password": "x" * 12},
         )
         answer = await shown_again(ann, answer)
+        assert answer.status_code == 400, answer.text
     async with httpx.AsyncClient(base_url=clean.gateway_url) as api:
         login = await api.post(
             "/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD}
@@ -380,6 +389,7 @@ async def test_a_wrong_current_password_changes_nothing(
         data={"csrf_token": csrf, "current_password": "not it at all", "new_password": "x" * 12},
     )
     answer = await shown_again(ann, answer)
+    assert answer.status_code == 400
     assert 'id="current_password-error"' in answer.text
     assert (await ann.get("/tasks")).status_code == 200
     await api_token(clean)  # the old password still works
@@ -402,6 +412,7 @@ async def test_a_new_password_that_is_the_email_is_refused_at_the_new_password(
     answer = await shown_again(ann, answer)
     assert 'id="new_password-error"' in answer.text
     assert 'id="current_password-error"' not in answer.text
+    assert answer.status_code == 400
     assert "Choose a password that is not your email address" in answer.text
     assert "Your current password is not right" not in answer.text
     await api_token(clean)  # the password is as it was
@@ -416,6 +427,7 @@ async def test_a_new_password_too_long_is_refused_at_the_new_password_in_our_wor
         data={"csrf_token": csrf, "current_password": PASSWORD, "new_password": "x" * 129},
     )
     answer = await shown_again(ann, answer)
+    assert answer.status_code == 422
     assert 'id="new_password-error"' in answer.text
     assert "Choose a new password of 8 to 128 characters" in answer.text
     await api_token(clean)
@@ -434,6 +446,7 @@ async def test_a_current_password_too_long_is_refused_at_the_current_password_in
             data={"csrf_token": csrf, "current_password": current, "new_password": "y" * 12},
         )
         answer = await shown_again(ann, answer)
+        assert answer.status_code == 422
         assert 'id="current_password-error"' in answer.text
         assert "Your current password is not right" in answer.text
         assert "String should" not in answer.text
@@ -468,4 +481,5 @@ async def test_localtime_is_not_a_zone(ann: httpx.AsyncClient) -> None:
         data={"csrf_token": csrf_of(page.text), "name": "Ann", "timezone": "localtime"},
     )
     answer = await shown_again(ann, answer)
+    assert answer.status_code == 422
     assert 'id="timezone-error"' in answer.text

@@ -102,6 +102,7 @@ async def test_a_wrong_password_shows_the_form_again_and_deletes_nothing(
 ) -> None:
     answer = await shown_again(ann, await delete_form(ann, password="not my password"))
     assert 'id="delete_password-error"' in answer.text
+    assert answer.status_code == 403
     assert "Nothing was deleted." in answer.text
     assert 'aria-invalid="true"' in answer.text
     assert 'data-testid="error-summary"' in answer.text
@@ -114,6 +115,7 @@ async def test_a_wrong_password_keeps_the_deletion_box_ticked(ann: httpx.AsyncCl
     """The person retypes only the password: the box they ticked stays ticked, and the
     password they typed is never sent back to the page."""
     answer = await shown_again(ann, await delete_form(ann, password="not my password"))
+    assert answer.status_code == 403
     assert re.search(r'<input id="delete_confirm"[^>]* checked', answer.text)
     assert "not my password" not in answer.text
     assert re.search(r'<input id="delete_password"(?![^>]*value=)[^>]*>', answer.text)
@@ -121,6 +123,7 @@ async def test_a_wrong_password_keeps_the_deletion_box_ticked(ann: httpx.AsyncCl
     unticked = await shown_again(
         ann, await delete_form(ann, password="not my password", confirm=None)
     )
+    assert unticked.status_code == 422
     assert not re.search(r'<input id="delete_confirm"[^>]* checked', unticked.text)
     # A page opened afresh starts unticked.
     page = await ann.get("/account/delete")
@@ -130,13 +133,15 @@ async def test_a_wrong_password_keeps_the_deletion_box_ticked(ann: httpx.AsyncCl
 async def test_the_box_must_be_ticked(clean: Platform, ann: httpx.AsyncClient) -> None:
     for confirm in (None, "", "no", "on"):
         answer = await shown_again(ann, await delete_form(ann, confirm=confirm))
+        assert answer.status_code == 422, confirm
         assert 'id="delete_confirm-error"' in answer.text
         assert 'href="#delete_confirm"' in answer.text
     assert await users(clean) == 1
     # Refused before the API is asked: a wrong password is not even counted.
     answer = await shown_again(ann, await delete_form(ann, password="not it", confirm=None))
+    assert answer.status_code == 422
     assert await wrong_deletion_passwords(clean) == 0
-    await shown_again(ann, await delete_form(ann, password="not it"))
+    assert (await shown_again(ann, await delete_form(ann, password="not it"))).status_code == 403
     assert await wrong_deletion_passwords(clean) == 1
 
 
@@ -145,6 +150,7 @@ async def test_an_empty_or_oversized_password_is_refused_before_the_api(
 ) -> None:
     for password in ("", "x" * 513):
         answer = await shown_again(ann, await delete_form(ann, password=password))
+        assert answer.status_code == 422
         assert 'id="delete_password-error"' in answer.text
     assert await users(clean) == 1
 
@@ -152,14 +158,19 @@ async def test_an_empty_or_oversized_password_is_refused_before_the_api(
 async def test_too_many_wrong_passwords_are_throttled(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
-    refusals = []
+    refusals, statuses = [], []
     for _ in range(6):
         answer = await shown_again(ann, await delete_form(ann, password="still not it"))
         refusals.append(refusal_of(answer.text))
+        statuses.append(answer.status_code)
+    assert statuses[:5] == [403] * 5
+    assert statuses[5] == 429
+    assert int(answer.headers["retry-after"]) > 0
     assert refusals[:5] == ["The password is not right. Nothing was deleted."] * 5
     assert refusals[5].startswith("Too many wrong passwords. Please wait "), refusals[5]
     # Even the right password waits out the window: nothing is deleted.
     answer = await shown_again(ann, await delete_form(ann))
+    assert answer.status_code == 429
     assert refusal_of(answer.text).startswith("Too many wrong passwords.")
     assert await users(clean) == 1
 

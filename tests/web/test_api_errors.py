@@ -56,6 +56,7 @@ async def test_an_unreachable_api_is_503_with_nothing_changed(
         )
         # Shown again even though the list cannot be read.
         created = await shown_again(down, created)
+        assert created.status_code == 503
         assert "unavailable just now" in created.text
         # The form comes back as sent, with the same key: sending it again is safe.
         assert 'value="Kept title"' in created.text

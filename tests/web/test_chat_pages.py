@@ -124,6 +124,7 @@ async def test_an_empty_message_is_refused_with_nothing_sent(
 ) -> None:
     form = await chat_form(ann)
     answer = await shown_again(ann, await ann.post("/chat", data={**form, "message": "   "}))
+    assert answer.status_code == 422
     assert 'data-testid="chat-error"' in answer.text
     assert await count(clean, "SELECT count(*) FROM chat.messages") == 0
     streamed = await ann.post(
@@ -303,6 +304,7 @@ async def test_chat_turns_at_once_are_bounded_per_user_and_in_all(
                 # Ann's third turn: past her bound. Bob's second: past the process's.
                 refused = await asyncio.wait_for(turn(ann, ann_form, "jam"), 5)
                 refused = await asyncio.wait_for(shown_again(ann, refused), 5)
+                assert refused.status_code == 429
                 assert "Other messages are still being answered." in refused.text
                 # Its message is in the box to send again.
                 assert ">add jam</textarea>" in refused.text

@@ -116,6 +116,7 @@ async def test_wrong_password_is_shown_next_to_the_field(
         },
     )
     answer = await shown_again(browser, answer)
+    assert answer.status_code == 401
     assert 'id="password-error"' in answer.text
     assert 'aria-invalid="true"' in answer.text
     assert "session" not in browser.cookies
@@ -132,6 +133,7 @@ async def test_a_password_too_long_to_be_anyones_is_a_wrong_password_in_our_word
         page = await browser.get("/signin")
         answer = await browser.post("/signin", data=credentials(page, password))
         answer = await shown_again(browser, answer)
+        assert answer.status_code == 401
         assert 'id="password-error"' in answer.text
         assert "The email address or password is not right" in answer.text
         assert "String should" not in answer.text
@@ -144,6 +146,7 @@ async def test_empty_fields_are_named(browser: httpx.AsyncClient) -> None:
         "/signin", data={"csrf_token": csrf_of(page.text), "email": "", "password": ""}
     )
     answer = await shown_again(browser, answer)
+    assert answer.status_code == 422
     assert 'id="email-error"' in answer.text
     assert 'id="password-error"' in answer.text
 
@@ -167,6 +170,8 @@ async def test_locked_account_explains_the_wait(
         if "Too many attempts" in answer.text:
             break
     assert answer is not None
+    assert answer.status_code == 429, answer.text
+    assert int(answer.headers["retry-after"]) > 0
     assert "Too many attempts to sign in to this account. Please wait" in answer.text
     assert "minute" in answer.text
 
@@ -176,14 +181,18 @@ async def test_sign_in_posts_are_limited_per_network(
 ) -> None:
     async with serve(make_web_app(auth_post_limit=2, auth_post_window_seconds=60)) as client:
         client.headers["Sec-Fetch-Site"] = "same-origin"
-        refusals = []
+        refusals, statuses = [], []
         for _ in range(3):
             page = await client.get("/signin")
             answer = await client.post(
                 "/signin",
                 data={"csrf_token": csrf_of(page.text), "email": "x@example.com", "password": "y"},
             )
-            refusals.append(refusal_of((await shown_again(client, answer)).text))
+            answer = await shown_again(client, answer)
+            refusals.append(refusal_of(answer.text))
+            statuses.append(answer.status_code)
+        assert statuses == [401, 401, 429]
+        assert 0 < int(answer.headers["retry-after"]) <= 61
         assert refusals[:2] == ["The email address or password is not right"] * 2
         # The window's rest: at most 61 seconds ("1 minute" from 60 on).
         wait = re.fullmatch(
@@ -202,7 +211,7 @@ async def test_sign_in_posts_from_one_ipv6_64_share_one_limit(
     # budget. Each client is its own browser (its own anon cookie and form token).
     app = make_web_app(auth_post_limit=2, auth_post_window_seconds=60)
 
-    async def sign_in_from(host: str) -> httpx.Response:
+    async def sign_in_from(host: str) -> tuple[int, str]:
         async with from_address(app, host) as client:
             client.headers["Sec-Fetch-Site"] = "same-origin"
             page = await client.get("/signin")
@@ -210,9 +219,10 @@ async def test_sign_in_posts_from_one_ipv6_64_share_one_limit(
                 "/signin",
                 data={"csrf_token": csrf_of(page.text), "email": "x@example.com", "password": "y"},
             )
-            return refusal_of((await shown_again(client, answer)).text)
+            answer = await shown_again(client, answer)
+            return answer.status_code, refusal_of(answer.text)
 
-    wrong = "The email address or password is not right"
+    wrong = 401, "The email address or password is not right"
     async with app.router.lifespan_context(app):
         same_64 = [
             await sign_in_from(host)
@@ -220,7 +230,8 @@ async def test_sign_in_posts_from_one_ipv6_64_share_one_limit(
         ]
         elsewhere = await sign_in_from("2001:db8:1:3::a")
     assert same_64[:2] == [wrong, wrong]
-    assert same_64[2].startswith("Too many sign-in attempts from your network."), same_64
+    assert same_64[2][0] == 429
+    assert same_64[2][1].startswith("Too many sign-in attempts from your network."), same_64
     assert elsewhere == wrong
 
 
@@ -411,7 +422,7 @@ async def test_the_browser_address_reaches_the_api(
     async with app.router.lifespan_context(app):
         attacker, owner = await browser_at("203.0.113.9"), await browser_at("198.51.100.7")
         async with attacker, owner:
-            refusals = []
+            refusals, statuses = [], []
             for _ in range(7):
                 page = await attacker.get("/signin")
                 wrong = await attacker.post(
@@ -422,7 +433,10 @@ async def test_the_browser_address_reaches_the_api(
                         "password": "guess-guess",
                     },
                 )
-                refusals.append(refusal_of((await shown_again(attacker, wrong)).text))
+                wrong = await shown_again(attacker, wrong)
+                refusals.append(refusal_of(wrong.text))
+                statuses.append(wrong.status_code)
+            assert statuses[-1] == 429, statuses
             assert refusals[-1].startswith("Too many attempts to sign in"), refusals
             page = await owner.get("/signin")
             right = await owner.post(

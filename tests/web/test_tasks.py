@@ -112,6 +112,7 @@ async def test_reminders_the_form_cannot_take_are_named_with_nothing_saved(
         ({**due, "reminders": [f"before:{m}" for m in range(6)]}, "At most 5 reminders"),
     ):
         answer = await shown_again(ann, await create_form(ann, title="Dentist", **fields))
+        assert answer.status_code == 422, fields
         assert 'id="reminders-error"' in answer.text, fields
         assert message in answer.text, fields
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
@@ -245,6 +246,7 @@ async def test_invalid_fields_are_named_and_kept(clean: Platform, ann: httpx.Asy
             ann, title="", due_date="2027-02-30", tags="a" * 31, description="kept text"
         ),
     )
+    assert answer.status_code == 422
     assert 'id="title-error"' in answer.text
     assert 'id="due_date-error"' in answer.text
     assert 'id="tags-error"' in answer.text
@@ -277,6 +279,7 @@ async def test_an_api_refusal_is_a_friendly_message_with_nothing_saved(
     answer = await shown_again(
         ann, await create_form(ann, title="Fine", description="bad \x00 byte")
     )
+    assert answer.status_code == 422
     assert "Nothing was changed" in answer.text or 'id="description-error"' in answer.text
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 0
 
@@ -742,7 +745,9 @@ async def test_an_edit_sent_twice_is_saved_once_without_a_conflict(
     assert tuple(row) == ("Pay the rent", 2)
     # Sent twice with anything else in it, the second is a conflict, as before.
     other = await ann.post(f"/tasks/{task['id']}/edit", data={**fields, "priority": "low"})
-    assert "changed since you opened it" in (await shown_again(ann, other)).text
+    other = await shown_again(ann, other)
+    assert other.status_code == 409
+    assert "changed since you opened it" in other.text
 
 
 async def test_an_edit_sent_twice_is_saved_once_whatever_the_case_of_its_words(
@@ -793,6 +798,7 @@ async def test_edit_of_a_task_changed_elsewhere_shows_both_versions(
         "back": "/tasks?q=rent",
     }
     answer = await shown_again(ann, await ann.post(f"/tasks/{task['id']}/edit", data=fields))
+    assert answer.status_code == 409
     assert "changed since you opened it" in answer.text
     current = answer.text.split('data-testid="conflict-current"')[1]
     yours = answer.text.split('data-testid="conflict-yours"')[1]
@@ -880,6 +886,7 @@ async def test_the_edit_pages_cancel_leads_back_to_the_page_it_was_opened_from(
     ):
         posted = await ann.post(f"/tasks/{task['id']}/edit", data={**fields, "back": sent})
         answer = await shown_again(ann, posted)
+        assert answer.status_code == 422
         assert link_of(answer.text, "Cancel") == back, sent
     row = await clean.db.fetch_row("SELECT title, version FROM todo.tasks")
     assert row is not None
@@ -1133,6 +1140,7 @@ async def test_an_edit_keeps_a_repeating_tasks_own_zone_unless_it_is_changed(
     # A zone the person types is the series' new one; one the database does not know is
     # named at its field, and nothing is changed.
     refused = await shown_again(ann, await edit(utc["id"], "2", time_zone="Mars/Olympus"))
+    assert refused.status_code == 422
     assert 'id="time_zone-error"' in refused.text
     assert (await api_task(clean, token, utc["id"]))["time_zone"] is None
     moved = await edit(utc["id"], "2", time_zone="Asia/Tokyo")
@@ -1239,6 +1247,7 @@ async def test_instants_at_the_calendars_ends_show_and_are_refused_in_any_time_z
             browser, title="Past the end", reminders=["at:9999-12-31T23:59:00-05:00"]
         ),
     )
+    assert answer.status_code == 422, answer.text
     assert "Choose reminders from the list" in answer.text
     assert await count(clean, "SELECT count(*) FROM todo.tasks") == 1
     # The last day in a zone behind UTC ends in the year 10000 in UTC.
