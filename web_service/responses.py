@@ -15,7 +15,17 @@ from urllib.parse import quote, urlencode
 from starlette.responses import RedirectResponse, Response
 
 from shared.columns import MAX_ID
-from shared.errors import AppError, error_response
+from shared.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+    error_response,
+)
 from web_service.context import Ctx
 from web_service.form_states import FORM_PARAM, KEEP_SECONDS, with_form
 from web_service.gateway_client import ApiError
@@ -64,6 +74,32 @@ def signin_address(next_path: str | None, *, notice: str | None = None) -> str:
     return "/signin" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
 
 
+# The envelope's code of a refusal made here, by its status (the platform's own codes).
+_CODES = {
+    error.status_code: error.code
+    for error in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        ValidationFailed,
+        TooManyRequests,
+    )
+}
+
+
+def _problems(state: dict[str, Any]) -> str:
+    """What a refused form's ``state`` names as wrong, as a person reads it: the form's
+    problem and each field's, one sentence after another."""
+    found = [state["problem"]] if isinstance(state.get("problem"), str) else []
+    for key, errors in state.items():
+        if key.endswith("errors") and isinstance(errors, dict):
+            found.extend(str(message) for message in errors.values())
+    sentences = [text if text.endswith((".", "?", "!")) else f"{text}." for text in found]
+    return " ".join(sentences) or "The form was refused. Nothing was changed."
+
+
 async def form_again(
     ctx: Ctx,
     location: str,
@@ -76,7 +112,13 @@ async def form_again(
     query) naming ``state`` (its errors and what was typed, never a password), which that page
     shows again (``recalled_form``) answered with the refusal's ``status`` and
     ``retry_after`` (``as_refused``): the browser's history holds no answer to a POST for Back
-    or Forward to send again (``web_service.form_states``)."""
+    or Forward to send again (``web_service.form_states``). The page's scripts
+    (``ctx.wants_json``) get the refusal itself: the error envelope, its ``detail`` every
+    problem named."""
+    if ctx.wants_json:
+        # A fetch follows no form's page: the refusal itself, its problems in its words.
+        code = _CODES.get(status, "refused")
+        return error_response(Refused(status, code, _problems(state), retry_after=retry_after))
     state = {**state, "status": status}
     if retry_after:
         state["retry_after"] = retry_after

@@ -20,6 +20,7 @@ from tests.web.conftest import (
     count,
     create_form,
     csrf_of,
+    idempotency_key_of,
     page_csrf,
     refusal_of,
     register,
@@ -228,4 +229,31 @@ async def test_the_purge_deletes_every_expired_state_batch_after_batch(
     # Bounded: at most ``rounds`` batches at a time, the rest next time.
     assert await forms.purge(batch=2, rounds=1) == 2
     assert await forms.purge(batch=2) == PER_SESSION - 2
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
+
+
+async def test_a_fetch_gets_the_refusal_itself_not_a_redirect(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The page's scripts send forms asking for JSON: a refusal is the error envelope with
+    its status and every problem named, and no state is kept for a page never shown."""
+    page = await ann.get("/tasks")
+    answer = await ann.post(
+        "/tasks",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "idempotency_key": idempotency_key_of(page.text),
+            "title": "",
+            "description": "x" * 1001,
+            "priority": "medium",
+            "recurrence": "none",
+        },
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert body["code"] == "validation_error"
+    assert "Enter a title." in body["detail"]
+    assert "The description can be at most 1000 characters." in body["detail"]
     assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
