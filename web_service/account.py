@@ -129,7 +129,7 @@ async def _start_session(ctx: Ctx, answer: dict[str, Any], next_path: str) -> Re
     ctx.set_session_cookie(response, cookie, session)
     # The anonymous cookie has done its work: the session's own token takes over (and a
     # refused form of the visitor's is over).
-    for name in (ctx.web.cookies.anon, ctx.web.cookies.form):
+    for name in (ctx.web.cookies.anon, *ctx.web.cookies.forms):
         response.delete_cookie(name, path="/", secure=ctx.settings.cookies_secure)
     return response
 

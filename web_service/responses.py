@@ -127,11 +127,12 @@ async def form_again(
     if ctx.session is not None:
         return redirect(with_form(location, await forms.keep(ctx.session.id_hash, page, state)))
     # Before sign-in: the form's CSRF token was checked against the anonymous cookie.
-    assert ctx.anon is not None
+    cookie = ctx.web.cookies.form(page)
+    assert ctx.anon is not None and cookie is not None
     form_id, sealed = forms.seal(ctx.anon, page, state)
     response = redirect(with_form(location, form_id))
     response.set_cookie(
-        ctx.web.cookies.form,
+        cookie,
         sealed,
         max_age=KEEP_SECONDS,
         **cookie_kwargs(ctx.settings),  # type: ignore[arg-type]
@@ -147,7 +148,8 @@ async def recalled_form(ctx: Ctx) -> dict[str, Any] | None:
     page, forms = ctx.request.url.path, ctx.web.forms
     if ctx.session is not None:
         return await forms.recall(ctx.session.id_hash, page, form_id)
-    sealed = ctx.request.cookies.get(ctx.web.cookies.form)
+    cookie = ctx.web.cookies.form(page)
+    sealed = ctx.request.cookies.get(cookie) if cookie else None
     return forms.unseal(sealed, ctx.anon, page, form_id)
 
 

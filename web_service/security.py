@@ -77,16 +77,26 @@ class SecurityHeadersMiddleware:
 class CookieNames:
     session: str
     anon: str
-    # A refused sign-in or sign-up form, sealed (``web_service.form_states``).
-    form: str
+    # A refused sign-in or sign-up form, sealed (``web_service.form_states``): one cookie per
+    # page, so the one refused last on each page is there to go Back to.
+    form_signin: str
+    form_signup: str
+
+    def form(self, page: str) -> str | None:
+        """The cookie of ``page``'s refused form; None for a page with no form before sign-in."""
+        return {"/signin": self.form_signin, "/signup": self.form_signup}.get(page)
+
+    @property
+    def forms(self) -> tuple[str, str]:
+        return self.form_signin, self.form_signup
 
     @classmethod
     def of(cls, settings: WebSettings) -> CookieNames:
         # __Host-: the browser takes it only with Secure, Path=/ and no Domain, so neither a
         # sibling subdomain nor plain HTTP can plant or overwrite it.
         if settings.cookies_secure:
-            return cls("__Host-session", "__Host-anon", "__Host-form")
-        return cls("session", "anon", "form")
+            return cls("__Host-session", "__Host-anon", "__Host-form-signin", "__Host-form-signup")
+        return cls("session", "anon", "form-signin", "form-signup")
 
 
 def cookie_kwargs(settings: WebSettings) -> dict[str, object]:

@@ -124,7 +124,7 @@ async def test_a_refused_sign_in_is_kept_in_a_sealed_cookie_of_that_browser(
     assert "The email address or password is not right" in shown.text
     assert SECRET not in shown.text
     assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
-    sealed = browser.cookies["form"]
+    sealed = browser.cookies["form-signin"]
     state = json.loads(TokenBox([box_key]).open(sealed.encode()))
     assert SECRET not in json.dumps(state)
     assert state["state"]["email"] == "ann@example.com"
@@ -137,10 +137,10 @@ async def test_a_refused_sign_in_is_kept_in_a_sealed_cookie_of_that_browser(
         json.dumps(state).encode(), int(time.time()) - KEEP_SECONDS - 60
     )
     for cookies in (
-        f"anon=another-{anon}; form={sealed}",
-        f"anon={anon}; form={stale.decode()}",
-        f"anon={anon}; form={sealed[:-4]}AAAA",
-        f"anon={anon}; form={'x' * 5000}",
+        f"anon=another-{anon}; form-signin={sealed}",
+        f"anon={anon}; form-signin={stale.decode()}",
+        f"anon={anon}; form-signin={sealed[:-4]}AAAA",
+        f"anon={anon}; form-signin={'x' * 5000}",
     ):
         page = await browser.get(location, headers={"Cookie": cookies})
         assert page.status_code == 200
@@ -149,10 +149,12 @@ async def test_a_refused_sign_in_is_kept_in_a_sealed_cookie_of_that_browser(
 
     # Signed in, the cookie is deleted with the anonymous one.
     signed_in = await sign_in(browser)
-    assert any(
-        header.startswith("form=") and "Max-Age=0" in header
+    ended = {
+        header.partition("=")[0]
         for header in signed_in.headers.get_list("set-cookie")
-    )
+        if "Max-Age=0" in header
+    }
+    assert {"form-signin", "form-signup"} <= ended
 
 
 async def test_a_state_of_another_shape_shows_the_page_as_it_is(
@@ -257,3 +259,23 @@ async def test_a_fetch_gets_the_refusal_itself_not_a_redirect(
     assert "Enter a title." in body["detail"]
     assert "The description can be at most 1000 characters." in body["detail"]
     assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
+
+
+async def test_a_refused_sign_in_and_sign_up_are_each_kept(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """A refused sign-in, then a refused sign-up: Back to the sign-in form shows it as it was
+    refused (each page has its own cookie)."""
+    signin = await browser.get("/signin")
+    refused_signin = await browser.post(
+        "/signin", data={"csrf_token": csrf_of(signin.text), "email": "ann@example.com"}
+    )
+    signup = await browser.get("/signup")
+    refused_signup = await browser.post(
+        "/signup", data={"csrf_token": csrf_of(signup.text), "email": "bob@example.com"}
+    )
+    back = await browser.get(refused_signin.headers["location"])
+    assert 'value="ann@example.com"' in back.text
+    assert 'id="password-error"' in back.text
+    forward = await browser.get(refused_signup.headers["location"])
+    assert 'value="bob@example.com"' in forward.text
