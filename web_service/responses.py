@@ -128,7 +128,8 @@ async def form_again(
         return redirect(with_form(location, await forms.keep(ctx.session.id_hash, page, state)))
     # Before sign-in: the form's CSRF token was checked against the anonymous cookie.
     cookie = ctx.web.cookies.form(page)
-    assert ctx.anon is not None and cookie is not None
+    assert ctx.anon is not None
+    assert cookie is not None  # only the sign-in and sign-up forms are sent before sign-in
     form_id, sealed = forms.seal(ctx.anon, page, state)
     response = redirect(with_form(location, form_id))
     response.set_cookie(
