@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -56,8 +57,10 @@ _NOT_TYPED = frozenset(
     }
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
-# A cookie larger than this is not one of ours (the anonymous forms' states are far smaller).
+# A browser keeps a cookie of at most 4096 bytes, its name's included: a state sealed larger
+# is kept without what was typed (``_sealed``), and a cookie larger is not one of ours.
 _SEALED_MAX = 4096
+_COOKIE_STATE_MAX = _SEALED_MAX - 64
 
 # Inserted only when the session's row is there (a session ended meanwhile keeps nothing), and
 # the session's expired states and those past its latest ``PER_SESSION`` go in the same statement.
@@ -103,12 +106,19 @@ class FormStates:
         )
         return form_id
 
-    def _sealed(self, value: dict[str, Any], limit: int, *, wrap: Any = None) -> bytes:
-        """``value`` sealed; with its typed values dropped when it would be over ``limit``."""
-        sealed = self.box.seal(_json(wrap(value) if wrap else value))
+    def _sealed(
+        self,
+        state: dict[str, Any],
+        limit: int,
+        *,
+        wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> bytes:
+        """``state`` sealed (in what ``wrap`` makes of it); without what was typed when that
+        would be over ``limit``."""
+        sealed = self.box.seal(_json(wrap(state) if wrap else state))
         if len(sealed) <= limit:
             return sealed
-        errors_only = {k: v for k, v in value.items() if k in _NOT_TYPED}
+        errors_only = {k: v for k, v in state.items() if k in _NOT_TYPED}
         return self.box.seal(_json(wrap(errors_only) if wrap else errors_only))
 
     async def recall(self, session_id_hash: str, page: str, form_id: str) -> dict[str, Any] | None:
@@ -129,8 +139,11 @@ class FormStates:
         """A state of an anonymous browser (``anon``, its anonymous cookie) for ``page``: its
         id, and the cookie value that holds it."""
         form_id = secrets.token_urlsafe(16)
-        value = {"id": form_id, "anon": anon, "page": page, "state": state}
-        return form_id, self.box.seal(json.dumps(value)).decode()
+
+        def bound(kept: dict[str, Any]) -> dict[str, Any]:
+            return {"id": form_id, "anon": anon, "page": page, "state": kept}
+
+        return form_id, self._sealed(state, _COOKIE_STATE_MAX, wrap=bound).decode()
 
     def unseal(
         self, sealed: str | None, anon: str | None, page: str, form_id: str

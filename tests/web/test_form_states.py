@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
 
 from shared.clock import utcnow
+from shared.db import Database
 from tests.support.serving import serve
 from tests.web.conftest import (
     Platform,
@@ -279,3 +281,14 @@ async def test_a_refused_sign_in_and_sign_up_are_each_kept(
     assert 'id="password-error"' in back.text
     forward = await browser.get(refused_signup.headers["location"])
     assert 'value="bob@example.com"' in forward.text
+
+
+def test_a_sign_in_state_too_large_for_a_cookie_keeps_its_errors(box: TokenBox) -> None:
+    """A browser drops a cookie over 4096 bytes: such a state keeps its errors, not what was
+    typed, rather than being lost whole."""
+    forms = FormStates(cast(Database, None), box, utcnow)
+    errors = {"email": "Enter an email address such as name@example.com."}
+    state = {"errors": errors, "email": "\N{GRINNING FACE}" * 2000, "status": 422}
+    form_id, sealed = forms.seal("the-anon", "/signin", state)
+    assert len(f"__Host-form-signin={sealed}") <= 4096
+    assert forms.unseal(sealed, "the-anon", "/signin", form_id) == {"errors": errors, "status": 422}
