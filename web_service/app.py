@@ -120,7 +120,11 @@ async def _purge_forever(
             await forms.purge()
             await limiter.purge(clock())
         except Exception:
-            logger.warning("purging ended sessions failed; trying again later", exc_info=True)
+            logger.warning(
+                "purging ended sessions, expired form states or old sign-in counters failed; "
+                "trying again later",
+                exc_info=True,
+            )
 
 
 def _ctx(request: Request) -> Ctx | None:

@@ -10,8 +10,8 @@ pages it got with a GET, so Back and Forward never ask to send a form again (Chr
 A state is JSON sealed with the session keys. Signed in, it is a row of ``web.form_states``
 (a task's description alone may be kilobytes), bound to the session and ended with it; a
 session keeps its latest ``PER_SESSION``. Before sign-in (the sign-in and sign-up forms: a
-few hundred bytes) it is a cookie bound to the anonymous cookie, so a visitor still writes no
-row. Either way a state lasts ``KEEP_SECONDS`` and is shown only on its own page to
+few hundred bytes) it is a cookie per page bound to the anonymous cookie, so a visitor still
+writes no row. Either way a state lasts ``KEEP_SECONDS`` and is shown only on its own page to
 its own browser. A password is never part of one: a refused form comes back with its
 password fields empty.
 """
@@ -62,8 +62,10 @@ _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _SEALED_MAX = 4096
 _COOKIE_STATE_MAX = _SEALED_MAX - 64
 
-# Inserted only when the session's row is there (a session ended meanwhile keeps nothing), and
-# the session's expired states and those past its latest ``PER_SESSION`` go in the same statement.
+# Inserted only while the session's row exists (signed out or ended meanwhile, its row is
+# deleted and nothing is kept; one expired but not yet purged may still keep a state, which no
+# page of it shows), and the session's expired states and those past its latest
+# ``PER_SESSION`` go in the same statement.
 _KEEP = (
     "WITH kept AS (INSERT INTO web.form_states "
     "(id, session_id_hash, page, state, expires_at, created_at) "
