@@ -196,6 +196,25 @@ async def test_a_message_sent_after_the_session_ended_waits_for_the_sign_in(
     assert await page.evaluate("() => window.sessionStorage.length") == 0
 
 
+async def test_a_message_kept_in_the_tab_is_dropped_after_half_an_hour(page: Page) -> None:
+    """A tab lives for days: a message kept there when the session ended is given back
+    within 30 minutes, and later (or without a time) dropped unseen."""
+    await sign_up(page)
+    await page.goto("/chat")
+    owner = await page.get_by_test_id("chat-input").evaluate("i => i.form.dataset.draftOwner")
+    keep = """([owner, minutes]) => window.sessionStorage.setItem("chat-draft", JSON.stringify({
+        owner, page: "/chat", text: `typed ${minutes} minutes ago`,
+        at: minutes === null ? undefined : Date.now() - minutes * 60000}))"""
+    for minutes in (31, None):
+        await page.evaluate(keep, [owner, minutes])
+        await page.reload()
+        await expect(page.get_by_test_id("chat-input")).to_have_value("")
+        assert await page.evaluate("() => window.sessionStorage.length") == 0
+    await page.evaluate(keep, [owner, 29])
+    await page.reload()
+    await expect(page.get_by_test_id("chat-input")).to_have_value("typed 29 minutes ago")
+
+
 async def sign_in_here(page: Page, email: str) -> None:
     """The sign-in form the page is on, filled in and sent."""
     form = page.get_by_test_id("signin-form")

@@ -53,12 +53,19 @@ const events = async function* (response) {
 
 // A message sent when the session has ended meanwhile (signed out in another tab, or idle
 // too long) never reached the assistant: it is kept in this tab while the person signs in
-// again, and put back in the box of the page they return to, for the same user only.
+// again, and put back in the box of the page they return to, for the same user only, within
+// half an hour (a tab is kept for days: a draft found later is stale, and dropped).
 const DRAFT = "chat-draft";
+const DRAFT_MS = 30 * 60 * 1000;
 
 const keepDraft = (form, text) => {
   try {
-    const draft = { owner: form.dataset.draftOwner, page: window.location.pathname, text };
+    const draft = {
+      owner: form.dataset.draftOwner,
+      page: window.location.pathname,
+      text,
+      at: Date.now(),
+    };
     window.sessionStorage.setItem(DRAFT, JSON.stringify(draft));
   } catch {
     // no storage in this tab: the message is not kept
@@ -73,6 +80,11 @@ const restoreDraft = (form) => {
     return;
   }
   if (!draft) return;
+  const age = Date.now() - Number(draft.at);
+  if (!(age >= 0 && age <= DRAFT_MS)) {
+    window.sessionStorage.removeItem(DRAFT);
+    return;
+  }
   // Another person's (signed in next in this tab) is dropped at their first chat form, never
   // shown; the person's own waits for the page it was typed on.
   const own = draft.owner === form.dataset.draftOwner;
