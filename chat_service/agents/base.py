@@ -110,6 +110,13 @@ class ToolCallEvent:
 class ReplyEvent:
     text: str
     state: DialogueState = NOTHING  # what the reply waits for, stored with it
+    over_bound: bool = False  # the request would pass the turn's tool calls: nothing was run
+
+
+def over_bound(limit: int) -> ReplyEvent:
+    """The reply to a request that would take more than ``limit`` tool calls in one turn,
+    none of which was made."""
+    return ReplyEvent(too_many_tool_calls(limit), over_bound=True)
 
 
 AgentEvent = ToolCallEvent | ReplyEvent

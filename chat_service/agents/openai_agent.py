@@ -171,7 +171,7 @@ class OpenAIAgent:
             # asked to narrow the request rather than left with a part of it done.
             made += sum(1 for call in tool_calls if call.type == "function")
             if made > self.max_tool_calls:
-                yield base.ReplyEvent(base.too_many_tool_calls(self.max_tool_calls))
+                yield base.over_bound(self.max_tool_calls)
                 return
             messages.append(
                 {

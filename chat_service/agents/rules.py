@@ -30,7 +30,7 @@ from chat_service.agents.base import (
     Tools,
     TurnInput,
     in_users_zone,
-    too_many_tool_calls,
+    over_bound,
 )
 from chat_service.agents.dates import describe, find_due
 from chat_service.agents.language import (
@@ -275,7 +275,7 @@ class RulesAgent:
             # first: two calls a task.
             needed = len(state.candidates) * (2 if _reads_current(state.command) else 1)
             if _BOTH.match(message) and len(state.candidates) > 1 and needed > self.max_tool_calls:
-                yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+                yield over_bound(self.max_tool_calls)
                 return
             if _BOTH.match(message) and len(state.candidates) > 1:
                 titles = _titles(history[-1])
@@ -376,7 +376,7 @@ class RulesAgent:
             # "It" is the task the requests before this one touched, as if already stored.
             history = [*turn.history, HistoryMessage("assistant", "", tuple(made))]
             alone = replace(turn, history=history if made else turn.history)
-            reply = ReplyEvent(too_many_tool_calls(left))
+            reply = over_bound(left)
             if left > 0:
                 async for event in replace(self, max_tool_calls=left)._act(step, alone):
                     if isinstance(event, ToolCallEvent):
@@ -384,7 +384,7 @@ class RulesAgent:
                         yield event
                     else:
                         reply = event
-            if reply.text == too_many_tool_calls(left):
+            if reply.over_bound:
                 # It changed nothing (at most it looked tasks up): it and the rest wait.
                 replies.append(_too_many_now(steps[index:], self.max_tool_calls))
                 break
@@ -412,7 +412,7 @@ class RulesAgent:
         # A task on several weekdays, or repeating in a way no task can, is not added (the
         # reply says how); a list's others are.
         if sum(not item.weekdays and not item.repeats for item in items) > self.max_tool_calls:
-            yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+            yield over_bound(self.max_tool_calls)
             return
         replies = []
         for item in items:
@@ -508,7 +508,7 @@ class RulesAgent:
         if ref.ids or ref.pronoun:
             ids = list(dict.fromkeys(ref.ids)) or [m.id for m in last_mentioned(turn.history)]
             if len(ids) > self.max_tool_calls:
-                yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+                yield over_bound(self.max_tool_calls)
                 return
             reading = _Reading()
             async for event in self._read(ids, turn, reading):
@@ -636,7 +636,7 @@ class RulesAgent:
             yield _confirmation("delete_tasks", [task for _, task in reversed(undos)])
             return
         if len(undos) > self.max_tool_calls:
-            yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+            yield over_bound(self.max_tool_calls)
             return
         replies = []
         for command, task in undos:
@@ -675,7 +675,7 @@ class RulesAgent:
         reads = _reads_current(pending) and not resolution.listed
         lookup = len(resolution.tasks) if reads else 0
         if looked_up + lookup + len(resolution.tasks) > self.max_tool_calls:
-            yield ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+            yield over_bound(self.max_tool_calls)
             return
         if pending.action == "update_task" and not pending.arguments:
             task = resolution.tasks[0]
@@ -909,7 +909,7 @@ class RulesAgent:
         # whole phrase matches is among the tasks found for each of them.
         names = ref.titles if len(ref.titles) > 1 and action is not None else (words,)
         if len(names) > self.max_tool_calls:
-            into.reply = ReplyEvent(too_many_tool_calls(self.max_tool_calls))
+            into.reply = over_bound(self.max_tool_calls)
             return
         found: dict[int, TaskMention] = {}
         for name in names:
