@@ -1822,9 +1822,10 @@ def _requests(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
             continue
         if step.intent is Intent.ADD and not step.title:
             step = Command(Intent.UNKNOWN)  # a reminder with no new task before it to be on
-        if steps and steps[-1].intent is Intent.ADD and _deletes_by_words(step):
-            # "add read and delete old emails" may be one new task's title: no task found by
-            # those words is deleted unasked; the requests are asked for one at a time.
+        if steps and steps[-1].intent is Intent.ADD and _deletes_unnamed(step):
+            # "add read and delete old emails" may be one new task's title, and "it" in "add
+            # milk and complete the report and delete it" the new task "Milk and complete the
+            # report": nothing is deleted unasked; the requests are asked for one at a time.
             step = Command(Intent.UNKNOWN)
         if _said_again(step, steps):
             return None  # "actually I just did it, mark it as done": one request, said twice
@@ -1836,12 +1837,14 @@ def _requests(sentence: str, *, now: datetime, tz: ZoneInfo) -> Command | None:
     return Command(Intent.SEVERAL, steps=tuple(steps), score=score)
 
 
-def _deletes_by_words(command: Command) -> bool:
-    """Whether ``command`` deletes a task it finds by title words alone."""
+def _deletes_unnamed(command: Command) -> bool:
+    """Whether ``command`` deletes a task it finds by title words alone or calls "it"."""
     ref = command.ref
-    if command.intent is not Intent.DELETE or ref is None or ref.title is None:
+    if command.intent is not Intent.DELETE or ref is None:
         return False
-    return not (ref.ids or ref.pronoun or ref.ordinal is not None or ref.bulk)
+    return (ref.pronoun or ref.title is not None) and not (
+        ref.ids or ref.ordinal is not None or ref.bulk
+    )
 
 
 def _clause(sentence: str, begin: int, end: int) -> str:

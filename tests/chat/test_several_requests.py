@@ -201,3 +201,25 @@ async def test_a_task_named_by_its_words_is_never_deleted_after_a_new_task(
         "Groceries and put them in the fridge",
         "Old emails cleanup",
     ]
+
+
+async def test_it_deleted_right_after_a_new_task_is_asked_about_not_the_new_task(
+    agent: httpx.AsyncClient, alice: User
+) -> None:
+    """ "add milk and complete the report and delete it" added "Milk and complete the
+    report" (the completion reads as the chore's words) and deleted that new task at once:
+    nothing asked for was done. A delete of "it" right after a new task is asked for one
+    request at a time, and nothing changes."""
+    report = await add(agent, alice, "Report")
+    for message in ("add milk and complete the report and delete it", "add milk and delete it"):
+        answer = await turn(agent, alice, message)
+        assert calls(answer) == []
+        assert answer["response"].endswith("please send them one at a time.")
+    assert await titles(agent, alice) == ["Report"]
+    answer = await turn(agent, alice, "add milk and make it urgent")
+    new = answer["tool_calls"][0]["result"]["task_id"]
+    assert calls(answer) == [
+        ("add_task", {"title": "Milk"}),
+        ("update_task", {"task_id": new, "priority": "high"}),
+    ]
+    assert report != new
