@@ -747,8 +747,13 @@ class RulesAgent:
             yield ReplyEvent(_tool_trouble(call, "change those tasks"))
             return
         done = "deleted" if state.command.action == "delete_tasks" else "marked as complete"
-        count = _tasks_count(len(ids))
-        yield ReplyEvent(f"Done — I {done} {count}.")
+        results = call.result.get("results") if isinstance(call.result, dict) else None
+        if len(ids) == 1 and isinstance(results, list) and isinstance(results[0], dict):
+            # A question about one task ("Shall I delete it?"): the answer names it.
+            task = TaskMention(ids[0], str(results[0].get("title") or ""))
+            yield ReplyEvent(f"Done — I {done} {_named(task)}.")
+            return
+        yield ReplyEvent(f"Done — I {done} {_tasks_count(len(ids))}.")
 
     async def _shift(
         self, tasks: Sequence[TaskMention], minutes: int, turn: TurnInput, *, listed: bool

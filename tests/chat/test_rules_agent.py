@@ -1656,6 +1656,8 @@ async def test_a_chore_said_with_a_word_for_deleting_never_deletes_a_task_unaske
     assert asked["response"].endswith("say “add cancel my gym membership”.")
     yes = await turn(agent, alice, "yes", asked["conversation_id"])
     assert calls(yes) == [("delete_tasks", {"task_ids": [membership]})]
+    # The one task is named, as a delete said outright names it (not "I deleted 1 task").
+    assert yes["response"] == f"Done — I deleted “Gym membership” (task {membership})."
 
     # Another chore on the same thing: asked about, never deleted unasked.
     table = await add(agent, alice, "Book a table")
