@@ -485,22 +485,27 @@ _LONGEST_QUANTITY = max(map(len, _QUANTITY_WORDS)) + 1
 
 def _short_name_is_a_word(match: re.Match[str], text: str) -> bool:
     """Whether a short weekday name said alone at the end is a word instead: the whole text
-    ("add sat" is a task "Sat"), after an article or "my" ("register for the SAT"), after an
-    apostrophe ("c'mon"), or in capitals in a text that has small letters ("cancel the SAT")."""
+    ("add sat" is a task "Sat"), after an article or "my" ("register for the SAT"; not after
+    "Blythe"), after an apostrophe ("c'mon"), or one of the names that is a word in capitals
+    in a text that has small letters ("study for SAT"; "call mom FRI" is a day)."""
     start = match.start()
-    before = match.string[max(0, start - _LONGEST_BEFORE) : start]
+    before = match.string[max(0, start - _BEFORE) : start]
     if not before.strip() or before.endswith(_APOSTROPHES):
         return True
-    if before.split()[-1] in _ARTICLES:
+    if _ARTICLE_BEFORE.search(match.string, max(0, start - _BEFORE), start):
         return True
     word = text[start : start + len(match.group("weekday"))]
-    return word.isupper() and text != text.upper()
+    return word.lower() in _WORDS_IN_CAPITALS and word.isupper() and text != text.upper()
 
 
-_ARTICLES = frozenset(("the", "a", "an", "my"))
+# An article or "my", a whole word, right before a short weekday name ("for the SAT").
+_ARTICLE_BEFORE = re.compile(r"(?<!\S)(?:the|an?|my)\s+$")
 _APOSTROPHES = ("'", "\u2019")
-# The length of the longest of ``_ARTICLES`` and a space: a window, never a copy of the text.
-_LONGEST_BEFORE = 4
+# How far before a short weekday name is looked at: the longest article, two spaces and more
+# (a window, never a copy of the text).
+_BEFORE = 8
+# Short weekday names that are a word in capitals: "study for SAT".
+_WORDS_IN_CAPITALS = frozenset(("sat",))
 # Short names of a weekday that are everyday words too: never a day said alone.
 _EVERYDAY_WORDS = frozenset(("sun", "wed"))
 # Nothing but spaces and end punctuation up to the end of the text (a match, never a copy of

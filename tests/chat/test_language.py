@@ -1443,11 +1443,6 @@ def test_a_request_that_would_swallow_another_is_asked_again(text: str, said: li
     assert any(step.intent is Intent.UNKNOWN for step in command.steps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="d88711d: _short_name_is_a_word reads a 4-character window, so a word ending in "
-    "'the' (Blythe, bathe, Goethe) is taken for the article and the weekday is dropped",
-)
 @pytest.mark.parametrize(
     ("text", "title", "due"),
     [
@@ -1464,11 +1459,6 @@ def test_a_short_weekday_after_a_word_ending_in_the_is_a_day(
     check(text, Intent.ADD, title=title, due_at=due)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="d88711d: any short weekday name in capitals in a text with small letters is read "
-    "as a word, so 'call mom FRI' (no word 'FRI') is no longer understood at all",
-)
 @pytest.mark.parametrize(
     ("text", "title", "due"),
     [
