@@ -2174,9 +2174,12 @@ def _build(
             if _starts_with_command(rest):
                 inner = understand(rest, now=now, tz=tz)
                 plans = {Intent.UNKNOWN, Intent.ADD, Intent.CLARIFY, Intent.COMPLETE, Intent.FACT}
-                # "I need to cancel my gym membership": a chore to do, not a task to delete;
-                # "I need to remove gym", in no doubt, deletes as "remove gym" does.
+                # "I need to cancel my gym membership": a chore to do, not a task to delete.
                 chore = inner.intent is Intent.DELETE and inner.doubt is not None
+                if inner.intent is Intent.DELETE and inner.chore is not None and not chore:
+                    # "I need to cancel the dentist", "I need to remove gym": a need may be
+                    # the chore or the task's end; the agent asks before deleting any task.
+                    return replace(inner, doubt="any")
                 if inner.intent not in plans and not chore:
                     return inner  # "I want to see my tasks", "I need to delete task 3"
             return _add_many(rest, now=now, tz=tz)

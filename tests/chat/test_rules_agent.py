@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -1814,16 +1813,16 @@ async def test_is_a_task_done_is_answered_about_that_task_not_with_the_whole_lis
         assert answer["response"] == reply, said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="b1501aa: after 'I need to', a plan verb said of a thing ('cancel the dentist') "
-    "has no doubt, so the task the words find is deleted unasked instead of the chore added",
-)
 async def test_a_need_to_cancel_a_plan_never_deletes_a_task_unasked(
     agent: httpx.AsyncClient, alice: User
 ) -> None:
-    """ "I need to cancel the dentist" is a chore to do; before b1501aa it added "Cancel the
-    dentist", now it deletes "Dentist appointment" without a question."""
-    await add(agent, alice, "Dentist appointment")
+    """ "I need to cancel the dentist" deleted "Dentist appointment" with no question: a need
+    may be the chore of cancelling it as well as the task's end, so the agent asks first."""
+    dentist = await add(agent, alice, "Dentist appointment")
     answer = await turn(agent, alice, "I need to cancel the dentist")
-    assert "delete_task" not in [name for name, _ in calls(answer)], answer["response"]
+    assert [name for name, _ in calls(answer)] == ["list_tasks"]
+    assert answer["response"].startswith(
+        f"Do you mean the task “Dentist appointment” (task {dentist})? Shall I delete it?"
+    )
+    yes = await turn(agent, alice, "yes", answer["conversation_id"])
+    assert calls(yes) == [("delete_tasks", {"task_ids": [dentist]})]
