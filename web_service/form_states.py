@@ -65,11 +65,13 @@ _COOKIE_STATE_MAX = _SEALED_MAX - 64
 # Inserted only while the session's row exists (signed out or ended meanwhile, its row is
 # deleted and nothing is kept; one expired but not yet purged may still keep a state, which no
 # page of it shows), and the session's expired states and those past its latest
-# ``PER_SESSION`` go in the same statement.
+# ``PER_SESSION`` go in the same statement. The row is locked as it is read: a sign-out
+# deleting it at that moment either waits for the state (and deletes it with the session) or
+# leaves no row to insert for.
 _KEEP = (
     "WITH kept AS (INSERT INTO web.form_states "
     "(id, session_id_hash, page, state, expires_at, created_at) "
-    "SELECT $1, id_hash, $3, $4, $5, $6 FROM web.sessions WHERE id_hash = $2) "
+    "SELECT $1, id_hash, $3, $4, $5, $6 FROM web.sessions WHERE id_hash = $2 FOR KEY SHARE) "
     "DELETE FROM web.form_states WHERE session_id_hash = $2 AND (expires_at <= $6 OR id IN ("
     "SELECT id FROM web.form_states WHERE session_id_hash = $2 "
     "ORDER BY created_at DESC, id OFFSET $7))"

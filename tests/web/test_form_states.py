@@ -3,6 +3,7 @@ on its own page, to its own browser, for a while; never with a password in it.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import cast
@@ -10,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import utcnow
 from shared.db import Database
@@ -292,3 +295,26 @@ def test_a_sign_in_state_too_large_for_a_cookie_keeps_its_errors(box: TokenBox) 
     form_id, sealed = forms.seal("the-anon", "/signin", state)
     assert len(f"__Host-form-signin={sealed}") <= 4096
     assert forms.unseal(sealed, "the-anon", "/signin", form_id) == {"errors": errors, "status": 422}
+
+
+async def test_a_state_kept_as_its_session_ends_is_dropped_not_a_500(
+    clean: Platform, ann: httpx.AsyncClient, box: TokenBox, engine: AsyncEngine
+) -> None:
+    """A sign-out in another tab deletes the session's row while a refused form is being
+    kept: the state's insert read the row before the delete committed and then failed its
+    foreign key (a 500). The row is locked while it is read, so the state is simply not
+    kept."""
+    await ann.get("/tasks")
+    row = await clean.db.fetch_row("SELECT id_hash FROM web.sessions")
+    assert row is not None
+    session = row[0]
+    forms = FormStates(clean.db, box, utcnow)
+    async with engine.connect() as signing_out:
+        await signing_out.execute(
+            text("DELETE FROM web.sessions WHERE id_hash = :session"), {"session": session}
+        )
+        keeping = asyncio.create_task(forms.keep(session, "/tasks", {"problem": "Refused."}))
+        await asyncio.sleep(0.3)  # the keep waits on the delete's lock
+        await signing_out.commit()
+    await asyncio.wait_for(keeping, 10)
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
