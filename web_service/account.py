@@ -15,13 +15,7 @@ from starlette.responses import JSONResponse, Response
 from shared.timezones import NOT_ZONES, iana_zone
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse
-from web_service.responses import (
-    as_refused,
-    form_again,
-    recalled_form,
-    redirect,
-    signin_address,
-)
+from web_service.responses import form_again, redirect, signin_address
 from web_service.security import safe_next
 from web_service.sessions import Tokens
 from web_service.views import friendly, parse_utc, plural, render
@@ -143,15 +137,14 @@ async def home(ctx: CtxDep) -> Response:
 async def signin_page(ctx: CtxDep, next: str | None = None) -> Response:
     if ctx.session is not None:
         return redirect(safe_next(next))
-    refused = await recalled_form(ctx) or {}
-    page = await render(
+    refused = await ctx.recalled_form() or {}
+    return await render(
         ctx,
         "signin.html",
         errors=refused.get("errors", {}),
         email=refused.get("email", ""),
         next_path=safe_next(next),
     )
-    return as_refused(page, refused)
 
 
 @router.post("/signin")
@@ -202,8 +195,8 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
 async def signup_page(ctx: CtxDep) -> Response:
     if ctx.session is not None:
         return redirect("/tasks")
-    refused = await recalled_form(ctx) or {}
-    page = await render(
+    refused = await ctx.recalled_form() or {}
+    return await render(
         ctx,
         "signup.html",
         errors=refused.get("errors", {}),
@@ -212,7 +205,6 @@ async def signup_page(ctx: CtxDep) -> Response:
         timezone=refused.get("timezone", ""),
         timezones=timezones(),
     )
-    return as_refused(page, refused)
 
 
 @router.post("/signup")
@@ -356,26 +348,25 @@ async def session_csrf(ctx: CtxDep) -> Response:
 
 @router.get("/account")
 async def account(ctx: CtxDep) -> Response:
-    """The account page; shown again after a refused form (``form_again``): its problem, the
-    profile form's errors and values, or the password form's errors (never a password)."""
+    """The account page; shown again after a refused form (``form_again``): the profile
+    form's errors and values, or the password form's errors (never a password); a refused
+    "sign out everywhere" is the page's problem (``views.render``)."""
     session = ctx.require_session()
-    refused = await recalled_form(ctx) or {}
+    refused = await ctx.recalled_form() or {}
     values = {
         "name": session.profile.get("name") or "",
         "timezone": session.timezone,
         **refused.get("values", {}),
     }
-    page = await render(
+    return await render(
         ctx,
         "account.html",
-        page_problem=refused.get("problem"),
         profile_errors=refused.get("profile_errors", {}),
         password_errors=refused.get("password_errors", {}),
         values=values,
         email=session.profile.get("email") or "",
         timezones=timezones(),
     )
-    return as_refused(page, refused)
 
 
 @router.post("/account/profile")
@@ -468,15 +459,14 @@ async def delete_account_page(ctx: CtxDep) -> Response:
     """The confirmation page; shown again after a refusal (``form_again``) with the box as it
     was sent (the password is never sent back)."""
     session = ctx.require_session()
-    refused = await recalled_form(ctx) or {}
-    page = await render(
+    refused = await ctx.recalled_form() or {}
+    return await render(
         ctx,
         "account_delete.html",
         errors=refused.get("errors", {}),
         email=session.profile.get("email") or "",
         confirmed=refused.get("confirmed", False),
     )
-    return as_refused(page, refused)
 
 
 @router.post("/account/delete")

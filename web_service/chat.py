@@ -19,15 +19,7 @@ from shared.request_context import current_request_id
 from shared.streams import EventStreamResponse, SlotStreamingResponse
 from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, ApiResponse, next_cursor, page_cursor
-from web_service.responses import (
-    Refused,
-    as_refused,
-    form_again,
-    not_found,
-    recalled_form,
-    redirect,
-    resource_id,
-)
+from web_service.responses import Refused, form_again, not_found, redirect, resource_id
 from web_service.tasks import form_key, new_chat_form, request_key
 from web_service.views import friendly, render
 
@@ -86,8 +78,8 @@ async def chat_page(ctx: CtxDep) -> Response:
     listing = await _conversations(ctx)
     if listing is None:
         return redirect("/chat")
-    refused = await recalled_form(ctx)
-    page = await render(
+    refused = await ctx.recalled_form()
+    return await render(
         ctx,
         "chat.html",
         conversation=None,
@@ -96,12 +88,12 @@ async def chat_page(ctx: CtxDep) -> Response:
         **_chat_form(refused, None),
         **listing,
     )
-    return as_refused(page, refused)
 
 
 def _chat_form(refused: dict[str, Any] | None, conversation_id: int | None) -> dict[str, Any]:
     """The page's message form: a new one, or the turn this page's address names as refused
-    (``send_message``, ``refused``), with its message, its key and why."""
+    (``send_message``, ``refused``), with its message, its key and why (its error at the
+    message box)."""
     form = new_chat_form(conversation_id)
     if refused is None:
         return {"chat_form": form, "chat_error": None}
@@ -109,7 +101,9 @@ def _chat_form(refused: dict[str, Any] | None, conversation_id: int | None) -> d
         message=refused.get("message", ""),
         idempotency_key=refused.get("idempotency_key", form["idempotency_key"]),
     )
-    return {"chat_form": form, "chat_error": refused.get("problem")}
+    errors = refused.get("errors")
+    error = errors.get("message") if isinstance(errors, dict) else None
+    return {"chat_form": form, "chat_error": error if isinstance(error, str) else None}
 
 
 @router.get("/chat/{raw_id}")
@@ -129,8 +123,8 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
     listing = await _conversations(ctx)
     if listing is None:
         return redirect(f"/chat/{conversation_id}")
-    refused = await recalled_form(ctx)
-    page = await render(
+    refused = await ctx.recalled_form()
+    return await render(
         ctx,
         "chat.html",
         conversation=conversation,
@@ -139,7 +133,6 @@ async def conversation_page(ctx: CtxDep, raw_id: str) -> Response:
         **_chat_form(refused, conversation_id),
         **listing,
     )
-    return as_refused(page, refused)
 
 
 async def _missing(ctx: Ctx) -> Response:
@@ -192,7 +185,7 @@ async def send_message(ctx: CtxDep) -> Response:
     page = f"/chat/{conversation_id}" if conversation_id else "/chat"
     typed = (await ctx.form()).get("message")
     message = typed[: 2 * MESSAGE_MAX] if isinstance(typed, str) else ""
-    state = {"problem": problem, "message": message, "idempotency_key": key}
+    state = {"errors": {"message": problem}, "message": message, "idempotency_key": key}
     return await form_again(ctx, page, state, status=status, retry_after=retry_after)
 
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from shared.clock import Clock
 from shared.streams import StreamSlots
 from web_service.crypto import TokenBox
-from web_service.form_states import FormStates
+from web_service.form_states import FORM_PARAM, FormStates
 from web_service.gateway_client import ApiError, ApiResponse, GatewayClient
 from web_service.security import (
     PENDING_COOKIES,
@@ -85,6 +85,7 @@ class Ctx:
     _form: FormData | None = field(default=None, repr=False)
     _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _unread: asyncio.Future[Unread | None] | None = field(default=None, repr=False)
+    _recalled: list[dict[str, Any] | None] = field(default_factory=list, repr=False)
 
     @property
     def settings(self) -> WebSettings:
@@ -115,6 +116,25 @@ class Ctx:
         if self._form is None:
             self._form = await self.request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
         return self._form
+
+    async def recalled_form(self) -> dict[str, Any] | None:
+        """The refused form this page's address names (``responses.form_again``), or None;
+        read once a request (the page's handler fills its form from it, ``render`` shows its
+        problem and answers with its status)."""
+        if not self._recalled:
+            self._recalled.append(await self._recall())
+        return self._recalled[0]
+
+    async def _recall(self) -> dict[str, Any] | None:
+        form_id = self.request.query_params.get(FORM_PARAM)
+        if not form_id:
+            return None
+        page, forms = self.request.url.path, self.web.forms
+        if self.session is not None:
+            return await forms.recall(self.session.id_hash, page, form_id)
+        cookie = self.web.cookies.form(page)
+        sealed = self.request.cookies.get(cookie) if cookie else None
+        return forms.unseal(sealed, self.anon, page, form_id)
 
     async def check_csrf(self) -> None:
         """Refuses a state-changing request from another site or without our token."""

@@ -93,7 +93,7 @@ async def snooze(ctx: CtxDep, raw_id: str) -> Response:
     raw = form.get("minutes", str(SNOOZE_MINUTES))
     minutes = ascii_number(raw, digits=4)
     if minutes not in SNOOZE_RANGE:
-        return refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
+        return await refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
     return await _act(ctx, raw_id, "snooze", "notification_snoozed", minutes)
 
 
@@ -109,7 +109,7 @@ async def _act(
     if answer.status == 404:
         return await _missing(ctx)
     if answer.status != 200:
-        return refused(ctx, ApiError.from_response(answer), "/notifications")
+        return await refused(ctx, ApiError.from_response(answer), "/notifications")
     notification = answer.json()
     # The API's answer is the notification, read; a snooze reminds again ``minutes`` from now.
     now = ctx.web.clock()

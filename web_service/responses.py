@@ -3,6 +3,9 @@ redirect to its page, which shows it again), a 404 for what is not (or not the u
 refusal of the API for a form or for the page's scripts; and the ids the pages' paths and
 forms carry.
 
+Every refused form is answered one way, ``form_again``: a redirect to the page the form is
+on, which shows the refusal (``views.render``). ``refused`` is that for a refusal of the API.
+
 A refusal for the page's scripts is the platform's error envelope (``shared.errors``), its
 ``detail`` the words a person reads and its ``code`` what the scripts act on."""
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.responses import RedirectResponse, Response
 
@@ -30,11 +33,17 @@ from web_service.context import Ctx
 from web_service.form_states import FORM_PARAM, KEEP_SECONDS, with_form
 from web_service.gateway_client import ApiError
 from web_service.security import cookie_kwargs
-from web_service.views import friendly, problem_code, render
+from web_service.views import friendly, render
 
 # An id of the API's (task, conversation, notification) in a page's path or form: a positive
 # BIGINT, written without a sign or leading zeros.
 RESOURCE_ID = re.compile(r"[1-9][0-9]{0,18}")
+# The note of a page's last action (``?notice=created``, and the instant it says): said once,
+# not again on the way back.
+NOTE_PARAMS = frozenset({"notice", "at"})
+# Left out of a way back too: the refused form a page showed again (``form_again``) is over
+# once the person has gone on from it.
+NOT_CARRIED_BACK = NOTE_PARAMS | {FORM_PARAM}
 
 
 class Refused(AppError):
@@ -74,6 +83,16 @@ def signin_address(next_path: str | None, *, notice: str | None = None) -> str:
     return "/signin" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
 
 
+def without_notes(path: str) -> str:
+    """``path`` (a path of this site, perhaps with a query) without the note of its page's
+    last action or the refused form it showed (``NOT_CARRIED_BACK``)."""
+    path, _, query = path.partition("?")
+    kept = [
+        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in NOT_CARRIED_BACK
+    ]
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
 # The envelope's code of a refusal made here, by its status (the platform's own codes).
 _CODES = {
     error.status_code: error.code
@@ -109,10 +128,11 @@ async def form_again(
     retry_after: int | None = None,
 ) -> Response:
     """A refused form's answer: a 303 to ``location`` (the page the form is on, with its own
-    query) naming ``state`` (its errors and what was typed, never a password), which that page
-    shows again (``recalled_form``) answered with the refusal's ``status`` and
-    ``retry_after`` (``as_refused``): the browser's history holds no answer to a POST for Back
-    or Forward to send again (``web_service.form_states``). The page's scripts
+    query) naming ``state`` (its errors and what was typed, never a password; a ``problem``
+    the page shows above its content), which that page shows again (``Ctx.recalled_form``)
+    answered with the refusal's ``status`` and ``retry_after`` (``views.render``): the
+    browser's history holds no answer to a POST for Back or Forward to send again
+    (``web_service.form_states``). The page's scripts
     (``ctx.wants_json``) get the refusal itself: the error envelope, its ``detail`` every
     problem named."""
     if ctx.wants_json:
@@ -141,32 +161,6 @@ async def form_again(
     return response
 
 
-async def recalled_form(ctx: Ctx) -> dict[str, Any] | None:
-    """The refused form this page's address names (``form_again``), or None."""
-    form_id = ctx.request.query_params.get(FORM_PARAM)
-    if not form_id:
-        return None
-    page, forms = ctx.request.url.path, ctx.web.forms
-    if ctx.session is not None:
-        return await forms.recall(ctx.session.id_hash, page, form_id)
-    cookie = ctx.web.cookies.form(page)
-    sealed = ctx.request.cookies.get(cookie) if cookie else None
-    return forms.unseal(sealed, ctx.anon, page, form_id)
-
-
-def as_refused(response: Response, refused: dict[str, Any] | None) -> Response:
-    """``response``, the page showing the refused form ``refused`` again, answered as the
-    refusal was (its 4xx, its Retry-After): logs and alerts see the refusal on the page, and a
-    4xx to a GET does not make Back or Forward send a form again."""
-    status = refused.get("status") if refused else None
-    if isinstance(status, int) and 400 <= status < 600:
-        response.status_code = status
-        wait = refused.get("retry_after") if refused else None
-        if isinstance(wait, int) and wait > 0:
-            response.headers["Retry-After"] = str(wait)
-    return response
-
-
 async def not_found(ctx: Ctx, thing: str, back: str, *, code: str = "not_found") -> Response:
     """A ``thing`` that no longer exists (or never was the user's): the 404 page with a link
     ``back``, or for the page's scripts (``ctx.wants_json``) its message and ``code``."""
@@ -189,10 +183,11 @@ def json_problem(error: ApiError) -> Response:
     return error_response(Refused.of(error))
 
 
-def refused(ctx: Ctx, error: ApiError, back: str) -> Response:
-    """A refused action: for the page's scripts, ``json_problem``; for a plain form, back to
-    the page ``back`` with the refusal's code (and wait) in its query for it to explain."""
+async def refused(ctx: Ctx, error: ApiError, back: str) -> Response:
+    """A refused action: for the page's scripts, ``json_problem``; for a plain form, the page
+    ``back`` (``form_again``) saying the refusal in ``friendly``'s words, with its status and
+    wait."""
     if ctx.wants_json:
         return json_problem(error)
-    wait = f"&wait={error.retry_after}" if error.retry_after else ""
-    return redirect(f"{back}?problem={problem_code(error)}{wait}")
+    state = {"problem": friendly(error)}
+    return await form_again(ctx, back, state, status=error.status, retry_after=error.retry_after)

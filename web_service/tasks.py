@@ -12,7 +12,7 @@ import re
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -20,17 +20,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from shared.text import ascii_number, composed, label_key
 from web_service.account import timezones, valid_timezone
 from web_service.context import Ctx, CtxDep
-from web_service.form_states import FORM_PARAM
 from web_service.gateway_client import ApiError, next_cursor, page_cursor
 from web_service.responses import (
-    as_refused,
     form_again,
     json_problem,
     not_found,
-    recalled_form,
     redirect,
     refused,
     resource_id,
+    without_notes,
 )
 from web_service.security import page_before, safe_next
 from web_service.views import (
@@ -79,11 +77,6 @@ FILTER_CHOICES: dict[str, dict[str, str]] = {
 NO_DUE_PARAM = ("has_due", "false")
 # The filters at their default, which the page's address leaves out (as ``Filters.query``).
 DEFAULT_FILTERS = {"status": "all", "sort": "created"}
-# The note of a page's last action (``?notice=created``): said once, not again on the way back.
-NOTE_PARAMS = frozenset({"notice", "at", "problem", "wait"})
-# Left out of a way back too: the refused form a page showed again (``form_again``) is over
-# once the person has gone on from it.
-NOT_CARRIED_BACK = NOTE_PARAMS | {FORM_PARAM}
 
 
 def _one(
@@ -176,16 +169,12 @@ def canonical_query(params: Any) -> str | None:
 def back_to(path: str | None) -> str:
     """The way back from a task's page (its edit form, its 404) to ``path``, the page the
     person came from: the list as it was filtered, the notifications...; without the note of
-    that page's last action or the refused form it showed. The list when ``path`` is not one
-    of this site's paths (``safe_next``) or is itself a task's page."""
+    that page's last action or the refused form it showed (``without_notes``). The list when
+    ``path`` is not one of this site's paths (``safe_next``) or is itself a task's page."""
     path = safe_next(path, "/tasks")
     if path.startswith("/tasks/"):
         return "/tasks"
-    path, _, query = path.partition("?")
-    kept = [
-        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in NOT_CARRIED_BACK
-    ]
-    return safe_next(f"{path}?{urlencode(kept)}" if kept else path, "/tasks")
+    return safe_next(without_notes(path), "/tasks")
 
 
 def _way_back(ctx: Ctx, form: Any) -> str:
@@ -279,13 +268,13 @@ def _new_form(values: dict[str, Any] | None = None) -> dict[str, Any]:
 async def _tasks_page(ctx: Ctx) -> Response:
     filters = Filters(ctx.request.query_params)
     fragment = ctx.request.query_params.get("fragment")
-    refused = None if fragment == "rows" else await recalled_form(ctx)
+    refused = None if fragment == "rows" else await ctx.recalled_form()
     errors: dict[str, str] = refused.get("errors", {}) if refused else {}
-    if refused is None:
+    if refused is None or "values" not in refused:
         listing = await _list(ctx, filters)
     else:
-        # A form sent back with its errors: kept (with its Idempotency-Key) even when the
-        # list cannot be read just now, so sending it again is safe.
+        # The task form sent back with its errors: kept (with its Idempotency-Key) even when
+        # the list cannot be read just now, so sending it again is safe.
         try:
             listing = await _list(ctx, filters)
         except ApiError as error:
@@ -294,7 +283,7 @@ async def _tasks_page(ctx: Ctx) -> Response:
     if fragment == "rows":
         rows = render_text(ctx, "_task_list.html", filters=filters, **listing)
         return HTMLResponse(rows, headers={"X-Total-Count": str(listing["total"])})
-    page = await render(
+    return await render(
         ctx,
         "tasks.html",
         filters=filters,
@@ -311,7 +300,6 @@ async def _tasks_page(ctx: Ctx) -> Response:
         adding_again=ctx.request.query_params.get("notice") == "created" and not errors,
         **listing,
     )
-    return as_refused(page, refused)
 
 
 @router.get("/tasks")
@@ -540,7 +528,7 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
             "PATCH", f"/api/tasks/{task_id}/complete", json_body={"completed": completed}
         )
     except ApiError as error:
-        return refused(ctx, error, "/tasks")
+        return await refused(ctx, error, "/tasks")
     task = _task_view(answer.json(), ctx.web.clock())
     # Completing a repeating task made its next occurrence (reopening keeps the id).
     next_id = task.get("next_occurrence_id") if task["completed"] else None
@@ -590,7 +578,7 @@ async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
     try:
         await ctx.expect("DELETE", f"/api/tasks/{task_id}", ok=(204,))
     except ApiError as error:
-        return refused(ctx, error, "/tasks")
+        return await refused(ctx, error, "/tasks")
     if ctx.wants_json:
         return Response(status_code=204)
     return redirect(_list_with_note(back, "deleted"))
@@ -648,7 +636,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
     form, version = _edit_values(task, session.timezone), task["version"]
     errors: dict[str, str] = {}
     conflict = None
-    refused = await recalled_form(ctx)
+    refused = await ctx.recalled_form()
     if refused is not None:
         errors = refused.get("errors", {})
         if refused.get("conflict"):
@@ -661,7 +649,7 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
             form = {**form, **refused["values"]}
             if not conflict:
                 version = refused.get("version", version)
-    page = await render(
+    return await render(
         ctx,
         "task_edit.html",
         task=task,
@@ -675,7 +663,6 @@ async def edit_page(ctx: CtxDep, raw_id: str) -> Response:
         reminder_choices=REMINDER_CHOICES,
         timezones=timezones(),
     )
-    return as_refused(page, refused)
 
 
 @router.post("/tasks/{raw_id}/edit")

@@ -174,18 +174,35 @@ def render_text(ctx: Ctx, template: str, **values: Any) -> str:
         "user_tz": tz,
         "path": ctx.request.url.path,
         "notice": _notice(ctx, tz),
-        "problem": _problem_from_query(ctx),
+        "problem": None,
     }
     base.update(values)
     return ENV.get_template(template).render(base)
 
 
 async def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
-    """A whole page (with the header's bell and its count)."""
+    """A whole page (with the header's bell and its count). A page that is there to be shown
+    (not a 404 of its own) and whose address names a refused form (``Ctx.recalled_form``)
+    shows that refusal's ``problem`` above its content and answers as the refusal was: its
+    status (a 4xx, or the API's 5xx) and its Retry-After. Logs and alerts see the refusal on
+    the page, and a 4xx to a GET does not make Back or Forward send a form again."""
     unread = await ctx.unread()
-    response = HTMLResponse(
-        render_text(ctx, template, unread=unread, **values), status_code=status_code
+    refused = await ctx.recalled_form() if status_code == 200 else None
+    problem = refused.get("problem") if refused else None
+    text = render_text(
+        ctx,
+        template,
+        unread=unread,
+        problem=problem if isinstance(problem, str) else None,
+        **values,
     )
+    response = HTMLResponse(text, status_code=status_code)
+    status = refused.get("status") if refused else None
+    if isinstance(status, int) and 400 <= status < 600:
+        response.status_code = status
+        wait = refused.get("retry_after") if refused else None
+        if isinstance(wait, int) and wait > 0:
+            response.headers["Retry-After"] = str(wait)
     ctx.finish(response)
     return response
 
@@ -272,36 +289,3 @@ def friendly(error: ApiError) -> str:
         504: "The service took too long to answer. Try again in a moment.",
     }
     return messages.get(error.status, "Something went wrong. Nothing was changed; try again.")
-
-
-PROBLEM_CODES = {
-    "not_found": ApiError(404, "not_found"),
-    "conflict": ApiError(409, "conflict"),
-    "rate_limited": ApiError(429, "rate_limited"),
-    "unavailable": ApiError(503, "unavailable"),
-    "timeout": ApiError(504, "timeout"),
-    "invalid": ApiError(422, "invalid"),
-    "error": ApiError(500, "error"),
-}
-
-
-def problem_code(error: ApiError) -> str:
-    return {
-        404: "not_found",
-        409: "conflict",
-        412: "conflict",
-        422: "invalid",
-        429: "rate_limited",
-        503: "unavailable",
-        504: "timeout",
-    }.get(error.status, "error")
-
-
-def _problem_from_query(ctx: Ctx) -> str | None:
-    code = ctx.request.query_params.get("problem")
-    if code not in PROBLEM_CODES:
-        return None
-    error = PROBLEM_CODES[code]
-    wait = ctx.request.query_params.get("wait", "")
-    retry = ascii_number(wait, digits=5)
-    return friendly(ApiError(error.status, error.code, retry_after=retry))

@@ -190,6 +190,17 @@ def refusal_of(page: str) -> str:
     return html.unescape(found.group(1))
 
 
+# The page's banner: the problem of the refused form its address names.
+PROBLEM = re.compile(r'data-testid="problem"><p>([^<]*)</p>')
+
+
+def problem_of(page: str) -> str:
+    """The problem ``page`` says above its content, as a person reads it."""
+    found = PROBLEM.search(page)
+    assert found is not None, "no problem shown on the page"
+    return html.unescape(found.group(1))
+
+
 def credentials(
     page: httpx.Response, password: str, email: str = "ann@example.com"
 ) -> dict[str, str]:

@@ -126,6 +126,8 @@ async def test_an_empty_message_is_refused_with_nothing_sent(
     answer = await shown_again(ann, await ann.post("/chat", data={**form, "message": "   "}))
     assert answer.status_code == 422
     assert 'data-testid="chat-error"' in answer.text
+    # Said at the message box, not again above the page.
+    assert 'data-testid="problem"' not in answer.text
     assert await count(clean, "SELECT count(*) FROM chat.messages") == 0
     streamed = await ann.post(
         "/chat/stream",

@@ -32,7 +32,9 @@ from tests.web.conftest import (
     count,
     csrf_of,
     page_csrf,
+    problem_of,
     register,
+    shown_again,
     sign_in,
 )
 from todo_service.scheduler import fire_due
@@ -261,8 +263,10 @@ async def test_snooze_minutes_out_of_range_change_nothing(
     csrf = await page_csrf(ann, "/notifications")
     url = f"/notifications/{notification}/snooze"
     form = await ann.post(url, data={"csrf_token": csrf, "minutes": minutes})
-    assert form.status_code == 303
-    assert form.headers["location"] == "/notifications?problem=invalid"
+    assert form.headers["location"].startswith("/notifications?form=")
+    shown = await shown_again(ann, form)
+    assert shown.status_code == 422
+    assert "not valid" in problem_of(shown.text)
     fetched = await ann.post(
         url,
         data={"minutes": minutes},

@@ -39,7 +39,7 @@ const sendOnce = (event) => {
 // The note of the last action ("?notice=created": "Task added.") is for the page that action
 // led to: the address loses it once shown, so a reload or a bookmark does not say it again
 // (the server leaves it out of the page's own links for the same reason: NOTE_PARAMS).
-const NOTE_PARAMS = ["notice", "at", "problem", "wait"];
+const NOTE_PARAMS = ["notice", "at"];
 const forgetNote = () => {
   const url = new URL(window.location.href);
   if (!NOTE_PARAMS.some((name) => url.searchParams.has(name))) return;
