@@ -23,13 +23,15 @@ from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
 from web_service.crypto import TokenBox, load_token_box
 from web_service.form_states import FormStates
 from web_service.gateway_client import ApiError, GatewayClient
-from web_service.responses import Refused, json_problem, signin_address
+from web_service.responses import Refused, back_with_problem, json_problem, signin_address
 from web_service.security import (
+    UNSAFE_METHODS,
     AuthPostLimiter,
     CookieNames,
     SecurityHeadersMiddleware,
     page_before,
     safe_next,
+    same_origin,
 )
 from web_service.sessions import SessionStore
 from web_service.settings import WebSettings, get_settings
@@ -182,22 +184,43 @@ async def _sign_in(request: Request, exc: Exception) -> Response:
     return response
 
 
+# A form refused for its CSRF token, in fixed words: the state kept for it holds nothing else.
+CSRF_REFUSED = (
+    "This form has expired or did not come from this site, so nothing was changed. "
+    "Reload the page and try again."
+)
+
+
 async def _csrf_refused(request: Request, exc: Exception) -> Response:
-    message = (
-        "This form has expired or did not come from this site, so nothing was changed. "
-        "Reload the page and try again."
-    )
     if _wants_json(request):
-        return error_response(Refused(403, "csrf_refused", message))
+        return error_response(Refused(403, "csrf_refused", CSRF_REFUSED))
+    settings = request.app.state.web.settings
+    ctx = _ctx(request)
+    # Sent from one of this site's pages with a token gone stale (a page left open, another
+    # tab's sign-in or password change): back to that page, which says so. A form from
+    # another site (or a sibling one) keeps no state: it could otherwise push the session's
+    # own refused forms out (``form_states.PER_SESSION``) or have a page show its words.
+    if ctx is not None and request.method in UNSAFE_METHODS and same_origin(request, settings):
+        again = await back_with_problem(ctx, CSRF_REFUSED, status=403)
+        if again is not None:
+            return again
     # Back to the page the form was on: the path it was sent to may take no GET at all.
-    back = page_before(request, request.app.state.web.settings) or "/"
-    return _page(request, 403, "Nothing was changed", message, back=back)
+    back = page_before(request, settings) or "/"
+    return _page(request, 403, "Nothing was changed", CSRF_REFUSED, back=back)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if _wants_json(request):
         return json_problem(exc)
+    ctx = _ctx(request)
+    if ctx is not None and request.method in UNSAFE_METHODS:
+        # A form's POST the API refused or could not answer: back to the form's page.
+        again = await back_with_problem(
+            ctx, friendly(exc), status=exc.status, retry_after=exc.retry_after
+        )
+        if again is not None:
+            return again
     response = _page(request, exc.status, "Something went wrong", friendly(exc), back="/tasks")
     if exc.retry_after:
         response.headers["Retry-After"] = str(exc.retry_after)

@@ -105,11 +105,13 @@ async def _act(
     if notification_id is None:
         return await _missing(ctx)
     body = {"minutes": minutes} if minutes else None
-    answer = await ctx.api("POST", f"/api/notifications/{notification_id}/{action}", json_body=body)
-    if answer.status == 404:
-        return await _missing(ctx)
-    if answer.status != 200:
-        return await refused(ctx, ApiError.from_response(answer), "/notifications")
+    path = f"/api/notifications/{notification_id}/{action}"
+    try:
+        answer = (await ctx.api("POST", path, json_body=body)).expected()
+    except ApiError as error:
+        if error.status == 404:
+            return await _missing(ctx)
+        return await refused(ctx, error, "/notifications")
     notification = answer.json()
     # The API's answer is the notification, read; a snooze reminds again ``minutes`` from now.
     now = ctx.web.clock()

@@ -4,7 +4,9 @@ refusal of the API for a form or for the page's scripts; and the ids the pages' 
 forms carry.
 
 Every refused form is answered one way, ``form_again``: a redirect to the page the form is
-on, which shows the refusal (``views.render``). ``refused`` is that for a refusal of the API.
+on, which shows the refusal (``views.render``). ``refused`` is that for a refusal of the API,
+``not_found`` for a thing gone, and ``back_with_problem`` for a POST refused before its own
+handler could answer (a CSRF refusal, the API unreachable).
 
 A refusal for the page's scripts is the platform's error envelope (``shared.errors``), its
 ``detail`` the words a person reads and its ``code`` what the scripts act on."""
@@ -32,7 +34,7 @@ from shared.errors import (
 from web_service.context import Ctx
 from web_service.form_states import FORM_PARAM, KEEP_SECONDS, with_form
 from web_service.gateway_client import ApiError
-from web_service.security import cookie_kwargs
+from web_service.security import UNSAFE_METHODS, cookie_kwargs, page_before, safe_next
 from web_service.views import friendly, render
 
 # An id of the API's (task, conversation, notification) in a page's path or form: a positive
@@ -161,12 +163,24 @@ async def form_again(
     return response
 
 
+def _can_keep(ctx: Ctx, page: str) -> bool:
+    """Whether a state can be kept for ``page``: in the session's rows, or before sign-in in
+    the sealed cookie of a form of before sign-in, bound to the anonymous cookie."""
+    if ctx.session is not None:
+        return True
+    return ctx.anon is not None and ctx.web.cookies.form(page.partition("?")[0]) is not None
+
+
 async def not_found(ctx: Ctx, thing: str, back: str, *, code: str = "not_found") -> Response:
     """A ``thing`` that no longer exists (or never was the user's): the 404 page with a link
-    ``back``, or for the page's scripts (``ctx.wants_json``) its message and ``code``."""
+    ``back``, or for the page's scripts (``ctx.wants_json``) its message and ``code``. A
+    form's POST about it goes ``back`` (the page it was listed on: the thing's own page is a
+    404 now), which shows the message (``form_again``)."""
     message = f"That {thing} no longer exists. Nothing was changed."
     if ctx.wants_json:
         return error_response(Refused(404, code, message))
+    if ctx.request.method in UNSAFE_METHODS and _can_keep(ctx, back):
+        return await form_again(ctx, back, {"problem": message}, status=404)
     return await render(
         ctx,
         "error.html",
@@ -191,3 +205,19 @@ async def refused(ctx: Ctx, error: ApiError, back: str) -> Response:
         return json_problem(error)
     state = {"problem": friendly(error)}
     return await form_again(ctx, back, state, status=error.status, retry_after=error.retry_after)
+
+
+async def back_with_problem(
+    ctx: Ctx, problem: str, *, status: int, retry_after: int | None = None
+) -> Response | None:
+    """A plain form's POST refused before its own handler could answer (a CSRF refusal, the
+    API unreachable): the page the form was sent from (its same-origin ``Referer``), saying
+    ``problem`` (``form_again``) and keeping nothing the request sent; None when that page is
+    not known or nothing can be kept for it (the caller answers with a page of its own)."""
+    sent_from = page_before(ctx.request, ctx.settings)
+    if sent_from is None:
+        return None
+    page = safe_next(without_notes(sent_from), "/")
+    if not _can_keep(ctx, page):
+        return None
+    return await form_again(ctx, page, {"problem": problem}, status=status, retry_after=retry_after)

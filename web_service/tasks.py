@@ -694,24 +694,27 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
 
     if errors:
         return await again(422, errors)
-    answer = await ctx.api(
-        "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
-    )
-    if answer.status == 200:
-        return redirect(_list_with_note(back, "updated"))
-    error = ApiError.from_response(answer)
+    try:
+        answer = await ctx.api(
+            "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
+        )
+        if answer.status == 200:
+            return redirect(_list_with_note(back, "updated"))
+        error = ApiError.from_response(answer)
+        if error.status == 412:
+            current = await _read_task(ctx, str(task_id))
+            if current is None:
+                return redirect(page)
+            # The same form sent twice (a double click on Save): the first send saved it.
+            if _holds(current, body):
+                return redirect(_list_with_note(back, "updated"))
+            return await again(409, {})
+    except ApiError as unanswered:
+        # The API could not be reached (or not say what the task is now): the form again,
+        # as typed.
+        error = unanswered
     if error.status == 404:
         return redirect(page)
-    if error.status == 412:
-        current = await ctx.api("GET", f"/api/tasks/{task_id}")
-        if current.status == 404:
-            return redirect(page)
-        if current.status != 200:
-            raise ApiError.from_response(current)
-        # The same form sent twice (a double click on Save): the first send saved it.
-        if _holds(current.json(), body):
-            return redirect(_list_with_note(back, "updated"))
-        return await again(409, {})
     if error.status == 422:
         return await again(422, _api_field_errors(error))
     return await again(error.status, {"_form": friendly(error)}, retry_after=error.retry_after)

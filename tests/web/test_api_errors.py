@@ -24,6 +24,7 @@ from tests.web.conftest import (
     csrf_of,
     idempotency_key_of,
     problem_of,
+    refusal_of,
     register,
     shown_again,
     sign_in,
@@ -153,3 +154,67 @@ async def test_a_wait_of_digits_other_than_ascii_is_not_read(
 async def test_a_wait_of_one_second_is_said_in_the_singular(ann: httpx.AsyncClient) -> None:
     said = friendly(ApiError(503, "unavailable", retry_after=1))
     assert "Please wait 1 second and try again." in said
+
+
+async def test_an_edit_saved_while_the_api_is_unreachable_comes_back_as_typed(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    """The save's answer is a redirect to the edit page like any refusal's, with what was
+    typed kept: the page says why once the task can be read again, and Back or Forward never
+    send the save again."""
+    await create_form(ann, title="Before")
+    page = await ann.get("/tasks/1/edit")
+    fields = {
+        "csrf_token": csrf_of(page.text),
+        "version": "1",
+        "title": "Typed while it was down",
+        "priority": "medium",
+        "back": "/tasks?q=be",
+    }
+    async with same_session_on(ann, make_web_app, f"http://127.0.0.1:{free_port()}") as down:
+        saved = await down.post("/tasks/1/edit", data=fields)
+        assert saved.status_code == 303, saved.text
+        location = saved.headers["location"]
+        assert location.startswith("/tasks/1/edit?back=%2Ftasks%3Fq%3Dbe&form="), location
+        # While the task cannot be read, the page says so.
+        assert (await down.get(location)).status_code == 503
+    shown = await ann.get(location)
+    assert shown.status_code == 503
+    assert 'value="Typed while it was down"' in shown.text
+    assert "unavailable just now" in refusal_of(shown.text)
+    row = await clean.db.fetch_row("SELECT title FROM todo.tasks")
+    assert row is not None
+    assert row[0] == "Before"
+
+
+async def test_a_form_the_api_could_not_answer_goes_back_to_its_page(
+    clean: Platform, ann: httpx.AsyncClient, make_web_app: WebAppFactory
+) -> None:
+    """A form's POST the API could not answer is a redirect to the page it was sent from
+    (its same-origin ``Referer``), which says why with the refusal's status; without that
+    page to go back to, the answer is a page of its own, as before."""
+    csrf = csrf_of((await ann.get("/tasks")).text)
+    sent_from = {
+        "/chat/5/delete": "http://testserver/chat?notice=conversation_deleted",
+        "/notifications/5/read": "http://testserver/notifications?show=unread",
+        "/signout-everywhere": "http://testserver/account",
+    }
+    async with same_session_on(ann, make_web_app, f"http://127.0.0.1:{free_port()}") as down:
+        locations = {}
+        for path, referer in sent_from.items():
+            answer = await down.post(path, data={"csrf_token": csrf}, headers={"Referer": referer})
+            assert answer.status_code == 303, (path, answer.text)
+            locations[path] = answer.headers["location"]
+        unsent = await down.post("/chat/5/delete", data={"csrf_token": csrf})
+        assert unsent.status_code == 503
+        assert "unavailable just now" in unsent.text
+    assert locations["/chat/5/delete"].startswith("/chat?form=")
+    # Mark read leads back to the notifications, as its success does.
+    assert locations["/notifications/5/read"].startswith("/notifications?form=")
+    assert locations["/signout-everywhere"].startswith("/account?form=")
+    for location in locations.values():
+        shown = await ann.get(location)
+        assert shown.status_code == 503, location
+        assert "unavailable just now" in problem_of(shown.text), location
+    # Said once, above the page: not again in a form's summary.
+    assert 'data-testid="error-summary"' not in shown.text

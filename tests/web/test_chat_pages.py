@@ -22,6 +22,7 @@ from tests.web.conftest import (
     count,
     csrf_of,
     idempotency_key_of,
+    problem_of,
     register,
     shown_again,
     sign_in,
@@ -213,7 +214,11 @@ async def test_another_users_conversation_is_not_found(
     bobs = turn.json()["conversation_id"]
     assert (await ann.get(f"/chat/{bobs}")).status_code == 404
     csrf = (await chat_form(ann))["csrf_token"]
-    assert (await ann.post(f"/chat/{bobs}/delete", data={"csrf_token": csrf})).status_code == 404
+    deleted = await ann.post(f"/chat/{bobs}/delete", data={"csrf_token": csrf})
+    assert deleted.headers["location"].startswith("/chat?form=")
+    shown = await shown_again(ann, deleted)
+    assert shown.status_code == 404
+    assert "That conversation no longer exists." in problem_of(shown.text)
     assert await count(clean, "SELECT count(*) FROM chat.conversations") == 1
 
 

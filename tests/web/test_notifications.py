@@ -281,9 +281,10 @@ async def test_other_users_notification_is_404(clean: Platform, ann: httpx.Async
     bobs = await remind(clean, "Bob's secret", email="bob@example.com")
     csrf = await page_csrf(ann, "/notifications")
     for action in ("read", "snooze"):
-        page = await ann.post(f"/notifications/{bobs}/{action}", data={"csrf_token": csrf})
+        posted = await ann.post(f"/notifications/{bobs}/{action}", data={"csrf_token": csrf})
+        page = await shown_again(ann, posted)
         assert page.status_code == 404
-        assert "That notification no longer exists." in page.text
+        assert "That notification no longer exists." in problem_of(page.text)
         fetched = await ann.post(
             f"/notifications/{bobs}/{action}",
             headers={"Accept": "application/json", "X-CSRF-Token": csrf},
@@ -300,7 +301,8 @@ async def test_malformed_ids_are_404(clean: Platform, ann: httpx.AsyncClient, ra
     notification = await remind(clean, "Call the dentist")
     csrf = await page_csrf(ann, "/notifications")
     answer = await ann.post(f"/notifications/{raw}/read", data={"csrf_token": csrf})
-    assert answer.status_code == 404
+    assert answer.headers["location"].startswith("/notifications?form=")
+    assert (await shown_again(ann, answer)).status_code == 404
     assert await read_at(clean, notification) is None
 
 

@@ -21,7 +21,11 @@ from tests.web.conftest import (
     csrf_of,
     idempotency_key_of,
     page_csrf,
+    problem_of,
+    shown_again,
 )
+from web_service.app import CSRF_REFUSED
+from web_service.form_states import PER_SESSION
 from web_service.security import ANON_TOKEN_SECONDS, safe_next
 
 # The policy written out here, not imported: a weakened policy in the code must fail the test.
@@ -58,11 +62,20 @@ async def test_a_wrong_token_is_refused(clean: Platform, ann: httpx.AsyncClient)
 async def test_a_refused_forms_way_back_is_the_page_it_was_sent_from(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
-    """The refusal's "Go back" leads to the page the form was on (the path the form was sent
-    to may take no GET: /tasks/1/complete is a 405), and never to another site."""
+    """The refusal goes back to the page the form was on (the path the form was sent to may
+    take no GET: /tasks/1/complete is a 405), which says it; without one of this site's pages
+    to go back to, it is a page whose "Go back" leads to the site's root, never elsewhere."""
     form = {"csrf_token": "x" * 43, "completed": "true"}
+    sent = await ann.post(
+        "/tasks/1/complete",
+        data=form,
+        headers={"Referer": "http://testserver/tasks?status=done"},
+    )
+    assert sent.headers["location"].startswith("/tasks?status=done&form=")
+    shown = await shown_again(ann, sent)
+    assert shown.status_code == 403
+    assert problem_of(shown.text) == CSRF_REFUSED
     cases = {
-        "http://testserver/tasks?status=done": "/tasks?status=done",
         "https://evil.example/tasks": "/",
         "http://testserver//evil.example/": "/",
         None: "/",
@@ -75,6 +88,76 @@ async def test_a_refused_forms_way_back_is_the_page_it_was_sent_from(
         assert link is not None
         assert html.unescape(link.group(1)) == back, referer
     assert (await ann.get("/tasks/1/complete")).status_code == 405
+
+
+async def test_a_stale_token_goes_back_to_its_page_keeping_nothing_it_sent(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A form of this site whose token went stale (the page left open, a password changed in
+    another tab) is answered as any refused form is: a redirect to its page, which says so
+    in fixed words (and carries a fresh token), never a page Back or Forward would send
+    again. The state kept for it holds that sentence alone, nothing the form sent."""
+    referer = "http://testserver/tasks?q=rent&notice=created&form=AAAAAAAAAAAAAAAAAAAAAA"
+    data = {"csrf_token": "x" * 43, "title": "<b>Typed</b> by someone"}
+    answer = await ann.post("/tasks", data=data, headers={"Referer": referer})
+    assert answer.headers["location"].startswith("/tasks?q=rent&form=")
+    page = await shown_again(ann, answer)
+    assert page.status_code == 403
+    assert problem_of(page.text) == CSRF_REFUSED
+    assert "Typed" not in page.text
+    assert 'data-testid="error-summary"' not in page.text
+    # Sent again from that page, with its token, it is saved.
+    again = await create_form(ann, title="Typed again")
+    assert again.status_code == 303
+    assert await tasks_in_db(clean) == 1
+
+
+async def test_a_form_from_another_site_keeps_no_state(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A cross-site (or sibling site's) POST carries the session's cookie only when it is
+    same-site, and never our token: it is refused with a page and keeps nothing, so it
+    cannot push the session's own refused forms out (``PER_SESSION``) or put a page's words."""
+    mine = await create_form(ann, title="", description="Mine to go back to")
+    location = mine.headers["location"]
+    for site in ("cross-site", "same-site"):
+        for _ in range(PER_SESSION):
+            answer = await ann.post(
+                "/tasks",
+                data={"csrf_token": "x" * 43, "title": "Planted"},
+                headers={"Sec-Fetch-Site": site, "Referer": "http://testserver/tasks"},
+            )
+            assert answer.status_code == 403
+            assert "Planted" not in answer.text
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 1
+    assert "Mine to go back to" in (await ann.get(location)).text
+
+
+async def test_a_stale_sign_in_token_goes_back_to_the_sign_in_form(
+    clean: Platform, browser: httpx.AsyncClient
+) -> None:
+    """Before sign-in the state is the sign-in page's sealed cookie, as for any refused
+    sign-in, and no session is made."""
+    from tests.web.conftest import PASSWORD, register
+
+    await register(clean, "ann@example.com")
+    await browser.get("/signin")
+    answer = await browser.post(
+        "/signin?next=/overview",
+        data={"csrf_token": "x" * 43, "email": "ann@example.com", "password": PASSWORD},
+        headers={"Referer": "http://testserver/signin?next=/overview"},
+    )
+    assert answer.headers["location"].startswith("/signin?next=%2Foverview&form=")
+    page = await shown_again(browser, answer)
+    assert page.status_code == 403
+    assert problem_of(page.text) == CSRF_REFUSED
+    assert "ann@example.com" not in page.text
+    assert await count(clean, "SELECT count(*) FROM web.sessions") == 0
+    signed_in = await browser.post(
+        "/signin?next=/overview",
+        data={"csrf_token": csrf_of(page.text), "email": "ann@example.com", "password": PASSWORD},
+    )
+    assert signed_in.headers["location"] == "/overview"
 
 
 async def test_another_sessions_token_is_refused(

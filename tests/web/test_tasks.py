@@ -663,6 +663,17 @@ async def test_another_users_task_is_not_found(clean: Platform, ann: httpx.Async
         shown = await shown_again(ann, answer)
         assert shown.status_code == 404
         assert "no longer exists" in problem_of(shown.text)
+    # A malformed id: the same, back to the list it was sent from.
+    for action in ("complete", "delete"):
+        answer = await ann.post(
+            f"/tasks/abc/{action}",
+            data={"csrf_token": csrf, "completed": "true"},
+            headers={"Referer": "http://testserver/tasks?q=bob"},
+        )
+        assert answer.headers["location"].startswith("/tasks?q=bob&form=")
+        shown = await shown_again(ann, answer)
+        assert shown.status_code == 404
+        assert problem_of(shown.text) == "That task no longer exists. Nothing was changed."
     fetched = await ann.post(
         f"/tasks/{bobs['id']}/complete",
         data={"completed": "true"},
