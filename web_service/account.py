@@ -154,12 +154,18 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     next_path = safe_next(next)
 
     async def again(
-        errors: dict[str, str], status: int, retry_after: int | None = None
+        errors: dict[str, str],
+        *,
+        error: ApiError | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
     ) -> Response:
         # The password is never kept: the form comes back with it empty.
         state = {"errors": errors, "email": email}
         address = signin_address(next_path)
-        return await form_again(ctx, address, state, status=status, retry_after=retry_after)
+        return await form_again(
+            ctx, address, state, error=error, status=status, retry_after=retry_after
+        )
 
     errors = {}
     if not email:
@@ -167,28 +173,29 @@ async def signin(ctx: CtxDep, next: str | None = None) -> Response:
     if not password:
         errors["password"] = "Enter your password"
     if errors:
-        return await again(errors, 422)
+        return await again(errors, status=422)
     wait = await _limited(ctx, "signin")
     if wait is not None:
         message = "Too many sign-in attempts from your network. " + _wait_text(wait)
-        return await again({"_form": message}, 429, wait)
+        return await again({"_form": message}, status=429, retry_after=wait)
     try:
         answer = await _login(ctx, email, password)
     except ApiError as error:
-        return await again({"_form": friendly(error)}, error.status)
+        return await again({"_form": friendly(error)}, error=error)
     if answer.status == 200:
         return await _start_session(ctx, answer.json(), next_path)
     refusal = ApiError.from_response(answer)
-    if refusal.status == 401 or _too_long_to_be_it(refusal, "password"):
-        return await again({"password": "The email address or password is not right"}, 401)
+    not_right = {"password": "The email address or password is not right"}
+    if refusal.status == 401:
+        return await again(not_right, error=refusal)
+    if _too_long_to_be_it(refusal, "password"):
+        return await again(not_right, status=401)
     if refusal.status == 429:
         message = "Too many attempts to sign in to this account. "
-        return await again(
-            {"_form": message + _wait_text(refusal.retry_after)}, 429, refusal.retry_after
-        )
+        return await again({"_form": message + _wait_text(refusal.retry_after)}, error=refusal)
     if refusal.status == 422:
-        return await again(_errors_of(refusal), 422)
-    return await again({"_form": friendly(refusal)}, refusal.status)
+        return await again(_errors_of(refusal), error=refusal)
+    return await again({"_form": friendly(refusal)}, error=refusal)
 
 
 @router.get("/signup")
@@ -214,11 +221,17 @@ async def signup(ctx: CtxDep) -> Response:
     name, tz = _field(form, "name", 100).strip(), _field(form, "timezone", 64).strip() or "UTC"
 
     async def again(
-        errors: dict[str, str], status: int, retry_after: int | None = None
+        errors: dict[str, str],
+        *,
+        error: ApiError | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
     ) -> Response:
         # The password is never kept: the form comes back with it empty.
         state = {"errors": errors, "email": email, "name": name, "timezone": tz}
-        return await form_again(ctx, "/signup", state, status=status, retry_after=retry_after)
+        return await form_again(
+            ctx, "/signup", state, error=error, status=status, retry_after=retry_after
+        )
 
     errors = {}
     if not email:
@@ -234,11 +247,11 @@ async def signup(ctx: CtxDep) -> Response:
     if not valid_timezone(tz):
         errors["timezone"] = "Choose a time zone from the list, such as Europe/London"
     if errors:
-        return await again(errors, 422)
+        return await again(errors, status=422)
     wait = await _limited(ctx, "signup")
     if wait is not None:
         message = "Too many sign-ups from your network. " + _wait_text(wait)
-        return await again({"_form": message}, 429, wait)
+        return await again({"_form": message}, status=429, retry_after=wait)
     body: dict[str, Any] = {"email": email, "password": password, "timezone": tz}
     if name:
         body["name"] = name
@@ -261,19 +274,19 @@ async def signup(ctx: CtxDep) -> Response:
                         "email": "An account with this email address already exists: sign in "
                         "with it, or use another address"
                     },
-                    409,
+                    error=error,
                 )
             if error.code == WEAK_PASSWORD:
-                return await again({"password": NOT_THE_EMAIL}, error.status)
+                return await again({"password": NOT_THE_EMAIL}, error=error)
             if error.status == 422:
-                return await again(_errors_of(error), 422)
+                return await again(_errors_of(error), error=error)
             if error.status == 429:
                 message = "Too many sign-ups just now. " + _wait_text(error.retry_after)
-                return await again({"_form": message}, 429, error.retry_after)
-            return await again({"_form": friendly(error)}, error.status)
+                return await again({"_form": message}, error=error)
+            return await again({"_form": friendly(error)}, error=error)
         answer = await _login(ctx, email, password)
     except ApiError as error:
-        return await again({"_form": friendly(error)}, error.status)
+        return await again({"_form": friendly(error)}, error=error)
     if answer.status != 200:
         # The account exists; signing in is the next step.
         return redirect("/signin?notice=registered")
@@ -327,7 +340,7 @@ async def signout_everywhere(ctx: CtxDep) -> Response:
         await ctx.expect("POST", SIGN_OUT_EVERYWHERE_PATH, ok=(200, 204))
     except ApiError as error:
         state = {"problem": friendly(error)}
-        return await form_again(ctx, "/account", state, status=error.status)
+        return await form_again(ctx, "/account", state, error=error)
     await ctx.web.store.end_all(session.user_id)
     return _signed_out(ctx, "signed_out_everywhere")
 
@@ -386,7 +399,7 @@ async def update_profile(ctx: CtxDep) -> Response:
     except ApiError as error:
         fields = {k: v for k, v in error.field_errors().items() if k in {"name", "timezone"}}
         state = {"profile_errors": fields or {"_form": friendly(error)}, "values": values}
-        return await form_again(ctx, "/account", state, status=error.status)
+        return await form_again(ctx, "/account", state, error=error)
     await ctx.web.store.update_profile(session, answer.json())
     return redirect("/account?notice=profile")
 
@@ -417,7 +430,7 @@ async def change_password(ctx: CtxDep) -> Response:
         # A wrong current password is counted by the auth service apart from sign-ins: it is
         # never tried as a sign-in here, so typing it wrong locks nobody out of signing in.
         state = {"password_errors": _password_refused(error)}
-        return await form_again(ctx, "/account", state, status=error.status)
+        return await form_again(ctx, "/account", state, error=error)
     body = answer.json() if answer.status == 200 else None
     if isinstance(body, dict) and "refresh_token" in body:
         # The auth service revoked every family and gave this browser a fresh pair: it
@@ -492,9 +505,7 @@ async def delete_account(ctx: CtxDep) -> Response:
         await ctx.expect("DELETE", "/api/auth/me", ok=(204,), json_body={"password": password})
     except ApiError as error:
         state = {"errors": _deletion_refused(error), "confirmed": True}
-        return await form_again(
-            ctx, DELETE_PAGE, state, status=error.status, retry_after=error.retry_after
-        )
+        return await form_again(ctx, DELETE_PAGE, state, error=error)
     # The auth service revoked every refresh family with the account; no session of the
     # user is kept here either.
     await ctx.web.store.end_all(session.user_id)

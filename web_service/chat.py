@@ -163,7 +163,7 @@ async def _turn_input(ctx: Ctx) -> tuple[dict[str, Any], str, str | None]:
 async def send_message(ctx: CtxDep) -> Response:
     session = ctx.require_session()
     body, key, problem = await _turn_input(ctx)
-    status, retry_after = 422, None
+    status, refusal = 422, None
     if problem is None and not ctx.web.chat_turns.acquire(session.user_id):
         problem, status = TURNS_BUSY, 429
     elif problem is None:
@@ -176,7 +176,7 @@ async def send_message(ctx: CtxDep) -> Response:
             )
             return redirect(f"/chat/{answer.json()['conversation_id']}")
         except ApiError as error:
-            problem, status, retry_after = friendly(error), error.status, error.retry_after
+            problem, refusal = friendly(error), error
         finally:
             ctx.web.chat_turns.release(session.user_id)
     # Back to the conversation, its message in the box with the turn's key: sent again
@@ -186,7 +186,9 @@ async def send_message(ctx: CtxDep) -> Response:
     typed = (await ctx.form()).get("message")
     message = typed[: 2 * MESSAGE_MAX] if isinstance(typed, str) else ""
     state = {"errors": {"message": problem}, "message": message, "idempotency_key": key}
-    return await form_again(ctx, page, state, status=status, retry_after=retry_after)
+    if refusal is not None:
+        return await form_again(ctx, page, state, error=refusal)
+    return await form_again(ctx, page, state, status=status)
 
 
 def _refusal(refused: Refused) -> bytes:

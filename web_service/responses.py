@@ -20,17 +20,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from starlette.responses import RedirectResponse, Response
 
 from shared.columns import MAX_ID
-from shared.errors import (
-    AppError,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-    ValidationFailed,
-    error_response,
-)
+from shared.errors import HTTP_CODES, AppError, error_response
 from web_service.context import Ctx
 from web_service.form_states import FORM_PARAM, KEEP_SECONDS, with_form
 from web_service.gateway_client import ApiError
@@ -95,21 +85,6 @@ def without_notes(path: str) -> str:
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
-# The envelope's code of a refusal made here, by its status (the platform's own codes).
-_CODES = {
-    error.status_code: error.code
-    for error in (
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        Conflict,
-        ValidationFailed,
-        TooManyRequests,
-    )
-}
-
-
 def _problems(state: dict[str, Any]) -> str:
     """What a refused form's ``state`` names as wrong, as a person reads it: the form's
     problem and each field's, one sentence after another."""
@@ -126,20 +101,30 @@ async def form_again(
     location: str,
     state: dict[str, Any],
     *,
-    status: int,
+    error: ApiError | None = None,
+    status: int | None = None,
     retry_after: int | None = None,
 ) -> Response:
     """A refused form's answer: a 303 to ``location`` (the page the form is on, with its own
     query) naming ``state`` (its errors and what was typed, never a password; a ``problem``
     the page shows above its content), which that page shows again (``Ctx.recalled_form``)
-    answered with the refusal's ``status`` and ``retry_after`` (``views.render``): the
-    browser's history holds no answer to a POST for Back or Forward to send again
-    (``web_service.form_states``). The page's scripts
-    (``ctx.wants_json``) get the refusal itself: the error envelope, its ``detail`` every
-    problem named."""
+    answered as the refusal was (``views.render``): the browser's history holds no answer to
+    a POST for Back or Forward to send again (``web_service.form_states``). The page's
+    scripts (``ctx.wants_json``) get the refusal itself: the error envelope, its ``detail``
+    every problem named.
+
+    The refusal is the API's ``error`` (its status, its wait and its code), or the form's
+    own checks': their ``status`` and ``retry_after`` (the code is the platform's for the
+    status)."""
+    if error is not None:
+        assert status is None, "the API's refusal says its status"
+        assert retry_after is None, "the API's refusal says its wait"
+        status, retry_after, code = error.status, error.retry_after, error.code
+    else:
+        assert status is not None, "a refusal of the form's own checks says its status"
+        code = HTTP_CODES.get(status, "refused")
     if ctx.wants_json:
         # A fetch follows no form's page: the refusal itself, its problems in its words.
-        code = _CODES.get(status, "refused")
         return error_response(Refused(status, code, _problems(state), retry_after=retry_after))
     state = {**state, "status": status}
     if retry_after:
@@ -198,13 +183,10 @@ def json_problem(error: ApiError) -> Response:
 
 
 async def refused(ctx: Ctx, error: ApiError, back: str) -> Response:
-    """A refused action: for the page's scripts, ``json_problem``; for a plain form, the page
-    ``back`` (``form_again``) saying the refusal in ``friendly``'s words, with its status and
-    wait."""
-    if ctx.wants_json:
-        return json_problem(error)
-    state = {"problem": friendly(error)}
-    return await form_again(ctx, back, state, status=error.status, retry_after=error.retry_after)
+    """A refused action: the page ``back`` (``form_again``) saying the refusal in
+    ``friendly``'s words, answered with its status and wait; for the page's scripts, the
+    refusal with the API's code (as ``json_problem`` says it)."""
+    return await form_again(ctx, back, {"problem": friendly(error)}, error=error)
 
 
 async def back_with_problem(

@@ -23,7 +23,6 @@ from web_service.context import Ctx, CtxDep
 from web_service.gateway_client import ApiError, next_cursor, page_cursor
 from web_service.responses import (
     form_again,
-    json_problem,
     not_found,
     redirect,
     refused,
@@ -483,12 +482,8 @@ async def create_task(ctx: CtxDep) -> Response:
             headers={"Idempotency-Key": request_key(key, body)},
         )
     except ApiError as error:
-        if ctx.wants_json:
-            return json_problem(error)
         state = {"errors": _api_field_errors(error), "values": values}
-        return await form_again(
-            ctx, "/tasks", state, status=error.status, retry_after=error.retry_after
-        )
+        return await form_again(ctx, "/tasks", state, error=error)
     if ctx.wants_json:
         return JSONResponse({"ok": True}, status_code=201)
     return redirect("/tasks?notice=created")
@@ -686,14 +681,14 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     body, errors = task_body(values, session.timezone)
 
     async def again(
-        status: int, errors: dict[str, str], *, retry_after: int | None = None
+        errors: dict[str, str], *, error: ApiError | None = None, status: int | None = None
     ) -> Response:
-        conflict = status == 409
+        conflict = (error.status if error else status) == 409
         state = {"errors": errors, "values": values, "version": version, "conflict": conflict}
-        return await form_again(ctx, page, state, status=status, retry_after=retry_after)
+        return await form_again(ctx, page, state, error=error, status=status)
 
     if errors:
-        return await again(422, errors)
+        return await again(errors, status=422)
     try:
         answer = await ctx.api(
             "PATCH", f"/api/tasks/{task_id}", json_body=body, headers={"If-Match": f'"{version}"'}
@@ -708,7 +703,7 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
             # The same form sent twice (a double click on Save): the first send saved it.
             if _holds(current, body):
                 return redirect(_list_with_note(back, "updated"))
-            return await again(409, {})
+            return await again({}, status=409)
     except ApiError as unanswered:
         # The API could not be reached (or not say what the task is now): the form again,
         # as typed.
@@ -716,5 +711,5 @@ async def save_task(ctx: CtxDep, raw_id: str) -> Response:
     if error.status == 404:
         return redirect(page)
     if error.status == 422:
-        return await again(422, _api_field_errors(error))
-    return await again(error.status, {"_form": friendly(error)}, retry_after=error.retry_after)
+        return await again(_api_field_errors(error), error=error)
+    return await again({"_form": friendly(error)}, error=error)

@@ -395,6 +395,28 @@ async def test_a_wrong_current_password_changes_nothing(
     await api_token(clean)  # the old password still works
 
 
+async def test_a_locked_password_change_says_when_to_try_again(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """The auth service's 429 for too many wrong current passwords: the page answers 429
+    with the Retry-After the API gave."""
+    shown = None
+    for _ in range(6):
+        csrf = await page_csrf(ann, "/account")
+        answer = await ann.post(
+            "/account/password",
+            data={
+                "csrf_token": csrf,
+                "current_password": "not it at all",
+                "new_password": "x" * 12,
+            },
+        )
+        shown = await ann.get(answer.headers["location"])
+    assert shown is not None
+    assert shown.status_code == 429
+    assert int(shown.headers["retry-after"]) > 0
+
+
 async def test_a_new_password_that_is_the_email_is_refused_at_the_new_password(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:

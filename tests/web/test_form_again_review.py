@@ -15,57 +15,9 @@ from tests.web.conftest import (
     WebAppFactory,
     count,
     csrf_of,
-    page_csrf,
     register,
 )
 from web_service.app import CSRF_REFUSED
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="form_again's JSON envelope takes its code from the status (_CODES): the auth "
-    "service's wrong_password comes out as bad_request",
-)
-async def test_a_refusal_of_the_api_keeps_its_code_for_a_script(
-    clean: Platform, ann: httpx.AsyncClient
-) -> None:
-    """A form asked for JSON gets the API's own code, as a row action's refusal does
-    (``json_problem``): one way for both."""
-    csrf = await page_csrf(ann, "/account")
-    answer = await ann.post(
-        "/account/password",
-        data={"csrf_token": csrf, "current_password": "not it at all", "new_password": "x" * 12},
-        headers={"Accept": "application/json"},
-    )
-    assert answer.status_code == 400
-    assert answer.json()["code"] == "wrong_password"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="change_password (and signout_everywhere, update_profile, signin) pass the API's "
-    "status to form_again without its retry_after",
-)
-async def test_a_locked_password_change_says_when_to_try_again(
-    clean: Platform, ann: httpx.AsyncClient
-) -> None:
-    """The auth service's 429 for too many wrong current passwords: the page answers 429
-    with the Retry-After the API gave."""
-    shown = None
-    for _ in range(6):
-        csrf = await page_csrf(ann, "/account")
-        answer = await ann.post(
-            "/account/password",
-            data={
-                "csrf_token": csrf,
-                "current_password": "not it at all",
-                "new_password": "x" * 12,
-            },
-        )
-        shown = await ann.get(answer.headers["location"])
-    assert shown is not None
-    assert shown.status_code == 429
-    assert int(shown.headers["retry-after"]) > 0
 
 
 @pytest.mark.xfail(

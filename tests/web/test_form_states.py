@@ -266,6 +266,21 @@ async def test_a_fetch_gets_the_refusal_itself_not_a_redirect(
     assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
 
 
+async def test_a_refusal_of_the_api_keeps_its_code_for_a_script(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A form asked for JSON gets the API's own code, as a row action's refusal does
+    (``json_problem``): one way for both."""
+    csrf = await page_csrf(ann, "/account")
+    answer = await ann.post(
+        "/account/password",
+        data={"csrf_token": csrf, "current_password": "not it at all", "new_password": "x" * 12},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "wrong_password"
+
+
 async def test_a_refused_sign_in_and_sign_up_are_each_kept(
     clean: Platform, browser: httpx.AsyncClient
 ) -> None:
