@@ -53,7 +53,7 @@ _NOT_TYPED = frozenset(
         "confirmed",
         "idempotency_key",
         "status",
-        "retry_after",
+        "retry_at",
     }
 )
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")

@@ -14,6 +14,7 @@ A refusal for the page's scripts is the platform's error envelope (``shared.erro
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -128,7 +129,8 @@ async def form_again(
         return error_response(Refused(status, code, _problems(state), retry_after=retry_after))
     state = {**state, "status": status}
     if retry_after:
-        state["retry_after"] = retry_after
+        # The instant the wait ends: the page shown again later asks for what is left of it.
+        state["retry_at"] = (ctx.web.clock() + timedelta(seconds=retry_after)).isoformat()
     page = location.partition("?")[0]
     forms = ctx.web.forms
     if ctx.session is not None:

@@ -3,6 +3,7 @@ friendly words for every refusal of the API."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,9 @@ async def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: A
     """A whole page (with the header's bell and its count). A page that is there to be shown
     (not a 404 of its own) and whose address names a refused form (``Ctx.recalled_form``)
     shows that refusal's ``problem`` above its content and answers as the refusal was: its
-    status (a 4xx, or the API's 5xx) and its Retry-After. Logs and alerts see the refusal on
-    the page, and a 4xx to a GET does not make Back or Forward send a form again."""
+    status (a 4xx, or the API's 5xx) and, until its wait has passed, a Retry-After of the
+    seconds left. Logs and alerts see the refusal on the page, and a 4xx to a GET does not
+    make Back or Forward send a form again."""
     unread = await ctx.unread()
     refused = await ctx.recalled_form() if status_code == 200 else None
     problem = refused.get("problem") if refused else None
@@ -200,11 +202,21 @@ async def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: A
     status = refused.get("status") if refused else None
     if isinstance(status, int) and 400 <= status < 600:
         response.status_code = status
-        wait = refused.get("retry_after") if refused else None
-        if isinstance(wait, int) and wait > 0:
+        wait = _seconds_left(refused, ctx.web.clock())
+        if wait:
             response.headers["Retry-After"] = str(wait)
     ctx.finish(response)
     return response
+
+
+def _seconds_left(refused: dict[str, Any] | None, now: datetime) -> int | None:
+    """The whole seconds left of a recalled refusal's wait (``retry_at``); None once it has
+    passed, or when the refusal asked for none."""
+    kept = refused.get("retry_at") if refused else None
+    ends = instant(kept) if isinstance(kept, str) else None
+    if ends is None or ends <= now:
+        return None
+    return math.ceil((ends - now).total_seconds())
 
 
 # Success notes after a POST-redirect-GET, by a fixed code in the query: no text from the URL

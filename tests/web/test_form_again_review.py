@@ -3,46 +3,14 @@ expected to fail until it is fixed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
 import pytest
 
-from shared.clock import utcnow
-from tests.support.serving import serve
 from tests.web.conftest import (
     Platform,
-    WebAppFactory,
     count,
-    csrf_of,
-    register,
 )
 from web_service.app import CSRF_REFUSED
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="render answers a recalled state with the Retry-After it was kept with, however "
-    "long ago: the wait has passed and the header still says the whole of it",
-)
-async def test_a_refusal_gone_back_to_after_its_wait_asks_for_no_wait(
-    clean: Platform, make_web_app: WebAppFactory
-) -> None:
-    now = [utcnow()]
-    app = make_web_app(clock=lambda: now[0], auth_post_limit=1, auth_post_window_seconds=60)
-    await register(clean, "ann@example.com")
-    async with serve(app) as client:
-        client.headers["Sec-Fetch-Site"] = "same-origin"
-        page = await client.get("/signin")
-        data = {"csrf_token": csrf_of(page.text), "email": "ann@example.com", "password": "x"}
-        await client.post("/signin", data=data)
-        limited = await client.post("/signin", data=data)
-        first = await client.get(limited.headers["location"])
-        assert first.status_code == 429
-        assert int(first.headers["retry-after"]) > 0
-        now[0] += timedelta(minutes=20)
-        later = await client.get(limited.headers["location"])
-        assert "retry-after" not in later.headers
 
 
 @pytest.mark.xfail(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -279,6 +280,34 @@ async def test_a_refusal_of_the_api_keeps_its_code_for_a_script(
     )
     assert answer.status_code == 400
     assert answer.json()["code"] == "wrong_password"
+
+
+async def test_a_refusal_gone_back_to_after_its_wait_asks_for_no_wait(
+    clean: Platform, make_web_app: WebAppFactory
+) -> None:
+    """A refusal's page gone back to (or reloaded) still says why, with its status; the wait
+    it asked for is what is left of it, and none once it has passed."""
+    now = [utcnow()]
+    app = make_web_app(clock=lambda: now[0], auth_post_limit=1, auth_post_window_seconds=60)
+    await register(clean, "ann@example.com")
+    async with serve(app) as client:
+        client.headers["Sec-Fetch-Site"] = "same-origin"
+        page = await client.get("/signin")
+        data = {"csrf_token": csrf_of(page.text), "email": "ann@example.com", "password": "x"}
+        await client.post("/signin", data=data)
+        limited = await client.post("/signin", data=data)
+        first = await client.get(limited.headers["location"])
+        assert first.status_code == 429
+        wait = int(first.headers["retry-after"])
+        assert wait > 0
+        now[0] += timedelta(seconds=10)
+        sooner = await client.get(limited.headers["location"])
+        assert int(sooner.headers.get("retry-after", "0")) == max(0, wait - 10)
+        now[0] += timedelta(minutes=20)
+        later = await client.get(limited.headers["location"])
+        assert later.status_code == 429
+        assert "Too many sign-in attempts" in refusal_of(later.text)
+        assert "retry-after" not in later.headers
 
 
 async def test_a_refused_sign_in_and_sign_up_are_each_kept(
