@@ -19,9 +19,9 @@ from shared.errors import error_response
 from shared.streams import StreamSlots
 from shared.tasks import stop_tasks
 from web_service import account, chat, notifications, overview, tasks
-from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState
+from web_service.context import CsrfRefused, Ctx, SignInRequired, WebState, request_ctx
 from web_service.crypto import TokenBox, load_token_box
-from web_service.form_states import FormStates
+from web_service.form_states import FORM_PARAM, FormStates
 from web_service.gateway_client import ApiError, GatewayClient
 from web_service.responses import Refused, back_with_problem, json_problem, signin_address
 from web_service.security import (
@@ -145,8 +145,17 @@ def _wants_json(request: Request) -> bool:
     )
 
 
-def _page(request: Request, status: int, heading: str, message: str, back: str = "/") -> Response:
+async def _page(
+    request: Request, status: int, heading: str, message: str, back: str = "/"
+) -> Response:
+    """The error page, saying also the refused form its address names (``form_again``): a
+    form's way back may lead to a page that is not there."""
     ctx = _ctx(request)
+    if ctx is None and FORM_PARAM in request.query_params and request.method not in UNSAFE_METHODS:
+        # No route ran (no page at this address): its Ctx, only to recall the refused form.
+        ctx = await request_ctx(request)
+    recalled = await ctx.recalled_form() if ctx is not None else None
+    problem = recalled.get("problem") if recalled else None
     values = {
         "unread": None,
         "csrf_token": "",
@@ -154,7 +163,7 @@ def _page(request: Request, status: int, heading: str, message: str, back: str =
         "user_tz": ctx.session.timezone if ctx and ctx.session else "UTC",
         "path": request.url.path,
         "notice": None,
-        "problem": None,
+        "problem": problem if isinstance(problem, str) else None,
         "heading": heading,
         "message": message,
         "back": back,
@@ -206,7 +215,7 @@ async def _csrf_refused(request: Request, exc: Exception) -> Response:
             return again
     # Back to the page the form was on: the path it was sent to may take no GET at all.
     back = page_before(request, settings) or "/"
-    return _page(request, 403, "Nothing was changed", CSRF_REFUSED, back=back)
+    return await _page(request, 403, "Nothing was changed", CSRF_REFUSED, back=back)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -221,7 +230,9 @@ async def _api_error(request: Request, exc: Exception) -> Response:
         )
         if again is not None:
             return again
-    response = _page(request, exc.status, "Something went wrong", friendly(exc), back="/tasks")
+    response = await _page(
+        request, exc.status, "Something went wrong", friendly(exc), back="/tasks"
+    )
     if exc.retry_after:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
@@ -230,7 +241,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _page(request, 404, "Page not found", "There is no page at this address.")
+        return await _page(request, 404, "Page not found", "There is no page at this address.")
     if exc.status_code == 405:
-        return _page(request, 405, "Not allowed", "This page cannot be used that way.")
-    return _page(request, exc.status_code, "Something went wrong", str(exc.detail))
+        return await _page(request, 405, "Not allowed", "This page cannot be used that way.")
+    return await _page(request, exc.status_code, "Something went wrong", str(exc.detail))

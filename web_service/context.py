@@ -281,7 +281,8 @@ def _wants_page(request: Request) -> bool:
     )
 
 
-async def _ctx(request: Request) -> Ctx:
+async def request_ctx(request: Request) -> Ctx:
+    """The ``Ctx`` of ``request``, made once: every page handler's dependency."""
     web: WebState = request.app.state.web
     cookie = request.cookies.get(web.cookies.session)
     session = await web.store.load(cookie) if cookie else None
@@ -293,4 +294,4 @@ async def _ctx(request: Request) -> Ctx:
     return ctx
 
 
-CtxDep = Annotated[Ctx, Depends(_ctx)]
+CtxDep = Annotated[Ctx, Depends(request_ctx)]

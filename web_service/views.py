@@ -182,15 +182,16 @@ def render_text(ctx: Ctx, template: str, **values: Any) -> str:
 
 
 async def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
-    """A whole page (with the header's bell and its count). A page that is there to be shown
-    (not a 404 of its own) and whose address names a refused form (``Ctx.recalled_form``)
-    shows that refusal's ``problem`` above its content and answers as the refusal was: its
-    status (a 4xx, or the API's 5xx) and, until its wait has passed, a Retry-After of the
-    seconds left. Logs and alerts see the refusal on the page, and a 4xx to a GET does not
-    make Back or Forward send a form again."""
+    """A whole page (with the header's bell and its count). A page whose address names a
+    refused form (``Ctx.recalled_form``) shows that refusal's ``problem`` above its content;
+    one that is there to be shown (not a 404 of its own, which stays one) answers as the
+    refusal was: its status (a 4xx, or the API's 5xx) and, until its wait has passed, a
+    Retry-After of the seconds left. Logs and alerts see the refusal on the page, and a 4xx
+    to a GET does not make Back or Forward send a form again."""
     unread = await ctx.unread()
-    refused = await ctx.recalled_form() if status_code == 200 else None
-    problem = refused.get("problem") if refused else None
+    recalled = await ctx.recalled_form()
+    problem = recalled.get("problem") if recalled else None
+    refused = recalled if status_code == 200 else None
     text = render_text(
         ctx,
         template,

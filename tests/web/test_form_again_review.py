@@ -15,26 +15,6 @@ from web_service.app import CSRF_REFUSED
 
 @pytest.mark.xfail(
     strict=True,
-    reason="back_with_problem keeps the state for a page that answers a 404 of its own, and "
-    "render recalls nothing for a non-200 page: the refusal is never said",
-)
-async def test_a_stale_form_sent_from_a_404_page_says_why(
-    clean: Platform, ann: httpx.AsyncClient
-) -> None:
-    """ "Sign out" on a task's 404 page with a token gone stale (a password changed in
-    another tab)."""
-    answer = await ann.post(
-        "/signout",
-        data={"csrf_token": "x" * 43},
-        headers={"Referer": "http://testserver/tasks/999/edit"},
-    )
-    if answer.status_code == 303:
-        answer = await ann.get(answer.headers["location"])
-    assert CSRF_REFUSED in answer.text
-
-
-@pytest.mark.xfail(
-    strict=True,
     reason="back_with_problem falls back to '/' when the Referer's query, re-encoded by "
     "without_notes, passes safe_next's 2000 characters: '/' redirects and drops ?form=",
 )

@@ -112,6 +112,23 @@ async def test_a_stale_token_goes_back_to_its_page_keeping_nothing_it_sent(
     assert await tasks_in_db(clean) == 1
 
 
+@pytest.mark.parametrize("page", ["/tasks/999/edit", "/no-such-page"])
+async def test_a_stale_form_sent_from_a_404_page_says_why(
+    clean: Platform, ann: httpx.AsyncClient, page: str
+) -> None:
+    """ "Sign out" on a task's 404 page (or on a page that was never there) with a token gone
+    stale (a password changed in another tab): the 404 page gone back to says why, and is
+    still a 404."""
+    answer = await ann.post(
+        "/signout", data={"csrf_token": "x" * 43}, headers={"Referer": f"http://testserver{page}"}
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith(f"{page}?form=")
+    shown = await ann.get(answer.headers["location"])
+    assert shown.status_code == 404
+    assert problem_of(shown.text) == CSRF_REFUSED
+
+
 async def test_a_form_from_another_site_keeps_no_state(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
