@@ -199,9 +199,9 @@ async def back_with_problem(
     ``problem`` (``form_again``) and keeping nothing the request sent; None when that page is
     not known or nothing can be kept for it (the caller answers with a page of its own)."""
     sent_from = page_before(ctx.request, ctx.settings)
-    if sent_from is None:
-        return None
-    page = safe_next(without_notes(sent_from), "/")
-    if not _can_keep(ctx, page):
+    # Re-encoded without its notes, an address may grow past what ``safe_next`` takes: no
+    # page to go back to then, rather than another one (whose redirect would drop ``?form=``).
+    page = safe_next(without_notes(sent_from), "") if sent_from else ""
+    if not page or not _can_keep(ctx, page):
         return None
     return await form_again(ctx, page, {"problem": problem}, status=status, retry_after=retry_after)

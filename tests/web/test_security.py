@@ -129,6 +129,21 @@ async def test_a_stale_form_sent_from_a_404_page_says_why(
     assert problem_of(shown.text) == CSRF_REFUSED
 
 
+async def test_a_long_address_gone_back_to_still_says_why(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """An address of this site that grows past what a way back may be once re-encoded
+    without its notes ("!" is "%21"): the refusal is answered on a page of its own, never
+    kept for another page whose redirect would drop it."""
+    referer = "http://testserver/tasks?q=" + "!" * 1900
+    answer = await ann.post(
+        "/tasks", data={"csrf_token": "x" * 43, "title": "t"}, headers={"Referer": referer}
+    )
+    assert answer.status_code == 403
+    assert CSRF_REFUSED in answer.text
+    assert await count(clean, "SELECT count(*) FROM web.form_states") == 0
+
+
 async def test_a_form_from_another_site_keeps_no_state(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
