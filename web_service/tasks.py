@@ -183,15 +183,20 @@ def _way_back(ctx: Ctx, form: Any) -> str:
     return back_to(sent[:2000] if isinstance(sent, str) else page_before(ctx.request, ctx.settings))
 
 
-def _list_with_note(back: str, note: str, at: str | None = None) -> str:
-    """The list as ``back`` (from ``back_to``) had it, its filters kept, with the note of the
-    action just done (and the instant it says, ``at``); the plain list with the note when
-    ``back`` is another page."""
+def _the_list(back: str) -> str:
+    """The list as ``back`` (from ``back_to``) had it, its filters kept; the plain list when
+    ``back`` is another page. Where a row's action leads, done or refused."""
     path, _, query = back.partition("?")
-    kept = query if path == "/tasks" and query else ""
+    return back if path == "/tasks" and query else "/tasks"
+
+
+def _list_with_note(back: str, note: str, at: str | None = None) -> str:
+    """The list as ``back`` had it (``_the_list``), with the note of the action just done
+    (and the instant it says, ``at``)."""
     if at is not None:
         note = f"{note}&{urlencode({'at': at})}"
-    return f"/tasks?{kept}&notice={note}" if kept else f"/tasks?notice={note}"
+    listed = _the_list(back)
+    return f"{listed}{'&' if '?' in listed else '?'}notice={note}"
 
 
 def _task_view(task: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -523,7 +528,7 @@ async def complete_task(ctx: CtxDep, raw_id: str) -> Response:
             "PATCH", f"/api/tasks/{task_id}/complete", json_body={"completed": completed}
         )
     except ApiError as error:
-        return await refused(ctx, error, "/tasks")
+        return await refused(ctx, error, _the_list(_way_back(ctx, form)))
     task = _task_view(answer.json(), ctx.web.clock())
     # Completing a repeating task made its next occurrence (reopening keeps the id).
     next_id = task.get("next_occurrence_id") if task["completed"] else None
@@ -573,7 +578,7 @@ async def delete_task(ctx: CtxDep, raw_id: str) -> Response:
     try:
         await ctx.expect("DELETE", f"/api/tasks/{task_id}", ok=(204,))
     except ApiError as error:
-        return await refused(ctx, error, "/tasks")
+        return await refused(ctx, error, _the_list(back))
     if ctx.wants_json:
         return Response(status_code=204)
     return redirect(_list_with_note(back, "deleted"))

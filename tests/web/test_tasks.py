@@ -1016,6 +1016,34 @@ async def test_completing_from_a_filtered_list_leads_back_to_it(
         assert answer.headers["location"] == location + "notice=completed", referer
 
 
+async def test_a_refused_row_action_leads_back_to_the_list_as_filtered(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """A row's Done or Delete the API refuses (here: the task is another user's) goes back
+    to the list as a done one does, its filters kept, saying why."""
+    await register(clean, "bob@example.com", name="Bob")
+    bobs = await api_create(clean, await token_of_email(clean, "bob@example.com"), title="Bob's")
+    csrf = await page_csrf(ann)
+    for referer, location in (
+        ("http://testserver/tasks?status=pending&q=rent", "/tasks?status=pending&q=rent&"),
+        ("http://testserver/tasks?tag=home&notice=created", "/tasks?tag=home&"),
+        ("http://testserver/overview", "/tasks?"),
+    ):
+        answer = await ann.post(
+            f"/tasks/{bobs['id']}/complete",
+            data={"csrf_token": csrf, "completed": "true"},
+            headers={"Referer": referer},
+        )
+        assert answer.headers["location"].startswith(location + "form="), referer
+    deleted = await ann.post(
+        f"/tasks/{bobs['id']}/delete", data={"csrf_token": csrf, "back": "/tasks?priority=high"}
+    )
+    assert deleted.headers["location"].startswith("/tasks?priority=high&form=")
+    shown = await shown_again(ann, deleted)
+    assert shown.status_code == 404
+    assert "no longer exists" in problem_of(shown.text)
+
+
 # The task form's fields as the page sends them, for the tests of task_body alone.
 FORM_VALUES = {
     "title": "x",
