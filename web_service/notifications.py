@@ -31,7 +31,8 @@ from shared.streams import EventStreamResponse, SlotStreamingResponse, sse
 from shared.text import ascii_number
 from web_service.context import UNREAD_QUERY, CsrfRefused, Ctx, CtxDep, Unread, unread_of
 from web_service.gateway_client import ApiError, next_cursor, page_cursor
-from web_service.responses import not_found, redirect, refused, resource_id
+from web_service.responses import not_found, redirect, refused, resource_id, without_notes
+from web_service.security import page_before, safe_next
 from web_service.sessions import WebSession
 from web_service.streams import Event, EventParser, StreamTooLarge
 from web_service.views import (
@@ -93,7 +94,7 @@ async def snooze(ctx: CtxDep, raw_id: str) -> Response:
     raw = form.get("minutes", str(SNOOZE_MINUTES))
     minutes = ascii_number(raw, digits=4)
     if minutes not in SNOOZE_RANGE:
-        return await refused(ctx, ApiError(422, "invalid_minutes"), "/notifications")
+        return await refused(ctx, ApiError(422, "invalid_minutes"), _way_back(ctx))
     return await _act(ctx, raw_id, "snooze", "notification_snoozed", minutes)
 
 
@@ -111,14 +112,15 @@ async def _act(
     except ApiError as error:
         if error.status == 404:
             return await _missing(ctx)
-        return await refused(ctx, error, "/notifications")
+        return await refused(ctx, error, _way_back(ctx))
     notification = answer.json()
     # The API's answer is the notification, read; a snooze reminds again ``minutes`` from now.
     now = ctx.web.clock()
     until = now + timedelta(minutes=minutes) if minutes else None
     if not ctx.wants_json:
         at = f"&{urlencode({'at': until.isoformat()})}" if until else ""
-        return redirect(f"/notifications?notice={notice}{at}")
+        back = _way_back(ctx)
+        return redirect(f"{back}{'&' if '?' in back else '?'}notice={notice}{at}")
     unread = await _count(ctx)
     html = (
         render_text(
@@ -150,8 +152,17 @@ async def _count(ctx: Ctx) -> Unread | None:
     return unread_of(answer)
 
 
+def _way_back(ctx: Ctx) -> str:
+    """Where a notification's action leads, done or refused: the notifications page it was
+    sent from as it was shown (all or the unread, and which page of them), without the note
+    of its last action or the refused form it showed; the first page of all otherwise."""
+    sent_from = page_before(ctx.request, ctx.settings)
+    page = safe_next(without_notes(sent_from), "") if sent_from else ""
+    return page if page.partition("?")[0] == "/notifications" else "/notifications"
+
+
 async def _missing(ctx: Ctx) -> Response:
-    return await not_found(ctx, "notification", "/notifications")
+    return await not_found(ctx, "notification", _way_back(ctx))
 
 
 def _moment(value: Any, *, optional: bool) -> bool:

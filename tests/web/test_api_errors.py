@@ -209,8 +209,8 @@ async def test_a_form_the_api_could_not_answer_goes_back_to_its_page(
         assert unsent.status_code == 503
         assert "unavailable just now" in unsent.text
     assert locations["/chat/5/delete"].startswith("/chat?form=")
-    # Mark read leads back to the notifications, as its success does.
-    assert locations["/notifications/5/read"].startswith("/notifications?form=")
+    # Mark read leads back to the notifications as they were shown, as its success does.
+    assert locations["/notifications/5/read"].startswith("/notifications?show=unread&form=")
     assert locations["/signout-everywhere"].startswith("/account?form=")
     for location in locations.values():
         shown = await ann.get(location)

@@ -170,6 +170,36 @@ async def test_mark_read_as_a_form(clean: Platform, ann: httpx.AsyncClient) -> N
     assert again.status_code == 303
 
 
+async def test_an_action_leads_back_to_the_notifications_as_they_were_shown(
+    clean: Platform, ann: httpx.AsyncClient
+) -> None:
+    """Mark read, Snooze and their refusals go back to the tab (and the page of it) the form
+    was sent from, without that page's last note."""
+    notification = await remind(clean, "Call the dentist")
+    csrf = await page_csrf(ann, "/notifications")
+    shown = "http://testserver/notifications?show=unread&notice=notification_read"
+    refused = await ann.post(
+        f"/notifications/{notification}/snooze",
+        data={"csrf_token": csrf, "minutes": "0"},
+        headers={"Referer": shown},
+    )
+    assert refused.headers["location"].startswith("/notifications?show=unread&form=")
+    missing = await ann.post(
+        "/notifications/abc/read", data={"csrf_token": csrf}, headers={"Referer": shown}
+    )
+    assert missing.headers["location"].startswith("/notifications?show=unread&form=")
+    read = await ann.post(
+        f"/notifications/{notification}/read", data={"csrf_token": csrf}, headers={"Referer": shown}
+    )
+    assert read.headers["location"] == "/notifications?show=unread&notice=notification_read"
+    elsewhere = await ann.post(
+        f"/notifications/{notification}/read",
+        data={"csrf_token": csrf},
+        headers={"Referer": "http://testserver/tasks?q=x"},
+    )
+    assert elsewhere.headers["location"] == "/notifications?notice=notification_read"
+
+
 async def test_mark_read_as_a_fetch_answers_the_item_and_the_count(
     clean: Platform, ann: httpx.AsyncClient
 ) -> None:
