@@ -225,9 +225,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     ctx = _ctx(request)
     if ctx is not None and request.method in UNSAFE_METHODS:
         # A form's POST the API refused or could not answer: back to the form's page.
-        again = await back_with_problem(
-            ctx, friendly(exc), status=exc.status, retry_after=exc.retry_after
-        )
+        again = await back_with_problem(ctx, friendly(exc), error=exc)
         if again is not None:
             return again
     response = await _page(

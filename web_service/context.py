@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from enum import Enum
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
@@ -40,6 +41,12 @@ MAX_FORM_FIELDS = 64
 ANONYMOUS_FORMS = frozenset({"/signin", "/signup"})
 # ``GET /api/notifications`` for the bell: its total is the unread count, its item the newest.
 UNREAD_QUERY = [("unread", "true"), ("limit", "1")]
+
+
+class _Unset(Enum):
+    """Not read yet: a value read once a request, None included, has not been."""
+
+    NOT_YET = "not yet"
 
 
 @dataclass
@@ -85,7 +92,9 @@ class Ctx:
     _form: FormData | None = field(default=None, repr=False)
     _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _unread: asyncio.Future[Unread | None] | None = field(default=None, repr=False)
-    _recalled: list[dict[str, Any] | None] = field(default_factory=list, repr=False)
+    _recalled: dict[str, Any] | Literal[_Unset.NOT_YET] | None = field(
+        default=_Unset.NOT_YET, repr=False
+    )
 
     @property
     def settings(self) -> WebSettings:
@@ -121,9 +130,9 @@ class Ctx:
         """The refused form this page's address names (``responses.form_again``), or None;
         read once a request (the page's handler fills its form from it, ``render`` shows its
         problem and answers with its status)."""
-        if not self._recalled:
-            self._recalled.append(await self._recall())
-        return self._recalled[0]
+        if self._recalled is _Unset.NOT_YET:
+            self._recalled = await self._recall()
+        return self._recalled
 
     async def _recall(self) -> dict[str, Any] | None:
         form_id = self.request.query_params.get(FORM_PARAM)

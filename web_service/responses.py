@@ -13,6 +13,7 @@ A refusal for the page's scripts is the platform's error envelope (``shared.erro
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -21,12 +22,15 @@ from urllib.parse import parse_qsl, quote, urlencode
 from starlette.responses import RedirectResponse, Response
 
 from shared.columns import MAX_ID
-from shared.errors import HTTP_CODES, AppError, error_response
+from shared.db import is_database_outage, is_statement_cancelled, is_transaction_conflict
+from shared.errors import HTTP_CODES, AppError, OutcomeUnknown, error_response
 from web_service.context import Ctx
 from web_service.form_states import FORM_PARAM, KEEP_SECONDS, with_form
 from web_service.gateway_client import ApiError
 from web_service.security import UNSAFE_METHODS, cookie_kwargs, page_before, safe_next
 from web_service.views import friendly, render
+
+logger = logging.getLogger(__name__)
 
 # An id of the API's (task, conversation, notification) in a page's path or form: a positive
 # BIGINT, written without a sign or leading zeros.
@@ -192,16 +196,34 @@ async def refused(ctx: Ctx, error: ApiError, back: str) -> Response:
 
 
 async def back_with_problem(
-    ctx: Ctx, problem: str, *, status: int, retry_after: int | None = None
+    ctx: Ctx, problem: str, *, error: ApiError | None = None, status: int | None = None
 ) -> Response | None:
     """A plain form's POST refused before its own handler could answer (a CSRF refusal, the
-    API unreachable): the page the form was sent from (its same-origin ``Referer``), saying
+    API's ``error``): the page the form was sent from (its same-origin ``Referer``), saying
     ``problem`` (``form_again``) and keeping nothing the request sent; None when that page is
-    not known or nothing can be kept for it (the caller answers with a page of its own)."""
+    not known or nothing can be kept for it, the database failing included (the caller, an
+    exception handler, answers with a page of its own)."""
     sent_from = page_before(ctx.request, ctx.settings)
     # Re-encoded without its notes, an address may grow past what ``safe_next`` takes: no
     # page to go back to then, rather than another one (whose redirect would drop ``?form=``).
     page = safe_next(without_notes(sent_from), "") if sent_from else ""
     if not page or not _can_keep(ctx, page):
         return None
-    return await form_again(ctx, page, {"problem": problem}, status=status, retry_after=retry_after)
+    try:
+        return await form_again(ctx, page, {"problem": problem}, error=error, status=status)
+    except Exception as exc:
+        if not _database_failed(exc):
+            raise
+        logger.warning("a refused form's state was not kept: the database failed", exc_info=True)
+        return None
+
+
+def _database_failed(exc: Exception) -> bool:
+    """The database could not do it just now (down, too slow, a write's outcome lost, a
+    concurrent transaction's conflict): not a bug of this request."""
+    return (
+        isinstance(exc, OutcomeUnknown)
+        or is_database_outage(exc)
+        or is_statement_cancelled(exc)
+        or is_transaction_conflict(exc)
+    )

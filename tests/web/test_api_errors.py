@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 
 from gateway.app import create_app as create_gateway_app
 from gateway.server import CoalescingHttpToolsProtocol
@@ -29,6 +30,8 @@ from tests.web.conftest import (
     shown_again,
     sign_in,
 )
+from web_service.app import CSRF_REFUSED
+from web_service.form_states import FormStates
 from web_service.gateway_client import ApiError
 from web_service.views import friendly
 
@@ -121,34 +124,27 @@ async def test_a_rate_limited_api_is_429_with_the_wait(
         assert "Too many requests" in problem_of(shown.text)
 
 
-async def test_no_words_of_a_pages_address_are_shown(ann: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("wait", ["9999999", "12", "\u00b2", "\u0661\u0662"])
+async def test_no_words_of_a_pages_address_are_shown(
+    clean: Platform, browser: httpx.AsyncClient, wait: str
+) -> None:
     """A note is chosen by a fixed code; a refusal is named only by the state a page's
-    address names (``?form=``): a code or a wait in the address says nothing."""
-    page = await ann.get("/tasks?problem=<script>&notice=<b>hi</b>&wait=9999999")
+    address names (``?form=``): a code or a wait in the address says nothing, signed in or
+    not, however it is written (a digit to ``str.isdigit`` that ``int`` does not read,
+    Arabic-Indic digits)."""
+    signin = await browser.get("/signin", params={"problem": "unavailable", "wait": wait})
+    assert signin.status_code == 200
+    assert 'data-testid="problem"' not in signin.text
+    await register(clean, "ann@example.com")
+    await sign_in(browser)
+    page = await browser.get(f"/tasks?problem=<script>&notice=<b>hi</b>&wait={wait}")
     assert page.status_code == 200
     assert 'data-testid="problem"' not in page.text
     assert 'data-testid="notice"' not in page.text
-    shown = await ann.get("/tasks?problem=unavailable&wait=12")
+    shown = await browser.get("/tasks", params={"problem": "unavailable", "wait": wait})
     assert shown.status_code == 200
     assert 'data-testid="problem"' not in shown.text
     assert "Please wait" not in shown.text
-
-
-async def test_a_wait_of_digits_other_than_ascii_is_not_read(
-    clean: Platform, browser: httpx.AsyncClient
-) -> None:
-    """A link to any page with "wait=²" (a digit to ``str.isdigit``, not to ``int``) answered
-    500, to anyone signed in or not; Arabic-Indic "12" was read as 12."""
-    unreadable = {"problem": "unavailable", "wait": "\u00b2"}
-    signin = await browser.get("/signin", params=unreadable)
-    assert signin.status_code == 200
-    await register(clean, "ann@example.com")
-    await sign_in(browser)
-    tasks = await browser.get("/tasks", params=unreadable)
-    assert tasks.status_code == 200
-    assert "Please wait" not in tasks.text
-    other = await browser.get("/tasks", params={"problem": "unavailable", "wait": "\u0661\u0662"})
-    assert "Please wait 12" not in other.text
 
 
 async def test_a_wait_of_one_second_is_said_in_the_singular(ann: httpx.AsyncClient) -> None:
@@ -218,3 +214,29 @@ async def test_a_form_the_api_could_not_answer_goes_back_to_its_page(
         assert "unavailable just now" in problem_of(shown.text), location
     # Said once, above the page: not again in a form's summary.
     assert 'data-testid="error-summary"' not in shown.text
+
+
+async def test_a_refusal_the_database_cannot_keep_is_said_on_a_page_of_its_own(
+    clean: Platform,
+    ann: httpx.AsyncClient,
+    make_web_app: WebAppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A POST refused before its handler answered, whose state the database cannot keep
+    just now: the refusal's page of its own, as without a page to go back to, not a 500."""
+
+    async def database_down(*_: object, **__: object) -> str:
+        raise ConnectionRefusedError("the database is down")
+
+    monkeypatch.setattr(FormStates, "keep", database_down)
+    referer = {"Referer": "http://testserver/tasks?q=rent"}
+    stale = await ann.post("/tasks", data={"csrf_token": "x" * 43, "title": "t"}, headers=referer)
+    assert stale.status_code == 403
+    assert CSRF_REFUSED in stale.text
+    csrf = csrf_of((await ann.get("/tasks")).text)
+    async with same_session_on(ann, make_web_app, f"http://127.0.0.1:{free_port()}") as down:
+        unsent = await down.post("/chat/5/delete", data={"csrf_token": csrf}, headers=referer)
+    assert unsent.status_code == 503
+    assert "unavailable just now" in unsent.text
+    assert "the database failed" in caplog.text
