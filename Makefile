@@ -19,7 +19,9 @@ CRASH_QUICK := CRASH_KILLS=$${CRASH_KILLS:-2} CRASH_USERS=$${CRASH_USERS:-20} \
 
 # Test files run in TEST_WORKERS pytest-xdist processes, each with its own PostgreSQL (or its
 # own database on TEST_DATABASE_URL's server); a file stays on one worker, so the fixtures a
-# file shares start once. TEST_WORKERS=0 runs them in this process.
+# file shares start once, and so does a package that shares a running stack (tests/e2e,
+# tests/security); the longest go first (tests/support/schedule.py). TEST_WORKERS=0 runs them
+# in this process.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.synced ## The whole test suite but the fuzzers and the browser (its own throw-away PostgreSQL)

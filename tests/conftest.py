@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -26,6 +27,17 @@ from shared.migrate import available_services
 from shared.migrations import upgrade
 from tests.support.database import database_of_own, empty_service_schemas
 from tests.support.redis import redis_server
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadfile``: whole packages for those sharing a stack, the longest units
+    first (``tests/support/schedule.py``)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.support.schedule import PackageLoadFileScheduling
+
+    return PackageLoadFileScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
