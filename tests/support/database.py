@@ -30,21 +30,52 @@ SERVICE_SCHEMAS = {
 
 
 async def empty_service_schemas(engine: AsyncEngine, *, restart_identity: bool = False) -> None:
-    """Truncate every table of every installed service's schema (not the version tables)."""
-    suffix = " RESTART IDENTITY CASCADE" if restart_identity else " CASCADE"
+    """Empty every table of every installed service's schema (not the version tables), and
+    with ``restart_identity`` start every sequence of those schemas again, as ``TRUNCATE ...
+    RESTART IDENTITY`` of them all would. Only the tables that hold a row are truncated and only
+    the sequences that were used are restarted: a ``TRUNCATE`` costs the same, empty or not,
+    and most tests leave most tables empty."""
+    schemas = [SERVICE_SCHEMAS[service] for service in available_services()]
     async with engine.begin() as connection:
-        for service in available_services():
-            schema = SERVICE_SCHEMAS[service]
-            rows = await connection.execute(
+        names = (
+            await connection.execute(
                 text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
-                    "AND tablename <> 'alembic_version'"
+                    "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) "
+                    "FROM pg_tables WHERE schemaname = ANY(:schemas) "
+                    "AND tablename <> 'alembic_version' ORDER BY 1"
                 ),
-                {"schema": schema},
+                {"schemas": schemas},
             )
-            tables = [f'"{schema}"."{name}"' for (name,) in rows]
-            if tables:
-                await connection.execute(text(f"TRUNCATE {', '.join(tables)}{suffix}"))
+        ).scalars()
+        tables = list(names)
+        if tables:
+            # The catalog's own names, quoted: nothing from outside goes into the statement.
+            holding = " UNION ALL ".join(
+                f"SELECT {n} FROM (SELECT FROM {table} LIMIT 1) AS t{n}"  # noqa: S608
+                for n, table in enumerate(tables)
+            )
+            full = [tables[n] for n in (await connection.execute(text(holding))).scalars()]
+            if full:
+                await connection.execute(text(f"TRUNCATE {', '.join(full)} CASCADE"))
+        if restart_identity:
+            # The sequences owned by the tables' columns (serial or identity), once used.
+            used = (
+                await connection.execute(
+                    text(
+                        "SELECT format('%I.%I', q.schemaname, q.sequencename) "
+                        "FROM pg_sequences q "
+                        "JOIN pg_namespace n ON n.nspname = q.schemaname "
+                        "JOIN pg_class s ON s.relnamespace = n.oid AND s.relname = q.sequencename "
+                        "JOIN pg_depend d ON d.objid = s.oid "
+                        "AND d.classid = 'pg_class'::regclass "
+                        "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+                        "WHERE q.schemaname = ANY(:schemas) AND q.last_value IS NOT NULL"
+                    ),
+                    {"schemas": schemas},
+                )
+            ).scalars()
+            for sequence in list(used):
+                await connection.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
 
 
 async def lock_waiters(db: Database) -> int:
