@@ -18,6 +18,8 @@ processes: ``tests/e2e``, ``tests/security``, ``tests/fuzz``, one stack per pack
     with stack.stopped("todo"): ...          # down inside the block, up again after it
     with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="3/minute"): ...
                                              # restarted with extra environment, then restored
+    with stack.replica("gateway", GATEWAY_RATE_LIMIT_USER="3/minute") as name: ...
+                                             # one more process with it, stopped after
     stack.log("auth")                        # everything the process printed
     stack.errors()                           # what every process logged at ERROR
     stack.assert_no_errors()                 # none (``running_stack`` checks it once closed)
@@ -259,6 +261,18 @@ class Stack:
             yield
         finally:
             self.restart(name)
+
+    @contextlib.contextmanager
+    def replica(self, of: str, **env: str) -> Iterator[str]:
+        """One more process of ``of`` with extra environment inside the block, stopped after
+        it; its name. For a test of a service's own answers under other settings: one start
+        where ``configured`` restarts the service twice."""
+        name = self.add_replica(of)
+        self.start(name, env=env)
+        try:
+            yield name
+        finally:
+            self.stop(name)
 
     def close(self) -> None:
         self.stop(*reversed(list(self._processes)))

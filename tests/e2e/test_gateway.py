@@ -176,16 +176,17 @@ async def test_openapi_and_docs(gateway):
 # --- rate limits ------------------------------------------------------------------------------
 
 
-async def test_login_rate_limit_is_429_and_spoofing_does_not_dodge_it(stack, gateway, user):
-    with stack.configured("gateway", GATEWAY_RATE_LIMIT_AUTH_IP="3/minute"):
-        statuses = []
-        for n in range(5):
-            response = await gateway.post(
-                "/api/auth/login",
-                json={"email": user.email, "password": user.password},
-                headers={"X-Forwarded-For": f"198.51.100.{n}"},
-            )
-            statuses.append(response.status_code)
+async def test_login_rate_limit_is_429_and_spoofing_does_not_dodge_it(stack, user):
+    with stack.replica("gateway", GATEWAY_RATE_LIMIT_AUTH_IP="3/minute") as limited:
+        async with httpx.AsyncClient(base_url=stack.url(limited), timeout=30) as gateway:
+            statuses = []
+            for n in range(5):
+                response = await gateway.post(
+                    "/api/auth/login",
+                    json={"email": user.email, "password": user.password},
+                    headers={"X-Forwarded-For": f"198.51.100.{n}"},
+                )
+                statuses.append(response.status_code)
     assert statuses == [200, 200, 200, 429, 429]
     assert int(response.headers["retry-after"]) >= 1
     assert_error(response, 429, "rate_limited")
@@ -207,12 +208,12 @@ async def test_a_spoofed_forwarded_for_sent_straight_to_the_auth_port_is_not_bel
             for n in range(7)
         ]
 
-    with stack.configured("auth", FORWARDED_ALLOW_IPS="127.0.0.2"):
-        async with httpx.AsyncClient(base_url=stack.url("auth"), timeout=30) as attacker:
+    with stack.replica("auth", FORWARDED_ALLOW_IPS="127.0.0.2") as auth:
+        async with httpx.AsyncClient(base_url=stack.url(auth), timeout=30) as attacker:
             spoofed = await guesses(attacker, "victim-of-spoofing@example.com")
         from_gateway = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
         async with httpx.AsyncClient(
-            base_url=stack.url("auth"), transport=from_gateway, timeout=30
+            base_url=stack.url(auth), transport=from_gateway, timeout=30
         ) as gateway:
             believed = await guesses(gateway, "seven-clients@example.com")
 
@@ -220,12 +221,14 @@ async def test_a_spoofed_forwarded_for_sent_straight_to_the_auth_port_is_not_bel
     assert believed == [401] * 7  # seven clients, one guess each
 
 
-async def test_user_rate_limit_is_429(stack, gateway, user):
-    with stack.configured("gateway", GATEWAY_RATE_LIMIT_USER="2/minute"):
-        statuses = [
-            (await gateway.get("/api/auth/me", headers=user.headers)).status_code for _ in range(3)
-        ]
-        last = await gateway.get("/api/auth/me", headers=user.headers)
+async def test_user_rate_limit_is_429(stack, user):
+    with stack.replica("gateway", GATEWAY_RATE_LIMIT_USER="2/minute") as limited:
+        async with httpx.AsyncClient(base_url=stack.url(limited), timeout=30) as gateway:
+            statuses = [
+                (await gateway.get("/api/auth/me", headers=user.headers)).status_code
+                for _ in range(3)
+            ]
+            last = await gateway.get("/api/auth/me", headers=user.headers)
     assert statuses == [200, 200, 429]
     assert_error(last, 429, "rate_limited")
     assert int(last.headers["retry-after"]) >= 1

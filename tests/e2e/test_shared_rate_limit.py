@@ -25,22 +25,15 @@ async def test_two_gateways_sharing_redis_refuse_at_the_combined_limit(
         "GATEWAY_RATE_LIMIT_STRATEGY": "moving-window",
         "GATEWAY_RATE_LIMIT_USER": f"{LIMIT}/minute",
     }
-    replica = stack.add_replica("gateway")
-    with stack.configured("gateway", **shared):
-        stack.start(replica, env=shared)
-        try:
-            async with (
-                httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30) as first,
-                httpx.AsyncClient(base_url=stack.url(replica), timeout=30) as second,
-            ):
-                answers = [
-                    await (first if n % 2 == 0 else second).get(
-                        "/api/auth/me", headers=user.headers
-                    )
-                    for n in range(2 * LIMIT)
-                ]
-        finally:
-            stack.stop(replica)
+    with stack.replica("gateway", **shared) as one, stack.replica("gateway", **shared) as other:
+        async with (
+            httpx.AsyncClient(base_url=stack.url(one), timeout=30) as first,
+            httpx.AsyncClient(base_url=stack.url(other), timeout=30) as second,
+        ):
+            answers = [
+                await (first if n % 2 == 0 else second).get("/api/auth/me", headers=user.headers)
+                for n in range(2 * LIMIT)
+            ]
     statuses = [answer.status_code for answer in answers]
     assert statuses == [200] * LIMIT + [429] * LIMIT
     for refused in answers[LIMIT:]:

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest.fixture(scope="module")
 def limited(stack: Stack, owner: User, intruder: User) -> Iterator[str]:
-    """The gateway restarted with small limits (per IP on login, per user), for this module;
-    its URL. The users log in before: their logins would count."""
+    """A gateway with small limits (per IP on login, per user), for this module; its URL.
+    The users log in before: their logins would count."""
     limits = f"{LIMIT}/minute"
-    with stack.configured(
+    with stack.replica(
         "gateway", GATEWAY_RATE_LIMIT_AUTH_IP=limits, GATEWAY_RATE_LIMIT_USER=limits
-    ):
-        yield stack.url("gateway")
+    ) as limited:
+        yield stack.url(limited)
 
 
 async def test_forwarding_headers_do_not_dodge_the_login_limit(limited: str) -> None:

@@ -20,12 +20,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest.fixture(scope="module")
 def behind_proxy(stack: Stack) -> Iterator[str]:
-    with stack.configured(
+    with stack.replica(
         "gateway",
         GATEWAY_RATE_LIMIT_AUTH_IP=f"{LIMIT}/minute",
         GATEWAY_TRUSTED_PROXIES="127.0.0.1",
-    ):
-        yield stack.url("gateway")
+    ) as proxied:
+        yield stack.url(proxied)
 
 
 async def test_only_the_proxys_own_entry_counts(behind_proxy: str) -> None:
